@@ -1,0 +1,229 @@
+package eventbus
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// CloudEvents attribute headers (NATS protocol binding, binary content mode).
+const (
+	HeaderSpecVersion = "ce-specversion"
+	HeaderID          = "ce-id"
+	HeaderSource      = "ce-source"
+	HeaderType        = "ce-type"
+	HeaderTime        = "ce-time"
+	HeaderSubject     = "ce-subject"
+	HeaderDataSchema  = "ce-dataschema"
+	HeaderContentType = "content-type"
+
+	SpecVersion     = "1.0"
+	ContentTypeData = "application/protobuf"
+	// DataSchemaPrefix turns a message's full name into its ce-dataschema URI,
+	// the same form as a google.protobuf.Any type URL.
+	DataSchemaPrefix = "type.googleapis.com/"
+	typePrefix       = "org.demarche.crisis."
+)
+
+// Sentinel errors returned (wrapped) by Decode; a consumer dead-letters them all.
+var (
+	ErrMissingAttribute = errors.New("missing CloudEvents attribute")
+	ErrUnsupported      = errors.New("unsupported CloudEvent")
+	ErrUnknownType      = errors.New("unknown event type")
+	ErrBadData          = errors.New("undecodable event data")
+	ErrInvalidData      = errors.New("event data failed validation")
+)
+
+// Event is one CloudEvent with protobuf data.
+type Event struct {
+	ID      string
+	Source  string
+	Type    string // ce-type; derived from Data when empty
+	Subject string // the crisis id
+	Time    time.Time
+	Data    proto.Message
+}
+
+// EventType describes one registered event message.
+type EventType struct {
+	CEType     string                // e.g. org.demarche.crisis.stage_entered.v1
+	Token      string                // subject token, e.g. stage_entered
+	DataSchema string                // e.g. type.googleapis.com/demarche.v1.StageEntered
+	Message    protoreflect.FullName // e.g. demarche.v1.StageEntered
+	new        func() proto.Message
+}
+
+var (
+	registryMu sync.RWMutex
+	byCEType   = map[string]EventType{}
+	byMessage  = map[protoreflect.FullName]EventType{}
+)
+
+// Register makes a message type publishable and consumable as an event. Its
+// ce-type and subject token derive from its name: demarche.v1.StageEntered
+// becomes org.demarche.crisis.stage_entered.v1 on subject token stage_entered.
+func Register(m proto.Message) EventType {
+	d := m.ProtoReflect().Descriptor()
+	token := snake(string(d.Name()))
+	version := d.ParentFile().Package().Name() // e.g. v1
+	et := EventType{
+		CEType:     typePrefix + token + "." + string(version),
+		Token:      token,
+		DataSchema: DataSchemaPrefix + string(d.FullName()),
+		Message:    d.FullName(),
+		new:        func() proto.Message { return m.ProtoReflect().New().Interface() },
+	}
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	byCEType[et.CEType] = et
+	byMessage[et.Message] = et
+	return et
+}
+
+func init() {
+	Register(&demarchev1.CrisisOpened{})
+	Register(&demarchev1.StageEntered{})
+	Register(&demarchev1.StageCompleted{})
+	Register(&demarchev1.CrisisClosed{})
+}
+
+// TypeOf returns the registration of a message, or ErrUnknownType.
+func TypeOf(m proto.Message) (EventType, error) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	et, ok := byMessage[m.ProtoReflect().Descriptor().FullName()]
+	if !ok {
+		return EventType{}, fmt.Errorf("%w: message %s is not registered", ErrUnknownType, m.ProtoReflect().Descriptor().FullName())
+	}
+	return et, nil
+}
+
+// LookupType returns the registration of a ce-type.
+func LookupType(ceType string) (EventType, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	et, ok := byCEType[ceType]
+	return et, ok
+}
+
+func snake(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('_')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// validate runs the message's input rules, when it has any.
+func validate(m proto.Message) error {
+	if v, ok := m.(demarchev1.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidData, err)
+		}
+	}
+	return nil
+}
+
+// Encode builds the NATS message of an event: CloudEvents attributes as ce-
+// headers, protobuf data as the body, Nats-Msg-Id set to the event id. It refuses
+// an event whose attributes are missing or whose data breaks its rules.
+func Encode(natsSubject string, ev Event) (*nats.Msg, error) {
+	if ev.Data == nil {
+		return nil, fmt.Errorf("encode event %q: %w: data", ev.ID, ErrMissingAttribute)
+	}
+	et, err := TypeOf(ev.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %q: %w", ev.ID, err)
+	}
+	if ev.Type == "" {
+		ev.Type = et.CEType
+	}
+	if ev.Type != et.CEType {
+		return nil, fmt.Errorf("encode event %q: %w: ce-type %q does not match data %s (want %q)", ev.ID, ErrUnsupported, ev.Type, et.Message, et.CEType)
+	}
+	for name, v := range map[string]string{HeaderID: ev.ID, HeaderSource: ev.Source, HeaderSubject: ev.Subject} {
+		if v == "" {
+			return nil, fmt.Errorf("encode event %q: %w: %s", ev.ID, ErrMissingAttribute, name)
+		}
+	}
+	if ev.Time.IsZero() {
+		return nil, fmt.Errorf("encode event %q: %w: %s", ev.ID, ErrMissingAttribute, HeaderTime)
+	}
+	if err := validate(ev.Data); err != nil {
+		return nil, fmt.Errorf("encode event %q: %w", ev.ID, err)
+	}
+	data, err := proto.Marshal(ev.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %q: marshal %s: %w", ev.ID, et.Message, err)
+	}
+	msg := nats.NewMsg(natsSubject)
+	msg.Data = data
+	msg.Header.Set(HeaderSpecVersion, SpecVersion)
+	msg.Header.Set(HeaderID, ev.ID)
+	msg.Header.Set(HeaderSource, ev.Source)
+	msg.Header.Set(HeaderType, ev.Type)
+	msg.Header.Set(HeaderTime, ev.Time.UTC().Format(time.RFC3339Nano))
+	msg.Header.Set(HeaderSubject, ev.Subject)
+	msg.Header.Set(HeaderDataSchema, et.DataSchema)
+	msg.Header.Set(HeaderContentType, ContentTypeData)
+	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+	return msg, nil
+}
+
+// Decode reads an event from a NATS message's headers and body. Every failure
+// wraps one of the sentinel errors above and names the attribute or field.
+func Decode(h nats.Header, data []byte) (Event, error) {
+	for _, name := range []string{HeaderSpecVersion, HeaderID, HeaderSource, HeaderType, HeaderTime, HeaderSubject} {
+		if h.Get(name) == "" {
+			return Event{}, fmt.Errorf("%w: %s", ErrMissingAttribute, name)
+		}
+	}
+	if v := h.Get(HeaderSpecVersion); v != SpecVersion {
+		return Event{}, fmt.Errorf("%w: %s %q (want %s)", ErrUnsupported, HeaderSpecVersion, v, SpecVersion)
+	}
+	if ct := h.Get(HeaderContentType); ct != "" && ct != ContentTypeData {
+		return Event{}, fmt.Errorf("%w: %s %q (want %s)", ErrUnsupported, HeaderContentType, ct, ContentTypeData)
+	}
+	ceType := h.Get(HeaderType)
+	et, ok := LookupType(ceType)
+	if !ok {
+		return Event{}, fmt.Errorf("%w: %s %q", ErrUnknownType, HeaderType, ceType)
+	}
+	if ds := h.Get(HeaderDataSchema); ds != "" && ds != et.DataSchema {
+		return Event{}, fmt.Errorf("%w: %s %q does not match %s %q (want %q)", ErrUnsupported, HeaderDataSchema, ds, HeaderType, ceType, et.DataSchema)
+	}
+	t, err := time.Parse(time.RFC3339Nano, h.Get(HeaderTime))
+	if err != nil {
+		return Event{}, fmt.Errorf("%w: %s %q is not an RFC 3339 time", ErrUnsupported, HeaderTime, h.Get(HeaderTime))
+	}
+	m := et.new()
+	if err := proto.Unmarshal(data, m); err != nil {
+		return Event{}, fmt.Errorf("%w: %s: %w", ErrBadData, et.Message, err)
+	}
+	if err := validate(m); err != nil {
+		return Event{}, err
+	}
+	return Event{
+		ID:      h.Get(HeaderID),
+		Source:  h.Get(HeaderSource),
+		Type:    ceType,
+		Subject: h.Get(HeaderSubject),
+		Time:    t,
+		Data:    m,
+	}, nil
+}

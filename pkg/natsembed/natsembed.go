@@ -1,0 +1,100 @@
+// Package natsembed runs a NATS server with JetStream inside the process: for
+// `demarche dev` and for integration tests. Production points at a cluster.
+package natsembed
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"go.uber.org/zap"
+)
+
+// ErrPortInUse is returned when the configured port is taken.
+var ErrPortInUse = errors.New("port already in use")
+
+// Options configure the embedded server.
+type Options struct {
+	Host string // default 127.0.0.1
+	// Port to listen on; 0 picks a free one (tests).
+	Port int
+	// StoreDir holds JetStream's file storage; it survives restarts.
+	StoreDir string
+	// PortFlag names the flag that sets Port, for the error when it is taken.
+	PortFlag string
+}
+
+// Server is a running embedded NATS server.
+type Server struct {
+	*server.Server
+}
+
+// Start starts the server and waits until it accepts connections.
+func Start(opts Options, log *zap.Logger) (*Server, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.StoreDir == "" {
+		return nil, errors.New("nats: a JetStream store directory is required")
+	}
+	port := opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	} else if err := CheckPortFree(opts.Host, port, opts.PortFlag); err != nil {
+		return nil, fmt.Errorf("nats: %w", err)
+	}
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "demarche-dev",
+		Host:       opts.Host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   opts.StoreDir,
+		NoSigs:     true,
+		// The HTTP monitoring endpoint is off: one port less to collide.
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nats: configure server: %w", err)
+	}
+	ns.SetLoggerV2(&zapNATSLogger{log: log.Named("nats").Sugar()}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("nats: server on %s:%d not ready after 30s", opts.Host, port)
+	}
+	return &Server{Server: ns}, nil
+}
+
+// URL is the client URL of the server.
+func (s *Server) URL() string { return s.ClientURL() }
+
+// Stop shuts the server down and waits for it.
+func (s *Server) Stop() {
+	s.Shutdown()
+	s.WaitForShutdown()
+}
+
+// CheckPortFree fails with ErrPortInUse, naming the port and the flag that
+// changes it, when host:port cannot be bound.
+func CheckPortFree(host string, port int, flag string) error {
+	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		hint := ""
+		if flag != "" {
+			hint = fmt.Sprintf(" (choose another with %s)", flag)
+		}
+		return fmt.Errorf("%w: %s:%d%s: %v", ErrPortInUse, host, port, hint, err)
+	}
+	return l.Close()
+}
+
+type zapNATSLogger struct{ log *zap.SugaredLogger }
+
+func (l *zapNATSLogger) Noticef(format string, v ...any) { l.log.Debugf(format, v...) }
+func (l *zapNATSLogger) Warnf(format string, v ...any)   { l.log.Warnf(format, v...) }
+func (l *zapNATSLogger) Fatalf(format string, v ...any)  { l.log.Errorf(format, v...) }
+func (l *zapNATSLogger) Errorf(format string, v ...any)  { l.log.Errorf(format, v...) }
+func (l *zapNATSLogger) Debugf(format string, v ...any)  { l.log.Debugf(format, v...) }
+func (l *zapNATSLogger) Tracef(format string, v ...any)  { l.log.Debugf(format, v...) }

@@ -1,0 +1,70 @@
+// Package temporalx holds what every Démarche process shares about Temporal:
+// the namespace, the custom search attributes and how to dial a client.
+package temporalx
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.uber.org/zap"
+)
+
+// DefaultNamespace is where crises run.
+const DefaultNamespace = "demarche"
+
+// Custom search attributes kept current by the crisis workflow, so visibility
+// queries (`demarche crisis list`, `temporal workflow list --query ...`) filter crises.
+var (
+	SAStage           = temporal.NewSearchAttributeKeyKeyword("DemarcheStage")
+	SACountry         = temporal.NewSearchAttributeKeyKeyword("DemarcheCountry")
+	SARegion          = temporal.NewSearchAttributeKeyKeyword("DemarcheRegion")
+	SACrisisType      = temporal.NewSearchAttributeKeyKeyword("DemarcheCrisisType")
+	SASeverity        = temporal.NewSearchAttributeKeyInt64("DemarcheSeverity")
+	SAConfidentiality = temporal.NewSearchAttributeKeyKeyword("DemarcheConfidentiality")
+	SADrill           = temporal.NewSearchAttributeKeyBool("DemarcheDrill")
+)
+
+// SearchAttributes lists the custom search attributes and their types, for
+// registering them on a server.
+func SearchAttributes() map[string]enums.IndexedValueType {
+	return map[string]enums.IndexedValueType{
+		SAStage.GetName():           enums.INDEXED_VALUE_TYPE_KEYWORD,
+		SACountry.GetName():         enums.INDEXED_VALUE_TYPE_KEYWORD,
+		SARegion.GetName():          enums.INDEXED_VALUE_TYPE_KEYWORD,
+		SACrisisType.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD,
+		SASeverity.GetName():        enums.INDEXED_VALUE_TYPE_INT,
+		SAConfidentiality.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
+		SADrill.GetName():           enums.INDEXED_VALUE_TYPE_BOOL,
+	}
+}
+
+// Dial connects to a Temporal frontend and checks it answers, so a wrong address
+// fails here with a clear message instead of at the first call.
+func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger) (client.Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  hostPort,
+		Namespace: namespace,
+		Logger:    SDKLogger(logger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", hostPort, namespace, err)
+	}
+	return c, nil
+}
+
+// SDKLogger adapts zap to the Temporal SDK's logger interface.
+func SDKLogger(l *zap.Logger) log.Logger { return sdkLogger{l.Named("temporal").Sugar()} }
+
+type sdkLogger struct{ s *zap.SugaredLogger }
+
+func (l sdkLogger) Debug(msg string, kv ...any) { l.s.Debugw(msg, kv...) }
+func (l sdkLogger) Info(msg string, kv ...any)  { l.s.Infow(msg, kv...) }
+func (l sdkLogger) Warn(msg string, kv ...any)  { l.s.Warnw(msg, kv...) }
+func (l sdkLogger) Error(msg string, kv ...any) { l.s.Errorw(msg, kv...) }

@@ -1,0 +1,3 @@
+module github.com/demarche/demarche/services
+
+go 1.26.8

@@ -1,0 +1,156 @@
+package crisis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.temporal.io/api/common/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/demarche/demarche/pkg/temporalx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Sentinel errors for callers of this file's functions.
+var (
+	ErrAlreadyOpen = errors.New("crisis already open")
+	ErrNotFound    = errors.New("crisis not found")
+)
+
+// Open validates the input and starts the crisis's workflow. Nothing starts when
+// the input is invalid: the returned error names each failing field.
+func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInput) (client.WorkflowRun, error) {
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	cr := in.GetCrisis()
+	var sa []temporal.SearchAttributeUpdate
+	sa = append(sa, crisisAttributes(cr)...)
+	sa = append(sa, temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
+	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                                       WorkflowID(cr.GetId()),
+		TaskQueue:                                TaskQueue,
+		WorkflowIDReusePolicy:                    0, // default: allow a new run only after failure
+		WorkflowExecutionErrorWhenAlreadyStarted: true,
+		TypedSearchAttributes:                    temporal.NewSearchAttributes(sa...),
+	}, WorkflowName, in)
+	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return nil, fmt.Errorf("%w: %s", ErrAlreadyOpen, cr.GetId())
+		}
+		return nil, fmt.Errorf("start crisis %s: %w", cr.GetId(), err)
+	}
+	return run, nil
+}
+
+// State asks the crisis's workflow for its current state (open or closed).
+func State(ctx context.Context, c client.Client, crisisID string) (*demarchev1.CrisisState, error) {
+	v, err := c.QueryWorkflow(ctx, WorkflowID(crisisID), "", QueryState)
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w: %s", ErrNotFound, crisisID)
+		}
+		return nil, fmt.Errorf("query crisis %s: %w", crisisID, err)
+	}
+	var st demarchev1.CrisisState
+	if err := v.Get(&st); err != nil {
+		return nil, fmt.Errorf("decode state of crisis %s: %w", crisisID, err)
+	}
+	return &st, nil
+}
+
+// Filter narrows a crisis listing; empty fields match everything.
+type Filter struct {
+	Stage      demarchev1.Stage
+	Country    string
+	CrisisType demarchev1.CrisisType
+	// OpenOnly lists running workflows only.
+	OpenOnly bool
+}
+
+// Query is the Temporal visibility query for a filter.
+func (f Filter) Query() string {
+	clauses := []string{fmt.Sprintf("WorkflowType = '%s'", WorkflowName)}
+	if f.Stage != demarchev1.Stage_STAGE_UNSPECIFIED {
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SAStage.GetName(), f.Stage.Slug()))
+	}
+	if f.Country != "" {
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACountry.GetName(), f.Country))
+	}
+	if f.CrisisType != demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACrisisType.GetName(), f.CrisisType.Slug()))
+	}
+	if f.OpenOnly {
+		clauses = append(clauses, "ExecutionStatus = 'Running'")
+	}
+	return strings.Join(clauses, " AND ")
+}
+
+// Summary is one row of a crisis listing, read from visibility.
+type Summary struct {
+	CrisisID   string
+	Stage      string
+	Country    string
+	CrisisType string
+	Severity   int64
+	Status     string
+	StartedAt  string
+}
+
+// List lists crises through Temporal visibility (no side table), newest first.
+func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary, error) {
+	var out []Summary
+	var token []byte
+	for {
+		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
+			Query: f.Query(), NextPageToken: token, PageSize: 100,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), err)
+		}
+		for _, e := range resp.GetExecutions() {
+			sa := e.GetSearchAttributes()
+			s := Summary{
+				CrisisID:  strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflowIDPrefix),
+				Status:    strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")),
+				StartedAt: e.GetStartTime().AsTime().UTC().Format("2006-01-02 15:04:05Z"),
+			}
+			s.Stage = keyword(sa, temporalx.SAStage.GetName())
+			s.Country = keyword(sa, temporalx.SACountry.GetName())
+			s.CrisisType = keyword(sa, temporalx.SACrisisType.GetName())
+			s.Severity = intAttr(sa, temporalx.SASeverity.GetName())
+			out = append(out, s)
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+		}
+		token = resp.GetNextPageToken()
+		if len(token) == 0 {
+			return out, nil
+		}
+	}
+}
+
+func keyword(sa *common.SearchAttributes, name string) string {
+	var s string
+	if p, ok := sa.GetIndexedFields()[name]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &s)
+	}
+	return s
+}
+
+func intAttr(sa *common.SearchAttributes, name string) int64 {
+	var n int64
+	if p, ok := sa.GetIndexedFields()[name]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &n)
+	}
+	return n
+}
