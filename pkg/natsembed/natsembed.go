@@ -5,16 +5,13 @@ package natsembed
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
-)
 
-// ErrPortInUse is returned when the configured port is taken.
-var ErrPortInUse = errors.New("port already in use")
+	"github.com/demarche/demarche/pkg/ports"
+)
 
 // Options configure the embedded server.
 type Options struct {
@@ -43,7 +40,7 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	port := opts.Port
 	if port == 0 {
 		port = server.RANDOM_PORT
-	} else if err := CheckPortFree(opts.Host, port, opts.PortFlag); err != nil {
+	} else if err := ports.CheckFree(opts.Host, port, opts.PortFlag); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	ns, err := server.NewServer(&server.Options{
@@ -74,20 +71,6 @@ func (s *Server) URL() string { return s.ClientURL() }
 func (s *Server) Stop() {
 	s.Shutdown()
 	s.WaitForShutdown()
-}
-
-// CheckPortFree fails with ErrPortInUse, naming the port and the flag that
-// changes it, when host:port cannot be bound.
-func CheckPortFree(host string, port int, flag string) error {
-	l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
-	if err != nil {
-		hint := ""
-		if flag != "" {
-			hint = fmt.Sprintf(" (choose another with %s)", flag)
-		}
-		return fmt.Errorf("%w: %s:%d%s: %v", ErrPortInUse, host, port, hint, err)
-	}
-	return l.Close()
 }
 
 type zapNATSLogger struct{ log *zap.SugaredLogger }

@@ -1,0 +1,101 @@
+package stack
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/services/cli"
+)
+
+// Default ports of `demarche dev`, the ones the CLI dials by default.
+const (
+	DefaultNATSPort         = 4222
+	DefaultTemporalPort     = 7233
+	DefaultTemporalHTTPPort = 7243
+)
+
+// NewDevCmd is the `demarche dev` command.
+func NewDevCmd(app *cli.App) *cobra.Command {
+	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port"}
+	cmd := &cobra.Command{
+		Use:   "dev",
+		Short: "Run the whole platform on this machine (embedded NATS and Temporal)",
+		Long: `Run the whole platform in one process: an embedded NATS server with JetStream,
+an embedded Temporal server on SQLite (namespace "demarche" with Démarche's search
+attributes), the Temporal worker and the event log. Nothing to install, no Docker.
+
+NATS and Temporal keep their data in --data-dir (default ./.demarche): stop with
+Ctrl-C and start again, and the crises opened before are still there and still
+running. Delete the folder to start afresh.`,
+		Example: "  demarche dev\n  demarche dev --data-dir /tmp/demarche --nats-port 14222 --temporal-port 17233",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.Namespace = app.Namespace
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			fmt.Fprintf(cmd.ErrOrStderr(), "starting Démarche (data in %s) ...\n", cfg.DataDir)
+			s, err := Start(ctx, cfg, app.Log)
+			if err != nil {
+				return err
+			}
+			defer s.Stop()
+			PrintBanner(app.Out, s)
+			<-ctx.Done()
+			app.Log.Info("stopping; data stays in the data folder", zap.String("data_dir", cfg.DataDir))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data-dir", envOr("DEMARCHE_DATA_DIR", ".demarche"), "folder for NATS and Temporal data (env DEMARCHE_DATA_DIR)")
+	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address the embedded servers listen on")
+	f.IntVar(&cfg.NATSPort, "nats-port", DefaultNATSPort, "NATS client port")
+	f.IntVar(&cfg.TemporalPort, "temporal-port", DefaultTemporalPort, "Temporal frontend gRPC port")
+	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port")
+	return cmd
+}
+
+// PrintBanner tells, once the stack is ready, where everything is and how to use it.
+func PrintBanner(w io.Writer, s *Stack) {
+	self := "demarche"
+	if strings.Contains(os.Args[0], "/") && !strings.Contains(os.Args[0], "go-build") {
+		self = os.Args[0]
+	}
+	var flags string
+	if s.NATSURL() != cli.DefaultNATSURL || s.TemporalAddress() != cli.DefaultTemporalAddress {
+		flags = fmt.Sprintf(" --nats-url %s --temporal-address %s", s.NATSURL(), s.TemporalAddress())
+	}
+	fmt.Fprintf(w, `
+Démarche is running. Data folder: %s
+
+  NATS      %s
+            JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
+  Temporal  %s   namespace %s   (HTTP API on port %d)
+
+From another terminal:
+  %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4
+  %s crisis list%s
+  %s events tail%s
+
+With standard tools:
+  nats --server %s sub '%s'
+  temporal workflow list --address %s --namespace %s
+
+Ctrl-C stops the platform; crises survive for the next start.
+`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(),
+		self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}

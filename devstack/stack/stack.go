@@ -1,0 +1,147 @@
+// Package stack runs the whole platform in one process for `demarche dev` and
+// for integration tests: embedded NATS with JetStream, an embedded Temporal
+// server on SQLite, and every service, wired exactly as in production (over
+// NATS and Temporal, by address).
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/demarche/demarche/devstack/temporalembed"
+	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/services/eventlog"
+	"github.com/demarche/demarche/services/worker"
+)
+
+// ErrDataDirLocked is returned when another stack uses the data folder.
+var ErrDataDirLocked = errors.New("data folder in use by another demarche dev")
+
+// Config configures the stack. Ports left at 0 are picked free (tests).
+type Config struct {
+	DataDir          string
+	Host             string
+	NATSPort         int
+	TemporalPort     int
+	TemporalHTTPPort int
+	Namespace        string
+	// Flag names, for errors about taken ports.
+	NATSPortFlag, TemporalPortFlag, TemporalHTTPPortFlag string
+	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
+	TemporalLogLevel zapcore.Level
+}
+
+// Stack is the running platform.
+type Stack struct {
+	cfg      Config
+	lock     *os.File
+	nats     *natsembed.Server
+	temporal *temporalembed.Server
+	stops    []func()
+}
+
+// Start brings up the platform; if any part fails, what started is stopped.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err error) {
+	if cfg.Namespace == "" {
+		cfg.Namespace = temporalx.DefaultNamespace
+	}
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+	}
+	s := &Stack{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if s.lock, err = lockDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, func() { _ = s.lock.Close() })
+
+	s.nats, err = natsembed.Start(natsembed.Options{
+		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, s.nats.Stop)
+
+	s.temporal, err = temporalembed.Start(temporalembed.Options{
+		Host: cfg.Host, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
+		PortFlag: cfg.TemporalPortFlag, HTTPPortFlag: cfg.TemporalHTTPPortFlag,
+		DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
+		Namespace:        cfg.Namespace,
+		SearchAttributes: temporalx.SearchAttributes(),
+		LogLevel:         cfg.TemporalLogLevel,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, func() {
+		if err := s.temporal.Stop(); err != nil {
+			log.Warn("temporal stop", zap.Error(err))
+		}
+	})
+
+	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, w.Stop)
+
+	el, err := eventlog.Start(ctx, s.NATSURL(), log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, el.Stop)
+	return s, nil
+}
+
+// NATSURL is the embedded NATS server's client URL.
+func (s *Stack) NATSURL() string { return s.nats.URL() }
+
+// TemporalAddress is the embedded Temporal frontend's host:port.
+func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }
+
+// TemporalHTTPPort is the embedded Temporal frontend's HTTP API port.
+func (s *Stack) TemporalHTTPPort() int { return s.temporal.HTTPPort() }
+
+// Namespace is the Temporal namespace crises run in.
+func (s *Stack) Namespace() string { return s.cfg.Namespace }
+
+// DataDir is where NATS and Temporal keep their files.
+func (s *Stack) DataDir() string { return s.cfg.DataDir }
+
+// Stop stops every part, last started first. Data stays in the data folder.
+func (s *Stack) Stop() {
+	for i := len(s.stops) - 1; i >= 0; i-- {
+		s.stops[i]()
+	}
+	s.stops = nil
+}
+
+// lockDir takes an exclusive lock on the data folder, so two stacks never
+// share one SQLite file and one JetStream store.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("lock data folder %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		return nil, fmt.Errorf("%w: %s (stop the other one, or choose another folder with --data-dir)", ErrDataDirLocked, dir)
+	}
+	return f, nil
+}

@@ -1,0 +1,220 @@
+// Package temporalembed runs a Temporal server inside the process, on a SQLite
+// file, for `demarche dev` and for integration tests. It is the only package of
+// Démarche that imports the Temporal server; production uses a Temporal cluster.
+package temporalembed
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/server/common/authorization"
+	"go.temporal.io/server/common/cluster"
+	"go.temporal.io/server/common/config"
+	"go.temporal.io/server/common/dynamicconfig"
+	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/membership/static"
+	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
+	"go.temporal.io/server/common/primitives"
+	sqliteschema "go.temporal.io/server/schema/sqlite"
+	"go.temporal.io/server/temporal"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/demarche/demarche/pkg/ports"
+)
+
+// Options configure the embedded server.
+type Options struct {
+	Host string // default 127.0.0.1
+	// Port of the frontend gRPC API (what clients dial); 0 picks a free one.
+	Port int
+	// HTTPPort of the frontend HTTP API; 0 picks a free one.
+	HTTPPort int
+	// PortFlag and HTTPPortFlag name the flags that set the ports, for errors.
+	PortFlag, HTTPPortFlag string
+	// DatabaseFile is the SQLite file; it is created with the schema when missing.
+	DatabaseFile string
+	// Namespace is created, with SearchAttributes, when missing.
+	Namespace        string
+	SearchAttributes map[string]enumspb.IndexedValueType
+	// Retention of closed workflows' histories (default 30 days).
+	Retention time.Duration
+	// LogLevel of the server's own logs (default warn: the server is chatty).
+	LogLevel zapcore.Level
+}
+
+// Server is a running embedded Temporal server.
+type Server struct {
+	srv      temporal.Server
+	hostPort string
+	httpPort int
+}
+
+const clusterName = "active"
+
+// Start creates the database when needed and starts every Temporal service.
+func Start(opts Options, log *zap.Logger) (*Server, error) {
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Namespace == "" {
+		return nil, errors.New("temporal: a namespace is required")
+	}
+	if opts.DatabaseFile == "" {
+		return nil, errors.New("temporal: a database file is required")
+	}
+	if opts.LogLevel == zapcore.DebugLevel {
+		opts.LogLevel = zapcore.WarnLevel
+	}
+	var err error
+	if opts.Port, err = ports.CheckOrPick(opts.Host, opts.Port, opts.PortFlag); err != nil {
+		return nil, fmt.Errorf("temporal frontend: %w", err)
+	}
+	if opts.HTTPPort, err = ports.CheckOrPick(opts.Host, opts.HTTPPort, opts.HTTPPortFlag); err != nil {
+		return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+	}
+	sqlConf, err := prepareDatabase(opts)
+	if err != nil {
+		return nil, err
+	}
+	conf, err := serverConfig(opts, sqlConf)
+	if err != nil {
+		return nil, err
+	}
+	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(opts.LogLevel)))
+	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: authorizer: %w", err)
+	}
+	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: claim mapper: %w", err)
+	}
+	hosts := map[primitives.ServiceName]static.Hosts{}
+	for name, svc := range conf.Services {
+		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
+	}
+	dyn := dynamicconfig.StaticClient{
+		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// A crisis's search attributes must be visible to `crisis list` at once.
+		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
+	}
+	srv, err := temporal.NewServer(
+		temporal.WithConfig(conf),
+		temporal.ForServices(temporal.DefaultServices),
+		temporal.WithStaticHosts(hosts),
+		temporal.WithLogger(logger),
+		temporal.WithAuthorizer(authorizer),
+		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
+		temporal.WithDynamicConfigClient(dyn),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: build server: %w", err)
+	}
+	if err := srv.Start(); err != nil {
+		return nil, fmt.Errorf("temporal: start server: %w", err)
+	}
+	return &Server{srv: srv, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}, nil
+}
+
+// HostPort is the frontend address clients dial.
+func (s *Server) HostPort() string { return s.hostPort }
+
+// HTTPPort is the frontend HTTP API port.
+func (s *Server) HTTPPort() int { return s.httpPort }
+
+// Stop stops every service.
+func (s *Server) Stop() error { return s.srv.Stop() }
+
+func prepareDatabase(opts Options) (*config.SQL, error) {
+	conf := &config.SQL{
+		PluginName:   sqliteplugin.PluginName,
+		DatabaseName: opts.DatabaseFile,
+		ConnectAttributes: map[string]string{
+			"mode": "rwc",
+			// WAL: writers do not block readers; commits are still durable.
+			"journal_mode": "wal",
+			"busy_timeout": "10000",
+		},
+	}
+	if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
+			return nil, fmt.Errorf("temporal: create data folder: %w", err)
+		}
+		if err := sqliteschema.SetupSchema(conf); err != nil {
+			_ = os.Remove(opts.DatabaseFile)
+			return nil, fmt.Errorf("temporal: set up schema in %s: %w", opts.DatabaseFile, err)
+		}
+	} else if err != nil {
+		return nil, fmt.Errorf("temporal: database file: %w", err)
+	}
+	ns, err := sqliteschema.NewNamespaceConfig(clusterName, opts.Namespace, false, opts.SearchAttributes)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: namespace %s: %w", opts.Namespace, err)
+	}
+	retention := opts.Retention
+	if retention == 0 {
+		retention = 30 * 24 * time.Hour
+	}
+	ns.Detail.Config.Retention = durationpb.New(retention)
+	if err := sqliteschema.CreateNamespaces(conf, ns); err != nil {
+		return nil, fmt.Errorf("temporal: create namespace %s: %w", opts.Namespace, err)
+	}
+	return conf, nil
+}
+
+func serverConfig(opts Options, sqlConf *config.SQL) (*config.Config, error) {
+	var conf config.Config
+	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
+	conf.Global.Membership.BroadcastAddress = opts.Host
+	conf.Persistence.DefaultStore = "sqlite"
+	conf.Persistence.VisibilityStore = "sqlite"
+	conf.Persistence.NumHistoryShards = 1
+	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	frontend := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
+	conf.ClusterMetadata = &cluster.Config{
+		FailoverVersionIncrement: 10,
+		MasterClusterName:        clusterName,
+		CurrentClusterName:       clusterName,
+		ClusterInformation: map[string]cluster.ClusterInformation{
+			clusterName: {
+				Enabled:                true,
+				InitialFailoverVersion: 1,
+				RPCAddress:             frontend,
+				HTTPAddress:            net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort)),
+				ClusterID:              "demarche-dev",
+			},
+		},
+	}
+	conf.DCRedirectionPolicy.Policy = "noop"
+	conf.Services = map[string]config.Service{}
+	for _, name := range temporal.DefaultServices {
+		var svc config.Service
+		svc.RPC.BindOnIP = opts.Host
+		if name == string(primitives.FrontendService) {
+			svc.RPC.GRPCPort = opts.Port
+			svc.RPC.HTTPPort = opts.HTTPPort
+		} else {
+			// Internal services get free ports on every start; nothing outside dials them.
+			p, err := ports.Free(opts.Host)
+			if err != nil {
+				return nil, fmt.Errorf("temporal %s: %w", name, err)
+			}
+			svc.RPC.GRPCPort = p
+		}
+		conf.Services[name] = svc
+	}
+	conf.Archival.History.State = "disabled"
+	conf.Archival.Visibility.State = "disabled"
+	conf.NamespaceDefaults.Archival.History.State = "disabled"
+	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
+	conf.PublicClient.HostPort = frontend
+	return &conf, nil
+}

@@ -1,0 +1,322 @@
+package cli
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+func newCrisisCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "crisis",
+		Short: "Open, list and inspect crises",
+		Long:  "Each crisis is one durable CrisisResponse workflow in Temporal; these commands start it, list crises through Temporal visibility, and query a crisis's state.",
+	}
+	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app))
+	return cmd
+}
+
+// openFlags are the inputs of `crisis open`, named as the user types them.
+type openFlags struct {
+	id, title, country, crisisType, confidentiality, firstSignal, openedBy string
+	severity                                                               int32
+	stageDuration                                                          time.Duration
+}
+
+// flagOf maps a validated field to the flag that sets it, for error messages.
+var flagOf = map[string]string{
+	"crisis.id": "--id", "crisis.title": "--title", "crisis.country_code": "--country", "crisis.crisis_type": "--type",
+	"crisis.severity": "--severity", "crisis.confidentiality": "--confidentiality", "crisis.first_signal_at": "--first-signal-at",
+	"drill_policy.stage_duration": "--stage-duration",
+}
+
+func newCrisisOpenCmd(app *App) *cobra.Command {
+	var f openFlags
+	cmd := &cobra.Command{
+		Use:   "open",
+		Short: "Open a crisis and start its response workflow",
+		Long: `Open a crisis: validate the input, then start its CrisisResponse workflow
+(workflow id "crisis-<crisis id>"). Nothing is started when any input is invalid;
+the error names each failing flag.
+
+Until human decisions are available, every crisis runs as a drill: each of the
+six stages completes by itself after --stage-duration.
+
+Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", ") + `
+Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
+		Example: `  demarche crisis open --title "Coup attempt in Conakry" --country GN --type unconstitutional-change --severity 4
+  demarche crisis open --title "Disputed count" --country KE --type election-violence --severity 3 --stage-duration 1m`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			in, err := f.input(time.Now())
+			if err != nil {
+				return err
+			}
+			tc, err := app.temporal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			run, err := crisis.Open(cmd.Context(), tc, in)
+			if err != nil {
+				return withFlagNames(err)
+			}
+			c := in.GetCrisis()
+			fmt.Fprintf(app.Out, "opened crisis %s (%s, %s, severity %d)\n", c.GetId(), c.GetCountryCode(), c.GetCrisisType().Slug(), c.GetSeverity())
+			fmt.Fprintf(app.Out, "  workflow: %s  run: %s\n", run.GetID(), run.GetRunID())
+			fmt.Fprintf(app.Out, "  follow it: demarche crisis show %s   |   demarche events tail --crisis %s\n", c.GetId(), c.GetId())
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.title, "title", "", "short description of the situation, 1-200 characters (required)")
+	fl.StringVar(&f.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. GN, ML, UA (required)")
+	fl.StringVar(&f.crisisType, "type", "", "crisis type: "+strings.Join(demarchev1.CrisisTypeSlugs(), ", ")+" (required)")
+	fl.Int32Var(&f.severity, "severity", 0, "severity from 1 (low) to 5 (extreme) (required)")
+	fl.StringVar(&f.confidentiality, "confidentiality", "public", "who may see it: "+strings.Join(demarchev1.ConfidentialitySlugs(), ", "))
+	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
+	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
+	fl.StringVar(&f.openedBy, "opened-by", os.Getenv("USER"), "principal opening the crisis")
+	fl.DurationVar(&f.stageDuration, "stage-duration", 10*time.Second, "drill: how long each stage lasts before it completes by itself (1s to 720h)")
+	return cmd
+}
+
+// input turns the flags into a validated workflow input; every problem is
+// reported at once, by flag name.
+func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error) {
+	var parseErrs []*demarchev1.FieldError
+	country := strings.ToUpper(strings.TrimSpace(f.country))
+	region, _ := demarchev1.RegionOf(country)
+	c := &demarchev1.Crisis{
+		Id:          f.id,
+		Title:       strings.TrimSpace(f.title),
+		CountryCode: country,
+		Region:      region,
+		Severity:    f.severity,
+		OpenedAt:    timestamppb.New(now),
+		OpenedBy:    f.openedBy,
+		Drill:       true,
+	}
+	if c.Id == "" {
+		c.Id = newCrisisID(country, now)
+	}
+	if f.crisisType != "" {
+		t, err := demarchev1.ParseCrisisType(f.crisisType)
+		if err != nil {
+			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.crisis_type", Reason: reasonOf(err)})
+		}
+		c.CrisisType = t
+	}
+	conf, err := demarchev1.ParseConfidentiality(f.confidentiality)
+	if err != nil {
+		parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.confidentiality", Reason: reasonOf(err)})
+	}
+	c.Confidentiality = conf
+	c.FirstSignalAt = c.OpenedAt
+	if f.firstSignal != "" {
+		t, err := time.Parse(time.RFC3339, f.firstSignal)
+		if err != nil {
+			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.first_signal_at", Reason: fmt.Sprintf("%q is not an RFC 3339 time, e.g. 2026-11-27T08:00:00Z", f.firstSignal)})
+		} else {
+			c.FirstSignalAt = timestamppb.New(t)
+		}
+	}
+	in := &demarchev1.CrisisWorkflowInput{Crisis: c, DrillPolicy: &demarchev1.DrillPolicy{StageDuration: durationpb.New(f.stageDuration)}}
+	err = in.Validate()
+	var verr *demarchev1.ValidationError
+	if err != nil && !errors.As(err, &verr) {
+		return nil, err
+	}
+	if verr == nil && len(parseErrs) == 0 {
+		return in, nil
+	}
+	merged := &demarchev1.ValidationError{Message: "crisis"}
+	merged.Fields = append(merged.Fields, parseErrs...)
+	if verr != nil {
+		for _, fe := range verr.Fields {
+			if !merged.HasField(fe.Field) {
+				merged.Fields = append(merged.Fields, fe)
+			}
+		}
+	}
+	return nil, withFlagNames(merged)
+}
+
+// reasonOf drops the field prefix of a FieldError.
+func reasonOf(err error) string {
+	var fe *demarchev1.FieldError
+	if errors.As(err, &fe) {
+		return fe.Reason
+	}
+	return err.Error()
+}
+
+// withFlagNames renames validated fields after the flags that set them.
+func withFlagNames(err error) error {
+	var verr *demarchev1.ValidationError
+	if !errors.As(err, &verr) {
+		return err
+	}
+	out := &demarchev1.ValidationError{Message: verr.Message}
+	for _, fe := range verr.Fields {
+		name := fe.Field
+		if flag, ok := flagOf[name]; ok {
+			name = strings.TrimPrefix(name, "crisis.") + " (" + flag + ")"
+		}
+		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
+	}
+	return out
+}
+
+// newCrisisID makes a readable, subject-safe id: country, date, 5 random characters.
+func newCrisisID(country string, now time.Time) string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	suffix := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5]
+	if country == "" || len(country) != 2 {
+		country = "XX"
+	}
+	return fmt.Sprintf("%s-%s-%s", country, now.UTC().Format("20060102"), suffix)
+}
+
+func newCrisisListCmd(app *App) *cobra.Command {
+	var stage, country, ctype string
+	var open bool
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List crises (through Temporal visibility), newest first",
+		Long: `List crises from Temporal visibility, filtered by the workflow's search
+attributes. The same query works with standard Temporal tooling, e.g.
+  temporal workflow list --namespace demarche --query "DemarcheStage = 'fact-finding'"
+
+Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
+		Example: "  demarche crisis list --stage envoy-deployment --country GN",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			filter := crisis.Filter{Country: strings.ToUpper(country), OpenOnly: open}
+			var err error
+			if stage != "" {
+				if filter.Stage, err = demarchev1.ParseStage(stage); err != nil {
+					return fmt.Errorf("--stage: %s", reasonOf(err))
+				}
+			}
+			if ctype != "" {
+				if filter.CrisisType, err = demarchev1.ParseCrisisType(ctype); err != nil {
+					return fmt.Errorf("--type: %s", reasonOf(err))
+				}
+			}
+			if country != "" {
+				if _, ok := demarchev1.RegionOf(filter.Country); !ok {
+					return fmt.Errorf("--country: %q is not an ISO 3166-1 alpha-2 country code", country)
+				}
+			}
+			tc, err := app.temporal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			rows, err := crisis.List(cmd.Context(), tc, filter, limit)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "CRISIS\tSTAGE\tCOUNTRY\tTYPE\tSEVERITY\tSTATUS\tSTARTED")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.CrisisID, r.Stage, r.Country, r.CrisisType, r.Severity, r.Status, r.StartedAt)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(app.Out, "(no crisis matches)")
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&stage, "stage", "", "only crises in this stage")
+	fl.StringVar(&country, "country", "", "only crises in this country (ISO 3166-1 alpha-2)")
+	fl.StringVar(&ctype, "type", "", "only crises of this type")
+	fl.BoolVar(&open, "open", false, "only crises whose workflow is still running")
+	fl.IntVar(&limit, "limit", 100, "at most this many rows (0: all)")
+	return cmd
+}
+
+func newCrisisShowCmd(app *App) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "show CRISIS-ID",
+		Short:   "Show a crisis: current stage and the timeline of stage changes",
+		Example: "  demarche crisis show GN-20261127-K7Q3P\n  demarche crisis show GN-20261127-K7Q3P --json",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			tc, err := app.temporal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			st, err := crisis.State(cmd.Context(), tc, args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := protojson.MarshalOptions{Multiline: true}.Marshal(st)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintln(app.Out, string(b))
+				return nil
+			}
+			printState(app, st)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full state as JSON")
+	return cmd
+}
+
+func printState(app *App, st *demarchev1.CrisisState) {
+	c := st.GetCrisis()
+	fmt.Fprintf(app.Out, "crisis    %s\ntitle     %s\ncountry   %s (%s)\ntype      %s\nseverity  %d\naccess    %s\nstage     %s\n",
+		c.GetId(), c.GetTitle(), c.GetCountryCode(), c.GetRegion().Slug(), c.GetCrisisType().Slug(), c.GetSeverity(),
+		c.GetConfidentiality().Slug(), st.GetCurrentStage().Slug())
+	if c.GetDrill() {
+		fmt.Fprintln(app.Out, "drill     yes (excluded from real figures)")
+	}
+	fmt.Fprintf(app.Out, "opened    %s\n", ts(c.GetOpenedAt()))
+	if st.GetClosedAt() != nil {
+		fmt.Fprintf(app.Out, "closed    %s\n", ts(st.GetClosedAt()))
+	}
+	fmt.Fprintln(app.Out, "\ntimeline:")
+	tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STAGE\tENTERED\tCOMPLETED\tDURATION")
+	for _, r := range st.GetTimeline() {
+		done, dur := "(running)", ""
+		if r.GetCompletedAt() != nil {
+			done, dur = ts(r.GetCompletedAt()), r.GetDuration().AsDuration().String()
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.GetStage().Slug(), ts(r.GetEnteredAt()), done, dur)
+	}
+	_ = tw.Flush()
+}
+
+func ts(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return "-"
+	}
+	return t.AsTime().UTC().Format("2006-01-02 15:04:05.000Z")
+}

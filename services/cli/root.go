@@ -1,0 +1,104 @@
+// Package cli is the `demarche` command line: operator, auditor and service
+// commands. The `dev` command that embeds the servers is added by the devstack
+// module, so this package never imports the Temporal server.
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/logging"
+	"github.com/demarche/demarche/pkg/temporalx"
+)
+
+// Defaults shared by the CLI and `demarche dev`.
+const (
+	DefaultNATSURL         = "nats://127.0.0.1:4222"
+	DefaultTemporalAddress = "127.0.0.1:7233"
+)
+
+// App holds what every command needs: connection settings and the logger.
+type App struct {
+	NATSURL         string
+	TemporalAddress string
+	Namespace       string
+	logLevel        string
+	logFormat       string
+
+	Log *zap.Logger
+	Out io.Writer
+}
+
+// NewRoot builds the `demarche` command with every subcommand; extra adds more
+// (the devstack module adds `dev`).
+func NewRoot(extra ...func(*App) *cobra.Command) *cobra.Command {
+	app := &App{Out: os.Stdout}
+	root := &cobra.Command{
+		Use:   "demarche",
+		Short: "Démarche: crisis-response orchestration for preventive diplomacy",
+		Long: `Démarche drives each crisis, from early warning through good offices,
+fact-finding, envoy deployment, rapid-response funding and sustained follow-up,
+as a durable Temporal workflow, and publishes every step as a CloudEvent on NATS.
+
+Start the whole platform on this machine with "demarche dev" (or "make run"),
+then open a crisis from another terminal:
+
+  demarche crisis open --title "Coup attempt" --country GN --type unconstitutional-change --severity 4
+  demarche crisis list
+  demarche events tail`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.New(app.logLevel, app.logFormat)
+			if err != nil {
+				return err
+			}
+			app.Log = log
+			app.Out = cmd.OutOrStdout()
+			return nil
+		},
+	}
+	f := root.PersistentFlags()
+	f.StringVar(&app.NATSURL, "nats-url", envOr("DEMARCHE_NATS_URL", DefaultNATSURL), "NATS server URL (env DEMARCHE_NATS_URL)")
+	f.StringVar(&app.TemporalAddress, "temporal-address", envOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
+	f.StringVar(&app.Namespace, "namespace", envOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
+	f.StringVar(&app.logLevel, "log-level", envOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
+	f.StringVar(&app.logFormat, "log-format", envOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
+
+	root.AddCommand(newCrisisCmd(app), newEventsCmd(app), newServeCmd(app))
+	for _, add := range extra {
+		root.AddCommand(add(app))
+	}
+	return root
+}
+
+// Execute runs the root command and prints the error, if any, once.
+func Execute(root *cobra.Command) int {
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	return 0
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// temporal dials Temporal with a logger quiet enough for a terminal.
+func (a *App) temporal(ctx context.Context) (client.Client, error) {
+	c, err := temporalx.Dial(ctx, a.TemporalAddress, a.Namespace, a.Log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	if err != nil {
+		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --temporal-address)", err)
+	}
+	return c, nil
+}

@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/services/eventlog"
+	"github.com/demarche/demarche/services/worker"
+)
+
+func newServeCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run one Démarche service as its own process",
+		Long: `Run one service as its own process, against the NATS and Temporal given by
+--nats-url and --temporal-address. "demarche dev" runs all of them in one process
+with the same wiring.`,
+	}
+	cmd.AddCommand(
+		&cobra.Command{
+			Use:   "worker",
+			Short: "Run the Temporal worker: crisis workflows and their activities",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+					s, err := worker.Start(ctx, worker.Config{NATSURL: app.NATSURL, TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
+					if err != nil {
+						return nil, err
+					}
+					return s.Stop, nil
+				})
+			},
+		},
+		&cobra.Command{
+			Use:   "eventlog",
+			Short: "Run the event log: one structured log line per crisis event",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+					s, err := eventlog.Start(ctx, app.NATSURL, app.Log)
+					if err != nil {
+						return nil, err
+					}
+					return s.Stop, nil
+				})
+			},
+		},
+	)
+	return cmd
+}
+
+// serveUntilSignal starts a service and stops it on Ctrl-C or SIGTERM.
+func serveUntilSignal(ctx context.Context, app *App, start func(context.Context) (func(), error)) error {
+	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer cancel()
+	stop, err := start(ctx)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	app.Log.Info("stopping", zap.String("reason", "signal"))
+	stop()
+	return nil
+}

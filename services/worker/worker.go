@@ -1,0 +1,67 @@
+// Package worker is the Temporal worker service: it runs the crisis workflows
+// and their activities, which reach other services only over NATS.
+package worker
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/nats-io/nats.go"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// Config says where the worker's dependencies are.
+type Config struct {
+	NATSURL         string
+	TemporalAddress string
+	Namespace       string
+}
+
+// Service is a running worker.
+type Service struct {
+	nc     *nats.Conn
+	tc     client.Client
+	worker sdkworker.Worker
+}
+
+// Start connects to NATS and Temporal, makes sure the event streams exist, and
+// starts polling the crisis task queue.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
+	log = log.Named("worker")
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-worker", log)
+	if err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	if err := eventbus.EnsureStreams(ctx, js, eventbus.StreamOptions{}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w := sdkworker.New(tc, crisis.TaskQueue, sdkworker.Options{})
+	crisis.Register(w, &crisis.Activities{Bus: eventbus.NewPublisher(js, crisis.EventSource)})
+	if err := w.Start(); err != nil {
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("worker: start polling %s: %w", crisis.TaskQueue, err)
+	}
+	log.Info("worker polling", zap.String("task_queue", crisis.TaskQueue), zap.String("namespace", cfg.Namespace))
+	return &Service{nc: nc, tc: tc, worker: w}, nil
+}
+
+// Stop finishes the tasks in hand and disconnects.
+func (s *Service) Stop() {
+	s.worker.Stop()
+	s.tc.Close()
+	s.nc.Close()
+}
