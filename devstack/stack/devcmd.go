@@ -59,6 +59,7 @@ running. Delete the folder to start afresh.`,
 	f.IntVar(&cfg.NATSPort, "nats-port", DefaultNATSPort, "NATS client port")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", DefaultTemporalPort, "Temporal frontend gRPC port")
 	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port")
+	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	return cmd
 }
 

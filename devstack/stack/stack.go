@@ -13,7 +13,6 @@ import (
 	"syscall"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/natsembed"
@@ -36,7 +35,7 @@ type Config struct {
 	// Flag names, for errors about taken ports.
 	NATSPortFlag, TemporalPortFlag, TemporalHTTPPortFlag string
 	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
-	TemporalLogLevel zapcore.Level
+	TemporalLogLevel string
 }
 
 // Stack is the running platform.

@@ -46,8 +46,9 @@ type Options struct {
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// Retention of closed workflows' histories (default 30 days).
 	Retention time.Duration
-	// LogLevel of the server's own logs (default warn: the server is chatty).
-	LogLevel zapcore.Level
+	// LogLevel of the server's own logs: debug, info, warn (default: the server
+	// is chatty), error.
+	LogLevel string
 }
 
 // Server is a running embedded Temporal server.
@@ -70,10 +71,13 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if opts.DatabaseFile == "" {
 		return nil, errors.New("temporal: a database file is required")
 	}
-	if opts.LogLevel == zapcore.DebugLevel {
-		opts.LogLevel = zapcore.WarnLevel
+	if opts.LogLevel == "" {
+		opts.LogLevel = "warn"
 	}
-	var err error
+	level, err := zapcore.ParseLevel(opts.LogLevel)
+	if err != nil {
+		return nil, fmt.Errorf("temporal: log level %q: allowed debug, info, warn, error", opts.LogLevel)
+	}
 	if opts.Port, err = ports.CheckOrPick(opts.Host, opts.Port, opts.PortFlag); err != nil {
 		return nil, fmt.Errorf("temporal frontend: %w", err)
 	}
@@ -88,7 +92,7 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(opts.LogLevel)))
+	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(level)))
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: authorizer: %w", err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,9 +83,11 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ha
 		FilterSubjects: cfg.FilterSubjects,
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        cfg.AckWait,
-		MaxDeliver:     cfg.MaxDeliver,
-		DeliverPolicy:  jetstream.DeliverAllPolicy,
-		MaxAckPending:  1, // one at a time keeps each crisis's events in order
+		// The bound is enforced here, not by the server: an event past MaxDeliver
+		// is dead-lettered, and if even that copy fails it stays redeliverable.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: 1, // one at a time keeps each crisis's events in order
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
@@ -147,7 +150,7 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 func (c *Consumer) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, reason string) {
 	dl := nats.NewMsg(DeadLetterSubject(c.cfg.Durable))
 	for k, vs := range msg.Headers() {
-		if k == nats.MsgIdHdr {
+		if strings.HasPrefix(k, "Nats-") { // server directives of the original publish
 			continue
 		}
 		for _, v := range vs {

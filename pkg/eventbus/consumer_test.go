@@ -1,0 +1,247 @@
+package eventbus_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+var route = eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "ML", CrisisID: "ML-20261127-BBBBB"}
+
+// startNATS runs a real embedded NATS server with JetStream on a random port.
+func startNATS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	log := zaptest.NewLogger(t)
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	nc, js, err := natsx.Connect(srv.URL(), t.Name(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if err := eventbus.EnsureStreams(context.Background(), js, eventbus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func entered(id string, stage demarchev1.Stage) eventbus.Event {
+	return eventbus.Event{ID: id, Source: "/test", Subject: route.CrisisID, Time: time.Now(), Data: &demarchev1.StageEntered{
+		CrisisId: route.CrisisID, Stage: stage, EnteredAt: timestamppb.Now(),
+	}}
+}
+
+// collector records what a handler saw.
+type collector struct {
+	mu   sync.Mutex
+	seen []eventbus.Event
+	ch   chan eventbus.Event
+}
+
+func newCollector() *collector { return &collector{ch: make(chan eventbus.Event, 100)} }
+
+func (c *collector) handle(_ context.Context, ev eventbus.Event) error {
+	c.mu.Lock()
+	c.seen = append(c.seen, ev)
+	c.mu.Unlock()
+	c.ch <- ev
+	return nil
+}
+
+func (c *collector) next(t *testing.T) eventbus.Event {
+	t.Helper()
+	select {
+	case ev := <-c.ch:
+		return ev
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event delivered")
+		return eventbus.Event{}
+	}
+}
+
+func TestPoisonEventsGoToDeadLetterAndConsumerMovesOn(t *testing.T) {
+	ctx := context.Background()
+	nc, js := startNATS(t)
+	pub := eventbus.NewPublisher(js, "/test")
+
+	// Three poison messages, published raw as a careless partner would.
+	good, err := eventbus.Encode(route.Subject("stage_entered"), entered("tmpl", demarchev1.Stage_STAGE_WARNING))
+	if err != nil {
+		t.Fatal(err)
+	}
+	poison := map[string]func(m *nats.Msg){
+		"bad-proto":  func(m *nats.Msg) { m.Data = []byte{0xff, 0x01, 0xff} },
+		"invalid":    func(m *nats.Msg) { m.Data, _ = proto.Marshal(&demarchev1.StageEntered{CrisisId: route.CrisisID}) },
+		"no-ce-type": func(m *nats.Msg) { m.Header.Del(eventbus.HeaderType) },
+	}
+	for _, name := range []string{"bad-proto", "invalid", "no-ce-type"} {
+		m := nats.NewMsg(good.Subject)
+		for k, v := range good.Header {
+			m.Header[k] = append([]string(nil), v...)
+		}
+		m.Data = good.Data
+		m.Header.Set(eventbus.HeaderID, name)
+		m.Header.Set(nats.MsgIdHdr, name)
+		poison[name](m)
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := pub.Publish(ctx, route, entered("good-1", demarchev1.Stage_STAGE_GOOD_OFFICES)); err != nil {
+		t.Fatal(err)
+	}
+
+	dlq, err := nc.SubscribeSync(eventbus.DeadLetterSubject("test-consumer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := newCollector()
+	c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{Durable: "test-consumer"}, col.handle, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+
+	if ev := col.next(t); ev.ID != "good-1" {
+		t.Fatalf("consumer handed over %q, want the good event", ev.ID)
+	}
+	reasons := map[string]string{}
+	for range 3 {
+		m, err := dlq.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("dead letters: %v (got %v)", err, reasons)
+		}
+		reasons[m.Header.Get(eventbus.HeaderID)] = m.Header.Get(eventbus.HeaderDeadLetterReason)
+		if m.Header.Get(eventbus.HeaderDeadLetterSubject) != good.Subject {
+			t.Errorf("dead letter does not name the original subject: %v", m.Header)
+		}
+	}
+	for name, says := range map[string]string{"bad-proto": "undecodable event data", "invalid": "stage", "no-ce-type": "ce-type"} {
+		if !strings.Contains(reasons[name], says) {
+			t.Errorf("dead letter %s: reason %q does not say %q", name, reasons[name], says)
+		}
+	}
+	// The dead letters are durable too: the DLQ stream holds them.
+	info, err := js.Stream(ctx, eventbus.DeadLetterStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := info.CachedInfo().State.Msgs; n != 3 {
+		t.Fatalf("dead-letter stream holds %d messages, want 3", n)
+	}
+	// The poison messages are terminated: nothing is pending or redelivered.
+	if _, err := pub.Publish(ctx, route, entered("good-2", demarchev1.Stage_STAGE_FACT_FINDING)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := col.next(t); ev.ID != "good-2" {
+		t.Fatalf("after the poison, got %q, want good-2", ev.ID)
+	}
+}
+
+func TestHandlerFailuresRetryThenDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	nc, js := startNATS(t)
+	pub := eventbus.NewPublisher(js, "/test")
+	dlq, err := nc.SubscribeSync(eventbus.DeadLetterSubject("flaky"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	done := make(chan string, 10)
+	handler := func(_ context.Context, ev eventbus.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[ev.ID]++
+		switch {
+		case ev.ID == "always-fails":
+			return errors.New("downstream down")
+		case ev.ID == "fails-once" && attempts[ev.ID] == 1:
+			return errors.New("transient")
+		case ev.ID == "permanent":
+			return fmt.Errorf("no such crisis: %w", eventbus.ErrPermanent)
+		}
+		done <- ev.ID
+		return nil
+	}
+	c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+		Durable: "flaky", MaxDeliver: 3, Backoff: []time.Duration{50 * time.Millisecond},
+	}, handler, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for _, id := range []string{"always-fails", "fails-once", "permanent", "fine"} {
+		if _, err := pub.Publish(ctx, route, entered(id, demarchev1.Stage_STAGE_WARNING)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	handled := map[string]bool{}
+	for range 2 {
+		select {
+		case id := <-done:
+			handled[id] = true
+		case <-time.After(20 * time.Second):
+			t.Fatalf("only %v handled", handled)
+		}
+	}
+	if !handled["fails-once"] || !handled["fine"] {
+		t.Fatalf("handled %v, want fails-once and fine", handled)
+	}
+	got := map[string]string{}
+	for range 2 {
+		m, err := dlq.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[m.Header.Get(eventbus.HeaderID)] = m.Header.Get(eventbus.HeaderDeadLetterReason)
+	}
+	if !strings.Contains(got["always-fails"], "failed 3 times") || !strings.Contains(got["permanent"], "permanently") {
+		t.Fatalf("dead-letter reasons: %v", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if attempts["always-fails"] != 3 || attempts["permanent"] != 1 || attempts["fails-once"] != 2 {
+		t.Fatalf("attempts: %v", attempts)
+	}
+}
+
+func TestRepublishedEventIsStoredOnce(t *testing.T) {
+	ctx := context.Background()
+	_, js := startNATS(t)
+	pub := eventbus.NewPublisher(js, "/test")
+	ev := entered("same-id", demarchev1.Stage_STAGE_WARNING)
+	dup, err := pub.Publish(ctx, route, ev)
+	if err != nil || dup {
+		t.Fatalf("first publish: dup=%v err=%v", dup, err)
+	}
+	dup, err = pub.Publish(ctx, route, ev)
+	if err != nil || !dup {
+		t.Fatalf("republish: dup=%v err=%v, want a duplicate", dup, err)
+	}
+	s, err := js.Stream(ctx, eventbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := s.CachedInfo().State.Msgs; n != 1 {
+		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+}
