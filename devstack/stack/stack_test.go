@@ -1,0 +1,347 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/temporalx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/cli"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// fileLogger keeps the stack's logs in the test's folder: servers may log after
+// a test returns, which testing.T does not allow.
+func fileLogger(t *testing.T, dir string) *zap.Logger {
+	t.Helper()
+	f, err := os.Create(filepath.Join(dir, "stack.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	core := zapcore.NewCore(zapcore.NewConsoleEncoder(zap.NewDevelopmentEncoderConfig()), zapcore.AddSync(f), zapcore.InfoLevel)
+	return zap.New(core)
+}
+
+// startStack runs the real platform on dataDir with random ports.
+func startStack(t *testing.T, dataDir string) *stack.Stack {
+	t.Helper()
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, TemporalLogLevel: "error"}, fileLogger(t, t.TempDir()))
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	return s
+}
+
+// runCLI runs one demarche command against the stack and returns its output.
+func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
+	t.Helper()
+	root := cli.NewRoot(stack.NewDevCmd)
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func temporalClient(t *testing.T, s *stack.Stack) client.Client {
+	t.Helper()
+	tc, err := temporalx.Dial(context.Background(), s.TemporalAddress(), s.Namespace(), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	return tc
+}
+
+func expectedKinds() []string {
+	want := []string{"crisis_opened"}
+	for _, st := range demarchev1.LifecycleStages {
+		want = append(want, "stage_entered:"+st.Slug(), "stage_completed:"+st.Slug())
+	}
+	return append(want, "crisis_closed")
+}
+
+func kindOf(ev eventbus.Event) string {
+	et, _ := eventbus.TypeOf(ev.Data)
+	switch d := ev.Data.(type) {
+	case *demarchev1.StageEntered:
+		return et.Token + ":" + d.GetStage().Slug()
+	case *demarchev1.StageCompleted:
+		return et.Token + ":" + d.GetStage().Slug()
+	}
+	return et.Token
+}
+
+func TestPlatform(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+
+	t.Run("a crisis walks through six stages, seen by a plain NATS subscriber", func(t *testing.T) {
+		ctx := context.Background()
+		nc, err := nats.Connect(s.NATSURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		id := "GN-20261127-E2E01"
+		sub, err := nc.SubscribeSync(eventbus.CrisisEvents(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt in Conakry", "--country", "GN",
+			"--type", "unconstitutional-change", "--severity", "4", "--stage-duration", "1s")
+		if err != nil || !strings.Contains(out, "opened crisis "+id) {
+			t.Fatalf("crisis open: %v\n%s", err, out)
+		}
+
+		var got []string
+		var first *nats.Msg
+		for len(got) < len(expectedKinds()) {
+			m, err := sub.NextMsg(60 * time.Second)
+			if err != nil {
+				t.Fatalf("after %v: %v", got, err)
+			}
+			if first == nil {
+				first = m
+			}
+			for _, h := range []string{"ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time", "ce-subject", "ce-dataschema", "content-type", "Nats-Msg-Id"} {
+				if m.Header.Get(h) == "" {
+					t.Fatalf("event on %s lacks header %s: %v", m.Subject, h, m.Header)
+				}
+			}
+			ev, err := eventbus.Decode(m.Header, m.Data)
+			if err != nil {
+				t.Fatalf("not a valid CloudEvent: %v", err)
+			}
+			if ev.Subject != id || !strings.HasPrefix(m.Subject, "demarche.crisis.africa.GN."+id+".") {
+				t.Fatalf("event for %s on %s", ev.Subject, m.Subject)
+			}
+			got = append(got, kindOf(ev))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(expectedKinds()) {
+			t.Fatalf("events in order\n got %v\nwant %v", got, expectedKinds())
+		}
+
+		var final demarchev1.CrisisState
+		if err := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "").Get(ctx, &final); err != nil {
+			t.Fatalf("workflow result: %v", err)
+		}
+		recordHistory(t, tc, crisis.WorkflowID(id))
+
+		out, err = runCLI(t, s, "crisis", "show", id)
+		if err != nil {
+			t.Fatalf("crisis show: %v", err)
+		}
+		if !strings.Contains(out, "stage     closed") {
+			t.Fatalf("crisis show does not report the closed stage:\n%s", out)
+		}
+		for _, st := range demarchev1.LifecycleStages {
+			line := lineWith(out, "  "+st.Slug()+" ")
+			if line == "" || strings.Contains(line, "running") || strings.Count(line, "2026-") < 1 || !strings.HasSuffix(strings.TrimSpace(line), "s") {
+				t.Fatalf("crisis show: stage %s has no entered/completed times and duration:\n%s", st.Slug(), out)
+			}
+		}
+
+		out, err = runCLI(t, s, "crisis", "list", "--stage", "closed", "--country", "GN", "--type", "unconstitutional-change")
+		if err != nil || !strings.Contains(out, id) {
+			t.Fatalf("crisis list --stage closed misses %s: %v\n%s", id, err, out)
+		}
+		out, err = runCLI(t, s, "crisis", "list", "--stage", "warning")
+		if err != nil || strings.Contains(out, id) {
+			t.Fatalf("crisis list --stage warning lists the closed crisis: %v\n%s", err, out)
+		}
+
+		// Republishing an event with the same id stores it once.
+		_, js := jsOf(t, s)
+		before := streamCount(t, js, eventbus.CrisisEvents(id))
+		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ack.Duplicate || streamCount(t, js, eventbus.CrisisEvents(id)) != before || before != uint64(len(expectedKinds())) {
+			t.Fatalf("republish: duplicate=%v, stream count %d -> %d", ack.Duplicate, before, streamCount(t, js, eventbus.CrisisEvents(id)))
+		}
+	})
+
+	t.Run("bad input to crisis open names the field and starts nothing", func(t *testing.T) {
+		ctx := context.Background()
+		before, err := crisis.List(ctx, tc, crisis.Filter{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := []string{"crisis", "open", "--title", "Tensions", "--country", "ML", "--type", "intercommunal-violence", "--severity", "3"}
+		cases := []struct {
+			name string
+			flag string
+			val  string
+			says string
+		}{
+			{"unknown country", "--country", "QQ", "country_code (--country)"},
+			{"severity 9", "--severity", "9", "severity (--severity): 9 is out of range (allowed: 1 to 5)"},
+			{"empty title", "--title", "", "title (--title): is required"},
+			{"unknown type", "--type", "riot", "crisis_type (--type)"},
+		}
+		for _, c := range cases {
+			args := append([]string(nil), base...)
+			for i := range args {
+				if args[i] == c.flag {
+					args[i+1] = c.val
+				}
+			}
+			_, err := runCLI(t, s, args...)
+			if err == nil || !strings.Contains(err.Error(), c.says) {
+				t.Errorf("%s: error %v does not say %q", c.name, err, c.says)
+			}
+		}
+		after, err := crisis.List(ctx, tc, crisis.Filter{}, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Fatalf("bad input started workflows: %d before, %d after", len(before), len(after))
+		}
+	})
+}
+
+func TestRestartKeepsCrisesRunning(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	tc := temporalClient(t, s)
+	id := "ML-20261127-RSTRT"
+	in := &demarchev1.CrisisWorkflowInput{
+		Crisis: &demarchev1.Crisis{
+			Id: id, Title: "Long stage", CountryCode: "ML", Region: demarchev1.Region_REGION_AFRICA,
+			CrisisType: demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, Severity: 3,
+			Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED, OpenedAt: timestamppb.Now(), Drill: true,
+		},
+		DrillPolicy: &demarchev1.DrillPolicy{StageDuration: durationpb.New(2 * time.Second)},
+	}
+	if _, err := crisis.Open(ctx, tc, in); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		return err == nil && len(st.GetTimeline()) >= 1
+	})
+	tc.Close()
+	s.Stop()
+
+	s2 := startStack(t, dir)
+	defer s2.Stop()
+	tc2 := temporalClient(t, s2)
+	rows, err := crisis.List(ctx, tc2, crisis.Filter{Country: "ML"}, 0)
+	if err != nil || len(rows) != 1 || rows[0].CrisisID != id {
+		t.Fatalf("after restart, crisis list = %v, %v", rows, err)
+	}
+	var final demarchev1.CrisisState
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := tc2.GetWorkflow(wctx, crisis.WorkflowID(id), "").Get(wctx, &final); err != nil {
+		t.Fatalf("crisis did not complete after restart: %v", err)
+	}
+	if final.GetCurrentStage() != demarchev1.Stage_STAGE_CLOSED || len(final.GetTimeline()) != 6 {
+		t.Fatalf("after restart: stage %v, %d stages", final.GetCurrentStage(), len(final.GetTimeline()))
+	}
+	_, js := jsOf(t, s2)
+	if n := streamCount(t, js, eventbus.CrisisEvents(id)); n != uint64(len(expectedKinds())) {
+		t.Fatalf("stream holds %d events of the crisis across the restart, want %d", n, len(expectedKinds()))
+	}
+}
+
+func TestTakenPortIsNamedWithItsFlag(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	_, err = stack.Start(context.Background(), stack.Config{
+		DataDir: t.TempDir(), NATSPort: port, NATSPortFlag: "--nats-port",
+	}, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), strconv.Itoa(port)) || !strings.Contains(err.Error(), "--nats-port") {
+		t.Fatalf("want an error naming port %d and --nats-port, got %v", port, err)
+	}
+}
+
+func TestDataFolderServesOneStackAtATime(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	defer s.Stop()
+	_, err := stack.Start(context.Background(), stack.Config{DataDir: dir}, zap.NewNop())
+	if err == nil || !strings.Contains(err.Error(), "--data-dir") {
+		t.Fatalf("a second stack on the same folder: %v", err)
+	}
+}
+
+func jsOf(t *testing.T, s *stack.Stack) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func streamCount(t *testing.T, js jetstream.JetStream, filter string) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), eventbus.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background(), jetstream.WithSubjectFilter(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n uint64
+	for _, c := range info.State.Subjects {
+		n += c
+	}
+	return n
+}
+
+func lineWith(out, s string) string {
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, s) {
+			return l
+		}
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
