@@ -44,6 +44,9 @@ func fileLogger(t *testing.T, dir string) *zap.Logger {
 // startStack runs the real platform on dataDir with random ports.
 func startStack(t *testing.T, dataDir string) *stack.Stack {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test on the embedded stack; skipped with -short")
+	}
 	s, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, TemporalLogLevel: "error"}, fileLogger(t, t.TempDir()))
 	if err != nil {
 		t.Fatalf("start stack: %v", err)

@@ -50,6 +50,11 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 // Register puts the workflow and its activities on a worker under their
 // exported names.
 func Register(w worker.Registry, acts *Activities) {
-	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})
+	RegisterWorkflows(w)
 	w.RegisterActivityWithOptions(acts.PublishCrisisEvent, activity.RegisterOptions{Name: ActivityPublishEvent})
+}
+
+// RegisterWorkflows registers the workflows alone, e.g. on a replayer.
+func RegisterWorkflows(w worker.WorkflowRegistry) {
+	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})
 }
