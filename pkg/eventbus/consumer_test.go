@@ -24,7 +24,7 @@ import (
 var route = eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "ML", CrisisID: "ML-20261127-BBBBB"}
 
 // startNATS runs a real embedded NATS server with JetStream on a random port.
-func startNATS(t *testing.T) (*nats.Conn, jetstream.JetStream) {
+func startNATS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	log := zaptest.NewLogger(t)
 	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func validFlags() openFlags {
+	return openFlags{title: "Coup attempt", country: "gn", crisisType: "unconstitutional-change", severity: 4,
+		confidentiality: "public", stageDuration: 10 * time.Second, openedBy: "duty-officer"}
+}
+
+func TestOpenFlagsBuildAValidInput(t *testing.T) {
+	now := time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+	in, err := validFlags().input(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := in.GetCrisis()
+	if c.GetCountryCode() != "GN" || c.GetRegion().Slug() != "africa" || !strings.HasPrefix(c.GetId(), "GN-20261127-") || len(c.GetId()) != 17 {
+		t.Fatalf("crisis built from flags: %v", c)
+	}
+	if !c.GetFirstSignalAt().AsTime().Equal(now) || in.GetDrillPolicy().GetStageDuration().AsDuration() != 10*time.Second {
+		t.Fatalf("defaults: first signal %v, stage %v", c.GetFirstSignalAt().AsTime(), in.GetDrillPolicy().GetStageDuration().AsDuration())
+	}
+}
+
+func TestOpenFlagsReportEveryBadFlag(t *testing.T) {
+	f := validFlags()
+	f.title = ""
+	f.country = "XX"
+	f.severity = 9
+	f.crisisType = "riot"
+	f.confidentiality = "secret"
+	f.firstSignal = "last tuesday"
+	f.stageDuration = time.Millisecond
+	_, err := f.input(time.Now())
+	if err == nil {
+		t.Fatal("bad flags accepted")
+	}
+	for _, want := range []string{
+		"title (--title): is required",
+		`country_code (--country): "XX" is not an ISO 3166-1 alpha-2`,
+		"severity (--severity): 9 is out of range (allowed: 1 to 5)",
+		`crisis_type (--type): "riot" is not a known crisis_type (allowed: election-violence`,
+		`confidentiality (--confidentiality): "secret"`,
+		`first_signal_at (--first-signal-at): "last tuesday" is not an RFC 3339 time`,
+		"stage_duration (--stage-duration): 1ms is out of range",
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
