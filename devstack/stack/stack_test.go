@@ -25,6 +25,7 @@ import (
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/cli"
+	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -175,8 +176,18 @@ func TestPlatform(t *testing.T) {
 			t.Fatalf("crisis list --stage warning lists the closed crisis: %v\n%s", err, out)
 		}
 
-		// Republishing an event with the same id stores it once.
+		// The event-log service consumed every event durably, with nothing left unacknowledged.
 		_, js := jsOf(t, s)
+		waitFor(t, func() bool {
+			c, err := js.Consumer(ctx, eventbus.StreamName, eventlog.Durable)
+			if err != nil {
+				return false
+			}
+			info := c.CachedInfo()
+			return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(len(expectedKinds()))
+		})
+
+		// Republishing an event with the same id stores it once.
 		before := streamCount(t, js, eventbus.CrisisEvents(id))
 		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data})
 		if err != nil {
