@@ -193,7 +193,8 @@ func serverConfig(opts Options, sqlConf *config.SQL) (*config.Config, error) {
 				InitialFailoverVersion: 1,
 				RPCAddress:             frontend,
 				HTTPAddress:            net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort)),
-				ClusterID:              "demarche-dev",
+				// Fixed, so the cluster keeps its identity across restarts.
+				ClusterID: "6d2f1a4e-3c1b-4f7e-9a55-0de7a2c0b001",
 			},
 		},
 	}
