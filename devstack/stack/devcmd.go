@@ -54,7 +54,7 @@ running. Delete the folder to start afresh.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.DataDir, "data-dir", envOr("DEMARCHE_DATA_DIR", ".demarche"), "folder for NATS and Temporal data (env DEMARCHE_DATA_DIR)")
+	f.StringVar(&cfg.DataDir, "data-dir", cli.EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "folder for NATS and Temporal data (env DEMARCHE_DATA_DIR)")
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address the embedded servers listen on")
 	f.IntVar(&cfg.NATSPort, "nats-port", DefaultNATSPort, "NATS client port")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", DefaultTemporalPort, "Temporal frontend gRPC port")
@@ -92,11 +92,4 @@ With standard tools:
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(),
 		self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
-}
-
-func envOr(name, def string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
-	}
-	return def
 }
