@@ -94,6 +94,18 @@ func init() {
 	Register(&demarchev1.StageEntered{})
 	Register(&demarchev1.StageCompleted{})
 	Register(&demarchev1.CrisisClosed{})
+	Register(&demarchev1.DecisionRecorded{})
+	Register(&demarchev1.DeadlineAtRisk{})
+	Register(&demarchev1.DeadlineBreached{})
+	Register(&demarchev1.PartnerRoleAcknowledged{})
+	Register(&demarchev1.SeverityChanged{})
+	Register(&demarchev1.WarningAttached{})
+	Register(&demarchev1.StageSkipped{})
+	Register(&demarchev1.StageReopened{})
+	Register(&demarchev1.FollowUpCheckInDue{})
+	Register(&demarchev1.FollowUpCheckInRecorded{})
+	Register(&demarchev1.CrisisRelapsed{})
+	Register(&demarchev1.FundsDisbursed{})
 }
 
 // TypeOf returns the registration of a message, or ErrUnknownType.

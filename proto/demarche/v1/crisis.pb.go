@@ -9,7 +9,6 @@ package demarchev1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
-	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
@@ -463,158 +462,11 @@ func (x *Crisis) GetOpenedBy() string {
 	return ""
 }
 
-// StageRecord is one entry of a crisis's timeline.
-type StageRecord struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Stage     Stage                  `protobuf:"varint,1,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
-	EnteredAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=entered_at,json=enteredAt,proto3" json:"entered_at,omitempty"`
-	// Unset while the stage is running.
-	CompletedAt   *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
-	Duration      *durationpb.Duration   `protobuf:"bytes,4,opt,name=duration,proto3" json:"duration,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *StageRecord) Reset() {
-	*x = StageRecord{}
-	mi := &file_demarche_v1_crisis_proto_msgTypes[1]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *StageRecord) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*StageRecord) ProtoMessage() {}
-
-func (x *StageRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_crisis_proto_msgTypes[1]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use StageRecord.ProtoReflect.Descriptor instead.
-func (*StageRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_crisis_proto_rawDescGZIP(), []int{1}
-}
-
-func (x *StageRecord) GetStage() Stage {
-	if x != nil {
-		return x.Stage
-	}
-	return Stage_STAGE_UNSPECIFIED
-}
-
-func (x *StageRecord) GetEnteredAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.EnteredAt
-	}
-	return nil
-}
-
-func (x *StageRecord) GetCompletedAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.CompletedAt
-	}
-	return nil
-}
-
-func (x *StageRecord) GetDuration() *durationpb.Duration {
-	if x != nil {
-		return x.Duration
-	}
-	return nil
-}
-
-// CrisisState is what the crisis workflow reports when queried.
-type CrisisState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Crisis        *Crisis                `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
-	CurrentStage  Stage                  `protobuf:"varint,2,opt,name=current_stage,json=currentStage,proto3,enum=demarche.v1.Stage" json:"current_stage,omitempty"`
-	Timeline      []*StageRecord         `protobuf:"bytes,3,rep,name=timeline,proto3" json:"timeline,omitempty"`
-	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
-	Outcome       Outcome                `protobuf:"varint,5,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *CrisisState) Reset() {
-	*x = CrisisState{}
-	mi := &file_demarche_v1_crisis_proto_msgTypes[2]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *CrisisState) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*CrisisState) ProtoMessage() {}
-
-func (x *CrisisState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_crisis_proto_msgTypes[2]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use CrisisState.ProtoReflect.Descriptor instead.
-func (*CrisisState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_crisis_proto_rawDescGZIP(), []int{2}
-}
-
-func (x *CrisisState) GetCrisis() *Crisis {
-	if x != nil {
-		return x.Crisis
-	}
-	return nil
-}
-
-func (x *CrisisState) GetCurrentStage() Stage {
-	if x != nil {
-		return x.CurrentStage
-	}
-	return Stage_STAGE_UNSPECIFIED
-}
-
-func (x *CrisisState) GetTimeline() []*StageRecord {
-	if x != nil {
-		return x.Timeline
-	}
-	return nil
-}
-
-func (x *CrisisState) GetClosedAt() *timestamppb.Timestamp {
-	if x != nil {
-		return x.ClosedAt
-	}
-	return nil
-}
-
-func (x *CrisisState) GetOutcome() Outcome {
-	if x != nil {
-		return x.Outcome
-	}
-	return Outcome_OUTCOME_UNSPECIFIED
-}
-
 var File_demarche_v1_crisis_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x03\n" +
+	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x03\n" +
 	"\x06Crisis\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12!\n" +
@@ -628,19 +480,7 @@ const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\x05drill\x18\t \x01(\bR\x05drill\x12B\n" +
 	"\x0ffirst_signal_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12\x1b\n" +
-	"\topened_by\x18\v \x01(\tR\bopenedBy\"\xe8\x01\n" +
-	"\vStageRecord\x12(\n" +
-	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x129\n" +
-	"\n" +
-	"entered_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\tenteredAt\x12=\n" +
-	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x92\x02\n" +
-	"\vCrisisState\x12+\n" +
-	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
-	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
-	"\btimeline\x18\x03 \x03(\v2\x18.demarche.v1.StageRecordR\btimeline\x127\n" +
-	"\tclosed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12.\n" +
-	"\aoutcome\x18\x05 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcome*\xd0\x01\n" +
+	"\topened_by\x18\v \x01(\tR\bopenedBy*\xd0\x01\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTAGE_WARNING\x10\x01\x12\x16\n" +
@@ -691,7 +531,7 @@ func file_demarche_v1_crisis_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_crisis_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_crisis_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_demarche_v1_crisis_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
 var file_demarche_v1_crisis_proto_goTypes = []any{
 	(Stage)(0),                    // 0: demarche.v1.Stage
 	(CrisisType)(0),               // 1: demarche.v1.CrisisType
@@ -699,31 +539,19 @@ var file_demarche_v1_crisis_proto_goTypes = []any{
 	(Region)(0),                   // 3: demarche.v1.Region
 	(Outcome)(0),                  // 4: demarche.v1.Outcome
 	(*Crisis)(nil),                // 5: demarche.v1.Crisis
-	(*StageRecord)(nil),           // 6: demarche.v1.StageRecord
-	(*CrisisState)(nil),           // 7: demarche.v1.CrisisState
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 9: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 }
 var file_demarche_v1_crisis_proto_depIdxs = []int32{
-	3,  // 0: demarche.v1.Crisis.region:type_name -> demarche.v1.Region
-	1,  // 1: demarche.v1.Crisis.crisis_type:type_name -> demarche.v1.CrisisType
-	2,  // 2: demarche.v1.Crisis.confidentiality:type_name -> demarche.v1.Confidentiality
-	8,  // 3: demarche.v1.Crisis.opened_at:type_name -> google.protobuf.Timestamp
-	8,  // 4: demarche.v1.Crisis.first_signal_at:type_name -> google.protobuf.Timestamp
-	0,  // 5: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	8,  // 6: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	9,  // 8: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
-	5,  // 9: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	0,  // 10: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
-	6,  // 11: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	8,  // 12: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	4,  // 13: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	3, // 0: demarche.v1.Crisis.region:type_name -> demarche.v1.Region
+	1, // 1: demarche.v1.Crisis.crisis_type:type_name -> demarche.v1.CrisisType
+	2, // 2: demarche.v1.Crisis.confidentiality:type_name -> demarche.v1.Confidentiality
+	6, // 3: demarche.v1.Crisis.opened_at:type_name -> google.protobuf.Timestamp
+	6, // 4: demarche.v1.Crisis.first_signal_at:type_name -> google.protobuf.Timestamp
+	5, // [5:5] is the sub-list for method output_type
+	5, // [5:5] is the sub-list for method input_type
+	5, // [5:5] is the sub-list for extension type_name
+	5, // [5:5] is the sub-list for extension extendee
+	0, // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_crisis_proto_init() }
@@ -737,7 +565,7 @@ func file_demarche_v1_crisis_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_crisis_proto_rawDesc), len(file_demarche_v1_crisis_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   3,
+			NumMessages:   1,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -201,10 +201,13 @@ func (x *StageCompleted) GetDuration() *durationpb.Duration {
 
 // CrisisClosed: the crisis reached its end.
 type CrisisClosed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
-	Outcome       Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	ClosedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	Outcome  Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
+	// The figures of the response; unset for crises that ran before they existed.
+	Figures       *ClosureFigures `protobuf:"bytes,4,opt,name=figures,proto3" json:"figures,omitempty"`
+	Lessons       []string        `protobuf:"bytes,5,rep,name=lessons,proto3" json:"lessons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,11 +263,758 @@ func (x *CrisisClosed) GetOutcome() Outcome {
 	return Outcome_OUTCOME_UNSPECIFIED
 }
 
+func (x *CrisisClosed) GetFigures() *ClosureFigures {
+	if x != nil {
+		return x.Figures
+	}
+	return nil
+}
+
+func (x *CrisisClosed) GetLessons() []string {
+	if x != nil {
+		return x.Lessons
+	}
+	return nil
+}
+
+// DecisionRecorded: a person (or a drill policy) took a decision.
+type DecisionRecorded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Decision      *DecisionRecord        `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionRecorded) Reset() {
+	*x = DecisionRecorded{}
+	mi := &file_demarche_v1_events_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionRecorded) ProtoMessage() {}
+
+func (x *DecisionRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionRecorded.ProtoReflect.Descriptor instead.
+func (*DecisionRecorded) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *DecisionRecorded) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *DecisionRecorded) GetDecision() *DecisionRecord {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
+// DeadlineAtRisk: a deadline is close and its work not done.
+type DeadlineAtRisk struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Deadline      *DeadlineState         `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadlineAtRisk) Reset() {
+	*x = DeadlineAtRisk{}
+	mi := &file_demarche_v1_events_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadlineAtRisk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadlineAtRisk) ProtoMessage() {}
+
+func (x *DeadlineAtRisk) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadlineAtRisk.ProtoReflect.Descriptor instead.
+func (*DeadlineAtRisk) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DeadlineAtRisk) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *DeadlineAtRisk) GetDeadline() *DeadlineState {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// DeadlineBreached: a deadline passed; the crisis keeps waiting.
+type DeadlineBreached struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Deadline      *DeadlineState         `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadlineBreached) Reset() {
+	*x = DeadlineBreached{}
+	mi := &file_demarche_v1_events_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadlineBreached) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadlineBreached) ProtoMessage() {}
+
+func (x *DeadlineBreached) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadlineBreached.ProtoReflect.Descriptor instead.
+func (*DeadlineBreached) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DeadlineBreached) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *DeadlineBreached) GetDeadline() *DeadlineState {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// PartnerRoleAcknowledged: a partner organisation took a role.
+type PartnerRoleAcknowledged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Ack           *PartnerRoleAck        `protobuf:"bytes,2,opt,name=ack,proto3" json:"ack,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartnerRoleAcknowledged) Reset() {
+	*x = PartnerRoleAcknowledged{}
+	mi := &file_demarche_v1_events_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartnerRoleAcknowledged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartnerRoleAcknowledged) ProtoMessage() {}
+
+func (x *PartnerRoleAcknowledged) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartnerRoleAcknowledged.ProtoReflect.Descriptor instead.
+func (*PartnerRoleAcknowledged) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PartnerRoleAcknowledged) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *PartnerRoleAcknowledged) GetAck() *PartnerRoleAck {
+	if x != nil {
+		return x.Ack
+	}
+	return nil
+}
+
+// SeverityChanged: an operator escalated or de-escalated, or a relapse did.
+type SeverityChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	From          int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeverityChanged) Reset() {
+	*x = SeverityChanged{}
+	mi := &file_demarche_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeverityChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeverityChanged) ProtoMessage() {}
+
+func (x *SeverityChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeverityChanged.ProtoReflect.Descriptor instead.
+func (*SeverityChanged) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SeverityChanged) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *SeverityChanged) GetFrom() int32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *SeverityChanged) GetTo() int32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+func (x *SeverityChanged) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *SeverityChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// WarningAttached: a new early-warning signal about the crisis's situation.
+type WarningAttached struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Warning       *Warning               `protobuf:"bytes,2,opt,name=warning,proto3" json:"warning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarningAttached) Reset() {
+	*x = WarningAttached{}
+	mi := &file_demarche_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarningAttached) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarningAttached) ProtoMessage() {}
+
+func (x *WarningAttached) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarningAttached.ProtoReflect.Descriptor instead.
+func (*WarningAttached) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WarningAttached) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *WarningAttached) GetWarning() *Warning {
+	if x != nil {
+		return x.Warning
+	}
+	return nil
+}
+
+// StageSkipped: an operator skipped a stage.
+type StageSkipped struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Stage         Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageSkipped) Reset() {
+	*x = StageSkipped{}
+	mi := &file_demarche_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageSkipped) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageSkipped) ProtoMessage() {}
+
+func (x *StageSkipped) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageSkipped.ProtoReflect.Descriptor instead.
+func (*StageSkipped) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StageSkipped) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *StageSkipped) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *StageSkipped) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *StageSkipped) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// StageReopened: a stage runs again (operator or relapse).
+type StageReopened struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Stage         Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageReopened) Reset() {
+	*x = StageReopened{}
+	mi := &file_demarche_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageReopened) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageReopened) ProtoMessage() {}
+
+func (x *StageReopened) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageReopened.ProtoReflect.Descriptor instead.
+func (*StageReopened) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StageReopened) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *StageReopened) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *StageReopened) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *StageReopened) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// FollowUpCheckInDue: a periodic check-in is due.
+type FollowUpCheckInDue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Number        int32                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowUpCheckInDue) Reset() {
+	*x = FollowUpCheckInDue{}
+	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowUpCheckInDue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowUpCheckInDue) ProtoMessage() {}
+
+func (x *FollowUpCheckInDue) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowUpCheckInDue.ProtoReflect.Descriptor instead.
+func (*FollowUpCheckInDue) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *FollowUpCheckInDue) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *FollowUpCheckInDue) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *FollowUpCheckInDue) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+// FollowUpCheckInRecorded: a check-in's findings, numbered.
+type FollowUpCheckInRecorded struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Number        int32                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	CheckIn       *FollowUpCheckIn       `protobuf:"bytes,3,opt,name=check_in,json=checkIn,proto3" json:"check_in,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowUpCheckInRecorded) Reset() {
+	*x = FollowUpCheckInRecorded{}
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowUpCheckInRecorded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowUpCheckInRecorded) ProtoMessage() {}
+
+func (x *FollowUpCheckInRecorded) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowUpCheckInRecorded.ProtoReflect.Descriptor instead.
+func (*FollowUpCheckInRecorded) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FollowUpCheckInRecorded) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *FollowUpCheckInRecorded) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *FollowUpCheckInRecorded) GetCheckIn() *FollowUpCheckIn {
+	if x != nil {
+		return x.CheckIn
+	}
+	return nil
+}
+
+// CrisisRelapsed: follow-up saw the situation worsen again; the crisis re-escalates.
+type CrisisRelapsed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisRelapsed) Reset() {
+	*x = CrisisRelapsed{}
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisRelapsed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisRelapsed) ProtoMessage() {}
+
+func (x *CrisisRelapsed) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisRelapsed.ProtoReflect.Descriptor instead.
+func (*CrisisRelapsed) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *CrisisRelapsed) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CrisisRelapsed) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// FundsDisbursed: an approved request was paid.
+type FundsDisbursed struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId  string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Fund      string                 `protobuf:"bytes,3,opt,name=fund,proto3" json:"fund,omitempty"`
+	AmountUsd int64                  `protobuf:"varint,4,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
+	// Idempotency key: the same key never pays twice.
+	DisbursementKey string `protobuf:"bytes,5,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FundsDisbursed) Reset() {
+	*x = FundsDisbursed{}
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FundsDisbursed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FundsDisbursed) ProtoMessage() {}
+
+func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FundsDisbursed.ProtoReflect.Descriptor instead.
+func (*FundsDisbursed) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *FundsDisbursed) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *FundsDisbursed) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *FundsDisbursed) GetFund() string {
+	if x != nil {
+		return x.Fund
+	}
+	return ""
+}
+
+func (x *FundsDisbursed) GetAmountUsd() int64 {
+	if x != nil {
+		return x.AmountUsd
+	}
+	return 0
+}
+
+func (x *FundsDisbursed) GetDisbursementKey() string {
+	if x != nil {
+		return x.DisbursementKey
+	}
+	return ""
+}
+
 var File_demarche_v1_events_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/events.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
+	"\x18demarche/v1/events.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x17demarche/v1/state.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\";\n" +
 	"\fCrisisOpened\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\"\x90\x01\n" +
 	"\fStageEntered\x12\x1b\n" +
@@ -276,11 +1026,63 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\x94\x01\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xe5\x01\n" +
 	"\fCrisisClosed\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x127\n" +
 	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12.\n" +
-	"\aoutcome\x18\x03 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcomeB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\aoutcome\x18\x03 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcome\x125\n" +
+	"\afigures\x18\x04 \x01(\v2\x1b.demarche.v1.ClosureFiguresR\afigures\x12\x18\n" +
+	"\alessons\x18\x05 \x03(\tR\alessons\"h\n" +
+	"\x10DecisionRecorded\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x127\n" +
+	"\bdecision\x18\x02 \x01(\v2\x1b.demarche.v1.DecisionRecordR\bdecision\"e\n" +
+	"\x0eDeadlineAtRisk\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x126\n" +
+	"\bdeadline\x18\x02 \x01(\v2\x1a.demarche.v1.DeadlineStateR\bdeadline\"g\n" +
+	"\x10DeadlineBreached\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x126\n" +
+	"\bdeadline\x18\x02 \x01(\v2\x1a.demarche.v1.DeadlineStateR\bdeadline\"e\n" +
+	"\x17PartnerRoleAcknowledged\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12-\n" +
+	"\x03ack\x18\x02 \x01(\v2\x1b.demarche.v1.PartnerRoleAckR\x03ack\"\x88\x01\n" +
+	"\x0fSeverityChanged\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x05R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x05R\x02to\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\"^\n" +
+	"\x0fWarningAttached\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12.\n" +
+	"\awarning\x18\x02 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\x8b\x01\n" +
+	"\fStageSkipped\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12(\n" +
+	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x1c\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x8c\x01\n" +
+	"\rStageReopened\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12(\n" +
+	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x1c\n" +
+	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"|\n" +
+	"\x12FollowUpCheckInDue\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x05R\x06number\x121\n" +
+	"\x06due_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x87\x01\n" +
+	"\x17FollowUpCheckInRecorded\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
+	"\x06number\x18\x02 \x01(\x05R\x06number\x127\n" +
+	"\bcheck_in\x18\x03 \x01(\v2\x1c.demarche.v1.FollowUpCheckInR\acheckIn\"E\n" +
+	"\x0eCrisisRelapsed\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaa\x01\n" +
+	"\x0eFundsDisbursed\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12\x12\n" +
+	"\x04fund\x18\x03 \x01(\tR\x04fund\x12\x1d\n" +
+	"\n" +
+	"amount_usd\x18\x04 \x01(\x03R\tamountUsd\x12)\n" +
+	"\x10disbursement_key\x18\x05 \x01(\tR\x0fdisbursementKeyB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_events_proto_rawDescOnce sync.Once
@@ -294,32 +1096,60 @@ func file_demarche_v1_events_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_events_proto_rawDescData
 }
 
-var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_demarche_v1_events_proto_goTypes = []any{
-	(*CrisisOpened)(nil),          // 0: demarche.v1.CrisisOpened
-	(*StageEntered)(nil),          // 1: demarche.v1.StageEntered
-	(*StageCompleted)(nil),        // 2: demarche.v1.StageCompleted
-	(*CrisisClosed)(nil),          // 3: demarche.v1.CrisisClosed
-	(*Crisis)(nil),                // 4: demarche.v1.Crisis
-	(Stage)(0),                    // 5: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 7: google.protobuf.Duration
-	(Outcome)(0),                  // 8: demarche.v1.Outcome
+	(*CrisisOpened)(nil),            // 0: demarche.v1.CrisisOpened
+	(*StageEntered)(nil),            // 1: demarche.v1.StageEntered
+	(*StageCompleted)(nil),          // 2: demarche.v1.StageCompleted
+	(*CrisisClosed)(nil),            // 3: demarche.v1.CrisisClosed
+	(*DecisionRecorded)(nil),        // 4: demarche.v1.DecisionRecorded
+	(*DeadlineAtRisk)(nil),          // 5: demarche.v1.DeadlineAtRisk
+	(*DeadlineBreached)(nil),        // 6: demarche.v1.DeadlineBreached
+	(*PartnerRoleAcknowledged)(nil), // 7: demarche.v1.PartnerRoleAcknowledged
+	(*SeverityChanged)(nil),         // 8: demarche.v1.SeverityChanged
+	(*WarningAttached)(nil),         // 9: demarche.v1.WarningAttached
+	(*StageSkipped)(nil),            // 10: demarche.v1.StageSkipped
+	(*StageReopened)(nil),           // 11: demarche.v1.StageReopened
+	(*FollowUpCheckInDue)(nil),      // 12: demarche.v1.FollowUpCheckInDue
+	(*FollowUpCheckInRecorded)(nil), // 13: demarche.v1.FollowUpCheckInRecorded
+	(*CrisisRelapsed)(nil),          // 14: demarche.v1.CrisisRelapsed
+	(*FundsDisbursed)(nil),          // 15: demarche.v1.FundsDisbursed
+	(*Crisis)(nil),                  // 16: demarche.v1.Crisis
+	(Stage)(0),                      // 17: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
+	(Outcome)(0),                    // 20: demarche.v1.Outcome
+	(*ClosureFigures)(nil),          // 21: demarche.v1.ClosureFigures
+	(*DecisionRecord)(nil),          // 22: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 23: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 24: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 25: demarche.v1.Warning
+	(*FollowUpCheckIn)(nil),         // 26: demarche.v1.FollowUpCheckIn
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
-	4, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
-	5, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
-	6, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
-	5, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
-	6, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	7, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
-	6, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
-	8, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	16, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
+	17, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
+	18, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
+	17, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
+	18, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	19, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
+	18, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
+	20, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
+	21, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
+	22, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	23, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	23, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	24, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	25, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	17, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	17, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	18, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	26, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_events_proto_init() }
@@ -328,13 +1158,15 @@ func file_demarche_v1_events_proto_init() {
 		return
 	}
 	file_demarche_v1_crisis_proto_init()
+	file_demarche_v1_lifecycle_proto_init()
+	file_demarche_v1_state_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_events_proto_rawDesc), len(file_demarche_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

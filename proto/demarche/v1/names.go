@@ -118,3 +118,54 @@ var LifecycleStages = []Stage{
 	Stage_STAGE_RAPID_RESPONSE_FUNDING,
 	Stage_STAGE_SUSTAINED_FOLLOW_UP,
 }
+
+// Slug returns the option's slug, e.g. "quiet-diplomacy".
+func (x GoodOfficesOption) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the mandating body's slug, e.g. "security-council".
+func (x MandatingBody) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the recommendation's slug, e.g. "hand-over".
+func (x FollowUpRecommendation) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the role's slug, e.g. "burden-sharing".
+func (x PartnerRoleKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the deadline status's slug, e.g. "at-risk".
+func (x DeadlineStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the stage status's slug, e.g. "skipped".
+func (x StageStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// ParseGoodOfficesOption reads an option from its slug or enum name.
+func ParseGoodOfficesOption(s string) (GoodOfficesOption, error) {
+	n, err := parseEnum(GoodOfficesOption(0).Descriptor(), "option", s)
+	return GoodOfficesOption(n), err
+}
+
+// ParseMandatingBody reads a mandating body from its slug or enum name.
+func ParseMandatingBody(s string) (MandatingBody, error) {
+	n, err := parseEnum(MandatingBody(0).Descriptor(), "mandating_body", s)
+	return MandatingBody(n), err
+}
+
+// ParseFollowUpRecommendation reads a recommendation from its slug or enum name.
+func ParseFollowUpRecommendation(s string) (FollowUpRecommendation, error) {
+	n, err := parseEnum(FollowUpRecommendation(0).Descriptor(), "recommendation", s)
+	return FollowUpRecommendation(n), err
+}
+
+// ParsePartnerRoleKind reads a partner role from its slug or enum name.
+func ParsePartnerRoleKind(s string) (PartnerRoleKind, error) {
+	n, err := parseEnum(PartnerRoleKind(0).Descriptor(), "role", s)
+	return PartnerRoleKind(n), err
+}
+
+// ParseOutcome reads an outcome from its slug or enum name.
+func ParseOutcome(s string) (Outcome, error) {
+	n, err := parseEnum(Outcome(0).Descriptor(), "outcome", s)
+	return Outcome(n), err
+}
+
+// EnumSlugs lists the slugs of any Démarche enum, for help texts.
+func EnumSlugs(e protoreflect.Enum) []string { return enumSlugs(e.Descriptor()) }

@@ -98,7 +98,7 @@ func (c *checker) err() error {
 }
 
 // idPattern keeps ids safe as NATS subject tokens and workflow ids.
-var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,63}$`)
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{2,99}$`)
 
 const maxTitle = 200
 
@@ -107,7 +107,7 @@ func (c *checker) id(field, v string) {
 	case v == "":
 		c.fail(field, "is required")
 	case !idPattern.MatchString(v):
-		c.fail(field, "%q must be 3-64 characters of letters, digits, '-' or '_', starting with a letter or digit", v)
+		c.fail(field, "%q must be 3-100 characters of letters, digits, '-' or '_', starting with a letter or digit", v)
 	}
 }
 
@@ -130,6 +130,9 @@ func (c *checker) stage(field string, s Stage) {
 
 func (c *checker) crisis(x *Crisis) {
 	c.id("id", x.GetId())
+	if len(x.GetId()) > 64 {
+		c.fail("id", "is %d characters long (allowed: at most 64)", len(x.GetId()))
+	}
 	title := strings.TrimSpace(x.GetTitle())
 	switch {
 	case title == "":
@@ -216,6 +219,9 @@ const (
 )
 
 func (c *checker) drillPolicy(x *DrillPolicy) {
+	if s := x.GetTimeScale(); s < 0 || s > 1 {
+		c.fail("time_scale", "%g is out of range (allowed: above 0 up to 1; 0 means 1)", s)
+	}
 	d := x.GetStageDuration()
 	if d == nil {
 		c.fail("stage_duration", "is required")
@@ -247,6 +253,9 @@ func (x *CrisisWorkflowInput) Validate() error {
 	if x.GetDrillPolicy() != nil {
 		c.nested("drill_policy", true, func(c *checker) { c.drillPolicy(x.GetDrillPolicy()) })
 	}
+	if x.GetPlaybook() != nil {
+		c.nested("playbook", true, func(c *checker) { c.playbook(x.GetPlaybook()) })
+	}
 	return c.err()
 }
 
@@ -262,5 +271,367 @@ func (x *PublishEventRequest) Validate() error {
 	if x.GetData() == nil {
 		c.fail("data", "is required")
 	}
+	return c.err()
+}
+
+// Validate checks a playbook's structure: known stages, each at most once, a
+// deadline for every decision stage, the standby deadline when an envoy is
+// deployed, and a follow-up plan when follow-up runs.
+func (x *Playbook) Validate() error {
+	c := newChecker("playbook " + x.GetName())
+	c.playbook(x)
+	return c.err()
+}
+
+func (c *checker) playbook(x *Playbook) {
+	if !idPattern.MatchString(x.GetName()) {
+		c.fail("name", "%q must be 3-100 characters of letters, digits, '-' or '_'", x.GetName())
+	}
+	if strings.TrimSpace(x.GetVersion()) == "" {
+		c.fail("version", "is required (bump it whenever the playbook changes)")
+	}
+	if t := x.GetCrisisType(); t == CrisisType_CRISIS_TYPE_UNSPECIFIED || CrisisType_name[int32(t)] == "" {
+		c.fail("crisis_type", "is required (allowed: %s)", strings.Join(CrisisTypeSlugs(), ", "))
+	}
+	if len(x.GetPhases()) == 0 {
+		c.fail("phases", "at least one phase is required")
+	}
+	seen := map[Stage]bool{}
+	for i, ph := range x.GetPhases() {
+		if len(ph.GetStages()) == 0 {
+			c.fail(fmt.Sprintf("phases[%d]", i), "is empty: list the stages that run side by side")
+		}
+		for j, st := range ph.GetStages() {
+			field := fmt.Sprintf("phases[%d][%d]", i, j)
+			s := st.GetStage()
+			if s == Stage_STAGE_UNSPECIFIED || s == Stage_STAGE_CLOSED || Stage_name[int32(s)] == "" {
+				c.fail(field, "%s is not a stage a playbook can run (allowed: %s)", s.Slug(), strings.Join(enumSlugs(Stage(0).Descriptor())[:6], ", "))
+				continue
+			}
+			if seen[s] {
+				c.fail(field, "%s runs twice: a stage may appear in one phase only", s.Slug())
+			}
+			seen[s] = true
+			if s == Stage_STAGE_SUSTAINED_FOLLOW_UP {
+				continue // follow-up has its own plan, not a single deadline
+			}
+			if st.GetDeadline() == nil {
+				c.fail(field, "%s has no deadline (add it under deadlines)", s.Slug())
+				continue
+			}
+			c.deadline(field+".deadline", st.GetDeadline())
+		}
+	}
+	if seen[Stage_STAGE_ENVOY_DEPLOYMENT] {
+		if x.GetStandbyTeam() == nil {
+			c.fail("standby_team", "is required when envoy-deployment runs (the standby team deploys within 72h)")
+		} else {
+			c.deadline("standby_team", x.GetStandbyTeam())
+		}
+	}
+	if seen[Stage_STAGE_SUSTAINED_FOLLOW_UP] {
+		f := x.GetFollowUp()
+		switch {
+		case f == nil:
+			c.fail("follow_up", "is required when sustained-follow-up runs")
+		default:
+			if d := f.GetInterval(); d == nil || !d.IsValid() || d.AsDuration() <= 0 {
+				c.fail("follow_up.interval", "must be a positive duration, e.g. 720h")
+			}
+			if f.GetCheckIns() < 1 {
+				c.fail("follow_up.check_ins", "%d: at least 1", f.GetCheckIns())
+			}
+			if f.GetCheckInsPerRun() < 1 {
+				c.fail("follow_up.check_ins_per_run", "%d: at least 1", f.GetCheckInsPerRun())
+			}
+			if s := f.GetRelapseSeverity(); s < 1 || s > 5 {
+				c.fail("follow_up.relapse_severity", "%d is out of range (allowed: 1 to 5)", s)
+			}
+		}
+	}
+}
+
+func (c *checker) deadline(field string, d *Deadline) {
+	due, risk := d.GetDue(), d.GetAtRisk()
+	if due == nil || !due.IsValid() || due.AsDuration() <= 0 {
+		c.fail(field+".due", "must be a positive duration, e.g. 72h")
+		return
+	}
+	if risk == nil || !risk.IsValid() || risk.AsDuration() <= 0 || risk.AsDuration() >= due.AsDuration() {
+		c.fail(field+".at_risk", "must be a positive duration shorter than due (%s)", due.AsDuration())
+	}
+}
+
+const maxText = 4000
+
+func (c *checker) text(field, v string, required bool) {
+	switch {
+	case strings.TrimSpace(v) == "" && required:
+		c.fail(field, "is required")
+	case !utf8.ValidString(v):
+		c.fail(field, "is not valid UTF-8")
+	case utf8.RuneCountInString(v) > maxText:
+		c.fail(field, "is %d characters long (allowed: at most %d)", utf8.RuneCountInString(v), maxText)
+	}
+}
+
+func (c *checker) principal(field, v string) {
+	switch {
+	case strings.TrimSpace(v) == "":
+		c.fail(field, "is required: say who decides (e.g. --as alice)")
+	case len(v) > 100 || strings.ContainsAny(v, " \t\n"):
+		c.fail(field, "%q must be a principal name without spaces, at most 100 characters", v)
+	}
+}
+
+func (c *checker) enumSet(field string, n int32, names map[int32]string, allowed []string) {
+	if _, ok := names[n]; !ok || n == 0 {
+		c.fail(field, "is required (allowed: %s)", strings.Join(allowed, ", "))
+	}
+}
+
+// DecisionKind names the decision a request carries, e.g. "good-offices"; "" when none.
+func (x *DecisionRequest) DecisionKind() string {
+	if x.GetDecision() == nil {
+		return ""
+	}
+	switch x.GetDecision().(type) {
+	case *DecisionRequest_Triage:
+		return "triage"
+	case *DecisionRequest_GoodOffices:
+		return "good-offices"
+	case *DecisionRequest_FactFindingMandate:
+		return "fact-finding-mandate"
+	case *DecisionRequest_FactFindingReport:
+		return "fact-finding-report"
+	case *DecisionRequest_EnvoyAppointment:
+		return "envoy-appointment"
+	case *DecisionRequest_StandbyTeamDeployed:
+		return "standby-team-deployed"
+	case *DecisionRequest_FundingRequest:
+		return "funding-request"
+	case *DecisionRequest_FundingDecision:
+		return "funding-decision"
+	case *DecisionRequest_FollowUpCheckIn:
+		return "follow-up-check-in"
+	case *DecisionRequest_Closure:
+		return "closure"
+	}
+	return ""
+}
+
+// MaxFundingRequestUSD bounds one request; larger sums go through other channels.
+const MaxFundingRequestUSD = 100_000_000
+
+// Validate checks a decision's own rules; the workflow checks the rules that
+// depend on the crisis (stage, pending decisions, four-eyes).
+func (x *DecisionRequest) Validate() error {
+	c := newChecker("decision")
+	c.principal("principal", x.GetPrincipal())
+	c.text("rationale", x.GetRationale(), true)
+	switch d := x.GetDecision().(type) {
+	case nil:
+		c.fail("decision", "is required: one of triage, good-offices, fact-finding-mandate, fact-finding-report, envoy-appointment, standby-team-deployed, funding-request, funding-decision, follow-up-check-in, closure")
+	case *DecisionRequest_Triage:
+		c.text("triage.assessment", d.Triage.GetAssessment(), true)
+	case *DecisionRequest_GoodOffices:
+		c.enumSet("good_offices.option", int32(d.GoodOffices.GetOption()), GoodOfficesOption_name, enumSlugs(GoodOfficesOption(0).Descriptor()))
+	case *DecisionRequest_FactFindingMandate:
+		m := d.FactFindingMandate
+		c.text("fact_finding_mandate.terms_of_reference", m.GetTermsOfReference(), true)
+		c.enumSet("fact_finding_mandate.mandating_body", int32(m.GetMandatingBody()), MandatingBody_name, enumSlugs(MandatingBody(0).Descriptor()))
+		if len(m.GetTeam()) == 0 {
+			c.fail("fact_finding_mandate.team", "name at least one member of the mission")
+		}
+		c.timestamp("fact_finding_mandate.report_due", m.GetReportDue())
+	case *DecisionRequest_FactFindingReport:
+		c.text("fact_finding_report.summary", d.FactFindingReport.GetSummary(), true)
+	case *DecisionRequest_EnvoyAppointment:
+		c.text("envoy_appointment.envoy", d.EnvoyAppointment.GetEnvoy(), true)
+		if len(d.EnvoyAppointment.GetStandbyTeam()) == 0 {
+			c.fail("envoy_appointment.standby_team", "name at least one standby-team expert")
+		}
+	case *DecisionRequest_StandbyTeamDeployed:
+		c.text("standby_team_deployed.location", d.StandbyTeamDeployed.GetLocation(), true)
+	case *DecisionRequest_FundingRequest:
+		r := d.FundingRequest
+		c.id("funding_request.request_id", r.GetRequestId())
+		c.text("funding_request.fund", r.GetFund(), true)
+		if a := r.GetAmountUsd(); a <= 0 || a > MaxFundingRequestUSD {
+			c.fail("funding_request.amount_usd", "%d is out of range (allowed: 1 to %d)", a, MaxFundingRequestUSD)
+		}
+		c.text("funding_request.purpose", r.GetPurpose(), true)
+	case *DecisionRequest_FundingDecision:
+		c.id("funding_decision.request_id", d.FundingDecision.GetRequestId())
+	case *DecisionRequest_FollowUpCheckIn:
+		c.enumSet("follow_up_check_in.recommendation", int32(d.FollowUpCheckIn.GetRecommendation()), FollowUpRecommendation_name, enumSlugs(FollowUpRecommendation(0).Descriptor()))
+		c.text("follow_up_check_in.tensions", d.FollowUpCheckIn.GetTensions(), false)
+	case *DecisionRequest_Closure:
+		c.enumSet("closure.outcome", int32(d.Closure.GetOutcome()), Outcome_name, enumSlugs(Outcome(0).Descriptor()))
+		if len(d.Closure.GetLessons()) == 0 {
+			c.fail("closure.lessons", "record at least one lesson")
+		}
+	}
+	return c.err()
+}
+
+// Validate checks an escalation or de-escalation.
+func (x *SeverityControl) Validate() error {
+	c := newChecker("severity control")
+	c.principal("principal", x.GetPrincipal())
+	c.text("reason", x.GetReason(), true)
+	return c.err()
+}
+
+// Validate checks a skip or reopen.
+func (x *StageControl) Validate() error {
+	c := newChecker("stage control")
+	c.principal("principal", x.GetPrincipal())
+	c.text("reason", x.GetReason(), true)
+	if s := x.GetStage(); s == Stage_STAGE_UNSPECIFIED || s == Stage_STAGE_CLOSED || Stage_name[int32(s)] == "" {
+		c.fail("stage", "is required (allowed: %s)", strings.Join(StageSlugs()[:6], ", "))
+	}
+	return c.err()
+}
+
+// Validate checks a partner's role acknowledgement.
+func (x *PartnerRoleAck) Validate() error {
+	c := newChecker("partner role")
+	c.text("partner", x.GetPartner(), true)
+	c.enumSet("role", int32(x.GetRole()), PartnerRoleKind_name, enumSlugs(PartnerRoleKind(0).Descriptor()))
+	c.principal("principal", x.GetPrincipal())
+	return c.err()
+}
+
+// Validate checks a warning attached to a crisis.
+func (x *Warning) Validate() error {
+	c := newChecker("warning")
+	c.text("source", x.GetSource(), true)
+	c.text("summary", x.GetSummary(), true)
+	if s := x.GetSeverity(); s < 1 || s > 5 {
+		c.fail("severity", "%d is out of range (allowed: 1 to 5)", s)
+	}
+	c.timestamp("observed_at", x.GetObservedAt())
+	return c.err()
+}
+
+// Rules of the lifecycle events: every event names its crisis, plus its own.
+
+// Validate checks a DecisionRecorded event.
+func (x *DecisionRecorded) Validate() error {
+	c := newChecker("DecisionRecorded")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetDecision() == nil {
+		c.fail("decision", "is required")
+	} else if err := x.GetDecision().GetRequest().Validate(); err != nil {
+		c.fail("decision.request", "%v", err)
+	}
+	return c.err()
+}
+
+// Validate checks a DeadlineAtRisk event.
+func (x *DeadlineAtRisk) Validate() error {
+	c := newChecker("DeadlineAtRisk")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetDeadline().GetDueAt() == nil {
+		c.fail("deadline.due_at", "is required")
+	}
+	return c.err()
+}
+
+// Validate checks a DeadlineBreached event.
+func (x *DeadlineBreached) Validate() error {
+	c := newChecker("DeadlineBreached")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetDeadline().GetDueAt() == nil {
+		c.fail("deadline.due_at", "is required")
+	}
+	return c.err()
+}
+
+// Validate checks a PartnerRoleAcknowledged event.
+func (x *PartnerRoleAcknowledged) Validate() error {
+	c := newChecker("PartnerRoleAcknowledged")
+	c.id("crisis_id", x.GetCrisisId())
+	if err := x.GetAck().Validate(); err != nil {
+		c.fail("ack", "%v", err)
+	}
+	return c.err()
+}
+
+// Validate checks a SeverityChanged event.
+func (x *SeverityChanged) Validate() error {
+	c := newChecker("SeverityChanged")
+	c.id("crisis_id", x.GetCrisisId())
+	for _, s := range []int32{x.GetFrom(), x.GetTo()} {
+		if s < 1 || s > 5 {
+			c.fail("severity", "%d is out of range (allowed: 1 to 5)", s)
+		}
+	}
+	return c.err()
+}
+
+// Validate checks a WarningAttached event.
+func (x *WarningAttached) Validate() error {
+	c := newChecker("WarningAttached")
+	c.id("crisis_id", x.GetCrisisId())
+	if err := x.GetWarning().Validate(); err != nil {
+		c.fail("warning", "%v", err)
+	}
+	return c.err()
+}
+
+// Validate checks a StageSkipped event.
+func (x *StageSkipped) Validate() error {
+	c := newChecker("StageSkipped")
+	c.id("crisis_id", x.GetCrisisId())
+	c.stage("stage", x.GetStage())
+	return c.err()
+}
+
+// Validate checks a StageReopened event.
+func (x *StageReopened) Validate() error {
+	c := newChecker("StageReopened")
+	c.id("crisis_id", x.GetCrisisId())
+	c.stage("stage", x.GetStage())
+	return c.err()
+}
+
+// Validate checks a FollowUpCheckInDue event.
+func (x *FollowUpCheckInDue) Validate() error {
+	c := newChecker("FollowUpCheckInDue")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetNumber() < 1 {
+		c.fail("number", "must be at least 1")
+	}
+	return c.err()
+}
+
+// Validate checks a FollowUpCheckInRecorded event.
+func (x *FollowUpCheckInRecorded) Validate() error {
+	c := newChecker("FollowUpCheckInRecorded")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetNumber() < 1 {
+		c.fail("number", "must be at least 1")
+	}
+	return c.err()
+}
+
+// Validate checks a CrisisRelapsed event.
+func (x *CrisisRelapsed) Validate() error {
+	c := newChecker("CrisisRelapsed")
+	c.id("crisis_id", x.GetCrisisId())
+	c.text("reason", x.GetReason(), true)
+	return c.err()
+}
+
+// Validate checks a FundsDisbursed event.
+func (x *FundsDisbursed) Validate() error {
+	c := newChecker("FundsDisbursed")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetAmountUsd() <= 0 {
+		c.fail("amount_usd", "must be positive")
+	}
+	c.id("disbursement_key", x.GetDisbursementKey())
 	return c.err()
 }

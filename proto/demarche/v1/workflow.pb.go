@@ -29,8 +29,11 @@ const (
 type CrisisWorkflowInput struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Crisis *Crisis                `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
-	// Set for drills: each stage completes by itself after its timer.
-	DrillPolicy   *DrillPolicy `protobuf:"bytes,2,opt,name=drill_policy,json=drillPolicy,proto3" json:"drill_policy,omitempty"`
+	// Set for drills: decisions are taken automatically and time is compressed.
+	DrillPolicy *DrillPolicy `protobuf:"bytes,2,opt,name=drill_policy,json=drillPolicy,proto3" json:"drill_policy,omitempty"`
+	// The playbook in force, copied at opening. Runs started before playbooks
+	// existed have none and replay on their original code path.
+	Playbook      *Playbook `protobuf:"bytes,3,opt,name=playbook,proto3" json:"playbook,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -79,11 +82,22 @@ func (x *CrisisWorkflowInput) GetDrillPolicy() *DrillPolicy {
 	return nil
 }
 
+func (x *CrisisWorkflowInput) GetPlaybook() *Playbook {
+	if x != nil {
+		return x.Playbook
+	}
+	return nil
+}
+
 // DrillPolicy compresses time and takes decisions automatically.
 type DrillPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// How long each stage lasts before it completes by itself (1s to 30 days).
+	// How long the drill policy waits before taking each pending decision
+	// (1s to 30 days). (Before playbooks: how long each stage lasted.)
 	StageDuration *durationpb.Duration `protobuf:"bytes,1,opt,name=stage_duration,json=stageDuration,proto3" json:"stage_duration,omitempty"`
+	// Playbook durations are multiplied by this (0 < scale <= 1), e.g.
+	// 0.000277 turns the 72-hour standby deadline into 72 seconds. 0 means 1.
+	TimeScale     float64 `protobuf:"fixed64,2,opt,name=time_scale,json=timeScale,proto3" json:"time_scale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +139,414 @@ func (x *DrillPolicy) GetStageDuration() *durationpb.Duration {
 	return nil
 }
 
+func (x *DrillPolicy) GetTimeScale() float64 {
+	if x != nil {
+		return x.TimeScale
+	}
+	return 0
+}
+
+// StageWorkflowInput starts a stage's child workflow.
+type StageWorkflowInput struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Crisis           *Crisis                `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
+	ParentWorkflowId string                 `protobuf:"bytes,2,opt,name=parent_workflow_id,json=parentWorkflowId,proto3" json:"parent_workflow_id,omitempty"`
+	Playbook         *Playbook              `protobuf:"bytes,3,opt,name=playbook,proto3" json:"playbook,omitempty"`
+	DrillPolicy      *DrillPolicy           `protobuf:"bytes,4,opt,name=drill_policy,json=drillPolicy,proto3" json:"drill_policy,omitempty"`
+	// Which run of the stage (1, then 2 after a reopening, ...).
+	Run int32 `protobuf:"varint,5,opt,name=run,proto3" json:"run,omitempty"`
+	// Follow-up carries its progress across continue-as-new.
+	FollowUp      *FollowUpProgress `protobuf:"bytes,6,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageWorkflowInput) Reset() {
+	*x = StageWorkflowInput{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageWorkflowInput) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageWorkflowInput) ProtoMessage() {}
+
+func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageWorkflowInput.ProtoReflect.Descriptor instead.
+func (*StageWorkflowInput) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *StageWorkflowInput) GetCrisis() *Crisis {
+	if x != nil {
+		return x.Crisis
+	}
+	return nil
+}
+
+func (x *StageWorkflowInput) GetParentWorkflowId() string {
+	if x != nil {
+		return x.ParentWorkflowId
+	}
+	return ""
+}
+
+func (x *StageWorkflowInput) GetPlaybook() *Playbook {
+	if x != nil {
+		return x.Playbook
+	}
+	return nil
+}
+
+func (x *StageWorkflowInput) GetDrillPolicy() *DrillPolicy {
+	if x != nil {
+		return x.DrillPolicy
+	}
+	return nil
+}
+
+func (x *StageWorkflowInput) GetRun() int32 {
+	if x != nil {
+		return x.Run
+	}
+	return 0
+}
+
+func (x *StageWorkflowInput) GetFollowUp() *FollowUpProgress {
+	if x != nil {
+		return x.FollowUp
+	}
+	return nil
+}
+
+// FollowUpProgress is the state follow-up carries across continue-as-new.
+type FollowUpProgress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CheckInsDone  int32                  `protobuf:"varint,1,opt,name=check_ins_done,json=checkInsDone,proto3" json:"check_ins_done,omitempty"`
+	NextDue       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=next_due,json=nextDue,proto3" json:"next_due,omitempty"`
+	DueNotices    int32                  `protobuf:"varint,3,opt,name=due_notices,json=dueNotices,proto3" json:"due_notices,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowUpProgress) Reset() {
+	*x = FollowUpProgress{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowUpProgress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowUpProgress) ProtoMessage() {}
+
+func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowUpProgress.ProtoReflect.Descriptor instead.
+func (*FollowUpProgress) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FollowUpProgress) GetCheckInsDone() int32 {
+	if x != nil {
+		return x.CheckInsDone
+	}
+	return 0
+}
+
+func (x *FollowUpProgress) GetNextDue() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextDue
+	}
+	return nil
+}
+
+func (x *FollowUpProgress) GetDueNotices() int32 {
+	if x != nil {
+		return x.DueNotices
+	}
+	return 0
+}
+
+// StageOutcome is what a stage's child workflow returns.
+type StageOutcome struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Stage             Stage                  `protobuf:"varint,1,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	DisbursedUsd      int64                  `protobuf:"varint,2,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
+	DeadlinesBreached int32                  `protobuf:"varint,3,opt,name=deadlines_breached,json=deadlinesBreached,proto3" json:"deadlines_breached,omitempty"`
+	CheckIns          int32                  `protobuf:"varint,4,opt,name=check_ins,json=checkIns,proto3" json:"check_ins,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *StageOutcome) Reset() {
+	*x = StageOutcome{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageOutcome) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageOutcome) ProtoMessage() {}
+
+func (x *StageOutcome) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageOutcome.ProtoReflect.Descriptor instead.
+func (*StageOutcome) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *StageOutcome) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *StageOutcome) GetDisbursedUsd() int64 {
+	if x != nil {
+		return x.DisbursedUsd
+	}
+	return 0
+}
+
+func (x *StageOutcome) GetDeadlinesBreached() int32 {
+	if x != nil {
+		return x.DeadlinesBreached
+	}
+	return 0
+}
+
+func (x *StageOutcome) GetCheckIns() int32 {
+	if x != nil {
+		return x.CheckIns
+	}
+	return 0
+}
+
+// DeadlineReport is what a child tells its parent about a deadline.
+type DeadlineReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deadline      *DeadlineState         `protobuf:"bytes,1,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeadlineReport) Reset() {
+	*x = DeadlineReport{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeadlineReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeadlineReport) ProtoMessage() {}
+
+func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeadlineReport.ProtoReflect.Descriptor instead.
+func (*DeadlineReport) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *DeadlineReport) GetDeadline() *DeadlineState {
+	if x != nil {
+		return x.Deadline
+	}
+	return nil
+}
+
+// CheckInDue is what follow-up tells its parent when a check-in is due.
+type CheckInDue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Number        int32                  `protobuf:"varint,1,opt,name=number,proto3" json:"number,omitempty"`
+	DueAt         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckInDue) Reset() {
+	*x = CheckInDue{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckInDue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckInDue) ProtoMessage() {}
+
+func (x *CheckInDue) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckInDue.ProtoReflect.Descriptor instead.
+func (*CheckInDue) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CheckInDue) GetNumber() int32 {
+	if x != nil {
+		return x.Number
+	}
+	return 0
+}
+
+func (x *CheckInDue) GetDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DueAt
+	}
+	return nil
+}
+
+// DisburseRequest is the input of the disbursement activity.
+type DisburseRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId    string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Region      Region                 `protobuf:"varint,2,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
+	CountryCode string                 `protobuf:"bytes,3,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	Request     *FundingRequest        `protobuf:"bytes,4,opt,name=request,proto3" json:"request,omitempty"`
+	ApprovedBy  string                 `protobuf:"bytes,5,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
+	// crisis id + request id: a retried disbursement pays once.
+	DisbursementKey string `protobuf:"bytes,6,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DisburseRequest) Reset() {
+	*x = DisburseRequest{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DisburseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DisburseRequest) ProtoMessage() {}
+
+func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DisburseRequest.ProtoReflect.Descriptor instead.
+func (*DisburseRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DisburseRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *DisburseRequest) GetRegion() Region {
+	if x != nil {
+		return x.Region
+	}
+	return Region_REGION_UNSPECIFIED
+}
+
+func (x *DisburseRequest) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *DisburseRequest) GetRequest() *FundingRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *DisburseRequest) GetApprovedBy() string {
+	if x != nil {
+		return x.ApprovedBy
+	}
+	return ""
+}
+
+func (x *DisburseRequest) GetDisbursementKey() string {
+	if x != nil {
+		return x.DisbursementKey
+	}
+	return ""
+}
+
 // PublishEventRequest is the input of the workflow's publish activity. The event
 // id is fixed by the workflow, so a retried activity republishes the same id and
 // the stream stores it once.
@@ -143,7 +565,7 @@ type PublishEventRequest struct {
 
 func (x *PublishEventRequest) Reset() {
 	*x = PublishEventRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -155,7 +577,7 @@ func (x *PublishEventRequest) String() string {
 func (*PublishEventRequest) ProtoMessage() {}
 
 func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -168,7 +590,7 @@ func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventRequest.ProtoReflect.Descriptor instead.
 func (*PublishEventRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *PublishEventRequest) GetEventId() string {
@@ -217,12 +639,46 @@ var File_demarche_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x7f\n" +
+	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x17demarche/v1/state.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n" +
 	"\x13CrisisWorkflowInput\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12;\n" +
-	"\fdrill_policy\x18\x02 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\"O\n" +
+	"\fdrill_policy\x18\x02 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x121\n" +
+	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\"n\n" +
 	"\vDrillPolicy\x12@\n" +
-	"\x0estage_duration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rstageDuration\"\xf7\x01\n" +
+	"\x0estage_duration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rstageDuration\x12\x1d\n" +
+	"\n" +
+	"time_scale\x18\x02 \x01(\x01R\ttimeScale\"\xad\x02\n" +
+	"\x12StageWorkflowInput\x12+\n" +
+	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12,\n" +
+	"\x12parent_workflow_id\x18\x02 \x01(\tR\x10parentWorkflowId\x121\n" +
+	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
+	"\fdrill_policy\x18\x04 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x12\x10\n" +
+	"\x03run\x18\x05 \x01(\x05R\x03run\x12:\n" +
+	"\tfollow_up\x18\x06 \x01(\v2\x1d.demarche.v1.FollowUpProgressR\bfollowUp\"\x90\x01\n" +
+	"\x10FollowUpProgress\x12$\n" +
+	"\x0echeck_ins_done\x18\x01 \x01(\x05R\fcheckInsDone\x125\n" +
+	"\bnext_due\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\anextDue\x12\x1f\n" +
+	"\vdue_notices\x18\x03 \x01(\x05R\n" +
+	"dueNotices\"\xa9\x01\n" +
+	"\fStageOutcome\x12(\n" +
+	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12#\n" +
+	"\rdisbursed_usd\x18\x02 \x01(\x03R\fdisbursedUsd\x12-\n" +
+	"\x12deadlines_breached\x18\x03 \x01(\x05R\x11deadlinesBreached\x12\x1b\n" +
+	"\tcheck_ins\x18\x04 \x01(\x05R\bcheckIns\"H\n" +
+	"\x0eDeadlineReport\x126\n" +
+	"\bdeadline\x18\x01 \x01(\v2\x1a.demarche.v1.DeadlineStateR\bdeadline\"W\n" +
+	"\n" +
+	"CheckInDue\x12\x16\n" +
+	"\x06number\x18\x01 \x01(\x05R\x06number\x121\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x81\x02\n" +
+	"\x0fDisburseRequest\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12+\n" +
+	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
+	"\fcountry_code\x18\x03 \x01(\tR\vcountryCode\x125\n" +
+	"\arequest\x18\x04 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12\x1f\n" +
+	"\vapproved_by\x18\x05 \x01(\tR\n" +
+	"approvedBy\x12)\n" +
+	"\x10disbursement_key\x18\x06 \x01(\tR\x0fdisbursementKey\"\xf7\x01\n" +
 	"\x13PublishEventRequest\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12+\n" +
@@ -243,29 +699,50 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
 	(*DrillPolicy)(nil),           // 1: demarche.v1.DrillPolicy
-	(*PublishEventRequest)(nil),   // 2: demarche.v1.PublishEventRequest
-	(*Crisis)(nil),                // 3: demarche.v1.Crisis
-	(*durationpb.Duration)(nil),   // 4: google.protobuf.Duration
-	(Region)(0),                   // 5: demarche.v1.Region
-	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 7: google.protobuf.Any
+	(*StageWorkflowInput)(nil),    // 2: demarche.v1.StageWorkflowInput
+	(*FollowUpProgress)(nil),      // 3: demarche.v1.FollowUpProgress
+	(*StageOutcome)(nil),          // 4: demarche.v1.StageOutcome
+	(*DeadlineReport)(nil),        // 5: demarche.v1.DeadlineReport
+	(*CheckInDue)(nil),            // 6: demarche.v1.CheckInDue
+	(*DisburseRequest)(nil),       // 7: demarche.v1.DisburseRequest
+	(*PublishEventRequest)(nil),   // 8: demarche.v1.PublishEventRequest
+	(*Crisis)(nil),                // 9: demarche.v1.Crisis
+	(*Playbook)(nil),              // 10: demarche.v1.Playbook
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(Stage)(0),                    // 13: demarche.v1.Stage
+	(*DeadlineState)(nil),         // 14: demarche.v1.DeadlineState
+	(Region)(0),                   // 15: demarche.v1.Region
+	(*FundingRequest)(nil),        // 16: demarche.v1.FundingRequest
+	(*anypb.Any)(nil),             // 17: google.protobuf.Any
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	3, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	1, // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	4, // 2: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	5, // 3: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	6, // 4: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	7, // 5: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	9,  // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	1,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	10, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	11, // 3: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	9,  // 4: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	10, // 5: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	1,  // 6: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	3,  // 7: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	12, // 8: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	13, // 9: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	14, // 10: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	12, // 11: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	15, // 12: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	16, // 13: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	15, // 14: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	12, // 15: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	17, // 16: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -274,13 +751,15 @@ func file_demarche_v1_workflow_proto_init() {
 		return
 	}
 	file_demarche_v1_crisis_proto_init()
+	file_demarche_v1_lifecycle_proto_init()
+	file_demarche_v1_state_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
