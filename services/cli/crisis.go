@@ -17,6 +17,7 @@ import (
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/playbook"
 )
 
 func newCrisisCmd(app *App) *cobra.Command {
@@ -25,22 +26,25 @@ func newCrisisCmd(app *App) *cobra.Command {
 		Short: "Open, list and inspect crises",
 		Long:  "Each crisis is one durable CrisisResponse workflow in Temporal; these commands start it, list crises through Temporal visibility, and query a crisis's state.",
 	}
-	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app))
+	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app))
+	cmd.AddCommand(newControlCmds(app)...)
 	return cmd
 }
 
 // openFlags are the inputs of `crisis open`, named as the user types them.
 type openFlags struct {
-	id, title, country, crisisType, confidentiality, firstSignal, openedBy string
-	severity                                                               int32
-	stageDuration                                                          time.Duration
+	id, title, country, crisisType, confidentiality, firstSignal, openedBy, playbook string
+	severity                                                                         int32
+	drill                                                                            bool
+	drillDelay                                                                       time.Duration
+	drillTimeScale                                                                   float64
 }
 
 // flagOf maps a validated field to the flag that sets it, for error messages.
 var flagOf = map[string]string{
 	"crisis.id": "--id", "crisis.title": "--title", "crisis.country_code": "--country", "crisis.crisis_type": "--type",
 	"crisis.severity": "--severity", "crisis.confidentiality": "--confidentiality", "crisis.first_signal_at": "--first-signal-at",
-	"drill_policy.stage_duration": "--stage-duration",
+	"drill_policy.stage_duration": "--drill-delay", "drill_policy.time_scale": "--drill-time-scale", "playbook": "--playbook",
 }
 
 func newCrisisOpenCmd(app *App) *cobra.Command {
@@ -49,16 +53,19 @@ func newCrisisOpenCmd(app *App) *cobra.Command {
 		Use:   "open",
 		Short: "Open a crisis and start its response workflow",
 		Long: `Open a crisis: validate the input, then start its CrisisResponse workflow
-(workflow id "crisis-<crisis id>"). Nothing is started when any input is invalid;
-the error names each failing flag.
+(workflow id "crisis-<crisis id>") with the playbook of its type (or --playbook).
+Nothing is started when any input is invalid; the error names each failing flag.
 
-Until human decisions are available, every crisis runs as a drill: each of the
-six stages completes by itself after --stage-duration.
+The crisis then waits for people's decisions ("demarche crisis decide ...").
+With --drill it runs as an exercise instead: the drill policy takes each pending
+decision after --drill-delay, playbook durations are multiplied by
+--drill-time-scale, and the crisis is marked as a drill and kept out of real
+figures.
 
 Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", ") + `
 Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 		Example: `  demarche crisis open --title "Coup attempt in Conakry" --country GN --type unconstitutional-change --severity 4
-  demarche crisis open --title "Disputed count" --country KE --type election-violence --severity 3 --stage-duration 1m`,
+  demarche crisis open --title "Disputed count" --country KE --type election-violence --severity 3 --drill`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			in, err := f.input(time.Now())
@@ -90,7 +97,10 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
 	fl.StringVar(&f.openedBy, "opened-by", os.Getenv("USER"), "principal opening the crisis")
-	fl.DurationVar(&f.stageDuration, "stage-duration", 10*time.Second, "drill: how long each stage lasts before it completes by itself (1s to 720h)")
+	fl.StringVar(&f.playbook, "playbook", "", "playbook name (default: the one for --type; see \"demarche playbook list\")")
+	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures")
+	fl.DurationVar(&f.drillDelay, "drill-delay", 2*time.Second, "drill: wait before the drill policy takes each pending decision (1s to 720h)")
+	fl.Float64Var(&f.drillTimeScale, "drill-time-scale", 0.00002, "drill: multiply playbook durations by this (0.00002 turns 72h into about 5s)")
 	return cmd
 }
 
@@ -108,7 +118,7 @@ func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error)
 		Severity:    f.severity,
 		OpenedAt:    timestamppb.New(now),
 		OpenedBy:    f.openedBy,
-		Drill:       true,
+		Drill:       f.drill,
 	}
 	if c.Id == "" {
 		c.Id = newCrisisID(country, now)
@@ -134,7 +144,23 @@ func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error)
 			c.FirstSignalAt = timestamppb.New(t)
 		}
 	}
-	in := &demarchev1.CrisisWorkflowInput{Crisis: c, DrillPolicy: &demarchev1.DrillPolicy{StageDuration: durationpb.New(f.stageDuration)}}
+	in := &demarchev1.CrisisWorkflowInput{Crisis: c}
+	if f.drill {
+		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: durationpb.New(f.drillDelay), TimeScale: f.drillTimeScale}
+	}
+	if f.playbook != "" {
+		pb, err := playbook.Get(f.playbook)
+		if err != nil {
+			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "playbook", Reason: err.Error()})
+		}
+		in.Playbook = pb
+	} else if c.GetCrisisType() != demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
+		pb, err := playbook.ForType(c.GetCrisisType())
+		if err != nil {
+			return nil, err
+		}
+		in.Playbook = pb
+	}
 	err = in.Validate()
 	var verr *demarchev1.ValidationError
 	if err != nil && !errors.As(err, &verr) {
@@ -174,7 +200,7 @@ func withFlagNames(err error) error {
 	for _, fe := range verr.Fields {
 		name := fe.Field
 		if flag, ok := flagOf[name]; ok {
-			name = strings.TrimPrefix(name, "crisis.") + " (" + flag + ")"
+			name = strings.TrimPrefix(strings.TrimPrefix(name, "crisis."), "drill_policy.") + " (" + flag + ")"
 		}
 		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
 	}
@@ -291,27 +317,99 @@ func newCrisisShowCmd(app *App) *cobra.Command {
 
 func printState(app *App, st *demarchev1.CrisisState) {
 	c := st.GetCrisis()
-	fmt.Fprintf(app.Out, "crisis    %s\ntitle     %s\ncountry   %s (%s)\ntype      %s\nseverity  %d\naccess    %s\nstage     %s\n",
+	w := app.Out
+	fmt.Fprintf(w, "crisis    %s\ntitle     %s\ncountry   %s (%s)\ntype      %s\nseverity  %d\naccess    %s\nstage     %s\n",
 		c.GetId(), c.GetTitle(), c.GetCountryCode(), c.GetRegion().Slug(), c.GetCrisisType().Slug(), c.GetSeverity(),
 		c.GetConfidentiality().Slug(), st.GetCurrentStage().Slug())
+	if len(st.GetActiveStages()) > 1 {
+		var names []string
+		for _, s := range st.GetActiveStages() {
+			names = append(names, s.Slug())
+		}
+		fmt.Fprintf(w, "running   %s (side by side)\n", strings.Join(names, ", "))
+	}
+	if st.GetPlaybook() != "" {
+		fmt.Fprintf(w, "playbook  %s (version %s)\n", st.GetPlaybook(), st.GetPlaybookVersion())
+	}
 	if c.GetDrill() {
-		fmt.Fprintln(app.Out, "drill     yes (excluded from real figures)")
+		fmt.Fprintln(w, "drill     yes (excluded from real figures)")
 	}
-	fmt.Fprintf(app.Out, "opened    %s\n", ts(c.GetOpenedAt()))
+	fmt.Fprintf(w, "opened    %s\n", ts(c.GetOpenedAt()))
 	if st.GetClosedAt() != nil {
-		fmt.Fprintf(app.Out, "closed    %s\n", ts(st.GetClosedAt()))
+		fmt.Fprintf(w, "closed    %s  outcome %s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug())
 	}
-	fmt.Fprintln(app.Out, "\ntimeline:")
-	tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(tw, "  STAGE\tENTERED\tCOMPLETED\tDURATION")
+	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(w, "\ntimeline:")
+	fmt.Fprintln(tw, "  STAGE\tRUN\tSTATUS\tENTERED\tCOMPLETED\tDURATION\tNOTE")
 	for _, r := range st.GetTimeline() {
 		done, dur := "(running)", ""
 		if r.GetCompletedAt() != nil {
 			done, dur = ts(r.GetCompletedAt()), r.GetDuration().AsDuration().String()
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", r.GetStage().Slug(), ts(r.GetEnteredAt()), done, dur)
+		status := r.GetStatus().Slug()
+		if r.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_UNSPECIFIED {
+			status = "completed"
+			if r.GetCompletedAt() == nil {
+				status = "running"
+			}
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.GetStage().Slug(), max(r.GetRun(), 1), status, ts(r.GetEnteredAt()), done, dur, r.GetReason())
 	}
 	_ = tw.Flush()
+	if p := st.GetPendingDecisions(); len(p) > 0 {
+		fmt.Fprintln(w, "\nwaiting for:")
+		for _, d := range p {
+			due := ""
+			if d.GetDueAt() != nil {
+				due = " due " + ts(d.GetDueAt()) + " (" + timeLeft(d.GetDueAt()) + ")"
+			}
+			fmt.Fprintf(w, "  %-22s %s%s\n", d.GetKind(), d.GetWho(), due)
+		}
+	}
+	if ds := st.GetDeadlines(); len(ds) > 0 {
+		fmt.Fprintln(w, "\ndeadlines:")
+		fmt.Fprintln(tw, "  DEADLINE\tSTATUS\tAT RISK\tDUE\tLEFT")
+		for _, d := range ds {
+			left := ""
+			if d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK {
+				left = timeLeft(d.GetDueAt())
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetStatus().Slug(), ts(d.GetAtRiskAt()), ts(d.GetDueAt()), left)
+		}
+		_ = tw.Flush()
+	}
+	if ps := st.GetPartners(); len(ps) > 0 {
+		fmt.Fprintln(w, "\npartners:")
+		for _, p := range ps {
+			fmt.Fprintf(w, "  %-12s %s (acknowledged %s by %s)\n", p.GetPartner(), p.GetRole().Slug(), ts(p.GetAcknowledgedAt()), p.GetPrincipal())
+		}
+	}
+	if ds := st.GetDecisions(); len(ds) > 0 {
+		fmt.Fprintln(w, "\ndecisions:")
+		for _, d := range ds {
+			auto := ""
+			if d.GetAutomatic() {
+				auto = " (drill policy)"
+			}
+			fmt.Fprintf(w, "  %2d %s %-22s by %s%s: %s\n", d.GetNumber(), ts(d.GetDecidedAt()), d.GetKind(), d.GetPrincipal(), auto, d.GetRationale())
+		}
+	}
+	if f := st.GetFigures(); f != nil {
+		fmt.Fprintln(w, "\nfigures:")
+		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
+			f.GetWarningToAction().AsDuration(), f.GetTotal().AsDuration(), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
+		for _, s := range f.GetStageTimes() {
+			fmt.Fprintf(w, "  time in %-17s%s\n", s.GetStage().Slug(), s.GetTime().AsDuration())
+		}
+	}
+}
+
+func timeLeft(t *timestamppb.Timestamp) string {
+	left := time.Until(t.AsTime()).Round(time.Second)
+	if left < 0 {
+		return "overdue by " + (-left).String()
+	}
+	return left.String() + " left"
 }
 
 func ts(t *timestamppb.Timestamp) string {

@@ -71,7 +71,7 @@ then open a crisis from another terminal:
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
-	root.AddCommand(newCrisisCmd(app), newEventsCmd(app), newServeCmd(app))
+	root.AddCommand(newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app))
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}
@@ -97,7 +97,11 @@ func EnvOr(name, def string) string {
 
 // temporal dials Temporal with a logger quiet enough for a terminal.
 func (a *App) temporal(ctx context.Context) (client.Client, error) {
-	c, err := temporalx.Dial(ctx, a.TemporalAddress, a.Namespace, a.Log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	log := a.Log
+	if log.Core().Enabled(zap.InfoLevel) {
+		log = log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	}
+	c, err := temporalx.Dial(ctx, a.TemporalAddress, a.Namespace, log)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --temporal-address)", err)
 	}

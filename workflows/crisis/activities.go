@@ -47,14 +47,39 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 	return nil
 }
 
+// DisburseFunds pays an approved request. Until the funding service exists it
+// records the disbursement as a FundsDisbursed event whose id is the
+// disbursement key, so a retried disbursement is stored, and paid, once.
+func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
+	paid := &demarchev1.FundsDisbursed{
+		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Fund: req.GetRequest().GetFund(),
+		AmountUsd: req.GetRequest().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey(),
+	}
+	if err := paid.Validate(); err != nil {
+		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+	}
+	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
+	if _, err := a.Bus.Publish(ctx, route, eventbus.Event{
+		ID: req.GetDisbursementKey(), Source: EventSource, Subject: req.GetCrisisId(), Time: activity.GetInfo(ctx).StartedTime, Data: paid,
+	}); err != nil {
+		return nil, fmt.Errorf("record disbursement %s: %w", req.GetDisbursementKey(), err)
+	}
+	return paid, nil
+}
+
 // Register puts the workflow and its activities on a worker under their
 // exported names.
 func Register(w worker.Registry, acts *Activities) {
 	RegisterWorkflows(w)
 	w.RegisterActivityWithOptions(acts.PublishCrisisEvent, activity.RegisterOptions{Name: ActivityPublishEvent})
+	w.RegisterActivityWithOptions(acts.DisburseFunds, activity.RegisterOptions{Name: ActivityDisburse})
 }
 
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})
+	w.RegisterWorkflowWithOptions(FactFindingMission, workflow.RegisterOptions{Name: FactFindingWorkflow})
+	w.RegisterWorkflowWithOptions(EnvoyDeployment, workflow.RegisterOptions{Name: EnvoyWorkflow})
+	w.RegisterWorkflowWithOptions(RapidResponseFunding, workflow.RegisterOptions{Name: FundingWorkflow})
+	w.RegisterWorkflowWithOptions(SustainedFollowUp, workflow.RegisterOptions{Name: FollowUpWorkflow})
 }

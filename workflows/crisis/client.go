@@ -15,6 +15,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/playbook"
 )
 
 // Sentinel errors for callers of this file's functions.
@@ -23,9 +24,20 @@ var (
 	ErrNotFound    = errors.New("crisis not found")
 )
 
-// Open validates the input and starts the crisis's workflow. Nothing starts when
-// the input is invalid: the returned error names each failing field.
+// Open validates the input and starts the crisis's workflow, with the playbook
+// of its crisis type unless the input names one. Nothing starts when the input
+// is invalid: the returned error names each failing field.
 func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInput) (client.WorkflowRun, error) {
+	if in.GetPlaybook() == nil && in.GetCrisis() != nil {
+		pb, err := playbook.ForType(in.GetCrisis().GetCrisisType())
+		if err != nil {
+			return nil, fmt.Errorf("open crisis: %w", err)
+		}
+		in.Playbook = pb
+	}
+	if in.GetDrillPolicy() != nil && in.GetCrisis() != nil {
+		in.Crisis.Drill = true
+	}
 	if err := in.Validate(); err != nil {
 		return nil, err
 	}
@@ -153,4 +165,56 @@ func intAttr(sa *common.SearchAttributes, name string) int64 {
 		_ = converter.GetDefaultDataConverter().FromPayload(p, &n)
 	}
 	return n
+}
+
+// Decide sends a decision to a crisis (the crisis.decide update) and returns it
+// as recorded. A rejected decision changes nothing; the error names the rule.
+func Decide(ctx context.Context, c client.Client, crisisID, requestID string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: WorkflowID(crisisID), UpdateName: UpdateDecide, UpdateID: requestID,
+		Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err != nil {
+		return nil, decisionError(crisisID, err)
+	}
+	var rec demarchev1.DecisionRecord
+	if err := h.Get(ctx, &rec); err != nil {
+		return nil, decisionError(crisisID, err)
+	}
+	return &rec, nil
+}
+
+// ErrRejected wraps a decision the crisis refused; the message names the rule.
+var ErrRejected = errors.New("decision rejected")
+
+func decisionError(crisisID string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%w: %s", ErrNotFound, crisisID)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && (appErr.Type() == ErrRuleViolation || appErr.Type() == ErrInvalidInput) {
+		return fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
+	}
+	return fmt.Errorf("decision on crisis %s: %w", crisisID, err)
+}
+
+// Signal sends an operator control (escalate, skip, ...) to a crisis.
+func Signal(ctx context.Context, c client.Client, crisisID, name string, arg any) error {
+	if v, ok := arg.(demarchev1.Validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if err := c.SignalWorkflow(ctx, WorkflowID(crisisID), "", name, arg); err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return fmt.Errorf("%w (or already closed): %s", ErrNotFound, crisisID)
+		}
+		return fmt.Errorf("signal %s to crisis %s: %w", name, crisisID, err)
+	}
+	return nil
 }

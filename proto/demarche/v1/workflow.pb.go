@@ -235,12 +235,15 @@ func (x *StageWorkflowInput) GetFollowUp() *FollowUpProgress {
 
 // FollowUpProgress is the state follow-up carries across continue-as-new.
 type FollowUpProgress struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CheckInsDone  int32                  `protobuf:"varint,1,opt,name=check_ins_done,json=checkInsDone,proto3" json:"check_ins_done,omitempty"`
-	NextDue       *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=next_due,json=nextDue,proto3" json:"next_due,omitempty"`
-	DueNotices    int32                  `protobuf:"varint,3,opt,name=due_notices,json=dueNotices,proto3" json:"due_notices,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CheckInsDone int32                  `protobuf:"varint,1,opt,name=check_ins_done,json=checkInsDone,proto3" json:"check_ins_done,omitempty"`
+	NextDue      *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=next_due,json=nextDue,proto3" json:"next_due,omitempty"`
+	DueNotices   int32                  `protobuf:"varint,3,opt,name=due_notices,json=dueNotices,proto3" json:"due_notices,omitempty"`
+	// Events published so far, so event ids stay unique across runs.
+	EventSeq          int32 `protobuf:"varint,4,opt,name=event_seq,json=eventSeq,proto3" json:"event_seq,omitempty"`
+	DeadlinesBreached int32 `protobuf:"varint,5,opt,name=deadlines_breached,json=deadlinesBreached,proto3" json:"deadlines_breached,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *FollowUpProgress) Reset() {
@@ -290,6 +293,20 @@ func (x *FollowUpProgress) GetNextDue() *timestamppb.Timestamp {
 func (x *FollowUpProgress) GetDueNotices() int32 {
 	if x != nil {
 		return x.DueNotices
+	}
+	return 0
+}
+
+func (x *FollowUpProgress) GetEventSeq() int32 {
+	if x != nil {
+		return x.EventSeq
+	}
+	return 0
+}
+
+func (x *FollowUpProgress) GetDeadlinesBreached() int32 {
+	if x != nil {
+		return x.DeadlinesBreached
 	}
 	return 0
 }
@@ -654,12 +671,14 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
 	"\fdrill_policy\x18\x04 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x12\x10\n" +
 	"\x03run\x18\x05 \x01(\x05R\x03run\x12:\n" +
-	"\tfollow_up\x18\x06 \x01(\v2\x1d.demarche.v1.FollowUpProgressR\bfollowUp\"\x90\x01\n" +
+	"\tfollow_up\x18\x06 \x01(\v2\x1d.demarche.v1.FollowUpProgressR\bfollowUp\"\xdc\x01\n" +
 	"\x10FollowUpProgress\x12$\n" +
 	"\x0echeck_ins_done\x18\x01 \x01(\x05R\fcheckInsDone\x125\n" +
 	"\bnext_due\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\anextDue\x12\x1f\n" +
 	"\vdue_notices\x18\x03 \x01(\x05R\n" +
-	"dueNotices\"\xa9\x01\n" +
+	"dueNotices\x12\x1b\n" +
+	"\tevent_seq\x18\x04 \x01(\x05R\beventSeq\x12-\n" +
+	"\x12deadlines_breached\x18\x05 \x01(\x05R\x11deadlinesBreached\"\xa9\x01\n" +
 	"\fStageOutcome\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12#\n" +
 	"\rdisbursed_usd\x18\x02 \x01(\x03R\fdisbursedUsd\x12-\n" +

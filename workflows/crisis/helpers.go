@@ -1,0 +1,132 @@
+package crisis
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// activityOptions: publishing and paying must eventually succeed (NATS or a
+// service may be restarting); idempotency keys make every retry safe.
+func withActivityOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{ErrInvalidInput},
+		},
+	})
+}
+
+// emitter publishes a workflow's events with deterministic ids: prefix plus a
+// sequence number, so replays and retries produce the same id and the stream
+// stores each event once.
+type emitter struct {
+	crisis *demarchev1.Crisis
+	prefix string
+	seq    int
+}
+
+func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
+	e.seq++
+	payload, err := anypb.New(data)
+	if err != nil {
+		return fmt.Errorf("pack %T: %w", data, err)
+	}
+	req := &demarchev1.PublishEventRequest{
+		EventId:     fmt.Sprintf("%s-%04d", e.prefix, e.seq),
+		CrisisId:    e.crisis.GetId(),
+		Region:      e.crisis.GetRegion(),
+		CountryCode: e.crisis.GetCountryCode(),
+		Time:        timestamppb.New(workflow.Now(ctx)),
+		Data:        payload,
+	}
+	// A handler may publish after its own context was cancelled (a skipped
+	// stage still reports why): events always go out.
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), ActivityPublishEvent, req).Get(ctx, nil); err != nil {
+		return fmt.Errorf("publish %s: %w", data.ProtoReflect().Descriptor().Name(), err)
+	}
+	return nil
+}
+
+// scaled applies a drill's time compression to a playbook duration.
+func scaled(d time.Duration, drill *demarchev1.DrillPolicy) time.Duration {
+	s := drill.GetTimeScale()
+	if drill == nil || s <= 0 || s >= 1 {
+		return d
+	}
+	out := time.Duration(float64(d) * s)
+	if out < time.Millisecond {
+		out = time.Millisecond
+	}
+	return out
+}
+
+// newDeadline starts a deadline record at now.
+func newDeadline(ctx workflow.Context, name string, stage demarchev1.Stage, spec *demarchev1.Deadline, drill *demarchev1.DrillPolicy) *demarchev1.DeadlineState {
+	now := workflow.Now(ctx)
+	return &demarchev1.DeadlineState{
+		Name: name, Stage: stage, Status: demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING,
+		StartedAt: timestamppb.New(now),
+		AtRiskAt:  timestamppb.New(now.Add(scaled(spec.GetAtRisk().AsDuration(), drill))),
+		DueAt:     timestamppb.New(now.Add(scaled(spec.GetDue().AsDuration(), drill))),
+	}
+}
+
+// watchDeadline runs a deadline as durable timers: at the at-risk mark and at
+// the due time it sets the status and calls changed (which publishes and
+// notifies). The work it guards keeps waiting; only the returned stop ends it.
+func watchDeadline(ctx workflow.Context, d *demarchev1.DeadlineState, changed func(workflow.Context, *demarchev1.DeadlineState)) (stop func(status demarchev1.DeadlineStatus)) {
+	tctx, cancel := workflow.WithCancel(ctx)
+	workflow.Go(tctx, func(tctx workflow.Context) {
+		// Publishing a change must not be cut short by stop: it runs on a
+		// context of this coroutine that stop does not cancel.
+		report, _ := workflow.NewDisconnectedContext(tctx)
+		for _, mark := range []struct {
+			at     time.Time
+			status demarchev1.DeadlineStatus
+		}{
+			{d.GetAtRiskAt().AsTime(), demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK},
+			{d.GetDueAt().AsTime(), demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED},
+		} {
+			if wait := mark.at.Sub(workflow.Now(tctx)); wait > 0 {
+				if err := workflow.Sleep(tctx, wait); err != nil {
+					return // stopped
+				}
+			}
+			d.Status = mark.status
+			changed(report, d)
+		}
+	})
+	return func(status demarchev1.DeadlineStatus) {
+		cancel()
+		if d.GetStatus() != demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED {
+			d.Status = status
+		}
+	}
+}
+
+// deadlineEvent is the event of a deadline's new status, if it has one.
+func deadlineEvent(crisisID string, d *demarchev1.DeadlineState) proto.Message {
+	switch d.GetStatus() {
+	case demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK:
+		return &demarchev1.DeadlineAtRisk{CrisisId: crisisID, Deadline: proto.Clone(d).(*demarchev1.DeadlineState)}
+	case demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED:
+		return &demarchev1.DeadlineBreached{CrisisId: crisisID, Deadline: proto.Clone(d).(*demarchev1.DeadlineState)}
+	}
+	return nil
+}
+
+func invalidInput(err error) error {
+	return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+}
