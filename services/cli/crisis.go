@@ -399,7 +399,7 @@ func printState(app *App, st *demarchev1.CrisisState) {
 		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
 			f.GetWarningToAction().AsDuration(), f.GetTotal().AsDuration(), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
 		for _, s := range f.GetStageTimes() {
-			fmt.Fprintf(w, "  time in %-17s%s\n", s.GetStage().Slug(), s.GetTime().AsDuration())
+			fmt.Fprintf(w, "  time in %-24s %s\n", s.GetStage().Slug(), s.GetTime().AsDuration())
 		}
 	}
 }

@@ -1,0 +1,134 @@
+package stack_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// TestPeopleDriveACrisisThroughTheCLI runs a real (non-drill) crisis on the
+// embedded stack: every decision and control goes through the CLI, a four-eyes
+// violation is rejected without touching the workflow history, and closure
+// reports its figures.
+func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	id := "NE-20261127-HUMAN"
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	events := func() int {
+		n := 0
+		it := tc.GetWorkflowHistory(ctx, crisis.WorkflowID(id), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+		for it.HasNext() {
+			if _, err := it.Next(); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		return n
+	}
+	waitPending := func(kind string) {
+		t.Helper()
+		waitFor(t, func() bool {
+			st, err := crisis.State(ctx, tc, id)
+			if err != nil {
+				return false
+			}
+			for _, p := range st.GetPendingDecisions() {
+				if p.GetKind() == kind {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
+	cli("crisis", "open", "--id", id, "--title", "Constitutional standoff in Niamey", "--country", "NE",
+		"--type", "constitutional-crisis", "--severity", "3", "--first-signal-at", time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339))
+	waitPending("triage")
+	cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "credible reports", "--assessment", "parliament dissolved")
+	cli("crisis", "partner-role", id, "--partner", "ECOWAS", "--role", "lead", "--as", "liaison")
+	cli("crisis", "escalate", id, "--as", "duty-officer", "--reason", "protests spreading")
+
+	waitPending("good-offices")
+	// A decision for a stage that is not running is refused, naming the rule.
+	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "alice", "--rationale", "x", "--envoy", "dora", "--standby-team", "erin"); err == nil ||
+		!strings.Contains(err.Error(), "rule stage-running") {
+		t.Fatalf("early envoy appointment: %v", err)
+	}
+	cli("crisis", "decide", "good-offices", id, "--as", "head", "--rationale", "quiet channel open", "--option", "quiet-diplomacy")
+
+	waitPending("envoy-appointment")
+	waitFor(t, func() bool { // the envoy child reports its standby deadline to the crisis
+		st, err := crisis.State(ctx, tc, id)
+		if err != nil {
+			return false
+		}
+		for _, d := range st.GetDeadlines() {
+			if d.GetName() == "standby team deployment" {
+				return true
+			}
+		}
+		return false
+	})
+	out := cli("crisis", "show", id)
+	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "severity  4") {
+		t.Fatalf("crisis show lacks the standby deadline, the partner or the new severity:\n%s", out)
+	}
+	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "regional standing", "--envoy", "dora", "--standby-team", "erin,femi")
+	cli("crisis", "decide", "deployed", id, "--as", "msu", "--rationale", "team on the ground", "--location", "Niamey")
+
+	waitPending("funding-request")
+	cli("crisis", "decide", "request-funds", id, "--as", "alice", "--rationale", "mediation costs", "--funding-request", "FR-1",
+		"--fund", "flexible-financing", "--amount", "120000", "--purpose", "dialogue venue and travel")
+	waitPending("funding-decision")
+	before := events()
+	_, err := runCLI(t, s, "crisis", "decide", "decide-funds", id, "--as", "alice", "--rationale", "urgent", "--funding-request", "FR-1", "--approve")
+	if err == nil || !strings.Contains(err.Error(), "rule four-eyes") || !strings.Contains(err.Error(), "decision rejected") {
+		t.Fatalf("self-approval: %v", err)
+	}
+	if after := events(); after != before {
+		t.Fatalf("a rejected decision changed the history: %d -> %d events", before, after)
+	}
+	cli("crisis", "decide", "decide-funds", id, "--as", "bob", "--rationale", "within ceiling", "--funding-request", "FR-1", "--approve")
+
+	// Follow-up would last months: skip it, with a reason, then close.
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		return err == nil && len(st.GetActiveStages()) == 1 && st.GetActiveStages()[0].String() == "STAGE_SUSTAINED_FOLLOW_UP"
+	})
+	cli("crisis", "skip", id, "--stage", "sustained-follow-up", "--as", "head", "--reason", "handed over to the peacebuilding office")
+	waitPending("closure")
+	cli("crisis", "decide", "close", id, "--as", "head", "--rationale", "agreement signed", "--outcome", "averted", "--lesson", "regional lead worked")
+
+	run := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "")
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := run.Get(wctx, nil); err != nil {
+		t.Fatalf("crisis did not complete: %v", err)
+	}
+	out = cli("crisis", "show", id)
+	for _, want := range []string{"outcome averted", "funding disbursed        USD 120000", "decisions                7",
+		"sustained-follow-up", "skipped", "handed over to the peacebuilding office", "funding-decision", "by bob"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("crisis show after closure lacks %q:\n%s", want, out)
+		}
+	}
+	// warning to action: first signal 2h before opening, triage a few seconds after.
+	if !strings.Contains(out, "warning to first action  2h0m") {
+		t.Fatalf("warning-to-action figure:\n%s", out)
+	}
+}
