@@ -127,6 +127,11 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 			t.Fatalf("crisis show after closure lacks %q:\n%s", want, out)
 		}
 	}
+	// Real figures list this crisis; drills (TestPlatform's) stay out unless asked for.
+	figs := cli("crisis", "figures")
+	if !strings.Contains(figs, id) || strings.Contains(figs, "true") {
+		t.Fatalf("crisis figures:\n%s", figs)
+	}
 	// warning to action: first signal 2h before opening, triage a few seconds after.
 	if !strings.Contains(out, "warning to first action  2h0m") {
 		t.Fatalf("warning-to-action figure:\n%s", out)

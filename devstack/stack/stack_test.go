@@ -172,6 +172,14 @@ func TestPlatform(t *testing.T) {
 			}
 		}
 
+		// Drills are kept out of real figures.
+		if out, err := runCLI(t, s, "crisis", "figures"); err != nil || strings.Contains(out, id) {
+			t.Fatalf("crisis figures lists the drill: %v\n%s", err, out)
+		}
+		if out, err := runCLI(t, s, "crisis", "figures", "--include-drills"); err != nil || !strings.Contains(out, id) {
+			t.Fatalf("crisis figures --include-drills misses the drill: %v\n%s", err, out)
+		}
+
 		out, err = runCLI(t, s, "crisis", "list", "--stage", "closed", "--country", "GN", "--type", "unconstitutional-change")
 		if err != nil || !strings.Contains(out, id) {
 			t.Fatalf("crisis list --stage closed misses %s: %v\n%s", id, err, out)

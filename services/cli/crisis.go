@@ -26,7 +26,7 @@ func newCrisisCmd(app *App) *cobra.Command {
 		Short: "Open, list and inspect crises",
 		Long:  "Each crisis is one durable CrisisResponse workflow in Temporal; these commands start it, list crises through Temporal visibility, and query a crisis's state.",
 	}
-	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app))
+	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app))
 	cmd.AddCommand(newControlCmds(app)...)
 	return cmd
 }

@@ -86,6 +86,8 @@ type Filter struct {
 	CrisisType demarchev1.CrisisType
 	// OpenOnly lists running workflows only.
 	OpenOnly bool
+	// ExcludeDrills leaves drills out (real figures never include them).
+	ExcludeDrills bool
 }
 
 // Query is the Temporal visibility query for a filter.
@@ -102,6 +104,9 @@ func (f Filter) Query() string {
 	}
 	if f.OpenOnly {
 		clauses = append(clauses, "ExecutionStatus = 'Running'")
+	}
+	if f.ExcludeDrills {
+		clauses = append(clauses, fmt.Sprintf("%s = false", temporalx.SADrill.GetName()))
 	}
 	return strings.Join(clauses, " AND ")
 }

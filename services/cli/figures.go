@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+	"sort"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+func newFiguresCmd(app *App) *cobra.Command {
+	var includeDrills bool
+	var country string
+	cmd := &cobra.Command{
+		Use:   "figures",
+		Short: "Closure figures of closed crises, drills excluded",
+		Long: `The figures the report asks for (§59-60), per closed crisis and overall: time from
+the first warning signal to the first action, decisions, money disbursed and
+deadlines breached. Drills are left out unless --include-drills.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			tc, err := app.temporal(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer tc.Close()
+			rows, err := crisis.List(cmd.Context(), tc, crisis.Filter{
+				Stage: demarchev1.Stage_STAGE_CLOSED, Country: country, ExcludeDrills: !includeDrills,
+			}, 0)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "CRISIS\tOUTCOME\tWARNING->ACTION\tDECISIONS\tDISBURSED USD\tBREACHES\tDRILL")
+			var w2a []time.Duration
+			var usd int64
+			var breaches int32
+			for _, r := range rows {
+				st, err := crisis.State(cmd.Context(), tc, r.CrisisID)
+				if err != nil || st.GetFigures() == nil {
+					continue // closed before figures existed
+				}
+				f := st.GetFigures()
+				w2a = append(w2a, f.GetWarningToAction().AsDuration())
+				usd += f.GetFundingDisbursedUsd()
+				breaches += f.GetDeadlinesBreached()
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\n", r.CrisisID, st.GetOutcome().Slug(), f.GetWarningToAction().AsDuration().Round(time.Second),
+					f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached(), f.GetDrill())
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(w2a) == 0 {
+				fmt.Fprintln(app.Out, "(no closed crisis with figures)")
+				return nil
+			}
+			sort.Slice(w2a, func(i, j int) bool { return w2a[i] < w2a[j] })
+			fmt.Fprintf(app.Out, "\n%d crises: median warning-to-action %s, disbursed USD %d, deadlines breached %d\n",
+				len(w2a), w2a[len(w2a)/2].Round(time.Second), usd, breaches)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&includeDrills, "include-drills", false, "count drills too")
+	cmd.Flags().StringVar(&country, "country", "", "only this country")
+	return cmd
+}
