@@ -568,3 +568,48 @@ func TestInvalidInputFailsWithoutSideEffects(t *testing.T) {
 		t.Fatalf("invalid input published %v", h.bus.events)
 	}
 }
+
+func TestOperatorControls(t *testing.T) {
+	h := newHarness(t)
+	var mid *demarchev1.CrisisState
+	reopened := false
+	h.drive(6*time.Hour, func(kind string) bool {
+		if kind == "fact-finding-mandate" && !reopened {
+			reopened = true
+			h.env.SignalWorkflow(SignalReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "junta reneged", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES})
+			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "troops deployed"})
+			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "again"})
+			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "capped at 5"})
+			h.env.SignalWorkflow(SignalDeEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "talks resumed"})
+			h.env.SignalWorkflow(SignalPartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "au-liaison"})
+			h.env.SignalWorkflow(SignalPartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT, Principal: "au-liaison"})
+			h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}) // no reason: ignored
+			h.at(time.Minute, func() { mid = h.state() })
+			return true
+		}
+		return false
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if mid == nil || fmt.Sprint(mid.GetActiveStages()) != "[STAGE_FACT_FINDING STAGE_GOOD_OFFICES]" {
+		t.Fatalf("after reopen, active stages: %v", mid.GetActiveStages())
+	}
+	if mid.GetCrisis().GetSeverity() != 4 { // 3 +1 +1 (capped at 5) -1
+		t.Fatalf("severity %d, want 4", mid.GetCrisis().GetSeverity())
+	}
+	if len(mid.GetPartners()) != 1 || mid.GetPartners()[0].GetRole() != demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT {
+		t.Fatalf("partners: %v", mid.GetPartners())
+	}
+	if n := len(h.bus.kinds("SeverityChanged")); n != 3 {
+		t.Fatalf("%d severity changes published, want 3 (the capped one changes nothing)", n)
+	}
+	if h.bus.has("StageSkipped") || !h.bus.has("StageReopened:good-offices") || len(h.bus.kinds("PartnerRoleAcknowledged")) != 2 {
+		t.Fatalf("control events: %v", h.bus.events)
+	}
+	runs := map[demarchev1.Stage]int32{}
+	for _, r := range final.GetTimeline() {
+		runs[r.GetStage()] = max(runs[r.GetStage()], r.GetRun())
+	}
+	if runs[demarchev1.Stage_STAGE_GOOD_OFFICES] != 2 || runs[demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT] != 1 {
+		t.Fatalf("runs per stage: %v", runs)
+	}
+}
