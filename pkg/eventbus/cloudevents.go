@@ -106,6 +106,7 @@ func init() {
 	Register(&demarchev1.FollowUpCheckInRecorded{})
 	Register(&demarchev1.CrisisRelapsed{})
 	Register(&demarchev1.FundsDisbursed{})
+	Register(&demarchev1.WarningRaised{})
 }
 
 // TypeOf returns the registration of a message, or ErrUnknownType.

@@ -38,6 +38,7 @@ type openFlags struct {
 	drill                                                                            bool
 	drillDelay                                                                       time.Duration
 	drillTimeScale                                                                   float64
+	shareWith                                                                        []string
 }
 
 // flagOf maps a validated field to the flag that sets it, for error messages.
@@ -97,6 +98,7 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
 	fl.StringVar(&f.openedBy, "opened-by", os.Getenv("USER"), "principal opening the crisis")
+	fl.StringSliceVar(&f.shareWith, "share-with", nil, "partners a restricted or confidential crisis is shared with, e.g. AU,ECOWAS")
 	fl.StringVar(&f.playbook, "playbook", "", "playbook name (default: the one for --type; see \"demarche playbook list\")")
 	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures")
 	fl.DurationVar(&f.drillDelay, "drill-delay", 2*time.Second, "drill: wait before the drill policy takes each pending decision (1s to 720h)")
@@ -119,6 +121,7 @@ func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error)
 		OpenedAt:    timestamppb.New(now),
 		OpenedBy:    f.openedBy,
 		Drill:       f.drill,
+		SharedWith:  f.shareWith,
 	}
 	if c.Id == "" {
 		c.Id = newCrisisID(country, now)

@@ -223,3 +223,31 @@ func Signal(ctx context.Context, c client.Client, crisisID, name string, arg any
 	}
 	return nil
 }
+
+// OpenOrSignal opens the crisis with a warning attached, or, when its workflow
+// is already running, only attaches the warning: Temporal's signal-with-start,
+// so concurrent callers for one crisis id never open two crises.
+func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) (client.WorkflowRun, error) {
+	if in.GetPlaybook() == nil && in.GetCrisis() != nil {
+		pb, err := playbook.ForType(in.GetCrisis().GetCrisisType())
+		if err != nil {
+			return nil, fmt.Errorf("open crisis: %w", err)
+		}
+		in.Playbook = pb
+	}
+	if err := in.Validate(); err != nil {
+		return nil, err
+	}
+	if err := w.Validate(); err != nil {
+		return nil, err
+	}
+	cr := in.GetCrisis()
+	sa := append(crisisAttributes(cr), temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
+	run, err := c.SignalWithStartWorkflow(ctx, WorkflowID(cr.GetId()), SignalWarning, w, client.StartWorkflowOptions{
+		ID: WorkflowID(cr.GetId()), TaskQueue: TaskQueue, TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
+	}, WorkflowName, in)
+	if err != nil {
+		return nil, fmt.Errorf("open or signal crisis %s: %w", cr.GetId(), err)
+	}
+	return run, nil
+}

@@ -350,7 +350,10 @@ type Crisis struct {
 	// Time of the first early-warning signal: starts the warning-to-action clock.
 	FirstSignalAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=first_signal_at,json=firstSignalAt,proto3" json:"first_signal_at,omitempty"`
 	// Principal who opened the crisis.
-	OpenedBy      string `protobuf:"bytes,11,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
+	OpenedBy string `protobuf:"bytes,11,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
+	// Partner organisations a restricted or confidential crisis is explicitly
+	// shared with (report §59, §61); public crises go to every subscriber.
+	SharedWith    []string `protobuf:"bytes,12,rep,name=shared_with,json=sharedWith,proto3" json:"shared_with,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -462,11 +465,18 @@ func (x *Crisis) GetOpenedBy() string {
 	return ""
 }
 
+func (x *Crisis) GetSharedWith() []string {
+	if x != nil {
+		return x.SharedWith
+	}
+	return nil
+}
+
 var File_demarche_v1_crisis_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x03\n" +
+	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x03\n" +
 	"\x06Crisis\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12!\n" +
@@ -480,7 +490,9 @@ const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\x05drill\x18\t \x01(\bR\x05drill\x12B\n" +
 	"\x0ffirst_signal_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12\x1b\n" +
-	"\topened_by\x18\v \x01(\tR\bopenedBy*\xd0\x01\n" +
+	"\topened_by\x18\v \x01(\tR\bopenedBy\x12\x1f\n" +
+	"\vshared_with\x18\f \x03(\tR\n" +
+	"sharedWith*\xd0\x01\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTAGE_WARNING\x10\x01\x12\x16\n" +

@@ -1010,6 +1010,178 @@ func (x *FundsDisbursed) GetDisbursementKey() string {
 	return ""
 }
 
+// WarningRaised: early warning saw a situation (country + crisis type) cross
+// its threshold; the crisis was opened or signalled.
+type WarningRaised struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	CountryCode   string                 `protobuf:"bytes,2,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CrisisType    CrisisType             `protobuf:"varint,3,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	Threshold     float64                `protobuf:"fixed64,5,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	FirstSignalAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=first_signal_at,json=firstSignalAt,proto3" json:"first_signal_at,omitempty"`
+	// The signals that made the score, and how much each contributed.
+	Contributions []*SignalContribution `protobuf:"bytes,7,rep,name=contributions,proto3" json:"contributions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarningRaised) Reset() {
+	*x = WarningRaised{}
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarningRaised) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarningRaised) ProtoMessage() {}
+
+func (x *WarningRaised) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarningRaised.ProtoReflect.Descriptor instead.
+func (*WarningRaised) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *WarningRaised) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *WarningRaised) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *WarningRaised) GetCrisisType() CrisisType {
+	if x != nil {
+		return x.CrisisType
+	}
+	return CrisisType_CRISIS_TYPE_UNSPECIFIED
+}
+
+func (x *WarningRaised) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *WarningRaised) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *WarningRaised) GetFirstSignalAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstSignalAt
+	}
+	return nil
+}
+
+func (x *WarningRaised) GetContributions() []*SignalContribution {
+	if x != nil {
+		return x.Contributions
+	}
+	return nil
+}
+
+// SignalContribution is one signal's share of a situation's score.
+type SignalContribution struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Weight        float64                `protobuf:"fixed64,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	Summary       string                 `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalContribution) Reset() {
+	*x = SignalContribution{}
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalContribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalContribution) ProtoMessage() {}
+
+func (x *SignalContribution) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalContribution.ProtoReflect.Descriptor instead.
+func (*SignalContribution) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SignalContribution) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *SignalContribution) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *SignalContribution) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *SignalContribution) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *SignalContribution) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 var File_demarche_v1_events_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_events_proto_rawDesc = "" +
@@ -1082,7 +1254,23 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x04fund\x18\x03 \x01(\tR\x04fund\x12\x1d\n" +
 	"\n" +
 	"amount_usd\x18\x04 \x01(\x03R\tamountUsd\x12)\n" +
-	"\x10disbursement_key\x18\x05 \x01(\tR\x0fdisbursementKeyB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x10disbursement_key\x18\x05 \x01(\tR\x0fdisbursementKey\"\xc8\x02\n" +
+	"\rWarningRaised\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12!\n" +
+	"\fcountry_code\x18\x02 \x01(\tR\vcountryCode\x128\n" +
+	"\vcrisis_type\x18\x03 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
+	"crisisType\x12\x14\n" +
+	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x1c\n" +
+	"\tthreshold\x18\x05 \x01(\x01R\tthreshold\x12B\n" +
+	"\x0ffirst_signal_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12E\n" +
+	"\rcontributions\x18\a \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\"\xb8\x01\n" +
+	"\x12SignalContribution\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
+	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x16\n" +
+	"\x06weight\x18\x03 \x01(\x01R\x06weight\x12;\n" +
+	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12\x18\n" +
+	"\asummary\x18\x05 \x01(\tR\asummaryB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_events_proto_rawDescOnce sync.Once
@@ -1096,7 +1284,7 @@ func file_demarche_v1_events_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_events_proto_rawDescData
 }
 
-var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_demarche_v1_events_proto_goTypes = []any{
 	(*CrisisOpened)(nil),            // 0: demarche.v1.CrisisOpened
 	(*StageEntered)(nil),            // 1: demarche.v1.StageEntered
@@ -1114,42 +1302,49 @@ var file_demarche_v1_events_proto_goTypes = []any{
 	(*FollowUpCheckInRecorded)(nil), // 13: demarche.v1.FollowUpCheckInRecorded
 	(*CrisisRelapsed)(nil),          // 14: demarche.v1.CrisisRelapsed
 	(*FundsDisbursed)(nil),          // 15: demarche.v1.FundsDisbursed
-	(*Crisis)(nil),                  // 16: demarche.v1.Crisis
-	(Stage)(0),                      // 17: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil),   // 18: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 19: google.protobuf.Duration
-	(Outcome)(0),                    // 20: demarche.v1.Outcome
-	(*ClosureFigures)(nil),          // 21: demarche.v1.ClosureFigures
-	(*DecisionRecord)(nil),          // 22: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),           // 23: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),          // 24: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),                 // 25: demarche.v1.Warning
-	(*FollowUpCheckIn)(nil),         // 26: demarche.v1.FollowUpCheckIn
+	(*WarningRaised)(nil),           // 16: demarche.v1.WarningRaised
+	(*SignalContribution)(nil),      // 17: demarche.v1.SignalContribution
+	(*Crisis)(nil),                  // 18: demarche.v1.Crisis
+	(Stage)(0),                      // 19: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
+	(Outcome)(0),                    // 22: demarche.v1.Outcome
+	(*ClosureFigures)(nil),          // 23: demarche.v1.ClosureFigures
+	(*DecisionRecord)(nil),          // 24: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 25: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 26: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 27: demarche.v1.Warning
+	(*FollowUpCheckIn)(nil),         // 28: demarche.v1.FollowUpCheckIn
+	(CrisisType)(0),                 // 29: demarche.v1.CrisisType
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
-	16, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
-	17, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
-	18, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
-	17, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
-	18, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	19, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
-	18, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
-	20, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
-	21, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
-	22, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
-	23, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
-	23, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
-	24, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
-	25, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
-	17, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
-	17, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
-	18, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	26, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	18, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
+	19, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
+	20, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
+	19, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
+	20, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	21, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
+	20, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
+	22, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
+	23, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
+	24, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	25, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	25, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	26, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	27, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	19, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	19, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	20, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	28, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	29, // 18: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 19: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
+	17, // 20: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
+	20, // 21: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_events_proto_init() }
@@ -1166,7 +1361,7 @@ func file_demarche_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_events_proto_rawDesc), len(file_demarche_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

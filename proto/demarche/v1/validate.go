@@ -635,3 +635,19 @@ func (x *FundsDisbursed) Validate() error {
 	c.id("disbursement_key", x.GetDisbursementKey())
 	return c.err()
 }
+
+// Validate checks a WarningRaised event.
+func (x *WarningRaised) Validate() error {
+	c := newChecker("WarningRaised")
+	c.id("crisis_id", x.GetCrisisId())
+	if _, ok := RegionOf(x.GetCountryCode()); !ok {
+		c.fail("country_code", "%q is not an ISO 3166-1 alpha-2 country code", x.GetCountryCode())
+	}
+	if x.GetScore() < x.GetThreshold() {
+		c.fail("score", "%g is below the threshold %g", x.GetScore(), x.GetThreshold())
+	}
+	if len(x.GetContributions()) == 0 {
+		c.fail("contributions", "a warning names the signals that raised it")
+	}
+	return c.err()
+}
