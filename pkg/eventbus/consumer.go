@@ -32,6 +32,9 @@ type Handler func(ctx context.Context, ev Event) error
 
 // ConsumerConfig describes one durable consumer of the crisis stream.
 type ConsumerConfig struct {
+	// Stream to consume (default: the crisis stream, StreamName). Any stream
+	// whose messages are CloudEvents in this package's format will do.
+	Stream string
 	// Durable names the consumer; it survives restarts and resumes where it stopped.
 	Durable string
 	// FilterSubjects narrows the events received (default: all crisis events).
@@ -45,7 +48,10 @@ type ConsumerConfig struct {
 }
 
 func (c *ConsumerConfig) defaults() {
-	if len(c.FilterSubjects) == 0 {
+	if c.Stream == "" {
+		c.Stream = StreamName
+	}
+	if len(c.FilterSubjects) == 0 && c.Stream == StreamName {
 		c.FilterSubjects = []string{AllEvents()}
 	}
 	if c.MaxDeliver == 0 {
@@ -77,7 +83,7 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ha
 	if cfg.Durable == "" {
 		return nil, errors.New("consume: a durable name is required")
 	}
-	jc, err := js.CreateOrUpdateConsumer(ctx, StreamName, jetstream.ConsumerConfig{
+	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        cfg.Durable,
 		Description:    "Démarche consumer " + cfg.Durable,
 		FilterSubjects: cfg.FilterSubjects,
