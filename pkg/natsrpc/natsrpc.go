@@ -1,0 +1,141 @@
+// Package natsrpc is how Démarche services answer requests over NATS and how
+// callers ask them: NATS micro services (so `nats micro ls|info|stats` finds
+// them) with protobuf messages in their JSON form (so `nats req` works by hand).
+package natsrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Request subjects of the domain services.
+const (
+	RosterService     = "roster"
+	RosterGroup       = "demarche.roster"
+	RosterSearch      = RosterGroup + ".search"
+	RosterReserve     = RosterGroup + ".reserve"
+	RosterRelease     = RosterGroup + ".release"
+	RosterAssignments = RosterGroup + ".assignments"
+	RosterExperts     = RosterGroup + ".experts"
+
+	FundingService  = "funding"
+	FundingGroup    = "demarche.funding"
+	FundingRequest  = FundingGroup + ".request"
+	FundingDecide   = FundingGroup + ".decide"
+	FundingDisburse = FundingGroup + ".disburse"
+	FundingBalance  = FundingGroup + ".balance"
+	FundingLedger   = FundingGroup + ".ledger"
+)
+
+// Sentinel errors a handler returns (wrapped) to pick the error code; callers
+// match them with errors.Is on what Call returns.
+var (
+	ErrInvalid  = errors.New("invalid request") // 400
+	ErrNotFound = errors.New("not found")       // 404
+	ErrConflict = errors.New("conflict")        // 409
+	ErrRule     = errors.New("rule violation")  // 422
+	ErrInternal = errors.New("service error")   // 500
+)
+
+var codes = map[string]error{"400": ErrInvalid, "404": ErrNotFound, "409": ErrConflict, "422": ErrRule, "500": ErrInternal}
+
+func codeOf(err error) string {
+	switch {
+	case errors.Is(err, ErrInvalid), errors.Is(err, demarchev1.ErrInvalid):
+		return "400"
+	case errors.Is(err, ErrNotFound):
+		return "404"
+	case errors.Is(err, ErrConflict):
+		return "409"
+	case errors.Is(err, ErrRule):
+		return "422"
+	}
+	return "500"
+}
+
+// Error is a service's answer that something went wrong.
+type Error struct {
+	Subject     string
+	Code        string
+	Description string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Subject, e.Description) }
+
+// Unwrap maps the code back to its sentinel error.
+func (e *Error) Unwrap() error {
+	if s, ok := codes[e.Code]; ok {
+		return s
+	}
+	return ErrInternal
+}
+
+// Handler adapts a typed function to a micro endpoint: it decodes and
+// validates the request, and encodes the response or the error with its code.
+func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context, Req) (Resp, error)) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		req := newReq()
+		if len(r.Data()) > 0 {
+			if err := protojson.Unmarshal(r.Data(), req); err != nil {
+				_ = r.Error("400", fmt.Sprintf("undecodable request: %v", err), nil)
+				return
+			}
+		}
+		if v, ok := any(req).(demarchev1.Validator); ok {
+			if err := v.Validate(); err != nil {
+				_ = r.Error("400", err.Error(), nil)
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		resp, err := fn(ctx, req)
+		if err != nil {
+			_ = r.Error(codeOf(err), err.Error(), nil)
+			return
+		}
+		b, err := protojson.Marshal(resp)
+		if err != nil {
+			_ = r.Error("500", fmt.Sprintf("encode response: %v", err), nil)
+			return
+		}
+		_ = r.Respond(b)
+	})
+}
+
+// Call sends a request and decodes the response; a service error comes back
+// as *Error, matching the sentinel of its code.
+func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message) error {
+	b, err := protojson.Marshal(req)
+	if err != nil {
+		return fmt.Errorf("%s: encode request: %w", subject, err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+	}
+	msg, err := nc.RequestWithContext(ctx, subject, b)
+	if err != nil {
+		if errors.Is(err, nats.ErrNoResponders) {
+			return fmt.Errorf("%s: no service is answering (is it running?): %w", subject, err)
+		}
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return &Error{Subject: subject, Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
+	}
+	if err := protojson.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("%s: decode response: %w", subject, err)
+	}
+	return nil
+}

@@ -1,0 +1,373 @@
+// Package roster is the roster service: senior envoys, mediators and
+// standby-team experts, ranked for a crisis and booked without double booking.
+// State lives in a JetStream key-value bucket, so it survives restarts; the
+// bucket's create-if-absent is what makes a booking exclusive even when many
+// requests race.
+package roster
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Bucket is the key-value bucket holding experts and bookings:
+//
+//	expert.<id>              the expert
+//	booked.<expert id>       the expert's current assignment (exclusive)
+//	role.<crisis>.<role>     the assignment of a crisis's role (idempotency)
+const Bucket = "DEMARCHE_ROSTER"
+
+//go:embed seed.json
+var seedJSON []byte
+
+// Store is the roster's durable state and rules, usable without NATS micro.
+type Store struct {
+	kv  jetstream.KeyValue
+	now func() time.Time
+}
+
+// OpenStore creates or opens the bucket.
+func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: Bucket, Description: "Démarche roster: experts and bookings", History: 5, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("roster bucket: %w", err)
+	}
+	return &Store{kv: kv, now: time.Now}, nil
+}
+
+// Seed loads the built-in roster when the bucket holds no expert yet.
+func (s *Store) Seed(ctx context.Context) (int, error) {
+	if experts, err := s.Experts(ctx); err != nil || len(experts) > 0 {
+		return 0, err
+	}
+	var seed demarchev1.ExpertsResponse
+	if err := protojson.Unmarshal(seedJSON, &seed); err != nil {
+		return 0, fmt.Errorf("roster seed: %w", err)
+	}
+	for _, e := range seed.GetExperts() {
+		if err := s.PutExpert(ctx, e); err != nil {
+			return 0, err
+		}
+	}
+	return len(seed.GetExperts()), nil
+}
+
+// PutExpert adds or replaces an expert.
+func (s *Store) PutExpert(ctx context.Context, e *demarchev1.Expert) error {
+	if err := e.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", natsrpc.ErrInvalid, err)
+	}
+	b, err := proto.Marshal(e)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Put(ctx, "expert."+e.GetId(), b); err != nil {
+		return fmt.Errorf("store expert %s: %w", e.GetId(), err)
+	}
+	return nil
+}
+
+// Experts lists the roster, by id.
+func (s *Store) Experts(ctx context.Context) ([]*demarchev1.Expert, error) {
+	var out []*demarchev1.Expert
+	err := s.each(ctx, "expert.>", func(b []byte) error {
+		var e demarchev1.Expert
+		if err := proto.Unmarshal(b, &e); err != nil {
+			return err
+		}
+		out = append(out, &e)
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].GetId() < out[j].GetId() })
+	return out, err
+}
+
+// Assignments lists bookings, of one crisis or (empty id) all.
+func (s *Store) Assignments(ctx context.Context, crisisID string) ([]*demarchev1.Assignment, error) {
+	var out []*demarchev1.Assignment
+	err := s.each(ctx, "booked.>", func(b []byte) error {
+		var a demarchev1.Assignment
+		if err := proto.Unmarshal(b, &a); err != nil {
+			return err
+		}
+		if crisisID == "" || a.GetCrisisId() == crisisID {
+			out = append(out, &a)
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].GetCrisisId() != out[j].GetCrisisId() {
+			return out[i].GetCrisisId() < out[j].GetCrisisId()
+		}
+		return out[i].GetRole() < out[j].GetRole()
+	})
+	return out, err
+}
+
+func (s *Store) each(ctx context.Context, filter string, fn func([]byte) error) error {
+	lister, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("roster: list %s: %w", filter, err)
+	}
+	for key := range lister.Keys() {
+		entry, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("roster: get %s: %w", key, err)
+		}
+		if err := fn(entry.Value()); err != nil {
+			return fmt.Errorf("roster: decode %s: %w", key, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) expert(ctx context.Context, id string) (*demarchev1.Expert, error) {
+	entry, err := s.kv.Get(ctx, "expert."+id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: no expert %q on the roster", natsrpc.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	var e demarchev1.Expert
+	return &e, proto.Unmarshal(entry.Value(), &e)
+}
+
+func (s *Store) assignment(ctx context.Context, key string) (*demarchev1.Assignment, uint64, error) {
+	entry, err := s.kv.Get(ctx, key)
+	if err != nil {
+		return nil, 0, err
+	}
+	var a demarchev1.Assignment
+	return &a, entry.Revision(), proto.Unmarshal(entry.Value(), &a)
+}
+
+func roleKey(crisisID, role string) string { return "role." + crisisID + "." + role }
+
+// Reserve books an expert for a crisis's role. The same crisis and role
+// reserved again returns the first booking (replayed). An expert booked
+// elsewhere is refused with ErrConflict: create-if-absent on the expert's
+// booking key lets exactly one of any number of racing requests win.
+func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*demarchev1.ReserveResponse, error) {
+	if existing, _, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole())); err == nil {
+		return &demarchev1.ReserveResponse{Assignment: existing, Replayed: true}, nil
+	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	e, err := s.expert(ctx, req.GetExpertId())
+	if err != nil {
+		return nil, err
+	}
+	if !e.GetAvailable() {
+		return nil, fmt.Errorf("%w: %s is not available for deployment", natsrpc.ErrConflict, e.GetName())
+	}
+	a := &demarchev1.Assignment{ExpertId: req.GetExpertId(), CrisisId: req.GetCrisisId(), Role: req.GetRole(),
+		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy()}
+	b, err := proto.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	bookedKey := "booked." + req.GetExpertId()
+	if _, err := s.kv.Create(ctx, bookedKey, b); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("roster: book %s: %w", req.GetExpertId(), err)
+		}
+		other, _, gerr := s.assignment(ctx, bookedKey)
+		if gerr != nil {
+			return nil, fmt.Errorf("roster: %w", gerr)
+		}
+		if other.GetCrisisId() != req.GetCrisisId() || other.GetRole() != req.GetRole() {
+			return nil, fmt.Errorf("%w: %s is already assigned to crisis %s as %s", natsrpc.ErrConflict, e.GetName(), other.GetCrisisId(), other.GetRole())
+		}
+		a = other // an earlier attempt of this very reservation got this far
+		b, _ = proto.Marshal(a)
+	}
+	if _, err := s.kv.Create(ctx, roleKey(req.GetCrisisId(), req.GetRole()), b); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("roster: record role: %w", err)
+		}
+		// Another request booked this role with another expert first: undo ours.
+		winner, _, gerr := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole()))
+		if gerr != nil {
+			return nil, fmt.Errorf("roster: %w", gerr)
+		}
+		if winner.GetExpertId() != a.GetExpertId() {
+			if _, rev, err := s.assignment(ctx, bookedKey); err == nil {
+				_ = s.kv.Delete(ctx, bookedKey, jetstream.LastRevision(rev))
+			}
+		}
+		return &demarchev1.ReserveResponse{Assignment: winner, Replayed: true}, nil
+	}
+	return &demarchev1.ReserveResponse{Assignment: a}, nil
+}
+
+// Release frees a crisis's role; releasing what is not booked is a no-op.
+func (s *Store) Release(ctx context.Context, req *demarchev1.ReleaseRequest) (*demarchev1.ReleaseResponse, error) {
+	a, rev, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole()))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return &demarchev1.ReleaseResponse{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	bookedKey := "booked." + a.GetExpertId()
+	if cur, brev, err := s.assignment(ctx, bookedKey); err == nil && cur.GetCrisisId() == a.GetCrisisId() && cur.GetRole() == a.GetRole() {
+		if err := s.kv.Delete(ctx, bookedKey, jetstream.LastRevision(brev)); err != nil {
+			return nil, fmt.Errorf("roster: release %s: %w", a.GetExpertId(), err)
+		}
+	}
+	if err := s.kv.Delete(ctx, roleKey(req.GetCrisisId(), req.GetRole()), jetstream.LastRevision(rev)); err != nil {
+		return nil, fmt.Errorf("roster: release role: %w", err)
+	}
+	return &demarchev1.ReleaseResponse{Released: a}, nil
+}
+
+// Search ranks available, unbooked experts: +3 per matching expertise, +2 for
+// the region, +1 per shared language; kind must match when given.
+func (s *Store) Search(ctx context.Context, req *demarchev1.RosterSearchRequest) (*demarchev1.RosterSearchResponse, error) {
+	experts, err := s.Experts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	booked := map[string]bool{}
+	assignments, err := s.Assignments(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	for _, a := range assignments {
+		booked[a.GetExpertId()] = true
+	}
+	var out []*demarchev1.Candidate
+	for _, e := range experts {
+		if !e.GetAvailable() || booked[e.GetId()] || (req.GetKind() != 0 && e.GetKind() != req.GetKind()) {
+			continue
+		}
+		c := &demarchev1.Candidate{Expert: e}
+		for _, want := range req.GetExpertise() {
+			for _, has := range e.GetExpertise() {
+				if want == has {
+					c.Score += 3
+					c.Reasons = append(c.Reasons, "expertise "+want.Slug())
+				}
+			}
+		}
+		for _, r := range e.GetRegions() {
+			if req.GetRegion() != 0 && r == req.GetRegion() {
+				c.Score += 2
+				c.Reasons = append(c.Reasons, "region "+r.Slug())
+			}
+		}
+		for _, want := range req.GetLanguages() {
+			for _, has := range e.GetLanguages() {
+				if strings.EqualFold(want, has) {
+					c.Score++
+					c.Reasons = append(c.Reasons, "speaks "+has)
+				}
+			}
+		}
+		out = append(out, c)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].GetScore() > out[j].GetScore() })
+	limit := int(req.GetLimit())
+	if limit == 0 {
+		limit = 10
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return &demarchev1.RosterSearchResponse{Candidates: out}, nil
+}
+
+// Service is the running roster micro service.
+type Service struct {
+	nc    *nats.Conn
+	svc   micro.Service
+	Store *Store
+}
+
+// Start connects, opens the store, seeds it when asked, and serves the
+// endpoints under demarche.roster (search, reserve, release, assignments, experts).
+func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Service, error) {
+	log = log.Named("roster")
+	nc, js, err := natsx.Connect(natsURL, "demarche-roster", log)
+	if err != nil {
+		return nil, fmt.Errorf("roster: %w", err)
+	}
+	st, err := OpenStore(ctx, js)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if seed {
+		if n, err := st.Seed(ctx); err != nil {
+			nc.Close()
+			return nil, err
+		} else if n > 0 {
+			log.Info("seeded the roster", zap.Int("experts", n))
+		}
+	}
+	svc, err := micro.AddService(nc, micro.Config{
+		Name: natsrpc.RosterService, Version: "1.0.0",
+		Description: "Envoys, mediators and standby-team experts: search, reserve, release",
+	})
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("roster: micro service: %w", err)
+	}
+	g := svc.AddGroup(natsrpc.RosterGroup)
+	endpoints := []struct {
+		name string
+		h    micro.Handler
+	}{
+		{"search", natsrpc.Handler(func() *demarchev1.RosterSearchRequest { return &demarchev1.RosterSearchRequest{} }, st.Search)},
+		{"reserve", natsrpc.Handler(func() *demarchev1.ReserveRequest { return &demarchev1.ReserveRequest{} }, st.Reserve)},
+		{"release", natsrpc.Handler(func() *demarchev1.ReleaseRequest { return &demarchev1.ReleaseRequest{} }, st.Release)},
+		{"assignments", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
+			func(ctx context.Context, r *demarchev1.AssignmentsRequest) (*demarchev1.AssignmentsResponse, error) {
+				as, err := st.Assignments(ctx, r.GetCrisisId())
+				return &demarchev1.AssignmentsResponse{Assignments: as}, err
+			})},
+		{"experts", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
+			func(ctx context.Context, _ *demarchev1.AssignmentsRequest) (*demarchev1.ExpertsResponse, error) {
+				es, err := st.Experts(ctx)
+				return &demarchev1.ExpertsResponse{Experts: es}, err
+			})},
+	}
+	for _, ep := range endpoints {
+		if err := g.AddEndpoint(ep.name, ep.h); err != nil {
+			_ = svc.Stop()
+			nc.Close()
+			return nil, fmt.Errorf("roster: endpoint %s: %w", ep.name, err)
+		}
+	}
+	log.Info("roster service ready", zap.String("subjects", natsrpc.RosterGroup+".>"))
+	return &Service{nc: nc, svc: svc, Store: st}, nil
+}
+
+// Stop stops serving and disconnects.
+func (s *Service) Stop() {
+	_ = s.svc.Stop()
+	s.nc.Close()
+}

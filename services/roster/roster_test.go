@@ -1,0 +1,274 @@
+package roster_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/roster"
+)
+
+func startNATS(t *testing.T, dir string) *natsembed.Server {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv
+}
+
+func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
+	t.Helper()
+	svc, err := roster.Start(context.Background(), url, true, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, nc
+}
+
+func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
+	srv := startNATS(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, refused := 0, 0
+	var other []error
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var resp demarchev1.ReserveResponse
+			err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
+				CrisisId: fmt.Sprintf("ML-2026-%03d", i), Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk",
+			}, &resp)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && !resp.GetReplayed():
+				won++
+			case errors.Is(err, natsrpc.ErrConflict):
+				refused++
+			default:
+				other = append(other, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || refused != 49 || len(other) != 0 {
+		t.Fatalf("won %d, refused %d, other %v; want exactly one booking", won, refused, other)
+	}
+	as, err := svc.Store.Assignments(context.Background(), "")
+	if err != nil || len(as) != 1 {
+		t.Fatalf("assignments after the race: %v, %v", as, err)
+	}
+}
+
+func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
+	srv := startNATS(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+	ctx := context.Background()
+	req := &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}
+	var first, again demarchev1.ReserveResponse
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, req, &first); err != nil || first.GetReplayed() {
+		t.Fatalf("first reserve: %v replayed=%v", err, first.GetReplayed())
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, req, &again); err != nil || !again.GetReplayed() {
+		t.Fatalf("retried reserve: %v replayed=%v", err, again.GetReplayed())
+	}
+	if !first.GetAssignment().GetReservedAt().AsTime().Equal(again.GetAssignment().GetReservedAt().AsTime()) {
+		t.Fatalf("retry returned another booking: %v vs %v", first.GetAssignment(), again.GetAssignment())
+	}
+	// The same role asked again with another expert still returns the first booking.
+	var other demarchev1.ReserveResponse
+	req2 := &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, req2, &other); err != nil || other.GetAssignment().GetExpertId() != "env-amara-diallo" {
+		t.Fatalf("role re-reserved: %v %v", err, other.GetAssignment())
+	}
+	// Bad input and unknown or unavailable experts are refused with the reason.
+	err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "x", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other)
+	if !errors.Is(err, natsrpc.ErrInvalid) || !contains(err, "role") {
+		t.Fatalf("bad role: %v", err)
+	}
+	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "nobody", ReservedBy: "desk"}, &other)
+	if !errors.Is(err, natsrpc.ErrNotFound) {
+		t.Fatalf("unknown expert: %v", err)
+	}
+	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "sb-hugo-weber", ReservedBy: "desk"}, &other)
+	if !errors.Is(err, natsrpc.ErrConflict) || !contains(err, "not available") {
+		t.Fatalf("unavailable expert: %v", err)
+	}
+	// Release frees the expert for another crisis.
+	var rel demarchev1.ReleaseResponse
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: "GN-2026-A", Role: "envoy"}, &rel); err != nil || rel.GetReleased().GetExpertId() != "env-amara-diallo" {
+		t.Fatalf("release: %v %v", err, rel.GetReleased())
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "ML-2026-B", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other); err != nil {
+		t.Fatalf("reserve after release: %v", err)
+	}
+}
+
+func TestAssignmentsSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startNATS(t, dir)
+	svc, nc := startRoster(t, srv.URL())
+	var resp demarchev1.ReserveResponse
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "NE-2026-R", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	svc.Stop()
+	srv.Stop()
+
+	srv2 := startNATS(t, dir)
+	defer srv2.Stop()
+	svc2, nc2 := startRoster(t, srv2.URL())
+	defer svc2.Stop()
+	defer nc2.Close()
+	var list demarchev1.AssignmentsResponse
+	if err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: "NE-2026-R"}, &list); err != nil {
+		t.Fatal(err)
+	}
+	if len(list.GetAssignments()) != 1 || list.GetAssignments()[0].GetExpertId() != "env-nadia-haddad" {
+		t.Fatalf("after restart: %v", list.GetAssignments())
+	}
+	err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "SD-2026-X", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp)
+	if !errors.Is(err, natsrpc.ErrConflict) {
+		t.Fatalf("double booking after restart: %v", err)
+	}
+}
+
+func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
+	srv := startNATS(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+	ctx := context.Background()
+	q := &demarchev1.RosterSearchRequest{Kind: demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY, Region: demarchev1.Region_REGION_AFRICA,
+		Expertise: []demarchev1.Expertise{demarchev1.Expertise_EXPERTISE_CONSTITUTION_MAKING}, Languages: []string{"fr"}}
+	var res demarchev1.RosterSearchResponse
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, q, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.GetCandidates()) == 0 || res.GetCandidates()[0].GetExpert().GetId() != "env-amara-diallo" || res.GetCandidates()[0].GetScore() != 6 {
+		t.Fatalf("best candidate: %v", res.GetCandidates())
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-S", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &demarchev1.ReserveResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, q, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.GetCandidates() {
+		if c.GetExpert().GetId() == "env-amara-diallo" || c.GetExpert().GetKind() != demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY {
+			t.Fatalf("search offers a booked expert or the wrong kind: %v", c)
+		}
+	}
+}
+
+func TestMicroDiscovery(t *testing.T) {
+	srv := startNATS(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+	msg, err := nc.Request("$SRV.INFO.roster", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Name      string `json:"name"`
+		Endpoints []struct {
+			Subject string `json:"subject"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(msg.Data, &info); err != nil {
+		t.Fatal(err)
+	}
+	subjects := map[string]bool{}
+	for _, e := range info.Endpoints {
+		subjects[e.Subject] = true
+	}
+	if info.Name != "roster" || !subjects[natsrpc.RosterReserve] || !subjects[natsrpc.RosterSearch] {
+		t.Fatalf("info: %+v", info)
+	}
+	_ = natsrpc.Call(context.Background(), nc, natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &demarchev1.ExpertsResponse{})
+	msg, err = nc.Request("$SRV.STATS.roster", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stats struct {
+		Endpoints []struct {
+			Subject  string `json:"subject"`
+			Requests int    `json:"num_requests"`
+		} `json:"endpoints"`
+	}
+	if err := json.Unmarshal(msg.Data, &stats); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range stats.Endpoints {
+		if e.Subject == natsrpc.RosterExperts && e.Requests != 1 {
+			t.Fatalf("stats count %d requests on experts, want 1", e.Requests)
+		}
+	}
+}
+
+func contains(err error, s string) bool { return err != nil && strings.Contains(err.Error(), s) }
+
+// Micro serves one subscription's requests in order; the guarantee must hold
+// without that, e.g. with several roster instances: race the store directly.
+func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
+	srv := startNATS(t, t.TempDir())
+	defer srv.Stop()
+	var stores []*roster.Service
+	for range 3 { // three instances of the service on one bucket
+		svc, nc := startRoster(t, srv.URL())
+		defer svc.Stop()
+		defer nc.Close()
+		stores = append(stores, svc)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won := 0
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, err := stores[i%3].Store.Reserve(context.Background(), &demarchev1.ReserveRequest{
+				CrisisId: fmt.Sprintf("SS-2026-%03d", i), Role: "standby-1", ExpertId: "sb-fatou-sow", ReservedBy: "desk"})
+			if err == nil && !resp.GetReplayed() {
+				mu.Lock()
+				won++
+				mu.Unlock()
+			} else if err != nil && !errors.Is(err, natsrpc.ErrConflict) {
+				t.Errorf("unexpected error: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 {
+		t.Fatalf("%d reservations won, want exactly 1", won)
+	}
+}
