@@ -1,0 +1,242 @@
+package funding_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/funding"
+)
+
+var smallFund = &demarchev1.Fund{Id: "small-fund", Name: "Small fund", OpeningBalanceUsd: 1_000, PerCrisisCeilingUsd: 10_000}
+
+func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Server, *funding.Service, *nats.Conn) {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := funding.Start(context.Background(), srv.URL(), funds, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close(); svc.Stop(); srv.Stop() })
+	return srv, svc, nc
+}
+
+// approved files and approves a request, as two different people.
+func approved(t *testing.T, nc *nats.Conn, crisis, id, fund string, amount int64) {
+	t.Helper()
+	ctx := context.Background()
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, &demarchev1.FundingRequestCall{CrisisId: crisis, RequestedBy: "alice",
+		Request: &demarchev1.FundingRequest{RequestId: id, Fund: fund, AmountUsd: amount, Purpose: "mediation"}}, &demarchev1.FundingRecord{}); err != nil {
+		t.Fatalf("request %s: %v", id, err)
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: crisis, RequestId: id, Approve: true, DecidedBy: "bob"}, &demarchev1.FundingRecord{}); err != nil {
+		t.Fatalf("approve %s: %v", id, err)
+	}
+}
+
+func checkLedgerBalances(t *testing.T, nc *nats.Conn, fund string, opening int64) []*demarchev1.LedgerEntry {
+	t.Helper()
+	var l demarchev1.LedgerResponse
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingLedger, &demarchev1.FundQuery{Fund: fund}, &l); err != nil {
+		t.Fatal(err)
+	}
+	bal := int64(0)
+	keys := map[string]bool{}
+	for i, e := range l.GetEntries() {
+		switch e.GetKind() {
+		case demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING:
+			if i != 0 || e.GetAmountUsd() != opening {
+				t.Fatalf("line %d: opening %v", i, e)
+			}
+			bal = e.GetAmountUsd()
+		case demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT:
+			bal -= e.GetAmountUsd()
+		}
+		if e.GetBalanceAfterUsd() != bal || bal < 0 {
+			t.Fatalf("line %d: balance after %d, running sum %d", i, e.GetBalanceAfterUsd(), bal)
+		}
+		if keys[e.GetKey()] {
+			t.Fatalf("key %s paid twice", e.GetKey())
+		}
+		keys[e.GetKey()] = true
+	}
+	return l.GetEntries()
+}
+
+func TestConcurrentDisbursementsNeverOverdraw(t *testing.T) {
+	_, svc, nc := start(t, t.TempDir(), smallFund)
+	// 12 approved requests of 100 against a balance of 1000: at most 10 can be paid.
+	for i := range 12 {
+		approved(t, nc, fmt.Sprintf("C%02d-crisis", i), "FR-1", "small-fund", 100)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	paid, refused := 0, 0
+	for i := range 12 {
+		for _, viaStore := range []bool{false, true} { // each twice: through NATS and straight at the store
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &demarchev1.DisburseCall{CrisisId: fmt.Sprintf("C%02d-crisis", i), RequestId: "FR-1", Key: fmt.Sprintf("C%02d-FR-1", i)}
+				var res *demarchev1.DisburseResult
+				var err error
+				if viaStore {
+					res, err = svc.Store.Disburse(context.Background(), c)
+				} else {
+					res = &demarchev1.DisburseResult{}
+					err = natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, c, res)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				switch {
+				case err == nil && !res.GetReplayed():
+					paid++
+				case err == nil:
+				case errors.Is(err, natsrpc.ErrRule) && strings.Contains(err.Error(), "balance"):
+					refused++
+				default:
+					t.Errorf("disburse: %v", err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	entries := checkLedgerBalances(t, nc, "small-fund", 1_000)
+	var bal demarchev1.BalanceResponse
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingBalance, &demarchev1.FundQuery{Fund: "small-fund"}, &bal); err != nil {
+		t.Fatal(err)
+	}
+	if paid != 10 || len(entries) != 11 || bal.GetFunds()[0].GetBalanceUsd() != 0 || bal.GetFunds()[0].GetDisbursedUsd() != 1_000 {
+		t.Fatalf("paid %d (want 10), ledger lines %d (want 11), balance %v", paid, len(entries), bal.GetFunds()[0])
+	}
+	if refused < 2 {
+		t.Fatalf("%d refusals for the two requests the balance cannot cover", refused)
+	}
+}
+
+func TestRetriedDisbursementPaysOnce(t *testing.T) {
+	_, _, nc := start(t, t.TempDir(), smallFund)
+	approved(t, nc, "GN-crisis", "FR-7", "small-fund", 250)
+	var first *demarchev1.LedgerEntry
+	for i := range 10 {
+		var res demarchev1.DisburseResult
+		if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "GN-crisis", RequestId: "FR-7", Key: "GN-crisis-FR-7"}, &res); err != nil {
+			t.Fatalf("attempt %d: %v", i+1, err)
+		}
+		if i == 0 {
+			first = res.GetEntry()
+		} else if !res.GetReplayed() || res.GetEntry().GetSequence() != first.GetSequence() {
+			t.Fatalf("attempt %d paid again: %v", i+1, res.GetEntry())
+		}
+	}
+	if entries := checkLedgerBalances(t, nc, "small-fund", 1_000); len(entries) != 2 || entries[1].GetBalanceAfterUsd() != 750 {
+		t.Fatalf("ledger after 10 attempts: %v", entries)
+	}
+}
+
+func TestFourEyesAndRules(t *testing.T) {
+	_, _, nc := start(t, t.TempDir(), smallFund)
+	ctx := context.Background()
+	req := &demarchev1.FundingRequestCall{CrisisId: "ML-crisis", RequestedBy: "alice",
+		Request: &demarchev1.FundingRequest{RequestId: "FR-1", Fund: "small-fund", AmountUsd: 500, Purpose: "talks"}}
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: "ML-crisis", RequestId: "FR-1", Approve: true, DecidedBy: "alice"}, &demarchev1.FundingRecord{})
+	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "four-eyes") {
+		t.Fatalf("self-approval: %v", err)
+	}
+	err = natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "ML-crisis", RequestId: "FR-1", Key: "k-1"}, &demarchev1.DisburseResult{})
+	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "not approved") {
+		t.Fatalf("disbursing a pending request: %v", err)
+	}
+	req.Request.AmountUsd = 600
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrConflict) {
+		t.Fatalf("same id, other terms: %v", err)
+	}
+	req.Request.Fund = "nope"
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrNotFound) || !strings.Contains(err.Error(), "small-fund") {
+		t.Fatalf("unknown fund: %v", err)
+	}
+	bad := &demarchev1.FundingRequestCall{CrisisId: "ML-crisis", RequestedBy: "alice", Request: &demarchev1.FundingRequest{RequestId: "FR-2", Fund: "small-fund", AmountUsd: -1}}
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, bad, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrInvalid) || !strings.Contains(err.Error(), "amount_usd") {
+		t.Fatalf("negative amount: %v", err)
+	}
+	// Per-crisis ceiling.
+	tight := &demarchev1.Fund{Id: "tight-fund", Name: "Tight", OpeningBalanceUsd: 10_000, PerCrisisCeilingUsd: 300}
+	_, _, nc2 := start(t, t.TempDir(), tight)
+	approved(t, nc2, "SD-crisis", "FR-1", "tight-fund", 200)
+	approved(t, nc2, "SD-crisis", "FR-2", "tight-fund", 200)
+	if err := natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "SD-crisis", RequestId: "FR-1", Key: "SD-1"}, &demarchev1.DisburseResult{}); err != nil {
+		t.Fatal(err)
+	}
+	err = natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "SD-crisis", RequestId: "FR-2", Key: "SD-2"}, &demarchev1.DisburseResult{})
+	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "ceiling") {
+		t.Fatalf("ceiling: %v", err)
+	}
+}
+
+func TestLedgerSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := nats.Connect(srv.URL())
+	approved(t, nc, "NE-crisis", "FR-1", "small-fund", 300)
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "NE-crisis", RequestId: "FR-1", Key: "NE-1"}, &demarchev1.DisburseResult{}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	svc.Stop()
+	srv.Stop()
+	_, _, nc2 := start(t, dir, smallFund) // opening again must not re-credit the fund
+	entries := checkLedgerBalances(t, nc2, "small-fund", 1_000)
+	if len(entries) != 2 || entries[1].GetBalanceAfterUsd() != 700 {
+		t.Fatalf("ledger after restart: %v", entries)
+	}
+	var res demarchev1.DisburseResult
+	if err := natsrpc.Call(context.Background(), nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "NE-crisis", RequestId: "FR-1", Key: "NE-1"}, &res); err != nil || !res.GetReplayed() {
+		t.Fatalf("retry after restart: %v replayed=%v", err, res.GetReplayed())
+	}
+}
+
+func TestMicroDiscovery(t *testing.T) {
+	_, _, nc := start(t, t.TempDir(), smallFund)
+	msg, err := nc.Request("$SRV.INFO.funding", nil, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, subj := range []string{natsrpc.FundingRequest, natsrpc.FundingDecide, natsrpc.FundingDisburse, natsrpc.FundingBalance, natsrpc.FundingLedger} {
+		if !strings.Contains(string(msg.Data), `"`+subj+`"`) {
+			t.Fatalf("$SRV.INFO.funding lacks %s: %s", subj, msg.Data)
+		}
+	}
+	if _, err := nc.Request("$SRV.STATS.funding", nil, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := nc.Request("$SRV.PING", nil, 5*time.Second); err != nil || !strings.Contains(string(msg.Data), "funding") {
+		t.Fatalf("ping: %v %s", err, msg.Data)
+	}
+}
