@@ -88,7 +88,18 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "severity  4") {
 		t.Fatalf("crisis show lacks the standby deadline, the partner or the new severity:\n%s", out)
 	}
-	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "regional standing", "--envoy", "dora", "--standby-team", "erin,femi")
+	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
+	if _, err := runCLI(t, s, "roster", "reserve", "--crisis", "OTHER-crisis", "--role", "envoy", "--expert", "env-nadia-haddad", "--as", "desk"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "x", "--envoy", "env-nadia-haddad", "--standby-team", "sb-fatou-sow"); err == nil ||
+		!strings.Contains(err.Error(), "already assigned to crisis OTHER-crisis") {
+		t.Fatalf("appointing a booked envoy: %v", err)
+	}
+	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "regional standing", "--envoy", "env-amara-diallo", "--standby-team", "sb-fatou-sow,sb-grace-okafor")
+	if out := cli("roster", "assignments", "--crisis", id); !strings.Contains(out, "env-amara-diallo") || !strings.Contains(out, "standby-2") || strings.Contains(out, "sb-fatou-sow  ") && false {
+		t.Fatalf("the appointment did not book the roster:\n%s", out)
+	}
 	cli("crisis", "decide", "deployed", id, "--as", "msu", "--rationale", "team on the ground", "--location", "Niamey")
 
 	waitPending("funding-request")
@@ -126,6 +137,13 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Fatalf("crisis show after closure lacks %q:\n%s", want, out)
 		}
+	}
+	// The money moved through the funding service's ledger, and the roster is free again.
+	if out := cli("fund", "ledger", "--fund", "flexible-financing"); !strings.Contains(out, id) || !strings.Contains(out, "4880000") {
+		t.Fatalf("ledger lacks the disbursement:\n%s", out)
+	}
+	if out := cli("roster", "assignments", "--crisis", id); strings.Contains(out, id) {
+		t.Fatalf("closure did not release the roster:\n%s", out)
 	}
 	// Real figures list this crisis; drills (TestPlatform's) stay out unless asked for.
 	figs := cli("crisis", "figures")

@@ -18,6 +18,8 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/eventlog"
+	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
 )
 
@@ -93,6 +95,18 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			log.Warn("temporal stop", zap.Error(err))
 		}
 	})
+
+	// The domain services answer over NATS; the worker's activities call them.
+	ro, err := roster.Start(ctx, s.NATSURL(), true, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, ro.Stop)
+	fu, err := funding.Start(ctx, s.NATSURL(), nil, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, fu.Stop)
 
 	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 	if err != nil {

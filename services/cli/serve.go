@@ -9,6 +9,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/services/eventlog"
+	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
 )
 
@@ -20,7 +22,38 @@ func newServeCmd(app *App) *cobra.Command {
 --nats-url and --temporal-address. "demarche dev" runs all of them in one process
 with the same wiring.`,
 	}
+	var seed bool
+	rosterCmd := &cobra.Command{
+		Use:   "roster",
+		Short: "Run the roster service: envoys, mediators and standby experts (NATS micro)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				s, err := roster.Start(ctx, app.NATSURL, seed, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				return s.Stop, nil
+			})
+		},
+	}
+	rosterCmd.Flags().BoolVar(&seed, "seed", false, "load the built-in demo roster when the roster is empty")
 	cmd.AddCommand(
+		rosterCmd,
+		&cobra.Command{
+			Use:   "funding",
+			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+					s, err := funding.Start(ctx, app.NATSURL, nil, app.Log)
+					if err != nil {
+						return nil, err
+					}
+					return s.Stop, nil
+				})
+			},
+		},
 		&cobra.Command{
 			Use:   "worker",
 			Short: "Run the Temporal worker: crisis workflows and their activities",

@@ -49,7 +49,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
 	w := sdkworker.New(tc, crisis.TaskQueue, sdkworker.Options{})
-	crisis.Register(w, &crisis.Activities{Bus: eventbus.NewPublisher(js, crisis.EventSource)})
+	crisis.Register(w, &crisis.Activities{Bus: eventbus.NewPublisher(js, crisis.EventSource), NC: nc})
 	if err := w.Start(); err != nil {
 		tc.Close()
 		nc.Close()

@@ -2,20 +2,25 @@ package crisis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
+	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// Activities are the crisis workflow's side effects. Each is idempotent.
+// Activities are the crisis workflow's side effects. Each is idempotent. They
+// reach the roster and funding services over NATS requests, never by import.
 type Activities struct {
 	Bus *eventbus.Publisher
+	NC  *nats.Conn
 }
 
 // PublishCrisisEvent publishes one event on the crisis stream. The event id set
@@ -47,24 +52,130 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 	return nil
 }
 
-// DisburseFunds pays an approved request. Until the funding service exists it
-// records the disbursement as a FundsDisbursed event whose id is the
-// disbursement key, so a retried disbursement is stored, and paid, once.
+// DisburseFunds pays an approved request through the funding service (keyed:
+// a retried disbursement pays once) and records it as a FundsDisbursed event
+// whose id is the same key.
 func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
+	var res demarchev1.DisburseResult
+	if err := natsrpc.Call(ctx, a.NC, natsrpc.FundingDisburse, &demarchev1.DisburseCall{
+		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Key: req.GetDisbursementKey(),
+	}, &res); err != nil {
+		return nil, serviceError(err)
+	}
 	paid := &demarchev1.FundsDisbursed{
-		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Fund: req.GetRequest().GetFund(),
-		AmountUsd: req.GetRequest().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey(),
+		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Fund: res.GetEntry().GetFund(),
+		AmountUsd: res.GetEntry().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey(),
 	}
 	if err := paid.Validate(); err != nil {
 		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
 	}
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	if _, err := a.Bus.Publish(ctx, route, eventbus.Event{
-		ID: req.GetDisbursementKey(), Source: EventSource, Subject: req.GetCrisisId(), Time: activity.GetInfo(ctx).StartedTime, Data: paid,
+		ID: req.GetDisbursementKey(), Source: EventSource, Subject: req.GetCrisisId(), Time: res.GetEntry().GetAt().AsTime(), Data: paid,
 	}); err != nil {
 		return nil, fmt.Errorf("record disbursement %s: %w", req.GetDisbursementKey(), err)
 	}
 	return paid, nil
+}
+
+// FileFundingRequest files a request with the funding service (idempotent by
+// crisis and request id).
+func (a *Activities) FileFundingRequest(ctx context.Context, call *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
+	var rec demarchev1.FundingRecord
+	if err := natsrpc.Call(ctx, a.NC, natsrpc.FundingRequest, call, &rec); err != nil {
+		return nil, serviceError(err)
+	}
+	return &rec, nil
+}
+
+// DecideFunding records an approval or rejection with the funding service,
+// which enforces four-eyes too.
+func (a *Activities) DecideFunding(ctx context.Context, call *demarchev1.FundingDecideCall) (*demarchev1.FundingRecord, error) {
+	var rec demarchev1.FundingRecord
+	if err := natsrpc.Call(ctx, a.NC, natsrpc.FundingDecide, call, &rec); err != nil {
+		return nil, serviceError(err)
+	}
+	return &rec, nil
+}
+
+// ReserveExperts books the envoy (role "envoy") and the standby team (roles
+// "standby-1", ...) on the roster; idempotent per crisis and role. If one
+// expert cannot be booked, the bookings this call made are released.
+func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.ReserveExpertsRequest) (*demarchev1.ReserveExpertsResult, error) {
+	type booking struct{ role, expert string }
+	bookings := []booking{{"envoy", req.GetEnvoy()}}
+	for i, e := range req.GetStandbyTeam() {
+		bookings = append(bookings, booking{fmt.Sprintf("standby-%d", i+1), e})
+	}
+	out := &demarchev1.ReserveExpertsResult{}
+	var made []string
+	for _, b := range bookings {
+		var res demarchev1.ReserveResponse
+		err := natsrpc.Call(ctx, a.NC, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
+			CrisisId: req.GetCrisisId(), Role: b.role, ExpertId: b.expert, ReservedBy: req.GetPrincipal(),
+		}, &res)
+		if err == nil && res.GetAssignment().GetExpertId() != b.expert {
+			err = fmt.Errorf("%w: role %s of crisis %s is already held by %s", natsrpc.ErrConflict, b.role, req.GetCrisisId(), res.GetAssignment().GetExpertId())
+		}
+		if err != nil {
+			for _, role := range made {
+				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role}, &demarchev1.ReleaseResponse{})
+			}
+			return nil, serviceError(err)
+		}
+		if !res.GetReplayed() {
+			made = append(made, b.role)
+		}
+		out.Assignments = append(out.Assignments, res.GetAssignment())
+	}
+	return out, nil
+}
+
+// ReleaseExperts frees every roster booking of a crisis (at closure).
+func (a *Activities) ReleaseExperts(ctx context.Context, crisisID string) error {
+	var list demarchev1.AssignmentsResponse
+	if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID}, &list); err != nil {
+		return serviceError(err)
+	}
+	for _, as := range list.GetAssignments() {
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole()}, &demarchev1.ReleaseResponse{}); err != nil {
+			return serviceError(err)
+		}
+	}
+	return nil
+}
+
+// PickExperts asks the roster for the best available senior envoy and standby
+// expert of a region: what a drill appoints.
+func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpertsRequest) (*demarchev1.ReserveExpertsRequest, error) {
+	out := &demarchev1.ReserveExpertsRequest{}
+	for _, kind := range []demarchev1.ExpertKind{demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY, demarchev1.ExpertKind_EXPERT_KIND_STANDBY_EXPERT} {
+		var res demarchev1.RosterSearchResponse
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Kind: kind, Region: req.GetRegion(), Limit: 1}, &res); err != nil {
+			return nil, serviceError(err)
+		}
+		if len(res.GetCandidates()) == 0 {
+			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no available %s on the roster", kind.Slug()), ErrRuleViolation, nil)
+		}
+		id := res.GetCandidates()[0].GetExpert().GetId()
+		if kind == demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY {
+			out.Envoy = id
+		} else {
+			out.StandbyTeam = []string{id}
+		}
+	}
+	return out, nil
+}
+
+// serviceError makes a service's refusal final (no retry can change it) and
+// keeps transport failures retryable.
+func serviceError(err error) error {
+	for _, final := range []error{natsrpc.ErrInvalid, natsrpc.ErrNotFound, natsrpc.ErrConflict, natsrpc.ErrRule} {
+		if errors.Is(err, final) {
+			return temporal.NewNonRetryableApplicationError(err.Error(), ErrRuleViolation, err)
+		}
+	}
+	return err
 }
 
 // Register puts the workflow and its activities on a worker under their
@@ -73,6 +184,11 @@ func Register(w worker.Registry, acts *Activities) {
 	RegisterWorkflows(w)
 	w.RegisterActivityWithOptions(acts.PublishCrisisEvent, activity.RegisterOptions{Name: ActivityPublishEvent})
 	w.RegisterActivityWithOptions(acts.DisburseFunds, activity.RegisterOptions{Name: ActivityDisburse})
+	w.RegisterActivityWithOptions(acts.FileFundingRequest, activity.RegisterOptions{Name: ActivityFileFundingRequest})
+	w.RegisterActivityWithOptions(acts.DecideFunding, activity.RegisterOptions{Name: ActivityDecideFunding})
+	w.RegisterActivityWithOptions(acts.ReserveExperts, activity.RegisterOptions{Name: ActivityReserveExperts})
+	w.RegisterActivityWithOptions(acts.ReleaseExperts, activity.RegisterOptions{Name: ActivityReleaseExperts})
+	w.RegisterActivityWithOptions(acts.PickExperts, activity.RegisterOptions{Name: ActivityPickExperts})
 }
 
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.

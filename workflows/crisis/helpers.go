@@ -27,6 +27,19 @@ func withActivityOptions(ctx workflow.Context) workflow.Context {
 	})
 }
 
+// withServiceOptions: calls made while a person waits for an answer (an
+// update in flight) give up after a few attempts, so the person gets an error
+// instead of a hang; a service's refusal is final at once.
+func withServiceOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 15 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 5,
+			NonRetryableErrorTypes: []string{ErrInvalidInput, ErrRuleViolation},
+		},
+	})
+}
+
 // emitter publishes a workflow's events with deterministic ids: prefix plus a
 // sequence number, so replays and retries produce the same id and the stream
 // stores each event once.

@@ -42,6 +42,9 @@ type stageRun struct {
 	requests    []*fundingRequest
 	checkInsDue int32
 	checkIns    int32
+
+	// A decision whose service call is in flight; validators refuse a second.
+	inFlight string
 }
 
 type fundingRequest struct {
@@ -73,7 +76,13 @@ type lifecycle struct {
 	closure     *demarchev1.DecisionRecord
 	closedAt    *timestamppb.Timestamp
 	figures     *demarchev1.ClosureFigures
+	// services: appointments book the roster, funding goes through the
+	// funding service (runs recorded before this existed did neither).
+	services bool
 }
+
+// versionServices marks runs whose decisions call the roster and funding services.
+const versionServices = "domain-services"
 
 // runLifecycle drives a crisis by its playbook: phases in order, the stages of
 // a phase side by side, each waiting for the decisions people take (or, in a
@@ -108,6 +117,7 @@ func runLifecycle(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*de
 	); err != nil {
 		return nil, fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}
+	l.services = workflow.GetVersion(ctx, versionServices, workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, l.serveSignals)
 	if l.drill != nil {
 		workflow.Go(ctx, l.runDrillPolicy)
@@ -327,6 +337,9 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	if run == nil {
 		return rule("stage-running", "a %s decision needs the %s stage running (running: %s)", kind, stage.Slug(), l.activeList())
 	}
+	if run.inFlight != "" {
+		return rule("one-at-a-time", "a %s decision is being recorded for %s; try again in a moment", run.inFlight, stage.Slug())
+	}
 	switch d := req.GetDecision().(type) {
 	case *demarchev1.DecisionRequest_FactFindingMandate:
 		if run.mandate != nil {
@@ -406,8 +419,11 @@ func (l *lifecycle) activeList() string {
 // decide records a validated decision: state first (so the next validator sees
 // it), then the event, then the stage's child.
 func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest, automatic bool) (*demarchev1.DecisionRecord, error) {
-	now := workflow.Now(ctx)
 	kind := req.DecisionKind()
+	if err := l.callServices(ctx, req); err != nil {
+		return nil, err
+	}
+	now := workflow.Now(ctx)
 	rec := &demarchev1.DecisionRecord{
 		Number: int32(len(l.decisions) + 1), Kind: kind, Stage: decisionStage[kind], Principal: req.GetPrincipal(),
 		Rationale: req.GetRationale(), DecidedAt: timestamppb.New(now), Request: req, Automatic: automatic,
@@ -457,6 +473,45 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		}
 	}
 	return rec, nil
+}
+
+// callServices books the roster for an appointment and files funding requests
+// and decisions with the funding service, before the decision is recorded: a
+// refusal (expert booked, fund short, four-eyes) fails the update and records
+// nothing. While the call is in flight the stage accepts no other decision.
+func (l *lifecycle) callServices(ctx workflow.Context, req *demarchev1.DecisionRequest) error {
+	if !l.services {
+		return nil
+	}
+	kind := req.DecisionKind()
+	var activity string
+	var arg, result any
+	switch d := req.GetDecision().(type) {
+	case *demarchev1.DecisionRequest_EnvoyAppointment:
+		activity, result = ActivityReserveExperts, &demarchev1.ReserveExpertsResult{}
+		arg = &demarchev1.ReserveExpertsRequest{CrisisId: l.crisis.GetId(), Envoy: d.EnvoyAppointment.GetEnvoy(),
+			StandbyTeam: d.EnvoyAppointment.GetStandbyTeam(), Principal: req.GetPrincipal()}
+	case *demarchev1.DecisionRequest_FundingRequest:
+		activity, result = ActivityFileFundingRequest, &demarchev1.FundingRecord{}
+		arg = &demarchev1.FundingRequestCall{CrisisId: l.crisis.GetId(), Request: d.FundingRequest, RequestedBy: req.GetPrincipal()}
+	case *demarchev1.DecisionRequest_FundingDecision:
+		activity, result = ActivityDecideFunding, &demarchev1.FundingRecord{}
+		arg = &demarchev1.FundingDecideCall{CrisisId: l.crisis.GetId(), RequestId: d.FundingDecision.GetRequestId(),
+			Approve: d.FundingDecision.GetApprove(), DecidedBy: req.GetPrincipal()}
+	default:
+		return nil
+	}
+	run := l.activeRun(decisionStage[kind])
+	run.inFlight = kind
+	defer func() { run.inFlight = "" }()
+	if err := workflow.ExecuteActivity(withServiceOptions(ctx), activity, arg).Get(ctx, result); err != nil {
+		var appErr *temporal.ApplicationError
+		if errors.As(err, &appErr) {
+			return rule("service", "%s refused by its service: %s", kind, appErr.Message())
+		}
+		return fmt.Errorf("%s: %w", kind, err)
+	}
+	return nil
 }
 
 // pendingDecisions lists what the crisis waits for, in stage order.
@@ -681,6 +736,9 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 			continue
 		}
 		req := l.drillDecision(ctx, pending[0])
+		if req == nil {
+			continue
+		}
 		if err := l.validateDecision(ctx, req); err != nil {
 			workflow.GetLogger(ctx).Warn("drill decision rejected", "kind", pending[0].GetKind(), "error", err)
 			continue
@@ -706,7 +764,16 @@ func (l *lifecycle) drillDecision(ctx workflow.Context, p *demarchev1.PendingDec
 	case "fact-finding-report":
 		req.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: &demarchev1.FactFindingReport{Summary: "drill findings"}}
 	case "envoy-appointment":
-		req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: "drill-envoy", StandbyTeam: []string{"drill-mediator"}}}
+		appoint := &demarchev1.EnvoyAppointment{Envoy: "drill-envoy", StandbyTeam: []string{"drill-mediator"}}
+		if l.services { // a drill books real roster members, as a crisis would
+			var picked demarchev1.ReserveExpertsRequest
+			if err := workflow.ExecuteActivity(withServiceOptions(ctx), ActivityPickExperts, &demarchev1.PickExpertsRequest{Region: l.crisis.GetRegion()}).Get(ctx, &picked); err != nil {
+				workflow.GetLogger(ctx).Warn("drill: no experts to appoint", "error", err)
+				return nil
+			}
+			appoint = &demarchev1.EnvoyAppointment{Envoy: picked.GetEnvoy(), StandbyTeam: picked.GetStandbyTeam()}
+		}
+		req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: appoint}
 	case "standby-team-deployed":
 		req.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "drill"}}
 	case "funding-request":
@@ -730,6 +797,11 @@ func (l *lifecycle) drillDecision(ctx workflow.Context, p *demarchev1.PendingDec
 // ---- closure -------------------------------------------------------------------
 
 func (l *lifecycle) close(ctx workflow.Context) error {
+	if l.services {
+		if err := workflow.ExecuteActivity(withActivityOptions(ctx), ActivityReleaseExperts, l.crisis.GetId()).Get(ctx, nil); err != nil {
+			return fmt.Errorf("close: release the roster: %w", err)
+		}
+	}
 	now := workflow.Now(ctx)
 	l.closedAt = timestamppb.New(now)
 	l.figures = l.computeFigures(now)

@@ -55,6 +55,12 @@ const (
 
 	// ActivityDisburse pays an approved funding request, once per key.
 	ActivityDisburse = "DisburseFunds"
+	// Calls to the funding and roster services.
+	ActivityFileFundingRequest = "FileFundingRequest"
+	ActivityDecideFunding      = "DecideFunding"
+	ActivityReserveExperts     = "ReserveExperts"
+	ActivityReleaseExperts     = "ReleaseExperts"
+	ActivityPickExperts        = "PickExperts"
 )
 
 // ChildWorkflowID is the id of one run of a stage's child workflow.

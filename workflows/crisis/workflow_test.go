@@ -118,6 +118,34 @@ func newHarness(t *testing.T) *harness {
 			h.bus.events = append(h.bus.events, kind)
 			return nil
 		})
+	// The roster and funding services, as their contracts promise.
+	env.OnActivity(ActivityReserveExperts, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, req *demarchev1.ReserveExpertsRequest) (*demarchev1.ReserveExpertsResult, error) {
+			h.bus.mu.Lock()
+			defer h.bus.mu.Unlock()
+			h.bus.events = append(h.bus.events, "roster:reserve:"+req.GetEnvoy())
+			if req.GetEnvoy() == "booked-elsewhere" {
+				return nil, temporal.NewNonRetryableApplicationError("roster.reserve: booked-elsewhere is already assigned to crisis X as envoy", ErrRuleViolation, nil)
+			}
+			return &demarchev1.ReserveExpertsResult{Assignments: []*demarchev1.Assignment{{ExpertId: req.GetEnvoy(), CrisisId: req.GetCrisisId(), Role: "envoy"}}}, nil
+		})
+	env.OnActivity(ActivityPickExperts, mock.Anything, mock.Anything).Return(
+		&demarchev1.ReserveExpertsRequest{Envoy: "env-amara-diallo", StandbyTeam: []string{"sb-fatou-sow"}}, nil)
+	env.OnActivity(ActivityReleaseExperts, mock.Anything, mock.Anything).Return(
+		func(context.Context, string) error {
+			h.bus.mu.Lock()
+			defer h.bus.mu.Unlock()
+			h.bus.events = append(h.bus.events, "roster:release")
+			return nil
+		})
+	env.OnActivity(ActivityFileFundingRequest, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, c *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
+			if c.GetRequest().GetAmountUsd() > 1_000_000 {
+				return nil, temporal.NewNonRetryableApplicationError("funding.request: ceiling: above the per-crisis ceiling", ErrRuleViolation, nil)
+			}
+			return &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}, nil
+		})
+	env.OnActivity(ActivityDecideFunding, mock.Anything, mock.Anything).Return(&demarchev1.FundingRecord{}, nil)
 	env.OnActivity(ActivityDisburse, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
 			return &demarchev1.FundsDisbursed{CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(),
@@ -611,5 +639,39 @@ func TestOperatorControls(t *testing.T) {
 	}
 	if runs[demarchev1.Stage_STAGE_GOOD_OFFICES] != 2 || runs[demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT] != 1 {
 		t.Fatalf("runs per stage: %v", runs)
+	}
+}
+
+func TestServiceRefusalsRecordNothing(t *testing.T) {
+	h := newHarness(t)
+	tried := map[string]bool{}
+	var refusals []string
+	h.drive(time.Hour, func(kind string) bool {
+		if (kind == "envoy-appointment" || kind == "funding-request") && !tried[kind] {
+			tried[kind] = true
+			req := &demarchev1.DecisionRequest{Principal: "alice", Rationale: "try"}
+			if kind == "envoy-appointment" {
+				req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: "booked-elsewhere", StandbyTeam: []string{"x"}}}
+			} else {
+				req.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{RequestId: "FR-big", Fund: "flexible-financing", AmountUsd: 2_000_000, Purpose: "too much"}}
+			}
+			before := len(h.state().GetDecisions())
+			h.decide(req, func(err error) {
+				refusals = append(refusals, fmt.Sprint(err))
+				if after := len(h.state().GetDecisions()); after != before {
+					t.Errorf("%s refused by its service but recorded (%d -> %d decisions)", kind, before, after)
+				}
+			})
+			return true
+		}
+		return false
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+	if len(refusals) != 2 || !strings.Contains(refusals[0], "rule service") || !strings.Contains(refusals[0], "already assigned") ||
+		!strings.Contains(refusals[1], "ceiling") {
+		t.Fatalf("refusals: %v", refusals)
+	}
+	if !h.bus.has("roster:release") || final.GetFigures().GetFundingDisbursedUsd() != 250_000 {
+		t.Fatalf("closure should release the roster; figures %v", final.GetFigures())
 	}
 }

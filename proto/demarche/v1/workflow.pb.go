@@ -652,11 +652,170 @@ func (x *PublishEventRequest) GetData() *anypb.Any {
 	return nil
 }
 
+// ReserveExpertsRequest books a crisis's envoy and standby team on the roster.
+type ReserveExpertsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Envoy         string                 `protobuf:"bytes,2,opt,name=envoy,proto3" json:"envoy,omitempty"`
+	StandbyTeam   []string               `protobuf:"bytes,3,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
+	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveExpertsRequest) Reset() {
+	*x = ReserveExpertsRequest{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveExpertsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveExpertsRequest) ProtoMessage() {}
+
+func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveExpertsRequest.ProtoReflect.Descriptor instead.
+func (*ReserveExpertsRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ReserveExpertsRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *ReserveExpertsRequest) GetEnvoy() string {
+	if x != nil {
+		return x.Envoy
+	}
+	return ""
+}
+
+func (x *ReserveExpertsRequest) GetStandbyTeam() []string {
+	if x != nil {
+		return x.StandbyTeam
+	}
+	return nil
+}
+
+func (x *ReserveExpertsRequest) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+// ReserveExpertsResult lists the bookings.
+type ReserveExpertsResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Assignments   []*Assignment          `protobuf:"bytes,1,rep,name=assignments,proto3" json:"assignments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReserveExpertsResult) Reset() {
+	*x = ReserveExpertsResult{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReserveExpertsResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReserveExpertsResult) ProtoMessage() {}
+
+func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReserveExpertsResult.ProtoReflect.Descriptor instead.
+func (*ReserveExpertsResult) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
+	if x != nil {
+		return x.Assignments
+	}
+	return nil
+}
+
+// PickExpertsRequest asks the roster for a drill's envoy and standby expert.
+type PickExpertsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Region        Region                 `protobuf:"varint,1,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PickExpertsRequest) Reset() {
+	*x = PickExpertsRequest{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PickExpertsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PickExpertsRequest) ProtoMessage() {}
+
+func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PickExpertsRequest.ProtoReflect.Descriptor instead.
+func (*PickExpertsRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *PickExpertsRequest) GetRegion() Region {
+	if x != nil {
+		return x.Region
+	}
+	return Region_REGION_UNSPECIFIED
+}
+
 var File_demarche_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x17demarche/v1/state.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n" +
+	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x18demarche/v1/roster.proto\x1a\x17demarche/v1/state.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n" +
 	"\x13CrisisWorkflowInput\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12;\n" +
 	"\fdrill_policy\x18\x02 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x121\n" +
@@ -704,7 +863,16 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\x06region\x18\x03 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
 	"\fcountry_code\x18\x04 \x01(\tR\vcountryCode\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
-	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04dataB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"\x8b\x01\n" +
+	"\x15ReserveExpertsRequest\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
+	"\x05envoy\x18\x02 \x01(\tR\x05envoy\x12!\n" +
+	"\fstandby_team\x18\x03 \x03(\tR\vstandbyTeam\x12\x1c\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\"Q\n" +
+	"\x14ReserveExpertsResult\x129\n" +
+	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"A\n" +
+	"\x12PickExpertsRequest\x12+\n" +
+	"\x06region\x18\x01 \x01(\x0e2\x13.demarche.v1.RegionR\x06regionB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_workflow_proto_rawDescOnce sync.Once
@@ -718,7 +886,7 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
 	(*DrillPolicy)(nil),           // 1: demarche.v1.DrillPolicy
@@ -729,39 +897,45 @@ var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CheckInDue)(nil),            // 6: demarche.v1.CheckInDue
 	(*DisburseRequest)(nil),       // 7: demarche.v1.DisburseRequest
 	(*PublishEventRequest)(nil),   // 8: demarche.v1.PublishEventRequest
-	(*Crisis)(nil),                // 9: demarche.v1.Crisis
-	(*Playbook)(nil),              // 10: demarche.v1.Playbook
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(Stage)(0),                    // 13: demarche.v1.Stage
-	(*DeadlineState)(nil),         // 14: demarche.v1.DeadlineState
-	(Region)(0),                   // 15: demarche.v1.Region
-	(*FundingRequest)(nil),        // 16: demarche.v1.FundingRequest
-	(*anypb.Any)(nil),             // 17: google.protobuf.Any
+	(*ReserveExpertsRequest)(nil), // 9: demarche.v1.ReserveExpertsRequest
+	(*ReserveExpertsResult)(nil),  // 10: demarche.v1.ReserveExpertsResult
+	(*PickExpertsRequest)(nil),    // 11: demarche.v1.PickExpertsRequest
+	(*Crisis)(nil),                // 12: demarche.v1.Crisis
+	(*Playbook)(nil),              // 13: demarche.v1.Playbook
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(Stage)(0),                    // 16: demarche.v1.Stage
+	(*DeadlineState)(nil),         // 17: demarche.v1.DeadlineState
+	(Region)(0),                   // 18: demarche.v1.Region
+	(*FundingRequest)(nil),        // 19: demarche.v1.FundingRequest
+	(*anypb.Any)(nil),             // 20: google.protobuf.Any
+	(*Assignment)(nil),            // 21: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	9,  // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	12, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
 	1,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	10, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	11, // 3: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	9,  // 4: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	10, // 5: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	13, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	14, // 3: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	12, // 4: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	13, // 5: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
 	1,  // 6: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
 	3,  // 7: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	12, // 8: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	13, // 9: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	14, // 10: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	12, // 11: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	15, // 12: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	16, // 13: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	15, // 14: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	12, // 15: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	17, // 16: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	15, // 8: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	16, // 9: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	17, // 10: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	15, // 11: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	18, // 12: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	19, // 13: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	18, // 14: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	15, // 15: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	20, // 16: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	21, // 17: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	18, // 18: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -771,6 +945,7 @@ func file_demarche_v1_workflow_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_lifecycle_proto_init()
+	file_demarche_v1_roster_proto_init()
 	file_demarche_v1_state_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -778,7 +953,7 @@ func file_demarche_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// call sends one request to a domain service.
+func (a *App) call(ctx context.Context, subject string, req, resp proto.Message) error {
+	nc, err := nats.Connect(a.NATSURL, nats.Name("demarche-cli"))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w (is the platform running? start it with \"demarche dev\" or set --nats-url)", a.NATSURL, err)
+	}
+	defer nc.Close()
+	return natsrpc.Call(ctx, nc, subject, req, resp)
+}
+
+func defaultPrincipal() string {
+	if p := os.Getenv("DEMARCHE_PRINCIPAL"); p != "" {
+		return p
+	}
+	return os.Getenv("USER")
+}
+
+func newRosterCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "roster", Short: "Search, reserve and release envoys, mediators and standby experts",
+		Long: "The roster service answers on NATS (demarche.roster.*); these commands are its client. Appointing an envoy on a crisis books the roster by itself."}
+	var kind, region string
+	var expertise, languages []string
+	search := &cobra.Command{Use: "search", Short: "Rank available experts for a need", Args: cobra.NoArgs,
+		Example: "  demarche roster search --kind senior-envoy --region africa --expertise constitution-making --language fr",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req := &demarchev1.RosterSearchRequest{}
+			var err error
+			if kind != "" {
+				if req.Kind, err = demarchev1.ParseExpertKind(kind); err != nil {
+					return fmt.Errorf("--kind: %s", reasonOf(err))
+				}
+			}
+			if region != "" {
+				if req.Region, err = demarchev1.ParseRegion(region); err != nil {
+					return fmt.Errorf("--region: %s", reasonOf(err))
+				}
+			}
+			for _, e := range expertise {
+				x, err := demarchev1.ParseExpertise(e)
+				if err != nil {
+					return fmt.Errorf("--expertise: %s", reasonOf(err))
+				}
+				req.Expertise = append(req.Expertise, x)
+			}
+			req.Languages = languages
+			var res demarchev1.RosterSearchResponse
+			if err := app.call(cmd.Context(), natsrpc.RosterSearch, req, &res); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tKIND\tSCORE\tWHY")
+			for _, c := range res.GetCandidates() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\n", c.GetExpert().GetId(), c.GetExpert().GetName(), c.GetExpert().GetKind().Slug(), c.GetScore(), strings.Join(c.GetReasons(), ", "))
+			}
+			return tw.Flush()
+		}}
+	search.Flags().StringVar(&kind, "kind", "", "senior-envoy, mediator or standby-expert")
+	search.Flags().StringVar(&region, "region", "", "africa, americas, asia-pacific, europe, middle-east")
+	search.Flags().StringSliceVar(&expertise, "expertise", nil, "process-design, security-arrangements, constitution-making, gender, power-sharing, wealth-sharing")
+	search.Flags().StringSliceVar(&languages, "language", nil, "language codes, e.g. fr,ar")
+
+	var rr demarchev1.ReserveRequest
+	reserve := &cobra.Command{Use: "reserve", Short: "Book an expert for a crisis role (idempotent per crisis and role)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.ReserveResponse
+			if err := app.call(cmd.Context(), natsrpc.RosterReserve, &rr, &res); err != nil {
+				return err
+			}
+			note := ""
+			if res.GetReplayed() {
+				note = " (already booked)"
+			}
+			fmt.Fprintf(app.Out, "%s booked for %s as %s%s\n", res.GetAssignment().GetExpertId(), res.GetAssignment().GetCrisisId(), res.GetAssignment().GetRole(), note)
+			return nil
+		}}
+	reserve.Flags().StringVar(&rr.CrisisId, "crisis", "", "crisis id (required)")
+	reserve.Flags().StringVar(&rr.Role, "role", "", "role, e.g. envoy or standby-1 (required)")
+	reserve.Flags().StringVar(&rr.ExpertId, "expert", "", "expert id from roster search (required)")
+	reserve.Flags().StringVar(&rr.ReservedBy, "as", defaultPrincipal(), "who books")
+
+	var rel demarchev1.ReleaseRequest
+	release := &cobra.Command{Use: "release", Short: "Free a crisis role's expert", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.ReleaseResponse
+			if err := app.call(cmd.Context(), natsrpc.RosterRelease, &rel, &res); err != nil {
+				return err
+			}
+			if res.GetReleased() == nil {
+				fmt.Fprintln(app.Out, "nothing was booked for that role")
+			} else {
+				fmt.Fprintf(app.Out, "released %s from %s\n", res.GetReleased().GetExpertId(), rel.GetCrisisId())
+			}
+			return nil
+		}}
+	release.Flags().StringVar(&rel.CrisisId, "crisis", "", "crisis id (required)")
+	release.Flags().StringVar(&rel.Role, "role", "", "role (required)")
+
+	var crisisID string
+	assignments := &cobra.Command{Use: "assignments", Short: "List bookings (of one crisis with --crisis)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.AssignmentsResponse
+			if err := app.call(cmd.Context(), natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID}, &res); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "CRISIS\tROLE\tEXPERT\tRESERVED\tBY")
+			for _, a := range res.GetAssignments() {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.GetCrisisId(), a.GetRole(), a.GetExpertId(), ts(a.GetReservedAt()), a.GetReservedBy())
+			}
+			return tw.Flush()
+		}}
+	assignments.Flags().StringVar(&crisisID, "crisis", "", "only this crisis")
+
+	experts := &cobra.Command{Use: "experts", Short: "List the roster", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.ExpertsResponse
+			if err := app.call(cmd.Context(), natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &res); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tKIND\tREGIONS\tEXPERTISE\tLANGUAGES\tAVAILABLE")
+			for _, e := range res.GetExperts() {
+				var regions, exp []string
+				for _, r := range e.GetRegions() {
+					regions = append(regions, r.Slug())
+				}
+				for _, x := range e.GetExpertise() {
+					exp = append(exp, x.Slug())
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%v\n", e.GetId(), e.GetName(), e.GetKind().Slug(), strings.Join(regions, ","), strings.Join(exp, ","), strings.Join(e.GetLanguages(), ","), e.GetAvailable())
+			}
+			return tw.Flush()
+		}}
+	cmd.AddCommand(search, reserve, release, assignments, experts)
+	return cmd
+}
+
+func newFundCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "fund", Short: "Rapid-response funds: balances, ledgers, requests, decisions, disbursements",
+		Long: "The funding service answers on NATS (demarche.funding.*); these commands are its client. Crisis decisions (request-funds, decide-funds) call it by themselves."}
+	var fund string
+	balance := &cobra.Command{Use: "balance", Short: "Show fund balances", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.BalanceResponse
+			if err := app.call(cmd.Context(), natsrpc.FundingBalance, &demarchev1.FundQuery{Fund: fund}, &res); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "FUND\tNAME\tBALANCE USD\tDISBURSED USD\tCEILING PER CRISIS")
+			for _, f := range res.GetFunds() {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetBalanceUsd(), f.GetDisbursedUsd(), f.GetFund().GetPerCrisisCeilingUsd())
+			}
+			return tw.Flush()
+		}}
+	balance.Flags().StringVar(&fund, "fund", "", "only this fund")
+	var ledgerFund string
+	ledger := &cobra.Command{Use: "ledger", Short: "Show a fund's append-only ledger", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var res demarchev1.LedgerResponse
+			if err := app.call(cmd.Context(), natsrpc.FundingLedger, &demarchev1.FundQuery{Fund: ledgerFund}, &res); err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "SEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tKEY")
+			for _, e := range res.GetEntries() {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.GetSequence(), ts(e.GetAt()), strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "LEDGER_ENTRY_KIND_")),
+					e.GetAmountUsd(), e.GetBalanceAfterUsd(), e.GetCrisisId(), e.GetRequestId(), e.GetKey())
+			}
+			return tw.Flush()
+		}}
+	ledger.Flags().StringVar(&ledgerFund, "fund", "flexible-financing", "fund id")
+	cmd.AddCommand(balance, ledger)
+	return cmd
+}
