@@ -17,8 +17,10 @@ import (
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
 )
@@ -119,6 +121,23 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, el.Stop)
+
+	sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, sig.Close)
+	ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURL()}, sig, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, ps.Stop)
+
+	ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURL()}, s.TemporalAddress(), cfg.Namespace, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, ew.Stop)
 	return s, nil
 }
 

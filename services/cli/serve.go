@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/roster"
@@ -40,6 +41,21 @@ with the same wiring.`,
 	rosterCmd.Flags().BoolVar(&seed, "seed", false, "load the built-in demo roster when the roster is empty")
 	cmd.AddCommand(
 		rosterCmd,
+		newServePartnersCmd(app),
+		&cobra.Command{
+			Use:   "earlywarning",
+			Short: "Run early warning: ingest signals, score situations, open crises on threshold crossings",
+			Args:  cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+					s, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: app.NATSURL}, app.TemporalAddress, app.Namespace, app.Log)
+					if err != nil {
+						return nil, err
+					}
+					return s.Stop, nil
+				})
+			},
+		},
 		&cobra.Command{
 			Use:   "funding",
 			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",

@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/partners"
+)
+
+// partnerFlagOf maps a validated ack-role field to the flag that sets it.
+var partnerFlagOf = map[string]string{
+	"crisis_id": "--crisis", "ack.partner": "--partner", "ack.role": "--role", "ack.principal": "--as",
+}
+
+func newPartnerCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "partner",
+		Short: "Partner organisations: the registry, and role acknowledgements",
+		Long: `Partner organisations (AU, ECOWAS, EU, OSCE, OAS, ...) receive the events of the
+crises shared with them on demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
+(stream ` + partners.StreamName + `) and, where configured, on a signed HTTP webhook.
+Public crises reach every partner whose regions, countries and crisis types match;
+restricted and confidential crises reach only the partners they are shared with
+("demarche crisis open --share-with").
+
+These commands talk to the partners service ("demarche serve partners") over NATS.`,
+	}
+	cmd.AddCommand(newPartnerListCmd(app), newPartnerAckRoleCmd(app), newPartnerValidateCmd(app))
+	return cmd
+}
+
+// partnersClient connects to NATS for one command; close the connection after.
+func (a *App) partnersClient() (*partners.Client, func(), error) {
+	nc, _, err := natsx.Connect(a.NATSURL, "demarche-partner-cli", a.Log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
+	}
+	return partners.NewClient(nc), nc.Close, nil
+}
+
+func newPartnerListCmd(app *App) *cobra.Command {
+	return &cobra.Command{Use: "list", Short: "List the partner organisations and what each receives", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, done, err := app.partnersClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			list, err := c.List(cmd.Context())
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTITLE\tREGIONS\tCOUNTRIES\tCRISIS TYPES\tWEBHOOK\tSUBJECTS")
+			for _, p := range list {
+				var regions, types []string
+				for _, r := range p.GetRegions() {
+					regions = append(regions, r.Slug())
+				}
+				for _, t := range p.GetCrisisTypes() {
+					types = append(types, t.Slug())
+				}
+				webhook := "-"
+				if p.GetWebhook() {
+					webhook = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.GetName(), p.GetTitle(), allIfEmpty(regions),
+					allIfEmpty(p.GetCountries()), allIfEmpty(types), webhook, p.GetSubject())
+			}
+			return tw.Flush()
+		}}
+}
+
+func allIfEmpty(s []string) string {
+	if len(s) == 0 {
+		return "all"
+	}
+	return strings.Join(s, ",")
+}
+
+func newPartnerAckRoleCmd(app *App) *cobra.Command {
+	var req demarchev1.AckRoleRequest
+	var ack demarchev1.PartnerRoleAck
+	var role string
+	cmd := &cobra.Command{
+		Use:   "ack-role",
+		Short: "Acknowledge a partner's role in a crisis (lead, support, burden-sharing, joint)",
+		Long: `Acknowledge a partner organisation's role in a crisis through the partners
+service, which checks that the partner is registered, that the crisis is known and
+that the partner may see it (public, or shared with it), then signals the crisis
+workflow. "demarche crisis partner-role" signals the workflow directly, without
+these checks.`,
+		Example: "  demarche partner ack-role --partner ECOWAS --crisis GN-20261127-K7Q3P --role lead --as ecowas-liaison",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.Ack = &ack
+			if role != "" {
+				r, err := demarchev1.ParsePartnerRoleKind(role)
+				if err != nil {
+					return fmt.Errorf("--role: %s", reasonOf(err))
+				}
+				ack.Role = r
+			}
+			if err := req.Validate(); err != nil {
+				return partnerFlagNames(err)
+			}
+			c, done, err := app.partnersClient()
+			if err != nil {
+				return err
+			}
+			defer done()
+			resp, err := c.AckRole(cmd.Context(), &req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%s: %s acknowledged as %s by %s\n", resp.GetCrisisId(), resp.GetAck().GetPartner(),
+				resp.GetAck().GetRole().Slug(), resp.GetAck().GetPrincipal())
+			return nil
+		},
+	}
+	def := os.Getenv("DEMARCHE_PRINCIPAL")
+	if def == "" {
+		def = os.Getenv("USER")
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&ack.Partner, "partner", "", "the partner organisation, e.g. ECOWAS (see \"demarche partner list\") (required)")
+	fl.StringVar(&req.CrisisId, "crisis", "", "the crisis id, e.g. GN-20261127-K7Q3P (required)")
+	fl.StringVar(&role, "role", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.PartnerRoleKind(0)), ", ")+" (required)")
+	fl.StringVar(&ack.Principal, "as", def, "who acknowledges for the partner (env DEMARCHE_PRINCIPAL, default $USER)")
+	return cmd
+}
+
+func newPartnerValidateCmd(app *App) *cobra.Command {
+	return &cobra.Command{Use: "validate FILE", Short: "Check a partners registry file; every problem is reported with its entry and field", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			r, err := partners.LoadRegistry(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%s: valid partners registry (%d partners)\n", args[0], len(r.Partners()))
+			return nil
+		}}
+}
+
+// newServePartnersCmd is "demarche serve partners": the partners service as its
+// own process, signalling role acknowledgements through Temporal.
+func newServePartnersCmd(app *App) *cobra.Command {
+	var registry string
+	cmd := &cobra.Command{
+		Use:   "partners",
+		Short: "Run the partners service: events to partner subjects and webhooks, role acknowledgements (NATS micro)",
+		Long: `Run the partners service: it delivers crisis events to each partner organisation
+on demarche.partner.<PARTNER>.> (stream ` + partners.StreamName + `) and to its signed webhook,
+never a restricted or confidential crisis unless shared with that partner, and
+answers the "partners" NATS micro service (list, ack-role), signalling role
+acknowledgements to the crisis workflow. The registry is built in unless --registry
+names a JSON file ("demarche partner validate FILE" checks one).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				sig, err := partners.DialSignaller(ctx, app.TemporalAddress, app.Namespace, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				s, err := partners.Start(ctx, partners.Config{NATSURL: app.NATSURL, RegistryPath: registry}, sig, app.Log)
+				if err != nil {
+					sig.Close()
+					return nil, err
+				}
+				return func() { s.Stop(); sig.Close() }, nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&registry, "registry", EnvOr("DEMARCHE_PARTNERS_REGISTRY", ""), "partners registry JSON file (env DEMARCHE_PARTNERS_REGISTRY; default: built in)")
+	return cmd
+}
+
+// partnerFlagNames renames validated fields after the flags that set them.
+func partnerFlagNames(err error) error {
+	var verr *demarchev1.ValidationError
+	if !errors.As(err, &verr) {
+		return err
+	}
+	out := &demarchev1.ValidationError{Message: verr.Message}
+	for _, fe := range verr.Fields {
+		name := fe.Field
+		if flag, ok := partnerFlagOf[name]; ok {
+			name = name + " (" + flag + ")"
+		}
+		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
+	}
+	return out
+}

@@ -1,0 +1,339 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/earlywarning"
+)
+
+func newWarningCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "warning",
+		Short: "Early warning: import conflict-event files, report signals, explain scores",
+		Long: `Early-warning signals are scored per situation (country + crisis type) over a
+rolling window; when a situation's score crosses its region's threshold, its crisis
+("<country>-<crisis-type>") is opened, or signalled when already open. These commands
+talk to the earlywarning service over NATS (subjects ` + earlywarning.Group + `.*).`,
+	}
+	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app))
+	return cmd
+}
+
+// warningClient connects to NATS for the earlywarning endpoints.
+func (a *App) warningClient() (earlywarning.Client, func(), error) {
+	nc, _, err := natsx.Connect(a.NATSURL, "demarche-warning", a.Log)
+	if err != nil {
+		return earlywarning.Client{}, nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
+	}
+	return earlywarning.Client{NC: nc}, nc.Close, nil
+}
+
+func newWarningImportCmd(app *App) *cobra.Command {
+	var format string
+	var batch int
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "import --format acled|ucdp FILE",
+		Short: "Import a conflict-event file (ACLED export or UCDP GED CSV)",
+		Long: `Import a conflict-event file: each row becomes a signal (country, crisis type by
+a documented rule, weight 1 + ln(1 + fatalities)), sent in batches to the
+earlywarning service. Rows that cannot be read are reported with their line in
+the file and never sent; signals seen before (same source and id) are counted as
+duplicates, so importing a file again is safe. Progress goes to stderr.
+
+ACLED columns used: event_id_cnty, event_date (2023-02-16 or 16 February 2023),
+event_type, sub_event_type, actor1, actor2, interaction, iso, country, admin1,
+location, notes, fatalities. UCDP GED: id, date_start, country, type_of_violence,
+side_a, side_b, best (and source_headline, where_description when present).
+Other columns are ignored.`,
+		Example: "  demarche warning import --format acled 2023-west-africa.csv\n  demarche warning import --format ucdp GEDEvent_v24_1.csv",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := earlywarning.Format(strings.ToLower(format))
+			if f != earlywarning.FormatACLED && f != earlywarning.FormatUCDP {
+				return fmt.Errorf("--format: %q is not a known format (allowed: %s)", format, strings.Join(earlywarning.Formats(), ", "))
+			}
+			if batch < 1 || batch > demarchev1.MaxIngestBatch {
+				return fmt.Errorf("--batch: %d is out of range (allowed: 1 to %d)", batch, demarchev1.MaxIngestBatch)
+			}
+			file, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("FILE: %w", err)
+			}
+			defer file.Close()
+			client, closeNC, err := app.warningClient()
+			if err != nil {
+				return err
+			}
+			defer closeNC()
+			var progress func(int)
+			if !quiet {
+				progress = importProgress(cmd.ErrOrStderr(), file)
+			}
+			start := time.Now()
+			sum, err := earlywarning.Import(cmd.Context(), file, f, client.Ingest, batch, progress)
+			if progress != nil && sum != nil {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if sum != nil {
+				printImportSummary(app.Out, args[0], sum, time.Since(start))
+			}
+			if err != nil {
+				return fmt.Errorf("import %s: %w", args[0], err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	cmd.Flags().IntVar(&batch, "batch", earlywarning.DefaultBatch, "signals per ingest request")
+	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	return cmd
+}
+
+// importProgress reports rows read and how far into the file, at most a few
+// times a second.
+func importProgress(w io.Writer, f *os.File) func(int) {
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	var last time.Time
+	return func(read int) {
+		if time.Since(last) < 200*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		if pos, err := f.Seek(0, io.SeekCurrent); err == nil && size > 0 {
+			fmt.Fprintf(w, "\r%d rows read (%d%%)", read, pos*100/size)
+			return
+		}
+		fmt.Fprintf(w, "\r%d rows read", read)
+	}
+}
+
+func printImportSummary(out io.Writer, name string, sum *earlywarning.ImportSummary, took time.Duration) {
+	fmt.Fprintf(out, "%s: %d rows read, %d accepted, %d duplicates, %d rejected (%s)\n",
+		name, sum.Read, sum.Accepted, sum.Duplicates, len(sum.Rejected), took.Round(time.Millisecond))
+	for _, r := range sum.Rejected {
+		id := ""
+		if r.SourceID != "" {
+			id = " (" + r.SourceID + ")"
+		}
+		fmt.Fprintf(out, "  line %d%s: %s\n", r.Line, id, strings.ReplaceAll(r.Reason, "\n", " "))
+	}
+}
+
+// reportFlags are the inputs of `warning report`.
+type reportFlags struct {
+	source, sourceID, country, crisisType, summary, location, observed string
+	severity, fatalities                                               int32
+	weight                                                             float64
+}
+
+// reportFlagOf maps a validated signal field to its flag.
+var reportFlagOf = map[string]string{
+	"source": "--source", "source_id": "--source-id", "country_code": "--country", "crisis_type": "--type",
+	"summary": "--summary", "severity": "--severity", "fatalities": "--fatalities", "weight": "--weight",
+	"observed_at": "--observed-at", "location": "--location",
+}
+
+// signal builds and validates the signal; errors name the flags.
+func (f reportFlags) signal(now time.Time) (*demarchev1.Signal, error) {
+	ct, err := demarchev1.ParseCrisisType(f.crisisType)
+	if f.crisisType == "" {
+		err = fmt.Errorf("is required (allowed: %s)", strings.Join(demarchev1.CrisisTypeSlugs(), ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--type: %s", reasonOf(err))
+	}
+	observed := now
+	if f.observed != "" {
+		t, err := time.Parse(time.RFC3339, f.observed)
+		if err != nil {
+			if t, err = time.Parse(time.DateOnly, f.observed); err != nil {
+				return nil, fmt.Errorf("--observed-at: %q is neither an RFC 3339 time nor a date (2006-01-02)", f.observed)
+			}
+		}
+		observed = t
+	}
+	sig := &demarchev1.Signal{
+		Source: f.source, SourceId: f.sourceID, CountryCode: strings.ToUpper(f.country), CrisisType: ct,
+		ObservedAt: timestamppb.New(observed), Summary: f.summary, Location: f.location,
+		Severity: f.severity, Fatalities: f.fatalities, Weight: f.weight, Rule: earlywarning.RuleReported,
+	}
+	if sig.SourceId == "" {
+		sig.SourceId = newCrisisID(sig.CountryCode, now) // unique enough: country, date, 5 random characters
+	}
+	if sig.Weight == 0 {
+		// As for imported events; a reporter's severity s weighs at least s.
+		sig.Weight = earlywarning.Weight(f.fatalities)
+		if f.severity > 0 {
+			sig.Weight = max(sig.Weight, float64(f.severity))
+		}
+	}
+	if err := sig.Validate(); err != nil {
+		var verr *demarchev1.ValidationError
+		if errors.As(err, &verr) {
+			out := &demarchev1.ValidationError{Message: verr.Message}
+			for _, fe := range verr.Fields {
+				name := fe.Field
+				if flag, ok := reportFlagOf[name]; ok {
+					name += " (" + flag + ")"
+				}
+				out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
+			}
+			return nil, out
+		}
+		return nil, err
+	}
+	return sig, nil
+}
+
+func newWarningReportCmd(app *App) *cobra.Command {
+	var f reportFlags
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Report one early-warning signal",
+		Long: `Report one signal to the earlywarning service. Its weight is --weight, or
+1 + ln(1 + --fatalities), raised to --severity when that is larger. The answer
+says whether it was accepted, and the crisis it raised or was attached to.
+
+Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
+		Example: `  demarche warning report --source un-human-rights --country GN --type unconstitutional-change \
+      --summary "Troops deployed around the presidential palace" --severity 4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			sig, err := f.signal(time.Now())
+			if err != nil {
+				return err
+			}
+			client, closeNC, err := app.warningClient()
+			if err != nil {
+				return err
+			}
+			defer closeNC()
+			resp, err := client.Ingest(cmd.Context(), []*demarchev1.Signal{sig})
+			if err != nil {
+				return err
+			}
+			r := resp.GetResults()[0]
+			switch r.GetStatus() {
+			case demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED:
+				fmt.Fprintf(app.Out, "signal %s/%s accepted (weight %.2f)\n", sig.GetSource(), sig.GetSourceId(), sig.GetWeight())
+			case demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE:
+				fmt.Fprintf(app.Out, "signal %s/%s was already recorded: nothing changed\n", sig.GetSource(), sig.GetSourceId())
+				return nil
+			default:
+				return fmt.Errorf("signal rejected: %s", r.GetReason())
+			}
+			if r.GetReason() != "" {
+				fmt.Fprintf(app.Out, "  note: %s\n", r.GetReason())
+			}
+			if r.GetCrisisId() != "" {
+				fmt.Fprintf(app.Out, "  situation above its threshold: crisis %s opened or signalled (demarche crisis show %s)\n", r.GetCrisisId(), r.GetCrisisId())
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.source, "source", "operator", "who reports it, lower case (e.g. operator, ecowarn, un-human-rights)")
+	fl.StringVar(&f.sourceID, "source-id", "", "the source's own id (default: a new one); the same source and id are recorded once")
+	fl.StringVar(&f.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. GN (required)")
+	fl.StringVar(&f.crisisType, "type", "", "crisis type (required)")
+	fl.StringVar(&f.summary, "summary", "", "what happened (required)")
+	fl.StringVar(&f.location, "location", "", "where")
+	fl.StringVar(&f.observed, "observed-at", "", "when it happened, RFC 3339 or 2006-01-02 (default now)")
+	fl.Int32Var(&f.severity, "severity", 0, "1 to 5")
+	fl.Int32Var(&f.fatalities, "fatalities", 0, "reported deaths")
+	fl.Float64Var(&f.weight, "weight", 0, "the signal's weight, above 0 up to 100 (default from --fatalities and --severity)")
+	return cmd
+}
+
+func newWarningScoreCmd(app *App) *cobra.Command {
+	var country, crisisType string
+	var limit int
+	cmd := &cobra.Command{
+		Use:     "score",
+		Short:   "Explain a situation's score: threshold, window and contributing signals",
+		Example: "  demarche warning score --country GN --type unconstitutional-change",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ct, err := demarchev1.ParseCrisisType(crisisType)
+			if crisisType == "" {
+				err = fmt.Errorf("is required (allowed: %s)", strings.Join(demarchev1.CrisisTypeSlugs(), ", "))
+			}
+			if err != nil {
+				return fmt.Errorf("--type: %s", reasonOf(err))
+			}
+			country = strings.ToUpper(country)
+			if _, ok := demarchev1.RegionOf(country); !ok {
+				return fmt.Errorf("--country: %q is not an ISO 3166-1 alpha-2 country code (upper case, e.g. GN, ML, UA)", country)
+			}
+			client, closeNC, err := app.warningClient()
+			if err != nil {
+				return err
+			}
+			defer closeNC()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			sc, err := client.Score(ctx, country, ct)
+			if err != nil {
+				if strings.Contains(err.Error(), " 404: ") {
+					return fmt.Errorf("no signals recorded for %s %s", country, ct.Slug())
+				}
+				return err
+			}
+			printScore(app.Out, sc, limit)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country code (required)")
+	cmd.Flags().StringVar(&crisisType, "type", "", "crisis type: "+strings.Join(demarchev1.CrisisTypeSlugs(), ", ")+" (required)")
+	cmd.Flags().IntVar(&limit, "limit", 50, "contributing signals to list (0: all)")
+	return cmd
+}
+
+func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
+	state := "below"
+	if sc.GetAboveThreshold() {
+		state = "ABOVE"
+	}
+	fmt.Fprintf(out, "%s %s (%s): score %.2f, threshold %.2f: %s\n", sc.GetCountryCode(), sc.GetCrisisType().Slug(), sc.GetRegion().Slug(),
+		sc.GetScore(), sc.GetThreshold(), state)
+	fmt.Fprintf(out, "window: %s ending %s (newest signal); %d signal(s); crossings so far: %d\n",
+		sc.GetWindow().AsDuration(), ts(sc.GetWindowEnd()), len(sc.GetContributions()), sc.GetCrossings())
+	if sc.GetCrossings() > 0 {
+		fmt.Fprintf(out, "crisis: %s (first signal %s)\n", sc.GetCrisisId(), ts(sc.GetFirstSignalAt()))
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "WEIGHT\tSHARE\tOBSERVED\tSOURCE\tID\tSUMMARY")
+	for i, c := range sc.GetContributions() {
+		if limit > 0 && i >= limit {
+			fmt.Fprintf(tw, "…\t\t\t\t\t%d more (--limit 0 lists all)\n", len(sc.GetContributions())-limit)
+			break
+		}
+		share := 0.0
+		if sc.GetScore() > 0 {
+			share = 100 * c.GetWeight() / sc.GetScore()
+		}
+		summary := strings.ReplaceAll(c.GetSummary(), "\n", " ")
+		if r := []rune(summary); len(r) > 80 {
+			summary = string(r[:79]) + "…"
+		}
+		fmt.Fprintf(tw, "%.2f\t%.0f%%\t%s\t%s\t%s\t%s\n", c.GetWeight(), share, c.GetObservedAt().AsTime().UTC().Format("2006-01-02 15:04"),
+			c.GetSource(), c.GetSourceId(), summary)
+	}
+	_ = tw.Flush()
+}

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/natsembed"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/earlywarning"
+)
+
+func TestReportFlagsNameEveryBadFlag(t *testing.T) {
+	t.Parallel()
+	_, err := reportFlags{source: "Bad Source", country: "xx", crisisType: "coup", summary: ""}.signal(time.Now())
+	if err == nil || !strings.Contains(err.Error(), "--type") {
+		t.Fatalf("unknown type: %v", err)
+	}
+	_, err = reportFlags{source: "Bad Source", country: "xx", crisisType: "general", severity: 9}.signal(time.Now())
+	for _, flag := range []string{"(--source)", "(--country)", "(--summary)", "(--severity)"} {
+		if err == nil || !strings.Contains(err.Error(), flag) {
+			t.Errorf("error %v does not name %s", err, flag)
+		}
+	}
+	sig, err := reportFlags{source: "operator", country: "gn", crisisType: "unconstitutional-change", summary: "Troops", severity: 4, fatalities: 1}.signal(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sig.GetCountryCode() != "GN" || sig.GetWeight() != 4 || sig.GetSourceId() == "" {
+		t.Errorf("signal %v", sig)
+	}
+}
+
+// TestWarningCommandsAgainstTheService runs import, report and score against
+// a real embedded NATS and earlywarning service (fake crisis opener).
+func TestWarningCommandsAgainstTheService(t *testing.T) {
+	t.Parallel()
+	log := zap.NewNop()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	svc, err := earlywarning.Start(context.Background(), earlywarning.Config{NATSURL: srv.URL(), DefaultThreshold: 100}, nopOpener{}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Stop)
+
+	file := filepath.Join(t.TempDir(), "acled.csv")
+	csv := "event_id_cnty,event_date,event_type,sub_event_type,country,location,notes,fatalities\n" +
+		"GIN1,2023-02-16,Battles,Armed clash,Guinea,Conakry,\"Coup attempt, gunfire\",3\n" +
+		"GIN2,16 February 2023,Protests,Peaceful protest,Guinea,Conakry,\"Marchers\nagainst the junta\",0\n" +
+		"ATL1,2023-02-16,Riots,Mob violence,Atlantis,Nowhere,x,0\n" +
+		"GIN1,2023-02-16,Battles,Armed clash,Guinea,Conakry,dup,3\n"
+	if err := os.WriteFile(file, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, error) {
+		var out, errOut bytes.Buffer
+		app := &App{NATSURL: srv.URL(), Log: log, Out: &out}
+		cmd := newWarningCmd(app)
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	out, err := run("import", "--format", "acled", "--quiet", file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4 rows read, 2 accepted, 1 duplicates, 1 rejected", `line 5 (ATL1): country "Atlantis" (iso "") is not a known country`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("import output %q lacks %q", out, want)
+		}
+	}
+	if _, err := run("import", "--format", "gdelt", file); err == nil || !strings.Contains(err.Error(), "--format") {
+		t.Errorf("bad format: %v", err)
+	}
+	out, err = run("report", "--source", "operator", "--source-id", "op-1", "--country", "GN", "--type", "unconstitutional-change", "--summary", "Troops at the palace", "--severity", "4", "--observed-at", "2023-02-17")
+	if err != nil || !strings.Contains(out, "operator/op-1 accepted (weight 4.00)") {
+		t.Fatalf("report: %q %v", out, err)
+	}
+	out, err = run("score", "--country", "GN", "--type", "unconstitutional-change")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00: below", "3 signal(s)", "4.00    54%", "operator  op-1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("score output lacks %q:\n%s", want, out)
+		}
+	}
+	if _, err := run("score", "--country", "ML", "--type", "general"); err == nil || !strings.Contains(err.Error(), "no signals recorded for ML general") {
+		t.Errorf("empty situation: %v", err)
+	}
+}
+
+type nopOpener struct{}
+
+func (nopOpener) OpenOrSignal(context.Context, *demarchev1.CrisisWorkflowInput, *demarchev1.Warning) error {
+	return nil
+}

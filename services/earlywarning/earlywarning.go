@@ -1,0 +1,317 @@
+// Package earlywarning is the early-warning service. It pools signals from
+// partners' early-warning systems (CloudEvents on demarche.signals.<source>,
+// stream DEMARCHE_SIGNALS), from operators and from conflict-event files
+// (ACLED, UCDP GED: see Reader) through its NATS micro endpoints; drops
+// duplicates (same source + source id, durably); scores each situation
+// (country + crisis type) over a rolling window in event time; and when a
+// situation's score crosses its region's threshold, publishes WarningRaised
+// and opens the situation's crisis, or signals it when it is already open,
+// with Temporal's signal-with-start (see CrisisOpener).
+//
+// # Scoring
+//
+// A signal's weight is 1 + ln(1 + fatalities) for imported events (see
+// classify.go for the crisis-type rules), or as reported. A situation's score
+// is the sum of the weights of its signals observed within Window (default 14
+// days) before its newest signal: the window is measured in event time, so a
+// historic file scores as it would have live. The threshold is per region
+// (Config.Thresholds, default DefaultThreshold).
+//
+// When an accepted signal takes the score from below the threshold to at or
+// above it, that is a crossing: WarningRaised is published on the crisis
+// stream and the opener is called with the situation's crisis (id
+// "<country>-<crisis-type>", e.g. "GN-unconstitutional-change", so every
+// crossing of one situation names the same crisis and signal-with-start never
+// opens two), whose first_signal_at is the earliest signal in the window.
+// Signals accepted while the situation stays above its threshold are attached
+// to the crisis as warnings (one opener call per situation per ingest batch,
+// carrying the heaviest signal). Below the threshold the opener is never called.
+//
+// # Durability
+//
+// Two JetStream key-value buckets hold the state: EARLYWARNING_SIGNALS has one
+// key per signal ever seen (source + source id), created with Create so that
+// only one ingest of a signal wins, even across processes and restarts;
+// EARLYWARNING_SITUATIONS has one key per situation with the signals in its
+// window, written with compare-and-set. Side effects (WarningRaised,
+// OpenOrSignal) happen before the situation is written and are idempotent
+// (deterministic event and crisis ids), so a crash or a conflict repeats them
+// at worst, and never loses a crossing.
+package earlywarning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Names on NATS.
+const (
+	// ServiceName is the micro service's name (`nats micro info earlywarning`).
+	ServiceName    = "earlywarning"
+	ServiceVersion = "1.0.0"
+	// Group prefixes the request subjects.
+	Group           = "demarche.earlywarning"
+	IngestSubject   = Group + ".ingest"
+	ScoreSubject    = Group + ".score"
+	SignalsStream   = "DEMARCHE_SIGNALS"
+	SignalsRoot     = "demarche.signals"
+	SignalsDurable  = "earlywarning-signals"
+	SignalsBucket   = "EARLYWARNING_SIGNALS"
+	SituationBucket = "EARLYWARNING_SITUATIONS"
+	// EventSource is the ce-source of the events this service publishes.
+	EventSource = "/demarche/services/earlywarning"
+	// ContentTypeProtobuf in a request's Content-Type header selects the binary
+	// protobuf encoding; otherwise requests and responses are protobuf JSON.
+	ContentTypeProtobuf = "application/protobuf"
+)
+
+// Defaults.
+const (
+	DefaultWindow    = 14 * 24 * time.Hour
+	DefaultThreshold = 25.0
+	DefaultMaxFuture = time.Hour
+	DefaultWorkers   = 4
+)
+
+// Sentinel errors callers match with errors.Is.
+var (
+	// ErrUnavailable: NATS or the crisis opener failed; the signal can be resent.
+	ErrUnavailable = errors.New("early warning temporarily unavailable")
+	// ErrNoSituation: no signal was ever accepted for the situation.
+	ErrNoSituation = errors.New("no signals for this situation")
+)
+
+// CrisisOpener opens a situation's crisis with a warning attached, or attaches
+// the warning when the crisis is already open (Temporal signal-with-start in
+// production: see TemporalOpener). It must be safe for concurrent use and
+// idempotent per crisis id.
+type CrisisOpener interface {
+	OpenOrSignal(ctx context.Context, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) error
+}
+
+// Config configures the service. The zero value (plus NATSURL) uses the defaults.
+type Config struct {
+	NATSURL string
+	// Window is the rolling scoring window in event time (default 14 days).
+	Window time.Duration
+	// DefaultThreshold applies to regions without their own (default 25).
+	DefaultThreshold float64
+	// Thresholds per region override DefaultThreshold.
+	Thresholds map[demarchev1.Region]float64
+	// Confidentiality of the crises this service opens (default restricted:
+	// partners see them only once an operator shares them).
+	Confidentiality demarchev1.Confidentiality
+	// MaxFuture rejects signals observed further in the future (default 1h: clock skew).
+	MaxFuture time.Duration
+	// Workers is how many micro service instances (one queue group) answer
+	// requests, so how many requests are served at once (default 4).
+	Workers int
+	// Replicas of the signals stream and the buckets (default 1).
+	Replicas int
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Window <= 0 {
+		c.Window = DefaultWindow
+	}
+	if c.DefaultThreshold <= 0 {
+		c.DefaultThreshold = DefaultThreshold
+	}
+	if c.Confidentiality == demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
+		c.Confidentiality = demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED
+	}
+	if c.MaxFuture <= 0 {
+		c.MaxFuture = DefaultMaxFuture
+	}
+	if c.Workers <= 0 {
+		c.Workers = DefaultWorkers
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Threshold is the threshold of a country's region.
+func (c Config) Threshold(country string) float64 {
+	region, _ := demarchev1.RegionOf(country)
+	if t, ok := c.Thresholds[region]; ok && t > 0 {
+		return t
+	}
+	return c.DefaultThreshold
+}
+
+// Service is the running early-warning service.
+type Service struct {
+	cfg        Config
+	log        *zap.Logger
+	opener     CrisisOpener
+	nc         *nats.Conn
+	js         jetstream.JetStream
+	pub        *eventbus.Publisher
+	seen       jetstream.KeyValue
+	situations jetstream.KeyValue
+	micros     []micro.Service
+	consumer   *eventbus.Consumer
+	inflight   sync.WaitGroup
+	closers    []func()
+
+	mu      sync.Mutex
+	stopped bool
+	locks   map[string]*sync.Mutex
+}
+
+// Start connects to NATS, creates the signals stream and the buckets when
+// missing, starts consuming partners' signals and answers requests.
+func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger) (_ *Service, err error) {
+	if opener == nil {
+		return nil, errors.New("earlywarning: a crisis opener is required")
+	}
+	cfg.defaults()
+	log = log.Named("earlywarning")
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-earlywarning", log)
+	if err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	s := &Service{cfg: cfg, log: log, opener: opener, nc: nc, js: js, locks: map[string]*sync.Mutex{},
+		pub: eventbus.NewPublisher(js, EventSource)}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if err := eventbus.EnsureStreams(ctx, js, eventbus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	if err := EnsureSignalStream(ctx, js, cfg.Replicas); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	if s.seen, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: SignalsBucket, Description: "Démarche early warning: every signal seen (source.id), for de-duplication",
+		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	}); err != nil {
+		return nil, fmt.Errorf("earlywarning: bucket %s: %w", SignalsBucket, err)
+	}
+	if s.situations, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: SituationBucket, Description: "Démarche early warning: each situation's signals in its window",
+		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxValueSize: 8 << 20,
+	}); err != nil {
+		return nil, fmt.Errorf("earlywarning: bucket %s: %w", SituationBucket, err)
+	}
+	if err := s.startMicro(); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	if s.consumer, err = eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+		Stream: SignalsStream, Durable: SignalsDurable, FilterSubjects: []string{SignalsRoot + ".>"},
+	}, s.handleSignalEvent, log); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	log.Info("early warning ready", zap.String("ingest", IngestSubject), zap.String("score", ScoreSubject),
+		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Float64("default_threshold", cfg.DefaultThreshold))
+	return s, nil
+}
+
+// Stop stops answering and consuming, waits for the work in hand, and disconnects.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	for _, m := range s.micros {
+		if err := m.Stop(); err != nil {
+			s.log.Warn("stop micro service", zap.Error(err))
+		}
+	}
+	if s.consumer != nil {
+		s.consumer.Stop()
+	}
+	s.inflight.Wait()
+	s.nc.Close()
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+	s.closers = nil
+}
+
+// EnsureSignalStream creates or updates the stream partners publish signals
+// to. It is idempotent.
+func EnsureSignalStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        SignalsStream,
+		Description: "Démarche early-warning signals (CloudEvents 1.0, binary mode, demarche.v1.Signal data), subject demarche.signals.<source>",
+		Subjects:    []string{SignalsRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    replicas,
+		Duplicates:  24 * time.Hour,
+	}); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", SignalsStream, err)
+	}
+	return nil
+}
+
+func init() { eventbus.Register(&demarchev1.Signal{}) }
+
+// SignalSubject is where a source publishes its signals.
+func SignalSubject(source string) string { return SignalsRoot + "." + source }
+
+// PublishSignal publishes one signal as a CloudEvent on its source's subject,
+// as a partner's early-warning system does. The event id is derived from
+// source + source id, so a republished signal is stored once.
+func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string, sig *demarchev1.Signal) error {
+	ev := eventbus.Event{
+		ID:      signalKey(sig.GetSource(), sig.GetSourceId()),
+		Source:  ceSource,
+		Subject: demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType()),
+		Time:    time.Now(),
+		Data:    sig,
+	}
+	msg, err := eventbus.Encode(SignalSubject(sig.GetSource()), ev)
+	if err != nil {
+		return fmt.Errorf("publish signal: %w", err)
+	}
+	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(SignalsStream)); err != nil {
+		return fmt.Errorf("publish signal %s on %s: %w", ev.ID, msg.Subject, err)
+	}
+	return nil
+}
+
+// handleSignalEvent ingests one signal from the stream: an invalid or refused
+// signal is dead-lettered, a temporary failure redelivered.
+func (s *Service) handleSignalEvent(ctx context.Context, ev eventbus.Event) error {
+	sig, ok := ev.Data.(*demarchev1.Signal)
+	if !ok {
+		return fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, ev.Type)
+	}
+	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig})
+	if err != nil {
+		return err
+	}
+	r := resp.GetResults()[0]
+	switch {
+	case r.GetStatus() != demarchev1.IngestStatus_INGEST_STATUS_REJECTED:
+		return nil
+	case r.GetRetryable():
+		return fmt.Errorf("%w: %s", ErrUnavailable, r.GetReason())
+	default:
+		return fmt.Errorf("%w: signal rejected: %s", eventbus.ErrPermanent, r.GetReason())
+	}
+}

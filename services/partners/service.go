@@ -1,0 +1,317 @@
+// Package partners is the partners service: a registry of partner
+// organisations (AU, ECOWAS, EU, OSCE, OAS, ...) and what each wants to
+// receive; delivery of crisis events to each partner on its own NATS subject
+// and, where configured, to a signed HTTP webhook; and a NATS micro service
+// through which partners acknowledge their role in a crisis, which is signalled
+// to the crisis workflow.
+//
+// # Delivery
+//
+// A durable consumer ("partners") of the crisis stream learns each crisis's
+// region, country, type, confidentiality and shared_with from its CrisisOpened
+// event (kept in the JetStream KV bucket DEMARCHE_PARTNER_CRISES) and copies
+// every event of the crisis, CloudEvents headers intact, to
+//
+//	demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
+//
+// in the stream DEMARCHE_PARTNERS, for each partner that receives it, with
+// Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
+// crisis goes to the partners whose regions, countries and crisis types match;
+// a restricted or confidential crisis goes only to the partners named in its
+// shared_with, never to anyone else. An event of a crisis whose CrisisOpened
+// was never seen is retried, then dead-lettered on demarche.dlq.partners.
+//
+// Each partner with a webhook has its own durable consumer of its partner
+// subjects ("partners-webhook-<PARTNER>"), so a slow or failing webhook holds
+// back no one else. Events are POSTed in CloudEvents HTTP binary mode (ce-*
+// headers, protobuf body) with an X-Demarche-Signature header (see Sign and
+// Verify); a network error or a non-2xx answer is retried with backoff, then
+// dead-lettered on demarche.dlq.partners-webhook-<PARTNER>.
+package partners
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Names on NATS.
+const (
+	// Durable is the consumer of the crisis stream that fans events out to partners.
+	Durable = "partners"
+	// WebhookDurablePrefix + partner name is each webhook's consumer of the partner stream.
+	WebhookDurablePrefix = "partners-webhook-"
+	// StreamName holds every event delivered to a partner.
+	StreamName = "DEMARCHE_PARTNERS"
+	// SubjectRoot prefixes partner subjects: demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>.
+	SubjectRoot = "demarche.partner"
+	// CrisisBucket is the KV bucket of what the service knows of each crisis.
+	CrisisBucket = "DEMARCHE_PARTNER_CRISES"
+)
+
+// Sentinel errors.
+var (
+	ErrUnknownPartner = errors.New("unknown partner")
+	ErrUnknownCrisis  = errors.New("unknown crisis")
+	ErrNotShared      = errors.New("crisis not shared with partner")
+	ErrWebhook        = errors.New("webhook delivery failed")
+)
+
+// PartnerSubjects matches every event delivered to one partner.
+func PartnerSubjects(partner string) string { return SubjectRoot + "." + partner + ".>" }
+
+// PartnerSubject is where one event of a crisis goes for one partner.
+func PartnerSubject(partner string, r eventbus.Route, eventToken string) string {
+	return fmt.Sprintf("%s.%s.%s.%s.%s.%s", SubjectRoot, partner, r.Region.Slug(), r.Country, r.CrisisID, eventToken)
+}
+
+// RoleSignaller hands a partner's role acknowledgement to the crisis workflow.
+// TemporalSignaller is the production implementation.
+type RoleSignaller interface {
+	SignalPartnerRole(ctx context.Context, crisisID string, ack *demarchev1.PartnerRoleAck) error
+}
+
+// Retry bounds the redeliveries of one consumer.
+type Retry struct {
+	// MaxDeliver is how many times an event is tried before it is dead-lettered.
+	MaxDeliver int
+	// Backoff is the delay before each retry (the last one repeats).
+	Backoff []time.Duration
+}
+
+// Config configures the service. Only NATSURL is required.
+type Config struct {
+	NATSURL string
+	// RegistryPath is a JSON registry file; empty means the embedded default.
+	RegistryPath string
+	// Registry, when set, is used instead of loading RegistryPath.
+	Registry *Registry
+	// Streams sizes the streams and the KV bucket (replicas, duplicate window).
+	Streams eventbus.StreamOptions
+	// Delivery: events of a crisis not known yet (default 5 tries: 1s, 5s, 30s, 2m).
+	Delivery Retry
+	// Webhook: failed webhook calls (default 8 tries: 1s, 5s, 30s, 2m, 10m, 30m, 1h).
+	Webhook Retry
+	// WebhookTimeout bounds one webhook call (default 10s).
+	WebhookTimeout time.Duration
+	// HTTPClient calls webhooks (default: a client with WebhookTimeout).
+	HTTPClient *http.Client
+	// Now is the clock for signatures and acknowledgements (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.WebhookTimeout == 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: c.WebhookTimeout}
+	}
+	if c.Webhook.MaxDeliver == 0 {
+		c.Webhook.MaxDeliver = 8
+	}
+	if len(c.Webhook.Backoff) == 0 {
+		c.Webhook.Backoff = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute, 10 * time.Minute, 30 * time.Minute, time.Hour}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Service is a running partners service.
+type Service struct {
+	cfg       Config
+	reg       *Registry
+	log       *zap.Logger
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	crises    jetstream.KeyValue
+	signaller RoleSignaller
+	micro     micro.Service
+	consumers []*eventbus.Consumer
+}
+
+// Start loads the registry, makes sure the streams and the KV bucket exist,
+// and starts the fan-out consumer, one webhook consumer per webhook, and the
+// "partners" micro service. signaller receives role acknowledgements.
+func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Logger) (_ *Service, err error) {
+	log = log.Named("partners")
+	cfg.defaults()
+	if signaller == nil {
+		return nil, errors.New("partners: a role signaller is required")
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		if reg, err = LoadRegistry(cfg.RegistryPath); err != nil {
+			return nil, fmt.Errorf("partners: %w", err)
+		}
+	}
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-partners", log)
+	if err != nil {
+		return nil, fmt.Errorf("partners: %w", err)
+	}
+	s := &Service{cfg: cfg, reg: reg, log: log, nc: nc, js: js, signaller: signaller}
+	defer func() {
+		if err != nil {
+			s.Stop()
+		}
+	}()
+	if err := s.ensure(ctx); err != nil {
+		return nil, fmt.Errorf("partners: %w", err)
+	}
+	if s.micro, err = s.startMicro(); err != nil {
+		return nil, fmt.Errorf("partners: %w", err)
+	}
+	fan, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+		Durable: Durable, MaxDeliver: cfg.Delivery.MaxDeliver, Backoff: cfg.Delivery.Backoff,
+	}, s.fanOut, log)
+	if err != nil {
+		return nil, fmt.Errorf("partners: %w", err)
+	}
+	s.consumers = append(s.consumers, fan)
+	for _, p := range reg.Partners() {
+		if p.Webhook == nil {
+			continue
+		}
+		c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+			Stream: StreamName, Durable: WebhookDurablePrefix + p.Name, FilterSubjects: []string{PartnerSubjects(p.Name)},
+			MaxDeliver: cfg.Webhook.MaxDeliver, Backoff: cfg.Webhook.Backoff, AckWait: cfg.WebhookTimeout + 20*time.Second,
+		}, s.webhookHandler(p), log)
+		if err != nil {
+			return nil, fmt.Errorf("partners: webhook of %s: %w", p.Name, err)
+		}
+		s.consumers = append(s.consumers, c)
+	}
+	log.Info("partners service started", zap.Int("partners", len(reg.Partners())), zap.Int("consumers", len(s.consumers)))
+	return s, nil
+}
+
+// Registry is the registry the service runs with.
+func (s *Service) Registry() *Registry { return s.reg }
+
+// Stop stops the consumers and the micro service and disconnects.
+func (s *Service) Stop() {
+	for i := len(s.consumers) - 1; i >= 0; i-- {
+		s.consumers[i].Stop()
+	}
+	s.consumers = nil
+	if s.micro != nil {
+		if err := s.micro.Stop(); err != nil {
+			s.log.Warn("stop micro service", zap.Error(err))
+		}
+		s.micro = nil
+	}
+	if s.nc != nil {
+		s.nc.Close()
+	}
+}
+
+// ensure creates or updates the crisis and dead-letter streams, the partner
+// stream and the crisis bucket. Idempotent.
+func (s *Service) ensure(ctx context.Context) error {
+	if err := eventbus.EnsureStreams(ctx, s.js, s.cfg.Streams); err != nil {
+		return err
+	}
+	replicas, dup := s.cfg.Streams.Replicas, s.cfg.Streams.DuplicateWindow
+	if replicas == 0 {
+		replicas = 1
+	}
+	if dup == 0 {
+		dup = 24 * time.Hour
+	}
+	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
+		Subjects:    []string{SubjectRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    replicas,
+		Duplicates:  dup,
+	}); err != nil {
+		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+	}
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      CrisisBucket,
+		Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("ensure bucket %s: %w", CrisisBucket, err)
+	}
+	s.crises = kv
+	return nil
+}
+
+// crisis returns what is known of a crisis, or ErrUnknownCrisis.
+func (s *Service) crisis(ctx context.Context, id string) (*demarchev1.Crisis, error) {
+	e, err := s.crises.Get(ctx, id)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrInvalidKey) {
+		return nil, fmt.Errorf("%w: %s (no CrisisOpened event seen for it)", ErrUnknownCrisis, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read crisis %s from %s: %w", id, CrisisBucket, err)
+	}
+	var c demarchev1.Crisis
+	if err := proto.Unmarshal(e.Value(), &c); err != nil {
+		return nil, fmt.Errorf("decode crisis %s from %s: %w", id, CrisisBucket, err)
+	}
+	return &c, nil
+}
+
+// fanOut learns crises from CrisisOpened and copies each event to every
+// partner that receives it.
+func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
+	crisisID := ev.Subject
+	if op, ok := ev.Data.(*demarchev1.CrisisOpened); ok {
+		crisisID = op.GetCrisis().GetId()
+		b, err := proto.Marshal(op.GetCrisis())
+		if err != nil {
+			return fmt.Errorf("encode crisis %s: %w", op.GetCrisis().GetId(), err)
+		}
+		if _, err := s.crises.Put(ctx, op.GetCrisis().GetId(), b); err != nil {
+			return fmt.Errorf("store crisis %s: %w", op.GetCrisis().GetId(), err)
+		}
+		for _, name := range op.GetCrisis().GetSharedWith() {
+			if _, ok := s.reg.Lookup(name); !ok {
+				s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", op.GetCrisis().GetId()), zap.String("partner", name))
+			}
+		}
+	}
+	c, err := s.crisis(ctx, crisisID)
+	if err != nil {
+		return fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
+	}
+	et, err := eventbus.TypeOf(ev.Data)
+	if err != nil {
+		return fmt.Errorf("event %s: %w: %w", ev.ID, err, eventbus.ErrPermanent)
+	}
+	route := eventbus.RouteOf(c)
+	for _, p := range s.reg.Partners() {
+		if !p.Receives(c) {
+			continue
+		}
+		msg, err := eventbus.Encode(PartnerSubject(p.Name, route, et.Token), ev)
+		if err != nil {
+			return fmt.Errorf("event %s for %s: %w: %w", ev.ID, p.Name, err, eventbus.ErrPermanent)
+		}
+		id := p.Name + "-" + ev.ID
+		msg.Header.Set(nats.MsgIdHdr, id)
+		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamName)); err != nil {
+			return fmt.Errorf("deliver event %s to %s on %s: %w", ev.ID, p.Name, msg.Subject, err)
+		}
+	}
+	return nil
+}
