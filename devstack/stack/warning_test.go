@@ -1,0 +1,105 @@
+package stack_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// TestWarningImportOpensACrisisThatUsesRosterAndFunding is issue 4's "done
+// when" on the real stack: an ACLED export whose events cross Guinea's
+// threshold opens one crisis; its envoy is booked through the roster and its
+// money paid through the funding service.
+func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+
+	var b strings.Builder
+	b.WriteString("event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n")
+	for i := 1; i <= 12; i++ {
+		date := fmt.Sprintf("2026-11-%02d", 10+i)
+		if i%2 == 0 {
+			date = fmt.Sprintf("%d November 2026", 10+i)
+		}
+		fmt.Fprintf(&b, "GIN%04d,%s,2026,1,Political violence,Battles,Armed clash,Military Forces of Guinea,Mutineers,11,,324,Western Africa,Guinea,Conakry,Kaloum,Conakry,9.5,-13.7,Guinee News,\"Soldiers attempted a coup, \"\"seizing\"\" the radio;\nclashes followed\",20,1732700000\n", i, date)
+	}
+	b.WriteString("GIN0003,2026-11-13,2026,1,Political violence,Battles,Armed clash,A,B,11,,324,Western Africa,Guinea,Conakry,Kaloum,Conakry,9.5,-13.7,X,duplicate row,20,1732700000\n")
+	b.WriteString("ATL0001,2026-11-13,2026,1,Political violence,Battles,Armed clash,A,B,11,,999,Nowhere,Atlantis,X,Y,Z,0,0,X,unknown country,1,1732700000\n")
+	file := filepath.Join(t.TempDir(), "acled.csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runCLI(t, s, "warning", "import", "--format", "acled", file)
+	if err != nil {
+		t.Fatalf("warning import: %v\n%s", err, out)
+	}
+	for _, want := range []string{"accepted", "duplicate", "Atlantis"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("import summary lacks %q:\n%s", want, out)
+		}
+	}
+
+	id := "GN-unconstitutional-change"
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		return err == nil && len(st.GetPendingDecisions()) > 0
+	})
+	st, err := crisis.State(ctx, tc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.GetCrisis().GetFirstSignalAt().AsTime().Format("2006-01-02"); got != "2026-11-11" {
+		t.Fatalf("first_signal_at %s, want the first contributing event's date 2026-11-11", got)
+	}
+	if st.GetPlaybook() != "unconstitutional-change" || len(st.GetWarnings()) == 0 {
+		t.Fatalf("crisis opened by early warning: playbook %s, %d warnings", st.GetPlaybook(), len(st.GetWarnings()))
+	}
+
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	pending := func(kind string) {
+		t.Helper()
+		waitFor(t, func() bool {
+			st, err := crisis.State(ctx, tc, id)
+			if err != nil {
+				return false
+			}
+			for _, p := range st.GetPendingDecisions() {
+				if p.GetKind() == kind {
+					return true
+				}
+			}
+			return false
+		})
+	}
+	pending("triage")
+	cli("crisis", "decide", "triage", id, "--as", "duty", "--rationale", "ACLED pattern", "--assessment", "coup attempt under way")
+	pending("good-offices")
+	cli("crisis", "decide", "good-offices", id, "--as", "head", "--rationale", "public pressure", "--option", "public-statement")
+	pending("envoy-appointment")
+	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "francophone, constitution-making", "--envoy", "env-amara-diallo", "--standby-team", "sb-fatou-sow")
+	if out := cli("roster", "assignments", "--crisis", id); !strings.Contains(out, "env-amara-diallo") || !strings.Contains(out, "sb-fatou-sow") {
+		t.Fatalf("roster has no booking for the crisis:\n%s", out)
+	}
+	pending("funding-request")
+	cli("crisis", "decide", "request-funds", id, "--as", "desk", "--rationale", "mediation", "--funding-request", "FR-1", "--fund", "peacebuilding-irf", "--amount", "400000", "--purpose", "national dialogue")
+	pending("funding-decision")
+	cli("crisis", "decide", "decide-funds", id, "--as", "fund-officer", "--rationale", "eligible", "--funding-request", "FR-1", "--approve")
+	waitFor(t, func() bool {
+		out, err := runCLI(t, s, "fund", "ledger", "--fund", "peacebuilding-irf")
+		return err == nil && strings.Contains(out, id) && strings.Contains(out, "9600000")
+	})
+}
