@@ -61,6 +61,12 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	waitPending("triage")
 	cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "credible reports", "--assessment", "parliament dissolved")
 	cli("crisis", "partner-role", id, "--partner", "ECOWAS", "--role", "lead", "--as", "liaison")
+	// A partner acknowledges its own role through the partners service, which
+	// signals the crisis (once the service has seen the crisis open).
+	waitFor(t, func() bool {
+		_, err := runCLI(t, s, "partner", "ack-role", "--partner", "AU", "--crisis", id, "--role", "support", "--as", "au-desk")
+		return err == nil
+	})
 	cli("crisis", "escalate", id, "--as", "duty-officer", "--reason", "protests spreading")
 
 	waitPending("good-offices")
@@ -85,7 +91,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		return false
 	})
 	out := cli("crisis", "show", id)
-	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "severity  4") {
+	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "AU           support") || !strings.Contains(out, "severity  4") {
 		t.Fatalf("crisis show lacks the standby deadline, the partner or the new severity:\n%s", out)
 	}
 	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
