@@ -1,0 +1,55 @@
+// Package trail reads a crisis's workflow histories the way an auditor does:
+// it replays them against today's workflow code (Temporal's replayer) and
+// rebuilds, from the history alone, the decision trail: who decided what,
+// when, under which rule and why; which controls were used; which deadlines
+// fired; what money moved.
+package trail
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+)
+
+// Entry is one line of a decision trail.
+type Entry struct {
+	Time     time.Time `json:"time"`
+	Workflow string    `json:"workflow"`
+	// EventID is the history event the entry comes from.
+	EventID int64 `json:"event_id"`
+	// Kind: decision, refused, control, deadline, money, stage, started, closed.
+	Kind      string `json:"kind"`
+	What      string `json:"what"`
+	Principal string `json:"principal,omitempty"`
+	// Rule: the decision kind for decisions, the rule that failed for refusals.
+	Rule      string `json:"rule,omitempty"`
+	Rationale string `json:"rationale,omitempty"`
+}
+
+// LoadJSON reads a history in the JSON of the standard Temporal tooling
+// (`temporal workflow show --output json`) or of this platform.
+func LoadJSON(r io.Reader) (*historypb.History, error) {
+	h, err := client.HistoryFromJSON(r, client.HistoryJSONOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	return h, nil
+}
+
+// LoadFile reads a history file.
+func LoadFile(path string) (*historypb.History, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read history: %w", err)
+	}
+	h, err := LoadJSON(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return h, nil
+}
