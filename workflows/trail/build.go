@@ -1,0 +1,248 @@
+package trail
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	commonpb "go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/converter"
+	"go.temporal.io/sdk/worker"
+	"google.golang.org/protobuf/proto"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+var dc = converter.GetDefaultDataConverter()
+
+func decode(p *commonpb.Payloads, into proto.Message) bool {
+	if p == nil || len(p.GetPayloads()) == 0 {
+		return false
+	}
+	return dc.FromPayload(p.GetPayloads()[0], into) == nil
+}
+
+// FromHistory rebuilds the decision trail of one workflow from its history
+// alone: no server, no database, no today's state.
+func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
+	var out []Entry
+	accepted := map[string]*demarchev1.DecisionRequest{}
+	add := func(ev *historypb.HistoryEvent, e Entry) {
+		e.Workflow, e.EventID = workflowID, ev.GetEventId()
+		if e.Time.IsZero() {
+			e.Time = ev.GetEventTime().AsTime()
+		}
+		out = append(out, e)
+	}
+	for _, ev := range h.GetEvents() {
+		switch ev.GetEventType() {
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
+			a := ev.GetWorkflowExecutionStartedEventAttributes()
+			var in demarchev1.CrisisWorkflowInput
+			if a.GetWorkflowType().GetName() == crisis.WorkflowName && decode(a.GetInput(), &in) {
+				c := in.GetCrisis()
+				what := fmt.Sprintf("crisis %s opened: %q (%s, %s, severity %d, %s)", c.GetId(), c.GetTitle(), c.GetCountryCode(),
+					c.GetCrisisType().Slug(), c.GetSeverity(), c.GetConfidentiality().Slug())
+				if pb := in.GetPlaybook(); pb != nil {
+					what += fmt.Sprintf(", playbook %s version %s", pb.GetName(), pb.GetVersion())
+				}
+				if in.GetDrillPolicy() != nil {
+					what += ", drill"
+				}
+				add(ev, Entry{Kind: "started", What: what, Principal: c.GetOpenedBy()})
+			} else {
+				add(ev, Entry{Kind: "started", What: a.GetWorkflowType().GetName() + " started"})
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+			a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+			var req demarchev1.DecisionRequest
+			if decode(a.GetAcceptedRequest().GetInput().GetArgs(), &req) {
+				accepted[a.GetProtocolInstanceId()] = &req
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
+			a := ev.GetWorkflowExecutionUpdateCompletedEventAttributes()
+			req := accepted[a.GetMeta().GetUpdateId()]
+			if f := a.GetOutcome().GetFailure(); f != nil {
+				e := Entry{Kind: "refused", What: f.GetMessage(), Rationale: req.GetRationale(), Principal: req.GetPrincipal(), Rule: ruleOf(f.GetMessage())}
+				add(ev, e)
+				continue
+			}
+			// Recorded decisions are read from their DecisionRecorded event below,
+			// which drill decisions (taken inside the workflow) have too.
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+			if e, ok := control(ev.GetWorkflowExecutionSignaledEventAttributes()); ok {
+				add(ev, e)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+			a := ev.GetActivityTaskScheduledEventAttributes()
+			if a.GetActivityType().GetName() != crisis.ActivityPublishEvent {
+				continue
+			}
+			var req demarchev1.PublishEventRequest
+			if !decode(a.GetInput(), &req) {
+				continue
+			}
+			data, err := req.GetData().UnmarshalNew()
+			if err != nil {
+				continue
+			}
+			if e, ok := published(data); ok {
+				if e.Time.IsZero() {
+					e.Time = req.GetTime().AsTime()
+				}
+				add(ev, e)
+			}
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+			var paid demarchev1.FundsDisbursed
+			if decode(ev.GetActivityTaskCompletedEventAttributes().GetResult(), &paid) && paid.GetDisbursementKey() != "" && paid.GetAmountUsd() > 0 {
+				add(ev, Entry{Kind: "money", What: fmt.Sprintf("paid USD %d from %s for request %s (key %s)", paid.GetAmountUsd(), paid.GetFund(), paid.GetRequestId(), paid.GetDisbursementKey())})
+			}
+		case enumspb.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED:
+			a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes()
+			add(ev, Entry{Kind: "stage", What: fmt.Sprintf("started %s (%s)", a.GetWorkflowType().GetName(), a.GetWorkflowId())})
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED:
+			var st demarchev1.CrisisState
+			if decode(ev.GetWorkflowExecutionCompletedEventAttributes().GetResult(), &st) && st.GetCrisis() != nil {
+				what := "closed, outcome " + st.GetOutcome().Slug()
+				if f := st.GetFigures(); f != nil {
+					what += fmt.Sprintf(": warning to action %s, %d decisions, USD %d disbursed, %d deadlines breached",
+						f.GetWarningToAction().AsDuration(), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
+				}
+				add(ev, Entry{Kind: "closed", What: what})
+			} else {
+				add(ev, Entry{Kind: "closed", What: "completed"})
+			}
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+			add(ev, Entry{Kind: "closed", What: "continued as new (history kept bounded)"})
+		}
+	}
+	return out, nil
+}
+
+// ruleOf extracts "four-eyes" from "rule four-eyes: ...".
+func ruleOf(msg string) string {
+	if i := strings.Index(msg, "rule "); i >= 0 {
+		rest := msg[i+5:]
+		if j := strings.Index(rest, ":"); j > 0 {
+			return rest[:j]
+		}
+	}
+	return ""
+}
+
+func control(a *historypb.WorkflowExecutionSignaledEventAttributes) (Entry, bool) {
+	switch name := a.GetSignalName(); name {
+	case crisis.SignalEscalate, crisis.SignalDeEscalate:
+		var c demarchev1.SeverityControl
+		if decode(a.GetInput(), &c) {
+			return Entry{Kind: "control", What: strings.TrimPrefix(name, "crisis."), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
+		}
+	case crisis.SignalSkipStage, crisis.SignalReopenStage:
+		var c demarchev1.StageControl
+		if decode(a.GetInput(), &c) {
+			return Entry{Kind: "control", What: strings.TrimPrefix(name, "crisis.") + " " + c.GetStage().Slug(), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
+		}
+	case crisis.SignalPartnerRole:
+		var p demarchev1.PartnerRoleAck
+		if decode(a.GetInput(), &p) {
+			return Entry{Kind: "control", What: fmt.Sprintf("%s takes the role %s", p.GetPartner(), p.GetRole().Slug()), Principal: p.GetPrincipal()}, true
+		}
+	case crisis.SignalWarning:
+		var w demarchev1.Warning
+		if decode(a.GetInput(), &w) {
+			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary())}, true
+		}
+	case crisis.SignalRelapse:
+		var r demarchev1.CrisisRelapsed
+		if decode(a.GetInput(), &r) {
+			return Entry{Kind: "control", What: "relapse: " + r.GetReason(), Principal: "follow-up"}, true
+		}
+	}
+	return Entry{}, false
+}
+
+func published(data proto.Message) (Entry, bool) {
+	switch d := data.(type) {
+	case *demarchev1.DecisionRecorded:
+		rec := d.GetDecision()
+		principal := rec.GetPrincipal()
+		if rec.GetAutomatic() {
+			principal += " (drill policy)"
+		}
+		return Entry{Time: rec.GetDecidedAt().AsTime(), Kind: "decision", What: Describe(rec.GetRequest()),
+			Principal: principal, Rule: rec.GetKind(), Rationale: rec.GetRationale()}, true
+	case *demarchev1.StageEntered:
+		return Entry{Kind: "stage", What: "entered " + d.GetStage().Slug()}, true
+	case *demarchev1.StageCompleted:
+		return Entry{Kind: "stage", What: fmt.Sprintf("completed %s after %s", d.GetStage().Slug(), d.GetDuration().AsDuration())}, true
+	case *demarchev1.StageSkipped:
+		return Entry{Kind: "stage", What: "skipped " + d.GetStage().Slug(), Principal: d.GetPrincipal(), Rationale: d.GetReason()}, true
+	case *demarchev1.DeadlineAtRisk:
+		return Entry{Kind: "deadline", What: fmt.Sprintf("%s at risk (due %s)", d.GetDeadline().GetName(), d.GetDeadline().GetDueAt().AsTime().Format("2006-01-02 15:04:05Z07:00"))}, true
+	case *demarchev1.DeadlineBreached:
+		return Entry{Kind: "deadline", What: fmt.Sprintf("%s breached (was due %s)", d.GetDeadline().GetName(), d.GetDeadline().GetDueAt().AsTime().Format("2006-01-02 15:04:05Z07:00"))}, true
+	case *demarchev1.SeverityChanged:
+		return Entry{Kind: "control", What: fmt.Sprintf("severity %d -> %d", d.GetFrom(), d.GetTo()), Principal: d.GetPrincipal(), Rationale: d.GetReason()}, true
+	}
+	return Entry{}, false
+}
+
+// Describe says what a decision decided, in a line.
+func Describe(r *demarchev1.DecisionRequest) string {
+	switch d := r.GetDecision().(type) {
+	case *demarchev1.DecisionRequest_Triage:
+		return "warning triaged: " + d.Triage.GetAssessment()
+	case *demarchev1.DecisionRequest_GoodOffices:
+		return "good offices: " + d.GoodOffices.GetOption().Slug()
+	case *demarchev1.DecisionRequest_FactFindingMandate:
+		m := d.FactFindingMandate
+		return fmt.Sprintf("fact-finding mandated by %s, team %s, report due %s", m.GetMandatingBody().Slug(), strings.Join(m.GetTeam(), ", "), m.GetReportDue().AsTime().Format("2006-01-02"))
+	case *demarchev1.DecisionRequest_FactFindingReport:
+		return "fact-finding report: " + d.FactFindingReport.GetSummary()
+	case *demarchev1.DecisionRequest_EnvoyAppointment:
+		return fmt.Sprintf("envoy %s appointed, standby team %s", d.EnvoyAppointment.GetEnvoy(), strings.Join(d.EnvoyAppointment.GetStandbyTeam(), ", "))
+	case *demarchev1.DecisionRequest_StandbyTeamDeployed:
+		return "standby team deployed in " + d.StandbyTeamDeployed.GetLocation()
+	case *demarchev1.DecisionRequest_FundingRequest:
+		f := d.FundingRequest
+		return fmt.Sprintf("funding request %s: USD %d from %s for %s", f.GetRequestId(), f.GetAmountUsd(), f.GetFund(), f.GetPurpose())
+	case *demarchev1.DecisionRequest_FundingDecision:
+		verb := "rejected"
+		if d.FundingDecision.GetApprove() {
+			verb = "approved"
+		}
+		return fmt.Sprintf("funding request %s %s", d.FundingDecision.GetRequestId(), verb)
+	case *demarchev1.DecisionRequest_FollowUpCheckIn:
+		c := d.FollowUpCheckIn
+		return fmt.Sprintf("follow-up check-in: commitments implemented %v, recommendation %s", c.GetCommitmentsImplemented(), c.GetRecommendation().Slug())
+	case *demarchev1.DecisionRequest_Closure:
+		return fmt.Sprintf("closure: %s; lessons: %s", d.Closure.GetOutcome().Slug(), strings.Join(d.Closure.GetLessons(), "; "))
+	}
+	return r.DecisionKind()
+}
+
+// ErrNonDeterministic is matched by a replay that diverged from its history.
+var ErrNonDeterministic = errors.New("history does not replay on this code")
+
+// Replay replays one history against today's workflow code.
+func Replay(h *historypb.History) error {
+	return ReplayWith(h, crisis.RegisterWorkflows)
+}
+
+// ReplayWith replays against the workflows register registers (tests use it
+// to prove that an incompatible change is caught).
+func ReplayWith(h *historypb.History, register func(worker.WorkflowRegistry)) error {
+	r := worker.NewWorkflowReplayer()
+	register(r)
+	if err := r.ReplayWorkflowHistory(nil, h); err != nil {
+		wt := ""
+		if evs := h.GetEvents(); len(evs) > 0 {
+			wt = evs[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()
+		}
+		return fmt.Errorf("%w: workflow %s: %v", ErrNonDeterministic, wt, err)
+	}
+	return nil
+}
