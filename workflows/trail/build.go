@@ -10,7 +10,10 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/worker"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/temporalx"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -237,7 +240,7 @@ func Replay(h *historypb.History) error {
 func ReplayWith(h *historypb.History, register func(worker.WorkflowRegistry)) error {
 	r := worker.NewWorkflowReplayer()
 	register(r)
-	if err := r.ReplayWorkflowHistory(nil, h); err != nil {
+	if err := r.ReplayWorkflowHistory(temporalx.SDKLogger(zap.NewNop()), h); err != nil {
 		wt := ""
 		if evs := h.GetEvents(); len(evs) > 0 {
 			wt = evs[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName()

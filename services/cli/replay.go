@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/trail"
+)
+
+// replayed is one history's result, as `audit replay --output json` prints it.
+type replayed struct {
+	Workflow      string        `json:"workflow"`
+	Source        string        `json:"source"`
+	Events        int           `json:"events"`
+	Deterministic bool          `json:"deterministic"`
+	Error         string        `json:"error,omitempty"`
+	Trail         []trail.Entry `json:"trail"`
+}
+
+func newAuditReplayCmd(app *App) *cobra.Command {
+	var crisisID, dir, output string
+	var files []string
+	cmd := &cobra.Command{
+		Use:   "replay",
+		Short: "Replay workflow histories against today's code and print their decision trail",
+		Long: `Replay workflow histories with the current workflow code (Temporal's replayer)
+and report, per history, whether it replays deterministically; then print the
+decision trail rebuilt from the history alone: who decided what, when, under
+which rule, with which rationale; what deadline fired; what money moved.
+
+Histories come from the server (--crisis: the crisis and its stage workflows),
+from files exported by the standard Temporal tooling ("temporal workflow show
+--output json") or by this platform (--file, repeatable), or from a folder of
+them (--dir, with progress). The exit code is non-zero when any history does
+not replay.`,
+		Example: `  demarche audit replay --crisis GN-20261127-K7Q3P
+  demarche audit replay --file history.json --output json
+  demarche audit replay --dir workflows/testdata`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" {
+				return fmt.Errorf("--output: %q is not a format (allowed: text, json)", output)
+			}
+			var results []replayed
+			run := func(id, source string, h *historypb.History) {
+				r := replayed{Workflow: id, Source: source, Events: len(h.GetEvents()), Deterministic: true}
+				if err := trail.Replay(h); err != nil {
+					r.Deterministic, r.Error = false, err.Error()
+				}
+				r.Trail, _ = trail.FromHistory(id, h)
+				results = append(results, r)
+			}
+			switch {
+			case crisisID != "":
+				tc, err := app.temporal(cmd.Context())
+				if err != nil {
+					return err
+				}
+				defer tc.Close()
+				ids := []string{crisis.WorkflowID(crisisID)}
+				for i := 0; i < len(ids); i++ {
+					h, err := fetchHistory(cmd.Context(), tc, ids[i])
+					if err != nil {
+						return err
+					}
+					for _, ev := range h.GetEvents() {
+						if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
+							ids = append(ids, a.GetWorkflowId())
+						}
+					}
+					run(ids[i], "server", h)
+				}
+			case len(files) > 0 || dir != "":
+				if dir != "" {
+					found, err := filepath.Glob(filepath.Join(dir, "*.json"))
+					if err != nil {
+						return err
+					}
+					if len(found) == 0 {
+						return fmt.Errorf("--dir %s: no *.json history files", dir)
+					}
+					sort.Strings(found)
+					files = append(files, found...)
+				}
+				for i, f := range files {
+					if dir != "" && output == "text" {
+						fmt.Fprintf(cmd.ErrOrStderr(), "\r%s %d/%d %s", progressBar(i+1, len(files), 30), i+1, len(files), filepath.Base(f))
+					}
+					h, err := trail.LoadFile(f)
+					if err != nil {
+						return err
+					}
+					id := filepath.Base(f)
+					if evs := h.GetEvents(); len(evs) > 0 {
+						id = evs[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() + " (" + id + ")"
+					}
+					run(id, f, h)
+				}
+				if dir != "" && output == "text" {
+					fmt.Fprintln(cmd.ErrOrStderr())
+				}
+			default:
+				return fmt.Errorf("say which histories: --crisis ID, --file FILE or --dir DIR")
+			}
+			failed := 0
+			for _, r := range results {
+				if !r.Deterministic {
+					failed++
+				}
+			}
+			if output == "json" {
+				enc := json.NewEncoder(app.Out)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(results); err != nil {
+					return err
+				}
+			} else {
+				for _, r := range results {
+					status := "replays deterministically"
+					if !r.Deterministic {
+						status = "DOES NOT REPLAY: " + r.Error
+					}
+					fmt.Fprintf(app.Out, "%s (%d events): %s\n", r.Workflow, r.Events, status)
+					for _, e := range r.Trail {
+						who := ""
+						if e.Principal != "" {
+							who = " by " + e.Principal
+						}
+						why := ""
+						if e.Rationale != "" {
+							why = " — " + e.Rationale
+						}
+						rule := ""
+						if e.Rule != "" {
+							rule = " [" + e.Rule + "]"
+						}
+						fmt.Fprintf(app.Out, "  %s  %-8s %s%s%s%s\n", e.Time.UTC().Format("2006-01-02 15:04:05Z"), e.Kind, e.What, rule, who, why)
+					}
+				}
+				fmt.Fprintf(app.Out, "%d of %d histories replay deterministically\n", len(results)-failed, len(results))
+			}
+			if failed > 0 {
+				return fmt.Errorf("%d of %d histories do not replay on this code", failed, len(results))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&crisisID, "crisis", "", "fetch and replay this crisis and its stage workflows from the server")
+	cmd.Flags().StringArrayVar(&files, "file", nil, "a history JSON file (repeatable)")
+	cmd.Flags().StringVar(&dir, "dir", "", "every *.json history in this folder")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	return cmd
+}
+
+func fetchHistory(ctx context.Context, tc client.Client, id string) (*historypb.History, error) {
+	h := &historypb.History{}
+	it := tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("history of %s: %w", id, err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	return h, nil
+}
+
+func progressBar(done, total, width int) string {
+	n := done * width / max(total, 1)
+	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
