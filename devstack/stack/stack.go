@@ -40,6 +40,10 @@ type Config struct {
 	NATSPortFlag, TemporalPortFlag, TemporalHTTPPortFlag string
 	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
 	TemporalLogLevel string
+	// UIPort serves the Temporal Web UI (0: a free port); NoUI turns it off.
+	UIPort     int
+	UIPortFlag string
+	NoUI       bool
 }
 
 // Stack is the running platform.
@@ -48,6 +52,7 @@ type Stack struct {
 	lock     *os.File
 	nats     *natsembed.Server
 	temporal *temporalembed.Server
+	ui       *temporalembed.UI
 	stops    []func()
 }
 
@@ -97,6 +102,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			log.Warn("temporal stop", zap.Error(err))
 		}
 	})
+
+	if !cfg.NoUI {
+		if s.ui, err = temporalembed.StartUI(cfg.Host, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace); err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, s.ui.Stop)
+	}
 
 	// The domain services answer over NATS; the worker's activities call them.
 	ro, err := roster.Start(ctx, s.NATSURL(), true, log)
@@ -149,6 +161,14 @@ func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }
 
 // TemporalHTTPPort is the embedded Temporal frontend's HTTP API port.
 func (s *Stack) TemporalHTTPPort() int { return s.temporal.HTTPPort() }
+
+// UIURL is the Temporal Web UI's address ("" when off).
+func (s *Stack) UIURL() string {
+	if s.ui == nil {
+		return ""
+	}
+	return s.ui.URL()
+}
 
 // Namespace is the Temporal namespace crises run in.
 func (s *Stack) Namespace() string { return s.cfg.Namespace }

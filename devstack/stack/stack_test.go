@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -199,6 +201,19 @@ func TestPlatform(t *testing.T) {
 			info := c.CachedInfo()
 			return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= uint64(total)
 		})
+
+		// Auditors browse the same history in the Temporal Web UI the stack serves.
+		for _, path := range []string{"/", "/api/v1/namespaces/demarche/workflows/" + crisis.WorkflowID(id) + "/history"} {
+			resp, err := http.Get(s.UIURL() + path)
+			if err != nil {
+				t.Fatalf("Temporal UI %s: %v", path, err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || (path != "/" && !strings.Contains(string(body), "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED")) {
+				t.Fatalf("Temporal UI %s: %d\n%.300s", path, resp.StatusCode, body)
+			}
+		}
 
 		// Republishing an event with the same id stores it once.
 		before := streamCount(t, js, eventbus.CrisisEvents(id))

@@ -1,0 +1,58 @@
+package temporalembed
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiconfig "github.com/temporalio/ui-server/v2/server/config"
+	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
+
+	"github.com/demarche/demarche/pkg/ports"
+)
+
+// UI is a running Temporal Web UI, read-only: auditors browse histories in
+// the tool they know; operators steer crises through Démarche, not the UI.
+type UI struct {
+	srv  *uiserver.Server
+	addr string
+}
+
+// StartUI serves the Temporal Web UI for the frontend at temporalHostPort.
+// port 0 picks a free port; a taken port is an error naming flag.
+func StartUI(host string, port int, flag, temporalHostPort, namespace string) (*UI, error) {
+	port, err := ports.CheckOrPick(host, port, flag)
+	if err != nil {
+		return nil, fmt.Errorf("temporal UI: %w", err)
+	}
+	srv := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+		Host: host, Port: port, TemporalGRPCAddress: temporalHostPort, EnableUI: true,
+		DefaultNamespace: namespace, DisableWriteActions: true, HideLogs: true, DisableNewsFetch: true,
+		CORS: uiconfig.CORS{CookieInsecure: true},
+	}))
+	ui := &UI{srv: srv, addr: "http://" + host + ":" + strconv.Itoa(port)}
+	// Start blocks; the port was checked free just above, so its only exit is Stop.
+	go func() { _ = srv.Start() }()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get(ui.addr + "/")
+		if err == nil {
+			resp.Body.Close()
+			return ui, nil
+		}
+		if time.Now().After(deadline) {
+			srv.Stop()
+			return nil, errors.Join(fmt.Errorf("temporal UI on %s not ready after 15s", ui.addr), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// URL is where the UI answers.
+func (u *UI) URL() string { return u.addr }
+
+// Stop stops the UI.
+func (u *UI) Stop() { u.srv.Stop() }
