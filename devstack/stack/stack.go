@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
@@ -133,6 +134,16 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, el.Stop)
+
+	auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
+	if err != nil {
+		return nil, err
+	}
+	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURL(), SigningKey: auditKey}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, au.Stop)
 
 	sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
 	if err != nil {

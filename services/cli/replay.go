@@ -27,6 +27,8 @@ type replayed struct {
 	Trail         []trail.Entry `json:"trail"`
 }
 
+func init() { auditSubcommands = append(auditSubcommands, newAuditReplayCmd) }
+
 func newAuditReplayCmd(app *App) *cobra.Command {
 	var crisisID, dir, output string
 	var files []string

@@ -42,6 +42,7 @@ with the same wiring.`,
 	cmd.AddCommand(
 		rosterCmd,
 		newServePartnersCmd(app),
+		newServeAuditCmd(app),
 		&cobra.Command{
 			Use:   "earlywarning",
 			Short: "Run early warning: ingest signals, score situations, open crises on threshold crossings",

@@ -1,0 +1,154 @@
+package stack_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/cli"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// runAuditCLI runs one demarche command, with `audit` added to the root
+// command when root.go does not have it yet.
+func runAuditCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
+	t.Helper()
+	root := cli.NewRoot(stack.NewDevCmd)
+	if !hasCommand(root, "audit") {
+		root = cli.NewRoot(stack.NewDevCmd, cli.NewAuditCmd)
+	}
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
+	err := root.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func hasCommand(root *cobra.Command, name string) bool {
+	for _, c := range root.Commands() {
+		if c.Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestAuditTrail drives a drill crisis to closure on the real stack, then
+// verifies its audit chain, reconciles it with the workflow histories, exports
+// a signed evidence bundle and verifies that bundle offline.
+func TestAuditTrail(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	nc, js := jsOf(t, s)
+	ctx := context.Background()
+
+	pub, key, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The stack runs the audit service once stack.go wires it; until then the test does.
+	if _, err := nc.Request("$SRV.PING."+audit.ServiceName, nil, time.Second); err != nil {
+		if !strings.Contains(err.Error(), nats.ErrNoResponders.Error()) && !strings.Contains(err.Error(), "timeout") {
+			t.Fatal(err)
+		}
+		svc, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURL(), SigningKey: key}, zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer svc.Stop()
+	}
+
+	id := "GN-20261127-AUDIT"
+	out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt in Conakry", "--country", "GN",
+		"--type", "unconstitutional-change", "--severity", "4", "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
+	if err != nil {
+		t.Fatalf("crisis open: %v\n%s", err, out)
+	}
+	var final demarchev1.CrisisState
+	if err := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "").Get(ctx, &final); err != nil {
+		t.Fatalf("crisis never closed: %v", err)
+	}
+	// The audit consumer has taken every event.
+	waitFor(t, func() bool {
+		c, err := js.Consumer(ctx, eventbus.StreamName, audit.Durable)
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+
+	out, err = runAuditCLI(t, s, "audit", "verify", "--crisis", id, "--as", "auditor-ada")
+	if err != nil || !strings.Contains(out, "chain crisis."+id+" verifies") {
+		t.Fatalf("audit verify --crisis: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+	if out, err = runAuditCLI(t, s, "audit", "verify", "--as", "auditor-ada"); err != nil || !strings.Contains(out, "chain global verifies") {
+		t.Fatalf("audit verify (global): %v\n%s", err, out)
+	}
+
+	out, err = runAuditCLI(t, s, "audit", "reconcile", "--crisis", id, "--as", "auditor-ada")
+	if err != nil || !strings.Contains(out, "every decision has its audit record") {
+		t.Fatalf("audit reconcile: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+	if final.GetFigures().GetDecisions() == 0 || !strings.Contains(out, " "+strconv.Itoa(int(final.GetFigures().GetDecisions()))+" decisions in them") {
+		t.Fatalf("reconcile did not see the crisis's %d decisions:\n%s", final.GetFigures().GetDecisions(), out)
+	}
+
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "audit.key")
+	if err := os.WriteFile(keyFile, []byte(base64.StdEncoding.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(dir, "evidence.tar.gz")
+	out, err = runAuditCLI(t, s, "audit", "export", "--crisis", id, "--out", bundle, "--as", "auditor-ada", "--signing-key", keyFile)
+	if err != nil || !strings.Contains(out, "wrote "+bundle) || !strings.Contains(out, "figures: true") {
+		t.Fatalf("audit export: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+
+	// Offline: the stack is not needed to check the bundle.
+	out, err = runAuditCLI(t, s, "audit", "verify", "--bundle", bundle, "--public-key", base64.StdEncoding.EncodeToString(pub))
+	if err != nil || !strings.Contains(out, "verifies") {
+		t.Fatalf("audit verify --bundle: %v\n%s", err, out)
+	}
+	t.Log(strings.TrimSpace(out))
+	f, err := os.Open(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files, err := audit.ReadBundle(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := files[audit.HistoryDir+crisis.WorkflowID(id)+".json"]; !ok || !strings.Contains(string(files[audit.TrailFile]), `"principal": "drill-approver`) {
+		t.Fatalf("bundle lacks the crisis history or the decision trail: %v", keys(files))
+	}
+}
+
+func keys(m map[string][]byte) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}

@@ -1,0 +1,298 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Chain names.
+const (
+	GlobalChain       = "global"
+	crisisChainPrefix = "crisis."
+	// ReadEventType is the event_type of audit-read records.
+	ReadEventType = "audit-read"
+)
+
+// ChainOf is the chain of a crisis; the global chain for "".
+func ChainOf(crisisID string) string {
+	if crisisID == "" {
+		return GlobalChain
+	}
+	return crisisChainPrefix + crisisID
+}
+
+// ErrBroken is matched (errors.Is) by every verification failure.
+var ErrBroken = errors.New("audit chain broken")
+
+var deterministic = proto.MarshalOptions{Deterministic: true}
+
+// genesis is the prev_hash of a chain's first record.
+var genesis = make([]byte, sha256.Size)
+
+// Canonical is the encoding a record's hash covers: the record without its hash.
+func Canonical(r *demarchev1.AuditRecord) ([]byte, error) {
+	c := proto.Clone(r).(*demarchev1.AuditRecord)
+	c.Hash = nil
+	return deterministic.Marshal(c)
+}
+
+// Hash is SHA-256 of Canonical(r).
+func Hash(r *demarchev1.AuditRecord) ([]byte, error) {
+	b, err := Canonical(r)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(b)
+	return sum[:], nil
+}
+
+// Encode is how a record is stored: its canonical encoding with the hash set.
+func Encode(r *demarchev1.AuditRecord) ([]byte, error) { return deterministic.Marshal(r) }
+
+// link sets sequence, prev_hash and hash of r so that it follows prev (nil: first).
+func link(r *demarchev1.AuditRecord, prev *demarchev1.AuditRecord) error {
+	r.Sequence, r.PrevHash = 1, genesis
+	if prev != nil {
+		r.Sequence, r.PrevHash = prev.GetSequence()+1, prev.GetHash()
+	}
+	h, err := Hash(r)
+	r.Hash = h
+	return err
+}
+
+// digestHeaders are the CloudEvents attributes an event digest covers, in order.
+var digestHeaders = []string{eventbus.HeaderSpecVersion, eventbus.HeaderID, eventbus.HeaderSource, eventbus.HeaderType,
+	eventbus.HeaderTime, eventbus.HeaderSubject, eventbus.HeaderDataSchema, eventbus.HeaderContentType}
+
+// EventDigest is SHA-256 over an event's attributes and data (see the package doc).
+func EventDigest(ev eventbus.Event) ([]byte, error) {
+	msg, err := eventbus.Encode("digest", ev)
+	if err != nil {
+		return nil, err
+	}
+	data, err := deterministic.Marshal(ev.Data)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	for _, name := range digestHeaders {
+		fmt.Fprintf(h, "%s:%s\n", name, msg.Header.Get(name))
+	}
+	h.Write([]byte("\n"))
+	h.Write(data)
+	return h.Sum(nil), nil
+}
+
+// PrincipalOf is who acted in an event: the decision's or control's principal,
+// else the event's source.
+func PrincipalOf(ev eventbus.Event) string {
+	var p string
+	switch d := ev.Data.(type) {
+	case *demarchev1.DecisionRecorded:
+		p = d.GetDecision().GetPrincipal()
+	case *demarchev1.SeverityChanged:
+		p = d.GetPrincipal()
+	case *demarchev1.StageSkipped:
+		p = d.GetPrincipal()
+	case *demarchev1.StageReopened:
+		p = d.GetPrincipal()
+	case *demarchev1.PartnerRoleAcknowledged:
+		p = d.GetAck().GetPrincipal()
+	case *demarchev1.CrisisOpened:
+		p = d.GetCrisis().GetOpenedBy()
+	}
+	if p == "" {
+		p = ev.Source
+	}
+	return p
+}
+
+// HeadOf is the (unsigned) head of a chain whose last record is last.
+func HeadOf(last *demarchev1.AuditRecord) *demarchev1.ChainHead {
+	return &demarchev1.ChainHead{Chain: last.GetChain(), Sequence: last.GetSequence(), Hash: last.GetHash(), At: last.GetRecordedAt()}
+}
+
+// headBytes is what a head's signature covers.
+func headBytes(h *demarchev1.ChainHead) ([]byte, error) {
+	c := proto.Clone(h).(*demarchev1.ChainHead)
+	c.Signature = nil
+	return deterministic.Marshal(c)
+}
+
+// SignHead signs a head with key (nothing to do when key is nil).
+func SignHead(h *demarchev1.ChainHead, key ed25519.PrivateKey) error {
+	if key == nil {
+		return nil
+	}
+	h.PublicKey = key.Public().(ed25519.PublicKey)
+	b, err := headBytes(h)
+	if err != nil {
+		return err
+	}
+	h.Signature = ed25519.Sign(key, b)
+	return nil
+}
+
+// VerifyHeadSignature checks a signed head; trusted, when given, must be its key.
+func VerifyHeadSignature(h *demarchev1.ChainHead, trusted ed25519.PublicKey) error {
+	if len(h.GetSignature()) == 0 {
+		if trusted != nil {
+			return fmt.Errorf("%w: chain %s: head is not signed, but a trusted key was given", ErrBroken, h.GetChain())
+		}
+		return nil
+	}
+	if len(h.GetPublicKey()) != ed25519.PublicKeySize {
+		return fmt.Errorf("%w: chain %s: head signature without a valid public key", ErrBroken, h.GetChain())
+	}
+	if trusted != nil && !bytes.Equal(trusted, h.GetPublicKey()) {
+		return fmt.Errorf("%w: chain %s: head signed by key %s, not by the trusted key %s", ErrBroken, h.GetChain(), KeyID(h.GetPublicKey()), KeyID(trusted))
+	}
+	b, err := headBytes(h)
+	if err != nil {
+		return err
+	}
+	if !ed25519.Verify(h.GetPublicKey(), b, h.GetSignature()) {
+		return fmt.Errorf("%w: chain %s: head signature does not verify (head at record %d)", ErrBroken, h.GetChain(), h.GetSequence())
+	}
+	return nil
+}
+
+// KeyID is a short fingerprint of a public key: the first 8 bytes of its SHA-256, hex.
+func KeyID(pub []byte) string {
+	sum := sha256.Sum256(pub)
+	return hex.EncodeToString(sum[:8])
+}
+
+// VerifyError is the first place where a chain breaks.
+type VerifyError struct {
+	Chain string
+	// Record is the 1-based position in the chain as given.
+	Record   int
+	Field    string // sequence, prev_hash, hash, chain, encoding, head
+	Expected string
+	Found    string
+	// Meaning: what the break suggests happened.
+	Meaning string
+}
+
+func (e *VerifyError) Error() string {
+	s := fmt.Sprintf("chain %s broken at record %d: %s: expected %s, found %s", e.Chain, e.Record, e.Field, e.Expected, e.Found)
+	if e.Meaning != "" {
+		s += " (" + e.Meaning + ")"
+	}
+	return s
+}
+
+// Unwrap lets callers match ErrBroken.
+func (e *VerifyError) Unwrap() error { return ErrBroken }
+
+// VerifyOptions adds what a chain is checked against beyond itself.
+type VerifyOptions struct {
+	// Head, when given, must match the record at its sequence, and its
+	// signature (if any) must verify; a chain shorter than its head was truncated.
+	Head *demarchev1.ChainHead
+	// TrustedKey, when given, must have signed the head.
+	TrustedKey ed25519.PublicKey
+}
+
+// Result summarises a chain that verified.
+type Result struct {
+	Chain      string
+	Records    int
+	HeadHash   []byte
+	HeadSigned bool
+	SignerKey  string
+}
+
+func short(b []byte) string {
+	if len(b) == 0 {
+		return "(none)"
+	}
+	return hex.EncodeToString(b)
+}
+
+// Verify recomputes a chain (records in their stored order) and returns the
+// first break as a *VerifyError. chain, when not empty, is the chain every
+// record must belong to.
+func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions) (*Result, error) {
+	if chain == "" && len(records) > 0 {
+		chain = records[0].GetChain()
+	}
+	prev := genesis
+	for i, r := range records {
+		n := uint64(i + 1)
+		fail := func(field, expected, found, meaning string) error {
+			return &VerifyError{Chain: chain, Record: i + 1, Field: field, Expected: expected, Found: found, Meaning: meaning}
+		}
+		if r.GetChain() != chain {
+			return nil, fail("chain", chain, r.GetChain(), "a record of another chain was inserted")
+		}
+		if r.GetSequence() != n {
+			meaning := "a record was inserted before it, or records were reordered"
+			if r.GetSequence() > n {
+				meaning = "a record before it was deleted, or a later record was moved or copied here"
+			}
+			return nil, fail("sequence", fmt.Sprint(n), fmt.Sprint(r.GetSequence()), meaning)
+		}
+		if !bytes.Equal(r.GetPrevHash(), prev) {
+			return nil, fail("prev_hash", short(prev), short(r.GetPrevHash()), "it does not link to the record before it: a record was replaced, or this one modified")
+		}
+		h, err := Hash(r)
+		if err != nil {
+			return nil, fail("encoding", "a record", err.Error(), "")
+		}
+		if !bytes.Equal(h, r.GetHash()) {
+			return nil, fail("hash", short(h), short(r.GetHash()), "the record was modified")
+		}
+		prev = r.GetHash()
+	}
+	res := &Result{Chain: chain, Records: len(records), HeadHash: prev}
+	if head := opts.Head; head != nil {
+		if head.GetChain() != chain {
+			return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: "head of " + chain, Found: "head of " + head.GetChain()}
+		}
+		if err := VerifyHeadSignature(head, opts.TrustedKey); err != nil {
+			return nil, err
+		}
+		if head.GetSequence() > uint64(len(records)) {
+			return nil, &VerifyError{Chain: chain, Record: len(records) + 1, Field: "head", Expected: fmt.Sprintf("%d records (the head's sequence)", head.GetSequence()),
+				Found: fmt.Sprintf("%d records", len(records)), Meaning: "records at the end of the chain were deleted"}
+		}
+		if head.GetSequence() > 0 {
+			at := records[head.GetSequence()-1]
+			if !bytes.Equal(at.GetHash(), head.GetHash()) {
+				return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: short(head.GetHash()), Found: short(at.GetHash()),
+					Meaning: "the chain was rewritten up to its head"}
+			}
+		}
+		res.HeadSigned = len(head.GetSignature()) > 0
+		if res.HeadSigned {
+			res.SignerKey = KeyID(head.GetPublicKey())
+		}
+	} else if opts.TrustedKey != nil {
+		return nil, fmt.Errorf("%w: chain %s: a trusted key was given but there is no head to check", ErrBroken, chain)
+	}
+	return res, nil
+}
+
+// DecodeRecords decodes stored records; an undecodable one breaks the chain there.
+func DecodeRecords(chain string, raw [][]byte) ([]*demarchev1.AuditRecord, error) {
+	out := make([]*demarchev1.AuditRecord, len(raw))
+	for i, b := range raw {
+		var r demarchev1.AuditRecord
+		if err := proto.Unmarshal(b, &r); err != nil {
+			return nil, &VerifyError{Chain: chain, Record: i + 1, Field: "encoding", Expected: "an AuditRecord", Found: err.Error(), Meaning: "the record was modified"}
+		}
+		out[i] = &r
+	}
+	return out, nil
+}

@@ -1,0 +1,181 @@
+package audit
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/trail"
+)
+
+// TrailOf rebuilds a workflow's decision trail from its history alone.
+var TrailOf = trail.FromHistory
+
+// Decision is a decision found in a workflow history.
+type Decision struct {
+	Workflow string
+	// HistoryEventID is the history event the decision was read from.
+	HistoryEventID int64
+	// EventID is the id of the DecisionRecorded event the workflow published
+	// (the audit record's event_id); empty when the history holds none.
+	EventID   string
+	Number    int32
+	Kind      string
+	Principal string
+	Time      time.Time
+}
+
+func (d Decision) String() string {
+	if d.EventID == "" {
+		return fmt.Sprintf("%s history event %d: decision without a published DecisionRecorded event", d.Workflow, d.HistoryEventID)
+	}
+	return fmt.Sprintf("decision %d (%s by %s, event %s, %s history event %d)", d.Number, d.Kind, d.Principal, d.EventID, d.Workflow, d.HistoryEventID)
+}
+
+// DecisionsOf lists the decisions of a workflow history: the decision entries
+// of its trail (trail.FromHistory), each resolved to the DecisionRecorded
+// event the workflow published for it.
+func DecisionsOf(workflowID string, h *historypb.History) ([]Decision, error) {
+	entries, err := TrailOf(workflowID, h)
+	if err != nil {
+		return nil, fmt.Errorf("decision trail of %s: %w", workflowID, err)
+	}
+	byID := map[int64]*historypb.HistoryEvent{}
+	for _, ev := range h.GetEvents() {
+		byID[ev.GetEventId()] = ev
+	}
+	var out []Decision
+	for _, e := range entries {
+		if e.Kind != "decision" {
+			continue
+		}
+		d := Decision{Workflow: workflowID, HistoryEventID: e.EventID, Kind: e.Rule, Principal: e.Principal, Time: e.Time}
+		if rec, id, ok := publishedDecision(byID[e.EventID]); ok {
+			d.EventID, d.Number, d.Kind, d.Principal = id, rec.GetNumber(), rec.GetKind(), rec.GetPrincipal()
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// publishedDecision reads the DecisionRecorded event a PublishCrisisEvent
+// activity was scheduled with.
+func publishedDecision(ev *historypb.HistoryEvent) (*demarchev1.DecisionRecord, string, bool) {
+	a := ev.GetActivityTaskScheduledEventAttributes()
+	if a == nil || a.GetActivityType().GetName() != crisis.ActivityPublishEvent || len(a.GetInput().GetPayloads()) == 0 {
+		return nil, "", false
+	}
+	var req demarchev1.PublishEventRequest
+	if err := dataConverter.FromPayload(a.GetInput().GetPayloads()[0], &req); err != nil {
+		return nil, "", false
+	}
+	data, err := req.GetData().UnmarshalNew()
+	if err != nil {
+		return nil, "", false
+	}
+	d, ok := data.(*demarchev1.DecisionRecorded)
+	if !ok {
+		return nil, "", false
+	}
+	return d.GetDecision(), req.GetEventId(), true
+}
+
+// decisionType is the ce-type of DecisionRecorded events.
+var decisionType = func() string {
+	et, err := eventbus.TypeOf(&demarchev1.DecisionRecorded{})
+	if err != nil {
+		panic(err)
+	}
+	return et.CEType
+}()
+
+// IsDecision reports whether an audit record records a DecisionRecorded event.
+func IsDecision(r *demarchev1.AuditRecord) bool {
+	return r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT && r.GetEventType() == decisionType
+}
+
+// ReconcileReport is the cross-check of workflow histories against an audit chain.
+type ReconcileReport struct {
+	// Decisions in the histories, and decision records in the chain.
+	Decisions, Records, Matched int
+	// In a history, with no audit record.
+	MissingInAudit []Decision
+	// Audit records of decisions no history holds.
+	MissingInHistory []*demarchev1.AuditRecord
+	// Same event, but the record says otherwise than the history.
+	Mismatched []string
+}
+
+// OK is true when every decision has its record and every record its decision.
+func (r *ReconcileReport) OK() bool {
+	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0
+}
+
+// Problems lists what does not match, one line each.
+func (r *ReconcileReport) Problems() []string {
+	var out []string
+	for _, d := range r.MissingInAudit {
+		out = append(out, "no audit record for "+d.String())
+	}
+	for _, rec := range r.MissingInHistory {
+		out = append(out, fmt.Sprintf("no history entry for audit record %d of %s: decision %d (%s by %s, event %s)",
+			rec.GetSequence(), rec.GetChain(), rec.GetDecisionNumber(), rec.GetDecisionKind(), rec.GetPrincipal(), rec.GetEventId()))
+	}
+	return append(out, r.Mismatched...)
+}
+
+// Error summarises a failed reconciliation (nil when OK).
+func (r *ReconcileReport) Error() error {
+	if r.OK() {
+		return nil
+	}
+	return fmt.Errorf("reconcile: %d decision(s) without an audit record, %d audit record(s) without a history entry, %d mismatch(es):\n  %s",
+		len(r.MissingInAudit), len(r.MissingInHistory), len(r.Mismatched), strings.Join(r.Problems(), "\n  "))
+}
+
+// Reconcile checks that every decision in the histories has a matching audit
+// record (same DecisionRecorded event id, number, kind and principal) and that
+// every decision record of the chain has a matching decision in a history.
+func Reconcile(histories []History, records []*demarchev1.AuditRecord) (*ReconcileReport, error) {
+	rep := &ReconcileReport{}
+	byEvent := map[string]*demarchev1.AuditRecord{}
+	for _, r := range records {
+		if IsDecision(r) {
+			rep.Records++
+			byEvent[r.GetEventId()] = r
+		}
+	}
+	inHistory := map[string]bool{}
+	for _, h := range histories {
+		ds, err := DecisionsOf(h.WorkflowID, h.History)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range ds {
+			rep.Decisions++
+			rec, ok := byEvent[d.EventID]
+			if d.EventID == "" || !ok {
+				rep.MissingInAudit = append(rep.MissingInAudit, d)
+				continue
+			}
+			inHistory[d.EventID] = true
+			if rec.GetDecisionNumber() != d.Number || rec.GetDecisionKind() != d.Kind || rec.GetPrincipal() != d.Principal {
+				rep.Mismatched = append(rep.Mismatched, fmt.Sprintf("audit record %d of %s says decision %d (%s by %s), the history says %s",
+					rec.GetSequence(), rec.GetChain(), rec.GetDecisionNumber(), rec.GetDecisionKind(), rec.GetPrincipal(), d))
+				continue
+			}
+			rep.Matched++
+		}
+	}
+	for _, r := range records {
+		if IsDecision(r) && !inHistory[r.GetEventId()] {
+			rep.MissingInHistory = append(rep.MissingInHistory, r)
+		}
+	}
+	return rep, nil
+}

@@ -1,0 +1,123 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Config configures the audit service.
+type Config struct {
+	NATSURL string
+	// SigningKey, when set, signs chain heads (see LoadSigningKey).
+	SigningKey ed25519.PrivateKey
+}
+
+// Service is the running audit service: the consumer and the micro service.
+type Service struct {
+	nc       *nats.Conn
+	svc      micro.Service
+	consumer *eventbus.Consumer
+	Store    *Store
+}
+
+// Start connects, opens the audit stream, serves demarche.audit.{chain,heads}
+// and consumes every crisis event (durable "audit": after a stop it resumes
+// where it stopped).
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
+	log = log.Named("audit")
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-audit", log)
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	s := &Service{nc: nc}
+	fail := func(err error) (*Service, error) {
+		s.Stop()
+		return nil, err
+	}
+	if err := eventbus.EnsureStreams(ctx, js, eventbus.StreamOptions{}); err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
+	if s.Store, err = OpenStore(ctx, js, cfg.SigningKey); err != nil {
+		return fail(err)
+	}
+	if s.svc, err = micro.AddService(nc, micro.Config{
+		Name: ServiceName, Version: "1.0.0",
+		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",
+	}); err != nil {
+		return fail(fmt.Errorf("audit: micro service: %w", err))
+	}
+	g := s.svc.AddGroup(Group)
+	if err := g.AddEndpoint("chain", natsrpc.Handler(func() *demarchev1.AuditChainRequest { return &demarchev1.AuditChainRequest{} }, s.Store.ReadChain)); err != nil {
+		return fail(fmt.Errorf("audit: endpoint chain: %w", err))
+	}
+	if err := g.AddEndpoint("heads", natsrpc.Handler(func() *demarchev1.AuditHeadsRequest { return &demarchev1.AuditHeadsRequest{} }, s.Store.ReadHeads)); err != nil {
+		return fail(fmt.Errorf("audit: endpoint heads: %w", err))
+	}
+	// An event the store cannot take now is retried, not dead-lettered soon:
+	// a hole in the chain is worse than a late record.
+	s.consumer, err = eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+		Durable: Durable, MaxDeliver: 1000,
+		Backoff: []time.Duration{200 * time.Millisecond, time.Second, 5 * time.Second, 30 * time.Second},
+	}, func(ctx context.Context, ev eventbus.Event) error {
+		return s.Store.AppendEvent(ctx, ev)
+	}, log)
+	if err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
+	signed := "unsigned heads"
+	if cfg.SigningKey != nil {
+		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
+	}
+	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads}"), zap.String("signing", signed))
+	return s, nil
+}
+
+// Stop stops consuming and serving, and disconnects.
+func (s *Service) Stop() {
+	if s.consumer != nil {
+		s.consumer.Stop()
+	}
+	if s.svc != nil {
+		_ = s.svc.Stop()
+	}
+	s.nc.Close()
+}
+
+// FetchChain reads a whole chain (a crisis's, or the global one for "")
+// through the audit service, page by page, as reader. Each page is an
+// audited read.
+func FetchChain(ctx context.Context, nc *nats.Conn, crisisID, reader string) (*demarchev1.AuditChain, error) {
+	out := &demarchev1.AuditChain{Chain: ChainOf(crisisID)}
+	for {
+		var page demarchev1.AuditChain
+		req := &demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: reader, AfterSequence: uint64(len(out.Records))}
+		if err := natsrpc.Call(ctx, nc, SubjectChain, req, &page); err != nil {
+			return nil, err
+		}
+		out.Records = append(out.Records, page.GetRecords()...)
+		out.Head = page.GetHead()
+		if len(page.GetRecords()) == 0 || uint64(len(out.Records)) >= page.GetHead().GetSequence() {
+			return out, nil
+		}
+	}
+}
+
+// FetchHeads reads chain heads through the audit service, as reader.
+func FetchHeads(ctx context.Context, nc *nats.Conn, crisisID, reader string) ([]*demarchev1.ChainHead, error) {
+	var resp demarchev1.AuditHeads
+	if err := natsrpc.Call(ctx, nc, SubjectHeads, &demarchev1.AuditHeadsRequest{CrisisId: crisisID, Reader: reader}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetHeads(), nil
+}
