@@ -151,6 +151,27 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	if out := cli("roster", "assignments", "--crisis", id); strings.Contains(out, id) {
 		t.Fatalf("closure did not release the roster:\n%s", out)
 	}
+	// An auditor replays the crisis: every decision is in the trail with who and why.
+	trailOut := cli("audit", "replay", "--crisis", id)
+	if !strings.Contains(trailOut, "histories replay deterministically") || strings.Contains(trailOut, "DOES NOT REPLAY") {
+		t.Fatalf("audit replay:\n%s", trailOut)
+	}
+	for _, want := range []string{
+		"[triage] by duty-officer — credible reports",
+		"[good-offices] by head — quiet channel open",
+		"[envoy-appointment] by head — regional standing",
+		"[standby-team-deployed] by msu — team on the ground",
+		"[funding-request] by alice — mediation costs",
+		"[funding-decision] by bob — within ceiling",
+		"[closure] by head — agreement signed",
+		"skipped sustained-follow-up by head — handed over to the peacebuilding office",
+		"refused  rule service: envoy-appointment refused by its service",
+		"paid USD 120000",
+	} {
+		if !strings.Contains(trailOut, want) {
+			t.Fatalf("decision trail lacks %q:\n%s", want, trailOut)
+		}
+	}
 	// Real figures list this crisis; drills (TestPlatform's) stay out unless asked for.
 	figs := cli("crisis", "figures")
 	if !strings.Contains(figs, id) || strings.Contains(figs, "true") {
