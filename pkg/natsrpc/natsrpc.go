@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,19 +41,22 @@ const (
 // Sentinel errors a handler returns (wrapped) to pick the error code; callers
 // match them with errors.Is on what Call returns.
 var (
-	ErrInvalid  = errors.New("invalid request") // 400
-	ErrNotFound = errors.New("not found")       // 404
-	ErrConflict = errors.New("conflict")        // 409
-	ErrRule     = errors.New("rule violation")  // 422
-	ErrInternal = errors.New("service error")   // 500
+	ErrInvalid   = errors.New("invalid request") // 400
+	ErrForbidden = errors.New("forbidden")       // 403
+	ErrNotFound  = errors.New("not found")       // 404
+	ErrConflict  = errors.New("conflict")        // 409
+	ErrRule      = errors.New("rule violation")  // 422
+	ErrInternal  = errors.New("service error")   // 500
 )
 
-var codes = map[string]error{"400": ErrInvalid, "404": ErrNotFound, "409": ErrConflict, "422": ErrRule, "500": ErrInternal}
+var codes = map[string]error{"400": ErrInvalid, "403": ErrForbidden, "404": ErrNotFound, "409": ErrConflict, "422": ErrRule, "500": ErrInternal}
 
 func codeOf(err error) string {
 	switch {
 	case errors.Is(err, ErrInvalid), errors.Is(err, demarchev1.ErrInvalid):
 		return "400"
+	case errors.Is(err, ErrForbidden):
+		return "403"
 	case errors.Is(err, ErrNotFound):
 		return "404"
 	case errors.Is(err, ErrConflict):
@@ -71,13 +76,47 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Subject, e.Description) }
 
-// Unwrap maps the code back to its sentinel error.
-func (e *Error) Unwrap() error {
+// Unwrap maps the code back to its sentinel error, and to any service-specific
+// sentinel (see Sentinel) whose text starts the description.
+func (e *Error) Unwrap() []error {
+	out := []error{ErrInternal}
 	if s, ok := codes[e.Code]; ok {
-		return s
+		out[0] = s
 	}
-	return ErrInternal
+	sentinelsMu.RLock()
+	defer sentinelsMu.RUnlock()
+	for _, s := range sentinels {
+		if strings.HasPrefix(e.Description, s.Error()) {
+			out = append(out, s)
+		}
+	}
+	return out
 }
+
+var (
+	sentinelsMu sync.RWMutex
+	sentinels   []error
+)
+
+// Sentinel makes a service's own sentinel error: its text is msg, it matches
+// code (one of this package's sentinels, which picks the answer's code), and a
+// caller on the other side of NATS matches it with errors.Is when the service
+// returned it first in the message: fmt.Errorf("%w: ...", ErrUnknownPartner).
+func Sentinel(msg string, code error) error {
+	e := &sentinel{msg: msg, code: code}
+	sentinelsMu.Lock()
+	defer sentinelsMu.Unlock()
+	sentinels = append(sentinels, e)
+	return e
+}
+
+type sentinel struct {
+	msg  string
+	code error
+}
+
+func (s *sentinel) Error() string { return s.msg }
+func (s *sentinel) Unwrap() error { return s.code }
 
 // Handler adapts a typed function to a micro endpoint: it decodes and
 // validates the request, and encodes the response or the error with its code.

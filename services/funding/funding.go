@@ -221,6 +221,10 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		if rec.GetDisbursementKey() != call.GetKey() {
 			return nil, fmt.Errorf("%w: request %s was already paid under key %s", natsrpc.ErrConflict, call.GetRequestId(), rec.GetDisbursementKey())
 		}
+		// Paid by a concurrent attempt since we looked: answer with its line.
+		if paid, err := s.paid(ctx, call.GetKey()); err != nil || paid != nil {
+			return paid, err
+		}
 	default:
 		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", natsrpc.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
 	}

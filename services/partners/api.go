@@ -2,18 +2,16 @@ package partners
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -27,26 +25,6 @@ const (
 	// SubjectAckRole takes a role acknowledgement (AckRoleRequest -> AckRoleResponse).
 	SubjectAckRole = Group + ".ack-role"
 )
-
-// Error codes of the micro endpoints (Nats-Service-Error-Code).
-const (
-	CodeInvalid   = "400"
-	CodeForbidden = "403"
-	CodeNotFound  = "404"
-	CodeInternal  = "500"
-)
-
-func codeOf(err error) string {
-	switch {
-	case errors.Is(err, demarchev1.ErrInvalid):
-		return CodeInvalid
-	case errors.Is(err, ErrNotShared):
-		return CodeForbidden
-	case errors.Is(err, ErrUnknownPartner), errors.Is(err, ErrUnknownCrisis):
-		return CodeNotFound
-	}
-	return CodeInternal
-}
 
 func (s *Service) startMicro() (micro.Service, error) {
 	svc, err := micro.AddService(s.nc, micro.Config{
@@ -63,9 +41,9 @@ func (s *Service) startMicro() (micro.Service, error) {
 		h    micro.Handler
 		meta map[string]string
 	}{
-		{"list", handler(s.log, func() *demarchev1.ListPartnersRequest { return &demarchev1.ListPartnersRequest{} }, s.list),
+		{"list", natsrpc.Handler(func() *demarchev1.ListPartnersRequest { return &demarchev1.ListPartnersRequest{} }, s.list),
 			map[string]string{"request": "demarche.v1.ListPartnersRequest", "response": "demarche.v1.ListPartnersResponse", "format": "application/json (protojson)"}},
-		{"ack-role", handler(s.log, func() *demarchev1.AckRoleRequest { return &demarchev1.AckRoleRequest{} }, s.ackRole),
+		{"ack-role", natsrpc.Handler(func() *demarchev1.AckRoleRequest { return &demarchev1.AckRoleRequest{} }, s.ackRole),
 			map[string]string{"request": "demarche.v1.AckRoleRequest", "response": "demarche.v1.AckRoleResponse", "format": "application/json (protojson)"}},
 	} {
 		if err := g.AddEndpoint(ep.name, ep.h, micro.WithEndpointMetadata(ep.meta)); err != nil {
@@ -111,69 +89,6 @@ func (s *Service) ackRole(ctx context.Context, req *demarchev1.AckRoleRequest) (
 	return &demarchev1.AckRoleResponse{CrisisId: c.GetId(), Ack: ack}, nil
 }
 
-// handler adapts a typed function to a micro endpoint: protojson request,
-// input rules, protojson response, or an error with its code.
-func handler[Req, Resp proto.Message](log *zap.Logger, newReq func() Req, fn func(context.Context, Req) (Resp, error)) micro.Handler {
-	return micro.HandlerFunc(func(r micro.Request) {
-		req := newReq()
-		if len(r.Data()) > 0 {
-			if err := protojson.Unmarshal(r.Data(), req); err != nil {
-				_ = r.Error(CodeInvalid, fmt.Sprintf("undecodable request: %v", err), nil)
-				return
-			}
-		}
-		if v, ok := any(req).(demarchev1.Validator); ok {
-			if err := v.Validate(); err != nil {
-				_ = r.Error(CodeInvalid, err.Error(), nil)
-				return
-			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		resp, err := fn(ctx, req)
-		if err != nil {
-			code := codeOf(err)
-			if code == CodeInternal {
-				log.Warn("request failed", zap.String("subject", r.Subject()), zap.Error(err))
-			}
-			_ = r.Error(code, err.Error(), nil)
-			return
-		}
-		b, err := protojson.Marshal(resp)
-		if err != nil {
-			_ = r.Error(CodeInternal, fmt.Sprintf("encode response: %v", err), nil)
-			return
-		}
-		_ = r.Respond(b)
-	})
-}
-
-// ServiceError is an error answered by the partners service.
-type ServiceError struct {
-	Subject     string
-	Code        string
-	Description string
-}
-
-func (e *ServiceError) Error() string { return e.Description }
-
-// Unwrap maps the code to a sentinel: 400 demarchev1.ErrInvalid, 403
-// ErrNotShared, 404 ErrUnknownPartner or ErrUnknownCrisis (by description).
-func (e *ServiceError) Unwrap() error {
-	switch e.Code {
-	case CodeInvalid:
-		return demarchev1.ErrInvalid
-	case CodeForbidden:
-		return ErrNotShared
-	case CodeNotFound:
-		if strings.HasPrefix(e.Description, ErrUnknownPartner.Error()) {
-			return ErrUnknownPartner
-		}
-		return ErrUnknownCrisis
-	}
-	return nil
-}
-
 // Client calls the partners service over NATS.
 type Client struct {
 	nc      *nats.Conn
@@ -193,7 +108,8 @@ func (c *Client) List(ctx context.Context) ([]*demarchev1.PartnerInfo, error) {
 }
 
 // AckRole sends a partner's role acknowledgement for a crisis. The request is
-// checked locally first; a refusal by the service comes back as *ServiceError.
+// checked locally first; a refusal by the service comes back as *natsrpc.Error,
+// matching ErrUnknownPartner, ErrUnknownCrisis or ErrNotShared with errors.Is.
 func (c *Client) AckRole(ctx context.Context, req *demarchev1.AckRoleRequest) (*demarchev1.AckRoleResponse, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -206,27 +122,10 @@ func (c *Client) AckRole(ctx context.Context, req *demarchev1.AckRoleRequest) (*
 }
 
 func (c *Client) call(ctx context.Context, subject string, req, resp proto.Message) error {
-	b, err := protojson.Marshal(req)
-	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", subject, err)
-	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.timeout)
 		defer cancel()
 	}
-	msg, err := c.nc.RequestWithContext(ctx, subject, b)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%s: the partners service is not answering (is it running?): %w", subject, err)
-		}
-		return fmt.Errorf("%s: %w", subject, err)
-	}
-	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return &ServiceError{Subject: subject, Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
-	}
-	if err := protojson.Unmarshal(msg.Data, resp); err != nil {
-		return fmt.Errorf("%s: decode response: %w", subject, err)
-	}
-	return nil
+	return natsrpc.Call(ctx, c.nc, subject, req, resp)
 }

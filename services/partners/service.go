@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -63,9 +64,9 @@ const (
 
 // Sentinel errors.
 var (
-	ErrUnknownPartner = errors.New("unknown partner")
-	ErrUnknownCrisis  = errors.New("unknown crisis")
-	ErrNotShared      = errors.New("crisis not shared with partner")
+	ErrUnknownPartner = natsrpc.Sentinel("unknown partner", natsrpc.ErrNotFound)
+	ErrUnknownCrisis  = natsrpc.Sentinel("unknown crisis", natsrpc.ErrNotFound)
+	ErrNotShared      = natsrpc.Sentinel("crisis not shared with partner", natsrpc.ErrForbidden)
 	ErrWebhook        = errors.New("webhook delivery failed")
 )
 
