@@ -210,7 +210,7 @@ func TestPlatform(t *testing.T) {
 			}
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusOK || (path != "/" && !strings.Contains(string(body), "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED")) {
+			if resp.StatusCode != http.StatusOK || (path != "/" && !(strings.Contains(string(body), "EVENT_TYPE_WORKFLOW_EXECUTION_STARTED") && strings.Contains(string(body), id))) {
 				t.Fatalf("Temporal UI %s: %d\n%.300s", path, resp.StatusCode, body)
 			}
 		}
