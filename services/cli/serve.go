@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
@@ -43,20 +45,7 @@ with the same wiring.`,
 		rosterCmd,
 		newServePartnersCmd(app),
 		newServeAuditCmd(app),
-		&cobra.Command{
-			Use:   "earlywarning",
-			Short: "Run early warning: ingest signals, score situations, open crises on threshold crossings",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-					s, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: app.NATSURL}, app.TemporalAddress, app.Namespace, app.Log)
-					if err != nil {
-						return nil, err
-					}
-					return s.Stop, nil
-				})
-			},
-		},
+		newServeEarlyWarningCmd(app),
 		&cobra.Command{
 			Use:   "funding",
 			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
@@ -115,4 +104,38 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 	app.Log.Info("stopping", zap.String("reason", "signal"))
 	stop()
 	return nil
+}
+
+func newServeEarlyWarningCmd(app *App) *cobra.Command {
+	var cfg earlywarning.Config
+	var regionThresholds []string
+	var confidentiality string
+	cmd := &cobra.Command{
+		Use:     "earlywarning",
+		Short:   "Run early warning: ingest signals, score situations, open crises on threshold crossings",
+		Example: "  demarche serve earlywarning --threshold 25 --region-threshold africa=20 --region-threshold europe=30 --window 336h",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if cfg.Thresholds, err = earlywarning.ParseThresholds(regionThresholds); err != nil {
+				return fmt.Errorf("--region-threshold: %w", err)
+			}
+			if cfg.Confidentiality, err = demarchev1.ParseConfidentiality(confidentiality); err != nil {
+				return fmt.Errorf("--confidentiality: %s", reasonOf(err))
+			}
+			cfg.NATSURL = app.NATSURL
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				s, err := earlywarning.StartWithTemporal(ctx, cfg, app.TemporalAddress, app.Namespace, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				return s.Stop, nil
+			})
+		},
+	}
+	cmd.Flags().DurationVar(&cfg.Window, "window", earlywarning.DefaultWindow, "rolling scoring window, in event time")
+	cmd.Flags().Float64Var(&cfg.DefaultThreshold, "threshold", earlywarning.DefaultThreshold, "score at which a situation raises a warning")
+	cmd.Flags().StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")
+	cmd.Flags().StringVar(&confidentiality, "confidentiality", "restricted", "confidentiality of the crises it opens: public, restricted, confidential")
+	return cmd
 }

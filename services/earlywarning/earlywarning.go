@@ -43,6 +43,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -314,4 +316,29 @@ func (s *Service) handleSignalEvent(ctx context.Context, ev eventbus.Event) erro
 	default:
 		return fmt.Errorf("%w: signal rejected: %s", eventbus.ErrPermanent, r.GetReason())
 	}
+}
+
+// ParseThresholds reads per-region thresholds written region=score, e.g.
+// "africa=20", as the --region-threshold flag takes them.
+func ParseThresholds(specs []string) (map[demarchev1.Region]float64, error) {
+	out := map[demarchev1.Region]float64{}
+	for _, spec := range specs {
+		name, value, ok := strings.Cut(spec, "=")
+		if !ok {
+			return nil, fmt.Errorf("threshold %q: write region=score, e.g. africa=20", spec)
+		}
+		region, err := demarchev1.ParseRegion(name)
+		if err != nil {
+			return nil, fmt.Errorf("threshold %q: %w", spec, err)
+		}
+		score, err := strconv.ParseFloat(value, 64)
+		if err != nil || score <= 0 {
+			return nil, fmt.Errorf("threshold %q: %q is not a positive number", spec, value)
+		}
+		if _, dup := out[region]; dup {
+			return nil, fmt.Errorf("threshold %q: %s is given twice", spec, region.Slug())
+		}
+		out[region] = score
+	}
+	return out, nil
 }
