@@ -104,6 +104,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		}
 	})
 
+	// A data folder made before an attribute existed gets it now.
+	tc, err := temporalx.Dial(ctx, s.TemporalAddress(), cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	if err != nil {
+		return nil, err
+	}
+	err = temporalx.EnsureSearchAttributes(ctx, tc, cfg.Namespace)
+	tc.Close()
+	if err != nil {
+		return nil, err
+	}
+
 	if !cfg.NoUI {
 		if s.ui, err = temporalembed.StartUI(cfg.Host, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace); err != nil {
 			return nil, err

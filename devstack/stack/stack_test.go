@@ -226,6 +226,30 @@ func TestPlatform(t *testing.T) {
 		}
 	})
 
+	t.Run("a crisis in parallel stages is listed under each", func(t *testing.T) {
+		ctx := context.Background()
+		id := "KE-20261127-PARAL"
+		if out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Disputed count", "--country", "KE", "--type", "election-violence", "--severity", "3"); err != nil {
+			t.Fatalf("open: %v\n%s", err, out)
+		}
+		waitFor(t, func() bool {
+			st, err := crisis.State(ctx, tc, id)
+			return err == nil && len(st.GetPendingDecisions()) > 0
+		})
+		if out, err := runCLI(t, s, "crisis", "decide", "triage", id, "--as", "duty", "--rationale", "r", "--assessment", "a"); err != nil {
+			t.Fatalf("triage: %v\n%s", err, out)
+		}
+		for _, stage := range []string{"good-offices", "fact-finding"} {
+			waitFor(t, func() bool {
+				out, err := runCLI(t, s, "crisis", "list", "--stage", stage, "--open")
+				return err == nil && strings.Contains(out, id)
+			})
+		}
+		if out, _ := runCLI(t, s, "crisis", "list", "--stage", "warning", "--open"); strings.Contains(out, id) {
+			t.Fatalf("listed under the stage it left:\n%s", out)
+		}
+	})
+
 	t.Run("bad input to crisis open names the field and starts nothing", func(t *testing.T) {
 		ctx := context.Background()
 		before, err := crisis.List(ctx, tc, crisis.Filter{}, 0)

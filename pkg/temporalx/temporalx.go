@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
@@ -27,6 +28,9 @@ var (
 	SASeverity        = temporal.NewSearchAttributeKeyInt64("DemarcheSeverity")
 	SAConfidentiality = temporal.NewSearchAttributeKeyKeyword("DemarcheConfidentiality")
 	SADrill           = temporal.NewSearchAttributeKeyBool("DemarcheDrill")
+	// SAActiveStages lists every stage running now: with parallel stages a
+	// crisis is in several at once.
+	SAActiveStages = temporal.NewSearchAttributeKeyKeywordList("DemarcheActiveStages")
 )
 
 // SearchAttributes lists the custom search attributes and their types, for
@@ -40,7 +44,30 @@ func SearchAttributes() map[string]enums.IndexedValueType {
 		SASeverity.GetName():        enums.INDEXED_VALUE_TYPE_INT,
 		SAConfidentiality.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
 		SADrill.GetName():           enums.INDEXED_VALUE_TYPE_BOOL,
+		SAActiveStages.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 	}
+}
+
+// EnsureSearchAttributes adds the custom search attributes a namespace lacks
+// (a data folder or cluster set up before an attribute existed).
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of %s: %w", namespace, err)
+	}
+	missing := map[string]enums.IndexedValueType{}
+	for name, t := range SearchAttributes() {
+		if _, ok := have.GetCustomAttributes()[name]; !ok {
+			missing[name] = t
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+		return fmt.Errorf("add search attributes to %s: %w", namespace, err)
+	}
+	return nil
 }
 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address

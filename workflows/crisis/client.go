@@ -93,8 +93,14 @@ type Filter struct {
 // Query is the Temporal visibility query for a filter.
 func (f Filter) Query() string {
 	clauses := []string{fmt.Sprintf("WorkflowType = '%s'", WorkflowName)}
-	if f.Stage != demarchev1.Stage_STAGE_UNSPECIFIED {
+	switch {
+	case f.Stage == demarchev1.Stage_STAGE_CLOSED:
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SAStage.GetName(), f.Stage.Slug()))
+	case f.Stage != demarchev1.Stage_STAGE_UNSPECIFIED:
+		// Any running stage matches (parallel stages); DemarcheStage covers
+		// runs recorded before DemarcheActiveStages existed.
+		clauses = append(clauses, fmt.Sprintf("(%s = '%s' OR %s = '%s')",
+			temporalx.SAActiveStages.GetName(), f.Stage.Slug(), temporalx.SAStage.GetName(), f.Stage.Slug()))
 	}
 	if f.Country != "" {
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACountry.GetName(), f.Country))

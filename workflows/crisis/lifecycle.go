@@ -79,7 +79,13 @@ type lifecycle struct {
 	// services: appointments book the roster, funding goes through the
 	// funding service (runs recorded before this existed did neither).
 	services bool
+	// activeSA: DemarcheActiveStages is kept current (runs recorded before
+	// it existed do not upsert it).
+	activeSA bool
 }
+
+// versionActiveStages marks runs that keep DemarcheActiveStages current.
+const versionActiveStages = "active-stages-attribute"
 
 // versionServices marks runs whose decisions call the roster and funding services.
 const versionServices = "domain-services"
@@ -118,6 +124,7 @@ func runLifecycle(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*de
 		return nil, fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}
 	l.services = workflow.GetVersion(ctx, versionServices, workflow.DefaultVersion, 1) == 1
+	l.activeSA = workflow.GetVersion(ctx, versionActiveStages, workflow.DefaultVersion, 1) == 1
 	workflow.Go(ctx, l.serveSignals)
 	if l.drill != nil {
 		workflow.Go(ctx, l.runDrillPolicy)
@@ -194,7 +201,7 @@ func (l *lifecycle) start(ctx workflow.Context, spec *demarchev1.StageSpec, reop
 	}}
 	l.timeline = append(l.timeline, run.rec)
 	l.active = append(l.active, run)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, temporalx.SAStage.ValueSet(stage.Slug())); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(stage)...); err != nil {
 		return fmt.Errorf("enter %s: search attributes: %w", stage.Slug(), err)
 	}
 	if err := l.em.publish(ctx, &demarchev1.StageEntered{CrisisId: l.crisis.GetId(), Stage: stage, EnteredAt: run.rec.GetEnteredAt()}); err != nil {
@@ -270,7 +277,7 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		}
 	}
 	if cur := l.currentStage(); cur != demarchev1.Stage_STAGE_UNSPECIFIED {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, temporalx.SAStage.ValueSet(cur.Slug()))
+		_ = workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(cur)...)
 	}
 }
 
@@ -282,6 +289,21 @@ func (l *lifecycle) recordSkippedAhead(ctx workflow.Context, stage demarchev1.St
 		Stage: stage, EnteredAt: now, CompletedAt: now, Duration: durationpb.New(0),
 		Status: demarchev1.StageStatus_STAGE_STATUS_SKIPPED, Reason: reason, Run: l.runs[stage],
 	})
+}
+
+// stageAttributes are the search attributes of the stage(s) the crisis is in.
+func (l *lifecycle) stageAttributes(current demarchev1.Stage) []temporal.SearchAttributeUpdate {
+	out := []temporal.SearchAttributeUpdate{temporalx.SAStage.ValueSet(current.Slug())}
+	if l.activeSA {
+		running := []string{}
+		for _, r := range l.active {
+			if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+				running = append(running, r.rec.GetStage().Slug())
+			}
+		}
+		out = append(out, temporalx.SAActiveStages.ValueSet(running))
+	}
+	return out
 }
 
 // currentStage is the most recently entered stage still running.
@@ -805,7 +827,7 @@ func (l *lifecycle) close(ctx workflow.Context) error {
 	now := workflow.Now(ctx)
 	l.closedAt = timestamppb.New(now)
 	l.figures = l.computeFigures(now)
-	if err := workflow.UpsertTypedSearchAttributes(ctx, temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_CLOSED.Slug())); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(demarchev1.Stage_STAGE_CLOSED)...); err != nil {
 		return fmt.Errorf("close: search attributes: %w", err)
 	}
 	cl := l.closure.GetRequest().GetClosure()
