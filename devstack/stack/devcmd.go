@@ -21,11 +21,12 @@ const (
 	DefaultTemporalPort     = 7233
 	DefaultTemporalHTTPPort = 7243
 	DefaultUIPort           = 8233
+	DefaultHTTPPort         = 8080
 )
 
 // NewDevCmd is the `demarche dev` command.
 func NewDevCmd(app *cli.App) *cobra.Command {
-	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port", UIPortFlag: "--ui-port"}
+	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port", UIPortFlag: "--ui-port", HTTPPortFlag: "--http-port"}
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole platform on this machine (embedded NATS and Temporal)",
@@ -60,6 +61,7 @@ running. Delete the folder to start afresh.`,
 	f.IntVar(&cfg.NATSPort, "nats-port", DefaultNATSPort, "NATS client port")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", DefaultTemporalPort, "Temporal frontend gRPC port")
 	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port")
+	f.IntVar(&cfg.HTTPPort, "http-port", DefaultHTTPPort, "HTTP API port (services/gateway)")
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
@@ -83,6 +85,7 @@ Démarche is running. Data folder: %s
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
+  HTTP API  %s   (POST /v1/crises, /v1/crises/{id}/decisions, /v1/signals; see services/gateway)
 
 From another terminal:
   %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4
@@ -94,7 +97,7 @@ With standard tools:
   temporal workflow list --address %s --namespace %s
 
 Ctrl-C stops the platform; crises survive for the next start.
-`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s),
+`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
 		self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/gateway"
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
@@ -41,6 +42,9 @@ type Config struct {
 	NATSPortFlag, TemporalPortFlag, TemporalHTTPPortFlag string
 	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
 	TemporalLogLevel string
+	// HTTPPort serves the HTTP API (0: a free port).
+	HTTPPort     int
+	HTTPPortFlag string
 	// UIPort serves the Temporal Web UI (0: a free port); NoUI turns it off.
 	UIPort     int
 	UIPortFlag string
@@ -54,6 +58,7 @@ type Stack struct {
 	nats     *natsembed.Server
 	temporal *temporalembed.Server
 	ui       *temporalembed.UI
+	gateway  *gateway.Service
 	stops    []func()
 }
 
@@ -172,6 +177,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, ew.Stop)
+
+	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
+		NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, s.gateway.Stop)
 	return s, nil
 }
 
@@ -183,6 +195,9 @@ func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }
 
 // TemporalHTTPPort is the embedded Temporal frontend's HTTP API port.
 func (s *Stack) TemporalHTTPPort() int { return s.temporal.HTTPPort() }
+
+// APIURL is the HTTP API's address.
+func (s *Stack) APIURL() string { return s.gateway.URL() }
 
 // UIURL is the Temporal Web UI's address ("" when off).
 func (s *Stack) UIURL() string {

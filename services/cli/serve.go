@@ -13,6 +13,7 @@ import (
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/gateway"
 	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
 )
@@ -46,6 +47,7 @@ with the same wiring.`,
 		newServePartnersCmd(app),
 		newServeAuditCmd(app),
 		newServeEarlyWarningCmd(app),
+		newServeGatewayCmd(app),
 		&cobra.Command{
 			Use:   "funding",
 			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
@@ -137,5 +139,27 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 	cmd.Flags().Float64Var(&cfg.DefaultThreshold, "threshold", earlywarning.DefaultThreshold, "score at which a situation raises a warning")
 	cmd.Flags().StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")
 	cmd.Flags().StringVar(&confidentiality, "confidentiality", "restricted", "confidentiality of the crises it opens: public, restricted, confidential")
+	return cmd
+}
+
+func newServeGatewayCmd(app *App) *cobra.Command {
+	cfg := gateway.Config{PortFlag: "--port"}
+	cmd := &cobra.Command{
+		Use:   "gateway",
+		Short: "Run the HTTP API: open and read crises, record decisions, take signals",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg.NATSURL, cfg.TemporalAddress, cfg.Namespace = app.NATSURL, app.TemporalAddress, app.Namespace
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				s, err := gateway.Start(ctx, cfg, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				return s.Stop, nil
+			})
+		},
+	}
+	cmd.Flags().StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on")
+	cmd.Flags().IntVar(&cfg.Port, "port", 8080, "port to listen on")
 	return cmd
 }

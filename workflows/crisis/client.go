@@ -119,13 +119,13 @@ func (f Filter) Query() string {
 
 // Summary is one row of a crisis listing, read from visibility.
 type Summary struct {
-	CrisisID   string
-	Stage      string
-	Country    string
-	CrisisType string
-	Severity   int64
-	Status     string
-	StartedAt  string
+	CrisisID   string `json:"crisis_id"`
+	Stage      string `json:"stage"`
+	Country    string `json:"country"`
+	CrisisType string `json:"crisis_type"`
+	Severity   int64  `json:"severity"`
+	Status     string `json:"status"`
+	StartedAt  string `json:"started_at"`
 }
 
 // List lists crises through Temporal visibility (no side table), newest first.

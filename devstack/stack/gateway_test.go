@@ -1,0 +1,86 @@
+package stack_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestHTTPAPI drives the gateway on the real stack: bad input names its
+// fields and starts nothing; a crisis opens and takes a decision; a rule
+// refusal is a 422; signals go to early warning.
+func TestHTTPAPI(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	api := s.APIURL()
+	call := func(method, path, principal, body string) (int, map[string]any) {
+		t.Helper()
+		req, err := http.NewRequest(method, api+path, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if principal != "" {
+			req.Header.Set("X-Demarche-Principal", principal)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var out map[string]any
+		if err := json.Unmarshal(b, &out); err != nil && len(b) > 0 && !bytes.HasPrefix(b, []byte("ok")) {
+			t.Fatalf("%s %s: not JSON: %s", method, path, b)
+		}
+		return resp.StatusCode, out
+	}
+
+	code, out := call("POST", "/v1/crises", "duty", `{"crisis": {"title": "", "countryCode": "XX", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 9, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`)
+	fields, _ := json.Marshal(out["fields"])
+	if code != http.StatusBadRequest || !strings.Contains(string(fields), "crisis.severity") || !strings.Contains(string(fields), "crisis.country_code") || !strings.Contains(string(fields), "crisis.title") {
+		t.Fatalf("bad crisis: %d %v", code, out)
+	}
+	if code, out := call("GET", "/v1/crises", "", ""); code != http.StatusOK || len(out["crises"].([]any)) != 0 {
+		t.Fatalf("bad input started something: %d %v", code, out)
+	}
+
+	code, out = call("POST", "/v1/crises", "duty", `{"crisis": {"id": "ML-20261127-HTTP1", "title": "Clashes in Mopti", "countryCode": "ML", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`)
+	if code != http.StatusCreated || out["playbook"] != "intercommunal-violence" {
+		t.Fatalf("open: %d %v", code, out)
+	}
+	if code, out := call("POST", "/v1/crises", "duty", `{"crisis": {"id": "ML-20261127-HTTP1", "title": "again", "countryCode": "ML", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`); code != http.StatusConflict {
+		t.Fatalf("opening the same crisis twice: %d %v", code, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, out = call("POST", "/v1/crises/ML-20261127-HTTP1/decisions", "duty", `{"rationale": "confirmed by OCHA", "triage": {"assessment": "credible"}}`)
+		if code == http.StatusOK || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code != http.StatusOK || out["principal"] != "duty" || out["kind"] != "triage" {
+		t.Fatalf("decision: %d %v", code, out)
+	}
+	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/decisions", "duty", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`); code != http.StatusUnprocessableEntity || !strings.Contains(out["error"].(string), "rule closure-last") {
+		t.Fatalf("premature closure: %d %v", code, out)
+	}
+	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
+		t.Fatalf("state: %d %v", code, out)
+	}
+	if code, _ := call("GET", "/v1/crises/NOPE-1234", "", ""); code != http.StatusNotFound {
+		t.Fatalf("unknown crisis: %d", code)
+	}
+
+	code, out = call("POST", "/v1/signals", "", `{"signals": [{"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes at a rally"}, {"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "same again"}]}`)
+	if code != http.StatusOK || out["accepted"] != float64(1) || out["duplicates"] != float64(1) {
+		t.Fatalf("signals: %d %v", code, out)
+	}
+	if code, out := call("GET", "/v1/situations/SN/election-violence", "", ""); code != http.StatusOK || out["score"] != float64(3) {
+		t.Fatalf("score: %d %v", code, out)
+	}
+}

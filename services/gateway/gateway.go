@@ -1,0 +1,338 @@
+// Package gateway is Démarche's HTTP API for operations centres and partners'
+// systems: it opens and reads crises and records decisions through Temporal,
+// and takes early-warning signals to the earlywarning service over NATS. It
+// holds no state of its own.
+//
+//	POST /v1/signals                    demarche.v1.IngestRequest  -> IngestResponse
+//	GET  /v1/situations/{country}/{type} score and its explanation (ScoreResponse)
+//	POST /v1/crises                     demarche.v1.CrisisWorkflowInput (crisis.id optional) -> CrisisState
+//	GET  /v1/crises?stage=&country=&type=&open=true   list
+//	GET  /v1/crises/{id}                demarche.v1.CrisisState
+//	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
+//	GET  /healthz
+//
+// Bodies are protobuf messages in their JSON form. Errors are JSON
+// {"error": "...", "fields": [{"field": "...", "reason": "..."}]} with 400 for
+// bad input (each failing field named), 404, 409, 422 for a rule the crisis or
+// a service refused, 503 when a backend is not answering.
+//
+// The acting principal comes from the X-Demarche-Principal header when the
+// body does not name one. Authentication is not part of this service yet.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.temporal.io/sdk/client"
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/pkg/temporalx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// Subjects of the earlywarning endpoints the gateway forwards to.
+const (
+	earlyWarningIngest = "demarche.earlywarning.ingest"
+	earlyWarningScore  = "demarche.earlywarning.score"
+	maxBody            = 8 << 20
+)
+
+// Config says where the gateway listens and what it talks to.
+type Config struct {
+	Host string
+	// Port to listen on; 0 picks a free one. PortFlag names its flag for errors.
+	Port     int
+	PortFlag string
+	NATSURL  string
+	// TemporalAddress and Namespace locate the crises.
+	TemporalAddress string
+	Namespace       string
+}
+
+// Service is a running gateway.
+type Service struct {
+	nc   *nats.Conn
+	tc   client.Client
+	srv  *http.Server
+	addr string
+	log  *zap.Logger
+}
+
+// Start connects to NATS and Temporal and serves the API.
+func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
+	log = log.Named("gateway")
+	if cfg.Host == "" {
+		cfg.Host = "127.0.0.1"
+	}
+	port, err := ports.CheckOrPick(cfg.Host, cfg.Port, cfg.PortFlag)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	nc, _, err := natsx.Connect(cfg.NATSURL, "demarche-gateway", log)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Service{nc: nc, tc: tc, log: log}
+	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
+	if err != nil {
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("gateway: listen: %w", err)
+	}
+	s.addr = "http://" + l.Addr().String()
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() {
+		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("gateway stopped serving", zap.Error(err))
+		}
+	}()
+	log.Info("gateway ready", zap.String("url", s.addr))
+	return s, nil
+}
+
+// URL is where the API answers.
+func (s *Service) URL() string { return s.addr }
+
+// Stop stops serving (finishing requests in hand) and disconnects.
+func (s *Service) Stop() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+	s.tc.Close()
+	s.nc.Close()
+}
+
+// Handler is the API's routes.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	mux.HandleFunc("POST /v1/signals", s.postSignals)
+	mux.HandleFunc("GET /v1/situations/{country}/{type}", s.getScore)
+	mux.HandleFunc("POST /v1/crises", s.postCrisis)
+	mux.HandleFunc("GET /v1/crises", s.listCrises)
+	mux.HandleFunc("GET /v1/crises/{id}", s.getCrisis)
+	mux.HandleFunc("POST /v1/crises/{id}/decisions", s.postDecision)
+	return mux
+}
+
+func (s *Service) postSignals(w http.ResponseWriter, r *http.Request) {
+	var req demarchev1.IngestRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	var resp demarchev1.IngestResponse
+	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningIngest, &req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+func (s *Service) getScore(w http.ResponseWriter, r *http.Request) {
+	t, err := demarchev1.ParseCrisisType(r.PathValue("type"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var resp demarchev1.ScoreResponse
+	req := &demarchev1.ScoreRequest{CountryCode: strings.ToUpper(r.PathValue("country")), CrisisType: t}
+	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningScore, req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request) {
+	var in demarchev1.CrisisWorkflowInput
+	if !readBody(w, r, &in) {
+		return
+	}
+	c := in.GetCrisis()
+	if c == nil {
+		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
+		return
+	}
+	now := time.Now()
+	if c.OpenedAt == nil {
+		c.OpenedAt = timestamppb.New(now)
+	}
+	if c.FirstSignalAt == nil {
+		c.FirstSignalAt = c.OpenedAt
+	}
+	if c.Region == demarchev1.Region_REGION_UNSPECIFIED {
+		c.Region, _ = demarchev1.RegionOf(c.GetCountryCode())
+	}
+	if c.OpenedBy == "" {
+		c.OpenedBy = r.Header.Get("X-Demarche-Principal")
+	}
+	if c.Id == "" {
+		b := make([]byte, 5)
+		_, _ = rand.Read(b)
+		c.Id = fmt.Sprintf("%s-%s-%s", c.GetCountryCode(), now.UTC().Format("20060102"), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5])
+	}
+	if _, err := crisis.Open(r.Context(), s.tc, &in); err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := s.waitState(r.Context(), c.GetId())
+	if err != nil {
+		writeProto(w, http.StatusAccepted, &demarchev1.CrisisState{Crisis: c})
+		return
+	}
+	writeProto(w, http.StatusCreated, st)
+}
+
+// waitState asks a just-started crisis for its state, briefly.
+func (s *Service) waitState(ctx context.Context, id string) (*demarchev1.CrisisState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		st, err := crisis.State(ctx, s.tc, id)
+		if err == nil {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Service) listCrises(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := crisis.Filter{Country: strings.ToUpper(q.Get("country")), OpenOnly: q.Get("open") == "true"}
+	var err error
+	if v := q.Get("stage"); v != "" {
+		if f.Stage, err = demarchev1.ParseStage(v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if v := q.Get("type"); v != "" {
+		if f.CrisisType, err = demarchev1.ParseCrisisType(v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	rows, err := crisis.List(r.Context(), s.tc, f, 500)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rows == nil {
+		rows = []crisis.Summary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"crises": rows})
+}
+
+func (s *Service) getCrisis(w http.ResponseWriter, r *http.Request) {
+	st, err := crisis.State(r.Context(), s.tc, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, st)
+}
+
+func (s *Service) postDecision(w http.ResponseWriter, r *http.Request) {
+	var req demarchev1.DecisionRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	if req.Principal == "" {
+		req.Principal = r.Header.Get("X-Demarche-Principal")
+	}
+	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), r.Header.Get("Idempotency-Key"), &req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, rec)
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body: %v", err)})
+		return false
+	}
+	if err := protojson.Unmarshal(b, into); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err)})
+		return false
+	}
+	return true
+}
+
+func writeProto(w http.ResponseWriter, status int, m proto.Message) {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: false}.Marshal(m)
+	if err != nil {
+		writeJSON(w, http.StatusInternalServerError, map[string]any{"error": err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers an error with its status and, for bad input, each field.
+func writeError(w http.ResponseWriter, err error) {
+	body := map[string]any{"error": err.Error()}
+	var verr *demarchev1.ValidationError
+	var ferr *demarchev1.FieldError
+	status := http.StatusInternalServerError
+	switch {
+	case errors.As(err, &verr):
+		status = http.StatusBadRequest
+		fields := make([]map[string]string, len(verr.Fields))
+		for i, f := range verr.Fields {
+			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
+		}
+		body["fields"] = fields
+	case errors.As(err, &ferr):
+		status = http.StatusBadRequest
+		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
+	case errors.Is(err, demarchev1.ErrInvalid), errors.Is(err, natsrpc.ErrInvalid):
+		status = http.StatusBadRequest
+	case errors.Is(err, crisis.ErrNotFound), errors.Is(err, natsrpc.ErrNotFound):
+		status = http.StatusNotFound
+	case errors.Is(err, crisis.ErrAlreadyOpen), errors.Is(err, natsrpc.ErrConflict):
+		status = http.StatusConflict
+	case errors.Is(err, crisis.ErrRejected), errors.Is(err, natsrpc.ErrRule), errors.Is(err, natsrpc.ErrForbidden):
+		status = http.StatusUnprocessableEntity
+	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
+}
