@@ -87,10 +87,11 @@ Démarche is running. Data folder: %s
   UI        %s   (Temporal Web UI, read-only)
   HTTP API  %s   (POST /v1/crises, /v1/crises/{id}/decisions, /v1/signals; see services/gateway)
 
-From another terminal:
-  %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4
+From another terminal (a drill runs by itself; without --drill the crisis waits for decisions):
+  %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4 --drill
   %s crisis list%s
   %s events tail%s
+  %s crisis show%s CRISIS-ID      what it waits for, deadlines, decisions, figures
 
 With standard tools:
   nats --server %s sub '%s'
@@ -98,7 +99,7 @@ With standard tools:
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
-		self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+		self, flags, self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 
 func uiLine(s *Stack) string {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -19,10 +18,7 @@ import (
 // gets an error instead of being ignored by the workflow.
 func newControlCmds(app *App) []*cobra.Command {
 	principal := func(c *cobra.Command, p *string) {
-		def := os.Getenv("DEMARCHE_PRINCIPAL")
-		if def == "" {
-			def = os.Getenv("USER")
-		}
+		def := defaultPrincipal()
 		c.Flags().StringVar(p, "as", def, "who acts (env DEMARCHE_PRINCIPAL, default $USER)")
 	}
 	send := func(cmd *cobra.Command, id, name string, arg any, done string) error {

@@ -5,7 +5,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -97,12 +96,12 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.confidentiality, "confidentiality", "public", "who may see it: "+strings.Join(demarchev1.ConfidentialitySlugs(), ", "))
 	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
-	fl.StringVar(&f.openedBy, "opened-by", os.Getenv("USER"), "principal opening the crisis")
+	fl.StringVar(&f.openedBy, "opened-by", defaultPrincipal(), "principal opening the crisis (env DEMARCHE_PRINCIPAL, default $USER)")
 	fl.StringSliceVar(&f.shareWith, "share-with", nil, "partners a restricted or confidential crisis is shared with, e.g. AU,ECOWAS")
 	fl.StringVar(&f.playbook, "playbook", "", "playbook name (default: the one for --type; see \"demarche playbook list\")")
 	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures")
 	fl.DurationVar(&f.drillDelay, "drill-delay", 2*time.Second, "drill: wait before the drill policy takes each pending decision (1s to 720h)")
-	fl.Float64Var(&f.drillTimeScale, "drill-time-scale", 0.00002, "drill: multiply playbook durations by this (0.00002 turns 72h into about 5s)")
+	fl.Float64Var(&f.drillTimeScale, "drill-time-scale", 0.000005, "drill: multiply playbook durations by this (0.000005 turns 72h into 1.3s and a month into 13s)")
 	return cmd
 }
 

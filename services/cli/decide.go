@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -19,10 +18,7 @@ type decisionFlags struct {
 }
 
 func (d *decisionFlags) bind(cmd *cobra.Command) {
-	def := os.Getenv("DEMARCHE_PRINCIPAL")
-	if def == "" {
-		def = os.Getenv("USER")
-	}
+	def := defaultPrincipal()
 	cmd.Flags().StringVar(&d.principal, "as", def, "who decides (env DEMARCHE_PRINCIPAL, default $USER)")
 	cmd.Flags().StringVar(&d.rationale, "rationale", "", "why: recorded with the decision (required)")
 	cmd.Flags().StringVar(&d.requestID, "request-id", "", "idempotency key: the same key is recorded once (default: generated)")

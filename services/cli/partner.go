@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"text/tabwriter"
 
@@ -126,10 +125,7 @@ these checks.`,
 			return nil
 		},
 	}
-	def := os.Getenv("DEMARCHE_PRINCIPAL")
-	if def == "" {
-		def = os.Getenv("USER")
-	}
+	def := defaultPrincipal()
 	fl := cmd.Flags()
 	fl.StringVar(&ack.Partner, "partner", "", "the partner organisation, e.g. ECOWAS (see \"demarche partner list\") (required)")
 	fl.StringVar(&req.CrisisId, "crisis", "", "the crisis id, e.g. GN-20261127-K7Q3P (required)")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 
@@ -25,11 +26,19 @@ func (a *App) call(ctx context.Context, subject string, req, resp proto.Message)
 	return natsrpc.Call(ctx, nc, subject, req, resp)
 }
 
+// defaultPrincipal is who acts when --as is not given: DEMARCHE_PRINCIPAL,
+// else the login name ($USER, or the account when USER is unset).
 func defaultPrincipal() string {
 	if p := os.Getenv("DEMARCHE_PRINCIPAL"); p != "" {
 		return p
 	}
-	return os.Getenv("USER")
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return ""
 }
 
 func newRosterCmd(app *App) *cobra.Command {
