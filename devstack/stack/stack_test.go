@@ -174,6 +174,13 @@ func TestPlatform(t *testing.T) {
 			}
 		}
 
+		// An auditor replays every run of every workflow of the crisis, including
+		// follow-up's continued-as-new runs.
+		if out, err := runCLI(t, s, "audit", "replay", "--crisis", id); err != nil || !strings.Contains(out, "sustained-follow-up-1 (run 2 of 2)") ||
+			!strings.Contains(out, "6 of 6 histories replay deterministically") {
+			t.Fatalf("audit replay: %v\n%s", err, out)
+		}
+
 		// Drills are kept out of real figures.
 		if out, err := runCLI(t, s, "crisis", "figures"); err != nil || strings.Contains(out, id) {
 			t.Fatalf("crisis figures lists the drill: %v\n%s", err, out)

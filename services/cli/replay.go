@@ -71,16 +71,22 @@ not replay.`,
 				defer tc.Close()
 				ids := []string{crisis.WorkflowID(crisisID)}
 				for i := 0; i < len(ids); i++ {
-					h, err := fetchHistory(cmd.Context(), tc, ids[i])
+					runs, err := fetchRuns(cmd.Context(), tc, ids[i])
 					if err != nil {
 						return err
 					}
-					for _, ev := range h.GetEvents() {
-						if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
-							ids = append(ids, a.GetWorkflowId())
+					for n, h := range runs {
+						for _, ev := range h.GetEvents() {
+							if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
+								ids = append(ids, a.GetWorkflowId())
+							}
 						}
+						label := ids[i]
+						if len(runs) > 1 {
+							label = fmt.Sprintf("%s (run %d of %d)", ids[i], n+1, len(runs))
+						}
+						run(label, "server", h)
 					}
-					run(ids[i], "server", h)
 				}
 			case len(files) > 0 || dir != "":
 				if dir != "" {
@@ -164,9 +170,30 @@ not replay.`,
 	return cmd
 }
 
-func fetchHistory(ctx context.Context, tc client.Client, id string) (*historypb.History, error) {
+// fetchRuns returns every run of a workflow id that continued as new, oldest
+// first: each run's first event names the run it continued.
+func fetchRuns(ctx context.Context, tc client.Client, id string) ([]*historypb.History, error) {
+	var runs []*historypb.History
+	runID := ""
+	for {
+		h, err := fetchHistory(ctx, tc, id, runID)
+		if err != nil {
+			return nil, err
+		}
+		runs = append([]*historypb.History{h}, runs...)
+		if len(h.GetEvents()) == 0 {
+			return runs, nil
+		}
+		runID = h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
+		if runID == "" || len(runs) > 1000 {
+			return runs, nil
+		}
+	}
+}
+
+func fetchHistory(ctx context.Context, tc client.Client, id, runID string) (*historypb.History, error) {
 	h := &historypb.History{}
-	it := tc.GetWorkflowHistory(ctx, id, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	it := tc.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
