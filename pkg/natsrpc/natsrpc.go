@@ -178,3 +178,13 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Me
 	}
 	return nil
 }
+
+// Ready waits until the server has the service's subscriptions, so a request
+// sent on another connection right after start finds the endpoints instead of
+// "no responders". Call it once the endpoints are added.
+func Ready(nc *nats.Conn) error {
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		return fmt.Errorf("register endpoints with the NATS server: %w", err)
+	}
+	return nil
+}

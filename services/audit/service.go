@@ -64,6 +64,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("heads", natsrpc.Handler(func() *demarchev1.AuditHeadsRequest { return &demarchev1.AuditHeadsRequest{} }, s.Store.ReadHeads)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint heads: %w", err))
 	}
+	if err := natsrpc.Ready(nc); err != nil {
+		return fail(fmt.Errorf("audit: %w", err))
+	}
 	// An event the store cannot take now is retried, not dead-lettered soon:
 	// a hole in the chain is worse than a late record.
 	s.consumer, err = eventbus.Consume(ctx, js, eventbus.ConsumerConfig{

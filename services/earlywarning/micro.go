@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -51,7 +52,7 @@ func (s *Service) startMicro() error {
 			}
 		}
 	}
-	return nil
+	return natsrpc.Ready(s.nc)
 }
 
 // handler serves one request and answers it, with an error code when it fails

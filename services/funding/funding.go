@@ -428,6 +428,11 @@ func Start(ctx context.Context, natsURL string, funds []*demarchev1.Fund, log *z
 			return nil, fmt.Errorf("funding: endpoint %s: %w", name, err)
 		}
 	}
+	if err := natsrpc.Ready(nc); err != nil {
+		_ = svc.Stop()
+		nc.Close()
+		return nil, fmt.Errorf("funding: %w", err)
+	}
 	log.Info("funding service ready", zap.Strings("funds", st.fundIDs()))
 	return &Service{nc: nc, svc: svc, Store: st}, nil
 }

@@ -169,10 +169,13 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 			s.Stop()
 		}
 	}()
-	if err := s.ensure(ctx); err != nil {
+	if err = s.ensure(ctx); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	if s.micro, err = s.startMicro(); err != nil {
+		return nil, fmt.Errorf("partners: %w", err)
+	}
+	if err = natsrpc.Ready(s.nc); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	fan, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{

@@ -362,6 +362,11 @@ func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Se
 			return nil, fmt.Errorf("roster: endpoint %s: %w", ep.name, err)
 		}
 	}
+	if err := natsrpc.Ready(nc); err != nil {
+		_ = svc.Stop()
+		nc.Close()
+		return nil, fmt.Errorf("roster: %w", err)
+	}
 	log.Info("roster service ready", zap.String("subjects", natsrpc.RosterGroup+".>"))
 	return &Service{nc: nc, svc: svc, Store: st}, nil
 }
