@@ -115,6 +115,9 @@ func TestPlatform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if err := nc.Flush(); err != nil { // the server has the subscription before anything is published
+			t.Fatal(err)
+		}
 		out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt in Conakry", "--country", "GN",
 			"--type", "unconstitutional-change", "--severity", "4", "--playbook", "general",
 			"--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")

@@ -113,6 +113,9 @@ func TestPoisonEventsGoToDeadLetterAndConsumerMovesOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := nc.Flush(); err != nil { // the server has the subscription before anything is published
+		t.Fatal(err)
+	}
 	col := newCollector()
 	c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{Durable: "test-consumer"}, col.handle, zaptest.NewLogger(t))
 	if err != nil {
@@ -162,6 +165,9 @@ func TestHandlerFailuresRetryThenDeadLetter(t *testing.T) {
 	pub := eventbus.NewPublisher(js, "/test")
 	dlq, err := nc.SubscribeSync(eventbus.DeadLetterSubject("flaky"))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil { // the server has the subscription before anything is published
 		t.Fatal(err)
 	}
 	var mu sync.Mutex

@@ -340,6 +340,9 @@ func TestInvalidSignalOnTheBusIsDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := nc.Flush(); err != nil { // the server has the subscription before anything is published
+		t.Fatal(err)
+	}
 	good := signal("ecowarn", "ok-1", "GN", coup, 1, t0)
 	msg, err := eventbus.Encode(earlywarning.SignalSubject("ecowarn"), eventbus.Event{ID: "bad-1", Source: "/p", Subject: "GN", Time: time.Now(), Data: good})
 	if err != nil {

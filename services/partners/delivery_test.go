@@ -122,6 +122,9 @@ func TestWebhookIsSignedRetriedAfterFailuresThenAccepted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := b.nc.Flush(); err != nil { // the server has the subscription before anything is published
+		t.Fatal(err)
+	}
 	startService(t, fastConfig(b.url, reg), nil)
 
 	eventually(t, "both events accepted by partner A's webhook", func() bool { return len(recvA.accepted()) == 2 })
@@ -299,6 +302,9 @@ func TestEventOfUnknownCrisisIsRetriedThenDeadLettered(t *testing.T) {
 	reg := registry(t, `{"partners": [{"name": "ALL", "title": "Everything public"}]}`, nil)
 	dlq, err := b.nc.SubscribeSync(eventbus.DeadLetterSubject(partners.Durable))
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.nc.Flush(); err != nil { // the server has the subscription before anything is published
 		t.Fatal(err)
 	}
 	startService(t, fastConfig(b.url, reg), nil)
