@@ -25,21 +25,7 @@ var auditSubcommands []func(*App) *cobra.Command
 // auditFlagOf maps a validated audit request field to the flag that sets it.
 var auditFlagOf = map[string]string{"crisis_id": "--crisis", "reader": "--as"}
 
-func auditFlagNames(err error) error {
-	var verr *demarchev1.ValidationError
-	if !errors.As(err, &verr) {
-		return err
-	}
-	out := &demarchev1.ValidationError{Message: verr.Message}
-	for _, fe := range verr.Fields {
-		name := fe.Field
-		if flag, ok := auditFlagOf[name]; ok {
-			name += " (" + flag + ")"
-		}
-		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
-	}
-	return out
-}
+func auditFlagNames(err error) error { return namedByFlags(err, auditFlagOf) }
 
 func newAuditCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{

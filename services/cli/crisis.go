@@ -192,8 +192,14 @@ func reasonOf(err error) string {
 	return err.Error()
 }
 
-// withFlagNames renames validated fields after the flags that set them.
+// withFlagNames renames the fields of crisis open after the flags that set them.
 func withFlagNames(err error) error {
+	return namedByFlags(err, flagOf, "crisis.", "drill_policy.")
+}
+
+// namedByFlags renames validated fields after the flags that set them, e.g.
+// "severity (--severity)", dropping the given message prefixes from the name.
+func namedByFlags(err error, flags map[string]string, trim ...string) error {
 	var verr *demarchev1.ValidationError
 	if !errors.As(err, &verr) {
 		return err
@@ -201,8 +207,11 @@ func withFlagNames(err error) error {
 	out := &demarchev1.ValidationError{Message: verr.Message}
 	for _, fe := range verr.Fields {
 		name := fe.Field
-		if flag, ok := flagOf[name]; ok {
-			name = strings.TrimPrefix(strings.TrimPrefix(name, "crisis."), "drill_policy.") + " (" + flag + ")"
+		if flag, ok := flags[name]; ok {
+			for _, p := range trim {
+				name = strings.TrimPrefix(name, p)
+			}
+			name += " (" + flag + ")"
 		}
 		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -180,18 +179,4 @@ names a JSON file ("demarche partner validate FILE" checks one).`,
 }
 
 // partnerFlagNames renames validated fields after the flags that set them.
-func partnerFlagNames(err error) error {
-	var verr *demarchev1.ValidationError
-	if !errors.As(err, &verr) {
-		return err
-	}
-	out := &demarchev1.ValidationError{Message: verr.Message}
-	for _, fe := range verr.Fields {
-		name := fe.Field
-		if flag, ok := partnerFlagOf[name]; ok {
-			name = name + " (" + flag + ")"
-		}
-		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
-	}
-	return out
-}
+func partnerFlagNames(err error) error { return namedByFlags(err, partnerFlagOf) }
