@@ -16,8 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsembed"
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -26,21 +25,8 @@ var route = eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "ML
 // startNATS runs a real embedded NATS server with JetStream on a random port.
 func startNATS(t testing.TB) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	log := zaptest.NewLogger(t)
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, js, err := natsx.Connect(srv.URL(), t.Name(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := eventbus.EnsureStreams(context.Background(), js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	b := natstest.NewBus(t)
+	return b.NC, b.JS
 }
 
 func entered(id string, stage demarchev1.Stage) eventbus.Event {

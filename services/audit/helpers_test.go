@@ -14,7 +14,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsembed"
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -28,20 +28,8 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, js, err := natsx.Connect(srv.URL(), t.Name(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := eventbus.EnsureStreams(context.Background(), js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return &env{t: t, srv: srv, nc: nc, js: js, pub: eventbus.NewPublisher(js, "/test")}
+	b := natstest.NewBus(t)
+	return &env{t: t, srv: b.Server, nc: b.NC, js: b.JS, pub: eventbus.NewPublisher(b.JS, "/test")}
 }
 
 func (e *env) start(key ed25519.PrivateKey) *Service {

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
@@ -27,11 +27,7 @@ import (
 func TestAuditCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := natstest.Server(t)
 	_, key, _ := ed25519.GenerateKey(nil)
 	svc, err := audit.Start(ctx, audit.Config{NATSURL: srv.URL(), SigningKey: key}, zap.NewNop())
 	if err != nil {

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
@@ -43,11 +43,7 @@ func TestPartnerCommands(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	log := zaptest.NewLogger(t)
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := natstest.Server(t)
 	sig := &recordingSignaller{}
 	svc, err := partners.Start(ctx, partners.Config{NATSURL: srv.URL()}, sig, log) // the embedded default registry
 	if err != nil {

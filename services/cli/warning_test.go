@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -42,11 +42,7 @@ func TestReportFlagsNameEveryBadFlag(t *testing.T) {
 func TestWarningCommandsAgainstTheService(t *testing.T) {
 	t.Parallel()
 	log := zap.NewNop()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := natstest.Server(t)
 	svc, err := earlywarning.Start(context.Background(), earlywarning.Config{NATSURL: srv.URL(), DefaultThreshold: 100}, nopOpener{}, log)
 	if err != nil {
 		t.Fatal(err)

@@ -15,8 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsembed"
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -34,21 +33,8 @@ type bus struct {
 // startNATS runs a real embedded NATS server with JetStream on a random port.
 func startNATS(t testing.TB) *bus {
 	t.Helper()
-	log := zaptest.NewLogger(t)
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	nc, js, err := natsx.Connect(srv.URL(), t.Name(), log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if err := eventbus.EnsureStreams(context.Background(), js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return &bus{url: srv.URL(), nc: nc, js: js, pub: eventbus.NewPublisher(js, "/test")}
+	b := natstest.NewBus(t)
+	return &bus{url: b.Server.URL(), nc: b.NC, js: b.JS, pub: eventbus.NewPublisher(b.JS, "/test")}
 }
 
 // registry parses a test registry; secrets come from env.
