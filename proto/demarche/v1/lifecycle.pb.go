@@ -188,6 +188,73 @@ func (FollowUpRecommendation) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{2}
 }
 
+// Role is what a principal does for the operations centre. Each decision type
+// names the role that may take it (workflows/crisis, one file per stage); the
+// gateway and the workflow's validators enforce it once identities come from
+// credentials.
+type Role int32
+
+const (
+	Role_ROLE_UNSPECIFIED Role = 0
+	// Watches warnings and triages them.
+	Role_ROLE_DUTY_OFFICER Role = 1
+	// Runs a crisis day to day: mandates, requests, check-ins.
+	Role_ROLE_DESK_OFFICER Role = 2
+	// Decides for the Secretary-General: good offices, envoys, closure.
+	Role_ROLE_HEAD_OF_DEPARTMENT Role = 3
+	// Approves or rejects money (never their own request).
+	Role_ROLE_FUNDING_OFFICER Role = 4
+	// The mediation support unit: confirms a standby team's deployment.
+	Role_ROLE_MEDIATION_SUPPORT Role = 5
+)
+
+// Enum value maps for Role.
+var (
+	Role_name = map[int32]string{
+		0: "ROLE_UNSPECIFIED",
+		1: "ROLE_DUTY_OFFICER",
+		2: "ROLE_DESK_OFFICER",
+		3: "ROLE_HEAD_OF_DEPARTMENT",
+		4: "ROLE_FUNDING_OFFICER",
+		5: "ROLE_MEDIATION_SUPPORT",
+	}
+	Role_value = map[string]int32{
+		"ROLE_UNSPECIFIED":        0,
+		"ROLE_DUTY_OFFICER":       1,
+		"ROLE_DESK_OFFICER":       2,
+		"ROLE_HEAD_OF_DEPARTMENT": 3,
+		"ROLE_FUNDING_OFFICER":    4,
+		"ROLE_MEDIATION_SUPPORT":  5,
+	}
+)
+
+func (x Role) Enum() *Role {
+	p := new(Role)
+	*p = x
+	return p
+}
+
+func (x Role) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Role) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_lifecycle_proto_enumTypes[3].Descriptor()
+}
+
+func (Role) Type() protoreflect.EnumType {
+	return &file_demarche_v1_lifecycle_proto_enumTypes[3]
+}
+
+func (x Role) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Role.Descriptor instead.
+func (Role) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+}
+
 // PartnerRole is a role a partner organisation acknowledges (report §51-55).
 type PartnerRoleKind int32
 
@@ -228,11 +295,11 @@ func (x PartnerRoleKind) String() string {
 }
 
 func (PartnerRoleKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[3].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
 }
 
 func (PartnerRoleKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[3]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
 }
 
 func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
@@ -241,7 +308,7 @@ func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PartnerRoleKind.Descriptor instead.
 func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
@@ -1113,7 +1180,8 @@ func (x *ClosureDecision) GetLessons() []string {
 }
 
 // DecisionRequest is the argument of the crisis.decide update: who decides,
-// why, and what.
+// why, and what. The name of the oneof field is the decision's kind
+// everywhere (workflow, CLI verb, HTTP body, events), in its kebab-case form.
 type DecisionRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
@@ -1830,7 +1898,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"$FOLLOW_UP_RECOMMENDATION_UNSPECIFIED\x10\x00\x12%\n" +
 	"!FOLLOW_UP_RECOMMENDATION_CONTINUE\x10\x01\x12&\n" +
 	"\"FOLLOW_UP_RECOMMENDATION_HAND_OVER\x10\x02\x12(\n" +
-	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\xb2\x01\n" +
+	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\x9d\x01\n" +
+	"\x04Role\x12\x14\n" +
+	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
+	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
+	"\x11ROLE_DESK_OFFICER\x10\x02\x12\x1b\n" +
+	"\x17ROLE_HEAD_OF_DEPARTMENT\x10\x03\x12\x18\n" +
+	"\x14ROLE_FUNDING_OFFICER\x10\x04\x12\x1a\n" +
+	"\x16ROLE_MEDIATION_SUPPORT\x10\x05*\xb2\x01\n" +
 	"\x0fPartnerRoleKind\x12!\n" +
 	"\x1dPARTNER_ROLE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PARTNER_ROLE_KIND_LEAD\x10\x01\x12\x1d\n" +
@@ -1850,73 +1925,74 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_lifecycle_proto_rawDescData
 }
 
-var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
 var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
 	(FollowUpRecommendation)(0),   // 2: demarche.v1.FollowUpRecommendation
-	(PartnerRoleKind)(0),          // 3: demarche.v1.PartnerRoleKind
-	(*Playbook)(nil),              // 4: demarche.v1.Playbook
-	(*PlaybookPhase)(nil),         // 5: demarche.v1.PlaybookPhase
-	(*StageSpec)(nil),             // 6: demarche.v1.StageSpec
-	(*Deadline)(nil),              // 7: demarche.v1.Deadline
-	(*FollowUpPlan)(nil),          // 8: demarche.v1.FollowUpPlan
-	(*WarningTriage)(nil),         // 9: demarche.v1.WarningTriage
-	(*GoodOfficesDecision)(nil),   // 10: demarche.v1.GoodOfficesDecision
-	(*FactFindingMandate)(nil),    // 11: demarche.v1.FactFindingMandate
-	(*FactFindingReport)(nil),     // 12: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 13: demarche.v1.EnvoyAppointment
-	(*StandbyTeamDeployed)(nil),   // 14: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 15: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 16: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 17: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 18: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 19: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 20: demarche.v1.DecisionRecord
-	(*SeverityControl)(nil),       // 21: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 22: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 23: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),               // 24: demarche.v1.Warning
-	(CrisisType)(0),               // 25: demarche.v1.CrisisType
-	(Stage)(0),                    // 26: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 27: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(Outcome)(0),                  // 29: demarche.v1.Outcome
+	(Role)(0),                     // 3: demarche.v1.Role
+	(PartnerRoleKind)(0),          // 4: demarche.v1.PartnerRoleKind
+	(*Playbook)(nil),              // 5: demarche.v1.Playbook
+	(*PlaybookPhase)(nil),         // 6: demarche.v1.PlaybookPhase
+	(*StageSpec)(nil),             // 7: demarche.v1.StageSpec
+	(*Deadline)(nil),              // 8: demarche.v1.Deadline
+	(*FollowUpPlan)(nil),          // 9: demarche.v1.FollowUpPlan
+	(*WarningTriage)(nil),         // 10: demarche.v1.WarningTriage
+	(*GoodOfficesDecision)(nil),   // 11: demarche.v1.GoodOfficesDecision
+	(*FactFindingMandate)(nil),    // 12: demarche.v1.FactFindingMandate
+	(*FactFindingReport)(nil),     // 13: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 14: demarche.v1.EnvoyAppointment
+	(*StandbyTeamDeployed)(nil),   // 15: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 16: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 17: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 18: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 19: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 20: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
+	(*SeverityControl)(nil),       // 22: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 23: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 24: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),               // 25: demarche.v1.Warning
+	(CrisisType)(0),               // 26: demarche.v1.CrisisType
+	(Stage)(0),                    // 27: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(Outcome)(0),                  // 30: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	25, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
-	5,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
-	7,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
-	8,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
-	6,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	26, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
-	7,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	27, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	27, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	27, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	26, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
+	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
+	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
+	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
+	27, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
+	28, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	28, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	28, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	28, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	29, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	29, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	9,  // 15: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	10, // 16: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	11, // 17: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	12, // 18: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	13, // 19: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	14, // 20: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	15, // 21: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	16, // 22: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	17, // 23: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	18, // 24: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	26, // 25: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	28, // 26: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	19, // 27: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	26, // 28: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	3,  // 29: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	28, // 30: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	28, // 31: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	30, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	10, // 15: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	11, // 16: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	12, // 17: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	13, // 18: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	14, // 19: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	15, // 20: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	16, // 21: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	17, // 22: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	18, // 23: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	19, // 24: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	27, // 25: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	29, // 26: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	20, // 27: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	27, // 28: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	4,  // 29: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	29, // 30: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	29, // 31: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
 	32, // [32:32] is the sub-list for method output_type
 	32, // [32:32] is the sub-list for method input_type
 	32, // [32:32] is the sub-list for extension type_name
@@ -1947,7 +2023,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      4,
+			NumEnums:      5,
 			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,

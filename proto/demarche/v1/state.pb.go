@@ -251,8 +251,10 @@ type CrisisState struct {
 	Warnings         []*Warning         `protobuf:"bytes,13,rep,name=warnings,proto3" json:"warnings,omitempty"`
 	Figures          *ClosureFigures    `protobuf:"bytes,14,opt,name=figures,proto3" json:"figures,omitempty"`
 	Lessons          []string           `protobuf:"bytes,15,rep,name=lessons,proto3" json:"lessons,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Signals refused (invalid, or not applicable to the crisis as it stood).
+	RefusedSignals []*RefusedSignal `protobuf:"bytes,16,rep,name=refused_signals,json=refusedSignals,proto3" json:"refused_signals,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -390,6 +392,13 @@ func (x *CrisisState) GetLessons() []string {
 	return nil
 }
 
+func (x *CrisisState) GetRefusedSignals() []*RefusedSignal {
+	if x != nil {
+		return x.RefusedSignals
+	}
+	return nil
+}
+
 // DeadlineState is one deadline of a crisis.
 type DeadlineState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -482,8 +491,10 @@ type PendingDecision struct {
 	Kind  string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
 	Stage Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
 	// Who may take it, e.g. "funding officer (not alice: four-eyes)".
-	Who           string                 `protobuf:"bytes,3,opt,name=who,proto3" json:"who,omitempty"`
-	DueAt         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	Who   string                 `protobuf:"bytes,3,opt,name=who,proto3" json:"who,omitempty"`
+	DueAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
+	// The role that may take it.
+	Role          Role `protobuf:"varint,5,opt,name=role,proto3,enum=demarche.v1.Role" json:"role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -546,6 +557,75 @@ func (x *PendingDecision) GetDueAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PendingDecision) GetRole() Role {
+	if x != nil {
+		return x.Role
+	}
+	return Role_ROLE_UNSPECIFIED
+}
+
+// RefusedSignal is a signal from a machine (a partner acknowledgement, a
+// warning, a stage's report) that the crisis refused, and why.
+type RefusedSignal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Signal        string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefusedSignal) Reset() {
+	*x = RefusedSignal{}
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefusedSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefusedSignal) ProtoMessage() {}
+
+func (x *RefusedSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefusedSignal.ProtoReflect.Descriptor instead.
+func (*RefusedSignal) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RefusedSignal) GetSignal() string {
+	if x != nil {
+		return x.Signal
+	}
+	return ""
+}
+
+func (x *RefusedSignal) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *RefusedSignal) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // ClosureFigures are what the report asks to measure (§59-60).
 type ClosureFigures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -564,7 +644,7 @@ type ClosureFigures struct {
 
 func (x *ClosureFigures) Reset() {
 	*x = ClosureFigures{}
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -576,7 +656,7 @@ func (x *ClosureFigures) String() string {
 func (*ClosureFigures) ProtoMessage() {}
 
 func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -589,7 +669,7 @@ func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureFigures.ProtoReflect.Descriptor instead.
 func (*ClosureFigures) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ClosureFigures) GetWarningToAction() *durationpb.Duration {
@@ -652,7 +732,7 @@ type StageTime struct {
 
 func (x *StageTime) Reset() {
 	*x = StageTime{}
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +744,7 @@ func (x *StageTime) String() string {
 func (*StageTime) ProtoMessage() {}
 
 func (x *StageTime) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +757,7 @@ func (x *StageTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageTime.ProtoReflect.Descriptor instead.
 func (*StageTime) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StageTime) GetStage() Stage {
@@ -707,7 +787,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\x8e\x06\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xd3\x06\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -724,7 +804,8 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\tdecisions\x18\f \x03(\v2\x1b.demarche.v1.DecisionRecordR\tdecisions\x120\n" +
 	"\bwarnings\x18\r \x03(\v2\x14.demarche.v1.WarningR\bwarnings\x125\n" +
 	"\afigures\x18\x0e \x01(\v2\x1b.demarche.v1.ClosureFiguresR\afigures\x12\x18\n" +
-	"\alessons\x18\x0f \x03(\tR\alessons\"\xaa\x02\n" +
+	"\alessons\x18\x0f \x03(\tR\alessons\x12C\n" +
+	"\x0frefused_signals\x18\x10 \x03(\v2\x1a.demarche.v1.RefusedSignalR\x0erefusedSignals\"\xaa\x02\n" +
 	"\rDeadlineState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x129\n" +
@@ -733,12 +814,17 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"at_risk_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\batRiskAt\x121\n" +
 	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x123\n" +
-	"\x06status\x18\x06 \x01(\x0e2\x1b.demarche.v1.DeadlineStatusR\x06status\"\x94\x01\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1b.demarche.v1.DeadlineStatusR\x06status\"\xbb\x01\n" +
 	"\x0fPendingDecision\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x10\n" +
 	"\x03who\x18\x03 \x01(\tR\x03who\x121\n" +
-	"\x06due_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xd8\x02\n" +
+	"\x06due_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12%\n" +
+	"\x04role\x18\x05 \x01(\x0e2\x11.demarche.v1.RoleR\x04role\"k\n" +
+	"\rRefusedSignal\x12\x16\n" +
+	"\x06signal\x18\x01 \x01(\tR\x06signal\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xd8\x02\n" +
 	"\x0eClosureFigures\x12E\n" +
 	"\x11warning_to_action\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0fwarningToAction\x127\n" +
 	"\vstage_times\x18\x02 \x03(\v2\x16.demarche.v1.StageTimeR\n" +
@@ -777,7 +863,7 @@ func file_demarche_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_demarche_v1_state_proto_goTypes = []any{
 	(StageStatus)(0),              // 0: demarche.v1.StageStatus
 	(DeadlineStatus)(0),           // 1: demarche.v1.DeadlineStatus
@@ -785,52 +871,57 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*CrisisState)(nil),           // 3: demarche.v1.CrisisState
 	(*DeadlineState)(nil),         // 4: demarche.v1.DeadlineState
 	(*PendingDecision)(nil),       // 5: demarche.v1.PendingDecision
-	(*ClosureFigures)(nil),        // 6: demarche.v1.ClosureFigures
-	(*StageTime)(nil),             // 7: demarche.v1.StageTime
-	(Stage)(0),                    // 8: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 10: google.protobuf.Duration
-	(*Crisis)(nil),                // 11: demarche.v1.Crisis
-	(Outcome)(0),                  // 12: demarche.v1.Outcome
-	(*PartnerRoleAck)(nil),        // 13: demarche.v1.PartnerRoleAck
-	(*DecisionRecord)(nil),        // 14: demarche.v1.DecisionRecord
-	(*Warning)(nil),               // 15: demarche.v1.Warning
+	(*RefusedSignal)(nil),         // 6: demarche.v1.RefusedSignal
+	(*ClosureFigures)(nil),        // 7: demarche.v1.ClosureFigures
+	(*StageTime)(nil),             // 8: demarche.v1.StageTime
+	(Stage)(0),                    // 9: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*Crisis)(nil),                // 12: demarche.v1.Crisis
+	(Outcome)(0),                  // 13: demarche.v1.Outcome
+	(*PartnerRoleAck)(nil),        // 14: demarche.v1.PartnerRoleAck
+	(*DecisionRecord)(nil),        // 15: demarche.v1.DecisionRecord
+	(*Warning)(nil),               // 16: demarche.v1.Warning
+	(Role)(0),                     // 17: demarche.v1.Role
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
-	8,  // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	9,  // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	9,  // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	10, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
+	9,  // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
+	10, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
+	10, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	11, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
 	0,  // 4: demarche.v1.StageRecord.status:type_name -> demarche.v1.StageStatus
-	11, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	8,  // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
+	12, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
+	9,  // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
 	2,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	9,  // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	12, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	8,  // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
+	10, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
+	13, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
+	9,  // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
 	5,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
 	4,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
-	13, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
-	14, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
-	15, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
-	6,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
-	8,  // 17: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	9,  // 18: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 19: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	9,  // 20: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	1,  // 21: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	8,  // 22: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	9,  // 23: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	10, // 24: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	7,  // 25: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	10, // 26: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	8,  // 27: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	10, // 28: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	29, // [29:29] is the sub-list for method output_type
-	29, // [29:29] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	14, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
+	15, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
+	16, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
+	7,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
+	6,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
+	9,  // 18: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	10, // 19: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	10, // 20: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	10, // 21: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	1,  // 22: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	9,  // 23: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	10, // 24: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	17, // 25: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	10, // 26: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	11, // 27: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	8,  // 28: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	11, // 29: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	9,  // 30: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	11, // 31: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	32, // [32:32] is the sub-list for method output_type
+	32, // [32:32] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
@@ -846,7 +937,7 @@ func file_demarche_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_state_proto_rawDesc), len(file_demarche_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

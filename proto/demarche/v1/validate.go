@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
@@ -390,34 +391,33 @@ func (c *checker) enumSet(field string, n int32, names map[int32]string, allowed
 	}
 }
 
-// DecisionKind names the decision a request carries, e.g. "good-offices"; "" when none.
+// DecisionKind names the decision a request carries: its oneof field's name in
+// kebab case, e.g. "good-offices"; "" when none. The schema is the one place a
+// decision is named: workflow, CLI verbs, HTTP bodies and events use this name.
 func (x *DecisionRequest) DecisionKind() string {
-	if x.GetDecision() == nil {
+	f := x.ProtoReflect().WhichOneof(decisionOneof())
+	if f == nil {
 		return ""
 	}
-	switch x.GetDecision().(type) {
-	case *DecisionRequest_Triage:
-		return "triage"
-	case *DecisionRequest_GoodOffices:
-		return "good-offices"
-	case *DecisionRequest_FactFindingMandate:
-		return "fact-finding-mandate"
-	case *DecisionRequest_FactFindingReport:
-		return "fact-finding-report"
-	case *DecisionRequest_EnvoyAppointment:
-		return "envoy-appointment"
-	case *DecisionRequest_StandbyTeamDeployed:
-		return "standby-team-deployed"
-	case *DecisionRequest_FundingRequest:
-		return "funding-request"
-	case *DecisionRequest_FundingDecision:
-		return "funding-decision"
-	case *DecisionRequest_FollowUpCheckIn:
-		return "follow-up-check-in"
-	case *DecisionRequest_Closure:
-		return "closure"
+	return kindOf(f)
+}
+
+// DecisionKinds lists every decision kind, in schema order.
+func DecisionKinds() []string {
+	fields := decisionOneof().Fields()
+	out := make([]string, fields.Len())
+	for i := range out {
+		out[i] = kindOf(fields.Get(i))
 	}
-	return ""
+	return out
+}
+
+func decisionOneof() protoreflect.OneofDescriptor {
+	return (*DecisionRequest)(nil).ProtoReflect().Descriptor().Oneofs().ByName("decision")
+}
+
+func kindOf(f protoreflect.FieldDescriptor) string {
+	return strings.ReplaceAll(string(f.Name()), "_", "-")
 }
 
 // MaxFundingRequestUSD bounds one request; larger sums go through other channels.
@@ -431,7 +431,7 @@ func (x *DecisionRequest) Validate() error {
 	c.text("rationale", x.GetRationale(), true)
 	switch d := x.GetDecision().(type) {
 	case nil:
-		c.fail("decision", "is required: one of triage, good-offices, fact-finding-mandate, fact-finding-report, envoy-appointment, standby-team-deployed, funding-request, funding-decision, follow-up-check-in, closure")
+		c.fail("decision", "is required: one of %s", strings.Join(DecisionKinds(), ", "))
 	case *DecisionRequest_Triage:
 		c.text("triage.assessment", d.Triage.GetAssessment(), true)
 	case *DecisionRequest_GoodOffices:

@@ -141,3 +141,17 @@ func TestEveryCountryHasOneRegion(t *testing.T) {
 		t.Errorf("only %d countries known", len(seen))
 	}
 }
+
+func TestDecisionKindIsTheOneofFieldName(t *testing.T) {
+	kinds := DecisionKinds()
+	if len(kinds) != 10 || kinds[0] != "triage" || kinds[2] != "fact-finding-mandate" || kinds[9] != "closure" {
+		t.Fatalf("kinds: %v", kinds)
+	}
+	r := &DecisionRequest{Decision: &DecisionRequest_FundingDecision{FundingDecision: &FundingDecision{}}}
+	if got := r.DecisionKind(); got != "funding-decision" {
+		t.Fatalf("kind %q", got)
+	}
+	if got := (&DecisionRequest{}).DecisionKind(); got != "" {
+		t.Fatalf("empty request has kind %q", got)
+	}
+}
