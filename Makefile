@@ -10,7 +10,7 @@ BIN     := bin/demarche
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
 
-.PHONY: help build run test test-short lint proto proto-check fmt vet bench record-histories clean
+.PHONY: help build run test test-short lint proto proto-check fmt vet bench record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,9 +53,19 @@ proto-check: ## fail when the committed generated code is out of date
 fmt: ## gofmt every Go file
 	gofmt -w proto pkg workflows services devstack
 
-record-histories: ## re-record workflows/testdata from a real run (then review and commit)
+# Versioning rule: until the first release tag, a workflow change re-records the
+# histories (record-histories); from the first tag on, the histories of each tag
+# are kept (tag-histories) and replayed by make test, and a change that breaks one
+# needs a versioning branch.
+record-histories: ## re-record workflows/crisis/testdata (one history per workflow type) from a real run
 	DEMARCHE_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestPlatform' ./devstack/stack/
 	$(GO) test -count=1 -run Replay ./workflows/...
+
+tag-histories: ## keep today's histories for release tag TAG (make tag-histories TAG=v0.1.0)
+	@test -n "$(TAG)" || { echo "usage: make tag-histories TAG=v0.1.0"; exit 1; }
+	mkdir -p workflows/crisis/testdata/tags/$(TAG)
+	cp workflows/crisis/testdata/*.json workflows/crisis/testdata/tags/$(TAG)/
+	$(GO) test -count=1 -run ReplayTagged ./workflows/crisis/
 
 clean: ## remove build output (not the data folder)
 	rm -rf bin

@@ -16,22 +16,23 @@ import (
 )
 
 // recordHistories writes the histories of a crisis and of its stages' child
-// workflows under workflows/testdata when DEMARCHE_RECORD_HISTORIES is set
-// (`make record-histories`): the replay tests in workflows/ then check that
-// today's code still replays what ran on the real stack.
+// workflows under workflows/crisis/testdata, one file per workflow type named
+// after it, when DEMARCHE_RECORD_HISTORIES is set (`make record-histories`):
+// the replay tests then check that today's code replays what ran on the real
+// stack.
 func recordHistories(t *testing.T, tc client.Client, crisisID string) {
 	t.Helper()
 	if os.Getenv("DEMARCHE_RECORD_HISTORIES") == "" {
 		return
 	}
-	files := map[string]string{crisis.WorkflowID(crisisID): "crisis_response_lifecycle.json"}
+	files := map[string]string{crisis.WorkflowID(crisisID): crisis.WorkflowName + ".json"}
 	for stage, name := range map[demarchev1.Stage]string{
-		demarchev1.Stage_STAGE_FACT_FINDING:           "fact_finding_mission.json",
-		demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT:       "envoy_deployment.json",
-		demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING: "rapid_response_funding.json",
-		demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:    "sustained_follow_up.json",
+		demarchev1.Stage_STAGE_FACT_FINDING:           crisis.FactFindingWorkflow,
+		demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT:       crisis.EnvoyWorkflow,
+		demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING: crisis.FundingWorkflow,
+		demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:    crisis.FollowUpWorkflow,
 	} {
-		files[crisis.ChildWorkflowID(crisisID, stage, 1)] = name
+		files[crisis.ChildWorkflowID(crisisID, stage, 1)] = name + ".json"
 	}
 	for id, name := range files {
 		hist := &historypb.History{}
@@ -47,7 +48,7 @@ func recordHistories(t *testing.T, tc client.Client, crisisID string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		path := filepath.Join("..", "..", "workflows", "testdata", name)
+		path := filepath.Join("..", "..", "workflows", "crisis", "testdata", name)
 		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -21,7 +21,7 @@ import (
 
 // The committed history of a drill crisis run on the real stack (15 decisions).
 const (
-	historyFile   = "../../workflows/testdata/crisis_response_lifecycle.json"
+	historyFile   = "../../workflows/crisis/testdata/CrisisResponse.json"
 	historyCrisis = "GN-20261127-E2E01"
 )
 

@@ -12,153 +12,128 @@ import (
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
+// controlFlags are shared by every operator control.
+type controlFlags struct {
+	principal, requestID string
+}
+
+func (f *controlFlags) bind(c *cobra.Command) {
+	c.Flags().StringVar(&f.principal, "as", defaultPrincipal(), "who acts (env DEMARCHE_PRINCIPAL, default $USER)")
+	c.Flags().StringVar(&f.requestID, "request-id", "", "idempotency key: the same key is applied once (default: generated)")
+}
+
 // newControlCmds are the operator controls: escalate, de-escalate, skip,
-// reopen, warn, partner-role. They are signals: the CLI checks what it can
-// first (input rules, and the crisis's state for skip and reopen) so a mistake
-// gets an error instead of being ignored by the workflow.
+// reopen, warn, partner-role. Each is a crisis update: the crisis checks it
+// and a refusal names the rule that failed (the CLI keeps no copy of the rules).
 func newControlCmds(app *App) []*cobra.Command {
-	principal := func(c *cobra.Command, p *string) {
-		def := defaultPrincipal()
-		c.Flags().StringVar(p, "as", def, "who acts (env DEMARCHE_PRINCIPAL, default $USER)")
+	return []*cobra.Command{
+		newSeverityCmd(app, "escalate", crisis.UpdateEscalate, "Raise the crisis's severity by one level (at most 5)"),
+		newSeverityCmd(app, "de-escalate", crisis.UpdateDeEscalate, "Lower the crisis's severity by one level (at least 1)"),
+		newStageControlCmd(app, "skip", crisis.UpdateSkipStage, "Skip a running or upcoming stage, with a reason"),
+		newStageControlCmd(app, "reopen", crisis.UpdateReopenStage, "Run a completed or skipped stage again, with a reason"),
+		newWarnCmd(app),
+		newPartnerRoleCmd(app),
 	}
-	send := func(cmd *cobra.Command, id, name string, arg any, done string) error {
-		tc, err := app.temporal(cmd.Context())
-		if err != nil {
-			return err
-		}
-		defer tc.Close()
-		if err := crisis.Signal(cmd.Context(), tc, id, name, arg); err != nil {
-			return err
-		}
-		fmt.Fprintln(app.Out, done)
-		return nil
+}
+
+// sendControl applies one control and prints what it changed.
+func (a *App) sendControl(cmd *cobra.Command, id string, f controlFlags, name string, arg demarchev1.Validator, done func(*demarchev1.CrisisState) string) error {
+	tc, err := a.temporal(cmd.Context())
+	if err != nil {
+		return err
 	}
-	var cmds []*cobra.Command
-	for _, sev := range []struct {
-		use, signal, short string
-		delta              int32
-	}{
-		{"escalate", crisis.SignalEscalate, "Raise the crisis's severity by one level", +1},
-		{"de-escalate", crisis.SignalDeEscalate, "Lower the crisis's severity by one level", -1},
-	} {
-		sev := sev
-		var ctl demarchev1.SeverityControl
-		c := &cobra.Command{Use: sev.use + " CRISIS-ID", Short: sev.short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				if err := ctl.Validate(); err != nil {
-					return err
-				}
-				st, err := app.state(cmd, args[0])
-				if err != nil {
-					return err
-				}
-				if s := st.GetCrisis().GetSeverity() + sev.delta; s < 1 || s > 5 {
-					return fmt.Errorf("severity is %d already (allowed: 1 to 5)", st.GetCrisis().GetSeverity())
-				}
-				return send(cmd, args[0], sev.signal, &ctl, fmt.Sprintf("%s: severity %d -> %d requested", args[0], st.GetCrisis().GetSeverity(), st.GetCrisis().GetSeverity()+sev.delta))
-			}}
-		principal(c, &ctl.Principal)
-		c.Flags().StringVar(&ctl.Reason, "reason", "", "why (required)")
-		cmds = append(cmds, c)
+	defer tc.Close()
+	st, err := crisis.Control(cmd.Context(), tc, id, f.requestID, name, arg)
+	if err != nil {
+		return err
 	}
-	for _, sc := range []struct {
-		use, signal, short string
-	}{
-		{"skip", crisis.SignalSkipStage, "Skip a running or upcoming stage, with a reason"},
-		{"reopen", crisis.SignalReopenStage, "Run a completed or skipped stage again, with a reason"},
-	} {
-		sc := sc
-		var ctl demarchev1.StageControl
-		var stage string
-		c := &cobra.Command{Use: sc.use + " CRISIS-ID", Short: sc.short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				s, err := demarchev1.ParseStage(stage)
-				if err != nil {
-					return fmt.Errorf("--stage: %s", reasonOf(err))
-				}
-				ctl.Stage = s
-				if err := ctl.Validate(); err != nil {
-					return err
-				}
-				st, err := app.state(cmd, args[0])
-				if err != nil {
-					return err
-				}
-				if err := checkStageControl(sc.use, s, st); err != nil {
-					return err
-				}
-				return send(cmd, args[0], sc.signal, &ctl, fmt.Sprintf("%s: %s %s requested", args[0], sc.use, s.Slug()))
-			}}
-		principal(c, &ctl.Principal)
-		c.Flags().StringVar(&ctl.Reason, "reason", "", "why (required)")
-		c.Flags().StringVar(&stage, "stage", "", "the stage: "+strings.Join(demarchev1.StageSlugs()[:6], ", ")+" (required)")
-		cmds = append(cmds, c)
-	}
+	fmt.Fprintln(a.Out, done(st))
+	return nil
+}
+
+func newSeverityCmd(app *App, use, update, short string) *cobra.Command {
+	var f controlFlags
+	var ctl demarchev1.SeverityControl
+	c := &cobra.Command{Use: use + " CRISIS-ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctl.Principal = f.principal
+			return app.sendControl(cmd, args[0], f, update, &ctl, func(st *demarchev1.CrisisState) string {
+				return fmt.Sprintf("%s: severity now %d", args[0], st.GetCrisis().GetSeverity())
+			})
+		}}
+	f.bind(c)
+	c.Flags().StringVar(&ctl.Reason, "reason", "", "why (required)")
+	return c
+}
+
+func newStageControlCmd(app *App, use, update, short string) *cobra.Command {
+	var f controlFlags
+	var ctl demarchev1.StageControl
+	var stage string
+	c := &cobra.Command{Use: use + " CRISIS-ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := demarchev1.ParseStage(stage)
+			if err != nil {
+				return fmt.Errorf("--stage: %s", reasonOf(err))
+			}
+			ctl.Stage, ctl.Principal = s, f.principal
+			return app.sendControl(cmd, args[0], f, update, &ctl, func(st *demarchev1.CrisisState) string {
+				return fmt.Sprintf("%s: %s %s done; running now: %s", args[0], use, s.Slug(), stageList(st.GetActiveStages()))
+			})
+		}}
+	f.bind(c)
+	c.Flags().StringVar(&ctl.Reason, "reason", "", "why (required)")
+	c.Flags().StringVar(&stage, "stage", "", "the stage: "+strings.Join(demarchev1.StageSlugs()[:6], ", ")+" (required)")
+	return c
+}
+
+func newWarnCmd(app *App) *cobra.Command {
+	var f controlFlags
 	var w demarchev1.Warning
-	warn := &cobra.Command{Use: "warn CRISIS-ID", Short: "Attach a new early-warning signal (during follow-up a severe one is a relapse)", Args: cobra.ExactArgs(1),
+	c := &cobra.Command{Use: "warn CRISIS-ID", Short: "Attach a new early-warning signal (during follow-up a severe one is a relapse)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w.ObservedAt = timestamppb.New(time.Now())
-			return send(cmd, args[0], crisis.SignalWarning, &w, fmt.Sprintf("%s: warning attached", args[0]))
+			return app.sendControl(cmd, args[0], f, crisis.UpdateWarn, &w, func(st *demarchev1.CrisisState) string {
+				return fmt.Sprintf("%s: warning attached (%d in all)", args[0], len(st.GetWarnings()))
+			})
 		}}
-	warn.Flags().StringVar(&w.Source, "source", "", "where the signal comes from, e.g. acled, ecowarn, un-human-rights (required)")
-	warn.Flags().StringVar(&w.SourceId, "source-id", "", "the source's own id of the signal")
-	warn.Flags().StringVar(&w.Summary, "summary", "", "what happened (required)")
-	warn.Flags().Int32Var(&w.Severity, "severity", 0, "1 to 5 (required)")
-	cmds = append(cmds, warn)
+	f.bind(c)
+	c.Flags().StringVar(&w.Source, "source", "", "where the signal comes from, e.g. acled, ecowarn, un-human-rights (required)")
+	c.Flags().StringVar(&w.SourceId, "source-id", "", "the source's own id of the signal")
+	c.Flags().StringVar(&w.Summary, "summary", "", "what happened (required)")
+	c.Flags().Int32Var(&w.Severity, "severity", 0, "1 to 5 (required)")
+	return c
+}
 
+func newPartnerRoleCmd(app *App) *cobra.Command {
+	var f controlFlags
 	var ack demarchev1.PartnerRoleAck
 	var role string
-	partner := &cobra.Command{Use: "partner-role CRISIS-ID", Short: "Record a partner organisation's role (lead, support, burden-sharing, joint)", Args: cobra.ExactArgs(1),
+	c := &cobra.Command{Use: "partner-role CRISIS-ID", Short: "Record a partner organisation's role (lead, support, burden-sharing, joint)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := demarchev1.ParsePartnerRoleKind(role)
 			if err != nil {
 				return fmt.Errorf("--role: %s", reasonOf(err))
 			}
-			ack.Role = r
+			ack.Role, ack.Principal = r, f.principal
 			ack.AcknowledgedAt = timestamppb.New(time.Now())
-			return send(cmd, args[0], crisis.SignalPartnerRole, &ack, fmt.Sprintf("%s: %s acknowledged as %s", args[0], ack.GetPartner(), r.Slug()))
+			return app.sendControl(cmd, args[0], f, crisis.UpdatePartnerRole, &ack, func(*demarchev1.CrisisState) string {
+				return fmt.Sprintf("%s: %s recorded as %s", args[0], ack.GetPartner(), r.Slug())
+			})
 		}}
-	principal(partner, &ack.Principal)
-	partner.Flags().StringVar(&ack.Partner, "partner", "", "organisation, e.g. AU, ECOWAS, EU, OSCE, OAS (required)")
-	partner.Flags().StringVar(&role, "role", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.PartnerRoleKind(0)), ", ")+" (required)")
-	cmds = append(cmds, partner)
-	return cmds
+	f.bind(c)
+	c.Flags().StringVar(&ack.Partner, "partner", "", "organisation, e.g. AU, ECOWAS, EU, OSCE, OAS (required)")
+	c.Flags().StringVar(&role, "role", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.PartnerRoleKind(0)), ", ")+" (required)")
+	return c
 }
 
-// checkStageControl says why a skip or reopen would be ignored.
-func checkStageControl(verb string, s demarchev1.Stage, st *demarchev1.CrisisState) error {
-	if st.GetClosedAt() != nil {
-		return fmt.Errorf("crisis %s is closed", st.GetCrisis().GetId())
+func stageList(stages []demarchev1.Stage) string {
+	if len(stages) == 0 {
+		return "none"
 	}
-	running, reached := false, false
-	for _, a := range st.GetActiveStages() {
-		running = running || a == s
+	out := make([]string, len(stages))
+	for i, s := range stages {
+		out[i] = s.Slug()
 	}
-	for _, r := range st.GetTimeline() {
-		reached = reached || r.GetStage() == s
-	}
-	switch verb {
-	case "skip":
-		if reached && !running {
-			return fmt.Errorf("stage %s has already ended; nothing to skip", s.Slug())
-		}
-	case "reopen":
-		if running {
-			return fmt.Errorf("stage %s is running; nothing to reopen", s.Slug())
-		}
-		if !reached {
-			return fmt.Errorf("stage %s has not run yet in this crisis (playbook %s)", s.Slug(), st.GetPlaybook())
-		}
-	}
-	return nil
-}
-
-// state queries a crisis's state for a command.
-func (a *App) state(cmd *cobra.Command, id string) (*demarchev1.CrisisState, error) {
-	tc, err := a.temporal(cmd.Context())
-	if err != nil {
-		return nil, err
-	}
-	defer tc.Close()
-	return crisis.State(cmd.Context(), tc, id)
+	return strings.Join(out, ", ")
 }

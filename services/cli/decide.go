@@ -6,32 +6,38 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
-// decisionFlags are shared by every `crisis decide` verb.
-type decisionFlags struct {
-	principal, rationale, requestID string
+// decisionVerb is the CLI side of one decision kind: its verb is the kind's
+// name (demarchev1.DecisionKinds), bind adds its flags and returns the builder
+// of the decision from them.
+type decisionVerb struct {
+	kind, short, example string
+	// aliases are the verbs of earlier releases, still accepted.
+	aliases []string
+	bind    func(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error)
 }
 
-func (d *decisionFlags) bind(cmd *cobra.Command) {
-	def := defaultPrincipal()
-	cmd.Flags().StringVar(&d.principal, "as", def, "who decides (env DEMARCHE_PRINCIPAL, default $USER)")
-	cmd.Flags().StringVar(&d.rationale, "rationale", "", "why: recorded with the decision (required)")
-	cmd.Flags().StringVar(&d.requestID, "request-id", "", "idempotency key: the same key is recorded once (default: generated)")
+// decisionVerbs has one verb per decision kind, in the schema's order; a test
+// checks the names match the schema.
+var decisionVerbs = []decisionVerb{
+	{kind: "triage", short: "Confirm the warning calls for a response (ends the warning stage)", bind: bindTriage},
+	{kind: "good-offices", short: "Choose the good-offices option (ends good offices)", bind: bindGoodOffices,
+		example: `  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale "junta open to talks"`},
+	{kind: "fact-finding-mandate", aliases: []string{"mandate"}, short: "Mandate the fact-finding mission (terms, mandating body, team, report deadline)", bind: bindMandate},
+	{kind: "fact-finding-report", aliases: []string{"report"}, short: "Record the fact-finding report (ends fact-finding)", bind: bindReport},
+	{kind: "envoy-appointment", aliases: []string{"appoint-envoy"}, short: "Appoint the special envoy and the standby team, booked on the roster (the 72h clock runs from the stage's start)", bind: bindAppointment},
+	{kind: "standby-team-deployed", aliases: []string{"deployed"}, short: "Confirm the standby team is deployed (ends envoy deployment)", bind: bindDeployed},
+	{kind: "funding-request", aliases: []string{"request-funds"}, short: "Request rapid-response funding", bind: bindFundingRequest},
+	{kind: "funding-decision", aliases: []string{"decide-funds"}, short: "Approve (--approve) or reject a funding request; never by its requester (four-eyes)", bind: bindFundingDecision},
+	{kind: "follow-up-check-in", aliases: []string{"check-in"}, short: "Record a follow-up check-in", bind: bindCheckIn},
+	{kind: "closure", aliases: []string{"close"}, short: "Close the crisis with its outcome and lessons (after every stage has ended)", bind: bindClosure},
 }
-
-// verb is one decision: its flags fill the decision, and build checks them.
-type verb struct {
-	use, short, long, example string
-	bind                      func(*cobra.Command)
-	build                     func() (isDecision, error)
-}
-
-type isDecision = func(*demarchev1.DecisionRequest)
 
 func newDecideCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -40,171 +46,177 @@ func newDecideCmd(app *App) *cobra.Command {
 		Long: `Record a decision on a crisis. The crisis checks it before anything is written
 (the stage must be running, the decision pending, the four-eyes rule kept) and
 the error names the rule that failed. "demarche crisis show ID" lists what the
-crisis is waiting for and who may decide it.`,
+crisis is waiting for and who may decide it. Each verb is the decision's name
+in the schema, the HTTP API and the events.`,
 	}
-	var (
-		assessment, terms, body, reportDue, summary, envoy, location, fund, purpose, fundReq, tensions, recommendation, outcome, option string
-		team, findings, standby, lessons                                                                                                []string
-		amount                                                                                                                          int64
-		approve, implemented                                                                                                            bool
-	)
-	verbs := []verb{
-		{use: "triage", short: "Confirm the warning calls for a response (ends the warning stage)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&assessment, "assessment", "", "what the warning shows (required)")
-			},
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: assessment}}
-				}, nil
-			}},
-		{use: "good-offices", short: "Choose the good-offices option (ends good offices)",
-			example: "  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&option, "option", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.GoodOfficesOption(0)), ", ")+" (required)")
-			},
-			build: func() (isDecision, error) {
-				o, err := demarchev1.ParseGoodOfficesOption(option)
-				if err != nil {
-					return nil, fmt.Errorf("--option: %s", reasonOf(err))
-				}
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: o}}
-				}, nil
-			}},
-		{use: "mandate", short: "Mandate the fact-finding mission (terms, mandating body, team, report deadline)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&terms, "terms", "", "terms of reference (required)")
-				c.Flags().StringVar(&body, "body", "", "mandating body: "+strings.Join(demarchev1.EnumSlugs(demarchev1.MandatingBody(0)), ", ")+" (required)")
-				c.Flags().StringSliceVar(&team, "team", nil, "mission members, comma-separated (required)")
-				c.Flags().StringVar(&reportDue, "report-due", "", "RFC 3339 time or a duration from now, e.g. 720h (required)")
-			},
-			build: func() (isDecision, error) {
-				b, err := demarchev1.ParseMandatingBody(body)
-				if err != nil {
-					return nil, fmt.Errorf("--body: %s", reasonOf(err))
-				}
-				due, err := parseWhen(reportDue)
-				if err != nil {
-					return nil, fmt.Errorf("--report-due: %w", err)
-				}
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: &demarchev1.FactFindingMandate{
-						TermsOfReference: terms, MandatingBody: b, Team: team, ReportDue: due}}
-				}, nil
-			}},
-		{use: "report", short: "Record the fact-finding report (ends fact-finding)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&summary, "summary", "", "summary of the findings (required)")
-				c.Flags().StringArrayVar(&findings, "finding", nil, "one finding; repeat the flag for more")
-			},
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: &demarchev1.FactFindingReport{Summary: summary, Findings: findings}}
-				}, nil
-			}},
-		{use: "appoint-envoy", short: "Appoint the special envoy and the standby team (starts nothing new: the 72h clock runs from the stage's start)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&envoy, "envoy", "", "the special envoy (required)")
-				c.Flags().StringSliceVar(&standby, "standby-team", nil, "standby-team experts, comma-separated (required)")
-			},
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: envoy, StandbyTeam: standby}}
-				}, nil
-			}},
-		{use: "deployed", short: "Confirm the standby team is deployed (ends envoy deployment)",
-			bind: func(c *cobra.Command) { c.Flags().StringVar(&location, "location", "", "where the team is (required)") },
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: location}}
-				}, nil
-			}},
-		{use: "request-funds", short: "Request rapid-response funding",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&fundReq, "funding-request", "", "request id, e.g. FR-1 (required)")
-				c.Flags().StringVar(&fund, "fund", "", "fund, e.g. flexible-financing or peacebuilding-irf (required)")
-				c.Flags().Int64Var(&amount, "amount", 0, "amount in US dollars (required)")
-				c.Flags().StringVar(&purpose, "purpose", "", "what the money is for (required)")
-			},
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{RequestId: fundReq, Fund: fund, AmountUsd: amount, Purpose: purpose}}
-				}, nil
-			}},
-		{use: "decide-funds", short: "Approve (--approve) or reject a funding request; never by its requester (four-eyes)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&fundReq, "funding-request", "", "request id (required)")
-				c.Flags().BoolVar(&approve, "approve", false, "approve the request (without it: reject)")
-			},
-			build: func() (isDecision, error) {
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{RequestId: fundReq, Approve: approve}}
-				}, nil
-			}},
-		{use: "check-in", short: "Record a follow-up check-in",
-			bind: func(c *cobra.Command) {
-				c.Flags().BoolVar(&implemented, "commitments-implemented", false, "the parties' commitments are being implemented")
-				c.Flags().StringVar(&tensions, "tensions", "", "tensions observed")
-				c.Flags().StringVar(&recommendation, "recommendation", "continue", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.FollowUpRecommendation(0)), ", "))
-			},
-			build: func() (isDecision, error) {
-				rec, err := demarchev1.ParseFollowUpRecommendation(recommendation)
-				if err != nil {
-					return nil, fmt.Errorf("--recommendation: %s", reasonOf(err))
-				}
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{CommitmentsImplemented: implemented, Tensions: tensions, Recommendation: rec}}
-				}, nil
-			}},
-		{use: "close", short: "Close the crisis with its outcome and lessons (after every stage has ended)",
-			bind: func(c *cobra.Command) {
-				c.Flags().StringVar(&outcome, "outcome", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.Outcome(0)), ", ")+" (required)")
-				c.Flags().StringArrayVar(&lessons, "lesson", nil, "one lesson; repeat the flag for more (at least one)")
-			},
-			build: func() (isDecision, error) {
-				o, err := demarchev1.ParseOutcome(outcome)
-				if err != nil {
-					return nil, fmt.Errorf("--outcome: %s", reasonOf(err))
-				}
-				return func(r *demarchev1.DecisionRequest) {
-					r.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: o, Lessons: lessons}}
-				}, nil
-			}},
-	}
-	for _, v := range verbs {
-		v := v
-		var df decisionFlags
-		sub := &cobra.Command{
-			Use: v.use + " CRISIS-ID", Short: v.short, Example: v.example, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				fill, err := v.build()
-				if err != nil {
-					return err
-				}
-				req := &demarchev1.DecisionRequest{Principal: df.principal, Rationale: df.rationale}
-				fill(req)
-				if err := req.Validate(); err != nil {
-					return err
-				}
-				tc, err := app.temporal(cmd.Context())
-				if err != nil {
-					return err
-				}
-				defer tc.Close()
-				rec, err := crisis.Decide(cmd.Context(), tc, args[0], df.requestID, req)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(app.Out, "recorded decision %d on %s: %s by %s at %s\n", rec.GetNumber(), args[0], rec.GetKind(), rec.GetPrincipal(), ts(rec.GetDecidedAt()))
-				return nil
-			},
-		}
-		df.bind(sub)
-		v.bind(sub)
-		cmd.AddCommand(sub)
+	for _, v := range decisionVerbs {
+		cmd.AddCommand(newDecisionVerbCmd(app, v))
 	}
 	return cmd
+}
+
+func newDecisionVerbCmd(app *App, v decisionVerb) *cobra.Command {
+	var principal, rationale, requestID string
+	sub := &cobra.Command{Use: v.kind + " CRISIS-ID", Aliases: v.aliases, Short: v.short, Example: v.example, Args: cobra.ExactArgs(1)}
+	sub.Flags().StringVar(&principal, "as", defaultPrincipal(), "who decides (env DEMARCHE_PRINCIPAL, default $USER)")
+	sub.Flags().StringVar(&rationale, "rationale", "", "why: recorded with the decision (required)")
+	sub.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same key is recorded once (default: generated)")
+	build := v.bind(sub.Flags())
+	sub.RunE = func(cmd *cobra.Command, args []string) error {
+		req, err := build()
+		if err != nil {
+			return err
+		}
+		req.Principal, req.Rationale = principal, rationale
+		if err := req.Validate(); err != nil {
+			return err
+		}
+		tc, err := app.temporal(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer tc.Close()
+		rec, err := crisis.Decide(cmd.Context(), tc, args[0], requestID, req)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Out, "recorded decision %d on %s: %s by %s at %s\n", rec.GetNumber(), args[0], rec.GetKind(), rec.GetPrincipal(), ts(rec.GetDecidedAt()))
+		return nil
+	}
+	return sub
+}
+
+func decision(d any) *demarchev1.DecisionRequest {
+	r := &demarchev1.DecisionRequest{}
+	switch d := d.(type) {
+	case *demarchev1.WarningTriage:
+		r.Decision = &demarchev1.DecisionRequest_Triage{Triage: d}
+	case *demarchev1.GoodOfficesDecision:
+		r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: d}
+	case *demarchev1.FactFindingMandate:
+		r.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: d}
+	case *demarchev1.FactFindingReport:
+		r.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: d}
+	case *demarchev1.EnvoyAppointment:
+		r.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: d}
+	case *demarchev1.StandbyTeamDeployed:
+		r.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: d}
+	case *demarchev1.FundingRequest:
+		r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: d}
+	case *demarchev1.FundingDecision:
+		r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: d}
+	case *demarchev1.FollowUpCheckIn:
+		r.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: d}
+	case *demarchev1.ClosureDecision:
+		r.Decision = &demarchev1.DecisionRequest_Closure{Closure: d}
+	}
+	return r
+}
+
+func bindTriage(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.WarningTriage{}
+	fs.StringVar(&d.Assessment, "assessment", "", "what the warning shows (required)")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindGoodOffices(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	var option string
+	fs.StringVar(&option, "option", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.GoodOfficesOption(0)), ", ")+" (required)")
+	return func() (*demarchev1.DecisionRequest, error) {
+		o, err := demarchev1.ParseGoodOfficesOption(option)
+		if err != nil {
+			return nil, fmt.Errorf("--option: %s", reasonOf(err))
+		}
+		return decision(&demarchev1.GoodOfficesDecision{Option: o}), nil
+	}
+}
+
+func bindMandate(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.FactFindingMandate{}
+	var body, reportDue string
+	fs.StringVar(&d.TermsOfReference, "terms", "", "terms of reference (required)")
+	fs.StringVar(&body, "body", "", "mandating body: "+strings.Join(demarchev1.EnumSlugs(demarchev1.MandatingBody(0)), ", ")+" (required)")
+	fs.StringSliceVar(&d.Team, "team", nil, "mission members, comma-separated (required)")
+	fs.StringVar(&reportDue, "report-due", "", "RFC 3339 time or a duration from now, e.g. 720h (required)")
+	return func() (*demarchev1.DecisionRequest, error) {
+		b, err := demarchev1.ParseMandatingBody(body)
+		if err != nil {
+			return nil, fmt.Errorf("--body: %s", reasonOf(err))
+		}
+		due, err := parseWhen(reportDue)
+		if err != nil {
+			return nil, fmt.Errorf("--report-due: %w", err)
+		}
+		d.MandatingBody, d.ReportDue = b, due
+		return decision(d), nil
+	}
+}
+
+func bindReport(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.FactFindingReport{}
+	fs.StringVar(&d.Summary, "summary", "", "summary of the findings (required)")
+	fs.StringArrayVar(&d.Findings, "finding", nil, "one finding; repeat the flag for more")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindAppointment(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.EnvoyAppointment{}
+	fs.StringVar(&d.Envoy, "envoy", "", "the special envoy (roster id, required)")
+	fs.StringSliceVar(&d.StandbyTeam, "standby-team", nil, "standby-team experts (roster ids), comma-separated (required)")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindDeployed(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.StandbyTeamDeployed{}
+	fs.StringVar(&d.Location, "location", "", "where the team is (required)")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindFundingRequest(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.FundingRequest{}
+	fs.StringVar(&d.RequestId, "funding-request", "", "request id, e.g. FR-1 (required)")
+	fs.StringVar(&d.Fund, "fund", "", "fund, e.g. flexible-financing or peacebuilding-irf (required)")
+	fs.Int64Var(&d.AmountUsd, "amount", 0, "amount in US dollars (required)")
+	fs.StringVar(&d.Purpose, "purpose", "", "what the money is for (required)")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindFundingDecision(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.FundingDecision{}
+	fs.StringVar(&d.RequestId, "funding-request", "", "request id (required)")
+	fs.BoolVar(&d.Approve, "approve", false, "approve the request (without it: reject)")
+	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
+}
+
+func bindCheckIn(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.FollowUpCheckIn{}
+	var recommendation string
+	fs.BoolVar(&d.CommitmentsImplemented, "commitments-implemented", false, "the parties' commitments are being implemented")
+	fs.StringVar(&d.Tensions, "tensions", "", "tensions observed")
+	fs.StringVar(&recommendation, "recommendation", "continue", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.FollowUpRecommendation(0)), ", "))
+	return func() (*demarchev1.DecisionRequest, error) {
+		rec, err := demarchev1.ParseFollowUpRecommendation(recommendation)
+		if err != nil {
+			return nil, fmt.Errorf("--recommendation: %s", reasonOf(err))
+		}
+		d.Recommendation = rec
+		return decision(d), nil
+	}
+}
+
+func bindClosure(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
+	d := &demarchev1.ClosureDecision{}
+	var outcome string
+	fs.StringVar(&outcome, "outcome", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.Outcome(0)), ", ")+" (required)")
+	fs.StringArrayVar(&d.Lessons, "lesson", nil, "one lesson; repeat the flag for more (at least one)")
+	return func() (*demarchev1.DecisionRequest, error) {
+		o, err := demarchev1.ParseOutcome(outcome)
+		if err != nil {
+			return nil, fmt.Errorf("--outcome: %s", reasonOf(err))
+		}
+		d.Outcome = o
+		return decision(d), nil
+	}
 }
 
 // parseWhen reads an RFC 3339 time or a duration from now.

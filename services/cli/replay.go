@@ -47,7 +47,7 @@ them (--dir, with progress). The exit code is non-zero when any history does
 not replay.`,
 		Example: `  demarche audit replay --crisis GN-20261127-K7Q3P
   demarche audit replay --file history.json --output json
-  demarche audit replay --dir workflows/testdata`,
+  demarche audit replay --dir workflows/crisis/testdata`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "text" && output != "json" {

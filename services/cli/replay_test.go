@@ -18,11 +18,11 @@ func TestAuditReplayDirAndJSON(t *testing.T) {
 	cmd := newAuditReplayCmd(app)
 	cmd.SetOut(&out)
 	cmd.SetErr(&errOut)
-	cmd.SetArgs([]string{"--dir", "../../workflows/testdata"})
+	cmd.SetArgs([]string{"--dir", "../../workflows/crisis/testdata"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatalf("replay --dir: %v\n%s", err, out.String())
 	}
-	files, _ := filepath.Glob("../../workflows/testdata/*.json")
+	files, _ := filepath.Glob("../../workflows/crisis/testdata/*.json")
 	n := fmt.Sprint(len(files))
 	if len(files) < 6 || !strings.Contains(out.String(), n+" of "+n+" histories replay deterministically") || !strings.Contains(errOut.String(), "[##############################] "+n+"/"+n) {
 		t.Fatalf("summary or progress missing:\n%s\n%s", out.String(), errOut.String())
@@ -34,7 +34,7 @@ func TestAuditReplayDirAndJSON(t *testing.T) {
 	out.Reset()
 	cmd = newAuditReplayCmd(app)
 	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"--file", "../../workflows/testdata/envoy_deployment.json", "--output", "json"})
+	cmd.SetArgs([]string{"--file", "../../workflows/crisis/testdata/EnvoyDeployment.json", "--output", "json"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 )
 
 // TemporalSignaller signals role acknowledgements to crisis workflows
-// (crisis.SignalPartnerRole) through a Temporal client.
+// (crisis.SignalPartnerAck) through a Temporal client.
 type TemporalSignaller struct {
 	Client client.Client
 	owned  bool
@@ -30,7 +30,7 @@ func DialSignaller(ctx context.Context, hostPort, namespace string, log *zap.Log
 
 // SignalPartnerRole signals the crisis's workflow.
 func (t *TemporalSignaller) SignalPartnerRole(ctx context.Context, crisisID string, ack *demarchev1.PartnerRoleAck) error {
-	return crisis.Signal(ctx, t.Client, crisisID, crisis.SignalPartnerRole, ack)
+	return crisis.Signal(ctx, t.Client, crisisID, crisis.SignalPartnerAck, ack)
 }
 
 // Close closes the Temporal client if DialSignaller opened it.

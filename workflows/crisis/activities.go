@@ -7,20 +7,37 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/activity"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// Activities are the crisis workflow's side effects. Each is idempotent. They
-// reach the roster and funding services over NATS requests, never by import.
+// Activities are the crisis workflow's side effects, holding what they need:
+// the event publisher and a NATS connection to the roster and funding
+// services (reached by request, never by import). Each is idempotent.
+// Workflows call them by method value (acts.ReserveExperts) with concrete
+// request and result types; the method names are the activity names the
+// histories record.
 type Activities struct {
 	Bus *eventbus.Publisher
 	NC  *nats.Conn
+}
+
+// acts is how workflows name the activities: a nil receiver whose method
+// values carry the names and types, never called in workflow code.
+var acts *Activities
+
+// call runs an activity by method value and returns its typed result.
+func call[Req any, Res any, PRes interface{ *Res }](ctx workflow.Context, fn func(context.Context, Req) (PRes, error), req Req) (PRes, error) {
+	out := PRes(new(Res))
+	if err := workflow.ExecuteActivity(ctx, fn, req).Get(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // PublishCrisisEvent publishes one event on the crisis stream. The event id set
@@ -28,12 +45,12 @@ type Activities struct {
 // stores nothing twice.
 func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) error {
 	if err := req.Validate(); err != nil {
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+		return errs.InvalidInput(err)
 	}
 	data, err := req.GetData().UnmarshalNew()
 	if err != nil {
 		err = fmt.Errorf("event %s: unpack data %s: %w", req.GetEventId(), req.GetData().GetTypeUrl(), err)
-		return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+		return errs.InvalidInput(err)
 	}
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	dup, err := a.Bus.Publish(ctx, route, eventbus.Event{
@@ -67,7 +84,7 @@ func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.Disburse
 		AmountUsd: res.GetEntry().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey(),
 	}
 	if err := paid.Validate(); err != nil {
-		return nil, temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
+		return nil, errs.InvalidInput(err)
 	}
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	if _, err := a.Bus.Publish(ctx, route, eventbus.Event{
@@ -115,7 +132,7 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 			CrisisId: req.GetCrisisId(), Role: b.role, ExpertId: b.expert, ReservedBy: req.GetPrincipal(),
 		}, &res)
 		if err == nil && res.GetAssignment().GetExpertId() != b.expert {
-			err = fmt.Errorf("%w: role %s of crisis %s is already held by %s", natsrpc.ErrConflict, b.role, req.GetCrisisId(), res.GetAssignment().GetExpertId())
+			err = fmt.Errorf("%w: role %s of crisis %s is already held by %s", errs.ErrConflict, b.role, req.GetCrisisId(), res.GetAssignment().GetExpertId())
 		}
 		if err != nil {
 			for _, role := range made {
@@ -132,7 +149,8 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 }
 
 // ReleaseExperts frees every roster booking of a crisis (at closure).
-func (a *Activities) ReleaseExperts(ctx context.Context, crisisID string) error {
+func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.AssignmentsRequest) error {
+	crisisID := req.GetCrisisId()
 	var list demarchev1.AssignmentsResponse
 	if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID}, &list); err != nil {
 		return serviceError(err)
@@ -155,7 +173,7 @@ func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpert
 			return nil, serviceError(err)
 		}
 		if len(res.GetCandidates()) == 0 {
-			return nil, temporal.NewNonRetryableApplicationError(fmt.Sprintf("no available %s on the roster", kind.Slug()), ErrRuleViolation, nil)
+			return nil, errs.RuleViolation(fmt.Sprintf("no available %s on the roster", kind.Slug()), nil)
 		}
 		id := res.GetCandidates()[0].GetExpert().GetId()
 		if kind == demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY {
@@ -168,29 +186,22 @@ func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpert
 }
 
 // serviceError makes a service's refusal final (no retry can change it) and
-// keeps transport failures retryable.
+// keeps transport failures and unavailable services retryable.
 func serviceError(err error) error {
-	for _, final := range []error{natsrpc.ErrInvalid, natsrpc.ErrNotFound, natsrpc.ErrConflict, natsrpc.ErrRule} {
+	for _, final := range []error{errs.ErrInvalid, errs.ErrForbidden, errs.ErrNotFound, errs.ErrConflict, errs.ErrRule} {
 		if errors.Is(err, final) {
-			return temporal.NewNonRetryableApplicationError(err.Error(), ErrRuleViolation, err)
+			return errs.RuleViolation(err.Error(), err)
 		}
 	}
 	return err
 }
 
-// Register puts the workflow and its activities on a worker under their
-// exported names.
-func Register(w worker.Registry, acts *Activities) {
+// Register puts the workflows and the activities on a worker, under the
+// exported names the histories record.
+func Register(w worker.Registry, a *Activities) {
 	RegisterWorkflows(w)
-	w.RegisterActivityWithOptions(acts.PublishCrisisEvent, activity.RegisterOptions{Name: ActivityPublishEvent})
-	w.RegisterActivityWithOptions(acts.DisburseFunds, activity.RegisterOptions{Name: ActivityDisburse})
-	w.RegisterActivityWithOptions(acts.FileFundingRequest, activity.RegisterOptions{Name: ActivityFileFundingRequest})
-	w.RegisterActivityWithOptions(acts.DecideFunding, activity.RegisterOptions{Name: ActivityDecideFunding})
-	w.RegisterActivityWithOptions(acts.ReserveExperts, activity.RegisterOptions{Name: ActivityReserveExperts})
-	w.RegisterActivityWithOptions(acts.ReleaseExperts, activity.RegisterOptions{Name: ActivityReleaseExperts})
-	w.RegisterActivityWithOptions(acts.PickExperts, activity.RegisterOptions{Name: ActivityPickExperts})
+	w.RegisterActivity(a)
 }
-
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})

@@ -13,6 +13,7 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/playbook"
@@ -97,10 +98,8 @@ func (f Filter) Query() string {
 	case f.Stage == demarchev1.Stage_STAGE_CLOSED:
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SAStage.GetName(), f.Stage.Slug()))
 	case f.Stage != demarchev1.Stage_STAGE_UNSPECIFIED:
-		// Any running stage matches (parallel stages); DemarcheStage covers
-		// runs recorded before DemarcheActiveStages existed.
-		clauses = append(clauses, fmt.Sprintf("(%s = '%s' OR %s = '%s')",
-			temporalx.SAActiveStages.GetName(), f.Stage.Slug(), temporalx.SAStage.GetName(), f.Stage.Slug()))
+		// Any running stage matches (parallel stages).
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SAActiveStages.GetName(), f.Stage.Slug()))
 	}
 	if f.Country != "" {
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACountry.GetName(), f.Country))
@@ -181,44 +180,64 @@ func intAttr(sa *common.SearchAttributes, name string) int64 {
 // Decide sends a decision to a crisis (the crisis.decide update) and returns it
 // as recorded. A rejected decision changes nothing; the error names the rule.
 func Decide(ctx context.Context, c client.Client, crisisID, requestID string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: WorkflowID(crisisID), UpdateName: UpdateDecide, UpdateID: requestID,
-		Args: []any{req}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err != nil {
-		return nil, decisionError(crisisID, err)
-	}
 	var rec demarchev1.DecisionRecord
-	if err := h.Get(ctx, &rec); err != nil {
-		return nil, decisionError(crisisID, err)
+	if err := update(ctx, c, crisisID, requestID, UpdateDecide, req, &rec); err != nil {
+		return nil, err
 	}
 	return &rec, nil
 }
 
-// ErrRejected wraps a decision the crisis refused; the message names the rule.
-var ErrRejected = errors.New("decision rejected")
-
-func decisionError(crisisID string, err error) error {
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
-		return fmt.Errorf("%w: %s", ErrNotFound, crisisID)
+// Control sends an operator control (UpdateEscalate, UpdateSkipStage, ...)
+// and returns the crisis's state after it. A refused control changes nothing;
+// the error names the rule.
+func Control(ctx context.Context, c client.Client, crisisID, requestID, name string, arg demarchev1.Validator) (*demarchev1.CrisisState, error) {
+	var st demarchev1.CrisisState
+	if err := update(ctx, c, crisisID, requestID, name, arg, &st); err != nil {
+		return nil, err
 	}
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && (appErr.Type() == ErrRuleViolation || appErr.Type() == ErrInvalidInput) {
-		return fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
-	}
-	return fmt.Errorf("decision on crisis %s: %w", crisisID, err)
+	return &st, nil
 }
 
-// Signal sends an operator control (escalate, skip, ...) to a crisis.
-func Signal(ctx context.Context, c client.Client, crisisID, name string, arg any) error {
-	if v, ok := arg.(demarchev1.Validator); ok {
-		if err := v.Validate(); err != nil {
-			return err
-		}
+// update runs one update to completion; input rules are checked here first,
+// so a bad request never reaches the crisis.
+func update(ctx context.Context, c client.Client, crisisID, requestID, name string, arg demarchev1.Validator, out any) error {
+	if err := arg.Validate(); err != nil {
+		return err
+	}
+	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID: WorkflowID(crisisID), UpdateName: name, UpdateID: requestID,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		err = h.Get(ctx, out)
+	}
+	if err != nil {
+		return updateError(crisisID, name, err)
+	}
+	return nil
+}
+
+// ErrRejected wraps a decision or control the crisis refused; the message
+// names the rule.
+var ErrRejected = errors.New("decision rejected")
+
+func updateError(crisisID, name string, err error) error {
+	var nf *serviceerror.NotFound
+	if errors.As(err, &nf) {
+		return fmt.Errorf("%w (or already closed): %s", ErrNotFound, crisisID)
+	}
+	var appErr *temporal.ApplicationError
+	if errors.As(err, &appErr) && (appErr.Type() == errs.TypeRuleViolation || appErr.Type() == errs.TypeInvalidInput) {
+		return fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
+	}
+	return fmt.Errorf("%s on crisis %s: %w", name, crisisID, err)
+}
+
+// Signal sends what a machine reports to a crisis (SignalPartnerAck from the
+// partners service, ...); input rules are checked first.
+func Signal(ctx context.Context, c client.Client, crisisID, name string, arg demarchev1.Validator) error {
+	if err := arg.Validate(); err != nil {
+		return err
 	}
 	if err := c.SignalWorkflow(ctx, WorkflowID(crisisID), "", name, arg); err != nil {
 		var nf *serviceerror.NotFound

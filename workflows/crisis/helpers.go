@@ -2,6 +2,7 @@ package crisis
 
 import (
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -10,6 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -22,7 +25,7 @@ func withActivityOptions(ctx workflow.Context) workflow.Context {
 			InitialInterval:        time.Second,
 			BackoffCoefficient:     2,
 			MaximumInterval:        time.Minute,
-			NonRetryableErrorTypes: []string{ErrInvalidInput},
+			NonRetryableErrorTypes: []string{errs.TypeInvalidInput},
 		},
 	})
 }
@@ -35,14 +38,14 @@ func withServiceOptions(ctx workflow.Context) workflow.Context {
 		StartToCloseTimeout: 15 * time.Second,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval: 500 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 5 * time.Second, MaximumAttempts: 5,
-			NonRetryableErrorTypes: []string{ErrInvalidInput, ErrRuleViolation},
+			NonRetryableErrorTypes: []string{errs.TypeInvalidInput, errs.TypeRuleViolation},
 		},
 	})
 }
 
-// emitter publishes a workflow's events with deterministic ids: prefix plus a
-// sequence number, so replays and retries produce the same id and the stream
-// stores each event once.
+// emitter publishes a workflow's events with deterministic ids: name-based
+// UUIDs of the prefix and a sequence number, so replays and retries produce
+// the same id and the stream stores each event once.
 type emitter struct {
 	crisis *demarchev1.Crisis
 	prefix string
@@ -56,7 +59,7 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 		return fmt.Errorf("pack %T: %w", data, err)
 	}
 	req := &demarchev1.PublishEventRequest{
-		EventId:     fmt.Sprintf("%s-%04d", e.prefix, e.seq),
+		EventId:     ids.Derived(e.prefix, "event", strconv.Itoa(e.seq)),
 		CrisisId:    e.crisis.GetId(),
 		Region:      e.crisis.GetRegion(),
 		CountryCode: e.crisis.GetCountryCode(),
@@ -66,7 +69,7 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	// A handler may publish after its own context was cancelled (a skipped
 	// stage still reports why): events always go out.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	if err := workflow.ExecuteActivity(withActivityOptions(ctx), ActivityPublishEvent, req).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.PublishCrisisEvent, req).Get(ctx, nil); err != nil {
 		return fmt.Errorf("publish %s: %w", data.ProtoReflect().Descriptor().Name(), err)
 	}
 	return nil
@@ -138,8 +141,4 @@ func deadlineEvent(crisisID string, d *demarchev1.DeadlineState) proto.Message {
 		return &demarchev1.DeadlineBreached{CrisisId: crisisID, Deadline: proto.Clone(d).(*demarchev1.DeadlineState)}
 	}
 	return nil
-}
-
-func invalidInput(err error) error {
-	return temporal.NewNonRetryableApplicationError(err.Error(), ErrInvalidInput, err)
 }

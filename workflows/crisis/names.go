@@ -30,15 +30,21 @@ const (
 	// anything is written to history.
 	UpdateDecide = "crisis.decide"
 
-	// Operator controls (signals).
-	SignalEscalate    = "crisis.escalate"     // *demarchev1.SeverityControl
-	SignalDeEscalate  = "crisis.de-escalate"  // *demarchev1.SeverityControl
-	SignalWarning     = "crisis.warning"      // *demarchev1.Warning
-	SignalSkipStage   = "crisis.skip-stage"   // *demarchev1.StageControl
-	SignalReopenStage = "crisis.reopen-stage" // *demarchev1.StageControl
-	SignalPartnerRole = "crisis.partner-role" // *demarchev1.PartnerRoleAck
+	// Operator controls (updates, each returning the *demarchev1.CrisisState
+	// after it): an invalid control is refused with the rule that failed and
+	// leaves no trace in the history.
+	UpdateEscalate    = "crisis.escalate"     // *demarchev1.SeverityControl
+	UpdateDeEscalate  = "crisis.de-escalate"  // *demarchev1.SeverityControl
+	UpdateSkipStage   = "crisis.skip-stage"   // *demarchev1.StageControl
+	UpdateReopenStage = "crisis.reopen-stage" // *demarchev1.StageControl
+	UpdatePartnerRole = "crisis.partner-role" // *demarchev1.PartnerRoleAck
+	UpdateWarn        = "crisis.warn"         // *demarchev1.Warning
 
-	// From a stage's child workflow to the crisis.
+	// Signals from machines: early warning (with signal-with-start), the
+	// partners service, and a stage's child workflow. An invalid one is
+	// refused and the refusal kept in the crisis state.
+	SignalWarning    = "crisis.warning"      // *demarchev1.Warning
+	SignalPartnerAck = "crisis.partner-ack"  // *demarchev1.PartnerRoleAck
 	SignalRelapse    = "crisis.relapse"      // *demarchev1.CrisisRelapsed
 	SignalDeadline   = "crisis.deadline"     // *demarchev1.DeadlineReport
 	SignalCheckInDue = "crisis.check-in-due" // *demarchev1.CheckInDue
@@ -53,15 +59,23 @@ const (
 	FundingWorkflow     = "RapidResponseFunding"
 	FollowUpWorkflow    = "SustainedFollowUp"
 
-	// ActivityDisburse pays an approved funding request, once per key.
-	ActivityDisburse = "DisburseFunds"
-	// Calls to the funding and roster services.
+	// Activity names as histories record them: the method names of
+	// *Activities, which the workflows call by method value.
+	ActivityDisburse           = "DisburseFunds"
 	ActivityFileFundingRequest = "FileFundingRequest"
 	ActivityDecideFunding      = "DecideFunding"
 	ActivityReserveExperts     = "ReserveExperts"
 	ActivityReleaseExperts     = "ReleaseExperts"
 	ActivityPickExperts        = "PickExperts"
 )
+
+// stageWorkflows are the stages that run a child workflow of their own.
+var stageWorkflows = map[demarchev1.Stage]string{
+	demarchev1.Stage_STAGE_FACT_FINDING:           FactFindingWorkflow,
+	demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT:       EnvoyWorkflow,
+	demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING: FundingWorkflow,
+	demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:    FollowUpWorkflow,
+}
 
 // ChildWorkflowID is the id of one run of a stage's child workflow.
 func ChildWorkflowID(crisisID string, stage demarchev1.Stage, run int32) string {

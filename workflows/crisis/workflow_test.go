@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/playbook"
@@ -125,14 +126,14 @@ func newHarness(t *testing.T) *harness {
 			defer h.bus.mu.Unlock()
 			h.bus.events = append(h.bus.events, "roster:reserve:"+req.GetEnvoy())
 			if req.GetEnvoy() == "booked-elsewhere" {
-				return nil, temporal.NewNonRetryableApplicationError("roster.reserve: booked-elsewhere is already assigned to crisis X as envoy", ErrRuleViolation, nil)
+				return nil, temporal.NewNonRetryableApplicationError("roster.reserve: booked-elsewhere is already assigned to crisis X as envoy", errs.TypeRuleViolation, nil)
 			}
 			return &demarchev1.ReserveExpertsResult{Assignments: []*demarchev1.Assignment{{ExpertId: req.GetEnvoy(), CrisisId: req.GetCrisisId(), Role: "envoy"}}}, nil
 		})
 	env.OnActivity(ActivityPickExperts, mock.Anything, mock.Anything).Return(
 		&demarchev1.ReserveExpertsRequest{Envoy: "env-amara-diallo", StandbyTeam: []string{"sb-fatou-sow"}}, nil)
 	env.OnActivity(ActivityReleaseExperts, mock.Anything, mock.Anything).Return(
-		func(context.Context, string) error {
+		func(context.Context, *demarchev1.AssignmentsRequest) error {
 			h.bus.mu.Lock()
 			defer h.bus.mu.Unlock()
 			h.bus.events = append(h.bus.events, "roster:release")
@@ -141,7 +142,7 @@ func newHarness(t *testing.T) *harness {
 	env.OnActivity(ActivityFileFundingRequest, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, c *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
 			if c.GetRequest().GetAmountUsd() > 1_000_000 {
-				return nil, temporal.NewNonRetryableApplicationError("funding.request: ceiling: above the per-crisis ceiling", ErrRuleViolation, nil)
+				return nil, temporal.NewNonRetryableApplicationError("funding.request: ceiling: above the per-crisis ceiling", errs.TypeRuleViolation, nil)
 			}
 			return &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}, nil
 		})
@@ -176,6 +177,26 @@ func (h *harness) decide(req *demarchev1.DecisionRequest, done func(error)) {
 		OnAccept:   func() {},
 		OnComplete: func(_ any, err error) { done(err) },
 	}, req)
+}
+
+// control sends an operator control through the real update path; done gets
+// the refusal (nil when applied).
+func (h *harness) control(name string, arg any, done func(error)) {
+	h.updates++
+	h.env.UpdateWorkflow(name, fmt.Sprintf("c-%d", h.updates), &testsuite.TestUpdateCallback{
+		OnReject:   func(err error) { done(err) },
+		OnAccept:   func() {},
+		OnComplete: func(_ any, err error) { done(err) },
+	}, arg)
+}
+
+// mustControl sends a control that must be applied.
+func (h *harness) mustControl(name string, arg any) {
+	h.control(name, arg, func(err error) {
+		if err != nil {
+			h.t.Errorf("%s refused: %v", name, err)
+		}
+	})
 }
 
 // at runs f at a simulated time after the start.
@@ -366,10 +387,10 @@ func TestParallelStagesRunSideBySide(t *testing.T) {
 func TestSkippedStages(t *testing.T) {
 	h := newHarness(t)
 	h.at(time.Minute, func() {
-		h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
+		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
 	})
 	h.at(2*time.Minute, func() {
-		h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "already triaged by partners", Stage: demarchev1.Stage_STAGE_WARNING})
+		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "already triaged by partners", Stage: demarchev1.Stage_STAGE_WARNING})
 	})
 	h.drive(6*time.Hour, nil)
 	final := h.run(mustPlaybook(t, "general"), nil)
@@ -589,8 +610,8 @@ func TestInvalidInputFailsWithoutSideEffects(t *testing.T) {
 	c.Severity = 9
 	h.env.ExecuteWorkflow(WorkflowName, &demarchev1.CrisisWorkflowInput{Crisis: c, Playbook: pb})
 	var appErr *temporal.ApplicationError
-	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != ErrInvalidInput || !appErr.NonRetryable() {
-		t.Fatalf("want a non-retryable %s error, got %v", ErrInvalidInput, err)
+	if err := h.env.GetWorkflowError(); !errors.As(err, &appErr) || appErr.Type() != errs.TypeInvalidInput || !appErr.NonRetryable() {
+		t.Fatalf("want a non-retryable %s error, got %v", errs.TypeInvalidInput, err)
 	}
 	if len(h.bus.events) != 0 {
 		t.Fatalf("invalid input published %v", h.bus.events)
@@ -601,36 +622,60 @@ func TestOperatorControls(t *testing.T) {
 	h := newHarness(t)
 	var mid *demarchev1.CrisisState
 	reopened := false
+	var refusals []string
+	refused := func(err error) { refusals = append(refusals, fmt.Sprint(err)) }
 	h.drive(6*time.Hour, func(kind string) bool {
 		if kind == "fact-finding-mandate" && !reopened {
 			reopened = true
-			h.env.SignalWorkflow(SignalReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "junta reneged", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES})
-			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "troops deployed"})
-			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "again"})
-			h.env.SignalWorkflow(SignalEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "capped at 5"})
-			h.env.SignalWorkflow(SignalDeEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "talks resumed"})
-			h.env.SignalWorkflow(SignalPartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "au-liaison"})
-			h.env.SignalWorkflow(SignalPartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT, Principal: "au-liaison"})
-			h.env.SignalWorkflow(SignalSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}) // no reason: ignored
+			h.mustControl(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "junta reneged", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES})
+			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "troops deployed"})
+			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "again"})
+			h.control(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "capped at 5"}, refused)
+			h.mustControl(UpdateDeEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "talks resumed"})
+			h.mustControl(UpdatePartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "au-liaison"})
+			h.env.SignalWorkflow(SignalPartnerAck, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT, Principal: "au-liaison"})
+			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
+			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "again", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES}, refused)
+			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "early", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
+			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "done", Stage: demarchev1.Stage_STAGE_WARNING}, refused)
+			h.env.SignalWorkflow(SignalPartnerAck, &demarchev1.PartnerRoleAck{Partner: "", Principal: "forged"}) // refused, kept
 			h.at(time.Minute, func() { mid = h.state() })
 			return true
 		}
 		return false
 	})
 	final := h.run(mustPlaybook(t, "general"), nil)
+	want := []string{
+		"rule severity-bounds: severity is 5 already",
+		"reason: is required",
+		"rule reopen-ended: stage good-offices is running",
+		"rule reopen-reached: stage envoy-deployment has not run yet",
+		"rule skip-running-or-ahead: stage warning has already ended",
+	}
+	if len(refusals) != len(want) {
+		t.Fatalf("refusals %v, want %d", refusals, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(refusals[i], w) {
+			t.Errorf("refusal %d: %q does not say %q", i, refusals[i], w)
+		}
+	}
 	if mid == nil || fmt.Sprint(mid.GetActiveStages()) != "[STAGE_FACT_FINDING STAGE_GOOD_OFFICES]" {
 		t.Fatalf("after reopen, active stages: %v", mid.GetActiveStages())
 	}
-	if mid.GetCrisis().GetSeverity() != 4 { // 3 +1 +1 (capped at 5) -1
+	if mid.GetCrisis().GetSeverity() != 4 { // 3 +1 +1 (then refused at 5) -1
 		t.Fatalf("severity %d, want 4", mid.GetCrisis().GetSeverity())
 	}
 	if len(mid.GetPartners()) != 1 || mid.GetPartners()[0].GetRole() != demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT {
 		t.Fatalf("partners: %v", mid.GetPartners())
 	}
-	if n := len(h.bus.kinds("SeverityChanged")); n != 3 {
-		t.Fatalf("%d severity changes published, want 3 (the capped one changes nothing)", n)
+	if rs := mid.GetRefusedSignals(); len(rs) != 1 || rs[0].GetSignal() != SignalPartnerAck || !strings.Contains(rs[0].GetReason(), "partner") {
+		t.Fatalf("refused signals: %v", rs)
 	}
-	if h.bus.has("StageSkipped") || !h.bus.has("StageReopened:good-offices") || len(h.bus.kinds("PartnerRoleAcknowledged")) != 2 {
+	if n := len(h.bus.kinds("SeverityChanged")); n != 3 {
+		t.Fatalf("%d severity changes published, want 3 (the refused one changes nothing)", n)
+	}
+	if h.bus.has("StageSkipped") || len(h.bus.kinds("StageReopened")) != 1 || len(h.bus.kinds("PartnerRoleAcknowledged")) != 2 {
 		t.Fatalf("control events: %v", h.bus.events)
 	}
 	runs := map[demarchev1.Stage]int32{}

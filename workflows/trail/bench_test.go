@@ -11,7 +11,7 @@ import (
 // BenchmarkReplayCommittedHistories replays every committed history per
 // iteration and reports histories/s, against the baseline of only loading them.
 func BenchmarkReplayCommittedHistories(b *testing.B) {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "*.json"))
+	files, _ := filepath.Glob(filepath.Join("..", "crisis", "testdata", "*.json"))
 	var hs []*historypb.History
 	loadStart := time.Now()
 	for range b.N {

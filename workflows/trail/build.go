@@ -61,8 +61,16 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
 			a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes()
+			in := a.GetAcceptedRequest().GetInput()
+			if in.GetName() != crisis.UpdateDecide {
+				// Controls are refused before acceptance: an accepted one applied.
+				if e, ok := control(in.GetName(), in.GetArgs()); ok {
+					add(ev, e)
+				}
+				continue
+			}
 			var req demarchev1.DecisionRequest
-			if decode(a.GetAcceptedRequest().GetInput().GetArgs(), &req) {
+			if decode(in.GetArgs(), &req) {
 				accepted[a.GetProtocolInstanceId()] = &req
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
@@ -76,7 +84,8 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 			// Recorded decisions are read from their DecisionRecorded event below,
 			// which drill decisions (taken inside the workflow) have too.
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
-			if e, ok := control(ev.GetWorkflowExecutionSignaledEventAttributes()); ok {
+			a := ev.GetWorkflowExecutionSignaledEventAttributes()
+			if e, ok := control(a.GetSignalName(), a.GetInput()); ok {
 				add(ev, e)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
@@ -136,31 +145,33 @@ func ruleOf(msg string) string {
 	return ""
 }
 
-func control(a *historypb.WorkflowExecutionSignaledEventAttributes) (Entry, bool) {
-	switch name := a.GetSignalName(); name {
-	case crisis.SignalEscalate, crisis.SignalDeEscalate:
+// control is the trail entry of an operator control (an update) or of what a
+// machine signalled.
+func control(name string, input *commonpb.Payloads) (Entry, bool) {
+	switch name {
+	case crisis.UpdateEscalate, crisis.UpdateDeEscalate:
 		var c demarchev1.SeverityControl
-		if decode(a.GetInput(), &c) {
+		if decode(input, &c) {
 			return Entry{Kind: "control", What: strings.TrimPrefix(name, "crisis."), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
 		}
-	case crisis.SignalSkipStage, crisis.SignalReopenStage:
+	case crisis.UpdateSkipStage, crisis.UpdateReopenStage:
 		var c demarchev1.StageControl
-		if decode(a.GetInput(), &c) {
+		if decode(input, &c) {
 			return Entry{Kind: "control", What: strings.TrimPrefix(name, "crisis.") + " " + c.GetStage().Slug(), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
 		}
-	case crisis.SignalPartnerRole:
+	case crisis.UpdatePartnerRole, crisis.SignalPartnerAck:
 		var p demarchev1.PartnerRoleAck
-		if decode(a.GetInput(), &p) {
+		if decode(input, &p) {
 			return Entry{Kind: "control", What: fmt.Sprintf("%s takes the role %s", p.GetPartner(), p.GetRole().Slug()), Principal: p.GetPrincipal()}, true
 		}
-	case crisis.SignalWarning:
+	case crisis.UpdateWarn, crisis.SignalWarning:
 		var w demarchev1.Warning
-		if decode(a.GetInput(), &w) {
+		if decode(input, &w) {
 			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary())}, true
 		}
 	case crisis.SignalRelapse:
 		var r demarchev1.CrisisRelapsed
-		if decode(a.GetInput(), &r) {
+		if decode(input, &r) {
 			return Entry{Kind: "control", What: "relapse: " + r.GetReason(), Principal: "follow-up"}, true
 		}
 	}

@@ -18,7 +18,7 @@ import (
 
 func load(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "testdata", name))
+	b, err := os.ReadFile(filepath.Join("..", "crisis", "testdata", name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -26,8 +26,8 @@ func load(t *testing.T, name string) []byte {
 }
 
 func TestEveryCommittedHistoryReplays(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "*.json"))
-	if len(files) < 6 {
+	files, _ := filepath.Glob(filepath.Join("..", "crisis", "testdata", "*.json"))
+	if len(files) < 5 {
 		t.Fatalf("only %d committed histories", len(files))
 	}
 	for _, f := range files {
@@ -42,7 +42,7 @@ func TestEveryCommittedHistoryReplays(t *testing.T) {
 }
 
 func TestIncompatibleChangeFailsReplayNamingWorkflowAndEvent(t *testing.T) {
-	h, err := LoadFile(filepath.Join("..", "testdata", "crisis_response_lifecycle.json"))
+	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestIncompatibleChangeFailsReplayNamingWorkflowAndEvent(t *testing.T) {
 func TestStandardTemporalJSONExportLoads(t *testing.T) {
 	// The Temporal CLI writes enums in their short form ("WorkflowExecutionStarted");
 	// turn the committed (long-form) history into that shape and load it.
-	long := string(load(t, "fact_finding_mission.json"))
+	long := string(load(t, "FactFindingMission.json"))
 	short := regexp.MustCompile(`"EVENT_TYPE_([A-Z_]+)"`).ReplaceAllStringFunc(long, func(m string) string {
 		parts := strings.Split(strings.Trim(m, `"`)[len("EVENT_TYPE_"):], "_")
 		for i, p := range parts {
@@ -86,7 +86,7 @@ func TestStandardTemporalJSONExportLoads(t *testing.T) {
 }
 
 func TestDecisionTrailFromHistoryAlone(t *testing.T) {
-	h, err := LoadFile(filepath.Join("..", "testdata", "crisis_response_lifecycle.json"))
+	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestDecisionTrailFromHistoryAlone(t *testing.T) {
 		t.Fatalf("first entry: %+v", entries[0])
 	}
 	// The funding child's history shows the money that moved.
-	fh, err := LoadFile(filepath.Join("..", "testdata", "rapid_response_funding.json"))
+	fh, err := LoadFile(filepath.Join("..", "crisis", "testdata", "RapidResponseFunding.json"))
 	if err != nil {
 		t.Fatal(err)
 	}

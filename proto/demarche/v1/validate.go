@@ -651,3 +651,26 @@ func (x *WarningRaised) Validate() error {
 	}
 	return c.err()
 }
+
+// Validate checks a DeadlineReport a stage's workflow sends its crisis.
+func (x *DeadlineReport) Validate() error {
+	c := newChecker("DeadlineReport")
+	c.nested("deadline", x.GetDeadline() != nil, func(c *checker) {
+		d := x.GetDeadline()
+		c.text("name", d.GetName(), true)
+		c.stage("stage", d.GetStage())
+		c.timestamp("started_at", d.GetStartedAt())
+		c.timestamp("due_at", d.GetDueAt())
+	})
+	return c.err()
+}
+
+// Validate checks a CheckInDue a follow-up workflow sends its crisis.
+func (x *CheckInDue) Validate() error {
+	c := newChecker("CheckInDue")
+	if x.GetNumber() < 1 {
+		c.fail("number", "%d is out of range (allowed: 1 or more)", x.GetNumber())
+	}
+	c.timestamp("due_at", x.GetDueAt())
+	return c.err()
+}

@@ -1,0 +1,94 @@
+package crisis
+
+// Closure and evaluation (report §§59-60): once every stage has ended, the
+// head of department closes the crisis with its outcome (averted, contained,
+// escalated, unresolved) and lessons. The crisis releases its roster
+// bookings and keeps the figures the report asks for: time from the first
+// warning signal to the first action, time in each stage, decisions, money
+// disbursed, deadlines breached.
+
+import (
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+var closure = &decisionType{
+	kind: "closure", stage: demarchev1.Stage_STAGE_CLOSED,
+	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
+	check: func(d *decisionCtx) error {
+		if !d.l.closing || len(d.l.active) > 0 {
+			return rule("closure-last", "the crisis can close only after every stage has ended (running: %s)", d.l.activeList())
+		}
+		return nil
+	},
+	apply: func(d *decisionCtx) effect {
+		d.l.closure = d.rec
+		return stageContinues
+	},
+	pending: func(l *lifecycle, _ *stageRun) []waiting {
+		if l.closing && len(l.active) == 0 && l.closure == nil {
+			return []waiting{{}}
+		}
+		return nil
+	},
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{
+			Outcome: demarchev1.Outcome_OUTCOME_CONTAINED, Lessons: []string{"drill: the playbook ran end to end"}}}}, nil
+	},
+}
+
+// close ends the crisis: roster released, figures kept, CrisisClosed published.
+func (l *lifecycle) close(ctx workflow.Context) error {
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{CrisisId: l.crisis.GetId()}).Get(ctx, nil); err != nil {
+		return fmt.Errorf("close: release the roster: %w", err)
+	}
+	now := workflow.Now(ctx)
+	l.closedAt = timestamppb.New(now)
+	l.figures = l.computeFigures(now)
+	if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(demarchev1.Stage_STAGE_CLOSED)...); err != nil {
+		return fmt.Errorf("close: search attributes: %w", err)
+	}
+	cl := l.closure.GetRequest().GetClosure()
+	return l.em.publish(ctx, &demarchev1.CrisisClosed{
+		CrisisId: l.crisis.GetId(), ClosedAt: l.closedAt, Outcome: cl.GetOutcome(), Figures: l.figures, Lessons: cl.GetLessons(),
+	})
+}
+
+func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
+	f := &demarchev1.ClosureFigures{
+		Decisions: int32(len(l.decisions)), FundingDisbursedUsd: l.disbursed, Drill: l.crisis.GetDrill(),
+		Total: durationpb.New(now.Sub(l.crisis.GetOpenedAt().AsTime())),
+	}
+	start := l.crisis.GetFirstSignalAt()
+	if start == nil {
+		start = l.crisis.GetOpenedAt()
+	}
+	if l.firstAction != nil {
+		f.WarningToAction = durationpb.New(l.firstAction.Sub(start.AsTime()))
+	}
+	for _, st := range demarchev1.LifecycleStages {
+		var total time.Duration
+		ran := false
+		for _, r := range l.timeline {
+			if r.GetStage() == st {
+				ran = true
+				total += r.GetDuration().AsDuration()
+			}
+		}
+		if ran {
+			f.StageTimes = append(f.StageTimes, &demarchev1.StageTime{Stage: st, Time: durationpb.New(total)})
+		}
+	}
+	for _, d := range l.deadlines {
+		if d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED {
+			f.DeadlinesBreached++
+		}
+	}
+	return f
+}

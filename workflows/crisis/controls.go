@@ -1,0 +1,256 @@
+package crisis
+
+// Operator controls (report §§48-50, flexibility): escalate or de-escalate,
+// skip or reopen a stage, record a partner's role, attach a warning. Each is
+// an update whose validator refuses a control that cannot apply, naming the
+// rule, before anything is written. What machines send (early warning,
+// partners, a stage's workflow) arrives as signals; an invalid one is refused
+// and the refusal kept in the crisis state.
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/errs"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// validated is a control's argument: a message with input rules.
+type validated interface {
+	proto.Message
+	Validate() error
+}
+
+// control registers one control update: input rules, an open crisis, then
+// check; apply runs only for a control that passed, and the answer is the
+// crisis's state after it.
+func control[T validated](ctx workflow.Context, l *lifecycle, name string, check func(T) error, apply func(workflow.Context, T)) error {
+	err := workflow.SetUpdateHandlerWithOptions(ctx, name,
+		func(ctx workflow.Context, arg T) (*demarchev1.CrisisState, error) {
+			apply(ctx, arg)
+			return l.snapshot(ctx), nil
+		},
+		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, arg T) error {
+			if err := arg.Validate(); err != nil {
+				return errs.InvalidInput(err)
+			}
+			if l.closure != nil {
+				return rule("open-crisis", "the crisis is closed; controls no longer apply")
+			}
+			if check == nil {
+				return nil
+			}
+			return check(arg)
+		}})
+	if err != nil {
+		return fmt.Errorf("register update %s: %w", name, err)
+	}
+	return nil
+}
+
+func (l *lifecycle) registerControls(ctx workflow.Context) error {
+	severity := func(delta int32) (func(*demarchev1.SeverityControl) error, func(workflow.Context, *demarchev1.SeverityControl)) {
+		return func(*demarchev1.SeverityControl) error {
+				if to := l.crisis.GetSeverity() + delta; to < 1 || to > 5 {
+					return rule("severity-bounds", "severity is %d already (allowed: 1 to 5)", l.crisis.GetSeverity())
+				}
+				return nil
+			}, func(ctx workflow.Context, c *demarchev1.SeverityControl) {
+				l.changeSeverity(ctx, delta, c.GetPrincipal(), c.GetReason())
+			}
+	}
+	upCheck, up := severity(+1)
+	downCheck, down := severity(-1)
+	for _, err := range []error{
+		control(ctx, l, UpdateEscalate, upCheck, up),
+		control(ctx, l, UpdateDeEscalate, downCheck, down),
+		control(ctx, l, UpdateSkipStage, l.checkSkip, l.skip),
+		control(ctx, l, UpdateReopenStage, l.checkReopen, func(ctx workflow.Context, c *demarchev1.StageControl) {
+			l.reopenStage(ctx, c.GetStage(), c.GetPrincipal(), c.GetReason())
+		}),
+		control(ctx, l, UpdatePartnerRole, nil, l.setPartner),
+		control(ctx, l, UpdateWarn, nil, l.attachWarning),
+	} {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkInPlaybook refuses a stage the crisis's playbook does not run.
+func (l *lifecycle) checkInPlaybook(s demarchev1.Stage) error {
+	if l.spec(s) != nil {
+		return nil
+	}
+	var stages []string
+	for _, ph := range l.pb.GetPhases() {
+		for _, sp := range ph.GetStages() {
+			stages = append(stages, sp.GetStage().Slug())
+		}
+	}
+	return rule("in-playbook", "stage %s is not in playbook %s (its stages: %s)", s.Slug(), l.pb.GetName(), strings.Join(stages, ", "))
+}
+
+func (l *lifecycle) checkSkip(c *demarchev1.StageControl) error {
+	s := c.GetStage()
+	if err := l.checkInPlaybook(s); err != nil {
+		return err
+	}
+	if l.activeRun(s) != nil {
+		return nil
+	}
+	if l.reached[s] {
+		return rule("skip-running-or-ahead", "stage %s has already ended; nothing to skip", s.Slug())
+	}
+	if _, ok := l.skipped[s]; ok {
+		return rule("skip-once", "stage %s is already to be skipped", s.Slug())
+	}
+	return nil
+}
+
+func (l *lifecycle) checkReopen(c *demarchev1.StageControl) error {
+	s := c.GetStage()
+	if err := l.checkInPlaybook(s); err != nil {
+		return err
+	}
+	if l.activeRun(s) != nil {
+		return rule("reopen-ended", "stage %s is running; nothing to reopen", s.Slug())
+	}
+	if !l.reached[s] {
+		return rule("reopen-reached", "stage %s has not run yet in this crisis (playbook %s)", s.Slug(), l.pb.GetName())
+	}
+	return nil
+}
+
+func (l *lifecycle) changeSeverity(ctx workflow.Context, delta int32, principal, reason string) {
+	from := l.crisis.GetSeverity()
+	to := min(max(from+delta, 1), 5)
+	if to == from {
+		return // a relapse at severity 5: nothing to raise
+	}
+	l.crisis.Severity = to
+	_ = upsertCrisisAttributes(ctx, l.crisis)
+	_ = l.em.publish(ctx, &demarchev1.SeverityChanged{CrisisId: l.crisis.GetId(), From: from, To: to, Principal: principal, Reason: reason})
+}
+
+// skip ends a running stage now, or marks one ahead to be passed over.
+func (l *lifecycle) skip(ctx workflow.Context, c *demarchev1.StageControl) {
+	stage := c.GetStage()
+	if run := l.activeRun(stage); run != nil {
+		l.finish(ctx, run, demarchev1.StageStatus_STAGE_STATUS_SKIPPED, c.GetReason())
+	} else {
+		l.skipped[stage] = c.GetReason()
+	}
+	_ = l.em.publish(ctx, &demarchev1.StageSkipped{CrisisId: l.crisis.GetId(), Stage: stage, Principal: c.GetPrincipal(), Reason: c.GetReason()})
+}
+
+// reopenStage runs a stage that ended again; it does nothing for a stage
+// checkReopen would refuse (a relapse reopens good offices only if it ran).
+func (l *lifecycle) reopenStage(ctx workflow.Context, stage demarchev1.Stage, principal, reason string) {
+	if l.closure != nil || l.checkReopen(&demarchev1.StageControl{Stage: stage}) != nil {
+		return
+	}
+	// The run enters before the event goes out, so a second reopen in the
+	// same moment is refused by checkReopen.
+	run := l.enter(ctx, l.spec(stage), reason)
+	_ = l.em.publish(ctx, &demarchev1.StageReopened{CrisisId: l.crisis.GetId(), Stage: stage, Principal: principal, Reason: reason})
+	if err := l.launch(ctx, run); err != nil {
+		workflow.GetLogger(ctx).Error("reopen failed", "stage", stage.Slug(), "error", err)
+	}
+}
+
+func (l *lifecycle) setPartner(ctx workflow.Context, a *demarchev1.PartnerRoleAck) {
+	if a.AcknowledgedAt == nil {
+		a.AcknowledgedAt = timestamppb.New(workflow.Now(ctx))
+	}
+	replaced := false
+	for i, p := range l.partners {
+		if p.GetPartner() == a.GetPartner() {
+			l.partners[i], replaced = a, true
+		}
+	}
+	if !replaced {
+		l.partners = append(l.partners, a)
+	}
+	_ = l.em.publish(ctx, &demarchev1.PartnerRoleAcknowledged{CrisisId: l.crisis.GetId(), Ack: a})
+}
+
+// attachWarning keeps a new warning; during follow-up the stage's workflow
+// judges whether it is a relapse.
+func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
+	l.warnings = append(l.warnings, w)
+	_ = l.em.publish(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && r.child != nil {
+		_ = r.child.SignalChildWorkflow(ctx, SignalStageWarning, w).Get(ctx, nil)
+	}
+}
+
+// relapse re-escalates: one severity level up and good offices again.
+func (l *lifecycle) relapse(ctx workflow.Context, r *demarchev1.CrisisRelapsed) {
+	_ = l.em.publish(ctx, &demarchev1.CrisisRelapsed{CrisisId: l.crisis.GetId(), Reason: r.GetReason()})
+	l.changeSeverity(ctx, +1, "follow-up", r.GetReason())
+	l.reopenStage(ctx, demarchev1.Stage_STAGE_GOOD_OFFICES, "follow-up", r.GetReason())
+}
+
+// recordDeadline keeps the latest state of a child's deadline.
+func (l *lifecycle) recordDeadline(_ workflow.Context, r *demarchev1.DeadlineReport) {
+	d := r.GetDeadline()
+	for i, x := range l.deadlines {
+		if x.GetName() == d.GetName() && x.GetStage() == d.GetStage() && x.GetStartedAt().AsTime().Equal(d.GetStartedAt().AsTime()) {
+			l.deadlines[i] = d
+			return
+		}
+	}
+	l.deadlines = append(l.deadlines, d)
+}
+
+func (l *lifecycle) checkInDue(_ workflow.Context, d *demarchev1.CheckInDue) {
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && d.GetNumber() > r.followUp.due {
+		r.followUp.due = d.GetNumber()
+	}
+}
+
+// refuse keeps a refused signal in the state (and the log), so an operator
+// or auditor sees what a machine sent that the crisis did not take.
+func (l *lifecycle) refuse(ctx workflow.Context, signal string, err error) {
+	workflow.GetLogger(ctx).Warn("signal refused", "signal", signal, "error", err)
+	l.refused = append(l.refused, &demarchev1.RefusedSignal{Signal: signal, Reason: err.Error(), At: timestamppb.New(workflow.Now(ctx))})
+}
+
+// onSignal adds a signal to the selector: decoded, validated (a refusal is
+// kept), and handled only when valid and the crisis is still open.
+func onSignal[T any, PT interface {
+	*T
+	validated
+}](ctx workflow.Context, l *lifecycle, sel workflow.Selector, name string, handle func(workflow.Context, PT)) {
+	sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
+		arg := PT(new(T))
+		ch.Receive(ctx, arg)
+		switch err := arg.Validate(); {
+		case err != nil:
+			l.refuse(ctx, name, err)
+		case l.closure != nil:
+			l.refuse(ctx, name, fmt.Errorf("rule open-crisis: the crisis is closed"))
+		default:
+			handle(ctx, arg)
+		}
+	})
+}
+
+// serveSignals applies what machines send, one at a time.
+func (l *lifecycle) serveSignals(ctx workflow.Context) {
+	sel := workflow.NewSelector(ctx)
+	onSignal(ctx, l, sel, SignalWarning, l.attachWarning)
+	onSignal(ctx, l, sel, SignalPartnerAck, l.setPartner)
+	onSignal(ctx, l, sel, SignalRelapse, l.relapse)
+	onSignal(ctx, l, sel, SignalDeadline, l.recordDeadline)
+	onSignal(ctx, l, sel, SignalCheckInDue, l.checkInDue)
+	for {
+		sel.Select(ctx)
+	}
+}

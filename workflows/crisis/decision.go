@@ -1,0 +1,257 @@
+package crisis
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/errs"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// decisionType is everything about one kind of decision, in one place: the
+// stage files (warning.go, goodoffices.go, factfinding.go, envoy.go,
+// funding.go, followup.go, closure.go) each declare theirs, and the engine
+// (lifecycle.go, this file) only walks the table.
+type decisionType struct {
+	// kind is the decision's one name: the DecisionRequest oneof field in
+	// kebab case, shared by the workflow, the CLI verb, HTTP and events.
+	kind string
+	// stage must be running for the decision to be taken (STAGE_CLOSED: the
+	// crisis must be ready to close).
+	stage demarchev1.Stage
+	// role may take the decision; who says it in words for pending lists.
+	role demarchev1.Role
+	who  string
+	// check refuses a decision that does not fit the state (nil: only the
+	// stage-running rule). It reads, never writes.
+	check func(d *decisionCtx) error
+	// call reaches a service before the decision is recorded (nil: none); a
+	// refusal fails the decision and records nothing.
+	call func(ctx workflow.Context, d *decisionCtx) error
+	// apply changes the state once the decision is recorded and says what
+	// follows for the stage.
+	apply func(d *decisionCtx) effect
+	// pending says what the stage run waits for of this kind (nil or empty:
+	// nothing). An empty who keeps the type's who.
+	pending func(l *lifecycle, r *stageRun) []waiting
+	// drill is the decision the drill policy takes (the engine fills in the
+	// drill principal and rationale unless set).
+	drill func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error)
+}
+
+// decisionCtx is one decision in hand: the crisis, the stage run it belongs
+// to (nil for closure), the request, and when.
+type decisionCtx struct {
+	l   *lifecycle
+	run *stageRun
+	req *demarchev1.DecisionRequest
+	rec *demarchev1.DecisionRecord // set once recorded (apply)
+	now time.Time
+}
+
+// effect is what a recorded decision means for its stage.
+type effect int
+
+const (
+	stageContinues effect = iota // the stage keeps waiting
+	stageCompleted               // the decision ends the stage
+	toStageWorkflow              // the stage's child workflow acts on it
+)
+
+// waiting is one pending decision of a stage run.
+type waiting struct {
+	who string
+	due *timestamppb.Timestamp
+}
+
+// decisionTypes is the table, in the schema's order; a test checks that
+// every kind of the schema is here exactly once.
+var decisionTypes = []*decisionType{
+	triage, goodOffices,
+	factFindingMandate, factFindingReport,
+	envoyAppointment, standbyTeamDeployed,
+	fundingRequest, fundingDecision,
+	followUpCheckIn,
+	closure,
+}
+
+func decisionTypeOf(kind string) *decisionType {
+	for _, dt := range decisionTypes {
+		if dt.kind == kind {
+			return dt
+		}
+	}
+	return nil
+}
+
+// rule is a refusal naming the rule that failed.
+func rule(name, format string, args ...any) error {
+	return errs.RuleViolation(fmt.Sprintf("rule %s: %s", name, fmt.Sprintf(format, args...)), nil)
+}
+
+// validateDecision is the update validator: it reads state, never changes it,
+// and a rejection leaves no trace in the history.
+func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.DecisionRequest) error {
+	if err := req.Validate(); err != nil {
+		return errs.InvalidInput(err)
+	}
+	if l.closure != nil {
+		return rule("open-crisis", "the crisis is closed; no decision can be added")
+	}
+	d, err := l.decisionFor(ctx, req)
+	if err != nil {
+		return err
+	}
+	if d.run != nil && d.run.inFlight != "" {
+		return rule("one-at-a-time", "a %s decision is being recorded for %s; try again in a moment", d.run.inFlight, d.run.rec.GetStage().Slug())
+	}
+	if check := decisionTypeOf(req.DecisionKind()).check; check != nil {
+		return check(d)
+	}
+	return nil
+}
+
+// decisionFor finds the decision's type and the stage run it belongs to.
+func (l *lifecycle) decisionFor(ctx workflow.Context, req *demarchev1.DecisionRequest) (*decisionCtx, error) {
+	kind := req.DecisionKind()
+	dt := decisionTypeOf(kind)
+	if dt == nil {
+		return nil, errs.InvalidInput(fmt.Errorf("decision: unknown kind %q", kind))
+	}
+	d := &decisionCtx{l: l, req: req, now: workflow.Now(ctx)}
+	if dt.stage == demarchev1.Stage_STAGE_CLOSED {
+		return d, nil
+	}
+	if d.run = l.activeRun(dt.stage); d.run == nil {
+		return nil, rule("stage-running", "a %s decision needs the %s stage running (running: %s)", kind, dt.stage.Slug(), l.activeList())
+	}
+	return d, nil
+}
+
+// decide records a validated decision: the service call first (a refusal
+// records nothing), then the state (so the next validator sees it), the
+// event, and what follows for the stage.
+func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest, automatic bool) (*demarchev1.DecisionRecord, error) {
+	d, err := l.decisionFor(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	dt := decisionTypeOf(req.DecisionKind())
+	if dt.call != nil {
+		d.run.inFlight = dt.kind
+		err := dt.call(ctx, d)
+		d.run.inFlight = ""
+		if err != nil {
+			var appErr *temporal.ApplicationError
+			if errors.As(err, &appErr) {
+				return nil, rule("service", "%s refused by its service: %s", dt.kind, appErr.Message())
+			}
+			return nil, fmt.Errorf("%s: %w", dt.kind, err)
+		}
+	}
+	d.now = workflow.Now(ctx)
+	d.rec = &demarchev1.DecisionRecord{
+		Number: int32(len(l.decisions) + 1), Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
+		Rationale: req.GetRationale(), DecidedAt: timestamppb.New(d.now), Request: req, Automatic: automatic,
+	}
+	l.decisions = append(l.decisions, d.rec)
+	if l.firstAction == nil {
+		l.firstAction = &d.now
+	}
+	then := dt.apply(d)
+	if err := l.em.publish(ctx, &demarchev1.DecisionRecorded{CrisisId: l.crisis.GetId(), Decision: d.rec}); err != nil {
+		return nil, err
+	}
+	switch run := d.run; then {
+	case stageCompleted:
+		if run.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+			l.finish(ctx, run, demarchev1.StageStatus_STAGE_STATUS_COMPLETED, "")
+		}
+	case toStageWorkflow:
+		// A stage entered a moment ago may still be starting its workflow.
+		if err := workflow.Await(ctx, func() bool { return run.child != nil }); err != nil {
+			return nil, err
+		}
+		if err := run.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+			return nil, fmt.Errorf("%s: stage workflow not running: %w", dt.kind, err)
+		}
+		if err := run.child.SignalChildWorkflow(ctx, SignalStageDecision, d.rec).Get(ctx, nil); err != nil {
+			return nil, fmt.Errorf("%s: forward to %s: %w", dt.kind, run.childID, err)
+		}
+	}
+	return d.rec, nil
+}
+
+// pendingDecisions lists what the crisis waits for, in stage order.
+func (l *lifecycle) pendingDecisions() []*demarchev1.PendingDecision {
+	var out []*demarchev1.PendingDecision
+	add := func(dt *decisionType, r *stageRun) {
+		for _, w := range dt.pending(l, r) {
+			who := w.who
+			if who == "" {
+				who = dt.who
+			}
+			out = append(out, &demarchev1.PendingDecision{Kind: dt.kind, Stage: dt.stage, Who: who, Role: dt.role, DueAt: w.due})
+		}
+	}
+	for _, r := range l.active {
+		if r.rec.GetStatus() != demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+			continue
+		}
+		for _, dt := range decisionTypes {
+			if dt.stage == r.rec.GetStage() {
+				add(dt, r)
+			}
+		}
+	}
+	add(closure, nil)
+	return out
+}
+
+// runDrillPolicy takes each pending decision after the drill's delay, as a
+// principal named drill-policy (drill-approver for approvals: four-eyes holds
+// in drills too).
+func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
+	delay := l.drill.GetStageDuration().AsDuration()
+	for {
+		if err := workflow.Await(ctx, func() bool { return l.closure != nil || len(l.pendingDecisions()) > 0 }); err != nil || l.closure != nil {
+			return
+		}
+		if err := workflow.Sleep(ctx, delay); err != nil {
+			return
+		}
+		pending := l.pendingDecisions()
+		if len(pending) == 0 {
+			continue
+		}
+		kind := pending[0].GetKind()
+		dt := decisionTypeOf(kind)
+		d := &decisionCtx{l: l, run: l.activeRun(dt.stage), now: workflow.Now(ctx)}
+		req, err := dt.drill(ctx, d)
+		if err != nil {
+			workflow.GetLogger(ctx).Warn("drill: no decision to take", "kind", kind, "error", err)
+			continue
+		}
+		if req.Principal == "" {
+			req.Principal = "drill-policy"
+		}
+		req.Rationale = "drill: taken automatically by the drill policy"
+		if err := l.validateDecision(ctx, req); err != nil {
+			workflow.GetLogger(ctx).Warn("drill decision rejected", "kind", kind, "error", err)
+			continue
+		}
+		if _, err := l.decide(ctx, req, true); err != nil {
+			workflow.GetLogger(ctx).Warn("drill decision failed", "kind", kind, "error", err)
+		}
+	}
+}
+
+// stageDue is the stage run's decision deadline, if it has one.
+func stageDue(_ *lifecycle, r *stageRun) []waiting {
+	return []waiting{{due: r.deadline.GetDueAt()}}
+}

@@ -1,0 +1,106 @@
+package crisis
+
+// Envoy deployment (report §§37-42): the head of department appoints a special
+// envoy from the senior roster and the standby team of mediation experts,
+// booked on the roster service (an expert held by another crisis is refused).
+// The standby team must deploy within 72 hours of the stage's start: the
+// EnvoyDeployment workflow runs that durable deadline, at risk at 48 hours,
+// and keeps waiting however late until the mediation support unit confirms
+// the team deployed, which ends the stage.
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// envoyRun is what an envoy-deployment stage run knows.
+type envoyRun struct {
+	appointment *demarchev1.EnvoyAppointment
+	deployed    bool
+}
+
+var envoyAppointment = &decisionType{
+	kind: "envoy-appointment", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
+	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
+	check: func(d *decisionCtx) error {
+		if a := d.run.envoy.appointment; a != nil {
+			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
+		}
+		return nil
+	},
+	call: func(ctx workflow.Context, d *decisionCtx) error {
+		a := d.req.GetEnvoyAppointment()
+		_, err := call(withServiceOptions(ctx), acts.ReserveExperts, &demarchev1.ReserveExpertsRequest{
+			CrisisId: d.l.crisis.GetId(), Envoy: a.GetEnvoy(), StandbyTeam: a.GetStandbyTeam(), Principal: d.req.GetPrincipal()})
+		return err
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.envoy.appointment = d.req.GetEnvoyAppointment()
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		if r.envoy.appointment != nil {
+			return nil
+		}
+		return []waiting{{due: r.deadline.GetDueAt()}}
+	},
+	// A drill books real roster members, as a crisis would: the best
+	// available envoy and standby expert of the region.
+	drill: func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		picked, err := call(withServiceOptions(ctx), acts.PickExperts, &demarchev1.PickExpertsRequest{Region: d.l.crisis.GetRegion()})
+		if err != nil {
+			return nil, err
+		}
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{
+			Envoy: picked.GetEnvoy(), StandbyTeam: picked.GetStandbyTeam()}}}, nil
+	},
+}
+
+var standbyTeamDeployed = &decisionType{
+	kind: "standby-team-deployed", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
+	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
+	check: func(d *decisionCtx) error {
+		if d.run.envoy.appointment == nil {
+			return rule("appointment-first", "appoint the envoy and the standby team before confirming deployment")
+		}
+		return nil
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.envoy.deployed = true
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		if r.envoy.appointment == nil || r.envoy.deployed {
+			return nil
+		}
+		return []waiting{{}}
+	},
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_StandbyTeamDeployed{
+			StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "drill"}}}, nil
+	},
+}
+
+// EnvoyDeployment runs the standby team's durable deadline (72 hours in the
+// playbooks, at risk at 48) from the moment the stage starts, publishing and
+// notifying when it is at risk or breached, and waits, however late, until the
+// team is confirmed deployed.
+func EnvoyDeployment(ctx workflow.Context, in *demarchev1.StageWorkflowInput) (*demarchev1.StageOutcome, error) {
+	c, err := newStageChild(ctx, in, demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT)
+	if err != nil {
+		return nil, err
+	}
+	dl := newDeadline(ctx, "standby team deployment", demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT, in.GetPlaybook().GetStandbyTeam(), in.GetDrillPolicy())
+	stop := c.watch(ctx, dl)
+	for {
+		rec, err := nextDecision(ctx)
+		if err != nil {
+			return c.out, err
+		}
+		if rec.GetRequest().GetStandbyTeamDeployed() != nil {
+			stop(demarchev1.DeadlineStatus_DEADLINE_STATUS_MET)
+			return c.out, nil
+		}
+	}
+}

@@ -1,0 +1,108 @@
+package crisis
+
+// Fact-finding (report §§34-36): a mission or inquiry with a mandate (terms of
+// reference, the body that mandated it, a team) and a findings report due by
+// a deadline. The desk officer records the mandate, which starts the report's
+// deadline in the FactFindingMission workflow; the report ends the stage.
+
+import (
+	"time"
+
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// factFindingRun is what a fact-finding stage run knows.
+type factFindingRun struct {
+	mandate  *demarchev1.FactFindingMandate
+	reported bool
+}
+
+var factFindingMandate = &decisionType{
+	kind: "fact-finding-mandate", stage: demarchev1.Stage_STAGE_FACT_FINDING,
+	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, with the mandating body",
+	check: func(d *decisionCtx) error {
+		if d.run.factFinding.mandate != nil {
+			return rule("one-mandate", "the fact-finding mandate was already recorded")
+		}
+		if due := d.req.GetFactFindingMandate().GetReportDue().AsTime(); !due.After(d.now) {
+			return rule("report-due-future", "report_due %s is not in the future", due.Format(time.RFC3339))
+		}
+		return nil
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.factFinding.mandate = d.req.GetFactFindingMandate()
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		if r.factFinding.mandate != nil {
+			return nil
+		}
+		return []waiting{{due: r.deadline.GetDueAt()}}
+	},
+	drill: func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		due := d.now.Add(scaled(d.run.spec.GetDeadline().GetDue().AsDuration(), d.l.drill))
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: &demarchev1.FactFindingMandate{
+			TermsOfReference: "drill mission", MandatingBody: demarchev1.MandatingBody_MANDATING_BODY_SECRETARY_GENERAL,
+			Team: []string{"drill-investigator"}, ReportDue: timestamppb.New(due)}}}, nil
+	},
+}
+
+var factFindingReport = &decisionType{
+	kind: "fact-finding-report", stage: demarchev1.Stage_STAGE_FACT_FINDING,
+	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, for the head of the fact-finding mission",
+	check: func(d *decisionCtx) error {
+		if d.run.factFinding.mandate == nil {
+			return rule("mandate-first", "record the fact-finding mandate before its report")
+		}
+		return nil
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.factFinding.reported = true
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		if r.factFinding.mandate == nil || r.factFinding.reported {
+			return nil
+		}
+		return []waiting{{due: r.factFinding.mandate.GetReportDue()}}
+	},
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingReport{
+			FactFindingReport: &demarchev1.FactFindingReport{Summary: "drill findings"}}}, nil
+	},
+}
+
+// FactFindingMission waits for the mandate, runs the findings-report deadline
+// it sets, and ends with the report.
+func FactFindingMission(ctx workflow.Context, in *demarchev1.StageWorkflowInput) (*demarchev1.StageOutcome, error) {
+	c, err := newStageChild(ctx, in, demarchev1.Stage_STAGE_FACT_FINDING)
+	if err != nil {
+		return nil, err
+	}
+	var stop func(demarchev1.DeadlineStatus)
+	for {
+		rec, err := nextDecision(ctx)
+		if err != nil {
+			return c.out, err
+		}
+		switch d := rec.GetRequest().GetDecision().(type) {
+		case *demarchev1.DecisionRequest_FactFindingMandate:
+			now := workflow.Now(ctx)
+			due := d.FactFindingMandate.GetReportDue().AsTime()
+			stop = c.watch(ctx, &demarchev1.DeadlineState{
+				Name: "fact-finding report", Stage: demarchev1.Stage_STAGE_FACT_FINDING,
+				Status:    demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING,
+				StartedAt: timestamppb.New(now), DueAt: timestamppb.New(due),
+				AtRiskAt: timestamppb.New(now.Add(due.Sub(now) * 4 / 5)),
+			})
+		case *demarchev1.DecisionRequest_FactFindingReport:
+			if stop != nil {
+				stop(demarchev1.DeadlineStatus_DEADLINE_STATUS_MET)
+			}
+			return c.out, nil
+		}
+	}
+}

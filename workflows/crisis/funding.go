@@ -1,0 +1,177 @@
+package crisis
+
+// Rapid-response funding (report §§43-47): a desk officer requests money from
+// a fund (flexible financing mechanism, Peacebuilding Fund immediate-response
+// facility); the funding service checks the fund and the crisis's ceiling.
+// Someone other than the requester approves or rejects it (four-eyes, checked
+// here and again by the funding service). The RapidResponseFunding workflow
+// pays an approval once, keyed by crisis and request, and ends the stage; a
+// rejection waits for the next request.
+
+import (
+	"fmt"
+	"strings"
+
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/demarche/demarche/pkg/ids"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// fundingRun is what a funding stage run knows: its requests, in order.
+type fundingRun struct {
+	requests []*openRequest
+}
+
+type openRequest struct {
+	req       *demarchev1.FundingRequest
+	requester string
+	decided   bool
+}
+
+func (f *fundingRun) request(id string) *openRequest {
+	for _, r := range f.requests {
+		if r.req.GetRequestId() == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// open lists the ids of the requests awaiting a decision.
+func (f *fundingRun) open() []string {
+	var out []string
+	for _, r := range f.requests {
+		if !r.decided {
+			out = append(out, r.req.GetRequestId())
+		}
+	}
+	return out
+}
+
+func (f *fundingRun) openList() string {
+	if o := f.open(); len(o) > 0 {
+		return strings.Join(o, ", ")
+	}
+	return "none"
+}
+
+var fundingRequest = &decisionType{
+	kind: "funding-request", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
+	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
+	check: func(d *decisionCtx) error {
+		id := d.req.GetFundingRequest().GetRequestId()
+		if d.run.funding.request(id) != nil {
+			return rule("unique-request", "request %s already exists", id)
+		}
+		if open := d.run.funding.open(); len(open) > 0 {
+			return rule("one-open-request", "request %s is still awaiting a decision", open[0])
+		}
+		return nil
+	},
+	call: func(ctx workflow.Context, d *decisionCtx) error {
+		_, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
+			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal()})
+		return err
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.funding.requests = append(d.run.funding.requests, &openRequest{req: d.req.GetFundingRequest(), requester: d.req.GetPrincipal()})
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		if len(r.funding.open()) > 0 {
+			return nil
+		}
+		return []waiting{{due: r.deadline.GetDueAt()}}
+	},
+	drill: func(_ workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{
+			RequestId: fmt.Sprintf("drill-%d", len(d.l.decisions)+1), Fund: "flexible-financing", AmountUsd: 50_000, Purpose: "drill"}}}, nil
+	},
+}
+
+var fundingDecision = &decisionType{
+	kind: "funding-decision", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
+	role: demarchev1.Role_ROLE_FUNDING_OFFICER, who: "funding officer",
+	check: func(d *decisionCtx) error {
+		id := d.req.GetFundingDecision().GetRequestId()
+		r := d.run.funding.request(id)
+		switch {
+		case r == nil:
+			return rule("known-request", "no funding request %s (open: %s)", id, d.run.funding.openList())
+		case r.decided:
+			return rule("decide-once", "request %s was already decided", id)
+		case r.requester == d.req.GetPrincipal():
+			return rule("four-eyes", "%s requested %s and cannot approve or reject it; another principal must", d.req.GetPrincipal(), id)
+		}
+		return nil
+	},
+	call: func(ctx workflow.Context, d *decisionCtx) error {
+		fd := d.req.GetFundingDecision()
+		_, err := call(withServiceOptions(ctx), acts.DecideFunding, &demarchev1.FundingDecideCall{
+			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal()})
+		return err
+	},
+	apply: func(d *decisionCtx) effect {
+		d.run.funding.request(d.req.GetFundingDecision().GetRequestId()).decided = true
+		return toStageWorkflow
+	},
+	pending: func(_ *lifecycle, r *stageRun) []waiting {
+		var out []waiting
+		for _, fr := range r.funding.requests {
+			if !fr.decided {
+				out = append(out, waiting{who: fmt.Sprintf("funding officer other than %s (four-eyes)", fr.requester), due: r.deadline.GetDueAt()})
+			}
+		}
+		return out
+	},
+	drill: func(_ workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Principal: "drill-approver", Decision: &demarchev1.DecisionRequest_FundingDecision{
+			FundingDecision: &demarchev1.FundingDecision{RequestId: d.run.funding.open()[0], Approve: true}}}, nil
+	},
+}
+
+// RapidResponseFunding waits for a request and its decision; an approval is
+// paid through the disbursement activity, once, keyed by crisis and request.
+// A rejection waits for the next request.
+func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInput) (*demarchev1.StageOutcome, error) {
+	c, err := newStageChild(ctx, in, demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING)
+	if err != nil {
+		return nil, err
+	}
+	var requests []*demarchev1.FundingRequest
+	for {
+		rec, err := nextDecision(ctx)
+		if err != nil {
+			return c.out, err
+		}
+		switch d := rec.GetRequest().GetDecision().(type) {
+		case *demarchev1.DecisionRequest_FundingRequest:
+			requests = append(requests, d.FundingRequest)
+		case *demarchev1.DecisionRequest_FundingDecision:
+			if !d.FundingDecision.GetApprove() {
+				continue
+			}
+			var req *demarchev1.FundingRequest
+			for _, r := range requests {
+				if r.GetRequestId() == d.FundingDecision.GetRequestId() {
+					req = r
+				}
+			}
+			if req == nil {
+				continue
+			}
+			cr := in.GetCrisis()
+			paid, err := call(withActivityOptions(ctx), acts.DisburseFunds, &demarchev1.DisburseRequest{
+				CrisisId: cr.GetId(), Region: cr.GetRegion(), CountryCode: cr.GetCountryCode(),
+				Request: req, ApprovedBy: rec.GetPrincipal(),
+				DisbursementKey: ids.Derived(cr.GetId(), "disbursement", req.GetRequestId()),
+			})
+			if err != nil {
+				return c.out, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err)
+			}
+			c.out.DisbursedUsd += paid.GetAmountUsd()
+			return c.out, nil
+		}
+	}
+}

@@ -1,0 +1,23 @@
+package crisis
+
+// Early warning (report §§20-27): signals pooled from many sources cross a
+// threshold and the crisis opens in the warning stage. The duty officer
+// triages the warning: confirming it calls for a response ends the stage and
+// stops the warning-to-action clock (the first decision of the crisis).
+
+import (
+	"go.temporal.io/sdk/workflow"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+var triage = &decisionType{
+	kind: "triage", stage: demarchev1.Stage_STAGE_WARNING,
+	role: demarchev1.Role_ROLE_DUTY_OFFICER, who: "duty officer",
+	apply:   func(*decisionCtx) effect { return stageCompleted },
+	pending: stageDue,
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_Triage{
+			Triage: &demarchev1.WarningTriage{Assessment: "drill: warning confirmed"}}}, nil
+	},
+}
