@@ -137,6 +137,9 @@ func (x DeadlineStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number
 // Slug returns the stage status's slug, e.g. "skipped".
 func (x StageStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
+// Slug returns the role's slug, e.g. "funding-officer".
+func (x Role) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // ParseGoodOfficesOption reads an option from its slug or enum name.
 func ParseGoodOfficesOption(s string) (GoodOfficesOption, error) {
 	n, err := parseEnum(GoodOfficesOption(0).Descriptor(), "option", s)

@@ -1,0 +1,172 @@
+package crisis
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// Every decision kind of the schema has exactly one type, whose fields are
+// all set: the table is the one place a decision is described.
+func TestEveryDecisionKindHasOneCompleteType(t *testing.T) {
+	kinds := demarchev1.DecisionKinds()
+	if len(decisionTypes) != len(kinds) {
+		t.Fatalf("%d decision types for %d schema kinds", len(decisionTypes), len(kinds))
+	}
+	for i, dt := range decisionTypes {
+		if dt.kind != kinds[i] {
+			t.Errorf("type %d is %q, schema kind %q", i, dt.kind, kinds[i])
+		}
+		if dt.stage == demarchev1.Stage_STAGE_UNSPECIFIED || dt.role == demarchev1.Role_ROLE_UNSPECIFIED || dt.who == "" ||
+			dt.apply == nil || dt.pending == nil || dt.drill == nil {
+			t.Errorf("%s: stage, role, who, apply, pending and drill are all required", dt.kind)
+		}
+	}
+}
+
+// rulesCase is one decision against one state: the rule it must break ("" =
+// accepted).
+type rulesCase struct {
+	name  string
+	setup func(l *lifecycle, r *stageRun)
+	req   *demarchev1.DecisionRequest
+	rule  string
+}
+
+var now = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+
+func req(principal string, d any) *demarchev1.DecisionRequest {
+	r := &demarchev1.DecisionRequest{Principal: principal, Rationale: "why"}
+	switch d := d.(type) {
+	case *demarchev1.FactFindingMandate:
+		r.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: d}
+	case *demarchev1.FactFindingReport:
+		r.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: d}
+	case *demarchev1.EnvoyAppointment:
+		r.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: d}
+	case *demarchev1.StandbyTeamDeployed:
+		r.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: d}
+	case *demarchev1.FundingRequest:
+		r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: d}
+	case *demarchev1.FundingDecision:
+		r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: d}
+	case *demarchev1.ClosureDecision:
+		r.Decision = &demarchev1.DecisionRequest_Closure{Closure: d}
+	}
+	return r
+}
+
+func TestDecisionRules(t *testing.T) {
+	mandate := &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now.Add(time.Hour))}
+	fr := func(id string) *demarchev1.FundingRequest { return &demarchev1.FundingRequest{RequestId: id} }
+	requested := func(id, by string, decided bool) func(*lifecycle, *stageRun) {
+		return func(_ *lifecycle, r *stageRun) {
+			r.funding.requests = append(r.funding.requests, &openRequest{req: fr(id), requester: by, decided: decided})
+		}
+	}
+	cases := map[*decisionType][]rulesCase{
+		factFindingMandate: {
+			{"first mandate", nil, req("a", mandate), ""},
+			{"second mandate", func(_ *lifecycle, r *stageRun) { r.factFinding.mandate = mandate }, req("a", mandate), "one-mandate"},
+			{"report due in the past", nil, req("a", &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now.Add(-time.Hour))}), "report-due-future"},
+			{"report due now", nil, req("a", &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now)}), "report-due-future"},
+		},
+		factFindingReport: {
+			{"before the mandate", nil, req("a", &demarchev1.FactFindingReport{}), "mandate-first"},
+			{"after the mandate", func(_ *lifecycle, r *stageRun) { r.factFinding.mandate = mandate }, req("a", &demarchev1.FactFindingReport{}), ""},
+		},
+		envoyAppointment: {
+			{"first appointment", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e"}), ""},
+			{"second appointment", func(_ *lifecycle, r *stageRun) { r.envoy.appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.EnvoyAppointment{Envoy: "f"}), "one-envoy"},
+		},
+		standbyTeamDeployed: {
+			{"before the appointment", nil, req("a", &demarchev1.StandbyTeamDeployed{}), "appointment-first"},
+			{"after the appointment", func(_ *lifecycle, r *stageRun) { r.envoy.appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.StandbyTeamDeployed{}), ""},
+		},
+		fundingRequest: {
+			{"first request", nil, req("alice", fr("FR-1")), ""},
+			{"same id again", requested("FR-1", "alice", true), req("alice", fr("FR-1")), "unique-request"},
+			{"while one is open", requested("FR-1", "alice", false), req("alice", fr("FR-2")), "one-open-request"},
+			{"after a decided one", requested("FR-1", "alice", true), req("alice", fr("FR-2")), ""},
+		},
+		fundingDecision: {
+			{"by another principal", requested("FR-1", "alice", false), req("bob", &demarchev1.FundingDecision{RequestId: "FR-1"}), ""},
+			{"by the requester", requested("FR-1", "alice", false), req("alice", &demarchev1.FundingDecision{RequestId: "FR-1"}), "four-eyes"},
+			{"unknown request", requested("FR-1", "alice", false), req("bob", &demarchev1.FundingDecision{RequestId: "FR-9"}), "known-request"},
+			{"decided twice", requested("FR-1", "alice", true), req("bob", &demarchev1.FundingDecision{RequestId: "FR-1"}), "decide-once"},
+		},
+		closure: {
+			{"while stages run", func(l *lifecycle, r *stageRun) { l.closing, l.active = true, []*stageRun{r} }, req("a", &demarchev1.ClosureDecision{}), "closure-last"},
+			{"before the last phase", nil, req("a", &demarchev1.ClosureDecision{}), "closure-last"},
+			{"once every stage ended", func(l *lifecycle, _ *stageRun) { l.closing = true }, req("a", &demarchev1.ClosureDecision{}), ""},
+		},
+	}
+	for dt, list := range cases {
+		for _, c := range list {
+			t.Run(dt.kind+"/"+c.name, func(t *testing.T) {
+				l := &lifecycle{crisis: &demarchev1.Crisis{Id: "GN-1"}}
+				r := &stageRun{rec: &demarchev1.StageRecord{Stage: dt.stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}}
+				if c.setup != nil {
+					c.setup(l, r)
+				}
+				if got := c.req.DecisionKind(); got != dt.kind {
+					t.Fatalf("case builds a %s decision", got)
+				}
+				err := dt.check(&decisionCtx{l: l, run: r, req: c.req, now: now})
+				switch {
+				case c.rule == "" && err != nil:
+					t.Fatalf("refused: %v", err)
+				case c.rule != "" && (err == nil || !strings.Contains(err.Error(), "rule "+c.rule+":")):
+					t.Fatalf("want rule %s, got %v", c.rule, err)
+				}
+			})
+		}
+	}
+	// Decisions without a check of their own take only the stage-running rule.
+	for _, dt := range []*decisionType{triage, goodOffices, followUpCheckIn} {
+		if dt.check != nil {
+			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
+		}
+	}
+	for _, dt := range decisionTypes {
+		if _, tested := cases[dt]; !tested && dt.check != nil {
+			t.Errorf("%s has rules without cases", dt.kind)
+		}
+	}
+}
+
+// Pending decisions follow each stage run's state.
+func TestPendingFollowsState(t *testing.T) {
+	l := &lifecycle{crisis: &demarchev1.Crisis{Id: "GN-1"}}
+	run := func(s demarchev1.Stage) *stageRun {
+		return &stageRun{rec: &demarchev1.StageRecord{Stage: s, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}}
+	}
+	ff, fund := run(demarchev1.Stage_STAGE_FACT_FINDING), run(demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING)
+	l.active = []*stageRun{ff, fund}
+	kinds := func() string {
+		var out []string
+		for _, p := range l.pendingDecisions() {
+			out = append(out, p.GetKind()+"/"+p.GetRole().Slug())
+		}
+		return strings.Join(out, " ")
+	}
+	if got := kinds(); got != "fact-finding-mandate/desk-officer funding-request/desk-officer" {
+		t.Fatalf("pending: %s", got)
+	}
+	ff.factFinding.mandate = &demarchev1.FactFindingMandate{}
+	fund.funding.requests = []*openRequest{{req: &demarchev1.FundingRequest{RequestId: "FR-1"}, requester: "alice"}}
+	if got := kinds(); got != "fact-finding-report/desk-officer funding-decision/funding-officer" {
+		t.Fatalf("pending: %s", got)
+	}
+	if who := l.pendingDecisions()[1].GetWho(); !strings.Contains(who, "other than alice") {
+		t.Fatalf("four-eyes not said: %s", who)
+	}
+	l.active, l.closing = nil, true
+	if got := kinds(); got != "closure/head-of-department" {
+		t.Fatalf("pending: %s", got)
+	}
+}
