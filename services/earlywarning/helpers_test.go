@@ -7,38 +7,27 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/demarche/demarche/pkg/natsembed"
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
-// startNATS runs a real embedded NATS server with JetStream on a random port,
-// storing in dir.
-func startNATS(t testing.TB, dir string) *natsembed.Server {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
+// ingestOver sends batches of signals to the earlywarning service over nc,
+// as the CLI does.
+func ingestOver(nc *nats.Conn) func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+		var resp demarchev1.IngestResponse
+		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
+			natsrpc.Protobuf(), natsrpc.Timeout(earlywarning.RequestTimeout)); err != nil {
+			return nil, err
+		}
+		return &resp, nil
 	}
-	t.Cleanup(srv.Stop)
-	return srv
-}
-
-func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, js, err := natsx.Connect(url, t.Name(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc, js
 }
 
 func startService(t testing.TB, url string, cfg earlywarning.Config, opener earlywarning.CrisisOpener) *earlywarning.Service {
@@ -129,8 +118,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 var zapNop = zap.NewNop()
-
-// startEphemeral starts a server the test stops itself (restart tests).
-func startEphemeral(dir string) (*natsembed.Server, error) {
-	return natsembed.Start(natsembed.Options{StoreDir: dir}, zapNop)
-}

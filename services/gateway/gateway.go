@@ -41,6 +41,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
@@ -49,12 +50,8 @@ import (
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
-// Subjects of the earlywarning endpoints the gateway forwards to.
-const (
-	earlyWarningIngest = "demarche.earlywarning.ingest"
-	earlyWarningScore  = "demarche.earlywarning.score"
-	maxBody            = 8 << 20
-)
+// maxBody bounds a request body.
+const maxBody = 8 << 20
 
 // Config says where the gateway listens and what it talks to.
 type Config struct {
@@ -145,7 +142,7 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp demarchev1.IngestResponse
-	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningIngest, &req, &resp); err != nil {
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -160,7 +157,7 @@ func (s *Service) getScore(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp demarchev1.ScoreResponse
 	req := &demarchev1.ScoreRequest{CountryCode: strings.ToUpper(r.PathValue("country")), CrisisType: t}
-	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningScore, req, &resp); err != nil {
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -306,33 +303,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers an error with its status and, for bad input, each field.
+// writeError answers an error with its status (errs.HTTPStatus: the one
+// mapping) and, for bad input, each field.
 func writeError(w http.ResponseWriter, err error) {
 	body := map[string]any{"error": err.Error()}
 	var verr *demarchev1.ValidationError
 	var ferr *demarchev1.FieldError
-	status := http.StatusInternalServerError
 	switch {
 	case errors.As(err, &verr):
-		status = http.StatusBadRequest
 		fields := make([]map[string]string, len(verr.Fields))
 		for i, f := range verr.Fields {
 			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
 		}
 		body["fields"] = fields
 	case errors.As(err, &ferr):
-		status = http.StatusBadRequest
 		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
-	case errors.Is(err, demarchev1.ErrInvalid), errors.Is(err, natsrpc.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, crisis.ErrNotFound), errors.Is(err, natsrpc.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, crisis.ErrAlreadyOpen), errors.Is(err, natsrpc.ErrConflict):
-		status = http.StatusConflict
-	case errors.Is(err, crisis.ErrRejected), errors.Is(err, natsrpc.ErrRule), errors.Is(err, natsrpc.ErrForbidden):
-		status = http.StatusUnprocessableEntity
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, body)
+	writeJSON(w, errs.HTTPStatus(err), body)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -65,7 +66,7 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 			switch {
 			case err == nil && !resp.GetReplayed():
 				won++
-			case errors.Is(err, natsrpc.ErrConflict):
+			case errors.Is(err, errs.ErrConflict):
 				refused++
 			default:
 				other = append(other, err)
@@ -108,15 +109,15 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 	}
 	// Bad input and unknown or unavailable experts are refused with the reason.
 	err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "x", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrInvalid) || !contains(err, "role") {
+	if !errors.Is(err, errs.ErrInvalid) || !contains(err, "role") {
 		t.Fatalf("bad role: %v", err)
 	}
 	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "nobody", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrNotFound) {
+	if !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown expert: %v", err)
 	}
 	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "sb-hugo-weber", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrConflict) || !contains(err, "not available") {
+	if !errors.Is(err, errs.ErrConflict) || !contains(err, "not available") {
 		t.Fatalf("unavailable expert: %v", err)
 	}
 	// Release frees the expert for another crisis.
@@ -154,7 +155,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart: %v", list.GetAssignments())
 	}
 	err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "SD-2026-X", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp)
-	if !errors.Is(err, natsrpc.ErrConflict) {
+	if !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("double booking after restart: %v", err)
 	}
 }
@@ -262,7 +263,7 @@ func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
 				mu.Lock()
 				won++
 				mu.Unlock()
-			} else if err != nil && !errors.Is(err, natsrpc.ErrConflict) {
+			} else if err != nil && !errors.Is(err, errs.ErrConflict) {
 				t.Errorf("unexpected error: %v", err)
 			}
 		}()

@@ -13,15 +13,21 @@ import (
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/playbook"
 )
 
-// Sentinel errors for callers of this file's functions.
+// Sentinel errors for callers of this file's functions; each also matches its
+// errs sentinel, which picks the HTTP status and micro code.
 var (
-	ErrAlreadyOpen = errors.New("crisis already open")
-	ErrNotFound    = errors.New("crisis not found")
+	// ErrAlreadyOpen is returned by Open when a crisis with that id is already
+	// running (errs.ErrConflict).
+	ErrAlreadyOpen error = &errs.Error{Sentinel: errs.ErrConflict, Msg: "crisis already open"}
+	// ErrNotFound is returned when no crisis with that id is running (or it is
+	// already closed) (errs.ErrNotFound).
+	ErrNotFound error = &errs.Error{Sentinel: errs.ErrNotFound, Msg: "crisis not found"}
 )
 
 // Open validates the input and starts the crisis's workflow, with the playbook
@@ -198,8 +204,9 @@ func Decide(ctx context.Context, c client.Client, crisisID, requestID string, re
 	return &rec, nil
 }
 
-// ErrRejected wraps a decision the crisis refused; the message names the rule.
-var ErrRejected = errors.New("decision rejected")
+// ErrRejected is returned by Decide when the crisis refused the decision (a
+// rule or an invalid input); the message names the rule (errs.ErrRule).
+var ErrRejected error = &errs.Error{Sentinel: errs.ErrRule, Msg: "decision rejected"}
 
 func decisionError(crisisID string, err error) error {
 	var nf *serviceerror.NotFound
