@@ -189,7 +189,7 @@ func (f reportFlags) signal(now time.Time) (*demarchev1.Signal, error) {
 		Severity: f.severity, Fatalities: f.fatalities, Weight: f.weight, Rule: earlywarning.RuleReported,
 	}
 	if sig.SourceId == "" {
-		sig.SourceId = newCrisisID(sig.CountryCode, now) // unique enough: country, date, 5 random characters
+		sig.SourceId = earlywarning.NewSourceID()
 	}
 	if sig.Weight == 0 {
 		// As for imported events; a reporter's severity s weighs at least s.

@@ -273,8 +273,12 @@ func SignalSubject(source string) string { return SignalsRoot + "." + source }
 
 // PublishSignal publishes one signal as a CloudEvent on its source's subject,
 // as a partner's early-warning system does. The event id is derived from
-// source + source id, so a republished signal is stored once.
+// source + source id, so a republished signal is stored once; a signal without
+// a source id gets one (NewSourceID).
 func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string, sig *demarchev1.Signal) error {
+	if sig.GetSourceId() == "" {
+		sig.SourceId = NewSourceID()
+	}
 	ev := eventbus.Event{
 		ID:      signalKey(sig.GetSource(), sig.GetSourceId()),
 		Source:  ceSource,

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
@@ -444,5 +445,20 @@ func TestRequestErrorsOverNATS(t *testing.T) {
 	err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: "GN", CrisisType: coup}, &resp, natsrpc.Timeout(2*time.Second))
 	if !errors.Is(err, errs.ErrUnavailable) || errs.HTTPStatus(err) != 503 {
 		t.Fatalf("score once stopped: %v, want unavailable (503)", err)
+	}
+}
+
+// TestSignalWithoutSourceID: a signal whose source gives no id gets a UUID v7.
+func TestSignalWithoutSourceID(t *testing.T) {
+	srv := natstest.Server(t)
+	svc := startService(t, srv.URL(), earlywarning.Config{}, newFakeOpener())
+	resp, err := svc.Ingest(context.Background(), []*demarchev1.Signal{signal("operator", "", "GN", coup, 1, t0), signal("operator", "", "GN", coup, 1, t0)})
+	if err != nil || resp.GetAccepted() != 2 {
+		t.Fatalf("ingest: %v %v", resp, err)
+	}
+	for _, r := range resp.GetResults() {
+		if u, err := uuid.Parse(r.GetSourceId()); err != nil || u.Version() != 7 {
+			t.Errorf("source id %q is not a UUID v7", r.GetSourceId())
+		}
 	}
 }

@@ -9,6 +9,8 @@
 //	GET  /v1/crises?stage=&country=&type=&open=true   list
 //	GET  /v1/crises/{id}                demarche.v1.CrisisState
 //	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
+//	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
+//	                                    a funding_request without request_id gets a UUID v7)
 //	GET  /healthz
 //
 // Bodies are protobuf messages in their JSON form. Errors are JSON
@@ -22,8 +24,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,12 +34,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
@@ -174,24 +174,19 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
 		return
 	}
-	now := time.Now()
-	if c.OpenedAt == nil {
-		c.OpenedAt = timestamppb.New(now)
+	p := crisis.NewCrisisParams{
+		ID: c.GetId(), Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
+		Severity: c.GetSeverity(), Confidentiality: c.GetConfidentiality(), OpenedBy: c.GetOpenedBy(),
+		Drill: c.GetDrill(), SharedWith: c.GetSharedWith(),
 	}
-	if c.FirstSignalAt == nil {
-		c.FirstSignalAt = c.OpenedAt
+	if c.FirstSignalAt != nil {
+		p.FirstSignalAt = c.GetFirstSignalAt().AsTime()
 	}
-	if c.Region == demarchev1.Region_REGION_UNSPECIFIED {
-		c.Region, _ = demarchev1.RegionOf(c.GetCountryCode())
+	if p.OpenedBy == "" {
+		p.OpenedBy = r.Header.Get("X-Demarche-Principal")
 	}
-	if c.OpenedBy == "" {
-		c.OpenedBy = r.Header.Get("X-Demarche-Principal")
-	}
-	if c.Id == "" {
-		b := make([]byte, 5)
-		_, _ = rand.Read(b)
-		c.Id = fmt.Sprintf("%s-%s-%s", c.GetCountryCode(), now.UTC().Format("20060102"), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5])
-	}
+	c = crisis.NewCrisis(p, time.Now())
+	in.Crisis = c
 	if _, err := crisis.Open(r.Context(), s.tc, &in); err != nil {
 		writeError(w, err)
 		return
@@ -265,12 +260,27 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request) {
 	if req.Principal == "" {
 		req.Principal = r.Header.Get("X-Demarche-Principal")
 	}
-	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), r.Header.Get("Idempotency-Key"), &req)
+	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
+		fr.RequestId = uuid.Must(uuid.NewV7()).String() // the funding request's id when the client gives none
+	}
+	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), requestID(w, r), &req)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeProto(w, http.StatusOK, rec)
+}
+
+// requestID is the request's Idempotency-Key, or a new time-ordered UUID (v7)
+// when it has none; it is answered in the X-Request-Id header so a client can
+// retry the same request, and names the request in Temporal (the update id).
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get("Idempotency-Key")
+	if id == "" {
+		id = uuid.Must(uuid.NewV7()).String()
+	}
+	w.Header().Set("X-Request-Id", id)
+	return id
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
