@@ -15,6 +15,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/funding"
 )
@@ -23,10 +24,7 @@ var smallFund = &demarchev1.Fund{Id: "small-fund", Name: "Small fund", OpeningBa
 
 func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Server, *funding.Service, *nats.Conn) {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.ServerIn(t, dir)
 	svc, err := funding.Start(context.Background(), srv.URL(), funds, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -196,10 +194,7 @@ func TestFourEyesAndRules(t *testing.T) {
 
 func TestLedgerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.ServerIn(t, dir) // stopped below, before the restart
 	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

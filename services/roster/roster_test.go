@@ -14,20 +14,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/errs"
-	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/roster"
 )
-
-func startNATS(t *testing.T, dir string) *natsembed.Server {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
 
 func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 	t.Helper()
@@ -43,7 +34,7 @@ func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 }
 
 func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -84,7 +75,7 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 }
 
 func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -132,7 +123,7 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 
 func TestAssignmentsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startNATS(t, dir)
+	srv := natstest.ServerIn(t, dir)
 	svc, nc := startRoster(t, srv.URL())
 	var resp demarchev1.ReserveResponse
 	if err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "NE-2026-R", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp); err != nil {
@@ -142,7 +133,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 	svc.Stop()
 	srv.Stop()
 
-	srv2 := startNATS(t, dir)
+	srv2 := natstest.ServerIn(t, dir)
 	defer srv2.Stop()
 	svc2, nc2 := startRoster(t, srv2.URL())
 	defer svc2.Stop()
@@ -161,7 +152,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 }
 
 func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -190,7 +181,7 @@ func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
 }
 
 func TestMicroDiscovery(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -241,7 +232,7 @@ func contains(err error, s string) bool { return err != nil && strings.Contains(
 // Micro serves one subscription's requests in order; the guarantee must hold
 // without that, e.g. with several roster instances: race the store directly.
 func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	var stores []*roster.Service
 	for range 3 { // three instances of the service on one bucket
