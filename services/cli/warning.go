@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -40,19 +39,6 @@ func (a *App) warningConn() (*nats.Conn, error) {
 		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
 	}
 	return nc, nil
-}
-
-// ingestOver sends batches of signals to the earlywarning service over nc
-// (binary protobuf: an import sends many).
-func ingestOver(nc *nats.Conn) func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
-	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
-		var resp demarchev1.IngestResponse
-		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
-			natsrpc.Protobuf(), natsrpc.Timeout(earlywarning.RequestTimeout)); err != nil {
-			return nil, err
-		}
-		return &resp, nil
-	}
 }
 
 func newWarningImportCmd(app *App) *cobra.Command {
@@ -98,7 +84,7 @@ Other columns are ignored.`,
 				progress = importProgress(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
-			sum, err := earlywarning.Import(cmd.Context(), file, f, ingestOver(nc), batch, progress)
+			sum, err := earlywarning.Import(cmd.Context(), file, f, earlywarning.IngestOver(nc), batch, progress)
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
@@ -239,7 +225,7 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 				return err
 			}
 			defer nc.Close()
-			resp, err := ingestOver(nc)(cmd.Context(), []*demarchev1.Signal{sig})
+			resp, err := earlywarning.IngestOver(nc)(cmd.Context(), []*demarchev1.Signal{sig})
 			if err != nil {
 				return err
 			}

@@ -24,7 +24,7 @@ func BenchmarkIngest(b *testing.B) {
 	srv := natstest.Server(b)
 	startService(b, srv.URL(), earlywarning.Config{DefaultThreshold: 1e9}, newFakeOpener())
 	nc, _ := natstest.Connect(b, srv.URL())
-	ingest := ingestOver(nc)
+	ingest := earlywarning.IngestOver(nc)
 	countries := []string{"Guinea", "Mali", "Niger", "Burkina Faso", "Nigeria", "Chad", "Sudan", "South Sudan", "Ethiopia", "Somalia",
 		"Kenya", "Uganda", "Cameroon", "Democratic Republic of Congo", "Central African Republic", "Mozambique", "Libya", "Yemen", "Syria", "Iraq",
 		"Ukraine", "Myanmar", "Afghanistan", "Pakistan", "India", "Bangladesh", "Philippines", "Colombia", "Mexico", "Haiti",

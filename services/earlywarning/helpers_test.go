@@ -6,29 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
-
-// ingestOver sends batches of signals to the earlywarning service over nc,
-// as the CLI does.
-func ingestOver(nc *nats.Conn) func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
-	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
-		var resp demarchev1.IngestResponse
-		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
-			natsrpc.Protobuf(), natsrpc.Timeout(earlywarning.RequestTimeout)); err != nil {
-			return nil, err
-		}
-		return &resp, nil
-	}
-}
 
 func startService(t testing.TB, url string, cfg earlywarning.Config, opener earlywarning.CrisisOpener) *earlywarning.Service {
 	t.Helper()

@@ -35,7 +35,7 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 	opener := newFakeOpener()
 	startService(t, srv.URL(), earlywarning.Config{}, opener)
 	nc, _ := natstest.Connect(t, srv.URL())
-	ingest := ingestOver(nc)
+	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
 
 	sum, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 3, nil)
@@ -71,7 +71,7 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 		Workers:    8,
 	}, opener)
 	nc, js := natstest.Connect(t, srv.URL())
-	ingest := ingestOver(nc)
+	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
 
 	seed := signal("ecowarn", "seed", "GN", coup, 1, t0)
