@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 // TestHTTPAPI drives the gateway on the real stack: bad input names its
@@ -68,6 +70,26 @@ func TestHTTPAPI(t *testing.T) {
 	}
 	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/decisions", "duty", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`); code != http.StatusUnprocessableEntity || !strings.Contains(out["error"].(string), "rule closure-last") {
 		t.Fatalf("premature closure: %d %v", code, out)
+	}
+	// A decision without an Idempotency-Key gets a UUID v7 request id; one with a key is named by it.
+	for key, want := range map[string]string{"": "", "key-1": "key-1"} {
+		req, _ := http.NewRequest("POST", api+"/v1/crises/ML-20261127-HTTP1/decisions", strings.NewReader(`{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`))
+		req.Header.Set("X-Demarche-Principal", "duty")
+		if key != "" {
+			req.Header.Set("Idempotency-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		id := resp.Header.Get("X-Request-Id")
+		if want != "" && id != want {
+			t.Errorf("X-Request-Id %q, want the Idempotency-Key %q", id, want)
+		}
+		if u, err := uuid.Parse(id); want == "" && (err != nil || u.Version() != 7) {
+			t.Errorf("X-Request-Id %q is not a UUID v7 (%v)", id, err)
+		}
 	}
 	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
 		t.Fatalf("state: %d %v", code, out)

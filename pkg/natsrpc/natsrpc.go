@@ -1,6 +1,9 @@
 // Package natsrpc is how Démarche services answer requests over NATS and how
 // callers ask them: NATS micro services (so `nats micro ls|info|stats` finds
-// them) with protobuf messages in their JSON form (so `nats req` works by hand).
+// them) with protobuf messages in their JSON form (so `nats req` works by hand)
+// or, when the request says Content-Type: application/protobuf, in binary.
+// Errors are the pkg/errs vocabulary: a handler wraps an errs sentinel and the
+// answer's code is errs.Code; Call turns the code back into the sentinel.
 package natsrpc
 
 import (
@@ -13,9 +16,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -36,36 +41,17 @@ const (
 	FundingDisburse = FundingGroup + ".disburse"
 	FundingBalance  = FundingGroup + ".balance"
 	FundingLedger   = FundingGroup + ".ledger"
+
+	EarlyWarningService = "earlywarning"
+	EarlyWarningGroup   = "demarche.earlywarning"
+	EarlyWarningIngest  = EarlyWarningGroup + ".ingest"
+	EarlyWarningScore   = EarlyWarningGroup + ".score"
 )
 
-// Sentinel errors a handler returns (wrapped) to pick the error code; callers
-// match them with errors.Is on what Call returns.
-var (
-	ErrInvalid   = errors.New("invalid request") // 400
-	ErrForbidden = errors.New("forbidden")       // 403
-	ErrNotFound  = errors.New("not found")       // 404
-	ErrConflict  = errors.New("conflict")        // 409
-	ErrRule      = errors.New("rule violation")  // 422
-	ErrInternal  = errors.New("service error")   // 500
-)
-
-var codes = map[string]error{"400": ErrInvalid, "403": ErrForbidden, "404": ErrNotFound, "409": ErrConflict, "422": ErrRule, "500": ErrInternal}
-
-func codeOf(err error) string {
-	switch {
-	case errors.Is(err, ErrInvalid), errors.Is(err, demarchev1.ErrInvalid):
-		return "400"
-	case errors.Is(err, ErrForbidden):
-		return "403"
-	case errors.Is(err, ErrNotFound):
-		return "404"
-	case errors.Is(err, ErrConflict):
-		return "409"
-	case errors.Is(err, ErrRule):
-		return "422"
-	}
-	return "500"
-}
+// ContentTypeProtobuf in a request's Content-Type header selects the binary
+// protobuf encoding of the request and of its answer; without it both are
+// protobuf JSON, so `nats req` works by hand.
+const ContentTypeProtobuf = "application/protobuf"
 
 // Error is a service's answer that something went wrong.
 type Error struct {
@@ -76,13 +62,10 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Subject, e.Description) }
 
-// Unwrap maps the code back to its sentinel error, and to any service-specific
-// sentinel (see Sentinel) whose text starts the description.
+// Unwrap maps the code back to its errs sentinel (errs.FromCode), and to any
+// service-specific sentinel (see Sentinel) whose text starts the description.
 func (e *Error) Unwrap() []error {
-	out := []error{ErrInternal}
-	if s, ok := codes[e.Code]; ok {
-		out[0] = s
-	}
+	out := []error{errs.FromCode(e.Code)}
 	sentinelsMu.RLock()
 	defer sentinelsMu.RUnlock()
 	for _, s := range sentinels {
@@ -99,7 +82,7 @@ var (
 )
 
 // Sentinel makes a service's own sentinel error: its text is msg, it matches
-// code (one of this package's sentinels, which picks the answer's code), and a
+// code (one of the errs sentinels, which picks the answer's code), and a
 // caller on the other side of NATS matches it with errors.Is when the service
 // returned it first in the message: fmt.Errorf("%w: ...", ErrUnknownPartner).
 func Sentinel(msg string, code error) error {
@@ -118,62 +101,201 @@ type sentinel struct {
 func (s *sentinel) Error() string { return s.msg }
 func (s *sentinel) Unwrap() error { return s.code }
 
+// Guard refuses a service's requests once it is stopping (503, errs.ErrUnavailable)
+// and lets Stop wait for the requests in hand. The zero value is ready to use.
+type Guard struct {
+	mu       sync.Mutex
+	stopping bool
+	inflight sync.WaitGroup
+}
+
+// enter admits one request, or refuses it when stopping.
+func (g *Guard) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopping {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
+}
+
+// Stop refuses every request from now on and waits for those in hand.
+func (g *Guard) Stop() {
+	g.mu.Lock()
+	g.stopping = true
+	g.mu.Unlock()
+	g.inflight.Wait()
+}
+
+// DefaultHandlerTimeout bounds one request's work unless WithTimeout says otherwise.
+const DefaultHandlerTimeout = 30 * time.Second
+
+// HandlerOption tunes a Handler.
+type HandlerOption func(*handlerConfig)
+
+type handlerConfig struct {
+	timeout time.Duration
+	guard   *Guard
+	log     *zap.Logger
+}
+
+// WithTimeout bounds each request's work (default DefaultHandlerTimeout).
+func WithTimeout(d time.Duration) HandlerOption {
+	return func(c *handlerConfig) { c.timeout = d }
+}
+
+// WithGuard answers 503 once g is stopping and counts requests in hand on g.
+func WithGuard(g *Guard) HandlerOption {
+	return func(c *handlerConfig) { c.guard = g }
+}
+
+// WithLog logs the requests that fail with an internal error.
+func WithLog(log *zap.Logger) HandlerOption {
+	return func(c *handlerConfig) { c.log = log }
+}
+
 // Handler adapts a typed function to a micro endpoint: it decodes and
-// validates the request, and encodes the response or the error with its code.
-func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context, Req) (Resp, error)) micro.Handler {
+// validates the request (binary protobuf when its Content-Type is
+// ContentTypeProtobuf, protobuf JSON otherwise), and encodes the response in
+// the request's encoding, or the error with its code (errs.Code).
+func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context, Req) (Resp, error), opts ...HandlerOption) micro.Handler {
+	cfg := handlerConfig{timeout: DefaultHandlerTimeout}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	fail := func(r micro.Request, err error) {
+		code := errs.Code(err)
+		if cfg.log != nil && code == errs.Code(errs.ErrInternal) {
+			cfg.log.Warn("request failed", zap.String("subject", r.Subject()), zap.Error(err))
+		}
+		_ = r.Error(code, err.Error(), nil)
+	}
 	return micro.HandlerFunc(func(r micro.Request) {
+		if cfg.guard != nil {
+			if !cfg.guard.enter() {
+				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: "service is stopping; retry"})
+				return
+			}
+			defer cfg.guard.inflight.Done()
+		}
+		binary := r.Headers().Get("Content-Type") == ContentTypeProtobuf
 		req := newReq()
 		if len(r.Data()) > 0 {
-			if err := protojson.Unmarshal(r.Data(), req); err != nil {
-				_ = r.Error("400", fmt.Sprintf("undecodable request: %v", err), nil)
+			var err error
+			if binary {
+				err = proto.Unmarshal(r.Data(), req)
+			} else {
+				err = protojson.Unmarshal(r.Data(), req)
+			}
+			if err != nil {
+				fail(r, &errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("undecodable request: %v", err)})
 				return
 			}
 		}
 		if v, ok := any(req).(demarchev1.Validator); ok {
 			if err := v.Validate(); err != nil {
-				_ = r.Error("400", err.Error(), nil)
+				fail(r, err)
 				return
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 		defer cancel()
 		resp, err := fn(ctx, req)
 		if err != nil {
-			_ = r.Error(codeOf(err), err.Error(), nil)
+			fail(r, err)
 			return
 		}
-		b, err := protojson.Marshal(resp)
+		b, err := marshal(binary, resp)
 		if err != nil {
-			_ = r.Error("500", fmt.Sprintf("encode response: %v", err), nil)
+			fail(r, fmt.Errorf("%w: encode response: %v", errs.ErrInternal, err))
 			return
 		}
-		_ = r.Respond(b)
+		var ropts []micro.RespondOpt
+		if binary {
+			ropts = append(ropts, micro.WithHeaders(micro.Headers{"Content-Type": {ContentTypeProtobuf}}))
+		}
+		if err := r.Respond(b, ropts...); err != nil && cfg.log != nil {
+			cfg.log.Warn("respond", zap.String("subject", r.Subject()), zap.Error(err))
+		}
 	})
 }
 
+func marshal(binary bool, m proto.Message) ([]byte, error) {
+	if binary {
+		return proto.Marshal(m)
+	}
+	return protojson.Marshal(m)
+}
+
+func unmarshal(binary bool, b []byte, m proto.Message) error {
+	if binary {
+		return proto.Unmarshal(b, m)
+	}
+	return protojson.Unmarshal(b, m)
+}
+
+// DefaultCallTimeout bounds a Call whose context has no deadline, unless
+// Timeout says otherwise.
+const DefaultCallTimeout = 10 * time.Second
+
+// CallOption tunes a Call.
+type CallOption func(*callConfig)
+
+type callConfig struct {
+	timeout time.Duration
+	binary  bool
+}
+
+// Timeout bounds the call (instead of DefaultCallTimeout); a shorter deadline
+// of the context still wins.
+func Timeout(d time.Duration) CallOption {
+	return func(c *callConfig) { c.timeout = d }
+}
+
+// Protobuf sends the request and takes the answer in binary protobuf.
+func Protobuf() CallOption {
+	return func(c *callConfig) { c.binary = true }
+}
+
 // Call sends a request and decodes the response; a service error comes back
-// as *Error, matching the sentinel of its code.
-func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message) error {
-	b, err := protojson.Marshal(req)
+// as *Error, matching the errs sentinel of its code. When no service answers
+// in time the error matches errs.ErrUnavailable.
+func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message, opts ...CallOption) error {
+	var cfg callConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	b, err := marshal(cfg.binary, req)
 	if err != nil {
 		return fmt.Errorf("%s: encode request: %w", subject, err)
 	}
-	if _, ok := ctx.Deadline(); !ok {
+	if _, ok := ctx.Deadline(); !ok && cfg.timeout <= 0 {
+		cfg.timeout = DefaultCallTimeout
+	}
+	if cfg.timeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
+		ctx, cancel = context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, b)
-	if err != nil {
-		if errors.Is(err, nats.ErrNoResponders) {
-			return fmt.Errorf("%s: no service is answering (is it running?): %w", subject, err)
-		}
+	msg := nats.NewMsg(subject)
+	msg.Data = b
+	if cfg.binary {
+		msg.Header.Set("Content-Type", ContentTypeProtobuf)
+	}
+	reply, err := nc.RequestMsgWithContext(ctx, msg)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w: %s: no service is answering (is it running? \"demarche dev\" starts the platform): %w", errs.ErrUnavailable, subject, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%w: %s: no answer in time: %w", errs.ErrUnavailable, subject, err)
+	case err != nil:
 		return fmt.Errorf("%s: %w", subject, err)
 	}
-	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return &Error{Subject: subject, Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
+	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return &Error{Subject: subject, Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
 	}
-	if err := protojson.Unmarshal(msg.Data, resp); err != nil {
+	if err := unmarshal(reply.Header.Get("Content-Type") == ContentTypeProtobuf, reply.Data, resp); err != nil {
 		return fmt.Errorf("%s: decode response: %w", subject, err)
 	}
 	return nil

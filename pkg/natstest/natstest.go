@@ -18,7 +18,15 @@ import (
 // Server starts an embedded NATS server for the test.
 func Server(t testing.TB) *natsembed.Server {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir()}, zap.NewNop())
+	return ServerIn(t, t.TempDir())
+}
+
+// ServerIn starts an embedded NATS server storing in dir, so a test can start
+// another on the same store after stopping it (restart tests). It is stopped
+// when the test ends unless the test stopped it first.
+func ServerIn(t testing.TB, dir string) *natsembed.Server {
+	t.Helper()
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -256,12 +257,12 @@ func TestReadsAreAudited(t *testing.T) {
 	// A read without a reader is refused, naming the field.
 	var resp demarchev1.AuditChain
 	err = natsrpc.Call(ctx, e.nc, SubjectChain, &demarchev1.AuditChainRequest{CrisisId: crisisA}, &resp)
-	if !errors.Is(err, natsrpc.ErrInvalid) || !strings.Contains(err.Error(), "reader") {
+	if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "reader") {
 		t.Fatalf("read without a reader: %v", err)
 	}
 	// A crisis without a chain: not found, and the attempt is still recorded.
 	err = natsrpc.Call(ctx, e.nc, SubjectChain, &demarchev1.AuditChainRequest{CrisisId: "XX-NONE", Reader: "carol"}, &resp)
-	if !errors.Is(err, natsrpc.ErrNotFound) {
+	if !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown crisis: %v", err)
 	}
 	head, _ := svc.Store.Head(ctx, GlobalChain)

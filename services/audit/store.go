@@ -15,8 +15,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -278,7 +278,7 @@ func (s *Store) Head(ctx context.Context, chain string) (*demarchev1.ChainHead, 
 		return nil, err
 	}
 	if last == nil {
-		return nil, fmt.Errorf("%w: no audit chain %s", natsrpc.ErrNotFound, chain)
+		return nil, fmt.Errorf("%w: no audit chain %s", errs.ErrNotFound, chain)
 	}
 	h := HeadOf(last)
 	return h, SignHead(h, s.key)

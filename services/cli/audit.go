@@ -18,10 +18,6 @@ import (
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
-// auditSubcommands are more `demarche audit` subcommands (e.g. replay): append
-// a constructor here (from an init function of another file) and it is added.
-var auditSubcommands []func(*App) *cobra.Command
-
 // auditFlagOf maps a validated audit request field to the flag that sets it.
 var auditFlagOf = map[string]string{"crisis_id": "--crisis", "reader": "--as"}
 
@@ -44,10 +40,7 @@ appends an "audit-read" record naming the reader (--as).
 
 Exit status is non-zero when a chain, a reconciliation or a bundle fails.`,
 	}
-	cmd.AddCommand(newAuditVerifyCmd(app), newAuditReconcileCmd(app), newAuditExportCmd(app))
-	for _, add := range auditSubcommands {
-		cmd.AddCommand(add(app))
-	}
+	cmd.AddCommand(newAuditVerifyCmd(app), newAuditReconcileCmd(app), newAuditExportCmd(app), newAuditReplayCmd(app))
 	return cmd
 }
 

@@ -1,8 +1,6 @@
 package cli
 
 import (
-	"crypto/rand"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"strings"
@@ -109,43 +107,36 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 // reported at once, by flag name.
 func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error) {
 	var parseErrs []*demarchev1.FieldError
-	country := strings.ToUpper(strings.TrimSpace(f.country))
-	region, _ := demarchev1.RegionOf(country)
-	c := &demarchev1.Crisis{
-		Id:          f.id,
+	p := crisis.NewCrisisParams{
+		ID:          f.id,
 		Title:       strings.TrimSpace(f.title),
-		CountryCode: country,
-		Region:      region,
+		CountryCode: strings.ToUpper(strings.TrimSpace(f.country)),
 		Severity:    f.severity,
-		OpenedAt:    timestamppb.New(now),
 		OpenedBy:    f.openedBy,
 		Drill:       f.drill,
 		SharedWith:  f.shareWith,
-	}
-	if c.Id == "" {
-		c.Id = newCrisisID(country, now)
 	}
 	if f.crisisType != "" {
 		t, err := demarchev1.ParseCrisisType(f.crisisType)
 		if err != nil {
 			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.crisis_type", Reason: reasonOf(err)})
 		}
-		c.CrisisType = t
+		p.CrisisType = t
 	}
 	conf, err := demarchev1.ParseConfidentiality(f.confidentiality)
 	if err != nil {
 		parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.confidentiality", Reason: reasonOf(err)})
 	}
-	c.Confidentiality = conf
-	c.FirstSignalAt = c.OpenedAt
+	p.Confidentiality = conf
 	if f.firstSignal != "" {
 		t, err := time.Parse(time.RFC3339, f.firstSignal)
 		if err != nil {
 			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "crisis.first_signal_at", Reason: fmt.Sprintf("%q is not an RFC 3339 time, e.g. 2026-11-27T08:00:00Z", f.firstSignal)})
 		} else {
-			c.FirstSignalAt = timestamppb.New(t)
+			p.FirstSignalAt = t
 		}
 	}
+	c := crisis.NewCrisis(p, now)
 	in := &demarchev1.CrisisWorkflowInput{Crisis: c}
 	if f.drill {
 		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: durationpb.New(f.drillDelay), TimeScale: f.drillTimeScale}
@@ -216,17 +207,6 @@ func namedByFlags(err error, flags map[string]string, trim ...string) error {
 		out.Fields = append(out.Fields, &demarchev1.FieldError{Field: name, Reason: fe.Reason})
 	}
 	return out
-}
-
-// newCrisisID makes a readable, subject-safe id: country, date, 5 random characters.
-func newCrisisID(country string, now time.Time) string {
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	suffix := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5]
-	if country == "" || len(country) != 2 {
-		country = "XX"
-	}
-	return fmt.Sprintf("%s-%s-%s", country, now.UTC().Format("20060102"), suffix)
 }
 
 func newCrisisListCmd(app *App) *cobra.Command {

@@ -27,8 +27,7 @@ type replayed struct {
 	Trail         []trail.Entry `json:"trail"`
 }
 
-func init() { auditSubcommands = append(auditSubcommands, newAuditReplayCmd) }
-
+// newAuditReplayCmd is `demarche audit replay` (added by newAuditCmd).
 func newAuditReplayCmd(app *App) *cobra.Command {
 	var crisisID, dir, output string
 	var files []string

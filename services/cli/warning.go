@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +9,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -31,13 +32,13 @@ talk to the earlywarning service over NATS (subjects ` + earlywarning.Group + `.
 	return cmd
 }
 
-// warningClient connects to NATS for the earlywarning endpoints.
-func (a *App) warningClient() (earlywarning.Client, func(), error) {
+// warningConn connects to NATS for the earlywarning endpoints.
+func (a *App) warningConn() (*nats.Conn, error) {
 	nc, _, err := natsx.Connect(a.NATSURL, "demarche-warning", a.Log)
 	if err != nil {
-		return earlywarning.Client{}, nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
+		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
 	}
-	return earlywarning.Client{NC: nc}, nc.Close, nil
+	return nc, nil
 }
 
 func newWarningImportCmd(app *App) *cobra.Command {
@@ -73,17 +74,17 @@ Other columns are ignored.`,
 				return fmt.Errorf("FILE: %w", err)
 			}
 			defer file.Close()
-			client, closeNC, err := app.warningClient()
+			nc, err := app.warningConn()
 			if err != nil {
 				return err
 			}
-			defer closeNC()
+			defer nc.Close()
 			var progress func(int)
 			if !quiet {
 				progress = importProgress(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
-			sum, err := earlywarning.Import(cmd.Context(), file, f, client.Ingest, batch, progress)
+			sum, err := earlywarning.Import(cmd.Context(), file, f, earlywarning.IngestOver(nc), batch, progress)
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
@@ -174,7 +175,7 @@ func (f reportFlags) signal(now time.Time) (*demarchev1.Signal, error) {
 		Severity: f.severity, Fatalities: f.fatalities, Weight: f.weight, Rule: earlywarning.RuleReported,
 	}
 	if sig.SourceId == "" {
-		sig.SourceId = newCrisisID(sig.CountryCode, now) // unique enough: country, date, 5 random characters
+		sig.SourceId = earlywarning.NewSourceID()
 	}
 	if sig.Weight == 0 {
 		// As for imported events; a reporter's severity s weighs at least s.
@@ -219,12 +220,12 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 			if err != nil {
 				return err
 			}
-			client, closeNC, err := app.warningClient()
+			nc, err := app.warningConn()
 			if err != nil {
 				return err
 			}
-			defer closeNC()
-			resp, err := client.Ingest(cmd.Context(), []*demarchev1.Signal{sig})
+			defer nc.Close()
+			resp, err := earlywarning.IngestOver(nc)(cmd.Context(), []*demarchev1.Signal{sig})
 			if err != nil {
 				return err
 			}
@@ -281,21 +282,21 @@ func newWarningScoreCmd(app *App) *cobra.Command {
 			if _, ok := demarchev1.RegionOf(country); !ok {
 				return fmt.Errorf("--country: %q is not an ISO 3166-1 alpha-2 country code (upper case, e.g. GN, ML, UA)", country)
 			}
-			client, closeNC, err := app.warningClient()
+			nc, err := app.warningConn()
 			if err != nil {
 				return err
 			}
-			defer closeNC()
-			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
-			defer cancel()
-			sc, err := client.Score(ctx, country, ct)
+			defer nc.Close()
+			var sc demarchev1.ScoreResponse
+			err = natsrpc.Call(cmd.Context(), nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: ct}, &sc,
+				natsrpc.Protobuf(), natsrpc.Timeout(30*time.Second))
 			if err != nil {
-				if strings.Contains(err.Error(), " 404: ") {
+				if errors.Is(err, earlywarning.ErrNoSituation) {
 					return fmt.Errorf("no signals recorded for %s %s", country, ct.Slug())
 				}
 				return err
 			}
-			printScore(app.Out, sc, limit)
+			printScore(app.Out, &sc, limit)
 			return nil
 		},
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
@@ -20,10 +21,10 @@ import (
 // over 40 countries and 4 crisis types, 30 days, well below the threshold
 // (the opener is a no-op fake; Temporal is not measured here).
 func BenchmarkIngest(b *testing.B) {
-	srv := startNATS(b, b.TempDir())
+	srv := natstest.Server(b)
 	startService(b, srv.URL(), earlywarning.Config{DefaultThreshold: 1e9}, newFakeOpener())
-	nc, _ := connect(b, srv.URL())
-	client := earlywarning.Client{NC: nc}
+	nc, _ := natstest.Connect(b, srv.URL())
+	ingest := earlywarning.IngestOver(nc)
 	countries := []string{"Guinea", "Mali", "Niger", "Burkina Faso", "Nigeria", "Chad", "Sudan", "South Sudan", "Ethiopia", "Somalia",
 		"Kenya", "Uganda", "Cameroon", "Democratic Republic of Congo", "Central African Republic", "Mozambique", "Libya", "Yemen", "Syria", "Iraq",
 		"Ukraine", "Myanmar", "Afghanistan", "Pakistan", "India", "Bangladesh", "Philippines", "Colombia", "Mexico", "Haiti",
@@ -55,7 +56,7 @@ func BenchmarkIngest(b *testing.B) {
 	base := time.Since(start)
 
 	start = time.Now()
-	sum, err := earlywarning.Import(ctx, strings.NewReader(data), earlywarning.FormatACLED, client.Ingest, earlywarning.DefaultBatch, nil)
+	sum, err := earlywarning.Import(ctx, strings.NewReader(data), earlywarning.FormatACLED, ingest, earlywarning.DefaultBatch, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

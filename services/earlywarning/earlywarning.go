@@ -53,7 +53,9 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -61,12 +63,11 @@ import (
 // Names on NATS.
 const (
 	// ServiceName is the micro service's name (`nats micro info earlywarning`).
-	ServiceName    = "earlywarning"
+	ServiceName    = natsrpc.EarlyWarningService
 	ServiceVersion = "1.0.0"
-	// Group prefixes the request subjects.
-	Group           = "demarche.earlywarning"
-	IngestSubject   = Group + ".ingest"
-	ScoreSubject    = Group + ".score"
+	// Group prefixes the request subjects (natsrpc.EarlyWarningIngest and
+	// natsrpc.EarlyWarningScore).
+	Group           = natsrpc.EarlyWarningGroup
 	SignalsStream   = "DEMARCHE_SIGNALS"
 	SignalsRoot     = "demarche.signals"
 	SignalsDurable  = "earlywarning-signals"
@@ -74,9 +75,6 @@ const (
 	SituationBucket = "EARLYWARNING_SITUATIONS"
 	// EventSource is the ce-source of the events this service publishes.
 	EventSource = "/demarche/services/earlywarning"
-	// ContentTypeProtobuf in a request's Content-Type header selects the binary
-	// protobuf encoding; otherwise requests and responses are protobuf JSON.
-	ContentTypeProtobuf = "application/protobuf"
 )
 
 // Defaults.
@@ -87,12 +85,14 @@ const (
 	DefaultWorkers   = 4
 )
 
-// Sentinel errors callers match with errors.Is.
+// Sentinel errors callers match with errors.Is, also across NATS (natsrpc.Call).
 var (
-	// ErrUnavailable: NATS or the crisis opener failed; the signal can be resent.
-	ErrUnavailable = errors.New("early warning temporarily unavailable")
-	// ErrNoSituation: no signal was ever accepted for the situation.
-	ErrNoSituation = errors.New("no signals for this situation")
+	// ErrUnavailable is returned when NATS or the crisis opener failed; the
+	// signal can be resent (errs.ErrUnavailable: 503).
+	ErrUnavailable = natsrpc.Sentinel("early warning temporarily unavailable", errs.ErrUnavailable)
+	// ErrNoSituation is returned by Score when no signal was ever accepted for
+	// the situation (errs.ErrNotFound: 404).
+	ErrNoSituation = natsrpc.Sentinel("no signals for this situation", errs.ErrNotFound)
 )
 
 // CrisisOpener opens a situation's crisis with a warning attached, or attaches
@@ -171,12 +171,11 @@ type Service struct {
 	situations jetstream.KeyValue
 	micros     []micro.Service
 	consumer   *eventbus.Consumer
-	inflight   sync.WaitGroup
+	guard      natsrpc.Guard // refuses requests while stopping, waits for those in hand
 	closers    []func()
 
-	mu      sync.Mutex
-	stopped bool
-	locks   map[string]*sync.Mutex
+	mu    sync.Mutex
+	locks map[string]*sync.Mutex
 }
 
 // Start connects to NATS, creates the signals stream and the buckets when
@@ -224,16 +223,14 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	}, s.handleSignalEvent, log); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	log.Info("early warning ready", zap.String("ingest", IngestSubject), zap.String("score", ScoreSubject),
+	log.Info("early warning ready", zap.String("ingest", natsrpc.EarlyWarningIngest), zap.String("score", natsrpc.EarlyWarningScore),
 		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Float64("default_threshold", cfg.DefaultThreshold))
 	return s, nil
 }
 
 // Stop stops answering and consuming, waits for the work in hand, and disconnects.
 func (s *Service) Stop() {
-	s.mu.Lock()
-	s.stopped = true
-	s.mu.Unlock()
+	s.guard.Stop()
 	for _, m := range s.micros {
 		if err := m.Stop(); err != nil {
 			s.log.Warn("stop micro service", zap.Error(err))
@@ -242,7 +239,6 @@ func (s *Service) Stop() {
 	if s.consumer != nil {
 		s.consumer.Stop()
 	}
-	s.inflight.Wait()
 	s.nc.Close()
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
@@ -277,8 +273,12 @@ func SignalSubject(source string) string { return SignalsRoot + "." + source }
 
 // PublishSignal publishes one signal as a CloudEvent on its source's subject,
 // as a partner's early-warning system does. The event id is derived from
-// source + source id, so a republished signal is stored once.
+// source + source id, so a republished signal is stored once; a signal without
+// a source id gets one (NewSourceID).
 func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string, sig *demarchev1.Signal) error {
+	if sig.GetSourceId() == "" {
+		sig.SourceId = NewSourceID()
+	}
 	ev := eventbus.Event{
 		ID:      signalKey(sig.GetSource(), sig.GetSourceId()),
 		Source:  ceSource,

@@ -6,40 +6,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/demarche/demarche/pkg/natsembed"
-	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
-
-// startNATS runs a real embedded NATS server with JetStream on a random port,
-// storing in dir.
-func startNATS(t testing.TB, dir string) *natsembed.Server {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	return srv
-}
-
-func connect(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, js, err := natsx.Connect(url, t.Name(), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc, js
-}
 
 func startService(t testing.TB, url string, cfg earlywarning.Config, opener earlywarning.CrisisOpener) *earlywarning.Service {
 	t.Helper()
@@ -129,8 +103,3 @@ func eventually(t *testing.T, what string, cond func() bool) {
 }
 
 var zapNop = zap.NewNop()
-
-// startEphemeral starts a server the test stops itself (restart tests).
-func startEphemeral(dir string) (*natsembed.Server, error) {
-	return natsembed.Start(natsembed.Options{StoreDir: dir}, zapNop)
-}

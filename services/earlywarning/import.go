@@ -7,14 +7,31 @@ import (
 	"io"
 	"sort"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // DefaultBatch is how many signals an import sends per ingest request.
 const DefaultBatch = 500
 
-// IngestFunc sends a batch of signals: Client.Ingest, or Service.Ingest in-process.
+// IngestFunc sends a batch of signals: IngestOver(nc) across NATS, or
+// Service.Ingest in-process.
 type IngestFunc func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error)
+
+// IngestOver sends batches of signals to the earlywarning service over nc with
+// natsrpc.Call (binary protobuf: an import sends many; RequestTimeout each).
+func IngestOver(nc *nats.Conn) IngestFunc {
+	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+		var resp demarchev1.IngestResponse
+		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
+			natsrpc.Protobuf(), natsrpc.Timeout(RequestTimeout)); err != nil {
+			return nil, err
+		}
+		return &resp, nil
+	}
+}
 
 // ImportSummary is what an import did.
 type ImportSummary struct {

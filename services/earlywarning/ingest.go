@@ -18,7 +18,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Values of a key in the signals bucket.
@@ -43,6 +45,10 @@ func signalKey(source, sourceID string) string {
 	return source + ".h." + hex.EncodeToString(sum[:20])
 }
 
+// NewSourceID is the id given to a signal whose source has none: a
+// time-ordered UUID (v7). Such a signal is never a duplicate of another.
+func NewSourceID() string { return ids.New() }
+
 // item is one signal of a batch on its way through ingest.
 type item struct {
 	index   int
@@ -63,6 +69,9 @@ func (s *Service) Ingest(ctx context.Context, signals []*demarchev1.Signal) (*de
 	bySituation := map[string][]*item{}
 	var order []string
 	for i, sig := range signals {
+		if sig.GetSourceId() == "" {
+			sig.SourceId = NewSourceID()
+		}
 		res := &demarchev1.IngestResult{Index: int32(i), Source: sig.GetSource(), SourceId: sig.GetSourceId()}
 		resp.Results[i] = res
 		if err := sig.Validate(); err != nil {
@@ -348,23 +357,8 @@ func (s *Service) act(ctx context.Context, situation string, p *plan) error {
 		}); err != nil {
 			return fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
-		first := ev.GetFirstSignalAt()
-		if first.AsTime().After(now) {
-			first = timestamppb.New(now) // a signal slightly in the future (clock skew)
-		}
 		severity := crisisSeverity(ev.GetScore(), ev.GetThreshold())
-		in := &demarchev1.CrisisWorkflowInput{Crisis: &demarchev1.Crisis{
-			Id:              situation,
-			Title:           fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode()),
-			CountryCode:     st.GetCountryCode(),
-			Region:          region,
-			CrisisType:      st.GetCrisisType(),
-			Severity:        severity,
-			Confidentiality: s.cfg.Confidentiality,
-			OpenedAt:        timestamppb.New(now),
-			FirstSignalAt:   first,
-			OpenedBy:        ServiceName,
-		}}
+		in := s.crisisInput(situation, st, severity, ev.GetFirstSignalAt(), now)
 		w := &demarchev1.Warning{
 			Source: c.sig.GetSource(), SourceId: c.sig.GetSourceId(), Severity: severity, ObservedAt: c.sig.GetObservedAt(),
 			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
@@ -374,7 +368,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan) error {
 			return fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, situation, err)
 		}
 		s.log.Info("threshold crossed", zap.String("crisis", situation), zap.Float64("score", ev.GetScore()),
-			zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())), zap.Time("first_signal_at", first.AsTime()))
+			zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())), zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
 	}
 	if len(p.attached) == 0 {
 		return nil
@@ -391,23 +385,27 @@ func (s *Service) act(ctx context.Context, situation string, p *plan) error {
 	}
 	w := &demarchev1.Warning{Source: heaviest.GetSource(), SourceId: heaviest.GetSourceId(), Severity: severityOf(heaviest),
 		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000)}
-	in := &demarchev1.CrisisWorkflowInput{Crisis: &demarchev1.Crisis{
-		Id: situation, Title: fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode()),
-		CountryCode: st.GetCountryCode(), Region: region, CrisisType: st.GetCrisisType(),
-		Severity: crisisSeverity(sum(st.GetContributions()), s.cfg.Threshold(st.GetCountryCode())), Confidentiality: s.cfg.Confidentiality,
-		OpenedAt: timestamppb.New(now), FirstSignalAt: minTime(earliest(st.GetContributions()), now), OpenedBy: ServiceName,
-	}}
+	in := s.crisisInput(situation, st, crisisSeverity(sum(st.GetContributions()), s.cfg.Threshold(st.GetCountryCode())),
+		earliest(st.GetContributions()), now)
 	if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
 		return fmt.Errorf("%w: attach warning to crisis %s: %v", ErrUnavailable, situation, err)
 	}
 	return nil
 }
 
-func minTime(t *timestamppb.Timestamp, now time.Time) *timestamppb.Timestamp {
-	if t == nil || t.AsTime().After(now) {
-		return timestamppb.New(now)
+// crisisInput is the situation's crisis (crisis.NewCrisis: the id is the
+// situation's, the first signal the given one, clamped to now).
+func (s *Service) crisisInput(situation string, st *demarchev1.SituationState, severity int32, first *timestamppb.Timestamp, now time.Time) *demarchev1.CrisisWorkflowInput {
+	p := crisis.NewCrisisParams{
+		ID:          situation,
+		Title:       fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode()),
+		CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(), Severity: severity,
+		Confidentiality: s.cfg.Confidentiality, OpenedBy: ServiceName,
 	}
-	return t
+	if first != nil {
+		p.FirstSignalAt = first.AsTime()
+	}
+	return &demarchev1.CrisisWorkflowInput{Crisis: crisis.NewCrisis(p, now)}
 }
 
 // Score explains a situation's score: the signals in its window, heaviest first.

@@ -11,12 +11,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -27,14 +31,14 @@ const coup = demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE
 // micro endpoint: exact counts, and importing it again finds only duplicates.
 func TestACLEDFileThroughTheService(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	opener := newFakeOpener()
 	startService(t, srv.URL(), earlywarning.Config{}, opener)
-	nc, _ := connect(t, srv.URL())
-	client := earlywarning.Client{NC: nc}
+	nc, _ := natstest.Connect(t, srv.URL())
+	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
 
-	sum, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, client.Ingest, 3, nil)
+	sum, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +46,7 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 	if sum.Read != 11 || sum.Accepted != 5 || sum.Duplicates != 1 || len(sum.Rejected) != 5 {
 		t.Fatalf("first import: read %d accepted %d duplicates %d rejected %v", sum.Read, sum.Accepted, sum.Duplicates, sum.Rejected)
 	}
-	again, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, client.Ingest, 500, nil)
+	again, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 500, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,14 +64,14 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 // ingest endpoint. Threshold 10 at weight 1: the 10th signal crosses.
 func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	opener := newFakeOpener()
 	svc := startService(t, srv.URL(), earlywarning.Config{
 		Thresholds: map[demarchev1.Region]float64{demarchev1.Region_REGION_AFRICA: 10},
 		Workers:    8,
 	}, opener)
-	nc, js := connect(t, srv.URL())
-	client := earlywarning.Client{NC: nc}
+	nc, js := natstest.Connect(t, srv.URL())
+	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
 
 	seed := signal("ecowarn", "seed", "GN", coup, 1, t0)
@@ -86,7 +90,7 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 				errs <- earlywarning.PublishSignal(ctx, js, "/partners/ecowarn", sig)
 				return
 			}
-			resp, err := client.Ingest(ctx, []*demarchev1.Signal{sig})
+			resp, err := ingest(ctx, []*demarchev1.Signal{sig})
 			if err == nil && resp.GetAccepted() != 1 {
 				err = fmt.Errorf("signal %s: %v", sig.GetSourceId(), resp.GetResults())
 			}
@@ -103,7 +107,9 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 	var score *demarchev1.ScoreResponse
 	eventually(t, "all 41 signals scored", func() bool {
 		var err error
-		score, err = client.Score(ctx, "GN", coup)
+		var resp demarchev1.ScoreResponse
+		err = natsrpc.Call(ctx, nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: "GN", CrisisType: coup}, &resp, natsrpc.Protobuf())
+		score = &resp
 		return err == nil && len(score.GetContributions()) == burst+1
 	})
 
@@ -160,7 +166,7 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 
 func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	opener := newFakeOpener()
 	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 30}, opener)
 	ctx := context.Background()
@@ -221,7 +227,7 @@ func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 // below, and the next crossing raises again (same crisis id).
 func TestWindowMovesAndAttaches(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	opener := newFakeOpener()
 	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 5, Window: 7 * 24 * time.Hour}, opener)
 	ctx := context.Background()
@@ -265,7 +271,7 @@ func TestWindowMovesAndAttaches(t *testing.T) {
 
 func TestOpenerFailureIsRetryable(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	opener := newFakeOpener()
 	opener.fail = errors.New("temporal down")
 	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 2}, opener)
@@ -300,10 +306,7 @@ func TestDeduplicationSurvivesRestart(t *testing.T) {
 		signal("ucdp", "77", "ML", demarchev1.CrisisType_CRISIS_TYPE_GENERAL, 1, t0),
 	}
 	{
-		srv, err := startEphemeral(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		srv := natstest.ServerIn(t, dir) // stopped below, before the restart
 		svc, err := earlywarning.Start(ctx, earlywarning.Config{NATSURL: srv.URL()}, newFakeOpener(), zapNop)
 		if err != nil {
 			t.Fatal(err)
@@ -315,7 +318,7 @@ func TestDeduplicationSurvivesRestart(t *testing.T) {
 		svc.Stop()
 		srv.Stop()
 	}
-	srv := startNATS(t, dir) // same store, new process state
+	srv := natstest.ServerIn(t, dir) // same store, new process state
 	svc := startService(t, srv.URL(), earlywarning.Config{}, newFakeOpener())
 	resp, err := svc.Ingest(ctx, sigs)
 	if err != nil {
@@ -332,9 +335,9 @@ func TestDeduplicationSurvivesRestart(t *testing.T) {
 
 func TestInvalidSignalOnTheBusIsDeadLettered(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	startService(t, srv.URL(), earlywarning.Config{}, newFakeOpener())
-	nc, js := connect(t, srv.URL())
+	nc, js := natstest.Connect(t, srv.URL())
 	ctx := context.Background()
 	dlq, err := nc.SubscribeSync(eventbus.DeadLetterSubject(earlywarning.SignalsDurable))
 	if err != nil {
@@ -365,18 +368,18 @@ func TestInvalidSignalOnTheBusIsDeadLettered(t *testing.T) {
 
 func TestMicroDiscovery(t *testing.T) {
 	t.Parallel()
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.Server(t)
 	startService(t, srv.URL(), earlywarning.Config{Workers: 1}, newFakeOpener()) // one instance: exact stats
-	nc, _ := connect(t, srv.URL())
+	nc, _ := natstest.Connect(t, srv.URL())
 	// One JSON request by hand, as `nats req` would send it.
-	reply, err := nc.Request(earlywarning.IngestSubject, []byte(`{"signals":[{"source":"operator","sourceId":"op-1","countryCode":"GN","crisisType":"CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE","weight":2,"observedAt":"2023-02-01T00:00:00Z","summary":"Troops near the palace"}]}`), 30*time.Second)
+	reply, err := nc.Request(natsrpc.EarlyWarningIngest, []byte(`{"signals":[{"source":"operator","sourceId":"op-1","countryCode":"GN","crisisType":"CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE","weight":2,"observedAt":"2023-02-01T00:00:00Z","summary":"Troops near the palace"}]}`), 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(string(reply.Data), `"accepted":1`) {
 		t.Fatalf("JSON ingest reply %s", reply.Data)
 	}
-	reply, err = nc.Request(earlywarning.ScoreSubject, []byte(`{"country_code":"ZZ"}`), 30*time.Second)
+	reply, err = nc.Request(natsrpc.EarlyWarningScore, []byte(`{"country_code":"ZZ"}`), 30*time.Second)
 	if err != nil || reply.Header.Get(micro.ErrorCodeHeader) != "400" || !strings.Contains(reply.Header.Get(micro.ErrorHeader), "crisis_type") {
 		t.Fatalf("bad score request: %v %v", reply.Header, err)
 	}
@@ -389,7 +392,7 @@ func TestMicroDiscovery(t *testing.T) {
 	for _, e := range info.Endpoints {
 		subjects[e.Subject] = true
 	}
-	if !subjects[earlywarning.IngestSubject] || !subjects[earlywarning.ScoreSubject] {
+	if !subjects[natsrpc.EarlyWarningIngest] || !subjects[natsrpc.EarlyWarningScore] {
 		t.Errorf("endpoints %+v", info.Endpoints)
 	}
 	stats := request[micro.Stats](t, nc, "$SRV.STATS."+earlywarning.ServiceName)
@@ -417,4 +420,45 @@ func request[T any](t *testing.T, nc *nats.Conn, subject string) T {
 		t.Fatalf("%s: %v", subject, err)
 	}
 	return v
+}
+
+// TestRequestErrorsOverNATS: the service's refusals reach a caller as the
+// errs vocabulary, in binary protobuf as in JSON.
+func TestRequestErrorsOverNATS(t *testing.T) {
+	srv := natstest.Server(t)
+	svc := startService(t, srv.URL(), earlywarning.Config{}, newFakeOpener())
+	nc, _ := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	for _, opts := range [][]natsrpc.CallOption{nil, {natsrpc.Protobuf()}} {
+		var resp demarchev1.ScoreResponse
+		err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: "GN", CrisisType: coup}, &resp, opts...)
+		if !errors.Is(err, earlywarning.ErrNoSituation) || !errors.Is(err, errs.ErrNotFound) || errs.HTTPStatus(err) != 404 {
+			t.Fatalf("score of an unknown situation: %v", err)
+		}
+		err = natsrpc.Call(ctx, nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: "ZZ", CrisisType: coup}, &resp, opts...)
+		if !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "country_code") {
+			t.Fatalf("bad score request: %v", err)
+		}
+	}
+	svc.Stop()
+	var resp demarchev1.ScoreResponse
+	err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: "GN", CrisisType: coup}, &resp, natsrpc.Timeout(2*time.Second))
+	if !errors.Is(err, errs.ErrUnavailable) || errs.HTTPStatus(err) != 503 {
+		t.Fatalf("score once stopped: %v, want unavailable (503)", err)
+	}
+}
+
+// TestSignalWithoutSourceID: a signal whose source gives no id gets a UUID v7.
+func TestSignalWithoutSourceID(t *testing.T) {
+	srv := natstest.Server(t)
+	svc := startService(t, srv.URL(), earlywarning.Config{}, newFakeOpener())
+	resp, err := svc.Ingest(context.Background(), []*demarchev1.Signal{signal("operator", "", "GN", coup, 1, t0), signal("operator", "", "GN", coup, 1, t0)})
+	if err != nil || resp.GetAccepted() != 2 {
+		t.Fatalf("ingest: %v %v", resp, err)
+	}
+	for _, r := range resp.GetResults() {
+		if u, err := uuid.Parse(r.GetSourceId()); err != nil || u.Version() != 7 {
+			t.Errorf("source id %q is not a UUID v7", r.GetSourceId())
+		}
+	}
 }

@@ -25,6 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -123,7 +124,7 @@ func reqKey(crisis, id string) string { return "req." + crisis + "." + id }
 func (s *Store) record(ctx context.Context, crisis, id string) (*demarchev1.FundingRecord, uint64, error) {
 	entry, err := s.kv.Get(ctx, reqKey(crisis, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, 0, fmt.Errorf("%w: no funding request %s for crisis %s", natsrpc.ErrNotFound, id, crisis)
+		return nil, 0, fmt.Errorf("%w: no funding request %s for crisis %s", errs.ErrNotFound, id, crisis)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("funding: %w", err)
@@ -137,10 +138,10 @@ func (s *Store) record(ctx context.Context, crisis, id string) (*demarchev1.Fund
 func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
 	fund, ok := s.funds[call.GetRequest().GetFund()]
 	if !ok {
-		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", natsrpc.ErrNotFound, call.GetRequest().GetFund(), strings.Join(s.fundIDs(), ", "))
+		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, call.GetRequest().GetFund(), strings.Join(s.fundIDs(), ", "))
 	}
 	if call.GetRequest().GetAmountUsd() > fund.GetPerCrisisCeilingUsd() {
-		return nil, fmt.Errorf("%w: ceiling: %d exceeds %s's per-crisis ceiling of %d", natsrpc.ErrRule, call.GetRequest().GetAmountUsd(), fund.GetId(), fund.GetPerCrisisCeilingUsd())
+		return nil, fmt.Errorf("%w: ceiling: %d exceeds %s's per-crisis ceiling of %d", errs.ErrRule, call.GetRequest().GetAmountUsd(), fund.GetId(), fund.GetPerCrisisCeilingUsd())
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
 		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING}
@@ -157,7 +158,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 			return nil, err
 		}
 		if !proto.Equal(old.GetRequest(), call.GetRequest()) || old.GetRequestedBy() != call.GetRequestedBy() {
-			return nil, fmt.Errorf("%w: request %s of crisis %s exists with other terms", natsrpc.ErrConflict, call.GetRequest().GetRequestId(), call.GetCrisisId())
+			return nil, fmt.Errorf("%w: request %s of crisis %s exists with other terms", errs.ErrConflict, call.GetRequest().GetRequestId(), call.GetCrisisId())
 		}
 		return old, nil
 	}
@@ -173,7 +174,7 @@ func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) 
 			return nil, err
 		}
 		if rec.GetRequestedBy() == call.GetDecidedBy() {
-			return nil, fmt.Errorf("%w: four-eyes: %s requested %s and cannot approve or reject it", natsrpc.ErrRule, call.GetDecidedBy(), call.GetRequestId())
+			return nil, fmt.Errorf("%w: four-eyes: %s requested %s and cannot approve or reject it", errs.ErrRule, call.GetDecidedBy(), call.GetRequestId())
 		}
 		want := demarchev1.FundingStatus_FUNDING_STATUS_REJECTED
 		if call.GetApprove() {
@@ -183,7 +184,7 @@ func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) 
 			if rec.GetDecidedBy() == call.GetDecidedBy() && (rec.GetStatus() == want || (want == demarchev1.FundingStatus_FUNDING_STATUS_APPROVED && rec.GetStatus() == demarchev1.FundingStatus_FUNDING_STATUS_DISBURSED)) {
 				return rec, nil // a retry
 			}
-			return nil, fmt.Errorf("%w: request %s is already %s", natsrpc.ErrConflict, call.GetRequestId(), statusSlug(rec.GetStatus()))
+			return nil, fmt.Errorf("%w: request %s is already %s", errs.ErrConflict, call.GetRequestId(), statusSlug(rec.GetStatus()))
 		}
 		rec.Status, rec.DecidedBy, rec.DecidedAt = want, call.GetDecidedBy(), timestamppb.New(s.now())
 		b, err := proto.Marshal(rec)
@@ -219,14 +220,14 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 	case demarchev1.FundingStatus_FUNDING_STATUS_APPROVED:
 	case demarchev1.FundingStatus_FUNDING_STATUS_DISBURSED:
 		if rec.GetDisbursementKey() != call.GetKey() {
-			return nil, fmt.Errorf("%w: request %s was already paid under key %s", natsrpc.ErrConflict, call.GetRequestId(), rec.GetDisbursementKey())
+			return nil, fmt.Errorf("%w: request %s was already paid under key %s", errs.ErrConflict, call.GetRequestId(), rec.GetDisbursementKey())
 		}
 		// Paid by a concurrent attempt since we looked: answer with its line.
 		if paid, err := s.paid(ctx, call.GetKey()); err != nil || paid != nil {
 			return paid, err
 		}
 	default:
-		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", natsrpc.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
+		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", errs.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
 	}
 	fund := s.funds[rec.GetRequest().GetFund()]
 	amount := rec.GetRequest().GetAmountUsd()
@@ -242,14 +243,14 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 			break
 		}
 		if last.GetBalanceAfterUsd() < amount {
-			return nil, fmt.Errorf("%w: balance: %s holds %d, request %s needs %d", natsrpc.ErrRule, fund.GetId(), last.GetBalanceAfterUsd(), call.GetRequestId(), amount)
+			return nil, fmt.Errorf("%w: balance: %s holds %d, request %s needs %d", errs.ErrRule, fund.GetId(), last.GetBalanceAfterUsd(), call.GetRequestId(), amount)
 		}
 		totals := map[string]int64{}
 		for k, v := range last.GetCrisisTotalsUsd() {
 			totals[k] = v
 		}
 		if totals[call.GetCrisisId()]+amount > fund.GetPerCrisisCeilingUsd() {
-			return nil, fmt.Errorf("%w: ceiling: crisis %s would receive %d from %s, above its ceiling of %d", natsrpc.ErrRule,
+			return nil, fmt.Errorf("%w: ceiling: crisis %s would receive %d from %s, above its ceiling of %d", errs.ErrRule,
 				call.GetCrisisId(), totals[call.GetCrisisId()]+amount, fund.GetId(), fund.GetPerCrisisCeilingUsd())
 		}
 		totals[call.GetCrisisId()] += amount
@@ -319,7 +320,7 @@ func (s *Store) markPaid(ctx context.Context, call *demarchev1.DisburseCall, ent
 // Ledger returns a fund's lines, oldest first.
 func (s *Store) Ledger(ctx context.Context, q *demarchev1.FundQuery) (*demarchev1.LedgerResponse, error) {
 	if _, ok := s.funds[q.GetFund()]; !ok {
-		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", natsrpc.ErrNotFound, q.GetFund(), strings.Join(s.fundIDs(), ", "))
+		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, q.GetFund(), strings.Join(s.fundIDs(), ", "))
 	}
 	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject(q.GetFund())}})
 	if err != nil {
@@ -354,7 +355,7 @@ func (s *Store) Balance(ctx context.Context, q *demarchev1.FundQuery) (*demarche
 	ids := s.fundIDs()
 	if q.GetFund() != "" {
 		if _, ok := s.funds[q.GetFund()]; !ok {
-			return nil, fmt.Errorf("%w: no fund %q (funds: %s)", natsrpc.ErrNotFound, q.GetFund(), strings.Join(ids, ", "))
+			return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, q.GetFund(), strings.Join(ids, ", "))
 		}
 		ids = []string{q.GetFund()}
 	}

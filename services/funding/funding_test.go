@@ -12,8 +12,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/funding"
 )
@@ -22,10 +24,7 @@ var smallFund = &demarchev1.Fund{Id: "small-fund", Name: "Small fund", OpeningBa
 
 func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Server, *funding.Service, *nats.Conn) {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.ServerIn(t, dir)
 	svc, err := funding.Start(context.Background(), srv.URL(), funds, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +108,7 @@ func TestConcurrentDisbursementsNeverOverdraw(t *testing.T) {
 				case err == nil && !res.GetReplayed():
 					paid++
 				case err == nil:
-				case errors.Is(err, natsrpc.ErrRule) && strings.Contains(err.Error(), "balance"):
+				case errors.Is(err, errs.ErrRule) && strings.Contains(err.Error(), "balance"):
 					refused++
 				default:
 					t.Errorf("disburse: %v", err)
@@ -160,23 +159,23 @@ func TestFourEyesAndRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: "ML-crisis", RequestId: "FR-1", Approve: true, DecidedBy: "alice"}, &demarchev1.FundingRecord{})
-	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "four-eyes") {
+	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "four-eyes") {
 		t.Fatalf("self-approval: %v", err)
 	}
 	err = natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "ML-crisis", RequestId: "FR-1", Key: "k-1"}, &demarchev1.DisburseResult{})
-	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "not approved") {
+	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "not approved") {
 		t.Fatalf("disbursing a pending request: %v", err)
 	}
 	req.Request.AmountUsd = 600
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrConflict) {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("same id, other terms: %v", err)
 	}
 	req.Request.Fund = "nope"
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrNotFound) || !strings.Contains(err.Error(), "small-fund") {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "small-fund") {
 		t.Fatalf("unknown fund: %v", err)
 	}
 	bad := &demarchev1.FundingRequestCall{CrisisId: "ML-crisis", RequestedBy: "alice", Request: &demarchev1.FundingRequest{RequestId: "FR-2", Fund: "small-fund", AmountUsd: -1}}
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, bad, &demarchev1.FundingRecord{}); !errors.Is(err, natsrpc.ErrInvalid) || !strings.Contains(err.Error(), "amount_usd") {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, bad, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "amount_usd") {
 		t.Fatalf("negative amount: %v", err)
 	}
 	// Per-crisis ceiling.
@@ -188,17 +187,14 @@ func TestFourEyesAndRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "SD-crisis", RequestId: "FR-2", Key: "SD-2"}, &demarchev1.DisburseResult{})
-	if !errors.Is(err, natsrpc.ErrRule) || !strings.Contains(err.Error(), "ceiling") {
+	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "ceiling") {
 		t.Fatalf("ceiling: %v", err)
 	}
 }
 
 func TestLedgerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := natstest.ServerIn(t, dir) // stopped below, before the restart
 	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@
 //	GET  /v1/crises?stage=&country=&type=&open=true   list
 //	GET  /v1/crises/{id}                demarche.v1.CrisisState
 //	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
+//	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
+//	                                    a funding_request without request_id gets a UUID v7)
 //	GET  /healthz
 //
 // Bodies are protobuf messages in their JSON form. Errors are JSON
@@ -22,8 +24,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,8 +39,9 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/ids"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
@@ -49,12 +50,8 @@ import (
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
-// Subjects of the earlywarning endpoints the gateway forwards to.
-const (
-	earlyWarningIngest = "demarche.earlywarning.ingest"
-	earlyWarningScore  = "demarche.earlywarning.score"
-	maxBody            = 8 << 20
-)
+// maxBody bounds a request body.
+const maxBody = 8 << 20
 
 // Config says where the gateway listens and what it talks to.
 type Config struct {
@@ -145,7 +142,7 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var resp demarchev1.IngestResponse
-	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningIngest, &req, &resp); err != nil {
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -160,7 +157,7 @@ func (s *Service) getScore(w http.ResponseWriter, r *http.Request) {
 	}
 	var resp demarchev1.ScoreResponse
 	req := &demarchev1.ScoreRequest{CountryCode: strings.ToUpper(r.PathValue("country")), CrisisType: t}
-	if err := natsrpc.Call(r.Context(), s.nc, earlyWarningScore, req, &resp); err != nil {
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
@@ -177,24 +174,19 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
 		return
 	}
-	now := time.Now()
-	if c.OpenedAt == nil {
-		c.OpenedAt = timestamppb.New(now)
+	p := crisis.NewCrisisParams{
+		ID: c.GetId(), Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
+		Severity: c.GetSeverity(), Confidentiality: c.GetConfidentiality(), OpenedBy: c.GetOpenedBy(),
+		Drill: c.GetDrill(), SharedWith: c.GetSharedWith(),
 	}
-	if c.FirstSignalAt == nil {
-		c.FirstSignalAt = c.OpenedAt
+	if c.FirstSignalAt != nil {
+		p.FirstSignalAt = c.GetFirstSignalAt().AsTime()
 	}
-	if c.Region == demarchev1.Region_REGION_UNSPECIFIED {
-		c.Region, _ = demarchev1.RegionOf(c.GetCountryCode())
+	if p.OpenedBy == "" {
+		p.OpenedBy = r.Header.Get("X-Demarche-Principal")
 	}
-	if c.OpenedBy == "" {
-		c.OpenedBy = r.Header.Get("X-Demarche-Principal")
-	}
-	if c.Id == "" {
-		b := make([]byte, 5)
-		_, _ = rand.Read(b)
-		c.Id = fmt.Sprintf("%s-%s-%s", c.GetCountryCode(), now.UTC().Format("20060102"), base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5])
-	}
+	c = crisis.NewCrisis(p, time.Now())
+	in.Crisis = c
 	if _, err := crisis.Open(r.Context(), s.tc, &in); err != nil {
 		writeError(w, err)
 		return
@@ -268,12 +260,27 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request) {
 	if req.Principal == "" {
 		req.Principal = r.Header.Get("X-Demarche-Principal")
 	}
-	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), r.Header.Get("Idempotency-Key"), &req)
+	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
+		fr.RequestId = ids.New() // the funding request's id when the client gives none
+	}
+	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), requestID(w, r), &req)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
 	writeProto(w, http.StatusOK, rec)
+}
+
+// requestID is the request's Idempotency-Key, or a new time-ordered UUID (v7)
+// when it has none; it is answered in the X-Request-Id header so a client can
+// retry the same request, and names the request in Temporal (the update id).
+func requestID(w http.ResponseWriter, r *http.Request) string {
+	id := r.Header.Get("Idempotency-Key")
+	if id == "" {
+		id = ids.New()
+	}
+	w.Header().Set("X-Request-Id", id)
+	return id
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
@@ -306,33 +313,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError answers an error with its status and, for bad input, each field.
+// writeError answers an error with its status (errs.HTTPStatus: the one
+// mapping) and, for bad input, each field.
 func writeError(w http.ResponseWriter, err error) {
 	body := map[string]any{"error": err.Error()}
 	var verr *demarchev1.ValidationError
 	var ferr *demarchev1.FieldError
-	status := http.StatusInternalServerError
 	switch {
 	case errors.As(err, &verr):
-		status = http.StatusBadRequest
 		fields := make([]map[string]string, len(verr.Fields))
 		for i, f := range verr.Fields {
 			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
 		}
 		body["fields"] = fields
 	case errors.As(err, &ferr):
-		status = http.StatusBadRequest
 		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
-	case errors.Is(err, demarchev1.ErrInvalid), errors.Is(err, natsrpc.ErrInvalid):
-		status = http.StatusBadRequest
-	case errors.Is(err, crisis.ErrNotFound), errors.Is(err, natsrpc.ErrNotFound):
-		status = http.StatusNotFound
-	case errors.Is(err, crisis.ErrAlreadyOpen), errors.Is(err, natsrpc.ErrConflict):
-		status = http.StatusConflict
-	case errors.Is(err, crisis.ErrRejected), errors.Is(err, natsrpc.ErrRule), errors.Is(err, natsrpc.ErrForbidden):
-		status = http.StatusUnprocessableEntity
-	case errors.Is(err, nats.ErrNoResponders), errors.Is(err, context.DeadlineExceeded):
-		status = http.StatusServiceUnavailable
 	}
-	writeJSON(w, status, body)
+	writeJSON(w, errs.HTTPStatus(err), body)
 }

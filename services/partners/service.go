@@ -42,6 +42,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -62,12 +63,20 @@ const (
 	CrisisBucket = "DEMARCHE_PARTNER_CRISES"
 )
 
-// Sentinel errors.
+// Sentinel errors; the first three also match their errs sentinel, across NATS too.
 var (
-	ErrUnknownPartner = natsrpc.Sentinel("unknown partner", natsrpc.ErrNotFound)
-	ErrUnknownCrisis  = natsrpc.Sentinel("unknown crisis", natsrpc.ErrNotFound)
-	ErrNotShared      = natsrpc.Sentinel("crisis not shared with partner", natsrpc.ErrForbidden)
-	ErrWebhook        = errors.New("webhook delivery failed")
+	// ErrUnknownPartner is returned when a request names a partner that is not
+	// in the registry (errs.ErrNotFound).
+	ErrUnknownPartner = natsrpc.Sentinel("unknown partner", errs.ErrNotFound)
+	// ErrUnknownCrisis is returned when a request names a crisis the service has
+	// seen no CrisisOpened event for (errs.ErrNotFound).
+	ErrUnknownCrisis = natsrpc.Sentinel("unknown crisis", errs.ErrNotFound)
+	// ErrNotShared is returned when a partner acts on a crisis whose
+	// confidentiality does not share it with that partner (errs.ErrForbidden).
+	ErrNotShared = natsrpc.Sentinel("crisis not shared with partner", errs.ErrForbidden)
+	// ErrWebhook is returned when a partner's webhook cannot be reached or
+	// answers other than 2xx.
+	ErrWebhook = errors.New("webhook delivery failed")
 )
 
 // PartnerSubjects matches every event delivered to one partner.

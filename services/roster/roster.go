@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -74,7 +75,7 @@ func (s *Store) Seed(ctx context.Context) (int, error) {
 // PutExpert adds or replaces an expert.
 func (s *Store) PutExpert(ctx context.Context, e *demarchev1.Expert) error {
 	if err := e.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", natsrpc.ErrInvalid, err)
+		return fmt.Errorf("%w: %w", errs.ErrInvalid, err)
 	}
 	b, err := proto.Marshal(e)
 	if err != nil {
@@ -146,7 +147,7 @@ func (s *Store) each(ctx context.Context, filter string, fn func([]byte) error) 
 func (s *Store) expert(ctx context.Context, id string) (*demarchev1.Expert, error) {
 	entry, err := s.kv.Get(ctx, "expert."+id)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("%w: no expert %q on the roster", natsrpc.ErrNotFound, id)
+		return nil, fmt.Errorf("%w: no expert %q on the roster", errs.ErrNotFound, id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
@@ -181,7 +182,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		return nil, err
 	}
 	if !e.GetAvailable() {
-		return nil, fmt.Errorf("%w: %s is not available for deployment", natsrpc.ErrConflict, e.GetName())
+		return nil, fmt.Errorf("%w: %s is not available for deployment", errs.ErrConflict, e.GetName())
 	}
 	a := &demarchev1.Assignment{ExpertId: req.GetExpertId(), CrisisId: req.GetCrisisId(), Role: req.GetRole(),
 		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy()}
@@ -199,7 +200,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 			return nil, fmt.Errorf("roster: %w", gerr)
 		}
 		if other.GetCrisisId() != req.GetCrisisId() || other.GetRole() != req.GetRole() {
-			return nil, fmt.Errorf("%w: %s is already assigned to crisis %s as %s", natsrpc.ErrConflict, e.GetName(), other.GetCrisisId(), other.GetRole())
+			return nil, fmt.Errorf("%w: %s is already assigned to crisis %s as %s", errs.ErrConflict, e.GetName(), other.GetCrisisId(), other.GetRole())
 		}
 		a = other // an earlier attempt of this very reservation got this far
 		b, _ = proto.Marshal(a)

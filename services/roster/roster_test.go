@@ -13,20 +13,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
-	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/roster"
 )
-
-func startNATS(t *testing.T, dir string) *natsembed.Server {
-	t.Helper()
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: dir}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return srv
-}
 
 func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 	t.Helper()
@@ -42,7 +34,7 @@ func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 }
 
 func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -65,7 +57,7 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 			switch {
 			case err == nil && !resp.GetReplayed():
 				won++
-			case errors.Is(err, natsrpc.ErrConflict):
+			case errors.Is(err, errs.ErrConflict):
 				refused++
 			default:
 				other = append(other, err)
@@ -83,7 +75,7 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 }
 
 func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -108,15 +100,15 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 	}
 	// Bad input and unknown or unavailable experts are refused with the reason.
 	err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "x", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrInvalid) || !contains(err, "role") {
+	if !errors.Is(err, errs.ErrInvalid) || !contains(err, "role") {
 		t.Fatalf("bad role: %v", err)
 	}
 	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "nobody", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrNotFound) {
+	if !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown expert: %v", err)
 	}
 	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "sb-hugo-weber", ReservedBy: "desk"}, &other)
-	if !errors.Is(err, natsrpc.ErrConflict) || !contains(err, "not available") {
+	if !errors.Is(err, errs.ErrConflict) || !contains(err, "not available") {
 		t.Fatalf("unavailable expert: %v", err)
 	}
 	// Release frees the expert for another crisis.
@@ -131,7 +123,7 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 
 func TestAssignmentsSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	srv := startNATS(t, dir)
+	srv := natstest.ServerIn(t, dir)
 	svc, nc := startRoster(t, srv.URL())
 	var resp demarchev1.ReserveResponse
 	if err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "NE-2026-R", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp); err != nil {
@@ -141,7 +133,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 	svc.Stop()
 	srv.Stop()
 
-	srv2 := startNATS(t, dir)
+	srv2 := natstest.ServerIn(t, dir)
 	defer srv2.Stop()
 	svc2, nc2 := startRoster(t, srv2.URL())
 	defer svc2.Stop()
@@ -154,13 +146,13 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 		t.Fatalf("after restart: %v", list.GetAssignments())
 	}
 	err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "SD-2026-X", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp)
-	if !errors.Is(err, natsrpc.ErrConflict) {
+	if !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("double booking after restart: %v", err)
 	}
 }
 
 func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -189,7 +181,7 @@ func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
 }
 
 func TestMicroDiscovery(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	svc, nc := startRoster(t, srv.URL())
 	defer svc.Stop()
@@ -240,7 +232,7 @@ func contains(err error, s string) bool { return err != nil && strings.Contains(
 // Micro serves one subscription's requests in order; the guarantee must hold
 // without that, e.g. with several roster instances: race the store directly.
 func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
-	srv := startNATS(t, t.TempDir())
+	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
 	var stores []*roster.Service
 	for range 3 { // three instances of the service on one bucket
@@ -262,7 +254,7 @@ func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
 				mu.Lock()
 				won++
 				mu.Unlock()
-			} else if err != nil && !errors.Is(err, natsrpc.ErrConflict) {
+			} else if err != nil && !errors.Is(err, errs.ErrConflict) {
 				t.Errorf("unexpected error: %v", err)
 			}
 		}()

@@ -19,10 +19,15 @@ import (
 	"github.com/demarche/demarche/workflows/playbook"
 )
 
-// Sentinel errors for callers of this file's functions.
+// Sentinel errors for callers of this file's functions; each also matches its
+// errs sentinel, which picks the HTTP status and micro code.
 var (
-	ErrAlreadyOpen = errors.New("crisis already open")
-	ErrNotFound    = errors.New("crisis not found")
+	// ErrAlreadyOpen is returned by Open when a crisis with that id is already
+	// running (errs.ErrConflict).
+	ErrAlreadyOpen error = &errs.Error{Sentinel: errs.ErrConflict, Msg: "crisis already open"}
+	// ErrNotFound is returned when no crisis with that id is running (or it is
+	// already closed) (errs.ErrNotFound).
+	ErrNotFound error = &errs.Error{Sentinel: errs.ErrNotFound, Msg: "crisis not found"}
 )
 
 // Open validates the input and starts the crisis's workflow, with the playbook
@@ -217,9 +222,10 @@ func update(ctx context.Context, c client.Client, crisisID, requestID, name stri
 	return nil
 }
 
-// ErrRejected wraps a decision or control the crisis refused; the message
-// names the rule.
-var ErrRejected = errors.New("decision rejected")
+// ErrRejected is returned by Decide and Control when the crisis refused the
+// decision or control (a rule or an invalid input); the message names the
+// rule. It matches errs.ErrRule.
+var ErrRejected error = &errs.Error{Sentinel: errs.ErrRule, Msg: "rejected"}
 
 func updateError(crisisID, name string, err error) error {
 	var nf *serviceerror.NotFound

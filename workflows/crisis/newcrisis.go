@@ -1,0 +1,74 @@
+package crisis
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// NewCrisisParams is what the opener of a crisis says; NewCrisis fills the rest.
+type NewCrisisParams struct {
+	// ID is the crisis id; empty: a readable new one, <CC>-<YYYYMMDD>-<5 base32
+	// characters> (early warning passes its situation's id).
+	ID              string
+	Title           string
+	CountryCode     string
+	CrisisType      demarchev1.CrisisType
+	Severity        int32
+	Confidentiality demarchev1.Confidentiality
+	// FirstSignalAt starts the warning-to-action clock; zero: the opening.
+	FirstSignalAt time.Time
+	// OpenedBy is the principal (or service) opening the crisis.
+	OpenedBy   string
+	Drill      bool
+	SharedWith []string
+}
+
+// NewCrisis is the one constructor of a new crisis, for the CLI, the HTTP API
+// and early warning: the id when none is given, the region from the country,
+// opened_at = now, first_signal_at defaulting to opened_at and clamped to now
+// when in the future (a source's clock ahead of ours). It does not validate:
+// Open does.
+func NewCrisis(p NewCrisisParams, now time.Time) *demarchev1.Crisis {
+	region, _ := demarchev1.RegionOf(p.CountryCode)
+	first := p.FirstSignalAt
+	if first.IsZero() || first.After(now) {
+		first = now
+	}
+	id := p.ID
+	if id == "" {
+		id = NewCrisisID(p.CountryCode, now)
+	}
+	return &demarchev1.Crisis{
+		Id:              id,
+		Title:           p.Title,
+		CountryCode:     p.CountryCode,
+		Region:          region,
+		CrisisType:      p.CrisisType,
+		Severity:        p.Severity,
+		Confidentiality: p.Confidentiality,
+		OpenedAt:        timestamppb.New(now),
+		FirstSignalAt:   timestamppb.New(first),
+		OpenedBy:        p.OpenedBy,
+		Drill:           p.Drill,
+		SharedWith:      p.SharedWith,
+	}
+}
+
+// NewCrisisID makes a readable, subject-safe crisis id: country (XX when it is
+// not two letters, so validation names the country, not the id), date, and 5
+// random base32 characters, e.g. GN-20261127-K7Q3P.
+func NewCrisisID(country string, now time.Time) string {
+	b := make([]byte, 5)
+	_, _ = rand.Read(b)
+	suffix := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5]
+	if len(country) != 2 {
+		country = "XX"
+	}
+	return fmt.Sprintf("%s-%s-%s", country, now.UTC().Format("20060102"), suffix)
+}
