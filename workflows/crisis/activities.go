@@ -202,6 +202,7 @@ func Register(w worker.Registry, a *Activities) {
 	RegisterWorkflows(w)
 	w.RegisterActivity(a)
 }
+
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})

@@ -58,9 +58,9 @@ type decisionCtx struct {
 type effect int
 
 const (
-	stageContinues effect = iota // the stage keeps waiting
-	stageCompleted               // the decision ends the stage
-	toStageWorkflow              // the stage's child workflow acts on it
+	stageContinues  effect = iota // the stage keeps waiting
+	stageCompleted                // the decision ends the stage
+	toStageWorkflow               // the stage's child workflow acts on it
 )
 
 // waiting is one pending decision of a stage run.
