@@ -3,6 +3,7 @@ package stack_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -90,6 +91,31 @@ func TestHTTPAPI(t *testing.T) {
 		if u, err := uuid.Parse(id); want == "" && (err != nil || u.Version() != 7) {
 			t.Errorf("X-Request-Id %q is not a UUID v7 (%v)", id, err)
 		}
+	}
+	// Operator controls: an invalid one is refused naming the rule or the
+	// field, and leaves no trace in the history; a valid one answers the state.
+	tc := temporalClient(t, s)
+	before := historyLength(t, tc, "ML-20261127-HTTP1")
+	for _, c := range []struct {
+		path, body, says string
+		code             int
+	}{
+		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_WARNING"}`, "rule reopen-ended", http.StatusUnprocessableEntity},
+		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_FACT_FINDING"}`, "rule reopen-reached", http.StatusUnprocessableEntity},
+		{"/controls/skip-stage", `{"reason": "done", "stage": "STAGE_WARNING"}`, "rule skip-running-or-ahead", http.StatusUnprocessableEntity},
+		{"/controls/de-escalate", `{"reason": ""}`, "reason", http.StatusBadRequest},
+		{"/controls/promote", `{}`, "no control", http.StatusNotFound},
+	} {
+		code, out := call("POST", "/v1/crises/ML-20261127-HTTP1"+c.path, "duty", c.body)
+		if code != c.code || !strings.Contains(fmt.Sprint(out), c.says) {
+			t.Errorf("%s %s: %d %v, want %d saying %q", c.path, c.body, code, out, c.code, c.says)
+		}
+	}
+	if after := historyLength(t, tc, "ML-20261127-HTTP1"); after != before {
+		t.Fatalf("refused controls changed the history: %d -> %d events", before, after)
+	}
+	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/controls/escalate", "duty", `{"reason": "clashes spreading"}`); code != http.StatusOK || out["crisis"].(map[string]any)["severity"] != float64(4) {
+		t.Fatalf("escalate: %d %v", code, out)
 	}
 	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
 		t.Fatalf("state: %d %v", code, out)

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"go.temporal.io/api/enums/v1"
-
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -29,17 +27,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		}
 		return out
 	}
-	events := func() int {
-		n := 0
-		it := tc.GetWorkflowHistory(ctx, crisis.WorkflowID(id), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-		for it.HasNext() {
-			if _, err := it.Next(); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		return n
-	}
+	events := func() int { return historyLength(t, tc, id) }
 	waitPending := func(kind string) {
 		t.Helper()
 		waitFor(t, func() bool {
@@ -68,6 +56,19 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		return err == nil
 	})
 	cli("crisis", "escalate", id, "--as", "duty-officer", "--reason", "protests spreading")
+	// An invalid control is refused by the crisis, naming the rule, and
+	// leaves no trace in its history.
+	before := events()
+	if _, err := runCLI(t, s, "crisis", "skip-stage", id, "--stage", "warning", "--as", "duty-officer", "--reason", "x"); err == nil ||
+		!strings.Contains(err.Error(), "rule skip-running-or-ahead: stage warning has already ended") {
+		t.Fatalf("skipping an ended stage: %v", err)
+	}
+	if _, err := runCLI(t, s, "crisis", "reopen", id, "--stage", "closed", "--as", "duty-officer", "--reason", "x"); err == nil {
+		t.Fatal("reopening the closed pseudo-stage was accepted")
+	}
+	if after := events(); after != before {
+		t.Fatalf("refused controls changed the history: %d -> %d events", before, after)
+	}
 
 	waitPending("good-offices")
 	// A decision for a stage that is not running is refused, naming the rule.
@@ -112,9 +113,9 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	cli("crisis", "decide", "request-funds", id, "--as", "alice", "--rationale", "mediation costs", "--funding-request", "FR-1",
 		"--fund", "flexible-financing", "--amount", "120000", "--purpose", "dialogue venue and travel")
 	waitPending("funding-decision")
-	before := events()
+	before = events()
 	_, err := runCLI(t, s, "crisis", "decide", "decide-funds", id, "--as", "alice", "--rationale", "urgent", "--funding-request", "FR-1", "--approve")
-	if err == nil || !strings.Contains(err.Error(), "rule four-eyes") || !strings.Contains(err.Error(), "decision rejected") {
+	if err == nil || !strings.Contains(err.Error(), "rule four-eyes") || !strings.Contains(err.Error(), "rejected") {
 		t.Fatalf("self-approval: %v", err)
 	}
 	if after := events(); after != before {
@@ -137,6 +138,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	if err := run.Get(wctx, nil); err != nil {
 		t.Fatalf("crisis did not complete: %v", err)
 	}
+	recordHistories(t, tc, id, crisis.WorkflowName+".json", false)
 	out = cli("crisis", "show", id)
 	for _, want := range []string{"outcome averted", "funding disbursed        USD 120000", "decisions                7",
 		"sustained-follow-up", "skipped", "handed over to the peacebuilding office", "funding-decision", "by bob"} {

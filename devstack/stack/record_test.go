@@ -20,19 +20,25 @@ import (
 // after it, when DEMARCHE_RECORD_HISTORIES is set (`make record-histories`):
 // the replay tests then check that today's code replays what ran on the real
 // stack.
-func recordHistories(t *testing.T, tc client.Client, crisisID string) {
+//
+// The crisis history is written as name (CrisisResponse.json for the crisis
+// people drive, with decisions and controls as updates; CrisisResponse-drill.json
+// for the drill); withStages also writes its stages' first runs.
+func recordHistories(t *testing.T, tc client.Client, crisisID, name string, withStages bool) {
 	t.Helper()
 	if os.Getenv("DEMARCHE_RECORD_HISTORIES") == "" {
 		return
 	}
-	files := map[string]string{crisis.WorkflowID(crisisID): crisis.WorkflowName + ".json"}
+	files := map[string]string{crisis.WorkflowID(crisisID): name}
 	for stage, name := range map[demarchev1.Stage]string{
 		demarchev1.Stage_STAGE_FACT_FINDING:           crisis.FactFindingWorkflow,
 		demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT:       crisis.EnvoyWorkflow,
 		demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING: crisis.FundingWorkflow,
 		demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:    crisis.FollowUpWorkflow,
 	} {
-		files[crisis.ChildWorkflowID(crisisID, stage, 1)] = name + ".json"
+		if withStages {
+			files[crisis.ChildWorkflowID(crisisID, stage, 1)] = name + ".json"
+		}
 	}
 	for id, name := range files {
 		hist := &historypb.History{}
@@ -54,4 +60,18 @@ func recordHistories(t *testing.T, tc client.Client, crisisID string) {
 		}
 		t.Logf("recorded %d events of %s to %s", len(hist.Events), id, path)
 	}
+}
+
+// historyLength is how many events a crisis's workflow history holds.
+func historyLength(t *testing.T, tc client.Client, crisisID string) int {
+	t.Helper()
+	n := 0
+	it := tc.GetWorkflowHistory(context.Background(), crisis.WorkflowID(crisisID), "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		if _, err := it.Next(); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
 }

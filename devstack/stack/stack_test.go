@@ -161,7 +161,7 @@ func TestPlatform(t *testing.T) {
 		if err := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "").Get(ctx, &final); err != nil {
 			t.Fatalf("workflow result: %v", err)
 		}
-		recordHistories(t, tc, id)
+		recordHistories(t, tc, id, crisis.WorkflowName+"-drill.json", true)
 
 		out, err = runCLI(t, s, "crisis", "show", id)
 		if err != nil {

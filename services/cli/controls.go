@@ -22,15 +22,16 @@ func (f *controlFlags) bind(c *cobra.Command) {
 	c.Flags().StringVar(&f.requestID, "request-id", "", "idempotency key: the same key is applied once (default: generated)")
 }
 
-// newControlCmds are the operator controls: escalate, de-escalate, skip,
-// reopen, warn, partner-role. Each is a crisis update: the crisis checks it
-// and a refusal names the rule that failed (the CLI keeps no copy of the rules).
+// newControlCmds are the operator controls, each named as its crisis update
+// and HTTP route: escalate, de-escalate, skip-stage, reopen-stage, warn,
+// partner-role. The crisis checks each and a refusal names the rule that
+// failed (the CLI keeps no copy of the rules).
 func newControlCmds(app *App) []*cobra.Command {
 	return []*cobra.Command{
 		newSeverityCmd(app, "escalate", crisis.UpdateEscalate, "Raise the crisis's severity by one level (at most 5)"),
 		newSeverityCmd(app, "de-escalate", crisis.UpdateDeEscalate, "Lower the crisis's severity by one level (at least 1)"),
-		newStageControlCmd(app, "skip", crisis.UpdateSkipStage, "Skip a running or upcoming stage, with a reason"),
-		newStageControlCmd(app, "reopen", crisis.UpdateReopenStage, "Run a completed or skipped stage again, with a reason"),
+		newStageControlCmd(app, "skip-stage", "skip", crisis.UpdateSkipStage, "Skip a running or upcoming stage, with a reason"),
+		newStageControlCmd(app, "reopen-stage", "reopen", crisis.UpdateReopenStage, "Run a completed or skipped stage again, with a reason"),
 		newWarnCmd(app),
 		newPartnerRoleCmd(app),
 	}
@@ -66,11 +67,11 @@ func newSeverityCmd(app *App, use, update, short string) *cobra.Command {
 	return c
 }
 
-func newStageControlCmd(app *App, use, update, short string) *cobra.Command {
+func newStageControlCmd(app *App, use, alias, update, short string) *cobra.Command {
 	var f controlFlags
 	var ctl demarchev1.StageControl
 	var stage string
-	c := &cobra.Command{Use: use + " CRISIS-ID", Short: short, Args: cobra.ExactArgs(1),
+	c := &cobra.Command{Use: use + " CRISIS-ID", Aliases: []string{alias}, Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := demarchev1.ParseStage(stage)
 			if err != nil {
@@ -78,7 +79,7 @@ func newStageControlCmd(app *App, use, update, short string) *cobra.Command {
 			}
 			ctl.Stage, ctl.Principal = s, f.principal
 			return app.sendControl(cmd, args[0], f, update, &ctl, func(st *demarchev1.CrisisState) string {
-				return fmt.Sprintf("%s: %s %s done; running now: %s", args[0], use, s.Slug(), stageList(st.GetActiveStages()))
+				return fmt.Sprintf("%s: %s %s done; running now: %s", args[0], alias, s.Slug(), stageList(st.GetActiveStages()))
 			})
 		}}
 	f.bind(c)

@@ -1,11 +1,13 @@
 package cli
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Each decision kind of the schema has the CLI verb of the same name, and
@@ -58,4 +60,21 @@ func flagsFor(kind string) []string {
 		return []string{"--body", "security-council", "--report-due", "240h"}
 	}
 	return nil
+}
+
+// Each operator control's verb is its update's name (and the HTTP route's).
+func TestControlVerbsAreTheUpdateNames(t *testing.T) {
+	want := map[string]bool{}
+	for _, u := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn} {
+		want[strings.TrimPrefix(u, "crisis.")] = true
+	}
+	cmds := newControlCmds(&App{})
+	if len(cmds) != len(want) {
+		t.Fatalf("%d controls, %d updates", len(cmds), len(want))
+	}
+	for _, c := range cmds {
+		if !want[c.Name()] {
+			t.Errorf("control verb %s is not an update name", c.Name())
+		}
+	}
 }

@@ -9,6 +9,9 @@
 //	GET  /v1/crises?stage=&country=&type=&open=true   list
 //	GET  /v1/crises/{id}                demarche.v1.CrisisState
 //	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
+//	POST /v1/crises/{id}/controls/{control}  operator controls -> CrisisState after it:
+//	                                    escalate, de-escalate (SeverityControl), skip-stage, reopen-stage
+//	                                    (StageControl), partner-role (PartnerRoleAck), warn (Warning)
 //	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
 //	                                    a funding_request without request_id gets a UUID v7)
 //	GET  /healthz
@@ -30,6 +33,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +43,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/ids"
@@ -133,6 +138,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/crises", s.listCrises)
 	mux.HandleFunc("GET /v1/crises/{id}", s.getCrisis)
 	mux.HandleFunc("POST /v1/crises/{id}/decisions", s.postDecision)
+	mux.HandleFunc("POST /v1/crises/{id}/controls/{control}", s.postControl)
 	return mux
 }
 
@@ -281,6 +287,46 @@ func requestID(w http.ResponseWriter, r *http.Request) string {
 	}
 	w.Header().Set("X-Request-Id", id)
 	return id
+}
+
+// controlArgs are the operator controls over HTTP, named as their updates
+// (crisis.UpdateEscalate is "crisis.escalate": POST .../controls/escalate).
+var controlArgs = map[string]func() demarchev1.Validator{
+	crisis.UpdateEscalate:    func() demarchev1.Validator { return &demarchev1.SeverityControl{} },
+	crisis.UpdateDeEscalate:  func() demarchev1.Validator { return &demarchev1.SeverityControl{} },
+	crisis.UpdateSkipStage:   func() demarchev1.Validator { return &demarchev1.StageControl{} },
+	crisis.UpdateReopenStage: func() demarchev1.Validator { return &demarchev1.StageControl{} },
+	crisis.UpdatePartnerRole: func() demarchev1.Validator { return &demarchev1.PartnerRoleAck{} },
+	crisis.UpdateWarn:        func() demarchev1.Validator { return &demarchev1.Warning{} },
+}
+
+func (s *Service) postControl(w http.ResponseWriter, r *http.Request) {
+	update := "crisis." + r.PathValue("control")
+	newArg, ok := controlArgs[update]
+	if !ok {
+		var known []string
+		for name := range controlArgs {
+			known = append(known, strings.TrimPrefix(name, "crisis."))
+		}
+		sort.Strings(known)
+		writeError(w, fmt.Errorf("%w: no control %q (controls: %s)", errs.ErrNotFound, r.PathValue("control"), strings.Join(known, ", ")))
+		return
+	}
+	arg := newArg()
+	if !readBody(w, r, arg.(proto.Message)) {
+		return
+	}
+	// The principal comes from the header when the body names none.
+	m := arg.(proto.Message).ProtoReflect()
+	if f := m.Descriptor().Fields().ByName("principal"); f != nil && m.Get(f).String() == "" {
+		m.Set(f, protoreflect.ValueOfString(r.Header.Get("X-Demarche-Principal")))
+	}
+	st, err := crisis.Control(r.Context(), s.tc, r.PathValue("id"), requestID(w, r), update, arg)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, st)
 }
 
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
