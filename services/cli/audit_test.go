@@ -93,7 +93,7 @@ func TestAuditCommands(t *testing.T) {
 	}
 
 	// Offline: a bundle verifies with no server; a modified one names the file.
-	h, err := trail.LoadFile("../../workflows/crisis/testdata/CrisisResponse.json")
+	h, err := trail.LoadFile("../../workflows/crisis/testdata/CrisisResponse-drill.json")
 	if err != nil {
 		t.Fatal(err)
 	}

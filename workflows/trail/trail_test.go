@@ -42,7 +42,7 @@ func TestEveryCommittedHistoryReplays(t *testing.T) {
 }
 
 func TestIncompatibleChangeFailsReplayNamingWorkflowAndEvent(t *testing.T) {
-	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse.json"))
+	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse-drill.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestStandardTemporalJSONExportLoads(t *testing.T) {
 }
 
 func TestDecisionTrailFromHistoryAlone(t *testing.T) {
-	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse.json"))
+	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse-drill.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
