@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -86,31 +87,10 @@ func newDecisionVerbCmd(app *App, v decisionVerb) *cobra.Command {
 	return sub
 }
 
-func decision(d any) *demarchev1.DecisionRequest {
-	r := &demarchev1.DecisionRequest{}
-	switch d := d.(type) {
-	case *demarchev1.WarningTriage:
-		r.Decision = &demarchev1.DecisionRequest_Triage{Triage: d}
-	case *demarchev1.GoodOfficesDecision:
-		r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: d}
-	case *demarchev1.FactFindingMandate:
-		r.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: d}
-	case *demarchev1.FactFindingReport:
-		r.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: d}
-	case *demarchev1.EnvoyAppointment:
-		r.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: d}
-	case *demarchev1.StandbyTeamDeployed:
-		r.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: d}
-	case *demarchev1.FundingRequest:
-		r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: d}
-	case *demarchev1.FundingDecision:
-		r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: d}
-	case *demarchev1.FollowUpCheckIn:
-		r.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: d}
-	case *demarchev1.ClosureDecision:
-		r.Decision = &demarchev1.DecisionRequest_Closure{Closure: d}
-	}
-	return r
+// decision wraps one decision message in a request (principal and rationale
+// are filled in by the verb).
+func decision(d proto.Message) *demarchev1.DecisionRequest {
+	return demarchev1.NewDecisionRequest("", "", d)
 }
 
 func bindTriage(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {

@@ -9,6 +9,7 @@ package crisis
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -21,6 +22,10 @@ import (
 var closure = &decisionType{
 	kind: "closure", stage: demarchev1.Stage_STAGE_CLOSED,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		c := r.GetClosure()
+		return fmt.Sprintf("closure: %s; lessons: %s", c.GetOutcome().Slug(), strings.Join(c.GetLessons(), "; "))
+	},
 	check: func(d *decisionCtx) error {
 		if !d.l.closing || len(d.l.active) > 0 {
 			return rule("closure-last", "the crisis can close only after every stage has ended (running: %s)", d.l.activeList())

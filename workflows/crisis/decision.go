@@ -27,6 +27,9 @@ type decisionType struct {
 	// role may take the decision; who says it in words for pending lists.
 	role demarchev1.Role
 	who  string
+	// describe says what a decision of this kind decided, in a line (the
+	// auditors' decision trail).
+	describe func(*demarchev1.DecisionRequest) string
 	// check refuses a decision that does not fit the state (nil: only the
 	// stage-running rule). It reads, never writes.
 	check func(d *decisionCtx) error
@@ -87,6 +90,14 @@ func decisionTypeOf(kind string) *decisionType {
 		}
 	}
 	return nil
+}
+
+// Describe says what a decision decided, in a line.
+func Describe(r *demarchev1.DecisionRequest) string {
+	if dt := decisionTypeOf(r.DecisionKind()); dt != nil {
+		return dt.describe(r)
+	}
+	return r.DecisionKind()
 }
 
 // rule is a refusal naming the rule that failed.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -22,8 +23,8 @@ func TestEveryDecisionKindHasOneCompleteType(t *testing.T) {
 			t.Errorf("type %d is %q, schema kind %q", i, dt.kind, kinds[i])
 		}
 		if dt.stage == demarchev1.Stage_STAGE_UNSPECIFIED || dt.role == demarchev1.Role_ROLE_UNSPECIFIED || dt.who == "" ||
-			dt.apply == nil || dt.pending == nil || dt.drill == nil {
-			t.Errorf("%s: stage, role, who, apply, pending and drill are all required", dt.kind)
+			dt.apply == nil || dt.pending == nil || dt.drill == nil || dt.describe == nil {
+			t.Errorf("%s: stage, role, who, apply, pending, drill and describe are all required", dt.kind)
 		}
 	}
 }
@@ -39,25 +40,8 @@ type rulesCase struct {
 
 var now = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 
-func req(principal string, d any) *demarchev1.DecisionRequest {
-	r := &demarchev1.DecisionRequest{Principal: principal, Rationale: "why"}
-	switch d := d.(type) {
-	case *demarchev1.FactFindingMandate:
-		r.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: d}
-	case *demarchev1.FactFindingReport:
-		r.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: d}
-	case *demarchev1.EnvoyAppointment:
-		r.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: d}
-	case *demarchev1.StandbyTeamDeployed:
-		r.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: d}
-	case *demarchev1.FundingRequest:
-		r.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: d}
-	case *demarchev1.FundingDecision:
-		r.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: d}
-	case *demarchev1.ClosureDecision:
-		r.Decision = &demarchev1.DecisionRequest_Closure{Closure: d}
-	}
-	return r
+func req(principal string, d proto.Message) *demarchev1.DecisionRequest {
+	return demarchev1.NewDecisionRequest(principal, "why", d)
 }
 
 func TestDecisionRules(t *testing.T) {

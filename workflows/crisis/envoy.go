@@ -9,7 +9,9 @@ package crisis
 // the team deployed, which ends the stage.
 
 import (
+	"fmt"
 	"go.temporal.io/sdk/workflow"
+	"strings"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -23,6 +25,10 @@ type envoyRun struct {
 var envoyAppointment = &decisionType{
 	kind: "envoy-appointment", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		a := r.GetEnvoyAppointment()
+		return fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+	},
 	check: func(d *decisionCtx) error {
 		if a := d.run.envoy.appointment; a != nil {
 			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
@@ -60,6 +66,9 @@ var envoyAppointment = &decisionType{
 var standbyTeamDeployed = &decisionType{
 	kind: "standby-team-deployed", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "standby team deployed in " + r.GetStandbyTeamDeployed().GetLocation()
+	},
 	check: func(d *decisionCtx) error {
 		if d.run.envoy.appointment == nil {
 			return rule("appointment-first", "appoint the envoy and the standby team before confirming deployment")

@@ -6,6 +6,8 @@ package crisis
 // deadline in the FactFindingMission workflow; the report ends the stage.
 
 import (
+	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/workflow"
@@ -23,6 +25,10 @@ type factFindingRun struct {
 var factFindingMandate = &decisionType{
 	kind: "fact-finding-mandate", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, with the mandating body",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		m := r.GetFactFindingMandate()
+		return fmt.Sprintf("fact-finding mandated by %s, team %s, report due %s", m.GetMandatingBody().Slug(), strings.Join(m.GetTeam(), ", "), m.GetReportDue().AsTime().Format("2006-01-02"))
+	},
 	check: func(d *decisionCtx) error {
 		if d.run.factFinding.mandate != nil {
 			return rule("one-mandate", "the fact-finding mandate was already recorded")
@@ -53,6 +59,9 @@ var factFindingMandate = &decisionType{
 var factFindingReport = &decisionType{
 	kind: "fact-finding-report", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, for the head of the fact-finding mission",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "fact-finding report: " + r.GetFactFindingReport().GetSummary()
+	},
 	check: func(d *decisionCtx) error {
 		if d.run.factFinding.mandate == nil {
 			return rule("mandate-first", "record the fact-finding mandate before its report")

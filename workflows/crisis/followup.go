@@ -27,6 +27,10 @@ type followUpRun struct {
 var followUpCheckIn = &decisionType{
 	kind: "follow-up-check-in", stage: demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		c := r.GetFollowUpCheckIn()
+		return fmt.Sprintf("follow-up check-in: commitments implemented %v, recommendation %s", c.GetCommitmentsImplemented(), c.GetRecommendation().Slug())
+	},
 	apply: func(d *decisionCtx) effect {
 		d.run.followUp.done++
 		return toStageWorkflow

@@ -59,6 +59,10 @@ func (f *fundingRun) openList() string {
 var fundingRequest = &decisionType{
 	kind: "funding-request", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		f := r.GetFundingRequest()
+		return fmt.Sprintf("funding request %s: USD %d from %s for %s", f.GetRequestId(), f.GetAmountUsd(), f.GetFund(), f.GetPurpose())
+	},
 	check: func(d *decisionCtx) error {
 		id := d.req.GetFundingRequest().GetRequestId()
 		if d.run.funding.request(id) != nil {
@@ -93,6 +97,13 @@ var fundingRequest = &decisionType{
 var fundingDecision = &decisionType{
 	kind: "funding-decision", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
 	role: demarchev1.Role_ROLE_FUNDING_OFFICER, who: "funding officer",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		verb := "rejected"
+		if r.GetFundingDecision().GetApprove() {
+			verb = "approved"
+		}
+		return fmt.Sprintf("funding request %s %s", r.GetFundingDecision().GetRequestId(), verb)
+	},
 	check: func(d *decisionCtx) error {
 		id := d.req.GetFundingDecision().GetRequestId()
 		r := d.run.funding.request(id)

@@ -14,6 +14,9 @@ import (
 var goodOffices = &decisionType{
 	kind: "good-offices", stage: demarchev1.Stage_STAGE_GOOD_OFFICES,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department, for the Secretary-General",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "good offices: " + r.GetGoodOffices().GetOption().Slug()
+	},
 	apply:   func(*decisionCtx) effect { return stageCompleted },
 	pending: stageDue,
 	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {

@@ -14,6 +14,9 @@ import (
 var triage = &decisionType{
 	kind: "triage", stage: demarchev1.Stage_STAGE_WARNING,
 	role: demarchev1.Role_ROLE_DUTY_OFFICER, who: "duty officer",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "warning triaged: " + r.GetTriage().GetAssessment()
+	},
 	apply:   func(*decisionCtx) effect { return stageCompleted },
 	pending: stageDue,
 	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {

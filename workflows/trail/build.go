@@ -186,7 +186,7 @@ func published(data proto.Message) (Entry, bool) {
 		if rec.GetAutomatic() {
 			principal += " (drill policy)"
 		}
-		return Entry{Time: rec.GetDecidedAt().AsTime(), Kind: "decision", What: Describe(rec.GetRequest()),
+		return Entry{Time: rec.GetDecidedAt().AsTime(), Kind: "decision", What: crisis.Describe(rec.GetRequest()),
 			Principal: principal, Rule: rec.GetKind(), Rationale: rec.GetRationale()}, true
 	case *demarchev1.StageEntered:
 		return Entry{Kind: "stage", What: "entered " + d.GetStage().Slug()}, true
@@ -202,40 +202,6 @@ func published(data proto.Message) (Entry, bool) {
 		return Entry{Kind: "control", What: fmt.Sprintf("severity %d -> %d", d.GetFrom(), d.GetTo()), Principal: d.GetPrincipal(), Rationale: d.GetReason()}, true
 	}
 	return Entry{}, false
-}
-
-// Describe says what a decision decided, in a line.
-func Describe(r *demarchev1.DecisionRequest) string {
-	switch d := r.GetDecision().(type) {
-	case *demarchev1.DecisionRequest_Triage:
-		return "warning triaged: " + d.Triage.GetAssessment()
-	case *demarchev1.DecisionRequest_GoodOffices:
-		return "good offices: " + d.GoodOffices.GetOption().Slug()
-	case *demarchev1.DecisionRequest_FactFindingMandate:
-		m := d.FactFindingMandate
-		return fmt.Sprintf("fact-finding mandated by %s, team %s, report due %s", m.GetMandatingBody().Slug(), strings.Join(m.GetTeam(), ", "), m.GetReportDue().AsTime().Format("2006-01-02"))
-	case *demarchev1.DecisionRequest_FactFindingReport:
-		return "fact-finding report: " + d.FactFindingReport.GetSummary()
-	case *demarchev1.DecisionRequest_EnvoyAppointment:
-		return fmt.Sprintf("envoy %s appointed, standby team %s", d.EnvoyAppointment.GetEnvoy(), strings.Join(d.EnvoyAppointment.GetStandbyTeam(), ", "))
-	case *demarchev1.DecisionRequest_StandbyTeamDeployed:
-		return "standby team deployed in " + d.StandbyTeamDeployed.GetLocation()
-	case *demarchev1.DecisionRequest_FundingRequest:
-		f := d.FundingRequest
-		return fmt.Sprintf("funding request %s: USD %d from %s for %s", f.GetRequestId(), f.GetAmountUsd(), f.GetFund(), f.GetPurpose())
-	case *demarchev1.DecisionRequest_FundingDecision:
-		verb := "rejected"
-		if d.FundingDecision.GetApprove() {
-			verb = "approved"
-		}
-		return fmt.Sprintf("funding request %s %s", d.FundingDecision.GetRequestId(), verb)
-	case *demarchev1.DecisionRequest_FollowUpCheckIn:
-		c := d.FollowUpCheckIn
-		return fmt.Sprintf("follow-up check-in: commitments implemented %v, recommendation %s", c.GetCommitmentsImplemented(), c.GetRecommendation().Slug())
-	case *demarchev1.DecisionRequest_Closure:
-		return fmt.Sprintf("closure: %s; lessons: %s", d.Closure.GetOutcome().Slug(), strings.Join(d.Closure.GetLessons(), "; "))
-	}
-	return r.DecisionKind()
 }
 
 // ErrNonDeterministic is matched by a replay that diverged from its history.

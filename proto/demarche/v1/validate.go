@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -673,4 +674,18 @@ func (x *CheckInDue) Validate() error {
 	}
 	c.timestamp("due_at", x.GetDueAt())
 	return c.err()
+}
+
+// NewDecisionRequest wraps a decision message (a *FundingDecision, ...) in a
+// request, in the oneof field whose type it is; nil when no field takes it.
+func NewDecisionRequest(principal, rationale string, d proto.Message) *DecisionRequest {
+	r := &DecisionRequest{Principal: principal, Rationale: rationale}
+	fields := decisionOneof().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if f := fields.Get(i); f.Message().FullName() == d.ProtoReflect().Descriptor().FullName() {
+			r.ProtoReflect().Set(f, protoreflect.ValueOfMessage(d.ProtoReflect()))
+			return r
+		}
+	}
+	return nil
 }

@@ -155,3 +155,13 @@ func TestDecisionKindIsTheOneofFieldName(t *testing.T) {
 		t.Fatalf("empty request has kind %q", got)
 	}
 }
+
+func TestNewDecisionRequestFillsTheFieldOfItsType(t *testing.T) {
+	r := NewDecisionRequest("bob", "why", &FundingDecision{RequestId: "FR-1", Approve: true})
+	if r.DecisionKind() != "funding-decision" || r.GetFundingDecision().GetRequestId() != "FR-1" || r.GetPrincipal() != "bob" {
+		t.Fatalf("request: %v", r)
+	}
+	if NewDecisionRequest("bob", "why", &Crisis{}) != nil {
+		t.Fatal("a message that is no decision was wrapped")
+	}
+}
