@@ -100,8 +100,8 @@ func TestHTTPAPI(t *testing.T) {
 		path, body, says string
 		code             int
 	}{
-		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_WARNING"}`, "rule reopen-ended", http.StatusUnprocessableEntity},
-		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_FACT_FINDING"}`, "rule reopen-reached", http.StatusUnprocessableEntity},
+		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_FACT_FINDING"}`, "rule reopen-ended: stage fact-finding is running", http.StatusUnprocessableEntity},
+		{"/controls/reopen-stage", `{"reason": "again", "stage": "STAGE_ENVOY_DEPLOYMENT"}`, "rule reopen-reached: stage envoy-deployment has not run yet", http.StatusUnprocessableEntity},
 		{"/controls/skip-stage", `{"reason": "done", "stage": "STAGE_WARNING"}`, "rule skip-running-or-ahead", http.StatusUnprocessableEntity},
 		{"/controls/de-escalate", `{"reason": ""}`, "reason", http.StatusBadRequest},
 		{"/controls/promote", `{}`, "no control", http.StatusNotFound},
