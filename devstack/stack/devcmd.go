@@ -85,7 +85,7 @@ Démarche is running. Data folder: %s
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
-  HTTP API  %s   (POST /v1/crises, /v1/crises/{id}/decisions, /v1/signals; see services/gateway)
+  HTTP API  %s   (POST /v1/crises, /v1/crises/{id}/decisions, /v1/crises/{id}/controls/{control}, /v1/signals; see services/gateway)
 
 From another terminal (a drill runs by itself; without --drill the crisis waits for decisions):
   %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4 --drill
