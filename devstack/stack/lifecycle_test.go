@@ -92,8 +92,9 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		return false
 	})
 	out := cli("crisis", "show", id)
-	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "AU           support") || !strings.Contains(out, "severity  4") {
-		t.Fatalf("crisis show lacks the standby deadline, the partner or the new severity:\n%s", out)
+	if !strings.Contains(out, "standby team deployment") || !strings.Contains(out, "ECOWAS") || !strings.Contains(out, "AU           support") || !strings.Contains(out, "severity  4") ||
+		!strings.Contains(out, "[role head-of-department]") {
+		t.Fatalf("crisis show lacks the standby deadline, the partner, the new severity or the role that decides:\n%s", out)
 	}
 	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
 	if _, err := runCLI(t, s, "roster", "reserve", "--crisis", "OTHER-crisis", "--role", "envoy", "--expert", "env-nadia-haddad", "--as", "desk"); err != nil {

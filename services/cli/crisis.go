@@ -354,7 +354,7 @@ func printState(app *App, st *demarchev1.CrisisState) {
 			if d.GetDueAt() != nil {
 				due = " due " + ts(d.GetDueAt()) + " (" + timeLeft(d.GetDueAt()) + ")"
 			}
-			fmt.Fprintf(w, "  %-22s %s%s\n", d.GetKind(), d.GetWho(), due)
+			fmt.Fprintf(w, "  %-22s %s [role %s]%s\n", d.GetKind(), d.GetWho(), d.GetRole().Slug(), due)
 		}
 	}
 	if ds := st.GetDeadlines(); len(ds) > 0 {
