@@ -23,6 +23,9 @@ var (
 	// field, why, what is allowed); nothing was changed. It is the schema's own
 	// sentinel, so every *demarchev1.ValidationError matches it.
 	ErrInvalid = demarchev1.ErrInvalid
+	// ErrUnauthenticated is returned when a request carries no credential, or
+	// one that is expired, wrongly signed or for another audience.
+	ErrUnauthenticated = errors.New("unauthenticated")
 	// ErrForbidden is returned when the caller may not do what it asked.
 	ErrForbidden = errors.New("forbidden")
 	// ErrNotFound is returned when the thing named does not exist (or the
@@ -56,6 +59,7 @@ var mapping = []struct {
 	status int
 }{
 	{ErrInvalid, http.StatusBadRequest},
+	{ErrUnauthenticated, http.StatusUnauthorized},
 	{ErrForbidden, http.StatusForbidden},
 	{ErrNotFound, http.StatusNotFound},
 	{ErrConflict, http.StatusConflict},

@@ -21,6 +21,7 @@ func TestOneMappingForStatusCodeAndTemporal(t *testing.T) {
 	}{
 		{"validation", verr, http.StatusBadRequest},
 		{"wrapped invalid", fmt.Errorf("open: %w", ErrInvalid), http.StatusBadRequest},
+		{"unauthenticated", fmt.Errorf("%w: expired", ErrUnauthenticated), http.StatusUnauthorized},
 		{"forbidden", fmt.Errorf("%w: not cleared", ErrForbidden), http.StatusForbidden},
 		{"not found", fmt.Errorf("%w: crisis X", ErrNotFound), http.StatusNotFound},
 		{"conflict", fmt.Errorf("%w: open", ErrConflict), http.StatusConflict},

@@ -206,17 +206,39 @@ const (
 	Role_ROLE_FUNDING_OFFICER Role = 4
 	// The mediation support unit: confirms a standby team's deployment.
 	Role_ROLE_MEDIATION_SUPPORT Role = 5
+	// Keeps the funds (balances, ledgers); never decides a request.
+	Role_ROLE_FUND_MANAGER Role = 6
+	// Keeps the roster of envoys and experts and their bookings.
+	Role_ROLE_ROSTER_COORDINATOR Role = 7
+	// Reads and sends warnings, reads situations' scores.
+	Role_ROLE_ANALYST Role = 8
+	// Reads everything cleared for, runs the audit verbs, never writes.
+	Role_ROLE_AUDITOR Role = 9
+	// A partner organisation's liaison, bound to one organisation: sees what is
+	// shared with it and acknowledges its role.
+	Role_ROLE_PARTNER Role = 10
+	// Runs the platform (identities, sharing); takes no crisis decision.
+	Role_ROLE_ADMIN Role = 11
+	// Opens and steers drills (exercises); they never count as real crises.
+	Role_ROLE_DRILL_COORDINATOR Role = 12
 )
 
 // Enum value maps for Role.
 var (
 	Role_name = map[int32]string{
-		0: "ROLE_UNSPECIFIED",
-		1: "ROLE_DUTY_OFFICER",
-		2: "ROLE_DESK_OFFICER",
-		3: "ROLE_HEAD_OF_DEPARTMENT",
-		4: "ROLE_FUNDING_OFFICER",
-		5: "ROLE_MEDIATION_SUPPORT",
+		0:  "ROLE_UNSPECIFIED",
+		1:  "ROLE_DUTY_OFFICER",
+		2:  "ROLE_DESK_OFFICER",
+		3:  "ROLE_HEAD_OF_DEPARTMENT",
+		4:  "ROLE_FUNDING_OFFICER",
+		5:  "ROLE_MEDIATION_SUPPORT",
+		6:  "ROLE_FUND_MANAGER",
+		7:  "ROLE_ROSTER_COORDINATOR",
+		8:  "ROLE_ANALYST",
+		9:  "ROLE_AUDITOR",
+		10: "ROLE_PARTNER",
+		11: "ROLE_ADMIN",
+		12: "ROLE_DRILL_COORDINATOR",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED":        0,
@@ -225,6 +247,13 @@ var (
 		"ROLE_HEAD_OF_DEPARTMENT": 3,
 		"ROLE_FUNDING_OFFICER":    4,
 		"ROLE_MEDIATION_SUPPORT":  5,
+		"ROLE_FUND_MANAGER":       6,
+		"ROLE_ROSTER_COORDINATOR": 7,
+		"ROLE_ANALYST":            8,
+		"ROLE_AUDITOR":            9,
+		"ROLE_PARTNER":            10,
+		"ROLE_ADMIN":              11,
+		"ROLE_DRILL_COORDINATOR":  12,
 	}
 )
 
@@ -1186,6 +1215,9 @@ type DecisionRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
 	Rationale string                 `protobuf:"bytes,2,opt,name=rationale,proto3" json:"rationale,omitempty"`
+	// The principal's roles, from its credential (set by the gateway, checked
+	// again by the crisis against the decision's role).
+	Roles []Role `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
 	// Types that are valid to be assigned to Decision:
 	//
 	//	*DecisionRequest_Triage
@@ -1245,6 +1277,13 @@ func (x *DecisionRequest) GetRationale() string {
 		return x.Rationale
 	}
 	return ""
+}
+
+func (x *DecisionRequest) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
 }
 
 func (x *DecisionRequest) GetDecision() isDecisionRequest_Decision {
@@ -1517,6 +1556,7 @@ type SeverityControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	Roles         []Role                 `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1565,12 +1605,20 @@ func (x *SeverityControl) GetReason() string {
 	return ""
 }
 
+func (x *SeverityControl) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 // StageControl skips or reopens one stage.
 type StageControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
 	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	Stage         Stage                  `protobuf:"varint,3,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Roles         []Role                 `protobuf:"varint,4,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1626,6 +1674,13 @@ func (x *StageControl) GetStage() Stage {
 	return Stage_STAGE_UNSPECIFIED
 }
 
+func (x *StageControl) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
 // PartnerRoleAck is a partner acknowledging its role in a crisis.
 type PartnerRoleAck struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -1633,8 +1688,11 @@ type PartnerRoleAck struct {
 	Role           PartnerRoleKind        `protobuf:"varint,2,opt,name=role,proto3,enum=demarche.v1.PartnerRoleKind" json:"role,omitempty"`
 	Principal      string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
 	AcknowledgedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=acknowledged_at,json=acknowledgedAt,proto3" json:"acknowledged_at,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Roles of the principal who records it (operators; the partners service
+	// signals without).
+	Roles         []Role `protobuf:"varint,5,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PartnerRoleAck) Reset() {
@@ -1695,6 +1753,74 @@ func (x *PartnerRoleAck) GetAcknowledgedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *PartnerRoleAck) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// WarnControl is an operator attaching a warning to a crisis.
+type WarnControl struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Roles         []Role                 `protobuf:"varint,2,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	Warning       *Warning               `protobuf:"bytes,3,opt,name=warning,proto3" json:"warning,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarnControl) Reset() {
+	*x = WarnControl{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarnControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarnControl) ProtoMessage() {}
+
+func (x *WarnControl) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
+func (*WarnControl) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WarnControl) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *WarnControl) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *WarnControl) GetWarning() *Warning {
+	if x != nil {
+		return x.Warning
+	}
+	return nil
+}
+
 // Warning is a new early-warning signal attached to a crisis.
 type Warning struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1709,7 +1835,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1721,7 +1847,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1734,7 +1860,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Warning) GetSource() string {
@@ -1836,10 +1962,11 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x0erecommendation\x18\x03 \x01(\x0e2#.demarche.v1.FollowUpRecommendationR\x0erecommendation\"[\n" +
 	"\x0fClosureDecision\x12.\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcome\x12\x18\n" +
-	"\alessons\x18\x02 \x03(\tR\alessons\"\xbd\x06\n" +
+	"\alessons\x18\x02 \x03(\tR\alessons\"\xe6\x06\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
-	"\trationale\x18\x02 \x01(\tR\trationale\x124\n" +
+	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x124\n" +
 	"\x06triage\x18\n" +
 	" \x01(\v2\x1a.demarche.v1.WarningTriageH\x00R\x06triage\x12E\n" +
 	"\fgood_offices\x18\v \x01(\v2 .demarche.v1.GoodOfficesDecisionH\x00R\vgoodOffices\x12S\n" +
@@ -1862,19 +1989,26 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"decided_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x126\n" +
 	"\arequest\x18\a \x01(\v2\x1c.demarche.v1.DecisionRequestR\arequest\x12\x1c\n" +
-	"\tautomatic\x18\b \x01(\bR\tautomatic\"G\n" +
+	"\tautomatic\x18\b \x01(\bR\tautomatic\"p\n" +
 	"\x0fSeverityControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"n\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12'\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\"\x97\x01\n" +
 	"\fStageControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12(\n" +
-	"\x05stage\x18\x03 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\"\xbf\x01\n" +
+	"\x05stage\x18\x03 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12'\n" +
+	"\x05roles\x18\x04 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\"\xe8\x01\n" +
 	"\x0ePartnerRoleAck\x12\x18\n" +
 	"\apartner\x18\x01 \x01(\tR\apartner\x120\n" +
 	"\x04role\x18\x02 \x01(\x0e2\x1c.demarche.v1.PartnerRoleKindR\x04role\x12\x1c\n" +
 	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12C\n" +
-	"\x0facknowledged_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\"\xb1\x01\n" +
+	"\x0facknowledged_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12'\n" +
+	"\x05roles\x18\x05 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\"\x84\x01\n" +
+	"\vWarnControl\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
+	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12.\n" +
+	"\awarning\x18\x03 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\xb1\x01\n" +
 	"\aWarning\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
@@ -1898,14 +2032,23 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"$FOLLOW_UP_RECOMMENDATION_UNSPECIFIED\x10\x00\x12%\n" +
 	"!FOLLOW_UP_RECOMMENDATION_CONTINUE\x10\x01\x12&\n" +
 	"\"FOLLOW_UP_RECOMMENDATION_HAND_OVER\x10\x02\x12(\n" +
-	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\x9d\x01\n" +
+	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\xb3\x02\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
 	"\x11ROLE_DESK_OFFICER\x10\x02\x12\x1b\n" +
 	"\x17ROLE_HEAD_OF_DEPARTMENT\x10\x03\x12\x18\n" +
 	"\x14ROLE_FUNDING_OFFICER\x10\x04\x12\x1a\n" +
-	"\x16ROLE_MEDIATION_SUPPORT\x10\x05*\xb2\x01\n" +
+	"\x16ROLE_MEDIATION_SUPPORT\x10\x05\x12\x15\n" +
+	"\x11ROLE_FUND_MANAGER\x10\x06\x12\x1b\n" +
+	"\x17ROLE_ROSTER_COORDINATOR\x10\a\x12\x10\n" +
+	"\fROLE_ANALYST\x10\b\x12\x10\n" +
+	"\fROLE_AUDITOR\x10\t\x12\x10\n" +
+	"\fROLE_PARTNER\x10\n" +
+	"\x12\x0e\n" +
+	"\n" +
+	"ROLE_ADMIN\x10\v\x12\x1a\n" +
+	"\x16ROLE_DRILL_COORDINATOR\x10\f*\xb2\x01\n" +
 	"\x0fPartnerRoleKind\x12!\n" +
 	"\x1dPARTNER_ROLE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PARTNER_ROLE_KIND_LEAD\x10\x01\x12\x1d\n" +
@@ -1926,7 +2069,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -1953,51 +2096,58 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*SeverityControl)(nil),       // 22: demarche.v1.SeverityControl
 	(*StageControl)(nil),          // 23: demarche.v1.StageControl
 	(*PartnerRoleAck)(nil),        // 24: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),               // 25: demarche.v1.Warning
-	(CrisisType)(0),               // 26: demarche.v1.CrisisType
-	(Stage)(0),                    // 27: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 28: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(Outcome)(0),                  // 30: demarche.v1.Outcome
+	(*WarnControl)(nil),           // 25: demarche.v1.WarnControl
+	(*Warning)(nil),               // 26: demarche.v1.Warning
+	(CrisisType)(0),               // 27: demarche.v1.CrisisType
+	(Stage)(0),                    // 28: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(Outcome)(0),                  // 31: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	26, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	27, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	27, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	28, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	28, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	28, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	28, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	29, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	29, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	29, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	29, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	30, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	30, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	10, // 15: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	11, // 16: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	12, // 17: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	13, // 18: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	14, // 19: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	15, // 20: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	16, // 21: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	17, // 22: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	18, // 23: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	19, // 24: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	27, // 25: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	29, // 26: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	20, // 27: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	27, // 28: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	4,  // 29: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	29, // 30: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	29, // 31: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	31, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
+	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	12, // 18: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	13, // 19: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	14, // 20: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	15, // 21: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	16, // 22: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	17, // 23: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	18, // 24: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	19, // 25: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	28, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	30, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	20, // 28: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	3,  // 29: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	28, // 30: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	3,  // 31: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	4,  // 32: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	30, // 33: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	3,  // 34: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	3,  // 35: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	26, // 36: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	30, // 37: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2024,7 +2174,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -164,6 +164,12 @@ func ParsePartnerRoleKind(s string) (PartnerRoleKind, error) {
 	return PartnerRoleKind(n), err
 }
 
+// ParseRole reads a principal's role from its slug ("funding-officer") or enum name.
+func ParseRole(s string) (Role, error) {
+	n, err := parseEnum(Role(0).Descriptor(), "role", s)
+	return Role(n), err
+}
+
 // ParseOutcome reads an outcome from its slug or enum name.
 func ParseOutcome(s string) (Outcome, error) {
 	n, err := parseEnum(Outcome(0).Descriptor(), "outcome", s)

@@ -221,7 +221,7 @@ const (
 )
 
 func (c *checker) drillPolicy(x *DrillPolicy) {
-	if s := x.GetTimeScale(); s < 0 || s > 1 {
+	if s := x.GetTimeScale(); !(s >= 0 && s <= 1) { // NaN fails too
 		c.fail("time_scale", "%g is out of range (allowed: above 0 up to 1; 0 means 1)", s)
 	}
 	d := x.GetStageDuration()
@@ -386,6 +386,15 @@ func (c *checker) principal(field, v string) {
 	}
 }
 
+// roles checks a principal's roles: each a known role.
+func (c *checker) roles(field string, rs []Role) {
+	for i, r := range rs {
+		if _, ok := Role_name[int32(r)]; !ok || r == Role_ROLE_UNSPECIFIED {
+			c.fail(fmt.Sprintf("%s[%d]", field, i), "%d is not a role (allowed: %s)", r, strings.Join(enumSlugs(Role(0).Descriptor()), ", "))
+		}
+	}
+}
+
 func (c *checker) enumSet(field string, n int32, names map[int32]string, allowed []string) {
 	if _, ok := names[n]; !ok || n == 0 {
 		c.fail(field, "is required (allowed: %s)", strings.Join(allowed, ", "))
@@ -429,6 +438,7 @@ const MaxFundingRequestUSD = 100_000_000
 func (x *DecisionRequest) Validate() error {
 	c := newChecker("decision")
 	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
 	c.text("rationale", x.GetRationale(), true)
 	switch d := x.GetDecision().(type) {
 	case nil:
@@ -480,6 +490,7 @@ func (x *DecisionRequest) Validate() error {
 func (x *SeverityControl) Validate() error {
 	c := newChecker("severity control")
 	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
 	c.text("reason", x.GetReason(), true)
 	return c.err()
 }
@@ -488,6 +499,7 @@ func (x *SeverityControl) Validate() error {
 func (x *StageControl) Validate() error {
 	c := newChecker("stage control")
 	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
 	c.text("reason", x.GetReason(), true)
 	if s := x.GetStage(); s == Stage_STAGE_UNSPECIFIED || s == Stage_STAGE_CLOSED || Stage_name[int32(s)] == "" {
 		c.fail("stage", "is required (allowed: %s)", strings.Join(StageSlugs()[:6], ", "))
@@ -501,19 +513,53 @@ func (x *PartnerRoleAck) Validate() error {
 	c.text("partner", x.GetPartner(), true)
 	c.enumSet("role", int32(x.GetRole()), PartnerRoleKind_name, enumSlugs(PartnerRoleKind(0).Descriptor()))
 	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
+	return c.err()
+}
+
+// Validate checks an operator's warning.
+func (x *WarnControl) Validate() error {
+	c := newChecker("warn control")
+	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
+	c.nested("warning", x.GetWarning() != nil, func(c *checker) { c.warning(x.GetWarning()) })
+	return c.err()
+}
+
+// Validate checks a request to open a crisis.
+func (x *OpenCrisisRequest) Validate() error {
+	c := newChecker("crisis")
+	c.nested("crisis", x.GetCrisis() != nil, func(c *checker) { c.crisis(x.GetCrisis()) })
+	if p := x.GetPlaybook(); p != "" && !idPattern.MatchString(p) {
+		c.fail("playbook", "%q is not a playbook name (see demarche playbook list)", p)
+	}
+	if d := x.GetDrill(); d != nil {
+		c.nested("drill", true, func(c *checker) {
+			if s := d.GetTimeScale(); !(s > 0 && s <= 1) {
+				c.fail("time_scale", "%g is out of range (allowed: above 0 up to 1)", s)
+			}
+			if dd := d.GetDecisionDelay(); dd == nil || !dd.IsValid() || dd.AsDuration() < MinDrillStageDuration || dd.AsDuration() > MaxDrillStageDuration {
+				c.fail("decision_delay", "%s is out of range (allowed: %s to %s)", durationString(dd), MinDrillStageDuration, MaxDrillStageDuration)
+			}
+		})
+	}
 	return c.err()
 }
 
 // Validate checks a warning attached to a crisis.
 func (x *Warning) Validate() error {
 	c := newChecker("warning")
+	c.warning(x)
+	return c.err()
+}
+
+func (c *checker) warning(x *Warning) {
 	c.text("source", x.GetSource(), true)
 	c.text("summary", x.GetSummary(), true)
 	if s := x.GetSeverity(); s < 1 || s > 5 {
 		c.fail("severity", "%d is out of range (allowed: 1 to 5)", s)
 	}
 	c.timestamp("observed_at", x.GetObservedAt())
-	return c.err()
 }
 
 // Rules of the lifecycle events: every event names its crisis, plus its own.

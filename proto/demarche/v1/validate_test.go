@@ -2,6 +2,7 @@ package demarchev1
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -163,5 +164,27 @@ func TestNewDecisionRequestFillsTheFieldOfItsType(t *testing.T) {
 	}
 	if NewDecisionRequest("bob", "why", &Crisis{}) != nil {
 		t.Fatal("a message that is no decision was wrapped")
+	}
+}
+
+func TestOpenCrisisRequestAndRoles(t *testing.T) {
+	nan := math.NaN()
+	r := &OpenCrisisRequest{Crisis: &Crisis{}, Playbook: "bad name!", Drill: &DrillSettings{TimeScale: nan}}
+	err := r.Validate()
+	var verr *ValidationError
+	if !errors.As(err, &verr) || !verr.HasField("drill.time_scale") || !verr.HasField("drill.decision_delay") || !verr.HasField("playbook") || !verr.HasField("crisis.country_code") {
+		t.Fatalf("open request: %v", err)
+	}
+	if err := (&DrillPolicy{StageDuration: durationpb.New(time.Second), TimeScale: nan}).Validate(); err == nil {
+		t.Fatal("a NaN time scale passed")
+	}
+	d := &DecisionRequest{Principal: "a", Rationale: "r", Roles: []Role{Role_ROLE_ANALYST, Role(99)},
+		Decision: &DecisionRequest_Triage{Triage: &WarningTriage{Assessment: "x"}}}
+	if err := d.Validate(); !errors.As(err, &verr) || !verr.HasField("roles[1]") {
+		t.Fatalf("unknown role: %v", err)
+	}
+	w := &WarnControl{Principal: "a", Warning: &Warning{Source: "s", Summary: "x", Severity: 9}}
+	if err := w.Validate(); !errors.As(err, &verr) || !verr.HasField("warning.severity") || !verr.HasField("warning.observed_at") {
+		t.Fatalf("warn control: %v", err)
 	}
 }

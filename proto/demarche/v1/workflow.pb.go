@@ -89,6 +89,127 @@ func (x *CrisisWorkflowInput) GetPlaybook() *Playbook {
 	return nil
 }
 
+// OpenCrisisRequest is how people open a crisis (HTTP API, CLI): the crisis,
+// and optionally a registered playbook by name and drill settings. The
+// playbook itself and the drill policy are never the caller's to supply.
+type OpenCrisisRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Crisis *Crisis                `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
+	// A registered playbook's name (default: the one for the crisis type);
+	// choosing one needs the head-of-department role.
+	Playbook string `protobuf:"bytes,2,opt,name=playbook,proto3" json:"playbook,omitempty"`
+	// Set to run the crisis as a drill (needs the drill-coordinator role).
+	Drill         *DrillSettings `protobuf:"bytes,3,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OpenCrisisRequest) Reset() {
+	*x = OpenCrisisRequest{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OpenCrisisRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OpenCrisisRequest) ProtoMessage() {}
+
+func (x *OpenCrisisRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OpenCrisisRequest.ProtoReflect.Descriptor instead.
+func (*OpenCrisisRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *OpenCrisisRequest) GetCrisis() *Crisis {
+	if x != nil {
+		return x.Crisis
+	}
+	return nil
+}
+
+func (x *OpenCrisisRequest) GetPlaybook() string {
+	if x != nil {
+		return x.Playbook
+	}
+	return ""
+}
+
+func (x *OpenCrisisRequest) GetDrill() *DrillSettings {
+	if x != nil {
+		return x.Drill
+	}
+	return nil
+}
+
+// DrillSettings are what a drill coordinator chooses of a drill.
+type DrillSettings struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Wait before the drill policy takes each pending decision (1s to 720h).
+	DecisionDelay *durationpb.Duration `protobuf:"bytes,1,opt,name=decision_delay,json=decisionDelay,proto3" json:"decision_delay,omitempty"`
+	// Playbook durations multiplied by this (0 < scale <= 1).
+	TimeScale     float64 `protobuf:"fixed64,2,opt,name=time_scale,json=timeScale,proto3" json:"time_scale,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrillSettings) Reset() {
+	*x = DrillSettings{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrillSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrillSettings) ProtoMessage() {}
+
+func (x *DrillSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrillSettings.ProtoReflect.Descriptor instead.
+func (*DrillSettings) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DrillSettings) GetDecisionDelay() *durationpb.Duration {
+	if x != nil {
+		return x.DecisionDelay
+	}
+	return nil
+}
+
+func (x *DrillSettings) GetTimeScale() float64 {
+	if x != nil {
+		return x.TimeScale
+	}
+	return 0
+}
+
 // DrillPolicy compresses time and takes decisions automatically.
 type DrillPolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -104,7 +225,7 @@ type DrillPolicy struct {
 
 func (x *DrillPolicy) Reset() {
 	*x = DrillPolicy{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -116,7 +237,7 @@ func (x *DrillPolicy) String() string {
 func (*DrillPolicy) ProtoMessage() {}
 
 func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -129,7 +250,7 @@ func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillPolicy.ProtoReflect.Descriptor instead.
 func (*DrillPolicy) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{1}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DrillPolicy) GetStageDuration() *durationpb.Duration {
@@ -163,7 +284,7 @@ type StageWorkflowInput struct {
 
 func (x *StageWorkflowInput) Reset() {
 	*x = StageWorkflowInput{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +296,7 @@ func (x *StageWorkflowInput) String() string {
 func (*StageWorkflowInput) ProtoMessage() {}
 
 func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +309,7 @@ func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageWorkflowInput.ProtoReflect.Descriptor instead.
 func (*StageWorkflowInput) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StageWorkflowInput) GetCrisis() *Crisis {
@@ -248,7 +369,7 @@ type FollowUpProgress struct {
 
 func (x *FollowUpProgress) Reset() {
 	*x = FollowUpProgress{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -260,7 +381,7 @@ func (x *FollowUpProgress) String() string {
 func (*FollowUpProgress) ProtoMessage() {}
 
 func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -273,7 +394,7 @@ func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpProgress.ProtoReflect.Descriptor instead.
 func (*FollowUpProgress) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FollowUpProgress) GetCheckInsDone() int32 {
@@ -324,7 +445,7 @@ type StageOutcome struct {
 
 func (x *StageOutcome) Reset() {
 	*x = StageOutcome{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +457,7 @@ func (x *StageOutcome) String() string {
 func (*StageOutcome) ProtoMessage() {}
 
 func (x *StageOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +470,7 @@ func (x *StageOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageOutcome.ProtoReflect.Descriptor instead.
 func (*StageOutcome) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StageOutcome) GetStage() Stage {
@@ -390,7 +511,7 @@ type DeadlineReport struct {
 
 func (x *DeadlineReport) Reset() {
 	*x = DeadlineReport{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -402,7 +523,7 @@ func (x *DeadlineReport) String() string {
 func (*DeadlineReport) ProtoMessage() {}
 
 func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -415,7 +536,7 @@ func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadlineReport.ProtoReflect.Descriptor instead.
 func (*DeadlineReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *DeadlineReport) GetDeadline() *DeadlineState {
@@ -436,7 +557,7 @@ type CheckInDue struct {
 
 func (x *CheckInDue) Reset() {
 	*x = CheckInDue{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -448,7 +569,7 @@ func (x *CheckInDue) String() string {
 func (*CheckInDue) ProtoMessage() {}
 
 func (x *CheckInDue) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -461,7 +582,7 @@ func (x *CheckInDue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInDue.ProtoReflect.Descriptor instead.
 func (*CheckInDue) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CheckInDue) GetNumber() int32 {
@@ -494,7 +615,7 @@ type DisburseRequest struct {
 
 func (x *DisburseRequest) Reset() {
 	*x = DisburseRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -506,7 +627,7 @@ func (x *DisburseRequest) String() string {
 func (*DisburseRequest) ProtoMessage() {}
 
 func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -519,7 +640,7 @@ func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseRequest.ProtoReflect.Descriptor instead.
 func (*DisburseRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DisburseRequest) GetCrisisId() string {
@@ -582,7 +703,7 @@ type PublishEventRequest struct {
 
 func (x *PublishEventRequest) Reset() {
 	*x = PublishEventRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -594,7 +715,7 @@ func (x *PublishEventRequest) String() string {
 func (*PublishEventRequest) ProtoMessage() {}
 
 func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -607,7 +728,7 @@ func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventRequest.ProtoReflect.Descriptor instead.
 func (*PublishEventRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PublishEventRequest) GetEventId() string {
@@ -665,7 +786,7 @@ type ReserveExpertsRequest struct {
 
 func (x *ReserveExpertsRequest) Reset() {
 	*x = ReserveExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -677,7 +798,7 @@ func (x *ReserveExpertsRequest) String() string {
 func (*ReserveExpertsRequest) ProtoMessage() {}
 
 func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -690,7 +811,7 @@ func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsRequest.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ReserveExpertsRequest) GetCrisisId() string {
@@ -731,7 +852,7 @@ type ReserveExpertsResult struct {
 
 func (x *ReserveExpertsResult) Reset() {
 	*x = ReserveExpertsResult{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +864,7 @@ func (x *ReserveExpertsResult) String() string {
 func (*ReserveExpertsResult) ProtoMessage() {}
 
 func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +877,7 @@ func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsResult.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
@@ -776,7 +897,7 @@ type PickExpertsRequest struct {
 
 func (x *PickExpertsRequest) Reset() {
 	*x = PickExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -788,7 +909,7 @@ func (x *PickExpertsRequest) String() string {
 func (*PickExpertsRequest) ProtoMessage() {}
 
 func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -801,7 +922,7 @@ func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PickExpertsRequest.ProtoReflect.Descriptor instead.
 func (*PickExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PickExpertsRequest) GetRegion() Region {
@@ -819,7 +940,15 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\x13CrisisWorkflowInput\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12;\n" +
 	"\fdrill_policy\x18\x02 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x121\n" +
-	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\"n\n" +
+	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\"\x8e\x01\n" +
+	"\x11OpenCrisisRequest\x12+\n" +
+	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12\x1a\n" +
+	"\bplaybook\x18\x02 \x01(\tR\bplaybook\x120\n" +
+	"\x05drill\x18\x03 \x01(\v2\x1a.demarche.v1.DrillSettingsR\x05drill\"p\n" +
+	"\rDrillSettings\x12@\n" +
+	"\x0edecision_delay\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rdecisionDelay\x12\x1d\n" +
+	"\n" +
+	"time_scale\x18\x02 \x01(\x01R\ttimeScale\"n\n" +
 	"\vDrillPolicy\x12@\n" +
 	"\x0estage_duration\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\rstageDuration\x12\x1d\n" +
 	"\n" +
@@ -886,56 +1015,61 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
-	(*DrillPolicy)(nil),           // 1: demarche.v1.DrillPolicy
-	(*StageWorkflowInput)(nil),    // 2: demarche.v1.StageWorkflowInput
-	(*FollowUpProgress)(nil),      // 3: demarche.v1.FollowUpProgress
-	(*StageOutcome)(nil),          // 4: demarche.v1.StageOutcome
-	(*DeadlineReport)(nil),        // 5: demarche.v1.DeadlineReport
-	(*CheckInDue)(nil),            // 6: demarche.v1.CheckInDue
-	(*DisburseRequest)(nil),       // 7: demarche.v1.DisburseRequest
-	(*PublishEventRequest)(nil),   // 8: demarche.v1.PublishEventRequest
-	(*ReserveExpertsRequest)(nil), // 9: demarche.v1.ReserveExpertsRequest
-	(*ReserveExpertsResult)(nil),  // 10: demarche.v1.ReserveExpertsResult
-	(*PickExpertsRequest)(nil),    // 11: demarche.v1.PickExpertsRequest
-	(*Crisis)(nil),                // 12: demarche.v1.Crisis
-	(*Playbook)(nil),              // 13: demarche.v1.Playbook
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(Stage)(0),                    // 16: demarche.v1.Stage
-	(*DeadlineState)(nil),         // 17: demarche.v1.DeadlineState
-	(Region)(0),                   // 18: demarche.v1.Region
-	(*FundingRequest)(nil),        // 19: demarche.v1.FundingRequest
-	(*anypb.Any)(nil),             // 20: google.protobuf.Any
-	(*Assignment)(nil),            // 21: demarche.v1.Assignment
+	(*OpenCrisisRequest)(nil),     // 1: demarche.v1.OpenCrisisRequest
+	(*DrillSettings)(nil),         // 2: demarche.v1.DrillSettings
+	(*DrillPolicy)(nil),           // 3: demarche.v1.DrillPolicy
+	(*StageWorkflowInput)(nil),    // 4: demarche.v1.StageWorkflowInput
+	(*FollowUpProgress)(nil),      // 5: demarche.v1.FollowUpProgress
+	(*StageOutcome)(nil),          // 6: demarche.v1.StageOutcome
+	(*DeadlineReport)(nil),        // 7: demarche.v1.DeadlineReport
+	(*CheckInDue)(nil),            // 8: demarche.v1.CheckInDue
+	(*DisburseRequest)(nil),       // 9: demarche.v1.DisburseRequest
+	(*PublishEventRequest)(nil),   // 10: demarche.v1.PublishEventRequest
+	(*ReserveExpertsRequest)(nil), // 11: demarche.v1.ReserveExpertsRequest
+	(*ReserveExpertsResult)(nil),  // 12: demarche.v1.ReserveExpertsResult
+	(*PickExpertsRequest)(nil),    // 13: demarche.v1.PickExpertsRequest
+	(*Crisis)(nil),                // 14: demarche.v1.Crisis
+	(*Playbook)(nil),              // 15: demarche.v1.Playbook
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
+	(Stage)(0),                    // 18: demarche.v1.Stage
+	(*DeadlineState)(nil),         // 19: demarche.v1.DeadlineState
+	(Region)(0),                   // 20: demarche.v1.Region
+	(*FundingRequest)(nil),        // 21: demarche.v1.FundingRequest
+	(*anypb.Any)(nil),             // 22: google.protobuf.Any
+	(*Assignment)(nil),            // 23: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	12, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	1,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	13, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	14, // 3: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	12, // 4: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	13, // 5: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	1,  // 6: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	3,  // 7: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	15, // 8: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	16, // 9: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	17, // 10: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	15, // 11: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	18, // 12: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	19, // 13: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	18, // 14: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	15, // 15: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	20, // 16: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	21, // 17: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	18, // 18: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	14, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	3,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	15, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	14, // 3: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	2,  // 4: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
+	16, // 5: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	16, // 6: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	14, // 7: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	15, // 8: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	3,  // 9: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	5,  // 10: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	17, // 11: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	18, // 12: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	19, // 13: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	17, // 14: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	20, // 15: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	21, // 16: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	20, // 17: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	17, // 18: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	22, // 19: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	23, // 20: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	20, // 21: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -953,7 +1087,7 @@ func file_demarche_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
