@@ -57,15 +57,28 @@ const (
 var mapping = []struct {
 	err    error
 	status int
+	name   string
 }{
-	{ErrInvalid, http.StatusBadRequest},
-	{ErrUnauthenticated, http.StatusUnauthorized},
-	{ErrForbidden, http.StatusForbidden},
-	{ErrNotFound, http.StatusNotFound},
-	{ErrConflict, http.StatusConflict},
-	{ErrRule, http.StatusUnprocessableEntity},
-	{ErrUnavailable, http.StatusServiceUnavailable},
-	{ErrInternal, http.StatusInternalServerError},
+	{ErrInvalid, http.StatusBadRequest, "invalid"},
+	{ErrUnauthenticated, http.StatusUnauthorized, "unauthenticated"},
+	{ErrForbidden, http.StatusForbidden, "forbidden"},
+	{ErrNotFound, http.StatusNotFound, "not_found"},
+	{ErrConflict, http.StatusConflict, "conflict"},
+	{ErrRule, http.StatusUnprocessableEntity, "rule"},
+	{ErrUnavailable, http.StatusServiceUnavailable, "unavailable"},
+	{ErrInternal, http.StatusInternalServerError, "internal"},
+}
+
+// Name is an error's stable code for API clients ("invalid", "rule", ...),
+// the same for every error of one status.
+func Name(err error) string {
+	st := HTTPStatus(err)
+	for _, m := range mapping {
+		if m.status == st {
+			return m.name
+		}
+	}
+	return "internal"
 }
 
 // HTTPStatus is the status an error is answered with. Transport failures that

@@ -46,6 +46,13 @@ const (
 	EarlyWarningGroup   = "demarche.earlywarning"
 	EarlyWarningIngest  = EarlyWarningGroup + ".ingest"
 	EarlyWarningScore   = EarlyWarningGroup + ".score"
+
+	PartnersGroup   = "demarche.partners"
+	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse
+	PartnersAckRole = PartnersGroup + ".ack-role" // AckRoleRequest -> AckRoleResponse
+
+	AuditGroup = "demarche.audit"
+	AuditRead  = AuditGroup + ".read" // AuditReadRequest -> AuditReadResponse
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

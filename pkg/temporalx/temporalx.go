@@ -31,6 +31,9 @@ var (
 	// SAActiveStages lists every stage running now: with parallel stages a
 	// crisis is in several at once.
 	SAActiveStages = temporal.NewSearchAttributeKeyKeywordList("DemarcheActiveStages")
+	// SASharedWith lists the partner organisations a crisis is shared with, so
+	// a partner's listing is one visibility query.
+	SASharedWith = temporal.NewSearchAttributeKeyKeywordList("DemarcheSharedWith")
 )
 
 // SearchAttributes lists the custom search attributes and their types, for
@@ -45,6 +48,7 @@ func SearchAttributes() map[string]enums.IndexedValueType {
 		SAConfidentiality.GetName(): enums.INDEXED_VALUE_TYPE_KEYWORD,
 		SADrill.GetName():           enums.INDEXED_VALUE_TYPE_BOOL,
 		SAActiveStages.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+		SASharedWith.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 	}
 }
 

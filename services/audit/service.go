@@ -64,6 +64,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("heads", natsrpc.Handler(func() *demarchev1.AuditHeadsRequest { return &demarchev1.AuditHeadsRequest{} }, s.Store.ReadHeads)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint heads: %w", err))
 	}
+	if err := g.AddEndpoint("read", natsrpc.Handler(func() *demarchev1.AuditReadRequest { return &demarchev1.AuditReadRequest{} }, s.Store.RecordRead)); err != nil {
+		return fail(fmt.Errorf("audit: endpoint read: %w", err))
+	}
 	if err := natsrpc.Ready(nc); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -34,6 +35,8 @@ const (
 	ServiceName  = "audit"
 	Group        = "demarche.audit"
 	SubjectChain = Group + ".chain" // AuditChainRequest -> AuditChain
+	// SubjectRead records a read of restricted data (AuditReadRequest).
+	SubjectRead = natsrpc.AuditRead
 	SubjectHeads = Group + ".heads" // AuditHeadsRequest -> AuditHeads
 
 	// DefaultPage is how many records a chain response carries when not asked.
@@ -171,6 +174,14 @@ func (s *Store) AppendEvent(ctx context.Context, ev eventbus.Event) error {
 		}
 	}
 	return nil
+}
+
+// RecordRead is AppendRead as a request handler.
+func (s *Store) RecordRead(ctx context.Context, req *demarchev1.AuditReadRequest) (*demarchev1.AuditReadResponse, error) {
+	if err := s.AppendRead(ctx, req.GetReader(), req.GetCrisisId(), req.GetDetail()); err != nil {
+		return nil, err
+	}
+	return &demarchev1.AuditReadResponse{}, nil
 }
 
 // AppendRead records that reader read audit data (detail says what) in the

@@ -8,10 +8,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natstest"
@@ -24,11 +26,15 @@ import (
 func TestEarlyWarningStatuses(t *testing.T) {
 	srv := natstest.Server(t)
 	nc, _ := natstest.Connect(t, srv.URL())
-	api := httptest.NewServer((&Service{nc: nc, log: zap.NewNop()}).Handler())
+	iss := issuer(t)
+	api := httptest.NewServer((&Service{nc: nc, log: zap.NewNop(), authn: iss.Verifier()}).Handler())
 	defer api.Close()
+	token := mint(t, iss, "analyst", "analyst")
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(api.URL + path)
+		req, _ := http.NewRequest("GET", api.URL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -40,7 +46,9 @@ func TestEarlyWarningStatuses(t *testing.T) {
 	}
 	post := func(path, body string) int {
 		t.Helper()
-		resp, err := http.Post(api.URL+path, "application/json", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", api.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -93,5 +101,73 @@ func TestEarlyWarningStatuses(t *testing.T) {
 	}
 	if code, msg := get("/v1/situations/GN/no-such-type"); code != http.StatusBadRequest {
 		t.Fatalf("bad crisis type: %d %s, want 400", code, msg)
+	}
+	if code, msg := get("/v1/situations/G'N/general"); code != http.StatusBadRequest || !strings.Contains(msg, "country") {
+		t.Fatalf("a country that is no country: %d %s, want 400", code, msg)
+	}
+}
+
+func issuer(t *testing.T) *authn.Issuer {
+	t.Helper()
+	iss, err := authn.LoadOrCreateIssuer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return iss
+}
+
+func mint(t *testing.T, iss *authn.Issuer, subject string, roles ...string) string {
+	t.Helper()
+	tok, err := iss.Mint(authn.Claims{Subject: subject, Roles: roles, Clearance: "restricted"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// TestAuthentication: no token, a wrongly signed one, an expired one and a
+// forbidden role are refused before any backend is asked (the service has
+// no backend here at all).
+func TestAuthentication(t *testing.T) {
+	iss := issuer(t)
+	api := httptest.NewServer((&Service{log: zap.NewNop(), authn: iss.Verifier()}).Handler())
+	defer api.Close()
+	stranger := issuer(t)
+	expired, err := iss.Mint(authn.Claims{Subject: "duty", Roles: []string{"duty-officer"}}, -time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, method, path, auth string
+		status                   int
+		says                     string
+	}{
+		{"no token", "GET", "/v1/crises", "", 401, "no credential"},
+		{"not bearer", "GET", "/v1/crises", "Basic YWxpY2U6eA==", 401, "no credential"},
+		{"wrongly signed", "GET", "/v1/crises", "Bearer " + mint(t, stranger, "duty", "duty-officer"), 401, "signature"},
+		{"expired", "GET", "/v1/crises", "Bearer " + expired, 401, "expired"},
+		{"analyst opens a crisis", "POST", "/v1/crises", "Bearer " + mint(t, iss, "analyst", "analyst"), 403, "crisis.open needs one of the roles duty-officer, head-of-department"},
+		{"auditor escalates", "POST", "/v1/crises/X-1/controls/escalate", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "crisis.escalate needs"},
+		{"approver sends signals", "POST", "/v1/signals", "Bearer " + mint(t, iss, "approver", "funding-officer"), 403, "signals.send needs"},
+		{"healthz needs nothing", "GET", "/healthz", "", 200, ""},
+	} {
+		req, _ := http.NewRequest(c.method, api.URL+c.path, strings.NewReader("{}"))
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		msg, _ := body["error"].(string)
+		if resp.StatusCode != c.status || !strings.Contains(msg, c.says) {
+			t.Errorf("%s: %d %q, want %d saying %q", c.name, resp.StatusCode, msg, c.status, c.says)
+		}
+		if c.status == 401 && resp.Header.Get("WWW-Authenticate") == "" {
+			t.Errorf("%s: 401 without WWW-Authenticate", c.name)
+		}
 	}
 }

@@ -19,11 +19,11 @@ import (
 const (
 	ServiceName    = "partners"
 	ServiceVersion = "1.0.0"
-	Group          = "demarche.partners"
+	Group          = natsrpc.PartnersGroup
 	// SubjectList answers the registry (ListPartnersRequest -> ListPartnersResponse).
-	SubjectList = Group + ".list"
+	SubjectList = natsrpc.PartnersList
 	// SubjectAckRole takes a role acknowledgement (AckRoleRequest -> AckRoleResponse).
-	SubjectAckRole = Group + ".ack-role"
+	SubjectAckRole = natsrpc.PartnersAckRole
 )
 
 func (s *Service) startMicro() (micro.Service, error) {

@@ -19,6 +19,7 @@ func crisisAttributes(c *demarchev1.Crisis) []temporal.SearchAttributeUpdate {
 		temporalx.SASeverity.ValueSet(int64(c.GetSeverity())),
 		temporalx.SAConfidentiality.ValueSet(c.GetConfidentiality().Slug()),
 		temporalx.SADrill.ValueSet(c.GetDrill()),
+		temporalx.SASharedWith.ValueSet(append([]string{}, c.GetSharedWith()...)),
 	}
 }
 

@@ -94,6 +94,11 @@ type Filter struct {
 	OpenOnly bool
 	// ExcludeDrills leaves drills out (real figures never include them).
 	ExcludeDrills bool
+	// Visible limits the listing to what a principal may see: crises of these
+	// confidentiality levels, or (for a partner) shared with SharedWith.
+	// Unset (nil and "") lists everything: callers that serve people set it.
+	Confidentialities []demarchev1.Confidentiality
+	SharedWith        string
 }
 
 // Query is the Temporal visibility query for a filter.
@@ -107,7 +112,7 @@ func (f Filter) Query() string {
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SAActiveStages.GetName(), f.Stage.Slug()))
 	}
 	if f.Country != "" {
-		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACountry.GetName(), f.Country))
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACountry.GetName(), quote(f.Country)))
 	}
 	if f.CrisisType != demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACrisisType.GetName(), f.CrisisType.Slug()))
@@ -118,8 +123,24 @@ func (f Filter) Query() string {
 	if f.ExcludeDrills {
 		clauses = append(clauses, fmt.Sprintf("%s = false", temporalx.SADrill.GetName()))
 	}
+	switch {
+	case f.SharedWith != "":
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SASharedWith.GetName(), quote(f.SharedWith)))
+	case f.Confidentialities != nil:
+		levels := make([]string, len(f.Confidentialities))
+		for i, c := range f.Confidentialities {
+			levels[i] = "'" + c.Slug() + "'"
+		}
+		if len(levels) == 0 {
+			levels = []string{"'none'"}
+		}
+		clauses = append(clauses, fmt.Sprintf("%s IN (%s)", temporalx.SAConfidentiality.GetName(), strings.Join(levels, ", ")))
+	}
 	return strings.Join(clauses, " AND ")
 }
+
+// quote keeps a value inside its quotes in a visibility query.
+func quote(s string) string { return strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) }
 
 // Summary is one row of a crisis listing, read from visibility.
 type Summary struct {
@@ -128,8 +149,10 @@ type Summary struct {
 	Country    string `json:"country"`
 	CrisisType string `json:"crisis_type"`
 	Severity   int64  `json:"severity"`
-	Status     string `json:"status"`
-	StartedAt  string `json:"started_at"`
+	// Confidentiality is public, restricted or confidential.
+	Confidentiality string `json:"confidentiality"`
+	Status          string `json:"status"`
+	StartedAt       string `json:"started_at"`
 }
 
 // List lists crises through Temporal visibility (no side table), newest first.
@@ -154,6 +177,7 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 			s.Country = keyword(sa, temporalx.SACountry.GetName())
 			s.CrisisType = keyword(sa, temporalx.SACrisisType.GetName())
 			s.Severity = intAttr(sa, temporalx.SASeverity.GetName())
+			s.Confidentiality = keyword(sa, temporalx.SAConfidentiality.GetName())
 			out = append(out, s)
 			if limit > 0 && len(out) >= limit {
 				return out, nil

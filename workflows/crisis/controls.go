@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -25,10 +26,17 @@ type validated interface {
 	Validate() error
 }
 
+// actor is a control's argument: who acts, with which roles.
+type actor interface {
+	validated
+	GetPrincipal() string
+	GetRoles() []demarchev1.Role
+}
+
 // control registers one control update: input rules, an open crisis, then
 // check; apply runs only for a control that passed, and the answer is the
 // crisis's state after it.
-func control[T validated](ctx workflow.Context, l *lifecycle, name string, check func(T) error, apply func(workflow.Context, T)) error {
+func control[T actor](ctx workflow.Context, l *lifecycle, name string, check func(T) error, apply func(workflow.Context, T)) error {
 	err := workflow.SetUpdateHandlerWithOptions(ctx, name,
 		func(ctx workflow.Context, arg T) (*demarchev1.CrisisState, error) {
 			apply(ctx, arg)
@@ -37,6 +45,9 @@ func control[T validated](ctx workflow.Context, l *lifecycle, name string, check
 		workflow.UpdateHandlerOptions{Validator: func(_ workflow.Context, arg T) error {
 			if err := arg.Validate(); err != nil {
 				return errs.InvalidInput(err)
+			}
+			if !authz.Allowed(authz.Action(name), arg.GetRoles()) {
+				return rule("role", "%s is for a %s; %s holds %s", name, roleList(authz.Roles(authz.Action(name))), arg.GetPrincipal(), roleList(arg.GetRoles()))
 			}
 			if l.closure != nil {
 				return rule("open-crisis", "the crisis is closed; controls no longer apply")
@@ -73,7 +84,7 @@ func (l *lifecycle) registerControls(ctx workflow.Context) error {
 			l.reopenStage(ctx, c.GetStage(), c.GetPrincipal(), c.GetReason())
 		}),
 		control(ctx, l, UpdatePartnerRole, nil, l.setPartner),
-		control(ctx, l, UpdateWarn, nil, l.attachWarning),
+		control(ctx, l, UpdateWarn, nil, func(ctx workflow.Context, w *demarchev1.WarnControl) { l.attachWarning(ctx, w.GetWarning()) }),
 	} {
 		if err != nil {
 			return err

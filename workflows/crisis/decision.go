@@ -3,6 +3,8 @@ package crisis
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -118,13 +120,28 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	if err != nil {
 		return err
 	}
+	dt := decisionTypeOf(req.DecisionKind())
+	if !slices.Contains(req.GetRoles(), dt.role) {
+		return rule("role", "a %s decision is taken by a %s; %s holds %s", dt.kind, dt.role.Slug(), req.GetPrincipal(), roleList(req.GetRoles()))
+	}
 	if d.run != nil && d.run.inFlight != "" {
 		return rule("one-at-a-time", "a %s decision is being recorded for %s; try again in a moment", d.run.inFlight, d.run.rec.GetStage().Slug())
 	}
-	if check := decisionTypeOf(req.DecisionKind()).check; check != nil {
-		return check(d)
+	if dt.check != nil {
+		return dt.check(d)
 	}
 	return nil
+}
+
+func roleList(roles []demarchev1.Role) string {
+	if len(roles) == 0 {
+		return "no role"
+	}
+	names := make([]string, len(roles))
+	for i, r := range roles {
+		names[i] = r.Slug()
+	}
+	return strings.Join(names, ", ")
 }
 
 // decisionFor finds the decision's type and the stage run it belongs to.
@@ -251,6 +268,7 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 		if req.Principal == "" {
 			req.Principal = "drill-policy"
 		}
+		req.Roles = []demarchev1.Role{dt.role}
 		req.Rationale = "drill: taken automatically by the drill policy"
 		if err := l.validateDecision(ctx, req); err != nil {
 			workflow.GetLogger(ctx).Warn("drill decision rejected", "kind", kind, "error", err)
@@ -265,4 +283,12 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 // stageDue is the stage run's decision deadline, if it has one.
 func stageDue(_ *lifecycle, r *stageRun) []waiting {
 	return []waiting{{due: r.deadline.GetDueAt()}}
+}
+
+// DecisionRole is the role that takes decisions of a kind (false: no such kind).
+func DecisionRole(kind string) (demarchev1.Role, bool) {
+	if dt := decisionTypeOf(kind); dt != nil {
+		return dt.role, true
+	}
+	return demarchev1.Role_ROLE_UNSPECIFIED, false
 }

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/authz"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -152,5 +153,20 @@ func TestPendingFollowsState(t *testing.T) {
 	l.active, l.closing = nil, true
 	if got := kinds(); got != "closure/head-of-department" {
 		t.Fatalf("pending: %s", got)
+	}
+}
+
+// Every control is an action of the policy table, under its update's name,
+// and every decision's role may decide.
+func TestControlsAndDecisionsAreInThePolicy(t *testing.T) {
+	for _, name := range []string{UpdateEscalate, UpdateDeEscalate, UpdateSkipStage, UpdateReopenStage, UpdatePartnerRole, UpdateWarn} {
+		if len(authz.Roles(authz.Action(name))) == 0 {
+			t.Errorf("control %s has no roles in the policy table", name)
+		}
+	}
+	for _, dt := range decisionTypes {
+		if !authz.Allowed(authz.Decide, []demarchev1.Role{dt.role}) {
+			t.Errorf("%s is taken by a %s, whom the policy does not let decide", dt.kind, dt.role.Slug())
+		}
 	}
 }

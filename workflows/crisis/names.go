@@ -32,13 +32,14 @@ const (
 
 	// Operator controls (updates, each returning the *demarchev1.CrisisState
 	// after it): an invalid control is refused with the rule that failed and
-	// leaves no trace in the history.
+	// leaves no trace in the history. Each name is also its action in the
+	// policy table (pkg/authz), which says the roles that may send it.
 	UpdateEscalate    = "crisis.escalate"     // *demarchev1.SeverityControl
 	UpdateDeEscalate  = "crisis.de-escalate"  // *demarchev1.SeverityControl
 	UpdateSkipStage   = "crisis.skip-stage"   // *demarchev1.StageControl
 	UpdateReopenStage = "crisis.reopen-stage" // *demarchev1.StageControl
 	UpdatePartnerRole = "crisis.partner-role" // *demarchev1.PartnerRoleAck
-	UpdateWarn        = "crisis.warn"         // *demarchev1.Warning
+	UpdateWarn        = "crisis.warn"         // *demarchev1.WarnControl
 
 	// Signals from machines: early warning (with signal-with-start), the
 	// partners service, and a stage's child workflow. An invalid one is

@@ -26,6 +26,13 @@ import (
 
 var t0 = time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
 
+// dutyRoles are an operations-centre officer's roles (controls, most decisions).
+var dutyRoles = []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER, demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT}
+
+// allRoles take any decision.
+var allRoles = []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER, demarchev1.Role_ROLE_DESK_OFFICER, demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT,
+	demarchev1.Role_ROLE_FUNDING_OFFICER, demarchev1.Role_ROLE_MEDIATION_SUPPORT}
+
 func crisisFor(pb *demarchev1.Playbook) *demarchev1.Crisis {
 	return &demarchev1.Crisis{
 		Id: "GN-20261127-TEST1", Title: "Coup attempt", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
@@ -211,7 +218,9 @@ func (h *harness) answerPending(skip func(kind string) bool) {
 			continue
 		}
 		kind := p.GetKind()
-		h.decide(personDecision(p, st, h.env.Now()), func(err error) {
+		req := personDecision(p, st, h.env.Now())
+		req.Roles = []demarchev1.Role{p.GetRole()}
+		h.decide(req, func(err error) {
 			if err != nil {
 				h.t.Errorf("%s rejected: %v", kind, err)
 			}
@@ -387,10 +396,10 @@ func TestParallelStagesRunSideBySide(t *testing.T) {
 func TestSkippedStages(t *testing.T) {
 	h := newHarness(t)
 	h.at(time.Minute, func() {
-		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
+		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
 	})
 	h.at(2*time.Minute, func() {
-		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "already triaged by partners", Stage: demarchev1.Stage_STAGE_WARNING})
+		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "already triaged by partners", Stage: demarchev1.Stage_STAGE_WARNING})
 	})
 	h.drive(6*time.Hour, nil)
 	final := h.run(mustPlaybook(t, "general"), nil)
@@ -461,7 +470,7 @@ func TestFourEyesAndInvalidUpdatesAreRejectedWithoutTrace(t *testing.T) {
 		says string
 	}
 	mk := func(principal string, d func(*demarchev1.DecisionRequest)) *demarchev1.DecisionRequest {
-		r := &demarchev1.DecisionRequest{Principal: principal, Rationale: "because"}
+		r := &demarchev1.DecisionRequest{Principal: principal, Rationale: "because", Roles: allRoles}
 		d(r)
 		return r
 	}
@@ -469,7 +478,7 @@ func TestFourEyesAndInvalidUpdatesAreRejectedWithoutTrace(t *testing.T) {
 		{"no principal", mk("", func(r *demarchev1.DecisionRequest) {
 			r.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}
 		}), "principal: is required"},
-		{"no rationale", &demarchev1.DecisionRequest{Principal: "alice", Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}}, "rationale: is required"},
+		{"no rationale", &demarchev1.DecisionRequest{Principal: "alice", Roles: allRoles, Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}}, "rationale: is required"},
 		{"no decision", mk("alice", func(*demarchev1.DecisionRequest) {}), "decision: is required"},
 		{"wrong stage", mk("alice", func(r *demarchev1.DecisionRequest) {
 			r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE}}
@@ -477,6 +486,20 @@ func TestFourEyesAndInvalidUpdatesAreRejectedWithoutTrace(t *testing.T) {
 		{"closure too early", mk("alice", func(r *demarchev1.DecisionRequest) {
 			r.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: demarchev1.Outcome_OUTCOME_AVERTED, Lessons: []string{"x"}}}
 		}), "rule closure-last"},
+		{"wrong role", func() *demarchev1.DecisionRequest {
+			r := mk("alice", func(r *demarchev1.DecisionRequest) {
+				r.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}
+			})
+			r.Roles = []demarchev1.Role{demarchev1.Role_ROLE_ANALYST}
+			return r
+		}(), "rule role: a triage decision is taken by a duty-officer; alice holds analyst"},
+		{"no role", func() *demarchev1.DecisionRequest {
+			r := mk("alice", func(r *demarchev1.DecisionRequest) {
+				r.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "x"}}
+			})
+			r.Roles = nil
+			return r
+		}(), "alice holds no role"},
 		{"unknown option", mk("alice", func(r *demarchev1.DecisionRequest) {
 			r.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{}}
 		}), "good_offices.option: is required"},
@@ -627,18 +650,19 @@ func TestOperatorControls(t *testing.T) {
 	h.drive(6*time.Hour, func(kind string) bool {
 		if kind == "fact-finding-mandate" && !reopened {
 			reopened = true
-			h.mustControl(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "junta reneged", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES})
-			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "troops deployed"})
-			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "again"})
-			h.control(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "capped at 5"}, refused)
-			h.mustControl(UpdateDeEscalate, &demarchev1.SeverityControl{Principal: "alice", Reason: "talks resumed"})
-			h.mustControl(UpdatePartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "au-liaison"})
+			h.mustControl(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "junta reneged", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES})
+			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Roles: dutyRoles, Reason: "troops deployed"})
+			h.mustControl(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Roles: dutyRoles, Reason: "again"})
+			h.control(UpdateEscalate, &demarchev1.SeverityControl{Principal: "alice", Roles: dutyRoles, Reason: "capped at 5"}, refused)
+			h.mustControl(UpdateDeEscalate, &demarchev1.SeverityControl{Principal: "alice", Roles: dutyRoles, Reason: "talks resumed"})
+			h.mustControl(UpdatePartnerRole, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "au-liaison", Roles: dutyRoles})
 			h.env.SignalWorkflow(SignalPartnerAck, &demarchev1.PartnerRoleAck{Partner: "AU", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT, Principal: "au-liaison"})
-			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
-			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "again", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES}, refused)
-			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Reason: "early", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
-			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Reason: "done", Stage: demarchev1.Stage_STAGE_WARNING}, refused)
+			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
+			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "again", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES}, refused)
+			h.control(UpdateReopenStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "early", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT}, refused)
+			h.control(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "done", Stage: demarchev1.Stage_STAGE_WARNING}, refused)
 			h.env.SignalWorkflow(SignalPartnerAck, &demarchev1.PartnerRoleAck{Partner: "", Principal: "forged"}) // refused, kept
+			h.control(UpdateEscalate, &demarchev1.SeverityControl{Principal: "bob", Reason: "x", Roles: []demarchev1.Role{demarchev1.Role_ROLE_FUNDING_OFFICER}}, refused)
 			h.at(time.Minute, func() { mid = h.state() })
 			return true
 		}
@@ -651,6 +675,7 @@ func TestOperatorControls(t *testing.T) {
 		"rule reopen-ended: stage good-offices is running",
 		"rule reopen-reached: stage envoy-deployment has not run yet",
 		"rule skip-running-or-ahead: stage warning has already ended",
+		"rule role: crisis.escalate is for a duty-officer, head-of-department; bob holds funding-officer",
 	}
 	if len(refusals) != len(want) {
 		t.Fatalf("refusals %v, want %d", refusals, len(want))
@@ -694,7 +719,7 @@ func TestServiceRefusalsRecordNothing(t *testing.T) {
 	h.drive(time.Hour, func(kind string) bool {
 		if (kind == "envoy-appointment" || kind == "funding-request") && !tried[kind] {
 			tried[kind] = true
-			req := &demarchev1.DecisionRequest{Principal: "alice", Rationale: "try"}
+			req := &demarchev1.DecisionRequest{Principal: "alice", Rationale: "try", Roles: allRoles}
 			if kind == "envoy-appointment" {
 				req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: "booked-elsewhere", StandbyTeam: []string{"x"}}}
 			} else {

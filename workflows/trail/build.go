@@ -164,7 +164,13 @@ func control(name string, input *commonpb.Payloads) (Entry, bool) {
 		if decode(input, &p) {
 			return Entry{Kind: "control", What: fmt.Sprintf("%s takes the role %s", p.GetPartner(), p.GetRole().Slug()), Principal: p.GetPrincipal()}, true
 		}
-	case crisis.UpdateWarn, crisis.SignalWarning:
+	case crisis.UpdateWarn:
+		var c demarchev1.WarnControl
+		if decode(input, &c) {
+			w := c.GetWarning()
+			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary()), Principal: c.GetPrincipal()}, true
+		}
+	case crisis.SignalWarning:
 		var w demarchev1.Warning
 		if decode(input, &w) {
 			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary())}, true

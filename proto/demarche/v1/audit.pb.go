@@ -528,6 +528,106 @@ func (x *AuditHeadsRequest) GetReader() string {
 	return ""
 }
 
+// AuditReadRequest records that a principal read restricted data (the
+// gateway sends it for every read of a restricted or confidential crisis).
+type AuditReadRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Reader   string                 `protobuf:"bytes,1,opt,name=reader,proto3" json:"reader,omitempty"`
+	CrisisId string                 `protobuf:"bytes,2,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// What was read, e.g. "GET /v1/crises/{id}".
+	Detail        string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditReadRequest) Reset() {
+	*x = AuditReadRequest{}
+	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditReadRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditReadRequest) ProtoMessage() {}
+
+func (x *AuditReadRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditReadRequest.ProtoReflect.Descriptor instead.
+func (*AuditReadRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AuditReadRequest) GetReader() string {
+	if x != nil {
+		return x.Reader
+	}
+	return ""
+}
+
+func (x *AuditReadRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *AuditReadRequest) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// AuditReadResponse acknowledges a recorded read.
+type AuditReadResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditReadResponse) Reset() {
+	*x = AuditReadResponse{}
+	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditReadResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditReadResponse) ProtoMessage() {}
+
+func (x *AuditReadResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditReadResponse.ProtoReflect.Descriptor instead.
+func (*AuditReadResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{6}
+}
+
 // AuditHeads lists chain heads, the global chain first.
 type AuditHeads struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -538,7 +638,7 @@ type AuditHeads struct {
 
 func (x *AuditHeads) Reset() {
 	*x = AuditHeads{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	mi := &file_demarche_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +650,7 @@ func (x *AuditHeads) String() string {
 func (*AuditHeads) ProtoMessage() {}
 
 func (x *AuditHeads) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	mi := &file_demarche_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +663,7 @@ func (x *AuditHeads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditHeads.ProtoReflect.Descriptor instead.
 func (*AuditHeads) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuditHeads) GetHeads() []*ChainHead {
@@ -592,7 +692,7 @@ type EvidenceManifest struct {
 
 func (x *EvidenceManifest) Reset() {
 	*x = EvidenceManifest{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	mi := &file_demarche_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -604,7 +704,7 @@ func (x *EvidenceManifest) String() string {
 func (*EvidenceManifest) ProtoMessage() {}
 
 func (x *EvidenceManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	mi := &file_demarche_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -617,7 +717,7 @@ func (x *EvidenceManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceManifest.ProtoReflect.Descriptor instead.
 func (*EvidenceManifest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *EvidenceManifest) GetFormat() string {
@@ -675,7 +775,7 @@ type ManifestFile struct {
 
 func (x *ManifestFile) Reset() {
 	*x = ManifestFile{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[7]
+	mi := &file_demarche_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +787,7 @@ func (x *ManifestFile) String() string {
 func (*ManifestFile) ProtoMessage() {}
 
 func (x *ManifestFile) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[7]
+	mi := &file_demarche_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +800,7 @@ func (x *ManifestFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestFile.ProtoReflect.Descriptor instead.
 func (*ManifestFile) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ManifestFile) GetName() string {
@@ -770,7 +870,12 @@ const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\x04head\x18\x03 \x01(\v2\x16.demarche.v1.ChainHeadR\x04head\"H\n" +
 	"\x11AuditHeadsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
-	"\x06reader\x18\x02 \x01(\tR\x06reader\":\n" +
+	"\x06reader\x18\x02 \x01(\tR\x06reader\"_\n" +
+	"\x10AuditReadRequest\x12\x16\n" +
+	"\x06reader\x18\x01 \x01(\tR\x06reader\x12\x1b\n" +
+	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\"\x13\n" +
+	"\x11AuditReadResponse\":\n" +
 	"\n" +
 	"AuditHeads\x12,\n" +
 	"\x05heads\x18\x01 \x03(\v2\x16.demarche.v1.ChainHeadR\x05heads\"\xf1\x01\n" +
@@ -806,7 +911,7 @@ func file_demarche_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_demarche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_demarche_v1_audit_proto_goTypes = []any{
 	(AuditRecordKind)(0),          // 0: demarche.v1.AuditRecordKind
 	(*AuditRecord)(nil),           // 1: demarche.v1.AuditRecord
@@ -814,26 +919,28 @@ var file_demarche_v1_audit_proto_goTypes = []any{
 	(*AuditChainRequest)(nil),     // 3: demarche.v1.AuditChainRequest
 	(*AuditChain)(nil),            // 4: demarche.v1.AuditChain
 	(*AuditHeadsRequest)(nil),     // 5: demarche.v1.AuditHeadsRequest
-	(*AuditHeads)(nil),            // 6: demarche.v1.AuditHeads
-	(*EvidenceManifest)(nil),      // 7: demarche.v1.EvidenceManifest
-	(*ManifestFile)(nil),          // 8: demarche.v1.ManifestFile
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
+	(*AuditReadRequest)(nil),      // 6: demarche.v1.AuditReadRequest
+	(*AuditReadResponse)(nil),     // 7: demarche.v1.AuditReadResponse
+	(*AuditHeads)(nil),            // 8: demarche.v1.AuditHeads
+	(*EvidenceManifest)(nil),      // 9: demarche.v1.EvidenceManifest
+	(*ManifestFile)(nil),          // 10: demarche.v1.ManifestFile
+	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
 }
 var file_demarche_v1_audit_proto_depIdxs = []int32{
-	0, // 0: demarche.v1.AuditRecord.kind:type_name -> demarche.v1.AuditRecordKind
-	9, // 1: demarche.v1.AuditRecord.event_time:type_name -> google.protobuf.Timestamp
-	9, // 2: demarche.v1.AuditRecord.recorded_at:type_name -> google.protobuf.Timestamp
-	9, // 3: demarche.v1.ChainHead.at:type_name -> google.protobuf.Timestamp
-	1, // 4: demarche.v1.AuditChain.records:type_name -> demarche.v1.AuditRecord
-	2, // 5: demarche.v1.AuditChain.head:type_name -> demarche.v1.ChainHead
-	2, // 6: demarche.v1.AuditHeads.heads:type_name -> demarche.v1.ChainHead
-	9, // 7: demarche.v1.EvidenceManifest.created_at:type_name -> google.protobuf.Timestamp
-	8, // 8: demarche.v1.EvidenceManifest.files:type_name -> demarche.v1.ManifestFile
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	0,  // 0: demarche.v1.AuditRecord.kind:type_name -> demarche.v1.AuditRecordKind
+	11, // 1: demarche.v1.AuditRecord.event_time:type_name -> google.protobuf.Timestamp
+	11, // 2: demarche.v1.AuditRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	11, // 3: demarche.v1.ChainHead.at:type_name -> google.protobuf.Timestamp
+	1,  // 4: demarche.v1.AuditChain.records:type_name -> demarche.v1.AuditRecord
+	2,  // 5: demarche.v1.AuditChain.head:type_name -> demarche.v1.ChainHead
+	2,  // 6: demarche.v1.AuditHeads.heads:type_name -> demarche.v1.ChainHead
+	11, // 7: demarche.v1.EvidenceManifest.created_at:type_name -> google.protobuf.Timestamp
+	10, // 8: demarche.v1.EvidenceManifest.files:type_name -> demarche.v1.ManifestFile
+	9,  // [9:9] is the sub-list for method output_type
+	9,  // [9:9] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_audit_proto_init() }
@@ -847,7 +954,7 @@ func file_demarche_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_audit_proto_rawDesc), len(file_demarche_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

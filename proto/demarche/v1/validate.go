@@ -143,6 +143,8 @@ func (c *checker) crisis(x *Crisis) {
 		c.fail("title", "is not valid UTF-8")
 	case utf8.RuneCountInString(title) > maxTitle:
 		c.fail("title", "is %d characters long (allowed: at most %d)", utf8.RuneCountInString(title), maxTitle)
+	case hasControl(title) || strings.ContainsAny(title, "\n\r"):
+		c.fail("title", "contains control characters or line breaks (one line of plain text)")
 	}
 	region, known := RegionOf(x.GetCountryCode())
 	switch {
@@ -374,7 +376,20 @@ func (c *checker) text(field, v string, required bool) {
 		c.fail(field, "is not valid UTF-8")
 	case utf8.RuneCountInString(v) > maxText:
 		c.fail(field, "is %d characters long (allowed: at most %d)", utf8.RuneCountInString(v), maxText)
+	case hasControl(v):
+		c.fail(field, "contains control characters (terminal escapes and the like are not allowed; line breaks and tabs are)")
 	}
+}
+
+// hasControl finds control characters other than line breaks and tabs:
+// text is printed in terminals and pages, where they would act.
+func hasControl(v string) bool {
+	for _, r := range v {
+		if (r < 0x20 && r != '\n' && r != '\t' && r != '\r') || (r >= 0x7f && r <= 0x9f) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *checker) principal(field, v string) {

@@ -80,3 +80,14 @@ func (x *EvidenceManifest) Validate() error {
 
 // EvidenceBundleFormat is the format of the evidence bundles this code writes.
 const EvidenceBundleFormat = "demarche-evidence-bundle/1"
+
+// Validate checks a read to record.
+func (x *AuditReadRequest) Validate() error {
+	c := newChecker("audit read")
+	c.principal("reader", x.GetReader())
+	if x.GetCrisisId() != "" {
+		c.id("crisis_id", x.GetCrisisId())
+	}
+	c.text("detail", x.GetDetail(), true)
+	return c.err()
+}

@@ -188,3 +188,20 @@ func TestOpenCrisisRequestAndRoles(t *testing.T) {
 		t.Fatalf("warn control: %v", err)
 	}
 }
+
+func TestControlCharactersAreRefused(t *testing.T) {
+	c := validCrisis()
+	c.Title = "Coup \x1b[31mattempt"
+	var verr *ValidationError
+	if err := c.Validate(); !errors.As(err, &verr) || !verr.HasField("title") {
+		t.Fatalf("escape in a title: %v", err)
+	}
+	w := &Warning{Source: "acled", Summary: "line one\nline two\u0085", Severity: 3, ObservedAt: c.GetOpenedAt()}
+	if err := w.Validate(); !errors.As(err, &verr) || !verr.HasField("summary") {
+		t.Fatalf("C1 control in a summary: %v", err)
+	}
+	w.Summary = "line one\nline two\twith a tab"
+	if err := w.Validate(); err != nil {
+		t.Fatalf("line breaks and tabs are allowed: %v", err)
+	}
+}

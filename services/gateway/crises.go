@@ -1,0 +1,391 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/ids"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/playbook"
+)
+
+func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Principal) {
+	roles := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
+		roles[i] = r.Slug()
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subject": p.Subject, "name": p.Name, "roles": roles,
+		"clearance": p.Clearance.Slug(), "partner": p.Partner})
+}
+
+func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+	var req demarchev1.IngestRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	var resp demarchev1.IngestResponse
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+func (s *Service) getScore(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+	country, err := countryParam(r.PathValue("country"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	t, err := demarchev1.ParseCrisisType(r.PathValue("type"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var resp demarchev1.ScoreResponse
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: t}, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+// countryParam is an ISO country code from a path or query ("" stays "").
+func countryParam(v string) (string, error) {
+	c := strings.ToUpper(strings.TrimSpace(v))
+	if _, ok := demarchev1.RegionOf(c); c != "" && !ok {
+		return "", &demarchev1.FieldError{Field: "country", Reason: fmt.Sprintf("%q is not an ISO 3166-1 alpha-2 country code (e.g. GN, ML, UA)", truncate(v, 20))}
+	}
+	return c, nil
+}
+
+// postCrisis opens a crisis. The playbook comes from the registry (by type,
+// or by name for a head of department), a drill needs the drill-coordinator
+// role, and the opener is the authenticated principal.
+func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	var req demarchev1.OpenCrisisRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	c := req.GetCrisis()
+	if c == nil {
+		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
+		return
+	}
+	if c.GetOpenedBy() != "" && c.GetOpenedBy() != p.Subject {
+		writeError(w, &demarchev1.FieldError{Field: "crisis.opened_by", Reason: "comes from your credential; leave it empty"})
+		return
+	}
+	drill := req.GetDrill() != nil || c.GetDrill()
+	action := authz.OpenCrisis
+	if drill {
+		action = authz.OpenDrill
+	}
+	if err := authz.Check(action, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	if drill && req.GetDrill() == nil {
+		writeError(w, &demarchev1.FieldError{Field: "drill", Reason: "is required for a drill (decision_delay, time_scale)"})
+		return
+	}
+	if err := s.checkPartners(r.Context(), c.GetSharedWith()); err != nil {
+		writeError(w, err)
+		return
+	}
+	params := crisis.NewCrisisParams{
+		ID: c.GetId(), Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
+		Severity: c.GetSeverity(), Confidentiality: c.GetConfidentiality(), OpenedBy: p.Subject,
+		Drill: drill, SharedWith: c.GetSharedWith(),
+	}
+	if c.FirstSignalAt != nil {
+		params.FirstSignalAt = c.GetFirstSignalAt().AsTime()
+	}
+	req.Crisis = crisis.NewCrisis(params, time.Now())
+	if err := req.Validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !authz.CanSee(p, req.Crisis.GetConfidentiality(), req.Crisis.GetSharedWith()) {
+		writeError(w, fmt.Errorf("%w: your clearance (%s) does not cover a %s crisis", errs.ErrForbidden, p.Clearance.Slug(), req.Crisis.GetConfidentiality().Slug()))
+		return
+	}
+	in := &demarchev1.CrisisWorkflowInput{Crisis: req.Crisis}
+	var err error
+	if name := req.GetPlaybook(); name != "" {
+		if err := authz.Check(authz.ChoosePlaybook, p); err != nil {
+			writeError(w, err)
+			return
+		}
+		if in.Playbook, err = playbook.Get(name); err != nil {
+			writeError(w, &demarchev1.FieldError{Field: "playbook", Reason: err.Error()})
+			return
+		}
+	}
+	if d := req.GetDrill(); d != nil {
+		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: d.GetDecisionDelay(), TimeScale: d.GetTimeScale()}
+	}
+	if _, err := crisis.Open(r.Context(), s.tc, in); err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := s.waitState(r.Context(), in.GetCrisis().GetId())
+	if err != nil {
+		writeProto(w, http.StatusAccepted, &demarchev1.CrisisState{Crisis: in.GetCrisis()})
+		return
+	}
+	writeProto(w, http.StatusCreated, st)
+}
+
+// checkPartners refuses a sharing list naming an organisation the registry
+// does not know.
+func (s *Service) checkPartners(ctx context.Context, shared []string) error {
+	if len(shared) == 0 {
+		return nil
+	}
+	var reg demarchev1.ListPartnersResponse
+	if err := natsrpc.Call(ctx, s.nc, natsrpc.PartnersList, &demarchev1.ListPartnersRequest{}, &reg); err != nil {
+		return err
+	}
+	var known []string
+	for _, pi := range reg.GetPartners() {
+		known = append(known, pi.GetName())
+	}
+	for i, name := range shared {
+		if !slices.Contains(known, name) {
+			return &demarchev1.FieldError{Field: fmt.Sprintf("crisis.shared_with[%d]", i), Reason: fmt.Sprintf("%q is not a registered partner (known: %s)", truncate(name, 40), strings.Join(known, ", "))}
+		}
+	}
+	return nil
+}
+
+// waitState asks a just-started crisis for its state, briefly.
+func (s *Service) waitState(ctx context.Context, id string) (*demarchev1.CrisisState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	for {
+		st, err := crisis.State(ctx, s.tc, id)
+		if err == nil {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// listCrises lists what the principal may see: crises up to its clearance,
+// or, for a partner, those shared with its organisation. Others are left out
+// of the rows and of the count alike.
+func (s *Service) listCrises(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	q := r.URL.Query()
+	f := crisis.Filter{OpenOnly: q.Get("open") == "true", ExcludeDrills: q.Get("drills") == "false"}
+	var err error
+	if f.Country, err = countryParam(q.Get("country")); err != nil {
+		writeError(w, err)
+		return
+	}
+	if v := q.Get("stage"); v != "" {
+		if f.Stage, err = demarchev1.ParseStage(v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	if v := q.Get("type"); v != "" {
+		if f.CrisisType, err = demarchev1.ParseCrisisType(v); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	limit := 500
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 5000 {
+			writeError(w, &demarchev1.FieldError{Field: "limit", Reason: "must be a number from 1 to 5000"})
+			return
+		}
+	}
+	if partnerOnly(p) {
+		f.SharedWith = p.Partner
+	} else {
+		f.Confidentialities = authz.Clearances(p)
+	}
+	rows, err := crisis.List(r.Context(), s.tc, f, limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if rows == nil {
+		rows = []crisis.Summary{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"crises": rows})
+}
+
+// partnerOnly: a partner liaison who is nothing else sees by sharing.
+func partnerOnly(p *authn.Principal) bool {
+	return p.Has(demarchev1.Role_ROLE_PARTNER) && !authz.Allowed(authz.Decide, p.Roles)
+}
+
+func (s *Service) getCrisis(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	st, err := s.visibleState(r, p)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, st)
+}
+
+// visibleState is a crisis's state if the principal may see it; otherwise
+// the same not-found as for a crisis that does not exist. A read of a
+// restricted or confidential crisis is recorded in the audit chain first (no
+// record, no read).
+func (s *Service) visibleState(r *http.Request, p *authn.Principal) (*demarchev1.CrisisState, error) {
+	id := r.PathValue("id")
+	st, err := crisis.State(r.Context(), s.tc, id)
+	if err != nil {
+		return nil, err
+	}
+	c := st.GetCrisis()
+	if !authz.CanSee(p, c.GetConfidentiality(), c.GetSharedWith()) {
+		return nil, fmt.Errorf("%w: %s", crisis.ErrNotFound, id)
+	}
+	if c.GetConfidentiality() != demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC {
+		err := natsrpc.Call(r.Context(), s.nc, natsrpc.AuditRead, &demarchev1.AuditReadRequest{
+			Reader: p.Subject, CrisisId: c.GetId(), Detail: r.Method + " " + r.URL.Path,
+		}, &demarchev1.AuditReadResponse{})
+		if err != nil {
+			return nil, fmt.Errorf("%w: the read of a %s crisis could not be recorded in the audit trail; retry: %v", errs.ErrUnavailable, c.GetConfidentiality().Slug(), err)
+		}
+	}
+	return st, nil
+}
+
+func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	var req demarchev1.DecisionRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	if err := stamp(&req, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	kind := req.DecisionKind()
+	if role, ok := crisis.DecisionRole(kind); ok && !p.Has(role) {
+		writeError(w, fmt.Errorf("%w: a %s decision is taken by a %s", errs.ErrForbidden, kind, role.Slug()))
+		return
+	}
+	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
+		fr.RequestId = ids.New() // the funding request's id when the client gives none
+	}
+	key, err := requestID(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := s.visibleState(r, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), key, &req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, rec)
+}
+
+// controlArgs are the operator controls over HTTP, named as their updates
+// (crisis.UpdateEscalate is "crisis.escalate": POST .../controls/escalate)
+// and as their actions in the policy table.
+var controlArgs = map[string]func() proto.Message{
+	crisis.UpdateEscalate:    func() proto.Message { return &demarchev1.SeverityControl{} },
+	crisis.UpdateDeEscalate:  func() proto.Message { return &demarchev1.SeverityControl{} },
+	crisis.UpdateSkipStage:   func() proto.Message { return &demarchev1.StageControl{} },
+	crisis.UpdateReopenStage: func() proto.Message { return &demarchev1.StageControl{} },
+	crisis.UpdatePartnerRole: func() proto.Message { return &demarchev1.PartnerRoleAck{} },
+	crisis.UpdateWarn:        func() proto.Message { return &demarchev1.WarnControl{} },
+}
+
+func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	update := "crisis." + r.PathValue("control")
+	newArg, ok := controlArgs[update]
+	if !ok {
+		var known []string
+		for name := range controlArgs {
+			known = append(known, strings.TrimPrefix(name, "crisis."))
+		}
+		sort.Strings(known)
+		writeError(w, fmt.Errorf("%w: no control %q (controls: %s)", errs.ErrNotFound, truncate(r.PathValue("control"), 40), strings.Join(known, ", ")))
+		return
+	}
+	arg := newArg()
+	if !readBody(w, r, arg) {
+		return
+	}
+	if err := stamp(arg, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	if ack, ok := arg.(*demarchev1.PartnerRoleAck); ok && partnerOnly(p) && ack.GetPartner() != p.Partner {
+		writeError(w, fmt.Errorf("%w: %s may record the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))
+		return
+	}
+	key, err := requestID(w, r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if _, err := s.visibleState(r, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	st, err := crisis.Control(r.Context(), s.tc, r.PathValue("id"), key, update, arg.(demarchev1.Validator))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, st)
+}
+
+// stamp puts the authenticated principal and its roles in a request: a
+// principal named in the body must be the credential's own.
+func stamp(m proto.Message, p *authn.Principal) error {
+	msg := m.ProtoReflect()
+	fields := msg.Descriptor().Fields()
+	if f := fields.ByName("principal"); f != nil {
+		if named := msg.Get(f).String(); named != "" && named != p.Subject {
+			return &demarchev1.FieldError{Field: "principal", Reason: "comes from your credential; leave it empty"}
+		}
+		msg.Set(f, protoreflect.ValueOfString(p.Subject))
+	}
+	if f := fields.ByName("roles"); f != nil {
+		list := msg.NewField(f).List()
+		for _, r := range p.Roles {
+			list.Append(protoreflect.ValueOfEnum(r.Number()))
+		}
+		msg.Set(f, protoreflect.ValueOfList(list))
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

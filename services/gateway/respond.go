@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/ids"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// maxBody bounds a request body.
+const maxBody = 8 << 20
+
+// maxKey bounds an Idempotency-Key.
+const maxKey = 200
+
+// requestID is the request's Idempotency-Key, or a new time-ordered UUID (v7)
+// when it has none; it is answered in the X-Request-Id header so a client can
+// retry the same request, and names the request in Temporal (the update id).
+func requestID(w http.ResponseWriter, r *http.Request) (string, error) {
+	id := r.Header.Get("Idempotency-Key")
+	if len(id) > maxKey {
+		return "", &demarchev1.FieldError{Field: "Idempotency-Key", Reason: fmt.Sprintf("is %d characters long (allowed: at most %d)", len(id), maxKey)}
+	}
+	for _, c := range id {
+		if c < 0x21 || c > 0x7e {
+			return "", &demarchev1.FieldError{Field: "Idempotency-Key", Reason: "must be printable ASCII without spaces"}
+		}
+	}
+	if id == "" {
+		id = ids.New()
+	}
+	w.Header().Set("X-Request-Id", id)
+	return id, nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body: %v", err), "code": "invalid"})
+		return false
+	}
+	if err := protojson.Unmarshal(b, into); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err), "code": "invalid"})
+		return false
+	}
+	return true
+}
+
+func writeProto(w http.ResponseWriter, status int, m proto.Message) {
+	b, err := protojson.MarshalOptions{EmitUnpopulated: false}.Marshal(m)
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: encode response: %v", errs.ErrInternal, err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError answers an error with its status (errs.HTTPStatus: the one
+// mapping), its stable code, and, for bad input, each field.
+func writeError(w http.ResponseWriter, err error) {
+	body := map[string]any{"error": err.Error(), "code": errs.Name(err)}
+	var verr *demarchev1.ValidationError
+	var ferr *demarchev1.FieldError
+	switch {
+	case errors.As(err, &verr):
+		fields := make([]map[string]string, len(verr.Fields))
+		for i, f := range verr.Fields {
+			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
+		}
+		body["fields"] = fields
+	case errors.As(err, &ferr):
+		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
+	}
+	writeJSON(w, errs.HTTPStatus(err), body)
+}

@@ -1,0 +1,78 @@
+package gateway
+
+import (
+	"io"
+	"net/http"
+	"strings"
+
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+)
+
+// route is one API route: the action of the policy table it needs, and its
+// handler, which gets the authenticated principal. Routes is the list the
+// authorisation tests walk: a new route gets its row there.
+type route struct {
+	Method, Pattern string
+	Action          authz.Action
+	handle          func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal)
+}
+
+// Routes is every authenticated route of the API.
+var Routes = []route{
+	{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami},
+	{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals},
+	{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore},
+	{"POST", "/v1/crises", authz.OpenCrisis, (*Service).postCrisis},
+	{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises},
+	{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis},
+	{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision},
+	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action
+}
+
+// Handler is the API's routes behind authentication and authorisation.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	for _, rt := range Routes {
+		mux.HandleFunc(rt.Method+" "+rt.Pattern, s.guard(rt))
+	}
+	return mux
+}
+
+// guard authenticates the request and checks the route's action; a refusal
+// never reaches a backend.
+func (s *Service) guard(rt route) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authn.Verify(r.Context(), bearer(r))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="demarche"`)
+			writeError(w, err)
+			return
+		}
+		action := rt.Action
+		if action == "" { // controls: the action is the control's update name
+			action = authz.Action("crisis." + r.PathValue("control"))
+			if _, known := controlArgs[string(action)]; !known {
+				action = authz.ReadCrises // an unknown control is a 404 below, for anyone who may read
+			}
+		}
+		if err := authz.Check(action, p); err != nil {
+			s.log.Info("refused", zap.String("principal", p.Subject), zap.String("action", string(action)), zap.String("route", rt.Pattern))
+			writeError(w, err)
+			return
+		}
+		rt.handle(s, w, r.WithContext(authn.WithPrincipal(r.Context(), p)), p)
+	}
+}
+
+// bearer is the request's bearer token ("" when none).
+func bearer(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
+		return strings.TrimSpace(h[7:])
+	}
+	return ""
+}
