@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/services/cli"
 )
@@ -74,9 +75,20 @@ func PrintBanner(w io.Writer, s *Stack) {
 	if strings.Contains(os.Args[0], "/") && !strings.Contains(os.Args[0], "go-build") {
 		self = os.Args[0]
 	}
-	var flags string
-	if s.NATSURL() != cli.DefaultNATSURL || s.TemporalAddress() != cli.DefaultTemporalAddress {
-		flags = fmt.Sprintf(" --nats-url %s --temporal-address %s", s.NATSURL(), s.TemporalAddress())
+	var server, nats string
+	if s.APIURL() != cli.DefaultServer {
+		server = " --server " + s.APIURL()
+	}
+	if s.NATSURL() != cli.DefaultNATSURL {
+		nats = " --nats-url " + s.NATSURL()
+	}
+	var ids strings.Builder
+	for _, id := range authn.DevIdentities {
+		fmt.Fprintf(&ids, "  %-9s %s\n", id.Subject, id.About)
+	}
+	dataFlag := ""
+	if s.DataDir() != ".demarche" {
+		dataFlag = " --data-dir " + s.DataDir()
 	}
 	fmt.Fprintf(w, `
 Démarche is running. Data folder: %s
@@ -85,13 +97,17 @@ Démarche is running. Data folder: %s
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
-  HTTP API  %s   (POST /v1/crises, /v1/crises/{id}/decisions, /v1/crises/{id}/controls/{control}, /v1/signals; see services/gateway)
+  HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
 
-From another terminal (a drill runs by itself; without --drill the crisis waits for decisions):
-  %s crisis open%s --title "Coup attempt" --country GN --type unconstitutional-change --severity 4 --drill
-  %s crisis list%s
+Demo identities (tokens in %s, issued by this data folder's dev issuer):
+%s
+From another terminal, sign in as one, then work as that identity:
+  %s login%s%s --as duty
+  %s crisis open --title "Coup attempt" --country GN --type unconstitutional-change --severity 4 --drill
+  %s crisis list
+  %s crisis show CRISIS-ID      what it waits for, who may decide, deadlines, figures
   %s events tail%s
-  %s crisis show%s CRISIS-ID      what it waits for, deadlines, decisions, figures
+  curl -H "Authorization: Bearer $(cat %s)" %s/v1/crises
 
 With standard tools:
   nats --server %s sub '%s'
@@ -99,7 +115,9 @@ With standard tools:
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
-		self, flags, self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+		s.AuthDir(), ids.String(),
+		self, server, dataFlag, self, self, self, self, nats, s.TokenFile("duty"), s.APIURL(),
+		s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 
 func uiLine(s *Stack) string {

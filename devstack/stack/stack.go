@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
@@ -59,6 +60,8 @@ type Stack struct {
 	temporal *temporalembed.Server
 	ui       *temporalembed.UI
 	gateway  *gateway.Service
+	issuer   *authn.Issuer
+	tokens   map[string]string // demo identity -> token file
 	stops    []func()
 }
 
@@ -178,8 +181,16 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.stops = append(s.stops, ew.Stop)
 
+	// The dev issuer stands in for the organisation's identity provider: its
+	// key and the demo identities' tokens live in the data folder.
+	if s.issuer, err = authn.LoadOrCreateIssuer(s.AuthDir()); err != nil {
+		return nil, err
+	}
+	if s.tokens, err = authn.WriteDevTokens(s.AuthDir(), s.issuer); err != nil {
+		return nil, err
+	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
-		NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+		NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier()}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +206,15 @@ func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }
 
 // TemporalHTTPPort is the embedded Temporal frontend's HTTP API port.
 func (s *Stack) TemporalHTTPPort() int { return s.temporal.HTTPPort() }
+
+// AuthDir holds the dev issuer's key and the demo identities' tokens.
+func (s *Stack) AuthDir() string { return filepath.Join(s.cfg.DataDir, "auth") }
+
+// TokenFile is the token file of a demo identity ("duty", "approver", ...).
+func (s *Stack) TokenFile(identity string) string { return s.tokens[identity] }
+
+// Issuer mints tokens the gateway accepts (tests mint their own identities).
+func (s *Stack) Issuer() *authn.Issuer { return s.issuer }
 
 // APIURL is the HTTP API's address.
 func (s *Stack) APIURL() string { return s.gateway.URL() }

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -58,15 +59,52 @@ func startStack(t *testing.T, dataDir string) *stack.Stack {
 }
 
 // runCLI runs one demarche command against the stack and returns its output.
+// The operator verbs (crisis, warning) reach the gateway with a token: "--as
+// NAME" in args becomes a token for the test identity NAME (every operator
+// role, cleared for everything: tests of roles mint their own), and without
+// it the demo duty officer's.
 func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	t.Helper()
 	root := cli.NewRoot(stack.NewDevCmd)
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
+	if len(args) > 0 && (args[0] == "crisis" || args[0] == "warning") {
+		token := readToken(t, s.TokenFile("duty"))
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "--as" {
+				token = testToken(t, s, args[i+1])
+				args = append(append([]string{}, args[:i]...), args[i+2:]...)
+				break
+			}
+		}
+		args = append(args, "--server", s.APIURL(), "--token", token)
+	}
 	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
 	err := root.ExecuteContext(context.Background())
 	return out.String(), err
+}
+
+// testToken is a token for a test principal with every operator role.
+func testToken(t *testing.T, s *stack.Stack, subject string, roles ...string) string {
+	t.Helper()
+	if len(roles) == 0 {
+		roles = []string{"duty-officer", "desk-officer", "head-of-department", "funding-officer", "mediation-support", "drill-coordinator", "analyst"}
+	}
+	tok, err := s.Issuer().Mint(authn.Claims{Subject: subject, Roles: roles, Clearance: "confidential"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func readToken(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("token file: %v", err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 func temporalClient(t *testing.T, s *stack.Stack) client.Client {

@@ -36,7 +36,7 @@ const (
 	Group        = "demarche.audit"
 	SubjectChain = Group + ".chain" // AuditChainRequest -> AuditChain
 	// SubjectRead records a read of restricted data (AuditReadRequest).
-	SubjectRead = natsrpc.AuditRead
+	SubjectRead  = natsrpc.AuditRead
 	SubjectHeads = Group + ".heads" // AuditHeadsRequest -> AuditHeads
 
 	// DefaultPage is how many records a chain response carries when not asked.

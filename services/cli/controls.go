@@ -2,10 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -14,11 +16,10 @@ import (
 
 // controlFlags are shared by every operator control.
 type controlFlags struct {
-	principal, requestID string
+	requestID string
 }
 
 func (f *controlFlags) bind(c *cobra.Command) {
-	c.Flags().StringVar(&f.principal, "as", defaultPrincipal(), "who acts (env DEMARCHE_PRINCIPAL, default $USER)")
 	c.Flags().StringVar(&f.requestID, "request-id", "", "idempotency key: the same key is applied once (default: generated)")
 }
 
@@ -37,18 +38,19 @@ func newControlCmds(app *App) []*cobra.Command {
 	}
 }
 
-// sendControl applies one control and prints what it changed.
-func (a *App) sendControl(cmd *cobra.Command, id string, f controlFlags, name string, arg demarchev1.Validator, done func(*demarchev1.CrisisState) string) error {
-	tc, err := a.temporal(cmd.Context())
+// sendControl applies one control through the gateway (as the credential's
+// identity) and prints what it changed.
+func (a *App) sendControl(cmd *cobra.Command, id string, f controlFlags, name string, arg proto.Message, done func(*demarchev1.CrisisState) string) error {
+	api, err := a.api()
 	if err != nil {
 		return err
 	}
-	defer tc.Close()
-	st, err := crisis.Control(cmd.Context(), tc, id, f.requestID, name, arg)
-	if err != nil {
+	var st demarchev1.CrisisState
+	path := "/v1/crises/" + url.PathEscape(id) + "/controls/" + strings.TrimPrefix(name, "crisis.")
+	if err := api.do(cmd.Context(), "POST", path, nil, arg, &st, "Idempotency-Key", f.requestID); err != nil {
 		return err
 	}
-	fmt.Fprintln(a.Out, done(st))
+	fmt.Fprintln(a.Out, done(&st))
 	return nil
 }
 
@@ -57,7 +59,6 @@ func newSeverityCmd(app *App, use, update, short string) *cobra.Command {
 	var ctl demarchev1.SeverityControl
 	c := &cobra.Command{Use: use + " CRISIS-ID", Short: short, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctl.Principal = f.principal
 			return app.sendControl(cmd, args[0], f, update, &ctl, func(st *demarchev1.CrisisState) string {
 				return fmt.Sprintf("%s: severity now %d", args[0], st.GetCrisis().GetSeverity())
 			})
@@ -77,7 +78,7 @@ func newStageControlCmd(app *App, use, alias, update, short string) *cobra.Comma
 			if err != nil {
 				return fmt.Errorf("--stage: %s", reasonOf(err))
 			}
-			ctl.Stage, ctl.Principal = s, f.principal
+			ctl.Stage = s
 			return app.sendControl(cmd, args[0], f, update, &ctl, func(st *demarchev1.CrisisState) string {
 				return fmt.Sprintf("%s: %s %s done; running now: %s", args[0], alias, s.Slug(), stageList(st.GetActiveStages()))
 			})
@@ -94,7 +95,7 @@ func newWarnCmd(app *App) *cobra.Command {
 	c := &cobra.Command{Use: "warn CRISIS-ID", Short: "Attach a new early-warning signal (during follow-up a severe one is a relapse)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			w.ObservedAt = timestamppb.New(time.Now())
-			return app.sendControl(cmd, args[0], f, crisis.UpdateWarn, &w, func(st *demarchev1.CrisisState) string {
+			return app.sendControl(cmd, args[0], f, crisis.UpdateWarn, &demarchev1.WarnControl{Warning: &w}, func(st *demarchev1.CrisisState) string {
 				return fmt.Sprintf("%s: warning attached (%d in all)", args[0], len(st.GetWarnings()))
 			})
 		}}
@@ -116,7 +117,7 @@ func newPartnerRoleCmd(app *App) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--role: %s", reasonOf(err))
 			}
-			ack.Role, ack.Principal = r, f.principal
+			ack.Role = r
 			ack.AcknowledgedAt = timestamppb.New(time.Now())
 			return app.sendControl(cmd, args[0], f, crisis.UpdatePartnerRole, &ack, func(*demarchev1.CrisisState) string {
 				return fmt.Sprintf("%s: %s recorded as %s", args[0], ack.GetPartner(), r.Slug())

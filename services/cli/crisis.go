@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -30,19 +33,19 @@ func newCrisisCmd(app *App) *cobra.Command {
 
 // openFlags are the inputs of `crisis open`, named as the user types them.
 type openFlags struct {
-	id, title, country, crisisType, confidentiality, firstSignal, openedBy, playbook string
-	severity                                                                         int32
-	drill                                                                            bool
-	drillDelay                                                                       time.Duration
-	drillTimeScale                                                                   float64
-	shareWith                                                                        []string
+	id, title, country, crisisType, confidentiality, firstSignal, playbook string
+	severity                                                               int32
+	drill                                                                  bool
+	drillDelay                                                             time.Duration
+	drillTimeScale                                                         float64
+	shareWith                                                              []string
 }
 
 // flagOf maps a validated field to the flag that sets it, for error messages.
 var flagOf = map[string]string{
 	"crisis.id": "--id", "crisis.title": "--title", "crisis.country_code": "--country", "crisis.crisis_type": "--type",
 	"crisis.severity": "--severity", "crisis.confidentiality": "--confidentiality", "crisis.first_signal_at": "--first-signal-at",
-	"drill_policy.stage_duration": "--drill-delay", "drill_policy.time_scale": "--drill-time-scale", "playbook": "--playbook",
+	"drill.decision_delay": "--drill-delay", "drill.time_scale": "--drill-time-scale", "playbook": "--playbook",
 }
 
 func newCrisisOpenCmd(app *App) *cobra.Command {
@@ -70,18 +73,17 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 			if err != nil {
 				return err
 			}
-			tc, err := app.temporal(cmd.Context())
+			api, err := app.api()
 			if err != nil {
 				return err
 			}
-			defer tc.Close()
-			run, err := crisis.Open(cmd.Context(), tc, in)
-			if err != nil {
+			var st demarchev1.CrisisState
+			if err := api.do(cmd.Context(), "POST", "/v1/crises", nil, in, &st); err != nil {
 				return withFlagNames(err)
 			}
-			c := in.GetCrisis()
-			fmt.Fprintf(app.Out, "opened crisis %s (%s, %s, severity %d)\n", c.GetId(), c.GetCountryCode(), c.GetCrisisType().Slug(), c.GetSeverity())
-			fmt.Fprintf(app.Out, "  workflow: %s  run: %s\n", run.GetID(), run.GetRunID())
+			c := st.GetCrisis()
+			fmt.Fprintf(app.Out, "opened crisis %s (%s, %s, severity %d, %s) by %s\n", c.GetId(), c.GetCountryCode(), c.GetCrisisType().Slug(), c.GetSeverity(), c.GetConfidentiality().Slug(), c.GetOpenedBy())
+			fmt.Fprintf(app.Out, "  workflow: %s  playbook: %s %s\n", crisis.WorkflowID(c.GetId()), st.GetPlaybook(), st.GetPlaybookVersion())
 			fmt.Fprintf(app.Out, "  follow it: demarche crisis show %s   |   demarche events tail --crisis %s\n", c.GetId(), c.GetId())
 			return nil
 		},
@@ -94,10 +96,9 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.confidentiality, "confidentiality", "public", "who may see it: "+strings.Join(demarchev1.ConfidentialitySlugs(), ", "))
 	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
-	fl.StringVar(&f.openedBy, "opened-by", defaultPrincipal(), "principal opening the crisis (env DEMARCHE_PRINCIPAL, default $USER)")
 	fl.StringSliceVar(&f.shareWith, "share-with", nil, "partners a restricted or confidential crisis is shared with, e.g. AU,ECOWAS")
-	fl.StringVar(&f.playbook, "playbook", "", "playbook name (default: the one for --type; see \"demarche playbook list\")")
-	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures")
+	fl.StringVar(&f.playbook, "playbook", "", "a registered playbook's name (default: the one for --type; see \"demarche playbook list\"; needs the head-of-department role)")
+	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures (needs the drill-coordinator role)")
 	fl.DurationVar(&f.drillDelay, "drill-delay", 2*time.Second, "drill: wait before the drill policy takes each pending decision (1s to 720h)")
 	fl.Float64Var(&f.drillTimeScale, "drill-time-scale", 0.000005, "drill: multiply playbook durations by this (0.000005 turns 72h into 1.3s and a month into 13s)")
 	return cmd
@@ -105,14 +106,14 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 
 // input turns the flags into a validated workflow input; every problem is
 // reported at once, by flag name.
-func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error) {
+func (f openFlags) input(now time.Time) (*demarchev1.OpenCrisisRequest, error) {
 	var parseErrs []*demarchev1.FieldError
 	p := crisis.NewCrisisParams{
 		ID:          f.id,
 		Title:       strings.TrimSpace(f.title),
 		CountryCode: strings.ToUpper(strings.TrimSpace(f.country)),
 		Severity:    f.severity,
-		OpenedBy:    f.openedBy,
+		OpenedBy:    "you", // the gateway puts the credential's subject here
 		Drill:       f.drill,
 		SharedWith:  f.shareWith,
 	}
@@ -136,31 +137,23 @@ func (f openFlags) input(now time.Time) (*demarchev1.CrisisWorkflowInput, error)
 			p.FirstSignalAt = t
 		}
 	}
-	c := crisis.NewCrisis(p, now)
-	in := &demarchev1.CrisisWorkflowInput{Crisis: c}
+	req := &demarchev1.OpenCrisisRequest{Crisis: crisis.NewCrisis(p, now), Playbook: f.playbook}
 	if f.drill {
-		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: durationpb.New(f.drillDelay), TimeScale: f.drillTimeScale}
+		req.Drill = &demarchev1.DrillSettings{DecisionDelay: durationpb.New(f.drillDelay), TimeScale: f.drillTimeScale}
 	}
 	if f.playbook != "" {
-		pb, err := playbook.Get(f.playbook)
-		if err != nil {
+		if _, err := playbook.Get(f.playbook); err != nil {
 			parseErrs = append(parseErrs, &demarchev1.FieldError{Field: "playbook", Reason: err.Error()})
 		}
-		in.Playbook = pb
-	} else if c.GetCrisisType() != demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
-		pb, err := playbook.ForType(c.GetCrisisType())
-		if err != nil {
-			return nil, err
-		}
-		in.Playbook = pb
 	}
-	err = in.Validate()
+	err = req.Validate()
 	var verr *demarchev1.ValidationError
 	if err != nil && !errors.As(err, &verr) {
 		return nil, err
 	}
 	if verr == nil && len(parseErrs) == 0 {
-		return in, nil
+		req.Crisis.OpenedBy = ""
+		return req, nil
 	}
 	merged := &demarchev1.ValidationError{Message: "crisis"}
 	merged.Fields = append(merged.Fields, parseErrs...)
@@ -185,7 +178,7 @@ func reasonOf(err error) string {
 
 // withFlagNames renames the fields of crisis open after the flags that set them.
 func withFlagNames(err error) error {
-	return namedByFlags(err, flagOf, "crisis.", "drill_policy.")
+	return namedByFlags(err, flagOf, "crisis.", "drill.")
 }
 
 // namedByFlags renames validated fields after the flags that set them, e.g.
@@ -215,45 +208,47 @@ func newCrisisListCmd(app *App) *cobra.Command {
 	var limit int
 	cmd := &cobra.Command{
 		Use:   "list",
-		Short: "List crises (through Temporal visibility), newest first",
-		Long: `List crises from Temporal visibility, filtered by the workflow's search
-attributes. The same query works with standard Temporal tooling, e.g.
-  temporal workflow list --namespace demarche --query "DemarcheStage = 'fact-finding'"
+		Short: "List the crises you may see, newest first",
+		Long: `List crises through the gateway: only those your clearance covers (a partner
+sees those shared with its organisation). The gateway reads Temporal visibility,
+filtered by the workflow's search attributes.
 
 Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 		Example: "  demarche crisis list --stage envoy-deployment --country GN",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			filter := crisis.Filter{Country: strings.ToUpper(country), OpenOnly: open}
-			var err error
+			q := url.Values{}
 			if stage != "" {
-				if filter.Stage, err = demarchev1.ParseStage(stage); err != nil {
+				s, err := demarchev1.ParseStage(stage)
+				if err != nil {
 					return fmt.Errorf("--stage: %s", reasonOf(err))
 				}
+				q.Set("stage", s.Slug())
 			}
 			if ctype != "" {
-				if filter.CrisisType, err = demarchev1.ParseCrisisType(ctype); err != nil {
+				t, err := demarchev1.ParseCrisisType(ctype)
+				if err != nil {
 					return fmt.Errorf("--type: %s", reasonOf(err))
 				}
+				q.Set("type", t.Slug())
 			}
 			if country != "" {
-				if _, ok := demarchev1.RegionOf(filter.Country); !ok {
+				if _, ok := demarchev1.RegionOf(strings.ToUpper(country)); !ok {
 					return fmt.Errorf("--country: %q is not an ISO 3166-1 alpha-2 country code", country)
 				}
+				q.Set("country", strings.ToUpper(country))
 			}
-			tc, err := app.temporal(cmd.Context())
-			if err != nil {
-				return err
+			if open {
+				q.Set("open", "true")
 			}
-			defer tc.Close()
-			rows, err := crisis.List(cmd.Context(), tc, filter, limit)
+			rows, err := app.listCrises(cmd.Context(), q, limit)
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "CRISIS\tSTAGE\tCOUNTRY\tTYPE\tSEVERITY\tSTATUS\tSTARTED")
+			fmt.Fprintln(tw, "CRISIS\tSTAGE\tCOUNTRY\tTYPE\tSEVERITY\tACCESS\tSTATUS\tSTARTED")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.CrisisID, r.Stage, r.Country, r.CrisisType, r.Severity, r.Status, r.StartedAt)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.CrisisID, r.Stage, r.Country, r.CrisisType, r.Severity, r.Confidentiality, r.Status, r.StartedAt)
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -269,7 +264,7 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 	fl.StringVar(&country, "country", "", "only crises in this country (ISO 3166-1 alpha-2)")
 	fl.StringVar(&ctype, "type", "", "only crises of this type")
 	fl.BoolVar(&open, "open", false, "only crises whose workflow is still running")
-	fl.IntVar(&limit, "limit", 100, "at most this many rows (0: all)")
+	fl.IntVar(&limit, "limit", 100, "at most this many rows (1 to 5000)")
 	return cmd
 }
 
@@ -281,12 +276,7 @@ func newCrisisShowCmd(app *App) *cobra.Command {
 		Example: "  demarche crisis show GN-20261127-K7Q3P\n  demarche crisis show GN-20261127-K7Q3P --json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			tc, err := app.temporal(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer tc.Close()
-			st, err := crisis.State(cmd.Context(), tc, args[0])
+			st, err := app.crisisState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -304,6 +294,37 @@ func newCrisisShowCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full state as JSON")
 	return cmd
+}
+
+// listCrises lists through the gateway.
+func (a *App) listCrises(ctx context.Context, q url.Values, limit int) ([]crisis.Summary, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Crises []crisis.Summary `json:"crises"`
+	}
+	if err := api.do(ctx, "GET", "/v1/crises", q, nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Crises, nil
+}
+
+// crisisState reads a crisis's state through the gateway.
+func (a *App) crisisState(ctx context.Context, id string) (*demarchev1.CrisisState, error) {
+	api, err := a.api()
+	if err != nil {
+		return nil, err
+	}
+	var st demarchev1.CrisisState
+	if err := api.do(ctx, "GET", "/v1/crises/"+url.PathEscape(id), nil, nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
 }
 
 func printState(app *App, st *demarchev1.CrisisState) {

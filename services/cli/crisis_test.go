@@ -8,7 +8,7 @@ import (
 
 func validFlags() openFlags {
 	return openFlags{title: "Coup attempt", country: "gn", crisisType: "unconstitutional-change", severity: 4,
-		confidentiality: "public", drill: true, drillDelay: 10 * time.Second, drillTimeScale: 0.001, openedBy: "duty-officer"}
+		confidentiality: "public", drill: true, drillDelay: 10 * time.Second, drillTimeScale: 0.001}
 }
 
 func TestOpenFlagsBuildAValidInput(t *testing.T) {
@@ -21,11 +21,11 @@ func TestOpenFlagsBuildAValidInput(t *testing.T) {
 	if c.GetCountryCode() != "GN" || c.GetRegion().Slug() != "africa" || !strings.HasPrefix(c.GetId(), "GN-20261127-") || len(c.GetId()) != 17 {
 		t.Fatalf("crisis built from flags: %v", c)
 	}
-	if !c.GetFirstSignalAt().AsTime().Equal(now) || in.GetDrillPolicy().GetStageDuration().AsDuration() != 10*time.Second || !c.GetDrill() {
-		t.Fatalf("defaults: first signal %v, drill delay %v", c.GetFirstSignalAt().AsTime(), in.GetDrillPolicy().GetStageDuration().AsDuration())
+	if !c.GetFirstSignalAt().AsTime().Equal(now) || in.GetDrill().GetDecisionDelay().AsDuration() != 10*time.Second || !c.GetDrill() {
+		t.Fatalf("defaults: first signal %v, drill delay %v", c.GetFirstSignalAt().AsTime(), in.GetDrill().GetDecisionDelay().AsDuration())
 	}
-	if in.GetPlaybook().GetName() != "unconstitutional-change" {
-		t.Fatalf("playbook %q, want the crisis type's", in.GetPlaybook().GetName())
+	if in.GetPlaybook() != "" || c.GetOpenedBy() != "" {
+		t.Fatalf("the gateway chooses the playbook (%q) and the opener (%q)", in.GetPlaybook(), c.GetOpenedBy())
 	}
 }
 
@@ -51,7 +51,7 @@ func TestOpenFlagsReportEveryBadFlag(t *testing.T) {
 		`crisis_type (--type): "riot" is not a known crisis_type (allowed: election-violence`,
 		`confidentiality (--confidentiality): "secret"`,
 		`first_signal_at (--first-signal-at): "last tuesday" is not an RFC 3339 time`,
-		"stage_duration (--drill-delay): 1ms is out of range",
+		"decision_delay (--drill-delay): 1ms is out of range",
 		"time_scale (--drill-time-scale): 2 is out of range",
 		`playbook (--playbook): playbook not found: "nope"`,
 	} {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -11,7 +12,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
-	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // decisionVerb is the CLI side of one decision kind: its verb is the kind's
@@ -48,7 +48,8 @@ func newDecideCmd(app *App) *cobra.Command {
 (the stage must be running, the decision pending, the four-eyes rule kept) and
 the error names the rule that failed. "demarche crisis show ID" lists what the
 crisis is waiting for and who may decide it. Each verb is the decision's name
-in the schema, the HTTP API and the events.`,
+in the schema, the HTTP API and the events. You decide as the identity of your
+credential ("demarche login"); the decision's role must be one of yours.`,
 	}
 	for _, v := range decisionVerbs {
 		cmd.AddCommand(newDecisionVerbCmd(app, v))
@@ -57,9 +58,8 @@ in the schema, the HTTP API and the events.`,
 }
 
 func newDecisionVerbCmd(app *App, v decisionVerb) *cobra.Command {
-	var principal, rationale, requestID string
+	var rationale, requestID string
 	sub := &cobra.Command{Use: v.kind + " CRISIS-ID", Aliases: v.aliases, Short: v.short, Example: v.example, Args: cobra.ExactArgs(1)}
-	sub.Flags().StringVar(&principal, "as", defaultPrincipal(), "who decides (env DEMARCHE_PRINCIPAL, default $USER)")
 	sub.Flags().StringVar(&rationale, "rationale", "", "why: recorded with the decision (required)")
 	sub.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same key is recorded once (default: generated)")
 	build := v.bind(sub.Flags())
@@ -68,17 +68,17 @@ func newDecisionVerbCmd(app *App, v decisionVerb) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		req.Principal, req.Rationale = principal, rationale
-		if err := req.Validate(); err != nil {
+		req.Rationale = rationale
+		// Who decides, and with which roles, comes from the credential.
+		if err := (&demarchev1.DecisionRequest{Principal: "you", Rationale: rationale, Decision: req.Decision}).Validate(); err != nil {
 			return err
 		}
-		tc, err := app.temporal(cmd.Context())
+		api, err := app.api()
 		if err != nil {
 			return err
 		}
-		defer tc.Close()
-		rec, err := crisis.Decide(cmd.Context(), tc, args[0], requestID, req)
-		if err != nil {
+		var rec demarchev1.DecisionRecord
+		if err := api.do(cmd.Context(), "POST", "/v1/crises/"+url.PathEscape(args[0])+"/decisions", nil, req, &rec, "Idempotency-Key", requestID); err != nil {
 			return err
 		}
 		fmt.Fprintf(app.Out, "recorded decision %d on %s: %s by %s at %s\n", rec.GetNumber(), args[0], rec.GetKind(), rec.GetPrincipal(), ts(rec.GetDecidedAt()))

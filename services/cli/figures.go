@@ -2,14 +2,15 @@ package cli
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
-	"github.com/demarche/demarche/workflows/crisis"
 )
 
 func newFiguresCmd(app *App) *cobra.Command {
@@ -23,14 +24,14 @@ the first warning signal to the first action, decisions, money disbursed and
 deadlines breached. Drills are left out unless --include-drills.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			tc, err := app.temporal(cmd.Context())
-			if err != nil {
-				return err
+			q := url.Values{"stage": {demarchev1.Stage_STAGE_CLOSED.Slug()}}
+			if country != "" {
+				q.Set("country", strings.ToUpper(country))
 			}
-			defer tc.Close()
-			rows, err := crisis.List(cmd.Context(), tc, crisis.Filter{
-				Stage: demarchev1.Stage_STAGE_CLOSED, Country: country, ExcludeDrills: !includeDrills,
-			}, 0)
+			if !includeDrills {
+				q.Set("drills", "false")
+			}
+			rows, err := app.listCrises(cmd.Context(), q, 5000)
 			if err != nil {
 				return err
 			}
@@ -40,7 +41,7 @@ deadlines breached. Drills are left out unless --include-drills.`,
 			var usd int64
 			var breaches int32
 			for _, r := range rows {
-				st, err := crisis.State(cmd.Context(), tc, r.CrisisID)
+				st, err := app.crisisState(cmd.Context(), r.CrisisID)
 				if err != nil || st.GetFigures() == nil {
 					continue // closed before figures existed
 				}

@@ -28,8 +28,11 @@ type App struct {
 	NATSURL         string
 	TemporalAddress string
 	Namespace       string
-	logLevel        string
-	logFormat       string
+	// Server and Token reach the gateway, the operator verbs' one door.
+	Server    string
+	Token     string
+	logLevel  string
+	logFormat string
 
 	Log *zap.Logger
 	Out io.Writer
@@ -68,10 +71,12 @@ then open a crisis from another terminal:
 	f.StringVar(&app.NATSURL, "nats-url", EnvOr("DEMARCHE_NATS_URL", DefaultNATSURL), "NATS server URL (env DEMARCHE_NATS_URL)")
 	f.StringVar(&app.TemporalAddress, "temporal-address", EnvOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
+	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")
+	f.StringVar(&app.Token, "token", EnvOr("DEMARCHE_TOKEN", ""), "bearer token for the gateway (env DEMARCHE_TOKEN; default: the one \"demarche login\" stored)")
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
-	root.AddCommand(newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newPartnerCmd(app), newAuditCmd(app))
+	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newPartnerCmd(app), newAuditCmd(app))
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/authn"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
@@ -144,12 +145,39 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 
 func newServeGatewayCmd(app *App) *cobra.Command {
 	cfg := gateway.Config{PortFlag: "--port"}
+	var issuer, audience, devIssuer string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP API: open and read crises, record decisions, take signals",
-		Args:  cobra.NoArgs,
+		Long: `Run the HTTP API, Démarche's one door for people and partner systems. Every
+request needs a bearer token from the organisation's OpenID Connect issuer
+(--oidc-issuer; tokens must carry the audience --oidc-audience, a "roles" claim
+with Démarche role slugs, a "clearance" claim and, for partners, a "partner"
+claim), or, on a development machine, from a demarche dev data folder's issuer
+(--dev-issuer DATA/auth).`,
+		Example: `  demarche serve gateway --oidc-issuer https://login.example.org/realms/ops
+  demarche serve gateway --dev-issuer .demarche/auth`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.NATSURL, cfg.TemporalAddress, cfg.Namespace = app.NATSURL, app.TemporalAddress, app.Namespace
+			switch {
+			case issuer != "" && devIssuer != "":
+				return fmt.Errorf("--oidc-issuer and --dev-issuer exclude each other")
+			case issuer != "":
+				v, err := authn.NewOIDC(cmd.Context(), issuer, audience)
+				if err != nil {
+					return fmt.Errorf("--oidc-issuer: %w", err)
+				}
+				cfg.Verifier = v
+			case devIssuer != "":
+				iss, err := authn.LoadOrCreateIssuer(devIssuer)
+				if err != nil {
+					return fmt.Errorf("--dev-issuer: %w", err)
+				}
+				cfg.Verifier = iss.Verifier()
+			default:
+				return fmt.Errorf("say who issues the tokens: --oidc-issuer URL (env DEMARCHE_OIDC_ISSUER) or, on a development machine, --dev-issuer DIR")
+			}
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				s, err := gateway.Start(ctx, cfg, app.Log)
 				if err != nil {
@@ -161,5 +189,8 @@ func newServeGatewayCmd(app *App) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on")
 	cmd.Flags().IntVar(&cfg.Port, "port", 8080, "port to listen on")
+	cmd.Flags().StringVar(&issuer, "oidc-issuer", EnvOr("DEMARCHE_OIDC_ISSUER", ""), "OpenID Connect issuer URL whose tokens are accepted (env DEMARCHE_OIDC_ISSUER)")
+	cmd.Flags().StringVar(&audience, "oidc-audience", EnvOr("DEMARCHE_OIDC_AUDIENCE", authn.Audience), "audience the tokens must carry (env DEMARCHE_OIDC_AUDIENCE)")
+	cmd.Flags().StringVar(&devIssuer, "dev-issuer", "", "development only: accept the tokens of a demarche dev data folder's issuer (DATA/auth)")
 	return cmd
 }

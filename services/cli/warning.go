@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,12 +10,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/demarche/demarche/pkg/natsrpc"
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -26,19 +25,11 @@ func newWarningCmd(app *App) *cobra.Command {
 		Long: `Early-warning signals are scored per situation (country + crisis type) over a
 rolling window; when a situation's score crosses its region's threshold, its crisis
 ("<country>-<crisis-type>") is opened, or signalled when already open. These commands
-talk to the earlywarning service over NATS (subjects ` + earlywarning.Group + `.*).`,
+talk to the earlywarning service through the gateway (POST /v1/signals, GET
+/v1/situations/{country}/{type}), as the identity of your credential.`,
 	}
 	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app))
 	return cmd
-}
-
-// warningConn connects to NATS for the earlywarning endpoints.
-func (a *App) warningConn() (*nats.Conn, error) {
-	nc, _, err := natsx.Connect(a.NATSURL, "demarche-warning", a.Log)
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
-	}
-	return nc, nil
 }
 
 func newWarningImportCmd(app *App) *cobra.Command {
@@ -74,17 +65,16 @@ Other columns are ignored.`,
 				return fmt.Errorf("FILE: %w", err)
 			}
 			defer file.Close()
-			nc, err := app.warningConn()
+			api, err := app.api()
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
 			var progress func(int)
 			if !quiet {
 				progress = importProgress(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
-			sum, err := earlywarning.Import(cmd.Context(), file, f, earlywarning.IngestOver(nc), batch, progress)
+			sum, err := earlywarning.Import(cmd.Context(), file, f, api.ingest, batch, progress)
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
@@ -220,12 +210,11 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 			if err != nil {
 				return err
 			}
-			nc, err := app.warningConn()
+			api, err := app.api()
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
-			resp, err := earlywarning.IngestOver(nc)(cmd.Context(), []*demarchev1.Signal{sig})
+			resp, err := api.ingest(cmd.Context(), []*demarchev1.Signal{sig})
 			if err != nil {
 				return err
 			}
@@ -282,16 +271,14 @@ func newWarningScoreCmd(app *App) *cobra.Command {
 			if _, ok := demarchev1.RegionOf(country); !ok {
 				return fmt.Errorf("--country: %q is not an ISO 3166-1 alpha-2 country code (upper case, e.g. GN, ML, UA)", country)
 			}
-			nc, err := app.warningConn()
+			api, err := app.api()
 			if err != nil {
 				return err
 			}
-			defer nc.Close()
 			var sc demarchev1.ScoreResponse
-			err = natsrpc.Call(cmd.Context(), nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: ct}, &sc,
-				natsrpc.Protobuf(), natsrpc.Timeout(30*time.Second))
+			err = api.do(cmd.Context(), "GET", "/v1/situations/"+country+"/"+ct.Slug(), nil, nil, &sc)
 			if err != nil {
-				if errors.Is(err, earlywarning.ErrNoSituation) {
+				if errors.Is(err, errs.ErrNotFound) {
 					return fmt.Errorf("no signals recorded for %s %s", country, ct.Slug())
 				}
 				return err
@@ -337,4 +324,13 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 			c.GetSource(), c.GetSourceId(), summary)
 	}
 	_ = tw.Flush()
+}
+
+// ingest sends a batch of signals through the gateway (an earlywarning.IngestFunc).
+func (c *apiClient) ingest(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+	var resp demarchev1.IngestResponse
+	if err := c.do(ctx, "POST", "/v1/signals", nil, &demarchev1.IngestRequest{Signals: signals}, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }

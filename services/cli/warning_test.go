@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +12,11 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/services/gateway"
 )
 
 func TestReportFlagsNameEveryBadFlag(t *testing.T) {
@@ -58,9 +61,21 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if err := os.WriteFile(file, []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The commands reach early warning through the gateway, as an analyst.
+	nc, _ := natstest.Connect(t, srv.URL())
+	iss, err := authn.LoadOrCreateIssuer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(gateway.NewHandler(nc, nil, iss.Verifier(), log))
+	t.Cleanup(api.Close)
+	token, err := iss.Mint(authn.Claims{Subject: "analyst", Roles: []string{"analyst"}}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	run := func(args ...string) (string, error) {
 		var out, errOut bytes.Buffer
-		app := &App{NATSURL: srv.URL(), Log: log, Out: &out}
+		app := &App{Server: api.URL, Token: token, Log: log, Out: &out}
 		cmd := newWarningCmd(app)
 		cmd.SetArgs(args)
 		cmd.SetOut(&out)

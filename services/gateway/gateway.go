@@ -122,4 +122,3 @@ func (s *Service) Stop() {
 	s.tc.Close()
 	s.nc.Close()
 }
-

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/nats-io/nats.go"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
@@ -30,6 +32,12 @@ var Routes = []route{
 	{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis},
 	{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision},
 	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action
+}
+
+// NewHandler is the API over existing connections, without a listener (tests
+// and embedding); tc may be nil when only the NATS-backed routes are used.
+func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Logger) http.Handler {
+	return (&Service{nc: nc, tc: tc, authn: v, log: log}).Handler()
 }
 
 // Handler is the API's routes behind authentication and authorisation.
