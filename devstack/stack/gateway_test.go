@@ -20,6 +20,7 @@ func TestHTTPAPI(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
 	api := s.APIURL()
+	tokens := map[string]string{}
 	call := func(method, path, principal, body string) (int, map[string]any) {
 		t.Helper()
 		req, err := http.NewRequest(method, api+path, strings.NewReader(body))
@@ -27,7 +28,10 @@ func TestHTTPAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		if principal != "" {
-			req.Header.Set("X-Demarche-Principal", principal)
+			if tokens[principal] == "" {
+				tokens[principal] = testToken(t, s, principal)
+			}
+			req.Header.Set("Authorization", "Bearer "+tokens[principal])
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -47,7 +51,7 @@ func TestHTTPAPI(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(string(fields), "crisis.severity") || !strings.Contains(string(fields), "crisis.country_code") || !strings.Contains(string(fields), "crisis.title") {
 		t.Fatalf("bad crisis: %d %v", code, out)
 	}
-	if code, out := call("GET", "/v1/crises", "", ""); code != http.StatusOK || len(out["crises"].([]any)) != 0 {
+	if code, out := call("GET", "/v1/crises", "duty", ""); code != http.StatusOK || len(out["crises"].([]any)) != 0 {
 		t.Fatalf("bad input started something: %d %v", code, out)
 	}
 
@@ -75,7 +79,7 @@ func TestHTTPAPI(t *testing.T) {
 	// A decision without an Idempotency-Key gets a UUID v7 request id; one with a key is named by it.
 	for key, want := range map[string]string{"": "", "key-1": "key-1"} {
 		req, _ := http.NewRequest("POST", api+"/v1/crises/ML-20261127-HTTP1/decisions", strings.NewReader(`{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`))
-		req.Header.Set("X-Demarche-Principal", "duty")
+		req.Header.Set("Authorization", "Bearer "+tokens["duty"])
 		if key != "" {
 			req.Header.Set("Idempotency-Key", key)
 		}
@@ -117,18 +121,18 @@ func TestHTTPAPI(t *testing.T) {
 	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/controls/escalate", "duty", `{"reason": "clashes spreading"}`); code != http.StatusOK || out["crisis"].(map[string]any)["severity"] != float64(4) {
 		t.Fatalf("escalate: %d %v", code, out)
 	}
-	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
+	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "duty", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
 		t.Fatalf("state: %d %v", code, out)
 	}
-	if code, _ := call("GET", "/v1/crises/NOPE-1234", "", ""); code != http.StatusNotFound {
+	if code, _ := call("GET", "/v1/crises/NOPE-1234", "duty", ""); code != http.StatusNotFound {
 		t.Fatalf("unknown crisis: %d", code)
 	}
 
-	code, out = call("POST", "/v1/signals", "", `{"signals": [{"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes at a rally"}, {"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "same again"}]}`)
+	code, out = call("POST", "/v1/signals", "duty", `{"signals": [{"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes at a rally"}, {"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "same again"}]}`)
 	if code != http.StatusOK || out["accepted"] != float64(1) || out["duplicates"] != float64(1) {
 		t.Fatalf("signals: %d %v", code, out)
 	}
-	if code, out := call("GET", "/v1/situations/SN/election-violence", "", ""); code != http.StatusOK || out["score"] != float64(3) {
+	if code, out := call("GET", "/v1/situations/SN/election-violence", "duty", ""); code != http.StatusOK || out["score"] != float64(3) {
 		t.Fatalf("score: %d %v", code, out)
 	}
 }

@@ -82,14 +82,6 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 		return
 	}
 	c := req.GetCrisis()
-	if c == nil {
-		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
-		return
-	}
-	if c.GetOpenedBy() != "" && c.GetOpenedBy() != p.Subject {
-		writeError(w, &demarchev1.FieldError{Field: "crisis.opened_by", Reason: "comes from your credential; leave it empty"})
-		return
-	}
 	drill := req.GetDrill() != nil || c.GetDrill()
 	action := authz.OpenCrisis
 	if drill {
@@ -97,6 +89,14 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 	}
 	if err := authz.Check(action, p); err != nil {
 		writeError(w, err)
+		return
+	}
+	if c == nil {
+		writeError(w, &demarchev1.ValidationError{Message: "crisis", Fields: []*demarchev1.FieldError{{Field: "crisis", Reason: "is required"}}})
+		return
+	}
+	if c.GetOpenedBy() != "" && c.GetOpenedBy() != p.Subject {
+		writeError(w, &demarchev1.FieldError{Field: "crisis.opened_by", Reason: "comes from your credential; leave it empty"})
 		return
 	}
 	if drill && req.GetDrill() == nil {
@@ -324,13 +324,21 @@ var controlArgs = map[string]func() proto.Message{
 func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	update := "crisis." + r.PathValue("control")
 	newArg, ok := controlArgs[update]
-	if !ok {
+	if !ok && authz.Check(authz.ReadCrises, p) == nil {
 		var known []string
 		for name := range controlArgs {
 			known = append(known, strings.TrimPrefix(name, "crisis."))
 		}
 		sort.Strings(known)
 		writeError(w, fmt.Errorf("%w: no control %q (controls: %s)", errs.ErrNotFound, truncate(r.PathValue("control"), 40), strings.Join(known, ", ")))
+		return
+	}
+	if !ok {
+		writeError(w, fmt.Errorf("%w: no such control", errs.ErrNotFound))
+		return
+	}
+	if err := authz.Check(authz.Action(update), p); err != nil {
+		writeError(w, err)
 		return
 	}
 	arg := newArg()

@@ -13,9 +13,11 @@ import (
 	"github.com/demarche/demarche/pkg/authz"
 )
 
-// route is one API route: the action of the policy table it needs, and its
-// handler, which gets the authenticated principal. Routes is the list the
-// authorisation tests walk: a new route gets its row there.
+// route is one API route: the action of the policy table it needs (empty:
+// the handler checks the action, which depends on the request: a drill or a
+// real crisis, which control), and its handler, which gets the authenticated
+// principal. Routes is the list the authorisation tests walk: a new route
+// gets its row there.
 type route struct {
 	Method, Pattern string
 	Action          authz.Action
@@ -27,11 +29,11 @@ var Routes = []route{
 	{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami},
 	{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals},
 	{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore},
-	{"POST", "/v1/crises", authz.OpenCrisis, (*Service).postCrisis},
+	{"POST", "/v1/crises", "", (*Service).postCrisis}, // crisis.open, or crisis.open-drill for a drill
 	{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises},
 	{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis},
 	{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision},
-	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action
+	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action (crisis.escalate, ...)
 }
 
 // NewHandler is the API over existing connections, without a listener (tests
@@ -60,17 +62,12 @@ func (s *Service) guard(rt route) http.HandlerFunc {
 			writeError(w, err)
 			return
 		}
-		action := rt.Action
-		if action == "" { // controls: the action is the control's update name
-			action = authz.Action("crisis." + r.PathValue("control"))
-			if _, known := controlArgs[string(action)]; !known {
-				action = authz.ReadCrises // an unknown control is a 404 below, for anyone who may read
+		if rt.Action != "" {
+			if err := authz.Check(rt.Action, p); err != nil {
+				s.log.Info("refused", zap.String("principal", p.Subject), zap.String("action", string(rt.Action)), zap.String("route", rt.Pattern))
+				writeError(w, err)
+				return
 			}
-		}
-		if err := authz.Check(action, p); err != nil {
-			s.log.Info("refused", zap.String("principal", p.Subject), zap.String("action", string(action)), zap.String("route", rt.Pattern))
-			writeError(w, err)
-			return
 		}
 		rt.handle(s, w, r.WithContext(authn.WithPrincipal(r.Context(), p)), p)
 	}

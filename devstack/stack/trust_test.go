@@ -1,0 +1,281 @@
+package stack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/natsx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/gateway"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// client is one principal talking to the gateway.
+type apiCaller struct {
+	t     *testing.T
+	url   string
+	token string
+}
+
+func (c apiCaller) call(method, path, body string, header ...string) (int, map[string]any, string) {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.url+path, strings.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out, string(b)
+}
+
+// TestTrust runs the trust rules on the real stack: the authorisation
+// matrix over every route and role, the abuse cases that once worked, and
+// confidentiality (lists, reads, decisions, audit of reads).
+func TestTrust(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	as := func(subject string, claims ...authn.Claims) apiCaller {
+		tok := ""
+		switch {
+		case len(claims) > 0:
+			c := claims[0]
+			c.Subject = subject
+			var err error
+			if tok, err = s.Issuer().Mint(c, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+		case subject != "":
+			tok = readToken(t, s.TokenFile(subject))
+		}
+		return apiCaller{t: t, url: s.APIURL(), token: tok}
+	}
+	duty, analyst, ecowas := as("duty"), as("analyst"), as("ecowas")
+	alice := as("alice", authn.Claims{Roles: []string{"desk-officer", "funding-officer", "duty-officer", "head-of-department", "mediation-support"}, Clearance: "restricted"})
+	bob := as("bob", authn.Claims{Roles: []string{"funding-officer"}, Clearance: "restricted"})
+
+	open := func(c apiCaller, id, conf, shared string) {
+		t.Helper()
+		body := fmt.Sprintf(`{"crisis": {"id": %q, "title": "Trust test", "countryCode": "NE", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": %q, "sharedWith": [%s]}}`, id, conf, shared)
+		if code, _, raw := c.call("POST", "/v1/crises", body); code != http.StatusCreated {
+			t.Fatalf("open %s: %d %s", id, code, raw)
+		}
+	}
+	open(duty, "NE-TRUST-PUBLIC", "CONFIDENTIALITY_PUBLIC", "")
+	open(duty, "NE-TRUST-SHARED", "CONFIDENTIALITY_RESTRICTED", `"ECOWAS"`)
+	open(duty, "NE-TRUST-QUIET", "CONFIDENTIALITY_CONFIDENTIAL", "")
+
+	t.Run("matrix", func(t *testing.T) {
+		// Each demo identity against each route (and each control): allowed
+		// means anything but 401 and 403; refused means 403. No token and a
+		// stranger's token are 401 everywhere.
+		stranger, err := authn.LoadOrCreateIssuer(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		strangerTok, _ := stranger.Mint(authn.Claims{Subject: "duty", Roles: []string{"duty-officer"}}, time.Hour)
+		type row struct {
+			method, path, body string
+			action             authz.Action
+		}
+		var rows []row
+		for _, rt := range gateway.Routes {
+			path := strings.NewReplacer("{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general").Replace(rt.Pattern)
+			switch rt.Pattern {
+			case "/v1/crises/{id}/controls/{control}":
+				for _, ctl := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn} {
+					rows = append(rows, row{"POST", strings.Replace(path, "{control}", strings.TrimPrefix(ctl, "crisis."), 1), `{"reason": ""}`, authz.Action(ctl)})
+				}
+			case "/v1/crises":
+				if rt.Method == "POST" {
+					rows = append(rows, row{"POST", path, `{"crisis": {"title": ""}}`, authz.OpenCrisis})
+				} else {
+					rows = append(rows, row{"GET", path, "", rt.Action})
+				}
+			case "/v1/crises/{id}/decisions":
+				rows = append(rows, row{"POST", path, `{"rationale": "x", "triage": {"assessment": "x"}}`, authz.Decide})
+			default:
+				rows = append(rows, row{rt.Method, path, `{}`, rt.Action})
+			}
+		}
+		for _, id := range authn.DevIdentities {
+			who := as(id.Subject)
+			var roles []demarchev1.Role
+			for _, r := range id.Roles {
+				role, _ := demarchev1.ParseRole(r)
+				roles = append(roles, role)
+			}
+			for _, r := range rows {
+				code, _, raw := who.call(r.method, r.path, r.body)
+				allowed := authz.Allowed(r.action, roles)
+				if r.action == authz.Decide && allowed {
+					// a triage decision is for a duty officer only
+					allowed = authz.Allowed(authz.Decide, roles) && strings.Contains(strings.Join(id.Roles, ","), "duty-officer")
+				}
+				switch {
+				case code == http.StatusUnauthorized:
+					t.Errorf("%s %s %s: 401 with a valid token: %s", id.Subject, r.method, r.path, raw)
+				case allowed && code == http.StatusForbidden:
+					t.Errorf("%s %s %s: 403, but %s is allowed %s: %s", id.Subject, r.method, r.path, id.Subject, r.action, raw)
+				case !allowed && code != http.StatusForbidden:
+					t.Errorf("%s %s %s: %d, want 403 (%s is not allowed %s): %s", id.Subject, r.method, r.path, code, id.Subject, r.action, raw)
+				}
+			}
+		}
+		for _, r := range rows {
+			for name, c := range map[string]apiCaller{"no token": as(""), "stranger's token": {t: t, url: s.APIURL(), token: strangerTok}} {
+				if code, _, _ := c.call(r.method, r.path, r.body); code != http.StatusUnauthorized {
+					t.Errorf("%s %s with %s: %d, want 401", r.method, r.path, name, code)
+				}
+			}
+		}
+	})
+
+	t.Run("abuse", func(t *testing.T) {
+		open(duty, "NE-TRUST-ABUSE", "CONFIDENTIALITY_PUBLIC", "")
+		// A caller cannot supply the playbook or the drill policy.
+		for _, body := range []string{
+			`{"crisis": {"title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}, "playbook": {"name": "general", "phases": []}}`,
+			`{"crisis": {"title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}, "drillPolicy": {"stageDuration": "1s"}}`,
+		} {
+			if code, _, raw := duty.call("POST", "/v1/crises", body); code != http.StatusBadRequest {
+				t.Errorf("caller-supplied playbook or drill policy: %d %s", code, raw)
+			}
+		}
+		// A drill needs the drill role; choosing a playbook needs head of department.
+		drill := `{"crisis": {"title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}, "drill": {"decisionDelay": "1s", "timeScale": 0.001}}`
+		if code, _, raw := alice.call("POST", "/v1/crises", drill); code != http.StatusForbidden || !strings.Contains(raw, "crisis.open-drill") {
+			t.Errorf("a drill by a non-drill coordinator: %d %s", code, raw)
+		}
+		// The principal is the credential's: a header is ignored, a body naming another is refused.
+		if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", `{"principal": "bob", "rationale": "x", "triage": {"assessment": "x"}}`); code != http.StatusBadRequest || !strings.Contains(raw, "principal") {
+			t.Errorf("a body naming another principal: %d %s", code, raw)
+		}
+		waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", "triage")
+		if code, out, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", `{"rationale": "credible", "triage": {"assessment": "x"}}`, "X-Demarche-Principal", "bob"); code != http.StatusOK || out["principal"] != "alice" {
+			t.Fatalf("triage as alice with a bob header: %d %s", code, raw)
+		}
+		// Walk to funding and try self-approval through one client.
+		for _, d := range []struct{ kind, body string }{
+			{"good-offices", `{"rationale": "x", "goodOffices": {"option": "GOOD_OFFICES_OPTION_DEMARCHE"}}`},
+			{"envoy-appointment", `{"rationale": "x", "envoyAppointment": {"envoy": "env-amara-diallo", "standbyTeam": ["sb-fatou-sow"]}}`},
+			{"standby-team-deployed", `{"rationale": "x", "standbyTeamDeployed": {"location": "Niamey"}}`},
+			{"funding-request", `{"rationale": "x", "fundingRequest": {"requestId": "FR-1", "fund": "flexible-financing", "amountUsd": 999000, "purpose": "x"}}`},
+		} {
+			waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", d.kind)
+			if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", d.body); code != http.StatusOK {
+				t.Fatalf("%s: %d %s", d.kind, code, raw)
+			}
+		}
+		waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", "funding-decision")
+		approve := `{"rationale": "x", "fundingDecision": {"requestId": "FR-1", "approve": true}}`
+		if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve, "X-Demarche-Principal", "bob"); code != http.StatusUnprocessableEntity || !strings.Contains(raw, "rule four-eyes") {
+			t.Fatalf("self-approval through one client: %d %s", code, raw)
+		}
+		if code, _, raw := analyst.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve); code != http.StatusForbidden {
+			t.Fatalf("approval by an analyst: %d %s", code, raw)
+		}
+		if code, out, raw := bob.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve); code != http.StatusOK || out["principal"] != "bob" {
+			t.Fatalf("approval by bob: %d %s", code, raw)
+		}
+	})
+
+	t.Run("confidentiality", func(t *testing.T) {
+		ids := func(c apiCaller) string {
+			_, out, raw := c.call("GET", "/v1/crises", "")
+			rows, ok := out["crises"].([]any)
+			if !ok {
+				t.Fatalf("list: %s", raw)
+			}
+			var got []string
+			for _, r := range rows {
+				got = append(got, r.(map[string]any)["crisis_id"].(string))
+			}
+			return strings.Join(got, " ")
+		}
+		if got := ids(analyst); strings.Contains(got, "SHARED") || strings.Contains(got, "QUIET") || !strings.Contains(got, "NE-TRUST-PUBLIC") {
+			t.Errorf("analyst (public clearance) lists %q", got)
+		}
+		if got := ids(ecowas); got != "NE-TRUST-SHARED" {
+			t.Errorf("ECOWAS lists %q, want only the crisis shared with it", got)
+		}
+		if got := ids(alice); !strings.Contains(got, "SHARED") || strings.Contains(got, "QUIET") {
+			t.Errorf("alice (restricted clearance) lists %q", got)
+		}
+		_, _, missing := analyst.call("GET", "/v1/crises/NE-NO-SUCH-CRISIS", "")
+		for _, c := range []struct {
+			who  apiCaller
+			name string
+			id   string
+		}{{analyst, "analyst", "NE-TRUST-SHARED"}, {ecowas, "ecowas", "NE-TRUST-QUIET"}, {alice, "alice", "NE-TRUST-QUIET"}} {
+			code, _, raw := c.who.call("GET", "/v1/crises/"+c.id, "")
+			if code != http.StatusNotFound || strings.Replace(raw, c.id, "NE-NO-SUCH-CRISIS", 1) != missing {
+				t.Errorf("%s reads %s: %d %s; want the same 404 as a crisis that does not exist (%s)", c.name, c.id, code, raw, missing)
+			}
+			if code, _, _ := c.who.call("POST", "/v1/crises/"+c.id+"/controls/warn", `{"warning": {"source": "x", "summary": "x", "severity": 2, "observedAt": "2026-11-28T00:00:00Z"}}`); code != http.StatusNotFound && code != http.StatusForbidden {
+				t.Errorf("%s warns on %s it may not see: %d", c.name, c.id, code)
+			}
+		}
+		if code, _, raw := ecowas.call("GET", "/v1/crises/NE-TRUST-SHARED", ""); code != http.StatusOK {
+			t.Fatalf("ECOWAS reads the crisis shared with it: %d %s", code, raw)
+		}
+		// Every read of a restricted crisis is in its audit chain, with who read it.
+		nc, _, err := natsx.Connect(s.NATSURL(), "trust-test", zap.NewNop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		waitFor(t, func() bool {
+			chain, err := audit.FetchChain(context.Background(), nc, "NE-TRUST-SHARED", "trust-test")
+			if err != nil {
+				return false
+			}
+			for _, r := range chain.GetRecords() {
+				if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_READ && r.GetPrincipal() == "ecowas" && strings.Contains(r.GetDetail(), "GET /v1/crises/NE-TRUST-SHARED") {
+					return true
+				}
+			}
+			return false
+		})
+	})
+}
+
+// waitPendingHTTP waits until a crisis waits for a decision kind.
+func waitPendingHTTP(t *testing.T, c apiCaller, id, kind string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		code, out, _ := c.call("GET", "/v1/crises/"+id, "")
+		if code != http.StatusOK {
+			return false
+		}
+		pending, _ := out["pendingDecisions"].([]any)
+		for _, p := range pending {
+			if p.(map[string]any)["kind"] == kind {
+				return true
+			}
+		}
+		return false
+	})
+}
