@@ -223,11 +223,11 @@ func AsyncAPI() map[string]any {
 			"parameters":  paramRefs("region", "country", "crisisId"),
 		}
 		operations[id] = map[string]any{
-			"action":      "send",
-			"channel":     ref("#/channels/" + id),
-			"messages":    []any{ref("#/channels/" + id + "/messages/" + name)},
-			"summary":     "Démarche publishes " + et.CEType + ".",
-			"security":    security,
+			"action":                 "send",
+			"channel":                ref("#/channels/" + id),
+			"messages":               []any{ref("#/channels/" + id + "/messages/" + name)},
+			"summary":                "Démarche publishes " + et.CEType + ".",
+			"security":               security,
 			"x-demarche-permissions": jsRead(eventbus.StreamName, eventbus.SubjectRoot+".>"),
 		}
 		partnerMsgs[name] = ref("#/components/messages/" + name)
@@ -350,7 +350,7 @@ func AsyncAPI() map[string]any {
 		operations[id] = map[string]any{
 			"action": "receive", "channel": ref("#/channels/" + id), "messages": []any{ref("#/channels/" + id + "/messages/request")},
 			"summary": ep.Summary, "security": security,
-			"reply":   map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
+			"reply":                  map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
 			"x-demarche-service":     ep.Service,
 			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX.>"}},
 		}

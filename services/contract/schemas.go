@@ -133,7 +133,9 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 	}
 	g := svc.AddGroup(Group)
 	get := natsrpc.Handler(func() *demarchev1.GetSchemaRequest { return &demarchev1.GetSchemaRequest{} },
-		func(_ context.Context, r *demarchev1.GetSchemaRequest) (*demarchev1.GetSchemaResponse, error) { return Resolve(r.GetName()) },
+		func(_ context.Context, r *demarchev1.GetSchemaRequest) (*demarchev1.GetSchemaResponse, error) {
+			return Resolve(r.GetName())
+		},
 		natsrpc.WithLog(log))
 	asyncapi := micro.HandlerFunc(func(r micro.Request) {
 		_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
