@@ -18,6 +18,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/contract"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
@@ -177,6 +178,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, ew.Stop)
+
+	sc, err := contract.Start(ctx, s.NATSURL(), log) // demarche.schema.get, demarche.schema.asyncapi
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, sc.Stop)
 
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
 		NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)

@@ -132,6 +132,7 @@ func (s *Service) Stop() {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
+	s.schemaRoutes(mux) // GET /v1/asyncapi.json, /v1/schemas/{name...} (schemas.go)
 	mux.HandleFunc("POST /v1/signals", s.postSignals)
 	mux.HandleFunc("GET /v1/situations/{country}/{type}", s.getScore)
 	mux.HandleFunc("POST /v1/crises", s.postCrisis)
