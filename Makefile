@@ -32,10 +32,11 @@ bench: ## benchmarks with their same-run baselines
 
 lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet
 	cd proto && $(BUF) lint
-	@out=$$(gofmt -l proto pkg workflows services devstack); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(MODULES)
+	cd examples/subscriber && GOWORK=off $(GO) vet ./...   # its own module, outside go.work
 
 proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
 	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb
@@ -64,7 +65,7 @@ proto-check: ## fail when the committed generated code is out of date
 	echo "generated code is up to date"
 
 fmt: ## gofmt every Go file
-	gofmt -w proto pkg workflows services devstack
+	gofmt -w proto pkg workflows services devstack examples
 
 # Versioning rule: until the first release tag, a workflow change re-records the
 # histories (record-histories); from the first tag on, the histories of each tag
