@@ -23,8 +23,8 @@ rm -f "$tmp"/demarche/v1/*.go "$tmp"/demarche/v1/*.binpb
   || { echo "breaking fixture: an unedited copy of the schemas was refused" >&2; exit 1; }
 # The fixture: StageEntered.stage changes type (enum Stage -> string), which
 # breaks every subscriber that decodes the field.
-perl -0pi -e 's/(message StageEntered \{\n  string crisis_id = 1;\n)  Stage stage = 2;/$1  string stage = 2;/' "$tmp/demarche/v1/events.proto"
-grep -q '  string stage = 2;' "$tmp/demarche/v1/events.proto" || { echo "breaking fixture: could not edit StageEntered (update breaking-check.sh)" >&2; exit 1; }
+perl -0pi -e 's/(message StageEntered \{[^}]*?)\bStage stage = 2;/$1string stage = 2;/s' "$tmp/demarche/v1/events.proto"
+grep -q '^  string stage = 2;' "$tmp/demarche/v1/events.proto" || { echo "breaking fixture: could not edit StageEntered (update breaking-check.sh)" >&2; exit 1; }
 if out=$(cd "$tmp" && "${buf[@]}" breaking --against "$OLDPWD/breaking-baseline.binpb" 2>&1); then
   echo "breaking fixture: changing StageEntered.stage from enum to string was NOT caught" >&2; exit 1
 fi
