@@ -10,7 +10,7 @@ BIN     := bin/demarche
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
 
-.PHONY: help build run test test-short lint proto proto-check fmt vet bench record-histories tag-histories clean
+.PHONY: help build run test test-short lint proto proto-check breaking breaking-baseline docs fmt vet bench record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -30,15 +30,26 @@ test-short: ## unit and replay tests only (skips the embedded stack)
 bench: ## benchmarks with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet ## buf lint, generated code up to date, gofmt, go vet
+lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet
 	cd proto && $(BUF) lint
-	@out=$$(gofmt -l proto pkg workflows services devstack); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet $(MODULES)
+	cd examples/subscriber && GOWORK=off $(GO) vet ./...   # its own module, outside go.work
 
-proto: ## regenerate Go code from proto/ (buf + protoc-gen-go, pinned)
-	cd proto && $(BUF) generate
+proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
+	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb
+
+breaking: ## buf breaking against the last v* tag (or proto/breaking-baseline.binpb before the first), plus a fixture that must be caught
+	cd proto && ./breaking-check.sh env $(BUF)
+
+breaking-baseline: ## before the first release tag only: accept today's schemas as the baseline buf breaking compares with
+	@if git describe --tags --abbrev=0 --match 'v*' >/dev/null 2>&1; then echo "a release tag exists: buf breaking compares with it, not with a baseline"; exit 1; fi
+	cd proto && $(BUF) build -o breaking-baseline.binpb
+
+docs: ## regenerate docs/asyncapi.json and docs/events.md from the schemas and subjects in code
+	$(GO) run ./services/contract/gendocs
 
 proto-check: ## fail when the committed generated code is out of date
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
@@ -48,10 +59,13 @@ proto-check: ## fail when the committed generated code is out of date
 	done; \
 	for f in $$(find . -name '*.pb.go'); do \
 	  [ -f $$tmp/$$f ] || { echo "proto/$$f has no schema: remove it or run 'make proto'"; exit 1; }; \
-	done; echo "generated code is up to date"
+	done; \
+	$(BUF) build --as-file-descriptor-set -o $$tmp/descriptors.binpb && \
+	{ cmp -s $$tmp/descriptors.binpb demarche/v1/descriptors.binpb || { echo "proto/demarche/v1/descriptors.binpb is out of date: run 'make proto'"; exit 1; }; }; \
+	echo "generated code is up to date"
 
 fmt: ## gofmt every Go file
-	gofmt -w proto pkg workflows services devstack
+	gofmt -w proto pkg workflows services devstack examples
 
 # Versioning rule: until the first release tag, a workflow change re-records the
 # histories (record-histories); from the first tag on, the histories of each tag

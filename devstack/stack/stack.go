@@ -19,6 +19,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/contract"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
@@ -180,6 +181,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, ew.Stop)
+
+	sc, err := contract.Start(ctx, s.NATSURL(), log) // demarche.schema.get, demarche.schema.asyncapi
+	if err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, sc.Stop)
 
 	// The dev issuer stands in for the organisation's identity provider: its
 	// key and the demo identities' tokens live in the data folder.

@@ -66,6 +66,7 @@ var (
 	registryMu sync.RWMutex
 	byCEType   = map[string]EventType{}
 	byMessage  = map[protoreflect.FullName]EventType{}
+	registered []string // ce-types in registration order (see Types)
 )
 
 // Register makes a message type publishable and consumable as an event. Its
@@ -84,6 +85,9 @@ func Register(m proto.Message) EventType {
 	}
 	registryMu.Lock()
 	defer registryMu.Unlock()
+	if _, ok := byCEType[et.CEType]; !ok {
+		registered = append(registered, et.CEType)
+	}
 	byCEType[et.CEType] = et
 	byMessage[et.Message] = et
 	return et

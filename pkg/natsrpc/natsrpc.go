@@ -51,6 +51,10 @@ const (
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse
 	PartnersAckRole = PartnersGroup + ".ack-role" // AckRoleRequest -> AckRoleResponse
 
+	SchemaGroup    = "demarche.schema"
+	SchemaGet      = SchemaGroup + ".get"      // GetSchemaRequest -> GetSchemaResponse
+	SchemaAsyncAPI = SchemaGroup + ".asyncapi" // anything -> the AsyncAPI document (JSON)
+
 	AuditGroup = "demarche.audit"
 	AuditRead  = AuditGroup + ".read" // AuditReadRequest -> AuditReadResponse
 )

@@ -30,7 +30,7 @@ subscribe; these commands decode them for you.`,
 
 func newEventsTailCmd(app *App) *cobra.Command {
 	var crisisID, region, country string
-	var all bool
+	var all, asJSON bool
 	var count int
 	cmd := &cobra.Command{
 		Use:   "tail",
@@ -38,7 +38,7 @@ func newEventsTailCmd(app *App) *cobra.Command {
 		Long: `Print crisis events as they flow: time, type, crisis, event id and data.
 By default only new events are shown; --all replays the stream from the start.
 Events that cannot be decoded are shown with the reason.`,
-		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P --all\n  demarche events tail --region africa",
+		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P --all\n  demarche events tail --region africa\n  demarche events tail --all --json | jq .data",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			filter := eventbus.AllEvents()
@@ -72,7 +72,7 @@ Events that cannot be decoded are shown with the reason.`,
 				return fmt.Errorf("subscribe to %s on %s: %w", filter, eventbus.StreamName, err)
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "tailing %s (Ctrl-C to stop)\n", filter)
-			return tail(ctx, app, oc, count)
+			return tail(ctx, app, oc, count, asJSON)
 		},
 	}
 	fl := cmd.Flags()
@@ -81,10 +81,11 @@ Events that cannot be decoded are shown with the reason.`,
 	fl.StringVar(&region, "region", "", "only events of crises in this region: africa, americas, asia-pacific, europe, middle-east")
 	fl.BoolVar(&all, "all", false, "replay the stream from its first event")
 	fl.IntVar(&count, "count", 0, "stop after this many events (0: run until Ctrl-C)")
+	fl.BoolVar(&asJSON, "json", false, "print one CloudEvent per line in structured JSON mode, data in its protobuf JSON form (converted here; the stream stays protobuf)")
 	return cmd
 }
 
-func tail(ctx context.Context, app *App, oc jetstream.Consumer, count int) error {
+func tail(ctx context.Context, app *App, oc jetstream.Consumer, count int, asJSON bool) error {
 	for n := 0; count == 0 || n < count; n++ {
 		msg, err := oc.Next(jetstream.FetchContext(ctx))
 		if err != nil {
@@ -96,6 +97,14 @@ func tail(ctx context.Context, app *App, oc jetstream.Consumer, count int) error
 		ev, err := eventbus.Decode(msg.Headers(), msg.Data())
 		if err != nil {
 			fmt.Fprintf(app.Out, "%s  undecodable event: %v\n", msg.Subject(), err)
+			continue
+		}
+		if asJSON {
+			b, err := eventJSON(ev)
+			if err != nil {
+				return fmt.Errorf("event %s as JSON: %w", ev.ID, err)
+			}
+			fmt.Fprintf(app.Out, "%s\n", b)
 			continue
 		}
 		fmt.Fprintf(app.Out, "%s  %-40s %-22s %s  %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Type, ev.Subject, ev.ID,

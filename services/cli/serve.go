@@ -49,6 +49,7 @@ with the same wiring.`,
 		newServeAuditCmd(app),
 		newServeEarlyWarningCmd(app),
 		newServeGatewayCmd(app),
+		newServeSchemaCmd(app),
 		&cobra.Command{
 			Use:   "funding",
 			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",

@@ -27,6 +27,8 @@ type route struct {
 // Routes is every authenticated route of the API.
 var Routes = []route{
 	{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami},
+	{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI},
+	{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema},
 	{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals},
 	{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore},
 	{"POST", "/v1/crises", "", (*Service).postCrisis}, // crisis.open, or crisis.open-drill for a drill

@@ -25,8 +25,10 @@ const (
 
 // CrisisOpened: a crisis workflow started.
 type CrisisOpened struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Crisis        *Crisis                `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis as opened: its id, country, region, type, severity, confidentiality,
+	// who opened it and when the warning-to-action clock started.
+	Crisis        *Crisis `protobuf:"bytes,1,opt,name=crisis,proto3" json:"crisis,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -70,8 +72,10 @@ func (x *CrisisOpened) GetCrisis() *Crisis {
 
 // StageEntered: the crisis entered a lifecycle stage.
 type StageEntered struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The stage of the lifecycle now running.
 	Stage         Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
 	EnteredAt     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=entered_at,json=enteredAt,proto3" json:"entered_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -131,8 +135,10 @@ func (x *StageEntered) GetEnteredAt() *timestamppb.Timestamp {
 
 // StageCompleted: the crisis left a lifecycle stage.
 type StageCompleted struct {
-	state       protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId    string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The stage that ended.
 	Stage       Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
 	CompletedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
 	// Time spent in the stage.
@@ -201,13 +207,16 @@ func (x *StageCompleted) GetDuration() *durationpb.Duration {
 
 // CrisisClosed: the crisis reached its end.
 type CrisisClosed struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
 	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	ClosedAt *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
-	Outcome  Outcome                `protobuf:"varint,3,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
+	// Averted, contained, escalated or unresolved, as the head of department recorded it.
+	Outcome Outcome `protobuf:"varint,3,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
 	// The figures of the response; unset for crises that ran before they existed.
-	Figures       *ClosureFigures `protobuf:"bytes,4,opt,name=figures,proto3" json:"figures,omitempty"`
-	Lessons       []string        `protobuf:"bytes,5,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	Figures *ClosureFigures `protobuf:"bytes,4,opt,name=figures,proto3" json:"figures,omitempty"`
+	// Lessons learned, for the evaluation the report asks for.
+	Lessons       []string `protobuf:"bytes,5,rep,name=lessons,proto3" json:"lessons,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,9 +288,11 @@ func (x *CrisisClosed) GetLessons() []string {
 
 // DecisionRecorded: a person (or a drill policy) took a decision.
 type DecisionRecorded struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Decision      *DecisionRecord        `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Who decided what, when, in which stage, and why.
+	Decision      *DecisionRecord `protobuf:"bytes,2,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -332,9 +343,10 @@ func (x *DecisionRecorded) GetDecision() *DecisionRecord {
 
 // DeadlineAtRisk: a deadline is close and its work not done.
 type DeadlineAtRisk struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Deadline      *DeadlineState         `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string         `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Deadline      *DeadlineState `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -385,9 +397,10 @@ func (x *DeadlineAtRisk) GetDeadline() *DeadlineState {
 
 // DeadlineBreached: a deadline passed; the crisis keeps waiting.
 type DeadlineBreached struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Deadline      *DeadlineState         `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string         `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Deadline      *DeadlineState `protobuf:"bytes,2,opt,name=deadline,proto3" json:"deadline,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -438,9 +451,11 @@ func (x *DeadlineBreached) GetDeadline() *DeadlineState {
 
 // PartnerRoleAcknowledged: a partner organisation took a role.
 type PartnerRoleAcknowledged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Ack           *PartnerRoleAck        `protobuf:"bytes,2,opt,name=ack,proto3" json:"ack,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The partner, the role it takes (lead, support, burden-sharing, joint) and who said so.
+	Ack           *PartnerRoleAck `protobuf:"bytes,2,opt,name=ack,proto3" json:"ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,12 +506,15 @@ func (x *PartnerRoleAcknowledged) GetAck() *PartnerRoleAck {
 
 // SeverityChanged: an operator escalated or de-escalated, or a relapse did.
 type SeverityChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	From          int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
-	To            int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
-	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
-	Reason        string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Severity before and after, 1 (low) to 5 (extreme).
+	From int32 `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To   int32 `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	// Who changed it (the workflow itself for a relapse).
+	Principal     string `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,9 +586,11 @@ func (x *SeverityChanged) GetReason() string {
 
 // WarningAttached: a new early-warning signal about the crisis's situation.
 type WarningAttached struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Warning       *Warning               `protobuf:"bytes,2,opt,name=warning,proto3" json:"warning,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The signal: its source, the source's id, what happened, how severe, when.
+	Warning       *Warning `protobuf:"bytes,2,opt,name=warning,proto3" json:"warning,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -621,11 +641,12 @@ func (x *WarningAttached) GetWarning() *Warning {
 
 // StageSkipped: an operator skipped a stage.
 type StageSkipped struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Stage         Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
-	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Stage         Stage  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Principal     string `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -690,11 +711,12 @@ func (x *StageSkipped) GetReason() string {
 
 // StageReopened: a stage runs again (operator or relapse).
 type StageReopened struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Stage         Stage                  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
-	Principal     string                 `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Stage         Stage  `protobuf:"varint,2,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Principal     string `protobuf:"bytes,3,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -759,8 +781,10 @@ func (x *StageReopened) GetReason() string {
 
 // FollowUpCheckInDue: a periodic check-in is due.
 type FollowUpCheckInDue struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Check-ins are numbered from 1 within the crisis.
 	Number        int32                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
 	DueAt         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -820,10 +844,14 @@ func (x *FollowUpCheckInDue) GetDueAt() *timestamppb.Timestamp {
 
 // FollowUpCheckInRecorded: a check-in's findings, numbered.
 type FollowUpCheckInRecorded struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Number        int32                  `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
-	CheckIn       *FollowUpCheckIn       `protobuf:"bytes,3,opt,name=check_in,json=checkIn,proto3" json:"check_in,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The check-in's number, from 1.
+	Number int32 `protobuf:"varint,2,opt,name=number,proto3" json:"number,omitempty"`
+	// Whether commitments are implemented, the tensions seen, and the recommendation
+	// (continue, hand over to peacebuilding, re-escalate).
+	CheckIn       *FollowUpCheckIn `protobuf:"bytes,3,opt,name=check_in,json=checkIn,proto3" json:"check_in,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -881,9 +909,10 @@ func (x *FollowUpCheckInRecorded) GetCheckIn() *FollowUpCheckIn {
 
 // CrisisRelapsed: follow-up saw the situation worsen again; the crisis re-escalates.
 type CrisisRelapsed struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -934,11 +963,14 @@ func (x *CrisisRelapsed) GetReason() string {
 
 // FundsDisbursed: an approved request was paid.
 type FundsDisbursed struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId  string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Fund      string                 `protobuf:"bytes,3,opt,name=fund,proto3" json:"fund,omitempty"`
-	AmountUsd int64                  `protobuf:"varint,4,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The funding request that was approved.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// The fund paid from, e.g. the Peacebuilding Fund's immediate-response facility.
+	Fund      string `protobuf:"bytes,3,opt,name=fund,proto3" json:"fund,omitempty"`
+	AmountUsd int64  `protobuf:"varint,4,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
 	// Idempotency key: the same key never pays twice.
 	DisbursementKey string `protobuf:"bytes,5,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
 	unknownFields   protoimpl.UnknownFields
@@ -1013,12 +1045,15 @@ func (x *FundsDisbursed) GetDisbursementKey() string {
 // WarningRaised: early warning saw a situation (country + crisis type) cross
 // its threshold; the crisis was opened or signalled.
 type WarningRaised struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	CountryCode   string                 `protobuf:"bytes,2,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
-	CrisisType    CrisisType             `protobuf:"varint,3,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
-	Score         float64                `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
-	Threshold     float64                `protobuf:"fixed64,5,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId    string     `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	CountryCode string     `protobuf:"bytes,2,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CrisisType  CrisisType `protobuf:"varint,3,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	// The situation's score over its window, and the region's threshold it crossed.
+	Score     float64 `protobuf:"fixed64,4,opt,name=score,proto3" json:"score,omitempty"`
+	Threshold float64 `protobuf:"fixed64,5,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// The first signal of the window: the warning-to-action clock starts here.
 	FirstSignalAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=first_signal_at,json=firstSignalAt,proto3" json:"first_signal_at,omitempty"`
 	// The signals that made the score, and how much each contributed.
 	Contributions []*SignalContribution `protobuf:"bytes,7,rep,name=contributions,proto3" json:"contributions,omitempty"`

@@ -1,0 +1,421 @@
+package contract
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/services/eventlog"
+	"github.com/demarche/demarche/services/partners"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// AsyncAPIVersion is the AsyncAPI specification the document follows.
+const AsyncAPIVersion = "3.0.0"
+
+// DocumentVersion is the version of the contract: its major follows the
+// event types' version (…v1).
+const DocumentVersion = "1.0.0"
+
+var exampleTime = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
+
+// CrisisEvents are the event types published on the crisis stream, in
+// lifecycle order: every registered event type but the early-warning signal,
+// which travels on its own stream.
+func CrisisEvents() []eventbus.EventType {
+	signal, _ := eventbus.TypeOf(&demarchev1.Signal{})
+	var out []eventbus.EventType
+	for _, et := range eventbus.Types() {
+		if et.CEType != signal.CEType {
+			out = append(out, et)
+		}
+	}
+	return out
+}
+
+// SignalEvent is the type of the CloudEvents partners' early-warning systems
+// publish on demarche.signals.<source>.
+func SignalEvent() eventbus.EventType {
+	et, _ := eventbus.TypeOf(&demarchev1.Signal{})
+	return et
+}
+
+// DeadLetterConsumers are Démarche's durable consumers, which dead-letter
+// what they give up on ({PARTNER}: one per partner with a webhook).
+func DeadLetterConsumers() []string {
+	return []string{audit.Durable, eventlog.Durable, partners.Durable, earlywarning.SignalsDurable, partners.WebhookDurablePrefix + "{PARTNER}"}
+}
+
+// messageDescriptor is the commented descriptor of a message.
+func messageDescriptor(n protoreflect.FullName) protoreflect.MessageDescriptor {
+	files, err := demarchev1.SchemaFiles()
+	if err != nil {
+		panic(err) // the embedded set is checked by the proto module's tests
+	}
+	d, err := files.FindDescriptorByName(n)
+	if err != nil {
+		panic(fmt.Sprintf("schema %s is not in the embedded descriptor set: run 'make proto'", n))
+	}
+	return d.(protoreflect.MessageDescriptor)
+}
+
+// firstSentence is a comment's first sentence, for summaries.
+func firstSentence(s string) string {
+	if i := strings.Index(s, ". "); i > 0 {
+		return s[:i+1]
+	}
+	return s
+}
+
+// whenPublished is the part of an event message's comment after "Name: ".
+func whenPublished(md protoreflect.MessageDescriptor) string {
+	c := Comment(md)
+	return strings.TrimSpace(strings.TrimPrefix(c, string(md.Name())+":"))
+}
+
+func ref(path string) map[string]any { return map[string]any{"$ref": path} }
+
+func protoJSON(m proto.Message) any {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		panic(err)
+	}
+	var v any
+	_ = json.Unmarshal(b, &v)
+	return v
+}
+
+// ceHeaders is the headers schema of a CloudEvent of type et (NATS binding, binary mode).
+func ceHeaders(et eventbus.EventType, extra map[string]any) map[string]any {
+	props := map[string]any{
+		eventbus.HeaderSpecVersion: map[string]any{"type": "string", "const": eventbus.SpecVersion, "description": "CloudEvents specification version"},
+		eventbus.HeaderID:          map[string]any{"type": "string", "description": "event id, unique per event; a redelivered or republished event keeps it (deduplicate on it)"},
+		eventbus.HeaderSource:      map[string]any{"type": "string", "format": "uri-reference", "description": "what published the event, e.g. " + crisis.EventSource},
+		eventbus.HeaderType:        map[string]any{"type": "string", "const": et.CEType, "description": "event type; its last segment is the schema's version"},
+		eventbus.HeaderTime:        map[string]any{"type": "string", "format": "date-time", "description": "when it happened (RFC 3339, UTC)"},
+		eventbus.HeaderSubject:     map[string]any{"type": "string", "description": "the crisis id (for signals: the source's id of the signal's situation)"},
+		eventbus.HeaderDataSchema:  map[string]any{"type": "string", "const": et.DataSchema, "description": "the data's protobuf message; resolve it with demarche.schema.get or GET /v1/schemas/{ce-dataschema}"},
+		eventbus.HeaderContentType: map[string]any{"type": "string", "const": eventbus.ContentTypeData},
+		"Nats-Msg-Id":              map[string]any{"type": "string", "description": "same as ce-id: JetStream stores an event once"},
+	}
+	required := []any{eventbus.HeaderSpecVersion, eventbus.HeaderID, eventbus.HeaderSource, eventbus.HeaderType, eventbus.HeaderTime, eventbus.HeaderSubject, eventbus.HeaderDataSchema, eventbus.HeaderContentType}
+	for k, v := range extra {
+		props[k] = v
+		required = append(required, k)
+	}
+	return map[string]any{"type": "object", "properties": props, "required": required}
+}
+
+func exampleHeaders(ev eventbus.Event, subject string) map[string]any {
+	msg, err := eventbus.Encode(subject, ev)
+	if err != nil {
+		panic(err)
+	}
+	out := map[string]any{}
+	for k := range msg.Header {
+		out[k] = msg.Header.Get(k)
+	}
+	return out
+}
+
+// jsRead is what a NATS user needs to read a stream through a JetStream
+// consumer whose filter is filter (the consumer-create subject carries the
+// filter, so a partner can be allowed its own subjects only).
+func jsRead(stream, filter string) map[string]any {
+	return map[string]any{
+		"publish": []any{
+			"$JS.API.INFO",
+			"$JS.API.CONSUMER.CREATE." + stream + ".*." + filter,
+			"$JS.API.CONSUMER.INFO." + stream + ".*",
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
+			"$JS.ACK." + stream + ".>",
+		},
+		"subscribe": []any{"_INBOX.>"},
+		"note":      "JetStream consumer (durable or ordered) on " + stream + " filtered to " + filter + "; a plain core subscription needs only subscribe on " + filter + " and sees only live events",
+	}
+}
+
+// AsyncAPI builds the AsyncAPI 3 document of every subject Démarche publishes or serves.
+func AsyncAPI() map[string]any {
+	channels := map[string]any{}
+	operations := map[string]any{}
+	messages := map[string]any{}
+	schemas := newSchemaSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
+	security := []any{ref("#/components/securitySchemes/nats")}
+
+	regions := []any{}
+	for _, r := range demarchev1.EnumSlugs(demarchev1.Region(0)) {
+		regions = append(regions, r)
+	}
+	var partnerNames []any
+	if reg, err := partners.LoadRegistry(""); err == nil {
+		for _, p := range reg.Partners() {
+			partnerNames = append(partnerNames, p.Name)
+		}
+	}
+	var tokens, dlqConsumers []any
+	for _, et := range CrisisEvents() {
+		tokens = append(tokens, et.Token)
+	}
+	for _, c := range DeadLetterConsumers() {
+		dlqConsumers = append(dlqConsumers, c)
+	}
+	params := map[string]any{
+		"region":   map[string]any{"enum": regions, "description": "the crisis's region (demarche.v1.Region as a slug)"},
+		"country":  map[string]any{"description": "the crisis's country, ISO 3166-1 alpha-2 in upper case, e.g. GN", "examples": []any{"GN"}},
+		"crisisId": map[string]any{"description": "the crisis id (also in ce-subject), e.g. " + ExampleCrisis, "examples": []any{ExampleCrisis}},
+		"partner":  map[string]any{"enum": partnerNames, "description": "a partner organisation of the registry (services/partners/partners.json)"},
+		"event":    map[string]any{"enum": tokens, "description": "the event's subject token (the ce-type's name part)"},
+		"source":   map[string]any{"description": "the reporting system, lower case and subject-safe: acled, ucdp, ecowarn, operator, ...", "examples": []any{"ecowarn"}},
+		"consumer": map[string]any{"examples": dlqConsumers, "description": "the durable consumer that gave up on the event: one of Démarche's (see examples; " + partners.WebhookDurablePrefix + "<PARTNER> for each partner webhook) or any consumer built on pkg/eventbus"},
+	}
+	paramRefs := func(names ...string) map[string]any {
+		out := map[string]any{}
+		for _, n := range names {
+			out[n] = ref("#/components/parameters/" + n)
+		}
+		return out
+	}
+
+	// Crisis events: one channel per event type.
+	partnerMsgs := map[string]any{}
+	for _, et := range CrisisEvents() {
+		md := messageDescriptor(et.Message)
+		name := string(md.Name())
+		ev, err := ExampleEvent(et)
+		if err != nil {
+			panic(err)
+		}
+		route := eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "GN", CrisisID: ExampleCrisis}
+		if et.Message == "demarche.v1.WarningRaised" {
+			ev.Source = earlywarning.EventSource
+		}
+		messages[name] = map[string]any{
+			"name":        name,
+			"title":       et.CEType,
+			"summary":     firstSentence(whenPublished(md)),
+			"description": "Published when: " + whenPublished(md) + "\n\nBody: `" + string(et.Message) + "` in binary protobuf; the payload schema below is its protobuf JSON form (what `demarche events tail --json` prints).",
+			"contentType": eventbus.ContentTypeData,
+			"headers":     ceHeaders(et, nil),
+			"payload":     schemas.message(md),
+			"examples": []any{map[string]any{
+				"name": "example", "headers": exampleHeaders(ev, route.Subject(et.Token)), "payload": protoJSON(ev.Data),
+			}},
+			"x-protobuf-message": string(et.Message),
+			"x-cloudevents-type": et.CEType,
+		}
+		id := "crisis." + et.Token
+		channels[id] = map[string]any{
+			"address":     eventbus.SubjectRoot + ".{region}.{country}.{crisisId}." + et.Token,
+			"title":       name,
+			"description": whenPublished(md) + " Stored in the JetStream stream " + eventbus.StreamName + ".",
+			"messages":    map[string]any{name: ref("#/components/messages/" + name)},
+			"parameters":  paramRefs("region", "country", "crisisId"),
+		}
+		operations[id] = map[string]any{
+			"action":                 "send",
+			"channel":                ref("#/channels/" + id),
+			"messages":               []any{ref("#/channels/" + id + "/messages/" + name)},
+			"summary":                "Démarche publishes " + et.CEType + ".",
+			"security":               security,
+			"x-demarche-permissions": jsRead(eventbus.StreamName, eventbus.SubjectRoot+".>"),
+		}
+		partnerMsgs[name] = ref("#/components/messages/" + name)
+	}
+
+	// Partner deliveries.
+	channels["partner"] = map[string]any{
+		"address":     partners.SubjectRoot + ".{partner}.{region}.{country}.{crisisId}.{event}",
+		"title":       "Partner deliveries",
+		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in " + partners.StreamName + ". A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
+		"messages":    partnerMsgs,
+		"parameters":  paramRefs("partner", "region", "country", "crisisId", "event"),
+	}
+	var partnerOpMsgs []any
+	for _, et := range CrisisEvents() {
+		partnerOpMsgs = append(partnerOpMsgs, ref("#/channels/partner/messages/"+string(et.Message.Name())))
+	}
+	operations["partner"] = map[string]any{
+		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
+		"summary":                "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
+		"security":               security,
+		"x-demarche-permissions": jsRead(partners.StreamName, partners.SubjectRoot+".{partner}.>"),
+	}
+
+	// Signals from partners' early-warning systems.
+	sig := SignalEvent()
+	sigMD := messageDescriptor(sig.Message)
+	sigEv, err := ExampleEvent(sig)
+	if err != nil {
+		panic(err)
+	}
+	sigEv.Source, sigEv.Subject = "/partners/ecowas/ecowarn", "EW-2026-3310"
+	messages["Signal"] = map[string]any{
+		"name": "Signal", "title": sig.CEType,
+		"summary":     "An early-warning signal from a partner's system.",
+		"description": Comment(sigMD) + "\n\nBody: `" + string(sig.Message) + "` in binary protobuf.",
+		"contentType": eventbus.ContentTypeData,
+		"headers":     ceHeaders(sig, nil),
+		"payload":     schemas.message(sigMD),
+		"examples": []any{map[string]any{"name": "example",
+			"headers": exampleHeaders(sigEv, earlywarning.SignalsRoot+".ecowarn"), "payload": protoJSON(sigEv.Data)}},
+		"x-protobuf-message": string(sig.Message), "x-cloudevents-type": sig.CEType,
+	}
+	channels["signals"] = map[string]any{
+		"address":     earlywarning.SignalsRoot + ".{source}",
+		"title":       "Early-warning signals",
+		"description": "Signals from partners' early-warning systems, stored in " + earlywarning.SignalsStream + " and scored by the earlywarning service (consumer " + earlywarning.SignalsDurable + ").",
+		"messages":    map[string]any{"Signal": ref("#/components/messages/Signal")},
+		"parameters":  paramRefs("source"),
+	}
+	operations["signals"] = map[string]any{
+		"action": "receive", "channel": ref("#/channels/signals"), "messages": []any{ref("#/channels/signals/messages/Signal")},
+		"summary":  "Démarche's early warning receives signals; a partner publishes them.",
+		"security": security,
+		"x-demarche-permissions": map[string]any{
+			"publish": []any{earlywarning.SignalsRoot + ".{source}"},
+			"note":    "publish with a JetStream publish (acknowledged by " + earlywarning.SignalsStream + ") or a core publish",
+		},
+	}
+
+	// Dead letters.
+	messages["DeadLetter"] = map[string]any{
+		"name": "DeadLetter", "title": "dead letter",
+		"summary":     "An event a consumer gave up on, with why.",
+		"description": "A copy of the original message (headers and body unchanged, except NATS directives) that a consumer could not decode, validate or handle after its bounded redeliveries. The body is whatever the original carried: usually one of the events above.",
+		"contentType": eventbus.ContentTypeData,
+		"headers": map[string]any{"type": "object", "required": []any{eventbus.HeaderDeadLetterReason, eventbus.HeaderDeadLetterConsumer, eventbus.HeaderDeadLetterSubject, eventbus.HeaderDeadLetterSequence, eventbus.HeaderDeadLetterAttempts},
+			"properties": map[string]any{
+				eventbus.HeaderDeadLetterReason:   map[string]any{"type": "string", "description": "why the consumer gave up"},
+				eventbus.HeaderDeadLetterConsumer: map[string]any{"type": "string", "description": "the durable consumer"},
+				eventbus.HeaderDeadLetterSubject:  map[string]any{"type": "string", "description": "the original subject"},
+				eventbus.HeaderDeadLetterSequence: map[string]any{"type": "string", "description": "the original stream sequence"},
+				eventbus.HeaderDeadLetterAttempts: map[string]any{"type": "string", "description": "deliveries tried"},
+			}, "additionalProperties": true},
+		"payload": map[string]any{"description": "the original body, unchanged"},
+	}
+	channels["deadLetters"] = map[string]any{
+		"address":     eventbus.DeadLetterRoot + ".{consumer}",
+		"title":       "Dead letters",
+		"description": "Events a consumer gave up on, stored in " + eventbus.DeadLetterStreamName + " (one per consumer and stream position).",
+		"messages":    map[string]any{"DeadLetter": ref("#/components/messages/DeadLetter")},
+		"parameters":  paramRefs("consumer"),
+	}
+	operations["deadLetters"] = map[string]any{
+		"action": "send", "channel": ref("#/channels/deadLetters"), "messages": []any{ref("#/channels/deadLetters/messages/DeadLetter")},
+		"summary": "A Démarche consumer copies an event it gives up on.", "security": security,
+		"x-demarche-permissions": jsRead(eventbus.DeadLetterStreamName, eventbus.DeadLetterRoot+".>"),
+	}
+
+	// Request services.
+	for _, ep := range Endpoints() {
+		id := ep.Subject
+		reqName, respName := id+".request", id+".reply"
+		if ep.Request != nil {
+			md := messageDescriptor(ep.Request.ProtoReflect().Descriptor().FullName())
+			messages[reqName] = map[string]any{
+				"name": string(md.Name()), "title": string(md.FullName()), "summary": ep.Summary,
+				"contentType": "application/json",
+				"description": "protobuf JSON; binary `" + string(md.FullName()) + "` when the request's Content-Type header is application/protobuf (the reply then is binary too)",
+				"payload":     schemas.message(md), "x-protobuf-message": string(md.FullName()),
+			}
+			rmd := messageDescriptor(ep.Response.ProtoReflect().Descriptor().FullName())
+			messages[respName] = map[string]any{
+				"name": string(rmd.Name()), "title": string(rmd.FullName()), "contentType": "application/json",
+				"description": "On failure the reply has no body but the headers Nats-Service-Error-Code (400 bad input, 403, 404, 409, 422 rule refused, 503 retry, 500) and Nats-Service-Error (the reason).",
+				"payload":     schemas.message(rmd), "x-protobuf-message": string(rmd.FullName()),
+			}
+		} else {
+			messages[reqName] = map[string]any{"name": "AnyRequest", "summary": ep.Summary, "payload": map[string]any{}}
+			messages[respName] = map[string]any{"name": "Document", "contentType": ep.Raw, "payload": map[string]any{"type": "object"}}
+		}
+		channels[id] = map[string]any{
+			"address": ep.Subject, "title": ep.Subject, "description": ep.Summary + " (NATS micro service `" + ep.Service + "`)",
+			"messages": map[string]any{"request": ref("#/components/messages/" + reqName)},
+		}
+		channels[id+".reply"] = map[string]any{
+			"address": nil, "description": "the requester's reply subject (an _INBOX. subject)",
+			"messages": map[string]any{"reply": ref("#/components/messages/" + respName)},
+		}
+		operations[id] = map[string]any{
+			"action": "receive", "channel": ref("#/channels/" + id), "messages": []any{ref("#/channels/" + id + "/messages/request")},
+			"summary": ep.Summary, "security": security,
+			"reply":                  map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
+			"x-demarche-service":     ep.Service,
+			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX.>"}},
+		}
+	}
+
+	return map[string]any{
+		"asyncapi": AsyncAPIVersion,
+		"id":       "urn:org:demarche:events",
+		"info": map[string]any{
+			"title":       "Démarche",
+			"version":     DocumentVersion,
+			"description": infoDescription,
+		},
+		"defaultContentType": eventbus.ContentTypeData,
+		"servers": map[string]any{
+			"dev": map[string]any{"host": "127.0.0.1:4222", "protocol": "nats",
+				"description": "`demarche dev`: the embedded NATS server (no credentials)"},
+		},
+		"channels":   channels,
+		"operations": operations,
+		"components": map[string]any{
+			"schemas":    schemas.defs,
+			"messages":   messages,
+			"parameters": params,
+			"securitySchemes": map[string]any{"nats": map[string]any{"type": "userPassword",
+				"description": "A NATS user of the deployment (user and password, or the credentials it issues; none in `demarche dev`). Each operation's x-demarche-permissions lists the subjects that user must be allowed to publish and subscribe to."}},
+		},
+	}
+}
+
+const infoDescription = `Every NATS subject Démarche publishes or serves, generated from the schemas
+(proto/demarche/v1) and the subject definitions in code (` + "`make docs`" + `).
+
+**Events** are CloudEvents 1.0 in the NATS protocol binding's binary mode: the
+attributes in ` + "`ce-`" + ` headers, the data as binary protobuf
+(` + "`content-type: application/protobuf`" + `). ` + "`ce-dataschema`" + ` names the data's message
+(` + "`type.googleapis.com/demarche.v1.StageEntered`" + `): ask ` + "`demarche.schema.get`" + ` (or
+` + "`GET /v1/schemas/{ce-dataschema}`" + ` on the gateway) for its descriptor set and decode
+with any protobuf library, or for a JSON Schema of its JSON form. Payload schemas
+in this document describe the protobuf JSON form of each message.
+
+**Delivery**: crisis events are stored in the JetStream stream DEMARCHE_CRISIS with
+` + "`Nats-Msg-Id`" + ` = ` + "`ce-id`" + `; read them with a durable consumer and explicit acks, and
+deduplicate on ` + "`ce-id`" + ` (a redelivery carries the same id). Events of one crisis are
+stored in the order they happened.
+
+**Versions**: the last segment of ` + "`ce-type`" + ` (` + "`…v1`" + `) is the schema's version. Compatible
+changes (new fields, new event types) keep it; ` + "`make lint`" + ` runs ` + "`buf breaking`" + ` against
+the last release's schemas. A breaking change is a new version published beside
+the old one (` + "`…v2`" + ` with data in package demarche.v2, on the same subjects) for a
+deprecation period of at least two releases and six months, announced here.
+
+**JSON**: ` + "`demarche events tail --json`" + ` prints each event as a structured-mode CloudEvent
+with its data in protobuf JSON. It is converted by the reader, so the stream stays
+binary: no second copy is stored, and a JSON reader pays the decoding (roughly
+3-5x the bytes of the protobuf body, and the CPU to convert).`
+
+// AsyncAPIJSON is the document as written to docs/asyncapi.json.
+func AsyncAPIJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(AsyncAPI()); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,67 @@
+package contract
+
+import (
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/partners"
+)
+
+// Endpoint is one request subject a Démarche NATS micro service answers.
+// Bodies are protobuf JSON, or binary protobuf when the request's
+// Content-Type is application/protobuf (pkg/natsrpc); errors come back in the
+// Nats-Service-Error-Code / Nats-Service-Error headers.
+type Endpoint struct {
+	Service  string // the micro service's name (`nats micro info NAME`)
+	Subject  string
+	Request  proto.Message
+	Response proto.Message
+	Summary  string
+	// Raw endpoints answer bytes that are not a protobuf message (Response is nil).
+	Raw string
+}
+
+// Endpoints lists every request subject, service by service. The stack's
+// integration test checks it against what the running services announce.
+func Endpoints() []Endpoint {
+	return []Endpoint{
+		{natsrpc.RosterService, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{}, &demarchev1.RosterSearchResponse{},
+			"Rank envoys, mediators and standby experts for a need (expertise, languages, region).", ""},
+		{natsrpc.RosterService, natsrpc.RosterReserve, &demarchev1.ReserveRequest{}, &demarchev1.ReserveResponse{},
+			"Book experts for a crisis role; never double-books, idempotent per crisis and role.", ""},
+		{natsrpc.RosterService, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{}, &demarchev1.ReleaseResponse{},
+			"Release a crisis's bookings.", ""},
+		{natsrpc.RosterService, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{}, &demarchev1.AssignmentsResponse{},
+			"A crisis's current bookings.", ""},
+		{natsrpc.RosterService, natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &demarchev1.ExpertsResponse{},
+			"Every expert on the roster (the request's crisis_id is ignored).", ""},
+		{natsrpc.FundingService, natsrpc.FundingRequest, &demarchev1.FundingRequestCall{}, &demarchev1.FundingRecord{},
+			"Request money from a rapid-response fund for a crisis (ceiling checked).", ""},
+		{natsrpc.FundingService, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{}, &demarchev1.FundingRecord{},
+			"Approve or reject a request; the requester never decides (four-eyes).", ""},
+		{natsrpc.FundingService, natsrpc.FundingDisburse, &demarchev1.DisburseCall{}, &demarchev1.DisburseResult{},
+			"Pay an approved request, once per disbursement key; balances never go negative.", ""},
+		{natsrpc.FundingService, natsrpc.FundingBalance, &demarchev1.FundQuery{}, &demarchev1.BalanceResponse{},
+			"A fund's balance.", ""},
+		{natsrpc.FundingService, natsrpc.FundingLedger, &demarchev1.FundQuery{}, &demarchev1.LedgerResponse{},
+			"A fund's append-only ledger.", ""},
+		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{},
+			"Ingest signals: each accepted, duplicate or rejected with its reason.", ""},
+		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{}, &demarchev1.ScoreResponse{},
+			"A situation's (country + crisis type) score, threshold and contributing signals.", ""},
+		{partners.ServiceName, partners.SubjectList, &demarchev1.ListPartnersRequest{}, &demarchev1.ListPartnersResponse{},
+			"The partner organisations and what each receives.", ""},
+		{partners.ServiceName, partners.SubjectAckRole, &demarchev1.AckRoleRequest{}, &demarchev1.AckRoleResponse{},
+			"A partner acknowledges its role (lead, support, ...) in a crisis shared with it; signals the crisis.", ""},
+		{audit.ServiceName, audit.SubjectChain, &demarchev1.AuditChainRequest{}, &demarchev1.AuditChain{},
+			"Read a hash-chained audit trail (global or one crisis's); the read is itself audited.", ""},
+		{audit.ServiceName, audit.SubjectHeads, &demarchev1.AuditHeadsRequest{}, &demarchev1.AuditHeads{},
+			"The head of every chain, signed when the deployment has a key.", ""},
+		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, &demarchev1.GetSchemaResponse{},
+			"Resolve a ce-dataschema (or a message name or ce-type): its descriptor set and a JSON Schema of its JSON form.", ""},
+		{ServiceName, SubjectAsyncAPI, nil, nil,
+			"This AsyncAPI document (JSON); any request body.", "application/json"},
+	}
+}
