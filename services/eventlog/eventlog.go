@@ -1,6 +1,8 @@
 // Package eventlog is the event-log service: a durable consumer of every crisis
 // event that writes one structured log line per event. It is the smallest
-// subscriber of the bus, and the model for others.
+// subscriber of the bus, and the model for others. A line says what happened
+// to which crisis, never the event's data: titles, rationales and summaries of
+// restricted and confidential crises must not reach logs.
 package eventlog
 
 import (
@@ -9,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -40,8 +41,7 @@ func Start(ctx context.Context, natsURL string, log *zap.Logger) (*Service, erro
 			zap.String("type", ev.Type),
 			zap.String("crisis", ev.Subject),
 			zap.String("id", ev.ID),
-			zap.Time("time", ev.Time),
-			zap.String("data", protojson.MarshalOptions{}.Format(ev.Data)))
+			zap.Time("time", ev.Time))
 		return nil
 	}, log)
 	if err != nil {
