@@ -59,6 +59,8 @@ func Endpoints() []Endpoint {
 			"Read a hash-chained audit trail (global or one crisis's); the read is itself audited.", ""},
 		{audit.ServiceName, audit.SubjectHeads, &demarchev1.AuditHeadsRequest{}, &demarchev1.AuditHeads{},
 			"The head of every chain, signed when the deployment has a key.", ""},
+		{audit.ServiceName, audit.SubjectRead, &demarchev1.AuditReadRequest{}, &demarchev1.AuditReadResponse{},
+			"Record that a principal read a restricted or confidential crisis (the gateway sends one per read).", ""},
 		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, &demarchev1.GetSchemaResponse{},
 			"Resolve a ce-dataschema (or a message name or ce-type): its descriptor set and a JSON Schema of its JSON form.", ""},
 		{ServiceName, SubjectAsyncAPI, nil, nil,
