@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +180,19 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	figs := cli("crisis", "figures")
 	if !strings.Contains(figs, id) || strings.Contains(figs, "true") {
 		t.Fatalf("crisis figures:\n%s", figs)
+	}
+	var asJSON struct {
+		Crises []struct {
+			CrisisID string `json:"crisis_id"`
+			Outcome  string `json:"outcome"`
+			Figures  struct {
+				Decisions int `json:"decisions"`
+			} `json:"figures"`
+		} `json:"crises"`
+	}
+	if err := json.Unmarshal([]byte(cli("crisis", "figures", "--output", "json")), &asJSON); err != nil || len(asJSON.Crises) != 1 ||
+		asJSON.Crises[0].CrisisID != id || asJSON.Crises[0].Outcome != "averted" || asJSON.Crises[0].Figures.Decisions != 7 {
+		t.Fatalf("crisis figures --output json: %+v %v", asJSON, err)
 	}
 	// warning to action: first signal 2h before opening, triage a few seconds after.
 	if !strings.Contains(out, "warning to first action  2h0m") {

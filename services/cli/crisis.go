@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -206,6 +205,7 @@ func newCrisisListCmd(app *App) *cobra.Command {
 	var stage, country, ctype string
 	var open bool
 	var limit int
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List the crises you may see, newest first",
@@ -217,6 +217,10 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 		Example: "  demarche crisis list --stage envoy-deployment --country GN",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
 			q := url.Values{}
 			if stage != "" {
 				s, err := demarchev1.ParseStage(stage)
@@ -245,6 +249,9 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return app.printJSON(map[string]any{"crises": rows})
+			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "CRISIS\tSTAGE\tCOUNTRY\tTYPE\tSEVERITY\tACCESS\tSTATUS\tSTARTED")
 			for _, r := range rows {
@@ -265,34 +272,34 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 	fl.StringVar(&ctype, "type", "", "only crises of this type")
 	fl.BoolVar(&open, "open", false, "only crises whose workflow is still running")
 	fl.IntVar(&limit, "limit", 100, "at most this many rows (1 to 5000)")
+	output.bind(cmd)
 	return cmd
 }
 
 func newCrisisShowCmd(app *App) *cobra.Command {
-	var asJSON bool
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:     "show CRISIS-ID",
 		Short:   "Show a crisis: current stage and the timeline of stage changes",
-		Example: "  demarche crisis show GN-20261127-K7Q3P\n  demarche crisis show GN-20261127-K7Q3P --json",
+		Example: "  demarche crisis show GN-20261127-K7Q3P\n  demarche crisis show GN-20261127-K7Q3P --output json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
 			st, err := app.crisisState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				b, err := protojson.MarshalOptions{Multiline: true}.Marshal(st)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintln(app.Out, string(b))
-				return nil
+				return app.printJSON(st)
 			}
 			printState(app, st)
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the full state as JSON")
+	output.bind(cmd)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -16,6 +18,7 @@ import (
 func newFiguresCmd(app *App) *cobra.Command {
 	var includeDrills bool
 	var country string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "figures",
 		Short: "Closure figures of closed crises, drills excluded",
@@ -24,6 +27,10 @@ the first warning signal to the first action, decisions, money disbursed and
 deadlines breached. Drills are left out unless --include-drills.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
 			q := url.Values{"stage": {demarchev1.Stage_STAGE_CLOSED.Slug()}}
 			if country != "" {
 				q.Set("country", strings.ToUpper(country))
@@ -40,17 +47,35 @@ deadlines breached. Drills are left out unless --include-drills.`,
 			var w2a []time.Duration
 			var usd int64
 			var breaches int32
+			type figures struct {
+				CrisisID string                     `json:"crisis_id"`
+				Outcome  string                     `json:"outcome"`
+				Figures  *demarchev1.ClosureFigures `json:"-"`
+				JSON     json.RawMessage            `json:"figures"`
+			}
+			var all []figures
 			for _, r := range rows {
 				st, err := app.crisisState(cmd.Context(), r.CrisisID)
 				if err != nil || st.GetFigures() == nil {
 					continue // closed before figures existed
 				}
 				f := st.GetFigures()
+				b, _ := protojson.Marshal(f)
+				all = append(all, figures{CrisisID: r.CrisisID, Outcome: st.GetOutcome().Slug(), Figures: f, JSON: b})
+				if asJSON {
+					continue
+				}
 				w2a = append(w2a, f.GetWarningToAction().AsDuration())
 				usd += f.GetFundingDisbursedUsd()
 				breaches += f.GetDeadlinesBreached()
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\n", r.CrisisID, st.GetOutcome().Slug(), f.GetWarningToAction().AsDuration().Round(time.Second),
 					f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached(), f.GetDrill())
+			}
+			if asJSON {
+				if all == nil {
+					all = []figures{}
+				}
+				return app.printJSON(map[string]any{"crises": all})
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -67,5 +92,6 @@ deadlines breached. Drills are left out unless --include-drills.`,
 	}
 	cmd.Flags().BoolVar(&includeDrills, "include-drills", false, "count drills too")
 	cmd.Flags().StringVar(&country, "country", "", "only this country")
+	output.bind(cmd)
 	return cmd
 }

@@ -5,6 +5,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/logging"
 	"github.com/demarche/demarche/pkg/temporalx"
@@ -111,4 +114,39 @@ func (a *App) temporal(ctx context.Context) (client.Client, error) {
 		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --temporal-address)", err)
 	}
 	return c, nil
+}
+
+// outputFlag is the one flag every read verb takes: --output table|json.
+type outputFlag string
+
+func (o *outputFlag) bind(cmd *cobra.Command) {
+	*o = "table"
+	cmd.Flags().StringVarP((*string)(o), "output", "o", "table", "table for people, json for programs")
+}
+
+// json reports whether JSON was asked for; an unknown format is an error.
+func (o outputFlag) json() (bool, error) {
+	switch o {
+	case "table", "text", "":
+		return false, nil
+	case "json":
+		return true, nil
+	}
+	return false, fmt.Errorf("--output: %q is not a format (allowed: table, json)", string(o))
+}
+
+// printJSON writes v as indented JSON (proto messages in their protobuf JSON form).
+func (a *App) printJSON(v any) error {
+	var b []byte
+	var err error
+	if m, ok := v.(proto.Message); ok {
+		b, err = protojson.MarshalOptions{Multiline: true}.Marshal(m)
+	} else {
+		b, err = json.MarshalIndent(v, "", "  ")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(a.Out, string(b))
+	return nil
 }

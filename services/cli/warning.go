@@ -254,6 +254,7 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 func newWarningScoreCmd(app *App) *cobra.Command {
 	var country, crisisType string
 	var limit int
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:     "score",
 		Short:   "Explain a situation's score: threshold, window and contributing signals",
@@ -283,6 +284,12 @@ func newWarningScoreCmd(app *App) *cobra.Command {
 				}
 				return err
 			}
+			if asJSON, err := output.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&sc)
+			}
 			printScore(app.Out, &sc, limit)
 			return nil
 		},
@@ -290,6 +297,7 @@ func newWarningScoreCmd(app *App) *cobra.Command {
 	cmd.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country code (required)")
 	cmd.Flags().StringVar(&crisisType, "type", "", "crisis type: "+strings.Join(demarchev1.CrisisTypeSlugs(), ", ")+" (required)")
 	cmd.Flags().IntVar(&limit, "limit", 50, "contributing signals to list (0: all)")
+	output.bind(cmd)
 	return cmd
 }
 
