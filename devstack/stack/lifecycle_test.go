@@ -98,11 +98,12 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		t.Fatalf("crisis show lacks the standby deadline, the partner, the new severity or the role that decides:\n%s", out)
 	}
 	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
-	if _, err := runCLI(t, s, "roster", "reserve", "--crisis", "OTHER-crisis", "--role", "envoy", "--expert", "env-nadia-haddad", "--as", "desk"); err != nil {
+	cli("crisis", "open", "--id", "NE-20261127-OTHER", "--title", "Another crisis", "--country", "NE", "--type", "general", "--severity", "2")
+	if _, err := runCLI(t, s, "roster", "reserve", "--crisis", "NE-20261127-OTHER", "--role", "envoy", "--expert", "env-nadia-haddad", "--as", "desk"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "x", "--envoy", "env-nadia-haddad", "--standby-team", "sb-fatou-sow"); err == nil ||
-		!strings.Contains(err.Error(), "already assigned to crisis OTHER-crisis") {
+		!strings.Contains(err.Error(), "already assigned to crisis NE-20261127-OTHER") {
 		t.Fatalf("appointing a booked envoy: %v", err)
 	}
 	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "regional standing", "--envoy", "env-amara-diallo", "--standby-team", "sb-fatou-sow,sb-grace-okafor")

@@ -134,12 +134,16 @@ func TestTrust(t *testing.T) {
 					// a triage decision is for a duty officer only
 					allowed = authz.Allowed(authz.Decide, roles) && strings.Contains(strings.Join(id.Roles, ","), "duty-officer")
 				}
+				// A refusal by the policy table names the roles that may; a
+				// 403 from a service's own rule (not shared with a partner)
+				// is an answer past the door.
+				byPolicy := code == http.StatusForbidden && strings.Contains(raw, "needs one of the roles")
 				switch {
 				case code == http.StatusUnauthorized:
 					t.Errorf("%s %s %s: 401 with a valid token: %s", id.Subject, r.method, r.path, raw)
-				case allowed && code == http.StatusForbidden:
+				case allowed && byPolicy:
 					t.Errorf("%s %s %s: 403, but %s is allowed %s: %s", id.Subject, r.method, r.path, id.Subject, r.action, raw)
-				case !allowed && code != http.StatusForbidden:
+				case !allowed && !byPolicy && !(r.action == authz.Decide && code == http.StatusForbidden):
 					t.Errorf("%s %s %s: %d, want 403 (%s is not allowed %s): %s", id.Subject, r.method, r.path, code, id.Subject, r.action, raw)
 				}
 			}

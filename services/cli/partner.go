@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -29,36 +29,23 @@ Public crises reach every partner whose regions, countries and crisis types matc
 restricted and confidential crises reach only the partners they are shared with
 ("demarche crisis open --share-with").
 
-These commands talk to the partners service ("demarche serve partners") over NATS.`,
+These commands reach the partners service through the gateway, as the identity of
+your credential (a partner liaison acknowledges its own organisation's role only).`,
 	}
 	cmd.AddCommand(newPartnerListCmd(app), newPartnerAckRoleCmd(app), newPartnerValidateCmd(app))
 	return cmd
 }
 
-// partnersClient connects to NATS for one command; close the connection after.
-func (a *App) partnersClient() (*partners.Client, func(), error) {
-	nc, _, err := natsx.Connect(a.NATSURL, "demarche-partner-cli", a.Log)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
-	}
-	return partners.NewClient(nc), nc.Close, nil
-}
-
 func newPartnerListCmd(app *App) *cobra.Command {
 	return &cobra.Command{Use: "list", Short: "List the partner organisations and what each receives", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, done, err := app.partnersClient()
-			if err != nil {
-				return err
-			}
-			defer done()
-			list, err := c.List(cmd.Context())
-			if err != nil {
+			var list demarchev1.ListPartnersResponse
+			if err := app.call(cmd.Context(), natsrpc.PartnersList, &demarchev1.ListPartnersRequest{}, &list); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTITLE\tREGIONS\tCOUNTRIES\tCRISIS TYPES\tWEBHOOK\tSUBJECTS")
-			for _, p := range list {
+			for _, p := range list.GetPartners() {
 				var regions, types []string
 				for _, r := range p.GetRegions() {
 					regions = append(regions, r.Slug())
@@ -96,7 +83,7 @@ service, which checks that the partner is registered, that the crisis is known a
 that the partner may see it (public, or shared with it), then signals the crisis
 workflow. "demarche crisis partner-role" signals the workflow directly, without
 these checks.`,
-		Example: "  demarche partner ack-role --partner ECOWAS --crisis GN-20261127-K7Q3P --role lead --as ecowas-liaison",
+		Example: "  demarche partner ack-role --partner ECOWAS --crisis GN-20261127-K7Q3P --role lead ",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.Ack = &ack
@@ -107,16 +94,13 @@ these checks.`,
 				}
 				ack.Role = r
 			}
+			ack.Principal = "you" // the gateway puts the credential's subject here
 			if err := req.Validate(); err != nil {
 				return partnerFlagNames(err)
 			}
-			c, done, err := app.partnersClient()
-			if err != nil {
-				return err
-			}
-			defer done()
-			resp, err := c.AckRole(cmd.Context(), &req)
-			if err != nil {
+			ack.Principal = ""
+			var resp demarchev1.AckRoleResponse
+			if err := app.call(cmd.Context(), natsrpc.PartnersAckRole, &req, &resp); err != nil {
 				return err
 			}
 			fmt.Fprintf(app.Out, "%s: %s acknowledged as %s by %s\n", resp.GetCrisisId(), resp.GetAck().GetPartner(),
@@ -124,12 +108,10 @@ these checks.`,
 			return nil
 		},
 	}
-	def := defaultPrincipal()
 	fl := cmd.Flags()
 	fl.StringVar(&ack.Partner, "partner", "", "the partner organisation, e.g. ECOWAS (see \"demarche partner list\") (required)")
 	fl.StringVar(&req.CrisisId, "crisis", "", "the crisis id, e.g. GN-20261127-K7Q3P (required)")
 	fl.StringVar(&role, "role", "", "one of: "+strings.Join(demarchev1.EnumSlugs(demarchev1.PartnerRoleKind(0)), ", ")+" (required)")
-	fl.StringVar(&ack.Principal, "as", def, "who acknowledges for the partner (env DEMARCHE_PRINCIPAL, default $USER)")
 	return cmd
 }
 

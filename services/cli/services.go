@@ -8,22 +8,22 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway"
 )
 
-// call sends one request to a domain service.
+// call sends one request to a domain service through the gateway
+// (POST /v1/<service>/<endpoint>), as the identity of the credential.
 func (a *App) call(ctx context.Context, subject string, req, resp proto.Message) error {
-	nc, err := nats.Connect(a.NATSURL, nats.Name("demarche-cli"))
+	api, err := a.api()
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w (is the platform running? start it with \"demarche dev\" or set --nats-url)", a.NATSURL, err)
+		return err
 	}
-	defer nc.Close()
-	return natsrpc.Call(ctx, nc, subject, req, resp)
+	return api.do(ctx, "POST", gateway.ServicePath(subject), nil, req, resp)
 }
 
 // defaultPrincipal is who acts when --as is not given: DEMARCHE_PRINCIPAL,
@@ -102,7 +102,6 @@ func newRosterCmd(app *App) *cobra.Command {
 	reserve.Flags().StringVar(&rr.CrisisId, "crisis", "", "crisis id (required)")
 	reserve.Flags().StringVar(&rr.Role, "role", "", "role, e.g. envoy or standby-1 (required)")
 	reserve.Flags().StringVar(&rr.ExpertId, "expert", "", "expert id from roster search (required)")
-	reserve.Flags().StringVar(&rr.ReservedBy, "as", defaultPrincipal(), "who books")
 
 	var rel demarchev1.ReleaseRequest
 	release := &cobra.Command{Use: "release", Short: "Free a crisis role's expert", Args: cobra.NoArgs,

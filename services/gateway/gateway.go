@@ -45,6 +45,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // Config says where the gateway listens and what it talks to.
@@ -69,6 +70,8 @@ type Service struct {
 	addr  string
 	log   *zap.Logger
 	authn *authn.Verifier
+	// states stands in for the crises' workflows in tests (nil: Temporal).
+	states func(context.Context, string) (*demarchev1.CrisisState, error)
 }
 
 // Start connects to NATS and Temporal and serves the API.

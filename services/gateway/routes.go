@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // route is one API route: the action of the policy table it needs (empty:
@@ -25,7 +27,9 @@ type route struct {
 }
 
 // Routes is every authenticated route of the API.
-var Routes = []route{
+var Routes = append(crisisRoutes, serviceRoutes()...)
+
+var crisisRoutes = []route{
 	{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami},
 	{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI},
 	{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema},
@@ -40,8 +44,21 @@ var Routes = []route{
 
 // NewHandler is the API over existing connections, without a listener (tests
 // and embedding); tc may be nil when only the NATS-backed routes are used.
-func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Logger) http.Handler {
-	return (&Service{nc: nc, tc: tc, authn: v, log: log}).Handler()
+func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Logger, opts ...Option) http.Handler {
+	s := &Service{nc: nc, tc: tc, authn: v, log: log}
+	for _, o := range opts {
+		o(s)
+	}
+	return s.Handler()
+}
+
+// Option tunes a handler made by NewHandler.
+type Option func(*Service)
+
+// WithCrisisStates answers crisis states from f instead of Temporal (tests of
+// other services that reach crises through the gateway).
+func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, error)) Option {
+	return func(s *Service) { s.states = f }
 }
 
 // Handler is the API's routes behind authentication and authorisation.

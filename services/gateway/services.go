@@ -1,0 +1,102 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// serviceCall is a domain service's request endpoint as people reach it:
+// POST /v1/<service>/<endpoint> (ServicePath) with the request message in
+// its JSON form, answered with the service's response; the action it needs
+// comes from the policy table. A request naming a crisis is refused like a
+// read of that crisis when the caller may not see it.
+type serviceCall struct {
+	subject string
+	action  authz.Action
+	newReq  func() proto.Message
+	newResp func() proto.Message
+}
+
+// ServicePath is the HTTP path of a request subject:
+// demarche.roster.search is /v1/roster/search.
+func ServicePath(subject string) string {
+	return "/v1/" + strings.ReplaceAll(strings.TrimPrefix(subject, "demarche."), ".", "/")
+}
+
+var serviceCalls = []serviceCall{
+	{natsrpc.RosterSearch, authz.ReadRoster, func() proto.Message { return &demarchev1.RosterSearchRequest{} }, func() proto.Message { return &demarchev1.RosterSearchResponse{} }},
+	{natsrpc.RosterExperts, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.ExpertsResponse{} }},
+	{natsrpc.RosterAssignments, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.AssignmentsResponse{} }},
+	{natsrpc.RosterReserve, authz.WriteRoster, func() proto.Message { return &demarchev1.ReserveRequest{} }, func() proto.Message { return &demarchev1.ReserveResponse{} }},
+	{natsrpc.RosterRelease, authz.WriteRoster, func() proto.Message { return &demarchev1.ReleaseRequest{} }, func() proto.Message { return &demarchev1.ReleaseResponse{} }},
+	{natsrpc.FundingBalance, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.BalanceResponse{} }},
+	{natsrpc.FundingLedger, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.LedgerResponse{} }},
+	{natsrpc.PartnersList, authz.ReadPartners, func() proto.Message { return &demarchev1.ListPartnersRequest{} }, func() proto.Message { return &demarchev1.ListPartnersResponse{} }},
+	{natsrpc.PartnersAckRole, authz.PartnerRole, func() proto.Message { return &demarchev1.AckRoleRequest{} }, func() proto.Message { return &demarchev1.AckRoleResponse{} }},
+}
+
+// serviceRoutes are the rows of the route table for the service calls.
+func serviceRoutes() []route {
+	out := make([]route, len(serviceCalls))
+	for i, sc := range serviceCalls {
+		sc := sc
+		out[i] = route{"POST", ServicePath(sc.subject), sc.action, func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+			s.callService(w, r, p, sc)
+		}}
+	}
+	return out
+}
+
+func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.Principal, sc serviceCall) {
+	req := sc.newReq()
+	if !readBody(w, r, req) {
+		return
+	}
+	// Who acts comes from the credential.
+	switch m := req.(type) {
+	case *demarchev1.ReserveRequest:
+		if m.GetReservedBy() != "" && m.GetReservedBy() != p.Subject {
+			writeError(w, &demarchev1.FieldError{Field: "reserved_by", Reason: "comes from your credential; leave it empty"})
+			return
+		}
+		m.ReservedBy = p.Subject
+	case *demarchev1.AckRoleRequest:
+		if m.GetAck() == nil {
+			m.Ack = &demarchev1.PartnerRoleAck{}
+		}
+		if err := stamp(m.GetAck(), p); err != nil {
+			writeError(w, err)
+			return
+		}
+		if partnerOnly(p) && m.GetAck().GetPartner() != p.Partner {
+			writeError(w, fmt.Errorf("%w: %s may acknowledge the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))
+			return
+		}
+	}
+	// A request about a crisis is answered only for crises the caller may see.
+	if f := req.ProtoReflect().Descriptor().Fields().ByName("crisis_id"); f != nil && f.Kind() == protoreflect.StringKind {
+		if id := req.ProtoReflect().Get(f).String(); id != "" {
+			r.SetPathValue("id", id)
+			if _, err := s.visibleState(r, p); err != nil {
+				writeError(w, err)
+				return
+			}
+		}
+	}
+	resp := sc.newResp()
+	if err := natsrpc.Call(r.Context(), s.nc, sc.subject, req, resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, resp)
+}
