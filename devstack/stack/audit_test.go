@@ -1,7 +1,6 @@
 package stack_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -13,14 +12,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
-	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -28,25 +25,7 @@ import (
 // command when root.go does not have it yet.
 func runAuditCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	t.Helper()
-	root := cli.NewRoot(stack.NewDevCmd)
-	if !hasCommand(root, "audit") {
-		root = cli.NewRoot(stack.NewDevCmd, cli.NewAuditCmd)
-	}
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
-	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
-func hasCommand(root *cobra.Command, name string) bool {
-	for _, c := range root.Commands() {
-		if c.Name() == name {
-			return true
-		}
-	}
-	return false
+	return runCLI(t, s, args...)
 }
 
 // TestAuditTrail drives a drill crisis to closure on the real stack, then

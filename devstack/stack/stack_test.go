@@ -62,15 +62,18 @@ func startStack(t *testing.T, dataDir string) *stack.Stack {
 // The operator verbs (crisis, warning) reach the gateway with a token: "--as
 // NAME" in args becomes a token for the test identity NAME (every operator
 // role, cleared for everything: tests of roles mint their own), and without
-// it the demo duty officer's.
+// it the demo duty officer's (the demo auditor's for audit verbs).
 func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	t.Helper()
 	root := cli.NewRoot(stack.NewDevCmd)
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	if len(args) > 0 && (args[0] == "crisis" || args[0] == "warning" || args[0] == "roster" || args[0] == "fund" || args[0] == "partner") && (len(args) < 2 || args[1] != "validate") {
+	if len(args) > 0 && (args[0] == "crisis" || args[0] == "warning" || args[0] == "roster" || args[0] == "fund" || args[0] == "partner" || args[0] == "audit") && (len(args) < 2 || args[1] != "validate") {
 		token := readToken(t, s.TokenFile("duty"))
+		if args[0] == "audit" {
+			token = readToken(t, s.TokenFile("auditor"))
+		}
 		for i := 0; i+1 < len(args); i++ {
 			if args[i] == "--as" {
 				token = testToken(t, s, args[i+1])
@@ -89,7 +92,7 @@ func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 func testToken(t *testing.T, s *stack.Stack, subject string, roles ...string) string {
 	t.Helper()
 	if len(roles) == 0 {
-		roles = []string{"duty-officer", "desk-officer", "head-of-department", "funding-officer", "mediation-support", "drill-coordinator", "analyst", "roster-coordinator", "fund-manager"}
+		roles = []string{"duty-officer", "desk-officer", "head-of-department", "funding-officer", "mediation-support", "drill-coordinator", "analyst", "roster-coordinator", "fund-manager", "auditor"}
 	}
 	tok, err := s.Issuer().Mint(authn.Claims{Subject: subject, Roles: roles, Clearance: "confidential"}, time.Hour)
 	if err != nil {

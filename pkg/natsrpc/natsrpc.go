@@ -56,7 +56,9 @@ const (
 	SchemaAsyncAPI = SchemaGroup + ".asyncapi" // anything -> the AsyncAPI document (JSON)
 
 	AuditGroup = "demarche.audit"
-	AuditRead  = AuditGroup + ".read" // AuditReadRequest -> AuditReadResponse
+	AuditRead  = AuditGroup + ".read"  // AuditReadRequest -> AuditReadResponse
+	AuditChain = AuditGroup + ".chain" // AuditChainRequest -> AuditChain (an audited read)
+	AuditHeads = AuditGroup + ".heads" // AuditHeadsRequest -> AuditHeads (an audited read)
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
@@ -100,15 +101,31 @@ func (s *Service) Stop() {
 	s.nc.Close()
 }
 
+// Caller sends one request to a service and decodes its answer: over NATS
+// (natsrpc.Call on a connection) or through the gateway (the CLI).
+type Caller func(ctx context.Context, subject string, req, resp proto.Message) error
+
+// Over is the Caller of a NATS connection.
+func Over(nc *nats.Conn) Caller {
+	return func(ctx context.Context, subject string, req, resp proto.Message) error {
+		return natsrpc.Call(ctx, nc, subject, req, resp)
+	}
+}
+
 // FetchChain reads a whole chain (a crisis's, or the global one for "")
 // through the audit service, page by page, as reader. Each page is an
 // audited read.
 func FetchChain(ctx context.Context, nc *nats.Conn, crisisID, reader string) (*demarchev1.AuditChain, error) {
+	return FetchChainVia(ctx, Over(nc), crisisID, reader)
+}
+
+// FetchChainVia is FetchChain through any Caller.
+func FetchChainVia(ctx context.Context, call Caller, crisisID, reader string) (*demarchev1.AuditChain, error) {
 	out := &demarchev1.AuditChain{Chain: ChainOf(crisisID)}
 	for {
 		var page demarchev1.AuditChain
 		req := &demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: reader, AfterSequence: uint64(len(out.Records))}
-		if err := natsrpc.Call(ctx, nc, SubjectChain, req, &page); err != nil {
+		if err := call(ctx, SubjectChain, req, &page); err != nil {
 			return nil, err
 		}
 		out.Records = append(out.Records, page.GetRecords()...)

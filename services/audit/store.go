@@ -34,10 +34,10 @@ const (
 	// The micro service and its endpoints (protobuf JSON bodies, pkg/natsrpc).
 	ServiceName  = "audit"
 	Group        = "demarche.audit"
-	SubjectChain = Group + ".chain" // AuditChainRequest -> AuditChain
+	SubjectChain = natsrpc.AuditChain // AuditChainRequest -> AuditChain
 	// SubjectRead records a read of restricted data (AuditReadRequest).
 	SubjectRead  = natsrpc.AuditRead
-	SubjectHeads = Group + ".heads" // AuditHeadsRequest -> AuditHeads
+	SubjectHeads = natsrpc.AuditHeads // AuditHeadsRequest -> AuditHeads
 
 	// DefaultPage is how many records a chain response carries when not asked.
 	DefaultPage = 500

@@ -4,22 +4,24 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
+	historypb "go.temporal.io/api/history/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
-	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // auditFlagOf maps a validated audit request field to the flag that sets it.
-var auditFlagOf = map[string]string{"crisis_id": "--crisis", "reader": "--as"}
+var auditFlagOf = map[string]string{"crisis_id": "--crisis"}
 
 func auditFlagNames(err error) error { return namedByFlags(err, auditFlagOf) }
 
@@ -36,7 +38,7 @@ are signed with ed25519 when a key is configured (--signing-key on the service,
 or ` + audit.EnvSigningKey + ` / ` + audit.EnvSigningKeyFile + `).
 
 Reading audit data is itself audited: every command here that reads a chain
-appends an "audit-read" record naming the reader (--as).
+appends an "audit-read" record naming the reader (the identity of your credential).
 
 Exit status is non-zero when a chain, a reconciliation or a bundle fails.`,
 	}
@@ -44,17 +46,13 @@ Exit status is non-zero when a chain, a reconciliation or a bundle fails.`,
 	return cmd
 }
 
-// fetchChain reads a chain through the audit service (an audited read).
-func (a *App) fetchChain(ctx context.Context, crisisID, reader string) (*demarchev1.AuditChain, error) {
-	if err := (&demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: reader}).Validate(); err != nil {
+// fetchChain reads a chain through the gateway and the audit service (an
+// audited read, recorded as the credential's identity).
+func (a *App) fetchChain(ctx context.Context, crisisID string) (*demarchev1.AuditChain, error) {
+	if err := (&demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: "you"}).Validate(); err != nil {
 		return nil, auditFlagNames(err)
 	}
-	nc, _, err := natsx.Connect(a.NATSURL, "demarche-audit-cli", a.Log)
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
-	}
-	defer nc.Close()
-	return audit.FetchChain(ctx, nc, crisisID, reader)
+	return audit.FetchChainVia(ctx, a.call, crisisID, "")
 }
 
 func readPublicKey(text string) (ed25519.PublicKey, error) {
@@ -69,7 +67,7 @@ func readPublicKey(text string) (ed25519.PublicKey, error) {
 }
 
 func newAuditVerifyCmd(app *App) *cobra.Command {
-	var crisisID, bundle, reader, publicKey string
+	var crisisID, bundle, publicKey string
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute a hash chain (or check an evidence bundle offline) and report the first break",
@@ -114,7 +112,7 @@ signature when present, and the chain inside.`,
 				printResult(app, rep.Chain)
 				return nil
 			}
-			chain, err := app.fetchChain(cmd.Context(), crisisID, reader)
+			chain, err := app.fetchChain(cmd.Context(), crisisID)
 			if err != nil {
 				return err
 			}
@@ -128,7 +126,6 @@ signature when present, and the chain inside.`,
 	}
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis whose chain to verify (default: the global chain)")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "an evidence bundle to check offline (tar.gz from \"audit export\")")
-	cmd.Flags().StringVar(&reader, "as", defaultPrincipal(), "who reads the chain (recorded; env DEMARCHE_PRINCIPAL, default $USER)")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head (or the bundle's manifest)")
 	return cmd
 }
@@ -142,7 +139,7 @@ func printResult(app *App, res *audit.Result) {
 }
 
 func newAuditReconcileCmd(app *App) *cobra.Command {
-	var crisisID, reader string
+	var crisisID string
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Cross-check a crisis's workflow histories against its audit chain",
@@ -158,7 +155,7 @@ status is then non-zero.`,
 			if crisisID == "" {
 				return errors.New("crisis_id (--crisis): is required: the crisis to reconcile")
 			}
-			chain, err := app.fetchChain(cmd.Context(), crisisID, reader)
+			chain, err := app.fetchChain(cmd.Context(), crisisID)
 			if err != nil {
 				return err
 			}
@@ -183,26 +180,38 @@ status is then non-zero.`,
 		},
 	}
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to reconcile (required)")
-	cmd.Flags().StringVar(&reader, "as", defaultPrincipal(), "who reads the chain (recorded; env DEMARCHE_PRINCIPAL, default $USER)")
 	return cmd
 }
 
-// histories fetches a crisis's workflow histories from Temporal.
+// histories fetches a crisis's workflow histories through the gateway.
 func (a *App) histories(ctx context.Context, crisisID string) ([]audit.History, error) {
-	tc, err := a.temporal(ctx)
+	api, err := a.api()
 	if err != nil {
 		return nil, err
 	}
-	defer tc.Close()
-	hs, err := audit.FetchHistories(ctx, tc, crisisID)
-	if err != nil {
+	var resp struct {
+		Histories []struct {
+			WorkflowID string          `json:"workflow_id"`
+			RunID      string          `json:"run_id"`
+			History    json.RawMessage `json:"history"`
+		} `json:"histories"`
+	}
+	if err := api.do(ctx, "GET", "/v1/audit/histories/"+url.PathEscape(crisisID), nil, nil, &resp); err != nil {
 		return nil, fmt.Errorf("crisis %s: %w", crisisID, err)
 	}
-	return hs, nil
+	out := make([]audit.History, 0, len(resp.Histories))
+	for _, h := range resp.Histories {
+		var hist historypb.History
+		if err := protojson.Unmarshal(h.History, &hist); err != nil {
+			return nil, fmt.Errorf("history of %s: %w", h.WorkflowID, err)
+		}
+		out = append(out, audit.History{WorkflowID: h.WorkflowID, RunID: h.RunID, History: &hist})
+	}
+	return out, nil
 }
 
 func newAuditExportCmd(app *App) *cobra.Command {
-	var crisisID, out, reader, keyFile string
+	var crisisID, out, keyFile string
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write a crisis's evidence bundle (tar.gz): histories, audit chain, decision trail, figures, signed manifest",
@@ -228,7 +237,7 @@ file, signed (manifest.sig) when a key is configured (--signing-key, or
 				return fmt.Errorf("--signing-key: %w", err)
 			}
 			ctx := cmd.Context()
-			chain, err := app.fetchChain(ctx, crisisID, reader)
+			chain, err := app.fetchChain(ctx, crisisID)
 			if err != nil {
 				return err
 			}
@@ -238,16 +247,21 @@ file, signed (manifest.sig) when a key is configured (--signing-key, or
 			}
 			figures := audit.FiguresOf(hs)
 			if figures == nil { // still open, or a history without its result: ask the crisis
-				if tc, err := app.temporal(ctx); err == nil {
-					if st, err := crisis.State(ctx, tc, crisisID); err == nil {
-						figures = st.GetFigures()
-					}
-					tc.Close()
+				if st, err := app.crisisState(ctx, crisisID); err == nil {
+					figures = st.GetFigures()
 				}
+			}
+			api, err := app.api()
+			if err != nil {
+				return err
+			}
+			who, err := api.whoami(ctx)
+			if err != nil {
+				return err
 			}
 			var buf bytes.Buffer
 			m, err := audit.WriteBundle(&buf, audit.BundleInput{CrisisID: crisisID, Histories: hs, Chain: chain,
-				Figures: figures, CreatedBy: reader, Key: key, Now: time.Now()})
+				Figures: figures, CreatedBy: who.Subject, Key: key, Now: time.Now()})
 			if err != nil {
 				return err
 			}
@@ -273,7 +287,6 @@ file, signed (manifest.sig) when a key is configured (--signing-key, or
 	}
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to export (required)")
 	cmd.Flags().StringVar(&out, "out", "", "the bundle file to write, .tar.gz (required)")
-	cmd.Flags().StringVar(&reader, "as", defaultPrincipal(), "who exports (recorded as a read, and in the manifest; env DEMARCHE_PRINCIPAL, default $USER)")
 	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs the manifest (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+")")
 	return cmd
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"fmt"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,11 +18,14 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/gateway"
+	"github.com/demarche/demarche/workflows/crisis"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -57,9 +62,26 @@ func TestAuditCommands(t *testing.T) {
 		}
 	}
 
+	// The commands reach the audit service through the gateway, as an auditor.
+	iss, err := authn.LoadOrCreateIssuer(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	states := gateway.WithCrisisStates(func(_ context.Context, cid string) (*demarchev1.CrisisState, error) {
+		if cid != id {
+			return nil, fmt.Errorf("%w: %s", crisis.ErrNotFound, cid)
+		}
+		return &demarchev1.CrisisState{Crisis: &demarchev1.Crisis{Id: id, Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC}}, nil
+	})
+	api := httptest.NewServer(gateway.NewHandler(nc, nil, iss.Verifier(), zap.NewNop(), states))
+	t.Cleanup(api.Close)
+	token, err := iss.Mint(authn.Claims{Subject: "auditor", Roles: []string{"auditor"}, Clearance: "confidential"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
 	run := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		app := &App{NATSURL: srv.URL(), Log: zap.NewNop(), Out: &out}
+		app := &App{Server: api.URL, Token: token, Log: zap.NewNop(), Out: &out}
 		cmd := NewAuditCmd(app)
 		cmd.SetArgs(args)
 		cmd.SetOut(&out)
@@ -69,22 +91,24 @@ func TestAuditCommands(t *testing.T) {
 		return out.String(), err
 	}
 	pubKey := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey))
-	out, err := run("verify", "--crisis", id, "--as", "auditor", "--public-key", pubKey)
+	out, err := run("verify", "--crisis", id, "--public-key", pubKey)
 	if err != nil || !strings.Contains(out, "chain crisis."+id+" verifies: 3 records") || !strings.Contains(out, "head signed by key") {
 		t.Fatalf("verify --crisis: %v\n%s", err, out)
 	}
-	if out, err = run("verify", "--as", "auditor"); err != nil || !strings.Contains(out, "chain global verifies") {
+	if out, err = run("verify"); err != nil || !strings.Contains(out, "chain global verifies") {
 		t.Fatalf("verify (global): %v\n%s", err, out)
 	}
 	other, _, _ := ed25519.GenerateKey(nil)
-	if _, err = run("verify", "--crisis", id, "--as", "auditor", "--public-key", base64.StdEncoding.EncodeToString(other)); err == nil || !strings.Contains(err.Error(), "not by the trusted key") {
+	if _, err = run("verify", "--crisis", id, "--public-key", base64.StdEncoding.EncodeToString(other)); err == nil || !strings.Contains(err.Error(), "not by the trusted key") {
 		t.Fatalf("verify with another trusted key: %v", err)
 	}
-	if _, err = run("verify", "--crisis", "x y", "--as", "auditor"); err == nil || !strings.Contains(err.Error(), "crisis_id (--crisis)") {
+	if _, err = run("verify", "--crisis", "x y"); err == nil || !strings.Contains(err.Error(), "crisis_id (--crisis)") {
 		t.Fatalf("bad --crisis: %v", err)
 	}
-	if _, err = run("verify", "--crisis", id, "--as", ""); err == nil || !strings.Contains(err.Error(), "reader (--as)") {
-		t.Fatalf("no reader: %v", err)
+	// The read is recorded as the credential's, whatever a client says.
+	recs, _ := svc.Store.Records(ctx, audit.ChainOf(id), 0, 0)
+	if last := recs[len(recs)-1]; last.GetKind() != demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_READ || last.GetPrincipal() != "auditor" {
+		t.Fatalf("last record of the chain: %v", last)
 	}
 	for _, args := range [][]string{{"export", "--out", "x.tar.gz"}, {"reconcile"}} {
 		if _, err = run(args...); err == nil || !strings.Contains(err.Error(), "(--crisis): is required") {

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,11 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
-	"go.temporal.io/sdk/client"
 
-	"github.com/demarche/demarche/workflows/crisis"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -63,29 +59,23 @@ not replay.`,
 			}
 			switch {
 			case crisisID != "":
-				tc, err := app.temporal(cmd.Context())
+				hs, err := app.histories(cmd.Context(), crisisID)
 				if err != nil {
 					return err
 				}
-				defer tc.Close()
-				ids := []string{crisis.WorkflowID(crisisID)}
-				for i := 0; i < len(ids); i++ {
-					runs, err := fetchRuns(cmd.Context(), tc, ids[i])
-					if err != nil {
-						return err
+				// Each workflow's runs come latest first; label them oldest first.
+				runs := map[string]int{}
+				for _, h := range hs {
+					runs[h.WorkflowID]++
+				}
+				seen := map[string]int{}
+				for _, h := range hs {
+					label := h.WorkflowID
+					if n := runs[h.WorkflowID]; n > 1 {
+						label = fmt.Sprintf("%s (run %d of %d)", h.WorkflowID, n-seen[h.WorkflowID], n)
 					}
-					for n, h := range runs {
-						for _, ev := range h.GetEvents() {
-							if a := ev.GetStartChildWorkflowExecutionInitiatedEventAttributes(); a != nil {
-								ids = append(ids, a.GetWorkflowId())
-							}
-						}
-						label := ids[i]
-						if len(runs) > 1 {
-							label = fmt.Sprintf("%s (run %d of %d)", ids[i], n+1, len(runs))
-						}
-						run(label, "server", h)
-					}
+					seen[h.WorkflowID]++
+					run(label, "server", h.History)
 				}
 			case len(files) > 0 || dir != "":
 				if dir != "" {
@@ -167,40 +157,6 @@ not replay.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "every *.json history in this folder")
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")
 	return cmd
-}
-
-// fetchRuns returns every run of a workflow id that continued as new, oldest
-// first: each run's first event names the run it continued.
-func fetchRuns(ctx context.Context, tc client.Client, id string) ([]*historypb.History, error) {
-	var runs []*historypb.History
-	runID := ""
-	for {
-		h, err := fetchHistory(ctx, tc, id, runID)
-		if err != nil {
-			return nil, err
-		}
-		runs = append([]*historypb.History{h}, runs...)
-		if len(h.GetEvents()) == 0 {
-			return runs, nil
-		}
-		runID = h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetContinuedExecutionRunId()
-		if runID == "" || len(runs) > 1000 {
-			return runs, nil
-		}
-	}
-}
-
-func fetchHistory(ctx context.Context, tc client.Client, id, runID string) (*historypb.History, error) {
-	h := &historypb.History{}
-	it := tc.GetWorkflowHistory(ctx, id, runID, false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
-	for it.HasNext() {
-		ev, err := it.Next()
-		if err != nil {
-			return nil, fmt.Errorf("history of %s: %w", id, err)
-		}
-		h.Events = append(h.Events, ev)
-	}
-	return h, nil
 }
 
 func progressBar(done, total, width int) string {

@@ -4,14 +4,12 @@
 package cli
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 
 	"github.com/spf13/cobra"
-	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -101,19 +99,6 @@ func EnvOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// temporal dials Temporal with a logger quiet enough for a terminal.
-func (a *App) temporal(ctx context.Context) (client.Client, error) {
-	log := a.Log
-	if log.Core().Enabled(zap.InfoLevel) {
-		log = log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
-	}
-	c, err := temporalx.Dial(ctx, a.TemporalAddress, a.Namespace, log)
-	if err != nil {
-		return nil, fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --temporal-address)", err)
-	}
-	return c, nil
 }
 
 // outputFlag is the one flag every read verb takes: --output table|json.

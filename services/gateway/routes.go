@@ -40,6 +40,7 @@ var crisisRoutes = []route{
 	{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis},
 	{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision},
 	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action (crisis.escalate, ...)
+	{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories},
 }
 
 // NewHandler is the API over existing connections, without a listener (tests

@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/trail"
 )
 
 // serviceCall is a domain service's request endpoint as people reach it:
@@ -43,6 +46,8 @@ var serviceCalls = []serviceCall{
 	{natsrpc.FundingLedger, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.LedgerResponse{} }},
 	{natsrpc.PartnersList, authz.ReadPartners, func() proto.Message { return &demarchev1.ListPartnersRequest{} }, func() proto.Message { return &demarchev1.ListPartnersResponse{} }},
 	{natsrpc.PartnersAckRole, authz.PartnerRole, func() proto.Message { return &demarchev1.AckRoleRequest{} }, func() proto.Message { return &demarchev1.AckRoleResponse{} }},
+	{natsrpc.AuditChain, authz.Audit, func() proto.Message { return &demarchev1.AuditChainRequest{} }, func() proto.Message { return &demarchev1.AuditChain{} }},
+	{natsrpc.AuditHeads, authz.Audit, func() proto.Message { return &demarchev1.AuditHeadsRequest{} }, func() proto.Message { return &demarchev1.AuditHeads{} }},
 }
 
 // serviceRoutes are the rows of the route table for the service calls.
@@ -70,6 +75,10 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 			return
 		}
 		m.ReservedBy = p.Subject
+	case *demarchev1.AuditChainRequest:
+		m.Reader = p.Subject // the read is recorded as the credential's
+	case *demarchev1.AuditHeadsRequest:
+		m.Reader = p.Subject
 	case *demarchev1.AckRoleRequest:
 		if m.GetAck() == nil {
 			m.Ack = &demarchev1.PartnerRoleAck{}
@@ -99,4 +108,35 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 		return
 	}
 	writeProto(w, http.StatusOK, resp)
+}
+
+// getHistories answers an auditor with a crisis's workflow histories (the
+// crisis's and its stages', every run), for replay, reconciliation and
+// evidence bundles: {"histories": [{"workflow_id", "run_id", "history"}]},
+// each history in the JSON of "temporal workflow show --output json".
+func (s *Service) getHistories(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	if _, err := s.visibleState(r, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	hs, err := trail.FetchHistories(r.Context(), s.tc, r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	type history struct {
+		WorkflowID string          `json:"workflow_id"`
+		RunID      string          `json:"run_id,omitempty"`
+		History    json.RawMessage `json:"history"`
+	}
+	out := make([]history, 0, len(hs))
+	for _, h := range hs {
+		b, err := protojson.Marshal(h.History)
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		out = append(out, history{WorkflowID: h.WorkflowID, RunID: h.RunID, History: b})
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"histories": out})
 }
