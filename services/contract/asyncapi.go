@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/jsonschema"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -79,7 +80,7 @@ func firstSentence(s string) string {
 
 // whenPublished is the part of an event message's comment after "Name: ".
 func whenPublished(md protoreflect.MessageDescriptor) string {
-	c := Comment(md)
+	c := jsonschema.Comment(md)
 	return strings.TrimSpace(strings.TrimPrefix(c, string(md.Name())+":"))
 }
 
@@ -150,7 +151,7 @@ func AsyncAPI() map[string]any {
 	channels := map[string]any{}
 	operations := map[string]any{}
 	messages := map[string]any{}
-	schemas := newSchemaSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
+	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
 	security := []any{ref("#/components/securitySchemes/nats")}
 
 	regions := []any{}
@@ -207,7 +208,7 @@ func AsyncAPI() map[string]any {
 			"description": "Published when: " + whenPublished(md) + "\n\nBody: `" + string(et.Message) + "` in binary protobuf; the payload schema below is its protobuf JSON form (what `demarche events tail --json` prints).",
 			"contentType": eventbus.ContentTypeData,
 			"headers":     ceHeaders(et, nil),
-			"payload":     schemas.message(md),
+			"payload":     schemas.Message(md),
 			"examples": []any{map[string]any{
 				"name": "example", "headers": exampleHeaders(ev, route.Subject(et.Token)), "payload": protoJSON(ev.Data),
 			}},
@@ -263,10 +264,10 @@ func AsyncAPI() map[string]any {
 	messages["Signal"] = map[string]any{
 		"name": "Signal", "title": sig.CEType,
 		"summary":     "An early-warning signal from a partner's system.",
-		"description": Comment(sigMD) + "\n\nBody: `" + string(sig.Message) + "` in binary protobuf.",
+		"description": jsonschema.Comment(sigMD) + "\n\nBody: `" + string(sig.Message) + "` in binary protobuf.",
 		"contentType": eventbus.ContentTypeData,
 		"headers":     ceHeaders(sig, nil),
-		"payload":     schemas.message(sigMD),
+		"payload":     schemas.Message(sigMD),
 		"examples": []any{map[string]any{"name": "example",
 			"headers": exampleHeaders(sigEv, earlywarning.SignalsRoot+".ecowarn"), "payload": protoJSON(sigEv.Data)}},
 		"x-protobuf-message": string(sig.Message), "x-cloudevents-type": sig.CEType,
@@ -327,13 +328,13 @@ func AsyncAPI() map[string]any {
 				"name": string(md.Name()), "title": string(md.FullName()), "summary": ep.Summary,
 				"contentType": "application/json",
 				"description": "protobuf JSON; binary `" + string(md.FullName()) + "` when the request's Content-Type header is application/protobuf (the reply then is binary too)",
-				"payload":     schemas.message(md), "x-protobuf-message": string(md.FullName()),
+				"payload":     schemas.Message(md), "x-protobuf-message": string(md.FullName()),
 			}
 			rmd := messageDescriptor(ep.Response.ProtoReflect().Descriptor().FullName())
 			messages[respName] = map[string]any{
 				"name": string(rmd.Name()), "title": string(rmd.FullName()), "contentType": "application/json",
 				"description": "On failure the reply has no body but the headers Nats-Service-Error-Code (400 bad input, 403, 404, 409, 422 rule refused, 503 retry, 500) and Nats-Service-Error (the reason).",
-				"payload":     schemas.message(rmd), "x-protobuf-message": string(rmd.FullName()),
+				"payload":     schemas.Message(rmd), "x-protobuf-message": string(rmd.FullName()),
 			}
 		} else {
 			messages[reqName] = map[string]any{"name": "AnyRequest", "summary": ep.Summary, "payload": map[string]any{}}
@@ -372,7 +373,7 @@ func AsyncAPI() map[string]any {
 		"channels":   channels,
 		"operations": operations,
 		"components": map[string]any{
-			"schemas":    schemas.defs,
+			"schemas":    schemas.Defs(),
 			"messages":   messages,
 			"parameters": params,
 			"securitySchemes": map[string]any{"nats": map[string]any{"type": "userPassword",

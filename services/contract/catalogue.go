@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/jsonschema"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -72,7 +73,7 @@ func fieldsTable(b *strings.Builder, md protoreflect.MessageDescriptor, used map
 	b.WriteString("| field (JSON name) | type | meaning |\n|---|---|---|\n")
 	for i := 0; i < fields.Len(); i++ {
 		f := fields.Get(i)
-		fmt.Fprintf(b, "| `%s` (`%s`) | %s | %s |\n", f.Name(), f.JSONName(), fieldType(f), cell(Comment(f)))
+		fmt.Fprintf(b, "| `%s` (`%s`) | %s | %s |\n", f.Name(), f.JSONName(), fieldType(f), cell(jsonschema.Comment(f)))
 		var d protoreflect.Descriptor
 		if f.Message() != nil {
 			d = f.Message()
@@ -151,7 +152,7 @@ Fields are listed with their protobuf name and, in brackets, the name in the JSO
 	for _, n := range names {
 		d := used[protoreflect.FullName(n)]
 		fmt.Fprintf(&b, "### %s\n\n", d.Name())
-		if c := Comment(d); c != "" {
+		if c := jsonschema.Comment(d); c != "" {
 			b.WriteString(c + "\n\n")
 		}
 		switch d := d.(type) {
@@ -164,7 +165,7 @@ Fields are listed with their protobuf name and, in brackets, the name in the JSO
 				if v.Number() == 0 {
 					continue
 				}
-				fmt.Fprintf(&b, "| `%s` | %s |\n", v.Name(), cell(Comment(v)))
+				fmt.Fprintf(&b, "| `%s` | %s |\n", v.Name(), cell(jsonschema.Comment(v)))
 			}
 			b.WriteString("\n")
 		}

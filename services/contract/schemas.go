@@ -30,6 +30,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/jsonschema"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -73,7 +74,7 @@ func Resolve(name string) (*demarchev1.GetSchemaResponse, error) {
 			}
 		}
 	}
-	js, err := json.Marshal(JSONSchema(md, eventbus.DataSchemaPrefix+string(md.FullName())))
+	js, err := json.Marshal(jsonschema.Standalone(md, eventbus.DataSchemaPrefix+string(md.FullName())))
 	if err != nil {
 		return nil, fmt.Errorf("%w: json schema: %v", errs.ErrInternal, err)
 	}

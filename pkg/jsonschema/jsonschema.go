@@ -1,7 +1,10 @@
-package contract
+// Package jsonschema renders protobuf messages as JSON Schemas of their
+// protobuf JSON form (what protojson writes), with the schemas' comments as
+// descriptions: for the AsyncAPI document, the schema service and the HTTP
+// API's OpenAPI document.
+package jsonschema
 
 import (
-	"sort"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -18,16 +21,21 @@ func Comment(d protoreflect.Descriptor) string {
 	return strings.TrimSpace(strings.ReplaceAll(strings.Join(lines, "\n"), "\n", " "))
 }
 
-// schemaSet renders messages and enums as JSON Schemas of their protobuf JSON
-// form (what protojson writes), one definition per type, referenced by ref.
-type schemaSet struct {
+// Set renders messages and enums as JSON Schemas of their protobuf JSON
+// form, one definition per type, referenced by ref.
+type Set struct {
 	ref  func(protoreflect.FullName) string
 	defs map[string]any
 }
 
-func newSchemaSet(ref func(protoreflect.FullName) string) *schemaSet {
-	return &schemaSet{ref: ref, defs: map[string]any{}}
+// NewSet is an empty set whose references are ref(full name), e.g.
+// "#/components/schemas/" + name.
+func NewSet(ref func(protoreflect.FullName) string) *Set {
+	return &Set{ref: ref, defs: map[string]any{}}
 }
+
+// Defs are the definitions added so far, by full name.
+func (s *Set) Defs() map[string]any { return s.defs }
 
 // wellKnown maps Google's well-known types to their JSON forms.
 func wellKnown(n protoreflect.FullName) (map[string]any, bool) {
@@ -58,8 +66,8 @@ func wellKnown(n protoreflect.FullName) (map[string]any, bool) {
 	return nil, false
 }
 
-// message adds a message (and every type it uses) and returns a reference to it.
-func (s *schemaSet) message(md protoreflect.MessageDescriptor) map[string]any {
+// Message adds a message (and every type it uses) and returns a reference to it.
+func (s *Set) Message(md protoreflect.MessageDescriptor) map[string]any {
 	if wk, ok := wellKnown(md.FullName()); ok {
 		return wk
 	}
@@ -107,7 +115,7 @@ func withDescription(fs map[string]any, c string) map[string]any {
 	return out
 }
 
-func (s *schemaSet) enum(ed protoreflect.EnumDescriptor) map[string]any {
+func (s *Set) enum(ed protoreflect.EnumDescriptor) map[string]any {
 	key := string(ed.FullName())
 	if _, done := s.defs[key]; !done {
 		var names []any
@@ -133,7 +141,7 @@ func (s *schemaSet) enum(ed protoreflect.EnumDescriptor) map[string]any {
 	return map[string]any{"$ref": s.ref(ed.FullName())}
 }
 
-func (s *schemaSet) field(f protoreflect.FieldDescriptor) map[string]any {
+func (s *Set) field(f protoreflect.FieldDescriptor) map[string]any {
 	if f.IsMap() {
 		return map[string]any{"type": "object", "additionalProperties": s.single(f.MapValue())}
 	}
@@ -143,7 +151,7 @@ func (s *schemaSet) field(f protoreflect.FieldDescriptor) map[string]any {
 	return s.single(f)
 }
 
-func (s *schemaSet) single(f protoreflect.FieldDescriptor) map[string]any {
+func (s *Set) single(f protoreflect.FieldDescriptor) map[string]any {
 	switch f.Kind() {
 	case protoreflect.BoolKind:
 		return map[string]any{"type": "boolean"}
@@ -164,16 +172,16 @@ func (s *schemaSet) single(f protoreflect.FieldDescriptor) map[string]any {
 	case protoreflect.EnumKind:
 		return s.enum(f.Enum())
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return s.message(f.Message())
+		return s.Message(f.Message())
 	}
 	return map[string]any{}
 }
 
-// JSONSchema renders one message as a standalone JSON Schema (2020-12) of
+// Standalone renders one message as a standalone JSON Schema (2020-12) of
 // its protobuf JSON form, with every type it uses under $defs.
-func JSONSchema(md protoreflect.MessageDescriptor, id string) map[string]any {
-	s := newSchemaSet(func(n protoreflect.FullName) string { return "#/$defs/" + string(n) })
-	root := s.message(md)
+func Standalone(md protoreflect.MessageDescriptor, id string) map[string]any {
+	s := NewSet(func(n protoreflect.FullName) string { return "#/$defs/" + string(n) })
+	root := s.Message(md)
 	doc := map[string]any{
 		"$schema": "https://json-schema.org/draft/2020-12/schema",
 		"$ref":    root["$ref"],
@@ -183,13 +191,4 @@ func JSONSchema(md protoreflect.MessageDescriptor, id string) map[string]any {
 		doc["$id"] = id
 	}
 	return doc
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
