@@ -184,7 +184,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	}
 	var asJSON struct {
 		Crises []struct {
-			CrisisID string `json:"crisis_id"`
+			CrisisID string `json:"crisisId"`
 			Outcome  string `json:"outcome"`
 			Figures  struct {
 				Decisions int `json:"decisions"`

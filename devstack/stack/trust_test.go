@@ -215,7 +215,7 @@ func TestTrust(t *testing.T) {
 			}
 			var got []string
 			for _, r := range rows {
-				got = append(got, r.(map[string]any)["crisis_id"].(string))
+				got = append(got, r.(map[string]any)["crisisId"].(string))
 			}
 			return strings.Join(got, " ")
 		}

@@ -191,8 +191,8 @@ func (a *App) histories(ctx context.Context, crisisID string) ([]audit.History, 
 	}
 	var resp struct {
 		Histories []struct {
-			WorkflowID string          `json:"workflow_id"`
-			RunID      string          `json:"run_id"`
+			WorkflowID string          `json:"workflowId"`
+			RunID      string          `json:"runId"`
 			History    json.RawMessage `json:"history"`
 		} `json:"histories"`
 	}
@@ -261,7 +261,7 @@ file, signed (manifest.sig) when a key is configured (--signing-key, or
 			}
 			var buf bytes.Buffer
 			m, err := audit.WriteBundle(&buf, audit.BundleInput{CrisisID: crisisID, Histories: hs, Chain: chain,
-				Figures: figures, CreatedBy: who.Subject, Key: key, Now: time.Now()})
+				Figures: figures, CreatedBy: who.GetSubject(), Key: key, Now: time.Now()})
 			if err != nil {
 				return err
 			}

@@ -250,12 +250,12 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 				return err
 			}
 			if asJSON {
-				return app.printJSON(map[string]any{"crises": rows})
+				return app.printJSON(&demarchev1.ListCrisesResponse{Crises: rows})
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "CRISIS\tSTAGE\tCOUNTRY\tTYPE\tSEVERITY\tACCESS\tSTATUS\tSTARTED")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.CrisisID, r.Stage, r.Country, r.CrisisType, r.Severity, r.Confidentiality, r.Status, r.StartedAt)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", r.GetCrisisId(), r.GetStage(), r.GetCountry(), r.GetCrisisType(), r.GetSeverity(), r.GetConfidentiality(), r.GetStatus(), ts(r.GetStartedAt()))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -304,7 +304,7 @@ func newCrisisShowCmd(app *App) *cobra.Command {
 }
 
 // listCrises lists through the gateway.
-func (a *App) listCrises(ctx context.Context, q url.Values, limit int) ([]crisis.Summary, error) {
+func (a *App) listCrises(ctx context.Context, q url.Values, limit int) ([]*demarchev1.CrisisSummary, error) {
 	api, err := a.api()
 	if err != nil {
 		return nil, err
@@ -312,13 +312,11 @@ func (a *App) listCrises(ctx context.Context, q url.Values, limit int) ([]crisis
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out struct {
-		Crises []crisis.Summary `json:"crises"`
-	}
+	var out demarchev1.ListCrisesResponse
 	if err := api.do(ctx, "GET", "/v1/crises", q, nil, &out); err != nil {
 		return nil, err
 	}
-	return out.Crises, nil
+	return out.GetCrises(), nil
 }
 
 // crisisState reads a crisis's state through the gateway.

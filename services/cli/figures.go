@@ -48,27 +48,27 @@ deadlines breached. Drills are left out unless --include-drills.`,
 			var usd int64
 			var breaches int32
 			type figures struct {
-				CrisisID string                     `json:"crisis_id"`
+				CrisisID string                     `json:"crisisId"`
 				Outcome  string                     `json:"outcome"`
 				Figures  *demarchev1.ClosureFigures `json:"-"`
 				JSON     json.RawMessage            `json:"figures"`
 			}
 			var all []figures
 			for _, r := range rows {
-				st, err := app.crisisState(cmd.Context(), r.CrisisID)
+				st, err := app.crisisState(cmd.Context(), r.GetCrisisId())
 				if err != nil || st.GetFigures() == nil {
 					continue // closed before figures existed
 				}
 				f := st.GetFigures()
 				b, _ := protojson.Marshal(f)
-				all = append(all, figures{CrisisID: r.CrisisID, Outcome: st.GetOutcome().Slug(), Figures: f, JSON: b})
+				all = append(all, figures{CrisisID: r.GetCrisisId(), Outcome: st.GetOutcome().Slug(), Figures: f, JSON: b})
 				if asJSON {
 					continue
 				}
 				w2a = append(w2a, f.GetWarningToAction().AsDuration())
 				usd += f.GetFundingDisbursedUsd()
 				breaches += f.GetDeadlinesBreached()
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\n", r.CrisisID, st.GetOutcome().Slug(), f.GetWarningToAction().AsDuration().Round(time.Second),
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%v\n", r.GetCrisisId(), st.GetOutcome().Slug(), f.GetWarningToAction().AsDuration().Round(time.Second),
 					f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached(), f.GetDrill())
 			}
 			if asJSON {

@@ -8,28 +8,28 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // whoami is the gateway's view of a credential.
-type whoami struct {
-	Subject   string   `json:"subject"`
-	Name      string   `json:"name"`
-	Roles     []string `json:"roles"`
-	Clearance string   `json:"clearance"`
-	Partner   string   `json:"partner"`
-}
+type whoami struct{ *demarchev1.Principal }
 
 func (w whoami) String() string {
-	s := fmt.Sprintf("%s (%s): roles %s; cleared for %s", w.Subject, w.Name, strings.Join(w.Roles, ", "), w.Clearance)
-	if w.Partner != "" {
-		s += "; partner " + w.Partner
+	roles := make([]string, len(w.GetRoles()))
+	for i, r := range w.GetRoles() {
+		roles[i] = r.Slug()
+	}
+	s := fmt.Sprintf("%s (%s): roles %s; cleared for %s", w.GetSubject(), w.GetName(), strings.Join(roles, ", "), w.GetClearance().Slug())
+	if w.GetPartner() != "" {
+		s += "; partner " + w.GetPartner()
 	}
 	return s
 }
 
 func (c *apiClient) whoami(ctx context.Context) (whoami, error) {
-	var w whoami
-	return w, c.do(ctx, "GET", "/v1/whoami", nil, nil, &w)
+	w := whoami{&demarchev1.Principal{}}
+	return w, c.do(ctx, "GET", "/v1/whoami", nil, nil, w.Principal)
 }
 
 func newLoginCmd(app *App) *cobra.Command {

@@ -24,12 +24,7 @@ import (
 )
 
 func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Principal) {
-	roles := make([]string, len(p.Roles))
-	for i, r := range p.Roles {
-		roles[i] = r.Slug()
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"subject": p.Subject, "name": p.Name, "roles": roles,
-		"clearance": p.Clearance.Slug(), "partner": p.Partner})
+	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner})
 }
 
 func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
@@ -230,10 +225,11 @@ func (s *Service) listCrises(w http.ResponseWriter, r *http.Request, p *authn.Pr
 		writeError(w, err)
 		return
 	}
-	if rows == nil {
-		rows = []crisis.Summary{}
+	resp := &demarchev1.ListCrisesResponse{}
+	for _, row := range rows {
+		resp.Crises = append(resp.Crises, row.Proto())
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"crises": rows})
+	writeProto(w, http.StatusOK, resp)
 }
 
 // partnerOnly: a partner liaison who is nothing else sees by sharing.

@@ -55,7 +55,7 @@ func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 }
 
 func writeProto(w http.ResponseWriter, status int, m proto.Message) {
-	b, err := protojson.MarshalOptions{EmitUnpopulated: false}.Marshal(m)
+	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
 	if err != nil {
 		writeError(w, fmt.Errorf("%w: encode response: %v", errs.ErrInternal, err))
 		return

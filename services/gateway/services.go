@@ -112,7 +112,7 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 
 // getHistories answers an auditor with a crisis's workflow histories (the
 // crisis's and its stages', every run), for replay, reconciliation and
-// evidence bundles: {"histories": [{"workflow_id", "run_id", "history"}]},
+// evidence bundles: {"histories": [{"workflowId", "runId", "history"}]},
 // each history in the JSON of "temporal workflow show --output json".
 func (s *Service) getHistories(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	if _, err := s.visibleState(r, p); err != nil {
@@ -125,8 +125,8 @@ func (s *Service) getHistories(w http.ResponseWriter, r *http.Request, p *authn.
 		return
 	}
 	type history struct {
-		WorkflowID string          `json:"workflow_id"`
-		RunID      string          `json:"run_id,omitempty"`
+		WorkflowID string          `json:"workflowId"`
+		RunID      string          `json:"runId,omitempty"`
 		History    json.RawMessage `json:"history"`
 	}
 	out := make([]history, 0, len(hs))

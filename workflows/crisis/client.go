@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"go.temporal.io/api/common/v1"
 	"go.temporal.io/api/serviceerror"
@@ -12,6 +13,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/temporalx"
@@ -153,6 +155,14 @@ type Summary struct {
 	Confidentiality string `json:"confidentiality"`
 	Status          string `json:"status"`
 	StartedAt       string `json:"started_at"`
+	// Started is StartedAt as a time.
+	Started time.Time `json:"-"`
+}
+
+// Proto is the row as the API's CrisisSummary.
+func (s Summary) Proto() *demarchev1.CrisisSummary {
+	return &demarchev1.CrisisSummary{CrisisId: s.CrisisID, Stage: s.Stage, Country: s.Country, CrisisType: s.CrisisType,
+		Severity: int32(s.Severity), Confidentiality: s.Confidentiality, Status: s.Status, StartedAt: timestamppb.New(s.Started)}
 }
 
 // List lists crises through Temporal visibility (no side table), newest first.
@@ -172,6 +182,7 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 				CrisisID:  strings.TrimPrefix(e.GetExecution().GetWorkflowId(), workflowIDPrefix),
 				Status:    strings.ToLower(strings.TrimPrefix(e.GetStatus().String(), "WORKFLOW_EXECUTION_STATUS_")),
 				StartedAt: e.GetStartTime().AsTime().UTC().Format("2006-01-02 15:04:05Z"),
+				Started:   e.GetStartTime().AsTime().UTC(),
 			}
 			s.Stage = keyword(sa, temporalx.SAStage.GetName())
 			s.Country = keyword(sa, temporalx.SACountry.GetName())

@@ -774,6 +774,235 @@ func (x *StageTime) GetTime() *durationpb.Duration {
 	return nil
 }
 
+// CrisisSummary is one row of a crisis listing (GET /v1/crises), read from
+// Temporal visibility.
+type CrisisSummary struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The most recently entered stage still running, or closed (a slug).
+	Stage   string `protobuf:"bytes,2,opt,name=stage,proto3" json:"stage,omitempty"`
+	Country string `protobuf:"bytes,3,opt,name=country,proto3" json:"country,omitempty"`
+	// The crisis type's slug, e.g. unconstitutional-change.
+	CrisisType string `protobuf:"bytes,4,opt,name=crisis_type,json=crisisType,proto3" json:"crisis_type,omitempty"`
+	Severity   int32  `protobuf:"varint,5,opt,name=severity,proto3" json:"severity,omitempty"`
+	// public, restricted or confidential.
+	Confidentiality string `protobuf:"bytes,6,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
+	// The workflow's status: running, completed, failed, terminated, ...
+	Status        string                 `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisSummary) Reset() {
+	*x = CrisisSummary{}
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisSummary) ProtoMessage() {}
+
+func (x *CrisisSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisSummary.ProtoReflect.Descriptor instead.
+func (*CrisisSummary) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *CrisisSummary) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetStage() string {
+	if x != nil {
+		return x.Stage
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetCrisisType() string {
+	if x != nil {
+		return x.CrisisType
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetSeverity() int32 {
+	if x != nil {
+		return x.Severity
+	}
+	return 0
+}
+
+func (x *CrisisSummary) GetConfidentiality() string {
+	if x != nil {
+		return x.Confidentiality
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetStartedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.StartedAt
+	}
+	return nil
+}
+
+// ListCrisesResponse lists the crises a principal may see, newest first.
+type ListCrisesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Crises        []*CrisisSummary       `protobuf:"bytes,1,rep,name=crises,proto3" json:"crises,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListCrisesResponse) Reset() {
+	*x = ListCrisesResponse{}
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListCrisesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListCrisesResponse) ProtoMessage() {}
+
+func (x *ListCrisesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListCrisesResponse.ProtoReflect.Descriptor instead.
+func (*ListCrisesResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ListCrisesResponse) GetCrises() []*CrisisSummary {
+	if x != nil {
+		return x.Crises
+	}
+	return nil
+}
+
+// Principal is who the gateway takes a credential for (GET /v1/whoami).
+type Principal struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Subject   string                 `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	Name      string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Roles     []Role                 `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	Clearance Confidentiality        `protobuf:"varint,4,opt,name=clearance,proto3,enum=demarche.v1.Confidentiality" json:"clearance,omitempty"`
+	// The organisation of a partner liaison.
+	Partner       string `protobuf:"bytes,5,opt,name=partner,proto3" json:"partner,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Principal) Reset() {
+	*x = Principal{}
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Principal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Principal) ProtoMessage() {}
+
+func (x *Principal) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Principal.ProtoReflect.Descriptor instead.
+func (*Principal) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Principal) GetSubject() string {
+	if x != nil {
+		return x.Subject
+	}
+	return ""
+}
+
+func (x *Principal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Principal) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *Principal) GetClearance() Confidentiality {
+	if x != nil {
+		return x.Clearance
+	}
+	return Confidentiality_CONFIDENTIALITY_UNSPECIFIED
+}
+
+func (x *Principal) GetPartner() string {
+	if x != nil {
+		return x.Partner
+	}
+	return ""
+}
+
 var File_demarche_v1_state_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_state_proto_rawDesc = "" +
@@ -836,7 +1065,26 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x05total\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05total\"d\n" +
 	"\tStageTime\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12-\n" +
-	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time*{\n" +
+	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\"\x96\x02\n" +
+	"\rCrisisSummary\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
+	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
+	"\acountry\x18\x03 \x01(\tR\acountry\x12\x1f\n" +
+	"\vcrisis_type\x18\x04 \x01(\tR\n" +
+	"crisisType\x12\x1a\n" +
+	"\bseverity\x18\x05 \x01(\x05R\bseverity\x12(\n" +
+	"\x0fconfidentiality\x18\x06 \x01(\tR\x0fconfidentiality\x12\x16\n" +
+	"\x06status\x18\a \x01(\tR\x06status\x129\n" +
+	"\n" +
+	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"H\n" +
+	"\x12ListCrisesResponse\x122\n" +
+	"\x06crises\x18\x01 \x03(\v2\x1a.demarche.v1.CrisisSummaryR\x06crises\"\xb8\x01\n" +
+	"\tPrincipal\x12\x18\n" +
+	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12:\n" +
+	"\tclearance\x18\x04 \x01(\x0e2\x1c.demarche.v1.ConfidentialityR\tclearance\x12\x18\n" +
+	"\apartner\x18\x05 \x01(\tR\apartner*{\n" +
 	"\vStageStatus\x12\x1c\n" +
 	"\x18STAGE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STAGE_STATUS_RUNNING\x10\x01\x12\x1a\n" +
@@ -863,7 +1111,7 @@ func file_demarche_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_demarche_v1_state_proto_goTypes = []any{
 	(StageStatus)(0),              // 0: demarche.v1.StageStatus
 	(DeadlineStatus)(0),           // 1: demarche.v1.DeadlineStatus
@@ -874,54 +1122,62 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*RefusedSignal)(nil),         // 6: demarche.v1.RefusedSignal
 	(*ClosureFigures)(nil),        // 7: demarche.v1.ClosureFigures
 	(*StageTime)(nil),             // 8: demarche.v1.StageTime
-	(Stage)(0),                    // 9: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*Crisis)(nil),                // 12: demarche.v1.Crisis
-	(Outcome)(0),                  // 13: demarche.v1.Outcome
-	(*PartnerRoleAck)(nil),        // 14: demarche.v1.PartnerRoleAck
-	(*DecisionRecord)(nil),        // 15: demarche.v1.DecisionRecord
-	(*Warning)(nil),               // 16: demarche.v1.Warning
-	(Role)(0),                     // 17: demarche.v1.Role
+	(*CrisisSummary)(nil),         // 9: demarche.v1.CrisisSummary
+	(*ListCrisesResponse)(nil),    // 10: demarche.v1.ListCrisesResponse
+	(*Principal)(nil),             // 11: demarche.v1.Principal
+	(Stage)(0),                    // 12: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
+	(*Crisis)(nil),                // 15: demarche.v1.Crisis
+	(Outcome)(0),                  // 16: demarche.v1.Outcome
+	(*PartnerRoleAck)(nil),        // 17: demarche.v1.PartnerRoleAck
+	(*DecisionRecord)(nil),        // 18: demarche.v1.DecisionRecord
+	(*Warning)(nil),               // 19: demarche.v1.Warning
+	(Role)(0),                     // 20: demarche.v1.Role
+	(Confidentiality)(0),          // 21: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
-	9,  // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	10, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	10, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	11, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
+	12, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
+	13, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
+	13, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	14, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
 	0,  // 4: demarche.v1.StageRecord.status:type_name -> demarche.v1.StageStatus
-	12, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	9,  // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
+	15, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
+	12, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
 	2,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	10, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	13, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	9,  // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
+	13, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
+	16, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
+	12, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
 	5,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
 	4,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
-	14, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
-	15, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
-	16, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
+	17, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
+	18, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
+	19, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
 	7,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
 	6,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
-	9,  // 18: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	10, // 19: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	10, // 20: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	10, // 21: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	12, // 18: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	13, // 19: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	13, // 20: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	13, // 21: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
 	1,  // 22: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	9,  // 23: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	10, // 24: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	17, // 25: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	10, // 26: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	11, // 27: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	12, // 23: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	13, // 24: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	20, // 25: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	13, // 26: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	14, // 27: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
 	8,  // 28: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	11, // 29: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	9,  // 30: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	11, // 31: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	14, // 29: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	12, // 30: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	14, // 31: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	13, // 32: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	9,  // 33: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	20, // 34: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	21, // 35: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
@@ -937,7 +1193,7 @@ func file_demarche_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_state_proto_rawDesc), len(file_demarche_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
