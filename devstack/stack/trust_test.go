@@ -101,7 +101,7 @@ func TestTrust(t *testing.T) {
 			action             authz.Action
 		}
 		var rows []row
-		for _, rt := range gateway.Routes {
+		for _, rt := range gateway.Routes() {
 			path := strings.NewReplacer("{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general").Replace(rt.Pattern)
 			switch rt.Pattern {
 			case "/v1/crises/{id}/controls/{control}":

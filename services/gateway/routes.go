@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
@@ -24,23 +25,31 @@ type route struct {
 	Method, Pattern string
 	Action          authz.Action
 	handle          func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal)
+	// The request body and the answer, for the OpenAPI document (nil: none,
+	// or not a protobuf message).
+	Request, Response proto.Message
 }
 
 // Routes is every authenticated route of the API.
-var Routes = append(crisisRoutes, serviceRoutes()...)
+func Routes() []route { return append(crisisRoutes(), serviceRoutes()...) }
 
-var crisisRoutes = []route{
-	{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami},
-	{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI},
-	{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema},
-	{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals},
-	{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore},
-	{"POST", "/v1/crises", "", (*Service).postCrisis}, // crisis.open, or crisis.open-drill for a drill
-	{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises},
-	{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis},
-	{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision},
-	{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl}, // the control's own action (crisis.escalate, ...)
-	{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories},
+func crisisRoutes() []route {
+	return []route{
+		{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami, nil, &demarchev1.Principal{}},
+		{"GET", "/v1/openapi.json", authz.ReadCrises, (*Service).getOpenAPI, nil, nil},
+		{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI, nil, nil},
+		{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema, nil, &demarchev1.GetSchemaResponse{}},
+		{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
+		{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore, nil, &demarchev1.ScoreResponse{}},
+		// crisis.open, or crisis.open-drill for a drill:
+		{"POST", "/v1/crises", "", (*Service).postCrisis, &demarchev1.OpenCrisisRequest{}, &demarchev1.CrisisState{}},
+		{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises, nil, &demarchev1.ListCrisesResponse{}},
+		{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis, nil, &demarchev1.CrisisState{}},
+		{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision, &demarchev1.DecisionRequest{}, &demarchev1.DecisionRecord{}},
+		// the control's own action (crisis.escalate, ...); the body is the control's message:
+		{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl, nil, &demarchev1.CrisisState{}},
+		{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories, nil, nil},
+	}
 }
 
 // NewHandler is the API over existing connections, without a listener (tests
@@ -66,7 +75,7 @@ func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, 
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
-	for _, rt := range Routes {
+	for _, rt := range Routes() {
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
 	return mux

@@ -57,7 +57,7 @@ func serviceRoutes() []route {
 		sc := sc
 		out[i] = route{"POST", ServicePath(sc.subject), sc.action, func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 			s.callService(w, r, p, sc)
-		}}
+		}, sc.newReq(), sc.newResp()}
 	}
 	return out
 }

@@ -1,4 +1,5 @@
-// Command gendocs writes docs/asyncapi.json and docs/events.md from the
+// Command gendocs writes docs/asyncapi.json, docs/events.md and
+// docs/openapi.json (the HTTP API, from the gateway's route table) from the
 // schemas and the subject definitions in code (`make docs`, run from the
 // repository root or with -dir).
 package main
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/demarche/demarche/services/contract"
+	"github.com/demarche/demarche/services/gateway"
 )
 
 func main() {
@@ -27,6 +29,9 @@ func run(dir string) error {
 	}
 	files, err := contract.Docs()
 	if err != nil {
+		return err
+	}
+	if files["openapi.json"], err = gateway.OpenAPIJSON(); err != nil {
 		return err
 	}
 	for name, data := range files {

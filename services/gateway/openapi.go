@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/jsonschema"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// OpenAPI is the HTTP API's OpenAPI 3.1 document, generated from the route
+// table and the schemas (docs/openapi.json is this, written by make docs; a
+// test checks the committed file and real answers against it).
+func OpenAPI() map[string]any {
+	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
+	ref := func(m proto.Message) map[string]any { return schemas.Message(m.ProtoReflect().Descriptor()) }
+	errorRef := map[string]any{"$ref": "#/components/schemas/Error"}
+	paths := map[string]any{}
+	params := regexp.MustCompile(`\{([a-z]+)(\.\.\.)?\}`)
+	for _, rt := range Routes() {
+		path := params.ReplaceAllString(rt.Pattern, "{$1}")
+		op := map[string]any{
+			"operationId": operationID(rt),
+			"summary":     summaryOf(rt),
+			"security":    []any{map[string]any{"bearer": []any{}}},
+		}
+		var ps []any
+		for _, m := range params.FindAllStringSubmatch(rt.Pattern, -1) {
+			ps = append(ps, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if rt.Pattern == "/v1/crises" && rt.Method == "GET" {
+			for _, q := range []string{"stage", "country", "type", "open", "drills", "limit"} {
+				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+			}
+		}
+		if ps != nil {
+			op["parameters"] = ps
+		}
+		if rt.Request != nil {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(rt.Request)}}}
+		} else if rt.Method == "POST" { // controls: the control's message
+			var oneOf []any
+			for _, name := range controlNames() {
+				oneOf = append(oneOf, ref(controlArgs[name]()))
+			}
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": oneOf}}}}
+		}
+		ok := map[string]any{"description": "done"}
+		if rt.Response != nil {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.Response)}}
+		} else {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}
+		}
+		responses := map[string]any{"200": ok}
+		if rt.Pattern == "/v1/crises" && rt.Method == "POST" {
+			responses["201"] = ok
+		}
+		for code, why := range map[string]string{
+			"400": "bad input: each failing field is listed", "401": "no credential, or one expired, wrongly signed or for another audience",
+			"403": "a role that may not (the error names the roles that may)", "404": "unknown, or not yours to see",
+			"409": "a conflict (already open, booked elsewhere)", "422": "a rule refused it (the error names the rule)",
+			"503": "a backend is not answering: retry",
+		} {
+			responses[code] = map[string]any{"description": why, "content": map[string]any{"application/json": map[string]any{"schema": errorRef}}}
+		}
+		op["responses"] = responses
+		item, _ := paths[path].(map[string]any)
+		if item == nil {
+			item = map[string]any{}
+			paths[path] = item
+		}
+		item[strings.ToLower(rt.Method)] = op
+	}
+	defs := schemas.Defs()
+	defs["Error"] = map[string]any{
+		"type": "object", "required": []any{"error", "code"},
+		"properties": map[string]any{
+			"error": map[string]any{"type": "string", "description": "what went wrong, in words (for people)"},
+			"code":  map[string]any{"type": "string", "enum": []any{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "rule", "unavailable", "internal"}},
+			"fields": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
+				"field": map[string]any{"type": "string"}, "reason": map[string]any{"type": "string"}}}},
+		},
+	}
+	return map[string]any{
+		"openapi": "3.1.0",
+		"info": map[string]any{"title": "Démarche HTTP API", "version": "1",
+			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages in their JSON form (proto/demarche/v1), every field present."},
+		"paths":      paths,
+		"components": map[string]any{"schemas": defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
+	}
+}
+
+// OpenAPIJSON is the document as committed in docs/openapi.json.
+func OpenAPIJSON() ([]byte, error) {
+	b, err := json.MarshalIndent(OpenAPI(), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+func (s *Service) getOpenAPI(w http.ResponseWriter, _ *http.Request, _ *authn.Principal) {
+	b, err := OpenAPIJSON()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(b)
+}
+
+func controlNames() []string {
+	return []string{"crisis.escalate", "crisis.de-escalate", "crisis.skip-stage", "crisis.reopen-stage", "crisis.partner-role", "crisis.warn"}
+}
+
+func operationID(rt route) string {
+	id := strings.ToLower(rt.Method) + strings.NewReplacer("/v1/", "", "/", "-", "{", "", "}", "", "...", "", ".", "-").Replace(rt.Pattern)
+	return strings.TrimSuffix(id, "-")
+}
+
+func summaryOf(rt route) string {
+	switch {
+	case rt.Action != "":
+		return "needs the " + string(rt.Action) + " action: " + roleNames(authz.Roles(rt.Action))
+	case rt.Pattern == "/v1/crises":
+		return "needs crisis.open (" + roleNames(authz.Roles(authz.OpenCrisis)) + "), or crisis.open-drill for a drill (" + roleNames(authz.Roles(authz.OpenDrill)) + ")"
+	default:
+		return "needs the control's own action (crisis.escalate, ...; see pkg/authz)"
+	}
+}
+
+func roleNames(rs []demarchev1.Role) string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.Slug()
+	}
+	return strings.Join(out, ", ")
+}
