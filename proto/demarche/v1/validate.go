@@ -121,6 +121,10 @@ func (c *checker) timestamp(field string, t *timestamppb.Timestamp) {
 		c.fail(field, "is not a valid timestamp")
 	case t.AsTime().Year() < 2000:
 		c.fail(field, "%s is before the year 2000", t.AsTime().Format(time.RFC3339))
+	case t.AsTime().Year() >= 2100:
+		// A fixed bound, not "now": rules also run inside workflows, which
+		// must not read the clock.
+		c.fail(field, "%s is after the year 2099", t.AsTime().Format(time.RFC3339))
 	}
 }
 

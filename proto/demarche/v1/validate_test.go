@@ -205,3 +205,11 @@ func TestControlCharactersAreRefused(t *testing.T) {
 		t.Fatalf("line breaks and tabs are allowed: %v", err)
 	}
 }
+
+func TestTimestampsFarInTheFutureAreRefused(t *testing.T) {
+	w := &Warning{Source: "acled", Summary: "x", Severity: 3, ObservedAt: timestamppb.New(time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC))}
+	var verr *ValidationError
+	if err := w.Validate(); !errors.As(err, &verr) || !verr.HasField("observed_at") {
+		t.Fatalf("a warning observed in 9999: %v", err)
+	}
+}
