@@ -426,3 +426,14 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+// natsConn connects a test's own client to the stack's NATS, closed at cleanup.
+func natsConn(t *testing.T, s *stack.Stack) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}

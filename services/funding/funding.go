@@ -39,10 +39,28 @@ const (
 	Bucket = "DEMARCHE_FUNDING"
 )
 
-// DefaultFunds are the funds `demarche dev` starts with.
+// DrillFund is the fund drills draw from: drills run the same requests,
+// decisions and disbursements as real crises, on a ledger of their own.
+const DrillFund = demarchev1.DrillFundID
+
+// DefaultFunds are the funds `demarche dev` starts with: two real ones and the
+// drill fund (large, so drills never run it dry).
 var DefaultFunds = []*demarchev1.Fund{
 	{Id: "flexible-financing", Name: "Flexible rapid-response financing mechanism", OpeningBalanceUsd: 5_000_000, PerCrisisCeilingUsd: 1_000_000},
 	{Id: "peacebuilding-irf", Name: "Peacebuilding Fund immediate-response facility", OpeningBalanceUsd: 10_000_000, PerCrisisCeilingUsd: 3_000_000},
+	{Id: DrillFund, Name: "Drill fund (exercises only; no real money)", OpeningBalanceUsd: 1_000_000_000_000, PerCrisisCeilingUsd: 1_000_000_000, Drill: true},
+}
+
+// drillRule refuses a drill's call on a real fund and a real crisis's call on
+// a drill fund: drills live in their own world.
+func drillRule(fund *demarchev1.Fund, drill bool) error {
+	switch {
+	case drill && !fund.GetDrill():
+		return fmt.Errorf("%w: drill-fund: a drill may draw only from a drill fund, not from %s", errs.ErrRule, fund.GetId())
+	case !drill && fund.GetDrill():
+		return fmt.Errorf("%w: drill-fund: %s is a drill fund; only drills may draw from it", errs.ErrRule, fund.GetId())
+	}
+	return nil
 }
 
 // Store is the funding service's state and rules, usable without NATS micro.
@@ -140,11 +158,14 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 	if !ok {
 		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, call.GetRequest().GetFund(), strings.Join(s.fundIDs(), ", "))
 	}
+	if err := drillRule(fund, call.GetDrill()); err != nil {
+		return nil, err
+	}
 	if call.GetRequest().GetAmountUsd() > fund.GetPerCrisisCeilingUsd() {
 		return nil, fmt.Errorf("%w: ceiling: %d exceeds %s's per-crisis ceiling of %d", errs.ErrRule, call.GetRequest().GetAmountUsd(), fund.GetId(), fund.GetPerCrisisCeilingUsd())
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
-		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING}
+		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill()}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -157,7 +178,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 		if err != nil {
 			return nil, err
 		}
-		if !proto.Equal(old.GetRequest(), call.GetRequest()) || old.GetRequestedBy() != call.GetRequestedBy() {
+		if !proto.Equal(old.GetRequest(), call.GetRequest()) || old.GetRequestedBy() != call.GetRequestedBy() || old.GetDrill() != call.GetDrill() {
 			return nil, fmt.Errorf("%w: request %s of crisis %s exists with other terms", errs.ErrConflict, call.GetRequest().GetRequestId(), call.GetCrisisId())
 		}
 		return old, nil
@@ -230,6 +251,15 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", errs.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
 	}
 	fund := s.funds[rec.GetRequest().GetFund()]
+	if fund == nil {
+		return nil, fmt.Errorf("%w: no fund %q", errs.ErrNotFound, rec.GetRequest().GetFund())
+	}
+	if rec.GetDrill() != call.GetDrill() {
+		return nil, fmt.Errorf("%w: drill-fund: request %s was filed by a %s, not a %s", errs.ErrRule, call.GetRequestId(), drillWord(rec.GetDrill()), drillWord(call.GetDrill()))
+	}
+	if err := drillRule(fund, call.GetDrill()); err != nil {
+		return nil, err
+	}
 	amount := rec.GetRequest().GetAmountUsd()
 	var entry *demarchev1.LedgerEntry
 	replayed := false
@@ -281,6 +311,13 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		return nil, err
 	}
 	return &demarchev1.DisburseResult{Entry: entry, Replayed: replayed}, nil
+}
+
+func drillWord(drill bool) string {
+	if drill {
+		return "drill"
+	}
+	return "real crisis"
 }
 
 func (s *Store) paid(ctx context.Context, key string) (*demarchev1.DisburseResult, error) {
