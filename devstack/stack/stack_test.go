@@ -437,3 +437,15 @@ func natsConn(t *testing.T, s *stack.Stack) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// waitWithin polls cond until it holds, failing the test after d.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
