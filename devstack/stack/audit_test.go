@@ -18,6 +18,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/cli"
@@ -35,7 +36,7 @@ func runAuditCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
+	root.SetArgs(append(args, "--nats-url", s.NATSURLFor(natsauth.Operator), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
 	err := root.ExecuteContext(context.Background())
 	return out.String(), err
 }
@@ -68,7 +69,7 @@ func TestAuditTrail(t *testing.T) {
 		if !strings.Contains(err.Error(), nats.ErrNoResponders.Error()) && !strings.Contains(err.Error(), "timeout") {
 			t.Fatal(err)
 		}
-		svc, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURL(), SigningKey: key}, zap.NewNop())
+		svc, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: key}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

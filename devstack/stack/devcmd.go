@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/cli"
 )
 
@@ -78,10 +80,13 @@ func PrintBanner(w io.Writer, s *Stack) {
 	if s.NATSURL() != cli.DefaultNATSURL || s.TemporalAddress() != cli.DefaultTemporalAddress {
 		flags = fmt.Sprintf(" --nats-url %s --temporal-address %s", s.NATSURL(), s.TemporalAddress())
 	}
+	if filepath.Clean(s.DataDir()) != ".demarche" {
+		flags += " --nats-creds " + s.CredentialsFile(natsauth.Operator)
+	}
 	fmt.Fprintf(w, `
 Démarche is running. Data folder: %s
 
-  NATS      %s
+  NATS      %s   (one user per service; credentials in %s)
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
@@ -93,13 +98,13 @@ From another terminal (a drill runs by itself; without --drill the crisis waits 
   %s events tail%s
   %s crisis show%s CRISIS-ID      what it waits for, deadlines, decisions, figures
 
-With standard tools:
-  nats --server %s sub '%s'
+With standard tools (read-only observer credential; the CLI uses the operator's, in the same folder):
+  nats --server '%s' sub '%s'
   temporal workflow list --address %s --namespace %s
 
 Ctrl-C stops the platform; crises survive for the next start.
-`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
-		self, flags, self, flags, self, flags, self, flags, s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+`, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
+		self, flags, self, flags, self, flags, self, flags, s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 
 func uiLine(s *Stack) string {

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/logging"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
@@ -30,6 +32,7 @@ type App struct {
 	Namespace       string
 	logLevel        string
 	logFormat       string
+	natsCreds       string
 
 	Log *zap.Logger
 	Out io.Writer
@@ -61,11 +64,22 @@ then open a crisis from another terminal:
 			}
 			app.Log = log
 			app.Out = cmd.OutOrStdout()
+			creds := app.natsCreds
+			if creds == "" { // `demarche dev`'s operator credentials, when there are some here
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "nats-credentials", "operator.creds")
+				if _, err := os.Stat(def); err == nil {
+					creds = def
+				}
+			}
+			if app.NATSURL, err = natsauth.WithCredentialsFile(app.NATSURL, creds); err != nil {
+				return fmt.Errorf("--nats-creds: %w", err)
+			}
 			return nil
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&app.NATSURL, "nats-url", EnvOr("DEMARCHE_NATS_URL", DefaultNATSURL), "NATS server URL (env DEMARCHE_NATS_URL)")
+	f.StringVar(&app.natsCreds, "nats-creds", os.Getenv("DEMARCHE_NATS_CREDS"), "NATS credentials file, <user>:<password> (env DEMARCHE_NATS_CREDS; default: demarche dev's operator credentials in the data folder, if any)")
 	f.StringVar(&app.TemporalAddress, "temporal-address", EnvOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -20,7 +21,7 @@ import (
 func (a *App) call(ctx context.Context, subject string, req, resp proto.Message) error {
 	nc, err := nats.Connect(a.NATSURL, nats.Name("demarche-cli"))
 	if err != nil {
-		return fmt.Errorf("connect to NATS at %s: %w (is the platform running? start it with \"demarche dev\" or set --nats-url)", a.NATSURL, err)
+		return fmt.Errorf("connect to NATS at %s: %w (is the platform running? start it with \"demarche dev\" or set --nats-url)", natsx.Redact(a.NATSURL), err)
 	}
 	defer nc.Close()
 	return natsrpc.Call(ctx, nc, subject, req, resp)

@@ -76,17 +76,14 @@ type Store struct {
 // configured fund's ledger with its opening balance (once: a fund opened
 // before keeps its ledger).
 func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.Fund) (*Store, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: LedgerStream, Description: "Démarche fund ledgers, append-only, one subject per fund",
-		Subjects: []string{ledgerRoot + ".>"}, Storage: jetstream.FileStorage, Duplicates: 7 * 24 * time.Hour,
-		DenyDelete: true, DenyPurge: true,
-	})
+	res := Resources()
+	stream, err := natsx.Stream(ctx, js, res.Streams[0])
 	if err != nil {
-		return nil, fmt.Errorf("funding: ledger stream: %w", err)
+		return nil, fmt.Errorf("funding: ledger %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, Description: "Démarche funding requests and paid keys", Storage: jetstream.FileStorage})
+	kv, err := natsx.KeyValue(ctx, js, res.Buckets[0])
 	if err != nil {
-		return nil, fmt.Errorf("funding: bucket: %w", err)
+		return nil, fmt.Errorf("funding: %w", err)
 	}
 	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now}
 	for _, f := range funds {
@@ -105,6 +102,19 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 		}
 	}
 	return s, nil
+}
+
+// Resources are the ledger stream and the requests bucket, for the
+// provisioning identity (the service itself only binds to them).
+func Resources() natsx.Resources {
+	return natsx.Resources{
+		Streams: []jetstream.StreamConfig{{
+			Name: LedgerStream, Description: "Démarche fund ledgers, append-only, one subject per fund",
+			Subjects: []string{ledgerRoot + ".>"}, Storage: jetstream.FileStorage, Duplicates: 7 * 24 * time.Hour,
+			DenyDelete: true, DenyPurge: true,
+		}},
+		Buckets: []jetstream.KeyValueConfig{{Bucket: Bucket, Description: "Démarche funding requests and paid keys", Storage: jetstream.FileStorage}},
+	}
 }
 
 func subject(fund string) string { return ledgerRoot + "." + fund }

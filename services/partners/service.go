@@ -249,50 +249,59 @@ func (s *Service) Stop() {
 	}
 }
 
-// ensure creates or updates the crisis and dead-letter streams, the partner
-// stream and the crisis bucket. Idempotent.
+// ensure binds to the crisis and dead-letter streams, the partner stream and
+// the service's buckets (creating them only where nothing provisioned them).
 func (s *Service) ensure(ctx context.Context) error {
 	if err := eventbus.EnsureStreams(ctx, s.js, s.cfg.Streams); err != nil {
 		return err
 	}
-	replicas, dup := s.cfg.Streams.Replicas, s.cfg.Streams.DuplicateWindow
+	res := Resources(s.cfg.Streams)
+	if _, err := natsx.Stream(ctx, s.js, res.Streams[0]); err != nil {
+		return err
+	}
+	var err error
+	if s.crises, err = natsx.KeyValue(ctx, s.js, res.Buckets[0]); err != nil {
+		return err
+	}
+	if s.pending, err = natsx.KeyValue(ctx, s.js, res.Buckets[1]); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Resources are the partner stream and the service's buckets, for the
+// provisioning identity (the service itself only binds to them).
+func Resources(opts eventbus.StreamOptions) natsx.Resources {
+	replicas, dup := opts.Replicas, opts.DuplicateWindow
 	if replicas == 0 {
 		replicas = 1
 	}
 	if dup == 0 {
 		dup = 24 * time.Hour
 	}
-	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
-		Subjects:    []string{SubjectRoot + ".>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    replicas,
-		Duplicates:  dup,
-	}); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+	return natsx.Resources{
+		Streams: []jetstream.StreamConfig{{
+			Name:        StreamName,
+			Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
+			Subjects:    []string{SubjectRoot + ".>"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    replicas,
+			Duplicates:  dup,
+		}},
+		Buckets: []jetstream.KeyValueConfig{{
+			Bucket:      CrisisBucket,
+			Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		}, {
+			Bucket:      PendingBucket,
+			Description: "Events that reached the partners service before their crisis's CrisisOpened, waiting for it",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			TTL:         PendingTTL,
+		}},
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CrisisBucket,
-		Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", CrisisBucket, err)
-	}
-	s.crises = kv
-	if s.pending, err = s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      PendingBucket,
-		Description: "Events that reached the partners service before their crisis's CrisisOpened, waiting for it",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		TTL:         PendingTTL,
-	}); err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", PendingBucket, err)
-	}
-	return nil
 }
 
 // crisis returns what is known of a crisis, or ErrUnknownCrisis.

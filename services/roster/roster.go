@@ -59,13 +59,19 @@ type Store struct {
 	now func() time.Time
 }
 
-// OpenStore creates or opens the bucket.
-func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// Resources is the roster bucket, for the provisioning identity (the service
+// itself only binds to it).
+func Resources() natsx.Resources {
+	return natsx.Resources{Buckets: []jetstream.KeyValueConfig{{
 		Bucket: Bucket, Description: "Démarche roster: experts and bookings", History: 5, Storage: jetstream.FileStorage,
-	})
+	}}}
+}
+
+// OpenStore opens the bucket (creating it only where nothing provisioned it).
+func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := natsx.KeyValue(ctx, js, Resources().Buckets[0])
 	if err != nil {
-		return nil, fmt.Errorf("roster bucket: %w", err)
+		return nil, fmt.Errorf("roster %w", err)
 	}
 	return &Store{kv: kv, now: time.Now}, nil
 }
