@@ -16,6 +16,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -47,7 +48,7 @@ func TestAuditTrail(t *testing.T) {
 		if !strings.Contains(err.Error(), nats.ErrNoResponders.Error()) && !strings.Contains(err.Error(), "timeout") {
 			t.Fatal(err)
 		}
-		svc, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURL(), SigningKey: key}, zap.NewNop())
+		svc, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: key}, zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -13,6 +14,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/cli"
 )
 
@@ -75,25 +77,25 @@ func PrintBanner(w io.Writer, s *Stack) {
 	if strings.Contains(os.Args[0], "/") && !strings.Contains(os.Args[0], "go-build") {
 		self = os.Args[0]
 	}
-	var server, nats string
+	var server, tail, dataFlag string
 	if s.APIURL() != cli.DefaultServer {
 		server = " --server " + s.APIURL()
 	}
 	if s.NATSURL() != cli.DefaultNATSURL {
-		nats = " --nats-url " + s.NATSURL()
+		tail = " --nats-url " + s.NATSURL()
+	}
+	if filepath.Clean(s.DataDir()) != ".demarche" {
+		dataFlag = " --data-dir " + s.DataDir()
+		tail += " --nats-creds " + s.CredentialsFile(natsauth.Operator)
 	}
 	var ids strings.Builder
 	for _, id := range authn.DevIdentities {
 		fmt.Fprintf(&ids, "  %-9s %s\n", id.Subject, id.About)
 	}
-	dataFlag := ""
-	if s.DataDir() != ".demarche" {
-		dataFlag = " --data-dir " + s.DataDir()
-	}
 	fmt.Fprintf(w, `
 Démarche is running. Data folder: %s
 
-  NATS      %s
+  NATS      %s   (one user per service; credentials in %s)
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
@@ -109,15 +111,16 @@ From another terminal, sign in as one, then work as that identity:
   %s events tail%s
   curl -H "Authorization: Bearer $(cat %s)" %s/v1/crises
 
-With standard tools:
-  nats --server %s sub '%s'
+With standard tools (read-only observer credential; events tail uses the operator's, in the same folder):
+  nats --server '%s' sub '%s'
   temporal workflow list --address %s --namespace %s
 
 Ctrl-C stops the platform; crises survive for the next start.
-`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
+`, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
+		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
 		s.AuthDir(), ids.String(),
-		self, server, dataFlag, self, self, self, self, nats, s.TokenFile("duty"), s.APIURL(),
-		s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
+		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 
 func uiLine(s *Stack) string {

@@ -16,7 +16,10 @@ import (
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
@@ -63,8 +66,13 @@ type Stack struct {
 	gateway  *gateway.Service
 	issuer   *authn.Issuer
 	tokens   map[string]string // demo identity -> token file
+	creds    map[natsauth.Identity]natsauth.Credentials
 	stops    []func()
 }
+
+// CredentialsDir is where `demarche dev` keeps each NATS identity's
+// credentials (<identity>.creds, mode 0600), inside the data folder.
+const CredentialsDir = "nats-credentials"
 
 // Start brings up the platform; if any part fails, what started is stopped.
 func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err error) {
@@ -88,13 +96,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.stops = append(s.stops, func() { _ = s.lock.Close() })
 
+	// Every service connects as its own NATS user (natsauth.Table); the
+	// credentials are generated once and kept in the data folder.
+	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir)); err != nil {
+		return nil, err
+	}
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+		Users: s.creds,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, s.nats.Stop)
+	if err := s.provision(ctx, log); err != nil {
+		return nil, err
+	}
 
 	s.temporal, err = temporalembed.Start(temporalembed.Options{
 		Host: cfg.Host, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
@@ -132,24 +149,24 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	// The domain services answer over NATS; the worker's activities call them.
-	ro, err := roster.Start(ctx, s.NATSURL(), true, log)
+	ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, ro.Stop)
-	fu, err := funding.Start(ctx, s.NATSURL(), nil, log)
+	fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, fu.Stop)
 
-	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, w.Stop)
 
-	el, err := eventlog.Start(ctx, s.NATSURL(), log)
+	el, err := eventlog.Start(ctx, s.NATSURLFor(natsauth.EventLog), log)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +176,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURL(), SigningKey: auditKey}, log)
+	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -170,19 +187,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, sig.Close)
-	ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURL()}, sig, log)
+	ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, ps.Stop)
 
-	ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURL()}, s.TemporalAddress(), cfg.Namespace, log)
+	ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURLFor(natsauth.EarlyWarning)}, s.TemporalAddress(), cfg.Namespace, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, ew.Stop)
 
-	sc, err := contract.Start(ctx, s.NATSURL(), log) // demarche.schema.get, demarche.schema.asyncapi
+	sc, err := contract.Start(ctx, s.NATSURLFor(natsauth.Schema), log) // demarche.schema.get, demarche.schema.asyncapi
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +214,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
-		NATSURL: s.NATSURL(), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier()}, log)
+		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier()}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -205,8 +222,41 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	return s, nil
 }
 
-// NATSURL is the embedded NATS server's client URL.
+// NATSURL is the embedded NATS server's client URL, without credentials:
+// it refuses connections that bring none.
 func (s *Stack) NATSURL() string { return s.nats.URL() }
+
+// NATSURLFor is the NATS URL with an identity's credentials in it.
+func (s *Stack) NATSURLFor(id natsauth.Identity) string {
+	u, err := s.creds[id].URL(s.nats.URL())
+	if err != nil {
+		panic(err) // the server's own URL always parses
+	}
+	return u
+}
+
+// CredentialsFile is the file holding an identity's NATS credentials.
+func (s *Stack) CredentialsFile(id natsauth.Identity) string {
+	return natsauth.FileName(filepath.Join(s.cfg.DataDir, CredentialsDir), id)
+}
+
+// Resources are every stream and bucket of the platform.
+func Resources() natsx.Resources {
+	return eventbus.Resources(eventbus.StreamOptions{}).Merge(
+		earlywarning.Resources(0), funding.Resources(), roster.Resources(), audit.Resources(),
+		partners.Resources(eventbus.StreamOptions{}))
+}
+
+// provision creates or updates every stream and bucket as the provisioning
+// identity, the only one allowed to.
+func (s *Stack) provision(ctx context.Context, log *zap.Logger) error {
+	nc, js, err := natsx.Connect(s.NATSURLFor(natsauth.Provisioner), "demarche-provisioner", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	return natsx.Provision(ctx, js, Resources())
+}
 
 // TemporalAddress is the embedded Temporal frontend's host:port.
 func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }

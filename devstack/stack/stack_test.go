@@ -25,6 +25,7 @@ import (
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/cli"
@@ -83,7 +84,7 @@ func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 		}
 		args = append(args, "--server", s.APIURL(), "--token", token)
 	}
-	root.SetArgs(append(args, "--nats-url", s.NATSURL(), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
+	root.SetArgs(append(args, "--nats-url", s.NATSURLFor(natsauth.Operator), "--temporal-address", s.TemporalAddress(), "--log-level", "error"))
 	err := root.ExecuteContext(context.Background())
 	return out.String(), err
 }
@@ -146,7 +147,7 @@ func TestPlatform(t *testing.T) {
 
 	t.Run("a crisis walks through six stages, seen by a plain NATS subscriber", func(t *testing.T) {
 		ctx := context.Background()
-		nc, err := nats.Connect(s.NATSURL())
+		nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -266,9 +267,19 @@ func TestPlatform(t *testing.T) {
 			}
 		}
 
-		// Republishing an event with the same id stores it once.
+		// Republishing an event with the same id (as the worker's retried
+		// activity does; no one else may publish crisis events) stores it once.
+		wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer wnc.Close()
+		wjs, err := jetstream.New(wnc)
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := streamCount(t, js, eventbus.CrisisEvents(id))
-		ack, err := js.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data})
+		ack, err := wjs.PublishMsg(ctx, &nats.Msg{Subject: first.Subject, Header: first.Header, Data: first.Data})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -419,7 +430,7 @@ func TestDataFolderServesOneStackAtATime(t *testing.T) {
 
 func jsOf(t *testing.T, s *stack.Stack) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.NATSURL())
+	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -465,5 +476,28 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 60s")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// natsConn connects a test's own client to the stack's NATS, closed at cleanup.
+func natsConn(t *testing.T, s *stack.Stack) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// waitWithin polls cond until it holds, failing the test after d.
+func waitWithin(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/contract"
 )
 
@@ -106,7 +107,7 @@ func TestExampleSubscriberFollowsARegion(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build examples/subscriber: %v\n%s", err, out)
 	}
-	args := []string{"--nats-url", s.NATSURL(), "--region", "africa", "--durable", "example-it", "--state", filepath.Join(dir, "seen"), "--lag-every", "200ms"}
+	args := []string{"--nats-url", s.NATSURLFor(natsauth.Observer), "--region", "africa", "--durable", "example-it", "--state", filepath.Join(dir, "seen"), "--lag-every", "200ms"}
 	run := &subscriberRun{}
 	cmd := run.start(t, bin, args...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()

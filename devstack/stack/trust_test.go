@@ -14,6 +14,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
@@ -246,7 +247,7 @@ func TestTrust(t *testing.T) {
 			t.Fatalf("ECOWAS reads the crisis shared with it: %d %s", code, raw)
 		}
 		// Every read of a restricted crisis is in its audit chain, with who read it.
-		nc, _, err := natsx.Connect(s.NATSURL(), "trust-test", zap.NewNop())
+		nc, _, err := natsx.Connect(s.NATSURLFor(natsauth.Operator), "trust-test", zap.NewNop())
 		if err != nil {
 			t.Fatal(err)
 		}

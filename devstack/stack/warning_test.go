@@ -7,7 +7,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -43,6 +48,46 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	for _, want := range []string{"accepted", "duplicate", "Atlantis"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("import summary lacks %q:\n%s", want, out)
+		}
+	}
+
+	// Early warning published WarningRaised before the workflow's CrisisOpened:
+	// partner delivery does not stall on it. A crisis opened right after is
+	// delivered to partners within seconds, nothing is dead-lettered, and the
+	// partners service has caught up with the whole stream.
+	started := time.Now()
+	next := "ML-20261127-AFTER"
+	if out, err := runCLI(t, s, "crisis", "open", "--id", next, "--title", "Mutiny in Kati", "--country", "ML",
+		"--type", "unconstitutional-change", "--severity", "3"); err != nil {
+		t.Fatalf("crisis open: %v\n%s", err, out)
+	}
+	js, err := jetstream.New(natsConn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	partnerStream, err := js.Stream(ctx, partners.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	delivered := func(subject string) bool {
+		info, err := partnerStream.Info(ctx, jetstream.WithSubjectFilter(subject))
+		return err == nil && len(info.State.Subjects) > 0
+	}
+	waitWithin(t, 15*time.Second, "the next crisis delivered to partners", func() bool {
+		return delivered("demarche.partner.*.africa.ML." + next + ".crisis_opened")
+	})
+	t.Logf("partner delivery of %s %v after the import opened a crisis", next, time.Since(started).Round(time.Millisecond))
+	cons, err := js.Consumer(ctx, eventbus.StreamName, partners.Durable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitWithin(t, 15*time.Second, "the partners consumer caught up", func() bool {
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+	if dlq, err := js.Stream(ctx, eventbus.DeadLetterStreamName); err == nil {
+		if info, err := dlq.Info(ctx, jetstream.WithSubjectFilter(eventbus.DeadLetterSubject(partners.Durable))); err == nil && len(info.State.Subjects) > 0 {
+			t.Fatalf("partner delivery dead-lettered events: %v", info.State.Subjects)
 		}
 	}
 

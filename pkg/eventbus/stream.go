@@ -2,10 +2,11 @@ package eventbus
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/demarche/demarche/pkg/natsx"
 )
 
 // StreamOptions size the event streams. The zero value suits one embedded server.
@@ -17,9 +18,16 @@ type StreamOptions struct {
 	DuplicateWindow time.Duration
 }
 
-// EnsureStreams creates or updates the crisis event stream and the dead-letter
-// stream. It is idempotent: every service may call it at start-up.
+// EnsureStreams binds to the crisis event stream and the dead-letter stream,
+// creating them only where nothing provisioned them (natsx.Stream). It is
+// idempotent: every service may call it at start-up.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptions) error {
+	return natsx.Bind(ctx, js, Resources(opts))
+}
+
+// Resources are the crisis event stream and the dead-letter stream, for the
+// provisioning identity.
+func Resources(opts StreamOptions) natsx.Resources {
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
 	}
@@ -43,10 +51,5 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, opts StreamOptio
 		Replicas:    opts.Replicas,
 		Duplicates:  opts.DuplicateWindow,
 	}}
-	for _, cfg := range streams {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", cfg.Name, err)
-		}
-	}
-	return nil
+	return natsx.Resources{Streams: streams}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/ports"
 )
 
@@ -22,6 +23,27 @@ type Options struct {
 	StoreDir string
 	// PortFlag names the flag that sets Port, for the error when it is taken.
 	PortFlag string
+	// Users, when set, are the only users allowed in, each with the
+	// permissions natsauth.Table gives its identity; unauthenticated
+	// connections are refused.
+	Users map[natsauth.Identity]natsauth.Credentials
+}
+
+// serverUsers turns credentials into server users with their permissions.
+func serverUsers(users map[natsauth.Identity]natsauth.Credentials) []*server.User {
+	var out []*server.User
+	for _, id := range natsauth.Identities {
+		c, ok := users[id]
+		if !ok {
+			continue
+		}
+		p := natsauth.PermissionsOf(id)
+		out = append(out, &server.User{Username: id.User(), Password: c.Password, Permissions: &server.Permissions{
+			Publish:   &server.SubjectPermission{Allow: p.Publish},
+			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
+		}})
+	}
+	return out
 }
 
 // Server is a running embedded NATS server.
@@ -43,7 +65,7 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	} else if err := ports.CheckFree(opts.Host, port, opts.PortFlag); err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
-	ns, err := server.NewServer(&server.Options{
+	sopts := &server.Options{
 		ServerName: "demarche-dev",
 		Host:       opts.Host,
 		Port:       port,
@@ -51,7 +73,11 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 		StoreDir:   opts.StoreDir,
 		NoSigs:     true,
 		// The HTTP monitoring endpoint is off: one port less to collide.
-	})
+	}
+	if len(opts.Users) > 0 {
+		sopts.Users = serverUsers(opts.Users)
+	}
+	ns, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("nats: configure server: %w", err)
 	}

@@ -3,6 +3,7 @@ package natsx
 
 import (
 	"fmt"
+	neturl "net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,15 +24,24 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 				log.Warn("NATS disconnected", zap.Error(err))
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrl())) }),
+		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
 	)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", Redact(url), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, nil, fmt.Errorf("JetStream on %s: %w", url, err)
+		return nil, nil, fmt.Errorf("JetStream on %s: %w", Redact(url), err)
 	}
 	return nc, js, nil
+}
+
+// Redact hides the password of a NATS URL carrying credentials, for messages.
+func Redact(natsURL string) string {
+	u, err := neturl.Parse(natsURL)
+	if err != nil || u.User == nil {
+		return natsURL
+	}
+	return u.Redacted()
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -57,9 +58,10 @@ type Store struct {
 	mu sync.Mutex
 }
 
-// OpenStore creates or opens the audit stream. key, when not nil, signs heads.
-func OpenStore(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey) (*Store, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+// Resources is the audit stream, for the provisioning identity (the service
+// itself only binds to it).
+func Resources() natsx.Resources {
+	return natsx.Resources{Streams: []jetstream.StreamConfig{{
 		Name:        StreamName,
 		Description: "Démarche audit chains (hash-linked records), one subject per chain: demarche.audit.global, demarche.audit.crisis.<id>",
 		Subjects:    []string{SubjectOf(GlobalChain), SubjectOf(crisisChainPrefix + "*")},
@@ -68,9 +70,14 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateK
 		Duplicates:  7 * 24 * time.Hour,
 		DenyDelete:  true,
 		DenyPurge:   true,
-	})
+	}}}
+}
+
+// OpenStore opens the audit stream (creating it only where nothing provisioned it). key, when not nil, signs heads.
+func OpenStore(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateKey) (*Store, error) {
+	stream, err := natsx.Stream(ctx, js, Resources().Streams[0])
 	if err != nil {
-		return nil, fmt.Errorf("audit: stream: %w", err)
+		return nil, fmt.Errorf("audit: %w", err)
 	}
 	return &Store{js: js, stream: stream, key: key, now: time.Now}, nil
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/logging"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
@@ -34,6 +36,7 @@ type App struct {
 	Token     string
 	logLevel  string
 	logFormat string
+	natsCreds string
 
 	Log *zap.Logger
 	Out io.Writer
@@ -65,11 +68,22 @@ then open a crisis from another terminal:
 			}
 			app.Log = log
 			app.Out = cmd.OutOrStdout()
+			creds := app.natsCreds
+			if creds == "" { // `demarche dev`'s operator credentials, when there are some here
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "nats-credentials", "operator.creds")
+				if _, err := os.Stat(def); err == nil {
+					creds = def
+				}
+			}
+			if app.NATSURL, err = natsauth.WithCredentialsFile(app.NATSURL, creds); err != nil {
+				return fmt.Errorf("--nats-creds: %w", err)
+			}
 			return nil
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&app.NATSURL, "nats-url", EnvOr("DEMARCHE_NATS_URL", DefaultNATSURL), "NATS server URL (env DEMARCHE_NATS_URL)")
+	f.StringVar(&app.natsCreds, "nats-creds", os.Getenv("DEMARCHE_NATS_CREDS"), "NATS credentials file, <user>:<password> (env DEMARCHE_NATS_CREDS; default: demarche dev's operator credentials in the data folder, if any)")
 	f.StringVar(&app.TemporalAddress, "temporal-address", EnvOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")

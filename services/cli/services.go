@@ -121,10 +121,11 @@ func newRosterCmd(app *App) *cobra.Command {
 	release.Flags().StringVar(&rel.Role, "role", "", "role (required)")
 
 	var crisisID string
-	assignments := &cobra.Command{Use: "assignments", Short: "List bookings (of one crisis with --crisis)", Args: cobra.NoArgs,
+	var drillSpace bool
+	assignments := &cobra.Command{Use: "assignments", Short: "List bookings (of one crisis with --crisis; drills' shadow bookings with --drill)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res demarchev1.AssignmentsResponse
-			if err := app.call(cmd.Context(), natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID}, &res); err != nil {
+			if err := app.call(cmd.Context(), natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID, Drill: drillSpace}, &res); err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
@@ -135,6 +136,7 @@ func newRosterCmd(app *App) *cobra.Command {
 			return tw.Flush()
 		}}
 	assignments.Flags().StringVar(&crisisID, "crisis", "", "only this crisis")
+	assignments.Flags().BoolVar(&drillSpace, "drill", false, "list the drills' shadow bookings (drills book the same experts apart from real crises)")
 
 	experts := &cobra.Command{Use: "experts", Short: "List the roster", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

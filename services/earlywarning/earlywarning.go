@@ -200,20 +200,15 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if err := eventbus.EnsureStreams(ctx, js, eventbus.StreamOptions{Replicas: cfg.Replicas}); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	if err := EnsureSignalStream(ctx, js, cfg.Replicas); err != nil {
+	res := Resources(cfg.Replicas)
+	if err := natsx.Bind(ctx, js, natsx.Resources{Streams: res.Streams}); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	if s.seen, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: SignalsBucket, Description: "Démarche early warning: every signal seen (source.id), for de-duplication",
-		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
-	}); err != nil {
-		return nil, fmt.Errorf("earlywarning: bucket %s: %w", SignalsBucket, err)
+	if s.seen, err = natsx.KeyValue(ctx, js, res.Buckets[0]); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	if s.situations, err = js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: SituationBucket, Description: "Démarche early warning: each situation's signals in its window",
-		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, MaxValueSize: 8 << 20,
-	}); err != nil {
-		return nil, fmt.Errorf("earlywarning: bucket %s: %w", SituationBucket, err)
+	if s.situations, err = natsx.KeyValue(ctx, js, res.Buckets[1]); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	if err := s.startMicro(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
@@ -246,24 +241,37 @@ func (s *Service) Stop() {
 	s.closers = nil
 }
 
-// EnsureSignalStream creates or updates the stream partners publish signals
-// to. It is idempotent.
+// EnsureSignalStream binds to the stream partners publish signals to,
+// creating it only where nothing provisioned it. It is idempotent.
 func EnsureSignalStream(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	_, err := natsx.Stream(ctx, js, Resources(replicas).Streams[0])
+	return err
+}
+
+// Resources are the signal stream and the two buckets of early warning, for
+// the provisioning identity (the service itself only binds to them).
+func Resources(replicas int) natsx.Resources {
 	if replicas <= 0 {
 		replicas = 1
 	}
-	if _, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        SignalsStream,
-		Description: "Démarche early-warning signals (CloudEvents 1.0, binary mode, demarche.v1.Signal data), subject demarche.signals.<source>",
-		Subjects:    []string{SignalsRoot + ".>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    replicas,
-		Duplicates:  24 * time.Hour,
-	}); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", SignalsStream, err)
+	return natsx.Resources{
+		Streams: []jetstream.StreamConfig{{
+			Name:        SignalsStream,
+			Description: "Démarche early-warning signals (CloudEvents 1.0, binary mode, demarche.v1.Signal data), subject demarche.signals.<source>",
+			Subjects:    []string{SignalsRoot + ".>"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    replicas,
+			Duplicates:  24 * time.Hour,
+		}},
+		Buckets: []jetstream.KeyValueConfig{{
+			Bucket: SignalsBucket, Description: "Démarche early warning: every signal seen (source.id), for de-duplication",
+			History: 1, Storage: jetstream.FileStorage, Replicas: replicas,
+		}, {
+			Bucket: SituationBucket, Description: "Démarche early warning: each situation's signals in its window",
+			History: 1, Storage: jetstream.FileStorage, Replicas: replicas, MaxValueSize: 8 << 20,
+		}},
 	}
-	return nil
 }
 
 func init() { eventbus.Register(&demarchev1.Signal{}) }

@@ -39,10 +39,28 @@ const (
 	Bucket = "DEMARCHE_FUNDING"
 )
 
-// DefaultFunds are the funds `demarche dev` starts with.
+// DrillFund is the fund drills draw from: drills run the same requests,
+// decisions and disbursements as real crises, on a ledger of their own.
+const DrillFund = demarchev1.DrillFundID
+
+// DefaultFunds are the funds `demarche dev` starts with: two real ones and the
+// drill fund (large, so drills never run it dry).
 var DefaultFunds = []*demarchev1.Fund{
 	{Id: "flexible-financing", Name: "Flexible rapid-response financing mechanism", OpeningBalanceUsd: 5_000_000, PerCrisisCeilingUsd: 1_000_000},
 	{Id: "peacebuilding-irf", Name: "Peacebuilding Fund immediate-response facility", OpeningBalanceUsd: 10_000_000, PerCrisisCeilingUsd: 3_000_000},
+	{Id: DrillFund, Name: "Drill fund (exercises only; no real money)", OpeningBalanceUsd: 1_000_000_000_000, PerCrisisCeilingUsd: 1_000_000_000, Drill: true},
+}
+
+// drillRule refuses a drill's call on a real fund and a real crisis's call on
+// a drill fund: drills live in their own world.
+func drillRule(fund *demarchev1.Fund, drill bool) error {
+	switch {
+	case drill && !fund.GetDrill():
+		return fmt.Errorf("%w: drill-fund: a drill may draw only from a drill fund, not from %s", errs.ErrRule, fund.GetId())
+	case !drill && fund.GetDrill():
+		return fmt.Errorf("%w: drill-fund: %s is a drill fund; only drills may draw from it", errs.ErrRule, fund.GetId())
+	}
+	return nil
 }
 
 // Store is the funding service's state and rules, usable without NATS micro.
@@ -58,17 +76,14 @@ type Store struct {
 // configured fund's ledger with its opening balance (once: a fund opened
 // before keeps its ledger).
 func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.Fund) (*Store, error) {
-	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: LedgerStream, Description: "Démarche fund ledgers, append-only, one subject per fund",
-		Subjects: []string{ledgerRoot + ".>"}, Storage: jetstream.FileStorage, Duplicates: 7 * 24 * time.Hour,
-		DenyDelete: true, DenyPurge: true,
-	})
+	res := Resources()
+	stream, err := natsx.Stream(ctx, js, res.Streams[0])
 	if err != nil {
-		return nil, fmt.Errorf("funding: ledger stream: %w", err)
+		return nil, fmt.Errorf("funding: ledger %w", err)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: Bucket, Description: "Démarche funding requests and paid keys", Storage: jetstream.FileStorage})
+	kv, err := natsx.KeyValue(ctx, js, res.Buckets[0])
 	if err != nil {
-		return nil, fmt.Errorf("funding: bucket: %w", err)
+		return nil, fmt.Errorf("funding: %w", err)
 	}
 	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now}
 	for _, f := range funds {
@@ -87,6 +102,19 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 		}
 	}
 	return s, nil
+}
+
+// Resources are the ledger stream and the requests bucket, for the
+// provisioning identity (the service itself only binds to them).
+func Resources() natsx.Resources {
+	return natsx.Resources{
+		Streams: []jetstream.StreamConfig{{
+			Name: LedgerStream, Description: "Démarche fund ledgers, append-only, one subject per fund",
+			Subjects: []string{ledgerRoot + ".>"}, Storage: jetstream.FileStorage, Duplicates: 7 * 24 * time.Hour,
+			DenyDelete: true, DenyPurge: true,
+		}},
+		Buckets: []jetstream.KeyValueConfig{{Bucket: Bucket, Description: "Démarche funding requests and paid keys", Storage: jetstream.FileStorage}},
+	}
 }
 
 func subject(fund string) string { return ledgerRoot + "." + fund }
@@ -140,11 +168,14 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 	if !ok {
 		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, call.GetRequest().GetFund(), strings.Join(s.fundIDs(), ", "))
 	}
+	if err := drillRule(fund, call.GetDrill()); err != nil {
+		return nil, err
+	}
 	if call.GetRequest().GetAmountUsd() > fund.GetPerCrisisCeilingUsd() {
 		return nil, fmt.Errorf("%w: ceiling: %d exceeds %s's per-crisis ceiling of %d", errs.ErrRule, call.GetRequest().GetAmountUsd(), fund.GetId(), fund.GetPerCrisisCeilingUsd())
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
-		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING}
+		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill()}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -157,7 +188,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 		if err != nil {
 			return nil, err
 		}
-		if !proto.Equal(old.GetRequest(), call.GetRequest()) || old.GetRequestedBy() != call.GetRequestedBy() {
+		if !proto.Equal(old.GetRequest(), call.GetRequest()) || old.GetRequestedBy() != call.GetRequestedBy() || old.GetDrill() != call.GetDrill() {
 			return nil, fmt.Errorf("%w: request %s of crisis %s exists with other terms", errs.ErrConflict, call.GetRequest().GetRequestId(), call.GetCrisisId())
 		}
 		return old, nil
@@ -230,6 +261,15 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", errs.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
 	}
 	fund := s.funds[rec.GetRequest().GetFund()]
+	if fund == nil {
+		return nil, fmt.Errorf("%w: no fund %q", errs.ErrNotFound, rec.GetRequest().GetFund())
+	}
+	if rec.GetDrill() != call.GetDrill() {
+		return nil, fmt.Errorf("%w: drill-fund: request %s was filed by a %s, not a %s", errs.ErrRule, call.GetRequestId(), drillWord(rec.GetDrill()), drillWord(call.GetDrill()))
+	}
+	if err := drillRule(fund, call.GetDrill()); err != nil {
+		return nil, err
+	}
 	amount := rec.GetRequest().GetAmountUsd()
 	var entry *demarchev1.LedgerEntry
 	replayed := false
@@ -281,6 +321,13 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		return nil, err
 	}
 	return &demarchev1.DisburseResult{Entry: entry, Replayed: replayed}, nil
+}
+
+func drillWord(drill bool) string {
+	if drill {
+		return "drill"
+	}
+	return "real crisis"
 }
 
 func (s *Store) paid(ctx context.Context, key string) (*demarchev1.DisburseResult, error) {

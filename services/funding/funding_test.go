@@ -236,3 +236,47 @@ func TestMicroDiscovery(t *testing.T) {
 		t.Fatalf("ping: %v %s", err, msg.Data)
 	}
 }
+
+// TestDrillsOnlyDrawFromDrillFunds: a drill's calls carry its drill flag; the
+// funding service pays drills from drill funds only and real crises from real
+// funds only, on each of request and disbursement.
+func TestDrillsOnlyDrawFromDrillFunds(t *testing.T) {
+	drillFund := &demarchev1.Fund{Id: "drill-fund", Name: "Drill fund", OpeningBalanceUsd: 1_000_000, PerCrisisCeilingUsd: 100_000, Drill: true}
+	_, _, nc := start(t, t.TempDir(), smallFund, drillFund)
+	ctx := context.Background()
+	file := func(crisis, id, fund string, drill bool) error {
+		return natsrpc.Call(ctx, nc, natsrpc.FundingRequest, &demarchev1.FundingRequestCall{CrisisId: crisis, RequestedBy: "alice", Drill: drill,
+			Request: &demarchev1.FundingRequest{RequestId: id, Fund: fund, AmountUsd: 500, Purpose: "drill"}}, &demarchev1.FundingRecord{})
+	}
+	for _, tc := range []struct {
+		name  string
+		fund  string
+		drill bool
+	}{{"drill on a real fund", "small-fund", true}, {"real crisis on the drill fund", "drill-fund", false}} {
+		if err := file("XX-crisis", "FR-x", tc.fund, tc.drill); !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-fund") {
+			t.Fatalf("%s: %v, want the drill-fund rule", tc.name, err)
+		}
+	}
+	// A drill's request is paid from the drill fund; the real fund is untouched.
+	if err := file("DR-crisis", "FR-1", "drill-fund", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: "DR-crisis", RequestId: "FR-1", Approve: true, DecidedBy: "bob"}, &demarchev1.FundingRecord{}); err != nil {
+		t.Fatal(err)
+	}
+	// Disbursing a drill's request as a real crisis is refused too.
+	err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "DR-crisis", RequestId: "FR-1", Key: "DR-1"}, &demarchev1.DisburseResult{})
+	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-fund") {
+		t.Fatalf("drill request disbursed as real: %v", err)
+	}
+	var paid demarchev1.DisburseResult
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "DR-crisis", RequestId: "FR-1", Key: "DR-1", Drill: true}, &paid); err != nil {
+		t.Fatal(err)
+	}
+	if paid.GetEntry().GetFund() != "drill-fund" || paid.GetEntry().GetBalanceAfterUsd() != 1_000_000-500 {
+		t.Fatalf("drill paid %v", paid.GetEntry())
+	}
+	if l := checkLedgerBalances(t, nc, "small-fund", 1_000); len(l) != 1 {
+		t.Fatalf("real fund has %d lines after a drill, want its opening only", len(l))
+	}
+}

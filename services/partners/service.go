@@ -18,8 +18,17 @@
 // Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
 // crisis goes to the partners whose regions, countries and crisis types match;
 // a restricted or confidential crisis goes only to the partners named in its
-// shared_with, never to anyone else. An event of a crisis whose CrisisOpened
-// was never seen is retried, then dead-lettered on demarche.dlq.partners.
+// shared_with, never to anyone else.
+//
+// An event that arrives before its crisis's CrisisOpened (early warning
+// publishes WarningRaised and then opens the crisis, whose workflow publishes
+// CrisisOpened: two publishers, so either may reach the stream first) is
+// parked in the KV bucket DEMARCHE_PARTNER_PENDING and acknowledged: it is
+// neither retried nor dead-lettered, and the events behind it flow on. When
+// the CrisisOpened arrives, the opening is delivered first, then the parked
+// events in the order they were published; so partners always see a crisis's
+// opening before anything else of it. Parked events of a crisis that never
+// opens expire after PendingTTL.
 //
 // Each partner with a webhook has its own durable consumer of its partner
 // subjects ("partners-webhook-<PARTNER>"), so a slow or failing webhook holds
@@ -31,9 +40,12 @@ package partners
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -61,6 +73,11 @@ const (
 	SubjectRoot = "demarche.partner"
 	// CrisisBucket is the KV bucket of what the service knows of each crisis.
 	CrisisBucket = "DEMARCHE_PARTNER_CRISES"
+	// PendingBucket parks events that arrived before their crisis's opening:
+	// <crisis-id>.<publication time, ns, 20 digits>.<hash of the event id>.
+	PendingBucket = "DEMARCHE_PARTNER_PENDING"
+	// PendingTTL is how long an event waits for its crisis's opening.
+	PendingTTL = 7 * 24 * time.Hour
 )
 
 // Sentinel errors; the first three also match their errs sentinel, across NATS too.
@@ -110,7 +127,7 @@ type Config struct {
 	Registry *Registry
 	// Streams sizes the streams and the KV bucket (replicas, duplicate window).
 	Streams eventbus.StreamOptions
-	// Delivery: events of a crisis not known yet (default 5 tries: 1s, 5s, 30s, 2m).
+	// Delivery: fan-out failures (NATS unavailable; default 5 tries: 1s, 5s, 30s, 2m).
 	Delivery Retry
 	// Webhook: failed webhook calls (default 8 tries: 1s, 5s, 30s, 2m, 10m, 30m, 1h).
 	Webhook Retry
@@ -148,6 +165,7 @@ type Service struct {
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	crises    jetstream.KeyValue
+	pending   jetstream.KeyValue
 	signaller RoleSignaller
 	micro     micro.Service
 	consumers []*eventbus.Consumer
@@ -231,41 +249,59 @@ func (s *Service) Stop() {
 	}
 }
 
-// ensure creates or updates the crisis and dead-letter streams, the partner
-// stream and the crisis bucket. Idempotent.
+// ensure binds to the crisis and dead-letter streams, the partner stream and
+// the service's buckets (creating them only where nothing provisioned them).
 func (s *Service) ensure(ctx context.Context) error {
 	if err := eventbus.EnsureStreams(ctx, s.js, s.cfg.Streams); err != nil {
 		return err
 	}
-	replicas, dup := s.cfg.Streams.Replicas, s.cfg.Streams.DuplicateWindow
+	res := Resources(s.cfg.Streams)
+	if _, err := natsx.Stream(ctx, s.js, res.Streams[0]); err != nil {
+		return err
+	}
+	var err error
+	if s.crises, err = natsx.KeyValue(ctx, s.js, res.Buckets[0]); err != nil {
+		return err
+	}
+	if s.pending, err = natsx.KeyValue(ctx, s.js, res.Buckets[1]); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Resources are the partner stream and the service's buckets, for the
+// provisioning identity (the service itself only binds to them).
+func Resources(opts eventbus.StreamOptions) natsx.Resources {
+	replicas, dup := opts.Replicas, opts.DuplicateWindow
 	if replicas == 0 {
 		replicas = 1
 	}
 	if dup == 0 {
 		dup = 24 * time.Hour
 	}
-	if _, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name:        StreamName,
-		Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
-		Subjects:    []string{SubjectRoot + ".>"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.LimitsPolicy,
-		Replicas:    replicas,
-		Duplicates:  dup,
-	}); err != nil {
-		return fmt.Errorf("ensure stream %s: %w", StreamName, err)
+	return natsx.Resources{
+		Streams: []jetstream.StreamConfig{{
+			Name:        StreamName,
+			Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
+			Subjects:    []string{SubjectRoot + ".>"},
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Replicas:    replicas,
+			Duplicates:  dup,
+		}},
+		Buckets: []jetstream.KeyValueConfig{{
+			Bucket:      CrisisBucket,
+			Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		}, {
+			Bucket:      PendingBucket,
+			Description: "Events that reached the partners service before their crisis's CrisisOpened, waiting for it",
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			TTL:         PendingTTL,
+		}},
 	}
-	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      CrisisBucket,
-		Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-	})
-	if err != nil {
-		return fmt.Errorf("ensure bucket %s: %w", CrisisBucket, err)
-	}
-	s.crises = kv
-	return nil
 }
 
 // crisis returns what is known of a crisis, or ErrUnknownCrisis.
@@ -285,28 +321,120 @@ func (s *Service) crisis(ctx context.Context, id string) (*demarchev1.Crisis, er
 }
 
 // fanOut learns crises from CrisisOpened and copies each event to every
-// partner that receives it.
+// partner that receives it. An event of a crisis not opened yet is parked
+// until its opening arrives; the opening delivers it.
 func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
-	crisisID := ev.Subject
-	if op, ok := ev.Data.(*demarchev1.CrisisOpened); ok {
-		crisisID = op.GetCrisis().GetId()
-		b, err := proto.Marshal(op.GetCrisis())
+	op, ok := ev.Data.(*demarchev1.CrisisOpened)
+	if !ok {
+		c, err := s.crisis(ctx, ev.Subject)
+		if errors.Is(err, ErrUnknownCrisis) {
+			return s.park(ctx, ev)
+		}
 		if err != nil {
-			return fmt.Errorf("encode crisis %s: %w", op.GetCrisis().GetId(), err)
+			return fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
 		}
-		if _, err := s.crises.Put(ctx, op.GetCrisis().GetId(), b); err != nil {
-			return fmt.Errorf("store crisis %s: %w", op.GetCrisis().GetId(), err)
-		}
-		for _, name := range op.GetCrisis().GetSharedWith() {
-			if _, ok := s.reg.Lookup(name); !ok {
-				s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", op.GetCrisis().GetId()), zap.String("partner", name))
-			}
-		}
+		return s.deliver(ctx, c, ev)
 	}
-	c, err := s.crisis(ctx, crisisID)
+	c := op.GetCrisis()
+	b, err := proto.Marshal(c)
 	if err != nil {
-		return fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
+		return fmt.Errorf("encode crisis %s: %w", c.GetId(), err)
 	}
+	if _, err := s.crises.Put(ctx, c.GetId(), b); err != nil {
+		return fmt.Errorf("store crisis %s: %w", c.GetId(), err)
+	}
+	for _, name := range c.GetSharedWith() {
+		if _, ok := s.reg.Lookup(name); !ok {
+			s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", c.GetId()), zap.String("partner", name))
+		}
+	}
+	if err := s.deliver(ctx, c, ev); err != nil {
+		return err
+	}
+	return s.deliverParked(ctx, c)
+}
+
+// parkedEvent is a parked event as stored: its CloudEvent headers and data.
+type parkedEvent struct {
+	Header nats.Header `json:"header"`
+	Data   []byte      `json:"data"`
+}
+
+func parkedPrefix(crisisID string) string { return crisisID + "." }
+
+// park keeps an event of a crisis whose opening has not arrived yet. Should
+// the opening have arrived meanwhile (another instance of the service), the
+// parked events are delivered at once; per-partner message ids make any
+// second delivery a no-op.
+func (s *Service) park(ctx context.Context, ev eventbus.Event) error {
+	msg, err := eventbus.Encode("parked", ev)
+	if err != nil {
+		return fmt.Errorf("park event %s: %w: %w", ev.ID, err, eventbus.ErrPermanent)
+	}
+	b, err := json.Marshal(parkedEvent{Header: msg.Header, Data: msg.Data})
+	if err != nil {
+		return fmt.Errorf("park event %s: %w: %w", ev.ID, err, eventbus.ErrPermanent)
+	}
+	sum := sha256.Sum256([]byte(ev.ID))
+	key := fmt.Sprintf("%s%020d.%x", parkedPrefix(ev.Subject), ev.Time.UnixNano(), sum[:8])
+	if _, err := s.pending.Put(ctx, key, b); err != nil {
+		if errors.Is(err, jetstream.ErrInvalidKey) {
+			return fmt.Errorf("event %s: crisis id %q: %w: %w", ev.ID, ev.Subject, err, eventbus.ErrPermanent)
+		}
+		return fmt.Errorf("park event %s: %w", ev.ID, err)
+	}
+	s.log.Info("event before its crisis's opening: parked until CrisisOpened arrives",
+		zap.String("crisis", ev.Subject), zap.String("event", ev.ID), zap.String("type", ev.Type))
+	if c, err := s.crisis(ctx, ev.Subject); err == nil {
+		return s.deliverParked(ctx, c)
+	}
+	return nil
+}
+
+// deliverParked delivers a crisis's parked events, oldest first, and
+// forgets each once delivered.
+func (s *Service) deliverParked(ctx context.Context, c *demarchev1.Crisis) error {
+	lister, err := s.pending.ListKeysFiltered(ctx, parkedPrefix(c.GetId())+">")
+	if err != nil {
+		return fmt.Errorf("list parked events of %s: %w", c.GetId(), err)
+	}
+	var keys []string
+	for k := range lister.Keys() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		e, err := s.pending.Get(ctx, k)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue // delivered meanwhile
+		}
+		if err != nil {
+			return fmt.Errorf("read parked event %s: %w", k, err)
+		}
+		var p parkedEvent
+		if err := json.Unmarshal(e.Value(), &p); err != nil {
+			s.log.Error("parked event unreadable; dropped", zap.String("key", k), zap.Error(err))
+			_ = s.pending.Purge(ctx, k)
+			continue
+		}
+		ev, err := eventbus.Decode(p.Header, p.Data)
+		if err != nil {
+			s.log.Error("parked event undecodable; dropped", zap.String("key", k), zap.Error(err))
+			_ = s.pending.Purge(ctx, k)
+			continue
+		}
+		if err := s.deliver(ctx, c, ev); err != nil {
+			return err
+		}
+		if err := s.pending.Purge(ctx, k, jetstream.LastRevision(e.Revision())); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			s.log.Warn("forget parked event", zap.String("key", k), zap.Error(err))
+		}
+	}
+	return nil
+}
+
+// deliver copies one event of a known crisis to every partner that receives it.
+func (s *Service) deliver(ctx context.Context, c *demarchev1.Crisis, ev eventbus.Event) error {
 	et, err := eventbus.TypeOf(ev.Data)
 	if err != nil {
 		return fmt.Errorf("event %s: %w: %w", ev.ID, err, eventbus.ErrPermanent)

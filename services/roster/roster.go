@@ -33,7 +33,22 @@ import (
 //	expert.<id>              the expert
 //	booked.<expert id>       the expert's current assignment (exclusive)
 //	role.<crisis>.<role>     the assignment of a crisis's role (idempotency)
+//	drill.booked.<expert id> the same, in the drills' shadow booking space
+//	drill.role.<crisis>.<role>
+//
+// Drills book the same experts under the drill. prefix, with the same rules,
+// so a drill never holds an expert against a real crisis (and a real booking
+// never stops a drill).
 const Bucket = "DEMARCHE_ROSTER"
+
+// space is the key prefix of a booking space: "" for real crises, "drill."
+// for drills.
+func space(drill bool) string {
+	if drill {
+		return "drill."
+	}
+	return ""
+}
 
 //go:embed seed.json
 var seedJSON []byte
@@ -44,13 +59,19 @@ type Store struct {
 	now func() time.Time
 }
 
-// OpenStore creates or opens the bucket.
-func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+// Resources is the roster bucket, for the provisioning identity (the service
+// itself only binds to it).
+func Resources() natsx.Resources {
+	return natsx.Resources{Buckets: []jetstream.KeyValueConfig{{
 		Bucket: Bucket, Description: "Démarche roster: experts and bookings", History: 5, Storage: jetstream.FileStorage,
-	})
+	}}}
+}
+
+// OpenStore opens the bucket (creating it only where nothing provisioned it).
+func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+	kv, err := natsx.KeyValue(ctx, js, Resources().Buckets[0])
 	if err != nil {
-		return nil, fmt.Errorf("roster bucket: %w", err)
+		return nil, fmt.Errorf("roster %w", err)
 	}
 	return &Store{kv: kv, now: time.Now}, nil
 }
@@ -102,10 +123,11 @@ func (s *Store) Experts(ctx context.Context) ([]*demarchev1.Expert, error) {
 	return out, err
 }
 
-// Assignments lists bookings, of one crisis or (empty id) all.
-func (s *Store) Assignments(ctx context.Context, crisisID string) ([]*demarchev1.Assignment, error) {
+// Assignments lists bookings of a booking space (real, or drills'), of one
+// crisis or (empty id) all.
+func (s *Store) Assignments(ctx context.Context, crisisID string, drill bool) ([]*demarchev1.Assignment, error) {
 	var out []*demarchev1.Assignment
-	err := s.each(ctx, "booked.>", func(b []byte) error {
+	err := s.each(ctx, space(drill)+"booked.>", func(b []byte) error {
 		var a demarchev1.Assignment
 		if err := proto.Unmarshal(b, &a); err != nil {
 			return err
@@ -165,14 +187,18 @@ func (s *Store) assignment(ctx context.Context, key string) (*demarchev1.Assignm
 	return &a, entry.Revision(), proto.Unmarshal(entry.Value(), &a)
 }
 
-func roleKey(crisisID, role string) string { return "role." + crisisID + "." + role }
+func roleKey(crisisID, role string, drill bool) string {
+	return space(drill) + "role." + crisisID + "." + role
+}
+
+func bookedKey(expertID string, drill bool) string { return space(drill) + "booked." + expertID }
 
 // Reserve books an expert for a crisis's role. The same crisis and role
 // reserved again returns the first booking (replayed). An expert booked
 // elsewhere is refused with ErrConflict: create-if-absent on the expert's
 // booking key lets exactly one of any number of racing requests win.
 func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*demarchev1.ReserveResponse, error) {
-	if existing, _, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole())); err == nil {
+	if existing, _, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill())); err == nil {
 		return &demarchev1.ReserveResponse{Assignment: existing, Replayed: true}, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, fmt.Errorf("roster: %w", err)
@@ -185,12 +211,12 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		return nil, fmt.Errorf("%w: %s is not available for deployment", errs.ErrConflict, e.GetName())
 	}
 	a := &demarchev1.Assignment{ExpertId: req.GetExpertId(), CrisisId: req.GetCrisisId(), Role: req.GetRole(),
-		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy()}
+		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy(), Drill: req.GetDrill()}
 	b, err := proto.Marshal(a)
 	if err != nil {
 		return nil, err
 	}
-	bookedKey := "booked." + req.GetExpertId()
+	bookedKey := bookedKey(req.GetExpertId(), req.GetDrill())
 	if _, err := s.kv.Create(ctx, bookedKey, b); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("roster: book %s: %w", req.GetExpertId(), err)
@@ -205,12 +231,12 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		a = other // an earlier attempt of this very reservation got this far
 		b, _ = proto.Marshal(a)
 	}
-	if _, err := s.kv.Create(ctx, roleKey(req.GetCrisisId(), req.GetRole()), b); err != nil {
+	if _, err := s.kv.Create(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()), b); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("roster: record role: %w", err)
 		}
 		// Another request booked this role with another expert first: undo ours.
-		winner, _, gerr := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole()))
+		winner, _, gerr := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()))
 		if gerr != nil {
 			return nil, fmt.Errorf("roster: %w", gerr)
 		}
@@ -226,26 +252,26 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 
 // Release frees a crisis's role; releasing what is not booked is a no-op.
 func (s *Store) Release(ctx context.Context, req *demarchev1.ReleaseRequest) (*demarchev1.ReleaseResponse, error) {
-	a, rev, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole()))
+	a, rev, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &demarchev1.ReleaseResponse{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	bookedKey := "booked." + a.GetExpertId()
+	bookedKey := bookedKey(a.GetExpertId(), req.GetDrill())
 	if cur, brev, err := s.assignment(ctx, bookedKey); err == nil && cur.GetCrisisId() == a.GetCrisisId() && cur.GetRole() == a.GetRole() {
 		if err := s.kv.Delete(ctx, bookedKey, jetstream.LastRevision(brev)); err != nil {
 			return nil, fmt.Errorf("roster: release %s: %w", a.GetExpertId(), err)
 		}
 	}
-	if err := s.kv.Delete(ctx, roleKey(req.GetCrisisId(), req.GetRole()), jetstream.LastRevision(rev)); err != nil {
+	if err := s.kv.Delete(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()), jetstream.LastRevision(rev)); err != nil {
 		return nil, fmt.Errorf("roster: release role: %w", err)
 	}
 	return &demarchev1.ReleaseResponse{Released: a}, nil
 }
 
-// Search ranks available, unbooked experts: +3 per matching expertise, +2 for
+// Search ranks available experts unbooked in the request's booking space: +3 per matching expertise, +2 for
 // the region, +1 per shared language; kind must match when given.
 func (s *Store) Search(ctx context.Context, req *demarchev1.RosterSearchRequest) (*demarchev1.RosterSearchResponse, error) {
 	experts, err := s.Experts(ctx)
@@ -253,7 +279,7 @@ func (s *Store) Search(ctx context.Context, req *demarchev1.RosterSearchRequest)
 		return nil, err
 	}
 	booked := map[string]bool{}
-	assignments, err := s.Assignments(ctx, "")
+	assignments, err := s.Assignments(ctx, "", req.GetDrill())
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +373,7 @@ func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Se
 		{"release", natsrpc.Handler(func() *demarchev1.ReleaseRequest { return &demarchev1.ReleaseRequest{} }, st.Release)},
 		{"assignments", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
 			func(ctx context.Context, r *demarchev1.AssignmentsRequest) (*demarchev1.AssignmentsResponse, error) {
-				as, err := st.Assignments(ctx, r.GetCrisisId())
+				as, err := st.Assignments(ctx, r.GetCrisisId(), r.GetDrill())
 				return &demarchev1.AssignmentsResponse{Assignments: as}, err
 			})},
 		{"experts", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },

@@ -68,7 +68,7 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 	if won != 1 || refused != 49 || len(other) != 0 {
 		t.Fatalf("won %d, refused %d, other %v; want exactly one booking", won, refused, other)
 	}
-	as, err := svc.Store.Assignments(context.Background(), "")
+	as, err := svc.Store.Assignments(context.Background(), "", false)
 	if err != nil || len(as) != 1 {
 		t.Fatalf("assignments after the race: %v, %v", as, err)
 	}
@@ -262,5 +262,56 @@ func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
 	wg.Wait()
 	if won != 1 {
 		t.Fatalf("%d reservations won, want exactly 1", won)
+	}
+}
+
+// TestDrillsBookInAShadowSpace: a drill books the same experts in a separate
+// booking space. It never holds an expert against a real crisis, a real
+// booking never stops a drill, and within each space bookings stay exclusive.
+func TestDrillsBookInAShadowSpace(t *testing.T) {
+	srv := natstest.ServerIn(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+	ctx := context.Background()
+	reserve := func(crisis string, drill bool) error {
+		return natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
+			CrisisId: crisis, Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk", Drill: drill}, &demarchev1.ReserveResponse{})
+	}
+	if err := reserve("DRILL-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := reserve("DRILL-2", true); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("second drill on the same expert: %v, want a conflict in the drill space", err)
+	}
+	if err := reserve("REAL-1", false); err != nil {
+		t.Fatalf("real crisis on an expert a drill holds: %v", err)
+	}
+	for _, drill := range []bool{false, true} {
+		as, err := svc.Store.Assignments(ctx, "", drill)
+		if err != nil || len(as) != 1 || as[0].GetDrill() != drill {
+			t.Fatalf("drill=%v assignments: %v, %v", drill, as, err)
+		}
+	}
+	// Search ranks against the request's space: the expert is booked in both now.
+	var res demarchev1.RosterSearchResponse
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Drill: true, Limit: 100}, &res); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.GetCandidates() {
+		if c.GetExpert().GetId() == "env-amara-diallo" {
+			t.Fatal("drill search offers an expert a drill holds")
+		}
+	}
+	// Releasing the drill leaves the real booking.
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: "DRILL-1", Role: "envoy", Drill: true}, &demarchev1.ReleaseResponse{}); err != nil {
+		t.Fatal(err)
+	}
+	if as, _ := svc.Store.Assignments(ctx, "", false); len(as) != 1 || as[0].GetCrisisId() != "REAL-1" {
+		t.Fatalf("real bookings after the drill's release: %v", as)
+	}
+	if as, _ := svc.Store.Assignments(ctx, "", true); len(as) != 0 {
+		t.Fatalf("drill bookings after release: %v", as)
 	}
 }

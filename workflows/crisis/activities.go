@@ -75,7 +75,7 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
 	var res demarchev1.DisburseResult
 	if err := natsrpc.Call(ctx, a.NC, natsrpc.FundingDisburse, &demarchev1.DisburseCall{
-		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Key: req.GetDisbursementKey(),
+		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Key: req.GetDisbursementKey(), Drill: req.GetDrill(),
 	}, &res); err != nil {
 		return nil, serviceError(err)
 	}
@@ -117,7 +117,8 @@ func (a *Activities) DecideFunding(ctx context.Context, call *demarchev1.Funding
 
 // ReserveExperts books the envoy (role "envoy") and the standby team (roles
 // "standby-1", ...) on the roster; idempotent per crisis and role. If one
-// expert cannot be booked, the bookings this call made are released.
+// expert cannot be booked, the bookings this call made are released. A
+// drill books in the roster's shadow space.
 func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.ReserveExpertsRequest) (*demarchev1.ReserveExpertsResult, error) {
 	type booking struct{ role, expert string }
 	bookings := []booking{{"envoy", req.GetEnvoy()}}
@@ -129,14 +130,14 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 	for _, b := range bookings {
 		var res demarchev1.ReserveResponse
 		err := natsrpc.Call(ctx, a.NC, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
-			CrisisId: req.GetCrisisId(), Role: b.role, ExpertId: b.expert, ReservedBy: req.GetPrincipal(),
+			CrisisId: req.GetCrisisId(), Role: b.role, ExpertId: b.expert, ReservedBy: req.GetPrincipal(), Drill: req.GetDrill(),
 		}, &res)
 		if err == nil && res.GetAssignment().GetExpertId() != b.expert {
 			err = fmt.Errorf("%w: role %s of crisis %s is already held by %s", errs.ErrConflict, b.role, req.GetCrisisId(), res.GetAssignment().GetExpertId())
 		}
 		if err != nil {
 			for _, role := range made {
-				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role}, &demarchev1.ReleaseResponse{})
+				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role, Drill: req.GetDrill()}, &demarchev1.ReleaseResponse{})
 			}
 			return nil, serviceError(err)
 		}
@@ -148,15 +149,16 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 	return out, nil
 }
 
-// ReleaseExperts frees every roster booking of a crisis (at closure).
+// ReleaseExperts frees every roster booking of a crisis (at closure), in the
+// booking space of the crisis (a drill's are shadow bookings).
 func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.AssignmentsRequest) error {
 	crisisID := req.GetCrisisId()
 	var list demarchev1.AssignmentsResponse
-	if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID}, &list); err != nil {
+	if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID, Drill: req.GetDrill()}, &list); err != nil {
 		return serviceError(err)
 	}
 	for _, as := range list.GetAssignments() {
-		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole()}, &demarchev1.ReleaseResponse{}); err != nil {
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole(), Drill: req.GetDrill()}, &demarchev1.ReleaseResponse{}); err != nil {
 			return serviceError(err)
 		}
 	}
@@ -164,12 +166,13 @@ func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.Assignm
 }
 
 // PickExperts asks the roster for the best available senior envoy and standby
-// expert of a region: what a drill appoints.
+// expert of a region not booked by another drill: what a drill appoints
+// (in the shadow booking space, so real bookings do not matter).
 func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpertsRequest) (*demarchev1.ReserveExpertsRequest, error) {
 	out := &demarchev1.ReserveExpertsRequest{}
 	for _, kind := range []demarchev1.ExpertKind{demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY, demarchev1.ExpertKind_EXPERT_KIND_STANDBY_EXPERT} {
 		var res demarchev1.RosterSearchResponse
-		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Kind: kind, Region: req.GetRegion(), Limit: 1}, &res); err != nil {
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Kind: kind, Region: req.GetRegion(), Limit: 1, Drill: req.GetDrill()}, &res); err != nil {
 			return nil, serviceError(err)
 		}
 		if len(res.GetCandidates()) == 0 {

@@ -50,7 +50,7 @@ var closure = &decisionType{
 
 // close ends the crisis: roster released, figures kept, CrisisClosed published.
 func (l *lifecycle) close(ctx workflow.Context) error {
-	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{CrisisId: l.crisis.GetId()}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{CrisisId: l.crisis.GetId(), Drill: l.crisis.GetDrill()}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("close: release the roster: %w", err)
 	}
 	now := workflow.Now(ctx)

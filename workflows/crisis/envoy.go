@@ -38,7 +38,7 @@ var envoyAppointment = &decisionType{
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		a := d.req.GetEnvoyAppointment()
 		_, err := call(withServiceOptions(ctx), acts.ReserveExperts, &demarchev1.ReserveExpertsRequest{
-			CrisisId: d.l.crisis.GetId(), Envoy: a.GetEnvoy(), StandbyTeam: a.GetStandbyTeam(), Principal: d.req.GetPrincipal()})
+			CrisisId: d.l.crisis.GetId(), Envoy: a.GetEnvoy(), StandbyTeam: a.GetStandbyTeam(), Principal: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill()})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -51,10 +51,11 @@ var envoyAppointment = &decisionType{
 		}
 		return []waiting{{due: r.deadline.GetDueAt()}}
 	},
-	// A drill books real roster members, as a crisis would: the best
-	// available envoy and standby expert of the region.
+	// A drill books roster members as a crisis would, the best available
+	// envoy and standby expert of the region, but in the roster's shadow
+	// booking space: a drill never holds an expert against a real crisis.
 	drill: func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
-		picked, err := call(withServiceOptions(ctx), acts.PickExperts, &demarchev1.PickExpertsRequest{Region: d.l.crisis.GetRegion()})
+		picked, err := call(withServiceOptions(ctx), acts.PickExperts, &demarchev1.PickExpertsRequest{Region: d.l.crisis.GetRegion(), Drill: true})
 		if err != nil {
 			return nil, err
 		}

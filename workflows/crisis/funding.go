@@ -75,7 +75,7 @@ var fundingRequest = &decisionType{
 	},
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		_, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
-			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal()})
+			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill()})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -88,9 +88,11 @@ var fundingRequest = &decisionType{
 		}
 		return []waiting{{due: r.deadline.GetDueAt()}}
 	},
+	// A drill files a request like a crisis would, on the drill fund: drills
+	// never touch real money (the funding service refuses a drill on a real fund).
 	drill: func(_ workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{
-			RequestId: fmt.Sprintf("drill-%d", len(d.l.decisions)+1), Fund: "flexible-financing", AmountUsd: 50_000, Purpose: "drill"}}}, nil
+			RequestId: fmt.Sprintf("drill-%d", len(d.l.decisions)+1), Fund: demarchev1.DrillFundID, AmountUsd: 50_000, Purpose: "drill"}}}, nil
 	},
 }
 
@@ -177,6 +179,7 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 				CrisisId: cr.GetId(), Region: cr.GetRegion(), CountryCode: cr.GetCountryCode(),
 				Request: req, ApprovedBy: rec.GetPrincipal(),
 				DisbursementKey: ids.Derived(cr.GetId(), "disbursement", req.GetRequestId()),
+				Drill:           cr.GetDrill(),
 			})
 			if err != nil {
 				return c.out, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err)

@@ -90,4 +90,3 @@ func childrenOf(h *historypb.History) []string {
 	}
 	return out
 }
-

@@ -137,8 +137,11 @@ type Fund struct {
 	OpeningBalanceUsd int64                  `protobuf:"varint,3,opt,name=opening_balance_usd,json=openingBalanceUsd,proto3" json:"opening_balance_usd,omitempty"`
 	// No crisis may receive more than this from the fund.
 	PerCrisisCeilingUsd int64 `protobuf:"varint,4,opt,name=per_crisis_ceiling_usd,json=perCrisisCeilingUsd,proto3" json:"per_crisis_ceiling_usd,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// A drill fund pays drills only, and drills are paid from drill funds only:
+	// a drill never touches real money.
+	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Fund) Reset() {
@@ -199,6 +202,13 @@ func (x *Fund) GetPerCrisisCeilingUsd() int64 {
 	return 0
 }
 
+func (x *Fund) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
 // FundingRecord is a request as the funding service keeps it.
 type FundingRecord struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -210,8 +220,10 @@ type FundingRecord struct {
 	DecidedBy       string                 `protobuf:"bytes,6,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
 	DecidedAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
 	DisbursementKey string                 `protobuf:"bytes,8,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Filed by a drill (against a drill fund).
+	Drill         bool `protobuf:"varint,9,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *FundingRecord) Reset() {
@@ -300,12 +312,21 @@ func (x *FundingRecord) GetDisbursementKey() string {
 	return ""
 }
 
+func (x *FundingRecord) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
 // FundingRequestCall files a request with the funding service.
 type FundingRequestCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Request       *FundingRequest        `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
-	RequestedBy   string                 `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId    string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Request     *FundingRequest        `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	RequestedBy string                 `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
+	// The crisis is a drill: only a drill fund may be asked.
+	Drill         bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -359,6 +380,13 @@ func (x *FundingRequestCall) GetRequestedBy() string {
 		return x.RequestedBy
 	}
 	return ""
+}
+
+func (x *FundingRequestCall) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // FundingDecideCall approves or rejects a request; the requester never may.
@@ -432,10 +460,12 @@ func (x *FundingDecideCall) GetDecidedBy() string {
 
 // DisburseCall pays an approved request; the key makes retries pay once.
 type DisburseCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Key           string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId  string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Key       string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
+	// The crisis is a drill: the request must be a drill's, on a drill fund.
+	Drill         bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -489,6 +519,13 @@ func (x *DisburseCall) GetKey() string {
 		return x.Key
 	}
 	return ""
+}
+
+func (x *DisburseCall) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // LedgerEntry is one append-only line of a fund's ledger. Each line carries
@@ -871,12 +908,13 @@ var File_demarche_v1_funding_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\n" +
-	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8f\x01\n" +
+	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
 	"\x04Fund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
 	"\x13opening_balance_usd\x18\x03 \x01(\x03R\x11openingBalanceUsd\x123\n" +
-	"\x16per_crisis_ceiling_usd\x18\x04 \x01(\x03R\x13perCrisisCeilingUsd\"\xfe\x02\n" +
+	"\x16per_crisis_ceiling_usd\x18\x04 \x01(\x03R\x13perCrisisCeilingUsd\x12\x14\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\"\x94\x03\n" +
 	"\rFundingRecord\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
@@ -887,23 +925,26 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"decided_by\x18\x06 \x01(\tR\tdecidedBy\x129\n" +
 	"\n" +
 	"decided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12)\n" +
-	"\x10disbursement_key\x18\b \x01(\tR\x0fdisbursementKey\"\x8b\x01\n" +
+	"\x10disbursement_key\x18\b \x01(\tR\x0fdisbursementKey\x12\x14\n" +
+	"\x05drill\x18\t \x01(\bR\x05drill\"\xa1\x01\n" +
 	"\x12FundingRequestCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
-	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\"\x88\x01\n" +
+	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12\x14\n" +
+	"\x05drill\x18\x04 \x01(\bR\x05drill\"\x88\x01\n" +
 	"\x11FundingDecideCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x18\n" +
 	"\aapprove\x18\x03 \x01(\bR\aapprove\x12\x1d\n" +
 	"\n" +
-	"decided_by\x18\x04 \x01(\tR\tdecidedBy\"\\\n" +
+	"decided_by\x18\x04 \x01(\tR\tdecidedBy\"r\n" +
 	"\fDisburseCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x10\n" +
-	"\x03key\x18\x03 \x01(\tR\x03key\"\xd3\x03\n" +
+	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
+	"\x05drill\x18\x04 \x01(\bR\x05drill\"\xd3\x03\n" +
 	"\vLedgerEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04fund\x18\x02 \x01(\tR\x04fund\x120\n" +

@@ -237,9 +237,11 @@ type Assignment struct {
 	ExpertId string                 `protobuf:"bytes,1,opt,name=expert_id,json=expertId,proto3" json:"expert_id,omitempty"`
 	CrisisId string                 `protobuf:"bytes,2,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	// e.g. "envoy", "standby-1".
-	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
-	ReservedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=reserved_at,json=reservedAt,proto3" json:"reserved_at,omitempty"`
-	ReservedBy    string                 `protobuf:"bytes,5,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
+	Role       string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	ReservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=reserved_at,json=reservedAt,proto3" json:"reserved_at,omitempty"`
+	ReservedBy string                 `protobuf:"bytes,5,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
+	// Booked in the drill (shadow) booking space.
+	Drill         bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -309,14 +311,23 @@ func (x *Assignment) GetReservedBy() string {
 	return ""
 }
 
+func (x *Assignment) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
 // RosterSearchRequest asks for ranked candidates.
 type RosterSearchRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          ExpertKind             `protobuf:"varint,1,opt,name=kind,proto3,enum=demarche.v1.ExpertKind" json:"kind,omitempty"`
-	Region        Region                 `protobuf:"varint,2,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
-	Expertise     []Expertise            `protobuf:"varint,3,rep,packed,name=expertise,proto3,enum=demarche.v1.Expertise" json:"expertise,omitempty"`
-	Languages     []string               `protobuf:"bytes,4,rep,name=languages,proto3" json:"languages,omitempty"`
-	Limit         int32                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Kind      ExpertKind             `protobuf:"varint,1,opt,name=kind,proto3,enum=demarche.v1.ExpertKind" json:"kind,omitempty"`
+	Region    Region                 `protobuf:"varint,2,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
+	Expertise []Expertise            `protobuf:"varint,3,rep,packed,name=expertise,proto3,enum=demarche.v1.Expertise" json:"expertise,omitempty"`
+	Languages []string               `protobuf:"bytes,4,rep,name=languages,proto3" json:"languages,omitempty"`
+	Limit     int32                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// Rank against the drill (shadow) bookings, not the real ones.
+	Drill         bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -384,6 +395,13 @@ func (x *RosterSearchRequest) GetLimit() int32 {
 		return x.Limit
 	}
 	return 0
+}
+
+func (x *RosterSearchRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // Candidate is one ranked search result, with why it ranks where it does.
@@ -494,11 +512,14 @@ func (x *RosterSearchResponse) GetCandidates() []*Candidate {
 
 // ReserveRequest books an expert; idempotent per crisis + role.
 type ReserveRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	ExpertId      string                 `protobuf:"bytes,3,opt,name=expert_id,json=expertId,proto3" json:"expert_id,omitempty"`
-	ReservedBy    string                 `protobuf:"bytes,4,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId   string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Role       string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	ExpertId   string                 `protobuf:"bytes,3,opt,name=expert_id,json=expertId,proto3" json:"expert_id,omitempty"`
+	ReservedBy string                 `protobuf:"bytes,4,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
+	// Book in the drill (shadow) booking space: same experts, separate bookings,
+	// so a drill never holds an expert against a real crisis.
+	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -561,6 +582,13 @@ func (x *ReserveRequest) GetReservedBy() string {
 	return ""
 }
 
+func (x *ReserveRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
 // ReserveResponse returns the booking; replayed is true when the same crisis
 // and role were already booked (a retried request).
 type ReserveResponse struct {
@@ -617,9 +645,11 @@ func (x *ReserveResponse) GetReplayed() bool {
 
 // ReleaseRequest frees the expert booked for a crisis and role.
 type ReleaseRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Role     string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	// Release in the drill (shadow) booking space.
+	Drill         bool `protobuf:"varint,3,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -666,6 +696,13 @@ func (x *ReleaseRequest) GetRole() string {
 		return x.Role
 	}
 	return ""
+}
+
+func (x *ReleaseRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // ReleaseResponse says what was released (nothing when nothing was booked).
@@ -715,8 +752,10 @@ func (x *ReleaseResponse) GetReleased() *Assignment {
 
 // AssignmentsRequest lists bookings, of one crisis or all.
 type AssignmentsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// List the drill (shadow) bookings instead of the real ones.
+	Drill         bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -756,6 +795,13 @@ func (x *AssignmentsRequest) GetCrisisId() string {
 		return x.CrisisId
 	}
 	return ""
+}
+
+func (x *AssignmentsRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // AssignmentsResponse lists bookings.
@@ -860,7 +906,7 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\tlanguages\x18\x04 \x03(\tR\tlanguages\x12-\n" +
 	"\aregions\x18\x05 \x03(\x0e2\x13.demarche.v1.RegionR\aregions\x124\n" +
 	"\texpertise\x18\x06 \x03(\x0e2\x16.demarche.v1.ExpertiseR\texpertise\x12\x1c\n" +
-	"\tavailable\x18\a \x01(\bR\tavailable\"\xb8\x01\n" +
+	"\tavailable\x18\a \x01(\bR\tavailable\"\xce\x01\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\texpert_id\x18\x01 \x01(\tR\bexpertId\x12\x1b\n" +
@@ -869,13 +915,15 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\vreserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"reservedAt\x12\x1f\n" +
 	"\vreserved_by\x18\x05 \x01(\tR\n" +
-	"reservedBy\"\xd9\x01\n" +
+	"reservedBy\x12\x14\n" +
+	"\x05drill\x18\x06 \x01(\bR\x05drill\"\xef\x01\n" +
 	"\x13RosterSearchRequest\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.demarche.v1.ExpertKindR\x04kind\x12+\n" +
 	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x124\n" +
 	"\texpertise\x18\x03 \x03(\x0e2\x16.demarche.v1.ExpertiseR\texpertise\x12\x1c\n" +
 	"\tlanguages\x18\x04 \x03(\tR\tlanguages\x12\x14\n" +
-	"\x05limit\x18\x05 \x01(\x05R\x05limit\"h\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05drill\x18\x06 \x01(\bR\x05drill\"h\n" +
 	"\tCandidate\x12+\n" +
 	"\x06expert\x18\x01 \x01(\v2\x13.demarche.v1.ExpertR\x06expert\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x18\n" +
@@ -883,25 +931,28 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\x14RosterSearchResponse\x126\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\x16.demarche.v1.CandidateR\n" +
-	"candidates\"\x7f\n" +
+	"candidates\"\x95\x01\n" +
 	"\x0eReserveRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1b\n" +
 	"\texpert_id\x18\x03 \x01(\tR\bexpertId\x12\x1f\n" +
 	"\vreserved_by\x18\x04 \x01(\tR\n" +
-	"reservedBy\"f\n" +
+	"reservedBy\x12\x14\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\"f\n" +
 	"\x0fReserveResponse\x127\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\n" +
 	"assignment\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"A\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"W\n" +
 	"\x0eReleaseRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x12\n" +
-	"\x04role\x18\x02 \x01(\tR\x04role\"F\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
+	"\x05drill\x18\x03 \x01(\bR\x05drill\"F\n" +
 	"\x0fReleaseResponse\x123\n" +
-	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"1\n" +
+	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"G\n" +
 	"\x12AssignmentsRequest\x12\x1b\n" +
-	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\"P\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
+	"\x05drill\x18\x02 \x01(\bR\x05drill\"P\n" +
 	"\x13AssignmentsResponse\x129\n" +
 	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"@\n" +
 	"\x0fExpertsResponse\x12-\n" +

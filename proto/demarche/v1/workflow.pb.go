@@ -609,8 +609,10 @@ type DisburseRequest struct {
 	ApprovedBy  string                 `protobuf:"bytes,5,opt,name=approved_by,json=approvedBy,proto3" json:"approved_by,omitempty"`
 	// crisis id + request id: a retried disbursement pays once.
 	DisbursementKey string `protobuf:"bytes,6,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The crisis is a drill (paid from a drill fund only).
+	Drill         bool `protobuf:"varint,7,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DisburseRequest) Reset() {
@@ -683,6 +685,13 @@ func (x *DisburseRequest) GetDisbursementKey() string {
 		return x.DisbursementKey
 	}
 	return ""
+}
+
+func (x *DisburseRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 // PublishEventRequest is the input of the workflow's publish activity. The event
@@ -775,11 +784,13 @@ func (x *PublishEventRequest) GetData() *anypb.Any {
 
 // ReserveExpertsRequest books a crisis's envoy and standby team on the roster.
 type ReserveExpertsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	Envoy         string                 `protobuf:"bytes,2,opt,name=envoy,proto3" json:"envoy,omitempty"`
-	StandbyTeam   []string               `protobuf:"bytes,3,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
-	Principal     string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId    string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Envoy       string                 `protobuf:"bytes,2,opt,name=envoy,proto3" json:"envoy,omitempty"`
+	StandbyTeam []string               `protobuf:"bytes,3,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
+	Principal   string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
+	// The crisis is a drill: book in the roster's shadow booking space.
+	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -842,6 +853,13 @@ func (x *ReserveExpertsRequest) GetPrincipal() string {
 	return ""
 }
 
+func (x *ReserveExpertsRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
 // ReserveExpertsResult lists the bookings.
 type ReserveExpertsResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -889,8 +907,10 @@ func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
 
 // PickExpertsRequest asks the roster for a drill's envoy and standby expert.
 type PickExpertsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Region        Region                 `protobuf:"varint,1,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Region Region                 `protobuf:"varint,1,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
+	// Always set by drills: rank against the shadow bookings.
+	Drill         bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -930,6 +950,13 @@ func (x *PickExpertsRequest) GetRegion() Region {
 		return x.Region
 	}
 	return Region_REGION_UNSPECIFIED
+}
+
+func (x *PickExpertsRequest) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
 }
 
 var File_demarche_v1_workflow_proto protoreflect.FileDescriptor
@@ -977,7 +1004,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\n" +
 	"CheckInDue\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x81\x02\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x97\x02\n" +
 	"\x0fDisburseRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12+\n" +
 	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
@@ -985,23 +1012,26 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\arequest\x18\x04 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12\x1f\n" +
 	"\vapproved_by\x18\x05 \x01(\tR\n" +
 	"approvedBy\x12)\n" +
-	"\x10disbursement_key\x18\x06 \x01(\tR\x0fdisbursementKey\"\xf7\x01\n" +
+	"\x10disbursement_key\x18\x06 \x01(\tR\x0fdisbursementKey\x12\x14\n" +
+	"\x05drill\x18\a \x01(\bR\x05drill\"\xf7\x01\n" +
 	"\x13PublishEventRequest\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12+\n" +
 	"\x06region\x18\x03 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
 	"\fcountry_code\x18\x04 \x01(\tR\vcountryCode\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
-	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"\x8b\x01\n" +
+	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"\xa1\x01\n" +
 	"\x15ReserveExpertsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
 	"\x05envoy\x18\x02 \x01(\tR\x05envoy\x12!\n" +
 	"\fstandby_team\x18\x03 \x03(\tR\vstandbyTeam\x12\x1c\n" +
-	"\tprincipal\x18\x04 \x01(\tR\tprincipal\"Q\n" +
+	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x14\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\"Q\n" +
 	"\x14ReserveExpertsResult\x129\n" +
-	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"A\n" +
+	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"W\n" +
 	"\x12PickExpertsRequest\x12+\n" +
-	"\x06region\x18\x01 \x01(\x0e2\x13.demarche.v1.RegionR\x06regionB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x06region\x18\x01 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12\x14\n" +
+	"\x05drill\x18\x02 \x01(\bR\x05drillB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_workflow_proto_rawDescOnce sync.Once

@@ -1,0 +1,92 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Resources are the streams and key-value buckets a service needs. Each
+// service declares its own; a provisioning identity creates or updates them
+// all at start-up (Provision), and the services only bind to them (Stream,
+// KeyValue): service identities have no right to create, edit, purge or
+// delete a stream or a bucket.
+type Resources struct {
+	Streams []jetstream.StreamConfig
+	Buckets []jetstream.KeyValueConfig
+}
+
+// Merge returns r with the resources of others appended.
+func (r Resources) Merge(others ...Resources) Resources {
+	for _, o := range others {
+		r.Streams = append(r.Streams, o.Streams...)
+		r.Buckets = append(r.Buckets, o.Buckets...)
+	}
+	return r
+}
+
+// Provision creates or updates every stream and bucket (the provisioning
+// identity's job). Idempotent.
+func Provision(ctx context.Context, js jetstream.JetStream, r Resources) error {
+	for _, cfg := range r.Streams {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, cfg := range r.Buckets {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// Stream binds to a provisioned stream. Only when the stream does not exist
+// (a server without provisioning, as in unit tests) does it try to create it,
+// which a service identity is refused; an existing stream is never changed.
+func Stream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	s, err := js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			s, err = js.Stream(ctx, cfg.Name)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	return s, nil
+}
+
+// KeyValue binds to a provisioned bucket; like Stream, it creates the bucket
+// only when it does not exist, and never changes an existing one.
+func KeyValue(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, cfg)
+		if errors.Is(err, jetstream.ErrBucketExists) || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			kv, err = js.KeyValue(ctx, cfg.Bucket)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+	}
+	return kv, nil
+}
+
+// Bind binds to (or, unprovisioned, creates) every resource of r.
+func Bind(ctx context.Context, js jetstream.JetStream, r Resources) error {
+	for _, cfg := range r.Streams {
+		if _, err := Stream(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	for _, cfg := range r.Buckets {
+		if _, err := KeyValue(ctx, js, cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
