@@ -297,13 +297,8 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
 		fr.RequestId = ids.New() // the funding request's id when the client gives none
 	}
-	key, err := requestID(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if _, err := s.visibleState(r, p); err != nil {
-		writeError(w, err)
+	key, ok := s.updateOf(w, r, p)
+	if !ok {
 		return
 	}
 	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), key, &req)
@@ -312,6 +307,21 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 		return
 	}
 	writeProto(w, http.StatusOK, rec)
+}
+
+// updateOf checks what every decision and control needs before it reaches
+// the crisis: a usable request id, and a crisis the principal may see (the
+// same 404 as a missing one otherwise). It answers the refusal itself.
+func (s *Service) updateOf(w http.ResponseWriter, r *http.Request, p *authn.Principal) (key string, ok bool) {
+	key, err := requestID(w, r)
+	if err == nil {
+		_, err = s.visibleState(r, p)
+	}
+	if err != nil {
+		writeError(w, err)
+		return "", false
+	}
+	return key, true
 }
 
 // controlArgs are the operator controls over HTTP, named as their updates
@@ -358,13 +368,8 @@ func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.P
 		writeError(w, fmt.Errorf("%w: %s may record the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))
 		return
 	}
-	key, err := requestID(w, r)
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	if _, err := s.visibleState(r, p); err != nil {
-		writeError(w, err)
+	key, ok := s.updateOf(w, r, p)
+	if !ok {
 		return
 	}
 	st, err := crisis.Control(r.Context(), s.tc, r.PathValue("id"), key, update, arg.(demarchev1.Validator))
