@@ -98,6 +98,7 @@ Démarche is running. Data folder: %s
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
+  Console   %s/   (operations centre; dev sign-in: %s/console/signin)
 
 Demo identities (tokens in %s, issued by this data folder's dev issuer):
 %s
@@ -114,7 +115,7 @@ With standard tools:
   temporal workflow list --address %s --namespace %s
 
 Ctrl-C stops the platform; crises survive for the next start.
-`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
+`, s.DataDir(), s.NATSURL(), eventbus.StreamName, eventbus.SubjectRoot, s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, nats, s.TokenFile("duty"), s.APIURL(),
 		s.NATSURL(), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
