@@ -3,6 +3,7 @@ module github.com/demarche/demarche/devstack
 go 1.26.8
 
 require (
+	github.com/chromedp/chromedp v0.23.0
 	github.com/demarche/demarche/pkg v0.0.0
 	github.com/demarche/demarche/proto v0.0.0
 	github.com/demarche/demarche/services v0.0.0
@@ -70,7 +71,6 @@ require (
 	github.com/cenkalti/backoff/v5 v5.0.3 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/chromedp/cdproto v0.159.0 // indirect
-	github.com/chromedp/chromedp v0.23.0 // indirect
 	github.com/cncf/xds/go v0.0.0-20260202195803-dba9d589def2 // indirect
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
