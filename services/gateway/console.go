@@ -512,8 +512,12 @@ func humanDuration(d time.Duration) string {
 		s = fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
 	case d >= time.Minute:
 		s = fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
-	default:
+	case d >= 10*time.Second || d == 0:
 		s = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d >= time.Second:
+		s = fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		s = fmt.Sprintf("%dms", d.Milliseconds())
 	}
 	if neg {
 		return "-" + s
