@@ -452,6 +452,12 @@ func parsePages() map[string]*template.Template {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"kindname": kindWords,
+		"cap": func(s string) string {
+			if s == "" {
+				return s
+			}
+			return strings.ToUpper(s[:1]) + s[1:]
+		},
 	}
 	out := map[string]*template.Template{}
 	for _, name := range []string{"signin", "board", "crisis", "approvals", "figures", "error"} {
