@@ -100,6 +100,7 @@ Démarche is running. Data folder: %s
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
+  Console   %s/   (operations centre; dev sign-in: %s/console/signin)
 
 Demo identities (tokens in %s, issued by this data folder's dev issuer):
 %s
@@ -117,7 +118,7 @@ With standard tools (read-only observer credential; events tail uses the operato
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
-		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(),
+		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
 		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())

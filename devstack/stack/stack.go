@@ -214,7 +214,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
-		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier()}, log)
+		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier(),
+		DevAuthDir: s.AuthDir()}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -105,6 +105,7 @@ var Table = []Rule{
 	{"demarche.crisis.>", Pub, []Identity{Worker}, "only the worker publishes crisis events"},
 	{"demarche.crisis.*.*.*.warning_raised", Pub, []Identity{EarlyWarning}, "early warning's WarningRaised, nothing else"},
 	{"demarche.>", Sub, []Identity{Operator, Observer}, "watch everything (events tail, nats sub)"},
+	{"demarche.crisis.>", Sub, []Identity{Gateway}, "the console's live updates (filtered per principal before they leave)"},
 	{"demarche.dlq.eventlog", Pub, []Identity{EventLog}, "its dead letters"},
 	{"demarche.dlq.audit", Pub, []Identity{Audit}, "its dead letters"},
 	{"demarche.dlq.partners", Pub, []Identity{Partners}, "its dead letters"},

@@ -60,6 +60,9 @@ type Config struct {
 	Namespace       string
 	// Verifier checks bearer tokens (required).
 	Verifier *authn.Verifier
+	// DevAuthDir is the dev issuer's token folder (`demarche dev`): the
+	// console's sign-in page then lists the demo identities. Empty otherwise.
+	DevAuthDir string
 }
 
 // Service is a running gateway.
@@ -72,6 +75,8 @@ type Service struct {
 	authn *authn.Verifier
 	// states stands in for the crises' workflows in tests (nil: Temporal).
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
+	// devAuthDir: see Config.DevAuthDir.
+	devAuthDir string
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -96,7 +101,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		nc.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier}
+	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir}
 	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
 	if err != nil {
 		tc.Close()

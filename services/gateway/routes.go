@@ -78,6 +78,7 @@ func (s *Service) Handler() http.Handler {
 	for _, rt := range Routes() {
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, s.guard(rt))
 	}
+	s.mountConsole(mux) // the operations-centre console (console.go): pages over these routes
 	return mux
 }
 

@@ -1,0 +1,539 @@
+package gateway
+
+// The operations-centre console: server-rendered pages served by the
+// gateway, for people in a browser. It is one more consumer of the API, not a
+// second door:
+//
+//   - a session is a cookie holding the same bearer token the API takes
+//     (HttpOnly, SameSite=Strict), verified on every request by the same
+//     verifier;
+//   - reads use the same visibility rules as the API (authz.CanSee through
+//     visibleState, which also records reads of restricted crises in the audit
+//     chain, and the same clearance filter on lists);
+//   - writes (opening a crisis, decisions) go through the API's own routes,
+//     guard included, so the policy table, the four-eyes rule and every other
+//     rule answer exactly as they do over HTTP, and a refusal is shown with
+//     its rule;
+//   - POST forms carry a per-session CSRF token and must come from the
+//     console's own origin.
+//
+//	GET  /                          the board, or the sign-in page
+//	GET  /console/signin            sign in (dev: the demo identities; any: paste a token)
+//	POST /console/signin            identity=NAME (dev only) or token=TOKEN
+//	POST /console/signout
+//	GET  /console/                  board of crises by stage
+//	POST /console/crises            open a crisis (duty officer, head of department)
+//	GET  /console/crises/{id}       crisis page
+//	POST /console/crises/{id}/decide  record a decision (the API's decision route)
+//	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
+//	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
+//	GET  /console/events            server-sent events of the crises the principal may see
+//	GET  /console/static/...        CSS and JavaScript
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io"
+	"io/fs"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/errs"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+//go:embed console/templates/*.html console/static/*
+var consoleFiles embed.FS
+
+// sessionCookie holds the signed-in principal's bearer token.
+const sessionCookie = "demarche_session"
+
+// console serves the pages; api is the gateway's authenticated API, which
+// every write goes through.
+type console struct {
+	s       *Service
+	api     http.Handler
+	devAuth string // the dev issuer's token folder ("" : no dev sign-in)
+	csrfKey []byte
+	pages   map[string]*template.Template
+	live    *liveHub
+}
+
+// mountConsole adds the console's routes to the gateway's mux.
+func (s *Service) mountConsole(mux *http.ServeMux) {
+	c := &console{s: s, api: mux, devAuth: s.devAuthDir, csrfKey: make([]byte, 32)}
+	if _, err := rand.Read(c.csrfKey); err != nil {
+		panic(err)
+	}
+	c.pages = parsePages()
+	c.live = newLiveHub(s)
+	static, _ := fs.Sub(consoleFiles, "console/static")
+	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(static))))
+	mux.HandleFunc("GET /{$}", c.root)
+	mux.HandleFunc("GET /console/signin", c.signinPage)
+	mux.HandleFunc("POST /console/signin", c.signin)
+	mux.HandleFunc("POST /console/signout", c.session(c.signout))
+	mux.HandleFunc("GET /console/{$}", c.session(c.board))
+	mux.HandleFunc("POST /console/crises", c.session(c.openCrisis))
+	mux.HandleFunc("GET /console/crises/{id}", c.session(c.crisisPage))
+	mux.HandleFunc("POST /console/crises/{id}/decide", c.session(c.decide))
+	mux.HandleFunc("GET /console/approvals", c.session(c.approvals))
+	mux.HandleFunc("GET /console/figures", c.session(c.figures))
+	mux.HandleFunc("GET /console/events", c.session(c.events))
+}
+
+func cacheStatic(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// user is the signed-in principal of one request, with its token (for the
+// API) and its CSRF token (for its forms).
+type user struct {
+	*authn.Principal
+	token string
+	CSRF  string
+}
+
+// May reports whether the user's roles allow an action of the policy table.
+func (u *user) May(action string) bool { return authz.Allowed(authz.Action(action), u.Roles) }
+
+// HasRole reports whether the user holds a role (by slug).
+func (u *user) HasRole(slug string) bool {
+	r, err := demarchev1.ParseRole(slug)
+	return err == nil && u.Has(r)
+}
+
+// RoleNames are the user's roles in words.
+func (u *user) RoleNames() string {
+	names := make([]string, len(u.Roles))
+	for i, r := range u.Roles {
+		names[i] = words(r.Slug())
+	}
+	return strings.Join(names, ", ")
+}
+
+// session authenticates the cookie's token with the API's verifier; pages
+// without a valid session go to the sign-in page. POST requests must carry
+// the session's CSRF token and come from this origin.
+func (c *console) session(h func(w http.ResponseWriter, r *http.Request, u *user)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := c.user(r)
+		if err != nil {
+			if r.Method == http.MethodGet && r.URL.Path != "/console/events" {
+				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			http.Error(w, "sign in again: "+err.Error(), http.StatusUnauthorized)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if !sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(u.CSRF)) {
+				http.Error(w, "refused: this form did not come from this console session (CSRF check); reload the page and try again", http.StatusForbidden)
+				return
+			}
+		}
+		setSecurityHeaders(w)
+		h(w, r.WithContext(authn.WithPrincipal(r.Context(), u.Principal)), u)
+	}
+}
+
+func (c *console) user(r *http.Request) (*user, error) {
+	ck, err := r.Cookie(sessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil, fmt.Errorf("%w: not signed in", errs.ErrUnauthenticated)
+	}
+	p, err := c.s.authn.Verify(r.Context(), ck.Value)
+	if err != nil {
+		return nil, err
+	}
+	return &user{Principal: p, token: ck.Value, CSRF: c.csrf(ck.Value)}, nil
+}
+
+// csrf is the session's form token: a MAC of the session's token under a key
+// of this gateway process (a restart asks for a reload, never a new sign-in).
+func (c *console) csrf(token string) string {
+	m := hmac.New(sha256.New, c.csrfKey)
+	m.Write([]byte(token))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// sameOrigin: a POST from a browser names its origin; it must be this one.
+func sameOrigin(r *http.Request) bool {
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		return err == nil && u.Host == r.Host
+	}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+		return true
+	}
+	return false
+}
+
+func setSecurityHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'; form-action 'self'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+func (c *console) root(w http.ResponseWriter, r *http.Request) {
+	if _, err := c.user(r); err != nil {
+		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/console/", http.StatusSeeOther)
+}
+
+// devIdentity is a demo identity offered on the dev sign-in page.
+type devIdentity struct {
+	Subject, Name, About, Roles, Clearance string
+}
+
+func (c *console) devIdentities() []devIdentity {
+	if c.devAuth == "" {
+		return nil
+	}
+	var out []devIdentity
+	for _, id := range authn.DevIdentities {
+		if _, err := os.Stat(filepath.Join(c.devAuth, id.Subject+".token")); err != nil {
+			continue
+		}
+		roles := make([]string, len(id.Roles))
+		for i, r := range id.Roles {
+			roles[i] = words(r)
+		}
+		out = append(out, devIdentity{Subject: id.Subject, Name: id.Name, About: id.About, Roles: strings.Join(roles, ", "), Clearance: id.Clearance})
+	}
+	return out
+}
+
+func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w)
+	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Next": safeNext(r.URL.Query().Get("next"))})
+}
+
+// signin sets the session cookie: a demo identity's token (dev issuer only)
+// or a pasted token, verified first either way.
+func (c *console) signin(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w)
+	if !sameOrigin(r) {
+		http.Error(w, "refused: sign-in must come from this console", http.StatusForbidden)
+		return
+	}
+	var token string
+	if name := r.PostFormValue("identity"); name != "" {
+		known := false
+		for _, id := range c.devIdentities() {
+			known = known || id.Subject == name
+		}
+		if !known {
+			c.render(w, r, http.StatusBadRequest, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": "no such demo identity (dev sign-in is offered only by `demarche dev`)"})
+			return
+		}
+		b, err := os.ReadFile(filepath.Join(c.devAuth, name+".token"))
+		if err != nil {
+			c.render(w, r, http.StatusServiceUnavailable, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": "the demo identity's token could not be read"})
+			return
+		}
+		token = strings.TrimSpace(string(b))
+	} else {
+		token = strings.TrimSpace(r.PostFormValue("token"))
+	}
+	if _, err := c.s.authn.Verify(r.Context(), token); err != nil {
+		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": err.Error()})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil})
+	next := safeNext(r.PostFormValue("next"))
+	if next == "" {
+		next = "/console/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// safeNext keeps a redirect inside the console.
+func safeNext(v string) string {
+	if strings.HasPrefix(v, "/console/") && !strings.HasPrefix(v, "//") && !strings.Contains(v, "\\") && !strings.Contains(v, "/console/signin") {
+		return v
+	}
+	return ""
+}
+
+func (c *console) signout(w http.ResponseWriter, r *http.Request, _ *user) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+}
+
+// ---- reads, with the API's visibility rules ---------------------------------
+
+// visibleList lists the crises the user may see, as listCrises does.
+func (c *console) visibleList(ctx context.Context, u *user, f crisis.Filter, limit int) ([]crisis.Summary, error) {
+	if partnerOnly(u.Principal) {
+		f.SharedWith = u.Partner
+	} else {
+		f.Confidentialities = authz.Clearances(u.Principal)
+	}
+	return crisis.List(ctx, c.s.tc, f, limit)
+}
+
+// state reads one crisis as the API's GET /v1/crises/{id} does: not found
+// when the user may not see it, and the read recorded when it is restricted.
+func (c *console) state(r *http.Request, u *user, id string) (*demarchev1.CrisisState, error) {
+	rr := r.Clone(r.Context())
+	rr.SetPathValue("id", id)
+	rr.Method = http.MethodGet
+	rr.URL = &url.URL{Path: "/console/crises/" + id}
+	return c.s.visibleState(rr, u.Principal)
+}
+
+// states reads several crises (four at a time); those that cannot be read
+// are left out.
+func (c *console) states(r *http.Request, u *user, rows []crisis.Summary) []*demarchev1.CrisisState {
+	out := make([]*demarchev1.CrisisState, len(rows))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, row := range rows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			st, err := c.state(r, u, row.CrisisID)
+			if err != nil {
+				c.s.log.Debug("console: crisis not read", zap.String("crisis", row.CrisisID), zap.Error(err))
+				return
+			}
+			out[i] = st
+		}()
+	}
+	wg.Wait()
+	return slices.DeleteFunc(out, func(st *demarchev1.CrisisState) bool { return st == nil })
+}
+
+// ---- writes, through the API ------------------------------------------------
+
+// apiResult is what the API answered a console write.
+type apiResult struct {
+	Status int
+	Body   []byte
+	Error  string // the API's error message ("" on success)
+}
+
+// callAPI sends one request to the API's own routes with the user's token.
+func (c *console) callAPI(ctx context.Context, u *user, method, path string, body proto.Message, key string) apiResult {
+	var rd io.Reader
+	if body != nil {
+		b, err := protojson.Marshal(body)
+		if err != nil {
+			return apiResult{Status: http.StatusInternalServerError, Error: err.Error()}
+		}
+		rd = bytes.NewReader(b)
+	}
+	req := httptest.NewRequestWithContext(ctx, method, path, rd)
+	req.Header.Set("Authorization", "Bearer "+u.token)
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	rec := httptest.NewRecorder()
+	c.api.ServeHTTP(rec, req)
+	res := apiResult{Status: rec.Code, Body: rec.Body.Bytes()}
+	if rec.Code >= 300 {
+		var e struct {
+			Error  string `json:"error"`
+			Fields []struct{ Field, Reason string }
+		}
+		if json.Unmarshal(res.Body, &e) == nil && e.Error != "" {
+			res.Error = e.Error
+			if len(e.Fields) > 0 && !strings.Contains(e.Error, e.Fields[0].Reason) {
+				var parts []string
+				for _, f := range e.Fields {
+					parts = append(parts, f.Field+": "+f.Reason)
+				}
+				res.Error += " (" + strings.Join(parts, "; ") + ")"
+			}
+		} else {
+			res.Error = http.StatusText(rec.Code)
+		}
+	}
+	return res
+}
+
+// ---- rendering ---------------------------------------------------------------
+
+// page is what every template gets.
+type page struct {
+	Title  string
+	Nav    string
+	User   *user
+	Live   string // the events URL the page listens to ("" : none)
+	Now    time.Time
+	Error  string
+	Notice string
+	Data   any
+}
+
+func (c *console) render(w http.ResponseWriter, r *http.Request, status int, name string, u *user, data any) {
+	pg := page{Nav: name, User: u, Now: time.Now(), Data: data}
+	if m, ok := data.(map[string]any); ok {
+		if e, ok := m["Error"].(string); ok {
+			pg.Error = e
+		}
+		if n, ok := m["Notice"].(string); ok {
+			pg.Notice = n
+		}
+		if l, ok := m["Live"].(string); ok {
+			pg.Live = l
+		}
+		if t, ok := m["Title"].(string); ok {
+			pg.Title = t
+		}
+	}
+	var buf bytes.Buffer
+	if err := c.pages[name].ExecuteTemplate(&buf, "layout", pg); err != nil {
+		c.s.log.Error("console: render", zap.String("page", name), zap.Error(err))
+		http.Error(w, "the page could not be rendered", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// renderError answers an error as a page: 404 looks the same whether the
+// crisis does not exist or the user may not see it.
+func (c *console) renderError(w http.ResponseWriter, r *http.Request, u *user, err error) {
+	status := errs.HTTPStatus(err)
+	msg := err.Error()
+	if errors.Is(err, errs.ErrNotFound) {
+		msg = "No such crisis, or none you are cleared to see."
+	}
+	c.render(w, r, status, "error", u, map[string]any{"Title": http.StatusText(status), "Message": msg})
+}
+
+func parsePages() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"words":    words,
+		"stage":    func(s demarchev1.Stage) string { return stageWords(s) },
+		"ts":       formatTime,
+		"iso":      func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"human":    humanDuration,
+		"lower":    strings.ToLower,
+		"join":     strings.Join,
+		"add":      func(a, b int) int { return a + b },
+		"kindname": kindWords,
+		"cap": func(s string) string {
+			if s == "" {
+				return s
+			}
+			return strings.ToUpper(s[:1]) + s[1:]
+		},
+	}
+	out := map[string]*template.Template{}
+	for _, name := range []string{"signin", "board", "crisis", "approvals", "figures", "error"} {
+		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
+			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
+	}
+	return out
+}
+
+// words turns a slug into words ("good-offices" -> "good offices").
+func words(slug string) string { return strings.ReplaceAll(slug, "-", " ") }
+
+// stageWords names a stage in the report's words.
+func stageWords(s demarchev1.Stage) string {
+	switch s {
+	case demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING:
+		return "rapid-response funding"
+	case demarchev1.Stage_STAGE_WARNING:
+		return "early warning"
+	case demarchev1.Stage_STAGE_UNSPECIFIED:
+		return "—"
+	}
+	return words(s.Slug())
+}
+
+func kindWords(kind string) string {
+	switch kind {
+	case "triage":
+		return "triage of the warning"
+	case "good-offices":
+		return "good-offices option"
+	case "standby-team-deployed":
+		return "standby team deployed"
+	case "closure":
+		return "closure and evaluation"
+	}
+	return words(kind)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2 Jan 2006 15:04 UTC")
+}
+
+// humanDuration: "3d 4h", "2h 05m", "45s".
+func humanDuration(d time.Duration) string {
+	neg := d < 0
+	if neg {
+		d = -d
+	}
+	var s string
+	switch {
+	case d >= 24*time.Hour:
+		s = fmt.Sprintf("%dd %dh", int(d.Hours())/24, int(d.Hours())%24)
+	case d >= time.Hour:
+		s = fmt.Sprintf("%dh %02dm", int(d.Hours()), int(d.Minutes())%60)
+	case d >= time.Minute:
+		s = fmt.Sprintf("%dm %02ds", int(d.Minutes()), int(d.Seconds())%60)
+	case d >= 10*time.Second || d == 0:
+		s = fmt.Sprintf("%ds", int(d.Seconds()))
+	case d >= time.Second:
+		s = fmt.Sprintf("%.1fs", d.Seconds())
+	default:
+		s = fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// sortedStages orders stages as the lifecycle runs them.
+func sortedStages(ss []demarchev1.Stage) []demarchev1.Stage {
+	out := slices.Clone(ss)
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}

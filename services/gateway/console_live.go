@@ -1,0 +1,153 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// liveHub turns crisis events on NATS into server-sent events, per
+// principal: an event reaches a console only when its crisis is one the
+// principal may see (the same list filter as the board), and it carries the
+// crisis id and the event's name, never its content; the page then reads
+// what changed through the same visibility rules as any read.
+type liveHub struct {
+	s *Service
+}
+
+func newLiveHub(s *Service) *liveHub { return &liveHub{s: s} }
+
+// visibleSet is the crises one principal may see, refreshed from the
+// listing at most once a second.
+type visibleSet struct {
+	mu      sync.Mutex
+	ids     map[string]bool
+	fetched time.Time
+}
+
+const liveRefresh = time.Second
+
+func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
+	fl, ok := w.(http.Flusher)
+	if !ok || c.s.nc == nil {
+		http.Error(w, "live updates are not available here", http.StatusServiceUnavailable)
+		return
+	}
+	only := r.URL.Query().Get("crisis")
+	subject := eventbus.AllEvents()
+	if only != "" {
+		if strings.ContainsAny(only, ".*> \t") || len(only) > 100 {
+			http.Error(w, "crisis: not a crisis id", http.StatusBadRequest)
+			return
+		}
+		subject = eventbus.CrisisEvents(only)
+	}
+	vs := &visibleSet{}
+	refresh := func() {
+		vs.mu.Lock()
+		defer vs.mu.Unlock()
+		if time.Since(vs.fetched) < liveRefresh {
+			return
+		}
+		rows, err := c.visibleList(r.Context(), u, crisis.Filter{}, 5000)
+		if err != nil {
+			c.s.log.Debug("console live: list", zap.Error(err))
+			return
+		}
+		vs.ids = make(map[string]bool, len(rows))
+		for _, row := range rows {
+			vs.ids[row.CrisisID] = true
+		}
+		vs.fetched = time.Now()
+	}
+	visible := func(id string) bool {
+		refresh() // rate-limited: a sharing or clearance change shows within a second
+		vs.mu.Lock()
+		defer vs.mu.Unlock()
+		return vs.ids[id]
+	}
+	ch := make(chan *nats.Msg, 256)
+	sub, err := c.s.nc.ChanSubscribe(subject, ch)
+	if err != nil {
+		http.Error(w, "live updates are not available: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	var wmu sync.Mutex
+	closed := false // set when the handler returns: late sends are dropped
+	defer func() { wmu.Lock(); closed = true; wmu.Unlock() }()
+	send := func(event string, v any) bool {
+		b, _ := json.Marshal(v)
+		wmu.Lock()
+		defer wmu.Unlock()
+		if closed {
+			return false
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b); err != nil {
+			return false
+		}
+		fl.Flush()
+		return true
+	}
+	refresh()
+	if !send("ready", map[string]string{"principal": u.Subject}) {
+		return
+	}
+	beat := time.NewTicker(20 * time.Second)
+	defer beat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-beat.C:
+			wmu.Lock()
+			_, err := fmt.Fprint(w, ": still here\n\n")
+			fl.Flush()
+			wmu.Unlock()
+			if err != nil {
+				return
+			}
+		case m := <-ch:
+			// demarche.crisis.<region>.<country>.<crisis-id>.<event>
+			tok := strings.Split(m.Subject, ".")
+			if len(tok) < 6 {
+				continue
+			}
+			ev := map[string]string{"crisis": tok[4], "event": tok[5]}
+			if only != "" && tok[4] != only {
+				continue
+			}
+			if visible(tok[4]) {
+				if !send("crisis", ev) {
+					return
+				}
+				continue
+			}
+			// A crisis just opened may reach visibility a moment after its
+			// first event: look again once, shortly.
+			go func(id string) {
+				select {
+				case <-r.Context().Done():
+				case <-time.After(1500 * time.Millisecond):
+					if visible(id) {
+						send("crisis", ev)
+					}
+				}
+			}(tok[4])
+		}
+	}
+}

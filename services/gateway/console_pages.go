@@ -1,0 +1,444 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/ids"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// boardStages are the board's columns, in the lifecycle's order.
+var boardStages = []demarchev1.Stage{
+	demarchev1.Stage_STAGE_WARNING, demarchev1.Stage_STAGE_GOOD_OFFICES, demarchev1.Stage_STAGE_FACT_FINDING,
+	demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT, demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING, demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
+}
+
+type pendingView struct {
+	Kind, Who, Role string
+	Stage           demarchev1.Stage
+	Due, AtRisk     time.Time
+	Mine            bool // the user holds the role that decides it
+}
+
+type deadlineView struct {
+	Name, Status string
+	Stage        demarchev1.Stage
+	Due, AtRisk  time.Time
+	Running      bool
+}
+
+type fundingView struct {
+	ID, Fund, Purpose, Requester, DecidedBy, Status string
+	Amount                                          int64
+	Own                                             bool // requested by the user: four-eyes
+	CrisisID, CrisisTitle                           string
+	Key                                             string
+}
+
+type cardView struct {
+	ID, Title, Country, Type, Confidentiality string
+	Severity                                  int32
+	Drill                                     bool
+	Stages                                    []demarchev1.Stage
+	Pending                                   []pendingView
+	Deadlines                                 []deadlineView
+	Outcome                                   string
+	OpenedAt                                  time.Time
+}
+
+type columnView struct {
+	Stage demarchev1.Stage
+	Cards []cardView
+}
+
+func ts(t *timestamppb.Timestamp) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.AsTime()
+}
+
+func pendingOf(st *demarchev1.CrisisState, u *user) []pendingView {
+	var out []pendingView
+	for _, p := range st.GetPendingDecisions() {
+		out = append(out, pendingView{Kind: p.GetKind(), Who: p.GetWho(), Role: words(p.GetRole().Slug()), Stage: p.GetStage(),
+			Due: ts(p.GetDueAt()), Mine: u.Has(p.GetRole())})
+	}
+	return out
+}
+
+func deadlinesOf(st *demarchev1.CrisisState) []deadlineView {
+	var out []deadlineView
+	for _, d := range st.GetDeadlines() {
+		s := d.GetStatus()
+		out = append(out, deadlineView{Name: d.GetName(), Status: words(s.Slug()), Stage: d.GetStage(), Due: ts(d.GetDueAt()), AtRisk: ts(d.GetAtRiskAt()),
+			Running: s == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED})
+	}
+	return out
+}
+
+func cardOf(st *demarchev1.CrisisState, u *user) cardView {
+	c := st.GetCrisis()
+	cv := cardView{ID: c.GetId(), Title: c.GetTitle(), Country: c.GetCountryCode(), Type: words(c.GetCrisisType().Slug()),
+		Confidentiality: c.GetConfidentiality().Slug(), Severity: c.GetSeverity(), Drill: c.GetDrill(),
+		Stages: sortedStages(st.GetActiveStages()), Pending: pendingOf(st, u), OpenedAt: ts(c.GetOpenedAt())}
+	for _, d := range deadlinesOf(st) {
+		if d.Running {
+			cv.Deadlines = append(cv.Deadlines, d)
+		}
+	}
+	if st.GetOutcome() != demarchev1.Outcome_OUTCOME_UNSPECIFIED {
+		cv.Outcome = st.GetOutcome().Slug()
+	}
+	return cv
+}
+
+// board is the crises by stage, with who is waiting on whom.
+func (c *console) board(w http.ResponseWriter, r *http.Request, u *user) {
+	c.renderBoard(w, r, u, http.StatusOK, nil)
+}
+
+func (c *console) renderBoard(w http.ResponseWriter, r *http.Request, u *user, status int, extra map[string]any) {
+	rows, err := c.visibleList(r.Context(), u, crisis.Filter{OpenOnly: true}, 200)
+	if err != nil {
+		c.renderError(w, r, u, err)
+		return
+	}
+	closedRows, err := c.visibleList(r.Context(), u, crisis.Filter{Stage: demarchev1.Stage_STAGE_CLOSED}, 8)
+	if err != nil {
+		c.renderError(w, r, u, err)
+		return
+	}
+	cols := make([]columnView, len(boardStages))
+	for i, s := range boardStages {
+		cols[i].Stage = s
+	}
+	open := c.states(r, u, rows)
+	for _, st := range open {
+		card := cardOf(st, u)
+		for i, s := range boardStages {
+			if slices.Contains(card.Stages, s) {
+				cols[i].Cards = append(cols[i].Cards, card)
+			}
+		}
+	}
+	var closed []cardView
+	for _, st := range c.states(r, u, closedRows) {
+		closed = append(closed, cardOf(st, u))
+	}
+	data := map[string]any{"Title": "Board", "Columns": cols, "Closed": closed, "Open": len(open), "Live": "/console/events",
+		"Types": crisisTypes(), "Countries": []string{"GN", "ML", "NE", "BF", "SD", "ET", "UA", "GE", "VE", "MM"}}
+	for k, v := range extra {
+		data[k] = v
+	}
+	c.render(w, r, status, "board", u, data)
+}
+
+func crisisTypes() []string {
+	var out []string
+	for n := range demarchev1.CrisisType_name {
+		if n != 0 {
+			out = append(out, demarchev1.CrisisType(n).Slug())
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// openCrisis opens a crisis through the API's POST /v1/crises.
+func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
+	sev, _ := strconv.Atoi(r.PostFormValue("severity"))
+	ct, err := demarchev1.ParseCrisisType(r.PostFormValue("type"))
+	if err != nil {
+		c.renderBoard(w, r, u, http.StatusBadRequest, map[string]any{"Error": "crisis type: " + err.Error()})
+		return
+	}
+	conf, err := demarchev1.ParseConfidentiality(r.PostFormValue("confidentiality"))
+	if err != nil {
+		conf = demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC
+	}
+	var shared []string
+	for _, p := range strings.Split(r.PostFormValue("shared_with"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			shared = append(shared, strings.ToUpper(p))
+		}
+	}
+	req := &demarchev1.OpenCrisisRequest{Crisis: &demarchev1.Crisis{
+		Title: strings.TrimSpace(r.PostFormValue("title")), CountryCode: strings.ToUpper(strings.TrimSpace(r.PostFormValue("country"))),
+		CrisisType: ct, Severity: int32(sev), Confidentiality: conf, SharedWith: shared}}
+	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises", req, "")
+	if res.Error != "" {
+		c.renderBoard(w, r, u, res.Status, map[string]any{"Error": "The crisis was not opened: " + res.Error, "Form": r.PostForm})
+		return
+	}
+	var st struct {
+		Crisis struct {
+			ID string `json:"id"`
+		} `json:"crisis"`
+	}
+	_ = json.Unmarshal(res.Body, &st)
+	if st.Crisis.ID == "" {
+		http.Redirect(w, r, "/console/", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/console/crises/"+url.PathEscape(st.Crisis.ID)+"?done=opened", http.StatusSeeOther)
+}
+
+// fundingOf lists a crisis's funding requests from its decisions.
+func fundingOf(st *demarchev1.CrisisState, u *user) []fundingView {
+	var out []fundingView
+	for _, d := range st.GetDecisions() {
+		switch {
+		case d.GetRequest().GetFundingRequest() != nil:
+			fr := d.GetRequest().GetFundingRequest()
+			out = append(out, fundingView{ID: fr.GetRequestId(), Fund: fr.GetFund(), Purpose: fr.GetPurpose(), Amount: fr.GetAmountUsd(),
+				Requester: d.GetPrincipal(), Status: "awaiting decision", Own: d.GetPrincipal() == u.Subject,
+				CrisisID: st.GetCrisis().GetId(), CrisisTitle: st.GetCrisis().GetTitle(), Key: ids.New()})
+		case d.GetRequest().GetFundingDecision() != nil:
+			fd := d.GetRequest().GetFundingDecision()
+			for i := range out {
+				if out[i].ID == fd.GetRequestId() {
+					out[i].Status, out[i].DecidedBy = "rejected", d.GetPrincipal()
+					if fd.GetApprove() {
+						out[i].Status = "approved"
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+type decisionView struct {
+	Number               int32
+	Kind, Principal, Why string
+	What                 string
+	At                   time.Time
+	Automatic            bool
+}
+
+type timelineView struct {
+	Stage              demarchev1.Stage
+	Run                int32
+	Status, Reason     string
+	Entered, Completed time.Time
+	Duration           string
+}
+
+// crisisPage shows one crisis: what it waits for (with forms), deadlines,
+// timeline, partners, funding, decisions and warnings.
+func (c *console) crisisPage(w http.ResponseWriter, r *http.Request, u *user) {
+	notice := ""
+	if d := r.URL.Query().Get("done"); d != "" {
+		notice = "Recorded: " + kindWords(d) + "."
+		if d == "opened" {
+			notice = "Crisis opened."
+		}
+	}
+	c.renderCrisis(w, r, u, r.PathValue("id"), http.StatusOK, map[string]any{"Notice": notice})
+}
+
+func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, id string, status int, extra map[string]any) {
+	st, err := c.state(r, u, id)
+	if err != nil {
+		c.renderError(w, r, u, err)
+		return
+	}
+	cr := st.GetCrisis()
+	var tl []timelineView
+	for _, s := range st.GetTimeline() {
+		v := timelineView{Stage: s.GetStage(), Run: s.GetRun(), Status: words(s.GetStatus().Slug()), Reason: s.GetReason(),
+			Entered: ts(s.GetEnteredAt()), Completed: ts(s.GetCompletedAt())}
+		if s.GetDuration() != nil {
+			v.Duration = humanDuration(s.GetDuration().AsDuration())
+		} else if !v.Entered.IsZero() {
+			v.Duration = humanDuration(time.Since(v.Entered)) + " so far"
+		}
+		tl = append(tl, v)
+	}
+	var decisions []decisionView
+	for _, d := range st.GetDecisions() {
+		decisions = append(decisions, decisionView{Number: d.GetNumber(), Kind: d.GetKind(), Principal: d.GetPrincipal(), Why: d.GetRationale(),
+			What: crisis.Describe(d.GetRequest()), At: ts(d.GetDecidedAt()), Automatic: d.GetAutomatic()})
+	}
+	slices.Reverse(decisions)
+	var partners []map[string]any
+	for _, p := range st.GetPartners() {
+		partners = append(partners, map[string]any{"Partner": p.GetPartner(), "Role": words(p.GetRole().Slug()), "By": p.GetPrincipal(), "At": ts(p.GetAcknowledgedAt())})
+	}
+	var warnings []map[string]any
+	for _, wn := range st.GetWarnings() {
+		warnings = append(warnings, map[string]any{"Source": wn.GetSource(), "Summary": wn.GetSummary(), "Severity": wn.GetSeverity(), "At": ts(wn.GetObservedAt())})
+	}
+	funding := fundingOf(st, u)
+	var open []fundingView
+	for _, f := range funding {
+		if f.Status == "awaiting decision" {
+			open = append(open, f)
+		}
+	}
+	data := map[string]any{
+		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()),
+		"C": cardOf(st, u), "State": st, "Pending": pendingOf(st, u), "Deadlines": deadlinesOf(st), "Timeline": tl,
+		"Decisions": decisions, "Partners": partners, "Warnings": warnings, "Funding": funding, "OpenFunding": open,
+		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Lessons": st.GetLessons(),
+		"Refused": st.GetRefusedSignals(), "OpenedBy": cr.GetOpenedBy(), "Playbook": st.GetPlaybook() + " " + st.GetPlaybookVersion(),
+		"Shared":  strings.Join(cr.GetSharedWith(), ", "),
+		"Options": []string{"quiet-diplomacy", "public-statement", "demarche", "security-council-dialogue", "horizon-scanning"},
+		"Bodies":  []string{"secretary-general", "security-council", "human-rights-council"},
+		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
+		"Funds": []string{"flexible-financing", "peacebuilding-irf"},
+	}
+	for k, v := range extra {
+		data[k] = v
+	}
+	c.render(w, r, status, "crisis", u, data)
+}
+
+// decide records a decision through the API's decision route; a refusal
+// is shown on the page it came from, with the rule.
+func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
+	id := r.PathValue("id")
+	kind := r.PostFormValue("kind")
+	req, err := decisionFromForm(kind, r)
+	back := r.PostFormValue("back")
+	fail := func(status int, msg string) {
+		extra := map[string]any{"Error": msg, "Failed": kind}
+		if back == "approvals" {
+			c.renderApprovals(w, r, u, status, extra)
+			return
+		}
+		c.renderCrisis(w, r, u, id, status, extra)
+	}
+	if err != nil {
+		fail(http.StatusBadRequest, "Not recorded: "+err.Error())
+		return
+	}
+	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/decisions", req, r.PostFormValue("key"))
+	if res.Error != "" {
+		fail(res.Status, "Refused — "+kindWords(kind)+" was not recorded: "+res.Error)
+		return
+	}
+	if back == "approvals" {
+		http.Redirect(w, r, "/console/approvals?done="+url.QueryEscape(id), http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
+}
+
+// decisionFromForm builds the DecisionRequest of a decision form. The
+// principal and roles are left empty: the API stamps them from the token.
+func decisionFromForm(kind string, r *http.Request) (*demarchev1.DecisionRequest, error) {
+	f := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
+	list := func(name string) []string {
+		var out []string
+		for _, v := range strings.FieldsFunc(f(name), func(c rune) bool { return c == ',' || c == '\n' }) {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+		return out
+	}
+	req := &demarchev1.DecisionRequest{Rationale: f("rationale")}
+	switch kind {
+	case "triage":
+		req.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: f("assessment")}}
+	case "good-offices":
+		opt, err := demarchev1.ParseGoodOfficesOption(f("option"))
+		if err != nil {
+			return nil, fmt.Errorf("option: %v", err)
+		}
+		req.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: opt}}
+	case "fact-finding-mandate":
+		body, err := demarchev1.ParseMandatingBody(f("body"))
+		if err != nil {
+			return nil, fmt.Errorf("mandating body: %v", err)
+		}
+		m := &demarchev1.FactFindingMandate{TermsOfReference: f("terms"), MandatingBody: body, Team: list("team")}
+		if v := f("report_due"); v != "" {
+			t, err := time.Parse("2006-01-02", v)
+			if err != nil {
+				return nil, fmt.Errorf("report due: %q is not a date (YYYY-MM-DD)", v)
+			}
+			m.ReportDue = timestamppb.New(t.Add(17 * time.Hour))
+		}
+		req.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: m}
+	case "fact-finding-report":
+		req.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: &demarchev1.FactFindingReport{Summary: f("summary"), Findings: list("findings")}}
+	case "envoy-appointment":
+		req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: f("envoy"), StandbyTeam: list("standby_team")}}
+	case "standby-team-deployed":
+		req.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: f("location")}}
+	case "funding-request":
+		amount, err := strconv.ParseInt(strings.ReplaceAll(f("amount"), ",", ""), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("amount: %q is not a whole number of US dollars", f("amount"))
+		}
+		req.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{
+			RequestId: f("request_id"), Fund: f("fund"), AmountUsd: amount, Purpose: f("purpose")}}
+	case "funding-decision":
+		req.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{
+			RequestId: f("request_id"), Approve: f("approve") == "true"}}
+	case "follow-up-check-in":
+		rec, err := demarchev1.ParseFollowUpRecommendation(f("recommendation"))
+		if err != nil {
+			return nil, fmt.Errorf("recommendation: %v", err)
+		}
+		req.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{
+			CommitmentsImplemented: f("commitments") == "yes", Tensions: f("tensions"), Recommendation: rec}}
+	case "closure":
+		out, err := demarchev1.ParseOutcome(f("outcome"))
+		if err != nil {
+			return nil, fmt.Errorf("outcome: %v", err)
+		}
+		req.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: out, Lessons: list("lessons")}}
+	default:
+		return nil, fmt.Errorf("unknown decision %q", kind)
+	}
+	return req, nil
+}
+
+// approvals is the funding officer's inbox: requests awaiting a decision in
+// the crises the user may see; the user's own requests are marked, since
+// four-eyes forbids deciding them.
+func (c *console) approvals(w http.ResponseWriter, r *http.Request, u *user) {
+	extra := map[string]any{}
+	if d := r.URL.Query().Get("done"); d != "" {
+		extra["Notice"] = "Decision recorded for crisis " + d + "."
+	}
+	c.renderApprovals(w, r, u, http.StatusOK, extra)
+}
+
+func (c *console) renderApprovals(w http.ResponseWriter, r *http.Request, u *user, status int, extra map[string]any) {
+	rows, err := c.visibleList(r.Context(), u, crisis.Filter{OpenOnly: true, Stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING}, 200)
+	if err != nil {
+		c.renderError(w, r, u, err)
+		return
+	}
+	var open, decided []fundingView
+	for _, st := range c.states(r, u, rows) {
+		for _, f := range fundingOf(st, u) {
+			if f.Status == "awaiting decision" {
+				open = append(open, f)
+			} else {
+				decided = append(decided, f)
+			}
+		}
+	}
+	data := map[string]any{"Title": "Approvals", "Open": open, "Decided": decided, "Live": "/console/events",
+		"Approver": u.Has(demarchev1.Role_ROLE_FUNDING_OFFICER)}
+	for k, v := range extra {
+		data[k] = v
+	}
+	c.render(w, r, status, "approvals", u, data)
+}

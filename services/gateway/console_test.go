@@ -1,0 +1,123 @@
+package gateway
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/authn"
+)
+
+// TestConsoleSession pins the console's session rules without a backend:
+// the dev sign-in only with the dev token folder, the cookie's attributes,
+// a forged or missing cookie sends to the sign-in page, and POST forms need
+// the session's CSRF token and this origin.
+func TestConsoleSession(t *testing.T) {
+	dir := t.TempDir()
+	iss, err := authn.LoadOrCreateIssuer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := authn.WriteDevTokens(dir, iss); err != nil {
+		t.Fatal(err)
+	}
+	dev := httptest.NewServer((&Service{log: zap.NewNop(), authn: iss.Verifier(), devAuthDir: dir}).Handler())
+	defer dev.Close()
+	prod := httptest.NewServer((&Service{log: zap.NewNop(), authn: iss.Verifier()}).Handler())
+	defer prod.Close()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	get := func(srv *httptest.Server, path, cookie string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", srv.URL+path, nil)
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp, b.String()
+	}
+	post := func(srv *httptest.Server, path, cookie, origin string, form url.Values) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		if cookie != "" {
+			req.AddCookie(&http.Cookie{Name: sessionCookie, Value: cookie})
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+
+	if resp, _ := get(dev, "/", ""); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/signin" {
+		t.Fatalf("/ without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if _, body := get(dev, "/console/signin", ""); !strings.Contains(body, `id="signin-duty"`) || !strings.Contains(body, `id="signin-approver"`) {
+		t.Fatal("the dev sign-in page does not list the demo identities")
+	}
+	if _, body := get(prod, "/console/signin", ""); strings.Contains(body, "signin-duty") {
+		t.Fatal("a gateway without the dev issuer offers the demo identities")
+	}
+	if resp := post(prod, "/console/signin", "", prod.URL, url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("dev sign-in on a gateway without the dev issuer: %d", resp.StatusCode)
+	}
+	if resp := post(dev, "/console/signin", "", "https://evil.example", url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin sign-in: %d", resp.StatusCode)
+	}
+	resp := post(dev, "/console/signin", "", dev.URL, url.Values{"identity": {"duty"}})
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			ck = c
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" {
+		t.Fatalf("dev sign-in: %d, cookie %+v", resp.StatusCode, ck)
+	}
+
+	// A forged token is no session.
+	other, _ := authn.LoadOrCreateIssuer(t.TempDir())
+	forged, _ := other.Mint(authn.Claims{Subject: "duty", Roles: []string{"duty-officer"}}, time.Hour)
+	if resp, _ := get(dev, "/console/approvals", forged); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
+		t.Fatalf("a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := post(dev, "/console/crises", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("POST with a forged session: %d", resp.StatusCode)
+	}
+
+	// Forms need the session's CSRF token and this origin.
+	form := url.Values{"title": {"x"}, "country": {"GN"}, "type": {"general"}}
+	if resp := post(dev, "/console/crises", ck.Value, dev.URL, form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST without a CSRF token: %d", resp.StatusCode)
+	}
+	form.Set("csrf", "not-the-token")
+	if resp := post(dev, "/console/crises/X/decide", ck.Value, dev.URL, form); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST with a wrong CSRF token: %d", resp.StatusCode)
+	}
+	if resp := post(dev, "/console/signout", ck.Value, "https://evil.example", url.Values{}); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("cross-origin sign-out: %d", resp.StatusCode)
+	}
+	if got := safeNext("//evil.example/x"); got != "" {
+		t.Fatalf("safeNext let %q through", got)
+	}
+}
