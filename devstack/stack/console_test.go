@@ -273,10 +273,14 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("the approval in the funding list", `document.querySelector("#funding").innerText.includes("approved by approver")`, 30*time.Second)
 	duty.shot("crisis-live-follow-up")
 
-	// Follow-up would last months: skip it (API), then close from the page.
-	if code, _, raw := dutyAPI.call("POST", "/v1/crises/"+id+"/controls/skip-stage", `{"reason": "handed over to the peacebuilding office", "stage": "STAGE_SUSTAINED_FOLLOW_UP"}`); code != http.StatusOK {
-		t.Fatalf("skip follow-up: %d %s", code, raw)
-	}
+	// Follow-up would last months: skip it with the page's controls (a skip of
+	// an ended stage is refused on screen first, naming the rule), then close.
+	duty.submit("skip an ended stage", map[string]string{`#form-control select[name=control]`: "skip-stage", `#form-control select[name=stage]`: "warning",
+		`#form-control textarea[name=reason]`: "by mistake"}, `#form-control button[type=submit]`)
+	duty.waitJS("the refusal, with its rule", `document.body.innerText.includes("rule skip-running-or-ahead")`, 30*time.Second)
+	duty.shot("control-refused")
+	duty.submit("skip follow-up", map[string]string{`#form-control select[name=control]`: "skip-stage", `#form-control select[name=stage]`: "sustained-follow-up",
+		`#form-control textarea[name=reason]`: "handed over to the peacebuilding office"}, `#form-control button[type=submit]`)
 	duty.waitJS("the closure form, live", `document.querySelector("#form-closure")`, 60*time.Second)
 	duty.submit("closure", map[string]string{`#form-closure select[name=outcome]`: "averted", `#form-closure textarea[name=lessons]`: "regional lead worked",
 		`#form-closure textarea[name=rationale]`: "agreement signed"}, `#form-closure button[type=submit]`)

@@ -25,6 +25,7 @@ package gateway
 //	POST /console/crises            open a crisis (duty officer, head of department)
 //	GET  /console/crises/{id}       crisis page
 //	POST /console/crises/{id}/decide  record a decision (the API's decision route)
+//	POST /console/crises/{id}/control apply a control (the API's control routes)
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/events            server-sent events of the crises the principal may see
@@ -101,6 +102,7 @@ func (s *Service) mountConsole(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/crises", c.session(c.openCrisis))
 	mux.HandleFunc("GET /console/crises/{id}", c.session(c.crisisPage))
 	mux.HandleFunc("POST /console/crises/{id}/decide", c.session(c.decide))
+	mux.HandleFunc("POST /console/crises/{id}/control", c.session(c.control))
 	mux.HandleFunc("GET /console/approvals", c.session(c.approvals))
 	mux.HandleFunc("GET /console/figures", c.session(c.figures))
 	mux.HandleFunc("GET /console/events", c.session(c.events))

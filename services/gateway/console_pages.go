@@ -10,8 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -297,7 +299,8 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Options": []string{"quiet-diplomacy", "public-statement", "demarche", "security-council-dialogue", "horizon-scanning"},
 		"Bodies":  []string{"secretary-general", "security-council", "human-rights-council"},
 		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
-		"Funds": []string{"flexible-financing", "peacebuilding-irf"},
+		"Funds":  []string{"flexible-financing", "peacebuilding-irf"},
+		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
 	}
 	for k, v := range extra {
 		data[k] = v
@@ -334,6 +337,33 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
+}
+
+// control applies an operator control through the API's control route.
+func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
+	id, name := r.PathValue("id"), r.PostFormValue("control")
+	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	var msg proto.Message
+	switch name {
+	case "escalate", "de-escalate":
+		msg = &demarchev1.SeverityControl{Reason: reason}
+	case "skip-stage", "reopen-stage":
+		stage, err := demarchev1.ParseStage(r.PostFormValue("stage"))
+		if err != nil {
+			c.renderCrisis(w, r, u, id, http.StatusBadRequest, map[string]any{"Error": "Not applied: stage: " + err.Error()})
+			return
+		}
+		msg = &demarchev1.StageControl{Reason: reason, Stage: stage}
+	default:
+		c.renderCrisis(w, r, u, id, http.StatusBadRequest, map[string]any{"Error": fmt.Sprintf("Not applied: %q is not a control", name)})
+		return
+	}
+	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/controls/"+name, msg, r.PostFormValue("key"))
+	if res.Error != "" {
+		c.renderCrisis(w, r, u, id, res.Status, map[string]any{"Error": "Refused — " + strings.ReplaceAll(name, "-", " ") + " was not applied: " + res.Error})
+		return
+	}
+	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(name), http.StatusSeeOther)
 }
 
 // decisionFromForm builds the DecisionRequest of a decision form. The

@@ -48,7 +48,10 @@
 
   function refresh() {
     pending = null;
-    fetch(location.href, { credentials: "same-origin", headers: { "X-Console-Live": "1" } })
+    // A refusal is shown at the form's address (…/decide, …/control): refresh
+    // the crisis page it belongs to.
+    var page = location.pathname.replace(/\/(decide|control)$/, "") + location.search;
+    fetch(page, { credentials: "same-origin", headers: { "X-Console-Live": "1" } })
       .then(function (r) { if (!r.ok && r.status !== 404) throw new Error(r.status); return r.text(); })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
@@ -70,6 +73,10 @@
     es.addEventListener("ready", function () {
       say("Live updates: on");
       document.body.setAttribute("data-live-ready", "1");
+      // Catch up on what changed between rendering the page and listening
+      // (and during a reconnection): events of that moment were not sent here.
+      if (pending) clearTimeout(pending);
+      pending = setTimeout(refresh, 50);
     });
     es.addEventListener("crisis", function () {
       if (pending) clearTimeout(pending);
