@@ -3,8 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/user"
 	"strings"
 	"text/tabwriter"
 
@@ -24,21 +22,6 @@ func (a *App) call(ctx context.Context, subject string, req, resp proto.Message)
 		return err
 	}
 	return api.do(ctx, "POST", gateway.ServicePath(subject), nil, req, resp)
-}
-
-// defaultPrincipal is who acts when --as is not given: DEMARCHE_PRINCIPAL,
-// else the login name ($USER, or the account when USER is unset).
-func defaultPrincipal() string {
-	if p := os.Getenv("DEMARCHE_PRINCIPAL"); p != "" {
-		return p
-	}
-	if u := os.Getenv("USER"); u != "" {
-		return u
-	}
-	if u, err := user.Current(); err == nil {
-		return u.Username
-	}
-	return ""
 }
 
 func newRosterCmd(app *App) *cobra.Command {
