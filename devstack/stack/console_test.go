@@ -105,7 +105,11 @@ func (b browserTab) shot(name string) {
 	}
 }
 
-// fill sets form fields (CSS selector -> value) and clicks a button.
+// submit sets form fields (CSS selector -> value) and clicks a button. A
+// live refresh may replace the form while it is being filled (before any
+// field is set, the page does not know someone is about to type): the
+// browser then says the node is gone, and the form is filled again; nothing
+// was submitted, the click comes last.
 func (b browserTab) submit(what string, fields map[string]string, button string) {
 	b.t.Helper()
 	var acts []chromedp.Action[chromedp.Void]
@@ -113,7 +117,20 @@ func (b browserTab) submit(what string, fields map[string]string, button string)
 		acts = append(acts, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SetValue(chromedp.CSS(sel), v))
 	}
 	acts = append(acts, chromedp.Click(chromedp.CSS(button)))
-	b.run(what, acts...)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
+		err := chromedp.Do(ctx, acts...)
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt < 4 && strings.Contains(err.Error(), "No node with given id") {
+			b.t.Logf("%s: %s: the form was re-rendered while being filled; filling it again", b.name, what)
+			continue
+		}
+		b.shot("failed")
+		b.t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
 }
 
 // TestConsole drives the operations-centre console in headless Chromium on
