@@ -33,6 +33,7 @@ const (
 	ReopenStage  Action = "crisis.reopen-stage"
 	PartnerRole  Action = "crisis.partner-role"
 	Warn         Action = "crisis.warn"
+	Share        Action = "crisis.share" // who a crisis is shared with (partners)
 	SendSignals  Action = "signals.send"
 	ReadScores   Action = "situations.read"
 	ReadRoster   Action = "roster.read"
@@ -76,6 +77,7 @@ var table = map[Action][]role{
 	ReopenStage:    {duty, head},
 	PartnerRole:    {duty, head, partner},
 	Warn:           {duty, analyst},
+	Share:          {duty, admin},
 	SendSignals:    {duty, analyst, partner},
 	ReadScores:     {duty, desk, head, analyst, auditor},
 	ReadRoster:     {duty, desk, head, msu, roster, auditor},

@@ -46,7 +46,7 @@
 // the bytes "<name>:<value>\n"; then one "\n"; then the event's data, the
 // protobuf binary encoding of the event message (deterministic, as above).
 //
-// Principal. DecisionRecorded: the decision's principal; SeverityChanged,
+// Principal. DecisionRecorded: the decision's principal; SeverityChanged, SharingChanged,
 // StageSkipped, StageReopened: their principal; PartnerRoleAcknowledged: the
 // acknowledgement's principal; CrisisOpened: who opened it, when known;
 // anything else: the event's ce-source. Reads: the reader.

@@ -149,6 +149,12 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 // checkPartners refuses a sharing list naming an organisation the registry
 // does not know.
 func (s *Service) checkPartners(ctx context.Context, shared []string) error {
+	return s.checkPartnerNames(ctx, "crisis.shared_with", shared)
+}
+
+// checkPartnerNames refuses a list (the field named field) naming an
+// organisation the partners registry does not know.
+func (s *Service) checkPartnerNames(ctx context.Context, field string, shared []string) error {
 	if len(shared) == 0 {
 		return nil
 	}
@@ -162,7 +168,7 @@ func (s *Service) checkPartners(ctx context.Context, shared []string) error {
 	}
 	for i, name := range shared {
 		if !slices.Contains(known, name) {
-			return &demarchev1.FieldError{Field: fmt.Sprintf("crisis.shared_with[%d]", i), Reason: fmt.Sprintf("%q is not a registered partner (known: %s)", truncate(name, 40), strings.Join(known, ", "))}
+			return &demarchev1.FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Reason: fmt.Sprintf("%q is not a registered partner (known: %s)", truncate(name, 40), strings.Join(known, ", "))}
 		}
 	}
 	return nil
@@ -373,6 +379,45 @@ func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.P
 		return
 	}
 	st, err := crisis.Control(r.Context(), s.tc, r.PathValue("id"), key, update, arg.(demarchev1.Validator))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, st)
+}
+
+// postSharing changes which partner organisations a crisis is shared with:
+// every organisation named must be in the partners registry (a 400 naming
+// the field otherwise); the crisis refuses a change that changes nothing
+// (422 with its rule). It answers the crisis's state after the change.
+func (s *Service) postSharing(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	var arg demarchev1.SharingControl
+	if !readBody(w, r, &arg) {
+		return
+	}
+	if err := stamp(&arg, p); err != nil {
+		writeError(w, err)
+		return
+	}
+	for i, v := range arg.Share { // as crisis open takes them: any case
+		arg.Share[i] = strings.ToUpper(strings.TrimSpace(v))
+	}
+	for i, v := range arg.Unshare {
+		arg.Unshare[i] = strings.ToUpper(strings.TrimSpace(v))
+	}
+	if err := arg.Validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.checkPartnerNames(r.Context(), "share", arg.GetShare()); err != nil {
+		writeError(w, err)
+		return
+	}
+	key, ok := s.updateOf(w, r, p)
+	if !ok {
+		return
+	}
+	st, err := crisis.Control(r.Context(), s.tc, r.PathValue("id"), key, crisis.UpdateShare, &arg)
 	if err != nil {
 		writeError(w, err)
 		return

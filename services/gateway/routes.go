@@ -48,6 +48,7 @@ func crisisRoutes() []route {
 		{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision, &demarchev1.DecisionRequest{}, &demarchev1.DecisionRecord{}},
 		// the control's own action (crisis.escalate, ...); the body is the control's message:
 		{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl, nil, &demarchev1.CrisisState{}},
+		{"POST", "/v1/crises/{id}/sharing", authz.Share, (*Service).postSharing, &demarchev1.SharingControl{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories, nil, nil},
 	}
 }

@@ -352,3 +352,34 @@ func TestEventBeforeItsOpeningWaitsWithoutStalling(t *testing.T) {
 		t.Fatalf("dead letter for an early event: %s", m.Header.Get(eventbus.HeaderDeadLetterReason))
 	}
 }
+
+// A sharing change during a crisis: the newly shared partner receives the
+// change and what follows; the unshared one receives the change and nothing
+// after it.
+func TestSharingChangeStartsAndStopsDelivery(t *testing.T) {
+	t.Parallel()
+	b := startNATS(t)
+	reg := registry(t, `{"partners": [{"name": "PA", "title": "Partner A"}, {"name": "PB", "title": "Partner B"}]}`, nil)
+	startService(t, fastConfig(b.url, reg), nil)
+	c := newCrisis("NE-20261128-SHCHG", "NE", coup, restricted, "PA")
+	publishCrisis(t, b, c)
+	eventually(t, "PA receives the crisis shared with it", hasSubject(t, b, "PA", c, "stage_entered"))
+	ctx := context.Background()
+	route := eventbus.RouteOf(c)
+	for _, ev := range []eventbus.Event{
+		{ID: c.GetId() + "-sharing", Time: time.Now(), Data: &demarchev1.SharingChanged{CrisisId: c.GetId(), SharedWith: []string{"PB"},
+			Added: []string{"PB"}, Removed: []string{"PA"}, Principal: "duty", Reason: "PB takes over"}},
+		{ID: c.GetId() + "-after", Time: time.Now(), Data: &demarchev1.SeverityChanged{CrisisId: c.GetId(), From: 3, To: 4, Principal: "duty", Reason: "worse"}},
+	} {
+		if _, err := b.pub.Publish(ctx, route, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "PB receives what follows the change", hasSubject(t, b, "PB", c, "severity_changed"))
+	if !hasSubject(t, b, "PB", c, "sharing_changed")() || hasSubject(t, b, "PB", c, "crisis_opened")() {
+		t.Errorf("PB (newly shared): %s; want the change and what follows, not what came before", fmtSubjects(partnerSubjects(t, b, "PB")))
+	}
+	if !hasSubject(t, b, "PA", c, "sharing_changed")() || hasSubject(t, b, "PA", c, "severity_changed")() {
+		t.Errorf("PA (unshared): %s; want the change, then nothing", fmtSubjects(partnerSubjects(t, b, "PA")))
+	}
+}

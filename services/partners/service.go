@@ -18,7 +18,10 @@
 // Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
 // crisis goes to the partners whose regions, countries and crisis types match;
 // a restricted or confidential crisis goes only to the partners named in its
-// shared_with, never to anyone else.
+// shared_with, never to anyone else. A SharingChanged event (an operator
+// shared or unshared the crisis during it) updates what the service keeps:
+// the change reaches the partners that received the crisis before and those
+// that receive it now, and the events after it only the latter.
 //
 // An event that arrives before its crisis's CrisisOpened (early warning
 // publishes WarningRaised and then opens the crisis, whose workflow publishes
@@ -333,6 +336,9 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 		if err != nil {
 			return fmt.Errorf("event %s (%s): %w", ev.ID, ev.Type, err)
 		}
+		if sc, ok := ev.Data.(*demarchev1.SharingChanged); ok {
+			return s.changeSharing(ctx, c, sc, ev)
+		}
 		return s.deliver(ctx, c, ev)
 	}
 	c := op.GetCrisis()
@@ -352,6 +358,29 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 		return err
 	}
 	return s.deliverParked(ctx, c)
+}
+
+// changeSharing keeps a crisis's new sharing, so the events after it go to
+// the organisations it is shared with now (and acknowledgements are checked
+// against it), and delivers the change itself to the organisations that
+// received the crisis before or receive it now: an organisation no longer
+// shared with learns so, and receives nothing after.
+func (s *Service) changeSharing(ctx context.Context, before *demarchev1.Crisis, sc *demarchev1.SharingChanged, ev eventbus.Event) error {
+	after := proto.Clone(before).(*demarchev1.Crisis)
+	after.SharedWith = append([]string{}, sc.GetSharedWith()...)
+	b, err := proto.Marshal(after)
+	if err != nil {
+		return fmt.Errorf("encode crisis %s: %w", after.GetId(), err)
+	}
+	if _, err := s.crises.Put(ctx, after.GetId(), b); err != nil {
+		return fmt.Errorf("store crisis %s: %w", after.GetId(), err)
+	}
+	for _, name := range sc.GetAdded() {
+		if _, ok := s.reg.Lookup(name); !ok {
+			s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", after.GetId()), zap.String("partner", name))
+		}
+	}
+	return s.deliverTo(ctx, after, ev, func(p *Partner) bool { return p.Receives(before) || p.Receives(after) })
 }
 
 // parkedEvent is a parked event as stored: its CloudEvent headers and data.
@@ -435,13 +464,18 @@ func (s *Service) deliverParked(ctx context.Context, c *demarchev1.Crisis) error
 
 // deliver copies one event of a known crisis to every partner that receives it.
 func (s *Service) deliver(ctx context.Context, c *demarchev1.Crisis, ev eventbus.Event) error {
+	return s.deliverTo(ctx, c, ev, func(p *Partner) bool { return p.Receives(c) })
+}
+
+// deliverTo copies one event of a known crisis to every partner to names.
+func (s *Service) deliverTo(ctx context.Context, c *demarchev1.Crisis, ev eventbus.Event, to func(*Partner) bool) error {
 	et, err := eventbus.TypeOf(ev.Data)
 	if err != nil {
 		return fmt.Errorf("event %s: %w: %w", ev.ID, err, eventbus.ErrPermanent)
 	}
 	route := eventbus.RouteOf(c)
 	for _, p := range s.reg.Partners() {
-		if !p.Receives(c) {
+		if !to(p) {
 			continue
 		}
 		msg, err := eventbus.Encode(PartnerSubject(p.Name, route, et.Token), ev)

@@ -9,6 +9,7 @@ package crisis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -85,6 +86,7 @@ func (l *lifecycle) registerControls(ctx workflow.Context) error {
 		}),
 		control(ctx, l, UpdatePartnerRole, nil, l.setPartner),
 		control(ctx, l, UpdateWarn, nil, func(ctx workflow.Context, w *demarchev1.WarnControl) { l.attachWarning(ctx, w.GetWarning()) }),
+		control(ctx, l, UpdateShare, l.checkSharing, l.share),
 	} {
 		if err != nil {
 			return err
@@ -136,6 +138,53 @@ func (l *lifecycle) checkReopen(c *demarchev1.StageControl) error {
 		return rule("reopen-reached", "stage %s has not run yet in this crisis (playbook %s)", s.Slug(), l.pb.GetName())
 	}
 	return nil
+}
+
+// checkSharing refuses a change that changes nothing: sharing with an
+// organisation the crisis is shared with already, or unsharing one it is not.
+// (Whether each organisation is registered, the gateway asks the partners
+// registry before the update; a workflow validator does no I/O.)
+func (l *lifecycle) checkSharing(c *demarchev1.SharingControl) error {
+	shared := l.crisis.GetSharedWith()
+	for _, p := range c.GetShare() {
+		if slices.Contains(shared, p) {
+			return rule("share-new", "the crisis is shared with %s already", p)
+		}
+	}
+	for _, p := range c.GetUnshare() {
+		if !slices.Contains(shared, p) {
+			return rule("unshare-shared", "the crisis is not shared with %s (shared with: %s)", p, listOrNone(shared))
+		}
+	}
+	if n := len(shared) + len(c.GetShare()) - len(c.GetUnshare()); n > demarchev1.MaxSharedWith {
+		return rule("share-bound", "the crisis would be shared with %d organisations (allowed: at most %d)", n, demarchev1.MaxSharedWith)
+	}
+	return nil
+}
+
+// share applies a sharing change: the crisis's list (kept in the order
+// organisations were added), its search attributes (what the API's lists
+// filter partners by) and the event the partners service and the audit
+// chain act on.
+func (l *lifecycle) share(ctx workflow.Context, c *demarchev1.SharingControl) {
+	var after []string
+	for _, p := range l.crisis.GetSharedWith() {
+		if !slices.Contains(c.GetUnshare(), p) {
+			after = append(after, p)
+		}
+	}
+	after = append(after, c.GetShare()...)
+	l.crisis.SharedWith = after
+	_ = upsertCrisisAttributes(ctx, l.crisis)
+	_ = l.em.publish(ctx, &demarchev1.SharingChanged{CrisisId: l.crisis.GetId(), SharedWith: after,
+		Added: c.GetShare(), Removed: c.GetUnshare(), Principal: c.GetPrincipal(), Reason: c.GetReason()})
+}
+
+func listOrNone(s []string) string {
+	if len(s) == 0 {
+		return "none"
+	}
+	return strings.Join(s, ", ")
 }
 
 func (l *lifecycle) changeSeverity(ctx workflow.Context, delta int32, principal, reason string) {

@@ -40,6 +40,7 @@ const (
 	UpdateReopenStage = "crisis.reopen-stage" // *demarchev1.StageControl
 	UpdatePartnerRole = "crisis.partner-role" // *demarchev1.PartnerRoleAck
 	UpdateWarn        = "crisis.warn"         // *demarchev1.WarnControl
+	UpdateShare       = "crisis.share"        // *demarchev1.SharingControl
 
 	// Signals from machines: early warning (with signal-with-start), the
 	// partners service, and a stage's child workflow. An invalid one is

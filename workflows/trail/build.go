@@ -170,6 +170,18 @@ func control(name string, input *commonpb.Payloads) (Entry, bool) {
 			w := c.GetWarning()
 			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary()), Principal: c.GetPrincipal()}, true
 		}
+	case crisis.UpdateShare:
+		var c demarchev1.SharingControl
+		if decode(input, &c) {
+			var parts []string
+			if len(c.GetShare()) > 0 {
+				parts = append(parts, "shared with "+strings.Join(c.GetShare(), ", "))
+			}
+			if len(c.GetUnshare()) > 0 {
+				parts = append(parts, "no longer shared with "+strings.Join(c.GetUnshare(), ", "))
+			}
+			return Entry{Kind: "control", What: strings.Join(parts, "; "), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
+		}
 	case crisis.SignalWarning:
 		var w demarchev1.Warning
 		if decode(input, &w) {

@@ -779,6 +779,95 @@ func (x *StageReopened) GetReason() string {
 	return ""
 }
 
+// SharingChanged: an operator changed which partner organisations the
+// crisis is shared with. Partners in added receive the crisis's events from
+// here on; partners in removed receive this event last.
+type SharingChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId string `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Who is shared with after the change.
+	SharedWith    []string `protobuf:"bytes,2,rep,name=shared_with,json=sharedWith,proto3" json:"shared_with,omitempty"`
+	Added         []string `protobuf:"bytes,3,rep,name=added,proto3" json:"added,omitempty"`
+	Removed       []string `protobuf:"bytes,4,rep,name=removed,proto3" json:"removed,omitempty"`
+	Principal     string   `protobuf:"bytes,5,opt,name=principal,proto3" json:"principal,omitempty"`
+	Reason        string   `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharingChanged) Reset() {
+	*x = SharingChanged{}
+	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharingChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharingChanged) ProtoMessage() {}
+
+func (x *SharingChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharingChanged.ProtoReflect.Descriptor instead.
+func (*SharingChanged) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *SharingChanged) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetSharedWith() []string {
+	if x != nil {
+		return x.SharedWith
+	}
+	return nil
+}
+
+func (x *SharingChanged) GetAdded() []string {
+	if x != nil {
+		return x.Added
+	}
+	return nil
+}
+
+func (x *SharingChanged) GetRemoved() []string {
+	if x != nil {
+		return x.Removed
+	}
+	return nil
+}
+
+func (x *SharingChanged) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *SharingChanged) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // FollowUpCheckInDue: a periodic check-in is due.
 type FollowUpCheckInDue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -793,7 +882,7 @@ type FollowUpCheckInDue struct {
 
 func (x *FollowUpCheckInDue) Reset() {
 	*x = FollowUpCheckInDue{}
-	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -805,7 +894,7 @@ func (x *FollowUpCheckInDue) String() string {
 func (*FollowUpCheckInDue) ProtoMessage() {}
 
 func (x *FollowUpCheckInDue) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[12]
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -818,7 +907,7 @@ func (x *FollowUpCheckInDue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckInDue.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckInDue) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FollowUpCheckInDue) GetCrisisId() string {
@@ -858,7 +947,7 @@ type FollowUpCheckInRecorded struct {
 
 func (x *FollowUpCheckInRecorded) Reset() {
 	*x = FollowUpCheckInRecorded{}
-	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +959,7 @@ func (x *FollowUpCheckInRecorded) String() string {
 func (*FollowUpCheckInRecorded) ProtoMessage() {}
 
 func (x *FollowUpCheckInRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +972,7 @@ func (x *FollowUpCheckInRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckInRecorded.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckInRecorded) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FollowUpCheckInRecorded) GetCrisisId() string {
@@ -919,7 +1008,7 @@ type CrisisRelapsed struct {
 
 func (x *CrisisRelapsed) Reset() {
 	*x = CrisisRelapsed{}
-	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -931,7 +1020,7 @@ func (x *CrisisRelapsed) String() string {
 func (*CrisisRelapsed) ProtoMessage() {}
 
 func (x *CrisisRelapsed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -944,7 +1033,7 @@ func (x *CrisisRelapsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisRelapsed.ProtoReflect.Descriptor instead.
 func (*CrisisRelapsed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CrisisRelapsed) GetCrisisId() string {
@@ -979,7 +1068,7 @@ type FundsDisbursed struct {
 
 func (x *FundsDisbursed) Reset() {
 	*x = FundsDisbursed{}
-	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +1080,7 @@ func (x *FundsDisbursed) String() string {
 func (*FundsDisbursed) ProtoMessage() {}
 
 func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +1093,7 @@ func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsDisbursed.ProtoReflect.Descriptor instead.
 func (*FundsDisbursed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FundsDisbursed) GetCrisisId() string {
@@ -1063,7 +1152,7 @@ type WarningRaised struct {
 
 func (x *WarningRaised) Reset() {
 	*x = WarningRaised{}
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1075,7 +1164,7 @@ func (x *WarningRaised) String() string {
 func (*WarningRaised) ProtoMessage() {}
 
 func (x *WarningRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1088,7 +1177,7 @@ func (x *WarningRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarningRaised.ProtoReflect.Descriptor instead.
 func (*WarningRaised) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *WarningRaised) GetCrisisId() string {
@@ -1154,7 +1243,7 @@ type SignalContribution struct {
 
 func (x *SignalContribution) Reset() {
 	*x = SignalContribution{}
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1255,7 @@ func (x *SignalContribution) String() string {
 func (*SignalContribution) ProtoMessage() {}
 
 func (x *SignalContribution) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1268,7 @@ func (x *SignalContribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalContribution.ProtoReflect.Descriptor instead.
 func (*SignalContribution) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SignalContribution) GetSource() string {
@@ -1270,7 +1359,15 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x1c\n" +
 	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"|\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xb4\x01\n" +
+	"\x0eSharingChanged\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1f\n" +
+	"\vshared_with\x18\x02 \x03(\tR\n" +
+	"sharedWith\x12\x14\n" +
+	"\x05added\x18\x03 \x03(\tR\x05added\x12\x18\n" +
+	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x1c\n" +
+	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x16\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"|\n" +
 	"\x12FollowUpCheckInDue\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x05R\x06number\x121\n" +
@@ -1319,7 +1416,7 @@ func file_demarche_v1_events_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_events_proto_rawDescData
 }
 
-var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_demarche_v1_events_proto_goTypes = []any{
 	(*CrisisOpened)(nil),            // 0: demarche.v1.CrisisOpened
 	(*StageEntered)(nil),            // 1: demarche.v1.StageEntered
@@ -1333,48 +1430,49 @@ var file_demarche_v1_events_proto_goTypes = []any{
 	(*WarningAttached)(nil),         // 9: demarche.v1.WarningAttached
 	(*StageSkipped)(nil),            // 10: demarche.v1.StageSkipped
 	(*StageReopened)(nil),           // 11: demarche.v1.StageReopened
-	(*FollowUpCheckInDue)(nil),      // 12: demarche.v1.FollowUpCheckInDue
-	(*FollowUpCheckInRecorded)(nil), // 13: demarche.v1.FollowUpCheckInRecorded
-	(*CrisisRelapsed)(nil),          // 14: demarche.v1.CrisisRelapsed
-	(*FundsDisbursed)(nil),          // 15: demarche.v1.FundsDisbursed
-	(*WarningRaised)(nil),           // 16: demarche.v1.WarningRaised
-	(*SignalContribution)(nil),      // 17: demarche.v1.SignalContribution
-	(*Crisis)(nil),                  // 18: demarche.v1.Crisis
-	(Stage)(0),                      // 19: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil),   // 20: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 21: google.protobuf.Duration
-	(Outcome)(0),                    // 22: demarche.v1.Outcome
-	(*ClosureFigures)(nil),          // 23: demarche.v1.ClosureFigures
-	(*DecisionRecord)(nil),          // 24: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),           // 25: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),          // 26: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),                 // 27: demarche.v1.Warning
-	(*FollowUpCheckIn)(nil),         // 28: demarche.v1.FollowUpCheckIn
-	(CrisisType)(0),                 // 29: demarche.v1.CrisisType
+	(*SharingChanged)(nil),          // 12: demarche.v1.SharingChanged
+	(*FollowUpCheckInDue)(nil),      // 13: demarche.v1.FollowUpCheckInDue
+	(*FollowUpCheckInRecorded)(nil), // 14: demarche.v1.FollowUpCheckInRecorded
+	(*CrisisRelapsed)(nil),          // 15: demarche.v1.CrisisRelapsed
+	(*FundsDisbursed)(nil),          // 16: demarche.v1.FundsDisbursed
+	(*WarningRaised)(nil),           // 17: demarche.v1.WarningRaised
+	(*SignalContribution)(nil),      // 18: demarche.v1.SignalContribution
+	(*Crisis)(nil),                  // 19: demarche.v1.Crisis
+	(Stage)(0),                      // 20: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
+	(Outcome)(0),                    // 23: demarche.v1.Outcome
+	(*ClosureFigures)(nil),          // 24: demarche.v1.ClosureFigures
+	(*DecisionRecord)(nil),          // 25: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 26: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 27: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 28: demarche.v1.Warning
+	(*FollowUpCheckIn)(nil),         // 29: demarche.v1.FollowUpCheckIn
+	(CrisisType)(0),                 // 30: demarche.v1.CrisisType
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
-	18, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
-	19, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
-	20, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
-	19, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
-	20, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	21, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
-	20, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
-	22, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
-	23, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
-	24, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
-	25, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
-	25, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
-	26, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
-	27, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
-	19, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
-	19, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
-	20, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	28, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
-	29, // 18: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
-	20, // 19: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
-	17, // 20: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
-	20, // 21: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
+	19, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
+	20, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
+	21, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
+	20, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
+	21, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	22, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
+	21, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
+	23, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
+	24, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
+	25, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	26, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	26, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	27, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	28, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	20, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	20, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	21, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	29, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	30, // 18: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
+	21, // 19: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
+	18, // 20: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
+	21, // 21: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
 	22, // [22:22] is the sub-list for method output_type
 	22, // [22:22] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
@@ -1396,7 +1494,7 @@ func file_demarche_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_events_proto_rawDesc), len(file_demarche_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

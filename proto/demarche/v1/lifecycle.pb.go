@@ -1760,6 +1760,88 @@ func (x *PartnerRoleAck) GetRoles() []Role {
 	return nil
 }
 
+// SharingControl changes which partner organisations a crisis is shared with
+// (report §59, §61: quiet diplomacy stays quiet, and a partner is told only
+// what it is meant to know). Partners named in share start seeing the crisis
+// (the API, their NATS subjects and webhooks); partners named in unshare stop.
+type SharingControl struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Roles     []Role                 `protobuf:"varint,2,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	Reason    string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Registered partner organisations to share the crisis with, e.g. ECOWAS.
+	Share []string `protobuf:"bytes,4,rep,name=share,proto3" json:"share,omitempty"`
+	// Partner organisations to stop sharing it with.
+	Unshare       []string `protobuf:"bytes,5,rep,name=unshare,proto3" json:"unshare,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SharingControl) Reset() {
+	*x = SharingControl{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SharingControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SharingControl) ProtoMessage() {}
+
+func (x *SharingControl) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
+func (*SharingControl) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *SharingControl) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *SharingControl) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *SharingControl) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *SharingControl) GetShare() []string {
+	if x != nil {
+		return x.Share
+	}
+	return nil
+}
+
+func (x *SharingControl) GetUnshare() []string {
+	if x != nil {
+		return x.Unshare
+	}
+	return nil
+}
+
 // WarnControl is an operator attaching a warning to a crisis.
 type WarnControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1772,7 +1854,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1784,7 +1866,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1797,7 +1879,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -1835,7 +1917,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +1929,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +1942,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Warning) GetSource() string {
@@ -2004,7 +2086,13 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x04role\x18\x02 \x01(\x0e2\x1c.demarche.v1.PartnerRoleKindR\x04role\x12\x1c\n" +
 	"\tprincipal\x18\x03 \x01(\tR\tprincipal\x12C\n" +
 	"\x0facknowledged_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x0eacknowledgedAt\x12'\n" +
-	"\x05roles\x18\x05 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\"\x84\x01\n" +
+	"\x05roles\x18\x05 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\"\x9f\x01\n" +
+	"\x0eSharingControl\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
+	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05share\x18\x04 \x03(\tR\x05share\x12\x18\n" +
+	"\aunshare\x18\x05 \x03(\tR\aunshare\"\x84\x01\n" +
 	"\vWarnControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12.\n" +
@@ -2069,7 +2157,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -2096,30 +2184,31 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*SeverityControl)(nil),       // 22: demarche.v1.SeverityControl
 	(*StageControl)(nil),          // 23: demarche.v1.StageControl
 	(*PartnerRoleAck)(nil),        // 24: demarche.v1.PartnerRoleAck
-	(*WarnControl)(nil),           // 25: demarche.v1.WarnControl
-	(*Warning)(nil),               // 26: demarche.v1.Warning
-	(CrisisType)(0),               // 27: demarche.v1.CrisisType
-	(Stage)(0),                    // 28: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 29: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(Outcome)(0),                  // 31: demarche.v1.Outcome
+	(*SharingControl)(nil),        // 25: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 26: demarche.v1.WarnControl
+	(*Warning)(nil),               // 27: demarche.v1.Warning
+	(CrisisType)(0),               // 28: demarche.v1.CrisisType
+	(Stage)(0),                    // 29: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
+	(Outcome)(0),                  // 32: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	27, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	28, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	28, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	29, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	29, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	29, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	29, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	30, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	30, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	30, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	30, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	31, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	31, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	32, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
 	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
 	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
 	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
@@ -2131,23 +2220,24 @@ var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
 	17, // 23: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
 	18, // 24: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
 	19, // 25: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	28, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	30, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	29, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	31, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
 	20, // 28: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
 	3,  // 29: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	28, // 30: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	29, // 30: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
 	3,  // 31: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
 	4,  // 32: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	30, // 33: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	31, // 33: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
 	3,  // 34: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	3,  // 35: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	26, // 36: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	30, // 37: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	3,  // 35: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	3,  // 36: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	27, // 37: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	31, // 38: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2174,7 +2264,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -545,6 +545,51 @@ func (x *WarnControl) Validate() error {
 	return c.err()
 }
 
+// partnerNamePattern is a partner organisation's name as the registry
+// keeps it (upper case, safe as a NATS subject token), e.g. ECOWAS.
+var partnerNamePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{1,31}$`)
+
+// MaxSharedWith bounds how many organisations one crisis is shared with.
+const MaxSharedWith = 64
+
+// partners checks a list of partner names: each well formed, none twice
+// (seen collects the names across lists, so a name cannot be in two).
+func (c *checker) partners(field string, names []string, seen map[string]string) {
+	if len(names) > MaxSharedWith {
+		c.fail(field, "names %d organisations (allowed: at most %d)", len(names), MaxSharedWith)
+		return
+	}
+	for i, n := range names {
+		f := fmt.Sprintf("%s[%d]", field, i)
+		switch {
+		case !partnerNamePattern.MatchString(n):
+			c.fail(f, "%q is not a partner organisation's name (upper case letters, digits, '-' or '_', e.g. ECOWAS; see demarche partner list)", truncateText(n, 40))
+		case seen[n] != "":
+			c.fail(f, "%s is named twice (also in %s)", n, seen[n])
+		default:
+			seen[n] = f
+		}
+	}
+}
+
+// Validate checks a change of sharing: at least one organisation, each well
+// formed and named once; whether each is registered is the gateway's check
+// (the registry is the partners service's), whether each change applies is
+// the crisis's.
+func (x *SharingControl) Validate() error {
+	c := newChecker("sharing control")
+	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
+	c.text("reason", x.GetReason(), true)
+	if len(x.GetShare()) == 0 && len(x.GetUnshare()) == 0 {
+		c.fail("share", "name at least one partner organisation to share with or (in unshare) to stop sharing with")
+	}
+	seen := map[string]string{}
+	c.partners("share", x.GetShare(), seen)
+	c.partners("unshare", x.GetUnshare(), seen)
+	return c.err()
+}
+
 // Validate checks a request to open a crisis.
 func (x *OpenCrisisRequest) Validate() error {
 	c := newChecker("crisis")
@@ -644,6 +689,20 @@ func (x *WarningAttached) Validate() error {
 	if err := x.GetWarning().Validate(); err != nil {
 		c.fail("warning", "%v", err)
 	}
+	return c.err()
+}
+
+// Validate checks a SharingChanged event.
+func (x *SharingChanged) Validate() error {
+	c := newChecker("SharingChanged")
+	c.id("crisis_id", x.GetCrisisId())
+	if len(x.GetAdded()) == 0 && len(x.GetRemoved()) == 0 {
+		c.fail("added", "a change adds or removes at least one organisation")
+	}
+	c.partners("shared_with", x.GetSharedWith(), map[string]string{})
+	seen := map[string]string{}
+	c.partners("added", x.GetAdded(), seen)
+	c.partners("removed", x.GetRemoved(), seen)
 	return c.err()
 }
 
@@ -753,4 +812,12 @@ func NewDecisionRequest(principal, rationale string, d proto.Message) *DecisionR
 		}
 	}
 	return nil
+}
+
+// truncateText shortens a value quoted back in an error.
+func truncateText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
