@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/demarche/demarche/services/gateway"
 )
@@ -30,7 +31,7 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 	defs := spec["components"].(map[string]any)["schemas"].(map[string]any)
 	// The checker itself catches what it must.
 	state := map[string]any{"$ref": "#/components/schemas/demarche.v1.CrisisState"}
-	for _, bad := range []string{`{"bogus": 1}`, `{"currentStage": "STAGE_NOPE"}`, `{"timeline": {"a": 1}}`, `{"crisis": {"severity": "high"}}`} {
+	for _, bad := range []string{`{"bogus": 1}`, `{"currentStage": "STAGE_NOPE"}`, `{"currentStage": "STAGE_WARNING"}`, `{"timeline": {"a": 1}}`, `{"crisis": {"severity": "high"}}`} {
 		var v any
 		_ = json.Unmarshal([]byte(bad), &v)
 		if len(conform(defs, state, v, "$")) == 0 {
@@ -61,7 +62,21 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"severity": 9}}`, http.StatusBadRequest)
 	check(duty, "GET", "/v1/whoami", "/v1/whoami", "", http.StatusOK)
 	check(duty, "GET", "/v1/crises", "/v1/crises", "", http.StatusOK)
-	check(duty, "GET", "/v1/crises/ML-20261128-OAPI1", "/v1/crises/{id}", "", http.StatusOK)
+	// One JSON style: enums as short values, durations as strings, times in RFC 3339.
+	got := check(duty, "GET", "/v1/crises/ML-20261128-OAPI1", "/v1/crises/{id}", "", http.StatusOK)
+	c, _ := got["crisis"].(map[string]any)
+	if c["confidentiality"] != "restricted" || c["crisisType"] != "intercommunal-violence" || c["region"] != "africa" || got["currentStage"] != "warning" {
+		t.Errorf("enums are not short readable values: %v", got)
+	}
+	if _, err := time.Parse(time.RFC3339, fmt.Sprint(c["openedAt"])); err != nil {
+		t.Errorf("openedAt is not RFC 3339: %v", c["openedAt"])
+	}
+	// Bodies take the short values as well as the full names.
+	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"id": "ML-20261128-OAPI2", "title": "Short values", "countryCode": "ML", "crisisType": "intercommunal-violence", "severity": 2, "confidentiality": "public"}}`, http.StatusCreated)
+	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"title": "x", "countryCode": "ML", "crisisType": "riot", "severity": 2}}`, http.StatusBadRequest)
+	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "ECOWAS mediates", "share": ["ECOWAS"]}`, http.StatusOK)
+	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "again", "share": ["ECOWAS"]}`, http.StatusUnprocessableEntity)
+	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "who?", "share": ["NOPE"]}`, http.StatusBadRequest)
 	check(duty, "GET", "/v1/crises/NOPE-123", "/v1/crises/{id}", "", http.StatusNotFound)
 	waitPendingHTTP(t, duty, "ML-20261128-OAPI1", "triage")
 	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "triage": {"assessment": "credible"}}`, http.StatusOK)

@@ -26,6 +26,15 @@ func Comment(d protoreflect.Descriptor) string {
 type Set struct {
 	ref  func(protoreflect.FullName) string
 	defs map[string]any
+	// enumValue writes an enum value (nil: its full name, as protojson does).
+	enumValue func(protoreflect.EnumDescriptor, protoreflect.EnumNumber) string
+}
+
+// WithEnumValues makes the set describe enums by the values f writes (the
+// HTTP API's short values, pkg/apijson) instead of their full names.
+func (s *Set) WithEnumValues(f func(protoreflect.EnumDescriptor, protoreflect.EnumNumber) string) *Set {
+	s.enumValue = f
+	return s
 }
 
 // NewSet is an empty set whose references are ref(full name), e.g.
@@ -123,10 +132,17 @@ func (s *Set) enum(ed protoreflect.EnumDescriptor) map[string]any {
 		vals := ed.Values()
 		for i := 0; i < vals.Len(); i++ {
 			v := vals.Get(i)
-			names = append(names, string(v.Name()))
-			if c := Comment(v); c != "" {
-				docs = append(docs, string(v.Name())+": "+c)
+			name := string(v.Name())
+			if s.enumValue != nil {
+				name = s.enumValue(ed, v.Number())
 			}
+			names = append(names, name)
+			if c := Comment(v); c != "" {
+				docs = append(docs, name+": "+c)
+			}
+		}
+		if s.enumValue != nil {
+			docs = append(docs, "bodies also accept the full names ("+string(vals.Get(vals.Len()-1).Name())+")")
 		}
 		def := map[string]any{"type": "string", "title": key, "enum": names}
 		desc := Comment(ed)

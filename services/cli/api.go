@@ -14,9 +14,9 @@ import (
 	"strings"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -126,7 +126,7 @@ func (e *apiError) Unwrap() []error {
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body proto.Message, out any, header ...string) error {
 	var rd io.Reader
 	if body != nil {
-		b, err := protojson.Marshal(body)
+		b, err := apijson.Marshal(body)
 		if err != nil {
 			return err
 		}
@@ -178,7 +178,7 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	case nil:
 		return nil
 	case proto.Message:
-		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, o)
+		return apijson.UnmarshalLenient(b, o)
 	default:
 		return json.Unmarshal(b, o)
 	}

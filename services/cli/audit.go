@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -66,8 +67,18 @@ func readPublicKey(text string) (ed25519.PublicKey, error) {
 	return k, nil
 }
 
+// resultJSON is a verified chain as --output json prints it.
+func resultJSON(res *audit.Result) map[string]any {
+	if res == nil {
+		return nil
+	}
+	return map[string]any{"chain": res.Chain, "records": res.Records, "headHash": hex.EncodeToString(res.HeadHash),
+		"headSigned": res.HeadSigned, "signerKey": res.SignerKey, "verified": true}
+}
+
 func newAuditVerifyCmd(app *App) *cobra.Command {
 	var crisisID, bundle, publicKey string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Recompute a hash chain (or check an evidence bundle offline) and report the first break",
@@ -90,6 +101,9 @@ signature when present, and the chain inside.`,
 			if err != nil {
 				return err
 			}
+			if _, err := output.json(); err != nil {
+				return err
+			}
 			if bundle != "" {
 				f, err := os.Open(bundle)
 				if err != nil {
@@ -102,6 +116,10 @@ signature when present, and the chain inside.`,
 				}
 				if crisisID != "" && rep.CrisisID != crisisID {
 					return fmt.Errorf("--crisis: bundle %s is the evidence of crisis %s, not %s", bundle, rep.CrisisID, crisisID)
+				}
+				if asJSON, _ := output.json(); asJSON {
+					return app.printJSON(map[string]any{"bundle": bundle, "crisisId": rep.CrisisID, "files": rep.Files,
+						"histories": rep.Histories, "manifestSigner": rep.Signer, "chain": resultJSON(rep.Chain)})
 				}
 				signed := "unsigned"
 				if rep.Signer != "" {
@@ -120,10 +138,10 @@ signature when present, and the chain inside.`,
 			if err != nil {
 				return err
 			}
-			printResult(app, res)
-			return nil
+			return app.render(output, resultJSON(res), func() error { printResult(app, res); return nil })
 		},
 	}
+	output.bind(cmd)
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis whose chain to verify (default: the global chain)")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "an evidence bundle to check offline (tar.gz from \"audit export\")")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head (or the bundle's manifest)")
@@ -140,6 +158,7 @@ func printResult(app *App, res *audit.Result) {
 
 func newAuditReconcileCmd(app *App) *cobra.Command {
 	var crisisID string
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "reconcile",
 		Short: "Cross-check a crisis's workflow histories against its audit chain",
@@ -167,6 +186,23 @@ status is then non-zero.`,
 			if err != nil {
 				return err
 			}
+			if asJSON, err := output.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				problems := rep.Problems()
+				if problems == nil {
+					problems = []string{}
+				}
+				if err := app.printJSON(map[string]any{"crisisId": crisisID, "chain": chain.GetChain(), "histories": len(hs),
+					"decisions": rep.Decisions, "records": rep.Records, "matched": rep.Matched, "problems": problems, "ok": rep.OK()}); err != nil {
+					return err
+				}
+				if !rep.OK() {
+					return rep.Error()
+				}
+				return nil
+			}
 			fmt.Fprintf(app.Out, "crisis %s: %d histories, %d decisions in them, %d decision records in chain %s, %d matched\n",
 				crisisID, len(hs), rep.Decisions, rep.Records, chain.GetChain(), rep.Matched)
 			for _, p := range rep.Problems() {
@@ -180,6 +216,7 @@ status is then non-zero.`,
 		},
 	}
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to reconcile (required)")
+	output.bind(cmd)
 	return cmd
 }
 

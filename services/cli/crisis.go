@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -332,18 +334,17 @@ func (a *App) crisisState(ctx context.Context, id string) (*demarchev1.CrisisSta
 	return &st, nil
 }
 
-func printState(app *App, st *demarchev1.CrisisState) {
+func printState(app *App, st *demarchev1.CrisisState) { printStateAt(app.Out, st, time.Now()) }
+
+// printStateAt prints a crisis for people as of now: durations as "2h 14m",
+// deadlines as "in 71h 58m", and for every running stage whom it waits for.
+func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	c := st.GetCrisis()
-	w := app.Out
 	fmt.Fprintf(w, "crisis    %s\ntitle     %s\ncountry   %s (%s)\ntype      %s\nseverity  %d\naccess    %s\nstage     %s\n",
 		c.GetId(), c.GetTitle(), c.GetCountryCode(), c.GetRegion().Slug(), c.GetCrisisType().Slug(), c.GetSeverity(),
 		c.GetConfidentiality().Slug(), st.GetCurrentStage().Slug())
-	if len(st.GetActiveStages()) > 1 {
-		var names []string
-		for _, s := range st.GetActiveStages() {
-			names = append(names, s.Slug())
-		}
-		fmt.Fprintf(w, "running   %s (side by side)\n", strings.Join(names, ", "))
+	if len(c.GetSharedWith()) > 0 {
+		fmt.Fprintf(w, "shared    %s\n", strings.Join(c.GetSharedWith(), ", "))
 	}
 	if st.GetPlaybook() != "" {
 		fmt.Fprintf(w, "playbook  %s (version %s)\n", st.GetPlaybook(), st.GetPlaybookVersion())
@@ -351,7 +352,7 @@ func printState(app *App, st *demarchev1.CrisisState) {
 	if c.GetDrill() {
 		fmt.Fprintln(w, "drill     yes (excluded from real figures)")
 	}
-	fmt.Fprintf(w, "opened    %s\n", ts(c.GetOpenedAt()))
+	fmt.Fprintf(w, "opened    %s (%s)\n", ts(c.GetOpenedAt()), relative(c.GetOpenedAt(), now))
 	if st.GetClosedAt() != nil {
 		fmt.Fprintf(w, "closed    %s  outcome %s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug())
 	}
@@ -359,9 +360,9 @@ func printState(app *App, st *demarchev1.CrisisState) {
 	fmt.Fprintln(w, "\ntimeline:")
 	fmt.Fprintln(tw, "  STAGE\tRUN\tSTATUS\tENTERED\tCOMPLETED\tDURATION\tNOTE")
 	for _, r := range st.GetTimeline() {
-		done, dur := "(running)", ""
+		done, dur := "(running)", "for "+humanDuration(now.Sub(r.GetEnteredAt().AsTime()))
 		if r.GetCompletedAt() != nil {
-			done, dur = ts(r.GetCompletedAt()), r.GetDuration().AsDuration().String()
+			done, dur = ts(r.GetCompletedAt()), humanDuration(r.GetDuration().AsDuration())
 		}
 		status := r.GetStatus().Slug()
 		if r.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_UNSPECIFIED {
@@ -373,25 +374,16 @@ func printState(app *App, st *demarchev1.CrisisState) {
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.GetStage().Slug(), max(r.GetRun(), 1), status, ts(r.GetEnteredAt()), done, dur, r.GetReason())
 	}
 	_ = tw.Flush()
-	if p := st.GetPendingDecisions(); len(p) > 0 {
-		fmt.Fprintln(w, "\nwaiting for:")
-		for _, d := range p {
-			due := ""
-			if d.GetDueAt() != nil {
-				due = " due " + ts(d.GetDueAt()) + " (" + timeLeft(d.GetDueAt()) + ")"
-			}
-			fmt.Fprintf(w, "  %-22s %s [role %s]%s\n", d.GetKind(), d.GetWho(), d.GetRole().Slug(), due)
-		}
-	}
+	printRunning(w, st, now)
 	if ds := st.GetDeadlines(); len(ds) > 0 {
 		fmt.Fprintln(w, "\ndeadlines:")
-		fmt.Fprintln(tw, "  DEADLINE\tSTATUS\tAT RISK\tDUE\tLEFT")
+		fmt.Fprintln(tw, "  DEADLINE\tSTAGE\tSTATUS\tAT RISK\tDUE\tLEFT")
 		for _, d := range ds {
 			left := ""
-			if d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK {
-				left = timeLeft(d.GetDueAt())
+			if deadlineOpen(d) {
+				left = until(d.GetDueAt(), now)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetStatus().Slug(), ts(d.GetAtRiskAt()), ts(d.GetDueAt()), left)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetStage().Slug(), d.GetStatus().Slug(), ts(d.GetAtRiskAt()), ts(d.GetDueAt()), left)
 		}
 		_ = tw.Flush()
 	}
@@ -414,19 +406,132 @@ func printState(app *App, st *demarchev1.CrisisState) {
 	if f := st.GetFigures(); f != nil {
 		fmt.Fprintln(w, "\nfigures:")
 		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
-			f.GetWarningToAction().AsDuration(), f.GetTotal().AsDuration(), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
+			humanDuration(f.GetWarningToAction().AsDuration()), humanDuration(f.GetTotal().AsDuration()), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
 		for _, s := range f.GetStageTimes() {
-			fmt.Fprintf(w, "  time in %-24s %s\n", s.GetStage().Slug(), s.GetTime().AsDuration())
+			fmt.Fprintf(w, "  time in %-24s %s\n", s.GetStage().Slug(), humanDuration(s.GetTime().AsDuration()))
 		}
 	}
 }
 
-func timeLeft(t *timestamppb.Timestamp) string {
-	left := time.Until(t.AsTime()).Round(time.Second)
-	if left < 0 {
-		return "overdue by " + (-left).String()
+// deadlineOpen reports whether a deadline still runs.
+func deadlineOpen(d *demarchev1.DeadlineState) bool {
+	return d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK
+}
+
+// printRunning says, for every running stage, how long it has run and whom
+// it waits for; then what is pending outside a running stage (closure).
+func printRunning(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
+	active := st.GetActiveStages()
+	if len(active) > 0 {
+		fmt.Fprintln(w, "\nrunning:")
 	}
-	return left.String() + " left"
+	for _, s := range active {
+		line := "  " + s.Slug()
+		if r := lastRun(st, s); r != nil {
+			line += fmt.Sprintf(" (run %d, for %s)", max(r.GetRun(), 1), humanDuration(now.Sub(r.GetEnteredAt().AsTime())))
+		}
+		fmt.Fprintln(w, line)
+		waiting := false
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetStage() == s {
+				fmt.Fprintf(w, "    waiting for: %s\n", pendingLine(p, now))
+				waiting = true
+			}
+		}
+		for _, d := range st.GetDeadlines() {
+			if d.GetStage() == s && deadlineOpen(d) {
+				fmt.Fprintf(w, "    deadline:    %s %s, due %s\n", d.GetName(), d.GetStatus().Slug(), until(d.GetDueAt(), now))
+			}
+		}
+		if !waiting {
+			fmt.Fprintln(w, "    waiting for: no decision yet; the stage runs on its own (timers, services)")
+		}
+	}
+	var rest []*demarchev1.PendingDecision
+	for _, p := range st.GetPendingDecisions() {
+		if !slices.Contains(active, p.GetStage()) {
+			rest = append(rest, p)
+		}
+	}
+	if len(rest) > 0 {
+		fmt.Fprintln(w, "\nwaiting for:")
+		for _, p := range rest {
+			fmt.Fprintf(w, "  %s\n", pendingLine(p, now))
+		}
+	}
+}
+
+// pendingLine is one pending decision: who, in which role, what, by when.
+func pendingLine(p *demarchev1.PendingDecision, now time.Time) string {
+	line := fmt.Sprintf("%s [role %s] to decide %s", p.GetWho(), p.GetRole().Slug(), p.GetKind())
+	if p.GetDueAt() != nil {
+		line += ", due " + until(p.GetDueAt(), now)
+	}
+	return line
+}
+
+// lastRun is a stage's latest run in the timeline.
+func lastRun(st *demarchev1.CrisisState, s demarchev1.Stage) *demarchev1.StageRecord {
+	var out *demarchev1.StageRecord
+	for _, r := range st.GetTimeline() {
+		if r.GetStage() == s {
+			out = r
+		}
+	}
+	return out
+}
+
+// until is a time ahead as "in 71h 58m", or behind as "overdue by 2h 3m".
+func until(t *timestamppb.Timestamp, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	left := t.AsTime().Sub(now)
+	if left < 0 {
+		return "overdue by " + humanDuration(-left)
+	}
+	return "in " + humanDuration(left)
+}
+
+// relative is a past time as "2h 14m ago" (a future one as "in ...").
+func relative(t *timestamppb.Timestamp, now time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	if d := now.Sub(t.AsTime()); d >= 0 {
+		return humanDuration(d) + " ago"
+	}
+	return "in " + humanDuration(t.AsTime().Sub(now))
+}
+
+// humanDuration writes a duration for people, in its two largest units:
+// "2h 14m", "71h 58m" (hours up to a week, as deadlines are set), "12d 3h",
+// "14m 5s", "45s"; drills' compressed times below a second as "350ms".
+func humanDuration(d time.Duration) string {
+	if d < 0 {
+		return "-" + humanDuration(-d)
+	}
+	if d < time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	d = d.Truncate(time.Second)
+	days, hours := d/(24*time.Hour), d/time.Hour
+	mins, secs := (d%time.Hour)/time.Minute, (d%time.Minute)/time.Second
+	two := func(a int64, ua string, b int64, ub string) string {
+		if b == 0 {
+			return fmt.Sprintf("%d%s", a, ua)
+		}
+		return fmt.Sprintf("%d%s %d%s", a, ua, b, ub)
+	}
+	switch {
+	case d >= 7*24*time.Hour:
+		return two(int64(days), "d", int64((d%(24*time.Hour))/time.Hour), "h")
+	case d >= time.Hour:
+		return two(int64(hours), "h", int64(mins), "m")
+	case d >= time.Minute:
+		return two(int64(mins), "m", int64(secs), "s")
+	}
+	return fmt.Sprintf("%ds", int64(secs))
 }
 
 func ts(t *timestamppb.Timestamp) string {

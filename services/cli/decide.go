@@ -63,6 +63,7 @@ func newDecisionVerbCmd(app *App, v decisionVerb) *cobra.Command {
 	sub.Flags().StringVar(&rationale, "rationale", "", "why: recorded with the decision (required)")
 	sub.Flags().StringVar(&requestID, "request-id", "", "idempotency key: the same key is recorded once (default: generated)")
 	build := v.bind(sub.Flags())
+	app.registerRosterCompletion(sub) // --envoy, --standby-team, --team complete roster ids
 	sub.RunE = func(cmd *cobra.Command, args []string) error {
 		req, err := build()
 		if err != nil {
@@ -116,7 +117,7 @@ func bindMandate(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) 
 	var body, reportDue string
 	fs.StringVar(&d.TermsOfReference, "terms", "", "terms of reference (required)")
 	fs.StringVar(&body, "body", "", "mandating body: "+strings.Join(demarchev1.EnumSlugs(demarchev1.MandatingBody(0)), ", ")+" (required)")
-	fs.StringSliceVar(&d.Team, "team", nil, "mission members, comma-separated (required)")
+	fs.StringSliceVar(&d.Team, "team", nil, "mission members: roster ids (completed from the roster) or names, comma-separated (required)")
 	fs.StringVar(&reportDue, "report-due", "", "RFC 3339 time or a duration from now, e.g. 720h (required)")
 	return func() (*demarchev1.DecisionRequest, error) {
 		b, err := demarchev1.ParseMandatingBody(body)
@@ -141,8 +142,8 @@ func bindReport(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
 
 func bindAppointment(fs *pflag.FlagSet) func() (*demarchev1.DecisionRequest, error) {
 	d := &demarchev1.EnvoyAppointment{}
-	fs.StringVar(&d.Envoy, "envoy", "", "the special envoy (roster id, required)")
-	fs.StringSliceVar(&d.StandbyTeam, "standby-team", nil, "standby-team experts (roster ids), comma-separated (required)")
+	fs.StringVar(&d.Envoy, "envoy", "", "the special envoy: a senior envoy's roster id, completed from the roster (see demarche roster search --kind senior-envoy) (required)")
+	fs.StringSliceVar(&d.StandbyTeam, "standby-team", nil, "standby-team experts: roster ids, comma-separated, completed from the roster (see demarche roster search --kind standby-expert) (required)")
 	return func() (*demarchev1.DecisionRequest, error) { return decision(d), nil }
 }
 

@@ -65,7 +65,7 @@ func flagsFor(kind string) []string {
 // Each operator control's verb is its update's name (and the HTTP route's).
 func TestControlVerbsAreTheUpdateNames(t *testing.T) {
 	want := map[string]bool{}
-	for _, u := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn} {
+	for _, u := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn, crisis.UpdateShare} {
 		want[strings.TrimPrefix(u, "crisis.")] = true
 	}
 	cmds := newControlCmds(&App{})

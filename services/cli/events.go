@@ -9,8 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -30,17 +30,29 @@ subscribe; these commands decode them for you.`,
 
 func newEventsTailCmd(app *App) *cobra.Command {
 	var crisisID, region, country string
-	var all, asJSON bool
+	var all, onlyNew, legacyJSON bool
 	var count int
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "tail",
 		Short: "Print crisis events as they flow",
 		Long: `Print crisis events as they flow: time, type, crisis, event id and data.
-By default only new events are shown; --all replays the stream from the start.
-Events that cannot be decoded are shown with the reason.`,
-		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P --all\n  demarche events tail --region africa\n  demarche events tail --all --json | jq .data",
+With --crisis the crisis's events are shown from its first one (its opening,
+or the warning that opened it), then as they come; otherwise only new events
+are shown. --all replays the stream from its start, --new shows only new
+events whatever the filter. Events that cannot be decoded are shown with the
+reason.`,
+		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P\n  demarche events tail --region africa\n  demarche events tail --all --output json | jq .data",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			asJSON = asJSON || legacyJSON
+			if all && onlyNew {
+				return fmt.Errorf("--all and --new: choose one")
+			}
 			filter := eventbus.AllEvents()
 			switch {
 			case crisisID != "":
@@ -59,10 +71,7 @@ Events that cannot be decoded are shown with the reason.`,
 				return fmt.Errorf("%w (is the platform running? start it with \"demarche dev\" or set --nats-url)", err)
 			}
 			defer nc.Close()
-			policy := jetstream.DeliverNewPolicy
-			if all {
-				policy = jetstream.DeliverAllPolicy
-			}
+			policy := deliverPolicy(crisisID != "", all, onlyNew)
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			oc, err := js.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{
@@ -80,9 +89,28 @@ Events that cannot be decoded are shown with the reason.`,
 	fl.StringVar(&country, "country", "", "only events of crises in this country")
 	fl.StringVar(&region, "region", "", "only events of crises in this region: africa, americas, asia-pacific, europe, middle-east")
 	fl.BoolVar(&all, "all", false, "replay the stream from its first event")
+	fl.BoolVar(&onlyNew, "new", false, "only events published from now on (also with --crisis)")
 	fl.IntVar(&count, "count", 0, "stop after this many events (0: run until Ctrl-C)")
-	fl.BoolVar(&asJSON, "json", false, "print one CloudEvent per line in structured JSON mode, data in its protobuf JSON form (converted here; the stream stays protobuf)")
+	output.bind(cmd)
+	cmd.Flag("output").Usage = "table: one line per event, for people; json: one CloudEvent per line in structured JSON mode, data in its protobuf JSON form (converted here; the stream stays protobuf)"
+	fl.BoolVar(&legacyJSON, "json", false, "same as --output json")
+	_ = fl.MarkDeprecated("json", "use --output json")
 	return cmd
+}
+
+// deliverPolicy is where a tail starts: a crisis's tail from its first event
+// (the stream keeps every event; the subject filter picks the crisis's), any
+// other from now on, unless --all or --new says otherwise.
+func deliverPolicy(oneCrisis, all, onlyNew bool) jetstream.DeliverPolicy {
+	switch {
+	case all:
+		return jetstream.DeliverAllPolicy
+	case onlyNew:
+		return jetstream.DeliverNewPolicy
+	case oneCrisis:
+		return jetstream.DeliverAllPolicy
+	}
+	return jetstream.DeliverNewPolicy
 }
 
 func tail(ctx context.Context, app *App, oc jetstream.Consumer, count int, asJSON bool) error {
@@ -107,8 +135,11 @@ func tail(ctx context.Context, app *App, oc jetstream.Consumer, count int, asJSO
 			fmt.Fprintf(app.Out, "%s\n", b)
 			continue
 		}
-		fmt.Fprintf(app.Out, "%s  %-40s %-22s %s  %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Type, ev.Subject, ev.ID,
-			protojson.MarshalOptions{}.Format(ev.Data))
+		data, err := apijson.Marshal(ev.Data)
+		if err != nil {
+			data = []byte(fmt.Sprintf("(data not shown: %v)", err))
+		}
+		fmt.Fprintf(app.Out, "%s  %-40s %-22s %s  %s\n", ev.Time.UTC().Format("2006-01-02T15:04:05.000Z"), ev.Type, ev.Subject, ev.ID, data)
 	}
 	return nil
 }

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -60,7 +60,7 @@ deadlines breached. Drills are left out unless --include-drills.`,
 					continue // closed before figures existed
 				}
 				f := st.GetFigures()
-				b, _ := protojson.Marshal(f)
+				b, _ := apijson.Marshal(f)
 				all = append(all, figures{CrisisID: r.GetCrisisId(), Outcome: st.GetOutcome().Slug(), Figures: f, JSON: b})
 				if asJSON {
 					continue

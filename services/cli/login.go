@@ -86,7 +86,8 @@ analyst, auditor, ecowas, admin), read from the dev data folder.`,
 }
 
 func newWhoamiCmd(app *App) *cobra.Command {
-	return &cobra.Command{
+	var output outputFlag
+	cmd := &cobra.Command{
 		Use: "whoami", Short: "Show who the gateway takes you for (subject, roles, clearance)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := app.api()
@@ -97,10 +98,14 @@ func newWhoamiCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(app.Out, "%s at %s\n", who, c.server)
-			return nil
+			return app.render(output, who.Principal, func() error {
+				fmt.Fprintf(app.Out, "%s at %s\n", who, c.server)
+				return nil
+			})
 		},
 	}
+	output.bind(cmd)
+	return cmd
 }
 
 func newLogoutCmd(app *App) *cobra.Command {

@@ -37,11 +37,18 @@ your credential (a partner liaison acknowledges its own organisation's role only
 }
 
 func newPartnerListCmd(app *App) *cobra.Command {
-	return &cobra.Command{Use: "list", Short: "List the partner organisations and what each receives", Args: cobra.NoArgs,
+	var output outputFlag
+	cmd := &cobra.Command{Use: "list", Short: "List the partner organisations and what each receives", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var list demarchev1.ListPartnersResponse
 			if err := app.call(cmd.Context(), natsrpc.PartnersList, &demarchev1.ListPartnersRequest{}, &list); err != nil {
 				return err
+			}
+			if asJSON, err := output.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&list)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tTITLE\tREGIONS\tCOUNTRIES\tCRISIS TYPES\tWEBHOOK\tSUBJECTS")
@@ -62,6 +69,8 @@ func newPartnerListCmd(app *App) *cobra.Command {
 			}
 			return tw.Flush()
 		}}
+	output.bind(cmd)
+	return cmd
 }
 
 func allIfEmpty(s []string) string {

@@ -19,29 +19,41 @@ func newPlaybookCmd(app *App) *cobra.Command {
 by side, and with which deadlines. The built-in playbooks live in
 workflows/playbook/files/; a crisis records the name and version it used.`,
 	}
-	cmd.AddCommand(
-		&cobra.Command{Use: "list", Short: "List the built-in playbooks", Args: cobra.NoArgs,
-			RunE: func(*cobra.Command, []string) error {
-				all, err := playbook.Builtin()
+	var listOut, showOut outputFlag
+	list := &cobra.Command{Use: "list", Short: "List the built-in playbooks", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			all, err := playbook.Builtin()
+			if err != nil {
+				return err
+			}
+			if asJSON, err := listOut.json(); err != nil || asJSON {
 				if err != nil {
 					return err
 				}
-				tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tVERSION\tCRISIS TYPE\tPHASES")
-				for _, p := range all {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.GetName(), p.GetVersion(), p.GetCrisisType().Slug(), phases(p))
-				}
-				return tw.Flush()
-			}},
-		&cobra.Command{Use: "show NAME", Short: "Show one playbook", Args: cobra.ExactArgs(1),
-			RunE: func(_ *cobra.Command, args []string) error {
-				p, err := playbook.Get(args[0])
+				v, err := protoList("playbooks", all)
 				if err != nil {
 					return err
 				}
-				printPlaybook(app, p)
-				return nil
-			}},
+				return app.printJSON(v)
+			}
+			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tVERSION\tCRISIS TYPE\tPHASES")
+			for _, p := range all {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.GetName(), p.GetVersion(), p.GetCrisisType().Slug(), phases(p))
+			}
+			return tw.Flush()
+		}}
+	show := &cobra.Command{Use: "show NAME", Short: "Show one playbook", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			p, err := playbook.Get(args[0])
+			if err != nil {
+				return err
+			}
+			return app.render(showOut, p, func() error { printPlaybook(app, p); return nil })
+		}}
+	listOut.bind(list)
+	showOut.bind(show)
+	cmd.AddCommand(list, show,
 		&cobra.Command{Use: "validate FILE", Short: "Check a playbook file; every problem is reported with its field", Args: cobra.ExactArgs(1),
 			RunE: func(_ *cobra.Command, args []string) error {
 				p, err := playbook.LoadFile(args[0])

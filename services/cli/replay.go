@@ -25,7 +25,8 @@ type replayed struct {
 
 // newAuditReplayCmd is `demarche audit replay` (added by newAuditCmd).
 func newAuditReplayCmd(app *App) *cobra.Command {
-	var crisisID, dir, output string
+	var crisisID, dir string
+	var output outputFlag
 	var files []string
 	cmd := &cobra.Command{
 		Use:   "replay",
@@ -45,8 +46,9 @@ not replay.`,
   demarche audit replay --dir workflows/crisis/testdata`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output: %q is not a format (allowed: text, json)", output)
+			asJSON, err := output.json()
+			if err != nil {
+				return err
 			}
 			var results []replayed
 			run := func(id, source string, h *historypb.History) {
@@ -90,7 +92,7 @@ not replay.`,
 					files = append(files, found...)
 				}
 				for i, f := range files {
-					if dir != "" && output == "text" {
+					if dir != "" && !asJSON {
 						fmt.Fprintf(cmd.ErrOrStderr(), "\r%s %d/%d %s", progressBar(i+1, len(files), 30), i+1, len(files), filepath.Base(f))
 					}
 					h, err := trail.LoadFile(f)
@@ -103,7 +105,7 @@ not replay.`,
 					}
 					run(id, f, h)
 				}
-				if dir != "" && output == "text" {
+				if dir != "" && !asJSON {
 					fmt.Fprintln(cmd.ErrOrStderr())
 				}
 			default:
@@ -115,7 +117,7 @@ not replay.`,
 					failed++
 				}
 			}
-			if output == "json" {
+			if asJSON {
 				enc := json.NewEncoder(app.Out)
 				enc.SetIndent("", "  ")
 				if err := enc.Encode(results); err != nil {
@@ -155,7 +157,7 @@ not replay.`,
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "fetch and replay this crisis and its stage workflows from the server")
 	cmd.Flags().StringArrayVar(&files, "file", nil, "a history JSON file (repeatable)")
 	cmd.Flags().StringVar(&dir, "dir", "", "every *.json history in this folder")
-	cmd.Flags().StringVar(&output, "output", "text", "text or json")
+	output.bind(cmd)
 	return cmd
 }
 

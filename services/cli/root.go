@@ -12,9 +12,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/logging"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
@@ -123,6 +123,33 @@ func (o *outputFlag) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP((*string)(o), "output", "o", "table", "table for people, json for programs")
 }
 
+// render prints v as JSON when --output json asked for it (proto messages in
+// the API's style), else runs table.
+func (a *App) render(o outputFlag, v any, table func() error) error {
+	asJSON, err := o.json()
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return a.printJSON(v)
+	}
+	return table()
+}
+
+// protoList is a list of messages as one JSON object {key: [...]}, each in
+// the API's style (for --output json of lists that have no message of their own).
+func protoList[M proto.Message](key string, ms []M) (map[string]any, error) {
+	out := make([]json.RawMessage, 0, len(ms))
+	for _, m := range ms {
+		b, err := apijson.Marshal(m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return map[string]any{key: out}, nil
+}
+
 // json reports whether JSON was asked for; an unknown format is an error.
 func (o outputFlag) json() (bool, error) {
 	switch o {
@@ -134,12 +161,13 @@ func (o outputFlag) json() (bool, error) {
 	return false, fmt.Errorf("--output: %q is not a format (allowed: table, json)", string(o))
 }
 
-// printJSON writes v as indented JSON (proto messages in their protobuf JSON form).
+// printJSON writes v as indented JSON: proto messages in the HTTP API's one
+// style (pkg/apijson), so --output json reads like the API's answers.
 func (a *App) printJSON(v any) error {
 	var b []byte
 	var err error
 	if m, ok := v.(proto.Message); ok {
-		b, err = protojson.MarshalOptions{Multiline: true}.Marshal(m)
+		b, err = apijson.MarshalIndent(m)
 	} else {
 		b, err = json.MarshalIndent(v, "", "  ")
 	}

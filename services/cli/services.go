@@ -29,6 +29,7 @@ func newRosterCmd(app *App) *cobra.Command {
 		Long: "The roster service answers on NATS (demarche.roster.*); these commands are its client. Appointing an envoy on a crisis books the roster by itself."}
 	var kind, region string
 	var expertise, languages []string
+	var searchOut, assignmentsOut, expertsOut outputFlag
 	search := &cobra.Command{Use: "search", Short: "Rank available experts for a need", Args: cobra.NoArgs,
 		Example: "  demarche roster search --kind senior-envoy --region africa --expertise constitution-making --language fr",
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,13 +57,16 @@ func newRosterCmd(app *App) *cobra.Command {
 			if err := app.call(cmd.Context(), natsrpc.RosterSearch, req, &res); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tSCORE\tWHY")
-			for _, c := range res.GetCandidates() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\n", c.GetExpert().GetId(), c.GetExpert().GetName(), c.GetExpert().GetKind().Slug(), c.GetScore(), strings.Join(c.GetReasons(), ", "))
-			}
-			return tw.Flush()
+			return app.render(searchOut, &res, func() error {
+				tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tKIND\tSCORE\tWHY")
+				for _, c := range res.GetCandidates() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%g\t%s\n", c.GetExpert().GetId(), c.GetExpert().GetName(), c.GetExpert().GetKind().Slug(), c.GetScore(), strings.Join(c.GetReasons(), ", "))
+				}
+				return tw.Flush()
+			})
 		}}
+	searchOut.bind(search)
 	search.Flags().StringVar(&kind, "kind", "", "senior-envoy, mediator or standby-expert")
 	search.Flags().StringVar(&region, "region", "", "africa, americas, asia-pacific, europe, middle-east")
 	search.Flags().StringSliceVar(&expertise, "expertise", nil, "process-design, security-arrangements, constitution-making, gender, power-sharing, wealth-sharing")
@@ -84,7 +88,8 @@ func newRosterCmd(app *App) *cobra.Command {
 		}}
 	reserve.Flags().StringVar(&rr.CrisisId, "crisis", "", "crisis id (required)")
 	reserve.Flags().StringVar(&rr.Role, "role", "", "role, e.g. envoy or standby-1 (required)")
-	reserve.Flags().StringVar(&rr.ExpertId, "expert", "", "expert id from roster search (required)")
+	reserve.Flags().StringVar(&rr.ExpertId, "expert", "", "the expert's roster id, completed from the roster (see demarche roster search) (required)")
+	app.registerRosterCompletion(reserve)
 
 	var rel demarchev1.ReleaseRequest
 	release := &cobra.Command{Use: "release", Short: "Free a crisis role's expert", Args: cobra.NoArgs,
@@ -111,13 +116,16 @@ func newRosterCmd(app *App) *cobra.Command {
 			if err := app.call(cmd.Context(), natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID, Drill: drillSpace}, &res); err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "CRISIS\tROLE\tEXPERT\tRESERVED\tBY")
-			for _, a := range res.GetAssignments() {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.GetCrisisId(), a.GetRole(), a.GetExpertId(), ts(a.GetReservedAt()), a.GetReservedBy())
-			}
-			return tw.Flush()
+			return app.render(assignmentsOut, &res, func() error {
+				tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
+				fmt.Fprintln(tw, "CRISIS\tROLE\tEXPERT\tRESERVED\tBY")
+				for _, a := range res.GetAssignments() {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.GetCrisisId(), a.GetRole(), a.GetExpertId(), ts(a.GetReservedAt()), a.GetReservedBy())
+				}
+				return tw.Flush()
+			})
 		}}
+	assignmentsOut.bind(assignments)
 	assignments.Flags().StringVar(&crisisID, "crisis", "", "only this crisis")
 	assignments.Flags().BoolVar(&drillSpace, "drill", false, "list the drills' shadow bookings (drills book the same experts apart from real crises)")
 
@@ -126,6 +134,12 @@ func newRosterCmd(app *App) *cobra.Command {
 			var res demarchev1.ExpertsResponse
 			if err := app.call(cmd.Context(), natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &res); err != nil {
 				return err
+			}
+			if asJSON, err := expertsOut.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tKIND\tREGIONS\tEXPERTISE\tLANGUAGES\tAVAILABLE")
@@ -141,6 +155,7 @@ func newRosterCmd(app *App) *cobra.Command {
 			}
 			return tw.Flush()
 		}}
+	expertsOut.bind(experts)
 	cmd.AddCommand(search, reserve, release, assignments, experts)
 	return cmd
 }
@@ -149,11 +164,18 @@ func newFundCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "fund", Short: "Rapid-response funds: balances, ledgers, requests, decisions, disbursements",
 		Long: "The funding service answers on NATS (demarche.funding.*); these commands are its client. Crisis decisions (request-funds, decide-funds) call it by themselves."}
 	var fund string
+	var balanceOut, ledgerOut outputFlag
 	balance := &cobra.Command{Use: "balance", Short: "Show fund balances", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res demarchev1.BalanceResponse
 			if err := app.call(cmd.Context(), natsrpc.FundingBalance, &demarchev1.FundQuery{Fund: fund}, &res); err != nil {
 				return err
+			}
+			if asJSON, err := balanceOut.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "FUND\tNAME\tBALANCE USD\tDISBURSED USD\tCEILING PER CRISIS")
@@ -163,12 +185,19 @@ func newFundCmd(app *App) *cobra.Command {
 			return tw.Flush()
 		}}
 	balance.Flags().StringVar(&fund, "fund", "", "only this fund")
+	balanceOut.bind(balance)
 	var ledgerFund string
 	ledger := &cobra.Command{Use: "ledger", Short: "Show a fund's append-only ledger", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var res demarchev1.LedgerResponse
 			if err := app.call(cmd.Context(), natsrpc.FundingLedger, &demarchev1.FundQuery{Fund: ledgerFund}, &res); err != nil {
 				return err
+			}
+			if asJSON, err := ledgerOut.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "SEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tKEY")
@@ -179,6 +208,7 @@ func newFundCmd(app *App) *cobra.Command {
 			return tw.Flush()
 		}}
 	ledger.Flags().StringVar(&ledgerFund, "fund", "flexible-financing", "fund id")
+	ledgerOut.bind(ledger)
 	cmd.AddCommand(balance, ledger)
 	return cmd
 }

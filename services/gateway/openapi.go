@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/jsonschema"
@@ -19,7 +20,7 @@ import (
 // table and the schemas (docs/openapi.json is this, written by make docs; a
 // test checks the committed file and real answers against it).
 func OpenAPI() map[string]any {
-	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
+	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) }).WithEnumValues(apijson.EnumValue)
 	ref := func(m proto.Message) map[string]any { return schemas.Message(m.ProtoReflect().Descriptor()) }
 	errorRef := map[string]any{"$ref": "#/components/schemas/Error"}
 	paths := map[string]any{}
@@ -91,7 +92,7 @@ func OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Démarche HTTP API", "version": "1",
-			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages in their JSON form (proto/demarche/v1), every field present."},
+			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings."},
 		"paths":      paths,
 		"components": map[string]any{"schemas": defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
 	}

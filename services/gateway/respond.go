@@ -7,9 +7,9 @@ import (
 	"io"
 	"net/http"
 
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -47,7 +47,12 @@ func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body: %v", err), "code": "invalid"})
 		return false
 	}
-	if err := protojson.Unmarshal(b, into); err != nil {
+	if err := apijson.Unmarshal(b, into); err != nil {
+		var fe *demarchev1.FieldError
+		if errors.As(err, &fe) {
+			writeError(w, fe)
+			return false
+		}
 		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err), "code": "invalid"})
 		return false
 	}
@@ -55,7 +60,7 @@ func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 }
 
 func writeProto(w http.ResponseWriter, status int, m proto.Message) {
-	b, err := protojson.MarshalOptions{EmitUnpopulated: true}.Marshal(m)
+	b, err := apijson.Marshal(m) // the API's one JSON style
 	if err != nil {
 		writeError(w, fmt.Errorf("%w: encode response: %v", errs.ErrInternal, err))
 		return

@@ -176,5 +176,17 @@ func ParseOutcome(s string) (Outcome, error) {
 	return Outcome(n), err
 }
 
+// EnumValueSlug is an enum value's slug ("good-offices" for
+// STAGE_GOOD_OFFICES): the HTTP API's JSON writes enums so (pkg/apijson).
+func EnumValueSlug(d protoreflect.EnumDescriptor, n protoreflect.EnumNumber) string {
+	return enumSlug(d, n)
+}
+
+// ParseEnumValue reads an enum value from its slug, short or full name
+// (case-insensitively); the error names the field and the allowed slugs.
+func ParseEnumValue(d protoreflect.EnumDescriptor, field, s string) (protoreflect.EnumNumber, error) {
+	return parseEnum(d, field, s)
+}
+
 // EnumSlugs lists the slugs of any Démarche enum, for help texts.
 func EnumSlugs(e protoreflect.Enum) []string { return enumSlugs(e.Descriptor()) }
