@@ -115,6 +115,9 @@ func TestTrust(t *testing.T) {
 				} else {
 					rows = append(rows, row{"GET", path, "", rt.Action})
 				}
+			case "/v1/crises/{id}/sharing":
+				// past the door, the crisis refuses it (not shared with AU): nothing changes
+				rows = append(rows, row{"POST", path, `{"reason": "matrix", "unshare": ["AU"]}`, authz.Share})
 			case "/v1/crises/{id}/decisions":
 				rows = append(rows, row{"POST", path, `{"rationale": "x", "triage": {"assessment": "x"}}`, authz.Decide})
 			default:

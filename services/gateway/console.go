@@ -26,6 +26,7 @@ package gateway
 //	GET  /console/crises/{id}       crisis page
 //	POST /console/crises/{id}/decide  record a decision (the API's decision route)
 //	POST /console/crises/{id}/control apply a control (the API's control routes)
+//	POST /console/crises/{id}/sharing share or unshare with partners (the API's sharing route)
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/events            server-sent events of the crises the principal may see
@@ -103,6 +104,7 @@ func (s *Service) mountConsole(mux *http.ServeMux) {
 	mux.HandleFunc("GET /console/crises/{id}", c.session(c.crisisPage))
 	mux.HandleFunc("POST /console/crises/{id}/decide", c.session(c.decide))
 	mux.HandleFunc("POST /console/crises/{id}/control", c.session(c.control))
+	mux.HandleFunc("POST /console/crises/{id}/sharing", c.session(c.sharing))
 	mux.HandleFunc("GET /console/approvals", c.session(c.approvals))
 	mux.HandleFunc("GET /console/figures", c.session(c.figures))
 	mux.HandleFunc("GET /console/events", c.session(c.events))

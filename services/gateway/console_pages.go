@@ -243,8 +243,11 @@ func (c *console) crisisPage(w http.ResponseWriter, r *http.Request, u *user) {
 	notice := ""
 	if d := r.URL.Query().Get("done"); d != "" {
 		notice = "Recorded: " + kindWords(d) + "."
-		if d == "opened" {
+		switch d {
+		case "opened":
 			notice = "Crisis opened."
+		case "sharing":
+			notice = "Sharing changed."
 		}
 	}
 	c.renderCrisis(w, r, u, r.PathValue("id"), http.StatusOK, map[string]any{"Notice": notice})
@@ -301,6 +304,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
 		"Funds":  []string{"flexible-financing", "peacebuilding-irf"},
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
+		"CanShare": authz.Allowed(authz.Share, u.Roles),
 	}
 	for k, v := range extra {
 		data[k] = v
