@@ -110,9 +110,19 @@ func decode(b []byte) (any, error) {
 	return v, nil
 }
 
-// wellKnown messages have JSON forms of their own (strings, any value).
+// wellKnown messages have JSON forms of their own (strings, any value);
+// every other message, google.protobuf's descriptors included, is an object
+// of its fields in the API's style.
 func wellKnown(md protoreflect.MessageDescriptor) bool {
-	return md.ParentFile().Package() == "google.protobuf"
+	switch md.FullName() {
+	case "google.protobuf.Timestamp", "google.protobuf.Duration", "google.protobuf.Struct", "google.protobuf.Value",
+		"google.protobuf.ListValue", "google.protobuf.Any", "google.protobuf.FieldMask", "google.protobuf.Empty",
+		"google.protobuf.BoolValue", "google.protobuf.StringValue", "google.protobuf.BytesValue",
+		"google.protobuf.Int32Value", "google.protobuf.UInt32Value", "google.protobuf.Int64Value", "google.protobuf.UInt64Value",
+		"google.protobuf.FloatValue", "google.protobuf.DoubleValue":
+		return true
+	}
+	return false
 }
 
 // object is a JSON object written in the order of its message's fields.

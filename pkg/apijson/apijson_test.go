@@ -7,8 +7,10 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -106,5 +108,22 @@ func TestShortEnumValuesAreDistinct(t *testing.T) {
 	})
 	if n < 10 {
 		t.Fatalf("only %d enums seen", n)
+	}
+}
+
+// Messages of google.protobuf without a JSON form of their own (descriptors)
+// follow the style too; those with one (Timestamp, Duration, ...) keep it.
+func TestDescriptorsFollowTheStyle(t *testing.T) {
+	fd := protodesc.ToFileDescriptorProto(demarchev1.File_demarche_v1_state_proto)
+	b, err := Marshal(&descriptorpb.FileDescriptorSet{File: []*descriptorpb.FileDescriptorProto{fd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := string(b); strings.Contains(s, "TYPE_STRING") || !strings.Contains(s, `"type":"string"`) || !strings.Contains(s, `"label":"repeated"`) {
+		t.Fatalf("descriptor set: %.300s", s)
+	}
+	var back descriptorpb.FileDescriptorSet
+	if err := Unmarshal(b, &back); err != nil || !proto.Equal(back.GetFile()[0], fd) {
+		t.Fatalf("descriptor set does not read back: %v", err)
 	}
 }
