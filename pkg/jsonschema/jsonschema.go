@@ -142,7 +142,7 @@ func (s *Set) enum(ed protoreflect.EnumDescriptor) map[string]any {
 			}
 		}
 		if s.enumValue != nil {
-			docs = append(docs, "bodies also accept the full names ("+string(vals.Get(vals.Len()-1).Name())+")")
+			docs = append(docs, "bodies also accept the full names (e.g. "+string(vals.Get(min(1, vals.Len()-1)).Name())+")")
 		}
 		def := map[string]any{"type": "string", "title": key, "enum": names}
 		desc := Comment(ed)

@@ -61,9 +61,10 @@ crisis's audit chain with who made it and why.`,
 			for i, p := range ctl.Unshare {
 				ctl.Unshare[i] = strings.ToUpper(strings.TrimSpace(p))
 			}
-			return app.sendControl(cmd, args[0], f, crisis.UpdateShare, &ctl, func(st *demarchev1.CrisisState) string {
+			err := app.sendControl(cmd, args[0], f, crisis.UpdateShare, &ctl, func(st *demarchev1.CrisisState) string {
 				return fmt.Sprintf("%s: shared with %s", args[0], listOrNone(st.GetCrisis().GetSharedWith()))
 			})
+			return namedByFlags(err, map[string]string{"share": "--with", "unshare": "--unshare", "reason": "--reason"})
 		}}
 	f.bind(c)
 	c.Flags().StringSliceVar(&ctl.Share, "with", nil, "partner organisations to share with, comma-separated, e.g. ECOWAS,AU")
