@@ -30,7 +30,9 @@ import (
 func TestSharingChangesDuringACrisis(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
-	as := func(name string) apiCaller { return apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile(name))} }
+	as := func(name string) apiCaller {
+		return apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile(name))}
+	}
 	duty, ecowas, analyst, admin := as("duty"), as("ecowas"), as("analyst"), as("admin")
 	const id = "NE-20261128-SHARE"
 	if code, _, raw := duty.call("POST", "/v1/crises", `{"crisis": {"id": "`+id+`", "title": "Quiet talks with the junta", "countryCode": "NE", "crisisType": "unconstitutional-change", "severity": 3, "confidentiality": "restricted"}}`); code != http.StatusCreated {
@@ -120,7 +122,9 @@ func TestSharingChangesDuringACrisis(t *testing.T) {
 	if code, _, raw := duty.call("POST", "/v1/crises/"+id+"/controls/escalate", `{"reason": "troops in the capital"}`); code != http.StatusOK {
 		t.Fatalf("escalate: %d %s", code, raw)
 	}
-	waitFor(t, func() bool { return partnerCount("AU", "severity_changed") == 1 && partnerCount("EU", "severity_changed") == 1 })
+	waitFor(t, func() bool {
+		return partnerCount("AU", "severity_changed") == 1 && partnerCount("EU", "severity_changed") == 1
+	})
 	if n := partnerCount("ECOWAS", "severity_changed"); n != 0 || partnerCount("ECOWAS", "sharing_changed") != 2 {
 		t.Errorf("ECOWAS after being unshared: %d severity changes (want 0), %d sharing changes (want 2: shared, unshared)", n, partnerCount("ECOWAS", "sharing_changed"))
 	}
