@@ -96,6 +96,12 @@ func TestSharingChangesDuringACrisis(t *testing.T) {
 		return n
 	}
 	waitFor(t, func() bool { return partnerCount("ECOWAS", "sharing_changed") == 1 })
+	if n := partnerCount("ECOWAS", "crisis_opened"); n != 1 {
+		t.Errorf("ECOWAS, newly shared with, received the crisis's opening %d times, want once (before the change)", n)
+	}
+	if n := partnerCount("ECOWAS", "stage_entered"); n != 0 {
+		t.Errorf("ECOWAS received %d stage events from before it was shared with", n)
+	}
 	waitFor(t, func() bool {
 		code, _, _ := ecowas.call("POST", "/v1/partners/ack-role", `{"crisisId": "`+id+`", "ack": {"partner": "ECOWAS", "role": "lead"}}`)
 		return code == http.StatusOK

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -376,10 +377,27 @@ func TestSharingChangeStartsAndStopsDelivery(t *testing.T) {
 		}
 	}
 	eventually(t, "PB receives what follows the change", hasSubject(t, b, "PB", c, "severity_changed"))
-	if !hasSubject(t, b, "PB", c, "sharing_changed")() || hasSubject(t, b, "PB", c, "crisis_opened")() {
-		t.Errorf("PB (newly shared): %s; want the change and what follows, not what came before", fmtSubjects(partnerSubjects(t, b, "PB")))
+	if !hasSubject(t, b, "PB", c, "sharing_changed")() || !hasSubject(t, b, "PB", c, "crisis_opened")() || hasSubject(t, b, "PB", c, "stage_entered")() {
+		t.Errorf("PB (newly shared): %s; want the opening, the change and what follows, not the rest of what came before", fmtSubjects(partnerSubjects(t, b, "PB")))
+	}
+	if first := firstPartnerEvent(t, b, "PB"); first != c.GetId()+"-opened" {
+		t.Errorf("PB's first event of the crisis is %s, want its opening", first)
 	}
 	if !hasSubject(t, b, "PA", c, "sharing_changed")() || hasSubject(t, b, "PA", c, "severity_changed")() {
 		t.Errorf("PA (unshared): %s; want the change, then nothing", fmtSubjects(partnerSubjects(t, b, "PA")))
 	}
+}
+
+// firstPartnerEvent is the ce-id of the first event stored for a partner.
+func firstPartnerEvent(t *testing.T, b *bus, partner string) string {
+	t.Helper()
+	st, err := b.js.Stream(context.Background(), partners.StreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject(partners.PartnerSubjects(partner)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Header.Get(eventbus.HeaderID)
 }

@@ -21,7 +21,8 @@
 // shared_with, never to anyone else. A SharingChanged event (an operator
 // shared or unshared the crisis during it) updates what the service keeps:
 // the change reaches the partners that received the crisis before and those
-// that receive it now, and the events after it only the latter.
+// that receive it now (a partner new to the crisis gets its opening first),
+// and the events after it only the latter.
 //
 // An event that arrives before its crisis's CrisisOpened (early warning
 // publishes WarningRaised and then opens the crisis, whose workflow publishes
@@ -349,6 +350,9 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 	if _, err := s.crises.Put(ctx, c.GetId(), b); err != nil {
 		return fmt.Errorf("store crisis %s: %w", c.GetId(), err)
 	}
+	if err := s.keepOpening(ctx, c.GetId(), ev); err != nil {
+		return err
+	}
 	for _, name := range c.GetSharedWith() {
 		if _, ok := s.reg.Lookup(name); !ok {
 			s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", c.GetId()), zap.String("partner", name))
@@ -380,7 +384,61 @@ func (s *Service) changeSharing(ctx context.Context, before *demarchev1.Crisis, 
 			s.log.Warn("crisis shared with a partner not in the registry", zap.String("crisis", after.GetId()), zap.String("partner", name))
 		}
 	}
+	// A partner that receives the crisis from now on gets its opening first,
+	// as every partner does (the opening's own id: a redelivery stores it once).
+	newcomer := func(p *Partner) bool { return !p.Receives(before) && p.Receives(after) }
+	if opening, err := s.opening(ctx, after.GetId()); err != nil {
+		return err
+	} else if opening != nil {
+		if err := s.deliverTo(ctx, before, *opening, newcomer); err != nil {
+			return err
+		}
+	}
 	return s.deliverTo(ctx, after, ev, func(p *Partner) bool { return p.Receives(before) || p.Receives(after) })
+}
+
+// openingKey is where the crisis bucket keeps a crisis's CrisisOpened event
+// (crisis ids have no dots, so it is no crisis's key).
+func openingKey(crisisID string) string { return crisisID + ".opening" }
+
+// keepOpening keeps a crisis's CrisisOpened event, headers and data, for
+// partners the crisis is shared with later.
+func (s *Service) keepOpening(ctx context.Context, crisisID string, ev eventbus.Event) error {
+	msg, err := eventbus.Encode("opening", ev)
+	if err != nil {
+		return fmt.Errorf("keep the opening of %s: %w: %w", crisisID, err, eventbus.ErrPermanent)
+	}
+	b, err := json.Marshal(parkedEvent{Header: msg.Header, Data: msg.Data})
+	if err != nil {
+		return fmt.Errorf("keep the opening of %s: %w", crisisID, err)
+	}
+	if _, err := s.crises.Put(ctx, openingKey(crisisID), b); err != nil {
+		return fmt.Errorf("keep the opening of %s: %w", crisisID, err)
+	}
+	return nil
+}
+
+// opening is a crisis's kept CrisisOpened event (nil for a crisis opened
+// before openings were kept).
+func (s *Service) opening(ctx context.Context, crisisID string) (*eventbus.Event, error) {
+	e, err := s.crises.Get(ctx, openingKey(crisisID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the opening of %s: %w", crisisID, err)
+	}
+	var p parkedEvent
+	if err := json.Unmarshal(e.Value(), &p); err != nil {
+		s.log.Error("kept opening unreadable", zap.String("crisis", crisisID), zap.Error(err))
+		return nil, nil
+	}
+	ev, err := eventbus.Decode(p.Header, p.Data)
+	if err != nil {
+		s.log.Error("kept opening undecodable", zap.String("crisis", crisisID), zap.Error(err))
+		return nil, nil
+	}
+	return &ev, nil
 }
 
 // parkedEvent is a parked event as stored: its CloudEvent headers and data.
