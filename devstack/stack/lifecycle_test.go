@@ -57,6 +57,9 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		return err == nil
 	})
 	cli("crisis", "escalate", id, "--as", "duty-officer", "--reason", "protests spreading")
+	if out := cli("crisis", "share", id, "--with", "ECOWAS", "--as", "duty-officer", "--reason", "ECOWAS leads the mediation"); !strings.Contains(out, "shared with ECOWAS") {
+		t.Fatalf("crisis share: %s", out)
+	}
 	// An invalid control is refused by the crisis, naming the rule, and
 	// leaves no trace in its history.
 	before := events()

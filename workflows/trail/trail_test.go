@@ -131,3 +131,25 @@ func TestDecisionTrailFromHistoryAlone(t *testing.T) {
 		t.Fatalf("funding trail shows no payment: %+v", fe)
 	}
 }
+
+// A control's entry says what it changed and who changed it: the sharing
+// change of the crisis people drove through the CLI.
+func TestSharingChangeIsInTheTrail(t *testing.T) {
+	h, err := LoadFile(filepath.Join("..", "crisis", "testdata", "CrisisResponse.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := FromHistory("crisis-NE-20261127-HUMAN", h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Kind == "control" && e.What == "shared with ECOWAS" {
+			if e.Principal != "duty-officer" || e.Rationale != "ECOWAS leads the mediation" {
+				t.Fatalf("sharing entry without who or why: %+v", e)
+			}
+			return
+		}
+	}
+	t.Fatalf("no sharing change in the trail: %+v", entries)
+}
