@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -58,15 +59,19 @@ func marshal(m proto.Message, indent string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := writeMessage(m.ProtoReflect().Descriptor(), v)
 	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", indent)
-	if err := enc.Encode(out); err != nil {
+	buf.Grow(len(raw) + len(raw)/4)
+	if err := encode(&buf, writeMessage(m.ProtoReflect().Descriptor(), v)); err != nil {
 		return nil, err
 	}
-	return bytes.TrimRight(buf.Bytes(), "\n"), nil
+	if indent == "" {
+		return buf.Bytes(), nil
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, buf.Bytes(), "", indent); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
 }
 
 // Unmarshal reads a body into m: the protobuf JSON mapping, enum values
@@ -133,29 +138,86 @@ type member struct {
 	val any
 }
 
-func (o object) MarshalJSON() ([]byte, error) {
-	var buf bytes.Buffer
-	buf.WriteByte('{')
-	for i, m := range o {
-		if i > 0 {
-			buf.WriteByte(',')
+// encode writes a decoded JSON value: objects of messages in field order,
+// maps by sorted key, numbers as written.
+func encode(buf *bytes.Buffer, v any) error {
+	switch x := v.(type) {
+	case object:
+		buf.WriteByte('{')
+		for i, m := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeString(buf, m.key)
+			buf.WriteByte(':')
+			if err := encode(buf, m.val); err != nil {
+				return err
+			}
 		}
-		k, err := json.Marshal(m.key)
-		if err != nil {
-			return nil, err
+		buf.WriteByte('}')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
 		}
-		buf.Write(k)
-		buf.WriteByte(':')
-		var vb bytes.Buffer
-		enc := json.NewEncoder(&vb)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(m.val); err != nil {
-			return nil, err
+		slices.Sort(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			writeString(buf, k)
+			buf.WriteByte(':')
+			if err := encode(buf, x[k]); err != nil {
+				return err
+			}
 		}
-		buf.Write(bytes.TrimRight(vb.Bytes(), "\n"))
+		buf.WriteByte('}')
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := encode(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case string:
+		writeString(buf, x)
+	case json.Number:
+		buf.WriteString(string(x))
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case nil:
+		buf.WriteString("null")
+	default:
+		return fmt.Errorf("apijson: unexpected %T", v)
 	}
-	buf.WriteByte('}')
-	return buf.Bytes(), nil
+	return nil
+}
+
+// writeString writes a JSON string; plain ones (the usual case) directly,
+// others through encoding/json without HTML escaping.
+func writeString(buf *bytes.Buffer, s string) {
+	plain := true
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		buf.WriteByte('"')
+		buf.WriteString(s)
+		buf.WriteByte('"')
+		return
+	}
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s)
+	buf.Truncate(buf.Len() - 1) // Encode's newline
 }
 
 // writeMessage turns protojson's form of a message into the API's.

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -126,4 +127,29 @@ func TestDescriptorsFollowTheStyle(t *testing.T) {
 	if err := Unmarshal(b, &back); err != nil || !proto.Equal(back.GetFile()[0], fd) {
 		t.Fatalf("descriptor set does not read back: %v", err)
 	}
+}
+
+// The API's style costs a second pass over protojson's output; this is the
+// price per answer, beside protojson alone in the same run.
+func BenchmarkMarshal(b *testing.B) {
+	st := state()
+	for range 20 {
+		st.Decisions = append(st.Decisions, &demarchev1.DecisionRecord{Number: 1, Kind: "triage", Stage: demarchev1.Stage_STAGE_WARNING,
+			Principal: "duty", Rationale: "credible", DecidedAt: timestamppb.Now()})
+	}
+	b.Run("apijson", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Marshal(st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	baseline := protojson.MarshalOptions{EmitUnpopulated: true}
+	b.Run("protojson-baseline", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := baseline.Marshal(st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
