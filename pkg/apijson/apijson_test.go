@@ -21,7 +21,7 @@ import (
 func state() *demarchev1.CrisisState {
 	at := time.Date(2026, 11, 28, 8, 0, 0, 0, time.UTC)
 	return &demarchev1.CrisisState{
-		Crisis: &demarchev1.Crisis{Id: "GN-20261128-K7Q3P", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
+		Crisis: &demarchev1.Crisis{Id: "GN-20261128-K7Q3P", Title: "Démarche \"<quiet>\" & talks\n\t\u00a0", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
 			CrisisType: demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED,
 			OpenedAt: timestamppb.New(at), SharedWith: []string{"ECOWAS"}},
 		CurrentStage: demarchev1.Stage_STAGE_GOOD_OFFICES,
@@ -47,7 +47,7 @@ func TestMarshalWritesShortEnumsInFieldOrder(t *testing.T) {
 	if strings.Contains(s, "STAGE_") || strings.Contains(s, "CONFIDENTIALITY_") {
 		t.Errorf("full enum names written:\n%s", s)
 	}
-	if !strings.HasPrefix(s, `{"crisis":{"id":"GN-20261128-K7Q3P","title":""`) {
+	if !strings.HasPrefix(s, `{"crisis":{"id":"GN-20261128-K7Q3P","title":"Démarche \"<quiet>\" & talks\n\t`) {
 		t.Errorf("fields not in the schema's order: %.80s", s)
 	}
 	// What is written reads back the same.
