@@ -1,0 +1,454 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
+	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/errs"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// testIssuer is an OpenID Connect issuer for tests: its own key, discovery,
+// JWKS, an /authorize that approves one configured user at once (PKCE S256
+// required) and a /token that checks the code's PKCE verifier, client and
+// redirect, and answers each code once.
+type testIssuer struct {
+	srv                *httptest.Server
+	key                *ecdsa.PrivateKey
+	clientID, secret   string
+	user               map[string]any
+	mu                 sync.Mutex
+	codes              map[string]*grant
+	secrets            []string // every code, verifier and token seen: none may leak
+	idAudience         string   // the ID token's audience ("" : the client id)
+	accessAudience     string   // the access token's audience ("" : demarche)
+	idTTL              time.Duration
+	wrongNonce         bool
+	refusedForVerifier int
+}
+
+type grant struct {
+	challenge, nonce, redirect string
+	used                       bool
+}
+
+func newTestIssuer(t *testing.T, clientID, secret string, user map[string]any) *testIssuer {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ti := &testIssuer{key: key, clientID: clientID, secret: secret, user: user, codes: map[string]*grant{}, idTTL: time.Hour}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		u := ti.srv.URL
+		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token",
+			"jwks_uri": u + "/jwks", "end_session_endpoint": u + "/logout", "response_types_supported": []string{"code"},
+			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
+			"code_challenge_methods_supported": []string{"S256"}})
+	})
+	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
+		pad := func(b *big.Int) string { return base64.RawURLEncoding.EncodeToString(b.FillBytes(make([]byte, 32))) }
+		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+			"x": pad(key.X), "y": pad(key.Y)}}})
+	})
+	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		back, err := url.Parse(q.Get("redirect_uri"))
+		if err != nil || q.Get("client_id") != clientID {
+			http.Error(w, "unknown client or redirect", http.StatusBadRequest)
+			return
+		}
+		bq := url.Values{"state": {q.Get("state")}}
+		switch {
+		case q.Get("response_type") != "code" || !strings.Contains(q.Get("scope"), "openid"):
+			bq.Set("error", "unsupported_response_type")
+		case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
+			bq.Set("error", "invalid_request") // PKCE is required
+		default:
+			code := randomString()
+			ti.mu.Lock()
+			ti.codes[code] = &grant{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
+			ti.secrets = append(ti.secrets, code)
+			ti.mu.Unlock()
+			bq.Set("code", code)
+		}
+		back.RawQuery = bq.Encode()
+		http.Redirect(w, r, back.String(), http.StatusFound)
+	})
+	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
+		fail := func(code string) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "refused by the test issuer"})
+		}
+		id, sec, ok := r.BasicAuth()
+		if !ok {
+			id, sec = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
+		}
+		if id != clientID || sec != secret {
+			fail("invalid_client")
+			return
+		}
+		verifier := r.PostFormValue("code_verifier")
+		ti.mu.Lock()
+		defer ti.mu.Unlock()
+		ti.secrets = append(ti.secrets, verifier)
+		g := ti.codes[r.PostFormValue("code")]
+		sum := sha256.Sum256([]byte(verifier))
+		switch {
+		case r.PostFormValue("grant_type") != "authorization_code" || g == nil || g.used || g.redirect != r.PostFormValue("redirect_uri"):
+			if g != nil {
+				g.used = true
+			}
+			fail("invalid_grant")
+			return
+		case verifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge:
+			g.used = true
+			ti.refusedForVerifier++
+			fail("invalid_grant")
+			return
+		}
+		g.used = true
+		now := time.Now()
+		idAud, accAud := ti.idAudience, ti.accessAudience
+		if idAud == "" {
+			idAud = clientID
+		}
+		if accAud == "" {
+			accAud = authn.Audience
+		}
+		nonce := g.nonce
+		if ti.wrongNonce {
+			nonce = "someone-elses-nonce"
+		}
+		idClaims := map[string]any{"iss": ti.srv.URL, "aud": idAud, "sub": user["sub"], "name": user["name"], "nonce": nonce,
+			"iat": now.Unix(), "exp": now.Add(ti.idTTL).Unix()}
+		accClaims := map[string]any{"iss": ti.srv.URL, "aud": accAud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
+		for k, v := range user {
+			accClaims[k] = v
+		}
+		idTok, accTok := ti.sign(idClaims), ti.sign(accClaims)
+		ti.secrets = append(ti.secrets, idTok, accTok)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": accTok, "token_type": "Bearer", "expires_in": 3600, "id_token": idTok})
+	})
+	ti.srv = httptest.NewServer(mux)
+	t.Cleanup(ti.srv.Close)
+	return ti
+}
+
+// sign makes an ES256 JWT.
+func (ti *testIssuer) sign(claims map[string]any) string {
+	enc := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	in := enc(map[string]string{"alg": "ES256", "typ": "JWT", "kid": "k1"}) + "." + enc(claims)
+	sum := sha256.Sum256([]byte(in))
+	r, s, err := ecdsa.Sign(rand.Reader, ti.key, sum[:])
+	if err != nil {
+		panic(err)
+	}
+	sig := append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
+	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
+// TestConsoleOIDC signs in to the console through a test issuer with the
+// authorization code flow and PKCE, and refuses every way it can go wrong:
+// a code bound to another verifier, an issuer answer without PKCE, a wrong
+// state, a replayed code or callback, an expired ID token, an ID token for
+// another client or with another nonce, tokens not for the API. No token,
+// code or verifier appears in a page or a log line.
+func TestConsoleOIDC(t *testing.T) {
+	const clientID, secret = "demarche-console", "s3cret-of-the-console"
+	user := map[string]any{"sub": "amina", "name": "Amina (duty officer)", "roles": []string{"duty-officer", "analyst"}, "clearance": "restricted"}
+	idp := newTestIssuer(t, clientID, secret, user)
+
+	core, logs := observer.New(zap.DebugLevel)
+	ctx := context.Background()
+	verifier, err := authn.NewOIDC(ctx, idp.srv.URL, authn.Audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handler http.Handler
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { handler.ServeHTTP(w, r) }))
+	defer gw.Close()
+	svc := &Service{log: zap.New(core), authn: verifier, states: func(context.Context, string) (*demarchev1.CrisisState, error) {
+		return nil, fmt.Errorf("%w: no such crisis", errs.ErrNotFound)
+	}}
+	if svc.oidc, err = newOIDCLogin(ctx, ConsoleOIDC{Issuer: idp.srv.URL, ClientID: clientID, ClientSecret: secret, RedirectURL: gw.URL + "/console/oidc/callback"}); err != nil {
+		t.Fatal(err)
+	}
+	handler = svc.Handler()
+
+	var pages []string // every body the browser saw
+	type browser struct {
+		c   *http.Client
+		jar *cookiejar.Jar
+	}
+	newBrowser := func() browser {
+		jar, _ := cookiejar.New(nil)
+		return browser{jar: jar, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	}
+	do := func(b browser, method, u string, form url.Values) (*http.Response, string) {
+		t.Helper()
+		var body io.Reader
+		if form != nil {
+			body = strings.NewReader(form.Encode())
+		}
+		req, _ := http.NewRequest(method, u, body)
+		if form != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", gw.URL)
+		}
+		resp, err := b.c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		pages = append(pages, resp.Header.Get("Location")+"\n"+string(raw))
+		return resp, string(raw)
+	}
+	// start goes to the issuer and back: it returns the callback URL the
+	// issuer sent the browser to. tamper changes the authorize request.
+	start := func(b browser, tamper func(url.Values)) string {
+		t.Helper()
+		resp, _ := do(b, "GET", gw.URL+"/console/oidc/login?next="+url.QueryEscape("/console/crises/GN-X"), nil)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("login start: %d", resp.StatusCode)
+		}
+		var lc *http.Cookie
+		for _, c := range resp.Cookies() {
+			if c.Name == loginCookie {
+				lc = c
+			}
+		}
+		if lc == nil || !lc.HttpOnly || lc.SameSite != http.SameSiteLaxMode || lc.MaxAge <= 0 || lc.MaxAge > 600 || lc.Path != loginCookiePath {
+			t.Fatalf("login cookie: %+v", lc)
+		}
+		az, _ := url.Parse(resp.Header.Get("Location"))
+		q := az.Query()
+		if q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" || q.Get("state") == "" || q.Get("nonce") == "" || q.Get("client_id") != clientID {
+			t.Fatalf("authorize request lacks PKCE, state or nonce: %s", az)
+		}
+		if strings.Contains(lc.Value, q.Get("state")) || strings.Contains(lc.Value, q.Get("nonce")) {
+			t.Fatal("the login cookie shows its state or nonce in clear")
+		}
+		if tamper != nil {
+			tamper(q)
+			az.RawQuery = q.Encode()
+		}
+		resp, _ = do(b, "GET", az.String(), nil)
+		if resp.StatusCode != http.StatusFound {
+			t.Fatalf("authorize: %d", resp.StatusCode)
+		}
+		return resp.Header.Get("Location")
+	}
+	refused := func(name string, status int, body, want string) {
+		t.Helper()
+		if status < 400 || !strings.Contains(body, "Sign-in refused") || !strings.Contains(body, want) {
+			t.Errorf("%s: %d, want a refusal saying %q; page:\n%s", name, status, want, body)
+		}
+	}
+	session := func(b browser) string {
+		u, _ := url.Parse(gw.URL)
+		for _, c := range b.jar.Cookies(u) {
+			if c.Name == sessionCookie {
+				return c.Value
+			}
+		}
+		return ""
+	}
+
+	// A full sign-in.
+	b := newBrowser()
+	cb := start(b, nil)
+	resp, body := do(b, "GET", cb, nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `http-equiv="refresh" content="0;url=/console/crises/GN-X"`) {
+		t.Fatalf("callback: %d\n%s", resp.StatusCode, body)
+	}
+	var sc *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			sc = c
+		}
+	}
+	if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteStrictMode {
+		t.Fatalf("session cookie: %+v", sc)
+	}
+	p, err := verifier.Verify(ctx, session(b))
+	if err != nil || p.Subject != "amina" || !p.Has(demarchev1.Role_ROLE_DUTY_OFFICER) || !p.Has(demarchev1.Role_ROLE_ANALYST) || p.Clearance != demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED {
+		t.Fatalf("session principal: %+v %v", p, err)
+	}
+	resp, body = do(b, "GET", gw.URL+"/console/crises/GN-X", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, "Amina (duty officer)") || !strings.Contains(body, "amina · cleared restricted") || !strings.Contains(body, `href="/console/warnings"`) {
+		t.Fatalf("a page after sign-in: %d\n%s", resp.StatusCode, body)
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(body)
+	// The callback again, with the login cookie gone: refused.
+	resp, body = do(b, "GET", cb, nil)
+	refused("the callback replayed", resp.StatusCode, body, "already used")
+
+	// Sign-out: the session ends; the issuer's own sign-out is offered.
+	if csrf == nil {
+		t.Fatal("no CSRF token on the page")
+	}
+	resp, _ = do(b, "POST", gw.URL+"/console/signout", url.Values{"csrf": {csrf[1]}})
+	if resp.StatusCode != http.StatusSeeOther || session(b) != "" {
+		t.Fatalf("sign-out: %d, session %q", resp.StatusCode, session(b))
+	}
+	_, body = do(b, "GET", gw.URL+resp.Header.Get("Location"), nil)
+	if !strings.Contains(body, `id="end-session"`) || !strings.Contains(body, idp.srv.URL+"/logout?client_id="+clientID) {
+		t.Fatalf("after sign-out, no link to the issuer's sign-out:\n%s", body)
+	}
+
+	// A code obtained with another verifier's challenge (a code injected
+	// from another sign-in) is refused by the token endpoint.
+	b = newBrowser()
+	cb = start(b, func(q url.Values) {
+		sum := sha256.Sum256([]byte("the attacker's own verifier, 43 characters or more"))
+		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
+	})
+	before := idp.refusedForVerifier
+	resp, body = do(b, "GET", cb, nil)
+	refused("wrong verifier", resp.StatusCode, body, "refused the code (invalid_grant)")
+	if idp.refusedForVerifier != before+1 || session(b) != "" {
+		t.Errorf("wrong verifier: the issuer did not refuse it for the verifier, or a session was set")
+	}
+	// Without PKCE the issuer answers an error: refused.
+	b = newBrowser()
+	cb = start(b, func(q url.Values) { q.Del("code_challenge") })
+	resp, body = do(b, "GET", cb, nil)
+	refused("no PKCE", resp.StatusCode, body, "answered invalid_request")
+	// A login cookie without a verifier (sealed by the console, so only a bug
+	// could make one) is refused before the issuer is asked.
+	b = newBrowser()
+	cb = start(b, nil)
+	partial, _ := svc.oidc.seal(loginState{State: "st", Nonce: "n", Expires: time.Now().Add(time.Minute).Unix()})
+	gu, _ := url.Parse(gw.URL + loginCookiePath)
+	b.jar.SetCookies(gu, []*http.Cookie{{Name: loginCookie, Value: partial, Path: loginCookiePath}})
+	resp, body = do(b, "GET", strings.Replace(cb, "state=", "state=st&x=", 1), nil)
+	refused("missing verifier", resp.StatusCode, body, "incomplete")
+
+	// A wrong state.
+	b = newBrowser()
+	cb = start(b, nil)
+	cu, _ := url.Parse(cb)
+	q := cu.Query()
+	q.Set("state", "not-the-state")
+	cu.RawQuery = q.Encode()
+	resp, body = do(b, "GET", cu.String(), nil)
+	refused("wrong state", resp.StatusCode, body, "state does not match")
+
+	// A forged login cookie.
+	b = newBrowser()
+	cb = start(b, nil)
+	b.jar.SetCookies(gu, []*http.Cookie{{Name: loginCookie, Value: "forged" + strings.Repeat("A", 60), Path: loginCookiePath}})
+	resp, body = do(b, "GET", cb, nil)
+	refused("forged login cookie", resp.StatusCode, body, "not sealed by this console")
+
+	// A replayed code: the login cookie and the callback captured together
+	// and sent again after the sign-in.
+	b = newBrowser()
+	cb = start(b, nil)
+	var saved []*http.Cookie
+	for _, c := range b.jar.Cookies(gu) {
+		if c.Name == loginCookie {
+			saved = append(saved, &http.Cookie{Name: c.Name, Value: c.Value, Path: loginCookiePath})
+		}
+	}
+	if resp, _ = do(b, "GET", cb, nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in before the replay: %d", resp.StatusCode)
+	}
+	thief := newBrowser()
+	thief.jar.SetCookies(gu, saved)
+	resp, body = do(thief, "GET", cb, nil)
+	refused("replayed code", resp.StatusCode, body, "refused the code (invalid_grant)")
+	if session(thief) != "" {
+		t.Error("a replayed code gave a session")
+	}
+
+	// ID tokens: expired, for another client, with another nonce; tokens
+	// not for the API.
+	for _, tc := range []struct {
+		name, want string
+		set        func()
+	}{
+		{"expired ID token", "it has expired", func() { idp.idTTL = -time.Hour }},
+		{"ID token for another client", "it is for another client", func() { idp.idAudience = "another-client" }},
+		{"ID token with another nonce", "nonce is not this sign-in", func() { idp.wrongNonce = true }},
+		{"access token for another API", "not for the Démarche API", func() { idp.accessAudience = "another-api" }},
+	} {
+		idp.mu.Lock()
+		idp.idTTL, idp.idAudience, idp.accessAudience, idp.wrongNonce = time.Hour, "", "", false
+		tc.set()
+		idp.mu.Unlock()
+		b = newBrowser()
+		resp, body = do(b, "GET", start(b, nil), nil)
+		refused(tc.name, resp.StatusCode, body, tc.want)
+		if session(b) != "" {
+			t.Errorf("%s: a session was set", tc.name)
+		}
+	}
+	// The issuer says no.
+	b = newBrowser()
+	cb = start(b, nil)
+	cu, _ = url.Parse(cb)
+	q = cu.Query()
+	q.Del("code")
+	q.Set("error", "access_denied<script>")
+	cu.RawQuery = q.Encode()
+	resp, body = do(b, "GET", cu.String(), nil)
+	refused("issuer error", resp.StatusCode, body, "answered unknown_error")
+
+	// Nothing secret in a page or a log line.
+	var logText strings.Builder
+	for _, e := range logs.All() {
+		logText.WriteString(e.Message)
+		for k, v := range e.ContextMap() {
+			fmt.Fprintf(&logText, " %s=%v", k, v)
+		}
+		logText.WriteString("\n")
+	}
+	if !strings.Contains(logText.String(), "console sign-in refused") {
+		t.Errorf("refusals are not logged:\n%s", logText.String())
+	}
+	idp.mu.Lock()
+	defer idp.mu.Unlock()
+	for _, sec := range append(idp.secrets, secret) {
+		if len(sec) < 8 {
+			continue
+		}
+		if strings.Contains(logText.String(), sec) {
+			t.Errorf("a token, code or verifier is in the logs")
+		}
+		for _, pg := range pages {
+			if strings.Contains(pg, sec) && !strings.Contains(pg, "code="+sec) { // the issuer's redirect carries its code, by design
+				t.Errorf("a token, code or verifier is in a page")
+			}
+		}
+	}
+}
