@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/demarche/demarche/pkg/authn"
 )
@@ -105,6 +106,42 @@ func (b browserTab) shot(name string) {
 	}
 }
 
+// phoneWidth is the width the console must fit without scrolling sideways.
+const phoneWidth, phoneHeight = 390, 844
+
+// shots takes the page's screenshots at 1280×800 and at phone width, and
+// checks that at phone width nothing is wider than the screen and every form
+// field has a label.
+func (b browserTab) shots(name string) {
+	b.t.Helper()
+	b.checkLabels(name)
+	b.shot(name)
+	b.run("phone width", chromedp.EmulateViewport(phoneWidth, phoneHeight))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := b.evalBool(`document.documentElement.scrollWidth <= window.innerWidth + 1`)
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.shot(name + "-phone-failed")
+			wide := b.evalString(`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + (e.id ? "#" + e.id : "") + "." + e.className + " right=" + Math.round(e.getBoundingClientRect().right)).join("\n")`)
+			b.t.Fatalf("%s: %s is wider than a phone (%dpx); too wide:\n%s", b.name, name, phoneWidth, wide)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.shot(name + "-phone")
+	b.run("desktop width", chromedp.EmulateViewport(1280, 800))
+}
+
+// checkLabels: every visible form field of the page has a label.
+func (b browserTab) checkLabels(name string) {
+	b.t.Helper()
+	if bad := b.evalString(`[...document.querySelectorAll("input:not([type=hidden]), select, textarea")].filter(e => !e.labels || e.labels.length === 0).map(e => e.name).join(", ")`); bad != "" {
+		b.t.Errorf("%s: %s has form fields without a label: %s", b.name, name, bad)
+	}
+}
+
 // submit sets form fields (CSS selector -> value) and clicks a button. A
 // live refresh may replace the form while it is being filled (before any
 // field is set, the page does not know someone is about to type): the
@@ -124,7 +161,7 @@ func (b browserTab) submit(what string, fields map[string]string, button string)
 		if err == nil {
 			return
 		}
-		if attempt < 4 && strings.Contains(err.Error(), "No node with given id") {
+		if attempt < 4 && (strings.Contains(err.Error(), "No node with given id") || strings.Contains(err.Error(), "Could not find node with given id")) {
 			b.t.Logf("%s: %s: the form was re-rendered while being filled; filling it again", b.name, what)
 			continue
 		}
@@ -210,7 +247,7 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("the crisis in early warning", card("warning"), 30*time.Second)
 	duty.waitJS("who it waits for", card("warning")+`.innerText.includes("Waiting for duty officer")`, 30*time.Second)
 	duty.waitJS("live updates connected", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
-	duty.shot("board")
+	duty.shots("board")
 
 	// A decision recorded elsewhere (the API) moves the card live: no reload.
 	if err := duty.eval(`window.__noReload = true`); err != nil {
@@ -226,7 +263,9 @@ func TestConsole(t *testing.T) {
 	// the envoy and the standby team, whose 72-hour deadline counts down.
 	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	duty.waitJS("the good-offices form", `document.querySelector("#form-good-offices")`, 30*time.Second)
-	duty.run("choose démarche", chromedp.Click(chromedp.CSS(`#form-good-offices input[value=demarche]`)))
+	// Clicked in the page, so a live refresh replacing the form just before
+	// is no matter (a checked option then keeps the form as it is).
+	duty.waitJS("choose démarche", `(() => { const e = document.querySelector("#form-good-offices input[value=demarche]"); if (!e) return false; e.click(); return e.checked })()`, 30*time.Second)
 	duty.submit("good offices", map[string]string{`#form-good-offices textarea[name=rationale]`: "a formal démarche to the authorities"}, `#form-good-offices button[type=submit]`)
 	duty.waitJS("good offices recorded", `location.search.includes("done=good-offices")`, 30*time.Second)
 	duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 30*time.Second)
@@ -238,7 +277,7 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("envoy recorded", `location.search.includes("done=envoy-appointment")`, 30*time.Second)
 	duty.waitJS("the standby team's 72-hour countdown", `[...document.querySelectorAll("#deadlines li")].some(li => li.innerText.includes("standby team deployment") && /\b(2d|71h|72h)\b.* left/.test(li.innerText))`, 30*time.Second)
 	duty.waitJS("the deployment form", `document.querySelector("#form-standby-team-deployed")`, 30*time.Second)
-	duty.shot("crisis-standby-countdown")
+	duty.shots("crisis-standby-countdown")
 	duty.submit("standby team deployed", map[string]string{`#form-standby-team-deployed input[name=location]`: "Niamey",
 		`#form-standby-team-deployed textarea[name=rationale]`: "team on the ground"}, `#form-standby-team-deployed button[type=submit]`)
 	duty.waitJS("deployment recorded", `location.search.includes("done=standby-team-deployed")`, 30*time.Second)
@@ -281,7 +320,7 @@ func TestConsole(t *testing.T) {
 	signInAs(approver, "approver")
 	approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 	approver.waitJS("the request to approve", `document.querySelector("#approve-FR-1")`, 30*time.Second)
-	approver.shot("inbox")
+	approver.shots("inbox")
 	approver.submit("approve", map[string]string{`#approve-FR-1 textarea[name=rationale]`: "within the ceiling"}, `#approve-FR-1 button[value=true]`)
 	approver.waitJS("approved", `document.querySelector("#notice") && !document.querySelector("#approve-FR-1")`, 30*time.Second)
 	approver.shot("approved")
@@ -308,8 +347,6 @@ func TestConsole(t *testing.T) {
 	duty.shot("figures")
 	duty.run("board", chromedp.Navigate(base+"/console/"))
 	duty.waitJS("the restricted crisis on the duty officer's board", `document.querySelector('article[data-crisis="`+quiet+`"]')`, 30*time.Second)
-	duty.run("phone width", chromedp.EmulateViewport(390, 844))
-	duty.shot("board-phone")
 
 	// The analyst (public clearance) never sees the restricted crisis: not on
 	// the board, not by its address.
@@ -326,5 +363,49 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the analyst's page shows the restricted crisis:\n%s", txt)
 	}
 	analyst.shot("restricted-not-found")
+
+	// Keyboard: the first Tab reaches the skip link, which moves focus to
+	// the page's content.
+	analyst.run("board", chromedp.Navigate(base+"/console/"))
+	analyst.waitJS("the board", `document.querySelector(".board")`, 30*time.Second)
+	analyst.run("tab to the skip link", chromedp.KeyEvent(kb.Tab))
+	analyst.waitJS("the skip link focused and visible", `document.activeElement && document.activeElement.classList.contains("skip") && document.activeElement.getBoundingClientRect().left >= 0`, 10*time.Second)
+	analyst.shot("skip-link")
+	analyst.run("follow the skip link", chromedp.KeyEvent(kb.Enter))
+	analyst.waitJS("focus on the content", `document.activeElement && document.activeElement.id === "main"`, 10*time.Second)
+
+	// Warnings: the analyst's signals cross a situation's threshold and early
+	// warning opens its crisis (restricted, as early warning's crises are by
+	// default). The duty officer's inbox shows the situation's score with
+	// its explanation and the crisis its warning opened; the analyst, not
+	// cleared for it, reads the score and the signals but never the crisis.
+	analystAPI := apiCaller{t: t, url: base, token: readToken(t, s.TokenFile("analyst"))}
+	now := time.Now().UTC()
+	var sigs []string
+	for i, what := range []string{"soldiers surround the presidential palace", "state television off the air", "border closed by the military"} {
+		sigs = append(sigs, fmt.Sprintf(`{"source": "ecowarn", "sourceId": "CONSOLE-ML-%d-%d", "countryCode": "ML", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "weight": 10, "observedAt": %q, "summary": %q}`,
+			now.Unix(), i, now.Add(time.Duration(i-3)*time.Hour).Format(time.RFC3339), what))
+	}
+	if code, _, raw := analystAPI.call("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`); code != http.StatusOK {
+		t.Fatalf("signals: %d %s", code, raw)
+	}
+	situation := `document.querySelector('[data-situation="ML/unconstitutional-change"]')`
+	duty.run("warnings inbox", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/console/warnings"))
+	duty.waitJS("the situation above its threshold, with the crisis its warning opened", situation+` && `+situation+`.querySelector(".badge.above") && `+situation+`.querySelector('.crises-of a[href^="/console/crises/"]') && `+situation+`.innerText.includes("opened it")`, 90*time.Second)
+	duty.waitJS("the score's explanation", situation+`.querySelector("details.explain") && `+situation+`.querySelectorAll("details.explain tbody tr").length === 3 && `+situation+`.innerText.includes("Score 30.0")`, 30*time.Second)
+	duty.run("open the explanation", chromedp.Click(chromedp.CSS(`[data-situation="ML/unconstitutional-change"] details.explain summary`)))
+	duty.shots("warnings")
+	duty.run("the situation's page", chromedp.Click(chromedp.CSS(`[data-situation="ML/unconstitutional-change"] h2 a`)))
+	duty.waitJS("the situation's page", `location.pathname === "/console/situations/ML/unconstitutional-change" && document.querySelector("details.explain[open]")`, 30*time.Second)
+	duty.shots("situation")
+
+	analyst.run("warnings inbox", chromedp.Navigate(base+"/console/warnings"))
+	analyst.waitJS("the look-up form", `document.querySelector("#lookup-form")`, 30*time.Second)
+	analyst.submit("look up the situation", map[string]string{`#lookup-form input[name=country]`: "ML", `#lookup-form select[name=type]`: "unconstitutional-change"}, `#lookup-form button[type=submit]`)
+	analyst.waitJS("the score and its signals", situation+` && `+situation+`.innerText.includes("Score 30.0") && `+situation+`.querySelectorAll("details.explain tbody tr").length === 3`, 30*time.Second)
+	if txt := analyst.text("main"); strings.Contains(txt, "/console/crises/") || analyst.evalString(situation+`.querySelectorAll('a[href^="/console/crises/"]').length + ""`) != "0" {
+		t.Fatalf("the analyst's warnings page links the restricted crisis:\n%s", txt)
+	}
+	analyst.shots("warnings-uncleared")
 	t.Logf("screenshots in %s", art)
 }
