@@ -325,7 +325,7 @@ func TestConsole(t *testing.T) {
 	approver.waitJS("approved", `document.querySelector("#notice") && !document.querySelector("#approve-FR-1")`, 30*time.Second)
 	approver.shot("approved")
 
-	duty.waitJS("the stage moved to sustained follow-up live", `[...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("sustained follow up")) && window.__noReload === true`, 60*time.Second)
+	duty.waitJS("the stage moved to sustained follow-up live", `[...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("sustained follow-up")) && window.__noReload === true`, 60*time.Second)
 	duty.waitJS("the approval in the funding list", `document.querySelector("#funding").innerText.includes("approved by approver")`, 30*time.Second)
 	duty.shot("crisis-live-follow-up")
 
@@ -393,9 +393,9 @@ func TestConsole(t *testing.T) {
 	duty.run("warnings inbox", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/console/warnings"))
 	duty.waitJS("the situation above its threshold, with the crisis its warning opened", situation+` && `+situation+`.querySelector(".badge.above") && `+situation+`.querySelector('.crises-of a[href^="/console/crises/"]') && `+situation+`.innerText.includes("opened it")`, 90*time.Second)
 	duty.waitJS("the score's explanation", situation+`.querySelector("details.explain") && `+situation+`.querySelectorAll("details.explain tbody tr").length === 3 && `+situation+`.innerText.includes("Score 30.0")`, 30*time.Second)
-	duty.run("open the explanation", chromedp.Click(chromedp.CSS(`[data-situation="ML/unconstitutional-change"] details.explain summary`)))
+	duty.waitJS("open the explanation", `(() => { const d = document.querySelector('[data-situation="ML/unconstitutional-change"] details.explain'); if (!d) return false; d.open = true; return d.open })()`, 30*time.Second)
 	duty.shots("warnings")
-	duty.run("the situation's page", chromedp.Click(chromedp.CSS(`[data-situation="ML/unconstitutional-change"] h2 a`)))
+	duty.waitJS("follow the link to the situation's page", `(() => { const a = document.querySelector('[data-situation="ML/unconstitutional-change"] h2 a'); if (a) a.click(); return !!a })()`, 30*time.Second)
 	duty.waitJS("the situation's page", `location.pathname === "/console/situations/ML/unconstitutional-change" && document.querySelector("details.explain[open]")`, 30*time.Second)
 	duty.shots("situation")
 

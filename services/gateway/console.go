@@ -56,6 +56,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -528,6 +529,8 @@ func parsePages() map[string]*template.Template {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"kindname": kindWords,
+		"option":   optionWords,
+		"usd":      groupThousands,
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
 			for i := 0; i+1 < len(kv); i += 2 {
@@ -560,10 +563,36 @@ func stageWords(s demarchev1.Stage) string {
 		return "rapid-response funding"
 	case demarchev1.Stage_STAGE_WARNING:
 		return "early warning"
+	case demarchev1.Stage_STAGE_FACT_FINDING:
+		return "fact-finding"
+	case demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:
+		return "sustained follow-up"
 	case demarchev1.Stage_STAGE_UNSPECIFIED:
 		return "—"
 	}
 	return words(s.Slug())
+}
+
+// groupThousands writes an amount as people read it: 1,250,000.
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// optionWords names a good-offices option in the report's words.
+func optionWords(slug string) string {
+	if slug == "demarche" {
+		return "démarche"
+	}
+	return words(slug)
 }
 
 func kindWords(kind string) string {

@@ -270,8 +270,12 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 	}
 	var decisions []decisionView
 	for _, d := range st.GetDecisions() {
+		what := crisis.Describe(d.GetRequest())
+		if g := d.GetRequest().GetGoodOffices(); g != nil {
+			what = "good offices: " + optionWords(g.GetOption().Slug()) // the report's word, accent included
+		}
 		decisions = append(decisions, decisionView{Number: d.GetNumber(), Kind: d.GetKind(), Principal: d.GetPrincipal(), Why: d.GetRationale(),
-			What: crisis.Describe(d.GetRequest()), At: ts(d.GetDecidedAt()), Automatic: d.GetAutomatic()})
+			What: what, At: ts(d.GetDecidedAt()), Automatic: d.GetAutomatic()})
 	}
 	slices.Reverse(decisions)
 	var partners []map[string]any

@@ -121,3 +121,11 @@ func TestConsoleSession(t *testing.T) {
 		t.Fatalf("safeNext let %q through", got)
 	}
 }
+
+func TestGroupThousands(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 120000: "120,000", 1250000: "1,250,000", -45000: "-45,000"} {
+		if got := groupThousands(in); got != want {
+			t.Errorf("groupThousands(%d) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -57,6 +57,7 @@ type situationView struct {
 	Country, Type, TypeSlug, Region string
 	Score, Threshold                float64
 	Percent                         int // of the threshold, capped at 100 (for the bar)
+	Low, High                       float64 // the meter's bands: half and four fifths of the threshold
 	Above                           bool
 	Window                          string
 	WindowEnd, FirstSignal          time.Time
@@ -109,6 +110,7 @@ func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.
 	v.WindowEnd, v.FirstSignal = ts(sc.GetWindowEnd()), ts(sc.GetFirstSignalAt())
 	if v.Threshold > 0 {
 		v.Percent = min(100, int(100*v.Score/v.Threshold))
+		v.Low, v.High = v.Threshold/2, v.Threshold*4/5
 	}
 	if visible[sc.GetCrisisId()] {
 		v.ScoreCrisis = sc.GetCrisisId()
@@ -196,6 +198,7 @@ func (c *console) warnings(w http.ResponseWriter, r *http.Request, u *user) {
 			k := key{country, t.Slug()}
 			order = append([]key{k}, slices.DeleteFunc(order, func(o key) bool { return o == k })...)
 			data["Asked"] = country + "/" + t.Slug()
+			data["AskedCountry"], data["AskedType"] = country, t.Slug()
 		}
 	}
 	if len(order) > inboxSituations {
@@ -217,11 +220,25 @@ func (c *console) warnings(w http.ResponseWriter, r *http.Request, u *user) {
 		c.fillScore(ctx, &v, t, visible)
 		views[i] = v
 	}
-	// Above the threshold first, then the most recent.
+	// A situation with no signal in the window and no warning (a crisis
+	// opened by a person, say) has nothing to explain: left out, unless
+	// asked for.
 	asked := 0
 	if data["Asked"] != nil {
 		asked = 1
 	}
+	kept := views[:asked]
+	for _, v := range views[asked:] {
+		warned := false
+		for _, sc := range v.Crises {
+			warned = warned || len(sc.Warnings) > 0
+		}
+		if v.NoScore == "" || warned {
+			kept = append(kept, v)
+		}
+	}
+	views = kept
+	// Above the threshold first, then the most recent.
 	rest := views[asked:]
 	sort.SliceStable(rest, func(i, j int) bool {
 		if rest[i].Above != rest[j].Above {
