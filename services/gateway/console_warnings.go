@@ -56,7 +56,7 @@ type situationCrisis struct {
 type situationView struct {
 	Country, Type, TypeSlug, Region string
 	Score, Threshold                float64
-	Percent                         int // of the threshold, capped at 100 (for the bar)
+	Percent                         int     // of the threshold, capped at 100 (for the bar)
 	Low, High                       float64 // the meter's bands: half and four fifths of the threshold
 	Above                           bool
 	Window                          string
