@@ -2,22 +2,16 @@ package gateway
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math/big"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,155 +19,10 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authn/oidctest"
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
-
-// testIssuer is an OpenID Connect issuer for tests: its own key, discovery,
-// JWKS, an /authorize that approves one configured user at once (PKCE S256
-// required) and a /token that checks the code's PKCE verifier, client and
-// redirect, and answers each code once.
-type testIssuer struct {
-	srv                *httptest.Server
-	key                *ecdsa.PrivateKey
-	clientID, secret   string
-	user               map[string]any
-	mu                 sync.Mutex
-	codes              map[string]*grant
-	secrets            []string // every code, verifier and token seen: none may leak
-	idAudience         string   // the ID token's audience ("" : the client id)
-	accessAudience     string   // the access token's audience ("" : demarche)
-	idTTL              time.Duration
-	wrongNonce         bool
-	refusedForVerifier int
-}
-
-type grant struct {
-	challenge, nonce, redirect string
-	used                       bool
-}
-
-func newTestIssuer(t *testing.T, clientID, secret string, user map[string]any) *testIssuer {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ti := &testIssuer{key: key, clientID: clientID, secret: secret, user: user, codes: map[string]*grant{}, idTTL: time.Hour}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
-		u := ti.srv.URL
-		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token",
-			"jwks_uri": u + "/jwks", "end_session_endpoint": u + "/logout", "response_types_supported": []string{"code"},
-			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
-			"code_challenge_methods_supported": []string{"S256"}})
-	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
-		pad := func(b *big.Int) string { return base64.RawURLEncoding.EncodeToString(b.FillBytes(make([]byte, 32))) }
-		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
-			"x": pad(key.X), "y": pad(key.Y)}}})
-	})
-	mux.HandleFunc("GET /authorize", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
-		back, err := url.Parse(q.Get("redirect_uri"))
-		if err != nil || q.Get("client_id") != clientID {
-			http.Error(w, "unknown client or redirect", http.StatusBadRequest)
-			return
-		}
-		bq := url.Values{"state": {q.Get("state")}}
-		switch {
-		case q.Get("response_type") != "code" || !strings.Contains(q.Get("scope"), "openid"):
-			bq.Set("error", "unsupported_response_type")
-		case q.Get("code_challenge") == "" || q.Get("code_challenge_method") != "S256":
-			bq.Set("error", "invalid_request") // PKCE is required
-		default:
-			code := randomString()
-			ti.mu.Lock()
-			ti.codes[code] = &grant{challenge: q.Get("code_challenge"), nonce: q.Get("nonce"), redirect: q.Get("redirect_uri")}
-			ti.secrets = append(ti.secrets, code)
-			ti.mu.Unlock()
-			bq.Set("code", code)
-		}
-		back.RawQuery = bq.Encode()
-		http.Redirect(w, r, back.String(), http.StatusFound)
-	})
-	mux.HandleFunc("POST /token", func(w http.ResponseWriter, r *http.Request) {
-		fail := func(code string) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "refused by the test issuer"})
-		}
-		id, sec, ok := r.BasicAuth()
-		if !ok {
-			id, sec = r.PostFormValue("client_id"), r.PostFormValue("client_secret")
-		}
-		if id != clientID || sec != secret {
-			fail("invalid_client")
-			return
-		}
-		verifier := r.PostFormValue("code_verifier")
-		ti.mu.Lock()
-		defer ti.mu.Unlock()
-		ti.secrets = append(ti.secrets, verifier)
-		g := ti.codes[r.PostFormValue("code")]
-		sum := sha256.Sum256([]byte(verifier))
-		switch {
-		case r.PostFormValue("grant_type") != "authorization_code" || g == nil || g.used || g.redirect != r.PostFormValue("redirect_uri"):
-			if g != nil {
-				g.used = true
-			}
-			fail("invalid_grant")
-			return
-		case verifier == "" || base64.RawURLEncoding.EncodeToString(sum[:]) != g.challenge:
-			g.used = true
-			ti.refusedForVerifier++
-			fail("invalid_grant")
-			return
-		}
-		g.used = true
-		now := time.Now()
-		idAud, accAud := ti.idAudience, ti.accessAudience
-		if idAud == "" {
-			idAud = clientID
-		}
-		if accAud == "" {
-			accAud = authn.Audience
-		}
-		nonce := g.nonce
-		if ti.wrongNonce {
-			nonce = "someone-elses-nonce"
-		}
-		idClaims := map[string]any{"iss": ti.srv.URL, "aud": idAud, "sub": user["sub"], "name": user["name"], "nonce": nonce,
-			"iat": now.Unix(), "exp": now.Add(ti.idTTL).Unix()}
-		accClaims := map[string]any{"iss": ti.srv.URL, "aud": accAud, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix()}
-		for k, v := range user {
-			accClaims[k] = v
-		}
-		idTok, accTok := ti.sign(idClaims), ti.sign(accClaims)
-		ti.secrets = append(ti.secrets, idTok, accTok)
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(map[string]any{"access_token": accTok, "token_type": "Bearer", "expires_in": 3600, "id_token": idTok})
-	})
-	ti.srv = httptest.NewServer(mux)
-	t.Cleanup(ti.srv.Close)
-	return ti
-}
-
-// sign makes an ES256 JWT.
-func (ti *testIssuer) sign(claims map[string]any) string {
-	enc := func(v any) string {
-		b, _ := json.Marshal(v)
-		return base64.RawURLEncoding.EncodeToString(b)
-	}
-	in := enc(map[string]string{"alg": "ES256", "typ": "JWT", "kid": "k1"}) + "." + enc(claims)
-	sum := sha256.Sum256([]byte(in))
-	r, s, err := ecdsa.Sign(rand.Reader, ti.key, sum[:])
-	if err != nil {
-		panic(err)
-	}
-	sig := append(r.FillBytes(make([]byte, 32)), s.FillBytes(make([]byte, 32))...)
-	return in + "." + base64.RawURLEncoding.EncodeToString(sig)
-}
 
 // TestConsoleOIDC signs in to the console through a test issuer with the
 // authorization code flow and PKCE, and refuses every way it can go wrong:
@@ -184,11 +33,12 @@ func (ti *testIssuer) sign(claims map[string]any) string {
 func TestConsoleOIDC(t *testing.T) {
 	const clientID, secret = "demarche-console", "s3cret-of-the-console"
 	user := map[string]any{"sub": "amina", "name": "Amina (duty officer)", "roles": []string{"duty-officer", "analyst"}, "clearance": "restricted"}
-	idp := newTestIssuer(t, clientID, secret, user)
+	idp := oidctest.New(clientID, secret, user, oidctest.Options{})
+	defer idp.Close()
 
 	core, logs := observer.New(zap.DebugLevel)
 	ctx := context.Background()
-	verifier, err := authn.NewOIDC(ctx, idp.srv.URL, authn.Audience)
+	verifier, err := authn.NewOIDC(ctx, idp.URL, authn.Audience)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +48,7 @@ func TestConsoleOIDC(t *testing.T) {
 	svc := &Service{log: zap.New(core), authn: verifier, states: func(context.Context, string) (*demarchev1.CrisisState, error) {
 		return nil, fmt.Errorf("%w: no such crisis", errs.ErrNotFound)
 	}}
-	if svc.oidc, err = newOIDCLogin(ctx, ConsoleOIDC{Issuer: idp.srv.URL, ClientID: clientID, ClientSecret: secret, RedirectURL: gw.URL + "/console/oidc/callback"}); err != nil {
+	if svc.oidc, err = newOIDCLogin(ctx, ConsoleOIDC{Issuer: idp.URL, ClientID: clientID, ClientSecret: secret, RedirectURL: gw.URL + "/console/oidc/callback"}); err != nil {
 		t.Fatal(err)
 	}
 	handler = svc.Handler()
@@ -321,7 +171,7 @@ func TestConsoleOIDC(t *testing.T) {
 		t.Fatalf("sign-out: %d, session %q", resp.StatusCode, session(b))
 	}
 	_, body = do(b, "GET", gw.URL+resp.Header.Get("Location"), nil)
-	if !strings.Contains(body, `id="end-session"`) || !strings.Contains(body, idp.srv.URL+"/logout?client_id="+clientID) {
+	if !strings.Contains(body, `id="end-session"`) || !strings.Contains(body, idp.URL+"/logout?client_id="+clientID) {
 		t.Fatalf("after sign-out, no link to the issuer's sign-out:\n%s", body)
 	}
 
@@ -332,10 +182,10 @@ func TestConsoleOIDC(t *testing.T) {
 		sum := sha256.Sum256([]byte("the attacker's own verifier, 43 characters or more"))
 		q.Set("code_challenge", base64.RawURLEncoding.EncodeToString(sum[:]))
 	})
-	before := idp.refusedForVerifier
+	before := idp.RefusedForVerifier()
 	resp, body = do(b, "GET", cb, nil)
 	refused("wrong verifier", resp.StatusCode, body, "refused the code (invalid_grant)")
-	if idp.refusedForVerifier != before+1 || session(b) != "" {
+	if idp.RefusedForVerifier() != before+1 || session(b) != "" {
 		t.Errorf("wrong verifier: the issuer did not refuse it for the verifier, or a session was set")
 	}
 	// Without PKCE the issuer answers an error: refused.
@@ -395,17 +245,14 @@ func TestConsoleOIDC(t *testing.T) {
 	// not for the API.
 	for _, tc := range []struct {
 		name, want string
-		set        func()
+		knobs      oidctest.Knobs
 	}{
-		{"expired ID token", "it has expired", func() { idp.idTTL = -time.Hour }},
-		{"ID token for another client", "it is for another client", func() { idp.idAudience = "another-client" }},
-		{"ID token with another nonce", "nonce is not this sign-in", func() { idp.wrongNonce = true }},
-		{"access token for another API", "not for the Démarche API", func() { idp.accessAudience = "another-api" }},
+		{"expired ID token", "it has expired", oidctest.Knobs{IDTTL: -time.Hour}},
+		{"ID token for another client", "it is for another client", oidctest.Knobs{IDAudience: "another-client"}},
+		{"ID token with another nonce", "nonce is not this sign-in", oidctest.Knobs{WrongNonce: true}},
+		{"access token for another API", "not for the Démarche API", oidctest.Knobs{AccessAudience: "another-api"}},
 	} {
-		idp.mu.Lock()
-		idp.idTTL, idp.idAudience, idp.accessAudience, idp.wrongNonce = time.Hour, "", "", false
-		tc.set()
-		idp.mu.Unlock()
+		idp.Set(tc.knobs)
 		b = newBrowser()
 		resp, body = do(b, "GET", start(b, nil), nil)
 		refused(tc.name, resp.StatusCode, body, tc.want)
@@ -413,6 +260,7 @@ func TestConsoleOIDC(t *testing.T) {
 			t.Errorf("%s: a session was set", tc.name)
 		}
 	}
+	idp.Set(oidctest.Knobs{})
 	// The issuer says no.
 	b = newBrowser()
 	cb = start(b, nil)
@@ -436,9 +284,7 @@ func TestConsoleOIDC(t *testing.T) {
 	if !strings.Contains(logText.String(), "console sign-in refused") {
 		t.Errorf("refusals are not logged:\n%s", logText.String())
 	}
-	idp.mu.Lock()
-	defer idp.mu.Unlock()
-	for _, sec := range append(idp.secrets, secret) {
+	for _, sec := range idp.Secrets() {
 		if len(sec) < 8 {
 			continue
 		}
