@@ -13,8 +13,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authn/oidctest"
+	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/services/gateway"
 )
 
 // chromium finds a Chromium or Chrome to drive: DEMARCHE_CHROMIUM, else the
@@ -170,6 +175,33 @@ func (b browserTab) submit(what string, fields map[string]string, button string)
 	}
 }
 
+// startBrowser starts headless Chromium for the test and returns a maker of
+// tabs, each in its own browser context (its own cookies).
+func startBrowser(t *testing.T, chrome, art string) func(name string) browserTab {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 800))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start Chromium (%s): %v", chrome, err)
+	}
+	return func(name string) browserTab {
+		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		t.Cleanup(cancel)
+		// The first run opens the tab, which lives as long as the context of
+		// that run: no timeout on it.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+			t.Fatalf("%s: open a tab: %v", name, err)
+		}
+		return browserTab{t: t, ctx: ctx, name: name, dir: art}
+	}
+}
+
 // TestConsole drives the operations-centre console in headless Chromium on
 // the embedded stack: the duty officer signs in, opens a crisis, sees it on
 // the board and watches stages change live; a requester's own approval of
@@ -192,27 +224,7 @@ func TestConsole(t *testing.T) {
 	defer s.Stop()
 	base := s.APIURL()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 800))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start Chromium (%s): %v", chrome, err)
-	}
-	tab := func(name string) browserTab {
-		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-		t.Cleanup(cancel)
-		// The first run opens the tab, which lives as long as the context of
-		// that run: no timeout on it.
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-			t.Fatalf("%s: open a tab: %v", name, err)
-		}
-		return browserTab{t: t, ctx: ctx, name: name, dir: art}
-	}
+	tab := startBrowser(t, chrome, art)
 	signInAs := func(b browserTab, identity string) {
 		b.run("sign in as "+identity, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-"+identity)))
 		b.shot("signin")
@@ -408,4 +420,62 @@ func TestConsole(t *testing.T) {
 	}
 	analyst.shots("warnings-uncleared")
 	t.Logf("screenshots in %s", art)
+}
+
+// TestConsoleOIDCSignIn signs in to the console in Chromium through an
+// OpenID Connect issuer on another site than the console (localhost against
+// 127.0.0.1, as a real identity provider is; the browser leaves the
+// issuer's page for the callback, as after a real sign-in): the login cookie comes back
+// with the issuer's redirect (SameSite=Lax), the session cookie
+// (SameSite=Strict) set by the callback is sent on the console's next page,
+// the page shows who signed in with the issuer's roles, and signing out ends
+// the session and offers the issuer's own sign-out.
+func TestConsoleOIDCSignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test on the embedded stack; skipped with -short")
+	}
+	chrome := chromium()
+	if chrome == "" {
+		t.Skip("no Chromium found (apt-get install chromium, or set DEMARCHE_CHROMIUM): the console's browser test is skipped")
+	}
+	art := filepath.Join("testdata", "artefacts", "console")
+	if err := os.MkdirAll(art, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	const clientID, secret = "demarche-console", "console-secret"
+	idp := oidctest.New(clientID, secret, map[string]any{"sub": "amina", "name": "Amina Diallo",
+		"roles": []string{"duty-officer", "analyst"}, "clearance": "restricted"}, oidctest.Options{Host: "localhost", Consent: true})
+	defer idp.Close()
+	ctx := context.Background()
+	v, err := authn.NewOIDC(ctx, idp.URL, authn.Audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.Start(ctx, gateway.Config{Host: "127.0.0.1", Port: port, NATSURL: s.NATSURLFor(natsauth.Gateway),
+		TemporalAddress: s.TemporalAddress(), Namespace: s.Namespace(), Verifier: v,
+		ConsoleOIDC: &gateway.ConsoleOIDC{Issuer: idp.URL, ClientID: clientID, ClientSecret: secret,
+			RedirectURL: fmt.Sprintf("http://127.0.0.1:%d/console/oidc/callback", port)}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Stop()
+
+	b := startBrowser(t, chrome, art)("oidc")
+	b.run("a page before signing in", chromedp.Navigate(gw.URL()+"/console/warnings"))
+	b.waitJS("the sign-in page offers the organisation's issuer, and no demo identity", `location.pathname === "/console/signin" && document.querySelector("#signin-oidc") && !document.querySelector("#signin-duty")`, 30*time.Second)
+	b.shots("signin")
+	b.waitJS("follow the issuer's sign-in", `(() => { const a = document.querySelector("#signin-oidc"); if (a) a.click(); return !!a })()`, 10*time.Second)
+	b.waitJS("approve at the issuer", `location.origin === "`+idp.URL+`" && (() => { const a = document.querySelector("#approve"); if (a) a.click(); return !!a })()`, 30*time.Second)
+	b.waitJS("back on the page asked for, signed in by the issuer", `location.origin === "`+gw.URL()+`" && location.pathname === "/console/warnings" && document.querySelector("#whoami") && document.querySelector("#whoami").innerText.includes("Amina Diallo") && document.querySelector("#whoami").innerText.includes("cleared restricted")`, 60*time.Second)
+	b.shot("signed-in")
+	b.waitJS("sign out", `(() => { const f = document.querySelector(".who form"); if (f) f.submit(); return !!f })()`, 10*time.Second)
+	b.waitJS("signed out, with the issuer's sign-out offered", `location.pathname === "/console/signin" && document.querySelector("#end-session") && document.querySelector("#end-session").href.startsWith("`+idp.URL+`/logout?client_id=`+clientID+`")`, 30*time.Second)
+	b.run("the console again", chromedp.Navigate(gw.URL()+"/console/"))
+	b.waitJS("asked to sign in again", `location.pathname === "/console/signin" && !document.querySelector("#whoami")`, 30*time.Second)
 }

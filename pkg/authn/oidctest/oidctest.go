@@ -14,6 +14,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"html"
 	"math/big"
 	"net"
 	"net/http"
@@ -33,6 +35,7 @@ type Issuer struct {
 	key              *ecdsa.PrivateKey
 	clientID, secret string
 	user             map[string]any
+	consent          bool
 
 	mu      sync.Mutex
 	codes   map[string]*grant
@@ -64,6 +67,11 @@ type Options struct {
 	// makes the issuer another site than a server on 127.0.0.1 for a browser,
 	// as a real identity provider is.
 	Host string
+	// Consent makes /authorize answer a page with an "Approve" link
+	// (id="approve") to the client's callback, as a real issuer's sign-in
+	// page does, instead of redirecting at once: the browser then arrives at
+	// the callback from the issuer's site.
+	Consent bool
 }
 
 // New starts an issuer for one client and one user, whose claims (sub,
@@ -74,7 +82,7 @@ func New(clientID, secret string, user map[string]any, opts Options) *Issuer {
 	if err != nil {
 		panic(err)
 	}
-	is := &Issuer{key: key, clientID: clientID, secret: secret, user: user, codes: map[string]*grant{}}
+	is := &Issuer{key: key, clientID: clientID, secret: secret, user: user, codes: map[string]*grant{}, consent: opts.Consent}
 	is.srv = httptest.NewServer(is.routes())
 	is.URL = is.srv.URL
 	if opts.Host != "" {
@@ -160,6 +168,12 @@ func (is *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 		bq.Set("code", code)
 	}
 	back.RawQuery = bq.Encode()
+	if is.consent {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = fmt.Fprintf(w, "<!doctype html><title>Test issuer</title><p>Sign in to %s as %v?</p><p><a id=\"approve\" href=\"%s\">Approve</a></p>",
+			html.EscapeString(is.clientID), html.EscapeString(fmt.Sprint(is.user["name"])), html.EscapeString(back.String()))
+		return
+	}
 	http.Redirect(w, r, back.String(), http.StatusFound)
 }
 
