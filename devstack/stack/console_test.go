@@ -120,6 +120,7 @@ const phoneWidth, phoneHeight = 390, 844
 func (b browserTab) shots(name string) {
 	b.t.Helper()
 	b.checkLabels(name)
+	b.checkContrast(name)
 	b.shot(name)
 	b.run("phone width", chromedp.EmulateViewport(phoneWidth, phoneHeight))
 	deadline := time.Now().Add(20 * time.Second)
@@ -137,6 +138,36 @@ func (b browserTab) shots(name string) {
 	}
 	b.shot(name + "-phone")
 	b.run("desktop width", chromedp.EmulateViewport(1280, 800))
+}
+
+// contrastJS lists the visible texts of the page whose colour contrasts with
+// their background less than WCAG 2 AA asks (4.5:1, 3:1 for large text).
+const contrastJS = `(() => {
+  const rgb = s => { const m = s.match(/[\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const over = (top, under) => ({r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a), b: top.b * top.a + under.b * (1 - top.a), a: 1});
+  const bg = el => { const stack = []; for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0) stack.push(c); if (c.a === 1) break; }
+    let out = {r: 255, g: 255, b: 255, a: 1}; for (let i = stack.length - 1; i >= 0; i--) out = over(stack[i], out); return out; };
+  const bad = [];
+  document.querySelectorAll("body *").forEach(el => {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return;
+    const st = getComputedStyle(el); const r = el.getBoundingClientRect();
+    if (st.visibility === "hidden" || st.display === "none" || r.width === 0 || r.height === 0 || r.right < 0) return;
+    let op = 1; for (let e = el; e; e = e.parentElement) op *= Number(getComputedStyle(e).opacity);
+    const b = bg(el); let fg = rgb(st.color); fg = over({...fg, a: fg.a * op}, b);
+    const L1 = lum(fg), L2 = lum(b); const ratio = (Math.max(L1, L2) + 0.05) / (Math.min(L1, L2) + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(el.tagName + "." + el.className + " '" + el.textContent.trim().slice(0, 30) + "' " + ratio.toFixed(2));
+  });
+  return bad.slice(0, 10).join("\n");
+})()`
+
+// checkContrast: every visible text of the page is readable.
+func (b browserTab) checkContrast(name string) {
+	b.t.Helper()
+	if bad := b.evalString(contrastJS); bad != "" {
+		b.t.Errorf("%s: %s has text with too little contrast (WCAG AA):\n%s", b.name, name, bad)
+	}
 }
 
 // checkLabels: every visible form field of the page has a label.
