@@ -298,3 +298,30 @@ func TestConsoleOIDC(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleOIDCConfig: a console sign-in configuration that cannot work is
+// refused at start, naming the setting.
+func TestConsoleOIDCConfig(t *testing.T) {
+	idp := oidctest.New("c", "s", map[string]any{"sub": "x"}, oidctest.Options{})
+	defer idp.Close()
+	ok := ConsoleOIDC{Issuer: idp.URL, ClientID: "c", RedirectURL: "https://ops.example.org/console/oidc/callback"}
+	if _, err := newOIDCLogin(context.Background(), ok); err != nil {
+		t.Fatalf("a good configuration: %v", err)
+	}
+	for _, tc := range []struct {
+		change func(*ConsoleOIDC)
+		want   string
+	}{
+		{func(c *ConsoleOIDC) { c.ClientID = "" }, "--console-client-id"},
+		{func(c *ConsoleOIDC) { c.RedirectURL = "https://ops.example.org/elsewhere" }, "--console-redirect-url"},
+		{func(c *ConsoleOIDC) { c.RedirectURL = "/console/oidc/callback" }, "--console-redirect-url"},
+		{func(c *ConsoleOIDC) { c.CookieKey = []byte("short") }, "32 bytes"},
+		{func(c *ConsoleOIDC) { c.Issuer = idp.URL + "/nowhere" }, "issuer"},
+	} {
+		cfg := ok
+		tc.change(&cfg)
+		if _, err := newOIDCLogin(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %q", cfg, err, tc.want)
+		}
+	}
+}
