@@ -142,7 +142,9 @@ func (is *Issuer) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /authorize", is.authorize)
 	mux.HandleFunc("POST /token", is.token)
-	mux.HandleFunc("GET /logout", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("signed out of the test issuer\n")) })
+	mux.HandleFunc("GET /logout", func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("signed out of the test issuer\n"))
+	})
 	return mux
 }
 
