@@ -184,7 +184,15 @@ func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *
 		u, err := c.user(r)
 		if err != nil {
 			if r.Method == http.MethodGet && r.URL.Path != "/console/events" {
-				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				next := url.QueryEscape(r.URL.RequestURI())
+				if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" && c.s.oidc != nil {
+					// A session that ended (issuers' tokens last minutes):
+					// back through the issuer, which signs a person with a
+					// session of its own in again without a question.
+					http.Redirect(w, r, "/console/oidc/login?next="+next, http.StatusSeeOther)
+					return
+				}
+				http.Redirect(w, r, "/console/signin?next="+next, http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "sign in again: "+err.Error(), http.StatusUnauthorized)

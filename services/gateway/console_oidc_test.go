@@ -175,6 +175,17 @@ func TestConsoleOIDC(t *testing.T) {
 		t.Fatalf("after sign-out, no link to the issuer's sign-out:\n%s", body)
 	}
 
+	// A session that ended goes back through the issuer; no session at all
+	// goes to the sign-in page.
+	gwu, _ := url.Parse(gw.URL)
+	b.jar.SetCookies(gwu, []*http.Cookie{{Name: sessionCookie, Value: "an.expired.token", Path: "/"}})
+	if resp, _ = do(b, "GET", gw.URL+"/console/approvals", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/oidc/login?next=%2Fconsole%2Fapprovals" {
+		t.Errorf("an ended session: %d %s, want the issuer's sign-in", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, _ = do(newBrowser(), "GET", gw.URL+"/console/approvals", nil); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin?") {
+		t.Errorf("no session: %d %s, want the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
 	// A code obtained with another verifier's challenge (a code injected
 	// from another sign-in) is refused by the token endpoint.
 	b = newBrowser()

@@ -86,7 +86,11 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(refresh, 300);
     });
-    es.onerror = function () { say("Live updates: reconnecting…", true); };
+    es.onerror = function () {
+      // A refused stream (the session ended) is closed for good: say so.
+      if (es.readyState === EventSource.CLOSED) say("Live updates: off — reload the page (your session may have ended)", true);
+      else say("Live updates: reconnecting…", true);
+    };
   }
 
   document.addEventListener("DOMContentLoaded", function () {
