@@ -3,6 +3,7 @@ module github.com/demarche/demarche/services
 go 1.26.8
 
 require (
+	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/demarche/demarche/pkg v0.0.0
 	github.com/demarche/demarche/proto v0.0.0
 	github.com/demarche/demarche/workflows v0.0.0
@@ -14,6 +15,7 @@ require (
 	go.temporal.io/api v1.63.5
 	go.temporal.io/sdk v1.50.0
 	go.uber.org/zap v1.28.0
+	golang.org/x/oauth2 v0.36.0
 	google.golang.org/protobuf v1.36.12
 )
 

@@ -12,8 +12,14 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authn/oidctest"
+	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/services/gateway"
 )
 
 // chromium finds a Chromium or Chrome to drive: DEMARCHE_CHROMIUM, else the
@@ -105,6 +111,73 @@ func (b browserTab) shot(name string) {
 	}
 }
 
+// phoneWidth is the width the console must fit without scrolling sideways.
+const phoneWidth, phoneHeight = 390, 844
+
+// shots takes the page's screenshots at 1280×800 and at phone width, and
+// checks that at phone width nothing is wider than the screen and every form
+// field has a label.
+func (b browserTab) shots(name string) {
+	b.t.Helper()
+	b.checkLabels(name)
+	b.checkContrast(name)
+	b.shot(name)
+	b.run("phone width", chromedp.EmulateViewport(phoneWidth, phoneHeight))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := b.evalBool(`document.documentElement.scrollWidth <= window.innerWidth + 1`)
+		if err == nil && ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.shot(name + "-phone-failed")
+			wide := b.evalString(`[...document.querySelectorAll("body *")].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 8).map(e => e.tagName + (e.id ? "#" + e.id : "") + "." + e.className + " right=" + Math.round(e.getBoundingClientRect().right)).join("\n")`)
+			b.t.Fatalf("%s: %s is wider than a phone (%dpx); too wide:\n%s", b.name, name, phoneWidth, wide)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	b.shot(name + "-phone")
+	b.run("desktop width", chromedp.EmulateViewport(1280, 800))
+}
+
+// contrastJS lists the visible texts of the page whose colour contrasts with
+// their background less than WCAG 2 AA asks (4.5:1, 3:1 for large text).
+const contrastJS = `(() => {
+  const rgb = s => { const m = s.match(/[\d.]+/g).map(Number); return {r: m[0], g: m[1], b: m[2], a: m.length > 3 ? m[3] : 1}; };
+  const lum = c => { const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }; return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b); };
+  const over = (top, under) => ({r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a), b: top.b * top.a + under.b * (1 - top.a), a: 1});
+  const bg = el => { const stack = []; for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.a > 0) stack.push(c); if (c.a === 1) break; }
+    let out = {r: 255, g: 255, b: 255, a: 1}; for (let i = stack.length - 1; i >= 0; i--) out = over(stack[i], out); return out; };
+  const bad = [];
+  document.querySelectorAll("body *").forEach(el => {
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) return;
+    const st = getComputedStyle(el); const r = el.getBoundingClientRect();
+    if (st.visibility === "hidden" || st.display === "none" || r.width === 0 || r.height === 0 || r.right < 0) return;
+    let op = 1; for (let e = el; e; e = e.parentElement) op *= Number(getComputedStyle(e).opacity);
+    const b = bg(el); let fg = rgb(st.color); fg = over({...fg, a: fg.a * op}, b);
+    const L1 = lum(fg), L2 = lum(b); const ratio = (Math.max(L1, L2) + 0.05) / (Math.min(L1, L2) + 0.05);
+    const size = parseFloat(st.fontSize), large = size >= 24 || (size >= 18.66 && Number(st.fontWeight) >= 700);
+    if (ratio < (large ? 3 : 4.5)) bad.push(el.tagName + "." + el.className + " '" + el.textContent.trim().slice(0, 30) + "' " + ratio.toFixed(2));
+  });
+  return bad.slice(0, 10).join("\n");
+})()`
+
+// checkContrast: every visible text of the page is readable.
+func (b browserTab) checkContrast(name string) {
+	b.t.Helper()
+	if bad := b.evalString(contrastJS); bad != "" {
+		b.t.Errorf("%s: %s has text with too little contrast (WCAG AA):\n%s", b.name, name, bad)
+	}
+}
+
+// checkLabels: every visible form field of the page has a label.
+func (b browserTab) checkLabels(name string) {
+	b.t.Helper()
+	if bad := b.evalString(`[...document.querySelectorAll("input:not([type=hidden]), select, textarea")].filter(e => !e.labels || e.labels.length === 0).map(e => e.name).join(", ")`); bad != "" {
+		b.t.Errorf("%s: %s has form fields without a label: %s", b.name, name, bad)
+	}
+}
+
 // submit sets form fields (CSS selector -> value) and clicks a button. A
 // live refresh may replace the form while it is being filled (before any
 // field is set, the page does not know someone is about to type): the
@@ -124,12 +197,39 @@ func (b browserTab) submit(what string, fields map[string]string, button string)
 		if err == nil {
 			return
 		}
-		if attempt < 4 && strings.Contains(err.Error(), "No node with given id") {
+		if attempt < 4 && (strings.Contains(err.Error(), "No node with given id") || strings.Contains(err.Error(), "Could not find node with given id")) {
 			b.t.Logf("%s: %s: the form was re-rendered while being filled; filling it again", b.name, what)
 			continue
 		}
 		b.shot("failed")
 		b.t.Fatalf("%s: %s: %v", b.name, what, err)
+	}
+}
+
+// startBrowser starts headless Chromium for the test and returns a maker of
+// tabs, each in its own browser context (its own cookies).
+func startBrowser(t *testing.T, chrome, art string) func(name string) browserTab {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1280, 800))
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	browser, cancelBrowser := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelBrowser)
+	if err := chromedp.Do(browser); err != nil {
+		t.Fatalf("start Chromium (%s): %v", chrome, err)
+	}
+	return func(name string) browserTab {
+		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
+		t.Cleanup(cancel)
+		// The first run opens the tab, which lives as long as the context of
+		// that run: no timeout on it.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
+			t.Fatalf("%s: open a tab: %v", name, err)
+		}
+		return browserTab{t: t, ctx: ctx, name: name, dir: art}
 	}
 }
 
@@ -155,27 +255,7 @@ func TestConsole(t *testing.T) {
 	defer s.Stop()
 	base := s.APIURL()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chrome), chromedp.NoSandbox, chromedp.DisableGPU, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1280, 800))
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	defer cancelBrowser()
-	if err := chromedp.Do(browser); err != nil {
-		t.Fatalf("start Chromium (%s): %v", chrome, err)
-	}
-	tab := func(name string) browserTab {
-		ctx, cancel := chromedp.NewContext(browser, chromedp.WithNewBrowserContext())
-		t.Cleanup(cancel)
-		// The first run opens the tab, which lives as long as the context of
-		// that run: no timeout on it.
-		if err := chromedp.Do(ctx, chromedp.EmulateViewport(1280, 800)); err != nil {
-			t.Fatalf("%s: open a tab: %v", name, err)
-		}
-		return browserTab{t: t, ctx: ctx, name: name, dir: art}
-	}
+	tab := startBrowser(t, chrome, art)
 	signInAs := func(b browserTab, identity string) {
 		b.run("sign in as "+identity, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS("#signin-"+identity)))
 		b.shot("signin")
@@ -210,7 +290,7 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("the crisis in early warning", card("warning"), 30*time.Second)
 	duty.waitJS("who it waits for", card("warning")+`.innerText.includes("Waiting for duty officer")`, 30*time.Second)
 	duty.waitJS("live updates connected", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
-	duty.shot("board")
+	duty.shots("board")
 
 	// A decision recorded elsewhere (the API) moves the card live: no reload.
 	if err := duty.eval(`window.__noReload = true`); err != nil {
@@ -226,7 +306,9 @@ func TestConsole(t *testing.T) {
 	// the envoy and the standby team, whose 72-hour deadline counts down.
 	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	duty.waitJS("the good-offices form", `document.querySelector("#form-good-offices")`, 30*time.Second)
-	duty.run("choose démarche", chromedp.Click(chromedp.CSS(`#form-good-offices input[value=demarche]`)))
+	// Clicked in the page, so a live refresh replacing the form just before
+	// is no matter (a checked option then keeps the form as it is).
+	duty.waitJS("choose démarche", `(() => { const e = document.querySelector("#form-good-offices input[value=demarche]"); if (!e) return false; e.click(); return e.checked })()`, 30*time.Second)
 	duty.submit("good offices", map[string]string{`#form-good-offices textarea[name=rationale]`: "a formal démarche to the authorities"}, `#form-good-offices button[type=submit]`)
 	duty.waitJS("good offices recorded", `location.search.includes("done=good-offices")`, 30*time.Second)
 	duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 30*time.Second)
@@ -238,7 +320,7 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("envoy recorded", `location.search.includes("done=envoy-appointment")`, 30*time.Second)
 	duty.waitJS("the standby team's 72-hour countdown", `[...document.querySelectorAll("#deadlines li")].some(li => li.innerText.includes("standby team deployment") && /\b(2d|71h|72h)\b.* left/.test(li.innerText))`, 30*time.Second)
 	duty.waitJS("the deployment form", `document.querySelector("#form-standby-team-deployed")`, 30*time.Second)
-	duty.shot("crisis-standby-countdown")
+	duty.shots("crisis-standby-countdown")
 	duty.submit("standby team deployed", map[string]string{`#form-standby-team-deployed input[name=location]`: "Niamey",
 		`#form-standby-team-deployed textarea[name=rationale]`: "team on the ground"}, `#form-standby-team-deployed button[type=submit]`)
 	duty.waitJS("deployment recorded", `location.search.includes("done=standby-team-deployed")`, 30*time.Second)
@@ -281,12 +363,12 @@ func TestConsole(t *testing.T) {
 	signInAs(approver, "approver")
 	approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 	approver.waitJS("the request to approve", `document.querySelector("#approve-FR-1")`, 30*time.Second)
-	approver.shot("inbox")
+	approver.shots("inbox")
 	approver.submit("approve", map[string]string{`#approve-FR-1 textarea[name=rationale]`: "within the ceiling"}, `#approve-FR-1 button[value=true]`)
 	approver.waitJS("approved", `document.querySelector("#notice") && !document.querySelector("#approve-FR-1")`, 30*time.Second)
 	approver.shot("approved")
 
-	duty.waitJS("the stage moved to sustained follow-up live", `[...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("sustained follow up")) && window.__noReload === true`, 60*time.Second)
+	duty.waitJS("the stage moved to sustained follow-up live", `[...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("sustained follow-up")) && window.__noReload === true`, 60*time.Second)
 	duty.waitJS("the approval in the funding list", `document.querySelector("#funding").innerText.includes("approved by approver")`, 30*time.Second)
 	duty.shot("crisis-live-follow-up")
 
@@ -308,8 +390,6 @@ func TestConsole(t *testing.T) {
 	duty.shot("figures")
 	duty.run("board", chromedp.Navigate(base+"/console/"))
 	duty.waitJS("the restricted crisis on the duty officer's board", `document.querySelector('article[data-crisis="`+quiet+`"]')`, 30*time.Second)
-	duty.run("phone width", chromedp.EmulateViewport(390, 844))
-	duty.shot("board-phone")
 
 	// The analyst (public clearance) never sees the restricted crisis: not on
 	// the board, not by its address.
@@ -326,5 +406,109 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the analyst's page shows the restricted crisis:\n%s", txt)
 	}
 	analyst.shot("restricted-not-found")
+
+	// Keyboard: the first Tab reaches the skip link, which moves focus to
+	// the page's content.
+	analyst.run("board", chromedp.Navigate(base+"/console/"))
+	analyst.waitJS("the board", `document.querySelector(".board")`, 30*time.Second)
+	analyst.run("tab to the skip link", chromedp.KeyEvent(kb.Tab))
+	analyst.waitJS("the skip link focused and visible", `document.activeElement && document.activeElement.classList.contains("skip") && document.activeElement.getBoundingClientRect().left >= 0`, 10*time.Second)
+	analyst.shot("skip-link")
+	analyst.run("follow the skip link", chromedp.KeyEvent(kb.Enter))
+	analyst.waitJS("focus on the content", `document.activeElement && document.activeElement.id === "main"`, 10*time.Second)
+
+	// Warnings: the analyst's signals cross a situation's threshold and early
+	// warning opens its crisis (restricted, as early warning's crises are by
+	// default). The duty officer's inbox shows the situation's score with
+	// its explanation and the crisis its warning opened; the analyst, not
+	// cleared for it, reads the score and the signals but never the crisis.
+	analystAPI := apiCaller{t: t, url: base, token: readToken(t, s.TokenFile("analyst"))}
+	now := time.Now().UTC()
+	var sigs []string
+	for i, what := range []string{"soldiers surround the presidential palace", "state television off the air", "border closed by the military"} {
+		sigs = append(sigs, fmt.Sprintf(`{"source": "ecowarn", "sourceId": "CONSOLE-ML-%d-%d", "countryCode": "ML", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "weight": 10, "observedAt": %q, "summary": %q}`,
+			now.Unix(), i, now.Add(time.Duration(i-3)*time.Hour).Format(time.RFC3339), what))
+	}
+	if code, _, raw := analystAPI.call("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`); code != http.StatusOK {
+		t.Fatalf("signals: %d %s", code, raw)
+	}
+	situation := `document.querySelector('[data-situation="ML/unconstitutional-change"]')`
+	duty.run("warnings inbox", chromedp.EmulateViewport(1280, 800), chromedp.Navigate(base+"/console/warnings"))
+	duty.waitJS("the situation above its threshold, with the crisis its warning opened", situation+` && `+situation+`.querySelector(".badge.above") && `+situation+`.querySelector('.crises-of a[href^="/console/crises/"]') && `+situation+`.innerText.includes("opened it")`, 90*time.Second)
+	duty.waitJS("the score's explanation", situation+`.querySelector("details.explain") && `+situation+`.querySelectorAll("details.explain tbody tr").length === 3 && `+situation+`.innerText.includes("Score 30.0")`, 30*time.Second)
+	duty.waitJS("open the explanation", `(() => { const d = document.querySelector('[data-situation="ML/unconstitutional-change"] details.explain'); if (!d) return false; d.open = true; return d.open })()`, 30*time.Second)
+	duty.shots("warnings")
+	duty.waitJS("follow the link to the situation's page", `(() => { const a = document.querySelector('[data-situation="ML/unconstitutional-change"] h2 a'); if (a) a.click(); return !!a })()`, 30*time.Second)
+	duty.waitJS("the situation's page", `location.pathname === "/console/situations/ML/unconstitutional-change" && document.querySelector("details.explain[open]")`, 30*time.Second)
+	duty.shots("situation")
+	duty.waitJS("follow the link to the crisis the warning opened", `(() => { const a = document.querySelector('.crises-of a[href^="/console/crises/"]'); if (a) a.click(); return !!a })()`, 30*time.Second)
+	duty.waitJS("the crisis's warnings, linked back to the situation", `location.pathname.startsWith("/console/crises/") && document.querySelector("#warnings").innerText.includes("ecowarn") && document.querySelector('#situation-link[href="/console/situations/ML/unconstitutional-change"]')`, 30*time.Second)
+
+	analyst.run("warnings inbox", chromedp.Navigate(base+"/console/warnings"))
+	analyst.waitJS("the look-up form", `document.querySelector("#lookup-form")`, 30*time.Second)
+	analyst.submit("look up the situation", map[string]string{`#lookup-form input[name=country]`: "ML", `#lookup-form select[name=type]`: "unconstitutional-change"}, `#lookup-form button[type=submit]`)
+	analyst.waitJS("the score and its signals", situation+` && `+situation+`.innerText.includes("Score 30.0") && `+situation+`.querySelectorAll("details.explain tbody tr").length === 3`, 30*time.Second)
+	if txt := analyst.text("main"); strings.Contains(txt, "/console/crises/") || analyst.evalString(situation+`.querySelectorAll('a[href^="/console/crises/"]').length + ""`) != "0" {
+		t.Fatalf("the analyst's warnings page links the restricted crisis:\n%s", txt)
+	}
+	analyst.shots("warnings-uncleared")
 	t.Logf("screenshots in %s", art)
+}
+
+// TestConsoleOIDCSignIn signs in to the console in Chromium through an
+// OpenID Connect issuer on another site than the console (localhost against
+// 127.0.0.1, as a real identity provider is; the browser leaves the
+// issuer's page for the callback, as after a real sign-in): the login cookie comes back
+// with the issuer's redirect (SameSite=Lax), the session cookie
+// (SameSite=Strict) set by the callback is sent on the console's next page,
+// the page shows who signed in with the issuer's roles, and signing out ends
+// the session and offers the issuer's own sign-out.
+func TestConsoleOIDCSignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test on the embedded stack; skipped with -short")
+	}
+	chrome := chromium()
+	if chrome == "" {
+		t.Skip("no Chromium found (apt-get install chromium, or set DEMARCHE_CHROMIUM): the console's browser test is skipped")
+	}
+	art := filepath.Join("testdata", "artefacts", "console")
+	if err := os.MkdirAll(art, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	const clientID, secret = "demarche-console", "console-secret"
+	idp := oidctest.New(clientID, secret, map[string]any{"sub": "amina", "name": "Amina Diallo",
+		"roles": []string{"duty-officer", "analyst"}, "clearance": "restricted"}, oidctest.Options{Host: "localhost", Consent: true})
+	defer idp.Close()
+	ctx := context.Background()
+	v, err := authn.NewOIDC(ctx, idp.URL, authn.Audience)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := ports.Free("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := gateway.Start(ctx, gateway.Config{Host: "127.0.0.1", Port: port, NATSURL: s.NATSURLFor(natsauth.Gateway),
+		TemporalAddress: s.TemporalAddress(), Namespace: s.Namespace(), Verifier: v,
+		ConsoleOIDC: &gateway.ConsoleOIDC{Issuer: idp.URL, ClientID: clientID, ClientSecret: secret,
+			RedirectURL: fmt.Sprintf("http://127.0.0.1:%d/console/oidc/callback", port)}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Stop()
+
+	b := startBrowser(t, chrome, art)("oidc")
+	b.run("a page before signing in", chromedp.Navigate(gw.URL()+"/console/warnings"))
+	b.waitJS("the sign-in page offers the organisation's issuer, and no demo identity", `location.pathname === "/console/signin" && document.querySelector("#signin-oidc") && !document.querySelector("#signin-duty")`, 30*time.Second)
+	b.shots("signin")
+	b.waitJS("follow the issuer's sign-in", `(() => { const a = document.querySelector("#signin-oidc"); if (a) a.click(); return !!a })()`, 10*time.Second)
+	b.waitJS("approve at the issuer", `location.origin === "`+idp.URL+`" && (() => { const a = document.querySelector("#approve"); if (a) a.click(); return !!a })()`, 30*time.Second)
+	b.waitJS("back on the page asked for, signed in by the issuer", `location.origin === "`+gw.URL()+`" && location.pathname === "/console/warnings" && document.querySelector("#whoami") && document.querySelector("#whoami").innerText.includes("Amina Diallo") && document.querySelector("#whoami").innerText.includes("cleared restricted")`, 60*time.Second)
+	b.shot("signed-in")
+	b.waitJS("sign out", `(() => { const f = document.querySelector(".who form"); if (f) f.submit(); return !!f })()`, 10*time.Second)
+	b.waitJS("signed out, with the issuer's sign-out offered", `location.pathname === "/console/signin" && document.querySelector("#end-session") && document.querySelector("#end-session").href.startsWith("`+idp.URL+`/logout?client_id=`+clientID+`")`, 30*time.Second)
+	b.run("the console again", chromedp.Navigate(gw.URL()+"/console/"))
+	b.waitJS("asked to sign in again", `location.pathname === "/console/signin" && !document.querySelector("#whoami")`, 30*time.Second)
 }

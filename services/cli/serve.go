@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -147,6 +149,8 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 func newServeGatewayCmd(app *App) *cobra.Command {
 	cfg := gateway.Config{PortFlag: "--port"}
 	var issuer, audience, devIssuer string
+	var console gateway.ConsoleOIDC
+	var consoleSecretFile string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP API: open and read crises, record decisions, take signals",
@@ -155,8 +159,17 @@ request needs a bearer token from the organisation's OpenID Connect issuer
 (--oidc-issuer; tokens must carry the audience --oidc-audience, a "roles" claim
 with Démarche role slugs, a "clearance" claim and, for partners, a "partner"
 claim), or, on a development machine, from a demarche dev data folder's issuer
-(--dev-issuer DATA/auth).`,
+(--dev-issuer DATA/auth).
+
+With --console-client-id and --console-redirect-url, people sign in to the
+console at the same issuer (authorization code + PKCE). Register the console
+as a client whose redirect URL is this gateway's /console/oidc/callback; the
+issuer's access tokens must be JWTs for --oidc-audience with the same claims
+(or the client id must be that audience, and the ID token carry the claims).`,
 		Example: `  demarche serve gateway --oidc-issuer https://login.example.org/realms/ops
+  demarche serve gateway --oidc-issuer https://login.example.org/realms/ops \
+    --console-client-id demarche-console --console-client-secret-file /run/secrets/console \
+    --console-redirect-url https://ops.example.org/console/oidc/callback
   demarche serve gateway --dev-issuer .demarche/auth`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -179,6 +192,23 @@ claim), or, on a development machine, from a demarche dev data folder's issuer
 			default:
 				return fmt.Errorf("say who issues the tokens: --oidc-issuer URL (env DEMARCHE_OIDC_ISSUER) or, on a development machine, --dev-issuer DIR")
 			}
+			if console.ClientID != "" || console.RedirectURL != "" {
+				if issuer == "" {
+					return fmt.Errorf("--console-client-id needs --oidc-issuer: the console signs in at the issuer whose tokens the API accepts")
+				}
+				if console.ClientID == "" || console.RedirectURL == "" {
+					return fmt.Errorf("console sign-in needs both --console-client-id and --console-redirect-url")
+				}
+				if consoleSecretFile != "" {
+					b, err := os.ReadFile(consoleSecretFile)
+					if err != nil {
+						return fmt.Errorf("--console-client-secret-file: %w", err)
+					}
+					console.ClientSecret = strings.TrimSpace(string(b))
+				}
+				console.Issuer = issuer
+				cfg.ConsoleOIDC = &console
+			}
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				s, err := gateway.Start(ctx, cfg, app.Log)
 				if err != nil {
@@ -193,5 +223,9 @@ claim), or, on a development machine, from a demarche dev data folder's issuer
 	cmd.Flags().StringVar(&issuer, "oidc-issuer", EnvOr("DEMARCHE_OIDC_ISSUER", ""), "OpenID Connect issuer URL whose tokens are accepted (env DEMARCHE_OIDC_ISSUER)")
 	cmd.Flags().StringVar(&audience, "oidc-audience", EnvOr("DEMARCHE_OIDC_AUDIENCE", authn.Audience), "audience the tokens must carry (env DEMARCHE_OIDC_AUDIENCE)")
 	cmd.Flags().StringVar(&devIssuer, "dev-issuer", "", "development only: accept the tokens of a demarche dev data folder's issuer (DATA/auth)")
+	cmd.Flags().StringVar(&console.ClientID, "console-client-id", EnvOr("DEMARCHE_CONSOLE_CLIENT_ID", ""), "the console's client id at the OIDC issuer: people sign in there (authorization code + PKCE) (env DEMARCHE_CONSOLE_CLIENT_ID)")
+	cmd.Flags().StringVar(&consoleSecretFile, "console-client-secret-file", EnvOr("DEMARCHE_CONSOLE_CLIENT_SECRET_FILE", ""), "file holding the console's client secret (optional: a public client relies on PKCE) (env DEMARCHE_CONSOLE_CLIENT_SECRET_FILE)")
+	cmd.Flags().StringVar(&console.RedirectURL, "console-redirect-url", EnvOr("DEMARCHE_CONSOLE_REDIRECT_URL", ""), "this gateway's callback as registered at the issuer, https://HOST/console/oidc/callback (env DEMARCHE_CONSOLE_REDIRECT_URL)")
+	cmd.Flags().StringSliceVar(&console.Scopes, "console-scopes", []string{"profile", "email"}, "scopes the console asks for besides openid")
 	return cmd
 }

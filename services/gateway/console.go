@@ -18,9 +18,11 @@ package gateway
 //     console's own origin.
 //
 //	GET  /                          the board, or the sign-in page
-//	GET  /console/signin            sign in (dev: the demo identities; any: paste a token)
+//	GET  /console/signin            sign in (the organisation's issuer; dev: the demo identities; any: paste a token)
 //	POST /console/signin            identity=NAME (dev only) or token=TOKEN
-//	POST /console/signout
+//	GET  /console/oidc/login        sign in with the issuer: authorization code + PKCE (console_oidc.go)
+//	GET  /console/oidc/callback     the issuer's answer
+//	POST /console/signout           (and, with an issuer, its end-session endpoint)
 //	GET  /console/                  board of crises by stage
 //	POST /console/crises            open a crisis (duty officer, head of department)
 //	GET  /console/crises/{id}       crisis page
@@ -28,6 +30,8 @@ package gateway
 //	POST /console/crises/{id}/control apply a control (the API's control routes)
 //	POST /console/crises/{id}/sharing share or unshare with partners (the API's sharing route)
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
+//	GET  /console/warnings          warnings and scores per situation, each score explained (console_warnings.go)
+//	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/events            server-sent events of the crises the principal may see
 //	GET  /console/static/...        CSS and JavaScript
@@ -53,6 +57,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -85,6 +90,42 @@ type console struct {
 	live    *liveHub
 }
 
+// consoleRoute is one page or form of the console: the action of the policy
+// table the page needs (empty: a session is enough, or the form posts through
+// an API route that checks its own action), or Public for the sign-in pages.
+// ConsoleRoutes is the list the authorisation tests walk: a new page gets its
+// row there.
+type consoleRoute struct {
+	Method, Pattern string
+	Action          authz.Action
+	Public          bool
+	open            func(c *console, w http.ResponseWriter, r *http.Request)
+	page            func(c *console, w http.ResponseWriter, r *http.Request, u *user)
+}
+
+// ConsoleRoutes is every route of the console (static files aside).
+func ConsoleRoutes() []consoleRoute {
+	return []consoleRoute{
+		{Method: "GET", Pattern: "/{$}", Public: true, open: (*console).root},
+		{Method: "GET", Pattern: "/console/signin", Public: true, open: (*console).signinPage},
+		{Method: "POST", Pattern: "/console/signin", Public: true, open: (*console).signin},
+		{Method: "GET", Pattern: "/console/oidc/login", Public: true, open: (*console).oidcStart},
+		{Method: "GET", Pattern: "/console/oidc/callback", Public: true, open: (*console).oidcCallback},
+		{Method: "POST", Pattern: "/console/signout", page: (*console).signout},
+		{Method: "GET", Pattern: "/console/{$}", Action: authz.ReadCrises, page: (*console).board},
+		{Method: "POST", Pattern: "/console/crises", page: (*console).openCrisis}, // POST /v1/crises
+		{Method: "GET", Pattern: "/console/crises/{id}", Action: authz.ReadCrises, page: (*console).crisisPage},
+		{Method: "POST", Pattern: "/console/crises/{id}/decide", page: (*console).decide},   // POST /v1/crises/{id}/decisions
+		{Method: "POST", Pattern: "/console/crises/{id}/control", page: (*console).control}, // POST /v1/crises/{id}/controls/{control}
+		{Method: "POST", Pattern: "/console/crises/{id}/sharing", page: (*console).sharing}, // POST /v1/crises/{id}/sharing
+		{Method: "GET", Pattern: "/console/approvals", Action: authz.ReadCrises, page: (*console).approvals},
+		{Method: "GET", Pattern: "/console/warnings", Action: authz.ReadScores, page: (*console).warnings},
+		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},
+		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
+		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
+	}
+}
+
 // mountConsole adds the console's routes to the gateway's mux.
 func (s *Service) mountConsole(mux *http.ServeMux) {
 	c := &console{s: s, api: mux, devAuth: s.devAuthDir, csrfKey: make([]byte, 32)}
@@ -95,19 +136,13 @@ func (s *Service) mountConsole(mux *http.ServeMux) {
 	c.live = newLiveHub(s)
 	static, _ := fs.Sub(consoleFiles, "console/static")
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(static))))
-	mux.HandleFunc("GET /{$}", c.root)
-	mux.HandleFunc("GET /console/signin", c.signinPage)
-	mux.HandleFunc("POST /console/signin", c.signin)
-	mux.HandleFunc("POST /console/signout", c.session(c.signout))
-	mux.HandleFunc("GET /console/{$}", c.session(c.board))
-	mux.HandleFunc("POST /console/crises", c.session(c.openCrisis))
-	mux.HandleFunc("GET /console/crises/{id}", c.session(c.crisisPage))
-	mux.HandleFunc("POST /console/crises/{id}/decide", c.session(c.decide))
-	mux.HandleFunc("POST /console/crises/{id}/control", c.session(c.control))
-	mux.HandleFunc("POST /console/crises/{id}/sharing", c.session(c.sharing))
-	mux.HandleFunc("GET /console/approvals", c.session(c.approvals))
-	mux.HandleFunc("GET /console/figures", c.session(c.figures))
-	mux.HandleFunc("GET /console/events", c.session(c.events))
+	for _, rt := range ConsoleRoutes() {
+		if rt.Public {
+			mux.HandleFunc(rt.Method+" "+rt.Pattern, func(w http.ResponseWriter, r *http.Request) { rt.open(c, w, r) })
+			continue
+		}
+		mux.HandleFunc(rt.Method+" "+rt.Pattern, c.session(rt.Action, func(w http.ResponseWriter, r *http.Request, u *user) { rt.page(c, w, r, u) }))
+	}
 }
 
 func cacheStatic(h http.Handler) http.Handler {
@@ -146,12 +181,20 @@ func (u *user) RoleNames() string {
 // session authenticates the cookie's token with the API's verifier; pages
 // without a valid session go to the sign-in page. POST requests must carry
 // the session's CSRF token and come from this origin.
-func (c *console) session(h func(w http.ResponseWriter, r *http.Request, u *user)) http.HandlerFunc {
+func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *http.Request, u *user)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		u, err := c.user(r)
 		if err != nil {
 			if r.Method == http.MethodGet && r.URL.Path != "/console/events" {
-				http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				next := url.QueryEscape(r.URL.RequestURI())
+				if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" && c.s.oidc != nil {
+					// A session that ended (issuers' tokens last minutes):
+					// back through the issuer, which signs a person with a
+					// session of its own in again without a question.
+					http.Redirect(w, r, "/console/oidc/login?next="+next, http.StatusSeeOther)
+					return
+				}
+				http.Redirect(w, r, "/console/signin?next="+next, http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "sign in again: "+err.Error(), http.StatusUnauthorized)
@@ -164,6 +207,17 @@ func (c *console) session(h func(w http.ResponseWriter, r *http.Request, u *user
 			}
 		}
 		setSecurityHeaders(w)
+		if action != "" {
+			if err := authz.Check(action, u.Principal); err != nil {
+				c.s.log.Info("console: refused", zap.String("principal", u.Subject), zap.String("action", string(action)), zap.String("path", r.URL.Path))
+				if r.URL.Path == "/console/events" {
+					http.Error(w, err.Error(), http.StatusForbidden)
+					return
+				}
+				c.render(w, r, http.StatusForbidden, "error", u, map[string]any{"Title": "Not for your roles", "Message": "This page is not for your roles: " + err.Error() + "."})
+				return
+			}
+		}
 		h(w, r.WithContext(authn.WithPrincipal(r.Context(), u.Principal)), u)
 	}
 }
@@ -242,7 +296,31 @@ func (c *console) devIdentities() []devIdentity {
 
 func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
-	c.render(w, r, http.StatusOK, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Next": safeNext(r.URL.Query().Get("next"))})
+	c.render(w, r, http.StatusOK, "signin", nil, c.signinData(r, ""))
+}
+
+// signinData is what the sign-in page shows: the issuer's sign-in when one
+// is configured, the demo identities in dev, the token form always.
+func (c *console) signinData(r *http.Request, errMsg string) map[string]any {
+	next := safeNext(r.URL.Query().Get("next"))
+	if next == "" && r.Method == http.MethodPost {
+		next = safeNext(r.PostFormValue("next"))
+	}
+	d := map[string]any{"Title": "Sign in", "Dev": c.devIdentities(), "Next": next, "OIDC": c.s.oidc != nil,
+		"OIDCStart": "/console/oidc/login"}
+	if next != "" {
+		d["OIDCStart"] = "/console/oidc/login?next=" + url.QueryEscape(next)
+	}
+	if errMsg != "" {
+		d["Error"] = errMsg
+	}
+	if r.URL.Query().Get("signedout") != "" {
+		d["Notice"] = "Signed out of the console."
+		// The form's CSP (form-action 'self') keeps the sign-out inside the
+		// console; the issuer's own session ends by this link.
+		d["EndSession"] = c.s.oidc.signoutTarget()
+	}
+	return d
 }
 
 // signin sets the session cookie: a demo identity's token (dev issuer only)
@@ -260,12 +338,12 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 			known = known || id.Subject == name
 		}
 		if !known {
-			c.render(w, r, http.StatusBadRequest, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": "no such demo identity (dev sign-in is offered only by `demarche dev`)"})
+			c.render(w, r, http.StatusBadRequest, "signin", nil, c.signinData(r, "no such demo identity (dev sign-in is offered only by `demarche dev`)"))
 			return
 		}
 		b, err := os.ReadFile(filepath.Join(c.devAuth, name+".token"))
 		if err != nil {
-			c.render(w, r, http.StatusServiceUnavailable, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": "the demo identity's token could not be read"})
+			c.render(w, r, http.StatusServiceUnavailable, "signin", nil, c.signinData(r, "the demo identity's token could not be read"))
 			return
 		}
 		token = strings.TrimSpace(string(b))
@@ -273,7 +351,7 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 		token = strings.TrimSpace(r.PostFormValue("token"))
 	}
 	if _, err := c.s.authn.Verify(r.Context(), token); err != nil {
-		c.render(w, r, http.StatusUnauthorized, "signin", nil, map[string]any{"Dev": c.devIdentities(), "Error": err.Error()})
+		c.render(w, r, http.StatusUnauthorized, "signin", nil, c.signinData(r, err.Error()))
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
@@ -295,7 +373,7 @@ func safeNext(v string) string {
 
 func (c *console) signout(w http.ResponseWriter, r *http.Request, _ *user) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/signin?signedout=1", http.StatusSeeOther)
 }
 
 // ---- reads, with the API's visibility rules ---------------------------------
@@ -404,7 +482,9 @@ type page struct {
 	Now    time.Time
 	Error  string
 	Notice string
-	Data   any
+	// Refresh moves the browser on to this console address (after sign-in).
+	Refresh string
+	Data    any
 }
 
 func (c *console) render(w http.ResponseWriter, r *http.Request, status int, name string, u *user, data any) {
@@ -421,6 +501,9 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, nam
 		}
 		if t, ok := m["Title"].(string); ok {
 			pg.Title = t
+		}
+		if n, ok := m["Refresh"].(string); ok {
+			pg.Refresh = safeNext(n)
 		}
 	}
 	var buf bytes.Buffer
@@ -456,6 +539,15 @@ func parsePages() map[string]*template.Template {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"kindname": kindWords,
+		"option":   optionWords,
+		"usd":      groupThousands,
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i].(string)] = kv[i+1]
+			}
+			return m
+		},
 		"cap": func(s string) string {
 			if s == "" {
 				return s
@@ -464,7 +556,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "board", "crisis", "approvals", "figures", "error"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "figures", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}
@@ -481,10 +573,36 @@ func stageWords(s demarchev1.Stage) string {
 		return "rapid-response funding"
 	case demarchev1.Stage_STAGE_WARNING:
 		return "early warning"
+	case demarchev1.Stage_STAGE_FACT_FINDING:
+		return "fact-finding"
+	case demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP:
+		return "sustained follow-up"
 	case demarchev1.Stage_STAGE_UNSPECIFIED:
 		return "—"
 	}
 	return words(s.Slug())
+}
+
+// groupThousands writes an amount as people read it: 1,250,000.
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		return "-" + s
+	}
+	return s
+}
+
+// optionWords names a good-offices option in the report's words.
+func optionWords(slug string) string {
+	if slug == "demarche" {
+		return "démarche"
+	}
+	return words(slug)
 }
 
 func kindWords(kind string) string {

@@ -273,8 +273,15 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 	}
 	var decisions []decisionView
 	for _, d := range st.GetDecisions() {
+		what := crisis.Describe(d.GetRequest())
+		if g := d.GetRequest().GetGoodOffices(); g != nil {
+			what = "good offices: " + optionWords(g.GetOption().Slug()) // the report's word, accent included
+		}
+		if f := d.GetRequest().GetFundingRequest(); f != nil {
+			what = fmt.Sprintf("funding request %s: USD %s from %s for %s", f.GetRequestId(), groupThousands(f.GetAmountUsd()), words(f.GetFund()), f.GetPurpose())
+		}
 		decisions = append(decisions, decisionView{Number: d.GetNumber(), Kind: d.GetKind(), Principal: d.GetPrincipal(), Why: d.GetRationale(),
-			What: crisis.Describe(d.GetRequest()), At: ts(d.GetDecidedAt()), Automatic: d.GetAutomatic()})
+			What: what, At: ts(d.GetDecidedAt()), Automatic: d.GetAutomatic()})
 	}
 	slices.Reverse(decisions)
 	var partners []map[string]any
@@ -305,6 +312,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Funds":  []string{"flexible-financing", "peacebuilding-irf"},
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
 		"CanShare": authz.Allowed(authz.Share, u.Roles),
+		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
 	}
 	for k, v := range extra {
 		data[k] = v

@@ -117,7 +117,22 @@ func TestConsoleSession(t *testing.T) {
 	if resp := post(dev, "/console/signout", ck.Value, "https://evil.example", url.Values{}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin sign-out: %d", resp.StatusCode)
 	}
+	// A situation that is not one is a clear 400, before any backend.
+	if resp, body := get(dev, "/console/situations/XX/general", ck.Value); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "ISO 3166-1") {
+		t.Fatalf("a bad country: %d\n%s", resp.StatusCode, body)
+	}
+	if resp, body := get(dev, "/console/situations/GN/no-such-type", ck.Value); resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "crisis_type") {
+		t.Fatalf("a bad crisis type: %d\n%s", resp.StatusCode, body)
+	}
 	if got := safeNext("//evil.example/x"); got != "" {
 		t.Fatalf("safeNext let %q through", got)
+	}
+}
+
+func TestGroupThousands(t *testing.T) {
+	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 120000: "120,000", 1250000: "1,250,000", -45000: "-45,000"} {
+		if got := groupThousands(in); got != want {
+			t.Errorf("groupThousands(%d) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -63,6 +63,9 @@ type Config struct {
 	// DevAuthDir is the dev issuer's token folder (`demarche dev`): the
 	// console's sign-in page then lists the demo identities. Empty otherwise.
 	DevAuthDir string
+	// ConsoleOIDC, when set, lets people sign in to the console with the
+	// organisation's issuer (authorization code + PKCE, console_oidc.go).
+	ConsoleOIDC *ConsoleOIDC
 }
 
 // Service is a running gateway.
@@ -77,6 +80,8 @@ type Service struct {
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
 	// devAuthDir: see Config.DevAuthDir.
 	devAuthDir string
+	// oidc signs people in to the console with the issuer (nil: not offered).
+	oidc *oidcLogin
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -102,6 +107,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir}
+	if cfg.ConsoleOIDC != nil {
+		if s.oidc, err = newOIDCLogin(ctx, *cfg.ConsoleOIDC); err != nil {
+			tc.Close()
+			nc.Close()
+			return nil, fmt.Errorf("gateway: %w", err)
+		}
+	}
 	l, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(port)))
 	if err != nil {
 		tc.Close()

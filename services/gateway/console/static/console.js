@@ -58,6 +58,10 @@
         document.querySelectorAll("[data-live][id]").forEach(function (region) {
           var fresh = doc.getElementById(region.id);
           if (!fresh || editing(region)) return;
+          // Explanations someone opened stay open.
+          var opened = [];
+          region.querySelectorAll("details[id]").forEach(function (d) { opened.push([d.id, d.open]); });
+          opened.forEach(function (o) { var f = fresh.querySelector("#" + CSS.escape(o[0])); if (f) f.open = o[1]; });
           if (fresh.innerHTML !== region.innerHTML) region.innerHTML = fresh.innerHTML;
         });
         updates++;
@@ -82,7 +86,11 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(refresh, 300);
     });
-    es.onerror = function () { say("Live updates: reconnecting…", true); };
+    es.onerror = function () {
+      // A refused stream (the session ended) is closed for good: say so.
+      if (es.readyState === EventSource.CLOSED) say("Live updates: off — reload the page (your session may have ended)", true);
+      else say("Live updates: reconnecting…", true);
+    };
   }
 
   document.addEventListener("DOMContentLoaded", function () {
