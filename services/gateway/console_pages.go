@@ -311,7 +311,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
 		"Funds":  []string{"flexible-financing", "peacebuilding-irf"},
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
-		"CanShare": authz.Allowed(authz.Share, u.Roles),
+		"CanShare":  authz.Allowed(authz.Share, u.Roles),
 		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
 	}
 	for k, v := range extra {
