@@ -100,20 +100,34 @@ var (
 // production: see TemporalOpener). It must be safe for concurrent use and
 // idempotent per crisis id.
 type CrisisOpener interface {
+	// OpenOrSignal opens the crisis or attaches the warning to it; a crisis
+	// that ran once and closed is refused with ErrCrisisClosed.
 	OpenOrSignal(ctx context.Context, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) error
+	// IsOpen says whether the crisis is running.
+	IsOpen(ctx context.Context, crisisID string) (bool, error)
+	// FindOpen names an open real (not drill) crisis of the country and
+	// crisis type, however it was opened ("" when none).
+	FindOpen(ctx context.Context, country string, t demarchev1.CrisisType) (string, error)
 }
 
 // Config configures the service. The zero value (plus NATSURL) uses the defaults.
 type Config struct {
 	NATSURL string
-	// Window is the rolling scoring window in event time (default 14 days).
+	// Rules are the scoring rules (window, decay, horizon, thresholds, crisis
+	// defaults); default the embedded ones. The fields below override them.
+	Rules *Rules
+	// Window is the rolling scoring window in event time (default: the rules', 14 days).
 	Window time.Duration
-	// DefaultThreshold applies to regions without their own (default 25).
+	// Horizon: signals observed longer ago than this (relative to now) are
+	// historical: scored, but never opening or signalling a live crisis
+	// (default: the rules', which default to the window).
+	Horizon time.Duration
+	// DefaultThreshold applies to regions without their own (default: the rules', 25).
 	DefaultThreshold float64
-	// Thresholds per region override DefaultThreshold.
+	// Thresholds per region override the rules' and DefaultThreshold.
 	Thresholds map[demarchev1.Region]float64
-	// Confidentiality of the crises this service opens (default restricted:
-	// partners see them only once an operator shares them).
+	// Confidentiality of the crises this service opens, overriding the rules'
+	// per region and type (default: the rules'; restricted when none matches).
 	Confidentiality demarchev1.Confidentiality
 	// MaxFuture rejects signals observed further in the future (default 1h: clock skew).
 	MaxFuture time.Duration
@@ -127,14 +141,20 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.Rules == nil {
+		c.Rules = DefaultRules()
+	}
 	if c.Window <= 0 {
-		c.Window = DefaultWindow
+		c.Window = c.Rules.Window
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = c.Rules.Horizon // 0 when the rules leave it to the window
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = c.Window
 	}
 	if c.DefaultThreshold <= 0 {
-		c.DefaultThreshold = DefaultThreshold
-	}
-	if c.Confidentiality == demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
-		c.Confidentiality = demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED
+		c.DefaultThreshold = c.Rules.DefaultThreshold
 	}
 	if c.MaxFuture <= 0 {
 		c.MaxFuture = DefaultMaxFuture
@@ -155,6 +175,11 @@ func (c Config) Threshold(country string) float64 {
 	region, _ := demarchev1.RegionOf(country)
 	if t, ok := c.Thresholds[region]; ok && t > 0 {
 		return t
+	}
+	if c.Rules != nil {
+		if t, ok := c.Rules.Thresholds[region]; ok && t > 0 {
+			return t
+		}
 	}
 	return c.DefaultThreshold
 }
@@ -219,7 +244,8 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	log.Info("early warning ready", zap.String("ingest", natsrpc.EarlyWarningIngest), zap.String("score", natsrpc.EarlyWarningScore),
-		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Float64("default_threshold", cfg.DefaultThreshold))
+		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Duration("horizon", cfg.Horizon), zap.Float64("default_threshold", cfg.DefaultThreshold),
+		zap.String("rules", cfg.Rules.Version))
 	return s, nil
 }
 
@@ -311,7 +337,7 @@ func (s *Service) handleSignalEvent(ctx context.Context, ev eventbus.Event) erro
 	if !ok {
 		return fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, ev.Type)
 	}
-	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig})
+	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig}) // bus signals are never exercises
 	if err != nil {
 		return err
 	}

@@ -269,7 +269,7 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 	}
 	r.Window = p.duration(sc["window"], "scoring.window", time.Hour, DefaultWindow)
 	r.HalfLife = p.duration(sc["half_life"], "scoring.half_life", 0, 0)
-	r.Horizon = p.duration(sc["horizon"], "scoring.horizon", 0, r.Window)
+	r.Horizon = p.duration(sc["horizon"], "scoring.horizon", 0, 0) // 0: the window in force
 	r.DefaultThreshold = DefaultThreshold
 	th := top["scoring"]
 	if n := sc["thresholds"]; n != nil {
@@ -692,7 +692,11 @@ func (r *Rules) Decayed(weight float64, age time.Duration) float64 {
 func (r *Rules) Summary() string {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "rules %s (%s)\n", r.Version, r.Name)
-	fmt.Fprintf(&b, "window %s, half-life %s, live horizon %s, threshold %g", r.Window, r.HalfLife, r.Horizon, r.DefaultThreshold)
+	horizon := "the window"
+	if r.Horizon > 0 {
+		horizon = r.Horizon.String()
+	}
+	fmt.Fprintf(&b, "window %s, half-life %s, live horizon %s, threshold %g", r.Window, r.HalfLife, horizon, r.DefaultThreshold)
 	var regions []string
 	for reg, t := range r.Thresholds {
 		regions = append(regions, fmt.Sprintf("%s %g", reg.Slug(), t))
