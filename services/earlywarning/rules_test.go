@@ -133,4 +133,3 @@ func TestChangingAWeightChangesTheScoreAndTheVersion(t *testing.T) {
 		t.Fatalf("scores recorded rules %s and %s", a.GetRulesVersion(), b.GetRulesVersion())
 	}
 }
-
