@@ -118,3 +118,9 @@ type nopOpener struct{}
 func (nopOpener) OpenOrSignal(context.Context, *demarchev1.CrisisWorkflowInput, *demarchev1.Warning) error {
 	return nil
 }
+
+func (nopOpener) IsOpen(context.Context, string) (bool, error) { return false, nil }
+
+func (nopOpener) FindOpen(context.Context, string, demarchev1.CrisisType) (string, error) {
+	return "", nil
+}
