@@ -115,8 +115,8 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 	var regionThresholds []string
 	var confidentiality, rulesPath string
 	cmd := &cobra.Command{
-		Use:     "earlywarning",
-		Short:   "Run early warning: ingest signals, score situations, open crises on threshold crossings",
+		Use:   "earlywarning",
+		Short: "Run early warning: ingest signals, score situations, open crises on threshold crossings",
 		Long: `Run early warning. Its rules (classification, window, decay, live horizon,
 thresholds per region, confidentiality and sharing of the crises it opens) come
 from --rules (default: the embedded rules, see demarche warning rules show); the

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"sort"
@@ -711,4 +712,45 @@ func (r *Rules) Summary() string {
 	}
 	fmt.Fprintf(&b, "  %-14s → %-24s ×%g (anything else)\n", r.Default.Name, r.Default.CrisisType.Slug(), r.Default.Weight)
 	return b.String()
+}
+
+// ClassifiedRow is one row of a sample file as the rules classify it
+// (`demarche warning rules test`).
+type ClassifiedRow struct {
+	Line        int     `json:"line"`
+	SourceID    string  `json:"sourceId,omitempty"`
+	Date        string  `json:"date,omitempty"`
+	CountryCode string  `json:"countryCode,omitempty"`
+	CrisisType  string  `json:"crisisType,omitempty"`
+	Rule        string  `json:"rule,omitempty"`
+	Weight      float64 `json:"weight,omitempty"`
+	Fatalities  int32   `json:"fatalities"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// ClassifyFile classifies every row of a file with the rules.
+func ClassifyFile(r io.Reader, format Format, rules *Rules) ([]ClassifiedRow, error) {
+	rd, err := NewReader(r, format)
+	if err != nil {
+		return nil, err
+	}
+	rd.WithRules(rules)
+	var out []ClassifiedRow
+	for {
+		sig, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			out = append(out, ClassifiedRow{Line: rowErr.Line, SourceID: rowErr.SourceID, Error: rowErr.Reason})
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ClassifiedRow{Line: line, SourceID: sig.GetSourceId(), Date: sig.GetObservedAt().AsTime().Format("2006-01-02"),
+			CountryCode: sig.GetCountryCode(), CrisisType: sig.GetCrisisType().Slug(), Rule: sig.GetRule(), Weight: sig.GetWeight(),
+			Fatalities: sig.GetFatalities()})
+	}
 }
