@@ -352,6 +352,9 @@ func printState(app *App, st *demarchev1.CrisisState) {
 		fmt.Fprintln(w, "drill     yes (excluded from real figures)")
 	}
 	fmt.Fprintf(w, "opened    %s\n", ts(c.GetOpenedAt()))
+	if p := c.GetPreviousCrisisId(); p != "" {
+		fmt.Fprintf(w, "previous  %s (the situation's previous episode: demarche crisis show %s)\n", p, p)
+	}
 	if st.GetClosedAt() != nil {
 		fmt.Fprintf(w, "closed    %s  outcome %s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug())
 	}

@@ -180,6 +180,7 @@ func (s *Service) lock(situation string) func() {
 type crossing struct {
 	it    *item
 	event *demarchev1.WarningRaised
+	point *demarchev1.ScorePoint
 }
 
 // plan is what applying a batch to a situation does.
@@ -340,13 +341,14 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 		case !st.AboveThreshold:
 			st.AboveThreshold = true
 			st.Crossings++
-			p.crossings = append(p.crossings, crossing{it: it, event: &demarchev1.WarningRaised{
+			p.crossings = append(p.crossings, crossing{it: it, point: point, event: &demarchev1.WarningRaised{
 				CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(),
 				Score: score, Threshold: threshold, FirstSignalAt: earliest(st.Contributions),
 				Contributions: sortedContributions(st.Contributions), RulesVersion: st.RulesVersion,
 			}})
 		default:
 			p.attached = append(p.attached, it)
+			point.CrisisId = st.GetCrisisId()
 		}
 		st.History = append(st.History, point)
 		if n := len(st.History); n > MaxHistory {
@@ -486,6 +488,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 			return nil, fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, ep.id, err)
 		}
 		c.it.result.CrisisId, c.it.result.CrisisOpened = ep.id, ep.opened
+		c.point.CrisisId = ep.id
 		touched = append(touched, &demarchev1.CrisisTouch{CrisisId: ep.id, Opened: ep.opened, Situation: situation})
 		s.log.Info("threshold crossed", zap.String("situation", situation), zap.String("crisis", ep.id), zap.Bool("new_episode", ep.opened),
 			zap.Float64("score", ev.GetScore()), zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())),

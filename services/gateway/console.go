@@ -105,6 +105,7 @@ func (s *Service) mountConsole(mux *http.ServeMux) {
 	mux.HandleFunc("POST /console/crises/{id}/control", c.session(c.control))
 	mux.HandleFunc("GET /console/approvals", c.session(c.approvals))
 	mux.HandleFunc("GET /console/figures", c.session(c.figures))
+	mux.HandleFunc("GET /console/situations/{key}", c.session(c.situation)) // console_situations.go
 	mux.HandleFunc("GET /console/events", c.session(c.events))
 }
 
@@ -462,7 +463,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "board", "crisis", "approvals", "figures", "error"} {
+	for _, name := range []string{"signin", "board", "crisis", "approvals", "figures", "error", "situation"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}
