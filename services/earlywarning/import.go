@@ -48,8 +48,8 @@ type ImportSummary struct {
 	RulesVersion string
 }
 
-// add records the crises of one response.
-func (s *ImportSummary) add(touched []*demarchev1.CrisisTouch) {
+// Add records the crises of one response.
+func (s *ImportSummary) Add(touched []*demarchev1.CrisisTouch) {
 	for _, t := range touched {
 		found := false
 		for _, c := range s.Crises {
@@ -129,7 +129,7 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 				sum.Rejected = append(sum.Rejected, &RowError{Line: lines[res.GetIndex()], SourceID: res.GetSourceId(), Reason: reason})
 			}
 		}
-		sum.add(resp.GetCrises())
+		sum.Add(resp.GetCrises())
 		sigs, lines = sigs[:0], lines[:0]
 		if progress != nil {
 			progress(sum.Read)
