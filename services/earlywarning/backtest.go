@@ -194,11 +194,15 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 				kept = append(kept, w)
 			}
 		}
-		st.window = append(kept, sig)
-		var score float64
-		for _, w := range st.window {
-			score += o.Rules.Decayed(w.GetWeight(), at.Sub(w.GetObservedAt().AsTime()))
+		var before float64
+		for _, w := range kept {
+			before += o.Rules.Decayed(w.GetWeight(), at.Sub(w.GetObservedAt().AsTime()))
 		}
+		if before < st.sit.Threshold {
+			st.above = false // fell below as the window moved on
+		}
+		st.window = append(kept, sig)
+		score := before + sig.GetWeight()
 		st.sit.MaxScore = max(st.sit.MaxScore, score)
 		if o.Series {
 			st.sit.Series = append(st.sit.Series, BacktestPoint{At: at, Score: score})

@@ -324,6 +324,13 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 			res.Reason = "older than the window: recorded, does not count"
 			continue
 		}
+		// The window moved to this signal: when what is left of it is below the
+		// threshold, the situation fell below in between, and this signal may
+		// cross again.
+		st.Contributions = prune(st.Contributions, start, inWindow)
+		if s.score(st) < threshold {
+			st.AboveThreshold = false
+		}
 		inWindow[key] = true
 		st.Contributions = append(st.Contributions, &demarchev1.SignalContribution{
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Weight: sig.GetWeight(),
