@@ -4,28 +4,47 @@
 // (ACLED, UCDP GED: see Reader) through its NATS micro endpoints; drops
 // duplicates (same source + source id, durably); scores each situation
 // (country + crisis type) over a rolling window in event time; and when a
-// situation's score crosses its region's threshold, publishes WarningRaised
-// and opens the situation's crisis, or signals it when it is already open,
+// live signal takes a situation's score across its region's threshold,
+// publishes WarningRaised and opens or signals the situation's crisis episode
 // with Temporal's signal-with-start (see CrisisOpener).
+//
+// # Rules
+//
+// Classification (crisis type and weight of an ACLED or UCDP event), window,
+// decay, live horizon, thresholds per region and the confidentiality and
+// sharing of automatic crises come from a versioned rules file (rules.go,
+// rules/default.yaml embedded). The rules version is recorded with every
+// signal, score and warning, so an explanation can be reproduced.
 //
 // # Scoring
 //
-// A signal's weight is 1 + ln(1 + fatalities) for imported events (see
-// classify.go for the crisis-type rules), or as reported. A situation's score
-// is the sum of the weights of its signals observed within Window (default 14
-// days) before its newest signal: the window is measured in event time, so a
-// historic file scores as it would have live. The threshold is per region
-// (Config.Thresholds, default DefaultThreshold).
+// A situation's score is the sum of the (decayed) weights of its signals
+// observed within the window before its newest signal: the window is measured
+// in event time, so a historic file scores as it would have live.
 //
-// When an accepted signal takes the score from below the threshold to at or
-// above it, that is a crossing: WarningRaised is published on the crisis
-// stream and the opener is called with the situation's crisis (id
-// "<country>-<crisis-type>", e.g. "GN-unconstitutional-change", so every
-// crossing of one situation names the same crisis and signal-with-start never
-// opens two), whose first_signal_at is the earliest signal in the window.
-// Signals accepted while the situation stays above its threshold are attached
-// to the crisis as warnings (one opener call per situation per ingest batch,
-// carrying the heaviest signal). Below the threshold the opener is never called.
+// # Live versus historical
+//
+// A signal observed longer ago than the horizon (default: the window) before
+// now is historical: recorded and scored, but it never opens or signals a
+// crisis. The first live signal that finds (or takes) the situation at or
+// above its threshold is a crossing.
+//
+// # Situations as episodes
+//
+// A crossing goes to the situation's current crisis while it is open; else
+// to an open real crisis of the same country and type however it was opened
+// (a manual one); else it opens a new episode: a crisis id in the normal
+// style (GN-20261128-K7Q3P) reserved once per situation and episode number in
+// the situations bucket (the first writer wins, so concurrent instances and
+// retries open one crisis), linked to the previous episode. Signals accepted
+// while the situation stays above its threshold are attached to the current
+// crisis as warnings (one call per situation per ingest batch, carrying the
+// heaviest signal); a closed crisis is never reopened by them.
+//
+// # Exercises
+//
+// An exercise's signals (IngestExercise) are de-duplicated and scored in the
+// exercise's own situations, are never historical, and raise drill crises.
 //
 // # Durability
 //
@@ -33,10 +52,10 @@
 // key per signal ever seen (source + source id), created with Create so that
 // only one ingest of a signal wins, even across processes and restarts;
 // EARLYWARNING_SITUATIONS has one key per situation with the signals in its
-// window, written with compare-and-set. Side effects (WarningRaised,
-// OpenOrSignal) happen before the situation is written and are idempotent
-// (deterministic event and crisis ids), so a crash or a conflict repeats them
-// at worst, and never loses a crossing.
+// window, written with compare-and-set, and the episode reservations. Side
+// effects (WarningRaised, OpenOrSignal) happen before the situation is written
+// and are idempotent (deterministic event ids, reserved crisis ids), so a
+// crash or a conflict repeats them at worst, and never loses a crossing.
 package earlywarning
 
 import (
