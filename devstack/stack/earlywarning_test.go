@@ -4,6 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -224,6 +228,17 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 		t.Fatalf("score history: %d %s", code, raw)
 	}
 
+	// The console: the situation's chart marks both crossings and links the
+	// episodes; the second crisis's page links the first.
+	page := consolePage(t, s, "analyst", "/console/situations/SN-election-violence")
+	if !strings.Contains(page, `<svg id="situation-chart"`) || strings.Count(page, `class="crossing"`) != 2 ||
+		!strings.Contains(page, second) || !strings.Contains(page, first) {
+		t.Fatalf("situation page:\n%s", page)
+	}
+	if page := consolePage(t, s, "duty", "/console/crises/"+second); !strings.Contains(page, `id="previous-episode">`+first) {
+		t.Fatalf("the crisis page does not link the previous episode %s", first)
+	}
+
 	// A manually opened crisis of the same type: the crossing attaches to it.
 	manual := "ML-20261128-MANUL"
 	cli("crisis", "open", "--id", manual, "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3")
@@ -250,4 +265,35 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	if rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML"}, 0); err != nil || len(rows) != 1 {
 		t.Fatalf("Mali crises %v %v, want the manual one only", rows, err)
 	}
+}
+
+// consolePage signs in to the console as a demo identity and reads a page.
+func consolePage(t *testing.T, s *stack.Stack, who, path string) string {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar}
+	req, err := http.NewRequest("POST", s.APIURL()+"/console/signin", strings.NewReader(url.Values{"token": {readToken(t, s.TokenFile(who))}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", s.APIURL())
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(s.APIURL() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s as %s: %d\n%s", path, who, resp.StatusCode, b)
+	}
+	return string(b)
 }

@@ -100,6 +100,15 @@ func TestSituationsAreEpisodes(t *testing.T) {
 	if err != nil || score.GetEpisodes() != 2 || score.GetCrisisId() != r.GetCrisisId() || score.GetPreviousCrisisId() != first.GetCrisisId() {
 		t.Fatalf("score after two episodes: %v %v", score, err)
 	}
+	var crossings []string
+	for _, p := range score.GetHistory() {
+		if p.GetCrossing() {
+			crossings = append(crossings, p.GetCrisisId())
+		}
+	}
+	if len(crossings) != 2 || crossings[0] != first.GetCrisisId() || crossings[1] != r.GetCrisisId() || len(score.GetHistory()) != 3 {
+		t.Fatalf("score history crossings %v of %d points", crossings, len(score.GetHistory()))
+	}
 
 	// A manually opened crisis for Georgia's border dispute: the crossing attaches to it.
 	opener.mu.Lock()

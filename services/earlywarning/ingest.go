@@ -348,6 +348,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 		case !st.AboveThreshold:
 			st.AboveThreshold = true
 			st.Crossings++
+			point.Crossing = true
 			p.crossings = append(p.crossings, crossing{it: it, point: point, event: &demarchev1.WarningRaised{
 				CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(),
 				Score: score, Threshold: threshold, FirstSignalAt: earliest(st.Contributions),

@@ -95,7 +95,6 @@ func buildSituationChart(history []*demarchev1.ScorePoint) situationChart {
 	}
 	y := func(v float64) float64 { return ch.PlotY + ch.PlotH - v/top*ch.PlotH }
 	var path strings.Builder
-	above := false
 	for i, p := range history {
 		at := p.GetAt().AsTime()
 		v := scorePointView{X: ch.PlotX + float64(at.Sub(from))/float64(span)*ch.PlotW, Y: y(p.GetScore()), At: at,
@@ -103,8 +102,7 @@ func buildSituationChart(history []*demarchev1.ScorePoint) situationChart {
 		if len(history) == 1 {
 			v.X = ch.PlotX + ch.PlotW/2
 		}
-		v.Crossing = p.GetScore() >= p.GetThreshold() && !above
-		above = p.GetScore() >= p.GetThreshold()
+		v.Crossing = p.GetCrossing() // as early warning decided it (live crossings)
 		v.Title = fmt.Sprintf("%s: score %.1f (threshold %.1f)", at.UTC().Format("2006-01-02 15:04"), v.Score, v.Threshold)
 		cmd := "L"
 		if i == 0 {

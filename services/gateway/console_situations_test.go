@@ -13,7 +13,7 @@ func TestSituationChartMarksCrossings(t *testing.T) {
 	t0 := time.Date(2009, 9, 1, 0, 0, 0, 0, time.UTC)
 	var h []*demarchev1.ScorePoint
 	for i, s := range []float64{2, 6, 11, 14, 8, 12} {
-		h = append(h, &demarchev1.ScorePoint{At: timestamppb.New(t0.AddDate(0, 0, i)), Score: s, Threshold: 10})
+		h = append(h, &demarchev1.ScorePoint{At: timestamppb.New(t0.AddDate(0, 0, i)), Score: s, Threshold: 10, Crossing: i == 2 || i == 5})
 	}
 	ch := buildSituationChart(h)
 	if len(ch.Points) != 6 || len(ch.Crossings) != 2 || !ch.Crossings[0].At.Equal(t0.AddDate(0, 0, 2)) || !ch.Crossings[1].At.Equal(t0.AddDate(0, 0, 5)) {

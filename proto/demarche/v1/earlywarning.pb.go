@@ -842,7 +842,9 @@ type ScorePoint struct {
 	Score     float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
 	Threshold float64                `protobuf:"fixed64,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	// The crisis the score was attached to at that moment, when above.
-	CrisisId      string `protobuf:"bytes,4,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	CrisisId string `protobuf:"bytes,4,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// This signal crossed the threshold (live: it raised a warning).
+	Crossing      bool `protobuf:"varint,5,opt,name=crossing,proto3" json:"crossing,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -903,6 +905,13 @@ func (x *ScorePoint) GetCrisisId() string {
 		return x.CrisisId
 	}
 	return ""
+}
+
+func (x *ScorePoint) GetCrossing() bool {
+	if x != nil {
+		return x.Crossing
+	}
+	return false
 }
 
 // SituationState is the earlywarning service's durable record of one
@@ -1115,13 +1124,14 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\rrules_version\x18\r \x01(\tR\frulesVersion\x12,\n" +
 	"\x12previous_crisis_id\x18\x0e \x01(\tR\x10previousCrisisId\x12\x1a\n" +
 	"\bepisodes\x18\x0f \x01(\x05R\bepisodes\x121\n" +
-	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\"\x89\x01\n" +
+	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\"\xa5\x01\n" +
 	"\n" +
 	"ScorePoint\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
 	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x12\x1b\n" +
-	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\"\x84\x04\n" +
+	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\x12\x1a\n" +
+	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\x84\x04\n" +
 	"\x0eSituationState\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
