@@ -289,7 +289,7 @@ func figuresOf(st *demarchev1.CrisisState, sum *earlywarning.ImportSummary) exer
 		FirstSignal: c.GetFirstSignalAt().AsTime().UTC(), Opened: c.GetOpenedAt().AsTime().UTC(), StageTimes: map[string]string{}}
 	for _, t := range sum.Crises {
 		if t.GetCrisisId() == c.GetId() {
-			f.Situation = t.GetSituation()
+			f.Situation = t.GetSituation()[strings.Index(t.GetSituation(), ".")+1:] // without the exercise's scope
 		}
 	}
 	if ws := st.GetWarnings(); len(ws) > 0 {

@@ -2,7 +2,9 @@ package earlywarning_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,5 +187,67 @@ func TestExerciseSignalsRaiseDrillCrisesApart(t *testing.T) {
 	}
 	if _, err := svc.IngestExercise(ctx, sigs, &demarchev1.Exercise{Id: "bad id"}); err == nil || !strings.Contains(err.Error(), "exercise.id") {
 		t.Fatalf("bad exercise: %v", err)
+	}
+}
+
+// TestTwoInstancesOpenOneEpisode: two service instances on one NATS take a
+// burst of signals of one situation at once (compare-and-set on the
+// situation, the episode id reserved once): one crisis opens; after its
+// closure and a fall below the threshold, a second burst opens exactly one
+// more, linked to the first.
+func TestTwoInstancesOpenOneEpisode(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	opener := newFakeOpener()
+	cfg := earlywarning.Config{DefaultThreshold: 10, Window: 24 * time.Hour, Horizon: 30 * 24 * time.Hour}
+	a := startService(t, srv.URL(), cfg, opener)
+	b := startService(t, srv.URL(), cfg, opener)
+	ctx := context.Background()
+	burst := func(prefix string, at time.Time) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, 30)
+		for i := range 30 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				svc := a
+				if i%2 == 1 {
+					svc = b
+				}
+				resp, err := svc.Ingest(ctx, []*demarchev1.Signal{signal("ecowarn", fmt.Sprintf("%s-%02d", prefix, i), "GN", coup, 1, at.Add(time.Duration(i)*time.Minute))})
+				if err == nil && resp.GetAccepted() != 1 {
+					err = fmt.Errorf("signal %d: %v", i, resp.GetResults())
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	burst("a", t0)
+	_, opened := opener.snapshot()
+	if len(opened) != 1 {
+		t.Fatalf("%d crises opened by one burst on two instances, want 1", len(opened))
+	}
+	var first string
+	for id := range opened {
+		first = id
+	}
+	opener.close(first)
+	burst("b", t0.Add(3*24*time.Hour)) // the window (1 day) let the first burst go
+	_, opened = opener.snapshot()
+	if len(opened) != 2 {
+		t.Fatalf("%d crises after the second burst, want 2", len(opened))
+	}
+	for id, in := range opened {
+		if id != first && in.GetCrisis().GetPreviousCrisisId() != first {
+			t.Fatalf("second episode %s linked to %q, want %s", id, in.GetCrisis().GetPreviousCrisisId(), first)
+		}
 	}
 }
