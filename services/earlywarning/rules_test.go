@@ -133,3 +133,26 @@ func TestChangingAWeightChangesTheScoreAndTheVersion(t *testing.T) {
 		t.Fatalf("scores recorded rules %s and %s", a.GetRulesVersion(), b.GetRulesVersion())
 	}
 }
+
+// TestDecayHalvesAWeightEveryHalfLife: with half_life 24h a signal two days
+// older than the window's end counts a quarter, in the service and the backtest.
+func TestDecayHalvesAWeightEveryHalfLife(t *testing.T) {
+	t.Parallel()
+	r, err := earlywarning.ParseRules("decay.yaml", []byte(strings.Replace(string(earlywarning.DefaultRules().Source), "half_life: 0s", "half_life: 24h", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Decayed(8, 48*time.Hour); got != 2 {
+		t.Fatalf("8 after two half-lives: %g, want 2", got)
+	}
+	srv := natstest.Server(t)
+	svc := startService(t, srv.URL(), earlywarning.Config{Rules: r}, newFakeOpener())
+	ctx := context.Background()
+	if _, err := svc.Ingest(ctx, []*demarchev1.Signal{signal("ecowarn", "old", "GN", coup, 8, t0), signal("ecowarn", "new", "GN", coup, 1, t0.Add(48*time.Hour))}); err != nil {
+		t.Fatal(err)
+	}
+	sc, err := svc.Score(ctx, "GN", coup)
+	if err != nil || sc.GetScore() != 3 {
+		t.Fatalf("decayed score %v %v, want 2 + 1", sc.GetScore(), err)
+	}
+}
