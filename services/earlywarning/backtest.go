@@ -163,11 +163,15 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 		return o.Rules.Threshold(country)
 	}
 	type state struct {
-		sit     *BacktestSituation
-		window  []*demarchev1.Signal
-		above   bool
-		daily   map[time.Time]int
-		byEvent []*demarchev1.Signal
+		sit    *BacktestSituation
+		window []*demarchev1.Signal // window[head:] are in the window
+		head   int
+		sum    float64   // score of window[head:] at last
+		last   time.Time // the newest event so far
+		above  bool
+		daily  map[time.Time]int
+		times  []time.Time // every event's time, in order
+		deaths []int       // deaths[i]: fatalities of events 0..i-1 (prefix sums)
 	}
 	states := map[string]*state{}
 	var order []string
@@ -177,7 +181,7 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 		st := states[key]
 		if st == nil {
 			st = &state{sit: &BacktestSituation{Situation: key, CountryCode: sig.GetCountryCode(), CrisisType: sig.GetCrisisType().Slug(),
-				Threshold: threshold(sig.GetCountryCode()), Crossings: []BacktestCrossing{}}, daily: map[time.Time]int{}}
+				Threshold: threshold(sig.GetCountryCode()), Crossings: []BacktestCrossing{}}, daily: map[time.Time]int{}, deaths: []int{0}}
 			states[key] = st
 			order = append(order, key)
 		}
@@ -185,24 +189,34 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 		st.sit.Events++
 		st.sit.Fatalities += int(sig.GetFatalities())
 		st.daily[at.Truncate(24*time.Hour)] += int(sig.GetFatalities())
-		st.byEvent = append(st.byEvent, sig)
-		// The window ends at this (the newest) event.
+		st.times = append(st.times, at)
+		st.deaths = append(st.deaths, st.deaths[len(st.deaths)-1]+int(sig.GetFatalities()))
+		// The window ends at this (the newest) event: a running sum, decayed
+		// to the new end, minus what leaves the window (O(1) per event).
+		if !st.last.IsZero() {
+			st.sum = o.Rules.Decayed(st.sum, at.Sub(st.last))
+		}
+		st.last = at
 		start := at.Add(-o.Rules.Window)
-		kept := st.window[:0]
-		for _, w := range st.window {
-			if w.GetObservedAt().AsTime().After(start) {
-				kept = append(kept, w)
-			}
+		for st.head < len(st.window) && !st.window[st.head].GetObservedAt().AsTime().After(start) {
+			w := st.window[st.head]
+			st.sum -= o.Rules.Decayed(w.GetWeight(), at.Sub(w.GetObservedAt().AsTime()))
+			st.head++
 		}
-		var before float64
-		for _, w := range kept {
-			before += o.Rules.Decayed(w.GetWeight(), at.Sub(w.GetObservedAt().AsTime()))
+		if st.head == len(st.window) || st.sum < 0 {
+			st.sum = 0 // no rounding drift once the window is empty
 		}
+		if st.head > 4096 && st.head > len(st.window)/2 {
+			st.window = append(st.window[:0], st.window[st.head:]...)
+			st.head = 0
+		}
+		before := st.sum
 		if before < st.sit.Threshold {
 			st.above = false // fell below as the window moved on
 		}
-		st.window = append(kept, sig)
-		score := before + sig.GetWeight()
+		st.window = append(st.window, sig)
+		st.sum += sig.GetWeight()
+		score := st.sum
 		st.sit.MaxScore = max(st.sit.MaxScore, score)
 		if o.Series {
 			st.sit.Series = append(st.sit.Series, BacktestPoint{At: at, Score: score})
@@ -225,11 +239,10 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 		}
 		for i := range sit.Crossings {
 			c := &sit.Crossings[i]
-			for _, e := range st.byEvent {
-				if t := e.GetObservedAt().AsTime(); t.After(c.At) && !t.After(c.At.Add(o.FollowUp)) {
-					c.FatalitiesAfter += int(e.GetFatalities())
-				}
-			}
+			// Events after the crossing up to FollowUp after it.
+			from := sort.Search(len(st.times), func(i int) bool { return st.times[i].After(c.At) })
+			to := sort.Search(len(st.times), func(i int) bool { return st.times[i].After(c.At.Add(o.FollowUp)) })
+			c.FatalitiesAfter = st.deaths[to] - st.deaths[from]
 			c.FalseAlarm = c.FatalitiesAfter < o.FalseAlarmFatalities
 			if c.FalseAlarm {
 				sit.FalseAlarms++

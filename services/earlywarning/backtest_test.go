@@ -60,3 +60,23 @@ func TestBacktestReportsCrossingAndLeadTimeExactly(t *testing.T) {
 		t.Fatalf("KE: %+v", ke)
 	}
 }
+
+// TestBacktestDecaysLikeTheService: with half_life 24h, an event two days
+// before the next counts a quarter (1 + 0.25), the running sum included.
+func TestBacktestDecaysLikeTheService(t *testing.T) {
+	r, err := earlywarning.ParseRules("decay.yaml", []byte(strings.Replace(string(earlywarning.DefaultRules().Source), "half_life: 0s", "half_life: 24h", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString(acledHeader)
+	b.WriteString(acledRow("GIN1", "2024-03-01", "Battles", "Armed clash", "A", "Mutineers", "12", "324", "Guinea", "Conakry", "Mutiny.", "0"))
+	b.WriteString(acledRow("GIN2", "2024-03-03", "Battles", "Armed clash", "A", "Mutineers", "12", "324", "Guinea", "Conakry", "Mutiny.", "0"))
+	res, err := earlywarning.Backtest(strings.NewReader(b.String()), earlywarning.FormatACLED, earlywarning.BacktestOptions{Rules: r, Series: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := res.Situations[0].Series; len(s) != 2 || s[0].Score != 1 || s[1].Score != 1.25 {
+		t.Fatalf("decayed series %+v, want 1 then 1.25", s)
+	}
+}
