@@ -1,6 +1,8 @@
 package earlywarning
 
 import (
+	"errors"
+	"io"
 	"math"
 	"strings"
 
@@ -71,4 +73,159 @@ func crisisSeverity(score, threshold float64) int32 {
 		return 4
 	}
 	return 3
+}
+
+// Event is a conflict event's columns that classification reads.
+type Event struct {
+	Source                                         Format
+	EventType, SubEventType, Actor1, Actor2, Notes string
+	Interaction                                    string
+	CivilianTargeting                              bool
+	Fatalities                                     int32
+	TypeOfViolence                                 int
+	SideA, SideB, Headline, Where                  string
+}
+
+// text is what the text conditions search, lower case, with a leading space
+// (so " vote" matches a word start).
+func (e Event) text() string {
+	var parts []string
+	if e.Source == FormatUCDP {
+		parts = []string{e.SideA, e.SideB, e.Headline, e.Where}
+	} else {
+		parts = []string{e.Notes, e.EventType, e.SubEventType, e.Actor1, e.Actor2}
+	}
+	return " " + strings.ToLower(strings.Join(parts, " "))
+}
+
+func (c Condition) matches(e Event, text string) bool {
+	if c.Source != "" && Format(c.Source) != e.Source {
+		return false
+	}
+	if len(c.Text) > 0 && !containsAny(text, c.Text) {
+		return false
+	}
+	if len(c.EventType) > 0 && !equalsAny(e.EventType, c.EventType) {
+		return false
+	}
+	if len(c.SubEventType) > 0 && !equalsAny(e.SubEventType, c.SubEventType) {
+		return false
+	}
+	if len(c.Actor) > 0 && !containsAny(strings.ToLower(e.Actor1+" | "+e.Actor2), c.Actor) {
+		return false
+	}
+	if c.ActorsDiffer && (e.Actor1 == "" || e.Actor2 == "" || strings.EqualFold(e.Actor1, e.Actor2)) {
+		return false
+	}
+	inter := strings.ToLower(strings.TrimSpace(e.Interaction))
+	if len(c.Interaction) > 0 && !equalsAny(inter, c.Interaction) {
+		return false
+	}
+	if len(c.InteractionContains) > 0 && !containsAny(inter, lowerAll(c.InteractionContains)) {
+		return false
+	}
+	if c.InteractionNonState && !nonStateInteraction(inter) {
+		return false
+	}
+	if c.CivilianTargeting != nil && *c.CivilianTargeting != e.CivilianTargeting {
+		return false
+	}
+	if e.Fatalities < c.MinFatalities {
+		return false
+	}
+	if len(c.TypeOfViolence) > 0 {
+		found := false
+		for _, t := range c.TypeOfViolence {
+			found = found || t == e.TypeOfViolence
+		}
+		if !found {
+			return false
+		}
+	}
+	if c.SidesPrefix != "" && !(strings.HasPrefix(e.SideA, c.SidesPrefix) && strings.HasPrefix(e.SideB, c.SidesPrefix)) {
+		return false
+	}
+	return true
+}
+
+func equalsAny(v string, list []string) bool {
+	for _, s := range list {
+		if strings.EqualFold(strings.TrimSpace(v), s) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// Classify returns an event's crisis type, the rule that chose it and its weight.
+func (r *Rules) Classify(e Event) (demarchev1.CrisisType, string, float64) {
+	text := e.text()
+	rule := r.Default
+	for _, cr := range r.Classes {
+		matched := false
+		for _, c := range cr.When {
+			if c.matches(e, text) {
+				matched = true
+				break
+			}
+		}
+		if matched {
+			rule = cr
+			break
+		}
+	}
+	w := rule.Weight * (r.Base + r.PerLogFatality*math.Log1p(float64(max(e.Fatalities, 0))))
+	if e.Source == FormatACLED && e.CivilianTargeting {
+		w *= r.CivilianTargeting
+	}
+	return rule.CrisisType, rule.Name, min(w, demarchev1.MaxSignalWeight)
+}
+
+// ClassifiedRow is one row of a sample file as the rules classify it
+// (`demarche warning rules test`).
+type ClassifiedRow struct {
+	Line        int     `json:"line"`
+	SourceID    string  `json:"sourceId,omitempty"`
+	Date        string  `json:"date,omitempty"`
+	CountryCode string  `json:"countryCode,omitempty"`
+	CrisisType  string  `json:"crisisType,omitempty"`
+	Rule        string  `json:"rule,omitempty"`
+	Weight      float64 `json:"weight,omitempty"`
+	Fatalities  int32   `json:"fatalities"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// ClassifyFile classifies every row of a file with the rules.
+func ClassifyFile(r io.Reader, format Format, rules *Rules) ([]ClassifiedRow, error) {
+	rd, err := NewReader(r, format)
+	if err != nil {
+		return nil, err
+	}
+	rd.WithRules(rules)
+	var out []ClassifiedRow
+	for {
+		sig, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			out = append(out, ClassifiedRow{Line: rowErr.Line, SourceID: rowErr.SourceID, Error: rowErr.Reason})
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ClassifiedRow{Line: line, SourceID: sig.GetSourceId(), Date: sig.GetObservedAt().AsTime().Format("2006-01-02"),
+			CountryCode: sig.GetCountryCode(), CrisisType: sig.GetCrisisType().Slug(), Rule: sig.GetRule(), Weight: sig.GetWeight(),
+			Fatalities: sig.GetFatalities()})
+	}
 }
