@@ -163,7 +163,7 @@ real crises'. Needs the drill-coordinator role.`,
 				}
 				for _, c := range resp.GetCrises() {
 					if c.GetOpened() {
-						fmt.Fprintf(stderr, "\r%s: drill crisis %s opened (%s)\n", at.Format("2006-01-02"), c.GetCrisisId(), strings.TrimPrefix(c.GetSituation(), "x-"+id+"."))
+						fmt.Fprintf(stderr, "\n%s: drill crisis %s opened (%s)\n", at.Format("2006-01-02"), c.GetCrisisId(), strings.TrimPrefix(c.GetSituation(), "x-"+id+"."))
 					}
 				}
 				sum.Add(resp.GetCrises())

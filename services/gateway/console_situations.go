@@ -29,6 +29,7 @@ type scorePointView struct {
 
 type situationChart struct {
 	Width, Height, PlotX, PlotY, PlotW, PlotH float64
+	PlotRight                                 float64
 	Path                                      string
 	ThresholdY                                float64
 	Points                                    []scorePointView
@@ -77,7 +78,9 @@ func (c *console) situation(w http.ResponseWriter, r *http.Request, u *user) {
 }
 
 func buildSituationChart(history []*demarchev1.ScorePoint) situationChart {
-	ch := situationChart{Width: 820, Height: 300, PlotX: 60, PlotY: 16, PlotW: 730, PlotH: 230}
+	// Room right of the plot for half of the last date's label (ticks are centred by the stylesheet).
+	ch := situationChart{Width: 840, Height: 300, PlotX: 60, PlotY: 16, PlotW: 710, PlotH: 230}
+	ch.PlotRight = ch.PlotX + ch.PlotW
 	if len(history) == 0 {
 		return ch
 	}
