@@ -16,6 +16,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/cli"
+	"github.com/demarche/demarche/services/earlywarning"
 )
 
 // Default ports of `demarche dev`, the ones the CLI dials by default.
@@ -30,6 +31,7 @@ const (
 // NewDevCmd is the `demarche dev` command.
 func NewDevCmd(app *cli.App) *cobra.Command {
 	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port", UIPortFlag: "--ui-port", HTTPPortFlag: "--http-port"}
+	var rulesPath string
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole platform on this machine (embedded NATS and Temporal)",
@@ -44,6 +46,11 @@ running. Delete the folder to start afresh.`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.Namespace = app.Namespace
+			rules, err := earlywarning.LoadRules(rulesPath)
+			if err != nil {
+				return fmt.Errorf("--warning-rules: %w", err)
+			}
+			cfg.EarlyWarning.Rules = rules
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.ErrOrStderr(), "starting Démarche (data in %s) ...\n", cfg.DataDir)
@@ -68,6 +75,7 @@ running. Delete the folder to start afresh.`,
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
+	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
 	return cmd
 }
 

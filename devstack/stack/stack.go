@@ -54,6 +54,9 @@ type Config struct {
 	UIPort     int
 	UIPortFlag string
 	NoUI       bool
+	// EarlyWarning configures early warning (rules, window, horizon, ...);
+	// the stack sets its NATS URL.
+	EarlyWarning earlywarning.Config
 }
 
 // Stack is the running platform.
@@ -193,7 +196,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.stops = append(s.stops, ps.Stop)
 
-	ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURLFor(natsauth.EarlyWarning)}, s.TemporalAddress(), cfg.Namespace, log)
+	ewCfg := cfg.EarlyWarning
+	ewCfg.NATSURL = s.NATSURLFor(natsauth.EarlyWarning)
+	ew, err := earlywarning.StartWithTemporal(ctx, ewCfg, s.TemporalAddress(), cfg.Namespace, log)
 	if err != nil {
 		return nil, err
 	}

@@ -70,7 +70,7 @@ func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	var out bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	if len(args) > 0 && (args[0] == "crisis" || args[0] == "warning" || args[0] == "roster" || args[0] == "fund" || args[0] == "partner" || args[0] == "audit") && (len(args) < 2 || args[1] != "validate") {
+	if len(args) > 0 && (args[0] == "crisis" || args[0] == "warning" || args[0] == "exercise" || args[0] == "roster" || args[0] == "fund" || args[0] == "partner" || args[0] == "audit") && (len(args) < 2 || args[1] != "validate") {
 		token := readToken(t, s.TokenFile("duty"))
 		if args[0] == "audit" {
 			token = readToken(t, s.TokenFile("auditor"))

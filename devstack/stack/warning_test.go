@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -28,14 +29,17 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 
 	var b strings.Builder
 	b.WriteString("event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n")
+	// Twelve days of events up to yesterday: live (inside the 14-day horizon).
+	firstDay := time.Now().UTC().AddDate(0, 0, -12)
 	for i := 1; i <= 12; i++ {
-		date := fmt.Sprintf("2026-11-%02d", 10+i)
+		day := firstDay.AddDate(0, 0, i-1)
+		date := day.Format("2006-01-02")
 		if i%2 == 0 {
-			date = fmt.Sprintf("%d November 2026", 10+i)
+			date = day.Format("2 January 2006")
 		}
 		fmt.Fprintf(&b, "GIN%04d,%s,2026,1,Political violence,Battles,Armed clash,Military Forces of Guinea,Mutineers,11,,324,Western Africa,Guinea,Conakry,Kaloum,Conakry,9.5,-13.7,Guinee News,\"Soldiers attempted a coup, \"\"seizing\"\" the radio;\nclashes followed\",20,1732700000\n", i, date)
 	}
-	b.WriteString("GIN0003,2026-11-13,2026,1,Political violence,Battles,Armed clash,A,B,11,,324,Western Africa,Guinea,Conakry,Kaloum,Conakry,9.5,-13.7,X,duplicate row,20,1732700000\n")
+	b.WriteString("GIN0003," + firstDay.AddDate(0, 0, 2).Format("2006-01-02") + ",2026,1,Political violence,Battles,Armed clash,A,B,11,,324,Western Africa,Guinea,Conakry,Kaloum,Conakry,9.5,-13.7,X,duplicate row,20,1732700000\n")
 	b.WriteString("ATL0001,2026-11-13,2026,1,Political violence,Battles,Armed clash,A,B,11,,999,Nowhere,Atlantis,X,Y,Z,0,0,X,unknown country,1,1732700000\n")
 	file := filepath.Join(t.TempDir(), "acled.csv")
 	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
@@ -45,10 +49,14 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	if err != nil {
 		t.Fatalf("warning import: %v\n%s", err, out)
 	}
-	for _, want := range []string{"accepted", "duplicate", "Atlantis"} {
+	for _, want := range []string{"accepted", "duplicate", "Atlantis", "12 live, 0 historical", "crisis opened    GN-"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("import summary lacks %q:\n%s", want, out)
 		}
+	}
+	m := regexp.MustCompile(`crisis opened\s+(GN-\d{8}-[A-Z2-7]{5}) \(GN-unconstitutional-change\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("import does not name the crisis it opened:\n%s", out)
 	}
 
 	// Early warning published WarningRaised before the workflow's CrisisOpened:
@@ -91,7 +99,7 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 		}
 	}
 
-	id := "GN-unconstitutional-change"
+	id := m[1]
 	waitFor(t, func() bool {
 		st, err := crisis.State(ctx, tc, id)
 		return err == nil && len(st.GetPendingDecisions()) > 0
@@ -100,8 +108,8 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := st.GetCrisis().GetFirstSignalAt().AsTime().Format("2006-01-02"); got != "2026-11-11" {
-		t.Fatalf("first_signal_at %s, want the first contributing event's date 2026-11-11", got)
+	if got, want := st.GetCrisis().GetFirstSignalAt().AsTime().Format("2006-01-02"), firstDay.Format("2006-01-02"); got != want {
+		t.Fatalf("first_signal_at %s, want the first contributing event's date %s", got, want)
 	}
 	if st.GetPlaybook() != "unconstitutional-change" || len(st.GetWarnings()) == 0 {
 		t.Fatalf("crisis opened by early warning: playbook %s, %d warnings", st.GetPlaybook(), len(st.GetWarnings()))

@@ -353,6 +353,9 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 		fmt.Fprintln(w, "drill     yes (excluded from real figures)")
 	}
 	fmt.Fprintf(w, "opened    %s (%s)\n", ts(c.GetOpenedAt()), relative(c.GetOpenedAt(), now))
+	if p := c.GetPreviousCrisisId(); p != "" {
+		fmt.Fprintf(w, "previous  %s (the situation's previous episode: demarche crisis show %s)\n", p, p)
+	}
 	if st.GetClosedAt() != nil {
 		fmt.Fprintf(w, "closed    %s  outcome %s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug())
 	}

@@ -115,19 +115,28 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 func newServeEarlyWarningCmd(app *App) *cobra.Command {
 	var cfg earlywarning.Config
 	var regionThresholds []string
-	var confidentiality string
+	var confidentiality, rulesPath string
 	cmd := &cobra.Command{
-		Use:     "earlywarning",
-		Short:   "Run early warning: ingest signals, score situations, open crises on threshold crossings",
-		Example: "  demarche serve earlywarning --threshold 25 --region-threshold africa=20 --region-threshold europe=30 --window 336h",
+		Use:   "earlywarning",
+		Short: "Run early warning: ingest signals, score situations, open crises on threshold crossings",
+		Long: `Run early warning. Its rules (classification, window, decay, live horizon,
+thresholds per region, confidentiality and sharing of the crises it opens) come
+from --rules (default: the embedded rules, see demarche warning rules show); the
+flags below override the rules' values when given.`,
+		Example: "  demarche serve earlywarning --rules ew-rules.yaml\n  demarche serve earlywarning --threshold 25 --region-threshold africa=20 --window 336h --horizon 72h",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
+			if cfg.Rules, err = earlywarning.LoadRules(rulesPath); err != nil {
+				return fmt.Errorf("--rules: %w", err)
+			}
 			if cfg.Thresholds, err = earlywarning.ParseThresholds(regionThresholds); err != nil {
 				return fmt.Errorf("--region-threshold: %w", err)
 			}
-			if cfg.Confidentiality, err = demarchev1.ParseConfidentiality(confidentiality); err != nil {
-				return fmt.Errorf("--confidentiality: %s", reasonOf(err))
+			if confidentiality != "" {
+				if cfg.Confidentiality, err = demarchev1.ParseConfidentiality(confidentiality); err != nil {
+					return fmt.Errorf("--confidentiality: %s", reasonOf(err))
+				}
 			}
 			cfg.NATSURL = app.NATSURL
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
@@ -139,10 +148,12 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().DurationVar(&cfg.Window, "window", earlywarning.DefaultWindow, "rolling scoring window, in event time")
-	cmd.Flags().Float64Var(&cfg.DefaultThreshold, "threshold", earlywarning.DefaultThreshold, "score at which a situation raises a warning")
+	cmd.Flags().StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
+	cmd.Flags().DurationVar(&cfg.Window, "window", 0, "rolling scoring window, in event time (default: the rules', 336h)")
+	cmd.Flags().DurationVar(&cfg.Horizon, "horizon", 0, "signals older than this are historical: scored, never opening a live crisis (default: the window)")
+	cmd.Flags().Float64Var(&cfg.DefaultThreshold, "threshold", 0, "score at which a situation raises a warning (default: the rules', 25)")
 	cmd.Flags().StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")
-	cmd.Flags().StringVar(&confidentiality, "confidentiality", "restricted", "confidentiality of the crises it opens: public, restricted, confidential")
+	cmd.Flags().StringVar(&confidentiality, "confidentiality", "", "confidentiality of the crises it opens, for every region and type: public, restricted, confidential (default: the rules')")
 	return cmd
 }
 

@@ -23,19 +23,24 @@ func newWarningCmd(app *App) *cobra.Command {
 		Use:   "warning",
 		Short: "Early warning: import conflict-event files, report signals, explain scores",
 		Long: `Early-warning signals are scored per situation (country + crisis type) over a
-rolling window; when a situation's score crosses its region's threshold, its crisis
-("<country>-<crisis-type>") is opened, or signalled when already open. These commands
-talk to the earlywarning service through the gateway (POST /v1/signals, GET
-/v1/situations/{country}/{type}), as the identity of your credential.`,
+rolling window; when a live signal takes a situation's score across its region's
+threshold, the situation's open crisis gets the warning, or a new crisis episode
+opens (linked to the situation's previous one). Signals older than the live
+horizon (default: the window) are historical: scored, never opening a crisis.
+import, report and score talk to the earlywarning service through the gateway
+(POST /v1/signals, GET /v1/situations/{country}/{type}) as the identity of your
+credential; rules and backtest work on files, offline.`,
 	}
-	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app))
+	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app),
+		newWarningRulesCmd(app), newWarningBacktestCmd(app))
 	return cmd
 }
 
 func newWarningImportCmd(app *App) *cobra.Command {
-	var format string
+	var format, rulesPath string
 	var batch int
 	var quiet bool
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "import --format acled|ucdp FILE",
 		Short: "Import a conflict-event file (ACLED export or UCDP GED CSV)",
@@ -43,7 +48,10 @@ func newWarningImportCmd(app *App) *cobra.Command {
 a documented rule, weight 1 + ln(1 + fatalities)), sent in batches to the
 earlywarning service. Rows that cannot be read are reported with their line in
 the file and never sent; signals seen before (same source and id) are counted as
-duplicates, so importing a file again is safe. Progress goes to stderr.
+duplicates, so importing a file again is safe. Signals older than the live
+horizon are historical: scored, but they open and signal no crisis. The summary
+counts live, historical, duplicate and rejected signals and names the crises the
+import opened or signalled. Progress goes to stderr.
 
 ACLED columns used: event_id_cnty, event_date (2023-02-16 or 16 February 2023),
 event_type, sub_event_type, actor1, actor2, interaction, iso, country, admin1,
@@ -60,6 +68,14 @@ Other columns are ignored.`,
 			if batch < 1 || batch > demarchev1.MaxIngestBatch {
 				return fmt.Errorf("--batch: %d is out of range (allowed: 1 to %d)", batch, demarchev1.MaxIngestBatch)
 			}
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			rules, err := earlywarning.LoadRules(rulesPath)
+			if err != nil {
+				return fmt.Errorf("--rules: %w", err)
+			}
 			file, err := os.Open(args[0])
 			if err != nil {
 				return fmt.Errorf("FILE: %w", err)
@@ -74,11 +90,15 @@ Other columns are ignored.`,
 				progress = importProgress(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
-			sum, err := earlywarning.Import(cmd.Context(), file, f, api.ingest, batch, progress)
+			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules})
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
-			if sum != nil {
+			if sum != nil && asJSON {
+				if jerr := app.printJSON(importJSON(args[0], sum)); jerr != nil {
+					return jerr
+				}
+			} else if sum != nil {
 				printImportSummary(app.Out, args[0], sum, time.Since(start))
 			}
 			if err != nil {
@@ -90,6 +110,8 @@ Other columns are ignored.`,
 	cmd.Flags().StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
 	cmd.Flags().IntVar(&batch, "batch", earlywarning.DefaultBatch, "signals per ingest request")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress on stderr")
+	cmd.Flags().StringVar(&rulesPath, "rules", "", "classification rules file (default: the embedded rules)")
+	output.bind(cmd)
 	return cmd
 }
 
@@ -117,6 +139,18 @@ func importProgress(w io.Writer, f *os.File) func(int) {
 func printImportSummary(out io.Writer, name string, sum *earlywarning.ImportSummary, took time.Duration) {
 	fmt.Fprintf(out, "%s: %d rows read, %d accepted, %d duplicates, %d rejected (%s)\n",
 		name, sum.Read, sum.Accepted, sum.Duplicates, len(sum.Rejected), took.Round(time.Millisecond))
+	fmt.Fprintf(out, "  %d live, %d historical (older than the live horizon: opened and signalled nothing); rules %s\n",
+		sum.Live, sum.Historical, sum.RulesVersion)
+	if len(sum.Crises) == 0 {
+		fmt.Fprintln(out, "  crises: none opened or signalled")
+	}
+	for _, c := range sum.Crises {
+		verb := "signalled"
+		if c.GetOpened() {
+			verb = "opened   "
+		}
+		fmt.Fprintf(out, "  crisis %s %s (%s): demarche crisis show %s\n", verb, c.GetCrisisId(), c.GetSituation(), c.GetCrisisId())
+	}
 	for _, r := range sum.Rejected {
 		id := ""
 		if r.SourceID != "" {
@@ -124,6 +158,30 @@ func printImportSummary(out io.Writer, name string, sum *earlywarning.ImportSumm
 		}
 		fmt.Fprintf(out, "  line %d%s: %s\n", r.Line, id, strings.ReplaceAll(r.Reason, "\n", " "))
 	}
+}
+
+// importJSON is the summary of an import for --output json.
+func importJSON(name string, sum *earlywarning.ImportSummary) map[string]any {
+	type crisisJSON struct {
+		CrisisID  string `json:"crisisId"`
+		Opened    bool   `json:"opened"`
+		Situation string `json:"situation"`
+	}
+	crises := []crisisJSON{}
+	for _, c := range sum.Crises {
+		crises = append(crises, crisisJSON{c.GetCrisisId(), c.GetOpened(), c.GetSituation()})
+	}
+	type rejected struct {
+		Line     int    `json:"line"`
+		SourceID string `json:"sourceId,omitempty"`
+		Reason   string `json:"reason"`
+	}
+	rej := []rejected{}
+	for _, r := range sum.Rejected {
+		rej = append(rej, rejected{r.Line, r.SourceID, r.Reason})
+	}
+	return map[string]any{"file": name, "read": sum.Read, "accepted": sum.Accepted, "live": sum.Live, "historical": sum.Historical,
+		"duplicates": sum.Duplicates, "rejected": rej, "crises": crises, "rulesVersion": sum.RulesVersion}
 }
 
 // reportFlags are the inputs of `warning report`.
@@ -232,7 +290,11 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 				fmt.Fprintf(app.Out, "  note: %s\n", r.GetReason())
 			}
 			if r.GetCrisisId() != "" {
-				fmt.Fprintf(app.Out, "  situation above its threshold: crisis %s opened or signalled (demarche crisis show %s)\n", r.GetCrisisId(), r.GetCrisisId())
+				verb := "signalled"
+				if r.GetCrisisOpened() {
+					verb = "opened"
+				}
+				fmt.Fprintf(app.Out, "  situation above its threshold: crisis %s %s (demarche crisis show %s)\n", r.GetCrisisId(), verb, r.GetCrisisId())
 			}
 			return nil
 		},
@@ -308,10 +370,14 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 	}
 	fmt.Fprintf(out, "%s %s (%s): score %.2f, threshold %.2f: %s\n", sc.GetCountryCode(), sc.GetCrisisType().Slug(), sc.GetRegion().Slug(),
 		sc.GetScore(), sc.GetThreshold(), state)
-	fmt.Fprintf(out, "window: %s ending %s (newest signal); %d signal(s); crossings so far: %d\n",
-		sc.GetWindow().AsDuration(), ts(sc.GetWindowEnd()), len(sc.GetContributions()), sc.GetCrossings())
-	if sc.GetCrossings() > 0 {
-		fmt.Fprintf(out, "crisis: %s (first signal %s)\n", sc.GetCrisisId(), ts(sc.GetFirstSignalAt()))
+	fmt.Fprintf(out, "window: %s ending %s (newest signal); %d signal(s); crossings so far: %d; rules %s\n",
+		sc.GetWindow().AsDuration(), ts(sc.GetWindowEnd()), len(sc.GetContributions()), sc.GetCrossings(), sc.GetRulesVersion())
+	if sc.GetCrisisId() != "" {
+		fmt.Fprintf(out, "crisis: %s, episode %d (first signal %s)", sc.GetCrisisId(), sc.GetEpisodes(), ts(sc.GetFirstSignalAt()))
+		if p := sc.GetPreviousCrisisId(); p != "" {
+			fmt.Fprintf(out, "; previous episode %s", p)
+		}
+		fmt.Fprintln(out)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WEIGHT\tSHARE\tOBSERVED\tSOURCE\tID\tSUMMARY")

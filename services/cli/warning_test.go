@@ -87,7 +87,8 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"4 rows read, 2 accepted, 1 duplicates, 1 rejected", `line 5 (ATL1): country "Atlantis" (iso "") is not a known country`} {
+	for _, want := range []string{"4 rows read, 2 accepted, 1 duplicates, 1 rejected", `line 5 (ATL1): country "Atlantis" (iso "") is not a known country`,
+		"0 live, 2 historical", "crises: none opened or signalled"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("import output %q lacks %q", out, want)
 		}
@@ -117,4 +118,74 @@ type nopOpener struct{}
 
 func (nopOpener) OpenOrSignal(context.Context, *demarchev1.CrisisWorkflowInput, *demarchev1.Warning) error {
 	return nil
+}
+
+func (nopOpener) IsOpen(context.Context, string) (bool, error) { return false, nil }
+
+func (nopOpener) FindOpen(context.Context, string, demarchev1.CrisisType) (string, error) {
+	return "", nil
+}
+
+// TestWarningRulesAndBacktestVerbs: the offline verbs on files.
+func TestWarningRulesAndBacktestVerbs(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	run := func(args ...string) (string, error) {
+		var out bytes.Buffer
+		app := &App{Log: zap.NewNop(), Out: &out}
+		cmd := newWarningCmd(app)
+		cmd.SetArgs(args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&out)
+		err := cmd.ExecuteContext(context.Background())
+		return out.String(), err
+	}
+	shown, err := run("rules", "show")
+	if err != nil || !strings.HasPrefix(shown, "# rules version 2026.11.1+") {
+		t.Fatalf("rules show: %v %q", err, shown[:min(len(shown), 80)])
+	}
+	good := filepath.Join(dir, "rules.yaml")
+	if err := os.WriteFile(good, []byte(shown), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := run("rules", "validate", good); err != nil || !strings.Contains(out, "valid, version 2026.11.1+") {
+		t.Fatalf("validate the shown rules: %v %s", err, out)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(shown, "crisis_type: election-violence", "crisis_type: elections", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := run("rules", "validate", bad); err == nil || !strings.Contains(err.Error(), "rules[2].crisis_type: \"elections\" is not a crisis type") ||
+		!strings.Contains(err.Error(), "line ") {
+		t.Fatalf("validate a bad file: %v", err)
+	}
+	sample := filepath.Join(dir, "sample.csv")
+	csv := "event_id_cnty,event_date,event_type,sub_event_type,actor1,actor2,interaction,country,notes,fatalities,civilian_targeting\n" +
+		"GIN1,2009-09-28,Violence against civilians,Attack,Military Forces of Guinea,Civilians (Guinea),17,Guinea,\"Presidential guard fires on an opposition rally against the junta's candidate, stadium\",157,Civilian targeting\n" +
+		"KEN1,2009-09-28,Riots,Mob violence,Rioters,,55,Kenya,Herder and farmer clashes,3,\n" +
+		"XXX1,2009-09-28,Riots,Mob violence,Rioters,,55,Atlantis,x,0,\n"
+	if err := os.WriteFile(sample, []byte(csv), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run("rules", "test", "--format", "acled", sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flat := strings.Join(strings.Fields(out), " ")
+	for _, want := range []string{"2 GIN1 2009-09-28 GN unconstitutional-change coup 6.06 157", "3 KEN1 2009-09-28 KE intercommunal-violence non-state 2.39 3", "4 XXX1 rejected: country \"Atlantis\""} {
+		if !strings.Contains(flat, want) {
+			t.Errorf("rules test output lacks %q:\n%s", want, out)
+		}
+	}
+	out, err = run("backtest", "--file", sample, "--format", "acled", "--threshold", "5", "--quiet")
+	if err != nil || !strings.Contains(out, "GN-unconstitutional-change") || !strings.Contains(out, "false alarm: a crossing followed by fewer than 10 deaths within 720h0m0s") {
+		t.Fatalf("backtest: %v\n%s", err, out)
+	}
+	out, err = run("backtest", "--file", sample, "--format", "acled", "--threshold", "5", "--quiet", "--output", "json")
+	if err != nil || !strings.Contains(out, `"firstCrossing": "2009-09-28T00:00:00Z"`) {
+		t.Fatalf("backtest json: %v\n%s", err, out)
+	}
+	if _, err := run("backtest", "--format", "acled"); err == nil || !strings.Contains(err.Error(), "--file") {
+		t.Fatalf("backtest without a file: %v", err)
+	}
 }

@@ -1,39 +1,20 @@
 package earlywarning
 
 import (
+	"errors"
+	"io"
 	"math"
 	"strings"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// How a conflict event becomes a signal: its crisis type comes from the first
-// rule of this table that matches, its weight from its fatalities.
-//
-//	rule                      crisis type              matches when
-//	coup                      unconstitutional-change  the text mentions a coup, mutiny, junta or seizure of power;
-//	                                                   UCDP: a side is a "military faction"
-//	constitution              constitutional-crisis    the text mentions the constitution, a term limit, a third term
-//	                                                   or the dissolution of parliament
-//	election                  election-violence        the text mentions an election, a vote, ballots, polling,
-//	                                                   a candidate or a campaign
-//	interstate                border-dispute           ACLED: state forces against state forces of another country
-//	                                                   (interaction 11 / "State forces-State forces" with two
-//	                                                   different actors), or the text mentions a border clash;
-//	                                                   UCDP: state-based violence (type 1) with a government on both sides
-//	non-state                 intercommunal-violence   ACLED: non-state actors against each other (interaction codes
-//	                                                   22-48 without state forces, or identity militias), or the text
-//	                                                   mentions communal, ethnic, herder, farmer or clan violence;
-//	                                                   UCDP: non-state conflict (type_of_violence 2)
-//	general                   general                  anything else
-//
-// "The text" is ACLED's notes, event and sub-event types and actors, or UCDP's
-// side names and, when the export has them, source_headline and where_description.
-//
-// Weight = 1 + ln(1 + fatalities): every event counts at least 1, deaths raise
-// it with diminishing returns (0 → 1, 1 → 1.69, 10 → 3.40, 100 → 5.62,
-// 1000 → 7.91), so one massacre does not drown out a pattern of smaller events.
-// A situation's score is the sum of its signals' weights over the window.
+// How a conflict event becomes a signal: its crisis type and weight come from
+// the rules file (rules.go, rules/default.yaml: the first rule that matches;
+// with the default rules, weight = 1 + ln(1 + fatalities), so every event counts
+// at least 1 and deaths raise it with diminishing returns: 0 → 1, 1 → 1.69,
+// 10 → 3.40, 100 → 5.62, 1000 → 7.91). A situation's score is the sum of its
+// signals' weights over the window (decayed when the rules say so).
 
 // Rule names, recorded in each signal's rule field.
 const (
@@ -46,21 +27,6 @@ const (
 	RuleReported     = "reported" // a signal reported with its own type and weight
 )
 
-var keywordRules = []struct {
-	rule     string
-	t        demarchev1.CrisisType
-	keywords []string
-}{
-	{RuleCoup, demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE,
-		[]string{"coup", "putsch", "mutiny", "mutineer", "junta", "seized power", "seize power", "military takeover", "military faction"}},
-	{RuleConstitution, demarchev1.CrisisType_CRISIS_TYPE_CONSTITUTIONAL_CRISIS,
-		[]string{"constitution", "term limit", "third term", "dissolved parliament", "dissolution of parliament", "dissolves parliament"}},
-	{RuleElection, demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE,
-		[]string{"election", "electoral", "ballot", "polling", "voter", "voting", " vote", "candidate", "campaign rally", "referendum"}},
-}
-
-var nonStateKeywords = []string{"communal", "ethnic", "herder", "farmer", "clan ", "clan-", "tribal"}
-
 func containsAny(text string, words []string) bool {
 	for _, w := range words {
 		if strings.Contains(text, w) {
@@ -68,41 +34,6 @@ func containsAny(text string, words []string) bool {
 		}
 	}
 	return false
-}
-
-// classifyText applies the keyword rules (coup, constitution, election).
-func classifyText(text string) (demarchev1.CrisisType, string, bool) {
-	text = " " + strings.ToLower(text)
-	for _, r := range keywordRules {
-		if containsAny(text, r.keywords) {
-			return r.t, r.rule, true
-		}
-	}
-	return 0, "", false
-}
-
-// acledEvent holds the columns of an ACLED row that classification reads.
-type acledEvent struct {
-	eventType, subEventType, disorderType, actor1, actor2, interaction, notes string
-}
-
-// ClassifyACLED returns the crisis type of an ACLED event and the rule that chose it.
-func classifyACLED(e acledEvent) (demarchev1.CrisisType, string) {
-	text := strings.Join([]string{e.notes, e.eventType, e.subEventType, e.actor1, e.actor2}, " ")
-	if t, rule, ok := classifyText(text); ok {
-		return t, rule
-	}
-	lower := strings.ToLower(text)
-	inter := strings.ToLower(strings.TrimSpace(e.interaction))
-	stateVsState := inter == "11" || inter == "state forces-state forces"
-	if (stateVsState && e.actor1 != "" && e.actor2 != "" && !strings.EqualFold(e.actor1, e.actor2)) ||
-		containsAny(lower, []string{"border clash", "cross-border", "cross border"}) {
-		return demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, RuleInterstate
-	}
-	if nonStateInteraction(inter) || strings.Contains(inter, "identity militia") || containsAny(lower, nonStateKeywords) {
-		return demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, RuleNonState
-	}
-	return demarchev1.CrisisType_CRISIS_TYPE_GENERAL, RuleGeneral
 }
 
 // nonStateInteraction: ACLED's two-digit interaction code with both actors
@@ -116,28 +47,8 @@ func nonStateInteraction(code string) bool {
 	return in(code[0]) && in(code[1])
 }
 
-// ucdpEvent holds the columns of a UCDP GED row that classification reads.
-type ucdpEvent struct {
-	typeOfViolence, sideA, sideB, headline, where string
-}
-
-// classifyUCDP returns the crisis type of a UCDP GED event and the rule that chose it.
-func classifyUCDP(e ucdpEvent) (demarchev1.CrisisType, string) {
-	if t, rule, ok := classifyText(strings.Join([]string{e.sideA, e.sideB, e.headline, e.where}, " ")); ok {
-		return t, rule
-	}
-	switch strings.TrimSpace(e.typeOfViolence) {
-	case "1":
-		if strings.HasPrefix(e.sideA, "Government of") && strings.HasPrefix(e.sideB, "Government of") {
-			return demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, RuleInterstate
-		}
-	case "2":
-		return demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, RuleNonState
-	}
-	return demarchev1.CrisisType_CRISIS_TYPE_GENERAL, RuleGeneral
-}
-
-// Weight is a signal's contribution to its situation's score: 1 + ln(1 + fatalities).
+// Weight is a reported signal's default contribution to its situation's
+// score: 1 + ln(1 + fatalities) (imported events are weighed by the rules).
 func Weight(fatalities int32) float64 {
 	return 1 + math.Log1p(float64(max(fatalities, 0)))
 }
@@ -162,4 +73,159 @@ func crisisSeverity(score, threshold float64) int32 {
 		return 4
 	}
 	return 3
+}
+
+// Event is a conflict event's columns that classification reads.
+type Event struct {
+	Source                                         Format
+	EventType, SubEventType, Actor1, Actor2, Notes string
+	Interaction                                    string
+	CivilianTargeting                              bool
+	Fatalities                                     int32
+	TypeOfViolence                                 int
+	SideA, SideB, Headline, Where                  string
+}
+
+// text is what the text conditions search, lower case, with a leading space
+// (so " vote" matches a word start).
+func (e Event) text() string {
+	var parts []string
+	if e.Source == FormatUCDP {
+		parts = []string{e.SideA, e.SideB, e.Headline, e.Where}
+	} else {
+		parts = []string{e.Notes, e.EventType, e.SubEventType, e.Actor1, e.Actor2}
+	}
+	return " " + strings.ToLower(strings.Join(parts, " "))
+}
+
+func (c Condition) matches(e Event, text string) bool {
+	if c.Source != "" && Format(c.Source) != e.Source {
+		return false
+	}
+	if len(c.Text) > 0 && !containsAny(text, c.Text) {
+		return false
+	}
+	if len(c.EventType) > 0 && !equalsAny(e.EventType, c.EventType) {
+		return false
+	}
+	if len(c.SubEventType) > 0 && !equalsAny(e.SubEventType, c.SubEventType) {
+		return false
+	}
+	if len(c.Actor) > 0 && !containsAny(strings.ToLower(e.Actor1+" | "+e.Actor2), c.Actor) {
+		return false
+	}
+	if c.ActorsDiffer && (e.Actor1 == "" || e.Actor2 == "" || strings.EqualFold(e.Actor1, e.Actor2)) {
+		return false
+	}
+	inter := strings.ToLower(strings.TrimSpace(e.Interaction))
+	if len(c.Interaction) > 0 && !equalsAny(inter, c.Interaction) {
+		return false
+	}
+	if len(c.InteractionContains) > 0 && !containsAny(inter, lowerAll(c.InteractionContains)) {
+		return false
+	}
+	if c.InteractionNonState && !nonStateInteraction(inter) {
+		return false
+	}
+	if c.CivilianTargeting != nil && *c.CivilianTargeting != e.CivilianTargeting {
+		return false
+	}
+	if e.Fatalities < c.MinFatalities {
+		return false
+	}
+	if len(c.TypeOfViolence) > 0 {
+		found := false
+		for _, t := range c.TypeOfViolence {
+			found = found || t == e.TypeOfViolence
+		}
+		if !found {
+			return false
+		}
+	}
+	if c.SidesPrefix != "" && !(strings.HasPrefix(e.SideA, c.SidesPrefix) && strings.HasPrefix(e.SideB, c.SidesPrefix)) {
+		return false
+	}
+	return true
+}
+
+func equalsAny(v string, list []string) bool {
+	for _, s := range list {
+		if strings.EqualFold(strings.TrimSpace(v), s) {
+			return true
+		}
+	}
+	return false
+}
+
+func lowerAll(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToLower(s)
+	}
+	return out
+}
+
+// Classify returns an event's crisis type, the rule that chose it and its weight.
+func (r *Rules) Classify(e Event) (demarchev1.CrisisType, string, float64) {
+	text := e.text()
+	rule := r.Default
+	for _, cr := range r.Classes {
+		matched := false
+		for _, c := range cr.When {
+			if c.matches(e, text) {
+				matched = true
+				break
+			}
+		}
+		if matched {
+			rule = cr
+			break
+		}
+	}
+	w := rule.Weight * (r.Base + r.PerLogFatality*math.Log1p(float64(max(e.Fatalities, 0))))
+	if e.Source == FormatACLED && e.CivilianTargeting {
+		w *= r.CivilianTargeting
+	}
+	return rule.CrisisType, rule.Name, min(w, demarchev1.MaxSignalWeight)
+}
+
+// ClassifiedRow is one row of a sample file as the rules classify it
+// (`demarche warning rules test`).
+type ClassifiedRow struct {
+	Line        int     `json:"line"`
+	SourceID    string  `json:"sourceId,omitempty"`
+	Date        string  `json:"date,omitempty"`
+	CountryCode string  `json:"countryCode,omitempty"`
+	CrisisType  string  `json:"crisisType,omitempty"`
+	Rule        string  `json:"rule,omitempty"`
+	Weight      float64 `json:"weight,omitempty"`
+	Fatalities  int32   `json:"fatalities"`
+	Error       string  `json:"error,omitempty"`
+}
+
+// ClassifyFile classifies every row of a file with the rules.
+func ClassifyFile(r io.Reader, format Format, rules *Rules) ([]ClassifiedRow, error) {
+	rd, err := NewReader(r, format)
+	if err != nil {
+		return nil, err
+	}
+	rd.WithRules(rules)
+	var out []ClassifiedRow
+	for {
+		sig, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			out = append(out, ClassifiedRow{Line: rowErr.Line, SourceID: rowErr.SourceID, Error: rowErr.Reason})
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, ClassifiedRow{Line: line, SourceID: sig.GetSourceId(), Date: sig.GetObservedAt().AsTime().Format("2006-01-02"),
+			CountryCode: sig.GetCountryCode(), CrisisType: sig.GetCrisisType().Slug(), Rule: sig.GetRule(), Weight: sig.GetWeight(),
+			Fatalities: sig.GetFatalities()})
+	}
 }

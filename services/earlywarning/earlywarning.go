@@ -4,28 +4,47 @@
 // (ACLED, UCDP GED: see Reader) through its NATS micro endpoints; drops
 // duplicates (same source + source id, durably); scores each situation
 // (country + crisis type) over a rolling window in event time; and when a
-// situation's score crosses its region's threshold, publishes WarningRaised
-// and opens the situation's crisis, or signals it when it is already open,
+// live signal takes a situation's score across its region's threshold,
+// publishes WarningRaised and opens or signals the situation's crisis episode
 // with Temporal's signal-with-start (see CrisisOpener).
+//
+// # Rules
+//
+// Classification (crisis type and weight of an ACLED or UCDP event), window,
+// decay, live horizon, thresholds per region and the confidentiality and
+// sharing of automatic crises come from a versioned rules file (rules.go,
+// rules/default.yaml embedded). The rules version is recorded with every
+// signal, score and warning, so an explanation can be reproduced.
 //
 // # Scoring
 //
-// A signal's weight is 1 + ln(1 + fatalities) for imported events (see
-// classify.go for the crisis-type rules), or as reported. A situation's score
-// is the sum of the weights of its signals observed within Window (default 14
-// days) before its newest signal: the window is measured in event time, so a
-// historic file scores as it would have live. The threshold is per region
-// (Config.Thresholds, default DefaultThreshold).
+// A situation's score is the sum of the (decayed) weights of its signals
+// observed within the window before its newest signal: the window is measured
+// in event time, so a historic file scores as it would have live.
 //
-// When an accepted signal takes the score from below the threshold to at or
-// above it, that is a crossing: WarningRaised is published on the crisis
-// stream and the opener is called with the situation's crisis (id
-// "<country>-<crisis-type>", e.g. "GN-unconstitutional-change", so every
-// crossing of one situation names the same crisis and signal-with-start never
-// opens two), whose first_signal_at is the earliest signal in the window.
-// Signals accepted while the situation stays above its threshold are attached
-// to the crisis as warnings (one opener call per situation per ingest batch,
-// carrying the heaviest signal). Below the threshold the opener is never called.
+// # Live versus historical
+//
+// A signal observed longer ago than the horizon (default: the window) before
+// now is historical: recorded and scored, but it never opens or signals a
+// crisis. The first live signal that finds (or takes) the situation at or
+// above its threshold is a crossing.
+//
+// # Situations as episodes
+//
+// A crossing goes to the situation's current crisis while it is open; else
+// to an open real crisis of the same country and type however it was opened
+// (a manual one); else it opens a new episode: a crisis id in the normal
+// style (GN-20261128-K7Q3P) reserved once per situation and episode number in
+// the situations bucket (the first writer wins, so concurrent instances and
+// retries open one crisis), linked to the previous episode. Signals accepted
+// while the situation stays above its threshold are attached to the current
+// crisis as warnings (one call per situation per ingest batch, carrying the
+// heaviest signal); a closed crisis is never reopened by them.
+//
+// # Exercises
+//
+// An exercise's signals (IngestExercise) are de-duplicated and scored in the
+// exercise's own situations, are never historical, and raise drill crises.
 //
 // # Durability
 //
@@ -33,10 +52,10 @@
 // key per signal ever seen (source + source id), created with Create so that
 // only one ingest of a signal wins, even across processes and restarts;
 // EARLYWARNING_SITUATIONS has one key per situation with the signals in its
-// window, written with compare-and-set. Side effects (WarningRaised,
-// OpenOrSignal) happen before the situation is written and are idempotent
-// (deterministic event and crisis ids), so a crash or a conflict repeats them
-// at worst, and never loses a crossing.
+// window, written with compare-and-set, and the episode reservations. Side
+// effects (WarningRaised, OpenOrSignal) happen before the situation is written
+// and are idempotent (deterministic event ids, reserved crisis ids), so a
+// crash or a conflict repeats them at worst, and never loses a crossing.
 package earlywarning
 
 import (
@@ -100,20 +119,34 @@ var (
 // production: see TemporalOpener). It must be safe for concurrent use and
 // idempotent per crisis id.
 type CrisisOpener interface {
+	// OpenOrSignal opens the crisis or attaches the warning to it; a crisis
+	// that ran once and closed is refused with ErrCrisisClosed.
 	OpenOrSignal(ctx context.Context, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) error
+	// IsOpen says whether the crisis is running.
+	IsOpen(ctx context.Context, crisisID string) (bool, error)
+	// FindOpen names an open real (not drill) crisis of the country and
+	// crisis type, however it was opened ("" when none).
+	FindOpen(ctx context.Context, country string, t demarchev1.CrisisType) (string, error)
 }
 
 // Config configures the service. The zero value (plus NATSURL) uses the defaults.
 type Config struct {
 	NATSURL string
-	// Window is the rolling scoring window in event time (default 14 days).
+	// Rules are the scoring rules (window, decay, horizon, thresholds, crisis
+	// defaults); default the embedded ones. The fields below override them.
+	Rules *Rules
+	// Window is the rolling scoring window in event time (default: the rules', 14 days).
 	Window time.Duration
-	// DefaultThreshold applies to regions without their own (default 25).
+	// Horizon: signals observed longer ago than this (relative to now) are
+	// historical: scored, but never opening or signalling a live crisis
+	// (default: the rules', which default to the window).
+	Horizon time.Duration
+	// DefaultThreshold applies to regions without their own (default: the rules', 25).
 	DefaultThreshold float64
-	// Thresholds per region override DefaultThreshold.
+	// Thresholds per region override the rules' and DefaultThreshold.
 	Thresholds map[demarchev1.Region]float64
-	// Confidentiality of the crises this service opens (default restricted:
-	// partners see them only once an operator shares them).
+	// Confidentiality of the crises this service opens, overriding the rules'
+	// per region and type (default: the rules'; restricted when none matches).
 	Confidentiality demarchev1.Confidentiality
 	// MaxFuture rejects signals observed further in the future (default 1h: clock skew).
 	MaxFuture time.Duration
@@ -127,14 +160,20 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
+	if c.Rules == nil {
+		c.Rules = DefaultRules()
+	}
 	if c.Window <= 0 {
-		c.Window = DefaultWindow
+		c.Window = c.Rules.Window
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = c.Rules.Horizon // 0 when the rules leave it to the window
+	}
+	if c.Horizon <= 0 {
+		c.Horizon = c.Window
 	}
 	if c.DefaultThreshold <= 0 {
-		c.DefaultThreshold = DefaultThreshold
-	}
-	if c.Confidentiality == demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
-		c.Confidentiality = demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED
+		c.DefaultThreshold = c.Rules.DefaultThreshold
 	}
 	if c.MaxFuture <= 0 {
 		c.MaxFuture = DefaultMaxFuture
@@ -155,6 +194,11 @@ func (c Config) Threshold(country string) float64 {
 	region, _ := demarchev1.RegionOf(country)
 	if t, ok := c.Thresholds[region]; ok && t > 0 {
 		return t
+	}
+	if c.Rules != nil {
+		if t, ok := c.Rules.Thresholds[region]; ok && t > 0 {
+			return t
+		}
 	}
 	return c.DefaultThreshold
 }
@@ -219,7 +263,8 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	log.Info("early warning ready", zap.String("ingest", natsrpc.EarlyWarningIngest), zap.String("score", natsrpc.EarlyWarningScore),
-		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Float64("default_threshold", cfg.DefaultThreshold))
+		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Duration("horizon", cfg.Horizon), zap.Float64("default_threshold", cfg.DefaultThreshold),
+		zap.String("rules", cfg.Rules.Version))
 	return s, nil
 }
 
@@ -311,7 +356,7 @@ func (s *Service) handleSignalEvent(ctx context.Context, ev eventbus.Event) erro
 	if !ok {
 		return fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, ev.Type)
 	}
-	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig})
+	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig}) // bus signals are never exercises
 	if err != nil {
 		return err
 	}

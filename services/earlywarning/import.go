@@ -37,8 +37,41 @@ func IngestOver(nc *nats.Conn) IngestFunc {
 type ImportSummary struct {
 	Read       int         // data rows read
 	Accepted   int         // new signals
+	Live       int         // accepted inside the live horizon
+	Historical int         // accepted, older than the live horizon: opened and signalled nothing
 	Duplicates int         // signals seen before
 	Rejected   []*RowError // rows refused by the parser or the service, in file order
+	// Crises opened or signalled, in the order first touched (opened when any
+	// batch opened it).
+	Crises []*demarchev1.CrisisTouch
+	// RulesVersion classified the rows.
+	RulesVersion string
+}
+
+// Add records the crises of one response.
+func (s *ImportSummary) Add(touched []*demarchev1.CrisisTouch) {
+	for _, t := range touched {
+		found := false
+		for _, c := range s.Crises {
+			if c.GetCrisisId() == t.GetCrisisId() {
+				c.Opened = c.Opened || t.GetOpened()
+				found = true
+			}
+		}
+		if !found {
+			s.Crises = append(s.Crises, &demarchev1.CrisisTouch{CrisisId: t.GetCrisisId(), Opened: t.GetOpened(), Situation: t.GetSituation()})
+		}
+	}
+}
+
+// ImportOptions tune an import; the zero value uses the defaults.
+type ImportOptions struct {
+	Batch    int            // signals per request (default DefaultBatch)
+	Progress func(read int) // called after each batch with the rows read so far
+	Rules    *Rules         // classification (default: the embedded rules)
+	// Before, when set, is called with each batch before it is sent (an
+	// exercise paces its batches in compressed event time).
+	Before func(ctx context.Context, batch []*demarchev1.Signal) error
 }
 
 // Import reads a conflict-event file, sends its signals in batches and
@@ -47,6 +80,12 @@ type ImportSummary struct {
 // A failure of a whole batch (service unreachable) stops the import; what was
 // sent before stays recorded, and importing the file again is safe (duplicates).
 func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, batch int, progress func(read int)) (*ImportSummary, error) {
+	return ImportWith(ctx, r, format, ingest, ImportOptions{Batch: batch, Progress: progress})
+}
+
+// ImportWith is Import with options.
+func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, o ImportOptions) (*ImportSummary, error) {
+	batch, progress := o.Batch, o.Progress
 	if batch <= 0 {
 		batch = DefaultBatch
 	}
@@ -54,12 +93,18 @@ func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, 
 	if err != nil {
 		return nil, err
 	}
-	sum := &ImportSummary{}
+	rd.WithRules(o.Rules)
+	sum := &ImportSummary{RulesVersion: rd.Rules().Version}
 	var sigs []*demarchev1.Signal
 	var lines []int
 	flush := func() error {
 		if len(sigs) == 0 {
 			return nil
+		}
+		if o.Before != nil {
+			if err := o.Before(ctx, sigs); err != nil {
+				return err
+			}
 		}
 		resp, err := ingest(ctx, sigs)
 		if err != nil {
@@ -69,6 +114,11 @@ func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, 
 			switch res.GetStatus() {
 			case demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED:
 				sum.Accepted++
+				if res.GetHistorical() {
+					sum.Historical++
+				} else {
+					sum.Live++
+				}
 			case demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE:
 				sum.Duplicates++
 			default:
@@ -79,6 +129,7 @@ func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, 
 				sum.Rejected = append(sum.Rejected, &RowError{Line: lines[res.GetIndex()], SourceID: res.GetSourceId(), Reason: reason})
 			}
 		}
+		sum.Add(resp.GetCrises())
 		sigs, lines = sigs[:0], lines[:0]
 		if progress != nil {
 			progress(sum.Read)

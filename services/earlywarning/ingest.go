@@ -49,21 +49,43 @@ func signalKey(source, sourceID string) string {
 // time-ordered UUID (v7). Such a signal is never a duplicate of another.
 func NewSourceID() string { return ids.New() }
 
+// MaxHistory bounds the score points kept per situation (the newest stay).
+const MaxHistory = 1000
+
 // item is one signal of a batch on its way through ingest.
 type item struct {
-	index   int
-	sig     *demarchev1.Signal
-	key     string
-	created bool // this ingest created the de-duplication key
-	result  *demarchev1.IngestResult
+	index      int
+	sig        *demarchev1.Signal
+	key        string
+	created    bool // this ingest created the de-duplication key
+	historical bool // older than the live horizon
+	result     *demarchev1.IngestResult
 }
 
-// Ingest records a batch of signals: each is accepted, a duplicate, or
-// rejected with its reason. The error is for failures of the whole batch only.
+// Ingest records a batch of live or historical signals: each is accepted, a
+// duplicate, or rejected with its reason. The error is for failures of the
+// whole batch only.
 func (s *Service) Ingest(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
-	if err := (&demarchev1.IngestRequest{Signals: signals}).Validate(); err != nil {
+	return s.IngestExercise(ctx, signals, nil)
+}
+
+// exerciseScope is where an exercise's signals and situations live: apart
+// from the live ones and from other exercises ("" for live signals).
+func exerciseScope(ex *demarchev1.Exercise) string {
+	if ex == nil {
+		return ""
+	}
+	return "x-" + ex.GetId() + "."
+}
+
+// IngestExercise is Ingest for the signals of an exercise (ex non-nil): they
+// are de-duplicated and scored in the exercise's own situations, never count
+// as historical (the exercise replays event time), and raise drill crises.
+func (s *Service) IngestExercise(ctx context.Context, signals []*demarchev1.Signal, ex *demarchev1.Exercise) (*demarchev1.IngestResponse, error) {
+	if err := (&demarchev1.IngestRequest{Signals: signals, Exercise: ex}).Validate(); err != nil {
 		return nil, err
 	}
+	scope := exerciseScope(ex)
 	now := s.cfg.Now()
 	resp := &demarchev1.IngestResponse{Results: make([]*demarchev1.IngestResult, len(signals))}
 	bySituation := map[string][]*item{}
@@ -78,11 +100,13 @@ func (s *Service) Ingest(ctx context.Context, signals []*demarchev1.Signal) (*de
 			reject(res, err.Error(), false)
 			continue
 		}
-		if t := sig.GetObservedAt().AsTime(); t.After(now.Add(s.cfg.MaxFuture)) {
-			reject(res, fmt.Sprintf("observed_at: %s is in the future", t.Format(time.RFC3339)), false)
+		observed := sig.GetObservedAt().AsTime()
+		if observed.After(now.Add(s.cfg.MaxFuture)) {
+			reject(res, fmt.Sprintf("observed_at: %s is in the future", observed.Format(time.RFC3339)), false)
 			continue
 		}
-		it := &item{index: i, sig: sig, key: signalKey(sig.GetSource(), sig.GetSourceId()), result: res}
+		it := &item{index: i, sig: sig, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
+			historical: ex == nil && observed.Before(now.Add(-s.cfg.Horizon))}
 		switch _, err := s.seen.Create(ctx, it.key, markPending); {
 		case err == nil:
 			it.created = true
@@ -93,28 +117,36 @@ func (s *Service) Ingest(ctx context.Context, signals []*demarchev1.Signal) (*de
 			reject(res, fmt.Sprintf("record signal: %v", err), true)
 			continue
 		}
-		sk := demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType())
+		sk := scope + demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType())
 		if _, ok := bySituation[sk]; !ok {
 			order = append(order, sk)
 		}
 		bySituation[sk] = append(bySituation[sk], it)
 	}
 	for _, sk := range order {
-		if err := s.applySituation(ctx, sk, bySituation[sk]); err != nil {
+		touched, err := s.applySituation(ctx, sk, bySituation[sk], ex)
+		if err != nil {
 			s.log.Warn("situation update failed; its signals can be resent", zap.String("situation", sk), zap.Error(err))
 			for _, it := range bySituation[sk] {
 				// Duplicates stay duplicates; nothing else of this situation was recorded.
 				if it.result.Status != demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE {
-					it.result.CrisisId = ""
+					it.result.CrisisId, it.result.CrisisOpened, it.result.Historical = "", false, false
 					reject(it.result, err.Error(), true)
 				}
 			}
+			continue
 		}
+		resp.Crises = append(resp.Crises, touched...)
 	}
 	for _, r := range resp.Results {
 		switch r.Status {
 		case demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED:
 			resp.Accepted++
+			if r.Historical {
+				resp.Historical++
+			} else {
+				resp.Live++
+			}
 		case demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE:
 			resp.Duplicates++
 		default:
@@ -144,20 +176,21 @@ func (s *Service) lock(situation string) func() {
 	return m.Unlock
 }
 
-// crossing is a threshold crossing found while applying a batch.
+// crossing is a live threshold crossing found while applying a batch.
 type crossing struct {
-	sig   *demarchev1.Signal
+	it    *item
 	event *demarchev1.WarningRaised
+	point *demarchev1.ScorePoint
 }
 
 // plan is what applying a batch to a situation does.
 type plan struct {
 	state     *demarchev1.SituationState
 	crossings []crossing
-	attached  []*demarchev1.Signal // accepted while above the threshold
+	attached  []*item // live, accepted while above the threshold
 }
 
-func (s *Service) applySituation(ctx context.Context, situation string, items []*item) error {
+func (s *Service) applySituation(ctx context.Context, situation string, items []*item, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
 	defer s.lock(situation)()
 	// A key this ingest did not create was seen before: a duplicate, unless the
 	// ingest that created it stopped before applying it.
@@ -166,7 +199,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		if !it.created {
 			e, err := s.seen.Get(ctx, it.key)
 			if err != nil {
-				return fmt.Errorf("read signal %s: %w", it.key, err)
+				return nil, fmt.Errorf("read signal %s: %w", it.key, err)
 			}
 			if string(e.Value()) == string(markApplied) {
 				it.result.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
@@ -176,23 +209,24 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		todo = append(todo, it)
 	}
 	if len(todo) == 0 {
-		return nil
+		return nil, nil
 	}
+	var touched []*demarchev1.CrisisTouch
 	for attempt := 1; ; attempt++ {
 		st, rev, err := s.loadSituation(ctx, situation)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if st == nil {
 			st = &demarchev1.SituationState{CountryCode: todo[0].sig.GetCountryCode(), CrisisType: todo[0].sig.GetCrisisType()}
 		}
 		p := s.plan(st, todo)
-		if err := s.act(ctx, situation, p); err != nil {
-			return err
+		if touched, err = s.act(ctx, situation, p, ex); err != nil {
+			return nil, err
 		}
 		data, err := proto.Marshal(p.state)
 		if err != nil {
-			return fmt.Errorf("encode situation %s: %w", situation, err)
+			return nil, fmt.Errorf("encode situation %s: %w", situation, err)
 		}
 		if rev == 0 {
 			_, err = s.situations.Create(ctx, situation, data)
@@ -203,7 +237,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 			if attempt < maxCASAttempts && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
 				continue // another instance wrote it: plan again on its state
 			}
-			return fmt.Errorf("write situation %s: %w", situation, err)
+			return nil, fmt.Errorf("write situation %s: %w", situation, err)
 		}
 		break
 	}
@@ -213,7 +247,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 			s.log.Warn("mark signal applied", zap.String("key", it.key), zap.Error(err))
 		}
 	}
-	return nil
+	return touched, nil
 }
 
 func isWrongSequence(err error) bool {
@@ -233,17 +267,38 @@ func (s *Service) loadSituation(ctx context.Context, situation string) (*demarch
 	if err := proto.Unmarshal(e.Value(), &st); err != nil {
 		return nil, 0, fmt.Errorf("decode situation %s: %w", situation, err)
 	}
+	if st.CrisisId == "" && st.Crossings > 0 {
+		// Recorded before episodes: the situation's crisis was named after it.
+		st.CrisisId = demarchev1.SituationKey(st.GetCountryCode(), st.GetCrisisType())
+		st.Episodes = 1
+	}
 	return &st, e.Revision(), nil
 }
 
+// score is a situation's score at the end of its window (its newest signal),
+// each weight decayed by its age when the rules say so.
+func (s *Service) score(st *demarchev1.SituationState) float64 {
+	end := st.GetNewestObservedAt().AsTime()
+	var t float64
+	for _, c := range st.GetContributions() {
+		t += s.cfg.Rules.Decayed(c.GetWeight(), end.Sub(c.GetObservedAt().AsTime()))
+	}
+	return t
+}
+
 // plan applies the items to a copy of the state, in order, and records the
-// crossings and the signals accepted above the threshold. It sets each item's
-// result; it does no I/O.
+// live crossings and the live signals accepted above the threshold. It sets
+// each item's result; it does no I/O.
+//
+// A historical signal (older than the live horizon) is scored like any other
+// but never raises: the situation is "above" only after a live signal took it
+// there, so the first live signal that finds it at or above the threshold is
+// a crossing.
 func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 	st := proto.Clone(prev).(*demarchev1.SituationState)
+	st.RulesVersion = s.cfg.Rules.Version
 	p := &plan{state: st}
 	threshold := s.cfg.Threshold(st.GetCountryCode())
-	crisisID := demarchev1.SituationKey(st.GetCountryCode(), st.GetCrisisType())
 	inWindow := map[string]bool{}
 	for _, c := range st.GetContributions() {
 		inWindow[signalKey(c.GetSource(), c.GetSourceId())] = true
@@ -251,13 +306,15 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 	batch := map[string]bool{}
 	for _, it := range items {
 		res, sig := it.result, it.sig
-		res.Status, res.Reason, res.CrisisId = 0, "", ""
-		if inWindow[it.key] || batch[it.key] {
+		key := signalKey(sig.GetSource(), sig.GetSourceId())
+		res.Status, res.Reason, res.CrisisId, res.CrisisOpened = 0, "", "", false
+		if inWindow[key] || batch[key] {
 			res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
 			continue
 		}
-		batch[it.key] = true
+		batch[key] = true
 		res.Status = demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED
+		res.Historical = it.historical
 		observed := sig.GetObservedAt().AsTime()
 		if st.NewestObservedAt == nil || observed.After(st.NewestObservedAt.AsTime()) {
 			st.NewestObservedAt = sig.GetObservedAt()
@@ -267,28 +324,43 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 			res.Reason = "older than the window: recorded, does not count"
 			continue
 		}
-		inWindow[it.key] = true
+		// The window moved to this signal: when what is left of it is below the
+		// threshold, the situation fell below in between, and this signal may
+		// cross again.
+		st.Contributions = prune(st.Contributions, start, inWindow)
+		if s.score(st) < threshold {
+			st.AboveThreshold = false
+		}
+		inWindow[key] = true
 		st.Contributions = append(st.Contributions, &demarchev1.SignalContribution{
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Weight: sig.GetWeight(),
 			ObservedAt: sig.GetObservedAt(), Summary: truncate(sig.GetSummary(), 300),
+			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(),
 		})
 		st.Contributions = prune(st.Contributions, start, inWindow)
-		score := sum(st.Contributions)
+		score := s.score(st)
+		point := &demarchev1.ScorePoint{At: st.NewestObservedAt, Score: score, Threshold: threshold}
 		switch {
-		case !st.AboveThreshold && score >= threshold:
+		case score < threshold:
+			st.AboveThreshold = false // the window moved on: the next crossing raises again
+		case it.historical:
+			res.Reason = "historical (older than the live horizon): scored, opens and signals no crisis"
+		case !st.AboveThreshold:
 			st.AboveThreshold = true
 			st.Crossings++
-			res.CrisisId = crisisID
-			p.crossings = append(p.crossings, crossing{sig: sig, event: &demarchev1.WarningRaised{
-				CrisisId: crisisID, CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(),
+			point.Crossing = true
+			p.crossings = append(p.crossings, crossing{it: it, point: point, event: &demarchev1.WarningRaised{
+				CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(),
 				Score: score, Threshold: threshold, FirstSignalAt: earliest(st.Contributions),
-				Contributions: sortedContributions(st.Contributions),
+				Contributions: sortedContributions(st.Contributions), RulesVersion: st.RulesVersion,
 			}})
-		case st.AboveThreshold && score >= threshold:
-			res.CrisisId = crisisID
-			p.attached = append(p.attached, sig)
-		case st.AboveThreshold:
-			st.AboveThreshold = false // the window moved on: the next crossing raises again
+		default:
+			p.attached = append(p.attached, it)
+			point.CrisisId = st.GetCrisisId()
+		}
+		st.History = append(st.History, point)
+		if n := len(st.History); n > MaxHistory {
+			st.History = st.History[n-MaxHistory:]
 		}
 	}
 	return p
@@ -305,14 +377,6 @@ func prune(cs []*demarchev1.SignalContribution, start time.Time, inWindow map[st
 		}
 	}
 	return out
-}
-
-func sum(cs []*demarchev1.SignalContribution) float64 {
-	var t float64
-	for _, c := range cs {
-		t += c.GetWeight()
-	}
-	return t
 }
 
 func earliest(cs []*demarchev1.SignalContribution) *timestamppb.Timestamp {
@@ -340,75 +404,171 @@ func sortedContributions(cs []*demarchev1.SignalContribution) []*demarchev1.Sign
 	return out
 }
 
-// act performs a plan's side effects: for each crossing, WarningRaised and the
-// opening (or signalling) of the crisis; then one warning for the signals
-// accepted above the threshold. Both are idempotent per crisis id and crossing.
-func (s *Service) act(ctx context.Context, situation string, p *plan) error {
+// episode is the crisis a live crossing goes to.
+type episode struct {
+	id     string
+	opened bool // a new episode: opened by this crossing
+}
+
+// resolve finds the crisis of a crossing (situations as episodes): the
+// situation's current episode while it is open; else an open real crisis of
+// the same country and type however it was opened (a manual one); else a new
+// episode, whose id is reserved once per situation and episode number in the
+// situations bucket (Create: the first writer wins, every other instance and
+// every retry reads the same id), so signal-with-start is keyed by it and
+// concurrent crossings open one crisis.
+func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.SituationState, exercise bool) (episode, error) {
+	if id := st.GetCrisisId(); id != "" {
+		open, err := s.opener.IsOpen(ctx, id)
+		if err != nil {
+			return episode{}, err
+		}
+		if open {
+			return episode{id: id}, nil
+		}
+		st.PreviousCrisisId, st.CrisisId = id, ""
+	}
+	if !exercise {
+		id, err := s.opener.FindOpen(ctx, st.GetCountryCode(), st.GetCrisisType())
+		if err != nil {
+			return episode{}, err
+		}
+		if id != "" {
+			st.CrisisId = id
+			return episode{id: id}, nil
+		}
+	}
+	n := st.GetEpisodes() + 1
+	key := fmt.Sprintf("%s.episode.%d", situation, n)
+	id := crisis.NewCrisisID(st.GetCountryCode(), s.cfg.Now())
+	if _, err := s.situations.Create(ctx, key, []byte(id)); err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return episode{}, fmt.Errorf("reserve episode %s: %w", key, err)
+		}
+		e, err := s.situations.Get(ctx, key)
+		if err != nil {
+			return episode{}, fmt.Errorf("read episode %s: %w", key, err)
+		}
+		id = string(e.Value())
+	}
+	st.Episodes, st.CrisisId = n, id
+	return episode{id: id, opened: true}, nil
+}
+
+// act performs a plan's side effects: for each crossing, the crisis it goes
+// to (resolve), WarningRaised and the opening (or signalling) of the crisis;
+// then one warning for the live signals accepted above the threshold. Both
+// are idempotent per crisis id and crossing.
+func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
 	st := p.state
 	region, _ := demarchev1.RegionOf(st.GetCountryCode())
-	route := eventbus.Route{Region: region, Country: st.GetCountryCode(), CrisisID: situation}
 	now := s.cfg.Now()
+	var touched []*demarchev1.CrisisTouch
 	crossings := st.GetCrossings() - int32(len(p.crossings))
 	for _, c := range p.crossings {
 		crossings++
+		ep, err := s.resolve(ctx, situation, st, ex != nil)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		ev := c.event
+		ev.CrisisId = ep.id
+		if ep.opened {
+			ev.PreviousCrisisId = st.GetPreviousCrisisId()
+		}
+		route := eventbus.Route{Region: region, Country: st.GetCountryCode(), CrisisID: ep.id}
 		if _, err := s.pub.Publish(ctx, route, eventbus.Event{
 			ID: fmt.Sprintf("%s-warning-raised-%d", situation, crossings), Time: now, Data: ev,
 		}); err != nil {
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 		severity := crisisSeverity(ev.GetScore(), ev.GetThreshold())
-		in := s.crisisInput(situation, st, severity, ev.GetFirstSignalAt(), now)
+		in := s.crisisInput(ep.id, st, severity, ev.GetFirstSignalAt(), now, ex)
+		sig := c.it.sig
 		w := &demarchev1.Warning{
-			Source: c.sig.GetSource(), SourceId: c.sig.GetSourceId(), Severity: severity, ObservedAt: c.sig.GetObservedAt(),
+			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
 			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
-				ev.GetScore(), ev.GetThreshold(), s.cfg.Window, len(ev.GetContributions()), c.sig.GetSummary()), 4000),
+				ev.GetScore(), ev.GetThreshold(), s.cfg.Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
+			RulesVersion: st.GetRulesVersion(),
 		}
 		if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
-			return fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, situation, err)
+			// Closed since resolve looked: the retry opens the next episode.
+			return nil, fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, ep.id, err)
 		}
-		s.log.Info("threshold crossed", zap.String("crisis", situation), zap.Float64("score", ev.GetScore()),
-			zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())), zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
+		c.it.result.CrisisId, c.it.result.CrisisOpened = ep.id, ep.opened
+		c.point.CrisisId = ep.id
+		touched = append(touched, &demarchev1.CrisisTouch{CrisisId: ep.id, Opened: ep.opened, Situation: situation})
+		s.log.Info("threshold crossed", zap.String("situation", situation), zap.String("crisis", ep.id), zap.Bool("new_episode", ep.opened),
+			zap.Float64("score", ev.GetScore()), zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())),
+			zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
 	}
-	if len(p.attached) == 0 {
-		return nil
+	if len(p.attached) == 0 || st.GetCrisisId() == "" {
+		return touched, nil
 	}
-	heaviest := p.attached[0]
-	for _, sig := range p.attached[1:] {
-		if sig.GetWeight() > heaviest.GetWeight() {
-			heaviest = sig
+	heaviest := p.attached[0].sig
+	for _, it := range p.attached[1:] {
+		if it.sig.GetWeight() > heaviest.GetWeight() {
+			heaviest = it.sig
 		}
 	}
+	score := s.score(st)
 	summary := heaviest.GetSummary()
 	if n := len(p.attached) - 1; n > 0 {
-		summary = fmt.Sprintf("%s (and %d more signal(s) in this batch; score %.1f)", summary, n, sum(st.GetContributions()))
+		summary = fmt.Sprintf("%s (and %d more signal(s) in this batch; score %.1f)", summary, n, score)
 	}
 	w := &demarchev1.Warning{Source: heaviest.GetSource(), SourceId: heaviest.GetSourceId(), Severity: severityOf(heaviest),
-		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000)}
-	in := s.crisisInput(situation, st, crisisSeverity(sum(st.GetContributions()), s.cfg.Threshold(st.GetCountryCode())),
-		earliest(st.GetContributions()), now)
-	if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
-		return fmt.Errorf("%w: attach warning to crisis %s: %v", ErrUnavailable, situation, err)
+		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion()}
+	id := st.GetCrisisId()
+	in := s.crisisInput(id, st, crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode())), earliest(st.GetContributions()), now, ex)
+	switch err := s.opener.OpenOrSignal(ctx, in, w); {
+	case isClosed(err):
+		// Closed while the situation stayed above its threshold: nothing to
+		// attach to; the next crossing opens the next episode.
+		return touched, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: attach warning to crisis %s: %v", ErrUnavailable, id, err)
 	}
-	return nil
+	for _, it := range p.attached {
+		it.result.CrisisId = id
+	}
+	touched = append(touched, &demarchev1.CrisisTouch{CrisisId: id, Situation: situation})
+	return touched, nil
 }
 
-// crisisInput is the situation's crisis (crisis.NewCrisis: the id is the
-// situation's, the first signal the given one, clamped to now).
-func (s *Service) crisisInput(situation string, st *demarchev1.SituationState, severity int32, first *timestamppb.Timestamp, now time.Time) *demarchev1.CrisisWorkflowInput {
+// crisisInput is a crisis of the situation (crisis.NewCrisis: the first
+// signal the given one, clamped to now), with the confidentiality and
+// sharing the rules give its region and type; an exercise's is a drill.
+func (s *Service) crisisInput(id string, st *demarchev1.SituationState, severity int32, first *timestamppb.Timestamp, now time.Time, ex *demarchev1.Exercise) *demarchev1.CrisisWorkflowInput {
+	conf, shared := s.cfg.Rules.CrisisDefaultsFor(st.GetCountryCode(), st.GetCrisisType())
+	if s.cfg.Confidentiality != demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
+		conf = s.cfg.Confidentiality
+	}
+	title := fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode())
+	if ex != nil {
+		title = fmt.Sprintf("Exercise %s: %s in %s", ex.GetId(), st.GetCrisisType().Slug(), st.GetCountryCode())
+		shared = nil // an exercise's crises stay in the operations centre
+	}
 	p := crisis.NewCrisisParams{
-		ID:          situation,
-		Title:       fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode()),
-		CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(), Severity: severity,
-		Confidentiality: s.cfg.Confidentiality, OpenedBy: ServiceName,
+		ID: id, Title: title, CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(), Severity: severity,
+		Confidentiality: conf, SharedWith: shared, OpenedBy: ServiceName, Drill: ex != nil,
 	}
 	if first != nil {
 		p.FirstSignalAt = first.AsTime()
 	}
-	return &demarchev1.CrisisWorkflowInput{Crisis: crisis.NewCrisis(p, now)}
+	c := crisis.NewCrisis(p, now)
+	if id == st.GetCrisisId() {
+		c.PreviousCrisisId = st.GetPreviousCrisisId()
+	}
+	in := &demarchev1.CrisisWorkflowInput{Crisis: c}
+	if ex != nil {
+		d := ex.GetDrill()
+		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: d.GetDecisionDelay(), TimeScale: d.GetTimeScale()}
+	}
+	return in
 }
 
-// Score explains a situation's score: the signals in its window, heaviest first.
+// Score explains a live situation's score: the signals in its window,
+// heaviest first, and its score over time.
 func (s *Service) Score(ctx context.Context, country string, t demarchev1.CrisisType) (*demarchev1.ScoreResponse, error) {
 	if err := (&demarchev1.ScoreRequest{CountryCode: country, CrisisType: t}).Validate(); err != nil {
 		return nil, err
@@ -422,12 +582,16 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 		return nil, fmt.Errorf("%w: %s", ErrNoSituation, situation)
 	}
 	region, _ := demarchev1.RegionOf(country)
-	score := sum(st.GetContributions())
+	version := st.GetRulesVersion()
+	if version == "" {
+		version = s.cfg.Rules.Version
+	}
 	return &demarchev1.ScoreResponse{
 		CountryCode: country, CrisisType: t, Region: region,
-		Score: score, Threshold: s.cfg.Threshold(country), Window: durationpb.New(s.cfg.Window),
-		WindowEnd: st.GetNewestObservedAt(), AboveThreshold: st.GetAboveThreshold(), CrisisId: situation,
+		Score: s.score(st), Threshold: s.cfg.Threshold(country), Window: durationpb.New(s.cfg.Window),
+		WindowEnd: st.GetNewestObservedAt(), AboveThreshold: st.GetAboveThreshold(), CrisisId: st.GetCrisisId(),
 		Crossings: st.GetCrossings(), FirstSignalAt: earliest(st.GetContributions()),
-		Contributions: sortedContributions(st.GetContributions()),
+		Contributions: sortedContributions(st.GetContributions()), RulesVersion: version,
+		PreviousCrisisId: st.GetPreviousCrisisId(), Episodes: st.GetEpisodes(), History: st.GetHistory(),
 	}, nil
 }

@@ -57,7 +57,7 @@ func (s *Service) startMicro() error {
 }
 
 func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest) (*demarchev1.IngestResponse, error) {
-	return s.Ingest(ctx, req.GetSignals())
+	return s.IngestExercise(ctx, req.GetSignals(), req.GetExercise())
 }
 
 func (s *Service) serveScore(ctx context.Context, req *demarchev1.ScoreRequest) (*demarchev1.ScoreResponse, error) {

@@ -2,6 +2,7 @@ package earlywarning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"go.temporal.io/sdk/client"
@@ -11,6 +12,10 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
+
+// ErrCrisisClosed is returned by a CrisisOpener when the crisis it was asked
+// to signal ran once and is closed: a warning never reopens it.
+var ErrCrisisClosed = crisis.ErrClosed
 
 // TemporalOpener opens or signals crises with Temporal's signal-with-start
 // (crisis.OpenOrSignal): concurrent calls for one crisis id open one crisis.
@@ -22,6 +27,24 @@ type TemporalOpener struct {
 func (o TemporalOpener) OpenOrSignal(ctx context.Context, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) error {
 	_, err := crisis.OpenOrSignal(ctx, o.Client, in, w)
 	return err
+}
+
+// IsOpen implements CrisisOpener.
+func (o TemporalOpener) IsOpen(ctx context.Context, crisisID string) (bool, error) {
+	return crisis.IsOpen(ctx, o.Client, crisisID)
+}
+
+// FindOpen implements CrisisOpener: an open real crisis of the country and
+// type, from Temporal visibility (the oldest when several are open).
+func (o TemporalOpener) FindOpen(ctx context.Context, country string, t demarchev1.CrisisType) (string, error) {
+	rows, err := crisis.List(ctx, o.Client, crisis.Filter{Country: country, CrisisType: t, OpenOnly: true, ExcludeDrills: true}, 0)
+	if err != nil {
+		return "", err
+	}
+	if len(rows) == 0 {
+		return "", nil
+	}
+	return rows[len(rows)-1].CrisisID, nil
 }
 
 // StartWithTemporal dials Temporal and starts the service with a
@@ -39,3 +62,5 @@ func StartWithTemporal(ctx context.Context, cfg Config, temporalAddress, namespa
 	s.closers = append(s.closers, tc.Close)
 	return s, nil
 }
+
+func isClosed(err error) bool { return errors.Is(err, ErrCrisisClosed) }

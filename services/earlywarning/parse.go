@@ -57,6 +57,7 @@ func (e *RowError) Error() string {
 
 // Reader reads signals from a conflict-event CSV file, one row at a time.
 type Reader struct {
+	rules  *Rules
 	format Format
 	csv    *csv.Reader
 	col    map[string]int
@@ -102,8 +103,19 @@ func NewReader(r io.Reader, format Format) (*Reader, error) {
 		return nil, fmt.Errorf("%w: not a %s file: missing column(s) %s (required: %s)", ErrBadHeader, format,
 			strings.Join(missing, ", "), strings.Join(required, ", "))
 	}
-	return &Reader{format: format, csv: cr, col: col, ncols: len(header)}, nil
+	return &Reader{rules: DefaultRules(), format: format, csv: cr, col: col, ncols: len(header)}, nil
 }
+
+// WithRules classifies and weighs rows with rules instead of the default ones.
+func (r *Reader) WithRules(rules *Rules) *Reader {
+	if rules != nil {
+		r.rules = rules
+	}
+	return r
+}
+
+// Rules are the rules the reader classifies with.
+func (r *Reader) Rules() *Rules { return r.rules }
 
 // Next returns the next row's signal and its line. A row that cannot become a
 // signal returns a *RowError (keep reading); the end of the file returns io.EOF.
@@ -198,25 +210,28 @@ func (r *Reader) acled(rec []string) (*demarchev1.Signal, error) {
 	if sig.Fatalities, err = parseCount("fatalities", r.get(rec, "fatalities")); err != nil {
 		return sig, err
 	}
-	e := acledEvent{
-		eventType: r.get(rec, "event_type"), subEventType: r.get(rec, "sub_event_type"), disorderType: r.get(rec, "disorder_type"),
-		actor1: r.get(rec, "actor1"), actor2: r.get(rec, "actor2"), interaction: r.get(rec, "interaction"), notes: r.get(rec, "notes"),
+	e := Event{
+		Source:    FormatACLED,
+		EventType: r.get(rec, "event_type"), SubEventType: r.get(rec, "sub_event_type"),
+		Actor1: r.get(rec, "actor1"), Actor2: r.get(rec, "actor2"), Interaction: r.get(rec, "interaction"), Notes: r.get(rec, "notes"),
+		CivilianTargeting: strings.Contains(strings.ToLower(r.get(rec, "civilian_targeting")), "civilian"),
+		Fatalities:        sig.Fatalities,
 	}
 	sig.CountryCode = code
-	sig.CrisisType, sig.Rule = classifyACLED(e)
-	sig.Weight = Weight(sig.Fatalities)
+	sig.CrisisType, sig.Rule, sig.Weight = r.rules.Classify(e)
+	sig.RulesVersion = r.rules.Version
 	sig.ObservedAt = timestamppb.New(when)
 	sig.Location = strings.Trim(strings.Join(nonEmpty(r.get(rec, "location"), r.get(rec, "admin1")), ", "), ", ")
-	what := e.eventType
-	if e.subEventType != "" {
-		what += " / " + e.subEventType
+	what := e.EventType
+	if e.SubEventType != "" {
+		what += " / " + e.SubEventType
 	}
 	summary := what
 	if sig.Location != "" {
 		summary += " in " + sig.Location
 	}
-	if e.notes != "" {
-		summary += ": " + e.notes
+	if e.Notes != "" {
+		summary += ": " + e.Notes
 	}
 	sig.Summary = truncate(summary, maxSummary)
 	return sig, nil
@@ -243,20 +258,20 @@ func (r *Reader) ucdp(rec []string) (*demarchev1.Signal, error) {
 	if tov != "1" && tov != "2" && tov != "3" {
 		return sig, fmt.Errorf("type_of_violence %q is not 1, 2 or 3", tov)
 	}
-	e := ucdpEvent{typeOfViolence: tov, sideA: r.get(rec, "side_a"), sideB: r.get(rec, "side_b"),
-		headline: r.get(rec, "source_headline"), where: r.get(rec, "where_description")}
+	e := Event{Source: FormatUCDP, TypeOfViolence: int(tov[0] - '0'), SideA: r.get(rec, "side_a"), SideB: r.get(rec, "side_b"),
+		Headline: r.get(rec, "source_headline"), Where: r.get(rec, "where_description"), Fatalities: sig.Fatalities}
 	sig.CountryCode = code
-	sig.CrisisType, sig.Rule = classifyUCDP(e)
-	sig.Weight = Weight(sig.Fatalities)
+	sig.CrisisType, sig.Rule, sig.Weight = r.rules.Classify(e)
+	sig.RulesVersion = r.rules.Version
 	sig.ObservedAt = timestamppb.New(when)
 	sig.Location = strings.Join(nonEmpty(r.get(rec, "where_coordinates"), r.get(rec, "adm_1")), ", ")
 	kind := map[string]string{"1": "state-based", "2": "non-state", "3": "one-sided"}[tov]
-	summary := fmt.Sprintf("%s violence: %s vs %s, %d killed (best estimate)", kind, e.sideA, e.sideB, sig.Fatalities)
+	summary := fmt.Sprintf("%s violence: %s vs %s, %d killed (best estimate)", kind, e.SideA, e.SideB, sig.Fatalities)
 	if sig.Location != "" {
 		summary += " in " + sig.Location
 	}
-	if e.headline != "" {
-		summary += ": " + e.headline
+	if e.Headline != "" {
+		summary += ": " + e.Headline
 	}
 	sig.Summary = truncate(summary, maxSummary)
 	return sig, nil

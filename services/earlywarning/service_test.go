@@ -33,7 +33,7 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Server(t)
 	opener := newFakeOpener()
-	startService(t, srv.URL(), earlywarning.Config{}, opener)
+	startService(t, srv.URL(), earlywarning.Config{Now: time.Now}, opener)
 	nc, _ := natstest.Connect(t, srv.URL())
 	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
@@ -114,8 +114,15 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 	})
 
 	calls, opened := opener.snapshot()
-	if len(opened) != 1 || opened["GN-unconstitutional-change"] == nil {
-		t.Fatalf("crises opened: %v, want exactly GN-unconstitutional-change", opened)
+	if len(opened) != 1 {
+		t.Fatalf("crises opened: %v, want exactly one", opened)
+	}
+	var id string
+	for k := range opened {
+		id = k
+	}
+	if !strings.HasPrefix(id, "GN-20230213-") || len(id) != len("GN-20230213-K7Q3P") {
+		t.Fatalf("crisis id %q is not in the normal style GN-<date>-<5 characters>", id)
 	}
 	// One call for the crossing (the 10th signal), then one per later signal (each its own batch).
 	if len(calls) != 1+(burst+1-10) {
@@ -123,17 +130,18 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 	}
 	for i, c := range calls {
 		cr := c.in.GetCrisis()
-		if cr.GetId() != "GN-unconstitutional-change" {
+		if cr.GetId() != id {
 			t.Errorf("call %d for crisis %s", i, cr.GetId())
 		}
 		if !cr.GetFirstSignalAt().AsTime().Equal(t0) {
 			t.Errorf("call %d: first_signal_at %s, want the seed's %s", i, cr.GetFirstSignalAt().AsTime(), t0)
 		}
 	}
-	if got := opened["GN-unconstitutional-change"].GetCrisis(); got.GetFirstSignalAt().AsTime() != t0 || got.GetSeverity() != 3 || got.GetCrisisType() != coup {
+	if got := opened[id].GetCrisis(); got.GetFirstSignalAt().AsTime() != t0 || got.GetSeverity() != 3 || got.GetCrisisType() != coup {
 		t.Errorf("opened crisis %v", got)
 	}
-	if !score.GetAboveThreshold() || score.GetCrossings() != 1 || score.GetScore() != burst+1 || score.GetThreshold() != 10 {
+	if !score.GetAboveThreshold() || score.GetCrossings() != 1 || score.GetScore() != burst+1 || score.GetThreshold() != 10 ||
+		score.GetCrisisId() != id || score.GetEpisodes() != 1 || score.GetRulesVersion() != earlywarning.DefaultRules().Version {
 		t.Errorf("score %v", score)
 	}
 
@@ -142,7 +150,7 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject := eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "GN", CrisisID: "GN-unconstitutional-change"}.Subject("warning_raised")
+	subject := eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "GN", CrisisID: id}.Subject("warning_raised")
 	info, err := stream.Info(ctx, jetstream.WithSubjectFilter(subject))
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +167,8 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 		t.Fatal(err)
 	}
 	raised := ev.Data.(*demarchev1.WarningRaised)
-	if len(raised.GetContributions()) != 10 || raised.GetScore() != 10 || !raised.GetFirstSignalAt().AsTime().Equal(t0) {
+	if len(raised.GetContributions()) != 10 || raised.GetScore() != 10 || !raised.GetFirstSignalAt().AsTime().Equal(t0) ||
+		raised.GetCrisisId() != id || raised.GetRulesVersion() == "" {
 		t.Errorf("WarningRaised %v", raised)
 	}
 }
@@ -224,12 +233,13 @@ func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 
 // TestWindowMovesAndAttaches: after crossing, a signal in a later batch is
 // attached; when the window moves past the old signals the situation falls
-// below, and the next crossing raises again (same crisis id).
+// below, and the next crossing raises again: the crisis is still open, so
+// the same episode.
 func TestWindowMovesAndAttaches(t *testing.T) {
 	t.Parallel()
 	srv := natstest.Server(t)
 	opener := newFakeOpener()
-	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 5, Window: 7 * 24 * time.Hour}, opener)
+	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 5, Window: 7 * 24 * time.Hour, Horizon: 30 * 24 * time.Hour}, opener)
 	ctx := context.Background()
 	ingest := func(id string, w float64, at time.Time) *demarchev1.IngestResult {
 		t.Helper()
@@ -240,10 +250,12 @@ func TestWindowMovesAndAttaches(t *testing.T) {
 		return resp.GetResults()[0]
 	}
 	ingest("a", 3, t0)
-	if r := ingest("b", 3, t0.Add(24*time.Hour)); r.GetCrisisId() != "UA-border-dispute" {
+	r := ingest("b", 3, t0.Add(24*time.Hour))
+	id := r.GetCrisisId()
+	if id == "" || !r.GetCrisisOpened() {
 		t.Fatalf("crossing: %v", r)
 	}
-	if r := ingest("c", 1, t0.Add(48*time.Hour)); r.GetCrisisId() != "UA-border-dispute" {
+	if r := ingest("c", 1, t0.Add(48*time.Hour)); r.GetCrisisId() != id || r.GetCrisisOpened() {
 		t.Fatalf("attach: %v", r)
 	}
 	if calls, _ := opener.snapshot(); len(calls) != 2 || calls[1].w.GetSourceId() != "c" {
@@ -253,7 +265,7 @@ func TestWindowMovesAndAttaches(t *testing.T) {
 	if r := ingest("d", 1, t0.Add(10*24*time.Hour)); r.GetCrisisId() != "" {
 		t.Fatalf("below again: %v", r)
 	}
-	if r := ingest("e", 4, t0.Add(11*24*time.Hour)); r.GetCrisisId() != "UA-border-dispute" {
+	if r := ingest("e", 4, t0.Add(11*24*time.Hour)); r.GetCrisisId() != id || r.GetCrisisOpened() {
 		t.Fatalf("second crossing: %v", r)
 	}
 	calls, opened := opener.snapshot()

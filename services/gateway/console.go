@@ -121,6 +121,7 @@ func ConsoleRoutes() []consoleRoute {
 		{Method: "GET", Pattern: "/console/approvals", Action: authz.ReadCrises, page: (*console).approvals},
 		{Method: "GET", Pattern: "/console/warnings", Action: authz.ReadScores, page: (*console).warnings},
 		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},
+		{Method: "GET", Pattern: "/console/situations/{key}", Action: authz.ReadScores, page: (*console).situationHistory}, // console_situations.go
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
 	}
@@ -556,7 +557,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "figures", "error"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}

@@ -32,12 +32,75 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.P
 	if !readBody(w, r, &req) {
 		return
 	}
+	if req.GetExercise() != nil {
+		writeError(w, &demarchev1.FieldError{Field: "exercise", Reason: "an exercise's signals go to POST /v1/exercises/{id}/signals (drill coordinators)"})
+		return
+	}
 	var resp demarchev1.IngestResponse
 	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
 	writeProto(w, http.StatusOK, &resp)
+}
+
+// postExerciseSignals sends an exercise's signals: scored apart from live
+// ones, raising drill crises with the request's drill settings.
+func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+	var req demarchev1.IngestRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	id := r.PathValue("id")
+	switch ex := req.GetExercise(); {
+	case ex == nil:
+		writeError(w, &demarchev1.FieldError{Field: "exercise", Reason: "is required (id, drill: decision_delay, time_scale)"})
+		return
+	case ex.GetId() != "" && ex.GetId() != id:
+		writeError(w, &demarchev1.FieldError{Field: "exercise.id", Reason: fmt.Sprintf("%q differs from the path's %q", truncate(ex.GetId(), 40), truncate(id, 40))})
+		return
+	default:
+		ex.Id = id
+	}
+	if err := req.Validate(); err != nil {
+		writeError(w, err)
+		return
+	}
+	var resp demarchev1.IngestResponse
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+// getScoreHistory answers a situation's score over time (oldest first) with
+// its current score, without the contributing signals.
+func (s *Service) getScoreHistory(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	resp, err := s.score(r)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	resp.Contributions = nil
+	writeProto(w, http.StatusOK, resp)
+}
+
+// score asks early warning for the situation of the path.
+func (s *Service) score(r *http.Request) (*demarchev1.ScoreResponse, error) {
+	country, err := countryParam(r.PathValue("country"))
+	if err != nil {
+		return nil, err
+	}
+	t, err := demarchev1.ParseCrisisType(r.PathValue("type"))
+	if err != nil {
+		return nil, err
+	}
+	var resp demarchev1.ScoreResponse
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: t}, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
 }
 
 func (s *Service) getScore(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {

@@ -41,6 +41,9 @@ func crisisRoutes() []route {
 		{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema, nil, &demarchev1.GetSchemaResponse{}},
 		{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
 		{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore, nil, &demarchev1.ScoreResponse{}},
+		{"GET", "/v1/situations/{country}/{type}/history", authz.ReadScores, (*Service).getScoreHistory, nil, &demarchev1.ScoreResponse{}},
+		// an exercise's signals raise drill crises: the drill coordinator's
+		{"POST", "/v1/exercises/{id}/signals", authz.OpenDrill, (*Service).postExerciseSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
 		// crisis.open, or crisis.open-drill for a drill:
 		{"POST", "/v1/crises", "", (*Service).postCrisis, &demarchev1.OpenCrisisRequest{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises, nil, &demarchev1.ListCrisesResponse{}},

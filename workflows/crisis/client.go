@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"go.temporal.io/api/common/v1"
+	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
@@ -27,6 +28,10 @@ var (
 	// ErrAlreadyOpen is returned by Open when a crisis with that id is already
 	// running (errs.ErrConflict).
 	ErrAlreadyOpen error = &errs.Error{Sentinel: errs.ErrConflict, Msg: "crisis already open"}
+	// ErrClosed is returned by OpenOrSignal when the crisis was open once and
+	// is closed: a closed crisis is never reopened by a warning (early warning
+	// opens the situation's next episode instead) (errs.ErrConflict).
+	ErrClosed error = &errs.Error{Sentinel: errs.ErrConflict, Msg: "crisis closed"}
 	// ErrNotFound is returned when no crisis with that id is running (or it is
 	// already closed) (errs.ErrNotFound).
 	ErrNotFound error = &errs.Error{Sentinel: errs.ErrNotFound, Msg: "crisis not found"}
@@ -292,7 +297,9 @@ func Signal(ctx context.Context, c client.Client, crisisID, name string, arg dem
 
 // OpenOrSignal opens the crisis with a warning attached, or, when its workflow
 // is already running, only attaches the warning: Temporal's signal-with-start,
-// so concurrent callers for one crisis id never open two crises.
+// so concurrent callers for one crisis id never open two crises. A crisis that
+// ran once and closed is not started again (ErrClosed): its id names one
+// episode only.
 func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInput, w *demarchev1.Warning) (client.WorkflowRun, error) {
 	if in.GetPlaybook() == nil && in.GetCrisis() != nil {
 		pb, err := playbook.ForType(in.GetCrisis().GetCrisisType())
@@ -311,9 +318,28 @@ func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWor
 	sa := append(crisisAttributes(cr), temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
 	run, err := c.SignalWithStartWorkflow(ctx, WorkflowID(cr.GetId()), SignalWarning, w, client.StartWorkflowOptions{
 		ID: WorkflowID(cr.GetId()), TaskQueue: TaskQueue, TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 	}, WorkflowName, in)
 	if err != nil {
+		var started *serviceerror.WorkflowExecutionAlreadyStarted
+		if errors.As(err, &started) {
+			return nil, fmt.Errorf("%w: %s", ErrClosed, cr.GetId())
+		}
 		return nil, fmt.Errorf("open or signal crisis %s: %w", cr.GetId(), err)
 	}
 	return run, nil
+}
+
+// IsOpen says whether the crisis's workflow is running (false when it never
+// ran or is closed).
+func IsOpen(ctx context.Context, c client.Client, crisisID string) (bool, error) {
+	d, err := c.DescribeWorkflowExecution(ctx, WorkflowID(crisisID), "")
+	if err != nil {
+		var nf *serviceerror.NotFound
+		if errors.As(err, &nf) {
+			return false, nil
+		}
+		return false, fmt.Errorf("describe crisis %s: %w", crisisID, err)
+	}
+	return d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING, nil
 }

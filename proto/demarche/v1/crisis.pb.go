@@ -353,9 +353,12 @@ type Crisis struct {
 	OpenedBy string `protobuf:"bytes,11,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
 	// Partner organisations a restricted or confidential crisis is explicitly
 	// shared with (report §59, §61); public crises go to every subscriber.
-	SharedWith    []string `protobuf:"bytes,12,rep,name=shared_with,json=sharedWith,proto3" json:"shared_with,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SharedWith []string `protobuf:"bytes,12,rep,name=shared_with,json=sharedWith,proto3" json:"shared_with,omitempty"`
+	// The same situation's previous crisis episode (early warning opens a new
+	// episode when a situation crosses again after its crisis closed).
+	PreviousCrisisId string `protobuf:"bytes,13,opt,name=previous_crisis_id,json=previousCrisisId,proto3" json:"previous_crisis_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Crisis) Reset() {
@@ -472,11 +475,18 @@ func (x *Crisis) GetSharedWith() []string {
 	return nil
 }
 
+func (x *Crisis) GetPreviousCrisisId() string {
+	if x != nil {
+		return x.PreviousCrisisId
+	}
+	return ""
+}
+
 var File_demarche_v1_crisis_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xed\x03\n" +
+	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
 	"\x06Crisis\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12!\n" +
@@ -492,7 +502,8 @@ const file_demarche_v1_crisis_proto_rawDesc = "" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12\x1b\n" +
 	"\topened_by\x18\v \x01(\tR\bopenedBy\x12\x1f\n" +
 	"\vshared_with\x18\f \x03(\tR\n" +
-	"sharedWith*\xd0\x01\n" +
+	"sharedWith\x12,\n" +
+	"\x12previous_crisis_id\x18\r \x01(\tR\x10previousCrisisId*\xd0\x01\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTAGE_WARNING\x10\x01\x12\x16\n" +

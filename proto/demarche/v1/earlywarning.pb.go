@@ -103,7 +103,10 @@ type Signal struct {
 	// 1 (low) to 5 (extreme); 0 derives it from the weight.
 	Severity int32 `protobuf:"varint,10,opt,name=severity,proto3" json:"severity,omitempty"`
 	// Why this crisis type and weight: the classification rule that applied.
-	Rule          string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	Rule string `protobuf:"bytes,11,opt,name=rule,proto3" json:"rule,omitempty"`
+	// The version of the classification rules that chose the type and weight
+	// ("" for a signal reported with its own): with rule, reproduces it.
+	RulesVersion  string `protobuf:"bytes,12,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,10 +218,20 @@ func (x *Signal) GetRule() string {
 	return ""
 }
 
+func (x *Signal) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
+}
+
 // IngestRequest is a batch of signals for the ingest endpoint.
 type IngestRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Signals       []*Signal              `protobuf:"bytes,1,rep,name=signals,proto3" json:"signals,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Signals []*Signal              `protobuf:"bytes,1,rep,name=signals,proto3" json:"signals,omitempty"`
+	// Set when the signals replay a historical file as an exercise: they are
+	// scored in the exercise's own situations and raise drill crises only.
+	Exercise      *Exercise `protobuf:"bytes,2,opt,name=exercise,proto3" json:"exercise,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -260,6 +273,68 @@ func (x *IngestRequest) GetSignals() []*Signal {
 	return nil
 }
 
+func (x *IngestRequest) GetExercise() *Exercise {
+	if x != nil {
+		return x.Exercise
+	}
+	return nil
+}
+
+// Exercise is a historical file replayed as a drill in compressed time.
+type Exercise struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1-40 letters, digits or '-': names the exercise's situations and crises.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The drill settings of the crises the exercise raises.
+	Drill         *DrillSettings `protobuf:"bytes,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Exercise) Reset() {
+	*x = Exercise{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Exercise) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Exercise) ProtoMessage() {}
+
+func (x *Exercise) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Exercise.ProtoReflect.Descriptor instead.
+func (*Exercise) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Exercise) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Exercise) GetDrill() *DrillSettings {
+	if x != nil {
+		return x.Drill
+	}
+	return nil
+}
+
 // IngestResult is the outcome of one signal, in the order of the request.
 type IngestResult struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -271,14 +346,18 @@ type IngestResult struct {
 	// The failure was temporary (NATS or Temporal unavailable): resend.
 	Retryable bool `protobuf:"varint,6,opt,name=retryable,proto3" json:"retryable,omitempty"`
 	// Set when the signal raised a warning or was attached to an open crisis.
-	CrisisId      string `protobuf:"bytes,7,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	CrisisId string `protobuf:"bytes,7,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Older than the live horizon: recorded and scored, never opens or signals a crisis.
+	Historical bool `protobuf:"varint,8,opt,name=historical,proto3" json:"historical,omitempty"`
+	// The crisis was opened by this signal (a new episode); otherwise signalled.
+	CrisisOpened  bool `protobuf:"varint,9,opt,name=crisis_opened,json=crisisOpened,proto3" json:"crisis_opened,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IngestResult) Reset() {
 	*x = IngestResult{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[2]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +369,7 @@ func (x *IngestResult) String() string {
 func (*IngestResult) ProtoMessage() {}
 
 func (x *IngestResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[2]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +382,7 @@ func (x *IngestResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestResult.ProtoReflect.Descriptor instead.
 func (*IngestResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *IngestResult) GetIndex() int32 {
@@ -355,20 +434,102 @@ func (x *IngestResult) GetCrisisId() string {
 	return ""
 }
 
+func (x *IngestResult) GetHistorical() bool {
+	if x != nil {
+		return x.Historical
+	}
+	return false
+}
+
+func (x *IngestResult) GetCrisisOpened() bool {
+	if x != nil {
+		return x.CrisisOpened
+	}
+	return false
+}
+
+// CrisisTouch is a crisis an ingest opened or signalled.
+type CrisisTouch struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// true: opened (a new episode); false: a warning attached to it.
+	Opened bool `protobuf:"varint,2,opt,name=opened,proto3" json:"opened,omitempty"`
+	// The situation (country-crisis-type) it belongs to.
+	Situation     string `protobuf:"bytes,3,opt,name=situation,proto3" json:"situation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisTouch) Reset() {
+	*x = CrisisTouch{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisTouch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisTouch) ProtoMessage() {}
+
+func (x *CrisisTouch) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisTouch.ProtoReflect.Descriptor instead.
+func (*CrisisTouch) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CrisisTouch) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CrisisTouch) GetOpened() bool {
+	if x != nil {
+		return x.Opened
+	}
+	return false
+}
+
+func (x *CrisisTouch) GetSituation() string {
+	if x != nil {
+		return x.Situation
+	}
+	return ""
+}
+
 // IngestResponse answers an IngestRequest.
 type IngestResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Results       []*IngestResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
-	Accepted      int32                  `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
-	Duplicates    int32                  `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
-	Rejected      int32                  `protobuf:"varint,4,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Results    []*IngestResult        `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	Accepted   int32                  `protobuf:"varint,2,opt,name=accepted,proto3" json:"accepted,omitempty"`
+	Duplicates int32                  `protobuf:"varint,3,opt,name=duplicates,proto3" json:"duplicates,omitempty"`
+	Rejected   int32                  `protobuf:"varint,4,opt,name=rejected,proto3" json:"rejected,omitempty"`
+	// Accepted signals inside the live horizon, and older ones.
+	Live       int32 `protobuf:"varint,5,opt,name=live,proto3" json:"live,omitempty"`
+	Historical int32 `protobuf:"varint,6,opt,name=historical,proto3" json:"historical,omitempty"`
+	// The crises this request opened or signalled, in order.
+	Crises        []*CrisisTouch `protobuf:"bytes,7,rep,name=crises,proto3" json:"crises,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IngestResponse) Reset() {
 	*x = IngestResponse{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[3]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +541,7 @@ func (x *IngestResponse) String() string {
 func (*IngestResponse) ProtoMessage() {}
 
 func (x *IngestResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[3]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +554,7 @@ func (x *IngestResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestResponse.ProtoReflect.Descriptor instead.
 func (*IngestResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *IngestResponse) GetResults() []*IngestResult {
@@ -424,6 +585,27 @@ func (x *IngestResponse) GetRejected() int32 {
 	return 0
 }
 
+func (x *IngestResponse) GetLive() int32 {
+	if x != nil {
+		return x.Live
+	}
+	return 0
+}
+
+func (x *IngestResponse) GetHistorical() int32 {
+	if x != nil {
+		return x.Historical
+	}
+	return 0
+}
+
+func (x *IngestResponse) GetCrises() []*CrisisTouch {
+	if x != nil {
+		return x.Crises
+	}
+	return nil
+}
+
 // ScoreRequest asks for one situation's score.
 type ScoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -435,7 +617,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[4]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -447,7 +629,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[4]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -460,7 +642,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ScoreRequest) GetCountryCode() string {
@@ -499,13 +681,21 @@ type ScoreResponse struct {
 	FirstSignalAt *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=first_signal_at,json=firstSignalAt,proto3" json:"first_signal_at,omitempty"`
 	// Every signal in the window, heaviest first.
 	Contributions []*SignalContribution `protobuf:"bytes,12,rep,name=contributions,proto3" json:"contributions,omitempty"`
+	// The scoring rules (window, decay, thresholds) the score was computed with.
+	RulesVersion string `protobuf:"bytes,13,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// The situation's current (or last) crisis episode, and the one before it.
+	PreviousCrisisId string `protobuf:"bytes,14,opt,name=previous_crisis_id,json=previousCrisisId,proto3" json:"previous_crisis_id,omitempty"`
+	Episodes         int32  `protobuf:"varint,15,opt,name=episodes,proto3" json:"episodes,omitempty"`
+	// The score after each accepted signal, oldest first (bounded: the newest
+	// points are kept), for a chart of the score over time.
+	History       []*ScorePoint `protobuf:"bytes,16,rep,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[5]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -517,7 +707,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[5]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -530,7 +720,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ScoreResponse) GetCountryCode() string {
@@ -617,6 +807,113 @@ func (x *ScoreResponse) GetContributions() []*SignalContribution {
 	return nil
 }
 
+func (x *ScoreResponse) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
+}
+
+func (x *ScoreResponse) GetPreviousCrisisId() string {
+	if x != nil {
+		return x.PreviousCrisisId
+	}
+	return ""
+}
+
+func (x *ScoreResponse) GetEpisodes() int32 {
+	if x != nil {
+		return x.Episodes
+	}
+	return 0
+}
+
+func (x *ScoreResponse) GetHistory() []*ScorePoint {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+// ScorePoint is a situation's score at one moment of event time.
+type ScorePoint struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	At        *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=at,proto3" json:"at,omitempty"`
+	Score     float64                `protobuf:"fixed64,2,opt,name=score,proto3" json:"score,omitempty"`
+	Threshold float64                `protobuf:"fixed64,3,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// The crisis the score was attached to at that moment, when above.
+	CrisisId string `protobuf:"bytes,4,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// This signal crossed the threshold (live: it raised a warning).
+	Crossing      bool `protobuf:"varint,5,opt,name=crossing,proto3" json:"crossing,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScorePoint) Reset() {
+	*x = ScorePoint{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScorePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScorePoint) ProtoMessage() {}
+
+func (x *ScorePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScorePoint.ProtoReflect.Descriptor instead.
+func (*ScorePoint) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ScorePoint) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *ScorePoint) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *ScorePoint) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *ScorePoint) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *ScorePoint) GetCrossing() bool {
+	if x != nil {
+		return x.Crossing
+	}
+	return false
+}
+
 // SituationState is the earlywarning service's durable record of one
 // situation (country + crisis type), kept in a JetStream key-value bucket.
 type SituationState struct {
@@ -628,13 +925,21 @@ type SituationState struct {
 	NewestObservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=newest_observed_at,json=newestObservedAt,proto3" json:"newest_observed_at,omitempty"`
 	AboveThreshold   bool                   `protobuf:"varint,5,opt,name=above_threshold,json=aboveThreshold,proto3" json:"above_threshold,omitempty"`
 	Crossings        int32                  `protobuf:"varint,6,opt,name=crossings,proto3" json:"crossings,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The situation's current (or last) crisis episode and the one before it.
+	CrisisId         string `protobuf:"bytes,7,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	PreviousCrisisId string `protobuf:"bytes,8,opt,name=previous_crisis_id,json=previousCrisisId,proto3" json:"previous_crisis_id,omitempty"`
+	// Episodes opened so far (each crossing with no open crisis opens one).
+	Episodes     int32  `protobuf:"varint,9,opt,name=episodes,proto3" json:"episodes,omitempty"`
+	RulesVersion string `protobuf:"bytes,10,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// Score after each accepted signal (the newest MaxHistory points).
+	History       []*ScorePoint `protobuf:"bytes,11,rep,name=history,proto3" json:"history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SituationState) Reset() {
 	*x = SituationState{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -646,7 +951,7 @@ func (x *SituationState) String() string {
 func (*SituationState) ProtoMessage() {}
 
 func (x *SituationState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -659,7 +964,7 @@ func (x *SituationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SituationState.ProtoReflect.Descriptor instead.
 func (*SituationState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SituationState) GetCountryCode() string {
@@ -704,11 +1009,46 @@ func (x *SituationState) GetCrossings() int32 {
 	return 0
 }
 
+func (x *SituationState) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *SituationState) GetPreviousCrisisId() string {
+	if x != nil {
+		return x.PreviousCrisisId
+	}
+	return ""
+}
+
+func (x *SituationState) GetEpisodes() int32 {
+	if x != nil {
+		return x.Episodes
+	}
+	return 0
+}
+
+func (x *SituationState) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
+}
+
+func (x *SituationState) GetHistory() []*ScorePoint {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
-	"\x1edemarche/v1/earlywarning.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x18demarche/v1/events.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf5\x02\n" +
+	"\x1edemarche/v1/earlywarning.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x18demarche/v1/events.proto\x1a\x1ademarche/v1/workflow.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x03\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12!\n" +
@@ -725,9 +1065,14 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\blocation\x18\t \x01(\tR\blocation\x12\x1a\n" +
 	"\bseverity\x18\n" +
 	" \x01(\x05R\bseverity\x12\x12\n" +
-	"\x04rule\x18\v \x01(\tR\x04rule\">\n" +
+	"\x04rule\x18\v \x01(\tR\x04rule\x12#\n" +
+	"\rrules_version\x18\f \x01(\tR\frulesVersion\"q\n" +
 	"\rIngestRequest\x12-\n" +
-	"\asignals\x18\x01 \x03(\v2\x13.demarche.v1.SignalR\asignals\"\xdf\x01\n" +
+	"\asignals\x18\x01 \x03(\v2\x13.demarche.v1.SignalR\asignals\x121\n" +
+	"\bexercise\x18\x02 \x01(\v2\x15.demarche.v1.ExerciseR\bexercise\"L\n" +
+	"\bExercise\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\x05drill\x18\x02 \x01(\v2\x1a.demarche.v1.DrillSettingsR\x05drill\"\xa4\x02\n" +
 	"\fIngestResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
@@ -735,18 +1080,31 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\x06status\x18\x04 \x01(\x0e2\x19.demarche.v1.IngestStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1c\n" +
 	"\tretryable\x18\x06 \x01(\bR\tretryable\x12\x1b\n" +
-	"\tcrisis_id\x18\a \x01(\tR\bcrisisId\"\x9d\x01\n" +
+	"\tcrisis_id\x18\a \x01(\tR\bcrisisId\x12\x1e\n" +
+	"\n" +
+	"historical\x18\b \x01(\bR\n" +
+	"historical\x12#\n" +
+	"\rcrisis_opened\x18\t \x01(\bR\fcrisisOpened\"`\n" +
+	"\vCrisisTouch\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
+	"\x06opened\x18\x02 \x01(\bR\x06opened\x12\x1c\n" +
+	"\tsituation\x18\x03 \x01(\tR\tsituation\"\x83\x02\n" +
 	"\x0eIngestResponse\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.demarche.v1.IngestResultR\aresults\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\x05R\baccepted\x12\x1e\n" +
 	"\n" +
 	"duplicates\x18\x03 \x01(\x05R\n" +
 	"duplicates\x12\x1a\n" +
-	"\brejected\x18\x04 \x01(\x05R\brejected\"k\n" +
+	"\brejected\x18\x04 \x01(\x05R\brejected\x12\x12\n" +
+	"\x04live\x18\x05 \x01(\x05R\x04live\x12\x1e\n" +
+	"\n" +
+	"historical\x18\x06 \x01(\x05R\n" +
+	"historical\x120\n" +
+	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\"k\n" +
 	"\fScoreRequest\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
-	"crisisType\"\xaa\x04\n" +
+	"crisisType\"\xcc\x05\n" +
 	"\rScoreResponse\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -762,7 +1120,18 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\tcrossings\x18\n" +
 	" \x01(\x05R\tcrossings\x12B\n" +
 	"\x0ffirst_signal_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12E\n" +
-	"\rcontributions\x18\f \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\"\xc5\x02\n" +
+	"\rcontributions\x18\f \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\x12#\n" +
+	"\rrules_version\x18\r \x01(\tR\frulesVersion\x12,\n" +
+	"\x12previous_crisis_id\x18\x0e \x01(\tR\x10previousCrisisId\x12\x1a\n" +
+	"\bepisodes\x18\x0f \x01(\x05R\bepisodes\x121\n" +
+	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\"\xa5\x01\n" +
+	"\n" +
+	"ScorePoint\x12*\n" +
+	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
+	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
+	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x12\x1b\n" +
+	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\x12\x1a\n" +
+	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\x84\x04\n" +
 	"\x0eSituationState\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -770,7 +1139,13 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\rcontributions\x18\x03 \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\x12H\n" +
 	"\x12newest_observed_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x10newestObservedAt\x12'\n" +
 	"\x0fabove_threshold\x18\x05 \x01(\bR\x0eaboveThreshold\x12\x1c\n" +
-	"\tcrossings\x18\x06 \x01(\x05R\tcrossings*\x82\x01\n" +
+	"\tcrossings\x18\x06 \x01(\x05R\tcrossings\x12\x1b\n" +
+	"\tcrisis_id\x18\a \x01(\tR\bcrisisId\x12,\n" +
+	"\x12previous_crisis_id\x18\b \x01(\tR\x10previousCrisisId\x12\x1a\n" +
+	"\bepisodes\x18\t \x01(\x05R\bepisodes\x12#\n" +
+	"\rrules_version\x18\n" +
+	" \x01(\tR\frulesVersion\x121\n" +
+	"\ahistory\x18\v \x03(\v2\x17.demarche.v1.ScorePointR\ahistory*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -790,43 +1165,53 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                // 1: demarche.v1.Signal
 	(*IngestRequest)(nil),         // 2: demarche.v1.IngestRequest
-	(*IngestResult)(nil),          // 3: demarche.v1.IngestResult
-	(*IngestResponse)(nil),        // 4: demarche.v1.IngestResponse
-	(*ScoreRequest)(nil),          // 5: demarche.v1.ScoreRequest
-	(*ScoreResponse)(nil),         // 6: demarche.v1.ScoreResponse
-	(*SituationState)(nil),        // 7: demarche.v1.SituationState
-	(CrisisType)(0),               // 8: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(Region)(0),                   // 10: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 12: demarche.v1.SignalContribution
+	(*Exercise)(nil),              // 3: demarche.v1.Exercise
+	(*IngestResult)(nil),          // 4: demarche.v1.IngestResult
+	(*CrisisTouch)(nil),           // 5: demarche.v1.CrisisTouch
+	(*IngestResponse)(nil),        // 6: demarche.v1.IngestResponse
+	(*ScoreRequest)(nil),          // 7: demarche.v1.ScoreRequest
+	(*ScoreResponse)(nil),         // 8: demarche.v1.ScoreResponse
+	(*ScorePoint)(nil),            // 9: demarche.v1.ScorePoint
+	(*SituationState)(nil),        // 10: demarche.v1.SituationState
+	(CrisisType)(0),               // 11: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
+	(*DrillSettings)(nil),         // 13: demarche.v1.DrillSettings
+	(Region)(0),                   // 14: demarche.v1.Region
+	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
+	(*SignalContribution)(nil),    // 16: demarche.v1.SignalContribution
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	8,  // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	9,  // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	12, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
-	0,  // 3: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
-	3,  // 4: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
-	8,  // 5: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	8,  // 6: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	10, // 7: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	11, // 8: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	9,  // 9: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	9,  // 10: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	12, // 11: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
-	8,  // 12: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	12, // 13: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	9,  // 14: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
+	13, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
+	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
+	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
+	11, // 8: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	11, // 9: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	14, // 10: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	15, // 11: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	12, // 12: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	12, // 13: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	16, // 14: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	9,  // 15: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
+	12, // 16: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	11, // 17: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	16, // 18: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	12, // 19: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	9,  // 20: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -836,13 +1221,14 @@ func file_demarche_v1_earlywarning_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_events_proto_init()
+	file_demarche_v1_workflow_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   7,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1146,8 +1146,12 @@ type WarningRaised struct {
 	FirstSignalAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=first_signal_at,json=firstSignalAt,proto3" json:"first_signal_at,omitempty"`
 	// The signals that made the score, and how much each contributed.
 	Contributions []*SignalContribution `protobuf:"bytes,7,rep,name=contributions,proto3" json:"contributions,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// The scoring rules in force (see `demarche warning rules show`).
+	RulesVersion string `protobuf:"bytes,8,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// The situation's previous crisis episode, when this one opens a new one.
+	PreviousCrisisId string `protobuf:"bytes,9,opt,name=previous_crisis_id,json=previousCrisisId,proto3" json:"previous_crisis_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *WarningRaised) Reset() {
@@ -1229,14 +1233,31 @@ func (x *WarningRaised) GetContributions() []*SignalContribution {
 	return nil
 }
 
+func (x *WarningRaised) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
+}
+
+func (x *WarningRaised) GetPreviousCrisisId() string {
+	if x != nil {
+		return x.PreviousCrisisId
+	}
+	return ""
+}
+
 // SignalContribution is one signal's share of a situation's score.
 type SignalContribution struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	Weight        float64                `protobuf:"fixed64,3,opt,name=weight,proto3" json:"weight,omitempty"`
-	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
-	Summary       string                 `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Source     string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	SourceId   string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Weight     float64                `protobuf:"fixed64,3,opt,name=weight,proto3" json:"weight,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	Summary    string                 `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The classification rule and rules version that weighed it.
+	Rule          string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	RulesVersion  string `protobuf:"bytes,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1302,6 +1323,20 @@ func (x *SignalContribution) GetObservedAt() *timestamppb.Timestamp {
 func (x *SignalContribution) GetSummary() string {
 	if x != nil {
 		return x.Summary
+	}
+	return ""
+}
+
+func (x *SignalContribution) GetRule() string {
+	if x != nil {
+		return x.Rule
+	}
+	return ""
+}
+
+func (x *SignalContribution) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
 	}
 	return ""
 }
@@ -1386,7 +1421,7 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x04fund\x18\x03 \x01(\tR\x04fund\x12\x1d\n" +
 	"\n" +
 	"amount_usd\x18\x04 \x01(\x03R\tamountUsd\x12)\n" +
-	"\x10disbursement_key\x18\x05 \x01(\tR\x0fdisbursementKey\"\xc8\x02\n" +
+	"\x10disbursement_key\x18\x05 \x01(\tR\x0fdisbursementKey\"\x9b\x03\n" +
 	"\rWarningRaised\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12!\n" +
 	"\fcountry_code\x18\x02 \x01(\tR\vcountryCode\x128\n" +
@@ -1395,14 +1430,18 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x05score\x18\x04 \x01(\x01R\x05score\x12\x1c\n" +
 	"\tthreshold\x18\x05 \x01(\x01R\tthreshold\x12B\n" +
 	"\x0ffirst_signal_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12E\n" +
-	"\rcontributions\x18\a \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\"\xb8\x01\n" +
+	"\rcontributions\x18\a \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\x12#\n" +
+	"\rrules_version\x18\b \x01(\tR\frulesVersion\x12,\n" +
+	"\x12previous_crisis_id\x18\t \x01(\tR\x10previousCrisisId\"\xf1\x01\n" +
 	"\x12SignalContribution\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x16\n" +
 	"\x06weight\x18\x03 \x01(\x01R\x06weight\x12;\n" +
 	"\vobserved_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12\x18\n" +
-	"\asummary\x18\x05 \x01(\tR\asummaryB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\asummary\x18\x05 \x01(\tR\asummary\x12\x12\n" +
+	"\x04rule\x18\x06 \x01(\tR\x04rule\x12#\n" +
+	"\rrules_version\x18\a \x01(\tR\frulesVersionB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_events_proto_rawDescOnce sync.Once

@@ -1905,12 +1905,14 @@ func (x *WarnControl) GetWarning() *Warning {
 
 // Warning is a new early-warning signal attached to a crisis.
 type Warning struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
-	SourceId      string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
-	Summary       string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
-	Severity      int32                  `protobuf:"varint,4,opt,name=severity,proto3" json:"severity,omitempty"`
-	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Source     string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	SourceId   string                 `protobuf:"bytes,2,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Summary    string                 `protobuf:"bytes,3,opt,name=summary,proto3" json:"summary,omitempty"`
+	Severity   int32                  `protobuf:"varint,4,opt,name=severity,proto3" json:"severity,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	// The early-warning rules version that scored it ("" when not scored).
+	RulesVersion  string `protobuf:"bytes,6,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1978,6 +1980,13 @@ func (x *Warning) GetObservedAt() *timestamppb.Timestamp {
 		return x.ObservedAt
 	}
 	return nil
+}
+
+func (x *Warning) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
 }
 
 var File_demarche_v1_lifecycle_proto protoreflect.FileDescriptor
@@ -2096,14 +2105,15 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\vWarnControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12.\n" +
-	"\awarning\x18\x03 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\xb1\x01\n" +
+	"\awarning\x18\x03 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\xd6\x01\n" +
 	"\aWarning\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
 	"\asummary\x18\x03 \x01(\tR\asummary\x12\x1a\n" +
 	"\bseverity\x18\x04 \x01(\x05R\bseverity\x12;\n" +
 	"\vobserved_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"observedAt*\x8a\x02\n" +
+	"observedAt\x12#\n" +
+	"\rrules_version\x18\x06 \x01(\tR\frulesVersion*\x8a\x02\n" +
 	"\x11GoodOfficesOption\x12#\n" +
 	"\x1fGOOD_OFFICES_OPTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#GOOD_OFFICES_OPTION_QUIET_DIPLOMACY\x10\x01\x12(\n" +

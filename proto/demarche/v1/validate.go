@@ -139,6 +139,9 @@ func (c *checker) crisis(x *Crisis) {
 	if len(x.GetId()) > 64 {
 		c.fail("id", "is %d characters long (allowed: at most 64)", len(x.GetId()))
 	}
+	if p := x.GetPreviousCrisisId(); p != "" {
+		c.id("previous_crisis_id", p)
+	}
 	title := strings.TrimSpace(x.GetTitle())
 	switch {
 	case title == "":
@@ -598,16 +601,18 @@ func (x *OpenCrisisRequest) Validate() error {
 		c.fail("playbook", "%q is not a playbook name (see demarche playbook list)", p)
 	}
 	if d := x.GetDrill(); d != nil {
-		c.nested("drill", true, func(c *checker) {
-			if s := d.GetTimeScale(); !(s > 0 && s <= 1) {
-				c.fail("time_scale", "%g is out of range (allowed: above 0 up to 1)", s)
-			}
-			if dd := d.GetDecisionDelay(); dd == nil || !dd.IsValid() || dd.AsDuration() < MinDrillStageDuration || dd.AsDuration() > MaxDrillStageDuration {
-				c.fail("decision_delay", "%s is out of range (allowed: %s to %s)", durationString(dd), MinDrillStageDuration, MaxDrillStageDuration)
-			}
-		})
+		c.nested("drill", true, func(c *checker) { c.drillSettings(d) })
 	}
 	return c.err()
+}
+
+func (c *checker) drillSettings(d *DrillSettings) {
+	if s := d.GetTimeScale(); !(s > 0 && s <= 1) {
+		c.fail("time_scale", "%g is out of range (allowed: above 0 up to 1)", s)
+	}
+	if dd := d.GetDecisionDelay(); dd == nil || !dd.IsValid() || dd.AsDuration() < MinDrillStageDuration || dd.AsDuration() > MaxDrillStageDuration {
+		c.fail("decision_delay", "%s is out of range (allowed: %s to %s)", durationString(dd), MinDrillStageDuration, MaxDrillStageDuration)
+	}
 }
 
 // Validate checks a warning attached to a crisis.

@@ -13,6 +13,9 @@ import (
 // sourcePattern keeps a signal's source safe as a NATS subject token and KV key.
 var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,31}$`)
 
+// exercisePattern keeps an exercise id safe in keys and crisis ids.
+var exercisePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,39}$`)
+
 // Signal limits.
 const (
 	MaxSignalWeight   = 100
@@ -60,6 +63,7 @@ func (c *checker) signal(x *Signal) {
 		c.fail("severity", "%d is out of range (allowed: 1 to 5, or 0 to derive it from the weight)", s)
 	}
 	c.text("rule", x.GetRule(), false)
+	c.text("rules_version", x.GetRulesVersion(), false)
 }
 
 // Validate checks one signal as it enters (bus, ingest endpoint, CLI).
@@ -78,6 +82,14 @@ func (x *IngestRequest) Validate() error {
 		c.fail("signals", "at least one signal is required")
 	case n > MaxIngestBatch:
 		c.fail("signals", "%d signals in one request (allowed: at most %d; split the batch)", n, MaxIngestBatch)
+	}
+	if x.GetExercise() != nil {
+		c.nested("exercise", true, func(c *checker) {
+			if id := x.GetExercise().GetId(); !exercisePattern.MatchString(id) {
+				c.fail("id", "%q must be 1-40 letters, digits or '-'", id)
+			}
+			c.nested("drill", x.GetExercise().GetDrill() != nil, func(c *checker) { c.drillSettings(x.GetExercise().GetDrill()) })
+		})
 	}
 	return c.err()
 }

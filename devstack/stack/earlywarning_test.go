@@ -1,0 +1,299 @@
+package stack_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/demarche/demarche/devstack/stack"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// Issue 11 on the real stack: historical files open no live crisis, the
+// same file as an exercise opens a drill crisis, situations are episodes.
+
+// conakry2009 is an ACLED export of Guinea in September 2009 (the junta, the
+// 28 September stadium massacre): the first event 15 September, the crossing
+// on 28 September under the default rules.
+func conakry2009(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n")
+	rows := []struct {
+		date, notes string
+		deaths      int
+	}{
+		{"2009-09-15", "Opposition supporters march against the junta leader's expected candidacy.", 0},
+		{"2009-09-18", "Protest against the junta in Conakry dispersed.", 0},
+		{"2009-09-22", "Junta soldiers beat opposition activists.", 1},
+		{"2009-09-25", "Clashes between youths and junta security forces.", 2},
+		{"2009-09-27", "Junta forces fire on protesters in the suburbs.", 30},
+		{"2009-09-28", "Presidential guard of the junta opens fire on an opposition rally in the stadium.", 157},
+		{"2009-09-28", "Junta soldiers attack protesters fleeing the stadium.", 10},
+		{"2009-09-28", "Junta forces raid opposition neighbourhoods.", 20},
+		{"2009-09-28", "Junta soldiers kill protesters in Dixinn.", 15},
+		{"2009-09-29", "Junta forces continue arrests after the massacre.", 5},
+		{"2009-09-30", "Junta soldiers loot homes of opposition leaders.", 3},
+		{"2009-10-01", "Protest against the junta in Labe.", 2},
+		{"2009-10-02", "Junta clampdown continues.", 1},
+	}
+	for i, r := range rows {
+		fmt.Fprintf(&b, "GIN2009%02d,%s,2009,1,Political violence,Violence against civilians,Attack,Military Forces of Guinea (2008-2010),Civilians (Guinea),17,Civilian targeting,324,Western Africa,Guinea,Conakry,Conakry,Conakry,9.5,-13.7,AFP,%q,%d,1254000000\n",
+			i+1, r.date, r.notes, r.deaths)
+	}
+	file := filepath.Join(t.TempDir(), "conakry-2009.csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestHistoricalImportOpensNothingAndAnExerciseRunsIt: a 2009 ACLED file
+// imported into the running stack opens no live crisis and reports its
+// signals as historical; the same file as an exercise opens a drill crisis
+// whose first signal is the file's first event, which runs to closure with
+// figures never counted among real crises'.
+func TestHistoricalImportOpensNothingAndAnExerciseRunsIt(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	file := conakry2009(t)
+
+	out, err := runCLI(t, s, "warning", "import", "--format", "acled", "--quiet", file)
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, want := range []string{"13 rows read, 13 accepted, 0 duplicates, 0 rejected", "0 live, 13 historical", "crises: none opened or signalled"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("import summary lacks %q:\n%s", want, out)
+		}
+	}
+	if rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "GN"}, 0); err != nil || len(rows) != 0 {
+		t.Fatalf("a historical import opened crises: %v %v", rows, err)
+	}
+	// Offline, the same file crosses on 28 September.
+	bt, err := runCLI(t, s, "warning", "backtest", "--file", file, "--format", "acled", "--quiet")
+	if err != nil || !strings.Contains(strings.Join(strings.Fields(bt), " "), "GN-unconstitutional-change 25 13 246") {
+		t.Fatalf("backtest: %v\n%s", err, bt)
+	}
+	t.Logf("backtest:\n%s", bt)
+
+	out, err = runCLI(t, s, "exercise", "start", "--file", file, "--format", "acled", "--id", "conakry-2009", "--day", "20ms",
+		"--decision-delay", "1s", "--time-scale", "0.000001", "--wait", "4m", "--output", "json", "--quiet")
+	if err != nil {
+		t.Fatalf("exercise: %v\n%s", err, out)
+	}
+	var res struct {
+		Crises  []string `json:"crises"`
+		Figures []struct {
+			CrisisID        string            `json:"crisisId"`
+			Closed          bool              `json:"closed"`
+			Drill           bool              `json:"drill"`
+			FirstSignal     time.Time         `json:"firstSignal"`
+			Crossing        time.Time         `json:"crossing"`
+			WarningToAction string            `json:"warningToAction"`
+			StageTimes      map[string]string `json:"stageTimes"`
+			Decisions       int               `json:"decisions"`
+			DisbursedUSD    int64             `json:"disbursedUsd"`
+		} `json:"figures"`
+	}
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		t.Fatalf("exercise output: %v\n%s", err, out)
+	}
+	t.Logf("exercise: %s", out)
+	if len(res.Crises) != 1 || len(res.Figures) != 1 {
+		t.Fatalf("exercise crises %v figures %v", res.Crises, res.Figures)
+	}
+	id, f := res.Crises[0], res.Figures[0]
+	if !regexp.MustCompile(`^GN-\d{8}-[A-Z2-7]{5}$`).MatchString(id) {
+		t.Fatalf("drill crisis id %q is not in the normal style", id)
+	}
+	if !f.Closed || !f.Drill || f.FirstSignal.Format("2006-01-02") != "2009-09-15" || f.Crossing.Format("2006-01-02") != "2009-09-28" || f.WarningToAction == "" || len(f.StageTimes) == 0 {
+		t.Fatalf("exercise figures %+v", f)
+	}
+	st, err := crisis.State(ctx, tc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.GetCrisis().GetDrill() || st.GetCrisis().GetFirstSignalAt().AsTime().Format("2006-01-02") != "2009-09-15" || !st.GetFigures().GetDrill() {
+		t.Fatalf("drill crisis %v", st.GetCrisis())
+	}
+	// Never counted among real crises; the live situation is untouched.
+	real, err := crisis.List(ctx, tc, crisis.Filter{Stage: demarchev1.Stage_STAGE_CLOSED, ExcludeDrills: true}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range real {
+		if r.CrisisID == id {
+			t.Fatalf("the exercise's crisis is listed among real closed crises")
+		}
+	}
+	sc, err := runCLI(t, s, "warning", "score", "--country", "GN", "--type", "unconstitutional-change", "--output", "json")
+	if err != nil || strings.Contains(sc, id) {
+		t.Fatalf("live score names the exercise's crisis: %v\n%s", err, sc)
+	}
+}
+
+// TestSituationsAreEpisodesOnTheStack: a crossing opens a crisis in the normal
+// id style with the rules' confidentiality and sharing; after its closure the
+// next crossing opens a second, linked episode (crisis show and the score say
+// so); a crossing while a manually opened crisis of the same type is open
+// attaches to it.
+func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test on the embedded stack; skipped with -short")
+	}
+	st, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), TemporalLogLevel: "error",
+		EarlyWarning: earlywarning.Config{Window: time.Hour, Horizon: 48 * time.Hour}}, fileLogger(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := st
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	touched := regexp.MustCompile(`crisis (\S+) (opened|signalled)`)
+	report := func(country, typ, id string, at time.Time) (string, string) {
+		t.Helper()
+		out := cli("warning", "report", "--source", "ecowarn", "--source-id", id, "--country", country, "--type", typ,
+			"--summary", "Militias attack polling stations", "--weight", "30", "--observed-at", at.Format(time.RFC3339))
+		m := touched.FindStringSubmatch(out)
+		if m == nil {
+			t.Fatalf("report %s opened or signalled nothing:\n%s", id, out)
+		}
+		return m[1], m[2]
+	}
+
+	first, how := report("SN", "election-violence", "sn-1", now.Add(-3*time.Hour))
+	if how != "opened" || !regexp.MustCompile(`^SN-\d{8}-[A-Z2-7]{5}$`).MatchString(first) {
+		t.Fatalf("first crossing: crisis %s %s", first, how)
+	}
+	waitPendingKind(t, tc, first, "triage")
+	cs, err := crisis.State(ctx, tc, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cs.GetCrisis(); c.GetConfidentiality() != demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED || strings.Join(c.GetSharedWith(), ",") != "AU,ECOWAS" || c.GetPreviousCrisisId() != "" {
+		t.Fatalf("automatic crisis: %s shared with %v, previous %q", c.GetConfidentiality().Slug(), c.GetSharedWith(), c.GetPreviousCrisisId())
+	}
+	// Close it: every stage skipped, then the closure.
+	for _, stage := range demarchev1.StageSlugs()[:6] {
+		cli("crisis", "skip-stage", first, "--stage", stage, "--reason", "test: close quickly")
+	}
+	waitPendingKind(t, tc, first, "closure")
+	cli("crisis", "decide", "closure", first, "--as", "head", "--rationale", "calm returned", "--outcome", "averted", "--lesson", "early warning worked")
+	waitFor(t, func() bool {
+		open, err := crisis.IsOpen(ctx, tc, first)
+		return err == nil && !open
+	})
+
+	// Two hours later the window (1h) has let the first signal go: the next crosses again.
+	second, how := report("SN", "election-violence", "sn-2", now.Add(-time.Hour))
+	if how != "opened" || second == first {
+		t.Fatalf("second crossing after closure: crisis %s %s (first %s)", second, how, first)
+	}
+	waitPendingKind(t, tc, second, "triage")
+	if show := cli("crisis", "show", second); !strings.Contains(show, "previous  "+first) {
+		t.Fatalf("crisis show does not link the previous episode %s:\n%s", first, show)
+	}
+	score := cli("warning", "score", "--country", "SN", "--type", "election-violence")
+	if !strings.Contains(score, "crisis: "+second+", episode 2") || !strings.Contains(score, "previous episode "+first) {
+		t.Fatalf("score:\n%s", score)
+	}
+	api := apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("analyst"))}
+	code, body, raw := api.call("GET", "/v1/situations/SN/election-violence/history", "")
+	if code != 200 || body["history"] == nil {
+		t.Fatalf("score history: %d %s", code, raw)
+	}
+
+	// The console: the situation's chart marks both crossings and links the
+	// episodes; the second crisis's page links the first.
+	page := consolePage(t, s, "analyst", "/console/situations/SN-election-violence")
+	if !strings.Contains(page, `<svg id="situation-chart"`) || strings.Count(page, `class="crossing"`) != 2 ||
+		!strings.Contains(page, second) || !strings.Contains(page, first) {
+		t.Fatalf("situation page:\n%s", page)
+	}
+	if page := consolePage(t, s, "duty", "/console/crises/"+second); !strings.Contains(page, `id="previous-episode">`+first) {
+		t.Fatalf("the crisis page does not link the previous episode %s", first)
+	}
+
+	// A manually opened crisis of the same type: the crossing attaches to it.
+	manual := "ML-20261128-MANUL"
+	cli("crisis", "open", "--id", manual, "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3")
+	waitFor(t, func() bool {
+		rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML", CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, OpenOnly: true}, 0)
+		return err == nil && len(rows) == 1
+	})
+	got, how := report("ML", "border-dispute", "ml-1", now.Add(-10*time.Minute))
+	if got != manual || how != "signalled" {
+		t.Fatalf("crossing with a manual crisis open: crisis %s %s, want %s signalled", got, how, manual)
+	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, manual)
+		if err != nil {
+			return false
+		}
+		for _, w := range st.GetWarnings() {
+			if w.GetSourceId() == "ml-1" && w.GetRulesVersion() != "" {
+				return true
+			}
+		}
+		return false
+	})
+	if rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML"}, 0); err != nil || len(rows) != 1 {
+		t.Fatalf("Mali crises %v %v, want the manual one only", rows, err)
+	}
+}
+
+// consolePage signs in to the console as a demo identity and reads a page.
+func consolePage(t *testing.T, s *stack.Stack, who, path string) string {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar}
+	req, err := http.NewRequest("POST", s.APIURL()+"/console/signin", strings.NewReader(url.Values{"token": {readToken(t, s.TokenFile(who))}}.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", s.APIURL())
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = c.Get(s.APIURL() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s as %s: %d\n%s", path, who, resp.StatusCode, b)
+	}
+	return string(b)
+}

@@ -1,0 +1,275 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/demarche/demarche/services/earlywarning"
+)
+
+// The analyst's offline verbs: read, check and try the rules; backtest a
+// threshold on a historical file. None of them touches the platform.
+
+func newWarningRulesCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rules",
+		Short: "Read, check and try the early-warning rules (classification, weights, window, thresholds)",
+		Long: `The early-warning rules are a versioned YAML file: which ACLED event types,
+sub-event types, actors, civilian targeting and fatalities, and which UCDP types
+of violence and deaths count for which crisis type with which weight; the
+scoring window, decay, live horizon and thresholds per region; the
+confidentiality and sharing of the crises early warning opens. The embedded
+default documents the format: start from "demarche warning rules show > my.yaml".
+The service takes a file with "serve earlywarning --rules", imports with
+"warning import --rules".`,
+	}
+	cmd.AddCommand(newWarningRulesShowCmd(app), newWarningRulesValidateCmd(app), newWarningRulesTestCmd(app))
+	return cmd
+}
+
+func newWarningRulesShowCmd(app *App) *cobra.Command {
+	var summary bool
+	cmd := &cobra.Command{
+		Use:     "show [FILE]",
+		Short:   "Print the rules (default: the embedded ones) with their version",
+		Example: "  demarche warning rules show > ew-rules.yaml\n  demarche warning rules show --summary ew-rules.yaml",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			rules, err := earlywarning.LoadRules(firstArg(args))
+			if err != nil {
+				return err
+			}
+			if summary {
+				_, err = io.WriteString(app.Out, rules.Summary())
+				return err
+			}
+			fmt.Fprintf(app.Out, "# rules version %s\n", rules.Version)
+			_, err = app.Out.Write(rules.Source)
+			return err
+		},
+	}
+	cmd.Flags().BoolVar(&summary, "summary", false, "a few lines instead of the file")
+	return cmd
+}
+
+func newWarningRulesValidateCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "validate FILE",
+		Short:   "Check a rules file: every problem with its line and field",
+		Example: "  demarche warning rules validate ew-rules.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			rules, err := earlywarning.LoadRules(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%s: valid, version %s\n", args[0], rules.Version)
+			return nil
+		},
+	}
+}
+
+func newWarningRulesTestCmd(app *App) *cobra.Command {
+	var format, rulesPath string
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "test --format acled|ucdp [--rules R] FILE",
+		Short: "Print how each row of a sample file is classified and weighed",
+		Long: `Classify every row of a conflict-event file with the rules and print, per row:
+its line, id, date, country, crisis type, the rule that chose it and its weight.
+Rows that cannot be read are listed with the reason. Nothing is sent.`,
+		Example: "  demarche warning rules test --format acled --rules ew-rules.yaml sample.csv",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			f, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			rules, err := earlywarning.LoadRules(rulesPath)
+			if err != nil {
+				return fmt.Errorf("--rules: %w", err)
+			}
+			file, err := os.Open(args[0])
+			if err != nil {
+				return fmt.Errorf("FILE: %w", err)
+			}
+			defer file.Close()
+			rows, err := earlywarning.ClassifyFile(file, f, rules)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return app.printJSON(map[string]any{"rulesVersion": rules.Version, "rows": rows})
+			}
+			fmt.Fprintf(app.Out, "rules %s (%s)\n", rules.Version, rules.Name)
+			tw := tabwriter.NewWriter(app.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "LINE\tID\tDATE\tCOUNTRY\tCRISIS TYPE\tRULE\tWEIGHT\tFATALITIES")
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(tw, "%d\t%s\t\t\t\t\t\t\trejected: %s\n", r.Line, r.SourceID, r.Error)
+					continue
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%.2f\t%d\n", r.Line, r.SourceID, r.Date, r.CountryCode, r.CrisisType, r.Rule, r.Weight, r.Fatalities)
+			}
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	cmd.Flags().StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
+	output.bind(cmd)
+	return cmd
+}
+
+func parseFormat(format string) (earlywarning.Format, error) {
+	f := earlywarning.Format(strings.ToLower(format))
+	if f != earlywarning.FormatACLED && f != earlywarning.FormatUCDP {
+		return "", fmt.Errorf("--format: %q is not a known format (allowed: %s)", format, strings.Join(earlywarning.Formats(), ", "))
+	}
+	return f, nil
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
+}
+
+func newWarningBacktestCmd(app *App) *cobra.Command {
+	var file, format, rulesPath string
+	var threshold float64
+	var regionThresholds []string
+	var followUp time.Duration
+	var falseAlarm int
+	var quiet, series bool
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "backtest --file F --format acled|ucdp [--rules R] [--threshold N]",
+		Short: "Replay a historical file in event time: when would each situation have crossed, how early",
+		Long: `Replay a conflict-event file through the rules in event time, as early warning
+would have scored it live, without touching the platform. Per situation:
+  crossing     an event takes the score from below the threshold to at or above it
+               (it must fall below again before the next crossing counts);
+  peak         the day with the most fatalities;
+  lead time    the peak day minus the first crossing at or before it (negative: the
+               first crossing came after the peak);
+  false alarm  a crossing followed by fewer than --false-alarm-fatalities deaths in
+               the situation within --follow-up after it.
+Progress goes to stderr; --output json for programs.`,
+		Example: "  demarche warning backtest --file acled-guinea-2009.csv --format acled --threshold 20",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			f, err := parseFormat(format)
+			if err != nil {
+				return err
+			}
+			if file == "" {
+				return fmt.Errorf("--file: is required (a %s file)", strings.Join(earlywarning.Formats(), " or "))
+			}
+			rules, err := earlywarning.LoadRules(rulesPath)
+			if err != nil {
+				return fmt.Errorf("--rules: %w", err)
+			}
+			thresholds, err := earlywarning.ParseThresholds(regionThresholds)
+			if err != nil {
+				return fmt.Errorf("--region-threshold: %w", err)
+			}
+			if threshold < 0 {
+				return fmt.Errorf("--threshold: %g is negative (0: the rules')", threshold)
+			}
+			fh, err := os.Open(file)
+			if err != nil {
+				return fmt.Errorf("--file: %w", err)
+			}
+			defer fh.Close()
+			opts := earlywarning.BacktestOptions{Rules: rules, DefaultThreshold: threshold, Thresholds: thresholds,
+				FollowUp: followUp, FalseAlarmFatalities: falseAlarm, Series: series}
+			if !quiet {
+				opts.Progress = fileProgressBar(cmd.ErrOrStderr(), fh)
+			}
+			res, err := earlywarning.Backtest(fh, f, opts)
+			if opts.Progress != nil {
+				fmt.Fprintln(cmd.ErrOrStderr())
+			}
+			if err != nil {
+				return fmt.Errorf("backtest %s: %w", file, err)
+			}
+			if asJSON {
+				return app.printJSON(res)
+			}
+			printBacktest(app.Out, file, res)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&file, "file", "", "conflict-event file (required)")
+	fl.StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	fl.StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
+	fl.Float64Var(&threshold, "threshold", 0, "threshold for every region (default: the rules')")
+	fl.StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")
+	fl.DurationVar(&followUp, "follow-up", 30*24*time.Hour, "false alarm: how long after a crossing deaths are counted")
+	fl.IntVar(&falseAlarm, "false-alarm-fatalities", 10, "false alarm: fewer deaths than this within --follow-up")
+	fl.BoolVar(&quiet, "quiet", false, "no progress bar on stderr")
+	fl.BoolVar(&series, "series", false, "with --output json: each situation's score after every event")
+	output.bind(cmd)
+	return cmd
+}
+
+// fileProgressBar draws a bar of how far into the file reading is, at most a few
+// times a second.
+func fileProgressBar(w io.Writer, f *os.File) func(int) {
+	var size int64
+	if st, err := f.Stat(); err == nil {
+		size = st.Size()
+	}
+	var last time.Time
+	return func(read int) {
+		if time.Since(last) < 150*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		pct := int64(100)
+		if pos, err := f.Seek(0, io.SeekCurrent); err == nil && size > 0 {
+			pct = pos * 100 / size
+		}
+		fmt.Fprintf(w, "\r%s %3d%% %d rows", progressBar(int(pct), 100, 30), pct, read)
+	}
+}
+
+func printBacktest(out io.Writer, name string, res *earlywarning.BacktestResult) {
+	fmt.Fprintf(out, "%s: %d rows, %d events from %s to %s, %d rejected; rules %s\n", name, res.Read, res.Events,
+		res.From.Format("2006-01-02"), res.To.Format("2006-01-02"), len(res.Rejected), res.RulesVersion)
+	fmt.Fprintf(out, "false alarm: a crossing followed by fewer than %d deaths within %s\n", res.FalseAlarmFatalities, res.FollowUp)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITUATION\tTHRESHOLD\tEVENTS\tDEATHS\tMAX SCORE\tCROSSINGS\tFIRST CROSSING\tPEAK DAY (DEATHS)\tLEAD TIME\tFALSE ALARMS")
+	for _, s := range res.Situations {
+		first, lead := "—", "—"
+		if s.FirstCrossing != nil {
+			first = s.FirstCrossing.Format("2006-01-02")
+		}
+		if s.LeadTime != nil {
+			lead = earlywarning.Days(*s.LeadTime)
+		}
+		peak := "—"
+		if s.PeakFatalities > 0 {
+			peak = fmt.Sprintf("%s (%d)", s.PeakDay.Format("2006-01-02"), s.PeakFatalities)
+		}
+		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%d\n", s.Situation, s.Threshold, s.Events, s.Fatalities, s.MaxScore,
+			len(s.Crossings), first, peak, lead, s.FalseAlarms)
+	}
+	_ = tw.Flush()
+}
