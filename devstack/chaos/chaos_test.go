@@ -127,7 +127,8 @@ func TestChaos(t *testing.T) {
 		}()
 	}
 	for i := range sz.people {
-		c := &crisisRun{id: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis"}
+		c := &crisisRun{id: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis",
+			start: time.Duration(rng.IntN(20_000)) * time.Millisecond, think: time.Duration(500+rng.IntN(3000)) * time.Millisecond}
 		if i < sz.keptOpen {
 			c.keepAfter = 2 // triage and good offices, then left waiting for an envoy
 		}

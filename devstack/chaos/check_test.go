@@ -15,6 +15,8 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 type streamMsg struct {
@@ -125,7 +127,11 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 			v.fail("crisis %s: the workload failed: %v", c.id, cerr)
 		}
 		var st state
-		err := eventually(ctx, 8*time.Minute, "crisis "+c.id+" closed or as kept", func() (bool, string) {
+		wait := 8 * time.Minute
+		if cerr != nil {
+			wait = 10 * time.Second // its driver gave up: read it, do not wait for it
+		}
+		err := eventually(ctx, wait, "crisis "+c.id+" closed or as kept", func() (bool, string) {
 			var err error
 			st, err = w.getState(ctx, c.id)
 			if err != nil {
@@ -308,10 +314,14 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 	auditChecked := 0
 	absorbedLate := 0
 	chainOf := map[string]map[string]int{}
-	checkChain := func(crisisID string, want []string) {
-		if out, err := auditVerify(ctx, p, crisisID); err != nil {
-			v.fail("audit verify --crisis %s: %v\n%s", crisisID, err, out)
-			return
+	checkChain := func(crisisID string, want []string, verify bool) {
+		// A synthetic crisis has no workflow, so the gateway answers 404 for
+		// it: its records are checked here and in the global chain's verify.
+		if verify {
+			if out, err := auditVerify(ctx, p, crisisID); err != nil {
+				v.fail("audit verify --crisis %s: %v\n%s", crisisID, err, out)
+				return
+			}
 		}
 		var records map[string]int
 		err := eventually(ctx, 3*time.Minute, "audit chain of "+crisisID+" holds every event", func() (bool, string) {
@@ -344,7 +354,7 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 		for _, m := range byCrisis[c.id] {
 			want = append(want, m.msg.Header.Get(eventbus.HeaderID))
 		}
-		checkChain(c.id, want)
+		checkChain(c.id, want, true)
 	}
 	for id, evIDs := range in.synthetic {
 		var want []string
@@ -353,7 +363,7 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 				want = append(want, e)
 			}
 		}
-		checkChain(id, want)
+		checkChain(id, want, false)
 	}
 	for _, ce := range in.lateDups {
 		for _, records := range chainOf {
@@ -493,33 +503,30 @@ func auditVerify(ctx context.Context, p *platform, crisisID string) (string, err
 	return out, nil
 }
 
-// chainEventIDs reads a crisis's audit chain through the gateway and counts
-// its event records by event id (reads are recorded too: they are skipped).
+// chainEventIDs reads a crisis's audit chain from the audit service (NATS
+// micro, as the operator) and counts its event records by event id; the
+// records of reads (which reading adds) are skipped.
 func chainEventIDs(ctx context.Context, p *platform, crisisID string) (map[string]int, error) {
+	nc, err := p.connect(natsauth.Operator)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
 	out := map[string]int{}
 	var after uint64
 	for {
-		var page map[string]any
-		if err := p.api(ctx, "POST", "/v1/audit/chain", "auditor", map[string]any{"crisisId": crisisID, "afterSequence": fmt.Sprint(after)}, &page); err != nil {
+		var page demarchev1.AuditChain
+		req := &demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: "chaos-suite", AfterSequence: after}
+		if err := natsrpc.Call(ctx, nc, natsrpc.AuditChain, req, &page); err != nil {
 			return nil, err
 		}
-		recs := state(page).list("records")
-		for _, r := range recs {
-			id := r.str("eventId", "event_id")
-			if strings.HasPrefix(id, "read-") || strings.Contains(strings.ToLower(r.str("kind")), "read") {
-				continue
+		for _, r := range page.GetRecords() {
+			if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT {
+				out[r.GetEventId()]++
 			}
-			out[id]++
 		}
-		after += uint64(len(recs))
-		if len(recs) == 0 {
-			return out, nil
-		}
-		var hs uint64
-		if h, ok := state(page).get("head").(map[string]any); ok {
-			fmt.Sscan(state(h).str("sequence"), &hs)
-		}
-		if after >= hs {
+		after += uint64(len(page.GetRecords()))
+		if len(page.GetRecords()) == 0 || after >= page.GetHead().GetSequence() {
 			return out, nil
 		}
 	}

@@ -99,6 +99,9 @@ func count(xs []string, x string) int {
 type crisisRun struct {
 	id, country, crisisType string
 	drill                   bool
+	// start and think: a people-driven crisis opens after start and waits
+	// think between its decisions, so its requests meet the faults.
+	start, think time.Duration
 	// keepAfter > 0: a people-driven crisis the workload leaves open after
 	// that many decisions; its state must then stay as it was.
 	keepAfter int
@@ -250,6 +253,7 @@ func (w *workload) drive(ctx context.Context, c *crisisRun) (err error) {
 		c.err = err
 		c.mu.Unlock()
 	}()
+	time.Sleep(c.start)
 	if err := w.open(ctx, c); err != nil {
 		return err
 	}
@@ -260,6 +264,9 @@ func (w *workload) drive(ctx context.Context, c *crisisRun) (err error) {
 			w.envoys <- pair
 		}
 	}()
+	// Each decision is taken once: a state read just after one may still
+	// list it as pending.
+	done := map[string]bool{}
 	deadline := time.Now().Add(15 * time.Minute)
 	for time.Now().Before(deadline) {
 		st, err := w.getState(ctx, c.id)
@@ -275,15 +282,25 @@ func (w *workload) drive(ctx context.Context, c *crisisRun) (err error) {
 			c.mu.Unlock()
 			return nil
 		}
-		pending := st.pending()
+		var pending []string
+		for _, k := range st.pending() {
+			if !done[k] {
+				pending = append(pending, k)
+			}
+		}
+		took := ""
 		switch {
 		case count(pending, "closure") > 0:
+			took = "closure"
 			err = w.decide(ctx, c, "duty", "closure", "--outcome", "averted", "--lesson", "faults absorbed")
 		case count(pending, "triage") > 0:
+			took = "triage"
 			err = w.decide(ctx, c, "duty", "triage", "--assessment", "credible")
 		case count(pending, "good-offices") > 0:
+			took = "good-offices"
 			err = w.decide(ctx, c, "duty", "good-offices", "--option", "quiet-diplomacy")
 		case count(pending, "envoy-appointment") > 0:
+			took = "envoy-appointment"
 			if !holding {
 				select {
 				case pair = <-w.envoys:
@@ -294,26 +311,35 @@ func (w *workload) drive(ctx context.Context, c *crisisRun) (err error) {
 			}
 			err = w.decide(ctx, c, "duty", "envoy-appointment", "--envoy", pair[0], "--standby-team", pair[1])
 		case count(pending, "standby-team-deployed") > 0:
+			took = "standby-team-deployed"
 			err = w.decide(ctx, c, "duty", "standby-team-deployed", "--location", "the capital")
 		case count(pending, "funding-request") > 0:
+			took = "funding-request"
 			err = w.decide(ctx, c, "duty", "funding-request", "--funding-request", "FR-1", "--fund", "flexible-financing",
 				"--amount", "10000", "--purpose", "mediation venue")
 		case count(pending, "funding-decision") > 0:
+			took = "funding-decision"
 			if err = w.decide(ctx, c, "approver", "funding-decision", "--funding-request", "FR-1", "--approve"); err == nil {
 				c.mu.Lock()
 				c.approved = append(c.approved, "FR-1")
 				c.mu.Unlock()
 			}
-		case len(pending) == 0 && len(st.activeStages()) == 1 && st.activeStages()[0] == "sustained-follow-up":
+		case !done["skip"] && len(st.activeStages()) == 1 && st.activeStages()[0] == "sustained-follow-up" &&
+			(len(pending) == 0 || count(pending, "follow-up-check-in") == len(pending)):
+			took = "skip"
 			err = w.control(ctx, c, func(s state) bool { return count(s.activeStages(), "sustained-follow-up") == 0 },
 				"crisis", "skip-stage", c.id, "--stage", "sustained-follow-up", "--reason", "handed over")
-		case len(pending) > 0:
+		case len(pending) > 0 && count(pending, "follow-up-check-in") < len(pending):
 			return fmt.Errorf("crisis %s waits for %v, which the workload does not know how to take", c.id, pending)
 		default:
 			time.Sleep(300 * time.Millisecond)
 		}
 		if err != nil {
 			return err
+		}
+		if took != "" {
+			done[took] = true
+			time.Sleep(c.think)
 		}
 	}
 	return errors.New("crisis " + c.id + " did not reach closure in 15 minutes of driving")
