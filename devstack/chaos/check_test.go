@@ -151,9 +151,10 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 			switch {
 			case keptState == nil:
 				v.fail("crisis %s: the workload never reached the state it should keep", c.id)
-			case st.closed() || fmt.Sprint(st.decisionKinds()) != fmt.Sprint(keptState.decisionKinds()) || st.stage() != keptState.stage():
-				v.loss("crisis %s did not keep its state: decisions %v at stage %s, left with %v at stage %s",
-					c.id, st.decisionKinds(), st.stage(), keptState.decisionKinds(), keptState.stage())
+			case st.closed() || fmt.Sprint(st.decisionKinds()) != fmt.Sprint(keptState.decisionKinds()) || st.stage() != keptState.stage() ||
+				fmt.Sprint(st.pending()) != fmt.Sprint(keptState.pending()):
+				v.loss("crisis %s did not keep its state: decisions %v at stage %s waiting for %v, left with %v at stage %s waiting for %v",
+					c.id, st.decisionKinds(), st.stage(), st.pending(), keptState.decisionKinds(), keptState.stage(), keptState.pending())
 			default:
 				kept++
 			}

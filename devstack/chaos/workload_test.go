@@ -277,8 +277,12 @@ func (w *workload) drive(ctx context.Context, c *crisisRun) (err error) {
 			return nil
 		}
 		if c.keepAfter > 0 && len(st.decisionKinds()) >= c.keepAfter {
+			if len(st.pending()) == 0 { // still moving on from the last decision
+				time.Sleep(300 * time.Millisecond)
+				continue
+			}
 			c.mu.Lock()
-			c.kept = st
+			c.kept = st // settled: waiting for people
 			c.mu.Unlock()
 			return nil
 		}
