@@ -178,8 +178,77 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// The domain services answer over NATS; the worker's activities call them.
 	// Each runs here unless the configuration leaves it out (Config.Without).
-	if err := s.startServices(ctx, log); err != nil {
-		return nil, err
+	if cfg.runs("roster") {
+		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ro.Stop)
+	}
+
+	if cfg.runs("funding") {
+		fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, fu.Stop)
+	}
+
+	if cfg.runs("worker") {
+		w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, w.Stop)
+	}
+
+	if cfg.runs("eventlog") {
+		el, err := eventlog.Start(ctx, s.NATSURLFor(natsauth.EventLog), log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, el.Stop)
+	}
+
+	if cfg.runs("audit") {
+		auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
+		if err != nil {
+			return nil, err
+		}
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, au.Stop)
+	}
+
+	if cfg.runs("partners") {
+		sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, sig.Close)
+		ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ps.Stop)
+	}
+
+	if cfg.runs("earlywarning") {
+		ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURLFor(natsauth.EarlyWarning)}, s.TemporalAddress(), cfg.Namespace, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ew.Stop)
+	}
+
+	if cfg.runs("schema") {
+		sc, err := contract.Start(ctx, s.NATSURLFor(natsauth.Schema), log) // demarche.schema.get, demarche.schema.asyncapi
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, sc.Stop)
 	}
 
 	// The dev issuer stands in for the organisation's identity provider: its
@@ -198,81 +267,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.stops = append(s.stops, s.gateway.Stop)
 	return s, nil
-}
-
-// startServices starts the domain services, the worker, the event log, audit,
-// partners, early warning and the schema service, except those left out.
-func (s *Stack) startServices(ctx context.Context, log *zap.Logger) error {
-	cfg := s.cfg
-	type service struct {
-		name  string
-		start func() (func(), error)
-	}
-	for _, sv := range []service{
-		{"roster", func() (func(), error) {
-			ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
-			return stopOf(ro, err)
-		}},
-		{"funding", func() (func(), error) {
-			fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
-			return stopOf(fu, err)
-		}},
-		{"worker", func() (func(), error) {
-			w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
-			return stopOf(w, err)
-		}},
-		{"eventlog", func() (func(), error) {
-			el, err := eventlog.Start(ctx, s.NATSURLFor(natsauth.EventLog), log)
-			return stopOf(el, err)
-		}},
-		{"audit", func() (func(), error) {
-			auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
-			if err != nil {
-				return nil, err
-			}
-			au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
-			return stopOf(au, err)
-		}},
-		{"partners", func() (func(), error) {
-			sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
-			if err != nil {
-				return nil, err
-			}
-			ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
-			if err != nil {
-				sig.Close()
-				return nil, err
-			}
-			return func() { ps.Stop(); sig.Close() }, nil
-		}},
-		{"earlywarning", func() (func(), error) {
-			ew, err := earlywarning.StartWithTemporal(ctx, earlywarning.Config{NATSURL: s.NATSURLFor(natsauth.EarlyWarning)}, s.TemporalAddress(), cfg.Namespace, log)
-			return stopOf(ew, err)
-		}},
-		{"schema", func() (func(), error) {
-			sc, err := contract.Start(ctx, s.NATSURLFor(natsauth.Schema), log) // demarche.schema.get, demarche.schema.asyncapi
-			return stopOf(sc, err)
-		}},
-	} {
-		if !cfg.runs(sv.name) {
-			log.Info("service left out: run it on its own with demarche serve", zap.String("service", sv.name))
-			continue
-		}
-		stop, err := sv.start()
-		if err != nil {
-			return err
-		}
-		s.stops = append(s.stops, stop)
-	}
-	return nil
-}
-
-// stopOf is a started service's Stop, or its start's error.
-func stopOf[S interface{ Stop() }](sv S, err error) (func(), error) {
-	if err != nil {
-		return nil, err
-	}
-	return sv.Stop, nil
 }
 
 func (s *Stack) natsServer() *natsembed.Server {
