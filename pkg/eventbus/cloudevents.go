@@ -253,7 +253,7 @@ func Decode(h nats.Header, data []byte) (Event, error) {
 
 // checkTimeRange refuses a time whose UTC form falls outside RFC 3339's years
 // (0000 to 9999): "0000-01-01T00:00:00+01:00" parses, but is year -1 in UTC,
-// which no one could decode once the event is encoded again (found by FuzzDecode).
+// which no one could decode once the event is encoded again (FuzzDecode's round trip fails on it).
 func checkTimeRange(t time.Time) error {
 	if y := t.UTC().Year(); y < 0 || y > 9999 {
 		return fmt.Errorf("%w: %s %s is year %d in UTC, outside RFC 3339 (years 0000 to 9999)", ErrUnsupported, HeaderTime, t.Format(time.RFC3339Nano), y)
