@@ -54,7 +54,6 @@ func fuzzImport(t *testing.T, format earlywarning.Format, data []byte) {
 	t.Fatalf("the reader did not reach the end of a %d-byte file", len(data))
 }
 
-
 // FuzzImportACLED runs the ACLED reader over arbitrary files (corpus in
 // testdata/fuzz/FuzzImportACLED, run by make test).
 func FuzzImportACLED(f *testing.F) {
