@@ -412,6 +412,7 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 	in.mu.Unlock()
 	fig.add("audit chains verified", "%d crisis chains + the global chain", auditChecked)
 	fig.add("losses", "%d", len(v.losses))
+	fig.add("events duplicated", "%d (on the crisis stream by ce-id, or in an audit chain)", len(v.doubles)-dupLines)
 	fig.add("double payments", "%d (of %d ledger lines checked)", dupLines, sumValues(ledgerLines))
 	return v
 }
