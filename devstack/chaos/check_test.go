@@ -454,11 +454,9 @@ func checkLedger(ctx context.Context, p *platform, w *workload, v *verdict, line
 			lines[crisisID]++
 			k := crisisID + "/" + req
 			paid[k]++
-			if paid[k] == 2 {
+			if paid[k] > 1 {
 				doubles++
-				v.double("crisis %s request %s paid twice in %s", crisisID, req, fund)
-			} else if paid[k] > 2 {
-				doubles++
+				v.double("crisis %s request %s paid %d times in %s (line %s)", crisisID, req, paid[k], fund, e.str("sequence"))
 			}
 		}
 	}
