@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -65,16 +66,32 @@ func buildBinary(t *testing.T) string {
 func newPlatform(t *testing.T, bin, dir string) *platform {
 	t.Helper()
 	p := &platform{t: t, bin: bin, dir: dir, data: filepath.Join(dir, "data"), procs: map[string]*proc{}, separate: []string{"worker", "audit"}}
+	taken := map[int]bool{}
 	for _, port := range []*int{&p.ports.nats, &p.ports.temporal, &p.ports.temporalHTTP, &p.ports.http} {
-		n, err := ports.Free("127.0.0.1")
-		if err != nil {
-			t.Fatal(err)
-		}
-		*port = n
+		*port = stablePort(t, taken)
 	}
 	p.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", p.ports.nats)
 	p.apiURL = fmt.Sprintf("http://127.0.0.1:%d", p.ports.http)
 	return p
+}
+
+// stablePort picks a free port below Linux's ephemeral range (32768 and
+// up): the stack is restarted on the same ports, and while it is down an
+// ephemeral port could be taken by any client connection's source port.
+func stablePort(t *testing.T, taken map[int]bool) int {
+	t.Helper()
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		if taken[port] {
+			continue
+		}
+		if ports.CheckFree("127.0.0.1", port, "") == nil {
+			taken[port] = true
+			return port
+		}
+	}
+	t.Fatal("no free port between 20000 and 32000")
+	return 0
 }
 
 // logFile is where a process's output goes, appended across restarts.
