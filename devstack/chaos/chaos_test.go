@@ -108,6 +108,7 @@ func TestChaos(t *testing.T) {
 
 	w := newWorkload(p)
 	in := newInjector(p, w, rng, sz)
+	in.sabotage = os.Getenv("DEMARCHE_CHAOS_SABOTAGE") == "1"
 	plan := in.plan()
 	say("fault plan: %s", strings.Join(plan, " → "))
 

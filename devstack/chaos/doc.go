@@ -23,5 +23,7 @@
 // Size: DEMARCHE_CHAOS_SIZE=small (default, inside make test) or full
 // (make chaos). Seed: DEMARCHE_CHAOS_SEED=N repeats a run's fault plan (the
 // timing of a real stack under faults is not reproducible, the plan is).
-// DEMARCHE_CHAOS_BIN uses a prebuilt binary instead of building one.
+// DEMARCHE_CHAOS_BIN uses a prebuilt binary instead of building one;
+// DEMARCHE_CHAOS_SABOTAGE=1 hides injected duplicates from the checks, so the
+// run must fail (a check of the checks).
 package chaos

@@ -38,6 +38,9 @@ type injector struct {
 	w    *workload
 	rng  *rand.Rand
 	size size
+	// sabotage (DEMARCHE_CHAOS_SABOTAGE=1) hides the late duplicates from the
+	// checks: the run must then fail, which shows the checks can.
+	sabotage bool
 
 	mu       sync.Mutex
 	faults   map[string]int
@@ -264,7 +267,9 @@ func (in *injector) injectRound(ctx context.Context) error {
 			return err
 		}
 		in.mu.Lock()
-		in.lateDups[ack.Sequence] = m.msg.Header.Get(eventbus.HeaderID)
+		if !in.sabotage { // sabotage: a duplicate the checks were not told of, which they must catch
+			in.lateDups[ack.Sequence] = m.msg.Header.Get(eventbus.HeaderID)
+		}
 		in.mu.Unlock()
 	}
 	in.note(faultLateDup, "2 events republished under a new msg id")
