@@ -9,8 +9,9 @@ BIN     := bin/demarche
 # Tools are pinned and built from the Go module proxy; nothing else is downloaded.
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
+FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short lint proto proto-check breaking breaking-baseline docs fmt vet bench record-histories tag-histories clean
+.PHONY: help build run test test-short chaos fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -26,6 +27,18 @@ test: ## run every test (unit, replay, integration on the embedded stack)
 
 test-short: ## unit and replay tests only (skips the embedded stack)
 	$(GO) test -short $(GOTEST_FLAGS) ./proto/... ./pkg/... ./workflows/... ./services/...
+
+chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poison) and its figures; DEMARCHE_CHAOS_SEED=N repeats a plan
+	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./devstack/chaos/
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher from testdata/fuzz with its fix
+	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg workflows services devstack | sort); do \
+	  d=./$$(dirname $$f); \
+	  for n in $$(grep -o '^func Fuzz[A-Za-z0-9_]*' $$f | cut -d' ' -f2); do \
+	    echo "== $$n ($$d, $(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$n\$$" -fuzztime $(FUZZTIME) $$d; \
+	  done; \
+	done
 
 bench: ## benchmarks with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)

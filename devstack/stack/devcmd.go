@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -30,6 +31,7 @@ const (
 
 // NewDevCmd is the `demarche dev` command.
 func NewDevCmd(app *cli.App) *cobra.Command {
+	var natsDowntime time.Duration
 	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port", UIPortFlag: "--ui-port", HTTPPortFlag: "--http-port"}
 	var rulesPath string
 	cmd := &cobra.Command{
@@ -41,7 +43,12 @@ attributes), the Temporal worker and the event log. Nothing to install, no Docke
 
 NATS and Temporal keep their data in --data-dir (default ./.demarche): stop with
 Ctrl-C and start again, and the crises opened before are still there and still
-running. Delete the folder to start afresh.`,
+running. Delete the folder to start afresh.
+
+--without leaves services out, to run them as their own processes with
+"demarche serve NAME" (credentials in DATA/nats-credentials). SIGUSR1 restarts
+the embedded NATS server (down for --nats-restart-downtime): the fault suite
+(make chaos) uses it.`,
 		Example: "  demarche dev\n  demarche dev --data-dir /tmp/demarche --nats-port 14222 --temporal-port 17233",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -60,7 +67,22 @@ running. Delete the folder to start afresh.`,
 			}
 			defer s.Stop()
 			PrintBanner(app.Out, s)
-			<-ctx.Done()
+			usr1 := make(chan os.Signal, 1)
+			signal.Notify(usr1, syscall.SIGUSR1)
+			defer signal.Stop(usr1)
+			for {
+				select {
+				case <-usr1:
+					app.Log.Warn("SIGUSR1: restarting the embedded NATS server", zap.Duration("downtime", natsDowntime))
+					if err := s.RestartNATS(natsDowntime, app.Log); err != nil {
+						return err
+					}
+					app.Log.Info("NATS restarted", zap.String("url", s.NATSURL()))
+					continue
+				case <-ctx.Done():
+				}
+				break
+			}
 			app.Log.Info("stopping; data stays in the data folder", zap.String("data_dir", cfg.DataDir))
 			return nil
 		},
@@ -74,6 +96,8 @@ running. Delete the folder to start afresh.`,
 	f.IntVar(&cfg.HTTPPort, "http-port", DefaultHTTPPort, "HTTP API port (services/gateway)")
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
+	f.StringSliceVar(&cfg.Without, "without", nil, "services to leave out, run on their own with demarche serve ("+strings.Join(Services, ", ")+")")
+	f.DurationVar(&natsDowntime, "nats-restart-downtime", 3*time.Second, "how long NATS stays down when SIGUSR1 restarts it")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
 	return cmd

@@ -8,9 +8,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -57,12 +62,32 @@ type Config struct {
 	// EarlyWarning configures early warning (rules, window, horizon, ...);
 	// the stack sets its NATS URL.
 	EarlyWarning earlywarning.Config
+	// Without names services this stack leaves out (Services lists them), to
+	// be run as their own processes with "demarche serve NAME": the fault
+	// suite kills and restarts them on their own.
+	Without []string
+}
+
+// Services are the services a stack may leave out (Config.Without).
+var Services = []string{"roster", "funding", "worker", "eventlog", "audit", "partners", "earlywarning", "schema"}
+
+func (c Config) runs(service string) bool { return !slices.Contains(c.Without, service) }
+
+// checkWithout refuses a name that is not a service a stack can leave out.
+func (c Config) checkWithout() error {
+	for _, name := range c.Without {
+		if !slices.Contains(Services, name) {
+			return fmt.Errorf("--without: %q is not a service that can run on its own (allowed: %s)", name, strings.Join(Services, ", "))
+		}
+	}
+	return nil
 }
 
 // Stack is the running platform.
 type Stack struct {
 	cfg      Config
 	lock     *os.File
+	natsMu   sync.Mutex // guards nats across RestartNATS
 	nats     *natsembed.Server
 	temporal *temporalembed.Server
 	ui       *temporalembed.UI
@@ -84,6 +109,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	if cfg.Host == "" {
 		cfg.Host = "127.0.0.1"
+	}
+	if err := cfg.checkWithout(); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
@@ -111,7 +139,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	s.stops = append(s.stops, s.nats.Stop)
+	s.stops = append(s.stops, func() { s.natsServer().Stop() })
 	if err := s.provision(ctx, log); err != nil {
 		return nil, err
 	}
@@ -152,63 +180,81 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	// The domain services answer over NATS; the worker's activities call them.
-	ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
-	if err != nil {
-		return nil, err
+	// Each runs here unless the configuration leaves it out (Config.Without).
+	if cfg.runs("roster") {
+		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ro.Stop)
 	}
-	s.stops = append(s.stops, ro.Stop)
-	fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
-	if err != nil {
-		return nil, err
-	}
-	s.stops = append(s.stops, fu.Stop)
 
-	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
-	if err != nil {
-		return nil, err
+	if cfg.runs("funding") {
+		fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, fu.Stop)
 	}
-	s.stops = append(s.stops, w.Stop)
 
-	el, err := eventlog.Start(ctx, s.NATSURLFor(natsauth.EventLog), log)
-	if err != nil {
-		return nil, err
+	if cfg.runs("worker") {
+		w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, w.Stop)
 	}
-	s.stops = append(s.stops, el.Stop)
 
-	auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
-	if err != nil {
-		return nil, err
+	if cfg.runs("eventlog") {
+		el, err := eventlog.Start(ctx, s.NATSURLFor(natsauth.EventLog), log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, el.Stop)
 	}
-	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
-	if err != nil {
-		return nil, err
-	}
-	s.stops = append(s.stops, au.Stop)
 
-	sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
-	if err != nil {
-		return nil, err
+	if cfg.runs("audit") {
+		auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
+		if err != nil {
+			return nil, err
+		}
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, au.Stop)
 	}
-	s.stops = append(s.stops, sig.Close)
-	ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
-	if err != nil {
-		return nil, err
-	}
-	s.stops = append(s.stops, ps.Stop)
 
-	ewCfg := cfg.EarlyWarning
-	ewCfg.NATSURL = s.NATSURLFor(natsauth.EarlyWarning)
-	ew, err := earlywarning.StartWithTemporal(ctx, ewCfg, s.TemporalAddress(), cfg.Namespace, log)
-	if err != nil {
-		return nil, err
+	if cfg.runs("partners") {
+		sig, err := partners.DialSignaller(ctx, s.TemporalAddress(), cfg.Namespace, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, sig.Close)
+		ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ps.Stop)
 	}
-	s.stops = append(s.stops, ew.Stop)
 
-	sc, err := contract.Start(ctx, s.NATSURLFor(natsauth.Schema), log) // demarche.schema.get, demarche.schema.asyncapi
-	if err != nil {
-		return nil, err
+	if cfg.runs("earlywarning") {
+		ewCfg := cfg.EarlyWarning
+		ewCfg.NATSURL = s.NATSURLFor(natsauth.EarlyWarning)
+		ew, err := earlywarning.StartWithTemporal(ctx, ewCfg, s.TemporalAddress(), cfg.Namespace, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, ew.Stop)
 	}
-	s.stops = append(s.stops, sc.Stop)
+
+	if cfg.runs("schema") {
+		sc, err := contract.Start(ctx, s.NATSURLFor(natsauth.Schema), log) // demarche.schema.get, demarche.schema.asyncapi
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, sc.Stop)
+	}
 
 	// The dev issuer stands in for the organisation's identity provider: its
 	// key and the demo identities' tokens live in the data folder.
@@ -228,13 +274,50 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	return s, nil
 }
 
+func (s *Stack) natsServer() *natsembed.Server {
+	s.natsMu.Lock()
+	defer s.natsMu.Unlock()
+	return s.nats
+}
+
+// RestartNATS stops the embedded NATS server, leaves it down for downtime,
+// and starts it again on the same port with the same JetStream store and
+// users. Services and clients reconnect by themselves; JetStream keeps what
+// it had acknowledged. The fault suite uses it (demarche dev restarts NATS on
+// SIGUSR1) to check that a NATS restart during a burst of events loses nothing.
+func (s *Stack) RestartNATS(downtime time.Duration, log *zap.Logger) error {
+	s.natsMu.Lock()
+	defer s.natsMu.Unlock()
+	old := s.nats
+	addr, ok := old.Addr().(*net.TCPAddr)
+	if !ok {
+		return errors.New("nats: restart: the server has no TCP address")
+	}
+	old.Stop()
+	time.Sleep(downtime)
+	var err error
+	for attempt := 0; attempt < 50; attempt++ { // the port can take a moment to be free again
+		var n *natsembed.Server
+		n, err = natsembed.Start(natsembed.Options{
+			Host: s.cfg.Host, Port: addr.Port, PortFlag: s.cfg.NATSPortFlag, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
+			Users: s.creds,
+		}, log)
+		if err == nil {
+			s.nats = n
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("nats: restart on port %d: %w", addr.Port, err)
+}
+
 // NATSURL is the embedded NATS server's client URL, without credentials:
 // it refuses connections that bring none.
-func (s *Stack) NATSURL() string { return s.nats.URL() }
+func (s *Stack) NATSURL() string { return s.natsServer().URL() }
 
 // NATSURLFor is the NATS URL with an identity's credentials in it.
 func (s *Stack) NATSURLFor(id natsauth.Identity) string {
-	u, err := s.creds[id].URL(s.nats.URL())
+	u, err := s.creds[id].URL(s.NATSURL())
 	if err != nil {
 		panic(err) // the server's own URL always parses
 	}

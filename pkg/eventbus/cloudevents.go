@@ -182,6 +182,9 @@ func Encode(natsSubject string, ev Event) (*nats.Msg, error) {
 	if ev.Time.IsZero() {
 		return nil, fmt.Errorf("encode event %q: %w: %s", ev.ID, ErrMissingAttribute, HeaderTime)
 	}
+	if err := checkTimeRange(ev.Time); err != nil {
+		return nil, fmt.Errorf("encode event %q: %w", ev.ID, err)
+	}
 	if err := validate(ev.Data); err != nil {
 		return nil, fmt.Errorf("encode event %q: %w", ev.ID, err)
 	}
@@ -229,6 +232,9 @@ func Decode(h nats.Header, data []byte) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("%w: %s %q is not an RFC 3339 time", ErrUnsupported, HeaderTime, h.Get(HeaderTime))
 	}
+	if err := checkTimeRange(t); err != nil {
+		return Event{}, err
+	}
 	m := et.new()
 	if err := proto.Unmarshal(data, m); err != nil {
 		return Event{}, fmt.Errorf("%w: %s: %w", ErrBadData, et.Message, err)
@@ -244,4 +250,14 @@ func Decode(h nats.Header, data []byte) (Event, error) {
 		Time:    t,
 		Data:    m,
 	}, nil
+}
+
+// checkTimeRange refuses a time whose UTC form falls outside RFC 3339's years
+// (0000 to 9999): "0000-01-01T00:00:00+01:00" parses, but is year -1 in UTC,
+// which no one could decode once the event is encoded again (FuzzDecode's round trip fails on it).
+func checkTimeRange(t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return fmt.Errorf("%w: %s %s is year %d in UTC, outside RFC 3339 (years 0000 to 9999)", ErrUnsupported, HeaderTime, t.Format(time.RFC3339Nano), y)
+	}
+	return nil
 }

@@ -152,3 +152,23 @@ func TestRegisteredNames(t *testing.T) {
 		t.Fatalf("region filter %q", got)
 	}
 }
+
+// A ce-time inside RFC 3339 as written but outside it in UTC is refused on
+// both sides: an event decoded from it could never be decoded again.
+func TestTimeOutsideRFC3339InUTCIsRefused(t *testing.T) {
+	msg, err := Encode("x", stageEvent("evt-y"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tm := range []string{"0000-01-01T00:00:00+01:00", "9999-12-31T23:00:00-02:00"} {
+		msg.Header.Set(HeaderTime, tm)
+		if _, err := Decode(msg.Header, msg.Data); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "outside RFC 3339") {
+			t.Errorf("Decode with ce-time %s: %v", tm, err)
+		}
+	}
+	ev := stageEvent("evt-z")
+	ev.Time = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	if _, err := Encode("x", ev); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("Encode of year 10000: %v", err)
+	}
+}
