@@ -101,6 +101,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir)); err != nil {
 		return nil, err
 	}
+	// Funds are opened once, on a new data folder: opening a fund is an
+	// explicit act, and a data folder whose ledger vanished must raise the
+	// alarm, not start again at the opening balances.
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, "nats"))
+	newDataFolder := errors.Is(statErr, os.ErrNotExist)
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
 		Users: s.creds,
@@ -154,7 +159,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, ro.Stop)
-	fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
+	fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")"}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -50,20 +50,7 @@ with the same wiring.`,
 		newServeEarlyWarningCmd(app),
 		newServeGatewayCmd(app),
 		newServeSchemaCmd(app),
-		&cobra.Command{
-			Use:   "funding",
-			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-					s, err := funding.Start(ctx, app.NATSURL, nil, app.Log)
-					if err != nil {
-						return nil, err
-					}
-					return s.Stop, nil
-				})
-			},
-		},
+		newServeFundingCmd(app),
 		&cobra.Command{
 			Use:   "worker",
 			Short: "Run the Temporal worker: crisis workflows and their activities",
@@ -193,5 +180,34 @@ claim), or, on a development machine, from a demarche dev data folder's issuer
 	cmd.Flags().StringVar(&issuer, "oidc-issuer", EnvOr("DEMARCHE_OIDC_ISSUER", ""), "OpenID Connect issuer URL whose tokens are accepted (env DEMARCHE_OIDC_ISSUER)")
 	cmd.Flags().StringVar(&audience, "oidc-audience", EnvOr("DEMARCHE_OIDC_AUDIENCE", authn.Audience), "audience the tokens must carry (env DEMARCHE_OIDC_AUDIENCE)")
 	cmd.Flags().StringVar(&devIssuer, "dev-issuer", "", "development only: accept the tokens of a demarche dev data folder's issuer (DATA/auth)")
+	return cmd
+}
+
+func newServeFundingCmd(app *App) *cobra.Command {
+	var open bool
+	var openedBy string
+	cmd := &cobra.Command{
+		Use:   "funding",
+		Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
+		Long: `Run the funding service. Each fund's ledger is hash-linked and checked on
+every read: a broken ledger is refused with the line where it breaks.
+
+Opening a fund is explicit: only with --open-funds does the service write the
+opening line of a configured fund that was never opened (recording --opened-by
+in it). A fund opened before whose ledger has vanished is never re-opened: it
+is refused, and logged as an alarm.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, OpenFunds: open, OpenedBy: openedBy}, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				return s.Stop, nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&open, "open-funds", false, "open the configured funds that were never opened (an explicit, recorded act)")
+	cmd.Flags().StringVar(&openedBy, "opened-by", "", "who opens them, recorded in each opening line (with --open-funds)")
 	return cmd
 }
