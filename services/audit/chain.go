@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -200,8 +202,12 @@ type VerifyOptions struct {
 	// Head, when given, must match the record at its sequence, and its
 	// signature (if any) must verify; a chain shorter than its head was truncated.
 	Head *demarchev1.ChainHead
-	// TrustedKey, when given, must have signed the head.
+	// TrustedKey, when given, must have signed the head (and the anchor).
 	TrustedKey ed25519.PublicKey
+	// Anchor, when given, is the chain's last anchored head (from the anchor
+	// stream or an exported anchor file): the chain must still hold that
+	// record at that sequence, or its tail was truncated or rewritten.
+	Anchor *demarchev1.ChainHead
 }
 
 // Result summarises a chain that verified.
@@ -211,6 +217,8 @@ type Result struct {
 	HeadHash   []byte
 	HeadSigned bool
 	SignerKey  string
+	// Anchored is the sequence of the anchor the chain was checked against (0: none).
+	Anchored uint64
 }
 
 func short(b []byte) string {
@@ -232,6 +240,9 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		n := uint64(i + 1)
 		fail := func(field, expected, found, meaning string) error {
 			return &VerifyError{Chain: chain, Record: i + 1, Field: field, Expected: expected, Found: found, Meaning: meaning}
+		}
+		if r.GetSequence() == 0 && len(r.GetHash()) == 0 && strings.HasPrefix(r.GetDetail(), undecodable) {
+			return nil, fail("encoding", "an AuditRecord", r.GetDetail(), "something other than the audit service wrote here, or the record was damaged")
 		}
 		if r.GetChain() != chain {
 			return nil, fail("chain", chain, r.GetChain(), "a record of another chain was inserted")
@@ -257,22 +268,8 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	}
 	res := &Result{Chain: chain, Records: len(records), HeadHash: prev}
 	if head := opts.Head; head != nil {
-		if head.GetChain() != chain {
-			return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: "head of " + chain, Found: "head of " + head.GetChain()}
-		}
-		if err := VerifyHeadSignature(head, opts.TrustedKey); err != nil {
+		if err := holds(chain, records, head, opts.TrustedKey, "head", "records at the end of the chain were deleted", "the chain was rewritten up to its head"); err != nil {
 			return nil, err
-		}
-		if head.GetSequence() > uint64(len(records)) {
-			return nil, &VerifyError{Chain: chain, Record: len(records) + 1, Field: "head", Expected: fmt.Sprintf("%d records (the head's sequence)", head.GetSequence()),
-				Found: fmt.Sprintf("%d records", len(records)), Meaning: "records at the end of the chain were deleted"}
-		}
-		if head.GetSequence() > 0 {
-			at := records[head.GetSequence()-1]
-			if !bytes.Equal(at.GetHash(), head.GetHash()) {
-				return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: short(head.GetHash()), Found: short(at.GetHash()),
-					Meaning: "the chain was rewritten up to its head"}
-			}
 		}
 		res.HeadSigned = len(head.GetSignature()) > 0
 		if res.HeadSigned {
@@ -281,8 +278,44 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	} else if opts.TrustedKey != nil {
 		return nil, fmt.Errorf("%w: chain %s: a trusted key was given but there is no head to check", ErrBroken, chain)
 	}
+	if a := opts.Anchor; a != nil {
+		at := a.GetAt().AsTime().UTC().Format(time.RFC3339)
+		if err := holds(chain, records, a, opts.TrustedKey, "anchor",
+			"the chain was truncated after it was anchored at "+at+": records at its end were deleted",
+			"the chain was rewritten after it was anchored at "+at); err != nil {
+			return nil, err
+		}
+		res.Anchored = a.GetSequence()
+	}
 	return res, nil
 }
+
+// holds checks that records still hold what a signed head (the live head or
+// an anchor) says: the record at its sequence, with its hash.
+func holds(chain string, records []*demarchev1.AuditRecord, head *demarchev1.ChainHead, trusted ed25519.PublicKey, field, truncated, rewritten string) error {
+	if head.GetChain() != chain {
+		return &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: field, Expected: field + " of " + chain, Found: field + " of " + head.GetChain()}
+	}
+	if err := VerifyHeadSignature(head, trusted); err != nil {
+		return err
+	}
+	if head.GetSequence() > uint64(len(records)) {
+		return &VerifyError{Chain: chain, Record: len(records) + 1, Field: field, Expected: fmt.Sprintf("%d records (the %s's sequence)", head.GetSequence(), field),
+			Found: fmt.Sprintf("%d records", len(records)), Meaning: truncated}
+	}
+	if head.GetSequence() > 0 {
+		at := records[head.GetSequence()-1]
+		if !bytes.Equal(at.GetHash(), head.GetHash()) {
+			return &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: field, Expected: short(head.GetHash()), Found: short(at.GetHash()),
+				Meaning: rewritten}
+		}
+	}
+	return nil
+}
+
+// undecodable starts the detail of the placeholder Records serves for a
+// stored record that does not decode.
+const undecodable = "undecodable stored record"
 
 // DecodeRecords decodes stored records; an undecodable one breaks the chain there.
 func DecodeRecords(chain string, raw [][]byte) ([]*demarchev1.AuditRecord, error) {
