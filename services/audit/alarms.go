@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"strings"
@@ -153,6 +154,9 @@ func (s *Store) watch(ctx context.Context) (stop func(), err error) {
 			seq = meta.Sequence.Stream
 		}
 		r, err := checkStored(chain, seq, msg.Data())
+		if err == nil && s.key != nil && !ed25519.Verify(s.key.Public().(ed25519.PublicKey), r.GetHash(), r.GetSignature()) {
+			err = fmt.Errorf("%w: chain %s: record %d (stream sequence %d) is not signed by the audit service's key: forged", ErrCorrupt, chain, r.GetSequence(), seq)
+		}
 		if err == nil {
 			if prev := seen[chain]; prev != nil && (r.GetSequence() != prev.GetSequence()+1 || !bytes.Equal(r.GetPrevHash(), prev.GetHash())) {
 				err = fmt.Errorf("%w: chain %s: record %d (stream sequence %d) does not follow record %d: inserted, or written by someone else",

@@ -40,10 +40,10 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // genesis is the prev_hash of a chain's first record.
 var genesis = make([]byte, sha256.Size)
 
-// Canonical is the encoding a record's hash covers: the record without its hash.
+// Canonical is the encoding a record's hash covers: the record without its hash and signature.
 func Canonical(r *demarchev1.AuditRecord) ([]byte, error) {
 	c := proto.Clone(r).(*demarchev1.AuditRecord)
-	c.Hash = nil
+	c.Hash, c.Signature = nil, nil
 	return deterministic.Marshal(c)
 }
 
@@ -235,6 +235,17 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	if chain == "" && len(records) > 0 {
 		chain = records[0].GetChain()
 	}
+	// Records are signed with the key that signs the heads: the trusted key,
+	// else the head's (or the anchor's). With a trusted key every record must
+	// be signed; without, every record from the first signed one on (records
+	// from before a key was configured stay unsigned).
+	key, strict := opts.TrustedKey, opts.TrustedKey != nil
+	for _, h := range []*demarchev1.ChainHead{opts.Head, opts.Anchor} {
+		if key == nil && len(h.GetPublicKey()) == ed25519.PublicKeySize {
+			key = ed25519.PublicKey(h.GetPublicKey())
+		}
+	}
+	signed := false
 	prev := genesis
 	for i, r := range records {
 		n := uint64(i + 1)
@@ -264,6 +275,17 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		if !bytes.Equal(h, r.GetHash()) {
 			return nil, fail("hash", short(h), short(r.GetHash()), "the record was modified")
 		}
+		if len(r.GetSignature()) > 0 {
+			signed = true
+		}
+		if key != nil && (signed || strict) {
+			if len(r.GetSignature()) == 0 {
+				return nil, fail("signature", "a signature by key "+KeyID(key), "none", "the record was not written by the audit service (a forged record)")
+			}
+			if !ed25519.Verify(key, r.GetHash(), r.GetSignature()) {
+				return nil, fail("signature", "a signature by key "+KeyID(key), "a signature that does not verify", "the record was not written by the audit service (a forged record), or signed with another key")
+			}
+		}
 		prev = r.GetHash()
 	}
 	res := &Result{Chain: chain, Records: len(records), HeadHash: prev}
@@ -275,7 +297,7 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		if res.HeadSigned {
 			res.SignerKey = KeyID(head.GetPublicKey())
 		}
-	} else if opts.TrustedKey != nil {
+	} else if opts.TrustedKey != nil && opts.Anchor == nil {
 		return nil, fmt.Errorf("%w: chain %s: a trusted key was given but there is no head to check", ErrBroken, chain)
 	}
 	if a := opts.Anchor; a != nil {

@@ -118,7 +118,14 @@ func TestTamperDetection(t *testing.T) {
 	fb, _ := Encode(forged)
 	ins = clone()
 	ins = append(ins[:2], append([][]byte{fb}, ins[2:]...)...)
-	expectBreak(t, "insert a forged record at 3", ins, head, 4, "sequence")
+	// Perfectly linked, but not signed by the audit service's key: caught at
+	// the forged record itself.
+	expectBreak(t, "insert a forged record at 3", ins, head, 3, "signature")
+	forged.Signature = nil
+	fb, _ = Encode(forged)
+	ins = clone()
+	ins = append(ins[:2], append([][]byte{fb}, ins[2:]...)...)
+	expectBreak(t, "insert an unsigned forged record at 3", ins, head, 3, "signature")
 
 	// Reordering: swap records 3 and 6.
 	sw := clone()

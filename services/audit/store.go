@@ -166,6 +166,9 @@ func (s *Store) append(ctx context.Context, r *demarchev1.AuditRecord) (_ *demar
 		if err := link(rec, last); err != nil {
 			return nil, false, err
 		}
+		if s.key != nil {
+			rec.Signature = ed25519.Sign(s.key, rec.GetHash())
+		}
 		b, err := Encode(rec)
 		if err != nil {
 			return nil, false, err

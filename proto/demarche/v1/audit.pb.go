@@ -123,8 +123,11 @@ type AuditRecord struct {
 	WorkflowId     string `protobuf:"bytes,17,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
 	RunId          string `protobuf:"bytes,18,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
 	HistoryEventId int64  `protobuf:"varint,19,opt,name=history_event_id,json=historyEventId,proto3" json:"history_event_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// ed25519 signature of hash by the audit service's key, when one is
+	// configured: a record written by anything else does not verify.
+	Signature     []byte `protobuf:"bytes,20,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditRecord) Reset() {
@@ -288,6 +291,13 @@ func (x *AuditRecord) GetHistoryEventId() int64 {
 		return x.HistoryEventId
 	}
 	return 0
+}
+
+func (x *AuditRecord) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
 }
 
 // ChainHead is the last record of a chain, optionally signed (ed25519).
@@ -1126,7 +1136,7 @@ var File_demarche_v1_audit_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17demarche/v1/audit.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x05\n" +
+	"\x17demarche/v1/audit.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
 	"\vAuditRecord\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
@@ -1151,7 +1161,8 @@ const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\vworkflow_id\x18\x11 \x01(\tR\n" +
 	"workflowId\x12\x15\n" +
 	"\x06run_id\x18\x12 \x01(\tR\x05runId\x12(\n" +
-	"\x10history_event_id\x18\x13 \x01(\x03R\x0ehistoryEventId\"\xba\x01\n" +
+	"\x10history_event_id\x18\x13 \x01(\x03R\x0ehistoryEventId\x12\x1c\n" +
+	"\tsignature\x18\x14 \x01(\fR\tsignature\"\xba\x01\n" +
 	"\tChainHead\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
