@@ -77,7 +77,7 @@ func TestForgedEventsAreRefused(t *testing.T) {
 		return ev
 	}
 	forgeries := map[string]func(eventbus.Event) eventbus.Event{
-		"ce-subject":                  func(ev eventbus.Event) eventbus.Event { ev.Subject = crisisB; return ev },
+		"ce-subject":                   func(ev eventbus.Event) eventbus.Event { ev.Subject = crisisB; return ev },
 		"is not the crisis workflow's": func(ev eventbus.Event) eventbus.Event { ev.Source = "/mallory"; return ev },
 		"does not say which workflow":  func(ev eventbus.Event) eventbus.Event { ev.Origin = eventbus.Origin{}; return ev },
 		"not from crisis":              func(ev eventbus.Event) eventbus.Event { ev.Origin.WorkflowID = crisis.WorkflowID(crisisB); return ev },
