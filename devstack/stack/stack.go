@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
+	au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile()}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -240,6 +240,9 @@ func (s *Stack) NATSURLFor(id natsauth.Identity) string {
 	}
 	return u
 }
+
+// AnchorFile is where the audit service also writes its anchors (signed chain heads).
+func (s *Stack) AnchorFile() string { return filepath.Join(s.cfg.DataDir, "audit-anchors.jsonl") }
 
 // CredentialsFile is the file holding an identity's NATS credentials.
 func (s *Stack) CredentialsFile(id natsauth.Identity) string {

@@ -240,6 +240,12 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	// be signed; without, every record from the first signed one on (records
 	// from before a key was configured stay unsigned).
 	key, strict := opts.TrustedKey, opts.TrustedKey != nil
+	if opts.Head != nil && strict {
+		// A head signed by another key says more than its records would.
+		if err := VerifyHeadSignature(opts.Head, opts.TrustedKey); err != nil {
+			return nil, err
+		}
+	}
 	for _, h := range []*demarchev1.ChainHead{opts.Head, opts.Anchor} {
 		if key == nil && len(h.GetPublicKey()) == ed25519.PublicKeySize {
 			key = ed25519.PublicKey(h.GetPublicKey())
