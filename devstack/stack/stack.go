@@ -98,7 +98,20 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// Every service connects as its own NATS user (natsauth.Table); the
 	// credentials are generated once and kept in the data folder.
-	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir)); err != nil {
+	// Partner organisations (the registry's) and signal sources have a user
+	// each too, for their systems outside Démarche.
+	registry, err := partners.LoadRegistry("")
+	if err != nil {
+		return nil, err
+	}
+	var outside []natsauth.Identity
+	for _, p := range registry.Partners() {
+		outside = append(outside, natsauth.PartnerIdentity(p.Name))
+	}
+	for _, src := range natsauth.DefaultSignalSources {
+		outside = append(outside, natsauth.SignalSourceIdentity(src))
+	}
+	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir), outside...); err != nil {
 		return nil, err
 	}
 	// Funds are opened once, on a new data folder: opening a fund is an

@@ -197,7 +197,7 @@ Anything unmatched is named; the exit status is then non-zero.`,
 			if !rep.OK() {
 				return rep.Error()
 			}
-			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry")
+			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry; every event too")
 			return nil
 		},
 	}

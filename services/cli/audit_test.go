@@ -50,7 +50,7 @@ func TestAuditCommands(t *testing.T) {
 	for i, stage := range []demarchev1.Stage{demarchev1.Stage_STAGE_WARNING, demarchev1.Stage_STAGE_GOOD_OFFICES} {
 		if _, err := pub.Publish(ctx, route, eventbus.Event{ID: id + "-" + stage.Slug(), Time: time.Now(),
 			Origin: eventbus.Origin{WorkflowID: crisis.WorkflowID(id), RunID: "run-1", HistoryEventID: int64(5 + i)},
-			Data: &demarchev1.StageEntered{CrisisId: id, Stage: stage, EnteredAt: timestamppb.Now()}}); err != nil {
+			Data:   &demarchev1.StageEntered{CrisisId: id, Stage: stage, EnteredAt: timestamppb.Now()}}); err != nil {
 			t.Fatal(i, err)
 		}
 	}
