@@ -15,6 +15,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/services/cli"
 )
 
@@ -68,6 +69,17 @@ running. Delete the folder to start afresh.`,
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
+	var tlsFiles natsembed.TLSFiles
+	f.StringVar(&tlsFiles.Cert, "nats-tls-cert", "", "serve NATS over TLS only, with this certificate (PEM; with --nats-tls-key and --nats-tls-ca)")
+	f.StringVar(&tlsFiles.Key, "nats-tls-key", "", "the NATS server certificate's key (PEM)")
+	f.StringVar(&cfg.NATSTLSCA, "nats-tls-ca", "", "the CA that signed the NATS server certificate; clients pass it with --nats-ca")
+	f.StringVar(&tlsFiles.ClientCA, "nats-tls-client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if tlsFiles.Cert != "" || tlsFiles.Key != "" {
+			cfg.NATSTLS = &tlsFiles
+		}
+		return nil
+	}
 	return cmd
 }
 

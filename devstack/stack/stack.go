@@ -54,6 +54,11 @@ type Config struct {
 	UIPort     int
 	UIPortFlag string
 	NoUI       bool
+	// NATSTLS, when set, makes the embedded NATS server accept TLS client
+	// connections only; NATSTLSCA is the CA that signed its certificate,
+	// which the embedded services trust (set as DEMARCHE_NATS_CA for the process).
+	NATSTLS   *natsembed.TLSFiles
+	NATSTLSCA string
 }
 
 // Stack is the running platform.
@@ -98,6 +103,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// Every service connects as its own NATS user (natsauth.Table); the
 	// credentials are generated once and kept in the data folder.
+	if cfg.NATSTLS != nil {
+		if cfg.NATSTLSCA == "" {
+			return nil, errors.New("NATS TLS: the CA that signed the server certificate is needed too (the embedded services must trust it)")
+		}
+		if err := os.Setenv(natsx.EnvCA, cfg.NATSTLSCA); err != nil {
+			return nil, err
+		}
+	}
 	// Partner organisations (the registry's) and signal sources have a user
 	// each too, for their systems outside Démarche.
 	registry, err := partners.LoadRegistry("")
@@ -121,7 +134,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	newDataFolder := errors.Is(statErr, os.ErrNotExist)
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Users: s.creds,
+		Users: s.creds, TLS: cfg.NATSTLS,
 	}, log)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package natsembed_test
 
 import (
 	"crypto/ecdsa"
+	"crypto/tls"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
@@ -11,10 +12,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 
@@ -125,5 +128,27 @@ func TestTLSClientConnections(t *testing.T) {
 	t.Setenv(natsx.EnvCA, filepath.Join(dir, "missing.pem"))
 	if _, err := natsx.TLSOptions(); err == nil || !strings.Contains(err.Error(), natsx.EnvCA) {
 		t.Fatalf("missing CA file: %v", err)
+	}
+}
+
+// TestDeployServerConfig: nats-server accepts deploy/nats/nats-server.conf
+// (with certificates made here) and it requires TLS with verified clients.
+func TestDeployServerConfig(t *testing.T) {
+	dir := t.TempDir()
+	ca, caKey, caFile, _ := certs(t, dir, "ca", nil, nil)
+	_, _, cert, key := certs(t, dir, "server", ca, caKey)
+	for name, v := range map[string]string{"NATS_SERVER_NAME": "nats-0", "NATS_STORE_DIR": filepath.Join(dir, "js"),
+		"DEMARCHE_NATS_TLS_CERT": cert, "DEMARCHE_NATS_TLS_KEY": key, "DEMARCHE_NATS_TLS_CA": caFile} {
+		t.Setenv(name, v)
+	}
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		t.Setenv(natsauth.PasswordVariable(id), "$2a$11$qbtrnb0mSG2eV55xoyPqHOZx/lLBlryHRhU3LK2oOPFRwGF/5rtGK")
+	}
+	opts, err := server.ProcessConfigFile("../../deploy/nats/nats-server.conf")
+	if err != nil {
+		t.Fatalf("nats-server refuses deploy/nats/nats-server.conf: %v", err)
+	}
+	if opts.TLSConfig == nil || opts.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert || !opts.JetStream || !opts.SyncAlways || len(opts.Users) == 0 {
+		t.Fatalf("configuration: tls=%v jetstream=%v sync_always=%v users=%d", opts.TLSConfig != nil, opts.JetStream, opts.SyncAlways, len(opts.Users))
 	}
 }
