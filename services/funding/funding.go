@@ -7,7 +7,9 @@
 // and appends the next one on the condition that no line was appended in
 // between (JetStream's expected-last-subject-sequence); a racing writer makes
 // it read again. So the balance can never go below zero, whatever the
-// interleaving, and the ledger always balances.
+// interleaving, and the ledger always balances. Lines are hash-linked and
+// every read checks them (ledger.go); funds are opened only explicitly
+// (OpenOptions).
 package funding
 
 import (
