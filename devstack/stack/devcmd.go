@@ -107,7 +107,7 @@ func PrintBanner(w io.Writer, s *Stack) {
 	fmt.Fprintf(w, `
 Démarche is running. Data folder: %s
 
-  NATS      %s   (one user per service; credentials in %s)
+  NATS      %s   (one user per service, partner organisation and signal source; credentials in %s)
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)

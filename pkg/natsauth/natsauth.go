@@ -137,6 +137,7 @@ var Table = []Rule{
 	{"demarche.audit.chain", Pub, []Identity{Gateway, Operator, Observer}, "read a chain"},
 	{"demarche.audit.heads", Pub, []Identity{Gateway, Operator, Observer}, "read chain heads"},
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
+	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
 	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
 	{"demarche.roster.search", Pub, readers, "read-only"},
