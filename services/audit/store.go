@@ -255,7 +255,7 @@ func (s *Store) appendBoth(ctx context.Context, r *demarchev1.AuditRecord) error
 		}
 	}
 	if !onCrisis {
-		r.Detail = fmt.Sprintf("not on chain %s: %s", crisisChain, s.alarms.reason(crisisChain))
+		r.Detail = strings.TrimSpace(r.GetDetail() + fmt.Sprintf(" [not on chain %s: %s]", crisisChain, s.alarms.reason(crisisChain)))
 	}
 	if s.alarms.reason(GlobalChain) == "" {
 		r.Chain = GlobalChain

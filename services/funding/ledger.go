@@ -192,12 +192,26 @@ type verifiedTail struct {
 	lines map[string]*demarchev1.LedgerEntry
 }
 
+func (v *verifiedTail) get(fund string) *demarchev1.LedgerEntry {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.lines[fund]
+}
+
+// advance records a checked line, unless a later one was recorded meanwhile
+// (reads check concurrently, each against the line it started from).
+func (v *verifiedTail) advance(fund string, line *demarchev1.LedgerEntry) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if cur := v.lines[fund]; cur == nil || line.GetSequence() > cur.GetSequence() {
+		v.lines[fund] = line
+	}
+}
+
 // tail returns a fund's last line after checking every line not checked
 // before; nil (no error) when the fund has no ledger at all.
 func (s *Store) tail(ctx context.Context, fund string) (*demarchev1.LedgerEntry, error) {
-	s.verified.mu.Lock()
-	defer s.verified.mu.Unlock()
-	known := s.verified.lines[fund]
+	known := s.verified.get(fund)
 	msg, err := s.stream.GetLastMsgForSubject(ctx, subject(fund))
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		if known != nil {
@@ -211,6 +225,10 @@ func (s *Store) tail(ctx context.Context, fund string) (*demarchev1.LedgerEntry,
 	if known != nil && msg.Sequence == known.GetSequence() {
 		return known, nil
 	}
+	if known != nil && msg.Sequence < known.GetSequence() {
+		return nil, &LedgerError{Fund: fund, Line: known.GetLine(), StreamSequence: known.GetSequence(),
+			Problem: fmt.Sprintf("the ledger was replaced: its last line is now at stream sequence %d, before line %d checked earlier", msg.Sequence, known.GetLine())}
+	}
 	last, err := DecodeLine(fund, msg.Sequence, msg.Data)
 	if err != nil {
 		return nil, err
@@ -219,7 +237,7 @@ func (s *Store) tail(ctx context.Context, fund string) (*demarchev1.LedgerEntry,
 		if err := checkLink(fund, known, last); err != nil {
 			return nil, err
 		}
-		s.verified.lines[fund] = last
+		s.verified.advance(fund, last)
 		return last, nil
 	}
 	// More than one new line (or the first read): check them all.
@@ -237,7 +255,7 @@ func (s *Store) tail(ctx context.Context, fund string) (*demarchev1.LedgerEntry,
 	if len(lines) == 0 {
 		return known, nil
 	}
-	s.verified.lines[fund] = lines[len(lines)-1]
+	s.verified.advance(fund, lines[len(lines)-1])
 	return lines[len(lines)-1], nil
 }
 
