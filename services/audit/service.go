@@ -189,3 +189,20 @@ func FetchHeads(ctx context.Context, nc *nats.Conn, crisisID, reader string) ([]
 	}
 	return resp.GetHeads(), nil
 }
+
+// RecordOperation asks the audit service to record an operation done to a
+// crisis's workflow outside Démarche (terminate, cancel, reset), as found in
+// its history: a record of kind OPERATION (event type OperationEventType) on
+// the crisis's chain and the global chain, carrying the workflow run and the
+// history event. Idempotent per req.EventId. Over NATS only the worker's
+// identity may send it (pkg/natsauth).
+func RecordOperation(ctx context.Context, call Caller, req *demarchev1.AuditOperationRequest) (*demarchev1.AuditRecord, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	var resp demarchev1.AuditOperationResponse
+	if err := call(ctx, SubjectOperation, req, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRecord(), nil
+}
