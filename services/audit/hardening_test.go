@@ -169,6 +169,7 @@ func TestGarbageOnOneChainDoesNotHoldUpAnother(t *testing.T) {
 	e.publish(crisisB, 1)
 	waitChain(t, svc.Store, ChainOf(crisisB), 1)
 	waitChain(t, svc.Store, ChainOf(crisisA), 1)
+	garbageAt := time.Now()
 	if _, err := e.js.Publish(context.Background(), SubjectOf(ChainOf(crisisA)), []byte("\xff\xffgarbage")); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +182,9 @@ func TestGarbageOnOneChainDoesNotHoldUpAnother(t *testing.T) {
 		e.publish(crisisB, n)
 	}
 	waitAlarm(t, alarms, AlarmChainIsolated, "does not decode")
+	t.Logf("alarm %v after the garbage was stored", time.Since(garbageAt).Round(time.Millisecond)) // a figure, not a bound
 	recsB := waitChain(t, svc.Store, ChainOf(crisisB), 6)
+	t.Logf("B's 5 later events chained %v after the garbage", time.Since(garbageAt).Round(time.Millisecond))
 	if _, err := Verify(ChainOf(crisisB), recsB, VerifyOptions{}); err != nil {
 		t.Fatalf("B's chain: %v", err)
 	}
