@@ -174,7 +174,7 @@ func TestNATSPermissions(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				for _, stream := range []string{funding.LedgerStream, audit.StreamName, eventbus.StreamName, "KV_" + roster.Bucket} {
+				for _, stream := range []string{funding.LedgerStream, audit.StreamName, audit.AnchorStream, eventbus.StreamName, "KV_" + roster.Bucket} {
 					refused := func(what string, err error) {
 						if err == nil {
 							t.Errorf("%s could %s %s", id, what, stream)
