@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -91,6 +92,26 @@ func TestAuditTrail(t *testing.T) {
 	t.Log(strings.TrimSpace(out))
 	if final.GetFigures().GetDecisions() == 0 || !strings.Contains(out, " "+strconv.Itoa(int(final.GetFigures().GetDecisions()))+" decisions in them") {
 		t.Fatalf("reconcile did not see the crisis's %d decisions:\n%s", final.GetFigures().GetDecisions(), out)
+	}
+	// Every event, not only decisions: each record carries the workflow and
+	// history event it comes from, and reconcile matched them all.
+	chain, err := audit.FetchChain(ctx, nc, id, "auditor-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events int
+	for _, r := range chain.GetRecords() {
+		if r.GetKind() != demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT || r.GetEventSource() != crisis.EventSource {
+			continue
+		}
+		events++
+		if !strings.HasPrefix(r.GetWorkflowId(), crisis.WorkflowID(id)) || r.GetRunId() == "" || r.GetHistoryEventId() <= 0 {
+			t.Fatalf("record %d (%s) does not say where it comes from: %v", r.GetSequence(), r.GetEventType(), r)
+		}
+	}
+	want := fmt.Sprintf("%d published in the histories, %d workflow event records, %d matched", events, events, events)
+	if events <= int(final.GetFigures().GetDecisions()) || !strings.Contains(out, want) {
+		t.Fatalf("reconcile did not match all %d events (want %q):\n%s", events, want, out)
 	}
 
 	dir := t.TempDir()

@@ -16,6 +16,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -100,6 +101,17 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.DurationVar(&natsDowntime, "nats-restart-downtime", 3*time.Second, "how long NATS stays down when SIGUSR1 restarts it")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
+	var tlsFiles natsembed.TLSFiles
+	f.StringVar(&tlsFiles.Cert, "nats-tls-cert", "", "serve NATS over TLS only, with this certificate (PEM; with --nats-tls-key and --nats-tls-ca)")
+	f.StringVar(&tlsFiles.Key, "nats-tls-key", "", "the NATS server certificate's key (PEM)")
+	f.StringVar(&cfg.NATSTLSCA, "nats-tls-ca", "", "the CA that signed the NATS server certificate; clients pass it with --nats-ca")
+	f.StringVar(&tlsFiles.ClientCA, "nats-tls-client-ca", "", "require client certificates signed by this CA (mutual TLS)")
+	cmd.PreRunE = func(*cobra.Command, []string) error {
+		if tlsFiles.Cert != "" || tlsFiles.Key != "" {
+			cfg.NATSTLS = &tlsFiles
+		}
+		return nil
+	}
 	return cmd
 }
 
@@ -127,7 +139,7 @@ func PrintBanner(w io.Writer, s *Stack) {
 	fmt.Fprintf(w, `
 Démarche is running. Data folder: %s
 
-  NATS      %s   (one user per service; credentials in %s)
+  NATS      %s   (one user per service, partner organisation and signal source; credentials in %s)
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)

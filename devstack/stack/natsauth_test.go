@@ -3,6 +3,7 @@ package stack_test
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
 )
 
@@ -136,9 +138,10 @@ func TestNATSPermissions(t *testing.T) {
 		{"$KV.DEMARCHE_ROSTER.booked.env-amara-diallo", []natsauth.Identity{natsauth.Roster}},
 		{"$KV.DEMARCHE_FUNDING.paid.forged", []natsauth.Identity{natsauth.Funding}},
 	}
+	outside := natsauth.DeployIdentities()
 	t.Run("owned subjects refused to everyone else", func(t *testing.T) {
 		for _, o := range owned {
-			for _, id := range natsauth.Identities {
+			for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
 				if id == natsauth.Provisioner {
 					continue
 				}
@@ -171,7 +174,7 @@ func TestNATSPermissions(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				for _, stream := range []string{funding.LedgerStream, audit.StreamName, eventbus.StreamName, "KV_" + roster.Bucket} {
+				for _, stream := range []string{funding.LedgerStream, audit.StreamName, audit.AnchorStream, eventbus.StreamName, "KV_" + roster.Bucket} {
 					refused := func(what string, err error) {
 						if err == nil {
 							t.Errorf("%s could %s %s", id, what, stream)
@@ -202,6 +205,44 @@ func TestNATSPermissions(t *testing.T) {
 		st, err := js.Stream(ctx, funding.LedgerStream)
 		if err != nil || st.CachedInfo().Config.MaxMsgsPerSubject == 2 {
 			t.Fatalf("ledger stream after the attempts: %v", err)
+		}
+	})
+
+	t.Run("partner organisations and signal sources: their own subjects alone", func(t *testing.T) {
+		reg, err := partners.LoadRegistry("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, p := range reg.Partners() {
+			names = append(names, p.Name)
+		}
+		slices.Sort(names)
+		want := slices.Sorted(slices.Values(natsauth.DefaultPartners))
+		if !slices.Equal(names, want) || natsauth.PartnersStream != partners.StreamName {
+			t.Fatalf("registry partners %v, natsauth %v; stream %s vs %s", names, want, partners.StreamName, natsauth.PartnersStream)
+		}
+		for _, id := range outside {
+			if fi, err := os.Stat(s.CredentialsFile(id)); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v", id, err)
+			}
+		}
+		au, eu, acled := natsauth.PartnerIdentity("AU"), natsauth.PartnerIdentity("EU"), natsauth.SignalSourceIdentity("acled")
+		if !subscribeAllowed(au, "demarche.partner.AU.>") {
+			t.Error("AU cannot read its own deliveries")
+		}
+		for _, subject := range []string{"demarche.partner.EU.>", "demarche.partner.>", "demarche.crisis.>", "_INBOX.>", natsauth.InboxPrefix(eu) + ".>"} {
+			if subscribeAllowed(au, subject) {
+				t.Errorf("AU may read %s", subject)
+			}
+		}
+		for _, subject := range []string{"demarche.signals.ucdp", "demarche.signals.acled.x", "demarche.crisis.africa.GN.GN-FORGED.warning_raised", "demarche.partners.ack"} {
+			if publishAllowed(acled, subject) {
+				t.Errorf("acled may publish on %s", subject)
+			}
+		}
+		if subscribeAllowed(acled, "demarche.>") {
+			t.Error("a signal source may read events")
 		}
 	})
 

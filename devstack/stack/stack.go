@@ -66,6 +66,11 @@ type Config struct {
 	// be run as their own processes with "demarche serve NAME": the fault
 	// suite kills and restarts them on their own.
 	Without []string
+	// NATSTLS, when set, makes the embedded NATS server accept TLS client
+	// connections only; NATSTLSCA is the CA that signed its certificate,
+	// which the embedded services trust (set as DEMARCHE_NATS_CA for the process).
+	NATSTLS   *natsembed.TLSFiles
+	NATSTLSCA string
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -129,12 +134,38 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// Every service connects as its own NATS user (natsauth.Table); the
 	// credentials are generated once and kept in the data folder.
-	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir)); err != nil {
+	if cfg.NATSTLS != nil {
+		if cfg.NATSTLSCA == "" {
+			return nil, errors.New("NATS TLS: the CA that signed the server certificate is needed too (the embedded services must trust it)")
+		}
+		if err := os.Setenv(natsx.EnvCA, cfg.NATSTLSCA); err != nil {
+			return nil, err
+		}
+	}
+	// Partner organisations (the registry's) and signal sources have a user
+	// each too, for their systems outside Démarche.
+	registry, err := partners.LoadRegistry("")
+	if err != nil {
 		return nil, err
 	}
+	var outside []natsauth.Identity
+	for _, p := range registry.Partners() {
+		outside = append(outside, natsauth.PartnerIdentity(p.Name))
+	}
+	for _, src := range natsauth.DefaultSignalSources {
+		outside = append(outside, natsauth.SignalSourceIdentity(src))
+	}
+	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir), outside...); err != nil {
+		return nil, err
+	}
+	// Funds are opened once, on a new data folder: opening a fund is an
+	// explicit act, and a data folder whose ledger vanished must raise the
+	// alarm, not start again at the opening balances.
+	_, statErr := os.Stat(filepath.Join(cfg.DataDir, "nats"))
+	newDataFolder := errors.Is(statErr, os.ErrNotExist)
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Users: s.creds,
+		Users: s.creds, TLS: cfg.NATSTLS,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -190,7 +221,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("funding") {
-		fu, err := funding.Start(ctx, s.NATSURLFor(natsauth.Funding), nil, log)
+		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")"}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -218,7 +249,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		if err != nil {
 			return nil, err
 		}
-		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey}, log)
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile()}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -323,6 +354,9 @@ func (s *Stack) NATSURLFor(id natsauth.Identity) string {
 	}
 	return u
 }
+
+// AnchorFile is where the audit service also writes its anchors (signed chain heads).
+func (s *Stack) AnchorFile() string { return filepath.Join(s.cfg.DataDir, "audit-anchors.jsonl") }
 
 // CredentialsFile is the file holding an identity's NATS credentials.
 func (s *Stack) CredentialsFile(id natsauth.Identity) string {

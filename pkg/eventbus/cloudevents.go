@@ -3,6 +3,7 @@ package eventbus
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +26,12 @@ const (
 	HeaderSubject     = "ce-subject"
 	HeaderDataSchema  = "ce-dataschema"
 	HeaderContentType = "content-type"
+	// CloudEvents extension attributes saying where in Temporal an event
+	// comes from (set by the worker's publishing activities; the audit
+	// trail records them, and `audit reconcile` matches them with histories).
+	HeaderWorkflowID   = "ce-workflowid"
+	HeaderWorkflowRun  = "ce-workflowrun"
+	HeaderHistoryEvent = "ce-historyevent"
 
 	SpecVersion     = "1.0"
 	ContentTypeData = "application/protobuf"
@@ -51,6 +58,17 @@ type Event struct {
 	Subject string // the crisis id
 	Time    time.Time
 	Data    proto.Message
+	// Origin is where in Temporal the event comes from (zero when not
+	// published by a workflow's activity).
+	Origin Origin
+}
+
+// Origin is the workflow run and history event (the ActivityTaskScheduled
+// event of the publishing activity) an event comes from.
+type Origin struct {
+	WorkflowID     string
+	RunID          string
+	HistoryEventID int64
 }
 
 // EventType describes one registered event message.
@@ -203,6 +221,11 @@ func Encode(natsSubject string, ev Event) (*nats.Msg, error) {
 	msg.Header.Set(HeaderDataSchema, et.DataSchema)
 	msg.Header.Set(HeaderContentType, ContentTypeData)
 	msg.Header.Set(nats.MsgIdHdr, ev.ID)
+	if o := ev.Origin; o.WorkflowID != "" {
+		msg.Header.Set(HeaderWorkflowID, o.WorkflowID)
+		msg.Header.Set(HeaderWorkflowRun, o.RunID)
+		msg.Header.Set(HeaderHistoryEvent, strconv.FormatInt(o.HistoryEventID, 10))
+	}
 	return msg, nil
 }
 
@@ -235,6 +258,14 @@ func Decode(h nats.Header, data []byte) (Event, error) {
 	if err := checkTimeRange(t); err != nil {
 		return Event{}, err
 	}
+	var origin Origin
+	if wf := h.Get(HeaderWorkflowID); wf != "" {
+		n, err := strconv.ParseInt(h.Get(HeaderHistoryEvent), 10, 64)
+		if err != nil || n < 0 {
+			return Event{}, fmt.Errorf("%w: %s %q is not a history event id", ErrUnsupported, HeaderHistoryEvent, h.Get(HeaderHistoryEvent))
+		}
+		origin = Origin{WorkflowID: wf, RunID: h.Get(HeaderWorkflowRun), HistoryEventID: n}
+	}
 	m := et.new()
 	if err := proto.Unmarshal(data, m); err != nil {
 		return Event{}, fmt.Errorf("%w: %s: %w", ErrBadData, et.Message, err)
@@ -249,6 +280,7 @@ func Decode(h nats.Header, data []byte) (Event, error) {
 		Subject: h.Get(HeaderSubject),
 		Time:    t,
 		Data:    m,
+		Origin:  origin,
 	}, nil
 }
 

@@ -172,3 +172,30 @@ func TestTimeOutsideRFC3339InUTCIsRefused(t *testing.T) {
 		t.Errorf("Encode of year 10000: %v", err)
 	}
 }
+
+// TestOriginExtensions: where in Temporal an event comes from travels as the
+// ce-workflowid, ce-workflowrun and ce-historyevent extensions; an event
+// without them decodes with no origin, one with a bad history event is refused.
+func TestOriginExtensions(t *testing.T) {
+	ev := stageEvent("evt-origin")
+	ev.Origin = Origin{WorkflowID: "crisis-" + testRoute.CrisisID, RunID: "run-1", HistoryEventID: 57}
+	msg, err := Encode(testRoute.Subject("stage_entered"), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Header.Get(HeaderHistoryEvent) != "57" || msg.Header.Get(HeaderWorkflowRun) != "run-1" {
+		t.Fatalf("headers %v", msg.Header)
+	}
+	got, err := Decode(msg.Header, msg.Data)
+	if err != nil || got.Origin != ev.Origin {
+		t.Fatalf("decoded origin %+v, %v", got.Origin, err)
+	}
+	plain, _ := Encode(testRoute.Subject("stage_entered"), stageEvent("evt-plain"))
+	if got, err := Decode(plain.Header, plain.Data); err != nil || got.Origin != (Origin{}) || plain.Header.Get(HeaderWorkflowID) != "" {
+		t.Fatalf("event without origin: %+v %v", got.Origin, err)
+	}
+	msg.Header.Set(HeaderHistoryEvent, "fifty-seven")
+	if _, err := Decode(msg.Header, msg.Data); !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), HeaderHistoryEvent) {
+		t.Fatalf("bad history event: %v", err)
+	}
+}

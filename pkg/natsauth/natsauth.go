@@ -137,6 +137,7 @@ var Table = []Rule{
 	{"demarche.audit.chain", Pub, []Identity{Gateway, Operator, Observer}, "read a chain"},
 	{"demarche.audit.heads", Pub, []Identity{Gateway, Operator, Observer}, "read chain heads"},
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
+	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
 	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
 	{"demarche.roster.search", Pub, readers, "read-only"},
@@ -152,8 +153,16 @@ type Permissions struct {
 	Publish, Subscribe []string
 }
 
-// PermissionsOf derives an identity's permissions from Table.
+// PermissionsOf derives an identity's permissions from Table (a partner
+// organisation's or a signal source's from PartnerPermissions and
+// SignalSourcePermissions).
 func PermissionsOf(id Identity) Permissions {
+	if org, ok := id.Partner(); ok {
+		return PartnerPermissions(org)
+	}
+	if source, ok := id.SignalSource(); ok {
+		return SignalSourcePermissions(source)
+	}
 	var p Permissions
 	for _, r := range Table {
 		if !slices.Contains(r.Who, id) {
@@ -181,14 +190,20 @@ type Credentials struct {
 // FileName is where an identity's credentials live in a credentials folder.
 func FileName(dir string, id Identity) string { return filepath.Join(dir, string(id)+".creds") }
 
-// Ensure loads each identity's credentials from dir, generating (random,
+// Ensure loads each identity's credentials from dir (Identities, then the
+// extra ones: partner organisations, signal sources), generating (random,
 // 256-bit) those missing, in files readable by their owner alone (0600).
-func Ensure(dir string) (map[Identity]Credentials, error) {
+func Ensure(dir string, extra ...Identity) (map[Identity]Credentials, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("credentials folder %s: %w", dir, err)
 	}
+	for _, id := range extra {
+		if err := id.Check(); err != nil {
+			return nil, err
+		}
+	}
 	out := map[Identity]Credentials{}
-	for _, id := range Identities {
+	for _, id := range append(slices.Clone(Identities), extra...) {
 		file := FileName(dir, id)
 		c, err := Load(file)
 		if errors.Is(err, os.ErrNotExist) {
@@ -252,13 +267,16 @@ func WithCredentialsFile(natsURL, file string) (string, error) {
 // for production (deploy/nats/authorization.conf). Each user's password is a
 // variable, DEMARCHE_NATS_<IDENTITY>_PASSWORD, that the server reads from
 // its environment; put a bcrypt hash there (`nats server passwd`).
-func ServerConfig() string {
+func ServerConfig(extra ...Identity) string {
 	var b strings.Builder
 	b.WriteString("# Generated from pkg/natsauth.Table by `go test ./pkg/natsauth -run TestDeployConfig` with\n")
 	b.WriteString("# DEMARCHE_UPDATE_DEPLOY=1. Do not edit: change the table.\n")
 	b.WriteString("# Include it from nats-server.conf; set each DEMARCHE_NATS_<IDENTITY>_PASSWORD to a bcrypt hash.\n")
+	b.WriteString("# Partner organisations (demarche-partner-<ORG>) and signal sources (demarche-signals-<source>)\n")
+	b.WriteString("# connect from outside: give each its own password, and their clients the inbox prefix\n")
+	b.WriteString("# _INBOX_partner-<ORG> / _INBOX_signals-<source> (natscli --inbox-prefix).\n")
 	b.WriteString("authorization {\n  users = [\n")
-	for _, id := range Identities {
+	for _, id := range append(slices.Clone(Identities), extra...) {
 		p := PermissionsOf(id)
 		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", id.User(), PasswordVariable(id))
 		fmt.Fprintf(&b, "        publish: { allow: %s }\n", quoteList(p.Publish))
@@ -272,7 +290,7 @@ func ServerConfig() string {
 // PasswordVariable names the environment variable holding an identity's
 // password (hash) in the production server configuration.
 func PasswordVariable(id Identity) string {
-	return "DEMARCHE_NATS_" + strings.ToUpper(string(id)) + "_PASSWORD"
+	return "DEMARCHE_NATS_" + strings.NewReplacer("-", "_").Replace(strings.ToUpper(string(id))) + "_PASSWORD"
 }
 
 func quoteList(ss []string) string {
@@ -281,4 +299,114 @@ func quoteList(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// Partner organisations and signal sources from outside connect to NATS too,
+// each as its own user (not in Table: they come from configuration).
+//
+// A partner organisation ORG (its registry code, e.g. ECOWAS) is the user
+// demarche-partner-ORG. It reads its own subjects, demarche.partner.ORG.>, and
+// nothing else: as a core subscription, or through its one durable consumer
+// on DEMARCHE_PARTNERS, named ORG and filtered to its subjects. Its replies
+// come on its own inbox prefix (InboxPrefix), so it cannot read anyone
+// else's replies either; it publishes nothing.
+//
+// A signal source SOURCE (e.g. acled) is the user demarche-signals-SOURCE. It
+// publishes its signals on demarche.signals.SOURCE alone (JetStream stores
+// them; the acknowledgement comes on its own inbox prefix) and reads nothing.
+
+// DefaultSignalSources are the signal sources `demarche dev` (and
+// deploy/nats/authorization.conf) give a user each; production adds its own.
+var DefaultSignalSources = []string{"acled", "ucdp", "ecowarn", "cewarn", "un-human-rights", "civil-society", "media"}
+
+// DefaultPartners are the partner organisations of the embedded registry
+// (services/partners; a test keeps them equal), in
+// deploy/nats/authorization.conf.
+var DefaultPartners = []string{"AU", "ECOWAS", "SADC", "IGAD", "EU", "OSCE", "OAS", "ASEAN", "PIF", "LAS"}
+
+// DeployIdentities are the outside identities of deploy/nats/authorization.conf.
+func DeployIdentities() []Identity {
+	var out []Identity
+	for _, org := range DefaultPartners {
+		out = append(out, PartnerIdentity(org))
+	}
+	for _, src := range DefaultSignalSources {
+		out = append(out, SignalSourceIdentity(src))
+	}
+	return out
+}
+
+// PartnersStream is the stream of partner deliveries (services/partners).
+const PartnersStream = "DEMARCHE_PARTNERS"
+
+// PartnerIdentity is a partner organisation's identity.
+func PartnerIdentity(org string) Identity { return Identity("partner-" + org) }
+
+// SignalSourceIdentity is a signal source's identity.
+func SignalSourceIdentity(source string) Identity { return Identity("signals-" + source) }
+
+// Partner is the organisation of a partner identity.
+func (id Identity) Partner() (string, bool) { return strings.CutPrefix(string(id), "partner-") }
+
+// SignalSource is the source of a signal-source identity.
+func (id Identity) SignalSource() (string, bool) { return strings.CutPrefix(string(id), "signals-") }
+
+// Check refuses an identity whose organisation or source is not one subject
+// token of letters, digits and dashes (a wildcard or a dot would widen its rights).
+func (id Identity) Check() error {
+	name, ok := id.Partner()
+	if !ok {
+		name, ok = id.SignalSource()
+	}
+	if !ok {
+		if slices.Contains(Identities, id) {
+			return nil
+		}
+		return fmt.Errorf("NATS identity %q: not a service identity, partner-<ORG> or signals-<source>", id)
+	}
+	if name == "" {
+		return fmt.Errorf("NATS identity %q: the organisation or source is empty", id)
+	}
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
+			return fmt.Errorf("NATS identity %q: %q may hold letters, digits and dashes only", id, name)
+		}
+	}
+	return nil
+}
+
+// InboxPrefix is the inbox prefix an identity's client must use
+// (nats.CustomInboxPrefix, natscli --inbox-prefix): _INBOX for Démarche's own
+// services, _INBOX_<identity> for partners and signal sources.
+func InboxPrefix(id Identity) string {
+	if _, ok := id.Partner(); ok {
+		return "_INBOX_" + string(id)
+	}
+	if _, ok := id.SignalSource(); ok {
+		return "_INBOX_" + string(id)
+	}
+	return "_INBOX"
+}
+
+// PartnerPermissions are a partner organisation's.
+func PartnerPermissions(org string) Permissions {
+	subjects := "demarche.partner." + org + ".>"
+	return Permissions{
+		Publish: []string{
+			"$JS.API.STREAM.INFO." + PartnersStream,
+			"$JS.API.CONSUMER.CREATE." + PartnersStream + "." + org + "." + subjects,
+			"$JS.API.CONSUMER.INFO." + PartnersStream + "." + org,
+			"$JS.API.CONSUMER.MSG.NEXT." + PartnersStream + "." + org,
+			"$JS.ACK." + PartnersStream + "." + org + ".>",
+		},
+		Subscribe: []string{subjects, InboxPrefix(PartnerIdentity(org)) + ".>"},
+	}
+}
+
+// SignalSourcePermissions are a signal source's.
+func SignalSourcePermissions(source string) Permissions {
+	return Permissions{
+		Publish:   []string{"demarche.signals." + source},
+		Subscribe: []string{InboxPrefix(SignalSourceIdentity(source)) + ".>"},
+	}
 }

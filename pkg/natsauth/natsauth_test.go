@@ -16,7 +16,7 @@ const deployFile = "../../deploy/nats/authorization.conf"
 // table says, and checks that nats-server accepts it with every identity and
 // its permissions.
 func TestDeployConfig(t *testing.T) {
-	want := natsauth.ServerConfig()
+	want := natsauth.ServerConfig(natsauth.DeployIdentities()...)
 	if os.Getenv("DEMARCHE_UPDATE_DEPLOY") != "" {
 		if err := os.WriteFile(deployFile, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
@@ -26,7 +26,7 @@ func TestDeployConfig(t *testing.T) {
 	if err != nil || string(got) != want {
 		t.Fatalf("%s is not what pkg/natsauth.Table says (%v): run DEMARCHE_UPDATE_DEPLOY=1 go test ./pkg/natsauth", deployFile, err)
 	}
-	for _, id := range natsauth.Identities {
+	for _, id := range append(natsauth.Identities, natsauth.DeployIdentities()...) {
 		t.Setenv(natsauth.PasswordVariable(id), "$2a$11$qbtrnb0mSG2eV55xoyPqHOZx/lLBlryHRhU3LK2oOPFRwGF/5rtGK")
 	}
 	dir := t.TempDir()
@@ -41,8 +41,8 @@ func TestDeployConfig(t *testing.T) {
 	if err != nil {
 		t.Fatalf("nats-server refuses the configuration: %v", err)
 	}
-	if len(opts.Users) != len(natsauth.Identities) {
-		t.Fatalf("%d users, want %d", len(opts.Users), len(natsauth.Identities))
+	if want := len(natsauth.Identities) + len(natsauth.DeployIdentities()); len(opts.Users) != want {
+		t.Fatalf("%d users, want %d", len(opts.Users), want)
 	}
 	for _, u := range opts.Users {
 		if u.Permissions == nil || u.Permissions.Publish == nil || len(u.Permissions.Subscribe.Allow) == 0 {

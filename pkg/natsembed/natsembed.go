@@ -3,8 +3,10 @@
 package natsembed
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -27,12 +29,43 @@ type Options struct {
 	// permissions natsauth.Table gives its identity; unauthenticated
 	// connections are refused.
 	Users map[natsauth.Identity]natsauth.Credentials
+	// TLS, when set, makes client connections TLS only (see TLSFiles).
+	TLS *TLSFiles
+}
+
+// TLSFiles configure TLS for client connections: the server's certificate
+// and key, and, when clients must present certificates too (mutual TLS), the
+// CA that signs theirs.
+type TLSFiles struct {
+	Cert, Key string
+	// ClientCA, when set, requires and verifies client certificates.
+	ClientCA string
+}
+
+// tlsConfig builds the server's TLS configuration from files.
+func (f *TLSFiles) tlsConfig() (*tls.Config, error) {
+	if f.Cert == "" || f.Key == "" {
+		return nil, errors.New("nats: TLS needs both a certificate and a key file")
+	}
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: f.Cert, KeyFile: f.Key, CaFile: f.ClientCA, Verify: f.ClientCA != ""})
+	if err != nil {
+		return nil, fmt.Errorf("nats: TLS: %w", err)
+	}
+	return cfg, nil
 }
 
 // serverUsers turns credentials into server users with their permissions.
 func serverUsers(users map[natsauth.Identity]natsauth.Credentials) []*server.User {
 	var out []*server.User
-	for _, id := range natsauth.Identities {
+	ids := slices.Clone(natsauth.Identities)
+	var extra []natsauth.Identity
+	for id := range users {
+		if !slices.Contains(ids, id) {
+			extra = append(extra, id)
+		}
+	}
+	slices.Sort(extra)
+	for _, id := range append(ids, extra...) {
 		c, ok := users[id]
 		if !ok {
 			continue
@@ -76,6 +109,14 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	}
 	if len(opts.Users) > 0 {
 		sopts.Users = serverUsers(opts.Users)
+	}
+	if opts.TLS != nil {
+		cfg, err := opts.TLS.tlsConfig()
+		if err != nil {
+			return nil, err
+		}
+		sopts.TLSConfig, sopts.TLS, sopts.TLSTimeout = cfg, true, 5
+		sopts.TLSVerify = opts.TLS.ClientCA != ""
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {

@@ -59,6 +59,9 @@ const (
 	AuditRead  = AuditGroup + ".read"  // AuditReadRequest -> AuditReadResponse
 	AuditChain = AuditGroup + ".chain" // AuditChainRequest -> AuditChain (an audited read)
 	AuditHeads = AuditGroup + ".heads" // AuditHeadsRequest -> AuditHeads (an audited read)
+	// AuditOperation records an operation done to a crisis's workflow outside
+	// Démarche (terminate, cancel, reset): AuditOperationRequest -> AuditOperationResponse.
+	AuditOperation = AuditGroup + ".operation"
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

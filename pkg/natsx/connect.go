@@ -4,6 +4,7 @@ package natsx
 import (
 	"fmt"
 	neturl "net/url"
+	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -13,8 +14,18 @@ import (
 
 // Connect dials NATS and keeps reconnecting for ever after a drop: a service
 // outlives a NATS restart. The first dial must succeed, so a wrong URL fails fast.
+//
+// TLS for client connections is configured by the environment, the same for
+// every process (the CLI's --nats-ca, --nats-cert and --nats-key set it):
+// DEMARCHE_NATS_CA names the CA file that signs the server's certificate
+// (TLS is then required), DEMARCHE_NATS_CERT and DEMARCHE_NATS_KEY a client
+// certificate for servers that verify clients (mutual TLS).
 func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url,
+	tlsOpts, err := TLSOptions()
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := nats.Connect(url, append(tlsOpts,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
@@ -25,7 +36,7 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
-	)
+	)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", Redact(url), err)
 	}
@@ -35,6 +46,39 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 		return nil, nil, fmt.Errorf("JetStream on %s: %w", Redact(url), err)
 	}
 	return nc, js, nil
+}
+
+// Environment variables configuring TLS to NATS (see Connect).
+const (
+	EnvCA   = "DEMARCHE_NATS_CA"
+	EnvCert = "DEMARCHE_NATS_CERT"
+	EnvKey  = "DEMARCHE_NATS_KEY"
+)
+
+// TLSOptions are the client TLS options the environment configures (none
+// when DEMARCHE_NATS_CA is unset). A missing or unreadable file is an error
+// naming its variable.
+func TLSOptions() ([]nats.Option, error) {
+	ca, cert, key := os.Getenv(EnvCA), os.Getenv(EnvCert), os.Getenv(EnvKey)
+	var out []nats.Option
+	if ca != "" {
+		if _, err := os.Stat(ca); err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvCA, err)
+		}
+		out = append(out, nats.RootCAs(ca))
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("%s and %s: give both (a client certificate and its key) or neither", EnvCert, EnvKey)
+	}
+	if cert != "" {
+		for v, f := range map[string]string{EnvCert: cert, EnvKey: key} {
+			if _, err := os.Stat(f); err != nil {
+				return nil, fmt.Errorf("%s: %w", v, err)
+			}
+		}
+		out = append(out, nats.ClientCert(cert, key))
+	}
+	return out, nil
 }
 
 // Redact hides the password of a NATS URL carrying credentials, for messages.

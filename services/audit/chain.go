@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -38,10 +40,10 @@ var deterministic = proto.MarshalOptions{Deterministic: true}
 // genesis is the prev_hash of a chain's first record.
 var genesis = make([]byte, sha256.Size)
 
-// Canonical is the encoding a record's hash covers: the record without its hash.
+// Canonical is the encoding a record's hash covers: the record without its hash and signature.
 func Canonical(r *demarchev1.AuditRecord) ([]byte, error) {
 	c := proto.Clone(r).(*demarchev1.AuditRecord)
-	c.Hash = nil
+	c.Hash, c.Signature = nil, nil
 	return deterministic.Marshal(c)
 }
 
@@ -202,8 +204,12 @@ type VerifyOptions struct {
 	// Head, when given, must match the record at its sequence, and its
 	// signature (if any) must verify; a chain shorter than its head was truncated.
 	Head *demarchev1.ChainHead
-	// TrustedKey, when given, must have signed the head.
+	// TrustedKey, when given, must have signed the head (and the anchor).
 	TrustedKey ed25519.PublicKey
+	// Anchor, when given, is the chain's last anchored head (from the anchor
+	// stream or an exported anchor file): the chain must still hold that
+	// record at that sequence, or its tail was truncated or rewritten.
+	Anchor *demarchev1.ChainHead
 }
 
 // Result summarises a chain that verified.
@@ -213,6 +219,8 @@ type Result struct {
 	HeadHash   []byte
 	HeadSigned bool
 	SignerKey  string
+	// Anchored is the sequence of the anchor the chain was checked against (0: none).
+	Anchored uint64
 }
 
 func short(b []byte) string {
@@ -229,11 +237,31 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	if chain == "" && len(records) > 0 {
 		chain = records[0].GetChain()
 	}
+	// Records are signed with the key that signs the heads: the trusted key,
+	// else the head's (or the anchor's). With a trusted key every record must
+	// be signed; without, every record from the first signed one on (records
+	// from before a key was configured stay unsigned).
+	key, strict := opts.TrustedKey, opts.TrustedKey != nil
+	if opts.Head != nil && strict {
+		// A head signed by another key says more than its records would.
+		if err := VerifyHeadSignature(opts.Head, opts.TrustedKey); err != nil {
+			return nil, err
+		}
+	}
+	for _, h := range []*demarchev1.ChainHead{opts.Head, opts.Anchor} {
+		if key == nil && len(h.GetPublicKey()) == ed25519.PublicKeySize {
+			key = ed25519.PublicKey(h.GetPublicKey())
+		}
+	}
+	signed := false
 	prev := genesis
 	for i, r := range records {
 		n := uint64(i + 1)
 		fail := func(field, expected, found, meaning string) error {
 			return &VerifyError{Chain: chain, Record: i + 1, Field: field, Expected: expected, Found: found, Meaning: meaning}
+		}
+		if r.GetSequence() == 0 && len(r.GetHash()) == 0 && strings.HasPrefix(r.GetDetail(), undecodable) {
+			return nil, fail("encoding", "an AuditRecord", r.GetDetail(), "something other than the audit service wrote here, or the record was damaged")
 		}
 		if r.GetChain() != chain {
 			return nil, fail("chain", chain, r.GetChain(), "a record of another chain was inserted")
@@ -255,36 +283,69 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		if !bytes.Equal(h, r.GetHash()) {
 			return nil, fail("hash", short(h), short(r.GetHash()), "the record was modified")
 		}
+		if len(r.GetSignature()) > 0 {
+			signed = true
+		}
+		if key != nil && (signed || strict) {
+			if len(r.GetSignature()) == 0 {
+				return nil, fail("signature", "a signature by key "+KeyID(key), "none", "the record was not written by the audit service (a forged record)")
+			}
+			if !ed25519.Verify(key, r.GetHash(), r.GetSignature()) {
+				return nil, fail("signature", "a signature by key "+KeyID(key), "a signature that does not verify", "the record was not written by the audit service (a forged record), or signed with another key")
+			}
+		}
 		prev = r.GetHash()
 	}
 	res := &Result{Chain: chain, Records: len(records), HeadHash: prev}
 	if head := opts.Head; head != nil {
-		if head.GetChain() != chain {
-			return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: "head of " + chain, Found: "head of " + head.GetChain()}
-		}
-		if err := VerifyHeadSignature(head, opts.TrustedKey); err != nil {
+		if err := holds(chain, records, head, opts.TrustedKey, "head", "records at the end of the chain were deleted", "the chain was rewritten up to its head"); err != nil {
 			return nil, err
-		}
-		if head.GetSequence() > uint64(len(records)) {
-			return nil, &VerifyError{Chain: chain, Record: len(records) + 1, Field: "head", Expected: fmt.Sprintf("%d records (the head's sequence)", head.GetSequence()),
-				Found: fmt.Sprintf("%d records", len(records)), Meaning: "records at the end of the chain were deleted"}
-		}
-		if head.GetSequence() > 0 {
-			at := records[head.GetSequence()-1]
-			if !bytes.Equal(at.GetHash(), head.GetHash()) {
-				return nil, &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: "head", Expected: short(head.GetHash()), Found: short(at.GetHash()),
-					Meaning: "the chain was rewritten up to its head"}
-			}
 		}
 		res.HeadSigned = len(head.GetSignature()) > 0
 		if res.HeadSigned {
 			res.SignerKey = KeyID(head.GetPublicKey())
 		}
-	} else if opts.TrustedKey != nil {
+	} else if opts.TrustedKey != nil && opts.Anchor == nil {
 		return nil, fmt.Errorf("%w: chain %s: a trusted key was given but there is no head to check", ErrBroken, chain)
+	}
+	if a := opts.Anchor; a != nil {
+		at := a.GetAt().AsTime().UTC().Format(time.RFC3339)
+		if err := holds(chain, records, a, opts.TrustedKey, "anchor",
+			"the chain was truncated after it was anchored at "+at+": records at its end were deleted",
+			"the chain was rewritten after it was anchored at "+at); err != nil {
+			return nil, err
+		}
+		res.Anchored = a.GetSequence()
 	}
 	return res, nil
 }
+
+// holds checks that records still hold what a signed head (the live head or
+// an anchor) says: the record at its sequence, with its hash.
+func holds(chain string, records []*demarchev1.AuditRecord, head *demarchev1.ChainHead, trusted ed25519.PublicKey, field, truncated, rewritten string) error {
+	if head.GetChain() != chain {
+		return &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: field, Expected: field + " of " + chain, Found: field + " of " + head.GetChain()}
+	}
+	if err := VerifyHeadSignature(head, trusted); err != nil {
+		return err
+	}
+	if head.GetSequence() > uint64(len(records)) {
+		return &VerifyError{Chain: chain, Record: len(records) + 1, Field: field, Expected: fmt.Sprintf("%d records (the %s's sequence)", head.GetSequence(), field),
+			Found: fmt.Sprintf("%d records", len(records)), Meaning: truncated}
+	}
+	if head.GetSequence() > 0 {
+		at := records[head.GetSequence()-1]
+		if !bytes.Equal(at.GetHash(), head.GetHash()) {
+			return &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: field, Expected: short(head.GetHash()), Found: short(at.GetHash()),
+				Meaning: rewritten}
+		}
+	}
+	return nil
+}
+
+// undecodable starts the detail of the placeholder Records serves for a
+// stored record that does not decode.
+const undecodable = "undecodable stored record"
 
 // DecodeRecords decodes stored records; an undecodable one breaks the chain there.
 func DecodeRecords(chain string, raw [][]byte) ([]*demarchev1.AuditRecord, error) {

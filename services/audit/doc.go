@@ -25,8 +25,8 @@
 // # What is hashed (for outside verifiers)
 //
 // Record hash. hash = SHA-256(canonical(record)), where canonical(record) is
-// the protobuf binary encoding of the AuditRecord with its hash field (4)
-// cleared: fields in ascending field-number order, each field that is not at
+// the protobuf binary encoding of the AuditRecord with its hash (4) and
+// signature (20) fields cleared: fields in ascending field-number order, each field that is not at
 // its proto3 default written once, nothing else (no unknown fields; the message
 // has no maps, so this is what proto.MarshalOptions{Deterministic: true}
 // writes, and what any conforming encoder writes for it). Timestamps are the
@@ -39,6 +39,19 @@
 // one of these fails, which is where a record was modified, deleted, inserted
 // or moved (a perfectly forged insertion breaks at the record after it).
 // Truncation of a chain's tail shows only against a head (below).
+//
+// Record signature. When a signing key is configured, signature = the
+// ed25519 signature of the record's hash by that key (the key that signs the
+// heads): Verify checks every record from the first signed one on (every
+// record, with a trusted key), so a record written by anything but the audit
+// service breaks the chain at itself, however well it links.
+//
+// Origin. A record of an event the workflow published carries workflow_id,
+// run_id and history_event_id (the ActivityTaskScheduled event of the
+// publishing activity), from the event's ce-workflowid, ce-workflowrun and
+// ce-historyevent; Reconcile matches them with the histories. What the
+// service accepts at all is in guard.go; alarms and isolation in alarms.go;
+// anchors in anchor.go.
 //
 // Event digest. event_digest = SHA-256 over, for each CloudEvents attribute in
 // this order: ce-specversion, ce-id, ce-source, ce-type, ce-time (RFC 3339 with

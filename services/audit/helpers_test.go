@@ -16,6 +16,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 type env struct {
@@ -29,7 +30,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	b := natstest.NewBus(t)
-	return &env{t: t, srv: b.Server, nc: b.NC, js: b.JS, pub: eventbus.NewPublisher(b.JS, "/test")}
+	return &env{t: t, srv: b.Server, nc: b.NC, js: b.JS, pub: eventbus.NewPublisher(b.JS, crisis.EventSource)}
 }
 
 func (e *env) start(key ed25519.PrivateKey) *Service {
@@ -60,7 +61,8 @@ func (e *env) publish(crisisID string, n int) string {
 func testEvent(crisisID string, n int) eventbus.Event {
 	id := fmt.Sprintf("%s-%04d", crisisID, n)
 	at := time.Date(2026, 11, 27, 9, 0, n, 0, time.UTC)
-	var data = eventbus.Event{ID: id, Source: "/test", Subject: crisisID, Time: at}
+	var data = eventbus.Event{ID: id, Source: crisis.EventSource, Subject: crisisID, Time: at,
+		Origin: eventbus.Origin{WorkflowID: crisis.WorkflowID(crisisID), RunID: "run-1", HistoryEventID: int64(10 + n)}}
 	if n%3 == 0 {
 		data.Data = &demarchev1.DecisionRecorded{CrisisId: crisisID, Decision: &demarchev1.DecisionRecord{
 			Number: int32(n / 3), Kind: "good-offices", Stage: demarchev1.Stage_STAGE_GOOD_OFFICES, Principal: fmt.Sprintf("officer-%d", n),

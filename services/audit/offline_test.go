@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -47,16 +48,22 @@ func chainFor(t *testing.T, hs []History, key ed25519.PrivateKey) *demarchev1.Au
 		}
 		chain.Records, prev = append(chain.Records, r), r
 	}
-	add(&demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT, EventId: historyCrisis + "-0001",
-		EventType: "org.demarche.crisis.crisis_opened.v1", Principal: "/demarche/workflows/crisis-response"})
 	for _, h := range hs {
 		ds, err := DecisionsOf(h.WorkflowID, h.History)
 		if err != nil {
 			t.Fatal(err)
 		}
+		decisions := map[string]Decision{}
 		for _, d := range ds {
-			add(&demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT, EventId: d.EventID, EventType: decisionType,
-				Principal: d.Principal, DecisionNumber: d.Number, DecisionKind: d.Kind, EventTime: timestamppb.New(d.Time)})
+			decisions[d.EventID] = d
+		}
+		for _, p := range PublicationsOf(h) {
+			r := &demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT, EventId: p.EventID, EventType: p.EventType,
+				EventSource: crisis.EventSource, Principal: crisis.EventSource, WorkflowId: p.Workflow, RunId: "run-1", HistoryEventId: p.HistoryEventID}
+			if d, ok := decisions[p.EventID]; ok {
+				r.Principal, r.DecisionNumber, r.DecisionKind, r.EventTime = d.Principal, d.Number, d.Kind, timestamppb.New(d.Time)
+			}
+			add(r)
 		}
 	}
 	add(&demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_READ, EventId: "read-1", EventType: ReadEventType, Principal: "auditor"})
@@ -99,14 +106,46 @@ func TestReconcile(t *testing.T) {
 	extra := append([]*demarchev1.AuditRecord(nil), chain.Records...)
 	extra = append(extra, &demarchev1.AuditRecord{Chain: chain.Chain, Sequence: 99, Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT,
 		EventType: decisionType, EventId: "invented", DecisionNumber: 16, DecisionKind: "closure", Principal: "mallory"})
-	changed := proto.Clone(extra[3]).(*demarchev1.AuditRecord)
+	first := 0
+	for !IsDecision(extra[first]) {
+		first++
+	}
+	changed := proto.Clone(extra[first]).(*demarchev1.AuditRecord)
 	changed.Principal = "someone-else"
-	extra[3] = changed
+	extra[first] = changed
 	rep, _ = Reconcile(hs, extra)
 	if len(rep.MissingInHistory) != 1 || rep.MissingInHistory[0].GetEventId() != "invented" || len(rep.Mismatched) != 1 ||
 		!strings.Contains(rep.Error().Error(), "no history entry for audit record 99") || !strings.Contains(rep.Error().Error(), "someone-else") {
 		t.Fatalf("extra and changed records not reported: %v", rep.Error())
 	}
+
+	// Every event type is covered, not only decisions: a record of a stage
+	// event missing, one invented, one from another history event.
+	if rep, _ := Reconcile(hs, chain.Records); rep.Events <= rep.Decisions || rep.EventsMatched != rep.Events || rep.EventRecords != rep.Events {
+		t.Fatalf("events: %+v", rep)
+	}
+	var stage *demarchev1.AuditRecord
+	var others []*demarchev1.AuditRecord
+	for _, r := range chain.Records {
+		if stage == nil && r.GetEventType() == "org.demarche.crisis.stage_entered.v1" {
+			stage = r
+			continue
+		}
+		others = append(others, r)
+	}
+	rep, _ = Reconcile(hs, others)
+	if rep.OK() || len(rep.MissingEvents) != 1 || !strings.Contains(rep.Error().Error(), "no audit record for event "+stage.GetEventId()+" (org.demarche.crisis.stage_entered.v1") {
+		t.Fatalf("missing stage record: %v", rep.Error())
+	}
+	moved := proto.Clone(stage).(*demarchev1.AuditRecord)
+	moved.HistoryEventId++
+	invented := proto.Clone(stage).(*demarchev1.AuditRecord)
+	invented.EventId = "invented-stage"
+	rep, _ = Reconcile(hs, append(others, moved, invented))
+	if len(rep.UnknownEvents) != 1 || len(rep.Mismatched) != 1 || !strings.Contains(rep.Error().Error(), "invented-stage") {
+		t.Fatalf("moved and invented stage records: %v", rep.Error())
+	}
+	t.Log(rep.Error())
 
 	// No history at all: every record is unmatched.
 	rep, _ = Reconcile(nil, chain.Records)
@@ -182,7 +221,7 @@ func TestBundleRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("untouched bundle: %v", err)
 	}
-	if rep.CrisisID != historyCrisis || rep.Histories != 1 || rep.Signer != KeyID(pub) || rep.Chain.Records != 17 || !rep.Chain.HeadSigned {
+	if rep.CrisisID != historyCrisis || rep.Histories != 1 || rep.Signer != KeyID(pub) || rep.Chain.Records != len(chainFor(t, loadHistories(t), nil).GetRecords()) || !rep.Chain.HeadSigned {
 		t.Fatalf("report %+v %+v", rep, rep.Chain)
 	}
 	files, err := ReadBundle(bytes.NewReader(bundle))

@@ -109,11 +109,24 @@ type ReconcileReport struct {
 	MissingInHistory []*demarchev1.AuditRecord
 	// Same event, but the record says otherwise than the history.
 	Mismatched []string
+
+	// Every event the workflows published (any type), and the records of
+	// events from the workflow: Events in the histories, EventRecords in the
+	// chain, EventsMatched both ways with the same workflow and history event.
+	Events, EventRecords, EventsMatched int
+	// Published in a history, with no audit record.
+	MissingEvents []Publication
+	// Records of workflow events that no history shows published.
+	UnknownEvents []*demarchev1.AuditRecord
+	// Records of events from outside the workflows (early warning's
+	// WarningRaised), and of operations done to the workflows (terminate,
+	// cancel, reset).
+	OutsideWorkflows, Operations int
 }
 
 // OK is true when every decision has its record and every record its decision.
 func (r *ReconcileReport) OK() bool {
-	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0
+	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0 && len(r.MissingEvents) == 0 && len(r.UnknownEvents) == 0
 }
 
 // Problems lists what does not match, one line each.
@@ -126,7 +139,28 @@ func (r *ReconcileReport) Problems() []string {
 		out = append(out, fmt.Sprintf("no history entry for audit record %d of %s: decision %d (%s by %s, event %s)",
 			rec.GetSequence(), rec.GetChain(), rec.GetDecisionNumber(), rec.GetDecisionKind(), rec.GetPrincipal(), rec.GetEventId()))
 	}
+	for _, p := range r.MissingEvents {
+		if !decisionIn(r.MissingInAudit, p.EventID) {
+			out = append(out, "no audit record for "+p.String())
+		}
+	}
+	for _, rec := range r.UnknownEvents {
+		if !IsDecision(rec) {
+			out = append(out, fmt.Sprintf("no history entry for audit record %d of %s: event %s (%s, said to come from %s history event %d)",
+				rec.GetSequence(), rec.GetChain(), rec.GetEventId(), rec.GetEventType(), rec.GetWorkflowId(), rec.GetHistoryEventId()))
+		}
+	}
 	return append(out, r.Mismatched...)
+}
+
+// decisionIn reports whether a decision of ds was published as event id.
+func decisionIn(ds []Decision, id string) bool {
+	for _, d := range ds {
+		if d.EventID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // Error summarises a failed reconciliation (nil when OK).
@@ -134,13 +168,16 @@ func (r *ReconcileReport) Error() error {
 	if r.OK() {
 		return nil
 	}
-	return fmt.Errorf("reconcile: %d decision(s) without an audit record, %d audit record(s) without a history entry, %d mismatch(es):\n  %s",
-		len(r.MissingInAudit), len(r.MissingInHistory), len(r.Mismatched), strings.Join(r.Problems(), "\n  "))
+	return fmt.Errorf("reconcile: %d event(s) without an audit record (%d of them decisions), %d audit record(s) without a history entry, %d mismatch(es):\n  %s",
+		max(len(r.MissingEvents), len(r.MissingInAudit)), len(r.MissingInAudit), max(len(r.MissingInHistory), len(r.UnknownEvents)), len(r.Mismatched), strings.Join(r.Problems(), "\n  "))
 }
 
 // Reconcile checks that every decision in the histories has a matching audit
 // record (same DecisionRecorded event id, number, kind and principal) and that
-// every decision record of the chain has a matching decision in a history.
+// every decision record of the chain has a matching decision in a history;
+// then the same for every event of any type the workflows published (same
+// event id, type, workflow and history event), and that each operation record
+// names a history event its workflow's history holds.
 func Reconcile(histories []History, records []*demarchev1.AuditRecord) (*ReconcileReport, error) {
 	rep := &ReconcileReport{}
 	byEvent := map[string]*demarchev1.AuditRecord{}
@@ -177,5 +214,6 @@ func Reconcile(histories []History, records []*demarchev1.AuditRecord) (*Reconci
 			rep.MissingInHistory = append(rep.MissingInHistory, r)
 		}
 	}
+	reconcileEvents(rep, histories, records)
 	return rep, nil
 }

@@ -22,7 +22,14 @@ type Config struct {
 	NATSURL string
 	// SigningKey, when set, signs chain heads (see LoadSigningKey).
 	SigningKey ed25519.PrivateKey
+	// AnchorEvery is how often grown chains are anchored (default DefaultAnchorEvery; negative: never, tests call Anchor).
+	AnchorEvery time.Duration
+	// AnchorFile, when set, receives every anchor too (one JSON ChainHead a line).
+	AnchorFile string
 }
+
+// DefaultAnchorEvery is how often chain heads are anchored by default.
+const DefaultAnchorEvery = 30 * time.Second
 
 // Service is the running audit service: the consumer and the micro service.
 type Service struct {
@@ -30,6 +37,7 @@ type Service struct {
 	svc      micro.Service
 	consumer *eventbus.Consumer
 	Store    *Store
+	stops    []func()
 }
 
 // Start connects, opens the audit stream, serves demarche.audit.{chain,heads}
@@ -52,6 +60,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if s.Store, err = OpenStore(ctx, js, cfg.SigningKey); err != nil {
 		return fail(err)
 	}
+	s.Store.alarms.nc, s.Store.alarms.log = nc, log
+	s.Store.anchors.file = cfg.AnchorFile
+	stopWatch, err := s.Store.watch(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	s.stops = append(s.stops, stopWatch)
 	if s.svc, err = micro.AddService(nc, micro.Config{
 		Name: ServiceName, Version: "1.0.0",
 		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",
@@ -68,6 +83,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("read", natsrpc.Handler(func() *demarchev1.AuditReadRequest { return &demarchev1.AuditReadRequest{} }, s.Store.RecordRead)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint read: %w", err))
 	}
+	if err := g.AddEndpoint("operation", natsrpc.Handler(func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation)); err != nil {
+		return fail(fmt.Errorf("audit: endpoint operation: %w", err))
+	}
 	if err := natsrpc.Ready(nc); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
@@ -82,11 +100,35 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
+	if cfg.AnchorEvery == 0 {
+		cfg.AnchorEvery = DefaultAnchorEvery
+	}
+	if cfg.AnchorEvery > 0 {
+		actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			t := time.NewTicker(cfg.AnchorEvery)
+			defer t.Stop()
+			for {
+				select {
+				case <-actx.Done():
+					return
+				case <-t.C:
+					if _, err := s.Store.Anchor(actx); err != nil && actx.Err() == nil {
+						log.Warn("anchoring chain heads failed; will retry", zap.Error(err))
+					}
+				}
+			}
+		}()
+		s.stops = append(s.stops, func() { cancel(); <-done })
+	}
 	signed := "unsigned heads"
 	if cfg.SigningKey != nil {
 		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
 	}
-	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads}"), zap.String("signing", signed))
+	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads,read,operation}"), zap.String("signing", signed),
+		zap.String("anchors", AnchorStream), zap.Duration("anchor_every", cfg.AnchorEvery))
 	return s, nil
 }
 
@@ -94,6 +136,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 func (s *Service) Stop() {
 	if s.consumer != nil {
 		s.consumer.Stop()
+	}
+	for _, stop := range s.stops {
+		stop()
 	}
 	if s.svc != nil {
 		_ = s.svc.Stop()
@@ -143,4 +188,21 @@ func FetchHeads(ctx context.Context, nc *nats.Conn, crisisID, reader string) ([]
 		return nil, err
 	}
 	return resp.GetHeads(), nil
+}
+
+// RecordOperation asks the audit service to record an operation done to a
+// crisis's workflow outside Démarche (terminate, cancel, reset), as found in
+// its history: a record of kind OPERATION (event type OperationEventType) on
+// the crisis's chain and the global chain, carrying the workflow run and the
+// history event. Idempotent per req.EventId. Over NATS only the worker's
+// identity may send it (pkg/natsauth).
+func RecordOperation(ctx context.Context, call Caller, req *demarchev1.AuditOperationRequest) (*demarchev1.AuditRecord, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	var resp demarchev1.AuditOperationResponse
+	if err := call(ctx, SubjectOperation, req, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetRecord(), nil
 }

@@ -118,7 +118,14 @@ func TestTamperDetection(t *testing.T) {
 	fb, _ := Encode(forged)
 	ins = clone()
 	ins = append(ins[:2], append([][]byte{fb}, ins[2:]...)...)
-	expectBreak(t, "insert a forged record at 3", ins, head, 4, "sequence")
+	// Perfectly linked, but not signed by the audit service's key: caught at
+	// the forged record itself.
+	expectBreak(t, "insert a forged record at 3", ins, head, 3, "signature")
+	forged.Signature = nil
+	fb, _ = Encode(forged)
+	ins = clone()
+	ins = append(ins[:2], append([][]byte{fb}, ins[2:]...)...)
+	expectBreak(t, "insert an unsigned forged record at 3", ins, head, 3, "signature")
 
 	// Reordering: swap records 3 and 6.
 	sw := clone()
@@ -294,7 +301,7 @@ func TestMicroDiscovery(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Subject)
 	}
-	if info.Name != ServiceName || fmt.Sprint(subjects) != fmt.Sprint([]string{SubjectChain, SubjectHeads, SubjectRead}) {
+	if info.Name != ServiceName || fmt.Sprint(subjects) != fmt.Sprint([]string{SubjectChain, SubjectHeads, SubjectRead, SubjectOperation}) {
 		t.Fatalf("$SRV.INFO.audit: %s", msg.Data)
 	}
 	if _, err := e.nc.Request("$SRV.PING."+ServiceName, nil, 5*time.Second); err != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -39,6 +40,9 @@ const (
 	// SubjectRead records a read of restricted data (AuditReadRequest).
 	SubjectRead  = natsrpc.AuditRead
 	SubjectHeads = natsrpc.AuditHeads // AuditHeadsRequest -> AuditHeads
+	// SubjectOperation records a terminate, cancel or reset of a crisis's
+	// workflow (AuditOperationRequest -> AuditOperationResponse; see AppendOperation).
+	SubjectOperation = natsrpc.AuditOperation
 
 	// DefaultPage is how many records a chain response carries when not asked.
 	DefaultPage = 500
@@ -56,6 +60,10 @@ type Store struct {
 	// mu serialises this process's appends; other processes are kept from
 	// forking a chain by expected-last-subject-sequence.
 	mu sync.Mutex
+	// alarms raises alarms (log, metric, event, global-chain record) and
+	// keeps the chains isolated because a stored record is bad.
+	alarms  alarms
+	anchors anchorState
 }
 
 // Resources is the audit stream, for the provisioning identity (the service
@@ -70,6 +78,15 @@ func Resources() natsx.Resources {
 		Duplicates:  7 * 24 * time.Hour,
 		DenyDelete:  true,
 		DenyPurge:   true,
+	}, {
+		Name:        AnchorStream,
+		Description: "Démarche audit anchors: signed chain heads, one subject per chain (demarche.audit.anchor.<chain>), written by the audit service alone",
+		Subjects:    []string{AnchorRoot + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Duplicates:  24 * time.Hour,
+		DenyDelete:  true,
+		DenyPurge:   true,
 	}}}
 }
 
@@ -79,7 +96,14 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, key ed25519.PrivateK
 	if err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
-	return &Store{js: js, stream: stream, key: key, now: time.Now}, nil
+	anchors, err := natsx.Stream(ctx, js, Resources().Streams[1])
+	if err != nil {
+		return nil, fmt.Errorf("audit: %w", err)
+	}
+	st := &Store{js: js, stream: stream, key: key, now: time.Now}
+	st.alarms.isolated = map[string]string{}
+	st.anchors.stream, st.anchors.anchored = anchors, map[string]uint64{}
+	return st, nil
 }
 
 func isWrongLast(err error) bool {
@@ -96,11 +120,32 @@ func (s *Store) last(ctx context.Context, chain string) (*demarchev1.AuditRecord
 	if err != nil {
 		return nil, 0, fmt.Errorf("audit: head of %s: %w", chain, err)
 	}
-	var r demarchev1.AuditRecord
-	if err := proto.Unmarshal(msg.Data, &r); err != nil {
-		return nil, 0, fmt.Errorf("audit: head of %s (stream sequence %d): %w", chain, msg.Sequence, err)
+	r, err := checkStored(chain, msg.Sequence, msg.Data)
+	if err != nil {
+		return nil, 0, err
 	}
-	return &r, msg.Sequence, nil
+	return r, msg.Sequence, nil
+}
+
+// ErrCorrupt is matched when a stored record of a chain is bad: it does not
+// decode, is another chain's, or its hash is not its own. The chain is then
+// isolated (see alarms), never retried against.
+var ErrCorrupt = errors.New("audit chain corrupt")
+
+// checkStored decodes a stored record and checks what it can say about itself.
+func checkStored(chain string, streamSeq uint64, data []byte) (*demarchev1.AuditRecord, error) {
+	var r demarchev1.AuditRecord
+	if err := proto.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%w: chain %s: the record at stream sequence %d does not decode: %v", ErrCorrupt, chain, streamSeq, err)
+	}
+	if r.GetChain() != chain {
+		return nil, fmt.Errorf("%w: chain %s: the record at stream sequence %d says it is chain %q's", ErrCorrupt, chain, streamSeq, r.GetChain())
+	}
+	h, err := Hash(&r)
+	if err != nil || !bytes.Equal(h, r.GetHash()) {
+		return nil, fmt.Errorf("%w: chain %s: record %d (stream sequence %d) is not what its hash says: modified or forged", ErrCorrupt, chain, r.GetSequence(), streamSeq)
+	}
+	return &r, nil
 }
 
 // append links r (chain set, sequence and hashes not) to its chain's head and
@@ -120,6 +165,9 @@ func (s *Store) append(ctx context.Context, r *demarchev1.AuditRecord) (_ *demar
 		rec := proto.Clone(r).(*demarchev1.AuditRecord)
 		if err := link(rec, last); err != nil {
 			return nil, false, err
+		}
+		if s.key != nil {
+			rec.Signature = ed25519.Sign(s.key, rec.GetHash())
 		}
 		b, err := Encode(rec)
 		if err != nil {
@@ -160,6 +208,7 @@ func (s *Store) RecordOf(ev eventbus.Event) (*demarchev1.AuditRecord, error) {
 		Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT, CrisisId: ev.Subject, EventId: ev.ID, EventType: ev.Type,
 		EventSource: ev.Source, EventTime: timestamppb.New(ev.Time), EventDigest: digest, Principal: PrincipalOf(ev),
 		RecordedAt: timestamppb.New(s.now()),
+		WorkflowId: ev.Origin.WorkflowID, RunId: ev.Origin.RunID, HistoryEventId: ev.Origin.HistoryEventID,
 	}
 	if d, ok := ev.Data.(*demarchev1.DecisionRecorded); ok {
 		r.DecisionNumber, r.DecisionKind = d.GetDecision().GetNumber(), d.GetDecision().GetKind()
@@ -167,20 +216,92 @@ func (s *Store) RecordOf(ev eventbus.Event) (*demarchev1.AuditRecord, error) {
 	return r, nil
 }
 
-// AppendEvent appends a crisis event to its crisis's chain, then to the
-// global chain. Appending the same event again stores nothing.
+// AppendEvent checks a crisis event (CheckEvent), then appends it to its
+// crisis's chain and to the global chain. Appending the same event again
+// stores nothing. A refused event raises an alarm and comes back as a
+// permanent failure (the consumer dead-letters it); a crisis chain found
+// corrupt is isolated (alarm) and the event goes on the global chain alone,
+// so a bad chain never holds up the others.
 func (s *Store) AppendEvent(ctx context.Context, ev eventbus.Event) error {
+	if err := CheckEvent(ev); err != nil {
+		if aerr := s.raise(ctx, &demarchev1.AuditAlarm{Kind: AlarmForgedEvent, CrisisId: ev.Subject, EventId: ev.ID, Reason: err.Error()}); aerr != nil {
+			return aerr
+		}
+		return fmt.Errorf("%w: %w", eventbus.ErrPermanent, err)
+	}
 	r, err := s.RecordOf(ev)
 	if err != nil {
 		return err
 	}
-	for _, chain := range []string{ChainOf(ev.Subject), GlobalChain} {
-		r.Chain = chain
-		if _, _, err := s.append(ctx, r); err != nil {
+	return s.appendBoth(ctx, r)
+}
+
+// appendBoth appends r to its crisis's chain (unless isolated) and to the global chain.
+func (s *Store) appendBoth(ctx context.Context, r *demarchev1.AuditRecord) error {
+	crisisChain := ChainOf(r.GetCrisisId())
+	onCrisis := false
+	if s.alarms.reason(crisisChain) == "" {
+		r.Chain = crisisChain
+		_, _, err := s.append(ctx, r)
+		switch {
+		case errors.Is(err, ErrCorrupt):
+			if err := s.isolate(ctx, crisisChain, err); err != nil {
+				return err
+			}
+		case err != nil:
 			return err
+		default:
+			onCrisis = true
 		}
 	}
+	if !onCrisis {
+		r.Detail = strings.TrimSpace(r.GetDetail() + fmt.Sprintf(" [not on chain %s: %s]", crisisChain, s.alarms.reason(crisisChain)))
+	}
+	if s.alarms.reason(GlobalChain) == "" {
+		r.Chain = GlobalChain
+		_, _, err := s.append(ctx, r)
+		if errors.Is(err, ErrCorrupt) {
+			if err := s.isolate(ctx, GlobalChain, err); err != nil {
+				return err
+			}
+		} else if err != nil {
+			return err
+		} else {
+			return nil
+		}
+	}
+	if !onCrisis {
+		return fmt.Errorf("audit: event %s: its crisis chain and the global chain are both isolated: nowhere to record it", r.GetEventId())
+	}
 	return nil
+}
+
+// AppendOperation records an operation done to a crisis's workflow outside
+// Démarche (terminate, cancel, reset), read from its history, on the
+// crisis's chain and the global chain: a record of kind OPERATION, event
+// type OperationEventType, carrying the workflow run and history event.
+// Recording the same operation (event_id) again stores nothing new.
+func (s *Store) AppendOperation(ctx context.Context, req *demarchev1.AuditOperationRequest) (*demarchev1.AuditOperationResponse, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	r := &demarchev1.AuditRecord{
+		Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION, CrisisId: req.GetCrisisId(), EventId: req.GetEventId(),
+		EventType: OperationEventType, EventSource: "temporal", EventTime: req.GetTime(), Principal: cmpOr(req.GetIdentity(), "temporal"),
+		RecordedAt: timestamppb.New(s.now()), Detail: fmt.Sprintf("%s: %s", req.GetOperation(), req.GetReason()),
+		WorkflowId: req.GetWorkflowId(), RunId: req.GetRunId(), HistoryEventId: req.GetHistoryEventId(),
+	}
+	if err := s.appendBoth(ctx, r); err != nil {
+		return nil, err
+	}
+	return &demarchev1.AuditOperationResponse{Record: r}, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // RecordRead is AppendRead as a request handler.
@@ -200,8 +321,8 @@ func (s *Store) AppendRead(ctx context.Context, reader, crisisID, detail string)
 		EventType: ReadEventType, EventSource: Source, EventTime: now, Principal: reader, RecordedAt: now, Detail: detail,
 	}
 	chains := []string{GlobalChain}
-	if crisisID != "" {
-		if last, _, err := s.last(ctx, ChainOf(crisisID)); err != nil {
+	if crisisID != "" && s.alarms.reason(ChainOf(crisisID)) == "" {
+		if last, _, err := s.last(ctx, ChainOf(crisisID)); err != nil && !errors.Is(err, ErrCorrupt) {
 			return err
 		} else if last != nil {
 			chains = append(chains, ChainOf(crisisID))
@@ -209,7 +330,11 @@ func (s *Store) AppendRead(ctx context.Context, reader, crisisID, detail string)
 	}
 	for _, chain := range chains {
 		r.Chain = chain
-		if _, _, err := s.append(ctx, r); err != nil {
+		if _, _, err := s.append(ctx, r); errors.Is(err, ErrCorrupt) {
+			if err := s.isolate(ctx, chain, err); err != nil {
+				return err
+			}
+		} else if err != nil {
 			return err
 		}
 	}
@@ -254,7 +379,12 @@ func (s *Store) Records(ctx context.Context, chain string, after uint64, limit i
 		var r demarchev1.AuditRecord
 		if err := proto.Unmarshal(msg.Data(), &r); err != nil {
 			// Kept as found (undecodable bytes are a break Verify reports).
-			r = demarchev1.AuditRecord{Chain: chain, Detail: fmt.Sprintf("undecodable stored record: %v", err)}
+			meta, _ := msg.Metadata()
+			var at uint64
+			if meta != nil {
+				at = meta.Sequence.Stream
+			}
+			r = demarchev1.AuditRecord{Chain: chain, Detail: fmt.Sprintf("%s at stream sequence %d: %v", undecodable, at, err)}
 		}
 		out = append(out, &r)
 	}
@@ -324,6 +454,13 @@ func (s *Store) ReadChain(ctx context.Context, req *demarchev1.AuditChainRequest
 		return nil, err
 	}
 	head, err := s.Head(ctx, chain)
+	if errors.Is(err, ErrCorrupt) {
+		// The records are served as stored: Verify names the bad one.
+		head = nil
+	} else if err != nil {
+		return nil, err
+	}
+	anchor, err := s.LastAnchor(ctx, chain)
 	if err != nil {
 		return nil, err
 	}
@@ -335,7 +472,7 @@ func (s *Store) ReadChain(ctx context.Context, req *demarchev1.AuditChainRequest
 	if err != nil {
 		return nil, err
 	}
-	return &demarchev1.AuditChain{Chain: chain, Records: recs, Head: head}, nil
+	return &demarchev1.AuditChain{Chain: chain, Records: recs, Head: head, Anchor: anchor}, nil
 }
 
 // ReadHeads is the heads endpoint: it records the read, then returns the
@@ -361,6 +498,9 @@ func (s *Store) ReadHeads(ctx context.Context, req *demarchev1.AuditHeadsRequest
 	out := &demarchev1.AuditHeads{}
 	for _, c := range chains {
 		h, err := s.Head(ctx, c)
+		if errors.Is(err, ErrCorrupt) {
+			continue // isolated: its alarm says why
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -77,7 +77,7 @@ func resultJSON(res *audit.Result) map[string]any {
 }
 
 func newAuditVerifyCmd(app *App) *cobra.Command {
-	var crisisID, bundle, publicKey string
+	var crisisID, bundle, publicKey, anchorFile string
 	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -88,7 +88,11 @@ first record where a modification, deletion, insertion or reordering breaks the
 chain is reported with its number and the expected and found values.
 
 Without --bundle the chain comes from the audit service (the crisis's with
---crisis, else the global chain). With --bundle FILE an evidence bundle written
+--crisis, else the global chain) and is also checked against its last anchor
+(a signed head the audit service publishes periodically to a stream of its own,
+DEMARCHE_AUDIT_ANCHORS, or the anchor file given with --anchor): a chain
+truncated or rewritten after it was anchored is reported at the anchored
+record. With --bundle FILE an evidence bundle written
 by "demarche audit export" is checked offline, with no server: every file
 against the manifest's SHA-256 (a modified file is named), the manifest's
 signature when present, and the chain inside.`,
@@ -134,7 +138,16 @@ signature when present, and the chain inside.`,
 			if err != nil {
 				return err
 			}
-			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted})
+			anchor := chain.GetAnchor()
+			if anchorFile != "" {
+				if anchor, err = audit.ReadAnchorFile(anchorFile, audit.ChainOf(crisisID)); err != nil {
+					return fmt.Errorf("--anchor: %w", err)
+				}
+				if anchor == nil {
+					return fmt.Errorf("--anchor: %s holds no anchor of chain %s", anchorFile, audit.ChainOf(crisisID))
+				}
+			}
+			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted, Anchor: anchor})
 			if err != nil {
 				return err
 			}
@@ -144,7 +157,8 @@ signature when present, and the chain inside.`,
 	output.bind(cmd)
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis whose chain to verify (default: the global chain)")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "an evidence bundle to check offline (tar.gz from \"audit export\")")
-	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head (or the bundle's manifest)")
+	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head and records (or the bundle's manifest)")
+	cmd.Flags().StringVar(&anchorFile, "anchor", "", "an anchor file (the audit service's --anchor-file, copied off the machine) to check the chain against, instead of the last anchor the service reports")
 	return cmd
 }
 
@@ -153,7 +167,11 @@ func printResult(app *App, res *audit.Result) {
 	if res.HeadSigned {
 		head = "head signed by key " + res.SignerKey
 	}
-	fmt.Fprintf(app.Out, "chain %s verifies: %d records, last hash %x, %s\n", res.Chain, res.Records, res.HeadHash, head)
+	anchored := "not anchored yet"
+	if res.Anchored > 0 {
+		anchored = fmt.Sprintf("holds its anchor at record %d", res.Anchored)
+	}
+	fmt.Fprintf(app.Out, "chain %s verifies: %d records, last hash %x, %s, %s\n", res.Chain, res.Records, res.HeadHash, head, anchored)
 }
 
 func newAuditReconcileCmd(app *App) *cobra.Command {
@@ -166,8 +184,10 @@ func newAuditReconcileCmd(app *App) *cobra.Command {
 Temporal, rebuild their decision trail, and check that every decision has a
 matching audit record (the same DecisionRecorded event: id, decision number,
 kind and principal) and that every decision record of the crisis's audit chain
-has a matching decision in a history. Anything unmatched is named; the exit
-status is then non-zero.`,
+has a matching decision in a history. The same for every event of any type the
+workflows published: each has its record, carrying the same workflow and
+history event, and each workflow event record has its publication in a history.
+Anything unmatched is named; the exit status is then non-zero.`,
 		Example: "  demarche audit reconcile --crisis GN-20261127-K7Q3P",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -205,13 +225,15 @@ status is then non-zero.`,
 			}
 			fmt.Fprintf(app.Out, "crisis %s: %d histories, %d decisions in them, %d decision records in chain %s, %d matched\n",
 				crisisID, len(hs), rep.Decisions, rep.Records, chain.GetChain(), rep.Matched)
+			fmt.Fprintf(app.Out, "  every event: %d published in the histories, %d workflow event records, %d matched (same workflow and history event); %d records from outside the workflows, %d operation records\n",
+				rep.Events, rep.EventRecords, rep.EventsMatched, rep.OutsideWorkflows, rep.Operations)
 			for _, p := range rep.Problems() {
 				fmt.Fprintln(app.Out, "  MISMATCH", p)
 			}
 			if !rep.OK() {
 				return rep.Error()
 			}
-			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry")
+			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry; every event too")
 			return nil
 		},
 	}
@@ -330,7 +352,8 @@ file, signed (manifest.sig) when a key is configured (--signing-key, or
 
 // newServeAuditCmd is `demarche serve audit`.
 func newServeAuditCmd(app *App) *cobra.Command {
-	var keyFile string
+	var keyFile, anchorFile string
+	var anchorEvery time.Duration
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Run the audit service: hash-chained records of every crisis event, audited reads (NATS micro)",
@@ -341,7 +364,7 @@ func newServeAuditCmd(app *App) *cobra.Command {
 				return fmt.Errorf("--signing-key: %w", err)
 			}
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-				s, err := audit.Start(ctx, audit.Config{NATSURL: app.NATSURL, SigningKey: key}, app.Log)
+				s, err := audit.Start(ctx, audit.Config{NATSURL: app.NATSURL, SigningKey: key, AnchorFile: anchorFile, AnchorEvery: anchorEvery}, app.Log)
 				if err != nil {
 					return nil, err
 				}
@@ -349,7 +372,9 @@ func newServeAuditCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+"; none: unsigned)")
+	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads and records (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+"; none: unsigned)")
+	cmd.Flags().StringVar(&anchorFile, "anchor-file", "", "also append every anchor (signed chain head) to this file, one JSON line each; copy it off the machine")
+	cmd.Flags().DurationVar(&anchorEvery, "anchor-every", audit.DefaultAnchorEvery, "how often the heads of grown chains are anchored in "+audit.AnchorStream)
 	return cmd
 }
 

@@ -45,11 +45,12 @@ func TestAuditCommands(t *testing.T) {
 	}
 	t.Cleanup(nc.Close)
 	const id = "GN-20261127-CLIAU"
-	pub := eventbus.NewPublisher(js, "/test")
+	pub := eventbus.NewPublisher(js, crisis.EventSource)
 	route := eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "GN", CrisisID: id}
 	for i, stage := range []demarchev1.Stage{demarchev1.Stage_STAGE_WARNING, demarchev1.Stage_STAGE_GOOD_OFFICES} {
 		if _, err := pub.Publish(ctx, route, eventbus.Event{ID: id + "-" + stage.Slug(), Time: time.Now(),
-			Data: &demarchev1.StageEntered{CrisisId: id, Stage: stage, EnteredAt: timestamppb.Now()}}); err != nil {
+			Origin: eventbus.Origin{WorkflowID: crisis.WorkflowID(id), RunID: "run-1", HistoryEventID: int64(5 + i)},
+			Data:   &demarchev1.StageEntered{CrisisId: id, Stage: stage, EnteredAt: timestamppb.Now()}}); err != nil {
 			t.Fatal(i, err)
 		}
 	}

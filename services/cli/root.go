@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/logging"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
@@ -37,6 +38,8 @@ type App struct {
 	logLevel  string
 	logFormat string
 	natsCreds string
+	// TLS to NATS (set into the environment natsx.Connect reads).
+	natsCA, natsCert, natsKey string
 
 	Log *zap.Logger
 	Out io.Writer
@@ -78,12 +81,26 @@ then open a crisis from another terminal:
 			if app.NATSURL, err = natsauth.WithCredentialsFile(app.NATSURL, creds); err != nil {
 				return fmt.Errorf("--nats-creds: %w", err)
 			}
+			// TLS to NATS: every connection of this process (natsx.Connect) reads it.
+			for env, v := range map[string]string{natsx.EnvCA: app.natsCA, natsx.EnvCert: app.natsCert, natsx.EnvKey: app.natsKey} {
+				if v != "" {
+					if err := os.Setenv(env, v); err != nil {
+						return err
+					}
+				}
+			}
+			if _, err := natsx.TLSOptions(); err != nil {
+				return fmt.Errorf("--nats-ca/--nats-cert/--nats-key: %w", err)
+			}
 			return nil
 		},
 	}
 	f := root.PersistentFlags()
 	f.StringVar(&app.NATSURL, "nats-url", EnvOr("DEMARCHE_NATS_URL", DefaultNATSURL), "NATS server URL (env DEMARCHE_NATS_URL)")
 	f.StringVar(&app.natsCreds, "nats-creds", os.Getenv("DEMARCHE_NATS_CREDS"), "NATS credentials file, <user>:<password> (env DEMARCHE_NATS_CREDS; default: demarche dev's operator credentials in the data folder, if any)")
+	f.StringVar(&app.natsCA, "nats-ca", "", "CA file that signed the NATS server's certificate: connect over TLS (env "+natsx.EnvCA+")")
+	f.StringVar(&app.natsCert, "nats-cert", "", "client certificate for NATS servers that verify clients (env "+natsx.EnvCert+"; with --nats-key)")
+	f.StringVar(&app.natsKey, "nats-key", "", "the client certificate's key (env "+natsx.EnvKey+")")
 	f.StringVar(&app.TemporalAddress, "temporal-address", EnvOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")

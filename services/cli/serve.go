@@ -52,20 +52,7 @@ with the same wiring.`,
 		newServeEarlyWarningCmd(app),
 		newServeGatewayCmd(app),
 		newServeSchemaCmd(app),
-		&cobra.Command{
-			Use:   "funding",
-			Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
-			Args:  cobra.NoArgs,
-			RunE: func(cmd *cobra.Command, _ []string) error {
-				return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-					s, err := funding.Start(ctx, app.NATSURL, nil, app.Log)
-					if err != nil {
-						return nil, err
-					}
-					return s.Stop, nil
-				})
-			},
-		},
+		newServeFundingCmd(app),
 		&cobra.Command{
 			Use:   "worker",
 			Short: "Run the Temporal worker: crisis workflows and their activities",
@@ -238,5 +225,34 @@ issuer's access tokens must be JWTs for --oidc-audience with the same claims
 	cmd.Flags().StringVar(&consoleSecretFile, "console-client-secret-file", EnvOr("DEMARCHE_CONSOLE_CLIENT_SECRET_FILE", ""), "file holding the console's client secret (optional: a public client relies on PKCE) (env DEMARCHE_CONSOLE_CLIENT_SECRET_FILE)")
 	cmd.Flags().StringVar(&console.RedirectURL, "console-redirect-url", EnvOr("DEMARCHE_CONSOLE_REDIRECT_URL", ""), "this gateway's callback as registered at the issuer, https://HOST/console/oidc/callback (env DEMARCHE_CONSOLE_REDIRECT_URL)")
 	cmd.Flags().StringSliceVar(&console.Scopes, "console-scopes", []string{"profile", "email"}, "scopes the console asks for besides openid")
+	return cmd
+}
+
+func newServeFundingCmd(app *App) *cobra.Command {
+	var open bool
+	var openedBy string
+	cmd := &cobra.Command{
+		Use:   "funding",
+		Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
+		Long: `Run the funding service. Each fund's ledger is hash-linked and checked on
+every read: a broken ledger is refused with the line where it breaks.
+
+Opening a fund is explicit: only with --open-funds does the service write the
+opening line of a configured fund that was never opened (recording --opened-by
+in it). A fund opened before whose ledger has vanished is never re-opened: it
+is refused, and logged as an alarm.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
+				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, OpenFunds: open, OpenedBy: openedBy}, app.Log)
+				if err != nil {
+					return nil, err
+				}
+				return s.Stop, nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&open, "open-funds", false, "open the configured funds that were never opened (an explicit, recorded act)")
+	cmd.Flags().StringVar(&openedBy, "opened-by", "", "who opens them, recorded in each opening line (with --open-funds)")
 	return cmd
 }

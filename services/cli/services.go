@@ -179,10 +179,22 @@ func newFundCmd(app *App) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
 			fmt.Fprintln(tw, "FUND\tNAME\tBALANCE USD\tDISBURSED USD\tCEILING PER CRISIS")
+			var broken []string
 			for _, f := range res.GetFunds() {
+				if f.GetProblem() != "" { // a broken ledger is never summed
+					fmt.Fprintf(tw, "%s\t%s\tREFUSED\t-\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetFund().GetPerCrisisCeilingUsd())
+					broken = append(broken, f.GetProblem())
+					continue
+				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetBalanceUsd(), f.GetDisbursedUsd(), f.GetFund().GetPerCrisisCeilingUsd())
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if len(broken) > 0 {
+				return fmt.Errorf("%d fund(s) refused:\n  %s", len(broken), strings.Join(broken, "\n  "))
+			}
+			return nil
 		}}
 	balance.Flags().StringVar(&fund, "fund", "", "only this fund")
 	balanceOut.bind(balance)
@@ -200,9 +212,9 @@ func newFundCmd(app *App) *cobra.Command {
 				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "SEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tKEY")
+			fmt.Fprintln(tw, "LINE\tSEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tKEY")
 			for _, e := range res.GetEntries() {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.GetSequence(), ts(e.GetAt()), strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "LEDGER_ENTRY_KIND_")),
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.GetLine(), e.GetSequence(), ts(e.GetAt()), strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "LEDGER_ENTRY_KIND_")),
 					e.GetAmountUsd(), e.GetBalanceAfterUsd(), e.GetCrisisId(), e.GetRequestId(), e.GetKey())
 			}
 			return tw.Flush()

@@ -99,15 +99,18 @@ func protoJSON(m proto.Message) any {
 // ceHeaders is the headers schema of a CloudEvent of type et (NATS binding, binary mode).
 func ceHeaders(et eventbus.EventType, extra map[string]any) map[string]any {
 	props := map[string]any{
-		eventbus.HeaderSpecVersion: map[string]any{"type": "string", "const": eventbus.SpecVersion, "description": "CloudEvents specification version"},
-		eventbus.HeaderID:          map[string]any{"type": "string", "description": "event id, unique per event; a redelivered or republished event keeps it (deduplicate on it)"},
-		eventbus.HeaderSource:      map[string]any{"type": "string", "format": "uri-reference", "description": "what published the event, e.g. " + crisis.EventSource},
-		eventbus.HeaderType:        map[string]any{"type": "string", "const": et.CEType, "description": "event type; its last segment is the schema's version"},
-		eventbus.HeaderTime:        map[string]any{"type": "string", "format": "date-time", "description": "when it happened (RFC 3339, UTC)"},
-		eventbus.HeaderSubject:     map[string]any{"type": "string", "description": "the crisis id (for signals: the source's id of the signal's situation)"},
-		eventbus.HeaderDataSchema:  map[string]any{"type": "string", "const": et.DataSchema, "description": "the data's protobuf message; resolve it with demarche.schema.get or GET /v1/schemas/{ce-dataschema}"},
-		eventbus.HeaderContentType: map[string]any{"type": "string", "const": eventbus.ContentTypeData},
-		"Nats-Msg-Id":              map[string]any{"type": "string", "description": "same as ce-id: JetStream stores an event once"},
+		eventbus.HeaderSpecVersion:  map[string]any{"type": "string", "const": eventbus.SpecVersion, "description": "CloudEvents specification version"},
+		eventbus.HeaderID:           map[string]any{"type": "string", "description": "event id, unique per event; a redelivered or republished event keeps it (deduplicate on it)"},
+		eventbus.HeaderSource:       map[string]any{"type": "string", "format": "uri-reference", "description": "what published the event, e.g. " + crisis.EventSource},
+		eventbus.HeaderType:         map[string]any{"type": "string", "const": et.CEType, "description": "event type; its last segment is the schema's version"},
+		eventbus.HeaderTime:         map[string]any{"type": "string", "format": "date-time", "description": "when it happened (RFC 3339, UTC)"},
+		eventbus.HeaderSubject:      map[string]any{"type": "string", "description": "the crisis id (for signals: the source's id of the signal's situation)"},
+		eventbus.HeaderDataSchema:   map[string]any{"type": "string", "const": et.DataSchema, "description": "the data's protobuf message; resolve it with demarche.schema.get or GET /v1/schemas/{ce-dataschema}"},
+		eventbus.HeaderContentType:  map[string]any{"type": "string", "const": eventbus.ContentTypeData},
+		"Nats-Msg-Id":               map[string]any{"type": "string", "description": "same as ce-id: JetStream stores an event once"},
+		eventbus.HeaderWorkflowID:   map[string]any{"type": "string", "description": "CloudEvents extension: the workflow that published the event (events of the crisis workflow always carry it; the audit trail refuses one that does not)"},
+		eventbus.HeaderWorkflowRun:  map[string]any{"type": "string", "description": "CloudEvents extension: that workflow's run id"},
+		eventbus.HeaderHistoryEvent: map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "CloudEvents extension: the history event (ActivityTaskScheduled of the publishing activity) the event comes from"},
 	}
 	required := []any{eventbus.HeaderSpecVersion, eventbus.HeaderID, eventbus.HeaderSource, eventbus.HeaderType, eventbus.HeaderTime, eventbus.HeaderSubject, eventbus.HeaderDataSchema, eventbus.HeaderContentType}
 	for k, v := range extra {

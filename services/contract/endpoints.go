@@ -61,6 +61,8 @@ func Endpoints() []Endpoint {
 			"The head of every chain, signed when the deployment has a key.", ""},
 		{audit.ServiceName, audit.SubjectRead, &demarchev1.AuditReadRequest{}, &demarchev1.AuditReadResponse{},
 			"Record that a principal read a restricted or confidential crisis (the gateway sends one per read).", ""},
+		{audit.ServiceName, audit.SubjectOperation, &demarchev1.AuditOperationRequest{}, &demarchev1.AuditOperationResponse{},
+			"Record an operation done to a crisis's workflow outside Démarche (terminate, cancel, reset), found in its history; the worker alone may send it.", ""},
 		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, &demarchev1.GetSchemaResponse{},
 			"Resolve a ce-dataschema (or a message name or ce-type): its descriptor set and a JSON Schema of its JSON form.", ""},
 		{ServiceName, SubjectAsyncAPI, nil, nil,

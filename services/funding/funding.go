@@ -7,7 +7,9 @@
 // and appends the next one on the condition that no line was appended in
 // between (JetStream's expected-last-subject-sequence); a racing writer makes
 // it read again. So the balance can never go below zero, whatever the
-// interleaving, and the ledger always balances.
+// interleaving, and the ledger always balances. Lines are hash-linked and
+// every read checks them (ledger.go); funds are opened only explicitly
+// (OpenOptions).
 package funding
 
 import (
@@ -65,17 +67,37 @@ func drillRule(fund *demarchev1.Fund, drill bool) error {
 
 // Store is the funding service's state and rules, usable without NATS micro.
 type Store struct {
-	js     jetstream.JetStream
-	stream jetstream.Stream
-	kv     jetstream.KeyValue
-	funds  map[string]*demarchev1.Fund
-	now    func() time.Time
+	js       jetstream.JetStream
+	stream   jetstream.Stream
+	kv       jetstream.KeyValue
+	funds    map[string]*demarchev1.Fund
+	now      func() time.Time
+	log      *zap.Logger
+	verified verifiedTail
 }
 
-// OpenStore creates or opens the ledger and the bucket, and opens every
-// configured fund's ledger with its opening balance (once: a fund opened
-// before keeps its ledger).
-func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.Fund) (*Store, error) {
+// OpenOptions say whether opening funds is allowed. Opening a fund (writing
+// its opening line) is an explicit act: a fund is opened only when asked
+// (OpenNew, e.g. `demarche serve funding --open-funds`, or `demarche dev` on
+// a new data folder), only if it was never opened before, and the opening
+// line records who opened it. A fund opened before whose ledger has gone is
+// an alarm, never a fresh balance.
+type OpenOptions struct {
+	// OpenNew opens the configured funds that were never opened.
+	OpenNew bool
+	// OpenedBy is recorded in the opening line (default "funding service provisioning").
+	OpenedBy string
+	Log      *zap.Logger
+}
+
+// markerKey records, in the bucket, that a fund was opened: its opening line.
+func markerKey(fund string) string { return "fund." + fund }
+
+// OpenStore binds the ledger and the bucket, checks every configured fund's
+// ledger, and opens the funds never opened before when opts.OpenNew says so.
+// A fund whose ledger is broken or missing does not stop the others: it is
+// refused on every read, with the reason, and logged as an alarm.
+func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.Fund, opts OpenOptions) (*Store, error) {
 	res := Resources()
 	stream, err := natsx.Stream(ctx, js, res.Streams[0])
 	if err != nil {
@@ -85,23 +107,119 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 	if err != nil {
 		return nil, fmt.Errorf("funding: %w", err)
 	}
-	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	if opts.OpenedBy == "" {
+		opts.OpenedBy = "funding service provisioning"
+	}
+	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now, log: opts.Log,
+		verified: verifiedTail{lines: map[string]*demarchev1.LedgerEntry{}}}
 	for _, f := range funds {
 		if err := f.Validate(); err != nil {
 			return nil, fmt.Errorf("funding: %w", err)
 		}
 		s.funds[f.GetId()] = f
-		if _, _, err := s.last(ctx, f.GetId()); errors.Is(err, jetstream.ErrMsgNotFound) {
-			entry := &demarchev1.LedgerEntry{Fund: f.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING,
-				AmountUsd: f.GetOpeningBalanceUsd(), BalanceAfterUsd: f.GetOpeningBalanceUsd(), Key: "open-" + f.GetId(), At: timestamppb.New(s.now())}
-			if _, err := s.append(ctx, entry, 0); err != nil && !isWrongLast(err) {
-				return nil, fmt.Errorf("funding: open %s: %w", f.GetId(), err)
-			}
-		} else if err != nil {
+		last, err := s.tail(ctx, f.GetId())
+		switch {
+		case errors.Is(err, errs.ErrUnavailable):
 			return nil, err
+		case err != nil:
+			s.alarm(f.GetId(), err)
+		case last != nil:
+			if err := s.mark(ctx, last); err != nil {
+				return nil, err
+			}
+		default:
+			if err := s.openFund(ctx, f, opts); err != nil {
+				if errors.Is(err, errs.ErrUnavailable) {
+					return nil, err
+				}
+				s.alarm(f.GetId(), err)
+			}
 		}
 	}
 	return s, nil
+}
+
+// alarm logs a fund that cannot be used, and counts it.
+func (s *Store) alarm(fund string, err error) {
+	kind := "broken"
+	if errors.Is(err, ErrLedgerMissing) {
+		kind = "missing"
+	} else if errors.Is(err, ErrNotOpened) {
+		kind = "not-opened"
+	}
+	ledgerAlarms.WithLabelValues(fund, kind).Inc()
+	s.log.Error("ALARM: fund refused until its ledger is repaired", zap.String("fund", fund), zap.String("alarm", kind), zap.Error(err))
+}
+
+// ErrNotOpened is matched when a configured fund was never opened and
+// opening was not asked for.
+var ErrNotOpened = natsrpc.Sentinel("fund not opened", errs.ErrNotFound)
+
+// mark records that a fund has a ledger (kept: its opening line).
+func (s *Store) mark(ctx context.Context, line *demarchev1.LedgerEntry) error {
+	b, err := proto.Marshal(line)
+	if err != nil {
+		return err
+	}
+	if _, err := s.kv.Create(ctx, markerKey(line.GetFund()), b); err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("%w: funding: record that %s is open: %v", errs.ErrUnavailable, line.GetFund(), err)
+	}
+	return nil
+}
+
+// noLedger explains a fund without any ledger line: vanished (it was opened
+// before) or never opened.
+func (s *Store) noLedger(ctx context.Context, fund string) error {
+	entry, err := s.kv.Get(ctx, markerKey(fund))
+	switch {
+	case err == nil:
+		var opened demarchev1.LedgerEntry
+		_ = proto.Unmarshal(entry.Value(), &opened)
+		return fmt.Errorf("%w: fund %s was opened (%s, by %s) but its ledger is gone: it is not re-opened; restore the ledger stream %s from a backup",
+			ErrLedgerMissing, fund, opened.GetAt().AsTime().UTC().Format(time.RFC3339), opened.GetOpenedBy(), LedgerStream)
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("%w: fund %s has never been opened; opening a fund is explicit: start the funding service with --open-funds", ErrNotOpened, fund)
+	default:
+		return fmt.Errorf("%w: funding: %v", errs.ErrUnavailable, err)
+	}
+}
+
+// openFund writes a never-opened fund's opening line, when asked to.
+func (s *Store) openFund(ctx context.Context, f *demarchev1.Fund, opts OpenOptions) error {
+	if err := s.noLedger(ctx, f.GetId()); !errors.Is(err, ErrNotOpened) || !opts.OpenNew {
+		return err
+	}
+	entry := &demarchev1.LedgerEntry{Fund: f.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING,
+		AmountUsd: f.GetOpeningBalanceUsd(), BalanceAfterUsd: f.GetOpeningBalanceUsd(), Key: "open-" + f.GetId(), At: timestamppb.New(s.now()),
+		OpenedBy: opts.OpenedBy}
+	if err := linkLine(entry, nil); err != nil {
+		return err
+	}
+	ack, err := s.append(ctx, entry, 0)
+	if err != nil && !isWrongLast(err) { // wrong last: another instance opened it first
+		return fmt.Errorf("%w: funding: open %s: %v", errs.ErrUnavailable, f.GetId(), err)
+	}
+	if ack != nil {
+		entry.Sequence = ack.Sequence
+	}
+	s.log.Warn("fund opened (an explicit act, recorded in its opening line)", zap.String("fund", f.GetId()),
+		zap.Int64("opening_balance_usd", f.GetOpeningBalanceUsd()), zap.String("opened_by", opts.OpenedBy))
+	return s.mark(ctx, entry)
+}
+
+// usable is a fund's verified last line, or why the fund cannot be used.
+func (s *Store) usable(ctx context.Context, fund string) (*demarchev1.LedgerEntry, error) {
+	last, err := s.tail(ctx, fund)
+	if err != nil {
+		return nil, err
+	}
+	if last == nil {
+		return nil, s.noLedger(ctx, fund)
+	}
+	return last, nil
 }
 
 // Resources are the ledger stream and the requests bucket, for the
@@ -122,20 +240,6 @@ func subject(fund string) string { return ledgerRoot + "." + fund }
 func isWrongLast(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// last reads a fund's last ledger line and its stream sequence.
-func (s *Store) last(ctx context.Context, fund string) (*demarchev1.LedgerEntry, uint64, error) {
-	msg, err := s.stream.GetLastMsgForSubject(ctx, subject(fund))
-	if err != nil {
-		return nil, 0, err
-	}
-	var e demarchev1.LedgerEntry
-	if err := proto.Unmarshal(msg.Data, &e); err != nil {
-		return nil, 0, fmt.Errorf("funding: ledger line %d: %w", msg.Sequence, err)
-	}
-	e.Sequence = msg.Sequence
-	return &e, msg.Sequence, nil
 }
 
 // append adds a line if the fund's last line is still afterSeq.
@@ -274,10 +378,11 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 	var entry *demarchev1.LedgerEntry
 	replayed := false
 	for attempt := 0; ; attempt++ {
-		last, seq, err := s.last(ctx, fund.GetId())
+		last, err := s.usable(ctx, fund.GetId())
 		if err != nil {
-			return nil, fmt.Errorf("funding: read ledger of %s: %w", fund.GetId(), err)
+			return nil, err
 		}
+		seq := last.GetSequence()
 		if last.GetKey() == call.GetKey() { // our own line, from an attempt whose answer was lost
 			entry, replayed = last, true
 			break
@@ -297,6 +402,9 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		entry = &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
 			AmountUsd: amount, BalanceAfterUsd: last.GetBalanceAfterUsd() - amount, CrisisId: call.GetCrisisId(),
 			RequestId: call.GetRequestId(), Key: call.GetKey(), At: timestamppb.New(s.now()), CrisisTotalsUsd: totals}
+		if err := linkLine(entry, last); err != nil {
+			return nil, err
+		}
 		ack, err := s.append(ctx, entry, seq)
 		if isWrongLast(err) {
 			if attempt > 1000 {
@@ -364,37 +472,23 @@ func (s *Store) markPaid(ctx context.Context, call *demarchev1.DisburseCall, ent
 	return nil
 }
 
-// Ledger returns a fund's lines, oldest first.
+// Ledger returns a fund's lines, oldest first, after checking every link:
+// a broken ledger is refused with the line where it breaks.
 func (s *Store) Ledger(ctx context.Context, q *demarchev1.FundQuery) (*demarchev1.LedgerResponse, error) {
 	if _, ok := s.funds[q.GetFund()]; !ok {
 		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, q.GetFund(), strings.Join(s.fundIDs(), ", "))
 	}
-	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject(q.GetFund())}})
+	lines, err := s.readLines(ctx, q.GetFund(), 0, 0)
 	if err != nil {
-		return nil, fmt.Errorf("funding: read ledger: %w", err)
+		return nil, err
 	}
-	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(subject(q.GetFund())))
-	if err != nil {
-		return nil, fmt.Errorf("funding: read ledger: %w", err)
+	if len(lines) == 0 {
+		return nil, s.noLedger(ctx, q.GetFund())
 	}
-	n := info.State.Subjects[subject(q.GetFund())]
-	out := &demarchev1.LedgerResponse{}
-	for uint64(len(out.Entries)) < n {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			return nil, fmt.Errorf("funding: read ledger line %d of %d: %w", len(out.Entries)+1, n, err)
-		}
-		var e demarchev1.LedgerEntry
-		if err := proto.Unmarshal(msg.Data(), &e); err != nil {
-			return nil, err
-		}
-		meta, _ := msg.Metadata()
-		if meta != nil {
-			e.Sequence = meta.Sequence.Stream
-		}
-		out.Entries = append(out.Entries, &e)
+	if err := VerifyLines(q.GetFund(), lines, nil); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return &demarchev1.LedgerResponse{Entries: lines}, nil
 }
 
 // Balance reports funds' balances (one fund, or all).
@@ -408,15 +502,19 @@ func (s *Store) Balance(ctx context.Context, q *demarchev1.FundQuery) (*demarche
 	}
 	out := &demarchev1.BalanceResponse{}
 	for _, id := range ids {
-		last, _, err := s.last(ctx, id)
-		if err != nil {
-			return nil, fmt.Errorf("funding: balance of %s: %w", id, err)
+		last, err := s.usable(ctx, id)
+		if errors.Is(err, errs.ErrUnavailable) || (err != nil && q.GetFund() != "") {
+			return nil, err
+		}
+		if err != nil { // one fund's broken ledger does not hide the others
+			out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], Problem: err.Error()})
+			continue
 		}
 		var disbursed int64
 		for _, v := range last.GetCrisisTotalsUsd() {
 			disbursed += v
 		}
-		out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], BalanceUsd: last.GetBalanceAfterUsd(), DisbursedUsd: disbursed})
+		out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], BalanceUsd: last.GetBalanceAfterUsd(), DisbursedUsd: disbursed, Entries: int32(last.GetLine())})
 	}
 	return out, nil
 }
@@ -437,18 +535,38 @@ type Service struct {
 	Store *Store
 }
 
-// Start connects, opens the ledgers and serves demarche.funding.{request,
-// decide, disburse, balance, ledger}.
+// Config configures the funding service.
+type Config struct {
+	NATSURL string
+	// Funds (default DefaultFunds).
+	Funds []*demarchev1.Fund
+	// OpenFunds opens the funds never opened before (see OpenOptions): an
+	// explicit act of provisioning, recorded in each opening line.
+	OpenFunds bool
+	// OpenedBy is who opens them (recorded; default "funding service provisioning").
+	OpenedBy string
+}
+
+// Start is StartWith for provisioning: funds never opened before are opened
+// (tests and first starts). A fund opened before is never re-opened.
 func Start(ctx context.Context, natsURL string, funds []*demarchev1.Fund, log *zap.Logger) (*Service, error) {
+	return StartWith(ctx, Config{NATSURL: natsURL, Funds: funds, OpenFunds: true}, log)
+}
+
+// StartWith connects, checks the ledgers (opening new funds only when
+// cfg.OpenFunds) and serves demarche.funding.{request, decide, disburse,
+// balance, ledger}.
+func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("funding")
+	funds := cfg.Funds
 	if len(funds) == 0 {
 		funds = DefaultFunds
 	}
-	nc, js, err := natsx.Connect(natsURL, "demarche-funding", log)
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-funding", log)
 	if err != nil {
 		return nil, fmt.Errorf("funding: %w", err)
 	}
-	st, err := OpenStore(ctx, js, funds)
+	st, err := OpenStore(ctx, js, funds, OpenOptions{OpenNew: cfg.OpenFunds, OpenedBy: cfg.OpenedBy, Log: log})
 	if err != nil {
 		nc.Close()
 		return nil, err

@@ -59,6 +59,7 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 		Subject: req.GetCrisisId(),
 		Time:    req.GetTime().AsTime(),
 		Data:    data,
+		Origin:  originOf(ctx),
 	})
 	if err != nil {
 		return fmt.Errorf("publish crisis event: %w", err)
@@ -89,6 +90,7 @@ func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.Disburse
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	if _, err := a.Bus.Publish(ctx, route, eventbus.Event{
 		ID: req.GetDisbursementKey(), Source: EventSource, Subject: req.GetCrisisId(), Time: res.GetEntry().GetAt().AsTime(), Data: paid,
+		Origin: originOf(ctx),
 	}); err != nil {
 		return nil, fmt.Errorf("record disbursement %s: %w", req.GetDisbursementKey(), err)
 	}

@@ -31,6 +31,12 @@ const (
 	AuditRecordKind_AUDIT_RECORD_KIND_EVENT AuditRecordKind = 1
 	// Someone read audit data ("audit-read").
 	AuditRecordKind_AUDIT_RECORD_KIND_READ AuditRecordKind = 2
+	// The audit service raised an alarm: an event refused as forged, a chain
+	// isolated because a stored record is bad (detail says which and why).
+	AuditRecordKind_AUDIT_RECORD_KIND_ALARM AuditRecordKind = 3
+	// An operation outside Démarche changed a crisis's workflow (terminate,
+	// cancel, reset): recorded from the workflow history (AuditOperationRequest).
+	AuditRecordKind_AUDIT_RECORD_KIND_OPERATION AuditRecordKind = 4
 )
 
 // Enum value maps for AuditRecordKind.
@@ -39,11 +45,15 @@ var (
 		0: "AUDIT_RECORD_KIND_UNSPECIFIED",
 		1: "AUDIT_RECORD_KIND_EVENT",
 		2: "AUDIT_RECORD_KIND_READ",
+		3: "AUDIT_RECORD_KIND_ALARM",
+		4: "AUDIT_RECORD_KIND_OPERATION",
 	}
 	AuditRecordKind_value = map[string]int32{
 		"AUDIT_RECORD_KIND_UNSPECIFIED": 0,
 		"AUDIT_RECORD_KIND_EVENT":       1,
 		"AUDIT_RECORD_KIND_READ":        2,
+		"AUDIT_RECORD_KIND_ALARM":       3,
+		"AUDIT_RECORD_KIND_OPERATION":   4,
 	}
 )
 
@@ -106,7 +116,16 @@ type AuditRecord struct {
 	DecisionNumber int32  `protobuf:"varint,14,opt,name=decision_number,json=decisionNumber,proto3" json:"decision_number,omitempty"`
 	DecisionKind   string `protobuf:"bytes,15,opt,name=decision_kind,json=decisionKind,proto3" json:"decision_kind,omitempty"`
 	// For reads: what was read, e.g. "chain crisis.GN-20261127-K7Q3P".
-	Detail        string `protobuf:"bytes,16,opt,name=detail,proto3" json:"detail,omitempty"`
+	Detail string `protobuf:"bytes,16,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Where the record comes from in Temporal: the workflow that published the
+	// event (or was operated on), its run, and the history event (the
+	// ActivityTaskScheduled of the publishing activity, or the operation's event).
+	WorkflowId     string `protobuf:"bytes,17,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	RunId          string `protobuf:"bytes,18,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	HistoryEventId int64  `protobuf:"varint,19,opt,name=history_event_id,json=historyEventId,proto3" json:"history_event_id,omitempty"`
+	// ed25519 signature of hash by the audit service's key, when one is
+	// configured: a record written by anything else does not verify.
+	Signature     []byte `protobuf:"bytes,20,opt,name=signature,proto3" json:"signature,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -253,6 +272,34 @@ func (x *AuditRecord) GetDetail() string {
 	return ""
 }
 
+func (x *AuditRecord) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetHistoryEventId() int64 {
+	if x != nil {
+		return x.HistoryEventId
+	}
+	return 0
+}
+
+func (x *AuditRecord) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // ChainHead is the last record of a chain, optionally signed (ed25519).
 type ChainHead struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -340,6 +387,256 @@ func (x *ChainHead) GetSignature() []byte {
 	return nil
 }
 
+// AuditAlarm is published (core NATS, demarche.audit.alarm) and recorded in the
+// global chain when the audit service refuses an event or isolates a chain.
+type AuditAlarm struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The chain concerned ("crisis.<id>", "global"); empty for a refused event.
+	Chain    string `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	CrisisId string `protobuf:"bytes,2,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The event concerned, when there is one.
+	EventId string `protobuf:"bytes,3,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// What is wrong, e.g. "ce-subject GN-1 does not match the crisis GN-2 in the data".
+	Reason string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	At     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=at,proto3" json:"at,omitempty"`
+	// "forged-event" or "chain-isolated".
+	Kind          string `protobuf:"bytes,6,opt,name=kind,proto3" json:"kind,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditAlarm) Reset() {
+	*x = AuditAlarm{}
+	mi := &file_demarche_v1_audit_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditAlarm) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditAlarm) ProtoMessage() {}
+
+func (x *AuditAlarm) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_audit_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditAlarm.ProtoReflect.Descriptor instead.
+func (*AuditAlarm) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *AuditAlarm) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
+}
+
+func (x *AuditAlarm) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *AuditAlarm) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *AuditAlarm) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditAlarm) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *AuditAlarm) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+// AuditOperationRequest records, on a crisis's chain and the global chain, an
+// operation done to the crisis's workflow outside Démarche (terminate,
+// cancel, reset), read from the workflow history. Idempotent per event_id.
+type AuditOperationRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId   string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	WorkflowId string                 `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	RunId      string                 `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// The history event of the operation (e.g. WorkflowExecutionTerminated).
+	HistoryEventId int64 `protobuf:"varint,4,opt,name=history_event_id,json=historyEventId,proto3" json:"history_event_id,omitempty"`
+	// "terminate", "cancel", "reset" (lower case, one word).
+	Operation string `protobuf:"bytes,5,opt,name=operation,proto3" json:"operation,omitempty"`
+	// Who did it, as Temporal recorded it (the identity field), and why.
+	Identity string                 `protobuf:"bytes,6,opt,name=identity,proto3" json:"identity,omitempty"`
+	Reason   string                 `protobuf:"bytes,7,opt,name=reason,proto3" json:"reason,omitempty"`
+	Time     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=time,proto3" json:"time,omitempty"`
+	// A stable id for the operation (e.g. "<run id>/<history event id>"): recording it again stores nothing.
+	EventId       string `protobuf:"bytes,9,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditOperationRequest) Reset() {
+	*x = AuditOperationRequest{}
+	mi := &file_demarche_v1_audit_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditOperationRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditOperationRequest) ProtoMessage() {}
+
+func (x *AuditOperationRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_audit_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditOperationRequest.ProtoReflect.Descriptor instead.
+func (*AuditOperationRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AuditOperationRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetHistoryEventId() int64 {
+	if x != nil {
+		return x.HistoryEventId
+	}
+	return 0
+}
+
+func (x *AuditOperationRequest) GetOperation() string {
+	if x != nil {
+		return x.Operation
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AuditOperationRequest) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *AuditOperationRequest) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+// AuditOperationResponse is the record stored on the crisis's chain.
+type AuditOperationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Record        *AuditRecord           `protobuf:"bytes,1,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditOperationResponse) Reset() {
+	*x = AuditOperationResponse{}
+	mi := &file_demarche_v1_audit_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditOperationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditOperationResponse) ProtoMessage() {}
+
+func (x *AuditOperationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_audit_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditOperationResponse.ProtoReflect.Descriptor instead.
+func (*AuditOperationResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AuditOperationResponse) GetRecord() *AuditRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
 // AuditChainRequest asks the audit service for a chain. Reading is audited.
 type AuditChainRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -357,7 +654,7 @@ type AuditChainRequest struct {
 
 func (x *AuditChainRequest) Reset() {
 	*x = AuditChainRequest{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[2]
+	mi := &file_demarche_v1_audit_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -369,7 +666,7 @@ func (x *AuditChainRequest) String() string {
 func (*AuditChainRequest) ProtoMessage() {}
 
 func (x *AuditChainRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[2]
+	mi := &file_demarche_v1_audit_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -382,7 +679,7 @@ func (x *AuditChainRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditChainRequest.ProtoReflect.Descriptor instead.
 func (*AuditChainRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AuditChainRequest) GetCrisisId() string {
@@ -415,17 +712,21 @@ func (x *AuditChainRequest) GetLimit() int32 {
 
 // AuditChain is a chain (or one page of it), in order, with the chain's head.
 type AuditChain struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Chain         string                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
-	Records       []*AuditRecord         `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
-	Head          *ChainHead             `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Chain   string                 `protobuf:"bytes,1,opt,name=chain,proto3" json:"chain,omitempty"`
+	Records []*AuditRecord         `protobuf:"bytes,2,rep,name=records,proto3" json:"records,omitempty"`
+	Head    *ChainHead             `protobuf:"bytes,3,opt,name=head,proto3" json:"head,omitempty"`
+	// The chain's last anchored head (stream DEMARCHE_AUDIT_ANCHORS), when the
+	// chain was anchored: the chain must still hold that record at that
+	// sequence, or its tail was rewritten or truncated.
+	Anchor        *ChainHead `protobuf:"bytes,4,opt,name=anchor,proto3" json:"anchor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditChain) Reset() {
 	*x = AuditChain{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[3]
+	mi := &file_demarche_v1_audit_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +738,7 @@ func (x *AuditChain) String() string {
 func (*AuditChain) ProtoMessage() {}
 
 func (x *AuditChain) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[3]
+	mi := &file_demarche_v1_audit_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +751,7 @@ func (x *AuditChain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditChain.ProtoReflect.Descriptor instead.
 func (*AuditChain) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AuditChain) GetChain() string {
@@ -474,6 +775,13 @@ func (x *AuditChain) GetHead() *ChainHead {
 	return nil
 }
 
+func (x *AuditChain) GetAnchor() *ChainHead {
+	if x != nil {
+		return x.Anchor
+	}
+	return nil
+}
+
 // AuditHeadsRequest asks for the heads of the global chain and of one crisis's
 // chain (or of every crisis's chain when crisis_id is empty). Reading is audited.
 type AuditHeadsRequest struct {
@@ -486,7 +794,7 @@ type AuditHeadsRequest struct {
 
 func (x *AuditHeadsRequest) Reset() {
 	*x = AuditHeadsRequest{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[4]
+	mi := &file_demarche_v1_audit_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +806,7 @@ func (x *AuditHeadsRequest) String() string {
 func (*AuditHeadsRequest) ProtoMessage() {}
 
 func (x *AuditHeadsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[4]
+	mi := &file_demarche_v1_audit_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +819,7 @@ func (x *AuditHeadsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditHeadsRequest.ProtoReflect.Descriptor instead.
 func (*AuditHeadsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AuditHeadsRequest) GetCrisisId() string {
@@ -542,7 +850,7 @@ type AuditReadRequest struct {
 
 func (x *AuditReadRequest) Reset() {
 	*x = AuditReadRequest{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	mi := &file_demarche_v1_audit_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -554,7 +862,7 @@ func (x *AuditReadRequest) String() string {
 func (*AuditReadRequest) ProtoMessage() {}
 
 func (x *AuditReadRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[5]
+	mi := &file_demarche_v1_audit_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -567,7 +875,7 @@ func (x *AuditReadRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditReadRequest.ProtoReflect.Descriptor instead.
 func (*AuditReadRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AuditReadRequest) GetReader() string {
@@ -600,7 +908,7 @@ type AuditReadResponse struct {
 
 func (x *AuditReadResponse) Reset() {
 	*x = AuditReadResponse{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	mi := &file_demarche_v1_audit_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -612,7 +920,7 @@ func (x *AuditReadResponse) String() string {
 func (*AuditReadResponse) ProtoMessage() {}
 
 func (x *AuditReadResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[6]
+	mi := &file_demarche_v1_audit_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -625,7 +933,7 @@ func (x *AuditReadResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditReadResponse.ProtoReflect.Descriptor instead.
 func (*AuditReadResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{9}
 }
 
 // AuditHeads lists chain heads, the global chain first.
@@ -638,7 +946,7 @@ type AuditHeads struct {
 
 func (x *AuditHeads) Reset() {
 	*x = AuditHeads{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[7]
+	mi := &file_demarche_v1_audit_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +958,7 @@ func (x *AuditHeads) String() string {
 func (*AuditHeads) ProtoMessage() {}
 
 func (x *AuditHeads) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[7]
+	mi := &file_demarche_v1_audit_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +971,7 @@ func (x *AuditHeads) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditHeads.ProtoReflect.Descriptor instead.
 func (*AuditHeads) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AuditHeads) GetHeads() []*ChainHead {
@@ -692,7 +1000,7 @@ type EvidenceManifest struct {
 
 func (x *EvidenceManifest) Reset() {
 	*x = EvidenceManifest{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[8]
+	mi := &file_demarche_v1_audit_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -704,7 +1012,7 @@ func (x *EvidenceManifest) String() string {
 func (*EvidenceManifest) ProtoMessage() {}
 
 func (x *EvidenceManifest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[8]
+	mi := &file_demarche_v1_audit_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -717,7 +1025,7 @@ func (x *EvidenceManifest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EvidenceManifest.ProtoReflect.Descriptor instead.
 func (*EvidenceManifest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EvidenceManifest) GetFormat() string {
@@ -775,7 +1083,7 @@ type ManifestFile struct {
 
 func (x *ManifestFile) Reset() {
 	*x = ManifestFile{}
-	mi := &file_demarche_v1_audit_proto_msgTypes[9]
+	mi := &file_demarche_v1_audit_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -787,7 +1095,7 @@ func (x *ManifestFile) String() string {
 func (*ManifestFile) ProtoMessage() {}
 
 func (x *ManifestFile) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_audit_proto_msgTypes[9]
+	mi := &file_demarche_v1_audit_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -800,7 +1108,7 @@ func (x *ManifestFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ManifestFile.ProtoReflect.Descriptor instead.
 func (*ManifestFile) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_audit_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ManifestFile) GetName() string {
@@ -828,7 +1136,7 @@ var File_demarche_v1_audit_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\n" +
-	"\x17demarche/v1/audit.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x04\n" +
+	"\x17demarche/v1/audit.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbb\x05\n" +
 	"\vAuditRecord\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x1b\n" +
@@ -849,7 +1157,12 @@ const file_demarche_v1_audit_proto_rawDesc = "" +
 	"recordedAt\x12'\n" +
 	"\x0fdecision_number\x18\x0e \x01(\x05R\x0edecisionNumber\x12#\n" +
 	"\rdecision_kind\x18\x0f \x01(\tR\fdecisionKind\x12\x16\n" +
-	"\x06detail\x18\x10 \x01(\tR\x06detail\"\xba\x01\n" +
+	"\x06detail\x18\x10 \x01(\tR\x06detail\x12\x1f\n" +
+	"\vworkflow_id\x18\x11 \x01(\tR\n" +
+	"workflowId\x12\x15\n" +
+	"\x06run_id\x18\x12 \x01(\tR\x05runId\x12(\n" +
+	"\x10history_event_id\x18\x13 \x01(\x03R\x0ehistoryEventId\x12\x1c\n" +
+	"\tsignature\x18\x14 \x01(\fR\tsignature\"\xba\x01\n" +
 	"\tChainHead\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1a\n" +
 	"\bsequence\x18\x02 \x01(\x04R\bsequence\x12\x12\n" +
@@ -857,17 +1170,39 @@ const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1d\n" +
 	"\n" +
 	"public_key\x18\x05 \x01(\fR\tpublicKey\x12\x1c\n" +
-	"\tsignature\x18\x06 \x01(\fR\tsignature\"\x85\x01\n" +
+	"\tsignature\x18\x06 \x01(\fR\tsignature\"\xb2\x01\n" +
+	"\n" +
+	"AuditAlarm\x12\x14\n" +
+	"\x05chain\x18\x01 \x01(\tR\x05chain\x12\x1b\n" +
+	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12\x19\n" +
+	"\bevent_id\x18\x03 \x01(\tR\aeventId\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x12\n" +
+	"\x04kind\x18\x06 \x01(\tR\x04kind\"\xb3\x02\n" +
+	"\x15AuditOperationRequest\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12(\n" +
+	"\x10history_event_id\x18\x04 \x01(\x03R\x0ehistoryEventId\x12\x1c\n" +
+	"\toperation\x18\x05 \x01(\tR\toperation\x12\x1a\n" +
+	"\bidentity\x18\x06 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06reason\x18\a \x01(\tR\x06reason\x12.\n" +
+	"\x04time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x19\n" +
+	"\bevent_id\x18\t \x01(\tR\aeventId\"J\n" +
+	"\x16AuditOperationResponse\x120\n" +
+	"\x06record\x18\x01 \x01(\v2\x18.demarche.v1.AuditRecordR\x06record\"\x85\x01\n" +
 	"\x11AuditChainRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
 	"\x06reader\x18\x02 \x01(\tR\x06reader\x12%\n" +
 	"\x0eafter_sequence\x18\x03 \x01(\x04R\rafterSequence\x12\x14\n" +
-	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\x82\x01\n" +
+	"\x05limit\x18\x04 \x01(\x05R\x05limit\"\xb2\x01\n" +
 	"\n" +
 	"AuditChain\x12\x14\n" +
 	"\x05chain\x18\x01 \x01(\tR\x05chain\x122\n" +
 	"\arecords\x18\x02 \x03(\v2\x18.demarche.v1.AuditRecordR\arecords\x12*\n" +
-	"\x04head\x18\x03 \x01(\v2\x16.demarche.v1.ChainHeadR\x04head\"H\n" +
+	"\x04head\x18\x03 \x01(\v2\x16.demarche.v1.ChainHeadR\x04head\x12.\n" +
+	"\x06anchor\x18\x04 \x01(\v2\x16.demarche.v1.ChainHeadR\x06anchor\"H\n" +
 	"\x11AuditHeadsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
 	"\x06reader\x18\x02 \x01(\tR\x06reader\"_\n" +
@@ -892,11 +1227,13 @@ const file_demarche_v1_audit_proto_rawDesc = "" +
 	"\fManifestFile\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06sha256\x18\x02 \x01(\tR\x06sha256\x12\x12\n" +
-	"\x04size\x18\x03 \x01(\x03R\x04size*m\n" +
+	"\x04size\x18\x03 \x01(\x03R\x04size*\xab\x01\n" +
 	"\x0fAuditRecordKind\x12!\n" +
 	"\x1dAUDIT_RECORD_KIND_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17AUDIT_RECORD_KIND_EVENT\x10\x01\x12\x1a\n" +
-	"\x16AUDIT_RECORD_KIND_READ\x10\x02B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x16AUDIT_RECORD_KIND_READ\x10\x02\x12\x1b\n" +
+	"\x17AUDIT_RECORD_KIND_ALARM\x10\x03\x12\x1f\n" +
+	"\x1bAUDIT_RECORD_KIND_OPERATION\x10\x04B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_audit_proto_rawDescOnce sync.Once
@@ -911,36 +1248,43 @@ func file_demarche_v1_audit_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_audit_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_demarche_v1_audit_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_demarche_v1_audit_proto_goTypes = []any{
-	(AuditRecordKind)(0),          // 0: demarche.v1.AuditRecordKind
-	(*AuditRecord)(nil),           // 1: demarche.v1.AuditRecord
-	(*ChainHead)(nil),             // 2: demarche.v1.ChainHead
-	(*AuditChainRequest)(nil),     // 3: demarche.v1.AuditChainRequest
-	(*AuditChain)(nil),            // 4: demarche.v1.AuditChain
-	(*AuditHeadsRequest)(nil),     // 5: demarche.v1.AuditHeadsRequest
-	(*AuditReadRequest)(nil),      // 6: demarche.v1.AuditReadRequest
-	(*AuditReadResponse)(nil),     // 7: demarche.v1.AuditReadResponse
-	(*AuditHeads)(nil),            // 8: demarche.v1.AuditHeads
-	(*EvidenceManifest)(nil),      // 9: demarche.v1.EvidenceManifest
-	(*ManifestFile)(nil),          // 10: demarche.v1.ManifestFile
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(AuditRecordKind)(0),           // 0: demarche.v1.AuditRecordKind
+	(*AuditRecord)(nil),            // 1: demarche.v1.AuditRecord
+	(*ChainHead)(nil),              // 2: demarche.v1.ChainHead
+	(*AuditAlarm)(nil),             // 3: demarche.v1.AuditAlarm
+	(*AuditOperationRequest)(nil),  // 4: demarche.v1.AuditOperationRequest
+	(*AuditOperationResponse)(nil), // 5: demarche.v1.AuditOperationResponse
+	(*AuditChainRequest)(nil),      // 6: demarche.v1.AuditChainRequest
+	(*AuditChain)(nil),             // 7: demarche.v1.AuditChain
+	(*AuditHeadsRequest)(nil),      // 8: demarche.v1.AuditHeadsRequest
+	(*AuditReadRequest)(nil),       // 9: demarche.v1.AuditReadRequest
+	(*AuditReadResponse)(nil),      // 10: demarche.v1.AuditReadResponse
+	(*AuditHeads)(nil),             // 11: demarche.v1.AuditHeads
+	(*EvidenceManifest)(nil),       // 12: demarche.v1.EvidenceManifest
+	(*ManifestFile)(nil),           // 13: demarche.v1.ManifestFile
+	(*timestamppb.Timestamp)(nil),  // 14: google.protobuf.Timestamp
 }
 var file_demarche_v1_audit_proto_depIdxs = []int32{
 	0,  // 0: demarche.v1.AuditRecord.kind:type_name -> demarche.v1.AuditRecordKind
-	11, // 1: demarche.v1.AuditRecord.event_time:type_name -> google.protobuf.Timestamp
-	11, // 2: demarche.v1.AuditRecord.recorded_at:type_name -> google.protobuf.Timestamp
-	11, // 3: demarche.v1.ChainHead.at:type_name -> google.protobuf.Timestamp
-	1,  // 4: demarche.v1.AuditChain.records:type_name -> demarche.v1.AuditRecord
-	2,  // 5: demarche.v1.AuditChain.head:type_name -> demarche.v1.ChainHead
-	2,  // 6: demarche.v1.AuditHeads.heads:type_name -> demarche.v1.ChainHead
-	11, // 7: demarche.v1.EvidenceManifest.created_at:type_name -> google.protobuf.Timestamp
-	10, // 8: demarche.v1.EvidenceManifest.files:type_name -> demarche.v1.ManifestFile
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	14, // 1: demarche.v1.AuditRecord.event_time:type_name -> google.protobuf.Timestamp
+	14, // 2: demarche.v1.AuditRecord.recorded_at:type_name -> google.protobuf.Timestamp
+	14, // 3: demarche.v1.ChainHead.at:type_name -> google.protobuf.Timestamp
+	14, // 4: demarche.v1.AuditAlarm.at:type_name -> google.protobuf.Timestamp
+	14, // 5: demarche.v1.AuditOperationRequest.time:type_name -> google.protobuf.Timestamp
+	1,  // 6: demarche.v1.AuditOperationResponse.record:type_name -> demarche.v1.AuditRecord
+	1,  // 7: demarche.v1.AuditChain.records:type_name -> demarche.v1.AuditRecord
+	2,  // 8: demarche.v1.AuditChain.head:type_name -> demarche.v1.ChainHead
+	2,  // 9: demarche.v1.AuditChain.anchor:type_name -> demarche.v1.ChainHead
+	2,  // 10: demarche.v1.AuditHeads.heads:type_name -> demarche.v1.ChainHead
+	14, // 11: demarche.v1.EvidenceManifest.created_at:type_name -> google.protobuf.Timestamp
+	13, // 12: demarche.v1.EvidenceManifest.files:type_name -> demarche.v1.ManifestFile
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_audit_proto_init() }
@@ -954,7 +1298,7 @@ func file_demarche_v1_audit_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_audit_proto_rawDesc), len(file_demarche_v1_audit_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -529,7 +529,9 @@ func (x *DisburseCall) GetDrill() bool {
 }
 
 // LedgerEntry is one append-only line of a fund's ledger. Each line carries
-// the balance after it, so the ledger balances line by line.
+// the balance after it, so the ledger balances line by line, and the hash of
+// the line before it, so a line changed, inserted or removed breaks the chain
+// at that line (services/funding says exactly what is hashed).
 type LedgerEntry struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Sequence        uint64                 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
@@ -543,8 +545,16 @@ type LedgerEntry struct {
 	At              *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=at,proto3" json:"at,omitempty"`
 	// Disbursed so far per crisis, after this line (for the per-crisis ceiling).
 	CrisisTotalsUsd map[string]int64 `protobuf:"bytes,10,rep,name=crisis_totals_usd,json=crisisTotalsUsd,proto3" json:"crisis_totals_usd,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Position of the line in the fund's ledger, from 1, without gaps.
+	Line uint64 `protobuf:"varint,11,opt,name=line,proto3" json:"line,omitempty"`
+	// The hash of the line before (32 zero bytes for line 1).
+	PrevHash []byte `protobuf:"bytes,12,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	// SHA-256 of the line's canonical encoding with hash and sequence empty.
+	Hash []byte `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
+	// For an opening line: who opened the fund, and how (an explicit act).
+	OpenedBy      string `protobuf:"bytes,14,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LedgerEntry) Reset() {
@@ -647,6 +657,34 @@ func (x *LedgerEntry) GetCrisisTotalsUsd() map[string]int64 {
 	return nil
 }
 
+func (x *LedgerEntry) GetLine() uint64 {
+	if x != nil {
+		return x.Line
+	}
+	return 0
+}
+
+func (x *LedgerEntry) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *LedgerEntry) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *LedgerEntry) GetOpenedBy() string {
+	if x != nil {
+		return x.OpenedBy
+	}
+	return ""
+}
+
 // DisburseResult is the ledger line that paid, and whether it was a retry.
 type DisburseResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -747,11 +785,15 @@ func (x *FundQuery) GetFund() string {
 
 // FundBalance is a fund's state.
 type FundBalance struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Fund          *Fund                  `protobuf:"bytes,1,opt,name=fund,proto3" json:"fund,omitempty"`
-	BalanceUsd    int64                  `protobuf:"varint,2,opt,name=balance_usd,json=balanceUsd,proto3" json:"balance_usd,omitempty"`
-	DisbursedUsd  int64                  `protobuf:"varint,3,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
-	Entries       int32                  `protobuf:"varint,4,opt,name=entries,proto3" json:"entries,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Fund         *Fund                  `protobuf:"bytes,1,opt,name=fund,proto3" json:"fund,omitempty"`
+	BalanceUsd   int64                  `protobuf:"varint,2,opt,name=balance_usd,json=balanceUsd,proto3" json:"balance_usd,omitempty"`
+	DisbursedUsd int64                  `protobuf:"varint,3,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
+	Entries      int32                  `protobuf:"varint,4,opt,name=entries,proto3" json:"entries,omitempty"`
+	// Set when the fund's ledger cannot be trusted (a broken link, a line that
+	// does not decode, a vanished ledger): then balance_usd and disbursed_usd
+	// are not given, and nothing can be paid from the fund.
+	Problem       string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -812,6 +854,13 @@ func (x *FundBalance) GetEntries() int32 {
 		return x.Entries
 	}
 	return 0
+}
+
+func (x *FundBalance) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
 }
 
 // BalanceResponse lists funds' balances.
@@ -944,7 +993,7 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
-	"\x05drill\x18\x04 \x01(\bR\x05drill\"\xd3\x03\n" +
+	"\x05drill\x18\x04 \x01(\bR\x05drill\"\xb5\x04\n" +
 	"\vLedgerEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04fund\x18\x02 \x01(\tR\x04fund\x120\n" +
@@ -958,7 +1007,11 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x03key\x18\b \x01(\tR\x03key\x12*\n" +
 	"\x02at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12Y\n" +
 	"\x11crisis_totals_usd\x18\n" +
-	" \x03(\v2-.demarche.v1.LedgerEntry.CrisisTotalsUsdEntryR\x0fcrisisTotalsUsd\x1aB\n" +
+	" \x03(\v2-.demarche.v1.LedgerEntry.CrisisTotalsUsdEntryR\x0fcrisisTotalsUsd\x12\x12\n" +
+	"\x04line\x18\v \x01(\x04R\x04line\x12\x1b\n" +
+	"\tprev_hash\x18\f \x01(\fR\bprevHash\x12\x12\n" +
+	"\x04hash\x18\r \x01(\fR\x04hash\x12\x1b\n" +
+	"\topened_by\x18\x0e \x01(\tR\bopenedBy\x1aB\n" +
 	"\x14CrisisTotalsUsdEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\\\n" +
@@ -966,13 +1019,14 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x05entry\x18\x01 \x01(\v2\x18.demarche.v1.LedgerEntryR\x05entry\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x1f\n" +
 	"\tFundQuery\x12\x12\n" +
-	"\x04fund\x18\x01 \x01(\tR\x04fund\"\x94\x01\n" +
+	"\x04fund\x18\x01 \x01(\tR\x04fund\"\xae\x01\n" +
 	"\vFundBalance\x12%\n" +
 	"\x04fund\x18\x01 \x01(\v2\x11.demarche.v1.FundR\x04fund\x12\x1f\n" +
 	"\vbalance_usd\x18\x02 \x01(\x03R\n" +
 	"balanceUsd\x12#\n" +
 	"\rdisbursed_usd\x18\x03 \x01(\x03R\fdisbursedUsd\x12\x18\n" +
-	"\aentries\x18\x04 \x01(\x05R\aentries\"A\n" +
+	"\aentries\x18\x04 \x01(\x05R\aentries\x12\x18\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\"A\n" +
 	"\x0fBalanceResponse\x12.\n" +
 	"\x05funds\x18\x01 \x03(\v2\x18.demarche.v1.FundBalanceR\x05funds\"D\n" +
 	"\x0eLedgerResponse\x122\n" +

@@ -91,3 +91,31 @@ func (x *AuditReadRequest) Validate() error {
 	c.text("detail", x.GetDetail(), true)
 	return c.err()
 }
+
+// AuditOperations are the workflow operations outside Démarche that the audit
+// trail records (AuditOperationRequest.operation).
+var AuditOperations = []string{"terminate", "cancel", "reset"}
+
+// Validate checks a request to record an operation done to a crisis's workflow.
+func (x *AuditOperationRequest) Validate() error {
+	c := newChecker("audit operation request")
+	c.id("crisis_id", x.GetCrisisId())
+	if x.GetWorkflowId() == "" {
+		c.fail("workflow_id", "is required")
+	}
+	if x.GetHistoryEventId() <= 0 {
+		c.fail("history_event_id", "must be the operation's history event (at least 1)")
+	}
+	known := false
+	for _, op := range AuditOperations {
+		known = known || op == x.GetOperation()
+	}
+	if !known {
+		c.fail("operation", "%q is not one of terminate, cancel, reset", x.GetOperation())
+	}
+	if x.GetEventId() == "" {
+		c.fail("event_id", "is required (a stable id of the operation, e.g. <run id>/<history event id>)")
+	}
+	c.timestamp("time", x.GetTime())
+	return c.err()
+}
