@@ -196,8 +196,8 @@ func (l *lifecycle) setPartner(ctx workflow.Context, a *demarchev1.PartnerRoleAc
 func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
 	l.warnings = append(l.warnings, w)
 	_ = l.em.publish(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
-	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && r.child != nil {
-		_ = r.child.SignalChildWorkflow(ctx, SignalStageWarning, w).Get(ctx, nil)
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && (r.child != nil || r.external) {
+		_ = l.signalChild(ctx, r, SignalStageWarning, w)
 	}
 }
 
@@ -239,9 +239,9 @@ func onSignal[T any, PT interface {
 	*T
 	validated
 }](ctx workflow.Context, l *lifecycle, sel workflow.Selector, name string, handle func(workflow.Context, PT)) {
-	sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
-		arg := PT(new(T))
-		ch.Receive(ctx, arg)
+	take := func(ctx workflow.Context, arg PT) {
+		l.busy++
+		defer func() { l.busy-- }()
 		switch err := arg.Validate(); {
 		case err != nil:
 			l.refuse(ctx, name, err)
@@ -250,6 +250,21 @@ func onSignal[T any, PT interface {
 		default:
 			handle(ctx, arg)
 		}
+	}
+	ch := workflow.GetSignalChannel(ctx, name)
+	sel.AddReceive(ch, func(ch workflow.ReceiveChannel, _ bool) {
+		arg := PT(new(T))
+		ch.Receive(ctx, arg)
+		take(ctx, arg)
+	})
+	// Before continuing as new, signals already delivered are taken at once.
+	l.drainers = append(l.drainers, func(ctx workflow.Context) bool {
+		arg := PT(new(T))
+		if !ch.ReceiveAsync(arg) {
+			return false
+		}
+		take(ctx, arg)
+		return true
 	})
 }
 
@@ -261,6 +276,7 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	onSignal(ctx, l, sel, SignalRelapse, l.relapse)
 	onSignal(ctx, l, sel, SignalDeadline, l.recordDeadline)
 	onSignal(ctx, l, sel, SignalCheckInDue, l.checkInDue)
+	onSignal(ctx, l, sel, SignalStageOutcome, l.stageDone)
 	for {
 		sel.Select(ctx)
 	}
