@@ -18,6 +18,7 @@ import (
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // auditFlagOf maps a validated audit request field to the flag that sets it.
@@ -169,6 +170,9 @@ status is then non-zero.`,
 			}
 			fmt.Fprintf(app.Out, "crisis %s: %d histories, %d decisions in them, %d decision records in chain %s, %d matched\n",
 				crisisID, len(hs), rep.Decisions, rep.Records, chain.GetChain(), rep.Matched)
+			for _, op := range rep.Outside {
+				fmt.Fprintf(app.Out, "  OUTSIDE   %s %s\n", op.GetWorkflowId(), crisis.DescribeOutside(op))
+			}
 			for _, p := range rep.Problems() {
 				fmt.Fprintln(app.Out, "  MISMATCH", p)
 			}
@@ -176,6 +180,9 @@ status is then non-zero.`,
 				return rep.Error()
 			}
 			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry")
+			if len(rep.Outside) > 0 {
+				fmt.Fprintf(app.Out, "the crisis was altered outside Démarche %d time(s); each has its audit record\n", len(rep.Outside))
+			}
 			return nil
 		},
 	}
