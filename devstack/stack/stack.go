@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 	"syscall"
 
 	"go.uber.org/zap"
@@ -168,7 +169,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.stops = append(s.stops, fu.Stop)
 
-	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+	w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, OutsideWatchInterval: 2 * time.Second}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -136,7 +136,7 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 				one.Events = cancelRequestAndClose(h, ev)
 			}
 			for _, op := range crisis.OutsideOperationsIn(workflowID, "", one) {
-				add(ev, Entry{Kind: "outside", What: crisis.DescribeOutside(op), Principal: op.GetIdentity(), Rationale: op.GetReason()})
+				add(ev, Entry{Kind: "outside", What: crisis.DescribeOutside(op)})
 			}
 		}
 	}
