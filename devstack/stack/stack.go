@@ -10,8 +10,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 
