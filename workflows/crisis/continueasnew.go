@@ -9,9 +9,12 @@ package crisis
 // (parent-close policy abandon) and are reached by id from the next one.
 
 import (
+	"fmt"
 	"slices"
 
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -49,24 +52,19 @@ func (l *lifecycle) quiet(ctx workflow.Context) bool {
 	return true
 }
 
-// continueAsNew waits for quiet, takes the signals already delivered (until
-// none is left), then returns the error that starts the next run with the
-// state carried over. Between the last check and the return nothing yields,
-// so nothing can arrive unseen.
+// continueAsNew waits for quiet, hands over the signals already delivered,
+// then returns the error that starts the next run with the state carried
+// over. Draining does not yield, so nothing can arrive unseen between the
+// last check and the return.
 func (l *lifecycle) continueAsNew(ctx workflow.Context) error {
-	for {
-		if err := workflow.Await(ctx, func() bool { return l.quiet(ctx) }); err != nil {
-			return err
-		}
-		took := false
-		for _, drain := range l.drainers {
-			if drain(ctx) {
-				took = true
-				break // it may have yielded: check quiet again
-			}
-		}
-		if !took && l.quiet(ctx) {
-			break
+	// From now on signals are handed over, not applied: under a steady
+	// stream of them the run would otherwise never be quiet.
+	l.handingOver = true
+	if err := workflow.Await(ctx, func() bool { return l.quiet(ctx) }); err != nil {
+		return err
+	}
+	for _, drain := range l.drainers {
+		for drain(ctx) {
 		}
 	}
 	workflow.GetLogger(ctx).Info("crisis continues as new", "history_events", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "runs_before", l.runsBefore+1)
@@ -82,6 +80,8 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 		Phase: int32(l.phase), Timeline: l.timeline, Decisions: l.decisions, Deadlines: l.deadlines,
 		Partners: l.partners, Warnings: l.warnings, Refused: l.refused, DisbursedUsd: l.disbursed,
 		EventSeq: int32(l.em.seq), RunsBefore: l.runsBefore + 1,
+		// Older first: what the run before handed over and this one did not apply.
+		Signals: append(slices.Clip(l.handedOver), l.deferred...),
 	}
 	if l.closing {
 		c.Phase = int32(len(l.pb.GetPhases()))
@@ -139,6 +139,7 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	l.timeline, l.decisions, l.deadlines = c.GetTimeline(), c.GetDecisions(), c.GetDeadlines()
 	l.partners, l.warnings, l.refused = c.GetPartners(), c.GetWarnings(), c.GetRefused()
 	l.disbursed, l.em.seq, l.runsBefore = c.GetDisbursedUsd(), int(c.GetEventSeq()), c.GetRunsBefore()
+	l.handedOver = c.GetSignals()
 	if fa := c.GetFirstAction(); fa != nil {
 		t := fa.AsTime()
 		l.firstAction = &t
@@ -168,4 +169,14 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 		}
 		l.active = append(l.active, run)
 	}
+}
+
+// deferSignal keeps a signal for the next run.
+func (l *lifecycle) deferSignal(ctx workflow.Context, name string, arg proto.Message) {
+	a, err := anypb.New(arg)
+	if err != nil {
+		l.refuse(ctx, name, fmt.Errorf("cannot hand over to the next run: %w", err))
+		return
+	}
+	l.deferred = append(l.deferred, &demarchev1.DeferredSignal{Name: name, Arg: a})
 }

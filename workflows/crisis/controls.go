@@ -13,6 +13,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/authz"
@@ -255,17 +256,30 @@ func onSignal[T any, PT interface {
 	sel.AddReceive(ch, func(ch workflow.ReceiveChannel, _ bool) {
 		arg := PT(new(T))
 		ch.Receive(ctx, arg)
+		if l.handingOver { // applied by the next run, so the hand-over is not held up
+			l.deferSignal(ctx, name, arg)
+			return
+		}
 		take(ctx, arg)
 	})
-	// Before continuing as new, signals already delivered are taken at once.
+	// Before continuing as new, signals already delivered are handed over.
 	l.drainers = append(l.drainers, func(ctx workflow.Context) bool {
 		arg := PT(new(T))
 		if !ch.ReceiveAsync(arg) {
 			return false
 		}
-		take(ctx, arg)
+		l.deferSignal(ctx, name, arg)
 		return true
 	})
+	// A signal an earlier run handed over.
+	l.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
+		arg := PT(new(T))
+		if err := a.UnmarshalTo(arg); err != nil {
+			l.refuse(ctx, name, fmt.Errorf("handed over from an earlier run, undecodable: %w", err))
+			return
+		}
+		take(ctx, arg)
+	}
 }
 
 // serveSignals applies what machines send, one at a time.
@@ -277,6 +291,15 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	onSignal(ctx, l, sel, SignalDeadline, l.recordDeadline)
 	onSignal(ctx, l, sel, SignalCheckInDue, l.checkInDue)
 	onSignal(ctx, l, sel, SignalStageOutcome, l.stageDone)
+	// First what an earlier run received and handed over, in its order; what
+	// is left when this run hands over in turn goes on to the next.
+	for len(l.handedOver) > 0 && !l.handingOver {
+		d := l.handedOver[0]
+		l.handedOver = l.handedOver[1:]
+		if take, ok := l.takers[d.GetName()]; ok {
+			take(ctx, d.GetArg())
+		}
+	}
 	for {
 		sel.Select(ctx)
 	}

@@ -15,6 +15,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -80,6 +81,12 @@ type lifecycle struct {
 	maxHistory int
 	busy       int
 	drainers   []func(workflow.Context) bool
+	// handingOver: the run is about to continue as new; signals received
+	// now are kept for the next run (deferred) instead of applied.
+	handingOver bool
+	deferred    []*demarchev1.DeferredSignal
+	handedOver  []*demarchev1.DeferredSignal // from the run before
+	takers      map[string]func(workflow.Context, *anypb.Any)
 }
 
 // CrisisResponse is one crisis from warning to closure: it follows its
@@ -101,6 +108,7 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 		runs:    map[demarchev1.Stage]int32{},
 		reached: map[demarchev1.Stage]bool{},
 		skipped: map[demarchev1.Stage]string{},
+		takers:  map[string]func(workflow.Context, *anypb.Any){},
 	}
 	if l.drill != nil {
 		l.crisis.Drill = true // drills are always marked, and kept out of real figures

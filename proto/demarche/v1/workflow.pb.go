@@ -131,7 +131,10 @@ type CrisisCarryOver struct {
 	// Events published so far (event ids continue from here).
 	EventSeq int32 `protobuf:"varint,14,opt,name=event_seq,json=eventSeq,proto3" json:"event_seq,omitempty"`
 	// Runs before this one.
-	RunsBefore    int32 `protobuf:"varint,15,opt,name=runs_before,json=runsBefore,proto3" json:"runs_before,omitempty"`
+	RunsBefore int32 `protobuf:"varint,15,opt,name=runs_before,json=runsBefore,proto3" json:"runs_before,omitempty"`
+	// Signals received while handing over, not yet applied: the next run
+	// applies them first, in this order.
+	Signals       []*DeferredSignal `protobuf:"bytes,16,rep,name=signals,proto3" json:"signals,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -271,6 +274,66 @@ func (x *CrisisCarryOver) GetRunsBefore() int32 {
 	return 0
 }
 
+func (x *CrisisCarryOver) GetSignals() []*DeferredSignal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+// DeferredSignal is a signal handed to the next run.
+type DeferredSignal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Arg           *anypb.Any             `protobuf:"bytes,2,opt,name=arg,proto3" json:"arg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeferredSignal) Reset() {
+	*x = DeferredSignal{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeferredSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeferredSignal) ProtoMessage() {}
+
+func (x *DeferredSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeferredSignal.ProtoReflect.Descriptor instead.
+func (*DeferredSignal) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeferredSignal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeferredSignal) GetArg() *anypb.Any {
+	if x != nil {
+		return x.Arg
+	}
+	return nil
+}
+
 // CarriedStageRun is an active stage run across continue-as-new.
 type CarriedStageRun struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -293,7 +356,7 @@ type CarriedStageRun struct {
 
 func (x *CarriedStageRun) Reset() {
 	*x = CarriedStageRun{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -305,7 +368,7 @@ func (x *CarriedStageRun) String() string {
 func (*CarriedStageRun) ProtoMessage() {}
 
 func (x *CarriedStageRun) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -318,7 +381,7 @@ func (x *CarriedStageRun) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CarriedStageRun.ProtoReflect.Descriptor instead.
 func (*CarriedStageRun) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CarriedStageRun) GetTimelineIndex() int32 {
@@ -403,7 +466,7 @@ type CarriedFundingRequest struct {
 
 func (x *CarriedFundingRequest) Reset() {
 	*x = CarriedFundingRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +478,7 @@ func (x *CarriedFundingRequest) String() string {
 func (*CarriedFundingRequest) ProtoMessage() {}
 
 func (x *CarriedFundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,7 +491,7 @@ func (x *CarriedFundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CarriedFundingRequest.ProtoReflect.Descriptor instead.
 func (*CarriedFundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *CarriedFundingRequest) GetRequest() *FundingRequest {
@@ -463,7 +526,7 @@ type StageCount struct {
 
 func (x *StageCount) Reset() {
 	*x = StageCount{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -475,7 +538,7 @@ func (x *StageCount) String() string {
 func (*StageCount) ProtoMessage() {}
 
 func (x *StageCount) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -488,7 +551,7 @@ func (x *StageCount) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageCount.ProtoReflect.Descriptor instead.
 func (*StageCount) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StageCount) GetStage() Stage {
@@ -516,7 +579,7 @@ type SkippedStage struct {
 
 func (x *SkippedStage) Reset() {
 	*x = SkippedStage{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +591,7 @@ func (x *SkippedStage) String() string {
 func (*SkippedStage) ProtoMessage() {}
 
 func (x *SkippedStage) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +604,7 @@ func (x *SkippedStage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SkippedStage.ProtoReflect.Descriptor instead.
 func (*SkippedStage) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SkippedStage) GetStage() Stage {
@@ -575,7 +638,7 @@ type OpenCrisisRequest struct {
 
 func (x *OpenCrisisRequest) Reset() {
 	*x = OpenCrisisRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -587,7 +650,7 @@ func (x *OpenCrisisRequest) String() string {
 func (*OpenCrisisRequest) ProtoMessage() {}
 
 func (x *OpenCrisisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -600,7 +663,7 @@ func (x *OpenCrisisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenCrisisRequest.ProtoReflect.Descriptor instead.
 func (*OpenCrisisRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OpenCrisisRequest) GetCrisis() *Crisis {
@@ -637,7 +700,7 @@ type DrillSettings struct {
 
 func (x *DrillSettings) Reset() {
 	*x = DrillSettings{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -649,7 +712,7 @@ func (x *DrillSettings) String() string {
 func (*DrillSettings) ProtoMessage() {}
 
 func (x *DrillSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -662,7 +725,7 @@ func (x *DrillSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillSettings.ProtoReflect.Descriptor instead.
 func (*DrillSettings) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DrillSettings) GetDecisionDelay() *durationpb.Duration {
@@ -694,7 +757,7 @@ type DrillPolicy struct {
 
 func (x *DrillPolicy) Reset() {
 	*x = DrillPolicy{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -706,7 +769,7 @@ func (x *DrillPolicy) String() string {
 func (*DrillPolicy) ProtoMessage() {}
 
 func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -719,7 +782,7 @@ func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillPolicy.ProtoReflect.Descriptor instead.
 func (*DrillPolicy) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DrillPolicy) GetStageDuration() *durationpb.Duration {
@@ -753,7 +816,7 @@ type StageWorkflowInput struct {
 
 func (x *StageWorkflowInput) Reset() {
 	*x = StageWorkflowInput{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -765,7 +828,7 @@ func (x *StageWorkflowInput) String() string {
 func (*StageWorkflowInput) ProtoMessage() {}
 
 func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -778,7 +841,7 @@ func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageWorkflowInput.ProtoReflect.Descriptor instead.
 func (*StageWorkflowInput) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StageWorkflowInput) GetCrisis() *Crisis {
@@ -838,7 +901,7 @@ type FollowUpProgress struct {
 
 func (x *FollowUpProgress) Reset() {
 	*x = FollowUpProgress{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -850,7 +913,7 @@ func (x *FollowUpProgress) String() string {
 func (*FollowUpProgress) ProtoMessage() {}
 
 func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -863,7 +926,7 @@ func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpProgress.ProtoReflect.Descriptor instead.
 func (*FollowUpProgress) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FollowUpProgress) GetCheckInsDone() int32 {
@@ -916,7 +979,7 @@ type StageOutcome struct {
 
 func (x *StageOutcome) Reset() {
 	*x = StageOutcome{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -928,7 +991,7 @@ func (x *StageOutcome) String() string {
 func (*StageOutcome) ProtoMessage() {}
 
 func (x *StageOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -941,7 +1004,7 @@ func (x *StageOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageOutcome.ProtoReflect.Descriptor instead.
 func (*StageOutcome) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StageOutcome) GetStage() Stage {
@@ -989,7 +1052,7 @@ type DeadlineReport struct {
 
 func (x *DeadlineReport) Reset() {
 	*x = DeadlineReport{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1001,7 +1064,7 @@ func (x *DeadlineReport) String() string {
 func (*DeadlineReport) ProtoMessage() {}
 
 func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1014,7 +1077,7 @@ func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadlineReport.ProtoReflect.Descriptor instead.
 func (*DeadlineReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeadlineReport) GetDeadline() *DeadlineState {
@@ -1035,7 +1098,7 @@ type CheckInDue struct {
 
 func (x *CheckInDue) Reset() {
 	*x = CheckInDue{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1110,7 @@ func (x *CheckInDue) String() string {
 func (*CheckInDue) ProtoMessage() {}
 
 func (x *CheckInDue) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,7 +1123,7 @@ func (x *CheckInDue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInDue.ProtoReflect.Descriptor instead.
 func (*CheckInDue) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckInDue) GetNumber() int32 {
@@ -1095,7 +1158,7 @@ type DisburseRequest struct {
 
 func (x *DisburseRequest) Reset() {
 	*x = DisburseRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1170,7 @@ func (x *DisburseRequest) String() string {
 func (*DisburseRequest) ProtoMessage() {}
 
 func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1183,7 @@ func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseRequest.ProtoReflect.Descriptor instead.
 func (*DisburseRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DisburseRequest) GetCrisisId() string {
@@ -1190,7 +1253,7 @@ type PublishEventRequest struct {
 
 func (x *PublishEventRequest) Reset() {
 	*x = PublishEventRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1202,7 +1265,7 @@ func (x *PublishEventRequest) String() string {
 func (*PublishEventRequest) ProtoMessage() {}
 
 func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1215,7 +1278,7 @@ func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventRequest.ProtoReflect.Descriptor instead.
 func (*PublishEventRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishEventRequest) GetEventId() string {
@@ -1275,7 +1338,7 @@ type ReserveExpertsRequest struct {
 
 func (x *ReserveExpertsRequest) Reset() {
 	*x = ReserveExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1287,7 +1350,7 @@ func (x *ReserveExpertsRequest) String() string {
 func (*ReserveExpertsRequest) ProtoMessage() {}
 
 func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1300,7 +1363,7 @@ func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsRequest.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReserveExpertsRequest) GetCrisisId() string {
@@ -1348,7 +1411,7 @@ type ReserveExpertsResult struct {
 
 func (x *ReserveExpertsResult) Reset() {
 	*x = ReserveExpertsResult{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1360,7 +1423,7 @@ func (x *ReserveExpertsResult) String() string {
 func (*ReserveExpertsResult) ProtoMessage() {}
 
 func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1373,7 +1436,7 @@ func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsResult.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
@@ -1395,7 +1458,7 @@ type PickExpertsRequest struct {
 
 func (x *PickExpertsRequest) Reset() {
 	*x = PickExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1407,7 +1470,7 @@ func (x *PickExpertsRequest) String() string {
 func (*PickExpertsRequest) ProtoMessage() {}
 
 func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1420,7 +1483,7 @@ func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PickExpertsRequest.ProtoReflect.Descriptor instead.
 func (*PickExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PickExpertsRequest) GetRegion() Region {
@@ -1448,7 +1511,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
 	"\n" +
 	"carry_over\x18\x04 \x01(\v2\x1c.demarche.v1.CrisisCarryOverR\tcarryOver\x12,\n" +
-	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\xdb\x05\n" +
+	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\x92\x06\n" +
 	"\x0fCrisisCarryOver\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\x05R\x05phase\x124\n" +
 	"\btimeline\x18\x02 \x03(\v2\x18.demarche.v1.StageRecordR\btimeline\x124\n" +
@@ -1466,7 +1529,11 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\rdisbursed_usd\x18\r \x01(\x03R\fdisbursedUsd\x12\x1b\n" +
 	"\tevent_seq\x18\x0e \x01(\x05R\beventSeq\x12\x1f\n" +
 	"\vruns_before\x18\x0f \x01(\x05R\n" +
-	"runsBefore\"\x9a\x04\n" +
+	"runsBefore\x125\n" +
+	"\asignals\x18\x10 \x03(\v2\x1b.demarche.v1.DeferredSignalR\asignals\"L\n" +
+	"\x0eDeferredSignal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\x9a\x04\n" +
 	"\x0fCarriedStageRun\x12%\n" +
 	"\x0etimeline_index\x18\x01 \x01(\x05R\rtimelineIndex\x12!\n" +
 	"\fdeadline_ref\x18\x02 \x01(\x05R\vdeadlineRef\x12*\n" +
@@ -1568,91 +1635,94 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
 	(*CrisisCarryOver)(nil),       // 1: demarche.v1.CrisisCarryOver
-	(*CarriedStageRun)(nil),       // 2: demarche.v1.CarriedStageRun
-	(*CarriedFundingRequest)(nil), // 3: demarche.v1.CarriedFundingRequest
-	(*StageCount)(nil),            // 4: demarche.v1.StageCount
-	(*SkippedStage)(nil),          // 5: demarche.v1.SkippedStage
-	(*OpenCrisisRequest)(nil),     // 6: demarche.v1.OpenCrisisRequest
-	(*DrillSettings)(nil),         // 7: demarche.v1.DrillSettings
-	(*DrillPolicy)(nil),           // 8: demarche.v1.DrillPolicy
-	(*StageWorkflowInput)(nil),    // 9: demarche.v1.StageWorkflowInput
-	(*FollowUpProgress)(nil),      // 10: demarche.v1.FollowUpProgress
-	(*StageOutcome)(nil),          // 11: demarche.v1.StageOutcome
-	(*DeadlineReport)(nil),        // 12: demarche.v1.DeadlineReport
-	(*CheckInDue)(nil),            // 13: demarche.v1.CheckInDue
-	(*DisburseRequest)(nil),       // 14: demarche.v1.DisburseRequest
-	(*PublishEventRequest)(nil),   // 15: demarche.v1.PublishEventRequest
-	(*ReserveExpertsRequest)(nil), // 16: demarche.v1.ReserveExpertsRequest
-	(*ReserveExpertsResult)(nil),  // 17: demarche.v1.ReserveExpertsResult
-	(*PickExpertsRequest)(nil),    // 18: demarche.v1.PickExpertsRequest
-	(*Crisis)(nil),                // 19: demarche.v1.Crisis
-	(*Playbook)(nil),              // 20: demarche.v1.Playbook
-	(*StageRecord)(nil),           // 21: demarche.v1.StageRecord
-	(Stage)(0),                    // 22: demarche.v1.Stage
-	(*DecisionRecord)(nil),        // 23: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),         // 24: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),        // 25: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),               // 26: demarche.v1.Warning
-	(*RefusedSignal)(nil),         // 27: demarche.v1.RefusedSignal
-	(*timestamppb.Timestamp)(nil), // 28: google.protobuf.Timestamp
-	(*FactFindingMandate)(nil),    // 29: demarche.v1.FactFindingMandate
-	(*EnvoyAppointment)(nil),      // 30: demarche.v1.EnvoyAppointment
-	(*FundingRequest)(nil),        // 31: demarche.v1.FundingRequest
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(Region)(0),                   // 33: demarche.v1.Region
-	(*anypb.Any)(nil),             // 34: google.protobuf.Any
-	(*Assignment)(nil),            // 35: demarche.v1.Assignment
+	(*DeferredSignal)(nil),        // 2: demarche.v1.DeferredSignal
+	(*CarriedStageRun)(nil),       // 3: demarche.v1.CarriedStageRun
+	(*CarriedFundingRequest)(nil), // 4: demarche.v1.CarriedFundingRequest
+	(*StageCount)(nil),            // 5: demarche.v1.StageCount
+	(*SkippedStage)(nil),          // 6: demarche.v1.SkippedStage
+	(*OpenCrisisRequest)(nil),     // 7: demarche.v1.OpenCrisisRequest
+	(*DrillSettings)(nil),         // 8: demarche.v1.DrillSettings
+	(*DrillPolicy)(nil),           // 9: demarche.v1.DrillPolicy
+	(*StageWorkflowInput)(nil),    // 10: demarche.v1.StageWorkflowInput
+	(*FollowUpProgress)(nil),      // 11: demarche.v1.FollowUpProgress
+	(*StageOutcome)(nil),          // 12: demarche.v1.StageOutcome
+	(*DeadlineReport)(nil),        // 13: demarche.v1.DeadlineReport
+	(*CheckInDue)(nil),            // 14: demarche.v1.CheckInDue
+	(*DisburseRequest)(nil),       // 15: demarche.v1.DisburseRequest
+	(*PublishEventRequest)(nil),   // 16: demarche.v1.PublishEventRequest
+	(*ReserveExpertsRequest)(nil), // 17: demarche.v1.ReserveExpertsRequest
+	(*ReserveExpertsResult)(nil),  // 18: demarche.v1.ReserveExpertsResult
+	(*PickExpertsRequest)(nil),    // 19: demarche.v1.PickExpertsRequest
+	(*Crisis)(nil),                // 20: demarche.v1.Crisis
+	(*Playbook)(nil),              // 21: demarche.v1.Playbook
+	(*StageRecord)(nil),           // 22: demarche.v1.StageRecord
+	(Stage)(0),                    // 23: demarche.v1.Stage
+	(*DecisionRecord)(nil),        // 24: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),         // 25: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),               // 27: demarche.v1.Warning
+	(*RefusedSignal)(nil),         // 28: demarche.v1.RefusedSignal
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 30: google.protobuf.Any
+	(*FactFindingMandate)(nil),    // 31: demarche.v1.FactFindingMandate
+	(*EnvoyAppointment)(nil),      // 32: demarche.v1.EnvoyAppointment
+	(*FundingRequest)(nil),        // 33: demarche.v1.FundingRequest
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(Region)(0),                   // 35: demarche.v1.Region
+	(*Assignment)(nil),            // 36: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	19, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	8,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	20, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	20, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	9,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	21, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
 	1,  // 3: demarche.v1.CrisisWorkflowInput.carry_over:type_name -> demarche.v1.CrisisCarryOver
-	21, // 4: demarche.v1.CrisisCarryOver.timeline:type_name -> demarche.v1.StageRecord
-	2,  // 5: demarche.v1.CrisisCarryOver.active:type_name -> demarche.v1.CarriedStageRun
-	4,  // 6: demarche.v1.CrisisCarryOver.runs:type_name -> demarche.v1.StageCount
-	22, // 7: demarche.v1.CrisisCarryOver.reached:type_name -> demarche.v1.Stage
-	5,  // 8: demarche.v1.CrisisCarryOver.skipped:type_name -> demarche.v1.SkippedStage
-	23, // 9: demarche.v1.CrisisCarryOver.decisions:type_name -> demarche.v1.DecisionRecord
-	24, // 10: demarche.v1.CrisisCarryOver.deadlines:type_name -> demarche.v1.DeadlineState
-	25, // 11: demarche.v1.CrisisCarryOver.partners:type_name -> demarche.v1.PartnerRoleAck
-	26, // 12: demarche.v1.CrisisCarryOver.warnings:type_name -> demarche.v1.Warning
-	27, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
-	28, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
-	29, // 15: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	30, // 16: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	3,  // 17: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
-	31, // 18: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
-	22, // 19: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
-	22, // 20: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
-	19, // 21: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
-	7,  // 22: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
-	32, // 23: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
-	32, // 24: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	19, // 25: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	20, // 26: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	8,  // 27: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	10, // 28: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	28, // 29: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	22, // 30: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	24, // 31: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	28, // 32: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	33, // 33: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	31, // 34: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	33, // 35: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	28, // 36: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	34, // 37: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	35, // 38: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	33, // 39: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	40, // [40:40] is the sub-list for method output_type
-	40, // [40:40] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	22, // 4: demarche.v1.CrisisCarryOver.timeline:type_name -> demarche.v1.StageRecord
+	3,  // 5: demarche.v1.CrisisCarryOver.active:type_name -> demarche.v1.CarriedStageRun
+	5,  // 6: demarche.v1.CrisisCarryOver.runs:type_name -> demarche.v1.StageCount
+	23, // 7: demarche.v1.CrisisCarryOver.reached:type_name -> demarche.v1.Stage
+	6,  // 8: demarche.v1.CrisisCarryOver.skipped:type_name -> demarche.v1.SkippedStage
+	24, // 9: demarche.v1.CrisisCarryOver.decisions:type_name -> demarche.v1.DecisionRecord
+	25, // 10: demarche.v1.CrisisCarryOver.deadlines:type_name -> demarche.v1.DeadlineState
+	26, // 11: demarche.v1.CrisisCarryOver.partners:type_name -> demarche.v1.PartnerRoleAck
+	27, // 12: demarche.v1.CrisisCarryOver.warnings:type_name -> demarche.v1.Warning
+	28, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
+	29, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
+	2,  // 15: demarche.v1.CrisisCarryOver.signals:type_name -> demarche.v1.DeferredSignal
+	30, // 16: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
+	31, // 17: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	32, // 18: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	4,  // 19: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
+	33, // 20: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
+	23, // 21: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
+	23, // 22: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
+	20, // 23: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	8,  // 24: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
+	34, // 25: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	34, // 26: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	20, // 27: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	21, // 28: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	9,  // 29: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	11, // 30: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	29, // 31: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	23, // 32: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	25, // 33: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	29, // 34: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	35, // 35: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	33, // 36: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	35, // 37: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	29, // 38: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	30, // 39: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	36, // 40: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	35, // 41: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -1670,7 +1740,7 @@ func file_demarche_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
