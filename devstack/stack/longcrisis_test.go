@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/converter"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -106,6 +107,26 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 	// The warning deadline's timers fire (in whichever run holds them then).
 	var st *demarchev1.CrisisState
 	last := time.Now()
+	// On failure: each run's size and what it carried, to see where something went.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		hs, _ := trail.FetchHistories(ctx, tc, id)
+		for i, h := range hs {
+			for _, ev := range h.History.GetEvents() {
+				if a := ev.GetWorkflowExecutionStartedEventAttributes(); a != nil {
+					var in demarchev1.CrisisWorkflowInput
+					_ = converter.GetDefaultDataConverter().FromPayloads(a.GetInput(), &in)
+					t.Logf("history %d (%s %s): %d events, carried %d warnings, %d signals handed over", i, h.WorkflowID, h.RunID, len(h.History.GetEvents()), len(in.GetCarryOver().GetWarnings()), len(in.GetCarryOver().GetSignals()))
+				}
+				if a := ev.GetWorkflowTaskFailedEventAttributes(); a != nil {
+					t.Logf("history %d: task failed %s %s", i, a.GetCause(), a.GetFailure().GetMessage())
+				}
+			}
+		}
+		t.Logf("WarningAttached on the stream: %d", streamCount(t, js, "demarche.crisis.*.*."+id+".warning_attached"))
+	})
 	waitWithin(t, 3*time.Minute, "warning deadline breached and every signal taken", func() bool {
 		var err error
 		st, err = crisis.State(ctx, tc, id)

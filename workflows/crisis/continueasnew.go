@@ -60,7 +60,8 @@ func (l *lifecycle) continueAsNew(ctx workflow.Context) error {
 	// From now on signals are handed over, not applied: under a steady
 	// stream of them the run would otherwise never be quiet.
 	l.handingOver = true
-	if err := workflow.Await(ctx, func() bool { return l.quiet(ctx) }); err != nil {
+	l.handOver.SendAsync(true)
+	if err := workflow.Await(ctx, func() bool { return l.signalsStopped && l.quiet(ctx) }); err != nil {
 		return err
 	}
 	for _, drain := range l.drainers {

@@ -300,7 +300,16 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 			take(ctx, d.GetArg())
 		}
 	}
-	for {
+	// Until the run hands over: a selector holds a signal it has picked until
+	// its callback runs, so it must stop before the run continues as new
+	// (continueasnew.go), or that signal would be lost.
+	stop := false
+	sel.AddReceive(l.handOver, func(ch workflow.ReceiveChannel, _ bool) {
+		ch.Receive(ctx, nil)
+		stop = true
+	})
+	for !stop {
 		sel.Select(ctx)
 	}
+	l.signalsStopped = true
 }

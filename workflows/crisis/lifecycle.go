@@ -84,9 +84,12 @@ type lifecycle struct {
 	// handingOver: the run is about to continue as new; signals received
 	// now are kept for the next run (deferred) instead of applied.
 	handingOver bool
-	deferred    []*demarchev1.DeferredSignal
-	handedOver  []*demarchev1.DeferredSignal // from the run before
-	takers      map[string]func(workflow.Context, *anypb.Any)
+	// handOver tells serveSignals to stop selecting; signalsStopped: it has.
+	handOver       workflow.Channel
+	signalsStopped bool
+	deferred       []*demarchev1.DeferredSignal
+	handedOver     []*demarchev1.DeferredSignal // from the run before
+	takers         map[string]func(workflow.Context, *anypb.Any)
 }
 
 // CrisisResponse is one crisis from warning to closure: it follows its
@@ -122,6 +125,7 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 	if err := l.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
+	l.handOver = workflow.NewBufferedChannel(ctx, 1)
 	workflow.Go(ctx, l.serveSignals)
 	if l.drill != nil {
 		workflow.Go(ctx, l.runDrillPolicy)
