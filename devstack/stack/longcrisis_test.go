@@ -247,3 +247,56 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 	})
 	t.Logf("%d runs; state checked after the last hand-over", runs)
 }
+
+// A small crisis that continues as new a few times (a 100-event guard); its
+// latest run, which starts from carried-over state and handed-over signals,
+// is recorded as CrisisResponse-continued.json for the replay tests.
+func TestContinuedCrisisIsRecorded(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	const id, warnings = "NE-20261128-CONT1", 60
+	in := &demarchev1.CrisisWorkflowInput{
+		Crisis: crisis.NewCrisis(crisis.NewCrisisParams{ID: id, Title: "Chronic standoff", CountryCode: "NE",
+			CrisisType: demarchev1.CrisisType_CRISIS_TYPE_CONSTITUTIONAL_CRISIS, Severity: 3, OpenedBy: "duty",
+			Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC}, time.Now()),
+		MaxHistoryEvents: 100,
+	}
+	if _, err := crisis.Open(ctx, tc, in); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < warnings; i += 4 {
+				if err := crisis.Signal(ctx, tc, id, crisis.SignalWarning, &demarchev1.Warning{
+					Source: "ecowarn", SourceId: fmt.Sprintf("W-%02d", i), Summary: "protests continue", Severity: 2, ObservedAt: timestamppb.Now()}); err != nil {
+					t.Error(err)
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	roles := []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER}
+	if _, err := crisis.Control(ctx, tc, id, "", crisis.UpdateEscalate, &demarchev1.SeverityControl{Principal: "duty", Roles: roles, Reason: "worse"}); err != nil {
+		t.Fatal(err)
+	}
+	var st *demarchev1.CrisisState
+	waitFor(t, func() bool {
+		var err error
+		st, err = crisis.State(ctx, tc, id)
+		return err == nil && len(st.GetWarnings()) == warnings && st.GetWorkflowRuns() >= 3
+	})
+	rec, err := crisis.Decide(ctx, tc, id, "", &demarchev1.DecisionRequest{Principal: "duty", Roles: roles, Rationale: "credible",
+		Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "chronic"}}})
+	if err != nil || rec.GetNumber() != 1 {
+		t.Fatalf("triage: %v (number %d)", err, rec.GetNumber())
+	}
+	if st, err = crisis.State(ctx, tc, id); err != nil || st.GetCrisis().GetSeverity() != 4 || len(st.GetDecisions()) != 1 {
+		t.Fatalf("state after %d runs: severity %d, %d decisions (%v)", st.GetWorkflowRuns(), st.GetCrisis().GetSeverity(), len(st.GetDecisions()), err)
+	}
+	recordHistories(t, tc, id, "CrisisResponse-continued.json", false)
+}
