@@ -127,7 +127,7 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 		}
 		t.Logf("WarningAttached on the stream: %d", streamCount(t, js, "demarche.crisis.*.*."+id+".warning_attached"))
 	})
-	waitWithin(t, 3*time.Minute, "warning deadline breached and every signal taken", func() bool {
+	waitWithin(t, 10*time.Minute, "warning deadline breached and every signal taken", func() bool {
 		var err error
 		st, err = crisis.State(ctx, tc, id)
 		if time.Since(last) > 15*time.Second {
