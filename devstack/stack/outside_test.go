@@ -135,17 +135,17 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			found := false
+			found := 0
 			for _, r := range chain.GetRecords() {
 				if strings.HasSuffix(r.GetEventType(), "crisis_altered_outside.v1") {
-					found = true
+					found++
 					if c.id != reset && r.GetPrincipal() != "temporal:mallory@ops-laptop" {
 						t.Errorf("audit record principal %q, want temporal:mallory@ops-laptop", r.GetPrincipal())
 					}
 				}
 			}
-			if !found {
-				t.Errorf("no CrisisAlteredOutside record in chain %s", chain.GetChain())
+			if found != 1 { // the watcher scans every 2s: recorded once all the same
+				t.Errorf("%d CrisisAlteredOutside records in chain %s, want 1", found, chain.GetChain())
 			}
 			// audit replay --crisis: the trail names it.
 			out = cli("audit", "replay", "--crisis", c.id)
