@@ -85,7 +85,7 @@ fmt: ## gofmt every Go file
 # are kept (tag-histories) and replayed by make test, and a change that breaks one
 # needs a versioning branch.
 record-histories: ## re-record workflows/crisis/testdata (one history per workflow type) from a real run
-	DEMARCHE_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestPlatform|TestPeopleDrive' ./devstack/stack/
+	DEMARCHE_RECORD_HISTORIES=1 $(GO) test -count=1 -run 'TestPlatform|TestPeopleDrive|TestContinuedCrisisIsRecorded' ./devstack/stack/
 	$(GO) test -count=1 -run Replay ./workflows/...
 
 tag-histories: ## keep today's histories for release tag TAG (make tag-histories TAG=v0.1.0)

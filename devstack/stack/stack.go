@@ -103,6 +103,11 @@ type Stack struct {
 	stops    []func()
 }
 
+// TemporalHost is where the embedded Temporal frontend, its HTTP API and the
+// Temporal UI listen, whatever Config.Host says: Temporal has no credentials
+// in `demarche dev`, so only this machine reaches it (production: mTLS).
+const TemporalHost = "127.0.0.1"
+
 // CredentialsDir is where `demarche dev` keeps each NATS identity's
 // credentials (<identity>.creds, mode 0600), inside the data folder.
 const CredentialsDir = "nats-credentials"
@@ -175,8 +180,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 
+	// The embedded frontend is plaintext on loopback: every client of this
+	// process dials it so, whatever TLS files the environment names.
+	temporalx.SetDefaultTLS(temporalx.TLSFiles{})
 	s.temporal, err = temporalembed.Start(temporalembed.Options{
-		Host: cfg.Host, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
+		Host: TemporalHost, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
 		PortFlag: cfg.TemporalPortFlag, HTTPPortFlag: cfg.TemporalHTTPPortFlag,
 		DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
 		Namespace:        cfg.Namespace,
@@ -204,7 +212,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if !cfg.NoUI {
-		if s.ui, err = temporalembed.StartUI(cfg.Host, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace); err != nil {
+		if s.ui, err = temporalembed.StartUI(TemporalHost, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace, temporalx.TLSFiles{}); err != nil {
 			return nil, err
 		}
 		s.stops = append(s.stops, s.ui.Stop)
@@ -229,7 +237,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("worker") {
-		w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
+		w, err := worker.Start(ctx, worker.Config{NATSURL: s.NATSURLFor(natsauth.Worker), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, OutsideWatchInterval: 2 * time.Second}, log)
 		if err != nil {
 			return nil, err
 		}

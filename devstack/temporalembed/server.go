@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 // Options configure the embedded server.
@@ -49,7 +50,16 @@ type Options struct {
 	// LogLevel of the server's own logs: debug, info, warn (default: the server
 	// is chatty), error.
 	LogLevel string
+	// TLS, when set, requires mutual TLS of every client of the frontend and
+	// between the server's own services: CertFile/KeyFile is the server's
+	// certificate (usable for server and client authentication, naming Host),
+	// CAFile the CA that signed it and every client's certificate. Without
+	// TLS the server listens on a loopback address only.
+	TLS temporalx.TLSFiles
 }
+
+// ErrNotLoopback refuses a plaintext server on an address other machines reach.
+var ErrNotLoopback = errors.New("temporal: a frontend without mTLS listens on a loopback address only")
 
 // Server is a running embedded Temporal server.
 type Server struct {
@@ -64,6 +74,12 @@ const clusterName = "active"
 func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
+	}
+	if ip := net.ParseIP(opts.Host); !opts.TLS.Enabled() && opts.Host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%w (asked for %s): use 127.0.0.1, or configure TLS files", ErrNotLoopback, opts.Host)
+	}
+	if err := opts.TLS.Check(); err != nil {
+		return nil, fmt.Errorf("temporal: %w", err)
 	}
 	if opts.Namespace == "" {
 		return nil, errors.New("temporal: a namespace is required")
@@ -221,5 +237,17 @@ func serverConfig(opts Options, sqlConf *config.SQL) (*config.Config, error) {
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
 	conf.PublicClient.HostPort = frontend
+	if f := opts.TLS; f.Enabled() {
+		server := config.ServerTLS{CertFile: f.CertFile, KeyFile: f.KeyFile, ClientCAFiles: []string{f.CAFile}, RequireClientAuth: true}
+		client := config.ClientTLS{ServerName: opts.Host, RootCAFiles: []string{f.CAFile}}
+		if f.ServerName != "" {
+			client.ServerName = f.ServerName
+		}
+		group := config.GroupTLS{Server: server, Client: client}
+		conf.Global.TLS = config.RootTLS{
+			Internode: group, Frontend: group,
+			SystemWorker: config.WorkerTLS{CertFile: f.CertFile, KeyFile: f.KeyFile, Client: client},
+		}
+	}
 	return &conf, nil
 }

@@ -3,6 +3,7 @@ package temporalembed
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -12,6 +13,7 @@ import (
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 
 	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 // UI is a running Temporal Web UI, read-only: auditors browse histories in
@@ -21,9 +23,14 @@ type UI struct {
 	addr string
 }
 
-// StartUI serves the Temporal Web UI for the frontend at temporalHostPort.
+// StartUI serves the Temporal Web UI for the frontend at temporalHostPort,
+// on a loopback address only (it reads every crisis's history and has no
+// sign-in of its own), dialling the frontend with tlsFiles when set.
 // port 0 picks a free port; a taken port is an error naming flag.
-func StartUI(host string, port int, flag, temporalHostPort, namespace string) (*UI, error) {
+func StartUI(host string, port int, flag, temporalHostPort, namespace string, tlsFiles temporalx.TLSFiles) (*UI, error) {
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("temporal UI: listens on a loopback address only (asked for %s)", host)
+	}
 	port, err := ports.CheckOrPick(host, port, flag)
 	if err != nil {
 		return nil, fmt.Errorf("temporal UI: %w", err)
@@ -32,6 +39,8 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string) (*
 		Host: host, Port: port, TemporalGRPCAddress: temporalHostPort, EnableUI: true,
 		DefaultNamespace: namespace, DisableWriteActions: true, HideLogs: true, DisableNewsFetch: true,
 		CORS: uiconfig.CORS{CookieInsecure: true},
+		TLS: uiconfig.TLS{CaFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
+			ServerName: tlsFiles.ServerName, EnableHostVerification: tlsFiles.Enabled()},
 	}))
 	ui := &UI{srv: srv, addr: "http://" + host + ":" + strconv.Itoa(port)}
 	// Start blocks; the port was checked free just above, so its only exit is Stop.

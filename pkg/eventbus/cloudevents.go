@@ -130,6 +130,7 @@ func init() {
 	Register(&demarchev1.FundsDisbursed{})
 	Register(&demarchev1.WarningRaised{})
 	Register(&demarchev1.SharingChanged{})
+	Register(&demarchev1.CrisisAlteredOutside{})
 }
 
 // TypeOf returns the registration of a message, or ErrUnknownType.

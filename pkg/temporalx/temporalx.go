@@ -5,6 +5,7 @@ package temporalx
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"go.temporal.io/api/enums/v1"
@@ -75,14 +76,34 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 }
 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address
-// fails here with a clear message instead of at the first call.
-func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger) (client.Client, error) {
+// fails here with a clear message instead of at the first call. It presents
+// the process's mTLS credentials (SetDefaultTLS, else the environment: see
+// TLSFiles) unless an option says otherwise.
+func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, opts ...DialOption) (client.Client, error) {
+	var o dialOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	files := processTLS()
+	if o.tls != nil {
+		files = *o.tls
+	}
+	tlsConf, err := files.ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
+	}
+	if tlsConf != nil && tlsConf.ServerName == "" {
+		if host, _, err := net.SplitHostPort(hostPort); err == nil {
+			tlsConf.ServerName = host
+		}
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:  hostPort,
-		Namespace: namespace,
-		Logger:    SDKLogger(logger),
+		HostPort:          hostPort,
+		Namespace:         namespace,
+		Logger:            SDKLogger(logger),
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", hostPort, namespace, err)

@@ -113,6 +113,10 @@ func PrincipalOf(ev eventbus.Event) string {
 		p = d.GetAck().GetPrincipal()
 	case *demarchev1.CrisisOpened:
 		p = d.GetCrisis().GetOpenedBy()
+	case *demarchev1.CrisisAlteredOutside: // the Temporal client identity, when known
+		if id := d.GetOperation().GetIdentity(); id != "" {
+			p = "temporal:" + id
+		}
 	}
 	if p == "" {
 		p = ev.Source

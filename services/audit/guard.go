@@ -36,6 +36,10 @@ var ErrForged = errors.New("event refused: not what the crisis workflow publishe
 
 var warningRaisedType = ceTypeOf(&demarchev1.WarningRaised{})
 
+// alteredOutsideType is the one event the worker's outside watch publishes
+// (a terminate, cancel or reset seen in Temporal, crisis.OutsideWatchSource).
+var alteredOutsideType = ceTypeOf(&demarchev1.CrisisAlteredOutside{})
+
 func ceTypeOf(m proto.Message) string {
 	et, err := eventbus.TypeOf(m)
 	if err != nil {
@@ -82,6 +86,11 @@ func CheckEvent(ev eventbus.Event) error {
 	case EarlyWarningSource:
 		if ev.Type != warningRaisedType {
 			return refuse("early warning publishes WarningRaised only, not %s", ev.Type)
+		}
+		return nil
+	case crisis.OutsideWatchSource:
+		if ev.Type != alteredOutsideType {
+			return refuse("the outside watch publishes CrisisAlteredOutside only, not %s", ev.Type)
 		}
 		return nil
 	default:

@@ -122,11 +122,17 @@ type ReconcileReport struct {
 	// WarningRaised), and of operations done to the workflows (terminate,
 	// cancel, reset).
 	OutsideWorkflows, Operations int
+
+	// Outside lists the operations outside Démarche (terminate, cancel,
+	// reset) the histories record; OutsideUnrecorded those of a crisis
+	// workflow that have no CrisisAlteredOutside record in the chain.
+	Outside           []*demarchev1.OutsideOperation
+	OutsideUnrecorded []*demarchev1.OutsideOperation
 }
 
 // OK is true when every decision has its record and every record its decision.
 func (r *ReconcileReport) OK() bool {
-	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0 && len(r.MissingEvents) == 0 && len(r.UnknownEvents) == 0
+	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0 && len(r.MissingEvents) == 0 && len(r.UnknownEvents) == 0 && len(r.OutsideUnrecorded) == 0
 }
 
 // Problems lists what does not match, one line each.
@@ -150,6 +156,9 @@ func (r *ReconcileReport) Problems() []string {
 				rec.GetSequence(), rec.GetChain(), rec.GetEventId(), rec.GetEventType(), rec.GetWorkflowId(), rec.GetHistoryEventId()))
 		}
 	}
+	for _, op := range r.OutsideUnrecorded {
+		out = append(out, "no audit record for the operation outside Démarche: "+op.GetWorkflowId()+" "+crisis.DescribeOutside(op))
+	}
 	return append(out, r.Mismatched...)
 }
 
@@ -168,8 +177,8 @@ func (r *ReconcileReport) Error() error {
 	if r.OK() {
 		return nil
 	}
-	return fmt.Errorf("reconcile: %d event(s) without an audit record (%d of them decisions), %d audit record(s) without a history entry, %d mismatch(es):\n  %s",
-		max(len(r.MissingEvents), len(r.MissingInAudit)), len(r.MissingInAudit), max(len(r.MissingInHistory), len(r.UnknownEvents)), len(r.Mismatched), strings.Join(r.Problems(), "\n  "))
+	return fmt.Errorf("reconcile: %d event(s) without an audit record (%d of them decisions), %d audit record(s) without a history entry, %d mismatch(es), %d outside operation(s) without an audit record:\n  %s",
+		max(len(r.MissingEvents), len(r.MissingInAudit)), len(r.MissingInAudit), max(len(r.MissingInHistory), len(r.UnknownEvents)), len(r.Mismatched), len(r.OutsideUnrecorded), strings.Join(r.Problems(), "\n  "))
 }
 
 // Reconcile checks that every decision in the histories has a matching audit
@@ -215,5 +224,45 @@ func Reconcile(histories []History, records []*demarchev1.AuditRecord) (*Reconci
 		}
 	}
 	reconcileEvents(rep, histories, records)
+	reconcileOutside(rep, histories, records)
 	return rep, nil
+}
+
+// outsideType is the ce-type of CrisisAlteredOutside events.
+var outsideType = func() string {
+	et, err := eventbus.TypeOf(&demarchev1.CrisisAlteredOutside{})
+	if err != nil {
+		panic(err)
+	}
+	return et.CEType
+}()
+
+// reconcileOutside lists the operations outside Démarche the histories
+// record, and those of a crisis workflow the chain has no record of (the
+// worker's watcher records each with the event id crisis.OutsideEventID).
+func reconcileOutside(rep *ReconcileReport, histories []History, records []*demarchev1.AuditRecord) {
+	recorded := map[string]bool{}
+	for _, r := range records {
+		if r.GetEventType() == outsideType {
+			recorded[r.GetEventId()] = true
+		}
+	}
+	for _, h := range histories {
+		runID := h.RunID
+		if runID == "" {
+			runID = crisis.RunIDOf(h.History)
+		}
+		started := h.History.GetEvents()
+		isCrisis := len(started) > 0 && started[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() == crisis.WorkflowName
+		for _, op := range crisis.OutsideOperationsIn(h.WorkflowID, runID, h.History) {
+			rep.Outside = append(rep.Outside, op)
+			id := crisis.CrisisIDOf(h.WorkflowID)
+			if !isCrisis || id == "" { // the watcher records crisis workflows' operations
+				continue
+			}
+			if !recorded[crisis.OutsideEventID(id, op.GetRunId())] {
+				rep.OutsideUnrecorded = append(rep.OutsideUnrecorded, op)
+			}
+		}
+	}
 }

@@ -19,6 +19,7 @@ import (
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // auditFlagOf maps a validated audit request field to the flag that sets it.
@@ -227,6 +228,9 @@ Anything unmatched is named; the exit status is then non-zero.`,
 				crisisID, len(hs), rep.Decisions, rep.Records, chain.GetChain(), rep.Matched)
 			fmt.Fprintf(app.Out, "  every event: %d published in the histories, %d workflow event records, %d matched (same workflow and history event); %d records from outside the workflows, %d operation records\n",
 				rep.Events, rep.EventRecords, rep.EventsMatched, rep.OutsideWorkflows, rep.Operations)
+			for _, op := range rep.Outside {
+				fmt.Fprintf(app.Out, "  OUTSIDE   %s %s\n", op.GetWorkflowId(), crisis.DescribeOutside(op))
+			}
 			for _, p := range rep.Problems() {
 				fmt.Fprintln(app.Out, "  MISMATCH", p)
 			}
@@ -234,6 +238,9 @@ Anything unmatched is named; the exit status is then non-zero.`,
 				return rep.Error()
 			}
 			fmt.Fprintln(app.Out, "every decision has its audit record, and every decision record its history entry; every event too")
+			if len(rep.Outside) > 0 {
+				fmt.Fprintf(app.Out, "the crisis was altered outside Démarche %d time(s); each has its audit record\n", len(rep.Outside))
+			}
 			return nil
 		},
 	}

@@ -343,6 +343,10 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	fmt.Fprintf(w, "crisis    %s\ntitle     %s\ncountry   %s (%s)\ntype      %s\nseverity  %d\naccess    %s\nstage     %s\n",
 		c.GetId(), c.GetTitle(), c.GetCountryCode(), c.GetRegion().Slug(), c.GetCrisisType().Slug(), c.GetSeverity(),
 		c.GetConfidentiality().Slug(), st.GetCurrentStage().Slug())
+	// First: a crisis altered outside Démarche no longer does what the rest says.
+	for _, op := range st.GetOutsideOperations() {
+		fmt.Fprintf(w, "WARNING   %s\n", crisis.DescribeOutside(op))
+	}
 	if len(c.GetSharedWith()) > 0 {
 		fmt.Fprintf(w, "shared    %s\n", strings.Join(c.GetSharedWith(), ", "))
 	}

@@ -40,6 +40,9 @@ type App struct {
 	natsCreds string
 	// TLS to NATS (set into the environment natsx.Connect reads).
 	natsCA, natsCert, natsKey string
+	// TemporalTLS are the mTLS files every Temporal client of the process
+	// presents (empty: plaintext, for demarche dev's loopback frontend).
+	TemporalTLS temporalx.TLSFiles
 
 	Log *zap.Logger
 	Out io.Writer
@@ -92,6 +95,10 @@ then open a crisis from another terminal:
 			if _, err := natsx.TLSOptions(); err != nil {
 				return fmt.Errorf("--nats-ca/--nats-cert/--nats-key: %w", err)
 			}
+			if err := app.TemporalTLS.Check(); err != nil {
+				return err
+			}
+			temporalx.SetDefaultTLS(app.TemporalTLS)
 			return nil
 		},
 	}
@@ -102,6 +109,10 @@ then open a crisis from another terminal:
 	f.StringVar(&app.natsCert, "nats-cert", "", "client certificate for NATS servers that verify clients (env "+natsx.EnvCert+"; with --nats-key)")
 	f.StringVar(&app.natsKey, "nats-key", "", "the client certificate's key (env "+natsx.EnvKey+")")
 	f.StringVar(&app.TemporalAddress, "temporal-address", EnvOr("DEMARCHE_TEMPORAL_ADDRESS", DefaultTemporalAddress), "Temporal frontend host:port (env DEMARCHE_TEMPORAL_ADDRESS)")
+	f.StringVar(&app.TemporalTLS.CertFile, "temporal-tls-cert", os.Getenv(temporalx.EnvTLSCert), "mTLS: this process's client certificate (PEM) for Temporal (env "+temporalx.EnvTLSCert+"; with --temporal-tls-key and --temporal-tls-ca)")
+	f.StringVar(&app.TemporalTLS.KeyFile, "temporal-tls-key", os.Getenv(temporalx.EnvTLSKey), "mTLS: the certificate's private key (PEM) (env "+temporalx.EnvTLSKey+")")
+	f.StringVar(&app.TemporalTLS.CAFile, "temporal-tls-ca", os.Getenv(temporalx.EnvTLSCA), "mTLS: the CA that signed the Temporal frontend's certificate (PEM) (env "+temporalx.EnvTLSCA+")")
+	f.StringVar(&app.TemporalTLS.ServerName, "temporal-tls-server-name", os.Getenv(temporalx.EnvTLSServerName), "mTLS: the name on the frontend's certificate (env "+temporalx.EnvTLSServerName+"; default: the host of --temporal-address)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")
 	f.StringVar(&app.Token, "token", EnvOr("DEMARCHE_TOKEN", ""), "bearer token for the gateway (env DEMARCHE_TOKEN; default: the one \"demarche login\" stored)")

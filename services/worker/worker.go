@@ -5,6 +5,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
@@ -22,6 +23,9 @@ type Config struct {
 	NATSURL         string
 	TemporalAddress string
 	Namespace       string
+	// OutsideWatchInterval is how often the worker looks for crisis runs
+	// terminated, cancelled or reset outside Démarche (default 10s).
+	OutsideWatchInterval time.Duration
 }
 
 // Service is a running worker.
@@ -29,6 +33,8 @@ type Service struct {
 	nc     *nats.Conn
 	tc     client.Client
 	worker sdkworker.Worker
+	stop   context.CancelFunc
+	done   chan struct{}
 }
 
 // Start connects to NATS and Temporal, makes sure the event streams exist, and
@@ -56,11 +62,26 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("worker: start polling %s: %w", crisis.TaskQueue, err)
 	}
 	log.Info("worker polling", zap.String("task_queue", crisis.TaskQueue), zap.String("namespace", cfg.Namespace))
-	return &Service{nc: nc, tc: tc, worker: w}, nil
+	s := &Service{nc: nc, tc: tc, worker: w, done: make(chan struct{})}
+	interval := cfg.OutsideWatchInterval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	watch := &outsideWatch{tc: tc, bus: eventbus.NewPublisher(js, crisis.OutsideWatchSource), ns: cfg.Namespace,
+		interval: interval, lookback: 23 * time.Hour, log: log, seen: map[string]bool{}}
+	var wctx context.Context
+	wctx, s.stop = context.WithCancel(context.Background())
+	go func() {
+		defer close(s.done)
+		watch.run(wctx)
+	}()
+	return s, nil
 }
 
 // Stop finishes the tasks in hand and disconnects.
 func (s *Service) Stop() {
+	s.stop()
+	<-s.done
 	s.worker.Stop()
 	s.tc.Close()
 	s.nc.Close()

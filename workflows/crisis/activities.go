@@ -211,8 +211,8 @@ func Register(w worker.Registry, a *Activities) {
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.
 func RegisterWorkflows(w worker.WorkflowRegistry) {
 	w.RegisterWorkflowWithOptions(CrisisResponse, workflow.RegisterOptions{Name: WorkflowName})
-	w.RegisterWorkflowWithOptions(FactFindingMission, workflow.RegisterOptions{Name: FactFindingWorkflow})
-	w.RegisterWorkflowWithOptions(EnvoyDeployment, workflow.RegisterOptions{Name: EnvoyWorkflow})
-	w.RegisterWorkflowWithOptions(RapidResponseFunding, workflow.RegisterOptions{Name: FundingWorkflow})
-	w.RegisterWorkflowWithOptions(SustainedFollowUp, workflow.RegisterOptions{Name: FollowUpWorkflow})
+	w.RegisterWorkflowWithOptions(reportsOutcome(FactFindingMission), workflow.RegisterOptions{Name: FactFindingWorkflow})
+	w.RegisterWorkflowWithOptions(reportsOutcome(EnvoyDeployment), workflow.RegisterOptions{Name: EnvoyWorkflow})
+	w.RegisterWorkflowWithOptions(reportsOutcome(RapidResponseFunding), workflow.RegisterOptions{Name: FundingWorkflow})
+	w.RegisterWorkflowWithOptions(reportsOutcome(SustainedFollowUp), workflow.RegisterOptions{Name: FollowUpWorkflow})
 }

@@ -67,3 +67,21 @@ func nextDecision(ctx workflow.Context) (*demarchev1.DecisionRecord, error) {
 	}
 	return &rec, nil
 }
+
+// stageWorkflow is the signature of every stage's child workflow.
+type stageWorkflow func(workflow.Context, *demarchev1.StageWorkflowInput) (*demarchev1.StageOutcome, error)
+
+// reportsOutcome makes a stage workflow tell the crisis its outcome when it
+// ends its stage (not when it continues as new, fails or is cancelled): the
+// crisis finishes the stage on that signal, whichever of its runs receives it.
+func reportsOutcome(fn stageWorkflow) stageWorkflow {
+	return func(ctx workflow.Context, in *demarchev1.StageWorkflowInput) (*demarchev1.StageOutcome, error) {
+		out, err := fn(ctx, in)
+		if err != nil || out == nil {
+			return out, err
+		}
+		out.Run = in.GetRun()
+		(&stageChild{in: in}).signalParent(ctx, SignalStageOutcome, out)
+		return out, nil
+	}
+}

@@ -89,6 +89,10 @@ func State(ctx context.Context, c client.Client, crisisID string) (*demarchev1.C
 	if err := v.Get(&st); err != nil {
 		return nil, fmt.Errorf("decode state of crisis %s: %w", crisisID, err)
 	}
+	// What the workflow cannot know: someone ended or reset it from outside.
+	if st.OutsideOperations, err = OutsideOperations(ctx, c, crisisID); err != nil {
+		return nil, err
+	}
 	return &st, nil
 }
 

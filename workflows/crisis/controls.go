@@ -14,6 +14,7 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/authz"
@@ -245,8 +246,8 @@ func (l *lifecycle) setPartner(ctx workflow.Context, a *demarchev1.PartnerRoleAc
 func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
 	l.warnings = append(l.warnings, w)
 	_ = l.em.publish(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
-	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && r.child != nil {
-		_ = r.child.SignalChildWorkflow(ctx, SignalStageWarning, w).Get(ctx, nil)
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && (r.child != nil || r.external) {
+		_ = l.signalChild(ctx, r, SignalStageWarning, w)
 	}
 }
 
@@ -288,9 +289,9 @@ func onSignal[T any, PT interface {
 	*T
 	validated
 }](ctx workflow.Context, l *lifecycle, sel workflow.Selector, name string, handle func(workflow.Context, PT)) {
-	sel.AddReceive(workflow.GetSignalChannel(ctx, name), func(ch workflow.ReceiveChannel, _ bool) {
-		arg := PT(new(T))
-		ch.Receive(ctx, arg)
+	take := func(ctx workflow.Context, arg PT) {
+		l.busy++
+		defer func() { l.busy-- }()
 		switch err := arg.Validate(); {
 		case err != nil:
 			l.refuse(ctx, name, err)
@@ -299,7 +300,35 @@ func onSignal[T any, PT interface {
 		default:
 			handle(ctx, arg)
 		}
+	}
+	ch := workflow.GetSignalChannel(ctx, name)
+	sel.AddReceive(ch, func(ch workflow.ReceiveChannel, _ bool) {
+		arg := PT(new(T))
+		ch.Receive(ctx, arg)
+		if l.handingOver { // applied by the next run, so the hand-over is not held up
+			l.deferSignal(ctx, name, arg)
+			return
+		}
+		take(ctx, arg)
 	})
+	// Before continuing as new, signals already delivered are handed over.
+	l.drainers = append(l.drainers, func(ctx workflow.Context) bool {
+		arg := PT(new(T))
+		if !ch.ReceiveAsync(arg) {
+			return false
+		}
+		l.deferSignal(ctx, name, arg)
+		return true
+	})
+	// A signal an earlier run handed over.
+	l.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
+		arg := PT(new(T))
+		if err := a.UnmarshalTo(arg); err != nil {
+			l.refuse(ctx, name, fmt.Errorf("handed over from an earlier run, undecodable: %w", err))
+			return
+		}
+		take(ctx, arg)
+	}
 }
 
 // serveSignals applies what machines send, one at a time.
@@ -310,7 +339,26 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	onSignal(ctx, l, sel, SignalRelapse, l.relapse)
 	onSignal(ctx, l, sel, SignalDeadline, l.recordDeadline)
 	onSignal(ctx, l, sel, SignalCheckInDue, l.checkInDue)
-	for {
+	onSignal(ctx, l, sel, SignalStageOutcome, l.stageDone)
+	// First what an earlier run received and handed over, in its order; what
+	// is left when this run hands over in turn goes on to the next.
+	for len(l.handedOver) > 0 && !l.handingOver {
+		d := l.handedOver[0]
+		l.handedOver = l.handedOver[1:]
+		if take, ok := l.takers[d.GetName()]; ok {
+			take(ctx, d.GetArg())
+		}
+	}
+	// Until the run hands over: a selector holds a signal it has picked until
+	// its callback runs, so it must stop before the run continues as new
+	// (continueasnew.go), or that signal would be lost.
+	stop := false
+	sel.AddReceive(l.handOver, func(ch workflow.ReceiveChannel, _ bool) {
+		ch.Receive(ctx, nil)
+		stop = true
+	})
+	for !stop {
 		sel.Select(ctx)
 	}
+	l.signalsStopped = true
 }

@@ -201,14 +201,7 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 			l.finish(ctx, run, demarchev1.StageStatus_STAGE_STATUS_COMPLETED, "")
 		}
 	case toStageWorkflow:
-		// A stage entered a moment ago may still be starting its workflow.
-		if err := workflow.Await(ctx, func() bool { return run.child != nil }); err != nil {
-			return nil, err
-		}
-		if err := run.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-			return nil, fmt.Errorf("%s: stage workflow not running: %w", dt.kind, err)
-		}
-		if err := run.child.SignalChildWorkflow(ctx, SignalStageDecision, d.rec).Get(ctx, nil); err != nil {
+		if err := l.signalChild(ctx, run, SignalStageDecision, d.rec); err != nil {
 			return nil, fmt.Errorf("%s: forward to %s: %w", dt.kind, run.childID, err)
 		}
 	}
@@ -274,9 +267,11 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 			workflow.GetLogger(ctx).Warn("drill decision rejected", "kind", kind, "error", err)
 			continue
 		}
+		l.busy++ // not a handler: the crisis waits for it before continuing as new
 		if _, err := l.decide(ctx, req, true); err != nil {
 			workflow.GetLogger(ctx).Warn("drill decision failed", "kind", kind, "error", err)
 		}
+		l.busy--
 	}
 }
 

@@ -50,10 +50,15 @@ type emitter struct {
 	crisis *demarchev1.Crisis
 	prefix string
 	seq    int
+	// inFlight counts publications under way: the crisis continues as new
+	// only when none is (an event numbered but not yet sent would be lost).
+	inFlight int
 }
 
 func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	e.seq++
+	e.inFlight++
+	defer func() { e.inFlight-- }()
 	payload, err := anypb.New(data)
 	if err != nil {
 		return fmt.Errorf("pack %T: %w", data, err)
@@ -115,6 +120,11 @@ func watchDeadline(ctx workflow.Context, d *demarchev1.DeadlineState, changed fu
 			{d.GetAtRiskAt().AsTime(), demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK},
 			{d.GetDueAt().AsTime(), demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED},
 		} {
+			// A deadline carried over from an earlier run (continue-as-new)
+			// has already announced the marks it passed.
+			if passed(d.GetStatus(), mark.status) {
+				continue
+			}
 			if wait := mark.at.Sub(workflow.Now(tctx)); wait > 0 {
 				if err := workflow.Sleep(tctx, wait); err != nil {
 					return // stopped
@@ -130,6 +140,17 @@ func watchDeadline(ctx workflow.Context, d *demarchev1.DeadlineState, changed fu
 			d.Status = status
 		}
 	}
+}
+
+// passed reports whether a deadline in status has already reached mark (or ended).
+func passed(status, mark demarchev1.DeadlineStatus) bool {
+	switch status {
+	case demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK:
+		return mark == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK
+	case demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED, demarchev1.DeadlineStatus_DEADLINE_STATUS_MET, demarchev1.DeadlineStatus_DEADLINE_STATUS_CANCELLED:
+		return true
+	}
+	return false
 }
 
 // deadlineEvent is the event of a deadline's new status, if it has one.

@@ -11,9 +11,11 @@ import (
 	"strings"
 	"time"
 
+	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -31,6 +33,11 @@ type stageRun struct {
 	cancel   workflow.CancelFunc
 	child    workflow.ChildWorkflowFuture
 	childID  string
+	// external: the child was started by an earlier run of the crisis
+	// (continue-as-new), so it is reached by id, not through child.
+	external bool
+	// started: the child workflow is running (or was started by an earlier run).
+	started bool
 	// A decision whose service call is in flight; validators refuse a second.
 	inFlight string
 
@@ -65,6 +72,24 @@ type lifecycle struct {
 	closure     *demarchev1.DecisionRecord
 	closedAt    *timestamppb.Timestamp
 	figures     *demarchev1.ClosureFigures
+
+	// Continue-as-new (continueasnew.go): the phase running, runs before
+	// this one, the history guard, signals being handled now, and how to
+	// take each kind of signal without waiting (drained before continuing).
+	phase      int
+	runsBefore int32
+	maxHistory int
+	busy       int
+	drainers   []func(workflow.Context) bool
+	// handingOver: the run is about to continue as new; signals received
+	// now are kept for the next run (deferred) instead of applied.
+	handingOver bool
+	// handOver tells serveSignals to stop selecting; signalsStopped: it has.
+	handOver       workflow.Channel
+	signalsStopped bool
+	deferred       []*demarchev1.DeferredSignal
+	handedOver     []*demarchev1.DeferredSignal // from the run before
+	takers         map[string]func(workflow.Context, *anypb.Any)
 }
 
 // CrisisResponse is one crisis from warning to closure: it follows its
@@ -86,41 +111,55 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 		runs:    map[demarchev1.Stage]int32{},
 		reached: map[demarchev1.Stage]bool{},
 		skipped: map[demarchev1.Stage]string{},
+		takers:  map[string]func(workflow.Context, *anypb.Any){},
 	}
 	if l.drill != nil {
 		l.crisis.Drill = true // drills are always marked, and kept out of real figures
 	}
 	l.em = &emitter{crisis: l.crisis, prefix: l.crisis.GetId()}
+	l.maxHistory = int(in.GetMaxHistoryEvents())
+	carried := in.GetCarryOver() != nil
+	if carried {
+		l.restore(ctx, in.GetCarryOver())
+	}
 	if err := l.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
+	l.handOver = workflow.NewBufferedChannel(ctx, 1)
 	workflow.Go(ctx, l.serveSignals)
 	if l.drill != nil {
 		workflow.Go(ctx, l.runDrillPolicy)
 	}
 
-	if err := upsertCrisisAttributes(ctx, l.crisis); err != nil {
-		return nil, err
+	if !carried {
+		if err := upsertCrisisAttributes(ctx, l.crisis); err != nil {
+			return nil, err
+		}
+		if err := l.em.publish(ctx, &demarchev1.CrisisOpened{Crisis: l.crisis}); err != nil {
+			return nil, err
+		}
 	}
-	if err := l.em.publish(ctx, &demarchev1.CrisisOpened{Crisis: l.crisis}); err != nil {
-		return nil, err
-	}
-	for _, phase := range l.pb.GetPhases() {
-		for _, spec := range phase.GetStages() {
-			if reason, ok := l.skipped[spec.GetStage()]; ok {
-				l.recordSkippedAhead(ctx, spec.GetStage(), reason)
-				continue
-			}
-			if err := l.launch(ctx, l.enter(ctx, spec, "")); err != nil {
-				return nil, err
+	phases := l.pb.GetPhases()
+	for ; l.phase < len(phases); l.phase++ {
+		// A carried-over run resumes in a phase whose stages it already entered.
+		if !carried {
+			for _, spec := range phases[l.phase].GetStages() {
+				if reason, ok := l.skipped[spec.GetStage()]; ok {
+					l.recordSkippedAhead(ctx, spec.GetStage(), reason)
+					continue
+				}
+				if err := l.launch(ctx, l.enter(ctx, spec, "")); err != nil {
+					return nil, err
+				}
 			}
 		}
-		if err := workflow.Await(ctx, func() bool { return len(l.active) == 0 }); err != nil {
+		carried = false
+		if err := l.wait(ctx, func() bool { return len(l.active) == 0 }); err != nil {
 			return nil, err
 		}
 	}
 	l.closing = true
-	if err := workflow.Await(ctx, func() bool { return l.closure != nil && len(l.active) == 0 }); err != nil {
+	if err := l.wait(ctx, func() bool { return l.closure != nil && len(l.active) == 0 }); err != nil {
 		return nil, err
 	}
 	if err := l.close(ctx); err != nil {
@@ -221,24 +260,51 @@ func (l *lifecycle) launch(ctx workflow.Context, run *stageRun) error {
 	cctx, cancel := workflow.WithCancel(ctx)
 	run.cancel = cancel
 	run.childID = ChildWorkflowID(l.crisis.GetId(), stage, run.rec.GetRun())
-	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{WorkflowID: run.childID, TaskQueue: TaskQueue})
+	// Abandon: the child outlives this run when the crisis continues as new
+	// (the next run reaches it by id); it reports its outcome by signal.
+	cctx = workflow.WithChildOptions(cctx, workflow.ChildWorkflowOptions{
+		WorkflowID: run.childID, TaskQueue: TaskQueue, ParentClosePolicy: enums.PARENT_CLOSE_POLICY_ABANDON,
+	})
 	run.child = workflow.ExecuteChildWorkflow(cctx, childType, &demarchev1.StageWorkflowInput{
 		Crisis: l.crisis, ParentWorkflowId: l.wfID, Playbook: l.pb, DrillPolicy: l.drill, Run: run.rec.GetRun(),
 	})
 	workflow.Go(ctx, func(ctx workflow.Context) {
-		var out demarchev1.StageOutcome
-		err := run.child.Get(ctx, &out)
-		if run.rec.GetStatus() != demarchev1.StageStatus_STAGE_STATUS_RUNNING {
-			return // skipped meanwhile
-		}
-		if err != nil {
+		// Started, or failed to start: either way nothing is pending.
+		_ = run.child.GetChildWorkflowExecution().Get(ctx, nil)
+		run.started = true
+		err := run.child.Get(ctx, nil)
+		if err != nil && run.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
 			workflow.GetLogger(ctx).Error("stage child failed; the stage stays open for an operator to skip or reopen", "stage", stage.Slug(), "error", err)
-			return
 		}
-		l.disbursed += out.GetDisbursedUsd()
-		l.finish(ctx, run, demarchev1.StageStatus_STAGE_STATUS_COMPLETED, "")
 	})
 	return nil
+}
+
+// stageDone finishes the stage run a child workflow reports done.
+func (l *lifecycle) stageDone(ctx workflow.Context, out *demarchev1.StageOutcome) {
+	for _, r := range l.active {
+		if r.rec.GetStage() == out.GetStage() && r.rec.GetRun() == out.GetRun() && r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+			l.disbursed += out.GetDisbursedUsd()
+			l.finish(ctx, r, demarchev1.StageStatus_STAGE_STATUS_COMPLETED, "")
+			return
+		}
+	}
+	// Skipped meanwhile, or already finished: nothing to do.
+}
+
+// signalChild sends a stage's child workflow a signal, once it runs.
+func (l *lifecycle) signalChild(ctx workflow.Context, run *stageRun, name string, arg any) error {
+	if run.external {
+		return workflow.SignalExternalWorkflow(ctx, run.childID, "", name, arg).Get(ctx, nil)
+	}
+	// A stage entered a moment ago may still be starting its workflow.
+	if err := workflow.Await(ctx, func() bool { return run.child != nil }); err != nil {
+		return err
+	}
+	if err := run.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
+		return fmt.Errorf("stage workflow %s not running: %w", run.childID, err)
+	}
+	return run.child.SignalChildWorkflow(ctx, name, arg).Get(ctx, nil)
 }
 
 // finish ends a stage run, completed or skipped.
@@ -257,8 +323,13 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		}
 		run.stopDl(final)
 	}
-	if status == demarchev1.StageStatus_STAGE_STATUS_SKIPPED && run.cancel != nil {
-		run.cancel()
+	if status == demarchev1.StageStatus_STAGE_STATUS_SKIPPED {
+		switch {
+		case run.cancel != nil:
+			run.cancel()
+		case run.external:
+			_ = workflow.RequestCancelExternalWorkflow(ctx, run.childID, "").Get(ctx, nil)
+		}
 	}
 	if status == demarchev1.StageStatus_STAGE_STATUS_COMPLETED {
 		// Published before the run leaves the active set, so the next phase's
@@ -325,7 +396,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		Crisis: l.crisis, CurrentStage: l.currentStage(), Timeline: l.timeline, ClosedAt: l.closedAt,
 		Playbook: l.pb.GetName(), PlaybookVersion: l.pb.GetVersion(), PendingDecisions: l.pendingDecisions(),
 		Deadlines: l.deadlines, Partners: l.partners, Decisions: l.decisions, Warnings: l.warnings, Figures: l.figures,
-		RefusedSignals: l.refused,
+		RefusedSignals: l.refused, WorkflowRuns: l.runsBefore + 1,
 	}
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()

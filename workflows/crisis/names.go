@@ -50,6 +50,10 @@ const (
 	SignalRelapse    = "crisis.relapse"      // *demarchev1.CrisisRelapsed
 	SignalDeadline   = "crisis.deadline"     // *demarchev1.DeadlineReport
 	SignalCheckInDue = "crisis.check-in-due" // *demarchev1.CheckInDue
+	// A stage's child workflow finished its stage (*demarchev1.StageOutcome).
+	// A signal, not the child's result: the crisis may have continued as new
+	// since it started the child, and a new run has no future to wait on.
+	SignalStageOutcome = "crisis.stage-outcome"
 
 	// From the crisis to a stage's child workflow.
 	SignalStageDecision = "stage.decision" // *demarchev1.DecisionRecord

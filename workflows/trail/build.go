@@ -129,9 +129,30 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 			}
 		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
 			add(ev, Entry{Kind: "closed", What: "continued as new (history kept bounded)"})
+		case enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED, enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED, enumspb.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+			// Terminate, cancel, reset: operations outside Démarche.
+			one := &historypb.History{Events: []*historypb.HistoryEvent{ev}}
+			if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED {
+				one.Events = cancelRequestAndClose(h, ev)
+			}
+			for _, op := range crisis.OutsideOperationsIn(workflowID, "", one) {
+				add(ev, Entry{Kind: "outside", What: crisis.DescribeOutside(op)})
+			}
 		}
 	}
 	return out, nil
+}
+
+// cancelRequestAndClose is the cancellation request before a Canceled event
+// (who asked, and why) with it.
+func cancelRequestAndClose(h *historypb.History, closeEv *historypb.HistoryEvent) []*historypb.HistoryEvent {
+	var out []*historypb.HistoryEvent
+	for _, ev := range h.GetEvents() {
+		if ev.GetWorkflowExecutionCancelRequestedEventAttributes() != nil {
+			out = []*historypb.HistoryEvent{ev}
+		}
+	}
+	return append(out, closeEv)
 }
 
 // ruleOf extracts "four-eyes" from "rule four-eyes: ...".

@@ -22,7 +22,8 @@ type Entry struct {
 	Workflow string    `json:"workflow"`
 	// EventID is the history event the entry comes from.
 	EventID int64 `json:"event_id"`
-	// Kind: decision, refused, control, deadline, money, stage, started, closed.
+	// Kind: decision, refused, control, deadline, money, stage, started, closed,
+	// outside (terminated, cancelled or reset outside Démarche).
 	Kind      string `json:"kind"`
 	What      string `json:"what"`
 	Principal string `json:"principal,omitempty"`

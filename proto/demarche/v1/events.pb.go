@@ -1050,6 +1050,62 @@ func (x *CrisisRelapsed) GetReason() string {
 	return ""
 }
 
+// CrisisAlteredOutside: the crisis's workflow was terminated, cancelled or
+// reset outside Démarche (Temporal CLI or SDK); published by the worker's
+// watcher, so the audit chain and every subscriber learn of it.
+type CrisisAlteredOutside struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string            `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Operation     *OutsideOperation `protobuf:"bytes,2,opt,name=operation,proto3" json:"operation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisAlteredOutside) Reset() {
+	*x = CrisisAlteredOutside{}
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisAlteredOutside) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisAlteredOutside) ProtoMessage() {}
+
+func (x *CrisisAlteredOutside) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisAlteredOutside.ProtoReflect.Descriptor instead.
+func (*CrisisAlteredOutside) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *CrisisAlteredOutside) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CrisisAlteredOutside) GetOperation() *OutsideOperation {
+	if x != nil {
+		return x.Operation
+	}
+	return nil
+}
+
 // FundsDisbursed: an approved request was paid.
 type FundsDisbursed struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1068,7 +1124,7 @@ type FundsDisbursed struct {
 
 func (x *FundsDisbursed) Reset() {
 	*x = FundsDisbursed{}
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1136,7 @@ func (x *FundsDisbursed) String() string {
 func (*FundsDisbursed) ProtoMessage() {}
 
 func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1149,7 @@ func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsDisbursed.ProtoReflect.Descriptor instead.
 func (*FundsDisbursed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FundsDisbursed) GetCrisisId() string {
@@ -1156,7 +1212,7 @@ type WarningRaised struct {
 
 func (x *WarningRaised) Reset() {
 	*x = WarningRaised{}
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1224,7 @@ func (x *WarningRaised) String() string {
 func (*WarningRaised) ProtoMessage() {}
 
 func (x *WarningRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1237,7 @@ func (x *WarningRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarningRaised.ProtoReflect.Descriptor instead.
 func (*WarningRaised) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *WarningRaised) GetCrisisId() string {
@@ -1264,7 +1320,7 @@ type SignalContribution struct {
 
 func (x *SignalContribution) Reset() {
 	*x = SignalContribution{}
-	mi := &file_demarche_v1_events_proto_msgTypes[18]
+	mi := &file_demarche_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1332,7 @@ func (x *SignalContribution) String() string {
 func (*SignalContribution) ProtoMessage() {}
 
 func (x *SignalContribution) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[18]
+	mi := &file_demarche_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1345,7 @@ func (x *SignalContribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalContribution.ProtoReflect.Descriptor instead.
 func (*SignalContribution) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SignalContribution) GetSource() string {
@@ -1413,7 +1469,10 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\bcheck_in\x18\x03 \x01(\v2\x1c.demarche.v1.FollowUpCheckInR\acheckIn\"E\n" +
 	"\x0eCrisisRelapsed\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\xaa\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"p\n" +
+	"\x14CrisisAlteredOutside\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12;\n" +
+	"\toperation\x18\x02 \x01(\v2\x1d.demarche.v1.OutsideOperationR\toperation\"\xaa\x01\n" +
 	"\x0eFundsDisbursed\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
 	"\n" +
@@ -1455,7 +1514,7 @@ func file_demarche_v1_events_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_events_proto_rawDescData
 }
 
-var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_demarche_v1_events_proto_goTypes = []any{
 	(*CrisisOpened)(nil),            // 0: demarche.v1.CrisisOpened
 	(*StageEntered)(nil),            // 1: demarche.v1.StageEntered
@@ -1473,50 +1532,53 @@ var file_demarche_v1_events_proto_goTypes = []any{
 	(*FollowUpCheckInDue)(nil),      // 13: demarche.v1.FollowUpCheckInDue
 	(*FollowUpCheckInRecorded)(nil), // 14: demarche.v1.FollowUpCheckInRecorded
 	(*CrisisRelapsed)(nil),          // 15: demarche.v1.CrisisRelapsed
-	(*FundsDisbursed)(nil),          // 16: demarche.v1.FundsDisbursed
-	(*WarningRaised)(nil),           // 17: demarche.v1.WarningRaised
-	(*SignalContribution)(nil),      // 18: demarche.v1.SignalContribution
-	(*Crisis)(nil),                  // 19: demarche.v1.Crisis
-	(Stage)(0),                      // 20: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil),   // 21: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 22: google.protobuf.Duration
-	(Outcome)(0),                    // 23: demarche.v1.Outcome
-	(*ClosureFigures)(nil),          // 24: demarche.v1.ClosureFigures
-	(*DecisionRecord)(nil),          // 25: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),           // 26: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),          // 27: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),                 // 28: demarche.v1.Warning
-	(*FollowUpCheckIn)(nil),         // 29: demarche.v1.FollowUpCheckIn
-	(CrisisType)(0),                 // 30: demarche.v1.CrisisType
+	(*CrisisAlteredOutside)(nil),    // 16: demarche.v1.CrisisAlteredOutside
+	(*FundsDisbursed)(nil),          // 17: demarche.v1.FundsDisbursed
+	(*WarningRaised)(nil),           // 18: demarche.v1.WarningRaised
+	(*SignalContribution)(nil),      // 19: demarche.v1.SignalContribution
+	(*Crisis)(nil),                  // 20: demarche.v1.Crisis
+	(Stage)(0),                      // 21: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
+	(Outcome)(0),                    // 24: demarche.v1.Outcome
+	(*ClosureFigures)(nil),          // 25: demarche.v1.ClosureFigures
+	(*DecisionRecord)(nil),          // 26: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 27: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 28: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 29: demarche.v1.Warning
+	(*FollowUpCheckIn)(nil),         // 30: demarche.v1.FollowUpCheckIn
+	(*OutsideOperation)(nil),        // 31: demarche.v1.OutsideOperation
+	(CrisisType)(0),                 // 32: demarche.v1.CrisisType
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
-	19, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
-	20, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
-	21, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
-	20, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
-	21, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	22, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
-	21, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
-	23, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
-	24, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
-	25, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
-	26, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
-	26, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
-	27, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
-	28, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
-	20, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
-	20, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
-	21, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	29, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
-	30, // 18: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
-	21, // 19: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
-	18, // 20: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
-	21, // 21: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
+	21, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
+	22, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
+	21, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
+	22, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	23, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
+	22, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
+	24, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
+	25, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
+	26, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	27, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	27, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	28, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	29, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	21, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	21, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	22, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	30, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	31, // 18: demarche.v1.CrisisAlteredOutside.operation:type_name -> demarche.v1.OutsideOperation
+	32, // 19: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
+	22, // 20: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
+	19, // 21: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
+	22, // 22: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_events_proto_init() }
@@ -1533,7 +1595,7 @@ func file_demarche_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_events_proto_rawDesc), len(file_demarche_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

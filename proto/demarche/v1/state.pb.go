@@ -76,6 +76,59 @@ func (StageStatus) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_state_proto_rawDescGZIP(), []int{0}
 }
 
+// OutsideOperationKind is what was done to a crisis's workflow from outside.
+type OutsideOperationKind int32
+
+const (
+	OutsideOperationKind_OUTSIDE_OPERATION_KIND_UNSPECIFIED OutsideOperationKind = 0
+	OutsideOperationKind_OUTSIDE_OPERATION_KIND_TERMINATE   OutsideOperationKind = 1
+	OutsideOperationKind_OUTSIDE_OPERATION_KIND_CANCEL      OutsideOperationKind = 2
+	OutsideOperationKind_OUTSIDE_OPERATION_KIND_RESET       OutsideOperationKind = 3
+)
+
+// Enum value maps for OutsideOperationKind.
+var (
+	OutsideOperationKind_name = map[int32]string{
+		0: "OUTSIDE_OPERATION_KIND_UNSPECIFIED",
+		1: "OUTSIDE_OPERATION_KIND_TERMINATE",
+		2: "OUTSIDE_OPERATION_KIND_CANCEL",
+		3: "OUTSIDE_OPERATION_KIND_RESET",
+	}
+	OutsideOperationKind_value = map[string]int32{
+		"OUTSIDE_OPERATION_KIND_UNSPECIFIED": 0,
+		"OUTSIDE_OPERATION_KIND_TERMINATE":   1,
+		"OUTSIDE_OPERATION_KIND_CANCEL":      2,
+		"OUTSIDE_OPERATION_KIND_RESET":       3,
+	}
+)
+
+func (x OutsideOperationKind) Enum() *OutsideOperationKind {
+	p := new(OutsideOperationKind)
+	*p = x
+	return p
+}
+
+func (x OutsideOperationKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (OutsideOperationKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_state_proto_enumTypes[1].Descriptor()
+}
+
+func (OutsideOperationKind) Type() protoreflect.EnumType {
+	return &file_demarche_v1_state_proto_enumTypes[1]
+}
+
+func (x OutsideOperationKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use OutsideOperationKind.Descriptor instead.
+func (OutsideOperationKind) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
 // DeadlineStatus is where a running deadline stands.
 type DeadlineStatus int32
 
@@ -119,11 +172,11 @@ func (x DeadlineStatus) String() string {
 }
 
 func (DeadlineStatus) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_state_proto_enumTypes[1].Descriptor()
+	return file_demarche_v1_state_proto_enumTypes[2].Descriptor()
 }
 
 func (DeadlineStatus) Type() protoreflect.EnumType {
-	return &file_demarche_v1_state_proto_enumTypes[1]
+	return &file_demarche_v1_state_proto_enumTypes[2]
 }
 
 func (x DeadlineStatus) Number() protoreflect.EnumNumber {
@@ -132,7 +185,7 @@ func (x DeadlineStatus) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use DeadlineStatus.Descriptor instead.
 func (DeadlineStatus) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{2}
 }
 
 // StageRecord is one entry of a crisis's timeline: one run of one stage.
@@ -253,8 +306,15 @@ type CrisisState struct {
 	Lessons          []string           `protobuf:"bytes,15,rep,name=lessons,proto3" json:"lessons,omitempty"`
 	// Signals refused (invalid, or not applicable to the crisis as it stood).
 	RefusedSignals []*RefusedSignal `protobuf:"bytes,16,rep,name=refused_signals,json=refusedSignals,proto3" json:"refused_signals,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Operations on the crisis's workflow made outside Démarche (terminate,
+	// cancel, reset with the Temporal CLI or SDK), read from Temporal, not the
+	// workflow: a terminated crisis's timeline stops where it was cut.
+	OutsideOperations []*OutsideOperation `protobuf:"bytes,20,rep,name=outside_operations,json=outsideOperations,proto3" json:"outside_operations,omitempty"`
+	// Runs of the crisis's workflow: 1, plus one each time it continued as new
+	// to keep its history within Temporal's limits.
+	WorkflowRuns  int32 `protobuf:"varint,21,opt,name=workflow_runs,json=workflowRuns,proto3" json:"workflow_runs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -399,6 +459,117 @@ func (x *CrisisState) GetRefusedSignals() []*RefusedSignal {
 	return nil
 }
 
+func (x *CrisisState) GetOutsideOperations() []*OutsideOperation {
+	if x != nil {
+		return x.OutsideOperations
+	}
+	return nil
+}
+
+func (x *CrisisState) GetWorkflowRuns() int32 {
+	if x != nil {
+		return x.WorkflowRuns
+	}
+	return 0
+}
+
+// OutsideOperation is one operation on a crisis's workflow that did not go
+// through Démarche, as its history records it.
+type OutsideOperation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  OutsideOperationKind   `protobuf:"varint,1,opt,name=kind,proto3,enum=demarche.v1.OutsideOperationKind" json:"kind,omitempty"`
+	// The Temporal client identity that asked, when the history names it
+	// (a reset's history names only the server's resetter).
+	Identity   string                 `protobuf:"bytes,2,opt,name=identity,proto3" json:"identity,omitempty"`
+	Reason     string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	At         *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	WorkflowId string                 `protobuf:"bytes,5,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	// The run it ended; for a reset, the run that replaced it.
+	RunId         string `protobuf:"bytes,6,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	NewRunId      string `protobuf:"bytes,7,opt,name=new_run_id,json=newRunId,proto3" json:"new_run_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OutsideOperation) Reset() {
+	*x = OutsideOperation{}
+	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OutsideOperation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OutsideOperation) ProtoMessage() {}
+
+func (x *OutsideOperation) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OutsideOperation.ProtoReflect.Descriptor instead.
+func (*OutsideOperation) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *OutsideOperation) GetKind() OutsideOperationKind {
+	if x != nil {
+		return x.Kind
+	}
+	return OutsideOperationKind_OUTSIDE_OPERATION_KIND_UNSPECIFIED
+}
+
+func (x *OutsideOperation) GetIdentity() string {
+	if x != nil {
+		return x.Identity
+	}
+	return ""
+}
+
+func (x *OutsideOperation) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *OutsideOperation) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+func (x *OutsideOperation) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *OutsideOperation) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *OutsideOperation) GetNewRunId() string {
+	if x != nil {
+		return x.NewRunId
+	}
+	return ""
+}
+
 // DeadlineState is one deadline of a crisis.
 type DeadlineState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -415,7 +586,7 @@ type DeadlineState struct {
 
 func (x *DeadlineState) Reset() {
 	*x = DeadlineState{}
-	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	mi := &file_demarche_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -427,7 +598,7 @@ func (x *DeadlineState) String() string {
 func (*DeadlineState) ProtoMessage() {}
 
 func (x *DeadlineState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	mi := &file_demarche_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -440,7 +611,7 @@ func (x *DeadlineState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadlineState.ProtoReflect.Descriptor instead.
 func (*DeadlineState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *DeadlineState) GetName() string {
@@ -501,7 +672,7 @@ type PendingDecision struct {
 
 func (x *PendingDecision) Reset() {
 	*x = PendingDecision{}
-	mi := &file_demarche_v1_state_proto_msgTypes[3]
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -513,7 +684,7 @@ func (x *PendingDecision) String() string {
 func (*PendingDecision) ProtoMessage() {}
 
 func (x *PendingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[3]
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -526,7 +697,7 @@ func (x *PendingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDecision.ProtoReflect.Descriptor instead.
 func (*PendingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PendingDecision) GetKind() string {
@@ -577,7 +748,7 @@ type RefusedSignal struct {
 
 func (x *RefusedSignal) Reset() {
 	*x = RefusedSignal{}
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +760,7 @@ func (x *RefusedSignal) String() string {
 func (*RefusedSignal) ProtoMessage() {}
 
 func (x *RefusedSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +773,7 @@ func (x *RefusedSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusedSignal.ProtoReflect.Descriptor instead.
 func (*RefusedSignal) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RefusedSignal) GetSignal() string {
@@ -644,7 +815,7 @@ type ClosureFigures struct {
 
 func (x *ClosureFigures) Reset() {
 	*x = ClosureFigures{}
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +827,7 @@ func (x *ClosureFigures) String() string {
 func (*ClosureFigures) ProtoMessage() {}
 
 func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +840,7 @@ func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureFigures.ProtoReflect.Descriptor instead.
 func (*ClosureFigures) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ClosureFigures) GetWarningToAction() *durationpb.Duration {
@@ -732,7 +903,7 @@ type StageTime struct {
 
 func (x *StageTime) Reset() {
 	*x = StageTime{}
-	mi := &file_demarche_v1_state_proto_msgTypes[6]
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -744,7 +915,7 @@ func (x *StageTime) String() string {
 func (*StageTime) ProtoMessage() {}
 
 func (x *StageTime) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[6]
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -757,7 +928,7 @@ func (x *StageTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageTime.ProtoReflect.Descriptor instead.
 func (*StageTime) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StageTime) GetStage() Stage {
@@ -796,7 +967,7 @@ type CrisisSummary struct {
 
 func (x *CrisisSummary) Reset() {
 	*x = CrisisSummary{}
-	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -808,7 +979,7 @@ func (x *CrisisSummary) String() string {
 func (*CrisisSummary) ProtoMessage() {}
 
 func (x *CrisisSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -821,7 +992,7 @@ func (x *CrisisSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisSummary.ProtoReflect.Descriptor instead.
 func (*CrisisSummary) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CrisisSummary) GetCrisisId() string {
@@ -890,7 +1061,7 @@ type ListCrisesResponse struct {
 
 func (x *ListCrisesResponse) Reset() {
 	*x = ListCrisesResponse{}
-	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -902,7 +1073,7 @@ func (x *ListCrisesResponse) String() string {
 func (*ListCrisesResponse) ProtoMessage() {}
 
 func (x *ListCrisesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -915,7 +1086,7 @@ func (x *ListCrisesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCrisesResponse.ProtoReflect.Descriptor instead.
 func (*ListCrisesResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListCrisesResponse) GetCrises() []*CrisisSummary {
@@ -940,7 +1111,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	mi := &file_demarche_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -952,7 +1123,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	mi := &file_demarche_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -965,7 +1136,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Principal) GetSubject() string {
@@ -1016,7 +1187,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xd3\x06\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xc6\a\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1034,7 +1205,19 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bwarnings\x18\r \x03(\v2\x14.demarche.v1.WarningR\bwarnings\x125\n" +
 	"\afigures\x18\x0e \x01(\v2\x1b.demarche.v1.ClosureFiguresR\afigures\x12\x18\n" +
 	"\alessons\x18\x0f \x03(\tR\alessons\x12C\n" +
-	"\x0frefused_signals\x18\x10 \x03(\v2\x1a.demarche.v1.RefusedSignalR\x0erefusedSignals\"\xaa\x02\n" +
+	"\x0frefused_signals\x18\x10 \x03(\v2\x1a.demarche.v1.RefusedSignalR\x0erefusedSignals\x12L\n" +
+	"\x12outside_operations\x18\x14 \x03(\v2\x1d.demarche.v1.OutsideOperationR\x11outsideOperations\x12#\n" +
+	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\"\xff\x01\n" +
+	"\x10OutsideOperation\x125\n" +
+	"\x04kind\x18\x01 \x01(\x0e2!.demarche.v1.OutsideOperationKindR\x04kind\x12\x1a\n" +
+	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x1f\n" +
+	"\vworkflow_id\x18\x05 \x01(\tR\n" +
+	"workflowId\x12\x15\n" +
+	"\x06run_id\x18\x06 \x01(\tR\x05runId\x12\x1c\n" +
+	"\n" +
+	"new_run_id\x18\a \x01(\tR\bnewRunId\"\xaa\x02\n" +
 	"\rDeadlineState\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x129\n" +
@@ -1089,7 +1272,12 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x18STAGE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STAGE_STATUS_RUNNING\x10\x01\x12\x1a\n" +
 	"\x16STAGE_STATUS_COMPLETED\x10\x02\x12\x18\n" +
-	"\x14STAGE_STATUS_SKIPPED\x10\x03*\xc1\x01\n" +
+	"\x14STAGE_STATUS_SKIPPED\x10\x03*\xa9\x01\n" +
+	"\x14OutsideOperationKind\x12&\n" +
+	"\"OUTSIDE_OPERATION_KIND_UNSPECIFIED\x10\x00\x12$\n" +
+	" OUTSIDE_OPERATION_KIND_TERMINATE\x10\x01\x12!\n" +
+	"\x1dOUTSIDE_OPERATION_KIND_CANCEL\x10\x02\x12 \n" +
+	"\x1cOUTSIDE_OPERATION_KIND_RESET\x10\x03*\xc1\x01\n" +
 	"\x0eDeadlineStatus\x12\x1f\n" +
 	"\x1bDEADLINE_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n" +
 	"\x17DEADLINE_STATUS_RUNNING\x10\x01\x12\x1b\n" +
@@ -1110,74 +1298,79 @@ func file_demarche_v1_state_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_state_proto_rawDescData
 }
 
-var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_demarche_v1_state_proto_goTypes = []any{
 	(StageStatus)(0),              // 0: demarche.v1.StageStatus
-	(DeadlineStatus)(0),           // 1: demarche.v1.DeadlineStatus
-	(*StageRecord)(nil),           // 2: demarche.v1.StageRecord
-	(*CrisisState)(nil),           // 3: demarche.v1.CrisisState
-	(*DeadlineState)(nil),         // 4: demarche.v1.DeadlineState
-	(*PendingDecision)(nil),       // 5: demarche.v1.PendingDecision
-	(*RefusedSignal)(nil),         // 6: demarche.v1.RefusedSignal
-	(*ClosureFigures)(nil),        // 7: demarche.v1.ClosureFigures
-	(*StageTime)(nil),             // 8: demarche.v1.StageTime
-	(*CrisisSummary)(nil),         // 9: demarche.v1.CrisisSummary
-	(*ListCrisesResponse)(nil),    // 10: demarche.v1.ListCrisesResponse
-	(*Principal)(nil),             // 11: demarche.v1.Principal
-	(Stage)(0),                    // 12: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 14: google.protobuf.Duration
-	(*Crisis)(nil),                // 15: demarche.v1.Crisis
-	(Outcome)(0),                  // 16: demarche.v1.Outcome
-	(*PartnerRoleAck)(nil),        // 17: demarche.v1.PartnerRoleAck
-	(*DecisionRecord)(nil),        // 18: demarche.v1.DecisionRecord
-	(*Warning)(nil),               // 19: demarche.v1.Warning
-	(Role)(0),                     // 20: demarche.v1.Role
-	(Confidentiality)(0),          // 21: demarche.v1.Confidentiality
+	(OutsideOperationKind)(0),     // 1: demarche.v1.OutsideOperationKind
+	(DeadlineStatus)(0),           // 2: demarche.v1.DeadlineStatus
+	(*StageRecord)(nil),           // 3: demarche.v1.StageRecord
+	(*CrisisState)(nil),           // 4: demarche.v1.CrisisState
+	(*OutsideOperation)(nil),      // 5: demarche.v1.OutsideOperation
+	(*DeadlineState)(nil),         // 6: demarche.v1.DeadlineState
+	(*PendingDecision)(nil),       // 7: demarche.v1.PendingDecision
+	(*RefusedSignal)(nil),         // 8: demarche.v1.RefusedSignal
+	(*ClosureFigures)(nil),        // 9: demarche.v1.ClosureFigures
+	(*StageTime)(nil),             // 10: demarche.v1.StageTime
+	(*CrisisSummary)(nil),         // 11: demarche.v1.CrisisSummary
+	(*ListCrisesResponse)(nil),    // 12: demarche.v1.ListCrisesResponse
+	(*Principal)(nil),             // 13: demarche.v1.Principal
+	(Stage)(0),                    // 14: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*Crisis)(nil),                // 17: demarche.v1.Crisis
+	(Outcome)(0),                  // 18: demarche.v1.Outcome
+	(*PartnerRoleAck)(nil),        // 19: demarche.v1.PartnerRoleAck
+	(*DecisionRecord)(nil),        // 20: demarche.v1.DecisionRecord
+	(*Warning)(nil),               // 21: demarche.v1.Warning
+	(Role)(0),                     // 22: demarche.v1.Role
+	(Confidentiality)(0),          // 23: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
-	12, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	13, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	13, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	14, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
+	14, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
+	15, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
+	15, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	16, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
 	0,  // 4: demarche.v1.StageRecord.status:type_name -> demarche.v1.StageStatus
-	15, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	12, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
-	2,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	13, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	16, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	12, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
-	5,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
-	4,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
-	17, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
-	18, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
-	19, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
-	7,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
-	6,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
-	12, // 18: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	13, // 19: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	13, // 20: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	13, // 21: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	1,  // 22: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	12, // 23: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	13, // 24: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	20, // 25: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	13, // 26: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	14, // 27: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	8,  // 28: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	14, // 29: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	12, // 30: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	14, // 31: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	13, // 32: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	9,  // 33: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	20, // 34: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	21, // 35: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	17, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
+	14, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
+	3,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
+	15, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
+	18, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
+	14, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
+	7,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
+	6,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
+	19, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
+	20, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
+	21, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
+	9,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
+	8,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
+	5,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
+	1,  // 19: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
+	15, // 20: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	14, // 21: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	15, // 22: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	15, // 23: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	15, // 24: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 25: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	14, // 26: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	15, // 27: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	22, // 28: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	15, // 29: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	16, // 30: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	10, // 31: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	16, // 32: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	14, // 33: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	16, // 34: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	15, // 35: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	11, // 36: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	22, // 37: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	23, // 38: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	39, // [39:39] is the sub-list for method output_type
+	39, // [39:39] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
@@ -1192,8 +1385,8 @@ func file_demarche_v1_state_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_state_proto_rawDesc), len(file_demarche_v1_state_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   10,
+			NumEnums:      3,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

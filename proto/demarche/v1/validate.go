@@ -826,3 +826,33 @@ func truncateText(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// Validate checks a CrisisAlteredOutside event.
+func (x *CrisisAlteredOutside) Validate() error {
+	c := newChecker("CrisisAlteredOutside")
+	c.id("crisis_id", x.GetCrisisId())
+	c.nested("operation", x.GetOperation() != nil, func(c *checker) {
+		op := x.GetOperation()
+		if _, ok := OutsideOperationKind_name[int32(op.GetKind())]; !ok || op.GetKind() == OutsideOperationKind_OUTSIDE_OPERATION_KIND_UNSPECIFIED {
+			c.fail("kind", "is required (allowed: terminate, cancel, reset)")
+		}
+		c.timestamp("at", op.GetAt())
+		if op.GetWorkflowId() == "" {
+			c.fail("workflow_id", "is required")
+		}
+	})
+	return c.err()
+}
+
+// Validate checks a stage workflow's outcome, as the crisis receives it.
+func (x *StageOutcome) Validate() error {
+	c := newChecker("stage outcome")
+	c.stage("stage", x.GetStage())
+	if x.GetRun() < 1 {
+		c.fail("run", "must be 1 or more (the stage run the outcome ends)")
+	}
+	if x.GetDisbursedUsd() < 0 {
+		c.fail("disbursed_usd", "must not be negative")
+	}
+	return c.err()
+}

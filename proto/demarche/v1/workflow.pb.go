@@ -33,9 +33,14 @@ type CrisisWorkflowInput struct {
 	DrillPolicy *DrillPolicy `protobuf:"bytes,2,opt,name=drill_policy,json=drillPolicy,proto3" json:"drill_policy,omitempty"`
 	// The playbook in force, copied at opening. Runs started before playbooks
 	// existed have none and replay on their original code path.
-	Playbook      *Playbook `protobuf:"bytes,3,opt,name=playbook,proto3" json:"playbook,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Playbook *Playbook `protobuf:"bytes,3,opt,name=playbook,proto3" json:"playbook,omitempty"`
+	// Set when the crisis continued as new: the state the next run resumes.
+	CarryOver *CrisisCarryOver `protobuf:"bytes,4,opt,name=carry_over,json=carryOver,proto3" json:"carry_over,omitempty"`
+	// Continue as new at this many history events at the latest (0: when
+	// Temporal suggests it). A guard for tests and cautious operators.
+	MaxHistoryEvents int32 `protobuf:"varint,5,opt,name=max_history_events,json=maxHistoryEvents,proto3" json:"max_history_events,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *CrisisWorkflowInput) Reset() {
@@ -89,6 +94,533 @@ func (x *CrisisWorkflowInput) GetPlaybook() *Playbook {
 	return nil
 }
 
+func (x *CrisisWorkflowInput) GetCarryOver() *CrisisCarryOver {
+	if x != nil {
+		return x.CarryOver
+	}
+	return nil
+}
+
+func (x *CrisisWorkflowInput) GetMaxHistoryEvents() int32 {
+	if x != nil {
+		return x.MaxHistoryEvents
+	}
+	return 0
+}
+
+// CrisisCarryOver is a crisis workflow's whole state, handed to its next run
+// when it continues as new so its history stays within Temporal's limits.
+type CrisisCarryOver struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The playbook phase running (index; the number of phases: closing).
+	Phase    int32          `protobuf:"varint,1,opt,name=phase,proto3" json:"phase,omitempty"`
+	Timeline []*StageRecord `protobuf:"bytes,2,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// The stage runs still active, pointing into timeline and deadlines.
+	Active []*CarriedStageRun `protobuf:"bytes,3,rep,name=active,proto3" json:"active,omitempty"`
+	// Runs of each stage so far; stages reached; stages to skip when reached.
+	Runs         []*StageCount          `protobuf:"bytes,4,rep,name=runs,proto3" json:"runs,omitempty"`
+	Reached      []Stage                `protobuf:"varint,5,rep,packed,name=reached,proto3,enum=demarche.v1.Stage" json:"reached,omitempty"`
+	Skipped      []*SkippedStage        `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	Decisions    []*DecisionRecord      `protobuf:"bytes,7,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	Deadlines    []*DeadlineState       `protobuf:"bytes,8,rep,name=deadlines,proto3" json:"deadlines,omitempty"`
+	Partners     []*PartnerRoleAck      `protobuf:"bytes,9,rep,name=partners,proto3" json:"partners,omitempty"`
+	Warnings     []*Warning             `protobuf:"bytes,10,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Refused      []*RefusedSignal       `protobuf:"bytes,11,rep,name=refused,proto3" json:"refused,omitempty"`
+	FirstAction  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=first_action,json=firstAction,proto3" json:"first_action,omitempty"`
+	DisbursedUsd int64                  `protobuf:"varint,13,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
+	// Events published so far (event ids continue from here).
+	EventSeq int32 `protobuf:"varint,14,opt,name=event_seq,json=eventSeq,proto3" json:"event_seq,omitempty"`
+	// Runs before this one.
+	RunsBefore int32 `protobuf:"varint,15,opt,name=runs_before,json=runsBefore,proto3" json:"runs_before,omitempty"`
+	// Signals received while handing over, not yet applied: the next run
+	// applies them first, in this order.
+	Signals       []*DeferredSignal `protobuf:"bytes,16,rep,name=signals,proto3" json:"signals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisCarryOver) Reset() {
+	*x = CrisisCarryOver{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisCarryOver) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisCarryOver) ProtoMessage() {}
+
+func (x *CrisisCarryOver) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisCarryOver.ProtoReflect.Descriptor instead.
+func (*CrisisCarryOver) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CrisisCarryOver) GetPhase() int32 {
+	if x != nil {
+		return x.Phase
+	}
+	return 0
+}
+
+func (x *CrisisCarryOver) GetTimeline() []*StageRecord {
+	if x != nil {
+		return x.Timeline
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetActive() []*CarriedStageRun {
+	if x != nil {
+		return x.Active
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetRuns() []*StageCount {
+	if x != nil {
+		return x.Runs
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetReached() []Stage {
+	if x != nil {
+		return x.Reached
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetSkipped() []*SkippedStage {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetDecisions() []*DecisionRecord {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetDeadlines() []*DeadlineState {
+	if x != nil {
+		return x.Deadlines
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetPartners() []*PartnerRoleAck {
+	if x != nil {
+		return x.Partners
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetWarnings() []*Warning {
+	if x != nil {
+		return x.Warnings
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetRefused() []*RefusedSignal {
+	if x != nil {
+		return x.Refused
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetFirstAction() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstAction
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetDisbursedUsd() int64 {
+	if x != nil {
+		return x.DisbursedUsd
+	}
+	return 0
+}
+
+func (x *CrisisCarryOver) GetEventSeq() int32 {
+	if x != nil {
+		return x.EventSeq
+	}
+	return 0
+}
+
+func (x *CrisisCarryOver) GetRunsBefore() int32 {
+	if x != nil {
+		return x.RunsBefore
+	}
+	return 0
+}
+
+func (x *CrisisCarryOver) GetSignals() []*DeferredSignal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+// DeferredSignal is a signal handed to the next run.
+type DeferredSignal struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Arg           *anypb.Any             `protobuf:"bytes,2,opt,name=arg,proto3" json:"arg,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeferredSignal) Reset() {
+	*x = DeferredSignal{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeferredSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeferredSignal) ProtoMessage() {}
+
+func (x *DeferredSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeferredSignal.ProtoReflect.Descriptor instead.
+func (*DeferredSignal) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DeferredSignal) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DeferredSignal) GetArg() *anypb.Any {
+	if x != nil {
+		return x.Arg
+	}
+	return nil
+}
+
+// CarriedStageRun is an active stage run across continue-as-new.
+type CarriedStageRun struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Index of its record in timeline.
+	TimelineIndex int32 `protobuf:"varint,1,opt,name=timeline_index,json=timelineIndex,proto3" json:"timeline_index,omitempty"`
+	// Index + 1 of its decision deadline in deadlines (0: none).
+	DeadlineRef int32 `protobuf:"varint,2,opt,name=deadline_ref,json=deadlineRef,proto3" json:"deadline_ref,omitempty"`
+	// Its child workflow, when the stage has one.
+	ChildWorkflowId     string                   `protobuf:"bytes,3,opt,name=child_workflow_id,json=childWorkflowId,proto3" json:"child_workflow_id,omitempty"`
+	FactFindingMandate  *FactFindingMandate      `protobuf:"bytes,4,opt,name=fact_finding_mandate,json=factFindingMandate,proto3" json:"fact_finding_mandate,omitempty"`
+	FactFindingReported bool                     `protobuf:"varint,5,opt,name=fact_finding_reported,json=factFindingReported,proto3" json:"fact_finding_reported,omitempty"`
+	EnvoyAppointment    *EnvoyAppointment        `protobuf:"bytes,6,opt,name=envoy_appointment,json=envoyAppointment,proto3" json:"envoy_appointment,omitempty"`
+	EnvoyDeployed       bool                     `protobuf:"varint,7,opt,name=envoy_deployed,json=envoyDeployed,proto3" json:"envoy_deployed,omitempty"`
+	FundingRequests     []*CarriedFundingRequest `protobuf:"bytes,8,rep,name=funding_requests,json=fundingRequests,proto3" json:"funding_requests,omitempty"`
+	FollowUpDue         int32                    `protobuf:"varint,9,opt,name=follow_up_due,json=followUpDue,proto3" json:"follow_up_due,omitempty"`
+	FollowUpDone        int32                    `protobuf:"varint,10,opt,name=follow_up_done,json=followUpDone,proto3" json:"follow_up_done,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *CarriedStageRun) Reset() {
+	*x = CarriedStageRun{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarriedStageRun) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarriedStageRun) ProtoMessage() {}
+
+func (x *CarriedStageRun) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarriedStageRun.ProtoReflect.Descriptor instead.
+func (*CarriedStageRun) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *CarriedStageRun) GetTimelineIndex() int32 {
+	if x != nil {
+		return x.TimelineIndex
+	}
+	return 0
+}
+
+func (x *CarriedStageRun) GetDeadlineRef() int32 {
+	if x != nil {
+		return x.DeadlineRef
+	}
+	return 0
+}
+
+func (x *CarriedStageRun) GetChildWorkflowId() string {
+	if x != nil {
+		return x.ChildWorkflowId
+	}
+	return ""
+}
+
+func (x *CarriedStageRun) GetFactFindingMandate() *FactFindingMandate {
+	if x != nil {
+		return x.FactFindingMandate
+	}
+	return nil
+}
+
+func (x *CarriedStageRun) GetFactFindingReported() bool {
+	if x != nil {
+		return x.FactFindingReported
+	}
+	return false
+}
+
+func (x *CarriedStageRun) GetEnvoyAppointment() *EnvoyAppointment {
+	if x != nil {
+		return x.EnvoyAppointment
+	}
+	return nil
+}
+
+func (x *CarriedStageRun) GetEnvoyDeployed() bool {
+	if x != nil {
+		return x.EnvoyDeployed
+	}
+	return false
+}
+
+func (x *CarriedStageRun) GetFundingRequests() []*CarriedFundingRequest {
+	if x != nil {
+		return x.FundingRequests
+	}
+	return nil
+}
+
+func (x *CarriedStageRun) GetFollowUpDue() int32 {
+	if x != nil {
+		return x.FollowUpDue
+	}
+	return 0
+}
+
+func (x *CarriedStageRun) GetFollowUpDone() int32 {
+	if x != nil {
+		return x.FollowUpDone
+	}
+	return 0
+}
+
+// CarriedFundingRequest is an open funding request of a stage run.
+type CarriedFundingRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *FundingRequest        `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Requester     string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	Decided       bool                   `protobuf:"varint,3,opt,name=decided,proto3" json:"decided,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CarriedFundingRequest) Reset() {
+	*x = CarriedFundingRequest{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CarriedFundingRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CarriedFundingRequest) ProtoMessage() {}
+
+func (x *CarriedFundingRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CarriedFundingRequest.ProtoReflect.Descriptor instead.
+func (*CarriedFundingRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CarriedFundingRequest) GetRequest() *FundingRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *CarriedFundingRequest) GetRequester() string {
+	if x != nil {
+		return x.Requester
+	}
+	return ""
+}
+
+func (x *CarriedFundingRequest) GetDecided() bool {
+	if x != nil {
+		return x.Decided
+	}
+	return false
+}
+
+// StageCount is a number per stage.
+type StageCount struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stage         Stage                  `protobuf:"varint,1,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Count         int32                  `protobuf:"varint,2,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StageCount) Reset() {
+	*x = StageCount{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StageCount) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StageCount) ProtoMessage() {}
+
+func (x *StageCount) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StageCount.ProtoReflect.Descriptor instead.
+func (*StageCount) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *StageCount) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *StageCount) GetCount() int32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+// SkippedStage is a stage to be passed over when reached, and why.
+type SkippedStage struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stage         Stage                  `protobuf:"varint,1,opt,name=stage,proto3,enum=demarche.v1.Stage" json:"stage,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SkippedStage) Reset() {
+	*x = SkippedStage{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SkippedStage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SkippedStage) ProtoMessage() {}
+
+func (x *SkippedStage) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SkippedStage.ProtoReflect.Descriptor instead.
+func (*SkippedStage) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SkippedStage) GetStage() Stage {
+	if x != nil {
+		return x.Stage
+	}
+	return Stage_STAGE_UNSPECIFIED
+}
+
+func (x *SkippedStage) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // OpenCrisisRequest is how people open a crisis (HTTP API, CLI): the crisis,
 // and optionally a registered playbook by name and drill settings. The
 // playbook itself and the drill policy are never the caller's to supply.
@@ -106,7 +638,7 @@ type OpenCrisisRequest struct {
 
 func (x *OpenCrisisRequest) Reset() {
 	*x = OpenCrisisRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +650,7 @@ func (x *OpenCrisisRequest) String() string {
 func (*OpenCrisisRequest) ProtoMessage() {}
 
 func (x *OpenCrisisRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[1]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +663,7 @@ func (x *OpenCrisisRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenCrisisRequest.ProtoReflect.Descriptor instead.
 func (*OpenCrisisRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{1}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *OpenCrisisRequest) GetCrisis() *Crisis {
@@ -168,7 +700,7 @@ type DrillSettings struct {
 
 func (x *DrillSettings) Reset() {
 	*x = DrillSettings{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -180,7 +712,7 @@ func (x *DrillSettings) String() string {
 func (*DrillSettings) ProtoMessage() {}
 
 func (x *DrillSettings) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[2]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -193,7 +725,7 @@ func (x *DrillSettings) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillSettings.ProtoReflect.Descriptor instead.
 func (*DrillSettings) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DrillSettings) GetDecisionDelay() *durationpb.Duration {
@@ -225,7 +757,7 @@ type DrillPolicy struct {
 
 func (x *DrillPolicy) Reset() {
 	*x = DrillPolicy{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -237,7 +769,7 @@ func (x *DrillPolicy) String() string {
 func (*DrillPolicy) ProtoMessage() {}
 
 func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[3]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -250,7 +782,7 @@ func (x *DrillPolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrillPolicy.ProtoReflect.Descriptor instead.
 func (*DrillPolicy) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DrillPolicy) GetStageDuration() *durationpb.Duration {
@@ -284,7 +816,7 @@ type StageWorkflowInput struct {
 
 func (x *StageWorkflowInput) Reset() {
 	*x = StageWorkflowInput{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -296,7 +828,7 @@ func (x *StageWorkflowInput) String() string {
 func (*StageWorkflowInput) ProtoMessage() {}
 
 func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[4]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -309,7 +841,7 @@ func (x *StageWorkflowInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageWorkflowInput.ProtoReflect.Descriptor instead.
 func (*StageWorkflowInput) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StageWorkflowInput) GetCrisis() *Crisis {
@@ -369,7 +901,7 @@ type FollowUpProgress struct {
 
 func (x *FollowUpProgress) Reset() {
 	*x = FollowUpProgress{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -381,7 +913,7 @@ func (x *FollowUpProgress) String() string {
 func (*FollowUpProgress) ProtoMessage() {}
 
 func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[5]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -394,7 +926,7 @@ func (x *FollowUpProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpProgress.ProtoReflect.Descriptor instead.
 func (*FollowUpProgress) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FollowUpProgress) GetCheckInsDone() int32 {
@@ -439,13 +971,15 @@ type StageOutcome struct {
 	DisbursedUsd      int64                  `protobuf:"varint,2,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
 	DeadlinesBreached int32                  `protobuf:"varint,3,opt,name=deadlines_breached,json=deadlinesBreached,proto3" json:"deadlines_breached,omitempty"`
 	CheckIns          int32                  `protobuf:"varint,4,opt,name=check_ins,json=checkIns,proto3" json:"check_ins,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The stage run (the child's input run), so the parent finishes the right one.
+	Run           int32 `protobuf:"varint,5,opt,name=run,proto3" json:"run,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StageOutcome) Reset() {
 	*x = StageOutcome{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -457,7 +991,7 @@ func (x *StageOutcome) String() string {
 func (*StageOutcome) ProtoMessage() {}
 
 func (x *StageOutcome) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[6]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -470,7 +1004,7 @@ func (x *StageOutcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageOutcome.ProtoReflect.Descriptor instead.
 func (*StageOutcome) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StageOutcome) GetStage() Stage {
@@ -501,6 +1035,13 @@ func (x *StageOutcome) GetCheckIns() int32 {
 	return 0
 }
 
+func (x *StageOutcome) GetRun() int32 {
+	if x != nil {
+		return x.Run
+	}
+	return 0
+}
+
 // DeadlineReport is what a child tells its parent about a deadline.
 type DeadlineReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -511,7 +1052,7 @@ type DeadlineReport struct {
 
 func (x *DeadlineReport) Reset() {
 	*x = DeadlineReport{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +1064,7 @@ func (x *DeadlineReport) String() string {
 func (*DeadlineReport) ProtoMessage() {}
 
 func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[7]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +1077,7 @@ func (x *DeadlineReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadlineReport.ProtoReflect.Descriptor instead.
 func (*DeadlineReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DeadlineReport) GetDeadline() *DeadlineState {
@@ -557,7 +1098,7 @@ type CheckInDue struct {
 
 func (x *CheckInDue) Reset() {
 	*x = CheckInDue{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -569,7 +1110,7 @@ func (x *CheckInDue) String() string {
 func (*CheckInDue) ProtoMessage() {}
 
 func (x *CheckInDue) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[8]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -582,7 +1123,7 @@ func (x *CheckInDue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckInDue.ProtoReflect.Descriptor instead.
 func (*CheckInDue) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CheckInDue) GetNumber() int32 {
@@ -617,7 +1158,7 @@ type DisburseRequest struct {
 
 func (x *DisburseRequest) Reset() {
 	*x = DisburseRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +1170,7 @@ func (x *DisburseRequest) String() string {
 func (*DisburseRequest) ProtoMessage() {}
 
 func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[9]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +1183,7 @@ func (x *DisburseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseRequest.ProtoReflect.Descriptor instead.
 func (*DisburseRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *DisburseRequest) GetCrisisId() string {
@@ -712,7 +1253,7 @@ type PublishEventRequest struct {
 
 func (x *PublishEventRequest) Reset() {
 	*x = PublishEventRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +1265,7 @@ func (x *PublishEventRequest) String() string {
 func (*PublishEventRequest) ProtoMessage() {}
 
 func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[10]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +1278,7 @@ func (x *PublishEventRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PublishEventRequest.ProtoReflect.Descriptor instead.
 func (*PublishEventRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *PublishEventRequest) GetEventId() string {
@@ -797,7 +1338,7 @@ type ReserveExpertsRequest struct {
 
 func (x *ReserveExpertsRequest) Reset() {
 	*x = ReserveExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +1350,7 @@ func (x *ReserveExpertsRequest) String() string {
 func (*ReserveExpertsRequest) ProtoMessage() {}
 
 func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[11]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1363,7 @@ func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsRequest.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReserveExpertsRequest) GetCrisisId() string {
@@ -870,7 +1411,7 @@ type ReserveExpertsResult struct {
 
 func (x *ReserveExpertsResult) Reset() {
 	*x = ReserveExpertsResult{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1423,7 @@ func (x *ReserveExpertsResult) String() string {
 func (*ReserveExpertsResult) ProtoMessage() {}
 
 func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[12]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1436,7 @@ func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsResult.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
@@ -917,7 +1458,7 @@ type PickExpertsRequest struct {
 
 func (x *PickExpertsRequest) Reset() {
 	*x = PickExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -929,7 +1470,7 @@ func (x *PickExpertsRequest) String() string {
 func (*PickExpertsRequest) ProtoMessage() {}
 
 func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[13]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -942,7 +1483,7 @@ func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PickExpertsRequest.ProtoReflect.Descriptor instead.
 func (*PickExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PickExpertsRequest) GetRegion() Region {
@@ -963,11 +1504,59 @@ var File_demarche_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x18demarche/v1/roster.proto\x1a\x17demarche/v1/state.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb2\x01\n" +
+	"\x1ademarche/v1/workflow.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x18demarche/v1/roster.proto\x1a\x17demarche/v1/state.proto\x1a\x19google/protobuf/any.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9d\x02\n" +
 	"\x13CrisisWorkflowInput\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12;\n" +
 	"\fdrill_policy\x18\x02 \x01(\v2\x18.demarche.v1.DrillPolicyR\vdrillPolicy\x121\n" +
-	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\"\x8e\x01\n" +
+	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
+	"\n" +
+	"carry_over\x18\x04 \x01(\v2\x1c.demarche.v1.CrisisCarryOverR\tcarryOver\x12,\n" +
+	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\x92\x06\n" +
+	"\x0fCrisisCarryOver\x12\x14\n" +
+	"\x05phase\x18\x01 \x01(\x05R\x05phase\x124\n" +
+	"\btimeline\x18\x02 \x03(\v2\x18.demarche.v1.StageRecordR\btimeline\x124\n" +
+	"\x06active\x18\x03 \x03(\v2\x1c.demarche.v1.CarriedStageRunR\x06active\x12+\n" +
+	"\x04runs\x18\x04 \x03(\v2\x17.demarche.v1.StageCountR\x04runs\x12,\n" +
+	"\areached\x18\x05 \x03(\x0e2\x12.demarche.v1.StageR\areached\x123\n" +
+	"\askipped\x18\x06 \x03(\v2\x19.demarche.v1.SkippedStageR\askipped\x129\n" +
+	"\tdecisions\x18\a \x03(\v2\x1b.demarche.v1.DecisionRecordR\tdecisions\x128\n" +
+	"\tdeadlines\x18\b \x03(\v2\x1a.demarche.v1.DeadlineStateR\tdeadlines\x127\n" +
+	"\bpartners\x18\t \x03(\v2\x1b.demarche.v1.PartnerRoleAckR\bpartners\x120\n" +
+	"\bwarnings\x18\n" +
+	" \x03(\v2\x14.demarche.v1.WarningR\bwarnings\x124\n" +
+	"\arefused\x18\v \x03(\v2\x1a.demarche.v1.RefusedSignalR\arefused\x12=\n" +
+	"\ffirst_action\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vfirstAction\x12#\n" +
+	"\rdisbursed_usd\x18\r \x01(\x03R\fdisbursedUsd\x12\x1b\n" +
+	"\tevent_seq\x18\x0e \x01(\x05R\beventSeq\x12\x1f\n" +
+	"\vruns_before\x18\x0f \x01(\x05R\n" +
+	"runsBefore\x125\n" +
+	"\asignals\x18\x10 \x03(\v2\x1b.demarche.v1.DeferredSignalR\asignals\"L\n" +
+	"\x0eDeferredSignal\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
+	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\x9a\x04\n" +
+	"\x0fCarriedStageRun\x12%\n" +
+	"\x0etimeline_index\x18\x01 \x01(\x05R\rtimelineIndex\x12!\n" +
+	"\fdeadline_ref\x18\x02 \x01(\x05R\vdeadlineRef\x12*\n" +
+	"\x11child_workflow_id\x18\x03 \x01(\tR\x0fchildWorkflowId\x12Q\n" +
+	"\x14fact_finding_mandate\x18\x04 \x01(\v2\x1f.demarche.v1.FactFindingMandateR\x12factFindingMandate\x122\n" +
+	"\x15fact_finding_reported\x18\x05 \x01(\bR\x13factFindingReported\x12J\n" +
+	"\x11envoy_appointment\x18\x06 \x01(\v2\x1d.demarche.v1.EnvoyAppointmentR\x10envoyAppointment\x12%\n" +
+	"\x0eenvoy_deployed\x18\a \x01(\bR\renvoyDeployed\x12M\n" +
+	"\x10funding_requests\x18\b \x03(\v2\".demarche.v1.CarriedFundingRequestR\x0ffundingRequests\x12\"\n" +
+	"\rfollow_up_due\x18\t \x01(\x05R\vfollowUpDue\x12$\n" +
+	"\x0efollow_up_done\x18\n" +
+	" \x01(\x05R\ffollowUpDone\"\x86\x01\n" +
+	"\x15CarriedFundingRequest\x125\n" +
+	"\arequest\x18\x01 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12\x1c\n" +
+	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
+	"\adecided\x18\x03 \x01(\bR\adecided\"L\n" +
+	"\n" +
+	"StageCount\x12(\n" +
+	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x14\n" +
+	"\x05count\x18\x02 \x01(\x05R\x05count\"P\n" +
+	"\fSkippedStage\x12(\n" +
+	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x8e\x01\n" +
 	"\x11OpenCrisisRequest\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x12\x1a\n" +
 	"\bplaybook\x18\x02 \x01(\tR\bplaybook\x120\n" +
@@ -993,12 +1582,13 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\vdue_notices\x18\x03 \x01(\x05R\n" +
 	"dueNotices\x12\x1b\n" +
 	"\tevent_seq\x18\x04 \x01(\x05R\beventSeq\x12-\n" +
-	"\x12deadlines_breached\x18\x05 \x01(\x05R\x11deadlinesBreached\"\xa9\x01\n" +
+	"\x12deadlines_breached\x18\x05 \x01(\x05R\x11deadlinesBreached\"\xbb\x01\n" +
 	"\fStageOutcome\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12#\n" +
 	"\rdisbursed_usd\x18\x02 \x01(\x03R\fdisbursedUsd\x12-\n" +
 	"\x12deadlines_breached\x18\x03 \x01(\x05R\x11deadlinesBreached\x12\x1b\n" +
-	"\tcheck_ins\x18\x04 \x01(\x05R\bcheckIns\"H\n" +
+	"\tcheck_ins\x18\x04 \x01(\x05R\bcheckIns\x12\x10\n" +
+	"\x03run\x18\x05 \x01(\x05R\x03run\"H\n" +
 	"\x0eDeadlineReport\x126\n" +
 	"\bdeadline\x18\x01 \x01(\v2\x1a.demarche.v1.DeadlineStateR\bdeadline\"W\n" +
 	"\n" +
@@ -1045,61 +1635,94 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
-	(*OpenCrisisRequest)(nil),     // 1: demarche.v1.OpenCrisisRequest
-	(*DrillSettings)(nil),         // 2: demarche.v1.DrillSettings
-	(*DrillPolicy)(nil),           // 3: demarche.v1.DrillPolicy
-	(*StageWorkflowInput)(nil),    // 4: demarche.v1.StageWorkflowInput
-	(*FollowUpProgress)(nil),      // 5: demarche.v1.FollowUpProgress
-	(*StageOutcome)(nil),          // 6: demarche.v1.StageOutcome
-	(*DeadlineReport)(nil),        // 7: demarche.v1.DeadlineReport
-	(*CheckInDue)(nil),            // 8: demarche.v1.CheckInDue
-	(*DisburseRequest)(nil),       // 9: demarche.v1.DisburseRequest
-	(*PublishEventRequest)(nil),   // 10: demarche.v1.PublishEventRequest
-	(*ReserveExpertsRequest)(nil), // 11: demarche.v1.ReserveExpertsRequest
-	(*ReserveExpertsResult)(nil),  // 12: demarche.v1.ReserveExpertsResult
-	(*PickExpertsRequest)(nil),    // 13: demarche.v1.PickExpertsRequest
-	(*Crisis)(nil),                // 14: demarche.v1.Crisis
-	(*Playbook)(nil),              // 15: demarche.v1.Playbook
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
-	(Stage)(0),                    // 18: demarche.v1.Stage
-	(*DeadlineState)(nil),         // 19: demarche.v1.DeadlineState
-	(Region)(0),                   // 20: demarche.v1.Region
-	(*FundingRequest)(nil),        // 21: demarche.v1.FundingRequest
-	(*anypb.Any)(nil),             // 22: google.protobuf.Any
-	(*Assignment)(nil),            // 23: demarche.v1.Assignment
+	(*CrisisCarryOver)(nil),       // 1: demarche.v1.CrisisCarryOver
+	(*DeferredSignal)(nil),        // 2: demarche.v1.DeferredSignal
+	(*CarriedStageRun)(nil),       // 3: demarche.v1.CarriedStageRun
+	(*CarriedFundingRequest)(nil), // 4: demarche.v1.CarriedFundingRequest
+	(*StageCount)(nil),            // 5: demarche.v1.StageCount
+	(*SkippedStage)(nil),          // 6: demarche.v1.SkippedStage
+	(*OpenCrisisRequest)(nil),     // 7: demarche.v1.OpenCrisisRequest
+	(*DrillSettings)(nil),         // 8: demarche.v1.DrillSettings
+	(*DrillPolicy)(nil),           // 9: demarche.v1.DrillPolicy
+	(*StageWorkflowInput)(nil),    // 10: demarche.v1.StageWorkflowInput
+	(*FollowUpProgress)(nil),      // 11: demarche.v1.FollowUpProgress
+	(*StageOutcome)(nil),          // 12: demarche.v1.StageOutcome
+	(*DeadlineReport)(nil),        // 13: demarche.v1.DeadlineReport
+	(*CheckInDue)(nil),            // 14: demarche.v1.CheckInDue
+	(*DisburseRequest)(nil),       // 15: demarche.v1.DisburseRequest
+	(*PublishEventRequest)(nil),   // 16: demarche.v1.PublishEventRequest
+	(*ReserveExpertsRequest)(nil), // 17: demarche.v1.ReserveExpertsRequest
+	(*ReserveExpertsResult)(nil),  // 18: demarche.v1.ReserveExpertsResult
+	(*PickExpertsRequest)(nil),    // 19: demarche.v1.PickExpertsRequest
+	(*Crisis)(nil),                // 20: demarche.v1.Crisis
+	(*Playbook)(nil),              // 21: demarche.v1.Playbook
+	(*StageRecord)(nil),           // 22: demarche.v1.StageRecord
+	(Stage)(0),                    // 23: demarche.v1.Stage
+	(*DecisionRecord)(nil),        // 24: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),         // 25: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),               // 27: demarche.v1.Warning
+	(*RefusedSignal)(nil),         // 28: demarche.v1.RefusedSignal
+	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 30: google.protobuf.Any
+	(*FactFindingMandate)(nil),    // 31: demarche.v1.FactFindingMandate
+	(*EnvoyAppointment)(nil),      // 32: demarche.v1.EnvoyAppointment
+	(*FundingRequest)(nil),        // 33: demarche.v1.FundingRequest
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(Region)(0),                   // 35: demarche.v1.Region
+	(*Assignment)(nil),            // 36: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	14, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	3,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	15, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	14, // 3: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
-	2,  // 4: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
-	16, // 5: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
-	16, // 6: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	14, // 7: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	15, // 8: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	3,  // 9: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	5,  // 10: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	17, // 11: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	18, // 12: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	19, // 13: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	17, // 14: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	20, // 15: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	21, // 16: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	20, // 17: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	17, // 18: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	22, // 19: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	23, // 20: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	20, // 21: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	20, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	9,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	21, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	1,  // 3: demarche.v1.CrisisWorkflowInput.carry_over:type_name -> demarche.v1.CrisisCarryOver
+	22, // 4: demarche.v1.CrisisCarryOver.timeline:type_name -> demarche.v1.StageRecord
+	3,  // 5: demarche.v1.CrisisCarryOver.active:type_name -> demarche.v1.CarriedStageRun
+	5,  // 6: demarche.v1.CrisisCarryOver.runs:type_name -> demarche.v1.StageCount
+	23, // 7: demarche.v1.CrisisCarryOver.reached:type_name -> demarche.v1.Stage
+	6,  // 8: demarche.v1.CrisisCarryOver.skipped:type_name -> demarche.v1.SkippedStage
+	24, // 9: demarche.v1.CrisisCarryOver.decisions:type_name -> demarche.v1.DecisionRecord
+	25, // 10: demarche.v1.CrisisCarryOver.deadlines:type_name -> demarche.v1.DeadlineState
+	26, // 11: demarche.v1.CrisisCarryOver.partners:type_name -> demarche.v1.PartnerRoleAck
+	27, // 12: demarche.v1.CrisisCarryOver.warnings:type_name -> demarche.v1.Warning
+	28, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
+	29, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
+	2,  // 15: demarche.v1.CrisisCarryOver.signals:type_name -> demarche.v1.DeferredSignal
+	30, // 16: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
+	31, // 17: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	32, // 18: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	4,  // 19: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
+	33, // 20: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
+	23, // 21: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
+	23, // 22: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
+	20, // 23: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	8,  // 24: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
+	34, // 25: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	34, // 26: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	20, // 27: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	21, // 28: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	9,  // 29: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	11, // 30: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	29, // 31: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	23, // 32: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	25, // 33: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	29, // 34: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	35, // 35: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	33, // 36: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	35, // 37: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	29, // 38: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	30, // 39: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	36, // 40: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	35, // 41: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -1117,7 +1740,7 @@ func file_demarche_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,157 @@
+package stack_test
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/workflows/crisis"
+)
+
+// Temporal without credentials is reached from this machine only: the
+// embedded frontend and the UI listen on 127.0.0.1 whatever --host says
+// (NATS and the gateway follow --host; here another loopback address).
+// Crises terminated, cancelled and reset with the SDK, as the temporal CLI
+// would, are then reported by crisis show, audit replay and audit reconcile,
+// and recorded in their audit chains.
+func TestOutsideOperationsAreReported(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test on the embedded stack; skipped with -short")
+	}
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), Host: "127.0.0.2", TemporalLogLevel: "error"}, fileLogger(t, t.TempDir()))
+	if err != nil {
+		t.Fatalf("start stack: %v", err)
+	}
+	defer s.Stop()
+	if !strings.HasPrefix(s.TemporalAddress(), "127.0.0.1:") {
+		t.Errorf("Temporal frontend at %s, want 127.0.0.1", s.TemporalAddress())
+	}
+	if u, err := url.Parse(s.UIURL()); err != nil || u.Hostname() != "127.0.0.1" {
+		t.Errorf("Temporal UI at %s, want 127.0.0.1", s.UIURL())
+	}
+	if u, err := url.Parse(s.APIURL()); err != nil || u.Hostname() != "127.0.0.2" {
+		t.Errorf("gateway at %s, want --host 127.0.0.2", s.APIURL())
+	}
+
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	open := func(id string) {
+		cli("crisis", "open", "--id", id, "--title", "Standoff", "--country", "NE", "--type", "constitutional-crisis", "--severity", "3")
+		waitFor(t, func() bool {
+			st, err := crisis.State(ctx, tc, id)
+			return err == nil && len(st.GetPendingDecisions()) > 0
+		})
+	}
+	const (
+		terminated = "NE-20261128-TERM1"
+		cancelled  = "NE-20261128-CANC1"
+		reset      = "NE-20261128-RSET1"
+	)
+	for _, id := range []string{terminated, cancelled, reset} {
+		open(id)
+	}
+	// An intruder with the SDK (the temporal CLI does the same calls).
+	intruder, err := client.NewClientFromExisting(tc, client.Options{Identity: "mallory@ops-laptop", Namespace: s.Namespace()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := intruder.TerminateWorkflow(ctx, crisis.WorkflowID(terminated), "", "cleaning up stuck workflows"); err != nil {
+		t.Fatal(err)
+	}
+	if err := intruder.CancelWorkflow(ctx, crisis.WorkflowID(cancelled), ""); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		d, err := tc.DescribeWorkflowExecution(ctx, crisis.WorkflowID(cancelled), "")
+		return err == nil && d.GetWorkflowExecutionInfo().GetStatus() == enumspb.WORKFLOW_EXECUTION_STATUS_CANCELED
+	})
+	// Reset to the end of the first workflow task: the run is replaced.
+	firstTask := int64(0)
+	it := tc.GetWorkflowHistory(ctx, crisis.WorkflowID(reset), "", false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() && firstTask == 0 {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.GetEventType() == enumspb.EVENT_TYPE_WORKFLOW_TASK_COMPLETED {
+			firstTask = ev.GetEventId()
+		}
+	}
+	if _, err := intruder.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace: s.Namespace(), WorkflowExecution: nil, Reason: "retry from the start", WorkflowTaskFinishEventId: firstTask, RequestId: "reset-1",
+	}); err == nil {
+		t.Fatal("a reset without an execution was accepted")
+	}
+	desc, err := tc.DescribeWorkflowExecution(ctx, crisis.WorkflowID(reset), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := intruder.ResetWorkflowExecution(ctx, &workflowservice.ResetWorkflowExecutionRequest{
+		Namespace: s.Namespace(), WorkflowExecution: desc.GetWorkflowExecutionInfo().GetExecution(),
+		Reason: "retry from the start", WorkflowTaskFinishEventId: firstTask, RequestId: "reset-1",
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	cases := []struct{ id, says, why string }{
+		{terminated, "terminated outside Démarche by mallory@ops-laptop at ", "cleaning up stuck workflows"},
+		{cancelled, "cancelled outside Démarche by mallory@ops-laptop at ", ""},
+		{reset, "reset outside Démarche by an unknown identity at ", "retry from the start"},
+	}
+	for _, c := range cases {
+		t.Run(c.id, func(t *testing.T) {
+			// crisis show (gateway GET /v1/crises/{id}), at once: read from Temporal.
+			out := cli("crisis", "show", c.id)
+			if l := lineWith(out, "WARNING"); !strings.Contains(l, c.says) || !strings.Contains(l, c.why) {
+				t.Errorf("crisis show %s: want a warning %q ... %q\n%s", c.id, c.says, c.why, out)
+			}
+			// The watcher records it in the crisis's audit chain; reconcile
+			// reports it, and fails until it is recorded.
+			var rec string
+			waitFor(t, func() bool {
+				out, err := runCLI(t, s, "audit", "reconcile", "--crisis", c.id)
+				rec = out
+				return err == nil
+			})
+			if l := lineWith(rec, "OUTSIDE"); !strings.Contains(l, c.says) {
+				t.Errorf("audit reconcile %s: want %q\n%s", c.id, c.says, rec)
+			}
+			chain, err := audit.FetchChain(ctx, natsConn(t, s), c.id, "test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := 0
+			for _, r := range chain.GetRecords() {
+				if strings.HasSuffix(r.GetEventType(), "crisis_altered_outside.v1") {
+					found++
+					if c.id != reset && r.GetPrincipal() != "temporal:mallory@ops-laptop" {
+						t.Errorf("audit record principal %q, want temporal:mallory@ops-laptop", r.GetPrincipal())
+					}
+				}
+			}
+			if found != 1 { // the watcher scans every 2s: recorded once all the same
+				t.Errorf("%d CrisisAlteredOutside records in chain %s, want 1", found, chain.GetChain())
+			}
+			// audit replay --crisis: the trail names it.
+			out = cli("audit", "replay", "--crisis", c.id)
+			if l := lineWith(out, "outside"); !strings.Contains(l, c.says) {
+				t.Errorf("audit replay %s: want an outside entry %q\n%s", c.id, c.says, out)
+			}
+		})
+	}
+}
