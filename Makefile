@@ -10,7 +10,7 @@ BIN     := bin/demarche
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
 
-.PHONY: help build run test test-short lint proto proto-check breaking breaking-baseline docs fmt vet bench record-histories tag-histories clean
+.PHONY: help build run test test-short lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,7 +27,11 @@ test: ## run every test (unit, replay, integration on the embedded stack)
 test-short: ## unit and replay tests only (skips the embedded stack)
 	$(GO) test -short $(GOTEST_FLAGS) ./proto/... ./pkg/... ./workflows/... ./services/...
 
-bench: ## benchmarks with their same-run baselines
+BENCH_FLAGS ?=
+bench: build ## demarche bench: every scenario on the embedded stack beside its bare baseline (table, bench-results/bench.json, bench.svg)
+	./$(BIN) bench --out bench-results $(BENCH_FLAGS)
+
+bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
 lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet

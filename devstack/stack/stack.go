@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -54,6 +56,12 @@ type Config struct {
 	UIPort     int
 	UIPortFlag string
 	NoUI       bool
+	// ExtraNATSUsers are let into the embedded NATS server beside the
+	// services' identities (demarche bench's baseline user).
+	ExtraNATSUsers []*server.User
+	// MetricsAddr serves Prometheus /metrics for the whole process ("": off;
+	// "127.0.0.1:0": a free port). PprofAddr serves /debug/pprof/ (opt-in: "" off).
+	MetricsAddr, PprofAddr string
 }
 
 // Stack is the running platform.
@@ -68,6 +76,8 @@ type Stack struct {
 	tokens   map[string]string // demo identity -> token file
 	creds    map[natsauth.Identity]natsauth.Credentials
 	stops    []func()
+	metrics  string
+	pprof    string
 }
 
 // CredentialsDir is where `demarche dev` keeps each NATS identity's
@@ -103,7 +113,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Users: s.creds,
+		Users: s.creds, ExtraUsers: cfg.ExtraNATSUsers,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -220,8 +230,24 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, s.gateway.Stop)
+
+	var stop func()
+	if s.metrics, stop, err = metrics.Serve(cfg.MetricsAddr, false); err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, stop)
+	if s.pprof, stop, err = metrics.Serve(cfg.PprofAddr, true); err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, stop)
 	return s, nil
 }
+
+// MetricsURL is the base URL of /metrics ("" when off).
+func (s *Stack) MetricsURL() string { return s.metrics }
+
+// PprofURL is the base URL of /debug/pprof/ ("" when off).
+func (s *Stack) PprofURL() string { return s.pprof }
 
 // NATSURL is the embedded NATS server's client URL, without credentials:
 // it refuses connections that bring none.

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/metrics"
 )
 
 // Dead-letter headers added to the copy of a message a consumer gave up on.
@@ -131,9 +133,16 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Uint64("delivery", meta.NumDelivered))
+	metrics.ConsumerLag.WithLabelValues(c.cfg.Durable).Set(float64(meta.NumPending))
+	if meta.NumDelivered > 1 {
+		metrics.ConsumerRedeliveries.WithLabelValues(c.cfg.Durable).Inc()
+	}
+	start := time.Now()
 	err = c.handle(c.ctx, ev)
+	metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "ack").Inc()
 		if err := msg.DoubleAck(c.ctx); err != nil {
 			log.Warn("ack failed; the event may be redelivered", zap.Error(err))
 		}
@@ -142,6 +151,7 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 	case int(meta.NumDelivered) >= c.cfg.MaxDeliver:
 		c.deadLetter(msg, meta, fmt.Sprintf("handler failed %d times, last: %v", meta.NumDelivered, err))
 	default:
+		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "retry").Inc()
 		delay := c.cfg.Backoff[min(int(meta.NumDelivered)-1, len(c.cfg.Backoff)-1)]
 		log.Warn("handler failed; will retry", zap.Error(err), zap.Duration("retry_in", delay))
 		if err := msg.NakWithDelay(delay); err != nil {
@@ -176,6 +186,8 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, re
 		_ = msg.NakWithDelay(c.cfg.Backoff[0])
 		return
 	}
+	metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "dead_letter").Inc()
+	metrics.DeadLetters.WithLabelValues(c.cfg.Durable).Inc()
 	c.log.Warn("event dead-lettered", zap.String("reason", reason), zap.String("subject", msg.Subject()),
 		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.String("dead_letter_subject", dl.Subject))
 	if err := msg.Term(); err != nil {

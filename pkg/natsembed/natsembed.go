@@ -27,6 +27,10 @@ type Options struct {
 	// permissions natsauth.Table gives its identity; unauthenticated
 	// connections are refused.
 	Users map[natsauth.Identity]natsauth.Credentials
+	// ExtraUsers are let in beside Users with the permissions they carry:
+	// `demarche bench` adds its own user for the bare baselines, on subjects
+	// no service uses, so the table of production identities stays as it is.
+	ExtraUsers []*server.User
 }
 
 // serverUsers turns credentials into server users with their permissions.
@@ -75,7 +79,7 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 		// The HTTP monitoring endpoint is off: one port less to collide.
 	}
 	if len(opts.Users) > 0 {
-		sopts.Users = serverUsers(opts.Users)
+		sopts.Users = append(serverUsers(opts.Users), opts.ExtraUsers...)
 	}
 	ns, err := server.NewServer(sopts)
 	if err != nil {

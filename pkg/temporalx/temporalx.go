@@ -13,6 +13,8 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/metrics"
 )
 
 // DefaultNamespace is where crises run.
@@ -83,6 +85,9 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger) (
 		HostPort:  hostPort,
 		Namespace: namespace,
 		Logger:    SDKLogger(logger),
+		// The SDK's metrics (task latencies, sticky cache, pollers) join
+		// Démarche's in the process's /metrics.
+		MetricsHandler: metrics.TemporalHandler(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", hostPort, namespace, err)

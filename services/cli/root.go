@@ -37,6 +37,8 @@ type App struct {
 	logLevel  string
 	logFormat string
 	natsCreds string
+	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
+	metricsAddr, pprofAddr string
 
 	Log *zap.Logger
 	Out io.Writer

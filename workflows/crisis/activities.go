@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -65,8 +68,35 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 	}
 	if dup {
 		activity.GetLogger(ctx).Info("event already on the stream; stored once", "event_id", req.GetEventId())
+		return nil
 	}
+	observe(req, data)
 	return nil
+}
+
+// observe turns a published event into the platform's metrics: counted once,
+// when the stream stored it (a retry's duplicate is not counted again).
+func observe(req *demarchev1.PublishEventRequest, data proto.Message) {
+	et, err := eventbus.TypeOf(data)
+	if err != nil {
+		return
+	}
+	metrics.EventsPublished.WithLabelValues(et.Token).Inc()
+	region := req.GetRegion().Slug()
+	switch e := data.(type) {
+	case *demarchev1.CrisisOpened:
+		c := e.GetCrisis()
+		if first := c.GetFirstSignalAt(); first != nil {
+			metrics.WarningToAction.WithLabelValues("opened", c.GetOpenedBy(), region, c.GetCrisisType().Slug(), metrics.Bool(c.GetDrill())).
+				Observe(time.Since(first.AsTime()).Seconds())
+		}
+	case *demarchev1.StageCompleted:
+		metrics.StageDuration.WithLabelValues(e.GetStage().Slug(), region).Observe(e.GetDuration().AsDuration().Seconds())
+	case *demarchev1.DecisionRecorded:
+		metrics.Decisions.WithLabelValues(e.GetDecision().GetKind()).Inc()
+	case *demarchev1.DeadlineBreached:
+		metrics.DeadlineBreaches.WithLabelValues(e.GetDeadline().GetName(), e.GetDeadline().GetStage().Slug()).Inc()
+	}
 }
 
 // DisburseFunds pays an approved request through the funding service (keyed:
