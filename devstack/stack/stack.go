@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
@@ -145,10 +146,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	err = temporalx.EnsureSearchAttributes(ctx, tc, cfg.Namespace)
+	added, err := temporalx.AddMissingSearchAttributes(ctx, tc, cfg.Namespace)
 	tc.Close()
 	if err != nil {
 		return nil, err
+	}
+	if added > 0 { // until the server's cache refreshes itself (a minute)
+		s.temporal.RefreshSearchAttributesFor(2 * time.Minute)
 	}
 
 	if !cfg.NoUI {

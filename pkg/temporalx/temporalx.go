@@ -57,9 +57,15 @@ func SearchAttributes() map[string]enums.IndexedValueType {
 // EnsureSearchAttributes adds the custom search attributes a namespace lacks
 // (a data folder or cluster set up before an attribute existed).
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	_, err := AddMissingSearchAttributes(ctx, c, namespace)
+	return err
+}
+
+// AddMissingSearchAttributes is EnsureSearchAttributes, saying how many it added.
+func AddMissingSearchAttributes(ctx context.Context, c client.Client, namespace string) (int, error) {
 	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return fmt.Errorf("list search attributes of %s: %w", namespace, err)
+		return 0, fmt.Errorf("list search attributes of %s: %w", namespace, err)
 	}
 	missing := map[string]enums.IndexedValueType{}
 	for name, t := range SearchAttributes() {
@@ -68,12 +74,12 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return 0, nil
 	}
 	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
-		return fmt.Errorf("add search attributes to %s: %w", namespace, err)
+		return 0, fmt.Errorf("add search attributes to %s: %w", namespace, err)
 	}
-	return nil
+	return len(missing), nil
 }
 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address
