@@ -45,15 +45,17 @@ func call[Req any, Res any, PRes interface{ *Res }](ctx workflow.Context, fn fun
 
 // PublishCrisisEvent publishes one event on the crisis stream. The event id set
 // by the workflow is the Nats-Msg-Id, so a retry after a lost acknowledgement
-// stores nothing twice.
-func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) error {
+// stores nothing twice. Workflows run it as a local activity; it returns the
+// request so that the history's marker records what was published (local
+// activities' inputs are not recorded).
+func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) (*demarchev1.PublishEventRequest, error) {
 	if err := req.Validate(); err != nil {
-		return errs.InvalidInput(err)
+		return nil, errs.InvalidInput(err)
 	}
 	data, err := req.GetData().UnmarshalNew()
 	if err != nil {
 		err = fmt.Errorf("event %s: unpack data %s: %w", req.GetEventId(), req.GetData().GetTypeUrl(), err)
-		return errs.InvalidInput(err)
+		return nil, errs.InvalidInput(err)
 	}
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	dup, err := a.Bus.Publish(ctx, route, eventbus.Event{
@@ -64,14 +66,14 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 		Data:    data,
 	})
 	if err != nil {
-		return fmt.Errorf("publish crisis event: %w", err)
+		return nil, fmt.Errorf("publish crisis event: %w", err)
 	}
 	if dup {
 		activity.GetLogger(ctx).Info("event already on the stream; stored once", "event_id", req.GetEventId())
-		return nil
+		return req, nil
 	}
 	observe(req, data)
-	return nil
+	return req, nil
 }
 
 // observe turns a published event into the platform's metrics: counted once,

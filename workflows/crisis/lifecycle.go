@@ -99,7 +99,7 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 		workflow.Go(ctx, l.runDrillPolicy)
 	}
 
-	if err := upsertCrisisAttributes(ctx, l.crisis); err != nil {
+	if err := ensureCrisisAttributes(ctx, l.crisis); err != nil {
 		return nil, err
 	}
 	if err := l.em.publish(ctx, &demarchev1.CrisisOpened{Crisis: l.crisis}); err != nil {
