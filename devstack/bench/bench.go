@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -92,6 +93,9 @@ type Config struct {
 	Progress io.Writer
 	// Command is recorded in the report (how to reproduce it).
 	Command string
+	// ProfileDir, when set, receives a CPU profile of each scenario
+	// (<scenario>.cpu.pprof): the evidence for what bounds a figure.
+	ProfileDir string
 }
 
 func (c Config) wants(s string) bool {
@@ -181,7 +185,10 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 			continue
 		}
 		r.progress("scenario %s", sc.name)
-		if err := sc.run(ctx); err != nil {
+		stopProfile := r.profile(sc.name)
+		err := sc.run(ctx)
+		stopProfile()
+		if err != nil {
 			r.rep.Failures = append(r.rep.Failures, fmt.Sprintf("%s: %v", sc.name, err))
 			r.progress("scenario %s failed: %v", sc.name, err)
 		}
@@ -191,6 +198,27 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 	}
 	r.rep.Seconds = time.Since(r.rep.Started).Seconds()
 	return r.rep, nil
+}
+
+// profile starts a CPU profile of a scenario when asked; the returned func stops it.
+func (r *runner) profile(name string) func() {
+	if r.cfg.ProfileDir == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".cpu.pprof"))
+	if err != nil {
+		r.progress("  no profile: %v", err)
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		r.progress("  no profile: %v", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 func (r *runner) connect(ctx context.Context, benchPass string) error {

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -19,6 +21,7 @@ import (
 func NewCmd(app *cli.App) *cobra.Command {
 	var (
 		size, out, dataDir string
+		profile            bool
 		only               []string
 		s                  = Full()
 	)
@@ -42,7 +45,7 @@ beside its bare baseline on the same servers in the same run:
 
 It prints progress while running, then a table with ratios, and writes
 bench.json (every figure, the machine, the commit) and bench.svg (latency
-distributions) into --out. Logs of the stack go to --out/bench.log.`,
+distributions) and bench.md (the table in Markdown) into --out. Logs of the stack go to --out/bench.log.`,
 		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -68,8 +71,11 @@ distributions) into --out. Logs of the stack go to --out/bench.log.`,
 			}
 			defer logf.Close()
 			log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logf), zapcore.InfoLevel))
-			rep, err := Run(cmd.Context(), Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
-				Command: "demarche " + strings.Join(os.Args[1:], " ")}, log)
+			// Ctrl-C stops the run; what was measured is still written.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := Run(ctx, Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
+				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out)}, log)
 			if err != nil {
 				return err
 			}
@@ -81,6 +87,7 @@ distributions) into --out. Logs of the stack go to --out/bench.log.`,
 	f.StringSliceVar(&only, "only", nil, "run only these scenarios (comma-separated): "+strings.Join(Scenarios[1:], ", "))
 	f.StringVar(&out, "out", "bench-results", "folder for bench.json, bench.svg and bench.log")
 	f.StringVar(&dataDir, "data-dir", "", "data folder of the stack under test, new or empty (default: a temporary one, removed after)")
+	f.BoolVar(&profile, "profile", false, "write a CPU profile of each scenario into --out (<scenario>.cpu.pprof; go tool pprof reads it)")
 	f.IntVar(&s.Decisions, "decisions", s.Decisions, "decisions per concurrency level")
 	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
 	f.IntVar(&s.Opens, "opens", s.Opens, "crises opened by the open scenario")
@@ -120,6 +127,13 @@ func applyFlag(t *Sizes, s Sizes, name string) {
 	}
 }
 
+func profileDir(on bool, out string) string {
+	if on {
+		return out
+	}
+	return ""
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -151,6 +165,14 @@ func Write(rep *Report, dir string, w io.Writer) error {
 		return err
 	}
 	if err := sf.Close(); err != nil {
+		return err
+	}
+	mf, err := os.Create(filepath.Join(dir, "bench.md"))
+	if err != nil {
+		return err
+	}
+	rep.WriteMarkdown(mf)
+	if err := mf.Close(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)

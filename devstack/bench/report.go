@@ -196,6 +196,35 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 }
 
+// WriteMarkdown writes the table as Markdown (docs/performance.md takes it).
+func (r *Report) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "| scenario | variant | Démarche | bare baseline | ratio | target |\n|---|---|---|---|---|---|\n")
+	for _, res := range r.Results {
+		base := "—"
+		if res.Baseline != nil {
+			base = res.Baseline.short()
+		}
+		ratio := "—"
+		if res.RatioOf != "" {
+			ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
+		}
+		target := res.Target
+		switch {
+		case res.Met == nil:
+		case *res.Met:
+			target = "met: " + target
+		default:
+			target = "**missed**: " + target
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "\nFailed: %s\n", f)
+	}
+	fmt.Fprintf(w, "\n%d cores (%s), %d MB, %s, commit %.12s, load average at start %s; `%s`, %.0f s.\n", r.Machine.Cores, r.Machine.CPU,
+		r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.Commit, r.Machine.LoadAvg, r.Command, r.Seconds)
+}
+
 func (m Measure) short() string {
 	var parts []string
 	if m.PerSecond > 0 {

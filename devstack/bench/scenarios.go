@@ -573,7 +573,7 @@ func (r *runner) drills(ctx context.Context) error {
 			r.mu.Lock()
 			r.drillID = append(r.drillID, id)
 			r.mu.Unlock()
-			wctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 			defer cancel()
 			var st demarchev1.CrisisState
 			return r.tc.GetWorkflow(wctx, crisis.WorkflowID(id), "").Get(wctx, &st)
