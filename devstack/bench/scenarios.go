@@ -216,6 +216,9 @@ func (r *runner) ingest(ctx context.Context) error {
 	start := time.Now()
 	var last uint64
 	for i, sig := range sigs {
+		if i%1000 == 999 { // keep the publisher's window bounded
+			<-r.opJS.PublishAsyncComplete()
+		}
 		f, err := r.publishSignalAsync(sig)
 		if err != nil {
 			return err
@@ -261,7 +264,10 @@ func (r *runner) ingest(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for range n {
+	for i := range n {
+		if i%1000 == 999 { // the same window as Démarche's side
+			<-r.bjs.PublishAsyncComplete()
+		}
 		if _, err := r.bjs.PublishAsync(subject, payload); err != nil {
 			cc.Stop()
 			return err

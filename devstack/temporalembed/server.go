@@ -172,10 +172,22 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 		DatabaseName: opts.DatabaseFile,
 		ConnectAttributes: map[string]string{
 			"mode": "rwc",
-			// WAL: writers do not block readers; commits are still durable.
+			// WAL: writers do not block readers.
 			"journal_mode": "wal",
+			// NORMAL (with WAL): a commit is durable against a crash of this
+			// process, and fsyncs at checkpoints rather than at every commit;
+			// a power cut can lose the last commits, never corrupt the file.
+			// That is the guarantee JetStream's default sync interval gives the
+			// events beside it; production runs Temporal on PostgreSQL or
+			// Cassandra. FULL would fsync every commit (docs/performance.md
+			// has the measurement).
+			"synchronous":  "normal",
 			"busy_timeout": "10000",
 		},
+		// With WAL, readers (visibility listings, history reads, queries) need
+		// not wait behind the one writer: a few connections.
+		MaxConns:     4,
+		MaxIdleConns: 4,
 	}
 	if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {
