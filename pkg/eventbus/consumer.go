@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // Dead-letter headers added to the copy of a message a consumer gave up on.
@@ -212,7 +213,7 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 		metrics.ConsumerRedeliveries.WithLabelValues(c.cfg.Durable).Inc()
 	}
 	start := time.Now()
-	err = c.handle(c.ctx, ev)
+	err = c.handle(tracing.Extract(c.ctx, msg.Headers()), ev)
 	metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:

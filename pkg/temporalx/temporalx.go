@@ -10,11 +10,13 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // DefaultNamespace is where crises run.
@@ -87,7 +89,13 @@ func AddMissingSearchAttributes(ctx context.Context, c client.Client, namespace 
 func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger) (client.Client, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	tracer, err := tracing.TemporalInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("temporal tracing: %w", err)
+	}
 	c, err := client.DialContext(ctx, client.Options{
+		// Trace context crosses into workflows and activities and back out.
+		Interceptors: []interceptor.ClientInterceptor{tracer},
 		HostPort:  hostPort,
 		Namespace: namespace,
 		Logger:    SDKLogger(logger),

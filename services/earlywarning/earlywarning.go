@@ -57,6 +57,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -307,6 +308,7 @@ func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string,
 	if err != nil {
 		return fmt.Errorf("publish signal: %w", err)
 	}
+	tracing.Inject(ctx, msg.Header)
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(SignalsStream)); err != nil {
 		return fmt.Errorf("publish signal %s on %s: %w", ev.ID, msg.Subject, err)
 	}
