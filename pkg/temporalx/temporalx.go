@@ -96,9 +96,9 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger) (
 	c, err := client.DialContext(ctx, client.Options{
 		// Trace context crosses into workflows and activities and back out.
 		Interceptors: []interceptor.ClientInterceptor{tracer},
-		HostPort:  hostPort,
-		Namespace: namespace,
-		Logger:    SDKLogger(logger),
+		HostPort:     hostPort,
+		Namespace:    namespace,
+		Logger:       SDKLogger(logger),
 		// The SDK's metrics (task latencies, sticky cache, pollers) join
 		// Démarche's in the process's /metrics.
 		MetricsHandler: metrics.TemporalHandler(),
