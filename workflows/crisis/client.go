@@ -52,7 +52,7 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 	cr := in.GetCrisis()
 	var sa []temporal.SearchAttributeUpdate
 	sa = append(sa, crisisAttributes(cr)...)
-	sa = append(sa, startStageAttributes()...)
+	sa = append(sa, temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                                       WorkflowID(cr.GetId()),
 		TaskQueue:                                TaskQueue,
@@ -68,14 +68,6 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 		return nil, fmt.Errorf("start crisis %s: %w", cr.GetId(), err)
 	}
 	return run, nil
-}
-
-// startStageAttributes are the stage attributes of a crisis about to enter
-// its warning stage: set with the start, so entering it writes no visibility
-// update.
-func startStageAttributes() []temporal.SearchAttributeUpdate {
-	warning := demarchev1.Stage_STAGE_WARNING.Slug()
-	return []temporal.SearchAttributeUpdate{temporalx.SAStage.ValueSet(warning), temporalx.SAActiveStages.ValueSet([]string{warning})}
 }
 
 // State asks the crisis's workflow for its current state (open or closed).
@@ -316,7 +308,7 @@ func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWor
 		return nil, err
 	}
 	cr := in.GetCrisis()
-	sa := append(crisisAttributes(cr), startStageAttributes()...)
+	sa := append(crisisAttributes(cr), temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
 	run, err := c.SignalWithStartWorkflow(ctx, WorkflowID(cr.GetId()), SignalWarning, w, client.StartWorkflowOptions{
 		ID: WorkflowID(cr.GetId()), TaskQueue: TaskQueue, TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
 	}, WorkflowName, in)

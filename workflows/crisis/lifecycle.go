@@ -8,7 +8,6 @@ package crisis
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -204,7 +203,7 @@ func (l *lifecycle) enter(ctx workflow.Context, spec *demarchev1.StageSpec, reop
 // decision deadline and the child workflow of the stages that have one.
 func (l *lifecycle) launch(ctx workflow.Context, run *stageRun) error {
 	stage, spec := run.rec.GetStage(), run.spec
-	if err := l.upsertStageAttributes(ctx, stage); err != nil {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(stage)...); err != nil {
 		return fmt.Errorf("enter %s: search attributes: %w", stage.Slug(), err)
 	}
 	if err := l.em.publish(ctx, &demarchev1.StageEntered{CrisisId: l.crisis.GetId(), Stage: stage, EnteredAt: run.rec.GetEnteredAt()}); err != nil {
@@ -291,36 +290,16 @@ func (l *lifecycle) recordSkippedAhead(ctx workflow.Context, stage demarchev1.St
 
 // stageAttributes are the search attributes of the stage(s) the crisis is in.
 func (l *lifecycle) stageAttributes(current demarchev1.Stage) []temporal.SearchAttributeUpdate {
-	return []temporal.SearchAttributeUpdate{
-		temporalx.SAStage.ValueSet(current.Slug()),
-		temporalx.SAActiveStages.ValueSet(l.runningStages()),
-	}
-}
-
-// runningStages are the slugs of the stages running, in the order entered.
-func (l *lifecycle) runningStages() []string {
 	running := []string{}
 	for _, r := range l.active {
 		if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
 			running = append(running, r.rec.GetStage().Slug())
 		}
 	}
-	return running
-}
-
-// upsertStageAttributes sets the stage attributes unless they already hold
-// those values (the first stage: crisis.Open set them at the start). Each
-// upsert is a visibility write, the embedded server's costliest (docs/performance.md).
-func (l *lifecycle) upsertStageAttributes(ctx workflow.Context, current demarchev1.Stage) error {
-	want := l.stageAttributes(current)
-	have := workflow.GetTypedSearchAttributes(ctx)
-	stage, ok1 := have.GetKeyword(temporalx.SAStage)
-	active, ok2 := have.GetKeywordList(temporalx.SAActiveStages)
-	running := l.runningStages()
-	if ok1 && ok2 && stage == current.Slug() && slices.Equal(active, running) {
-		return nil
+	return []temporal.SearchAttributeUpdate{
+		temporalx.SAStage.ValueSet(current.Slug()),
+		temporalx.SAActiveStages.ValueSet(running),
 	}
-	return workflow.UpsertTypedSearchAttributes(ctx, want...)
 }
 
 // currentStage is the most recently entered stage still running.
