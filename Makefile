@@ -11,7 +11,7 @@ BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench record-histories tag-histories clean
+.PHONY: help build run test test-short chaos fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -40,7 +40,11 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher
 	  done; \
 	done
 
-bench: ## benchmarks with their same-run baselines
+BENCH_FLAGS ?=
+bench: build ## demarche bench: every scenario on the embedded stack beside its bare baseline (table, bench-results/bench.json, bench.svg)
+	./$(BIN) bench --out bench-results $(BENCH_FLAGS)
+
+bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
 lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet

@@ -99,6 +99,8 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.StringSliceVar(&cfg.Without, "without", nil, "services to leave out, run on their own with demarche serve ("+strings.Join(Services, ", ")+")")
 	f.DurationVar(&natsDowntime, "nats-restart-downtime", 3*time.Second, "how long NATS stays down when SIGUSR1 restarts it")
+	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "127.0.0.1:9464", "serve Prometheus /metrics here (\"\" turns it off)")
+	f.StringVar(&cfg.PprofAddr, "pprof-listen", "", "serve Go's /debug/pprof/ here (off unless set, e.g. 127.0.0.1:6060)")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
 	var tlsFiles natsembed.TLSFiles
@@ -144,6 +146,7 @@ Démarche is running. Data folder: %s
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
+  Metrics   %s   (Prometheus; --pprof-listen adds /debug/pprof/)
   Console   %s/   (operations centre; dev sign-in: %s/console/signin)
 
 Demo identities (tokens in %s, issued by this data folder's dev issuer):
@@ -162,10 +165,17 @@ With standard tools (read-only observer credential; events tail uses the operato
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
-		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), s.APIURL(), s.APIURL(),
+		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
 		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+}
+
+func metricsLine(s *Stack) string {
+	if s.MetricsURL() == "" {
+		return "(off)"
+	}
+	return s.MetricsURL() + "/metrics"
 }
 
 func uiLine(s *Stack) string {

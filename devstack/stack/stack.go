@@ -17,11 +17,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -71,6 +73,12 @@ type Config struct {
 	// which the embedded services trust (set as DEMARCHE_NATS_CA for the process).
 	NATSTLS   *natsembed.TLSFiles
 	NATSTLSCA string
+	// ExtraNATSUsers are let into the embedded NATS server beside the
+	// services' identities (demarche bench's baseline user).
+	ExtraNATSUsers []*server.User
+	// MetricsAddr serves Prometheus /metrics for the whole process ("": off;
+	// "127.0.0.1:0": a free port). PprofAddr serves /debug/pprof/ (opt-in: "" off).
+	MetricsAddr, PprofAddr string
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -101,6 +109,8 @@ type Stack struct {
 	tokens   map[string]string // demo identity -> token file
 	creds    map[natsauth.Identity]natsauth.Credentials
 	stops    []func()
+	metrics  string
+	pprof    string
 }
 
 // TemporalHost is where the embedded Temporal frontend, its HTTP API and the
@@ -170,7 +180,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	newDataFolder := errors.Is(statErr, os.ErrNotExist)
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Users: s.creds, TLS: cfg.NATSTLS,
+		Users: s.creds, TLS: cfg.NATSTLS, ExtraUsers: cfg.ExtraNATSUsers,
 	}, log)
 	if err != nil {
 		return nil, err
@@ -205,10 +215,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err != nil {
 		return nil, err
 	}
-	err = temporalx.EnsureSearchAttributes(ctx, tc, cfg.Namespace)
+	added, err := temporalx.AddMissingSearchAttributes(ctx, tc, cfg.Namespace)
 	tc.Close()
 	if err != nil {
 		return nil, err
+	}
+	if added > 0 { // until the server's cache refreshes itself (a minute)
+		s.temporal.RefreshSearchAttributesFor(2 * time.Minute)
 	}
 
 	if !cfg.NoUI {
@@ -310,6 +323,16 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, s.gateway.Stop)
+
+	var stop func()
+	if s.metrics, stop, err = metrics.Serve(cfg.MetricsAddr, false); err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, stop)
+	if s.pprof, stop, err = metrics.Serve(cfg.PprofAddr, true); err != nil {
+		return nil, err
+	}
+	s.stops = append(s.stops, stop)
 	return s, nil
 }
 
@@ -339,7 +362,7 @@ func (s *Stack) RestartNATS(downtime time.Duration, log *zap.Logger) error {
 		var n *natsembed.Server
 		n, err = natsembed.Start(natsembed.Options{
 			Host: s.cfg.Host, Port: addr.Port, PortFlag: s.cfg.NATSPortFlag, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-			Users: s.creds,
+			Users: s.creds, TLS: s.cfg.NATSTLS, ExtraUsers: s.cfg.ExtraNATSUsers,
 		}, log)
 		if err == nil {
 			s.nats = n
@@ -349,6 +372,12 @@ func (s *Stack) RestartNATS(downtime time.Duration, log *zap.Logger) error {
 	}
 	return fmt.Errorf("nats: restart on port %d: %w", addr.Port, err)
 }
+
+// MetricsURL is the base URL of /metrics ("" when off).
+func (s *Stack) MetricsURL() string { return s.metrics }
+
+// PprofURL is the base URL of /debug/pprof/ ("" when off).
+func (s *Stack) PprofURL() string { return s.pprof }
 
 // NATSURL is the embedded NATS server's client URL, without credentials:
 // it refuses connections that bring none.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
@@ -64,6 +65,7 @@ var ErrNotLoopback = errors.New("temporal: a frontend without mTLS listens on a 
 // Server is a running embedded Temporal server.
 type Server struct {
 	srv      temporal.Server
+	dyn      *dynConfig
 	hostPort string
 	httpPort int
 }
@@ -121,11 +123,9 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	for name, svc := range conf.Services {
 		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
 	}
-	dyn := dynamicconfig.StaticClient{
+	dyn := &dynConfig{static: dynamicconfig.StaticClient{
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
-		// A crisis's search attributes must be visible to `crisis list` at once.
-		dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): true,
-	}
+	}}
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
 		temporal.ForServices(temporal.DefaultServices),
@@ -141,7 +141,36 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start server: %w", err)
 	}
-	return &Server{srv: srv, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}, nil
+	return &Server{srv: srv, dyn: dyn, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}, nil
+}
+
+// dynConfig is the server's dynamic configuration: static values, and the
+// search-attribute cache refresh, which RefreshSearchAttributesFor turns on
+// for a while.
+//
+// Forcing that refresh on every read costs 1-4 ms per listed crisis on SQLite
+// (every row of a visibility listing re-reads the namespace's attributes). It
+// is only needed while attributes were just added to a data folder made
+// before they existed: the attributes a new data folder is created with are
+// in the cache from the start, and the cache refreshes itself every minute.
+type dynConfig struct {
+	static  dynamicconfig.StaticClient
+	forceSA atomic.Bool
+}
+
+func (d *dynConfig) GetValue(key dynamicconfig.Key) []dynamicconfig.ConstrainedValue {
+	if key == dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key() {
+		return []dynamicconfig.ConstrainedValue{{Value: d.forceSA.Load()}}
+	}
+	return d.static.GetValue(key)
+}
+
+// RefreshSearchAttributesFor makes every read see the namespace's search
+// attributes fresh from the database for d (call it after adding attributes:
+// the server's own cache refreshes every minute).
+func (s *Server) RefreshSearchAttributesFor(d time.Duration) {
+	s.dyn.forceSA.Store(true)
+	time.AfterFunc(d, func() { s.dyn.forceSA.Store(false) })
 }
 
 // HostPort is the frontend address clients dial.
@@ -159,10 +188,22 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 		DatabaseName: opts.DatabaseFile,
 		ConnectAttributes: map[string]string{
 			"mode": "rwc",
-			// WAL: writers do not block readers; commits are still durable.
+			// WAL: writers do not block readers.
 			"journal_mode": "wal",
+			// NORMAL (with WAL): a commit is durable against a crash of this
+			// process, and fsyncs at checkpoints rather than at every commit;
+			// a power cut can lose the last commits, never corrupt the file.
+			// That is the guarantee JetStream's default sync interval gives the
+			// events beside it; production runs Temporal on PostgreSQL or
+			// Cassandra. FULL would fsync every commit (docs/performance.md
+			// has the measurement).
+			"synchronous":  "normal",
 			"busy_timeout": "10000",
 		},
+		// One connection. Four were tried (WAL lets readers run beside the
+		// writer), but transactions that read then write fail with
+		// SQLITE_BUSY_SNAPSHOT when another commit came in between: ~900
+		// "database is locked" errors and their retries in one bench run.
 	}
 	if _, err := os.Stat(opts.DatabaseFile); errors.Is(err, os.ErrNotExist) {
 		if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o755); err != nil {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // Dead-letter headers added to the copy of a message a consumer gave up on.
@@ -45,6 +50,15 @@ type ConsumerConfig struct {
 	Backoff []time.Duration
 	// AckWait is how long a handler may take before the event is redelivered (default 30s).
 	AckWait time.Duration
+	// Concurrency > 1 handles that many events at once, never two of the same
+	// key at once and each key's events in stream order (Key: default the
+	// subject, e.g. one crisis's events or one situation's signals). 0 or 1:
+	// one event at a time, in stream order.
+	Concurrency int
+	// Key says which events must not be handled at once (with Concurrency > 1),
+	// from the message's subject and headers (KeyBySubject: the CloudEvent's
+	// subject, ce-subject).
+	Key func(subject string, h nats.Header) string
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -74,10 +88,14 @@ type Consumer struct {
 	cc     jetstream.ConsumeContext
 	ctx    context.Context
 	cancel context.CancelFunc
+	// lanes, with Concurrency > 1: one goroutine per lane, a key always in the same lane.
+	lanes []chan jetstream.Msg
+	wg    sync.WaitGroup
 }
 
 // Consume creates (or resumes) a durable, explicit-ack consumer on the crisis
-// stream and calls handle for each event, one at a time, in stream order.
+// stream and calls handle for each event, one at a time, in stream order; or,
+// with Concurrency > 1, several at a time, in stream order per Key.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handle Handler, log *zap.Logger) (*Consumer, error) {
 	cfg.defaults()
 	if cfg.Durable == "" {
@@ -93,17 +111,25 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ha
 		// is dead-lettered, and if even that copy fails it stays redeliverable.
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1, // one at a time keeps each crisis's events in order
+		MaxAckPending: maxAckPending(cfg), // one at a time keeps each crisis's events in order
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
 	}
 	c := &Consumer{cfg: cfg, js: js, log: log.With(zap.String("consumer", cfg.Durable)), handle: handle}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	cc, err := jc.Consume(c.onMessage, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+	deliver := c.onMessage
+	opts := []jetstream.PullConsumeOpt{jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		c.log.Warn("consume error", zap.Error(err))
-	}))
+	})}
+	if cfg.Concurrency > 1 {
+		c.startLanes()
+		deliver = c.dispatch
+		opts = append(opts, jetstream.PullMaxMessages(maxAckPending(cfg)))
+	}
+	cc, err := jc.Consume(deliver, opts...)
 	if err != nil {
+		c.stopLanes()
 		c.cancel()
 		return nil, fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
@@ -111,11 +137,62 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ha
 	return c, nil
 }
 
-// Stop stops delivery and waits for the event in hand to finish.
+// Stop stops delivery and waits for the events in hand to finish.
 func (c *Consumer) Stop() {
 	c.cc.Drain()
 	<-c.cc.Closed()
+	c.stopLanes()
 	c.cancel()
+}
+
+// KeyBySubject keys events by their CloudEvent subject (ce-subject): a
+// crisis, a situation.
+func KeyBySubject(subject string, h nats.Header) string {
+	if v := h.Get(HeaderSubject); v != "" {
+		return v
+	}
+	return subject
+}
+
+func maxAckPending(cfg ConsumerConfig) int {
+	if cfg.Concurrency > 1 {
+		return 4 * cfg.Concurrency
+	}
+	return 1
+}
+
+func (c *Consumer) startLanes() {
+	c.lanes = make([]chan jetstream.Msg, c.cfg.Concurrency)
+	for i := range c.lanes {
+		c.lanes[i] = make(chan jetstream.Msg, 4)
+		c.wg.Add(1)
+		go func(lane chan jetstream.Msg) {
+			defer c.wg.Done()
+			for msg := range lane {
+				c.onMessage(msg)
+			}
+		}(c.lanes[i])
+	}
+}
+
+func (c *Consumer) stopLanes() {
+	for _, lane := range c.lanes {
+		close(lane)
+	}
+	c.wg.Wait()
+	c.lanes = nil
+}
+
+// dispatch hands a message to its key's lane; a full lane holds back the
+// delivery callback (back-pressure), never another key's lane.
+func (c *Consumer) dispatch(msg jetstream.Msg) {
+	key := msg.Subject()
+	if c.cfg.Key != nil {
+		key = c.cfg.Key(msg.Subject(), msg.Headers())
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	c.lanes[h.Sum32()%uint32(len(c.lanes))] <- msg
 }
 
 func (c *Consumer) onMessage(msg jetstream.Msg) {
@@ -131,9 +208,16 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 		return
 	}
 	log := c.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Uint64("delivery", meta.NumDelivered))
-	err = c.handle(c.ctx, ev)
+	metrics.ConsumerLag.WithLabelValues(c.cfg.Durable).Set(float64(meta.NumPending))
+	if meta.NumDelivered > 1 {
+		metrics.ConsumerRedeliveries.WithLabelValues(c.cfg.Durable).Inc()
+	}
+	start := time.Now()
+	err = c.handle(tracing.Extract(c.ctx, msg.Headers()), ev)
+	metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(time.Since(start).Seconds())
 	switch {
 	case err == nil:
+		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "ack").Inc()
 		if err := msg.DoubleAck(c.ctx); err != nil {
 			log.Warn("ack failed; the event may be redelivered", zap.Error(err))
 		}
@@ -142,6 +226,7 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 	case int(meta.NumDelivered) >= c.cfg.MaxDeliver:
 		c.deadLetter(msg, meta, fmt.Sprintf("handler failed %d times, last: %v", meta.NumDelivered, err))
 	default:
+		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "retry").Inc()
 		delay := c.cfg.Backoff[min(int(meta.NumDelivered)-1, len(c.cfg.Backoff)-1)]
 		log.Warn("handler failed; will retry", zap.Error(err), zap.Duration("retry_in", delay))
 		if err := msg.NakWithDelay(delay); err != nil {
@@ -176,6 +261,8 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, re
 		_ = msg.NakWithDelay(c.cfg.Backoff[0])
 		return
 	}
+	metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "dead_letter").Inc()
+	metrics.DeadLetters.WithLabelValues(c.cfg.Durable).Inc()
 	c.log.Warn("event dead-lettered", zap.String("reason", reason), zap.String("subject", msg.Subject()),
 		zap.Uint64("stream_seq", meta.Sequence.Stream), zap.String("dead_letter_subject", dl.Subject))
 	if err := msg.Term(); err != nil {

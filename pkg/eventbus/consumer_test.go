@@ -237,3 +237,81 @@ func TestRepublishedEventIsStoredOnce(t *testing.T) {
 		t.Fatalf("stream holds %d messages, want 1", n)
 	}
 }
+
+// TestConcurrentConsumerKeepsEachKeyInOrder: with Concurrency, events of
+// different keys are handled at once, a key's events one at a time in stream
+// order, and every event is handled once.
+func TestConcurrentConsumerKeepsEachKeyInOrder(t *testing.T) {
+	_, js := startNATS(t)
+	ctx := context.Background()
+	if err := eventbus.EnsureStreams(ctx, js, eventbus.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pub := eventbus.NewPublisher(js, "/test")
+	const keys, per = 6, 20
+	var mu sync.Mutex
+	busy := map[string]bool{}
+	seen := map[string][]int{}
+	overlap, together := false, 0
+	inFlight := 0
+	done := make(chan struct{})
+	total := 0
+	c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{Durable: "concurrent", Concurrency: 4, Key: eventbus.KeyBySubject},
+		func(_ context.Context, ev eventbus.Event) error {
+			mu.Lock()
+			if busy[ev.Subject] {
+				overlap = true
+			}
+			busy[ev.Subject] = true
+			inFlight++
+			together = max(together, inFlight)
+			mu.Unlock()
+			time.Sleep(2 * time.Millisecond)
+			var n int
+			_, _ = fmt.Sscanf(ev.ID[strings.LastIndexByte(ev.ID, '-')+1:], "%d", &n)
+			mu.Lock()
+			defer mu.Unlock()
+			busy[ev.Subject] = false
+			inFlight--
+			seen[ev.Subject] = append(seen[ev.Subject], n)
+			if total++; total == keys*per {
+				close(done)
+			}
+			return nil
+		}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	for i := range per {
+		for k := range keys {
+			r := route
+			r.CrisisID = fmt.Sprintf("ML-20261127-KEY%02d", k)
+			ev := entered(fmt.Sprintf("k%d-%d", k, i), demarchev1.Stage_STAGE_WARNING)
+			ev.Subject = r.CrisisID
+			if _, err := pub.Publish(ctx, r, ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("handled %d of %d", total, keys*per)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if overlap {
+		t.Fatal("two events of one key were handled at once")
+	}
+	for k, ns := range seen {
+		for i, n := range ns {
+			if n != i {
+				t.Fatalf("key %s handled out of order: %v", k, ns)
+			}
+		}
+	}
+	if together < 2 {
+		t.Fatalf("never more than %d event(s) in hand at once: not concurrent", together)
+	}
+}

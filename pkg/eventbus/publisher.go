@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // Publisher publishes crisis events to the crisis stream.
@@ -37,6 +39,7 @@ func (p *Publisher) Publish(ctx context.Context, route Route, ev Event) (duplica
 	if err != nil {
 		return false, fmt.Errorf("publish: %w", err)
 	}
+	tracing.Inject(ctx, msg.Header)
 	ack, err := p.js.PublishMsg(ctx, msg, jetstream.WithMsgID(ev.ID), jetstream.WithExpectStream(StreamName))
 	if err != nil {
 		return false, fmt.Errorf("publish event %q on %s: %w", ev.ID, msg.Subject, err)

@@ -31,6 +31,10 @@ type Options struct {
 	Users map[natsauth.Identity]natsauth.Credentials
 	// TLS, when set, makes client connections TLS only (see TLSFiles).
 	TLS *TLSFiles
+	// ExtraUsers are let in beside Users with the permissions they carry:
+	// `demarche bench` adds its own user for the bare baselines, on subjects
+	// no service uses, so the table of production identities stays as it is.
+	ExtraUsers []*server.User
 }
 
 // TLSFiles configure TLS for client connections: the server's certificate
@@ -108,7 +112,7 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 		// The HTTP monitoring endpoint is off: one port less to collide.
 	}
 	if len(opts.Users) > 0 {
-		sopts.Users = serverUsers(opts.Users)
+		sopts.Users = append(serverUsers(opts.Users), opts.ExtraUsers...)
 	}
 	if opts.TLS != nil {
 		cfg, err := opts.TLS.tlsConfig()

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -299,6 +300,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Me
 	if cfg.binary {
 		msg.Header.Set("Content-Type", ContentTypeProtobuf)
 	}
+	tracing.Inject(ctx, msg.Header) // the service's handler can join the caller's trace
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):

@@ -11,9 +11,13 @@ import (
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // DefaultNamespace is where crises run.
@@ -56,9 +60,15 @@ func SearchAttributes() map[string]enums.IndexedValueType {
 // EnsureSearchAttributes adds the custom search attributes a namespace lacks
 // (a data folder or cluster set up before an attribute existed).
 func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string) error {
+	_, err := AddMissingSearchAttributes(ctx, c, namespace)
+	return err
+}
+
+// AddMissingSearchAttributes is EnsureSearchAttributes, saying how many it added.
+func AddMissingSearchAttributes(ctx context.Context, c client.Client, namespace string) (int, error) {
 	have, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
 	if err != nil {
-		return fmt.Errorf("list search attributes of %s: %w", namespace, err)
+		return 0, fmt.Errorf("list search attributes of %s: %w", namespace, err)
 	}
 	missing := map[string]enums.IndexedValueType{}
 	for name, t := range SearchAttributes() {
@@ -67,12 +77,12 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		}
 	}
 	if len(missing) == 0 {
-		return nil
+		return 0, nil
 	}
 	if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
-		return fmt.Errorf("add search attributes to %s: %w", namespace, err)
+		return 0, fmt.Errorf("add search attributes to %s: %w", namespace, err)
 	}
-	return nil
+	return len(missing), nil
 }
 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address
@@ -99,10 +109,19 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	tracer, err := tracing.TemporalInterceptor()
+	if err != nil {
+		return nil, fmt.Errorf("temporal tracing: %w", err)
+	}
 	c, err := client.DialContext(ctx, client.Options{
-		HostPort:          hostPort,
-		Namespace:         namespace,
-		Logger:            SDKLogger(logger),
+		// Trace context crosses into workflows and activities and back out.
+		Interceptors: []interceptor.ClientInterceptor{tracer},
+		HostPort:     hostPort,
+		Namespace:    namespace,
+		Logger:       SDKLogger(logger),
+		// The SDK's metrics (task latencies, sticky cache, pollers) join
+		// Démarche's in the process's /metrics.
+		MetricsHandler:    metrics.TemporalHandler(),
 		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf},
 	})
 	if err != nil {

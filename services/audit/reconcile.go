@@ -64,14 +64,10 @@ func DecisionsOf(workflowID string, h *historypb.History) ([]Decision, error) {
 }
 
 // publishedDecision reads the DecisionRecorded event a PublishCrisisEvent
-// activity was scheduled with.
+// activity published (its input, or its local activity's marker).
 func publishedDecision(ev *historypb.HistoryEvent) (*demarchev1.DecisionRecord, string, bool) {
-	a := ev.GetActivityTaskScheduledEventAttributes()
-	if a == nil || a.GetActivityType().GetName() != crisis.ActivityPublishEvent || len(a.GetInput().GetPayloads()) == 0 {
-		return nil, "", false
-	}
-	var req demarchev1.PublishEventRequest
-	if err := dataConverter.FromPayload(a.GetInput().GetPayloads()[0], &req); err != nil {
+	req, ok := trail.PublishedRequest(ev)
+	if !ok {
 		return nil, "", false
 	}
 	data, err := req.GetData().UnmarshalNew()

@@ -43,6 +43,8 @@ type App struct {
 	// TemporalTLS are the mTLS files every Temporal client of the process
 	// presents (empty: plaintext, for demarche dev's loopback frontend).
 	TemporalTLS temporalx.TLSFiles
+	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
+	metricsAddr, pprofAddr string
 
 	Log *zap.Logger
 	Out io.Writer

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
@@ -29,6 +30,8 @@ func newServeCmd(app *App) *cobra.Command {
 --nats-url and --temporal-address. "demarche dev" runs all of them in one process
 with the same wiring.`,
 	}
+	cmd.PersistentFlags().StringVar(&app.metricsAddr, "metrics-listen", EnvOr("DEMARCHE_METRICS_LISTEN", "127.0.0.1:9464"), "serve Prometheus /metrics here (\"\" turns it off; env DEMARCHE_METRICS_LISTEN)")
+	cmd.PersistentFlags().StringVar(&app.pprofAddr, "pprof-listen", os.Getenv("DEMARCHE_PPROF_LISTEN"), "serve Go's /debug/pprof/ here (off unless set; env DEMARCHE_PPROF_LISTEN)")
 	var seed bool
 	rosterCmd := &cobra.Command{
 		Use:   "roster",
@@ -89,6 +92,16 @@ with the same wiring.`,
 func serveUntilSignal(ctx context.Context, app *App, start func(context.Context) (func(), error)) error {
 	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	_, stopMetrics, err := metrics.Serve(app.metricsAddr, false)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen: %w", err)
+	}
+	defer stopMetrics()
+	_, stopPprof, err := metrics.Serve(app.pprofAddr, true)
+	if err != nil {
+		return fmt.Errorf("--pprof-listen: %w", err)
+	}
+	defer stopPprof()
 	stop, err := start(ctx)
 	if err != nil {
 		return err

@@ -76,6 +76,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -102,6 +103,9 @@ const (
 	DefaultThreshold = 25.0
 	DefaultMaxFuture = time.Hour
 	DefaultWorkers   = 4
+	// SignalConcurrency is how many signals of the stream (of different
+	// situations) are handled at once.
+	SignalConcurrency = 16
 )
 
 // Sentinel errors callers match with errors.Is, also across NATS (natsrpc.Call).
@@ -257,8 +261,14 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if err := s.startMicro(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	// Signals of different situations are handled side by side (a crossing's
+	// signal-with-start waits on Temporal, not on the signals behind it); one
+	// situation's signals stay one at a time, in order, keyed by the
+	// CloudEvent subject PublishSignal sets (the situation). The situation's
+	// compare-and-set write stays the safety net across processes.
 	if s.consumer, err = eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
 		Stream: SignalsStream, Durable: SignalsDurable, FilterSubjects: []string{SignalsRoot + ".>"},
+		Concurrency: SignalConcurrency, Key: eventbus.KeyBySubject,
 	}, s.handleSignalEvent, log); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
@@ -343,6 +353,7 @@ func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string,
 	if err != nil {
 		return fmt.Errorf("publish signal: %w", err)
 	}
+	tracing.Inject(ctx, msg.Header)
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(SignalsStream)); err != nil {
 		return fmt.Errorf("publish signal %s on %s: %w", ev.ID, msg.Subject, err)
 	}

@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -139,6 +140,10 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 			}
 		}
 	}
+	// The balance gauges start from the ledgers, not from zero.
+	if _, err := s.Balance(ctx, &demarchev1.FundQuery{}); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -248,7 +253,11 @@ func (s *Store) append(ctx context.Context, e *demarchev1.LedgerEntry, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	return s.js.Publish(ctx, subject(e.GetFund()), b, jetstream.WithExpectLastSequencePerSubject(afterSeq), jetstream.WithMsgID(e.GetKey()))
+	ack, err := s.js.Publish(ctx, subject(e.GetFund()), b, jetstream.WithExpectLastSequencePerSubject(afterSeq), jetstream.WithMsgID(e.GetKey()))
+	if err == nil && !ack.Duplicate {
+		metrics.FundBalance.WithLabelValues(e.GetFund()).Set(float64(e.GetBalanceAfterUsd()))
+	}
+	return ack, err
 }
 
 func reqKey(crisis, id string) string { return "req." + crisis + "." + id }
@@ -514,6 +523,7 @@ func (s *Store) Balance(ctx context.Context, q *demarchev1.FundQuery) (*demarche
 		for _, v := range last.GetCrisisTotalsUsd() {
 			disbursed += v
 		}
+		metrics.FundBalance.WithLabelValues(id).Set(float64(last.GetBalanceAfterUsd()))
 		out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], BalanceUsd: last.GetBalanceAfterUsd(), DisbursedUsd: disbursed, Entries: int32(last.GetLine())})
 	}
 	return out, nil

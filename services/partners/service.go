@@ -82,6 +82,8 @@ const (
 	PendingBucket = "DEMARCHE_PARTNER_PENDING"
 	// PendingTTL is how long an event waits for its crisis's opening.
 	PendingTTL = 7 * 24 * time.Hour
+	// FanOutConcurrency is how many crises' events are fanned out at once.
+	FanOutConcurrency = 8
 )
 
 // Sentinel errors; the first three also match their errs sentinel, across NATS too.
@@ -209,8 +211,12 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 	if err = natsrpc.Ready(s.nc); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
+	// Crises are fanned out side by side, each crisis's events one at a time
+	// and in order (keyed by ce-subject, the crisis id): a slow crisis holds
+	// back only its own events.
 	fan, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
 		Durable: Durable, MaxDeliver: cfg.Delivery.MaxDeliver, Backoff: cfg.Delivery.Backoff,
+		Concurrency: FanOutConcurrency, Key: eventbus.KeyBySubject,
 	}, s.fanOut, log)
 	if err != nil {
 		return nil, fmt.Errorf("partners: %w", err)

@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -42,15 +45,17 @@ func call[Req any, Res any, PRes interface{ *Res }](ctx workflow.Context, fn fun
 
 // PublishCrisisEvent publishes one event on the crisis stream. The event id set
 // by the workflow is the Nats-Msg-Id, so a retry after a lost acknowledgement
-// stores nothing twice.
-func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) error {
+// stores nothing twice. Workflows run it as a local activity; it returns the
+// request so that the history's marker records what was published (local
+// activities' inputs are not recorded).
+func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) (*demarchev1.PublishEventRequest, error) {
 	if err := req.Validate(); err != nil {
-		return errs.InvalidInput(err)
+		return nil, errs.InvalidInput(err)
 	}
 	data, err := req.GetData().UnmarshalNew()
 	if err != nil {
 		err = fmt.Errorf("event %s: unpack data %s: %w", req.GetEventId(), req.GetData().GetTypeUrl(), err)
-		return errs.InvalidInput(err)
+		return nil, errs.InvalidInput(err)
 	}
 	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
 	dup, err := a.Bus.Publish(ctx, route, eventbus.Event{
@@ -62,12 +67,39 @@ func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.Pub
 		Origin:  originOf(ctx),
 	})
 	if err != nil {
-		return fmt.Errorf("publish crisis event: %w", err)
+		return nil, fmt.Errorf("publish crisis event: %w", err)
 	}
 	if dup {
 		activity.GetLogger(ctx).Info("event already on the stream; stored once", "event_id", req.GetEventId())
+		return req, nil
 	}
-	return nil
+	observe(req, data)
+	return req, nil
+}
+
+// observe turns a published event into the platform's metrics: counted once,
+// when the stream stored it (a retry's duplicate is not counted again).
+func observe(req *demarchev1.PublishEventRequest, data proto.Message) {
+	et, err := eventbus.TypeOf(data)
+	if err != nil {
+		return
+	}
+	metrics.EventsPublished.WithLabelValues(et.Token).Inc()
+	region := req.GetRegion().Slug()
+	switch e := data.(type) {
+	case *demarchev1.CrisisOpened:
+		c := e.GetCrisis()
+		if first := c.GetFirstSignalAt(); first != nil {
+			metrics.WarningToAction.WithLabelValues("opened", c.GetOpenedBy(), region, c.GetCrisisType().Slug(), metrics.Bool(c.GetDrill())).
+				Observe(time.Since(first.AsTime()).Seconds())
+		}
+	case *demarchev1.StageCompleted:
+		metrics.StageDuration.WithLabelValues(e.GetStage().Slug(), region).Observe(e.GetDuration().AsDuration().Seconds())
+	case *demarchev1.DecisionRecorded:
+		metrics.Decisions.WithLabelValues(e.GetDecision().GetKind()).Inc()
+	case *demarchev1.DeadlineBreached:
+		metrics.DeadlineBreaches.WithLabelValues(e.GetDeadline().GetName(), e.GetDeadline().GetStage().Slug()).Inc()
+	}
 }
 
 // DisburseFunds pays an approved request through the funding service (keyed:

@@ -2,6 +2,7 @@ package crisis
 
 import (
 	"fmt"
+	"slices"
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
@@ -21,6 +22,29 @@ func crisisAttributes(c *demarchev1.Crisis) []temporal.SearchAttributeUpdate {
 		temporalx.SADrill.ValueSet(c.GetDrill()),
 		temporalx.SASharedWith.ValueSet(append([]string{}, c.GetSharedWith()...)),
 	}
+}
+
+// ensureCrisisAttributes upserts the crisis's attributes the start did not
+// already set (crisis.Open and OpenOrSignal set them all: then nothing is
+// written, saving a visibility update per opening).
+func ensureCrisisAttributes(ctx workflow.Context, c *demarchev1.Crisis) error {
+	have := workflow.GetTypedSearchAttributes(ctx)
+	same := func() bool {
+		country, ok1 := have.GetKeyword(temporalx.SACountry)
+		region, ok2 := have.GetKeyword(temporalx.SARegion)
+		ctype, ok3 := have.GetKeyword(temporalx.SACrisisType)
+		sev, ok4 := have.GetInt64(temporalx.SASeverity)
+		conf, ok5 := have.GetKeyword(temporalx.SAConfidentiality)
+		drill, ok6 := have.GetBool(temporalx.SADrill)
+		shared, _ := have.GetKeywordList(temporalx.SASharedWith)
+		return ok1 && ok2 && ok3 && ok4 && ok5 && ok6 && country == c.GetCountryCode() && region == c.GetRegion().Slug() &&
+			ctype == c.GetCrisisType().Slug() && sev == int64(c.GetSeverity()) && conf == c.GetConfidentiality().Slug() &&
+			drill == c.GetDrill() && slices.Equal(shared, c.GetSharedWith())
+	}
+	if same() {
+		return nil
+	}
+	return upsertCrisisAttributes(ctx, c)
 }
 
 func upsertCrisisAttributes(ctx workflow.Context, c *demarchev1.Crisis) error {

@@ -74,7 +74,12 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	// A handler may publish after its own context was cancelled (a skipped
 	// stage still reports why): events always go out.
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.PublishCrisisEvent, req).Get(ctx, nil); err != nil {
+	// A regular activity, not a local one: the audit trail chains an event
+	// only with the history event it comes from (the activity's scheduled
+	// event, read from its task token), which a local activity does not have.
+	// The event id is the message id, so a retry stores nothing twice.
+	var echo demarchev1.PublishEventRequest
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.PublishCrisisEvent, req).Get(ctx, &echo); err != nil {
 		return fmt.Errorf("publish %s: %w", data.ProtoReflect().Descriptor().Name(), err)
 	}
 	return nil

@@ -132,7 +132,7 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 	}
 
 	if !carried {
-		if err := upsertCrisisAttributes(ctx, l.crisis); err != nil {
+		if err := ensureCrisisAttributes(ctx, l.crisis); err != nil {
 			return nil, err
 		}
 		if err := l.em.publish(ctx, &demarchev1.CrisisOpened{Crisis: l.crisis}); err != nil {

@@ -87,13 +87,13 @@ func newHarness(t *testing.T) *harness {
 	h := &harness{t: t, env: env, bus: &bus{ids: map[string]bool{}}}
 	Register(env, &Activities{})
 	env.OnActivity(ActivityPublishEvent, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req *demarchev1.PublishEventRequest) error {
+		func(_ context.Context, req *demarchev1.PublishEventRequest) (*demarchev1.PublishEventRequest, error) {
 			if err := req.Validate(); err != nil {
-				return err
+				return nil, err
 			}
 			data, err := req.GetData().UnmarshalNew()
 			if err != nil {
-				return err
+				return nil, err
 			}
 			if v, ok := data.(demarchev1.Validator); ok {
 				if err := v.Validate(); err != nil {
@@ -124,7 +124,7 @@ func newHarness(t *testing.T) *harness {
 			}
 			h.bus.ids[req.GetEventId()] = true
 			h.bus.events = append(h.bus.events, kind)
-			return nil
+			return req, nil
 		})
 	// The roster and funding services, as their contracts promise.
 	env.OnActivity(ActivityReserveExperts, mock.Anything, mock.Anything).Return(

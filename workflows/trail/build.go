@@ -28,6 +28,45 @@ func decode(p *commonpb.Payloads, into proto.Message) bool {
 	return dc.FromPayload(p.GetPayloads()[0], into) == nil
 }
 
+// PublishedRequest is the crisis event a history event published: the input
+// of a PublishCrisisEvent activity (ActivityTaskScheduled, histories recorded
+// before events went out as local activities) or the result of the local
+// activity (its marker: local activities record their result, not their
+// input, and PublishCrisisEvent returns what it published).
+func PublishedRequest(ev *historypb.HistoryEvent) (*demarchev1.PublishEventRequest, bool) {
+	var p *commonpb.Payloads
+	switch ev.GetEventType() {
+	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+		a := ev.GetActivityTaskScheduledEventAttributes()
+		if a.GetActivityType().GetName() != crisis.ActivityPublishEvent {
+			return nil, false
+		}
+		p = a.GetInput()
+	case enumspb.EVENT_TYPE_MARKER_RECORDED:
+		m := ev.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != localActivityMarker || m.GetFailure() != nil {
+			return nil, false
+		}
+		var meta struct{ ActivityType string }
+		if d := m.GetDetails()["data"]; d == nil || len(d.GetPayloads()) == 0 || dc.FromPayload(d.GetPayloads()[0], &meta) != nil ||
+			meta.ActivityType != crisis.ActivityPublishEvent {
+			return nil, false
+		}
+		p = m.GetDetails()["result"]
+	default:
+		return nil, false
+	}
+	var req demarchev1.PublishEventRequest
+	if !decode(p, &req) {
+		return nil, false
+	}
+	return &req, true
+}
+
+// localActivityMarker is the marker name the Temporal SDK records a local
+// activity's outcome under.
+const localActivityMarker = "LocalActivity"
+
 // FromHistory rebuilds the decision trail of one workflow from its history
 // alone: no server, no database, no today's state.
 func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
@@ -88,13 +127,9 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 			if e, ok := control(a.GetSignalName(), a.GetInput()); ok {
 				add(ev, e)
 			}
-		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-			a := ev.GetActivityTaskScheduledEventAttributes()
-			if a.GetActivityType().GetName() != crisis.ActivityPublishEvent {
-				continue
-			}
-			var req demarchev1.PublishEventRequest
-			if !decode(a.GetInput(), &req) {
+		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enumspb.EVENT_TYPE_MARKER_RECORDED:
+			req, ok := PublishedRequest(ev)
+			if !ok {
 				continue
 			}
 			data, err := req.GetData().UnmarshalNew()

@@ -1,15 +1,16 @@
 // Command demarche is Démarche's one binary: `demarche dev` runs the platform on
-// this machine, `demarche serve NAME` runs one service, and the other commands
-// operate crises and read their events.
+// this machine, `demarche serve NAME` runs one service, `demarche bench`
+// measures it, and the other commands operate crises and read their events.
 package main
 
 import (
 	"os"
 
+	"github.com/demarche/demarche/devstack/bench"
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/services/cli"
 )
 
 func main() {
-	os.Exit(cli.Execute(cli.NewRoot(stack.NewDevCmd)))
+	os.Exit(cli.Execute(cli.NewRoot(stack.NewDevCmd, bench.NewCmd)))
 }

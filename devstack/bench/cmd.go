@@ -1,0 +1,186 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/demarche/demarche/services/cli"
+)
+
+// NewCmd is the `demarche bench` command.
+func NewCmd(app *cli.App) *cobra.Command {
+	var (
+		size, out, dataDir string
+		profile            bool
+		only               []string
+		s                  = Full()
+	)
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the platform on this machine against bare Temporal and JetStream baselines",
+		Long: `Start the embedded stack in a fresh data folder and run the scenarios, each
+beside its bare baseline on the same servers in the same run:
+
+  stack              time until ready, idle memory
+  decide             a triage decision (update) at each --concurrency, vs a trivial update
+  open               opening crises until CrisisOpened is on NATS, vs a one-activity workflow
+  ingest             signals below the threshold, vs bare JetStream publish → consume
+  warning-to-action  crossings at each --rates per second across distinct situations,
+                     signal published → CrisisOpened on NATS, vs bare publish → consume
+  fanout             K durable subscribers of crisis events, vs K bare consumers
+  drills             --drills drills at once, vs one drill alone (what the delays allow)
+  replay             every history of the drills replayed, vs decoding them
+  capacity           crises waiting, opened up to each --capacity size: memory and disk
+                     per crisis, time to list them all
+
+It prints progress while running, then a table with ratios, and writes
+bench.json (every figure, the machine, the commit) and bench.svg (latency
+distributions) and bench.md (the table in Markdown) into --out. Logs of the stack go to --out/bench.log.`,
+		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if size == "tiny" {
+				t := Tiny()
+				// Flags the user set win over the tiny sizes.
+				cmd.Flags().Visit(func(f *pflag.Flag) { applyFlag(&t, s, f.Name) })
+				s = t
+			} else if size != "full" {
+				return fmt.Errorf("--size %q: allowed full or tiny", size)
+			}
+			for _, o := range only {
+				if !contains(Scenarios, o) {
+					return fmt.Errorf("--only %q: allowed %s", o, strings.Join(Scenarios, ", "))
+				}
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return fmt.Errorf("--out %s: %w", out, err)
+			}
+			logf, err := os.Create(filepath.Join(out, "bench.log"))
+			if err != nil {
+				return fmt.Errorf("--out %s: %w", out, err)
+			}
+			defer logf.Close()
+			log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(logf), zapcore.InfoLevel))
+			// Ctrl-C stops the run; what was measured is still written.
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := Run(ctx, Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
+				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out)}, log)
+			if err != nil {
+				return err
+			}
+			return Write(rep, out, app.Out)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&size, "size", "full", "full (make bench) or tiny (the harness check of make test)")
+	f.StringSliceVar(&only, "only", nil, "run only these scenarios (comma-separated): "+strings.Join(Scenarios[1:], ", "))
+	f.StringVar(&out, "out", "bench-results", "folder for bench.json, bench.svg and bench.log")
+	f.StringVar(&dataDir, "data-dir", "", "data folder of the stack under test, new or empty (default: a temporary one, removed after)")
+	f.BoolVar(&profile, "profile", false, "write a CPU profile of each scenario into --out (<scenario>.cpu.pprof; go tool pprof reads it)")
+	f.IntVar(&s.Decisions, "decisions", s.Decisions, "decisions per concurrency level")
+	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
+	f.IntVar(&s.Opens, "opens", s.Opens, "crises opened by the open scenario")
+	f.IntVar(&s.Ingest, "ingest", s.Ingest, "signals below the threshold")
+	f.IntSliceVar(&s.Rates, "rates", s.Rates, "warning-to-action: crossings per second")
+	f.Float64Var(&s.RateSeconds, "rate-seconds", s.RateSeconds, "warning-to-action: seconds at each rate")
+	f.IntVar(&s.FanoutSubscribers, "subscribers", s.FanoutSubscribers, "fanout: durable subscribers")
+	f.IntVar(&s.FanoutEvents, "fanout-events", s.FanoutEvents, "fanout: events published")
+	f.IntVar(&s.Drills, "drills", s.Drills, "drills at once")
+	f.IntSliceVar(&s.Capacity, "capacity", s.Capacity, "capacity: sizes (crises waiting) to measure at")
+	return cmd
+}
+
+// applyFlag copies a sizing flag the user set from the full sizes to t.
+func applyFlag(t *Sizes, s Sizes, name string) {
+	switch name {
+	case "decisions":
+		t.Decisions = s.Decisions
+	case "concurrency":
+		t.Concurrency = s.Concurrency
+	case "opens":
+		t.Opens = s.Opens
+	case "ingest":
+		t.Ingest = s.Ingest
+	case "rates":
+		t.Rates = s.Rates
+	case "rate-seconds":
+		t.RateSeconds = s.RateSeconds
+	case "subscribers":
+		t.FanoutSubscribers = s.FanoutSubscribers
+	case "fanout-events":
+		t.FanoutEvents = s.FanoutEvents
+	case "drills":
+		t.Drills = s.Drills
+	case "capacity":
+		t.Capacity = s.Capacity
+	}
+}
+
+func profileDir(on bool, out string) string {
+	if on {
+		return out
+	}
+	return ""
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Write saves bench.json and bench.svg into dir and prints the table to w.
+func Write(rep *Report, dir string, w io.Writer) error {
+	jf, err := os.Create(filepath.Join(dir, "bench.json"))
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteJSON(jf); err != nil {
+		_ = jf.Close()
+		return err
+	}
+	if err := jf.Close(); err != nil {
+		return err
+	}
+	sf, err := os.Create(filepath.Join(dir, "bench.svg"))
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteSVG(sf); err != nil {
+		_ = sf.Close()
+		return err
+	}
+	if err := sf.Close(); err != nil {
+		return err
+	}
+	mf, err := os.Create(filepath.Join(dir, "bench.md"))
+	if err != nil {
+		return err
+	}
+	rep.WriteMarkdown(mf)
+	if err := mf.Close(); err != nil {
+		return err
+	}
+	fmt.Fprintln(w)
+	rep.WriteTable(w)
+	fmt.Fprintf(w, "\n%d cores, %d MB, %s, commit %.12s; %s\nwrote %s and %s\n", rep.Machine.Cores, rep.Machine.MemoryMB, rep.Machine.GoVersion,
+		rep.Machine.Commit, rep.Command, filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg"))
+	if len(rep.Failures) > 0 {
+		return fmt.Errorf("%d scenario(s) failed", len(rep.Failures))
+	}
+	return nil
+}

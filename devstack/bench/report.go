@@ -1,0 +1,270 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Dist is a latency distribution in milliseconds.
+type Dist struct {
+	N    int     `json:"n"`
+	Min  float64 `json:"min_ms"`
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P99  float64 `json:"p99_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+// distOf summarises samples (durations); nil when there are none.
+func distOf(samples []time.Duration) *Dist {
+	if len(samples) == 0 {
+		return nil
+	}
+	ms := make([]float64, len(samples))
+	var sum float64
+	for i, d := range samples {
+		ms[i] = float64(d.Microseconds()) / 1000
+		sum += ms[i]
+	}
+	slices.Sort(ms)
+	q := func(p float64) float64 {
+		// nearest rank: the smallest sample with at least p of them at or below it
+		i := int(math.Ceil(p*float64(len(ms)))) - 1
+		return ms[max(0, min(i, len(ms)-1))]
+	}
+	return &Dist{N: len(ms), Min: ms[0], P50: q(0.50), P90: q(0.90), P99: q(0.99), Max: ms[len(ms)-1], Mean: sum / float64(len(ms))}
+}
+
+// Measure is one side of a scenario (Démarche or its bare baseline).
+type Measure struct {
+	// What was run, in words.
+	What string `json:"what"`
+	// Count of operations completed, Errors of those that failed.
+	Count  int `json:"count"`
+	Errors int `json:"errors"`
+	// Seconds of wall time for Count operations; PerSecond = Count / Seconds.
+	Seconds   float64 `json:"seconds"`
+	PerSecond float64 `json:"per_second"`
+	Latency   *Dist   `json:"latency,omitempty"`
+	// Extra figures (memory, disk, backlog, ...), named with their unit.
+	Extra map[string]float64 `json:"extra,omitempty"`
+}
+
+func measure(what string, n, errs int, elapsed time.Duration, lat []time.Duration) Measure {
+	m := Measure{What: what, Count: n, Errors: errs, Seconds: elapsed.Seconds(), Latency: distOf(lat)}
+	if elapsed > 0 {
+		m.PerSecond = float64(n) / elapsed.Seconds()
+	}
+	return m
+}
+
+// Result is one scenario run (one variant: a concurrency, a rate, a size).
+type Result struct {
+	Scenario string   `json:"scenario"`
+	Variant  string   `json:"variant,omitempty"`
+	Demarche Measure  `json:"demarche"`
+	Baseline *Measure `json:"baseline,omitempty"`
+	// Ratio is Démarche's figure over the baseline's (RatioOf says which:
+	// "throughput" or "p50 latency"); 0 when there is no baseline.
+	Ratio   float64 `json:"ratio,omitempty"`
+	RatioOf string  `json:"ratio_of,omitempty"`
+	// Target is the issue's target in words, Met whether this run met it
+	// (absent when the run is too small to say).
+	Target string   `json:"target,omitempty"`
+	Met    *bool    `json:"met,omitempty"`
+	Notes  []string `json:"notes,omitempty"`
+}
+
+func (r *Result) ratioThroughput() {
+	if r.Baseline != nil && r.Baseline.PerSecond > 0 {
+		r.Ratio, r.RatioOf = r.Demarche.PerSecond/r.Baseline.PerSecond, "throughput"
+	}
+}
+
+func (r *Result) ratioP50() {
+	if r.Baseline != nil && r.Baseline.Latency != nil && r.Demarche.Latency != nil && r.Baseline.Latency.P50 > 0 {
+		r.Ratio, r.RatioOf = r.Demarche.Latency.P50/r.Baseline.Latency.P50, "p50 latency"
+	}
+}
+
+func (r *Result) judge(target string, met bool) {
+	r.Target = target
+	r.Met = &met
+}
+
+// Machine describes where the figures come from.
+type Machine struct {
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+	Cores     int    `json:"cores"`
+	CPU       string `json:"cpu,omitempty"`
+	MemoryMB  int    `json:"memory_mb"`
+	GoVersion string `json:"go_version"`
+	Commit    string `json:"commit,omitempty"`
+	Dirty     bool   `json:"dirty,omitempty"`
+	LoadAvg   string `json:"load_average_at_start,omitempty"`
+}
+
+func describeMachine() Machine {
+	m := Machine{OS: runtime.GOOS, Arch: runtime.GOARCH, Cores: runtime.NumCPU(), GoVersion: runtime.Version()}
+	if f, err := os.Open("/proc/meminfo"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if kb, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+				v, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")))
+				m.MemoryMB = v / 1024
+			}
+		}
+		_ = f.Close()
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if name, ok := strings.CutPrefix(line, "model name"); ok {
+				m.CPU = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(name), ":"))
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
+			m.Dirty = len(strings.TrimSpace(string(st))) > 0
+		}
+	}
+	return m
+}
+
+// Report is everything one `demarche bench` run measured.
+type Report struct {
+	Command  string    `json:"command"`
+	Started  time.Time `json:"started"`
+	Seconds  float64   `json:"seconds"`
+	Machine  Machine   `json:"machine"`
+	Sizes    Sizes     `json:"sizes"`
+	Results  []Result  `json:"results"`
+	Failures []string  `json:"failures,omitempty"`
+}
+
+// WriteJSON writes the report, indented.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteTable prints one line per result: Démarche, baseline, ratio, target.
+func (r *Report) WriteTable(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "scenario\tvariant\tDémarche\tbare baseline\tratio\ttarget")
+	for _, res := range r.Results {
+		base := "—"
+		if res.Baseline != nil {
+			base = res.Baseline.short()
+		}
+		ratio := "—"
+		if res.RatioOf != "" {
+			ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
+		}
+		target := res.Target
+		switch {
+		case res.Met == nil:
+		case *res.Met:
+			target = "met: " + target
+		default:
+			target = "MISSED: " + target
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target)
+	}
+	_ = tw.Flush()
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "FAILED: %s\n", f)
+	}
+}
+
+// WriteMarkdown writes the table as Markdown (docs/performance.md takes it).
+func (r *Report) WriteMarkdown(w io.Writer) {
+	fmt.Fprintf(w, "| scenario | variant | Démarche | bare baseline | ratio | target |\n|---|---|---|---|---|---|\n")
+	for _, res := range r.Results {
+		base := "—"
+		if res.Baseline != nil {
+			base = res.Baseline.short()
+		}
+		ratio := "—"
+		if res.RatioOf != "" {
+			ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
+		}
+		target := res.Target
+		switch {
+		case res.Met == nil:
+		case *res.Met:
+			target = "met: " + target
+		default:
+			target = "**missed**: " + target
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(w, "\nFailed: %s\n", f)
+	}
+	fmt.Fprintf(w, "\n%d cores (%s), %d MB, %s, commit %.12s, load average at start %s; `%s`, %.0f s.\n", r.Machine.Cores, r.Machine.CPU,
+		r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.Commit, r.Machine.LoadAvg, r.Command, r.Seconds)
+}
+
+func (m Measure) short() string {
+	var parts []string
+	if m.PerSecond > 0 {
+		parts = append(parts, fmt.Sprintf("%s/s", num(m.PerSecond)))
+	}
+	if m.Latency != nil {
+		parts = append(parts, fmt.Sprintf("p50 %s p99 %s", ms(m.Latency.P50), ms(m.Latency.P99)))
+	}
+	for _, k := range sortedKeys(m.Extra) {
+		parts = append(parts, fmt.Sprintf("%s %s", k, num(m.Extra[k])))
+	}
+	if m.Errors > 0 {
+		parts = append(parts, fmt.Sprintf("%d errors", m.Errors))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedKeys(m map[string]float64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	default:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+}
+
+func ms(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%.2f s", v/1000)
+	}
+	return fmt.Sprintf("%s ms", num(v))
+}

@@ -1,0 +1,770 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/trail"
+)
+
+// How long one operation may take before the bench calls it lost.
+const opTimeout = 3 * time.Minute
+
+// countries are every country code Démarche knows, in a fixed order.
+var countries = func() []string {
+	var out []string
+	for a := 'A'; a <= 'Z'; a++ {
+		for b := 'A'; b <= 'Z'; b++ {
+			if _, ok := demarchev1.RegionOf(string([]rune{a, b})); ok {
+				out = append(out, string([]rune{a, b}))
+			}
+		}
+	}
+	return out
+}()
+
+var crisisTypes = []demarchev1.CrisisType{
+	demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE,
+	demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE,
+	demarchev1.CrisisType_CRISIS_TYPE_CONSTITUTIONAL_CRISIS,
+}
+
+// openCrisis opens a real crisis (operator-opened, public) and returns its id.
+func (r *runner) openCrisis(ctx context.Context, i int, drill *demarchev1.DrillPolicy) (string, error) {
+	cr := crisis.NewCrisis(crisis.NewCrisisParams{
+		Title: fmt.Sprintf("Bench crisis %d", i), CountryCode: countries[i%len(countries)],
+		CrisisType: crisisTypes[i%len(crisisTypes)], Severity: 3, OpenedBy: "bench", Drill: drill != nil,
+		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC,
+	}, time.Now())
+	if _, err := crisis.Open(ctx, r.tc, &demarchev1.CrisisWorkflowInput{Crisis: cr, DrillPolicy: drill}); err != nil {
+		return "", err
+	}
+	return cr.GetId(), nil
+}
+
+// openMany opens n crises, conc at a time, and waits until each has entered
+// its warning stage (on NATS).
+func (r *runner) openMany(ctx context.Context, n, conc int) ([]string, error) {
+	ids := make([]string, n)
+	_, errs, _, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
+		id, err := r.openCrisis(ctx, i, nil)
+		if err != nil {
+			return err
+		}
+		ids[i] = id
+		_, err = r.ev.wait(ctx, id, "stage_entered", opTimeout)
+		return err
+	})
+	if errs > 0 {
+		return nil, fmt.Errorf("open %d crises: %d failed, first: %w", n, errs, first)
+	}
+	return ids, nil
+}
+
+// decide: the duty officer's triage of a warning (an update that records the
+// decision, publishes it and completes the stage), against a trivial update
+// of a workflow that only counts.
+func (r *runner) decide(ctx context.Context) error {
+	for _, conc := range r.cfg.Sizes.Concurrency {
+		n := r.cfg.Sizes.Decisions
+		r.progress("  decide, %d at a time: opening %d crises and as many baseline workflows", conc, n)
+		ids, err := r.openMany(ctx, n, min(20, n))
+		if err != nil {
+			return err
+		}
+		baseIDs := make([]string, n)
+		run := randomHex(4)
+		if _, errs, _, first := parallel(ctx, n, min(20, n), func(ctx context.Context, i int) error {
+			baseIDs[i] = fmt.Sprintf("bench-update-%s-%d", run, i)
+			if _, err := r.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: baseIDs[i], TaskQueue: baselineQueue}, baselineUpdateWF); err != nil {
+				return err
+			}
+			_, err := r.tc.QueryWorkflow(ctx, baseIDs[i], "", baselineReady) // its first task has run
+			return err
+		}); errs > 0 {
+			return fmt.Errorf("start baseline workflows: %w", first)
+		}
+		r.progress("  decide, %d at a time: timing", conc)
+		lat, errs, el, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
+			_, err := crisis.Decide(ctx, r.tc, ids[i], "bench-"+ids[i], &demarchev1.DecisionRequest{
+				Principal: "bench-duty", Rationale: "bench", Roles: []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER},
+				Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "bench: confirmed"}},
+			})
+			return err
+		})
+		res := Result{Scenario: "decide", Variant: fmt.Sprintf("concurrency %d", conc),
+			Demarche: measure("crisis.decide update (triage): recorded, published, stage completed", len(lat), errs, el, lat)}
+		if first != nil {
+			res.Notes = append(res.Notes, "first error: "+first.Error())
+		}
+		blat, berrs, bel, bfirst := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
+			h, err := r.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: baseIDs[i], UpdateName: baselineUpdate,
+				Args: []any{1}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			if err != nil {
+				return err
+			}
+			var out int
+			return h.Get(ctx, &out)
+		})
+		b := measure("trivial update of a workflow that counts", len(blat), berrs, bel, blat)
+		res.Baseline = &b
+		if bfirst != nil {
+			res.Notes = append(res.Notes, "baseline first error: "+bfirst.Error())
+		}
+		if conc == 1 {
+			res.ratioP50()
+			res.judge("p50 ≤ 3× the trivial update", res.Ratio > 0 && res.Ratio <= 3)
+		} else {
+			res.ratioThroughput()
+			res.judge("throughput ≥ 0.5× the trivial update", res.Ratio >= 0.5)
+		}
+		r.add(res)
+	}
+	return nil
+}
+
+// open: opening a crisis until its CrisisOpened is on NATS, against starting
+// a one-activity workflow until it completes.
+func (r *runner) open(ctx context.Context) error {
+	n, conc := r.cfg.Sizes.Opens, r.cfg.Sizes.OpenConcurrency
+	lat, errs, el, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
+		id, err := r.openCrisis(ctx, i, nil)
+		if err != nil {
+			return err
+		}
+		_, err = r.ev.wait(ctx, id, "crisis_opened", opTimeout)
+		return err
+	})
+	res := Result{Scenario: "open", Variant: fmt.Sprintf("%d crises, %d at a time", n, conc),
+		Demarche: measure("crisis.Open until CrisisOpened is on NATS", len(lat), errs, el, lat)}
+	if first != nil {
+		res.Notes = append(res.Notes, "first error: "+first.Error())
+	}
+	run := randomHex(4)
+	blat, berrs, bel, bfirst := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
+		wr, err := r.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-one-%s-%d", run, i), TaskQueue: baselineQueue}, baselineActivityWF, "x")
+		if err != nil {
+			return err
+		}
+		var out string
+		return wr.Get(ctx, &out)
+	})
+	b := measure("start a one-activity workflow until it completes", len(blat), berrs, bel, blat)
+	if bfirst != nil {
+		res.Notes = append(res.Notes, "baseline first error: "+bfirst.Error())
+	}
+	res.Baseline = &b
+	res.ratioThroughput()
+	res.judge("throughput ≥ 0.9× the one-activity workflow", res.Ratio >= 0.9)
+	r.add(res)
+	return nil
+}
+
+// signal is a bench signal; weight decides whether it crosses.
+func benchSignal(i int, country string, t demarchev1.CrisisType, weight float64) *demarchev1.Signal {
+	return &demarchev1.Signal{Source: "bench", SourceId: fmt.Sprintf("%s-%d", randomHex(6), i), CountryCode: country, CrisisType: t,
+		Weight: weight, ObservedAt: timestamppb.Now(), Summary: "bench signal", Location: "bench"}
+}
+
+// publishSignalAsync publishes a signal as PublishSignal does, without waiting
+// for the acknowledgement.
+func (r *runner) publishSignalAsync(sig *demarchev1.Signal) (jetstream.PubAckFuture, error) {
+	msg, err := eventbus.Encode(earlywarning.SignalSubject(sig.GetSource()), eventbus.Event{
+		ID: "bench-" + sig.GetSourceId(), Source: "/bench", Subject: demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType()),
+		Time: time.Now(), Data: sig,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return r.opJS.PublishMsgAsync(msg, jetstream.WithMsgID("bench-"+sig.GetSourceId()))
+}
+
+// ingest: signals below the threshold, published as partners do, until early
+// warning has handled them all, against publishing as many bare messages of
+// the same size and consuming them with a durable consumer.
+func (r *runner) ingest(ctx context.Context) error {
+	n := r.cfg.Sizes.Ingest
+	// Spread over every situation there is, each staying well below the threshold.
+	situations := len(countries) * len(crisisTypes)
+	weight := min(1.0, 10/float64((n+situations-1)/situations))
+	sigs := make([]*demarchev1.Signal, n)
+	for i := range sigs {
+		sigs[i] = benchSignal(i, countries[i%len(countries)], crisisTypes[(i/len(countries))%len(crisisTypes)], weight)
+	}
+	cons, err := r.opJS.Consumer(ctx, earlywarning.SignalsStream, earlywarning.SignalsDurable)
+	if err != nil {
+		return fmt.Errorf("early warning's consumer: %w", err)
+	}
+	heap0 := heapMB()
+	start := time.Now()
+	var last uint64
+	for i, sig := range sigs {
+		if i%1000 == 999 { // keep the publisher's window bounded
+			<-r.opJS.PublishAsyncComplete()
+		}
+		f, err := r.publishSignalAsync(sig)
+		if err != nil {
+			return err
+		}
+		if i == len(sigs)-1 {
+			select {
+			case ack := <-f.Ok():
+				last = ack.Sequence
+			case err := <-f.Err():
+				return err
+			}
+		}
+	}
+	if err := waitConsumed(ctx, cons, last, opTimeout); err != nil {
+		return fmt.Errorf("early warning: %w", err)
+	}
+	el := time.Since(start)
+	res := Result{Scenario: "ingest", Variant: fmt.Sprintf("%d signals below threshold", n),
+		Demarche: measure("signals published on demarche.signals.bench until early warning acknowledged all", n, 0, el, nil)}
+	res.Demarche.Extra = map[string]float64{"heap_growth_mb": heapMB() - heap0}
+
+	// Baseline: the same number of messages of the same size, bare.
+	size := 0
+	if b, err := proto.Marshal(sigs[0]); err == nil {
+		size = len(b)
+	}
+	subject := "bench.ingest." + randomHex(4)
+	bcons, err := r.bjs.CreateOrUpdateConsumer(ctx, bareStream, jetstream.ConsumerConfig{Durable: "ingest-" + randomHex(4),
+		FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return err
+	}
+	var got atomic.Int64
+	done := make(chan struct{})
+	payload := make([]byte, size)
+	bstart := time.Now()
+	cc, err := bcons.Consume(func(m jetstream.Msg) {
+		_ = m.Ack()
+		if got.Add(1) == int64(n) {
+			close(done)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if i%1000 == 999 { // the same window as Démarche's side
+			<-r.bjs.PublishAsyncComplete()
+		}
+		if _, err := r.bjs.PublishAsync(subject, payload); err != nil {
+			cc.Stop()
+			return err
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(opTimeout):
+	}
+	bel := time.Since(bstart)
+	cc.Stop()
+	b := measure("bare JetStream publish (async) → durable consumer, explicit ack", int(got.Load()), n-int(got.Load()), bel, nil)
+	res.Baseline = &b
+	res.ratioThroughput()
+	res.judge("≥ 0.5× bare JetStream and ≥ 10,000 signals/s", res.Ratio >= 0.5 && res.Demarche.PerSecond >= 10000)
+	r.add(res)
+	return nil
+}
+
+// waitConsumed waits until a consumer has acknowledged everything up to seq.
+func waitConsumed(ctx context.Context, c jetstream.Consumer, seq uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		info, err := c.Info(ctx)
+		if err == nil && info.AckFloor.Stream >= seq && info.NumAckPending == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err == nil {
+				return fmt.Errorf("%w: consumer %s acknowledged up to %d of %d after %s", errTimeout, info.Name, info.AckFloor.Stream, seq, timeout)
+			}
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// nextSituations returns n situations no scenario has used.
+func (r *runner) nextSituations(n int) ([][2]any, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out [][2]any
+	for _, t := range crisisTypes {
+		for _, c := range countries {
+			key := demarchev1.SituationKey(c, t)
+			if r.used[key] {
+				continue
+			}
+			r.used[key] = true
+			out = append(out, [2]any{c, t})
+			if len(out) == n {
+				return out, nil
+			}
+		}
+	}
+	return out, fmt.Errorf("only %d fresh situations left, %d wanted: lower the rate or the duration", len(out), n)
+}
+
+// warningToAction: at a steady rate, one signal heavy enough to cross the
+// threshold, each for a situation of its own; timed from publishing the
+// signal until the crisis's workflow has published CrisisOpened. The baseline
+// is bare publish→consume at the same rate.
+func (r *runner) warningToAction(ctx context.Context) error {
+	for _, rate := range r.cfg.Sizes.Rates {
+		n := max(1, int(float64(rate)*r.cfg.Sizes.RateSeconds))
+		sits, err := r.nextSituations(n)
+		if err != nil {
+			return err
+		}
+		r.progress("  warning-to-action at %d crossings/s: %d crossings", rate, n)
+		interval := time.Second / time.Duration(rate)
+		published := make([]time.Time, n)
+		start := time.Now()
+		for i, s := range sits {
+			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+				time.Sleep(wait)
+			}
+			published[i] = time.Now()
+			if _, err := r.publishSignalAsync(benchSignal(i, s[0].(string), s[1].(demarchev1.CrisisType), 100)); err != nil {
+				return err
+			}
+		}
+		pubEnd := time.Now()
+		lat := make([]time.Duration, 0, n)
+		var lastAt time.Time
+		errs := 0
+		var first error
+		for i, s := range sits {
+			at, err := r.ev.wait(ctx, demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)), "crisis_opened", opTimeout)
+			if err != nil {
+				errs++
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			lat = append(lat, at.Sub(published[i]))
+			if at.After(lastAt) {
+				lastAt = at
+			}
+		}
+		res := Result{Scenario: "warning-to-action", Variant: fmt.Sprintf("%d crossings/s for %gs", rate, r.cfg.Sizes.RateSeconds),
+			Demarche: measure("signal published → crisis workflow running and CrisisOpened on NATS", len(lat), errs, lastAt.Sub(start), lat)}
+		drain := lastAt.Sub(pubEnd).Seconds()
+		res.Demarche.Extra = map[string]float64{"offered_per_s": float64(n) / pubEnd.Sub(start).Seconds(), "drain_after_last_publish_s": drain}
+		if q := len(lat) / 4; q > 0 {
+			res.Demarche.Extra["first_quarter_p50_ms"] = distOf(lat[:q]).P50
+			res.Demarche.Extra["last_quarter_p50_ms"] = distOf(lat[len(lat)-q:]).P50
+		}
+		if first != nil {
+			res.Notes = append(res.Notes, "first error: "+first.Error())
+		}
+		b, err := r.bareLatency(ctx, rate, n)
+		if err != nil {
+			return err
+		}
+		res.Baseline = &b
+		res.ratioP50()
+		keepsUp := errs == 0 && res.Demarche.PerSecond >= 0.9*float64(rate) && drain <= 2
+		switch {
+		case rate <= 20:
+			res.judge("p99 ≤ 1 s", errs == 0 && res.Demarche.Latency != nil && res.Demarche.Latency.P99 <= 1000)
+		case rate >= 100:
+			res.judge("keeps up: completes ≥ 0.9× the offered rate, drained ≤ 2 s after the last signal", keepsUp)
+		}
+		r.add(res)
+	}
+	return nil
+}
+
+// bareLatency publishes n bare messages at rate per second and times each
+// from publish to a durable consumer's delivery.
+func (r *runner) bareLatency(ctx context.Context, rate, n int) (Measure, error) {
+	subject := "bench.latency." + randomHex(4)
+	cons, err := r.bjs.CreateOrUpdateConsumer(ctx, bareStream, jetstream.ConsumerConfig{Durable: "latency-" + randomHex(4),
+		FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		return Measure{}, err
+	}
+	var mu sync.Mutex
+	lat := make([]time.Duration, 0, n)
+	done := make(chan struct{})
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		at := time.Now()
+		_ = m.Ack()
+		sent := int64(binary.BigEndian.Uint64(m.Data()))
+		mu.Lock()
+		defer mu.Unlock()
+		lat = append(lat, at.Sub(time.Unix(0, sent)))
+		if len(lat) == n {
+			close(done)
+		}
+	})
+	if err != nil {
+		return Measure{}, err
+	}
+	defer cc.Stop()
+	interval := time.Second / time.Duration(rate)
+	start := time.Now()
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		b := binary.BigEndian.AppendUint64(nil, uint64(time.Now().UnixNano()))
+		if _, err := r.bjs.PublishAsync(subject, b); err != nil {
+			return Measure{}, err
+		}
+	}
+	select {
+	case <-done:
+	case <-time.After(opTimeout):
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return measure(fmt.Sprintf("bare JetStream publish → durable consumer at %d/s", rate), len(lat), n-len(lat), time.Since(start), slices.Clone(lat)), nil
+}
+
+// fanout: K durable subscribers of a crisis's events (eventbus.Consume, as
+// every service consumes), against K bare durable consumers.
+func (r *runner) fanout(ctx context.Context) error {
+	k, n := r.cfg.Sizes.FanoutSubscribers, r.cfg.Sizes.FanoutEvents
+	id := crisis.NewCrisisID("NO", time.Now())
+	route := eventbus.Route{Region: demarchev1.Region_REGION_EUROPE, Country: "NO", CrisisID: id}
+	sent := make([]time.Time, n)
+	var mu sync.Mutex
+	var lat []time.Duration
+	all := make(chan struct{})
+	total := 0
+	var consumers []*eventbus.Consumer
+	defer func() {
+		for _, c := range consumers {
+			c.Stop()
+		}
+	}()
+	for j := range k {
+		c, err := eventbus.Consume(ctx, r.opJS, eventbus.ConsumerConfig{Durable: fmt.Sprintf("bench-fanout-%s-%d", randomHex(3), j),
+			FilterSubjects: []string{eventbus.CrisisEvents(id)}}, func(_ context.Context, ev eventbus.Event) error {
+			at := time.Now()
+			var i int
+			if _, err := fmt.Sscanf(strings.TrimPrefix(ev.ID, id), "-bench-%d", &i); err != nil || i < 0 || i >= n {
+				return nil
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			lat = append(lat, at.Sub(sent[i]))
+			total++
+			if total == n*k {
+				close(all)
+			}
+			return nil
+		}, r.log)
+		if err != nil {
+			return err
+		}
+		consumers = append(consumers, c)
+	}
+	pub := eventbus.NewPublisher(r.wk, crisis.EventSource)
+	start := time.Now()
+	for i := range n {
+		mu.Lock()
+		sent[i] = time.Now()
+		mu.Unlock()
+		if _, err := pub.Publish(ctx, route, eventbus.Event{ID: fmt.Sprintf("%s-bench-%d", id, i), Time: time.Now(), Data: &demarchev1.StageEntered{
+			CrisisId: id, Stage: demarchev1.Stage_STAGE_WARNING, EnteredAt: timestamppb.Now()}}); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-all:
+	case <-time.After(opTimeout):
+	}
+	el := time.Since(start)
+	mu.Lock()
+	res := Result{Scenario: "fanout", Variant: fmt.Sprintf("%d subscribers × %d events", k, n),
+		Demarche: measure("crisis events published (as the worker does) → each of K durable eventbus consumers handled them", total, n*k-total, el, slices.Clone(lat))}
+	mu.Unlock()
+
+	// Baseline: the same, bare.
+	subject := "bench.fanout." + randomHex(4)
+	bsent := make([]time.Time, n)
+	var blat []time.Duration
+	btotal := 0
+	ball := make(chan struct{})
+	var ccs []jetstream.ConsumeContext
+	defer func() {
+		for _, cc := range ccs {
+			cc.Stop()
+		}
+	}()
+	for j := range k {
+		c, err := r.bjs.CreateOrUpdateConsumer(ctx, bareStream, jetstream.ConsumerConfig{Durable: fmt.Sprintf("fanout-%s-%d", randomHex(3), j),
+			FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
+		if err != nil {
+			return err
+		}
+		cc, err := c.Consume(func(m jetstream.Msg) {
+			at := time.Now()
+			_ = m.Ack()
+			i := int(binary.BigEndian.Uint64(m.Data()))
+			mu.Lock()
+			defer mu.Unlock()
+			blat = append(blat, at.Sub(bsent[i]))
+			btotal++
+			if btotal == n*k {
+				close(ball)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		ccs = append(ccs, cc)
+	}
+	bstart := time.Now()
+	for i := range n {
+		mu.Lock()
+		bsent[i] = time.Now()
+		mu.Unlock()
+		if _, err := r.bjs.Publish(ctx, subject, binary.BigEndian.AppendUint64(nil, uint64(i)), jetstream.WithMsgID(fmt.Sprintf("%s-%d", subject, i))); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-ball:
+	case <-time.After(opTimeout):
+	}
+	bel := time.Since(bstart)
+	mu.Lock()
+	b := measure("bare JetStream publish → K durable consumers, explicit ack", btotal, n*k-btotal, bel, slices.Clone(blat))
+	mu.Unlock()
+	res.Baseline = &b
+	res.ratioThroughput()
+	r.add(res)
+	return nil
+}
+
+// drills: one drill alone (what the drill delays allow), then Drills at once.
+func (r *runner) drills(ctx context.Context) error {
+	policy := &demarchev1.DrillPolicy{StageDuration: durationpb.New(time.Duration(r.cfg.Sizes.DrillDelaySeconds * float64(time.Second))), TimeScale: 0.000001}
+	runDrills := func(n int, offset int) ([]time.Duration, int, time.Duration, error) {
+		lat, errs, el, first := parallel(ctx, n, n, func(ctx context.Context, i int) error {
+			id, err := r.openCrisis(ctx, offset+i, policy)
+			if err != nil {
+				return err
+			}
+			r.mu.Lock()
+			r.drillID = append(r.drillID, id)
+			r.mu.Unlock()
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+			defer cancel()
+			var st demarchev1.CrisisState
+			return r.tc.GetWorkflow(wctx, crisis.WorkflowID(id), "").Get(wctx, &st)
+		})
+		return lat, errs, el, first
+	}
+	r.progress("  drills: one alone")
+	blat, berrs, bel, bfirst := runDrills(1, 0)
+	if berrs > 0 {
+		return fmt.Errorf("the lone drill: %w", bfirst)
+	}
+	m := r.cfg.Sizes.Drills
+	r.progress("  drills: %d at once", m)
+	lat, errs, el, first := runDrills(m, 1)
+	res := Result{Scenario: "drills", Variant: fmt.Sprintf("%d at once, %gs per drill decision", m, r.cfg.Sizes.DrillDelaySeconds),
+		Demarche: measure("drills opened together, each run to closure by its drill policy", len(lat), errs, el, lat)}
+	b := measure("one drill alone: the rate its delays allow, per drill", len(blat), berrs, bel, blat)
+	res.Baseline = &b
+	if first != nil {
+		res.Notes = append(res.Notes, "first error: "+first.Error())
+	}
+	// Ideal: m drills in the time of one. Ratio = actual rate / ideal rate.
+	if bel > 0 && el > 0 {
+		res.Ratio, res.RatioOf = bel.Seconds()/el.Seconds(), "rate vs ideal"
+		res.Demarche.Extra = map[string]float64{"drills_per_min": float64(len(lat)) / el.Minutes(), "ideal_per_min": float64(m) / bel.Minutes()}
+	}
+	res.judge("≥ 0.5× the rate the drill delays allow", errs == 0 && res.Ratio >= 0.5)
+	r.add(res)
+	return nil
+}
+
+// replay: every history of the drills run (crisis and stage workflows)
+// replayed against today's code, against reading them (proto decode).
+func (r *runner) replay(ctx context.Context) error {
+	r.mu.Lock()
+	ids := slices.Clone(r.drillID)
+	r.mu.Unlock()
+	if len(ids) == 0 {
+		id, err := r.openCrisis(ctx, 0, &demarchev1.DrillPolicy{StageDuration: durationpb.New(time.Second), TimeScale: 0.000001})
+		if err != nil {
+			return err
+		}
+		var st demarchev1.CrisisState
+		if err := r.tc.GetWorkflow(ctx, crisis.WorkflowID(id), "").Get(ctx, &st); err != nil {
+			return err
+		}
+		ids = []string{id}
+	}
+	var raw [][]byte
+	for _, id := range ids {
+		hs, err := trail.FetchHistories(ctx, r.tc, id)
+		if err != nil {
+			return err
+		}
+		for _, h := range hs {
+			b, err := proto.Marshal(h.History)
+			if err != nil {
+				return err
+			}
+			raw = append(raw, b)
+		}
+	}
+	rounds := max(1, r.cfg.Sizes.ReplayRounds)
+	var hs []*historyT
+	bstart := time.Now()
+	var blat []time.Duration
+	for range rounds {
+		hs = hs[:0]
+		for _, b := range raw {
+			t0 := time.Now()
+			h := new(historyT)
+			if err := proto.Unmarshal(b, h); err != nil {
+				return err
+			}
+			hs = append(hs, h)
+			blat = append(blat, time.Since(t0))
+		}
+	}
+	bel := time.Since(bstart)
+	var lat []time.Duration
+	errs := 0
+	var first error
+	start := time.Now()
+	for range rounds {
+		for _, h := range hs {
+			t0 := time.Now()
+			if err := trail.Replay(h); err != nil {
+				errs++
+				if first == nil {
+					first = err
+				}
+				continue
+			}
+			lat = append(lat, time.Since(t0))
+		}
+	}
+	el := time.Since(start)
+	res := Result{Scenario: "replay", Variant: fmt.Sprintf("%d histories × %d", len(hs), rounds),
+		Demarche: measure("replay a recorded history against today's workflow code", len(lat), errs, el, lat)}
+	b := measure("decode the same histories (protobuf)", len(blat), 0, bel, blat)
+	res.Baseline = &b
+	if first != nil {
+		res.Notes = append(res.Notes, "first error: "+first.Error())
+	}
+	res.ratioThroughput()
+	res.judge("≥ 100 histories/s", errs == 0 && res.Demarche.PerSecond >= 100)
+	r.add(res)
+	return nil
+}
+
+// capacity: crises waiting in their warning stage, opened up to each size;
+// memory and disk per crisis, and the time `crisis list` takes for all.
+func (r *runner) capacity(ctx context.Context) error {
+	heap0, rss0, disk0 := heapMB(), rssMB(), diskMB(r.st.DataDir())
+	opened := 0
+	for _, size := range r.cfg.Sizes.Capacity {
+		if size <= opened {
+			continue
+		}
+		r.progress("  capacity: opening crises up to %d", size)
+		more := size - opened
+		var done atomic.Int64
+		stopTick := make(chan struct{})
+		go func() {
+			t := time.NewTicker(10 * time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-t.C:
+					r.progress("  capacity: %d of %d opened", opened+int(done.Load()), size)
+				case <-stopTick:
+					return
+				}
+			}
+		}()
+		lat, errs, el, first := parallel(ctx, more, 20, func(ctx context.Context, i int) error {
+			id, err := r.openCrisis(ctx, opened+i, nil)
+			if err != nil {
+				return err
+			}
+			_, err = r.ev.wait(ctx, id, "stage_entered", opTimeout)
+			done.Add(1)
+			return err
+		})
+		close(stopTick)
+		if errs > 0 {
+			return fmt.Errorf("open crises for capacity: %d failed, first: %w", errs, first)
+		}
+		opened = size
+		heap, rss, disk := heapMB(), rssMB(), diskMB(r.st.DataDir())
+		// crisis list, as the CLI and the API do it: every crisis, all pages.
+		var listLat []time.Duration
+		rows := 0
+		for range 3 {
+			t0 := time.Now()
+			list, err := crisis.List(ctx, r.tc, crisis.Filter{}, 0)
+			if err != nil {
+				return err
+			}
+			listLat = append(listLat, time.Since(t0))
+			rows = len(list)
+		}
+		res := Result{Scenario: "capacity", Variant: fmt.Sprintf("%d waiting crises", size),
+			Demarche: measure("crisis list of every crisis (Temporal visibility, all pages); memory and disk per crisis opened here", 3, 0, sumDur(listLat), listLat)}
+		res.Demarche.PerSecond = 0
+		res.Demarche.Extra = map[string]float64{
+			"listed_rows": float64(rows), "heap_kb_per_crisis": (heap - heap0) * 1024 / float64(opened),
+			"rss_kb_per_crisis": (rss - rss0) * 1024 / float64(opened), "disk_kb_per_crisis": (disk - disk0) * 1024 / float64(opened),
+			"open_per_s": float64(len(lat)) / el.Seconds(),
+		}
+		if size >= 5000 {
+			res.judge("list of 5,000 crises ≤ 1 s; memory ≤ 100 KB per waiting crisis", distOf(listLat).P50 <= 1000 && (rss-rss0)*1024/float64(opened) <= 100)
+		}
+		r.add(res)
+	}
+	return nil
+}
+
+func sumDur(ds []time.Duration) time.Duration {
+	var t time.Duration
+	for _, d := range ds {
+		t += d
+	}
+	return t
+}
+
+// historyT is a workflow history.
+type historyT = historypb.History
