@@ -196,7 +196,7 @@ func TestTrust(t *testing.T) {
 			if rt.Public || rt.Method != "GET" {
 				continue
 			}
-			path := strings.NewReplacer("{$}", "", "{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general").Replace(rt.Pattern)
+			path := strings.NewReplacer("{$}", "", "{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general", "{key}", "NE-general").Replace(rt.Pattern)
 			for _, id := range authn.DevIdentities {
 				var roles []demarchev1.Role
 				for _, r := range id.Roles {

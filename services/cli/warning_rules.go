@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -35,6 +37,7 @@ The service takes a file with "serve earlywarning --rules", imports with
 
 func newWarningRulesShowCmd(app *App) *cobra.Command {
 	var summary bool
+	var output outputFlag
 	cmd := &cobra.Command{
 		Use:     "show [FILE]",
 		Short:   "Print the rules (default: the embedded ones) with their version",
@@ -44,6 +47,19 @@ func newWarningRulesShowCmd(app *App) *cobra.Command {
 			rules, err := earlywarning.LoadRules(firstArg(args))
 			if err != nil {
 				return err
+			}
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			if asJSON { // the file as data, with the version it is recorded under
+				var doc any
+				if err := yaml.Unmarshal(rules.Source, &doc); err != nil {
+					return fmt.Errorf("rules: %w", err)
+				}
+				enc := json.NewEncoder(app.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(map[string]any{"version": rules.Version, "rules": doc})
 			}
 			if summary {
 				_, err = io.WriteString(app.Out, rules.Summary())
@@ -55,6 +71,7 @@ func newWarningRulesShowCmd(app *App) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&summary, "summary", false, "a few lines instead of the file")
+	output.bind(cmd) // table: the YAML file itself
 	return cmd
 }
 
