@@ -209,6 +209,8 @@ func TestTrust(t *testing.T) {
 				code, body := get(path, readToken(t, s.TokenFile(id.Subject)))
 				allowed := rt.Action == "" || authz.Allowed(rt.Action, roles)
 				switch {
+				case allowed && code == http.StatusNotFound && rt.Pattern == "/console/situations/{key}":
+					// allowed: the page answers that early warning has no such situation yet (no score), not 403
 				case allowed && code != http.StatusOK:
 					t.Errorf("%s GET %s: %d, want 200 (%s is allowed %s)", id.Subject, path, code, id.Subject, rt.Action)
 				case !allowed && (code != http.StatusForbidden || !strings.Contains(body, "needs one of the roles")):
