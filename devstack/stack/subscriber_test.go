@@ -34,10 +34,11 @@ type subscriberRun struct {
 func (r *subscriberRun) start(t *testing.T, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Stdout through an io.Pipe, not StdoutPipe: Wait then returns only once
+	// every line the subscriber wrote before it stopped has been read (with
+	// StdoutPipe, Wait closes the pipe and a last line can be lost).
+	stdout, pw := io.Pipe()
+	cmd.Stdout = pw
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -196,7 +196,7 @@ func TestTrust(t *testing.T) {
 			if rt.Public || rt.Method != "GET" {
 				continue
 			}
-			path := strings.NewReplacer("{$}", "", "{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general").Replace(rt.Pattern)
+			path := strings.NewReplacer("{$}", "", "{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general", "{key}", "NE-general").Replace(rt.Pattern)
 			for _, id := range authn.DevIdentities {
 				var roles []demarchev1.Role
 				for _, r := range id.Roles {
@@ -209,6 +209,8 @@ func TestTrust(t *testing.T) {
 				code, body := get(path, readToken(t, s.TokenFile(id.Subject)))
 				allowed := rt.Action == "" || authz.Allowed(rt.Action, roles)
 				switch {
+				case allowed && code == http.StatusNotFound && rt.Pattern == "/console/situations/{key}":
+					// allowed: the page answers that early warning has no such situation yet (no score), not 403
 				case allowed && code != http.StatusOK:
 					t.Errorf("%s GET %s: %d, want 200 (%s is allowed %s)", id.Subject, path, code, id.Subject, rt.Action)
 				case !allowed && (code != http.StatusForbidden || !strings.Contains(body, "needs one of the roles")):
