@@ -19,7 +19,7 @@ import (
 
 // TestTinyBench runs every scenario at a tiny size on the real embedded stack
 // and checks the harness, not the speed: every scenario reports, counts add
-// up, percentiles are ordered, the JSON and the SVG are well formed. No
+// up, latencies are positive and their percentiles ordered, the JSON and the SVG are well formed. No
 // figure is asserted.
 func TestTinyBench(t *testing.T) {
 	if testing.Short() {
@@ -67,8 +67,8 @@ func TestTinyBench(t *testing.T) {
 				continue
 			}
 			d := m.Latency
-			if !(d.Min <= d.P50 && d.P50 <= d.P90 && d.P90 <= d.P99 && d.P99 <= d.Max) || d.N != m.Count {
-				t.Errorf("%s %s: percentiles out of order or miscounted: %+v (count %d)", r.Scenario, r.Variant, d, m.Count)
+			if !(0 <= d.Min && d.Min <= d.P50 && d.P50 <= d.P90 && d.P90 <= d.P99 && d.P99 <= d.Max) || d.N != m.Count {
+				t.Errorf("%s %s: percentiles negative, out of order or miscounted: %+v (count %d)", r.Scenario, r.Variant, d, m.Count)
 			}
 		}
 		if r.Baseline != nil && r.RatioOf == "" && r.Scenario != "warning-to-action" {

@@ -46,11 +46,27 @@ var crisisTypes = []demarchev1.CrisisType{
 	demarchev1.CrisisType_CRISIS_TYPE_CONSTITUTIONAL_CRISIS,
 }
 
+// operatorSituations is how many situations (country + crisis type) the
+// crises the bench opens itself go to. Early warning sends a crossing to an
+// open real crisis of its situation rather than opening a new one, so these
+// situations are kept out of warning-to-action (see nextSituations): its
+// crossings must each open a crisis of their own. Few, so that the full run's
+// rates still find fresh situations; spread over the country list, so over
+// every region.
+const operatorSituations = 20
+
+// operatorSituation is the situation of the bench's i-th own crisis.
+func operatorSituation(i int) (string, demarchev1.CrisisType) {
+	j := i % operatorSituations
+	return countries[j*len(countries)/operatorSituations], crisisTypes[j%len(crisisTypes)]
+}
+
 // openCrisis opens a real crisis (operator-opened, public) and returns its id.
 func (r *runner) openCrisis(ctx context.Context, i int, drill *demarchev1.DrillPolicy) (string, error) {
+	country, typ := operatorSituation(i)
 	cr := crisis.NewCrisis(crisis.NewCrisisParams{
-		Title: fmt.Sprintf("Bench crisis %d", i), CountryCode: countries[i%len(countries)],
-		CrisisType: crisisTypes[i%len(crisisTypes)], Severity: 3, OpenedBy: "bench", Drill: drill != nil,
+		Title: fmt.Sprintf("Bench crisis %d", i), CountryCode: country,
+		CrisisType: typ, Severity: 3, OpenedBy: "bench", Drill: drill != nil,
 		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC,
 	}, time.Now())
 	if _, err := crisis.Open(ctx, r.tc, &demarchev1.CrisisWorkflowInput{Crisis: cr, DrillPolicy: drill}); err != nil {
@@ -309,10 +325,14 @@ func waitConsumed(ctx context.Context, c jetstream.Consumer, seq uint64, timeout
 	}
 }
 
-// nextSituations returns n situations no scenario has used.
+// nextSituations returns n situations no scenario has used, and none the
+// bench opens its own crises in.
 func (r *runner) nextSituations(n int) ([][2]any, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	for i := range operatorSituations {
+		r.used[demarchev1.SituationKey(operatorSituation(i))] = true
+	}
 	var out [][2]any
 	for _, t := range crisisTypes {
 		for _, c := range countries {
@@ -330,9 +350,22 @@ func (r *runner) nextSituations(n int) ([][2]any, error) {
 	return out, fmt.Errorf("only %d fresh situations left, %d wanted: lower the rate or the duration", len(out), n)
 }
 
+// crisisOpenedFor returns when the crisis early warning opened for a fresh
+// situation published its CrisisOpened: the crisis is the one the
+// situation's WarningRaised names (an episode id, not derived from the
+// situation).
+func (r *runner) crisisOpenedFor(ctx context.Context, situation string, deadline time.Time) (time.Time, error) {
+	id, err := r.ev.crisisOf(ctx, situation, time.Until(deadline))
+	if err != nil {
+		return time.Time{}, err
+	}
+	return r.ev.wait(ctx, id, "crisis_opened", time.Until(deadline))
+}
+
 // warningToAction: at a steady rate, one signal heavy enough to cross the
 // threshold, each for a situation of its own; timed from publishing the
-// signal until the crisis's workflow has published CrisisOpened. The baseline
+// signal until the workflow of the crisis it opened (named by the situation's
+// WarningRaised) has published CrisisOpened. The baseline
 // is bare publish→consume at the same rate.
 func (r *runner) warningToAction(ctx context.Context) error {
 	for _, rate := range r.cfg.Sizes.Rates {
@@ -359,8 +392,15 @@ func (r *runner) warningToAction(ctx context.Context) error {
 		var lastAt time.Time
 		errs := 0
 		var first error
+		// One deadline for the whole batch: a lost crossing costs opTimeout
+		// once, not once per situation after it.
+		deadline := pubEnd.Add(opTimeout)
 		for i, s := range sits {
-			at, err := r.ev.wait(ctx, demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)), "crisis_opened", opTimeout)
+			at, err := r.crisisOpenedFor(ctx, demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)), deadline)
+			if err == nil && at.Before(published[i]) {
+				err = fmt.Errorf("the crossing of %s went to a crisis opened before its signal: not a fresh situation",
+					demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)))
+			}
 			if err != nil {
 				errs++
 				if first == nil {

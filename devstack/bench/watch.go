@@ -14,36 +14,53 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // watcher notes when each crisis event first reaches NATS, by crisis id and
 // event token (demarche.crisis.<region>.<country>.<crisis-id>.<event>): what
-// a subscriber sees is what the bench times.
+// a subscriber sees is what the bench times. It also notes, per situation
+// (country + crisis type), the crisis its first WarningRaised names: early
+// warning opens each situation's crisis as an episode with an id of its own,
+// and WarningRaised is how it says which.
 type watcher struct {
 	sub     *nats.Subscription
 	mu      sync.Mutex
 	seen    map[string]time.Time
+	crisis  map[string]string // situation key → crisis id of its first WarningRaised
 	waiting map[string]chan struct{}
 }
 
+// Keys of the seen map: a crisis's event, or a situation's first warning.
+func eventKey(crisisID, token string) string { return crisisID + "/" + token }
+func situationKey(situation string) string   { return "situation:" + situation }
+
 func watch(nc *nats.Conn) (*watcher, error) {
-	w := &watcher{seen: map[string]time.Time{}, waiting: map[string]chan struct{}{}}
+	w := &watcher{seen: map[string]time.Time{}, crisis: map[string]string{}, waiting: map[string]chan struct{}{}}
 	sub, err := nc.Subscribe(eventbus.AllEvents(), func(m *nats.Msg) {
 		at := time.Now()
 		tokens := strings.Split(m.Subject, ".")
 		if len(tokens) < 6 {
 			return
 		}
-		key := tokens[len(tokens)-2] + "/" + tokens[len(tokens)-1]
+		token := tokens[len(tokens)-1]
 		w.mu.Lock()
-		if _, ok := w.seen[key]; !ok {
-			w.seen[key] = at
-			if ch, ok := w.waiting[key]; ok {
-				close(ch)
-				delete(w.waiting, key)
-			}
+		defer w.mu.Unlock()
+		w.note(eventKey(tokens[len(tokens)-2], token), at)
+		if token != warningRaised {
+			return
 		}
-		w.mu.Unlock()
+		ev, err := eventbus.Decode(m.Header, m.Data)
+		if err != nil {
+			return // not a warning the bench can read: its wait times out and says so
+		}
+		if wr, ok := ev.Data.(*demarchev1.WarningRaised); ok {
+			key := situationKey(demarchev1.SituationKey(wr.GetCountryCode(), wr.GetCrisisType()))
+			if _, ok := w.crisis[key]; !ok {
+				w.crisis[key] = wr.GetCrisisId()
+			}
+			w.note(key, at)
+		}
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: watch events: %w", err)
@@ -53,11 +70,41 @@ func watch(nc *nats.Conn) (*watcher, error) {
 	return w, nil
 }
 
+// The event token of WarningRaised on the subject tree.
+const warningRaised = "warning_raised"
+
+// note records the first time a key was seen and wakes its waiter; w.mu is held.
+func (w *watcher) note(key string, at time.Time) {
+	if _, ok := w.seen[key]; ok {
+		return
+	}
+	w.seen[key] = at
+	if ch, ok := w.waiting[key]; ok {
+		close(ch)
+		delete(w.waiting, key)
+	}
+}
+
 func (w *watcher) stop() { _ = w.sub.Unsubscribe() }
 
 // wait returns when the crisis's event of that token first arrived.
 func (w *watcher) wait(ctx context.Context, crisisID, token string, timeout time.Duration) (time.Time, error) {
-	key := crisisID + "/" + token
+	return w.waitKey(ctx, eventKey(crisisID, token), fmt.Sprintf("%s of %s", token, crisisID), timeout)
+}
+
+// crisisOf returns the crisis early warning named in the situation's first
+// WarningRaised (the crisis its crossing opened or signalled).
+func (w *watcher) crisisOf(ctx context.Context, situation string, timeout time.Duration) (string, error) {
+	key := situationKey(situation)
+	if _, err := w.waitKey(ctx, key, fmt.Sprintf("%s of situation %s", warningRaised, situation), timeout); err != nil {
+		return "", err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.crisis[key], nil
+}
+
+func (w *watcher) waitKey(ctx context.Context, key, what string, timeout time.Duration) (time.Time, error) {
 	w.mu.Lock()
 	if at, ok := w.seen[key]; ok {
 		w.mu.Unlock()
@@ -74,7 +121,7 @@ func (w *watcher) wait(ctx context.Context, crisisID, token string, timeout time
 	select {
 	case <-ch:
 	case <-t.C:
-		return time.Time{}, fmt.Errorf("%w: no %s of %s on NATS after %s", errTimeout, token, crisisID, timeout)
+		return time.Time{}, fmt.Errorf("%w: no %s on NATS after %s", errTimeout, what, timeout)
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
 	}

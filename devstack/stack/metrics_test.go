@@ -79,14 +79,16 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	stage := `demarche_stage_duration_seconds_count{region="africa",stage="warning"}`
 	before := scrape(t, s.MetricsURL())
 
-	// One signal heavy enough to cross the threshold opens the situation's crisis.
+	// One signal heavy enough to cross the threshold opens the situation's
+	// crisis: a new episode, whose id its WarningRaised names.
+	watch := watchCrossing(t, natsConn(t, s), "BJ", demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE)
 	started := time.Now()
 	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: "test", CountryCode: "BJ",
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, Weight: 100, ObservedAt: timestamppb.Now(),
 		Summary: "troops massed at the border", Location: "Malanville"}); err != nil {
 		t.Fatal(err)
 	}
-	id := demarchev1.SituationKey("BJ", demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE)
+	id := watch.crisisID(30 * time.Second)
 
 	// Partners learn of it within seconds (generous bound: not a speed test).
 	kv, err := js.KeyValue(ctx, partners.CrisisBucket)

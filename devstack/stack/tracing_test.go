@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/propagation"
@@ -17,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/devstack/stack"
-	"github.com/demarche/demarche/pkg/eventbus"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -45,20 +43,9 @@ func TestOneTraceFromSignalToCrisis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := demarchev1.SituationKey("TG", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE)
-	opened := make(chan *nats.Msg, 1)
-	sub, err := nc.Subscribe(eventbus.CrisisEvents(id), func(m *nats.Msg) {
-		if strings.HasSuffix(m.Subject, ".crisis_opened") {
-			select {
-			case opened <- m:
-			default:
-			}
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+	// Early warning opens the situation's crisis as a new episode: its
+	// WarningRaised names the crisis, whose CrisisOpened carries the trace.
+	watch := watchCrossing(t, nc, "TG", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE)
 
 	ctx, span := tp.Tracer("test").Start(context.Background(), "partner early-warning system reports")
 	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: "test", CountryCode: "TG",
@@ -69,16 +56,11 @@ func TestOneTraceFromSignalToCrisis(t *testing.T) {
 	span.End()
 	want := span.SpanContext().TraceID()
 
-	var m *nats.Msg
-	select {
-	case m = <-opened:
-	case <-time.After(60 * time.Second):
-		t.Fatal("no CrisisOpened for the signal's crisis")
-	}
+	id, m := watch.openedMsg(60 * time.Second)
 	got := trace.SpanContextFromContext(otel.GetTextMapPropagator().Extract(context.Background(),
 		propagation.HeaderCarrier(http.Header(m.Header)))).TraceID()
 	if got != want {
-		t.Fatalf("CrisisOpened carries trace %s (headers %v), want the signal's %s", got, m.Header, want)
+		t.Fatalf("CrisisOpened of %s carries trace %s (headers %v), want the signal's %s", id, got, m.Header, want)
 	}
 	var temporalSpans []string
 	for _, sp := range rec.Ended() {
