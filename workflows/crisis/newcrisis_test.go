@@ -29,7 +29,7 @@ func TestNewCrisis(t *testing.T) {
 		t.Errorf("two crises got the same id %s", c.GetId())
 	}
 
-	p.ID = "GN-unconstitutional-change"
+	p.ID = "GN-20261127-K7Q3P" // as early warning reserves one for an episode
 	p.FirstSignalAt = now.Add(-48 * time.Hour)
 	if c := NewCrisis(p, now); c.GetId() != p.ID || !c.GetFirstSignalAt().AsTime().Equal(p.FirstSignalAt) {
 		t.Errorf("given id and first signal: %v", c)

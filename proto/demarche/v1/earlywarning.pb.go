@@ -673,7 +673,9 @@ type ScoreResponse struct {
 	// The window ends at the newest signal of the situation (event time).
 	WindowEnd      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
 	AboveThreshold bool                   `protobuf:"varint,8,opt,name=above_threshold,json=aboveThreshold,proto3" json:"above_threshold,omitempty"`
-	// The situation's deterministic crisis id (opened when the score crosses).
+	// The situation's current (or last) crisis episode: the crisis its crossings
+	// opened or signalled (an id of its own, GN-20261128-K7Q3P; never derived
+	// from the situation).
 	CrisisId string `protobuf:"bytes,9,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	// How many times the score crossed the threshold so far.
 	Crossings int32 `protobuf:"varint,10,opt,name=crossings,proto3" json:"crossings,omitempty"`

@@ -107,7 +107,9 @@ func (x *ScoreRequest) Validate() error {
 }
 
 // SituationKey names a situation (country + crisis type) as a subject-safe
-// token, e.g. "GN-unconstitutional-change"; it is also the situation's crisis id.
+// token, e.g. "GN-unconstitutional-change". It is not a crisis id: early
+// warning opens each of a situation's crises as an episode with an id of its
+// own (see WarningRaised.crisis_id, ScoreResponse.crisis_id).
 func SituationKey(country string, t CrisisType) string {
 	return fmt.Sprintf("%s-%s", country, t.Slug())
 }
