@@ -36,7 +36,8 @@ beside its bare baseline on the same servers in the same run:
   open               opening crises until CrisisOpened is on NATS, vs a one-activity workflow
   ingest             signals below the threshold, vs bare JetStream publish → consume
   warning-to-action  crossings at each --rates per second across distinct situations,
-                     signal published → CrisisOpened on NATS, vs bare publish → consume
+                     signal published → CrisisOpened on NATS of the crisis (episode)
+                     its WarningRaised names, vs bare publish → consume
   fanout             K durable subscribers of crisis events, vs K bare consumers
   drills             --drills drills at once, vs one drill alone (what the delays allow)
   replay             every history of the drills replayed, vs decoding them
