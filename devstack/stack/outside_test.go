@@ -5,12 +5,19 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -152,6 +159,91 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 			if l := lineWith(out, "outside"); !strings.Contains(l, c.says) {
 				t.Errorf("audit replay %s: want an outside entry %q\n%s", c.id, c.says, out)
 			}
+			if c.id == reset {
+				afterReset(t, s, tc, chain.GetRecords(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+			}
 		})
+	}
+}
+
+// afterReset: the new run re-published the crisis's opening under its own
+// event ids, so the chain holds both runs' events, each record naming its
+// run; the replaced run's records stay. A record missing or forged after the
+// reset is still reported by reconcile.
+func afterReset(t *testing.T, s *stack.Stack, tc client.Client, records []*demarchev1.AuditRecord, oldRun string) {
+	ctx := context.Background()
+	const id = "NE-20261128-RSET1"
+	d, err := tc.DescribeWorkflowExecution(ctx, crisis.WorkflowID(id), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	newRun := d.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	if newRun == oldRun {
+		t.Fatalf("run %s not replaced by the reset", oldRun)
+	}
+	opened := map[string]string{} // run -> CrisisOpened event id
+	var newRunRecord *demarchev1.AuditRecord
+	for _, r := range records {
+		if strings.HasSuffix(r.GetEventType(), ".crisis_opened.v1") {
+			opened[r.GetRunId()] = r.GetEventId()
+		}
+		if r.GetRunId() == newRun && newRunRecord == nil {
+			newRunRecord = r
+		}
+	}
+	if opened[oldRun] == "" || opened[newRun] == "" || opened[oldRun] == opened[newRun] {
+		t.Errorf("CrisisOpened records by run: %v; want one of run %s and one of run %s, under different event ids", opened, oldRun, newRun)
+	}
+	hs, err := audit.FetchHistories(ctx, tc, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 2 {
+		t.Errorf("%d histories of crisis %s, want the new run's and the replaced run's", len(hs), id)
+	}
+	if rep, err := audit.Reconcile(hs, records); err != nil || !rep.OK() {
+		t.Fatalf("reconcile of the chain as read: %v %v", err, rep.Error())
+	}
+	// Missing: the chain without the new run's first record.
+	var without []*demarchev1.AuditRecord
+	for _, r := range records {
+		if r != newRunRecord {
+			without = append(without, r)
+		}
+	}
+	rep, err := audit.Reconcile(hs, without)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if newRunRecord == nil || rep.OK() || len(rep.MissingEvents) != 1 || rep.MissingEvents[0].RunID != newRun {
+		t.Errorf("a record of the new run missing: %+v %v", rep, rep.Error())
+	}
+	// Forged: with the worker's credentials, an event said to come from the
+	// new run at a history event that published nothing. The guard chains
+	// it (it names a run and history event of the crisis's workflow);
+	// reconcile names it.
+	wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wnc.Close()
+	wjs, err := jetstream.New(wnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	region, _ := demarchev1.RegionOf("NE")
+	if _, err := eventbus.NewPublisher(wjs, crisis.EventSource).Publish(ctx, eventbus.Route{Region: region, Country: "NE", CrisisID: id}, eventbus.Event{
+		ID: "forged-after-reset", Subject: id, Time: time.Now(), Origin: eventbus.Origin{WorkflowID: crisis.WorkflowID(id), RunID: newRun, HistoryEventID: 2},
+		Data: &demarchev1.StageEntered{CrisisId: id, Stage: demarchev1.Stage_STAGE_FACT_FINDING, EnteredAt: timestamppb.Now()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	waitFor(t, func() bool {
+		out, err = runCLI(t, s, "audit", "reconcile", "--crisis", id)
+		return err != nil && strings.Contains(out, "forged-after-reset")
+	})
+	if l := lineWith(out, "forged-after-reset"); !strings.Contains(l, "MISMATCH") || !strings.Contains(l, "no history entry") {
+		t.Errorf("forged record after the reset: %q\n%s", l, out)
 	}
 }

@@ -49,7 +49,9 @@
 // Origin. A record of an event the workflow published carries workflow_id,
 // run_id and history_event_id (the ActivityTaskScheduled event of the
 // publishing activity), from the event's ce-workflowid, ce-workflowrun and
-// ce-historyevent; Reconcile matches them with the histories. What the
+// ce-historyevent; Reconcile matches them with the histories of every run
+// of the workflow (runs.go: a reset's new run copies the replaced run's
+// events up to the reset point, which stay that run's). What the
 // service accepts at all is in guard.go; alarms and isolation in alarms.go;
 // anchors in anchor.go.
 //

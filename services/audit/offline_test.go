@@ -57,9 +57,10 @@ func chainFor(t *testing.T, hs []History, key ed25519.PrivateKey) *demarchev1.Au
 		for _, d := range ds {
 			decisions[d.EventID] = d
 		}
+		run := cmpOr(h.RunID, crisis.RunIDOf(h.History))
 		for _, p := range PublicationsOf(h) {
 			r := &demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT, EventId: p.EventID, EventType: p.EventType,
-				EventSource: crisis.EventSource, Principal: crisis.EventSource, WorkflowId: p.Workflow, RunId: "run-1", HistoryEventId: p.HistoryEventID}
+				EventSource: crisis.EventSource, Principal: crisis.EventSource, WorkflowId: p.Workflow, RunId: run, HistoryEventId: p.HistoryEventID}
 			if d, ok := decisions[p.EventID]; ok {
 				r.Principal, r.DecisionNumber, r.DecisionKind, r.EventTime = d.Principal, d.Number, d.Kind, timestamppb.New(d.Time)
 			}

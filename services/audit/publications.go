@@ -16,7 +16,9 @@ import (
 // scheduled at HistoryEventID and completed. Its audit record carries the
 // same event id, workflow and history event.
 type Publication struct {
-	Workflow       string
+	Workflow string
+	// RunID is the run that made it (in reconcile; PublicationsOf leaves the
+	// History's RunID, empty for the latest run).
 	RunID          string
 	HistoryEventID int64
 	EventID        string
@@ -26,7 +28,11 @@ type Publication struct {
 }
 
 func (p Publication) String() string {
-	return fmt.Sprintf("event %s (%s, %s history event %d, activity %s)", p.EventID, p.EventType, p.Workflow, p.HistoryEventID, p.Activity)
+	run := ""
+	if p.RunID != "" {
+		run = " run " + p.RunID
+	}
+	return fmt.Sprintf("event %s (%s, %s%s history event %d, activity %s)", p.EventID, p.EventType, p.Workflow, run, p.HistoryEventID, p.Activity)
 }
 
 var fundsDisbursedType = ceTypeOf(&demarchev1.FundsDisbursed{})
@@ -81,7 +87,26 @@ func isWorkflowEvent(r *demarchev1.AuditRecord) bool {
 	return r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT && r.GetEventSource() == crisis.EventSource
 }
 
+// Absorbed is a publication the stream took for an event already published
+// under the same id by another run of the workflow (the run a reset replaced):
+// the stream keeps the first, so the chain holds that run's record. A
+// disbursement's FundsDisbursed after a reset is one (its id is the payment's
+// key, so the payment is made once); events of the workflow carry their run
+// in their id (crisis's emitter) and are never absorbed across runs.
+type Absorbed struct {
+	Publication Publication
+	Record      *demarchev1.AuditRecord
+}
+
+func (a Absorbed) String() string {
+	return fmt.Sprintf("%s was absorbed by the stream as the event already published by run %s (audit record %d of %s, history event %d)",
+		a.Publication, a.Record.GetRunId(), a.Record.GetSequence(), a.Record.GetChain(), a.Record.GetHistoryEventId())
+}
+
 // reconcileEvents checks every publication against the records and back.
+// Each history is one run's; a publication is counted in the run that made
+// it (a reset's copy of the base run's events is the base run's), and its
+// record must name that workflow run and history event.
 func reconcileEvents(rep *ReconcileReport, histories []History, records []*demarchev1.AuditRecord) {
 	byEvent := map[string]*demarchev1.AuditRecord{}
 	historyEvents := map[string]map[int64]enumspb.EventType{} // workflow -> event id -> type
@@ -89,37 +114,69 @@ func reconcileEvents(rep *ReconcileReport, histories []History, records []*demar
 		switch {
 		case isWorkflowEvent(r):
 			rep.EventRecords++
-			byEvent[r.GetEventId()] = r
+			if byEvent[r.GetEventId()] == nil {
+				byEvent[r.GetEventId()] = r
+			}
 		case r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT:
 			rep.OutsideWorkflows++
 		case r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION:
 			rep.Operations++
 		}
 	}
+	runs, have := runsOf(histories)
+	type at struct {
+		runKey
+		event int64
+	}
+	var pubs []Publication
+	pubAt := map[at]Publication{}
 	published := map[string]bool{}
-	for _, h := range histories {
-		if historyEvents[h.WorkflowID] == nil {
-			historyEvents[h.WorkflowID] = map[int64]enumspb.EventType{}
+	for _, r := range runs {
+		if historyEvents[r.WorkflowID] == nil {
+			historyEvents[r.WorkflowID] = map[int64]enumspb.EventType{}
 		}
-		for _, ev := range h.History.GetEvents() {
-			historyEvents[h.WorkflowID][ev.GetEventId()] = ev.GetEventType()
+		for _, ev := range r.History.History.GetEvents() {
+			historyEvents[r.WorkflowID][ev.GetEventId()] = ev.GetEventType()
 		}
-		for _, p := range PublicationsOf(h) {
-			rep.Events++
-			rec, ok := byEvent[p.EventID]
-			if p.EventID == "" || !ok {
-				rep.MissingEvents = append(rep.MissingEvents, p)
+		for _, p := range PublicationsOf(r.History) {
+			if r.copied(p.HistoryEventID, have) {
 				continue
 			}
+			p.RunID = r.writtenBy(p.HistoryEventID)
+			pubs = append(pubs, p)
+			pubAt[at{runKey{p.Workflow, p.RunID}, p.HistoryEventID}] = p
 			published[p.EventID] = true
-			// Records from before events carried their origin have none to compare.
-			if rec.GetWorkflowId() != "" && (rec.GetWorkflowId() != p.Workflow || rec.GetHistoryEventId() != p.HistoryEventID || (p.EventType != "" && rec.GetEventType() != p.EventType)) {
-				rep.Mismatched = append(rep.Mismatched, fmt.Sprintf("audit record %d of %s says event %s (%s) comes from %s history event %d, the history says %s",
-					rec.GetSequence(), rec.GetChain(), rec.GetEventId(), rec.GetEventType(), rec.GetWorkflowId(), rec.GetHistoryEventId(), p))
-				continue
-			}
-			rep.EventsMatched++
 		}
+	}
+	// made reports whether a record is of publication p: same event, type,
+	// workflow, run and history event. Records from before events carried
+	// their origin have none to compare; those from before they carried the
+	// run, no run.
+	made := func(rec *demarchev1.AuditRecord, p Publication) bool {
+		return rec.GetWorkflowId() == "" ||
+			rec.GetEventId() == p.EventID && rec.GetWorkflowId() == p.Workflow && rec.GetHistoryEventId() == p.HistoryEventID &&
+				(rec.GetRunId() == "" || rec.GetRunId() == p.RunID) && (p.EventType == "" || rec.GetEventType() == p.EventType)
+	}
+	for _, p := range pubs {
+		rep.Events++
+		rec, ok := byEvent[p.EventID]
+		if p.EventID == "" || !ok {
+			rep.MissingEvents = append(rep.MissingEvents, p)
+			continue
+		}
+		if made(rec, p) {
+			rep.EventsMatched++
+			continue
+		}
+		// Published again by another run under the id of an event the
+		// record shows that run made: the stream kept the first.
+		if first, ok := pubAt[at{runKey{rec.GetWorkflowId(), rec.GetRunId()}, rec.GetHistoryEventId()}]; ok && first.RunID != p.RunID &&
+			first.Workflow == p.Workflow && made(rec, first) && p.EventType == first.EventType {
+			rep.Absorbed = append(rep.Absorbed, Absorbed{Publication: p, Record: rec})
+			continue
+		}
+		rep.Mismatched = append(rep.Mismatched, fmt.Sprintf("audit record %d of %s says event %s (%s) comes from %s run %s history event %d, the history says %s",
+			rec.GetSequence(), rec.GetChain(), rec.GetEventId(), rec.GetEventType(), rec.GetWorkflowId(), rec.GetRunId(), rec.GetHistoryEventId(), p))
 	}
 	for _, r := range records {
 		if isWorkflowEvent(r) && !published[r.GetEventId()] {

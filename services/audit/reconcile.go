@@ -114,6 +114,9 @@ type ReconcileReport struct {
 	MissingEvents []Publication
 	// Records of workflow events that no history shows published.
 	UnknownEvents []*demarchev1.AuditRecord
+	// Publications after a reset the stream absorbed as the same event of
+	// the replaced run (by id): reported, not a mismatch.
+	Absorbed []Absorbed
 	// Records of events from outside the workflows (early warning's
 	// WarningRaised), and of operations done to the workflows (terminate,
 	// cancel, reset).
@@ -193,12 +196,16 @@ func Reconcile(histories []History, records []*demarchev1.AuditRecord) (*Reconci
 		}
 	}
 	inHistory := map[string]bool{}
-	for _, h := range histories {
-		ds, err := DecisionsOf(h.WorkflowID, h.History)
+	runs, have := runsOf(histories)
+	for _, h := range runs {
+		ds, err := DecisionsOf(h.WorkflowID, h.History.History)
 		if err != nil {
 			return nil, err
 		}
 		for _, d := range ds {
+			if h.copied(d.HistoryEventID, have) {
+				continue // the base run's decision, counted in its history
+			}
 			rep.Decisions++
 			rec, ok := byEvent[d.EventID]
 			if d.EventID == "" || !ok {
@@ -236,6 +243,9 @@ var outsideType = func() string {
 // reconcileOutside lists the operations outside Démarche the histories
 // record, and those of a crisis workflow the chain has no record of (the
 // worker's watcher records each with the event id crisis.OutsideEventID).
+// A reset is in two histories (the replaced run ends terminated by the
+// history resetter; the new run's, and those reset from it, hold the reset
+// event): it is listed once.
 func reconcileOutside(rep *ReconcileReport, histories []History, records []*demarchev1.AuditRecord) {
 	recorded := map[string]bool{}
 	for _, r := range records {
@@ -243,14 +253,24 @@ func reconcileOutside(rep *ReconcileReport, histories []History, records []*dema
 			recorded[r.GetEventId()] = true
 		}
 	}
-	for _, h := range histories {
-		runID := h.RunID
-		if runID == "" {
-			runID = crisis.RunIDOf(h.History)
-		}
-		started := h.History.GetEvents()
+	type opKey struct {
+		workflow, run string
+		kind          demarchev1.OutsideOperationKind
+	}
+	listed := map[opKey]*demarchev1.OutsideOperation{}
+	runs, _ := runsOf(histories)
+	for _, h := range runs {
+		started := h.History.History.GetEvents()
 		isCrisis := len(started) > 0 && started[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() == crisis.WorkflowName
-		for _, op := range crisis.OutsideOperationsIn(h.WorkflowID, runID, h.History) {
+		for _, op := range crisis.OutsideOperationsIn(h.WorkflowID, h.run, h.History.History) {
+			k := opKey{op.GetWorkflowId(), op.GetRunId(), op.GetKind()}
+			if seen := listed[k]; seen != nil {
+				if seen.GetNewRunId() == "" && op.GetNewRunId() != "" { // the reset event says why and at what time
+					seen.Reason, seen.NewRunId, seen.At = op.GetReason(), op.GetNewRunId(), op.GetAt()
+				}
+				continue
+			}
+			listed[k] = op
 			rep.Outside = append(rep.Outside, op)
 			id := crisis.CrisisIDOf(h.WorkflowID)
 			if !isCrisis || id == "" { // the watcher records crisis workflows' operations

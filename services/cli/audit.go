@@ -188,7 +188,11 @@ kind and principal) and that every decision record of the crisis's audit chain
 has a matching decision in a history. The same for every event of any type the
 workflows published: each has its record, carrying the same workflow and
 history event, and each workflow event record has its publication in a history.
-Anything unmatched is named; the exit status is then non-zero.`,
+Every run of each workflow is read: after a reset (temporal workflow reset) the
+replaced run's events keep their records, the new run's events have their own,
+and the reset is listed as an operation outside Démarche (OUTSIDE), which must
+have its CrisisAlteredOutside record. Anything unmatched is named; the exit
+status is then non-zero.`,
 		Example: "  demarche audit reconcile --crisis GN-20261127-K7Q3P",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -215,7 +219,11 @@ Anything unmatched is named; the exit status is then non-zero.`,
 				if problems == nil {
 					problems = []string{}
 				}
-				if err := app.printJSON(map[string]any{"crisisId": crisisID, "chain": chain.GetChain(), "histories": len(hs),
+				absorbed := []string{}
+				for _, a := range rep.Absorbed {
+					absorbed = append(absorbed, a.String())
+				}
+				if err := app.printJSON(map[string]any{"crisisId": crisisID, "chain": chain.GetChain(), "histories": len(hs), "absorbed": absorbed,
 					"decisions": rep.Decisions, "records": rep.Records, "matched": rep.Matched, "problems": problems, "ok": rep.OK()}); err != nil {
 					return err
 				}
@@ -230,6 +238,9 @@ Anything unmatched is named; the exit status is then non-zero.`,
 				rep.Events, rep.EventRecords, rep.EventsMatched, rep.OutsideWorkflows, rep.Operations)
 			for _, op := range rep.Outside {
 				fmt.Fprintf(app.Out, "  OUTSIDE   %s %s\n", op.GetWorkflowId(), crisis.DescribeOutside(op))
+			}
+			for _, a := range rep.Absorbed {
+				fmt.Fprintln(app.Out, "  ABSORBED ", a)
 			}
 			for _, p := range rep.Problems() {
 				fmt.Fprintln(app.Out, "  MISMATCH", p)

@@ -44,8 +44,26 @@ func withServiceOptions(ctx workflow.Context) workflow.Context {
 }
 
 // emitter publishes a workflow's events with deterministic ids: name-based
-// UUIDs of the prefix and a sequence number, so replays and retries produce
-// the same id and the stream stores each event once.
+// UUIDs of the prefix, the workflow run and a sequence number, so replays and
+// retries of a run produce the same id and the stream stores each event once.
+//
+// The run is part of the id because an event names one publication by one
+// run. A reset (temporal workflow reset) replaces a run by a new one that
+// executes again from the reset point: it re-reads the time, re-applies the
+// signals and updates, and may decide otherwise than the abandoned run did.
+// Its events are new facts. Were they given the abandoned run's ids, the
+// stream's de-duplication (Nats-Msg-Id) would absorb them: subscribers and
+// the audit chain would keep the abandoned run's content under the new run's
+// name, and a decision the new run made differently would reach no one. With
+// the run in the id, the chain stays append-only and honest: the abandoned
+// run's records stay as they were, the reset is recorded (the outside watch's
+// CrisisAlteredOutside), and the new run's events are chained as the new
+// run's, each with its own workflow run and history event; audit reconcile
+// reads every run's history. The same holds for a stage's child workflow
+// started again by the new run (a new run of the same workflow id), and for
+// continue-as-new. Money is the exception, on purpose: a disbursement's key
+// is per funding request, not per run, so a reset never pays twice; its
+// FundsDisbursed is absorbed by that key and reconcile says so.
 type emitter struct {
 	crisis *demarchev1.Crisis
 	prefix string
@@ -64,7 +82,7 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 		return fmt.Errorf("pack %T: %w", data, err)
 	}
 	req := &demarchev1.PublishEventRequest{
-		EventId:     ids.Derived(e.prefix, "event", strconv.Itoa(e.seq)),
+		EventId:     ids.Derived(e.prefix, "run", workflow.GetInfo(ctx).WorkflowExecution.RunID, "event", strconv.Itoa(e.seq)),
 		CrisisId:    e.crisis.GetId(),
 		Region:      e.crisis.GetRegion(),
 		CountryCode: e.crisis.GetCountryCode(),
