@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
 )
 
 type streamMsg struct {
@@ -268,32 +269,18 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 		}
 	}
 
-	// 4. Dead letters: every poison event dead-lettered with a reason; no
-	// genuine event dead-lettered.
+	// 4. Dead letters. Every one carries a reason and is accounted for:
+	//   - a poison event by every durable consumer of the crisis stream (no
+	//     consumer can take it, none may stall on it);
+	//   - an event of the synthetic crisis by the audit service alone: it was
+	//     published without the workflow run and history event it would come
+	//     from, so audit's guard refuses it as forged (services/audit.CheckEvent)
+	//     and raises an alarm, while the other consumers take the crisis's
+	//     events in whatever order they came;
+	//   - a genuine event by none.
 	dlq, err := readStream(ctx, p, eventbus.DeadLetterStreamName, eventbus.DeadLetterRoot+".>")
 	if err != nil {
 		v.fail("read the dead-letter stream: %v", err)
-	}
-	deadByID := map[string][]string{}
-	perConsumer := map[string]int{}
-	for _, m := range dlq {
-		reason := m.msg.Header.Get(eventbus.HeaderDeadLetterReason)
-		who := m.msg.Header.Get(eventbus.HeaderDeadLetterConsumer)
-		perConsumer[who]++
-		if reason == "" {
-			v.fail("dead letter %d (%s) carries no reason", m.seq, m.msg.Subject)
-		}
-		deadByID[m.msg.Header.Get(eventbus.HeaderID)] = append(deadByID[m.msg.Header.Get(eventbus.HeaderID)], who)
-	}
-	poisonCE := map[string]bool{}
-	for _, m := range msgs {
-		if poison[m.msg.Header.Get("Nats-Msg-Id")] {
-			ce := m.msg.Header.Get(eventbus.HeaderID)
-			poisonCE[ce] = true
-			if len(deadByID[ce]) == 0 {
-				v.loss("poison event %s on %s was dead-lettered by no consumer", ce, m.msg.Subject)
-			}
-		}
 	}
 	syntheticIDs := map[string]string{}
 	for id, evIDs := range in.synthetic {
@@ -301,12 +288,56 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 			syntheticIDs[e] = id
 		}
 	}
-	for ce, who := range deadByID {
-		if poisonCE[ce] || syntheticIDs[ce] != "" {
-			continue // poison must be; a synthetic event may be refused as forged, with its reason
+	poisonCE := map[string]bool{}
+	for _, m := range msgs {
+		if poison[m.msg.Header.Get("Nats-Msg-Id")] {
+			poisonCE[m.msg.Header.Get(eventbus.HeaderID)] = true
 		}
-		if _, isReal := seen[ce]; isReal {
-			v.loss("event %s was dead-lettered by %v: a genuine event no consumer should give up on", ce, who)
+	}
+	deadBy := map[string]map[string]bool{} // ce-id -> consumers that dead-lettered it
+	perConsumer := map[string]int{}
+	forgedRefused := 0
+	for _, m := range dlq {
+		reason := m.msg.Header.Get(eventbus.HeaderDeadLetterReason)
+		who := m.msg.Header.Get(eventbus.HeaderDeadLetterConsumer)
+		ce := m.msg.Header.Get(eventbus.HeaderID)
+		if deadBy[ce][who] {
+			continue // dead-lettered again after a restart: one refusal
+		}
+		if deadBy[ce] == nil {
+			deadBy[ce] = map[string]bool{}
+		}
+		deadBy[ce][who] = true
+		perConsumer[who]++
+		if reason == "" {
+			v.fail("dead letter %d (%s) carries no reason", m.seq, m.msg.Subject)
+		}
+		switch {
+		case poisonCE[ce]:
+		case syntheticIDs[ce] != "":
+			if who != audit.Durable || !strings.Contains(reason, audit.ErrForged.Error()) {
+				v.loss("synthetic event %s was dead-lettered by %s (%s): only audit may refuse it, as forged", ce, who, reason)
+			} else {
+				forgedRefused++
+			}
+		default:
+			if _, isReal := seen[ce]; isReal {
+				v.loss("event %s was dead-lettered by %s (%s): a genuine event no consumer should give up on", ce, who, reason)
+			} else {
+				v.fail("dead letter %d (%s, event %s, by %s) is of no event the suite published or injected", m.seq, m.msg.Subject, ce, who)
+			}
+		}
+	}
+	for ce := range poisonCE {
+		for name := range consumers {
+			if !deadBy[ce][name] {
+				v.loss("poison event %s was not dead-lettered by consumer %s", ce, name)
+			}
+		}
+	}
+	for ce, crisisID := range syntheticIDs {
+		if !deadBy[ce][audit.Durable] {
+			v.fail("synthetic event %s of %s (no workflow origin) was not refused by the audit service", ce, crisisID)
 		}
 	}
 
@@ -357,14 +388,37 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 		}
 		checkChain(c.id, want, true)
 	}
-	for id, evIDs := range in.synthetic {
-		var want []string
-		for _, e := range evIDs {
-			if len(deadByID[e]) == 0 { // an audit that refuses a forged-looking event dead-letters it: accounted for
-				want = append(want, e)
+	// The synthetic crisis's events were refused: none is chained, and the
+	// global chain holds a forged-event alarm for each.
+	var global []*demarchev1.AuditRecord
+	if len(in.synthetic) > 0 {
+		global, err = chainRecords(ctx, p, "")
+		if err != nil {
+			v.fail("read the global audit chain: %v", err)
+		}
+	}
+	alarmed := map[string]bool{}
+	for _, r := range global {
+		if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT && syntheticIDs[r.GetEventId()] != "" {
+			v.fail("synthetic event %s (no workflow origin) is on the global audit chain as an event (record %d)", r.GetEventId(), r.GetSequence())
+		}
+		if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_ALARM && strings.HasPrefix(r.GetDetail(), audit.AlarmForgedEvent+":") {
+			for e := range syntheticIDs {
+				if strings.Contains(r.GetDetail(), fmt.Sprintf("event %q", e)) {
+					alarmed[e] = true
+				}
 			}
 		}
-		checkChain(id, want, false)
+	}
+	for id, evIDs := range in.synthetic {
+		for _, e := range evIDs {
+			if !alarmed[e] {
+				v.fail("synthetic event %s of %s was refused without a %s alarm on the global chain", e, id, audit.AlarmForgedEvent)
+			}
+		}
+		if records, err := chainEventIDs(ctx, p, id); err == nil {
+			v.fail("synthetic crisis %s has an audit chain of %d event records: its events should all have been refused", id, len(records))
+		}
 	}
 	for _, ce := range in.lateDups {
 		for _, records := range chainOf {
@@ -406,7 +460,7 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 		pc = append(pc, fmt.Sprintf("%s %d", k, n))
 	}
 	sort.Strings(pc)
-	fig.add("dead-lettered", "%d (%s)", len(dlq), strings.Join(pc, ", "))
+	fig.add("dead-lettered", "%d (%s): %d poison × %d consumers, %d synthetic events refused by audit as forged", len(dlq), strings.Join(pc, ", "), len(poisonCE), len(consumers), forgedRefused)
 	fig.add("duplicates absorbed", "%d of %d republished at the stream (msg id); %d of %d late duplicates by the audit chain (ce-id); %d requests retried under their idempotency key",
 		in.absorbedAtStream, in.dupsSent, absorbedLate, len(in.lateDups), w.retries.Load())
 	in.mu.Unlock()
@@ -503,30 +557,39 @@ func auditVerify(ctx context.Context, p *platform, crisisID string) (string, err
 	return out, nil
 }
 
-// chainEventIDs reads a crisis's audit chain from the audit service (NATS
-// micro, as the operator) and counts its event records by event id; the
-// records of reads (which reading adds) are skipped.
+// chainEventIDs reads a crisis's audit chain and counts its event records by
+// event id; the records of reads (which reading adds) are skipped.
 func chainEventIDs(ctx context.Context, p *platform, crisisID string) (map[string]int, error) {
+	records, err := chainRecords(ctx, p, crisisID)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	for _, r := range records {
+		if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT {
+			out[r.GetEventId()]++
+		}
+	}
+	return out, nil
+}
+
+// chainRecords reads a crisis's audit chain (the global chain for "") from
+// the audit service (NATS micro, as the operator).
+func chainRecords(ctx context.Context, p *platform, crisisID string) ([]*demarchev1.AuditRecord, error) {
 	nc, err := p.connect(natsauth.Operator)
 	if err != nil {
 		return nil, err
 	}
 	defer nc.Close()
-	out := map[string]int{}
-	var after uint64
+	var out []*demarchev1.AuditRecord
 	for {
 		var page demarchev1.AuditChain
-		req := &demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: "chaos-suite", AfterSequence: after}
+		req := &demarchev1.AuditChainRequest{CrisisId: crisisID, Reader: "chaos-suite", AfterSequence: uint64(len(out))}
 		if err := natsrpc.Call(ctx, nc, natsrpc.AuditChain, req, &page); err != nil {
 			return nil, err
 		}
-		for _, r := range page.GetRecords() {
-			if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_EVENT {
-				out[r.GetEventId()]++
-			}
-		}
-		after += uint64(len(page.GetRecords()))
-		if len(page.GetRecords()) == 0 || after >= page.GetHead().GetSequence() {
+		out = append(out, page.GetRecords()...)
+		if len(page.GetRecords()) == 0 || uint64(len(out)) >= page.GetHead().GetSequence() {
 			return out, nil
 		}
 	}

@@ -11,13 +11,18 @@
 //   - NATS restarted (SIGUSR1 to `demarche dev`) during a burst of new drills;
 //   - the audit service down for a while, then catching up;
 //   - duplicated, late-duplicated, reordered and poison events published on
-//     the crisis stream with the worker's credentials.
+//     the crisis stream with the worker's credentials (the one identity that
+//     may publish there: a retried activity, a faulty network or a buggy
+//     worker, not an outsider, whom NATS refuses).
 //
 // It then checks outcomes only through public interfaces (the gateway, the
 // NATS streams, `demarche audit verify`): every crisis closes or keeps its
 // state; the crisis stream holds every event of each crisis once by ce-id;
 // every audit chain verifies and holds each event once; every disbursement is
-// paid once in the ledger; consumers drain and poison is dead-lettered. It
+// paid once in the ledger; consumers drain; every dead letter is accounted
+// for: poison by every consumer, the reordered synthetic crisis's events
+// (which carry no workflow origin) by the audit service alone, refused as
+// forged with an alarm, and no genuine event by any. It
 // prints a figures table and fails on any loss or double payment.
 //
 // Size: DEMARCHE_CHAOS_SIZE=small (default, inside make test) or full

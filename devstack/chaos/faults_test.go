@@ -206,18 +206,32 @@ func (in *injector) injectRound(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	real, err := readStream(ctx, in.p, eventbus.StreamName, eventbus.AllEvents())
+	// The plan may put this round first, before the workflows have published
+	// anything: wait for events to duplicate (a process that exited by itself
+	// is why none will come, and is said at once).
+	var events []streamMsg
+	var exited []string
+	err = eventually(ctx, 5*time.Minute, "an event of the workflows on the crisis stream to duplicate", func() (bool, string) {
+		if exited = in.p.unexpectedExits(); len(exited) > 0 {
+			return true, ""
+		}
+		real, err := readStream(ctx, in.p, eventbus.StreamName, eventbus.AllEvents())
+		if err != nil {
+			return false, err.Error()
+		}
+		events = events[:0]
+		for _, m := range real {
+			if m.msg.Header.Get(eventbus.HeaderID) != "" && m.msg.Header.Get("Nats-Msg-Id") == m.msg.Header.Get(eventbus.HeaderID) {
+				events = append(events, m)
+			}
+		}
+		return len(events) > 0, fmt.Sprintf("%d messages on %s, none a workflow's event", len(real), eventbus.StreamName)
+	})
+	if len(exited) > 0 {
+		return fmt.Errorf("no event to duplicate: %s", strings.Join(exited, "; "))
+	}
 	if err != nil {
 		return err
-	}
-	var events []streamMsg
-	for _, m := range real {
-		if m.msg.Header.Get(eventbus.HeaderID) != "" && m.msg.Header.Get("Nats-Msg-Id") == m.msg.Header.Get(eventbus.HeaderID) {
-			events = append(events, m)
-		}
-	}
-	if len(events) == 0 {
-		return fmt.Errorf("no event on the stream to duplicate yet")
 	}
 	publish := func(m *nats.Msg) (*jetstream.PubAck, error) {
 		var ack *jetstream.PubAck

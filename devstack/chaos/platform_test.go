@@ -35,6 +35,10 @@ type platform struct {
 	natsURL string
 	apiURL  string
 	ports   struct{ nats, temporal, temporalHTTP, http int }
+	// metrics is each process's Prometheus port: `demarche dev` and every
+	// `demarche serve` default to 127.0.0.1:9464, and a second process on
+	// that port (or another test's) would exit at start.
+	metrics map[string]int
 	// separate lists the services run as their own processes.
 	separate []string
 
@@ -69,6 +73,10 @@ func newPlatform(t *testing.T, bin, dir string) *platform {
 	taken := map[int]bool{}
 	for _, port := range []*int{&p.ports.nats, &p.ports.temporal, &p.ports.temporalHTTP, &p.ports.http} {
 		*port = stablePort(t, taken)
+	}
+	p.metrics = map[string]int{}
+	for _, name := range append([]string{"dev"}, p.separate...) {
+		p.metrics[name] = stablePort(t, taken)
 	}
 	p.natsURL = fmt.Sprintf("nats://127.0.0.1:%d", p.ports.nats)
 	p.apiURL = fmt.Sprintf("http://127.0.0.1:%d", p.ports.http)
@@ -134,7 +142,7 @@ func (p *platform) startDev(ctx context.Context) error {
 	err := p.spawn("dev", "dev", "--data-dir", p.data, "--no-ui", "--log-level", "warn",
 		"--nats-port", fmt.Sprint(p.ports.nats), "--temporal-port", fmt.Sprint(p.ports.temporal),
 		"--temporal-http-port", fmt.Sprint(p.ports.temporalHTTP), "--http-port", fmt.Sprint(p.ports.http),
-		"--without", strings.Join(p.separate, ","), "--nats-restart-downtime", "2s")
+		"--without", strings.Join(p.separate, ","), "--nats-restart-downtime", "2s", "--metrics-listen", p.metricsAddr("dev"))
 	if err != nil {
 		return err
 	}
@@ -155,9 +163,14 @@ func (p *platform) startDev(ctx context.Context) error {
 
 // startService runs one service as its own process with its own credentials.
 func (p *platform) startService(name string) error {
-	return p.spawn(name, "serve", name, "--log-level", "warn", "--nats-url", p.natsURL,
+	return p.spawn(name, "serve", name, "--log-level", "warn", "--nats-url", p.natsURL, "--metrics-listen", p.metricsAddr(name),
 		"--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), natsauth.Identity(name)),
 		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal))
+}
+
+// metricsAddr is where a process serves /metrics.
+func (p *platform) metricsAddr(name string) string {
+	return fmt.Sprintf("127.0.0.1:%d", p.metrics[name])
 }
 
 // kill sends SIGKILL to a process and waits for it to be gone.

@@ -27,7 +27,9 @@ import (
 // replay covers every run.
 func TestLongCrisisContinuesAsNew(t *testing.T) {
 	s := startStack(t, t.TempDir())
-	defer s.Stop()
+	// A cleanup, not a defer: the diagnostics below (a cleanup too, so run
+	// first) read Temporal and the stream while the stack is still up.
+	t.Cleanup(s.Stop)
 	tc := temporalClient(t, s)
 	_, js := jsOf(t, s)
 	ctx := context.Background()
@@ -127,22 +129,30 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 		}
 		t.Logf("WarningAttached on the stream: %d", streamCount(t, js, "demarche.crisis.*.*."+id+".warning_attached"))
 	})
-	waitWithin(t, 10*time.Minute, "warning deadline breached and every signal taken", func() bool {
-		var err error
-		st, err = crisis.State(ctx, tc, id)
+	// However slow the machine, the crisis must keep taking signals: the wait
+	// fails only when nothing moves (warnings taken, refusals, runs,
+	// deadlines) for a long while, which is a crisis stuck, not a slow one.
+	waitProgressing(t, 5*time.Minute, "warning deadline breached and every signal taken", func() (bool, string) {
+		cur, err := crisis.State(ctx, tc, id)
+		if err != nil {
+			return false, ""
+		}
+		st = cur
+		progress := fmt.Sprintf("%d of %d warnings, %d of %d refused signals, run %d, deadlines %v", len(st.GetWarnings()), warnings,
+			len(st.GetRefusedSignals()), invalid, st.GetWorkflowRuns(), st.GetDeadlines())
 		if time.Since(last) > 15*time.Second {
 			last = time.Now()
-			t.Logf("%d warnings, %d refused, run %d, deadlines %v, err %v", len(st.GetWarnings()), len(st.GetRefusedSignals()), st.GetWorkflowRuns(), st.GetDeadlines(), err)
+			t.Log(progress)
 		}
-		if err != nil || len(st.GetWarnings()) < warnings || len(st.GetRefusedSignals()) < invalid {
-			return false
+		if len(st.GetWarnings()) < warnings || len(st.GetRefusedSignals()) < invalid {
+			return false, progress
 		}
 		for _, d := range st.GetDeadlines() {
 			if d.GetStage() == demarchev1.Stage_STAGE_WARNING && d.GetStatus() == demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED {
-				return true
+				return true, progress
 			}
 		}
-		return false
+		return false, progress
 	})
 	// Decisions across runs: numbered on from the carried ones.
 	rec, err := crisis.Decide(ctx, tc, id, "", &demarchev1.DecisionRequest{Principal: principal, Roles: roles, Rationale: "credible",
@@ -217,11 +227,15 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 		t.Errorf("%d CrisisOpened events, want 1", n)
 	}
 
-	// Each run's history stayed near the guard; replay covers every run.
-	hs, err := trail.FetchHistories(ctx, tc, id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each run's history stayed near the guard; replay covers every run. The
+	// envoy stage runs as its own workflow, started after the stage shows as
+	// active: wait for it, so this fetch and audit replay's own see the same
+	// histories.
+	var hs []trail.History
+	waitFor(t, func() bool {
+		hs, err = trail.FetchHistories(ctx, tc, id)
+		return err == nil && slices.ContainsFunc(hs, func(h trail.History) bool { return h.WorkflowID != crisis.WorkflowID(id) })
+	})
 	runs := 0
 	for _, h := range hs {
 		if h.WorkflowID == crisis.WorkflowID(id) {
@@ -239,7 +253,13 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 		t.Fatalf("audit replay: %v\n%.2000s", err, out)
 	}
 	if !strings.Contains(out, fmt.Sprintf("(run 1 of %d)", runs)) || !strings.Contains(out, fmt.Sprintf("%d of %d histories replay deterministically", len(hs), len(hs))) {
-		t.Errorf("audit replay does not cover the %d runs:\n%.3000s", runs, out)
+		var heads []string // one line per history replayed, and the verdict
+		for _, l := range strings.Split(out, "\n") {
+			if l != "" && !strings.HasPrefix(l, " ") {
+				heads = append(heads, l)
+			}
+		}
+		t.Errorf("audit replay does not cover the %d runs (%d histories):\n%s", runs, len(hs), strings.Join(heads, "\n"))
 	}
 	waitFor(t, func() bool {
 		_, err := runCLI(t, s, "audit", "reconcile", "--crisis", id)
@@ -299,4 +319,27 @@ func TestContinuedCrisisIsRecorded(t *testing.T) {
 		t.Fatalf("state after %d runs: severity %d, %d decisions (%v)", st.GetWorkflowRuns(), st.GetCrisis().GetSeverity(), len(st.GetDecisions()), err)
 	}
 	recordHistories(t, tc, id, "CrisisResponse-continued.json", false)
+}
+
+// waitProgressing polls cond (every second) until it holds. It fails only
+// when what cond reports as its progress has not changed for stall: a
+// loaded machine makes the wait longer, never a failure; a stuck one fails
+// with where it stopped. An empty progress (cond could not tell) is no
+// progress.
+func waitProgressing(t *testing.T, stall time.Duration, what string, cond func() (done bool, progress string)) {
+	t.Helper()
+	last, since := "", time.Now()
+	for {
+		done, progress := cond()
+		if done {
+			return
+		}
+		if progress != "" && progress != last {
+			last, since = progress, time.Now()
+		}
+		if time.Since(since) > stall {
+			t.Fatalf("%s: no progress for %v (stopped at: %s)", what, stall, last)
+		}
+		time.Sleep(time.Second)
+	}
 }
