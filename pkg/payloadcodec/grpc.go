@@ -43,11 +43,15 @@ func Interceptors(k *Keyring) ([]grpc.UnaryClientInterceptor, error) {
 	}
 	payloads, err := proxy.NewPayloadVisitorInterceptor(proxy.PayloadVisitorInterceptorOptions{
 		Outbound: &proxy.VisitPayloadsOptions{
-			Visitor:              func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return k.Encode(ps) },
+			Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+				return k.Encode(ps)
+			},
 			SkipSearchAttributes: true,
 		},
 		Inbound: &proxy.VisitPayloadsOptions{
-			Visitor:              func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return k.Decode(ps) },
+			Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+				return k.Decode(ps)
+			},
 			SkipSearchAttributes: true,
 		},
 	})
@@ -108,7 +112,9 @@ func DecodeMessage(ctx context.Context, msg proto.Message, k *Keyring) error {
 		return nil
 	}
 	if err := proxy.VisitPayloads(ctx, msg, proxy.VisitPayloadsOptions{
-		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) { return k.Decode(ps) },
+		Visitor: func(_ *proxy.VisitPayloadsContext, ps []*commonpb.Payload) ([]*commonpb.Payload, error) {
+			return k.Decode(ps)
+		},
 	}); err != nil {
 		return fmt.Errorf("decrypt: %w", err)
 	}
