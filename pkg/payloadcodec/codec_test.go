@@ -110,10 +110,9 @@ func TestWrongKey(t *testing.T) {
 		t.Fatalf("decode of a relabelled payload: %v", err)
 	}
 	// a flipped bit is refused
-	tampered := *enc[0]
-	tampered.Data = append([]byte(nil), enc[0].GetData()...)
+	tampered := &commonpb.Payload{Metadata: enc[0].GetMetadata(), Data: append([]byte(nil), enc[0].GetData()...)}
 	tampered.Data[len(tampered.Data)-1] ^= 1
-	if _, err := ring(t, &k1).Decode([]*commonpb.Payload{&tampered}); !errors.Is(err, payloadcodec.ErrCorrupt) {
+	if _, err := ring(t, &k1).Decode([]*commonpb.Payload{tampered}); !errors.Is(err, payloadcodec.ErrCorrupt) {
 		t.Fatalf("decode of a tampered payload: %v", err)
 	}
 	// a ring that only decrypts refuses to encrypt
