@@ -27,6 +27,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
@@ -79,6 +80,10 @@ type Config struct {
 	// MetricsAddr serves Prometheus /metrics for the whole process ("": off;
 	// "127.0.0.1:0": a free port). PprofAddr serves /debug/pprof/ (opt-in: "" off).
 	MetricsAddr, PprofAddr string
+	// Codec, when set, encrypts every payload the stack's Temporal clients
+	// send (the embedded Temporal's database holds ciphertext only), and the
+	// gateway's codec endpoint lets the Temporal UI decrypt them for auditors.
+	Codec *payloadcodec.Keyring
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -209,6 +214,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			log.Warn("temporal stop", zap.Error(err))
 		}
 	})
+	// Every client of this frontend (services, tests, bench) uses the
+	// stack's codec, whatever the process default.
+	s.stops = append(s.stops, temporalx.SetCodecFor(s.TemporalAddress(), cfg.Codec))
 
 	// A data folder made before an attribute existed gets it now.
 	tc, err := temporalx.Dial(ctx, s.TemporalAddress(), cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))

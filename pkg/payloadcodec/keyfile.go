@@ -103,11 +103,14 @@ func LoadKeyring(activeFile string, oldFiles []string) (*Keyring, error) {
 	return NewKeyring(active, older...)
 }
 
+// DevKeyFile is the key file's name in a `demarche dev` data folder.
+const DevKeyFile = "codec-key.json"
+
 // EnsureDevKey returns the key file of a `demarche dev` data folder,
 // making one on first use. A data folder keeps its key: its histories
 // need it.
 func EnsureDevKey(dir string) (string, error) {
-	path := filepath.Join(dir, "codec-key.json")
+	path := filepath.Join(dir, DevKeyFile)
 	if _, err := os.Stat(path); err == nil {
 		return path, nil
 	} else if !errors.Is(err, os.ErrNotExist) {
