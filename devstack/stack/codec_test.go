@@ -3,12 +3,17 @@ package stack_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.uber.org/zap"
@@ -51,7 +56,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", NoUI: true, Codec: ring}, fileLogger(t, t.TempDir()))
+			s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", NoUI: !encrypted, Codec: ring}, fileLogger(t, t.TempDir()))
 			if err != nil {
 				t.Fatalf("start stack: %v", err)
 			}
@@ -125,6 +130,49 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 				if bytes.Contains(b, []byte("TITLE-7F3A")) {
 					t.Fatal("the raw history holds the title in clear")
 				}
+				// The Temporal UI is configured with the gateway's codec
+				// endpoint, which decrypts, as the UI's page asks it, for an
+				// auditor signed in to the console, and for nobody else.
+				var settings struct {
+					Codec struct {
+						Endpoint           string
+						IncludeCredentials bool
+					}
+				}
+				if err := getJSON(s.UIURL()+"/api/v1/settings", &settings); err != nil || settings.Codec.Endpoint != s.CodecEndpoint() || !settings.Codec.IncludeCredentials || s.CodecEndpoint() == "" {
+					t.Fatalf("UI settings: %+v (%v), want the codec endpoint %q with credentials", settings, err, s.CodecEndpoint())
+				}
+				startInput, err := protojson.Marshal(h.GetEvents()[0].GetWorkflowExecutionStartedEventAttributes().GetInput())
+				if err != nil {
+					t.Fatal(err)
+				}
+				asUIPage := func(session string) (int, []byte) {
+					t.Helper()
+					req, _ := http.NewRequest("POST", settings.Codec.Endpoint+"/decode", bytes.NewReader(startInput))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("X-Namespace", s.Namespace())
+					req.Header.Set("Origin", s.UIURL())
+					req.AddCookie(&http.Cookie{Name: "demarche_session", Value: session})
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer resp.Body.Close()
+					if resp.StatusCode == http.StatusOK && resp.Header.Get("Access-Control-Allow-Origin") != s.UIURL() {
+						t.Errorf("codec answer without CORS for the UI: %v", resp.Header)
+					}
+					b, _ := io.ReadAll(resp.Body)
+					return resp.StatusCode, b
+				}
+				var decoded commonpb.Payloads
+				if code, b := asUIPage(readToken(t, s.TokenFile("auditor"))); code != http.StatusOK || protojson.Unmarshal(b, &decoded) != nil ||
+					len(decoded.GetPayloads()) != 1 || !bytes.Contains(decoded.GetPayloads()[0].GetData(), []byte("TITLE-7F3A")) {
+					t.Fatalf("the UI's decode as the auditor: %d %s", code, b)
+				}
+				if code, b := asUIPage(readToken(t, s.TokenFile("duty"))); code != http.StatusForbidden || bytes.Contains(b, []byte("TITLE-7F3A")) {
+					t.Fatalf("the UI's decode as the duty officer: %d %s", code, b)
+				}
+
 				exported := filepath.Join(t.TempDir(), "exported.json")
 				if err := os.WriteFile(exported, b, 0o600); err != nil {
 					t.Fatal(err)
@@ -167,4 +215,20 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 			t.Logf("%s: %d bytes of Temporal database read, %d secrets checked", name, len(db), len(markers))
 		})
 	}
+}
+
+func getJSON(url string, into any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, into)
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -28,6 +29,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/payloadcodec"
+	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
@@ -232,11 +234,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		s.temporal.RefreshSearchAttributesFor(2 * time.Minute)
 	}
 
+	// The UI starts after the gateway, whose codec endpoint it uses; its
+	// port is chosen now, for the gateway to let its origin in.
+	var uiPort int
+	var codecOrigins []string
 	if !cfg.NoUI {
-		if s.ui, err = temporalembed.StartUI(TemporalHost, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace, temporalx.TLSFiles{}); err != nil {
-			return nil, err
+		if uiPort, err = ports.CheckOrPick(TemporalHost, cfg.UIPort, cfg.UIPortFlag); err != nil {
+			return nil, fmt.Errorf("temporal UI: %w", err)
 		}
-		s.stops = append(s.stops, s.ui.Stop)
+		if cfg.Codec != nil {
+			codecOrigins = []string{"http://" + net.JoinHostPort(TemporalHost, strconv.Itoa(uiPort))}
+		}
 	}
 
 	// The domain services answer over NATS; the worker's activities call them.
@@ -326,11 +334,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
 		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier(),
-		DevAuthDir: s.AuthDir()}, log)
+		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, s.gateway.Stop)
+
+	if !cfg.NoUI {
+		var uiOpts []temporalembed.UIOption
+		if cfg.Codec != nil {
+			uiOpts = append(uiOpts, temporalembed.WithCodecEndpoint(s.CodecEndpoint()))
+		}
+		if s.ui, err = temporalembed.StartUI(TemporalHost, uiPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace, temporalx.TLSFiles{}, uiOpts...); err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, s.ui.Stop)
+	}
 
 	var stop func()
 	if s.metrics, stop, err = metrics.Serve(cfg.MetricsAddr, false); err != nil {
@@ -450,6 +469,19 @@ func (s *Stack) UIURL() string {
 		return ""
 	}
 	return s.ui.URL()
+}
+
+// CodecEndpoint is the gateway's codec endpoint for the namespace, as a
+// browser on this machine reaches it ("" without a codec).
+func (s *Stack) CodecEndpoint() string {
+	if s.cfg.Codec == nil {
+		return ""
+	}
+	u := s.APIURL()
+	for _, any := range []string{"0.0.0.0", "[::]"} {
+		u = strings.Replace(u, "//"+any+":", "//127.0.0.1:", 1)
+	}
+	return u + "/v1/codec/" + s.cfg.Namespace
 }
 
 // Namespace is the Temporal namespace crises run in.

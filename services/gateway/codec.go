@@ -13,8 +13,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/payloadcodec"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // The codec endpoint speaks Temporal's remote codec protocol, so the Temporal
@@ -51,6 +53,12 @@ func (s *Service) codecOp(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	}
 	if s.codec == nil {
 		writeError(w, fmt.Errorf("%w: this gateway has no payload codec key: its Temporal payloads are not encrypted (start it with %s)", errs.ErrNotFound, payloadcodec.FlagKey))
+		return
+	}
+	// A payload does not say which crisis it belongs to, and the UI shows
+	// every crisis: reading them in clear needs the highest clearance.
+	if op == "decode" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+		writeError(w, fmt.Errorf("%w: decrypting Temporal payloads shows every crisis, confidential ones included: it needs confidential clearance (yours: %s)", errs.ErrForbidden, p.Clearance.Slug()))
 		return
 	}
 	if ns != s.namespace {

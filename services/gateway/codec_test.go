@@ -6,12 +6,14 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 )
 
@@ -33,7 +35,11 @@ func TestCodecEndpoint(t *testing.T) {
 	iss := issuer(t)
 	api := httptest.NewServer(NewHandler(nil, nil, iss.Verifier(), zap.NewNop(), WithCodec(ring, "demarche", ui)))
 	defer api.Close()
-	auditor, duty := mint(t, iss, "audrey", "auditor"), mint(t, iss, "duty", "duty-officer")
+	auditor, err := iss.Mint(authn.Claims{Subject: "audrey", Roles: []string{"auditor"}, Clearance: "confidential"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restrictedAuditor, duty := mint(t, iss, "rita", "auditor"), mint(t, iss, "duty", "duty-officer")
 
 	plain, _ := converter.GetDefaultDataConverter().ToPayload("Quiet talks TITLE-7F3A")
 	enc, err := ring.Encode([]*commonpb.Payload{plain})
@@ -88,6 +94,9 @@ func TestCodecEndpoint(t *testing.T) {
 	// Not an auditor: refused by the policy table; no credential: 401.
 	if resp, raw := call("POST", "/v1/codec/demarche/decode", duty, "", "", body); resp.StatusCode != 403 || strings.Contains(raw, "7F3A") {
 		t.Fatalf("duty officer decode: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := call("POST", "/v1/codec/demarche/decode", restrictedAuditor, "", "", body); resp.StatusCode != 403 || !strings.Contains(raw, "confidential clearance") {
+		t.Fatalf("auditor cleared for restricted only: %d %s", resp.StatusCode, raw)
 	}
 	if resp, _ := call("POST", "/v1/codec/demarche/decode", "", "", ui, body); resp.StatusCode != 401 {
 		t.Fatalf("no credential: %d", resp.StatusCode)
