@@ -176,6 +176,7 @@ Démarche is running. Data folder: %s
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
+  Codec     %s
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
   Metrics   %s   (Prometheus; --pprof-listen adds /debug/pprof/)
   Console   %s/   (operations centre; dev sign-in: %s/console/signin)
@@ -196,7 +197,7 @@ With standard tools (read-only observer credential; events tail uses the operato
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
-		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
+		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), codecLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
 		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
@@ -207,6 +208,14 @@ func metricsLine(s *Stack) string {
 		return "(off)"
 	}
 	return s.MetricsURL() + "/metrics"
+}
+
+func codecLine(s *Stack) string {
+	if s.CodecEndpoint() == "" {
+		return "off: Temporal payloads are stored in clear (--no-codec)"
+	}
+	return "Temporal payloads encrypted at rest (key " + s.cfg.Codec.ActiveID() + " in " + filepath.Join(s.DataDir(), payloadcodec.DevKeyFile) +
+		" unless --codec-key)\n            the UI decrypts them via " + s.CodecEndpoint() + " for an auditor signed in to the console"
 }
 
 func uiLine(s *Stack) string {
