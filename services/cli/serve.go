@@ -180,8 +180,10 @@ issuer's access tokens must be JWTs for --oidc-audience with the same claims
 
 With a payload codec key (--codec-key), the gateway reads encrypted crises
 and serves Temporal's remote codec protocol at /v1/codec/NAMESPACE (decode,
-encode) to auditors: point the Temporal UI's codec endpoint there (with
-includeCredentials, and --codec-origin the UI's origin).`,
+encode) to auditors with confidential clearance: point the Temporal UI's codec
+endpoint there, either with passAccessToken (a UI signed in at the same issuer,
+whose access tokens are for --oidc-audience) or with includeCredentials (the
+console's session cookie; --codec-origin the UI's origin, same site).`,
 		Example: `  demarche serve gateway --oidc-issuer https://login.example.org/realms/ops
   demarche serve gateway --oidc-issuer https://login.example.org/realms/ops \
     --console-client-id demarche-console --console-client-secret-file /run/secrets/console \
