@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -35,6 +36,7 @@ func NewDevCmd(app *cli.App) *cobra.Command {
 	var natsDowntime time.Duration
 	cfg := Config{NATSPortFlag: "--nats-port", TemporalPortFlag: "--temporal-port", TemporalHTTPPortFlag: "--temporal-http-port", UIPortFlag: "--ui-port", HTTPPortFlag: "--http-port"}
 	var rulesPath string
+	var noCodec bool
 	cmd := &cobra.Command{
 		Use:   "dev",
 		Short: "Run the whole platform on this machine (embedded NATS and Temporal)",
@@ -45,6 +47,12 @@ attributes), the Temporal worker and the event log. Nothing to install, no Docke
 NATS and Temporal keep their data in --data-dir (default ./.demarche): stop with
 Ctrl-C and start again, and the crises opened before are still there and still
 running. Delete the folder to start afresh.
+
+Temporal payloads (titles, decisions, rationales, activity errors) are
+encrypted with the payload codec key DATA/codec-key.json, made on first start
+(or --codec-key; --no-codec turns encryption off): the Temporal database holds
+ciphertext only, and the Temporal UI decrypts through the gateway's codec
+endpoint for an auditor signed in to the console.
 
 --without leaves services out, to run them as their own processes with
 "demarche serve NAME" (credentials in DATA/nats-credentials). SIGUSR1 restarts
@@ -59,6 +67,9 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 				return fmt.Errorf("--warning-rules: %w", err)
 			}
 			cfg.EarlyWarning.Rules = rules
+			if cfg.Codec, err = devCodec(app, cfg.DataDir, noCodec); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			fmt.Fprintf(cmd.ErrOrStderr(), "starting Démarche (data in %s) ...\n", cfg.DataDir)
@@ -102,6 +113,7 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "127.0.0.1:9464", "serve Prometheus /metrics here (\"\" turns it off)")
 	f.StringVar(&cfg.PprofAddr, "pprof-listen", "", "serve Go's /debug/pprof/ here (off unless set, e.g. 127.0.0.1:6060)")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
+	f.BoolVar(&noCodec, "no-codec", false, "do not encrypt Temporal payloads (the codec key in the data folder is neither made nor used)")
 	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
 	var tlsFiles natsembed.TLSFiles
 	f.StringVar(&tlsFiles.Cert, "nats-tls-cert", "", "serve NATS over TLS only, with this certificate (PEM; with --nats-tls-key and --nats-tls-ca)")
@@ -115,6 +127,25 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 		return nil
 	}
 	return cmd
+}
+
+// devCodec is the keyring of `demarche dev`: the --codec-key given, else
+// the data folder's own key (made on first start), with any --codec-old-key.
+func devCodec(app *cli.App, dataDir string, off bool) (*payloadcodec.Keyring, error) {
+	if off {
+		return nil, nil
+	}
+	if app.CodecKeyFile != "" {
+		return app.Codec, nil
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data folder %s: %w", dataDir, err)
+	}
+	path, err := payloadcodec.EnsureDevKey(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	return payloadcodec.LoadKeyring(path, app.CodecOldKeyFiles)
 }
 
 // PrintBanner tells, once the stack is ready, where everything is and how to use it.
@@ -145,6 +176,7 @@ Démarche is running. Data folder: %s
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
   Temporal  %s   namespace %s   (HTTP API on port %d)
   UI        %s   (Temporal Web UI, read-only)
+  Codec     %s
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
   Metrics   %s   (Prometheus; --pprof-listen adds /debug/pprof/)
   Console   %s/   (operations centre; dev sign-in: %s/console/signin)
@@ -165,7 +197,7 @@ With standard tools (read-only observer credential; events tail uses the operato
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
-		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
+		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), codecLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
 		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
@@ -176,6 +208,14 @@ func metricsLine(s *Stack) string {
 		return "(off)"
 	}
 	return s.MetricsURL() + "/metrics"
+}
+
+func codecLine(s *Stack) string {
+	if s.CodecEndpoint() == "" {
+		return "off: Temporal payloads are stored in clear (--no-codec)"
+	}
+	return "Temporal payloads encrypted at rest (key " + s.cfg.Codec.ActiveID() + " in " + filepath.Join(s.DataDir(), payloadcodec.DevKeyFile) +
+		" unless --codec-key)\n            the UI decrypts them via " + s.CodecEndpoint() + " for an auditor signed in to the console"
 }
 
 func uiLine(s *Stack) string {

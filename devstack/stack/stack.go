@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,6 +28,8 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/payloadcodec"
+	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
@@ -79,6 +82,10 @@ type Config struct {
 	// MetricsAddr serves Prometheus /metrics for the whole process ("": off;
 	// "127.0.0.1:0": a free port). PprofAddr serves /debug/pprof/ (opt-in: "" off).
 	MetricsAddr, PprofAddr string
+	// Codec, when set, encrypts every payload the stack's Temporal clients
+	// send (the embedded Temporal's database holds ciphertext only), and the
+	// gateway's codec endpoint lets the Temporal UI decrypt them for auditors.
+	Codec *payloadcodec.Keyring
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -209,6 +216,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			log.Warn("temporal stop", zap.Error(err))
 		}
 	})
+	// Every client of this frontend (services, tests, bench) uses the
+	// stack's codec, whatever the process default.
+	s.stops = append(s.stops, temporalx.SetCodecFor(s.TemporalAddress(), cfg.Codec))
 
 	// A data folder made before an attribute existed gets it now.
 	tc, err := temporalx.Dial(ctx, s.TemporalAddress(), cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
@@ -224,11 +234,17 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		s.temporal.RefreshSearchAttributesFor(2 * time.Minute)
 	}
 
+	// The UI starts after the gateway, whose codec endpoint it uses; its
+	// port is chosen now, for the gateway to let its origin in.
+	var uiPort int
+	var codecOrigins []string
 	if !cfg.NoUI {
-		if s.ui, err = temporalembed.StartUI(TemporalHost, cfg.UIPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace, temporalx.TLSFiles{}); err != nil {
-			return nil, err
+		if uiPort, err = ports.CheckOrPick(TemporalHost, cfg.UIPort, cfg.UIPortFlag); err != nil {
+			return nil, fmt.Errorf("temporal UI: %w", err)
 		}
-		s.stops = append(s.stops, s.ui.Stop)
+		if cfg.Codec != nil {
+			codecOrigins = []string{"http://" + net.JoinHostPort(TemporalHost, strconv.Itoa(uiPort))}
+		}
 	}
 
 	// The domain services answer over NATS; the worker's activities call them.
@@ -318,11 +334,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
 		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier(),
-		DevAuthDir: s.AuthDir()}, log)
+		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, s.gateway.Stop)
+
+	if !cfg.NoUI {
+		var uiOpts []temporalembed.UIOption
+		if cfg.Codec != nil {
+			uiOpts = append(uiOpts, temporalembed.WithCodecEndpoint(s.CodecEndpoint()))
+		}
+		if s.ui, err = temporalembed.StartUI(TemporalHost, uiPort, cfg.UIPortFlag, s.TemporalAddress(), cfg.Namespace, temporalx.TLSFiles{}, uiOpts...); err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, s.ui.Stop)
+	}
 
 	var stop func()
 	if s.metrics, stop, err = metrics.Serve(cfg.MetricsAddr, false); err != nil {
@@ -442,6 +469,19 @@ func (s *Stack) UIURL() string {
 		return ""
 	}
 	return s.ui.URL()
+}
+
+// CodecEndpoint is the gateway's codec endpoint for the namespace, as a
+// browser on this machine reaches it ("" without a codec).
+func (s *Stack) CodecEndpoint() string {
+	if s.cfg.Codec == nil {
+		return ""
+	}
+	u := s.APIURL()
+	for _, any := range []string{"0.0.0.0", "[::]"} {
+		u = strings.Replace(u, "//"+any+":", "//127.0.0.1:", 1)
+	}
+	return u + "/v1/codec/" + s.cfg.Namespace
 }
 
 // Namespace is the Temporal namespace crises run in.

@@ -26,6 +26,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/cli"
@@ -52,11 +53,35 @@ func startStack(t *testing.T, dataDir string) *stack.Stack {
 	if testing.Short() {
 		t.Skip("integration test on the embedded stack; skipped with -short")
 	}
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, TemporalLogLevel: "error"}, fileLogger(t, t.TempDir()))
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: dataDir, TemporalLogLevel: "error", Codec: testCodec(t, dataDir)}, fileLogger(t, t.TempDir()))
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}
 	return s
+}
+
+// testCodec is a payload codec keyring when DEMARCHE_TEST_CODEC is set, so
+// the whole suite can run with every Temporal payload encrypted
+// (DEMARCHE_TEST_CODEC=1 go test ./devstack/stack); nil otherwise.
+// The key lives in the data folder, as demarche dev's does: a restarted
+// stack reads what it wrote.
+func testCodec(t *testing.T, dataDir string) *payloadcodec.Keyring {
+	t.Helper()
+	if os.Getenv("DEMARCHE_TEST_CODEC") == "" {
+		return nil
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path, err := payloadcodec.EnsureDevKey(dataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := payloadcodec.LoadKeyring(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // runCLI runs one demarche command against the stack and returns its output.

@@ -27,7 +27,11 @@ type UI struct {
 // on a loopback address only (it reads every crisis's history and has no
 // sign-in of its own), dialling the frontend with tlsFiles when set.
 // port 0 picks a free port; a taken port is an error naming flag.
-func StartUI(host string, port int, flag, temporalHostPort, namespace string, tlsFiles temporalx.TLSFiles) (*UI, error) {
+func StartUI(host string, port int, flag, temporalHostPort, namespace string, tlsFiles temporalx.TLSFiles, opts ...UIOption) (*UI, error) {
+	var o uiOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("temporal UI: listens on a loopback address only (asked for %s)", host)
 	}
@@ -39,6 +43,11 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 		Host: host, Port: port, TemporalGRPCAddress: temporalHostPort, EnableUI: true,
 		DefaultNamespace: namespace, DisableWriteActions: true, HideLogs: true, DisableNewsFetch: true,
 		CORS: uiconfig.CORS{CookieInsecure: true},
+		// The browser sends the codec endpoint the gateway's console
+		// session cookie (includeCredentials): the UI has no sign-in of its
+		// own, and the endpoint decrypts for auditors only.
+		Codec: uiconfig.Codec{Endpoint: o.codecEndpoint, IncludeCredentials: o.codecEndpoint != "",
+			DefaultErrorMessage: "Encrypted payload: sign in to the Démarche console as an auditor (same host) to read it here."},
 		TLS: uiconfig.TLS{CaFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
 			ServerName: tlsFiles.ServerName, EnableHostVerification: tlsFiles.Enabled()},
 	}))
@@ -59,6 +68,15 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// UIOption changes how StartUI configures the UI.
+type UIOption func(*uiOptions)
+
+type uiOptions struct{ codecEndpoint string }
+
+// WithCodecEndpoint points the UI at a remote codec (Temporal's codec
+// protocol: ENDPOINT/decode), which decrypts encrypted payloads for display.
+func WithCodecEndpoint(url string) UIOption { return func(o *uiOptions) { o.codecEndpoint = url } }
 
 // URL is where the UI answers.
 func (u *UI) URL() string { return u.addr }

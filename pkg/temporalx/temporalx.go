@@ -15,8 +15,10 @@ import (
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
 
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/tracing"
 )
 
@@ -88,7 +90,8 @@ func AddMissingSearchAttributes(ctx context.Context, c client.Client, namespace 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address
 // fails here with a clear message instead of at the first call. It presents
 // the process's mTLS credentials (SetDefaultTLS, else the environment: see
-// TLSFiles) unless an option says otherwise.
+// TLSFiles) and encrypts payloads with the address's or the process's codec
+// keyring (SetCodecFor, SetDefaultCodec), unless an option says otherwise.
 func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, opts ...DialOption) (client.Client, error) {
 	var o dialOptions
 	for _, opt := range opts {
@@ -113,6 +116,18 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 	if err != nil {
 		return nil, fmt.Errorf("temporal tracing: %w", err)
 	}
+	var dialOpts []grpc.DialOption
+	codec := CodecFor(hostPort)
+	if o.codecSet {
+		codec = o.codec
+	}
+	if codec != nil {
+		chain, err := payloadcodec.Interceptors(codec)
+		if err != nil {
+			return nil, fmt.Errorf("temporal payload codec: %w", err)
+		}
+		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(chain...))
+	}
 	c, err := client.DialContext(ctx, client.Options{
 		// Trace context crosses into workflows and activities and back out.
 		Interceptors: []interceptor.ClientInterceptor{tracer},
@@ -122,7 +137,7 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 		// The SDK's metrics (task latencies, sticky cache, pollers) join
 		// Démarche's in the process's /metrics.
 		MetricsHandler:    metrics.TemporalHandler(),
-		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf},
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf, DialOptions: dialOpts},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", hostPort, namespace, err)

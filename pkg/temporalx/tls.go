@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"sync"
+
+	"github.com/demarche/demarche/pkg/payloadcodec"
 )
 
 // Environment variables naming the mTLS files of every Temporal client of a
@@ -120,7 +122,15 @@ func processTLS() TLSFiles {
 type DialOption func(*dialOptions)
 
 type dialOptions struct {
-	tls *TLSFiles
+	tls      *TLSFiles
+	codec    *payloadcodec.Keyring
+	codecSet bool
+}
+
+// WithCodec dials with this payload codec keyring (nil: none), whatever the
+// address's or the process's.
+func WithCodec(k *payloadcodec.Keyring) DialOption {
+	return func(o *dialOptions) { o.codec, o.codecSet = k, true }
 }
 
 // WithTLS dials with these credentials (the zero TLSFiles: plaintext),

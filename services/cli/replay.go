@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	historypb "go.temporal.io/api/history/v1"
 
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -40,10 +42,15 @@ Histories come from the server (--crisis: the crisis and its stage workflows),
 from files exported by the standard Temporal tooling ("temporal workflow show
 --output json") or by this platform (--file, repeatable), or from a folder of
 them (--dir, with progress). The exit code is non-zero when any history does
-not replay.`,
+not replay.
+
+Histories of a cluster whose payloads are encrypted (payload codec) replay
+with the key that encrypted them: --codec-key, or --codec-old-key for a key
+rotated out. Without it the command refuses, naming the missing key id.`,
 		Example: `  demarche audit replay --crisis GN-20261127-K7Q3P
   demarche audit replay --file history.json --output json
-  demarche audit replay --dir workflows/crisis/testdata`,
+  demarche audit replay --dir workflows/crisis/testdata
+  demarche audit replay --file exported.json --codec-old-key keys/2025.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := output.json()
@@ -72,6 +79,11 @@ not replay.`,
 				}
 				seen := map[string]int{}
 				for _, h := range hs {
+					if err := app.decrypt(cmd.Context(), "crisis "+crisisID+": history of "+h.WorkflowID, h.History); err != nil {
+						return err
+					}
+				}
+				for _, h := range hs {
 					label := h.WorkflowID
 					if n := runs[h.WorkflowID]; n > 1 {
 						label = fmt.Sprintf("%s (run %d of %d)", h.WorkflowID, n-seen[h.WorkflowID], n)
@@ -97,6 +109,9 @@ not replay.`,
 					}
 					h, err := trail.LoadFile(f)
 					if err != nil {
+						return err
+					}
+					if err := app.decrypt(cmd.Context(), f, h); err != nil {
 						return err
 					}
 					id := filepath.Base(f)
@@ -164,4 +179,15 @@ not replay.`,
 func progressBar(done, total, width int) string {
 	n := done * width / max(total, 1)
 	return "[" + strings.Repeat("#", n) + strings.Repeat(".", width-n) + "]"
+}
+
+// decrypt decrypts a history's payloads in place with the process's codec
+// keys; a history that needs a key this process lacks is refused, naming it
+// (an encrypted history would otherwise "not replay" for no reason an
+// auditor could act on).
+func (a *App) decrypt(ctx context.Context, what string, h *historypb.History) error {
+	if err := payloadcodec.DecodeMessage(ctx, h, a.Codec); err != nil {
+		return fmt.Errorf("%s: cannot replay an encrypted history without its key: %w", what, err)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
@@ -18,6 +19,7 @@ import (
 	"github.com/demarche/demarche/pkg/logging"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
@@ -43,6 +45,12 @@ type App struct {
 	// TemporalTLS are the mTLS files every Temporal client of the process
 	// presents (empty: plaintext, for demarche dev's loopback frontend).
 	TemporalTLS temporalx.TLSFiles
+	// Codec encrypts the payloads every Temporal client of the process
+	// sends and decrypts those it reads (nil: no key given).
+	Codec *payloadcodec.Keyring
+	// CodecKeyFile and CodecOldKeyFiles are the key files the flags named.
+	CodecKeyFile     string
+	CodecOldKeyFiles []string
 	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
 	metricsAddr, pprofAddr string
 
@@ -101,6 +109,17 @@ then open a crisis from another terminal:
 				return err
 			}
 			temporalx.SetDefaultTLS(app.TemporalTLS)
+			keyFile := app.CodecKeyFile
+			if keyFile == "" { // `demarche dev`'s key, when there is one here
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), payloadcodec.DevKeyFile)
+				if _, err := os.Stat(def); err == nil {
+					keyFile = def
+				}
+			}
+			if app.Codec, err = payloadcodec.LoadKeyring(keyFile, app.CodecOldKeyFiles); err != nil {
+				return err
+			}
+			temporalx.SetDefaultCodec(app.Codec)
 			return nil
 		},
 	}
@@ -115,13 +134,15 @@ then open a crisis from another terminal:
 	f.StringVar(&app.TemporalTLS.KeyFile, "temporal-tls-key", os.Getenv(temporalx.EnvTLSKey), "mTLS: the certificate's private key (PEM) (env "+temporalx.EnvTLSKey+")")
 	f.StringVar(&app.TemporalTLS.CAFile, "temporal-tls-ca", os.Getenv(temporalx.EnvTLSCA), "mTLS: the CA that signed the Temporal frontend's certificate (PEM) (env "+temporalx.EnvTLSCA+")")
 	f.StringVar(&app.TemporalTLS.ServerName, "temporal-tls-server-name", os.Getenv(temporalx.EnvTLSServerName), "mTLS: the name on the frontend's certificate (env "+temporalx.EnvTLSServerName+"; default: the host of --temporal-address)")
+	f.StringVar(&app.CodecKeyFile, "codec-key", os.Getenv(payloadcodec.EnvKey), "payload codec: the active key file; Temporal payloads are encrypted with it (AES-256-GCM) and decrypted (env "+payloadcodec.EnvKey+"; default: demarche dev's key in the data folder, if any)")
+	f.StringSliceVar(&app.CodecOldKeyFiles, "codec-old-key", splitList(os.Getenv(payloadcodec.EnvOldKeys)), "payload codec: an older key file, kept to decrypt histories written before a rotation (repeatable; env "+payloadcodec.EnvOldKeys+", comma-separated)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")
 	f.StringVar(&app.Token, "token", EnvOr("DEMARCHE_TOKEN", ""), "bearer token for the gateway (env DEMARCHE_TOKEN; default: the one \"demarche login\" stored)")
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
-	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app))
+	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app), newCodecCmd(app))
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}
@@ -143,6 +164,17 @@ func EnvOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// splitList splits a comma-separated environment value ("": none).
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // outputFlag is the one flag every read verb takes: --output table|json.

@@ -176,7 +176,14 @@ With --console-client-id and --console-redirect-url, people sign in to the
 console at the same issuer (authorization code + PKCE). Register the console
 as a client whose redirect URL is this gateway's /console/oidc/callback; the
 issuer's access tokens must be JWTs for --oidc-audience with the same claims
-(or the client id must be that audience, and the ID token carry the claims).`,
+(or the client id must be that audience, and the ID token carry the claims).
+
+With a payload codec key (--codec-key), the gateway reads encrypted crises
+and serves Temporal's remote codec protocol at /v1/codec/NAMESPACE (decode,
+encode) to auditors with confidential clearance: point the Temporal UI's codec
+endpoint there, either with passAccessToken (a UI signed in at the same issuer,
+whose access tokens are for --oidc-audience) or with includeCredentials (the
+console's session cookie; --codec-origin the UI's origin, same site).`,
 		Example: `  demarche serve gateway --oidc-issuer https://login.example.org/realms/ops
   demarche serve gateway --oidc-issuer https://login.example.org/realms/ops \
     --console-client-id demarche-console --console-client-secret-file /run/secrets/console \
@@ -238,6 +245,7 @@ issuer's access tokens must be JWTs for --oidc-audience with the same claims
 	cmd.Flags().StringVar(&consoleSecretFile, "console-client-secret-file", EnvOr("DEMARCHE_CONSOLE_CLIENT_SECRET_FILE", ""), "file holding the console's client secret (optional: a public client relies on PKCE) (env DEMARCHE_CONSOLE_CLIENT_SECRET_FILE)")
 	cmd.Flags().StringVar(&console.RedirectURL, "console-redirect-url", EnvOr("DEMARCHE_CONSOLE_REDIRECT_URL", ""), "this gateway's callback as registered at the issuer, https://HOST/console/oidc/callback (env DEMARCHE_CONSOLE_REDIRECT_URL)")
 	cmd.Flags().StringSliceVar(&console.Scopes, "console-scopes", []string{"profile", "email"}, "scopes the console asks for besides openid")
+	cmd.Flags().StringSliceVar(&cfg.CodecOrigins, "codec-origin", splitList(os.Getenv("DEMARCHE_CODEC_ORIGINS")), "browser origin allowed to call the codec endpoint /v1/codec/NAMESPACE/decode with a console session: the Temporal UI's, e.g. https://temporal-ui.example.org (repeatable; env DEMARCHE_CODEC_ORIGINS)")
 	return cmd
 }
 

@@ -16,6 +16,7 @@
 //	                                    (StageControl), partner-role (PartnerRoleAck), warn (Warning)
 //	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
 //	                                    a funding_request without request_id gets a UUID v7)
+//	POST /v1/codec/{namespace}/decode|encode  Temporal's remote codec protocol, for the Temporal UI (auditors)
 //	GET  /healthz
 //
 // Bodies are protobuf messages in their JSON form. Errors are JSON
@@ -43,6 +44,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -66,6 +68,13 @@ type Config struct {
 	// ConsoleOIDC, when set, lets people sign in to the console with the
 	// organisation's issuer (authorization code + PKCE, console_oidc.go).
 	ConsoleOIDC *ConsoleOIDC
+	// Codec is the payload codec keyring the codec endpoint serves (nil:
+	// the one Temporal clients of this process use for TemporalAddress).
+	Codec *payloadcodec.Keyring
+	// CodecOrigins are the browser origins allowed to call the codec
+	// endpoint with the console's session (the Temporal UI's, e.g.
+	// http://127.0.0.1:8233).
+	CodecOrigins []string
 }
 
 // Service is a running gateway.
@@ -82,6 +91,10 @@ type Service struct {
 	devAuthDir string
 	// oidc signs people in to the console with the issuer (nil: not offered).
 	oidc *oidcLogin
+	// codec, namespace and codecOrigins serve the codec endpoint (codec.go).
+	codec        *payloadcodec.Keyring
+	namespace    string
+	codecOrigins []string
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -106,7 +119,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		nc.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir}
+	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir,
+		codec: cfg.Codec, namespace: cfg.Namespace, codecOrigins: cfg.CodecOrigins}
+	if s.codec == nil {
+		s.codec = temporalx.CodecFor(cfg.TemporalAddress)
+	}
 	if cfg.ConsoleOIDC != nil {
 		if s.oidc, err = newOIDCLogin(ctx, *cfg.ConsoleOIDC); err != nil {
 			tc.Close()

@@ -44,7 +44,11 @@ func OpenAPI() map[string]any {
 		if ps != nil {
 			op["parameters"] = ps
 		}
-		if rt.Request != nil {
+		codecPayloads := map[string]any{"type": "object", "description": "Temporal's remote codec format: {\"payloads\": [{\"metadata\": {name: base64}, \"data\": base64}]}",
+			"properties": map[string]any{"payloads": map[string]any{"type": "array", "items": map[string]any{"type": "object"}}}}
+		if isCodecRoute(rt.Pattern) {
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": codecPayloads}}}
+		} else if rt.Request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(rt.Request)}}}
 		} else if rt.Method == "POST" { // controls: the control's message
 			var oneOf []any
@@ -54,7 +58,9 @@ func OpenAPI() map[string]any {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": oneOf}}}}
 		}
 		ok := map[string]any{"description": "done"}
-		if rt.Response != nil {
+		if isCodecRoute(rt.Pattern) {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": codecPayloads}}
+		} else if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.Response)}}
 		} else {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}}}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/payloadcodec"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -53,6 +54,9 @@ func crisisRoutes() []route {
 		{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl, nil, &demarchev1.CrisisState{}},
 		{"POST", "/v1/crises/{id}/sharing", authz.Share, (*Service).postSharing, &demarchev1.SharingControl{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories, nil, nil},
+		// Temporal's remote codec protocol, for the Temporal UI (codec.go):
+		{"POST", codecPrefix + "{namespace}/decode", authz.Audit, (*Service).postCodecDecode, nil, nil},
+		{"POST", codecPrefix + "{namespace}/encode", authz.Audit, (*Service).postCodecEncode, nil, nil},
 	}
 }
 
@@ -69,6 +73,12 @@ func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Log
 // Option tunes a handler made by NewHandler.
 type Option func(*Service)
 
+// WithCodec serves the codec endpoint with this keyring for namespace,
+// letting the origins (the Temporal UI's) call it from a browser.
+func WithCodec(k *payloadcodec.Keyring, namespace string, origins ...string) Option {
+	return func(s *Service) { s.codec, s.namespace, s.codecOrigins = k, namespace, origins }
+}
+
 // WithCrisisStates answers crisis states from f instead of Temporal (tests of
 // other services that reach crises through the gateway).
 func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, error)) Option {
@@ -80,8 +90,13 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	for _, rt := range Routes() {
-		mux.HandleFunc(rt.Method+" "+rt.Pattern, s.guard(rt))
+		h := s.guard(rt)
+		if isCodecRoute(rt.Pattern) {
+			h = s.codecCORS(h)
+		}
+		mux.HandleFunc(rt.Method+" "+rt.Pattern, h)
 	}
+	mux.HandleFunc("OPTIONS "+codecPrefix+"{namespace}/{op}", s.codecPreflight)
 	s.mountConsole(mux) // the operations-centre console (console.go): pages over these routes
 	return mux
 }
@@ -90,7 +105,11 @@ func (s *Service) Handler() http.Handler {
 // never reaches a backend.
 func (s *Service) guard(rt route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.authn.Verify(r.Context(), bearer(r))
+		tok := bearer(r)
+		if isCodecRoute(rt.Pattern) {
+			tok = s.codecToken(r)
+		}
+		p, err := s.authn.Verify(r.Context(), tok)
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="demarche"`)
 			writeError(w, err)
