@@ -121,7 +121,7 @@ then open a crisis from another terminal:
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
-	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app))
+	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app), newAdminCmd(app))
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}
