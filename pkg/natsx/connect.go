@@ -97,3 +97,22 @@ func Redact(natsURL string) string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// DrainClose closes a connection gracefully: its subscriptions stop taking
+// messages, the handlers running finish and their replies and publishes are
+// flushed, then it closes (at the latest after timeout). A service's Stop
+// uses it so a request it took is answered, not dropped.
+func DrainClose(nc *nats.Conn, timeout time.Duration) {
+	if nc == nil || nc.IsClosed() {
+		return
+	}
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc.Close()
+}

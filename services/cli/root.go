@@ -45,6 +45,9 @@ type App struct {
 	TemporalTLS temporalx.TLSFiles
 	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
 	metricsAddr, pprofAddr string
+	// healthAddr: where `demarche serve` serves /healthz and /readyz;
+	// serving: the name of the service it runs.
+	healthAddr, serving string
 
 	Log *zap.Logger
 	Out io.Writer
