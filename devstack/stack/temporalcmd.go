@@ -38,7 +38,7 @@ The namespace and Démarche's search attributes are not created here: run
 
 Without --tls-* files the frontend listens on a loopback address only.`,
 		Example: "  demarche temporal-server --postgres-host db --postgres-user temporal --postgres-password-file /run/secrets/temporal-db \\\n    --host 0.0.0.0 --tls-cert temporal.pem --tls-key temporal-key.pem --tls-ca ca.pem",
-		Args: cobra.NoArgs,
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if passwordFile != "" {
 				b, err := os.ReadFile(passwordFile)

@@ -8,8 +8,8 @@ import (
 	"go.temporal.io/server/common/config"
 	tlog "go.temporal.io/server/common/log"
 	pgplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
-	sqltool "go.temporal.io/server/tools/sql"
 	"go.temporal.io/server/tools/common/schema"
+	sqltool "go.temporal.io/server/tools/sql"
 )
 
 // Postgres is the PostgreSQL a production Temporal server keeps its state
