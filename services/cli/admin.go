@@ -1,13 +1,21 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/demarche/demarche/pkg/natsauth"
 
 	"github.com/demarche/demarche/services/platform"
 )
@@ -17,7 +25,7 @@ func newAdminCmd(app *App) *cobra.Command {
 		Use:   "admin",
 		Short: "Set up the engines a deployment runs on (NATS JetStream, Temporal)",
 	}
-	cmd.AddCommand(newAdminProvisionCmd(app))
+	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app))
 	return cmd
 }
 
@@ -81,4 +89,73 @@ func envInt(name string, def int) int {
 		return n
 	}
 	return def
+}
+
+func newAdminCredentialsCmd(app *App) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "credentials",
+		Short: "Generate each NATS identity's credentials and the servers' password file (idempotent)",
+		Long: `Generate, in --dir, one credentials file per NATS identity (<identity>.creds,
+"demarche-<identity>:<password>", mode 0600: mount each into its own service
+only), for every service, the provisioner, the operator, the observer, and the
+partner organisations and signal sources of deploy/nats/authorization.conf;
+existing files are kept. Then write nats-passwords.env: the bcrypt hash of each
+password in the variable deploy/nats/authorization.conf reads
+(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.`,
+		Example: "  demarche admin credentials --dir deploy/compose/secrets",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			creds, err := natsauth.Ensure(dir, natsauth.DeployIdentities()...)
+			if err != nil {
+				return err
+			}
+			var lines []string
+			for id, c := range creds {
+				hash, err := bcrypt.GenerateFromPassword([]byte(c.Password), 11)
+				if err != nil {
+					return err
+				}
+				// Quoted: nats-server parses the variable as a configuration value.
+				lines = append(lines, fmt.Sprintf("%s=%q", natsauth.PasswordVariable(id), string(hash)))
+			}
+			slices.Sort(lines)
+			file := filepath.Join(dir, "nats-passwords.env")
+			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "secrets", "folder for the credentials files")
+	return cmd
+}
+
+func newAdminReadyCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ready URL",
+		Short:   "Exit 0 when a service's /readyz answers 200 (a container healthcheck without curl)",
+		Example: "  demarche admin ready http://127.0.0.1:9090/readyz",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %d %s", args[0], resp.StatusCode, strings.TrimSpace(string(b)))
+			}
+			fmt.Fprintln(app.Out, strings.TrimSpace(string(b)))
+			return nil
+		},
+	}
 }
