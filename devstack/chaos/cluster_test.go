@@ -344,7 +344,9 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		if err != nil {
 			return false, err.Error()
 		}
-		if _, err := js.AccountInfo(ctx); err != nil {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second) // a request lost in an election is not answered
+		defer cancel()
+		if _, err := js.AccountInfo(actx); err != nil {
 			return false, err.Error()
 		}
 		return true, ""
@@ -356,6 +358,8 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	provision := func() (string, error) {
 		var out string
 		err := eventually(ctx, 3*time.Minute, "demarche admin provision", func() (bool, string) {
+			ctx, cancel := context.WithTimeout(ctx, time.Minute)
+			defer cancel()
 			cmd := exec.CommandContext(ctx, p.bin, "admin", "provision", "--replicas", strconv.Itoa(cluster.Replicas), "--log-level", "error",
 				"--nats-url", p.natsURL, "--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), natsauth.Provisioner),
 				"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal))
@@ -516,6 +520,8 @@ func (c *clusterRun) checkReplicas(ctx context.Context, v *verdict, fig *figures
 		if err != nil {
 			return false, err.Error()
 		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
 		var parts []string
 		for _, name := range []string{eventbus.StreamName, "DEMARCHE_LEDGER", "DEMARCHE_AUDIT"} {
 			st, err := js.Stream(ctx, name)
