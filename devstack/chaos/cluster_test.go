@@ -44,6 +44,7 @@ type clusterRun struct {
 	graceful     []string // SIGTERM stops: how each ended
 	gmu          sync.Mutex
 	natsEnvCache []string
+	inFlight     []string // requests in flight at a graceful stop, and how they ended
 }
 
 // TestCluster is the multi-process cluster test (make cluster-test; env
@@ -144,7 +145,7 @@ func TestCluster(t *testing.T) {
 	var faultErr error
 	for _, kind := range plan {
 		time.Sleep(time.Duration(2000+rng.IntN(5000)) * time.Millisecond)
-		if faultErr = c.inject(ctx, in, rng, kind); faultErr != nil {
+		if faultErr = c.inject(ctx, w, in, rng, kind); faultErr != nil {
 			faultErr = fmt.Errorf("%s: %w", kind, faultErr)
 			break
 		}
@@ -164,7 +165,7 @@ func TestCluster(t *testing.T) {
 	}
 	c.checkReplicas(ctx, v, fig)
 	c.gmu.Lock()
-	fig.add("graceful stops", "%s", strings.Join(c.graceful, "; "))
+	fig.add("graceful stops", "%s; %s", strings.Join(c.graceful, "; "), strings.Join(c.inFlight, "; "))
 	c.gmu.Unlock()
 	fig.add("run time", "%v (from building the binaries to the last check)", time.Since(began).Round(time.Second))
 	var table strings.Builder
@@ -441,7 +442,7 @@ func (c *clusterRun) startService(ctx context.Context, name string) error {
 }
 
 // inject applies one fault and recovers from it.
-func (c *clusterRun) inject(ctx context.Context, in *injector, rng *rand.Rand, kind string) error {
+func (c *clusterRun) inject(ctx context.Context, w *workload, in *injector, rng *rand.Rand, kind string) error {
 	down := time.Duration(500+rng.IntN(2500)) * time.Millisecond
 	switch kind {
 	case faultNATSNodeKill:
@@ -455,18 +456,84 @@ func (c *clusterRun) inject(ctx context.Context, in *injector, rng *rand.Rand, k
 		in.note(kind, "worker killed, restarted after %v", down)
 		time.Sleep(down)
 		return c.startService(ctx, "worker")
-	case faultGatewayTerm, faultFundingTerm:
-		name := "gateway"
-		if kind == faultFundingTerm {
-			name = "funding"
+	case faultGatewayTerm:
+		// Requests in flight when the gateway is told to stop: drills opened
+		// through the CLI at once. Each either is acknowledged (and must then
+		// exist and run to closure) or fails and is retried under its id.
+		var runs []*crisisRun
+		results := make([]error, 4)
+		var wg sync.WaitGroup
+		for i := range results {
+			cr := &crisisRun{id: w.newID("SN"), country: "SN", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+			runs = append(runs, cr)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				out, err := c.p.cli(ctx, "duty", "crisis", "open", "--id", cr.id, "--title", "Cluster "+cr.id, "--country", cr.country,
+					"--type", cr.crisisType, "--severity", "3", "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
+				if err != nil {
+					err = fmt.Errorf("%v: %s", err, strings.TrimSpace(out))
+				}
+				results[i] = err
+			}()
 		}
-		took, code, err := c.terminate(name)
+		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond)
+		took, code, err := c.terminate("gateway")
+		wg.Wait()
 		if err != nil {
 			return err
 		}
-		in.note(kind, "%s stopped gracefully in %v (exit %d), restarted after %v", name, took.Round(time.Millisecond), code, down)
+		acked := 0
+		for i, cr := range runs {
+			if results[i] == nil {
+				acked++
+				w.add(cr)
+			}
+		}
+		in.note(kind, "gateway stopped gracefully in %v (exit %d) with %d opens in flight: %d acknowledged, %d refused or cut (retried); restarted after %v",
+			took.Round(time.Millisecond), code, len(runs), acked, len(runs)-acked, down)
+		c.gmu.Lock()
+		c.inFlight = append(c.inFlight, fmt.Sprintf("gateway: %d of %d opens in flight acknowledged", acked, len(runs)))
+		c.gmu.Unlock()
 		time.Sleep(down)
-		return c.startService(ctx, name)
+		if err := c.startService(ctx, "gateway"); err != nil {
+			return err
+		}
+		for i, cr := range runs {
+			if results[i] == nil {
+				// Acknowledged before the stop: it must be there now.
+				var m map[string]any
+				if err := c.p.api(ctx, "GET", "/v1/crises/"+cr.id, "auditor", nil, &m); err != nil {
+					return fmt.Errorf("crisis %s was acknowledged before the gateway stopped, and is not there: %w", cr.id, err)
+				}
+				continue
+			}
+			if err := w.open(ctx, cr); err != nil {
+				return err
+			}
+		}
+		return nil
+	case faultFundingTerm:
+		// Disbursements in flight: drills opened just before, whose drill
+		// funding the worker asks of funding as it stops.
+		for range 3 {
+			cr := &crisisRun{id: w.newID("GH"), country: "GH", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+			go func() {
+				if err := w.open(ctx, cr); err != nil {
+					cr.mu.Lock()
+					cr.err = err
+					cr.mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(1000+rng.IntN(1500)) * time.Millisecond)
+		took, code, err := c.terminate("funding")
+		if err != nil {
+			return err
+		}
+		in.note(kind, "funding stopped gracefully in %v (exit %d) as drills asked for their disbursements, restarted after %v", took.Round(time.Millisecond), code, down)
+		time.Sleep(down)
+		return c.startService(ctx, "funding")
 	}
 	return fmt.Errorf("unknown fault %q", kind)
 }
