@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,7 +59,7 @@ func TestCluster(t *testing.T) {
 	if os.Getenv("DEMARCHE_CLUSTER_TEST") == "" {
 		t.Skip("the multi-process cluster test runs with make cluster-test (DEMARCHE_CLUSTER_TEST=1)")
 	}
-	pgBin := postgresBin()
+	pgBin := cluster.PostgresBin()
 	if pgBin == "" {
 		t.Skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it): the cluster test needs its server binaries")
 	}
@@ -185,19 +184,10 @@ func TestCluster(t *testing.T) {
 	}
 }
 
-// postgresBin is the folder of Debian's PostgreSQL server binaries ("" if none).
-func postgresBin() string {
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
-	if len(matches) == 0 {
-		return ""
-	}
-	return filepath.Dir(matches[len(matches)-1])
-}
-
 // spawnExe runs an executable as a child process tracked like p.spawn's
-// (kill, unexpected exits, log file); asUser runs it as that user (PostgreSQL
-// refuses to run as root, and CI runs as root).
-func (p *platform) spawnExe(name, exe string, env []string, asUser string, args ...string) error {
+// (kill, unexpected exits, log file); asPostgres runs it as PostgreSQL's
+// user when this test runs as root (the server refuses root; CI is root).
+func (p *platform) spawnExe(name, exe string, env []string, asPostgres bool, args ...string) error {
 	f, err := os.OpenFile(p.logFile(name), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -208,8 +198,8 @@ func (p *platform) spawnExe(name, exe string, env []string, asUser string, args 
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if asUser != "" {
-		cred, err := credentialOf(asUser)
+	if asPostgres {
+		cred, err := cluster.PostgresCredential()
 		if err != nil {
 			f.Close()
 			return err
@@ -237,53 +227,16 @@ func (p *platform) spawnExe(name, exe string, env []string, asUser string, args 
 	return nil
 }
 
-// credentialOf is the uid and gid of a user, when this process may switch to
-// it (root); nil when it already is that user or is not root.
-func credentialOf(name string) (*syscall.Credential, error) {
-	if os.Geteuid() != 0 {
-		return nil, nil
-	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		return nil, fmt.Errorf("user %s (PostgreSQL refuses to run as root): %w", name, err)
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
-}
-
 func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	p := c.p
 	taken := map[int]bool{}
 	// PostgreSQL on a temporary data folder, as its own unprivileged user.
 	c.pgPort = stablePort(t, taken)
 	pgData := filepath.Join(p.dir, "pg")
-	if err := os.MkdirAll(pgData, 0o700); err != nil {
+	if err := cluster.InitPostgres(c.pgBin, pgData); err != nil {
 		return err
 	}
-	pgUser := ""
-	if os.Geteuid() == 0 {
-		pgUser = "postgres"
-		cred, err := credentialOf(pgUser)
-		if err != nil {
-			return err
-		}
-		if err := os.Chown(pgData, int(cred.Uid), int(cred.Gid)); err != nil {
-			return err
-		}
-		_ = os.Chmod(p.dir, 0o755)
-	}
-	initdb := exec.Command(filepath.Join(c.pgBin, "initdb"), "-D", pgData, "-U", cluster.PostgresUser, "--auth=trust", "-E", "UTF8")
-	initdb.Dir = "/"
-	if pgUser != "" {
-		cred, _ := credentialOf(pgUser)
-		initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
-	}
-	if out, err := initdb.CombinedOutput(); err != nil {
-		return fmt.Errorf("initdb: %v\n%s", err, out)
-	}
-	if err := p.spawnExe("postgres", filepath.Join(c.pgBin, "postgres"), nil, pgUser, "-D", pgData, "-p", strconv.Itoa(c.pgPort),
-		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=300", "-c", "fsync=on"); err != nil {
+	if err := p.spawnExe("postgres", filepath.Join(c.pgBin, "postgres"), nil, true, cluster.PostgresArgs(pgData, c.pgPort)...); err != nil {
 		return err
 	}
 
@@ -406,7 +359,7 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 
 func (c *clusterRun) startNATS(i int) error {
 	name := cluster.NATSNodes[i]
-	return c.p.spawnExe(name, c.natsBin, c.natsEnvCache, "", "-c", filepath.Join(c.p.dir, name, "nats-server.conf"))
+	return c.p.spawnExe(name, c.natsBin, c.natsEnvCache, false, "-c", filepath.Join(c.p.dir, name, "nats-server.conf"))
 }
 
 // startService runs one service of the topology as its own process with its

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"gopkg.in/yaml.v3"
 
 	"github.com/demarche/demarche/devstack/cluster"
@@ -72,6 +73,31 @@ func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 		}
 		if string(got) != want {
 			t.Errorf("%s is not what devstack/cluster.NATSServerConfig generates: run DEMARCHE_UPDATE_DEPLOY=1 go test ./devstack/cluster", file)
+		}
+	}
+	// nats-server's own parser accepts them, with the users they include.
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		t.Setenv(natsauth.PasswordVariable(id), `"$2a$11$5BGpHqZ6Ky4HT8p8W.Bx0O2CL1X8KDHT8Gdl8hS1JrIMFlV6qZ0hK"`)
+	}
+	auth, err := os.ReadFile("../../deploy/nats/authorization.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range cluster.NATSNodes {
+		conf := filepath.Join(dir, n+".conf")
+		if err := os.WriteFile(conf, []byte(cluster.NATSServerConfig(n, nodes[i], nodes, "/data/jetstream", "authorization.conf")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := server.ProcessConfigFile(conf)
+		if err != nil {
+			t.Fatalf("nats-server refuses %s: %v", n, err)
+		}
+		if opts.ServerName != n || !opts.JetStream || opts.SyncAlways != true || opts.Cluster.Name != cluster.NATSClusterName || len(opts.Routes) != len(nodes) || len(opts.Users) == 0 {
+			t.Errorf("%s: server %q, jetstream %v, sync always %v, cluster %q, %d routes, %d users", n, opts.ServerName, opts.JetStream, opts.SyncAlways, opts.Cluster.Name, len(opts.Routes), len(opts.Users))
 		}
 	}
 }
