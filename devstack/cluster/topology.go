@@ -82,7 +82,7 @@ var Services = []Service{
 	{Name: "gateway", Identity: natsauth.Gateway, Temporal: true},
 }
 
-// Service returns the service of a name.
+// ServiceNamed returns the service of a name.
 func ServiceNamed(name string) (Service, bool) {
 	for _, s := range Services {
 		if s.Name == name {

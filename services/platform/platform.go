@@ -22,7 +22,7 @@
 //     power within the interval (the Jepsen finding on NATS 2.12.1: a
 //     correlated power loss). deploy/nats sets sync_interval: always, so
 //     "acknowledged" means "on a quorum of disks", at the price of one
-//     fsync per write batch (measured in the cluster test's figures).
+//     fsync per write batch.
 //     Choose the default interval only where the servers' power failures
 //     are independent (separate racks or zones).
 //   - placement: spread the three servers over three failure domains
@@ -37,6 +37,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -236,6 +237,11 @@ func ProvisionTemporal(ctx context.Context, c client.Client, namespace string, r
 	}
 	if len(missing) > 0 {
 		if _, err := c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{Namespace: namespace, SearchAttributes: missing}); err != nil {
+			var invalid *serviceerror.InvalidArgument
+			if errors.As(err, &invalid) {
+				// SQL visibility stores have a fixed number of slots per type.
+				return rep, fmt.Errorf("%w: namespace %s cannot take Démarche's search attributes %v: %s (its visibility store needs free slots for them)", ErrUnfit, namespace, slices.Sorted(maps.Keys(missing)), invalid.Message)
+			}
 			return rep, fmt.Errorf("add search attributes to %s: %w", namespace, err)
 		}
 		for name := range missing {
