@@ -28,6 +28,7 @@ const (
 	faultNATSNodeKill = "kill -9 one NATS node"
 	faultGatewayTerm  = "SIGTERM gateway mid-request"
 	faultFundingTerm  = "SIGTERM funding mid-request"
+	faultTemporalKill = "kill -9 Temporal server"
 )
 
 // clusterRun is the topology of devstack/cluster on loopback: PostgreSQL,
@@ -49,7 +50,7 @@ type clusterRun struct {
 // TestCluster is the multi-process cluster test (make cluster-test; env
 // DEMARCHE_CLUSTER_TEST=1, so make test does not run it twice). It drives
 // drills and people-driven crises through the gateway while it kills -9 one
-// NATS node and the worker, and stops the gateway and funding with SIGTERM
+// NATS node, the worker and the Temporal server, and stops the gateway and funding with SIGTERM
 // mid-request (graceful: they must exit 0, finishing or refusing what they
 // took), restarting each; then it checks, through public interfaces only,
 // that every crisis closed or kept its state, no event is missing or
@@ -138,7 +139,7 @@ func TestCluster(t *testing.T) {
 			_ = w.drive(ctx, cr)
 		}()
 	}
-	plan := []string{faultNATSNodeKill, faultWorkerKill, faultGatewayTerm, faultFundingTerm}
+	plan := []string{faultNATSNodeKill, faultWorkerKill, faultGatewayTerm, faultFundingTerm, faultTemporalKill}
 	rng.Shuffle(len(plan), func(i, j int) { plan[i], plan[j] = plan[j], plan[i] })
 	say("fault plan: %s", strings.Join(plan, " → "))
 	var faultErr error
@@ -243,8 +244,7 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	// Temporal on it (the schema tool runs inside, on start).
 	p.ports.temporal = stablePort(t, taken)
 	p.ports.temporalHTTP = stablePort(t, taken)
-	if err := p.spawn("temporal", "temporal-server", "--log-level", "warn", "--postgres-port", strconv.Itoa(c.pgPort),
-		"--port", strconv.Itoa(p.ports.temporal), "--http-port", strconv.Itoa(p.ports.temporalHTTP)); err != nil {
+	if err := c.startTemporal(); err != nil {
 		return err
 	}
 
@@ -357,6 +357,12 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	return nil
 }
 
+func (c *clusterRun) startTemporal() error {
+	p := c.p
+	return p.spawn("temporal", "temporal-server", "--log-level", "warn", "--postgres-port", strconv.Itoa(c.pgPort),
+		"--port", strconv.Itoa(p.ports.temporal), "--http-port", strconv.Itoa(p.ports.temporalHTTP))
+}
+
 func (c *clusterRun) startNATS(i int) error {
 	name := cluster.NATSNodes[i]
 	return c.p.spawnExe(name, c.natsBin, c.natsEnvCache, false, "-c", filepath.Join(c.p.dir, name, "nats-server.conf"))
@@ -404,6 +410,32 @@ func (c *clusterRun) inject(ctx context.Context, w *workload, in *injector, rng 
 		in.note(kind, "%s killed, restarted after %v on its JetStream folder", cluster.NATSNodes[i], down)
 		time.Sleep(down)
 		return c.startNATS(i)
+	case faultTemporalKill:
+		// Every crisis's state is in PostgreSQL: the restarted server (same
+		// database, schema already current) carries on, and its clients
+		// reconnect.
+		c.p.kill("temporal")
+		in.note(kind, "Temporal server killed, restarted after %v on the same PostgreSQL", down)
+		time.Sleep(down)
+		if err := c.startTemporal(); err != nil {
+			return err
+		}
+		return eventually(ctx, 2*time.Minute, "every Temporal client ready again", func() (bool, string) {
+			for _, s := range cluster.Services {
+				if !s.Temporal {
+					continue
+				}
+				resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", c.health[s.Name]))
+				if err != nil {
+					return false, s.Name + ": " + err.Error()
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					return false, s.Name + " not ready"
+				}
+			}
+			return true, ""
+		})
 	case faultWorkerKill:
 		c.p.kill("worker")
 		in.note(kind, "worker killed, restarted after %v", down)

@@ -2,11 +2,15 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/ports"
 )
@@ -50,5 +54,42 @@ func TestServeHealthAndStop(t *testing.T) {
 	if resp, err := http.Get(url); err == nil {
 		resp.Body.Close()
 		t.Fatalf("readiness still answers after the stop: %d", resp.StatusCode)
+	}
+}
+
+// A start that fails because an engine is briefly unavailable is retried;
+// any other failure is not.
+func TestStartRetriesOnlyPassingFailures(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("%w: funding: read ledger of x: context deadline exceeded", errs.ErrUnavailable), true},
+		{fmt.Errorf("bind: %w", context.DeadlineExceeded), true},
+		{fmt.Errorf("funding: %w", errs.ErrInvalid), false},
+		{errors.New("nats: Authorization Violation"), false},
+	} {
+		if got := transient(tc.err); got != tc.want {
+			t.Errorf("transient(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+	app := &App{Log: zap.NewNop()}
+	calls := 0
+	stop, err := startRetrying(context.Background(), app, func(context.Context) (func(), error) {
+		calls++
+		if calls < 3 {
+			return nil, fmt.Errorf("%w: not yet", errs.ErrUnavailable)
+		}
+		return func() {}, nil
+	})
+	if err != nil || stop == nil || calls != 3 {
+		t.Fatalf("after two passing failures: stop %v, err %v, %d calls; want started on the third", stop != nil, err, calls)
+	}
+	calls = 0
+	if _, err := startRetrying(context.Background(), app, func(context.Context) (func(), error) {
+		calls++
+		return nil, errors.New("bad flag")
+	}); err == nil || calls != 1 {
+		t.Fatalf("a lasting failure: err %v after %d calls; want it returned at once", err, calls)
 	}
 }

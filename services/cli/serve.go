@@ -2,18 +2,23 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/health"
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -133,7 +138,7 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 		return fmt.Errorf("--pprof-listen: %w", err)
 	}
 	defer stopPprof()
-	stop, err := start(ctx)
+	stop, err := startRetrying(ctx, app, start)
 	if err != nil {
 		return err
 	}
@@ -153,6 +158,39 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 	stop()
 	app.Log.Info("stopped")
 	return nil
+}
+
+// startRetryFor bounds how long a service keeps retrying a start that failed
+// for a passing reason.
+const startRetryFor = 2 * time.Minute
+
+// startRetrying starts the service, retrying while the engines it needs are
+// briefly unavailable (a JetStream cluster electing leaders after a node
+// restarted, a Temporal frontend coming up): found by the cluster test,
+// where funding, restarted seconds after a NATS node, timed out reading its
+// ledgers and exited. /readyz says "starting" meanwhile. Any other error
+// (bad flags, refused credentials, a broken ledger) stops it at once.
+func startRetrying(ctx context.Context, app *App, start func(context.Context) (func(), error)) (func(), error) {
+	deadline := time.Now().Add(startRetryFor)
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		stop, err := start(ctx)
+		if err == nil || !transient(err) || time.Now().Add(wait).After(deadline) {
+			return stop, err
+		}
+		app.Log.Warn("start failed for a passing reason; retrying", zap.Error(err), zap.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// transient: an engine did not answer in time, or answered that it is not
+// available yet.
+func transient(err error) bool {
+	return errors.Is(err, errs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // readinessChecks watch the engines the service needs, each over its own
