@@ -31,7 +31,7 @@ test-short: ## unit and replay tests only (skips the embedded stack)
 chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poison) and its figures; DEMARCHE_CHAOS_SEED=N repeats a plan
 	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./devstack/chaos/
 
-cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node and the worker; prints its figures
+cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node, the worker and Temporal; prints its figures
 	DEMARCHE_CLUSTER_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestCluster$$' -v ./devstack/chaos/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher from testdata/fuzz with its fix
