@@ -11,7 +11,7 @@ BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -31,6 +31,9 @@ test-short: ## unit and replay tests only (skips the embedded stack)
 chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poison) and its figures; DEMARCHE_CHAOS_SEED=N repeats a plan
 	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./devstack/chaos/
 
+cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node, the worker and Temporal; prints its figures
+	DEMARCHE_CLUSTER_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestCluster$$' -v ./devstack/chaos/
+
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher from testdata/fuzz with its fix
 	@set -e; for f in $$(grep -rl --include='*_test.go' '^func Fuzz' pkg workflows services devstack | sort); do \
 	  d=./$$(dirname $$f); \
@@ -47,8 +50,9 @@ bench: build ## demarche bench: every scenario on the embedded stack beside its 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet
+lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology
 	cd proto && $(BUF) lint
+	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:

@@ -23,7 +23,6 @@ import (
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/authn"
-	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
@@ -38,6 +37,7 @@ import (
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/gateway"
 	"github.com/demarche/demarche/services/partners"
+	"github.com/demarche/demarche/services/platform"
 	"github.com/demarche/demarche/services/roster"
 	"github.com/demarche/demarche/services/worker"
 )
@@ -427,22 +427,16 @@ func (s *Stack) CredentialsFile(id natsauth.Identity) string {
 	return natsauth.FileName(filepath.Join(s.cfg.DataDir, CredentialsDir), id)
 }
 
-// Resources are every stream and bucket of the platform.
-func Resources() natsx.Resources {
-	return eventbus.Resources(eventbus.StreamOptions{}).Merge(
-		earlywarning.Resources(0), funding.Resources(), roster.Resources(), audit.Resources(),
-		partners.Resources(eventbus.StreamOptions{}))
-}
-
-// provision creates or updates every stream and bucket as the provisioning
-// identity, the only one allowed to.
+// provision creates or updates every stream and bucket (one replica: one
+// embedded server) as the provisioning identity, the only one allowed to.
 func (s *Stack) provision(ctx context.Context, log *zap.Logger) error {
-	nc, js, err := natsx.Connect(s.NATSURLFor(natsauth.Provisioner), "demarche-provisioner", log)
+	nc, _, err := natsx.Connect(s.NATSURLFor(natsauth.Provisioner), "demarche-provisioner", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	return natsx.Provision(ctx, js, Resources())
+	_, err = platform.ProvisionNATS(ctx, nc, 1)
+	return err
 }
 
 // TemporalAddress is the embedded Temporal frontend's host:port.

@@ -43,7 +43,14 @@ type Options struct {
 	PortFlag, HTTPPortFlag string
 	// DatabaseFile is the SQLite file; it is created with the schema when missing.
 	DatabaseFile string
-	// Namespace is created, with SearchAttributes, when missing.
+	// Postgres, when set, replaces the SQLite file: the production server
+	// (demarche temporal-server). Several server processes may share it.
+	Postgres *Postgres
+	// HistoryShards is fixed for the life of a database (default 1 on
+	// SQLite, 4 on PostgreSQL): changing it later needs a new cluster.
+	HistoryShards int32
+	// Namespace is created, with SearchAttributes, when missing (SQLite;
+	// on PostgreSQL, `demarche admin provision` registers it).
 	Namespace        string
 	SearchAttributes map[string]enumspb.IndexedValueType
 	// Retention of closed workflows' histories (default 30 days).
@@ -83,10 +90,10 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if err := opts.TLS.Check(); err != nil {
 		return nil, fmt.Errorf("temporal: %w", err)
 	}
-	if opts.Namespace == "" {
+	if opts.Postgres == nil && opts.Namespace == "" {
 		return nil, errors.New("temporal: a namespace is required")
 	}
-	if opts.DatabaseFile == "" {
+	if opts.Postgres == nil && opts.DatabaseFile == "" {
 		return nil, errors.New("temporal: a database file is required")
 	}
 	if opts.LogLevel == "" {
@@ -102,15 +109,34 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 	if opts.HTTPPort, err = ports.CheckOrPick(opts.Host, opts.HTTPPort, opts.HTTPPortFlag); err != nil {
 		return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
 	}
-	sqlConf, err := prepareDatabase(opts)
-	if err != nil {
-		return nil, err
-	}
-	conf, err := serverConfig(opts, sqlConf)
-	if err != nil {
-		return nil, err
-	}
 	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(level)))
+	var stores map[string]config.DataStore
+	if opts.Postgres != nil {
+		pg := *opts.Postgres
+		pg.defaults()
+		store, visibility, err := preparePostgres(pg, logger)
+		if err != nil {
+			return nil, err
+		}
+		stores = map[string]config.DataStore{"default": {SQL: store}, "visibility": {SQL: visibility}}
+		if opts.HistoryShards == 0 {
+			opts.HistoryShards = 4
+		}
+	} else {
+		sqlConf, err := prepareDatabase(opts)
+		if err != nil {
+			return nil, err
+		}
+		// One store for both: SQLite is one file on one connection.
+		stores = map[string]config.DataStore{"default": {SQL: sqlConf}}
+		if opts.HistoryShards == 0 {
+			opts.HistoryShards = 1
+		}
+	}
+	conf, err := serverConfig(opts, stores)
+	if err != nil {
+		return nil, err
+	}
 	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("temporal: authorizer: %w", err)
@@ -231,14 +257,17 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 	return conf, nil
 }
 
-func serverConfig(opts Options, sqlConf *config.SQL) (*config.Config, error) {
+func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Config, error) {
 	var conf config.Config
 	conf.Global.Membership.MaxJoinDuration = 30 * time.Second
 	conf.Global.Membership.BroadcastAddress = opts.Host
-	conf.Persistence.DefaultStore = "sqlite"
-	conf.Persistence.VisibilityStore = "sqlite"
-	conf.Persistence.NumHistoryShards = 1
-	conf.Persistence.DataStores = map[string]config.DataStore{"sqlite": {SQL: sqlConf}}
+	conf.Persistence.DefaultStore = "default"
+	conf.Persistence.VisibilityStore = "visibility"
+	if _, ok := stores["visibility"]; !ok {
+		conf.Persistence.VisibilityStore = "default"
+	}
+	conf.Persistence.NumHistoryShards = opts.HistoryShards
+	conf.Persistence.DataStores = stores
 	frontend := net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port))
 	conf.ClusterMetadata = &cluster.Config{
 		FailoverVersionIncrement: 10,

@@ -240,14 +240,20 @@ func Load(file string) (Credentials, error) {
 }
 
 // URL returns the NATS URL with the credentials in it, the form every
-// Démarche process (and natscli's --server) accepts.
+// Démarche process (and natscli's --server) accepts. A cluster's seed list,
+// comma-separated URLs, gets them in each URL.
 func (c Credentials) URL(natsURL string) (string, error) {
-	u, err := url.Parse(natsURL)
-	if err != nil {
-		return "", fmt.Errorf("NATS URL %q: %w", natsURL, err)
+	var out []string
+	for _, one := range strings.Split(natsURL, ",") {
+		one = strings.TrimSpace(one)
+		u, err := url.Parse(one)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("NATS URL %q: want nats://host:port, or a cluster's seed list nats://host1:port,nats://host2:port", one)
+		}
+		u.User = url.UserPassword(c.Identity.User(), c.Password)
+		out = append(out, u.String())
 	}
-	u.User = url.UserPassword(c.Identity.User(), c.Password)
-	return u.String(), nil
+	return strings.Join(out, ","), nil
 }
 
 // WithCredentialsFile returns natsURL with the credentials of file in it

@@ -87,3 +87,18 @@ func TestCredentialsFiles(t *testing.T) {
 		t.Fatalf("url %s, %v", u, err)
 	}
 }
+
+func TestCredentialsGoInEverySeedURL(t *testing.T) {
+	c := natsauth.Credentials{Identity: natsauth.Worker, Password: "s3cret"}
+	got, err := c.URL("nats://n1:4222, nats://n2:4223,nats://n3:4224")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "nats://demarche-worker:s3cret@n1:4222,nats://demarche-worker:s3cret@n2:4223,nats://demarche-worker:s3cret@n3:4224"
+	if got != want {
+		t.Fatalf("seed list with credentials:\n got %s\nwant %s", got, want)
+	}
+	if _, err := c.URL("n1:4222"); err == nil {
+		t.Fatal("a URL without scheme and host was accepted")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	neturl "net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,6 +15,9 @@ import (
 
 // Connect dials NATS and keeps reconnecting for ever after a drop: a service
 // outlives a NATS restart. The first dial must succeed, so a wrong URL fails fast.
+// url may be a cluster's seed list (comma-separated URLs): the client dials
+// them in random order, learns the other servers of the cluster from the one
+// it reaches, and reconnects to any of them when its server dies.
 //
 // TLS for client connections is configured by the environment, the same for
 // every process (the CLI's --nats-ca, --nats-cert and --nats-key set it):
@@ -82,10 +86,33 @@ func TLSOptions() ([]nats.Option, error) {
 }
 
 // Redact hides the password of a NATS URL carrying credentials, for messages.
+// A seed list (comma-separated URLs) is redacted URL by URL.
 func Redact(natsURL string) string {
-	u, err := neturl.Parse(natsURL)
-	if err != nil || u.User == nil {
-		return natsURL
+	parts := strings.Split(natsURL, ",")
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err == nil && u.User != nil {
+			parts[i] = u.Redacted()
+		}
 	}
-	return u.Redacted()
+	return strings.Join(parts, ",")
+}
+
+// DrainClose closes a connection gracefully: its subscriptions stop taking
+// messages, the handlers running finish and their replies and publishes are
+// flushed, then it closes (at the latest after timeout). A service's Stop
+// uses it so a request it took is answered, not dropped.
+func DrainClose(nc *nats.Conn, timeout time.Duration) {
+	if nc == nil || nc.IsClosed() {
+		return
+	}
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	for !nc.IsClosed() && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	nc.Close()
 }

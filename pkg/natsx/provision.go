@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -89,4 +91,17 @@ func Bind(ctx context.Context, js jetstream.JetStream, r Resources) error {
 		}
 	}
 	return nil
+}
+
+// Next fetches a consumer's next message. On a cluster, a consumer just
+// created is known to the server this connection is on a moment later: until
+// then a pull finds no responders, which Next waits out (up to five seconds)
+// instead of failing. The multi-process cluster test found it.
+func Next(cons jetstream.Consumer, maxWait time.Duration) (jetstream.Msg, error) {
+	msg, err := cons.Next(jetstream.FetchMaxWait(maxWait))
+	for try := 0; errors.Is(err, nats.ErrNoResponders) && try < 50; try++ {
+		time.Sleep(100 * time.Millisecond)
+		msg, err = cons.Next(jetstream.FetchMaxWait(maxWait))
+	}
+	return msg, err
 }

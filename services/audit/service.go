@@ -143,7 +143,7 @@ func (s *Service) Stop() {
 	if s.svc != nil {
 		_ = s.svc.Stop()
 	}
-	s.nc.Close()
+	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 }
 
 // Caller sends one request to a service and decodes its answer: over NATS

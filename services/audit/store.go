@@ -372,7 +372,7 @@ func (s *Store) Records(ctx context.Context, chain string, after uint64, limit i
 	}
 	out := make([]*demarchev1.AuditRecord, 0, want)
 	for uint64(len(out)) < want {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		msg, err := natsx.Next(cons, 5*time.Second) // waits out a cluster's "no responders" for a new consumer
 		if err != nil {
 			return nil, fmt.Errorf("audit: read record %d of %s: %w", after+uint64(len(out))+1, chain, err)
 		}

@@ -53,6 +53,9 @@ type App struct {
 	CodecOldKeyFiles []string
 	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
 	metricsAddr, pprofAddr string
+	// healthAddr: where `demarche serve` serves /healthz and /readyz;
+	// serving: the name of the service it runs.
+	healthAddr, serving string
 
 	Log *zap.Logger
 	Out io.Writer
@@ -142,7 +145,7 @@ then open a crisis from another terminal:
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
-	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app), newCodecCmd(app))
+	root.AddCommand(newLoginCmd(app), newWhoamiCmd(app), newLogoutCmd(app), newCrisisCmd(app), newEventsCmd(app), newServeCmd(app), newPlaybookCmd(app), newRosterCmd(app), newFundCmd(app), newWarningCmd(app), newExerciseCmd(app), newPartnerCmd(app), newAuditCmd(app), newCodecCmd(app), newAdminCmd(app))
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}

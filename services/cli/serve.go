@@ -2,17 +2,27 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/health"
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
@@ -32,6 +42,7 @@ with the same wiring.`,
 	}
 	cmd.PersistentFlags().StringVar(&app.metricsAddr, "metrics-listen", EnvOr("DEMARCHE_METRICS_LISTEN", "127.0.0.1:9464"), "serve Prometheus /metrics here (\"\" turns it off; env DEMARCHE_METRICS_LISTEN)")
 	cmd.PersistentFlags().StringVar(&app.pprofAddr, "pprof-listen", os.Getenv("DEMARCHE_PPROF_LISTEN"), "serve Go's /debug/pprof/ here (off unless set; env DEMARCHE_PPROF_LISTEN)")
+	cmd.PersistentFlags().StringVar(&app.healthAddr, "health-listen", os.Getenv("DEMARCHE_HEALTH_LISTEN"), "serve /healthz (live) and /readyz (ready: bound, NATS connected, Temporal answering) here (off unless set; env DEMARCHE_HEALTH_LISTEN)")
 	var seed bool
 	rosterCmd := &cobra.Command{
 		Use:   "roster",
@@ -85,13 +96,38 @@ with the same wiring.`,
 			},
 		},
 	)
+	// Each service's readiness knows its name (which engines it needs).
+	for _, c := range cmd.Commands() {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cc *cobra.Command, args []string) error {
+				app.serving = cc.Name()
+				return run(cc, args)
+			}
+		}
+	}
 	return cmd
 }
 
+// usesTemporal are the services that are not ready while Temporal does not answer.
+var usesTemporal = map[string]bool{"worker": true, "gateway": true, "earlywarning": true, "partners": true}
+
 // serveUntilSignal starts a service and stops it on Ctrl-C or SIGTERM.
+//
+// Stopping is graceful: /readyz turns 503 first, then the service stops
+// taking work and finishes what it took (the gateway finishes in-flight
+// requests, the Temporal worker stops polling and lets running activity
+// attempts end, NATS subscriptions are drained) before the connections
+// close. What was acknowledged stays done; what was not is retried by its
+// sender (JetStream redelivers unacknowledged events, clients retry requests
+// under their idempotency keys).
 func serveUntilSignal(ctx context.Context, app *App, start func(context.Context) (func(), error)) error {
 	ctx, cancel := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer cancel()
+	hs, err := health.Serve(app.healthAddr)
+	if err != nil {
+		return fmt.Errorf("--health-listen: %w", err)
+	}
+	defer hs.Close()
 	_, stopMetrics, err := metrics.Serve(app.metricsAddr, false)
 	if err != nil {
 		return fmt.Errorf("--metrics-listen: %w", err)
@@ -102,14 +138,108 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 		return fmt.Errorf("--pprof-listen: %w", err)
 	}
 	defer stopPprof()
-	stop, err := start(ctx)
+	stop, err := startRetrying(ctx, app, start)
 	if err != nil {
 		return err
 	}
+	if hs != nil {
+		closeChecks, err := app.readinessChecks(ctx, hs)
+		if err != nil {
+			stop()
+			return err
+		}
+		defer closeChecks()
+	}
+	hs.Started()
+	app.Log.Info("ready", zap.String("service", app.serving), zap.String("health", hs.URL()))
 	<-ctx.Done()
+	hs.Stopping()
 	app.Log.Info("stopping", zap.String("reason", "signal"))
 	stop()
+	app.Log.Info("stopped")
 	return nil
+}
+
+// startRetryFor bounds how long a service keeps retrying a start that failed
+// for a passing reason.
+const startRetryFor = 2 * time.Minute
+
+// startRetrying starts the service, retrying while the engines it needs are
+// briefly unavailable (a JetStream cluster electing leaders after a node
+// restarted, a Temporal frontend coming up): found by the cluster test,
+// where funding, restarted seconds after a NATS node, timed out reading its
+// ledgers and exited. /readyz says "starting" meanwhile. Any other error
+// (bad flags, refused credentials, a broken ledger) stops it at once.
+func startRetrying(ctx context.Context, app *App, start func(context.Context) (func(), error)) (func(), error) {
+	deadline := time.Now().Add(startRetryFor)
+	for wait := 500 * time.Millisecond; ; wait = min(2*wait, 10*time.Second) {
+		stop, err := start(ctx)
+		if err == nil || !transient(err) || time.Now().Add(wait).After(deadline) {
+			return stop, err
+		}
+		app.Log.Warn("start failed for a passing reason; retrying", zap.Error(err), zap.Duration("in", wait))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// transient: an engine did not answer in time, or answered that it is not
+// available yet.
+func transient(err error) bool {
+	return errors.Is(err, errs.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// readinessChecks watch the engines the service needs, each over its own
+// connection with the service's identity: a NATS connection that is up (the
+// client reconnects through the cluster's seed list), and, for the services
+// that drive or signal workflows, a Temporal frontend that answers.
+func (app *App) readinessChecks(ctx context.Context, hs *health.Server) (func(), error) {
+	nc, _, err := natsx.Connect(app.NATSURL, "demarche-"+app.serving+"-readiness", app.Log)
+	if err != nil {
+		return nil, err
+	}
+	hs.Add("nats", func(context.Context) string {
+		if nc.IsConnected() {
+			return ""
+		}
+		return "not connected (" + nc.Status().String() + ")"
+	})
+	closers := []func(){nc.Close}
+	if usesTemporal[app.serving] {
+		var mu sync.Mutex
+		var tc client.Client
+		hs.Add("temporal", func(ctx context.Context) string {
+			mu.Lock()
+			defer mu.Unlock()
+			if tc == nil {
+				c, err := temporalx.Dial(ctx, app.TemporalAddress, app.Namespace, app.Log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+				if err != nil {
+					return err.Error()
+				}
+				tc = c
+			}
+			if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+				return "frontend " + app.TemporalAddress + " does not answer: " + err.Error()
+			}
+			return ""
+		})
+		closers = append(closers, func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if tc != nil {
+				tc.Close()
+			}
+		})
+	}
+	return func() {
+		for _, c := range closers {
+			c()
+		}
+	}, nil
 }
 
 func newServeEarlyWarningCmd(app *App) *cobra.Command {

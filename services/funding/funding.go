@@ -616,5 +616,5 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
 	_ = s.svc.Stop()
-	s.nc.Close()
+	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -279,7 +280,7 @@ func (s *Store) readLines(ctx context.Context, fund string, afterSeq, afterLine 
 	}
 	var out []*demarchev1.LedgerEntry
 	for {
-		msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+		msg, err := natsx.Next(cons, 5*time.Second) // waits out a cluster's "no responders" for a new consumer
 		if err != nil {
 			return nil, fmt.Errorf("%w: funding: read ledger of %s after line %d: %v", errs.ErrUnavailable, fund, len(out), err)
 		}

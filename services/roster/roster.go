@@ -401,5 +401,5 @@ func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Se
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
 	_ = s.svc.Stop()
-	s.nc.Close()
+	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 }

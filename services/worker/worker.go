@@ -54,7 +54,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		nc.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w := sdkworker.New(tc, crisis.TaskQueue, sdkworker.Options{})
+	// On stop, running activity attempts get WorkerStopTimeout to finish
+	// (and publish what they did) before they are cancelled and retried
+	// elsewhere; their effects are idempotent either way.
+	w := sdkworker.New(tc, crisis.TaskQueue, sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
 	crisis.Register(w, &crisis.Activities{Bus: eventbus.NewPublisher(js, crisis.EventSource), NC: nc})
 	if err := w.Start(); err != nil {
 		tc.Close()
@@ -84,5 +87,5 @@ func (s *Service) Stop() {
 	<-s.done
 	s.worker.Stop()
 	s.tc.Close()
-	s.nc.Close()
+	natsx.DrainClose(s.nc, 5*time.Second)
 }

@@ -1,0 +1,295 @@
+package cluster_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"gopkg.in/yaml.v3"
+
+	"github.com/demarche/demarche/devstack/cluster"
+	"github.com/demarche/demarche/pkg/natsauth"
+)
+
+const composeDir = "../../deploy/compose"
+
+// composeFile is the part of the compose specification checked here.
+type composeFile struct {
+	Services map[string]composeService `yaml:"services"`
+	Secrets  map[string]struct {
+		File string `yaml:"file"`
+	} `yaml:"secrets"`
+	Volumes map[string]any `yaml:"volumes"`
+}
+
+type composeService struct {
+	Image       string            `yaml:"image"`
+	Entrypoint  []string          `yaml:"entrypoint"`
+	Command     []string          `yaml:"command"`
+	Environment map[string]string `yaml:"environment"`
+	EnvFile     []string          `yaml:"env_file"`
+	Volumes     []string          `yaml:"volumes"`
+	Ports       []string          `yaml:"ports"`
+	Secrets     []struct {
+		Source string `yaml:"source"`
+		Target string `yaml:"target"`
+	} `yaml:"secrets"`
+	DependsOn   any `yaml:"depends_on"`
+	Healthcheck struct {
+		Test []string `yaml:"test"`
+	} `yaml:"healthcheck"`
+}
+
+// composeNodes are the NATS nodes as the compose network names them.
+func composeNodes() []cluster.Endpoint {
+	var out []cluster.Endpoint
+	for _, n := range cluster.NATSNodes {
+		out = append(out, cluster.Endpoint{Host: n, Bind: "0.0.0.0", ClientPort: cluster.NATSClientPort, ClusterPort: cluster.NATSClusterPort, Monitor: cluster.NATSMonitorPort})
+	}
+	return out
+}
+
+// The NATS nodes' configuration files are generated from the topology (what
+// the cluster test writes for its loopback nodes); DEMARCHE_UPDATE_DEPLOY=1
+// rewrites them.
+func TestComposeNATSConfigsAreGenerated(t *testing.T) {
+	nodes := composeNodes()
+	for i, n := range cluster.NATSNodes {
+		want := cluster.NATSServerConfig(n, nodes[i], nodes, "/data/jetstream", "authorization.conf")
+		file := filepath.Join(composeDir, "nats", n+".conf")
+		if os.Getenv("DEMARCHE_UPDATE_DEPLOY") == "1" {
+			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		got, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != want {
+			t.Errorf("%s is not what devstack/cluster.NATSServerConfig generates: run DEMARCHE_UPDATE_DEPLOY=1 go test ./devstack/cluster", file)
+		}
+	}
+	// nats-server's own parser accepts them, with the users they include.
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		t.Setenv(natsauth.PasswordVariable(id), `"$2a$11$5BGpHqZ6Ky4HT8p8W.Bx0O2CL1X8KDHT8Gdl8hS1JrIMFlV6qZ0hK"`)
+	}
+	auth, err := os.ReadFile("../../deploy/nats/authorization.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range cluster.NATSNodes {
+		conf := filepath.Join(dir, n+".conf")
+		if err := os.WriteFile(conf, []byte(cluster.NATSServerConfig(n, nodes[i], nodes, "/data/jetstream", "authorization.conf")), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := server.ProcessConfigFile(conf)
+		if err != nil {
+			t.Fatalf("nats-server refuses %s: %v", n, err)
+		}
+		if opts.ServerName != n || !opts.JetStream || opts.SyncAlways != true || opts.Cluster.Name != cluster.NATSClusterName || len(opts.Routes) != len(nodes) || len(opts.Users) == 0 {
+			t.Errorf("%s: server %q, jetstream %v, sync always %v, cluster %q, %d routes, %d users", n, opts.ServerName, opts.JetStream, opts.SyncAlways, opts.Cluster.Name, len(opts.Routes), len(opts.Users))
+		}
+	}
+}
+
+// The compose file describes the topology the multi-process cluster test
+// runs: the same services with the same commands, each with its own NATS
+// credentials and nothing else's, the NATS cluster with its seed list, the
+// Temporal server on PostgreSQL, the UI, and provisioning with 3 replicas.
+func TestComposeMatchesTopology(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(composeDir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(b, &cf); err != nil {
+		t.Fatalf("compose.yaml does not parse: %v", err)
+	}
+	seed := cluster.SeedList(composeNodes())
+	errorf := func(service, format string, args ...any) {
+		t.Helper()
+		t.Errorf("compose.yaml service %s: %s", service, fmt.Sprintf(format, args...))
+	}
+	// secretTarget is where a service gets a secret, "" when it does not.
+	secretTarget := func(s composeService, source string) string {
+		for _, sec := range s.Secrets {
+			if sec.Source == source {
+				return sec.Target
+			}
+		}
+		return ""
+	}
+	natsSecrets := func(s composeService) []string {
+		var out []string
+		for _, sec := range s.Secrets {
+			if strings.HasPrefix(sec.Source, "nats-") {
+				out = append(out, sec.Source)
+			}
+		}
+		return out
+	}
+	checkCreds := func(name string, s composeService, id natsauth.Identity) {
+		source := "nats-" + string(id)
+		if got := s.Environment["DEMARCHE_NATS_CREDS"]; got != cluster.CredentialsFile(id) {
+			errorf(name, "DEMARCHE_NATS_CREDS %q, want %q (its own identity's)", got, cluster.CredentialsFile(id))
+		}
+		if got := secretTarget(s, source); got != cluster.CredentialsFile(id) {
+			errorf(name, "secret %s mounted at %q, want %q", source, got, cluster.CredentialsFile(id))
+		}
+		if got := natsSecrets(s); !slices.Equal(got, []string{source}) {
+			errorf(name, "NATS credentials mounted %v: a service gets its own identity's alone (%s)", got, source)
+		}
+		if f := cf.Secrets[source].File; f != "secrets/"+string(id)+".creds" {
+			errorf(name, "secret %s comes from %q, want secrets/%s.creds (demarche admin credentials writes it)", source, f, id)
+		}
+		if got := s.Environment["DEMARCHE_NATS_URL"]; got != seed {
+			errorf(name, "DEMARCHE_NATS_URL %q, want the cluster's seed list %q", got, seed)
+		}
+	}
+	checkTemporal := func(name string, s composeService) {
+		if got := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; got != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
+			errorf(name, "DEMARCHE_TEMPORAL_ADDRESS %q, want temporal:%d", got, cluster.TemporalPort)
+		}
+		for _, v := range []string{"DEMARCHE_TEMPORAL_TLS_CERT", "DEMARCHE_TEMPORAL_TLS_KEY", "DEMARCHE_TEMPORAL_TLS_CA"} {
+			if !strings.HasPrefix(s.Environment[v], "/run/secrets/temporal-tls/") {
+				errorf(name, "%s %q: the Temporal frontend takes mTLS clients only", v, s.Environment[v])
+			}
+		}
+		if secretTarget(s, "temporal-tls") != "/run/secrets/temporal-tls" {
+			errorf(name, "the temporal-tls secret is not mounted at /run/secrets/temporal-tls")
+		}
+	}
+
+	// Every Démarche service, as the topology (and the cluster test) runs it.
+	var serving []string
+	for name, s := range cf.Services {
+		if len(s.Command) > 0 && s.Command[0] == "serve" {
+			serving = append(serving, name)
+		}
+	}
+	var want []string
+	for _, svc := range cluster.Services {
+		want = append(want, svc.Name)
+		s, ok := cf.Services[svc.Name]
+		if !ok {
+			t.Errorf("compose.yaml has no service %s (devstack/cluster.Services runs it)", svc.Name)
+			continue
+		}
+		wantCmd := append([]string{"serve", svc.Name}, svc.Args...)
+		if svc.Name == "gateway" {
+			wantCmd = append(wantCmd, "--host", "0.0.0.0", "--port", fmt.Sprint(cluster.GatewayPort))
+			if !slices.Contains(s.Ports, fmt.Sprintf("%d:%d", cluster.GatewayPort, cluster.GatewayPort)) {
+				errorf(svc.Name, "ports %v do not publish %d", s.Ports, cluster.GatewayPort)
+			}
+			if s.Environment["DEMARCHE_OIDC_ISSUER"] == "" {
+				errorf(svc.Name, "no DEMARCHE_OIDC_ISSUER: the gateway needs the organisation's token issuer")
+			}
+		}
+		if !slices.Equal(s.Command, wantCmd) {
+			errorf(svc.Name, "command %q, want %q", s.Command, wantCmd)
+		}
+		checkCreds(svc.Name, s, svc.Identity)
+		if svc.Temporal {
+			checkTemporal(svc.Name, s)
+		} else if _, ok := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; ok || secretTarget(s, "temporal-tls") != "" {
+			errorf(svc.Name, "reaches Temporal, which it does not need")
+		}
+		if got := s.Environment["DEMARCHE_HEALTH_LISTEN"]; got != fmt.Sprintf("0.0.0.0:%d", cluster.HealthPort) {
+			errorf(svc.Name, "DEMARCHE_HEALTH_LISTEN %q, want 0.0.0.0:%d", got, cluster.HealthPort)
+		}
+		if got := s.Environment["DEMARCHE_METRICS_LISTEN"]; got != fmt.Sprintf("0.0.0.0:%d", cluster.MetricsPort) {
+			errorf(svc.Name, "DEMARCHE_METRICS_LISTEN %q, want 0.0.0.0:%d", got, cluster.MetricsPort)
+		}
+		if !slices.Contains(s.Healthcheck.Test, fmt.Sprintf("http://127.0.0.1:%d/readyz", cluster.HealthPort)) {
+			errorf(svc.Name, "healthcheck %q does not ask /readyz", s.Healthcheck.Test)
+		}
+		if !strings.Contains(fmt.Sprint(s.DependsOn), "provision") {
+			errorf(svc.Name, "does not wait for provision (depends_on %v)", s.DependsOn)
+		}
+	}
+	slices.Sort(serving)
+	slices.Sort(want)
+	if !slices.Equal(serving, want) {
+		t.Errorf("compose.yaml serves %v, the topology %v", serving, want)
+	}
+
+	// Provisioning: streams and buckets with the cluster's replicas.
+	prov := cf.Services["provision"]
+	if !slices.Equal(prov.Command, []string{"admin", "provision", "--replicas", fmt.Sprint(cluster.Replicas)}) {
+		errorf("provision", "command %q, want admin provision --replicas %d", prov.Command, cluster.Replicas)
+	}
+	checkCreds("provision", prov, natsauth.Provisioner)
+	checkTemporal("provision", prov)
+
+	// NATS: three nodes of the generated configurations, the users of
+	// deploy/nats/authorization.conf, the servers' password hashes.
+	for _, n := range cluster.NATSNodes {
+		s, ok := cf.Services[n]
+		if !ok {
+			t.Errorf("compose.yaml has no NATS node %s", n)
+			continue
+		}
+		if !slices.Equal(s.Command, []string{"-c", "/etc/demarche/nats/" + n + ".conf"}) || !slices.Equal(s.Entrypoint, []string{"/usr/local/bin/nats-server"}) {
+			errorf(n, "runs %q %q, want nats-server -c /etc/demarche/nats/%s.conf", s.Entrypoint, s.Command, n)
+		}
+		for _, v := range []string{"./nats/" + n + ".conf:/etc/demarche/nats/" + n + ".conf:ro", "../nats/authorization.conf:/etc/demarche/nats/authorization.conf:ro", n + ":/data"} {
+			if !slices.Contains(s.Volumes, v) {
+				errorf(n, "volumes %v lack %s", s.Volumes, v)
+			}
+		}
+		if !slices.Equal(s.EnvFile, []string{"secrets/nats-passwords.env"}) {
+			errorf(n, "env_file %v, want secrets/nats-passwords.env (demarche admin credentials writes it)", s.EnvFile)
+		}
+		if len(natsSecrets(s)) != 0 {
+			errorf(n, "a NATS server mounts client credentials %v", natsSecrets(s))
+		}
+	}
+
+	// Temporal on PostgreSQL, and its UI.
+	tmp := cf.Services["temporal"]
+	flags := map[string]string{}
+	for i := 1; i+1 < len(tmp.Command); i += 2 {
+		flags[tmp.Command[i]] = tmp.Command[i+1]
+	}
+	if len(tmp.Command) == 0 || tmp.Command[0] != "temporal-server" {
+		errorf("temporal", "command %q, want demarche temporal-server", tmp.Command)
+	}
+	for flag, want := range map[string]string{
+		"--port": fmt.Sprint(cluster.TemporalPort), "--http-port": fmt.Sprint(cluster.TemporalHTTPPort),
+		"--postgres-host": "postgres", "--postgres-port": fmt.Sprint(cluster.PostgresPort), "--postgres-user": cluster.PostgresUser,
+		"--postgres-password-file": cluster.PostgresPasswordFile, "--database": cluster.TemporalDatabase, "--visibility-database": cluster.VisibilityDatabase,
+	} {
+		if flags[flag] != want {
+			errorf("temporal", "%s %q, want %q", flag, flags[flag], want)
+		}
+	}
+	for _, flag := range []string{"--tls-cert", "--tls-key", "--tls-ca"} {
+		if !strings.HasPrefix(flags[flag], "/run/secrets/temporal-tls/") {
+			errorf("temporal", "%s %q: a frontend beyond loopback takes mTLS clients only", flag, flags[flag])
+		}
+	}
+	if secretTarget(tmp, "temporal-postgres-password") != cluster.PostgresPasswordFile {
+		errorf("temporal", "the PostgreSQL password is not mounted at %s", cluster.PostgresPasswordFile)
+	}
+	pg := cf.Services["postgres"]
+	if pg.Environment["POSTGRES_USER"] != cluster.PostgresUser || pg.Environment["POSTGRES_PASSWORD_FILE"] != cluster.PostgresPasswordFile {
+		errorf("postgres", "environment %v: want POSTGRES_USER %s and POSTGRES_PASSWORD_FILE %s", pg.Environment, cluster.PostgresUser, cluster.PostgresPasswordFile)
+	}
+	ui := cf.Services["temporal-ui"]
+	if ui.Environment["TEMPORAL_ADDRESS"] != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
+		errorf("temporal-ui", "TEMPORAL_ADDRESS %q", ui.Environment["TEMPORAL_ADDRESS"])
+	}
+	if !slices.Contains(ui.Ports, fmt.Sprintf("%d:8080", cluster.TemporalUIPort)) {
+		errorf("temporal-ui", "ports %v do not publish %d", ui.Ports, cluster.TemporalUIPort)
+	}
+}

@@ -1,0 +1,161 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/demarche/demarche/pkg/natsauth"
+
+	"github.com/demarche/demarche/services/platform"
+)
+
+func newAdminCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "admin",
+		Short: "Set up the engines a deployment runs on (NATS JetStream, Temporal)",
+	}
+	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app))
+	return cmd
+}
+
+func newAdminProvisionCmd(app *App) *cobra.Command {
+	var replicas int
+	var retention time.Duration
+	cmd := &cobra.Command{
+		Use:   "provision",
+		Short: "Create the streams, buckets, Temporal namespace and search attributes Démarche needs (idempotent)",
+		Long: `Create (or bring to the wanted configuration) every JetStream stream and
+key-value bucket with --replicas copies, then register the Temporal namespace
+(--namespace) and add Démarche's search attributes it lacks. Run it as the
+provisioning identity (--nats-creds provisioner.creds), the only NATS user
+allowed to manage streams, before the services start and after each upgrade.
+
+Running it again changes nothing. It refuses, saying what is missing, when
+NATS has no JetStream or fewer JetStream servers than --replicas, or when the
+namespace holds one of Démarche's search attributes with another type.`,
+		Example: "  demarche admin provision --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 \\\n    --nats-creds /run/secrets/provisioner.creds --temporal-address temporal:7233 --replicas 3",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if replicas < 1 || replicas > 5 {
+				return fmt.Errorf("--replicas %d: allowed 1 (one server) to 5; production clusters use 3", replicas)
+			}
+			rep, err := platform.Provision(cmd.Context(), platform.Config{
+				NATSURL: app.NATSURL, Replicas: replicas,
+				TemporalAddress: app.TemporalAddress, Namespace: app.Namespace, Retention: retention,
+			}, app.Log)
+			if err != nil {
+				return err
+			}
+			cluster := rep.NATS.Cluster
+			if cluster == "" {
+				cluster = "(lone server)"
+			}
+			fmt.Fprintf(app.Out, "NATS      cluster %s, %d server(s) known, replicas %d\n", cluster, rep.NATS.Servers, replicas)
+			fmt.Fprintf(app.Out, "          created: %s\n", namesOrNone(rep.NATS.Created))
+			fmt.Fprintf(app.Out, "          already there (configuration applied): %s\n", namesOrNone(rep.NATS.Existing))
+			ns := "already there"
+			if rep.Temporal.NamespaceCreated {
+				ns = "registered (retention " + retention.String() + ")"
+			}
+			fmt.Fprintf(app.Out, "Temporal  namespace %s %s; search attributes added: %s\n", app.Namespace, ns, namesOrNone(rep.Temporal.AttributesAdded))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&replicas, "replicas", envInt("DEMARCHE_NATS_REPLICAS", 1), "copies of each stream and bucket: 1 for one server, 3 for a production cluster (env DEMARCHE_NATS_REPLICAS)")
+	cmd.Flags().DurationVar(&retention, "retention", platform.DefaultRetention, "how long Temporal keeps a closed crisis's history (when registering the namespace)")
+	return cmd
+}
+
+func namesOrNone(ss []string) string {
+	if len(ss) == 0 {
+		return "none"
+	}
+	return strings.Join(ss, ", ")
+}
+
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+func newAdminCredentialsCmd(app *App) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "credentials",
+		Short: "Generate each NATS identity's credentials and the servers' password file (idempotent)",
+		Long: `Generate, in --dir, one credentials file per NATS identity (<identity>.creds,
+"demarche-<identity>:<password>", mode 0600: mount each into its own service
+only), for every service, the provisioner, the operator, the observer, and the
+partner organisations and signal sources of deploy/nats/authorization.conf;
+existing files are kept. Then write nats-passwords.env: the bcrypt hash of each
+password in the variable deploy/nats/authorization.conf reads
+(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.`,
+		Example: "  demarche admin credentials --dir deploy/compose/secrets",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			creds, err := natsauth.Ensure(dir, natsauth.DeployIdentities()...)
+			if err != nil {
+				return err
+			}
+			var lines []string
+			for id, c := range creds {
+				hash, err := bcrypt.GenerateFromPassword([]byte(c.Password), 11)
+				if err != nil {
+					return err
+				}
+				// Quoted: nats-server parses the variable as a configuration value.
+				lines = append(lines, fmt.Sprintf("%s=%q", natsauth.PasswordVariable(id), string(hash)))
+			}
+			slices.Sort(lines)
+			file := filepath.Join(dir, "nats-passwords.env")
+			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, file)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "secrets", "folder for the credentials files")
+	return cmd
+}
+
+func newAdminReadyCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ready URL",
+		Short:   "Exit 0 when a service's /readyz answers 200 (a container healthcheck without curl)",
+		Example: "  demarche admin ready http://127.0.0.1:9090/readyz",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, args[0], nil)
+			if err != nil {
+				return err
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("%s: %d %s", args[0], resp.StatusCode, strings.TrimSpace(string(b)))
+			}
+			fmt.Fprintln(app.Out, strings.TrimSpace(string(b)))
+			return nil
+		},
+	}
+}
