@@ -377,6 +377,10 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		if !maps.Equal(flags, wantFlags) {
 			errorf(what, "flags after %q are %v, want %v", base, flags, wantFlags)
 		}
+		// Funds are opened by one instance alone (deploy/README.md).
+		if slices.Contains(svc.Args, "--open-funds") && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
+			errorf(what, "more than one replica: the instance with --open-funds runs alone")
+		}
 		checkCreds(what, tpl, c, svc.Identity)
 		checkTemporal(what, tpl, c, svc.Temporal)
 		if svc.Temporal {
