@@ -87,7 +87,7 @@ Other columns are ignored.`,
 			}
 			var progress func(int)
 			if !quiet {
-				progress = importProgress(cmd.ErrOrStderr(), file)
+				progress = fileProgressBar(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
 			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules})
@@ -113,27 +113,6 @@ Other columns are ignored.`,
 	cmd.Flags().StringVar(&rulesPath, "rules", "", "classification rules file (default: the embedded rules)")
 	output.bind(cmd)
 	return cmd
-}
-
-// importProgress reports rows read and how far into the file, at most a few
-// times a second.
-func importProgress(w io.Writer, f *os.File) func(int) {
-	var size int64
-	if st, err := f.Stat(); err == nil {
-		size = st.Size()
-	}
-	var last time.Time
-	return func(read int) {
-		if time.Since(last) < 200*time.Millisecond {
-			return
-		}
-		last = time.Now()
-		if pos, err := f.Seek(0, io.SeekCurrent); err == nil && size > 0 {
-			fmt.Fprintf(w, "\r%d rows read (%d%%)", read, pos*100/size)
-			return
-		}
-		fmt.Fprintf(w, "\r%d rows read", read)
-	}
 }
 
 func printImportSummary(out io.Writer, name string, sum *earlywarning.ImportSummary, took time.Duration) {

@@ -246,8 +246,8 @@ Progress goes to stderr; --output json for programs.`,
 	return cmd
 }
 
-// fileProgressBar draws a bar of how far into the file reading is, at most a few
-// times a second.
+// fileProgressBar draws a bar of how far into the file reading is and the rows
+// read so far, at most a few times a second (warning import and backtest).
 func fileProgressBar(w io.Writer, f *os.File) func(int) {
 	var size int64
 	if st, err := f.Stat(); err == nil {
