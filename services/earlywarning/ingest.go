@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"sort"
 	"sync"
@@ -30,8 +31,14 @@ var (
 )
 
 // maxCASAttempts bounds the compare-and-set retries of one situation write
-// (several service instances writing one situation at once).
-const maxCASAttempts = 5
+// (several service instances writing one situation at once). Inside one
+// process the situation's lock serialises writers, so only other instances
+// compete; a loser waits a short random while (casBackoff) before planning
+// again, so two busy instances do not keep colliding in step.
+const maxCASAttempts = 10
+
+// casBackoff is the longest wait before the n-th retry (n × casBackoff).
+const casBackoff = 5 * time.Millisecond
 
 var plainID = regexp.MustCompile(`^[A-Za-z0-9_=-]{1,150}$`)
 
@@ -235,7 +242,14 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		}
 		if err != nil {
 			if attempt < maxCASAttempts && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
-				continue // another instance wrote it: plan again on its state
+				// Another instance wrote it: plan again on its state, after a
+				// jittered pause so the two do not collide again in step.
+				select {
+				case <-ctx.Done():
+					return nil, fmt.Errorf("write situation %s: %w", situation, ctx.Err())
+				case <-time.After(time.Duration(rand.Int64N(int64(attempt) * int64(casBackoff)))):
+				}
+				continue
 			}
 			return nil, fmt.Errorf("write situation %s: %w", situation, err)
 		}
