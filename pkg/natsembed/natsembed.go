@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"go.uber.org/zap"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/ports"
@@ -59,7 +60,11 @@ func (f *TLSFiles) tlsConfig() (*tls.Config, error) {
 }
 
 // serverUsers turns credentials into server users with their permissions.
-func serverUsers(users map[natsauth.Identity]natsauth.Credentials) []*server.User {
+// The server holds bcrypt hashes, as deploy/ configures production, never the
+// passwords themselves (the clients' credential files hold those). The cost
+// is bcrypt's minimum: the hash never leaves this process, and every client
+// connection pays for one comparison.
+func serverUsers(users map[natsauth.Identity]natsauth.Credentials) ([]*server.User, error) {
 	var out []*server.User
 	ids := slices.Clone(natsauth.Identities)
 	var extra []natsauth.Identity
@@ -74,13 +79,17 @@ func serverUsers(users map[natsauth.Identity]natsauth.Credentials) []*server.Use
 		if !ok {
 			continue
 		}
+		hash, err := bcrypt.GenerateFromPassword([]byte(c.Password), bcrypt.MinCost)
+		if err != nil {
+			return nil, fmt.Errorf("hash the password of %s: %w", id.User(), err)
+		}
 		p := natsauth.PermissionsOf(id)
-		out = append(out, &server.User{Username: id.User(), Password: c.Password, Permissions: &server.Permissions{
+		out = append(out, &server.User{Username: id.User(), Password: string(hash), Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: p.Publish},
 			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
 		}})
 	}
-	return out
+	return out, nil
 }
 
 // Server is a running embedded NATS server.
@@ -112,7 +121,11 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 		// The HTTP monitoring endpoint is off: one port less to collide.
 	}
 	if len(opts.Users) > 0 {
-		sopts.Users = append(serverUsers(opts.Users), opts.ExtraUsers...)
+		users, err := serverUsers(opts.Users)
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		sopts.Users = append(users, opts.ExtraUsers...)
 	}
 	if opts.TLS != nil {
 		cfg, err := opts.TLS.tlsConfig()
