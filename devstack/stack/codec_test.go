@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,7 +58,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", NoUI: !encrypted, Codec: ring}, fileLogger(t, t.TempDir()))
+			s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", NoUI: !encrypted, Codec: ring, NATSPlaintextStore: !encrypted}, fileLogger(t, t.TempDir()))
 			if err != nil {
 				t.Fatalf("start stack: %v", err)
 			}
@@ -214,6 +215,27 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 				}
 			}
 			t.Logf("%s: %d bytes of Temporal database read, %d secrets checked", name, len(db), len(markers))
+
+			// JetStream's files: the crisis events carry the title in their
+			// data, so only the store's own encryption keeps it off the disk.
+			var store []byte
+			if err := filepath.WalkDir(filepath.Join(dir, "nats"), func(path string, d fs.DirEntry, err error) error {
+				if err != nil || d.IsDir() {
+					return err
+				}
+				b, err := os.ReadFile(path)
+				store = append(store, b...)
+				return err
+			}); err != nil || len(store) == 0 {
+				t.Fatalf("read the JetStream store (%d bytes): %v", len(store), err)
+			}
+			switch found := bytes.Contains(store, []byte("TITLE-7F3A")); {
+			case encrypted && found:
+				t.Errorf("the JetStream store (%d bytes) holds the title in clear", len(store))
+			case !encrypted && !found:
+				t.Errorf("control: the plaintext JetStream store (%d bytes) does not hold the title: the check could not fail", len(store))
+			}
+			t.Logf("%s: %d bytes of JetStream store read", name, len(store))
 		})
 	}
 }

@@ -52,7 +52,8 @@ Temporal payloads (titles, decisions, rationales, activity errors) are
 encrypted with the payload codec key DATA/codec-key.json, made on first start
 (or --codec-key; --no-codec turns encryption off): the Temporal database holds
 ciphertext only, and the Temporal UI decrypts through the gateway's codec
-endpoint for an auditor signed in to the console.
+endpoint for an auditor signed in to the console. JetStream's files are
+encrypted with DATA/nats-store.key, made on first start: keep it with the data.
 
 --without leaves services out, to run them as their own processes with
 "demarche serve NAME" (credentials in DATA/nats-credentials). SIGUSR1 restarts

@@ -79,6 +79,9 @@ type Config struct {
 	// ExtraNATSUsers are let into the embedded NATS server beside the
 	// services' identities (demarche bench's baseline user).
 	ExtraNATSUsers []*server.User
+	// NATSPlaintextStore leaves JetStream's files unencrypted: only for the
+	// control run of the at-rest test, which must see what a scan would find.
+	NATSPlaintextStore bool
 	// MetricsAddr serves Prometheus /metrics for the whole process ("": off;
 	// "127.0.0.1:0": a free port). PprofAddr serves /debug/pprof/ (opt-in: "" off).
 	MetricsAddr, PprofAddr string
@@ -105,19 +108,21 @@ func (c Config) checkWithout() error {
 
 // Stack is the running platform.
 type Stack struct {
-	cfg      Config
-	lock     *os.File
-	natsMu   sync.Mutex // guards nats across RestartNATS
-	nats     *natsembed.Server
-	temporal *temporalembed.Server
-	ui       *temporalembed.UI
-	gateway  *gateway.Service
-	issuer   *authn.Issuer
-	tokens   map[string]string // demo identity -> token file
-	creds    map[natsauth.Identity]natsauth.Credentials
-	stops    []func()
-	metrics  string
-	pprof    string
+	cfg    Config
+	lock   *os.File
+	natsMu sync.Mutex // guards nats across RestartNATS
+	nats   *natsembed.Server
+	// natsStoreKey encrypts JetStream's files (kept in the data folder).
+	natsStoreKey string
+	temporal     *temporalembed.Server
+	ui           *temporalembed.UI
+	gateway      *gateway.Service
+	issuer       *authn.Issuer
+	tokens       map[string]string // demo identity -> token file
+	creds        map[natsauth.Identity]natsauth.Credentials
+	stops        []func()
+	metrics      string
+	pprof        string
 }
 
 // TemporalHost is where the embedded Temporal frontend, its HTTP API and the
@@ -185,15 +190,25 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	// alarm, not start again at the opening balances.
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, "nats"))
 	newDataFolder := errors.Is(statErr, os.ErrNotExist)
+	if !cfg.NATSPlaintextStore {
+		if s.natsStoreKey, err = natsembed.EnsureStoreKey(filepath.Join(cfg.DataDir, natsembed.StoreKeyFile)); err != nil {
+			return nil, err
+		}
+	}
 	s.nats, err = natsembed.Start(natsembed.Options{
 		Host: cfg.Host, Port: cfg.NATSPort, PortFlag: cfg.NATSPortFlag, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Users: s.creds, TLS: cfg.NATSTLS, ExtraUsers: cfg.ExtraNATSUsers,
+		Users: s.creds, TLS: cfg.NATSTLS, ExtraUsers: cfg.ExtraNATSUsers, StoreKey: s.natsStoreKey,
 	}, log)
 	if err != nil {
 		return nil, err
 	}
 	s.stops = append(s.stops, func() { s.natsServer().Stop() })
 	if err := s.provision(ctx, log); err != nil {
+		if !newDataFolder && s.natsStoreKey != "" {
+			// A store encrypted under another key reads as corrupt streams.
+			return nil, fmt.Errorf("%w (if the streams cannot be decrypted, %s is not the key this data folder's JetStream store was encrypted with: put the right key back, or start from a new --data-dir)",
+				err, filepath.Join(cfg.DataDir, natsembed.StoreKeyFile))
+		}
 		return nil, err
 	}
 
@@ -389,7 +404,7 @@ func (s *Stack) RestartNATS(downtime time.Duration, log *zap.Logger) error {
 		var n *natsembed.Server
 		n, err = natsembed.Start(natsembed.Options{
 			Host: s.cfg.Host, Port: addr.Port, PortFlag: s.cfg.NATSPortFlag, StoreDir: filepath.Join(s.cfg.DataDir, "nats"),
-			Users: s.creds, TLS: s.cfg.NATSTLS, ExtraUsers: s.cfg.ExtraNATSUsers,
+			Users: s.creds, TLS: s.cfg.NATSTLS, ExtraUsers: s.cfg.ExtraNATSUsers, StoreKey: s.natsStoreKey,
 		}, log)
 		if err == nil {
 			s.nats = n

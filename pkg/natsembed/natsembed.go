@@ -3,10 +3,14 @@
 package natsembed
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -36,6 +40,11 @@ type Options struct {
 	// `demarche bench` adds its own user for the bare baselines, on subjects
 	// no service uses, so the table of production identities stays as it is.
 	ExtraUsers []*server.User
+	// StoreKey, when set, encrypts JetStream's files at rest (AES-GCM, the
+	// server's own store encryption): a confidential crisis's events are not
+	// readable from the disk. A plaintext store is converted on first start
+	// with a key; a store opened with another key is refused as corrupt.
+	StoreKey string
 }
 
 // TLSFiles configure TLS for client connections: the server's certificate
@@ -112,13 +121,17 @@ func Start(opts Options, log *zap.Logger) (*Server, error) {
 		return nil, fmt.Errorf("nats: %w", err)
 	}
 	sopts := &server.Options{
-		ServerName: "demarche-dev",
-		Host:       opts.Host,
-		Port:       port,
-		JetStream:  true,
-		StoreDir:   opts.StoreDir,
-		NoSigs:     true,
+		ServerName:   "demarche-dev",
+		Host:         opts.Host,
+		Port:         port,
+		JetStream:    true,
+		StoreDir:     opts.StoreDir,
+		NoSigs:       true,
+		JetStreamKey: opts.StoreKey,
 		// The HTTP monitoring endpoint is off: one port less to collide.
+	}
+	if opts.StoreKey != "" {
+		sopts.JetStreamCipher = server.AES
 	}
 	if len(opts.Users) > 0 {
 		users, err := serverUsers(opts.Users)
@@ -165,3 +178,30 @@ func (l *zapNATSLogger) Fatalf(format string, v ...any)  { l.log.Errorf(format, 
 func (l *zapNATSLogger) Errorf(format string, v ...any)  { l.log.Errorf(format, v...) }
 func (l *zapNATSLogger) Debugf(format string, v ...any)  { l.log.Debugf(format, v...) }
 func (l *zapNATSLogger) Tracef(format string, v ...any)  { l.log.Debugf(format, v...) }
+
+// StoreKeyFile is the file in a data folder that holds the JetStream store's
+// encryption key.
+const StoreKeyFile = "nats-store.key"
+
+// EnsureStoreKey returns the store key kept in file, creating it (32 random
+// bytes, hex, mode 0600) on first use. Losing the file loses the store.
+func EnsureStoreKey(file string) (string, error) {
+	if b, err := os.ReadFile(file); err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < 32 {
+			return "", fmt.Errorf("nats store key %s: %d characters, want at least 32", file, len(key))
+		}
+		return key, nil
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read nats store key: %w", err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", fmt.Errorf("make nats store key: %w", err)
+	}
+	key := hex.EncodeToString(raw)
+	if err := os.WriteFile(file, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write nats store key: %w", err)
+	}
+	return key, nil
+}

@@ -1,6 +1,8 @@
 package natsembed
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -35,5 +37,28 @@ func TestServerUsersHoldHashesNotPasswords(t *testing.T) {
 		if err := bcrypt.CompareHashAndPassword([]byte(u.Password), []byte(c.Password)); err != nil {
 			t.Errorf("user %s: hash does not match the password: %v", u.Username, err)
 		}
+	}
+}
+
+// The store key is made once and then read back: a key that changed between
+// starts would make the store unreadable.
+func TestEnsureStoreKeyKeepsItsKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), StoreKeyFile)
+	first, err := EnsureStoreKey(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := EnsureStoreKey(file)
+	if err != nil || again != first || len(first) != 64 {
+		t.Fatalf("second read %q (%v), first %q: want the same 64 hex characters", again, err, first)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+	if err := os.WriteFile(file, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureStoreKey(file); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("a 5-character key: %v, want refused", err)
 	}
 }
