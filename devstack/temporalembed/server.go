@@ -6,10 +6,13 @@ package temporalembed
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -69,6 +72,16 @@ type Options struct {
 // ErrNotLoopback refuses a plaintext server on an address other machines reach.
 var ErrNotLoopback = errors.New("temporal: a frontend without mTLS listens on a loopback address only")
 
+// pickInternalPort chooses the internal services' ports (a seam for the test
+// of a port taken between the pick and the bind).
+var pickInternalPort = defaultPickInternalPort
+
+var defaultPickInternalPort = ports.Free
+
+// ErrStart is returned when the server gave up while starting (what it
+// would otherwise have ended the process for).
+var ErrStart = errors.New("temporal: the server could not start")
+
 // Server is a running embedded Temporal server.
 type Server struct {
 	srv      temporal.Server
@@ -80,7 +93,21 @@ type Server struct {
 const clusterName = "active"
 
 // Start creates the database when needed and starts every Temporal service.
-func Start(opts Options, log *zap.Logger) (*Server, error) {
+func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
+	// The server logs what it cannot survive (a listener it cannot bind,
+	// say) at Fatal, which would end the whole process: a Fatal during the
+	// start panics instead and comes back here as an error.
+	// The server only calls Fatal when its logger is enabled at that level
+	// (a no-op logger is not, and the server then goes on with a nil
+	// listener): a discarding core keeps Fatal enabled whatever log is.
+	log = log.WithOptions(zap.WithFatalHook(panicWithFields{}), zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+		return zapcore.NewTee(c, zapcore.NewCore(zapcore.NewJSONEncoder(zapcore.EncoderConfig{}), zapcore.AddSync(io.Discard), zapcore.FatalLevel))
+	}))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrStart, r)
+		}
+	}()
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -294,7 +321,7 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 			svc.RPC.HTTPPort = opts.HTTPPort
 		} else {
 			// Internal services get free ports on every start; nothing outside dials them.
-			p, err := ports.Free(opts.Host)
+			p, err := pickInternalPort(opts.Host)
 			if err != nil {
 				return nil, fmt.Errorf("temporal %s: %w", name, err)
 			}
@@ -320,4 +347,21 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 		}
 	}
 	return &conf, nil
+}
+
+// panicWithFields turns the server's Fatal into a panic whose value carries
+// the message and its fields (the address a listener could not bind, say).
+type panicWithFields struct{}
+
+func (panicWithFields) OnWrite(ce *zapcore.CheckedEntry, fields []zapcore.Field) {
+	enc := zapcore.NewMapObjectEncoder()
+	parts := []string{}
+	for _, f := range fields {
+		f.AddTo(enc)
+		if v, ok := enc.Fields[f.Key]; ok && f.Key != "logging-call-at" {
+			parts = append(parts, fmt.Sprintf("%s=%v", f.Key, v))
+		}
+	}
+	sort.Strings(parts)
+	panic(fmt.Sprintf("%s (%s)", ce.Message, strings.Join(parts, ", ")))
 }

@@ -4,8 +4,11 @@ package ports
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 )
 
 // ErrInUse is returned when a configured port is taken.
@@ -25,14 +28,62 @@ func CheckFree(host string, port int, flag string) error {
 	return l.Close()
 }
 
+// pickLow and pickTries bound where Free looks: from pickLow up to just
+// below the kernel's ephemeral range.
+const (
+	pickLow   = 10000
+	pickTries = 200
+)
+
 // Free returns a port that was free a moment ago.
+//
+// It is picked at random below the kernel's ephemeral range, not by binding
+// port 0: a port the kernel hands out for ":0" comes from the same range as
+// the source ports of outgoing connections, and between this check and the
+// server binding it, any client on the machine may take it for a
+// connection. The embedded Temporal server treats a listener it cannot bind
+// as fatal and ends the process (seen in CI with the suite's packages running
+// side by side), so the gap must not be shared with every dial.
 func Free(host string) (int, error) {
+	low, high := pickLow, ephemeralLow()-1
+	if high-low < 1000 {
+		return anyFree(host)
+	}
+	for range pickTries {
+		p := low + rand.IntN(high-low+1)
+		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		_ = l.Close()
+		return p, nil
+	}
+	return anyFree(host)
+}
+
+// anyFree is the kernel's choice, when no range outside the ephemeral one is
+// usable.
+func anyFree(host string) (int, error) {
 	l, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// default when it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		if f := strings.Fields(string(b)); len(f) == 2 {
+			if n, err := strconv.Atoi(f[0]); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 32768
 }
 
 // CheckOrPick checks a configured port, or picks a free one when port is 0.
