@@ -4,11 +4,11 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	historypb "go.temporal.io/api/history/v1"
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/trail"
 )
 
 // Publication is an event a workflow history shows published: a publishing
@@ -53,33 +53,38 @@ func PublicationsOf(h History) []Publication {
 		}
 		p := Publication{Workflow: h.WorkflowID, RunID: h.RunID, HistoryEventID: ev.GetEventId(), Activity: a.GetActivityType().GetName()}
 		switch p.Activity {
-		case crisis.ActivityPublishEvent:
-			p.EventID, p.EventType = publishedEvent(ev)
+		case crisis.ActivityPublishEvents, crisis.ActivityPublishEvent:
+			reqs := trail.PublishedRequests(ev)
+			if len(reqs) == 0 {
+				out = append(out, p) // unreadable input: reported as an event without id
+			}
+			for _, req := range reqs {
+				p.EventID, p.EventType = req.GetEventId(), ceTypeOfRequest(req)
+				out = append(out, p)
+			}
 		case crisis.ActivityDisburse:
 			var req demarchev1.DisburseRequest
 			if dataConverter.FromPayload(a.GetInput().GetPayloads()[0], &req) == nil {
 				p.EventID, p.EventType = req.GetDisbursementKey(), fundsDisbursedType
 			}
-		default:
-			continue
+			out = append(out, p)
 		}
-		out = append(out, p)
 	}
 	return out
 }
 
-// publishedEvent reads the event id and ce-type a PublishCrisisEvent activity was scheduled with.
-func publishedEvent(ev *historypb.HistoryEvent) (id, ceType string) {
-	var req demarchev1.PublishEventRequest
-	if err := dataConverter.FromPayload(ev.GetActivityTaskScheduledEventAttributes().GetInput().GetPayloads()[0], &req); err != nil {
-		return "", ""
+// ceTypeOfRequest is the ce-type of a published event ("" when its data
+// cannot be read).
+func ceTypeOfRequest(req *demarchev1.PublishEventRequest) string {
+	data, err := req.GetData().UnmarshalNew()
+	if err != nil {
+		return ""
 	}
-	if data, err := req.GetData().UnmarshalNew(); err == nil {
-		if et, err := eventbus.TypeOf(data); err == nil {
-			ceType = et.CEType
-		}
+	et, err := eventbus.TypeOf(data)
+	if err != nil {
+		return ""
 	}
-	return req.GetEventId(), ceType
+	return et.CEType
 }
 
 // isWorkflowEvent reports whether a record is of an event the workflow published.
@@ -124,9 +129,12 @@ func reconcileEvents(rep *ReconcileReport, histories []History, records []*demar
 		}
 	}
 	runs, have := runsOf(histories)
+	// A publication is one event of one history event (a batch publishes
+	// several under one).
 	type at struct {
 		runKey
 		event int64
+		id    string
 	}
 	var pubs []Publication
 	pubAt := map[at]Publication{}
@@ -144,7 +152,7 @@ func reconcileEvents(rep *ReconcileReport, histories []History, records []*demar
 			}
 			p.RunID = r.writtenBy(p.HistoryEventID)
 			pubs = append(pubs, p)
-			pubAt[at{runKey{p.Workflow, p.RunID}, p.HistoryEventID}] = p
+			pubAt[at{runKey{p.Workflow, p.RunID}, p.HistoryEventID, p.EventID}] = p
 			published[p.EventID] = true
 		}
 	}
@@ -170,7 +178,7 @@ func reconcileEvents(rep *ReconcileReport, histories []History, records []*demar
 		}
 		// Published again by another run under the id of an event the
 		// record shows that run made: the stream kept the first.
-		if first, ok := pubAt[at{runKey{rec.GetWorkflowId(), rec.GetRunId()}, rec.GetHistoryEventId()}]; ok && first.RunID != p.RunID &&
+		if first, ok := pubAt[at{runKey{rec.GetWorkflowId(), rec.GetRunId()}, rec.GetHistoryEventId(), rec.GetEventId()}]; ok && first.RunID != p.RunID &&
 			first.Workflow == p.Workflow && made(rec, first) && p.EventType == first.EventType {
 			rep.Absorbed = append(rep.Absorbed, Absorbed{Publication: p, Record: rec})
 			continue

@@ -55,7 +55,7 @@ func DecisionsOf(workflowID string, h *historypb.History) ([]Decision, error) {
 			continue
 		}
 		d := Decision{Workflow: workflowID, HistoryEventID: e.EventID, Kind: e.Rule, Principal: e.Principal, Time: e.Time}
-		if rec, id, ok := publishedDecision(byID[e.EventID]); ok {
+		if rec, id, ok := publishedDecision(byID[e.EventID], e.PublishedEventID); ok {
 			d.EventID, d.Number, d.Kind, d.Principal = id, rec.GetNumber(), rec.GetKind(), rec.GetPrincipal()
 		}
 		out = append(out, d)
@@ -63,22 +63,24 @@ func DecisionsOf(workflowID string, h *historypb.History) ([]Decision, error) {
 	return out, nil
 }
 
-// publishedDecision reads the DecisionRecorded event a PublishCrisisEvent
-// activity published (its input, or its local activity's marker).
-func publishedDecision(ev *historypb.HistoryEvent) (*demarchev1.DecisionRecord, string, bool) {
-	req, ok := trail.PublishedRequest(ev)
-	if !ok {
-		return nil, "", false
+// publishedDecision reads the DecisionRecorded event with id eventID that a
+// publishing activity published (its input, or its local activity's marker).
+func publishedDecision(ev *historypb.HistoryEvent, eventID string) (*demarchev1.DecisionRecord, string, bool) {
+	for _, req := range trail.PublishedRequests(ev) {
+		if req.GetEventId() != eventID {
+			continue
+		}
+		data, err := req.GetData().UnmarshalNew()
+		if err != nil {
+			return nil, "", false
+		}
+		d, ok := data.(*demarchev1.DecisionRecorded)
+		if !ok {
+			return nil, "", false
+		}
+		return d.GetDecision(), req.GetEventId(), true
 	}
-	data, err := req.GetData().UnmarshalNew()
-	if err != nil {
-		return nil, "", false
-	}
-	d, ok := data.(*demarchev1.DecisionRecorded)
-	if !ok {
-		return nil, "", false
-	}
-	return d.GetDecision(), req.GetEventId(), true
+	return nil, "", false
 }
 
 // decisionType is the ce-type of DecisionRecorded events.

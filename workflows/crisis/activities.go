@@ -43,38 +43,40 @@ func call[Req any, Res any, PRes interface{ *Res }](ctx workflow.Context, fn fun
 	return out, nil
 }
 
-// PublishCrisisEvent publishes one event on the crisis stream. The event id set
-// by the workflow is the Nats-Msg-Id, so a retry after a lost acknowledgement
-// stores nothing twice. Workflows run it as a local activity; it returns the
-// request so that the history's marker records what was published (local
-// activities' inputs are not recorded).
-func (a *Activities) PublishCrisisEvent(ctx context.Context, req *demarchev1.PublishEventRequest) (*demarchev1.PublishEventRequest, error) {
-	if err := req.Validate(); err != nil {
-		return nil, errs.InvalidInput(err)
+// PublishCrisisEvents publishes a workflow task's events on the crisis
+// stream, in order, and returns the ids it published. Each event id set by
+// the workflow is the Nats-Msg-Id, so a retry after a lost acknowledgement
+// (or after half the batch went out) stores nothing twice. A batch with an
+// invalid event is refused whole, before anything is published.
+func (a *Activities) PublishCrisisEvents(ctx context.Context, batch *demarchev1.PublishEventBatch) (*demarchev1.PublishEventBatch, error) {
+	if len(batch.GetEvents()) == 0 {
+		return nil, errs.InvalidInput(errors.New("publish crisis events: the batch is empty"))
 	}
-	data, err := req.GetData().UnmarshalNew()
-	if err != nil {
-		err = fmt.Errorf("event %s: unpack data %s: %w", req.GetEventId(), req.GetData().GetTypeUrl(), err)
-		return nil, errs.InvalidInput(err)
+	events := make([]eventbus.Event, len(batch.GetEvents()))
+	origin := originOf(ctx)
+	for i, req := range batch.GetEvents() {
+		if err := req.Validate(); err != nil {
+			return nil, errs.InvalidInput(fmt.Errorf("event %d of %d: %w", i+1, len(batch.GetEvents()), err))
+		}
+		data, err := req.GetData().UnmarshalNew()
+		if err != nil {
+			return nil, errs.InvalidInput(fmt.Errorf("event %s: unpack data %s: %w", req.GetEventId(), req.GetData().GetTypeUrl(), err))
+		}
+		events[i] = eventbus.Event{ID: req.GetEventId(), Source: EventSource, Subject: req.GetCrisisId(), Time: req.GetTime().AsTime(), Data: data, Origin: origin}
 	}
-	route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
-	dup, err := a.Bus.Publish(ctx, route, eventbus.Event{
-		ID:      req.GetEventId(),
-		Source:  EventSource,
-		Subject: req.GetCrisisId(),
-		Time:    req.GetTime().AsTime(),
-		Data:    data,
-		Origin:  originOf(ctx),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("publish crisis event: %w", err)
+	for i, req := range batch.GetEvents() {
+		route := eventbus.Route{Region: req.GetRegion(), Country: req.GetCountryCode(), CrisisID: req.GetCrisisId()}
+		dup, err := a.Bus.Publish(ctx, route, events[i])
+		if err != nil {
+			return nil, fmt.Errorf("publish crisis event %s (%d of %d): %w", req.GetEventId(), i+1, len(events), err)
+		}
+		if dup {
+			activity.GetLogger(ctx).Info("event already on the stream; stored once", "event_id", req.GetEventId())
+			continue
+		}
+		observe(req, events[i].Data)
 	}
-	if dup {
-		activity.GetLogger(ctx).Info("event already on the stream; stored once", "event_id", req.GetEventId())
-		return req, nil
-	}
-	observe(req, data)
-	return req, nil
+	return batch, nil
 }
 
 // observe turns a published event into the platform's metrics: counted once,

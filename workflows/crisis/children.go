@@ -36,6 +36,11 @@ func newStageChild(ctx workflow.Context, in *demarchev1.StageWorkflowInput, stag
 // signalParent tells the crisis something; a failure is logged, not fatal:
 // the parent is the one waiting for this child.
 func (c *stageChild) signalParent(ctx workflow.Context, name string, arg any) {
+	// What the parent does with the signal follows this child's events on
+	// the stream (the outcome's report has no emitter: end flushed it).
+	if c.em != nil {
+		c.em.flush(ctx)
+	}
 	if err := workflow.SignalExternalWorkflow(ctx, c.in.GetParentWorkflowId(), "", name, arg).Get(ctx, nil); err != nil {
 		workflow.GetLogger(ctx).Warn("signal parent failed", "signal", name, "error", err)
 	}
@@ -84,4 +89,11 @@ func reportsOutcome(fn stageWorkflow) stageWorkflow {
 		(&stageChild{in: in}).signalParent(ctx, SignalStageOutcome, out)
 		return out, nil
 	}
+}
+
+// end returns the stage's outcome once every event it published is on the
+// stream (a workflow's outbox dies with it).
+func (c *stageChild) end(ctx workflow.Context, err error) (*demarchev1.StageOutcome, error) {
+	c.em.flush(ctx)
+	return c.out, err
 }

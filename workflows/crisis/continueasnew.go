@@ -41,7 +41,7 @@ func (l *lifecycle) wait(ctx workflow.Context, cond func() bool) error {
 // quiet: no update handler running, no signal or drill decision being
 // handled, no event being published, every stage workflow started.
 func (l *lifecycle) quiet(ctx workflow.Context) bool {
-	if !workflow.AllHandlersFinished(ctx) || l.busy > 0 || l.em.inFlight > 0 {
+	if !workflow.AllHandlersFinished(ctx) || l.busy > 0 || !l.em.idle() {
 		return false
 	}
 	for _, r := range l.active {

@@ -201,6 +201,9 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 			l.finish(ctx, run, demarchev1.StageStatus_STAGE_STATUS_COMPLETED, "")
 		}
 	case toStageWorkflow:
+		// What the stage's workflow does with the decision follows the
+		// decision on the stream.
+		l.em.flush(ctx)
 		if err := l.signalChild(ctx, run, SignalStageDecision, d.rec); err != nil {
 			return nil, fmt.Errorf("%s: forward to %s: %w", dt.kind, run.childID, err)
 		}

@@ -106,11 +106,11 @@ func EnvoyDeployment(ctx workflow.Context, in *demarchev1.StageWorkflowInput) (*
 	for {
 		rec, err := nextDecision(ctx)
 		if err != nil {
-			return c.out, err
+			return c.end(ctx, err)
 		}
 		if rec.GetRequest().GetStandbyTeamDeployed() != nil {
 			stop(demarchev1.DeadlineStatus_DEADLINE_STATUS_MET)
-			return c.out, nil
+			return c.end(ctx, nil)
 		}
 	}
 }

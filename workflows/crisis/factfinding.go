@@ -95,7 +95,7 @@ func FactFindingMission(ctx workflow.Context, in *demarchev1.StageWorkflowInput)
 	for {
 		rec, err := nextDecision(ctx)
 		if err != nil {
-			return c.out, err
+			return c.end(ctx, err)
 		}
 		switch d := rec.GetRequest().GetDecision().(type) {
 		case *demarchev1.DecisionRequest_FactFindingMandate:
@@ -111,7 +111,7 @@ func FactFindingMission(ctx workflow.Context, in *demarchev1.StageWorkflowInput)
 			if stop != nil {
 				stop(demarchev1.DeadlineStatus_DEADLINE_STATUS_MET)
 			}
-			return c.out, nil
+			return c.end(ctx, nil)
 		}
 	}
 }

@@ -94,20 +94,31 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 
 	for prog.GetCheckInsDone() < plan.GetCheckIns() && !handedOver {
 		if thisRun >= plan.GetCheckInsPerRun() {
-			// Take every signal already delivered to this run before moving on.
+			// Take every signal already delivered to this run before moving
+			// on, and publish what they made: waiting for the stream yields,
+			// so take again what arrived meanwhile, until nothing did.
 			for {
-				var rec demarchev1.DecisionRecord
-				if !decisions.ReceiveAsync(&rec) {
+				took := false
+				for {
+					var rec demarchev1.DecisionRecord
+					if !decisions.ReceiveAsync(&rec) {
+						break
+					}
+					onCheckIn(&rec)
+					took = true
+				}
+				for {
+					var w demarchev1.Warning
+					if !warnings.ReceiveAsync(&w) {
+						break
+					}
+					onWarning(&w)
+					took = true
+				}
+				if !took && c.em.idle() {
 					break
 				}
-				onCheckIn(&rec)
-			}
-			for {
-				var w demarchev1.Warning
-				if !warnings.ReceiveAsync(&w) {
-					break
-				}
-				onWarning(&w)
+				c.em.flush(ctx)
 			}
 			prog.EventSeq = int32(c.em.seq)
 			prog.DeadlinesBreached = c.out.GetDeadlinesBreached()
@@ -116,7 +127,7 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 				DrillPolicy: in.GetDrillPolicy(), Run: in.GetRun(), FollowUp: prog,
 			}
 			if prog.GetCheckInsDone() < plan.GetCheckIns() && !handedOver {
-				return nil, workflow.NewContinueAsNewError(ctx, FollowUpWorkflow, next)
+				return nil, workflow.NewContinueAsNewError(ctx, FollowUpWorkflow, next) // the outbox was flushed above
 			}
 			break
 		}
@@ -146,9 +157,9 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 		sel.Select(ctx)
 		cancelTimer()
 		if ctx.Err() != nil {
-			return c.out, ctx.Err()
+			return c.end(ctx, ctx.Err())
 		}
 	}
 	c.out.CheckIns = prog.GetCheckInsDone()
-	return c.out, nil
+	return c.end(ctx, nil)
 }

@@ -156,7 +156,7 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 	for {
 		rec, err := nextDecision(ctx)
 		if err != nil {
-			return c.out, err
+			return c.end(ctx, err)
 		}
 		switch d := rec.GetRequest().GetDecision().(type) {
 		case *demarchev1.DecisionRequest_FundingRequest:
@@ -182,10 +182,10 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 				Drill:           cr.GetDrill(),
 			})
 			if err != nil {
-				return c.out, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err)
+				return c.end(ctx, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err))
 			}
 			c.out.DisbursedUsd += paid.GetAmountUsd()
-			return c.out, nil
+			return c.end(ctx, nil)
 		}
 	}
 }

@@ -68,39 +68,81 @@ type emitter struct {
 	crisis *demarchev1.Crisis
 	prefix string
 	seq    int
-	// inFlight counts publications under way: the crisis continues as new
-	// only when none is (an event numbered but not yet sent would be lost).
-	inFlight int
+	// outbox holds the events numbered and not yet handed to a publishing
+	// activity; sending is true while a batch is out, running once the
+	// sender coroutine exists. They are workflow state: a replay rebuilds
+	// them, so an event numbered before a crash is sent after it.
+	outbox           []*demarchev1.PublishEventRequest
+	sending, running bool
 }
 
+// publish numbers an event and puts it in the outbox; it does not wait for
+// the stream. The sender hands everything the workflow task produced to one
+// PublishCrisisEvents activity, scheduled in the same task completion as
+// the update, signal or timer that made the events: a decision's answer does
+// not wait for its events, and a task's events cost one activity, not one
+// each. Order is kept: one batch at a time, in the order the events were
+// made. The workflow waits for an empty outbox (flush) before it completes
+// or continues as new, and before anything that must follow its events on
+// the stream (a decision forwarded to a stage's workflow).
 func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
-	e.seq++
-	e.inFlight++
-	defer func() { e.inFlight-- }()
 	payload, err := anypb.New(data)
 	if err != nil {
 		return fmt.Errorf("pack %T: %w", data, err)
 	}
-	req := &demarchev1.PublishEventRequest{
+	e.seq++
+	e.outbox = append(e.outbox, &demarchev1.PublishEventRequest{
 		EventId:     ids.Derived(e.prefix, "run", workflow.GetInfo(ctx).WorkflowExecution.RunID, "event", strconv.Itoa(e.seq)),
 		CrisisId:    e.crisis.GetId(),
 		Region:      e.crisis.GetRegion(),
 		CountryCode: e.crisis.GetCountryCode(),
 		Time:        timestamppb.New(workflow.Now(ctx)),
 		Data:        payload,
-	}
-	// A handler may publish after its own context was cancelled (a skipped
-	// stage still reports why): events always go out.
-	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	// A regular activity, not a local one: the audit trail chains an event
-	// only with the history event it comes from (the activity's scheduled
-	// event, read from its task token), which a local activity does not have.
-	// The event id is the message id, so a retry stores nothing twice.
-	var echo demarchev1.PublishEventRequest
-	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.PublishCrisisEvent, req).Get(ctx, &echo); err != nil {
-		return fmt.Errorf("publish %s: %w", data.ProtoReflect().Descriptor().Name(), err)
+	})
+	if !e.running {
+		e.running = true
+		// A handler may publish after its own context was cancelled (a
+		// skipped stage still reports why): events always go out.
+		sendCtx, _ := workflow.NewDisconnectedContext(ctx)
+		workflow.Go(sendCtx, e.send)
 	}
 	return nil
+}
+
+// send publishes the outbox, a batch at a time, for the workflow's life.
+//
+// A regular activity, not a local one: the audit trail chains an event only
+// with the history event it comes from (the activity's scheduled event, read
+// from its task token), which a local activity does not have. Every event of
+// a batch names that same history event; the batch's input lists their ids.
+// The retry policy has no attempt limit: an event is never dropped because
+// NATS was down for a while, and the event ids make every retry safe.
+func (e *emitter) send(ctx workflow.Context) {
+	ctx = withActivityOptions(ctx)
+	for {
+		if err := workflow.Await(ctx, func() bool { return len(e.outbox) > 0 }); err != nil {
+			return
+		}
+		batch := &demarchev1.PublishEventBatch{Events: e.outbox}
+		e.outbox, e.sending = nil, true
+		err := workflow.ExecuteActivity(ctx, acts.PublishCrisisEvents, batch).Get(ctx, nil)
+		e.sending = false
+		if err != nil {
+			// Only a batch the activity refuses as invalid ends here (a bug:
+			// the workflow made it); it is logged with its first event.
+			workflow.GetLogger(ctx).Error("crisis events not published", "first_event", batch.GetEvents()[0].GetEventId(), "events", len(batch.GetEvents()), "error", err)
+		}
+	}
+}
+
+// idle reports whether every event numbered so far has been published.
+func (e *emitter) idle() bool { return len(e.outbox) == 0 && !e.sending }
+
+// flush waits until every event numbered so far is on the stream (not cut
+// short by the caller's cancellation: events always go out).
+func (e *emitter) flush(ctx workflow.Context) {
+	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	_ = workflow.Await(ctx, e.idle)
 }
 
 // scaled applies a drill's time compression to a playbook duration.

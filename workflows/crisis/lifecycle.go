@@ -165,10 +165,12 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 	if err := l.close(ctx); err != nil {
 		return nil, err
 	}
-	// Let update handlers that are still publishing finish before completing.
+	// Let update handlers finish, and every event reach the stream, before
+	// completing.
 	if err := workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) }); err != nil {
 		return nil, err
 	}
+	l.em.flush(ctx)
 	return l.snapshot(ctx), nil
 }
 

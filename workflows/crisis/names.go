@@ -18,7 +18,11 @@ const (
 	WorkflowName = "CrisisResponse"
 	// QueryState returns the crisis's *demarchev1.CrisisState.
 	QueryState = "crisis.state"
-	// ActivityPublishEvent publishes one crisis event on the bus.
+	// ActivityPublishEvents publishes a workflow task's crisis events on the
+	// bus (a *demarchev1.PublishEventBatch).
+	ActivityPublishEvents = "PublishCrisisEvents"
+	// ActivityPublishEvent published one crisis event: histories recorded
+	// before events were batched hold it, and are still read.
 	ActivityPublishEvent = "PublishCrisisEvent"
 	// EventSource is the ce-source of the events the workflow emits.
 	EventSource = "/demarche/workflows/crisis-response"

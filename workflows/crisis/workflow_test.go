@@ -86,45 +86,53 @@ func newHarness(t *testing.T) *harness {
 	env.SetStartTime(t0)
 	h := &harness{t: t, env: env, bus: &bus{ids: map[string]bool{}}}
 	Register(env, &Activities{})
-	env.OnActivity(ActivityPublishEvent, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, req *demarchev1.PublishEventRequest) (*demarchev1.PublishEventRequest, error) {
-			if err := req.Validate(); err != nil {
-				return nil, err
+	publishOne := func(req *demarchev1.PublishEventRequest) error {
+		if err := req.Validate(); err != nil {
+			return err
+		}
+		data, err := req.GetData().UnmarshalNew()
+		if err != nil {
+			return err
+		}
+		if v, ok := data.(demarchev1.Validator); ok {
+			if err := v.Validate(); err != nil {
+				t.Errorf("workflow published an invalid %T: %v", data, err)
 			}
-			data, err := req.GetData().UnmarshalNew()
-			if err != nil {
-				return nil, err
-			}
-			if v, ok := data.(demarchev1.Validator); ok {
-				if err := v.Validate(); err != nil {
-					t.Errorf("workflow published an invalid %T: %v", data, err)
+		}
+		kind := string(data.ProtoReflect().Descriptor().Name())
+		switch d := data.(type) {
+		case *demarchev1.StageEntered:
+			kind += ":" + d.GetStage().Slug()
+		case *demarchev1.StageCompleted:
+			kind += ":" + d.GetStage().Slug()
+		case *demarchev1.StageSkipped:
+			kind += ":" + d.GetStage().Slug()
+		case *demarchev1.StageReopened:
+			kind += ":" + d.GetStage().Slug()
+		case *demarchev1.DecisionRecorded:
+			kind += ":" + d.GetDecision().GetKind()
+		case *demarchev1.DeadlineAtRisk:
+			kind += ":" + d.GetDeadline().GetName()
+		case *demarchev1.DeadlineBreached:
+			kind += ":" + d.GetDeadline().GetName()
+		}
+		h.bus.mu.Lock()
+		defer h.bus.mu.Unlock()
+		if h.bus.ids[req.GetEventId()] {
+			t.Errorf("event id %s published twice", req.GetEventId())
+		}
+		h.bus.ids[req.GetEventId()] = true
+		h.bus.events = append(h.bus.events, kind)
+		return nil
+	}
+	env.OnActivity(ActivityPublishEvents, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, batch *demarchev1.PublishEventBatch) (*demarchev1.PublishEventBatch, error) {
+			for _, req := range batch.GetEvents() {
+				if err := publishOne(req); err != nil {
+					return nil, err
 				}
 			}
-			kind := string(data.ProtoReflect().Descriptor().Name())
-			switch d := data.(type) {
-			case *demarchev1.StageEntered:
-				kind += ":" + d.GetStage().Slug()
-			case *demarchev1.StageCompleted:
-				kind += ":" + d.GetStage().Slug()
-			case *demarchev1.StageSkipped:
-				kind += ":" + d.GetStage().Slug()
-			case *demarchev1.StageReopened:
-				kind += ":" + d.GetStage().Slug()
-			case *demarchev1.DecisionRecorded:
-				kind += ":" + d.GetDecision().GetKind()
-			case *demarchev1.DeadlineAtRisk:
-				kind += ":" + d.GetDeadline().GetName()
-			case *demarchev1.DeadlineBreached:
-				kind += ":" + d.GetDeadline().GetName()
-			}
-			h.bus.mu.Lock()
-			defer h.bus.mu.Unlock()
-			if h.bus.ids[req.GetEventId()] {
-				t.Errorf("event id %s published twice", req.GetEventId())
-			}
-			h.bus.ids[req.GetEventId()] = true
-			h.bus.events = append(h.bus.events, kind)
-			return req, nil
+			return batch, nil
 		})
 	// The roster and funding services, as their contracts promise.
 	env.OnActivity(ActivityReserveExperts, mock.Anything, mock.Anything).Return(

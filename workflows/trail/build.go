@@ -28,39 +28,52 @@ func decode(p *commonpb.Payloads, into proto.Message) bool {
 	return dc.FromPayload(p.GetPayloads()[0], into) == nil
 }
 
-// PublishedRequest is the crisis event a history event published: the input
-// of a PublishCrisisEvent activity (ActivityTaskScheduled, histories recorded
-// before events went out as local activities) or the result of the local
-// activity (its marker: local activities record their result, not their
-// input, and PublishCrisisEvent returns what it published).
-func PublishedRequest(ev *historypb.HistoryEvent) (*demarchev1.PublishEventRequest, bool) {
+// PublishedRequests are the crisis events a history event published, in
+// order: the input of a PublishCrisisEvents activity (ActivityTaskScheduled:
+// one workflow task's events), of a PublishCrisisEvent activity (histories
+// recorded before events were batched), or the result of that activity run
+// as a local activity (its marker: local activities record their result,
+// not their input, and PublishCrisisEvent returned what it published).
+func PublishedRequests(ev *historypb.HistoryEvent) []*demarchev1.PublishEventRequest {
 	var p *commonpb.Payloads
+	batch := false
 	switch ev.GetEventType() {
 	case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
 		a := ev.GetActivityTaskScheduledEventAttributes()
-		if a.GetActivityType().GetName() != crisis.ActivityPublishEvent {
-			return nil, false
+		switch a.GetActivityType().GetName() {
+		case crisis.ActivityPublishEvents:
+			batch = true
+		case crisis.ActivityPublishEvent:
+		default:
+			return nil
 		}
 		p = a.GetInput()
 	case enumspb.EVENT_TYPE_MARKER_RECORDED:
 		m := ev.GetMarkerRecordedEventAttributes()
 		if m.GetMarkerName() != localActivityMarker || m.GetFailure() != nil {
-			return nil, false
+			return nil
 		}
 		var meta struct{ ActivityType string }
 		if d := m.GetDetails()["data"]; d == nil || len(d.GetPayloads()) == 0 || dc.FromPayload(d.GetPayloads()[0], &meta) != nil ||
 			meta.ActivityType != crisis.ActivityPublishEvent {
-			return nil, false
+			return nil
 		}
 		p = m.GetDetails()["result"]
 	default:
-		return nil, false
+		return nil
+	}
+	if batch {
+		var b demarchev1.PublishEventBatch
+		if !decode(p, &b) {
+			return nil
+		}
+		return b.GetEvents()
 	}
 	var req demarchev1.PublishEventRequest
 	if !decode(p, &req) {
-		return nil, false
+		return nil
 	}
-	return &req, true
+	return []*demarchev1.PublishEventRequest{&req}
 }
 
 // localActivityMarker is the marker name the Temporal SDK records a local
@@ -128,19 +141,18 @@ func FromHistory(workflowID string, h *historypb.History) ([]Entry, error) {
 				add(ev, e)
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, enumspb.EVENT_TYPE_MARKER_RECORDED:
-			req, ok := PublishedRequest(ev)
-			if !ok {
-				continue
-			}
-			data, err := req.GetData().UnmarshalNew()
-			if err != nil {
-				continue
-			}
-			if e, ok := published(data); ok {
-				if e.Time.IsZero() {
-					e.Time = req.GetTime().AsTime()
+			for _, req := range PublishedRequests(ev) {
+				data, err := req.GetData().UnmarshalNew()
+				if err != nil {
+					continue
 				}
-				add(ev, e)
+				if e, ok := published(data); ok {
+					if e.Time.IsZero() {
+						e.Time = req.GetTime().AsTime()
+					}
+					e.PublishedEventID = req.GetEventId()
+					add(ev, e)
+				}
 			}
 		case enumspb.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
 			var paid demarchev1.FundsDisbursed

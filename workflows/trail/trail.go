@@ -30,6 +30,9 @@ type Entry struct {
 	// Rule: the decision kind for decisions, the rule that failed for refusals.
 	Rule      string `json:"rule,omitempty"`
 	Rationale string `json:"rationale,omitempty"`
+	// PublishedEventID is the id of the crisis event the entry was read
+	// from, when it was read from one (a history event may publish several).
+	PublishedEventID string `json:"published_event_id,omitempty"`
 }
 
 // LoadJSON reads a history in the JSON of the standard Temporal tooling

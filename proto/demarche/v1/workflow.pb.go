@@ -1323,6 +1323,54 @@ func (x *PublishEventRequest) GetData() *anypb.Any {
 	return nil
 }
 
+// PublishEventBatch is the events one workflow task of a crisis workflow
+// produced, published together by one activity in the order they were made.
+// Each keeps its own event id (the stream's message id), so a retried batch
+// stores nothing twice.
+type PublishEventBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Events        []*PublishEventRequest `protobuf:"bytes,1,rep,name=events,proto3" json:"events,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PublishEventBatch) Reset() {
+	*x = PublishEventBatch{}
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PublishEventBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PublishEventBatch) ProtoMessage() {}
+
+func (x *PublishEventBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PublishEventBatch.ProtoReflect.Descriptor instead.
+func (*PublishEventBatch) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PublishEventBatch) GetEvents() []*PublishEventRequest {
+	if x != nil {
+		return x.Events
+	}
+	return nil
+}
+
 // ReserveExpertsRequest books a crisis's envoy and standby team on the roster.
 type ReserveExpertsRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1338,7 +1386,7 @@ type ReserveExpertsRequest struct {
 
 func (x *ReserveExpertsRequest) Reset() {
 	*x = ReserveExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1350,7 +1398,7 @@ func (x *ReserveExpertsRequest) String() string {
 func (*ReserveExpertsRequest) ProtoMessage() {}
 
 func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[17]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1363,7 +1411,7 @@ func (x *ReserveExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsRequest.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ReserveExpertsRequest) GetCrisisId() string {
@@ -1411,7 +1459,7 @@ type ReserveExpertsResult struct {
 
 func (x *ReserveExpertsResult) Reset() {
 	*x = ReserveExpertsResult{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1471,7 @@ func (x *ReserveExpertsResult) String() string {
 func (*ReserveExpertsResult) ProtoMessage() {}
 
 func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[18]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1484,7 @@ func (x *ReserveExpertsResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReserveExpertsResult.ProtoReflect.Descriptor instead.
 func (*ReserveExpertsResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReserveExpertsResult) GetAssignments() []*Assignment {
@@ -1458,7 +1506,7 @@ type PickExpertsRequest struct {
 
 func (x *PickExpertsRequest) Reset() {
 	*x = PickExpertsRequest{}
-	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1470,7 +1518,7 @@ func (x *PickExpertsRequest) String() string {
 func (*PickExpertsRequest) ProtoMessage() {}
 
 func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_workflow_proto_msgTypes[19]
+	mi := &file_demarche_v1_workflow_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1483,7 +1531,7 @@ func (x *PickExpertsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PickExpertsRequest.ProtoReflect.Descriptor instead.
 func (*PickExpertsRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_workflow_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PickExpertsRequest) GetRegion() Region {
@@ -1610,7 +1658,9 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\x06region\x18\x03 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
 	"\fcountry_code\x18\x04 \x01(\tR\vcountryCode\x12.\n" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
-	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"\xa1\x01\n" +
+	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"M\n" +
+	"\x11PublishEventBatch\x128\n" +
+	"\x06events\x18\x01 \x03(\v2 .demarche.v1.PublishEventRequestR\x06events\"\xa1\x01\n" +
 	"\x15ReserveExpertsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
 	"\x05envoy\x18\x02 \x01(\tR\x05envoy\x12!\n" +
@@ -1635,7 +1685,7 @@ func file_demarche_v1_workflow_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_workflow_proto_rawDescData
 }
 
-var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_demarche_v1_workflow_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CrisisWorkflowInput)(nil),   // 0: demarche.v1.CrisisWorkflowInput
 	(*CrisisCarryOver)(nil),       // 1: demarche.v1.CrisisCarryOver
@@ -1654,75 +1704,77 @@ var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*CheckInDue)(nil),            // 14: demarche.v1.CheckInDue
 	(*DisburseRequest)(nil),       // 15: demarche.v1.DisburseRequest
 	(*PublishEventRequest)(nil),   // 16: demarche.v1.PublishEventRequest
-	(*ReserveExpertsRequest)(nil), // 17: demarche.v1.ReserveExpertsRequest
-	(*ReserveExpertsResult)(nil),  // 18: demarche.v1.ReserveExpertsResult
-	(*PickExpertsRequest)(nil),    // 19: demarche.v1.PickExpertsRequest
-	(*Crisis)(nil),                // 20: demarche.v1.Crisis
-	(*Playbook)(nil),              // 21: demarche.v1.Playbook
-	(*StageRecord)(nil),           // 22: demarche.v1.StageRecord
-	(Stage)(0),                    // 23: demarche.v1.Stage
-	(*DecisionRecord)(nil),        // 24: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),         // 25: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),               // 27: demarche.v1.Warning
-	(*RefusedSignal)(nil),         // 28: demarche.v1.RefusedSignal
-	(*timestamppb.Timestamp)(nil), // 29: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 30: google.protobuf.Any
-	(*FactFindingMandate)(nil),    // 31: demarche.v1.FactFindingMandate
-	(*EnvoyAppointment)(nil),      // 32: demarche.v1.EnvoyAppointment
-	(*FundingRequest)(nil),        // 33: demarche.v1.FundingRequest
-	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
-	(Region)(0),                   // 35: demarche.v1.Region
-	(*Assignment)(nil),            // 36: demarche.v1.Assignment
+	(*PublishEventBatch)(nil),     // 17: demarche.v1.PublishEventBatch
+	(*ReserveExpertsRequest)(nil), // 18: demarche.v1.ReserveExpertsRequest
+	(*ReserveExpertsResult)(nil),  // 19: demarche.v1.ReserveExpertsResult
+	(*PickExpertsRequest)(nil),    // 20: demarche.v1.PickExpertsRequest
+	(*Crisis)(nil),                // 21: demarche.v1.Crisis
+	(*Playbook)(nil),              // 22: demarche.v1.Playbook
+	(*StageRecord)(nil),           // 23: demarche.v1.StageRecord
+	(Stage)(0),                    // 24: demarche.v1.Stage
+	(*DecisionRecord)(nil),        // 25: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),         // 26: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),        // 27: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),               // 28: demarche.v1.Warning
+	(*RefusedSignal)(nil),         // 29: demarche.v1.RefusedSignal
+	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
+	(*anypb.Any)(nil),             // 31: google.protobuf.Any
+	(*FactFindingMandate)(nil),    // 32: demarche.v1.FactFindingMandate
+	(*EnvoyAppointment)(nil),      // 33: demarche.v1.EnvoyAppointment
+	(*FundingRequest)(nil),        // 34: demarche.v1.FundingRequest
+	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
+	(Region)(0),                   // 36: demarche.v1.Region
+	(*Assignment)(nil),            // 37: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
-	20, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	21, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
 	9,  // 1: demarche.v1.CrisisWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	21, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	22, // 2: demarche.v1.CrisisWorkflowInput.playbook:type_name -> demarche.v1.Playbook
 	1,  // 3: demarche.v1.CrisisWorkflowInput.carry_over:type_name -> demarche.v1.CrisisCarryOver
-	22, // 4: demarche.v1.CrisisCarryOver.timeline:type_name -> demarche.v1.StageRecord
+	23, // 4: demarche.v1.CrisisCarryOver.timeline:type_name -> demarche.v1.StageRecord
 	3,  // 5: demarche.v1.CrisisCarryOver.active:type_name -> demarche.v1.CarriedStageRun
 	5,  // 6: demarche.v1.CrisisCarryOver.runs:type_name -> demarche.v1.StageCount
-	23, // 7: demarche.v1.CrisisCarryOver.reached:type_name -> demarche.v1.Stage
+	24, // 7: demarche.v1.CrisisCarryOver.reached:type_name -> demarche.v1.Stage
 	6,  // 8: demarche.v1.CrisisCarryOver.skipped:type_name -> demarche.v1.SkippedStage
-	24, // 9: demarche.v1.CrisisCarryOver.decisions:type_name -> demarche.v1.DecisionRecord
-	25, // 10: demarche.v1.CrisisCarryOver.deadlines:type_name -> demarche.v1.DeadlineState
-	26, // 11: demarche.v1.CrisisCarryOver.partners:type_name -> demarche.v1.PartnerRoleAck
-	27, // 12: demarche.v1.CrisisCarryOver.warnings:type_name -> demarche.v1.Warning
-	28, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
-	29, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
+	25, // 9: demarche.v1.CrisisCarryOver.decisions:type_name -> demarche.v1.DecisionRecord
+	26, // 10: demarche.v1.CrisisCarryOver.deadlines:type_name -> demarche.v1.DeadlineState
+	27, // 11: demarche.v1.CrisisCarryOver.partners:type_name -> demarche.v1.PartnerRoleAck
+	28, // 12: demarche.v1.CrisisCarryOver.warnings:type_name -> demarche.v1.Warning
+	29, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
+	30, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
 	2,  // 15: demarche.v1.CrisisCarryOver.signals:type_name -> demarche.v1.DeferredSignal
-	30, // 16: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
-	31, // 17: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	32, // 18: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	31, // 16: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
+	32, // 17: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	33, // 18: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
 	4,  // 19: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
-	33, // 20: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
-	23, // 21: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
-	23, // 22: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
-	20, // 23: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	34, // 20: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
+	24, // 21: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
+	24, // 22: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
+	21, // 23: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
 	8,  // 24: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
-	34, // 25: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
-	34, // 26: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	20, // 27: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	21, // 28: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	35, // 25: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	35, // 26: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	21, // 27: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	22, // 28: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
 	9,  // 29: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
 	11, // 30: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	29, // 31: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	23, // 32: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	25, // 33: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	29, // 34: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	35, // 35: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	33, // 36: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	35, // 37: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	29, // 38: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	30, // 39: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	36, // 40: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	35, // 41: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	30, // 31: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	24, // 32: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	26, // 33: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	30, // 34: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	36, // 35: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	34, // 36: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	36, // 37: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	30, // 38: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	31, // 39: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	16, // 40: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
+	37, // 41: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	36, // 42: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
@@ -1740,7 +1792,7 @@ func file_demarche_v1_workflow_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_workflow_proto_rawDesc), len(file_demarche_v1_workflow_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
