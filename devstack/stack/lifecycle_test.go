@@ -28,7 +28,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		}
 		return out
 	}
-	events := func() int { return historyLength(t, tc, id) }
+	events := func() int { return settledHistoryLength(t, tc, id) }
 	waitPending := func(kind string) {
 		t.Helper()
 		waitFor(t, func() bool {

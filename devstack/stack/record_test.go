@@ -75,3 +75,23 @@ func historyLength(t *testing.T, tc client.Client, crisisID string) int {
 	}
 	return n
 }
+
+// settledHistoryLength is the history length once the crisis has nothing
+// under way: no activity pending (its events published, which happens after
+// the update that made them has answered) and the same length twice running.
+func settledHistoryLength(t *testing.T, tc client.Client, crisisID string) int {
+	t.Helper()
+	last := -1
+	var n int
+	waitFor(t, func() bool {
+		d, err := tc.DescribeWorkflowExecution(context.Background(), crisis.WorkflowID(crisisID), "")
+		if err != nil || len(d.GetPendingActivities()) > 0 {
+			return false
+		}
+		n = historyLength(t, tc, crisisID)
+		settled := n == last
+		last = n
+		return settled
+	})
+	return n
+}
