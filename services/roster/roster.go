@@ -33,12 +33,15 @@ import (
 //	expert.<id>              the expert
 //	booked.<expert id>       the expert's current assignment (exclusive)
 //	role.<crisis>.<role>     the assignment of a crisis's role (idempotency)
-//	drill.booked.<expert id> the same, in the drills' shadow booking space
+//	drill.booked.<crisis>.<expert id>  the same, in the drills' shadow booking space
 //	drill.role.<crisis>.<role>
 //
 // Drills book the same experts under the drill. prefix, with the same rules,
 // so a drill never holds an expert against a real crisis (and a real booking
-// never stops a drill).
+// never stops a drill). Each drill's bookings are its own world: an expert is
+// booked once per drill, so fifty drills at once do not queue for the five
+// senior envoys as fifty real crises would (a drill rehearses one crisis's
+// response, not the roster's scarcity).
 const Bucket = "DEMARCHE_ROSTER"
 
 // space is the key prefix of a booking space: "" for real crises, "drill."
@@ -191,7 +194,12 @@ func roleKey(crisisID, role string, drill bool) string {
 	return space(drill) + "role." + crisisID + "." + role
 }
 
-func bookedKey(expertID string, drill bool) string { return space(drill) + "booked." + expertID }
+func bookedKey(expertID, crisisID string, drill bool) string {
+	if drill {
+		return space(drill) + "booked." + crisisID + "." + expertID
+	}
+	return "booked." + expertID
+}
 
 // Reserve books an expert for a crisis's role. The same crisis and role
 // reserved again returns the first booking (replayed). An expert booked
@@ -216,7 +224,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 	if err != nil {
 		return nil, err
 	}
-	bookedKey := bookedKey(req.GetExpertId(), req.GetDrill())
+	bookedKey := bookedKey(req.GetExpertId(), req.GetCrisisId(), req.GetDrill())
 	if _, err := s.kv.Create(ctx, bookedKey, b); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("roster: book %s: %w", req.GetExpertId(), err)
@@ -259,7 +267,7 @@ func (s *Store) Release(ctx context.Context, req *demarchev1.ReleaseRequest) (*d
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	bookedKey := bookedKey(a.GetExpertId(), req.GetDrill())
+	bookedKey := bookedKey(a.GetExpertId(), a.GetCrisisId(), req.GetDrill())
 	if cur, brev, err := s.assignment(ctx, bookedKey); err == nil && cur.GetCrisisId() == a.GetCrisisId() && cur.GetRole() == a.GetRole() {
 		if err := s.kv.Delete(ctx, bookedKey, jetstream.LastRevision(brev)); err != nil {
 			return nil, fmt.Errorf("roster: release %s: %w", a.GetExpertId(), err)
@@ -284,6 +292,9 @@ func (s *Store) Search(ctx context.Context, req *demarchev1.RosterSearchRequest)
 		return nil, err
 	}
 	for _, a := range assignments {
+		if req.GetDrill() && req.GetCrisisId() != "" && a.GetCrisisId() != req.GetCrisisId() {
+			continue // another drill's world
+		}
 		booked[a.GetExpertId()] = true
 	}
 	var out []*demarchev1.Candidate

@@ -267,7 +267,9 @@ func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
 
 // TestDrillsBookInAShadowSpace: a drill books the same experts in a separate
 // booking space. It never holds an expert against a real crisis, a real
-// booking never stops a drill, and within each space bookings stay exclusive.
+// booking never stops a drill, each drill books in a world of its own (two
+// drills may appoint the same envoy), and within one drill and among real
+// crises bookings stay exclusive.
 func TestDrillsBookInAShadowSpace(t *testing.T) {
 	srv := natstest.ServerIn(t, t.TempDir())
 	defer srv.Stop()
@@ -275,43 +277,69 @@ func TestDrillsBookInAShadowSpace(t *testing.T) {
 	defer svc.Stop()
 	defer nc.Close()
 	ctx := context.Background()
-	reserve := func(crisis string, drill bool) error {
+	reserve := func(crisis, role string, drill bool) error {
 		return natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
-			CrisisId: crisis, Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk", Drill: drill}, &demarchev1.ReserveResponse{})
+			CrisisId: crisis, Role: role, ExpertId: "env-amara-diallo", ReservedBy: "desk", Drill: drill}, &demarchev1.ReserveResponse{})
 	}
-	if err := reserve("DRILL-1", true); err != nil {
+	if err := reserve("DRILL-1", "envoy", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := reserve("DRILL-2", true); !errors.Is(err, errs.ErrConflict) {
-		t.Fatalf("second drill on the same expert: %v, want a conflict in the drill space", err)
+	if err := reserve("DRILL-2", "envoy", true); err != nil {
+		t.Fatalf("second drill on the same expert: %v, want booked in its own world", err)
 	}
-	if err := reserve("REAL-1", false); err != nil {
-		t.Fatalf("real crisis on an expert a drill holds: %v", err)
+	if err := reserve("DRILL-1", "standby", true); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("the same drill booking its envoy again in another role: %v, want a conflict", err)
 	}
-	for _, drill := range []bool{false, true} {
+	if err := reserve("REAL-1", "envoy", false); err != nil {
+		t.Fatalf("real crisis on an expert drills hold: %v", err)
+	}
+	if err := reserve("REAL-2", "envoy", false); !errors.Is(err, errs.ErrConflict) {
+		t.Fatalf("second real crisis on the same expert: %v, want a conflict", err)
+	}
+	for drill, want := range map[bool]int{false: 1, true: 2} {
 		as, err := svc.Store.Assignments(ctx, "", drill)
-		if err != nil || len(as) != 1 || as[0].GetDrill() != drill {
-			t.Fatalf("drill=%v assignments: %v, %v", drill, as, err)
+		if err != nil || len(as) != want {
+			t.Fatalf("drill=%v assignments: %v, %v; want %d", drill, as, err, want)
+		}
+		for _, a := range as {
+			if a.GetDrill() != drill {
+				t.Fatalf("drill=%v lists %v", drill, a)
+			}
 		}
 	}
-	// Search ranks against the request's space: the expert is booked in both now.
-	var res demarchev1.RosterSearchResponse
-	if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Drill: true, Limit: 100}, &res); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range res.GetCandidates() {
-		if c.GetExpert().GetId() == "env-amara-diallo" {
-			t.Fatal("drill search offers an expert a drill holds")
+	// Search ranks against the request's world: booked for DRILL-1 and for
+	// the real crises, free for a third drill.
+	offers := func(req *demarchev1.RosterSearchRequest) bool {
+		t.Helper()
+		var res demarchev1.RosterSearchResponse
+		req.Limit = 100
+		if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, req, &res); err != nil {
+			t.Fatal(err)
 		}
+		for _, c := range res.GetCandidates() {
+			if c.GetExpert().GetId() == "env-amara-diallo" {
+				return true
+			}
+		}
+		return false
 	}
-	// Releasing the drill leaves the real booking.
+	if offers(&demarchev1.RosterSearchRequest{Drill: true, CrisisId: "DRILL-1"}) {
+		t.Fatal("drill search offers DRILL-1 the expert it holds")
+	}
+	if !offers(&demarchev1.RosterSearchRequest{Drill: true, CrisisId: "DRILL-3"}) {
+		t.Fatal("drill search does not offer DRILL-3 an expert only other drills hold")
+	}
+	if offers(&demarchev1.RosterSearchRequest{}) {
+		t.Fatal("real search offers an expert a real crisis holds")
+	}
+	// Releasing one drill leaves the other drill's and the real booking.
 	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: "DRILL-1", Role: "envoy", Drill: true}, &demarchev1.ReleaseResponse{}); err != nil {
 		t.Fatal(err)
 	}
 	if as, _ := svc.Store.Assignments(ctx, "", false); len(as) != 1 || as[0].GetCrisisId() != "REAL-1" {
 		t.Fatalf("real bookings after the drill's release: %v", as)
 	}
-	if as, _ := svc.Store.Assignments(ctx, "", true); len(as) != 0 {
-		t.Fatalf("drill bookings after release: %v", as)
+	if as, _ := svc.Store.Assignments(ctx, "", true); len(as) != 1 || as[0].GetCrisisId() != "DRILL-2" {
+		t.Fatalf("drill bookings after DRILL-1's release: %v", as)
 	}
 }

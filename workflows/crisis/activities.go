@@ -202,13 +202,13 @@ func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.Assignm
 }
 
 // PickExperts asks the roster for the best available senior envoy and standby
-// expert of a region not booked by another drill: what a drill appoints
-// (in the shadow booking space, so real bookings do not matter).
+// expert of a region: what a drill appoints (in the drill's own shadow
+// bookings, so neither real bookings nor other drills' matter).
 func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpertsRequest) (*demarchev1.ReserveExpertsRequest, error) {
 	out := &demarchev1.ReserveExpertsRequest{}
 	for _, kind := range []demarchev1.ExpertKind{demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY, demarchev1.ExpertKind_EXPERT_KIND_STANDBY_EXPERT} {
 		var res demarchev1.RosterSearchResponse
-		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Kind: kind, Region: req.GetRegion(), Limit: 1, Drill: req.GetDrill()}, &res); err != nil {
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterSearch, &demarchev1.RosterSearchRequest{Kind: kind, Region: req.GetRegion(), Limit: 1, Drill: req.GetDrill(), CrisisId: req.GetCrisisId()}, &res); err != nil {
 			return nil, serviceError(err)
 		}
 		if len(res.GetCandidates()) == 0 {

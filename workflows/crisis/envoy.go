@@ -55,7 +55,7 @@ var envoyAppointment = &decisionType{
 	// envoy and standby expert of the region, but in the roster's shadow
 	// booking space: a drill never holds an expert against a real crisis.
 	drill: func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
-		picked, err := call(withServiceOptions(ctx), acts.PickExperts, &demarchev1.PickExpertsRequest{Region: d.l.crisis.GetRegion(), Drill: true})
+		picked, err := call(withServiceOptions(ctx), acts.PickExperts, &demarchev1.PickExpertsRequest{Region: d.l.crisis.GetRegion(), Drill: true, CrisisId: d.l.crisis.GetId()})
 		if err != nil {
 			return nil, err
 		}

@@ -327,7 +327,11 @@ type RosterSearchRequest struct {
 	Languages []string               `protobuf:"bytes,4,rep,name=languages,proto3" json:"languages,omitempty"`
 	Limit     int32                  `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
 	// Rank against the drill (shadow) bookings, not the real ones.
-	Drill         bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
+	// With drill: the drill whose bookings count. Each drill books the roster
+	// in a world of its own, so drills never hold experts against each other;
+	// without it, every drill's bookings count.
+	CrisisId      string `protobuf:"bytes,7,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -402,6 +406,13 @@ func (x *RosterSearchRequest) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *RosterSearchRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
 }
 
 // Candidate is one ranked search result, with why it ranks where it does.
@@ -916,14 +927,15 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"reservedAt\x12\x1f\n" +
 	"\vreserved_by\x18\x05 \x01(\tR\n" +
 	"reservedBy\x12\x14\n" +
-	"\x05drill\x18\x06 \x01(\bR\x05drill\"\xef\x01\n" +
+	"\x05drill\x18\x06 \x01(\bR\x05drill\"\x8c\x02\n" +
 	"\x13RosterSearchRequest\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.demarche.v1.ExpertKindR\x04kind\x12+\n" +
 	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x124\n" +
 	"\texpertise\x18\x03 \x03(\x0e2\x16.demarche.v1.ExpertiseR\texpertise\x12\x1c\n" +
 	"\tlanguages\x18\x04 \x03(\tR\tlanguages\x12\x14\n" +
 	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x14\n" +
-	"\x05drill\x18\x06 \x01(\bR\x05drill\"h\n" +
+	"\x05drill\x18\x06 \x01(\bR\x05drill\x12\x1b\n" +
+	"\tcrisis_id\x18\a \x01(\tR\bcrisisId\"h\n" +
 	"\tCandidate\x12+\n" +
 	"\x06expert\x18\x01 \x01(\v2\x13.demarche.v1.ExpertR\x06expert\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x18\n" +

@@ -1499,7 +1499,9 @@ type PickExpertsRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Region Region                 `protobuf:"varint,1,opt,name=region,proto3,enum=demarche.v1.Region" json:"region,omitempty"`
 	// Always set by drills: rank against the shadow bookings.
-	Drill         bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The drill picking: only its own bookings count.
+	CrisisId      string `protobuf:"bytes,3,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1546,6 +1548,13 @@ func (x *PickExpertsRequest) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *PickExpertsRequest) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
 }
 
 var File_demarche_v1_workflow_proto protoreflect.FileDescriptor
@@ -1668,10 +1677,11 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x14\n" +
 	"\x05drill\x18\x05 \x01(\bR\x05drill\"Q\n" +
 	"\x14ReserveExpertsResult\x129\n" +
-	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"W\n" +
+	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"t\n" +
 	"\x12PickExpertsRequest\x12+\n" +
 	"\x06region\x18\x01 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12\x14\n" +
-	"\x05drill\x18\x02 \x01(\bR\x05drillB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x05drill\x18\x02 \x01(\bR\x05drill\x12\x1b\n" +
+	"\tcrisis_id\x18\x03 \x01(\tR\bcrisisIdB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_workflow_proto_rawDescOnce sync.Once
