@@ -65,13 +65,16 @@ type Sizes struct {
 	ReplayRounds int `json:"replay_rounds"`
 	// Capacity: open crises up to each of these totals, then measure and list.
 	Capacity []int `json:"capacity"`
+	// SettleSeconds: how long opened crises sit before their memory is
+	// measured (what opening them left in passing is released meanwhile).
+	SettleSeconds float64 `json:"settle_seconds"`
 }
 
 // Full are the sizes of `make bench`.
 func Full() Sizes {
 	return Sizes{Decisions: 100, Concurrency: []int{1, 20}, Opens: 200, OpenConcurrency: 20, Ingest: 20000,
 		Rates: []int{20, 100}, RateSeconds: 10, FanoutSubscribers: 5, FanoutEvents: 2000,
-		Drills: 50, DrillDelaySeconds: 1, ReplayRounds: 5, Capacity: []int{1000, 5000}}
+		Drills: 50, DrillDelaySeconds: 1, ReplayRounds: 5, Capacity: []int{1000, 5000}, SettleSeconds: 30}
 }
 
 // Tiny are the sizes of the harness test in `make test`: every scenario runs,
@@ -79,7 +82,7 @@ func Full() Sizes {
 func Tiny() Sizes {
 	return Sizes{Decisions: 3, Concurrency: []int{1, 2}, Opens: 3, OpenConcurrency: 2, Ingest: 40,
 		Rates: []int{4}, RateSeconds: 1, FanoutSubscribers: 2, FanoutEvents: 5,
-		Drills: 2, DrillDelaySeconds: 1, ReplayRounds: 1, Capacity: []int{4, 8}}
+		Drills: 2, DrillDelaySeconds: 1, ReplayRounds: 1, Capacity: []int{4, 8}, SettleSeconds: 0.1}
 }
 
 // Config configures a run.
@@ -218,6 +221,16 @@ func (r *runner) profile(name string) func() {
 	return func() {
 		pprof.StopCPUProfile()
 		_ = f.Close()
+		// And what the scenario left in memory (capacity: the waiting crises).
+		runtime.GC()
+		if h, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".heap.pprof")); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(h, 0)
+			_ = h.Close()
+		}
+		if g, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".goroutine.txt")); err == nil {
+			_ = pprof.Lookup("goroutine").WriteTo(g, 1) // goroutines per waiting crisis
+			_ = g.Close()
+		}
 	}
 }
 

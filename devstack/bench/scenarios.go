@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -769,6 +770,17 @@ func (r *runner) capacity(ctx context.Context) error {
 			return fmt.Errorf("open crises for capacity: %d failed, first: %w", errs, first)
 		}
 		opened = size
+		// Measured once the crises wait: what opening them left in passing
+		// (JetStream's block caches, gRPC buffers, garbage) is released
+		// within seconds and is not what a waiting crisis holds.
+		settle := time.Duration(r.cfg.Sizes.SettleSeconds * float64(time.Second))
+		r.progress("  capacity: %d opened; letting them settle for %s", size, settle)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(settle):
+		}
+		debug.FreeOSMemory()
 		heap, rss, disk := heapMB(), rssMB(), diskMB(r.st.DataDir())
 		// crisis list, as the CLI and the API do it: every crisis, all pages.
 		var listLat []time.Duration

@@ -69,7 +69,7 @@ type emitter struct {
 	prefix string
 	seq    int
 	// outbox holds the events numbered and not yet handed to a publishing
-	// activity; sending is true while a batch is out, running once the
+	// activity; sending is true while a batch is out, running while the
 	// sender coroutine exists. They are workflow state: a replay rebuilds
 	// them, so an event numbered before a crash is sent after it.
 	outbox           []*demarchev1.PublishEventRequest
@@ -109,7 +109,10 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	return nil
 }
 
-// send publishes the outbox, a batch at a time, for the workflow's life.
+// send publishes the outbox, a batch at a time, until it is empty; the next
+// publish starts it again. It does not stay for the workflow's life: a crisis
+// waits for days with nothing to publish, and a coroutine (a goroutine in the
+// worker's cache) per waiting crisis is memory for nothing.
 //
 // A regular activity, not a local one: the audit trail chains an event only
 // with the history event it comes from (the activity's scheduled event, read
@@ -119,10 +122,7 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 // NATS was down for a while, and the event ids make every retry safe.
 func (e *emitter) send(ctx workflow.Context) {
 	ctx = withActivityOptions(ctx)
-	for {
-		if err := workflow.Await(ctx, func() bool { return len(e.outbox) > 0 }); err != nil {
-			return
-		}
+	for len(e.outbox) > 0 {
 		batch := &demarchev1.PublishEventBatch{Events: e.outbox}
 		e.outbox, e.sending = nil, true
 		err := workflow.ExecuteActivity(ctx, acts.PublishCrisisEvents, batch).Get(ctx, nil)
@@ -133,6 +133,7 @@ func (e *emitter) send(ctx workflow.Context) {
 			workflow.GetLogger(ctx).Error("crisis events not published", "first_event", batch.GetEvents()[0].GetEventId(), "events", len(batch.GetEvents()), "error", err)
 		}
 	}
+	e.running = false
 }
 
 // idle reports whether every event numbered so far has been published.
