@@ -39,9 +39,10 @@ func (l *lifecycle) wait(ctx workflow.Context, cond func() bool) error {
 }
 
 // quiet: no update handler running, no signal or drill decision being
-// handled, no event being published, every stage workflow started.
+// handled, no batch of events in flight (events not yet sent are carried
+// over), every stage workflow started.
 func (l *lifecycle) quiet(ctx workflow.Context) bool {
-	if !workflow.AllHandlersFinished(ctx) || l.busy > 0 || !l.em.idle() {
+	if !workflow.AllHandlersFinished(ctx) || l.busy > 0 || l.em.sending {
 		return false
 	}
 	for _, r := range l.active {
@@ -61,6 +62,9 @@ func (l *lifecycle) continueAsNew(ctx workflow.Context) error {
 	// stream of them the run would otherwise never be quiet.
 	l.handingOver = true
 	l.handOver.SendAsync(true)
+	// Events still to publish go to the next run once the batch in flight
+	// is done (a batch scheduled here and not completed would be lost).
+	l.em.held = true
 	if err := workflow.Await(ctx, func() bool { return l.signalsStopped && l.quiet(ctx) }); err != nil {
 		return err
 	}
@@ -80,7 +84,7 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	c := &demarchev1.CrisisCarryOver{
 		Phase: int32(l.phase), Timeline: l.timeline, Decisions: l.decisions, Deadlines: l.deadlines,
 		Partners: l.partners, Warnings: l.warnings, Refused: l.refused, DisbursedUsd: l.disbursed,
-		EventSeq: int32(l.em.seq), RunsBefore: l.runsBefore + 1,
+		EventSeq: int32(l.em.seq), RunsBefore: l.runsBefore + 1, Unpublished: l.em.outbox,
 		// Older first: what the run before handed over and this one did not apply.
 		Signals: append(slices.Clip(l.handedOver), l.deferred...),
 	}
@@ -141,6 +145,8 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	l.partners, l.warnings, l.refused = c.GetPartners(), c.GetWarnings(), c.GetRefused()
 	l.disbursed, l.em.seq, l.runsBefore = c.GetDisbursedUsd(), int(c.GetEventSeq()), c.GetRunsBefore()
 	l.handedOver = c.GetSignals()
+	l.em.outbox = c.GetUnpublished()
+	l.em.start(ctx)
 	if fa := c.GetFirstAction(); fa != nil {
 		t := fa.AsTime()
 		l.firstAction = &t

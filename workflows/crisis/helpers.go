@@ -74,6 +74,10 @@ type emitter struct {
 	// them, so an event numbered before a crash is sent after it.
 	outbox           []*demarchev1.PublishEventRequest
 	sending, running bool
+	// held stops the sender after the batch in flight: the crisis is about
+	// to continue as new and carries the outbox over (under a steady stream
+	// of controls it would otherwise never be empty).
+	held bool
 }
 
 // publish numbers an event and puts it in the outbox; it does not wait for
@@ -99,14 +103,20 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 		Time:        timestamppb.New(workflow.Now(ctx)),
 		Data:        payload,
 	})
-	if !e.running {
-		e.running = true
-		// A handler may publish after its own context was cancelled (a
-		// skipped stage still reports why): events always go out.
-		sendCtx, _ := workflow.NewDisconnectedContext(ctx)
-		workflow.Go(sendCtx, e.send)
-	}
+	e.start(ctx)
 	return nil
+}
+
+// start runs the sender if it is not running and there is something to send.
+func (e *emitter) start(ctx workflow.Context) {
+	if e.running || e.held || len(e.outbox) == 0 {
+		return
+	}
+	e.running = true
+	// A handler may publish after its own context was cancelled (a skipped
+	// stage still reports why): events always go out.
+	sendCtx, _ := workflow.NewDisconnectedContext(ctx)
+	workflow.Go(sendCtx, e.send)
 }
 
 // send publishes the outbox, a batch at a time, until it is empty; the next
@@ -122,7 +132,7 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 // NATS was down for a while, and the event ids make every retry safe.
 func (e *emitter) send(ctx workflow.Context) {
 	ctx = withActivityOptions(ctx)
-	for len(e.outbox) > 0 {
+	for len(e.outbox) > 0 && !e.held {
 		batch := &demarchev1.PublishEventBatch{Events: e.outbox}
 		e.outbox, e.sending = nil, true
 		err := workflow.ExecuteActivity(ctx, acts.PublishCrisisEvents, batch).Get(ctx, nil)
@@ -140,10 +150,11 @@ func (e *emitter) send(ctx workflow.Context) {
 func (e *emitter) idle() bool { return len(e.outbox) == 0 && !e.sending }
 
 // flush waits until every event numbered so far is on the stream (not cut
-// short by the caller's cancellation: events always go out).
+// short by the caller's cancellation: events always go out), or until the
+// outbox is held for the next run, which publishes it first.
 func (e *emitter) flush(ctx workflow.Context) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
-	_ = workflow.Await(ctx, e.idle)
+	_ = workflow.Await(ctx, func() bool { return e.idle() || e.held && !e.sending })
 }
 
 // scaled applies a drill's time compression to a playbook duration.

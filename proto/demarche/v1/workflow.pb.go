@@ -134,7 +134,10 @@ type CrisisCarryOver struct {
 	RunsBefore int32 `protobuf:"varint,15,opt,name=runs_before,json=runsBefore,proto3" json:"runs_before,omitempty"`
 	// Signals received while handing over, not yet applied: the next run
 	// applies them first, in this order.
-	Signals       []*DeferredSignal `protobuf:"bytes,16,rep,name=signals,proto3" json:"signals,omitempty"`
+	Signals []*DeferredSignal `protobuf:"bytes,16,rep,name=signals,proto3" json:"signals,omitempty"`
+	// Events the run made and had not yet handed to a publishing activity:
+	// the next run publishes them first, in this order, under their ids.
+	Unpublished   []*PublishEventRequest `protobuf:"bytes,17,rep,name=unpublished,proto3" json:"unpublished,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -277,6 +280,13 @@ func (x *CrisisCarryOver) GetRunsBefore() int32 {
 func (x *CrisisCarryOver) GetSignals() []*DeferredSignal {
 	if x != nil {
 		return x.Signals
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetUnpublished() []*PublishEventRequest {
+	if x != nil {
+		return x.Unpublished
 	}
 	return nil
 }
@@ -1568,7 +1578,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
 	"\n" +
 	"carry_over\x18\x04 \x01(\v2\x1c.demarche.v1.CrisisCarryOverR\tcarryOver\x12,\n" +
-	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\x92\x06\n" +
+	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\xd6\x06\n" +
 	"\x0fCrisisCarryOver\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\x05R\x05phase\x124\n" +
 	"\btimeline\x18\x02 \x03(\v2\x18.demarche.v1.StageRecordR\btimeline\x124\n" +
@@ -1587,7 +1597,8 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\tevent_seq\x18\x0e \x01(\x05R\beventSeq\x12\x1f\n" +
 	"\vruns_before\x18\x0f \x01(\x05R\n" +
 	"runsBefore\x125\n" +
-	"\asignals\x18\x10 \x03(\v2\x1b.demarche.v1.DeferredSignalR\asignals\"L\n" +
+	"\asignals\x18\x10 \x03(\v2\x1b.demarche.v1.DeferredSignalR\asignals\x12B\n" +
+	"\vunpublished\x18\x11 \x03(\v2 .demarche.v1.PublishEventRequestR\vunpublished\"L\n" +
 	"\x0eDeferredSignal\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\x9a\x04\n" +
@@ -1753,38 +1764,39 @@ var file_demarche_v1_workflow_proto_depIdxs = []int32{
 	29, // 13: demarche.v1.CrisisCarryOver.refused:type_name -> demarche.v1.RefusedSignal
 	30, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
 	2,  // 15: demarche.v1.CrisisCarryOver.signals:type_name -> demarche.v1.DeferredSignal
-	31, // 16: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
-	32, // 17: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	33, // 18: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	4,  // 19: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
-	34, // 20: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
-	24, // 21: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
-	24, // 22: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
-	21, // 23: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
-	8,  // 24: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
-	35, // 25: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
-	35, // 26: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	21, // 27: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	22, // 28: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	9,  // 29: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	11, // 30: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	30, // 31: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	24, // 32: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	26, // 33: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	30, // 34: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	36, // 35: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	34, // 36: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	36, // 37: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	30, // 38: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	31, // 39: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	16, // 40: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
-	37, // 41: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	36, // 42: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	16, // 16: demarche.v1.CrisisCarryOver.unpublished:type_name -> demarche.v1.PublishEventRequest
+	31, // 17: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
+	32, // 18: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	33, // 19: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	4,  // 20: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
+	34, // 21: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
+	24, // 22: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
+	24, // 23: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
+	21, // 24: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	8,  // 25: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
+	35, // 26: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	35, // 27: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	21, // 28: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	22, // 29: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	9,  // 30: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	11, // 31: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	30, // 32: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	24, // 33: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	26, // 34: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	30, // 35: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	36, // 36: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	34, // 37: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	36, // 38: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	30, // 39: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	31, // 40: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	16, // 41: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
+	37, // 42: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	36, // 43: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
