@@ -38,7 +38,14 @@ import (
 // a test returns, which testing.T does not allow.
 func fileLogger(t *testing.T, dir string) *zap.Logger {
 	t.Helper()
-	f, err := os.Create(filepath.Join(dir, "stack.log"))
+	if keep := os.Getenv("DEMARCHE_TEST_LOG_DIR"); keep != "" {
+		// Kept after the test (t.TempDir is removed): for a failure's post-mortem.
+		dir = keep
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f, err := os.Create(filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-stack.log"))
 	if err != nil {
 		t.Fatal(err)
 	}

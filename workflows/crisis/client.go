@@ -253,18 +253,39 @@ func update(ctx context.Context, c client.Client, crisisID, requestID, name stri
 	if err := arg.Validate(); err != nil {
 		return err
 	}
-	h, err := c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
-		WorkflowID: WorkflowID(crisisID), UpdateName: name, UpdateID: requestID,
-		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
-	})
-	if err == nil {
-		err = h.Get(ctx, out)
+	var err error
+	for attempt := 1; ; attempt++ {
+		var h client.WorkflowUpdateHandle
+		h, err = c.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+			WorkflowID: WorkflowID(crisisID), UpdateName: name, UpdateID: requestID,
+			Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted,
+		})
+		if err == nil {
+			err = h.Get(ctx, out)
+		}
+		// The workflow task that carried the update failed before the
+		// update was accepted (the crisis was continuing as new while
+		// signals kept arriving: the server refuses that task and makes
+		// another): nothing was applied, so it is sent again.
+		var notReady *serviceerror.WorkflowNotReady
+		if err == nil || !errors.As(err, &notReady) || attempt == updateAttempts {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return updateError(crisisID, name, err)
+		case <-time.After(time.Duration(attempt) * 50 * time.Millisecond):
+		}
 	}
 	if err != nil {
 		return updateError(crisisID, name, err)
 	}
 	return nil
 }
+
+// updateAttempts bounds how often an update is sent again after the
+// workflow task carrying it failed.
+const updateAttempts = 5
 
 // ErrRejected is returned by Decide and Control when the crisis refused the
 // decision or control (a rule or an invalid input); the message names the
