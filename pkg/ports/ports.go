@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // ErrInUse is returned when a configured port is taken.
@@ -51,6 +52,9 @@ func Free(host string) (int, error) {
 	}
 	for range pickTries {
 		p := low + rand.IntN(high-low+1)
+		if !handOut(p) {
+			continue // given to an earlier caller, which may not have bound it yet
+		}
 		l, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(p)))
 		if err != nil {
 			continue
@@ -59,6 +63,26 @@ func Free(host string) (int, error) {
 		return p, nil
 	}
 	return anyFree(host)
+}
+
+// handedOut are the ports Free returned in this process: a server picks
+// several (Temporal's four services) before binding any, and a random pick
+// could otherwise return the same free port twice (the kernel's ":0" never
+// does while a port is in use, but these are not in use yet).
+var (
+	handedMu  sync.Mutex
+	handedOut = map[int]bool{}
+)
+
+// handOut records p as given out; false when it already was.
+func handOut(p int) bool {
+	handedMu.Lock()
+	defer handedMu.Unlock()
+	if handedOut[p] {
+		return false
+	}
+	handedOut[p] = true
+	return true
 }
 
 // anyFree is the kernel's choice, when no range outside the ephemeral one is

@@ -49,3 +49,20 @@ func TestCheckOrPickRefusesATakenPortNamingTheFlag(t *testing.T) {
 		t.Fatalf("error %q does not name %s", err, want)
 	}
 }
+
+// A server picks several ports before it binds any: Free must not return
+// one twice in a process (seen: Temporal's worker service and another of its
+// services given the same port, "address already in use").
+func TestFreeNeverReturnsAPortTwice(t *testing.T) {
+	seen := map[int]bool{}
+	for range 2000 {
+		p, err := Free("127.0.0.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[p] {
+			t.Fatalf("port %d returned twice (after %d picks)", p, len(seen))
+		}
+		seen[p] = true
+	}
+}
