@@ -97,8 +97,8 @@ func anyFree(host string) (int, error) {
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's
-// default when it cannot be read).
-func ephemeralLow() int {
+// default when it cannot be read), read once.
+var ephemeralLow = sync.OnceValue(func() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
 	if err == nil {
 		if f := strings.Fields(string(b)); len(f) == 2 {
@@ -108,7 +108,7 @@ func ephemeralLow() int {
 		}
 	}
 	return 32768
-}
+})
 
 // CheckOrPick checks a configured port, or picks a free one when port is 0.
 func CheckOrPick(host string, port int, flag string) (int, error) {

@@ -87,8 +87,9 @@ type emitter struct {
 // not wait for its events, and a task's events cost one activity, not one
 // each. Order is kept: one batch at a time, in the order the events were
 // made. The workflow waits for an empty outbox (flush) before it completes
-// or continues as new, and before anything that must follow its events on
-// the stream (a decision forwarded to a stage's workflow).
+// and before anything that must follow its events on the stream (a decision
+// forwarded to a stage's workflow, a child's signal to its parent); when it
+// continues as new it hands the unsent events to the next run instead (held).
 func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	payload, err := anypb.New(data)
 	if err != nil {
