@@ -35,6 +35,21 @@ var ErrPermanent = errors.New("permanent failure")
 // an error redelivers it with backoff, up to MaxDeliver times, then dead-letters it.
 type Handler func(ctx context.Context, ev Event) error
 
+// Delivery is one event of a batch, with the context its message carried (the
+// trace it belongs to).
+type Delivery struct {
+	Ctx   context.Context
+	Event Event
+}
+
+// BatchHandler processes the events a batch consumer took at once and answers
+// one error per event, in order, each settled as a Handler's would be: nil
+// acknowledges, ErrPermanent dead-letters, another error redelivers.
+type BatchHandler func(ctx context.Context, batch []Delivery) []error
+
+// DefaultBatchSize is the most events ConsumeBatches hands over at once.
+const DefaultBatchSize = 256
+
 // ConsumerConfig describes one durable consumer of the crisis stream.
 type ConsumerConfig struct {
 	// Stream to consume (default: the crisis stream, StreamName). Any stream
@@ -59,6 +74,9 @@ type ConsumerConfig struct {
 	// from the message's subject and headers (KeyBySubject: the CloudEvent's
 	// subject, ce-subject).
 	Key func(subject string, h nats.Header) string
+	// BatchSize, with ConsumeBatches, is the most events handed over at once
+	// (default DefaultBatchSize); twice as many may wait unacknowledged.
+	BatchSize int
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -77,6 +95,9 @@ func (c *ConsumerConfig) defaults() {
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = DefaultBatchSize
+	}
 }
 
 // Consumer is a running durable consumer. Stop it with Stop.
@@ -90,16 +111,42 @@ type Consumer struct {
 	cancel context.CancelFunc
 	// lanes, with Concurrency > 1: one goroutine per lane, a key always in the same lane.
 	lanes []chan jetstream.Msg
-	wg    sync.WaitGroup
+	// batchIn and handleBatch, with ConsumeBatches: messages waiting to be
+	// taken into the next batch, and what handles a batch.
+	batchIn     chan jetstream.Msg
+	handleBatch BatchHandler
+	wg          sync.WaitGroup
 }
 
 // Consume creates (or resumes) a durable, explicit-ack consumer on the crisis
 // stream and calls handle for each event, one at a time, in stream order; or,
 // with Concurrency > 1, several at a time, in stream order per Key.
 func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handle Handler, log *zap.Logger) (*Consumer, error) {
+	if handle == nil {
+		return nil, errors.New("consume: a handler is required")
+	}
+	return start(ctx, js, cfg, handle, nil, log)
+}
+
+// ConsumeBatches is Consume for a handler that gains from taking many events
+// at once (one read and one write per key instead of per event): it hands
+// over every event waiting, up to BatchSize, in stream order, one batch at a
+// time. A lone event is handed over at once, never held back to fill a batch.
+func ConsumeBatches(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handle BatchHandler, log *zap.Logger) (*Consumer, error) {
+	if handle == nil {
+		return nil, errors.New("consume: a batch handler is required")
+	}
+	return start(ctx, js, cfg, nil, handle, log)
+}
+
+func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, handle Handler, handleBatch BatchHandler, log *zap.Logger) (*Consumer, error) {
 	cfg.defaults()
 	if cfg.Durable == "" {
 		return nil, errors.New("consume: a durable name is required")
+	}
+	pending := maxAckPending(cfg)
+	if handleBatch != nil {
+		pending = 2 * cfg.BatchSize
 	}
 	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
 		Durable:        cfg.Durable,
@@ -111,21 +158,28 @@ func Consume(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, ha
 		// is dead-lettered, and if even that copy fails it stays redeliverable.
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: maxAckPending(cfg), // one at a time keeps each crisis's events in order
+		MaxAckPending: pending, // one at a time keeps each crisis's events in order
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
 	}
-	c := &Consumer{cfg: cfg, js: js, log: log.With(zap.String("consumer", cfg.Durable)), handle: handle}
+	c := &Consumer{cfg: cfg, js: js, log: log.With(zap.String("consumer", cfg.Durable)), handle: handle, handleBatch: handleBatch}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	deliver := c.onMessage
 	opts := []jetstream.PullConsumeOpt{jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 		c.log.Warn("consume error", zap.Error(err))
 	})}
-	if cfg.Concurrency > 1 {
+	switch {
+	case handleBatch != nil:
+		c.batchIn = make(chan jetstream.Msg, pending)
+		c.wg.Add(1)
+		go c.runBatches()
+		deliver = func(msg jetstream.Msg) { c.batchIn <- msg }
+		opts = append(opts, jetstream.PullMaxMessages(pending))
+	case cfg.Concurrency > 1:
 		c.startLanes()
 		deliver = c.dispatch
-		opts = append(opts, jetstream.PullMaxMessages(maxAckPending(cfg)))
+		opts = append(opts, jetstream.PullMaxMessages(pending))
 	}
 	cc, err := jc.Consume(deliver, opts...)
 	if err != nil {
@@ -179,8 +233,71 @@ func (c *Consumer) stopLanes() {
 	for _, lane := range c.lanes {
 		close(lane)
 	}
+	if c.batchIn != nil {
+		close(c.batchIn)
+	}
 	c.wg.Wait()
-	c.lanes = nil
+	c.lanes, c.batchIn = nil, nil
+}
+
+// runBatches takes the first message waiting, then every other one already
+// there up to BatchSize, and handles them as one batch; the consume callback
+// blocks while the buffer is full (back-pressure).
+func (c *Consumer) runBatches() {
+	defer c.wg.Done()
+	msgs := make([]jetstream.Msg, 0, c.cfg.BatchSize)
+	for first := range c.batchIn {
+		msgs = append(msgs[:0], first)
+	fill:
+		for len(msgs) < c.cfg.BatchSize {
+			select {
+			case m, ok := <-c.batchIn:
+				if !ok {
+					break fill
+				}
+				msgs = append(msgs, m)
+			default:
+				break fill
+			}
+		}
+		c.onBatch(msgs)
+	}
+}
+
+// onBatch decodes a batch (an undecodable message is dead-lettered on its
+// own), hands the events over and settles each by its own answer.
+func (c *Consumer) onBatch(msgs []jetstream.Msg) {
+	type taken struct {
+		msg  jetstream.Msg
+		meta *jetstream.MsgMetadata
+		ev   Event
+	}
+	batch := make([]taken, 0, len(msgs))
+	deliveries := make([]Delivery, 0, len(msgs))
+	for _, msg := range msgs {
+		meta, ev, ok := c.take(msg)
+		if !ok {
+			continue
+		}
+		batch = append(batch, taken{msg, meta, ev})
+		deliveries = append(deliveries, Delivery{Ctx: tracing.Extract(c.ctx, msg.Headers()), Event: ev})
+	}
+	if len(batch) == 0 {
+		return
+	}
+	start := time.Now()
+	errs := c.handleBatch(c.ctx, deliveries)
+	per := time.Since(start).Seconds() / float64(len(batch))
+	for i, t := range batch {
+		var err error
+		if i < len(errs) {
+			err = errs[i]
+		} else {
+			err = fmt.Errorf("batch handler answered %d results for %d events", len(errs), len(batch))
+		}
+		metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(per)
+		c.settle(t.msg, t.meta, t.ev, err, false)
+	}
 }
 
 // dispatch hands a message to its key's lane; a full lane holds back the
@@ -196,30 +313,52 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 }
 
 func (c *Consumer) onMessage(msg jetstream.Msg) {
+	meta, ev, ok := c.take(msg)
+	if !ok {
+		return
+	}
+	start := time.Now()
+	err := c.handle(tracing.Extract(c.ctx, msg.Headers()), ev)
+	metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(time.Since(start).Seconds())
+	c.settle(msg, meta, ev, err, true)
+}
+
+// take reads a message's metadata and decodes its event, counting lag and
+// redeliveries; a message without metadata is terminated and an undecodable
+// one dead-lettered (ok false).
+func (c *Consumer) take(msg jetstream.Msg) (*jetstream.MsgMetadata, Event, bool) {
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.log.Error("message without metadata", zap.Error(err))
 		_ = msg.Term()
-		return
+		return nil, Event{}, false
 	}
 	ev, err := Decode(msg.Headers(), msg.Data())
 	if err != nil {
 		c.deadLetter(msg, meta, fmt.Sprintf("undecodable: %v", err))
-		return
+		return nil, Event{}, false
 	}
-	log := c.log.With(zap.String("event_id", ev.ID), zap.String("type", ev.Type), zap.Uint64("delivery", meta.NumDelivered))
 	metrics.ConsumerLag.WithLabelValues(c.cfg.Durable).Set(float64(meta.NumPending))
 	if meta.NumDelivered > 1 {
 		metrics.ConsumerRedeliveries.WithLabelValues(c.cfg.Durable).Inc()
 	}
-	start := time.Now()
-	err = c.handle(tracing.Extract(c.ctx, msg.Headers()), ev)
-	metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(time.Since(start).Seconds())
+	return meta, ev, true
+}
+
+// settle acknowledges, dead-letters or redelivers an event by its handler's
+// answer. double waits for the server to confirm the acknowledgement (one
+// round trip per event); a batch consumer's handler is idempotent, so a lost
+// acknowledgement only costs a redelivery it recognises.
+func (c *Consumer) settle(msg jetstream.Msg, meta *jetstream.MsgMetadata, ev Event, err error, double bool) {
 	switch {
 	case err == nil:
 		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "ack").Inc()
-		if err := msg.DoubleAck(c.ctx); err != nil {
-			log.Warn("ack failed; the event may be redelivered", zap.Error(err))
+		ack := msg.Ack
+		if double {
+			ack = func() error { return msg.DoubleAck(c.ctx) }
+		}
+		if err := ack(); err != nil {
+			c.log.Warn("ack failed; the event may be redelivered", zap.String("event_id", ev.ID), zap.Error(err))
 		}
 	case errors.Is(err, ErrPermanent):
 		c.deadLetter(msg, meta, fmt.Sprintf("handler failed permanently: %v", err))
@@ -228,9 +367,10 @@ func (c *Consumer) onMessage(msg jetstream.Msg) {
 	default:
 		metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "retry").Inc()
 		delay := c.cfg.Backoff[min(int(meta.NumDelivered)-1, len(c.cfg.Backoff)-1)]
-		log.Warn("handler failed; will retry", zap.Error(err), zap.Duration("retry_in", delay))
+		c.log.Warn("handler failed; will retry", zap.String("event_id", ev.ID), zap.String("type", ev.Type),
+			zap.Uint64("delivery", meta.NumDelivered), zap.Error(err), zap.Duration("retry_in", delay))
 		if err := msg.NakWithDelay(delay); err != nil {
-			log.Warn("nak failed", zap.Error(err))
+			c.log.Warn("nak failed", zap.Error(err))
 		}
 	}
 }

@@ -315,3 +315,137 @@ func TestConcurrentConsumerKeepsEachKeyInOrder(t *testing.T) {
 		t.Fatalf("never more than %d event(s) in hand at once: not concurrent", together)
 	}
 }
+
+// TestBatchConsumerTakesWhatIsWaiting: a batch consumer hands over what is
+// waiting at once (more than one event, never more than BatchSize), in stream
+// order; each event is settled by its own answer (acknowledged, redelivered,
+// dead-lettered) and an undecodable message is dead-lettered on its own.
+func TestBatchConsumerTakesWhatIsWaiting(t *testing.T) {
+	ctx := context.Background()
+	nc, js := startNATS(t)
+	pub := eventbus.NewPublisher(js, "/test")
+	dlq, err := nc.SubscribeSync(eventbus.DeadLetterSubject("batches"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 200, 64
+	for i := range n {
+		id := fmt.Sprintf("ev-%03d", i)
+		switch i {
+		case 50:
+			id = "permanent"
+		case 120:
+			id = "fails-once"
+		}
+		if _, err := pub.Publish(ctx, route, entered(id, demarchev1.Stage_STAGE_WARNING)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 10 { // a poison message among them, published raw
+			m, err := eventbus.Encode(route.Subject("stage_entered"), entered("poison", demarchev1.Stage_STAGE_WARNING))
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Data = []byte{0xff, 0x01}
+			if _, err := js.PublishMsg(ctx, m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var mu sync.Mutex
+	handled := map[string]int{}
+	var sizes []int
+	outOfOrder := false
+	done := make(chan struct{})
+	c, err := eventbus.ConsumeBatches(ctx, js, eventbus.ConsumerConfig{Durable: "batches", BatchSize: size, Backoff: []time.Duration{20 * time.Millisecond}},
+		func(_ context.Context, batch []eventbus.Delivery) []error {
+			mu.Lock()
+			defer mu.Unlock()
+			sizes = append(sizes, len(batch))
+			errs := make([]error, len(batch))
+			for i, d := range batch {
+				if i > 0 && d.Event.ID < batch[i-1].Event.ID && strings.HasPrefix(batch[i-1].Event.ID, "ev-") && strings.HasPrefix(d.Event.ID, "ev-") {
+					outOfOrder = true
+				}
+				if d.Ctx == nil {
+					errs[i] = errors.New("no context")
+					continue
+				}
+				handled[d.Event.ID]++
+				switch {
+				case d.Event.ID == "permanent":
+					errs[i] = fmt.Errorf("refused: %w", eventbus.ErrPermanent)
+				case d.Event.ID == "fails-once" && handled[d.Event.ID] == 1:
+					errs[i] = errors.New("transient")
+				}
+			}
+			if len(handled) == n && handled["fails-once"] == 2 {
+				select {
+				case <-done:
+				default:
+					close(done)
+				}
+			}
+			return errs
+		}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("handled %d of %d events", len(handled), n)
+	}
+	reasons := map[string]string{}
+	for range 2 {
+		m, err := dlq.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("dead letters: %v (got %v)", err, reasons)
+		}
+		reasons[m.Header.Get(eventbus.HeaderID)] = m.Header.Get(eventbus.HeaderDeadLetterReason)
+	}
+	if !strings.Contains(reasons["poison"], "undecodable") || !strings.Contains(reasons["permanent"], "permanently") {
+		t.Fatalf("dead-letter reasons: %v", reasons)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	biggest := 0
+	for _, s := range sizes {
+		biggest = max(biggest, s)
+	}
+	if biggest < 2 || biggest > size {
+		t.Fatalf("batch sizes %v: want some batch of 2..%d events", sizes, size)
+	}
+	if outOfOrder {
+		t.Fatal("a batch handed events over out of stream order")
+	}
+	for id, k := range handled {
+		if want := map[bool]int{true: 2, false: 1}[id == "fails-once"]; k != want {
+			t.Errorf("%s handled %d times, want %d", id, k, want)
+		}
+	}
+	// Everything is settled: nothing left waiting for an acknowledgement.
+	cons, err := js.Consumer(ctx, eventbus.StreamName, "batches")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := cons.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumAckPending == 0 && info.NumPending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("consumer left %d unacknowledged, %d pending", info.NumAckPending, info.NumPending)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -103,9 +103,9 @@ const (
 	DefaultThreshold = 25.0
 	DefaultMaxFuture = time.Hour
 	DefaultWorkers   = 4
-	// SignalConcurrency is how many signals of the stream (of different
-	// situations) are handled at once.
-	SignalConcurrency = 16
+	// SignalBatch is the most signals of the stream handled at once: each
+	// situation of a batch is read (when not held here) and written once.
+	SignalBatch = 1024
 )
 
 // Sentinel errors callers match with errors.Is, also across NATS (natsrpc.Call).
@@ -224,6 +224,7 @@ type Service struct {
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
+	cache situationCache
 }
 
 // Start connects to NATS, creates the signals stream and the buckets when
@@ -261,15 +262,16 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if err := s.startMicro(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	// Signals of different situations are handled side by side (a crossing's
-	// signal-with-start waits on Temporal, not on the signals behind it); one
-	// situation's signals stay one at a time, in order, keyed by the
-	// CloudEvent subject PublishSignal sets (the situation). The situation's
+	// Signals are taken from the stream in batches of whatever is waiting (a
+	// lone signal at once): one write per situation per batch instead of
+	// several round trips per signal, the situations of a batch side by side
+	// (a crossing's signal-with-start waits on Temporal, not on the other
+	// situations), each situation's signals in stream order. The situation's
 	// compare-and-set write stays the safety net across processes.
-	if s.consumer, err = eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
+	if s.consumer, err = eventbus.ConsumeBatches(ctx, js, eventbus.ConsumerConfig{
 		Stream: SignalsStream, Durable: SignalsDurable, FilterSubjects: []string{SignalsRoot + ".>"},
-		Concurrency: SignalConcurrency, Key: eventbus.KeyBySubject,
-	}, s.handleSignalEvent, log); err != nil {
+		BatchSize: SignalBatch,
+	}, s.handleSignalBatch, log); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	log.Info("early warning ready", zap.String("ingest", natsrpc.EarlyWarningIngest), zap.String("score", natsrpc.EarlyWarningScore),
@@ -360,26 +362,35 @@ func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string,
 	return nil
 }
 
-// handleSignalEvent ingests one signal from the stream: an invalid or refused
-// signal is dead-lettered, a temporary failure redelivered.
-func (s *Service) handleSignalEvent(ctx context.Context, ev eventbus.Event) error {
-	sig, ok := ev.Data.(*demarchev1.Signal)
-	if !ok {
-		return fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, ev.Type)
+// handleSignalBatch ingests a batch of signals from the stream: an invalid
+// or refused signal is dead-lettered, a temporary failure redelivered.
+func (s *Service) handleSignalBatch(ctx context.Context, batch []eventbus.Delivery) []error {
+	errs := make([]error, len(batch))
+	sigs := make([]*demarchev1.Signal, 0, len(batch))
+	ctxs := make([]context.Context, 0, len(batch))
+	at := make([]int, 0, len(batch)) // the batch index of each signal
+	for i, d := range batch {
+		sig, ok := d.Event.Data.(*demarchev1.Signal)
+		if !ok {
+			errs[i] = fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, d.Event.Type)
+			continue
+		}
+		sigs, ctxs, at = append(sigs, sig), append(ctxs, d.Ctx), append(at, i)
 	}
-	resp, err := s.Ingest(ctx, []*demarchev1.Signal{sig}) // bus signals are never exercises
-	if err != nil {
-		return err
+	if len(sigs) == 0 {
+		return errs
 	}
-	r := resp.GetResults()[0]
-	switch {
-	case r.GetStatus() != demarchev1.IngestStatus_INGEST_STATUS_REJECTED:
-		return nil
-	case r.GetRetryable():
-		return fmt.Errorf("%w: %s", ErrUnavailable, r.GetReason())
-	default:
-		return fmt.Errorf("%w: signal rejected: %s", eventbus.ErrPermanent, r.GetReason())
+	resp := s.ingestStream(ctx, sigs, ctxs) // stream signals are never exercises
+	for j, r := range resp.GetResults() {
+		switch {
+		case r.GetStatus() != demarchev1.IngestStatus_INGEST_STATUS_REJECTED:
+		case r.GetRetryable():
+			errs[at[j]] = fmt.Errorf("%w: %s", ErrUnavailable, r.GetReason())
+		default:
+			errs[at[j]] = fmt.Errorf("%w: signal rejected: %s", eventbus.ErrPermanent, r.GetReason())
+		}
 	}
+	return errs
 }
 
 // ParseThresholds reads per-region thresholds written region=score, e.g.
