@@ -215,6 +215,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	// The embedded frontend is plaintext on loopback: every client of this
 	// process dials it so, whatever TLS files the environment names.
 	temporalx.SetDefaultTLS(temporalx.TLSFiles{})
+	// Before the server's system workers make the process's workflow cache.
+	worker.LimitWorkflowCache(0)
 	s.temporal, err = temporalembed.Start(temporalembed.Options{
 		Host: TemporalHost, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
 		PortFlag: cfg.TemporalPortFlag, HTTPPortFlag: cfg.TemporalHTTPPortFlag,

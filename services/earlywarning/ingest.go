@@ -139,6 +139,7 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 	now := s.cfg.Now()
 	resp := &demarchev1.IngestResponse{Results: make([]*demarchev1.IngestResult, len(signals))}
 	bySituation := map[string][]*item{}
+	inBatch := map[string]bool{}
 	var order []string
 	for i, sig := range signals {
 		if sig.GetSourceId() == "" {
@@ -157,6 +158,12 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 		}
 		it := &item{index: i, sig: sig, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
 			historical: ex == nil && observed.Before(now.Add(-s.cfg.Horizon))}
+		if inBatch[it.key] {
+			// The batch's own repeat, even of another situation: the first stands.
+			res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
+			continue
+		}
+		inBatch[it.key] = true
 		if fromStream {
 			it.ctx, it.created = ctxs[i], true
 		} else {

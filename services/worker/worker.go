@@ -26,7 +26,30 @@ type Config struct {
 	// OutsideWatchInterval is how often the worker looks for crisis runs
 	// terminated, cancelled or reset outside Démarche (default 10s).
 	OutsideWatchInterval time.Duration
+	// WorkflowCacheSize is how many crisis and stage workflows the worker
+	// keeps in memory between their workflow tasks (default
+	// DefaultWorkflowCacheSize); see LimitWorkflowCache.
+	WorkflowCacheSize int
 }
+
+// LimitWorkflowCache bounds the workflows a process's Temporal workers keep
+// in memory between workflow tasks (n <= 0: DefaultWorkflowCacheSize). A
+// workflow not held is replayed from its history at its next task, a few
+// milliseconds. The SDK keeps one cache per process, made when the first
+// worker starts, and an embedded Temporal server starts system workers of its
+// own: a process that embeds one (demarche dev) calls this before starting it,
+// or the SDK's default of 10,000 stays.
+func LimitWorkflowCache(n int) {
+	if n <= 0 {
+		n = DefaultWorkflowCacheSize
+	}
+	sdkworker.SetStickyWorkflowCacheSize(n)
+}
+
+// DefaultWorkflowCacheSize bounds the workflows held in memory. The SDK's
+// default, 10,000, keeps every waiting crisis's coroutines and state alive:
+// a third of the memory a waiting crisis costs (docs/performance.md).
+const DefaultWorkflowCacheSize = 1000
 
 // Service is a running worker.
 type Service struct {
@@ -57,6 +80,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	// On stop, running activity attempts get WorkerStopTimeout to finish
 	// (and publish what they did) before they are cancelled and retried
 	// elsewhere; their effects are idempotent either way.
+	LimitWorkflowCache(cfg.WorkflowCacheSize)
 	w := sdkworker.New(tc, crisis.TaskQueue, sdkworker.Options{WorkerStopTimeout: 10 * time.Second})
 	crisis.Register(w, &crisis.Activities{Bus: eventbus.NewPublisher(js, crisis.EventSource), NC: nc})
 	if err := w.Start(); err != nil {
