@@ -158,7 +158,7 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 		// is dead-lettered, and if even that copy fails it stays redeliverable.
 		MaxDeliver:    -1,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: pending, // one at a time keeps each crisis's events in order
+		MaxAckPending: pending, // 1 for one at a time (each crisis in order); more for lanes and batches
 	})
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
