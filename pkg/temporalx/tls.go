@@ -125,7 +125,15 @@ type dialOptions struct {
 	tls      *TLSFiles
 	codec    *payloadcodec.Keyring
 	codecSet bool
+	// identity is the Démarche identity the client acts as (As).
+	identity string
 }
+
+// As dials as one of Démarche's Temporal identities ("worker", "gateway",
+// "earlywarning", "partners", "funding", "roster", "audit", "auditor",
+// "observer", "admin"): the client presents that identity's credential, and
+// the server's authorizer lets it do what that identity may, nothing more.
+func As(identity string) DialOption { return func(o *dialOptions) { o.identity = identity } }
 
 // WithCodec dials with this payload codec keyring (nil: none), whatever the
 // address's or the process's.
