@@ -28,7 +28,9 @@ type Identity string
 
 // The identities. Operator is the CLI's own NATS identity in `demarche dev`
 // (its direct NATS verbs: roster, fund, warning, partner, audit, events tail);
-// Observer is read-only, for natscli.
+// Observer is read-only, for natscli; Subscriber is an integrating service
+// that follows the events through its own durable consumer
+// (examples/subscriber).
 const (
 	Provisioner  Identity = "provisioner"
 	Worker       Identity = "worker"
@@ -42,10 +44,11 @@ const (
 	Schema       Identity = "schema"
 	Operator     Identity = "operator"
 	Observer     Identity = "observer"
+	Subscriber   Identity = "subscriber"
 )
 
 // Identities lists every identity, in a stable order.
-var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer}
+var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer, Subscriber}
 
 // Access is publish, subscribe, or both.
 type Access int
@@ -64,22 +67,111 @@ type Rule struct {
 	Why     string
 }
 
-var (
-	services  = []Identity{Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema}
-	everyone  = append(slices.Clone(services), Provisioner, Operator, Observer)
-	consumers = []Identity{EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Operator, Observer}
-	// responders answer NATS micro requests.
-	responders = []Identity{Roster, Funding, Partners, EarlyWarning, Audit, Schema}
-	// readers may ask the read-only endpoints (and see the events).
-	readers = []Identity{Worker, Gateway, Operator, Observer}
-	callers = []Identity{Worker, Gateway, Operator}
+// The streams and buckets whose consumers and messages the table names. The
+// services define them (natsauth imports no service); a test of the stack
+// (TestNATSPermissions) keeps the two equal.
+const (
+	CrisisStream     = "DEMARCHE_CRISIS"        // pkg/eventbus
+	DeadLetterStream = "DEMARCHE_DLQ"           // pkg/eventbus
+	SignalsStream    = "DEMARCHE_SIGNALS"       // services/earlywarning
+	LedgerStream     = "DEMARCHE_LEDGER"        // services/funding
+	AuditStream      = "DEMARCHE_AUDIT"         // services/audit
+	AnchorStream     = "DEMARCHE_AUDIT_ANCHORS" // services/audit
+
+	RosterBucket         = "DEMARCHE_ROSTER"         // services/roster
+	FundingBucket        = "DEMARCHE_FUNDING"        // services/funding
+	PartnerCrisesBucket  = "DEMARCHE_PARTNER_CRISES" // services/partners
+	PartnerPendingBucket = "DEMARCHE_PARTNER_PENDING"
+	SignalsBucket        = "EARLYWARNING_SIGNALS" // services/earlywarning
+	SituationsBucket     = "EARLYWARNING_SITUATIONS"
+
+	// WebhookDurablePrefix + a partner's name is the partners service's
+	// consumer of the partner stream for that partner's webhook.
+	WebhookDurablePrefix = "partners-webhook-"
 )
 
-// Table is every permission there is. Anything not allowed here is refused.
-var Table = []Rule{
-	// Connections.
-	{"_INBOX.>", Sub, everyone, "replies to requests, JetStream API answers, ordered consumers' deliveries"},
-	{"_INBOX.>", Pub, responders, "micro services answer requests"},
+// KV is the stream behind a bucket.
+func KV(bucket string) string { return "KV_" + bucket }
+
+// Consumer is a durable consumer: its stream and its name.
+type Consumer struct{ Stream, Name string }
+
+// String is stream.name.
+func (c Consumer) String() string { return c.Stream + "." + c.Name }
+
+// Durables are the durable consumers each identity owns. The owner alone may
+// create, update, delete, pull from and acknowledge them (and read their
+// info): its permissions name each one, stream and consumer, and every other
+// identity that may make consumers on the same stream is denied their names.
+// The partners service owns, besides, one webhook consumer per partner
+// (WebhookDurable); a partner organisation its own (PartnerPermissions).
+var Durables = map[Identity][]Consumer{
+	EventLog:     {{CrisisStream, "eventlog"}},
+	Audit:        {{CrisisStream, "audit"}},
+	Partners:     {{CrisisStream, "partners"}},
+	EarlyWarning: {{SignalsStream, "earlywarning-signals"}},
+	Subscriber:   {{CrisisStream, "example-subscriber"}},
+}
+
+// WebhookDurable is the partners service's consumer for a partner's webhook.
+func WebhookDurable(org string) Consumer {
+	return Consumer{PartnersStream, WebhookDurablePrefix + org}
+}
+
+// Ephemerals are the streams on which an identity runs ordered (or other
+// ephemeral) consumers: jetstream.OrderedConsumer, KV listings and watches,
+// `events tail`, natscli's `nats sub --stream`. Their names are made by the
+// client library (a nuid, then _<serial> on each reset): a permission cannot
+// name them, nor a name prefix (wildcards are whole tokens). So the identity
+// may create, pull from and delete consumers of any name on those streams,
+// in the new-style subject forms that carry the name
+// ($JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>]; the legacy ephemeral
+// form, whose name hides in the body, is allowed to nobody), except the names
+// of the durables other identities own there, which it is denied. It never
+// gets acknowledgements on them: ordered consumers do not acknowledge.
+var Ephemerals = map[Identity][]string{
+	Audit:    {AuditStream},      // chain reads, the alarm watch
+	Funding:  {LedgerStream},     // a fund's ledger read
+	Roster:   {KV(RosterBucket)}, // bookings listed by key
+	Partners: {KV(PartnerPendingBucket)},
+	Operator: {CrisisStream}, // events tail
+	// The observer watches what happened, never the partner stream (each
+	// partner's deliveries are its own) nor the buckets (bookings, requests).
+	Observer: {CrisisStream, DeadLetterStream, SignalsStream, LedgerStream, AuditStream, AnchorStream},
+}
+
+// MessageReads are the streams whose messages an identity reads one by one:
+// $JS.API.STREAM.MSG.GET.<stream> (a chain's or ledger's tail, a record
+// stored a moment ago) and, for buckets (which allow direct gets),
+// $JS.API.DIRECT.GET.KV_<bucket>[.>] (a key's value). Nobody else may.
+var MessageReads = map[Identity][]string{
+	Audit:        {AuditStream, AnchorStream},
+	Funding:      {LedgerStream, KV(FundingBucket)},
+	Roster:       {KV(RosterBucket)},
+	Partners:     {KV(PartnerCrisesBucket), KV(PartnerPendingBucket)},
+	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket)},
+}
+
+// ConsumerWatchers may read the info of every consumer of every stream and
+// list them: the audit service watches the consumers that feed the trail
+// (a filter, ack floor or existence changed outside provisioning is an
+// alarm), the observer looks.
+var ConsumerWatchers = []Identity{Audit, Observer}
+
+var (
+	services = []Identity{Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema}
+	everyone = append(slices.Clone(services), Provisioner, Operator, Observer, Subscriber)
+	// responders answer NATS micro requests.
+	responders = []Identity{Roster, Funding, Partners, EarlyWarning, Audit, Schema}
+	// readers may ask the read-only endpoints.
+	readers = []Identity{Worker, Gateway, Operator, Observer}
+)
+
+// rules are the hand-written rows of Table; consumer, message-read, inbox and
+// reply rows are derived from Durables, Ephemerals, MessageReads and the
+// request rows (see Table).
+var rules = []Rule{
+	// Micro discovery.
 	{"$SRV.>", Sub, responders, "micro discovery (nats micro ls)"},
 	{"$SRV.>", Pub, []Identity{Operator, Observer}, "micro discovery (nats micro ls)"},
 
@@ -89,17 +181,6 @@ var Table = []Rule{
 	{"$JS.API.STREAM.INFO.*", Pub, everyone, "bind to a stream or bucket"},
 	{"$JS.API.STREAM.NAMES", Pub, everyone, "list streams"},
 	{"$JS.API.STREAM.LIST", Pub, everyone, "list streams"},
-	{"$JS.API.STREAM.MSG.GET.*", Pub, everyone, "read a message (ledger tail, KV get)"},
-	{"$JS.API.DIRECT.GET.>", Pub, everyone, "read a message directly (KV get)"},
-	{"$JS.API.CONSUMER.INFO.>", Pub, everyone, "consumer state"},
-	{"$JS.API.CONSUMER.NAMES.*", Pub, everyone, "list consumers"},
-	{"$JS.API.CONSUMER.LIST.*", Pub, everyone, "list consumers"},
-	{"$JS.API.CONSUMER.CREATE.>", Pub, consumers, "durable and ordered consumers (KV listing too)"},
-	{"$JS.API.CONSUMER.DURABLE.CREATE.>", Pub, consumers, "durable consumers (older clients)"},
-	{"$JS.API.CONSUMER.DELETE.>", Pub, consumers, "ordered consumers clean up"},
-	{"$JS.API.CONSUMER.MSG.NEXT.>", Pub, consumers, "pull the next message"},
-	{"$JS.ACK.>", Pub, consumers, "acknowledge"},
-	{"$JS.FC.>", Pub, consumers, "flow control of push (ordered) consumers"},
 
 	// Events.
 	{"demarche.crisis.>", Pub, []Identity{Worker}, "only the worker publishes crisis events"},
@@ -111,6 +192,7 @@ var Table = []Rule{
 	{"demarche.dlq.partners", Pub, []Identity{Partners}, "its dead letters"},
 	{"demarche.dlq.*", Pub, []Identity{Partners}, "its webhooks' dead letters (demarche.dlq.partners-webhook-<PARTNER>: wildcards are whole tokens)"},
 	{"demarche.dlq.earlywarning-signals", Pub, []Identity{EarlyWarning}, "its dead letters"},
+	{"demarche.dlq.example-subscriber", Pub, []Identity{Subscriber}, "its dead letters"},
 	{"demarche.ledger.>", Pub, []Identity{Funding}, "only funding writes ledgers"},
 	{"demarche.audit.>", Pub, []Identity{Audit}, "only audit writes audit chains"},
 	{"demarche.partner.>", Pub, []Identity{Partners}, "only partners delivers to partners"},
@@ -124,11 +206,16 @@ var Table = []Rule{
 	{"$KV.EARLYWARNING_SIGNALS.>", Pub, []Identity{EarlyWarning}, "signals seen"},
 	{"$KV.EARLYWARNING_SITUATIONS.>", Pub, []Identity{EarlyWarning}, "situations"},
 
-	// Requests (NATS micro): the service listens, its callers ask.
+	// Requests (NATS micro): the service listens, its callers ask. Money and
+	// bookings move for the worker alone, carrying out a crisis's decision;
+	// everyone else reads.
 	{"demarche.roster.>", Sub, []Identity{Roster}, "roster endpoints"},
-	{"demarche.roster.>", Pub, callers, "search, reserve, release"},
+	{"demarche.roster.reserve", Pub, []Identity{Worker}, "book an expert for a decided appointment (the worker alone)"},
+	{"demarche.roster.release", Pub, []Identity{Worker}, "release a crisis's experts at its closure (the worker alone)"},
 	{"demarche.funding.>", Sub, []Identity{Funding}, "funding endpoints"},
-	{"demarche.funding.>", Pub, callers, "request, decide, disburse"},
+	{"demarche.funding.request", Pub, []Identity{Worker}, "a crisis's funding request (the worker alone)"},
+	{"demarche.funding.decide", Pub, []Identity{Worker}, "a crisis's four-eyes funding decision (the worker alone)"},
+	{"demarche.funding.disburse", Pub, []Identity{Worker}, "an approved request's disbursement (the worker alone)"},
 	{"demarche.earlywarning.>", Sub, []Identity{EarlyWarning}, "early-warning endpoints"},
 	{"demarche.earlywarning.>", Pub, []Identity{Gateway, Operator}, "ingest, score"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
@@ -139,7 +226,7 @@ var Table = []Rule{
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
-	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
+	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer, Subscriber}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
 	{"demarche.roster.search", Pub, readers, "read-only"},
 	{"demarche.roster.assignments", Pub, readers, "read-only"},
 	{"demarche.roster.experts", Pub, readers, "read-only"},
@@ -148,15 +235,136 @@ var Table = []Rule{
 	{"demarche.earlywarning.score", Pub, readers, "read-only"},
 }
 
-// Permissions are the subjects an identity may publish and subscribe to.
+// Table is every permission there is: the hand-written rules, then the rows
+// derived from Durables, Ephemerals, MessageReads and ConsumerWatchers, each
+// identity's own inbox, and each responder's right to answer its callers'
+// inboxes. Anything not allowed here is refused; Denied takes back, from
+// identities with consumer rights of any name on a stream, the names of the
+// durables others own there.
+var Table = derive(rules)
+
+func derive(rules []Rule) []Rule {
+	out := slices.Clone(rules)
+	for _, id := range Identities {
+		out = append(out, Rule{InboxPrefix(id) + ".>", Sub, []Identity{id}, "its own inbox: replies to its requests, JetStream API answers, ordered consumers' deliveries"})
+	}
+	for _, id := range Identities {
+		for _, c := range ownedDurables(id, DefaultPartners) {
+			out = append(out, consumerRules(id, c.Stream, c.Name, "its durable consumer "+c.String())...)
+		}
+		for _, stream := range Ephemerals[id] {
+			out = append(out, consumerRules(id, stream, "*", "ordered consumers on "+stream+" (library-named; others' durables denied)")...)
+			out = append(out, Rule{"$JS.FC." + stream + ".>", Pub, []Identity{id}, "flow control of its ordered push consumers on " + stream})
+		}
+		for _, stream := range MessageReads[id] {
+			if strings.HasPrefix(stream, "KV_") {
+				out = append(out,
+					Rule{"$JS.API.DIRECT.GET." + stream, Pub, []Identity{id}, "read a key of its bucket"},
+					Rule{"$JS.API.DIRECT.GET." + stream + ".>", Pub, []Identity{id}, "read a key of its bucket"})
+				continue
+			}
+			out = append(out, Rule{"$JS.API.STREAM.MSG.GET." + stream, Pub, []Identity{id}, "read one message of " + stream})
+		}
+	}
+	for _, id := range ConsumerWatchers {
+		out = append(out,
+			Rule{"$JS.API.CONSUMER.INFO.*.*", Pub, []Identity{id}, "every consumer's state (watch them)"},
+			Rule{"$JS.API.CONSUMER.NAMES.*", Pub, []Identity{id}, "list consumers"},
+			Rule{"$JS.API.CONSUMER.LIST.*", Pub, []Identity{id}, "list consumers"})
+	}
+	// Replies: a responder publishes on the inbox of each identity that may
+	// call it, and on no other (inbox prefixes are whole tokens,
+	// _INBOX_<identity>, so no wildcard could say "any inbox" without
+	// saying "any subject").
+	for _, caller := range Identities {
+		var to []Identity
+		for _, r := range responders {
+			if r != caller && calls(out, caller, r) {
+				to = append(to, r)
+			}
+		}
+		if len(to) > 0 {
+			out = append(out, Rule{InboxPrefix(caller) + ".>", Pub, to, "answer " + string(caller) + "'s requests"})
+		}
+	}
+	return out
+}
+
+// consumerRules are the rights to run one consumer (name "*": any name).
+func consumerRules(id Identity, stream, name, why string) []Rule {
+	who := []Identity{id}
+	rs := []Rule{
+		{"$JS.API.CONSUMER.CREATE." + stream + "." + name, Pub, who, why},
+		{"$JS.API.CONSUMER.CREATE." + stream + "." + name + ".>", Pub, who, why + " (filtered)"},
+		{"$JS.API.CONSUMER.INFO." + stream + "." + name, Pub, who, why},
+		{"$JS.API.CONSUMER.DELETE." + stream + "." + name, Pub, who, why},
+		{"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + name, Pub, who, why},
+	}
+	if name != "*" {
+		rs = append(rs, Rule{"$JS.ACK." + stream + "." + name + ".>", Pub, who, why + ": acknowledge"})
+	}
+	return rs
+}
+
+// ownedDurables are id's durables, the partners service's webhook consumers
+// for partners included.
+func ownedDurables(id Identity, partners []string) []Consumer {
+	out := slices.Clone(Durables[id])
+	if id == Partners {
+		for _, org := range partners {
+			out = append(out, WebhookDurable(org))
+		}
+	}
+	return out
+}
+
+// calls tells whether caller may publish on a subject responder listens on
+// (its request subjects, $SRV discovery).
+func calls(table []Rule, caller, responder Identity) bool {
+	for _, l := range table {
+		if l.Access&Sub == 0 || !slices.Contains(l.Who, responder) || strings.HasPrefix(l.Subject, "_INBOX") {
+			continue
+		}
+		for _, p := range table {
+			if p.Access&Pub != 0 && slices.Contains(p.Who, caller) && Overlap(p.Subject, l.Subject) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Overlap tells whether two subjects (wildcards allowed) have a subject in common.
+func Overlap(a, b string) bool {
+	at, bt := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; ; i++ {
+		if i == len(at) || i == len(bt) {
+			return len(at) == len(bt)
+		}
+		if at[i] == ">" || bt[i] == ">" {
+			return true
+		}
+		if at[i] != bt[i] && at[i] != "*" && bt[i] != "*" {
+			return false
+		}
+	}
+}
+
+// Permissions are the subjects an identity may publish and subscribe to;
+// PublishDeny takes subjects back from Publish (nats-server's deny list wins
+// over its allow list).
 type Permissions struct {
 	Publish, Subscribe []string
+	PublishDeny        []string
 }
 
 // PermissionsOf derives an identity's permissions from Table (a partner
 // organisation's or a signal source's from PartnerPermissions and
-// SignalSourcePermissions).
-func PermissionsOf(id Identity) Permissions {
+// SignalSourcePermissions). outside are the partner organisations and signal
+// sources let in beside Démarche's identities: the partners service gets a
+// webhook consumer for each partner among them (DefaultPartners' are in
+// Table), and their durables are denied to others like every durable.
+func PermissionsOf(id Identity, outside ...Identity) Permissions {
 	if org, ok := id.Partner(); ok {
 		return PartnerPermissions(org)
 	}
@@ -164,9 +372,9 @@ func PermissionsOf(id Identity) Permissions {
 		return SignalSourcePermissions(source)
 	}
 	var p Permissions
-	for _, r := range Table {
+	add := func(r Rule) {
 		if !slices.Contains(r.Who, id) {
-			continue
+			return
 		}
 		if r.Access&Pub != 0 && !slices.Contains(p.Publish, r.Subject) {
 			p.Publish = append(p.Publish, r.Subject)
@@ -175,7 +383,73 @@ func PermissionsOf(id Identity) Permissions {
 			p.Subscribe = append(p.Subscribe, r.Subject)
 		}
 	}
+	for _, r := range Table {
+		add(r)
+	}
+	partners := partnersOf(outside)
+	if id == Partners {
+		for _, org := range partners {
+			if !slices.Contains(DefaultPartners, org) {
+				c := WebhookDurable(org)
+				for _, r := range consumerRules(id, c.Stream, c.Name, "") {
+					add(r)
+				}
+			}
+		}
+	}
+	p.PublishDeny = Denied(id, partners)
 	return p
+}
+
+// partnersOf are DefaultPartners and the partner organisations among ids.
+func partnersOf(ids []Identity) []string {
+	out := slices.Clone(DefaultPartners)
+	for _, id := range ids {
+		if org, ok := id.Partner(); ok && !slices.Contains(out, org) {
+			out = append(out, org)
+		}
+	}
+	return out
+}
+
+// AllDurables are every durable consumer there is, by owner: Durables, the
+// partners service's webhook consumers and each partner organisation's own.
+func AllDurables(partners []string) map[Identity][]Consumer {
+	out := map[Identity][]Consumer{}
+	for _, id := range Identities {
+		if cs := ownedDurables(id, partners); len(cs) > 0 {
+			out[id] = cs
+		}
+	}
+	for _, org := range partners {
+		out[PartnerIdentity(org)] = []Consumer{{PartnersStream, org}}
+	}
+	return out
+}
+
+// Denied are the consumer subjects an identity is refused although its
+// consumer rights of any name on a stream (Ephemerals) would match them: the
+// names of the durables others own on that stream. Creating (or updating,
+// the same request), deleting and pulling are denied; acknowledging is never
+// granted on names the identity does not own.
+func Denied(id Identity, partners []string) []string {
+	var out []string
+	for owner, cs := range AllDurables(partners) {
+		if owner == id {
+			continue
+		}
+		for _, c := range cs {
+			if !slices.Contains(Ephemerals[id], c.Stream) {
+				continue
+			}
+			for _, verb := range []string{"CREATE", "DELETE", "MSG.NEXT"} {
+				out = append(out, "$JS.API.CONSUMER."+verb+"."+c.String())
+			}
+			out = append(out, "$JS.API.CONSUMER.CREATE."+c.String()+".>")
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // User is an identity's NATS user name: demarche-<identity>.
@@ -279,13 +553,18 @@ func ServerConfig(extra ...Identity) string {
 	b.WriteString("# DEMARCHE_UPDATE_DEPLOY=1. Do not edit: change the table.\n")
 	b.WriteString("# Include it from nats-server.conf; set each DEMARCHE_NATS_<IDENTITY>_PASSWORD to a bcrypt hash.\n")
 	b.WriteString("# Partner organisations (demarche-partner-<ORG>) and signal sources (demarche-signals-<source>)\n")
-	b.WriteString("# connect from outside: give each its own password, and their clients the inbox prefix\n")
-	b.WriteString("# _INBOX_partner-<ORG> / _INBOX_signals-<source> (natscli --inbox-prefix).\n")
+	b.WriteString("# connect from outside: give each its own password. Every user's client must use its own inbox\n")
+	b.WriteString("# prefix, _INBOX_<identity> (e.g. _INBOX_observer, _INBOX_partner-<ORG>; natscli --inbox-prefix):\n")
+	b.WriteString("# each may read its own inbox alone.\n")
 	b.WriteString("authorization {\n  users = [\n")
 	for _, id := range append(slices.Clone(Identities), extra...) {
-		p := PermissionsOf(id)
+		p := PermissionsOf(id, extra...)
 		fmt.Fprintf(&b, "    {\n      user: %q\n      password: $%s\n      permissions: {\n", id.User(), PasswordVariable(id))
-		fmt.Fprintf(&b, "        publish: { allow: %s }\n", quoteList(p.Publish))
+		if len(p.PublishDeny) > 0 {
+			fmt.Fprintf(&b, "        publish: { allow: %s, deny: %s }\n", quoteList(p.Publish), quoteList(p.PublishDeny))
+		} else {
+			fmt.Fprintf(&b, "        publish: { allow: %s }\n", quoteList(p.Publish))
+		}
 		fmt.Fprintf(&b, "        subscribe: { allow: %s }\n", quoteList(p.Subscribe))
 		b.WriteString("      }\n    }\n")
 	}
@@ -382,16 +661,16 @@ func (id Identity) Check() error {
 }
 
 // InboxPrefix is the inbox prefix an identity's client must use
-// (nats.CustomInboxPrefix, natscli --inbox-prefix): _INBOX for Démarche's own
-// services, _INBOX_<identity> for partners and signal sources.
-func InboxPrefix(id Identity) string {
-	if _, ok := id.Partner(); ok {
-		return "_INBOX_" + string(id)
-	}
-	if _, ok := id.SignalSource(); ok {
-		return "_INBOX_" + string(id)
-	}
-	return "_INBOX"
+// (nats.CustomInboxPrefix, natscli --inbox-prefix): _INBOX_<identity>, for
+// every identity. Each may subscribe to its own alone, so nobody reads
+// another's replies; a responder may answer only the inboxes of those who
+// may call it. pkg/natsx.Connect sets it from the URL's user.
+func InboxPrefix(id Identity) string { return "_INBOX_" + string(id) }
+
+// IdentityOfUser is the identity of a NATS user name, demarche-<identity>.
+func IdentityOfUser(user string) (Identity, bool) {
+	id, ok := strings.CutPrefix(user, "demarche-")
+	return Identity(id), ok && id != ""
 }
 
 // PartnerPermissions are a partner organisation's.

@@ -92,9 +92,9 @@ func serverUsers(users map[natsauth.Identity]natsauth.Credentials) ([]*server.Us
 		if err != nil {
 			return nil, fmt.Errorf("hash the password of %s: %w", id.User(), err)
 		}
-		p := natsauth.PermissionsOf(id)
+		p := natsauth.PermissionsOf(id, extra...)
 		out = append(out, &server.User{Username: id.User(), Password: string(hash), Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: p.Publish},
+			Publish:   &server.SubjectPermission{Allow: p.Publish, Deny: p.PublishDeny},
 			Subscribe: &server.SubjectPermission{Allow: p.Subscribe},
 		}})
 	}

@@ -11,6 +11,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/natsauth"
 )
 
 // Connect dials NATS and keeps reconnecting for ever after a drop: a service
@@ -30,6 +32,7 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 		return nil, nil, err
 	}
 	nc, err := nats.Connect(url, append(tlsOpts,
+		InboxOption(url),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(500*time.Millisecond),
@@ -50,6 +53,33 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 		return nil, nil, fmt.Errorf("JetStream on %s: %w", Redact(url), err)
 	}
 	return nc, js, nil
+}
+
+// InboxOption is the inbox prefix of the identity in url's user
+// (demarche-<identity>: natsauth.InboxPrefix), the only inbox its permissions
+// let it read; no option (the default _INBOX) for a URL without a Démarche
+// user. Every client of a Démarche server needs it: Connect sets it, a test
+// or tool dialling with nats.Connect passes it.
+func InboxOption(url string) nats.Option {
+	if prefix := InboxPrefix(url); prefix != "" {
+		return nats.CustomInboxPrefix(prefix)
+	}
+	return func(*nats.Options) error { return nil }
+}
+
+// InboxPrefix is the inbox prefix of the identity in url's user ("" for none).
+// A seed list carries the same user in each URL: the first decides.
+func InboxPrefix(url string) string {
+	first, _, _ := strings.Cut(url, ",")
+	u, err := neturl.Parse(strings.TrimSpace(first))
+	if err != nil || u.User == nil {
+		return ""
+	}
+	id, ok := natsauth.IdentityOfUser(u.User.Username())
+	if !ok {
+		return ""
+	}
+	return natsauth.InboxPrefix(id)
 }
 
 // Environment variables configuring TLS to NATS (see Connect).

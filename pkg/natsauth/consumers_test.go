@@ -1,0 +1,229 @@
+package natsauth_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/demarche/demarche/pkg/natsauth"
+)
+
+// allowed tells whether p lets its holder publish on subject (no wildcards):
+// an allow matches and no deny does, as nats-server decides.
+func allowed(p natsauth.Permissions, subject string) bool {
+	match := func(list []string) bool {
+		return slices.ContainsFunc(list, func(s string) bool { return natsauth.Overlap(s, subject) })
+	}
+	return match(p.Publish) && !match(p.PublishDeny)
+}
+
+func subscribes(p natsauth.Permissions, subject string) bool {
+	return slices.ContainsFunc(p.Subscribe, func(s string) bool { return natsauth.Overlap(s, subject) })
+}
+
+// consumerVerbs are the subjects that create (or update), delete, pull from
+// and acknowledge consumer c, as clients send them.
+func consumerVerbs(c natsauth.Consumer) map[string]string {
+	return map[string]string{
+		"create":          "$JS.API.CONSUMER.CREATE." + c.String(),
+		"create filtered": "$JS.API.CONSUMER.CREATE." + c.String() + ".demarche.crisis.africa.>",
+		"create durable":  "$JS.API.CONSUMER.DURABLE.CREATE." + c.String(),
+		"delete":          "$JS.API.CONSUMER.DELETE." + c.String(),
+		"pull":            "$JS.API.CONSUMER.MSG.NEXT." + c.String(),
+		"acknowledge":     "$JS.ACK." + c.String() + ".1.7.42.1765000000000000000.0",
+	}
+}
+
+// TestOnlyTheOwnerTouchesADurable: no identity but its owner may create,
+// update, delete, pull from or acknowledge a durable consumer; the owner may
+// (but the legacy durable-create form, which nobody needs).
+func TestOnlyTheOwnerTouchesADurable(t *testing.T) {
+	outside := natsauth.DeployIdentities()
+	all := append(slices.Clone(natsauth.Identities), outside...)
+	durables := natsauth.AllDurables(natsauth.DefaultPartners)
+	for _, must := range []natsauth.Consumer{{natsauth.CrisisStream, "audit"}, {natsauth.CrisisStream, "eventlog"}, {natsauth.CrisisStream, "partners"},
+		{natsauth.SignalsStream, "earlywarning-signals"}, {natsauth.PartnersStream, "partners-webhook-AU"}, {natsauth.PartnersStream, "AU"}} {
+		found := false
+		for _, cs := range durables {
+			found = found || slices.Contains(cs, must)
+		}
+		if !found {
+			t.Errorf("durable %s is in no identity's list", must)
+		}
+	}
+	for owner, cs := range durables {
+		for _, c := range cs {
+			for verb, subject := range consumerVerbs(c) {
+				for _, id := range all {
+					if id == natsauth.Provisioner {
+						continue // manages everything
+					}
+					got := allowed(natsauth.PermissionsOf(id, outside...), subject)
+					want := id == owner && verb != "create durable"
+					if _, partner := owner.Partner(); partner && id == owner {
+						continue // PartnerPermissions: its one consumer, with its own filter alone
+					}
+					if got != want {
+						t.Errorf("%s may %s %s (%s): %v, want %v (owner %s)", id, verb, c, subject, got, want, owner)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestOrderedConsumersButNoOneElses: the identities that run ordered
+// consumers may make them under library-made names, on their streams alone,
+// in the forms that name them; the legacy ephemeral form (the name in the
+// body, where no permission sees it) is nobody's.
+func TestOrderedConsumersButNoOneElses(t *testing.T) {
+	for id, streams := range natsauth.Ephemerals {
+		p := natsauth.PermissionsOf(id)
+		for _, stream := range streams {
+			for _, s := range []string{"$JS.API.CONSUMER.CREATE." + stream + ".Xy3kQ_1", "$JS.API.CONSUMER.CREATE." + stream + ".Xy3kQ_2.demarche.crisis.>",
+				"$JS.API.CONSUMER.MSG.NEXT." + stream + ".Xy3kQ_1", "$JS.API.CONSUMER.DELETE." + stream + ".Xy3kQ_1"} {
+				if !allowed(p, s) {
+					t.Errorf("%s may not %s", id, s)
+				}
+			}
+			if allowed(p, "$JS.ACK."+stream+".Xy3kQ_1.1.1.1.1.0") {
+				t.Errorf("%s may acknowledge another's consumer on %s", id, stream)
+			}
+		}
+		if allowed(p, "$JS.API.CONSUMER.CREATE."+natsauth.PartnersStream+".Xy3kQ_1") {
+			t.Errorf("%s may make consumers on the partner stream", id)
+		}
+	}
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		p := natsauth.PermissionsOf(id)
+		for _, stream := range []string{natsauth.CrisisStream, natsauth.AuditStream, natsauth.PartnersStream, natsauth.KV(natsauth.RosterBucket)} {
+			if id != natsauth.Provisioner && allowed(p, "$JS.API.CONSUMER.CREATE."+stream) {
+				t.Errorf("%s may use the legacy ephemeral create form on %s", id, stream)
+			}
+		}
+	}
+}
+
+// TestEveryInboxIsItsOwn: each identity subscribes to its own inbox prefix
+// alone, never to _INBOX.> or another's; responders answer their callers.
+func TestEveryInboxIsItsOwn(t *testing.T) {
+	all := append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...)
+	for _, id := range all {
+		p := natsauth.PermissionsOf(id)
+		mine := natsauth.InboxPrefix(id)
+		if mine != "_INBOX_"+string(id) {
+			t.Errorf("%s's inbox prefix is %s", id, mine)
+		}
+		if !subscribes(p, mine+".abc.1") {
+			t.Errorf("%s cannot read its own inbox", id)
+		}
+		if subscribes(p, "_INBOX.abc") {
+			t.Errorf("%s may read the shared _INBOX", id)
+		}
+		for _, s := range p.Subscribe {
+			if strings.HasPrefix(s, "_INBOX") && s != mine+".>" || s == ">" || strings.HasPrefix(s, "*") {
+				t.Errorf("%s subscribes to %s", id, s)
+			}
+		}
+		for _, other := range all {
+			if other != id && subscribes(p, natsauth.InboxPrefix(other)+".abc") {
+				t.Errorf("%s may read %s's inbox", id, other)
+			}
+		}
+	}
+	// The roster answers the worker and the gateway, not the partners service
+	// (which never calls it); the worker answers nobody.
+	if !allowed(natsauth.PermissionsOf(natsauth.Roster), "_INBOX_worker.abc") || !allowed(natsauth.PermissionsOf(natsauth.Roster), "_INBOX_gateway.abc") {
+		t.Error("the roster cannot answer its callers")
+	}
+	if allowed(natsauth.PermissionsOf(natsauth.Roster), "_INBOX_partners.abc") || allowed(natsauth.PermissionsOf(natsauth.Worker), "_INBOX_gateway.abc") {
+		t.Error("replies go to identities that never ask")
+	}
+}
+
+// TestMoneyAndBookingsMoveForTheWorkerAlone.
+func TestMoneyAndBookingsMoveForTheWorkerAlone(t *testing.T) {
+	for _, subject := range []string{"demarche.funding.request", "demarche.funding.decide", "demarche.funding.disburse", "demarche.roster.reserve", "demarche.roster.release"} {
+		for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+			if got := allowed(natsauth.PermissionsOf(id), subject); got != (id == natsauth.Worker) {
+				t.Errorf("%s may request %s: %v", id, subject, got)
+			}
+		}
+	}
+	for _, subject := range []string{"demarche.funding.balance", "demarche.funding.ledger", "demarche.roster.search", "demarche.roster.assignments", "demarche.roster.experts"} {
+		for _, id := range []natsauth.Identity{natsauth.Worker, natsauth.Gateway, natsauth.Operator, natsauth.Observer} {
+			if !allowed(natsauth.PermissionsOf(id), subject) {
+				t.Errorf("%s may not read %s", id, subject)
+			}
+		}
+	}
+}
+
+// TestObserverReadsOnly: the observer writes nothing, edits, deletes, pulls
+// from and acknowledges no consumer of anyone's.
+func TestObserverReadsOnly(t *testing.T) {
+	p := natsauth.PermissionsOf(natsauth.Observer)
+	for _, s := range p.Publish {
+		if strings.HasPrefix(s, "$JS.ACK") || strings.HasPrefix(s, "$KV.") || strings.HasPrefix(s, "demarche.") && !slices.Contains([]string{"demarche.audit.chain", "demarche.audit.heads",
+			"demarche.schema.>", "demarche.roster.search", "demarche.roster.assignments", "demarche.roster.experts", "demarche.funding.balance", "demarche.funding.ledger",
+			"demarche.earlywarning.score"}, s) {
+			t.Errorf("the observer may publish on %s", s)
+		}
+	}
+	for _, s := range []string{"$JS.API.STREAM.MSG.GET." + natsauth.LedgerStream, "$JS.API.DIRECT.GET.KV_DEMARCHE_FUNDING.$KV.DEMARCHE_FUNDING.paid.x",
+		"$JS.API.STREAM.PURGE." + natsauth.CrisisStream, "$JS.API.STREAM.MSG.DELETE." + natsauth.AuditStream, "demarche.crisis.africa.GN.GN-1.crisis_closed",
+		"$KV.DEMARCHE_ROSTER.booked.x", "demarche.audit.read", "demarche.signals.acled"} {
+		if allowed(p, s) {
+			t.Errorf("the observer may publish on %s", s)
+		}
+	}
+}
+
+// TestMessageReadsWhereNeeded: STREAM.MSG.GET and DIRECT.GET are the owners'.
+func TestMessageReadsWhereNeeded(t *testing.T) {
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		if id == natsauth.Provisioner {
+			continue
+		}
+		for _, s := range natsauth.PermissionsOf(id).Publish {
+			if !strings.HasPrefix(s, "$JS.API.STREAM.MSG.GET.") && !strings.HasPrefix(s, "$JS.API.DIRECT.GET.") {
+				continue
+			}
+			stream := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(s, "$JS.API.STREAM.MSG.GET."), "$JS.API.DIRECT.GET."), ".>")
+			if strings.Contains(stream, "*") || !slices.Contains(natsauth.MessageReads[id], stream) {
+				t.Errorf("%s may read messages of %s (%s)", id, stream, s)
+			}
+		}
+	}
+	if allowed(natsauth.PermissionsOf(natsauth.Roster), "$JS.API.DIRECT.GET.KV_DEMARCHE_FUNDING.$KV.DEMARCHE_FUNDING.paid.x") {
+		t.Error("the roster may read funding's bucket")
+	}
+}
+
+// TestAuditWatchesEveryConsumer: wall 6 watches consumers from the audit service.
+func TestAuditWatchesEveryConsumer(t *testing.T) {
+	p := natsauth.PermissionsOf(natsauth.Audit)
+	for _, s := range []string{"$JS.API.CONSUMER.INFO." + natsauth.CrisisStream + ".eventlog", "$JS.API.CONSUMER.INFO." + natsauth.PartnersStream + ".partners-webhook-AU",
+		"$JS.API.CONSUMER.LIST." + natsauth.SignalsStream, "$JS.API.CONSUMER.NAMES." + natsauth.CrisisStream} {
+		if !allowed(p, s) {
+			t.Errorf("audit may not %s", s)
+		}
+	}
+	if allowed(natsauth.PermissionsOf(natsauth.Roster), "$JS.API.CONSUMER.INFO."+natsauth.CrisisStream+".audit") {
+		t.Error("the roster reads the audit consumer's state")
+	}
+}
+
+func TestOverlap(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"a.b", "a.b", true}, {"a.*", "a.b", true}, {"a.>", "a.b.c", true}, {"a.>", "a", false}, {"a.b", "a.b.c", false},
+		{"a.*.c", "a.b.*", true}, {"_INBOX_worker.>", "_INBOX.>", false}, {"$SRV.>", "$SRV.PING", true},
+	} {
+		if got := natsauth.Overlap(c.a, c.b); got != c.want {
+			t.Errorf("Overlap(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}
