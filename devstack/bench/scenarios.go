@@ -225,7 +225,9 @@ func (r *runner) ingest(ctx context.Context) error {
 	for i := range sigs {
 		sigs[i] = benchSignal(i, countries[i%len(countries)], crisisTypes[(i/len(countries))%len(crisisTypes)], weight)
 	}
-	cons, err := r.opJS.Consumer(ctx, earlywarning.SignalsStream, earlywarning.SignalsDurable)
+	// The bench's own user reads early warning's consumer: a service's
+	// consumers are its own (natsauth), the operator sees only its ordered ones.
+	cons, err := r.bjs.Consumer(ctx, earlywarning.SignalsStream, earlywarning.SignalsDurable)
 	if err != nil {
 		return fmt.Errorf("early warning's consumer: %w", err)
 	}
@@ -508,7 +510,9 @@ func (r *runner) fanout(ctx context.Context) error {
 		}
 	}()
 	for j := range k {
-		c, err := eventbus.Consume(ctx, r.opJS, eventbus.ConsumerConfig{Durable: fmt.Sprintf("bench-fanout-%s-%d", randomHex(3), j),
+		// The bench's own user makes the fan-out's durables: no Démarche
+		// identity may make durables it does not own (natsauth.Durables).
+		c, err := eventbus.Consume(ctx, r.bjs, eventbus.ConsumerConfig{Durable: fmt.Sprintf("bench-fanout-%s-%d", randomHex(3), j),
 			FilterSubjects: []string{eventbus.CrisisEvents(id)}}, func(_ context.Context, ev eventbus.Event) error {
 			at := time.Now()
 			var i int

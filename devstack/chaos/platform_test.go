@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
 )
 
@@ -244,7 +245,7 @@ func (p *platform) connect(id natsauth.Identity) (*nats.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nats.Connect(u, nats.Name("demarche-chaos"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second))
+	return nats.Connect(u, natsx.InboxOption(u), nats.Name("demarche-chaos"), nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.Timeout(5*time.Second))
 }
 
 // token is a demo identity's bearer token from the data folder.

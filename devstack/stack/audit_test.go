@@ -37,7 +37,8 @@ func TestAuditTrail(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
 	tc := temporalClient(t, s)
-	nc, js := jsOf(t, s)
+	nc, _ := jsOf(t, s)
+	_, obs := jsAs(t, s, natsauth.Observer) // the observer reads every consumer's state
 	ctx := context.Background()
 
 	pub, key, err := ed25519.GenerateKey(nil)
@@ -68,7 +69,7 @@ func TestAuditTrail(t *testing.T) {
 	}
 	// The audit consumer has taken every event.
 	waitFor(t, func() bool {
-		c, err := js.Consumer(ctx, eventbus.StreamName, audit.Durable)
+		c, err := obs.Consumer(ctx, eventbus.StreamName, audit.Durable)
 		if err != nil {
 			return false
 		}

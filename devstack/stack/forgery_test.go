@@ -15,6 +15,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/funding"
@@ -33,7 +34,7 @@ func TestForgeriesOnTheStack(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
 	ctx := context.Background()
-	obs, err := nats.Connect(s.NATSURLFor(natsauth.Observer))
+	obs, err := nats.Connect(s.NATSURLFor(natsauth.Observer), natsx.InboxOption(s.NATSURLFor(natsauth.Observer)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func TestForgeriesOnTheStack(t *testing.T) {
 	}
 	_ = obs.Flush()
 
-	wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker))
+	wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker), natsx.InboxOption(s.NATSURLFor(natsauth.Worker)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +140,7 @@ func TestVanishedLedgerIsAnAlarm(t *testing.T) {
 		t.Fatalf("fund balance on a new data folder: %v\n%s", err, out)
 	}
 	// Only the provisioner may remove a stream.
-	pnc, err := nats.Connect(s.NATSURLFor(natsauth.Provisioner))
+	pnc, err := nats.Connect(s.NATSURLFor(natsauth.Provisioner), natsx.InboxOption(s.NATSURLFor(natsauth.Provisioner)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/partners"
@@ -91,7 +92,8 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	id := watch.crisisID(30 * time.Second)
 
 	// Partners learn of it within seconds (generous bound: not a speed test).
-	kv, err := js.KeyValue(ctx, partners.CrisisBucket)
+	_, pjs := jsAs(t, s, natsauth.Partners) // its bucket is its own to read
+	kv, err := pjs.KeyValue(ctx, partners.CrisisBucket)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +102,8 @@ func TestMetricsAfterACrisis(t *testing.T) {
 		return err == nil
 	})
 	t.Logf("partners handled %s %v after its signal", id, time.Since(started).Round(time.Millisecond))
-	cons, err := js.Consumer(ctx, eventbus.StreamName, partners.Durable)
+	_, obs := jsAs(t, s, natsauth.Observer) // the observer reads every consumer's state
+	cons, err := obs.Consumer(ctx, eventbus.StreamName, partners.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}

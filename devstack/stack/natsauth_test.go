@@ -14,6 +14,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/partners"
@@ -53,7 +54,7 @@ func TestNATSPermissions(t *testing.T) {
 
 	conns := map[natsauth.Identity]*nats.Conn{}
 	for _, id := range natsauth.Identities {
-		nc, err := nats.Connect(s.NATSURLFor(id), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		nc, err := nats.Connect(s.NATSURLFor(id), natsx.InboxOption(s.NATSURLFor(id)), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}
@@ -70,7 +71,7 @@ func TestNATSPermissions(t *testing.T) {
 	// so the connection's last error tells whether it was allowed.
 	probe := func(id natsauth.Identity, do func(*nats.Conn) error) bool {
 		t.Helper()
-		nc, err := nats.Connect(s.NATSURLFor(id), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
+		nc, err := nats.Connect(s.NATSURLFor(id), natsx.InboxOption(s.NATSURLFor(id)), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))
 		if err != nil {
 			t.Fatalf("%s: %v", id, err)
 		}

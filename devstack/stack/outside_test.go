@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -222,7 +223,7 @@ func afterReset(t *testing.T, s *stack.Stack, tc client.Client, records []*demar
 	// new run at a history event that published nothing. The guard chains
 	// it (it names a run and history event of the crisis's workflow);
 	// reconcile names it.
-	wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker))
+	wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker), natsx.InboxOption(s.NATSURLFor(natsauth.Worker)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -179,7 +180,7 @@ func TestPlatform(t *testing.T) {
 
 	t.Run("a crisis walks through six stages, seen by a plain NATS subscriber", func(t *testing.T) {
 		ctx := context.Background()
-		nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
+		nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator), natsx.InboxOption(s.NATSURLFor(natsauth.Operator)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,7 +277,7 @@ func TestPlatform(t *testing.T) {
 		}
 
 		// The event-log service consumed every event durably, with nothing left unacknowledged.
-		_, js := jsOf(t, s)
+		_, js := jsAs(t, s, natsauth.Observer) // the observer reads every consumer's state
 		waitFor(t, func() bool {
 			c, err := js.Consumer(ctx, eventbus.StreamName, eventlog.Durable)
 			if err != nil {
@@ -301,7 +302,7 @@ func TestPlatform(t *testing.T) {
 
 		// Republishing an event with the same id (as the worker's retried
 		// activity does; no one else may publish crisis events) stores it once.
-		wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker))
+		wnc, err := nats.Connect(s.NATSURLFor(natsauth.Worker), natsx.InboxOption(s.NATSURLFor(natsauth.Worker)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -460,9 +461,25 @@ func TestDataFolderServesOneStackAtATime(t *testing.T) {
 	}
 }
 
+// jsAs is JetStream as one identity (with its inbox prefix): the observer
+// reads every consumer's state, an owner its own bucket.
+func jsAs(t *testing.T, s *stack.Stack, id natsauth.Identity) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(s.NATSURLFor(id), natsx.InboxOption(s.NATSURLFor(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
 func jsOf(t *testing.T, s *stack.Stack) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
+	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator), natsx.InboxOption(s.NATSURLFor(natsauth.Operator)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -514,7 +531,7 @@ func waitFor(t *testing.T, cond func() bool) {
 // natsConn connects a test's own client to the stack's NATS, closed at cleanup.
 func natsConn(t *testing.T, s *stack.Stack) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator))
+	nc, err := nats.Connect(s.NATSURLFor(natsauth.Operator), natsx.InboxOption(s.NATSURLFor(natsauth.Operator)))
 	if err != nil {
 		t.Fatal(err)
 	}

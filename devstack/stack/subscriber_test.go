@@ -108,7 +108,7 @@ func TestExampleSubscriberFollowsARegion(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build examples/subscriber: %v\n%s", err, out)
 	}
-	args := []string{"--nats-url", s.NATSURLFor(natsauth.Observer), "--region", "africa", "--durable", "example-it", "--state", filepath.Join(dir, "seen"), "--lag-every", "200ms"}
+	args := []string{"--nats-url", s.NATSURLFor(natsauth.Subscriber), "--region", "africa", "--durable", "example-subscriber", "--state", filepath.Join(dir, "seen"), "--lag-every", "200ms"}
 	run := &subscriberRun{}
 	cmd := run.start(t, bin, args...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()

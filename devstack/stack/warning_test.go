@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -85,7 +86,8 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 		return delivered("demarche.partner.*.africa.ML." + next + ".crisis_opened")
 	})
 	t.Logf("partner delivery of %s %v after the import opened a crisis", next, time.Since(started).Round(time.Millisecond))
-	cons, err := js.Consumer(ctx, eventbus.StreamName, partners.Durable)
+	_, obs := jsAs(t, s, natsauth.Observer) // the observer reads every consumer's state
+	cons, err := obs.Consumer(ctx, eventbus.StreamName, partners.Durable)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,7 +13,13 @@
 // It prints one JSON line per event handled (the "business logic" of this
 // example) and its reports on stderr.
 //
-//	go run . --nats-url nats://127.0.0.1:4222 --region africa --durable my-service
+//	go run . --nats-url nats://demarche-subscriber:<password>@127.0.0.1:4222 --region africa
+//
+// On a Démarche server every user has its own inbox prefix, _INBOX_<identity>
+// (its replies are its own to read): the example derives it from the URL's
+// user (demarche-<identity>), or takes --inbox-prefix. Its durable consumer
+// is one its identity owns by name (`demarche dev`'s subscriber identity owns
+// example-subscriber).
 package main
 
 import (
@@ -23,8 +29,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -50,6 +58,7 @@ func main() {
 	flag.StringVar(&cfg.url, "nats-url", nats.DefaultURL, "NATS server")
 	flag.StringVar(&cfg.region, "region", "africa", "region to follow: africa, americas, asia-pacific, europe, middle-east")
 	flag.StringVar(&cfg.durable, "durable", "example-subscriber", "durable consumer name: the subscriber resumes where this name stopped")
+	flag.StringVar(&cfg.inbox, "inbox-prefix", "", "inbox prefix (default: _INBOX_<identity> for a URL with user demarche-<identity>, else _INBOX)")
 	flag.StringVar(&cfg.state, "state", "", "file keeping the ids of handled events, so a restart still skips redeliveries (empty: in memory)")
 	flag.DurationVar(&cfg.lagEvery, "lag-every", 10*time.Second, "how often to report lag")
 	flag.Parse()
@@ -62,8 +71,25 @@ func main() {
 }
 
 type config struct {
-	url, region, durable, state string
-	lagEvery                    time.Duration
+	url, region, durable, state, inbox string
+	lagEvery                           time.Duration
+}
+
+// inboxPrefix is --inbox-prefix, or _INBOX_<identity> for a URL whose user
+// is demarche-<identity>.
+func inboxPrefix(cfg config) string {
+	if cfg.inbox != "" {
+		return cfg.inbox
+	}
+	first, _, _ := strings.Cut(cfg.url, ",")
+	u, err := url.Parse(strings.TrimSpace(first))
+	if err != nil || u.User == nil {
+		return ""
+	}
+	if id, ok := strings.CutPrefix(u.User.Username(), "demarche-"); ok && id != "" {
+		return "_INBOX_" + id
+	}
+	return ""
 }
 
 // handled is one line of output.
@@ -78,7 +104,11 @@ type handled struct {
 }
 
 func run(ctx context.Context, cfg config, out *os.File) error {
-	nc, err := nats.Connect(cfg.url, nats.Name("example-subscriber "+cfg.durable), nats.MaxReconnects(-1))
+	opts := []nats.Option{nats.Name("example-subscriber " + cfg.durable), nats.MaxReconnects(-1)}
+	if prefix := inboxPrefix(cfg); prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
+	}
+	nc, err := nats.Connect(cfg.url, opts...)
 	if err != nil {
 		return err
 	}

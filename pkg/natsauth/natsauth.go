@@ -695,3 +695,25 @@ func SignalSourcePermissions(source string) Permissions {
 		Subscribe: []string{InboxPrefix(SignalSourceIdentity(source)) + ".>"},
 	}
 }
+
+// Allows tells whether p lets its holder publish on subject (no wildcards):
+// an allow matches and no deny does, as nats-server decides.
+func (p Permissions) Allows(subject string) bool {
+	match := func(list []string) bool {
+		return slices.ContainsFunc(list, func(s string) bool { return Overlap(s, subject) })
+	}
+	return match(p.Publish) && !match(p.PublishDeny)
+}
+
+// Publishers are the identities (Démarche's own, not the provisioner, which
+// may publish anything) allowed to publish on subject: for a request
+// subject, who may call it.
+func Publishers(subject string) []Identity {
+	var out []Identity
+	for _, id := range Identities {
+		if id != Provisioner && PermissionsOf(id).Allows(subject) {
+			out = append(out, id)
+		}
+	}
+	return out
+}

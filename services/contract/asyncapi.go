@@ -13,6 +13,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/jsonschema"
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -139,14 +140,75 @@ func jsRead(stream, filter string) map[string]any {
 	return map[string]any{
 		"publish": []any{
 			"$JS.API.INFO",
-			"$JS.API.CONSUMER.CREATE." + stream + ".*." + filter,
-			"$JS.API.CONSUMER.INFO." + stream + ".*",
-			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".*",
-			"$JS.ACK." + stream + ".>",
+			"$JS.API.CONSUMER.CREATE." + stream + ".{durable}." + filter,
+			"$JS.API.CONSUMER.INFO." + stream + ".{durable}",
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".{durable}",
+			"$JS.ACK." + stream + ".{durable}.>",
 		},
-		"subscribe": []any{"_INBOX.>"},
-		"note":      "JetStream consumer (durable or ordered) on " + stream + " filtered to " + filter + "; a plain core subscription needs only subscribe on " + filter + " and sees only live events",
+		"subscribe": []any{"_INBOX_{identity}.>"},
+		"note": "a durable JetStream consumer on " + stream + " filtered to " + filter + ", named in the permissions ({durable}: the user's own, " +
+			"no one else's; see components.securitySchemes.nats.x-demarche-identities); the client uses its own inbox prefix _INBOX_{identity}. " +
+			"A plain core subscription needs only subscribe on " + filter + " and sees only live events",
 	}
+}
+
+// securityScheme is the NATS security scheme, with each identity's
+// permissions as pkg/natsauth's table gives them: the same table the
+// embedded server and deploy/nats are made from.
+func securityScheme() map[string]any {
+	ids := map[string]any{}
+	for _, id := range natsauth.Identities {
+		p := natsauth.PermissionsOf(id)
+		var durables []any
+		for _, c := range natsauth.AllDurables(natsauth.DefaultPartners)[id] {
+			durables = append(durables, c.String())
+		}
+		ids[string(id)] = map[string]any{
+			"user":               id.User(),
+			"inboxPrefix":        natsauth.InboxPrefix(id),
+			"durableConsumers":   orEmpty(durables),
+			"orderedConsumersOn": orEmpty(anys(natsauth.Ephemerals[id])),
+			"messageReads":       orEmpty(anys(natsauth.MessageReads[id])),
+			"publish":            anys(p.Publish),
+			"publishDenied":      orEmpty(anys(p.PublishDeny)),
+			"subscribe":          anys(p.Subscribe),
+		}
+	}
+	partner, source := natsauth.PartnerPermissions("{ORG}"), natsauth.SignalSourcePermissions("{source}")
+	ids["partner-{ORG}"] = map[string]any{"user": natsauth.PartnerIdentity("{ORG}").User(), "inboxPrefix": natsauth.InboxPrefix(natsauth.PartnerIdentity("{ORG}")),
+		"publish": anys(partner.Publish), "subscribe": anys(partner.Subscribe)}
+	ids["signals-{source}"] = map[string]any{"user": natsauth.SignalSourceIdentity("{source}").User(), "inboxPrefix": natsauth.InboxPrefix(natsauth.SignalSourceIdentity("{source}")),
+		"publish": anys(source.Publish), "subscribe": anys(source.Subscribe)}
+	return map[string]any{"type": "userPassword",
+		"description": "A NATS user of the deployment: demarche-<identity>, with a password (`demarche dev` writes one credentials file per identity in its data folder). " +
+			"Every user's client must use its own inbox prefix, _INBOX_<identity> (nats.CustomInboxPrefix, natscli --inbox-prefix): each may read its own inbox alone, and a service answers only the inboxes of those who may call it. " +
+			"Each identity may create, update, delete, pull from and acknowledge only its own durable consumers, named in its permissions; ordered consumers only on the streams listed, never under another's durable name. " +
+			"x-demarche-identities is generated from pkg/natsauth's table, the one the servers' configuration comes from; each operation's x-demarche-permissions lists what a user needs for it.",
+		"x-demarche-identities": ids,
+	}
+}
+
+func identityNames(ids []natsauth.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
+}
+
+func anys(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func orEmpty(a []any) []any {
+	if a == nil {
+		return []any{}
+	}
+	return a
 }
 
 // AsyncAPI builds the AsyncAPI 3 document of every subject Démarche publishes or serves.
@@ -348,15 +410,16 @@ func AsyncAPI() map[string]any {
 			"messages": map[string]any{"request": ref("#/components/messages/" + reqName)},
 		}
 		channels[id+".reply"] = map[string]any{
-			"address": nil, "description": "the requester's reply subject (an _INBOX. subject)",
+			"address": nil, "description": "the requester's reply subject (in its own inbox, _INBOX_<identity>.…)",
 			"messages": map[string]any{"reply": ref("#/components/messages/" + respName)},
 		}
 		operations[id] = map[string]any{
 			"action": "receive", "channel": ref("#/channels/" + id), "messages": []any{ref("#/channels/" + id + "/messages/request")},
 			"summary": ep.Summary, "security": security,
-			"reply":                  map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
-			"x-demarche-service":     ep.Service,
-			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX.>"}},
+			"reply":              map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
+			"x-demarche-service": ep.Service,
+			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX_{identity}.>"},
+				"identities": orEmpty(anys(identityNames(natsauth.Publishers(ep.Subject))))},
 		}
 	}
 
@@ -371,16 +434,15 @@ func AsyncAPI() map[string]any {
 		"defaultContentType": eventbus.ContentTypeData,
 		"servers": map[string]any{
 			"dev": map[string]any{"host": "127.0.0.1:4222", "protocol": "nats",
-				"description": "`demarche dev`: the embedded NATS server (no credentials)"},
+				"description": "`demarche dev`: the embedded NATS server (one user per identity, credentials in the data folder's nats-credentials)"},
 		},
 		"channels":   channels,
 		"operations": operations,
 		"components": map[string]any{
-			"schemas":    schemas.Defs(),
-			"messages":   messages,
-			"parameters": params,
-			"securitySchemes": map[string]any{"nats": map[string]any{"type": "userPassword",
-				"description": "A NATS user of the deployment (user and password, or the credentials it issues; none in `demarche dev`). Each operation's x-demarche-permissions lists the subjects that user must be allowed to publish and subscribe to."}},
+			"schemas":         schemas.Defs(),
+			"messages":        messages,
+			"parameters":      params,
+			"securitySchemes": map[string]any{"nats": securityScheme()},
 		},
 	}
 }
