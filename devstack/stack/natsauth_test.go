@@ -16,6 +16,8 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
@@ -100,7 +102,7 @@ func TestNATSPermissions(t *testing.T) {
 	t.Run("each rule of the table holds", func(t *testing.T) {
 		for _, r := range natsauth.Table {
 			subject := concrete(r.Subject)
-			if strings.HasPrefix(subject, "$JS.API.") || strings.HasPrefix(subject, "$KV.") || strings.HasPrefix(subject, "demarche.ledger.") ||
+			if strings.HasPrefix(subject, "$JS.API.") || strings.HasPrefix(subject, "$KV.") || strings.HasPrefix(subject, "$JS.ACK.") || strings.HasPrefix(subject, "demarche.ledger.") ||
 				strings.HasPrefix(subject, "demarche.audit.") || strings.HasPrefix(subject, "demarche.crisis.") || strings.HasPrefix(subject, "demarche.partner.") {
 				// Allowed publishes here would write to a stream or call the
 				// JetStream API: those are probed through refusals below.
@@ -244,6 +246,97 @@ func TestNATSPermissions(t *testing.T) {
 		}
 		if subscribeAllowed(acled, "demarche.>") {
 			t.Error("a signal source may read events")
+		}
+	})
+
+	t.Run("natsauth names the services' streams, buckets and durables", func(t *testing.T) {
+		for got, want := range map[string]string{
+			natsauth.CrisisStream: eventbus.StreamName, natsauth.DeadLetterStream: eventbus.DeadLetterStreamName,
+			natsauth.SignalsStream: earlywarning.SignalsStream, natsauth.LedgerStream: funding.LedgerStream,
+			natsauth.AuditStream: audit.StreamName, natsauth.AnchorStream: audit.AnchorStream, natsauth.PartnersStream: partners.StreamName,
+			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
+			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
+			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket,
+			natsauth.WebhookDurablePrefix: partners.WebhookDurablePrefix,
+		} {
+			if got != want {
+				t.Errorf("natsauth says %s, the service %s", got, want)
+			}
+		}
+		for owner, name := range map[natsauth.Identity]string{natsauth.Audit: audit.Durable, natsauth.EventLog: eventlog.Durable,
+			natsauth.Partners: partners.Durable, natsauth.EarlyWarning: earlywarning.SignalsDurable} {
+			if !slices.ContainsFunc(natsauth.Durables[owner], func(c natsauth.Consumer) bool { return c.Name == name }) {
+				t.Errorf("%s's durable %s is not in natsauth.Durables", owner, name)
+			}
+		}
+	})
+
+	t.Run("every durable consumer on the stack is its owner's, by name", func(t *testing.T) {
+		js, _ := jetstream.New(conns[natsauth.Observer])
+		all := natsauth.AllDurables(natsauth.DefaultPartners)
+		known := func(c natsauth.Consumer) bool {
+			for _, cs := range all {
+				if slices.Contains(cs, c) {
+					return true
+				}
+			}
+			return false
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		seen := 0
+		for name := range js.StreamNames(ctx).Name() {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lister := st.ListConsumers(ctx)
+			for info := range lister.Info() {
+				if info.Config.Durable == "" {
+					continue // ordered, library-named
+				}
+				seen++
+				if c := (natsauth.Consumer{Stream: name, Name: info.Name}); !known(c) {
+					t.Errorf("durable consumer %s is in no identity's natsauth.Durables", c)
+				}
+			}
+			if err := lister.Err(); err != nil {
+				t.Fatalf("consumers of %s: %v", name, err)
+			}
+		}
+		if seen < 4 {
+			t.Fatalf("%d durable consumers listed: the services' are missing", seen)
+		}
+	})
+
+	t.Run("each identity reads its own inbox alone", func(t *testing.T) {
+		for _, id := range natsauth.Identities {
+			if !subscribeAllowed(id, natsauth.InboxPrefix(id)+".x") {
+				t.Errorf("%s cannot read its own inbox", id)
+			}
+			if subscribeAllowed(id, "_INBOX.>") {
+				t.Errorf("%s may read _INBOX.>", id)
+			}
+			other := natsauth.Worker
+			if id == natsauth.Worker {
+				other = natsauth.Gateway
+			}
+			if subscribeAllowed(id, natsauth.InboxPrefix(other)+".>") {
+				t.Errorf("%s may read %s's inbox", id, other)
+			}
+		}
+	})
+
+	t.Run("money and bookings move for the worker alone", func(t *testing.T) {
+		for _, subject := range []string{"demarche.funding.request", "demarche.funding.decide", "demarche.funding.disburse", "demarche.roster.reserve", "demarche.roster.release"} {
+			for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+				if id == natsauth.Worker || id == natsauth.Provisioner {
+					continue
+				}
+				if publishAllowed(id, subject) {
+					t.Errorf("%s may request %s", id, subject)
+				}
+			}
 		}
 	})
 
