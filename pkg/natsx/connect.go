@@ -43,6 +43,16 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", zap.String("url", c.ConnectedUrlRedacted())) }),
+		// A refused publish or subscription comes back asynchronously, not
+		// to the call: logged, a permission the table lacks (or an
+		// attempt it refuses) is seen.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			fields := []zap.Field{zap.Error(err)}
+			if sub != nil {
+				fields = append(fields, zap.String("subject", sub.Subject))
+			}
+			log.Warn("NATS error", fields...)
+		}),
 	)...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", Redact(url), err)
