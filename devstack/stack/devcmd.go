@@ -193,7 +193,7 @@ From another terminal, sign in as one, then work as that identity:
   curl -H "Authorization: Bearer $(cat %s)" %s/v1/crises
 
 With standard tools (read-only observer credential; events tail uses the operator's, in the same folder):
-  nats --server '%s' sub '%s'
+  nats --server '%s' --inbox-prefix %s sub '%s'
   temporal workflow list --address %s --namespace %s
 
 Ctrl-C stops the platform; crises survive for the next start.
@@ -201,7 +201,7 @@ Ctrl-C stops the platform; crises survive for the next start.
 		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), codecLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
-		s.NATSURLFor(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+		s.NATSURLFor(natsauth.Observer), natsauth.InboxPrefix(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
 }
 
 func metricsLine(s *Stack) string {
