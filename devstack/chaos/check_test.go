@@ -27,7 +27,9 @@ type streamMsg struct {
 
 // readStream reads every message of a stream matching filter, by sequence.
 func readStream(ctx context.Context, p *platform, stream, filter string) ([]streamMsg, error) {
-	nc, err := p.connect(natsauth.Operator)
+	// Reading any stream by sequence is the provisioner's alone (natsauth:
+	// STREAM.MSG.GET only for a stream's owner); the checker holds every credential.
+	nc, err := p.connect(natsauth.Provisioner)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +169,7 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 	// 2. Consumers drain: nothing pending, nothing unacknowledged.
 	consumers, delivered, redelivered := map[string]bool{}, uint64(0), 0
 	err := eventually(ctx, 5*time.Minute, "every durable consumer of the crisis stream drained", func() (bool, string) {
-		nc, err := p.connect(natsauth.Operator)
+		nc, err := p.connect(natsauth.Observer) // reads every consumer's state
 		if err != nil {
 			return false, err.Error()
 		}
