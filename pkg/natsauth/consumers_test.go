@@ -25,12 +25,13 @@ func subscribes(p natsauth.Permissions, subject string) bool {
 // and acknowledge consumer c, as clients send them.
 func consumerVerbs(c natsauth.Consumer) map[string]string {
 	return map[string]string{
-		"create":          "$JS.API.CONSUMER.CREATE." + c.String(),
-		"create filtered": "$JS.API.CONSUMER.CREATE." + c.String() + ".demarche.crisis.africa.>",
-		"create durable":  "$JS.API.CONSUMER.DURABLE.CREATE." + c.String(),
-		"delete":          "$JS.API.CONSUMER.DELETE." + c.String(),
-		"pull":            "$JS.API.CONSUMER.MSG.NEXT." + c.String(),
-		"acknowledge":     "$JS.ACK." + c.String() + ".1.7.42.1765000000000000000.0",
+		"create":            "$JS.API.CONSUMER.CREATE." + c.String(),
+		"create filtered":   "$JS.API.CONSUMER.CREATE." + c.String() + ".demarche.crisis.africa.>",
+		"create durable":    "$JS.API.CONSUMER.DURABLE.CREATE." + c.String(),
+		"delete":            "$JS.API.CONSUMER.DELETE." + c.String(),
+		"pull":              "$JS.API.CONSUMER.MSG.NEXT." + c.String(),
+		"acknowledge":       "$JS.ACK." + c.String() + ".1.7.42.1765000000000000000.0",
+		"read the state of": "$JS.API.CONSUMER.INFO." + c.String(),
 	}
 }
 
@@ -59,7 +60,7 @@ func TestOnlyTheOwnerTouchesADurable(t *testing.T) {
 						continue // manages everything
 					}
 					got := allowed(natsauth.PermissionsOf(id, outside...), subject)
-					want := id == owner && verb != "create durable"
+					want := id == owner && verb != "create durable" || verb == "read the state of" && slices.Contains(natsauth.ConsumerWatchers, id)
 					if _, partner := owner.Partner(); partner && id == owner {
 						continue // PartnerPermissions: its one consumer, with its own filter alone
 					}

@@ -430,8 +430,9 @@ func AllDurables(partners []string) map[Identity][]Consumer {
 // Denied are the consumer subjects an identity is refused although its
 // consumer rights of any name on a stream (Ephemerals) would match them: the
 // names of the durables others own on that stream. Creating (or updating,
-// the same request), deleting and pulling are denied; acknowledging is never
-// granted on names the identity does not own.
+// the same request), deleting, pulling and (but for ConsumerWatchers)
+// reading their state are denied; acknowledging is never granted on names
+// the identity does not own.
 func Denied(id Identity, partners []string) []string {
 	var out []string
 	for owner, cs := range AllDurables(partners) {
@@ -442,7 +443,11 @@ func Denied(id Identity, partners []string) []string {
 			if !slices.Contains(Ephemerals[id], c.Stream) {
 				continue
 			}
-			for _, verb := range []string{"CREATE", "DELETE", "MSG.NEXT"} {
+			verbs := []string{"CREATE", "DELETE", "MSG.NEXT"}
+			if !slices.Contains(ConsumerWatchers, id) {
+				verbs = append(verbs, "INFO") // a watcher reads every consumer's state
+			}
+			for _, verb := range verbs {
 				out = append(out, "$JS.API.CONSUMER."+verb+"."+c.String())
 			}
 			out = append(out, "$JS.API.CONSUMER.CREATE."+c.String()+".>")
