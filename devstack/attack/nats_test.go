@@ -184,6 +184,13 @@ func TestNatsConsumersInboxesAndMutatingSubjects(t *testing.T) {
 			theirs := natsauth.InboxPrefix(other) + ".>"
 			refused("subscribe to the "+string(other)+" inbox", theirs, func() error { _, err := nc.SubscribeSync(theirs); return err })
 
+			// Read funding's requests and paid keys, or a ledger line by
+			// sequence: message reads are their owner's alone.
+			direct := "$JS.API.DIRECT.GET." + natsauth.KV(natsauth.FundingBucket) + ".$KV." + natsauth.FundingBucket + ".paid.flexible-financing"
+			refused("read funding's bucket (direct get)", direct, func() error { return nc.PublishRequest(direct, nc.NewInbox(), nil) })
+			get := "$JS.API.STREAM.MSG.GET." + natsauth.LedgerStream
+			refused("read a ledger line by sequence", get, func() error { return nc.PublishRequest(get, nc.NewInbox(), []byte(`{"seq":1}`)) })
+
 			// Move money, book or release experts.
 			for subject, body := range map[string]string{
 				"demarche.funding.request":  `{"crisisId":"GN-20261207-FAKE","fund":"flexible-financing","amountUsd":2900000,"requestedBy":"mallory","purpose":"forged"}`,
