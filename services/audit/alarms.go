@@ -12,12 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -47,15 +46,10 @@ const (
 	OperationEventType = "workflow-operation"
 )
 
+// The alarm metrics live in pkg/metrics, on the registry /metrics serves.
 var (
-	alarmsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "demarche", Subsystem: "audit", Name: "alarms_total",
-		Help: "Audit alarms raised: forged events refused, chains isolated.",
-	}, []string{"kind"})
-	isolatedChains = promauto.NewGauge(prometheus.GaugeOpts{
-		Namespace: "demarche", Subsystem: "audit", Name: "isolated_chains",
-		Help: "Audit chains isolated in this process because a stored record is bad.",
-	})
+	alarmsTotal    = metrics.AuditAlarms
+	isolatedChains = metrics.AuditIsolatedChains
 )
 
 // alarms is a store's alarm state.

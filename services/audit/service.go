@@ -26,6 +26,9 @@ type Config struct {
 	AnchorEvery time.Duration
 	// AnchorFile, when set, receives every anchor too (one JSON ChainHead a line).
 	AnchorFile string
+	// ConsumerWatchEvery is how often durable consumers are compared with
+	// their declarations (default DefaultConsumerWatchEvery; negative: never).
+	ConsumerWatchEvery time.Duration
 }
 
 // DefaultAnchorEvery is how often chain heads are anchored by default.
@@ -99,6 +102,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}, log)
 	if err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
+	}
+	if cfg.ConsumerWatchEvery == 0 {
+		cfg.ConsumerWatchEvery = DefaultConsumerWatchEvery
+	}
+	if cfg.ConsumerWatchEvery > 0 {
+		s.stops = append(s.stops, s.Store.watchConsumers(ctx, cfg.ConsumerWatchEvery, log))
 	}
 	if cfg.AnchorEvery == 0 {
 		cfg.AnchorEvery = DefaultAnchorEvery

@@ -64,6 +64,11 @@ type Store struct {
 	// keeps the chains isolated because a stored record is bad.
 	alarms  alarms
 	anchors anchorState
+	// consumers is the consumer watchdog's memory (consumers.go).
+	consumers struct {
+		mu sync.Mutex
+		consumerWatch
+	}
 }
 
 // Resources is the audit stream, for the provisioning identity (the service

@@ -1,0 +1,93 @@
+package audit
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
+)
+
+// TestConsumerChangedOutsideProvisioningIsAnAlarm: the audit consumer's
+// filter narrowed (a crisis's events would never be chained), a durable
+// nobody declared created, the eventlog consumer deleted: each is one
+// consumer-changed alarm (counted on the served registry, recorded on the
+// global chain), raised once however many checks follow.
+func TestConsumerChangedOutsideProvisioningIsAnAlarm(t *testing.T) {
+	e := newEnv(t)
+	svc, err := Start(context.Background(), Config{NATSURL: e.srv.URL(), ConsumerWatchEvery: -1, AnchorEvery: -1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	// eventlog provisions its consumer as declared.
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, eventbus.StreamName, jetstream.ConsumerConfig{Durable: "eventlog",
+		FilterSubjects: []string{eventbus.AllEvents()}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	counter := metrics.AuditAlarms.WithLabelValues(AlarmConsumerChanged)
+	before := testutil.ToFloat64(counter)
+	check := func(want ...string) {
+		t.Helper()
+		got, err := svc.Store.CheckConsumers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("changes %q, want %d matching %q", got, len(want), want)
+		}
+		for i, w := range want {
+			if !strings.Contains(got[i], w) {
+				t.Fatalf("change %q does not say %q", got[i], w)
+			}
+		}
+	}
+	check() // as provisioned: nothing to say
+	check()
+
+	// The audit consumer's filter narrowed to one region.
+	if _, err := e.js.UpdateConsumer(ctx, eventbus.StreamName, jetstream.ConsumerConfig{Durable: Durable,
+		FilterSubjects: []string{eventbus.SubjectRoot + ".europe.>"}, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1, MaxAckPending: 1,
+		AckWait: 30e9, Description: "Démarche consumer audit"}); err != nil {
+		t.Fatal(err)
+	}
+	check("durable consumer audit on stream DEMARCHE_CRISIS: its configuration is filter [demarche.crisis.europe.>]")
+	check() // once per change, not on every poll
+
+	// A durable nobody declared.
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, eventbus.StreamName, jetstream.ConsumerConfig{Durable: "siphon", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	check("durable consumer siphon on stream DEMARCHE_CRISIS: a durable consumer nobody declared appeared")
+	check()
+
+	// The eventlog consumer deleted.
+	if err := e.js.DeleteConsumer(ctx, eventbus.StreamName, "eventlog"); err != nil {
+		t.Fatal(err)
+	}
+	check("durable consumer eventlog on stream DEMARCHE_CRISIS: it was deleted")
+	check()
+
+	if got := testutil.ToFloat64(counter) - before; got != 3 {
+		t.Fatalf("demarche_audit_alarms_total{kind=consumer-changed} rose by %v, want 3", got)
+	}
+	global, err := svc.Store.Records(ctx, GlobalChain, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recorded int
+	for _, r := range global {
+		if strings.HasPrefix(r.GetDetail(), AlarmConsumerChanged+":") {
+			recorded++
+		}
+	}
+	if recorded != 3 {
+		t.Fatalf("%d consumer-changed alarm records on the global chain, want 3", recorded)
+	}
+}

@@ -1,0 +1,52 @@
+package funding_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/demarche/demarche/pkg/metrics"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// TestBrokenLedgerIsAnAlarmWithoutARead: a line nobody but the funding
+// service should have written (well encoded, its own hash right, but not
+// linked to the line before) raises the alarm by itself, within moments,
+// though nobody reads the fund: the ALARM is counted on the served registry
+// (demarche_funding_ledger_alarms_total{alarm="broken"}) once, however many
+// reads fail after it.
+func TestBrokenLedgerIsAnAlarmWithoutARead(t *testing.T) {
+	_, svc, nc := start(t, t.TempDir(), smallFund, otherFund)
+	broken := metrics.FundingLedgerAlarms.WithLabelValues("broken")
+	before := testutil.ToFloat64(broken)
+	forge(t, nc, "small-fund", &demarchev1.LedgerEntry{Fund: "small-fund", Line: 2, Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
+		AmountUsd: 1, BalanceAfterUsd: 999, CrisisId: "XX-1", CrisisTotalsUsd: map[string]int64{"XX-1": 1}, Key: "forged", At: timestamppb.Now(),
+		PrevHash: make([]byte, 32)})
+	deadline := time.Now().Add(30 * time.Second)
+	for svc.Store.Alarms()["small-fund"] == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no alarm for a forged ledger line within 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if why := svc.Store.Alarms()["small-fund"]; !strings.Contains(why, "line 2") {
+		t.Fatalf("alarm reason %q does not name the line", why)
+	}
+	if got := testutil.ToFloat64(broken) - before; got != 1 {
+		t.Fatalf("demarche_funding_ledger_alarms_total{alarm=broken} rose by %v, want 1", got)
+	}
+	for range 3 { // every read fails the same way: no new alarm
+		if _, err := ledgerOf(t, nc, "small-fund"); err == nil {
+			t.Fatal("a broken ledger was served")
+		}
+	}
+	if got := testutil.ToFloat64(broken) - before; got != 1 {
+		t.Fatalf("after three failing reads the alarm counter rose by %v, want 1 (once per break)", got)
+	}
+	if _, ok := svc.Store.Alarms()["other-fund"]; ok {
+		t.Fatal("the other fund was alarmed")
+	}
+}
