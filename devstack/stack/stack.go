@@ -299,11 +299,18 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("audit") {
-		auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
+		// DEMARCHE_AUDIT_SIGNING_KEY(_FILE) when set; else the data folder's
+		// own key, made on first start and kept: heads, records and anchors
+		// are signed in dev too, so a well-linked forgery does not verify.
+		auditKey, err := audit.LoadSigningKey("")
+		if err == nil && auditKey == nil {
+			auditKey, err = audit.EnsureSigningKey(s.AuditKeyFile())
+		}
 		if err != nil {
 			return nil, err
 		}
-		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile()}, log)
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
+			ConsumerWatchEvery: 2 * time.Second}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -434,6 +441,15 @@ func (s *Stack) NATSURLFor(id natsauth.Identity) string {
 		panic(err) // the server's own URL always parses
 	}
 	return u
+}
+
+// AuditKeyFile is the data folder's audit signing key (base64 ed25519 seed,
+// mode 0600), made on first start unless DEMARCHE_AUDIT_SIGNING_KEY(_FILE) names one.
+func (s *Stack) AuditKeyFile() string { return filepath.Join(s.cfg.DataDir, audit.DevKeyFile) }
+
+// AuditPublicKeyFile is its public key (base64), what `audit verify` trusts.
+func (s *Stack) AuditPublicKeyFile() string {
+	return filepath.Join(s.cfg.DataDir, audit.DevPublicKeyFile)
 }
 
 // AnchorFile is where the audit service also writes its anchors (signed chain heads).

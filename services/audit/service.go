@@ -34,6 +34,10 @@ type Config struct {
 // DefaultAnchorEvery is how often chain heads are anchored by default.
 const DefaultAnchorEvery = 30 * time.Second
 
+// DefaultAnchorGrace is how late `audit verify` lets an anchor be beyond the
+// interval (a slow round, a restart) before records not covered fail.
+const DefaultAnchorGrace = 30 * time.Second
+
 // Service is the running audit service: the consumer and the micro service.
 type Service struct {
 	nc       *nats.Conn
@@ -184,6 +188,9 @@ func FetchChainVia(ctx context.Context, call Caller, crisisID, reader string) (*
 		}
 		out.Records = append(out.Records, page.GetRecords()...)
 		out.Head = page.GetHead()
+		if a := page.GetAnchor(); a != nil && a.GetSequence() >= out.GetAnchor().GetSequence() {
+			out.Anchor = a // the chain is checked against it: dropping it would say "never anchored"
+		}
 		if len(page.GetRecords()) == 0 || uint64(len(out.Records)) >= page.GetHead().GetSequence() {
 			return out, nil
 		}
