@@ -89,6 +89,9 @@ type Config struct {
 	// send (the embedded Temporal's database holds ciphertext only), and the
 	// gateway's codec endpoint lets the Temporal UI decrypt them for auditors.
 	Codec *payloadcodec.Keyring
+	// AuditAnchorEvery is how often the audit service anchors grown chains
+	// (0: audit.DefaultAnchorEvery): tests of anchoring shorten it.
+	AuditAnchorEvery time.Duration
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -310,7 +313,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			return nil, err
 		}
 		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
-			ConsumerWatchEvery: 2 * time.Second}, log)
+			AnchorEvery: cfg.AuditAnchorEvery, ConsumerWatchEvery: 2 * time.Second}, log)
 		if err != nil {
 			return nil, err
 		}

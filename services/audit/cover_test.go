@@ -157,3 +157,76 @@ func TestEnsureSigningKey(t *testing.T) {
 		t.Fatalf("public key file %s", PublicKeyFileOf(file))
 	}
 }
+
+// TestAnchoringFindsTruncationAndRemovedAnchors: the anchoring round itself
+// notices a chain shorter than its anchor, and anchors that went missing:
+// the chain is isolated with an alarm and never anchored again (anchoring
+// the head left behind would make the truncation verify).
+func TestAnchoringFindsTruncationAndRemovedAnchors(t *testing.T) {
+	e := newEnv(t)
+	_, key, _ := ed25519.GenerateKey(nil)
+	svc, err := Start(context.Background(), Config{NATSURL: e.srv.URL(), SigningKey: key, AnchorEvery: -1, ConsumerWatchEvery: -1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	for n := 1; n <= 4; n++ {
+		e.publish(crisisA, n)
+		e.publish(crisisB, n)
+	}
+	recsA := waitChain(t, svc.Store, ChainOf(crisisA), 4)
+	waitChain(t, svc.Store, ChainOf(crisisB), 4)
+	if _, err := svc.Store.Anchor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Chain A loses its last two records (the stream made again with the rest).
+	all, err := svc.Store.Records(ctx, ChainOf(crisisB), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	global, err := svc.Store.Records(ctx, GlobalChain, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteStream(ctx, StreamName); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateStream(ctx, Resources().Streams[0]); err != nil {
+		t.Fatal(err)
+	}
+	for chain, recs := range map[string][]*demarchev1.AuditRecord{ChainOf(crisisA): recsA[:2], ChainOf(crisisB): all, GlobalChain: global} {
+		for _, r := range recs {
+			b, _ := Encode(r)
+			if _, err := e.js.Publish(ctx, SubjectOf(chain), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := svc.Store.Anchor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	iso := svc.Store.Isolated()
+	if !strings.Contains(iso[ChainOf(crisisA)], "holds 2 records but was anchored at record 4") {
+		t.Fatalf("truncated chain not isolated: %v", iso)
+	}
+	if iso[ChainOf(crisisB)] != "" {
+		t.Fatalf("an intact chain was isolated: %v", iso)
+	}
+	// Chain B's anchors removed (the anchor stream made again, empty).
+	if err := e.js.DeleteStream(ctx, AnchorStream); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateStream(ctx, Resources().Streams[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Store.Anchor(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if iso := svc.Store.Isolated(); !strings.Contains(iso[ChainOf(crisisB)], "anchors of chain crisis."+crisisB+" were removed") {
+		t.Fatalf("removed anchors not noticed: %v", iso)
+	}
+	if last, _ := svc.Store.LastAnchor(ctx, ChainOf(crisisA)); last != nil {
+		t.Fatalf("the truncated chain was anchored again: %v", last)
+	}
+}

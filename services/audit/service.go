@@ -137,6 +137,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		s.stops = append(s.stops, func() { cancel(); <-done })
 	}
 	signed := "unsigned heads"
+	if cfg.SigningKey == nil {
+		log.Warn("no audit signing key (--signing-key, " + EnvSigningKey + "): heads, records and anchors are unsigned, a well-linked forgery verifies, and `audit verify` fails once records are older than the anchoring interval")
+	}
 	if cfg.SigningKey != nil {
 		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
 	}
