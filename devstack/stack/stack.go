@@ -269,6 +269,18 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// The domain services answer over NATS; the worker's activities call them.
 	// Each runs here unless the configuration leaves it out (Config.Without).
+	// DEMARCHE_AUDIT_SIGNING_KEY(_FILE) when set; else the data folder's own
+	// key, made on first start and kept (also when audit runs on its own:
+	// `serve audit` beside this data folder uses it): heads, records and
+	// anchors are signed in dev too, so a well-linked forgery does not verify.
+	auditKey, err := audit.LoadSigningKey("")
+	if err == nil && auditKey == nil {
+		auditKey, err = audit.EnsureSigningKey(s.AuditKeyFile())
+	}
+	if err != nil {
+		return nil, err
+	}
+
 	if cfg.runs("roster") {
 		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
 		if err != nil {
@@ -302,16 +314,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("audit") {
-		// DEMARCHE_AUDIT_SIGNING_KEY(_FILE) when set; else the data folder's
-		// own key, made on first start and kept: heads, records and anchors
-		// are signed in dev too, so a well-linked forgery does not verify.
-		auditKey, err := audit.LoadSigningKey("")
-		if err == nil && auditKey == nil {
-			auditKey, err = audit.EnsureSigningKey(s.AuditKeyFile())
-		}
-		if err != nil {
-			return nil, err
-		}
 		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
 			AnchorEvery: cfg.AuditAnchorEvery, ConsumerWatchEvery: 2 * time.Second}, log)
 		if err != nil {

@@ -123,14 +123,16 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			defer close(done)
 			t := time.NewTicker(cfg.AnchorEvery)
 			defer t.Stop()
+			// A round at once: records chained before a restart (or a long
+			// outage) are anchored now, not an interval later.
 			for {
+				if _, err := s.Store.Anchor(actx); err != nil && actx.Err() == nil {
+					log.Warn("anchoring chain heads failed; will retry", zap.Error(err))
+				}
 				select {
 				case <-actx.Done():
 					return
 				case <-t.C:
-					if _, err := s.Store.Anchor(actx); err != nil && actx.Err() == nil {
-						log.Warn("anchoring chain heads failed; will retry", zap.Error(err))
-					}
 				}
 			}
 		}()

@@ -433,6 +433,13 @@ func newServeAuditCmd(app *App) *cobra.Command {
 		Short: "Run the audit service: hash-chained records of every crisis event, audited reads (NATS micro)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyFile == "" && os.Getenv(audit.EnvSigningKey) == "" && os.Getenv(audit.EnvSigningKeyFile) == "" {
+				// `demarche dev`'s key, when this runs beside its data folder (dev --without audit).
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), audit.DevKeyFile)
+				if _, err := os.Stat(def); err == nil {
+					keyFile = def
+				}
+			}
 			key, err := audit.LoadSigningKey(keyFile)
 			if err != nil {
 				return fmt.Errorf("--signing-key: %w", err)
@@ -446,7 +453,7 @@ func newServeAuditCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads and records (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+"; none: unsigned)")
+	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads, records and anchors (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+", else demarche dev's DATA/"+audit.DevKeyFile+" if there is one; none: unsigned, and audit verify fails once records outlive the anchoring interval)")
 	cmd.Flags().StringVar(&anchorFile, "anchor-file", "", "also append every anchor (signed chain head) to this file, one JSON line each; copy it off the machine")
 	cmd.Flags().DurationVar(&anchorEvery, "anchor-every", audit.DefaultAnchorEvery, "how often the heads of grown chains are anchored in "+audit.AnchorStream)
 	return cmd
