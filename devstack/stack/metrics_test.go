@@ -228,6 +228,36 @@ func TestMetricsServedAtStart(t *testing.T) {
 			t.Errorf("%s is %v at start, want %v", series, got, want)
 		}
 	}
+	// Every durable consumer the stack made is declared (eventbus.Durables),
+	// as declared: the audit service's consumer watchdog compares with it.
+	js, err := jetstream.New(natsConn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	durables := 0
+	for _, name := range eventbus.DurableStreams() {
+		st, err := js.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		for info := range st.ListConsumers(context.Background()).Info() {
+			if info.Config.Durable == "" {
+				continue
+			}
+			durables++
+			spec := eventbus.SpecOf(name, info.Name)
+			if spec == nil {
+				t.Errorf("durable %s on %s is not declared in eventbus.Durables", info.Name, name)
+				continue
+			}
+			if got, want := strings.Join(info.Config.FilterSubjects, " "), strings.Join(spec.Filter(info.Name), " "); got != want || info.Config.AckPolicy != spec.AckPolicy {
+				t.Errorf("durable %s on %s: filter %q ack %v, declared %q %v", info.Name, name, got, info.Config.AckPolicy, want, spec.AckPolicy)
+			}
+		}
+	}
+	if durables < 4 {
+		t.Errorf("%d durables on the stack, want at least audit, eventlog, partners and earlywarning-signals", durables)
+	}
 	for _, c := range []string{"audit", "eventlog", "partners", "earlywarning-signals"} {
 		if _, ok := served[`demarche_dead_letters_total{consumer="`+c+`"}`]; !ok {
 			t.Errorf("consumer %s's dead letters are not served at 0 from the start", c)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
@@ -76,6 +77,14 @@ func TestConsumerChangedOutsideProvisioningIsAnAlarm(t *testing.T) {
 
 	if got := testutil.ToFloat64(counter) - before; got != 3 {
 		t.Fatalf("demarche_audit_alarms_total{kind=consumer-changed} rose by %v, want 3", got)
+	}
+	// Nothing of ours hides on Prometheus's default registry (never served).
+	if mfs, err := prometheus.DefaultGatherer.Gather(); err == nil {
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "demarche_") {
+				t.Errorf("%s is on the default registry, which /metrics does not serve", mf.GetName())
+			}
+		}
 	}
 	global, err := svc.Store.Records(ctx, GlobalChain, 0, 1000)
 	if err != nil {

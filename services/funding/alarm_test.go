@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/demarche/demarche/pkg/metrics"
@@ -45,6 +46,14 @@ func TestBrokenLedgerIsAnAlarmWithoutARead(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(broken) - before; got != 1 {
 		t.Fatalf("after three failing reads the alarm counter rose by %v, want 1 (once per break)", got)
+	}
+	// Nothing of ours hides on Prometheus's default registry (never served).
+	if mfs, err := prometheus.DefaultGatherer.Gather(); err == nil {
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), "demarche_") {
+				t.Errorf("%s is on the default registry, which /metrics does not serve", mf.GetName())
+			}
+		}
 	}
 	if _, ok := svc.Store.Alarms()["other-fund"]; ok {
 		t.Fatal("the other fund was alarmed")
