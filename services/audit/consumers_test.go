@@ -100,3 +100,52 @@ func TestConsumerChangedOutsideProvisioningIsAnAlarm(t *testing.T) {
 		t.Fatalf("%d consumer-changed alarm records on the global chain, want 3", recorded)
 	}
 }
+
+// TestConsumerRecreatedBetweenChecksIsAnAlarm: deleted and made again under
+// the same name and configuration between two checks (so its deletion is
+// never seen), a consumer's acknowledgement floor goes back: its events
+// would be delivered again. One alarm.
+func TestConsumerRecreatedBetweenChecksIsAnAlarm(t *testing.T) {
+	e := newEnv(t)
+	svc, err := Start(context.Background(), Config{NATSURL: e.srv.URL(), ConsumerWatchEvery: -1, AnchorEvery: -1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	cfg := jetstream.ConsumerConfig{Durable: "eventlog", FilterSubjects: []string{eventbus.AllEvents()}, AckPolicy: jetstream.AckExplicitPolicy}
+	c, err := e.js.CreateOrUpdateConsumer(ctx, eventbus.StreamName, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.publish(crisisA, 1)
+	e.publish(crisisA, 2)
+	batch, err := c.Fetch(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := svc.Store.CheckConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.js.DeleteConsumer(ctx, eventbus.StreamName, "eventlog"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.js.CreateOrUpdateConsumer(ctx, eventbus.StreamName, cfg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Store.CheckConsumers(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !strings.Contains(got[0], "acknowledgement floor moved backwards from 2 to 0") {
+		t.Fatalf("changes %q", got)
+	}
+	if got, _ := svc.Store.CheckConsumers(ctx); len(got) != 0 {
+		t.Fatalf("alarmed again: %q", got)
+	}
+}
