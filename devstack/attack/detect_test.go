@@ -232,6 +232,8 @@ func TestDetectAlarmsFire(t *testing.T) {
 	}
 	broken := `demarche_funding_ledger_alarms_total{alarm="broken"}`
 	v = waitMetric(t, s, broken, start[broken])
+	a = waitAlarm(t, alarms, audit.AlarmLedgerBroken, "flexible-financing")
+	ledgerAlarm := waitMetric(t, s, alarmSeries(audit.AlarmLedgerBroken), start[alarmSeries(audit.AlarmLedgerBroken)])
 	var bal demarchev1.BalanceResponse
 	obs := natsAs(t, s, natsauth.Observer)
 	err = callFunding(ctx, obs, &bal)
@@ -243,7 +245,8 @@ func TestDetectAlarmsFire(t *testing.T) {
 		t.Fatalf("balance after a broken line: %v %v", err, bal.GetFunds())
 	}
 	attempt(t, wallDetect, "append a garbage line to fund flexible-financing's ledger", string(natsauth.Funding),
-		"detected: ALARM logged (fund, reason) and "+broken+" = "+strconv.FormatFloat(v, 'f', -1, 64)+"; the fund is refused")
+		"detected: ALARM logged (fund, reason), "+broken+" = "+strconv.FormatFloat(v, 'f', -1, 64)+
+			", audit alarm ("+a.GetReason()+") recorded, "+alarmSeries(audit.AlarmLedgerBroken)+" = "+strconv.FormatFloat(ledgerAlarm, 'f', -1, 64)+"; the fund is refused")
 
 	// 3. Consumers changed outside provisioning, by the provisioner's
 	// credential (the one identity still allowed to: an insider).

@@ -97,7 +97,7 @@ var (
 	// AuditAlarms: alarms the audit service raised, per kind (AuditAlarmKinds).
 	AuditAlarms = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: "demarche", Subsystem: "audit", Name: "alarms_total",
-		Help: "Audit alarms raised, per kind: forged-event (an event that is not the workflow's, refused), chain-isolated (a stored record is bad), consumer-changed (a durable consumer deleted, edited or created outside provisioning).",
+		Help: "Audit alarms raised, per kind: forged-event (an event that is not the workflow's, refused), chain-isolated (a stored record is bad), consumer-changed (a durable consumer deleted, edited or created outside provisioning), ledger-broken (the funding service found a fund's ledger broken).",
 	}, []string{"kind"})
 	// AuditIsolatedChains: chains this process isolated because a stored record is bad.
 	AuditIsolatedChains = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -115,7 +115,7 @@ var (
 
 // AuditAlarmKinds are the values of demarche_audit_alarms_total's kind label
 // (services/audit names them; pre-initialised at 0).
-var AuditAlarmKinds = []string{"forged-event", "chain-isolated", "consumer-changed"}
+var AuditAlarmKinds = []string{"forged-event", "chain-isolated", "consumer-changed", "ledger-broken"}
 
 // LedgerAlarmKinds are the values of demarche_funding_ledger_alarms_total's
 // alarm label (services/funding names them; pre-initialised at 0).

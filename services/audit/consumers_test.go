@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/metrics"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestConsumerChangedOutsideProvisioningIsAnAlarm: the audit consumer's
@@ -147,5 +150,48 @@ func TestConsumerRecreatedBetweenChecksIsAnAlarm(t *testing.T) {
 	}
 	if got, _ := svc.Store.CheckConsumers(ctx); len(got) != 0 {
 		t.Fatalf("alarmed again: %q", got)
+	}
+}
+
+// TestReportedLedgerAlarmIsRecorded: a broken ledger the funding service
+// reports on demarche.audit.alarm is counted and recorded on the global
+// chain as reported by funding; an alarm of audit's own kinds sent there by
+// someone else is not recorded (audit records its own when it raises them).
+func TestReportedLedgerAlarmIsRecorded(t *testing.T) {
+	e := newEnv(t)
+	svc, err := Start(context.Background(), Config{NATSURL: e.srv.URL(), ConsumerWatchEvery: -1, AnchorEvery: -1}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	ctx := context.Background()
+	counter := metrics.AuditAlarms.WithLabelValues(AlarmLedgerBroken)
+	before := testutil.ToFloat64(counter)
+	for _, a := range []*demarchev1.AuditAlarm{
+		{Kind: AlarmForgedEvent, EventId: "not-mine", Reason: "someone else's forged-event"},
+		{Kind: AlarmLedgerBroken, EventId: "ledger-flexible-financing", Reason: "fund flexible-financing (broken): line 7 does not decode"},
+	} {
+		b, _ := proto.Marshal(a)
+		if err := e.nc.Publish(SubjectAlarm, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var recs []*demarchev1.AuditRecord
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs, err = svc.Store.Records(ctx, GlobalChain, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(recs) != 1 || recs[0].GetPrincipal() != "funding" || !strings.HasPrefix(recs[0].GetDetail(), AlarmLedgerBroken+":") || !strings.Contains(recs[0].GetDetail(), "line 7") {
+		t.Fatalf("global chain %v, want the ledger alarm alone, reported by funding", recs)
+	}
+	if got := testutil.ToFloat64(counter) - before; got != 1 {
+		t.Fatalf("demarche_audit_alarms_total{kind=ledger-broken} rose by %v, want 1", got)
 	}
 }

@@ -74,6 +74,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return fail(err)
 	}
 	s.stops = append(s.stops, stopWatch)
+	// Alarms other services report (a broken ledger) are recorded here too.
+	rctx, cancelReported := context.WithCancel(context.WithoutCancel(ctx))
+	sub, err := nc.Subscribe(SubjectAlarm, func(m *nats.Msg) { s.Store.reported(rctx, m.Data) })
+	if err != nil {
+		cancelReported()
+		return fail(fmt.Errorf("audit: reported alarms: %w", err))
+	}
+	s.stops = append(s.stops, func() { _ = sub.Unsubscribe(); cancelReported() })
 	if s.svc, err = micro.AddService(nc, micro.Config{
 		Name: ServiceName, Version: "1.0.0",
 		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",

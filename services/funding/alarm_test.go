@@ -5,11 +5,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/funding"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -23,6 +26,16 @@ func TestBrokenLedgerIsAnAlarmWithoutARead(t *testing.T) {
 	_, svc, nc := start(t, t.TempDir(), smallFund, otherFund)
 	broken := metrics.FundingLedgerAlarms.WithLabelValues("broken")
 	before := testutil.ToFloat64(broken)
+	reported := make(chan *demarchev1.AuditAlarm, 8)
+	if _, err := nc.Subscribe(funding.AlarmSubject, func(m *nats.Msg) {
+		var a demarchev1.AuditAlarm
+		if proto.Unmarshal(m.Data, &a) == nil {
+			reported <- &a
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
 	forge(t, nc, "small-fund", &demarchev1.LedgerEntry{Fund: "small-fund", Line: 2, Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
 		AmountUsd: 1, BalanceAfterUsd: 999, CrisisId: "XX-1", CrisisTotalsUsd: map[string]int64{"XX-1": 1}, Key: "forged", At: timestamppb.Now(),
 		PrevHash: make([]byte, 32)})
@@ -38,6 +51,14 @@ func TestBrokenLedgerIsAnAlarmWithoutARead(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(broken) - before; got != 1 {
 		t.Fatalf("demarche_funding_ledger_alarms_total{alarm=broken} rose by %v, want 1", got)
+	}
+	select { // where every alarm is watched (the audit service records it)
+	case a := <-reported:
+		if a.GetKind() != funding.LedgerAlarmKind || a.GetEventId() != "ledger-small-fund" || !strings.Contains(a.GetReason(), "line 2") {
+			t.Fatalf("reported alarm %v", a)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alarm published on " + funding.AlarmSubject)
 	}
 	for range 3 { // every read fails the same way: no new alarm
 		if _, err := ledgerOf(t, nc, "small-fund"); err == nil {

@@ -175,7 +175,22 @@ func (s *Store) alarm(fund string, err error) {
 	ledgerAlarms.WithLabelValues(kind).Inc()
 	s.log.Error("ALARM: fund refused until its ledger is repaired", zap.String("fund", fund), zap.String("alarm", kind),
 		zap.String("reason", err.Error()), zap.Error(err))
+	// And where every alarm is watched: the audit service records it on the
+	// global chain (core NATS; a lost message leaves the log line and the count).
+	if s.js != nil && s.js.Conn() != nil {
+		if b, merr := proto.Marshal(&demarchev1.AuditAlarm{Kind: LedgerAlarmKind, EventId: "ledger-" + fund,
+			Reason: fmt.Sprintf("fund %s (%s): %v", fund, kind, err), At: timestamppb.New(s.now())}); merr == nil {
+			_ = s.js.Conn().Publish(AlarmSubject, b)
+		}
+	}
 }
+
+// AlarmSubject is where alarms are published (the audit service's,
+// services/audit SubjectAlarm); LedgerAlarmKind is a broken ledger's kind there.
+const (
+	AlarmSubject    = "demarche.audit.alarm"
+	LedgerAlarmKind = "ledger-broken"
+)
 
 // checked raises the alarm when a read found a fund's ledger broken or gone
 // (not when NATS was unavailable: that is no fault of the ledger), and
