@@ -177,7 +177,7 @@ func (s *Store) alarm(fund string, err error) {
 		zap.String("reason", err.Error()), zap.Error(err))
 	// And where every alarm is watched: the audit service records it on the
 	// global chain (core NATS; a lost message leaves the log line and the count).
-	if s.js != nil && s.js.Conn() != nil {
+	if kind != "not-opened" && s.js != nil && s.js.Conn() != nil { // never opened is provisioning's business, not tampering
 		if b, merr := proto.Marshal(&demarchev1.AuditAlarm{Kind: LedgerAlarmKind, EventId: "ledger-" + fund,
 			Reason: fmt.Sprintf("fund %s (%s): %v", fund, kind, err), At: timestamppb.New(s.now())}); merr == nil {
 			_ = s.js.Conn().Publish(AlarmSubject, b)
