@@ -21,6 +21,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/services/audit"
 )
 
 // Faults of the cluster test.
@@ -342,6 +343,11 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		return err
 	}
 	if _, err := authn.WriteDevTokens(filepath.Join(p.data, "auth"), iss); err != nil {
+		return err
+	}
+	// The audit signing key, as deploy/ mounts one: `serve audit` and the
+	// auditor's `audit verify` find it (and its public key) in the data folder.
+	if _, err := audit.EnsureSigningKey(filepath.Join(p.data, audit.DevKeyFile)); err != nil {
 		return err
 	}
 	p.ports.http = stablePort(t, taken)

@@ -54,6 +54,9 @@ encrypted with the payload codec key DATA/codec-key.json, made on first start
 ciphertext only, and the Temporal UI decrypts through the gateway's codec
 endpoint for an auditor signed in to the console. JetStream's files are
 encrypted with DATA/nats-store.key, made on first start: keep it with the data.
+The audit service signs chain heads, records and anchors with DATA/audit-signing.key
+(made on first start, mode 0600, unless DEMARCHE_AUDIT_SIGNING_KEY(_FILE) names
+one); "demarche audit verify" trusts its public key, DATA/audit-signing.pub.
 
 --without leaves services out, to run them as their own processes with
 "demarche serve NAME" (credentials in DATA/nats-credentials). SIGUSR1 restarts

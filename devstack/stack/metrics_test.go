@@ -4,17 +4,23 @@ import (
 	"bufio"
 	"context"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/partners"
@@ -149,5 +155,118 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	}
 	if sdk == 0 {
 		t.Error("/metrics has none of the Temporal SDK's metrics")
+	}
+}
+
+// documentedMetrics is every demarche_* metric named in docs/*.md.
+func documentedMetrics(t *testing.T) []string {
+	t.Helper()
+	files, err := filepath.Glob("../../docs/*.md")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("docs: %v %v", files, err)
+	}
+	re := regexp.MustCompile(`demarche_[a-z_]+[a-z]`)
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range re.FindAllString(string(b), -1) {
+			if !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+// TestMetricsServedAtStart: right after `demarche dev` starts, /metrics
+// serves every metric the docs name, and every alarm series at 0 (the
+// counters are this test process's: at what they held before the stack
+// started, so the start itself raised no alarm). The two histograms whose
+// labels (region, crisis type, who opened) exist only once observed appear
+// at their first observation; pkg/metrics' unit test checks they are on
+// the served registry.
+func TestMetricsServedAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test on the embedded stack; skipped with -short")
+	}
+	alarms := map[string]float64{`demarche_audit_isolated_chains`: testutil.ToFloat64(metrics.AuditIsolatedChains)}
+	for _, k := range metrics.AuditAlarmKinds {
+		alarms[`demarche_audit_alarms_total{kind="`+k+`"}`] = testutil.ToFloat64(metrics.AuditAlarms.WithLabelValues(k))
+	}
+	for _, k := range metrics.LedgerAlarmKinds {
+		alarms[`demarche_funding_ledger_alarms_total{alarm="`+k+`"}`] = testutil.ToFloat64(metrics.FundingLedgerAlarms.WithLabelValues(k))
+	}
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), TemporalLogLevel: "error", NoUI: true,
+		MetricsAddr: "127.0.0.1:0"}, fileLogger(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	served := scrape(t, s.MetricsURL())
+	firstObservation := []string{"demarche_warning_to_action_seconds", "demarche_stage_duration_seconds"}
+	docs := documentedMetrics(t)
+	if !slices.Contains(docs, "demarche_audit_alarms_total") {
+		t.Fatalf("the docs name %v, not the alarm metrics", docs)
+	}
+	for _, name := range docs {
+		if slices.Contains(firstObservation, name) {
+			continue
+		}
+		found := false
+		for series := range served {
+			found = found || series == name || strings.HasPrefix(series, name+"{")
+		}
+		if !found {
+			t.Errorf("%s is named in the docs but not served at start", name)
+		}
+	}
+	for series, want := range alarms {
+		got, ok := served[series]
+		if !ok {
+			t.Errorf("/metrics does not serve %s at start", series)
+		} else if got != want {
+			t.Errorf("%s is %v at start, want %v", series, got, want)
+		}
+	}
+	// Every durable consumer the stack made is declared (eventbus.Durables),
+	// as declared: the audit service's consumer watchdog compares with it.
+	js, err := jetstream.New(natsConn(t, s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	durables := 0
+	for _, name := range eventbus.DurableStreams() {
+		st, err := js.Stream(context.Background(), name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		for info := range st.ListConsumers(context.Background()).Info() {
+			if info.Config.Durable == "" {
+				continue
+			}
+			durables++
+			spec := eventbus.SpecOf(name, info.Name)
+			if spec == nil {
+				t.Errorf("durable %s on %s is not declared in eventbus.Durables", info.Name, name)
+				continue
+			}
+			if spec.Filter == nil {
+				continue // its owner chooses its filter
+			}
+			if got, want := strings.Join(info.Config.FilterSubjects, " "), strings.Join(spec.Filter(info.Name), " "); got != want || info.Config.AckPolicy != spec.AckPolicy {
+				t.Errorf("durable %s on %s: filter %q ack %v, declared %q %v", info.Name, name, got, info.Config.AckPolicy, want, spec.AckPolicy)
+			}
+		}
+	}
+	if durables < 4 {
+		t.Errorf("%d durables on the stack, want at least audit, eventlog, partners and earlywarning-signals", durables)
+	}
+	for _, c := range []string{"audit", "eventlog", "partners", "earlywarning-signals"} {
+		if _, ok := served[`demarche_dead_letters_total{consumer="`+c+`"}`]; !ok {
+			t.Errorf("consumer %s's dead letters are not served at 0 from the start", c)
+		}
 	}
 }

@@ -89,6 +89,9 @@ type Config struct {
 	// send (the embedded Temporal's database holds ciphertext only), and the
 	// gateway's codec endpoint lets the Temporal UI decrypt them for auditors.
 	Codec *payloadcodec.Keyring
+	// AuditAnchorEvery is how often the audit service anchors grown chains
+	// (0: audit.DefaultAnchorEvery): tests of anchoring shorten it.
+	AuditAnchorEvery time.Duration
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -266,6 +269,18 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	// The domain services answer over NATS; the worker's activities call them.
 	// Each runs here unless the configuration leaves it out (Config.Without).
+	// DEMARCHE_AUDIT_SIGNING_KEY(_FILE) when set; else the data folder's own
+	// key, made on first start and kept (also when audit runs on its own:
+	// `serve audit` beside this data folder uses it): heads, records and
+	// anchors are signed in dev too, so a well-linked forgery does not verify.
+	auditKey, err := audit.LoadSigningKey("")
+	if err == nil && auditKey == nil {
+		auditKey, err = audit.EnsureSigningKey(s.AuditKeyFile())
+	}
+	if err != nil {
+		return nil, err
+	}
+
 	if cfg.runs("roster") {
 		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
 		if err != nil {
@@ -299,11 +314,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("audit") {
-		auditKey, err := audit.LoadSigningKey("") // DEMARCHE_AUDIT_SIGNING_KEY(_FILE); none: unsigned heads
-		if err != nil {
-			return nil, err
-		}
-		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile()}, log)
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
+			AnchorEvery: cfg.AuditAnchorEvery, ConsumerWatchEvery: 2 * time.Second}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -434,6 +446,15 @@ func (s *Stack) NATSURLFor(id natsauth.Identity) string {
 		panic(err) // the server's own URL always parses
 	}
 	return u
+}
+
+// AuditKeyFile is the data folder's audit signing key (base64 ed25519 seed,
+// mode 0600), made on first start unless DEMARCHE_AUDIT_SIGNING_KEY(_FILE) names one.
+func (s *Stack) AuditKeyFile() string { return filepath.Join(s.cfg.DataDir, audit.DevKeyFile) }
+
+// AuditPublicKeyFile is its public key (base64), what `audit verify` trusts.
+func (s *Stack) AuditPublicKeyFile() string {
+	return filepath.Join(s.cfg.DataDir, audit.DevPublicKeyFile)
 }
 
 // AnchorFile is where the audit service also writes its anchors (signed chain heads).

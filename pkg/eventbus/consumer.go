@@ -163,6 +163,7 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
 	}
+	metrics.Consumer(cfg.Durable) // its series at 0 before its first event
 	c := &Consumer{cfg: cfg, js: js, log: log.With(zap.String("consumer", cfg.Durable)), handle: handle, handleBatch: handleBatch}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	deliver := c.onMessage

@@ -13,11 +13,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // Registry is the process's registry: Go runtime and process collectors plus
@@ -84,12 +87,74 @@ var (
 	FundBalance = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "demarche", Name: "fund_balance_usd", Help: "A fund's balance after its latest ledger line.",
 	}, []string{"fund"})
+
+	// Alarms. They live here, on the one registry /metrics serves, with
+	// every label value they can take present at 0 from the start: an alarm
+	// metric that appears only when it first fires cannot be alerted on
+	// (rate() of a series that did not exist is nothing, not a rise), and
+	// one registered on Prometheus's default registry is never served at all.
+
+	// AuditAlarms: alarms the audit service raised, per kind (AuditAlarmKinds).
+	AuditAlarms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "demarche", Subsystem: "audit", Name: "alarms_total",
+		Help: "Audit alarms raised, per kind: forged-event (an event that is not the workflow's, refused), chain-isolated (a stored record is bad), consumer-changed (a durable consumer deleted, edited or created outside provisioning), ledger-broken (the funding service found a fund's ledger broken).",
+	}, []string{"kind"})
+	// AuditIsolatedChains: chains this process isolated because a stored record is bad.
+	AuditIsolatedChains = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "demarche", Subsystem: "audit", Name: "isolated_chains",
+		Help: "Audit chains isolated in this process because a stored record is bad.",
+	})
+	// FundingLedgerAlarms: funds refused because their ledger is broken,
+	// missing or never opened, per alarm (LedgerAlarmKinds); the fund is in
+	// the ALARM log line (a label per fund would appear only once it broke).
+	FundingLedgerAlarms = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "demarche", Subsystem: "funding", Name: "ledger_alarms_total",
+		Help: "Funds refused because their ledger is broken, missing or not opened, per alarm (the fund is in the ALARM log line).",
+	}, []string{"alarm"})
 )
 
+// AuditAlarmKinds are the values of demarche_audit_alarms_total's kind label
+// (services/audit names them; pre-initialised at 0).
+var AuditAlarmKinds = []string{"forged-event", "chain-isolated", "consumer-changed", "ledger-broken"}
+
+// LedgerAlarmKinds are the values of demarche_funding_ledger_alarms_total's
+// alarm label (services/funding names them; pre-initialised at 0).
+var LedgerAlarmKinds = []string{"broken", "missing", "not-opened"}
+
+// all is everything registered on Registry: one place.
+var all = []prometheus.Collector{
+	WarningToAction, StageDuration, Decisions, DeadlineBreaches, EventsPublished,
+	ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance,
+	AuditAlarms, AuditIsolatedChains, FundingLedgerAlarms, temporalSDK,
+}
+
+// All is every collector of ours on Registry (for tests: which names are served).
+func All() []prometheus.Collector { return slices.Clone(all) }
+
 func init() {
-	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		WarningToAction, StageDuration, Decisions, DeadlineBreaches, EventsPublished,
-		ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance, temporalSDK)
+	Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	Registry.MustRegister(all...)
+	for _, k := range AuditAlarmKinds {
+		AuditAlarms.WithLabelValues(k)
+	}
+	for _, k := range LedgerAlarmKinds {
+		FundingLedgerAlarms.WithLabelValues(k)
+	}
+	for _, k := range demarchev1.DecisionKinds() {
+		Decisions.WithLabelValues(k)
+	}
+}
+
+// Consumer makes a durable consumer's series present at 0 (lag,
+// redeliveries, dead letters, handled per outcome) before its first event,
+// so a consumer that never moves is visible as such.
+func Consumer(durable string) {
+	ConsumerLag.WithLabelValues(durable)
+	ConsumerRedeliveries.WithLabelValues(durable)
+	DeadLetters.WithLabelValues(durable)
+	for _, o := range []string{"ack", "retry", "dead_letter"} {
+		ConsumerHandled.WithLabelValues(durable, o)
+	}
 }
 
 // Handler serves /metrics and, when withPprof, /debug/pprof/ (pprof exposes

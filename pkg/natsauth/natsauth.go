@@ -195,6 +195,7 @@ var rules = []Rule{
 	{"demarche.dlq.example-subscriber", Pub, []Identity{Subscriber}, "its dead letters"},
 	{"demarche.ledger.>", Pub, []Identity{Funding}, "only funding writes ledgers"},
 	{"demarche.audit.>", Pub, []Identity{Audit}, "only audit writes audit chains"},
+	{"demarche.audit.alarm", Pub, []Identity{Funding}, "a broken ledger's alarm, which audit records on the global chain (core NATS, not a chain subject)"},
 	{"demarche.partner.>", Pub, []Identity{Partners}, "only partners delivers to partners"},
 	{"demarche.signals.>", Pub, []Identity{Operator}, "signals (dev: the operator stands in for partners' early-warning systems)"},
 

@@ -12,12 +12,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -47,15 +46,10 @@ const (
 	OperationEventType = "workflow-operation"
 )
 
+// The alarm metrics live in pkg/metrics, on the registry /metrics serves.
 var (
-	alarmsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "demarche", Subsystem: "audit", Name: "alarms_total",
-		Help: "Audit alarms raised: forged events refused, chains isolated.",
-	}, []string{"kind"})
-	isolatedChains = promauto.NewGauge(prometheus.GaugeOpts{
-		Namespace: "demarche", Subsystem: "audit", Name: "isolated_chains",
-		Help: "Audit chains isolated in this process because a stored record is bad.",
-	})
+	alarmsTotal    = metrics.AuditAlarms
+	isolatedChains = metrics.AuditIsolatedChains
 )
 
 // alarms is a store's alarm state.
@@ -106,15 +100,43 @@ func (s *Store) raise(ctx context.Context, a *demarchev1.AuditAlarm) error {
 		a.CrisisId = ""
 	}
 	a.At = timestamppb.New(s.now())
-	alarmsTotal.WithLabelValues(a.GetKind()).Inc()
-	if s.alarms.log != nil {
-		s.alarms.log.Error("ALARM", zap.String("alarm", a.GetKind()), zap.String("chain", a.GetChain()),
-			zap.String("crisis_id", a.GetCrisisId()), zap.String("event_id", a.GetEventId()), zap.String("reason", a.GetReason()))
-	}
 	if s.alarms.nc != nil {
 		if b, err := proto.Marshal(a); err == nil {
 			_ = s.alarms.nc.Publish(SubjectAlarm, b)
 		}
+	}
+	return s.record(ctx, a, ServiceName)
+}
+
+// AlarmLedgerBroken: the funding service found a fund's ledger broken (it
+// publishes the alarm; the audit service counts and records it).
+const AlarmLedgerBroken = "ledger-broken"
+
+// reported takes an alarm another service published on SubjectAlarm: a
+// broken ledger (services/funding; NATS lets only funding publish there
+// besides audit) is counted, logged and recorded on the global chain as
+// reported by funding; other kinds are audit's own, already recorded.
+func (s *Store) reported(ctx context.Context, data []byte) {
+	var a demarchev1.AuditAlarm
+	if proto.Unmarshal(data, &a) != nil || a.GetKind() != AlarmLedgerBroken {
+		return
+	}
+	a.Chain, a.CrisisId = "", ""
+	if a.At == nil {
+		a.At = timestamppb.New(s.now())
+	}
+	if err := s.record(ctx, &a, "funding"); err != nil && s.alarms.log != nil {
+		s.alarms.log.Error("audit: could not record an alarm", zap.Error(err))
+	}
+}
+
+// record counts, logs and records an alarm on the global chain, as reported by by.
+func (s *Store) record(ctx context.Context, a *demarchev1.AuditAlarm, by string) error {
+	alarmsTotal.WithLabelValues(a.GetKind()).Inc()
+	if s.alarms.log != nil {
+		s.alarms.log.Error("ALARM", zap.String("alarm", a.GetKind()), zap.String("chain", a.GetChain()),
+			zap.String("crisis_id", a.GetCrisisId()), zap.String("event_id", a.GetEventId()), zap.String("reason", a.GetReason()),
+			zap.String("reported_by", by))
 	}
 	if s.alarms.reason(GlobalChain) != "" {
 		return nil // the global chain is itself isolated: log, metric and event only
@@ -122,7 +144,7 @@ func (s *Store) raise(ctx context.Context, a *demarchev1.AuditAlarm) error {
 	r := &demarchev1.AuditRecord{
 		Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_ALARM, Chain: GlobalChain, CrisisId: a.GetCrisisId(),
 		EventId: "alarm-" + nuid.Next(), EventType: AlarmEventType, EventSource: Source, EventTime: a.GetAt(),
-		Principal: ServiceName, RecordedAt: a.GetAt(),
+		Principal: by, RecordedAt: timestamppb.New(s.now()),
 		Detail: fmt.Sprintf("%s: chain %q, event %q: %s", a.GetKind(), a.GetChain(), a.GetEventId(), a.GetReason()),
 	}
 	_, _, err := s.append(ctx, r)

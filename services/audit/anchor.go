@@ -68,10 +68,35 @@ func (s *Store) Anchor(ctx context.Context) (int, error) {
 		if err != nil {
 			continue // empty
 		}
+		// A chain shorter than its anchor was truncated; an anchor gone or
+		// older than the one this process made was removed. Either isolates
+		// the chain with an alarm, and it is never anchored again: anchoring
+		// the head left behind would make the truncation verify.
+		last, lastErr := s.LastAnchor(ctx, chain)
+		if lastErr != nil && !errors.Is(lastErr, ErrBroken) {
+			return n, lastErr
+		}
+		var problem string
+		switch made := s.anchors.anchored[chain]; {
+		case lastErr != nil:
+			problem = lastErr.Error()
+		case last != nil && head.GetSequence() < last.GetSequence():
+			problem = fmt.Sprintf("chain %s holds %d records but was anchored at record %d: records at its end were removed", chain, head.GetSequence(), last.GetSequence())
+		case made > 0 && head.GetSequence() < made:
+			problem = fmt.Sprintf("chain %s holds %d records but this service anchored it at record %d: records at its end were removed", chain, head.GetSequence(), made)
+		case made > 0 && last.GetSequence() < made:
+			problem = fmt.Sprintf("the anchors of chain %s were removed: the last one is at record %d, this service anchored record %d", chain, last.GetSequence(), made)
+		}
+		if problem != "" {
+			if err := s.isolate(ctx, chain, fmt.Errorf("%w: %s", ErrCorrupt, problem)); err != nil {
+				return n, err
+			}
+			continue
+		}
 		if s.anchors.anchored[chain] >= head.GetSequence() {
 			continue
 		}
-		if last, err := s.LastAnchor(ctx, chain); err == nil && last != nil && last.GetSequence() >= head.GetSequence() {
+		if last != nil && last.GetSequence() >= head.GetSequence() {
 			s.anchors.anchored[chain] = last.GetSequence() // another instance did
 			continue
 		}

@@ -214,6 +214,14 @@ type VerifyOptions struct {
 	// stream or an exported anchor file): the chain must still hold that
 	// record at that sequence, or its tail was truncated or rewritten.
 	Anchor *demarchev1.ChainHead
+	// CoverWithin, when > 0, is how long a record may wait for its anchor:
+	// the anchoring interval plus a grace. Every record recorded more than
+	// CoverWithin before Now must be covered by Anchor (at or below its
+	// sequence), and Anchor must be signed: a chain whose anchors stopped,
+	// were removed, or were never made fails, naming the uncovered records.
+	CoverWithin time.Duration
+	// Now is when the chain is checked (default time.Now()).
+	Now time.Time
 }
 
 // Result summarises a chain that verified.
@@ -225,6 +233,8 @@ type Result struct {
 	SignerKey  string
 	// Anchored is the sequence of the anchor the chain was checked against (0: none).
 	Anchored uint64
+	// CoverWithin is how long records could wait for an anchor (0: not required).
+	CoverWithin time.Duration
 }
 
 func short(b []byte) string {
@@ -321,7 +331,49 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		}
 		res.Anchored = a.GetSequence()
 	}
+	if opts.CoverWithin > 0 {
+		if err := covered(chain, records, opts); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// covered checks that every record older than opts.CoverWithin is covered by
+// a signed anchor (the anchor itself was checked by holds).
+func covered(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions) error {
+	now := opts.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	cutoff := now.Add(-opts.CoverWithin)
+	var upTo uint64
+	anchorSays := "no anchor"
+	if a := opts.Anchor; a != nil {
+		if len(a.GetSignature()) == 0 {
+			anchorSays = fmt.Sprintf("an unsigned anchor at record %d (an unsigned anchor covers nothing: anyone who can publish it can make it)", a.GetSequence())
+		} else {
+			upTo = a.GetSequence()
+			anchorSays = fmt.Sprintf("its last signed anchor at record %d, %s", upTo, a.GetAt().AsTime().UTC().Format(time.RFC3339))
+		}
+	}
+	first, last := 0, 0
+	for i, r := range records {
+		if uint64(i+1) <= upTo || r.GetRecordedAt() == nil || !r.GetRecordedAt().AsTime().Before(cutoff) {
+			continue
+		}
+		if first == 0 {
+			first = i + 1
+		}
+		last = i + 1
+	}
+	if first == 0 {
+		return nil
+	}
+	return &VerifyError{Chain: chain, Record: first, Field: "anchor",
+		Expected: fmt.Sprintf("every record recorded before %s (%s ago) covered by a signed anchor", cutoff.UTC().Format(time.RFC3339), opts.CoverWithin),
+		Found:    fmt.Sprintf("records %d to %d not covered (%s)", first, last, anchorSays),
+		Meaning:  "the chain's anchors stopped, were removed, or the chain was truncated or rewritten where no anchor could show it"}
 }
 
 // holds checks that records still hold what a signed head (the live head or

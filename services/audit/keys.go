@@ -3,6 +3,7 @@ package audit
 import (
 	"crypto/ed25519"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -12,7 +13,52 @@ import (
 const (
 	EnvSigningKey     = "DEMARCHE_AUDIT_SIGNING_KEY"      // base64 ed25519 seed (32 bytes)
 	EnvSigningKeyFile = "DEMARCHE_AUDIT_SIGNING_KEY_FILE" // a file holding the base64 seed
+	// EnvPublicKey is the base64 ed25519 public key `audit verify` trusts.
+	EnvPublicKey = "DEMARCHE_AUDIT_PUBLIC_KEY"
+	// DevKeyFile and DevPublicKeyFile are `demarche dev`'s audit signing key
+	// (base64 seed, mode 0600) and its public key (base64), in the data folder.
+	DevKeyFile       = "audit-signing.key"
+	DevPublicKeyFile = "audit-signing.pub"
 )
+
+// EnsureSigningKey reads the signing key in file, or makes one there (a
+// random ed25519 seed, base64, mode 0600, kept) with its public key beside
+// it (file with .pub for .key, base64): so `demarche dev` signs heads,
+// records and anchors from its first start, like a production audit service
+// with its key.
+func EnsureSigningKey(file string) (ed25519.PrivateKey, error) {
+	key, err := LoadSigningKey(file)
+	if err == nil {
+		return key, writePublicKey(file, key)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	_, key, err = ed25519.GenerateKey(nil)
+	if err != nil {
+		return nil, fmt.Errorf("make audit signing key: %w", err)
+	}
+	if err := os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(key.Seed())+"\n"), 0o600); err != nil {
+		return nil, fmt.Errorf("write audit signing key: %w", err)
+	}
+	return key, writePublicKey(file, key)
+}
+
+// PublicKeyFileOf is where EnsureSigningKey keeps the public key of the key in file.
+func PublicKeyFileOf(file string) string {
+	return strings.TrimSuffix(file, ".key") + ".pub"
+}
+
+func writePublicKey(file string, key ed25519.PrivateKey) error {
+	text := base64.StdEncoding.EncodeToString(key.Public().(ed25519.PublicKey)) + "\n"
+	if b, err := os.ReadFile(PublicKeyFileOf(file)); err == nil && string(b) == text {
+		return nil
+	}
+	if err := os.WriteFile(PublicKeyFileOf(file), []byte(text), 0o644); err != nil {
+		return fmt.Errorf("write audit public key: %w", err)
+	}
+	return nil
+}
 
 // LoadSigningKey reads the ed25519 key that signs chain heads and bundle
 // manifests: from path when given (a file holding a base64 seed), else from

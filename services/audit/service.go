@@ -26,10 +26,17 @@ type Config struct {
 	AnchorEvery time.Duration
 	// AnchorFile, when set, receives every anchor too (one JSON ChainHead a line).
 	AnchorFile string
+	// ConsumerWatchEvery is how often durable consumers are compared with
+	// their declarations (default DefaultConsumerWatchEvery; negative: never).
+	ConsumerWatchEvery time.Duration
 }
 
 // DefaultAnchorEvery is how often chain heads are anchored by default.
 const DefaultAnchorEvery = 30 * time.Second
+
+// DefaultAnchorGrace is how late `audit verify` lets an anchor be beyond the
+// interval (a slow round, a restart) before records not covered fail.
+const DefaultAnchorGrace = 30 * time.Second
 
 // Service is the running audit service: the consumer and the micro service.
 type Service struct {
@@ -67,6 +74,14 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return fail(err)
 	}
 	s.stops = append(s.stops, stopWatch)
+	// Alarms other services report (a broken ledger) are recorded here too.
+	rctx, cancelReported := context.WithCancel(context.WithoutCancel(ctx))
+	sub, err := nc.Subscribe(SubjectAlarm, func(m *nats.Msg) { s.Store.reported(rctx, m.Data) })
+	if err != nil {
+		cancelReported()
+		return fail(fmt.Errorf("audit: reported alarms: %w", err))
+	}
+	s.stops = append(s.stops, func() { _ = sub.Unsubscribe(); cancelReported() })
 	if s.svc, err = micro.AddService(nc, micro.Config{
 		Name: ServiceName, Version: "1.0.0",
 		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",
@@ -100,6 +115,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
+	if cfg.ConsumerWatchEvery == 0 {
+		cfg.ConsumerWatchEvery = DefaultConsumerWatchEvery
+	}
+	if cfg.ConsumerWatchEvery > 0 {
+		s.stops = append(s.stops, s.Store.watchConsumers(ctx, cfg.ConsumerWatchEvery, log))
+	}
 	if cfg.AnchorEvery == 0 {
 		cfg.AnchorEvery = DefaultAnchorEvery
 	}
@@ -110,20 +131,25 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			defer close(done)
 			t := time.NewTicker(cfg.AnchorEvery)
 			defer t.Stop()
+			// A round at once: records chained before a restart (or a long
+			// outage) are anchored now, not an interval later.
 			for {
+				if _, err := s.Store.Anchor(actx); err != nil && actx.Err() == nil {
+					log.Warn("anchoring chain heads failed; will retry", zap.Error(err))
+				}
 				select {
 				case <-actx.Done():
 					return
 				case <-t.C:
-					if _, err := s.Store.Anchor(actx); err != nil && actx.Err() == nil {
-						log.Warn("anchoring chain heads failed; will retry", zap.Error(err))
-					}
 				}
 			}
 		}()
 		s.stops = append(s.stops, func() { cancel(); <-done })
 	}
 	signed := "unsigned heads"
+	if cfg.SigningKey == nil {
+		log.Warn("no audit signing key (--signing-key, " + EnvSigningKey + "): heads, records and anchors are unsigned, a well-linked forgery verifies, and `audit verify` fails once records are older than the anchoring interval")
+	}
 	if cfg.SigningKey != nil {
 		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
 	}
@@ -175,6 +201,9 @@ func FetchChainVia(ctx context.Context, call Caller, crisisID, reader string) (*
 		}
 		out.Records = append(out.Records, page.GetRecords()...)
 		out.Head = page.GetHead()
+		if a := page.GetAnchor(); a != nil && a.GetSequence() >= out.GetAnchor().GetSequence() {
+			out.Anchor = a // the chain is checked against it: dropping it would say "never anchored"
+		}
 		if len(page.GetRecords()) == 0 || uint64(len(out.Records)) >= page.GetHead().GetSequence() {
 			return out, nil
 		}

@@ -64,6 +64,11 @@ type Store struct {
 	// keeps the chains isolated because a stored record is bad.
 	alarms  alarms
 	anchors anchorState
+	// consumers is the consumer watchdog's memory (consumers.go).
+	consumers struct {
+		mu sync.Mutex
+		consumerWatch
+	}
 }
 
 // Resources is the audit stream, for the provisioning identity (the service
@@ -453,16 +458,24 @@ func (s *Store) ReadChain(ctx context.Context, req *demarchev1.AuditChainRequest
 	if err := s.AppendRead(ctx, req.GetReader(), req.GetCrisisId(), fmt.Sprintf("chain %s after %d", chain, req.GetAfterSequence())); err != nil {
 		return nil, err
 	}
-	head, err := s.Head(ctx, chain)
-	if errors.Is(err, ErrCorrupt) {
+	head, headErr := s.Head(ctx, chain)
+	if errors.Is(headErr, ErrCorrupt) {
 		// The records are served as stored: Verify names the bad one.
-		head = nil
-	} else if err != nil {
-		return nil, err
+		head, headErr = nil, nil
+	} else if headErr != nil && !errors.Is(headErr, errs.ErrNotFound) {
+		return nil, headErr
 	}
 	anchor, err := s.LastAnchor(ctx, chain)
 	if err != nil {
 		return nil, err
+	}
+	if headErr != nil {
+		if anchor == nil {
+			return nil, headErr // no such chain, and none ever anchored
+		}
+		// An anchored chain that holds nothing now was emptied: served
+		// empty with its anchor, so Verify says it was truncated.
+		return &demarchev1.AuditChain{Chain: chain, Anchor: anchor}, nil
 	}
 	limit := int(req.GetLimit())
 	if limit == 0 {

@@ -68,17 +68,50 @@ func readPublicKey(text string) (ed25519.PublicKey, error) {
 	return k, nil
 }
 
+// trustedKey is the audit public key `audit verify` checks heads, records
+// and anchors with: --public-key, else DEMARCHE_AUDIT_PUBLIC_KEY, else
+// `demarche dev`'s DATA/audit-signing.pub when there is one here. It never
+// comes from the service being checked: a key the chain brings along proves
+// nothing about who wrote it.
+func trustedKey(flag string) (ed25519.PublicKey, string, error) {
+	if flag != "" {
+		k, err := readPublicKey(flag)
+		return k, "--public-key", err
+	}
+	if v := os.Getenv(audit.EnvPublicKey); v != "" {
+		k, err := audit.ParsePublicKey(v)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %s", audit.EnvPublicKey, reasonOf(err))
+		}
+		return k, audit.EnvPublicKey, nil
+	}
+	def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), audit.DevPublicKeyFile)
+	b, err := os.ReadFile(def)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, "", nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key %s: %w", def, err)
+	}
+	k, err := audit.ParsePublicKey(string(b))
+	if err != nil {
+		return nil, "", fmt.Errorf("audit public key %s: %s", def, reasonOf(err))
+	}
+	return k, def, nil
+}
+
 // resultJSON is a verified chain as --output json prints it.
 func resultJSON(res *audit.Result) map[string]any {
 	if res == nil {
 		return nil
 	}
 	return map[string]any{"chain": res.Chain, "records": res.Records, "headHash": hex.EncodeToString(res.HeadHash),
-		"headSigned": res.HeadSigned, "signerKey": res.SignerKey, "verified": true}
+		"headSigned": res.HeadSigned, "signerKey": res.SignerKey, "anchored": res.Anchored, "verified": true}
 }
 
 func newAuditVerifyCmd(app *App) *cobra.Command {
 	var crisisID, bundle, publicKey, anchorFile string
+	var anchorEvery, anchorGrace time.Duration
 	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -93,7 +126,15 @@ Without --bundle the chain comes from the audit service (the crisis's with
 (a signed head the audit service publishes periodically to a stream of its own,
 DEMARCHE_AUDIT_ANCHORS, or the anchor file given with --anchor): a chain
 truncated or rewritten after it was anchored is reported at the anchored
-record. With --bundle FILE an evidence bundle written
+record. Every record older than the anchoring interval plus a grace
+(--anchor-every, --anchor-grace) must be covered by a signed anchor: a chain
+whose anchors stopped, were removed, or that was truncated where no anchor
+shows it fails, naming the records not covered. Heads, records and anchors are
+checked with the audit public key: --public-key, else env ` + audit.EnvPublicKey + `,
+else demarche dev's DATA/` + audit.DevPublicKeyFile + ` (DATA: env DEMARCHE_DATA_DIR or
+.demarche), never a key the service sends along.
+
+With --bundle FILE an evidence bundle written
 by "demarche audit export" is checked offline, with no server: every file
 against the manifest's SHA-256 (a modified file is named), the manifest's
 signature when present, and the chain inside.`,
@@ -102,14 +143,14 @@ signature when present, and the chain inside.`,
   demarche audit verify --bundle evidence-GN-20261127-K7Q3P.tar.gz --public-key BASE64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			trusted, err := readPublicKey(publicKey)
-			if err != nil {
-				return err
-			}
 			if _, err := output.json(); err != nil {
 				return err
 			}
 			if bundle != "" {
+				trusted, err := readPublicKey(publicKey)
+				if err != nil {
+					return err
+				}
 				f, err := os.Open(bundle)
 				if err != nil {
 					return fmt.Errorf("--bundle: %w", err)
@@ -135,6 +176,10 @@ signature when present, and the chain inside.`,
 				printResult(app, rep.Chain)
 				return nil
 			}
+			trusted, _, err := trustedKey(publicKey)
+			if err != nil {
+				return err
+			}
 			chain, err := app.fetchChain(cmd.Context(), crisisID)
 			if err != nil {
 				return err
@@ -148,10 +193,16 @@ signature when present, and the chain inside.`,
 					return fmt.Errorf("--anchor: %s holds no anchor of chain %s", anchorFile, audit.ChainOf(crisisID))
 				}
 			}
-			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted, Anchor: anchor})
+			var cover time.Duration
+			if anchorEvery > 0 {
+				cover = anchorEvery + anchorGrace
+			}
+			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted, Anchor: anchor,
+				CoverWithin: cover, Now: time.Now()})
 			if err != nil {
 				return err
 			}
+			res.CoverWithin = cover
 			return app.render(output, resultJSON(res), func() error { printResult(app, res); return nil })
 		},
 	}
@@ -159,6 +210,8 @@ signature when present, and the chain inside.`,
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis whose chain to verify (default: the global chain)")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "an evidence bundle to check offline (tar.gz from \"audit export\")")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head and records (or the bundle's manifest)")
+	cmd.Flags().DurationVar(&anchorEvery, "anchor-every", audit.DefaultAnchorEvery, "the audit service's anchoring interval (its --anchor-every); 0: do not require anchors")
+	cmd.Flags().DurationVar(&anchorGrace, "anchor-grace", audit.DefaultAnchorGrace, "how late an anchor may be beyond the interval")
 	cmd.Flags().StringVar(&anchorFile, "anchor", "", "an anchor file (the audit service's --anchor-file, copied off the machine) to check the chain against, instead of the last anchor the service reports")
 	return cmd
 }
@@ -169,6 +222,9 @@ func printResult(app *App, res *audit.Result) {
 		head = "head signed by key " + res.SignerKey
 	}
 	anchored := "not anchored yet"
+	if res.CoverWithin > 0 {
+		anchored = fmt.Sprintf("not anchored yet (every record younger than %s)", res.CoverWithin)
+	}
 	if res.Anchored > 0 {
 		anchored = fmt.Sprintf("holds its anchor at record %d", res.Anchored)
 	}
@@ -377,6 +433,13 @@ func newServeAuditCmd(app *App) *cobra.Command {
 		Short: "Run the audit service: hash-chained records of every crisis event, audited reads (NATS micro)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if keyFile == "" && os.Getenv(audit.EnvSigningKey) == "" && os.Getenv(audit.EnvSigningKeyFile) == "" {
+				// `demarche dev`'s key, when this runs beside its data folder (dev --without audit).
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), audit.DevKeyFile)
+				if _, err := os.Stat(def); err == nil {
+					keyFile = def
+				}
+			}
 			key, err := audit.LoadSigningKey(keyFile)
 			if err != nil {
 				return fmt.Errorf("--signing-key: %w", err)
@@ -390,7 +453,7 @@ func newServeAuditCmd(app *App) *cobra.Command {
 			})
 		},
 	}
-	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads and records (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+"; none: unsigned)")
+	cmd.Flags().StringVar(&keyFile, "signing-key", "", "file holding a base64 ed25519 seed that signs chain heads, records and anchors (default: env "+audit.EnvSigningKey+" or "+audit.EnvSigningKeyFile+", else demarche dev's DATA/"+audit.DevKeyFile+" if there is one; none: unsigned, and audit verify fails once records outlive the anchoring interval)")
 	cmd.Flags().StringVar(&anchorFile, "anchor-file", "", "also append every anchor (signed chain head) to this file, one JSON line each; copy it off the machine")
 	cmd.Flags().DurationVar(&anchorEvery, "anchor-every", audit.DefaultAnchorEvery, "how often the heads of grown chains are anchored in "+audit.AnchorStream)
 	return cmd

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -75,6 +76,11 @@ type Store struct {
 	now      func() time.Time
 	log      *zap.Logger
 	verified verifiedTail
+	// alarmed is, per fund, the reason of its last alarm.
+	alarmed struct {
+		mu      sync.Mutex
+		reasons map[string]string
+	}
 }
 
 // OpenOptions say whether opening funds is allowed. Opening a fund (writing
@@ -147,7 +153,8 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 	return s, nil
 }
 
-// alarm logs a fund that cannot be used, and counts it.
+// alarm logs a fund that cannot be used, and counts it: once per fund and
+// reason (every read of a broken fund fails the same way; one alarm says it).
 func (s *Store) alarm(fund string, err error) {
 	kind := "broken"
 	if errors.Is(err, ErrLedgerMissing) {
@@ -155,8 +162,81 @@ func (s *Store) alarm(fund string, err error) {
 	} else if errors.Is(err, ErrNotOpened) {
 		kind = "not-opened"
 	}
-	ledgerAlarms.WithLabelValues(fund, kind).Inc()
-	s.log.Error("ALARM: fund refused until its ledger is repaired", zap.String("fund", fund), zap.String("alarm", kind), zap.Error(err))
+	s.alarmed.mu.Lock()
+	if s.alarmed.reasons == nil {
+		s.alarmed.reasons = map[string]string{}
+	}
+	already := s.alarmed.reasons[fund] == err.Error()
+	s.alarmed.reasons[fund] = err.Error()
+	s.alarmed.mu.Unlock()
+	if already {
+		return
+	}
+	ledgerAlarms.WithLabelValues(kind).Inc()
+	s.log.Error("ALARM: fund refused until its ledger is repaired", zap.String("fund", fund), zap.String("alarm", kind),
+		zap.String("reason", err.Error()), zap.Error(err))
+	// And where every alarm is watched: the audit service records it on the
+	// global chain (core NATS; a lost message leaves the log line and the count).
+	if kind != "not-opened" && s.js != nil && s.js.Conn() != nil { // never opened is provisioning's business, not tampering
+		if b, merr := proto.Marshal(&demarchev1.AuditAlarm{Kind: LedgerAlarmKind, EventId: "ledger-" + fund,
+			Reason: fmt.Sprintf("fund %s (%s): %v", fund, kind, err), At: timestamppb.New(s.now())}); merr == nil {
+			_ = s.js.Conn().Publish(AlarmSubject, b)
+		}
+	}
+}
+
+// AlarmSubject is where alarms are published (the audit service's,
+// services/audit SubjectAlarm); LedgerAlarmKind is a broken ledger's kind there.
+const (
+	AlarmSubject    = "demarche.audit.alarm"
+	LedgerAlarmKind = "ledger-broken"
+)
+
+// checked raises the alarm when a read found a fund's ledger broken or gone
+// (not when NATS was unavailable: that is no fault of the ledger), and
+// returns err unchanged.
+func (s *Store) checked(fund string, err error) error {
+	if errors.Is(err, ErrLedgerBroken) || errors.Is(err, ErrLedgerMissing) {
+		s.alarm(fund, err)
+	}
+	return err
+}
+
+// Alarms is, per fund, why it was last alarmed (for tests and the log).
+func (s *Store) Alarms() map[string]string {
+	s.alarmed.mu.Lock()
+	defer s.alarmed.mu.Unlock()
+	out := make(map[string]string, len(s.alarmed.reasons))
+	for k, v := range s.alarmed.reasons {
+		out[k] = v
+	}
+	return out
+}
+
+// watch checks each fund's ledger as soon as a line is stored on it, so a
+// line nobody but the funding service should have written (or a removed
+// one) raises the alarm within moments even when nobody reads the fund.
+func (s *Store) watch(ctx context.Context) (stop func(), err error) {
+	cons, err := s.stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{ledgerRoot + ".>"}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("funding: ledger watchdog: %w", err)
+	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
+		fund := strings.TrimPrefix(msg.Subject(), ledgerRoot+".")
+		if _, ok := s.funds[fund]; !ok {
+			s.alarm(fund, &LedgerError{Fund: fund, Problem: "a line was stored for a fund this service does not hold: written by someone else"})
+			return
+		}
+		_, _ = s.usable(wctx, fund) // raises the alarm when broken
+	})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("funding: ledger watchdog: %w", err)
+	}
+	return func() { cc.Stop(); cancel() }, nil
 }
 
 // ErrNotOpened is matched when a configured fund was never opened and
@@ -219,10 +299,10 @@ func (s *Store) openFund(ctx context.Context, f *demarchev1.Fund, opts OpenOptio
 func (s *Store) usable(ctx context.Context, fund string) (*demarchev1.LedgerEntry, error) {
 	last, err := s.tail(ctx, fund)
 	if err != nil {
-		return nil, err
+		return nil, s.checked(fund, err)
 	}
 	if last == nil {
-		return nil, s.noLedger(ctx, fund)
+		return nil, s.checked(fund, s.noLedger(ctx, fund))
 	}
 	return last, nil
 }
@@ -489,13 +569,13 @@ func (s *Store) Ledger(ctx context.Context, q *demarchev1.FundQuery) (*demarchev
 	}
 	lines, err := s.readLines(ctx, q.GetFund(), 0, 0)
 	if err != nil {
-		return nil, err
+		return nil, s.checked(q.GetFund(), err)
 	}
 	if len(lines) == 0 {
-		return nil, s.noLedger(ctx, q.GetFund())
+		return nil, s.checked(q.GetFund(), s.noLedger(ctx, q.GetFund()))
 	}
 	if err := VerifyLines(q.GetFund(), lines, nil); err != nil {
-		return nil, err
+		return nil, s.checked(q.GetFund(), err)
 	}
 	return &demarchev1.LedgerResponse{Entries: lines}, nil
 }
@@ -540,9 +620,10 @@ func (s *Store) fundIDs() []string {
 
 // Service is the running funding micro service.
 type Service struct {
-	nc    *nats.Conn
-	svc   micro.Service
-	Store *Store
+	nc        *nats.Conn
+	svc       micro.Service
+	Store     *Store
+	stopWatch func()
 }
 
 // Config configures the funding service.
@@ -609,12 +690,21 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		nc.Close()
 		return nil, fmt.Errorf("funding: %w", err)
 	}
+	stopWatch, err := st.watch(ctx)
+	if err != nil {
+		_ = svc.Stop()
+		nc.Close()
+		return nil, err
+	}
 	log.Info("funding service ready", zap.Strings("funds", st.fundIDs()))
-	return &Service{nc: nc, svc: svc, Store: st}, nil
+	return &Service{nc: nc, svc: svc, Store: st, stopWatch: stopWatch}, nil
 }
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
+	if s.stopWatch != nil {
+		s.stopWatch()
+	}
 	_ = s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 }

@@ -1,13 +1,8 @@
 package funding
 
-import (
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promauto"
-)
+import "github.com/demarche/demarche/pkg/metrics"
 
 // ledgerAlarms counts funds refused because their ledger is broken, missing
-// or never opened (registered with the default Prometheus registry).
-var ledgerAlarms = promauto.NewCounterVec(prometheus.CounterOpts{
-	Namespace: "demarche", Subsystem: "funding", Name: "ledger_alarms_total",
-	Help: "Funds refused because their ledger is broken, missing or not opened.",
-}, []string{"fund", "alarm"})
+// or never opened (on the registry /metrics serves, each alarm at 0 from the
+// start: pkg/metrics).
+var ledgerAlarms = metrics.FundingLedgerAlarms

@@ -79,6 +79,22 @@ func (a *Activities) PublishCrisisEvents(ctx context.Context, batch *demarchev1.
 	return batch, nil
 }
 
+// The deadline-breach counters are present at 0 from the start, one per
+// deadline the workflows keep (a decision per stage, the standby team's
+// deployment, the fact-finding report): an alert on a rise needs the series
+// before its first breach. Metrics only: no workflow code changes.
+func init() {
+	for v := range demarchev1.Stage_name {
+		st := demarchev1.Stage(v)
+		if st == demarchev1.Stage_STAGE_UNSPECIFIED {
+			continue
+		}
+		metrics.DeadlineBreaches.WithLabelValues(st.Slug()+" decision", st.Slug())
+	}
+	metrics.DeadlineBreaches.WithLabelValues("standby team deployment", demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT.Slug())
+	metrics.DeadlineBreaches.WithLabelValues("fact-finding report", demarchev1.Stage_STAGE_FACT_FINDING.Slug())
+}
+
 // observe turns a published event into the platform's metrics: counted once,
 // when the stream stored it (a retry's duplicate is not counted again).
 func observe(req *demarchev1.PublishEventRequest, data proto.Message) {
