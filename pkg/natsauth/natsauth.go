@@ -114,7 +114,7 @@ var Table = []Rule{
 	{"demarche.ledger.>", Pub, []Identity{Funding}, "only funding writes ledgers"},
 	{"demarche.audit.>", Pub, []Identity{Audit}, "only audit writes audit chains"},
 	{"demarche.partner.>", Pub, []Identity{Partners}, "only partners delivers to partners"},
-	{"demarche.signals.>", Pub, []Identity{Operator}, "signals (dev: the operator stands in for partners' early-warning systems)"},
+	{SignalsOperatorSubject, Pub, []Identity{Operator}, "the operator's own signals, recorded as the operator's (sources publish on demarche.signals.<source> as demarche-signals-<source>: SignalSourcePermissions)"},
 
 	// Buckets: each service writes its own.
 	{"$KV.DEMARCHE_ROSTER.>", Pub, []Identity{Roster}, "experts and bookings"},
@@ -313,13 +313,20 @@ func quoteList(ss []string) string {
 // A partner organisation ORG (its registry code, e.g. ECOWAS) is the user
 // demarche-partner-ORG. It reads its own subjects, demarche.partner.ORG.>, and
 // nothing else: as a core subscription, or through its one durable consumer
-// on DEMARCHE_PARTNERS, named ORG and filtered to its subjects. Its replies
-// come on its own inbox prefix (InboxPrefix), so it cannot read anyone
-// else's replies either; it publishes nothing.
+// named ORG on its own stream DEMARCHE_PARTNER_ORG (PartnerStream), which
+// holds its deliveries alone: the stream's info (subjects and their counts)
+// tells it nothing of crises shared with other organisations, and it may ask
+// no other stream's. Its replies come on its own inbox prefix (InboxPrefix),
+// so it cannot read anyone else's replies either; it publishes nothing.
 //
 // A signal source SOURCE (e.g. acled) is the user demarche-signals-SOURCE. It
 // publishes its signals on demarche.signals.SOURCE alone (JetStream stores
 // them; the acknowledgement comes on its own inbox prefix) and reads nothing.
+// The subject is its proof: early warning takes a stream signal's source from
+// the subject it was published on, and refuses (dead letter) one whose body
+// names another source. The operator identity publishes on
+// demarche.signals.operator alone (SignalsOperatorSubject): its signals are
+// recorded as the operator's, never as a source's.
 
 // DefaultSignalSources are the signal sources `demarche dev` (and
 // deploy/nats/authorization.conf) give a user each; production adds its own.
@@ -342,8 +349,13 @@ func DeployIdentities() []Identity {
 	return out
 }
 
-// PartnersStream is the stream of partner deliveries (services/partners).
-const PartnersStream = "DEMARCHE_PARTNERS"
+// PartnerStream is the stream of one partner organisation's deliveries
+// (services/partners.PartnerStream; a test keeps them equal).
+func PartnerStream(org string) string { return "DEMARCHE_PARTNER_" + org }
+
+// SignalsOperatorSubject is where the operator identity publishes signals:
+// recorded as the operator's own ("operator"), it speaks for no source.
+const SignalsOperatorSubject = "demarche.signals.operator"
 
 // PartnerIdentity is a partner organisation's identity.
 func PartnerIdentity(org string) Identity { return Identity("partner-" + org) }
@@ -394,16 +406,18 @@ func InboxPrefix(id Identity) string {
 	return "_INBOX"
 }
 
-// PartnerPermissions are a partner organisation's.
+// PartnerPermissions are a partner organisation's: its own stream, its own
+// durable consumer on it, its own subjects and inbox; nothing shared.
 func PartnerPermissions(org string) Permissions {
 	subjects := "demarche.partner." + org + ".>"
+	stream := PartnerStream(org)
 	return Permissions{
 		Publish: []string{
-			"$JS.API.STREAM.INFO." + PartnersStream,
-			"$JS.API.CONSUMER.CREATE." + PartnersStream + "." + org + "." + subjects,
-			"$JS.API.CONSUMER.INFO." + PartnersStream + "." + org,
-			"$JS.API.CONSUMER.MSG.NEXT." + PartnersStream + "." + org,
-			"$JS.ACK." + PartnersStream + "." + org + ".>",
+			"$JS.API.STREAM.INFO." + stream,
+			"$JS.API.CONSUMER.CREATE." + stream + "." + org + "." + subjects,
+			"$JS.API.CONSUMER.INFO." + stream + "." + org,
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + org,
+			"$JS.ACK." + stream + "." + org + ".>",
 		},
 		Subscribe: []string{subjects, InboxPrefix(PartnerIdentity(org)) + ".>"},
 	}

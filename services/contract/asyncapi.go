@@ -241,7 +241,7 @@ func AsyncAPI() map[string]any {
 	channels["partner"] = map[string]any{
 		"address":     partners.SubjectRoot + ".{partner}.{region}.{country}.{crisisId}.{event}",
 		"title":       "Partner deliveries",
-		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in " + partners.StreamName + ". A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
+		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
 		"messages":    partnerMsgs,
 		"parameters":  paramRefs("partner", "region", "country", "crisisId", "event"),
 	}
@@ -253,7 +253,7 @@ func AsyncAPI() map[string]any {
 		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
 		"summary":                "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
 		"security":               security,
-		"x-demarche-permissions": jsRead(partners.StreamName, partners.SubjectRoot+".{partner}.>"),
+		"x-demarche-permissions": jsRead(partners.StreamPrefix+"{partner}", partners.SubjectRoot+".{partner}.>"),
 	}
 
 	// Signals from partners' early-warning systems.
