@@ -83,7 +83,7 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	// crisis: a new episode, whose id its WarningRaised names.
 	watch := watchCrossing(t, natsConn(t, s), "BJ", demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE)
 	started := time.Now()
-	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: "test", CountryCode: "BJ",
+	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: demarchev1.OperatorSource, CountryCode: "BJ",
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, Weight: 100, ObservedAt: timestamppb.Now(),
 		Summary: "troops massed at the border", Location: "Malanville"}); err != nil {
 		t.Fatal(err)

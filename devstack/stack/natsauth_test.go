@@ -219,8 +219,8 @@ func TestNATSPermissions(t *testing.T) {
 		}
 		slices.Sort(names)
 		want := slices.Sorted(slices.Values(natsauth.DefaultPartners))
-		if !slices.Equal(names, want) || natsauth.PartnersStream != partners.StreamName {
-			t.Fatalf("registry partners %v, natsauth %v; stream %s vs %s", names, want, partners.StreamName, natsauth.PartnersStream)
+		if !slices.Equal(names, want) || natsauth.PartnerStream("AU") != partners.PartnerStream("AU") {
+			t.Fatalf("registry partners %v, natsauth %v; stream %s vs %s", names, want, partners.PartnerStream("AU"), natsauth.PartnerStream("AU"))
 		}
 		for _, id := range outside {
 			if fi, err := os.Stat(s.CredentialsFile(id)); err != nil || fi.Mode().Perm() != 0o600 {

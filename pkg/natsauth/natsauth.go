@@ -130,7 +130,7 @@ var Table = []Rule{
 	{"demarche.funding.>", Sub, []Identity{Funding}, "funding endpoints"},
 	{"demarche.funding.>", Pub, callers, "request, decide, disburse"},
 	{"demarche.earlywarning.>", Sub, []Identity{EarlyWarning}, "early-warning endpoints"},
-	{"demarche.earlywarning.>", Pub, []Identity{Gateway, Operator}, "ingest, score"},
+	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
 	{"demarche.partners.>", Pub, []Identity{Gateway, Operator}, "role acknowledgements"},
 	{"demarche.audit.>", Sub, []Identity{Audit}, "audit endpoints (chain, heads)"},
@@ -384,6 +384,11 @@ func (id Identity) Check() error {
 	}
 	if name == "" {
 		return fmt.Errorf("NATS identity %q: the organisation or source is empty", id)
+	}
+	if _, source := id.SignalSource(); source && name == "operator" {
+		// demarche.signals.operator is the operator identity's: a source so
+		// named would speak as the operator.
+		return fmt.Errorf("NATS identity %q: the source name operator is the operator identity's", id)
 	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {

@@ -27,7 +27,13 @@ func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Princi
 	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner})
 }
 
-func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+// postSignals takes a person's signals: each is stamped with the
+// principal's source (demarchev1.PersonSource: person_<subject>; a partner
+// liaison's too, the person who sent it), and a body that claims another
+// source is refused whole, 403 naming the rule, before anything is recorded.
+// A source's own system publishes on demarche.signals.<source> with its own
+// NATS credential; early warning takes only persons' signals from here.
+func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	var req demarchev1.IngestRequest
 	if !readBody(w, r, &req) {
 		return
@@ -36,12 +42,34 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.P
 		writeError(w, &demarchev1.FieldError{Field: "exercise", Reason: "an exercise's signals go to POST /v1/exercises/{id}/signals (drill coordinators)"})
 		return
 	}
+	if err := stampSignals(req.GetSignals(), p); err != nil {
+		writeError(w, err)
+		return
+	}
 	var resp demarchev1.IngestResponse
 	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
 	writeProto(w, http.StatusOK, &resp)
+}
+
+// stampSignals sets each signal's source to the principal's, refusing a
+// signal that names another.
+func stampSignals(signals []*demarchev1.Signal, p *authn.Principal) error {
+	own := demarchev1.PersonSource(p.Subject)
+	for i, sig := range signals {
+		switch claimed := sig.GetSource(); claimed {
+		case "":
+			sig.Source = own
+		case own:
+		default:
+			return &errs.Error{Sentinel: errs.ErrForbidden, Msg: fmt.Sprintf(
+				"signals[%d].source: %q refused: a signal's source is who sends it, never its body: yours is %q (leave source out, or send that); a source's own system publishes on demarche.signals.<source> with its own credential",
+				i, truncate(claimed, 40), own)}
+		}
+	}
+	return nil
 }
 
 // postExerciseSignals sends an exercise's signals: scored apart from live
