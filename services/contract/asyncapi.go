@@ -278,7 +278,7 @@ func AsyncAPI() map[string]any {
 	channels["signals"] = map[string]any{
 		"address":     earlywarning.SignalsRoot + ".{source}",
 		"title":       "Early-warning signals",
-		"description": "Signals from partners' early-warning systems, stored in " + earlywarning.SignalsStream + " and scored by the earlywarning service (consumer " + earlywarning.SignalsDurable + ").",
+		"description": "Signals from partners' early-warning systems, stored in " + earlywarning.SignalsStream + " and scored by the earlywarning service (consumer " + earlywarning.SignalsDurable + "). A source publishes on its own subject alone, with its own credential (demarche-signals-{source}): the subject is the signal's source. A body that names another source is refused (dead-lettered on demarche.dlq." + earlywarning.SignalsDurable + " with the rule); source may be left out. Send no Nats-Msg-Id: early warning de-duplicates on the authenticated source + source_id (the stream's de-duplication is shared by all sources).",
 		"messages":    map[string]any{"Signal": ref("#/components/messages/Signal")},
 		"parameters":  paramRefs("source"),
 	}
