@@ -40,10 +40,13 @@
 // Every event is checked with the guard the audit trail applies
 // (pkg/origin.Check) before it is forwarded, and the two events that decide
 // who receives a crisis, CrisisOpened and SharingChanged, must come from the
-// crisis's own workflow run and history event (origin.RequireOwnWorkflow). A
-// crisis opens once: a later CrisisOpened of a known crisis that differs from
-// the one kept is forged (whoever holds a credential that may publish crisis
-// events could copy a genuine event's headers). A refused event is never
+// crisis's own workflow run and history event (origin.RequireOwnWorkflow),
+// and with a Temporal signaller (TemporalSignaller, an OriginVerifier) be
+// found there: the history event they name published them, with this data
+// (whoever holds a credential that may publish crisis events could copy a
+// genuine event's headers; the history cannot be copied). A crisis opens
+// once: a later CrisisOpened of a known crisis that differs from the one kept
+// is forged too. A refused event is never
 // forwarded: it is dead-lettered on demarche.dlq.partners with its reason,
 // logged as an ALARM and counted in demarche_forged_events_total{consumer="partners"}.
 //
@@ -369,7 +372,7 @@ func (s *Service) crisis(ctx context.Context, id string) (*demarchev1.Crisis, er
 // partner that receives it. An event of a crisis not opened yet is parked
 // until its opening arrives; the opening delivers it.
 func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
-	if err := s.checkOrigin(ev); err != nil {
+	if err := s.checkOrigin(ctx, ev); err != nil {
 		return err
 	}
 	op, ok := ev.Data.(*demarchev1.CrisisOpened)
@@ -417,17 +420,33 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 
 // checkOrigin applies the shared guard (pkg/origin) to an event, and to the
 // events that decide who receives a crisis the stricter rule: from the
-// crisis's own workflow. A refused event is an alarm and a dead letter.
-func (s *Service) checkOrigin(ev eventbus.Event) error {
+// crisis's own workflow, and (with a Temporal signaller) found published in
+// that workflow's history. A refused event is an alarm and a dead letter.
+func (s *Service) checkOrigin(ctx context.Context, ev eventbus.Event) error {
 	check := origin.Check
-	switch ev.Data.(type) {
-	case *demarchev1.CrisisOpened, *demarchev1.SharingChanged:
+	if isRecipientEvent(ev) {
 		check = origin.RequireOwnWorkflow
 	}
 	if err := check(ev); err != nil {
 		return s.forged(ev, err)
 	}
+	if v, ok := s.signaller.(OriginVerifier); ok && isRecipientEvent(ev) {
+		if err := v.VerifyPublished(ctx, ev); errors.Is(err, origin.ErrForged) {
+			return s.forged(ev, err)
+		} else if err != nil {
+			return err // Temporal unreachable: retried
+		}
+	}
 	return nil
+}
+
+// isRecipientEvent says whether an event decides who receives a crisis.
+func isRecipientEvent(ev eventbus.Event) bool {
+	switch ev.Data.(type) {
+	case *demarchev1.CrisisOpened, *demarchev1.SharingChanged:
+		return true
+	}
+	return false
 }
 
 // forged raises the alarm for a refused event and returns the permanent
