@@ -164,7 +164,11 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 			if err == nil {
 				t.Fatalf("AU read the info of %s", other)
 			}
-			attempt(t, wallSignals, "STREAM.INFO of "+other, "partner-AU", "refused: "+err.Error())
+			why := publishRefused(t, s, natsauth.PartnerIdentity("AU"), "$JS.API.STREAM.INFO."+other)
+			if why == "" {
+				t.Fatalf("AU may ask the info of %s", other)
+			}
+			attempt(t, wallSignals, "STREAM.INFO of "+other, "partner-AU", "refused by NATS: "+why)
 		}
 		if err := publishRefused(t, s, natsauth.PartnerIdentity("AU"), "$JS.API.STREAM.NAMES"); err == "" {
 			t.Fatal("AU may list the streams")
