@@ -130,6 +130,12 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 			t.Fatalf("recorded as %q", c.Source)
 		}
 		attempt(t, wallSignals, "POST /v1/signals without a source", "analyst", "recorded as person_analyst")
+		// A warning attached to a crisis by hand is a signal too.
+		code, body = duty.do("POST", "/v1/crises/NE-20261207-NOSUCH/controls/warn", `{"warning": {"source": "ucdp", "summary": "forged", "severity": 5, "observedAt": "2026-12-01T00:00:00Z"}}`)
+		if code != http.StatusForbidden || !strings.Contains(body, "warning.source") || !strings.Contains(body, "a signal's source is who sends it") {
+			t.Fatalf("warn control claiming ucdp: %d %s", code, body)
+		}
+		attempt(t, wallSignals, "POST /v1/crises/{id}/controls/warn with warning.source ucdp", "duty", fmt.Sprintf("%d: %s", code, strings.TrimSpace(body)))
 	})
 
 	t.Run("a forged CrisisOpened declassifying a confidential crisis", func(t *testing.T) {

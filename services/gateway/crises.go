@@ -57,17 +57,26 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.P
 // stampSignals sets each signal's source to the principal's, refusing a
 // signal that names another.
 func stampSignals(signals []*demarchev1.Signal, p *authn.Principal) error {
-	own := demarchev1.PersonSource(p.Subject)
 	for i, sig := range signals {
-		switch claimed := sig.GetSource(); claimed {
-		case "":
-			sig.Source = own
-		case own:
-		default:
-			return &errs.Error{Sentinel: errs.ErrForbidden, Msg: fmt.Sprintf(
-				"signals[%d].source: %q refused: a signal's source is who sends it, never its body: yours is %q (leave source out, or send that); a source's own system publishes on demarche.signals.<source> with its own credential",
-				i, truncate(claimed, 40), own)}
+		if err := stampSource(fmt.Sprintf("signals[%d].source", i), &sig.Source, p); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// stampSource sets a source to the principal's (demarchev1.PersonSource),
+// refusing (403, naming the rule) one that names another.
+func stampSource(field string, source *string, p *authn.Principal) error {
+	own := demarchev1.PersonSource(p.Subject)
+	switch claimed := *source; claimed {
+	case "":
+		*source = own
+	case own:
+	default:
+		return &errs.Error{Sentinel: errs.ErrForbidden, Msg: fmt.Sprintf(
+			"%s: %q refused: a signal's source is who sends it, never its body: yours is %q (leave source out, or send that); a source's own system publishes on demarche.signals.<source> with its own credential",
+			field, truncate(claimed, 40), own)}
 	}
 	return nil
 }
@@ -460,6 +469,13 @@ func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.P
 	if err := stamp(arg, p); err != nil {
 		writeError(w, err)
 		return
+	}
+	if wc, ok := arg.(*demarchev1.WarnControl); ok && wc.GetWarning() != nil {
+		// A warning attached by hand is a signal too: the sender's.
+		if err := stampSource("warning.source", &wc.Warning.Source, p); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if ack, ok := arg.(*demarchev1.PartnerRoleAck); ok && partnerOnly(p) && ack.GetPartner() != p.Partner {
 		writeError(w, fmt.Errorf("%w: %s may record the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))
