@@ -196,7 +196,9 @@ func (r *runner) open(ctx context.Context) error {
 
 // signal is a bench signal; weight decides whether it crosses.
 func benchSignal(i int, country string, t demarchev1.CrisisType, weight float64) *demarchev1.Signal {
-	return &demarchev1.Signal{Source: "bench", SourceId: fmt.Sprintf("%s-%d", randomHex(6), i), CountryCode: country, CrisisType: t,
+	// The bench publishes as the operator, which speaks for itself alone
+	// (demarche.signals.operator: pkg/natsauth).
+	return &demarchev1.Signal{Source: demarchev1.OperatorSource, SourceId: fmt.Sprintf("%s-%d", randomHex(6), i), CountryCode: country, CrisisType: t,
 		Weight: weight, ObservedAt: timestamppb.Now(), Summary: "bench signal", Location: "bench"}
 }
 
@@ -256,7 +258,7 @@ func (r *runner) ingest(ctx context.Context) error {
 	}
 	el := time.Since(start)
 	res := Result{Scenario: "ingest", Variant: fmt.Sprintf("%d signals below threshold", n),
-		Demarche: measure("signals published on demarche.signals.bench until early warning acknowledged all", n, 0, el, nil)}
+		Demarche: measure("signals published on demarche.signals.operator until early warning acknowledged all", n, 0, el, nil)}
 	res.Demarche.Extra = map[string]float64{"heap_growth_mb": heapMB() - heap0}
 
 	// Baseline: the same number of messages of the same size, bare.

@@ -18,6 +18,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/partners"
 )
 
 type streamMsg struct {
@@ -274,11 +275,12 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 	// 4. Dead letters. Every one carries a reason and is accounted for:
 	//   - a poison event by every durable consumer of the crisis stream (no
 	//     consumer can take it, none may stall on it);
-	//   - an event of the synthetic crisis by the audit service alone: it was
-	//     published without the workflow run and history event it would come
-	//     from, so audit's guard refuses it as forged (services/audit.CheckEvent)
-	//     and raises an alarm, while the other consumers take the crisis's
-	//     events in whatever order they came;
+	//   - an event of the synthetic crisis by the audit and partners services
+	//     alone: it was published without the workflow run and history event
+	//     it would come from, so the shared origin guard (pkg/origin) refuses
+	//     it as forged in both (audit raises an alarm, partners forward it to
+	//     no one), while the event log takes the crisis's events in whatever
+	//     order they came;
 	//   - a genuine event by none.
 	dlq, err := readStream(ctx, p, eventbus.DeadLetterStreamName, eventbus.DeadLetterRoot+".>")
 	if err != nil {
@@ -317,9 +319,10 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 		switch {
 		case poisonCE[ce]:
 		case syntheticIDs[ce] != "":
-			if who != audit.Durable || !strings.Contains(reason, audit.ErrForged.Error()) {
-				v.loss("synthetic event %s was dead-lettered by %s (%s): only audit may refuse it, as forged", ce, who, reason)
-			} else {
+			switch {
+			case (who != audit.Durable && who != partners.Durable) || !strings.Contains(reason, audit.ErrForged.Error()):
+				v.loss("synthetic event %s was dead-lettered by %s (%s): only audit and partners may refuse it, as forged", ce, who, reason)
+			case who == audit.Durable:
 				forgedRefused++
 			}
 		default:
@@ -340,6 +343,9 @@ func check(ctx context.Context, p *platform, w *workload, in *injector, fig *fig
 	for ce, crisisID := range syntheticIDs {
 		if !deadBy[ce][audit.Durable] {
 			v.fail("synthetic event %s of %s (no workflow origin) was not refused by the audit service", ce, crisisID)
+		}
+		if !deadBy[ce][partners.Durable] {
+			v.fail("synthetic event %s of %s (no workflow origin) was not refused by the partners service", ce, crisisID)
 		}
 	}
 

@@ -426,7 +426,7 @@ func TestConsole(t *testing.T) {
 	now := time.Now().UTC()
 	var sigs []string
 	for i, what := range []string{"soldiers surround the presidential palace", "state television off the air", "border closed by the military"} {
-		sigs = append(sigs, fmt.Sprintf(`{"source": "ecowarn", "sourceId": "CONSOLE-ML-%d-%d", "countryCode": "ML", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "weight": 10, "observedAt": %q, "summary": %q}`,
+		sigs = append(sigs, fmt.Sprintf(`{"sourceId": "CONSOLE-ML-%d-%d", "countryCode": "ML", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "weight": 10, "observedAt": %q, "summary": %q}`,
 			now.Unix(), i, now.Add(time.Duration(i-3)*time.Hour).Format(time.RFC3339), what))
 	}
 	if code, _, raw := analystAPI.call("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`); code != http.StatusOK {

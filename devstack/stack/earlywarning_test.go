@@ -177,7 +177,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	touched := regexp.MustCompile(`crisis (\S+) (opened|signalled)`)
 	report := func(country, typ, id string, at time.Time) (string, string) {
 		t.Helper()
-		out := cli("warning", "report", "--source", "ecowarn", "--source-id", id, "--country", country, "--type", typ,
+		out := cli("warning", "report", "--source-id", id, "--country", country, "--type", typ,
 			"--summary", "Militias attack polling stations", "--weight", "30", "--observed-at", at.Format(time.RFC3339))
 		m := touched.FindStringSubmatch(out)
 		if m == nil {

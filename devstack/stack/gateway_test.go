@@ -128,7 +128,7 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("unknown crisis: %d", code)
 	}
 
-	code, out = call("POST", "/v1/signals", "duty", `{"signals": [{"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes at a rally"}, {"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "same again"}]}`)
+	code, out = call("POST", "/v1/signals", "duty", `{"signals": [{"sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes at a rally"}, {"sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "same again"}]}`)
 	if code != http.StatusOK || out["accepted"] != float64(1) || out["duplicates"] != float64(1) {
 		t.Fatalf("signals: %d %v", code, out)
 	}

@@ -19,8 +19,8 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/partners"
@@ -90,7 +90,7 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	// crisis: a new episode, whose id its WarningRaised names.
 	watch := watchCrossing(t, natsConn(t, s), "BJ", demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE)
 	started := time.Now()
-	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: "test", CountryCode: "BJ",
+	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: demarchev1.OperatorSource, CountryCode: "BJ",
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, Weight: 100, ObservedAt: timestamppb.Now(),
 		Summary: "troops massed at the border", Location: "Malanville"}); err != nil {
 		t.Fatal(err)
@@ -238,7 +238,11 @@ func TestMetricsServedAtStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	durables := 0
-	for _, name := range eventbus.DurableStreams() {
+	var streams []string
+	for name := range js.StreamNames(context.Background()).Name() {
+		streams = append(streams, name) // every stream: a durable anywhere must be declared
+	}
+	for _, name := range streams {
 		st, err := js.Stream(context.Background(), name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)

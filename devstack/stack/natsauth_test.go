@@ -222,8 +222,8 @@ func TestNATSPermissions(t *testing.T) {
 		}
 		slices.Sort(names)
 		want := slices.Sorted(slices.Values(natsauth.DefaultPartners))
-		if !slices.Equal(names, want) || natsauth.PartnersStream != partners.StreamName {
-			t.Fatalf("registry partners %v, natsauth %v; stream %s vs %s", names, want, partners.StreamName, natsauth.PartnersStream)
+		if !slices.Equal(names, want) || natsauth.PartnerStream("AU") != partners.PartnerStream("AU") {
+			t.Fatalf("registry partners %v, natsauth %v; stream %s vs %s", names, want, partners.PartnerStream("AU"), natsauth.PartnerStream("AU"))
 		}
 		for _, id := range outside {
 			if fi, err := os.Stat(s.CredentialsFile(id)); err != nil || fi.Mode().Perm() != 0o600 {
@@ -253,7 +253,7 @@ func TestNATSPermissions(t *testing.T) {
 		for got, want := range map[string]string{
 			natsauth.CrisisStream: eventbus.StreamName, natsauth.DeadLetterStream: eventbus.DeadLetterStreamName,
 			natsauth.SignalsStream: earlywarning.SignalsStream, natsauth.LedgerStream: funding.LedgerStream,
-			natsauth.AuditStream: audit.StreamName, natsauth.AnchorStream: audit.AnchorStream, natsauth.PartnersStream: partners.StreamName,
+			natsauth.AuditStream: audit.StreamName, natsauth.AnchorStream: audit.AnchorStream, natsauth.PartnerStream("AU"): partners.PartnerStream("AU"),
 			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
 			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
 			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket,

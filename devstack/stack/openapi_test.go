@@ -83,7 +83,7 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`, http.StatusUnprocessableEntity)
 	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "spreading"}`, http.StatusOK)
 	check(auditor, "POST", "/v1/crises/ML-20261128-OAPI1/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "x"}`, http.StatusForbidden)
-	check(duty, "POST", "/v1/signals", "/v1/signals", `{"signals": [{"source": "ecowarn", "sourceId": "EW-9", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes"}]}`, http.StatusOK)
+	check(duty, "POST", "/v1/signals", "/v1/signals", `{"signals": [{"sourceId": "EW-9", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes"}]}`, http.StatusOK)
 	check(duty, "GET", "/v1/situations/SN/election-violence", "/v1/situations/{country}/{type}", "", http.StatusOK)
 	check(duty, "POST", "/v1/roster/search", "/v1/roster/search", `{}`, http.StatusOK)
 	check(auditor, "POST", "/v1/funding/balance", "/v1/funding/balance", `{}`, http.StatusOK)

@@ -81,7 +81,7 @@ func TestSharingChangesDuringACrisis(t *testing.T) {
 	// subjects, and may acknowledge a role (the service checks sharing).
 	_, js := jsOf(t, s)
 	partnerCount := func(partner, token string) uint64 {
-		st, err := js.Stream(context.Background(), partners.StreamName)
+		st, err := js.Stream(context.Background(), partners.PartnerStream(partner))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,7 +48,7 @@ func TestOneTraceFromSignalToCrisis(t *testing.T) {
 	watch := watchCrossing(t, nc, "TG", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE)
 
 	ctx, span := tp.Tracer("test").Start(context.Background(), "partner early-warning system reports")
-	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: "test", CountryCode: "TG",
+	if err := earlywarning.PublishSignal(ctx, js, "/test", &demarchev1.Signal{Source: demarchev1.OperatorSource, CountryCode: "TG",
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, Weight: 100, ObservedAt: timestamppb.Now(),
 		Summary: "polling stations attacked", Location: "Lomé"}); err != nil {
 		t.Fatal(err)

@@ -310,7 +310,7 @@ func TestTrust(t *testing.T) {
 			if code != http.StatusNotFound || strings.Replace(raw, c.id, "NE-NO-SUCH-CRISIS", 1) != missing {
 				t.Errorf("%s reads %s: %d %s; want the same 404 as a crisis that does not exist (%s)", c.name, c.id, code, raw, missing)
 			}
-			if code, _, _ := c.who.call("POST", "/v1/crises/"+c.id+"/controls/warn", `{"warning": {"source": "x", "summary": "x", "severity": 2, "observedAt": "2026-11-28T00:00:00Z"}}`); code != http.StatusNotFound && code != http.StatusForbidden {
+			if code, _, _ := c.who.call("POST", "/v1/crises/"+c.id+"/controls/warn", `{"warning": {"summary": "x", "severity": 2, "observedAt": "2026-11-28T00:00:00Z"}}`); code != http.StatusNotFound && code != http.StatusForbidden {
 				t.Errorf("%s warns on %s it may not see: %d", c.name, c.id, code)
 			}
 		}

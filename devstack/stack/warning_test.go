@@ -74,13 +74,18 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	partnerStream, err := js.Stream(ctx, partners.StreamName)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Each partner has its own stream: look in every one.
 	delivered := func(subject string) bool {
-		info, err := partnerStream.Info(ctx, jetstream.WithSubjectFilter(subject))
-		return err == nil && len(info.State.Subjects) > 0
+		for _, org := range partners.DefaultPartnerNames() {
+			st, err := js.Stream(ctx, partners.PartnerStream(org))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info, err := st.Info(ctx, jetstream.WithSubjectFilter(subject)); err == nil && len(info.State.Subjects) > 0 {
+				return true
+			}
+		}
+		return false
 	}
 	waitWithin(t, 15*time.Second, "the next crisis delivered to partners", func() bool {
 		return delivered("demarche.partner.*.africa.ML." + next + ".crisis_opened")

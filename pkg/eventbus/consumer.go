@@ -40,6 +40,10 @@ type Handler func(ctx context.Context, ev Event) error
 type Delivery struct {
 	Ctx   context.Context
 	Event Event
+	// Subject is the NATS subject the event was published on: where NATS
+	// permissions make it proof of the publisher (demarche.signals.<source>),
+	// the consumer takes the publisher from it, never from the body.
+	Subject string
 }
 
 // BatchHandler processes the events a batch consumer took at once and answers
@@ -281,7 +285,7 @@ func (c *Consumer) onBatch(msgs []jetstream.Msg) {
 			continue
 		}
 		batch = append(batch, taken{msg, meta, ev})
-		deliveries = append(deliveries, Delivery{Ctx: tracing.Extract(c.ctx, msg.Headers()), Event: ev})
+		deliveries = append(deliveries, Delivery{Ctx: tracing.Extract(c.ctx, msg.Headers()), Event: ev, Subject: msg.Subject()})
 	}
 	if len(batch) == 0 {
 		return

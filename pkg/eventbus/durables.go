@@ -1,7 +1,6 @@
 package eventbus
 
 import (
-	"slices"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -13,7 +12,10 @@ import (
 // consumers.go): one deleted, edited or created outside provisioning is an
 // alarm.
 type DurableSpec struct {
-	Stream string
+	// Stream is the stream's name; with StreamPrefix, every stream whose
+	// name starts with it (one stream per partner organisation).
+	Stream       string
+	StreamPrefix bool
 	// Durable is the consumer's name; with Prefix, every durable whose name
 	// starts with it (one per partner, say).
 	Durable string
@@ -33,7 +35,7 @@ type DurableSpec struct {
 const (
 	signalsStream  = "DEMARCHE_SIGNALS"
 	signalsRoot    = "demarche.signals"
-	partnersStream = "DEMARCHE_PARTNERS"
+	partnerStreams = "DEMARCHE_PARTNER_" // + the organisation (natsauth.PartnerStream)
 	partnerRoot    = "demarche.partner"
 )
 
@@ -48,27 +50,35 @@ var Durables = []DurableSpec{
 	{Stream: StreamName, Durable: "partners", Owner: "partners", Filter: fixed(AllEvents()), AckPolicy: jetstream.AckExplicitPolicy},
 	{Stream: StreamName, Durable: "example-subscriber", Owner: "subscriber", AckPolicy: jetstream.AckExplicitPolicy},
 	{Stream: signalsStream, Durable: "earlywarning-signals", Owner: "earlywarning", Filter: fixed(signalsRoot + ".>"), AckPolicy: jetstream.AckExplicitPolicy},
-	{Stream: partnersStream, Durable: "partners-webhook-", Prefix: true, Owner: "partners", AckPolicy: jetstream.AckExplicitPolicy,
+	{Stream: partnerStreams, StreamPrefix: true, Durable: "partners-webhook-", Prefix: true, Owner: "partners", AckPolicy: jetstream.AckExplicitPolicy,
 		Filter: func(durable string) []string {
 			return []string{partnerRoot + "." + strings.TrimPrefix(durable, "partners-webhook-") + ".>"}
 		}},
+	// A partner organisation's own consumer on its stream, named after it
+	// (natsauth.PartnerPermissions lets it make that one alone).
+	{Stream: partnerStreams, StreamPrefix: true, Prefix: true, Owner: "partner", AckPolicy: jetstream.AckExplicitPolicy,
+		Filter: func(durable string) []string { return []string{partnerRoot + "." + durable + ".>"} }},
 }
 
-// DurableStreams are the streams that hold declared durables.
-func DurableStreams() []string {
-	var out []string
+// Watched says whether a stream may hold declared durables (the audit
+// service lists the consumers of every such stream).
+func Watched(stream string) bool {
 	for _, d := range Durables {
-		if !slices.Contains(out, d.Stream) {
-			out = append(out, d.Stream)
+		if d.matchesStream(stream) {
+			return true
 		}
 	}
-	return out
+	return false
+}
+
+func (d DurableSpec) matchesStream(stream string) bool {
+	return d.Stream == stream || d.StreamPrefix && strings.HasPrefix(stream, d.Stream) && len(stream) > len(d.Stream)
 }
 
 // SpecOf is the declaration of a durable on a stream (nil: not declared).
 func SpecOf(stream, durable string) *DurableSpec {
 	for i, d := range Durables {
-		if d.Stream == stream && (d.Durable == durable || d.Prefix && strings.HasPrefix(durable, d.Durable) && len(durable) > len(d.Durable)) {
+		if d.matchesStream(stream) && (d.Durable == durable || d.Prefix && strings.HasPrefix(durable, d.Durable) && len(durable) > len(d.Durable)) {
 			return &Durables[i]
 		}
 	}

@@ -1,6 +1,7 @@
 package eventbus_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/demarche/demarche/pkg/eventbus"
@@ -34,7 +35,10 @@ func TestDurablesAgreeWithPermissions(t *testing.T) {
 		found := false
 		for owner, cs := range natsauth.AllDurables(natsauth.DefaultPartners) {
 			for _, c := range cs {
-				if string(owner) == d.Owner && c.Stream == d.Stream && (c.Name == d.Durable || d.Prefix) {
+				_, isPartner := owner.Partner()
+				sameOwner := string(owner) == d.Owner || isPartner && d.Owner == "partner"
+				sameStream := c.Stream == d.Stream || d.StreamPrefix && strings.HasPrefix(c.Stream, d.Stream)
+				if sameOwner && sameStream && (c.Name == d.Durable || d.Prefix && strings.HasPrefix(c.Name, d.Durable)) {
 					found = true
 				}
 			}

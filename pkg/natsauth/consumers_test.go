@@ -43,7 +43,7 @@ func TestOnlyTheOwnerTouchesADurable(t *testing.T) {
 	all := append(slices.Clone(natsauth.Identities), outside...)
 	durables := natsauth.AllDurables(natsauth.DefaultPartners)
 	for _, must := range []natsauth.Consumer{{natsauth.CrisisStream, "audit"}, {natsauth.CrisisStream, "eventlog"}, {natsauth.CrisisStream, "partners"},
-		{natsauth.SignalsStream, "earlywarning-signals"}, {natsauth.PartnersStream, "partners-webhook-AU"}, {natsauth.PartnersStream, "AU"}} {
+		{natsauth.SignalsStream, "earlywarning-signals"}, {natsauth.PartnerStream("AU"), "partners-webhook-AU"}, {natsauth.PartnerStream("AU"), "AU"}} {
 		found := false
 		for _, cs := range durables {
 			found = found || slices.Contains(cs, must)
@@ -91,13 +91,13 @@ func TestOrderedConsumersButNoOneElses(t *testing.T) {
 				t.Errorf("%s may acknowledge another's consumer on %s", id, stream)
 			}
 		}
-		if allowed(p, "$JS.API.CONSUMER.CREATE."+natsauth.PartnersStream+".Xy3kQ_1") {
+		if allowed(p, "$JS.API.CONSUMER.CREATE."+natsauth.PartnerStream("AU")+".Xy3kQ_1") {
 			t.Errorf("%s may make consumers on the partner stream", id)
 		}
 	}
 	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
 		p := natsauth.PermissionsOf(id)
-		for _, stream := range []string{natsauth.CrisisStream, natsauth.AuditStream, natsauth.PartnersStream, natsauth.KV(natsauth.RosterBucket)} {
+		for _, stream := range []string{natsauth.CrisisStream, natsauth.AuditStream, natsauth.PartnerStream("AU"), natsauth.KV(natsauth.RosterBucket)} {
 			if id != natsauth.Provisioner && allowed(p, "$JS.API.CONSUMER.CREATE."+stream) {
 				t.Errorf("%s may use the legacy ephemeral create form on %s", id, stream)
 			}
@@ -204,7 +204,7 @@ func TestMessageReadsWhereNeeded(t *testing.T) {
 // TestAuditWatchesEveryConsumer: wall 6 watches consumers from the audit service.
 func TestAuditWatchesEveryConsumer(t *testing.T) {
 	p := natsauth.PermissionsOf(natsauth.Audit)
-	for _, s := range []string{"$JS.API.CONSUMER.INFO." + natsauth.CrisisStream + ".eventlog", "$JS.API.CONSUMER.INFO." + natsauth.PartnersStream + ".partners-webhook-AU",
+	for _, s := range []string{"$JS.API.CONSUMER.INFO." + natsauth.CrisisStream + ".eventlog", "$JS.API.CONSUMER.INFO." + natsauth.PartnerStream("AU") + ".partners-webhook-AU",
 		"$JS.API.CONSUMER.LIST." + natsauth.SignalsStream, "$JS.API.CONSUMER.NAMES." + natsauth.CrisisStream} {
 		if !allowed(p, s) {
 			t.Errorf("audit may not %s", s)

@@ -115,7 +115,7 @@ var Durables = map[Identity][]Consumer{
 
 // WebhookDurable is the partners service's consumer for a partner's webhook.
 func WebhookDurable(org string) Consumer {
-	return Consumer{PartnersStream, WebhookDurablePrefix + org}
+	return Consumer{PartnerStream(org), WebhookDurablePrefix + org}
 }
 
 // Ephemerals are the streams on which an identity runs ordered (or other
@@ -197,7 +197,7 @@ var rules = []Rule{
 	{"demarche.audit.>", Pub, []Identity{Audit}, "only audit writes audit chains"},
 	{"demarche.audit.alarm", Pub, []Identity{Funding}, "a broken ledger's alarm, which audit records on the global chain (core NATS, not a chain subject)"},
 	{"demarche.partner.>", Pub, []Identity{Partners}, "only partners delivers to partners"},
-	{"demarche.signals.>", Pub, []Identity{Operator}, "signals (dev: the operator stands in for partners' early-warning systems)"},
+	{SignalsOperatorSubject, Pub, []Identity{Operator}, "the operator's own signals, recorded as the operator's (sources publish on demarche.signals.<source> as demarche-signals-<source>: SignalSourcePermissions)"},
 
 	// Buckets: each service writes its own.
 	{"$KV.DEMARCHE_ROSTER.>", Pub, []Identity{Roster}, "experts and bookings"},
@@ -218,7 +218,7 @@ var rules = []Rule{
 	{"demarche.funding.decide", Pub, []Identity{Worker}, "a crisis's four-eyes funding decision (the worker alone)"},
 	{"demarche.funding.disburse", Pub, []Identity{Worker}, "an approved request's disbursement (the worker alone)"},
 	{"demarche.earlywarning.>", Sub, []Identity{EarlyWarning}, "early-warning endpoints"},
-	{"demarche.earlywarning.>", Pub, []Identity{Gateway, Operator}, "ingest, score"},
+	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
 	{"demarche.partners.>", Pub, []Identity{Gateway, Operator}, "role acknowledgements"},
 	{"demarche.audit.>", Sub, []Identity{Audit}, "audit endpoints (chain, heads)"},
@@ -423,7 +423,7 @@ func AllDurables(partners []string) map[Identity][]Consumer {
 		}
 	}
 	for _, org := range partners {
-		out[PartnerIdentity(org)] = []Consumer{{PartnersStream, org}}
+		out[PartnerIdentity(org)] = []Consumer{{PartnerStream(org), org}}
 	}
 	return out
 }
@@ -598,13 +598,20 @@ func quoteList(ss []string) string {
 // A partner organisation ORG (its registry code, e.g. ECOWAS) is the user
 // demarche-partner-ORG. It reads its own subjects, demarche.partner.ORG.>, and
 // nothing else: as a core subscription, or through its one durable consumer
-// on DEMARCHE_PARTNERS, named ORG and filtered to its subjects. Its replies
-// come on its own inbox prefix (InboxPrefix), so it cannot read anyone
-// else's replies either; it publishes nothing.
+// named ORG on its own stream DEMARCHE_PARTNER_ORG (PartnerStream), which
+// holds its deliveries alone: the stream's info (subjects and their counts)
+// tells it nothing of crises shared with other organisations, and it may ask
+// no other stream's. Its replies come on its own inbox prefix (InboxPrefix),
+// so it cannot read anyone else's replies either; it publishes nothing.
 //
 // A signal source SOURCE (e.g. acled) is the user demarche-signals-SOURCE. It
 // publishes its signals on demarche.signals.SOURCE alone (JetStream stores
 // them; the acknowledgement comes on its own inbox prefix) and reads nothing.
+// The subject is its proof: early warning takes a stream signal's source from
+// the subject it was published on, and refuses (dead letter) one whose body
+// names another source. The operator identity publishes on
+// demarche.signals.operator alone (SignalsOperatorSubject): its signals are
+// recorded as the operator's, never as a source's.
 
 // DefaultSignalSources are the signal sources `demarche dev` (and
 // deploy/nats/authorization.conf) give a user each; production adds its own.
@@ -627,8 +634,13 @@ func DeployIdentities() []Identity {
 	return out
 }
 
-// PartnersStream is the stream of partner deliveries (services/partners).
-const PartnersStream = "DEMARCHE_PARTNERS"
+// PartnerStream is the stream of one partner organisation's deliveries
+// (services/partners.PartnerStream; a test keeps them equal).
+func PartnerStream(org string) string { return "DEMARCHE_PARTNER_" + org }
+
+// SignalsOperatorSubject is where the operator identity publishes signals:
+// recorded as the operator's own ("operator"), it speaks for no source.
+const SignalsOperatorSubject = "demarche.signals.operator"
 
 // PartnerIdentity is a partner organisation's identity.
 func PartnerIdentity(org string) Identity { return Identity("partner-" + org) }
@@ -658,6 +670,11 @@ func (id Identity) Check() error {
 	if name == "" {
 		return fmt.Errorf("NATS identity %q: the organisation or source is empty", id)
 	}
+	if _, source := id.SignalSource(); source && name == "operator" {
+		// demarche.signals.operator is the operator identity's: a source so
+		// named would speak as the operator.
+		return fmt.Errorf("NATS identity %q: the source name operator is the operator identity's", id)
+	}
 	for _, r := range name {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-') {
 			return fmt.Errorf("NATS identity %q: %q may hold letters, digits and dashes only", id, name)
@@ -679,16 +696,18 @@ func IdentityOfUser(user string) (Identity, bool) {
 	return Identity(id), ok && id != ""
 }
 
-// PartnerPermissions are a partner organisation's.
+// PartnerPermissions are a partner organisation's: its own stream, its own
+// durable consumer on it, its own subjects and inbox; nothing shared.
 func PartnerPermissions(org string) Permissions {
 	subjects := "demarche.partner." + org + ".>"
+	stream := PartnerStream(org)
 	return Permissions{
 		Publish: []string{
-			"$JS.API.STREAM.INFO." + PartnersStream,
-			"$JS.API.CONSUMER.CREATE." + PartnersStream + "." + org + "." + subjects,
-			"$JS.API.CONSUMER.INFO." + PartnersStream + "." + org,
-			"$JS.API.CONSUMER.MSG.NEXT." + PartnersStream + "." + org,
-			"$JS.ACK." + PartnersStream + "." + org + ".>",
+			"$JS.API.STREAM.INFO." + stream,
+			"$JS.API.CONSUMER.CREATE." + stream + "." + org + "." + subjects,
+			"$JS.API.CONSUMER.INFO." + stream + "." + org,
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + org,
+			"$JS.ACK." + stream + "." + org + ".>",
 		},
 		Subscribe: []string{subjects, InboxPrefix(PartnerIdentity(org)) + ".>"},
 	}

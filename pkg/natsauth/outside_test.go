@@ -93,7 +93,12 @@ func TestPartnersAndSignalSources(t *testing.T) {
 		{au, "demarche.partner.AU.africa.GN.GN-1.crisis_opened", false},
 		{au, "demarche.partners.ack", false},
 		{au, "demarche.signals.AU", false},
-		{au, "$JS.API.STREAM.PURGE." + natsauth.PartnersStream, false},
+		{au, "$JS.API.STREAM.PURGE." + natsauth.PartnerStream("AU"), false},
+		{au, "$JS.API.STREAM.INFO." + natsauth.PartnerStream("AU"), true},
+		{au, "$JS.API.STREAM.INFO." + natsauth.PartnerStream("EU"), false},
+		{au, "$JS.API.STREAM.INFO.DEMARCHE_PARTNERS", false},
+		{au, "$JS.API.STREAM.NAMES", false},
+		{au, "$JS.API.STREAM.LIST", false},
 	} {
 		if got := pub(c.id, c.subject); got != c.want {
 			t.Errorf("%s publishing on %s: allowed=%v, want %v", c.id, c.subject, got, c.want)
@@ -101,12 +106,14 @@ func TestPartnersAndSignalSources(t *testing.T) {
 	}
 
 	// JetStream: a partner pulls its own deliveries through its durable
-	// consumer, and cannot make one that reads another's.
+	// consumer on its own stream, and cannot make one that reads another's.
 	ctx := context.Background()
 	prov := connect(natsauth.Provisioner)
 	pjs, _ := jetstream.New(prov)
-	if _, err := pjs.CreateStream(ctx, jetstream.StreamConfig{Name: natsauth.PartnersStream, Subjects: []string{"demarche.partner.>"}}); err != nil {
-		t.Fatal(err)
+	for _, org := range []string{"AU", "EU"} {
+		if _, err := pjs.CreateStream(ctx, jetstream.StreamConfig{Name: natsauth.PartnerStream(org), Subjects: []string{"demarche.partner." + org + ".>"}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	pjs2, _ := jetstream.New(connect(natsauth.Partners))
 	for _, org := range []string{"AU", "EU"} {
@@ -121,15 +128,25 @@ func TestPartnersAndSignalSources(t *testing.T) {
 		t.Cleanup(cancel)
 		return c
 	}
-	if _, err := ajs.CreateOrUpdateConsumer(refused(), natsauth.PartnersStream, jetstream.ConsumerConfig{Durable: "AU", FilterSubject: "demarche.partner.EU.>", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+	if _, err := ajs.CreateOrUpdateConsumer(refused(), natsauth.PartnerStream("EU"), jetstream.ConsumerConfig{Durable: "AU", FilterSubject: "demarche.partner.EU.>", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
 		t.Fatal("AU made a consumer of EU's deliveries")
 	}
-	if _, err := ajs.CreateOrUpdateConsumer(refused(), natsauth.PartnersStream, jetstream.ConsumerConfig{Durable: "EU", FilterSubject: "demarche.partner.AU.>", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
+	if _, err := ajs.CreateOrUpdateConsumer(refused(), natsauth.PartnerStream("AU"), jetstream.ConsumerConfig{Durable: "EU", FilterSubject: "demarche.partner.AU.>", AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
 		t.Fatal("AU made a consumer under EU's name")
+	}
+	if _, err := ajs.Stream(refused(), natsauth.PartnerStream("EU")); err == nil {
+		t.Fatal("AU read EU's stream info")
+	}
+	st, err := ajs.Stream(refused(), natsauth.PartnerStream("AU"))
+	if err != nil {
+		t.Fatalf("AU's own stream info: %v", err)
+	}
+	if info, err := st.Info(refused(), jetstream.WithSubjectFilter(">")); err != nil || len(info.State.Subjects) != 1 {
+		t.Fatalf("AU's stream lists %v (%v), want its own subject alone", info.State.Subjects, err)
 	}
 	short, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	cons, err := ajs.CreateOrUpdateConsumer(short, natsauth.PartnersStream, jetstream.ConsumerConfig{Durable: "AU", FilterSubject: "demarche.partner.AU.>", AckPolicy: jetstream.AckExplicitPolicy})
+	cons, err := ajs.CreateOrUpdateConsumer(short, natsauth.PartnerStream("AU"), jetstream.ConsumerConfig{Durable: "AU", FilterSubject: "demarche.partner.AU.>", AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
 		t.Fatalf("AU's own consumer: %v", err)
 	}
@@ -140,13 +157,13 @@ func TestPartnersAndSignalSources(t *testing.T) {
 	if err := msg.DoubleAck(short); err != nil {
 		t.Fatalf("AU acknowledging: %v", err)
 	}
-	if err := ajs.DeleteStream(refused(), natsauth.PartnersStream); err == nil {
+	if err := ajs.DeleteStream(refused(), natsauth.PartnerStream("AU")); err == nil {
 		t.Fatal("a partner deleted the stream")
 	}
 }
 
 func TestOutsideIdentitiesAreOneToken(t *testing.T) {
-	for _, bad := range []natsauth.Identity{natsauth.PartnerIdentity("AU.>"), natsauth.PartnerIdentity("*"), natsauth.SignalSourceIdentity(""), "mallory"} {
+	for _, bad := range []natsauth.Identity{natsauth.PartnerIdentity("AU.>"), natsauth.PartnerIdentity("*"), natsauth.SignalSourceIdentity(""), natsauth.SignalSourceIdentity("operator"), "mallory"} {
 		if err := bad.Check(); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -74,7 +74,17 @@ func (s *Store) CheckConsumers(ctx context.Context) ([]string, error) {
 	var changes []string
 	present := map[string]bool{}
 	checked := map[string]bool{}
-	for _, stream := range eventbus.DurableStreams() {
+	var streams []string
+	names := s.js.StreamNames(ctx)
+	for name := range names.Name() {
+		if eventbus.Watched(name) {
+			streams = append(streams, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return changes, fmt.Errorf("audit: list streams: %w", err)
+	}
+	for _, stream := range streams {
 		st, err := s.js.Stream(ctx, stream)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			continue // not provisioned here (its service does not run)

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -326,5 +327,15 @@ func TestOperationRecords(t *testing.T) {
 	bad.Operation = "delete"
 	if err := Over(e.nc)(context.Background(), SubjectOperation, bad, &demarchev1.AuditOperationResponse{}); err == nil || !strings.Contains(err.Error(), "operation") {
 		t.Fatalf("bad operation: %v", err)
+	}
+}
+
+// TestSharedGuardNamesTheWorkflow keeps pkg/origin's publishers equal to
+// the workflow's and the worker's (pkg cannot import workflows).
+func TestSharedGuardNamesTheWorkflow(t *testing.T) {
+	if origin.WorkflowSource != crisis.EventSource || origin.OutsideWatchSource != crisis.OutsideWatchSource ||
+		origin.WorkflowIDPrefix+crisisB != crisis.WorkflowID(crisisB) {
+		t.Fatalf("pkg/origin names %q, %q, %q; the workflow %q, %q, %q", origin.WorkflowSource, origin.OutsideWatchSource,
+			origin.WorkflowIDPrefix+crisisB, crisis.EventSource, crisis.OutsideWatchSource, crisis.WorkflowID(crisisB))
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/natsauth"
 
+	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/platform"
 )
 
@@ -32,6 +33,7 @@ func newAdminCmd(app *App) *cobra.Command {
 func newAdminProvisionCmd(app *App) *cobra.Command {
 	var replicas int
 	var retention time.Duration
+	var registry string
 	cmd := &cobra.Command{
 		Use:   "provision",
 		Short: "Create the streams, buckets, Temporal namespace and search attributes Démarche needs (idempotent)",
@@ -50,9 +52,14 @@ namespace holds one of Démarche's search attributes with another type.`,
 			if replicas < 1 || replicas > 5 {
 				return fmt.Errorf("--replicas %d: allowed 1 (one server) to 5; production clusters use 3", replicas)
 			}
+			reg, err := partners.LoadRegistry(registry)
+			if err != nil {
+				return fmt.Errorf("--partner-registry: %w", err)
+			}
 			rep, err := platform.Provision(cmd.Context(), platform.Config{
 				NATSURL: app.NATSURL, Replicas: replicas,
 				TemporalAddress: app.TemporalAddress, Namespace: app.Namespace, Retention: retention,
+				PartnerNames: reg.Names(),
 			}, app.Log)
 			if err != nil {
 				return err
@@ -74,6 +81,7 @@ namespace holds one of Démarche's search attributes with another type.`,
 	}
 	cmd.Flags().IntVar(&replicas, "replicas", envInt("DEMARCHE_NATS_REPLICAS", 1), "copies of each stream and bucket: 1 for one server, 3 for a production cluster (env DEMARCHE_NATS_REPLICAS)")
 	cmd.Flags().DurationVar(&retention, "retention", platform.DefaultRetention, "how long Temporal keeps a closed crisis's history (when registering the namespace)")
+	cmd.Flags().StringVar(&registry, "partner-registry", "", "the partners service's registry file (each partner organisation gets its own stream; default: the embedded registry)")
 	return cmd
 }
 

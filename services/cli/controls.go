@@ -147,7 +147,7 @@ func newWarnCmd(app *App) *cobra.Command {
 			})
 		}}
 	f.bind(c)
-	c.Flags().StringVar(&w.Source, "source", "", "where the signal comes from, e.g. acled, ecowarn, un-human-rights (required)")
+	c.Flags().StringVar(&w.Source, "source", "", "leave it out: a warning is yours, recorded as your credential's source (person_<subject>); the gateway refuses another")
 	c.Flags().StringVar(&w.SourceId, "source-id", "", "the source's own id of the signal")
 	c.Flags().StringVar(&w.Summary, "summary", "", "what happened (required)")
 	c.Flags().Int32Var(&w.Severity, "severity", 0, "1 to 5 (required)")

@@ -24,7 +24,7 @@ func newPartnerCmd(app *App) *cobra.Command {
 		Short: "Partner organisations: the registry, and role acknowledgements",
 		Long: `Partner organisations (AU, ECOWAS, EU, OSCE, OAS, ...) receive the events of the
 crises shared with them on demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
-(stream ` + partners.StreamName + `) and, where configured, on a signed HTTP webhook.
+(its own stream ` + partners.StreamPrefix + `<PARTNER>) and, where configured, on a signed HTTP webhook.
 Public crises reach every partner whose regions, countries and crisis types match;
 restricted and confidential crises reach only the partners they are shared with
 ("demarche crisis open --share-with").
@@ -144,7 +144,7 @@ func newServePartnersCmd(app *App) *cobra.Command {
 		Use:   "partners",
 		Short: "Run the partners service: events to partner subjects and webhooks, role acknowledgements (NATS micro)",
 		Long: `Run the partners service: it delivers crisis events to each partner organisation
-on demarche.partner.<PARTNER>.> (stream ` + partners.StreamName + `) and to its signed webhook,
+on demarche.partner.<PARTNER>.> (its own stream ` + partners.StreamPrefix + `<PARTNER>) and to its signed webhook,
 never a restricted or confidential crisis unless shared with that partner, and
 answers the "partners" NATS micro service (list, ack-role), signalling role
 acknowledgements to the crisis workflow. The registry is built in unless --registry

@@ -21,6 +21,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/gateway"
@@ -65,7 +66,10 @@ func TestPartnerCommands(t *testing.T) {
 	c := &demarchev1.Crisis{Id: "GN-20261127-CLI00", Title: "Coup attempt", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, Severity: 4,
 		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_RESTRICTED, OpenedAt: timestamppb.Now(), SharedWith: []string{"ECOWAS"}}
-	if _, err := eventbus.NewPublisher(js, "/test").Publish(ctx, eventbus.RouteOf(c), eventbus.Event{ID: "cli-opened", Time: time.Now(), Data: &demarchev1.CrisisOpened{Crisis: c}}); err != nil {
+	// As the crisis workflow publishes it (the partners service refuses any other: pkg/origin).
+	opened := eventbus.Event{ID: "cli-opened", Time: time.Now(), Data: &demarchev1.CrisisOpened{Crisis: c},
+		Origin: eventbus.Origin{WorkflowID: origin.WorkflowIDPrefix + c.GetId(), RunID: "run-1", HistoryEventID: 5}}
+	if _, err := eventbus.NewPublisher(js, origin.WorkflowSource).Publish(ctx, eventbus.RouteOf(c), opened); err != nil {
 		t.Fatal(err)
 	}
 	kv, err := js.KeyValue(ctx, partners.CrisisBucket)

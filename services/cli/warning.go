@@ -90,7 +90,13 @@ Other columns are ignored.`,
 				progress = fileProgressBar(cmd.ErrOrStderr(), file)
 			}
 			start := time.Now()
-			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules})
+			// The file's signals are the importing person's (the gateway refuses
+			// any other source): its format stays in each source id.
+			source, err := api.signalSource(cmd.Context())
+			if err != nil {
+				return err
+			}
+			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules, Source: source})
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
@@ -234,20 +240,27 @@ func newWarningReportCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "report",
 		Short: "Report one early-warning signal",
-		Long: `Report one signal to the earlywarning service. Its weight is --weight, or
+		Long: `Report one signal to the earlywarning service, as yours: its source is your
+credential's (person_<subject>), never one you name (a source's own system
+publishes on demarche.signals.<source> with its own NATS credential). Its weight is --weight, or
 1 + ln(1 + --fatalities), raised to --severity when that is larger. The answer
 says whether it was accepted, and the crisis it raised or was attached to.
 
 Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
-		Example: `  demarche warning report --source un-human-rights --country GN --type unconstitutional-change \
+		Example: `  demarche warning report --country GN --type unconstitutional-change \
       --summary "Troops deployed around the presidential palace" --severity 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			sig, err := f.signal(time.Now())
+			api, err := app.api()
 			if err != nil {
 				return err
 			}
-			api, err := app.api()
+			if f.source == "" {
+				if f.source, err = api.signalSource(cmd.Context()); err != nil {
+					return err
+				}
+			}
+			sig, err := f.signal(time.Now())
 			if err != nil {
 				return err
 			}
@@ -279,7 +292,7 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.source, "source", "operator", "who reports it, lower case (e.g. operator, ecowarn, un-human-rights)")
+	fl.StringVar(&f.source, "source", "", "who reports it: you (default: your credential's source, person_<subject>); the gateway refuses any other")
 	fl.StringVar(&f.sourceID, "source-id", "", "the source's own id (default: a new one); the same source and id are recorded once")
 	fl.StringVar(&f.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. GN (required)")
 	fl.StringVar(&f.crisisType, "type", "", "crisis type (required)")
@@ -377,6 +390,16 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 			c.GetSource(), c.GetSourceId(), summary)
 	}
 	_ = tw.Flush()
+}
+
+// signalSource is the source the gateway stamps this credential's signals
+// with (and the only one it accepts from it).
+func (c *apiClient) signalSource(ctx context.Context) (string, error) {
+	w, err := c.whoami(ctx)
+	if err != nil {
+		return "", fmt.Errorf("who is sending the signals: %w", err)
+	}
+	return demarchev1.PersonSource(w.GetSubject()), nil
 }
 
 // ingest sends a batch of signals through the gateway (an earlywarning.IngestFunc).

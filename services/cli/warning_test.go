@@ -96,15 +96,20 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if _, err := run("import", "--format", "gdelt", file); err == nil || !strings.Contains(err.Error(), "--format") {
 		t.Errorf("bad format: %v", err)
 	}
-	out, err = run("report", "--source", "operator", "--source-id", "op-1", "--country", "GN", "--type", "unconstitutional-change", "--summary", "Troops at the palace", "--severity", "4", "--observed-at", "2023-02-17")
-	if err != nil || !strings.Contains(out, "operator/op-1 accepted (weight 4.00)") {
+	// A signal is the sender's: another source named is refused by the gateway, naming the rule.
+	if _, err := run("report", "--source", "ucdp", "--source-id", "op-1", "--country", "GN", "--type", "unconstitutional-change", "--summary", "Troops at the palace", "--severity", "4", "--observed-at", "2023-02-17"); err == nil ||
+		!strings.Contains(err.Error(), "a signal's source is who sends it") {
+		t.Fatalf("report claiming ucdp: %v", err)
+	}
+	out, err = run("report", "--source-id", "op-1", "--country", "GN", "--type", "unconstitutional-change", "--summary", "Troops at the palace", "--severity", "4", "--observed-at", "2023-02-17")
+	if err != nil || !strings.Contains(out, "person_analyst/op-1 accepted (weight 4.00)") {
 		t.Fatalf("report: %q %v", out, err)
 	}
 	out, err = run("score", "--country", "GN", "--type", "unconstitutional-change")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00: below", "3 signal(s)", "4.00    54%", "operator  op-1"} {
+	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00: below", "3 signal(s)", "4.00    54%", "person_analyst  op-1", "person_analyst  acled-GIN1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("score output lacks %q:\n%s", want, out)
 		}

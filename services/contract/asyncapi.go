@@ -303,7 +303,7 @@ func AsyncAPI() map[string]any {
 	channels["partner"] = map[string]any{
 		"address":     partners.SubjectRoot + ".{partner}.{region}.{country}.{crisisId}.{event}",
 		"title":       "Partner deliveries",
-		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in " + partners.StreamName + ". A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
+		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
 		"messages":    partnerMsgs,
 		"parameters":  paramRefs("partner", "region", "country", "crisisId", "event"),
 	}
@@ -315,7 +315,7 @@ func AsyncAPI() map[string]any {
 		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
 		"summary":                "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
 		"security":               security,
-		"x-demarche-permissions": jsRead(partners.StreamName, partners.SubjectRoot+".{partner}.>"),
+		"x-demarche-permissions": jsRead(partners.StreamPrefix+"{partner}", partners.SubjectRoot+".{partner}.>"),
 	}
 
 	// Signals from partners' early-warning systems.
@@ -340,7 +340,7 @@ func AsyncAPI() map[string]any {
 	channels["signals"] = map[string]any{
 		"address":     earlywarning.SignalsRoot + ".{source}",
 		"title":       "Early-warning signals",
-		"description": "Signals from partners' early-warning systems, stored in " + earlywarning.SignalsStream + " and scored by the earlywarning service (consumer " + earlywarning.SignalsDurable + ").",
+		"description": "Signals from partners' early-warning systems, stored in " + earlywarning.SignalsStream + " and scored by the earlywarning service (consumer " + earlywarning.SignalsDurable + "). A source publishes on its own subject alone, with its own credential (demarche-signals-{source}): the subject is the signal's source. A body that names another source is refused (dead-lettered on demarche.dlq." + earlywarning.SignalsDurable + " with the rule); source may be left out. Send no Nats-Msg-Id: early warning de-duplicates on the authenticated source + source_id (the stream's de-duplication is shared by all sources).",
 		"messages":    map[string]any{"Signal": ref("#/components/messages/Signal")},
 		"parameters":  paramRefs("source"),
 	}

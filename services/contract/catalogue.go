@@ -175,7 +175,7 @@ Fields are listed with their protobuf name and, in brackets, the name in the JSO
 
 | subject | what travels there | stream |
 |---|---|---|
-| ` + "`" + partners.SubjectRoot + ".<PARTNER>.<region>.<country>.<crisis-id>.<event>`" + ` | the events above that are shared with the partner, headers intact | ` + "`" + partners.StreamName + "`" + ` |
+| ` + "`" + partners.SubjectRoot + ".<PARTNER>.<region>.<country>.<crisis-id>.<event>`" + ` | the events above that are shared with the partner, headers intact | ` + "`" + partners.StreamPrefix + "<PARTNER>`" + ` (the partner's own: its info lists nothing of another's) |
 | ` + "`" + earlywarning.SignalsRoot + ".<source>`" + ` | signals from partners' early-warning systems: CloudEvents ` + "`" + SignalEvent().CEType + "`" + `, data ` + "`" + string(SignalEvent().Message) + "`" + ` | ` + "`" + earlywarning.SignalsStream + "`" + ` |
 | ` + "`" + eventbus.DeadLetterRoot + ".<consumer>`" + ` | copies of events a consumer gave up on, with ` + "`" + eventbus.HeaderDeadLetterReason + "`" + ` | ` + "`" + eventbus.DeadLetterStreamName + "`" + ` |
 

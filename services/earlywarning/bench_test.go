@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/demarche/demarche/pkg/natstest"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
@@ -56,7 +57,7 @@ func BenchmarkIngest(b *testing.B) {
 	base := time.Since(start)
 
 	start = time.Now()
-	sum, err := earlywarning.Import(ctx, strings.NewReader(data), earlywarning.FormatACLED, ingest, earlywarning.DefaultBatch, nil)
+	sum, err := earlywarning.ImportWith(ctx, strings.NewReader(data), earlywarning.FormatACLED, ingest, earlywarning.ImportOptions{Batch: earlywarning.DefaultBatch, Source: demarchev1.PersonSource("bench")})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -46,6 +46,31 @@
 // An exercise's signals (IngestExercise) are de-duplicated and scored in the
 // exercise's own situations, are never historical, and raise drill crises.
 //
+// # Who sent a signal
+//
+// A signal's source is the credential that sent it, never its body. On the
+// stream, NATS permissions let a source's user (demarche-signals-<source>)
+// publish on demarche.signals.<source> alone, so the subject is the proof:
+// the source is taken from it, and a signal whose body names another source
+// is refused (dead-lettered on demarche.dlq.earlywarning-signals with the
+// rule, counted in demarche_signals_refused_total{via="stream"}). The
+// operator identity publishes on demarche.signals.operator only: its signals
+// are the operator's. By request (the ingest endpoint, which only the gateway
+// may call), a live signal is a person's: the gateway stamps it with the
+// authenticated principal's source (demarchev1.PersonSource, person_<subject>)
+// and refuses a body that claims another (4xx naming the rule); early warning
+// refuses any other source on that path. De-duplication keys on that
+// authenticated source, so a signal claiming another source's id can never
+// shadow the genuine one. Publishers send no Nats-Msg-Id (the stream's
+// de-duplication is one per stream, not per source, and a forged id would
+// shadow a genuine one): early warning de-duplicates on source + source id
+// itself. An exercise's signals (a historical file replayed as a drill) keep
+// the file's sources: they are scored in the exercise's own situations and
+// open drill crises only.
+//
+// A signal's weight is its sender's (above 0, at most 100): with the source
+// authenticated, a sender weighs only its own signals and answers for them.
+//
 // # Durability
 //
 // Two JetStream key-value buckets hold the state: EARLYWARNING_SIGNALS has one
@@ -74,6 +99,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/tracing"
@@ -97,6 +123,10 @@ const (
 	EventSource = "/demarche/services/earlywarning"
 )
 
+// SignalsDuplicateWindow is the signals stream's de-duplication window:
+// JetStream's smallest (it cannot be off).
+const SignalsDuplicateWindow = 100 * time.Millisecond
+
 // Defaults.
 const (
 	DefaultWindow    = 14 * 24 * time.Hour
@@ -116,6 +146,9 @@ var (
 	// ErrNoSituation is returned by Score when no signal was ever accepted for
 	// the situation (errs.ErrNotFound: 404).
 	ErrNoSituation = natsrpc.Sentinel("no signals for this situation", errs.ErrNotFound)
+	// ErrForeignSource matches the refusal of a signal whose body names a
+	// source other than the credential that sent it (errs.ErrForbidden: 403).
+	ErrForeignSource = natsrpc.Sentinel("signal refused: a signal's source is the credential that sent it, never its body", errs.ErrForbidden)
 )
 
 // CrisisOpener opens a situation's crisis with a warning attached, or attaches
@@ -319,7 +352,11 @@ func Resources(replicas int) natsx.Resources {
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Replicas:    replicas,
-			Duplicates:  24 * time.Hour,
+			// The stream's de-duplication is per stream, not per source: a
+			// source's Nats-Msg-Id could shadow another's genuine signal. Early
+			// warning de-duplicates on the authenticated source + source id
+			// itself; the window is JetStream's smallest.
+			Duplicates: SignalsDuplicateWindow,
 		}},
 		Buckets: []jetstream.KeyValueConfig{{
 			Bucket: SignalsBucket, Description: "Démarche early warning: every signal seen (source.id), for de-duplication",
@@ -337,9 +374,12 @@ func init() { eventbus.Register(&demarchev1.Signal{}) }
 func SignalSubject(source string) string { return SignalsRoot + "." + source }
 
 // PublishSignal publishes one signal as a CloudEvent on its source's subject,
-// as a partner's early-warning system does. The event id is derived from
-// source + source id, so a republished signal is stored once; a signal without
-// a source id gets one (NewSourceID).
+// as a partner's early-warning system does (with that source's credential:
+// another subject is refused by NATS, another source in the body by early
+// warning). The event id is derived from source + source id; no Nats-Msg-Id
+// goes with it (see "Who sent a signal"): early warning recognises a
+// republished signal itself. A signal without a source id gets one
+// (NewSourceID).
 func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string, sig *demarchev1.Signal) error {
 	if sig.GetSourceId() == "" {
 		sig.SourceId = NewSourceID()
@@ -355,6 +395,7 @@ func PublishSignal(ctx context.Context, js jetstream.JetStream, ceSource string,
 	if err != nil {
 		return fmt.Errorf("publish signal: %w", err)
 	}
+	msg.Header.Del(nats.MsgIdHdr)
 	tracing.Inject(ctx, msg.Header)
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithExpectStream(SignalsStream)); err != nil {
 		return fmt.Errorf("publish signal %s on %s: %w", ev.ID, msg.Subject, err)
@@ -375,6 +416,13 @@ func (s *Service) handleSignalBatch(ctx context.Context, batch []eventbus.Delive
 			errs[i] = fmt.Errorf("%w: %s is not a signal", eventbus.ErrPermanent, d.Event.Type)
 			continue
 		}
+		if err := stampStreamSource(sig, d.Subject); err != nil {
+			metrics.SignalsRefused.WithLabelValues("stream").Inc()
+			s.log.Error("ALARM", zap.String("alarm", "foreign-source"), zap.String("subject", d.Subject),
+				zap.String("claimed", sig.GetSource()), zap.String("source_id", sig.GetSourceId()), zap.Error(err))
+			errs[i] = fmt.Errorf("%w: %w", eventbus.ErrPermanent, err)
+			continue
+		}
 		sigs, ctxs, at = append(sigs, sig), append(ctxs, d.Ctx), append(at, i)
 	}
 	if len(sigs) == 0 {
@@ -391,6 +439,39 @@ func (s *Service) handleSignalBatch(ctx context.Context, batch []eventbus.Delive
 		}
 	}
 	return errs
+}
+
+// stampStreamSource sets a stream signal's source from the subject it was
+// published on (demarche.signals.<source>: NATS lets only that source's
+// credential publish there), refusing a body that claims another source.
+func stampStreamSource(sig *demarchev1.Signal, subject string) error {
+	source, ok := strings.CutPrefix(subject, SignalsRoot+".")
+	if !ok || !demarchev1.IsStreamSource(source) {
+		return fmt.Errorf("%w: subject %q is not %s.<source> (a source name of lower-case letters, digits and dashes)", ErrForeignSource, subject, SignalsRoot)
+	}
+	if claimed := sig.GetSource(); claimed != "" && claimed != source {
+		return fmt.Errorf("%w: the body claims source %q, but it was published on %s, which only %q's credential may publish on",
+			ErrForeignSource, claimed, subject, source)
+	}
+	sig.Source = source
+	return nil
+}
+
+// checkRequestSources refuses, on the ingest endpoint, a live signal whose
+// source is not a person's: only the gateway may call it, and it stamps each
+// signal with the authenticated principal's source (a source's signals come
+// on the stream, with its own credential).
+func checkRequestSources(signals []*demarchev1.Signal) []string {
+	var reasons []string
+	for _, sig := range signals {
+		if demarchev1.IsPersonSource(sig.GetSource()) {
+			reasons = append(reasons, "")
+			continue
+		}
+		reasons = append(reasons, fmt.Sprintf("%v: source %q: a signal sent by request is a person's, stamped by the gateway (%s<subject>); a source's signals come on %s.<source> with its own credential",
+			ErrForeignSource, sig.GetSource(), demarchev1.PersonSourcePrefix, SignalsRoot))
+	}
+	return reasons
 }
 
 // ParseThresholds reads per-region thresholds written region=score, e.g.

@@ -72,6 +72,13 @@ type ImportOptions struct {
 	// Before, when set, is called with each batch before it is sent (an
 	// exercise paces its batches in compressed event time).
 	Before func(ctx context.Context, batch []*demarchev1.Signal) error
+	// Source, when set, is who sends the file's signals: the importing
+	// person's source (demarchev1.PersonSource), the only one a request may
+	// carry for live signals. Each signal's source id then keeps the file's
+	// format in front of the file's own id ("acled-GIN1001"): the provenance
+	// stays with the signal, and two formats' ids never meet. A person
+	// importing a file answers for it; it does not speak for ACLED or UCDP.
+	Source string
 }
 
 // Import reads a conflict-event file, sends its signals in batches and
@@ -151,6 +158,10 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 			return sum, err
 		}
 		sum.Read++
+		if o.Source != "" {
+			sig.SourceId = sig.GetSource() + "-" + sig.GetSourceId()
+			sig.Source = o.Source
+		}
 		sigs = append(sigs, sig)
 		lines = append(lines, line)
 		if len(sigs) >= batch {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -56,8 +57,49 @@ func (s *Service) startMicro() error {
 	return natsrpc.Ready(s.nc)
 }
 
+// serveIngest answers the ingest endpoint. Only the gateway may call it
+// (pkg/natsauth), and it stamps each live signal with its principal's source:
+// a live signal with any other source is rejected here, on its own, with the
+// rule (an exercise's signals keep their file's sources, in the exercise's
+// own situations).
 func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest) (*demarchev1.IngestResponse, error) {
-	return s.IngestExercise(ctx, req.GetSignals(), req.GetExercise())
+	if req.GetExercise() != nil {
+		return s.IngestExercise(ctx, req.GetSignals(), req.GetExercise())
+	}
+	reasons := checkRequestSources(req.GetSignals())
+	var ok []*demarchev1.Signal
+	var at []int
+	for i, r := range reasons {
+		if r == "" {
+			ok, at = append(ok, req.GetSignals()[i]), append(at, i)
+		}
+	}
+	if len(ok) == len(reasons) {
+		return s.IngestExercise(ctx, ok, nil)
+	}
+	metrics.SignalsRefused.WithLabelValues("request").Add(float64(len(reasons) - len(ok)))
+	resp := &demarchev1.IngestResponse{Results: make([]*demarchev1.IngestResult, len(reasons))}
+	if len(ok) > 0 {
+		part, err := s.IngestExercise(ctx, ok, nil)
+		if err != nil {
+			return nil, err
+		}
+		for j, r := range part.GetResults() {
+			r.Index = int32(at[j])
+			resp.Results[at[j]] = r
+		}
+		resp.Crises, resp.Accepted, resp.Live, resp.Historical, resp.Duplicates, resp.Rejected =
+			part.GetCrises(), part.GetAccepted(), part.GetLive(), part.GetHistorical(), part.GetDuplicates(), part.GetRejected()
+	}
+	for i, r := range reasons {
+		if r != "" {
+			sig := req.GetSignals()[i]
+			resp.Results[i] = &demarchev1.IngestResult{Index: int32(i), Source: sig.GetSource(), SourceId: sig.GetSourceId(),
+				Status: demarchev1.IngestStatus_INGEST_STATUS_REJECTED, Reason: r}
+			resp.Rejected++
+		}
+	}
+	return resp, nil
 }
 
 func (s *Service) serveScore(ctx context.Context, req *demarchev1.ScoreRequest) (*demarchev1.ScoreResponse, error) {

@@ -38,7 +38,9 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 	ingest := earlywarning.IngestOver(nc)
 	ctx := context.Background()
 
-	sum, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 3, nil)
+	// Through the endpoint a file's signals are the importing person's.
+	as := earlywarning.ImportOptions{Batch: 3, Source: demarchev1.PersonSource("analyst")}
+	sum, err := earlywarning.ImportWith(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, as)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,8 @@ func TestACLEDFileThroughTheService(t *testing.T) {
 	if sum.Read != 11 || sum.Accepted != 5 || sum.Duplicates != 1 || len(sum.Rejected) != 5 {
 		t.Fatalf("first import: read %d accepted %d duplicates %d rejected %v", sum.Read, sum.Accepted, sum.Duplicates, sum.Rejected)
 	}
-	again, err := earlywarning.Import(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 500, nil)
+	as.Batch = 500
+	again, err := earlywarning.ImportWith(ctx, strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, as)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,6 +89,9 @@ func TestBurstCrossingOpensOneCrisis(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			sig := signal("ecowarn", fmt.Sprintf("b-%02d", i), "GN", coup, 1, t0.Add(time.Duration(i+1)*time.Hour))
+			if i%2 == 1 {
+				sig.Source = demarchev1.PersonSource("duty") // by request: a person's
+			}
 			if i%2 == 0 {
 				errs <- earlywarning.PublishSignal(ctx, js, "/partners/ecowarn", sig)
 				return
@@ -397,7 +403,7 @@ func TestMicroDiscovery(t *testing.T) {
 	startService(t, srv.URL(), earlywarning.Config{Workers: 1}, newFakeOpener()) // one instance: exact stats
 	nc, _ := natstest.Connect(t, srv.URL())
 	// One JSON request by hand, as `nats req` would send it.
-	reply, err := nc.Request(natsrpc.EarlyWarningIngest, []byte(`{"signals":[{"source":"operator","sourceId":"op-1","countryCode":"GN","crisisType":"CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE","weight":2,"observedAt":"2023-02-01T00:00:00Z","summary":"Troops near the palace"}]}`), 30*time.Second)
+	reply, err := nc.Request(natsrpc.EarlyWarningIngest, []byte(`{"signals":[{"source":"person_duty","sourceId":"op-1","countryCode":"GN","crisisType":"CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE","weight":2,"observedAt":"2023-02-01T00:00:00Z","summary":"Troops near the palace"}]}`), 30*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}

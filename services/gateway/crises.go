@@ -27,7 +27,13 @@ func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Princi
 	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner})
 }
 
-func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+// postSignals takes a person's signals: each is stamped with the
+// principal's source (demarchev1.PersonSource: person_<subject>; a partner
+// liaison's too, the person who sent it), and a body that claims another
+// source is refused whole, 403 naming the rule, before anything is recorded.
+// A source's own system publishes on demarche.signals.<source> with its own
+// NATS credential; early warning takes only persons' signals from here.
+func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	var req demarchev1.IngestRequest
 	if !readBody(w, r, &req) {
 		return
@@ -36,12 +42,43 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.P
 		writeError(w, &demarchev1.FieldError{Field: "exercise", Reason: "an exercise's signals go to POST /v1/exercises/{id}/signals (drill coordinators)"})
 		return
 	}
+	if err := stampSignals(req.GetSignals(), p); err != nil {
+		writeError(w, err)
+		return
+	}
 	var resp demarchev1.IngestResponse
 	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
 		writeError(w, err)
 		return
 	}
 	writeProto(w, http.StatusOK, &resp)
+}
+
+// stampSignals sets each signal's source to the principal's, refusing a
+// signal that names another.
+func stampSignals(signals []*demarchev1.Signal, p *authn.Principal) error {
+	for i, sig := range signals {
+		if err := stampSource(fmt.Sprintf("signals[%d].source", i), &sig.Source, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stampSource sets a source to the principal's (demarchev1.PersonSource),
+// refusing (403, naming the rule) one that names another.
+func stampSource(field string, source *string, p *authn.Principal) error {
+	own := demarchev1.PersonSource(p.Subject)
+	switch claimed := *source; claimed {
+	case "":
+		*source = own
+	case own:
+	default:
+		return &errs.Error{Sentinel: errs.ErrForbidden, Msg: fmt.Sprintf(
+			"%s: %q refused: a signal's source is who sends it, never its body: yours is %q (leave source out, or send that); a source's own system publishes on demarche.signals.<source> with its own credential",
+			field, truncate(claimed, 40), own)}
+	}
+	return nil
 }
 
 // postExerciseSignals sends an exercise's signals: scored apart from live
@@ -432,6 +469,13 @@ func (s *Service) postControl(w http.ResponseWriter, r *http.Request, p *authn.P
 	if err := stamp(arg, p); err != nil {
 		writeError(w, err)
 		return
+	}
+	if wc, ok := arg.(*demarchev1.WarnControl); ok && wc.GetWarning() != nil {
+		// A warning attached by hand is a signal too: the sender's.
+		if err := stampSource("warning.source", &wc.Warning.Source, p); err != nil {
+			writeError(w, err)
+			return
+		}
 	}
 	if ack, ok := arg.(*demarchev1.PartnerRoleAck); ok && partnerOnly(p) && ack.GetPartner() != p.Partner {
 		writeError(w, fmt.Errorf("%w: %s may record the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))

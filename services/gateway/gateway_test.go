@@ -55,7 +55,7 @@ func TestEarlyWarningStatuses(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode
 	}
-	const signals = `{"signals": [{"source": "ecowarn", "sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes"}]}`
+	const signals = `{"signals": [{"sourceId": "EW-1", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes"}]}`
 
 	// Nobody answers.
 	if code, msg := get("/v1/situations/GN/general"); code != http.StatusServiceUnavailable {

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -293,7 +294,7 @@ func TestRegionCountryAndTypeSubscriptionsAreHonoured(t *testing.T) {
 	if subject != "demarche.partner.EUROPE.europe.UA.UA-20261127-CCCCC.crisis_opened" {
 		t.Fatalf("partner subject %q", subject)
 	}
-	st, err := b.js.Stream(context.Background(), partners.StreamName)
+	st, err := b.js.Stream(context.Background(), partners.PartnerStream("EUROPE"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +306,7 @@ func TestRegionCountryAndTypeSubscriptionsAreHonoured(t *testing.T) {
 	if err != nil {
 		t.Fatalf("partner copy is not a valid CloudEvent: %v", err)
 	}
-	if ev.ID != uaBorder.GetId()+"-opened" || ev.Subject != uaBorder.GetId() || ev.Source != "/test" {
+	if ev.ID != uaBorder.GetId()+"-opened" || ev.Subject != uaBorder.GetId() || ev.Source != origin.WorkflowSource {
 		t.Fatalf("partner copy attributes: %+v", ev)
 	}
 	if id := raw.Header.Get("Nats-Msg-Id"); id != "EUROPE-"+ev.ID {
@@ -351,7 +352,7 @@ func TestEventBeforeItsOpeningWaitsWithoutStalling(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the early event delivered after its opening", hasSubject(t, b, "ALL", early, "stage_entered"))
-	st, err := b.js.Stream(context.Background(), partners.StreamName)
+	st, err := b.js.Stream(context.Background(), partners.PartnerStream("ALL"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -407,7 +408,7 @@ func TestSharingChangeStartsAndStopsDelivery(t *testing.T) {
 // firstPartnerEvent is the ce-id of the first event stored for a partner.
 func firstPartnerEvent(t *testing.T, b *bus, partner string) string {
 	t.Helper()
-	st, err := b.js.Stream(context.Background(), partners.StreamName)
+	st, err := b.js.Stream(context.Background(), partners.PartnerStream(partner))
 	if err != nil {
 		t.Fatal(err)
 	}

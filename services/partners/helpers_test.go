@@ -16,6 +16,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natstest"
+	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -27,14 +28,29 @@ type bus struct {
 	url string
 	nc  *nats.Conn
 	js  jetstream.JetStream
-	pub *eventbus.Publisher
+	pub workflowPublisher
+}
+
+// workflowPublisher publishes events as the crisis workflow does: its
+// ce-source and a workflow run and history event (pkg/origin's guard refuses
+// anything else), unless the event sets its own.
+type workflowPublisher struct{ *eventbus.Publisher }
+
+func (p workflowPublisher) Publish(ctx context.Context, route eventbus.Route, ev eventbus.Event) (bool, error) {
+	if ev.Source == "" {
+		ev.Source = origin.WorkflowSource
+	}
+	if ev.Origin == (eventbus.Origin{}) && ev.Source == origin.WorkflowSource {
+		ev.Origin = eventbus.Origin{WorkflowID: origin.WorkflowIDPrefix + route.CrisisID, RunID: "run-1", HistoryEventID: 5}
+	}
+	return p.Publisher.Publish(ctx, route, ev)
 }
 
 // startNATS runs a real embedded NATS server with JetStream on a random port.
 func startNATS(t testing.TB) *bus {
 	t.Helper()
 	b := natstest.NewBus(t)
-	return &bus{url: b.Server.URL(), nc: b.NC, js: b.JS, pub: eventbus.NewPublisher(b.JS, "/test")}
+	return &bus{url: b.Server.URL(), nc: b.NC, js: b.JS, pub: workflowPublisher{eventbus.NewPublisher(b.JS, "/test")}}
 }
 
 // registry parses a test registry; secrets come from env.
@@ -138,7 +154,7 @@ func publishCrisis(t testing.TB, b *bus, c *demarchev1.Crisis) []string {
 // partnerSubjects lists the subjects stored for one partner, with counts.
 func partnerSubjects(t testing.TB, b *bus, partner string) map[string]uint64 {
 	t.Helper()
-	st, err := b.js.Stream(context.Background(), partners.StreamName)
+	st, err := b.js.Stream(context.Background(), partners.PartnerStream(partner))
 	if err != nil {
 		t.Fatal(err)
 	}

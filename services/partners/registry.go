@@ -187,6 +187,24 @@ func ParseRegistry(data []byte, source string, getenv func(string) string) (*Reg
 // Partners lists the partners sorted by name.
 func (r *Registry) Partners() []*Partner { return slices.Clone(r.partners) }
 
+// Names lists the partners' names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, len(r.partners))
+	for i, p := range r.partners {
+		out[i] = p.Name
+	}
+	return out
+}
+
+// DefaultPartnerNames are the names of the embedded registry's partners.
+func DefaultPartnerNames() []string {
+	r, err := LoadRegistry("")
+	if err != nil {
+		panic(err) // the embedded registry is valid (tested)
+	}
+	return r.Names()
+}
+
 // Lookup finds a partner by name, case-insensitively.
 func (r *Registry) Lookup(name string) (*Partner, bool) {
 	p, ok := r.byName[strings.ToUpper(strings.TrimSpace(name))]

@@ -14,7 +14,8 @@
 //
 //	demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
 //
-// in the stream DEMARCHE_PARTNERS, for each partner that receives it, with
+// in the partner's own stream DEMARCHE_PARTNER_<PARTNER> (PartnerStream), for
+// each partner that receives it, with
 // Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
 // crisis goes to the partners whose regions, countries and crisis types match;
 // a restricted or confidential crisis goes only to the partners named in its
@@ -34,8 +35,28 @@
 // opening before anything else of it. Parked events of a crisis that never
 // opens expire after PendingTTL.
 //
+// # Trust
+//
+// Every event is checked with the guard the audit trail applies
+// (pkg/origin.Check) before it is forwarded, and the two events that decide
+// who receives a crisis, CrisisOpened and SharingChanged, must come from the
+// crisis's own workflow run and history event (origin.RequireOwnWorkflow),
+// and with a Temporal signaller (TemporalSignaller, an OriginVerifier) be
+// found there: the history event they name published them, with this data
+// (whoever holds a credential that may publish crisis events could copy a
+// genuine event's headers; the history cannot be copied). A crisis opens
+// once: a later CrisisOpened of a known crisis that differs from the one kept
+// is forged too. A refused event is never
+// forwarded: it is dead-lettered on demarche.dlq.partners with its reason,
+// logged as an ALARM and counted in demarche_forged_events_total{consumer="partners"}.
+//
+// Each partner has a stream of its own, so what a partner organisation may
+// read of a stream (its info, its subjects with their counts) is its own
+// deliveries alone: a shared stream listed the ids, countries and event
+// counts of restricted crises shared only with other organisations.
+//
 // Each partner with a webhook has its own durable consumer of its partner
-// subjects ("partners-webhook-<PARTNER>"), so a slow or failing webhook holds
+// stream ("partners-webhook-<PARTNER>"), so a slow or failing webhook holds
 // back no one else. Events are POSTed in CloudEvents HTTP binary mode (ce-*
 // headers, protobuf body) with an X-Demarche-Signature header (see Sign and
 // Verify); a network error or a non-2xx answer is retried with backoff, then
@@ -60,8 +81,10 @@ import (
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -71,8 +94,9 @@ const (
 	Durable = "partners"
 	// WebhookDurablePrefix + partner name is each webhook's consumer of the partner stream.
 	WebhookDurablePrefix = "partners-webhook-"
-	// StreamName holds every event delivered to a partner.
-	StreamName = "DEMARCHE_PARTNERS"
+	// StreamPrefix + partner name is the stream of the events delivered to
+	// that partner (PartnerStream).
+	StreamPrefix = "DEMARCHE_PARTNER_"
 	// SubjectRoot prefixes partner subjects: demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>.
 	SubjectRoot = "demarche.partner"
 	// CrisisBucket is the KV bucket of what the service knows of each crisis.
@@ -101,6 +125,10 @@ var (
 	// answers other than 2xx.
 	ErrWebhook = errors.New("webhook delivery failed")
 )
+
+// PartnerStream is the stream of one partner's deliveries: only its own
+// subjects, so its stream info lists nothing of anyone else's.
+func PartnerStream(partner string) string { return StreamPrefix + partner }
 
 // PartnerSubjects matches every event delivered to one partner.
 func PartnerSubjects(partner string) string { return SubjectRoot + "." + partner + ".>" }
@@ -227,7 +255,7 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 			continue
 		}
 		c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{
-			Stream: StreamName, Durable: WebhookDurablePrefix + p.Name, FilterSubjects: []string{PartnerSubjects(p.Name)},
+			Stream: PartnerStream(p.Name), Durable: WebhookDurablePrefix + p.Name, FilterSubjects: []string{PartnerSubjects(p.Name)},
 			MaxDeliver: cfg.Webhook.MaxDeliver, Backoff: cfg.Webhook.Backoff, AckWait: cfg.WebhookTimeout + 20*time.Second,
 		}, s.webhookHandler(p), log)
 		if err != nil {
@@ -265,9 +293,11 @@ func (s *Service) ensure(ctx context.Context) error {
 	if err := eventbus.EnsureStreams(ctx, s.js, s.cfg.Streams); err != nil {
 		return err
 	}
-	res := Resources(s.cfg.Streams)
-	if _, err := natsx.Stream(ctx, s.js, res.Streams[0]); err != nil {
-		return err
+	res := Resources(s.cfg.Streams, s.reg.Names()...)
+	for _, st := range res.Streams {
+		if _, err := natsx.Stream(ctx, s.js, st); err != nil {
+			return err
+		}
 	}
 	var err error
 	if s.crises, err = natsx.KeyValue(ctx, s.js, res.Buckets[0]); err != nil {
@@ -279,9 +309,10 @@ func (s *Service) ensure(ctx context.Context) error {
 	return nil
 }
 
-// Resources are the partner stream and the service's buckets, for the
+// Resources are the partners' streams (one per partner organisation named;
+// none named: the embedded registry's) and the service's buckets, for the
 // provisioning identity (the service itself only binds to them).
-func Resources(opts eventbus.StreamOptions) natsx.Resources {
+func Resources(opts eventbus.StreamOptions, partnerNames ...string) natsx.Resources {
 	replicas, dup := opts.Replicas, opts.DuplicateWindow
 	if replicas == 0 {
 		replicas = 1
@@ -289,16 +320,23 @@ func Resources(opts eventbus.StreamOptions) natsx.Resources {
 	if dup == 0 {
 		dup = 24 * time.Hour
 	}
-	return natsx.Resources{
-		Streams: []jetstream.StreamConfig{{
-			Name:        StreamName,
-			Description: "Démarche crisis events delivered to partner organisations (CloudEvents 1.0, binary mode, protobuf data)",
-			Subjects:    []string{SubjectRoot + ".>"},
+	if len(partnerNames) == 0 {
+		partnerNames = DefaultPartnerNames()
+	}
+	var streams []jetstream.StreamConfig
+	for _, name := range partnerNames {
+		streams = append(streams, jetstream.StreamConfig{
+			Name:        PartnerStream(name),
+			Description: "Démarche crisis events delivered to the partner organisation " + name + " (CloudEvents 1.0, binary mode, protobuf data)",
+			Subjects:    []string{PartnerSubjects(name)},
 			Storage:     jetstream.FileStorage,
 			Retention:   jetstream.LimitsPolicy,
 			Replicas:    replicas,
 			Duplicates:  dup,
-		}},
+		})
+	}
+	return natsx.Resources{
+		Streams: streams,
 		Buckets: []jetstream.KeyValueConfig{{
 			Bucket:      CrisisBucket,
 			Description: "What the partners service knows of each crisis (from its CrisisOpened): demarche.v1.Crisis",
@@ -334,6 +372,9 @@ func (s *Service) crisis(ctx context.Context, id string) (*demarchev1.Crisis, er
 // partner that receives it. An event of a crisis not opened yet is parked
 // until its opening arrives; the opening delivers it.
 func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
+	if err := s.checkOrigin(ctx, ev); err != nil {
+		return err
+	}
 	op, ok := ev.Data.(*demarchev1.CrisisOpened)
 	if !ok {
 		c, err := s.crisis(ctx, ev.Subject)
@@ -349,6 +390,13 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 		return s.deliver(ctx, c, ev)
 	}
 	c := op.GetCrisis()
+	if known, err := s.checkOpensOnce(ctx, c, ev); err != nil {
+		return err
+	} else if known != nil {
+		// The same opening again: delivered as the crisis is shared now (a
+		// SharingChanged since is kept), nothing learnt anew.
+		return s.deliver(ctx, known, ev)
+	}
 	b, err := proto.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("encode crisis %s: %w", c.GetId(), err)
@@ -368,6 +416,83 @@ func (s *Service) fanOut(ctx context.Context, ev eventbus.Event) error {
 		return err
 	}
 	return s.deliverParked(ctx, c)
+}
+
+// checkOrigin applies the shared guard (pkg/origin) to an event, and to the
+// events that decide who receives a crisis the stricter rule: from the
+// crisis's own workflow, and (with a Temporal signaller) found published in
+// that workflow's history. A refused event is an alarm and a dead letter.
+func (s *Service) checkOrigin(ctx context.Context, ev eventbus.Event) error {
+	check := origin.Check
+	if isRecipientEvent(ev) {
+		check = origin.RequireOwnWorkflow
+	}
+	if err := check(ev); err != nil {
+		return s.forged(ev, err)
+	}
+	if v, ok := s.signaller.(OriginVerifier); ok && isRecipientEvent(ev) {
+		if err := v.VerifyPublished(ctx, ev); errors.Is(err, origin.ErrForged) {
+			return s.forged(ev, err)
+		} else if err != nil {
+			return err // Temporal unreachable: retried
+		}
+	}
+	return nil
+}
+
+// isRecipientEvent says whether an event decides who receives a crisis.
+func isRecipientEvent(ev eventbus.Event) bool {
+	switch ev.Data.(type) {
+	case *demarchev1.CrisisOpened, *demarchev1.SharingChanged:
+		return true
+	}
+	return false
+}
+
+// forged raises the alarm for a refused event and returns the permanent
+// failure that dead-letters it (its reason in the dead letter's headers).
+func (s *Service) forged(ev eventbus.Event, err error) error {
+	metrics.ForgedEvents.WithLabelValues(Durable).Inc()
+	s.log.Error("ALARM", zap.String("alarm", "forged-event"), zap.String("crisis", ev.Subject), zap.String("event", ev.ID),
+		zap.String("type", ev.Type), zap.Error(err))
+	return fmt.Errorf("%w: %w", eventbus.ErrPermanent, err)
+}
+
+// checkOpensOnce refuses a CrisisOpened of a crisis already opened that
+// differs from the opening kept: a crisis opens once, and a copy with
+// another confidentiality or sharing would declassify it. The same opening
+// again (a redelivery, a reset run's republication) passes, answering the
+// crisis as known now (nil for a crisis not known yet).
+func (s *Service) checkOpensOnce(ctx context.Context, c *demarchev1.Crisis, ev eventbus.Event) (*demarchev1.Crisis, error) {
+	now, err := s.crisis(ctx, c.GetId())
+	if errors.Is(err, ErrUnknownCrisis) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	kept, err := s.opening(ctx, c.GetId())
+	if err != nil {
+		return nil, err
+	}
+	before := now // known before openings were kept: as known now
+	if kept != nil {
+		if op, ok := kept.Data.(*demarchev1.CrisisOpened); ok {
+			before = op.GetCrisis()
+		}
+	}
+	if proto.Equal(before, c) {
+		return now, nil
+	}
+	return nil, s.forged(ev, fmt.Errorf("%w: event %s: crisis %s is open already (event %s) and opens once: this CrisisOpened differs from it",
+		origin.ErrForged, ev.ID, c.GetId(), openingID(kept)))
+}
+
+func openingID(ev *eventbus.Event) string {
+	if ev == nil {
+		return "kept before openings were"
+	}
+	return ev.ID
 }
 
 // changeSharing keeps a crisis's new sharing, so the events after it go to
@@ -548,7 +673,7 @@ func (s *Service) deliverTo(ctx context.Context, c *demarchev1.Crisis, ev eventb
 		}
 		id := p.Name + "-" + ev.ID
 		msg.Header.Set(nats.MsgIdHdr, id)
-		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(StreamName)); err != nil {
+		if _, err := s.js.PublishMsg(ctx, msg, jetstream.WithMsgID(id), jetstream.WithExpectStream(PartnerStream(p.Name))); err != nil {
 			return fmt.Errorf("deliver event %s to %s on %s: %w", ev.ID, p.Name, msg.Subject, err)
 		}
 	}

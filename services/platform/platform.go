@@ -67,14 +67,15 @@ import (
 var ErrUnfit = errors.New("not fit for Démarche")
 
 // Resources are every stream and bucket of the platform, each with replicas
-// copies (1 on one server, 3 on a production cluster).
-func Resources(replicas int) natsx.Resources {
+// copies (1 on one server, 3 on a production cluster), with a stream for each
+// partner organisation named (none named: the embedded registry's).
+func Resources(replicas int, partnerNames ...string) natsx.Resources {
 	if replicas <= 0 {
 		replicas = 1
 	}
 	r := eventbus.Resources(eventbus.StreamOptions{Replicas: replicas}).Merge(
 		earlywarning.Resources(replicas), funding.Resources(), roster.Resources(), audit.Resources(),
-		partners.Resources(eventbus.StreamOptions{Replicas: replicas}))
+		partners.Resources(eventbus.StreamOptions{Replicas: replicas}, partnerNames...))
 	for i := range r.Streams {
 		r.Streams[i].Replicas = replicas
 	}
@@ -94,8 +95,10 @@ type NATSReport struct {
 
 // ProvisionNATS creates (or brings to the wanted configuration) every stream
 // and bucket with replicas copies, on the connection of the provisioning
-// identity (the only one allowed to).
-func ProvisionNATS(ctx context.Context, nc *nats.Conn, replicas int) (NATSReport, error) {
+// identity (the only one allowed to). partnerNames are the partner
+// organisations of the registry the partners service runs with (each has its
+// own stream); none: the embedded registry's.
+func ProvisionNATS(ctx context.Context, nc *nats.Conn, replicas int, partnerNames ...string) (NATSReport, error) {
 	var rep NATSReport
 	if replicas <= 0 {
 		replicas = 1
@@ -121,7 +124,7 @@ func ProvisionNATS(ctx context.Context, nc *nats.Conn, replicas int) (NATSReport
 	if replicas > rep.Servers {
 		return rep, fmt.Errorf("%w: --replicas %d needs at least %d JetStream servers; cluster %q has %d", ErrUnfit, replicas, replicas, rep.Cluster, rep.Servers)
 	}
-	res := Resources(replicas)
+	res := Resources(replicas, partnerNames...)
 	for _, cfg := range res.Streams {
 		existed := true
 		if _, err := js.Stream(ctx, cfg.Name); errors.Is(err, jetstream.ErrStreamNotFound) {
@@ -260,6 +263,9 @@ type Config struct {
 	// TemporalAddress and Namespace: the frontend and the crises' namespace.
 	TemporalAddress, Namespace string
 	Retention                  time.Duration
+	// PartnerNames are the partner organisations of the partners service's
+	// registry, each given its own stream (none: the embedded registry's).
+	PartnerNames []string
 }
 
 // Report is what Provision did.
@@ -276,7 +282,7 @@ func Provision(ctx context.Context, cfg Config, log *zap.Logger) (Report, error)
 		return rep, err
 	}
 	defer nc.Close()
-	if rep.NATS, err = ProvisionNATS(ctx, nc, cfg.Replicas); err != nil {
+	if rep.NATS, err = ProvisionNATS(ctx, nc, cfg.Replicas, cfg.PartnerNames...); err != nil {
 		return rep, fmt.Errorf("NATS: %w", err)
 	}
 	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))

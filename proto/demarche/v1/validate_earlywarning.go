@@ -3,6 +3,8 @@ package demarchev1
 // Input rules of the earlywarning service's messages (see validate.go).
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"regexp"
@@ -12,6 +14,47 @@ import (
 
 // sourcePattern keeps a signal's source safe as a NATS subject token and KV key.
 var sourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{1,31}$`)
+
+// A signal's source is who sent it, taken from the credential, never from the
+// body (services/earlywarning): a signal source's NATS user speaks for its
+// source alone (demarche.signals.<source>, a name of letters, digits and
+// dashes, never "_"), the operator identity for "operator", and a person's
+// signal through the gateway is that person's, PersonSource(subject). A
+// person's source has "_" in it, so it is never a NATS source's name.
+const (
+	// PersonSourcePrefix begins every person's source.
+	PersonSourcePrefix = "person_"
+	// OperatorSource is the operator identity's signals (demarche.signals.operator).
+	OperatorSource = "operator"
+)
+
+// personSubjectPattern is a subject that stays readable in its source.
+var personSubjectPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,23}$`)
+
+// streamSourcePattern is a source a NATS credential may speak for: a source
+// name without "_" (a person's source is never one).
+var streamSourcePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{1,31}$`)
+
+// PersonSource is the source of the signals a person sends: person_<subject>
+// for a short lower-case subject, else person_h_<first 20 hex digits of the
+// subject's SHA-256> (an OIDC subject may be long, mixed-case or hold any
+// character; "_h_" cannot be a readable subject's, so the two never meet).
+func PersonSource(subject string) string {
+	if personSubjectPattern.MatchString(subject) {
+		return PersonSourcePrefix + subject
+	}
+	sum := sha256.Sum256([]byte(subject))
+	return PersonSourcePrefix + "h_" + hex.EncodeToString(sum[:10])
+}
+
+// IsPersonSource says whether a source is a person's (PersonSource).
+func IsPersonSource(source string) bool {
+	return strings.HasPrefix(source, PersonSourcePrefix) && sourcePattern.MatchString(source)
+}
+
+// IsStreamSource says whether a source may be spoken for by a NATS
+// credential on demarche.signals.<source>: a valid source without "_".
+func IsStreamSource(source string) bool { return streamSourcePattern.MatchString(source) }
 
 // exercisePattern keeps an exercise id safe in keys and crisis ids.
 var exercisePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,39}$`)
