@@ -233,10 +233,7 @@ func TestMetricsServedAtStart(t *testing.T) {
 	}
 	// Every durable consumer the stack made is declared (eventbus.Durables),
 	// as declared: the audit service's consumer watchdog compares with it.
-	js, err := jetstream.New(natsConn(t, s))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := jsAs(t, s, natsauth.Observer) // a consumer watcher: reads every consumer's state
 	durables := 0
 	var streams []string
 	for name := range js.StreamNames(context.Background()).Name() {
