@@ -57,6 +57,9 @@ type decisionCtx struct {
 	req *demarchev1.DecisionRequest
 	rec *demarchev1.DecisionRecord // set once recorded (apply)
 	now time.Time
+	// id is the decision's id (DecisionRecord.decision_id), known before its
+	// service call: the service checks the call against it (authority.go).
+	id string
 }
 
 // effect is what a recorded decision means for its stage.
@@ -170,10 +173,15 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		return nil, err
 	}
 	dt := decisionTypeOf(req.DecisionKind())
+	d.id = l.decisionID(ctx, automatic)
 	if dt.call != nil {
+		// The service asks the crisis (the authority query) whether this
+		// decision is being carried out: it is, in flight, until recorded.
 		d.run.inFlight = dt.kind
+		d.run.inFlightRec = &demarchev1.DecisionRecord{Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
+			Request: req, Automatic: automatic, DecisionId: d.id}
 		err := dt.call(ctx, d)
-		d.run.inFlight = ""
+		d.run.inFlight, d.run.inFlightRec = "", nil
 		if err != nil {
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
@@ -186,6 +194,7 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 	d.rec = &demarchev1.DecisionRecord{
 		Number: int32(len(l.decisions) + 1), Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
 		Rationale: req.GetRationale(), DecidedAt: timestamppb.New(d.now), Request: req, Automatic: automatic,
+		DecisionId: d.id,
 	}
 	l.decisions = append(l.decisions, d.rec)
 	if l.firstAction == nil {

@@ -75,7 +75,8 @@ var fundingRequest = &decisionType{
 	},
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		_, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
-			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill()})
+			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill(),
+			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -122,7 +123,8 @@ var fundingDecision = &decisionType{
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		fd := d.req.GetFundingDecision()
 		_, err := call(withServiceOptions(ctx), acts.DecideFunding, &demarchev1.FundingDecideCall{
-			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal()})
+			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal(),
+			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -180,6 +182,10 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 				Request: req, ApprovedBy: rec.GetPrincipal(),
 				DisbursementKey: ids.Derived(cr.GetId(), "disbursement", req.GetRequestId()),
 				Drill:           cr.GetDrill(),
+				// The approval, recorded in the crisis's workflow, is what
+				// the funding service checks before it pays.
+				Decision: &demarchev1.DecisionRef{CrisisId: cr.GetId(), WorkflowId: workflow.GetInfo(ctx).WorkflowExecution.ID,
+					RunId: workflow.GetInfo(ctx).WorkflowExecution.RunID, DecisionId: rec.GetDecisionId()},
 			})
 			if err != nil {
 				return c.end(ctx, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err))

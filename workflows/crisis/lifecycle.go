@@ -40,6 +40,8 @@ type stageRun struct {
 	started bool
 	// A decision whose service call is in flight; validators refuse a second.
 	inFlight string
+	// inFlightRec is that decision as the authority query shows it.
+	inFlightRec *demarchev1.DecisionRecord
 
 	// What each kind of stage knows (its own file says what it means).
 	factFinding factFindingRun
@@ -179,6 +181,9 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 func (l *lifecycle) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*demarchev1.CrisisState, error) { return l.snapshot(ctx), nil }); err != nil {
 		return fmt.Errorf("register query %s: %w", QueryState, err)
+	}
+	if err := workflow.SetQueryHandler(ctx, QueryAuthority, func() (*demarchev1.CrisisAuthority, error) { return l.authority(), nil }); err != nil {
+		return fmt.Errorf("register query %s: %w", QueryAuthority, err)
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
