@@ -3,6 +3,11 @@
 // State lives in a JetStream key-value bucket, so it survives restarts; the
 // bucket's create-if-absent is what makes a booking exclusive even when many
 // requests race.
+//
+// Bookings come only from decisions (authority.go): reserve carries out the
+// crisis's envoy-appointment, release its closure (or undoes a failed
+// appointment's bookings); the service checks the decision in the crisis's
+// workflow and takes expert, role, who and drill flag from it.
 package roster
 
 import (
@@ -26,6 +31,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Bucket is the key-value bucket holding experts and bookings:
@@ -60,6 +66,8 @@ var seedJSON []byte
 type Store struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
+	// decisions is where reservations and releases are checked.
+	decisions crisis.DecisionSource
 }
 
 // Resources is the roster bucket, for the provisioning identity (the service
@@ -71,12 +79,13 @@ func Resources() natsx.Resources {
 }
 
 // OpenStore opens the bucket (creating it only where nothing provisioned it).
-func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+// Reserve and Release act only on decisions decisions finds (nil: refused).
+func OpenStore(ctx context.Context, js jetstream.JetStream, decisions crisis.DecisionSource) (*Store, error) {
 	kv, err := natsx.KeyValue(ctx, js, Resources().Buckets[0])
 	if err != nil {
 		return nil, fmt.Errorf("roster %w", err)
 	}
-	return &Store{kv: kv, now: time.Now}, nil
+	return &Store{kv: kv, now: time.Now, decisions: decisions}, nil
 }
 
 // Seed loads the built-in roster when the bucket holds no expert yet.
@@ -206,6 +215,10 @@ func bookedKey(expertID, crisisID string, drill bool) string {
 // elsewhere is refused with ErrConflict: create-if-absent on the expert's
 // booking key lets exactly one of any number of racing requests win.
 func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*demarchev1.ReserveResponse, error) {
+	req, err := s.reserveAuthority(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if existing, _, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill())); err == nil {
 		return &demarchev1.ReserveResponse{Assignment: existing, Replayed: true}, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -219,7 +232,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		return nil, fmt.Errorf("%w: %s is not available for deployment", errs.ErrConflict, e.GetName())
 	}
 	a := &demarchev1.Assignment{ExpertId: req.GetExpertId(), CrisisId: req.GetCrisisId(), Role: req.GetRole(),
-		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy(), Drill: req.GetDrill()}
+		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy(), Drill: req.GetDrill(), Decision: req.GetDecision()}
 	b, err := proto.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -260,6 +273,9 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 
 // Release frees a crisis's role; releasing what is not booked is a no-op.
 func (s *Store) Release(ctx context.Context, req *demarchev1.ReleaseRequest) (*demarchev1.ReleaseResponse, error) {
+	if err := s.releaseAuthority(ctx, req); err != nil {
+		return nil, err
+	}
 	a, rev, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &demarchev1.ReleaseResponse{}, nil
@@ -347,13 +363,14 @@ type Service struct {
 
 // Start connects, opens the store, seeds it when asked, and serves the
 // endpoints under demarche.roster (search, reserve, release, assignments, experts).
-func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Service, error) {
+// Reservations and releases act only on decisions decisions finds.
+func Start(ctx context.Context, natsURL string, seed bool, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
 	log = log.Named("roster")
 	nc, js, err := natsx.Connect(natsURL, "demarche-roster", log)
 	if err != nil {
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	st, err := OpenStore(ctx, js)
+	st, err := OpenStore(ctx, js, decisions)
 	if err != nil {
 		nc.Close()
 		return nil, err
