@@ -267,7 +267,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	// The domain services answer over NATS; the worker's activities call them.
 	// Each runs here unless the configuration leaves it out (Config.Without).
 	if cfg.runs("roster") {
-		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
+		// Bookings are checked against the crises' workflows (read-only client).
+		ro, err := roster.StartWith(ctx, roster.Config{NATSURL: s.NATSURLFor(natsauth.Roster), Seed: true,
+			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -275,7 +277,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("funding") {
-		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")"}, log)
+		// Payments are checked against the crises' workflows (read-only client).
+		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")",
+			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
 		}

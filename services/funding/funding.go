@@ -29,6 +29,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -37,6 +38,7 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -573,6 +575,7 @@ type Service struct {
 	nc    *nats.Conn
 	svc   micro.Service
 	Store *Store
+	tc    client.Client // the read-only Temporal client it dialled, if any
 }
 
 // Config configures the funding service.
@@ -586,8 +589,11 @@ type Config struct {
 	// OpenedBy is who opens them (recorded; default "funding service provisioning").
 	OpenedBy string
 	// Decisions answers for the crises' workflows: request, decide and
-	// disburse act only on a decision found there (nil: all refused).
-	Decisions crisis.DecisionSource
+	// disburse act only on a decision found there. Nil: the service dials
+	// Temporal at TemporalAddress as the funding identity (read-only on
+	// crisis workflows) and asks them; without either, all are refused.
+	Decisions                  crisis.DecisionSource
+	TemporalAddress, Namespace string
 }
 
 // Start is StartWith for provisioning: funds never opened before are opened
@@ -605,13 +611,31 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 	if len(funds) == 0 {
 		funds = DefaultFunds
 	}
+	var tc client.Client
+	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
+		c, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As("funding"))
+		if err != nil {
+			return nil, fmt.Errorf("funding: decisions are checked in the crises' workflows: %w", err)
+		}
+		tc, cfg.Decisions = c, crisis.TemporalDecisions{Client: c}
+	}
+	if cfg.Decisions == nil {
+		log.Warn("no Temporal address: every request, decision and disbursement is refused (decisions cannot be checked)")
+	}
+	closeTC := func() {
+		if tc != nil {
+			tc.Close()
+		}
+	}
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-funding", log)
 	if err != nil {
+		closeTC()
 		return nil, fmt.Errorf("funding: %w", err)
 	}
 	st, err := OpenStore(ctx, js, funds, OpenOptions{OpenNew: cfg.OpenFunds, OpenedBy: cfg.OpenedBy, Log: log, Decisions: cfg.Decisions})
 	if err != nil {
 		nc.Close()
+		closeTC()
 		return nil, err
 	}
 	svc, err := micro.AddService(nc, micro.Config{
@@ -643,11 +667,14 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		return nil, fmt.Errorf("funding: %w", err)
 	}
 	log.Info("funding service ready", zap.Strings("funds", st.fundIDs()))
-	return &Service{nc: nc, svc: svc, Store: st}, nil
+	return &Service{nc: nc, svc: svc, Store: st, tc: tc}, nil
 }
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
 	_ = s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
+	if s.tc != nil {
+		s.tc.Close()
+	}
 }

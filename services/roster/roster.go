@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -30,6 +31,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -359,20 +361,57 @@ type Service struct {
 	nc    *nats.Conn
 	svc   micro.Service
 	Store *Store
+	tc    client.Client // the read-only Temporal client it dialled, if any
 }
 
-// Start connects, opens the store, seeds it when asked, and serves the
-// endpoints under demarche.roster (search, reserve, release, assignments, experts).
-// Reservations and releases act only on decisions decisions finds.
+// Config configures the roster service.
+type Config struct {
+	NATSURL string
+	// Seed loads the built-in demo roster when the bucket holds no expert.
+	Seed bool
+	// Decisions answers for the crises' workflows: reservations and releases
+	// act only on a decision found there. Nil: the service dials Temporal at
+	// TemporalAddress as the roster identity (read-only on crisis workflows);
+	// without either, all are refused.
+	Decisions                  crisis.DecisionSource
+	TemporalAddress, Namespace string
+}
+
+// Start is StartWith with a decision source (tests, and callers that share a client).
 func Start(ctx context.Context, natsURL string, seed bool, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
+	return StartWith(ctx, Config{NATSURL: natsURL, Seed: seed, Decisions: decisions}, log)
+}
+
+// StartWith connects, opens the store, seeds it when asked, and serves the
+// endpoints under demarche.roster (search, reserve, release, assignments, experts).
+func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("roster")
-	nc, js, err := natsx.Connect(natsURL, "demarche-roster", log)
+	seed := cfg.Seed
+	var tc client.Client
+	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
+		c, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As("roster"))
+		if err != nil {
+			return nil, fmt.Errorf("roster: decisions are checked in the crises' workflows: %w", err)
+		}
+		tc, cfg.Decisions = c, crisis.TemporalDecisions{Client: c}
+	}
+	if cfg.Decisions == nil {
+		log.Warn("no Temporal address: every reservation and release is refused (decisions cannot be checked)")
+	}
+	closeTC := func() {
+		if tc != nil {
+			tc.Close()
+		}
+	}
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-roster", log)
 	if err != nil {
+		closeTC()
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	st, err := OpenStore(ctx, js, decisions)
+	st, err := OpenStore(ctx, js, cfg.Decisions)
 	if err != nil {
 		nc.Close()
+		closeTC()
 		return nil, err
 	}
 	if seed {
@@ -423,11 +462,14 @@ func Start(ctx context.Context, natsURL string, seed bool, decisions crisis.Deci
 		return nil, fmt.Errorf("roster: %w", err)
 	}
 	log.Info("roster service ready", zap.String("subjects", natsrpc.RosterGroup+".>"))
-	return &Service{nc: nc, svc: svc, Store: st}, nil
+	return &Service{nc: nc, svc: svc, Store: st, tc: tc}, nil
 }
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
 	_ = s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
+	if s.tc != nil {
+		s.tc.Close()
+	}
 }
