@@ -126,7 +126,7 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	}
 	mallory := func(crisisID string, r *demarchev1.DecisionRef, amount int64) *demarchev1.FundingRequestCall {
 		return &demarchev1.FundingRequestCall{CrisisId: crisisID, RequestedBy: "mallory", Decision: r,
-			Request: &demarchev1.FundingRequest{RequestId: "FR-1", Fund: fund, AmountUsd: amount, Purpose: "x"}}
+			Request: &demarchev1.FundingRequest{RequestId: "FR-1", Fund: fund, AmountUsd: amount, Purpose: "dialogue venue"}}
 	}
 
 	// The issue's three calls, for a crisis that does not exist.
@@ -164,12 +164,12 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	waitPendingHTTP(t, duty, id, "funding-decision")
 	// Its decision, with the body's terms changed.
 	err = call(natsrpc.FundingRequest, mallory(id, ref(id, requestID), 100_000), &demarchev1.FundingRecord{})
-	refused("funding.request under the crisis's decision, requested_by mallory", "decision-terms", err, id)
+	refused("funding.request under the crisis's decision, requested_by mallory", `decision-terms: the call says requested_by "mallory"`, err, id)
 	forged := mallory(id, ref(id, requestID), 2_900_000)
 	forged.RequestedBy = "duty"
 	err = call(natsrpc.FundingRequest, forged, &demarchev1.FundingRecord{})
 	refused("funding.request under the crisis's decision, USD 2,900,000", "decision-terms", err, id)
-	forged.Request.AmountUsd, forged.Request.Purpose, forged.Drill = 100_000, "dialogue venue", true
+	forged.Request.AmountUsd, forged.Drill = 100_000, true
 	err = call(natsrpc.FundingRequest, forged, &demarchev1.FundingRecord{})
 	refused("funding.request under the crisis's decision, drill flag set", "drill-flag", err, id)
 	err = call(natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: id, RequestId: "FR-1", Approve: true, DecidedBy: "mallory2", Decision: ref(id, requestID)}, &demarchev1.FundingRecord{})
