@@ -119,7 +119,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		}
 		return false
 	})
-	cli("crisis", "decide", "appoint-envoy", other, "--as", "head", "--rationale", "available", "--envoy", "env-nadia-haddad", "--standby-team", "sb-femi-ade")
+	cli("crisis", "decide", "appoint-envoy", other, "--as", "head", "--rationale", "available", "--envoy", "env-nadia-haddad", "--standby-team", "sb-omar-farouk")
 	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "x", "--envoy", "env-nadia-haddad", "--standby-team", "sb-fatou-sow"); err == nil ||
 		!strings.Contains(err.Error(), "already assigned to crisis NE-20261127-OTHER") {
 		t.Fatalf("appointing a booked envoy: %v", err)
