@@ -111,7 +111,7 @@ with the same wiring.`,
 }
 
 // usesTemporal are the services that are not ready while Temporal does not answer.
-var usesTemporal = map[string]bool{"worker": true, "gateway": true, "earlywarning": true, "partners": true}
+var usesTemporal = map[string]bool{"worker": true, "gateway": true, "earlywarning": true, "partners": true, "funding": true, "roster": true}
 
 // serveUntilSignal starts a service and stops it on Ctrl-C or SIGTERM.
 //
