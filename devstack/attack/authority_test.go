@@ -201,10 +201,10 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	}
 	err = call(natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: id, RequestId: "FR-1", Approve: true, DecidedBy: "mallory2", Decision: ref(id, approvalID)}, &demarchev1.FundingRecord{})
 	afterPaid("funding.decide under the crisis's approval, decided_by mallory2", "decision-terms", err)
-	err = call(natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: id, RequestId: "FR-1", Key: "again-FR-1", Drill: true, Decision: ref(id, approvalID)}, &demarchev1.DisburseResult{})
+	err = call(natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: id, RequestId: "FR-1", Key: crisis.DisbursementKey(id, "FR-1"), Drill: true, Decision: ref(id, approvalID)}, &demarchev1.DisburseResult{})
 	afterPaid("funding.disburse under the crisis's approval, drill flag set", "drill-flag", err)
 	err = call(natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: id, RequestId: "FR-1", Key: "again-FR-1", Decision: ref(id, approvalID)}, &demarchev1.DisburseResult{})
-	afterPaid("funding.disburse under the crisis's approval, a second key", "already paid", err)
+	afterPaid("funding.disburse under the crisis's approval, a second key", `decision-terms: the call says key "again-FR-1"`, err)
 	err = call(natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: id, Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "approver", Decision: ref(id, approvalID)}, &demarchev1.ReserveResponse{})
 	refused("roster.reserve under a funding approval (not an appointment)", "decision-recorded", err, "none-booked")
 	if n := bookings(id); n != 0 {

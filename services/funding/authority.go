@@ -88,7 +88,12 @@ func (s *Store) disburseAuthority(ctx context.Context, call *demarchev1.Disburse
 	case !fd.GetApprove():
 		return nil, fmt.Errorf("%w: decision-terms: decision %s of crisis %s rejected request %s: a rejection pays nothing", errs.ErrRule, d.Record.GetDecisionId(), call.GetCrisisId(), fd.GetRequestId())
 	}
-	if err := crisis.Terms(d, [3]string{"request_id", call.GetRequestId(), fd.GetRequestId()}); err != nil {
+	if err := crisis.Terms(d,
+		[3]string{"request_id", call.GetRequestId(), fd.GetRequestId()},
+		// One key per approved request: a second key could pay before the
+		// workflow does, and leave its own disbursement refused.
+		[3]string{"key", call.GetKey(), crisis.DisbursementKey(call.GetCrisisId(), fd.GetRequestId())},
+	); err != nil {
 		return nil, err
 	}
 	if err := crisis.DrillFlag(d, call.GetDrill()); err != nil {

@@ -106,6 +106,9 @@ func TestActsOnlyOnTheCrisisDecisions(t *testing.T) {
 	wrongReq := disburseCall("ML-real", "FR-2", "k-2", false)
 	wrongReq.RequestId = "FR-3"
 	refused("disburse another request under the approval", disburse(wrongReq), "decision-terms")
+	anotherKey := disburseCall("ML-real", "FR-2", "", false)
+	anotherKey.Key = "another-key"
+	refused("disburse under a key of the caller's", disburse(anotherKey), `decision-terms: the call says key "another-key"`)
 	if l := checkLedgerBalances(t, nc, "small-fund", 1_000); len(l) != 1 {
 		t.Fatalf("refused calls wrote %d ledger lines", len(l)-1)
 	}

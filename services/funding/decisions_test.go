@@ -85,7 +85,8 @@ func (f *fakeCrises) decideCall(crisisID, id string, approve bool, principal str
 	return &demarchev1.FundingDecideCall{CrisisId: crisisID, RequestId: id, Approve: approve, DecidedBy: principal, Decision: r}
 }
 
-// disburseCall pays request id under its approval "dec-<id>".
-func disburseCall(crisisID, id, key string, drill bool) *demarchev1.DisburseCall {
-	return &demarchev1.DisburseCall{CrisisId: crisisID, RequestId: id, Key: key, Drill: drill, Decision: ref(crisisID, "dec-"+id)}
+// disburseCall pays request id under its approval "dec-<id>", with the
+// request's one key (the key argument only names the call in tests).
+func disburseCall(crisisID, id, _ string, drill bool) *demarchev1.DisburseCall {
+	return &demarchev1.DisburseCall{CrisisId: crisisID, RequestId: id, Key: crisis.DisbursementKey(crisisID, id), Drill: drill, Decision: ref(crisisID, "dec-"+id)}
 }

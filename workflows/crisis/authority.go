@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -103,6 +104,13 @@ type TemporalDecisions struct{ Client client.Client }
 // Authority implements the services' decision source.
 func (t TemporalDecisions) Authority(ctx context.Context, crisisID string) (*demarchev1.CrisisAuthority, error) {
 	return Authority(ctx, t.Client, crisisID)
+}
+
+// DisbursementKey is the key an approved request of a crisis is paid under:
+// one per request, whatever the run, so a retry, a reset or a second caller
+// never pays twice (the funding service accepts no other key).
+func DisbursementKey(crisisID, requestID string) string {
+	return ids.Derived(crisisID, "disbursement", requestID)
 }
 
 // DecisionSource answers the authority query for a crisis (TemporalDecisions

@@ -14,7 +14,6 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -180,7 +179,7 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 			paid, err := call(withActivityOptions(ctx), acts.DisburseFunds, &demarchev1.DisburseRequest{
 				CrisisId: cr.GetId(), Region: cr.GetRegion(), CountryCode: cr.GetCountryCode(),
 				Request: req, ApprovedBy: rec.GetPrincipal(),
-				DisbursementKey: ids.Derived(cr.GetId(), "disbursement", req.GetRequestId()),
+				DisbursementKey: DisbursementKey(cr.GetId(), req.GetRequestId()),
 				Drill:           cr.GetDrill(),
 				// The approval, recorded in the crisis's workflow, is what
 				// the funding service checks before it pays.
