@@ -45,8 +45,11 @@ func (l *lifecycle) decisionID(ctx workflow.Context, automatic bool) string {
 			n++
 		}
 	}
-	return "auto-" + strconv.Itoa(n)
+	return autoPrefix + strconv.Itoa(n)
 }
+
+// autoPrefix begins the ids of the drill policy's decisions.
+const autoPrefix = "auto-"
 
 // ref names the decision in hand for its service call.
 func (d *decisionCtx) ref(ctx workflow.Context) *demarchev1.DecisionRef {

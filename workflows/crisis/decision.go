@@ -119,6 +119,11 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	if l.closure != nil {
 		return rule("open-crisis", "the crisis is closed; no decision can be added")
 	}
+	// A person's decision is named by its update id, the drill policy's
+	// auto-<n> (authority.go): one may not take the other's name.
+	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil && strings.HasPrefix(info.ID, autoPrefix) {
+		return rule("decision-id", "a decision's request id (Idempotency-Key) may not begin with %q: the drill policy's decisions are named so", autoPrefix)
+	}
 	d, err := l.decisionFor(ctx, req)
 	if err != nil {
 		return err
