@@ -110,6 +110,16 @@ func rule(name, format string, args ...any) error {
 	return errs.RuleViolation(fmt.Sprintf("rule %s: %s", name, fmt.Sprintf(format, args...)), nil)
 }
 
+// validateUpdate is the decide update's validator: a person's decision is
+// named by its update id, the drill policy's auto-<n> (authority.go), so one
+// may not take the other's name; then validateDecision.
+func (l *lifecycle) validateUpdate(ctx workflow.Context, req *demarchev1.DecisionRequest) error {
+	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil && strings.HasPrefix(info.ID, autoPrefix) {
+		return rule("decision-id", "a decision's request id (Idempotency-Key) may not begin with %q: the drill policy's decisions are named so", autoPrefix)
+	}
+	return l.validateDecision(ctx, req)
+}
+
 // validateDecision is the update validator: it reads state, never changes it,
 // and a rejection leaves no trace in the history.
 func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.DecisionRequest) error {
@@ -118,11 +128,6 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	}
 	if l.closure != nil {
 		return rule("open-crisis", "the crisis is closed; no decision can be added")
-	}
-	// A person's decision is named by its update id, the drill policy's
-	// auto-<n> (authority.go): one may not take the other's name.
-	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil && strings.HasPrefix(info.ID, autoPrefix) {
-		return rule("decision-id", "a decision's request id (Idempotency-Key) may not begin with %q: the drill policy's decisions are named so", autoPrefix)
 	}
 	d, err := l.decisionFor(ctx, req)
 	if err != nil {

@@ -189,7 +189,7 @@ func (l *lifecycle) registerHandlers(ctx workflow.Context) error {
 		func(ctx workflow.Context, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
 			return l.decide(ctx, req, false)
 		},
-		workflow.UpdateHandlerOptions{Validator: l.validateDecision},
+		workflow.UpdateHandlerOptions{Validator: l.validateUpdate},
 	); err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}
