@@ -33,11 +33,13 @@ const authorityWall = "authority"
 // roster subjects), money moves and experts are booked only on a decision of
 // the crisis's workflow, with the workflow's terms: for a crisis that does
 // not exist, for a real open crisis with no such decision, and with a
-// requester, approver or drill flag other than the workflow's, each call is
-// refused naming its rule and nothing is written (balance, ledger and
-// bookings unchanged). A genuine crisis walked to funding through the gateway
-// still pays exactly once, and audit reconcile names a forged ledger line as
-// a disbursement without decision.
+// requester, approver, expert, booker, role, key or drill flag other than the
+// workflow's, each call is refused naming its rule and nothing is written
+// (balance, ledger and bookings unchanged). A genuine crisis walked through
+// the gateway (envoy appointed, funds requested and approved) books its
+// experts and pays exactly once, each naming its decision, and audit
+// reconcile finds it clean, then names a forged ledger line as a
+// disbursement without decision.
 func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	s := startStack(t)
 	ctx := context.Background()
@@ -58,12 +60,12 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 		t.Fatalf("open: %v %s", err, body)
 	}
 	id := opened.Crisis.ID
-	for _, stage := range []string{"STAGE_WARNING", "STAGE_GOOD_OFFICES", "STAGE_FACT_FINDING", "STAGE_ENVOY_DEPLOYMENT"} {
-		if code, body := duty.do("POST", "/v1/crises/"+id+"/controls/skip-stage", fmt.Sprintf(`{"reason": "straight to funding", "stage": %q}`, stage)); code != http.StatusOK {
+	for _, stage := range []string{"STAGE_WARNING", "STAGE_GOOD_OFFICES", "STAGE_FACT_FINDING"} {
+		if code, body := duty.do("POST", "/v1/crises/"+id+"/controls/skip-stage", fmt.Sprintf(`{"reason": "straight to the envoy", "stage": %q}`, stage)); code != http.StatusOK {
 			t.Fatalf("skip %s: %d %s", stage, code, body)
 		}
 	}
-	waitPendingHTTP(t, duty, id, "funding-request")
+	waitPendingHTTP(t, duty, id, "envoy-appointment")
 
 	balance := func() int64 {
 		t.Helper()
@@ -101,6 +103,7 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 		return n
 	}
 	before := balance()
+	booked := map[string]int{} // bookings each crisis holds by its own decisions
 	ref := func(crisisID, decision string) *demarchev1.DecisionRef {
 		return &demarchev1.DecisionRef{CrisisId: crisisID, WorkflowId: crisis.WorkflowID(crisisID), RunId: "forged", DecisionId: decision}
 	}
@@ -116,8 +119,8 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 		if l := paidTo(crisisID); len(l) != 0 {
 			t.Fatalf("%s: ledger lines for %s: %v", what, crisisID, l)
 		}
-		if n := bookings(crisisID); n != 0 {
-			t.Fatalf("%s: %d bookings for %s", what, n, crisisID)
+		if n := bookings(crisisID); n != booked[crisisID] {
+			t.Fatalf("%s: %d bookings for %s, want %d", what, n, crisisID, booked[crisisID])
 		}
 		attempt(t, authorityWall, what, "worker (NATS)", "refused: "+err.Error())
 	}
@@ -158,6 +161,36 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	refused("roster.reserve for a real crisis without such a decision", "decision-recorded", err, id)
 	err = call(natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: id, Role: "envoy", Decision: ref(id, "forged-4")}, &demarchev1.ReleaseResponse{})
 	refused("roster.release for a real crisis without such a decision", "decision-recorded", err, id)
+
+	// The head appoints the envoy through the gateway: the crisis's decision
+	// books her and the standby expert, each booking naming it.
+	appointment := decideHTTP(t, duty, id, `{"rationale": "regional standing", "envoyAppointment": {"envoy": "env-amara-diallo", "standbyTeam": ["sb-fatou-sow"]}}`)
+	var as demarchev1.AssignmentsResponse
+	if err := natsrpc.Call(ctx, reader, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: id}, &as); err != nil {
+		t.Fatal(err)
+	}
+	if len(as.GetAssignments()) != 2 || as.GetAssignments()[0].GetDecision().GetDecisionId() != appointment || as.GetAssignments()[1].GetDecision().GetDecisionId() != appointment {
+		t.Fatalf("the appointment's bookings %v do not name decision %s", as.GetAssignments(), appointment)
+	}
+	booked[id] = 2
+	attempt(t, authorityWall, "genuine envoy appointment through the gateway", "duty (HTTP)", "booked: envoy and standby-1, each naming decision "+appointment)
+	appointed := func(role, expert, by string) *demarchev1.ReserveRequest {
+		return &demarchev1.ReserveRequest{CrisisId: id, Role: role, ExpertId: expert, ReservedBy: by, Decision: ref(id, appointment)}
+	}
+	err = call(natsrpc.RosterReserve, appointed("standby-2", "sb-omar-farouk", "duty"), &demarchev1.ReserveResponse{})
+	refused("roster.reserve under the crisis's appointment, a role it does not book", "decision-terms", err, id)
+	err = call(natsrpc.RosterReserve, appointed("envoy", "env-nadia-haddad", "duty"), &demarchev1.ReserveResponse{})
+	refused("roster.reserve under the crisis's appointment, another expert", `decision-terms: the call says expert_id "env-nadia-haddad"`, err, id)
+	err = call(natsrpc.RosterReserve, appointed("envoy", "env-amara-diallo", "mallory"), &demarchev1.ReserveResponse{})
+	refused("roster.reserve under the crisis's appointment, reserved_by mallory", `decision-terms: the call says reserved_by "mallory"`, err, id)
+	drillBooking := appointed("envoy", "env-amara-diallo", "duty")
+	drillBooking.Drill = true
+	err = call(natsrpc.RosterReserve, drillBooking, &demarchev1.ReserveResponse{})
+	refused("roster.reserve under the crisis's appointment, drill flag set", "drill-flag", err, id)
+	err = call(natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: id, Role: "envoy", Decision: ref(id, appointment)}, &demarchev1.ReleaseResponse{})
+	refused("roster.release of the envoy under her recorded appointment (no closure)", "decision-terms", err, id)
+	decideHTTP(t, duty, id, `{"rationale": "team on the ground", "standbyTeamDeployed": {"location": "Conakry"}}`)
+	waitPendingHTTP(t, duty, id, "funding-request")
 
 	// The desk files a request through the gateway: a decision of the crisis.
 	requestID := decideHTTP(t, duty, id, `{"rationale": "mediation costs", "fundingRequest": {"requestId": "FR-1", "fund": "flexible-financing", "amountUsd": 100000, "purpose": "dialogue venue"}}`)
@@ -207,15 +240,15 @@ func TestAuthorityFundingAndRosterActOnlyOnRecordedDecisions(t *testing.T) {
 	afterPaid("funding.disburse under the crisis's approval, a second key", `decision-terms: the call says key "again-FR-1"`, err)
 	err = call(natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: id, Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "approver", Decision: ref(id, approvalID)}, &demarchev1.ReserveResponse{})
 	refused("roster.reserve under a funding approval (not an appointment)", "decision-recorded", err, "none-booked")
-	if n := bookings(id); n != 0 {
-		t.Fatalf("%d bookings for %s", n, id)
+	if n := bookings(id); n != booked[id] {
+		t.Fatalf("%d bookings for %s, want its appointment's %d", n, id, booked[id])
 	}
 
 	// Reconcile: clean for the genuine payment; a forged, perfectly linked
 	// ledger line written with the funding identity's own credential is
 	// named as a disbursement without decision.
 	out, rerr := reconcile(t, s, id)
-	if strings.Contains(out, "without decision") || strings.Contains(out, "not exactly one") || !strings.Contains(out, "1 disbursement line(s)") {
+	if strings.Contains(out, "without decision") || strings.Contains(out, "not exactly one") || !strings.Contains(out, "1 disbursement line(s), 2 booking(s), 1 approval(s)") {
 		t.Fatalf("reconcile of the genuine payment: %v\n%s", rerr, out)
 	}
 	forgeLedgerLine(t, s, ledger(), id)
