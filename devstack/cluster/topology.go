@@ -73,8 +73,10 @@ type Service struct {
 // Services are the Démarche processes, in start order (those that answer
 // requests before those that make them).
 var Services = []Service{
-	{Name: "roster", Identity: natsauth.Roster, Args: []string{"--seed"}},
-	{Name: "funding", Identity: natsauth.Funding, Args: []string{"--open-funds", "--opened-by", "demarche cluster provisioning"}},
+	// roster and funding read the crises' workflows (describe, query) to
+	// check that each request carries out a decision.
+	{Name: "roster", Identity: natsauth.Roster, Args: []string{"--seed"}, Temporal: true},
+	{Name: "funding", Identity: natsauth.Funding, Args: []string{"--open-funds", "--opened-by", "demarche cluster provisioning"}, Temporal: true},
 	{Name: "audit", Identity: natsauth.Audit},
 	{Name: "schema", Identity: natsauth.Schema},
 	{Name: "eventlog", Identity: natsauth.EventLog},

@@ -101,10 +101,25 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		t.Fatalf("crisis show lacks the standby deadline, the partner, the new severity or the role that decides:\n%s", out)
 	}
 	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
-	cli("crisis", "open", "--id", "NE-20261127-OTHER", "--title", "Another crisis", "--country", "NE", "--type", "general", "--severity", "2")
-	if _, err := runCLI(t, s, "roster", "reserve", "--crisis", "NE-20261127-OTHER", "--role", "envoy", "--expert", "env-nadia-haddad", "--as", "desk"); err != nil {
-		t.Fatal(err)
+	// (Bookings come only from decisions: the other crisis appoints her.)
+	const other = "NE-20261127-OTHER"
+	cli("crisis", "open", "--id", other, "--title", "Another crisis", "--country", "NE", "--type", "general", "--severity", "2")
+	for _, stage := range []string{"warning", "good-offices", "fact-finding"} {
+		cli("crisis", "skip-stage", other, "--stage", stage, "--as", "duty-officer", "--reason", "straight to an envoy")
 	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, other)
+		if err != nil {
+			return false
+		}
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetKind() == "envoy-appointment" {
+				return true
+			}
+		}
+		return false
+	})
+	cli("crisis", "decide", "appoint-envoy", other, "--as", "head", "--rationale", "available", "--envoy", "env-nadia-haddad", "--standby-team", "sb-omar-farouk")
 	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "x", "--envoy", "env-nadia-haddad", "--standby-team", "sb-fatou-sow"); err == nil ||
 		!strings.Contains(err.Error(), "already assigned to crisis NE-20261127-OTHER") {
 		t.Fatalf("appointing a booked envoy: %v", err)

@@ -282,7 +282,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("roster") {
-		ro, err := roster.Start(ctx, s.NATSURLFor(natsauth.Roster), true, log)
+		// Bookings are checked against the crises' workflows (read-only client).
+		ro, err := roster.StartWith(ctx, roster.Config{NATSURL: s.NATSURLFor(natsauth.Roster), Seed: true,
+			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
 		}
@@ -290,7 +292,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 
 	if cfg.runs("funding") {
-		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")"}, log)
+		// Payments are checked against the crises' workflows (read-only client).
+		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")",
+			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
 		}

@@ -37,7 +37,6 @@ const (
 	SendSignals  Action = "signals.send"
 	ReadScores   Action = "situations.read"
 	ReadRoster   Action = "roster.read"
-	WriteRoster  Action = "roster.write"
 	ReadFunds    Action = "funds.read"
 	ReadPartners Action = "partners.read"
 	Audit        Action = "audit.read"
@@ -81,7 +80,6 @@ var table = map[Action][]role{
 	SendSignals:    {duty, analyst, partner},
 	ReadScores:     {duty, desk, head, analyst, auditor},
 	ReadRoster:     {duty, desk, head, msu, roster, auditor},
-	WriteRoster:    {roster},
 	ReadFunds:      {approver, fundMgr, head, auditor},
 	ReadPartners:   {duty, desk, head, admin, auditor},
 	Audit:          {auditor, admin},

@@ -129,11 +129,20 @@ type ReconcileReport struct {
 	// workflow that have no CrisisAlteredOutside record in the chain.
 	Outside           []*demarchev1.OutsideOperation
 	OutsideUnrecorded []*demarchev1.OutsideOperation
+
+	// Money and people (money.go, when ReconcileMoney ran): the crisis's
+	// disbursement lines, bookings and approvals; lines and bookings whose
+	// decision the histories do not hold; approvals not paid exactly once.
+	Disbursements, Bookings, Approvals int
+	PaymentsWithoutDecision            []string
+	BookingsWithoutDecision            []string
+	ApprovalsNotPaidOnce               []string
 }
 
 // OK is true when every decision has its record and every record its decision.
 func (r *ReconcileReport) OK() bool {
-	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0 && len(r.MissingEvents) == 0 && len(r.UnknownEvents) == 0 && len(r.OutsideUnrecorded) == 0
+	return len(r.MissingInAudit) == 0 && len(r.MissingInHistory) == 0 && len(r.Mismatched) == 0 && len(r.MissingEvents) == 0 && len(r.UnknownEvents) == 0 && len(r.OutsideUnrecorded) == 0 &&
+		len(r.PaymentsWithoutDecision) == 0 && len(r.BookingsWithoutDecision) == 0 && len(r.ApprovalsNotPaidOnce) == 0
 }
 
 // Problems lists what does not match, one line each.
@@ -160,6 +169,9 @@ func (r *ReconcileReport) Problems() []string {
 	for _, op := range r.OutsideUnrecorded {
 		out = append(out, "no audit record for the operation outside Démarche: "+op.GetWorkflowId()+" "+crisis.DescribeOutside(op))
 	}
+	out = append(out, r.PaymentsWithoutDecision...)
+	out = append(out, r.BookingsWithoutDecision...)
+	out = append(out, r.ApprovalsNotPaidOnce...)
 	return append(out, r.Mismatched...)
 }
 
@@ -178,8 +190,9 @@ func (r *ReconcileReport) Error() error {
 	if r.OK() {
 		return nil
 	}
-	return fmt.Errorf("reconcile: %d event(s) without an audit record (%d of them decisions), %d audit record(s) without a history entry, %d mismatch(es), %d outside operation(s) without an audit record:\n  %s",
-		max(len(r.MissingEvents), len(r.MissingInAudit)), len(r.MissingInAudit), max(len(r.MissingInHistory), len(r.UnknownEvents)), len(r.Mismatched), len(r.OutsideUnrecorded), strings.Join(r.Problems(), "\n  "))
+	return fmt.Errorf("reconcile: %d event(s) without an audit record (%d of them decisions), %d audit record(s) without a history entry, %d mismatch(es), %d outside operation(s) without an audit record, %d disbursement(s) and %d booking(s) without a decision, %d approval(s) not paid exactly once:\n  %s",
+		max(len(r.MissingEvents), len(r.MissingInAudit)), len(r.MissingInAudit), max(len(r.MissingInHistory), len(r.UnknownEvents)), len(r.Mismatched), len(r.OutsideUnrecorded),
+		len(r.PaymentsWithoutDecision), len(r.BookingsWithoutDecision), len(r.ApprovalsNotPaidOnce), strings.Join(r.Problems(), "\n  "))
 }
 
 // Reconcile checks that every decision in the histories has a matching audit

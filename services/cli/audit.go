@@ -17,6 +17,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -247,8 +248,11 @@ history event, and each workflow event record has its publication in a history.
 Every run of each workflow is read: after a reset (temporal workflow reset) the
 replaced run's events keep their records, the new run's events have their own,
 and the reset is listed as an operation outside Démarche (OUTSIDE), which must
-have its CrisisAlteredOutside record. Anything unmatched is named; the exit
-status is then non-zero.`,
+have its CrisisAlteredOutside record. Money and people too: every disbursement
+line of any fund's ledger for the crisis and every booking of the crisis must
+carry out a decision its histories hold (an approval of that request, an
+appointment of that expert in that role), and every approval must have exactly
+one disbursement. Anything unmatched is named; the exit status is then non-zero.`,
 		Example: "  demarche audit reconcile --crisis GN-20261127-K7Q3P",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -267,6 +271,11 @@ status is then non-zero.`,
 			if err != nil {
 				return err
 			}
+			lines, bookings, skipped, err := app.moneyOf(cmd.Context(), crisisID)
+			if err != nil {
+				return err
+			}
+			rep.ReconcileMoney(crisisID, hs, lines, bookings)
 			if asJSON, err := output.json(); err != nil || asJSON {
 				if err != nil {
 					return err
@@ -279,8 +288,12 @@ status is then non-zero.`,
 				for _, a := range rep.Absorbed {
 					absorbed = append(absorbed, a.String())
 				}
+				if skipped == nil {
+					skipped = []string{}
+				}
 				if err := app.printJSON(map[string]any{"crisisId": crisisID, "chain": chain.GetChain(), "histories": len(hs), "absorbed": absorbed,
-					"decisions": rep.Decisions, "records": rep.Records, "matched": rep.Matched, "problems": problems, "ok": rep.OK()}); err != nil {
+					"decisions": rep.Decisions, "records": rep.Records, "matched": rep.Matched, "problems": problems, "ok": rep.OK(),
+					"disbursements": rep.Disbursements, "bookings": rep.Bookings, "approvals": rep.Approvals, "fundsNotRead": skipped}); err != nil {
 					return err
 				}
 				if !rep.OK() {
@@ -292,6 +305,11 @@ status is then non-zero.`,
 				crisisID, len(hs), rep.Decisions, rep.Records, chain.GetChain(), rep.Matched)
 			fmt.Fprintf(app.Out, "  every event: %d published in the histories, %d workflow event records, %d matched (same workflow and history event); %d records from outside the workflows, %d operation records\n",
 				rep.Events, rep.EventRecords, rep.EventsMatched, rep.OutsideWorkflows, rep.Operations)
+			fmt.Fprintf(app.Out, "  money and people: %d disbursement line(s), %d booking(s), %d approval(s), each matched with the histories' decisions\n",
+				rep.Disbursements, rep.Bookings, rep.Approvals)
+			for _, f := range skipped {
+				fmt.Fprintln(app.Out, "  NOT READ ", f)
+			}
 			for _, op := range rep.Outside {
 				fmt.Fprintf(app.Out, "  OUTSIDE   %s %s\n", op.GetWorkflowId(), crisis.DescribeOutside(op))
 			}
@@ -314,6 +332,37 @@ status is then non-zero.`,
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to reconcile (required)")
 	output.bind(cmd)
 	return cmd
+}
+
+// moneyOf fetches, through the gateway, every fund's ledger lines and the
+// crisis's bookings (real and drill), for reconcile to match with the
+// histories' decisions. A fund whose ledger cannot be read (broken: its own
+// alarm) is named in skipped, not fatal.
+func (a *App) moneyOf(ctx context.Context, crisisID string) (lines []*demarchev1.LedgerEntry, bookings []*demarchev1.Assignment, skipped []string, err error) {
+	var bal demarchev1.BalanceResponse
+	if err := a.call(ctx, natsrpc.FundingBalance, &demarchev1.FundQuery{}, &bal); err != nil {
+		return nil, nil, nil, fmt.Errorf("fund balances: %w", err)
+	}
+	for _, f := range bal.GetFunds() {
+		if f.GetProblem() != "" {
+			skipped = append(skipped, fmt.Sprintf("fund %s: %s", f.GetFund().GetId(), f.GetProblem()))
+			continue
+		}
+		var l demarchev1.LedgerResponse
+		if err := a.call(ctx, natsrpc.FundingLedger, &demarchev1.FundQuery{Fund: f.GetFund().GetId()}, &l); err != nil {
+			skipped = append(skipped, fmt.Sprintf("fund %s: %v", f.GetFund().GetId(), err))
+			continue
+		}
+		lines = append(lines, l.GetEntries()...)
+	}
+	for _, drill := range []bool{false, true} {
+		var as demarchev1.AssignmentsResponse
+		if err := a.call(ctx, natsrpc.RosterAssignments, &demarchev1.AssignmentsRequest{CrisisId: crisisID, Drill: drill}, &as); err != nil {
+			return nil, nil, nil, fmt.Errorf("bookings of %s: %w", crisisID, err)
+		}
+		bookings = append(bookings, as.GetAssignments()...)
+	}
+	return lines, bookings, skipped, nil
 }
 
 // histories fetches a crisis's workflow histories through the gateway.

@@ -160,9 +160,9 @@ func TestRosterIDFlagsSaySoAndComplete(t *testing.T) {
 	if !strings.Contains(out, "ECOWAS") || strings.Contains(out, "AU\t") {
 		t.Errorf("--with completes registered partners:\n%s", out)
 	}
-	out = complete("roster", "reserve", "--expert", "")
-	if !strings.Contains(out, "sb-femi-ade") || !strings.Contains(out, "env-amara-diallo") {
-		t.Errorf("--expert completes any roster id:\n%s", out)
+	// No verb books by hand: bookings come only from decisions.
+	if _, err := runRoot(t, "roster", "reserve", "--crisis", "GN-1", "--role", "envoy", "--expert", "env-amara-diallo"); err == nil {
+		t.Error("roster reserve still exists: bookings must come only from an envoy-appointment")
 	}
 }
 

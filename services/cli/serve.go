@@ -50,7 +50,9 @@ with the same wiring.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-				s, err := roster.Start(ctx, app.NATSURL, seed, app.Log)
+				// Bookings are checked against the crises' workflows, read
+				// through Temporal as the roster identity.
+				s, err := roster.StartWith(ctx, roster.Config{NATSURL: app.NATSURL, Seed: seed, TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
 				if err != nil {
 					return nil, err
 				}
@@ -109,7 +111,7 @@ with the same wiring.`,
 }
 
 // usesTemporal are the services that are not ready while Temporal does not answer.
-var usesTemporal = map[string]bool{"worker": true, "gateway": true, "earlywarning": true, "partners": true}
+var usesTemporal = map[string]bool{"worker": true, "gateway": true, "earlywarning": true, "partners": true, "funding": true, "roster": true}
 
 // serveUntilSignal starts a service and stops it on Ctrl-C or SIGTERM.
 //
@@ -386,7 +388,9 @@ func newServeFundingCmd(app *App) *cobra.Command {
 		Use:   "funding",
 		Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
 		Long: `Run the funding service. Each fund's ledger is hash-linked and checked on
-every read: a broken ledger is refused with the line where it breaks.
+every read: a broken ledger is refused with the line where it breaks. It acts
+only on decisions it finds in the crises' workflows (read through Temporal at
+--temporal-address as the funding identity).
 
 Opening a fund is explicit: only with --open-funds does the service write the
 opening line of a configured fund that was never opened (recording --opened-by
@@ -395,7 +399,10 @@ is refused, and logged as an alarm.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
-				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, OpenFunds: open, OpenedBy: openedBy}, app.Log)
+				// Payments are checked against the crises' workflows, read
+				// through Temporal as the funding identity.
+				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, OpenFunds: open, OpenedBy: openedBy,
+					TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
 				if err != nil {
 					return nil, err
 				}

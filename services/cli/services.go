@@ -25,8 +25,8 @@ func (a *App) call(ctx context.Context, subject string, req, resp proto.Message)
 }
 
 func newRosterCmd(app *App) *cobra.Command {
-	cmd := &cobra.Command{Use: "roster", Short: "Search, reserve and release envoys, mediators and standby experts",
-		Long: "The roster service answers on NATS (demarche.roster.*); these commands are its client. Appointing an envoy on a crisis books the roster by itself."}
+	cmd := &cobra.Command{Use: "roster", Short: "Search envoys, mediators and standby experts; list bookings",
+		Long: "The roster service answers on NATS (demarche.roster.*); these commands are its client. Bookings come only from decisions: appointing an envoy on a crisis (demarche decide envoy-appointment) books the roster, closing the crisis releases it; nobody books or releases by hand."}
 	var kind, region string
 	var expertise, languages []string
 	var searchOut, assignmentsOut, expertsOut outputFlag
@@ -71,42 +71,6 @@ func newRosterCmd(app *App) *cobra.Command {
 	search.Flags().StringVar(&region, "region", "", "africa, americas, asia-pacific, europe, middle-east")
 	search.Flags().StringSliceVar(&expertise, "expertise", nil, "process-design, security-arrangements, constitution-making, gender, power-sharing, wealth-sharing")
 	search.Flags().StringSliceVar(&languages, "language", nil, "language codes, e.g. fr,ar")
-
-	var rr demarchev1.ReserveRequest
-	reserve := &cobra.Command{Use: "reserve", Short: "Book an expert for a crisis role (idempotent per crisis and role)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var res demarchev1.ReserveResponse
-			if err := app.call(cmd.Context(), natsrpc.RosterReserve, &rr, &res); err != nil {
-				return err
-			}
-			note := ""
-			if res.GetReplayed() {
-				note = " (already booked)"
-			}
-			fmt.Fprintf(app.Out, "%s booked for %s as %s%s\n", res.GetAssignment().GetExpertId(), res.GetAssignment().GetCrisisId(), res.GetAssignment().GetRole(), note)
-			return nil
-		}}
-	reserve.Flags().StringVar(&rr.CrisisId, "crisis", "", "crisis id (required)")
-	reserve.Flags().StringVar(&rr.Role, "role", "", "role, e.g. envoy or standby-1 (required)")
-	reserve.Flags().StringVar(&rr.ExpertId, "expert", "", "the expert's roster id, completed from the roster (see demarche roster search) (required)")
-	app.registerRosterCompletion(reserve)
-
-	var rel demarchev1.ReleaseRequest
-	release := &cobra.Command{Use: "release", Short: "Free a crisis role's expert", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			var res demarchev1.ReleaseResponse
-			if err := app.call(cmd.Context(), natsrpc.RosterRelease, &rel, &res); err != nil {
-				return err
-			}
-			if res.GetReleased() == nil {
-				fmt.Fprintln(app.Out, "nothing was booked for that role")
-			} else {
-				fmt.Fprintf(app.Out, "released %s from %s\n", res.GetReleased().GetExpertId(), rel.GetCrisisId())
-			}
-			return nil
-		}}
-	release.Flags().StringVar(&rel.CrisisId, "crisis", "", "crisis id (required)")
-	release.Flags().StringVar(&rel.Role, "role", "", "role (required)")
 
 	var crisisID string
 	var drillSpace bool
@@ -156,7 +120,7 @@ func newRosterCmd(app *App) *cobra.Command {
 			return tw.Flush()
 		}}
 	expertsOut.bind(experts)
-	cmd.AddCommand(search, reserve, release, assignments, experts)
+	cmd.AddCommand(search, assignments, experts)
 	return cmd
 }
 

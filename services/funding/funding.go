@@ -10,6 +10,12 @@
 // interleaving, and the ledger always balances. Lines are hash-linked and
 // every read checks them (ledger.go); funds are opened only explicitly
 // (OpenOptions).
+//
+// Authority comes from the crisis's workflow, never from a request's body
+// (authority.go): request, decide and disburse each name the decision they
+// carry out, the service finds it in the crisis's workflow (the
+// crisis.authority query) and takes requester, approver, terms and drill flag
+// from there; a call naming no such decision is refused and writes nothing.
 package funding
 
 import (
@@ -24,6 +30,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -32,7 +39,9 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Names of the durable state.
@@ -81,6 +90,8 @@ type Store struct {
 		mu      sync.Mutex
 		reasons map[string]string
 	}
+	// decisions is where the decisions the service acts on are checked.
+	decisions crisis.DecisionSource
 }
 
 // OpenOptions say whether opening funds is allowed. Opening a fund (writing
@@ -95,6 +106,9 @@ type OpenOptions struct {
 	// OpenedBy is recorded in the opening line (default "funding service provisioning").
 	OpenedBy string
 	Log      *zap.Logger
+	// Decisions answers for the crises' workflows (crisis.TemporalDecisions):
+	// without it, request, decide and disburse are refused.
+	Decisions crisis.DecisionSource
 }
 
 // markerKey records, in the bucket, that a fund was opened: its opening line.
@@ -121,7 +135,7 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 		opts.OpenedBy = "funding service provisioning"
 	}
 	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now, log: opts.Log,
-		verified: verifiedTail{lines: map[string]*demarchev1.LedgerEntry{}}}
+		verified: verifiedTail{lines: map[string]*demarchev1.LedgerEntry{}}, decisions: opts.Decisions}
 	for _, f := range funds {
 		if err := f.Validate(); err != nil {
 			return nil, fmt.Errorf("funding: %w", err)
@@ -357,6 +371,10 @@ func (s *Store) record(ctx context.Context, crisis, id string) (*demarchev1.Fund
 // Request files a request. Filing the same request again (same crisis, id,
 // fund and amount) returns it; a different one under a used id is refused.
 func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
+	call, err := s.requestAuthority(ctx, call)
+	if err != nil {
+		return nil, err
+	}
 	fund, ok := s.funds[call.GetRequest().GetFund()]
 	if !ok {
 		return nil, fmt.Errorf("%w: no fund %q (funds: %s)", errs.ErrNotFound, call.GetRequest().GetFund(), strings.Join(s.fundIDs(), ", "))
@@ -368,7 +386,8 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 		return nil, fmt.Errorf("%w: ceiling: %d exceeds %s's per-crisis ceiling of %d", errs.ErrRule, call.GetRequest().GetAmountUsd(), fund.GetId(), fund.GetPerCrisisCeilingUsd())
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
-		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill()}
+		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill(),
+		RequestedUnder: call.GetDecision().GetDecisionId()}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -392,6 +411,10 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 // Decide approves or rejects a pending request. Four-eyes: the requester can
 // never decide it. Deciding again the same way returns the record.
 func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) (*demarchev1.FundingRecord, error) {
+	call, err := s.decideAuthority(ctx, call)
+	if err != nil {
+		return nil, err
+	}
 	for {
 		rec, rev, err := s.record(ctx, call.GetCrisisId(), call.GetRequestId())
 		if err != nil {
@@ -411,6 +434,7 @@ func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) 
 			return nil, fmt.Errorf("%w: request %s is already %s", errs.ErrConflict, call.GetRequestId(), statusSlug(rec.GetStatus()))
 		}
 		rec.Status, rec.DecidedBy, rec.DecidedAt = want, call.GetDecidedBy(), timestamppb.New(s.now())
+		rec.DecidedUnder = call.GetDecision().GetDecisionId()
 		b, err := proto.Marshal(rec)
 		if err != nil {
 			return nil, err
@@ -433,6 +457,10 @@ func statusSlug(s demarchev1.FundingStatus) string {
 // ledger line that paid. Refused with ErrRule when the fund's balance or the
 // crisis's ceiling would be exceeded.
 func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*demarchev1.DisburseResult, error) {
+	approval, err := s.disburseAuthority(ctx, call)
+	if err != nil {
+		return nil, err
+	}
 	if paid, err := s.paid(ctx, call.GetKey()); err != nil || paid != nil {
 		return paid, err
 	}
@@ -452,6 +480,9 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		}
 	default:
 		return nil, fmt.Errorf("%w: approval-first: request %s is %s, not approved", errs.ErrRule, call.GetRequestId(), statusSlug(rec.GetStatus()))
+	}
+	if err := approval.matches(rec); err != nil {
+		return nil, err
 	}
 	fund := s.funds[rec.GetRequest().GetFund()]
 	if fund == nil {
@@ -490,7 +521,8 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		totals[call.GetCrisisId()] += amount
 		entry = &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
 			AmountUsd: amount, BalanceAfterUsd: last.GetBalanceAfterUsd() - amount, CrisisId: call.GetCrisisId(),
-			RequestId: call.GetRequestId(), Key: call.GetKey(), At: timestamppb.New(s.now()), CrisisTotalsUsd: totals}
+			RequestId: call.GetRequestId(), Key: call.GetKey(), At: timestamppb.New(s.now()), CrisisTotalsUsd: totals,
+			Decision: approval.ref}
 		if err := linkLine(entry, last); err != nil {
 			return nil, err
 		}
@@ -624,6 +656,7 @@ type Service struct {
 	svc       micro.Service
 	Store     *Store
 	stopWatch func()
+	tc        client.Client // the read-only Temporal client it dialled, if any
 }
 
 // Config configures the funding service.
@@ -636,12 +669,18 @@ type Config struct {
 	OpenFunds bool
 	// OpenedBy is who opens them (recorded; default "funding service provisioning").
 	OpenedBy string
+	// Decisions answers for the crises' workflows: request, decide and
+	// disburse act only on a decision found there. Nil: the service dials
+	// Temporal at TemporalAddress as the funding identity (read-only on
+	// crisis workflows) and asks them; without either, all are refused.
+	Decisions                  crisis.DecisionSource
+	TemporalAddress, Namespace string
 }
 
 // Start is StartWith for provisioning: funds never opened before are opened
 // (tests and first starts). A fund opened before is never re-opened.
-func Start(ctx context.Context, natsURL string, funds []*demarchev1.Fund, log *zap.Logger) (*Service, error) {
-	return StartWith(ctx, Config{NATSURL: natsURL, Funds: funds, OpenFunds: true}, log)
+func Start(ctx context.Context, natsURL string, funds []*demarchev1.Fund, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
+	return StartWith(ctx, Config{NATSURL: natsURL, Funds: funds, OpenFunds: true, Decisions: decisions}, log)
 }
 
 // StartWith connects, checks the ledgers (opening new funds only when
@@ -653,13 +692,31 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 	if len(funds) == 0 {
 		funds = DefaultFunds
 	}
+	var tc client.Client
+	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
+		c, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As("funding"))
+		if err != nil {
+			return nil, fmt.Errorf("funding: decisions are checked in the crises' workflows: %w", err)
+		}
+		tc, cfg.Decisions = c, crisis.TemporalDecisions{Client: c}
+	}
+	if cfg.Decisions == nil {
+		log.Warn("no Temporal address: every request, decision and disbursement is refused (decisions cannot be checked)")
+	}
+	closeTC := func() {
+		if tc != nil {
+			tc.Close()
+		}
+	}
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-funding", log)
 	if err != nil {
+		closeTC()
 		return nil, fmt.Errorf("funding: %w", err)
 	}
-	st, err := OpenStore(ctx, js, funds, OpenOptions{OpenNew: cfg.OpenFunds, OpenedBy: cfg.OpenedBy, Log: log})
+	st, err := OpenStore(ctx, js, funds, OpenOptions{OpenNew: cfg.OpenFunds, OpenedBy: cfg.OpenedBy, Log: log, Decisions: cfg.Decisions})
 	if err != nil {
 		nc.Close()
+		closeTC()
 		return nil, err
 	}
 	svc, err := micro.AddService(nc, micro.Config{
@@ -697,7 +754,7 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		return nil, err
 	}
 	log.Info("funding service ready", zap.Strings("funds", st.fundIDs()))
-	return &Service{nc: nc, svc: svc, Store: st, stopWatch: stopWatch}, nil
+	return &Service{nc: nc, svc: svc, Store: st, stopWatch: stopWatch, tc: tc}, nil
 }
 
 // Stop stops serving and disconnects.
@@ -707,4 +764,7 @@ func (s *Service) Stop() {
 	}
 	_ = s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
+	if s.tc != nil {
+		s.tc.Close()
+	}
 }

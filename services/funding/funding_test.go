@@ -22,10 +22,14 @@ import (
 
 var smallFund = &demarchev1.Fund{Id: "small-fund", Name: "Small fund", OpeningBalanceUsd: 1_000, PerCrisisCeilingUsd: 10_000}
 
+// crises is the fake crises' workflows of the test running (tests that start
+// a service do not run in parallel).
+var crises = newFakeCrises()
+
 func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Server, *funding.Service, *nats.Conn) {
 	t.Helper()
 	srv := natstest.ServerIn(t, dir)
-	svc, err := funding.Start(context.Background(), srv.URL(), funds, zap.NewNop())
+	svc, err := funding.Start(context.Background(), srv.URL(), funds, crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,11 +45,10 @@ func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Serv
 func approved(t *testing.T, nc *nats.Conn, crisis, id, fund string, amount int64) {
 	t.Helper()
 	ctx := context.Background()
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, &demarchev1.FundingRequestCall{CrisisId: crisis, RequestedBy: "alice",
-		Request: &demarchev1.FundingRequest{RequestId: id, Fund: fund, AmountUsd: amount, Purpose: "mediation"}}, &demarchev1.FundingRecord{}); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, crises.fileCall(crisis, id, fund, amount, "alice"), &demarchev1.FundingRecord{}); err != nil {
 		t.Fatalf("request %s: %v", id, err)
 	}
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: crisis, RequestId: id, Approve: true, DecidedBy: "bob"}, &demarchev1.FundingRecord{}); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, crises.decideCall(crisis, id, true, "bob"), &demarchev1.FundingRecord{}); err != nil {
 		t.Fatalf("approve %s: %v", id, err)
 	}
 }
@@ -93,7 +96,7 @@ func TestConcurrentDisbursementsNeverOverdraw(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				c := &demarchev1.DisburseCall{CrisisId: fmt.Sprintf("C%02d-crisis", i), RequestId: "FR-1", Key: fmt.Sprintf("C%02d-FR-1", i)}
+				c := disburseCall(fmt.Sprintf("C%02d-crisis", i), "FR-1", fmt.Sprintf("C%02d-FR-1", i), false)
 				var res *demarchev1.DisburseResult
 				var err error
 				if viaStore {
@@ -136,7 +139,7 @@ func TestRetriedDisbursementPaysOnce(t *testing.T) {
 	var first *demarchev1.LedgerEntry
 	for i := range 10 {
 		var res demarchev1.DisburseResult
-		if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "GN-crisis", RequestId: "FR-7", Key: "GN-crisis-FR-7"}, &res); err != nil {
+		if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, disburseCall("GN-crisis", "FR-7", "GN-crisis-FR-7", false), &res); err != nil {
 			t.Fatalf("attempt %d: %v", i+1, err)
 		}
 		if i == 0 {
@@ -153,28 +156,33 @@ func TestRetriedDisbursementPaysOnce(t *testing.T) {
 func TestFourEyesAndRules(t *testing.T) {
 	_, _, nc := start(t, t.TempDir(), smallFund)
 	ctx := context.Background()
-	req := &demarchev1.FundingRequestCall{CrisisId: "ML-crisis", RequestedBy: "alice",
-		Request: &demarchev1.FundingRequest{RequestId: "FR-1", Fund: "small-fund", AmountUsd: 500, Purpose: "talks"}}
+	req := crises.fileCall("ML-crisis", "FR-1", "small-fund", 500, "alice")
 	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); err != nil {
 		t.Fatal(err)
 	}
-	err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: "ML-crisis", RequestId: "FR-1", Approve: true, DecidedBy: "alice"}, &demarchev1.FundingRecord{})
+	// The funding service keeps four-eyes even if a workflow recorded a
+	// self-approval.
+	err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, crises.decideCall("ML-crisis", "FR-1", true, "alice"), &demarchev1.FundingRecord{})
 	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "four-eyes") {
 		t.Fatalf("self-approval: %v", err)
 	}
-	err = natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "ML-crisis", RequestId: "FR-1", Key: "k-1"}, &demarchev1.DisburseResult{})
+	err = natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, disburseCall("ML-crisis", "FR-1", "k-1", false), &demarchev1.DisburseResult{})
 	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "not approved") {
 		t.Fatalf("disbursing a pending request: %v", err)
 	}
-	req.Request.AmountUsd = 600
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrConflict) {
+	// Another request under a used id: the crisis decided it, the service
+	// has the first on file.
+	again := crises.fileCall("ML-crisis", "FR-1", "small-fund", 600, "alice")
+	again.Decision = ref("ML-crisis", "req-FR-1-again")
+	crises.record("ML-crisis", "req-FR-1-again", "alice", &demarchev1.DecisionRequest{Principal: "alice",
+		Decision: &demarchev1.DecisionRequest_FundingRequest{FundingRequest: again.GetRequest()}})
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, again, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("same id, other terms: %v", err)
 	}
-	req.Request.Fund = "nope"
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, req, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "small-fund") {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, crises.fileCall("ML-crisis", "FR-3", "nope", 600, "alice"), &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "small-fund") {
 		t.Fatalf("unknown fund: %v", err)
 	}
-	bad := &demarchev1.FundingRequestCall{CrisisId: "ML-crisis", RequestedBy: "alice", Request: &demarchev1.FundingRequest{RequestId: "FR-2", Fund: "small-fund", AmountUsd: -1}}
+	bad := crises.fileCall("ML-crisis", "FR-2", "small-fund", -1, "alice")
 	if err := natsrpc.Call(ctx, nc, natsrpc.FundingRequest, bad, &demarchev1.FundingRecord{}); !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "amount_usd") {
 		t.Fatalf("negative amount: %v", err)
 	}
@@ -183,10 +191,10 @@ func TestFourEyesAndRules(t *testing.T) {
 	_, _, nc2 := start(t, t.TempDir(), tight)
 	approved(t, nc2, "SD-crisis", "FR-1", "tight-fund", 200)
 	approved(t, nc2, "SD-crisis", "FR-2", "tight-fund", 200)
-	if err := natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "SD-crisis", RequestId: "FR-1", Key: "SD-1"}, &demarchev1.DisburseResult{}); err != nil {
+	if err := natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, disburseCall("SD-crisis", "FR-1", "SD-1", false), &demarchev1.DisburseResult{}); err != nil {
 		t.Fatal(err)
 	}
-	err = natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "SD-crisis", RequestId: "FR-2", Key: "SD-2"}, &demarchev1.DisburseResult{})
+	err = natsrpc.Call(ctx, nc2, natsrpc.FundingDisburse, disburseCall("SD-crisis", "FR-2", "SD-2", false), &demarchev1.DisburseResult{})
 	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "ceiling") {
 		t.Fatalf("ceiling: %v", err)
 	}
@@ -195,13 +203,13 @@ func TestFourEyesAndRules(t *testing.T) {
 func TestLedgerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	srv := natstest.ServerIn(t, dir) // stopped below, before the restart
-	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, zap.NewNop())
+	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	nc, _ := nats.Connect(srv.URL())
 	approved(t, nc, "NE-crisis", "FR-1", "small-fund", 300)
-	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "NE-crisis", RequestId: "FR-1", Key: "NE-1"}, &demarchev1.DisburseResult{}); err != nil {
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, disburseCall("NE-crisis", "FR-1", "NE-1", false), &demarchev1.DisburseResult{}); err != nil {
 		t.Fatal(err)
 	}
 	nc.Close()
@@ -213,7 +221,7 @@ func TestLedgerSurvivesRestart(t *testing.T) {
 		t.Fatalf("ledger after restart: %v", entries)
 	}
 	var res demarchev1.DisburseResult
-	if err := natsrpc.Call(context.Background(), nc2, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "NE-crisis", RequestId: "FR-1", Key: "NE-1"}, &res); err != nil || !res.GetReplayed() {
+	if err := natsrpc.Call(context.Background(), nc2, natsrpc.FundingDisburse, disburseCall("NE-crisis", "FR-1", "NE-1", false), &res); err != nil || !res.GetReplayed() {
 		t.Fatalf("retry after restart: %v replayed=%v", err, res.GetReplayed())
 	}
 }
@@ -244,16 +252,17 @@ func TestDrillsOnlyDrawFromDrillFunds(t *testing.T) {
 	drillFund := &demarchev1.Fund{Id: "drill-fund", Name: "Drill fund", OpeningBalanceUsd: 1_000_000, PerCrisisCeilingUsd: 100_000, Drill: true}
 	_, _, nc := start(t, t.TempDir(), smallFund, drillFund)
 	ctx := context.Background()
-	file := func(crisis, id, fund string, drill bool) error {
-		return natsrpc.Call(ctx, nc, natsrpc.FundingRequest, &demarchev1.FundingRequestCall{CrisisId: crisis, RequestedBy: "alice", Drill: drill,
-			Request: &demarchev1.FundingRequest{RequestId: id, Fund: fund, AmountUsd: 500, Purpose: "drill"}}, &demarchev1.FundingRecord{})
+	file := func(crisisID, id, fund string, drill bool) error {
+		crises.open(crisisID, drill)
+		return natsrpc.Call(ctx, nc, natsrpc.FundingRequest, crises.fileCall(crisisID, id, fund, 500, "alice"), &demarchev1.FundingRecord{})
 	}
 	for _, tc := range []struct {
-		name  string
-		fund  string
-		drill bool
-	}{{"drill on a real fund", "small-fund", true}, {"real crisis on the drill fund", "drill-fund", false}} {
-		if err := file("XX-crisis", "FR-x", tc.fund, tc.drill); !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-fund") {
+		name   string
+		crisis string
+		fund   string
+		drill  bool
+	}{{"drill on a real fund", "XD-crisis", "small-fund", true}, {"real crisis on the drill fund", "XR-crisis", "drill-fund", false}} {
+		if err := file(tc.crisis, "FR-x", tc.fund, tc.drill); !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-fund") {
 			t.Fatalf("%s: %v, want the drill-fund rule", tc.name, err)
 		}
 	}
@@ -261,16 +270,17 @@ func TestDrillsOnlyDrawFromDrillFunds(t *testing.T) {
 	if err := file("DR-crisis", "FR-1", "drill-fund", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, &demarchev1.FundingDecideCall{CrisisId: "DR-crisis", RequestId: "FR-1", Approve: true, DecidedBy: "bob"}, &demarchev1.FundingRecord{}); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDecide, crises.decideCall("DR-crisis", "FR-1", true, "bob"), &demarchev1.FundingRecord{}); err != nil {
 		t.Fatal(err)
 	}
-	// Disbursing a drill's request as a real crisis is refused too.
-	err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "DR-crisis", RequestId: "FR-1", Key: "DR-1"}, &demarchev1.DisburseResult{})
-	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-fund") {
+	// Disbursing a drill's request as a real crisis is refused too: the
+	// drill flag is the crisis's own.
+	err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, disburseCall("DR-crisis", "FR-1", "DR-1", false), &demarchev1.DisburseResult{})
+	if !errors.Is(err, errs.ErrRule) || !strings.Contains(err.Error(), "drill-flag") {
 		t.Fatalf("drill request disbursed as real: %v", err)
 	}
 	var paid demarchev1.DisburseResult
-	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: "DR-crisis", RequestId: "FR-1", Key: "DR-1", Drill: true}, &paid); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.FundingDisburse, disburseCall("DR-crisis", "FR-1", "DR-1", true), &paid); err != nil {
 		t.Fatal(err)
 	}
 	if paid.GetEntry().GetFund() != "drill-fund" || paid.GetEntry().GetBalanceAfterUsd() != 1_000_000-500 {

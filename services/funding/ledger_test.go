@@ -26,7 +26,7 @@ func pay(t *testing.T, nc *nats.Conn, crisis, id, fund string, amount int64) (*d
 	t.Helper()
 	approved(t, nc, crisis, id, fund, amount)
 	var res demarchev1.DisburseResult
-	err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, &demarchev1.DisburseCall{CrisisId: crisis, RequestId: id, Key: crisis + "-" + id}, &res)
+	err := natsrpc.Call(context.Background(), nc, natsrpc.FundingDisburse, disburseCall(crisis, id, crisis+"-"+id, false), &res)
 	return &res, err
 }
 
@@ -169,7 +169,7 @@ func TestVanishedLedgerIsNotReopened(t *testing.T) {
 	srv := natstest.ServerIn(t, dir)
 	ctx := context.Background()
 	// Not asked to open: nothing is opened.
-	svc, err := funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Funds: []*demarchev1.Fund{smallFund}}, zap.NewNop())
+	svc, err := funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestVanishedLedgerIsNotReopened(t *testing.T) {
 		t.Fatalf("never-opened fund: %v", err)
 	}
 	svc.Stop()
-	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true, OpenedBy: "test provisioning"}, zap.NewNop())
+	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true, OpenedBy: "test provisioning"}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestVanishedLedgerIsNotReopened(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Even a start that may open new funds does not re-open a known one.
-	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true}, zap.NewNop())
+	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

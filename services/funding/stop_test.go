@@ -22,14 +22,14 @@ import (
 func TestStopMidRequestLosesNothingAcknowledged(t *testing.T) {
 	big := &demarchev1.Fund{Id: "big-fund", Name: "Big fund", OpeningBalanceUsd: 1_000_000, PerCrisisCeilingUsd: 10_000}
 	srv := natstest.ServerIn(t, t.TempDir())
-	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, zap.NewNop())
+	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	nc, _ := natstest.Connect(t, srv.URL())
 	const n = 40
 	call := func(i int) *demarchev1.DisburseCall {
-		return &demarchev1.DisburseCall{CrisisId: fmt.Sprintf("C%02d-crisis", i), RequestId: "FR-1", Key: fmt.Sprintf("C%02d-FR-1", i)}
+		return disburseCall(fmt.Sprintf("C%02d-crisis", i), "FR-1", fmt.Sprintf("C%02d-FR-1", i), false)
 	}
 	for i := range n {
 		approved(t, nc, call(i).GetCrisisId(), "FR-1", "big-fund", 100)
@@ -56,7 +56,7 @@ func TestStopMidRequestLosesNothingAcknowledged(t *testing.T) {
 	svc.Stop()
 	wg.Wait()
 
-	svc2, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, zap.NewNop())
+	svc2, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,12 +36,13 @@ func ServicePath(subject string) string {
 	return "/v1/" + strings.ReplaceAll(strings.TrimPrefix(subject, "demarche."), ".", "/")
 }
 
+// No route reserves or releases roster experts, or moves money: bookings come
+// only from a crisis's envoy-appointment and its closure, money only from its
+// funding decisions, carried out by the worker (services/roster, funding).
 var serviceCalls = []serviceCall{
 	{natsrpc.RosterSearch, authz.ReadRoster, func() proto.Message { return &demarchev1.RosterSearchRequest{} }, func() proto.Message { return &demarchev1.RosterSearchResponse{} }},
 	{natsrpc.RosterExperts, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.ExpertsResponse{} }},
 	{natsrpc.RosterAssignments, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.AssignmentsResponse{} }},
-	{natsrpc.RosterReserve, authz.WriteRoster, func() proto.Message { return &demarchev1.ReserveRequest{} }, func() proto.Message { return &demarchev1.ReserveResponse{} }},
-	{natsrpc.RosterRelease, authz.WriteRoster, func() proto.Message { return &demarchev1.ReleaseRequest{} }, func() proto.Message { return &demarchev1.ReleaseResponse{} }},
 	{natsrpc.FundingBalance, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.BalanceResponse{} }},
 	{natsrpc.FundingLedger, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.LedgerResponse{} }},
 	{natsrpc.PartnersList, authz.ReadPartners, func() proto.Message { return &demarchev1.ListPartnersRequest{} }, func() proto.Message { return &demarchev1.ListPartnersResponse{} }},
@@ -69,12 +70,6 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 	}
 	// Who acts comes from the credential.
 	switch m := req.(type) {
-	case *demarchev1.ReserveRequest:
-		if m.GetReservedBy() != "" && m.GetReservedBy() != p.Subject {
-			writeError(w, &demarchev1.FieldError{Field: "reserved_by", Reason: "comes from your credential; leave it empty"})
-			return
-		}
-		m.ReservedBy = p.Subject
 	case *demarchev1.AuditChainRequest:
 		m.Reader = p.Subject // the read is recorded as the credential's
 	case *demarchev1.AuditHeadsRequest:

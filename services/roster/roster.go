@@ -3,6 +3,11 @@
 // State lives in a JetStream key-value bucket, so it survives restarts; the
 // bucket's create-if-absent is what makes a booking exclusive even when many
 // requests race.
+//
+// Bookings come only from decisions (authority.go): reserve carries out the
+// crisis's envoy-appointment, release its closure (or undoes a failed
+// appointment's bookings); the service checks the decision in the crisis's
+// workflow and takes expert, role, who and drill flag from it.
 package roster
 
 import (
@@ -17,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
+	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -25,7 +31,9 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Bucket is the key-value bucket holding experts and bookings:
@@ -60,6 +68,8 @@ var seedJSON []byte
 type Store struct {
 	kv  jetstream.KeyValue
 	now func() time.Time
+	// decisions is where reservations and releases are checked.
+	decisions crisis.DecisionSource
 }
 
 // Resources is the roster bucket, for the provisioning identity (the service
@@ -71,12 +81,13 @@ func Resources() natsx.Resources {
 }
 
 // OpenStore opens the bucket (creating it only where nothing provisioned it).
-func OpenStore(ctx context.Context, js jetstream.JetStream) (*Store, error) {
+// Reserve and Release act only on decisions decisions finds (nil: refused).
+func OpenStore(ctx context.Context, js jetstream.JetStream, decisions crisis.DecisionSource) (*Store, error) {
 	kv, err := natsx.KeyValue(ctx, js, Resources().Buckets[0])
 	if err != nil {
 		return nil, fmt.Errorf("roster %w", err)
 	}
-	return &Store{kv: kv, now: time.Now}, nil
+	return &Store{kv: kv, now: time.Now, decisions: decisions}, nil
 }
 
 // Seed loads the built-in roster when the bucket holds no expert yet.
@@ -206,6 +217,10 @@ func bookedKey(expertID, crisisID string, drill bool) string {
 // elsewhere is refused with ErrConflict: create-if-absent on the expert's
 // booking key lets exactly one of any number of racing requests win.
 func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*demarchev1.ReserveResponse, error) {
+	req, err := s.reserveAuthority(ctx, req)
+	if err != nil {
+		return nil, err
+	}
 	if existing, _, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill())); err == nil {
 		return &demarchev1.ReserveResponse{Assignment: existing, Replayed: true}, nil
 	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -219,7 +234,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		return nil, fmt.Errorf("%w: %s is not available for deployment", errs.ErrConflict, e.GetName())
 	}
 	a := &demarchev1.Assignment{ExpertId: req.GetExpertId(), CrisisId: req.GetCrisisId(), Role: req.GetRole(),
-		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy(), Drill: req.GetDrill()}
+		ReservedAt: timestamppb.New(s.now()), ReservedBy: req.GetReservedBy(), Drill: req.GetDrill(), Decision: req.GetDecision()}
 	b, err := proto.Marshal(a)
 	if err != nil {
 		return nil, err
@@ -260,6 +275,9 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 
 // Release frees a crisis's role; releasing what is not booked is a no-op.
 func (s *Store) Release(ctx context.Context, req *demarchev1.ReleaseRequest) (*demarchev1.ReleaseResponse, error) {
+	if err := s.releaseAuthority(ctx, req); err != nil {
+		return nil, err
+	}
 	a, rev, err := s.assignment(ctx, roleKey(req.GetCrisisId(), req.GetRole(), req.GetDrill()))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return &demarchev1.ReleaseResponse{}, nil
@@ -343,19 +361,57 @@ type Service struct {
 	nc    *nats.Conn
 	svc   micro.Service
 	Store *Store
+	tc    client.Client // the read-only Temporal client it dialled, if any
 }
 
-// Start connects, opens the store, seeds it when asked, and serves the
+// Config configures the roster service.
+type Config struct {
+	NATSURL string
+	// Seed loads the built-in demo roster when the bucket holds no expert.
+	Seed bool
+	// Decisions answers for the crises' workflows: reservations and releases
+	// act only on a decision found there. Nil: the service dials Temporal at
+	// TemporalAddress as the roster identity (read-only on crisis workflows);
+	// without either, all are refused.
+	Decisions                  crisis.DecisionSource
+	TemporalAddress, Namespace string
+}
+
+// Start is StartWith with a decision source (tests, and callers that share a client).
+func Start(ctx context.Context, natsURL string, seed bool, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
+	return StartWith(ctx, Config{NATSURL: natsURL, Seed: seed, Decisions: decisions}, log)
+}
+
+// StartWith connects, opens the store, seeds it when asked, and serves the
 // endpoints under demarche.roster (search, reserve, release, assignments, experts).
-func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Service, error) {
+func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("roster")
-	nc, js, err := natsx.Connect(natsURL, "demarche-roster", log)
+	seed := cfg.Seed
+	var tc client.Client
+	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
+		c, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As("roster"))
+		if err != nil {
+			return nil, fmt.Errorf("roster: decisions are checked in the crises' workflows: %w", err)
+		}
+		tc, cfg.Decisions = c, crisis.TemporalDecisions{Client: c}
+	}
+	if cfg.Decisions == nil {
+		log.Warn("no Temporal address: every reservation and release is refused (decisions cannot be checked)")
+	}
+	closeTC := func() {
+		if tc != nil {
+			tc.Close()
+		}
+	}
+	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-roster", log)
 	if err != nil {
+		closeTC()
 		return nil, fmt.Errorf("roster: %w", err)
 	}
-	st, err := OpenStore(ctx, js)
+	st, err := OpenStore(ctx, js, cfg.Decisions)
 	if err != nil {
 		nc.Close()
+		closeTC()
 		return nil, err
 	}
 	if seed {
@@ -406,11 +462,14 @@ func Start(ctx context.Context, natsURL string, seed bool, log *zap.Logger) (*Se
 		return nil, fmt.Errorf("roster: %w", err)
 	}
 	log.Info("roster service ready", zap.String("subjects", natsrpc.RosterGroup+".>"))
-	return &Service{nc: nc, svc: svc, Store: st}, nil
+	return &Service{nc: nc, svc: svc, Store: st, tc: tc}, nil
 }
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
 	_ = s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
+	if s.tc != nil {
+		s.tc.Close()
+	}
 }

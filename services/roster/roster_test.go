@@ -22,7 +22,7 @@ import (
 
 func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 	t.Helper()
-	svc, err := roster.Start(context.Background(), url, true, zap.NewNop())
+	svc, err := roster.Start(context.Background(), url, true, crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +49,9 @@ func TestFiftyConcurrentReservationsOneWinner(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			var resp demarchev1.ReserveResponse
-			err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
+			err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{
 				CrisisId: fmt.Sprintf("ML-2026-%03d", i), Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk",
-			}, &resp)
+			}), &resp)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -81,7 +81,7 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 	defer svc.Stop()
 	defer nc.Close()
 	ctx := context.Background()
-	req := &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}
+	req := auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"})
 	var first, again demarchev1.ReserveResponse
 	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, req, &first); err != nil || first.GetReplayed() {
 		t.Fatalf("first reserve: %v replayed=%v", err, first.GetReplayed())
@@ -94,29 +94,29 @@ func TestReserveIsIdempotentPerCrisisAndRole(t *testing.T) {
 	}
 	// The same role asked again with another expert still returns the first booking.
 	var other demarchev1.ReserveResponse
-	req2 := &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}
+	req2 := auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"})
 	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, req2, &other); err != nil || other.GetAssignment().GetExpertId() != "env-amara-diallo" {
 		t.Fatalf("role re-reserved: %v %v", err, other.GetAssignment())
 	}
 	// Bad input and unknown or unavailable experts are refused with the reason.
-	err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "x", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other)
+	err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "x", ExpertId: "env-amara-diallo", ReservedBy: "desk"}), &other)
 	if !errors.Is(err, errs.ErrInvalid) || !contains(err, "role") {
 		t.Fatalf("bad role: %v", err)
 	}
-	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "nobody", ReservedBy: "desk"}, &other)
+	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "nobody", ReservedBy: "desk"}), &other)
 	if !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("unknown expert: %v", err)
 	}
-	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "sb-hugo-weber", ReservedBy: "desk"}, &other)
+	err = natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-A", Role: "standby-1", ExpertId: "sb-hugo-weber", ReservedBy: "desk"}), &other)
 	if !errors.Is(err, errs.ErrConflict) || !contains(err, "not available") {
 		t.Fatalf("unavailable expert: %v", err)
 	}
 	// Release frees the expert for another crisis.
 	var rel demarchev1.ReleaseResponse
-	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: "GN-2026-A", Role: "envoy"}, &rel); err != nil || rel.GetReleased().GetExpertId() != "env-amara-diallo" {
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, closing(&demarchev1.ReleaseRequest{CrisisId: "GN-2026-A", Role: "envoy"}), &rel); err != nil || rel.GetReleased().GetExpertId() != "env-amara-diallo" {
 		t.Fatalf("release: %v %v", err, rel.GetReleased())
 	}
-	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "ML-2026-B", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &other); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "ML-2026-B", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}), &other); err != nil {
 		t.Fatalf("reserve after release: %v", err)
 	}
 }
@@ -126,7 +126,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 	srv := natstest.ServerIn(t, dir)
 	svc, nc := startRoster(t, srv.URL())
 	var resp demarchev1.ReserveResponse
-	if err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "NE-2026-R", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp); err != nil {
+	if err := natsrpc.Call(context.Background(), nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "NE-2026-R", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}), &resp); err != nil {
 		t.Fatal(err)
 	}
 	nc.Close()
@@ -145,7 +145,7 @@ func TestAssignmentsSurviveRestart(t *testing.T) {
 	if len(list.GetAssignments()) != 1 || list.GetAssignments()[0].GetExpertId() != "env-nadia-haddad" {
 		t.Fatalf("after restart: %v", list.GetAssignments())
 	}
-	err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "SD-2026-X", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}, &resp)
+	err := natsrpc.Call(context.Background(), nc2, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "SD-2026-X", Role: "envoy", ExpertId: "env-nadia-haddad", ReservedBy: "desk"}), &resp)
 	if !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("double booking after restart: %v", err)
 	}
@@ -167,7 +167,7 @@ func TestSearchRanksAndSkipsBookedExperts(t *testing.T) {
 	if len(res.GetCandidates()) == 0 || res.GetCandidates()[0].GetExpert().GetId() != "env-amara-diallo" || res.GetCandidates()[0].GetScore() != 6 {
 		t.Fatalf("best candidate: %v", res.GetCandidates())
 	}
-	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{CrisisId: "GN-2026-S", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}, &demarchev1.ReserveResponse{}); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{CrisisId: "GN-2026-S", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "desk"}), &demarchev1.ReserveResponse{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsrpc.Call(ctx, nc, natsrpc.RosterSearch, q, &res); err != nil {
@@ -248,8 +248,8 @@ func TestStoreRaceWithoutTheServiceQueue(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := stores[i%3].Store.Reserve(context.Background(), &demarchev1.ReserveRequest{
-				CrisisId: fmt.Sprintf("SS-2026-%03d", i), Role: "standby-1", ExpertId: "sb-fatou-sow", ReservedBy: "desk"})
+			resp, err := stores[i%3].Store.Reserve(context.Background(), auth(&demarchev1.ReserveRequest{
+				CrisisId: fmt.Sprintf("SS-2026-%03d", i), Role: "standby-1", ExpertId: "sb-fatou-sow", ReservedBy: "desk"}))
 			if err == nil && !resp.GetReplayed() {
 				mu.Lock()
 				won++
@@ -278,8 +278,8 @@ func TestDrillsBookInAShadowSpace(t *testing.T) {
 	defer nc.Close()
 	ctx := context.Background()
 	reserve := func(crisis, role string, drill bool) error {
-		return natsrpc.Call(ctx, nc, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
-			CrisisId: crisis, Role: role, ExpertId: "env-amara-diallo", ReservedBy: "desk", Drill: drill}, &demarchev1.ReserveResponse{})
+		return natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(&demarchev1.ReserveRequest{
+			CrisisId: crisis, Role: role, ExpertId: "env-amara-diallo", ReservedBy: "desk", Drill: drill}), &demarchev1.ReserveResponse{})
 	}
 	if err := reserve("DRILL-1", "envoy", true); err != nil {
 		t.Fatal(err)
@@ -287,7 +287,7 @@ func TestDrillsBookInAShadowSpace(t *testing.T) {
 	if err := reserve("DRILL-2", "envoy", true); err != nil {
 		t.Fatalf("second drill on the same expert: %v, want booked in its own world", err)
 	}
-	if err := reserve("DRILL-1", "standby", true); !errors.Is(err, errs.ErrConflict) {
+	if err := reserve("DRILL-1", "standby-1", true); !errors.Is(err, errs.ErrConflict) {
 		t.Fatalf("the same drill booking its envoy again in another role: %v, want a conflict", err)
 	}
 	if err := reserve("REAL-1", "envoy", false); err != nil {
@@ -333,7 +333,7 @@ func TestDrillsBookInAShadowSpace(t *testing.T) {
 		t.Fatal("real search offers an expert a real crisis holds")
 	}
 	// Releasing one drill leaves the other drill's and the real booking.
-	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: "DRILL-1", Role: "envoy", Drill: true}, &demarchev1.ReleaseResponse{}); err != nil {
+	if err := natsrpc.Call(ctx, nc, natsrpc.RosterRelease, closing(&demarchev1.ReleaseRequest{CrisisId: "DRILL-1", Role: "envoy", Drill: true}), &demarchev1.ReleaseResponse{}); err != nil {
 		t.Fatal(err)
 	}
 	if as, _ := svc.Store.Assignments(ctx, "", false); len(as) != 1 || as[0].GetCrisisId() != "REAL-1" {

@@ -127,6 +127,7 @@ func (a *Activities) DisburseFunds(ctx context.Context, req *demarchev1.Disburse
 	var res demarchev1.DisburseResult
 	if err := natsrpc.Call(ctx, a.NC, natsrpc.FundingDisburse, &demarchev1.DisburseCall{
 		CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(), Key: req.GetDisbursementKey(), Drill: req.GetDrill(),
+		Decision: req.GetDecision(),
 	}, &res); err != nil {
 		return nil, serviceError(err)
 	}
@@ -183,13 +184,14 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 		var res demarchev1.ReserveResponse
 		err := natsrpc.Call(ctx, a.NC, natsrpc.RosterReserve, &demarchev1.ReserveRequest{
 			CrisisId: req.GetCrisisId(), Role: b.role, ExpertId: b.expert, ReservedBy: req.GetPrincipal(), Drill: req.GetDrill(),
+			Decision: req.GetDecision(),
 		}, &res)
 		if err == nil && res.GetAssignment().GetExpertId() != b.expert {
 			err = fmt.Errorf("%w: role %s of crisis %s is already held by %s", errs.ErrConflict, b.role, req.GetCrisisId(), res.GetAssignment().GetExpertId())
 		}
 		if err != nil {
 			for _, role := range made {
-				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role, Drill: req.GetDrill()}, &demarchev1.ReleaseResponse{})
+				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role, Drill: req.GetDrill(), Decision: req.GetDecision()}, &demarchev1.ReleaseResponse{})
 			}
 			return nil, serviceError(err)
 		}
@@ -210,7 +212,7 @@ func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.Assignm
 		return serviceError(err)
 	}
 	for _, as := range list.GetAssignments() {
-		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole(), Drill: req.GetDrill()}, &demarchev1.ReleaseResponse{}); err != nil {
+		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole(), Drill: req.GetDrill(), Decision: req.GetDecision()}, &demarchev1.ReleaseResponse{}); err != nil {
 			return serviceError(err)
 		}
 	}

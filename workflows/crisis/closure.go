@@ -50,7 +50,9 @@ var closure = &decisionType{
 
 // close ends the crisis: roster released, figures kept, CrisisClosed published.
 func (l *lifecycle) close(ctx workflow.Context) error {
-	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{CrisisId: l.crisis.GetId(), Drill: l.crisis.GetDrill()}).Get(ctx, nil); err != nil {
+	if err := workflow.ExecuteActivity(withActivityOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{CrisisId: l.crisis.GetId(), Drill: l.crisis.GetDrill(),
+		Decision: &demarchev1.DecisionRef{CrisisId: l.crisis.GetId(), WorkflowId: l.wfID, RunId: workflow.GetInfo(ctx).WorkflowExecution.RunID,
+			DecisionId: l.closure.GetDecisionId()}}).Get(ctx, nil); err != nil {
 		return fmt.Errorf("close: release the roster: %w", err)
 	}
 	now := workflow.Now(ctx)

@@ -57,6 +57,9 @@ type decisionCtx struct {
 	req *demarchev1.DecisionRequest
 	rec *demarchev1.DecisionRecord // set once recorded (apply)
 	now time.Time
+	// id is the decision's id (DecisionRecord.decision_id), known before its
+	// service call: the service checks the call against it (authority.go).
+	id string
 }
 
 // effect is what a recorded decision means for its stage.
@@ -105,6 +108,16 @@ func Describe(r *demarchev1.DecisionRequest) string {
 // rule is a refusal naming the rule that failed.
 func rule(name, format string, args ...any) error {
 	return errs.RuleViolation(fmt.Sprintf("rule %s: %s", name, fmt.Sprintf(format, args...)), nil)
+}
+
+// validateUpdate is the decide update's validator: a person's decision is
+// named by its update id, the drill policy's auto-<n> (authority.go), so one
+// may not take the other's name; then validateDecision.
+func (l *lifecycle) validateUpdate(ctx workflow.Context, req *demarchev1.DecisionRequest) error {
+	if info := workflow.GetCurrentUpdateInfo(ctx); info != nil && strings.HasPrefix(info.ID, autoPrefix) {
+		return rule("decision-id", "a decision's request id (Idempotency-Key) may not begin with %q: the drill policy's decisions are named so", autoPrefix)
+	}
+	return l.validateDecision(ctx, req)
 }
 
 // validateDecision is the update validator: it reads state, never changes it,
@@ -170,10 +183,15 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		return nil, err
 	}
 	dt := decisionTypeOf(req.DecisionKind())
+	d.id = l.decisionID(ctx, automatic)
 	if dt.call != nil {
+		// The service asks the crisis (the authority query) whether this
+		// decision is being carried out: it is, in flight, until recorded.
 		d.run.inFlight = dt.kind
+		d.run.inFlightRec = &demarchev1.DecisionRecord{Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
+			Request: req, Automatic: automatic, DecisionId: d.id}
 		err := dt.call(ctx, d)
-		d.run.inFlight = ""
+		d.run.inFlight, d.run.inFlightRec = "", nil
 		if err != nil {
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
@@ -186,6 +204,7 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 	d.rec = &demarchev1.DecisionRecord{
 		Number: int32(len(l.decisions) + 1), Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
 		Rationale: req.GetRationale(), DecidedAt: timestamppb.New(d.now), Request: req, Automatic: automatic,
+		DecisionId: d.id,
 	}
 	l.decisions = append(l.decisions, d.rec)
 	if l.firstAction == nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"go.temporal.io/sdk/testsuite"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -168,5 +169,23 @@ func TestControlsAndDecisionsAreInThePolicy(t *testing.T) {
 		if !authz.Allowed(authz.Decide, []demarchev1.Role{dt.role}) {
 			t.Errorf("%s is taken by a %s, whom the policy does not let decide", dt.kind, dt.role.Slug())
 		}
+	}
+}
+
+// TestDecisionIDsAreNotTheDrillPolicys: an update named like a drill
+// policy's decision (auto-<n>) is refused, naming the rule.
+func TestDecisionIDsAreNotTheDrillPolicys(t *testing.T) {
+	h := newHarness(t)
+	var refused error
+	h.env.RegisterDelayedCallback(func() {
+		h.env.UpdateWorkflow(UpdateDecide, "auto-1", &testsuite.TestUpdateCallback{
+			OnReject: func(err error) { refused = err }, OnAccept: func() {}, OnComplete: func(_ any, err error) {},
+		}, &demarchev1.DecisionRequest{Principal: "alice", Roles: []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER}, Rationale: "x",
+			Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "credible"}}})
+	}, time.Minute)
+	h.env.RegisterDelayedCallback(func() { h.env.CancelWorkflow() }, 2*time.Minute)
+	h.env.ExecuteWorkflow(WorkflowName, &demarchev1.CrisisWorkflowInput{Crisis: crisisFor(mustPlaybook(t, "general")), Playbook: mustPlaybook(t, "general")})
+	if refused == nil || !strings.Contains(refused.Error(), "rule decision-id") {
+		t.Fatalf("update auto-1: %v, want the decision-id rule", refused)
 	}
 }

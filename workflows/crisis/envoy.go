@@ -38,7 +38,8 @@ var envoyAppointment = &decisionType{
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		a := d.req.GetEnvoyAppointment()
 		_, err := call(withServiceOptions(ctx), acts.ReserveExperts, &demarchev1.ReserveExpertsRequest{
-			CrisisId: d.l.crisis.GetId(), Envoy: a.GetEnvoy(), StandbyTeam: a.GetStandbyTeam(), Principal: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill()})
+			CrisisId: d.l.crisis.GetId(), Envoy: a.GetEnvoy(), StandbyTeam: a.GetStandbyTeam(), Principal: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill(),
+			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {

@@ -14,7 +14,6 @@ import (
 
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -75,7 +74,8 @@ var fundingRequest = &decisionType{
 	},
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		_, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
-			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill()})
+			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill(),
+			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -122,7 +122,8 @@ var fundingDecision = &decisionType{
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		fd := d.req.GetFundingDecision()
 		_, err := call(withServiceOptions(ctx), acts.DecideFunding, &demarchev1.FundingDecideCall{
-			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal()})
+			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal(),
+			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
@@ -178,8 +179,12 @@ func RapidResponseFunding(ctx workflow.Context, in *demarchev1.StageWorkflowInpu
 			paid, err := call(withActivityOptions(ctx), acts.DisburseFunds, &demarchev1.DisburseRequest{
 				CrisisId: cr.GetId(), Region: cr.GetRegion(), CountryCode: cr.GetCountryCode(),
 				Request: req, ApprovedBy: rec.GetPrincipal(),
-				DisbursementKey: ids.Derived(cr.GetId(), "disbursement", req.GetRequestId()),
+				DisbursementKey: DisbursementKey(cr.GetId(), req.GetRequestId()),
 				Drill:           cr.GetDrill(),
+				// The approval, recorded in the crisis's workflow, is what
+				// the funding service checks before it pays.
+				Decision: &demarchev1.DecisionRef{CrisisId: cr.GetId(), WorkflowId: workflow.GetInfo(ctx).WorkflowExecution.ID,
+					RunId: workflow.GetInfo(ctx).WorkflowExecution.RunID, DecisionId: rec.GetDecisionId()},
 			})
 			if err != nil {
 				return c.end(ctx, fmt.Errorf("disburse %s: %w", req.GetRequestId(), err))

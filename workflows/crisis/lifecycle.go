@@ -40,6 +40,8 @@ type stageRun struct {
 	started bool
 	// A decision whose service call is in flight; validators refuse a second.
 	inFlight string
+	// inFlightRec is that decision as the authority query shows it.
+	inFlightRec *demarchev1.DecisionRecord
 
 	// What each kind of stage knows (its own file says what it means).
 	factFinding factFindingRun
@@ -180,11 +182,14 @@ func (l *lifecycle) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetQueryHandler(ctx, QueryState, func() (*demarchev1.CrisisState, error) { return l.snapshot(ctx), nil }); err != nil {
 		return fmt.Errorf("register query %s: %w", QueryState, err)
 	}
+	if err := workflow.SetQueryHandler(ctx, QueryAuthority, func() (*demarchev1.CrisisAuthority, error) { return l.authority(), nil }); err != nil {
+		return fmt.Errorf("register query %s: %w", QueryAuthority, err)
+	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
 			return l.decide(ctx, req, false)
 		},
-		workflow.UpdateHandlerOptions{Validator: l.validateDecision},
+		workflow.UpdateHandlerOptions{Validator: l.validateUpdate},
 	); err != nil {
 		return fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}

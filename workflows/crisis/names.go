@@ -18,6 +18,10 @@ const (
 	WorkflowName = "CrisisResponse"
 	// QueryState returns the crisis's *demarchev1.CrisisState.
 	QueryState = "crisis.state"
+	// QueryAuthority returns the crisis's *demarchev1.CrisisAuthority: the
+	// decisions that move money or people, recorded or in flight, which the
+	// funding and roster services check a request against before acting.
+	QueryAuthority = "crisis.authority"
 	// ActivityPublishEvents publishes a workflow task's crisis events on the
 	// bus (a *demarchev1.PublishEventBatch).
 	ActivityPublishEvents = "PublishCrisisEvents"

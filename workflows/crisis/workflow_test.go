@@ -56,6 +56,18 @@ type bus struct {
 	mu     sync.Mutex
 	events []string // e.g. "StageEntered:good-offices"
 	ids    map[string]bool
+	// refs are the decisions the service calls named, by call
+	// ("request", "decide", "disburse", "reserve", "release").
+	refs map[string]*demarchev1.DecisionRef
+}
+
+func (b *bus) named(call string, r *demarchev1.DecisionRef) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refs == nil {
+		b.refs = map[string]*demarchev1.DecisionRef{}
+	}
+	b.refs[call] = r
 }
 
 func (b *bus) kinds(prefix string) []string {
@@ -137,6 +149,7 @@ func newHarness(t *testing.T) *harness {
 	// The roster and funding services, as their contracts promise.
 	env.OnActivity(ActivityReserveExperts, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req *demarchev1.ReserveExpertsRequest) (*demarchev1.ReserveExpertsResult, error) {
+			h.bus.named("reserve", req.GetDecision())
 			h.bus.mu.Lock()
 			defer h.bus.mu.Unlock()
 			h.bus.events = append(h.bus.events, "roster:reserve:"+req.GetEnvoy())
@@ -148,7 +161,8 @@ func newHarness(t *testing.T) *harness {
 	env.OnActivity(ActivityPickExperts, mock.Anything, mock.Anything).Return(
 		&demarchev1.ReserveExpertsRequest{Envoy: "env-amara-diallo", StandbyTeam: []string{"sb-fatou-sow"}}, nil)
 	env.OnActivity(ActivityReleaseExperts, mock.Anything, mock.Anything).Return(
-		func(context.Context, *demarchev1.AssignmentsRequest) error {
+		func(_ context.Context, req *demarchev1.AssignmentsRequest) error {
+			h.bus.named("release", req.GetDecision())
 			h.bus.mu.Lock()
 			defer h.bus.mu.Unlock()
 			h.bus.events = append(h.bus.events, "roster:release")
@@ -156,14 +170,20 @@ func newHarness(t *testing.T) *harness {
 		})
 	env.OnActivity(ActivityFileFundingRequest, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, c *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
+			h.bus.named("request", c.GetDecision())
 			if c.GetRequest().GetAmountUsd() > 1_000_000 {
 				return nil, temporal.NewNonRetryableApplicationError("funding.request: ceiling: above the per-crisis ceiling", errs.TypeRuleViolation, nil)
 			}
 			return &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}, nil
 		})
-	env.OnActivity(ActivityDecideFunding, mock.Anything, mock.Anything).Return(&demarchev1.FundingRecord{}, nil)
+	env.OnActivity(ActivityDecideFunding, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, c *demarchev1.FundingDecideCall) (*demarchev1.FundingRecord, error) {
+			h.bus.named("decide", c.GetDecision())
+			return &demarchev1.FundingRecord{}, nil
+		})
 	env.OnActivity(ActivityDisburse, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, req *demarchev1.DisburseRequest) (*demarchev1.FundsDisbursed, error) {
+			h.bus.named("disburse", req.GetDecision())
 			return &demarchev1.FundsDisbursed{CrisisId: req.GetCrisisId(), RequestId: req.GetRequest().GetRequestId(),
 				AmountUsd: req.GetRequest().GetAmountUsd(), DisbursementKey: req.GetDisbursementKey()}, nil
 		})
@@ -751,5 +771,42 @@ func TestServiceRefusalsRecordNothing(t *testing.T) {
 	}
 	if !h.bus.has("roster:release") || final.GetFigures().GetFundingDisbursedUsd() != 250_000 {
 		t.Fatalf("closure should release the roster; figures %v", final.GetFigures())
+	}
+}
+
+// TestServiceCallsNameTheirDecision: every call that moves money or books
+// people names the decision it carries out, by the id the crisis records
+// (the update's id), in the crisis's workflow or its funding stage's; the
+// authority query lists those decisions.
+func TestServiceCallsNameTheirDecision(t *testing.T) {
+	h := newHarness(t)
+	h.drive(6*time.Hour, nil)
+	final := h.run(mustPlaybook(t, "general"), nil)
+	byKind := map[string]*demarchev1.DecisionRecord{}
+	for _, d := range final.GetDecisions() {
+		if d.GetDecisionId() == "" || !strings.HasPrefix(d.GetDecisionId(), "u-") {
+			t.Fatalf("decision %d (%s) has id %q, want its update's id", d.GetNumber(), d.GetKind(), d.GetDecisionId())
+		}
+		byKind[d.GetKind()] = d
+	}
+	for call, kind := range map[string]string{"request": "funding-request", "decide": "funding-decision", "disburse": "funding-decision",
+		"reserve": "envoy-appointment", "release": "closure"} {
+		r := h.bus.refs[call]
+		// (The test environment names workflows its own way: the
+		// workflow id is only checked to be there.)
+		if r.GetDecisionId() != byKind[kind].GetDecisionId() || r.GetCrisisId() != final.GetCrisis().GetId() || r.GetRunId() == "" || r.GetWorkflowId() == "" {
+			t.Errorf("%s named %v, want %s's decision %s", call, r, kind, byKind[kind].GetDecisionId())
+		}
+	}
+	v, err := h.env.QueryWorkflow(QueryAuthority)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a demarchev1.CrisisAuthority
+	if err := v.Get(&a); err != nil {
+		t.Fatal(err)
+	}
+	if !a.GetClosed() || a.GetCrisisId() != final.GetCrisis().GetId() || len(a.GetDecisions()) != 4 || len(a.GetInFlight()) != 0 {
+		t.Fatalf("authority %v: want the closed crisis's 4 money-and-people decisions", &a)
 	}
 }

@@ -221,9 +221,13 @@ type FundingRecord struct {
 	DecidedAt       *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
 	DisbursementKey string                 `protobuf:"bytes,8,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
 	// Filed by a drill (against a drill fund).
-	Drill         bool `protobuf:"varint,9,opt,name=drill,proto3" json:"drill,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Drill bool `protobuf:"varint,9,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The funding-request decision that filed it, and the funding-decision
+	// that approved or rejected it (DecisionRecord.decision_id).
+	RequestedUnder string `protobuf:"bytes,10,opt,name=requested_under,json=requestedUnder,proto3" json:"requested_under,omitempty"`
+	DecidedUnder   string `protobuf:"bytes,11,opt,name=decided_under,json=decidedUnder,proto3" json:"decided_under,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FundingRecord) Reset() {
@@ -319,14 +323,31 @@ func (x *FundingRecord) GetDrill() bool {
 	return false
 }
 
+func (x *FundingRecord) GetRequestedUnder() string {
+	if x != nil {
+		return x.RequestedUnder
+	}
+	return ""
+}
+
+func (x *FundingRecord) GetDecidedUnder() string {
+	if x != nil {
+		return x.DecidedUnder
+	}
+	return ""
+}
+
 // FundingRequestCall files a request with the funding service.
 type FundingRequestCall struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	CrisisId    string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	Request     *FundingRequest        `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
 	RequestedBy string                 `protobuf:"bytes,3,opt,name=requested_by,json=requestedBy,proto3" json:"requested_by,omitempty"`
-	// The crisis is a drill: only a drill fund may be asked.
-	Drill         bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The crisis is a drill: only a drill fund may be asked. Must be the
+	// crisis's own (the service reads it from the crisis's workflow).
+	Drill bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The funding-request decision this carries out (required).
+	Decision      *DecisionRef `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -389,13 +410,22 @@ func (x *FundingRequestCall) GetDrill() bool {
 	return false
 }
 
+func (x *FundingRequestCall) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // FundingDecideCall approves or rejects a request; the requester never may.
 type FundingDecideCall struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CrisisId      string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
-	RequestId     string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Approve       bool                   `protobuf:"varint,3,opt,name=approve,proto3" json:"approve,omitempty"`
-	DecidedBy     string                 `protobuf:"bytes,4,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId  string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Approve   bool                   `protobuf:"varint,3,opt,name=approve,proto3" json:"approve,omitempty"`
+	DecidedBy string                 `protobuf:"bytes,4,opt,name=decided_by,json=decidedBy,proto3" json:"decided_by,omitempty"`
+	// The funding-decision this carries out (required).
+	Decision      *DecisionRef `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -458,6 +488,13 @@ func (x *FundingDecideCall) GetDecidedBy() string {
 	return ""
 }
 
+func (x *FundingDecideCall) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // DisburseCall pays an approved request; the key makes retries pay once.
 type DisburseCall struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -465,7 +502,9 @@ type DisburseCall struct {
 	RequestId string                 `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Key       string                 `protobuf:"bytes,3,opt,name=key,proto3" json:"key,omitempty"`
 	// The crisis is a drill: the request must be a drill's, on a drill fund.
-	Drill         bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,4,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The approving funding-decision this carries out (required).
+	Decision      *DecisionRef `protobuf:"bytes,5,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,6 +567,13 @@ func (x *DisburseCall) GetDrill() bool {
 	return false
 }
 
+func (x *DisburseCall) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // LedgerEntry is one append-only line of a fund's ledger. Each line carries
 // the balance after it, so the ledger balances line by line, and the hash of
 // the line before it, so a line changed, inserted or removed breaks the chain
@@ -552,7 +598,10 @@ type LedgerEntry struct {
 	// SHA-256 of the line's canonical encoding with hash and sequence empty.
 	Hash []byte `protobuf:"bytes,13,opt,name=hash,proto3" json:"hash,omitempty"`
 	// For an opening line: who opened the fund, and how (an explicit act).
-	OpenedBy      string `protobuf:"bytes,14,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
+	OpenedBy string `protobuf:"bytes,14,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
+	// For a disbursement: the approving decision it carries out (audit
+	// reconcile matches it with the crisis's histories).
+	Decision      *DecisionRef `protobuf:"bytes,15,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -683,6 +732,13 @@ func (x *LedgerEntry) GetOpenedBy() string {
 		return x.OpenedBy
 	}
 	return ""
+}
+
+func (x *LedgerEntry) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
 }
 
 // DisburseResult is the ledger line that paid, and whether it was a retry.
@@ -963,7 +1019,7 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
 	"\x13opening_balance_usd\x18\x03 \x01(\x03R\x11openingBalanceUsd\x123\n" +
 	"\x16per_crisis_ceiling_usd\x18\x04 \x01(\x03R\x13perCrisisCeilingUsd\x12\x14\n" +
-	"\x05drill\x18\x05 \x01(\bR\x05drill\"\x94\x03\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\"\xe2\x03\n" +
 	"\rFundingRecord\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
@@ -975,25 +1031,31 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\n" +
 	"decided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x12)\n" +
 	"\x10disbursement_key\x18\b \x01(\tR\x0fdisbursementKey\x12\x14\n" +
-	"\x05drill\x18\t \x01(\bR\x05drill\"\xa1\x01\n" +
+	"\x05drill\x18\t \x01(\bR\x05drill\x12'\n" +
+	"\x0frequested_under\x18\n" +
+	" \x01(\tR\x0erequestedUnder\x12#\n" +
+	"\rdecided_under\x18\v \x01(\tR\fdecidedUnder\"\xd7\x01\n" +
 	"\x12FundingRequestCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
 	"\frequested_by\x18\x03 \x01(\tR\vrequestedBy\x12\x14\n" +
-	"\x05drill\x18\x04 \x01(\bR\x05drill\"\x88\x01\n" +
+	"\x05drill\x18\x04 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x05 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xbe\x01\n" +
 	"\x11FundingDecideCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x18\n" +
 	"\aapprove\x18\x03 \x01(\bR\aapprove\x12\x1d\n" +
 	"\n" +
-	"decided_by\x18\x04 \x01(\tR\tdecidedBy\"r\n" +
+	"decided_by\x18\x04 \x01(\tR\tdecidedBy\x124\n" +
+	"\bdecision\x18\x05 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xa8\x01\n" +
 	"\fDisburseCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1d\n" +
 	"\n" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
-	"\x05drill\x18\x04 \x01(\bR\x05drill\"\xb5\x04\n" +
+	"\x05drill\x18\x04 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x05 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xeb\x04\n" +
 	"\vLedgerEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04fund\x18\x02 \x01(\tR\x04fund\x120\n" +
@@ -1011,7 +1073,8 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x04line\x18\v \x01(\x04R\x04line\x12\x1b\n" +
 	"\tprev_hash\x18\f \x01(\fR\bprevHash\x12\x12\n" +
 	"\x04hash\x18\r \x01(\fR\x04hash\x12\x1b\n" +
-	"\topened_by\x18\x0e \x01(\tR\bopenedBy\x1aB\n" +
+	"\topened_by\x18\x0e \x01(\tR\bopenedBy\x124\n" +
+	"\bdecision\x18\x0f \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\x1aB\n" +
 	"\x14CrisisTotalsUsdEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\\\n" +
@@ -1073,6 +1136,7 @@ var file_demarche_v1_funding_proto_goTypes = []any{
 	nil,                           // 13: demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
 	(*FundingRequest)(nil),        // 14: demarche.v1.FundingRequest
 	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*DecisionRef)(nil),           // 16: demarche.v1.DecisionRef
 }
 var file_demarche_v1_funding_proto_depIdxs = []int32{
 	14, // 0: demarche.v1.FundingRecord.request:type_name -> demarche.v1.FundingRequest
@@ -1080,18 +1144,22 @@ var file_demarche_v1_funding_proto_depIdxs = []int32{
 	0,  // 2: demarche.v1.FundingRecord.status:type_name -> demarche.v1.FundingStatus
 	15, // 3: demarche.v1.FundingRecord.decided_at:type_name -> google.protobuf.Timestamp
 	14, // 4: demarche.v1.FundingRequestCall.request:type_name -> demarche.v1.FundingRequest
-	1,  // 5: demarche.v1.LedgerEntry.kind:type_name -> demarche.v1.LedgerEntryKind
-	15, // 6: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
-	13, // 7: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
-	7,  // 8: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
-	2,  // 9: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
-	10, // 10: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
-	7,  // 11: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	16, // 5: demarche.v1.FundingRequestCall.decision:type_name -> demarche.v1.DecisionRef
+	16, // 6: demarche.v1.FundingDecideCall.decision:type_name -> demarche.v1.DecisionRef
+	16, // 7: demarche.v1.DisburseCall.decision:type_name -> demarche.v1.DecisionRef
+	1,  // 8: demarche.v1.LedgerEntry.kind:type_name -> demarche.v1.LedgerEntryKind
+	15, // 9: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
+	13, // 10: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
+	16, // 11: demarche.v1.LedgerEntry.decision:type_name -> demarche.v1.DecisionRef
+	7,  // 12: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
+	2,  // 13: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
+	10, // 14: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
+	7,  // 15: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_funding_proto_init() }

@@ -1460,7 +1460,12 @@ type DecisionRecord struct {
 	DecidedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=decided_at,json=decidedAt,proto3" json:"decided_at,omitempty"`
 	Request   *DecisionRequest       `protobuf:"bytes,7,opt,name=request,proto3" json:"request,omitempty"`
 	// Taken by the drill policy, not by a person.
-	Automatic     bool `protobuf:"varint,8,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	Automatic bool `protobuf:"varint,8,opt,name=automatic,proto3" json:"automatic,omitempty"`
+	// The decision's id: the update id a person's decision came with (the
+	// gateway's request id), or "auto-<n>" for the drill policy's n-th. The
+	// funding and roster services act only on a decision they find under this
+	// id in the crisis's workflow, and ledger lines and bookings name it.
+	DecisionId    string `protobuf:"bytes,9,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1551,6 +1556,171 @@ func (x *DecisionRecord) GetAutomatic() bool {
 	return false
 }
 
+func (x *DecisionRecord) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// DecisionRef names the decision a request to the funding or roster service
+// carries out: the service checks it in the crisis's workflow before acting,
+// and the ledger line or booking it writes names it.
+type DecisionRef struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// The workflow asking (the crisis's, or its funding stage's for a
+	// disbursement) and its run.
+	WorkflowId string `protobuf:"bytes,2,opt,name=workflow_id,json=workflowId,proto3" json:"workflow_id,omitempty"`
+	RunId      string `protobuf:"bytes,3,opt,name=run_id,json=runId,proto3" json:"run_id,omitempty"`
+	// DecisionRecord.decision_id of the decision in the crisis's workflow.
+	DecisionId    string `protobuf:"bytes,4,opt,name=decision_id,json=decisionId,proto3" json:"decision_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DecisionRef) Reset() {
+	*x = DecisionRef{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DecisionRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DecisionRef) ProtoMessage() {}
+
+func (x *DecisionRef) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
+func (*DecisionRef) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DecisionRef) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *DecisionRef) GetWorkflowId() string {
+	if x != nil {
+		return x.WorkflowId
+	}
+	return ""
+}
+
+func (x *DecisionRef) GetRunId() string {
+	if x != nil {
+		return x.RunId
+	}
+	return ""
+}
+
+func (x *DecisionRef) GetDecisionId() string {
+	if x != nil {
+		return x.DecisionId
+	}
+	return ""
+}
+
+// CrisisAuthority is the crisis workflow's answer to the authority query
+// (crisis.authority): what the funding and roster services may act on. It
+// lists the decisions that move money or people, recorded or in flight (a
+// decision's service call is made before it is recorded).
+type CrisisAuthority struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Drill    bool                   `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The closure decision is recorded (the crisis is releasing its bookings).
+	Closed bool `protobuf:"varint,3,opt,name=closed,proto3" json:"closed,omitempty"`
+	// Recorded decisions of the kinds funding-request, funding-decision,
+	// envoy-appointment and closure.
+	Decisions []*DecisionRecord `protobuf:"bytes,4,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	// Decisions whose service call is in flight (not recorded yet): number 0.
+	InFlight      []*DecisionRecord `protobuf:"bytes,5,rep,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CrisisAuthority) Reset() {
+	*x = CrisisAuthority{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CrisisAuthority) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CrisisAuthority) ProtoMessage() {}
+
+func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
+func (*CrisisAuthority) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *CrisisAuthority) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CrisisAuthority) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
+func (x *CrisisAuthority) GetClosed() bool {
+	if x != nil {
+		return x.Closed
+	}
+	return false
+}
+
+func (x *CrisisAuthority) GetDecisions() []*DecisionRecord {
+	if x != nil {
+		return x.Decisions
+	}
+	return nil
+}
+
+func (x *CrisisAuthority) GetInFlight() []*DecisionRecord {
+	if x != nil {
+		return x.InFlight
+	}
+	return nil
+}
+
 // SeverityControl escalates or de-escalates by one level.
 type SeverityControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1563,7 +1733,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1575,7 +1745,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1588,7 +1758,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -1625,7 +1795,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1807,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1820,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -1697,7 +1867,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1879,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1892,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -1779,7 +1949,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1791,7 +1961,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1804,7 +1974,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -1854,7 +2024,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1866,7 +2036,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1879,7 +2049,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -1919,7 +2089,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2101,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2114,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Warning) GetSource() string {
@@ -2070,7 +2240,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x12follow_up_check_in\x18\x12 \x01(\v2\x1c.demarche.v1.FollowUpCheckInH\x00R\x0ffollowUpCheckIn\x128\n" +
 	"\aclosure\x18\x13 \x01(\v2\x1c.demarche.v1.ClosureDecisionH\x00R\aclosureB\n" +
 	"\n" +
-	"\bdecision\"\xb3\x02\n" +
+	"\bdecision\"\xd4\x02\n" +
 	"\x0eDecisionRecord\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12(\n" +
@@ -2080,7 +2250,22 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"decided_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tdecidedAt\x126\n" +
 	"\arequest\x18\a \x01(\v2\x1c.demarche.v1.DecisionRequestR\arequest\x12\x1c\n" +
-	"\tautomatic\x18\b \x01(\bR\tautomatic\"p\n" +
+	"\tautomatic\x18\b \x01(\bR\tautomatic\x12\x1f\n" +
+	"\vdecision_id\x18\t \x01(\tR\n" +
+	"decisionId\"\x83\x01\n" +
+	"\vDecisionRef\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x1f\n" +
+	"\vworkflow_id\x18\x02 \x01(\tR\n" +
+	"workflowId\x12\x15\n" +
+	"\x06run_id\x18\x03 \x01(\tR\x05runId\x12\x1f\n" +
+	"\vdecision_id\x18\x04 \x01(\tR\n" +
+	"decisionId\"\xd1\x01\n" +
+	"\x0fCrisisAuthority\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
+	"\x05drill\x18\x02 \x01(\bR\x05drill\x12\x16\n" +
+	"\x06closed\x18\x03 \x01(\bR\x06closed\x129\n" +
+	"\tdecisions\x18\x04 \x03(\v2\x1b.demarche.v1.DecisionRecordR\tdecisions\x128\n" +
+	"\tin_flight\x18\x05 \x03(\v2\x1b.demarche.v1.DecisionRecordR\binFlight\"p\n" +
 	"\x0fSeverityControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12'\n" +
@@ -2167,7 +2352,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -2191,34 +2376,36 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*ClosureDecision)(nil),       // 19: demarche.v1.ClosureDecision
 	(*DecisionRequest)(nil),       // 20: demarche.v1.DecisionRequest
 	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
-	(*SeverityControl)(nil),       // 22: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 23: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 24: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 25: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 26: demarche.v1.WarnControl
-	(*Warning)(nil),               // 27: demarche.v1.Warning
-	(CrisisType)(0),               // 28: demarche.v1.CrisisType
-	(Stage)(0),                    // 29: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 30: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 31: google.protobuf.Timestamp
-	(Outcome)(0),                  // 32: demarche.v1.Outcome
+	(*DecisionRef)(nil),           // 22: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 23: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 24: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 25: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 27: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 28: demarche.v1.WarnControl
+	(*Warning)(nil),               // 29: demarche.v1.Warning
+	(CrisisType)(0),               // 30: demarche.v1.CrisisType
+	(Stage)(0),                    // 31: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
+	(Outcome)(0),                  // 34: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	28, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	30, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	29, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	31, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	30, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	30, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	30, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	32, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	32, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	32, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	31, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	33, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	32, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	34, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
 	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
 	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
 	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
@@ -2230,24 +2417,26 @@ var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
 	17, // 23: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
 	18, // 24: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
 	19, // 25: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	29, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	31, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	31, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	33, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
 	20, // 28: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	3,  // 29: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	29, // 30: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	3,  // 31: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	4,  // 32: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	31, // 33: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	3,  // 34: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	3,  // 35: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	3,  // 36: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	27, // 37: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	31, // 38: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	21, // 29: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	21, // 30: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	3,  // 31: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	31, // 32: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	3,  // 33: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	4,  // 34: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	33, // 35: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	3,  // 36: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	3,  // 37: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	3,  // 38: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	29, // 39: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	33, // 40: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2274,7 +2463,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   23,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

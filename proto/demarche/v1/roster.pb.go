@@ -241,7 +241,9 @@ type Assignment struct {
 	ReservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=reserved_at,json=reservedAt,proto3" json:"reserved_at,omitempty"`
 	ReservedBy string                 `protobuf:"bytes,5,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
 	// Booked in the drill (shadow) booking space.
-	Drill         bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The envoy-appointment decision that booked it.
+	Decision      *DecisionRef `protobuf:"bytes,7,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -316,6 +318,13 @@ func (x *Assignment) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *Assignment) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
 }
 
 // RosterSearchRequest asks for ranked candidates.
@@ -530,7 +539,10 @@ type ReserveRequest struct {
 	ReservedBy string                 `protobuf:"bytes,4,opt,name=reserved_by,json=reservedBy,proto3" json:"reserved_by,omitempty"`
 	// Book in the drill (shadow) booking space: same experts, separate bookings,
 	// so a drill never holds an expert against a real crisis.
-	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The envoy-appointment decision this carries out (required); expert,
+	// reserved_by and drill must be that decision's.
+	Decision      *DecisionRef `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -600,6 +612,13 @@ func (x *ReserveRequest) GetDrill() bool {
 	return false
 }
 
+func (x *ReserveRequest) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ReserveResponse returns the booking; replayed is true when the same crisis
 // and role were already booked (a retried request).
 type ReserveResponse struct {
@@ -660,7 +679,10 @@ type ReleaseRequest struct {
 	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	Role     string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
 	// Release in the drill (shadow) booking space.
-	Drill         bool `protobuf:"varint,3,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,3,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The decision this carries out (required): the crisis's closure, or the
+	// envoy-appointment in flight whose bookings are undone.
+	Decision      *DecisionRef `protobuf:"bytes,4,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +738,13 @@ func (x *ReleaseRequest) GetDrill() bool {
 	return false
 }
 
+func (x *ReleaseRequest) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
+}
+
 // ReleaseResponse says what was released (nothing when nothing was booked).
 type ReleaseResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -766,7 +795,10 @@ type AssignmentsRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	// List the drill (shadow) bookings instead of the real ones.
-	Drill         bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
+	// For the worker's ReleaseExperts activity: the closure decision the
+	// release carries out (a listing ignores it).
+	Decision      *DecisionRef `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -813,6 +845,13 @@ func (x *AssignmentsRequest) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *AssignmentsRequest) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
 }
 
 // AssignmentsResponse lists bookings.
@@ -909,7 +948,7 @@ var File_demarche_v1_roster_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/roster.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n" +
+	"\x18demarche/v1/roster.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n" +
 	"\x06Expert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
@@ -917,7 +956,7 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\tlanguages\x18\x04 \x03(\tR\tlanguages\x12-\n" +
 	"\aregions\x18\x05 \x03(\x0e2\x13.demarche.v1.RegionR\aregions\x124\n" +
 	"\texpertise\x18\x06 \x03(\x0e2\x16.demarche.v1.ExpertiseR\texpertise\x12\x1c\n" +
-	"\tavailable\x18\a \x01(\bR\tavailable\"\xce\x01\n" +
+	"\tavailable\x18\a \x01(\bR\tavailable\"\x84\x02\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\texpert_id\x18\x01 \x01(\tR\bexpertId\x12\x1b\n" +
@@ -927,7 +966,8 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"reservedAt\x12\x1f\n" +
 	"\vreserved_by\x18\x05 \x01(\tR\n" +
 	"reservedBy\x12\x14\n" +
-	"\x05drill\x18\x06 \x01(\bR\x05drill\"\x8c\x02\n" +
+	"\x05drill\x18\x06 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\a \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\x8c\x02\n" +
 	"\x13RosterSearchRequest\x12+\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x17.demarche.v1.ExpertKindR\x04kind\x12+\n" +
 	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x124\n" +
@@ -943,28 +983,31 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\x14RosterSearchResponse\x126\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\x16.demarche.v1.CandidateR\n" +
-	"candidates\"\x95\x01\n" +
+	"candidates\"\xcb\x01\n" +
 	"\x0eReserveRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x1b\n" +
 	"\texpert_id\x18\x03 \x01(\tR\bexpertId\x12\x1f\n" +
 	"\vreserved_by\x18\x04 \x01(\tR\n" +
 	"reservedBy\x12\x14\n" +
-	"\x05drill\x18\x05 \x01(\bR\x05drill\"f\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x06 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"f\n" +
 	"\x0fReserveResponse\x127\n" +
 	"\n" +
 	"assignment\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\n" +
 	"assignment\x12\x1a\n" +
-	"\breplayed\x18\x02 \x01(\bR\breplayed\"W\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x8d\x01\n" +
 	"\x0eReleaseRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x14\n" +
-	"\x05drill\x18\x03 \x01(\bR\x05drill\"F\n" +
+	"\x05drill\x18\x03 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x04 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"F\n" +
 	"\x0fReleaseResponse\x123\n" +
-	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"G\n" +
+	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"}\n" +
 	"\x12AssignmentsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
-	"\x05drill\x18\x02 \x01(\bR\x05drill\"P\n" +
+	"\x05drill\x18\x02 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x03 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"P\n" +
 	"\x13AssignmentsResponse\x129\n" +
 	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"@\n" +
 	"\x0fExpertsResponse\x12-\n" +
@@ -1015,26 +1058,31 @@ var file_demarche_v1_roster_proto_goTypes = []any{
 	(*ExpertsResponse)(nil),       // 13: demarche.v1.ExpertsResponse
 	(Region)(0),                   // 14: demarche.v1.Region
 	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*DecisionRef)(nil),           // 16: demarche.v1.DecisionRef
 }
 var file_demarche_v1_roster_proto_depIdxs = []int32{
 	0,  // 0: demarche.v1.Expert.kind:type_name -> demarche.v1.ExpertKind
 	14, // 1: demarche.v1.Expert.regions:type_name -> demarche.v1.Region
 	1,  // 2: demarche.v1.Expert.expertise:type_name -> demarche.v1.Expertise
 	15, // 3: demarche.v1.Assignment.reserved_at:type_name -> google.protobuf.Timestamp
-	0,  // 4: demarche.v1.RosterSearchRequest.kind:type_name -> demarche.v1.ExpertKind
-	14, // 5: demarche.v1.RosterSearchRequest.region:type_name -> demarche.v1.Region
-	1,  // 6: demarche.v1.RosterSearchRequest.expertise:type_name -> demarche.v1.Expertise
-	2,  // 7: demarche.v1.Candidate.expert:type_name -> demarche.v1.Expert
-	5,  // 8: demarche.v1.RosterSearchResponse.candidates:type_name -> demarche.v1.Candidate
-	3,  // 9: demarche.v1.ReserveResponse.assignment:type_name -> demarche.v1.Assignment
-	3,  // 10: demarche.v1.ReleaseResponse.released:type_name -> demarche.v1.Assignment
-	3,  // 11: demarche.v1.AssignmentsResponse.assignments:type_name -> demarche.v1.Assignment
-	2,  // 12: demarche.v1.ExpertsResponse.experts:type_name -> demarche.v1.Expert
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	16, // 4: demarche.v1.Assignment.decision:type_name -> demarche.v1.DecisionRef
+	0,  // 5: demarche.v1.RosterSearchRequest.kind:type_name -> demarche.v1.ExpertKind
+	14, // 6: demarche.v1.RosterSearchRequest.region:type_name -> demarche.v1.Region
+	1,  // 7: demarche.v1.RosterSearchRequest.expertise:type_name -> demarche.v1.Expertise
+	2,  // 8: demarche.v1.Candidate.expert:type_name -> demarche.v1.Expert
+	5,  // 9: demarche.v1.RosterSearchResponse.candidates:type_name -> demarche.v1.Candidate
+	16, // 10: demarche.v1.ReserveRequest.decision:type_name -> demarche.v1.DecisionRef
+	3,  // 11: demarche.v1.ReserveResponse.assignment:type_name -> demarche.v1.Assignment
+	16, // 12: demarche.v1.ReleaseRequest.decision:type_name -> demarche.v1.DecisionRef
+	3,  // 13: demarche.v1.ReleaseResponse.released:type_name -> demarche.v1.Assignment
+	16, // 14: demarche.v1.AssignmentsRequest.decision:type_name -> demarche.v1.DecisionRef
+	3,  // 15: demarche.v1.AssignmentsResponse.assignments:type_name -> demarche.v1.Assignment
+	2,  // 16: demarche.v1.ExpertsResponse.experts:type_name -> demarche.v1.Expert
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_roster_proto_init() }
@@ -1043,6 +1091,7 @@ func file_demarche_v1_roster_proto_init() {
 		return
 	}
 	file_demarche_v1_crisis_proto_init()
+	file_demarche_v1_lifecycle_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -1161,7 +1161,9 @@ type DisburseRequest struct {
 	// crisis id + request id: a retried disbursement pays once.
 	DisbursementKey string `protobuf:"bytes,6,opt,name=disbursement_key,json=disbursementKey,proto3" json:"disbursement_key,omitempty"`
 	// The crisis is a drill (paid from a drill fund only).
-	Drill         bool `protobuf:"varint,7,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,7,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The approving decision the payment carries out.
+	Decision      *DecisionRef `protobuf:"bytes,8,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1243,6 +1245,13 @@ func (x *DisburseRequest) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *DisburseRequest) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
 }
 
 // PublishEventRequest is the input of the workflow's publish activity. The event
@@ -1389,7 +1398,9 @@ type ReserveExpertsRequest struct {
 	StandbyTeam []string               `protobuf:"bytes,3,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
 	Principal   string                 `protobuf:"bytes,4,opt,name=principal,proto3" json:"principal,omitempty"`
 	// The crisis is a drill: book in the roster's shadow booking space.
-	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The envoy-appointment decision the bookings carry out.
+	Decision      *DecisionRef `protobuf:"bytes,6,opt,name=decision,proto3" json:"decision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1457,6 +1468,13 @@ func (x *ReserveExpertsRequest) GetDrill() bool {
 		return x.Drill
 	}
 	return false
+}
+
+func (x *ReserveExpertsRequest) GetDecision() *DecisionRef {
+	if x != nil {
+		return x.Decision
+	}
+	return nil
 }
 
 // ReserveExpertsResult lists the bookings.
@@ -1662,7 +1680,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\n" +
 	"CheckInDue\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\x05R\x06number\x121\n" +
-	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\x97\x02\n" +
+	"\x06due_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\"\xcd\x02\n" +
 	"\x0fDisburseRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12+\n" +
 	"\x06region\x18\x02 \x01(\x0e2\x13.demarche.v1.RegionR\x06region\x12!\n" +
@@ -1671,7 +1689,8 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\vapproved_by\x18\x05 \x01(\tR\n" +
 	"approvedBy\x12)\n" +
 	"\x10disbursement_key\x18\x06 \x01(\tR\x0fdisbursementKey\x12\x14\n" +
-	"\x05drill\x18\a \x01(\bR\x05drill\"\xf7\x01\n" +
+	"\x05drill\x18\a \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\b \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xf7\x01\n" +
 	"\x13PublishEventRequest\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1b\n" +
 	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12+\n" +
@@ -1680,13 +1699,14 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\x04time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12(\n" +
 	"\x04data\x18\x06 \x01(\v2\x14.google.protobuf.AnyR\x04data\"M\n" +
 	"\x11PublishEventBatch\x128\n" +
-	"\x06events\x18\x01 \x03(\v2 .demarche.v1.PublishEventRequestR\x06events\"\xa1\x01\n" +
+	"\x06events\x18\x01 \x03(\v2 .demarche.v1.PublishEventRequestR\x06events\"\xd7\x01\n" +
 	"\x15ReserveExpertsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
 	"\x05envoy\x18\x02 \x01(\tR\x05envoy\x12!\n" +
 	"\fstandby_team\x18\x03 \x03(\tR\vstandbyTeam\x12\x1c\n" +
 	"\tprincipal\x18\x04 \x01(\tR\tprincipal\x12\x14\n" +
-	"\x05drill\x18\x05 \x01(\bR\x05drill\"Q\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\x124\n" +
+	"\bdecision\x18\x06 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"Q\n" +
 	"\x14ReserveExpertsResult\x129\n" +
 	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"t\n" +
 	"\x12PickExpertsRequest\x12+\n" +
@@ -1745,7 +1765,8 @@ var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*FundingRequest)(nil),        // 34: demarche.v1.FundingRequest
 	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
 	(Region)(0),                   // 36: demarche.v1.Region
-	(*Assignment)(nil),            // 37: demarche.v1.Assignment
+	(*DecisionRef)(nil),           // 37: demarche.v1.DecisionRef
+	(*Assignment)(nil),            // 38: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
 	21, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
@@ -1786,17 +1807,19 @@ var file_demarche_v1_workflow_proto_depIdxs = []int32{
 	30, // 35: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
 	36, // 36: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
 	34, // 37: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	36, // 38: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	30, // 39: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	31, // 40: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	16, // 41: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
-	37, // 42: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	36, // 43: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	37, // 38: demarche.v1.DisburseRequest.decision:type_name -> demarche.v1.DecisionRef
+	36, // 39: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	30, // 40: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	31, // 41: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	16, // 42: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
+	37, // 43: demarche.v1.ReserveExpertsRequest.decision:type_name -> demarche.v1.DecisionRef
+	38, // 44: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	36, // 45: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }
