@@ -125,7 +125,7 @@ var LedgerAlarmKinds = []string{"broken", "missing", "not-opened"}
 var all = []prometheus.Collector{
 	WarningToAction, StageDuration, Decisions, DeadlineBreaches, EventsPublished,
 	ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance,
-	AuditAlarms, AuditIsolatedChains, FundingLedgerAlarms, temporalSDK,
+	AuditAlarms, AuditIsolatedChains, FundingLedgerAlarms, ForgedEvents, SignalsRefused, temporalSDK,
 }
 
 // All is every collector of ours on Registry (for tests: which names are served).

@@ -21,9 +21,9 @@ var (
 	}, []string{"via"})
 )
 
+// At 0 from the start, so an alert can compare with the last scrape
+// (registered with everything else in metrics.go's all).
 func init() {
-	Registry.MustRegister(ForgedEvents, SignalsRefused)
-	// At 0 from the start, so an alert can compare with the last scrape.
 	ForgedEvents.WithLabelValues("partners")
 	SignalsRefused.WithLabelValues("stream")
 	SignalsRefused.WithLabelValues("request")
