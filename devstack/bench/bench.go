@@ -236,7 +236,10 @@ func (r *runner) profile(name string) func() {
 
 func (r *runner) connect(ctx context.Context, benchPass string) error {
 	var err error
-	if r.tc, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))); err != nil {
+	if r.tc, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+		// Its baseline workflows run on a queue of their own, which the
+		// admin may use; it reads crises, never drives them.
+		temporalx.As(temporalx.IdentityAdmin)); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	if r.op, r.opJS, err = natsx.Connect(r.st.NATSURLFor(natsauth.Operator), "demarche-bench-operator", r.log); err != nil {

@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"github.com/labstack/echo/v4"
 	uiserver "github.com/temporalio/ui-server/v2/server"
+	uiapi "github.com/temporalio/ui-server/v2/server/api"
 	uiconfig "github.com/temporalio/ui-server/v2/server/config"
 	uiserveroptions "github.com/temporalio/ui-server/v2/server/server_options"
 
@@ -39,7 +42,18 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 	if err != nil {
 		return nil, fmt.Errorf("temporal UI: %w", err)
 	}
-	srv := uiserver.NewServer(uiserveroptions.WithConfigProvider(&uiconfig.Config{
+	var serverOpts []uiserveroptions.ServerOption
+	if o.apiKey != "" {
+		// Every API call the UI makes for the browser carries the UI's own
+		// key (the observer's: the authorizer lets it read, nothing more),
+		// never one the browser sent.
+		key := o.apiKey
+		serverOpts = append(serverOpts, uiserveroptions.WithAPIMiddleware([]uiapi.Middleware{func(c echo.Context) runtime.ServeMuxOption {
+			c.Request().Header.Set("Authorization", "Bearer "+key)
+			return func(*runtime.ServeMux) {}
+		}}))
+	}
+	srv := uiserver.NewServer(append(serverOpts, uiserveroptions.WithConfigProvider(&uiconfig.Config{
 		Host: host, Port: port, TemporalGRPCAddress: temporalHostPort, EnableUI: true,
 		DefaultNamespace: namespace, DisableWriteActions: true, HideLogs: true, DisableNewsFetch: true,
 		CORS: uiconfig.CORS{CookieInsecure: true},
@@ -50,7 +64,7 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 			DefaultErrorMessage: "Encrypted payload: sign in to the Démarche console as an auditor (same host) to read it here."},
 		TLS: uiconfig.TLS{CaFile: tlsFiles.CAFile, CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
 			ServerName: tlsFiles.ServerName, EnableHostVerification: tlsFiles.Enabled()},
-	}))
+	}))...)
 	ui := &UI{srv: srv, addr: "http://" + host + ":" + strconv.Itoa(port)}
 	// Start blocks; the port was checked free just above, so its only exit is Stop.
 	go func() { _ = srv.Start() }()
@@ -72,7 +86,11 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 // UIOption changes how StartUI configures the UI.
 type UIOption func(*uiOptions)
 
-type uiOptions struct{ codecEndpoint string }
+type uiOptions struct{ codecEndpoint, apiKey string }
+
+// WithAPIKey makes the UI call the frontend with this API key (its identity:
+// the observer's, read-only).
+func WithAPIKey(key string) UIOption { return func(o *uiOptions) { o.apiKey = key } }
 
 // WithCodecEndpoint points the UI at a remote codec (Temporal's codec
 // protocol: ENDPOINT/decode), which decrypts encrypted payloads for display.
