@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -47,7 +48,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 		t.Errorf("gateway at %s, want --host 127.0.0.2", s.APIURL())
 	}
 
-	tc := temporalClient(t, s)
+	// The admin: the one identity that may terminate, cancel and reset.
+	tc := temporalClientAs(t, s, temporalx.IdentityAdmin)
 	ctx := context.Background()
 	cli := func(args ...string) string {
 		t.Helper()

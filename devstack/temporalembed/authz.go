@@ -151,7 +151,7 @@ var Table = map[string][]grant{
 	},
 	temporalx.IdentityEarlyWarning: {
 		{apis: apisBasic}, {apis: []string{"DescribeWorkflowExecution"}}, {apis: apisList},
-		{apis: []string{"SignalWithStartWorkflowExecution"}, check: signalNamed(crisis.SignalWarning), why: "opens or warns crises"},
+		{apis: []string{"SignalWithStartWorkflowExecution", "SignalWorkflowExecution"}, check: signalNamed(crisis.SignalWarning), why: "opens or warns crises"},
 	},
 	temporalx.IdentityPartners: {
 		{apis: apisBasic},
@@ -347,7 +347,7 @@ func notForgingCrisis(method string, req any) error {
 			return forged
 		}
 	case *workflowservice.StartBatchOperationRequest:
-		if r.GetSignalOperation() != nil {
+		if _, ok := r.GetOperation().(*workflowservice.StartBatchOperationRequest_SignalOperation); ok {
 			return errors.New("batch signals: signals come from the identity that owns them")
 		}
 	case *workflowservice.PollWorkflowTaskQueueRequest:
