@@ -89,6 +89,7 @@ func TestTemporalOnPostgres(t *testing.T) {
 
 	srv = start() // the same database: the schema is current, the namespace kept
 	defer func() { _ = srv.Stop() }()
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
 	c, err = temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func (o Options) keyHashes() (map[string][]temporalx.KeyHash, error) {
 		out[id] = append(out[id], hs...)
 	}
 	if o.CredentialsDir != "" {
-		hs, err := temporalx.EnsureDevKeys(o.CredentialsDir)
+		hs, err := temporalx.EnsureKeys(o.CredentialsDir)
 		if err != nil {
 			return nil, err
 		}

@@ -116,6 +116,9 @@ func TestMutualTLSRequired(t *testing.T) {
 	}
 	defer func() { _ = srv.Stop() }()
 	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
+	if srv.HTTPPort() != 0 {
+		t.Errorf("HTTP API on port %d without HTTPAPI: it is off unless asked for", srv.HTTPPort())
+	}
 	ctx := context.Background()
 	worker := ca.issue("demarche-worker", false)
 

@@ -98,10 +98,10 @@ func (h KeyHash) Matches(key string) bool {
 	return subtle.ConstantTimeCompare(h[:], k[:]) == 1
 }
 
-// EnsureDevKeys makes a key for every identity in dir (0600 files
+// EnsureKeys makes a key for every identity in dir (0600 files
 // <identity>.key, kept across restarts) and the hashes file beside them; it
 // returns the hashes, by identity.
-func EnsureDevKeys(dir string) (map[string]KeyHash, error) {
+func EnsureKeys(dir string) (map[string]KeyHash, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("temporal credentials: %w", err)
 	}
