@@ -147,7 +147,7 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 		Logger:       SDKLogger(logger),
 		// The SDK's metrics (task latencies, sticky cache, pollers) join
 		// Démarche's in the process's /metrics.
-		MetricsHandler:    metrics.TemporalHandler(),
+		MetricsHandler: metrics.TemporalHandler(),
 		// The API key goes as "Authorization: Bearer <key>"; over TLS
 		// when the files say so, else in plaintext to a loopback frontend
 		// (the SDK would otherwise turn TLS on for a key).
