@@ -15,9 +15,14 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
+	updatepb "go.temporal.io/api/update/v1"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/payloadcodec"
@@ -80,17 +85,16 @@ func openCrisis(t *testing.T, s *stack.Stack, auditor client.Client, title strin
 	}
 }
 
-// noCredentialClient is a client that presents no API key (Dial refuses to
-// connect without one, so this one connects lazily, as a raw SDK would).
-func noCredentialClient(t *testing.T, s *stack.Stack) client.Client {
+// noCredential is the frontend's gRPC API reached with no API key at all,
+// as a raw gRPC client (or the temporal CLI without --api-key) would.
+func noCredential(t *testing.T, s *stack.Stack) workflowservice.WorkflowServiceClient {
 	t.Helper()
-	c, err := client.NewLazyClient(client.Options{HostPort: s.TemporalAddress(), Namespace: s.Namespace(),
-		ConnectionOptions: client.ConnectionOptions{TLSDisabled: true}})
+	conn, err := grpc.NewClient(s.TemporalAddress(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(c.Close)
-	return c
+	t.Cleanup(func() { _ = conn.Close() })
+	return workflowservice.NewWorkflowServiceClient(conn)
 }
 
 // refused asserts a call was refused by the authorizer, naming the identity
@@ -102,7 +106,7 @@ func refused(t *testing.T, err error, identity, api string) string {
 	}
 	var denied *serviceerror.PermissionDenied
 	if identity == "none" {
-		if !strings.Contains(err.Error(), "no credential") || !strings.Contains(err.Error(), api) {
+		if status.Code(err) != codes.Unauthenticated || !strings.Contains(err.Error(), "no credential") || !strings.Contains(err.Error(), api) {
 			t.Fatalf("none: %s refused with %v, want an authentication refusal naming it", api, err)
 		}
 		return "refused: " + err.Error()
@@ -126,15 +130,16 @@ func TestTemporalAuthorization(t *testing.T) {
 	t.Run("forged crisis.decide", func(t *testing.T) {
 		for _, who := range []string{temporalx.IdentityWorker, temporalx.IdentityEarlyWarning, temporalx.IdentityPartners, temporalx.IdentityFunding,
 			temporalx.IdentityRoster, temporalx.IdentityAudit, temporalx.IdentityAuditor, temporalx.IdentityObserver, temporalx.IdentityAdmin, "none"} {
-			var c client.Client
-			if who == "none" {
-				c = noCredentialClient(t, s)
-			} else {
-				c = temporalAs(t, s, who)
-			}
 			uctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			_, err := c.UpdateWorkflow(uctx, client.UpdateWorkflowOptions{WorkflowID: crisis.WorkflowID(id), UpdateName: crisis.UpdateDecide,
-				UpdateID: "forged-" + who, Args: []any{forged}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			var err error
+			if who == "none" {
+				_, err = noCredential(t, s).UpdateWorkflowExecution(uctx, &workflowservice.UpdateWorkflowExecutionRequest{Namespace: s.Namespace(),
+					WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: crisis.WorkflowID(id)},
+					Request:           &updatepb.Request{Meta: &updatepb.Meta{UpdateId: "forged-none"}, Input: &updatepb.Input{Name: crisis.UpdateDecide}}})
+			} else {
+				_, err = temporalAs(t, s, who).UpdateWorkflow(uctx, client.UpdateWorkflowOptions{WorkflowID: crisis.WorkflowID(id), UpdateName: crisis.UpdateDecide,
+					UpdateID: "forged-" + who, Args: []any{forged}, WaitForStage: client.WorkflowUpdateStageCompleted})
+			}
 			cancel()
 			attempt(t, wallTemporal, "crisis.decide update with forged principal and roles, straight to Temporal", who, refused(t, err, who, "UpdateWorkflowExecution"))
 		}
@@ -151,13 +156,13 @@ func TestTemporalAuthorization(t *testing.T) {
 	t.Run("forged partner acknowledgement", func(t *testing.T) {
 		ack := &demarchev1.PartnerRoleAck{Partner: "ECOWAS", Role: demarchev1.PartnerRoleKind(1), Principal: "ecowas-liaison"}
 		for _, who := range []string{temporalx.IdentityGateway, temporalx.IdentityWorker, temporalx.IdentityEarlyWarning, temporalx.IdentityAuditor, temporalx.IdentityObserver, temporalx.IdentityAdmin, "none"} {
-			var c client.Client
+			var err error
 			if who == "none" {
-				c = noCredentialClient(t, s)
+				_, err = noCredential(t, s).SignalWorkflowExecution(ctx, &workflowservice.SignalWorkflowExecutionRequest{Namespace: s.Namespace(),
+					WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: crisis.WorkflowID(id)}, SignalName: crisis.SignalPartnerAck})
 			} else {
-				c = temporalAs(t, s, who)
+				err = temporalAs(t, s, who).SignalWorkflow(ctx, crisis.WorkflowID(id), "", crisis.SignalPartnerAck, ack)
 			}
-			err := c.SignalWorkflow(ctx, crisis.WorkflowID(id), "", crisis.SignalPartnerAck, ack)
 			attempt(t, wallTemporal, "partner acknowledgement signal (crisis.partner-ack) from another identity", who, refused(t, err, who, "SignalWorkflowExecution"))
 		}
 		// Another machine's signal from the gateway: refused too.
@@ -174,15 +179,19 @@ func TestTemporalAuthorization(t *testing.T) {
 		resetReq := &workflowservice.ResetWorkflowExecutionRequest{Namespace: s.Namespace(), WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: crisis.WorkflowID(id)},
 			Reason: "attack", WorkflowTaskFinishEventId: 4, RequestId: "reset-attack"}
 		for _, who := range []string{temporalx.IdentityGateway, temporalx.IdentityWorker, temporalx.IdentityAuditor, "none"} {
-			var c client.Client
+			var err error
 			if who == "none" {
-				c = noCredentialClient(t, s)
+				_, err = noCredential(t, s).TerminateWorkflowExecution(ctx, &workflowservice.TerminateWorkflowExecutionRequest{Namespace: s.Namespace(),
+					WorkflowExecution: &commonpb.WorkflowExecution{WorkflowId: crisis.WorkflowID(id)}, Reason: "cleaning up"})
 			} else {
-				c = temporalAs(t, s, who)
+				err = temporalAs(t, s, who).TerminateWorkflow(ctx, crisis.WorkflowID(id), "", "cleaning up")
 			}
-			err := c.TerminateWorkflow(ctx, crisis.WorkflowID(id), "", "cleaning up")
 			attempt(t, wallTemporal, "terminate a crisis workflow", who, refused(t, err, who, "TerminateWorkflowExecution"))
-			_, err = c.ResetWorkflowExecution(ctx, resetReq)
+			if who == "none" {
+				_, err = noCredential(t, s).ResetWorkflowExecution(ctx, resetReq)
+			} else {
+				_, err = temporalAs(t, s, who).ResetWorkflowExecution(ctx, resetReq)
+			}
 			attempt(t, wallTemporal, "reset a crisis workflow", who, refused(t, err, who, "ResetWorkflowExecution"))
 		}
 		if d, err := auditor.DescribeWorkflowExecution(ctx, crisis.WorkflowID(id), ""); err != nil || d.GetWorkflowExecutionInfo().GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
@@ -230,7 +239,7 @@ func TestTemporalAuthorization(t *testing.T) {
 
 	t.Run("auditor reads", func(t *testing.T) {
 		rows, err := crisis.List(ctx, auditor, crisis.Filter{}, 0)
-		if err != nil || len(rows) < 2 {
+		if err != nil || len(rows) == 0 {
 			t.Fatalf("auditor list: %d rows, %v", len(rows), err)
 		}
 		if _, err := auditor.DescribeWorkflowExecution(ctx, crisis.WorkflowID(id), ""); err != nil {

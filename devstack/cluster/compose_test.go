@@ -13,6 +13,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/cluster"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 const composeDir = "../../deploy/compose"
@@ -156,7 +157,23 @@ func TestComposeMatchesTopology(t *testing.T) {
 			errorf(name, "DEMARCHE_NATS_URL %q, want the cluster's seed list %q", got, seed)
 		}
 	}
-	checkTemporal := func(name string, s composeService) {
+	checkTemporal := func(name string, s composeService, identity string) {
+		// Its own Temporal identity's API key, and no other's.
+		source := "temporal-key-" + identity
+		if got := s.Environment["DEMARCHE_TEMPORAL_KEY_FILE"]; got != cluster.TemporalKeyFile {
+			errorf(name, "DEMARCHE_TEMPORAL_KEY_FILE %q, want %q", got, cluster.TemporalKeyFile)
+		}
+		if got := secretTarget(s, source); got != cluster.TemporalKeyFile {
+			errorf(name, "secret %s mounted at %q, want %q", source, got, cluster.TemporalKeyFile)
+		}
+		for _, sec := range s.Secrets {
+			if strings.HasPrefix(sec.Source, "temporal-key-") && sec.Source != source {
+				errorf(name, "mounts %s: a service gets its own Temporal identity's key alone (%s)", sec.Source, source)
+			}
+		}
+		if f := cf.Secrets[source].File; f != "secrets/temporal-credentials/"+identity+".key" {
+			errorf(name, "secret %s comes from %q, want secrets/temporal-credentials/%s.key (demarche admin credentials writes it)", source, f, identity)
+		}
 		if got := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; got != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
 			errorf(name, "DEMARCHE_TEMPORAL_ADDRESS %q, want temporal:%d", got, cluster.TemporalPort)
 		}
@@ -200,7 +217,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 		}
 		checkCreds(svc.Name, s, svc.Identity)
 		if svc.Temporal {
-			checkTemporal(svc.Name, s)
+			checkTemporal(svc.Name, s, svc.Name)
 		} else if _, ok := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; ok || secretTarget(s, "temporal-tls") != "" {
 			errorf(svc.Name, "reaches Temporal, which it does not need")
 		}
@@ -229,7 +246,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 		errorf("provision", "command %q, want admin provision --replicas %d", prov.Command, cluster.Replicas)
 	}
 	checkCreds("provision", prov, natsauth.Provisioner)
-	checkTemporal("provision", prov)
+	checkTemporal("provision", prov, temporalx.IdentityAdmin)
 
 	// NATS: three nodes of the generated configurations, the users of
 	// deploy/nats/authorization.conf, the servers' password hashes.
@@ -277,6 +294,11 @@ func TestComposeMatchesTopology(t *testing.T) {
 		if !strings.HasPrefix(flags[flag], "/run/secrets/temporal-tls/") {
 			errorf("temporal", "%s %q: a frontend beyond loopback takes mTLS clients only", flag, flags[flag])
 		}
+	}
+	if flags["--key-hashes"] != cluster.TemporalKeyHashesFile || secretTarget(tmp, "temporal-key-hashes") != cluster.TemporalKeyHashesFile ||
+		cf.Secrets["temporal-key-hashes"].File != "secrets/temporal-credentials/key-hashes" {
+		errorf("temporal", "--key-hashes %q: want the temporal-key-hashes secret (secrets/temporal-credentials/key-hashes) at %s: the frontend authorizes every caller by its key",
+			flags["--key-hashes"], cluster.TemporalKeyHashesFile)
 	}
 	if secretTarget(tmp, "temporal-postgres-password") != cluster.PostgresPasswordFile {
 		errorf("temporal", "the PostgreSQL password is not mounted at %s", cluster.PostgresPasswordFile)
