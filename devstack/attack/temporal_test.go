@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -286,12 +287,24 @@ func TestTemporalAuthorization(t *testing.T) {
 			return resp.StatusCode, string(b)
 		}
 		terminate := base + "/" + crisis.WorkflowID(id) + "/terminate"
-		// A web page rebinding its name to 127.0.0.1 has no key.
-		code, body := call("POST", terminate, "", "evil.example")
+		// A web page whose name a rebinding DNS points at 127.0.0.1: refused
+		// for its Host, key or not.
+		for _, k := range []string{"", strings.TrimSpace(string(key))} {
+			who := "none"
+			if k != "" {
+				who = temporalx.IdentityAuditor
+			}
+			code, body := call("GET", base, k, "evil.example:"+fmt.Sprint(s.TemporalHTTPPort()))
+			if code != http.StatusMisdirectedRequest || !strings.Contains(body, temporalembed.ErrHostRefused) {
+				t.Fatalf("HTTP list with Host evil.example as %s: %d %s", who, code, body)
+			}
+			attempt(t, wallTemporal, "list crises through the Temporal HTTP API with Host: evil.example (DNS rebinding)", who, fmt.Sprintf("refused: %d %s", code, strings.TrimSpace(body)))
+		}
+		code, body := call("POST", terminate, "", "")
 		if code != http.StatusUnauthorized || !strings.Contains(body, "no credential") {
 			t.Fatalf("HTTP terminate without a key: %d %s", code, body)
 		}
-		attempt(t, wallTemporal, "terminate through the Temporal HTTP API (Host: evil.example, no key)", "none", fmt.Sprintf("refused: %d %s", code, body))
+		attempt(t, wallTemporal, "terminate through the Temporal HTTP API without a key", "none", fmt.Sprintf("refused: %d %s", code, body))
 		code, body = call("POST", terminate, strings.TrimSpace(string(key)), "")
 		if code != http.StatusForbidden || !strings.Contains(body, "auditor may not call TerminateWorkflowExecution") {
 			t.Fatalf("HTTP terminate as the auditor: %d %s", code, body)

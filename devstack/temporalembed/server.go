@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -143,6 +146,8 @@ type Server struct {
 	dyn      *dynConfig
 	hostPort string
 	httpPort int
+	// hostCheck fronts a plaintext HTTP API.
+	hostCheck *httpHostCheck
 }
 
 const clusterName = "active"
@@ -202,6 +207,23 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	hashes, err := opts.keyHashes()
 	if err != nil {
 		return nil, err
+	}
+	// A plaintext HTTP API (loopback) is served behind a Host check: a web
+	// page whose name a rebinding DNS points at 127.0.0.1 is refused before
+	// Temporal sees it (the API keys already refuse it a second time).
+	var hostCheck *httpHostCheck
+	if opts.HTTPAPI && !opts.TLS.Enabled() {
+		if hostCheck, err = listenHostCheck(opts.Host, opts.HTTPPort); err != nil {
+			return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				hostCheck.close()
+			}
+		}()
+		if opts.HTTPPort, err = pickInternalPort(opts.Host); err != nil {
+			return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+		}
 	}
 	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(level)))
 	var stores map[string]config.DataStore
@@ -267,7 +289,12 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start server: %w", err)
 	}
-	return &Server{srv: srv, dyn: dyn, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}, nil
+	out := &Server{srv: srv, dyn: dyn, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}
+	if hostCheck != nil {
+		hostCheck.serve(net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort)))
+		out.httpPort, out.hostCheck = hostCheck.port, hostCheck
+	}
+	return out, nil
 }
 
 // dynConfig is the server's dynamic configuration: static values, and the
@@ -306,7 +333,12 @@ func (s *Server) HostPort() string { return s.hostPort }
 func (s *Server) HTTPPort() int { return s.httpPort }
 
 // Stop stops every service.
-func (s *Server) Stop() error { return s.srv.Stop() }
+func (s *Server) Stop() error {
+	if s.hostCheck != nil {
+		s.hostCheck.close()
+	}
+	return s.srv.Stop()
+}
 
 func prepareDatabase(opts Options) (*config.SQL, error) {
 	conf := &config.SQL{
@@ -445,4 +477,51 @@ func (panicWithFields) OnWrite(ce *zapcore.CheckedEntry, fields []zapcore.Field)
 	}
 	sort.Strings(parts)
 	panic(fmt.Sprintf("%s (%s)", ce.Message, strings.Join(parts, ", ")))
+}
+
+// httpHostCheck fronts the frontend's plaintext HTTP API: it answers only
+// requests whose Host is its own address (127.0.0.1, localhost or [::1] on
+// its port) and whose Origin, if any, is one of those, and forwards them.
+type httpHostCheck struct {
+	ln   net.Listener
+	srv  *http.Server
+	port int
+}
+
+func listenHostCheck(host string, port int) (*httpHostCheck, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	return &httpHostCheck{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}, nil
+}
+
+// ErrHostRefused names the refusal of a request for another host.
+const ErrHostRefused = "temporal HTTP API: host not served here"
+
+func (h *httpHostCheck) serve(target string) {
+	allowed := map[string]bool{}
+	for _, name := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		allowed[name+":"+strconv.Itoa(h.port)] = true
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	h.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if !allowed[strings.ToLower(r.Host)] || (origin != "" && !allowed[strings.TrimPrefix(strings.ToLower(origin), "http://")]) {
+			http.Error(w, fmt.Sprintf("%s (Host %q, Origin %q)", ErrHostRefused, r.Host, origin), http.StatusMisdirectedRequest)
+			return
+		}
+		// Temporal reads the host it answers for from here, not from the caller.
+		r.Header.Del("X-Forwarded-Host")
+		proxy.ServeHTTP(w, r)
+	})}
+	go func() { _ = h.srv.Serve(h.ln) }()
+}
+
+func (h *httpHostCheck) close() {
+	if h.srv != nil {
+		_ = h.srv.Close()
+		return
+	}
+	_ = h.ln.Close()
 }
