@@ -118,8 +118,10 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 	}
 
 	cases := []struct{ id, says, why string }{
-		{terminated, "terminated outside Démarche by mallory@ops-laptop at ", "cleaning up stuck workflows"},
-		{cancelled, "cancelled outside Démarche by mallory@ops-laptop at ", ""},
+		// The history names the Temporal identity that did it (the
+		// authorizer stamps it), then what the client called itself.
+		{terminated, "terminated outside Démarche by admin (mallory@ops-laptop) at ", "cleaning up stuck workflows"},
+		{cancelled, "cancelled outside Démarche by admin (mallory@ops-laptop) at ", ""},
 		{reset, "reset outside Démarche by an unknown identity at ", "retry from the start"},
 	}
 	for _, c := range cases {
@@ -148,8 +150,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 			for _, r := range chain.GetRecords() {
 				if strings.HasSuffix(r.GetEventType(), "crisis_altered_outside.v1") {
 					found++
-					if c.id != reset && r.GetPrincipal() != "temporal:mallory@ops-laptop" {
-						t.Errorf("audit record principal %q, want temporal:mallory@ops-laptop", r.GetPrincipal())
+					if c.id != reset && r.GetPrincipal() != "temporal:admin (mallory@ops-laptop)" {
+						t.Errorf("audit record principal %q, want temporal:admin (mallory@ops-laptop)", r.GetPrincipal())
 					}
 				}
 			}

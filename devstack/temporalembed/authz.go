@@ -98,8 +98,32 @@ func (keyAuthorizer) Authorize(_ context.Context, claims *authorization.Claims, 
 	if err := Check(claims.Subject, target.APIName, target.Request); err != nil {
 		return deny(serviceerror.NewPermissionDenied(err.Error(), ""))
 	}
+	stampIdentity(claims.Subject, target.Request)
 	return authorization.Result{Decision: authorization.DecisionAllow,
 		Principal: &commonpb.Principal{Type: AuthTypeAPIKey, Name: claims.Subject}}, nil
+}
+
+// stampIdentity makes the history name the authenticated identity of an
+// operation made outside Démarche (terminate, cancel, reset, delete): the
+// request's identity field is the client's own claim, kept in brackets
+// after it ("admin (mallory@ops-laptop)"); crisis show, audit replay and the
+// audit chain report it so.
+func stampIdentity(identity string, req any) {
+	switch x := req.(type) {
+	case *workflowservice.TerminateWorkflowExecutionRequest:
+		x.Identity = stamped(identity, x.GetIdentity())
+	case *workflowservice.RequestCancelWorkflowExecutionRequest:
+		x.Identity = stamped(identity, x.GetIdentity())
+	case *workflowservice.ResetWorkflowExecutionRequest:
+		x.Identity = stamped(identity, x.GetIdentity())
+	}
+}
+
+func stamped(identity, claimed string) string {
+	if claimed == "" || claimed == identity {
+		return identity
+	}
+	return identity + " (" + claimed + ")"
 }
 
 func deny(err error) (authorization.Result, error) {

@@ -195,3 +195,17 @@ func TestAPIKeyClaims(t *testing.T) {
 		t.Error("the internal frontend's system workers were refused")
 	}
 }
+
+// An operation made outside Démarche is recorded under the identity that
+// made it, whatever the client called itself.
+func TestOutsideOperationsAreStampedWithTheIdentity(t *testing.T) {
+	var a keyAuthorizer
+	req := &workflowservice.TerminateWorkflowExecutionRequest{WorkflowExecution: crisisExec, Identity: "gateway"}
+	claims := &authorization.Claims{Subject: temporalx.IdentityAdmin, AuthType: AuthTypeAPIKey}
+	if res, err := a.Authorize(t.Context(), claims, &authorization.CallTarget{APIName: wf("TerminateWorkflowExecution"), Request: req}); err != nil || res.Decision != authorization.DecisionAllow {
+		t.Fatalf("admin terminate: %v %v", res.Decision, err)
+	}
+	if req.GetIdentity() != "admin (gateway)" {
+		t.Fatalf("identity recorded %q, want %q", req.GetIdentity(), "admin (gateway)")
+	}
+}
