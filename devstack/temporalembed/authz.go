@@ -336,6 +336,12 @@ var tokens = tasktoken.NewSerializer()
 // (a bench may still run workflows of its own on other task queues).
 func notForgingCrisis(method string, req any) error {
 	forged := errors.New("crises are started, updated and signalled by their own identities only, and their tasks run on the worker only")
+	// The admin service's history writers could replay or import events
+	// (a signal, an update) into any workflow.
+	switch method {
+	case "ReapplyEvents", "ImportWorkflowExecution", "AddTasks", "SyncWorkflowState":
+		return errors.New("writing events or tasks into a history: " + forged.Error())
+	}
 	switch r := req.(type) {
 	case *workflowservice.StartWorkflowExecutionRequest:
 		if touchesCrisis(r.GetWorkflowId(), r.GetWorkflowType().GetName(), r.GetTaskQueue().GetName()) {

@@ -95,6 +95,8 @@ func TestAuthorizationTable(t *testing.T) {
 		addSA        = call{api.OperatorServicePrefix + "AddSearchAttributes", nil}
 		listSA       = call{api.OperatorServicePrefix + "ListSearchAttributes", nil}
 		adminAPI     = call{api.AdminServicePrefix + "DescribeMutableState", nil}
+		reapply      = call{api.AdminServicePrefix + "ReapplyEvents", nil}
+		importWF     = call{api.AdminServicePrefix + "ImportWorkflowExecution", nil}
 		batchSignal  = call{wf("StartBatchOperation"), &workflowservice.StartBatchOperationRequest{Operation: &workflowservice.StartBatchOperationRequest_SignalOperation{}}}
 		schedule     = call{wf("CreateSchedule"), &workflowservice.CreateScheduleRequest{}}
 		descTQ       = call{wf("DescribeTaskQueue"), &workflowservice.DescribeTaskQueueRequest{}}
@@ -107,7 +109,7 @@ func TestAuthorizationTable(t *testing.T) {
 		"poll crisis queue": pollCrisis, "poll sticky crisis queue": pollSticky, "poll other queue": pollOther,
 		"answer crisis activity": respondCris, "answer other activity": respondOther, "answer crisis activity by id": respondByID,
 		"terminate": terminate, "reset": reset, "cancel": cancel, "delete": del, "register namespace": regNS,
-		"add search attributes": addSA, "list search attributes": listSA, "admin service": adminAPI,
+		"add search attributes": addSA, "list search attributes": listSA, "admin service": adminAPI, "reapply events": reapply, "import a history": importWF,
 		"batch signal": batchSignal, "create schedule": schedule, "describe task queue": descTQ}
 	allowed := map[string][]string{
 		temporalx.IdentityWorker: {"describe", "query", "history", "list", "count", "sysinfo",
