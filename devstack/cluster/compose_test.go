@@ -307,10 +307,12 @@ func TestComposeMatchesTopology(t *testing.T) {
 	if pg.Environment["POSTGRES_USER"] != cluster.PostgresUser || pg.Environment["POSTGRES_PASSWORD_FILE"] != cluster.PostgresPasswordFile {
 		errorf("postgres", "environment %v: want POSTGRES_USER %s and POSTGRES_PASSWORD_FILE %s", pg.Environment, cluster.PostgresUser, cluster.PostgresPasswordFile)
 	}
+	// The UI reads as the observer (its key, and nothing else's).
 	ui := cf.Services["temporal-ui"]
-	if ui.Environment["TEMPORAL_ADDRESS"] != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
-		errorf("temporal-ui", "TEMPORAL_ADDRESS %q", ui.Environment["TEMPORAL_ADDRESS"])
+	if !slices.Equal(ui.Command, []string{"temporal-ui", "--host", "0.0.0.0", "--port", "8080"}) {
+		errorf("temporal-ui", "command %q, want demarche temporal-ui --host 0.0.0.0 --port 8080", ui.Command)
 	}
+	checkTemporal("temporal-ui", ui, temporalx.IdentityObserver)
 	if !slices.Contains(ui.Ports, fmt.Sprintf("%d:8080", cluster.TemporalUIPort)) {
 		errorf("temporal-ui", "ports %v do not publish %d", ui.Ports, cluster.TemporalUIPort)
 	}

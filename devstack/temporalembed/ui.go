@@ -35,7 +35,7 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if ip := net.ParseIP(host); !o.anyHost && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return nil, fmt.Errorf("temporal UI: listens on a loopback address only (asked for %s)", host)
 	}
 	port, err := ports.CheckOrPick(host, port, flag)
@@ -68,9 +68,13 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 	ui := &UI{srv: srv, addr: "http://" + host + ":" + strconv.Itoa(port)}
 	// Start blocks; the port was checked free just above, so its only exit is Stop.
 	go func() { _ = srv.Start() }()
+	probe := ui.addr
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		probe = "http://127.0.0.1:" + strconv.Itoa(port)
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(ui.addr + "/")
+		resp, err := http.Get(probe + "/")
 		if err == nil {
 			resp.Body.Close()
 			return ui, nil
@@ -86,7 +90,15 @@ func StartUI(host string, port int, flag, temporalHostPort, namespace string, tl
 // UIOption changes how StartUI configures the UI.
 type UIOption func(*uiOptions)
 
-type uiOptions struct{ codecEndpoint, apiKey string }
+type uiOptions struct {
+	codecEndpoint, apiKey string
+	anyHost               bool
+}
+
+// WithAnyHost lets the UI listen beyond loopback: for a deployment that puts
+// it behind its own access control (a container's port, an ingress with
+// sign-in). It stays read-only: it can do what its key's identity may.
+func WithAnyHost() UIOption { return func(o *uiOptions) { o.anyHost = true } }
 
 // WithAPIKey makes the UI call the frontend with this API key (its identity:
 // the observer's, read-only).
