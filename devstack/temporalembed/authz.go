@@ -278,6 +278,10 @@ func startsCrisis(_ string, req any) error {
 	if !ok {
 		return errors.New("not a workflow start")
 	}
+	if r.GetRequestEagerExecution() {
+		// The first workflow task would be handed to the starter: tasks are the worker's.
+		return errors.New("eager execution: a crisis's tasks run on the worker only")
+	}
 	return crisisStart(r.GetWorkflowId(), r.GetWorkflowType().GetName(), r.GetTaskQueue().GetName())
 }
 

@@ -63,15 +63,20 @@ func TestAuthorizationTable(t *testing.T) {
 		req any
 	}
 	var (
-		describe     = call{wf("DescribeWorkflowExecution"), &workflowservice.DescribeWorkflowExecutionRequest{Execution: crisisExec}}
-		query        = call{wf("QueryWorkflow"), &workflowservice.QueryWorkflowRequest{Execution: crisisExec}}
-		history      = call{wf("GetWorkflowExecutionHistory"), &workflowservice.GetWorkflowExecutionHistoryRequest{Execution: crisisExec}}
-		list         = call{wf("ListWorkflowExecutions"), &workflowservice.ListWorkflowExecutionsRequest{}}
-		count        = call{wf("CountWorkflowExecutions"), &workflowservice.CountWorkflowExecutionsRequest{}}
-		sysInfo      = call{wf("GetSystemInfo"), &workflowservice.GetSystemInfoRequest{}}
-		startCrisis  = call{wf("StartWorkflowExecution"), startReq(crisisExec.GetWorkflowId(), crisis.WorkflowName, crisis.TaskQueue)}
-		startOther   = call{wf("StartWorkflowExecution"), startReq("bench-1", "Baseline", "bench-baseline")}
-		startSneaky  = call{wf("StartWorkflowExecution"), startReq("bench-1", crisis.WorkflowName, crisis.TaskQueue)}
+		describe    = call{wf("DescribeWorkflowExecution"), &workflowservice.DescribeWorkflowExecutionRequest{Execution: crisisExec}}
+		query       = call{wf("QueryWorkflow"), &workflowservice.QueryWorkflowRequest{Execution: crisisExec}}
+		history     = call{wf("GetWorkflowExecutionHistory"), &workflowservice.GetWorkflowExecutionHistoryRequest{Execution: crisisExec}}
+		list        = call{wf("ListWorkflowExecutions"), &workflowservice.ListWorkflowExecutionsRequest{}}
+		count       = call{wf("CountWorkflowExecutions"), &workflowservice.CountWorkflowExecutionsRequest{}}
+		sysInfo     = call{wf("GetSystemInfo"), &workflowservice.GetSystemInfoRequest{}}
+		startCrisis = call{wf("StartWorkflowExecution"), startReq(crisisExec.GetWorkflowId(), crisis.WorkflowName, crisis.TaskQueue)}
+		startOther  = call{wf("StartWorkflowExecution"), startReq("bench-1", "Baseline", "bench-baseline")}
+		startSneaky = call{wf("StartWorkflowExecution"), startReq("bench-1", crisis.WorkflowName, crisis.TaskQueue)}
+		startEager  = call{wf("StartWorkflowExecution"), func() any {
+			r := startReq(crisisExec.GetWorkflowId(), crisis.WorkflowName, crisis.TaskQueue)
+			r.RequestEagerExecution = true
+			return r
+		}()}
 		decide       = call{wf("UpdateWorkflowExecution"), updateReq(crisis.UpdateDecide)}
 		escalate     = call{wf("UpdateWorkflowExecution"), updateReq(crisis.UpdateEscalate)}
 		otherUpdate  = call{wf("UpdateWorkflowExecution"), updateReq("crisis.forge")}
@@ -102,7 +107,7 @@ func TestAuthorizationTable(t *testing.T) {
 		descTQ       = call{wf("DescribeTaskQueue"), &workflowservice.DescribeTaskQueueRequest{}}
 	)
 	all := map[string]call{"describe": describe, "query": query, "history": history, "list": list, "count": count, "sysinfo": sysInfo,
-		"start crisis": startCrisis, "start other": startOther, "start crisis type under another id": startSneaky,
+		"start crisis": startCrisis, "start other": startOther, "start crisis type under another id": startSneaky, "start crisis eagerly": startEager,
 		"decide": decide, "escalate": escalate, "unknown update": otherUpdate,
 		"partner ack": ack, "warning signal": warning, "relapse signal": relapse, "stage outcome signal": stageOutcome,
 		"signal-with-start warning": sws, "signal-with-start ack": swsAck,
