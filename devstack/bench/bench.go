@@ -117,10 +117,13 @@ func (c Config) wants(s string) bool {
 const benchUser = "bench"
 
 type runner struct {
-	cfg  Config
-	log  *zap.Logger
-	st   *stack.Stack
-	tc   client.Client
+	cfg Config
+	log *zap.Logger
+	st  *stack.Stack
+	tc  client.Client
+	// gw opens and decides crises as the gateway does (the one identity
+	// Temporal lets do so); tc, the admin, runs the baselines and reads.
+	gw   client.Client
 	op   *nats.Conn // the operator identity: publishes signals, watches events
 	opJS jetstream.JetStream
 	wk   jetstream.JetStream // the worker identity: publishes crisis events (fanout)
@@ -236,7 +239,14 @@ func (r *runner) profile(name string) func() {
 
 func (r *runner) connect(ctx context.Context, benchPass string) error {
 	var err error
-	if r.tc, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))); err != nil {
+	if r.tc, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+		// Its baseline workflows run on a queue of their own, which the
+		// admin may use; it reads crises, never drives them.
+		temporalx.As(temporalx.IdentityAdmin)); err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if r.gw, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+		temporalx.As(temporalx.IdentityGateway)); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
 	if r.op, r.opJS, err = natsx.Connect(r.st.NATSURLFor(natsauth.Operator), "demarche-bench-operator", r.log); err != nil {
@@ -278,6 +288,9 @@ func (r *runner) close() {
 	}
 	if r.tc != nil {
 		r.tc.Close()
+	}
+	if r.gw != nil {
+		r.gw.Close()
 	}
 }
 

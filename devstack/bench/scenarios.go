@@ -70,7 +70,7 @@ func (r *runner) openCrisis(ctx context.Context, i int, drill *demarchev1.DrillP
 		CrisisType: typ, Severity: 3, OpenedBy: "bench", Drill: drill != nil,
 		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC,
 	}, time.Now())
-	if _, err := crisis.Open(ctx, r.tc, &demarchev1.CrisisWorkflowInput{Crisis: cr, DrillPolicy: drill}); err != nil {
+	if _, err := crisis.Open(ctx, r.gw, &demarchev1.CrisisWorkflowInput{Crisis: cr, DrillPolicy: drill}); err != nil {
 		return "", err
 	}
 	return cr.GetId(), nil
@@ -120,7 +120,7 @@ func (r *runner) decide(ctx context.Context) error {
 		}
 		r.progress("  decide, %d at a time: timing", conc)
 		lat, errs, el, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
-			_, err := crisis.Decide(ctx, r.tc, ids[i], "bench-"+ids[i], &demarchev1.DecisionRequest{
+			_, err := crisis.Decide(ctx, r.gw, ids[i], "bench-"+ids[i], &demarchev1.DecisionRequest{
 				Principal: "bench-duty", Rationale: "bench", Roles: []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER},
 				Decision: &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: "bench: confirmed"}},
 			})

@@ -21,6 +21,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
 )
 
@@ -255,6 +256,10 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	if err != nil {
 		return err
 	}
+	// And a Temporal API key per identity, the server holding their hashes.
+	if _, err := temporalx.EnsureKeys(filepath.Join(p.data, temporalx.CredentialsDir)); err != nil {
+		return err
+	}
 	var natsEnv []string
 	for id, cr := range creds {
 		// The server parses the variable as a configuration value: quoted,
@@ -317,7 +322,8 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 			defer cancel()
 			cmd := exec.CommandContext(ctx, p.bin, "admin", "provision", "--replicas", strconv.Itoa(cluster.Replicas), "--log-level", "error",
 				"--nats-url", p.natsURL, "--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), natsauth.Provisioner),
-				"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal))
+				"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal),
+				"--temporal-key-file", temporalx.KeyFile(filepath.Join(p.data, temporalx.CredentialsDir), temporalx.IdentityAdmin))
 			cmd.Dir = p.dir
 			b, err := cmd.CombinedOutput()
 			out = string(b)
@@ -366,7 +372,8 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 func (c *clusterRun) startTemporal() error {
 	p := c.p
 	return p.spawn("temporal", "temporal-server", "--log-level", "warn", "--postgres-port", strconv.Itoa(c.pgPort),
-		"--port", strconv.Itoa(p.ports.temporal), "--http-port", strconv.Itoa(p.ports.temporalHTTP))
+		"--port", strconv.Itoa(p.ports.temporal), "--http-port", strconv.Itoa(p.ports.temporalHTTP),
+		"--key-hashes", filepath.Join(p.data, temporalx.CredentialsDir, temporalx.KeyHashesFile))
 }
 
 func (c *clusterRun) startNATS(i int) error {
@@ -387,6 +394,9 @@ func (c *clusterRun) startService(ctx context.Context, name string) error {
 		"--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), s.Identity),
 		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal),
 		"--health-listen", fmt.Sprintf("127.0.0.1:%d", c.health[s.Name]))
+	if s.Temporal { // its own Temporal identity's key, as its NATS credentials
+		args = append(args, "--temporal-key-file", temporalx.KeyFile(filepath.Join(p.data, temporalx.CredentialsDir), s.Name))
+	}
 	if s.Name == "gateway" {
 		args = append(args, "--port", strconv.Itoa(p.ports.http), "--dev-issuer", filepath.Join(p.data, "auth"))
 	}

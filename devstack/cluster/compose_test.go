@@ -13,6 +13,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/cluster"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 const composeDir = "../../deploy/compose"
@@ -156,7 +157,23 @@ func TestComposeMatchesTopology(t *testing.T) {
 			errorf(name, "DEMARCHE_NATS_URL %q, want the cluster's seed list %q", got, seed)
 		}
 	}
-	checkTemporal := func(name string, s composeService) {
+	checkTemporal := func(name string, s composeService, identity string) {
+		// Its own Temporal identity's API key, and no other's.
+		source := "temporal-key-" + identity
+		if got := s.Environment["DEMARCHE_TEMPORAL_KEY_FILE"]; got != cluster.TemporalKeyFile {
+			errorf(name, "DEMARCHE_TEMPORAL_KEY_FILE %q, want %q", got, cluster.TemporalKeyFile)
+		}
+		if got := secretTarget(s, source); got != cluster.TemporalKeyFile {
+			errorf(name, "secret %s mounted at %q, want %q", source, got, cluster.TemporalKeyFile)
+		}
+		for _, sec := range s.Secrets {
+			if strings.HasPrefix(sec.Source, "temporal-key-") && sec.Source != source {
+				errorf(name, "mounts %s: a service gets its own Temporal identity's key alone (%s)", sec.Source, source)
+			}
+		}
+		if f := cf.Secrets[source].File; f != "secrets/temporal-credentials/"+identity+".key" {
+			errorf(name, "secret %s comes from %q, want secrets/temporal-credentials/%s.key (demarche admin credentials writes it)", source, f, identity)
+		}
 		if got := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; got != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
 			errorf(name, "DEMARCHE_TEMPORAL_ADDRESS %q, want temporal:%d", got, cluster.TemporalPort)
 		}
@@ -200,7 +217,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 		}
 		checkCreds(svc.Name, s, svc.Identity)
 		if svc.Temporal {
-			checkTemporal(svc.Name, s)
+			checkTemporal(svc.Name, s, svc.Name)
 		} else if _, ok := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; ok || secretTarget(s, "temporal-tls") != "" {
 			errorf(svc.Name, "reaches Temporal, which it does not need")
 		}
@@ -229,7 +246,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 		errorf("provision", "command %q, want admin provision --replicas %d", prov.Command, cluster.Replicas)
 	}
 	checkCreds("provision", prov, natsauth.Provisioner)
-	checkTemporal("provision", prov)
+	checkTemporal("provision", prov, temporalx.IdentityAdmin)
 
 	// NATS: three nodes of the generated configurations, the users of
 	// deploy/nats/authorization.conf, the servers' password hashes.
@@ -278,6 +295,11 @@ func TestComposeMatchesTopology(t *testing.T) {
 			errorf("temporal", "%s %q: a frontend beyond loopback takes mTLS clients only", flag, flags[flag])
 		}
 	}
+	if flags["--key-hashes"] != cluster.TemporalKeyHashesFile || secretTarget(tmp, "temporal-key-hashes") != cluster.TemporalKeyHashesFile ||
+		cf.Secrets["temporal-key-hashes"].File != "secrets/temporal-credentials/key-hashes" {
+		errorf("temporal", "--key-hashes %q: want the temporal-key-hashes secret (secrets/temporal-credentials/key-hashes) at %s: the frontend authorizes every caller by its key",
+			flags["--key-hashes"], cluster.TemporalKeyHashesFile)
+	}
 	if secretTarget(tmp, "temporal-postgres-password") != cluster.PostgresPasswordFile {
 		errorf("temporal", "the PostgreSQL password is not mounted at %s", cluster.PostgresPasswordFile)
 	}
@@ -285,10 +307,12 @@ func TestComposeMatchesTopology(t *testing.T) {
 	if pg.Environment["POSTGRES_USER"] != cluster.PostgresUser || pg.Environment["POSTGRES_PASSWORD_FILE"] != cluster.PostgresPasswordFile {
 		errorf("postgres", "environment %v: want POSTGRES_USER %s and POSTGRES_PASSWORD_FILE %s", pg.Environment, cluster.PostgresUser, cluster.PostgresPasswordFile)
 	}
+	// The UI reads as the observer (its key, and nothing else's).
 	ui := cf.Services["temporal-ui"]
-	if ui.Environment["TEMPORAL_ADDRESS"] != fmt.Sprintf("temporal:%d", cluster.TemporalPort) {
-		errorf("temporal-ui", "TEMPORAL_ADDRESS %q", ui.Environment["TEMPORAL_ADDRESS"])
+	if !slices.Equal(ui.Command, []string{"temporal-ui", "--host", "0.0.0.0", "--port", "8080"}) {
+		errorf("temporal-ui", "command %q, want demarche temporal-ui --host 0.0.0.0 --port 8080", ui.Command)
 	}
+	checkTemporal("temporal-ui", ui, temporalx.IdentityObserver)
 	if !slices.Contains(ui.Ports, fmt.Sprintf("%d:8080", cluster.TemporalUIPort)) {
 		errorf("temporal-ui", "ports %v do not publish %d", ui.Ports, cluster.TemporalUIPort)
 	}

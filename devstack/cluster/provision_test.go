@@ -27,9 +27,11 @@ func TestProvisionTemporal(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Temporal server")
 	}
+	creds := t.TempDir()
 	srv, err := temporalembed.Start(temporalembed.Options{
-		DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"),
-		Namespace:    "wrong",
+		DatabaseFile:   filepath.Join(t.TempDir(), "temporal.db"),
+		Namespace:      "wrong",
+		CredentialsDir: creds,
 		// Someone registered DemarcheStage as a number before Démarche came.
 		SearchAttributes: map[string]enumspb.IndexedValueType{temporalx.SAStage.GetName(): enumspb.INDEXED_VALUE_TYPE_INT},
 	}, zap.NewNop())
@@ -37,9 +39,10 @@ func TestProvisionTemporal(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = srv.Stop() })
+	t.Cleanup(temporalx.SetCredentialsFor(srv.HostPort(), creds))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop())
+	c, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}

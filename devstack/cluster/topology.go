@@ -51,6 +51,14 @@ const (
 	PostgresPasswordFile = "/run/secrets/temporal-postgres-password"
 )
 
+// Where a Temporal client's API key is mounted (its own identity's alone:
+// the service's name, the admin's for provisioning), and the Temporal
+// server's file of the keys' hashes (demarche admin credentials writes both).
+const (
+	TemporalKeyFile       = "/run/secrets/temporal-key"
+	TemporalKeyHashesFile = "/run/secrets/temporal-key-hashes"
+)
+
 // PostgresUser and the databases of the Temporal server.
 const (
 	PostgresUser       = "temporal"

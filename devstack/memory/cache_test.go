@@ -34,14 +34,16 @@ func TestWorkerHoldsAtMostItsCacheSize(t *testing.T) {
 	}
 	const size, crises = 3, 6
 	worker.LimitWorkflowCache(size) // before the server's own system workers make the cache
+	creds := t.TempDir()
 	srv, err := temporalembed.Start(temporalembed.Options{
 		DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), Namespace: "demarche",
-		SearchAttributes: temporalx.SearchAttributes(), LogLevel: "error",
+		SearchAttributes: temporalx.SearchAttributes(), LogLevel: "error", CredentialsDir: creds,
 	}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Stop() }()
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
 	bus := natstest.Server(t)
 	ctx := context.Background()
 	w, err := worker.Start(ctx, worker.Config{NATSURL: bus.URL(), TemporalAddress: srv.HostPort(), Namespace: "demarche",
@@ -50,7 +52,8 @@ func TestWorkerHoldsAtMostItsCacheSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Stop()
-	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop())
+	// Opens crises as the gateway does.
+	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityGateway))
 	if err != nil {
 		t.Fatal(err)
 	}

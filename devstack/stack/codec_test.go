@@ -107,7 +107,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 
 			if encrypted {
 				// What the cluster holds, read without the codec: ciphertext under the active key.
-				raw, err := temporalx.Dial(ctx, s.TemporalAddress(), s.Namespace(), zap.NewNop(), temporalx.WithCodec(nil))
+				raw, err := temporalx.Dial(ctx, s.TemporalAddress(), s.Namespace(), zap.NewNop(), temporalx.WithCodec(nil), temporalx.As(temporalx.IdentityAuditor))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -334,7 +334,7 @@ func TestCodecKeyRotation(t *testing.T) {
 		t.Fatalf("crisis show after the rotation:\n%s", out)
 	}
 
-	raw, err := temporalx.Dial(ctx, s.TemporalAddress(), s.Namespace(), zap.NewNop(), temporalx.WithCodec(nil))
+	raw, err := temporalx.Dial(ctx, s.TemporalAddress(), s.Namespace(), zap.NewNop(), temporalx.WithCodec(nil), temporalx.As(temporalx.IdentityAuditor))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/payloadcodec"
+	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -108,7 +109,8 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.StringVar(&cfg.Host, "host", "127.0.0.1", "address the embedded servers listen on")
 	f.IntVar(&cfg.NATSPort, "nats-port", DefaultNATSPort, "NATS client port")
 	f.IntVar(&cfg.TemporalPort, "temporal-port", DefaultTemporalPort, "Temporal frontend gRPC port")
-	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port")
+	f.BoolVar(&cfg.TemporalHTTP, "temporal-http", false, "serve the Temporal frontend's HTTP API (loopback only; every call needs an identity's API key, like gRPC)")
+	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port (with --temporal-http)")
 	f.IntVar(&cfg.HTTPPort, "http-port", DefaultHTTPPort, "HTTP API port (services/gateway)")
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
@@ -178,7 +180,8 @@ Démarche is running. Data folder: %s
 
   NATS      %s   (one user per service, partner organisation and signal source; credentials in %s)
             JetStream stream %s, subjects %s.<region>.<country>.<crisis-id>.<event>
-  Temporal  %s   namespace %s   (HTTP API on port %d)
+  Temporal  %s   namespace %s   (%s)
+            every caller presents its identity's API key; keys in %s
   UI        %s   (Temporal Web UI, read-only)
   Codec     %s
   HTTP API  %s   (every /v1 route needs a bearer token; see services/gateway)
@@ -195,16 +198,24 @@ From another terminal, sign in as one, then work as that identity:
   %s events tail%s
   curl -H "Authorization: Bearer $(cat %s)" %s/v1/crises
 
-With standard tools (read-only observer credential; events tail uses the operator's, in the same folder):
+With standard tools (read-only observer credential; events tail uses the operator's, in the same folder;
+the auditor's Temporal API key, read-only):
   nats --server '%s' --inbox-prefix %s sub '%s'
-  temporal workflow list --address %s --namespace %s
+  temporal workflow list --address %s --namespace %s --tls=false --api-key "$(cat %s)"
 
 Ctrl-C stops the platform; crises survive for the next start.
 `, s.DataDir(), s.NATSURL(), filepath.Dir(s.CredentialsFile(natsauth.Observer)), eventbus.StreamName, eventbus.SubjectRoot,
-		s.TemporalAddress(), s.Namespace(), s.TemporalHTTPPort(), uiLine(s), codecLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
+		s.TemporalAddress(), s.Namespace(), httpAPILine(s), filepath.Dir(s.TemporalKeyFile(temporalx.IdentityAuditor)), uiLine(s), codecLine(s), s.APIURL(), metricsLine(s), s.APIURL(), s.APIURL(),
 		s.AuthDir(), ids.String(),
 		self, server, dataFlag, self, self, self, self, tail, s.TokenFile("duty"), s.APIURL(),
-		s.NATSURLFor(natsauth.Observer), natsauth.InboxPrefix(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace())
+		s.NATSURLFor(natsauth.Observer), natsauth.InboxPrefix(natsauth.Observer), eventbus.AllEvents(), s.TemporalAddress(), s.Namespace(), s.TemporalKeyFile(temporalx.IdentityAuditor))
+}
+
+func httpAPILine(s *Stack) string {
+	if s.TemporalHTTPPort() == 0 {
+		return "HTTP API off; --temporal-http serves it"
+	}
+	return fmt.Sprintf("HTTP API on 127.0.0.1:%d, same API keys", s.TemporalHTTPPort())
 }
 
 func metricsLine(s *Stack) string {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 	"github.com/demarche/demarche/workflows/trail"
@@ -31,6 +32,8 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 	// first) read Temporal and the stream while the stack is still up.
 	t.Cleanup(s.Stop)
 	tc := temporalClient(t, s)
+	// Warnings come from early warning's identity, the one that may send them.
+	ew := temporalClientAs(t, s, temporalx.IdentityEarlyWarning)
 	_, js := jsOf(t, s)
 	ctx := context.Background()
 
@@ -66,7 +69,7 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < warnings; i += 8 {
-				err := crisis.Signal(ctx, tc, id, crisis.SignalWarning, &demarchev1.Warning{
+				err := crisis.Signal(ctx, ew, id, crisis.SignalWarning, &demarchev1.Warning{
 					Source: "ecowarn", SourceId: fmt.Sprintf("W-%04d", i), Summary: "protests continue", Severity: 2, ObservedAt: timestamppb.Now()})
 				if err != nil {
 					errs <- err
@@ -96,7 +99,7 @@ func TestLongCrisisContinuesAsNew(t *testing.T) {
 	// A machine's invalid warning is refused, and the refusal kept (raw
 	// signals: crisis.Signal would refuse them before sending).
 	for i := 0; i < invalid; i++ {
-		if err := tc.SignalWorkflow(ctx, crisis.WorkflowID(id), "", crisis.SignalWarning, &demarchev1.Warning{Source: "ecowarn", Summary: "bad", Severity: 9, ObservedAt: timestamppb.Now()}); err != nil {
+		if err := ew.SignalWorkflow(ctx, crisis.WorkflowID(id), "", crisis.SignalWarning, &demarchev1.Warning{Source: "ecowarn", Summary: "bad", Severity: 9, ObservedAt: timestamppb.Now()}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -275,6 +278,7 @@ func TestContinuedCrisisIsRecorded(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
 	tc := temporalClient(t, s)
+	ew := temporalClientAs(t, s, temporalx.IdentityEarlyWarning)
 	ctx := context.Background()
 	// Every signal is a history event of its own: 150 fill a 100-event
 	// run at least once, however the events they make are batched.
@@ -294,7 +298,7 @@ func TestContinuedCrisisIsRecorded(t *testing.T) {
 		go func(w int) {
 			defer wg.Done()
 			for i := w; i < warnings; i += 4 {
-				if err := crisis.Signal(ctx, tc, id, crisis.SignalWarning, &demarchev1.Warning{
+				if err := crisis.Signal(ctx, ew, id, crisis.SignalWarning, &demarchev1.Warning{
 					Source: "ecowarn", SourceId: fmt.Sprintf("W-%02d", i), Summary: "protests continue", Severity: 2, ObservedAt: timestamppb.Now()}); err != nil {
 					t.Error(err)
 				}

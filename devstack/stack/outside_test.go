@@ -18,6 +18,7 @@ import (
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -48,7 +49,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 		t.Errorf("gateway at %s, want --host 127.0.0.2", s.APIURL())
 	}
 
-	tc := temporalClient(t, s)
+	// The admin: the one identity that may terminate, cancel and reset.
+	tc := temporalClientAs(t, s, temporalx.IdentityAdmin)
 	ctx := context.Background()
 	cli := func(args ...string) string {
 		t.Helper()
@@ -117,8 +119,10 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 	}
 
 	cases := []struct{ id, says, why string }{
-		{terminated, "terminated outside Démarche by mallory@ops-laptop at ", "cleaning up stuck workflows"},
-		{cancelled, "cancelled outside Démarche by mallory@ops-laptop at ", ""},
+		// The history names the Temporal identity that did it (the
+		// authorizer stamps it), then what the client called itself.
+		{terminated, "terminated outside Démarche by admin (mallory@ops-laptop) at ", "cleaning up stuck workflows"},
+		{cancelled, "cancelled outside Démarche by admin (mallory@ops-laptop) at ", ""},
 		{reset, "reset outside Démarche by an unknown identity at ", "retry from the start"},
 	}
 	for _, c := range cases {
@@ -147,8 +151,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 			for _, r := range chain.GetRecords() {
 				if strings.HasSuffix(r.GetEventType(), "crisis_altered_outside.v1") {
 					found++
-					if c.id != reset && r.GetPrincipal() != "temporal:mallory@ops-laptop" {
-						t.Errorf("audit record principal %q, want temporal:mallory@ops-laptop", r.GetPrincipal())
+					if c.id != reset && r.GetPrincipal() != "temporal:admin (mallory@ops-laptop)" {
+						t.Errorf("audit record principal %q, want temporal:admin (mallory@ops-laptop)", r.GetPrincipal())
 					}
 				}
 			}

@@ -18,16 +18,19 @@ func TestMissingSearchAttributesAreAdded(t *testing.T) {
 		t.Skip("embedded Temporal; skipped with -short")
 	}
 	old := temporalx.SearchAttributes()
+	creds := t.TempDir()
 	delete(old, temporalx.SAActiveStages.GetName())
 	srv, err := temporalembed.Start(temporalembed.Options{
 		DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), Namespace: "demarche", SearchAttributes: old, LogLevel: "error",
+		CredentialsDir: creds,
 	}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Stop() }()
 	ctx := context.Background()
-	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop())
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
+	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -52,7 +52,10 @@ type Config struct {
 	NATSPort         int
 	TemporalPort     int
 	TemporalHTTPPort int
-	Namespace        string
+	// TemporalHTTP turns the embedded Temporal frontend's HTTP API on
+	// (loopback only, same authorizer as gRPC); off unless asked for.
+	TemporalHTTP bool
+	Namespace    string
 	// Flag names, for errors about taken ports.
 	NATSPortFlag, TemporalPortFlag, TemporalHTTPPortFlag string
 	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
@@ -129,8 +132,9 @@ type Stack struct {
 }
 
 // TemporalHost is where the embedded Temporal frontend, its HTTP API and the
-// Temporal UI listen, whatever Config.Host says: Temporal has no credentials
-// in `demarche dev`, so only this machine reaches it (production: mTLS).
+// Temporal UI listen, whatever Config.Host says: the frontend is plaintext in
+// `demarche dev` (its API keys would travel in clear), so only this machine
+// reaches it (production: mTLS).
 const TemporalHost = "127.0.0.1"
 
 // CredentialsDir is where `demarche dev` keeps each NATS identity's
@@ -220,9 +224,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	temporalx.SetDefaultTLS(temporalx.TLSFiles{})
 	// Before the server's system workers make the process's workflow cache.
 	worker.LimitWorkflowCache(0)
+	// Every Temporal identity has its API key in the data folder (made
+	// once); the server keeps their hashes and authorizes every call.
+	temporalCreds := filepath.Join(cfg.DataDir, temporalx.CredentialsDir)
 	s.temporal, err = temporalembed.Start(temporalembed.Options{
-		Host: TemporalHost, Port: cfg.TemporalPort, HTTPPort: cfg.TemporalHTTPPort,
+		Host: TemporalHost, Port: cfg.TemporalPort, HTTPAPI: cfg.TemporalHTTP, HTTPPort: cfg.TemporalHTTPPort,
 		PortFlag: cfg.TemporalPortFlag, HTTPPortFlag: cfg.TemporalHTTPPortFlag,
+		CredentialsDir:   temporalCreds,
 		DatabaseFile:     filepath.Join(cfg.DataDir, "temporal.db"),
 		Namespace:        cfg.Namespace,
 		SearchAttributes: temporalx.SearchAttributes(),
@@ -239,9 +247,11 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	// Every client of this frontend (services, tests, bench) uses the
 	// stack's codec, whatever the process default.
 	s.stops = append(s.stops, temporalx.SetCodecFor(s.TemporalAddress(), cfg.Codec))
+	// And each dials as its identity with that identity's key.
+	s.stops = append(s.stops, temporalx.SetCredentialsFor(s.TemporalAddress(), temporalCreds))
 
 	// A data folder made before an attribute existed gets it now.
-	tc, err := temporalx.Dial(ctx, s.TemporalAddress(), cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	tc, err := temporalx.Dial(ctx, s.TemporalAddress(), cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		return nil, err
 	}
@@ -374,7 +384,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	s.stops = append(s.stops, s.gateway.Stop)
 
 	if !cfg.NoUI {
-		var uiOpts []temporalembed.UIOption
+		// The UI reads as the observer: the authorizer lets it list,
+		// describe and read histories, nothing more.
+		observerKey, err := os.ReadFile(temporalx.KeyFile(temporalCreds, temporalx.IdentityObserver))
+		if err != nil {
+			return nil, fmt.Errorf("temporal UI: %w", err)
+		}
+		uiOpts := []temporalembed.UIOption{temporalembed.WithAPIKey(strings.TrimSpace(string(observerKey)))}
 		if cfg.Codec != nil {
 			uiOpts = append(uiOpts, temporalembed.WithCodecEndpoint(s.CodecEndpoint()))
 		}
@@ -484,7 +500,13 @@ func (s *Stack) provision(ctx context.Context, log *zap.Logger) error {
 // TemporalAddress is the embedded Temporal frontend's host:port.
 func (s *Stack) TemporalAddress() string { return s.temporal.HostPort() }
 
-// TemporalHTTPPort is the embedded Temporal frontend's HTTP API port.
+// TemporalKeyFile is the file holding a Temporal identity's API key
+// (temporalx.Identities), e.g. the auditor's for the temporal CLI.
+func (s *Stack) TemporalKeyFile(identity string) string {
+	return temporalx.KeyFile(filepath.Join(s.cfg.DataDir, temporalx.CredentialsDir), identity)
+}
+
+// TemporalHTTPPort is the embedded Temporal frontend's HTTP API port (0: off).
 func (s *Stack) TemporalHTTPPort() int { return s.temporal.HTTPPort() }
 
 // AuthDir holds the dev issuer's key and the demo identities' tokens.

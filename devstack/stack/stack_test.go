@@ -144,9 +144,20 @@ func readToken(t *testing.T, path string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// temporalClient is a Temporal client acting as the gateway: it opens,
+// decides and steers crises as the gateway does after checking a token, and
+// reads them.
 func temporalClient(t *testing.T, s *stack.Stack) client.Client {
 	t.Helper()
-	tc, err := temporalx.Dial(context.Background(), s.TemporalAddress(), s.Namespace(), zap.NewNop())
+	return temporalClientAs(t, s, temporalx.IdentityGateway)
+}
+
+// temporalClientAs is a Temporal client acting as one of Démarche's
+// Temporal identities (the admin for outside operations, early warning for
+// warnings, the auditor for raw reads).
+func temporalClientAs(t *testing.T, s *stack.Stack, identity string) client.Client {
+	t.Helper()
+	tc, err := temporalx.Dial(context.Background(), s.TemporalAddress(), s.Namespace(), zap.NewNop(), temporalx.As(identity))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
+	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/cli"
 )
 
@@ -36,8 +37,13 @@ restarting or upgrading it is safe.
 The namespace and Démarche's search attributes are not created here: run
 "demarche admin provision" once the server answers.
 
+Every caller presents its identity's API key ("Authorization: Bearer <key>"):
+--key-hashes names the file of the keys' SHA-256 ("<identity> <hex>" lines;
+"demarche admin credentials" writes it with the keys), and the authorizer lets
+each identity do what it needs only (docs/operations.md has the table).
+
 Without --tls-* files the frontend listens on a loopback address only.`,
-		Example: "  demarche temporal-server --postgres-host db --postgres-user temporal --postgres-password-file /run/secrets/temporal-db \\\n    --host 0.0.0.0 --tls-cert temporal.pem --tls-key temporal-key.pem --tls-ca ca.pem",
+		Example: "  demarche temporal-server --postgres-host db --postgres-user temporal --postgres-password-file /run/secrets/temporal-db \\\n    --host 0.0.0.0 --tls-cert temporal.pem --tls-key temporal-key.pem --tls-ca ca.pem \\\n    --key-hashes /run/secrets/temporal-credentials/key-hashes",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if passwordFile != "" {
@@ -51,6 +57,10 @@ Without --tls-* files the frontend listens on a loopback address only.`,
 			}
 			opts.Postgres = &pg
 			opts.PortFlag, opts.HTTPPortFlag = "--port", "--http-port"
+			opts.HTTPAPI = opts.HTTPPort != 0
+			if opts.KeyHashesFile == "" {
+				return fmt.Errorf("--key-hashes (env %s) is required: the frontend authorizes every caller by its API key (demarche admin credentials writes the file)", temporalx.EnvKeyHashesFile)
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			srv, err := temporalembed.Start(opts, app.Log)
@@ -67,7 +77,8 @@ Without --tls-* files the frontend listens on a loopback address only.`,
 	f := cmd.Flags()
 	f.StringVar(&opts.Host, "host", "127.0.0.1", "address the frontend listens on (not loopback: needs --tls-*)")
 	f.IntVar(&opts.Port, "port", DefaultTemporalPort, "frontend gRPC port")
-	f.IntVar(&opts.HTTPPort, "http-port", DefaultTemporalHTTPPort, "frontend HTTP port")
+	f.IntVar(&opts.HTTPPort, "http-port", DefaultTemporalHTTPPort, "frontend HTTP API port (same authorization as gRPC; 0 turns it off)")
+	f.StringVar(&opts.KeyHashesFile, "key-hashes", os.Getenv(temporalx.EnvKeyHashesFile), "file of the Temporal identities' API key hashes (env "+temporalx.EnvKeyHashesFile+"; required)")
 	f.Int32Var(&opts.HistoryShards, "history-shards", 4, "history shards: fixed for the life of the database")
 	f.StringVar(&opts.LogLevel, "temporal-log-level", "warn", "the server's log level: debug, info, warn, error")
 	f.StringVar(&pg.Host, "postgres-host", "127.0.0.1", "PostgreSQL host")

@@ -55,12 +55,13 @@ func TestTemporalOnPostgres(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = pg.Process.Kill(); _ = pg.Wait() })
 
+	creds := t.TempDir()
 	start := func() *temporalembed.Server {
 		t.Helper()
 		var srv *temporalembed.Server
 		var err error
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) { // PostgreSQL starting
-			srv, err = temporalembed.Start(temporalembed.Options{Postgres: &temporalembed.Postgres{Port: pgPort}}, zap.NewNop())
+			srv, err = temporalembed.Start(temporalembed.Options{Postgres: &temporalembed.Postgres{Port: pgPort}, CredentialsDir: creds}, zap.NewNop())
 			if err == nil || time.Now().After(deadline) {
 				break
 			}
@@ -73,7 +74,8 @@ func TestTemporalOnPostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := start()
-	c, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop())
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
+	c, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,8 @@ func TestTemporalOnPostgres(t *testing.T) {
 
 	srv = start() // the same database: the schema is current, the namespace kept
 	defer func() { _ = srv.Stop() }()
-	c, err = temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop())
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
+	c, err = temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		t.Fatal(err)
 	}

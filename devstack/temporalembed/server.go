@@ -8,8 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +44,11 @@ type Options struct {
 	Host string // default 127.0.0.1
 	// Port of the frontend gRPC API (what clients dial); 0 picks a free one.
 	Port int
-	// HTTPPort of the frontend HTTP API; 0 picks a free one.
+	// HTTPAPI turns the frontend's HTTP API on (off unless asked for: a
+	// browser reaches an HTTP port a web page names). It is on the frontend's
+	// address and authorizes like the gRPC API (the Authorization header).
+	HTTPAPI bool
+	// HTTPPort of the frontend HTTP API, when on; 0 picks a free one.
 	HTTPPort int
 	// PortFlag and HTTPPortFlag name the flags that set the ports, for errors.
 	PortFlag, HTTPPortFlag string
@@ -70,6 +78,47 @@ type Options struct {
 	// HistoryCacheSize is how many workflows the history service keeps in
 	// memory (default DefaultHistoryCacheSize).
 	HistoryCacheSize int
+	// Who may call the frontend (see authz.go): the hashes of the
+	// identities' API keys, from CredentialsDir (demarche dev: a key per
+	// identity is made there once), KeyHashesFile (production: lines
+	// "<identity> <sha256 hex>"), or KeyHashes. One is required: without it
+	// every caller would be refused.
+	CredentialsDir string
+	KeyHashesFile  string
+	KeyHashes      map[string][]temporalx.KeyHash
+}
+
+// ErrNoCredentials is returned by Start when no key hash is configured.
+var ErrNoCredentials = errors.New("temporal: no API key hashes configured (every caller would be refused)")
+
+// keyHashes gathers the configured hashes.
+func (o Options) keyHashes() (map[string][]temporalx.KeyHash, error) {
+	out := map[string][]temporalx.KeyHash{}
+	for id, hs := range o.KeyHashes {
+		out[id] = append(out[id], hs...)
+	}
+	if o.CredentialsDir != "" {
+		hs, err := temporalx.EnsureKeys(o.CredentialsDir)
+		if err != nil {
+			return nil, err
+		}
+		for id, h := range hs {
+			out[id] = append(out[id], h)
+		}
+	}
+	if o.KeyHashesFile != "" {
+		hs, err := temporalx.LoadKeyHashes(o.KeyHashesFile)
+		if err != nil {
+			return nil, err
+		}
+		for id, h := range hs {
+			out[id] = append(out[id], h...)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNoCredentials
+	}
+	return out, nil
 }
 
 // DefaultHistoryCacheSize bounds the workflows the embedded history service
@@ -97,9 +146,17 @@ type Server struct {
 	dyn      *dynConfig
 	hostPort string
 	httpPort int
+	// hostCheck fronts a plaintext HTTP API.
+	hostCheck *httpHostCheck
 }
 
 const clusterName = "active"
+
+// serverServices are the services an embedded server runs: the default ones
+// and the internal frontend, through which the server's own system workers
+// (scheduler, batcher, ...) call it with the server's claims, while every
+// other caller goes through the authorizing frontend.
+var serverServices = append(slices.Clone(temporal.DefaultServices), string(primitives.InternalFrontendService))
 
 // Start creates the database when needed and starts every Temporal service.
 func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
@@ -142,8 +199,31 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	if opts.Port, err = ports.CheckOrPick(opts.Host, opts.Port, opts.PortFlag); err != nil {
 		return nil, fmt.Errorf("temporal frontend: %w", err)
 	}
-	if opts.HTTPPort, err = ports.CheckOrPick(opts.Host, opts.HTTPPort, opts.HTTPPortFlag); err != nil {
+	if !opts.HTTPAPI {
+		opts.HTTPPort = 0 // the server starts no HTTP API on port 0
+	} else if opts.HTTPPort, err = ports.CheckOrPick(opts.Host, opts.HTTPPort, opts.HTTPPortFlag); err != nil {
 		return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+	}
+	hashes, err := opts.keyHashes()
+	if err != nil {
+		return nil, err
+	}
+	// A plaintext HTTP API (loopback) is served behind a Host check: a web
+	// page whose name a rebinding DNS points at 127.0.0.1 is refused before
+	// Temporal sees it (the API keys already refuse it a second time).
+	var hostCheck *httpHostCheck
+	if opts.HTTPAPI && !opts.TLS.Enabled() {
+		if hostCheck, err = listenHostCheck(opts.Host, opts.HTTPPort); err != nil {
+			return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				hostCheck.close()
+			}
+		}()
+		if opts.HTTPPort, err = pickInternalPort(opts.Host); err != nil {
+			return nil, fmt.Errorf("temporal frontend HTTP: %w", err)
+		}
 	}
 	logger := tlog.NewZapLogger(log.Named("temporal-server").WithOptions(zap.IncreaseLevel(level)))
 	var stores map[string]config.DataStore
@@ -173,20 +253,18 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	authorizer, err := authorization.GetAuthorizerFromConfig(&conf.Global.Authorization)
-	if err != nil {
-		return nil, fmt.Errorf("temporal: authorizer: %w", err)
-	}
-	claimMapper, err := authorization.GetClaimMapperFromConfig(&conf.Global.Authorization, logger)
-	if err != nil {
-		return nil, fmt.Errorf("temporal: claim mapper: %w", err)
-	}
+	var claimMapper authorization.ClaimMapper = keyClaimMapper{hashes: hashes}
 	hosts := map[primitives.ServiceName]static.Hosts{}
 	for name, svc := range conf.Services {
 		hosts[primitives.ServiceName(name)] = static.SingleLocalHost(net.JoinHostPort(opts.Host, strconv.Itoa(svc.RPC.GRPCPort)))
 	}
 	dyn := &dynConfig{static: dynamicconfig.StaticClient{
 		dynamicconfig.FrontendMaxNamespaceVisibilityRPSPerInstance.Key(): 100,
+		// A refusal names the identity, the API and the rule (authz.go),
+		// rather than a bare "Request unauthorized".
+		dynamicconfig.ExposeAuthorizerErrors.Key(): true,
+		// The history records which identity terminated or reset a crisis.
+		dynamicconfig.EnablePrincipalPropagation.Key(): true,
 	}}
 	if opts.HistoryCacheSize == 0 {
 		opts.HistoryCacheSize = DefaultHistoryCacheSize
@@ -198,10 +276,10 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	dyn.static[dynamicconfig.HistoryCacheHostLevelMaxSize.Key()] = opts.HistoryCacheSize
 	srv, err := temporal.NewServer(
 		temporal.WithConfig(conf),
-		temporal.ForServices(temporal.DefaultServices),
+		temporal.ForServices(serverServices),
 		temporal.WithStaticHosts(hosts),
 		temporal.WithLogger(logger),
-		temporal.WithAuthorizer(authorizer),
+		temporal.WithAuthorizer(keyAuthorizer{}),
 		temporal.WithClaimMapper(func(*config.Config) authorization.ClaimMapper { return claimMapper }),
 		temporal.WithDynamicConfigClient(dyn),
 	)
@@ -211,7 +289,12 @@ func Start(opts Options, log *zap.Logger) (_ *Server, err error) {
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("temporal: start server: %w", err)
 	}
-	return &Server{srv: srv, dyn: dyn, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}, nil
+	out := &Server{srv: srv, dyn: dyn, hostPort: net.JoinHostPort(opts.Host, strconv.Itoa(opts.Port)), httpPort: opts.HTTPPort}
+	if hostCheck != nil {
+		hostCheck.serve(net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort)))
+		out.httpPort, out.hostCheck = hostCheck.port, hostCheck
+	}
+	return out, nil
 }
 
 // dynConfig is the server's dynamic configuration: static values, and the
@@ -246,11 +329,16 @@ func (s *Server) RefreshSearchAttributesFor(d time.Duration) {
 // HostPort is the frontend address clients dial.
 func (s *Server) HostPort() string { return s.hostPort }
 
-// HTTPPort is the frontend HTTP API port.
+// HTTPPort is the frontend HTTP API port (0: the HTTP API is off).
 func (s *Server) HTTPPort() int { return s.httpPort }
 
 // Stop stops every service.
-func (s *Server) Stop() error { return s.srv.Stop() }
+func (s *Server) Stop() error {
+	if s.hostCheck != nil {
+		s.hostCheck.close()
+	}
+	return s.srv.Stop()
+}
 
 func prepareDatabase(opts Options) (*config.SQL, error) {
 	conf := &config.SQL{
@@ -322,7 +410,7 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 				Enabled:                true,
 				InitialFailoverVersion: 1,
 				RPCAddress:             frontend,
-				HTTPAddress:            net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort)),
+				HTTPAddress:            httpAddress(opts),
 				// Fixed, so the cluster keeps its identity across restarts.
 				ClusterID: "6d2f1a4e-3c1b-4f7e-9a55-0de7a2c0b001",
 			},
@@ -330,7 +418,7 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 	}
 	conf.DCRedirectionPolicy.Policy = "noop"
 	conf.Services = map[string]config.Service{}
-	for _, name := range temporal.DefaultServices {
+	for _, name := range serverServices {
 		var svc config.Service
 		svc.RPC.BindOnIP = opts.Host
 		if name == string(primitives.FrontendService) {
@@ -350,7 +438,8 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 	conf.Archival.Visibility.State = "disabled"
 	conf.NamespaceDefaults.Archival.History.State = "disabled"
 	conf.NamespaceDefaults.Archival.Visibility.State = "disabled"
-	conf.PublicClient.HostPort = frontend
+	// No public client: with an internal frontend the server's own
+	// clients dial it (its address comes from the static hosts).
 	if f := opts.TLS; f.Enabled() {
 		server := config.ServerTLS{CertFile: f.CertFile, KeyFile: f.KeyFile, ClientCAFiles: []string{f.CAFile}, RequireClientAuth: true}
 		client := config.ClientTLS{ServerName: opts.Host, RootCAFiles: []string{f.CAFile}}
@@ -364,6 +453,13 @@ func serverConfig(opts Options, stores map[string]config.DataStore) (*config.Con
 		}
 	}
 	return &conf, nil
+}
+
+func httpAddress(opts Options) string {
+	if opts.HTTPPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort(opts.Host, strconv.Itoa(opts.HTTPPort))
 }
 
 // panicWithFields turns the server's Fatal into a panic whose value carries
@@ -381,4 +477,51 @@ func (panicWithFields) OnWrite(ce *zapcore.CheckedEntry, fields []zapcore.Field)
 	}
 	sort.Strings(parts)
 	panic(fmt.Sprintf("%s (%s)", ce.Message, strings.Join(parts, ", ")))
+}
+
+// httpHostCheck fronts the frontend's plaintext HTTP API: it answers only
+// requests whose Host is its own address (127.0.0.1, localhost or [::1] on
+// its port) and whose Origin, if any, is one of those, and forwards them.
+type httpHostCheck struct {
+	ln   net.Listener
+	srv  *http.Server
+	port int
+}
+
+func listenHostCheck(host string, port int) (*httpHostCheck, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+	if err != nil {
+		return nil, err
+	}
+	return &httpHostCheck{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}, nil
+}
+
+// ErrHostRefused names the refusal of a request for another host.
+const ErrHostRefused = "temporal HTTP API: host not served here"
+
+func (h *httpHostCheck) serve(target string) {
+	allowed := map[string]bool{}
+	for _, name := range []string{"127.0.0.1", "localhost", "[::1]"} {
+		allowed[name+":"+strconv.Itoa(h.port)] = true
+	}
+	proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	h.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if !allowed[strings.ToLower(r.Host)] || (origin != "" && !allowed[strings.TrimPrefix(strings.ToLower(origin), "http://")]) {
+			http.Error(w, fmt.Sprintf("%s (Host %q, Origin %q)", ErrHostRefused, r.Host, origin), http.StatusMisdirectedRequest)
+			return
+		}
+		// Temporal reads the host it answers for from here, not from the caller.
+		r.Header.Del("X-Forwarded-Host")
+		proxy.ServeHTTP(w, r)
+	})}
+	go func() { _ = h.srv.Serve(h.ln) }()
+}
+
+func (h *httpHostCheck) close() {
+	if h.srv != nil {
+		_ = h.srv.Close()
+		return
+	}
+	_ = h.ln.Close()
 }

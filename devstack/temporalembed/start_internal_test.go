@@ -25,7 +25,7 @@ func TestStartReturnsAnErrorWhenAnInternalPortIsTaken(t *testing.T) {
 	pickInternalPort = func(string) (int, error) { return taken.Addr().(*net.TCPAddr).Port, nil }
 	defer func() { pickInternalPort = defaultPickInternalPort }()
 
-	srv, err := Start(Options{DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), Namespace: "demarche", LogLevel: "error"}, zap.NewNop())
+	srv, err := Start(Options{DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), Namespace: "demarche", LogLevel: "error", CredentialsDir: t.TempDir()}, zap.NewNop())
 	if err == nil {
 		_ = srv.Stop()
 		t.Fatal("started with every internal service on a taken port")

@@ -106,14 +106,19 @@ func TestMutualTLSRequired(t *testing.T) {
 		t.Skip("embedded Temporal; skipped with -short")
 	}
 	ca := newPKI(t, "demarche-test")
+	creds := t.TempDir()
 	srv, err := temporalembed.Start(temporalembed.Options{
 		DatabaseFile: filepath.Join(t.TempDir(), "temporal.db"), Namespace: "demarche", LogLevel: "error",
-		TLS: ca.issue("temporal-server", true),
+		TLS: ca.issue("temporal-server", true), CredentialsDir: creds,
 	}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = srv.Stop() }()
+	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
+	if srv.HTTPPort() != 0 {
+		t.Errorf("HTTP API on port %d without HTTPAPI: it is off unless asked for", srv.HTTPPort())
+	}
 	ctx := context.Background()
 	worker := ca.issue("demarche-worker", false)
 
@@ -144,7 +149,7 @@ func TestMutualTLSRequired(t *testing.T) {
 		})
 	}
 
-	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.WithTLS(worker))
+	tc, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.WithTLS(worker), temporalx.As(temporalx.IdentityObserver))
 	if err != nil {
 		t.Fatalf("client with the cluster CA's certificate: %v", err)
 	}
@@ -166,7 +171,7 @@ func dialNoCheck(ctx context.Context, hostPort string, f temporalx.TLSFiles) (in
 		}
 		return dialCAOnly(ctx, hostPort, f.CAFile)
 	}
-	return temporalx.Dial(ctx, hostPort, "demarche", zap.NewNop(), temporalx.WithTLS(f))
+	return temporalx.Dial(ctx, hostPort, "demarche", zap.NewNop(), temporalx.WithTLS(f), temporalx.As(temporalx.IdentityObserver))
 }
 
 // A plaintext frontend listens on loopback only: any other address is

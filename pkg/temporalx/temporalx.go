@@ -89,7 +89,8 @@ func AddMissingSearchAttributes(ctx context.Context, c client.Client, namespace 
 
 // Dial connects to a Temporal frontend and checks it answers, so a wrong address
 // fails here with a clear message instead of at the first call. It presents
-// the process's mTLS credentials (SetDefaultTLS, else the environment: see
+// the API key of its identity (As; see Credentials, SetCredentialsFor,
+// SetDefaultCredentials), the process's mTLS credentials (SetDefaultTLS, else the environment: see
 // TLSFiles) and encrypts payloads with the address's or the process's codec
 // keyring (SetCodecFor, SetDefaultCodec), unless an option says otherwise.
 func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, opts ...DialOption) (client.Client, error) {
@@ -128,6 +129,16 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 		}
 		dialOpts = append(dialOpts, grpc.WithChainUnaryInterceptor(chain...))
 	}
+	var key string
+	if o.apiKey != nil {
+		key = *o.apiKey
+	} else if key, err = KeyFor(hostPort, o.identity); err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", hostPort, err)
+	}
+	var creds client.Credentials
+	if key != "" {
+		creds = client.NewAPIKeyStaticCredentials(key)
+	}
 	c, err := client.DialContext(ctx, client.Options{
 		// Trace context crosses into workflows and activities and back out.
 		Interceptors: []interceptor.ClientInterceptor{tracer},
@@ -136,11 +147,23 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 		Logger:       SDKLogger(logger),
 		// The SDK's metrics (task latencies, sticky cache, pollers) join
 		// Démarche's in the process's /metrics.
-		MetricsHandler:    metrics.TemporalHandler(),
-		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf, DialOptions: dialOpts},
+		MetricsHandler: metrics.TemporalHandler(),
+		// The API key goes as "Authorization: Bearer <key>"; over TLS
+		// when the files say so, else in plaintext to a loopback frontend
+		// (the SDK would otherwise turn TLS on for a key).
+		Credentials:       creds,
+		ConnectionOptions: client.ConnectionOptions{TLS: tlsConf, TLSDisabled: tlsConf == nil, DialOptions: dialOpts},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s): %w", hostPort, namespace, err)
+		if key == "" {
+			who := o.identity
+			if who == "" {
+				who = "this process"
+			}
+			return nil, fmt.Errorf("connect to Temporal at %s (namespace %s) as %s without a credential (%w: give --temporal-key-file or env %s, or %s with <identity>.key files): %w",
+				hostPort, namespace, who, ErrNoCredential, EnvKeyFile, EnvCredentialsDir, err)
+		}
+		return nil, fmt.Errorf("connect to Temporal at %s (namespace %s) as %s: %w", hostPort, namespace, KeyIdentity(key), err)
 	}
 	return c, nil
 }

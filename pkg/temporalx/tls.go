@@ -127,6 +127,8 @@ type dialOptions struct {
 	codecSet bool
 	// identity is the Démarche identity the client acts as (As).
 	identity string
+	// apiKey, when set, is presented whatever the identity's credentials.
+	apiKey *string
 }
 
 // As dials as one of Démarche's Temporal identities ("worker", "gateway",
@@ -134,6 +136,10 @@ type dialOptions struct {
 // "observer", "admin"): the client presents that identity's credential, and
 // the server's authorizer lets it do what that identity may, nothing more.
 func As(identity string) DialOption { return func(o *dialOptions) { o.identity = identity } }
+
+// WithAPIKey dials presenting this key ("": none), whatever the identity's
+// credentials: for tests of forged and missing credentials.
+func WithAPIKey(key string) DialOption { return func(o *dialOptions) { o.apiKey = &key } }
 
 // WithCodec dials with this payload codec keyring (nil: none), whatever the
 // address's or the process's.

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/temporalx"
 
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/platform"
@@ -110,7 +111,10 @@ only), for every service, the provisioner, the operator, the observer, and the
 partner organisations and signal sources of deploy/nats/authorization.conf;
 existing files are kept. Then write nats-passwords.env: the bcrypt hash of each
 password in the variable deploy/nats/authorization.conf reads
-(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.`,
+(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.
+Also write, in --dir/temporal-credentials, one Temporal API key per Temporal
+identity (<identity>.key) and key-hashes, the file "demarche temporal-server
+--key-hashes" reads.`,
 		Example: "  demarche admin credentials --dir deploy/compose/secrets",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -133,6 +137,14 @@ password in the variable deploy/nats/authorization.conf reads
 				return err
 			}
 			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, file)
+			// Temporal: an API key per identity, and their hashes for the server.
+			tdir := filepath.Join(dir, temporalx.CredentialsDir)
+			keys, err := temporalx.EnsureKeys(tdir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%d Temporal API keys in %s (<identity>.key: mount each into its own service only); the Temporal server's key hashes in %s\n",
+				len(keys), tdir, filepath.Join(tdir, temporalx.KeyHashesFile))
 			return nil
 		},
 	}

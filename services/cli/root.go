@@ -45,6 +45,9 @@ type App struct {
 	// TemporalTLS are the mTLS files every Temporal client of the process
 	// presents (empty: plaintext, for demarche dev's loopback frontend).
 	TemporalTLS temporalx.TLSFiles
+	// TemporalKeyFile is this process's Temporal API key (one identity);
+	// unset, demarche dev's folder of keys in the data folder, if any.
+	TemporalKeyFile string
 	// Codec encrypts the payloads every Temporal client of the process
 	// sends and decrypts those it reads (nil: no key given).
 	Codec *payloadcodec.Keyring
@@ -112,6 +115,18 @@ then open a crisis from another terminal:
 				return err
 			}
 			temporalx.SetDefaultTLS(app.TemporalTLS)
+			// Temporal API keys: the file given, else demarche dev's folder
+			// of keys (each client picks its identity's), else the env.
+			tcreds := temporalx.CredentialsFromEnv()
+			if app.TemporalKeyFile != "" {
+				tcreds = temporalx.Credentials{KeyFile: app.TemporalKeyFile}
+			} else if tcreds.Dir == "" {
+				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), temporalx.CredentialsDir)
+				if _, err := os.Stat(def); err == nil {
+					tcreds.Dir = def
+				}
+			}
+			temporalx.SetDefaultCredentials(tcreds)
 			keyFile := app.CodecKeyFile
 			if keyFile == "" { // `demarche dev`'s key, when there is one here
 				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), payloadcodec.DevKeyFile)
@@ -137,6 +152,7 @@ then open a crisis from another terminal:
 	f.StringVar(&app.TemporalTLS.KeyFile, "temporal-tls-key", os.Getenv(temporalx.EnvTLSKey), "mTLS: the certificate's private key (PEM) (env "+temporalx.EnvTLSKey+")")
 	f.StringVar(&app.TemporalTLS.CAFile, "temporal-tls-ca", os.Getenv(temporalx.EnvTLSCA), "mTLS: the CA that signed the Temporal frontend's certificate (PEM) (env "+temporalx.EnvTLSCA+")")
 	f.StringVar(&app.TemporalTLS.ServerName, "temporal-tls-server-name", os.Getenv(temporalx.EnvTLSServerName), "mTLS: the name on the frontend's certificate (env "+temporalx.EnvTLSServerName+"; default: the host of --temporal-address)")
+	f.StringVar(&app.TemporalKeyFile, "temporal-key-file", os.Getenv(temporalx.EnvKeyFile), "Temporal API key of this process's identity (\"<identity>.<secret>\"; env "+temporalx.EnvKeyFile+"; default: demarche dev's keys in the data folder, if any)")
 	f.StringVar(&app.CodecKeyFile, "codec-key", os.Getenv(payloadcodec.EnvKey), "payload codec: the active key file; Temporal payloads are encrypted with it (AES-256-GCM) and decrypted (env "+payloadcodec.EnvKey+"; default: demarche dev's key in the data folder, if any)")
 	f.StringSliceVar(&app.CodecOldKeyFiles, "codec-old-key", splitList(os.Getenv(payloadcodec.EnvOldKeys)), "payload codec: an older key file, kept to decrypt histories written before a rotation (repeatable; env "+payloadcodec.EnvOldKeys+", comma-separated)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")

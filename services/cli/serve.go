@@ -218,7 +218,7 @@ func (app *App) readinessChecks(ctx context.Context, hs *health.Server) (func(),
 			mu.Lock()
 			defer mu.Unlock()
 			if tc == nil {
-				c, err := temporalx.Dial(ctx, app.TemporalAddress, app.Namespace, app.Log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)))
+				c, err := temporalx.Dial(ctx, app.TemporalAddress, app.Namespace, app.Log.WithOptions(zap.IncreaseLevel(zap.ErrorLevel)), temporalx.As(app.serving))
 				if err != nil {
 					return err.Error()
 				}

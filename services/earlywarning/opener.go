@@ -50,7 +50,7 @@ func (o TemporalOpener) FindOpen(ctx context.Context, country string, t demarche
 // StartWithTemporal dials Temporal and starts the service with a
 // TemporalOpener; Stop closes the Temporal client too.
 func StartWithTemporal(ctx context.Context, cfg Config, temporalAddress, namespace string, log *zap.Logger) (*Service, error) {
-	tc, err := temporalx.Dial(ctx, temporalAddress, namespace, log)
+	tc, err := temporalx.Dial(ctx, temporalAddress, namespace, log, temporalx.As(temporalx.IdentityEarlyWarning))
 	if err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}

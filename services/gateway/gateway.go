@@ -114,7 +114,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log, temporalx.As(temporalx.IdentityGateway))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("gateway: %w", err)

@@ -30,7 +30,7 @@ type TemporalSignaller struct {
 
 // DialSignaller dials Temporal for a signaller; Close closes the client.
 func DialSignaller(ctx context.Context, hostPort, namespace string, log *zap.Logger) (*TemporalSignaller, error) {
-	c, err := temporalx.Dial(ctx, hostPort, namespace, log)
+	c, err := temporalx.Dial(ctx, hostPort, namespace, log, temporalx.As(temporalx.IdentityPartners))
 	if err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}

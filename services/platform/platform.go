@@ -285,7 +285,7 @@ func Provision(ctx context.Context, cfg Config, log *zap.Logger) (Report, error)
 	if rep.NATS, err = ProvisionNATS(ctx, nc, cfg.Replicas, cfg.PartnerNames...); err != nil {
 		return rep, fmt.Errorf("NATS: %w", err)
 	}
-	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
 		return rep, fmt.Errorf("Temporal: %w", err)
 	}

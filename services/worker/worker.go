@@ -72,7 +72,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		nc.Close()
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log)
+	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log, temporalx.As(temporalx.IdentityWorker))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("worker: %w", err)

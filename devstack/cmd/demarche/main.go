@@ -12,5 +12,5 @@ import (
 )
 
 func main() {
-	os.Exit(cli.Execute(cli.NewRoot(stack.NewDevCmd, bench.NewCmd, stack.NewTemporalServerCmd)))
+	os.Exit(cli.Execute(cli.NewRoot(stack.NewDevCmd, bench.NewCmd, stack.NewTemporalServerCmd, stack.NewTemporalUICmd)))
 }
