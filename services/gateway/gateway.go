@@ -75,6 +75,11 @@ type Config struct {
 	// endpoint with the console's session (the Temporal UI's, e.g.
 	// http://127.0.0.1:8233).
 	CodecOrigins []string
+	// PublicURL is the address people use (scheme and host, e.g.
+	// https://ops.example.org): the gateway answers to its host and to the
+	// loopback names on its own port only, and takes browser forms from
+	// those origins only (hosts.go). Empty: loopback only.
+	PublicURL string
 }
 
 // Service is a running gateway.
@@ -95,6 +100,9 @@ type Service struct {
 	codec        *payloadcodec.Keyring
 	namespace    string
 	codecOrigins []string
+	// hosts are the host names and origins the gateway answers to (nil: no
+	// check, for a handler embedded in a server that checks them).
+	hosts *hostPolicy
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -138,6 +146,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: listen: %w", err)
 	}
 	s.addr = "http://" + l.Addr().String()
+	if s.hosts, err = newHostPolicy(cfg.PublicURL, cfg.Host, l.Addr().(*net.TCPAddr).Port); err != nil {
+		_ = l.Close()
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
