@@ -240,8 +240,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	}
 
 	// A manually opened crisis of the same type: the crossing attaches to it.
-	manual := "ML-20261128-MANUL"
-	cli("crisis", "open", "--id", manual, "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3")
+	manual := openedID(t, cli("crisis", "open", "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3"))
 	waitFor(t, func() bool {
 		rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML", CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, OpenOnly: true}, 0)
 		return err == nil && len(rows) == 1
