@@ -103,7 +103,7 @@ type crisisRun struct {
 	// once it is open: a drill's is its name in duty's drill namespace
 	// (crisis.DrillID), a real crisis's is minted by the platform.
 	name, id, country, crisisType string
-	drill                   bool
+	drill                         bool
 	// start and think: a people-driven crisis opens after start and waits
 	// think between its decisions, so its requests meet the faults.
 	start, think time.Duration
