@@ -7,7 +7,8 @@
 //
 //	POST /v1/signals                    demarche.v1.IngestRequest  -> IngestResponse
 //	GET  /v1/situations/{country}/{type} score and its explanation (ScoreResponse)
-//	POST /v1/crises                     demarche.v1.CrisisWorkflowInput (crisis.id optional) -> CrisisState
+//	POST /v1/crises                     demarche.v1.OpenCrisisRequest -> CrisisState (the id is minted here;
+//	                                    a drill may be named: crisis.id NAME gives DRILL-<opener's tag>-NAME)
 //	GET  /v1/crises?stage=&country=&type=&open=true   list
 //	GET  /v1/crises/{id}                demarche.v1.CrisisState
 //	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
@@ -23,6 +24,10 @@
 // {"error": "...", "fields": [{"field": "...", "reason": "..."}]} with 400 for
 // bad input (each failing field named), 404, 409, 422 for a rule the crisis or
 // a service refused, 503 when a backend is not answering.
+//
+// The gateway answers only to its configured host names (hosts.go: 421
+// otherwise, before any route), and answers that name crises are cut to the
+// reader's clearance with their reads recorded (sideroutes.go).
 //
 // Every /v1 route needs "Authorization: Bearer TOKEN"; the acting principal
 // and its roles come from the token alone (a principal named in a body must be
