@@ -39,6 +39,10 @@ func (c apiCaller) call(method, path, body string, header ...string) (int, map[s
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -160,6 +164,10 @@ func TestTrust(t *testing.T) {
 				if code, _, _ := c.call(r.method, r.path, r.body); code != http.StatusUnauthorized {
 					t.Errorf("%s %s with %s: %d, want 401", r.method, r.path, name, code)
 				}
+			}
+			// Another host name (DNS rebinding): 421 before the route, whoever asks.
+			if code, _, raw := duty.call(r.method, r.path, r.body, "Host", "evil.example", "Origin", "http://evil.example"); code != http.StatusMisdirectedRequest {
+				t.Errorf("%s %s with Host evil.example: %d, want 421: %s", r.method, r.path, code, raw)
 			}
 		}
 	})
@@ -316,6 +324,14 @@ func TestTrust(t *testing.T) {
 			if code, _, _ := c.who.call("POST", "/v1/crises/"+c.id+"/controls/warn", `{"warning": {"source": "x", "summary": "x", "severity": 2, "observedAt": "2026-11-28T00:00:00Z"}}`); code != http.StatusNotFound && code != http.StatusForbidden {
 				t.Errorf("%s warns on %s it may not see: %d", c.name, c.id, code)
 			}
+		}
+		// Opening a crisis under a hidden crisis's id answers as under an id
+		// nobody holds: real crises' ids are minted, never chosen.
+		probe := `{"crisis": {"id": "%s", "title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 2, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`
+		c1, _, r1 := alice.call("POST", "/v1/crises", fmt.Sprintf(probe, quiet))
+		c2, _, r2 := alice.call("POST", "/v1/crises", fmt.Sprintf(probe, "NE-20000101-NOONE"))
+		if c1 != http.StatusBadRequest || c1 != c2 || strings.ReplaceAll(r1, quiet, "NE-20000101-NOONE") != r2 {
+			t.Errorf("POST /v1/crises with a hidden id: %d %s; with an unused one: %d %s", c1, r1, c2, r2)
 		}
 		if code, _, raw := ecowas.call("GET", "/v1/crises/"+shared, ""); code != http.StatusOK {
 			t.Fatalf("ECOWAS reads the crisis shared with it: %d %s", code, raw)
