@@ -150,8 +150,15 @@ func TestConfidSideRoutes(t *testing.T) {
 		sigs = append(sigs, fmt.Sprintf(`{"source": "analyst", "sourceId": "CONFID-%d-%d", "countryCode": "GN", "crisisType": "unconstitutional-change", "weight": 10, "observedAt": %q, "summary": "troops at the palace"}`,
 			now.UnixNano(), i, now.Add(time.Duration(i-3)*time.Hour).Format(time.RFC3339)))
 	}
-	if code, raw := analyst.do("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`); code != http.StatusOK {
+	code, raw = analyst.do("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`)
+	if code != http.StatusOK {
 		t.Fatalf("signals: %d %s", code, raw)
+	}
+	// The signals fed the confidential crisis: the analyst's answer does not say which.
+	if strings.Contains(raw, id) {
+		t.Errorf("the analyst's signals answer names the confidential crisis they fed: %s", raw)
+	} else {
+		attempt(t, confidWall, "signals answer naming the confidential crisis they fed", "analyst", "answered without the crisis (cut to clearance)")
 	}
 	confidWait(t, "the score to name the crisis", func() bool {
 		_, raw := duty.do("GET", "/v1/situations/GN/unconstitutional-change", "")

@@ -28,7 +28,7 @@ func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Princi
 	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner})
 }
 
-func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	var req demarchev1.IngestRequest
 	if !readBody(w, r, &req) {
 		return
@@ -42,12 +42,16 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, _ *authn.P
 		writeError(w, err)
 		return
 	}
+	if err := s.cutToReadable(r, p, &resp); err != nil { // the crises it touched, as the sender may see them
+		writeError(w, err)
+		return
+	}
 	writeProto(w, http.StatusOK, &resp)
 }
 
 // postExerciseSignals sends an exercise's signals: scored apart from live
 // ones, raising drill crises with the request's drill settings.
-func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	var req demarchev1.IngestRequest
 	if !readBody(w, r, &req) {
 		return
@@ -69,6 +73,10 @@ func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, _ 
 	}
 	var resp demarchev1.IngestResponse
 	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningIngest, &req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	if err := s.cutToReadable(r, p, &resp); err != nil { // the crises it touched, as the sender may see them
 		writeError(w, err)
 		return
 	}

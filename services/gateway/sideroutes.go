@@ -2,7 +2,7 @@ package gateway
 
 // Confidentiality on the side routes. Answers that name crises without
 // being a crisis route (roster bookings, fund ledgers, situation scores,
-// audit heads) are cut to what the reader may see, by the rule the crisis
+// the crises signals opened or fed, audit heads) are cut to what the reader may see, by the rule the crisis
 // routes use (authz.CanSee: clearance, or sharing for a partner), and each
 // restricted or confidential crisis left in an answer is recorded as read in
 // its audit chain (demarche.audit.read, as visibleState does) before the
@@ -229,6 +229,26 @@ func (s *Service) cutToReadable(r *http.Request, p *authn.Principal, resp proto.
 				pt.CrisisId = ""
 			}
 		}
+	case *demarchev1.IngestResponse:
+		// Signals open or feed crises whatever their sender's clearance:
+		// the sender learns of those it may see only.
+		var ids []string
+		for _, res := range m.GetResults() {
+			ids = append(ids, res.GetCrisisId())
+		}
+		for _, c := range m.GetCrises() {
+			ids = append(ids, c.GetCrisisId())
+		}
+		ok, err := s.readable(r, p, ids, detail)
+		if err != nil {
+			return err
+		}
+		for _, res := range m.GetResults() {
+			if res.GetCrisisId() != "" && !ok[res.GetCrisisId()] {
+				res.CrisisId, res.CrisisOpened = "", false
+			}
+		}
+		m.Crises = slices.DeleteFunc(m.Crises, func(c *demarchev1.CrisisTouch) bool { return !ok[c.GetCrisisId()] })
 	case *demarchev1.AuditHeads:
 		var ids []string
 		for _, h := range m.GetHeads() {

@@ -87,6 +87,15 @@ func TestSideRoutesConfidentiality(t *testing.T) {
 				History: []*demarchev1.ScorePoint{{CrisisId: pub}, {CrisisId: restr}, {CrisisId: conf}}}, nil
 		}))
 
+	add(natsrpc.EarlyWarningGroup, "ingest", natsrpc.Handler(func() *demarchev1.IngestRequest { return &demarchev1.IngestRequest{} },
+		func(context.Context, *demarchev1.IngestRequest) (*demarchev1.IngestResponse, error) {
+			out := &demarchev1.IngestResponse{}
+			for i, id := range all {
+				out.Results = append(out.Results, &demarchev1.IngestResult{Index: int32(i), CrisisId: id, CrisisOpened: true})
+				out.Crises = append(out.Crises, &demarchev1.CrisisTouch{CrisisId: id, Opened: true})
+			}
+			return out, nil
+		}))
 	iss := issuer(t)
 	api := httptest.NewServer(NewHandler(nc, nil, iss.Verifier(), zap.NewNop(), WithCrisisStates(func(_ context.Context, id string) (*demarchev1.CrisisState, error) {
 		if st, ok := states[id]; ok {
@@ -179,7 +188,28 @@ func TestSideRoutesConfidentiality(t *testing.T) {
 			t.Errorf("%s: ledger reads recorded %v, want %v", c.who, r, wantReads("/v1/funding/ledger"))
 		}
 		if c.clearance == "confidential" {
-			continue // auditors do not read scores through analysts' roles here
+			continue // auditors do not read scores or send signals here
+		}
+		// The crises a sender's signals opened or fed: those it may see only.
+		var ing demarchev1.IngestResponse
+		call(tok, "POST", "/v1/signals", `{"signals": [{"source": "ecowarn", "sourceId": "1", "countryCode": "NE", "crisisType": "general", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "x"}]}`, &ing)
+		got = nil
+		for _, res := range ing.GetResults() {
+			if res.GetCrisisId() != "" {
+				got = append(got, res.GetCrisisId())
+			} else if res.GetCrisisOpened() {
+				t.Errorf("%s (%s): a hidden crisis's opening is told", c.who, c.clearance)
+			}
+		}
+		var touched []string
+		for _, ct := range ing.GetCrises() {
+			touched = append(touched, ct.GetCrisisId())
+		}
+		if !slices.Equal(got, c.sees) || !slices.Equal(touched, c.sees) {
+			t.Errorf("%s (%s): signals answered crises %v and %v, want %v", c.who, c.clearance, got, touched, c.sees)
+		}
+		if r := took(); !slices.Equal(r, wantReads("/v1/signals")) {
+			t.Errorf("%s: signals reads recorded %v, want %v", c.who, r, wantReads("/v1/signals"))
 		}
 		var sc demarchev1.ScoreResponse
 		call(tok, "GET", "/v1/situations/NE/general", "", &sc)

@@ -70,7 +70,7 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
-			return nil, fmt.Errorf("%w: %s", ErrAlreadyOpen, cr.GetId())
+			return nil, fmt.Errorf("%w: %s (or closed: an id is never used twice)", ErrAlreadyOpen, cr.GetId())
 		}
 		return nil, fmt.Errorf("start crisis %s: %w", cr.GetId(), err)
 	}
