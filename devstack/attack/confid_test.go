@@ -229,6 +229,7 @@ func TestConfidSideRoutes(t *testing.T) {
 		}
 	}
 	reads := confidReads(t, auditor, id)
+	t.Logf("the crisis's chain holds %d read records", len(reads))
 	for _, c := range cleared {
 		if !confidHasRead(reads, c.who, c.detail) {
 			t.Errorf("%s read %s on %s: no read record in the crisis's audit chain", c.who, id, c.route)
