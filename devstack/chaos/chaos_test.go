@@ -116,7 +116,7 @@ func TestChaos(t *testing.T) {
 	var wg sync.WaitGroup
 	countries := []string{"GN", "ML", "NE", "KE", "SN", "GH"}
 	for i := range sz.drills {
-		c := &crisisRun{id: w.newID(countries[i%len(countries)]), country: countries[i%len(countries)], crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+		c := &crisisRun{name: w.newID(countries[i%len(countries)]), country: countries[i%len(countries)], crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -128,7 +128,7 @@ func TestChaos(t *testing.T) {
 		}()
 	}
 	for i := range sz.people {
-		c := &crisisRun{id: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis",
+		c := &crisisRun{name: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis",
 			start: time.Duration(rng.IntN(20_000)) * time.Millisecond, think: time.Duration(500+rng.IntN(3000)) * time.Millisecond}
 		if i < sz.keptOpen {
 			c.keepAfter = 2 // triage and good offices, then left waiting for an envoy

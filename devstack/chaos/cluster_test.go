@@ -118,7 +118,7 @@ func TestCluster(t *testing.T) {
 	countries := []string{"GN", "ML", "NE", "KE", "SN", "GH"}
 	drills, people := 6, 3
 	for i := range drills {
-		cr := &crisisRun{id: w.newID(countries[i%len(countries)]), country: countries[i%len(countries)], crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+		cr := &crisisRun{name: w.newID(countries[i%len(countries)]), country: countries[i%len(countries)], crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -130,7 +130,7 @@ func TestCluster(t *testing.T) {
 		}()
 	}
 	for i := range people {
-		cr := &crisisRun{id: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis",
+		cr := &crisisRun{name: w.newID("NE"), country: "NE", crisisType: "constitutional-crisis",
 			start: time.Duration(rng.IntN(10_000)) * time.Millisecond, think: time.Duration(500+rng.IntN(2000)) * time.Millisecond}
 		if i == 0 {
 			cr.keepAfter = 2
@@ -465,12 +465,13 @@ func (c *clusterRun) inject(ctx context.Context, w *workload, in *injector, rng 
 		results := make([]error, 4)
 		var wg sync.WaitGroup
 		for i := range results {
-			cr := &crisisRun{id: w.newID("SN"), country: "SN", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+			cr := &crisisRun{name: w.newID("SN"), country: "SN", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+			cr.id = chaosDrillID(cr.name)
 			runs = append(runs, cr)
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				out, err := c.p.cli(ctx, "duty", "crisis", "open", "--id", cr.id, "--title", "Cluster "+cr.id, "--country", cr.country,
+				out, err := c.p.cli(ctx, "duty", "crisis", "open", "--id", cr.name, "--title", "Cluster "+cr.name, "--country", cr.country,
 					"--type", cr.crisisType, "--severity", "3", "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
 				if err != nil {
 					err = fmt.Errorf("%v: %s", err, strings.TrimSpace(out))
@@ -518,7 +519,7 @@ func (c *clusterRun) inject(ctx context.Context, w *workload, in *injector, rng 
 		// Disbursements in flight: drills opened just before, whose drill
 		// funding the worker asks of funding as it stops.
 		for range 3 {
-			cr := &crisisRun{id: w.newID("GH"), country: "GH", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
+			cr := &crisisRun{name: w.newID("GH"), country: "GH", crisisType: drillTypes[rng.IntN(len(drillTypes))], drill: true}
 			go func() {
 				if err := w.open(ctx, cr); err != nil {
 					cr.mu.Lock()

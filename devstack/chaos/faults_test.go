@@ -156,7 +156,7 @@ func (in *injector) restartNATS(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, in.size.burst)
 	for i := range in.size.burst {
-		c := &crisisRun{id: in.w.newID("BF"), country: "BF", crisisType: drillTypes[i%len(drillTypes)], drill: true}
+		c := &crisisRun{name: in.w.newID("BF"), country: "BF", crisisType: drillTypes[i%len(drillTypes)], drill: true}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

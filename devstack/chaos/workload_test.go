@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // state is a crisis as the gateway answers it, read leniently (field names
@@ -97,8 +99,11 @@ func count(xs []string, x string) int {
 
 // crisisRun is one crisis the workload opened, and what it expects of it.
 type crisisRun struct {
-	id, country, crisisType string
-	drill                   bool
+	// name is the workload's label (newID); id is the crisis's id, known
+	// once it is open: a drill's is its name in duty's drill namespace
+	// (crisis.DrillID), a real crisis's is minted by the platform.
+	name, id, country, crisisType string
+	drill                         bool
 	// start and think: a people-driven crisis opens after start and waits
 	// think between its decisions, so its requests meet the faults.
 	start, think time.Duration
@@ -172,27 +177,78 @@ func (w *workload) getState(ctx context.Context, id string) (state, error) {
 	return st, err
 }
 
-// open opens a crisis with the CLI; a retry after a fault finds it open.
+// open opens a crisis with the CLI; a retry after a fault finds it open: a
+// drill by its id (named by the workload), a real crisis (whose id the
+// platform mints) by its title among the country's crises.
 func (w *workload) open(ctx context.Context, c *crisisRun) error {
-	args := []string{"crisis", "open", "--id", c.id, "--title", "Chaos " + c.id, "--country", c.country, "--type", c.crisisType, "--severity", "3"}
+	title := "Chaos " + c.name
+	args := []string{"crisis", "open", "--title", title, "--country", c.country, "--type", c.crisisType, "--severity", "3"}
 	if c.drill {
-		args = append(args, "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
+		c.id = chaosDrillID(c.name)
+		args = append(args, "--id", c.name, "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
+		w.add(c)
 	}
-	w.add(c)
 	tries := 0
-	return eventually(ctx, 4*time.Minute, "open crisis "+c.id, func() (bool, string) {
+	err := eventually(ctx, 4*time.Minute, "open crisis "+c.name, func() (bool, string) {
 		tries++
 		out, err := w.p.cli(ctx, "duty", args...)
 		if err == nil {
+			if !c.drill {
+				_, rest, _ := strings.Cut(out, "opened crisis ")
+				c.id, _, _ = strings.Cut(rest, " ")
+			}
 			return true, ""
 		}
 		w.retries.Add(1)
-		var m map[string]any // opened before the fault cut the answer?
-		if w.p.api(ctx, "GET", "/v1/crises/"+url.PathEscape(c.id), "auditor", nil, &m) == nil {
+		if c.drill {
+			var m map[string]any // opened before the fault cut the answer?
+			if w.p.api(ctx, "GET", "/v1/crises/"+url.PathEscape(c.id), "auditor", nil, &m) == nil {
+				return true, ""
+			}
+		} else if id := w.findByTitle(ctx, c.country, title); id != "" {
+			c.id = id
 			return true, ""
 		}
 		return false, strings.TrimSpace(out)
 	})
+	if err == nil && !c.drill {
+		w.add(c)
+	}
+	return err
+}
+
+// chaosDrillID is the id of the drill duty (who opens the workload's
+// crises) names name.
+func chaosDrillID(name string) string {
+	id, err := crisis.DrillID("duty", name)
+	if err != nil {
+		panic(err) // newID makes valid names
+	}
+	return id
+}
+
+// findByTitle is the id of the country's crisis with that title ("" when
+// none, or the gateway does not answer).
+func (w *workload) findByTitle(ctx context.Context, country, title string) string {
+	var list struct {
+		Crises []struct {
+			CrisisID string `json:"crisisId"`
+		} `json:"crises"`
+	}
+	if w.p.api(ctx, "GET", "/v1/crises?country="+url.QueryEscape(country), "auditor", nil, &list) != nil {
+		return ""
+	}
+	for _, row := range list.Crises {
+		var m struct {
+			Crisis struct {
+				Title string `json:"title"`
+			} `json:"crisis"`
+		}
+		if w.p.api(ctx, "GET", "/v1/crises/"+url.PathEscape(row.CrisisID), "auditor", nil, &m) == nil && m.Crisis.Title == title {
+			return row.CrisisID
+		}
+	}
+	return ""
 }
 
 // decide takes one decision with the CLI, under one idempotency key however

@@ -211,6 +211,9 @@ func TestComposeMatchesTopology(t *testing.T) {
 			if s.Environment["DEMARCHE_OIDC_ISSUER"] == "" {
 				errorf(svc.Name, "no DEMARCHE_OIDC_ISSUER: the gateway needs the organisation's token issuer")
 			}
+			if s.Environment["DEMARCHE_PUBLIC_URL"] == "" {
+				errorf(svc.Name, "no DEMARCHE_PUBLIC_URL: the gateway answers to that host alone (DNS rebinding)")
+			}
 		}
 		if !slices.Equal(s.Command, wantCmd) {
 			errorf(svc.Name, "command %q, want %q", s.Command, wantCmd)

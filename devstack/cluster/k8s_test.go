@@ -373,6 +373,12 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 			if c.env()["DEMARCHE_OIDC_ISSUER"] == "" {
 				errorf(what, "no DEMARCHE_OIDC_ISSUER: the gateway needs the organisation's token issuer")
 			}
+			// The address people use: the gateway answers to no other host (DNS rebinding).
+			if u := flags["--public-url"]; strings.HasPrefix(u, "https://") {
+				wantFlags["--public-url"] = u
+			} else {
+				errorf(what, "--public-url %q, want the gateway's https address", u)
+			}
 		}
 		if !maps.Equal(flags, wantFlags) {
 			errorf(what, "flags after %q are %v, want %v", base, flags, wantFlags)

@@ -57,8 +57,8 @@ func TestAuditTrail(t *testing.T) {
 		defer svc.Stop()
 	}
 
-	id := "GN-20261127-AUDIT"
-	out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt in Conakry", "--country", "GN",
+	id := drillID(t, "duty", "AUDIT") // a drill, named by its opener
+	out, err := runCLI(t, s, "crisis", "open", "--id", "AUDIT", "--title", "Coup attempt in Conakry", "--country", "GN",
 		"--type", "unconstitutional-change", "--severity", "4", "--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
 	if err != nil {
 		t.Fatalf("crisis open: %v\n%s", err, out)

@@ -65,7 +65,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 			defer s.Stop()
 			tc := temporalClient(t, s)
 			ctx := context.Background()
-			id := "GN-20261128-QUIET"
+			var id string // minted by the platform
 			cli := func(args ...string) string {
 				t.Helper()
 				out, err := runCLI(t, s, args...)
@@ -89,7 +89,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 					return false
 				})
 			}
-			cli("crisis", "open", "--id", id, "--title", secrets[0], "--country", "GN", "--type", "unconstitutional-change", "--severity", "4", "--confidentiality", "confidential")
+			id = openedID(t, cli("crisis", "open", "--title", secrets[0], "--country", "GN", "--type", "unconstitutional-change", "--severity", "4", "--confidentiality", "confidential"))
 			waitPending("triage")
 			cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", secrets[2], "--assessment", secrets[1])
 			waitPending("good-offices")
@@ -291,7 +291,7 @@ func TestCodecKeyRotation(t *testing.T) {
 		}
 		return s
 	}
-	id := "GN-20261128-ROTAT"
+	var id string // minted by the platform
 	ctx := context.Background()
 	pending := func(s *stack.Stack, kind string) {
 		t.Helper()
@@ -319,7 +319,7 @@ func TestCodecKeyRotation(t *testing.T) {
 	}
 
 	s := start(before)
-	cli(s, "crisis", "open", "--id", id, "--title", "Rotation TITLE-R0T8", "--country", "GN", "--type", "unconstitutional-change", "--severity", "4", "--confidentiality", "confidential")
+	id = openedID(t, cli(s, "crisis", "open", "--title", "Rotation TITLE-R0T8", "--country", "GN", "--type", "unconstitutional-change", "--severity", "4", "--confidentiality", "confidential"))
 	pending(s, "triage")
 	cli(s, "crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "before the rotation", "--assessment", "tension")
 	pending(s, "good-offices")

@@ -277,10 +277,11 @@ func TestConsole(t *testing.T) {
 	t.Logf("opened %s", id)
 
 	// A restricted crisis, opened through the API, for confidentiality.
-	quiet := "NE-QUIET-" + fmt.Sprint(time.Now().Unix()%100000)
-	if code, _, raw := dutyAPI.call("POST", "/v1/crises", fmt.Sprintf(`{"crisis": {"id": %q, "title": "Quiet channel to the junta", "countryCode": "NE", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": "CONFIDENTIALITY_RESTRICTED"}}`, quiet)); code != http.StatusCreated {
+	code, opened, raw := dutyAPI.call("POST", "/v1/crises", `{"crisis": {"title": "Quiet channel to the junta", "countryCode": "NE", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": "CONFIDENTIALITY_RESTRICTED"}}`)
+	if code != http.StatusCreated {
 		t.Fatalf("open restricted crisis: %d %s", code, raw)
 	}
+	quiet := openedIDHTTP(t, opened)
 
 	// On the board, the crisis waits in early warning for the duty officer.
 	card := func(stage string) string {

@@ -112,6 +112,7 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.BoolVar(&cfg.TemporalHTTP, "temporal-http", false, "serve the Temporal frontend's HTTP API (loopback only; every call needs an identity's API key, like gRPC)")
 	f.IntVar(&cfg.TemporalHTTPPort, "temporal-http-port", DefaultTemporalHTTPPort, "Temporal frontend HTTP port (with --temporal-http)")
 	f.IntVar(&cfg.HTTPPort, "http-port", DefaultHTTPPort, "HTTP API port (services/gateway)")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "the gateway's address for people when not http://127.0.0.1 or localhost on --http-port (it answers to no other host name: DNS rebinding)")
 	f.IntVar(&cfg.UIPort, "ui-port", DefaultUIPort, "Temporal Web UI port (read-only, for auditors)")
 	f.BoolVar(&cfg.NoUI, "no-ui", false, "do not serve the Temporal Web UI")
 	f.StringSliceVar(&cfg.Without, "without", nil, "services to leave out, run on their own with demarche serve ("+strings.Join(Services, ", ")+")")

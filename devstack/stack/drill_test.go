@@ -61,9 +61,8 @@ func TestDrillsLiveInTheirOwnWorld(t *testing.T) {
 	}
 
 	// A real crisis waits for its envoy appointment.
-	real := "NE-20261127-REAL1"
-	cli("crisis", "open", "--id", real, "--title", "Constitutional standoff", "--country", "NE",
-		"--type", "constitutional-crisis", "--severity", "3")
+	real := openedID(t, cli("crisis", "open", "--title", "Constitutional standoff", "--country", "NE",
+		"--type", "constitutional-crisis", "--severity", "3"))
 	waitPendingKind(t, tc, real, "triage")
 	cli("crisis", "decide", "triage", real, "--as", "duty-officer", "--rationale", "credible", "--assessment", "parliament dissolved")
 	waitPendingKind(t, tc, real, "good-offices")
@@ -72,13 +71,19 @@ func TestDrillsLiveInTheirOwnWorld(t *testing.T) {
 
 	// Six drills, more than the five senior envoys, at once: one slow enough
 	// to hold its envoy while the real crisis appoints the same person.
-	drills := []string{"GN-20261127-DRHLD"}
+	// Drills are named by their opener (duty): ids DRILL-<tag>-<name>.
+	names, countries := []string{"DRHLD"}, []string{"GN"}
 	for i := range 5 {
-		drills = append(drills, fmt.Sprintf("ML-20261127-DR%03d", i))
+		names, countries = append(names, fmt.Sprintf("DR%03d", i)), append(countries, "ML")
+	}
+	var drills []string
+	for _, n := range names {
+		drills = append(drills, drillID(t, "duty", n))
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(drills))
 	for i, id := range drills {
+		name, country := names[i], countries[i]
 		delay := "1s"
 		if i == 0 {
 			delay = "3s"
@@ -86,7 +91,7 @@ func TestDrillsLiveInTheirOwnWorld(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Drill "+id, "--country", id[:2],
+			out, err := runCLI(t, s, "crisis", "open", "--id", name, "--title", "Drill "+name, "--country", country,
 				"--type", "constitutional-crisis", "--severity", "3", "--drill", "--drill-delay", delay, "--drill-time-scale", "0.000001")
 			if err != nil {
 				errs <- fmt.Errorf("open drill %s: %v\n%s", id, err, out)

@@ -222,26 +222,35 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	if !strings.Contains(score, "crisis: "+second+", episode 2") || !strings.Contains(score, "previous episode "+first) {
 		t.Fatalf("score:\n%s", score)
 	}
+	// The analyst (public clearance) reads the score, not the restricted
+	// episodes it names; the duty officer (cleared) reads both.
 	api := apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("analyst"))}
 	code, body, raw := api.call("GET", "/v1/situations/SN/election-violence/history", "")
-	if code != 200 || body["history"] == nil {
-		t.Fatalf("score history: %d %s", code, raw)
+	if code != 200 || body["history"] == nil || strings.Contains(raw, first) || strings.Contains(raw, second) {
+		t.Fatalf("score history for the analyst: %d %s", code, raw)
+	}
+	dutyAPI := apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("duty"))}
+	if code, _, raw := dutyAPI.call("GET", "/v1/situations/SN/election-violence/history", ""); code != 200 || !strings.Contains(raw, second) || !strings.Contains(raw, first) {
+		t.Fatalf("score history for the duty officer: %d %s", code, raw)
 	}
 
 	// The console: the situation's chart marks both crossings and links the
-	// episodes; the second crisis's page links the first.
-	page := consolePage(t, s, "analyst", "/console/situations/SN-election-violence")
+	// episodes the user may see; the second crisis's page links the first.
+	page := consolePage(t, s, "duty", "/console/situations/SN-election-violence")
 	if !strings.Contains(page, `<svg id="situation-chart"`) || strings.Count(page, `class="crossing"`) != 2 ||
 		!strings.Contains(page, second) || !strings.Contains(page, first) {
 		t.Fatalf("situation page:\n%s", page)
+	}
+	if page := consolePage(t, s, "analyst", "/console/situations/SN-election-violence"); strings.Count(page, `class="crossing"`) != 2 ||
+		strings.Contains(page, second) || strings.Contains(page, first) {
+		t.Fatalf("situation page for the analyst names restricted episodes:\n%s", page)
 	}
 	if page := consolePage(t, s, "duty", "/console/crises/"+second); !strings.Contains(page, `id="previous-episode">`+first) {
 		t.Fatalf("the crisis page does not link the previous episode %s", first)
 	}
 
 	// A manually opened crisis of the same type: the crossing attaches to it.
-	manual := "ML-20261128-MANUL"
-	cli("crisis", "open", "--id", manual, "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3")
+	manual := openedID(t, cli("crisis", "open", "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3"))
 	waitFor(t, func() bool {
 		rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML", CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, OpenOnly: true}, 0)
 		return err == nil && len(rows) == 1

@@ -57,10 +57,12 @@ func TestForgeriesOnTheStack(t *testing.T) {
 	defer wnc.Close()
 	wjs, _ := jetstream.New(wnc)
 	pub := eventbus.NewPublisher(wjs, crisis.EventSource)
-	const id, other = "GN-20261128-FORGE", "GN-20261128-OTHER"
-	if out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt", "--country", "GN", "--type", "unconstitutional-change", "--severity", "3"); err != nil {
+	const other = "GN-20261128-OTHER"
+	out, err := runCLI(t, s, "crisis", "open", "--title", "Coup attempt", "--country", "GN", "--type", "unconstitutional-change", "--severity", "3")
+	if err != nil {
 		t.Fatalf("crisis open: %v\n%s", err, out)
 	}
+	id := openedID(t, out)
 	route := eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "GN", CrisisID: id}
 	origin := eventbus.Origin{WorkflowID: crisis.WorkflowID(id), RunID: "run-1", HistoryEventID: 7}
 	closed := func(eid string) eventbus.Event {
@@ -89,7 +91,7 @@ func TestForgeriesOnTheStack(t *testing.T) {
 		}
 	}
 
-	out, err := runCLI(t, s, "audit", "verify", "--crisis", id, "--as", "auditor-ada")
+	out, err = runCLI(t, s, "audit", "verify", "--crisis", id, "--as", "auditor-ada")
 	if err != nil || !strings.Contains(out, "chain crisis."+id+" verifies") {
 		t.Fatalf("audit verify: %v\n%s", err, out)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -55,16 +56,22 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatalf("bad input started something: %d %v", code, out)
 	}
 
-	code, out = call("POST", "/v1/crises", "duty", `{"crisis": {"id": "ML-20261127-HTTP1", "title": "Clashes in Mopti", "countryCode": "ML", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`)
+	code, out = call("POST", "/v1/crises", "duty", `{"crisis": {"title": "Clashes in Mopti", "countryCode": "ML", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`)
 	if code != http.StatusCreated || out["playbook"] != "intercommunal-violence" {
 		t.Fatalf("open: %d %v", code, out)
 	}
-	if code, out := call("POST", "/v1/crises", "duty", `{"crisis": {"id": "ML-20261127-HTTP1", "title": "again", "countryCode": "ML", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`); code != http.StatusConflict {
-		t.Fatalf("opening the same crisis twice: %d %v", code, out)
+	// The platform minted the id; a real crisis with a chosen id (its own
+	// included) is refused, naming the field, whoever holds that id.
+	id := out["crisis"].(map[string]any)["id"].(string)
+	if !regexp.MustCompile(`^ML-\d{8}-[A-Z2-7]{5}$`).MatchString(id) {
+		t.Fatalf("minted id %q is not of the form ML-YYYYMMDD-XXXXX", id)
+	}
+	if code, out := call("POST", "/v1/crises", "duty", `{"crisis": {"id": "`+id+`", "title": "again", "countryCode": "ML", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["fields"]), "crisis.id") {
+		t.Fatalf("opening a real crisis with a chosen id: %d %v", code, out)
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		code, out = call("POST", "/v1/crises/ML-20261127-HTTP1/decisions", "duty", `{"rationale": "confirmed by OCHA", "triage": {"assessment": "credible"}}`)
+		code, out = call("POST", "/v1/crises/"+id+"/decisions", "duty", `{"rationale": "confirmed by OCHA", "triage": {"assessment": "credible"}}`)
 		if code == http.StatusOK || time.Now().After(deadline) {
 			break
 		}
@@ -73,12 +80,12 @@ func TestHTTPAPI(t *testing.T) {
 	if code != http.StatusOK || out["principal"] != "duty" || out["kind"] != "triage" {
 		t.Fatalf("decision: %d %v", code, out)
 	}
-	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/decisions", "duty", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`); code != http.StatusUnprocessableEntity || !strings.Contains(out["error"].(string), "rule closure-last") {
+	if code, out := call("POST", "/v1/crises/"+id+"/decisions", "duty", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`); code != http.StatusUnprocessableEntity || !strings.Contains(out["error"].(string), "rule closure-last") {
 		t.Fatalf("premature closure: %d %v", code, out)
 	}
 	// A decision without an Idempotency-Key gets a UUID v7 request id; one with a key is named by it.
 	for key, want := range map[string]string{"": "", "key-1": "key-1"} {
-		req, _ := http.NewRequest("POST", api+"/v1/crises/ML-20261127-HTTP1/decisions", strings.NewReader(`{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`))
+		req, _ := http.NewRequest("POST", api+"/v1/crises/"+id+"/decisions", strings.NewReader(`{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`))
 		req.Header.Set("Authorization", "Bearer "+tokens["duty"])
 		if key != "" {
 			req.Header.Set("Idempotency-Key", key)
@@ -99,7 +106,7 @@ func TestHTTPAPI(t *testing.T) {
 	// Operator controls: an invalid one is refused naming the rule or the
 	// field, and leaves no trace in the history; a valid one answers the state.
 	tc := temporalClient(t, s)
-	before := historyLength(t, tc, "ML-20261127-HTTP1")
+	before := historyLength(t, tc, id)
 	for _, c := range []struct {
 		path, body, says string
 		code             int
@@ -110,18 +117,18 @@ func TestHTTPAPI(t *testing.T) {
 		{"/controls/de-escalate", `{"reason": ""}`, "reason", http.StatusBadRequest},
 		{"/controls/promote", `{}`, "no control", http.StatusNotFound},
 	} {
-		code, out := call("POST", "/v1/crises/ML-20261127-HTTP1"+c.path, "duty", c.body)
+		code, out := call("POST", "/v1/crises/"+id+c.path, "duty", c.body)
 		if code != c.code || !strings.Contains(fmt.Sprint(out), c.says) {
 			t.Errorf("%s %s: %d %v, want %d saying %q", c.path, c.body, code, out, c.code, c.says)
 		}
 	}
-	if after := historyLength(t, tc, "ML-20261127-HTTP1"); after != before {
+	if after := historyLength(t, tc, id); after != before {
 		t.Fatalf("refused controls changed the history: %d -> %d events", before, after)
 	}
-	if code, out := call("POST", "/v1/crises/ML-20261127-HTTP1/controls/escalate", "duty", `{"reason": "clashes spreading"}`); code != http.StatusOK || out["crisis"].(map[string]any)["severity"] != float64(4) {
+	if code, out := call("POST", "/v1/crises/"+id+"/controls/escalate", "duty", `{"reason": "clashes spreading"}`); code != http.StatusOK || out["crisis"].(map[string]any)["severity"] != float64(4) {
 		t.Fatalf("escalate: %d %v", code, out)
 	}
-	if code, out := call("GET", "/v1/crises/ML-20261127-HTTP1", "duty", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
+	if code, out := call("GET", "/v1/crises/"+id, "duty", ""); code != http.StatusOK || len(out["decisions"].([]any)) != 1 {
 		t.Fatalf("state: %d %v", code, out)
 	}
 	if code, _ := call("GET", "/v1/crises/NOPE-1234", "duty", ""); code != http.StatusNotFound {

@@ -19,7 +19,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	defer s.Stop()
 	tc := temporalClient(t, s)
 	ctx := context.Background()
-	id := "NE-20261127-HUMAN"
+	var id string // minted by the platform when the crisis opens
 	cli := func(args ...string) string {
 		t.Helper()
 		out, err := runCLI(t, s, args...)
@@ -45,8 +45,8 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		})
 	}
 
-	cli("crisis", "open", "--id", id, "--title", "Constitutional standoff in Niamey", "--country", "NE",
-		"--type", "constitutional-crisis", "--severity", "3", "--first-signal-at", time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339))
+	id = openedID(t, cli("crisis", "open", "--title", "Constitutional standoff in Niamey", "--country", "NE",
+		"--type", "constitutional-crisis", "--severity", "3", "--first-signal-at", time.Now().Add(-2*time.Hour).UTC().Format(time.RFC3339)))
 	waitPending("triage")
 	cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "credible reports", "--assessment", "parliament dissolved")
 	cli("crisis", "partner-role", id, "--partner", "ECOWAS", "--role", "lead", "--as", "liaison")
@@ -102,8 +102,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	}
 	// An expert booked elsewhere is refused by the roster, and nothing is recorded.
 	// (Bookings come only from decisions: the other crisis appoints her.)
-	const other = "NE-20261127-OTHER"
-	cli("crisis", "open", "--id", other, "--title", "Another crisis", "--country", "NE", "--type", "general", "--severity", "2")
+	other := openedID(t, cli("crisis", "open", "--title", "Another crisis", "--country", "NE", "--type", "general", "--severity", "2"))
 	for _, stage := range []string{"warning", "good-offices", "fact-finding"} {
 		cli("crisis", "skip-stage", other, "--stage", stage, "--as", "duty-officer", "--reason", "straight to an envoy")
 	}
@@ -121,7 +120,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	})
 	cli("crisis", "decide", "appoint-envoy", other, "--as", "head", "--rationale", "available", "--envoy", "env-nadia-haddad", "--standby-team", "sb-omar-farouk")
 	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "x", "--envoy", "env-nadia-haddad", "--standby-team", "sb-fatou-sow"); err == nil ||
-		!strings.Contains(err.Error(), "already assigned to crisis NE-20261127-OTHER") {
+		!strings.Contains(err.Error(), "already assigned to crisis "+other) {
 		t.Fatalf("appointing a booked envoy: %v", err)
 	}
 	cli("crisis", "decide", "appoint-envoy", id, "--as", "head", "--rationale", "regional standing", "--envoy", "env-amara-diallo", "--standby-team", "sb-fatou-sow,sb-grace-okafor")

@@ -57,13 +57,14 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 		}
 		return out
 	}
-	open := `{"crisis": {"id": "ML-20261128-OAPI1", "title": "Clashes in Mopti", "countryCode": "ML", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "severity": 3, "confidentiality": "CONFIDENTIALITY_RESTRICTED"}}`
-	check(duty, "POST", "/v1/crises", "/v1/crises", open, http.StatusCreated)
+	open := `{"crisis": {"title": "Clashes in Mopti", "countryCode": "ML", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "severity": 3, "confidentiality": "CONFIDENTIALITY_RESTRICTED"}}`
+	opened := check(duty, "POST", "/v1/crises", "/v1/crises", open, http.StatusCreated)
+	id, _ := opened["crisis"].(map[string]any)["id"].(string) // minted by the platform
 	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"severity": 9}}`, http.StatusBadRequest)
 	check(duty, "GET", "/v1/whoami", "/v1/whoami", "", http.StatusOK)
 	check(duty, "GET", "/v1/crises", "/v1/crises", "", http.StatusOK)
 	// One JSON style: enums as short values, durations as strings, times in RFC 3339.
-	got := check(duty, "GET", "/v1/crises/ML-20261128-OAPI1", "/v1/crises/{id}", "", http.StatusOK)
+	got := check(duty, "GET", "/v1/crises/"+id, "/v1/crises/{id}", "", http.StatusOK)
 	c, _ := got["crisis"].(map[string]any)
 	if c["confidentiality"] != "restricted" || c["crisisType"] != "intercommunal-violence" || c["region"] != "africa" || got["currentStage"] != "warning" {
 		t.Errorf("enums are not short readable values: %v", got)
@@ -72,22 +73,22 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 		t.Errorf("openedAt is not RFC 3339: %v", c["openedAt"])
 	}
 	// Bodies take the short values as well as the full names.
-	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"id": "ML-20261128-OAPI2", "title": "Short values", "countryCode": "ML", "crisisType": "intercommunal-violence", "severity": 2, "confidentiality": "public"}}`, http.StatusCreated)
+	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"title": "Short values", "countryCode": "ML", "crisisType": "intercommunal-violence", "severity": 2, "confidentiality": "public"}}`, http.StatusCreated)
 	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"title": "x", "countryCode": "ML", "crisisType": "riot", "severity": 2}}`, http.StatusBadRequest)
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "ECOWAS mediates", "share": ["ECOWAS"]}`, http.StatusOK)
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "again", "share": ["ECOWAS"]}`, http.StatusUnprocessableEntity)
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/sharing", "/v1/crises/{id}/sharing", `{"reason": "who?", "share": ["NOPE"]}`, http.StatusBadRequest)
+	check(duty, "POST", "/v1/crises/"+id+"/sharing", "/v1/crises/{id}/sharing", `{"reason": "ECOWAS mediates", "share": ["ECOWAS"]}`, http.StatusOK)
+	check(duty, "POST", "/v1/crises/"+id+"/sharing", "/v1/crises/{id}/sharing", `{"reason": "again", "share": ["ECOWAS"]}`, http.StatusUnprocessableEntity)
+	check(duty, "POST", "/v1/crises/"+id+"/sharing", "/v1/crises/{id}/sharing", `{"reason": "who?", "share": ["NOPE"]}`, http.StatusBadRequest)
 	check(duty, "GET", "/v1/crises/NOPE-123", "/v1/crises/{id}", "", http.StatusNotFound)
-	waitPendingHTTP(t, duty, "ML-20261128-OAPI1", "triage")
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "triage": {"assessment": "credible"}}`, http.StatusOK)
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`, http.StatusUnprocessableEntity)
-	check(duty, "POST", "/v1/crises/ML-20261128-OAPI1/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "spreading"}`, http.StatusOK)
-	check(auditor, "POST", "/v1/crises/ML-20261128-OAPI1/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "x"}`, http.StatusForbidden)
+	waitPendingHTTP(t, duty, id, "triage")
+	check(duty, "POST", "/v1/crises/"+id+"/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "triage": {"assessment": "credible"}}`, http.StatusOK)
+	check(duty, "POST", "/v1/crises/"+id+"/decisions", "/v1/crises/{id}/decisions", `{"rationale": "x", "closure": {"outcome": "OUTCOME_AVERTED", "lessons": ["l"]}}`, http.StatusUnprocessableEntity)
+	check(duty, "POST", "/v1/crises/"+id+"/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "spreading"}`, http.StatusOK)
+	check(auditor, "POST", "/v1/crises/"+id+"/controls/escalate", "/v1/crises/{id}/controls/{control}", `{"reason": "x"}`, http.StatusForbidden)
 	check(duty, "POST", "/v1/signals", "/v1/signals", `{"signals": [{"sourceId": "EW-9", "countryCode": "SN", "crisisType": "CRISIS_TYPE_ELECTION_VIOLENCE", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "clashes"}]}`, http.StatusOK)
 	check(duty, "GET", "/v1/situations/SN/election-violence", "/v1/situations/{country}/{type}", "", http.StatusOK)
 	check(duty, "POST", "/v1/roster/search", "/v1/roster/search", `{}`, http.StatusOK)
 	check(auditor, "POST", "/v1/funding/balance", "/v1/funding/balance", `{}`, http.StatusOK)
-	check(auditor, "POST", "/v1/audit/chain", "/v1/audit/chain", `{"crisisId": "ML-20261128-OAPI1"}`, http.StatusOK)
+	check(auditor, "POST", "/v1/audit/chain", "/v1/audit/chain", `{"crisisId": "`+id+`"}`, http.StatusOK)
 	check(duty, "GET", "/v1/schemas/demarche.v1.StageEntered", "/v1/schemas/{name}", "", http.StatusOK)
 	check(apiCaller{t: t, url: s.APIURL()}, "GET", "/v1/crises", "/v1/crises", "", http.StatusUnauthorized)
 }

@@ -60,21 +60,15 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 		}
 		return out
 	}
-	open := func(id string) {
-		cli("crisis", "open", "--id", id, "--title", "Standoff", "--country", "NE", "--type", "constitutional-crisis", "--severity", "3")
+	open := func() string {
+		id := openedID(t, cli("crisis", "open", "--title", "Standoff", "--country", "NE", "--type", "constitutional-crisis", "--severity", "3"))
 		waitFor(t, func() bool {
 			st, err := crisis.State(ctx, tc, id)
 			return err == nil && len(st.GetPendingDecisions()) > 0
 		})
+		return id
 	}
-	const (
-		terminated = "NE-20261128-TERM1"
-		cancelled  = "NE-20261128-CANC1"
-		reset      = "NE-20261128-RSET1"
-	)
-	for _, id := range []string{terminated, cancelled, reset} {
-		open(id)
-	}
+	terminated, cancelled, reset := open(), open(), open()
 	// An intruder with the SDK (the temporal CLI does the same calls).
 	intruder, err := client.NewClientFromExisting(tc, client.Options{Identity: "mallory@ops-laptop", Namespace: s.Namespace()})
 	if err != nil {
@@ -165,7 +159,7 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 				t.Errorf("audit replay %s: want an outside entry %q\n%s", c.id, c.says, out)
 			}
 			if c.id == reset {
-				afterReset(t, s, tc, chain.GetRecords(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
+				afterReset(t, s, tc, reset, chain.GetRecords(), desc.GetWorkflowExecutionInfo().GetExecution().GetRunId())
 			}
 		})
 	}
@@ -175,9 +169,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 // event ids, so the chain holds both runs' events, each record naming its
 // run; the replaced run's records stay. A record missing or forged after the
 // reset is still reported by reconcile.
-func afterReset(t *testing.T, s *stack.Stack, tc client.Client, records []*demarchev1.AuditRecord, oldRun string) {
+func afterReset(t *testing.T, s *stack.Stack, tc client.Client, id string, records []*demarchev1.AuditRecord, oldRun string) {
 	ctx := context.Background()
-	const id = "NE-20261128-RSET1"
 	d, err := tc.DescribeWorkflowExecution(ctx, crisis.WorkflowID(id), "")
 	if err != nil {
 		t.Fatal(err)

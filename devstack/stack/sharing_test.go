@@ -34,10 +34,11 @@ func TestSharingChangesDuringACrisis(t *testing.T) {
 		return apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile(name))}
 	}
 	duty, ecowas, analyst, admin := as("duty"), as("ecowas"), as("analyst"), as("admin")
-	const id = "NE-20261128-SHARE"
-	if code, _, raw := duty.call("POST", "/v1/crises", `{"crisis": {"id": "`+id+`", "title": "Quiet talks with the junta", "countryCode": "NE", "crisisType": "unconstitutional-change", "severity": 3, "confidentiality": "restricted"}}`); code != http.StatusCreated {
+	code, opened, raw := duty.call("POST", "/v1/crises", `{"crisis": {"title": "Quiet talks with the junta", "countryCode": "NE", "crisisType": "unconstitutional-change", "severity": 3, "confidentiality": "restricted"}}`)
+	if code != http.StatusCreated {
 		t.Fatalf("open: %d %s", code, raw)
 	}
+	id := openedIDHTTP(t, opened)
 	sees := func(c apiCaller) (read int, listed bool) {
 		read, _, _ = c.call("GET", "/v1/crises/"+id, "")
 		_, out, _ := c.call("GET", "/v1/crises", "")

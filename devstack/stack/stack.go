@@ -61,7 +61,10 @@ type Config struct {
 	// TemporalLogLevel is the embedded Temporal server's log level (default warn).
 	TemporalLogLevel string
 	// HTTPPort serves the HTTP API (0: a free port).
-	HTTPPort     int
+	HTTPPort int
+	// PublicURL is the gateway's address for people when it is not
+	// 127.0.0.1/localhost on HTTPPort (gateway.Config.PublicURL).
+	PublicURL    string
 	HTTPPortFlag string
 	// UIPort serves the Temporal Web UI (0: a free port); NoUI turns it off.
 	UIPort     int
@@ -377,7 +380,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
 		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier(),
-		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins}, log)
+		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins, PublicURL: cfg.PublicURL}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -122,6 +122,27 @@ func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// openedID is the crisis id `crisis open` answered: the platform mints it.
+func openedID(t *testing.T, out string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(out, "opened crisis ")
+	id, _, _ := strings.Cut(rest, " ")
+	if !ok || id == "" {
+		t.Fatalf("crisis open answered no crisis id:\n%s", out)
+	}
+	return id
+}
+
+// drillID is the id of the drill opener names name (crisis open --drill --id name).
+func drillID(t *testing.T, opener, name string) string {
+	t.Helper()
+	id, err := crisis.DrillID(opener, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
 // testToken is a token for a test principal with every operator role.
 func testToken(t *testing.T, s *stack.Stack, subject string, roles ...string) string {
 	t.Helper()
@@ -196,7 +217,7 @@ func TestPlatform(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer nc.Close()
-		id := "GN-20261127-E2E01"
+		id := drillID(t, "duty", "E2E01") // a drill: named by its opener, in the opener's own namespace
 		sub, err := nc.SubscribeSync(eventbus.CrisisEvents(id))
 		if err != nil {
 			t.Fatal(err)
@@ -204,7 +225,7 @@ func TestPlatform(t *testing.T) {
 		if err := nc.Flush(); err != nil { // the server has the subscription before anything is published
 			t.Fatal(err)
 		}
-		out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Coup attempt in Conakry", "--country", "GN",
+		out, err := runCLI(t, s, "crisis", "open", "--id", "E2E01", "--title", "Coup attempt in Conakry", "--country", "GN",
 			"--type", "unconstitutional-change", "--severity", "4", "--playbook", "general",
 			"--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")
 		if err != nil || !strings.Contains(out, "opened crisis "+id) {
@@ -334,10 +355,11 @@ func TestPlatform(t *testing.T) {
 
 	t.Run("a crisis in parallel stages is listed under each", func(t *testing.T) {
 		ctx := context.Background()
-		id := "KE-20261127-PARAL"
-		if out, err := runCLI(t, s, "crisis", "open", "--id", id, "--title", "Disputed count", "--country", "KE", "--type", "election-violence", "--severity", "3"); err != nil {
+		out, err := runCLI(t, s, "crisis", "open", "--title", "Disputed count", "--country", "KE", "--type", "election-violence", "--severity", "3")
+		if err != nil {
 			t.Fatalf("open: %v\n%s", err, out)
 		}
+		id := openedID(t, out)
 		waitFor(t, func() bool {
 			st, err := crisis.State(ctx, tc, id)
 			return err == nil && len(st.GetPendingDecisions()) > 0

@@ -113,8 +113,9 @@ func TestExampleSubscriberFollowsARegion(t *testing.T) {
 	cmd := run.start(t, bin, args...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
-	id, other := "GN-20261127-SUB01", "FR-20261127-SUB02"
-	for _, c := range []struct{ id, country string }{{id, "GN"}, {other, "FR"}} {
+	// Drills, named by their opener (ids in the opener's own namespace).
+	id, other := drillID(t, "duty", "SUB01"), drillID(t, "duty", "SUB02")
+	for _, c := range []struct{ id, country string }{{"SUB01", "GN"}, {"SUB02", "FR"}} {
 		out, err := runCLI(t, s, "crisis", "open", "--id", c.id, "--title", "Subscriber drill", "--country", c.country,
 			"--type", "unconstitutional-change", "--severity", "3", "--playbook", "general",
 			"--drill", "--drill-delay", "1s", "--drill-time-scale", "0.000001")

@@ -39,6 +39,10 @@ func (c apiCaller) call(method, path, body string, header ...string) (int, map[s
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	for i := 0; i+1 < len(header); i += 2 {
+		if strings.EqualFold(header[i], "Host") {
+			req.Host = header[i+1]
+			continue
+		}
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -77,16 +81,19 @@ func TestTrust(t *testing.T) {
 	alice := as("alice", authn.Claims{Roles: []string{"desk-officer", "funding-officer", "duty-officer", "head-of-department", "mediation-support"}, Clearance: "restricted"})
 	bob := as("bob", authn.Claims{Roles: []string{"funding-officer"}, Clearance: "restricted"})
 
-	open := func(c apiCaller, id, conf, shared string) {
+	// open opens a crisis and answers its id (minted by the platform).
+	open := func(c apiCaller, conf, shared string) string {
 		t.Helper()
-		body := fmt.Sprintf(`{"crisis": {"id": %q, "title": "Trust test", "countryCode": "NE", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": %q, "sharedWith": [%s]}}`, id, conf, shared)
-		if code, _, raw := c.call("POST", "/v1/crises", body); code != http.StatusCreated {
-			t.Fatalf("open %s: %d %s", id, code, raw)
+		body := fmt.Sprintf(`{"crisis": {"title": "Trust test", "countryCode": "NE", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": %q, "sharedWith": [%s]}}`, conf, shared)
+		code, out, raw := c.call("POST", "/v1/crises", body)
+		if code != http.StatusCreated {
+			t.Fatalf("open %s: %d %s", conf, code, raw)
 		}
+		return openedIDHTTP(t, out)
 	}
-	open(duty, "NE-TRUST-PUBLIC", "CONFIDENTIALITY_PUBLIC", "")
-	open(duty, "NE-TRUST-SHARED", "CONFIDENTIALITY_RESTRICTED", `"ECOWAS"`)
-	open(duty, "NE-TRUST-QUIET", "CONFIDENTIALITY_CONFIDENTIAL", "")
+	public := open(duty, "CONFIDENTIALITY_PUBLIC", "")
+	shared := open(duty, "CONFIDENTIALITY_RESTRICTED", `"ECOWAS"`)
+	quiet := open(duty, "CONFIDENTIALITY_CONFIDENTIAL", "")
 
 	t.Run("matrix", func(t *testing.T) {
 		// Each demo identity against each route (and each control): allowed
@@ -103,7 +110,7 @@ func TestTrust(t *testing.T) {
 		}
 		var rows []row
 		for _, rt := range gateway.Routes() {
-			path := strings.NewReplacer("{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general", "{namespace}", s.Namespace()).Replace(rt.Pattern)
+			path := strings.NewReplacer("{id}", public, "{country}", "NE", "{type}", "general", "{namespace}", s.Namespace()).Replace(rt.Pattern)
 			switch rt.Pattern {
 			case "/v1/crises/{id}/controls/{control}":
 				for _, ctl := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn} {
@@ -158,6 +165,10 @@ func TestTrust(t *testing.T) {
 					t.Errorf("%s %s with %s: %d, want 401", r.method, r.path, name, code)
 				}
 			}
+			// Another host name (DNS rebinding): 421 before the route, whoever asks.
+			if code, _, raw := duty.call(r.method, r.path, r.body, "Host", "evil.example", "Origin", "http://evil.example"); code != http.StatusMisdirectedRequest {
+				t.Errorf("%s %s with Host evil.example: %d, want 421: %s", r.method, r.path, code, raw)
+			}
 		}
 	})
 
@@ -196,14 +207,14 @@ func TestTrust(t *testing.T) {
 			if rt.Public || rt.Method != "GET" {
 				continue
 			}
-			path := strings.NewReplacer("{$}", "", "{id}", "NE-TRUST-PUBLIC", "{country}", "NE", "{type}", "general", "{key}", "NE-general").Replace(rt.Pattern)
+			path := strings.NewReplacer("{$}", "", "{id}", public, "{country}", "NE", "{type}", "general", "{key}", "NE-general").Replace(rt.Pattern)
 			for _, id := range authn.DevIdentities {
 				var roles []demarchev1.Role
 				for _, r := range id.Roles {
 					role, _ := demarchev1.ParseRole(r)
 					roles = append(roles, role)
 				}
-				if id.Subject == "ecowas" && path == "/console/crises/NE-TRUST-PUBLIC" {
+				if id.Subject == "ecowas" && path == "/console/crises/"+public {
 					continue // not shared with ECOWAS: 404, pinned under confidentiality
 				}
 				code, body := get(path, readToken(t, s.TokenFile(id.Subject)))
@@ -230,7 +241,7 @@ func TestTrust(t *testing.T) {
 	})
 
 	t.Run("abuse", func(t *testing.T) {
-		open(duty, "NE-TRUST-ABUSE", "CONFIDENTIALITY_PUBLIC", "")
+		abuse := open(duty, "CONFIDENTIALITY_PUBLIC", "")
 		// A caller cannot supply the playbook or the drill policy.
 		for _, body := range []string{
 			`{"crisis": {"title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}, "playbook": {"name": "general", "phases": []}}`,
@@ -246,11 +257,11 @@ func TestTrust(t *testing.T) {
 			t.Errorf("a drill by a non-drill coordinator: %d %s", code, raw)
 		}
 		// The principal is the credential's: a header is ignored, a body naming another is refused.
-		if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", `{"principal": "bob", "rationale": "x", "triage": {"assessment": "x"}}`); code != http.StatusBadRequest || !strings.Contains(raw, "principal") {
+		if code, _, raw := alice.call("POST", "/v1/crises/"+abuse+"/decisions", `{"principal": "bob", "rationale": "x", "triage": {"assessment": "x"}}`); code != http.StatusBadRequest || !strings.Contains(raw, "principal") {
 			t.Errorf("a body naming another principal: %d %s", code, raw)
 		}
-		waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", "triage")
-		if code, out, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", `{"rationale": "credible", "triage": {"assessment": "x"}}`, "X-Demarche-Principal", "bob"); code != http.StatusOK || out["principal"] != "alice" {
+		waitPendingHTTP(t, duty, abuse, "triage")
+		if code, out, raw := alice.call("POST", "/v1/crises/"+abuse+"/decisions", `{"rationale": "credible", "triage": {"assessment": "x"}}`, "X-Demarche-Principal", "bob"); code != http.StatusOK || out["principal"] != "alice" {
 			t.Fatalf("triage as alice with a bob header: %d %s", code, raw)
 		}
 		// Walk to funding and try self-approval through one client.
@@ -260,20 +271,20 @@ func TestTrust(t *testing.T) {
 			{"standby-team-deployed", `{"rationale": "x", "standbyTeamDeployed": {"location": "Niamey"}}`},
 			{"funding-request", `{"rationale": "x", "fundingRequest": {"requestId": "FR-1", "fund": "flexible-financing", "amountUsd": 999000, "purpose": "x"}}`},
 		} {
-			waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", d.kind)
-			if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", d.body); code != http.StatusOK {
+			waitPendingHTTP(t, duty, abuse, d.kind)
+			if code, _, raw := alice.call("POST", "/v1/crises/"+abuse+"/decisions", d.body); code != http.StatusOK {
 				t.Fatalf("%s: %d %s", d.kind, code, raw)
 			}
 		}
-		waitPendingHTTP(t, duty, "NE-TRUST-ABUSE", "funding-decision")
+		waitPendingHTTP(t, duty, abuse, "funding-decision")
 		approve := `{"rationale": "x", "fundingDecision": {"requestId": "FR-1", "approve": true}}`
-		if code, _, raw := alice.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve, "X-Demarche-Principal", "bob"); code != http.StatusUnprocessableEntity || !strings.Contains(raw, "rule four-eyes") {
+		if code, _, raw := alice.call("POST", "/v1/crises/"+abuse+"/decisions", approve, "X-Demarche-Principal", "bob"); code != http.StatusUnprocessableEntity || !strings.Contains(raw, "rule four-eyes") {
 			t.Fatalf("self-approval through one client: %d %s", code, raw)
 		}
-		if code, _, raw := analyst.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve); code != http.StatusForbidden {
+		if code, _, raw := analyst.call("POST", "/v1/crises/"+abuse+"/decisions", approve); code != http.StatusForbidden {
 			t.Fatalf("approval by an analyst: %d %s", code, raw)
 		}
-		if code, out, raw := bob.call("POST", "/v1/crises/NE-TRUST-ABUSE/decisions", approve); code != http.StatusOK || out["principal"] != "bob" {
+		if code, out, raw := bob.call("POST", "/v1/crises/"+abuse+"/decisions", approve); code != http.StatusOK || out["principal"] != "bob" {
 			t.Fatalf("approval by bob: %d %s", code, raw)
 		}
 	})
@@ -291,13 +302,13 @@ func TestTrust(t *testing.T) {
 			}
 			return strings.Join(got, " ")
 		}
-		if got := ids(analyst); strings.Contains(got, "SHARED") || strings.Contains(got, "QUIET") || !strings.Contains(got, "NE-TRUST-PUBLIC") {
+		if got := ids(analyst); strings.Contains(got, shared) || strings.Contains(got, quiet) || !strings.Contains(got, public) {
 			t.Errorf("analyst (public clearance) lists %q", got)
 		}
-		if got := ids(ecowas); got != "NE-TRUST-SHARED" {
+		if got := ids(ecowas); got != shared {
 			t.Errorf("ECOWAS lists %q, want only the crisis shared with it", got)
 		}
-		if got := ids(alice); !strings.Contains(got, "SHARED") || strings.Contains(got, "QUIET") {
+		if got := ids(alice); !strings.Contains(got, shared) || strings.Contains(got, quiet) {
 			t.Errorf("alice (restricted clearance) lists %q", got)
 		}
 		_, _, missing := analyst.call("GET", "/v1/crises/NE-NO-SUCH-CRISIS", "")
@@ -305,7 +316,7 @@ func TestTrust(t *testing.T) {
 			who  apiCaller
 			name string
 			id   string
-		}{{analyst, "analyst", "NE-TRUST-SHARED"}, {ecowas, "ecowas", "NE-TRUST-QUIET"}, {alice, "alice", "NE-TRUST-QUIET"}} {
+		}{{analyst, "analyst", shared}, {ecowas, "ecowas", quiet}, {alice, "alice", quiet}} {
 			code, _, raw := c.who.call("GET", "/v1/crises/"+c.id, "")
 			if code != http.StatusNotFound || strings.Replace(raw, c.id, "NE-NO-SUCH-CRISIS", 1) != missing {
 				t.Errorf("%s reads %s: %d %s; want the same 404 as a crisis that does not exist (%s)", c.name, c.id, code, raw, missing)
@@ -314,7 +325,15 @@ func TestTrust(t *testing.T) {
 				t.Errorf("%s warns on %s it may not see: %d", c.name, c.id, code)
 			}
 		}
-		if code, _, raw := ecowas.call("GET", "/v1/crises/NE-TRUST-SHARED", ""); code != http.StatusOK {
+		// Opening a crisis under a hidden crisis's id answers as under an id
+		// nobody holds: real crises' ids are minted, never chosen.
+		probe := `{"crisis": {"id": "%s", "title": "x", "countryCode": "NE", "crisisType": "CRISIS_TYPE_GENERAL", "severity": 2, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`
+		c1, _, r1 := alice.call("POST", "/v1/crises", fmt.Sprintf(probe, quiet))
+		c2, _, r2 := alice.call("POST", "/v1/crises", fmt.Sprintf(probe, "NE-20000101-NOONE"))
+		if c1 != http.StatusBadRequest || c1 != c2 || strings.ReplaceAll(r1, quiet, "NE-20000101-NOONE") != r2 {
+			t.Errorf("POST /v1/crises with a hidden id: %d %s; with an unused one: %d %s", c1, r1, c2, r2)
+		}
+		if code, _, raw := ecowas.call("GET", "/v1/crises/"+shared, ""); code != http.StatusOK {
 			t.Fatalf("ECOWAS reads the crisis shared with it: %d %s", code, raw)
 		}
 		// Every read of a restricted crisis is in its audit chain, with who read it.
@@ -324,18 +343,30 @@ func TestTrust(t *testing.T) {
 		}
 		defer nc.Close()
 		waitFor(t, func() bool {
-			chain, err := audit.FetchChain(context.Background(), nc, "NE-TRUST-SHARED", "trust-test")
+			chain, err := audit.FetchChain(context.Background(), nc, shared, "trust-test")
 			if err != nil {
 				return false
 			}
 			for _, r := range chain.GetRecords() {
-				if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_READ && r.GetPrincipal() == "ecowas" && strings.Contains(r.GetDetail(), "GET /v1/crises/NE-TRUST-SHARED") {
+				if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_READ && r.GetPrincipal() == "ecowas" && strings.Contains(r.GetDetail(), "GET /v1/crises/"+shared) {
 					return true
 				}
 			}
 			return false
 		})
 	})
+}
+
+// openedIDHTTP is the id of the crisis POST /v1/crises answered (minted by
+// the platform).
+func openedIDHTTP(t *testing.T, out map[string]any) string {
+	t.Helper()
+	c, _ := out["crisis"].(map[string]any)
+	id, _ := c["id"].(string)
+	if id == "" {
+		t.Fatalf("no crisis id in the answer: %v", out)
+	}
+	return id
 }
 
 // waitPendingHTTP waits until a crisis waits for a decision kind.

@@ -65,11 +65,12 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	// delivered to partners within seconds, nothing is dead-lettered, and the
 	// partners service has caught up with the whole stream.
 	started := time.Now()
-	next := "ML-20261127-AFTER"
-	if out, err := runCLI(t, s, "crisis", "open", "--id", next, "--title", "Mutiny in Kati", "--country", "ML",
-		"--type", "unconstitutional-change", "--severity", "3"); err != nil {
+	out, err = runCLI(t, s, "crisis", "open", "--title", "Mutiny in Kati", "--country", "ML",
+		"--type", "unconstitutional-change", "--severity", "3")
+	if err != nil {
 		t.Fatalf("crisis open: %v\n%s", err, out)
 	}
+	next := openedID(t, out)
 	js, err := jetstream.New(natsConn(t, s))
 	if err != nil {
 		t.Fatal(err)

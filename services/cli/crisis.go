@@ -95,7 +95,7 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.crisisType, "type", "", "crisis type: "+strings.Join(demarchev1.CrisisTypeSlugs(), ", ")+" (required)")
 	fl.Int32Var(&f.severity, "severity", 0, "severity from 1 (low) to 5 (extreme) (required)")
 	fl.StringVar(&f.confidentiality, "confidentiality", "public", "who may see it: "+strings.Join(demarchev1.ConfidentialitySlugs(), ", "))
-	fl.StringVar(&f.id, "id", "", "crisis id (default: generated, e.g. GN-20261127-K7Q3P)")
+	fl.StringVar(&f.id, "id", "", "drills only: a name for the drill, its id then DRILL-<your tag>-<name> (a real crisis's id is minted by the platform, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
 	fl.StringSliceVar(&f.shareWith, "share-with", nil, "partners a restricted or confidential crisis is shared with, e.g. AU,ECOWAS")
 	fl.StringVar(&f.playbook, "playbook", "", "a registered playbook's name (default: the one for --type; see \"demarche playbook list\"; needs the head-of-department role)")
@@ -153,7 +153,9 @@ func (f openFlags) input(now time.Time) (*demarchev1.OpenCrisisRequest, error) {
 		return nil, err
 	}
 	if verr == nil && len(parseErrs) == 0 {
-		req.Crisis.OpenedBy = ""
+		// The gateway mints the id (the one checked here is a stand-in);
+		// a drill's chosen name goes as it was typed.
+		req.Crisis.OpenedBy, req.Crisis.Id = "", strings.TrimSpace(f.id)
 		return req, nil
 	}
 	merged := &demarchev1.ValidationError{Message: "crisis"}

@@ -370,6 +370,7 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 	}
 	cmd.Flags().StringVar(&cfg.Host, "host", "127.0.0.1", "address to listen on")
 	cmd.Flags().IntVar(&cfg.Port, "port", 8080, "port to listen on")
+	cmd.Flags().StringVar(&cfg.PublicURL, "public-url", EnvOr("DEMARCHE_PUBLIC_URL", ""), "the address people use, e.g. https://ops.example.org: the gateway answers to its host (and to 127.0.0.1/localhost on --port) only, and takes browser forms from that origin only (DNS rebinding) (env DEMARCHE_PUBLIC_URL)")
 	cmd.Flags().StringVar(&issuer, "oidc-issuer", EnvOr("DEMARCHE_OIDC_ISSUER", ""), "OpenID Connect issuer URL whose tokens are accepted (env DEMARCHE_OIDC_ISSUER)")
 	cmd.Flags().StringVar(&audience, "oidc-audience", EnvOr("DEMARCHE_OIDC_AUDIENCE", authn.Audience), "audience the tokens must carry (env DEMARCHE_OIDC_AUDIENCE)")
 	cmd.Flags().StringVar(&devIssuer, "dev-issuer", "", "development only: accept the tokens of a demarche dev data folder's issuer (DATA/auth)")

@@ -1,11 +1,14 @@
 package gateway
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	commonpb "go.temporal.io/api/common/v1"
@@ -17,6 +20,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // The codec endpoint speaks Temporal's remote codec protocol, so the Temporal
@@ -90,6 +94,14 @@ func (s *Service) codecOp(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	}
 	// Who read what, never the payloads themselves.
 	s.log.Info("codec", zap.String("op", op), zap.String("principal", p.Subject), zap.String("namespace", ns), zap.Int("payloads", len(out)))
+	if op == "decode" {
+		// A decryption is a read of whatever the payloads hold: recorded in
+		// the audit chain before the clear text leaves (no record, no read).
+		if err := s.recordDecode(r, p, ns, out); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
 	resp, err := protojson.Marshal(&commonpb.Payloads{Payloads: out})
 	if err != nil {
 		writeError(w, fmt.Errorf("%w: %v", errs.ErrInternal, err))
@@ -112,7 +124,7 @@ func (s *Service) codecToken(r *http.Request) string {
 	if err != nil || ck.Value == "" {
 		return ""
 	}
-	if s.codecOriginAllowed(r.Header.Get("Origin")) || sameOrigin(r) {
+	if s.codecOriginAllowed(r.Header.Get("Origin")) || s.sameOrigin(r) {
 		return ck.Value
 	}
 	return ""
@@ -149,7 +161,97 @@ func (s *Service) codecPreflight(w http.ResponseWriter, r *http.Request) {
 	h.Set("Access-Control-Allow-Origin", o)
 	h.Set("Access-Control-Allow-Credentials", "true")
 	h.Set("Access-Control-Allow-Methods", "POST")
-	h.Set("Access-Control-Allow-Headers", "Authorization, Authorization-Extras, Content-Type, X-Namespace")
+	h.Set("Access-Control-Allow-Headers", "Authorization, Authorization-Extras, Content-Type, X-Namespace, "+WorkflowHeader)
 	h.Set("Access-Control-Max-Age", "600")
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// WorkflowHeader may name the workflow whose payloads a codec request
+// decodes (a client that knows it says so; the Temporal UI sends only
+// X-Namespace, and its page's address as Referer when the browser's
+// referrer policy allows).
+const WorkflowHeader = "X-Demarche-Workflow-Id"
+
+// recordDecode records a decryption in the audit trail: who, how many
+// payloads, and the crisis each belongs to, from the request (WorkflowHeader,
+// or the Temporal UI page in Referer: /namespaces/NS/workflows/WID/...) and
+// from the clear payloads themselves (a crisis id at their top level, or
+// their crisis's). Each crisis found gets the record in its chain (and the
+// global chain); a decryption whose crisis cannot be told is recorded in the
+// global chain.
+func (s *Service) recordDecode(r *http.Request, p *authn.Principal, ns string, clear []*commonpb.Payload) error {
+	wid := r.Header.Get(WorkflowHeader)
+	if wid == "" {
+		if ref, err := url.Parse(r.Header.Get("Referer")); err == nil {
+			parts := strings.Split(strings.Trim(ref.Path, "/"), "/")
+			for i := 0; i+3 < len(parts); i++ {
+				if parts[i] == "namespaces" && parts[i+2] == "workflows" {
+					wid, _ = url.PathUnescape(parts[i+3])
+					break
+				}
+			}
+		}
+	}
+	var ids []string
+	if id := crisisOfWorkflow(wid); id != "" {
+		ids = append(ids, id)
+	}
+	for _, pl := range clear {
+		if id := crisisOfPayload(pl); id != "" && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	detail := fmt.Sprintf("codec decode: %d payload(s), namespace %s", len(clear), truncate(ns, 60))
+	if wid != "" {
+		detail += ", workflow " + truncate(wid, 120)
+	}
+	if len(ids) == 0 {
+		ids = []string{""} // the global chain
+	}
+	return s.recordReads(r.Context(), p, ids, detail)
+}
+
+// crisisOfWorkflow is the crisis of a crisis workflow id ("crisis-ID") or of
+// one of its stages' ("crisis-ID-<stage>-<run>"); "" for another workflow.
+func crisisOfWorkflow(wid string) string {
+	id := crisis.CrisisIDOf(wid)
+	if id == "" {
+		return ""
+	}
+	for _, st := range demarchev1.Stage_value {
+		slug := demarchev1.Stage(st).Slug()
+		if slug == "" {
+			continue
+		}
+		if i := strings.LastIndex(id, "-"+slug+"-"); i > 0 {
+			if _, err := strconv.Atoi(id[i+len(slug)+2:]); err == nil {
+				return id[:i]
+			}
+		}
+	}
+	return id
+}
+
+// crisisOfPayload is the crisis a clear JSON payload names at its top level
+// ("crisisId", or "crisis": {"id"}), "" when none.
+func crisisOfPayload(pl *commonpb.Payload) string {
+	if !strings.HasPrefix(string(pl.GetMetadata()["encoding"]), "json/") {
+		return ""
+	}
+	var v struct {
+		CrisisID  string `json:"crisisId"`
+		CrisisID2 string `json:"crisis_id"`
+		Crisis    struct {
+			ID string `json:"id"`
+		} `json:"crisis"`
+	}
+	if json.Unmarshal(pl.GetData(), &v) != nil {
+		return ""
+	}
+	for _, id := range []string{v.CrisisID, v.CrisisID2, v.Crisis.ID} {
+		if id != "" && len(id) <= 100 {
+			return id
+		}
+	}
+	return ""
 }

@@ -1,12 +1,16 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/micro"
 
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
@@ -14,7 +18,10 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/natsrpc"
+	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/payloadcodec"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // TestCodecEndpoint: Temporal's remote codec protocol decrypts for an
@@ -33,7 +40,33 @@ func TestCodecEndpoint(t *testing.T) {
 	}
 	const ui = "http://127.0.0.1:8233"
 	iss := issuer(t)
-	api := httptest.NewServer(NewHandler(nil, nil, iss.Verifier(), zap.NewNop(), WithCodec(ring, "demarche", ui)))
+	// The audit service's read endpoint, recording what the gateway asks it to.
+	srv := natstest.Server(t)
+	nc, _ := natstest.Connect(t, srv.URL())
+	var mu sync.Mutex
+	var reads []*demarchev1.AuditReadRequest
+	auditSvc, err := micro.AddService(nc, micro.Config{Name: "audit", Version: "0.0.0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = auditSvc.Stop() }()
+	if err := auditSvc.AddGroup(natsrpc.AuditGroup).AddEndpoint("read", natsrpc.Handler(func() *demarchev1.AuditReadRequest { return &demarchev1.AuditReadRequest{} },
+		func(_ context.Context, req *demarchev1.AuditReadRequest) (*demarchev1.AuditReadResponse, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			reads = append(reads, req)
+			return &demarchev1.AuditReadResponse{}, nil
+		})); err != nil {
+		t.Fatal(err)
+	}
+	lastReads := func() []*demarchev1.AuditReadRequest {
+		mu.Lock()
+		defer mu.Unlock()
+		out := reads
+		reads = nil
+		return out
+	}
+	api := httptest.NewServer(NewHandler(nc, nil, iss.Verifier(), zap.NewNop(), WithCodec(ring, "demarche", ui)))
 	defer api.Close()
 	auditor, err := iss.Mint(authn.Claims{Subject: "audrey", Roles: []string{"auditor"}, Clearance: "confidential"}, time.Hour)
 	if err != nil {
@@ -48,10 +81,13 @@ func TestCodecEndpoint(t *testing.T) {
 	}
 	body, _ := protojson.Marshal(&commonpb.Payloads{Payloads: enc})
 
-	call := func(method, path, token, cookie, origin string, body []byte) (*http.Response, string) {
+	call := func(method, path, token, cookie, origin string, body []byte, header ...string) (*http.Response, string) {
 		t.Helper()
 		req, _ := http.NewRequest(method, api.URL+path, strings.NewReader(string(body)))
 		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
 		if token != "" {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
@@ -86,9 +122,31 @@ func TestCodecEndpoint(t *testing.T) {
 	if resp.StatusCode != 200 || decoded(raw) != "Quiet talks TITLE-7F3A" {
 		t.Fatalf("auditor decode: %d %s", resp.StatusCode, raw)
 	}
+	// Each decryption is recorded: here no crisis can be told, so the
+	// global chain (crisis id empty) has it, with who read.
+	if rs := lastReads(); len(rs) != 1 || rs[0].GetReader() != "audrey" || rs[0].GetCrisisId() != "" || !strings.Contains(rs[0].GetDetail(), "codec decode: 1 payload") {
+		t.Fatalf("decode not recorded in the global chain: %v", rs)
+	}
+	// The workflow named by the request (header, or the UI page as
+	// Referer) and a crisis named by a payload get the record in their
+	// crisis's chain; encode is not a read.
+	resp, raw = call("POST", "/v1/codec/demarche/decode", auditor, "", "", body, WorkflowHeader, "crisis-GN-20261127-K7Q3P-good-offices-1")
+	if rs := lastReads(); resp.StatusCode != 200 || len(rs) != 1 || rs[0].GetCrisisId() != "GN-20261127-K7Q3P" || !strings.Contains(rs[0].GetDetail(), "workflow crisis-GN-20261127-K7Q3P-good-offices-1") {
+		t.Fatalf("decode naming a stage workflow: %d %s %v", resp.StatusCode, raw, rs)
+	}
+	resp, _ = call("POST", "/v1/codec/demarche/decode", auditor, "", "", body, "Referer", ui+"/namespaces/demarche/workflows/crisis-ML-20261127-AAAAA/run-1/history")
+	if rs := lastReads(); resp.StatusCode != 200 || len(rs) != 1 || rs[0].GetCrisisId() != "ML-20261127-AAAAA" {
+		t.Fatalf("decode from the UI's workflow page: %d %v", resp.StatusCode, rs)
+	}
+	named, _ := converter.GetDefaultDataConverter().ToPayload(&demarchev1.StageEntered{CrisisId: "NE-20261127-BBBBB", Stage: demarchev1.Stage_STAGE_WARNING})
+	namedEnc, _ := ring.Encode([]*commonpb.Payload{named})
+	resp, _ = call("POST", "/v1/codec/demarche/decode", auditor, "", "", mustJSON(t, namedEnc...))
+	if rs := lastReads(); resp.StatusCode != 200 || len(rs) != 1 || rs[0].GetCrisisId() != "NE-20261127-BBBBB" {
+		t.Fatalf("decode of a payload naming its crisis: %d %v", resp.StatusCode, rs)
+	}
 	// Encode then decode is the identity.
 	resp, raw = call("POST", "/v1/codec/demarche/encode", auditor, "", "", mustJSON(t, plain))
-	if resp.StatusCode != 200 || strings.Contains(raw, "7F3A") {
+	if resp.StatusCode != 200 || strings.Contains(raw, "7F3A") || len(lastReads()) != 0 {
 		t.Fatalf("auditor encode: %d %s", resp.StatusCode, raw)
 	}
 	// Not an auditor: refused by the policy table; no credential: 401.

@@ -202,7 +202,7 @@ func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *
 			return
 		}
 		if r.Method == http.MethodPost {
-			if !sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(u.CSRF)) {
+			if !c.s.sameOrigin(r) || !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(u.CSRF)) {
 				http.Error(w, "refused: this form did not come from this console session (CSRF check); reload the page and try again", http.StatusForbidden)
 				return
 			}
@@ -241,19 +241,6 @@ func (c *console) csrf(token string) string {
 	m := hmac.New(sha256.New, c.csrfKey)
 	m.Write([]byte(token))
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
-}
-
-// sameOrigin: a POST from a browser names its origin; it must be this one.
-func sameOrigin(r *http.Request) bool {
-	if o := r.Header.Get("Origin"); o != "" {
-		u, err := url.Parse(o)
-		return err == nil && u.Host == r.Host
-	}
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-		return true
-	}
-	return false
 }
 
 func setSecurityHeaders(w http.ResponseWriter) {
@@ -328,7 +315,7 @@ func (c *console) signinData(r *http.Request, errMsg string) map[string]any {
 // or a pasted token, verified first either way.
 func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
-	if !sameOrigin(r) {
+	if !c.s.sameOrigin(r) {
 		http.Error(w, "refused: sign-in must come from this console", http.StatusForbidden)
 		return
 	}

@@ -71,6 +71,11 @@ func (c *console) situationHistory(w http.ResponseWriter, r *http.Request, u *us
 		c.renderError(w, r, u, err)
 		return
 	}
+	// Episodes the user may not see are not named (sideroutes.go).
+	if err := c.s.cutToReadable(r, u.Principal, &sc); err != nil {
+		c.renderError(w, r, u, err)
+		return
+	}
 	key := demarchev1.SituationKey(country, t)
 	c.render(w, r, http.StatusOK, "situation-history", u, map[string]any{
 		"Title": "Situation " + key, "Key": key, "Score": &sc, "Chart": buildSituationChart(sc.GetHistory()),

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -51,6 +52,10 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.P
 		writeError(w, err)
 		return
 	}
+	if err := s.cutToReadable(r, p, &resp); err != nil { // the crises it touched, as the sender may see them
+		writeError(w, err)
+		return
+	}
 	writeProto(w, http.StatusOK, &resp)
 }
 
@@ -83,7 +88,7 @@ func stampSource(field string, source *string, p *authn.Principal) error {
 
 // postExerciseSignals sends an exercise's signals: scored apart from live
 // ones, raising drill crises with the request's drill settings.
-func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 	var req demarchev1.IngestRequest
 	if !readBody(w, r, &req) {
 		return
@@ -108,13 +113,17 @@ func (s *Service) postExerciseSignals(w http.ResponseWriter, r *http.Request, _ 
 		writeError(w, err)
 		return
 	}
+	if err := s.cutToReadable(r, p, &resp); err != nil { // the crises it touched, as the sender may see them
+		writeError(w, err)
+		return
+	}
 	writeProto(w, http.StatusOK, &resp)
 }
 
 // getScoreHistory answers a situation's score over time (oldest first) with
 // its current score, without the contributing signals.
 func (s *Service) getScoreHistory(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
-	resp, err := s.score(r)
+	resp, err := s.score(r, p)
 	if err != nil {
 		writeError(w, err)
 		return
@@ -123,8 +132,10 @@ func (s *Service) getScoreHistory(w http.ResponseWriter, r *http.Request, p *aut
 	writeProto(w, http.StatusOK, resp)
 }
 
-// score asks early warning for the situation of the path.
-func (s *Service) score(r *http.Request) (*demarchev1.ScoreResponse, error) {
+// score asks early warning for the situation of the path; the crises it
+// names are cut to those p may see (a situation's episodes can be
+// restricted or confidential crises), and their reads recorded.
+func (s *Service) score(r *http.Request, p *authn.Principal) (*demarchev1.ScoreResponse, error) {
 	country, err := countryParam(r.PathValue("country"))
 	if err != nil {
 		return nil, err
@@ -135,28 +146,21 @@ func (s *Service) score(r *http.Request) (*demarchev1.ScoreResponse, error) {
 	}
 	var resp demarchev1.ScoreResponse
 	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: t}, &resp); err != nil {
+		return nil, err
+	}
+	if err := s.cutToReadable(r, p, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil
 }
 
-func (s *Service) getScore(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
-	country, err := countryParam(r.PathValue("country"))
+func (s *Service) getScore(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	resp, err := s.score(r, p)
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	t, err := demarchev1.ParseCrisisType(r.PathValue("type"))
-	if err != nil {
-		writeError(w, err)
-		return
-	}
-	var resp demarchev1.ScoreResponse
-	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{CountryCode: country, CrisisType: t}, &resp); err != nil {
-		writeError(w, err)
-		return
-	}
-	writeProto(w, http.StatusOK, &resp)
+	writeProto(w, http.StatusOK, resp)
 }
 
 // countryParam is an ISO country code from a path or query ("" stays "").
@@ -202,8 +206,26 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 		writeError(w, err)
 		return
 	}
+	// Crisis ids are the platform's: a real crisis's is minted here; a
+	// drill may be given a name, and its id is then the drill form
+	// DRILL-<opener's tag>-<name>, which no real id can take and which
+	// lives in the opener's own namespace (so no answer here can tell
+	// whether a crisis someone else opened exists).
+	chosen := strings.TrimSpace(c.GetId())
+	id := ""
+	if chosen != "" {
+		if !drill {
+			writeError(w, &demarchev1.FieldError{Field: "crisis.id", Reason: "is minted by the platform for a real crisis (e.g. GN-20261127-K7Q3P): leave it empty; a chosen name is for drills only (their ids are " + crisis.DrillIDPrefix + "<your tag>-<name>)"})
+			return
+		}
+		var err error
+		if id, err = crisis.DrillID(p.Subject, chosen); err != nil {
+			writeError(w, &demarchev1.FieldError{Field: "crisis.id", Reason: err.Error()})
+			return
+		}
+	}
 	params := crisis.NewCrisisParams{
-		ID: c.GetId(), Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
+		ID: id, Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
 		Severity: c.GetSeverity(), Confidentiality: c.GetConfidentiality(), OpenedBy: p.Subject,
 		Drill: drill, SharedWith: c.GetSharedWith(),
 	}
@@ -234,9 +256,24 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 	if d := req.GetDrill(); d != nil {
 		in.DrillPolicy = &demarchev1.DrillPolicy{StageDuration: d.GetDecisionDelay(), TimeScale: d.GetTimeScale()}
 	}
-	if _, err := crisis.Open(r.Context(), s.tc, in); err != nil {
-		writeError(w, err)
-		return
+	for attempt := 1; ; attempt++ {
+		_, err := crisis.Open(r.Context(), s.tc, in)
+		if errors.Is(err, crisis.ErrAlreadyOpen) && id == "" && attempt < 3 {
+			// A minted id met one minted before (five random characters
+			// per country and day): mint another.
+			in.Crisis.Id = crisis.NewCrisisID(in.GetCrisis().GetCountryCode(), time.Now())
+			continue
+		}
+		if errors.Is(err, crisis.ErrAlreadyOpen) {
+			// The same answer whoever holds the id, open or closed,
+			// visible to the caller or not: an id names one crisis, ever.
+			err = fmt.Errorf("%w: crisis id %s is taken (ids are never reused, a closed crisis's included); choose another name", errs.ErrConflict, in.GetCrisis().GetId())
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		break
 	}
 	st, err := s.waitState(r.Context(), in.GetCrisis().GetId())
 	if err != nil {

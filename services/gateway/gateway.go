@@ -7,7 +7,8 @@
 //
 //	POST /v1/signals                    demarche.v1.IngestRequest  -> IngestResponse
 //	GET  /v1/situations/{country}/{type} score and its explanation (ScoreResponse)
-//	POST /v1/crises                     demarche.v1.CrisisWorkflowInput (crisis.id optional) -> CrisisState
+//	POST /v1/crises                     demarche.v1.OpenCrisisRequest -> CrisisState (the id is minted here;
+//	                                    a drill may be named: crisis.id NAME gives DRILL-<opener's tag>-NAME)
 //	GET  /v1/crises?stage=&country=&type=&open=true   list
 //	GET  /v1/crises/{id}                demarche.v1.CrisisState
 //	POST /v1/crises/{id}/decisions      demarche.v1.DecisionRequest -> DecisionRecord
@@ -23,6 +24,10 @@
 // {"error": "...", "fields": [{"field": "...", "reason": "..."}]} with 400 for
 // bad input (each failing field named), 404, 409, 422 for a rule the crisis or
 // a service refused, 503 when a backend is not answering.
+//
+// The gateway answers only to its configured host names (hosts.go: 421
+// otherwise, before any route), and answers that name crises are cut to the
+// reader's clearance with their reads recorded (sideroutes.go).
 //
 // Every /v1 route needs "Authorization: Bearer TOKEN"; the acting principal
 // and its roles come from the token alone (a principal named in a body must be
@@ -75,6 +80,11 @@ type Config struct {
 	// endpoint with the console's session (the Temporal UI's, e.g.
 	// http://127.0.0.1:8233).
 	CodecOrigins []string
+	// PublicURL is the address people use (scheme and host, e.g.
+	// https://ops.example.org): the gateway answers to its host and to the
+	// loopback names on its own port only, and takes browser forms from
+	// those origins only (hosts.go). Empty: loopback only.
+	PublicURL string
 }
 
 // Service is a running gateway.
@@ -95,6 +105,9 @@ type Service struct {
 	codec        *payloadcodec.Keyring
 	namespace    string
 	codecOrigins []string
+	// hosts are the host names and origins the gateway answers to (nil: no
+	// check, for a handler embedded in a server that checks them).
+	hosts *hostPolicy
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -138,6 +151,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: listen: %w", err)
 	}
 	s.addr = "http://" + l.Addr().String()
+	if s.hosts, err = newHostPolicy(cfg.PublicURL, cfg.Host, l.Addr().(*net.TCPAddr).Port); err != nil {
+		_ = l.Close()
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {

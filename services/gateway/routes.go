@@ -98,7 +98,7 @@ func (s *Service) Handler() http.Handler {
 	}
 	mux.HandleFunc("OPTIONS "+codecPrefix+"{namespace}/{op}", s.codecPreflight)
 	s.mountConsole(mux) // the operations-centre console (console.go): pages over these routes
-	return mux
+	return s.checkHost(mux)
 }
 
 // guard authenticates the request and checks the route's action; a refusal

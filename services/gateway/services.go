@@ -97,8 +97,22 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 			}
 		}
 	}
+	// The global audit chain records reads of every crisis: it is for
+	// principals cleared for every crisis (a crisis's own chain is read
+	// like the crisis, above).
+	if m, ok := req.(*demarchev1.AuditChainRequest); ok && m.GetCrisisId() == "" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+		writeError(w, fmt.Errorf("%w: the global audit chain names every crisis, confidential ones included: it needs confidential clearance (yours: %s)", errs.ErrForbidden, p.Clearance.Slug()))
+		return
+	}
 	resp := sc.newResp()
 	if err := natsrpc.Call(r.Context(), s.nc, sc.subject, req, resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	// What names a crisis the caller may not see is cut out, and each
+	// restricted or confidential crisis left is recorded as read
+	// (sideroutes.go).
+	if err := s.cutToReadable(r, p, resp); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -59,16 +59,18 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 	sa = append(sa, crisisAttributes(cr)...)
 	sa = append(sa, temporalx.SAStage.ValueSet(demarchev1.Stage_STAGE_WARNING.Slug()))
 	run, err := c.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                                       WorkflowID(cr.GetId()),
-		TaskQueue:                                TaskQueue,
-		WorkflowIDReusePolicy:                    0, // default: allow a new run only after failure
+		ID:        WorkflowID(cr.GetId()),
+		TaskQueue: TaskQueue,
+		// An id names one crisis, ever: a closed (or failed, or terminated)
+		// crisis's id is never started again, a drill's included.
+		WorkflowIDReusePolicy:                    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(sa...),
 	}, WorkflowName, in)
 	if err != nil {
 		var started *serviceerror.WorkflowExecutionAlreadyStarted
 		if errors.As(err, &started) {
-			return nil, fmt.Errorf("%w: %s", ErrAlreadyOpen, cr.GetId())
+			return nil, fmt.Errorf("%w: %s (or closed: an id is never used twice)", ErrAlreadyOpen, cr.GetId())
 		}
 		return nil, fmt.Errorf("start crisis %s: %w", cr.GetId(), err)
 	}

@@ -2,8 +2,11 @@ package crisis
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"regexp"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -72,3 +75,32 @@ func NewCrisisID(country string, now time.Time) string {
 	}
 	return fmt.Sprintf("%s-%s-%s", country, now.UTC().Format("20060102"), suffix)
 }
+
+// DrillIDPrefix starts every drill id a person chose (DrillID). A real
+// crisis's id (NewCrisisID: two letters, a dash, a date) never starts so, so
+// a drill's id can never be taken by, or reused for, a real crisis.
+const DrillIDPrefix = "DRILL-"
+
+// maxDrillName bounds the chosen part of a drill id (ids are at most 64).
+const maxDrillName = 40
+
+// DrillID is the id of a drill its opener named: DRILL-<tag>-<name>, the tag
+// six characters derived from the opener's subject. Each opener names drills
+// in a namespace of their own, so a name taken by someone else's crisis
+// (which the opener may not be cleared to know of) can never be asked for.
+func DrillID(opener, name string) (string, error) {
+	switch {
+	case len(name) > maxDrillName:
+		return "", fmt.Errorf("a drill's name is at most %d characters (yours: %d)", maxDrillName, len(name))
+	case !drillName.MatchString(name):
+		return "", fmt.Errorf("%q: a drill's name is letters, digits, '-' or '_', starting with a letter or digit", name)
+	}
+	sum := sha256.Sum256([]byte("demarche drill namespace/" + opener))
+	tag := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(sum[:])[:6]
+	return DrillIDPrefix + tag + "-" + name, nil
+}
+
+// IsDrillID reports whether an id has the form of a chosen drill id.
+func IsDrillID(id string) bool { return strings.HasPrefix(id, DrillIDPrefix) }
+
+var drillName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]*$`)
