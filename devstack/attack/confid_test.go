@@ -147,7 +147,7 @@ func TestConfidSideRoutes(t *testing.T) {
 	now := time.Now().UTC()
 	var sigs []string
 	for i := range 3 {
-		sigs = append(sigs, fmt.Sprintf(`{"source": "analyst", "sourceId": "CONFID-%d-%d", "countryCode": "GN", "crisisType": "unconstitutional-change", "weight": 10, "observedAt": %q, "summary": "troops at the palace"}`,
+		sigs = append(sigs, fmt.Sprintf(`{"sourceId": "CONFID-%d-%d", "countryCode": "GN", "crisisType": "unconstitutional-change", "weight": 10, "observedAt": %q, "summary": "troops at the palace"}`,
 			now.UnixNano(), i, now.Add(time.Duration(i-3)*time.Hour).Format(time.RFC3339)))
 	}
 	code, raw = analyst.do("POST", "/v1/signals", `{"signals": [`+strings.Join(sigs, ",")+`]}`)

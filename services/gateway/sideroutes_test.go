@@ -192,7 +192,7 @@ func TestSideRoutesConfidentiality(t *testing.T) {
 		}
 		// The crises a sender's signals opened or fed: those it may see only.
 		var ing demarchev1.IngestResponse
-		call(tok, "POST", "/v1/signals", `{"signals": [{"source": "ecowarn", "sourceId": "1", "countryCode": "NE", "crisisType": "general", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "x"}]}`, &ing)
+		call(tok, "POST", "/v1/signals", `{"signals": [{"sourceId": "1", "countryCode": "NE", "crisisType": "general", "weight": 3, "observedAt": "2026-11-20T10:00:00Z", "summary": "x"}]}`, &ing)
 		got = nil
 		for _, res := range ing.GetResults() {
 			if res.GetCrisisId() != "" {
