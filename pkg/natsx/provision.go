@@ -93,6 +93,13 @@ func Bind(ctx context.Context, js jetstream.JetStream, r Resources) error {
 	return nil
 }
 
+// OneShotInactive is how long the server keeps a one-shot reader's ordered
+// consumer (a chain or ledger read) after its last pull. The library's
+// default, 5 minutes, lets a reader polled every second hold hundreds of
+// consumers at once, up to the stream's limit ("maximum consumers limit
+// reached"); a read is over long before this.
+const OneShotInactive = 10 * time.Second
+
 // Next fetches a consumer's next message. On a cluster, a consumer just
 // created is known to the server this connection is on a moment later: until
 // then a pull finds no responders, which Next waits out (up to five seconds)

@@ -363,7 +363,7 @@ func (s *Store) Records(ctx context.Context, chain string, after uint64, limit i
 	if limit > 0 && uint64(limit) < want {
 		want = uint64(limit)
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subj}, InactiveThreshold: natsx.OneShotInactive}
 	if after > 0 {
 		at, err := s.startOf(ctx, chain, after, info.State.LastSeq)
 		if err != nil {

@@ -270,7 +270,7 @@ func (s *Store) readLines(ctx context.Context, fund string, afterSeq, afterLine 
 	if info.State.Subjects[subject(fund)] == 0 {
 		return nil, nil
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject(fund)}}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject(fund)}, InactiveThreshold: natsx.OneShotInactive}
 	if afterSeq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, afterSeq+1
 	}
