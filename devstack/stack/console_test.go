@@ -443,7 +443,7 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("the situation's page", `location.pathname === "/console/situations/ML/unconstitutional-change" && document.querySelector("details.explain[open]")`, 30*time.Second)
 	duty.shots("situation")
 	duty.waitJS("follow the link to the crisis the warning opened", `(() => { const a = document.querySelector('.crises-of a[href^="/console/crises/"]'); if (a) a.click(); return !!a })()`, 30*time.Second)
-	duty.waitJS("the crisis's warnings, linked back to the situation", `location.pathname.startsWith("/console/crises/") && document.querySelector("#warnings").innerText.includes("ecowarn") && document.querySelector('#situation-link[href="/console/situations/ML/unconstitutional-change"]')`, 30*time.Second)
+	duty.waitJS("the crisis's warnings, linked back to the situation", `location.pathname.startsWith("/console/crises/") && document.querySelector("#warnings").innerText.includes("person_analyst") && document.querySelector('#situation-link[href="/console/situations/ML/unconstitutional-change"]')`, 30*time.Second)
 
 	analyst.run("warnings inbox", chromedp.Navigate(base+"/console/warnings"))
 	analyst.waitJS("the look-up form", `document.querySelector("#lookup-form")`, 30*time.Second)
