@@ -29,7 +29,6 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsrpc"
-	"github.com/demarche/demarche/pkg/payloadcodec"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/cli"
@@ -42,24 +41,9 @@ const wallDetect = "detect"
 // every second (so a test of anchoring need not wait the default 30s).
 func startDetectStack(t *testing.T) *stack.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("attack suite on the embedded stack; skipped with -short")
-	}
-	dir := t.TempDir()
-	keyFile, err := payloadcodec.EnsureDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := payloadcodec.LoadKeyring(keyFile, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", Codec: codec, NoUI: true,
-		MetricsAddr: "127.0.0.1:0", AuditAnchorEvery: time.Second}, logger(t))
-	if err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(s.Stop)
+	s := startStack(t, func(c *stack.Config) {
+		c.NoUI, c.MetricsAddr, c.AuditAnchorEvery = true, "127.0.0.1:0", time.Second
+	})
 	if s.MetricsURL() == "" {
 		t.Fatal("the stack serves no /metrics")
 	}

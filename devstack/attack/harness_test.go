@@ -39,8 +39,9 @@ import (
 )
 
 // startStack runs the real platform as `demarche dev` does (payload codec on),
-// on a temporary data folder with random ports.
-func startStack(t *testing.T) *stack.Stack {
+// on a temporary data folder with random ports; each tweak changes the
+// configuration first (a wall that needs /metrics or the Temporal HTTP API).
+func startStack(t *testing.T, tweaks ...func(*stack.Config)) *stack.Stack {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("attack suite on the embedded stack; skipped with -short")
@@ -54,7 +55,11 @@ func startStack(t *testing.T) *stack.Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", Codec: codec}, logger(t))
+	cfg := stack.Config{DataDir: dir, TemporalLogLevel: "error", Codec: codec}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
+	}
+	s, err := stack.Start(context.Background(), cfg, logger(t))
 	if err != nil {
 		t.Fatalf("start stack: %v", err)
 	}

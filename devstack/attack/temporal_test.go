@@ -26,7 +26,6 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/devstack/temporalembed"
-	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -38,24 +37,7 @@ const wallTemporal = "temporal"
 // API on (demarche dev --temporal-http), so its attacks run on one stack.
 func startStackWithTemporalHTTP(t *testing.T) *stack.Stack {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("attack suite on the embedded stack; skipped with -short")
-	}
-	dir := t.TempDir()
-	keyFile, err := payloadcodec.EnsureDevKey(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	codec, err := payloadcodec.LoadKeyring(keyFile, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error", Codec: codec, TemporalHTTP: true}, logger(t))
-	if err != nil {
-		t.Fatalf("start stack: %v", err)
-	}
-	t.Cleanup(s.Stop)
-	return s
+	return startStack(t, func(c *stack.Config) { c.TemporalHTTP = true })
 }
 
 // openCrisis opens a crisis through the gateway as the duty officer and
