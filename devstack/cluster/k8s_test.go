@@ -691,6 +691,30 @@ func TestDeployK8sTemporalKeys(t *testing.T) {
 			t.Errorf("deploy/k8s has no %s (a Temporal client of compose.yaml)", what)
 		}
 	}
+	// The same Temporal clients with the same identities as compose.yaml.
+	b, err := os.ReadFile(filepath.Join(composeDir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(b, &cf); err != nil {
+		t.Fatalf("compose.yaml does not parse: %v", err)
+	}
+	fromCompose := map[string]string{}
+	for name, svc := range cf.Services {
+		for _, sec := range svc.Secrets {
+			if id, ok := strings.CutPrefix(sec.Source, "temporal-key-"); ok && id != "hashes" {
+				kind := "Deployment"
+				if name == "provision" {
+					kind = "Job"
+				}
+				fromCompose[kind+" "+name] = id
+			}
+		}
+	}
+	if !maps.Equal(fromCompose, identities) {
+		t.Errorf("deploy/k8s's Temporal clients and identities %v, compose.yaml's %v", identities, fromCompose)
+	}
 }
 
 // Temporal is demarche temporal-server (the engine of compose.yaml and the
