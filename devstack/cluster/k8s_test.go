@@ -84,6 +84,9 @@ type k8sPodTemplate struct {
 		Labels map[string]string `yaml:"labels"`
 	} `yaml:"metadata"`
 	Spec struct {
+		SecurityContext struct {
+			FSGroup *int `yaml:"fsGroup"`
+		} `yaml:"securityContext"`
 		Containers []k8sContainer `yaml:"containers"`
 		Volumes    []struct {
 			Name   string `yaml:"name"`
@@ -114,6 +117,9 @@ type k8sContainer struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
+	SecurityContext struct {
+		RunAsUser *int `yaml:"runAsUser"`
+	} `yaml:"securityContext"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
 	VolumeMounts   []struct {
@@ -878,5 +884,22 @@ func TestDeployK8sTemporalServer(t *testing.T) {
 	}
 	if ui.Spec.Template.secretMounts(uc)["demarche-temporal-tls"] != "/run/secrets/temporal-tls" {
 		errorf(uiWhat, "the demarche-temporal-tls secret is not mounted at /run/secrets/temporal-tls")
+	}
+}
+
+// A pod that runs as a user other than root reads its secrets: the files of a
+// secret volume are root's (mode 0400 here), and the pod's fsGroup, its
+// user's, is what lets that user read its credentials and keys.
+func TestDeployK8sSecretsReadable(t *testing.T) {
+	_, objects := readK8s(t)
+	for what, tpl := range k8sPods(objects) {
+		for _, c := range tpl.Spec.Containers {
+			if len(tpl.secretMounts(c)) == 0 || c.SecurityContext.RunAsUser == nil || *c.SecurityContext.RunAsUser == 0 {
+				continue
+			}
+			if fs := tpl.Spec.SecurityContext.FSGroup; fs == nil || *fs != *c.SecurityContext.RunAsUser {
+				t.Errorf("deploy/k8s %s: runs as user %d with secrets mounted but fsGroup %v: it cannot read its own credentials", what, *c.SecurityContext.RunAsUser, fs)
+			}
+		}
 	}
 }
