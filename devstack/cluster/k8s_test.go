@@ -22,14 +22,23 @@ import (
 
 const k8sDir = "../../deploy/k8s"
 
-// What deploy/k8s names besides the topology: the charts' release names
-// make the hosts the services dial.
+// What deploy/k8s names besides the topology: the nats chart's release name
+// and the Temporal server's Service make the hosts the services dial.
 const (
 	// k8sNATSRelease is the nats chart's release: servers <release>-N, reached
 	// through the headless service <release>-headless.
 	k8sNATSRelease = "nats"
-	// k8sTemporalFrontend is the temporal chart's frontend service (release "temporal").
+	// k8sTemporalFrontend is the Service of the Temporal server (temporal.yaml)
+	// and the name on its certificate.
 	k8sTemporalFrontend = "temporal-frontend"
+	// k8sTemporalServer is the Deployment of demarche temporal-server.
+	k8sTemporalServer = "temporal"
+	// k8sHistoryShards is the Temporal database's shard count: fixed for the
+	// database's life (the value the Helm chart's deployment was set up with).
+	k8sHistoryShards = 512
+	// k8sTemporalKeyPrefix names each Temporal identity's API key secret
+	// (demarche-temporal-key-<identity>).
+	k8sTemporalKeyPrefix = "demarche-temporal-key-"
 	// k8sCodecKeyFile is where the payload codec key is mounted.
 	k8sCodecKeyFile = "/run/secrets/demarche-codec/codec-key.json"
 )
@@ -53,7 +62,10 @@ type k8sObject struct {
 		Name string `yaml:"name"`
 	} `yaml:"metadata"`
 	Spec struct {
-		Replicas *int           `yaml:"replicas"`
+		Replicas *int `yaml:"replicas"`
+		Strategy struct {
+			Type string `yaml:"type"`
+		} `yaml:"strategy"`
 		Selector yaml.Node      `yaml:"selector"` // Deployment/PDB: {matchLabels}; Service: labels
 		Template k8sPodTemplate `yaml:"template"`
 		// Service
@@ -72,6 +84,9 @@ type k8sPodTemplate struct {
 		Labels map[string]string `yaml:"labels"`
 	} `yaml:"metadata"`
 	Spec struct {
+		SecurityContext struct {
+			FSGroup *int `yaml:"fsGroup"`
+		} `yaml:"securityContext"`
 		Containers []k8sContainer `yaml:"containers"`
 		Volumes    []struct {
 			Name   string `yaml:"name"`
@@ -102,11 +117,15 @@ type k8sContainer struct {
 		Name          string `yaml:"name"`
 		ContainerPort int    `yaml:"containerPort"`
 	} `yaml:"ports"`
+	SecurityContext struct {
+		RunAsUser *int `yaml:"runAsUser"`
+	} `yaml:"securityContext"`
 	ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 	LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
 	VolumeMounts   []struct {
 		Name      string `yaml:"name"`
 		MountPath string `yaml:"mountPath"`
+		SubPath   string `yaml:"subPath"`
 	} `yaml:"volumeMounts"`
 }
 
@@ -135,14 +154,53 @@ func (c k8sContainer) port(p string) int {
 // secretMounts maps each mounted secret to where it is mounted.
 func (t k8sPodTemplate) secretMounts(c k8sContainer) map[string]string {
 	out := map[string]string{}
+	for s, m := range t.secretFileMounts(c) {
+		out[s] = m[0]
+	}
+	return out
+}
+
+// secretFileMounts maps each mounted secret to where it is mounted and the
+// file of it mounted there ("" for the whole secret as a folder).
+func (t k8sPodTemplate) secretFileMounts(c k8sContainer) map[string][2]string {
+	out := map[string][2]string{}
 	for _, v := range t.Spec.Volumes {
 		if v.Secret == nil {
 			continue
 		}
 		for _, m := range c.VolumeMounts {
 			if m.Name == v.Name {
-				out[v.Secret.SecretName] = m.MountPath
+				out[v.Secret.SecretName] = [2]string{m.MountPath, m.SubPath}
 			}
+		}
+	}
+	return out
+}
+
+// k8sPods are the pod templates of deploy/k8s's Deployments and Jobs, by
+// "Kind name".
+func k8sPods(objects map[string]map[string]k8sObject) map[string]k8sPodTemplate {
+	out := map[string]k8sPodTemplate{}
+	for _, kind := range []string{"Deployment", "Job"} {
+		for name, o := range objects[kind] {
+			out[kind+" "+name] = o.Spec.Template
+		}
+	}
+	return out
+}
+
+// k8sTemporalIdentities are the Temporal identities of deploy/k8s's pods
+// that dial Temporal, by "Kind name": each topology service that is a
+// Temporal client as itself, provisioning as the admin, the UI as the
+// observer (compose.yaml mounts the same keys).
+func k8sTemporalIdentities() map[string]string {
+	out := map[string]string{
+		"Job provision":          temporalx.IdentityAdmin,
+		"Deployment temporal-ui": temporalx.IdentityObserver,
+	}
+	for _, svc := range cluster.Services {
+		if svc.Temporal {
+			out["Deployment "+svc.Name] = svc.Name
 		}
 	}
 	return out
@@ -301,13 +359,17 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		env := c.env()
 		mounts := tpl.secretMounts(c)
 		if !needs {
-			if _, ok := env["DEMARCHE_TEMPORAL_ADDRESS"]; ok || mounts["demarche-temporal-tls"] != "" || mounts["demarche-codec-key"] != "" {
-				errorf(what, "reaches Temporal or holds the codec key, which it does not need")
+			keys := false
+			for s := range mounts {
+				keys = keys || strings.HasPrefix(s, k8sTemporalKeyPrefix)
+			}
+			if _, ok := env["DEMARCHE_TEMPORAL_ADDRESS"]; ok || mounts["demarche-temporal-tls"] != "" || mounts["demarche-codec-key"] != "" || keys || env[temporalx.EnvKeyFile] != "" {
+				errorf(what, "reaches Temporal or holds the codec key or a Temporal key, which it does not need")
 			}
 			return
 		}
 		if got, want := env["DEMARCHE_TEMPORAL_ADDRESS"], fmt.Sprintf("%s:%d", k8sTemporalFrontend, cluster.TemporalPort); got != want {
-			errorf(what, "DEMARCHE_TEMPORAL_ADDRESS %q, want %q (the chart's frontend)", got, want)
+			errorf(what, "DEMARCHE_TEMPORAL_ADDRESS %q, want %q (the Temporal server's Service)", got, want)
 		}
 		for _, v := range []string{"DEMARCHE_TEMPORAL_TLS_CERT", "DEMARCHE_TEMPORAL_TLS_KEY", "DEMARCHE_TEMPORAL_TLS_CA"} {
 			if !strings.HasPrefix(env[v], "/run/secrets/temporal-tls/") {
@@ -315,11 +377,13 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 			}
 		}
 		if env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"] != k8sTemporalFrontend {
-			errorf(what, "DEMARCHE_TEMPORAL_TLS_SERVER_NAME %q, want %s (the frontend certificate's name in temporal-values.yaml)", env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"], k8sTemporalFrontend)
+			errorf(what, "DEMARCHE_TEMPORAL_TLS_SERVER_NAME %q, want %s (the name on the Temporal server's certificate)", env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"], k8sTemporalFrontend)
 		}
 		if mounts["demarche-temporal-tls"] != "/run/secrets/temporal-tls" {
 			errorf(what, "the demarche-temporal-tls secret is not mounted at /run/secrets/temporal-tls")
 		}
+		// Its own Temporal identity's API key is checked for every pod below
+		// (TestDeployK8sTemporalKeys).
 	}
 
 	// Every Démarche service, as the topology (and the cluster test) runs it.
@@ -506,10 +570,9 @@ func readValues(t *testing.T, name string) map[string]any {
 	return doc
 }
 
-// The values for the upstream charts give the engines of the topology: a
+// The values for the upstream nats chart give the engine of the topology: a
 // NATS cluster of 3 with JetStream on file storage, sync_interval always and
-// Démarche's users; Temporal on PostgreSQL for both stores, mTLS, and the UI
-// decrypting through the gateway's codec endpoint.
+// Démarche's users. Temporal has no chart values (TestDeployK8sTemporalServer).
 func TestDeployK8sHelmValues(t *testing.T) {
 	kz, _ := readK8s(t)
 	nats := readValues(t, "nats-values.yaml")
@@ -557,41 +620,286 @@ func TestDeployK8sHelmValues(t *testing.T) {
 		t.Errorf("deploy/k8s/kustomization.yaml does not generate demarche-nats-passwords from secrets/nats-passwords.env")
 	}
 
-	const tv = "temporal-values.yaml"
-	tmp := readValues(t, tv)
-	for store, db := range map[string]string{"default": cluster.TemporalDatabase, "visibility": cluster.VisibilityDatabase} {
-		p := []string{"server", "config", "persistence", store}
-		check(tv, tmp, "sql", append(p, "driver")...)
-		check(tv, tmp, "postgres12", append(p, "sql", "driver")...)
-		check(tv, tmp, db, append(p, "sql", "database")...)
-		check(tv, tmp, cluster.PostgresUser, append(p, "sql", "user")...)
-		check(tv, tmp, cluster.PostgresPort, append(p, "sql", "port")...)
-		if at(tmp, append(p, "sql", "existingSecret")...) == nil || at(tmp, append(p, "sql", "password")...) != nil {
-			t.Errorf("deploy/k8s/%s %s: the PostgreSQL password comes from existingSecret, never the values", tv, strings.Join(p, "."))
+	// Temporal is Démarche's own server (TestDeployK8sTemporalServer): the
+	// upstream chart cannot load the authorizer, so no values for it.
+	if _, err := os.Stat(filepath.Join(k8sDir, "temporal-values.yaml")); err == nil {
+		t.Errorf("deploy/k8s/temporal-values.yaml exists: the temporalio/temporal chart runs a frontend that authorizes nobody (every client of the CA may do anything); deploy/k8s/temporal.yaml runs demarche temporal-server")
+	}
+}
+
+// Every pod of deploy/k8s that dials Temporal presents its own identity's API
+// key, as compose.yaml's services do: the key file at the same path
+// (DEMARCHE_TEMPORAL_KEY_FILE), from a secret of that identity alone,
+// generated from the file demarche admin credentials writes; no pod mounts
+// another identity's key, and no two pods share one.
+func TestDeployK8sTemporalKeys(t *testing.T) {
+	kz, objects := readK8s(t)
+	generated := map[string][]string{}
+	for _, g := range kz.SecretGenerator {
+		generated[g.Name] = append(slices.Clone(g.Files), g.Envs...)
+	}
+	identities := k8sTemporalIdentities()
+	users := map[string][]string{} // key secret -> pods mounting it
+	for what, tpl := range k8sPods(objects) {
+		if len(tpl.Spec.Containers) != 1 {
+			t.Errorf("deploy/k8s %s: %d containers, want 1", what, len(tpl.Spec.Containers))
+			continue
+		}
+		c := tpl.Spec.Containers[0]
+		env := c.env()
+		mounts := tpl.secretFileMounts(c)
+		var keys []string
+		for s := range mounts {
+			if strings.HasPrefix(s, k8sTemporalKeyPrefix) {
+				keys = append(keys, s)
+				users[s] = append(users[s], what)
+			}
+		}
+		_, dials := env["DEMARCHE_TEMPORAL_ADDRESS"]
+		_, tlsClient := mounts["demarche-temporal-tls"]
+		id, known := identities[what]
+		if !dials && !tlsClient && !known {
+			if len(keys) != 0 || env[temporalx.EnvKeyFile] != "" {
+				t.Errorf("deploy/k8s %s: does not dial Temporal but holds Temporal keys %v", what, keys)
+			}
+			continue
+		}
+		if !known {
+			t.Errorf("deploy/k8s %s: dials Temporal, but no Temporal identity is its own (k8sTemporalIdentities; compose.yaml mounts one per client)", what)
+			continue
+		}
+		secret := k8sTemporalKeyPrefix + id
+		if !dials {
+			t.Errorf("deploy/k8s %s: no DEMARCHE_TEMPORAL_ADDRESS, though it is the Temporal client %s", what, id)
+		}
+		if got := env[temporalx.EnvKeyFile]; got != cluster.TemporalKeyFile {
+			t.Errorf("deploy/k8s %s: %s %q, want %q (its own identity's API key: the frontend authorizes every caller by it)", what, temporalx.EnvKeyFile, got, cluster.TemporalKeyFile)
+		}
+		if !slices.Equal(keys, []string{secret}) {
+			t.Errorf("deploy/k8s %s: Temporal keys mounted %v, want its own identity's alone (%s)", what, keys, secret)
+		}
+		if got, want := mounts[secret], [2]string{cluster.TemporalKeyFile, id + ".key"}; got != want {
+			t.Errorf("deploy/k8s %s: secret %s mounted at %q (file %q), want its file %s at %s", what, secret, got[0], got[1], want[1], want[0])
+		}
+		if got, want := generated[secret], []string{"secrets/" + temporalx.KeyFile(temporalx.CredentialsDir, id)}; !slices.Equal(got, want) {
+			t.Errorf("deploy/k8s %s: secret %s is generated from %v, want %v (demarche admin credentials writes it)", what, secret, got, want)
 		}
 	}
-	check(tv, tmp, "default", "server", "config", "persistence", "defaultStore")
-	for _, side := range []string{"frontend", "internode"} {
-		check(tv, tmp, true, "server", "config", "tls", side, "server", "requireClientAuth")
-	}
-	check(tv, tmp, k8sTemporalFrontend, "server", "config", "tls", "frontend", "client", "serverName")
-	for _, off := range []string{"cassandra", "mysql", "elasticsearch"} {
-		check(tv, tmp, false, off, "enabled")
-	}
-	check(tv, tmp, true, "web", "enabled")
-	uiEnv := map[string]string{}
-	if list, ok := at(tmp, "web", "additionalEnv").([]any); ok {
-		for _, e := range list {
-			uiEnv[fmt.Sprint(at(e, "name"))] = fmt.Sprint(at(e, "value"))
+	for secret, pods := range users {
+		if len(pods) > 1 {
+			slices.Sort(pods)
+			t.Errorf("deploy/k8s: the Temporal key %s is mounted by %v: every Temporal client has its own identity's key, shared with none", secret, pods)
 		}
 	}
-	codec := uiEnv["TEMPORAL_CODEC_ENDPOINT"]
+	for what := range identities {
+		kind, name, _ := strings.Cut(what, " ")
+		if _, ok := objects[kind][name]; !ok {
+			t.Errorf("deploy/k8s has no %s (a Temporal client of compose.yaml)", what)
+		}
+	}
+	// The same Temporal clients with the same identities as compose.yaml.
+	b, err := os.ReadFile(filepath.Join(composeDir, "compose.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cf composeFile
+	if err := yaml.Unmarshal(b, &cf); err != nil {
+		t.Fatalf("compose.yaml does not parse: %v", err)
+	}
+	fromCompose := map[string]string{}
+	for name, svc := range cf.Services {
+		for _, sec := range svc.Secrets {
+			if id, ok := strings.CutPrefix(sec.Source, "temporal-key-"); ok && id != "hashes" {
+				kind := "Deployment"
+				if name == "provision" {
+					kind = "Job"
+				}
+				fromCompose[kind+" "+name] = id
+			}
+		}
+	}
+	if !maps.Equal(fromCompose, identities) {
+		t.Errorf("deploy/k8s's Temporal clients and identities %v, compose.yaml's %v", identities, fromCompose)
+	}
+}
+
+// Temporal is demarche temporal-server (the engine of compose.yaml and the
+// cluster test), never a server that authorizes nobody: on the PostgreSQL of
+// the chart values it replaces, with mTLS, the key hashes of every identity
+// (--key-hashes), one replica, reached through the Service the clients dial;
+// the UI reads through it as the observer.
+func TestDeployK8sTemporalServer(t *testing.T) {
+	kz, objects := readK8s(t)
+	generated := map[string][]string{}
+	for _, g := range kz.SecretGenerator {
+		generated[g.Name] = append(slices.Clone(g.Files), g.Envs...)
+	}
+	errorf := func(what, format string, args ...any) {
+		t.Helper()
+		t.Errorf("deploy/k8s %s: %s", what, fmt.Sprintf(format, args...))
+	}
+	// Any pod running a Temporal server runs Démarche's, with the key hashes.
+	servers := 0
+	for what, tpl := range k8sPods(objects) {
+		for _, c := range tpl.Spec.Containers {
+			args := slices.Concat(c.Command, c.Args)
+			upstream := strings.Contains(c.Image, "temporalio/server") || strings.Contains(c.Image, "temporalio/auto-setup")
+			if upstream {
+				errorf(what, "runs %s: the upstream server cannot load Démarche's authorizer; run demarche temporal-server", c.Image)
+			}
+			if len(args) == 0 || args[0] != "temporal-server" {
+				continue
+			}
+			servers++
+			if what != "Deployment "+k8sTemporalServer {
+				errorf(what, "runs temporal-server: deploy/k8s runs one, the Deployment %s", k8sTemporalServer)
+			}
+			if !slices.Contains(args, "--key-hashes") {
+				errorf(what, "temporal-server without --key-hashes: the frontend must authorize every caller by its API key")
+			}
+		}
+	}
+	if servers != 1 {
+		t.Errorf("deploy/k8s runs %d Temporal servers, want 1 (Deployment %s)", servers, k8sTemporalServer)
+	}
+	what := "Deployment " + k8sTemporalServer
+	d, ok := objects["Deployment"][k8sTemporalServer]
+	if !ok {
+		t.Fatalf("deploy/k8s has no %s (demarche temporal-server)", what)
+	}
+	tpl := d.Spec.Template
+	if len(tpl.Spec.Containers) != 1 {
+		t.Fatalf("deploy/k8s %s: %d containers, want 1", what, len(tpl.Spec.Containers))
+	}
+	c := tpl.Spec.Containers[0]
+	if c.Image != "demarche" || len(c.Command) != 0 || len(c.Args) == 0 || c.Args[0] != "temporal-server" || len(c.Args)%2 != 1 {
+		t.Fatalf("deploy/k8s %s: image %q command %q args %q, want the demarche image's temporal-server and flag pairs", what, c.Image, c.Command, c.Args)
+	}
+	// Static membership: two processes on one database would fight over the shards.
+	if d.Spec.Replicas == nil || *d.Spec.Replicas != 1 || d.Spec.Strategy.Type != "Recreate" {
+		errorf(what, "replicas %v strategy %q: want 1 and Recreate (the server's services find each other as one host)", d.Spec.Replicas, d.Spec.Strategy.Type)
+	}
+	if !selects(matchLabels(t, d.Spec.Selector), tpl.Metadata.Labels) {
+		errorf(what, "selector does not select its pods (labels %v)", tpl.Metadata.Labels)
+	}
+	flags := map[string]string{}
+	for i := 1; i+1 < len(c.Args); i += 2 {
+		flags[c.Args[i]] = c.Args[i+1]
+	}
+	for flag, want := range map[string]string{
+		"--host": "0.0.0.0", "--port": fmt.Sprint(cluster.TemporalPort),
+		"--postgres-host": "postgres", "--postgres-port": fmt.Sprint(cluster.PostgresPort), "--postgres-user": cluster.PostgresUser,
+		"--postgres-password-file": cluster.PostgresPasswordFile, "--database": cluster.TemporalDatabase, "--visibility-database": cluster.VisibilityDatabase,
+		"--history-shards": fmt.Sprint(k8sHistoryShards), "--tls-server-name": k8sTemporalFrontend,
+		"--key-hashes": cluster.TemporalKeyHashesFile,
+	} {
+		if flags[flag] != want {
+			errorf(what, "%s %q, want %q", flag, flags[flag], want)
+		}
+	}
+	mounts := tpl.secretFileMounts(c)
+	for _, flag := range []string{"--tls-cert", "--tls-key", "--tls-ca"} {
+		if !strings.HasPrefix(flags[flag], "/run/secrets/temporal-tls/") {
+			errorf(what, "%s %q: a frontend beyond loopback takes mTLS clients only", flag, flags[flag])
+		}
+		if f := filepath.Base(flags[flag]); !slices.Contains(generated["demarche-temporal-server-tls"], "secrets/temporal-tls/"+f) {
+			errorf(what, "%s names %s, which the secret demarche-temporal-server-tls does not hold (%v)", flag, f, generated["demarche-temporal-server-tls"])
+		}
+	}
+	if mounts["demarche-temporal-server-tls"][0] != "/run/secrets/temporal-tls" {
+		errorf(what, "the demarche-temporal-server-tls secret is not mounted at /run/secrets/temporal-tls")
+	}
+	if got, want := mounts["demarche-temporal-server-key-hashes"], [2]string{cluster.TemporalKeyHashesFile, temporalx.KeyHashesFile}; got != want {
+		errorf(what, "the key hashes are mounted at %q (file %q), want the secret demarche-temporal-server-key-hashes's %s at %s", got[0], got[1], want[1], want[0])
+	}
+	if got, want := generated["demarche-temporal-server-key-hashes"], []string{"secrets/" + temporalx.CredentialsDir + "/" + temporalx.KeyHashesFile}; !slices.Equal(got, want) {
+		errorf(what, "demarche-temporal-server-key-hashes is generated from %v, want %v (demarche admin credentials writes it)", got, want)
+	}
+	if got := mounts["temporal-postgres"]; got != [2]string{cluster.PostgresPasswordFile, "password"} {
+		errorf(what, "the PostgreSQL password is mounted at %q (file %q), want the secret temporal-postgres's password at %s", got[0], got[1], cluster.PostgresPasswordFile)
+	}
+	for s := range mounts {
+		if strings.HasPrefix(s, k8sTemporalKeyPrefix) || strings.HasPrefix(s, "demarche-nats-") || s == "demarche-codec-key" {
+			errorf(what, "mounts %s: the server holds the keys' hashes, never a client's key or credentials", s)
+		}
+	}
+	// The key hashes and the server's key are the server's alone.
+	for pod, ptpl := range k8sPods(objects) {
+		if pod == what || len(ptpl.Spec.Containers) != 1 {
+			continue
+		}
+		m := ptpl.secretMounts(ptpl.Spec.Containers[0])
+		for _, s := range []string{"demarche-temporal-server-key-hashes", "demarche-temporal-server-tls", "temporal-postgres"} {
+			if _, ok := m[s]; ok {
+				errorf(pod, "mounts %s, the Temporal server's alone", s)
+			}
+		}
+	}
+	// The Service every client dials reaches the frontend.
+	if svc, ok := objects["Service"][k8sTemporalFrontend]; !ok {
+		t.Errorf("deploy/k8s has no Service %s (the address every Temporal client dials)", k8sTemporalFrontend)
+	} else {
+		if !selects(matchLabels(t, svc.Spec.Selector), tpl.Metadata.Labels) {
+			errorf("Service "+k8sTemporalFrontend, "does not select the Temporal server's pods")
+		}
+		ok := false
+		for _, p := range svc.Spec.Ports {
+			ok = ok || (p.Port == cluster.TemporalPort && c.port(p.TargetPort) == cluster.TemporalPort)
+		}
+		if !ok {
+			errorf("Service "+k8sTemporalFrontend, "no port %d targets the frontend's %d", cluster.TemporalPort, cluster.TemporalPort)
+		}
+	}
+	// The UI: demarche temporal-ui, read-only as the observer (its key:
+	// TestDeployK8sTemporalKeys), decrypting through the gateway's codec endpoint.
+	uiWhat := "Deployment temporal-ui"
+	ui, ok := objects["Deployment"]["temporal-ui"]
+	if !ok || len(ui.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("deploy/k8s has no %s with one container", uiWhat)
+	}
+	uc := ui.Spec.Template.Spec.Containers[0]
+	if len(uc.Args) < 5 || !slices.Equal(uc.Args[:5], []string{"temporal-ui", "--host", "0.0.0.0", "--port", "8080"}) || uc.Image != "demarche" {
+		errorf(uiWhat, "image %q args %q, want demarche temporal-ui --host 0.0.0.0 --port 8080", uc.Image, uc.Args)
+	}
+	codec := ""
+	for i := 0; i+1 < len(uc.Args); i++ {
+		if uc.Args[i] == "--codec-endpoint" {
+			codec = uc.Args[i+1]
+		}
+	}
 	if !strings.HasPrefix(codec, "https://") || !strings.HasSuffix(codec, "/v1/codec/"+temporalx.DefaultNamespace) {
-		t.Errorf("deploy/k8s/%s web TEMPORAL_CODEC_ENDPOINT %q, want https://<gateway>/v1/codec/%s", tv, codec, temporalx.DefaultNamespace)
+		errorf(uiWhat, "--codec-endpoint %q, want https://<gateway>/v1/codec/%s", codec, temporalx.DefaultNamespace)
 	}
-	for _, v := range []string{"TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY"} {
-		if uiEnv[v] == "" {
-			t.Errorf("deploy/k8s/%s web: no %s (the frontend takes mTLS clients only)", tv, v)
+	env := uc.env()
+	if got, want := env["DEMARCHE_TEMPORAL_ADDRESS"], fmt.Sprintf("%s:%d", k8sTemporalFrontend, cluster.TemporalPort); got != want {
+		errorf(uiWhat, "DEMARCHE_TEMPORAL_ADDRESS %q, want %q", got, want)
+	}
+	for _, v := range []string{"DEMARCHE_TEMPORAL_TLS_CERT", "DEMARCHE_TEMPORAL_TLS_KEY", "DEMARCHE_TEMPORAL_TLS_CA"} {
+		if !strings.HasPrefix(env[v], "/run/secrets/temporal-tls/") {
+			errorf(uiWhat, "%s %q: the Temporal frontend takes mTLS clients only", v, env[v])
+		}
+	}
+	if env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"] != k8sTemporalFrontend {
+		errorf(uiWhat, "DEMARCHE_TEMPORAL_TLS_SERVER_NAME %q, want %s", env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"], k8sTemporalFrontend)
+	}
+	if ui.Spec.Template.secretMounts(uc)["demarche-temporal-tls"] != "/run/secrets/temporal-tls" {
+		errorf(uiWhat, "the demarche-temporal-tls secret is not mounted at /run/secrets/temporal-tls")
+	}
+}
+
+// A pod that runs as a user other than root reads its secrets: the files of a
+// secret volume are root's (mode 0400 here), and the pod's fsGroup, its
+// user's, is what lets that user read its credentials and keys.
+func TestDeployK8sSecretsReadable(t *testing.T) {
+	_, objects := readK8s(t)
+	for what, tpl := range k8sPods(objects) {
+		for _, c := range tpl.Spec.Containers {
+			if len(tpl.secretMounts(c)) == 0 || c.SecurityContext.RunAsUser == nil || *c.SecurityContext.RunAsUser == 0 {
+				continue
+			}
+			if fs := tpl.Spec.SecurityContext.FSGroup; fs == nil || *fs != *c.SecurityContext.RunAsUser {
+				t.Errorf("deploy/k8s %s: runs as user %d with secrets mounted but fsGroup %v: it cannot read its own credentials", what, *c.SecurityContext.RunAsUser, fs)
+			}
 		}
 	}
 }

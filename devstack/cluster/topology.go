@@ -9,7 +9,8 @@
 // cluster-test`), which runs the topology on loopback with random ports, and
 // deploy/compose/compose.yaml (TestComposeMatchesTopology, run by make test
 // and make lint), which describes it for one host with fixed ports, and
-// deploy/k8s (TestDeployK8sMatchesTopology, TestDeployK8sHelmValues, run by
+// deploy/k8s (TestDeployK8sMatchesTopology, TestDeployK8sHelmValues,
+// TestDeployK8sTemporalServer, TestDeployK8sTemporalKeys, run by
 // make lint), which describes it for Kubernetes.
 package cluster
 

@@ -91,5 +91,6 @@ Without --tls-* files the frontend listens on a loopback address only.`,
 	f.StringVar(&opts.TLS.CertFile, "tls-cert", "", "mTLS: the server's certificate (PEM)")
 	f.StringVar(&opts.TLS.KeyFile, "tls-key", "", "mTLS: its key (PEM)")
 	f.StringVar(&opts.TLS.CAFile, "tls-ca", "", "mTLS: the CA of the server's and every client's certificate")
+	f.StringVar(&opts.TLS.ServerName, "tls-server-name", "", "mTLS: the name on the server's certificate, which its own services check when they dial each other (default: --host; set it when --host is 0.0.0.0)")
 	return cmd
 }
