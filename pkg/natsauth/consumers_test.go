@@ -93,6 +93,17 @@ func TestOrderedConsumersButNoOneElses(t *testing.T) {
 			if got, want := allowed(p, pager), slices.Contains(natsauth.Pagers, id); got != want {
 				t.Errorf("%s may acknowledge its stream_pager consumer on %s: %v, want %v", id, stream, got, want)
 			}
+			// nats-server also takes acknowledgements in its v2 form,
+			// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...: none
+			// of the pagers' grants reaches another's consumer that way.
+			for owner, cs := range natsauth.AllDurables(natsauth.DefaultPartners) {
+				for _, c := range cs {
+					v2 := "$JS.ACK._.Xk2mQ9aB." + c.String() + ".1.7.42.1765000000000000000.0.Zq"
+					if owner != id && allowed(p, v2) {
+						t.Errorf("%s may acknowledge %s's consumer %s in the v2 form (%s)", id, owner, c, v2)
+					}
+				}
+			}
 		}
 		if allowed(p, "$JS.API.CONSUMER.CREATE."+natsauth.PartnerStream("AU")+".Xy3kQ_1") {
 			t.Errorf("%s may make consumers on the partner stream", id)
