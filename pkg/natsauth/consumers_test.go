@@ -87,8 +87,22 @@ func TestOrderedConsumersButNoOneElses(t *testing.T) {
 					t.Errorf("%s may not %s", id, s)
 				}
 			}
-			if allowed(p, "$JS.ACK."+stream+".Xy3kQ_1.1.1.1.1.0") {
-				t.Errorf("%s may acknowledge another's consumer on %s", id, stream)
+			// Pagers (natscli's `stream view`) acknowledge their own pager
+			// consumer; no one else acknowledges on these streams.
+			pager := "$JS.ACK." + stream + ".stream_pager_12341765000000000000000.1.1.1.1765000000000000000.0"
+			if got, want := allowed(p, pager), slices.Contains(natsauth.Pagers, id); got != want {
+				t.Errorf("%s may acknowledge its stream_pager consumer on %s: %v, want %v", id, stream, got, want)
+			}
+			// nats-server also takes acknowledgements in its v2 form,
+			// $JS.ACK.<domain>.<account hash>.<stream>.<consumer>...: none
+			// of the pagers' grants reaches another's consumer that way.
+			for owner, cs := range natsauth.AllDurables(natsauth.DefaultPartners) {
+				for _, c := range cs {
+					v2 := "$JS.ACK._.Xk2mQ9aB." + c.String() + ".1.7.42.1765000000000000000.0.Zq"
+					if owner != id && allowed(p, v2) {
+						t.Errorf("%s may acknowledge %s's consumer %s in the v2 form (%s)", id, owner, c, v2)
+					}
+				}
 			}
 		}
 		if allowed(p, "$JS.API.CONSUMER.CREATE."+natsauth.PartnerStream("AU")+".Xy3kQ_1") {
@@ -161,11 +175,15 @@ func TestMoneyAndBookingsMoveForTheWorkerAlone(t *testing.T) {
 }
 
 // TestObserverReadsOnly: the observer writes nothing, edits, deletes, pulls
-// from and acknowledges no consumer of anyone's.
+// from and acknowledges no consumer of anyone's (it acknowledges only its own
+// pager consumers: nats stream view).
 func TestObserverReadsOnly(t *testing.T) {
 	p := natsauth.PermissionsOf(natsauth.Observer)
 	for _, s := range p.Publish {
-		if strings.HasPrefix(s, "$JS.ACK") || strings.HasPrefix(s, "$KV.") || strings.HasPrefix(s, "demarche.") && !slices.Contains([]string{"demarche.audit.chain", "demarche.audit.heads",
+		if strings.HasPrefix(s, "$JS.ACK") && !(strings.HasSuffix(s, ".*.>") && slices.Contains(natsauth.Ephemerals[natsauth.Observer], strings.TrimSuffix(strings.TrimPrefix(s, "$JS.ACK."), ".*.>"))) {
+			t.Errorf("the observer may acknowledge on %s (its own pager consumers on its streams alone)", s)
+		}
+		if strings.HasPrefix(s, "$KV.") || strings.HasPrefix(s, "demarche.") && !slices.Contains([]string{"demarche.audit.chain", "demarche.audit.heads",
 			"demarche.schema.>", "demarche.roster.search", "demarche.roster.assignments", "demarche.roster.experts", "demarche.funding.balance", "demarche.funding.ledger",
 			"demarche.earlywarning.score"}, s) {
 			t.Errorf("the observer may publish on %s", s)
@@ -225,6 +243,24 @@ func TestOverlap(t *testing.T) {
 	} {
 		if got := natsauth.Overlap(c.a, c.b); got != c.want {
 			t.Errorf("Overlap(%s, %s) = %v", c.a, c.b, got)
+		}
+	}
+}
+
+// TestBackupAndRestoreForTheProvisionerAlone: `nats stream backup` acknowledges
+// the snapshot's chunks on $JS.SNAPSHOT.ACK and `nats stream restore` sends
+// them on $JS.SNAPSHOT.RESTORE (docs/operations.md: as the provisioner);
+// without them a backup stalls past the server's window and a restore times
+// out. Nobody else may.
+func TestBackupAndRestoreForTheProvisionerAlone(t *testing.T) {
+	outside := natsauth.DeployIdentities()
+	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+		p := natsauth.PermissionsOf(id, outside...)
+		for _, s := range []string{"$JS.SNAPSHOT.ACK." + natsauth.AuditStream + ".OkQGW5l1N86lZEi8Ap8aPn.1024.38",
+			"$JS.SNAPSHOT.RESTORE." + natsauth.LedgerStream + ".OkQGW5l1N86lZEi8Ap8cKF"} {
+			if got, want := allowed(p, s), id == natsauth.Provisioner; got != want {
+				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+			}
 		}
 	}
 }

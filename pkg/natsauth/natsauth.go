@@ -128,7 +128,8 @@ func WebhookDurable(org string) Consumer {
 // ($JS.API.CONSUMER.CREATE.<stream>.<name>[.<filter>]; the legacy ephemeral
 // form, whose name hides in the body, is allowed to nobody), except the names
 // of the durables other identities own there, which it is denied. It never
-// gets acknowledgements on them: ordered consumers do not acknowledge.
+// gets acknowledgements on them (ordered consumers do not acknowledge), but
+// for Pagers, whose `nats stream view` does.
 var Ephemerals = map[Identity][]string{
 	Audit:    {AuditStream},      // chain reads, the alarm watch
 	Funding:  {LedgerStream},     // a fund's ledger read
@@ -139,6 +140,17 @@ var Ephemerals = map[Identity][]string{
 	// partner's deliveries are its own) nor the buckets (bookings, requests).
 	Observer: {CrisisStream, DeadLetterStream, SignalsStream, LedgerStream, AuditStream, AnchorStream},
 }
+
+// Pagers are the identities people use with natscli (the operator's and the
+// observer's credentials). `nats stream view` pages through a stream with a
+// pull consumer of its own (stream_pager_<pid><time>) and acknowledges each
+// message it shows: without acknowledgements every message prints a
+// permissions error, and past the consumer's 1,000 unacknowledged messages
+// the pager stalls. So on their Ephemerals streams they may acknowledge
+// consumers of any name, but the names of the durables others own there
+// (Denied): on these streams (limits retention) an acknowledgement moves
+// only the acknowledging consumer's own state.
+var Pagers = []Identity{Operator, Observer}
 
 // MessageReads are the streams whose messages an identity reads one by one:
 // $JS.API.STREAM.MSG.GET.<stream> (a chain's or ledger's tail, a record
@@ -177,6 +189,8 @@ var rules = []Rule{
 
 	// JetStream: the provisioner alone manages streams and buckets.
 	{"$JS.API.>", Pub, []Identity{Provisioner}, "create and update streams and buckets at start-up"},
+	{"$JS.SNAPSHOT.ACK.>", Pub, []Identity{Provisioner}, "nats stream backup: acknowledge the snapshot's chunks (flow control)"},
+	{"$JS.SNAPSHOT.RESTORE.>", Pub, []Identity{Provisioner}, "nats stream restore: send the snapshot's chunks"},
 	{"$JS.API.INFO", Pub, everyone, "account info"},
 	{"$JS.API.STREAM.INFO.*", Pub, everyone, "bind to a stream or bucket"},
 	{"$JS.API.STREAM.NAMES", Pub, everyone, "list streams"},
@@ -256,6 +270,9 @@ func derive(rules []Rule) []Rule {
 		for _, stream := range Ephemerals[id] {
 			out = append(out, consumerRules(id, stream, "*", "ordered consumers on "+stream+" (library-named; others' durables denied)")...)
 			out = append(out, Rule{"$JS.FC." + stream + ".>", Pub, []Identity{id}, "flow control of its ordered push consumers on " + stream})
+			if slices.Contains(Pagers, id) {
+				out = append(out, Rule{"$JS.ACK." + stream + ".*.>", Pub, []Identity{id}, "acknowledge its own consumers on " + stream + " (nats stream view's pager; others' durables denied)"})
+			}
 		}
 		for _, stream := range MessageReads[id] {
 			if strings.HasPrefix(stream, "KV_") {
@@ -432,8 +449,8 @@ func AllDurables(partners []string) map[Identity][]Consumer {
 // consumer rights of any name on a stream (Ephemerals) would match them: the
 // names of the durables others own on that stream. Creating (or updating,
 // the same request), deleting, pulling and (but for ConsumerWatchers)
-// reading their state are denied; acknowledging is never granted on names
-// the identity does not own.
+// reading their state are denied, and so is acknowledging (Pagers may
+// acknowledge consumers of any name on those streams but these).
 func Denied(id Identity, partners []string) []string {
 	var out []string
 	for owner, cs := range AllDurables(partners) {
@@ -452,6 +469,7 @@ func Denied(id Identity, partners []string) []string {
 				out = append(out, "$JS.API.CONSUMER."+verb+"."+c.String())
 			}
 			out = append(out, "$JS.API.CONSUMER.CREATE."+c.String()+".>")
+			out = append(out, "$JS.ACK."+c.String()+".>") // Pagers acknowledge their own consumers alone
 		}
 	}
 	slices.Sort(out)
@@ -704,6 +722,10 @@ func PartnerPermissions(org string) Permissions {
 	return Permissions{
 		Publish: []string{
 			"$JS.API.STREAM.INFO." + stream,
+			// nats consumer ls --names: the names on its own stream (its
+			// own and the partners service's webhook consumer for it); not
+			// CONSUMER.LIST, which would give the webhook consumer's state.
+			"$JS.API.CONSUMER.NAMES." + stream,
 			"$JS.API.CONSUMER.CREATE." + stream + "." + org + "." + subjects,
 			"$JS.API.CONSUMER.INFO." + stream + "." + org,
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + org,

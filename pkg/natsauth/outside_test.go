@@ -99,6 +99,17 @@ func TestPartnersAndSignalSources(t *testing.T) {
 		{au, "$JS.API.STREAM.INFO.DEMARCHE_PARTNERS", false},
 		{au, "$JS.API.STREAM.NAMES", false},
 		{au, "$JS.API.STREAM.LIST", false},
+		// nats consumer ls --names on its own stream, never another's, and
+		// never CONSUMER.LIST (the webhook consumer's state).
+		{au, "$JS.API.CONSUMER.NAMES." + natsauth.PartnerStream("AU"), true},
+		{au, "$JS.API.CONSUMER.NAMES." + natsauth.PartnerStream("EU"), false},
+		{au, "$JS.API.CONSUMER.NAMES." + natsauth.CrisisStream, false},
+		{au, "$JS.API.CONSUMER.LIST." + natsauth.PartnerStream("AU"), false},
+		// its own consumer's deletion stays refused (a declared durable: the
+		// audit's consumer watch would raise an alarm); no ordered consumers.
+		{au, "$JS.API.CONSUMER.DELETE." + natsauth.PartnerStream("AU") + ".AU", false},
+		{au, "$JS.API.CONSUMER.CREATE." + natsauth.PartnerStream("AU") + ".Xy3kQ_1.demarche.partner.AU.>", false},
+		{au, "$JS.ACK." + natsauth.PartnerStream("AU") + ".partners-webhook-AU.1.1.1.1765000000000000000.0", false},
 	} {
 		if got := pub(c.id, c.subject); got != c.want {
 			t.Errorf("%s publishing on %s: allowed=%v, want %v", c.id, c.subject, got, c.want)
