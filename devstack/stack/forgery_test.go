@@ -95,7 +95,7 @@ func TestForgeriesOnTheStack(t *testing.T) {
 	if err != nil || !strings.Contains(out, "chain crisis."+id+" verifies") {
 		t.Fatalf("audit verify: %v\n%s", err, out)
 	}
-	nc, _ := jsOf(t, s)
+	nc, _ := jsAs(t, s, natsauth.Gateway) // chains are read through the gateway
 	own, err := audit.FetchChain(ctx, nc, id, "auditor-test")
 	if err != nil {
 		t.Fatal(err)

@@ -174,6 +174,19 @@ func TestMoneyAndBookingsMoveForTheWorkerAlone(t *testing.T) {
 	}
 }
 
+// TestChainsAreReadThroughTheGateway: the audit service records a read
+// under the reader its request names; only the gateway, which takes that
+// name from a verified token, may ask (a NATS caller's name would be its body's).
+func TestChainsAreReadThroughTheGateway(t *testing.T) {
+	for _, subject := range []string{"demarche.audit.chain", "demarche.audit.heads", "demarche.audit.read"} {
+		for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+			if got := allowed(natsauth.PermissionsOf(id), subject); got != (id == natsauth.Gateway || id == natsauth.Audit) { // audit writes demarche.audit.> itself
+				t.Errorf("%s may request %s: %v", id, subject, got)
+			}
+		}
+	}
+}
+
 // TestObserverReadsOnly: the observer writes nothing, edits, deletes, pulls
 // from and acknowledges no consumer of anyone's (it acknowledges only its own
 // pager consumers: nats stream view).

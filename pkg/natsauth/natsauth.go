@@ -236,8 +236,12 @@ var rules = []Rule{
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
 	{"demarche.partners.>", Pub, []Identity{Gateway, Operator}, "role acknowledgements"},
 	{"demarche.audit.>", Sub, []Identity{Audit}, "audit endpoints (chain, heads)"},
-	{"demarche.audit.chain", Pub, []Identity{Gateway, Operator, Observer}, "read a chain"},
-	{"demarche.audit.heads", Pub, []Identity{Gateway, Operator, Observer}, "read chain heads"},
+	// Chains and heads are read through the gateway alone: it checks the
+	// reader's clearance and stamps the read with the token's subject (the
+	// audit service records the reader the request names, and a NATS caller's
+	// name would be its body's word).
+	{"demarche.audit.chain", Pub, []Identity{Gateway}, "read a chain, for a person the gateway authenticated"},
+	{"demarche.audit.heads", Pub, []Identity{Gateway}, "read chain heads, for a person the gateway authenticated"},
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
