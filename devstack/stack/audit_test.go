@@ -96,7 +96,8 @@ func TestAuditTrail(t *testing.T) {
 	}
 	// Every event, not only decisions: each record carries the workflow and
 	// history event it comes from, and reconcile matched them all.
-	chain, err := audit.FetchChain(ctx, nc, id, "auditor-test")
+	gw, _ := jsAs(t, s, natsauth.Gateway) // chains are read through the gateway
+	chain, err := audit.FetchChain(ctx, gw, id, "auditor-test")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -137,7 +137,8 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 			if l := lineWith(rec, "OUTSIDE"); !strings.Contains(l, c.says) {
 				t.Errorf("audit reconcile %s: want %q\n%s", c.id, c.says, rec)
 			}
-			chain, err := audit.FetchChain(ctx, natsConn(t, s), c.id, "test")
+			gw, _ := jsAs(t, s, natsauth.Gateway) // chains are read through the gateway
+			chain, err := audit.FetchChain(ctx, gw, c.id, "test")
 			if err != nil {
 				t.Fatal(err)
 			}
