@@ -582,9 +582,9 @@ func chainEventIDs(ctx context.Context, p *platform, crisisID string) (map[strin
 }
 
 // chainRecords reads a crisis's audit chain (the global chain for "") from
-// the audit service (NATS micro, as the operator).
+// the audit service (NATS micro, as the gateway: chains are read through it).
 func chainRecords(ctx context.Context, p *platform, crisisID string) ([]*demarchev1.AuditRecord, error) {
-	nc, err := p.connect(natsauth.Operator)
+	nc, err := p.connect(natsauth.Gateway)
 	if err != nil {
 		return nil, err
 	}
