@@ -6,10 +6,8 @@ package attack_test
 // consumer edited or deleted outside provisioning is an alarm.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"net/http"
 	"os"
 	"regexp"
 	"strconv"
@@ -27,6 +25,7 @@ import (
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/metrics/metricstest"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -53,25 +52,9 @@ func startDetectStack(t *testing.T) *stack.Stack {
 // scrapeMetrics reads /metrics into series (name{labels} as served) -> value.
 func scrapeMetrics(t *testing.T, url string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get(url + "/metrics")
+	out, err := metricstest.Scrape(url)
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("/metrics line %q: %v", line, err)
-		}
-		out[line[:i]] = v
 	}
 	return out
 }

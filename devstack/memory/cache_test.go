@@ -4,12 +4,10 @@
 package memory_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/temporalembed"
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/metrics/metricstest"
 	"github.com/demarche/demarche/pkg/natstest"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -101,20 +100,12 @@ func scrape(t *testing.T) map[string]float64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	metrics.Handler(false).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	series, err := metricstest.Parse(rec.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := map[string]float64{}
-	sc := bufio.NewScanner(rec.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		name := line[:i]
+	for name, v := range series {
 		if j := strings.IndexByte(name, '{'); j >= 0 {
 			name = name[:j]
 		}
