@@ -426,10 +426,18 @@ func TestMicroDiscovery(t *testing.T) {
 	if !subjects[natsrpc.EarlyWarningIngest] || !subjects[natsrpc.EarlyWarningScore] {
 		t.Errorf("endpoints %+v", info.Endpoints)
 	}
-	stats := request[micro.Stats](t, nc, "$SRV.STATS."+earlywarning.ServiceName)
-	got := map[string][2]int{}
-	for _, e := range stats.Endpoints {
-		got[e.Name] = [2]int{e.NumRequests, e.NumErrors}
+	// micro counts a request once its handler returns, which can be just
+	// after the reply reached us: read the stats until they settle.
+	var got map[string][2]int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		stats := request[micro.Stats](t, nc, "$SRV.STATS."+earlywarning.ServiceName)
+		got = map[string][2]int{}
+		for _, e := range stats.Endpoints {
+			got[e.Name] = [2]int{e.NumRequests, e.NumErrors}
+		}
+		if got["ingest"] == [2]int{1, 0} && got["score"] == [2]int{1, 1} || time.Now().After(deadline) {
+			break
+		}
 	}
 	if got["ingest"] != [2]int{1, 0} || got["score"] != [2]int{1, 1} {
 		t.Errorf("stats %v, want ingest 1 request, score 1 request 1 error", got)
