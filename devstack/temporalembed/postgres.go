@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"time"
 
 	"go.temporal.io/server/common/config"
 	tlog "go.temporal.io/server/common/log"
+	"go.temporal.io/server/common/log/tag"
 	pgplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/postgresql"
 	"go.temporal.io/server/tools/common/schema"
 	sqltool "go.temporal.io/server/tools/sql"
@@ -25,6 +27,11 @@ type Postgres struct {
 	Database, VisibilityDatabase string
 	// MaxConns per database and server process (default 20).
 	MaxConns int
+	// StartupWait is how long the server keeps trying to reach the database
+	// when it starts (default 60s): PostgreSQL that is still starting
+	// ("the database system is starting up") or a container started after
+	// ours is the ordinary case in compose, Kubernetes and a reboot.
+	StartupWait time.Duration
 }
 
 // Embedded schema directories of go.temporal.io/server/schema.
@@ -52,6 +59,25 @@ func (p *Postgres) defaults() {
 	if p.MaxConns == 0 {
 		p.MaxConns = 20
 	}
+	if p.StartupWait == 0 {
+		p.StartupWait = 60 * time.Second
+	}
+}
+
+// untilReady runs try until it succeeds or wait has passed, pausing a little
+// longer each time (100 ms doubling up to 2 s); it returns try's last error.
+func untilReady(wait time.Duration, try func() error, retrying func(error)) error {
+	deadline := time.Now().Add(wait)
+	pause := 100 * time.Millisecond
+	for {
+		err := try()
+		if err == nil || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		retrying(err)
+		time.Sleep(pause)
+		pause = min(2*pause, 2*time.Second)
+	}
 }
 
 func (p *Postgres) sqlConfig(db string) *config.SQL {
@@ -77,8 +103,13 @@ func preparePostgres(p Postgres, logger tlog.Logger) (store, visibility *config.
 	for _, s := range []struct{ db, schemaName string }{{p.Database, pgSchema}, {p.VisibilityDatabase, pgVisibilitySchema}} {
 		cfg := p.sqlConfig(s.db)
 		admin := *cfg
-		if err := sqltool.DoCreateDatabase(&admin, "postgres", logger); err != nil {
-			return nil, nil, fmt.Errorf("temporal: create database %s on %s: %w", s.db, cfg.ConnectAddr, err)
+		err := untilReady(p.StartupWait, func() error {
+			return sqltool.DoCreateDatabase(&admin, "postgres", logger)
+		}, func(err error) {
+			logger.Warn("waiting for PostgreSQL", tag.NewStringTag("address", cfg.ConnectAddr), tag.Error(err))
+		})
+		if err != nil {
+			return nil, nil, fmt.Errorf("temporal: create database %s on %s (tried for %s): %w", s.db, cfg.ConnectAddr, p.StartupWait, err)
 		}
 		conn, err := sqltool.NewConnection(cfg, logger)
 		if err != nil {
