@@ -277,3 +277,28 @@ func TestBackupAndRestoreForTheProvisionerAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestFundOpeningForTheProvisionerAlone: opening a fund (demarche admin
+// open-fund) writes its opening line and marker and asks audit to record the
+// act; only the provisioner may, besides funding on its own ledgers and
+// bucket, and only the provisioner may ask audit to record an opening (so the
+// record's principal comes from the credentials, not from the body). The
+// provisioner writes no other funding key (requests, paid keys).
+func TestFundOpeningForTheProvisionerAlone(t *testing.T) {
+	outside := natsauth.DeployIdentities()
+	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+		p := natsauth.PermissionsOf(id, outside...)
+		for s, want := range map[string]bool{
+			"demarche.ledger.new-fund":           id == natsauth.Provisioner || id == natsauth.Funding,
+			"$KV.DEMARCHE_FUNDING.fund.new-fund": id == natsauth.Provisioner || id == natsauth.Funding,
+			"$KV.DEMARCHE_FUNDING.paid.k1":       id == natsauth.Funding,
+			"$KV.DEMARCHE_FUNDING.req.GN-1.r1":   id == natsauth.Funding,
+			"demarche.audit.fund-opened":         id == natsauth.Provisioner || id == natsauth.Audit,
+			"demarche.audit.operation":           id == natsauth.Worker || id == natsauth.Audit,
+		} {
+			if got := allowed(p, s); got != want {
+				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+			}
+		}
+	}
+}

@@ -208,6 +208,7 @@ var rules = []Rule{
 	{"demarche.dlq.earlywarning-signals", Pub, []Identity{EarlyWarning}, "its dead letters"},
 	{"demarche.dlq.example-subscriber", Pub, []Identity{Subscriber}, "its dead letters"},
 	{"demarche.ledger.>", Pub, []Identity{Funding}, "only funding writes ledgers"},
+	{"demarche.ledger.*", Pub, []Identity{Provisioner}, "open a fund: its opening line, once (demarche admin open-fund; a second opening breaks the ledger's links and is refused as an alarm)"},
 	{"demarche.audit.>", Pub, []Identity{Audit}, "only audit writes audit chains"},
 	{"demarche.audit.alarm", Pub, []Identity{Funding}, "a broken ledger's alarm, which audit records on the global chain (core NATS, not a chain subject)"},
 	{"demarche.partner.>", Pub, []Identity{Partners}, "only partners delivers to partners"},
@@ -216,6 +217,7 @@ var rules = []Rule{
 	// Buckets: each service writes its own.
 	{"$KV.DEMARCHE_ROSTER.>", Pub, []Identity{Roster}, "experts and bookings"},
 	{"$KV.DEMARCHE_FUNDING.>", Pub, []Identity{Funding}, "requests and paid keys"},
+	{"$KV.DEMARCHE_FUNDING.fund.*", Pub, []Identity{Provisioner}, "mark a fund opened (demarche admin open-fund)"},
 	{"$KV.DEMARCHE_PARTNER_CRISES.>", Pub, []Identity{Partners}, "crises partners know"},
 	{"$KV.DEMARCHE_PARTNER_PENDING.>", Pub, []Identity{Partners}, "events waiting for their opening"},
 	{"$KV.EARLYWARNING_SIGNALS.>", Pub, []Identity{EarlyWarning}, "signals seen"},
@@ -244,6 +246,7 @@ var rules = []Rule{
 	{"demarche.audit.heads", Pub, []Identity{Gateway}, "read chain heads, for a person the gateway authenticated"},
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
+	{"demarche.audit.fund-opened", Pub, []Identity{Provisioner}, "record a fund's opening on the global chain (demarche admin open-fund; the record's principal is the provisioner, whose credentials alone may ask)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
 	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer, Subscriber}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
 	{"demarche.roster.search", Pub, readers, "read-only"},

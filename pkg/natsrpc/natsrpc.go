@@ -63,6 +63,10 @@ const (
 	// AuditOperation records an operation done to a crisis's workflow outside
 	// Démarche (terminate, cancel, reset): AuditOperationRequest -> AuditOperationResponse.
 	AuditOperation = AuditGroup + ".operation"
+	// AuditFundOpened records a fund's opening (an explicit act of
+	// provisioning, demarche admin open-fund) on the global chain:
+	// LedgerEntry (the opening line) -> AuditOperationResponse.
+	AuditFundOpened = AuditGroup + ".fund-opened"
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

@@ -101,6 +101,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("operation", natsrpc.Handler(func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint operation: %w", err))
 	}
+	if err := g.AddEndpoint("fund-opened", natsrpc.Handler(func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening)); err != nil {
+		return fail(fmt.Errorf("audit: endpoint fund-opened: %w", err))
+	}
 	if err := natsrpc.Ready(nc); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
@@ -153,7 +156,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.SigningKey != nil {
 		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
 	}
-	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads,read,operation}"), zap.String("signing", signed),
+	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads,read,operation,fund-opened}"), zap.String("signing", signed),
 		zap.String("anchors", AnchorStream), zap.Duration("anchor_every", cfg.AnchorEvery))
 	return s, nil
 }

@@ -8,8 +8,8 @@
 // between (JetStream's expected-last-subject-sequence); a racing writer makes
 // it read again. So the balance can never go below zero, whatever the
 // interleaving, and the ledger always balances. Lines are hash-linked and
-// every read checks them (ledger.go); funds are opened only explicitly
-// (OpenOptions).
+// every read checks them (ledger.go); funds come from a configuration file
+// (config.go) and are opened only by an explicit, audited act (open.go).
 //
 // Authority comes from the crisis's workflow, never from a request's body
 // (authority.go): request, decide and disburse each name the decision they
@@ -56,14 +56,6 @@ const (
 // decisions and disbursements as real crises, on a ledger of their own.
 const DrillFund = demarchev1.DrillFundID
 
-// DefaultFunds are the funds `demarche dev` starts with: two real ones and the
-// drill fund (large, so drills never run it dry).
-var DefaultFunds = []*demarchev1.Fund{
-	{Id: "flexible-financing", Name: "Flexible rapid-response financing mechanism", OpeningBalanceUsd: 5_000_000, PerCrisisCeilingUsd: 1_000_000},
-	{Id: "peacebuilding-irf", Name: "Peacebuilding Fund immediate-response facility", OpeningBalanceUsd: 10_000_000, PerCrisisCeilingUsd: 3_000_000},
-	{Id: DrillFund, Name: "Drill fund (exercises only; no real money)", OpeningBalanceUsd: 1_000_000_000_000, PerCrisisCeilingUsd: 1_000_000_000, Drill: true},
-}
-
 // drillRule refuses a drill's call on a real fund and a real crisis's call on
 // a drill fund: drills live in their own world.
 func drillRule(fund *demarchev1.Fund, drill bool) error {
@@ -94,18 +86,15 @@ type Store struct {
 	decisions crisis.DecisionSource
 }
 
-// OpenOptions say whether opening funds is allowed. Opening a fund (writing
-// its opening line) is an explicit act: a fund is opened only when asked
-// (OpenNew, e.g. `demarche serve funding --open-funds`, or `demarche dev` on
-// a new data folder), only if it was never opened before, and the opening
-// line records who opened it. A fund opened before whose ledger has gone is
-// an alarm, never a fresh balance.
+// OpenOptions configure a store. A store never opens a fund: opening one
+// (writing its opening line) is an explicit, audited act of provisioning,
+// OpenFund (`demarche admin open-fund`, or `demarche dev` on a data folder it
+// creates), done before the service starts. A store that finds a configured
+// fund without a ledger, whether it was opened before (its marker says when
+// and by whom) or never, refuses to start and raises the alarm: a fund opened
+// before whose ledger has gone is never a fresh balance.
 type OpenOptions struct {
-	// OpenNew opens the configured funds that were never opened.
-	OpenNew bool
-	// OpenedBy is recorded in the opening line (default "funding service provisioning").
-	OpenedBy string
-	Log      *zap.Logger
+	Log *zap.Logger
 	// Decisions answers for the crises' workflows (crisis.TemporalDecisions):
 	// without it, request, decide and disburse are refused.
 	Decisions crisis.DecisionSource
@@ -114,11 +103,16 @@ type OpenOptions struct {
 // markerKey records, in the bucket, that a fund was opened: its opening line.
 func markerKey(fund string) string { return "fund." + fund }
 
-// OpenStore binds the ledger and the bucket, checks every configured fund's
-// ledger, and opens the funds never opened before when opts.OpenNew says so.
-// A fund whose ledger is broken or missing does not stop the others: it is
-// refused on every read, with the reason, and logged as an alarm.
+// OpenStore binds the ledger and the bucket and checks every configured
+// fund's ledger. A fund whose ledger is broken does not stop the others: it
+// is refused on every read, with the reason, and logged as an alarm. A fund
+// without any ledger (gone, or never opened) stops the start: the error
+// (matching ErrLedgerMissing, else ErrNotOpened) names every such fund and
+// says what to do, and each raises the alarm.
 func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.Fund, opts OpenOptions) (*Store, error) {
+	if len(funds) == 0 {
+		return nil, fmt.Errorf("%w: funding: no funds configured: pass a funds file (demarche serve funding --funds FILE; see deploy/funds.example.yaml)", errs.ErrInvalid)
+	}
 	res := Resources()
 	stream, err := natsx.Stream(ctx, js, res.Streams[0])
 	if err != nil {
@@ -131,14 +125,15 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
-	if opts.OpenedBy == "" {
-		opts.OpenedBy = "funding service provisioning"
-	}
 	s := &Store{js: js, stream: stream, kv: kv, funds: map[string]*demarchev1.Fund{}, now: time.Now, log: opts.Log,
 		verified: verifiedTail{lines: map[string]*demarchev1.LedgerEntry{}}, decisions: opts.Decisions}
+	var missing []error
 	for _, f := range funds {
 		if err := f.Validate(); err != nil {
 			return nil, fmt.Errorf("funding: %w", err)
+		}
+		if _, dup := s.funds[f.GetId()]; dup {
+			return nil, fmt.Errorf("%w: funding: fund %s is configured twice", errs.ErrInvalid, f.GetId())
 		}
 		s.funds[f.GetId()] = f
 		last, err := s.tail(ctx, f.GetId())
@@ -152,13 +147,16 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 				return nil, err
 			}
 		default:
-			if err := s.openFund(ctx, f, opts); err != nil {
-				if errors.Is(err, errs.ErrUnavailable) {
-					return nil, err
-				}
-				s.alarm(f.GetId(), err)
+			err := s.noLedger(ctx, f.GetId())
+			if errors.Is(err, errs.ErrUnavailable) {
+				return nil, err
 			}
+			s.alarm(f.GetId(), err)
+			missing = append(missing, err)
 		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("funding: refusing to start: %d configured fund(s) without a ledger: %w", len(missing), errors.Join(missing...))
 	}
 	// The balance gauges start from the ledgers, not from zero.
 	if _, err := s.Balance(ctx, &demarchev1.FundQuery{}); err != nil {
@@ -191,7 +189,7 @@ func (s *Store) alarm(fund string, err error) {
 		zap.String("reason", err.Error()), zap.Error(err))
 	// And where every alarm is watched: the audit service records it on the
 	// global chain (core NATS; a lost message leaves the log line and the count).
-	if kind != "not-opened" && s.js != nil && s.js.Conn() != nil { // never opened is provisioning's business, not tampering
+	if s.js != nil && s.js.Conn() != nil {
 		if b, merr := proto.Marshal(&demarchev1.AuditAlarm{Kind: LedgerAlarmKind, EventId: "ledger-" + fund,
 			Reason: fmt.Sprintf("fund %s (%s): %v", fund, kind, err), At: timestamppb.New(s.now())}); merr == nil {
 			_ = s.js.Conn().Publish(AlarmSubject, b)
@@ -280,33 +278,10 @@ func (s *Store) noLedger(ctx context.Context, fund string) error {
 		return fmt.Errorf("%w: fund %s was opened (%s, by %s) but its ledger is gone: it is not re-opened; restore the ledger stream %s from a backup",
 			ErrLedgerMissing, fund, opened.GetAt().AsTime().UTC().Format(time.RFC3339), opened.GetOpenedBy(), LedgerStream)
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return fmt.Errorf("%w: fund %s has never been opened; opening a fund is explicit: start the funding service with --open-funds", ErrNotOpened, fund)
+		return fmt.Errorf("%w: fund %s is configured but has never been opened: opening a fund is an explicit, audited act: demarche admin open-fund --funds FILE --fund %s (as the provisioner), then start the service", ErrNotOpened, fund, fund)
 	default:
 		return fmt.Errorf("%w: funding: %v", errs.ErrUnavailable, err)
 	}
-}
-
-// openFund writes a never-opened fund's opening line, when asked to.
-func (s *Store) openFund(ctx context.Context, f *demarchev1.Fund, opts OpenOptions) error {
-	if err := s.noLedger(ctx, f.GetId()); !errors.Is(err, ErrNotOpened) || !opts.OpenNew {
-		return err
-	}
-	entry := &demarchev1.LedgerEntry{Fund: f.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING,
-		AmountUsd: f.GetOpeningBalanceUsd(), BalanceAfterUsd: f.GetOpeningBalanceUsd(), Key: "open-" + f.GetId(), At: timestamppb.New(s.now()),
-		OpenedBy: opts.OpenedBy}
-	if err := linkLine(entry, nil); err != nil {
-		return err
-	}
-	ack, err := s.append(ctx, entry, 0)
-	if err != nil && !isWrongLast(err) { // wrong last: another instance opened it first
-		return fmt.Errorf("%w: funding: open %s: %v", errs.ErrUnavailable, f.GetId(), err)
-	}
-	if ack != nil {
-		entry.Sequence = ack.Sequence
-	}
-	s.log.Warn("fund opened (an explicit act, recorded in its opening line)", zap.String("fund", f.GetId()),
-		zap.Int64("opening_balance_usd", f.GetOpeningBalanceUsd()), zap.String("opened_by", opts.OpenedBy))
-	return s.mark(ctx, entry)
 }
 
 // usable is a fund's verified last line, or why the fund cannot be used.
@@ -662,13 +637,9 @@ type Service struct {
 // Config configures the funding service.
 type Config struct {
 	NATSURL string
-	// Funds (default DefaultFunds).
+	// Funds are the configured funds (LoadFunds): required, and each must
+	// have been opened (OpenFund) before the service starts.
 	Funds []*demarchev1.Fund
-	// OpenFunds opens the funds never opened before (see OpenOptions): an
-	// explicit act of provisioning, recorded in each opening line.
-	OpenFunds bool
-	// OpenedBy is who opens them (recorded; default "funding service provisioning").
-	OpenedBy string
 	// Decisions answers for the crises' workflows: request, decide and
 	// disburse act only on a decision found there. Nil: the service dials
 	// Temporal at TemporalAddress as the funding identity (read-only on
@@ -677,20 +648,14 @@ type Config struct {
 	TemporalAddress, Namespace string
 }
 
-// Start is StartWith for provisioning: funds never opened before are opened
-// (tests and first starts). A fund opened before is never re-opened.
-func Start(ctx context.Context, natsURL string, funds []*demarchev1.Fund, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
-	return StartWith(ctx, Config{NATSURL: natsURL, Funds: funds, OpenFunds: true, Decisions: decisions}, log)
-}
-
-// StartWith connects, checks the ledgers (opening new funds only when
-// cfg.OpenFunds) and serves demarche.funding.{request, decide, disburse,
+// StartWith connects, checks the ledgers (refusing to start, with the alarm,
+// when a configured fund has none: see OpenStore) and serves demarche.funding.{request, decide, disburse,
 // balance, ledger}.
 func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("funding")
 	funds := cfg.Funds
 	if len(funds) == 0 {
-		funds = DefaultFunds
+		return nil, fmt.Errorf("%w: funding: no funds configured: pass a funds file (demarche serve funding --funds FILE; see deploy/funds.example.yaml); demo funds are for demarche dev only", errs.ErrInvalid)
 	}
 	var tc client.Client
 	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
@@ -713,7 +678,7 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		closeTC()
 		return nil, fmt.Errorf("funding: %w", err)
 	}
-	st, err := OpenStore(ctx, js, funds, OpenOptions{OpenNew: cfg.OpenFunds, OpenedBy: cfg.OpenedBy, Log: log, Decisions: cfg.Decisions})
+	st, err := OpenStore(ctx, js, funds, OpenOptions{Log: log, Decisions: cfg.Decisions})
 	if err != nil {
 		nc.Close()
 		closeTC()

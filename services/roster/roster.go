@@ -24,7 +24,6 @@ import (
 	"github.com/nats-io/nats.go/micro"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -61,9 +60,6 @@ func space(drill bool) string {
 	return ""
 }
 
-//go:embed seed.json
-var seedJSON []byte
-
 // Store is the roster's durable state and rules, usable without NATS micro.
 type Store struct {
 	kv  jetstream.KeyValue
@@ -88,23 +84,6 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, decisions crisis.Dec
 		return nil, fmt.Errorf("roster %w", err)
 	}
 	return &Store{kv: kv, now: time.Now, decisions: decisions}, nil
-}
-
-// Seed loads the built-in roster when the bucket holds no expert yet.
-func (s *Store) Seed(ctx context.Context) (int, error) {
-	if experts, err := s.Experts(ctx); err != nil || len(experts) > 0 {
-		return 0, err
-	}
-	var seed demarchev1.ExpertsResponse
-	if err := protojson.Unmarshal(seedJSON, &seed); err != nil {
-		return 0, fmt.Errorf("roster seed: %w", err)
-	}
-	for _, e := range seed.GetExperts() {
-		if err := s.PutExpert(ctx, e); err != nil {
-			return 0, err
-		}
-	}
-	return len(seed.GetExperts()), nil
 }
 
 // PutExpert adds or replaces an expert.
@@ -367,8 +346,9 @@ type Service struct {
 // Config configures the roster service.
 type Config struct {
 	NATSURL string
-	// Seed loads the built-in demo roster when the bucket holds no expert.
-	Seed bool
+	// Experts are the configured roster (LoadRoster; DemoRoster in
+	// demarche dev): required, applied at each start (Store.Apply).
+	Experts []*demarchev1.Expert
 	// Decisions answers for the crises' workflows: reservations and releases
 	// act only on a decision found there. Nil: the service dials Temporal at
 	// TemporalAddress as the roster identity (read-only on crisis workflows);
@@ -378,15 +358,17 @@ type Config struct {
 }
 
 // Start is StartWith with a decision source (tests, and callers that share a client).
-func Start(ctx context.Context, natsURL string, seed bool, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
-	return StartWith(ctx, Config{NATSURL: natsURL, Seed: seed, Decisions: decisions}, log)
+func Start(ctx context.Context, natsURL string, experts []*demarchev1.Expert, decisions crisis.DecisionSource, log *zap.Logger) (*Service, error) {
+	return StartWith(ctx, Config{NATSURL: natsURL, Experts: experts, Decisions: decisions}, log)
 }
 
-// StartWith connects, opens the store, seeds it when asked, and serves the
+// StartWith connects, opens the store, applies the configured roster, and serves the
 // endpoints under demarche.roster (search, reserve, release, assignments, experts).
 func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("roster")
-	seed := cfg.Seed
+	if len(cfg.Experts) == 0 {
+		return nil, fmt.Errorf("%w: roster: no experts configured: pass a roster file (demarche serve roster --roster FILE; see deploy/roster.example.yaml); the demo roster is for demarche dev only", errs.ErrInvalid)
+	}
 	var tc client.Client
 	if cfg.Decisions == nil && cfg.TemporalAddress != "" {
 		c, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As("roster"))
@@ -414,14 +396,13 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		closeTC()
 		return nil, err
 	}
-	if seed {
-		if n, err := st.Seed(ctx); err != nil {
-			nc.Close()
-			return nil, err
-		} else if n > 0 {
-			log.Info("seeded the roster", zap.Int("experts", n))
-		}
+	stored, retired, err := st.Apply(ctx, cfg.Experts)
+	if err != nil {
+		nc.Close()
+		closeTC()
+		return nil, fmt.Errorf("roster: apply the configured roster: %w", err)
 	}
+	log.Info("roster configured", zap.Int("experts", len(cfg.Experts)), zap.Int("stored", stored), zap.Int("retired (no longer listed: unavailable)", retired))
 	svc, err := micro.AddService(nc, micro.Config{
 		Name: natsrpc.RosterService, Version: "1.0.0",
 		Description: "Envoys, mediators and standby-team experts: search, reserve, release",

@@ -22,7 +22,7 @@ import (
 
 func startRoster(t *testing.T, url string) (*roster.Service, *nats.Conn) {
 	t.Helper()
-	svc, err := roster.Start(context.Background(), url, true, crises, zap.NewNop())
+	svc, err := roster.Start(context.Background(), url, roster.DemoRoster(), crises, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,43 @@
+package audit
+
+import (
+	"context"
+	"encoding/hex"
+	"fmt"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/funding"
+)
+
+// FundOpenerIdentity is the principal of every fund-opening record: NATS lets
+// only the provisioner identity ask for one (natsauth: demarche.audit.fund-opened),
+// so the record names who asked from the credentials it used, not from the
+// request's body (whose opened_by, what the opener declared, is in the detail).
+const FundOpenerIdentity = "provisioner"
+
+// RecordFundOpening records a fund's opening (funding.OpenFund) on the global
+// chain: a record of kind OPERATION, event type funding.FundOpenedEventType,
+// whose detail says which fund opened with which balance, when, what the
+// opener declared, and which ledger line (hash) holds it. Recording the same
+// opening line again stores nothing new.
+func (s *Store) RecordFundOpening(ctx context.Context, line *demarchev1.LedgerEntry) (*demarchev1.AuditOperationResponse, error) {
+	if err := funding.OpeningLine(line); err != nil {
+		return nil, fmt.Errorf("audit: not a fund's opening line: %w", err)
+	}
+	r := &demarchev1.AuditRecord{
+		Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION, Chain: GlobalChain,
+		EventId:   "fund-opened-" + line.GetFund() + "-" + hex.EncodeToString(line.GetHash()[:8]),
+		EventType: funding.FundOpenedEventType, EventSource: "demarche admin open-fund", EventTime: line.GetAt(),
+		Principal: FundOpenerIdentity, RecordedAt: timestamppb.New(s.now()),
+		Detail: fmt.Sprintf("%s: fund %s opened with %d USD (opening balance) at %s; opened by: %s; ledger %s line 1 (stream sequence %d), hash %s",
+			funding.FundOpenedEventType, line.GetFund(), line.GetAmountUsd(), line.GetAt().AsTime().UTC().Format("2006-01-02T15:04:05Z"),
+			line.GetOpenedBy(), funding.LedgerStream, line.GetSequence(), hex.EncodeToString(line.GetHash())),
+	}
+	rec, _, err := s.append(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &demarchev1.AuditOperationResponse{Record: rec}, nil
+}
