@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsembed"
@@ -29,7 +30,8 @@ var crises = newFakeCrises()
 func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Server, *funding.Service, *nats.Conn) {
 	t.Helper()
 	srv := natstest.ServerIn(t, dir)
-	svc, err := funding.Start(context.Background(), srv.URL(), funds, crises, zap.NewNop())
+	openFunds(t, srv.URL(), funds...)
+	svc, err := serve(srv.URL(), funds...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,6 +41,47 @@ func start(t *testing.T, dir string, funds ...*demarchev1.Fund) (*natsembed.Serv
 	}
 	t.Cleanup(func() { nc.Close(); svc.Stop(); srv.Stop() })
 	return srv, svc, nc
+}
+
+// serve starts the funding service on funds opened before (openFunds).
+func serve(url string, funds ...*demarchev1.Fund) (*funding.Service, error) {
+	return funding.StartWith(context.Background(), funding.Config{NATSURL: url, Funds: funds, Decisions: crises}, zap.NewNop())
+}
+
+// openFunds opens funds as provisioning does (funding.OpenFund), with a
+// stand-in for the audit service's fund-opened endpoint (the stack's tests
+// check the real record on the real chain).
+func openFunds(t *testing.T, url string, funds ...*demarchev1.Fund) []*demarchev1.LedgerEntry {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var recorded []*demarchev1.LedgerEntry
+	var mu sync.Mutex
+	sub, err := nc.Subscribe(natsrpc.AuditFundOpened, func(m *nats.Msg) {
+		var line demarchev1.LedgerEntry
+		if err := protojson.Unmarshal(m.Data, &line); err == nil && funding.OpeningLine(&line) == nil {
+			mu.Lock()
+			recorded = append(recorded, &line)
+			mu.Unlock()
+		}
+		b, _ := protojson.Marshal(&demarchev1.AuditOperationResponse{Record: &demarchev1.AuditRecord{EventType: funding.FundOpenedEventType}})
+		_ = m.Respond(b)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for _, f := range funds {
+		if _, err := funding.OpenFund(context.Background(), nc, f, "test provisioning", zap.NewNop()); err != nil {
+			t.Fatalf("open %s: %v", f.GetId(), err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	return recorded
 }
 
 // approved files and approves a request, as two different people.
@@ -203,7 +246,8 @@ func TestFourEyesAndRules(t *testing.T) {
 func TestLedgerSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
 	srv := natstest.ServerIn(t, dir) // stopped below, before the restart
-	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{smallFund}, crises, zap.NewNop())
+	openFunds(t, srv.URL(), smallFund)
+	svc, err := serve(srv.URL(), smallFund)
 	if err != nil {
 		t.Fatal(err)
 	}

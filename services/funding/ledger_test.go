@@ -7,12 +7,16 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -162,23 +166,43 @@ func TestGarbageOnOneFundIsCorruptionAtItsSequence(t *testing.T) {
 }
 
 // TestVanishedLedgerIsNotReopened: the issue's `nats stream rm
-// DEMARCHE_LEDGER`: after a restart, the funds are refused as missing, not
-// re-opened at their opening balances; and a fund is opened only when asked.
+// DEMARCHE_LEDGER`. A service never opens a fund: started with a configured
+// fund never opened, it refuses to start, saying how to open it, and raises
+// the alarm; once opened (explicitly, OpenFund) it serves. After the ledger
+// vanished, it refuses to start again (missing: an alarm on the served
+// registry and on demarche.audit.alarm), and opening the fund again is
+// refused too: a vanished ledger is restored from a backup, never re-opened.
 func TestVanishedLedgerIsNotReopened(t *testing.T) {
 	dir := t.TempDir()
 	srv := natstest.ServerIn(t, dir)
 	ctx := context.Background()
-	// Not asked to open: nothing is opened.
-	svc, err := funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}}, zap.NewNop())
-	if err != nil {
+	nc, js := natstest.Connect(t, srv.URL())
+	reported := make(chan *demarchev1.AuditAlarm, 8)
+	if _, err := nc.Subscribe(funding.AlarmSubject, func(m *nats.Msg) {
+		var a demarchev1.AuditAlarm
+		if proto.Unmarshal(m.Data, &a) == nil {
+			reported <- &a
+		}
+	}); err != nil {
 		t.Fatal(err)
 	}
-	nc, js := natstest.Connect(t, srv.URL())
-	if _, err := balances(t, nc, "small-fund"); !errors.Is(err, funding.ErrNotOpened) || !strings.Contains(err.Error(), "--open-funds") {
-		t.Fatalf("never-opened fund: %v", err)
+	_ = nc.Flush()
+	notOpened := metrics.FundingLedgerAlarms.WithLabelValues("not-opened")
+	missing := metrics.FundingLedgerAlarms.WithLabelValues("missing")
+	before := testutil.ToFloat64(notOpened)
+	if svc, err := serve(srv.URL(), smallFund); err == nil {
+		svc.Stop()
+		t.Fatal("a service started with a configured fund never opened")
+	} else if !errors.Is(err, funding.ErrNotOpened) || !strings.Contains(err.Error(), "demarche admin open-fund") || !strings.Contains(err.Error(), "small-fund") {
+		t.Fatalf("never-opened fund: %v, want the refusal saying how to open it", err)
 	}
-	svc.Stop()
-	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true, OpenedBy: "test provisioning"}, zap.NewNop())
+	if got := testutil.ToFloat64(notOpened) - before; got != 1 {
+		t.Fatalf("demarche_funding_ledger_alarms_total{alarm=not-opened} rose by %v, want 1", got)
+	}
+	expectAlarm(t, reported, "small-fund", "never been opened")
+
+	openFunds(t, srv.URL(), smallFund)
+	svc, err := serve(srv.URL(), smallFund)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,21 +213,61 @@ func TestVanishedLedgerIsNotReopened(t *testing.T) {
 	if err := js.DeleteStream(ctx, funding.LedgerStream); err != nil {
 		t.Fatal(err)
 	}
-	// Even a start that may open new funds does not re-open a known one.
-	svc, err = funding.StartWith(ctx, funding.Config{NATSURL: srv.URL(), Decisions: crises, Funds: []*demarchev1.Fund{smallFund}, OpenFunds: true}, zap.NewNop())
+	before = testutil.ToFloat64(missing)
+	if svc, err := serve(srv.URL(), smallFund); err == nil {
+		svc.Stop()
+		t.Fatal("a service started with a fund whose ledger vanished")
+	} else if !errors.Is(err, funding.ErrLedgerMissing) || !strings.Contains(err.Error(), "test provisioning") || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("vanished ledger: %v, want the refusal naming who opened it", err)
+	}
+	if got := testutil.ToFloat64(missing) - before; got != 1 {
+		t.Fatalf("demarche_funding_ledger_alarms_total{alarm=missing} rose by %v, want 1", got)
+	}
+	expectAlarm(t, reported, "small-fund", "ledger is gone")
+	// Nor does an explicit opening re-open it.
+	if _, err := funding.OpenFund(ctx, nc, smallFund, "a second try", zap.NewNop()); !errors.Is(err, funding.ErrLedgerMissing) {
+		t.Fatalf("re-opening a fund whose ledger vanished: %v, want ErrLedgerMissing", err)
+	}
+	if st, err := js.Stream(ctx, funding.LedgerStream); err == nil && st.CachedInfo().State.Msgs != 0 {
+		t.Fatalf("the ledger was re-opened: %d lines", st.CachedInfo().State.Msgs)
+	}
+}
+
+// TestOpeningIsOnceAndIdempotent: opening a fund again with the same balance
+// writes nothing (a retry after a lost answer) and asks audit to record the
+// same act again; with another balance it is refused.
+func TestOpeningIsOnceAndIdempotent(t *testing.T) {
+	srv := natstest.ServerIn(t, t.TempDir())
+	first := openFunds(t, srv.URL(), smallFund)
+	again := openFunds(t, srv.URL(), smallFund)
+	if len(first) != 1 || len(again) != 1 || !proto.Equal(first[0], again[0]) || first[0].GetOpenedBy() != "test provisioning" || first[0].GetAmountUsd() != 1_000 {
+		t.Fatalf("opening lines recorded: %v then %v", first, again)
+	}
+	nc, _ := natstest.Connect(t, srv.URL())
+	other := proto.Clone(smallFund).(*demarchev1.Fund)
+	other.OpeningBalanceUsd = 2_000
+	if _, err := funding.OpenFund(context.Background(), nc, other, "someone", zap.NewNop()); !errors.Is(err, funding.ErrOpenedOtherwise) || !strings.Contains(err.Error(), "test provisioning") {
+		t.Fatalf("opening with another balance: %v", err)
+	}
+	svc, err := serve(srv.URL(), smallFund)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
-	if _, err := balances(t, nc, "small-fund"); !errors.Is(err, funding.ErrLedgerMissing) || !strings.Contains(err.Error(), "test provisioning") {
-		t.Fatalf("vanished ledger: %v, want the missing-ledger alarm", err)
+	if l, err := ledgerOf(t, nc, "small-fund"); err != nil || len(l) != 1 {
+		t.Fatalf("ledger after two openings: %v %v", l, err)
 	}
-	st, err := js.Stream(ctx, funding.LedgerStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := st.CachedInfo().State.Msgs; n != 0 {
-		t.Fatalf("the ledger was re-opened: %d lines", n)
+}
+
+func expectAlarm(t *testing.T, reported <-chan *demarchev1.AuditAlarm, fund, says string) {
+	t.Helper()
+	select {
+	case a := <-reported:
+		if a.GetKind() != funding.LedgerAlarmKind || a.GetEventId() != "ledger-"+fund || !strings.Contains(a.GetReason(), says) {
+			t.Fatalf("reported alarm %v, want %s's saying %q", a, fund, says)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no alarm published on " + funding.AlarmSubject)
 	}
 }
 

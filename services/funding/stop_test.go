@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
-	"github.com/demarche/demarche/services/funding"
 )
 
 // Stopped while disbursements are in flight, funding answers what it took or
@@ -22,7 +20,8 @@ import (
 func TestStopMidRequestLosesNothingAcknowledged(t *testing.T) {
 	big := &demarchev1.Fund{Id: "big-fund", Name: "Big fund", OpeningBalanceUsd: 1_000_000, PerCrisisCeilingUsd: 10_000}
 	srv := natstest.ServerIn(t, t.TempDir())
-	svc, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, crises, zap.NewNop())
+	openFunds(t, srv.URL(), big)
+	svc, err := serve(srv.URL(), big)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +55,7 @@ func TestStopMidRequestLosesNothingAcknowledged(t *testing.T) {
 	svc.Stop()
 	wg.Wait()
 
-	svc2, err := funding.Start(context.Background(), srv.URL(), []*demarchev1.Fund{big}, crises, zap.NewNop())
+	svc2, err := serve(srv.URL(), big)
 	if err != nil {
 		t.Fatal(err)
 	}
