@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
