@@ -43,16 +43,33 @@ with the same wiring.`,
 	cmd.PersistentFlags().StringVar(&app.metricsAddr, "metrics-listen", EnvOr("DEMARCHE_METRICS_LISTEN", "127.0.0.1:9464"), "serve Prometheus /metrics here (\"\" turns it off; env DEMARCHE_METRICS_LISTEN)")
 	cmd.PersistentFlags().StringVar(&app.pprofAddr, "pprof-listen", os.Getenv("DEMARCHE_PPROF_LISTEN"), "serve Go's /debug/pprof/ here (off unless set; env DEMARCHE_PPROF_LISTEN)")
 	cmd.PersistentFlags().StringVar(&app.healthAddr, "health-listen", os.Getenv("DEMARCHE_HEALTH_LISTEN"), "serve /healthz (live) and /readyz (ready: bound, NATS connected, Temporal answering) here (off unless set; env DEMARCHE_HEALTH_LISTEN)")
+	var rosterFile string
 	var seed bool
 	rosterCmd := &cobra.Command{
 		Use:   "roster",
 		Short: "Run the roster service: envoys, mediators and standby experts (NATS micro)",
-		Args:  cobra.NoArgs,
+		Long: `Run the roster service with the roster of --roster FILE (YAML or JSON; see
+deploy/roster.example.yaml): at each start every expert listed is stored as the
+file says, and an expert no longer listed is kept (bookings name it) but marked
+unavailable. A bad file is refused with the line, the expert and the field.
+The demo roster is for demarche dev only.`,
+		Example: "  demarche serve roster --roster /etc/demarche/roster.yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if seed {
+				return errors.New("--seed is gone: the demo roster is for demarche dev only; give the service your roster with --roster FILE (see deploy/roster.example.yaml)")
+			}
+			if rosterFile == "" {
+				return errors.New("no roster: pass --roster FILE (YAML or JSON, a list of experts; see deploy/roster.example.yaml; env DEMARCHE_ROSTER_FILE); the demo roster is for demarche dev only")
+			}
+			experts, err := roster.LoadRoster(rosterFile)
+			if err != nil {
+				return fmt.Errorf("--roster: %w", err)
+			}
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				// Bookings are checked against the crises' workflows, read
 				// through Temporal as the roster identity.
-				s, err := roster.StartWith(ctx, roster.Config{NATSURL: app.NATSURL, Seed: seed, TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
+				s, err := roster.StartWith(ctx, roster.Config{NATSURL: app.NATSURL, Experts: experts, TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
 				if err != nil {
 					return nil, err
 				}
@@ -60,7 +77,9 @@ with the same wiring.`,
 			})
 		},
 	}
-	rosterCmd.Flags().BoolVar(&seed, "seed", false, "load the built-in demo roster when the roster is empty")
+	rosterCmd.Flags().StringVar(&rosterFile, "roster", EnvOr("DEMARCHE_ROSTER_FILE", ""), "the roster file, YAML or JSON (required; env DEMARCHE_ROSTER_FILE)")
+	rosterCmd.Flags().BoolVar(&seed, "seed", false, "gone: the demo roster is for demarche dev only")
+	_ = rosterCmd.Flags().MarkHidden("seed")
 	cmd.AddCommand(
 		rosterCmd,
 		newServePartnersCmd(app),
@@ -383,26 +402,42 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 }
 
 func newServeFundingCmd(app *App) *cobra.Command {
+	var fundsFile string
 	var open bool
 	var openedBy string
 	cmd := &cobra.Command{
 		Use:   "funding",
 		Short: "Run the funding service: funds, four-eyes decisions, exactly-once disbursements (NATS micro)",
-		Long: `Run the funding service. Each fund's ledger is hash-linked and checked on
-every read: a broken ledger is refused with the line where it breaks. It acts
-only on decisions it finds in the crises' workflows (read through Temporal at
+		Long: `Run the funding service with the funds of --funds FILE (YAML or JSON; see
+deploy/funds.example.yaml; a bad file is refused with the line, the fund and
+the field). Each fund's ledger is hash-linked and checked on every read: a
+broken ledger is refused with the line where it breaks. It acts only on
+decisions it finds in the crises' workflows (read through Temporal at
 --temporal-address as the funding identity).
 
-Opening a fund is explicit: only with --open-funds does the service write the
-opening line of a configured fund that was never opened (recording --opened-by
-in it). A fund opened before whose ledger has vanished is never re-opened: it
-is refused, and logged as an alarm.`,
-		Args: cobra.NoArgs,
+The service never opens a fund. Opening one is an explicit act, recorded on
+the audit chain: demarche admin open-fund, before the service starts. A
+configured fund without a ledger (never opened, or opened before and its
+ledger gone) stops the start: the service refuses to start, says which fund
+and what to do, and raises the alarm (ALARM log line,
+demarche_funding_ledger_alarms_total, demarche.audit.alarm).`,
+		Example: "  demarche admin open-fund --funds /etc/demarche/funds.yaml --all --reason \"first deployment\" --nats-creds provisioner.creds\n  demarche serve funding --funds /etc/demarche/funds.yaml",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if open || openedBy != "" {
+				return errors.New("--open-funds is gone: the service never opens a fund; open each with demarche admin open-fund (an audited act), then start the service")
+			}
+			if fundsFile == "" {
+				return errors.New("no funds: pass --funds FILE (YAML or JSON, a list of funds; see deploy/funds.example.yaml; env DEMARCHE_FUNDS_FILE) and open each fund with demarche admin open-fund; the demo funds are for demarche dev only")
+			}
+			funds, err := funding.LoadFunds(fundsFile)
+			if err != nil {
+				return fmt.Errorf("--funds: %w", err)
+			}
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				// Payments are checked against the crises' workflows, read
 				// through Temporal as the funding identity.
-				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, OpenFunds: open, OpenedBy: openedBy,
+				s, err := funding.StartWith(ctx, funding.Config{NATSURL: app.NATSURL, Funds: funds,
 					TemporalAddress: app.TemporalAddress, Namespace: app.Namespace}, app.Log)
 				if err != nil {
 					return nil, err
@@ -411,7 +446,10 @@ is refused, and logged as an alarm.`,
 			})
 		},
 	}
-	cmd.Flags().BoolVar(&open, "open-funds", false, "open the configured funds that were never opened (an explicit, recorded act)")
-	cmd.Flags().StringVar(&openedBy, "opened-by", "", "who opens them, recorded in each opening line (with --open-funds)")
+	cmd.Flags().StringVar(&fundsFile, "funds", EnvOr("DEMARCHE_FUNDS_FILE", ""), "the funds file, YAML or JSON (required; env DEMARCHE_FUNDS_FILE)")
+	cmd.Flags().BoolVar(&open, "open-funds", false, "gone: open funds with demarche admin open-fund")
+	cmd.Flags().StringVar(&openedBy, "opened-by", "", "gone: open funds with demarche admin open-fund")
+	_ = cmd.Flags().MarkHidden("open-funds")
+	_ = cmd.Flags().MarkHidden("opened-by")
 	return cmd
 }
