@@ -2,7 +2,6 @@ package stack_test
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -128,47 +127,5 @@ func TestForgeriesOnTheStack(t *testing.T) {
 	}
 	if len(l.GetEntries()) == 0 || l.GetEntries()[0].GetOpenedBy() == "" || funding.VerifyLines("flexible-financing", l.GetEntries(), nil) != nil {
 		t.Fatalf("ledger lines %v", l.GetEntries())
-	}
-}
-
-// TestVanishedLedgerIsAnAlarm: the issue's `nats stream rm DEMARCHE_LEDGER`
-// then a restart of `demarche dev`: the funds are refused as missing (with
-// who opened them), never re-opened at their opening balances.
-func TestVanishedLedgerIsAnAlarm(t *testing.T) {
-	dir := t.TempDir()
-	s := startStack(t, dir)
-	out, err := runCLI(t, s, "fund", "balance")
-	if err != nil || !strings.Contains(out, "flexible-financing") || strings.Contains(out, "REFUSED") {
-		t.Fatalf("fund balance on a new data folder: %v\n%s", err, out)
-	}
-	// Only the provisioner may remove a stream.
-	pnc, err := nats.Connect(s.NATSURLFor(natsauth.Provisioner), natsx.InboxOption(s.NATSURLFor(natsauth.Provisioner)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pjs, _ := jetstream.New(pnc)
-	if err := pjs.DeleteStream(context.Background(), funding.LedgerStream); err != nil {
-		t.Fatal(err)
-	}
-	pnc.Close()
-	s.Stop()
-
-	s = startStack(t, dir)
-	defer s.Stop()
-	out, err = runCLI(t, s, "fund", "balance")
-	if err == nil || !strings.Contains(out, "REFUSED") || !strings.Contains(err.Error(), "ledger is gone") || !strings.Contains(err.Error(), "demarche dev (new data folder") {
-		t.Fatalf("fund balance after the ledger vanished: %v\n%s", err, out)
-	}
-	nc, js := jsOf(t, s)
-	st, err := js.Stream(context.Background(), funding.LedgerStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := st.CachedInfo().State.Msgs; n != 0 {
-		t.Fatalf("the funds were re-opened: %d ledger lines", n)
-	}
-	var b demarchev1.BalanceResponse
-	if err := natsrpc.Call(context.Background(), nc, natsrpc.FundingBalance, &demarchev1.FundQuery{Fund: "flexible-financing"}, &b); !errors.Is(err, funding.ErrLedgerMissing) {
-		t.Fatalf("balance of a vanished fund: %v", err)
 	}
 }

@@ -155,6 +155,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err := cfg.checkWithout(); err != nil {
 		return nil, err
 	}
+	// A data folder this start creates (absent or empty) gets the demo funds
+	// opened, once; any other never does (a restored folder, a folder whose
+	// ledger vanished: the funding service refuses to start with the alarm).
+	fresh := isNewDataFolder(cfg.DataDir)
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
 	}
@@ -168,6 +172,13 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, func() { _ = s.lock.Close() })
+	if fresh {
+		// Kept until the demo funds are open: a first start that fails
+		// before (a port taken) leaves it, and the next start opens them.
+		if err := os.WriteFile(s.fundsPendingFile(), []byte(fundsPendingText), 0o600); err != nil {
+			return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
+		}
+	}
 
 	// Every service connects as its own NATS user (natsauth.Table); the
 	// credentials are generated once and kept in the data folder.
@@ -195,9 +206,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if s.creds, err = natsauth.Ensure(filepath.Join(cfg.DataDir, CredentialsDir), outside...); err != nil {
 		return nil, err
 	}
-	// Funds are opened once, on a new data folder: opening a fund is an
-	// explicit act, and a data folder whose ledger vanished must raise the
-	// alarm, not start again at the opening balances.
 	_, statErr := os.Stat(filepath.Join(cfg.DataDir, "nats"))
 	newDataFolder := errors.Is(statErr, os.ErrNotExist)
 	if !cfg.NATSPlaintextStore {
@@ -294,9 +302,25 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 
+	if cfg.runs("audit") {
+		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
+			AnchorEvery: cfg.AuditAnchorEvery, ConsumerWatchEvery: 2 * time.Second}, log)
+		if err != nil {
+			return nil, err
+		}
+		s.stops = append(s.stops, au.Stop)
+	}
+
+	// The demo funds are opened once, on the data folder this stack
+	// created, as provisioning opens funds in production (funding.OpenFund):
+	// an explicit act, in each opening line and on the audit chain.
+	if err := s.openDemoFunds(ctx, log); err != nil {
+		return nil, err
+	}
+
 	if cfg.runs("roster") {
 		// Bookings are checked against the crises' workflows (read-only client).
-		ro, err := roster.StartWith(ctx, roster.Config{NATSURL: s.NATSURLFor(natsauth.Roster), Seed: true,
+		ro, err := roster.StartWith(ctx, roster.Config{NATSURL: s.NATSURLFor(natsauth.Roster), Experts: roster.DemoRoster(),
 			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
@@ -306,7 +330,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 
 	if cfg.runs("funding") {
 		// Payments are checked against the crises' workflows (read-only client).
-		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), OpenFunds: newDataFolder, OpenedBy: "demarche dev (new data folder " + cfg.DataDir + ")",
+		fu, err := funding.StartWith(ctx, funding.Config{NATSURL: s.NATSURLFor(natsauth.Funding), Funds: funding.DemoFunds(),
 			TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace}, log)
 		if err != nil {
 			return nil, err
@@ -328,15 +352,6 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			return nil, err
 		}
 		s.stops = append(s.stops, el.Stop)
-	}
-
-	if cfg.runs("audit") {
-		au, err := audit.Start(ctx, audit.Config{NATSURL: s.NATSURLFor(natsauth.Audit), SigningKey: auditKey, AnchorFile: s.AnchorFile(),
-			AnchorEvery: cfg.AuditAnchorEvery, ConsumerWatchEvery: 2 * time.Second}, log)
-		if err != nil {
-			return nil, err
-		}
-		s.stops = append(s.stops, au.Stop)
 	}
 
 	if cfg.runs("partners") {

@@ -1,0 +1,69 @@
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
+	"github.com/demarche/demarche/services/funding"
+)
+
+// FundsPendingFile, in a data folder, says that the demo funds are still to
+// be opened: written when `demarche dev` creates the folder, removed once
+// they are open. Only a folder with it gets funds opened: a restored folder,
+// or one whose ledger vanished, never does.
+const FundsPendingFile = "demo-funds-pending"
+
+const fundsPendingText = "demarche dev created this data folder and opens its demo funds once (recorded on the audit chain);\n" +
+	"this file is removed when they are open. Never copy it into a restored folder.\n"
+
+func (s *Stack) fundsPendingFile() string { return filepath.Join(s.cfg.DataDir, FundsPendingFile) }
+
+// isNewDataFolder: the folder does not exist, or holds nothing.
+func isNewDataFolder(dir string) bool {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return errors.Is(err, io.EOF)
+}
+
+// openDemoFunds opens the demo funds when the folder says they are pending,
+// as the provisioner, recorded in each opening line and on the audit chain.
+func (s *Stack) openDemoFunds(ctx context.Context, log *zap.Logger) error {
+	if _, err := os.Stat(s.fundsPendingFile()); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if !s.cfg.runs("audit") {
+		return fmt.Errorf("a new data folder's demo funds are opened on the audit chain: the first start of %s must run the audit service (not --without audit)", s.cfg.DataDir)
+	}
+	nc, _, err := natsx.Connect(s.NATSURLFor(natsauth.Provisioner), "demarche-dev-open-funds", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	octx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for _, f := range funding.DemoFunds() {
+		if _, err := funding.OpenFund(octx, nc, f, "demarche dev, new data folder "+s.cfg.DataDir+": demo fund", log); err != nil {
+			return fmt.Errorf("demarche dev: open demo fund %s: %w", f.GetId(), err)
+		}
+	}
+	if err := os.Remove(s.fundsPendingFile()); err != nil {
+		return fmt.Errorf("demarche dev: %w", err)
+	}
+	return nil
+}
