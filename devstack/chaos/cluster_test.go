@@ -23,6 +23,8 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/roster"
 )
 
 // Faults of the cluster test.
@@ -356,15 +358,46 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	if _, err := audit.EnsureSigningKey(filepath.Join(p.data, audit.DevKeyFile)); err != nil {
 		return err
 	}
+	// The workload's funds and experts (the demo's), in the files the
+	// services are given where deployments mount theirs.
+	if err := os.WriteFile(c.localFile(cluster.FundsFile), funding.DemoFundsYAML(), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(c.localFile(cluster.RosterFile), roster.DemoRosterJSON(), 0o644); err != nil {
+		return err
+	}
 	p.ports.http = stablePort(t, taken)
 	p.apiURL = fmt.Sprintf("http://127.0.0.1:%d", p.ports.http)
 	for _, s := range cluster.Services {
 		c.health[s.Name] = stablePort(t, taken)
 	}
 	for _, s := range cluster.Services {
+		if s.Name == "funding" { // its funds are opened first, an audited act (audit runs by now)
+			if err := c.openFunds(ctx); err != nil {
+				return err
+			}
+		}
 		if err := c.startService(ctx, s.Name); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// localFile is where this run keeps a file deployments mount at path.
+func (c *clusterRun) localFile(path string) string {
+	return filepath.Join(c.p.data, filepath.Base(path))
+}
+
+// openFunds opens the funds file's funds as docs/operations.md says: demarche
+// admin open-fund as the provisioner, before funding starts.
+func (c *clusterRun) openFunds(ctx context.Context) error {
+	p := c.p
+	cmd := exec.CommandContext(ctx, p.bin, "admin", "open-fund", "--funds", c.localFile(cluster.FundsFile), "--all", "--reason", "cluster test: first deployment",
+		"--log-level", "error", "--nats-url", p.natsURL, "--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), natsauth.Provisioner))
+	cmd.Dir = p.dir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("demarche admin open-fund: %w\n%s", err, b)
 	}
 	return nil
 }
@@ -390,6 +423,11 @@ func (c *clusterRun) startService(ctx context.Context, name string) error {
 		return fmt.Errorf("no service %s in the topology", name)
 	}
 	args := append([]string{"serve", s.Name}, s.Args...)
+	for i, a := range args { // the files deployments mount, kept in the data folder here
+		if a == cluster.FundsFile || a == cluster.RosterFile {
+			args[i] = c.localFile(a)
+		}
+	}
 	args = append(args, "--log-level", "warn", "--nats-url", p.natsURL,
 		"--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), s.Identity),
 		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal),

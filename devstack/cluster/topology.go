@@ -79,14 +79,23 @@ type Service struct {
 	Temporal bool
 }
 
+// FundsFile and RosterFile are where deployments mount the funds and the
+// roster (compose: a bind of the operator's file; k8s: the ConfigMaps
+// demarche-funds and demarche-roster); the cluster test writes its own there.
+const (
+	FundsFile  = "/etc/demarche/funds.yaml"
+	RosterFile = "/etc/demarche/roster.yaml"
+)
+
 // Services are the Démarche processes, in start order (those that answer
-// requests before those that make them).
+// requests before those that make them; audit before funding, which needs its
+// funds opened, an act audit records, before it starts).
 var Services = []Service{
+	{Name: "audit", Identity: natsauth.Audit},
 	// roster and funding read the crises' workflows (describe, query) to
 	// check that each request carries out a decision.
-	{Name: "roster", Identity: natsauth.Roster, Args: []string{"--seed"}, Temporal: true},
-	{Name: "funding", Identity: natsauth.Funding, Args: []string{"--open-funds", "--opened-by", "demarche cluster provisioning"}, Temporal: true},
-	{Name: "audit", Identity: natsauth.Audit},
+	{Name: "roster", Identity: natsauth.Roster, Args: []string{"--roster", RosterFile}, Temporal: true},
+	{Name: "funding", Identity: natsauth.Funding, Args: []string{"--funds", FundsFile}, Temporal: true},
 	{Name: "schema", Identity: natsauth.Schema},
 	{Name: "eventlog", Identity: natsauth.EventLog},
 	{Name: "partners", Identity: natsauth.Partners, Temporal: true},

@@ -76,3 +76,7 @@ func ParseFunds(file string, data []byte) ([]*demarchev1.Fund, error) {
 	}
 	return funds, nil
 }
+
+// DemoFundsYAML is the demo funds file itself, for tests that run the
+// services as their own processes (they pass it with --funds).
+func DemoFundsYAML() []byte { return append([]byte(nil), demoFundsYAML...) }

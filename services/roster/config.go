@@ -108,3 +108,7 @@ func (s *Store) Apply(ctx context.Context, experts []*demarchev1.Expert) (stored
 	}
 	return stored, retired, nil
 }
+
+// DemoRosterJSON is the demo roster file itself, for tests that run the
+// services as their own processes (they pass it with --roster).
+func DemoRosterJSON() []byte { return append([]byte(nil), demoRosterJSON...) }
