@@ -447,9 +447,9 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		if !maps.Equal(flags, wantFlags) {
 			errorf(what, "flags after %q are %v, want %v", base, flags, wantFlags)
 		}
-		// Funds are opened by one instance alone (deploy/README.md).
-		if slices.Contains(svc.Args, "--open-funds") && (d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
-			errorf(what, "more than one replica: the instance with --open-funds runs alone")
+		// No service loads demo data or opens funds (docs/operations.md "Funds and roster").
+		if slices.Contains(c.Args, "--open-funds") || slices.Contains(c.Args, "--seed") {
+			errorf(what, "args %q load demo data or open funds: give --funds/--roster files and open funds with admin open-fund", c.Args)
 		}
 		checkCreds(what, tpl, c, svc.Identity)
 		checkTemporal(what, tpl, c, svc.Temporal)

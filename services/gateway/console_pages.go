@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/ids"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -311,7 +313,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Options": []string{"quiet-diplomacy", "public-statement", "demarche", "security-council-dialogue", "horizon-scanning"},
 		"Bodies":  []string{"secretary-general", "security-council", "human-rights-council"},
 		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
-		"Funds":  []string{"flexible-financing", "peacebuilding-irf"},
+		"Funds":  c.realFunds(r.Context()),
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
 		"CanShare":  authz.Allowed(authz.Share, u.Roles),
 		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
@@ -485,4 +487,22 @@ func (c *console) renderApprovals(w http.ResponseWriter, r *http.Request, u *use
 		data[k] = v
 	}
 	c.render(w, r, status, "approvals", u, data)
+}
+
+// realFunds are the ids of the funds the funding service holds that real
+// crises may draw from (drill funds pay drills only): the configured funds,
+// not a list of the demo's. None when the service does not answer (the form
+// then offers no fund, and says nothing false).
+func (c *console) realFunds(ctx context.Context) []string {
+	var resp demarchev1.BalanceResponse
+	if err := natsrpc.Call(ctx, c.s.nc, natsrpc.FundingBalance, &demarchev1.FundQuery{}, &resp, natsrpc.Timeout(2*time.Second)); err != nil {
+		return nil
+	}
+	var ids []string
+	for _, f := range resp.GetFunds() {
+		if !f.GetFund().GetDrill() {
+			ids = append(ids, f.GetFund().GetId())
+		}
+	}
+	return ids
 }
