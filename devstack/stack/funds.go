@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,18 +26,16 @@ const fundsPendingText = "demarche dev created this data folder and opens its de
 
 func (s *Stack) fundsPendingFile() string { return filepath.Join(s.cfg.DataDir, FundsPendingFile) }
 
-// isNewDataFolder: the folder does not exist, or holds nothing.
+// isNewDataFolder: the folder holds no engine state yet, neither a
+// JetStream store nor a Temporal database (other files, such as the codec
+// key `demarche dev` makes first, do not count).
 func isNewDataFolder(dir string) bool {
-	f, err := os.Open(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return true
+	for _, state := range []string{"nats", "temporal.db"} {
+		if _, err := os.Stat(filepath.Join(dir, state)); !errors.Is(err, os.ErrNotExist) {
+			return false
+		}
 	}
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = f.Readdirnames(1)
-	return errors.Is(err, io.EOF)
+	return true
 }
 
 // openDemoFunds opens the demo funds when the folder says they are pending,

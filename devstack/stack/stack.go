@@ -95,6 +95,9 @@ type Config struct {
 	// send (the embedded Temporal's database holds ciphertext only), and the
 	// gateway's codec endpoint lets the Temporal UI decrypt them for auditors.
 	Codec *payloadcodec.Keyring
+	// NoDemoFunds: never open the demo funds, even on a new data folder (a
+	// restore brings its funds with the backup).
+	NoDemoFunds bool
 	// AuditAnchorEvery is how often the audit service anchors grown chains
 	// (0: audit.DefaultAnchorEvery): tests of anchoring shorten it.
 	AuditAnchorEvery time.Duration
@@ -155,10 +158,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if err := cfg.checkWithout(); err != nil {
 		return nil, err
 	}
-	// A data folder this start creates (absent or empty) gets the demo funds
-	// opened, once; any other never does (a restored folder, a folder whose
-	// ledger vanished: the funding service refuses to start with the alarm).
-	fresh := isNewDataFolder(cfg.DataDir)
+	// A data folder whose engines' state this start creates (no JetStream
+	// store, no Temporal database yet: `demarche dev` writes its codec key
+	// there before) gets the demo funds opened, once; any other never does
+	// (a restored folder, a folder whose ledger vanished: the funding service
+	// refuses to start with the alarm).
+	fresh := isNewDataFolder(cfg.DataDir) && !cfg.NoDemoFunds
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder %s: %w", cfg.DataDir, err)
 	}
