@@ -156,6 +156,9 @@ func OpenStore(ctx context.Context, js jetstream.JetStream, funds []*demarchev1.
 		}
 	}
 	if len(missing) > 0 {
+		if nc := js.Conn(); nc != nil {
+			_ = nc.FlushTimeout(5 * time.Second) // the alarms leave before the caller closes the connection
+		}
 		return nil, fmt.Errorf("funding: refusing to start: %d configured fund(s) without a ledger: %w", len(missing), errors.Join(missing...))
 	}
 	// The balance gauges start from the ledgers, not from zero.

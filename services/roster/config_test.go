@@ -1,11 +1,16 @@
 package roster_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/roster"
 )
@@ -52,5 +57,44 @@ func TestBadRosterFilesSayWhatAndWhere(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRosterFileIsAppliedAtEachStart: a restart with another file stores the
+// experts as it lists them, and keeps an expert it no longer lists but marks
+// it unavailable (bookings name it; it is never proposed again).
+func TestRosterFileIsAppliedAtEachStart(t *testing.T) {
+	srv := natstest.ServerIn(t, t.TempDir())
+	defer srv.Stop()
+	demo := roster.DemoRoster()
+	svc, err := roster.Start(context.Background(), srv.URL(), demo, crises, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Stop()
+	kept := proto.Clone(demo[0]).(*demarchev1.Expert)
+	kept.Name = "Renamed"
+	svc, err = roster.Start(context.Background(), srv.URL(), []*demarchev1.Expert{kept}, crises, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	experts, err := svc.Store.Experts(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(experts) != len(demo) {
+		t.Fatalf("%d experts after the restart, want the %d kept", len(experts), len(demo))
+	}
+	for _, e := range experts {
+		switch {
+		case e.GetId() == kept.GetId() && (e.GetName() != "Renamed" || !e.GetAvailable()):
+			t.Errorf("listed expert %v, want it as the file says", e)
+		case e.GetId() != kept.GetId() && e.GetAvailable():
+			t.Errorf("expert %s no longer listed is still available", e.GetId())
+		}
+	}
+	if _, err := roster.Start(context.Background(), srv.URL(), nil, crises, zap.NewNop()); !errors.Is(err, errs.ErrInvalid) || !strings.Contains(err.Error(), "--roster FILE") {
+		t.Fatalf("start without experts: %v", err)
 	}
 }

@@ -47,8 +47,8 @@ func (x *DisburseCall) Validate() error {
 	return c.err()
 }
 
-// DrillFundID is the fund drills draw from (the funding service seeds it in
-// `demarche dev`; the crisis workflow's drill policy asks it): drills run the
+// DrillFundID is the fund drills draw from (the demo funds of `demarche dev`
+// and deploy/funds.example.yaml hold it; the crisis workflow's drill policy asks it): drills run the
 // same requests, decisions and disbursements as real crises, on a ledger of
 // their own, and the funding service refuses a drill on a real fund and a real
 // crisis on a drill fund.
