@@ -60,7 +60,9 @@ The audit service signs chain heads, records and anchors with DATA/audit-signing
 one); "demarche audit verify" trusts its public key, DATA/audit-signing.pub.
 
 --without leaves services out, to run them as their own processes with
-"demarche serve NAME" (credentials in DATA/nats-credentials). SIGUSR1 restarts
+"demarche serve NAME" (credentials in DATA/nats-credentials; the demo funds and
+roster in DATA/demo-funds.yaml and DATA/demo-roster.json, for serve funding
+--funds and serve roster --roster). SIGUSR1 restarts
 the embedded NATS server (down for --nats-restart-downtime): the fault suite
 (make chaos) uses it.`,
 		Example: "  demarche dev\n  demarche dev --data-dir /tmp/demarche --nats-port 14222 --temporal-port 17233",

@@ -13,6 +13,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/roster"
 )
 
 // FundsPendingFile, in a data folder, says that the demo funds are still to
@@ -23,6 +24,23 @@ const FundsPendingFile = "demo-funds-pending"
 
 const fundsPendingText = "demarche dev created this data folder and opens its demo funds once (recorded on the audit chain);\n" +
 	"this file is removed when they are open. Never copy it into a restored folder.\n"
+
+// DemoFundsFile and DemoRosterFile, in a data folder, are the demo funds and
+// roster the stack runs with, written at each start for the services run on
+// their own beside it (--without; serve funding --funds, serve roster --roster).
+const (
+	DemoFundsFile  = "demo-funds.yaml"
+	DemoRosterFile = "demo-roster.json"
+)
+
+func (s *Stack) writeDemoFiles() error {
+	for name, data := range map[string][]byte{DemoFundsFile: funding.DemoFundsYAML(), DemoRosterFile: roster.DemoRosterJSON()} {
+		if err := os.WriteFile(filepath.Join(s.cfg.DataDir, name), data, 0o644); err != nil {
+			return fmt.Errorf("data folder %s: %w", s.cfg.DataDir, err)
+		}
+	}
+	return nil
+}
 
 func (s *Stack) fundsPendingFile() string { return filepath.Join(s.cfg.DataDir, FundsPendingFile) }
 

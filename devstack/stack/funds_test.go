@@ -235,4 +235,11 @@ func TestVanishedLedgerIsAnAlarm(t *testing.T) {
 			t.Fatalf("fund %s was re-opened: %d ledger lines", f.GetId(), n)
 		}
 	}
+	// The funding service run on its own (as in production) refuses too, at once.
+	t.Setenv("DEMARCHE_DATA_DIR", dir) // its Temporal key, as demarche dev's CLI finds it
+	out, err = runCLI(t, s, "serve", "funding", "--funds", filepath.Join(dir, stack.DemoFundsFile), "--metrics-listen", "",
+		"--nats-creds", natsauth.FileName(filepath.Join(dir, stack.CredentialsDir), natsauth.Funding))
+	if err == nil || !errors.Is(err, funding.ErrLedgerMissing) || !strings.Contains(err.Error(), "refusing to start") {
+		t.Fatalf("serve funding with its ledger gone: %v\n%s", err, out)
+	}
 }

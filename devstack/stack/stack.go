@@ -177,6 +177,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, func() { _ = s.lock.Close() })
+	if err := s.writeDemoFiles(); err != nil {
+		return nil, err
+	}
 	if fresh {
 		// Kept until the demo funds are open: a first start that fails
 		// before (a port taken) leaves it, and the next start opens them.
