@@ -77,14 +77,18 @@ func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 		}
 	}
 	// nats-server's own parser accepts them, with the users they include.
-	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
-		t.Setenv(natsauth.PasswordVariable(id), `"$2a$11$5BGpHqZ6Ky4HT8p8W.Bx0O2CL1X8KDHT8Gdl8hS1JrIMFlV6qZ0hK"`)
-	}
 	auth, err := os.ReadFile("../../deploy/nats/authorization.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	creds := map[natsauth.Identity]natsauth.Credentials{}
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		creds[id] = natsauth.Credentials{Identity: id, Password: "pw"}
+	}
+	if err := natsauth.WritePasswords(dir, creds); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o644); err != nil {
 		t.Fatal(err)
 	}
