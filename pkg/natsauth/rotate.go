@@ -99,8 +99,8 @@ func identityOfVariable(name string) (Identity, bool) {
 // WritePasswords writes PasswordsFile in dir: the bcrypt hash of each
 // credentials' password, keeping the hash already there when it matches (a
 // run that changes nothing rewrites nothing a server would see differently).
-// The file is replaced atomically (a reload never reads half a file), mode
-// 0600: the NATS servers alone read it.
+// The file is rewritten in place (writeInPlace), mode 0600: the NATS
+// servers alone read it.
 func WritePasswords(dir string, creds map[Identity]Credentials) error {
 	old, err := ReadPasswords(dir)
 	if err != nil {
@@ -127,11 +127,11 @@ func WritePasswords(dir string, creds map[Identity]Credentials) error {
 		// Quoted: a quoted string is never taken for a $variable.
 		fmt.Fprintf(&b, "%s: %q\n", PasswordVariable(id), h)
 	}
-	return writeAtomic(PasswordsFileName(dir), b.String())
+	return writeInPlace(PasswordsFileName(dir), b.String())
 }
 
 // Rotate gives id a new random password in its credentials file in dir
-// (FileName), replaced atomically. Write the hashes afterwards
+// (FileName), rewritten in place (writeInPlace). Write the hashes afterwards
 // (WritePasswords) and reload the NATS servers; the service connected as id
 // reconnects with the new password by itself (pkg/natsx re-reads its file).
 func Rotate(dir string, id Identity) (Credentials, error) {
@@ -143,37 +143,36 @@ func Rotate(dir string, id Identity) (Credentials, error) {
 		return Credentials{}, err
 	}
 	c := Credentials{Identity: id, Password: base64.RawURLEncoding.EncodeToString(b)}
-	if err := writeAtomic(FileName(dir, id), c.Identity.User()+":"+c.Password+"\n"); err != nil {
+	if err := writeInPlace(FileName(dir, id), c.Identity.User()+":"+c.Password+"\n"); err != nil {
 		return Credentials{}, fmt.Errorf("write credentials: %w", err)
 	}
 	remember(c, FileName(dir, id))
 	return c, nil
 }
 
-func writeAtomic(file, text string) error {
+// writeInPlace rewrites file in place (same inode, mode 0600), not by
+// renaming a new file over it: compose and docker bind-mount a single file by
+// its inode, and a container would keep seeing the old file after a rename.
+// A reader catching the file half written fails and tries again (a server's
+// reload is refused and keeps the old configuration; a client's reconnection
+// uses its previous password and retries).
+func writeInPlace(file, text string) error {
 	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
 		return fmt.Errorf("folder of %s: %w", file, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), "."+filepath.Base(file)+".*")
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
-	defer os.Remove(tmp.Name()) // gone after the rename; left only on failure
-	if _, err := tmp.WriteString(text); err != nil {
-		_ = tmp.Close()
+	if _, err := f.WriteString(text); err != nil {
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", file, err)
 	}
-	if err := tmp.Chmod(0o600); err != nil {
-		_ = tmp.Close()
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", file, err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	if err := os.Rename(tmp.Name(), file); err != nil {
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
+	return f.Close()
 }
 
 // loadedFrom remembers the file each credentials were read from (key: user

@@ -116,7 +116,8 @@ NATS servers beside their authorization.conf. A hash still matching its
 password is kept as it is.
 
 --rotate IDENTITY (repeatable) gives that identity a new password: a new
-<identity>.creds and its new hash, both files replaced atomically. Then reload
+<identity>.creds and its new hash, both files rewritten in place (a
+file bind-mounted into a container sees the change). Then reload
 the NATS servers (nats-server --signal reload, one after the other): they read
 the hash files again, refuse the old password and accept the new one; other
 identities' connections are not touched. The service connected as IDENTITY
