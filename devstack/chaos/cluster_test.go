@@ -37,15 +37,15 @@ const (
 // a Temporal server process on it, three clustered NATS servers, and every
 // Démarche service as its own process with its own credentials.
 type clusterRun struct {
-	p            *platform
-	natsBin      string
-	pgBin        string
-	nodes        []cluster.Endpoint
-	health       map[string]int // service -> health port
-	pgPort       int
-	graceful     []string // SIGTERM stops: how each ended
-	gmu          sync.Mutex
-	inFlight     []string // requests in flight at a graceful stop, and how they ended
+	p        *platform
+	natsBin  string
+	pgBin    string
+	nodes    []cluster.Endpoint
+	health   map[string]int // service -> health port
+	pgPort   int
+	graceful []string // SIGTERM stops: how each ended
+	gmu      sync.Mutex
+	inFlight []string // requests in flight at a graceful stop, and how they ended
 }
 
 // TestCluster is the multi-process cluster test (make cluster-test; env
