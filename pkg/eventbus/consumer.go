@@ -271,15 +271,19 @@ func (c *Consumer) supervise(pending int) {
 	}
 }
 
-// Stop stops delivery and waits for the events in hand to finish.
+// Stop stops delivery and waits for the events in hand to finish. A second
+// Stop waits the same and does nothing more.
 func (c *Consumer) Stop() {
 	c.mu.Lock()
+	first := !c.stopping
 	c.stopping = true
 	cc := c.cc
 	c.mu.Unlock()
 	cc.Drain()
 	<-cc.Closed()
-	close(c.quit) // the supervisor, if it is waiting to start the consume again
+	if first {
+		close(c.quit) // the supervisor, if it is waiting to start the consume again
+	}
 	<-c.supervised
 	c.stopLanes()
 	c.cancel()

@@ -170,7 +170,7 @@ func VerifyHeadSignature(h *demarchev1.ChainHead, trusted ...ed25519.PublicKey) 
 		for i, k := range trusted {
 			ids[i] = KeyID(k)
 		}
-		return fmt.Errorf("%w: chain %s: head signed by key %s, not by a trusted key (%s)", ErrBroken, h.GetChain(), KeyID(h.GetPublicKey()), strings.Join(ids, ", "))
+		return fmt.Errorf("%w: chain %s: head signed by key %s, not by the trusted key(s) %s", ErrBroken, h.GetChain(), KeyID(h.GetPublicKey()), strings.Join(ids, ", "))
 	}
 	b, err := headBytes(h)
 	if err != nil {
