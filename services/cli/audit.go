@@ -152,7 +152,10 @@ whose anchors stopped, were removed, or that was truncated where no anchor
 shows it fails, naming the records not covered. Heads, records and anchors are
 checked with the audit public key: --public-key, else env ` + audit.EnvPublicKey + `,
 else demarche dev's DATA/` + audit.DevPublicKeyFile + ` (DATA: env DEMARCHE_DATA_DIR or
-.demarche), never a key the service sends along.
+.demarche), never a key the service sends along. After a rotation of the
+signing key, give the replaced keys' public keys with --old-public-key
+(repeatable; env ` + audit.EnvOldPublicKeys + `): records, heads and anchors they
+signed are accepted too, and a record signed by no listed key is a forgery.
 
 With --bundle FILE an evidence bundle written
 by "demarche audit export" is checked offline, with no server: every file
@@ -160,7 +163,8 @@ against the manifest's SHA-256 (a modified file is named), the manifest's
 signature when present, and the chain inside.`,
 		Example: `  demarche audit verify --crisis GN-20261127-K7Q3P
   demarche audit verify
-  demarche audit verify --bundle evidence-GN-20261127-K7Q3P.tar.gz --public-key BASE64`,
+  demarche audit verify --bundle evidence-GN-20261127-K7Q3P.tar.gz --public-key BASE64
+  demarche audit verify --crisis GN-20261127-K7Q3P --public-key NEW_BASE64 --old-public-key OLD_BASE64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := output.json(); err != nil {
