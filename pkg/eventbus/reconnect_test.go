@@ -130,3 +130,42 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestConsumerComesBackAfterItsDurableIsDeleted: nats.go ends a consume for
+// good when the server says its consumer is gone (deleted, lost by a
+// cluster, a stream restored); the service would stay up doing nothing. The
+// consumer is created again and consumption resumes.
+func TestConsumerComesBackAfterItsDurableIsDeleted(t *testing.T) {
+	ctx := context.Background()
+	_, js := startNATS(t)
+	got := newCollector()
+	c, err := eventbus.Consume(ctx, js, eventbus.ConsumerConfig{Durable: "comeback"}, got.handle, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	pub := eventbus.NewPublisher(js, "/test")
+	if _, err := pub.Publish(ctx, route, entered("first", demarchev1.Stage_STAGE_WARNING)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := got.next(t); ev.ID != "first" {
+		t.Fatalf("got %s", ev.ID)
+	}
+	if err := js.DeleteConsumer(ctx, eventbus.StreamName, "comeback"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the durable is created again", func() bool {
+		_, err := js.Consumer(ctx, eventbus.StreamName, "comeback")
+		return err == nil
+	})
+	if _, err := pub.Publish(ctx, route, entered("second", demarchev1.Stage_STAGE_WARNING)); err != nil {
+		t.Fatal(err)
+	}
+	// A new durable starts from the stream's first event (DeliverAll): the
+	// handler sees "first" again (consumers are idempotent), then "second".
+	for {
+		if ev := got.next(t); ev.ID == "second" {
+			return
+		}
+	}
+}
