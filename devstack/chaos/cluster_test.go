@@ -39,16 +39,15 @@ const (
 // a Temporal server process on it, three clustered NATS servers, and every
 // Démarche service as its own process with its own credentials.
 type clusterRun struct {
-	p            *platform
-	natsBin      string
-	pgBin        string
-	nodes        []cluster.Endpoint
-	health       map[string]int // service -> health port
-	pgPort       int
-	graceful     []string // SIGTERM stops: how each ended
-	gmu          sync.Mutex
-	natsEnvCache []string
-	inFlight     []string // requests in flight at a graceful stop, and how they ended
+	p        *platform
+	natsBin  string
+	pgBin    string
+	nodes    []cluster.Endpoint
+	health   map[string]int // service -> health port
+	pgPort   int
+	graceful []string // SIGTERM stops: how each ended
+	gmu      sync.Mutex
+	inFlight []string // requests in flight at a graceful stop, and how they ended
 }
 
 // TestCluster is the multi-process cluster test (make cluster-test; env
@@ -253,20 +252,20 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	}
 
 	// Credentials: one per identity, as deploy/nats/authorization.conf lists
-	// them; the servers read each password from the environment.
-	creds, err := natsauth.Ensure(filepath.Join(p.data, "nats-credentials"), natsauth.DeployIdentities()...)
+	// them; the servers read the password hashes from nats-passwords.conf
+	// beside authorization.conf (a reload reads it again), as `demarche
+	// admin credentials` writes it.
+	credDir := filepath.Join(p.data, "nats-credentials")
+	creds, err := natsauth.Ensure(credDir, natsauth.DeployIdentities()...)
 	if err != nil {
+		return err
+	}
+	if err := natsauth.WritePasswords(credDir, creds); err != nil {
 		return err
 	}
 	// And a Temporal API key per identity, the server holding their hashes.
 	if _, err := temporalx.EnsureKeys(filepath.Join(p.data, temporalx.CredentialsDir)); err != nil {
 		return err
-	}
-	var natsEnv []string
-	for id, cr := range creds {
-		// The server parses the variable as a configuration value: quoted,
-		// a password is a string (production sets bcrypt hashes, also quoted).
-		natsEnv = append(natsEnv, natsauth.PasswordVariable(id)+"="+strconv.Quote(cr.Password))
 	}
 	authConf, err := os.ReadFile("../../deploy/nats/authorization.conf")
 	if err != nil {
@@ -284,12 +283,16 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		if err := os.WriteFile(filepath.Join(nodeDir, "authorization.conf"), authConf, 0o644); err != nil {
 			return err
 		}
+		// The hashes, one file shared by the three nodes (a secret mounted
+		// on each in production).
+		if err := os.Symlink(natsauth.PasswordsFileName(credDir), filepath.Join(nodeDir, natsauth.PasswordsFile)); err != nil {
+			return err
+		}
 		conf := cluster.NATSServerConfig(name, c.nodes[i], c.nodes, filepath.Join(nodeDir, "jetstream"), "authorization.conf")
 		if err := os.WriteFile(filepath.Join(nodeDir, "nats-server.conf"), []byte(conf), 0o644); err != nil {
 			return err
 		}
 	}
-	c.natsEnvCache = natsEnv
 	for i := range cluster.NATSNodes {
 		if err := c.startNATS(i); err != nil {
 			return err
@@ -411,7 +414,7 @@ func (c *clusterRun) startTemporal() error {
 
 func (c *clusterRun) startNATS(i int) error {
 	name := cluster.NATSNodes[i]
-	return c.p.spawnExe(name, c.natsBin, c.natsEnvCache, false, "-c", filepath.Join(c.p.dir, name, "nats-server.conf"))
+	return c.p.spawnExe(name, c.natsBin, nil, false, "-c", filepath.Join(c.p.dir, name, "nats-server.conf"))
 }
 
 // startService runs one service of the topology as its own process with its

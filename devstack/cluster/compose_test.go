@@ -77,14 +77,18 @@ func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 		}
 	}
 	// nats-server's own parser accepts them, with the users they include.
-	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
-		t.Setenv(natsauth.PasswordVariable(id), `"$2a$11$5BGpHqZ6Ky4HT8p8W.Bx0O2CL1X8KDHT8Gdl8hS1JrIMFlV6qZ0hK"`)
-	}
 	auth, err := os.ReadFile("../../deploy/nats/authorization.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
+	creds := map[natsauth.Identity]natsauth.Credentials{}
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		creds[id] = natsauth.Credentials{Identity: id, Password: "pw"}
+	}
+	if err := natsauth.WritePasswords(dir, creds); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -262,13 +266,14 @@ func TestComposeMatchesTopology(t *testing.T) {
 		if !slices.Equal(s.Command, []string{"-c", "/etc/demarche/nats/" + n + ".conf"}) || !slices.Equal(s.Entrypoint, []string{"/usr/local/bin/nats-server"}) {
 			errorf(n, "runs %q %q, want nats-server -c /etc/demarche/nats/%s.conf", s.Entrypoint, s.Command, n)
 		}
-		for _, v := range []string{"./nats/" + n + ".conf:/etc/demarche/nats/" + n + ".conf:ro", "../nats/authorization.conf:/etc/demarche/nats/authorization.conf:ro", n + ":/data"} {
+		for _, v := range []string{"./nats/" + n + ".conf:/etc/demarche/nats/" + n + ".conf:ro", "../nats/authorization.conf:/etc/demarche/nats/authorization.conf:ro",
+			"./secrets/" + natsauth.PasswordsFile + ":/etc/demarche/nats/" + natsauth.PasswordsFile + ":ro", n + ":/data"} {
 			if !slices.Contains(s.Volumes, v) {
 				errorf(n, "volumes %v lack %s", s.Volumes, v)
 			}
 		}
-		if !slices.Equal(s.EnvFile, []string{"secrets/nats-passwords.env"}) {
-			errorf(n, "env_file %v, want secrets/nats-passwords.env (demarche admin credentials writes it)", s.EnvFile)
+		if len(s.EnvFile) != 0 {
+			errorf(n, "env_file %v: the password hashes come from the included %s (a reload re-reads it, an environment is read once)", s.EnvFile, natsauth.PasswordsFile)
 		}
 		if len(natsSecrets(s)) != 0 {
 			errorf(n, "a NATS server mounts client credentials %v", natsSecrets(s))

@@ -609,15 +609,22 @@ func TestDeployK8sHelmValues(t *testing.T) {
 			t.Errorf("deploy/k8s/%s: the authorization configmap is not mounted (%s missing from the patches)", nv, s)
 		}
 	}
-	if !strings.Contains(fmt.Sprint(at(nats, "container", "merge", "envFrom")), "name:demarche-nats-passwords") {
-		t.Errorf("deploy/k8s/%s: the servers do not get DEMARCHE_NATS_<IDENTITY>_PASSWORD from demarche-nats-passwords", nv)
+	// The hashes: the secret projected beside authorization.conf (the file it
+	// includes), never from the environment (a reload does not re-read it).
+	for _, s := range []string{"projected:", "name:demarche-nats-passwords"} {
+		if !strings.Contains(patches, s) {
+			t.Errorf("deploy/k8s/%s: the password hashes are not projected beside authorization.conf (%s missing from the patches)", nv, s)
+		}
+	}
+	if at(nats, "container", "merge", "envFrom") != nil {
+		t.Errorf("deploy/k8s/%s: the servers take an environment from a secret; the hashes come from the included %s", nv, natsauth.PasswordsFile)
 	}
 	passwords := false
 	for _, g := range kz.SecretGenerator {
-		passwords = passwords || (g.Name == "demarche-nats-passwords" && slices.Equal(g.Envs, []string{"secrets/nats-passwords.env"}))
+		passwords = passwords || (g.Name == "demarche-nats-passwords" && slices.Equal(g.Files, []string{"secrets/" + natsauth.PasswordsFile}))
 	}
 	if !passwords {
-		t.Errorf("deploy/k8s/kustomization.yaml does not generate demarche-nats-passwords from secrets/nats-passwords.env")
+		t.Errorf("deploy/k8s/kustomization.yaml does not generate demarche-nats-passwords from secrets/%s", natsauth.PasswordsFile)
 	}
 
 	// Temporal is Démarche's own server (TestDeployK8sTemporalServer): the

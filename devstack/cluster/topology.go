@@ -138,8 +138,9 @@ func SeedList(all []Endpoint) string {
 // NATSServerConfig is one node's nats-server configuration: JetStream with
 // sync_interval always (acknowledged = on a quorum of disks, see
 // services/platform), the cluster's routes to every node, and the users of
-// deploy/nats/authorization.conf (passwords from the environment,
-// DEMARCHE_NATS_<IDENTITY>_PASSWORD). storeDir is the node's JetStream folder.
+// deploy/nats/authorization.conf (its password hashes from the
+// nats-passwords.conf it includes, beside it: a reload re-reads them).
+// storeDir is the node's JetStream folder.
 func NATSServerConfig(node string, self Endpoint, all []Endpoint, storeDir, authorizationFile string) string {
 	var routes []string
 	for _, e := range all {

@@ -50,7 +50,8 @@ Ctrl-C and start again, and the crises opened before are still there and still
 running. Delete the folder to start afresh.
 
 Temporal payloads (titles, decisions, rationales, activity errors) are
-encrypted with the payload codec key DATA/codec-key.json, made on first start
+encrypted with the payload codec keyring DATA/codec-keyring.json (its first key
+DATA/codec-key.json), made on first start; "demarche codec rotate" adds a key
 (or --codec-key; --no-codec turns encryption off): the Temporal database holds
 ciphertext only, and the Temporal UI decrypts through the gateway's codec
 endpoint for an auditor signed in to the console. JetStream's files are
@@ -138,23 +139,32 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	return cmd
 }
 
-// devCodec is the keyring of `demarche dev`: the --codec-key given, else
-// the data folder's own key (made on first start), with any --codec-old-key.
+// devCodec is the keyring of `demarche dev`: the --codec-key or
+// --codec-keyring given, else the data folder's keyring file (made on first
+// start around the folder's key; `demarche codec rotate` adds keys to it, so a
+// plain restart after a rotation still decrypts old histories), with any
+// --codec-old-key.
 func devCodec(app *cli.App, dataDir string, off bool) (*payloadcodec.Keyring, error) {
 	if off {
 		return nil, nil
 	}
-	if app.CodecKeyFile != "" {
+	if app.CodecKeyFile != "" || app.CodecKeyringFile != "" {
 		return app.Codec, nil
 	}
+	return DevKeyring(dataDir, app.CodecOldKeyFiles)
+}
+
+// DevKeyring is the keyring a plain `demarche dev` uses in dataDir: its
+// keyring file, made on first start.
+func DevKeyring(dataDir string, extraOld []string) (*payloadcodec.Keyring, error) {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data folder %s: %w", dataDir, err)
 	}
-	path, err := payloadcodec.EnsureDevKey(dataDir)
+	path, err := payloadcodec.EnsureDevKeyring(dataDir)
 	if err != nil {
 		return nil, err
 	}
-	return payloadcodec.LoadKeyring(path, app.CodecOldKeyFiles)
+	return payloadcodec.LoadKeyringFile(path, extraOld)
 }
 
 // PrintBanner tells, once the stack is ready, where everything is and how to use it.

@@ -110,9 +110,18 @@ type Consumer struct {
 	js     jetstream.JetStream
 	log    *zap.Logger
 	handle Handler
-	cc     jetstream.ConsumeContext
-	ctx    context.Context
-	cancel context.CancelFunc
+	// mu guards cc, the running consume (replaced when it ends by itself), and
+	// stopping, set by Stop.
+	mu       sync.Mutex
+	cc       jetstream.ConsumeContext
+	stopping bool
+	// consumeOpts and deliver make a new consume like the first.
+	consumeOpts []jetstream.PullConsumeOpt
+	deliver     jetstream.MessageHandler
+	supervised  chan struct{} // closed when the supervisor goroutine is done
+	quit        chan struct{} // closed by Stop: the supervisor stops waiting
+	ctx         context.Context
+	cancel      context.CancelFunc
 	// lanes, with Concurrency > 1: one goroutine per lane, a key always in the same lane.
 	lanes []chan jetstream.Msg
 	// batchIn and handleBatch, with ConsumeBatches: messages waiting to be
@@ -152,18 +161,7 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 	if handleBatch != nil {
 		pending = 2 * cfg.BatchSize
 	}
-	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, jetstream.ConsumerConfig{
-		Durable:        cfg.Durable,
-		Description:    "Démarche consumer " + cfg.Durable,
-		FilterSubjects: cfg.FilterSubjects,
-		AckPolicy:      jetstream.AckExplicitPolicy,
-		AckWait:        cfg.AckWait,
-		// The bound is enforced here, not by the server: an event past MaxDeliver
-		// is dead-lettered, and if even that copy fails it stays redeliverable.
-		MaxDeliver:    -1,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: pending, // 1 for one at a time (each crisis in order); more for lanes and batches
-	})
+	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, consumerConfig(cfg, pending))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: create consumer: %w", cfg.Durable, err)
 	}
@@ -186,6 +184,7 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 		deliver = c.dispatch
 		opts = append(opts, jetstream.PullMaxMessages(pending))
 	}
+	c.deliver, c.consumeOpts = deliver, opts
 	cc, err := jc.Consume(deliver, opts...)
 	if err != nil {
 		c.stopLanes()
@@ -193,13 +192,99 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 		return nil, fmt.Errorf("consume %s: %w", cfg.Durable, err)
 	}
 	c.cc = cc
+	c.supervised, c.quit = make(chan struct{}), make(chan struct{})
+	go c.supervise(pending)
 	return c, nil
 }
 
-// Stop stops delivery and waits for the events in hand to finish.
+func consumerConfig(cfg ConsumerConfig, pending int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:        cfg.Durable,
+		Description:    "Démarche consumer " + cfg.Durable,
+		FilterSubjects: cfg.FilterSubjects,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        cfg.AckWait,
+		// The bound is enforced here, not by the server: an event past MaxDeliver
+		// is dead-lettered, and if even that copy fails it stays redeliverable.
+		MaxDeliver:    -1,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		MaxAckPending: pending, // 1 for one at a time (each crisis in order); more for lanes and batches
+	}
+}
+
+// supervise starts the consume again whenever it ends by itself: nats.go ends
+// a consume for good on some errors (the consumer deleted or not found, as
+// when a cluster loses it or a restore recreates the stream; the connection
+// closed), and a service whose consume ended would stay up doing nothing.
+// The durable is created again (same configuration: it resumes where it
+// stopped when it still exists) and consumed, retried with a growing pause
+// until it works or Stop is called.
+func (c *Consumer) supervise(pending int) {
+	defer close(c.supervised)
+	for {
+		c.mu.Lock()
+		cc := c.cc
+		c.mu.Unlock()
+		select {
+		case <-cc.Closed():
+		case <-c.quit:
+			return
+		}
+		wait := 250 * time.Millisecond
+		for {
+			c.mu.Lock()
+			if c.stopping {
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			c.log.Warn("consume ended by itself: starting it again", zap.Duration("after", wait))
+			select {
+			case <-c.quit:
+				return
+			case <-time.After(wait):
+			}
+			wait = min(2*wait, 10*time.Second)
+			ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+			jc, err := c.js.CreateOrUpdateConsumer(ctx, c.cfg.Stream, consumerConfig(c.cfg, pending))
+			cancel()
+			if err != nil {
+				c.log.Warn("consume: create consumer again", zap.Error(err))
+				continue
+			}
+			c.mu.Lock()
+			if c.stopping {
+				c.mu.Unlock()
+				return
+			}
+			cc, err := jc.Consume(c.deliver, c.consumeOpts...)
+			if err != nil {
+				c.mu.Unlock()
+				c.log.Warn("consume again", zap.Error(err))
+				continue
+			}
+			c.cc = cc
+			c.mu.Unlock()
+			c.log.Info("consume started again")
+			break
+		}
+	}
+}
+
+// Stop stops delivery and waits for the events in hand to finish. A second
+// Stop waits the same and does nothing more.
 func (c *Consumer) Stop() {
-	c.cc.Drain()
-	<-c.cc.Closed()
+	c.mu.Lock()
+	first := !c.stopping
+	c.stopping = true
+	cc := c.cc
+	c.mu.Unlock()
+	cc.Drain()
+	<-cc.Closed()
+	if first {
+		close(c.quit) // the supervisor, if it is waiting to start the consume again
+	}
+	<-c.supervised
 	c.stopLanes()
 	c.cancel()
 }

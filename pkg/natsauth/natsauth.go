@@ -520,6 +520,7 @@ func Ensure(dir string, extra ...Identity) (map[Identity]Credentials, error) {
 			if err := os.WriteFile(file, []byte(c.Identity.User()+":"+c.Password+"\n"), 0o600); err != nil {
 				return nil, fmt.Errorf("write credentials %s: %w", file, err)
 			}
+			remember(c, file)
 		} else if err != nil {
 			return nil, err
 		}
@@ -541,7 +542,9 @@ func Load(file string) (Credentials, error) {
 	if !ok || !strings.HasPrefix(user, "demarche-") || pw == "" {
 		return Credentials{}, fmt.Errorf("credentials %s: want one line <user>:<password>", file)
 	}
-	return Credentials{Identity: Identity(strings.TrimPrefix(user, "demarche-")), Password: pw}, nil
+	c := Credentials{Identity: Identity(strings.TrimPrefix(user, "demarche-")), Password: pw}
+	remember(c, file)
+	return c, nil
 }
 
 // URL returns the NATS URL with the credentials in it, the form every
@@ -576,17 +579,23 @@ func WithCredentialsFile(natsURL, file string) (string, error) {
 
 // ServerConfig is the nats-server `authorization` block equivalent to Table,
 // for production (deploy/nats/authorization.conf). Each user's password is a
-// variable, DEMARCHE_NATS_<IDENTITY>_PASSWORD, that the server reads from
-// its environment; put a bcrypt hash there (`nats server passwd`).
+// variable, DEMARCHE_NATS_<IDENTITY>_PASSWORD, defined in PasswordsFile
+// beside it, which it includes (`demarche admin credentials` writes it with
+// bcrypt hashes), and which `nats-server --signal reload` reads again: see
+// Rotate.
 func ServerConfig(extra ...Identity) string {
 	var b strings.Builder
 	b.WriteString("# Generated from pkg/natsauth.Table by `go test ./pkg/natsauth -run TestDeployConfig` with\n")
 	b.WriteString("# DEMARCHE_UPDATE_DEPLOY=1. Do not edit: change the table.\n")
-	b.WriteString("# Include it from nats-server.conf; set each DEMARCHE_NATS_<IDENTITY>_PASSWORD to a bcrypt hash.\n")
+	b.WriteString("# Include it from nats-server.conf. The password hashes come from " + PasswordsFile + " beside\n")
+	b.WriteString("# this file, one line per identity, DEMARCHE_NATS_<IDENTITY>_PASSWORD: \"<bcrypt hash>\"\n")
+	b.WriteString("# (`demarche admin credentials --dir DIR` writes DIR/" + PasswordsFile + "). `nats-server --signal reload`\n")
+	b.WriteString("# reads it again: a rotated password takes effect without a restart (docs/operations.md).\n")
 	b.WriteString("# Partner organisations (demarche-partner-<ORG>) and signal sources (demarche-signals-<source>)\n")
 	b.WriteString("# connect from outside: give each its own password. Every user's client must use its own inbox\n")
 	b.WriteString("# prefix, _INBOX_<identity> (e.g. _INBOX_observer, _INBOX_partner-<ORG>; natscli --inbox-prefix):\n")
 	b.WriteString("# each may read its own inbox alone.\n")
+	fmt.Fprintf(&b, "include %q\n", PasswordsFile)
 	b.WriteString("authorization {\n  users = [\n")
 	for _, id := range append(slices.Clone(Identities), extra...) {
 		p := PermissionsOf(id, extra...)
@@ -603,8 +612,8 @@ func ServerConfig(extra ...Identity) string {
 	return b.String()
 }
 
-// PasswordVariable names the environment variable holding an identity's
-// password (hash) in the production server configuration.
+// PasswordVariable names the variable holding an identity's password (hash)
+// in the production server configuration, defined in PasswordsFile.
 func PasswordVariable(id Identity) string {
 	return "DEMARCHE_NATS_" + strings.NewReplacer("-", "_").Replace(strings.ToUpper(string(id))) + "_PASSWORD"
 }

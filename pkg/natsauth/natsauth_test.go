@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/demarche/demarche/pkg/natsauth"
 )
@@ -26,10 +27,14 @@ func TestDeployConfig(t *testing.T) {
 	if err != nil || string(got) != want {
 		t.Fatalf("%s is not what pkg/natsauth.Table says (%v): run DEMARCHE_UPDATE_DEPLOY=1 go test ./pkg/natsauth", deployFile, err)
 	}
-	for _, id := range append(natsauth.Identities, natsauth.DeployIdentities()...) {
-		t.Setenv(natsauth.PasswordVariable(id), "$2a$11$qbtrnb0mSG2eV55xoyPqHOZx/lLBlryHRhU3LK2oOPFRwGF/5rtGK")
-	}
 	dir := t.TempDir()
+	creds := map[natsauth.Identity]natsauth.Credentials{}
+	for _, id := range append(natsauth.Identities, natsauth.DeployIdentities()...) {
+		creds[id] = natsauth.Credentials{Identity: id, Password: "pw-" + string(id)}
+	}
+	if err := natsauth.WritePasswords(dir, creds); err != nil {
+		t.Fatal(err)
+	}
 	conf := filepath.Join(dir, "nats.conf")
 	if err := os.WriteFile(conf, []byte("port: -1\ninclude ./authorization.conf\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -45,6 +50,9 @@ func TestDeployConfig(t *testing.T) {
 		t.Fatalf("%d users, want %d", len(opts.Users), want)
 	}
 	for _, u := range opts.Users {
+		if id, _ := natsauth.IdentityOfUser(u.Username); bcrypt.CompareHashAndPassword([]byte(u.Password), []byte("pw-"+string(id))) != nil {
+			t.Fatalf("user %s: the password hash is not the one of %s", u.Username, natsauth.PasswordsFile)
+		}
 		if u.Permissions == nil || u.Permissions.Publish == nil || len(u.Permissions.Subscribe.Allow) == 0 {
 			t.Fatalf("user %s without permissions", u.Username)
 		}

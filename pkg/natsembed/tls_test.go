@@ -141,10 +141,25 @@ func TestDeployServerConfig(t *testing.T) {
 		"DEMARCHE_NATS_TLS_CERT": cert, "DEMARCHE_NATS_TLS_KEY": key, "DEMARCHE_NATS_TLS_CA": caFile} {
 		t.Setenv(name, v)
 	}
-	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
-		t.Setenv(natsauth.PasswordVariable(id), "$2a$11$qbtrnb0mSG2eV55xoyPqHOZx/lLBlryHRhU3LK2oOPFRwGF/5rtGK")
+	// The two files side by side, and the password hash files beside them
+	// (nats-passwords.conf, as `demarche admin credentials` writes it).
+	for _, f := range []string{"nats-server.conf", "authorization.conf"} {
+		b, err := os.ReadFile(filepath.Join("../../deploy/nats", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	opts, err := server.ProcessConfigFile("../../deploy/nats/nats-server.conf")
+	creds := map[natsauth.Identity]natsauth.Credentials{}
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		creds[id] = natsauth.Credentials{Identity: id, Password: "pw"}
+	}
+	if err := natsauth.WritePasswords(dir, creds); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(filepath.Join(dir, "nats-server.conf"))
 	if err != nil {
 		t.Fatalf("nats-server refuses deploy/nats/nats-server.conf: %v", err)
 	}

@@ -16,7 +16,17 @@ import (
 )
 
 // Connect dials NATS and keeps reconnecting for ever after a drop: a service
-// outlives a NATS restart. The first dial must succeed, so a wrong URL fails fast.
+// outlives a NATS restart, however long. The first dial must succeed, so a
+// wrong URL fails fast.
+//
+// Reconnecting for ever includes refusals: by default nats.go closes a
+// connection for good when a server refuses its credentials twice in a row,
+// which is what left eventlog "not connected (CLOSED)" after a rolling
+// restart that brought a rotated password in. Here a refusal is retried like
+// any drop, and the password is read again from the credentials file the URL's
+// came from (natsauth.CurrentPassword) at each attempt: after a rotation
+// (new .creds file, new hash, server reload) the service reconnects with the
+// new password by itself.
 // url may be a cluster's seed list (comma-separated URLs): the client dials
 // them in random order, learns the other servers of the cluster from the one
 // it reaches, and reconnects to any of them when its server dies.
@@ -31,10 +41,13 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 	if err != nil {
 		return nil, nil, err
 	}
-	nc, err := nats.Connect(url, append(tlsOpts,
-		InboxOption(url),
+	inbox := InboxOption(url)
+	dial, userOpt := credentialsOption(url)
+	nc, err := nats.Connect(dial, append(tlsOpts,
+		inbox, userOpt,
 		nats.Name(name),
 		nats.MaxReconnects(-1),
+		nats.IgnoreAuthErrorAbort(),
 		nats.ReconnectWait(500*time.Millisecond),
 		nats.Timeout(5*time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -63,6 +76,35 @@ func Connect(url, name string, log *zap.Logger) (*nats.Conn, jetstream.JetStream
 		return nil, nil, fmt.Errorf("JetStream on %s: %w", Redact(url), err)
 	}
 	return nc, js, nil
+}
+
+// credentialsOption takes the credentials out of url when they were read from
+// a credentials file in this process, and gives them at each connection
+// attempt instead, read again from the file (natsauth.CurrentPassword); URLs
+// with other credentials, or none, are dialled as they are.
+func credentialsOption(url string) (string, nats.Option) {
+	none := func(*nats.Options) error { return nil }
+	parts := strings.Split(url, ",")
+	var user, password string
+	for i, p := range parts {
+		u, err := neturl.Parse(strings.TrimSpace(p))
+		if err != nil || u.User == nil {
+			return url, none
+		}
+		pw, _ := u.User.Password()
+		if i > 0 && (u.User.Username() != user || pw != password) {
+			return url, none // several users in one seed list: leave it to nats.go
+		}
+		user, password = u.User.Username(), pw
+		u.User = nil
+		parts[i] = u.String()
+	}
+	if natsauth.CredentialsFileOf(user, password) == "" {
+		return url, none
+	}
+	return strings.Join(parts, ","), nats.UserInfoHandler(func() (string, string) {
+		return user, natsauth.CurrentPassword(user, password)
+	})
 }
 
 // InboxOption is the inbox prefix of the identity in url's user

@@ -48,6 +48,10 @@ const (
 	FlagOldKey = "--codec-old-key"
 	EnvKey     = "DEMARCHE_CODEC_KEY"
 	EnvOldKeys = "DEMARCHE_CODEC_OLD_KEYS"
+	// FlagKeyring and EnvKeyring name a keyring file (LoadKeyringFile): the
+	// active key and the old ones in one file every process reads.
+	FlagKeyring = "--codec-keyring"
+	EnvKeyring  = "DEMARCHE_CODEC_KEYRING"
 )
 
 // Sentinels, matched with errors.Is.
@@ -270,6 +274,6 @@ func MissingKeyError(id string, have []string) error {
 	if len(have) > 0 {
 		holds = "the keys given are " + strings.Join(have, ", ")
 	}
-	return fmt.Errorf("%w: key id %q (%s); pass that key's file with %s (the active key) or %s (an older key, repeatable), or env %s / %s",
-		ErrMissingKey, id, holds, FlagKey, FlagOldKey, EnvKey, EnvOldKeys)
+	return fmt.Errorf("%w: key id %q (%s); pass that key's file with %s (the active key) or %s (an older key, repeatable), or env %s / %s, or list it in the keyring file (%s, env %s)",
+		ErrMissingKey, id, holds, FlagKey, FlagOldKey, EnvKey, EnvOldKeys, FlagKeyring, EnvKeyring)
 }

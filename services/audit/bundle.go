@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -230,8 +231,10 @@ func ReadBundle(r io.Reader) (map[string][]byte, error) {
 // VerifyBundle checks an evidence bundle offline: every file against the
 // manifest (a modified, missing or added file fails, named), the manifest's
 // signature when present (and by trusted, when given), the audit chain inside
-// with its head, and that each history parses.
-func VerifyBundle(r io.Reader, trusted ed25519.PublicKey) (*BundleReport, error) {
+// with its head, and that each history parses. older are the public keys of
+// the signing keys a rotation replaced: the chain's older records (and a
+// manifest signed before the rotation) may be signed by them.
+func VerifyBundle(r io.Reader, trusted ed25519.PublicKey, older ...ed25519.PublicKey) (*BundleReport, error) {
 	files, err := ReadBundle(r)
 	if err != nil {
 		return nil, err
@@ -261,7 +264,7 @@ func VerifyBundle(r io.Reader, trusted ed25519.PublicKey) (*BundleReport, error)
 		if err != nil {
 			return nil, &BundleError{File: SignatureFile, Problem: "not base64"}
 		}
-		if trusted != nil && !bytes.Equal(trusted, m.GetPublicKey()) {
+		if trusted != nil && !bytes.Equal(trusted, m.GetPublicKey()) && !slices.ContainsFunc(older, func(k ed25519.PublicKey) bool { return bytes.Equal(k, m.GetPublicKey()) }) {
 			return nil, &BundleError{File: SignatureFile, Problem: fmt.Sprintf("signed by key %s, not by the trusted key %s", KeyID(m.GetPublicKey()), KeyID(trusted))}
 		}
 		if !ed25519.Verify(m.GetPublicKey(), manifest, raw) {
@@ -312,7 +315,7 @@ func VerifyBundle(r io.Reader, trusted ed25519.PublicKey) (*BundleReport, error)
 	if want := ChainOf(m.GetCrisisId()); chain.GetChain() != want {
 		return nil, &BundleError{File: ChainFile, Problem: fmt.Sprintf("holds chain %s, not %s", chain.GetChain(), want)}
 	}
-	res, err := Verify(chain.GetChain(), chain.GetRecords(), VerifyOptions{Head: chain.GetHead()})
+	res, err := Verify(chain.GetChain(), chain.GetRecords(), VerifyOptions{Head: chain.GetHead(), OlderKeys: older})
 	if err != nil {
 		return nil, &BundleError{File: ChainFile, Problem: err.Error()}
 	}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -150,10 +151,13 @@ func SignHead(h *demarchev1.ChainHead, key ed25519.PrivateKey) error {
 	return nil
 }
 
-// VerifyHeadSignature checks a signed head; trusted, when given, must be its key.
-func VerifyHeadSignature(h *demarchev1.ChainHead, trusted ed25519.PublicKey) error {
+// VerifyHeadSignature checks a signed head; trusted, when given, must hold
+// its key (the current key, and the older ones a rotation left: see
+// VerifyOptions.OlderKeys).
+func VerifyHeadSignature(h *demarchev1.ChainHead, trusted ...ed25519.PublicKey) error {
+	trusted = slices.DeleteFunc(slices.Clone(trusted), func(k ed25519.PublicKey) bool { return k == nil })
 	if len(h.GetSignature()) == 0 {
-		if trusted != nil {
+		if len(trusted) > 0 {
 			return fmt.Errorf("%w: chain %s: head is not signed, but a trusted key was given", ErrBroken, h.GetChain())
 		}
 		return nil
@@ -161,8 +165,12 @@ func VerifyHeadSignature(h *demarchev1.ChainHead, trusted ed25519.PublicKey) err
 	if len(h.GetPublicKey()) != ed25519.PublicKeySize {
 		return fmt.Errorf("%w: chain %s: head signature without a valid public key", ErrBroken, h.GetChain())
 	}
-	if trusted != nil && !bytes.Equal(trusted, h.GetPublicKey()) {
-		return fmt.Errorf("%w: chain %s: head signed by key %s, not by the trusted key %s", ErrBroken, h.GetChain(), KeyID(h.GetPublicKey()), KeyID(trusted))
+	if len(trusted) > 0 && !slices.ContainsFunc(trusted, func(k ed25519.PublicKey) bool { return bytes.Equal(k, h.GetPublicKey()) }) {
+		ids := make([]string, len(trusted))
+		for i, k := range trusted {
+			ids[i] = KeyID(k)
+		}
+		return fmt.Errorf("%w: chain %s: head signed by key %s, not by the trusted key(s) %s", ErrBroken, h.GetChain(), KeyID(h.GetPublicKey()), strings.Join(ids, ", "))
 	}
 	b, err := headBytes(h)
 	if err != nil {
@@ -210,6 +218,11 @@ type VerifyOptions struct {
 	Head *demarchev1.ChainHead
 	// TrustedKey, when given, must have signed the head (and the anchor).
 	TrustedKey ed25519.PublicKey
+	// OlderKeys are the public keys that signed before a rotation of the
+	// signing key: a record, head or anchor they signed is accepted beside
+	// TrustedKey's (or, without TrustedKey, beside the head's and anchor's
+	// own keys). A record signed by no key of the list is a forgery.
+	OlderKeys []ed25519.PublicKey
 	// Anchor, when given, is the chain's last anchored head (from the anchor
 	// stream or an exported anchor file): the chain must still hold that
 	// record at that sequence, or its tail was truncated or rewritten.
@@ -255,17 +268,35 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	// else the head's (or the anchor's). With a trusted key every record must
 	// be signed; without, every record from the first signed one on (records
 	// from before a key was configured stay unsigned).
-	key, strict := opts.TrustedKey, opts.TrustedKey != nil
+	strict := opts.TrustedKey != nil
+	trusted := append([]ed25519.PublicKey{opts.TrustedKey}, opts.OlderKeys...) // heads and anchors
+	if !strict {
+		trusted = nil // any head key, as before; records below are checked against it
+	}
 	if opts.Head != nil && strict {
 		// A head signed by another key says more than its records would.
-		if err := VerifyHeadSignature(opts.Head, opts.TrustedKey); err != nil {
+		if err := VerifyHeadSignature(opts.Head, trusted...); err != nil {
 			return nil, err
 		}
 	}
+	var keys []ed25519.PublicKey // the keys a record may be signed by
+	if strict {
+		keys = append(keys, opts.TrustedKey)
+	}
 	for _, h := range []*demarchev1.ChainHead{opts.Head, opts.Anchor} {
-		if key == nil && len(h.GetPublicKey()) == ed25519.PublicKeySize {
-			key = ed25519.PublicKey(h.GetPublicKey())
+		if !strict && len(h.GetPublicKey()) == ed25519.PublicKeySize {
+			keys = append(keys, ed25519.PublicKey(h.GetPublicKey()))
 		}
+	}
+	if len(keys) > 0 {
+		keys = append(keys, opts.OlderKeys...)
+	}
+	keyIDs := make([]string, len(keys))
+	for i, k := range keys {
+		keyIDs[i] = KeyID(k)
+	}
+	signedByOne := func(r *demarchev1.AuditRecord) bool {
+		return slices.ContainsFunc(keys, func(k ed25519.PublicKey) bool { return ed25519.Verify(k, r.GetHash(), r.GetSignature()) })
 	}
 	signed := false
 	prev := genesis
@@ -300,19 +331,20 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 		if len(r.GetSignature()) > 0 {
 			signed = true
 		}
-		if key != nil && (signed || strict) {
+		if len(keys) > 0 && (signed || strict) {
+			want := "a signature by key " + strings.Join(keyIDs, " or ")
 			if len(r.GetSignature()) == 0 {
-				return nil, fail("signature", "a signature by key "+KeyID(key), "none", "the record was not written by the audit service (a forged record)")
+				return nil, fail("signature", want, "none", "the record was not written by the audit service (a forged record)")
 			}
-			if !ed25519.Verify(key, r.GetHash(), r.GetSignature()) {
-				return nil, fail("signature", "a signature by key "+KeyID(key), "a signature that does not verify", "the record was not written by the audit service (a forged record), or signed with another key")
+			if !signedByOne(r) {
+				return nil, fail("signature", want, "a signature that does not verify", "the record was not written by the audit service (a forged record), or signed with a key not listed (an older key of a rotation: --old-public-key)")
 			}
 		}
 		prev = r.GetHash()
 	}
 	res := &Result{Chain: chain, Records: len(records), HeadHash: prev}
 	if head := opts.Head; head != nil {
-		if err := holds(chain, records, head, opts.TrustedKey, "head", "records at the end of the chain were deleted", "the chain was rewritten up to its head"); err != nil {
+		if err := holds(chain, records, head, trusted, "head", "records at the end of the chain were deleted", "the chain was rewritten up to its head"); err != nil {
 			return nil, err
 		}
 		res.HeadSigned = len(head.GetSignature()) > 0
@@ -324,7 +356,7 @@ func Verify(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions)
 	}
 	if a := opts.Anchor; a != nil {
 		at := a.GetAt().AsTime().UTC().Format(time.RFC3339)
-		if err := holds(chain, records, a, opts.TrustedKey, "anchor",
+		if err := holds(chain, records, a, trusted, "anchor",
 			"the chain was truncated after it was anchored at "+at+": records at its end were deleted",
 			"the chain was rewritten after it was anchored at "+at); err != nil {
 			return nil, err
@@ -378,11 +410,11 @@ func covered(chain string, records []*demarchev1.AuditRecord, opts VerifyOptions
 
 // holds checks that records still hold what a signed head (the live head or
 // an anchor) says: the record at its sequence, with its hash.
-func holds(chain string, records []*demarchev1.AuditRecord, head *demarchev1.ChainHead, trusted ed25519.PublicKey, field, truncated, rewritten string) error {
+func holds(chain string, records []*demarchev1.AuditRecord, head *demarchev1.ChainHead, trusted []ed25519.PublicKey, field, truncated, rewritten string) error {
 	if head.GetChain() != chain {
 		return &VerifyError{Chain: chain, Record: int(head.GetSequence()), Field: field, Expected: field + " of " + chain, Found: field + " of " + head.GetChain()}
 	}
-	if err := VerifyHeadSignature(head, trusted); err != nil {
+	if err := VerifyHeadSignature(head, trusted...); err != nil {
 		return err
 	}
 	if head.GetSequence() > uint64(len(records)) {

@@ -15,6 +15,9 @@ const (
 	EnvSigningKeyFile = "DEMARCHE_AUDIT_SIGNING_KEY_FILE" // a file holding the base64 seed
 	// EnvPublicKey is the base64 ed25519 public key `audit verify` trusts.
 	EnvPublicKey = "DEMARCHE_AUDIT_PUBLIC_KEY"
+	// EnvOldPublicKeys are the base64 public keys (comma-separated) of the
+	// signing keys a rotation replaced, which `audit verify` accepts too.
+	EnvOldPublicKeys = "DEMARCHE_AUDIT_OLD_PUBLIC_KEYS"
 	// DevKeyFile and DevPublicKeyFile are `demarche dev`'s audit signing key
 	// (base64 seed, mode 0600) and its public key (base64), in the data folder.
 	DevKeyFile       = "audit-signing.key"

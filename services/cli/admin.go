@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/temporalx"
@@ -102,41 +101,63 @@ func envInt(name string, def int) int {
 
 func newAdminCredentialsCmd(app *App) *cobra.Command {
 	var dir string
+	var rotate []string
 	cmd := &cobra.Command{
 		Use:   "credentials",
-		Short: "Generate each NATS identity's credentials and the servers' password file (idempotent)",
+		Short: "Generate each NATS identity's credentials and the servers' password hash files; rotate one (--rotate)",
 		Long: `Generate, in --dir, one credentials file per NATS identity (<identity>.creds,
 "demarche-<identity>:<password>", mode 0600: mount each into its own service
 only), for every service, the provisioner, the operator, the observer, and the
 partner organisations and signal sources of deploy/nats/authorization.conf;
-existing files are kept. Then write nats-passwords.env: the bcrypt hash of each
-password in the variable deploy/nats/authorization.conf reads
-(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.
+existing files are kept. Then write --dir/` + natsauth.PasswordsFile + `: the bcrypt hash of
+each password, one line per identity (DEMARCHE_NATS_<IDENTITY>_PASSWORD:
+"<hash>"), the file deploy/nats/authorization.conf includes: give it to the
+NATS servers beside their authorization.conf. A hash still matching its
+password is kept as it is.
+
+--rotate IDENTITY (repeatable) gives that identity a new password: a new
+<identity>.creds and its new hash, both files rewritten in place (a
+file bind-mounted into a container sees the change). Then reload
+the NATS servers (nats-server --signal reload, one after the other): they read
+the hash files again, refuse the old password and accept the new one; other
+identities' connections are not touched. The service connected as IDENTITY
+reads its credentials file again when it reconnects, so it comes back with the
+new password by itself, without a restart (docs/operations.md, rotation).
+
 Also write, in --dir/temporal-credentials, one Temporal API key per Temporal
 identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 --key-hashes" reads.`,
-		Example: "  demarche admin credentials --dir deploy/compose/secrets",
-		Args:    cobra.NoArgs,
+		Example: `  demarche admin credentials --dir deploy/compose/secrets
+  demarche admin credentials --dir deploy/compose/secrets --rotate eventlog && nats-server --signal reload`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, r := range rotate {
+				id := natsauth.Identity(r)
+				known := slices.Contains(natsauth.Identities, id) || slices.Contains(natsauth.DeployIdentities(), id)
+				if err := id.Check(); err != nil || !known {
+					return fmt.Errorf("--rotate %q: not an identity of deploy/nats/authorization.conf (e.g. worker, eventlog, operator, partner-AU, signals-acled)", r)
+				}
+			}
 			creds, err := natsauth.Ensure(dir, natsauth.DeployIdentities()...)
 			if err != nil {
 				return err
 			}
-			var lines []string
-			for id, c := range creds {
-				hash, err := bcrypt.GenerateFromPassword([]byte(c.Password), 11)
+			for _, r := range rotate {
+				c, err := natsauth.Rotate(dir, natsauth.Identity(r))
 				if err != nil {
-					return err
+					return fmt.Errorf("--rotate %s: %w", r, err)
 				}
-				// Quoted: nats-server parses the variable as a configuration value.
-				lines = append(lines, fmt.Sprintf("%s=%q", natsauth.PasswordVariable(id), string(hash)))
+				creds[c.Identity] = c
+				fmt.Fprintf(app.Out, "rotated %s: new %s and its hash in %s; now reload the NATS servers (nats-server --signal reload)\n",
+					r, natsauth.FileName(dir, c.Identity), natsauth.PasswordsFileName(dir))
 			}
-			slices.Sort(lines)
-			file := filepath.Join(dir, "nats-passwords.env")
-			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+			if err := natsauth.WritePasswords(dir, creds); err != nil {
 				return err
 			}
-			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, file)
+			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, natsauth.PasswordsFileName(dir))
+			if len(rotate) > 0 {
+				return nil // a rotation touches NATS passwords only
+			}
 			// Temporal: an API key per identity, and their hashes for the server.
 			tdir := filepath.Join(dir, temporalx.CredentialsDir)
 			keys, err := temporalx.EnsureKeys(tdir)
@@ -149,6 +170,7 @@ identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 		},
 	}
 	cmd.Flags().StringVar(&dir, "dir", "secrets", "folder for the credentials files")
+	cmd.Flags().StringSliceVar(&rotate, "rotate", nil, "identity to give a new password (repeatable), e.g. --rotate eventlog; then reload the NATS servers")
 	return cmd
 }
 

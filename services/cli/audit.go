@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -69,6 +70,23 @@ func readPublicKey(text string) (ed25519.PublicKey, error) {
 	return k, nil
 }
 
+// readOldPublicKeys decodes --old-public-key values (the signing keys a
+// rotation replaced).
+func readOldPublicKeys(texts []string) ([]ed25519.PublicKey, error) {
+	var out []ed25519.PublicKey
+	for _, t := range texts {
+		if strings.TrimSpace(t) == "" {
+			continue
+		}
+		k, err := audit.ParsePublicKey(t)
+		if err != nil {
+			return nil, fmt.Errorf("--old-public-key: %s", reasonOf(err))
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
 // trustedKey is the audit public key `audit verify` checks heads, records
 // and anchors with: --public-key, else DEMARCHE_AUDIT_PUBLIC_KEY, else
 // `demarche dev`'s DATA/audit-signing.pub when there is one here. It never
@@ -112,6 +130,7 @@ func resultJSON(res *audit.Result) map[string]any {
 
 func newAuditVerifyCmd(app *App) *cobra.Command {
 	var crisisID, bundle, publicKey, anchorFile string
+	var oldPublicKeys []string
 	var anchorEvery, anchorGrace time.Duration
 	var output outputFlag
 	cmd := &cobra.Command{
@@ -133,7 +152,10 @@ whose anchors stopped, were removed, or that was truncated where no anchor
 shows it fails, naming the records not covered. Heads, records and anchors are
 checked with the audit public key: --public-key, else env ` + audit.EnvPublicKey + `,
 else demarche dev's DATA/` + audit.DevPublicKeyFile + ` (DATA: env DEMARCHE_DATA_DIR or
-.demarche), never a key the service sends along.
+.demarche), never a key the service sends along. After a rotation of the
+signing key, give the replaced keys' public keys with --old-public-key
+(repeatable; env ` + audit.EnvOldPublicKeys + `): records, heads and anchors they
+signed are accepted too, and a record signed by no listed key is a forgery.
 
 With --bundle FILE an evidence bundle written
 by "demarche audit export" is checked offline, with no server: every file
@@ -141,10 +163,15 @@ against the manifest's SHA-256 (a modified file is named), the manifest's
 signature when present, and the chain inside.`,
 		Example: `  demarche audit verify --crisis GN-20261127-K7Q3P
   demarche audit verify
-  demarche audit verify --bundle evidence-GN-20261127-K7Q3P.tar.gz --public-key BASE64`,
+  demarche audit verify --bundle evidence-GN-20261127-K7Q3P.tar.gz --public-key BASE64
+  demarche audit verify --crisis GN-20261127-K7Q3P --public-key NEW_BASE64 --old-public-key OLD_BASE64`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := output.json(); err != nil {
+				return err
+			}
+			older, err := readOldPublicKeys(oldPublicKeys)
+			if err != nil {
 				return err
 			}
 			if bundle != "" {
@@ -157,7 +184,7 @@ signature when present, and the chain inside.`,
 					return fmt.Errorf("--bundle: %w", err)
 				}
 				defer f.Close()
-				rep, err := audit.VerifyBundle(f, trusted)
+				rep, err := audit.VerifyBundle(f, trusted, older...)
 				if err != nil {
 					return fmt.Errorf("bundle %s does not verify: %w", bundle, err)
 				}
@@ -198,7 +225,7 @@ signature when present, and the chain inside.`,
 			if anchorEvery > 0 {
 				cover = anchorEvery + anchorGrace
 			}
-			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted, Anchor: anchor,
+			res, err := audit.Verify(audit.ChainOf(crisisID), chain.GetRecords(), audit.VerifyOptions{Head: chain.GetHead(), TrustedKey: trusted, OlderKeys: older, Anchor: anchor,
 				CoverWithin: cover, Now: time.Now()})
 			if err != nil {
 				return err
@@ -211,6 +238,7 @@ signature when present, and the chain inside.`,
 	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis whose chain to verify (default: the global chain)")
 	cmd.Flags().StringVar(&bundle, "bundle", "", "an evidence bundle to check offline (tar.gz from \"audit export\")")
 	cmd.Flags().StringVar(&publicKey, "public-key", "", "base64 ed25519 public key that must have signed the head and records (or the bundle's manifest)")
+	cmd.Flags().StringSliceVar(&oldPublicKeys, "old-public-key", splitList(os.Getenv(audit.EnvOldPublicKeys)), "base64 public key of a signing key a rotation replaced: records, heads and anchors it signed are accepted too (repeatable; env "+audit.EnvOldPublicKeys+", comma-separated)")
 	cmd.Flags().DurationVar(&anchorEvery, "anchor-every", audit.DefaultAnchorEvery, "the audit service's anchoring interval (its --anchor-every); 0: do not require anchors")
 	cmd.Flags().DurationVar(&anchorGrace, "anchor-grace", audit.DefaultAnchorGrace, "how late an anchor may be beyond the interval")
 	cmd.Flags().StringVar(&anchorFile, "anchor", "", "an anchor file (the audit service's --anchor-file, copied off the machine) to check the chain against, instead of the last anchor the service reports")

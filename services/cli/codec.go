@@ -18,9 +18,12 @@ warning, partners, the CLI) encrypts the payloads it sends the Temporal server
 (crisis titles, decisions, rationales, activity errors) and decrypts what it
 reads back: the Temporal database and its operators see ciphertext only.
 
-Rotation: make a new key, restart every process with --codec-key NEW and
---codec-old-key OLD (repeatable), so new payloads go under the new key and old
-histories still decrypt and replay. Never delete an old key while histories it
+Rotation: with a keyring file (--codec-keyring; demarche dev's data folder
+has one), "demarche codec rotate" makes a new active key and keeps the old
+ones, and a plain restart of every process takes it. With key files: make a
+new key, restart every process with --codec-key NEW and --codec-old-key OLD
+(repeatable). Either way new payloads go under the new key and old histories
+still decrypt and replay. Never delete an old key while histories it
 encrypted are kept (retention, archives, exported evidence bundles).`,
 	}
 	var out, id string
@@ -50,6 +53,6 @@ encrypted are kept (retention, archives, exported evidence bundles).`,
 	}
 	newKey.Flags().StringVar(&out, "out", "", "the key file to write")
 	newKey.Flags().StringVar(&id, "id", "", "the key's id, written in every payload it encrypts (default: today's date and a random suffix)")
-	cmd.AddCommand(newKey)
+	cmd.AddCommand(newKey, newCodecRotateCmd(app))
 	return cmd
 }

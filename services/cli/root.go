@@ -53,6 +53,7 @@ type App struct {
 	Codec *payloadcodec.Keyring
 	// CodecKeyFile and CodecOldKeyFiles are the key files the flags named.
 	CodecKeyFile     string
+	CodecKeyringFile string
 	CodecOldKeyFiles []string
 	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
 	metricsAddr, pprofAddr string
@@ -127,14 +128,7 @@ then open a crisis from another terminal:
 				}
 			}
 			temporalx.SetDefaultCredentials(tcreds)
-			keyFile := app.CodecKeyFile
-			if keyFile == "" { // `demarche dev`'s key, when there is one here
-				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), payloadcodec.DevKeyFile)
-				if _, err := os.Stat(def); err == nil {
-					keyFile = def
-				}
-			}
-			if app.Codec, err = payloadcodec.LoadKeyring(keyFile, app.CodecOldKeyFiles); err != nil {
+			if app.Codec, err = app.loadCodec(); err != nil {
 				return err
 			}
 			temporalx.SetDefaultCodec(app.Codec)
@@ -154,6 +148,7 @@ then open a crisis from another terminal:
 	f.StringVar(&app.TemporalTLS.ServerName, "temporal-tls-server-name", os.Getenv(temporalx.EnvTLSServerName), "mTLS: the name on the frontend's certificate (env "+temporalx.EnvTLSServerName+"; default: the host of --temporal-address)")
 	f.StringVar(&app.TemporalKeyFile, "temporal-key-file", os.Getenv(temporalx.EnvKeyFile), "Temporal API key of this process's identity (\"<identity>.<secret>\"; env "+temporalx.EnvKeyFile+"; default: demarche dev's keys in the data folder, if any)")
 	f.StringVar(&app.CodecKeyFile, "codec-key", os.Getenv(payloadcodec.EnvKey), "payload codec: the active key file; Temporal payloads are encrypted with it (AES-256-GCM) and decrypted (env "+payloadcodec.EnvKey+"; default: demarche dev's key in the data folder, if any)")
+	f.StringVar(&app.CodecKeyringFile, "codec-keyring", os.Getenv(payloadcodec.EnvKeyring), "payload codec: a keyring file naming the active key file and the older ones (`demarche codec rotate` writes it); every process reads the same one, so a rotation needs a restart only (env "+payloadcodec.EnvKeyring+"; default: demarche dev's keyring in the data folder, if any)")
 	f.StringSliceVar(&app.CodecOldKeyFiles, "codec-old-key", splitList(os.Getenv(payloadcodec.EnvOldKeys)), "payload codec: an older key file, kept to decrypt histories written before a rotation (repeatable; env "+payloadcodec.EnvOldKeys+", comma-separated)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")
