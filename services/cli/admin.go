@@ -111,7 +111,9 @@ only), for every service, the provisioner, the operator, the observer, and the
 partner organisations and signal sources of deploy/nats/authorization.conf;
 existing files are kept. Then write nats-passwords.env: the bcrypt hash of each
 password in the variable deploy/nats/authorization.conf reads
-(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment.
+(DEMARCHE_NATS_<IDENTITY>_PASSWORD), for the NATS servers' environment, and
+nats-passwords.compose.env, the same for docker compose's env_file (whose parser
+would expand the $ of a bcrypt hash in the first).
 Also write, in --dir/temporal-credentials, one Temporal API key per Temporal
 identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 --key-hashes" reads.`,
@@ -136,7 +138,22 @@ identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 			if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 				return err
 			}
-			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, file)
+			// Compose's env-file parser expands $ in double-quoted values (a
+			// bcrypt hash "$2a$11$…" arrives as "$2a$11"): its own copy has each
+			// value single-quoted, which compose passes literally, the double
+			// quotes included, as nats-server needs them.
+			// devstack/cluster TestComposeSecretsRoundTrip loads it with
+			// compose's own loader.
+			var composeLines []string
+			for _, l := range lines {
+				name, value, _ := strings.Cut(l, "=")
+				composeLines = append(composeLines, name+"='"+value+"'")
+			}
+			composeFile := filepath.Join(dir, "nats-passwords.compose.env")
+			if err := os.WriteFile(composeFile, []byte(strings.Join(composeLines, "\n")+"\n"), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s (and, for docker compose, %s)\n", len(creds), dir, file, composeFile)
 			// Temporal: an API key per identity, and their hashes for the server.
 			tdir := filepath.Join(dir, temporalx.CredentialsDir)
 			keys, err := temporalx.EnsureKeys(tdir)
