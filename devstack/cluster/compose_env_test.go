@@ -114,6 +114,16 @@ func TestComposeSecretsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("compose's loader refuses compose.yaml: %v", err)
 	}
+	// Every container of the demarche image runs as in k8s/: no capability,
+	// no privilege escalation, a read-only root with a scratch /tmp.
+	for _, svc := range project.Services {
+		if svc.Image != "demarche:local" {
+			continue
+		}
+		if !svc.ReadOnly || !slices.Equal(svc.CapDrop, []string{"ALL"}) || !slices.Contains(svc.SecurityOpt, "no-new-privileges:true") || !slices.Contains(svc.Tmpfs, "/tmp") {
+			t.Errorf("service %s: read_only %v, cap_drop %v, security_opt %v, tmpfs %v: want true, [ALL], no-new-privileges:true, /tmp", svc.Name, svc.ReadOnly, svc.CapDrop, svc.SecurityOpt, svc.Tmpfs)
+		}
+	}
 	creds, err := natsauth.Ensure(filepath.Join(dir, "secrets"), natsauth.DeployIdentities()...)
 	if err != nil {
 		t.Fatal(err)
