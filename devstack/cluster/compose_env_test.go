@@ -102,7 +102,9 @@ func composeSecretsDir(t *testing.T) string {
 // double-quoted value, which cut 22 of 29 hashes to "$2a$11" before the
 // servers were given a file of their own; the check runs the chain a
 // container runs: generator, compose's loader, the files and environment of
-// the container, nats-server's configuration parser, bcrypt.
+// the container, nats-server's configuration parser, bcrypt. It also
+// checks, on the project as compose sees it, that every container of the
+// demarche image is locked down.
 func TestComposeSecretsRoundTrip(t *testing.T) {
 	dir := composeSecretsDir(t)
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "compose.yaml")},
