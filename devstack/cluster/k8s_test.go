@@ -665,9 +665,8 @@ func TestDeployK8sHelmValues(t *testing.T) {
 	check(nv, nats, true, "config", "cluster", "tls", "enabled")
 	check(nv, nats, "demarche-nats-server-tls", "config", "cluster", "tls", "secretName")
 	check(nv, nats, true, "config", "cluster", "tls", "merge", "verify")
-	check(nv, nats, true, "tlsCA", "enabled")
-	check(nv, nats, "demarche-nats-server-tls", "tlsCA", "secretName")
-	check(nv, nats, "ca.crt", "tlsCA", "key")
+	check(nv, nats, "/etc/nats-certs/nats/ca.crt", "config", "nats", "tls", "merge", "ca_file")
+	check(nv, nats, "/etc/nats-certs/cluster/ca.crt", "config", "cluster", "tls", "merge", "ca_file")
 	serverTLS := false
 	for _, g := range kz.SecretGenerator {
 		serverTLS = serverTLS || (g.Name == "demarche-nats-server-tls" &&
@@ -690,8 +689,9 @@ func TestDeployK8sHelmValues(t *testing.T) {
 				}
 			}
 		}
-		if d := fmt.Sprint(at(nats, c, "image", "digest")); !regexp.MustCompile(`^sha256:[0-9a-f]{64}$`).MatchString(d) {
-			t.Errorf("deploy/k8s/%s %s.image.digest %q: images by digest", nv, c, d)
+		// The chart prints <repository>:<tag>: the digest rides on the tag.
+		if d := fmt.Sprint(at(nats, c, "image", "tag")); !regexp.MustCompile(`^[A-Za-z0-9_.-]+@sha256:[0-9a-f]{64}$`).MatchString(d) {
+			t.Errorf("deploy/k8s/%s %s.image.tag %q: want <tag>@sha256:<64 hex> (images by digest)", nv, c, d)
 		}
 	}
 	check(nv, nats, true, "podTemplate", "merge", "spec", "securityContext", "runAsNonRoot")
