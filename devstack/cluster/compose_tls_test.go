@@ -99,3 +99,97 @@ func TestComposeNATSTLSConnects(t *testing.T) {
 		}
 	}
 }
+
+// Three nodes on compose's configuration (NATSServerConfigTLS) form their
+// cluster over TLS routes: each node's one certificate (server and client
+// use) is accepted by the others, whose route listeners verify it.
+func TestComposeNATSRoutesOverTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three NATS servers")
+	}
+	dir := t.TempDir()
+	pki := writeTestPKI(t, filepath.Join(dir, "tls"), cluster.NATSNodes, nil)
+	hash, err := bcrypt.GenerateFromPassword([]byte("routes-test"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		t.Setenv(natsauth.PasswordVariable(i), `"`+string(hash)+`"`)
+	}
+	auth, err := os.ReadFile("../../deploy/nats/authorization.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nodes []cluster.Endpoint
+	for range cluster.NATSNodes {
+		var p [3]int
+		for i := range p {
+			if p[i], err = ports.Free("127.0.0.1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nodes = append(nodes, cluster.Endpoint{Host: "127.0.0.1", Bind: "127.0.0.1", ClientPort: p[0], ClusterPort: p[1], Monitor: p[2]})
+	}
+	var servers []*server.Server
+	for i, n := range cluster.NATSNodes {
+		conf := filepath.Join(dir, n+".conf")
+		text := cluster.NATSServerConfigTLS(n, nodes[i], nodes, filepath.Join(dir, n), "authorization.conf", pki.natsTLS())
+		if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		opts, err := server.ProcessConfigFile(conf)
+		if err != nil {
+			t.Fatalf("nats-server refuses %s: %v", n, err)
+		}
+		opts.NoSigs, opts.NoLog = true, true
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go srv.Start()
+		t.Cleanup(srv.Shutdown)
+		servers = append(servers, srv)
+	}
+	// Routes come up as the nodes find each other (bounded wait, no timing asserted).
+	// peers are the other nodes a node has a route to (a route pool opens
+	// several connections to one peer: counted once).
+	peers := func(s *server.Server) []string {
+		rz, err := s.Routez(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rz.Routes {
+			if !slices.Contains(out, r.RemoteName) {
+				out = append(out, r.RemoteName)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		done := true
+		for _, s := range servers {
+			done = done && len(peers(s)) == len(servers)-1
+		}
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			for i, s := range servers {
+				t.Errorf("%s: routes to %v, want the %d other nodes (TLS routes)", cluster.NATSNodes[i], peers(s), len(servers)-1)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for i, s := range servers {
+		if got := peers(s); slices.Contains(got, cluster.NATSNodes[i]) {
+			t.Errorf("%s: a route to itself %v", cluster.NATSNodes[i], got)
+		}
+	}
+}
