@@ -21,9 +21,20 @@ import (
 
 	"github.com/demarche/demarche/devstack/cluster"
 	"github.com/demarche/demarche/pkg/natsauth"
-	"github.com/demarche/demarche/pkg/temporalx"
 	democli "github.com/demarche/demarche/services/cli"
 )
+
+// runDemarche runs a demarche command as an operator types it.
+func runDemarche(t *testing.T, args ...string) {
+	t.Helper()
+	app := democli.NewRoot()
+	app.SetArgs(args)
+	app.SetOut(io.Discard)
+	app.SetErr(io.Discard)
+	if err := app.Execute(); err != nil {
+		t.Fatalf("demarche %v: %v", args, err)
+	}
+}
 
 // copyTree copies the files under src to dst.
 func copyTree(t *testing.T, src, dst string) {
@@ -51,8 +62,8 @@ func copyTree(t *testing.T, src, dst string) {
 }
 
 // composeSecretsDir prepares deploy/compose's secrets as its header says an
-// operator does (demarche admin credentials, the TLS files, the PostgreSQL
-// password, the audit signing key) in a copy of deploy/ under a temporary
+// operator does (demarche admin credentials, demarche admin certificates,
+// the PostgreSQL password, the audit signing key) in a copy of deploy/ under a temporary
 // folder, and returns the copy's compose folder.
 func composeSecretsDir(t *testing.T) string {
 	t.Helper()
@@ -60,23 +71,8 @@ func composeSecretsDir(t *testing.T) string {
 	copyTree(t, "../../deploy", filepath.Join(root, "deploy"))
 	dir := filepath.Join(root, "deploy", "compose")
 	secrets := filepath.Join(dir, "secrets")
-	app := democli.NewRoot()
-	app.SetArgs([]string{"admin", "credentials", "--dir", secrets})
-	app.SetOut(io.Discard)
-	app.SetErr(io.Discard)
-	if err := app.Execute(); err != nil {
-		t.Fatalf("demarche admin credentials: %v", err)
-	}
-	natsClients := []string{string(natsauth.Provisioner)}
-	temporalClients := []string{temporalx.IdentityAdmin, temporalx.IdentityObserver}
-	for _, s := range cluster.Services {
-		natsClients = append(natsClients, string(s.Identity))
-		if s.Temporal {
-			temporalClients = append(temporalClients, s.Name)
-		}
-	}
-	writeTestPKI(t, filepath.Join(secrets, "nats-tls"), cluster.NATSNodes, natsClients)
-	writeTestPKI(t, filepath.Join(secrets, "temporal-tls"), []string{"temporal"}, temporalClients)
+	runDemarche(t, "admin", "credentials", "--dir", secrets)
+	runDemarche(t, "admin", "certificates", "--dir", secrets)
 	// A password with every character an env or YAML parser likes to eat.
 	if err := os.WriteFile(filepath.Join(secrets, "temporal-postgres-password"), []byte(`p$ss "w0rd' #$2a$11$x ${HOME}`+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -1,10 +1,13 @@
 package cluster_test
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 // A NATS server on compose's configuration (NATSServerConfigTLS, the users
@@ -30,7 +34,9 @@ func TestComposeNATSTLSConnects(t *testing.T) {
 	}
 	dir := t.TempDir()
 	id := natsauth.EventLog
-	pki := writeTestPKI(t, filepath.Join(dir, "tls"), []string{"nats-1"}, []string{string(id)})
+	// The certificates demarche admin certificates makes (compose's header).
+	runDemarche(t, "admin", "certificates", "--dir", dir)
+	pki := testPKI{dir: filepath.Join(dir, "nats-tls")}
 	other := writeTestPKI(t, filepath.Join(dir, "other"), []string{"nats-1"}, []string{string(id)})
 	password := "compose-tls-test-password"
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
@@ -108,7 +114,8 @@ func TestComposeNATSRoutesOverTLS(t *testing.T) {
 		t.Skip("starts three NATS servers")
 	}
 	dir := t.TempDir()
-	pki := writeTestPKI(t, filepath.Join(dir, "tls"), cluster.NATSNodes, nil)
+	runDemarche(t, "admin", "certificates", "--dir", dir)
+	pki := testPKI{dir: filepath.Join(dir, "nats-tls")}
 	hash, err := bcrypt.GenerateFromPassword([]byte("routes-test"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
@@ -191,5 +198,101 @@ func TestComposeNATSRoutesOverTLS(t *testing.T) {
 		if got := peers(s); slices.Contains(got, cluster.NATSNodes[i]) {
 			t.Errorf("%s: a route to itself %v", cluster.NATSNodes[i], got)
 		}
+	}
+}
+
+// demarche admin certificates makes a CA per engine, the servers'
+// certificate with the names compose and k8s dial (server and client use),
+// and a client certificate per identity, each verifying against its CA for
+// client authentication; a second run changes nothing, and a deleted client
+// certificate is re-issued by the same CA.
+func TestAdminCertificates(t *testing.T) {
+	dir := t.TempDir()
+	runDemarche(t, "admin", "certificates", "--dir", dir)
+	read := func(path string) []byte {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	parse := func(path string) *x509.Certificate {
+		t.Helper()
+		blk, _ := pem.Decode(read(path))
+		if blk == nil {
+			t.Fatalf("%s: not PEM", path)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		return c
+	}
+	var natsIDs []string
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		natsIDs = append(natsIDs, string(id))
+	}
+	for _, set := range []struct {
+		sub     string
+		hosts   []string
+		clients []string
+	}{
+		{"nats-tls", []string{"nats-1", "nats-2", "nats-3", "nats-0.nats-headless", "localhost"}, natsIDs},
+		{"temporal-tls", []string{"temporal", "temporal-frontend", "localhost"}, temporalx.Identities},
+	} {
+		d := filepath.Join(dir, set.sub)
+		roots := x509.NewCertPool()
+		roots.AddCert(parse(filepath.Join(d, "ca.pem")))
+		srv := parse(filepath.Join(d, "server.pem"))
+		for _, h := range set.hosts {
+			if _, err := srv.Verify(x509.VerifyOptions{DNSName: h, Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+				t.Errorf("%s/server.pem for %s: %v", set.sub, h, err)
+			}
+		}
+		// A NATS route presents the server certificate as a client too.
+		if _, err := srv.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+			t.Errorf("%s/server.pem as a client (routes): %v", set.sub, err)
+		}
+		for _, c := range set.clients {
+			cert := parse(filepath.Join(d, c+".pem"))
+			if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+				t.Errorf("%s/%s.pem: %v", set.sub, c, err)
+			}
+			if cert.Subject.CommonName != c {
+				t.Errorf("%s/%s.pem names %q", set.sub, c, cert.Subject.CommonName)
+			}
+			if fi, err := os.Stat(filepath.Join(d, c+"-key.pem")); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s/%s-key.pem: %v, mode %v, want 0600", set.sub, c, err, fi)
+			}
+		}
+	}
+	// Idempotent: a second run keeps every file; a deleted one comes back
+	// from the same CA.
+	before := map[string][]byte{}
+	files, _ := filepath.Glob(filepath.Join(dir, "*", "*.pem"))
+	for _, f := range files {
+		before[f] = read(f)
+	}
+	worker := filepath.Join(dir, "nats-tls", "worker.pem")
+	if err := os.Remove(worker); err != nil {
+		t.Fatal(err)
+	}
+	runDemarche(t, "admin", "certificates", "--dir", dir)
+	for f, b := range before {
+		if f == worker || f == strings.TrimSuffix(worker, ".pem")+"-key.pem" {
+			continue // re-issued with a new key
+		}
+		if got := read(f); string(got) != string(b) {
+			t.Errorf("%s changed on a second run", f)
+		}
+	}
+	if string(read(worker)) == string(before[worker]) {
+		t.Errorf("%s: not re-issued", worker)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(parse(filepath.Join(dir, "nats-tls", "ca.pem")))
+	if _, err := parse(worker).Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("the re-issued %s does not verify against the CA that was there: %v", worker, err)
 	}
 }
