@@ -1,6 +1,7 @@
 package cluster_test
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +14,19 @@ import (
 
 	"github.com/demarche/demarche/devstack/cluster"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
 const composeDir = "../../deploy/compose"
+
+// composeNATSTLS are where compose mounts a NATS node's TLS files (its
+// secrets nats-tls-server, nats-tls-server-key, nats-tls-ca).
+var composeNATSTLS = cluster.NATSTLS{
+	CertFile: "/run/secrets/nats-tls/server.pem",
+	KeyFile:  "/run/secrets/nats-tls/server-key.pem",
+	CAFile:   "/run/secrets/nats-tls/ca.pem",
+}
 
 // composeFile is the part of the compose specification checked here.
 type composeFile struct {
@@ -60,7 +70,7 @@ func composeNodes() []cluster.Endpoint {
 func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 	nodes := composeNodes()
 	for i, n := range cluster.NATSNodes {
-		want := cluster.NATSServerConfig(n, nodes[i], nodes, "/data/jetstream", "authorization.conf")
+		want := cluster.NATSServerConfigTLS(n, nodes[i], nodes, "/data/jetstream", "authorization.conf", composeNATSTLS)
 		file := filepath.Join(composeDir, "nats", n+".conf")
 		if os.Getenv("DEMARCHE_UPDATE_DEPLOY") == "1" {
 			if err := os.WriteFile(file, []byte(want), 0o644); err != nil {
@@ -92,9 +102,11 @@ func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "authorization.conf"), auth, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The same configuration with TLS files that exist here (nats-server loads them).
+	pki := writeTestPKI(t, filepath.Join(dir, "tls"), cluster.NATSNodes, nil)
 	for i, n := range cluster.NATSNodes {
 		conf := filepath.Join(dir, n+".conf")
-		if err := os.WriteFile(conf, []byte(cluster.NATSServerConfig(n, nodes[i], nodes, "/data/jetstream", "authorization.conf")), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(cluster.NATSServerConfigTLS(n, nodes[i], nodes, "/data/jetstream", "authorization.conf", pki.natsTLS())), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		opts, err := server.ProcessConfigFile(conf)
@@ -103,6 +115,10 @@ func TestComposeNATSConfigsAreGenerated(t *testing.T) {
 		}
 		if opts.ServerName != n || !opts.JetStream || opts.SyncAlways != true || opts.Cluster.Name != cluster.NATSClusterName || len(opts.Routes) != len(nodes) || len(opts.Users) == 0 {
 			t.Errorf("%s: server %q, jetstream %v, sync always %v, cluster %q, %d routes, %d users", n, opts.ServerName, opts.JetStream, opts.SyncAlways, opts.Cluster.Name, len(opts.Routes), len(opts.Users))
+		}
+		// TLS on every client connection and every route, certificates verified both ways.
+		if opts.TLSConfig == nil || opts.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert || opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert {
+			t.Errorf("%s: client TLS %v, route TLS %v: want both, client certificates required and verified", n, opts.TLSConfig != nil, opts.Cluster.TLSConfig != nil)
 		}
 	}
 }
@@ -137,11 +153,39 @@ func TestComposeMatchesTopology(t *testing.T) {
 	natsSecrets := func(s composeService) []string {
 		var out []string
 		for _, sec := range s.Secrets {
-			if strings.HasPrefix(sec.Source, "nats-") {
+			if strings.HasPrefix(sec.Source, "nats-") && !strings.HasPrefix(sec.Source, "nats-tls-") {
 				out = append(out, sec.Source)
 			}
 		}
 		return out
+	}
+	// checkClientCert: a client of an engine ("nats", "temporal") over mutual
+	// TLS mounts the CA and its own identity's certificate and key, no other's,
+	// at /run/secrets/<engine>-tls/, from secrets/<engine>-tls/<identity>.pem.
+	checkClientCert := func(name string, s composeService, engine, identity string, env map[string]string) {
+		dir := "/run/secrets/" + engine + "-tls/"
+		for v, file := range env {
+			if got := s.Environment[v]; got != dir+file {
+				errorf(name, "%s %q, want %s%s (%s over mutual TLS)", v, got, dir, file, engine)
+			}
+		}
+		for source, want := range map[string][2]string{
+			engine + "-tls-ca":                   {dir + "ca.pem", "secrets/" + engine + "-tls/ca.pem"},
+			engine + "-tls-" + identity:          {dir + "client.pem", "secrets/" + engine + "-tls/" + identity + ".pem"},
+			engine + "-tls-" + identity + "-key": {dir + "client-key.pem", "secrets/" + engine + "-tls/" + identity + "-key.pem"},
+		} {
+			if got := secretTarget(s, source); got != want[0] {
+				errorf(name, "secret %s mounted at %q, want %q", source, got, want[0])
+			}
+			if f := cf.Secrets[source].File; f != want[1] {
+				errorf(name, "secret %s comes from %q, want %s", source, f, want[1])
+			}
+		}
+		for _, sec := range s.Secrets {
+			if rest, ok := strings.CutPrefix(sec.Source, engine+"-tls-"); ok && rest != "ca" && rest != identity && rest != identity+"-key" {
+				errorf(name, "mounts %s: a client gets its own identity's %s certificate alone (%s)", sec.Source, engine, identity)
+			}
+		}
 	}
 	checkCreds := func(name string, s composeService, id natsauth.Identity) {
 		source := "nats-" + string(id)
@@ -160,6 +204,9 @@ func TestComposeMatchesTopology(t *testing.T) {
 		if got := s.Environment["DEMARCHE_NATS_URL"]; got != seed {
 			errorf(name, "DEMARCHE_NATS_URL %q, want the cluster's seed list %q", got, seed)
 		}
+		// NATS over mutual TLS: the CA of the servers and its own client certificate.
+		checkClientCert(name, s, "nats", string(id), map[string]string{
+			natsx.EnvCA: "ca.pem", natsx.EnvCert: "client.pem", natsx.EnvKey: "client-key.pem"})
 	}
 	checkTemporal := func(name string, s composeService, identity string) {
 		// Its own Temporal identity's API key, and no other's.
@@ -186,9 +233,9 @@ func TestComposeMatchesTopology(t *testing.T) {
 				errorf(name, "%s %q: the Temporal frontend takes mTLS clients only", v, s.Environment[v])
 			}
 		}
-		if secretTarget(s, "temporal-tls") != "/run/secrets/temporal-tls" {
-			errorf(name, "the temporal-tls secret is not mounted at /run/secrets/temporal-tls")
-		}
+		// Its own client certificate (one per Temporal identity, as its key).
+		checkClientCert(name, s, "temporal", identity, map[string]string{
+			"DEMARCHE_TEMPORAL_TLS_CA": "ca.pem", "DEMARCHE_TEMPORAL_TLS_CERT": "client.pem", "DEMARCHE_TEMPORAL_TLS_KEY": "client-key.pem"})
 	}
 
 	// Every Démarche service, as the topology (and the cluster test) runs it.
@@ -225,7 +272,7 @@ func TestComposeMatchesTopology(t *testing.T) {
 		checkCreds(svc.Name, s, svc.Identity)
 		if svc.Temporal {
 			checkTemporal(svc.Name, s, svc.Name)
-		} else if _, ok := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; ok || secretTarget(s, "temporal-tls") != "" {
+		} else if _, ok := s.Environment["DEMARCHE_TEMPORAL_ADDRESS"]; ok || secretTarget(s, "temporal-tls-ca") != "" {
 			errorf(svc.Name, "reaches Temporal, which it does not need")
 		}
 		if got := s.Environment["DEMARCHE_HEALTH_LISTEN"]; got != fmt.Sprintf("0.0.0.0:%d", cluster.HealthPort) {
@@ -278,6 +325,12 @@ func TestComposeMatchesTopology(t *testing.T) {
 		if len(natsSecrets(s)) != 0 {
 			errorf(n, "a NATS server mounts client credentials %v", natsSecrets(s))
 		}
+		// TLS (nats-N.conf): the servers' certificate and the CA of every client's.
+		for source, target := range map[string]string{"nats-tls-ca": composeNATSTLS.CAFile, "nats-tls-server": composeNATSTLS.CertFile, "nats-tls-server-key": composeNATSTLS.KeyFile} {
+			if got := secretTarget(s, source); got != target {
+				errorf(n, "secret %s mounted at %q, want %q (nats-%s.conf reads it)", source, got, target, n)
+			}
+		}
 	}
 
 	// Temporal on PostgreSQL, and its UI.
@@ -298,9 +351,14 @@ func TestComposeMatchesTopology(t *testing.T) {
 			errorf("temporal", "%s %q, want %q", flag, flags[flag], want)
 		}
 	}
-	for _, flag := range []string{"--tls-cert", "--tls-key", "--tls-ca"} {
-		if !strings.HasPrefix(flags[flag], "/run/secrets/temporal-tls/") {
-			errorf("temporal", "%s %q: a frontend beyond loopback takes mTLS clients only", flag, flags[flag])
+	for flag, source := range map[string]string{"--tls-cert": "temporal-tls-server", "--tls-key": "temporal-tls-server-key", "--tls-ca": "temporal-tls-ca"} {
+		if !strings.HasPrefix(flags[flag], "/run/secrets/temporal-tls/") || secretTarget(tmp, source) != flags[flag] {
+			errorf("temporal", "%s %q: a frontend beyond loopback takes mTLS clients only (the secret %s there)", flag, flags[flag], source)
+		}
+	}
+	for _, sec := range tmp.Secrets {
+		if strings.HasPrefix(sec.Source, "temporal-tls-") && !slices.Contains([]string{"temporal-tls-ca", "temporal-tls-server", "temporal-tls-server-key"}, sec.Source) {
+			errorf("temporal", "mounts %s: the server holds its own certificate and the CA, no client's", sec.Source)
 		}
 	}
 	if flags["--key-hashes"] != cluster.TemporalKeyHashesFile || secretTarget(tmp, "temporal-key-hashes") != cluster.TemporalKeyHashesFile ||

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/cluster"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
 )
 
@@ -39,6 +41,12 @@ const (
 	// k8sTemporalKeyPrefix names each Temporal identity's API key secret
 	// (demarche-temporal-key-<identity>).
 	k8sTemporalKeyPrefix = "demarche-temporal-key-"
+	// k8sTemporalTLSPrefix names each Temporal identity's client certificate
+	// secret (demarche-temporal-tls-<identity>: ca.pem, client.pem, client-key.pem).
+	k8sTemporalTLSPrefix = "demarche-temporal-tls-"
+	// k8sNATSTLSPrefix names each NATS identity's client certificate secret
+	// (demarche-nats-tls-<identity>: ca.crt, tls.crt, tls.key).
+	k8sNATSTLSPrefix = "demarche-nats-tls-"
 	// k8sCodecKeyFile is where the payload codec key is mounted.
 	k8sCodecKeyFile = "/run/secrets/demarche-codec/codec-key.json"
 )
@@ -340,7 +348,7 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		secret := "demarche-nats-" + string(id)
 		var nats []string
 		for s := range tpl.secretMounts(c) {
-			if strings.HasPrefix(s, "demarche-nats-") {
+			if strings.HasPrefix(s, "demarche-nats-") && !strings.HasPrefix(s, k8sNATSTLSPrefix) {
 				nats = append(nats, s)
 			}
 		}
@@ -354,6 +362,25 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		if got := generated[secret]; !slices.Equal(got, []string{"secrets/" + string(id) + ".creds"}) {
 			errorf(what, "secret %s is generated from %v, want [secrets/%s.creds] (demarche admin credentials writes it)", secret, got, id)
 		}
+		// NATS over mutual TLS: the CA and its own identity's client certificate alone.
+		tlsSecret := k8sNATSTLSPrefix + string(id)
+		for v, f := range map[string]string{natsx.EnvCA: "ca.crt", natsx.EnvCert: "tls.crt", natsx.EnvKey: "tls.key"} {
+			if got := env[v]; got != "/run/secrets/nats-tls/"+f {
+				errorf(what, "%s %q, want /run/secrets/nats-tls/%s (NATS over mutual TLS)", v, got, f)
+			}
+		}
+		var natsTLS []string
+		for s := range tpl.secretMounts(c) {
+			if strings.HasPrefix(s, k8sNATSTLSPrefix) {
+				natsTLS = append(natsTLS, s)
+			}
+		}
+		if !slices.Equal(natsTLS, []string{tlsSecret}) || tpl.secretMounts(c)[tlsSecret] != "/run/secrets/nats-tls" {
+			errorf(what, "NATS client certificates mounted %v: want its own identity's alone (%s) at /run/secrets/nats-tls", natsTLS, tlsSecret)
+		}
+		if got, want := generated[tlsSecret], []string{"ca.crt=secrets/nats-tls/ca.pem", "tls.crt=secrets/nats-tls/" + string(id) + ".pem", "tls.key=secrets/nats-tls/" + string(id) + "-key.pem"}; !slices.Equal(got, want) {
+			errorf(what, "secret %s is generated from %v, want %v", tlsSecret, got, want)
+		}
 	}
 	checkTemporal := func(what string, tpl k8sPodTemplate, c k8sContainer, needs bool) {
 		env := c.env()
@@ -361,9 +388,9 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		if !needs {
 			keys := false
 			for s := range mounts {
-				keys = keys || strings.HasPrefix(s, k8sTemporalKeyPrefix)
+				keys = keys || strings.HasPrefix(s, k8sTemporalKeyPrefix) || strings.HasPrefix(s, k8sTemporalTLSPrefix)
 			}
-			if _, ok := env["DEMARCHE_TEMPORAL_ADDRESS"]; ok || mounts["demarche-temporal-tls"] != "" || mounts["demarche-codec-key"] != "" || keys || env[temporalx.EnvKeyFile] != "" {
+			if _, ok := env["DEMARCHE_TEMPORAL_ADDRESS"]; ok || mounts["demarche-codec-key"] != "" || keys || env[temporalx.EnvKeyFile] != "" {
 				errorf(what, "reaches Temporal or holds the codec key or a Temporal key, which it does not need")
 			}
 			return
@@ -379,8 +406,19 @@ func TestDeployK8sMatchesTopology(t *testing.T) {
 		if env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"] != k8sTemporalFrontend {
 			errorf(what, "DEMARCHE_TEMPORAL_TLS_SERVER_NAME %q, want %s (the name on the Temporal server's certificate)", env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"], k8sTemporalFrontend)
 		}
-		if mounts["demarche-temporal-tls"] != "/run/secrets/temporal-tls" {
-			errorf(what, "the demarche-temporal-tls secret is not mounted at /run/secrets/temporal-tls")
+		// Its own identity's client certificate (k8sTemporalIdentities), no other's.
+		id := k8sTemporalIdentities()[what]
+		secret := k8sTemporalTLSPrefix + id
+		if mounts[secret] != "/run/secrets/temporal-tls" {
+			errorf(what, "its own Temporal client certificate %s is not mounted at /run/secrets/temporal-tls (mounts %v)", secret, mounts)
+		}
+		for s := range mounts {
+			if strings.HasPrefix(s, k8sTemporalTLSPrefix) && s != secret {
+				errorf(what, "mounts %s: a Temporal client gets its own identity's certificate alone (%s)", s, secret)
+			}
+		}
+		if got, want := generated[secret], []string{"ca.pem=secrets/temporal-tls/ca.pem", "client.pem=secrets/temporal-tls/" + id + ".pem", "client-key.pem=secrets/temporal-tls/" + id + "-key.pem"}; !slices.Equal(got, want) {
+			errorf(what, "secret %s is generated from %v, want %v", secret, got, want)
 		}
 		// Its own Temporal identity's API key is checked for every pod below
 		// (TestDeployK8sTemporalKeys).
@@ -627,6 +665,48 @@ func TestDeployK8sHelmValues(t *testing.T) {
 		t.Errorf("deploy/k8s/kustomization.yaml does not generate demarche-nats-passwords from secrets/%s", natsauth.PasswordsFile)
 	}
 
+	// Mutual TLS on clients and routes, from the secret the kustomization makes.
+	check(nv, nats, true, "config", "nats", "tls", "enabled")
+	check(nv, nats, "demarche-nats-server-tls", "config", "nats", "tls", "secretName")
+	check(nv, nats, true, "config", "nats", "tls", "merge", "verify")
+	check(nv, nats, true, "config", "cluster", "tls", "enabled")
+	check(nv, nats, "demarche-nats-server-tls", "config", "cluster", "tls", "secretName")
+	check(nv, nats, true, "config", "cluster", "tls", "merge", "verify")
+	check(nv, nats, "/etc/nats-certs/nats/ca.crt", "config", "nats", "tls", "merge", "ca_file")
+	check(nv, nats, "/etc/nats-certs/cluster/ca.crt", "config", "cluster", "tls", "merge", "ca_file")
+	serverTLS := false
+	for _, g := range kz.SecretGenerator {
+		serverTLS = serverTLS || (g.Name == "demarche-nats-server-tls" &&
+			slices.Equal(g.Files, []string{"ca.crt=secrets/nats-tls/ca.pem", "tls.crt=secrets/nats-tls/server.pem", "tls.key=secrets/nats-tls/server-key.pem"}))
+	}
+	if !serverTLS {
+		t.Errorf("deploy/k8s/kustomization.yaml does not generate demarche-nats-server-tls (ca.crt, tls.crt, tls.key) from secrets/nats-tls/")
+	}
+	// The chart's pods pass the namespace's restricted Pod Security: the
+	// server and its reloader, sized, pinned by digest.
+	for _, c := range []string{"container", "reloader"} {
+		check(nv, nats, false, c, "merge", "securityContext", "allowPrivilegeEscalation")
+		check(nv, nats, true, c, "merge", "securityContext", "readOnlyRootFilesystem")
+		check(nv, nats, true, c, "merge", "securityContext", "runAsNonRoot")
+		check(nv, nats, "[ALL]", c, "merge", "securityContext", "capabilities", "drop")
+		for _, r := range []string{"requests", "limits"} {
+			for _, k := range []string{"cpu", "memory"} {
+				if at(nats, c, "merge", "resources", r, k) == nil {
+					t.Errorf("deploy/k8s/%s %s: no resources.%s.%s", nv, c, r, k)
+				}
+			}
+		}
+		// The chart prints <repository>:<tag>: the digest rides on the tag.
+		if d := fmt.Sprint(at(nats, c, "image", "tag")); !regexp.MustCompile(`^[A-Za-z0-9_.-]+@sha256:[0-9a-f]{64}$`).MatchString(d) {
+			t.Errorf("deploy/k8s/%s %s.image.tag %q: want <tag>@sha256:<64 hex> (images by digest)", nv, c, d)
+		}
+	}
+	check(nv, nats, true, "podTemplate", "merge", "spec", "securityContext", "runAsNonRoot")
+	check(nv, nats, "RuntimeDefault", "podTemplate", "merge", "spec", "securityContext", "seccompProfile", "type")
+	if at(nats, "podTemplate", "merge", "spec", "securityContext", "fsGroup") == nil {
+		t.Errorf("deploy/k8s/%s: no fsGroup: the servers' user cannot write its JetStream volume", nv)
+	}
+
 	// Temporal is Démarche's own server (TestDeployK8sTemporalServer): the
 	// upstream chart cannot load the authorizer, so no values for it.
 	if _, err := os.Stat(filepath.Join(k8sDir, "temporal-values.yaml")); err == nil {
@@ -663,7 +743,10 @@ func TestDeployK8sTemporalKeys(t *testing.T) {
 			}
 		}
 		_, dials := env["DEMARCHE_TEMPORAL_ADDRESS"]
-		_, tlsClient := mounts["demarche-temporal-tls"]
+		tlsClient := false
+		for s := range mounts {
+			tlsClient = tlsClient || strings.HasPrefix(s, k8sTemporalTLSPrefix)
+		}
 		id, known := identities[what]
 		if !dials && !tlsClient && !known {
 			if len(keys) != 0 || env[temporalx.EnvKeyFile] != "" {
@@ -889,8 +972,8 @@ func TestDeployK8sTemporalServer(t *testing.T) {
 	if env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"] != k8sTemporalFrontend {
 		errorf(uiWhat, "DEMARCHE_TEMPORAL_TLS_SERVER_NAME %q, want %s", env["DEMARCHE_TEMPORAL_TLS_SERVER_NAME"], k8sTemporalFrontend)
 	}
-	if ui.Spec.Template.secretMounts(uc)["demarche-temporal-tls"] != "/run/secrets/temporal-tls" {
-		errorf(uiWhat, "the demarche-temporal-tls secret is not mounted at /run/secrets/temporal-tls")
+	if ui.Spec.Template.secretMounts(uc)[k8sTemporalTLSPrefix+temporalx.IdentityObserver] != "/run/secrets/temporal-tls" {
+		errorf(uiWhat, "the observer's client certificate %s%s is not mounted at /run/secrets/temporal-tls", k8sTemporalTLSPrefix, temporalx.IdentityObserver)
 	}
 }
 

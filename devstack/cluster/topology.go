@@ -166,3 +166,26 @@ cluster {
 include %[9]q
 `, node, self.Bind, self.ClientPort, self.Monitor, storeDir, NATSClusterName, self.ClusterPort, strings.Join(routes, ", "), authorizationFile)
 }
+
+// NATSTLS are the files of a NATS node's TLS: its certificate and key (the
+// same certificate serves clients and routes, so it names every node and
+// allows both server and client authentication) and the CA that signed the
+// servers' and every client's certificate.
+type NATSTLS struct {
+	CertFile, KeyFile, CAFile string
+}
+
+// NATSServerConfigTLS is NATSServerConfig with TLS required on every
+// client connection and every route: clients and the other nodes present a
+// certificate of the CA (verify), then a client its password as before. The
+// cluster test runs NATSServerConfig on loopback; compose runs this one.
+func NATSServerConfigTLS(node string, self Endpoint, all []Endpoint, storeDir, authorizationFile string, tls NATSTLS) string {
+	conf := NATSServerConfig(node, self, all, storeDir, authorizationFile)
+	block := func(indent string) string {
+		return fmt.Sprintf("%[1]stls {\n%[1]s  cert_file: %[2]q\n%[1]s  key_file: %[3]q\n%[1]s  ca_file: %[4]q\n%[1]s  verify: true\n%[1]s  timeout: 5\n%[1]s}\n",
+			indent, tls.CertFile, tls.KeyFile, tls.CAFile)
+	}
+	clientTLS := "# Clients connect over TLS only and present a certificate of the CA (mutual TLS),\n# then their password (authorization.conf): a stolen password alone does not connect.\n" + block("")
+	routeTLS := "  # Routes between the nodes: TLS both ways, each node's certificate checked.\n" + block("  ")
+	return strings.Replace(conf, "\ncluster {\n", "\n"+clientTLS+"\ncluster {\n"+routeTLS, 1)
+}

@@ -27,6 +27,7 @@ func newAdminCmd(app *App) *cobra.Command {
 		Short: "Set up the engines a deployment runs on (NATS JetStream, Temporal)",
 	}
 	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app), newAdminOpenFundCmd(app))
+	cmd.AddCommand(newAdminCertificatesCmd(app))
 	return cmd
 }
 
