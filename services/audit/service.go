@@ -101,7 +101,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("operation", natsrpc.Handler(func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint operation: %w", err))
 	}
-	if err := natsrpc.Ready(nc); err != nil {
+	if err := natsrpc.Ready(nc, s.svc); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
 	// An event the store cannot take now is retried, not dead-lettered soon:
