@@ -145,20 +145,23 @@ func (s *Server) Add(name string, c Check) {
 }
 
 // Started marks the service as having bound what it serves from
-// (demarche_ready turns 1 once its checks pass, at once if they do).
+// (demarche_ready turns 1 once its checks pass, at once if they do; without
+// a health endpoint, a nil *Server, at once: the process started).
 func (s *Server) Started() {
-	if s != nil {
-		s.started.Store(true)
-		s.evaluate(context.Background())
+	if s == nil {
+		metrics.Ready.Set(1)
+		return
 	}
+	s.started.Store(true)
+	s.evaluate(context.Background())
 }
 
 // Stopping marks the process as stopping: /readyz answers 503 from now on,
-// and demarche_ready is 0.
+// and demarche_ready is 0 (with or without a health endpoint).
 func (s *Server) Stopping() {
+	metrics.Ready.Set(0)
 	if s != nil {
 		s.stopping.Store(true)
-		metrics.Ready.Set(0)
 	}
 }
 
