@@ -76,6 +76,9 @@ func TestEachServiceServesItsMetrics(t *testing.T) {
 			if served["demarche_ready"] != 1 {
 				missing = append(missing, fmt.Sprintf("demarche_ready 1 (is %v)", served["demarche_ready"]))
 			}
+			if len(missing) == 0 {
+				t.Logf("%s (%s): %d series, every watched metric of its own", endpoint, strings.Join(svcs, ", "), len(served))
+			}
 			return len(missing) == 0, strings.Join(missing, ", ")
 		})
 		if err != nil {
