@@ -8,10 +8,13 @@ MODULES := ./proto/... ./pkg/... ./workflows/... ./services/... ./devstack/...
 BIN     := bin/demarche
 # Tools are pinned and built from the Go module proxy; nothing else is downloaded.
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+# promtool of Prometheus 3.x (the Go module's v0.3xx versions are Prometheus 3's):
+# checks and unit-tests the alert rules in deploy/prometheus.
+PROMTOOL ?= GOWORK=off $(GO) run github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint rules proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,10 +53,16 @@ bench: build ## demarche bench: every scenario on the embedded stack beside its 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet breaking ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology
+lint: proto-check vet breaking rules ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology, alert rules checked and tested
 	cd proto && $(BUF) lint
 	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+rules: ## promtool check + test the alert rules (deploy/prometheus: one test file per alert) and the scrape config; every metric the rules and the Grafana dashboard read is registered
+	$(PROMTOOL) check rules deploy/prometheus/rules.yaml
+	$(PROMTOOL) check config deploy/prometheus/prometheus.yaml
+	cd deploy/prometheus/tests && $(PROMTOOL) test rules *.yaml
+	$(GO) test -count=1 -run 'TestRulesNameRegisteredMetrics|TestDashboardNamesRegisteredMetrics' ./pkg/metrics/
 
 vet:
 	$(GO) vet $(MODULES)

@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -19,6 +20,7 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/metrics/metricstest"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/partners"
@@ -135,6 +137,29 @@ func TestMetricsAfterACrisis(t *testing.T) {
 	if sdk == 0 {
 		t.Error("/metrics has none of the Temporal SDK's metrics")
 	}
+
+	// What is served from a first observation on: a gateway request's time,
+	// a micro service request's time (a refusal counts too), the worker's
+	// workflow-task latency (Sizing) once the crisis ran.
+	resp, err := http.Get(s.APIURL() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var schema demarchev1.GetSchemaResponse
+	_ = natsrpc.Call(ctx, natsConn(t, s), natsrpc.SchemaGet, &demarchev1.GetSchemaRequest{Name: "demarche.v1.NoSuchMessage"}, &schema)
+	after = scrape(t, s.MetricsURL())
+	for _, svc := range []string{"gateway", "schema", "worker"} {
+		if missing := metricstest.Missing(after, svc, false); len(missing) > 0 {
+			t.Errorf("%s: watched metrics not served after a crisis and a request: %v", svc, missing)
+		}
+	}
+	if !metricstest.Has(after, "demarche_http_request_duration_seconds", `route="/healthz"`) {
+		t.Error("the gateway's /healthz request is not timed under its route")
+	}
+	if !metricstest.Has(after, "demarche_rpc_request_duration_seconds", `endpoint="demarche.schema.get"`) {
+		t.Error("the schema request is not timed under its endpoint")
+	}
 }
 
 // documentedMetrics is every demarche_* metric named in docs/*.md.
@@ -185,7 +210,9 @@ func TestMetricsServedAtStart(t *testing.T) {
 	}
 	defer s.Stop()
 	served := scrape(t, s.MetricsURL())
-	firstObservation := []string{"demarche_warning_to_action_seconds", "demarche_stage_duration_seconds"}
+	// Histograms whose labels exist only once observed: a stage's duration
+	// (stage, region), a request's time (route or endpoint).
+	firstObservation := []string{"demarche_stage_duration_seconds", "demarche_http_request_duration_seconds", "demarche_rpc_request_duration_seconds"}
 	docs := documentedMetrics(t)
 	if !slices.Contains(docs, "demarche_audit_alarms_total") {
 		t.Fatalf("the docs name %v, not the alarm metrics", docs)
@@ -194,13 +221,20 @@ func TestMetricsServedAtStart(t *testing.T) {
 		if slices.Contains(firstObservation, name) {
 			continue
 		}
-		found := false
-		for series := range served {
-			found = found || series == name || strings.HasPrefix(series, name+"{")
-		}
-		if !found {
+		if !metricstest.Has(served, name, "") {
 			t.Errorf("%s is named in the docs but not served at start", name)
 		}
+	}
+	// What "What to watch" names, each service's own series (its consumers,
+	// endpoints, routes, deadlines): `demarche dev` runs every service in
+	// one process, so its one /metrics serves what each owns.
+	for _, svc := range metricstest.Services {
+		if missing := metricstest.Missing(served, svc, true); len(missing) > 0 {
+			t.Errorf("%s's watched metrics are not served at start: %v", svc, missing)
+		}
+	}
+	if served["demarche_ready"] != 1 {
+		t.Errorf("demarche_ready is %v once the stack started, want 1", served["demarche_ready"])
 	}
 	for series, want := range alarms {
 		got, ok := served[series]

@@ -435,6 +435,10 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, stop)
+	// Every service of the stack is up: the one process is ready (it has no
+	// /readyz of its own; demarche_ready is what an alert reads).
+	metrics.Ready.Set(1)
+	s.stops = append(s.stops, func() { metrics.Ready.Set(0) })
 	return s, nil
 }
 

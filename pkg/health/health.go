@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/demarche/demarche/pkg/metrics"
 )
 
 // Check says why a dependency is not ready ("" when it is).
@@ -28,6 +30,8 @@ type Check func(ctx context.Context) string
 // Server is a running health endpoint.
 type Server struct {
 	srv      *http.Server
+	done     chan struct{}
+	closed   sync.Once
 	url      string
 	started  atomic.Bool
 	stopping atomic.Bool
@@ -44,7 +48,7 @@ func Serve(addr string) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("health: listen on %s: %w", addr, err)
 	}
-	s := &Server{url: "http://" + ln.Addr().String(), checks: map[string]Check{}}
+	s := &Server{url: "http://" + ln.Addr().String(), checks: map[string]Check{}, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "live")
@@ -52,10 +56,52 @@ func Serve(addr string) (*Server, error) {
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
+	go s.publish()
 	return s, nil
 }
 
+// ReadyEvery is how often the readiness checks run for demarche_ready:
+// Prometheus scrapes /metrics, not /readyz, so the process evaluates its own
+// readiness and serves the answer as a gauge (1 ready, 0 not).
+const ReadyEvery = 10 * time.Second
+
+func (s *Server) publish() {
+	t := time.NewTicker(ReadyEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			metrics.Ready.Set(0)
+			return
+		case <-t.C:
+			s.evaluate(context.Background())
+		}
+	}
+}
+
+// evaluate runs the checks once and sets demarche_ready from the answer.
+func (s *Server) evaluate(ctx context.Context) []string {
+	why := s.why(ctx)
+	if len(why) == 0 {
+		metrics.Ready.Set(1)
+	} else {
+		metrics.Ready.Set(0)
+	}
+	return why
+}
+
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	why := s.evaluate(r.Context())
+	if len(why) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
+		return
+	}
+	_, _ = fmt.Fprintln(w, "ready")
+}
+
+// why says what keeps the process from being ready (nothing when it is).
+func (s *Server) why(ctx context.Context) []string {
 	var why []string
 	switch {
 	case s.stopping.Load():
@@ -63,7 +109,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	case !s.started.Load():
 		why = append(why, "starting: streams, buckets and consumers not bound yet")
 	default:
-		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		s.mu.Lock()
 		checks := make(map[string]Check, len(s.checks))
@@ -77,12 +123,7 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if len(why) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
-		return
-	}
-	_, _ = fmt.Fprintln(w, "ready")
+	return why
 }
 
 // URL is the endpoint's base URL.
@@ -103,15 +144,22 @@ func (s *Server) Add(name string, c Check) {
 	s.mu.Unlock()
 }
 
-// Started marks the service as having bound what it serves from.
+// Started marks the service as having bound what it serves from
+// (demarche_ready turns 1 once its checks pass, at once if they do; without
+// a health endpoint, a nil *Server, at once: the process started).
 func (s *Server) Started() {
-	if s != nil {
-		s.started.Store(true)
+	if s == nil {
+		metrics.Ready.Set(1)
+		return
 	}
+	s.started.Store(true)
+	s.evaluate(context.Background())
 }
 
-// Stopping marks the process as stopping: /readyz answers 503 from now on.
+// Stopping marks the process as stopping: /readyz answers 503 from now on,
+// and demarche_ready is 0 (with or without a health endpoint).
 func (s *Server) Stopping() {
+	metrics.Ready.Set(0)
 	if s != nil {
 		s.stopping.Store(true)
 	}
@@ -120,6 +168,7 @@ func (s *Server) Stopping() {
 // Close stops the endpoint.
 func (s *Server) Close() {
 	if s != nil {
+		s.closed.Do(func() { close(s.done) })
 		_ = s.srv.Close()
 	}
 }

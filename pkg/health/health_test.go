@@ -8,7 +8,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/demarche/demarche/pkg/health"
+	"github.com/demarche/demarche/pkg/metrics"
 )
 
 func get(t *testing.T, url string) (int, string) {
@@ -40,7 +43,13 @@ func TestReadiness(t *testing.T) {
 	if code, body := get(t, s.URL()+"/readyz"); code != 503 || !strings.Contains(body, "starting") {
 		t.Fatalf("before Started: %d %q, want 503 starting", code, body)
 	}
+	if got := testutil.ToFloat64(metrics.Ready); got != 0 {
+		t.Fatalf("demarche_ready before Started: %v, want 0", got)
+	}
 	s.Started()
+	if got := testutil.ToFloat64(metrics.Ready); got != 1 {
+		t.Fatalf("demarche_ready once started with its checks passing: %v, want 1", got)
+	}
 	if code, body := get(t, s.URL()+"/readyz"); code != 200 {
 		t.Fatalf("started, NATS up: %d %q, want 200", code, body)
 	}
@@ -48,8 +57,18 @@ func TestReadiness(t *testing.T) {
 	if code, body := get(t, s.URL()+"/readyz"); code != 503 || !strings.Contains(body, "nats: not connected") {
 		t.Fatalf("NATS down: %d %q, want 503 naming nats", code, body)
 	}
+	if got := testutil.ToFloat64(metrics.Ready); got != 0 {
+		t.Fatalf("demarche_ready with NATS down: %v, want 0", got)
+	}
 	natsDown.Store(false)
+	get(t, s.URL()+"/readyz")
+	if got := testutil.ToFloat64(metrics.Ready); got != 1 {
+		t.Fatalf("demarche_ready with NATS back: %v, want 1", got)
+	}
 	s.Stopping()
+	if got := testutil.ToFloat64(metrics.Ready); got != 0 {
+		t.Fatalf("demarche_ready while stopping: %v, want 0", got)
+	}
 	if code, body := get(t, s.URL()+"/readyz"); code != 503 || !strings.Contains(body, "stopping") {
 		t.Fatalf("stopping: %d %q, want 503 stopping", code, body)
 	}

@@ -126,6 +126,7 @@ var all = []prometheus.Collector{
 	WarningToAction, StageDuration, Decisions, DeadlineBreaches, EventsPublished,
 	ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance,
 	AuditAlarms, AuditIsolatedChains, FundingLedgerAlarms, ForgedEvents, SignalsRefused, temporalSDK,
+	HTTPRequests, HTTPDuration, RPCRequests, RPCErrors, RPCDuration, Ready,
 }
 
 // All is every collector of ours on Registry (for tests: which names are served).

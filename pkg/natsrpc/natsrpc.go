@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -192,7 +193,7 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 		}
 		_ = r.Error(code, err.Error(), nil)
 	}
-	return micro.HandlerFunc(func(r micro.Request) {
+	return Observed(micro.HandlerFunc(func(r micro.Request) {
 		if cfg.guard != nil {
 			if !cfg.guard.enter() {
 				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: "service is stopping; retry"})
@@ -239,7 +240,36 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 		if err := r.Respond(b, ropts...); err != nil && cfg.log != nil {
 			cfg.log.Warn("respond", zap.String("subject", r.Subject()), zap.Error(err))
 		}
+	}))
+}
+
+// Observed counts a micro handler's requests, errors and time on the
+// process's /metrics (demarche_rpc_*), per endpoint subject: Handler wraps
+// every typed endpoint in it; wrap a raw micro.Handler yourself. The subject
+// is a bounded label: micro endpoints here have fixed subjects, no wildcards.
+func Observed(h micro.Handler) micro.Handler {
+	return micro.HandlerFunc(func(r micro.Request) {
+		start := time.Now()
+		or := &observedRequest{Request: r, code: "200"}
+		h.Handle(or)
+		subject := r.Subject()
+		metrics.RPCRequests.WithLabelValues(subject, or.code).Inc()
+		if or.code != "200" {
+			metrics.RPCErrors.WithLabelValues(subject).Inc()
+		}
+		metrics.RPCDuration.WithLabelValues(subject).Observe(time.Since(start).Seconds())
 	})
+}
+
+// observedRequest remembers the code a handler answered with.
+type observedRequest struct {
+	micro.Request
+	code string
+}
+
+func (r *observedRequest) Error(code, description string, data []byte, opts ...micro.RespondOpt) error {
+	r.code = code
+	return r.Request.Error(code, description, data, opts...)
 }
 
 func marshal(binary bool, m proto.Message) ([]byte, error) {
@@ -325,8 +355,16 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Me
 
 // Ready waits until the server has the service's subscriptions, so a request
 // sent on another connection right after start finds the endpoints instead of
-// "no responders". Call it once the endpoints are added.
-func Ready(nc *nats.Conn) error {
+// "no responders". Call it once the endpoints are added, with the services
+// they were added to: their endpoints' request and error counters are
+// served at 0 from then on (an alert on an error ratio needs the series
+// before the first error).
+func Ready(nc *nats.Conn, services ...micro.Service) error {
+	for _, svc := range services {
+		for _, ep := range svc.Info().Endpoints {
+			metrics.Endpoint(ep.Subject)
+		}
+	}
 	if err := nc.FlushTimeout(10 * time.Second); err != nil {
 		return fmt.Errorf("register endpoints with the NATS server: %w", err)
 	}

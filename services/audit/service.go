@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if err := g.AddEndpoint("fund-opened", natsrpc.Handler(func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening)); err != nil {
 		return fail(fmt.Errorf("audit: endpoint fund-opened: %w", err))
 	}
-	if err := natsrpc.Ready(nc); err != nil {
+	if err := natsrpc.Ready(nc, s.svc); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
 	// An event the store cannot take now is retried, not dead-lettered soon:

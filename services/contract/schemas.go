@@ -138,9 +138,9 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 			return Resolve(r.GetName())
 		},
 		natsrpc.WithLog(log))
-	asyncapi := micro.HandlerFunc(func(r micro.Request) {
+	asyncapi := natsrpc.Observed(micro.HandlerFunc(func(r micro.Request) {
 		_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
-	})
+	}))
 	for _, ep := range []struct {
 		name string
 		h    micro.Handler
@@ -151,7 +151,7 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 			return nil, fmt.Errorf("schema: endpoint %s: %w", ep.name, err)
 		}
 	}
-	if err := natsrpc.Ready(nc); err != nil {
+	if err := natsrpc.Ready(nc, svc); err != nil {
 		_ = svc.Stop()
 		nc.Close()
 		return nil, fmt.Errorf("schema: %w", err)

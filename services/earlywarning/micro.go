@@ -54,7 +54,7 @@ func (s *Service) startMicro() error {
 			}
 		}
 	}
-	return natsrpc.Ready(s.nc)
+	return natsrpc.Ready(s.nc, s.micros...)
 }
 
 // serveIngest answers the ingest endpoint. Only the gateway may call it

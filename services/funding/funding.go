@@ -710,7 +710,7 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 			return nil, fmt.Errorf("funding: endpoint %s: %w", name, err)
 		}
 	}
-	if err := natsrpc.Ready(nc); err != nil {
+	if err := natsrpc.Ready(nc, svc); err != nil {
 		_ = svc.Stop()
 		nc.Close()
 		return nil, fmt.Errorf("funding: %w", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -95,10 +96,11 @@ func (s *Service) Handler() http.Handler {
 			h = s.codecCORS(h)
 		}
 		mux.HandleFunc(rt.Method+" "+rt.Pattern, h)
+		metrics.Route(rt.Pattern, rt.Method) // its request counter at 0 from the start
 	}
 	mux.HandleFunc("OPTIONS "+codecPrefix+"{namespace}/{op}", s.codecPreflight)
 	s.mountConsole(mux) // the operations-centre console (console.go): pages over these routes
-	return s.checkHost(mux)
+	return observeHTTP(mux, s.checkHost(mux))
 }
 
 // guard authenticates the request and checks the route's action; a refusal

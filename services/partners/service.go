@@ -236,7 +236,7 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 	if s.micro, err = s.startMicro(); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
-	if err = natsrpc.Ready(s.nc); err != nil {
+	if err = natsrpc.Ready(s.nc, s.micro); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	// Crises are fanned out side by side, each crisis's events one at a time

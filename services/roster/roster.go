@@ -437,7 +437,7 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 			return nil, fmt.Errorf("roster: endpoint %s: %w", ep.name, err)
 		}
 	}
-	if err := natsrpc.Ready(nc); err != nil {
+	if err := natsrpc.Ready(nc, svc); err != nil {
 		_ = svc.Stop()
 		nc.Close()
 		return nil, fmt.Errorf("roster: %w", err)

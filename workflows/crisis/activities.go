@@ -79,11 +79,18 @@ func (a *Activities) PublishCrisisEvents(ctx context.Context, batch *demarchev1.
 	return batch, nil
 }
 
-// The deadline-breach counters are present at 0 from the start, one per
-// deadline the workflows keep (a decision per stage, the standby team's
-// deployment, the fact-finding report): an alert on a rise needs the series
-// before its first breach. Metrics only: no workflow code changes.
-func init() {
+// seriesAtZero makes the worker's alarm series present before anything
+// happened, on the process that runs the worker (an alert on a rise needs the
+// series before its first rise). Metrics only: no workflow code changes.
+//
+// The deadline-breach counters: one per deadline the workflows keep (a
+// decision per stage, the standby team's deployment, the fact-finding report).
+//
+// The warning-to-action histogram of a threshold crossing (opened by the
+// early-warning service, not a drill), per region and crisis type: the
+// series its p99 alert reads. Crises opened by a person (opened_by is their
+// credential's subject) and drills appear at their first opening.
+func seriesAtZero() {
 	for v := range demarchev1.Stage_name {
 		st := demarchev1.Stage(v)
 		if st == demarchev1.Stage_STAGE_UNSPECIFIED {
@@ -93,7 +100,24 @@ func init() {
 	}
 	metrics.DeadlineBreaches.WithLabelValues("standby team deployment", demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT.Slug())
 	metrics.DeadlineBreaches.WithLabelValues("fact-finding report", demarchev1.Stage_STAGE_FACT_FINDING.Slug())
+	for r := range demarchev1.Region_name {
+		region := demarchev1.Region(r)
+		if region == demarchev1.Region_REGION_UNSPECIFIED {
+			continue
+		}
+		for t := range demarchev1.CrisisType_name {
+			typ := demarchev1.CrisisType(t)
+			if typ == demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
+				continue
+			}
+			metrics.WarningToAction.WithLabelValues("opened", EarlyWarningOpener, region.Slug(), typ.Slug(), metrics.Bool(false))
+		}
+	}
 }
+
+// EarlyWarningOpener is opened_by on a crisis the early-warning service
+// opened from a threshold crossing (services/earlywarning.ServiceName).
+const EarlyWarningOpener = "earlywarning"
 
 // observe turns a published event into the platform's metrics: counted once,
 // when the stream stored it (a retry's duplicate is not counted again).
@@ -258,6 +282,7 @@ func serviceError(err error) error {
 func Register(w worker.Registry, a *Activities) {
 	RegisterWorkflows(w)
 	w.RegisterActivity(a)
+	seriesAtZero()
 }
 
 // RegisterWorkflows registers the workflows alone, e.g. on a replayer.

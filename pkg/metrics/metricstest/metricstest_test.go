@@ -1,6 +1,7 @@
 package metricstest
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -15,5 +16,34 @@ func TestParse(t *testing.T) {
 	}
 	if _, err := Parse(strings.NewReader("a_total three\n")); err == nil || !strings.Contains(err.Error(), "a_total three") {
 		t.Fatalf("a bad value: %v", err)
+	}
+}
+
+// TestWatchedAgreesWithTheDoc: the list the metric-presence tests scrape for
+// is exactly what docs/operations.md tells an operator to watch: a metric
+// named there and not here (or here and not there) fails.
+func TestWatchedAgreesWithTheDoc(t *testing.T) {
+	doc, err := DocumentedWatch("../../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for _, w := range Watched {
+		listed = append(listed, w.Metric)
+		for _, o := range w.Owners {
+			if !slices.Contains(Services, o) {
+				t.Errorf("%s: owner %q is not a service", w.Metric, o)
+			}
+		}
+	}
+	for _, m := range doc {
+		if !slices.Contains(listed, m) {
+			t.Errorf("docs/operations.md names %s, which metricstest.Watched does not list (with its owners): no test scrapes for it", m)
+		}
+	}
+	for _, m := range listed {
+		if !slices.Contains(doc, m) {
+			t.Errorf("metricstest.Watched lists %s, which docs/operations.md's What to watch and Sizing do not name", m)
+		}
 	}
 }
