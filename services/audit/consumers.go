@@ -32,7 +32,9 @@ import (
 //   - a consumer's filter, ack or deliver policy changed since the last poll;
 //   - a durable nobody declared appeared (created outside provisioning);
 //   - its acknowledgement floor moved backwards (reset to replay, or
-//     deleted and re-created under the same name in between).
+//     deleted and re-created under the same name in between);
+//   - it was made again since the last poll (its creation time changed):
+//     deleted, then re-created by its own service, which does so at once.
 // A declared consumer not there yet is no alarm: its service may not run here.
 
 // AlarmConsumerChanged: a durable consumer was deleted, edited or created outside provisioning.
@@ -45,7 +47,11 @@ const DefaultConsumerWatchEvery = 10 * time.Second
 type seenConsumer struct {
 	config   string // filter subjects, ack and deliver policy
 	ackFloor uint64
-	gone     bool
+	// created is when the server made it: a consumer deleted and made again
+	// between two polls (its service re-creates its own durable at once)
+	// shows only here.
+	created time.Time
+	gone    bool
 }
 
 // consumerWatch is the watchdog's memory: stream/durable -> last seen.
@@ -120,12 +126,15 @@ func (s *Store) CheckConsumers(ctx context.Context) ([]string, error) {
 			if prev != nil && !prev.gone && prev.config != cfg && len(what) == 0 {
 				what = append(what, fmt.Sprintf("its configuration changed from %s to %s", prev.config, cfg))
 			}
-			if prev != nil && prev.gone && len(what) == 0 && info.AckFloor.Stream < prev.ackFloor {
+			if prev != nil && !prev.gone && !prev.created.IsZero() && !info.Created.Equal(prev.created) {
+				what = append(what, fmt.Sprintf("it was deleted and re-created between two checks (made at %s, before at %s): its acknowledgement floor went from %d to %d",
+					info.Created.UTC().Format(time.RFC3339Nano), prev.created.UTC().Format(time.RFC3339Nano), prev.ackFloor, info.AckFloor.Stream))
+			} else if prev != nil && prev.gone && len(what) == 0 && info.AckFloor.Stream < prev.ackFloor {
 				what = append(what, fmt.Sprintf("it was deleted and re-created: its acknowledgement floor went back from %d to %d", prev.ackFloor, info.AckFloor.Stream))
 			} else if prev != nil && !prev.gone && info.AckFloor.Stream < prev.ackFloor {
 				what = append(what, fmt.Sprintf("its acknowledgement floor moved backwards from %d to %d: events will be delivered again", prev.ackFloor, info.AckFloor.Stream))
 			}
-			s.consumers.seen[key] = &seenConsumer{config: cfg, ackFloor: info.AckFloor.Stream}
+			s.consumers.seen[key] = &seenConsumer{config: cfg, ackFloor: info.AckFloor.Stream, created: info.Created}
 			for _, w := range what {
 				changes = append(changes, s.consumerAlarm(ctx, stream, info.Name, w))
 			}

@@ -145,7 +145,7 @@ func TestConsumerRecreatedBetweenChecksIsAnAlarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 1 || !strings.Contains(got[0], "acknowledgement floor moved backwards from 2 to 0") {
+	if len(got) != 1 || !strings.Contains(got[0], "deleted and re-created between two checks") || !strings.Contains(got[0], "acknowledgement floor went from 2 to 0") {
 		t.Fatalf("changes %q", got)
 	}
 	if got, _ := svc.Store.CheckConsumers(ctx); len(got) != 0 {
