@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -139,12 +140,35 @@ func (p *platform) spawn(name string, args ...string) error {
 }
 
 // startDev starts `demarche dev` and waits until the gateway and NATS answer.
+// A new data folder's demo funds are opened on the audit chain, so the very
+// first start of a folder runs the audit service inside dev (`demarche dev
+// --without audit` refuses a new folder): it is stopped gracefully once
+// ready, and dev starts again without the separate services.
 func (p *platform) startDev(ctx context.Context) error {
-	err := p.spawn("dev", "dev", "--data-dir", p.data, "--no-ui", "--log-level", "warn",
+	if _, err := os.Stat(filepath.Join(p.data, "nats")); os.IsNotExist(err) && slices.Contains(p.separate, "audit") {
+		first := slices.DeleteFunc(slices.Clone(p.separate), func(s string) bool { return s == "audit" })
+		if err := p.runDev(ctx, first); err != nil {
+			return fmt.Errorf("first start of the data folder: %w", err)
+		}
+		p.mu.Lock()
+		pr := p.procs["dev"]
+		pr.killed = true
+		p.mu.Unlock()
+		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+		<-pr.done
+	}
+	return p.runDev(ctx, p.separate)
+}
+
+func (p *platform) runDev(ctx context.Context, without []string) error {
+	args := []string{"dev", "--data-dir", p.data, "--no-ui", "--log-level", "warn",
 		"--nats-port", fmt.Sprint(p.ports.nats), "--temporal-port", fmt.Sprint(p.ports.temporal),
 		"--temporal-http-port", fmt.Sprint(p.ports.temporalHTTP), "--http-port", fmt.Sprint(p.ports.http),
-		"--without", strings.Join(p.separate, ","), "--nats-restart-downtime", "2s", "--metrics-listen", p.metricsAddr("dev"))
-	if err != nil {
+		"--nats-restart-downtime", "2s", "--metrics-listen", p.metricsAddr("dev")}
+	if len(without) > 0 {
+		args = append(args, "--without", strings.Join(without, ","))
+	}
+	if err := p.spawn("dev", args...); err != nil {
 		return err
 	}
 	return eventually(ctx, 3*time.Minute, "demarche dev ready (gateway /healthz and NATS)", func() (bool, string) {

@@ -63,6 +63,8 @@ func Endpoints() []Endpoint {
 			"Record that a principal read a restricted or confidential crisis (the gateway sends one per read).", ""},
 		{audit.ServiceName, audit.SubjectOperation, &demarchev1.AuditOperationRequest{}, &demarchev1.AuditOperationResponse{},
 			"Record an operation done to a crisis's workflow outside Démarche (terminate, cancel, reset), found in its history; the worker alone may send it.", ""},
+		{audit.ServiceName, natsrpc.AuditFundOpened, &demarchev1.LedgerEntry{}, &demarchev1.AuditOperationResponse{},
+			"Record a fund's opening line on the global chain (demarche admin open-fund); the provisioner alone may send it.", ""},
 		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, &demarchev1.GetSchemaResponse{},
 			"Resolve a ce-dataschema (or a message name or ce-type): its descriptor set and a JSON Schema of its JSON form.", ""},
 		{ServiceName, SubjectAsyncAPI, nil, nil,
