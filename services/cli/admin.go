@@ -27,7 +27,7 @@ func newAdminCmd(app *App) *cobra.Command {
 		Use:   "admin",
 		Short: "Set up the engines a deployment runs on (NATS JetStream, Temporal)",
 	}
-	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app))
+	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app), newAdminBackupCmd(app), newAdminRestoreCmd(app))
 	return cmd
 }
 
