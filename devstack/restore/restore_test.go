@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/authn"
@@ -50,7 +49,8 @@ func start(t *testing.T, dir string) *platform {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, NoUI: true, TemporalLogLevel: "error", Codec: codec}, quietLog())
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, NoUI: true, TemporalLogLevel: "error", Codec: codec,
+		AuditAnchorEvery: 2 * time.Second}, quietLog())
 	if err != nil {
 		t.Fatalf("start the platform on %s: %v", dir, err)
 	}
@@ -73,9 +73,7 @@ func (p *platform) stop() {
 	p.s.Stop()
 }
 
-func quietLog() *zap.Logger {
-	return zap.NewNop().WithOptions(zap.IncreaseLevel(zapcore.ErrorLevel))
-}
+func quietLog() *zap.Logger { return zap.NewNop() }
 
 // cli runs a demarche command against the platform (operator verbs with a
 // token of a test identity holding every role; audit verbs as the demo auditor).
@@ -286,6 +284,11 @@ func TestRestoreDrill(t *testing.T) {
 	if before[drill].GetClosedAt() != nil {
 		t.Fatal("the drill closed before the backup: the test proves nothing; slow it down")
 	}
+	// The audit service has anchored the chains (signed heads in their stream and file).
+	p.waitFor("anchors", func() bool {
+		_, err := os.Stat(filepath.Join(dataA, "audit-anchors.jsonl"))
+		return err == nil
+	})
 	balBefore, linesBefore := p.ledgers()
 	checkLedgers(t, balBefore, linesBefore)
 	openingsBefore := openings(linesBefore)

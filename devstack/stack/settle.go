@@ -32,7 +32,7 @@ func SettlePlatform(ctx context.Context, dataDir string, log *zap.Logger) (strin
 	if _, err := os.Stat(filepath.Join(dataDir, "nats")); err != nil {
 		return "", "", nil, fmt.Errorf("%s holds no JetStream store: not a restored data folder (%w)", dataDir, err)
 	}
-	s, err := Start(ctx, Config{DataDir: dataDir, NoUI: true, TemporalLogLevel: "error", Codec: codec}, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	s, err := Start(ctx, Config{DataDir: dataDir, NoUI: true, TemporalLogLevel: "error", Codec: codec}, log)
 	if err != nil {
 		return "", "", nil, err
 	}

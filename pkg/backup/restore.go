@@ -135,7 +135,7 @@ func Restore(ctx context.Context, opts RestoreOptions, log *zap.Logger) (*Restor
 		if err != nil {
 			return nil, err
 		}
-		if st.Msgs != s.Messages || st.LastSeq != s.LastSeq || st.FirstSeq != s.FirstSeq {
+		if st.Msgs != s.Messages || st.LastSeq != s.LastSeq || (s.Messages > 0 && st.FirstSeq != s.FirstSeq) {
 			return nil, fmt.Errorf("restore %s: the server holds %d messages (seq %d-%d), the backup %d (seq %d-%d)", s.Name, st.Msgs, st.FirstSeq, st.LastSeq, s.Messages, s.FirstSeq, s.LastSeq)
 		}
 		got := s
