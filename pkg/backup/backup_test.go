@@ -197,3 +197,65 @@ func TestBackupRestoreDevFolder(t *testing.T) {
 		t.Fatalf("second restore: %v", err)
 	}
 }
+
+// TestBackupRestoreCluster: a cluster's streams through NATS alone, as the
+// provisioner (backup) and the restorer (restore), to a recipient given; a
+// cluster backup without one is refused, and so is a restore over a stream
+// that exists.
+func TestBackupRestoreCluster(t *testing.T) {
+	ctx := context.Background()
+	data := devFolder(t) // its store, served as a cluster would be
+	creds, err := natsauth.Ensure(filepath.Join(data, backup.CredentialsDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := os.ReadFile(filepath.Join(data, natsembed.StoreKeyFile))
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(data, "nats"), Users: creds, StoreKey: strings.TrimSpace(string(key))}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, _ := creds[natsauth.Provisioner].URL(srv.URL())
+	out := filepath.Join(t.TempDir(), "bk")
+	if _, err := backup.Backup(ctx, backup.Options{Out: out, NATSURL: prov}, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "--recipient") {
+		t.Fatalf("cluster backup without a recipient: %v", err)
+	}
+	idFile := filepath.Join(t.TempDir(), "ops.key")
+	id, err := backup.NewIdentityFile(idFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := backup.Backup(ctx, backup.Options{Out: out, NATSURL: prov, Recipients: []string{id.Recipient().String()}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.KeyFile != "" || res.Manifest.Kind != backup.KindCluster || len(res.Manifest.Files) != 0 || len(res.Manifest.Streams) != 2 {
+		t.Fatalf("cluster backup: key %q, manifest %+v", res.KeyFile, res.Manifest)
+	}
+	// Over the same server, whose streams exist: refused.
+	rest, _ := creds[natsauth.Restorer].URL(srv.URL())
+	if _, err := backup.Restore(ctx, backup.RestoreOptions{From: out, IdentityFile: idFile, NATSURL: rest}, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("restore over existing streams: %v", err)
+	}
+	srv.Stop()
+
+	// Into a new, empty server: every stream back, as the restorer.
+	fresh := t.TempDir()
+	srv2, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(fresh, "nats"), Users: creds}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv2.Stop()
+	// The provisioner may not restore.
+	prov2, _ := creds[natsauth.Provisioner].URL(srv2.URL())
+	if _, err := backup.Restore(ctx, backup.RestoreOptions{From: out, IdentityFile: idFile, NATSURL: prov2}, zap.NewNop()); err == nil || !strings.Contains(err.Error(), "only the restorer") {
+		t.Fatalf("the provisioner restoring a stream: %v", err)
+	}
+	rest2, _ := creds[natsauth.Restorer].URL(srv2.URL())
+	rr, err := backup.Restore(ctx, backup.RestoreOptions{From: out, IdentityFile: idFile, NATSURL: rest2}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rr.Streams) != 2 || rr.Streams[0].Messages+rr.Streams[1].Messages != 51 {
+		t.Fatalf("restored: %+v", rr.Streams)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -83,6 +84,8 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 	inbox := nc.NewRespInbox()
 	done := make(chan error, 1)
 	var buf bytes.Buffer
+	var last atomic.Int64 // when the last chunk came
+	last.Store(time.Now().UnixNano())
 	sub, err := nc.Subscribe(inbox, func(m *nats.Msg) {
 		if len(m.Data) == 0 { // the end, or an error in the Status header
 			if st := m.Header.Get("Status"); st != "" && !strings.Contains(st, "204") {
@@ -93,6 +96,7 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 			return
 		}
 		buf.Write(m.Data)
+		last.Store(time.Now().UnixNano())
 		if m.Reply != "" { // flow control: the server waits for this
 			_ = m.Respond(nil)
 		}
@@ -103,7 +107,7 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 	defer func() { _ = sub.Unsubscribe() }()
 	sub.SetPendingLimits(-1, -1)
 	req, _ := json.Marshal(map[string]any{"deliver_subject": inbox, "chunk_size": 128 * 1024, "jsck": true})
-	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.SNAPSHOT."+stream, req)
+	msg, err := request(ctx, nc, "$JS.API.STREAM.SNAPSHOT."+stream, req)
 	if err != nil {
 		return nil, state, nil, fmt.Errorf("snapshot of %s: %w", stream, err)
 	}
@@ -118,13 +122,25 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 	if err := resp.Error.err(); err != nil {
 		return nil, state, nil, fmt.Errorf("snapshot of %s: %w", stream, err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			return nil, state, nil, err
+	// Chunks come while the server sends; silence for requestTimeout means
+	// it stopped (a flow-control answer it never got: permissions).
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return nil, state, nil, err
+			}
+			break wait
+		case <-ctx.Done():
+			return nil, state, nil, fmt.Errorf("snapshot of %s: %w", stream, ctx.Err())
+		case <-tick.C:
+			if time.Since(time.Unix(0, last.Load())) > requestTimeout {
+				return nil, state, nil, fmt.Errorf("snapshot of %s: no chunk for %s (may this identity publish on $JS.SNAPSHOT.ACK? the provisioner may)", stream, requestTimeout)
+			}
 		}
-	case <-ctx.Done():
-		return nil, state, nil, fmt.Errorf("snapshot of %s: %w", stream, ctx.Err())
 	}
 	// backup.json as natscli writes it (its state keeps the server's fields).
 	var raw struct {
@@ -139,12 +155,14 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 // exist (the server refuses to restore over one).
 func restoreStream(ctx context.Context, nc *nats.Conn, stream string, meta, archive []byte) (streamState, error) {
 	var state streamState
+	ctx, refused, stop := refusals(ctx, nc)
+	defer stop()
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(meta, &m); err != nil {
 		return state, fmt.Errorf("restore %s: backup.json: %w", stream, err)
 	}
 	req, _ := json.Marshal(map[string]json.RawMessage{"config": m["config"], "state": m["state"]})
-	msg, err := nc.RequestWithContext(ctx, "$JS.API.STREAM.RESTORE."+stream, req)
+	msg, err := request(ctx, nc, "$JS.API.STREAM.RESTORE."+stream, req)
 	if err != nil {
 		return state, fmt.Errorf("restore %s: %w", stream, err)
 	}
@@ -161,9 +179,12 @@ func restoreStream(ctx context.Context, nc *nats.Conn, stream string, meta, arch
 	chunk := int(min(int64(64*1024), nc.MaxPayload()))
 	for off := 0; off < len(archive); off += chunk {
 		end := min(off+chunk, len(archive))
-		r, err := nc.RequestWithContext(ctx, resp.DeliverSubject, archive[off:end])
+		r, err := request(ctx, nc, resp.DeliverSubject, archive[off:end])
+		if rerr := refused(); rerr != nil {
+			return state, fmt.Errorf("restore %s: %w (only the restorer identity may restore a stream)", stream, rerr)
+		}
 		if err != nil {
-			return state, fmt.Errorf("restore %s: send chunk at %d: %w", stream, off, err)
+			return state, fmt.Errorf("restore %s: send chunk at %d: %w (may this identity publish on $JS.SNAPSHOT.RESTORE? only the restorer may)", stream, off, err)
 		}
 		var e struct {
 			Error *apiError `json:"error"`
@@ -190,6 +211,40 @@ func restoreStream(ctx context.Context, nc *nats.Conn, stream string, meta, arch
 		return state, fmt.Errorf("restore %s: %w", stream, err)
 	}
 	return created.State, nil
+}
+
+// requestTimeout bounds each request: a publish the server's permissions
+// refuse gets no answer, only an asynchronous error, and would wait for ever.
+const requestTimeout = 30 * time.Second
+
+func request(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	return nc.RequestWithContext(ctx, subject, data)
+}
+
+// refusals makes the connection's permission violations (asynchronous:
+// a refused publish gets no answer) cancel the returned context at once,
+// naming the refusal; the connection's own handler still runs. Call stop
+// when done.
+func refusals(ctx context.Context, nc *nats.Conn) (_ context.Context, refused func() error, stop func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	old := nc.Opts.AsyncErrorCB
+	nc.SetErrorHandler(func(c *nats.Conn, sub *nats.Subscription, err error) {
+		if old != nil {
+			old(c, sub, err)
+		}
+		if errors.Is(err, nats.ErrPermissionViolation) || strings.Contains(strings.ToLower(err.Error()), "permissions violation") {
+			cancel(err)
+		}
+	})
+	refused = func() error {
+		if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+		return nil
+	}
+	return ctx, refused, func() { nc.SetErrorHandler(old); cancel(nil) }
 }
 
 // errStreamExists: a restore into a cluster that already holds the stream.
