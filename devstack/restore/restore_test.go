@@ -3,6 +3,7 @@ package restore_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,6 +240,15 @@ func TestRestoreDrill(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test on the embedded stack; skipped with -short")
 	}
+	// DEMARCHE_CHAOS_SIZE=full (make chaos): more crises of each kind.
+	extraWaiting, extraDrills := 0, 0
+	switch size := os.Getenv("DEMARCHE_CHAOS_SIZE"); size {
+	case "", "small":
+	case "full":
+		extraWaiting, extraDrills = 40, 10
+	default:
+		t.Fatalf("DEMARCHE_CHAOS_SIZE %q: allowed small, full", size)
+	}
 	ctx := context.Background()
 	base := t.TempDir()
 	dataA, bk, dataB := filepath.Join(base, "data"), filepath.Join(base, "backup"), filepath.Join(base, "restored")
@@ -277,8 +287,20 @@ func TestRestoreDrill(t *testing.T) {
 		"--severity", "3", "--drill", "--drill-delay", "3s", "--drill-time-scale", "0.000001"))
 	p.waitFor(drill+" takes its first decision", func() bool { return len(p.state(drill).GetDecisions()) >= 1 })
 
+	var moreWaiting, moreDrills []string
+	for i := range extraWaiting {
+		id := openedID(t, p.cli("crisis", "open", "--title", fmt.Sprintf("Waiting crisis %d", i), "--country", "NE", "--type", "general", "--severity", "2"))
+		moreWaiting = append(moreWaiting, id)
+	}
+	for i := range extraDrills {
+		moreDrills = append(moreDrills, openedID(t, p.cli("crisis", "open", "--id", fmt.Sprintf("DRX%02d", i), "--title", "Drill", "--country", "ML",
+			"--type", "constitutional-crisis", "--severity", "3", "--drill", "--drill-delay", "3s", "--drill-time-scale", "0.000001")))
+	}
+	for _, id := range moreWaiting {
+		p.waitPending(id, "triage")
+	}
 	before := map[string]*demarchev1.CrisisState{}
-	for _, id := range []string{waiting, pendingFunds, paid, drill} {
+	for _, id := range append([]string{waiting, pendingFunds, paid, drill}, moreWaiting...) {
 		before[id] = p.state(id)
 	}
 	if before[drill].GetClosedAt() != nil {
@@ -392,6 +414,17 @@ func TestRestoreDrill(t *testing.T) {
 		}
 	}
 	// Every crisis goes on.
+	for _, id := range moreWaiting {
+		q.cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "credible", "--assessment", "unrest")
+	}
+	for _, id := range moreDrills {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		err := q.tc.GetWorkflow(wctx, crisis.WorkflowID(id), "").Get(wctx, nil)
+		cancel()
+		if err != nil {
+			t.Fatalf("drill %s did not finish after restore: %v", id, err)
+		}
+	}
 	q.cli("crisis", "decide", "triage", waiting, "--as", "duty-officer", "--rationale", "credible", "--assessment", "parliament dissolved")
 	q.waitPending(waiting, "good-offices")
 	q.cli("crisis", "decide", "decide-funds", pendingFunds, "--as", "bob", "--rationale", "within ceiling", "--funding-request", "FR-1", "--approve")
@@ -425,7 +458,7 @@ func TestRestoreDrill(t *testing.T) {
 	}
 	// audit verify and reconcile, clean, for every crisis and the global chain.
 	q.cli("audit", "verify")
-	for _, id := range []string{waiting, pendingFunds, paid, drill} {
+	for _, id := range append([]string{waiting, pendingFunds, paid, drill}, append(moreWaiting, moreDrills...)...) {
 		q.waitFor("audit of "+id+" settles", func() bool {
 			if _, err := q.try("audit", "reconcile", "--crisis", id); err != nil {
 				return false
@@ -437,7 +470,7 @@ func TestRestoreDrill(t *testing.T) {
 	if out := q.cli("fund", "balance"); !strings.Contains(out, "flexible-financing") {
 		t.Fatalf("fund balance:\n%s", out)
 	}
-	t.Logf("figures: backup %d bytes, %s; %d streams; crises %d; opening lines %d", m.Size(), took.Round(time.Millisecond), len(m.Streams), len(before), openingsBefore)
+	t.Logf("figures: backup %d bytes, %s; %d streams; crises %d (and %d drills); opening lines %d", m.Size(), took.Round(time.Millisecond), len(m.Streams), len(before), 1+len(moreDrills), openingsBefore)
 }
 
 // openedID is the crisis id `crisis open` answered.
