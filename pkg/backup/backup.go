@@ -321,7 +321,10 @@ func serveAs(dataDir string, id natsauth.Identity, log *zap.Logger) (*natsembed.
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, "", err
 	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dataDir, "nats"), Users: creds, StoreKey: key}, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)))
+	if log.Core().Enabled(zap.InfoLevel) { // the server's notices are noise here; a quieter logger stays as it is
+		log = log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: filepath.Join(dataDir, "nats"), Users: creds, StoreKey: key}, log)
 	if err != nil {
 		return nil, "", err
 	}
