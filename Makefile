@@ -31,8 +31,9 @@ test: ## run every test (unit, replay, integration on the embedded stack)
 test-short: ## unit and replay tests only (skips the embedded stack)
 	$(GO) test -short $(GOTEST_FLAGS) ./proto/... ./pkg/... ./workflows/... ./services/...
 
-chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poison) and its figures; DEMARCHE_CHAOS_SEED=N repeats a plan
+chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poison) and its figures, then the full-size restore drill; DEMARCHE_CHAOS_SEED=N repeats a plan
 	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./devstack/chaos/
+	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 30m -run '^TestRestoreDrill$$' -v ./devstack/restore/
 
 cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node, the worker and Temporal; prints its figures
 	DEMARCHE_CLUSTER_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestCluster$$' -v ./devstack/chaos/

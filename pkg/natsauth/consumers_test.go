@@ -260,20 +260,45 @@ func TestOverlap(t *testing.T) {
 	}
 }
 
-// TestBackupAndRestoreForTheProvisionerAlone: `nats stream backup` acknowledges
-// the snapshot's chunks on $JS.SNAPSHOT.ACK and `nats stream restore` sends
-// them on $JS.SNAPSHOT.RESTORE (docs/operations.md: as the provisioner);
-// without them a backup stalls past the server's window and a restore times
-// out. Nobody else may.
-func TestBackupAndRestoreForTheProvisionerAlone(t *testing.T) {
+// TestBackupForTheProvisionerRestoreForTheRestorer: `demarche admin backup`
+// (and `nats stream backup`) acknowledges the snapshot's chunks on
+// $JS.SNAPSHOT.ACK, as the provisioner; `demarche admin restore` (and
+// `nats stream restore`) asks on $JS.API.STREAM.RESTORE and sends the chunks
+// on $JS.SNAPSHOT.RESTORE, as the restorer alone (a restore replaces history:
+// its own credential). Without them a backup stalls past the server's window
+// and a restore times out. Nobody else may; the restorer may do nothing else
+// with JetStream than read stream information.
+func TestBackupForTheProvisionerRestoreForTheRestorer(t *testing.T) {
 	outside := natsauth.DeployIdentities()
 	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
 		p := natsauth.PermissionsOf(id, outside...)
-		for _, s := range []string{"$JS.SNAPSHOT.ACK." + natsauth.AuditStream + ".OkQGW5l1N86lZEi8Ap8aPn.1024.38",
-			"$JS.SNAPSHOT.RESTORE." + natsauth.LedgerStream + ".OkQGW5l1N86lZEi8Ap8cKF"} {
-			if got, want := allowed(p, s), id == natsauth.Provisioner; got != want {
-				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+		for _, c := range []struct {
+			subject string
+			who     natsauth.Identity
+		}{
+			{"$JS.SNAPSHOT.ACK." + natsauth.AuditStream + ".OkQGW5l1N86lZEi8Ap8aPn.1024.38", natsauth.Provisioner},
+			{"$JS.API.STREAM.SNAPSHOT." + natsauth.LedgerStream, natsauth.Provisioner},
+			{"$JS.API.STREAM.RESTORE." + natsauth.LedgerStream, natsauth.Restorer},
+			{"$JS.API.STREAM.RESTORE." + natsauth.CrisisStream, natsauth.Restorer},
+			{"$JS.SNAPSHOT.RESTORE." + natsauth.LedgerStream + ".OkQGW5l1N86lZEi8Ap8cKF", natsauth.Restorer},
+		} {
+			want := id == c.who || (id == natsauth.Provisioner && strings.HasPrefix(c.subject, "$JS.API.")) // the provisioner's $JS.API.>
+			if got := allowed(p, c.subject); got != want {
+				t.Errorf("%s may publish on %s: %v, want %v", id, c.subject, got, want)
 			}
+		}
+	}
+	r := natsauth.PermissionsOf(natsauth.Restorer)
+	for _, s := range []string{"$JS.API.STREAM.CREATE." + natsauth.LedgerStream, "$JS.API.STREAM.DELETE." + natsauth.LedgerStream,
+		"$JS.API.STREAM.PURGE." + natsauth.AuditStream, "$JS.API.STREAM.SNAPSHOT." + natsauth.AuditStream,
+		"$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".x", "demarche.crisis.x", "$JS.ACK." + natsauth.CrisisStream + ".audit.>"} {
+		if allowed(r, s) {
+			t.Errorf("the restorer may publish on %s: it needs only the restore subjects", s)
+		}
+	}
+	for _, s := range []string{"$JS.API.STREAM.INFO." + natsauth.LedgerStream, "$JS.API.STREAM.NAMES"} {
+		if !allowed(r, s) {
+			t.Errorf("the restorer may not publish on %s: a restore checks what the server holds", s)
 		}
 	}
 }

@@ -45,10 +45,15 @@ const (
 	Operator     Identity = "operator"
 	Observer     Identity = "observer"
 	Subscriber   Identity = "subscriber"
+	// Restorer is `demarche admin restore`'s identity: it may restore a
+	// stream from a snapshot (and read stream information), nothing else. The
+	// provisioner, which takes the snapshots, may not restore: a restore
+	// replaces history, so it is an act of its own, with its own credential.
+	Restorer Identity = "restorer"
 )
 
 // Identities lists every identity, in a stable order.
-var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer, Subscriber}
+var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer, Subscriber, Restorer}
 
 // Access is publish, subscribe, or both.
 type Access int
@@ -172,7 +177,7 @@ var ConsumerWatchers = []Identity{Audit, Observer}
 
 var (
 	services = []Identity{Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema}
-	everyone = append(slices.Clone(services), Provisioner, Operator, Observer, Subscriber)
+	everyone = append(slices.Clone(services), Provisioner, Operator, Observer, Subscriber, Restorer)
 	// responders answer NATS micro requests.
 	responders = []Identity{Roster, Funding, Partners, EarlyWarning, Audit, Schema}
 	// readers may ask the read-only endpoints.
@@ -189,8 +194,10 @@ var rules = []Rule{
 
 	// JetStream: the provisioner alone manages streams and buckets.
 	{"$JS.API.>", Pub, []Identity{Provisioner}, "create and update streams and buckets at start-up"},
-	{"$JS.SNAPSHOT.ACK.>", Pub, []Identity{Provisioner}, "nats stream backup: acknowledge the snapshot's chunks (flow control)"},
-	{"$JS.SNAPSHOT.RESTORE.>", Pub, []Identity{Provisioner}, "nats stream restore: send the snapshot's chunks"},
+	{"$JS.SNAPSHOT.ACK.>", Pub, []Identity{Provisioner}, "demarche admin backup, nats stream backup: acknowledge the snapshot's chunks (flow control)"},
+	// Restore: its own identity, and only what a restore needs.
+	{"$JS.API.STREAM.RESTORE.*", Pub, []Identity{Restorer}, "demarche admin restore, nats stream restore: ask to restore a stream"},
+	{"$JS.SNAPSHOT.RESTORE.>", Pub, []Identity{Restorer}, "demarche admin restore, nats stream restore: send the snapshot's chunks"},
 	{"$JS.API.INFO", Pub, everyone, "account info"},
 	{"$JS.API.STREAM.INFO.*", Pub, everyone, "bind to a stream or bucket"},
 	{"$JS.API.STREAM.NAMES", Pub, everyone, "list streams"},

@@ -26,7 +26,7 @@ func newAdminCmd(app *App) *cobra.Command {
 		Use:   "admin",
 		Short: "Set up the engines a deployment runs on (NATS JetStream, Temporal)",
 	}
-	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app), newAdminOpenFundCmd(app))
+	cmd.AddCommand(newAdminProvisionCmd(app), newAdminCredentialsCmd(app), newAdminReadyCmd(app), newAdminOpenFundCmd(app), newAdminBackupCmd(app), newAdminRestoreCmd(app))
 	cmd.AddCommand(newAdminCertificatesCmd(app))
 	return cmd
 }

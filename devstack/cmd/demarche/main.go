@@ -12,5 +12,6 @@ import (
 )
 
 func main() {
+	cli.DevPlatform = stack.SettlePlatform // admin restore settles a dev folder on the platform
 	os.Exit(cli.Execute(cli.NewRoot(stack.NewDevCmd, bench.NewCmd, stack.NewTemporalServerCmd, stack.NewTemporalUICmd)))
 }
