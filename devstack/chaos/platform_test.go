@@ -22,6 +22,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/ports"
@@ -187,10 +188,19 @@ func (p *platform) runDev(ctx context.Context, without []string) error {
 }
 
 // startService runs one service as its own process with its own credentials.
+// Roster and funding take the demo roster and funds demarche dev writes into
+// its data folder.
 func (p *platform) startService(name string) error {
-	return p.spawn(name, "serve", name, "--log-level", "warn", "--nats-url", p.natsURL, "--metrics-listen", p.metricsAddr(name),
+	args := []string{"serve", name, "--log-level", "warn", "--nats-url", p.natsURL, "--metrics-listen", p.metricsAddr(name),
 		"--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), natsauth.Identity(name)),
-		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal))
+		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal)}
+	switch name {
+	case "roster":
+		args = append(args, "--roster", filepath.Join(p.data, stack.DemoRosterFile))
+	case "funding":
+		args = append(args, "--funds", filepath.Join(p.data, stack.DemoFundsFile))
+	}
+	return p.spawn(name, args...)
 }
 
 // metricsAddr is where a process serves /metrics.
