@@ -8,10 +8,12 @@ MODULES := ./proto/... ./pkg/... ./workflows/... ./services/... ./devstack/...
 BIN     := bin/demarche
 # Tools are pinned and built from the Go module proxy; nothing else is downloaded.
 BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+CYCLONEDX := GOWORK=off $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline release release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -62,12 +64,38 @@ vet:
 proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
 	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb
 
-breaking: ## buf breaking against the last v* tag (or proto/breaking-baseline.binpb before the first), plus a fixture that must be caught
+breaking: ## buf breaking against the last release's committed image (proto/releases/v*.binpb; proto/breaking-baseline.binpb before the first), plus a fixture that must be caught
 	cd proto && ./breaking-check.sh env $(BUF)
 
-breaking-baseline: ## before the first release tag only: accept today's schemas as the baseline buf breaking compares with
-	@if git describe --tags --abbrev=0 --match 'v*' >/dev/null 2>&1; then echo "a release tag exists: buf breaking compares with it, not with a baseline"; exit 1; fi
+breaking-baseline: ## before the first release only: accept today's schemas as the baseline buf breaking compares with
+	@if ls proto/releases/v*.binpb >/dev/null 2>&1; then echo "a release image exists (proto/releases/): buf breaking compares with it, not with a baseline"; exit 1; fi
 	cd proto && $(BUF) build -o breaking-baseline.binpb
+
+release-baseline: ## keep today's schemas as release TAG's image, which buf breaking compares with from then on (make release-baseline TAG=v0.1.0)
+	@test -n "$(TAG)" || { echo "usage: make release-baseline TAG=v0.1.0"; exit 1; }
+	@[[ "$(TAG)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "TAG=$(TAG): a release tag is vMAJOR.MINOR.PATCH"; exit 1; }
+	mkdir -p proto/releases
+	cd proto && $(BUF) build -o releases/$(TAG).binpb
+
+release-check: ## is everything kept for release TAG (histories, schema image, CHANGELOG entry)? (make release-check TAG=v0.1.0)
+	@test -n "$(TAG)" || { echo "usage: make release-check TAG=v0.1.0"; exit 1; }
+	@ok=1; \
+	ls workflows/crisis/testdata/tags/$(TAG)/*.json >/dev/null 2>&1 || { echo "no histories for $(TAG): make tag-histories TAG=$(TAG)"; ok=0; }; \
+	test -f proto/releases/$(TAG).binpb || { echo "no schema image for $(TAG): make release-baseline TAG=$(TAG)"; ok=0; }; \
+	grep -q '^## \[$(patsubst v%,%,$(TAG))\] - [0-9]\{4\}-[0-9][0-9]-[0-9][0-9]$$' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(patsubst v%,%,$(TAG))] - YYYY-MM-DD' entry"; ok=0; }; \
+	test -z "$$(git status --porcelain)" || { echo "uncommitted changes: a release is built from a clean, committed tree"; ok=0; }; \
+	[ $$ok = 1 ] && echo "release $(TAG): histories, schema image and CHANGELOG entry are in place"
+
+release: ## reproducible, stripped binaries for RELEASE_PLATFORMS into dist/ (deploy/release/build.sh), a CycloneDX SBOM of each, and SHA256SUMS
+	rm -rf dist && mkdir -p dist
+	@set -e; start=$$(date +%s); for p in $(RELEASE_PLATFORMS); do \
+	  t=$$(date +%s); deploy/release/build.sh dist $${p%/*} $${p#*/}; \
+	  echo "built dist/demarche_$${p%/*}_$${p#*/} in $$(( $$(date +%s) - t ))s"; \
+	done; echo "binaries built in $$(( $$(date +%s) - start ))s"
+	@set -e; eval "$$(deploy/release/build.sh --print)"; for b in dist/demarche_*_*; do \
+	  $(CYCLONEDX) bin -json -std -noserial -notimestamp -version "$$VERSION" -output $$b.cdx.json $$b; \
+	done
+	cd dist && sha256sum demarche_* > SHA256SUMS && cat SHA256SUMS && ls -l
 
 docs: ## regenerate docs/asyncapi.json and docs/events.md from the schemas and subjects in code
 	$(GO) run ./services/contract/gendocs
@@ -103,4 +131,4 @@ tag-histories: ## keep today's histories for release tag TAG (make tag-histories
 	$(GO) test -count=1 -run ReplayTagged ./workflows/crisis/
 
 clean: ## remove build output (not the data folder)
-	rm -rf bin
+	rm -rf bin dist
