@@ -13,7 +13,7 @@ RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline release release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ release: ## reproducible, stripped binaries for RELEASE_PLATFORMS into dist/ (de
 	  $(CYCLONEDX) bin -json -std -noserial -notimestamp -version "$$VERSION" -output $$b.cdx.json $$b; \
 	done
 	cd dist && sha256sum demarche_* > SHA256SUMS && cat SHA256SUMS && ls -l
+
+release-test: ## prove the release reproducible: make release (linux/amd64) in one clone, build.sh in another, same sha256; checks SBOM, sums, version --json (slow: two builds)
+	DEMARCHE_RELEASE_TEST=1 $(GO) test -count=1 -timeout 90m -run '^TestReleaseReproducible$$' -v ./devstack/release/
 
 docs: ## regenerate docs/asyncapi.json and docs/events.md from the schemas and subjects in code
 	$(GO) run ./services/contract/gendocs
