@@ -74,6 +74,7 @@ breaking-baseline: ## before the first release only: accept today's schemas as t
 release-baseline: ## keep today's schemas as release TAG's image, which buf breaking compares with from then on (make release-baseline TAG=v0.1.0)
 	@test -n "$(TAG)" || { echo "usage: make release-baseline TAG=v0.1.0"; exit 1; }
 	@[[ "$(TAG)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "TAG=$(TAG): a release tag is vMAJOR.MINOR.PATCH"; exit 1; }
+	@! test -e proto/releases/$(TAG).binpb || { echo "proto/releases/$(TAG).binpb exists: a release's image is never rewritten"; exit 1; }
 	mkdir -p proto/releases
 	cd proto && $(BUF) build -o releases/$(TAG).binpb
 
