@@ -92,6 +92,9 @@ func versionFrom(bi *debug.BuildInfo, ver, rev, when string) VersionInfo {
 		for _, d := range bi.Deps {
 			if d.Replace != nil { // what was built is the replacement
 				deps[d.Path] = d.Replace.Version
+				if d.Replace.Version == "" { // a folder on the builder's machine
+					deps[d.Path] = "replaced by " + d.Replace.Path
+				}
 				continue
 			}
 			deps[d.Path] = d.Version

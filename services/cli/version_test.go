@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bufio"
-	"bytes"
+	"debug/buildinfo"
 	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -29,25 +32,38 @@ func requiredVersion(t *testing.T, gomod, path string) string {
 	return ""
 }
 
-// TestVersionCommand: `demarche version --json` prints the versions of the
-// modules linked into this (test) binary, equal to what Go's build info and
-// services/go.mod say; a module not linked says so; the table names them.
+// TestVersionCommand builds a binary of the CLI (testdata/version: the
+// command tree without the devstack module, so no Temporal server) with a
+// version set the way make release sets it, and runs `version --json` and
+// `version` in it: the versions printed are those Go recorded in that binary
+// and those services/go.mod requires; a module not linked says so; the
+// version needs no configuration (a broken codec key file is ignored).
 func TestVersionCommand(t *testing.T) {
-	app := &App{}
-	var out bytes.Buffer
-	cmd := newVersionCmd(app)
-	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"--json"})
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
+	if testing.Short() {
+		t.Skip("builds a binary of the CLI")
+	}
+	bin := filepath.Join(t.TempDir(), "demarche-cli")
+	build := exec.Command("go", "build", "-o", bin, "-ldflags", "-X github.com/demarche/demarche/services/cli.version=v9.8.7", "./testdata/version")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	runIt := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "DEMARCHE_CODEC_KEY=/nonexistent/key.json")
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out)
+		}
+		return string(out)
 	}
 	var got VersionInfo
-	if err := json.Unmarshal(out.Bytes(), &got); err != nil {
-		t.Fatalf("version --json is not JSON: %v\n%s", err, out.String())
+	if err := json.Unmarshal([]byte(runIt("version", "--json")), &got); err != nil {
+		t.Fatalf("version --json is not JSON: %v", err)
 	}
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		t.Fatal("no build info in the test binary")
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
 	}
 	linked := map[string]string{}
 	for _, d := range bi.Deps {
@@ -63,37 +79,35 @@ func TestVersionCommand(t *testing.T) {
 			want = notLinked
 		}
 		if shown != want {
-			t.Errorf("%s: version shows %q, the build info %q", path, shown, want)
+			t.Errorf("%s: version shows %q, the binary's build info %q", path, shown, want)
 		}
 	}
 	// The clients the CLI links are services/go.mod's; the Temporal server
-	// is never linked into this package (only the devstack module imports it).
+	// is never linked into services (only the devstack module imports it).
 	for path, shown := range map[string]string{modTemporalSDK: got.Temporal.SDK, modNATSClient: got.NATS.Client, modTemporalAPI: got.Temporal.API} {
 		if want := requiredVersion(t, "../go.mod", path); shown != want {
 			t.Errorf("%s: version shows %q, services/go.mod requires %q", path, shown, want)
 		}
 	}
 	if got.Temporal.Server != notLinked {
-		t.Errorf("the Temporal server is linked into services/cli (%s): the cli package must never import it", got.Temporal.Server)
+		t.Errorf("the Temporal server is linked into the services module's CLI (%s): only devstack may import it", got.Temporal.Server)
 	}
-	if got.GoVersion != runtime.Version() || got.Platform != runtime.GOOS+"/"+runtime.GOARCH {
-		t.Errorf("go %q on %q, want %q on %s/%s", got.GoVersion, got.Platform, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	if got.Version != "v9.8.7" {
+		t.Errorf("version %q, want the one set at link time, v9.8.7", got.Version)
 	}
-
-	out.Reset()
-	cmd = newVersionCmd(app)
-	cmd.SetOut(&out)
-	cmd.SetArgs(nil)
-	if err := cmd.Execute(); err != nil {
-		t.Fatal(err)
+	if got.GoVersion != bi.GoVersion || got.Platform != runtime.GOOS+"/"+runtime.GOARCH {
+		t.Errorf("go %q on %q, want %q on %s/%s", got.GoVersion, got.Platform, bi.GoVersion, runtime.GOOS, runtime.GOARCH)
 	}
-	for _, line := range []string{"demarche  ", "temporal server  " + got.Temporal.Server, "temporal sdk  " + got.Temporal.SDK, "nats client  " + got.NATS.Client} {
-		if !strings.Contains(out.String(), line) {
-			t.Errorf("table lacks %q:\n%s", line, out.String())
+	table := runIt("version")
+	for _, line := range []string{"demarche         v9.8.7", "temporal server  " + notLinked, "temporal sdk     " + got.Temporal.SDK, "nats client      " + got.NATS.Client} {
+		if !strings.Contains(table, line) {
+			t.Errorf("table lacks %q:\n%s", line, table)
 		}
 	}
-	cmd = newVersionCmd(app)
-	cmd.SetOut(&out)
+
+	cmd := newVersionCmd(&App{})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
 	cmd.SetArgs([]string{"-o", "yaml"})
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--output") {
 		t.Errorf("-o yaml: want an error naming --output, got %v", err)
