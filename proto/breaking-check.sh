@@ -13,7 +13,7 @@ buf=("$@")
 for tag in $(git tag --list 'v*' 2>/dev/null); do
   [ -f "releases/$tag.binpb" ] || { echo "release tag $tag has no schema image proto/releases/$tag.binpb: run make release-baseline TAG=$tag" >&2; exit 1; }
 done
-last=$(ls releases/v*.binpb 2>/dev/null | sed 's|^releases/||; s|\.binpb$||' | sort -V | tail -1)
+last=$( (ls releases/v*.binpb 2>/dev/null || true) | sed 's|^releases/||; s|\.binpb$||' | sort -V | tail -1)
 if [ -n "$last" ]; then
   against=$PWD/releases/$last.binpb
   echo "buf breaking against release $last (proto/releases/$last.binpb)"

@@ -325,6 +325,11 @@ func TestReleasingProcedure(t *testing.T) {
 		t.Logf("%s %s: %v", name, strings.Join(args, " "), time.Since(s).Round(time.Second))
 		return out
 	}
+	// Before the release, make breaking passes as make lint runs it (against
+	// the last release's image, or the baseline before the first).
+	if out := step("make", "breaking"); !strings.Contains(out, "fixture change caught") {
+		t.Errorf("make breaking before the release:\n%s", out)
+	}
 	step("make", "tag-histories", "TAG="+tag)
 	step("make", "release-baseline", "TAG="+tag)
 	step("deploy/release/changelog.sh", tag, "2099-01-02")
