@@ -89,11 +89,14 @@ release-check: ## is everything kept for release TAG (histories, schema image, C
 
 release: ## reproducible, stripped binaries for RELEASE_PLATFORMS into dist/ (deploy/release/build.sh), a CycloneDX SBOM of each, and SHA256SUMS
 	rm -rf dist && mkdir -p dist
-	@set -e; start=$$(date +%s); for p in $(RELEASE_PLATFORMS); do \
+	@# One stamp for the whole release, read before anything is built.
+	@set -e; eval "$$(deploy/release/build.sh --print)"; export VERSION COMMIT DATE; \
+	echo "release $$VERSION (commit $$COMMIT of $$DATE)"; \
+	start=$$(date +%s); for p in $(RELEASE_PLATFORMS); do \
 	  t=$$(date +%s); deploy/release/build.sh dist $${p%/*} $${p#*/}; \
 	  echo "built dist/demarche_$${p%/*}_$${p#*/} in $$(( $$(date +%s) - t ))s"; \
-	done; echo "binaries built in $$(( $$(date +%s) - start ))s"
-	@set -e; eval "$$(deploy/release/build.sh --print)"; for b in dist/demarche_*_*; do \
+	done; echo "binaries built in $$(( $$(date +%s) - start ))s"; \
+	for p in $(RELEASE_PLATFORMS); do b=dist/demarche_$${p%/*}_$${p#*/}; \
 	  $(CYCLONEDX) bin -json -std -noserial -notimestamp -version "$$VERSION" -output $$b.cdx.json $$b; \
 	done
 	cd dist && sha256sum demarche_* > SHA256SUMS && cat SHA256SUMS && ls -l
