@@ -11,10 +11,12 @@ BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 # promtool of Prometheus 3.x (the Go module's v0.3xx versions are Prometheus 3's):
 # checks and unit-tests the alert rules in deploy/prometheus.
 PROMTOOL ?= GOWORK=off $(GO) run github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+CYCLONEDX := GOWORK=off $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint rules proto proto-check breaking breaking-baseline docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -72,12 +74,45 @@ vet:
 proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
 	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb
 
-breaking: ## buf breaking against the last v* tag (or proto/breaking-baseline.binpb before the first), plus a fixture that must be caught
+breaking: ## buf breaking against the last release's committed image (proto/releases/v*.binpb; proto/breaking-baseline.binpb before the first), plus a fixture that must be caught
 	cd proto && ./breaking-check.sh env $(BUF)
 
-breaking-baseline: ## before the first release tag only: accept today's schemas as the baseline buf breaking compares with
-	@if git describe --tags --abbrev=0 --match 'v*' >/dev/null 2>&1; then echo "a release tag exists: buf breaking compares with it, not with a baseline"; exit 1; fi
+breaking-baseline: ## before the first release only: accept today's schemas as the baseline buf breaking compares with
+	@if ls proto/releases/v*.binpb >/dev/null 2>&1; then echo "a release image exists (proto/releases/): buf breaking compares with it, not with a baseline"; exit 1; fi
 	cd proto && $(BUF) build -o breaking-baseline.binpb
+
+release-baseline: ## keep today's schemas as release TAG's image, which buf breaking compares with from then on (make release-baseline TAG=v0.1.0)
+	@test -n "$(TAG)" || { echo "usage: make release-baseline TAG=v0.1.0"; exit 1; }
+	@[[ "$(TAG)" =~ ^v[0-9]+\.[0-9]+\.[0-9]+$$ ]] || { echo "TAG=$(TAG): a release tag is vMAJOR.MINOR.PATCH"; exit 1; }
+	@! test -e proto/releases/$(TAG).binpb || { echo "proto/releases/$(TAG).binpb exists: a release's image is never rewritten"; exit 1; }
+	mkdir -p proto/releases
+	cd proto && $(BUF) build -o releases/$(TAG).binpb
+
+release-check: ## is everything kept for release TAG (histories, schema image, CHANGELOG entry)? (make release-check TAG=v0.1.0)
+	@test -n "$(TAG)" || { echo "usage: make release-check TAG=v0.1.0"; exit 1; }
+	@ok=1; \
+	ls workflows/crisis/testdata/tags/$(TAG)/*.json >/dev/null 2>&1 || { echo "no histories for $(TAG): make tag-histories TAG=$(TAG)"; ok=0; }; \
+	test -f proto/releases/$(TAG).binpb || { echo "no schema image for $(TAG): make release-baseline TAG=$(TAG)"; ok=0; }; \
+	grep -q '^## \[$(patsubst v%,%,$(TAG))\] - [0-9]\{4\}-[0-9][0-9]-[0-9][0-9]$$' CHANGELOG.md || { echo "CHANGELOG.md has no '## [$(patsubst v%,%,$(TAG))] - YYYY-MM-DD' entry"; ok=0; }; \
+	test -z "$$(git status --porcelain)" || { echo "uncommitted changes: a release is built from a clean, committed tree"; ok=0; }; \
+	[ $$ok = 1 ] && echo "release $(TAG): histories, schema image and CHANGELOG entry are in place"
+
+release: ## reproducible, stripped binaries for RELEASE_PLATFORMS into dist/ (deploy/release/build.sh), a CycloneDX SBOM of each, and SHA256SUMS
+	rm -rf dist && mkdir -p dist
+	@# One stamp for the whole release, read before anything is built.
+	@set -e; eval "$$(deploy/release/build.sh --print)"; export VERSION COMMIT DATE; \
+	echo "release $$VERSION (commit $$COMMIT of $$DATE)"; \
+	start=$$(date +%s); for p in $(RELEASE_PLATFORMS); do \
+	  t=$$(date +%s); deploy/release/build.sh dist $${p%/*} $${p#*/}; \
+	  echo "built dist/demarche_$${p%/*}_$${p#*/} in $$(( $$(date +%s) - t ))s"; \
+	done; echo "binaries built in $$(( $$(date +%s) - start ))s"; \
+	for p in $(RELEASE_PLATFORMS); do b=dist/demarche_$${p%/*}_$${p#*/}; \
+	  $(CYCLONEDX) bin -json -std -noserial -notimestamp -version "$$VERSION" -output $$b.cdx.json $$b; \
+	done
+	cd dist && sha256sum demarche_* > SHA256SUMS && cat SHA256SUMS && ls -l
+
+release-test: ## prove the release reproducible: make release (linux/amd64) in one clone, build.sh in another, same sha256; checks SBOM, sums, version --json (slow: two builds)
+	DEMARCHE_RELEASE_TEST=1 $(GO) test -count=1 -timeout 90m -run '^TestReleaseReproducible$$' -v ./devstack/release/
 
 docs: ## regenerate docs/asyncapi.json and docs/events.md from the schemas and subjects in code
 	$(GO) run ./services/contract/gendocs
@@ -113,4 +148,4 @@ tag-histories: ## keep today's histories for release tag TAG (make tag-histories
 	$(GO) test -count=1 -run ReplayTagged ./workflows/crisis/
 
 clean: ## remove build output (not the data folder)
-	rm -rf bin
+	rm -rf bin dist

@@ -160,6 +160,7 @@ then open a crisis from another terminal:
 	for _, add := range extra {
 		root.AddCommand(add(app))
 	}
+	root.AddCommand(newVersionCmd(app))
 	return root
 }
 
