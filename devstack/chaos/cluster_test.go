@@ -244,7 +244,12 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		return err
 	}
 
-	// Temporal on it (the schema tool runs inside, on start).
+	// A Temporal API key per identity, the server reading their hashes as it
+	// starts (so they exist before it does).
+	if _, err := temporalx.EnsureKeys(filepath.Join(p.data, temporalx.CredentialsDir)); err != nil {
+		return err
+	}
+	// Temporal on PostgreSQL (the schema tool runs inside, on start).
 	p.ports.temporal = stablePort(t, taken)
 	p.ports.temporalHTTP = stablePort(t, taken)
 	if err := c.startTemporal(); err != nil {
@@ -261,10 +266,6 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		return err
 	}
 	if err := natsauth.WritePasswords(credDir, creds); err != nil {
-		return err
-	}
-	// And a Temporal API key per identity, the server holding their hashes.
-	if _, err := temporalx.EnsureKeys(filepath.Join(p.data, temporalx.CredentialsDir)); err != nil {
 		return err
 	}
 	authConf, err := os.ReadFile("../../deploy/nats/authorization.conf")
