@@ -22,6 +22,9 @@ import (
 func OpenAPI() map[string]any {
 	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) }).WithEnumValues(apijson.EnumValue)
 	ref := func(m proto.Message) map[string]any { return schemas.Message(m.ProtoReflect().Descriptor()) }
+	// The schema route answers google.protobuf.FileDescriptorSet in canonical
+	// protobuf JSON: its enums are full names, not the API's short values.
+	standard := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
 	errorRef := map[string]any{"$ref": "#/components/schemas/Error"}
 	paths := map[string]any{}
 	params := regexp.MustCompile(`\{([a-z]+)(\.\.\.)?\}`)
@@ -40,6 +43,9 @@ func OpenAPI() map[string]any {
 			for _, q := range []string{"stage", "country", "type", "open", "drills", "limit"} {
 				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
 			}
+		}
+		if rt.Pattern == schemaPattern {
+			ps = append(ps, schemaFormatParameter())
 		}
 		if ps != nil {
 			op["parameters"] = ps
@@ -60,6 +66,8 @@ func OpenAPI() map[string]any {
 		ok := map[string]any{"description": "done"}
 		if isCodecRoute(rt.Pattern) {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": codecPayloads}}
+		} else if rt.Pattern == schemaPattern {
+			ok = schemaAnswers(standard)
 		} else if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.Response)}}
 		} else {
@@ -86,6 +94,12 @@ func OpenAPI() map[string]any {
 		item[strings.ToLower(rt.Method)] = op
 	}
 	defs := schemas.Defs()
+	for k, v := range standard.Defs() {
+		if _, dup := defs[k]; dup {
+			panic("OpenAPI: " + k + " is described both with the API's enum values and protobuf JSON's")
+		}
+		defs[k] = v
+	}
 	defs["Error"] = map[string]any{
 		"type": "object", "required": []any{"error", "code"},
 		"properties": map[string]any{
