@@ -186,8 +186,11 @@ Request services (NATS micro; protobuf JSON bodies, binary with ` + "`Content-Ty
 `)
 	for _, ep := range Endpoints() {
 		rr := "any → " + ep.Raw
-		if ep.Request != nil {
+		switch {
+		case ep.Request != nil && ep.Response != nil:
 			rr = "`" + string(ep.Request.ProtoReflect().Descriptor().Name()) + "` → `" + string(ep.Response.ProtoReflect().Descriptor().Name()) + "`"
+		case ep.Request != nil:
+			rr = "`" + string(ep.Request.ProtoReflect().Descriptor().Name()) + "` → " + ep.Raw
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", ep.Subject, ep.Service, rr, cell(ep.Summary))
 	}
