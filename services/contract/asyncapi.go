@@ -476,7 +476,10 @@ attributes in ` + "`ce-`" + ` headers, the data as binary protobuf
 (` + "`content-type: application/protobuf`" + `). ` + "`ce-dataschema`" + ` names the data's message
 (` + "`type.googleapis.com/demarche.v1.StageEntered`" + `): ask ` + "`demarche.schema.get`" + ` (or
 ` + "`GET /v1/schemas/{ce-dataschema}`" + ` on the gateway) for its descriptor set and decode
-with any protobuf library, or for a JSON Schema of its JSON form. Payload schemas
+with any protobuf library, or for a JSON Schema of its JSON form: ` + "`format`" + ` picks a
+standard encoding, ` + "`descriptor-json`" + ` (the default: ` + "`google.protobuf.FileDescriptorSet`" + `
+in protobuf JSON), ` + "`descriptor`" + ` (the same set, binary) or ` + "`jsonschema`" + `. Partner
+organisations may ask it with their own credential. Payload schemas
 in this document describe the protobuf JSON form of each message.
 
 **Delivery**: crisis events are stored in the JetStream stream DEMARCHE_CRISIS with
