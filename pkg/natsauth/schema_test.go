@@ -36,6 +36,11 @@ func TestSchemaFetchRights(t *testing.T) {
 					t.Errorf("%s may publish on %s: a partner asks %s alone", id, s, natsauth.SchemaGetSubject)
 				}
 			}
+			// Listening on the request subject would let it answer others'
+			// requests with schemas of its own making.
+			if subscribes(p, natsauth.SchemaGetSubject) {
+				t.Errorf("%s may listen on %s", id, natsauth.SchemaGetSubject)
+			}
 			if !subscribes(p, natsauth.InboxPrefix(id)+".r1") {
 				t.Errorf("%s cannot read the answer on its own inbox", id)
 			}

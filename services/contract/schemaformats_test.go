@@ -2,6 +2,10 @@ package contract
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/eventbus"
@@ -32,38 +37,7 @@ func TestPartnerDecodesEveryEventInEveryFormat(t *testing.T) {
 		t.Fatalf("natsauth grants %s, the service answers %s", natsauth.SchemaGetSubject, natsrpc.SchemaGet)
 	}
 	partner := natsauth.PartnerIdentity("ECOWAS")
-	creds, err := natsauth.Ensure(filepath.Join(t.TempDir(), "creds"), partner)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: creds}, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop()
-	url := func(id natsauth.Identity) string { u, _ := creds[id].URL(srv.URL()); return u }
-	svc, err := Start(context.Background(), url(natsauth.Schema), zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
-	connect := func(id natsauth.Identity) *nats.Conn {
-		nc, err := nats.Connect(url(id), nats.CustomInboxPrefix(natsauth.InboxPrefix(id)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		return nc
-	}
-	ask := func(nc *nats.Conn, body string, header nats.Header) *nats.Msg {
-		t.Helper()
-		m := &nats.Msg{Subject: natsrpc.SchemaGet, Data: []byte(body), Header: header}
-		reply, err := nc.RequestMsg(m, 5*time.Second)
-		if err != nil {
-			t.Fatalf("%s: %v", body, err)
-		}
-		return reply
-	}
+	connect, ask := schemaOnAServer(t, partner)
 	pnc := connect(partner)
 	for _, et := range eventbus.Types() {
 		ev, err := ExampleEvent(et)
@@ -113,4 +87,125 @@ func TestPartnerDecodesEveryEventInEveryFormat(t *testing.T) {
 			t.Errorf("%s: %s %q, want %s saying %q", c.body, got, desc, c.code, c.says)
 		}
 	}
+}
+
+// schemaOnAServer starts a NATS server with Démarche's permissions (and
+// partner's) and the schema service on it with its own credential; connect
+// connects as an identity with its own inbox prefix, ask asks
+// demarche.schema.get.
+func schemaOnAServer(t *testing.T, partner natsauth.Identity) (connect func(natsauth.Identity) *nats.Conn, ask func(*nats.Conn, string, nats.Header) *nats.Msg) {
+	t.Helper()
+	creds, err := natsauth.Ensure(filepath.Join(t.TempDir(), "creds"), partner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsembed.Start(natsembed.Options{StoreDir: t.TempDir(), Users: creds}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Stop)
+	url := func(id natsauth.Identity) string { u, _ := creds[id].URL(srv.URL()); return u }
+	svc, err := Start(context.Background(), url(natsauth.Schema), zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(svc.Stop)
+	connect = func(id natsauth.Identity) *nats.Conn {
+		nc, err := nats.Connect(url(id), nats.CustomInboxPrefix(natsauth.InboxPrefix(id)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	ask = func(nc *nats.Conn, body string, header nats.Header) *nats.Msg {
+		t.Helper()
+		m := &nats.Msg{Subject: natsrpc.SchemaGet, Data: []byte(body), Header: header}
+		reply, err := nc.RequestMsg(m, 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		return reply
+	}
+	return connect, ask
+}
+
+// TestNodeDecodesEveryEventInEveryFormat: a decoder in another language,
+// as a partner's engineer would write it (Node.js: @bufbuild/protobuf for the
+// descriptor sets, ajv for the JSON Schema; testdata/node-decode, with its
+// lockfile), decodes every event type's real wire body with the schema a
+// partner fetched over NATS with its own credential, in each format, to the
+// same protobuf JSON as Go's. Skipped when node or npm is missing; npm ci
+// needs the npm registry.
+func TestNodeDecodesEveryEventInEveryFormat(t *testing.T) {
+	node, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode != nil || errNpm != nil {
+		t.Skip("node and npm are needed for the non-Go decoder check (Debian: apt-get install nodejs npm)")
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"package.json", "package-lock.json", "decode.mjs"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "node-decode", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install := exec.Command(npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
+	install.Dir = dir
+	if out, err := install.CombinedOutput(); err != nil {
+		t.Fatalf("npm ci (testdata/node-decode): %v\n%s", err, out)
+	}
+
+	partner := natsauth.PartnerIdentity("AU")
+	connect, ask := schemaOnAServer(t, partner)
+	pnc := connect(partner)
+	type nodeCase struct {
+		Format      string          `json:"format"`
+		ContentType string          `json:"contentType"`
+		Message     string          `json:"message"`
+		Schema      []byte          `json:"schema"`
+		Wire        []byte          `json:"wire"`
+		Want        json.RawMessage `json:"want"`
+	}
+	var cases []nodeCase
+	for _, et := range eventbus.Types() {
+		ev, err := ExampleEvent(et)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire, err := eventbus.Encode(eventbus.SubjectRoot+".africa.GN."+ExampleCrisis+"."+et.Token, ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := protojson.Marshal(ev.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, format := range demarchev1.SchemaFormats {
+			reply := ask(pnc, `{"name":"`+wire.Header.Get(eventbus.HeaderDataSchema)+`","format":"`+format+`"}`, nil)
+			if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
+				t.Fatalf("%s as %s: %s %s", et.CEType, format, code, reply.Header.Get(micro.ErrorHeader))
+			}
+			cases = append(cases, nodeCase{format, reply.Header.Get("Content-Type"), reply.Header.Get(HeaderMessage), reply.Data, wire.Data, want})
+		}
+	}
+	b, _ := json.Marshal(cases)
+	file := filepath.Join(dir, "cases.json")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := exec.Command(node, "decode.mjs", file)
+	run.Dir = dir
+	out, err := run.CombinedOutput()
+	if err != nil {
+		t.Fatalf("the Node decoder: %v\n%s", err, out)
+	}
+	want := fmt.Sprintf("decode: %d passed, 0 failed", len(cases))
+	if !strings.Contains(string(out), want) {
+		t.Fatalf("the Node decoder said %s, want %q", out, want)
+	}
+	t.Logf("%s (%d event types, %d formats)", want, len(eventbus.Types()), len(demarchev1.SchemaFormats))
 }
