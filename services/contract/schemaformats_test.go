@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -208,4 +209,36 @@ func TestNodeDecodesEveryEventInEveryFormat(t *testing.T) {
 		t.Fatalf("the Node decoder said %s, want %q", out, want)
 	}
 	t.Logf("%s (%d event types, %d formats)", want, len(eventbus.Types()), len(demarchev1.SchemaFormats))
+}
+
+// The AsyncAPI document says who may ask demarche.schema.get (partners
+// included, from natsauth's table) and documents one reply per format with
+// its content type.
+func TestAsyncAPIDocumentsSchemaFormatsAndCallers(t *testing.T) {
+	doc := AsyncAPI()
+	op := doc["operations"].(map[string]any)[SubjectGet].(map[string]any)
+	callers := op["x-demarche-permissions"].(map[string]any)["identities"].([]any)
+	want := []any{"gateway", "operator", "observer", "subscriber", "partner-{ORG}"}
+	if fmt.Sprint(callers) != fmt.Sprint(want) {
+		t.Errorf("demarche.schema.get may be called by %v in the document, want %v", callers, want)
+	}
+	partner := doc["components"].(map[string]any)["securitySchemes"].(map[string]any)["nats"].(map[string]any)["x-demarche-identities"].(map[string]any)["partner-{ORG}"].(map[string]any)
+	if !slices.Contains(partner["publish"].([]any), any(natsrpc.SchemaGet)) {
+		t.Errorf("partner-{ORG}'s permissions in the document lack %s: %v", natsrpc.SchemaGet, partner["publish"])
+	}
+	msgs := doc["components"].(map[string]any)["messages"].(map[string]any)
+	var types []string
+	for _, r := range op["reply"].(map[string]any)["messages"].([]any) {
+		name := strings.TrimPrefix(r.(map[string]any)["$ref"].(string), "#/channels/"+SubjectGet+".reply/messages/")
+		types = append(types, msgs[SubjectGet+".reply."+name].(map[string]any)["contentType"].(string))
+	}
+	slices.Sort(types)
+	var wantTypes []string
+	for _, f := range demarchev1.SchemaFormats {
+		wantTypes = append(wantTypes, demarchev1.SchemaContentTypes[f])
+	}
+	slices.Sort(wantTypes)
+	if !slices.Equal(types, wantTypes) {
+		t.Errorf("demarche.schema.get's replies are %v, want one per format %v", types, wantTypes)
+	}
 }
