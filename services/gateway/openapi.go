@@ -112,7 +112,7 @@ func OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Démarche HTTP API", "version": "1",
-			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings."},
+			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings. The one exception is GET /v1/schemas/{name}: it answers standard encodings only (a google.protobuf.FileDescriptorSet in canonical protobuf JSON or binary, or a JSON Schema), chosen by its format parameter."},
 		"paths":      paths,
 		"components": map[string]any{"schemas": defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
 	}
