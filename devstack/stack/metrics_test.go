@@ -146,8 +146,7 @@ func TestMetricsAfterACrisis(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	var schema demarchev1.GetSchemaResponse
-	_ = natsrpc.Call(ctx, natsConn(t, s), natsrpc.SchemaGet, &demarchev1.GetSchemaRequest{Name: "demarche.v1.NoSuchMessage"}, &schema)
+	_, _ = natsrpc.Request(ctx, natsConn(t, s), natsrpc.SchemaGet, &demarchev1.GetSchemaRequest{Name: "demarche.v1.NoSuchMessage"})
 	after = scrape(t, s.MetricsURL())
 	for _, svc := range []string{"gateway", "schema", "worker"} {
 		if missing := metricstest.Missing(after, svc, false); len(missing) > 0 {

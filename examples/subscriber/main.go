@@ -238,7 +238,9 @@ func (c *schemaCache) get(dataschema string) (protoreflect.MessageDescriptor, er
 	if md, ok := c.byName[dataschema]; ok {
 		return md, nil
 	}
-	req, _ := json.Marshal(map[string]string{"name": dataschema})
+	// The binary FileDescriptorSet (format "descriptor"); the answer's
+	// Demarche-Schema-Message header names the message to look up in it.
+	req, _ := json.Marshal(map[string]string{"name": dataschema, "format": "descriptor"})
 	reply, err := c.nc.Request(schemaSubject, req, 5*time.Second)
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", dataschema, err)
@@ -246,28 +248,22 @@ func (c *schemaCache) get(dataschema string) (protoreflect.MessageDescriptor, er
 	if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
 		return nil, fmt.Errorf("schema %s: %s %s", dataschema, code, reply.Header.Get("Nats-Service-Error"))
 	}
-	var resp struct {
-		Message       string          `json:"message"`
-		DescriptorSet json.RawMessage `json:"descriptorSet"`
-	}
-	if err := json.Unmarshal(reply.Data, &resp); err != nil {
-		return nil, fmt.Errorf("schema %s: %w", dataschema, err)
-	}
+	message := reply.Header.Get("Demarche-Schema-Message")
 	set := &descriptorpb.FileDescriptorSet{}
-	if err := protojson.Unmarshal(resp.DescriptorSet, set); err != nil {
+	if err := proto.Unmarshal(reply.Data, set); err != nil {
 		return nil, fmt.Errorf("schema %s: descriptor set: %w", dataschema, err)
 	}
 	files, err := protodesc.NewFiles(set)
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", dataschema, err)
 	}
-	d, err := files.FindDescriptorByName(protoreflect.FullName(resp.Message))
+	d, err := files.FindDescriptorByName(protoreflect.FullName(message))
 	if err != nil {
 		return nil, fmt.Errorf("schema %s: %w", dataschema, err)
 	}
 	md, ok := d.(protoreflect.MessageDescriptor)
 	if !ok {
-		return nil, fmt.Errorf("schema %s: %s is not a message", dataschema, resp.Message)
+		return nil, fmt.Errorf("schema %s: %s is not a message", dataschema, message)
 	}
 	c.byName[dataschema] = md
 	return md, nil

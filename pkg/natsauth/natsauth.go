@@ -298,6 +298,9 @@ func derive(rules []Rule) []Rule {
 			out = append(out, Rule{"$JS.API.STREAM.MSG.GET." + stream, Pub, []Identity{id}, "read one message of " + stream})
 		}
 	}
+	for _, org := range DefaultPartners {
+		out = append(out, schemaReply(org))
+	}
 	for _, id := range ConsumerWatchers {
 		out = append(out,
 			Rule{"$JS.API.CONSUMER.INFO.*.*", Pub, []Identity{id}, "every consumer's state (watch them)"},
@@ -320,6 +323,17 @@ func derive(rules []Rule) []Rule {
 		}
 	}
 	return out
+}
+
+// SchemaGetSubject is the schema service's request subject
+// (pkg/natsrpc.SchemaGet), which partner organisations may ask too: they
+// decode their deliveries with the descriptor set it answers.
+const SchemaGetSubject = "demarche.schema.get"
+
+// schemaReply lets the schema service answer a partner organisation's
+// inbox (partners are not in Identities, so the derived reply rows miss them).
+func schemaReply(org string) Rule {
+	return Rule{InboxPrefix(PartnerIdentity(org)) + ".>", Pub, []Identity{Schema}, "answer partner-" + org + "'s schema requests (" + SchemaGetSubject + ")"}
 }
 
 // consumerRules are the rights to run one consumer (name "*": any name).
@@ -419,6 +433,13 @@ func PermissionsOf(id Identity, outside ...Identity) Permissions {
 		add(r)
 	}
 	partners := partnersOf(outside)
+	if id == Schema {
+		for _, org := range partners {
+			if !slices.Contains(DefaultPartners, org) {
+				add(schemaReply(org))
+			}
+		}
+	}
 	if id == Partners {
 		for _, org := range partners {
 			if !slices.Contains(DefaultPartners, org) {
@@ -738,7 +759,8 @@ func IdentityOfUser(user string) (Identity, bool) {
 }
 
 // PartnerPermissions are a partner organisation's: its own stream, its own
-// durable consumer on it, its own subjects and inbox; nothing shared.
+// durable consumer on it, its own subjects and inbox, and the schema
+// service's get (to decode what it receives); nothing shared.
 func PartnerPermissions(org string) Permissions {
 	subjects := "demarche.partner." + org + ".>"
 	stream := PartnerStream(org)
@@ -753,6 +775,9 @@ func PartnerPermissions(org string) Permissions {
 			"$JS.API.CONSUMER.INFO." + stream + "." + org,
 			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + org,
 			"$JS.ACK." + stream + "." + org + ".>",
+			// The schemas of the events it receives, with its own
+			// credential; the answer comes on its own inbox.
+			SchemaGetSubject,
 		},
 		Subscribe: []string{subjects, InboxPrefix(PartnerIdentity(org)) + ".>"},
 	}

@@ -54,8 +54,14 @@ const (
 	PartnersAckRole = PartnersGroup + ".ack-role" // AckRoleRequest -> AckRoleResponse
 
 	SchemaGroup    = "demarche.schema"
-	SchemaGet      = SchemaGroup + ".get"      // GetSchemaRequest -> GetSchemaResponse
+	SchemaGet      = SchemaGroup + ".get"      // GetSchemaRequest -> the schema in the format asked (FileDescriptorSet or JSON Schema)
 	SchemaAsyncAPI = SchemaGroup + ".asyncapi" // anything -> the AsyncAPI document (JSON)
+
+	// A schema answer's headers, beside its Content-Type (which says its
+	// format): the message the request's name resolved to, and its ce-type
+	// when it is published as an event. The gateway passes them on.
+	SchemaHeaderMessage = "Demarche-Schema-Message"
+	SchemaHeaderCEType  = "Demarche-Schema-Ce-Type"
 
 	AuditGroup = "demarche.audit"
 	AuditRead  = AuditGroup + ".read"  // AuditReadRequest -> AuditReadResponse
@@ -313,13 +319,27 @@ func Protobuf() CallOption {
 // as *Error, matching the errs sentinel of its code. When no service answers
 // in time the error matches errs.ErrUnavailable.
 func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message, opts ...CallOption) error {
+	reply, err := Request(ctx, nc, subject, req, opts...)
+	if err != nil {
+		return err
+	}
+	if err := unmarshal(reply.Header.Get("Content-Type") == ContentTypeProtobuf, reply.Data, resp); err != nil {
+		return fmt.Errorf("%s: decode response: %w", subject, err)
+	}
+	return nil
+}
+
+// Request is Call for an answer that is not a protobuf message to decode (the
+// schema service's, whose Content-Type says its encoding): it returns the
+// reply as it came, or the same errors as Call.
+func Request(ctx context.Context, nc *nats.Conn, subject string, req proto.Message, opts ...CallOption) (*nats.Msg, error) {
 	var cfg callConfig
 	for _, o := range opts {
 		o(&cfg)
 	}
 	b, err := marshal(cfg.binary, req)
 	if err != nil {
-		return fmt.Errorf("%s: encode request: %w", subject, err)
+		return nil, fmt.Errorf("%s: encode request: %w", subject, err)
 	}
 	if _, ok := ctx.Deadline(); !ok && cfg.timeout <= 0 {
 		cfg.timeout = DefaultCallTimeout
@@ -338,19 +358,16 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Me
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("%w: %s: no service is answering (is it running? \"demarche dev\" starts the platform): %w", errs.ErrUnavailable, subject, err)
+		return nil, fmt.Errorf("%w: %s: no service is answering (is it running? \"demarche dev\" starts the platform): %w", errs.ErrUnavailable, subject, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("%w: %s: no answer in time: %w", errs.ErrUnavailable, subject, err)
+		return nil, fmt.Errorf("%w: %s: no answer in time: %w", errs.ErrUnavailable, subject, err)
 	case err != nil:
-		return fmt.Errorf("%s: %w", subject, err)
+		return nil, fmt.Errorf("%s: %w", subject, err)
 	}
 	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return &Error{Subject: subject, Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
+		return nil, &Error{Subject: subject, Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
 	}
-	if err := unmarshal(reply.Header.Get("Content-Type") == ContentTypeProtobuf, reply.Data, resp); err != nil {
-		return fmt.Errorf("%s: decode response: %w", subject, err)
-	}
-	return nil
+	return reply, nil
 }
 
 // Ready waits until the server has the service's subscriptions, so a request

@@ -395,13 +395,16 @@ func AsyncAPI() map[string]any {
 				"description": "protobuf JSON; binary `" + string(md.FullName()) + "` when the request's Content-Type header is application/protobuf (the reply then is binary too)",
 				"payload":     schemas.Message(md), "x-protobuf-message": string(md.FullName()),
 			}
+		}
+		if ep.Request != nil && ep.Response != nil {
 			rmd := messageDescriptor(ep.Response.ProtoReflect().Descriptor().FullName())
 			messages[respName] = map[string]any{
 				"name": string(rmd.Name()), "title": string(rmd.FullName()), "contentType": "application/json",
 				"description": "On failure the reply has no body but the headers Nats-Service-Error-Code (400 bad input, 403, 404, 409, 422 rule refused, 503 retry, 500) and Nats-Service-Error (the reason).",
 				"payload":     schemas.Message(rmd), "x-protobuf-message": string(rmd.FullName()),
 			}
-		} else {
+		}
+		if ep.Request == nil {
 			messages[reqName] = map[string]any{"name": "AnyRequest", "summary": ep.Summary, "payload": map[string]any{}}
 			messages[respName] = map[string]any{"name": "Document", "contentType": ep.Raw, "payload": map[string]any{"type": "object"}}
 		}
@@ -409,17 +412,35 @@ func AsyncAPI() map[string]any {
 			"address": ep.Subject, "title": ep.Subject, "description": ep.Summary + " (NATS micro service `" + ep.Service + "`)",
 			"messages": map[string]any{"request": ref("#/components/messages/" + reqName)},
 		}
+		replyMsgs := map[string]any{"reply": ref("#/components/messages/" + respName)}
+		if ep.Subject == SubjectGet { // one reply per format: standard encodings, not a message of ours
+			replyMsgs = map[string]any{}
+			for name, m := range schemaReplyMessages(schemas) {
+				messages[respName+"."+name] = m
+				replyMsgs[name] = ref("#/components/messages/" + respName + "." + name)
+			}
+			messages[reqName].(map[string]any)["description"] = "protobuf JSON (binary `demarche.v1.GetSchemaRequest` when the request's Content-Type header is application/protobuf); " +
+				"format picks the reply's encoding: descriptor-json (the default), descriptor or jsonschema"
+		}
+		var replyRefs []any
+		for _, name := range sortedKeys(replyMsgs) {
+			replyRefs = append(replyRefs, ref("#/channels/"+id+".reply/messages/"+name))
+		}
 		channels[id+".reply"] = map[string]any{
 			"address": nil, "description": "the requester's reply subject (in its own inbox, _INBOX_<identity>.…)",
-			"messages": map[string]any{"reply": ref("#/components/messages/" + respName)},
+			"messages": replyMsgs,
+		}
+		callers := identityNames(natsauth.Publishers(ep.Subject))
+		if natsauth.PartnerPermissions("{ORG}").Allows(ep.Subject) {
+			callers = append(callers, string(natsauth.PartnerIdentity("{ORG}")))
 		}
 		operations[id] = map[string]any{
 			"action": "receive", "channel": ref("#/channels/" + id), "messages": []any{ref("#/channels/" + id + "/messages/request")},
 			"summary": ep.Summary, "security": security,
-			"reply":              map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": []any{ref("#/channels/" + id + ".reply/messages/reply")}},
+			"reply":              map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": replyRefs},
 			"x-demarche-service": ep.Service,
 			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX_{identity}.>"},
-				"identities": orEmpty(anys(identityNames(natsauth.Publishers(ep.Subject))))},
+				"identities": orEmpty(anys(callers))},
 		}
 	}
 
@@ -455,7 +476,10 @@ attributes in ` + "`ce-`" + ` headers, the data as binary protobuf
 (` + "`content-type: application/protobuf`" + `). ` + "`ce-dataschema`" + ` names the data's message
 (` + "`type.googleapis.com/demarche.v1.StageEntered`" + `): ask ` + "`demarche.schema.get`" + ` (or
 ` + "`GET /v1/schemas/{ce-dataschema}`" + ` on the gateway) for its descriptor set and decode
-with any protobuf library, or for a JSON Schema of its JSON form. Payload schemas
+with any protobuf library, or for a JSON Schema of its JSON form: ` + "`format`" + ` picks a
+standard encoding, ` + "`descriptor-json`" + ` (the default: ` + "`google.protobuf.FileDescriptorSet`" + `
+in protobuf JSON), ` + "`descriptor`" + ` (the same set, binary) or ` + "`jsonschema`" + `. Partner
+organisations may ask it with their own credential. Payload schemas
 in this document describe the protobuf JSON form of each message.
 
 **Delivery**: crisis events are stored in the JetStream stream DEMARCHE_CRISIS with

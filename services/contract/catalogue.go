@@ -108,9 +108,12 @@ JetStream stream ` + "`" + eventbus.StreamName + "`" + ` on
 
     ` + eventbus.SubjectRoot + `.<region>.<country>.<crisis-id>.<event>
 
-` + "`ce-dataschema`" + ` names the body's message; ` + "`nats req demarche.schema.get '{\"name\":\"<ce-dataschema>\"}'`" + `
-or ` + "`GET /v1/schemas/<ce-dataschema>`" + ` returns its descriptor set (decode with any protobuf
-library) and a JSON Schema. The machine-readable contract is [asyncapi.json](asyncapi.json);
+` + "`ce-dataschema`" + ` names the body's message; ` + "`nats req demarche.schema.get '{\"name\":\"<ce-dataschema>\",\"format\":\"descriptor\"}'`" + `
+or ` + "`GET /v1/schemas/<ce-dataschema>?format=descriptor`" + ` returns its descriptor set, a
+` + "`google.protobuf.FileDescriptorSet`" + ` (decode with any protobuf library; the
+` + "`Demarche-Schema-Message`" + ` header names the message in it). ` + "`format`" + ` is
+` + "`descriptor-json`" + ` (the default: the same set in canonical protobuf JSON), ` + "`descriptor`" + `
+(binary) or ` + "`jsonschema`" + ` (a JSON Schema of the JSON form). The machine-readable contract is [asyncapi.json](asyncapi.json);
 a subscriber written the way a partner would is in [examples/subscriber](../examples/subscriber).
 Fields are listed with their protobuf name and, in brackets, the name in the JSON form
 (which ` + "`demarche events tail --json`" + ` prints and the examples use).
@@ -186,8 +189,11 @@ Request services (NATS micro; protobuf JSON bodies, binary with ` + "`Content-Ty
 `)
 	for _, ep := range Endpoints() {
 		rr := "any → " + ep.Raw
-		if ep.Request != nil {
+		switch {
+		case ep.Request != nil && ep.Response != nil:
 			rr = "`" + string(ep.Request.ProtoReflect().Descriptor().Name()) + "` → `" + string(ep.Response.ProtoReflect().Descriptor().Name()) + "`"
+		case ep.Request != nil:
+			rr = "`" + string(ep.Request.ProtoReflect().Descriptor().Name()) + "` → " + ep.Raw
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", ep.Subject, ep.Service, rr, cell(ep.Summary))
 	}

@@ -12,12 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protodesc"
-	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/descriptorpb"
-	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natstest"
@@ -133,9 +127,9 @@ func TestAsyncAPIConsistent(t *testing.T) {
 	}
 }
 
-// A client with nothing but the event in hand asks the schema service for its
-// ce-dataschema and decodes the body with the descriptor set, for every event type.
-func TestSchemaFetchDecodesEveryEvent(t *testing.T) {
+// The schema service serves the AsyncAPI document on demarche.schema.asyncapi.
+// (Schemas: TestPartnerDecodesEveryEventInEveryFormat.)
+func TestSchemaServiceServesAsyncAPI(t *testing.T) {
 	srv := natstest.Server(t)
 	svc, err := Start(t.Context(), srv.URL(), zap.NewNop())
 	if err != nil {
@@ -147,73 +141,6 @@ func TestSchemaFetchDecodesEveryEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	for _, et := range append(CrisisEvents(), SignalEvent()) {
-		ev, err := ExampleEvent(et)
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := eventbus.Encode("demarche.crisis.africa.GN."+ExampleCrisis+"."+et.Token, ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		// What a foreign client does: plain NATS, plain JSON.
-		req, _ := json.Marshal(map[string]string{"name": msg.Header.Get(eventbus.HeaderDataSchema)})
-		reply, err := nc.Request(SubjectGet, req, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if code := reply.Header.Get("Nats-Service-Error-Code"); code != "" {
-			t.Fatalf("%s: %s %s", et.CEType, code, reply.Header.Get("Nats-Service-Error"))
-		}
-		var resp struct {
-			Message       string          `json:"message"`
-			CeType        string          `json:"ceType"`
-			DescriptorSet json.RawMessage `json:"descriptorSet"`
-			JSONSchema    string          `json:"jsonSchema"`
-		}
-		if err := json.Unmarshal(reply.Data, &resp); err != nil {
-			t.Fatal(err)
-		}
-		if resp.CeType != et.CEType || resp.Message != string(et.Message) {
-			t.Errorf("%s: answered %s / %s", et.CEType, resp.Message, resp.CeType)
-		}
-		set := &descriptorpb.FileDescriptorSet{}
-		if err := protojson.Unmarshal(resp.DescriptorSet, set); err != nil {
-			t.Fatal(err)
-		}
-		files, err := protodesc.NewFiles(set)
-		if err != nil {
-			t.Fatalf("%s: descriptor set does not stand alone: %v", et.CEType, err)
-		}
-		d, err := files.FindDescriptorByName(protoreflect.FullName(resp.Message))
-		if err != nil {
-			t.Fatal(err)
-		}
-		dyn := dynamicpb.NewMessage(d.(protoreflect.MessageDescriptor))
-		if err := proto.Unmarshal(msg.Data, dyn); err != nil {
-			t.Fatalf("%s: %v", et.CEType, err)
-		}
-		got, _ := proto.MarshalOptions{Deterministic: true}.Marshal(dyn)
-		want, _ := proto.MarshalOptions{Deterministic: true}.Marshal(ev.Data)
-		if !bytes.Equal(got, want) || len(dyn.GetUnknown()) > 0 {
-			t.Errorf("%s: decoded with the fetched schema, the body differs", et.CEType)
-		}
-		var schema map[string]any
-		if err := json.Unmarshal([]byte(resp.JSONSchema), &schema); err != nil || schema["$defs"] == nil {
-			t.Errorf("%s: JSON Schema: %v", et.CEType, err)
-		}
-	}
-	// Unknown names are a 404, no name a 400.
-	for name, code := range map[string]string{"type.googleapis.com/demarche.v1.Nope": "404", "": "400"} {
-		req, _ := json.Marshal(map[string]string{"name": name})
-		reply, err := nc.Request(SubjectGet, req, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := reply.Header.Get("Nats-Service-Error-Code"); got != code {
-			t.Errorf("name %q: code %q, want %s", name, got, code)
-		}
-	}
 	reply, err := nc.Request(SubjectAsyncAPI, nil, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)

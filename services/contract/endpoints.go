@@ -19,7 +19,8 @@ type Endpoint struct {
 	Request  proto.Message
 	Response proto.Message
 	Summary  string
-	// Raw endpoints answer bytes that are not a protobuf message (Response is nil).
+	// Raw endpoints answer bytes that are not a Démarche message (Response is
+	// nil): Raw is their content type(s).
 	Raw string
 }
 
@@ -65,8 +66,9 @@ func Endpoints() []Endpoint {
 			"Record an operation done to a crisis's workflow outside Démarche (terminate, cancel, reset), found in its history; the worker alone may send it.", ""},
 		{audit.ServiceName, natsrpc.AuditFundOpened, &demarchev1.LedgerEntry{}, &demarchev1.AuditOperationResponse{},
 			"Record a fund's opening line on the global chain (demarche admin open-fund); the provisioner alone may send it.", ""},
-		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, &demarchev1.GetSchemaResponse{},
-			"Resolve a ce-dataschema (or a message name or ce-type): its descriptor set and a JSON Schema of its JSON form.", ""},
+		{ServiceName, SubjectGet, &demarchev1.GetSchemaRequest{}, nil,
+			"Resolve a ce-dataschema (or a message name or ce-type) to its schema in a standard encoding (format): the google.protobuf.FileDescriptorSet in protobuf JSON (descriptor-json, the default) or binary (descriptor), or a JSON Schema of its JSON form (jsonschema).",
+			"application/json (descriptor-json), application/x-protobuf (descriptor) or application/schema+json (jsonschema)"},
 		{ServiceName, SubjectAsyncAPI, nil, nil,
 			"This AsyncAPI document (JSON); any request body.", "application/json"},
 	}

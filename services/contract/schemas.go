@@ -3,12 +3,16 @@
 // or serves, the event catalogue (docs/events.md), both generated from the
 // schemas (with their comments, proto/demarche/v1/descriptors.binpb) and the
 // subject definitions in code; and the schema service, which resolves an
-// event's ce-dataschema to its descriptor set and a JSON Schema so that a
+// event's ce-dataschema to its descriptor set or a JSON Schema so that a
 // client in any language can decode a body with nothing but the event in hand.
+// Its answers are standard encodings only (demarchev1.SchemaFormats): the
+// google.protobuf.FileDescriptorSet in protobuf JSON (the default) or binary,
+// or a JSON Schema; never a Démarche-specific wrapper, which a generic
+// protobuf library could not read.
 //
-//	nats req demarche.schema.get '{"name":"type.googleapis.com/demarche.v1.StageEntered"}'
+//	nats req demarche.schema.get '{"name":"type.googleapis.com/demarche.v1.StageEntered","format":"descriptor"}'
 //	nats req demarche.schema.asyncapi ''
-//	GET /v1/schemas/type.googleapis.com/demarche.v1.StageEntered[?format=descriptor|jsonschema]
+//	GET /v1/schemas/type.googleapis.com/demarche.v1.StageEntered[?format=descriptor-json|descriptor|jsonschema]
 //	GET /v1/asyncapi.json
 //
 // `make docs` regenerates docs/asyncapi.json and docs/events.md (gendocs); a
@@ -24,6 +28,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -41,7 +47,7 @@ const (
 	ServiceName     = "schema"
 	ServiceVersion  = "1.0.0"
 	Group           = natsrpc.SchemaGroup
-	SubjectGet      = natsrpc.SchemaGet      // GetSchemaRequest -> GetSchemaResponse
+	SubjectGet      = natsrpc.SchemaGet      // GetSchemaRequest -> the schema in the format asked (Answer)
 	SubjectAsyncAPI = natsrpc.SchemaAsyncAPI // anything -> the AsyncAPI document (JSON)
 )
 
@@ -65,7 +71,13 @@ func Resolve(name string) (*demarchev1.GetSchemaResponse, error) {
 	d, err := files.FindDescriptorByName(protoreflect.FullName(full))
 	md, ok := d.(protoreflect.MessageDescriptor)
 	if err != nil || !ok {
-		return nil, fmt.Errorf("%w: no message %q (ask with a ce-dataschema such as %sdemarche.v1.StageEntered, a message name or a ce-type)", errs.ErrNotFound, name, eventbus.DataSchemaPrefix)
+		var types []string
+		for _, et := range eventbus.Types() {
+			types = append(types, et.CEType)
+		}
+		return nil, fmt.Errorf("%w: name: no message or event type %q (allowed: a ce-dataschema such as %sdemarche.v1.StageEntered, "+
+			"a message name of the schemas such as demarche.v1.StageEntered, or an event's ce-type: %s)",
+			errs.ErrNotFound, name, eventbus.DataSchemaPrefix, strings.Join(types, ", "))
 	}
 	if ceType == "" {
 		for _, et := range eventbus.Types() {
@@ -85,6 +97,47 @@ func Resolve(name string) (*demarchev1.GetSchemaResponse, error) {
 		DescriptorSet: fileSet(md.ParentFile()),
 		JsonSchema:    string(js),
 	}, nil
+}
+
+// Headers of a schema answer (NATS and HTTP alike), beside Content-Type: what
+// was resolved, since a request may name a ce-type or a ce-dataschema.
+const (
+	HeaderMessage = natsrpc.SchemaHeaderMessage // the message's full name, e.g. demarche.v1.StageEntered
+	HeaderCEType  = natsrpc.SchemaHeaderCEType  // its ce-type, when it is published as an event
+)
+
+// Schema is one schema answer: Body in the format asked, and what it describes.
+type Schema struct {
+	Message, DataSchema, CEType string
+	Format, ContentType         string
+	Body                        []byte
+}
+
+// Answer resolves name (see Resolve) and encodes its schema in format
+// (demarchev1.SchemaFormats; empty: descriptor-json). An unknown format is an
+// errs.ErrInvalid naming the allowed ones; an unknown name errs.ErrNotFound.
+func Answer(name, format string) (*Schema, error) {
+	format, err := demarchev1.SchemaFormat(format)
+	if err != nil {
+		return nil, err
+	}
+	r, err := Resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	out := &Schema{Message: r.GetMessage(), DataSchema: r.GetDataSchema(), CEType: r.GetCeType(), Format: format, ContentType: demarchev1.SchemaContentTypes[format]}
+	switch format {
+	case demarchev1.SchemaFormatDescriptor:
+		out.Body, err = proto.Marshal(r.GetDescriptorSet())
+	case demarchev1.SchemaFormatDescriptorJSON:
+		out.Body, err = protojson.Marshal(r.GetDescriptorSet())
+	case demarchev1.SchemaFormatJSONSchema:
+		out.Body = []byte(r.GetJsonSchema())
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: encode the schema of %s as %s: %v", errs.ErrInternal, r.GetMessage(), format, err)
+	}
+	return out, nil
 }
 
 // fileSet is fd and its transitive imports, each after the files it imports.
@@ -126,18 +179,14 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name: ServiceName, Version: ServiceVersion,
-		Description: "Démarche schemas: resolves a ce-dataschema to its descriptor set and JSON Schema; serves the AsyncAPI document",
+		Description: "Démarche schemas: resolves a ce-dataschema to its descriptor set (binary or protobuf JSON) or a JSON Schema; serves the AsyncAPI document",
 	})
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("schema: micro service: %w", err)
 	}
 	g := svc.AddGroup(Group)
-	get := natsrpc.Handler(func() *demarchev1.GetSchemaRequest { return &demarchev1.GetSchemaRequest{} },
-		func(_ context.Context, r *demarchev1.GetSchemaRequest) (*demarchev1.GetSchemaResponse, error) {
-			return Resolve(r.GetName())
-		},
-		natsrpc.WithLog(log))
+	get := natsrpc.Observed(micro.HandlerFunc(func(r micro.Request) { answer(r, log) }))
 	asyncapi := natsrpc.Observed(micro.HandlerFunc(func(r micro.Request) {
 		_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
 	}))
@@ -158,6 +207,46 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 	}
 	log.Info("schema service ready", zap.String("subjects", Group+".>"))
 	return &Service{nc: nc, svc: svc}, nil
+}
+
+// answer serves one demarche.schema.get: the request is a GetSchemaRequest
+// in protobuf JSON (binary when its Content-Type is application/protobuf);
+// the answer's body is the schema in the format asked, its Content-Type the
+// format's, and HeaderMessage / HeaderCEType say what was resolved. Errors
+// come in the micro error headers, like every Démarche service's.
+func answer(r micro.Request, log *zap.Logger) {
+	fail := func(err error) {
+		code := errs.Code(err)
+		if code == errs.Code(errs.ErrInternal) {
+			log.Warn("schema request failed", zap.Error(err))
+		}
+		_ = r.Error(code, err.Error(), nil)
+	}
+	req := &demarchev1.GetSchemaRequest{}
+	if len(r.Data()) > 0 {
+		var err error
+		if r.Headers().Get("Content-Type") == natsrpc.ContentTypeProtobuf {
+			err = proto.Unmarshal(r.Data(), req)
+		} else {
+			err = protojson.Unmarshal(r.Data(), req)
+		}
+		if err != nil {
+			fail(&errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("undecodable request: want a demarche.v1.GetSchemaRequest, e.g. {\"name\": \"%sdemarche.v1.StageEntered\", \"format\": \"descriptor\"}: %v", eventbus.DataSchemaPrefix, err)})
+			return
+		}
+	}
+	s, err := Answer(req.GetName(), req.GetFormat())
+	if err != nil {
+		fail(err)
+		return
+	}
+	h := micro.Headers{"Content-Type": {s.ContentType}, HeaderMessage: {s.Message}}
+	if s.CEType != "" {
+		h[HeaderCEType] = []string{s.CEType}
+	}
+	if err := r.Respond(s.Body, micro.WithHeaders(h)); err != nil {
+		log.Warn("respond", zap.Error(err))
+	}
 }
 
 // Stop stops serving and disconnects.

@@ -22,6 +22,9 @@ import (
 func OpenAPI() map[string]any {
 	schemas := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) }).WithEnumValues(apijson.EnumValue)
 	ref := func(m proto.Message) map[string]any { return schemas.Message(m.ProtoReflect().Descriptor()) }
+	// The schema route answers google.protobuf.FileDescriptorSet in canonical
+	// protobuf JSON: its enums are full names, not the API's short values.
+	standard := jsonschema.NewSet(func(n protoreflect.FullName) string { return "#/components/schemas/" + string(n) })
 	errorRef := map[string]any{"$ref": "#/components/schemas/Error"}
 	paths := map[string]any{}
 	params := regexp.MustCompile(`\{([a-z]+)(\.\.\.)?\}`)
@@ -40,6 +43,9 @@ func OpenAPI() map[string]any {
 			for _, q := range []string{"stage", "country", "type", "open", "drills", "limit"} {
 				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
 			}
+		}
+		if rt.Pattern == schemaPattern {
+			ps = append(ps, schemaFormatParameter())
 		}
 		if ps != nil {
 			op["parameters"] = ps
@@ -60,6 +66,8 @@ func OpenAPI() map[string]any {
 		ok := map[string]any{"description": "done"}
 		if isCodecRoute(rt.Pattern) {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": codecPayloads}}
+		} else if rt.Pattern == schemaPattern {
+			ok = schemaAnswers(standard)
 		} else if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.Response)}}
 		} else {
@@ -86,6 +94,12 @@ func OpenAPI() map[string]any {
 		item[strings.ToLower(rt.Method)] = op
 	}
 	defs := schemas.Defs()
+	for k, v := range standard.Defs() {
+		if _, dup := defs[k]; dup {
+			panic("OpenAPI: " + k + " is described both with the API's enum values and protobuf JSON's")
+		}
+		defs[k] = v
+	}
 	defs["Error"] = map[string]any{
 		"type": "object", "required": []any{"error", "code"},
 		"properties": map[string]any{
@@ -98,7 +112,7 @@ func OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Démarche HTTP API", "version": "1",
-			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings."},
+			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings. The one exception is GET /v1/schemas/{name}: it answers standard encodings only (a google.protobuf.FileDescriptorSet in canonical protobuf JSON or binary, or a JSON Schema), chosen by its format parameter."},
 		"paths":      paths,
 		"components": map[string]any{"schemas": defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
 	}

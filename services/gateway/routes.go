@@ -40,7 +40,7 @@ func crisisRoutes() []route {
 		{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami, nil, &demarchev1.Principal{}},
 		{"GET", "/v1/openapi.json", authz.ReadCrises, (*Service).getOpenAPI, nil, nil},
 		{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI, nil, nil},
-		{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema, nil, &demarchev1.GetSchemaResponse{}},
+		{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema, nil, nil}, // answers: OpenAPI's schemaResponses
 		{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
 		{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore, nil, &demarchev1.ScoreResponse{}},
 		{"GET", "/v1/situations/{country}/{type}/history", authz.ReadScores, (*Service).getScoreHistory, nil, &demarchev1.ScoreResponse{}},

@@ -28,7 +28,16 @@ type GetSchemaRequest struct {
 	// One of: a ce-dataschema (type.googleapis.com/demarche.v1.StageEntered),
 	// a message's full name (demarche.v1.StageEntered) or a ce-type
 	// (org.demarche.crisis.stage_entered.v1).
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The answer's encoding, the same words as the HTTP route's format
+	// parameter: "descriptor-json" (the default when empty): the
+	// google.protobuf.FileDescriptorSet in canonical protobuf JSON
+	// (application/json); "descriptor": the same set in binary
+	// (application/x-protobuf); "jsonschema": a JSON Schema (2020-12) of the
+	// message's protobuf JSON form (application/schema+json). The set holds the
+	// message's file and every file it imports, imports first, with comments:
+	// what `protoc --descriptor_set_out --include_imports` writes.
+	Format        string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -66,6 +75,13 @@ func (*GetSchemaRequest) Descriptor() ([]byte, []int) {
 func (x *GetSchemaRequest) GetName() string {
 	if x != nil {
 		return x.Name
+	}
+	return ""
+}
+
+func (x *GetSchemaRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
 	}
 	return ""
 }
@@ -158,9 +174,10 @@ var File_demarche_v1_schema_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_schema_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/schema.proto\x12\vdemarche.v1\x1a google/protobuf/descriptor.proto\"&\n" +
+	"\x18demarche/v1/schema.proto\x12\vdemarche.v1\x1a google/protobuf/descriptor.proto\">\n" +
 	"\x10GetSchemaRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xd3\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\"\xd3\x01\n" +
 	"\x11GetSchemaResponse\x12\x18\n" +
 	"\amessage\x18\x01 \x01(\tR\amessage\x12\x1f\n" +
 	"\vdata_schema\x18\x02 \x01(\tR\n" +
