@@ -381,9 +381,9 @@ func AsyncAPI() map[string]any {
 			"description": infoDescription,
 		},
 		"defaultContentType": eventbus.ContentTypeData,
-		"servers":    servers(),
-		"channels":   channels,
-		"operations": operations,
+		"servers":            servers(),
+		"channels":           channels,
+		"operations":         operations,
 		"components": map[string]any{
 			"schemas":         schemas.Defs(),
 			"messages":        messages,

@@ -23,15 +23,15 @@ func TestAsyncAPISecurityIsTheTable(t *testing.T) {
 			SecuritySchemes struct {
 				NATS struct {
 					Identities map[string]struct {
-						InboxPrefix      string   `json:"inboxPrefix"`
+						InboxPrefix      string `json:"inboxPrefix"`
 						DurableConsumers []struct {
 							Stream, Name  string
 							FilterSubject string `json:"filterSubject"`
 						} `json:"durableConsumers"`
-						JetStreamAPI []string `json:"jetStreamAPI"`
-						Publish          []string `json:"publish"`
-						PublishDenied    []string `json:"publishDenied"`
-						Subscribe        []string `json:"subscribe"`
+						JetStreamAPI  []string `json:"jetStreamAPI"`
+						Publish       []string `json:"publish"`
+						PublishDenied []string `json:"publishDenied"`
+						Subscribe     []string `json:"subscribe"`
 					} `json:"x-demarche-identities"`
 				} `json:"nats"`
 			} `json:"securitySchemes"`
