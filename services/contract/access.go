@@ -156,6 +156,7 @@ func securityScheme() map[string]any {
 	se := identityEntry(sourceID, natsauth.SignalSourcePermissions(source), nil, nil, nil)
 	se["instances"] = anys(natsauth.DefaultSignalSources)
 	se["note"] = "A template: {source} is the source's name (instances: those demarche dev and deploy/nats/authorization.conf give a user). It publishes on its subject alone, as a JetStream publish (the acknowledgement comes on its inbox) or a core publish."
+	ids[string(sourceID)] = se
 	return map[string]any{"type": "userPassword",
 		"description": "A NATS user of the deployment, demarche-<identity>, with its password: REQUIRED on every server (dev too). " +
 			"`demarche dev` writes one credentials file per identity in `<data-dir>/" + CredentialsDir + "/<identity>.creds`; a cluster's come from `demarche admin credentials`. " +

@@ -117,3 +117,19 @@ func TestAsyncAPIServersRequireCredentials(t *testing.T) {
 		t.Error("Nats-Msg-Id said to equal ce-id everywhere")
 	}
 }
+
+// The templates for outside identities are in the document, with the
+// instances dev and deploy/nats give a user.
+func TestAsyncAPIListsOutsideIdentities(t *testing.T) {
+	ids := securityScheme()["x-demarche-identities"].(map[string]any)
+	for _, name := range []string{"partner-{ORG}", "signals-{source}", "observer", "subscriber"} {
+		e, ok := ids[name].(map[string]any)
+		if !ok {
+			t.Errorf("no identity %s in the document", name)
+			continue
+		}
+		if strings.Contains(name, "{") && len(e["instances"].([]any)) == 0 {
+			t.Errorf("%s lists no instances", name)
+		}
+	}
+}
