@@ -16,6 +16,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/services/contract"
 )
 
 // The published document's word on access, as a partner's engineer reads it:
@@ -172,6 +175,9 @@ func TestAsyncAPIGrantsAreExact(t *testing.T) {
 	}
 	if len(doc.Servers["dev"].Security) == 0 {
 		t.Fatal("the document's dev server lists no security")
+	}
+	if contract.CredentialsDir != stack.CredentialsDir {
+		t.Fatalf("the document says credentials live in %s, demarche dev writes them in %s", contract.CredentialsDir, stack.CredentialsDir)
 	}
 	dataDir := t.TempDir()
 	s := startStack(t, dataDir)

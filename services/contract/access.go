@@ -214,7 +214,8 @@ func jsRead(stream, filter string) map[string]any {
 		"subscribe":  []any{"_INBOX_{identity}.>"},
 		"identities": readersOf(stream),
 		"note": "a durable JetStream consumer on " + stream + " filtered to " + filter + ", under a name the identity owns ({durable}: its durableConsumers " +
-			"in components.securitySchemes.nats.x-demarche-identities, no one else's); the client uses its own inbox prefix _INBOX_{identity}. " +
+			"in components.securitySchemes.nats.x-demarche-identities, no one else's), or, for an identity with orderedConsumersOn " + stream + ", an ordered consumer; " +
+			"identities lists who may do either. The client uses its own inbox prefix _INBOX_{identity}. " +
 			"A plain core subscription needs only subscribe on " + filter + " and sees only live events",
 	}
 }

@@ -113,8 +113,18 @@ func TestAsyncAPIServersRequireCredentials(t *testing.T) {
 	if strings.Contains(string(b), `"$JS.API.INFO"`) {
 		t.Error("an operation's x-demarche-permissions lists $JS.API.INFO")
 	}
-	if strings.Contains(string(b), "Nats-Msg-Id\":\"same as ce-id") {
-		t.Error("Nats-Msg-Id said to equal ce-id everywhere")
+	// Nats-Msg-Id per subject, and the crisis example's header is ce-id.
+	msg := doc["components"].(map[string]any)["messages"].(map[string]any)["CrisisOpened"].(map[string]any)
+	h := msg["headers"].(map[string]any)["properties"].(map[string]any)
+	for _, name := range []string{"Nats-Msg-Id", "Nats-Expected-Stream"} {
+		d, _ := h[name].(map[string]any)["description"].(string)
+		if !strings.Contains(d, "<PARTNER>") || !strings.Contains(d, "demarche.crisis") {
+			t.Errorf("%s is not described per subject: %q", name, d)
+		}
+	}
+	ex := msg["examples"].([]any)[0].(map[string]any)["headers"].(map[string]any)
+	if ex["Nats-Msg-Id"] != ex["ce-id"] {
+		t.Errorf("crisis event example: Nats-Msg-Id %v, ce-id %v", ex["Nats-Msg-Id"], ex["ce-id"])
 	}
 }
 
