@@ -8,7 +8,19 @@
 //     fetched once from the schema service (demarche.schema.get) and cached;
 //   - redelivery handled idempotently: an event whose ce-id was already handled
 //     is acknowledged and skipped (the ids survive restarts with --state);
-//   - its lag reported: events still pending for it, and how old the last one was.
+//   - its lag reported: events still pending for it, and how old the last one was;
+//   - each crisis's order kept, a crash included: the consumer has
+//     max_ack_pending 1, so the next event comes only once the previous one
+//     is acknowledged, and an event un-acknowledged at a crash is redelivered
+//     (after --ack-wait) before anything newer. The cost (docs/events.md,
+//     "Duplicates and order"): one event in flight, and a stall of the ack
+//     wait after a crash.
+//
+// Duplicates: JetStream stores an event once per Nats-Msg-Id (on
+// demarche.crisis.… it equals ce-id; a partner's copy on
+// demarche.partner.<ORG>.… carries <ORG>-<ce-id>), but a consumer may deliver
+// it again (a crash before the ack, a lost ack): de-duplicate on ce-id.
+// Nats-Expected-Stream on the wire is the publisher's guard, nothing to act on.
 //
 // It prints one JSON line per event handled (the "business logic" of this
 // example) and its reports on stderr.
@@ -61,6 +73,7 @@ func main() {
 	flag.StringVar(&cfg.inbox, "inbox-prefix", "", "inbox prefix (default: _INBOX_<identity> for a URL with user demarche-<identity>, else _INBOX)")
 	flag.StringVar(&cfg.state, "state", "", "file keeping the ids of handled events, so a restart still skips redeliveries (empty: in memory)")
 	flag.DurationVar(&cfg.lagEvery, "lag-every", 10*time.Second, "how often to report lag")
+	flag.DurationVar(&cfg.ackWait, "ack-wait", 30*time.Second, "how long an event may stay un-acknowledged before it is redelivered: after a crash, the stall before the subscriber resumes (set it a little above the longest handling time)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -72,7 +85,7 @@ func main() {
 
 type config struct {
 	url, region, durable, state, inbox string
-	lagEvery                           time.Duration
+	lagEvery, ackWait                  time.Duration
 }
 
 // inboxPrefix is --inbox-prefix, or _INBOX_<identity> for a URL whose user
@@ -121,9 +134,11 @@ func run(ctx context.Context, cfg config, out *os.File) error {
 		Durable:       cfg.durable,
 		FilterSubject: "demarche.crisis." + cfg.region + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		AckWait:       cfg.ackWait,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-		MaxAckPending: 1, // one at a time: each crisis's events are handled in stream order
+		// One at a time: each crisis's events are handled in stream order,
+		// and after a crash the un-acknowledged event comes back first.
+		MaxAckPending: 1,
 	})
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", cfg.durable, stream, err)

@@ -79,12 +79,17 @@ type apiClient struct {
 // DEMARCHE_SERVER/DEMARCHE_TOKEN), else what `demarche login` stored.
 func (a *App) api() (*apiClient, error) {
 	server, token := a.Server, a.Token
-	if token == "" {
+	if token == "" || server == "" {
+		// A --token without --server goes where `demarche login` stored,
+		// not to the default port: the token was issued for that gateway,
+		// and whatever listens on 127.0.0.1:8080 must not receive it.
 		c, err := loadCredentials()
 		if err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, err
 		}
-		token = c.Token
+		if token == "" {
+			token = c.Token
+		}
 		if server == "" {
 			server = c.Server
 		}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,7 +31,7 @@ subscribe; these commands decode them for you.`,
 }
 
 func newEventsTailCmd(app *App) *cobra.Command {
-	var crisisID, region, country string
+	var crisisID, region, country, dataDir string
 	var all, onlyNew, legacyJSON bool
 	var count int
 	var output outputFlag
@@ -41,8 +43,12 @@ With --crisis the crisis's events are shown from its first one (its opening,
 or the warning that opened it), then as they come; otherwise only new events
 are shown. --all replays the stream from its start, --new shows only new
 events whatever the filter. Events that cannot be decoded are shown with the
-reason.`,
-		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P\n  demarche events tail --region africa\n  demarche events tail --all --output json | jq .data",
+reason.
+
+It connects as demarche dev's operator, with the credentials in the data
+folder it is pointed at (--data-dir, default ./.demarche or DEMARCHE_DATA_DIR),
+or with --nats-creds FILE (a cluster's, or another identity's).`,
+		Example: "  demarche events tail\n  demarche events tail --crisis GN-20261127-K7Q3P\n  demarche events tail --region africa\n  demarche events tail --all --output json | jq .data\n  demarche events tail --data-dir /tmp/demarche --nats-url nats://127.0.0.1:14222",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := output.json()
@@ -50,6 +56,15 @@ reason.`,
 				return err
 			}
 			asJSON = asJSON || legacyJSON
+			if cmd.Flags().Changed("data-dir") && app.natsCreds == "" {
+				// Pointed at a data folder: its operator credentials are the
+				// ones to use (PersistentPreRunE put them in the URL), and a
+				// folder without them is said so, not answered by the
+				// server's Authorization Violation.
+				if _, err := os.Stat(filepath.Join(dataDir, "nats-credentials", "operator.creds")); err != nil {
+					return fmt.Errorf("--data-dir %s: no NATS credentials in it (%s/nats-credentials/operator.creds: %w): is it the data folder of a demarche dev that has started? Else pass --nats-creds FILE", dataDir, dataDir, err)
+				}
+			}
 			if all && onlyNew {
 				return fmt.Errorf("--all and --new: choose one")
 			}
@@ -91,6 +106,7 @@ reason.`,
 	fl.BoolVar(&all, "all", false, "replay the stream from its first event")
 	fl.BoolVar(&onlyNew, "new", false, "only events published from now on (also with --crisis)")
 	fl.IntVar(&count, "count", 0, "stop after this many events (0: run until Ctrl-C)")
+	fl.StringVar(&dataDir, "data-dir", EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "the demarche dev data folder whose NATS credentials to use (its nats-credentials/operator.creds; env DEMARCHE_DATA_DIR); --nats-creds overrides it")
 	output.bind(cmd)
 	cmd.Flag("output").Usage = "table: one line per event, for people; json: one CloudEvent per line in structured JSON mode, data in its protobuf JSON form (converted here; the stream stays protobuf)"
 	fl.BoolVar(&legacyJSON, "json", false, "same as --output json")

@@ -92,8 +92,8 @@ then open a crisis from another terminal:
 			app.Log = log
 			app.Out = cmd.OutOrStdout()
 			creds := app.natsCreds
-			if creds == "" { // `demarche dev`'s operator credentials, when there are some here
-				def := filepath.Join(EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "nats-credentials", "operator.creds")
+			if creds == "" { // `demarche dev`'s operator credentials, when there are some in the data folder
+				def := filepath.Join(dataDirOf(cmd), "nats-credentials", "operator.creds")
 				if _, err := os.Stat(def); err == nil {
 					creds = def
 				}
@@ -152,7 +152,7 @@ then open a crisis from another terminal:
 	f.StringSliceVar(&app.CodecOldKeyFiles, "codec-old-key", splitList(os.Getenv(payloadcodec.EnvOldKeys)), "payload codec: an older key file, kept to decrypt histories written before a rotation (repeatable; env "+payloadcodec.EnvOldKeys+", comma-separated)")
 	f.StringVar(&app.Namespace, "namespace", EnvOr("DEMARCHE_NAMESPACE", temporalx.DefaultNamespace), "Temporal namespace (env DEMARCHE_NAMESPACE)")
 	f.StringVar(&app.Server, "server", EnvOr("DEMARCHE_SERVER", ""), "the gateway's address for operator commands (env DEMARCHE_SERVER; default: the one \"demarche login\" stored, else "+DefaultServer+")")
-	f.StringVar(&app.Token, "token", EnvOr("DEMARCHE_TOKEN", ""), "bearer token for the gateway (env DEMARCHE_TOKEN; default: the one \"demarche login\" stored)")
+	f.StringVar(&app.Token, "token", EnvOr("DEMARCHE_TOKEN", ""), "bearer token for the gateway (env DEMARCHE_TOKEN; default: the one \"demarche login\" stored). Without --server it goes to the server \"demarche login\" stored, else "+DefaultServer)
 	f.StringVar(&app.logLevel, "log-level", EnvOr("DEMARCHE_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env DEMARCHE_LOG_LEVEL)")
 	f.StringVar(&app.logFormat, "log-format", EnvOr("DEMARCHE_LOG_FORMAT", "console"), "log format: console or json (env DEMARCHE_LOG_FORMAT)")
 
@@ -171,6 +171,18 @@ func Execute(root *cobra.Command) int {
 		return 1
 	}
 	return 0
+}
+
+// dataDirOf is the demarche dev data folder a command is pointed at: its own
+// --data-dir flag when it has one (events tail, login, ...), else
+// DEMARCHE_DATA_DIR, else .demarche. The default NATS credentials are looked
+// for there, so a command pointed at another data folder connects with that
+// folder's credentials, not with those of the folder it runs in.
+func dataDirOf(cmd *cobra.Command) string {
+	if f := cmd.Flags().Lookup("data-dir"); f != nil && f.Value.String() != "" {
+		return f.Value.String()
+	}
+	return EnvOr("DEMARCHE_DATA_DIR", ".demarche")
 }
 
 // EnvOr returns the environment variable name, or def when it is unset.

@@ -108,12 +108,14 @@ func ceHeaders(et eventbus.EventType, extra map[string]any) map[string]any {
 		eventbus.HeaderSubject:      map[string]any{"type": "string", "description": "the crisis id (for signals: the source's id of the signal's situation)"},
 		eventbus.HeaderDataSchema:   map[string]any{"type": "string", "const": et.DataSchema, "description": "the data's protobuf message; resolve it with demarche.schema.get or GET /v1/schemas/{ce-dataschema}"},
 		eventbus.HeaderContentType:  map[string]any{"type": "string", "const": eventbus.ContentTypeData},
-		"Nats-Msg-Id":               map[string]any{"type": "string", "description": "same as ce-id: JetStream stores an event once"},
 		eventbus.HeaderWorkflowID:   map[string]any{"type": "string", "description": "CloudEvents extension: the workflow that published the event (events of the crisis workflow always carry it; the audit trail refuses one that does not)"},
 		eventbus.HeaderWorkflowRun:  map[string]any{"type": "string", "description": "CloudEvents extension: that workflow's run id"},
 		eventbus.HeaderHistoryEvent: map[string]any{"type": "string", "pattern": "^[0-9]+$", "description": "CloudEvents extension: the history event (ActivityTaskScheduled of the publishing activity) the event comes from"},
 	}
 	required := []any{eventbus.HeaderSpecVersion, eventbus.HeaderID, eventbus.HeaderSource, eventbus.HeaderType, eventbus.HeaderTime, eventbus.HeaderSubject, eventbus.HeaderDataSchema, eventbus.HeaderContentType}
+	for k, v := range natsHeaders() {
+		props[k] = v
+	}
 	for k, v := range extra {
 		props[k] = v
 		required = append(required, k)
@@ -131,61 +133,6 @@ func exampleHeaders(ev eventbus.Event, subject string) map[string]any {
 		out[k] = msg.Header.Get(k)
 	}
 	return out
-}
-
-// jsRead is what a NATS user needs to read a stream through a JetStream
-// consumer whose filter is filter (the consumer-create subject carries the
-// filter, so a partner can be allowed its own subjects only).
-func jsRead(stream, filter string) map[string]any {
-	return map[string]any{
-		"publish": []any{
-			"$JS.API.INFO",
-			"$JS.API.CONSUMER.CREATE." + stream + ".{durable}." + filter,
-			"$JS.API.CONSUMER.INFO." + stream + ".{durable}",
-			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".{durable}",
-			"$JS.ACK." + stream + ".{durable}.>",
-		},
-		"subscribe": []any{"_INBOX_{identity}.>"},
-		"note": "a durable JetStream consumer on " + stream + " filtered to " + filter + ", named in the permissions ({durable}: the user's own, " +
-			"no one else's; see components.securitySchemes.nats.x-demarche-identities); the client uses its own inbox prefix _INBOX_{identity}. " +
-			"A plain core subscription needs only subscribe on " + filter + " and sees only live events",
-	}
-}
-
-// securityScheme is the NATS security scheme, with each identity's
-// permissions as pkg/natsauth's table gives them: the same table the
-// embedded server and deploy/nats are made from.
-func securityScheme() map[string]any {
-	ids := map[string]any{}
-	for _, id := range natsauth.Identities {
-		p := natsauth.PermissionsOf(id)
-		var durables []any
-		for _, c := range natsauth.AllDurables(natsauth.DefaultPartners)[id] {
-			durables = append(durables, c.String())
-		}
-		ids[string(id)] = map[string]any{
-			"user":               id.User(),
-			"inboxPrefix":        natsauth.InboxPrefix(id),
-			"durableConsumers":   orEmpty(durables),
-			"orderedConsumersOn": orEmpty(anys(natsauth.Ephemerals[id])),
-			"messageReads":       orEmpty(anys(natsauth.MessageReads[id])),
-			"publish":            anys(p.Publish),
-			"publishDenied":      orEmpty(anys(p.PublishDeny)),
-			"subscribe":          anys(p.Subscribe),
-		}
-	}
-	partner, source := natsauth.PartnerPermissions("{ORG}"), natsauth.SignalSourcePermissions("{source}")
-	ids["partner-{ORG}"] = map[string]any{"user": natsauth.PartnerIdentity("{ORG}").User(), "inboxPrefix": natsauth.InboxPrefix(natsauth.PartnerIdentity("{ORG}")),
-		"publish": anys(partner.Publish), "subscribe": anys(partner.Subscribe)}
-	ids["signals-{source}"] = map[string]any{"user": natsauth.SignalSourceIdentity("{source}").User(), "inboxPrefix": natsauth.InboxPrefix(natsauth.SignalSourceIdentity("{source}")),
-		"publish": anys(source.Publish), "subscribe": anys(source.Subscribe)}
-	return map[string]any{"type": "userPassword",
-		"description": "A NATS user of the deployment: demarche-<identity>, with a password (`demarche dev` writes one credentials file per identity in its data folder). " +
-			"Every user's client must use its own inbox prefix, _INBOX_<identity> (nats.CustomInboxPrefix, natscli --inbox-prefix): each may read its own inbox alone, and a service answers only the inboxes of those who may call it. " +
-			"Each identity may create, update, delete, pull from and acknowledge only its own durable consumers, named in its permissions; ordered consumers only on the streams listed, never under another's durable name. " +
-			"x-demarche-identities is generated from pkg/natsauth's table, the one the servers' configuration comes from; each operation's x-demarche-permissions lists what a user needs for it.",
-		"x-demarche-identities": ids,
-	}
 }
 
 func identityNames(ids []natsauth.Identity) []string {
@@ -270,7 +217,7 @@ func AsyncAPI() map[string]any {
 			"name":        name,
 			"title":       et.CEType,
 			"summary":     firstSentence(whenPublished(md)),
-			"description": "Published when: " + whenPublished(md) + "\n\nBody: `" + string(et.Message) + "` in binary protobuf; the payload schema below is its protobuf JSON form (what `demarche events tail --json` prints).",
+			"description": "Published when: " + whenPublished(md) + "\n\nBody: `" + string(et.Message) + "` in binary protobuf; the payload schema below is its protobuf JSON form (what `demarche events tail --output json` prints).",
 			"contentType": eventbus.ContentTypeData,
 			"headers":     ceHeaders(et, nil),
 			"payload":     schemas.Message(md),
@@ -284,7 +231,7 @@ func AsyncAPI() map[string]any {
 		channels[id] = map[string]any{
 			"address":     eventbus.SubjectRoot + ".{region}.{country}.{crisisId}." + et.Token,
 			"title":       name,
-			"description": whenPublished(md) + " Stored in the JetStream stream " + eventbus.StreamName + ".",
+			"description": whenPublished(md) + " Stored in the JetStream stream " + eventbus.StreamName + " with Nats-Msg-Id = ce-id.",
 			"messages":    map[string]any{name: ref("#/components/messages/" + name)},
 			"parameters":  paramRefs("region", "country", "crisisId"),
 		}
@@ -295,6 +242,7 @@ func AsyncAPI() map[string]any {
 			"summary":                "Démarche publishes " + et.CEType + ".",
 			"security":               security,
 			"x-demarche-permissions": jsRead(eventbus.StreamName, eventbus.SubjectRoot+".>"),
+			"x-demarche-delivery":    deliveryNote(eventbus.StreamName, crisisMsgID),
 		}
 		partnerMsgs[name] = ref("#/components/messages/" + name)
 	}
@@ -303,7 +251,7 @@ func AsyncAPI() map[string]any {
 	channels["partner"] = map[string]any{
 		"address":     partners.SubjectRoot + ".{partner}.{region}.{country}.{crisisId}.{event}",
 		"title":       "Partner deliveries",
-		"description": "Every crisis event shared with a partner, CloudEvents headers intact, stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
+		"description": "Every crisis event shared with a partner, CloudEvents headers intact (Nats-Msg-Id = <PARTNER>-<ce-id>, Nats-Expected-Stream = the partner's stream), stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
 		"messages":    partnerMsgs,
 		"parameters":  paramRefs("partner", "region", "country", "crisisId", "event"),
 	}
@@ -315,7 +263,8 @@ func AsyncAPI() map[string]any {
 		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
 		"summary":                "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
 		"security":               security,
-		"x-demarche-permissions": jsRead(partners.StreamPrefix+"{partner}", partners.SubjectRoot+".{partner}.>"),
+		"x-demarche-permissions": partnerRead(),
+		"x-demarche-delivery":    deliveryNote(partners.StreamPrefix+"{partner}", partnerMsgID),
 	}
 
 	// Signals from partners' early-warning systems.
@@ -453,17 +402,14 @@ func AsyncAPI() map[string]any {
 			"description": infoDescription,
 		},
 		"defaultContentType": eventbus.ContentTypeData,
-		"servers": map[string]any{
-			"dev": map[string]any{"host": "127.0.0.1:4222", "protocol": "nats",
-				"description": "`demarche dev`: the embedded NATS server (one user per identity, credentials in the data folder's nats-credentials)"},
-		},
-		"channels":   channels,
-		"operations": operations,
+		"servers":            servers(),
+		"channels":           channels,
+		"operations":         operations,
 		"components": map[string]any{
 			"schemas":         schemas.Defs(),
 			"messages":        messages,
 			"parameters":      params,
-			"securitySchemes": map[string]any{"nats": securityScheme()},
+			"securitySchemes": map[string]any{"nats": securityScheme(), "natsClientCertificate": clientCertificateScheme()},
 		},
 	}
 }
@@ -482,10 +428,21 @@ in protobuf JSON), ` + "`descriptor`" + ` (the same set, binary) or ` + "`jsonsc
 organisations may ask it with their own credential. Payload schemas
 in this document describe the protobuf JSON form of each message.
 
+**Access**: every server requires a credential, dev included (` + "`demarche dev`" + ` writes
+` + "`<data-dir>/nats-credentials/<identity>.creds`" + `); the cluster requires mutual TLS too. Each
+kind of client (observer, subscriber, partner-<ORG>, signals-<source>, the services) has its
+own user, inbox prefix ` + "`_INBOX_<identity>`" + `, durable consumer names and JetStream API
+rights, all listed in ` + "`components.securitySchemes.nats.x-demarche-identities`" + `, generated
+from the table the servers enforce. A partner ORG reads its own stream
+DEMARCHE_PARTNER_ORG through one durable consumer named exactly ORG, filtered on
+` + "`demarche.partner.ORG.>`" + `.
+
 **Delivery**: crisis events are stored in the JetStream stream DEMARCHE_CRISIS with
-` + "`Nats-Msg-Id`" + ` = ` + "`ce-id`" + `; read them with a durable consumer and explicit acks, and
-deduplicate on ` + "`ce-id`" + ` (a redelivery carries the same id). Events of one crisis are
-stored in the order they happened.
+` + "`Nats-Msg-Id`" + ` = ` + "`ce-id`" + `; a partner's copies in DEMARCHE_PARTNER_<ORG> with
+` + "`Nats-Msg-Id`" + ` = ` + "`<ORG>-<ce-id>`" + ` (both with ` + "`Nats-Expected-Stream`" + ` = that stream). Read them with
+a durable consumer and explicit acks, and de-duplicate on ` + "`ce-id`" + ` (a redelivery carries
+the same id). Events of one crisis are stored in the order they happened; to keep that order
+after a crash use ` + "`max_ack_pending: 1`" + ` (each operation's ` + "`x-demarche-delivery`" + ` says why and what it costs).
 
 **Versions**: the last segment of ` + "`ce-type`" + ` (` + "`…v1`" + `) is the schema's version. Compatible
 changes (new fields, new event types) keep it; ` + "`make lint`" + ` runs ` + "`buf breaking`" + ` against
@@ -493,7 +450,7 @@ the last release's schemas. A breaking change is a new version published beside
 the old one (` + "`…v2`" + ` with data in package demarche.v2, on the same subjects) for a
 deprecation period of at least two releases and six months, announced here.
 
-**JSON**: ` + "`demarche events tail --json`" + ` prints each event as a structured-mode CloudEvent
+**JSON**: ` + "`demarche events tail --output json`" + ` prints each event as a structured-mode CloudEvent
 with its data in protobuf JSON. It is converted by the reader, so the stream stays
 binary: no second copy is stored, and a JSON reader pays the decoding (roughly
 3-5x the bytes of the protobuf body, and the CPU to convert).`

@@ -116,7 +116,7 @@ or ` + "`GET /v1/schemas/<ce-dataschema>?format=descriptor`" + ` returns its des
 (binary) or ` + "`jsonschema`" + ` (a JSON Schema of the JSON form). The machine-readable contract is [asyncapi.json](asyncapi.json);
 a subscriber written the way a partner would is in [examples/subscriber](../examples/subscriber).
 Fields are listed with their protobuf name and, in brackets, the name in the JSON form
-(which ` + "`demarche events tail --json`" + ` prints and the examples use).
+(which ` + "`demarche events tail --output json`" + ` prints and the examples use).
 
 | event | ce-type | subject token | published when |
 |---|---|---|---|
@@ -197,6 +197,7 @@ Request services (NATS micro; protobuf JSON bodies, binary with ` + "`Content-Ty
 		}
 		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", ep.Subject, ep.Service, rr, cell(ep.Summary))
 	}
+	b.WriteString(accessMarkdown())
 	return b.String()
 }
 

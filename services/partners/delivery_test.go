@@ -312,6 +312,10 @@ func TestRegionCountryAndTypeSubscriptionsAreHonoured(t *testing.T) {
 	if id := raw.Header.Get("Nats-Msg-Id"); id != "EUROPE-"+ev.ID {
 		t.Fatalf("partner copy Nats-Msg-Id %q, want per-partner id", id)
 	}
+	// As the AsyncAPI document says (docs/events.md, "Duplicates and order").
+	if st := raw.Header.Get("Nats-Expected-Stream"); st != partners.PartnerStream("EUROPE") {
+		t.Fatalf("partner copy Nats-Expected-Stream %q, want %s", st, partners.PartnerStream("EUROPE"))
+	}
 }
 
 // TestEventBeforeItsOpeningWaitsWithoutStalling: early warning publishes
