@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -168,19 +167,13 @@ func documentedMetrics(t *testing.T) []string {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("docs: %v %v", files, err)
 	}
-	// A metric name is letters and underscores; release artefacts
-	// (demarche_linux_amd64, demarche_linux_<arch>) are not metrics.
-	re := regexp.MustCompile(`demarche_[a-z0-9_<>]*[a-z0-9>]`)
 	var out []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range re.FindAllString(string(b), -1) {
-			if strings.ContainsAny(m, "0123456789<>") {
-				continue
-			}
+		for _, m := range metricstest.NamesIn(string(b)) {
 			if !slices.Contains(out, m) {
 				out = append(out, m)
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/metrics/metricstest"
 )
 
 // documented is every demarche_* metric named in docs/*.md and README.md.
@@ -23,14 +24,13 @@ func documented(t *testing.T) []string {
 		t.Fatalf("docs: %v %v", files, err)
 	}
 	files = append(files, "../../README.md")
-	re := regexp.MustCompile(`demarche_[a-z_]+[a-z]`)
 	var out []string
 	for _, f := range files {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, m := range re.FindAllString(string(b), -1) {
+		for _, m := range metricstest.NamesIn(string(b)) {
 			if !slices.Contains(out, m) {
 				out = append(out, m)
 			}

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -47,4 +49,23 @@ func Scrape(base string) (map[string]float64, error) {
 		return nil, fmt.Errorf("/metrics: %s", resp.Status)
 	}
 	return Parse(resp.Body)
+}
+
+// docMentions finds the demarche_* names in a document; the digits and angle
+// brackets let it see whole words such as the release artefacts
+// demarche_linux_amd64 and demarche_linux_<arch>, which NamesIn then leaves out.
+var docMentions = regexp.MustCompile(`demarche_[a-z0-9_<>]*[a-z0-9>]`)
+
+// NamesIn returns the metric names (demarche_ and lower-case letters and
+// underscores only) that a document's text mentions, each once, in order of
+// first mention.
+func NamesIn(text string) []string {
+	var out []string
+	for _, m := range docMentions.FindAllString(text, -1) {
+		if strings.ContainsAny(m, "0123456789<>") || slices.Contains(out, m) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }

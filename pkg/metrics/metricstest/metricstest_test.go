@@ -47,3 +47,11 @@ func TestWatchedAgreesWithTheDoc(t *testing.T) {
 		}
 	}
 }
+
+func TestNamesInLeavesOutReleaseArtefacts(t *testing.T) {
+	got := NamesIn("watch `demarche_dead_letters_total`; install demarche_linux_amd64 or dist/demarche_linux_<arch>; again demarche_dead_letters_total, and demarche_ready.")
+	want := []string{"demarche_dead_letters_total", "demarche_ready"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("NamesIn = %q, want %q", got, want)
+	}
+}
