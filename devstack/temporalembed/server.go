@@ -98,12 +98,17 @@ func (o Options) keyHashes() (map[string][]temporalx.KeyHash, error) {
 		out[id] = append(out[id], hs...)
 	}
 	if o.CredentialsDir != "" {
-		hs, err := temporalx.EnsureKeys(o.CredentialsDir)
+		if _, err := temporalx.EnsureKeys(o.CredentialsDir); err != nil {
+			return nil, err
+		}
+		// The file EnsureKeys wrote: every current key, and a key being
+		// rotated out (temporalx.RotateKey) until it is retired.
+		hs, err := temporalx.LoadKeyHashes(filepath.Join(o.CredentialsDir, temporalx.KeyHashesFile))
 		if err != nil {
 			return nil, err
 		}
 		for id, h := range hs {
-			out[id] = append(out[id], h)
+			out[id] = append(out[id], h...)
 		}
 	}
 	if o.KeyHashesFile != "" {

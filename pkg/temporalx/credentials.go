@@ -126,6 +126,14 @@ func EnsureKeys(dir string) (map[string]KeyHash, error) {
 		h := HashKey(key)
 		hashes[id] = h
 		lines = append(lines, id+" "+hex.EncodeToString(h[:]))
+		// A key being rotated out (RotateKey) stays valid beside the new
+		// one until RetireKey: its hash stays in the file.
+		if old, err := readKey(OldKeyFile(dir, id)); err == nil {
+			oh := HashKey(old)
+			lines = append(lines, id+" "+hex.EncodeToString(oh[:]))
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, KeyHashesFile), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return nil, fmt.Errorf("temporal credentials: %w", err)
@@ -135,6 +143,43 @@ func EnsureKeys(dir string) (map[string]KeyHash, error) {
 
 // KeyFile is an identity's key file in a credentials folder.
 func KeyFile(dir, identity string) string { return filepath.Join(dir, identity+".key") }
+
+// OldKeyFile is where RotateKey keeps an identity's previous key until
+// RetireKey.
+func OldKeyFile(dir, identity string) string { return filepath.Join(dir, identity+".key.old") }
+
+// ErrRotationPending: an identity's previous key is still kept (OldKeyFile):
+// retire it before rotating again.
+var ErrRotationPending = errors.New("a rotation of this identity's key is not finished")
+
+// RotateKey starts the rotation of identity's key in dir: the current key
+// moves to OldKeyFile and EnsureKeys makes a new one; the hashes file then
+// lists both, so a server restarted on it takes either while the services
+// move to the new key. RetireKey ends the rotation.
+func RotateKey(dir, identity string) error {
+	if !KnownIdentity(identity) {
+		return fmt.Errorf("temporal credentials: %w %q", ErrUnknownIdentity, identity)
+	}
+	old := OldKeyFile(dir, identity)
+	if _, err := os.Stat(old); err == nil {
+		return fmt.Errorf("temporal credentials: %s exists: %w (retire the previous key first)", old, ErrRotationPending)
+	}
+	if err := os.Rename(KeyFile(dir, identity), old); err != nil {
+		return fmt.Errorf("temporal credentials: rotate %s: %w", identity, err)
+	}
+	_, err := EnsureKeys(dir)
+	return err
+}
+
+// RetireKey ends a rotation: identity's previous key is removed and the
+// hashes file no longer lists it (a server restarted on it refuses it).
+func RetireKey(dir, identity string) error {
+	if err := os.Remove(OldKeyFile(dir, identity)); err != nil {
+		return fmt.Errorf("temporal credentials: retire %s's previous key: %w", identity, err)
+	}
+	_, err := EnsureKeys(dir)
+	return err
+}
 
 // WriteKeyHashes writes the hashes of the keys in files (one line
 // "<identity> <sha256 hex>" each), for a server's --key-hashes file.

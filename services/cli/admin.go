@@ -102,7 +102,7 @@ func envInt(name string, def int) int {
 
 func newAdminCredentialsCmd(app *App) *cobra.Command {
 	var dir string
-	var rotate []string
+	var rotate, rotateTemporal, retireTemporal []string
 	cmd := &cobra.Command{
 		Use:   "credentials",
 		Short: "Generate each NATS identity's credentials and the servers' password hash files; rotate one (--rotate)",
@@ -127,9 +127,18 @@ new password by itself, without a restart (docs/operations.md, rotation).
 
 Also write, in --dir/temporal-credentials, one Temporal API key per Temporal
 identity (<identity>.key) and key-hashes, the file "demarche temporal-server
---key-hashes" reads.`,
+--key-hashes" reads.
+
+--rotate-temporal IDENTITY (repeatable) starts the rotation of that identity's
+Temporal API key: the key moves to <identity>.key.old, a new <identity>.key is
+made, and key-hashes lists both. Restart the Temporal server (it takes either
+key), then the service (it reads its new key). --retire-temporal IDENTITY ends
+it: the old key and its hash go; restart the Temporal server, which then
+refuses the old key (docs/operations.md, rotation; TestTemporalKeyRotation).`,
 		Example: `  demarche admin credentials --dir deploy/compose/secrets
-  demarche admin credentials --dir deploy/compose/secrets --rotate eventlog && nats-server --signal reload`,
+  demarche admin credentials --dir deploy/compose/secrets --rotate eventlog && nats-server --signal reload
+  demarche admin credentials --dir deploy/compose/secrets --rotate-temporal worker     # then restart Temporal, then the worker
+  demarche admin credentials --dir deploy/compose/secrets --retire-temporal worker     # then restart Temporal`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, r := range rotate {
@@ -156,14 +165,27 @@ identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 				return err
 			}
 			fmt.Fprintf(app.Out, "%d identities' credentials in %s; the servers' password hashes in %s\n", len(creds), dir, natsauth.PasswordsFileName(dir))
-			if len(rotate) > 0 {
-				return nil // a rotation touches NATS passwords only
+			if len(rotate) > 0 && len(rotateTemporal)+len(retireTemporal) == 0 {
+				return nil // a NATS rotation touches NATS passwords only
 			}
 			// Temporal: an API key per identity, and their hashes for the server.
 			tdir := filepath.Join(dir, temporalx.CredentialsDir)
 			keys, err := temporalx.EnsureKeys(tdir)
 			if err != nil {
 				return err
+			}
+			for _, id := range rotateTemporal {
+				if err := temporalx.RotateKey(tdir, id); err != nil {
+					return fmt.Errorf("--rotate-temporal %s: %w", id, err)
+				}
+				fmt.Fprintf(app.Out, "rotating %s's Temporal key: new %s, the old one kept in %s; both in %s: restart the Temporal server, then %s; then --retire-temporal %s\n",
+					id, temporalx.KeyFile(tdir, id), temporalx.OldKeyFile(tdir, id), filepath.Join(tdir, temporalx.KeyHashesFile), id, id)
+			}
+			for _, id := range retireTemporal {
+				if err := temporalx.RetireKey(tdir, id); err != nil {
+					return fmt.Errorf("--retire-temporal %s: %w", id, err)
+				}
+				fmt.Fprintf(app.Out, "retired %s's previous Temporal key: %s lists only the new one; restart the Temporal server\n", id, filepath.Join(tdir, temporalx.KeyHashesFile))
 			}
 			fmt.Fprintf(app.Out, "%d Temporal API keys in %s (<identity>.key: mount each into its own service only); the Temporal server's key hashes in %s\n",
 				len(keys), tdir, filepath.Join(tdir, temporalx.KeyHashesFile))
@@ -172,6 +194,8 @@ identity (<identity>.key) and key-hashes, the file "demarche temporal-server
 	}
 	cmd.Flags().StringVar(&dir, "dir", "secrets", "folder for the credentials files")
 	cmd.Flags().StringSliceVar(&rotate, "rotate", nil, "identity to give a new password (repeatable), e.g. --rotate eventlog; then reload the NATS servers")
+	cmd.Flags().StringSliceVar(&rotateTemporal, "rotate-temporal", nil, "Temporal identity whose API key to rotate (repeatable): a new key, the old one still valid until --retire-temporal")
+	cmd.Flags().StringSliceVar(&retireTemporal, "retire-temporal", nil, "Temporal identity whose previous API key to retire (repeatable), ending a --rotate-temporal")
 	return cmd
 }
 
