@@ -108,7 +108,10 @@ func TestNodeSubscriberFollowsASharedThenUnsharedCrisis(t *testing.T) {
 		"--creds", s.CredentialsFile(natsauth.PartnerIdentity("ECOWAS")), "--org", "ECOWAS",
 		"--state", state, "--ack-wait", "2", "--lag-every", "0.5"}
 	run := &subscriberRun{}
-	cmd := run.start(t, node, args...)
+	// The first run holds its 5th event handled but unacknowledged (the
+	// worst moment to crash) until it is killed.
+	const held = 5
+	cmd := run.start(t, node, append(args, "--hold-after", fmt.Sprint(held))...)
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	handled := func(id string) []journalLine {
 		var out []journalLine
@@ -136,14 +139,18 @@ func TestNodeSubscriberFollowsASharedThenUnsharedCrisis(t *testing.T) {
 	// the fan-out has passed the events after ECOWAS's unsharing).
 	share(unshared, "--with", "ECOWAS,AU", "--reason", "ECOWAS mediates")
 	share(kept, "--with", "ECOWAS", "--reason", "ECOWAS observes")
-	waitFor(t, func() bool { return len(handled("")) >= 3 })
 	escalate(unshared, "the junta closes the borders")
 	escalate(kept, "curfew")
 	escalate(kept, "arrests")
-	// Killed mid-stream (SIGKILL: no goodbye), while more happens.
+	// Killed mid-stream (SIGKILL: no goodbye) holding an event, while more happens.
+	waitFor(t, func() bool { return len(handled("")) >= held })
 	_ = cmd.Process.Signal(syscall.SIGKILL)
 	_ = cmd.Wait()
 	killedAt := len(handled(""))
+	if killedAt != held {
+		t.Fatalf("the first run handled %d events, want %d then held", killedAt, held)
+	}
+	heldID := handled("")[held-1].ID
 	escalate(unshared, "troops in the capital")
 	escalate(kept, "strikes")
 	cmd = run.start(t, node, args...)
@@ -300,6 +307,10 @@ func TestNodeSubscriberFollowsASharedThenUnsharedCrisis(t *testing.T) {
 		if n > 1 || !once[ceID] {
 			t.Errorf("stdout: event %s printed %d times (in the journal: %v)", ceID, n, once[ceID])
 		}
+	}
+	// The held event came back after the restart, was recognised, and not handled again.
+	if !strings.Contains(run.stderr.String(), "duplicate "+heldID) {
+		t.Errorf("the restarted subscriber did not receive the held event %s again, or handled it:\n%s", heldID, run.stderr.String())
 	}
 	if !strings.Contains(run.stderr.String(), "lag: 0 pending") {
 		t.Errorf("no lag report reaching 0:\n%s", run.stderr.String())

@@ -44,7 +44,10 @@ const usage = `usage: node subscriber.mjs --server URL --creds FILE --org ORG --
   --ack-wait   seconds before an unacknowledged event is redelivered (default 30;
                a crash stalls delivery this long: choose it a little above your
                longest handling time)
-  --lag-every  seconds between lag reports on stderr (default 5)`;
+  --lag-every  seconds between lag reports on stderr (default 5)
+  --hold-after N  (for crash drills) after handling the Nth event of this run, hold it
+               unacknowledged forever: kill the process then, and the restarted one
+               gets that event again and acknowledges it without handling it twice`;
 
 const { values: opt } = parseArgs({
   options: {
@@ -54,6 +57,7 @@ const { values: opt } = parseArgs({
     state: { type: "string" },
     "ack-wait": { type: "string", default: "30" },
     "lag-every": { type: "string", default: "5" },
+    "hold-after": { type: "string", default: "0" },
     help: { type: "boolean", short: "h" },
   },
 });
@@ -66,6 +70,8 @@ for (const f of ["creds", "org", "state"]) {
 }
 const ackWait = Number(opt["ack-wait"]), lagEvery = Number(opt["lag-every"]);
 if (!(ackWait > 0)) fail(`--ack-wait: ${opt["ack-wait"]} is not a positive number of seconds`);
+const holdAfter = Number(opt["hold-after"]);
+if (!Number.isInteger(holdAfter) || holdAfter < 0) fail(`--hold-after: ${opt["hold-after"]} is not a count of events`);
 if (!(lagEvery > 0)) fail(`--lag-every: ${opt["lag-every"]} is not a positive number of seconds`);
 if (!/^[A-Z][A-Z0-9]*$/.test(opt.org)) fail(`--org: ${opt.org} is not a partner code (upper-case letters and digits, e.g. ECOWAS)`);
 
@@ -143,6 +149,7 @@ async function schemaFor(dataschema) {
   return s;
 }
 
+let handledThisRun = 0;
 async function handle(m) {
   const h = m.headers;
   const id = h?.get("ce-id");
@@ -164,6 +171,11 @@ async function handle(m) {
   fsyncSync(journal);
   seen.add(id);
   writeSync(1, line + "\n");
+  if (holdAfter > 0 && ++handledThisRun === holdAfter) {
+    // The worst moment for a crash: handled and recorded, not acknowledged.
+    log(`holding ${id} unacknowledged (--hold-after ${holdAfter}): kill me now`);
+    await new Promise(() => {});
+  }
   // Wait for the server to confirm: the next event comes only after it.
   await m.ackAck();
 }
