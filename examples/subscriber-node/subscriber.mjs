@@ -30,7 +30,7 @@
 // journal). A line cut by a crash mid-write is ignored on restart (that event
 // was not acknowledged either). Lag (the consumer's num_pending) goes to
 // stderr as "lag: N pending".
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, truncateSync, writeSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { AckPolicy, DeliverPolicy, connect, headers as natsHeaders, nanos } from "nats";
 import { createFileRegistry, fromBinary, toJson } from "@bufbuild/protobuf";
@@ -97,7 +97,10 @@ if (user !== `demarche-${identity}`) fail(`--creds ${opt.creds} is ${user}'s, no
 // The journal: ids handled before this run.
 const seen = new Set();
 if (existsSync(opt.state)) {
-  for (const l of readFileSync(opt.state, "utf8").split("\n")) {
+  const text = readFileSync(opt.state, "utf8");
+  // A line cut by a crash mid-write is cut off, so the next line starts on its own.
+  if (text !== "" && !text.endsWith("\n")) truncateSync(opt.state, Buffer.byteLength(text.slice(0, text.lastIndexOf("\n") + 1)));
+  for (const l of text.split("\n")) {
     if (!l) continue;
     try {
       seen.add(JSON.parse(l).id);
