@@ -370,7 +370,7 @@ without handling it again.
 
 Measured (devstack/stack TestSubscriberOrderAfterCrash: embedded NATS server with the crisis stream as the platform defines it, one run on a 2-core development machine): ` + orderCost + `
 
-examples/subscriber does exactly this (` + "`--ack-wait`" + `, ` + "`--state`" + ` for the handled ids).
+examples/subscriber (Go) and examples/subscriber-node (Node.js, as the partner ECOWAS) do exactly this (` + "`--ack-wait`" + `, ` + "`--state`" + ` for the handled ids).
 `)
 	return b.String()
 }

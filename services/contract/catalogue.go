@@ -114,7 +114,8 @@ or ` + "`GET /v1/schemas/<ce-dataschema>?format=descriptor`" + ` returns its des
 ` + "`Demarche-Schema-Message`" + ` header names the message in it). ` + "`format`" + ` is
 ` + "`descriptor-json`" + ` (the default: the same set in canonical protobuf JSON), ` + "`descriptor`" + `
 (binary) or ` + "`jsonschema`" + ` (a JSON Schema of the JSON form). The machine-readable contract is [asyncapi.json](asyncapi.json);
-a subscriber written the way a partner would is in [examples/subscriber](../examples/subscriber).
+a subscriber written the way a partner would is in [examples/subscriber](../examples/subscriber) (Go)
+and [examples/subscriber-node](../examples/subscriber-node) (Node.js, as a partner organisation).
 Fields are listed with their protobuf name and, in brackets, the name in the JSON form
 (which ` + "`demarche events tail --output json`" + ` prints and the examples use).
 
