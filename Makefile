@@ -67,7 +67,7 @@ lint: proto-check vet breaking rules contract-lint ## buf lint, buf breaking, ge
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 contract-lint: ## spectral (spectral:oas + spectral:asyncapi, all rules) on docs/openapi.json and docs/asyncapi.json, and the official AsyncAPI parser's validation of docs/asyncapi.json: 0 errors AND 0 warnings (needs node and npm)
-	@command -v $(NODE) >/dev/null && command -v $(NPM) >/dev/null || { echo "contract-lint needs node (>= 20) and npm: apt-get install nodejs npm"; exit 1; }
+	@command -v $(NODE) >/dev/null && command -v $(NPM) >/dev/null || { echo "contract-lint needs node (>= 18.18) and npm: apt-get install nodejs npm"; exit 1; }
 	@# npm ci again only when the lockfile changed since the last install.
 	@if [ ! -f $(CONTRACT_LINT)/node_modules/.package-lock.json ] || [ $(CONTRACT_LINT)/package-lock.json -nt $(CONTRACT_LINT)/node_modules/.package-lock.json ]; then \
 	  echo "npm ci --prefix $(CONTRACT_LINT)"; $(NPM) ci --prefix $(CONTRACT_LINT) --ignore-scripts --no-audit --no-fund; fi
