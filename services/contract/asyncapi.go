@@ -343,7 +343,7 @@ func AsyncAPI() map[string]any {
 		"action": "send", "channel": ref("#/channels/deadLetters"), "messages": []any{ref("#/channels/deadLetters/messages/DeadLetter")},
 		"summary": "A Démarche consumer copies an event it gives up on.", "security": security,
 		"description": "When a Démarche consumer cannot decode, validate or handle an event after its bounded redeliveries, it copies the event here " +
-			"with the reason in headers, and acknowledges the original. Operators read them (stream " + eventbus.DeadLetterStreamName + ") to find and replay what failed.",
+			"with the reason in headers, then terminates the original so the consumer moves on. Operators read them (stream " + eventbus.DeadLetterStreamName + ") to see what failed and why.",
 		"tags":                   tagRefs(tagDeadLetters),
 		"x-demarche-permissions": jsRead(eventbus.DeadLetterStreamName, eventbus.DeadLetterRoot+".>"),
 	}
