@@ -15,8 +15,13 @@ CYCLONEDX := GOWORK=off $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclo
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
 FUZZTIME     ?= 60s
+# The contract linters: npm packages pinned by tools/contract-lint's
+# package-lock.json, installed there (never globally) by npm ci.
+CONTRACT_LINT := tools/contract-lint
+NPM          ?= npm
+NODE         ?= node
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,10 +61,18 @@ bench: build ## demarche bench: every scenario on the embedded stack beside its 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet breaking rules ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology, alert rules checked and tested
+lint: proto-check vet breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
 	cd proto && $(BUF) lint
 	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+contract-lint: ## spectral (spectral:oas + spectral:asyncapi, all rules) on docs/openapi.json and docs/asyncapi.json, and the official AsyncAPI parser's validation of docs/asyncapi.json: 0 errors AND 0 warnings (needs node and npm)
+	@command -v $(NODE) >/dev/null && command -v $(NPM) >/dev/null || { echo "contract-lint needs node (>= 18.18) and npm: apt-get install nodejs npm"; exit 1; }
+	@# npm ci again only when the lockfile changed since the last install.
+	@if [ ! -f $(CONTRACT_LINT)/node_modules/.package-lock.json ] || [ $(CONTRACT_LINT)/package-lock.json -nt $(CONTRACT_LINT)/node_modules/.package-lock.json ]; then \
+	  echo "npm ci --prefix $(CONTRACT_LINT)"; $(NPM) ci --prefix $(CONTRACT_LINT) --ignore-scripts --no-audit --no-fund; fi
+	$(CONTRACT_LINT)/node_modules/.bin/spectral lint --ruleset $(CONTRACT_LINT)/.spectral.yaml --fail-severity warn docs/openapi.json docs/asyncapi.json
+	$(NODE) $(CONTRACT_LINT)/asyncapi-validate.js docs/asyncapi.json
 
 rules: ## promtool check + test the alert rules (deploy/prometheus: one test file per alert) and the scrape config; every metric the rules and the Grafana dashboard read is registered
 	$(PROMTOOL) check rules deploy/prometheus/rules.yaml

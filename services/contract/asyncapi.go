@@ -236,10 +236,15 @@ func AsyncAPI() map[string]any {
 			"parameters":  paramRefs("region", "country", "crisisId"),
 		}
 		operations[id] = map[string]any{
-			"action":                 "send",
-			"channel":                ref("#/channels/" + id),
-			"messages":               []any{ref("#/channels/" + id + "/messages/" + name)},
-			"summary":                "Démarche publishes " + et.CEType + ".",
+			"action":   "send",
+			"channel":  ref("#/channels/" + id),
+			"messages": []any{ref("#/channels/" + id + "/messages/" + name)},
+			"summary":  "Démarche publishes " + et.CEType + ".",
+			"description": "Published when: " + whenPublished(md) + "\n\nRead it from the JetStream stream " + eventbus.StreamName +
+				" with a durable consumer under a name your identity owns (x-demarche-permissions lists the API calls and who may make them); " +
+				"de-duplicate by the ce-id header and keep each crisis's order as x-demarche-delivery says. Partner organisations read their own copy " +
+				"on the partner channel instead.",
+			"tags":                   tagRefs(tagCrisisEvents),
 			"security":               security,
 			"x-demarche-permissions": jsRead(eventbus.StreamName, eventbus.SubjectRoot+".>"),
 			"x-demarche-delivery":    deliveryNote(eventbus.StreamName, crisisMsgID),
@@ -261,7 +266,12 @@ func AsyncAPI() map[string]any {
 	}
 	operations["partner"] = map[string]any{
 		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
-		"summary":                "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
+		"summary": "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
+		"description": "A partner organisation's feed: every crisis event shared with it, copied to its own subjects and stream " + partners.StreamPrefix +
+			"{partner}. Read it with the partner's credential (demarche-partner-{partner}) through the durable consumer named {partner}, " +
+			"with the inbox prefix _INBOX_partner-{partner} (x-demarche-permissions lists exactly what the credential may do). " +
+			"A copy's Nats-Msg-Id is <PARTNER>-<ce-id>: de-duplicate by the ce-id header.",
+		"tags":                   tagRefs(tagPartnerDeliveries),
 		"security":               security,
 		"x-demarche-permissions": partnerRead(),
 		"x-demarche-delivery":    deliveryNote(partners.StreamPrefix+"{partner}", partnerMsgID),
@@ -295,7 +305,10 @@ func AsyncAPI() map[string]any {
 	}
 	operations["signals"] = map[string]any{
 		"action": "receive", "channel": ref("#/channels/signals"), "messages": []any{ref("#/channels/signals/messages/Signal")},
-		"summary":  "Démarche's early warning receives signals; a partner publishes them.",
+		"summary": "Démarche's early warning receives signals; a partner publishes them.",
+		"description": "A partner's early-warning system publishes each signal on " + earlywarning.SignalsRoot + ".{source} with its own credential " +
+			"(demarche-signals-{source}); the earlywarning service scores it. A signal naming another source is dead-lettered with the rule.",
+		"tags":     tagRefs(tagSignals),
 		"security": security,
 		"x-demarche-permissions": map[string]any{
 			"publish": []any{earlywarning.SignalsRoot + ".{source}"},
@@ -329,6 +342,9 @@ func AsyncAPI() map[string]any {
 	operations["deadLetters"] = map[string]any{
 		"action": "send", "channel": ref("#/channels/deadLetters"), "messages": []any{ref("#/channels/deadLetters/messages/DeadLetter")},
 		"summary": "A Démarche consumer copies an event it gives up on.", "security": security,
+		"description": "When a Démarche consumer cannot decode, validate or handle an event after its bounded redeliveries, it copies the event here " +
+			"with the reason in headers, then terminates the original so the consumer moves on. Operators read them (stream " + eventbus.DeadLetterStreamName + ") to see what failed and why.",
+		"tags":                   tagRefs(tagDeadLetters),
 		"x-demarche-permissions": jsRead(eventbus.DeadLetterStreamName, eventbus.DeadLetterRoot+".>"),
 	}
 
@@ -386,6 +402,9 @@ func AsyncAPI() map[string]any {
 		operations[id] = map[string]any{
 			"action": "receive", "channel": ref("#/channels/" + id), "messages": []any{ref("#/channels/" + id + "/messages/request")},
 			"summary": ep.Summary, "security": security,
+			"description": ep.Summary + " A request/reply call to the NATS micro service `" + ep.Service + "`: publish the request on " + ep.Subject +
+				" with a reply subject in your own inbox (_INBOX_<identity>.…); x-demarche-permissions.identities lists who may call it.",
+			"tags":               tagRefs(tagServices),
 			"reply":              map[string]any{"channel": ref("#/channels/" + id + ".reply"), "messages": replyRefs},
 			"x-demarche-service": ep.Service,
 			"x-demarche-permissions": map[string]any{"publish": []any{ep.Subject}, "subscribe": []any{"_INBOX_{identity}.>"},
@@ -400,6 +419,8 @@ func AsyncAPI() map[string]any {
 			"title":       "Démarche",
 			"version":     DocumentVersion,
 			"description": infoDescription,
+			"contact":     Contact(),
+			"tags":        asyncAPITags(),
 		},
 		"defaultContentType": eventbus.ContentTypeData,
 		"servers":            servers(),

@@ -33,15 +33,17 @@ func OpenAPI() map[string]any {
 		op := map[string]any{
 			"operationId": operationID(rt),
 			"summary":     summaryOf(rt),
+			"description": docOf(rt).description,
+			"tags":        []any{docOf(rt).tag},
 			"security":    []any{map[string]any{"bearer": []any{}}},
 		}
 		var ps []any
 		for _, m := range params.FindAllStringSubmatch(rt.Pattern, -1) {
-			ps = append(ps, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+			ps = append(ps, map[string]any{"name": m[1], "in": "path", "required": true, "description": paramDoc(m[1]), "schema": map[string]any{"type": "string"}})
 		}
 		if rt.Pattern == "/v1/crises" && rt.Method == "GET" {
 			for _, q := range []string{"stage", "country", "type", "open", "drills", "limit"} {
-				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "schema": map[string]any{"type": "string"}})
+				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "description": paramDoc(q), "schema": map[string]any{"type": "string"}})
 			}
 		}
 		if rt.Pattern == schemaPattern {
@@ -112,7 +114,10 @@ func OpenAPI() map[string]any {
 	return map[string]any{
 		"openapi": "3.1.0",
 		"info": map[string]any{"title": "Démarche HTTP API", "version": "1",
-			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings. The one exception is GET /v1/schemas/{name}: it answers standard encodings only (a google.protobuf.FileDescriptorSet in canonical protobuf JSON or binary, or a JSON Schema), chosen by its format parameter."},
+			"description": "The one door for people and partner systems. Every route needs a bearer token (OpenID Connect, or the dev issuer of demarche dev); bodies and answers are protobuf messages (proto/demarche/v1) in one JSON style: protobuf JSON field names, every field present, enum values as short readable values (\"stage\": \"good-offices\"; bodies also accept the full names such as STAGE_GOOD_OFFICES), durations as strings in seconds (\"3600s\"), timestamps in RFC 3339, 64-bit integers as strings. The one exception is GET /v1/schemas/{name}: it answers standard encodings only (a google.protobuf.FileDescriptorSet in canonical protobuf JSON or binary, or a JSON Schema), chosen by its format parameter.",
+			"contact":     openAPIContact()},
+		"servers":    openAPIServers(),
+		"tags":       openAPITagList(),
 		"paths":      paths,
 		"components": map[string]any{"schemas": defs, "securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}},
 	}

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/demarche/demarche/services/contract"
 )
 
 // The committed docs/openapi.json is what the route table says today, and
@@ -28,5 +31,14 @@ func TestOpenAPICurrent(t *testing.T) {
 		if _, ok := paths[p].(map[string]any)[strings.ToLower(rt.Method)]; !ok {
 			t.Errorf("%s %s is not in the OpenAPI document", rt.Method, rt.Pattern)
 		}
+	}
+}
+
+// Both contract documents name the same contact (the gateway keeps its own
+// copy so as not to import services/contract and every service with it).
+func TestOpenAPIContactIsAsyncAPIs(t *testing.T) {
+	info := OpenAPI()["info"].(map[string]any)
+	if got, want := info["contact"], contract.Contact(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("docs/openapi.json's contact is %v, docs/asyncapi.json's %v: change openAPIContact and contract.Contact together", got, want)
 	}
 }

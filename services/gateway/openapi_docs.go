@@ -1,0 +1,138 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/demarche/demarche/pkg/natsrpc"
+)
+
+// What docs/openapi.json says beside the route table: each operation's tag
+// and description, each parameter's description, the servers and the tags.
+// `make contract-lint` (spectral, spectral:oas "all") asks for all of them;
+// OpenAPI panics on a route without its row here, so a new route cannot be
+// published undocumented (TestOpenAPIUpToDate runs it).
+
+// The operations' tags, as the document's tags lists them: in alphabetical
+// order (spectral's openapi-tags-alphabetical).
+var openAPITags = []struct{ name, description string }{
+	{"audit", "The hash-chained audit trails, the workflows' histories and Temporal's payload codec."},
+	{"contract", "The published contract: this document, the AsyncAPI document, the event schemas, and who you are."},
+	{"crises", "Crises: open, list, read, decide, control, share."},
+	{"funding", "Rapid-response funds' balances and ledgers (read only: money moves only through a crisis's funding decisions)."},
+	{"partners", "Partner organisations: who receives what, and a partner's acknowledgement of its role."},
+	{"roster", "The roster of envoys, mediators and standby experts, and a crisis's bookings (read only: bookings come from a crisis's workflow)."},
+	{"signals", "Early-warning signals and the situations they score."},
+}
+
+type routeDoc struct {
+	tag, description string
+}
+
+// routeDocs is each route's tag and description, by "METHOD pattern" as in
+// the route table.
+var routeDocs = map[string]routeDoc{
+	"GET /v1/whoami": {"contract", "Who the bearer token says you are, as the API sees it: subject, name, roles, clearance and partner organisation. " +
+		"Use it to check a credential before anything else."},
+	"GET /v1/openapi.json": {"contract", "This OpenAPI document, as the running gateway serves it (the same as docs/openapi.json of its release)."},
+	"GET /v1/asyncapi.json": {"contract", "The AsyncAPI document of every NATS subject Démarche publishes or serves (docs/asyncapi.json of the release): " +
+		"servers, credentials and what each may do, the events and their headers."},
+	"GET " + schemaPattern: {"contract", "The schema of an event's data, named by its ce-dataschema (type.googleapis.com/demarche.v1.StageEntered), " +
+		"its message name or its ce-type, in a standard encoding picked by format: the google.protobuf.FileDescriptorSet in canonical " +
+		"protobuf JSON (descriptor-json, the default) or binary (descriptor), or a JSON Schema of the message's JSON form (jsonschema). " +
+		"Decode the events with any protobuf library from the descriptor set."},
+	"POST /v1/signals": {"signals", "Send early-warning signals (a partner's system, an analyst). Each is answered accepted, duplicate or " +
+		"rejected with its reason."},
+	"GET /v1/situations/{country}/{type}":         {"signals", "A situation's current score (country and crisis type), its threshold and the signals that contribute to it."},
+	"GET /v1/situations/{country}/{type}/history": {"signals", "A situation's score over time, with the signals that moved it."},
+	"POST /v1/exercises/{id}/signals":             {"signals", "Send an exercise's signals: they score and raise drill crises only, never real ones (the drill coordinator's)."},
+	"POST /v1/crises": {"crises", "Open a crisis (a drill when drill is set) and answer its state (201); 409 when its id is taken (ids are never " +
+		"reused). Opening a real crisis needs crisis.open, a drill crisis.open-drill."},
+	"GET /v1/crises":      {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},
+	"GET /v1/crises/{id}": {"crises", "One crisis's state (its stage, decisions and what they set in motion); 404 when it does not exist or is not yours to see."},
+	"POST /v1/crises/{id}/decisions": {"crises", "Record a decision for the crisis's current stage (triage, good offices, ..., closure); the crisis's workflow " +
+		"checks it against the stage and your roles and answers the recorded decision, or 422 naming the rule that refused it."},
+	"POST /v1/crises/{id}/controls/{control}": {"crises", "Steer the crisis outside its normal course: escalate, de-escalate, skip or reopen a stage, " +
+		"set a partner's role, raise a warning. The body is the control's own message; each control needs its own action."},
+	"POST /v1/crises/{id}/sharing": {"crises", "Share the crisis with partner organisations or unshare it (share, unshare, with a reason); a partner receives " +
+		"its events while it is shared, and nothing after it is unshared."},
+	"GET /v1/audit/histories/{id}": {"audit", "The crisis's workflow histories (the crisis's and its stages', every run), each as temporal workflow show --output json prints it, for replay, reconciliation and evidence."},
+	"POST " + codecPrefix + "{namespace}/decode": {"audit", "Temporal's remote codec: decrypt payloads for the Temporal UI (auditors and admins, " +
+		"from the origins the gateway allows)."},
+	"POST " + codecPrefix + "{namespace}/encode": {"audit", "Temporal's remote codec: encrypt payloads for the Temporal UI (auditors and admins, " +
+		"from the origins the gateway allows)."},
+	"POST " + ServicePath(natsrpc.RosterSearch):      {"roster", "Rank envoys, mediators and standby experts for a need (expertise, languages, region)."},
+	"POST " + ServicePath(natsrpc.RosterExperts):     {"roster", "Every expert on the roster (crisis_id in the body is ignored)."},
+	"POST " + ServicePath(natsrpc.RosterAssignments): {"roster", "A crisis's current bookings of experts, by role."},
+	"POST " + ServicePath(natsrpc.FundingBalance):    {"funding", "Each fund's balance and what it has disbursed (a fund whose ledger cannot be trusted says why instead)."},
+	"POST " + ServicePath(natsrpc.FundingLedger):     {"funding", "A fund's append-only ledger, line by line."},
+	"POST " + ServicePath(natsrpc.PartnersList):      {"partners", "The partner organisations and what each receives (regions, countries, crisis types)."},
+	"POST " + ServicePath(natsrpc.PartnersAckRole): {"partners", "A partner acknowledges its role (lead, support, ...) in a crisis shared with it; " +
+		"a partner's credential acknowledges for its own organisation only."},
+	"POST " + ServicePath(natsrpc.AuditChain): {"audit", "Read a hash-chained audit trail (the global one, or a crisis's) to verify it; the read is itself audited."},
+	"POST " + ServicePath(natsrpc.AuditHeads): {"audit", "The head of every audit chain, signed when the deployment has a key: keep them to prove later that no line was changed."},
+}
+
+// paramDocs describes each path and query parameter, by name (a name means
+// the same on every route).
+var paramDocs = map[string]string{
+	"id":        "the crisis's id (as answered by POST /v1/crises or GET /v1/crises), or the exercise's id on /v1/exercises",
+	"country":   "an ISO 3166-1 alpha-2 country code (GN); as a query parameter: only that country's crises",
+	"type":      "a crisis type, short value or full name (coup, CRISIS_TYPE_COUP); as a query parameter: only crises of that type",
+	"control":   "the control, without its crisis. prefix: " + strings.Join(trimAll(controlNames(), "crisis."), ", "),
+	"namespace": "the Temporal namespace whose payloads are coded (the deployment's, demarche by default)",
+	"name":      "the schema's name: a ce-dataschema (type.googleapis.com/demarche.v1.StageEntered), a message name (demarche.v1.StageEntered) or a ce-type",
+	"stage":     "only crises at this stage, short value or full name (good-offices, STAGE_GOOD_OFFICES)",
+	"open":      "true: only crises not closed",
+	"drills":    "false: leave drill crises out (by default they are listed with the real ones)",
+	"limit":     "at most this many crises, from 1 to 5000 (default 500)",
+}
+
+func trimAll(ss []string, prefix string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.TrimPrefix(s, prefix)
+	}
+	return out
+}
+
+func docOf(rt route) routeDoc {
+	d, ok := routeDocs[rt.Method+" "+rt.Pattern]
+	if !ok {
+		panic(fmt.Sprintf("OpenAPI: route %s %s has no description: add its row to routeDocs (services/gateway/openapi_docs.go)", rt.Method, rt.Pattern))
+	}
+	return d
+}
+
+func paramDoc(name string) string {
+	d, ok := paramDocs[name]
+	if !ok {
+		panic("OpenAPI: parameter " + name + " has no description: add it to paramDocs (services/gateway/openapi_docs.go)")
+	}
+	return d
+}
+
+// openAPIContact is the AsyncAPI document's contact too (contract.Contact;
+// TestOpenAPIContactIsAsyncAPIs keeps them one: the gateway does not import
+// services/contract, which pulls in every domain service).
+func openAPIContact() map[string]any {
+	return map[string]any{"name": "Démarche maintainers (the operations centre that issued your credential)"}
+}
+
+// openAPIServers are where the API answers: demarche dev's gateway, and a
+// cluster's gateway behind its public URL.
+func openAPIServers() []any {
+	return []any{
+		map[string]any{"url": "http://127.0.0.1:8080", "description": "demarche dev (port: --http-port, default 8080; bearer tokens from its dev issuer, demarche login)"},
+		map[string]any{"url": "https://{gateway}", "description": "a cluster's gateway (deploy/): the host of its --public-url",
+			"variables": map[string]any{"gateway": map[string]any{"default": "gateway.demarche.example.org", "description": "your gateway's public host name (deploy/k8s/gateway.yaml uses gateway.demarche.example.org)"}}},
+	}
+}
+
+func openAPITagList() []any {
+	out := make([]any, len(openAPITags))
+	for i, t := range openAPITags {
+		out[i] = map[string]any{"name": t.name, "description": t.description}
+	}
+	return out
+}
