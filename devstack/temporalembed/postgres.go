@@ -102,8 +102,11 @@ func (p *Postgres) sqlConfig(db string) *config.SQL {
 func preparePostgres(p Postgres, logger tlog.Logger) (store, visibility *config.SQL, err error) {
 	for _, s := range []struct{ db, schemaName string }{{p.Database, pgSchema}, {p.VisibilityDatabase, pgVisibilitySchema}} {
 		cfg := p.sqlConfig(s.db)
-		admin := *cfg
 		err := untilReady(p.StartupWait, func() error {
+			// DoCreateDatabase rewrites the config's database name to the
+			// default one it connects to: each attempt needs a fresh copy,
+			// or a retry would "create" the postgres database instead.
+			admin := *cfg
 			return sqltool.DoCreateDatabase(&admin, "postgres", logger)
 		}, func(err error) {
 			logger.Warn("waiting for PostgreSQL", tag.NewStringTag("address", cfg.ConnectAddr), tag.Error(err))

@@ -47,25 +47,26 @@ func TestTemporalOnPostgres(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// PostgreSQL starts a second after the Temporal server, as it may in
+	// compose, Kubernetes or after a reboot: the server waits for it and
+	// still creates its databases (a retry once "created" the postgres
+	// database instead, and CI saw "database temporal does not exist").
 	pg := exec.Command(filepath.Join(bin, "postgres"), cluster.PostgresArgs(data, pgPort)...)
 	pg.Dir = "/"
 	pg.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
-	if err := pg.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = pg.Process.Kill(); _ = pg.Wait() })
+	pgStarted := make(chan error, 1)
+	time.AfterFunc(time.Second, func() { pgStarted <- pg.Start() })
+	t.Cleanup(func() {
+		if pg.Process != nil {
+			_ = pg.Process.Kill()
+			_ = pg.Wait()
+		}
+	})
 
 	creds := t.TempDir()
 	start := func() *temporalembed.Server {
 		t.Helper()
-		var srv *temporalembed.Server
-		var err error
-		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) { // PostgreSQL starting
-			srv, err = temporalembed.Start(temporalembed.Options{Postgres: &temporalembed.Postgres{Port: pgPort}, CredentialsDir: creds}, zap.NewNop())
-			if err == nil || time.Now().After(deadline) {
-				break
-			}
-		}
+		srv, err := temporalembed.Start(temporalembed.Options{Postgres: &temporalembed.Postgres{Port: pgPort}, CredentialsDir: creds}, zap.NewNop())
 		if err != nil {
 			t.Fatalf("temporal on PostgreSQL: %v", err)
 		}
@@ -74,6 +75,9 @@ func TestTemporalOnPostgres(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := start()
+	if err := <-pgStarted; err != nil {
+		t.Fatalf("start PostgreSQL: %v", err)
+	}
 	defer temporalx.SetCredentialsFor(srv.HostPort(), creds)()
 	c, err := temporalx.Dial(ctx, srv.HostPort(), "demarche", zap.NewNop(), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
