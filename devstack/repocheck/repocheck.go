@@ -1,6 +1,8 @@
 // Package repocheck holds checks of the repository itself that `make lint`
 // runs: nothing built is committed (executables belong in .gitignore, not
-// in git), and no file outside test data grows past MaxFileSize.
+// in git), no file outside test data grows past MaxFileSize, and the docs
+// hold together (links.go: every relative link and anchor resolves, the Go
+// code names only documents that exist, README.md stays a door).
 package repocheck
 
 import (
