@@ -62,10 +62,10 @@ type SignalFormat interface {
 	// Columns are the header columns the format requires (lower case); a
 	// file lacking one is refused, naming each missing column.
 	Columns() []string
-	// Detect says whether a file with this header is of this format. No two
-	// formats detect the same header (TestFormatRegistry): detection names
-	// the format of a file given with the wrong --format; it never chooses
-	// one for a file given without.
+	// Detect says whether a file with this header is of this format; no
+	// format detects another's sample (TestFormatRegistry). Detection names
+	// the format of a file given with the wrong --format; it never chooses a
+	// format for a file given without one.
 	Detect(h Header) bool
 	// Parse makes one data row into a signal (source id, country, observed
 	// time, fatalities, location, summary) and the event the rules classify
@@ -178,8 +178,9 @@ func ParseFormat(name string) (Format, error) {
 }
 
 // DetectFormats reads a file's header and returns every registered format
-// that detects it, sorted (none, or one: formats' detections do not overlap).
-// It fails with ErrBadHeader when the header cannot be read.
+// that detects it, sorted: none, or one (only a header made of two formats'
+// columns is detected as both). It fails with ErrBadHeader when the header
+// cannot be read.
 func DetectFormats(r io.Reader) ([]Format, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
