@@ -88,7 +88,7 @@ func TestFormatRegistry(t *testing.T) {
 				}
 				_, err := earlywarning.NewReader(bytes.NewReader(data), earlywarning.Format(other))
 				if !errors.Is(err, earlywarning.ErrBadHeader) || !strings.Contains(err.Error(), "not a "+other+" file: missing column(s)") ||
-					!strings.Contains(err.Error(), "--format "+name+"?") {
+					!strings.Contains(err.Error(), "(--format "+name+")") {
 					t.Errorf("the %s sample read as %s: %v, want ErrBadHeader naming the missing columns and --format %s", name, other, err, name)
 				}
 			}
