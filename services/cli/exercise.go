@@ -89,7 +89,7 @@ real crises'. Needs the drill-coordinator role.
 			if err != nil {
 				return err
 			}
-			f, err := format.get()
+			f, err := format.get(file)
 			if err != nil {
 				return err
 			}

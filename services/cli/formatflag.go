@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -19,16 +20,37 @@ func (f *formatFlag) bind(fs *pflag.FlagSet) {
 }
 
 // get returns the format given (in any case), or an error naming the flag,
-// the value given and the allowed ones: a format is never guessed.
-func (f formatFlag) get() (earlywarning.Format, error) {
+// the value given and the allowed ones. A format is never guessed: when none
+// is given, the error says which format file's header is of, if any (file
+// may be "").
+func (f formatFlag) get(file string) (earlywarning.Format, error) {
 	if strings.TrimSpace(string(f)) == "" {
-		return "", fmt.Errorf("--format: is required (allowed: %s)", strings.Join(earlywarning.Formats(), ", "))
+		return "", fmt.Errorf("--format: is required (allowed: %s)%s", strings.Join(earlywarning.Formats(), ", "), detectedHint(file))
 	}
 	format, err := earlywarning.ParseFormat(string(f))
 	if err != nil {
 		return "", fmt.Errorf("--format: %w", err)
 	}
 	return format, nil
+}
+
+// detectedHint says which format a file's header is of ("" when the file
+// cannot be read or no format detects it: the command reports the file
+// itself later).
+func detectedHint(file string) string {
+	if file == "" {
+		return ""
+	}
+	fh, err := os.Open(file)
+	if err != nil {
+		return ""
+	}
+	defer fh.Close()
+	found, err := earlywarning.DetectFormats(fh)
+	if err != nil || len(found) != 1 {
+		return ""
+	}
+	return fmt.Sprintf("; %s looks like %s (--format %s)", file, found[0], found[0])
 }
 
 // formatsSynopsis is "acled|ucdp", for a command's Use line.

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -75,6 +76,15 @@ func TestEveryFormatFlagAsksTheRegistry(t *testing.T) {
 		return cmd.ExecuteContext(context.Background())
 	}
 	missing := filepath.Join(t.TempDir(), "no-such-file.csv")
+	// Without --format, a file whose header a format detects is still
+	// refused; the error says which format it looks like.
+	sample := filepath.Join(t.TempDir(), "events.csv")
+	if err := os.WriteFile(sample, []byte("event_id_cnty,event_date,event_type,country,fatalities\nGIN1,2023-02-16,Battles,Guinea,3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("warning", "rules", "test", sample); err == nil || !strings.Contains(err.Error(), "--format: is required "+allowed+"; "+sample+" looks like acled (--format acled)") {
+		t.Errorf("rules test without --format: %v, want it refused, saying the file looks like acled", err)
+	}
 	for path := range want {
 		args := strings.Fields(path)
 		if args[len(args)-1] == "import" || args[len(args)-1] == "test" {

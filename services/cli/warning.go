@@ -59,7 +59,7 @@ Other columns are ignored.`,
 		Example: "  demarche warning import --format acled 2023-west-africa.csv\n  demarche warning import --format ucdp GEDEvent_v24_1.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := format.get()
+			f, err := format.get(args[0])
 			if err != nil {
 				return err
 			}

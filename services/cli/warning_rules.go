@@ -110,7 +110,7 @@ Rows that cannot be read are listed with the reason. Nothing is sent.
 			if err != nil {
 				return err
 			}
-			f, err := format.get()
+			f, err := format.get(args[0])
 			if err != nil {
 				return err
 			}
@@ -187,7 +187,7 @@ Progress goes to stderr; --output json for programs.
 			if err != nil {
 				return err
 			}
-			f, err := format.get()
+			f, err := format.get(file)
 			if err != nil {
 				return err
 			}

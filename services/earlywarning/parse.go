@@ -60,7 +60,7 @@ func NewReader(r io.Reader, format Format) (*Reader, error) {
 	if missing := h.missing(f.Columns()); len(missing) > 0 {
 		var hint string
 		if others := h.detect(); len(others) > 0 {
-			hint = fmt.Sprintf("; its header is a %s file's (--format %s)", others[0], others[0])
+			hint = fmt.Sprintf("; it looks like %s (--format %s)", others[0], others[0])
 		}
 		return nil, fmt.Errorf("%w: not a %s file: missing column(s) %s (required: %s)%s", ErrBadHeader, format,
 			strings.Join(missing, ", "), strings.Join(f.Columns(), ", "), hint)
