@@ -29,9 +29,9 @@ import (
 //     refuses; record what it makes of them (sample.golden.json) with
 //     `go test -run TestFormatSamplesMatchTheirGolden -update`, and read the diff.
 //
-// TestFormatRegistry then checks that the format detects its sample and that
-// no other format does (and the other way round), and FuzzImportAnyFormat
-// fuzzes it from its sample. Its events are classified by the rules' generic
+// TestFormatRegistry then checks that the format detects and parses its own
+// sample and that no other format detects or reads it, and
+// FuzzImportAnyFormat fuzzes it from its sample. Its events are classified by the rules' generic
 // conditions (source: <name>, text, actor, min_fatalities); a condition that
 // reads a column only the new format has is a field of Condition (rules.go)
 // that the format's Conditions method claims.
