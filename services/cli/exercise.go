@@ -58,13 +58,14 @@ type exerciseFigures struct {
 }
 
 func newExerciseStartCmd(app *App) *cobra.Command {
-	var file, format, rulesPath, id string
+	var file, rulesPath, id string
+	var format formatFlag
 	var day, maxGap, decisionDelay, wait time.Duration
 	var timeScale float64
 	var quiet bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "start --file F --format acled|ucdp [--id ID] [--day 1s]",
+		Use:   "start --file F --format " + formatsSynopsis() + " [--id ID] [--day 1s]",
 		Short: "Replay a historical file as a drill; wait for its crises to close and print their figures",
 		Long: `Replay a conflict-event file as an exercise: its events are sent in event order,
 one day of event time every --day of wall time (gaps capped at --max-gap), to
@@ -78,7 +79,9 @@ the shadow roster. With --wait, the command waits for the exercise's crises to
 close and prints their figures: warning-to-action in exercise time (first signal
 to the crossing in the file's time, plus opening to the first decision in real
 time), time per stage, decisions, money. Drill figures are never counted among
-real crises'. Needs the drill-coordinator role.`,
+real crises'. Needs the drill-coordinator role.
+
+` + formatsHelp(),
 		Example: "  demarche exercise start --file conakry-2009.csv --format acled --id conakry-2009 --day 500ms --wait 10m",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -86,12 +89,12 @@ real crises'. Needs the drill-coordinator role.`,
 			if err != nil {
 				return err
 			}
-			f, err := parseFormat(format)
+			f, err := format.get(file)
 			if err != nil {
 				return err
 			}
 			if file == "" {
-				return errors.New("--file: is required (an acled or ucdp file)")
+				return fmt.Errorf("--file: is required (a %s file)", f)
 			}
 			if id == "" {
 				id = "ex-" + time.Now().UTC().Format("20060102-150405")
@@ -226,7 +229,7 @@ real crises'. Needs the drill-coordinator role.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&file, "file", "", "conflict-event file (required)")
-	fl.StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	format.bind(fl)
 	fl.StringVar(&rulesPath, "rules", "", "classification rules file (default: the embedded rules)")
 	fl.StringVar(&id, "id", "", "the exercise's id, 1-40 letters, digits or '-' (default ex-<now>)")
 	fl.DurationVar(&day, "day", time.Second, "wall time for one day of event time")

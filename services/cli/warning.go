@@ -37,13 +37,14 @@ credential; rules and backtest work on files, offline.`,
 }
 
 func newWarningImportCmd(app *App) *cobra.Command {
-	var format, rulesPath string
+	var rulesPath string
+	var format formatFlag
 	var batch int
 	var quiet bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "import --format acled|ucdp FILE",
-		Short: "Import a conflict-event file (ACLED export or UCDP GED CSV)",
+		Use:   "import --format " + formatsSynopsis() + " FILE",
+		Short: "Import a conflict-event file (" + strings.Join(earlywarning.Formats(), ", ") + ")",
 		Long: `Import a conflict-event file: each row becomes a signal (country, crisis type by
 a documented rule, weight 1 + ln(1 + fatalities)), sent in batches to the
 earlywarning service. Rows that cannot be read are reported with their line in
@@ -53,17 +54,14 @@ horizon are historical: scored, but they open and signal no crisis. The summary
 counts live, historical, duplicate and rejected signals and names the crises the
 import opened or signalled. Progress goes to stderr.
 
-ACLED columns used: event_id_cnty, event_date (2023-02-16 or 16 February 2023),
-event_type, sub_event_type, actor1, actor2, interaction, iso, country, admin1,
-location, notes, fatalities. UCDP GED: id, date_start, country, type_of_violence,
-side_a, side_b, best (and source_headline, where_description when present).
+` + formatsHelp() + `
 Other columns are ignored.`,
 		Example: "  demarche warning import --format acled 2023-west-africa.csv\n  demarche warning import --format ucdp GEDEvent_v24_1.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f := earlywarning.Format(strings.ToLower(format))
-			if f != earlywarning.FormatACLED && f != earlywarning.FormatUCDP {
-				return fmt.Errorf("--format: %q is not a known format (allowed: %s)", format, strings.Join(earlywarning.Formats(), ", "))
+			f, err := format.get(args[0])
+			if err != nil {
+				return err
 			}
 			if batch < 1 || batch > demarchev1.MaxIngestBatch {
 				return fmt.Errorf("--batch: %d is out of range (allowed: 1 to %d)", batch, demarchev1.MaxIngestBatch)
@@ -113,7 +111,7 @@ Other columns are ignored.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	format.bind(cmd.Flags())
 	cmd.Flags().IntVar(&batch, "batch", earlywarning.DefaultBatch, "signals per ingest request")
 	cmd.Flags().BoolVar(&quiet, "quiet", false, "no progress on stderr")
 	cmd.Flags().StringVar(&rulesPath, "rules", "", "classification rules file (default: the embedded rules)")

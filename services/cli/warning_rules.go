@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -93,14 +92,17 @@ func newWarningRulesValidateCmd(app *App) *cobra.Command {
 }
 
 func newWarningRulesTestCmd(app *App) *cobra.Command {
-	var format, rulesPath string
+	var rulesPath string
+	var format formatFlag
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "test --format acled|ucdp [--rules R] FILE",
+		Use:   "test --format " + formatsSynopsis() + " [--rules R] FILE",
 		Short: "Print how each row of a sample file is classified and weighed",
 		Long: `Classify every row of a conflict-event file with the rules and print, per row:
 its line, id, date, country, crisis type, the rule that chose it and its weight.
-Rows that cannot be read are listed with the reason. Nothing is sent.`,
+Rows that cannot be read are listed with the reason. Nothing is sent.
+
+` + formatsHelp(),
 		Example: "  demarche warning rules test --format acled --rules ew-rules.yaml sample.csv",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
@@ -108,7 +110,7 @@ Rows that cannot be read are listed with the reason. Nothing is sent.`,
 			if err != nil {
 				return err
 			}
-			f, err := parseFormat(format)
+			f, err := format.get(args[0])
 			if err != nil {
 				return err
 			}
@@ -141,18 +143,10 @@ Rows that cannot be read are listed with the reason. Nothing is sent.`,
 			return tw.Flush()
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	format.bind(cmd.Flags())
 	cmd.Flags().StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
 	output.bind(cmd)
 	return cmd
-}
-
-func parseFormat(format string) (earlywarning.Format, error) {
-	f := earlywarning.Format(strings.ToLower(format))
-	if f != earlywarning.FormatACLED && f != earlywarning.FormatUCDP {
-		return "", fmt.Errorf("--format: %q is not a known format (allowed: %s)", format, strings.Join(earlywarning.Formats(), ", "))
-	}
-	return f, nil
 }
 
 func firstArg(args []string) string {
@@ -163,7 +157,8 @@ func firstArg(args []string) string {
 }
 
 func newWarningBacktestCmd(app *App) *cobra.Command {
-	var file, format, rulesPath string
+	var file, rulesPath string
+	var format formatFlag
 	var threshold float64
 	var regionThresholds []string
 	var followUp time.Duration
@@ -171,7 +166,7 @@ func newWarningBacktestCmd(app *App) *cobra.Command {
 	var quiet, series bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:   "backtest --file F --format acled|ucdp [--rules R] [--threshold N]",
+		Use:   "backtest --file F --format " + formatsSynopsis() + " [--rules R] [--threshold N]",
 		Short: "Replay a historical file in event time: when would each situation have crossed, how early",
 		Long: `Replay a conflict-event file through the rules in event time, as early warning
 would have scored it live, without touching the platform. Per situation:
@@ -182,7 +177,9 @@ would have scored it live, without touching the platform. Per situation:
                first crossing came after the peak);
   false alarm  a crossing followed by fewer than --false-alarm-fatalities deaths in
                the situation within --follow-up after it.
-Progress goes to stderr; --output json for programs.`,
+Progress goes to stderr; --output json for programs.
+
+` + formatsHelp(),
 		Example: "  demarche warning backtest --file acled-guinea-2009.csv --format acled --threshold 20",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -190,12 +187,12 @@ Progress goes to stderr; --output json for programs.`,
 			if err != nil {
 				return err
 			}
-			f, err := parseFormat(format)
+			f, err := format.get(file)
 			if err != nil {
 				return err
 			}
 			if file == "" {
-				return fmt.Errorf("--file: is required (a %s file)", strings.Join(earlywarning.Formats(), " or "))
+				return fmt.Errorf("--file: is required (a %s file)", f)
 			}
 			rules, err := earlywarning.LoadRules(rulesPath)
 			if err != nil {
@@ -234,7 +231,7 @@ Progress goes to stderr; --output json for programs.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&file, "file", "", "conflict-event file (required)")
-	fl.StringVar(&format, "format", "", "file format: "+strings.Join(earlywarning.Formats(), ", ")+" (required)")
+	format.bind(fl)
 	fl.StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
 	fl.Float64Var(&threshold, "threshold", 0, "threshold for every region (default: the rules')")
 	fl.StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")

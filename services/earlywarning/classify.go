@@ -75,27 +75,29 @@ func crisisSeverity(score, threshold float64) int32 {
 	return 3
 }
 
-// Event is a conflict event's columns that classification reads.
+// Event is what the rules classify: a conflict event's columns their
+// conditions read. Its format (format_*.go) fills the columns it has, and
+// Text; the Reader fills Source and Fatalities.
 type Event struct {
-	Source                                         Format
+	Source Format
+	// Text are the columns the rules' text conditions search, in the
+	// format's order (ACLED: notes, event types, actors; UCDP: sides,
+	// headline, place).
+	Text []string
+	// ACLED's columns.
 	EventType, SubEventType, Actor1, Actor2, Notes string
 	Interaction                                    string
-	CivilianTargeting                              bool
+	CivilianTargeting                              bool // the format marks the event as targeting civilians
 	Fatalities                                     int32
-	TypeOfViolence                                 int
-	SideA, SideB, Headline, Where                  string
+	// UCDP's columns.
+	TypeOfViolence                int
+	SideA, SideB, Headline, Where string
 }
 
 // text is what the text conditions search, lower case, with a leading space
 // (so " vote" matches a word start).
 func (e Event) text() string {
-	var parts []string
-	if e.Source == FormatUCDP {
-		parts = []string{e.SideA, e.SideB, e.Headline, e.Where}
-	} else {
-		parts = []string{e.Notes, e.EventType, e.SubEventType, e.Actor1, e.Actor2}
-	}
-	return " " + strings.ToLower(strings.Join(parts, " "))
+	return " " + strings.ToLower(strings.Join(e.Text, " "))
 }
 
 func (c Condition) matches(e Event, text string) bool {
@@ -183,7 +185,7 @@ func (r *Rules) Classify(e Event) (demarchev1.CrisisType, string, float64) {
 		}
 	}
 	w := rule.Weight * (r.Base + r.PerLogFatality*math.Log1p(float64(max(e.Fatalities, 0))))
-	if e.Source == FormatACLED && e.CivilianTargeting {
+	if e.CivilianTargeting { // only a format with such a column (ACLED) sets it
 		w *= r.CivilianTargeting
 	}
 	return rule.CrisisType, rule.Name, min(w, demarchev1.MaxSignalWeight)

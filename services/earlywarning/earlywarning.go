@@ -1,12 +1,13 @@
 // Package earlywarning is the early-warning service. It pools signals from
 // partners' early-warning systems (CloudEvents on demarche.signals.<source>,
 // stream DEMARCHE_SIGNALS), from operators and from conflict-event files
-// (ACLED, UCDP GED: see Reader) through its NATS micro endpoints; drops
-// duplicates (same source + source id, durably); scores each situation
-// (country + crisis type) over a rolling window in event time; and when a
-// live signal takes a situation's score across its region's threshold,
-// publishes WarningRaised and opens or signals the situation's crisis episode
-// with Temporal's signal-with-start (see CrisisOpener).
+// (ACLED, UCDP GED: one file per format, see format.go) through its NATS
+// micro endpoints; drops duplicates (same source + source id, durably);
+// scores each situation (country + crisis type) over a rolling window in
+// event time; and when a live signal takes a situation's score across its
+// region's threshold, publishes WarningRaised and opens or signals the
+// situation's crisis episode with Temporal's signal-with-start (see
+// CrisisOpener).
 //
 // # Rules
 //

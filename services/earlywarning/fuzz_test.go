@@ -54,9 +54,31 @@ func fuzzImport(t *testing.T, format earlywarning.Format, data []byte) {
 	t.Fatalf("the reader did not reach the end of a %d-byte file", len(data))
 }
 
+// FuzzImportAnyFormat runs every registered format's reader over arbitrary
+// files, seeded with each format's sample (testdata/formats/<format>), so a
+// new format is fuzzed without a target of its own. A mutated format name is
+// refused with ErrUnknownFormat, never read as a format it resembles.
+func FuzzImportAnyFormat(f *testing.F) {
+	for _, name := range earlywarning.Formats() {
+		f.Add(name, formatSample(f, name))
+	}
+	f.Add("gdelt", formatSample(f, "acled"))
+	f.Fuzz(func(t *testing.T, format string, data []byte) {
+		if _, err := earlywarning.LookupFormat(earlywarning.Format(format)); err != nil {
+			if _, err := earlywarning.NewReader(bytes.NewReader(data), earlywarning.Format(format)); !errors.Is(err, earlywarning.ErrUnknownFormat) {
+				t.Fatalf("format %q: %v, want ErrUnknownFormat", format, err)
+			}
+			return
+		}
+		fuzzImport(t, earlywarning.Format(format), data)
+	})
+}
+
 // FuzzImportACLED runs the ACLED reader over arbitrary files (corpus in
-// testdata/fuzz/FuzzImportACLED, run by make test).
+// testdata/fuzz/FuzzImportACLED, run by make test), seeded also with the
+// format's sample.
 func FuzzImportACLED(f *testing.F) {
+	f.Add(formatSample(f, string(earlywarning.FormatACLED)))
 	f.Add([]byte(acledFile()))
 	f.Add([]byte(acledHeader))
 	f.Add([]byte(""))
@@ -66,8 +88,10 @@ func FuzzImportACLED(f *testing.F) {
 }
 
 // FuzzImportUCDP runs the UCDP GED reader over arbitrary files (corpus in
-// testdata/fuzz/FuzzImportUCDP, run by make test).
+// testdata/fuzz/FuzzImportUCDP, run by make test), seeded also with the
+// format's sample.
 func FuzzImportUCDP(f *testing.F) {
+	f.Add(formatSample(f, string(earlywarning.FormatUCDP)))
 	f.Add([]byte(ucdpHeader + ucdpRow("244657", "1", "Government of Somalia", "Al-Shabaab", "Attack, Mogadishu", "Somalia", "2017-07-01", "5") +
 		ucdpRow("244658", "4", "A", "B", "", "Narnia", "2017-07-01", "x") + "3,short\n"))
 	f.Add([]byte("id,date_start,country,type_of_violence,side_a,side_b,best\n,2017-07-01 00:00:00.000,Mali,3,x,y,\n9,01 July 2017,Mali,3,,,99999999999\n"))

@@ -10,34 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"google.golang.org/protobuf/types/known/timestamppb"
-
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
-)
-
-// Format is a conflict-event file format the importer reads.
-type Format string
-
-// Supported formats.
-const (
-	FormatACLED Format = "acled" // ACLED export (CSV)
-	FormatUCDP  Format = "ucdp"  // UCDP GED (CSV)
-)
-
-// Formats lists the supported formats.
-func Formats() []string { return []string{string(FormatACLED), string(FormatUCDP)} }
-
-// Sentinel errors of file parsing.
-var (
-	ErrUnknownFormat = errors.New("unknown file format")
-	ErrBadHeader     = errors.New("bad header")
-)
-
-// Columns each format requires; any other column is read when present and
-// ignored when unknown.
-var (
-	acledRequired = []string{"event_id_cnty", "event_date", "event_type", "country", "fatalities"}
-	ucdpRequired  = []string{"id", "date_start", "country", "type_of_violence", "side_a", "side_b", "best"}
 )
 
 // RowError is a rejected row: its line in the file (where the record starts;
@@ -55,55 +28,44 @@ func (e *RowError) Error() string {
 	return fmt.Sprintf("line %d: %s", e.Line, e.Reason)
 }
 
-// Reader reads signals from a conflict-event CSV file, one row at a time.
+// Reader reads signals from a conflict-event CSV file of a registered
+// format (format.go), one row at a time.
 type Reader struct {
 	rules  *Rules
-	format Format
+	format SignalFormat
 	csv    *csv.Reader
-	col    map[string]int
-	ncols  int
+	header Header
 }
 
-// NewReader reads the header of a file. It fails when the format is unknown,
-// the file is empty, or a required column is missing (naming each one).
+// NewReader reads the header of a file. It fails when the format is unknown
+// (ErrUnknownFormat), the file is empty, or a required column is missing
+// (ErrBadHeader, naming each one, and the format the header is of when
+// another format detects it).
 func NewReader(r io.Reader, format Format) (*Reader, error) {
-	var required []string
-	switch format {
-	case FormatACLED:
-		required = acledRequired
-	case FormatUCDP:
-		required = ucdpRequired
-	default:
-		return nil, fmt.Errorf("%w %q (allowed: %s)", ErrUnknownFormat, format, strings.Join(Formats(), ", "))
+	f, err := LookupFormat(format)
+	if err != nil {
+		return nil, err
 	}
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1 // checked per row, so one short row rejects only itself
 	cr.ReuseRecord = true
-	header, err := cr.Read()
+	names, err := cr.Read()
 	if err == io.EOF {
 		return nil, fmt.Errorf("%w: the file is empty (want a %s header line)", ErrBadHeader, format)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadHeader, err)
 	}
-	col := make(map[string]int, len(header))
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		if _, dup := col[h]; !dup {
-			col[h] = i
+	h := newHeader(names)
+	if missing := h.missing(f.Columns()); len(missing) > 0 {
+		var hint string
+		if others := h.detect(); len(others) > 0 {
+			hint = fmt.Sprintf("; it looks like %s (--format %s)", others[0], others[0])
 		}
+		return nil, fmt.Errorf("%w: not a %s file: missing column(s) %s (required: %s)%s", ErrBadHeader, format,
+			strings.Join(missing, ", "), strings.Join(f.Columns(), ", "), hint)
 	}
-	var missing []string
-	for _, name := range required {
-		if _, ok := col[name]; !ok {
-			missing = append(missing, name)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: not a %s file: missing column(s) %s (required: %s)", ErrBadHeader, format,
-			strings.Join(missing, ", "), strings.Join(required, ", "))
-	}
-	return &Reader{rules: DefaultRules(), format: format, csv: cr, col: col, ncols: len(header)}, nil
+	return &Reader{rules: DefaultRules(), format: f, csv: cr, header: h}, nil
 }
 
 // WithRules classifies and weighs rows with rules instead of the default ones.
@@ -129,34 +91,29 @@ func (r *Reader) Next() (*demarchev1.Signal, int, error) {
 		if errors.As(err, &pe) {
 			return nil, pe.StartLine, &RowError{Line: pe.StartLine, Reason: "malformed CSV: " + pe.Err.Error()}
 		}
-		return nil, 0, fmt.Errorf("read %s file: %w", r.format, err)
+		return nil, 0, fmt.Errorf("read %s file: %w", r.format.Name(), err)
 	}
 	line, _ := r.csv.FieldPos(0)
-	if len(rec) != r.ncols {
-		return nil, line, &RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), r.ncols)}
+	if len(rec) != r.header.ncols {
+		return nil, line, &RowError{Line: line, Reason: fmt.Sprintf("has %d fields, the header has %d", len(rec), r.header.ncols)}
 	}
-	var sig *demarchev1.Signal
-	switch r.format {
-	case FormatACLED:
-		sig, err = r.acled(rec)
-	default:
-		sig, err = r.ucdp(rec)
-	}
+	sig, e, err := r.format.Parse(Row{h: r.header, rec: rec})
 	if err != nil {
 		return nil, line, &RowError{Line: line, SourceID: sig.GetSourceId(), Reason: err.Error()}
 	}
+	// What every format's signal has alike: its source is the format, and
+	// the rules classify and weigh its event.
+	sig.Source = string(r.format.Name())
+	e.Source, e.Fatalities = r.format.Name(), sig.GetFatalities()
+	sig.CrisisType, sig.Rule, sig.Weight = r.rules.Classify(e)
+	sig.RulesVersion = r.rules.Version
 	if err := sig.Validate(); err != nil {
 		return nil, line, &RowError{Line: line, SourceID: sig.GetSourceId(), Reason: err.Error()}
 	}
 	return sig, line, nil
 }
 
-func (r *Reader) get(rec []string, name string) string {
-	if i, ok := r.col[name]; ok {
-		return strings.TrimSpace(rec[i])
-	}
-	return ""
-}
+// Helpers the formats share.
 
 // Date layouts seen in ACLED and UCDP exports.
 var dateLayouts = []string{"2006-01-02", "2 January 2006", "02 January 2006", "2006-01-02 15:04:05", "2006-01-02 15:04:05.000", "2006-01-02T15:04:05Z07:00"}
@@ -191,90 +148,6 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return string([]rune(s)[:n-1]) + "…"
-}
-
-func (r *Reader) acled(rec []string) (*demarchev1.Signal, error) {
-	sig := &demarchev1.Signal{Source: string(FormatACLED), SourceId: r.get(rec, "event_id_cnty")}
-	if sig.SourceId == "" {
-		return sig, errors.New("event_id_cnty is empty")
-	}
-	when, err := parseDate("event_date", r.get(rec, "event_date"))
-	if err != nil {
-		return sig, err
-	}
-	country, iso := r.get(rec, "country"), r.get(rec, "iso")
-	code, ok := CountryCode(country, iso)
-	if !ok || !knownCountry(code) {
-		return sig, fmt.Errorf("country %q (iso %q) is not a known country", country, iso)
-	}
-	if sig.Fatalities, err = parseCount("fatalities", r.get(rec, "fatalities")); err != nil {
-		return sig, err
-	}
-	e := Event{
-		Source:    FormatACLED,
-		EventType: r.get(rec, "event_type"), SubEventType: r.get(rec, "sub_event_type"),
-		Actor1: r.get(rec, "actor1"), Actor2: r.get(rec, "actor2"), Interaction: r.get(rec, "interaction"), Notes: r.get(rec, "notes"),
-		CivilianTargeting: strings.Contains(strings.ToLower(r.get(rec, "civilian_targeting")), "civilian"),
-		Fatalities:        sig.Fatalities,
-	}
-	sig.CountryCode = code
-	sig.CrisisType, sig.Rule, sig.Weight = r.rules.Classify(e)
-	sig.RulesVersion = r.rules.Version
-	sig.ObservedAt = timestamppb.New(when)
-	sig.Location = strings.Trim(strings.Join(nonEmpty(r.get(rec, "location"), r.get(rec, "admin1")), ", "), ", ")
-	what := e.EventType
-	if e.SubEventType != "" {
-		what += " / " + e.SubEventType
-	}
-	summary := what
-	if sig.Location != "" {
-		summary += " in " + sig.Location
-	}
-	if e.Notes != "" {
-		summary += ": " + e.Notes
-	}
-	sig.Summary = truncate(summary, maxSummary)
-	return sig, nil
-}
-
-func (r *Reader) ucdp(rec []string) (*demarchev1.Signal, error) {
-	sig := &demarchev1.Signal{Source: string(FormatUCDP), SourceId: r.get(rec, "id")}
-	if sig.SourceId == "" {
-		return sig, errors.New("id is empty")
-	}
-	when, err := parseDate("date_start", r.get(rec, "date_start"))
-	if err != nil {
-		return sig, err
-	}
-	country := r.get(rec, "country")
-	code, ok := CountryCode(country, "")
-	if !ok || !knownCountry(code) {
-		return sig, fmt.Errorf("country %q is not a known country", country)
-	}
-	if sig.Fatalities, err = parseCount("best", r.get(rec, "best")); err != nil {
-		return sig, err
-	}
-	tov := r.get(rec, "type_of_violence")
-	if tov != "1" && tov != "2" && tov != "3" {
-		return sig, fmt.Errorf("type_of_violence %q is not 1, 2 or 3", tov)
-	}
-	e := Event{Source: FormatUCDP, TypeOfViolence: int(tov[0] - '0'), SideA: r.get(rec, "side_a"), SideB: r.get(rec, "side_b"),
-		Headline: r.get(rec, "source_headline"), Where: r.get(rec, "where_description"), Fatalities: sig.Fatalities}
-	sig.CountryCode = code
-	sig.CrisisType, sig.Rule, sig.Weight = r.rules.Classify(e)
-	sig.RulesVersion = r.rules.Version
-	sig.ObservedAt = timestamppb.New(when)
-	sig.Location = strings.Join(nonEmpty(r.get(rec, "where_coordinates"), r.get(rec, "adm_1")), ", ")
-	kind := map[string]string{"1": "state-based", "2": "non-state", "3": "one-sided"}[tov]
-	summary := fmt.Sprintf("%s violence: %s vs %s, %d killed (best estimate)", kind, e.SideA, e.SideB, sig.Fatalities)
-	if sig.Location != "" {
-		summary += " in " + sig.Location
-	}
-	if e.Headline != "" {
-		summary += ": " + e.Headline
-	}
-	sig.Summary = truncate(summary, maxSummary)
-	return sig, nil
 }
 
 func nonEmpty(ss ...string) []string {

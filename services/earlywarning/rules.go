@@ -407,8 +407,8 @@ func (p *rulesParser) condition(n *yaml.Node, path string) Condition {
 		}
 	}
 	if v := f["source"]; v != nil {
-		if v.Value != string(FormatACLED) && v.Value != string(FormatUCDP) {
-			p.fail(v, path+".source", "%q is not a source (allowed: acled, ucdp)", v.Value)
+		if _, err := LookupFormat(Format(v.Value)); err != nil {
+			p.fail(v, path+".source", "%q is not a source (allowed: %s)", v.Value, strings.Join(Formats(), ", "))
 		}
 		c.Source = v.Value
 	}
@@ -439,17 +439,7 @@ func (p *rulesParser) condition(n *yaml.Node, path string) Condition {
 	if v := f["sides_prefix"]; v != nil {
 		c.SidesPrefix = v.Value
 	}
-	// Conditions that only one source has must say which.
-	acledOnly := len(c.EventType) > 0 || len(c.SubEventType) > 0 || len(c.Interaction) > 0 || len(c.InteractionContains) > 0 || c.InteractionNonState || c.CivilianTargeting != nil
-	ucdpOnly := len(c.TypeOfViolence) > 0 || c.SidesPrefix != ""
-	switch {
-	case acledOnly && ucdpOnly:
-		p.fail(n, path, "mixes ACLED conditions with UCDP ones: split them into two alternatives")
-	case acledOnly && c.Source != string(FormatACLED):
-		p.fail(n, path+".source", "must be acled: the alternative uses ACLED columns")
-	case ucdpOnly && c.Source != string(FormatUCDP):
-		p.fail(n, path+".source", "must be ucdp: the alternative uses UCDP columns")
-	}
+	p.conditionSource(n, path, c)
 	for i := range c.Text {
 		c.Text[i] = strings.ToLower(c.Text[i])
 	}
@@ -457,6 +447,24 @@ func (p *rulesParser) condition(n *yaml.Node, path string) Condition {
 		c.Actor[i] = strings.ToLower(c.Actor[i])
 	}
 	return c
+}
+
+// conditionSource checks that an alternative using conditions only one
+// format's events can meet (its columns: SignalFormat.Conditions) names that
+// format as its source, and uses no other format's.
+func (p *rulesParser) conditionSource(n *yaml.Node, path string, c Condition) {
+	var owners, used []string
+	for _, name := range Formats() {
+		if u := registry[Format(name)].Conditions(c); len(u) > 0 {
+			owners, used = append(owners, name), append(used, fmt.Sprintf("%s conditions (%s)", name, strings.Join(u, ", ")))
+		}
+	}
+	switch {
+	case len(owners) > 1:
+		p.fail(n, path, "mixes %s: split them into one alternative per source", strings.Join(used, " with "))
+	case len(owners) == 1 && c.Source != owners[0]:
+		p.fail(n, path+".source", "must be %s: the alternative uses %s", owners[0], used[0])
+	}
 }
 
 func (p *rulesParser) crisisDefaults(n *yaml.Node, path string) CrisisDefaults {
