@@ -247,7 +247,7 @@ func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
 	l.warnings = append(l.warnings, w)
 	_ = l.em.publish(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
 	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && (r.child != nil || r.external) {
-		_ = l.signalChild(ctx, r, SignalStageWarning, w)
+		_ = r.signal(ctx, SignalStageWarning, w)
 	}
 }
 
@@ -271,8 +271,8 @@ func (l *lifecycle) recordDeadline(_ workflow.Context, r *demarchev1.DeadlineRep
 }
 
 func (l *lifecycle) checkInDue(_ workflow.Context, d *demarchev1.CheckInDue) {
-	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && d.GetNumber() > r.followUp.due {
-		r.followUp.due = d.GetNumber()
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && d.GetNumber() > followUpOf(r).due {
+		followUpOf(r).due = d.GetNumber()
 	}
 }
 
@@ -290,8 +290,8 @@ func onSignal[T any, PT interface {
 	validated
 }](ctx workflow.Context, l *lifecycle, sel workflow.Selector, name string, handle func(workflow.Context, PT)) {
 	take := func(ctx workflow.Context, arg PT) {
-		l.busy++
-		defer func() { l.busy-- }()
+		l.cont.busy++
+		defer func() { l.cont.busy-- }()
 		switch err := arg.Validate(); {
 		case err != nil:
 			l.refuse(ctx, name, err)
@@ -305,14 +305,14 @@ func onSignal[T any, PT interface {
 	sel.AddReceive(ch, func(ch workflow.ReceiveChannel, _ bool) {
 		arg := PT(new(T))
 		ch.Receive(ctx, arg)
-		if l.handingOver { // applied by the next run, so the hand-over is not held up
+		if l.cont.handingOver { // applied by the next run, so the hand-over is not held up
 			l.deferSignal(ctx, name, arg)
 			return
 		}
 		take(ctx, arg)
 	})
 	// Before continuing as new, signals already delivered are handed over.
-	l.drainers = append(l.drainers, func(ctx workflow.Context) bool {
+	l.cont.drainers = append(l.cont.drainers, func(ctx workflow.Context) bool {
 		arg := PT(new(T))
 		if !ch.ReceiveAsync(arg) {
 			return false
@@ -321,7 +321,7 @@ func onSignal[T any, PT interface {
 		return true
 	})
 	// A signal an earlier run handed over.
-	l.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
+	l.cont.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
 		arg := PT(new(T))
 		if err := a.UnmarshalTo(arg); err != nil {
 			l.refuse(ctx, name, fmt.Errorf("handed over from an earlier run, undecodable: %w", err))
@@ -342,10 +342,10 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	onSignal(ctx, l, sel, SignalStageOutcome, l.stageDone)
 	// First what an earlier run received and handed over, in its order; what
 	// is left when this run hands over in turn goes on to the next.
-	for len(l.handedOver) > 0 && !l.handingOver {
-		d := l.handedOver[0]
-		l.handedOver = l.handedOver[1:]
-		if take, ok := l.takers[d.GetName()]; ok {
+	for len(l.cont.handedOver) > 0 && !l.cont.handingOver {
+		d := l.cont.handedOver[0]
+		l.cont.handedOver = l.cont.handedOver[1:]
+		if take, ok := l.cont.takers[d.GetName()]; ok {
 			take(ctx, d.GetArg())
 		}
 	}
@@ -353,12 +353,12 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	// its callback runs, so it must stop before the run continues as new
 	// (continueasnew.go), or that signal would be lost.
 	stop := false
-	sel.AddReceive(l.handOver, func(ch workflow.ReceiveChannel, _ bool) {
+	sel.AddReceive(l.cont.handOver, func(ch workflow.ReceiveChannel, _ bool) {
 		ch.Receive(ctx, nil)
 		stop = true
 	})
 	for !stop {
 		sel.Select(ctx)
 	}
-	l.signalsStopped = true
+	l.cont.signalsStopped = true
 }

@@ -24,6 +24,16 @@ type followUpRun struct {
 	due, done int32
 }
 
+func followUpOf(r *stageRun) *followUpRun { return r.state.(*followUpRun) }
+
+func carriedFollowUp(cr *demarchev1.CarriedStageRun) stageState {
+	return &followUpRun{due: cr.GetFollowUpDue(), done: cr.GetFollowUpDone()}
+}
+
+func (f *followUpRun) carry(cr *demarchev1.CarriedStageRun) {
+	cr.FollowUpDue, cr.FollowUpDone = f.due, f.done
+}
+
 var followUpCheckIn = &decisionType{
 	kind: "follow-up-check-in", stage: demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
@@ -32,11 +42,11 @@ var followUpCheckIn = &decisionType{
 		return fmt.Sprintf("follow-up check-in: commitments implemented %v, recommendation %s", c.GetCommitmentsImplemented(), c.GetRecommendation().Slug())
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.followUp.done++
+		followUpOf(d.run).done++
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.followUp.due <= r.followUp.done {
+		if f := followUpOf(r); f.due <= f.done {
 			return nil
 		}
 		return []waiting{{}}
