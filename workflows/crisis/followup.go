@@ -86,7 +86,7 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 		}
 		prog.CheckInsDone++
 		thisRun++
-		_ = c.em.publish(ctx, &demarchev1.FollowUpCheckInRecorded{CrisisId: in.GetCrisis().GetId(), Number: prog.GetCheckInsDone(), CheckIn: ci})
+		c.em.publishOrLog(ctx, &demarchev1.FollowUpCheckInRecorded{CrisisId: in.GetCrisis().GetId(), Number: prog.GetCheckInsDone(), CheckIn: ci})
 		switch ci.GetRecommendation() {
 		case demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_RE_ESCALATE:
 			c.signalParent(ctx, SignalRelapse, &demarchev1.CrisisRelapsed{CrisisId: in.GetCrisis().GetId(),
@@ -150,7 +150,7 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 			}
 			prog.DueNotices++
 			due := &demarchev1.CheckInDue{Number: prog.GetCheckInsDone() + 1, DueAt: prog.GetNextDue()}
-			_ = c.em.publish(ctx, &demarchev1.FollowUpCheckInDue{CrisisId: in.GetCrisis().GetId(), Number: due.GetNumber(), DueAt: due.GetDueAt()})
+			c.em.publishOrLog(ctx, &demarchev1.FollowUpCheckInDue{CrisisId: in.GetCrisis().GetId(), Number: due.GetNumber(), DueAt: due.GetDueAt()})
 			c.signalParent(ctx, SignalCheckInDue, due)
 			prog.NextDue = timestamppb.New(prog.GetNextDue().AsTime().Add(interval))
 		})

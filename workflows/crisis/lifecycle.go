@@ -12,14 +12,12 @@ import (
 	"time"
 
 	enums "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/errs"
-	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -277,14 +275,16 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		switch {
 		case run.cancel != nil:
 			run.cancel()
-		case run.external:
-			_ = workflow.RequestCancelExternalWorkflow(ctx, run.childID, "").Get(ctx, nil)
+		case run.external: // started by an earlier run; one that has ended has nothing to cancel
+			if err := workflow.RequestCancelExternalWorkflow(ctx, run.childID, "").Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("skipped stage's workflow not cancelled", "child", run.childID, "error", err)
+			}
 		}
 	}
 	if status == demarchev1.StageStatus_STAGE_STATUS_COMPLETED {
 		// Published before the run leaves the active set, so the next phase's
 		// StageEntered always follows this StageCompleted on the stream.
-		_ = l.em.publish(ctx, &demarchev1.StageCompleted{
+		l.em.publishOrLog(ctx, &demarchev1.StageCompleted{
 			CrisisId: l.crisis.GetId(), Stage: run.rec.GetStage(), CompletedAt: run.rec.GetCompletedAt(), Duration: run.rec.GetDuration(),
 		})
 	}
@@ -295,7 +295,10 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		}
 	}
 	if cur := l.currentStage(); cur != demarchev1.Stage_STAGE_UNSPECIFIED {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(cur)...)
+		if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(cur)...); err != nil {
+			// As in crisisChanged: only attributes the SDK cannot encode fail.
+			workflow.GetLogger(ctx).Error("stage search attributes not updated", "stage", cur.Slug(), "error", err)
+		}
 	}
 }
 
@@ -307,20 +310,6 @@ func (l *lifecycle) recordSkippedAhead(ctx workflow.Context, stage demarchev1.St
 		Stage: stage, EnteredAt: now, CompletedAt: now, Duration: durationpb.New(0),
 		Status: demarchev1.StageStatus_STAGE_STATUS_SKIPPED, Reason: reason, Run: l.runs[stage],
 	})
-}
-
-// stageAttributes are the search attributes of the stage(s) the crisis is in.
-func (l *lifecycle) stageAttributes(current demarchev1.Stage) []temporal.SearchAttributeUpdate {
-	running := []string{}
-	for _, r := range l.active {
-		if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
-			running = append(running, r.rec.GetStage().Slug())
-		}
-	}
-	return []temporal.SearchAttributeUpdate{
-		temporalx.SAStage.ValueSet(current.Slug()),
-		temporalx.SAActiveStages.ValueSet(running),
-	}
 }
 
 // currentStage is the most recently entered stage still running.
@@ -336,7 +325,7 @@ func (l *lifecycle) currentStage() demarchev1.Stage {
 
 func (l *lifecycle) deadlineChanged(ctx workflow.Context, d *demarchev1.DeadlineState) {
 	if ev := deadlineEvent(l.crisis.GetId(), d); ev != nil {
-		_ = l.em.publish(ctx, ev)
+		l.em.publishOrLog(ctx, ev)
 	}
 }
 
