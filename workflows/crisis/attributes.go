@@ -53,3 +53,17 @@ func upsertCrisisAttributes(ctx workflow.Context, c *demarchev1.Crisis) error {
 	}
 	return nil
 }
+
+// stageAttributes are the search attributes of the stage(s) the crisis is in.
+func (l *lifecycle) stageAttributes(current demarchev1.Stage) []temporal.SearchAttributeUpdate {
+	running := []string{}
+	for _, r := range l.active {
+		if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+			running = append(running, r.rec.GetStage().Slug())
+		}
+	}
+	return []temporal.SearchAttributeUpdate{
+		temporalx.SAStage.ValueSet(current.Slug()),
+		temporalx.SAActiveStages.ValueSet(running),
+	}
+}

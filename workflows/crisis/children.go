@@ -54,7 +54,7 @@ func (c *stageChild) watch(ctx workflow.Context, d *demarchev1.DeadlineState) fu
 			c.out.DeadlinesBreached++
 		}
 		if ev := deadlineEvent(c.in.GetCrisis().GetId(), d); ev != nil {
-			_ = c.em.publish(ctx, ev)
+			c.em.publishOrLog(ctx, ev)
 		}
 		c.signalParent(ctx, SignalDeadline, &demarchev1.DeadlineReport{Deadline: d})
 	})

@@ -20,16 +20,57 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
+// continuation is a run's continue-as-new bookkeeping: when to hand over,
+// what is under way that the hand-over waits for, and the signals that pass
+// from one run to the next.
+type continuation struct {
+	// maxHistory is the input's history guard (0: only Temporal's suggestion).
+	maxHistory int
+	// runsBefore counts the runs of the crisis before this one.
+	runsBefore int32
+	// busy counts the signals and drill decisions being handled now (update
+	// handlers are counted by Temporal).
+	busy int
+	// drainers take a signal of each kind already delivered, without waiting
+	// (false: none left); takers apply a signal an earlier run handed over.
+	drainers []func(workflow.Context) bool
+	takers   map[string]func(workflow.Context, *anypb.Any)
+	// handingOver: the run is about to continue as new; signals received
+	// now are kept for the next run (deferred) instead of applied.
+	handingOver bool
+	// handOver tells serveSignals to stop selecting; signalsStopped: it has.
+	handOver       workflow.Channel
+	signalsStopped bool
+	deferred       []*demarchev1.DeferredSignal
+	handedOver     []*demarchev1.DeferredSignal // from the run before, not yet applied
+}
+
+func newContinuation(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) continuation {
+	return continuation{
+		maxHistory: int(in.GetMaxHistoryEvents()),
+		runsBefore: in.GetCarryOver().GetRunsBefore(),
+		handedOver: in.GetCarryOver().GetSignals(),
+		takers:     map[string]func(workflow.Context, *anypb.Any){},
+		handOver:   workflow.NewBufferedChannel(ctx, 1),
+	}
+}
+
 // historyFull reports whether this run should hand over to a new one.
-func (l *lifecycle) historyFull(ctx workflow.Context) bool {
+func (c *continuation) historyFull(ctx workflow.Context) bool {
 	info := workflow.GetInfo(ctx)
-	return info.GetContinueAsNewSuggested() || (l.maxHistory > 0 && info.GetCurrentHistoryLength() >= l.maxHistory)
+	return info.GetContinueAsNewSuggested() || (c.maxHistory > 0 && info.GetCurrentHistoryLength() >= c.maxHistory)
+}
+
+// signals are the signals the next run applies first: what the run before
+// handed over and this one did not apply, then what this one deferred.
+func (c *continuation) signals() []*demarchev1.DeferredSignal {
+	return append(slices.Clip(c.handedOver), c.deferred...)
 }
 
 // wait blocks until cond holds, continuing as new (an error that ends the
 // run) if the history fills up first.
 func (l *lifecycle) wait(ctx workflow.Context, cond func() bool) error {
-	if err := workflow.Await(ctx, func() bool { return cond() || (l.closure == nil && l.historyFull(ctx)) }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return cond() || (l.closure == nil && l.cont.historyFull(ctx)) }); err != nil {
 		return err
 	}
 	if cond() {
@@ -42,7 +83,7 @@ func (l *lifecycle) wait(ctx workflow.Context, cond func() bool) error {
 // handled, no batch of events in flight (events not yet sent are carried
 // over), every stage workflow started.
 func (l *lifecycle) quiet(ctx workflow.Context) bool {
-	if !workflow.AllHandlersFinished(ctx) || l.busy > 0 || l.em.sending {
+	if !workflow.AllHandlersFinished(ctx) || l.cont.busy > 0 || l.em.sending {
 		return false
 	}
 	for _, r := range l.active {
@@ -60,21 +101,21 @@ func (l *lifecycle) quiet(ctx workflow.Context) bool {
 func (l *lifecycle) continueAsNew(ctx workflow.Context) error {
 	// From now on signals are handed over, not applied: under a steady
 	// stream of them the run would otherwise never be quiet.
-	l.handingOver = true
-	l.handOver.SendAsync(true)
+	l.cont.handingOver = true
+	l.cont.handOver.SendAsync(true)
 	// Events still to publish go to the next run once the batch in flight
 	// is done (a batch scheduled here and not completed would be lost).
 	l.em.held = true
-	if err := workflow.Await(ctx, func() bool { return l.signalsStopped && l.quiet(ctx) }); err != nil {
+	if err := workflow.Await(ctx, func() bool { return l.cont.signalsStopped && l.quiet(ctx) }); err != nil {
 		return err
 	}
-	for _, drain := range l.drainers {
+	for _, drain := range l.cont.drainers {
 		for drain(ctx) {
 		}
 	}
-	workflow.GetLogger(ctx).Info("crisis continues as new", "history_events", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "runs_before", l.runsBefore+1)
+	workflow.GetLogger(ctx).Info("crisis continues as new", "history_events", workflow.GetInfo(ctx).GetCurrentHistoryLength(), "runs_before", l.cont.runsBefore+1)
 	next := &demarchev1.CrisisWorkflowInput{
-		Crisis: l.crisis, DrillPolicy: l.drill, Playbook: l.pb, MaxHistoryEvents: int32(l.maxHistory), CarryOver: l.carry(),
+		Crisis: l.crisis, DrillPolicy: l.drill, Playbook: l.pb, MaxHistoryEvents: int32(l.cont.maxHistory), CarryOver: l.carry(),
 	}
 	return workflow.NewContinueAsNewError(ctx, WorkflowName, next)
 }
@@ -84,9 +125,7 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	c := &demarchev1.CrisisCarryOver{
 		Phase: int32(l.phase), Timeline: l.timeline, Decisions: l.decisions, Deadlines: l.deadlines,
 		Partners: l.partners, Warnings: l.warnings, Refused: l.refused, DisbursedUsd: l.disbursed,
-		EventSeq: int32(l.em.seq), RunsBefore: l.runsBefore + 1, Unpublished: l.em.outbox,
-		// Older first: what the run before handed over and this one did not apply.
-		Signals: append(slices.Clip(l.handedOver), l.deferred...),
+		EventSeq: int32(l.em.seq), RunsBefore: l.cont.runsBefore + 1, Unpublished: l.em.outbox, Signals: l.cont.signals(),
 	}
 	if l.closing {
 		c.Phase = int32(len(l.pb.GetPhases()))
@@ -107,19 +146,13 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	for _, r := range l.active {
 		cr := &demarchev1.CarriedStageRun{
 			TimelineIndex: int32(slices.Index(l.timeline, r.rec)), DeadlineRef: int32(slices.Index(l.deadlines, r.deadline) + 1),
-			ChildWorkflowId:     r.childID,
-			FactFindingMandate:  r.factFinding.mandate,
-			FactFindingReported: r.factFinding.reported,
-			EnvoyAppointment:    r.envoy.appointment,
-			EnvoyDeployed:       r.envoy.deployed,
-			FollowUpDue:         r.followUp.due,
-			FollowUpDone:        r.followUp.done,
+			ChildWorkflowId: r.childID,
 		}
 		if r.deadline == nil {
 			cr.DeadlineRef = 0
 		}
-		for _, o := range r.funding.requests {
-			cr.FundingRequests = append(cr.FundingRequests, &demarchev1.CarriedFundingRequest{Request: o.req, Requester: o.requester, Decided: o.decided})
+		if r.state != nil {
+			r.state.carry(cr)
 		}
 		c.Active = append(c.Active, cr)
 	}
@@ -143,8 +176,7 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	l.closing = l.phase >= len(l.pb.GetPhases())
 	l.timeline, l.decisions, l.deadlines = c.GetTimeline(), c.GetDecisions(), c.GetDeadlines()
 	l.partners, l.warnings, l.refused = c.GetPartners(), c.GetWarnings(), c.GetRefused()
-	l.disbursed, l.em.seq, l.runsBefore = c.GetDisbursedUsd(), int(c.GetEventSeq()), c.GetRunsBefore()
-	l.handedOver = c.GetSignals()
+	l.disbursed, l.em.seq = c.GetDisbursedUsd(), int(c.GetEventSeq())
 	l.em.outbox = c.GetUnpublished()
 	l.em.start(ctx)
 	if fa := c.GetFirstAction(); fa != nil {
@@ -162,14 +194,9 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	}
 	for _, cr := range c.GetActive() {
 		rec := l.timeline[cr.GetTimelineIndex()]
-		run := &stageRun{rec: rec, spec: l.spec(rec.GetStage()), childID: cr.GetChildWorkflowId(), started: true}
+		run := newStageRun(rec, l.spec(rec.GetStage()), cr)
+		run.childID, run.started = cr.GetChildWorkflowId(), true
 		run.external = run.childID != ""
-		run.factFinding = factFindingRun{mandate: cr.GetFactFindingMandate(), reported: cr.GetFactFindingReported()}
-		run.envoy = envoyRun{appointment: cr.GetEnvoyAppointment(), deployed: cr.GetEnvoyDeployed()}
-		run.followUp = followUpRun{due: cr.GetFollowUpDue(), done: cr.GetFollowUpDone()}
-		for _, fr := range cr.GetFundingRequests() {
-			run.funding.requests = append(run.funding.requests, &openRequest{req: fr.GetRequest(), requester: fr.GetRequester(), decided: fr.GetDecided()})
-		}
 		if ref := cr.GetDeadlineRef(); ref > 0 {
 			run.deadline = l.deadlines[ref-1]
 			run.stopDl = watchDeadline(ctx, run.deadline, l.deadlineChanged)
@@ -185,5 +212,5 @@ func (l *lifecycle) deferSignal(ctx workflow.Context, name string, arg proto.Mes
 		l.refuse(ctx, name, fmt.Errorf("cannot hand over to the next run: %w", err))
 		return
 	}
-	l.deferred = append(l.deferred, &demarchev1.DeferredSignal{Name: name, Arg: a})
+	l.cont.deferred = append(l.cont.deferred, &demarchev1.DeferredSignal{Name: name, Arg: a})
 }

@@ -2,6 +2,7 @@ package crisis
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -112,5 +113,62 @@ func TestContinueAsNewCarriesTheState(t *testing.T) {
 	}
 	if h2.bus.has("CrisisOpened") {
 		t.Error("the new run announced the crisis again")
+	}
+}
+
+// Each kind of stage's state survives continue-as-new: a new run carries
+// nothing, and a run with decisions taken carries them, and the run made
+// again from what it carried knows what it knew.
+func TestStageStateCarriesOver(t *testing.T) {
+	take := map[demarchev1.Stage]func(*stageRun){
+		demarchev1.Stage_STAGE_FACT_FINDING: func(r *stageRun) {
+			f := factFindingOf(r)
+			f.mandate, f.reported = &demarchev1.FactFindingMandate{TermsOfReference: "establish the facts", Team: []string{"carol"}}, true
+		},
+		demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT: func(r *stageRun) {
+			e := envoyOf(r)
+			e.appointment, e.deployed = &demarchev1.EnvoyAppointment{Envoy: "dora", StandbyTeam: []string{"erin"}}, true
+		},
+		demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING: func(r *stageRun) {
+			fundingOf(r).requests = []*openRequest{
+				{req: &demarchev1.FundingRequest{RequestId: "FR-1", AmountUsd: 1}, requester: "alice", decided: true},
+				{req: &demarchev1.FundingRequest{RequestId: "FR-2", AmountUsd: 2}, requester: "bob"},
+			}
+		},
+		demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP: func(r *stageRun) {
+			f := followUpOf(r)
+			f.due, f.done = 3, 2
+		},
+	}
+	carried := func(r *stageRun) *demarchev1.CarriedStageRun {
+		cr := &demarchev1.CarriedStageRun{}
+		r.state.carry(cr)
+		return cr
+	}
+	for _, stage := range demarchev1.LifecycleStages {
+		rec := &demarchev1.StageRecord{Stage: stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}
+		r := newStageRun(rec, nil, nil)
+		decide, ok := take[stage]
+		if r.state == nil {
+			if ok {
+				t.Errorf("%s: no state, but the test takes its decisions: add it to stageStates", stage.Slug())
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("%s keeps a state: add its decisions to this test", stage.Slug())
+			continue
+		}
+		if cr := carried(r); !proto.Equal(cr, &demarchev1.CarriedStageRun{}) {
+			t.Errorf("%s: a new run carries %v", stage.Slug(), cr)
+		}
+		decide(r)
+		cr := carried(r)
+		if proto.Equal(cr, &demarchev1.CarriedStageRun{}) {
+			t.Errorf("%s: decisions taken, nothing carried", stage.Slug())
+		}
+		if next := newStageRun(rec, nil, cr); !reflect.DeepEqual(next.state, r.state) {
+			t.Errorf("%s: state %+v carried as %v, made again as %+v", stage.Slug(), r.state, cr, next.state)
+		}
 	}
 }

@@ -176,9 +176,19 @@ func (l *lifecycle) share(ctx workflow.Context, c *demarchev1.SharingControl) {
 	}
 	after = append(after, c.GetShare()...)
 	l.crisis.SharedWith = after
-	_ = upsertCrisisAttributes(ctx, l.crisis)
-	_ = l.em.publish(ctx, &demarchev1.SharingChanged{CrisisId: l.crisis.GetId(), SharedWith: after,
+	l.crisisChanged(ctx, &demarchev1.SharingChanged{CrisisId: l.crisis.GetId(), SharedWith: after,
 		Added: c.GetShare(), Removed: c.GetUnshare(), Principal: c.GetPrincipal(), Reason: c.GetReason()})
+}
+
+// crisisChanged follows a change to the crisis itself (severity, sharing):
+// its search attributes, which the API's lists filter on, then its event.
+// Neither error can be returned (publishOrLog says why); an upsert fails only
+// for attributes the SDK cannot encode, a workflow bug too, and is logged.
+func (l *lifecycle) crisisChanged(ctx workflow.Context, ev proto.Message) {
+	if err := upsertCrisisAttributes(ctx, l.crisis); err != nil {
+		workflow.GetLogger(ctx).Error("crisis search attributes not updated", "crisis_id", l.crisis.GetId(), "error", err)
+	}
+	l.em.publishOrLog(ctx, ev)
 }
 
 func listOrNone(s []string) string {
@@ -195,8 +205,7 @@ func (l *lifecycle) changeSeverity(ctx workflow.Context, delta int32, principal,
 		return // a relapse at severity 5: nothing to raise
 	}
 	l.crisis.Severity = to
-	_ = upsertCrisisAttributes(ctx, l.crisis)
-	_ = l.em.publish(ctx, &demarchev1.SeverityChanged{CrisisId: l.crisis.GetId(), From: from, To: to, Principal: principal, Reason: reason})
+	l.crisisChanged(ctx, &demarchev1.SeverityChanged{CrisisId: l.crisis.GetId(), From: from, To: to, Principal: principal, Reason: reason})
 }
 
 // skip ends a running stage now, or marks one ahead to be passed over.
@@ -207,7 +216,7 @@ func (l *lifecycle) skip(ctx workflow.Context, c *demarchev1.StageControl) {
 	} else {
 		l.skipped[stage] = c.GetReason()
 	}
-	_ = l.em.publish(ctx, &demarchev1.StageSkipped{CrisisId: l.crisis.GetId(), Stage: stage, Principal: c.GetPrincipal(), Reason: c.GetReason()})
+	l.em.publishOrLog(ctx, &demarchev1.StageSkipped{CrisisId: l.crisis.GetId(), Stage: stage, Principal: c.GetPrincipal(), Reason: c.GetReason()})
 }
 
 // reopenStage runs a stage that ended again; it does nothing for a stage
@@ -219,7 +228,7 @@ func (l *lifecycle) reopenStage(ctx workflow.Context, stage demarchev1.Stage, pr
 	// The run enters before the event goes out, so a second reopen in the
 	// same moment is refused by checkReopen.
 	run := l.enter(ctx, l.spec(stage), reason)
-	_ = l.em.publish(ctx, &demarchev1.StageReopened{CrisisId: l.crisis.GetId(), Stage: stage, Principal: principal, Reason: reason})
+	l.em.publishOrLog(ctx, &demarchev1.StageReopened{CrisisId: l.crisis.GetId(), Stage: stage, Principal: principal, Reason: reason})
 	if err := l.launch(ctx, run); err != nil {
 		workflow.GetLogger(ctx).Error("reopen failed", "stage", stage.Slug(), "error", err)
 	}
@@ -238,22 +247,26 @@ func (l *lifecycle) setPartner(ctx workflow.Context, a *demarchev1.PartnerRoleAc
 	if !replaced {
 		l.partners = append(l.partners, a)
 	}
-	_ = l.em.publish(ctx, &demarchev1.PartnerRoleAcknowledged{CrisisId: l.crisis.GetId(), Ack: a})
+	l.em.publishOrLog(ctx, &demarchev1.PartnerRoleAcknowledged{CrisisId: l.crisis.GetId(), Ack: a})
 }
 
 // attachWarning keeps a new warning; during follow-up the stage's workflow
 // judges whether it is a relapse.
 func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
 	l.warnings = append(l.warnings, w)
-	_ = l.em.publish(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
+	l.em.publishOrLog(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
 	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && (r.child != nil || r.external) {
-		_ = l.signalChild(ctx, r, SignalStageWarning, w)
+		// The warning is kept whatever happens; only the follow-up's relapse
+		// judgement misses it (its workflow ended or failed meanwhile).
+		if err := r.signal(ctx, SignalStageWarning, w); err != nil {
+			workflow.GetLogger(ctx).Warn("warning not forwarded to the follow-up workflow", "child", r.childID, "error", err)
+		}
 	}
 }
 
 // relapse re-escalates: one severity level up and good offices again.
 func (l *lifecycle) relapse(ctx workflow.Context, r *demarchev1.CrisisRelapsed) {
-	_ = l.em.publish(ctx, &demarchev1.CrisisRelapsed{CrisisId: l.crisis.GetId(), Reason: r.GetReason()})
+	l.em.publishOrLog(ctx, &demarchev1.CrisisRelapsed{CrisisId: l.crisis.GetId(), Reason: r.GetReason()})
 	l.changeSeverity(ctx, +1, "follow-up", r.GetReason())
 	l.reopenStage(ctx, demarchev1.Stage_STAGE_GOOD_OFFICES, "follow-up", r.GetReason())
 }
@@ -271,8 +284,8 @@ func (l *lifecycle) recordDeadline(_ workflow.Context, r *demarchev1.DeadlineRep
 }
 
 func (l *lifecycle) checkInDue(_ workflow.Context, d *demarchev1.CheckInDue) {
-	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && d.GetNumber() > r.followUp.due {
-		r.followUp.due = d.GetNumber()
+	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && d.GetNumber() > followUpOf(r).due {
+		followUpOf(r).due = d.GetNumber()
 	}
 }
 
@@ -290,8 +303,8 @@ func onSignal[T any, PT interface {
 	validated
 }](ctx workflow.Context, l *lifecycle, sel workflow.Selector, name string, handle func(workflow.Context, PT)) {
 	take := func(ctx workflow.Context, arg PT) {
-		l.busy++
-		defer func() { l.busy-- }()
+		l.cont.busy++
+		defer func() { l.cont.busy-- }()
 		switch err := arg.Validate(); {
 		case err != nil:
 			l.refuse(ctx, name, err)
@@ -305,14 +318,14 @@ func onSignal[T any, PT interface {
 	sel.AddReceive(ch, func(ch workflow.ReceiveChannel, _ bool) {
 		arg := PT(new(T))
 		ch.Receive(ctx, arg)
-		if l.handingOver { // applied by the next run, so the hand-over is not held up
+		if l.cont.handingOver { // applied by the next run, so the hand-over is not held up
 			l.deferSignal(ctx, name, arg)
 			return
 		}
 		take(ctx, arg)
 	})
 	// Before continuing as new, signals already delivered are handed over.
-	l.drainers = append(l.drainers, func(ctx workflow.Context) bool {
+	l.cont.drainers = append(l.cont.drainers, func(ctx workflow.Context) bool {
 		arg := PT(new(T))
 		if !ch.ReceiveAsync(arg) {
 			return false
@@ -321,7 +334,7 @@ func onSignal[T any, PT interface {
 		return true
 	})
 	// A signal an earlier run handed over.
-	l.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
+	l.cont.takers[name] = func(ctx workflow.Context, a *anypb.Any) {
 		arg := PT(new(T))
 		if err := a.UnmarshalTo(arg); err != nil {
 			l.refuse(ctx, name, fmt.Errorf("handed over from an earlier run, undecodable: %w", err))
@@ -342,10 +355,10 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	onSignal(ctx, l, sel, SignalStageOutcome, l.stageDone)
 	// First what an earlier run received and handed over, in its order; what
 	// is left when this run hands over in turn goes on to the next.
-	for len(l.handedOver) > 0 && !l.handingOver {
-		d := l.handedOver[0]
-		l.handedOver = l.handedOver[1:]
-		if take, ok := l.takers[d.GetName()]; ok {
+	for len(l.cont.handedOver) > 0 && !l.cont.handingOver {
+		d := l.cont.handedOver[0]
+		l.cont.handedOver = l.cont.handedOver[1:]
+		if take, ok := l.cont.takers[d.GetName()]; ok {
 			take(ctx, d.GetArg())
 		}
 	}
@@ -353,12 +366,12 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 	// its callback runs, so it must stop before the run continues as new
 	// (continueasnew.go), or that signal would be lost.
 	stop := false
-	sel.AddReceive(l.handOver, func(ch workflow.ReceiveChannel, _ bool) {
+	sel.AddReceive(l.cont.handOver, func(ch workflow.ReceiveChannel, _ bool) {
 		ch.Receive(ctx, nil)
 		stop = true
 	})
 	for !stop {
 		sel.Select(ctx)
 	}
-	l.signalsStopped = true
+	l.cont.signalsStopped = true
 }

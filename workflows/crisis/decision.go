@@ -223,7 +223,7 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		// What the stage's workflow does with the decision follows the
 		// decision on the stream.
 		l.em.flush(ctx)
-		if err := l.signalChild(ctx, run, SignalStageDecision, d.rec); err != nil {
+		if err := run.signal(ctx, SignalStageDecision, d.rec); err != nil {
 			return nil, fmt.Errorf("%s: forward to %s: %w", dt.kind, run.childID, err)
 		}
 	}
@@ -289,11 +289,11 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 			workflow.GetLogger(ctx).Warn("drill decision rejected", "kind", kind, "error", err)
 			continue
 		}
-		l.busy++ // not a handler: the crisis waits for it before continuing as new
+		l.cont.busy++ // not a handler: the crisis waits for it before continuing as new
 		if _, err := l.decide(ctx, req, true); err != nil {
 			workflow.GetLogger(ctx).Warn("drill decision failed", "kind", kind, "error", err)
 		}
-		l.busy--
+		l.cont.busy--
 	}
 }
 

@@ -51,27 +51,27 @@ func TestDecisionRules(t *testing.T) {
 	fr := func(id string) *demarchev1.FundingRequest { return &demarchev1.FundingRequest{RequestId: id} }
 	requested := func(id, by string, decided bool) func(*lifecycle, *stageRun) {
 		return func(_ *lifecycle, r *stageRun) {
-			r.funding.requests = append(r.funding.requests, &openRequest{req: fr(id), requester: by, decided: decided})
+			fundingOf(r).requests = append(fundingOf(r).requests, &openRequest{req: fr(id), requester: by, decided: decided})
 		}
 	}
 	cases := map[*decisionType][]rulesCase{
 		factFindingMandate: {
 			{"first mandate", nil, req("a", mandate), ""},
-			{"second mandate", func(_ *lifecycle, r *stageRun) { r.factFinding.mandate = mandate }, req("a", mandate), "one-mandate"},
+			{"second mandate", func(_ *lifecycle, r *stageRun) { factFindingOf(r).mandate = mandate }, req("a", mandate), "one-mandate"},
 			{"report due in the past", nil, req("a", &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now.Add(-time.Hour))}), "report-due-future"},
 			{"report due now", nil, req("a", &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now)}), "report-due-future"},
 		},
 		factFindingReport: {
 			{"before the mandate", nil, req("a", &demarchev1.FactFindingReport{}), "mandate-first"},
-			{"after the mandate", func(_ *lifecycle, r *stageRun) { r.factFinding.mandate = mandate }, req("a", &demarchev1.FactFindingReport{}), ""},
+			{"after the mandate", func(_ *lifecycle, r *stageRun) { factFindingOf(r).mandate = mandate }, req("a", &demarchev1.FactFindingReport{}), ""},
 		},
 		envoyAppointment: {
 			{"first appointment", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e"}), ""},
-			{"second appointment", func(_ *lifecycle, r *stageRun) { r.envoy.appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.EnvoyAppointment{Envoy: "f"}), "one-envoy"},
+			{"second appointment", func(_ *lifecycle, r *stageRun) { envoyOf(r).appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.EnvoyAppointment{Envoy: "f"}), "one-envoy"},
 		},
 		standbyTeamDeployed: {
 			{"before the appointment", nil, req("a", &demarchev1.StandbyTeamDeployed{}), "appointment-first"},
-			{"after the appointment", func(_ *lifecycle, r *stageRun) { r.envoy.appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.StandbyTeamDeployed{}), ""},
+			{"after the appointment", func(_ *lifecycle, r *stageRun) { envoyOf(r).appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.StandbyTeamDeployed{}), ""},
 		},
 		fundingRequest: {
 			{"first request", nil, req("alice", fr("FR-1")), ""},
@@ -95,7 +95,7 @@ func TestDecisionRules(t *testing.T) {
 		for _, c := range list {
 			t.Run(dt.kind+"/"+c.name, func(t *testing.T) {
 				l := &lifecycle{crisis: &demarchev1.Crisis{Id: "GN-1"}}
-				r := &stageRun{rec: &demarchev1.StageRecord{Stage: dt.stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}}
+				r := newStageRun(&demarchev1.StageRecord{Stage: dt.stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}, nil, nil)
 				if c.setup != nil {
 					c.setup(l, r)
 				}
@@ -129,7 +129,7 @@ func TestDecisionRules(t *testing.T) {
 func TestPendingFollowsState(t *testing.T) {
 	l := &lifecycle{crisis: &demarchev1.Crisis{Id: "GN-1"}}
 	run := func(s demarchev1.Stage) *stageRun {
-		return &stageRun{rec: &demarchev1.StageRecord{Stage: s, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}}
+		return newStageRun(&demarchev1.StageRecord{Stage: s, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}, nil, nil)
 	}
 	ff, fund := run(demarchev1.Stage_STAGE_FACT_FINDING), run(demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING)
 	l.active = []*stageRun{ff, fund}
@@ -143,8 +143,8 @@ func TestPendingFollowsState(t *testing.T) {
 	if got := kinds(); got != "fact-finding-mandate/desk-officer funding-request/desk-officer" {
 		t.Fatalf("pending: %s", got)
 	}
-	ff.factFinding.mandate = &demarchev1.FactFindingMandate{}
-	fund.funding.requests = []*openRequest{{req: &demarchev1.FundingRequest{RequestId: "FR-1"}, requester: "alice"}}
+	factFindingOf(ff).mandate = &demarchev1.FactFindingMandate{}
+	fundingOf(fund).requests = []*openRequest{{req: &demarchev1.FundingRequest{RequestId: "FR-1"}, requester: "alice"}}
 	if got := kinds(); got != "fact-finding-report/desk-officer funding-decision/funding-officer" {
 		t.Fatalf("pending: %s", got)
 	}

@@ -22,6 +22,16 @@ type envoyRun struct {
 	deployed    bool
 }
 
+func envoyOf(r *stageRun) *envoyRun { return r.state.(*envoyRun) }
+
+func carriedEnvoy(cr *demarchev1.CarriedStageRun) stageState {
+	return &envoyRun{appointment: cr.GetEnvoyAppointment(), deployed: cr.GetEnvoyDeployed()}
+}
+
+func (e *envoyRun) carry(cr *demarchev1.CarriedStageRun) {
+	cr.EnvoyAppointment, cr.EnvoyDeployed = e.appointment, e.deployed
+}
+
 var envoyAppointment = &decisionType{
 	kind: "envoy-appointment", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
@@ -30,7 +40,7 @@ var envoyAppointment = &decisionType{
 		return fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
 	},
 	check: func(d *decisionCtx) error {
-		if a := d.run.envoy.appointment; a != nil {
+		if a := envoyOf(d.run).appointment; a != nil {
 			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
 		}
 		return nil
@@ -43,11 +53,11 @@ var envoyAppointment = &decisionType{
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.envoy.appointment = d.req.GetEnvoyAppointment()
+		envoyOf(d.run).appointment = d.req.GetEnvoyAppointment()
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.envoy.appointment != nil {
+		if envoyOf(r).appointment != nil {
 			return nil
 		}
 		return []waiting{{due: r.deadline.GetDueAt()}}
@@ -72,17 +82,17 @@ var standbyTeamDeployed = &decisionType{
 		return "standby team deployed in " + r.GetStandbyTeamDeployed().GetLocation()
 	},
 	check: func(d *decisionCtx) error {
-		if d.run.envoy.appointment == nil {
+		if envoyOf(d.run).appointment == nil {
 			return rule("appointment-first", "appoint the envoy and the standby team before confirming deployment")
 		}
 		return nil
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.envoy.deployed = true
+		envoyOf(d.run).deployed = true
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.envoy.appointment == nil || r.envoy.deployed {
+		if e := envoyOf(r); e.appointment == nil || e.deployed {
 			return nil
 		}
 		return []waiting{{}}

@@ -22,6 +22,16 @@ type factFindingRun struct {
 	reported bool
 }
 
+func factFindingOf(r *stageRun) *factFindingRun { return r.state.(*factFindingRun) }
+
+func carriedFactFinding(cr *demarchev1.CarriedStageRun) stageState {
+	return &factFindingRun{mandate: cr.GetFactFindingMandate(), reported: cr.GetFactFindingReported()}
+}
+
+func (f *factFindingRun) carry(cr *demarchev1.CarriedStageRun) {
+	cr.FactFindingMandate, cr.FactFindingReported = f.mandate, f.reported
+}
+
 var factFindingMandate = &decisionType{
 	kind: "fact-finding-mandate", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, with the mandating body",
@@ -30,7 +40,7 @@ var factFindingMandate = &decisionType{
 		return fmt.Sprintf("fact-finding mandated by %s, team %s, report due %s", m.GetMandatingBody().Slug(), strings.Join(m.GetTeam(), ", "), m.GetReportDue().AsTime().Format("2006-01-02"))
 	},
 	check: func(d *decisionCtx) error {
-		if d.run.factFinding.mandate != nil {
+		if factFindingOf(d.run).mandate != nil {
 			return rule("one-mandate", "the fact-finding mandate was already recorded")
 		}
 		if due := d.req.GetFactFindingMandate().GetReportDue().AsTime(); !due.After(d.now) {
@@ -39,11 +49,11 @@ var factFindingMandate = &decisionType{
 		return nil
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.factFinding.mandate = d.req.GetFactFindingMandate()
+		factFindingOf(d.run).mandate = d.req.GetFactFindingMandate()
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.factFinding.mandate != nil {
+		if factFindingOf(r).mandate != nil {
 			return nil
 		}
 		return []waiting{{due: r.deadline.GetDueAt()}}
@@ -63,20 +73,21 @@ var factFindingReport = &decisionType{
 		return "fact-finding report: " + r.GetFactFindingReport().GetSummary()
 	},
 	check: func(d *decisionCtx) error {
-		if d.run.factFinding.mandate == nil {
+		if factFindingOf(d.run).mandate == nil {
 			return rule("mandate-first", "record the fact-finding mandate before its report")
 		}
 		return nil
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.factFinding.reported = true
+		factFindingOf(d.run).reported = true
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.factFinding.mandate == nil || r.factFinding.reported {
+		f := factFindingOf(r)
+		if f.mandate == nil || f.reported {
 			return nil
 		}
-		return []waiting{{due: r.factFinding.mandate.GetReportDue()}}
+		return []waiting{{due: f.mandate.GetReportDue()}}
 	},
 	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingReport{

@@ -24,6 +24,16 @@ type followUpRun struct {
 	due, done int32
 }
 
+func followUpOf(r *stageRun) *followUpRun { return r.state.(*followUpRun) }
+
+func carriedFollowUp(cr *demarchev1.CarriedStageRun) stageState {
+	return &followUpRun{due: cr.GetFollowUpDue(), done: cr.GetFollowUpDone()}
+}
+
+func (f *followUpRun) carry(cr *demarchev1.CarriedStageRun) {
+	cr.FollowUpDue, cr.FollowUpDone = f.due, f.done
+}
+
 var followUpCheckIn = &decisionType{
 	kind: "follow-up-check-in", stage: demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
@@ -32,11 +42,11 @@ var followUpCheckIn = &decisionType{
 		return fmt.Sprintf("follow-up check-in: commitments implemented %v, recommendation %s", c.GetCommitmentsImplemented(), c.GetRecommendation().Slug())
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.followUp.done++
+		followUpOf(d.run).done++
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if r.followUp.due <= r.followUp.done {
+		if f := followUpOf(r); f.due <= f.done {
 			return nil
 		}
 		return []waiting{{}}
@@ -76,7 +86,7 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 		}
 		prog.CheckInsDone++
 		thisRun++
-		_ = c.em.publish(ctx, &demarchev1.FollowUpCheckInRecorded{CrisisId: in.GetCrisis().GetId(), Number: prog.GetCheckInsDone(), CheckIn: ci})
+		c.em.publishOrLog(ctx, &demarchev1.FollowUpCheckInRecorded{CrisisId: in.GetCrisis().GetId(), Number: prog.GetCheckInsDone(), CheckIn: ci})
 		switch ci.GetRecommendation() {
 		case demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_RE_ESCALATE:
 			c.signalParent(ctx, SignalRelapse, &demarchev1.CrisisRelapsed{CrisisId: in.GetCrisis().GetId(),
@@ -140,7 +150,7 @@ func SustainedFollowUp(ctx workflow.Context, in *demarchev1.StageWorkflowInput) 
 			}
 			prog.DueNotices++
 			due := &demarchev1.CheckInDue{Number: prog.GetCheckInsDone() + 1, DueAt: prog.GetNextDue()}
-			_ = c.em.publish(ctx, &demarchev1.FollowUpCheckInDue{CrisisId: in.GetCrisis().GetId(), Number: due.GetNumber(), DueAt: due.GetDueAt()})
+			c.em.publishOrLog(ctx, &demarchev1.FollowUpCheckInDue{CrisisId: in.GetCrisis().GetId(), Number: due.GetNumber(), DueAt: due.GetDueAt()})
 			c.signalParent(ctx, SignalCheckInDue, due)
 			prog.NextDue = timestamppb.New(prog.GetNextDue().AsTime().Add(interval))
 		})

@@ -28,6 +28,22 @@ type openRequest struct {
 	decided   bool
 }
 
+func fundingOf(r *stageRun) *fundingRun { return r.state.(*fundingRun) }
+
+func carriedFunding(cr *demarchev1.CarriedStageRun) stageState {
+	f := &fundingRun{}
+	for _, fr := range cr.GetFundingRequests() {
+		f.requests = append(f.requests, &openRequest{req: fr.GetRequest(), requester: fr.GetRequester(), decided: fr.GetDecided()})
+	}
+	return f
+}
+
+func (f *fundingRun) carry(cr *demarchev1.CarriedStageRun) {
+	for _, o := range f.requests {
+		cr.FundingRequests = append(cr.FundingRequests, &demarchev1.CarriedFundingRequest{Request: o.req, Requester: o.requester, Decided: o.decided})
+	}
+}
+
 func (f *fundingRun) request(id string) *openRequest {
 	for _, r := range f.requests {
 		if r.req.GetRequestId() == id {
@@ -64,10 +80,10 @@ var fundingRequest = &decisionType{
 	},
 	check: func(d *decisionCtx) error {
 		id := d.req.GetFundingRequest().GetRequestId()
-		if d.run.funding.request(id) != nil {
+		if fundingOf(d.run).request(id) != nil {
 			return rule("unique-request", "request %s already exists", id)
 		}
-		if open := d.run.funding.open(); len(open) > 0 {
+		if open := fundingOf(d.run).open(); len(open) > 0 {
 			return rule("one-open-request", "request %s is still awaiting a decision", open[0])
 		}
 		return nil
@@ -79,11 +95,11 @@ var fundingRequest = &decisionType{
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.funding.requests = append(d.run.funding.requests, &openRequest{req: d.req.GetFundingRequest(), requester: d.req.GetPrincipal()})
+		fundingOf(d.run).requests = append(fundingOf(d.run).requests, &openRequest{req: d.req.GetFundingRequest(), requester: d.req.GetPrincipal()})
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
-		if len(r.funding.open()) > 0 {
+		if len(fundingOf(r).open()) > 0 {
 			return nil
 		}
 		return []waiting{{due: r.deadline.GetDueAt()}}
@@ -108,10 +124,10 @@ var fundingDecision = &decisionType{
 	},
 	check: func(d *decisionCtx) error {
 		id := d.req.GetFundingDecision().GetRequestId()
-		r := d.run.funding.request(id)
+		r := fundingOf(d.run).request(id)
 		switch {
 		case r == nil:
-			return rule("known-request", "no funding request %s (open: %s)", id, d.run.funding.openList())
+			return rule("known-request", "no funding request %s (open: %s)", id, fundingOf(d.run).openList())
 		case r.decided:
 			return rule("decide-once", "request %s was already decided", id)
 		case r.requester == d.req.GetPrincipal():
@@ -127,12 +143,12 @@ var fundingDecision = &decisionType{
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
-		d.run.funding.request(d.req.GetFundingDecision().GetRequestId()).decided = true
+		fundingOf(d.run).request(d.req.GetFundingDecision().GetRequestId()).decided = true
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
 		var out []waiting
-		for _, fr := range r.funding.requests {
+		for _, fr := range fundingOf(r).requests {
 			if !fr.decided {
 				out = append(out, waiting{who: fmt.Sprintf("funding officer other than %s (four-eyes)", fr.requester), due: r.deadline.GetDueAt()})
 			}
@@ -141,7 +157,7 @@ var fundingDecision = &decisionType{
 	},
 	drill: func(_ workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
 		return &demarchev1.DecisionRequest{Principal: "drill-approver", Decision: &demarchev1.DecisionRequest_FundingDecision{
-			FundingDecision: &demarchev1.FundingDecision{RequestId: d.run.funding.open()[0], Approve: true}}}, nil
+			FundingDecision: &demarchev1.FundingDecision{RequestId: fundingOf(d.run).open()[0], Approve: true}}}, nil
 	},
 }
 

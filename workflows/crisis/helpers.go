@@ -108,6 +108,24 @@ func (e *emitter) publish(ctx workflow.Context, data proto.Message) error {
 	return nil
 }
 
+// publishOrLog is publish for a caller that has already made the change the
+// event reports and has no error to return: a control's or a signal's
+// handler, a stage finishing, a deadline's timer. Failing the control's
+// update now would tell the operator the change did not happen when it did;
+// failing the workflow task would stop the crisis until a new build. Nor is
+// there anything to retry: publish only numbers and packs the event (the
+// activity that sends it retries on its own, without limit), and packing
+// fails only for an event the workflow built wrong (a proto marshal error,
+// say invalid UTF-8 in a text), the same on every replay. So the event is
+// logged, naming its type, and left out, not numbered: the stream keeps no
+// gap and the crisis goes on.
+func (e *emitter) publishOrLog(ctx workflow.Context, data proto.Message) {
+	if err := e.publish(ctx, data); err != nil {
+		workflow.GetLogger(ctx).Error("crisis event left out: it cannot be packed (a workflow bug)",
+			"crisis_id", e.crisis.GetId(), "event", fmt.Sprintf("%T", data), "error", err)
+	}
+}
+
 // start runs the sender if it is not running and there is something to send.
 func (e *emitter) start(ctx workflow.Context) {
 	if e.running || e.held || len(e.outbox) == 0 {

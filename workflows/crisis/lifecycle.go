@@ -12,43 +12,14 @@ import (
 	"time"
 
 	enums "go.temporal.io/api/enums/v1"
-	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/errs"
-	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
-
-// stageRun is one run of one stage.
-type stageRun struct {
-	rec      *demarchev1.StageRecord
-	spec     *demarchev1.StageSpec
-	deadline *demarchev1.DeadlineState
-	stopDl   func(demarchev1.DeadlineStatus)
-	cancel   workflow.CancelFunc
-	child    workflow.ChildWorkflowFuture
-	childID  string
-	// external: the child was started by an earlier run of the crisis
-	// (continue-as-new), so it is reached by id, not through child.
-	external bool
-	// started: the child workflow is running (or was started by an earlier run).
-	started bool
-	// A decision whose service call is in flight; validators refuse a second.
-	inFlight string
-	// inFlightRec is that decision as the authority query shows it.
-	inFlightRec *demarchev1.DecisionRecord
-
-	// What each kind of stage knows (its own file says what it means).
-	factFinding factFindingRun
-	envoy       envoyRun
-	funding     fundingRun
-	followUp    followUpRun
-}
 
 // lifecycle is the crisis workflow's state; rebuilt identically on replay.
 type lifecycle struct {
@@ -75,23 +46,10 @@ type lifecycle struct {
 	closedAt    *timestamppb.Timestamp
 	figures     *demarchev1.ClosureFigures
 
-	// Continue-as-new (continueasnew.go): the phase running, runs before
-	// this one, the history guard, signals being handled now, and how to
-	// take each kind of signal without waiting (drained before continuing).
-	phase      int
-	runsBefore int32
-	maxHistory int
-	busy       int
-	drainers   []func(workflow.Context) bool
-	// handingOver: the run is about to continue as new; signals received
-	// now are kept for the next run (deferred) instead of applied.
-	handingOver bool
-	// handOver tells serveSignals to stop selecting; signalsStopped: it has.
-	handOver       workflow.Channel
-	signalsStopped bool
-	deferred       []*demarchev1.DeferredSignal
-	handedOver     []*demarchev1.DeferredSignal // from the run before
-	takers         map[string]func(workflow.Context, *anypb.Any)
+	// phase is the playbook phase running (carried over, with the rest).
+	phase int
+	// cont is the continue-as-new bookkeeping (continueasnew.go).
+	cont continuation
 }
 
 // CrisisResponse is one crisis from warning to closure: it follows its
@@ -113,13 +71,12 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 		runs:    map[demarchev1.Stage]int32{},
 		reached: map[demarchev1.Stage]bool{},
 		skipped: map[demarchev1.Stage]string{},
-		takers:  map[string]func(workflow.Context, *anypb.Any){},
+		cont:    newContinuation(ctx, in),
 	}
 	if l.drill != nil {
 		l.crisis.Drill = true // drills are always marked, and kept out of real figures
 	}
 	l.em = &emitter{crisis: l.crisis, prefix: l.crisis.GetId()}
-	l.maxHistory = int(in.GetMaxHistoryEvents())
 	carried := in.GetCarryOver() != nil
 	if carried {
 		l.restore(ctx, in.GetCarryOver())
@@ -127,7 +84,6 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 	if err := l.registerHandlers(ctx); err != nil {
 		return nil, err
 	}
-	l.handOver = workflow.NewBufferedChannel(ctx, 1)
 	workflow.Go(ctx, l.serveSignals)
 	if l.drill != nil {
 		workflow.Go(ctx, l.runDrillPolicy)
@@ -236,10 +192,10 @@ func (l *lifecycle) enter(ctx workflow.Context, spec *demarchev1.StageSpec, reop
 	stage := spec.GetStage()
 	l.runs[stage]++
 	l.reached[stage] = true
-	run := &stageRun{spec: spec, rec: &demarchev1.StageRecord{
+	run := newStageRun(&demarchev1.StageRecord{
 		Stage: stage, EnteredAt: timestamppb.New(workflow.Now(ctx)), Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING,
 		Run: l.runs[stage], Reason: reopenReason,
-	}}
+	}, spec, nil)
 	l.timeline = append(l.timeline, run.rec)
 	l.active = append(l.active, run)
 	return run
@@ -299,21 +255,6 @@ func (l *lifecycle) stageDone(ctx workflow.Context, out *demarchev1.StageOutcome
 	// Skipped meanwhile, or already finished: nothing to do.
 }
 
-// signalChild sends a stage's child workflow a signal, once it runs.
-func (l *lifecycle) signalChild(ctx workflow.Context, run *stageRun, name string, arg any) error {
-	if run.external {
-		return workflow.SignalExternalWorkflow(ctx, run.childID, "", name, arg).Get(ctx, nil)
-	}
-	// A stage entered a moment ago may still be starting its workflow.
-	if err := workflow.Await(ctx, func() bool { return run.child != nil }); err != nil {
-		return err
-	}
-	if err := run.child.GetChildWorkflowExecution().Get(ctx, nil); err != nil {
-		return fmt.Errorf("stage workflow %s not running: %w", run.childID, err)
-	}
-	return run.child.SignalChildWorkflow(ctx, name, arg).Get(ctx, nil)
-}
-
 // finish ends a stage run, completed or skipped.
 func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev1.StageStatus, reason string) {
 	now := workflow.Now(ctx)
@@ -334,14 +275,16 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		switch {
 		case run.cancel != nil:
 			run.cancel()
-		case run.external:
-			_ = workflow.RequestCancelExternalWorkflow(ctx, run.childID, "").Get(ctx, nil)
+		case run.external: // started by an earlier run; one that has ended has nothing to cancel
+			if err := workflow.RequestCancelExternalWorkflow(ctx, run.childID, "").Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("skipped stage's workflow not cancelled", "child", run.childID, "error", err)
+			}
 		}
 	}
 	if status == demarchev1.StageStatus_STAGE_STATUS_COMPLETED {
 		// Published before the run leaves the active set, so the next phase's
 		// StageEntered always follows this StageCompleted on the stream.
-		_ = l.em.publish(ctx, &demarchev1.StageCompleted{
+		l.em.publishOrLog(ctx, &demarchev1.StageCompleted{
 			CrisisId: l.crisis.GetId(), Stage: run.rec.GetStage(), CompletedAt: run.rec.GetCompletedAt(), Duration: run.rec.GetDuration(),
 		})
 	}
@@ -352,7 +295,10 @@ func (l *lifecycle) finish(ctx workflow.Context, run *stageRun, status demarchev
 		}
 	}
 	if cur := l.currentStage(); cur != demarchev1.Stage_STAGE_UNSPECIFIED {
-		_ = workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(cur)...)
+		if err := workflow.UpsertTypedSearchAttributes(ctx, l.stageAttributes(cur)...); err != nil {
+			// As in crisisChanged: only attributes the SDK cannot encode fail.
+			workflow.GetLogger(ctx).Error("stage search attributes not updated", "stage", cur.Slug(), "error", err)
+		}
 	}
 }
 
@@ -364,20 +310,6 @@ func (l *lifecycle) recordSkippedAhead(ctx workflow.Context, stage demarchev1.St
 		Stage: stage, EnteredAt: now, CompletedAt: now, Duration: durationpb.New(0),
 		Status: demarchev1.StageStatus_STAGE_STATUS_SKIPPED, Reason: reason, Run: l.runs[stage],
 	})
-}
-
-// stageAttributes are the search attributes of the stage(s) the crisis is in.
-func (l *lifecycle) stageAttributes(current demarchev1.Stage) []temporal.SearchAttributeUpdate {
-	running := []string{}
-	for _, r := range l.active {
-		if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {
-			running = append(running, r.rec.GetStage().Slug())
-		}
-	}
-	return []temporal.SearchAttributeUpdate{
-		temporalx.SAStage.ValueSet(current.Slug()),
-		temporalx.SAActiveStages.ValueSet(running),
-	}
 }
 
 // currentStage is the most recently entered stage still running.
@@ -393,7 +325,7 @@ func (l *lifecycle) currentStage() demarchev1.Stage {
 
 func (l *lifecycle) deadlineChanged(ctx workflow.Context, d *demarchev1.DeadlineState) {
 	if ev := deadlineEvent(l.crisis.GetId(), d); ev != nil {
-		_ = l.em.publish(ctx, ev)
+		l.em.publishOrLog(ctx, ev)
 	}
 }
 
@@ -403,7 +335,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		Crisis: l.crisis, CurrentStage: l.currentStage(), Timeline: l.timeline, ClosedAt: l.closedAt,
 		Playbook: l.pb.GetName(), PlaybookVersion: l.pb.GetVersion(), PendingDecisions: l.pendingDecisions(),
 		Deadlines: l.deadlines, Partners: l.partners, Decisions: l.decisions, Warnings: l.warnings, Figures: l.figures,
-		RefusedSignals: l.refused, WorkflowRuns: l.runsBefore + 1,
+		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1,
 	}
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()
