@@ -11,6 +11,8 @@ BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 # promtool of Prometheus 3.x (the Go module's v0.3xx versions are Prometheus 3's):
 # checks and unit-tests the alert rules in deploy/prometheus.
 PROMTOOL ?= GOWORK=off $(GO) run github.com/prometheus/prometheus/cmd/promtool@v0.316.0
+# staticcheck's default checks (bugs, simplifications, unused code, style of errors).
+STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CYCLONEDX := GOWORK=off $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
@@ -21,7 +23,7 @@ CONTRACT_LINT := tools/contract-lint
 NPM          ?= npm
 NODE         ?= node
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet staticcheck bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -61,7 +63,7 @@ bench: build ## demarche bench: every scenario on the embedded stack beside its 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
+lint: proto-check vet staticcheck breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, staticcheck, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
 	cd proto && $(BUF) lint
 	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
 	$(GO) test -count=1 ./devstack/repocheck/   # no compiled program in git, no file over 1 MiB outside testdata, every doc link and anchor resolves, README ≤ 150 lines
@@ -84,6 +86,9 @@ rules: ## promtool check + test the alert rules (deploy/prometheus: one test fil
 vet:
 	$(GO) vet $(MODULES)
 	cd examples/subscriber && GOWORK=off $(GO) vet ./...   # its own module, outside go.work
+
+staticcheck: ## staticcheck (pinned) on every module of the workspace: no finding allowed
+	$(STATICCHECK) $(MODULES)
 
 proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
 	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb

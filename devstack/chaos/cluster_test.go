@@ -89,11 +89,7 @@ func TestCluster(t *testing.T) {
 	t.Setenv("DEMARCHE_METRICS_LISTEN", "127.0.0.1:0")
 	p := newPlatform(t, bin, dir)
 	c := &clusterRun{p: p, natsBin: natsBin, pgBin: pgBin, health: map[string]int{}}
-	p.separate = nil
-	for _, n := range cluster.NATSNodes {
-		p.separate = append(p.separate, n)
-	}
-	p.separate = append(p.separate, "postgres", "temporal", "provision")
+	p.separate = append(append([]string(nil), cluster.NATSNodes...), "postgres", "temporal", "provision")
 	for _, s := range cluster.Services {
 		p.separate = append(p.separate, s.Name)
 	}

@@ -18,12 +18,6 @@ import (
 // natscli backup too: backup.json (the stream's configuration and state at
 // the snapshot) and stream.arc.s2 (the server's archive).
 
-// streamMeta is backup.json: the stream's configuration and state.
-type streamMeta struct {
-	Config json.RawMessage `json:"config"`
-	State  streamState     `json:"state"`
-}
-
 // streamState is the part of JetStream's StreamState a backup records.
 type streamState struct {
 	Msgs      uint64    `json:"messages"`

@@ -165,11 +165,11 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 
 	svc = e.start(nil)
 	defer svc.Stop()
-	recs := waitChain(t, svc.Store, ChainOf(crisisA), len(want))
-	global := waitChain(t, svc.Store, GlobalChain, len(want)+6)
+	waitChain(t, svc.Store, ChainOf(crisisA), len(want))
+	waitChain(t, svc.Store, GlobalChain, len(want)+6)
 	time.Sleep(300 * time.Millisecond) // anything extra would have arrived by now
-	recs, _ = svc.Store.Records(context.Background(), ChainOf(crisisA), 0, 0)
-	global, _ = svc.Store.Records(context.Background(), GlobalChain, 0, 0)
+	recs, _ := svc.Store.Records(context.Background(), ChainOf(crisisA), 0, 0)
+	global, _ := svc.Store.Records(context.Background(), GlobalChain, 0, 0)
 	var ids []string
 	for _, r := range recs {
 		ids = append(ids, r.GetEventId())

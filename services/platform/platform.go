@@ -283,15 +283,15 @@ func Provision(ctx context.Context, cfg Config, log *zap.Logger) (Report, error)
 	}
 	defer nc.Close()
 	if rep.NATS, err = ProvisionNATS(ctx, nc, cfg.Replicas, cfg.PartnerNames...); err != nil {
-		return rep, fmt.Errorf("NATS: %w", err)
+		return rep, fmt.Errorf("provision NATS: %w", err)
 	}
 	tc, err := temporalx.Dial(ctx, cfg.TemporalAddress, cfg.Namespace, log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)), temporalx.As(temporalx.IdentityAdmin))
 	if err != nil {
-		return rep, fmt.Errorf("Temporal: %w", err)
+		return rep, fmt.Errorf("provision Temporal: %w", err)
 	}
 	defer tc.Close()
 	if rep.Temporal, err = ProvisionTemporal(ctx, tc, cfg.Namespace, cfg.Retention); err != nil {
-		return rep, fmt.Errorf("Temporal: %w", err)
+		return rep, fmt.Errorf("provision Temporal: %w", err)
 	}
 	return rep, nil
 }

@@ -137,9 +137,7 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	for _, st := range sortedStages(l.runs) {
 		c.Runs = append(c.Runs, &demarchev1.StageCount{Stage: st, Count: l.runs[st]})
 	}
-	for _, st := range sortedStages(l.reached) {
-		c.Reached = append(c.Reached, st)
-	}
+	c.Reached = append(c.Reached, sortedStages(l.reached)...)
 	for _, st := range sortedStages(l.skipped) {
 		c.Skipped = append(c.Skipped, &demarchev1.SkippedStage{Stage: st, Reason: l.skipped[st]})
 	}
