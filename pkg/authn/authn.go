@@ -144,16 +144,3 @@ func reason(err error) string {
 		return "the token is malformed"
 	}
 }
-
-type principalKey struct{}
-
-// WithPrincipal carries an authenticated principal in a context.
-func WithPrincipal(ctx context.Context, p *Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
-}
-
-// FromContext is the authenticated principal of a request (nil when none).
-func FromContext(ctx context.Context) *Principal {
-	p, _ := ctx.Value(principalKey{}).(*Principal)
-	return p
-}

@@ -277,7 +277,10 @@ func (s *Store) noLedger(ctx context.Context, fund string) error {
 	switch {
 	case err == nil:
 		var opened demarchev1.LedgerEntry
-		_ = proto.Unmarshal(entry.Value(), &opened)
+		if err := proto.Unmarshal(entry.Value(), &opened); err != nil {
+			return fmt.Errorf("%w: fund %s was opened but its ledger is gone, and its opening mark is unreadable (%v): it is not re-opened; restore the ledger stream %s from a backup",
+				ErrLedgerMissing, fund, err, LedgerStream)
+		}
 		return fmt.Errorf("%w: fund %s was opened (%s, by %s) but its ledger is gone: it is not re-opened; restore the ledger stream %s from a backup",
 			ErrLedgerMissing, fund, opened.GetAt().AsTime().UTC().Format(time.RFC3339), opened.GetOpenedBy(), LedgerStream)
 	case errors.Is(err, jetstream.ErrKeyNotFound):
@@ -517,8 +520,14 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		entry.Sequence = ack.Sequence
 		if ack.Duplicate { // our line went in earlier; return the stored one
 			replayed = true
+			// The stored line carries the same request (same message id)
+			// but its own time: return it when it can be read; otherwise
+			// ours, which differs only in that time, is still the answer.
 			if stored, err := s.stream.GetMsg(ctx, ack.Sequence); err == nil {
-				_ = proto.Unmarshal(stored.Data, entry)
+				var earlier demarchev1.LedgerEntry
+				if err := proto.Unmarshal(stored.Data, &earlier); err == nil {
+					entry = &earlier
+				}
 				entry.Sequence = ack.Sequence
 			}
 		}

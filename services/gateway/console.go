@@ -219,7 +219,7 @@ func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *
 				return
 			}
 		}
-		h(w, r.WithContext(authn.WithPrincipal(r.Context(), u.Principal)), u)
+		h(w, r, u)
 	}
 }
 

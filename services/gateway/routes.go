@@ -124,7 +124,7 @@ func (s *Service) guard(rt route) http.HandlerFunc {
 				return
 			}
 		}
-		rt.handle(s, w, r.WithContext(authn.WithPrincipal(r.Context(), p)), p)
+		rt.handle(s, w, r, p)
 	}
 }
 
