@@ -142,13 +142,13 @@ const (
 var (
 	// ErrUnavailable is returned when NATS or the crisis opener failed; the
 	// signal can be resent (errs.ErrUnavailable: 503).
-	ErrUnavailable = natsrpc.Sentinel("early warning temporarily unavailable", errs.ErrUnavailable)
+	ErrUnavailable = errs.Sentinel("early warning temporarily unavailable", errs.ErrUnavailable)
 	// ErrNoSituation is returned by Score when no signal was ever accepted for
 	// the situation (errs.ErrNotFound: 404).
-	ErrNoSituation = natsrpc.Sentinel("no signals for this situation", errs.ErrNotFound)
+	ErrNoSituation = errs.Sentinel("no signals for this situation", errs.ErrNotFound)
 	// ErrForeignSource matches the refusal of a signal whose body names a
 	// source other than the credential that sent it (errs.ErrForbidden: 403).
-	ErrForeignSource = natsrpc.Sentinel("signal refused: a signal's source is the credential that sent it, never its body", errs.ErrForbidden)
+	ErrForeignSource = errs.Sentinel("signal refused: a signal's source is the credential that sent it, never its body", errs.ErrForbidden)
 )
 
 // CrisisOpener opens a situation's crisis with a warning attached, or attaches

@@ -256,7 +256,7 @@ func (s *Store) watch(ctx context.Context) (stop func(), err error) {
 
 // ErrNotOpened is matched when a configured fund was never opened and
 // opening was not asked for.
-var ErrNotOpened = natsrpc.Sentinel("fund not opened", errs.ErrNotFound)
+var ErrNotOpened = errs.Sentinel("fund not opened", errs.ErrNotFound)
 
 // mark records that a fund has a ledger (kept: its opening line).
 func (s *Store) mark(ctx context.Context, line *demarchev1.LedgerEntry) error {

@@ -108,7 +108,7 @@ func (c *Client) List(ctx context.Context) ([]*demarchev1.PartnerInfo, error) {
 }
 
 // AckRole sends a partner's role acknowledgement for a crisis. The request is
-// checked locally first; a refusal by the service comes back as *natsrpc.Error,
+// checked locally first; a refusal by the service comes back as *errs.RPCError,
 // matching ErrUnknownPartner, ErrUnknownCrisis or ErrNotShared with errors.Is.
 func (c *Client) AckRole(ctx context.Context, req *demarchev1.AckRoleRequest) (*demarchev1.AckRoleResponse, error) {
 	if err := req.Validate(); err != nil {

@@ -114,13 +114,13 @@ const (
 var (
 	// ErrUnknownPartner is returned when a request names a partner that is not
 	// in the registry (errs.ErrNotFound).
-	ErrUnknownPartner = natsrpc.Sentinel("unknown partner", errs.ErrNotFound)
+	ErrUnknownPartner = errs.Sentinel("unknown partner", errs.ErrNotFound)
 	// ErrUnknownCrisis is returned when a request names a crisis the service has
 	// seen no CrisisOpened event for (errs.ErrNotFound).
-	ErrUnknownCrisis = natsrpc.Sentinel("unknown crisis", errs.ErrNotFound)
+	ErrUnknownCrisis = errs.Sentinel("unknown crisis", errs.ErrNotFound)
 	// ErrNotShared is returned when a partner acts on a crisis whose
 	// confidentiality does not share it with that partner (errs.ErrForbidden).
-	ErrNotShared = natsrpc.Sentinel("crisis not shared with partner", errs.ErrForbidden)
+	ErrNotShared = errs.Sentinel("crisis not shared with partner", errs.ErrForbidden)
 	// ErrWebhook is returned when a partner's webhook cannot be reached or
 	// answers other than 2xx.
 	ErrWebhook = errors.New("webhook delivery failed")
