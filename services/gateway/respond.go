@@ -44,7 +44,13 @@ func requestID(w http.ResponseWriter, r *http.Request) (string, error) {
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body: %v", err), "code": "invalid"})
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			err = &errs.Error{Sentinel: errs.ErrTooLarge, Msg: fmt.Sprintf("body: %v (allowed: at most %d bytes)", err, maxBody)}
+		} else { // the client went away or sent a broken body
+			err = &errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("body: %v", err)}
+		}
+		writeError(w, err)
 		return false
 	}
 	if err := apijson.Unmarshal(b, into); err != nil {
@@ -53,7 +59,7 @@ func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 			writeError(w, fe)
 			return false
 		}
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err), "code": "invalid"})
+		writeError(w, &errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err)})
 		return false
 	}
 	return true
