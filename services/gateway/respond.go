@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/ids"
@@ -83,20 +84,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError answers an error with its status (errs.HTTPStatus: the one
-// mapping), its stable code, and, for bad input, each field.
-func writeError(w http.ResponseWriter, err error) {
-	body := map[string]any{"error": err.Error(), "code": errs.Name(err)}
-	var verr *demarchev1.ValidationError
-	var ferr *demarchev1.FieldError
-	switch {
-	case errors.As(err, &verr):
-		fields := make([]map[string]string, len(verr.Fields))
-		for i, f := range verr.Fields {
-			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
-		}
-		body["fields"] = fields
-	case errors.As(err, &ferr):
-		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
-	}
-	writeJSON(w, errs.HTTPStatus(err), body)
-}
+// mapping), its stable code, and, for bad input, each field: the API's one
+// error body (pkg/apierror, which the CLI and the console read back).
+func writeError(w http.ResponseWriter, err error) { apierror.Write(w, err) }
