@@ -152,7 +152,7 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 	return Observed(micro.HandlerFunc(func(r micro.Request) {
 		if cfg.guard != nil {
 			if !cfg.guard.enter() {
-				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: "service is stopping; retry"})
+				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: stoppingMsg})
 				return
 			}
 			defer cfg.guard.inflight.Done()
