@@ -94,7 +94,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/errs"
@@ -250,9 +249,8 @@ type Service struct {
 	pub        *eventbus.Publisher
 	seen       jetstream.KeyValue
 	situations jetstream.KeyValue
-	micros     []micro.Service
+	micro      *natsrpc.Server // refuses requests while stopping, waits for those in hand
 	consumer   *eventbus.Consumer
-	guard      natsrpc.Guard // refuses requests while stopping, waits for those in hand
 	closers    []func()
 
 	mu    sync.Mutex
@@ -315,11 +313,8 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 
 // Stop stops answering and consuming, waits for the work in hand, and disconnects.
 func (s *Service) Stop() {
-	s.guard.Stop()
-	for _, m := range s.micros {
-		if err := m.Stop(); err != nil {
-			s.log.Warn("stop micro service", zap.Error(err))
-		}
+	if s.micro != nil {
+		s.micro.Stop() // refuses new requests, waits for those in hand
 	}
 	if s.consumer != nil {
 		s.consumer.Stop()

@@ -75,7 +75,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -201,7 +200,7 @@ type Service struct {
 	crises    jetstream.KeyValue
 	pending   jetstream.KeyValue
 	signaller RoleSignaller
-	micro     micro.Service
+	micro     *natsrpc.Server
 	consumers []*eventbus.Consumer
 }
 
@@ -234,9 +233,6 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	if s.micro, err = s.startMicro(); err != nil {
-		return nil, fmt.Errorf("partners: %w", err)
-	}
-	if err = natsrpc.Ready(s.nc, s.micro); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	// Crises are fanned out side by side, each crisis's events one at a time
@@ -277,9 +273,7 @@ func (s *Service) Stop() {
 	}
 	s.consumers = nil
 	if s.micro != nil {
-		if err := s.micro.Stop(); err != nil {
-			s.log.Warn("stop micro service", zap.Error(err))
-		}
+		s.micro.Stop()
 		s.micro = nil
 	}
 	if s.nc != nil {
