@@ -183,7 +183,7 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 			Query: f.Query(), NextPageToken: token, PageSize: 100,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), err)
+			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), errs.FromTemporal(err))
 		}
 		for _, e := range resp.GetExecutions() {
 			sa := e.GetSearchAttributes()
