@@ -1,7 +1,9 @@
 // Package errs is Démarche's one error vocabulary: the sentinel errors every
 // service, workflow client and command wraps, and the single mapping from them
 // to an HTTP status, a NATS micro error code and a Temporal application-error
-// type. Callers match with errors.Is; nobody maps errors to codes anywhere else.
+// type, and back: what Temporal failed with becomes a sentinel in FromTemporal,
+// what a NATS request came back with in FromRPC, a micro code in FromCode.
+// Callers match with errors.Is; nobody maps errors to codes anywhere else.
 package errs
 
 import (
