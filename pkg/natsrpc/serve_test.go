@@ -39,6 +39,9 @@ func TestServeStartsEveryServiceTheSameWay(t *testing.T) {
 	s, err := Serve(nc, ServiceConfig{Name: "served", Version: "1.0.0", Description: "a test service", Group: "served",
 		Log: zap.NewNop(), Timeout: 200 * time.Millisecond, Instances: 2},
 		Typed("score", "scores a situation", func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, score),
+		// A second typed endpoint: one endpoint answers one request at a
+		// time, so while "score" holds a request, "other" shows the refusal.
+		Typed("other", "", func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, score),
 		Raw("doc", "the document", raw))
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +50,7 @@ func TestServeStartsEveryServiceTheSameWay(t *testing.T) {
 	if len(s.services) != 2 {
 		t.Fatalf("%d instances, want 2", len(s.services))
 	}
-	for _, subject := range []string{"served.score", "served.doc"} {
+	for _, subject := range []string{"served.score", "served.other", "served.doc"} {
 		if _, err := metricstestSeries(subject); err != nil {
 			t.Error(err)
 		}
@@ -100,8 +103,8 @@ func TestServeStartsEveryServiceTheSameWay(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	for _, subject := range []string{"served.score", "served.doc"} {
-		_, err := Request(ctx, nc, subject, valid)
+	for _, subject := range []string{"served.other", "served.doc"} {
+		_, err := Request(ctx, nc, subject, valid, Timeout(2*time.Second))
 		if !errors.As(err, &rpcErr) || rpcErr.Code != "503" || !errors.Is(err, errs.ErrUnavailable) {
 			t.Errorf("%s while stopping: %v, want 503", subject, err)
 		}
