@@ -8,9 +8,7 @@ package natsrpc
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,54 +78,6 @@ const (
 // protobuf encoding of the request and of its answer; without it both are
 // protobuf JSON, so `nats req` works by hand.
 const ContentTypeProtobuf = "application/protobuf"
-
-// Error is a service's answer that something went wrong.
-type Error struct {
-	Subject     string
-	Code        string
-	Description string
-}
-
-func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Subject, e.Description) }
-
-// Unwrap maps the code back to its errs sentinel (errs.FromCode), and to any
-// service-specific sentinel (see Sentinel) whose text starts the description.
-func (e *Error) Unwrap() []error {
-	out := []error{errs.FromCode(e.Code)}
-	sentinelsMu.RLock()
-	defer sentinelsMu.RUnlock()
-	for _, s := range sentinels {
-		if strings.HasPrefix(e.Description, s.Error()) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-var (
-	sentinelsMu sync.RWMutex
-	sentinels   []error
-)
-
-// Sentinel makes a service's own sentinel error: its text is msg, it matches
-// code (one of the errs sentinels, which picks the answer's code), and a
-// caller on the other side of NATS matches it with errors.Is when the service
-// returned it first in the message: fmt.Errorf("%w: ...", ErrUnknownPartner).
-func Sentinel(msg string, code error) error {
-	e := &sentinel{msg: msg, code: code}
-	sentinelsMu.Lock()
-	defer sentinelsMu.Unlock()
-	sentinels = append(sentinels, e)
-	return e
-}
-
-type sentinel struct {
-	msg  string
-	code error
-}
-
-func (s *sentinel) Error() string { return s.msg }
-func (s *sentinel) Unwrap() error { return s.code }
 
 // Guard refuses a service's requests once it is stopping (503, errs.ErrUnavailable)
 // and lets Stop wait for the requests in hand. The zero value is ready to use.
@@ -202,7 +152,7 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 	return Observed(micro.HandlerFunc(func(r micro.Request) {
 		if cfg.guard != nil {
 			if !cfg.guard.enter() {
-				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: "service is stopping; retry"})
+				fail(r, &errs.Error{Sentinel: errs.ErrUnavailable, Msg: stoppingMsg})
 				return
 			}
 			defer cfg.guard.inflight.Done()
@@ -315,9 +265,10 @@ func Protobuf() CallOption {
 	return func(c *callConfig) { c.binary = true }
 }
 
-// Call sends a request and decodes the response; a service error comes back
-// as *Error, matching the errs sentinel of its code. When no service answers
-// in time the error matches errs.ErrUnavailable.
+// Call sends a request and decodes the response. Its errors are errs.FromRPC's:
+// a service's error reply comes back as *errs.RPCError, matching the errs
+// sentinel of its code (and the service's own errs.Sentinel); when no service
+// answers in time the error matches errs.ErrUnavailable.
 func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp proto.Message, opts ...CallOption) error {
 	reply, err := Request(ctx, nc, subject, req, opts...)
 	if err != nil {
@@ -356,16 +307,8 @@ func Request(ctx context.Context, nc *nats.Conn, subject string, req proto.Messa
 	}
 	tracing.Inject(ctx, msg.Header) // the service's handler can join the caller's trace
 	reply, err := nc.RequestMsgWithContext(ctx, msg)
-	switch {
-	case errors.Is(err, nats.ErrNoResponders):
-		return nil, fmt.Errorf("%w: %s: no service is answering (is it running? \"demarche dev\" starts the platform): %w", errs.ErrUnavailable, subject, err)
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
-		return nil, fmt.Errorf("%w: %s: no answer in time: %w", errs.ErrUnavailable, subject, err)
-	case err != nil:
-		return nil, fmt.Errorf("%s: %w", subject, err)
-	}
-	if code := reply.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return nil, &Error{Subject: subject, Code: code, Description: reply.Header.Get(micro.ErrorHeader)}
+	if err := errs.FromRPC(subject, reply, err); err != nil {
+		return nil, err
 	}
 	return reply, nil
 }

@@ -45,7 +45,7 @@ var valid = &demarchev1.ScoreRequest{CountryCode: "GN", CrisisType: demarchev1.C
 func TestEncodingsAndErrorCodes(t *testing.T) {
 	srv := natstest.Server(t)
 	nc, _ := natstest.Connect(t, srv.URL())
-	errUnknown := Sentinel("unknown situation", errs.ErrNotFound)
+	errUnknown := errs.Sentinel("unknown situation", errs.ErrNotFound)
 	serve(t, nc, func(_ context.Context, req *demarchev1.ScoreRequest) (*demarchev1.ScoreResponse, error) {
 		switch req.GetCountryCode() {
 		case "ML":
@@ -68,7 +68,7 @@ func TestEncodingsAndErrorCodes(t *testing.T) {
 		for country, want := range map[string]error{"ZZ": errs.ErrInvalid, "ML": errUnknown, "NE": errs.ErrRule, "SN": errs.ErrUnavailable, "TD": errs.ErrInternal} {
 			req := &demarchev1.ScoreRequest{CountryCode: country, CrisisType: valid.GetCrisisType()}
 			err := Call(ctx, nc, testSubject, req, &resp, opts...)
-			var rpcErr *Error
+			var rpcErr *errs.RPCError
 			if !errors.Is(err, want) || !errors.As(err, &rpcErr) || rpcErr.Code != errs.Code(want) {
 				t.Errorf("%s: %v, want %v (code %s)", country, err, want, errs.Code(want))
 			}
@@ -113,7 +113,7 @@ func TestTimeouts(t *testing.T) {
 	}
 	// The handler's timeout is shorter than the call's: the service answers 503.
 	err = Call(context.Background(), nc, testSubject, valid, &demarchev1.ScoreResponse{}, Timeout(3*time.Second))
-	var rpcErr *Error
+	var rpcErr *errs.RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != "503" {
 		t.Fatalf("handler timeout: %v", err)
 	}
@@ -151,7 +151,7 @@ func TestGuardRefusesWhileStoppingAndWaitsForInFlight(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	err := Call(context.Background(), nc, "test.other", valid, &demarchev1.ScoreResponse{})
-	var rpcErr *Error
+	var rpcErr *errs.RPCError
 	if !errors.As(err, &rpcErr) || rpcErr.Code != "503" || !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("request while stopping: %v, want 503", err)
 	}

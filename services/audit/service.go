@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -41,7 +40,7 @@ const DefaultAnchorGrace = 30 * time.Second
 // Service is the running audit service: the consumer and the micro service.
 type Service struct {
 	nc       *nats.Conn
-	svc      micro.Service
+	svc      *natsrpc.Server
 	consumer *eventbus.Consumer
 	Store    *Store
 	stops    []func()
@@ -82,29 +81,21 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return fail(fmt.Errorf("audit: reported alarms: %w", err))
 	}
 	s.stops = append(s.stops, func() { _ = sub.Unsubscribe(); cancelReported() })
-	if s.svc, err = micro.AddService(nc, micro.Config{
-		Name: ServiceName, Version: "1.0.0",
+	if s.svc, err = natsrpc.Serve(nc, natsrpc.ServiceConfig{
+		Name: ServiceName, Version: "1.0.0", Group: Group, Log: log,
 		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",
-	}); err != nil {
-		return fail(fmt.Errorf("audit: micro service: %w", err))
-	}
-	g := s.svc.AddGroup(Group)
-	if err := g.AddEndpoint("chain", natsrpc.Handler(func() *demarchev1.AuditChainRequest { return &demarchev1.AuditChainRequest{} }, s.Store.ReadChain)); err != nil {
-		return fail(fmt.Errorf("audit: endpoint chain: %w", err))
-	}
-	if err := g.AddEndpoint("heads", natsrpc.Handler(func() *demarchev1.AuditHeadsRequest { return &demarchev1.AuditHeadsRequest{} }, s.Store.ReadHeads)); err != nil {
-		return fail(fmt.Errorf("audit: endpoint heads: %w", err))
-	}
-	if err := g.AddEndpoint("read", natsrpc.Handler(func() *demarchev1.AuditReadRequest { return &demarchev1.AuditReadRequest{} }, s.Store.RecordRead)); err != nil {
-		return fail(fmt.Errorf("audit: endpoint read: %w", err))
-	}
-	if err := g.AddEndpoint("operation", natsrpc.Handler(func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation)); err != nil {
-		return fail(fmt.Errorf("audit: endpoint operation: %w", err))
-	}
-	if err := g.AddEndpoint("fund-opened", natsrpc.Handler(func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening)); err != nil {
-		return fail(fmt.Errorf("audit: endpoint fund-opened: %w", err))
-	}
-	if err := natsrpc.Ready(nc, s.svc); err != nil {
+	},
+		natsrpc.Typed("chain", "AuditChainRequest → AuditChain: a crisis's or the global chain (an audited read)",
+			func() *demarchev1.AuditChainRequest { return &demarchev1.AuditChainRequest{} }, s.Store.ReadChain),
+		natsrpc.Typed("heads", "AuditHeadsRequest → AuditHeads: the chains' heads (an audited read)",
+			func() *demarchev1.AuditHeadsRequest { return &demarchev1.AuditHeadsRequest{} }, s.Store.ReadHeads),
+		natsrpc.Typed("read", "AuditReadRequest → AuditReadResponse: records a read of crisis data",
+			func() *demarchev1.AuditReadRequest { return &demarchev1.AuditReadRequest{} }, s.Store.RecordRead),
+		natsrpc.Typed("operation", "AuditOperationRequest → AuditOperationResponse: records an operation done to a crisis's workflow outside Démarche",
+			func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation),
+		natsrpc.Typed("fund-opened", "LedgerEntry → AuditOperationResponse: records a fund's opening on the global chain",
+			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening),
+	); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
 	// An event the store cannot take now is retried, not dead-lettered soon:
@@ -170,7 +161,7 @@ func (s *Service) Stop() {
 		stop()
 	}
 	if s.svc != nil {
-		_ = s.svc.Stop()
+		s.svc.Stop()
 	}
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 }

@@ -16,9 +16,9 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
-	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // DefaultServer is the gateway of `demarche dev`.
@@ -103,29 +103,6 @@ func (a *App) api() (*apiClient, error) {
 	return &apiClient{server: strings.TrimRight(server, "/"), token: token, http: &http.Client{Timeout: 2 * time.Minute}}, nil
 }
 
-// apiError is an error answer of the gateway; it matches the errs sentinel
-// of its status, so callers match refusals as they would locally.
-type apiError struct {
-	Status int
-	Msg    string
-	Fields []*demarchev1.FieldError
-}
-
-func (e *apiError) Error() string {
-	if len(e.Fields) > 0 {
-		return (&demarchev1.ValidationError{Message: "request", Fields: e.Fields}).Error()
-	}
-	return e.Msg
-}
-
-func (e *apiError) Unwrap() []error {
-	out := []error{errs.FromCode(fmt.Sprint(e.Status))}
-	if len(e.Fields) > 0 {
-		out = append(out, &demarchev1.ValidationError{Message: "request", Fields: e.Fields})
-	}
-	return out
-}
-
 // do sends a request (body: a proto message or nil) and decodes the answer
 // into out (a proto message, or anything encoding/json takes).
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body proto.Message, out any, header ...string) error {
@@ -162,20 +139,11 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 		return err
 	}
 	if resp.StatusCode >= 300 {
-		var e struct {
-			Error  string `json:"error"`
-			Fields []struct {
-				Field  string `json:"field"`
-				Reason string `json:"reason"`
-			} `json:"fields"`
-		}
-		_ = json.Unmarshal(b, &e)
-		ae := &apiError{Status: resp.StatusCode, Msg: e.Error}
-		if ae.Msg == "" {
-			ae.Msg = fmt.Sprintf("%s %s: %s", method, path, resp.Status)
-		}
-		for _, f := range e.Fields {
-			ae.Fields = append(ae.Fields, &demarchev1.FieldError{Field: f.Field, Reason: f.Reason})
+		// The gateway's error body, read by the one parser the console
+		// shares; the error matches the sentinel of its status.
+		ae := apierror.Parse(resp.StatusCode, b)
+		if ae.Msg == "" { // not the gateway's body: say which request
+			return fmt.Errorf("%s %s: %w", method, path, ae)
 		}
 		return ae
 	}

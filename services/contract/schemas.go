@@ -163,7 +163,7 @@ func fileSet(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorSet {
 // Service is the running schema service.
 type Service struct {
 	nc  *nats.Conn
-	svc micro.Service
+	svc *natsrpc.Server
 }
 
 // Start connects to NATS and serves SubjectGet and SubjectAsyncAPI.
@@ -177,31 +177,20 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 	if err != nil {
 		return nil, fmt.Errorf("schema: %w", err)
 	}
-	svc, err := micro.AddService(nc, micro.Config{
-		Name: ServiceName, Version: ServiceVersion,
+	// Raw endpoints: the answers are schemas and a document in their own
+	// encodings, not protobuf messages.
+	svc, err := natsrpc.Serve(nc, natsrpc.ServiceConfig{
+		Name: ServiceName, Version: ServiceVersion, Group: Group, Log: log,
 		Description: "Démarche schemas: resolves a ce-dataschema to its descriptor set (binary or protobuf JSON) or a JSON Schema; serves the AsyncAPI document",
-	})
+	},
+		natsrpc.Raw("get", "GetSchemaRequest → the message's schema in the format asked (descriptor-json, descriptor, jsonschema)",
+			micro.HandlerFunc(func(r micro.Request) { answer(r, log) })),
+		natsrpc.Raw("asyncapi", "anything → the AsyncAPI 3 document of every subject (JSON)",
+			micro.HandlerFunc(func(r micro.Request) {
+				_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
+			})),
+	)
 	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("schema: micro service: %w", err)
-	}
-	g := svc.AddGroup(Group)
-	get := natsrpc.Observed(micro.HandlerFunc(func(r micro.Request) { answer(r, log) }))
-	asyncapi := natsrpc.Observed(micro.HandlerFunc(func(r micro.Request) {
-		_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
-	}))
-	for _, ep := range []struct {
-		name string
-		h    micro.Handler
-	}{{"get", get}, {"asyncapi", asyncapi}} {
-		if err := g.AddEndpoint(ep.name, ep.h); err != nil {
-			_ = svc.Stop()
-			nc.Close()
-			return nil, fmt.Errorf("schema: endpoint %s: %w", ep.name, err)
-		}
-	}
-	if err := natsrpc.Ready(nc, svc); err != nil {
-		_ = svc.Stop()
 		nc.Close()
 		return nil, fmt.Errorf("schema: %w", err)
 	}
@@ -251,6 +240,6 @@ func answer(r micro.Request, log *zap.Logger) {
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
-	_ = s.svc.Stop()
+	s.svc.Stop()
 	s.nc.Close()
 }

@@ -95,7 +95,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/errs"
@@ -143,13 +142,13 @@ const (
 var (
 	// ErrUnavailable is returned when NATS or the crisis opener failed; the
 	// signal can be resent (errs.ErrUnavailable: 503).
-	ErrUnavailable = natsrpc.Sentinel("early warning temporarily unavailable", errs.ErrUnavailable)
+	ErrUnavailable = errs.Sentinel("early warning temporarily unavailable", errs.ErrUnavailable)
 	// ErrNoSituation is returned by Score when no signal was ever accepted for
 	// the situation (errs.ErrNotFound: 404).
-	ErrNoSituation = natsrpc.Sentinel("no signals for this situation", errs.ErrNotFound)
+	ErrNoSituation = errs.Sentinel("no signals for this situation", errs.ErrNotFound)
 	// ErrForeignSource matches the refusal of a signal whose body names a
 	// source other than the credential that sent it (errs.ErrForbidden: 403).
-	ErrForeignSource = natsrpc.Sentinel("signal refused: a signal's source is the credential that sent it, never its body", errs.ErrForbidden)
+	ErrForeignSource = errs.Sentinel("signal refused: a signal's source is the credential that sent it, never its body", errs.ErrForbidden)
 )
 
 // CrisisOpener opens a situation's crisis with a warning attached, or attaches
@@ -251,9 +250,8 @@ type Service struct {
 	pub        *eventbus.Publisher
 	seen       jetstream.KeyValue
 	situations jetstream.KeyValue
-	micros     []micro.Service
+	micro      *natsrpc.Server // refuses requests while stopping, waits for those in hand
 	consumer   *eventbus.Consumer
-	guard      natsrpc.Guard // refuses requests while stopping, waits for those in hand
 	closers    []func()
 
 	mu    sync.Mutex
@@ -316,11 +314,8 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 
 // Stop stops answering and consuming, waits for the work in hand, and disconnects.
 func (s *Service) Stop() {
-	s.guard.Stop()
-	for _, m := range s.micros {
-		if err := m.Stop(); err != nil {
-			s.log.Warn("stop micro service", zap.Error(err))
-		}
+	if s.micro != nil {
+		s.micro.Stop() // refuses new requests, waits for those in hand
 	}
 	if s.consumer != nil {
 		s.consumer.Stop()

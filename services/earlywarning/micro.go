@@ -2,10 +2,7 @@ package earlywarning
 
 import (
 	"context"
-	"fmt"
 	"time"
-
-	"github.com/nats-io/nats.go/micro"
 
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
@@ -26,35 +23,17 @@ const RequestTimeout = 2 * time.Minute
 // binary). Requests are answered by natsrpc.Handler: 400 bad request, 404 no
 // such situation, 503 stopping or retry later, 500 otherwise, so `nats micro
 // stats` counts requests, errors and processing time exactly.
-func (s *Service) startMicro() error {
-	opts := []natsrpc.HandlerOption{natsrpc.WithGuard(&s.guard), natsrpc.WithTimeout(RequestTimeout), natsrpc.WithLog(s.log)}
-	for range s.cfg.Workers {
-		svc, err := micro.AddService(s.nc, micro.Config{
-			Name:        ServiceName,
-			Version:     ServiceVersion,
-			Description: "Démarche early warning: ingest signals, score situations (country + crisis type), raise warnings",
-		})
-		if err != nil {
-			return fmt.Errorf("add micro service %s: %w", ServiceName, err)
-		}
-		s.micros = append(s.micros, svc)
-		g := svc.AddGroup(Group)
-		endpoints := []struct {
-			name, doc string
-			handler   micro.Handler
-		}{
-			{"ingest", "IngestRequest → IngestResponse: each signal accepted, duplicate or rejected with its reason",
-				natsrpc.Handler(func() *demarchev1.IngestRequest { return &demarchev1.IngestRequest{} }, s.serveIngest, opts...)},
-			{"score", "ScoreRequest → ScoreResponse: a situation's score, threshold and contributing signals",
-				natsrpc.Handler(func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore, opts...)},
-		}
-		for _, e := range endpoints {
-			if err := g.AddEndpoint(e.name, e.handler, micro.WithEndpointMetadata(map[string]string{"description": e.doc})); err != nil {
-				return fmt.Errorf("add endpoint %s: %w", e.name, err)
-			}
-		}
-	}
-	return natsrpc.Ready(s.nc, s.micros...)
+func (s *Service) startMicro() (err error) {
+	s.micro, err = natsrpc.Serve(s.nc, natsrpc.ServiceConfig{
+		Name: ServiceName, Version: ServiceVersion, Group: Group, Log: s.log, Timeout: RequestTimeout, Instances: s.cfg.Workers,
+		Description: "Démarche early warning: ingest signals, score situations (country + crisis type), raise warnings",
+	},
+		natsrpc.Typed("ingest", "IngestRequest → IngestResponse: each signal accepted, duplicate or rejected with its reason",
+			func() *demarchev1.IngestRequest { return &demarchev1.IngestRequest{} }, s.serveIngest),
+		natsrpc.Typed("score", "ScoreRequest → ScoreResponse: a situation's score, threshold and contributing signals",
+			func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore),
+	)
+	return err
 }
 
 // serveIngest answers the ingest endpoint. Only the gateway may call it

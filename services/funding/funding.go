@@ -29,7 +29,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -256,7 +255,7 @@ func (s *Store) watch(ctx context.Context) (stop func(), err error) {
 
 // ErrNotOpened is matched when a configured fund was never opened and
 // opening was not asked for.
-var ErrNotOpened = natsrpc.Sentinel("fund not opened", errs.ErrNotFound)
+var ErrNotOpened = errs.Sentinel("fund not opened", errs.ErrNotFound)
 
 // mark records that a fund has a ledger (kept: its opening line).
 func (s *Store) mark(ctx context.Context, line *demarchev1.LedgerEntry) error {
@@ -640,7 +639,7 @@ func (s *Store) fundIDs() []string {
 // Service is the running funding micro service.
 type Service struct {
 	nc        *nats.Conn
-	svc       micro.Service
+	svc       *natsrpc.Server
 	Store     *Store
 	stopWatch func()
 	tc        client.Client // the read-only Temporal client it dialled, if any
@@ -696,37 +695,29 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		closeTC()
 		return nil, err
 	}
-	svc, err := micro.AddService(nc, micro.Config{
-		Name: natsrpc.FundingService, Version: "1.0.0",
+	svc, err := natsrpc.Serve(nc, natsrpc.ServiceConfig{
+		Name: natsrpc.FundingService, Version: "1.0.0", Group: natsrpc.FundingGroup, Log: log,
 		Description: "Rapid-response funds: requests, four-eyes decisions, exactly-once disbursements, append-only ledgers",
-	})
+	},
+		natsrpc.Typed("request", "files a funding request of a crisis's decision",
+			func() *demarchev1.FundingRequestCall { return &demarchev1.FundingRequestCall{} }, st.Request),
+		natsrpc.Typed("decide", "approves or rejects a request (four-eyes)",
+			func() *demarchev1.FundingDecideCall { return &demarchev1.FundingDecideCall{} }, st.Decide),
+		natsrpc.Typed("disburse", "pays an approved request, exactly once",
+			func() *demarchev1.DisburseCall { return &demarchev1.DisburseCall{} }, st.Disburse),
+		natsrpc.Typed("balance", "a fund's balance",
+			func() *demarchev1.FundQuery { return &demarchev1.FundQuery{} }, st.Balance),
+		natsrpc.Typed("ledger", "a fund's ledger",
+			func() *demarchev1.FundQuery { return &demarchev1.FundQuery{} }, st.Ledger),
+	)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("funding: micro service: %w", err)
-	}
-	g := svc.AddGroup(natsrpc.FundingGroup)
-	eps := map[string]micro.Handler{
-		"request":  natsrpc.Handler(func() *demarchev1.FundingRequestCall { return &demarchev1.FundingRequestCall{} }, st.Request),
-		"decide":   natsrpc.Handler(func() *demarchev1.FundingDecideCall { return &demarchev1.FundingDecideCall{} }, st.Decide),
-		"disburse": natsrpc.Handler(func() *demarchev1.DisburseCall { return &demarchev1.DisburseCall{} }, st.Disburse),
-		"balance":  natsrpc.Handler(func() *demarchev1.FundQuery { return &demarchev1.FundQuery{} }, st.Balance),
-		"ledger":   natsrpc.Handler(func() *demarchev1.FundQuery { return &demarchev1.FundQuery{} }, st.Ledger),
-	}
-	for _, name := range []string{"request", "decide", "disburse", "balance", "ledger"} {
-		if err := g.AddEndpoint(name, eps[name]); err != nil {
-			_ = svc.Stop()
-			nc.Close()
-			return nil, fmt.Errorf("funding: endpoint %s: %w", name, err)
-		}
-	}
-	if err := natsrpc.Ready(nc, svc); err != nil {
-		_ = svc.Stop()
-		nc.Close()
+		closeTC()
 		return nil, fmt.Errorf("funding: %w", err)
 	}
 	stopWatch, err := st.watch(ctx)
 	if err != nil {
-		_ = svc.Stop()
+		svc.Stop()
 		nc.Close()
 		return nil, err
 	}
@@ -739,7 +730,7 @@ func (s *Service) Stop() {
 	if s.stopWatch != nil {
 		s.stopWatch()
 	}
-	_ = s.svc.Stop()
+	s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 	if s.tc != nil {
 		s.tc.Close()

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/errs"
-	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -35,11 +34,11 @@ import (
 
 // ErrLedgerBroken is matched (errors.Is) by every ledger verification failure,
 // on either side of NATS.
-var ErrLedgerBroken = natsrpc.Sentinel("ledger broken", errs.ErrInternal)
+var ErrLedgerBroken = errs.Sentinel("ledger broken", errs.ErrInternal)
 
 // ErrLedgerMissing is matched when a fund known to have been opened has no
 // ledger any more: an alarm, never a fresh opening balance.
-var ErrLedgerMissing = natsrpc.Sentinel("ledger missing", errs.ErrInternal)
+var ErrLedgerMissing = errs.Sentinel("ledger missing", errs.ErrInternal)
 
 // LedgerError says where a fund's ledger breaks.
 type LedgerError struct {

@@ -32,7 +32,7 @@ const FundOpenedEventType = "fund-opened"
 
 // ErrOpenedOtherwise is matched when a fund was opened before with other
 // terms than the ones given now (another opening balance).
-var ErrOpenedOtherwise = natsrpc.Sentinel("fund opened with other terms", errs.ErrConflict)
+var ErrOpenedOtherwise = errs.Sentinel("fund opened with other terms", errs.ErrConflict)
 
 // Opening is what OpenFund did.
 type Opening struct {

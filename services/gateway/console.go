@@ -44,7 +44,6 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -66,6 +65,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/errs"
@@ -439,19 +439,9 @@ func (c *console) callAPI(ctx context.Context, u *user, method, path string, bod
 	c.api.ServeHTTP(rec, req)
 	res := apiResult{Status: rec.Code, Body: rec.Body.Bytes()}
 	if rec.Code >= 300 {
-		var e struct {
-			Error  string `json:"error"`
-			Fields []struct{ Field, Reason string }
-		}
-		if json.Unmarshal(res.Body, &e) == nil && e.Error != "" {
-			res.Error = e.Error
-			if len(e.Fields) > 0 && !strings.Contains(e.Error, e.Fields[0].Reason) {
-				var parts []string
-				for _, f := range e.Fields {
-					parts = append(parts, f.Field+": "+f.Reason)
-				}
-				res.Error += " (" + strings.Join(parts, "; ") + ")"
-			}
+		// The API's error body, read by the one parser the CLI shares.
+		if e := apierror.Parse(rec.Code, res.Body); e.Msg != "" {
+			res.Error = e.Error()
 		} else {
 			res.Error = http.StatusText(rec.Code)
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/jsonschema"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -87,6 +89,10 @@ func OpenAPI() map[string]any {
 		} {
 			responses[code] = map[string]any{"description": why, "content": map[string]any{"application/json": map[string]any{"schema": errorRef}}}
 		}
+		if op["requestBody"] != nil {
+			responses["413"] = map[string]any{"description": fmt.Sprintf("the body is larger than %d MiB (code invalid)", maxBody>>20),
+				"content": map[string]any{"application/json": map[string]any{"schema": errorRef}}}
+		}
 		op["responses"] = responses
 		item, _ := paths[path].(map[string]any)
 		if item == nil {
@@ -102,11 +108,15 @@ func OpenAPI() map[string]any {
 		}
 		defs[k] = v
 	}
+	var codes []any // errs' one table: the codes errors are answered with
+	for _, name := range errs.Names() {
+		codes = append(codes, name)
+	}
 	defs["Error"] = map[string]any{
 		"type": "object", "required": []any{"error", "code"},
 		"properties": map[string]any{
 			"error": map[string]any{"type": "string", "description": "what went wrong, in words (for people)"},
-			"code":  map[string]any{"type": "string", "enum": []any{"invalid", "unauthenticated", "forbidden", "not_found", "conflict", "rule", "unavailable", "internal"}},
+			"code":  map[string]any{"type": "string", "enum": codes},
 			"fields": map[string]any{"type": "array", "items": map[string]any{"type": "object", "properties": map[string]any{
 				"field": map[string]any{"type": "string"}, "reason": map[string]any{"type": "string"}}}},
 		},

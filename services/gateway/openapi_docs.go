@@ -51,7 +51,8 @@ var routeDocs = map[string]routeDoc{
 	"GET /v1/crises":      {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},
 	"GET /v1/crises/{id}": {"crises", "One crisis's state (its stage, decisions and what they set in motion); 404 when it does not exist or is not yours to see."},
 	"POST /v1/crises/{id}/decisions": {"crises", "Record a decision for the crisis's current stage (triage, good offices, ..., closure); the crisis's workflow " +
-		"checks it against the stage and your roles and answers the recorded decision, or 422 naming the rule that refused it."},
+		"checks it against the stage and your roles and answers the recorded decision, or 422 naming the rule that refused it (400 for bad " +
+		"input; when the decision's service refuses it, its kind of refusal: 409 for an expert booked elsewhere, 404 for what the service does not know)."},
 	"POST /v1/crises/{id}/controls/{control}": {"crises", "Steer the crisis outside its normal course: escalate, de-escalate, skip or reopen a stage, " +
 		"set a partner's role, raise a warning. The body is the control's own message; each control needs its own action."},
 	"POST /v1/crises/{id}/sharing": {"crises", "Share the crisis with partner organisations or unshare it (share, unshare, with a reason); a partner receives " +

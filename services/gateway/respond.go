@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/ids"
@@ -44,7 +45,13 @@ func requestID(w http.ResponseWriter, r *http.Request) (string, error) {
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
 	if err != nil {
-		writeJSON(w, http.StatusRequestEntityTooLarge, map[string]any{"error": fmt.Sprintf("body: %v", err), "code": "invalid"})
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			err = &errs.Error{Sentinel: errs.ErrTooLarge, Msg: fmt.Sprintf("body: %v (allowed: at most %d bytes)", err, maxBody)}
+		} else { // the client went away or sent a broken body
+			err = &errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("body: %v", err)}
+		}
+		writeError(w, err)
 		return false
 	}
 	if err := apijson.Unmarshal(b, into); err != nil {
@@ -53,7 +60,7 @@ func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 			writeError(w, fe)
 			return false
 		}
-		writeJSON(w, http.StatusBadRequest, map[string]any{"error": fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err), "code": "invalid"})
+		writeError(w, &errs.Error{Sentinel: errs.ErrInvalid, Msg: fmt.Sprintf("body is not a %s in JSON: %v", into.ProtoReflect().Descriptor().FullName(), err)})
 		return false
 	}
 	return true
@@ -77,20 +84,6 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError answers an error with its status (errs.HTTPStatus: the one
-// mapping), its stable code, and, for bad input, each field.
-func writeError(w http.ResponseWriter, err error) {
-	body := map[string]any{"error": err.Error(), "code": errs.Name(err)}
-	var verr *demarchev1.ValidationError
-	var ferr *demarchev1.FieldError
-	switch {
-	case errors.As(err, &verr):
-		fields := make([]map[string]string, len(verr.Fields))
-		for i, f := range verr.Fields {
-			fields[i] = map[string]string{"field": f.Field, "reason": f.Reason}
-		}
-		body["fields"] = fields
-	case errors.As(err, &ferr):
-		body["fields"] = []map[string]string{{"field": ferr.Field, "reason": ferr.Reason}}
-	}
-	writeJSON(w, errs.HTTPStatus(err), body)
-}
+// mapping), its stable code, and, for bad input, each field: the API's one
+// error body (pkg/apierror, which the CLI and the console read back).
+func writeError(w http.ResponseWriter, err error) { apierror.Write(w, err) }

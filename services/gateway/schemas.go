@@ -1,13 +1,12 @@
 package gateway
 
 import (
-	"fmt"
 	"net/http"
 
 	"google.golang.org/protobuf/types/descriptorpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/demarche/demarche/pkg/authn"
-	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/jsonschema"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -30,9 +29,12 @@ import (
 var schemaAnswerHeaders = []string{"Content-Type", natsrpc.SchemaHeaderMessage, natsrpc.SchemaHeaderCEType}
 
 func (s *Service) getAsyncAPI(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
-	msg, err := s.nc.RequestWithContext(r.Context(), natsrpc.SchemaAsyncAPI, nil)
+	// The answer is the document itself (JSON, not a protobuf message to
+	// decode): natsrpc.Request is Call's path for it (timeout, trace, the
+	// service's error reply or silence as an errs sentinel).
+	msg, err := natsrpc.Request(r.Context(), s.nc, natsrpc.SchemaAsyncAPI, &emptypb.Empty{})
 	if err != nil {
-		writeError(w, fmt.Errorf("%w: schema service: %v", errs.ErrUnavailable, err))
+		writeError(w, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

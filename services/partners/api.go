@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -26,32 +25,16 @@ const (
 	SubjectAckRole = natsrpc.PartnersAckRole
 )
 
-func (s *Service) startMicro() (micro.Service, error) {
-	svc, err := micro.AddService(s.nc, micro.Config{
-		Name:        ServiceName,
-		Version:     ServiceVersion,
+func (s *Service) startMicro() (*natsrpc.Server, error) {
+	return natsrpc.Serve(s.nc, natsrpc.ServiceConfig{
+		Name: ServiceName, Version: ServiceVersion, Group: Group, Log: s.log,
 		Description: "Démarche partner organisations: registry, and role acknowledgements into the crisis workflow",
-	})
-	if err != nil {
-		return nil, fmt.Errorf("micro service %s: %w", ServiceName, err)
-	}
-	g := svc.AddGroup(Group)
-	for _, ep := range []struct {
-		name string
-		h    micro.Handler
-		meta map[string]string
-	}{
-		{"list", natsrpc.Handler(func() *demarchev1.ListPartnersRequest { return &demarchev1.ListPartnersRequest{} }, s.list),
-			map[string]string{"request": "demarche.v1.ListPartnersRequest", "response": "demarche.v1.ListPartnersResponse", "format": "application/json (protojson)"}},
-		{"ack-role", natsrpc.Handler(func() *demarchev1.AckRoleRequest { return &demarchev1.AckRoleRequest{} }, s.ackRole),
-			map[string]string{"request": "demarche.v1.AckRoleRequest", "response": "demarche.v1.AckRoleResponse", "format": "application/json (protojson)"}},
-	} {
-		if err := g.AddEndpoint(ep.name, ep.h, micro.WithEndpointMetadata(ep.meta)); err != nil {
-			_ = svc.Stop()
-			return nil, fmt.Errorf("micro endpoint %s: %w", ep.name, err)
-		}
-	}
-	return svc, nil
+	},
+		natsrpc.Typed("list", "the partner registry",
+			func() *demarchev1.ListPartnersRequest { return &demarchev1.ListPartnersRequest{} }, s.list),
+		natsrpc.Typed("ack-role", "a partner acknowledges its role in a crisis shared with it",
+			func() *demarchev1.AckRoleRequest { return &demarchev1.AckRoleRequest{} }, s.ackRole),
+	)
 }
 
 func (s *Service) list(context.Context, *demarchev1.ListPartnersRequest) (*demarchev1.ListPartnersResponse, error) {
@@ -108,7 +91,7 @@ func (c *Client) List(ctx context.Context) ([]*demarchev1.PartnerInfo, error) {
 }
 
 // AckRole sends a partner's role acknowledgement for a crisis. The request is
-// checked locally first; a refusal by the service comes back as *natsrpc.Error,
+// checked locally first; a refusal by the service comes back as *errs.RPCError,
 // matching ErrUnknownPartner, ErrUnknownCrisis or ErrNotShared with errors.Is.
 func (c *Client) AckRole(ctx context.Context, req *demarchev1.AckRoleRequest) (*demarchev1.AckRoleResponse, error) {
 	if err := req.Validate(); err != nil {

@@ -75,7 +75,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -114,13 +113,13 @@ const (
 var (
 	// ErrUnknownPartner is returned when a request names a partner that is not
 	// in the registry (errs.ErrNotFound).
-	ErrUnknownPartner = natsrpc.Sentinel("unknown partner", errs.ErrNotFound)
+	ErrUnknownPartner = errs.Sentinel("unknown partner", errs.ErrNotFound)
 	// ErrUnknownCrisis is returned when a request names a crisis the service has
 	// seen no CrisisOpened event for (errs.ErrNotFound).
-	ErrUnknownCrisis = natsrpc.Sentinel("unknown crisis", errs.ErrNotFound)
+	ErrUnknownCrisis = errs.Sentinel("unknown crisis", errs.ErrNotFound)
 	// ErrNotShared is returned when a partner acts on a crisis whose
 	// confidentiality does not share it with that partner (errs.ErrForbidden).
-	ErrNotShared = natsrpc.Sentinel("crisis not shared with partner", errs.ErrForbidden)
+	ErrNotShared = errs.Sentinel("crisis not shared with partner", errs.ErrForbidden)
 	// ErrWebhook is returned when a partner's webhook cannot be reached or
 	// answers other than 2xx.
 	ErrWebhook = errors.New("webhook delivery failed")
@@ -201,7 +200,7 @@ type Service struct {
 	crises    jetstream.KeyValue
 	pending   jetstream.KeyValue
 	signaller RoleSignaller
-	micro     micro.Service
+	micro     *natsrpc.Server
 	consumers []*eventbus.Consumer
 }
 
@@ -234,9 +233,6 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	if s.micro, err = s.startMicro(); err != nil {
-		return nil, fmt.Errorf("partners: %w", err)
-	}
-	if err = natsrpc.Ready(s.nc, s.micro); err != nil {
 		return nil, fmt.Errorf("partners: %w", err)
 	}
 	// Crises are fanned out side by side, each crisis's events one at a time
@@ -277,9 +273,7 @@ func (s *Service) Stop() {
 	}
 	s.consumers = nil
 	if s.micro != nil {
-		if err := s.micro.Stop(); err != nil {
-			s.log.Warn("stop micro service", zap.Error(err))
-		}
+		s.micro.Stop()
 		s.micro = nil
 	}
 	if s.nc != nil {

@@ -6,19 +6,17 @@ import (
 	"fmt"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
-	"google.golang.org/protobuf/proto"
-
-	"github.com/demarche/demarche/pkg/eventbus"
-	"github.com/demarche/demarche/pkg/origin"
-	"github.com/demarche/demarche/workflows/trail"
-
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/origin"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
+	"github.com/demarche/demarche/workflows/trail"
 )
 
 // TemporalSignaller signals role acknowledgements to crisis workflows
@@ -70,8 +68,7 @@ func (t *TemporalSignaller) VerifyPublished(ctx context.Context, ev eventbus.Eve
 	it := t.Client.GetWorkflowHistory(ctx, o.WorkflowID, o.RunID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
 	for it.HasNext() {
 		h, err := it.Next()
-		var notFound *serviceerror.NotFound
-		if errors.As(err, &notFound) {
+		if err = errs.FromTemporal(err); errors.Is(err, errs.ErrNotFound) {
 			return fmt.Errorf("%w: event %s: workflow %s run %s does not exist", origin.ErrForged, ev.ID, o.WorkflowID, o.RunID)
 		}
 		if err != nil {

@@ -21,7 +21,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -338,7 +337,7 @@ func (s *Store) Search(ctx context.Context, req *demarchev1.RosterSearchRequest)
 // Service is the running roster micro service.
 type Service struct {
 	nc    *nats.Conn
-	svc   micro.Service
+	svc   *natsrpc.Server
 	Store *Store
 	tc    client.Client // the read-only Temporal client it dialled, if any
 }
@@ -403,43 +402,32 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 		return nil, fmt.Errorf("roster: apply the configured roster: %w", err)
 	}
 	log.Info("roster configured", zap.Int("experts", len(cfg.Experts)), zap.Int("stored", stored), zap.Int("retired (no longer listed: unavailable)", retired))
-	svc, err := micro.AddService(nc, micro.Config{
-		Name: natsrpc.RosterService, Version: "1.0.0",
+	svc, err := natsrpc.Serve(nc, natsrpc.ServiceConfig{
+		Name: natsrpc.RosterService, Version: "1.0.0", Group: natsrpc.RosterGroup, Log: log,
 		Description: "Envoys, mediators and standby-team experts: search, reserve, release",
-	})
-	if err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("roster: micro service: %w", err)
-	}
-	g := svc.AddGroup(natsrpc.RosterGroup)
-	endpoints := []struct {
-		name string
-		h    micro.Handler
-	}{
-		{"search", natsrpc.Handler(func() *demarchev1.RosterSearchRequest { return &demarchev1.RosterSearchRequest{} }, st.Search)},
-		{"reserve", natsrpc.Handler(func() *demarchev1.ReserveRequest { return &demarchev1.ReserveRequest{} }, st.Reserve)},
-		{"release", natsrpc.Handler(func() *demarchev1.ReleaseRequest { return &demarchev1.ReleaseRequest{} }, st.Release)},
-		{"assignments", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
+	},
+		natsrpc.Typed("search", "the best available experts of a kind and region",
+			func() *demarchev1.RosterSearchRequest { return &demarchev1.RosterSearchRequest{} }, st.Search),
+		natsrpc.Typed("reserve", "books an expert in a role of a crisis (idempotent per crisis and role)",
+			func() *demarchev1.ReserveRequest { return &demarchev1.ReserveRequest{} }, st.Reserve),
+		natsrpc.Typed("release", "frees a role of a crisis",
+			func() *demarchev1.ReleaseRequest { return &demarchev1.ReleaseRequest{} }, st.Release),
+		natsrpc.Typed("assignments", "a crisis's bookings",
+			func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
 			func(ctx context.Context, r *demarchev1.AssignmentsRequest) (*demarchev1.AssignmentsResponse, error) {
 				as, err := st.Assignments(ctx, r.GetCrisisId(), r.GetDrill())
 				return &demarchev1.AssignmentsResponse{Assignments: as}, err
-			})},
-		{"experts", natsrpc.Handler(func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
+			}),
+		natsrpc.Typed("experts", "every expert on the roster",
+			func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
 			func(ctx context.Context, _ *demarchev1.AssignmentsRequest) (*demarchev1.ExpertsResponse, error) {
 				es, err := st.Experts(ctx)
 				return &demarchev1.ExpertsResponse{Experts: es}, err
-			})},
-	}
-	for _, ep := range endpoints {
-		if err := g.AddEndpoint(ep.name, ep.h); err != nil {
-			_ = svc.Stop()
-			nc.Close()
-			return nil, fmt.Errorf("roster: endpoint %s: %w", ep.name, err)
-		}
-	}
-	if err := natsrpc.Ready(nc, svc); err != nil {
-		_ = svc.Stop()
+			}),
+	)
+	if err != nil {
 		nc.Close()
+		closeTC()
 		return nil, fmt.Errorf("roster: %w", err)
 	}
 	log.Info("roster service ready", zap.String("subjects", natsrpc.RosterGroup+".>"))
@@ -448,7 +436,7 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 
 // Stop stops serving and disconnects.
 func (s *Service) Stop() {
-	_ = s.svc.Stop()
+	s.svc.Stop()
 	natsx.DrainClose(s.nc, 10*time.Second) // answer what was taken
 	if s.tc != nil {
 		s.tc.Close()

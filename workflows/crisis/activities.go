@@ -267,15 +267,11 @@ func (a *Activities) PickExperts(ctx context.Context, req *demarchev1.PickExpert
 }
 
 // serviceError makes a service's refusal final (no retry can change it) and
-// keeps transport failures and unavailable services retryable.
-func serviceError(err error) error {
-	for _, final := range []error{errs.ErrInvalid, errs.ErrForbidden, errs.ErrNotFound, errs.ErrConflict, errs.ErrRule} {
-		if errors.Is(err, final) {
-			return errs.RuleViolation(err.Error(), err)
-		}
-	}
-	return err
-}
+// keeps its kind: errs.ToTemporal types it by its sentinel (a booked envoy is
+// a conflict, a fund the service lacks is not found), so the person who asked
+// gets the status of what the service said. Transport failures and
+// unavailable services stay retryable.
+func serviceError(err error) error { return errs.ToTemporal(err) }
 
 // Register puts the workflows and the activities on a worker, under the
 // exported names the histories record.

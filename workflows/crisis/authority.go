@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
@@ -79,9 +78,8 @@ func (l *lifecycle) authority() *demarchev1.CrisisAuthority {
 // The caller needs only read access (describe, query).
 func Authority(ctx context.Context, c client.Client, crisisID string) (*demarchev1.CrisisAuthority, error) {
 	desc, err := c.DescribeWorkflowExecution(ctx, WorkflowID(crisisID), "")
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
+	if err = errs.FromTemporal(err); err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, crisisID)
 		}
 		return nil, fmt.Errorf("%w: describe crisis %s: %v", errs.ErrUnavailable, crisisID, err)

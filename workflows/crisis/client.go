@@ -67,9 +67,8 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 		WorkflowExecutionErrorWhenAlreadyStarted: true,
 		TypedSearchAttributes:                    temporal.NewSearchAttributes(sa...),
 	}, WorkflowName, in)
-	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
+	if err = errs.FromTemporal(err); err != nil {
+		if errors.Is(err, errs.ErrConflict) {
 			return nil, fmt.Errorf("%w: %s (or closed: an id is never used twice)", ErrAlreadyOpen, cr.GetId())
 		}
 		return nil, fmt.Errorf("start crisis %s: %w", cr.GetId(), err)
@@ -80,9 +79,8 @@ func Open(ctx context.Context, c client.Client, in *demarchev1.CrisisWorkflowInp
 // State asks the crisis's workflow for its current state (open or closed).
 func State(ctx context.Context, c client.Client, crisisID string) (*demarchev1.CrisisState, error) {
 	v, err := c.QueryWorkflow(ctx, WorkflowID(crisisID), "", QueryState)
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
+	if err = errs.FromTemporal(err); err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			return nil, fmt.Errorf("%w: %s", ErrNotFound, crisisID)
 		}
 		return nil, fmt.Errorf("query crisis %s: %w", crisisID, err)
@@ -185,7 +183,7 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 			Query: f.Query(), NextPageToken: token, PageSize: 100,
 		})
 		if err != nil {
-			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), err)
+			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), errs.FromTemporal(err))
 		}
 		for _, e := range resp.GetExecutions() {
 			sa := e.GetSearchAttributes()
@@ -229,7 +227,8 @@ func intAttr(sa *common.SearchAttributes, name string) int64 {
 }
 
 // Decide sends a decision to a crisis (the crisis.decide update) and returns it
-// as recorded. A rejected decision changes nothing; the error names the rule.
+// as recorded. A rejected decision changes nothing; the error names the rule
+// or field and matches its sentinel (see updateError).
 func Decide(ctx context.Context, c client.Client, crisisID, requestID string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
 	var rec demarchev1.DecisionRecord
 	if err := update(ctx, c, crisisID, requestID, UpdateDecide, req, &rec); err != nil {
@@ -240,7 +239,7 @@ func Decide(ctx context.Context, c client.Client, crisisID, requestID string, re
 
 // Control sends an operator control (UpdateEscalate, UpdateSkipStage, ...)
 // and returns the crisis's state after it. A refused control changes nothing;
-// the error names the rule.
+// the error names the rule or field and matches its sentinel (see updateError).
 func Control(ctx context.Context, c client.Client, crisisID, requestID, name string, arg demarchev1.Validator) (*demarchev1.CrisisState, error) {
 	var st demarchev1.CrisisState
 	if err := update(ctx, c, crisisID, requestID, name, arg, &st); err != nil {
@@ -289,21 +288,22 @@ func update(ctx context.Context, c client.Client, crisisID, requestID, name stri
 // workflow task carrying it failed.
 const updateAttempts = 5
 
-// ErrRejected is returned by Decide and Control when the crisis refused the
-// decision or control (a rule or an invalid input); the message names the
-// rule. It matches errs.ErrRule.
-var ErrRejected error = &errs.Error{Sentinel: errs.ErrRule, Msg: "rejected"}
-
+// updateError names a failed update in the crisis's words; which sentinel it
+// matches is errs.FromTemporal's one mapping. A refusal by the crisis (or by
+// a service the crisis asked) reads "rejected: <the rule or field>" and
+// matches its sentinel: errs.ErrRule (a rule, 422), errs.ErrInvalid (invalid
+// input, 400), errs.ErrForbidden, errs.ErrNotFound or errs.ErrConflict (a
+// service's refusal). A crisis that is not running is ErrNotFound.
 func updateError(crisisID, name string, err error) error {
-	var nf *serviceerror.NotFound
-	if errors.As(err, &nf) {
+	mapped := errs.FromTemporal(err)
+	var appErr *temporal.ApplicationError
+	switch {
+	case mapped != err && errors.As(err, &appErr):
+		return fmt.Errorf("rejected: %w", mapped)
+	case errors.Is(mapped, errs.ErrNotFound):
 		return fmt.Errorf("%w (or already closed): %s", ErrNotFound, crisisID)
 	}
-	var appErr *temporal.ApplicationError
-	if errors.As(err, &appErr) && (appErr.Type() == errs.TypeRuleViolation || appErr.Type() == errs.TypeInvalidInput) {
-		return fmt.Errorf("%w: %s", ErrRejected, appErr.Message())
-	}
-	return fmt.Errorf("%s on crisis %s: %w", name, crisisID, err)
+	return fmt.Errorf("%s on crisis %s: %w", name, crisisID, mapped)
 }
 
 // Signal sends what a machine reports to a crisis (SignalPartnerAck from the
@@ -312,9 +312,8 @@ func Signal(ctx context.Context, c client.Client, crisisID, name string, arg dem
 	if err := arg.Validate(); err != nil {
 		return err
 	}
-	if err := c.SignalWorkflow(ctx, WorkflowID(crisisID), "", name, arg); err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
+	if err := errs.FromTemporal(c.SignalWorkflow(ctx, WorkflowID(crisisID), "", name, arg)); err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			return fmt.Errorf("%w (or already closed): %s", ErrNotFound, crisisID)
 		}
 		return fmt.Errorf("signal %s to crisis %s: %w", name, crisisID, err)
@@ -347,9 +346,8 @@ func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWor
 		ID: WorkflowID(cr.GetId()), TaskQueue: TaskQueue, TypedSearchAttributes: temporal.NewSearchAttributes(sa...),
 		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 	}, WorkflowName, in)
-	if err != nil {
-		var started *serviceerror.WorkflowExecutionAlreadyStarted
-		if errors.As(err, &started) {
+	if err = errs.FromTemporal(err); err != nil {
+		if errors.Is(err, errs.ErrConflict) {
 			return nil, fmt.Errorf("%w: %s", ErrClosed, cr.GetId())
 		}
 		return nil, fmt.Errorf("open or signal crisis %s: %w", cr.GetId(), err)
@@ -361,9 +359,8 @@ func OpenOrSignal(ctx context.Context, c client.Client, in *demarchev1.CrisisWor
 // ran or is closed).
 func IsOpen(ctx context.Context, c client.Client, crisisID string) (bool, error) {
 	d, err := c.DescribeWorkflowExecution(ctx, WorkflowID(crisisID), "")
-	if err != nil {
-		var nf *serviceerror.NotFound
-		if errors.As(err, &nf) {
+	if err = errs.FromTemporal(err); err != nil {
+		if errors.Is(err, errs.ErrNotFound) {
 			return false, nil
 		}
 		return false, fmt.Errorf("describe crisis %s: %w", crisisID, err)

@@ -110,6 +110,22 @@ func rule(name, format string, args ...any) error {
 	return errs.RuleViolation(fmt.Sprintf("rule %s: %s", name, fmt.Sprintf(format, args...)), nil)
 }
 
+// refusedByService is the decision's failure when its service refused the
+// call: the rule "service", keeping the kind of the refusal (errs.ToTemporal's
+// type: a booked envoy stays a conflict, a fund the service lacks stays not
+// found) so the person who decided gets its status; a refusal of no such kind
+// (the service failed until the activity gave up) is a rule violation, as
+// before. Only the update's answer changes with the kind: the workflow does
+// the same either way.
+func refusedByService(kind string, appErr *temporal.ApplicationError) error {
+	msg := fmt.Sprintf("rule service: %s refused by its service: %s", kind, appErr.Message())
+	switch t := appErr.Type(); t {
+	case errs.TypeInvalidInput, errs.TypeForbidden, errs.TypeNotFound, errs.TypeConflict:
+		return temporal.NewNonRetryableApplicationError(msg, t, nil)
+	}
+	return errs.RuleViolation(msg, nil)
+}
+
 // validateUpdate is the decide update's validator: a person's decision is
 // named by its update id, the drill policy's auto-<n> (authority.go), so one
 // may not take the other's name; then validateDecision.
@@ -195,7 +211,7 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		if err != nil {
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
-				return nil, rule("service", "%s refused by its service: %s", dt.kind, appErr.Message())
+				return nil, refusedByService(dt.kind, appErr)
 			}
 			return nil, fmt.Errorf("%s: %w", dt.kind, err)
 		}

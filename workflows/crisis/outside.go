@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -83,7 +84,7 @@ func ClosedOutside(ctx context.Context, c client.Client, workflowID, runID strin
 	for it.HasNext() {
 		ev, err := it.Next()
 		if err != nil {
-			return nil, fmt.Errorf("history of %s run %s: %w", workflowID, runID, err)
+			return nil, fmt.Errorf("history of %s run %s: %w", workflowID, runID, errs.FromTemporal(err))
 		}
 		h.Events = append(h.Events, ev)
 	}
@@ -108,7 +109,7 @@ func OutsideOperations(ctx context.Context, c client.Client, crisisID string) ([
 	wfID := WorkflowID(crisisID)
 	desc, err := c.DescribeWorkflowExecution(ctx, wfID, "")
 	if err != nil {
-		return nil, fmt.Errorf("describe crisis %s: %w", crisisID, err)
+		return nil, fmt.Errorf("describe crisis %s: %w", crisisID, errs.FromTemporal(err))
 	}
 	latest := desc.GetWorkflowExecutionInfo()
 	latestRun := latest.GetExecution().GetRunId()
@@ -124,7 +125,7 @@ func OutsideOperations(ctx context.Context, c client.Client, crisisID string) ([
 		Query: fmt.Sprintf("WorkflowId = '%s' AND ExecutionStatus IN ('Terminated', 'Canceled')", quote(wfID)),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("list runs of crisis %s: %w", crisisID, err)
+		return nil, fmt.Errorf("list runs of crisis %s: %w", crisisID, errs.FromTemporal(err))
 	}
 	runs := resp.GetExecutions()
 	for i := len(runs) - 1; i >= 0; i-- { // newest first from visibility
@@ -146,7 +147,7 @@ func OutsideOperations(ctx context.Context, c client.Client, crisisID string) ([
 		for it.HasNext() {
 			ev, err := it.Next()
 			if err != nil {
-				return nil, fmt.Errorf("history of %s: %w", wfID, err)
+				return nil, fmt.Errorf("history of %s: %w", wfID, errs.FromTemporal(err))
 			}
 			if ev.GetWorkflowTaskFailedEventAttributes().GetCause() == enumspb.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW {
 				h.Events = append(h.Events, ev)

@@ -154,7 +154,8 @@ func newHarness(t *testing.T) *harness {
 			defer h.bus.mu.Unlock()
 			h.bus.events = append(h.bus.events, "roster:reserve:"+req.GetEnvoy())
 			if req.GetEnvoy() == "booked-elsewhere" {
-				return nil, temporal.NewNonRetryableApplicationError("roster.reserve: booked-elsewhere is already assigned to crisis X as envoy", errs.TypeRuleViolation, nil)
+				// What the activity makes of the roster's 409 (errs.ToTemporal).
+				return nil, errs.ToTemporal(fmt.Errorf("roster.reserve: %w: booked-elsewhere is already assigned to crisis X as envoy", errs.ErrConflict))
 			}
 			return &demarchev1.ReserveExpertsResult{Assignments: []*demarchev1.Assignment{{ExpertId: req.GetEnvoy(), CrisisId: req.GetCrisisId(), Role: "envoy"}}}, nil
 		})
@@ -172,7 +173,8 @@ func newHarness(t *testing.T) *harness {
 		func(_ context.Context, c *demarchev1.FundingRequestCall) (*demarchev1.FundingRecord, error) {
 			h.bus.named("request", c.GetDecision())
 			if c.GetRequest().GetAmountUsd() > 1_000_000 {
-				return nil, temporal.NewNonRetryableApplicationError("funding.request: ceiling: above the per-crisis ceiling", errs.TypeRuleViolation, nil)
+				// What the activity makes of the funding service's 422 (errs.ToTemporal).
+				return nil, errs.ToTemporal(fmt.Errorf("funding.request: %w: ceiling: above the per-crisis ceiling", errs.ErrRule))
 			}
 			return &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}, nil
 		})
@@ -744,6 +746,7 @@ func TestServiceRefusalsRecordNothing(t *testing.T) {
 	h := newHarness(t)
 	tried := map[string]bool{}
 	var refusals []string
+	var kinds []error // what each refusal maps to (errs.FromTemporal)
 	h.drive(time.Hour, func(kind string) bool {
 		if (kind == "envoy-appointment" || kind == "funding-request") && !tried[kind] {
 			tried[kind] = true
@@ -756,6 +759,7 @@ func TestServiceRefusalsRecordNothing(t *testing.T) {
 			before := len(h.state().GetDecisions())
 			h.decide(req, func(err error) {
 				refusals = append(refusals, fmt.Sprint(err))
+				kinds = append(kinds, errs.FromTemporal(err))
 				if after := len(h.state().GetDecisions()); after != before {
 					t.Errorf("%s refused by its service but recorded (%d -> %d decisions)", kind, before, after)
 				}
@@ -768,6 +772,11 @@ func TestServiceRefusalsRecordNothing(t *testing.T) {
 	if len(refusals) != 2 || !strings.Contains(refusals[0], "rule service") || !strings.Contains(refusals[0], "already assigned") ||
 		!strings.Contains(refusals[1], "ceiling") {
 		t.Fatalf("refusals: %v", refusals)
+	}
+	// The service's kind of refusal reaches the person who decided: a booked
+	// envoy is a conflict (409), a ceiling a rule (422).
+	if !errors.Is(kinds[0], errs.ErrConflict) || errors.Is(kinds[0], errs.ErrRule) || !errors.Is(kinds[1], errs.ErrRule) {
+		t.Fatalf("refusals map to %v (status %d) and %v (status %d), want a conflict and a rule", kinds[0], errs.HTTPStatus(kinds[0]), kinds[1], errs.HTTPStatus(kinds[1]))
 	}
 	if !h.bus.has("roster:release") || final.GetFigures().GetFundingDisbursedUsd() != 250_000 {
 		t.Fatalf("closure should release the roster; figures %v", final.GetFigures())
