@@ -167,30 +167,39 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
+// cells are one result's columns, as both tables print them; missed is how
+// a missed target is marked in that table.
+func (res *Result) cells(missed string) []string {
+	base := "—"
+	if res.Baseline != nil {
+		base = res.Baseline.short()
+	}
+	ratio := "—"
+	if res.RatioOf != "" {
+		ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
+	}
+	target := res.Target
+	switch {
+	case res.Met == nil:
+	case *res.Met:
+		target = "met: " + target
+	default:
+		target = missed + ": " + target
+	}
+	return []string{res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target}
+}
+
+// tableHeader names the columns of both tables.
+var tableHeader = []string{"scenario", "variant", "Démarche", "bare baseline", "ratio", "target"}
+
 // WriteTable prints one line per result: Démarche, baseline, ratio, target.
 func (r *Report) WriteTable(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "scenario\tvariant\tDémarche\tbare baseline\tratio\ttarget")
-	for _, res := range r.Results {
-		base := "—"
-		if res.Baseline != nil {
-			base = res.Baseline.short()
-		}
-		ratio := "—"
-		if res.RatioOf != "" {
-			ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
-		}
-		target := res.Target
-		switch {
-		case res.Met == nil:
-		case *res.Met:
-			target = "met: " + target
-		default:
-			target = "MISSED: " + target
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target)
+	fmt.Fprintln(tw, strings.Join(tableHeader, "\t"))
+	for i := range r.Results {
+		fmt.Fprintln(tw, strings.Join(r.Results[i].cells("MISSED"), "\t"))
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // a tabwriter over w fails only if w does, and w's errors are its owner's
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "FAILED: %s\n", f)
 	}
@@ -198,25 +207,9 @@ func (r *Report) WriteTable(w io.Writer) {
 
 // WriteMarkdown writes the table as Markdown (docs/performance.md takes it).
 func (r *Report) WriteMarkdown(w io.Writer) {
-	fmt.Fprintf(w, "| scenario | variant | Démarche | bare baseline | ratio | target |\n|---|---|---|---|---|---|\n")
-	for _, res := range r.Results {
-		base := "—"
-		if res.Baseline != nil {
-			base = res.Baseline.short()
-		}
-		ratio := "—"
-		if res.RatioOf != "" {
-			ratio = fmt.Sprintf("%.2f× (%s)", res.Ratio, res.RatioOf)
-		}
-		target := res.Target
-		switch {
-		case res.Met == nil:
-		case *res.Met:
-			target = "met: " + target
-		default:
-			target = "**missed**: " + target
-		}
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", res.Scenario, res.Variant, res.Demarche.short(), base, ratio, target)
+	fmt.Fprintf(w, "| %s |\n|%s\n", strings.Join(tableHeader, " | "), strings.Repeat("---|", len(tableHeader)))
+	for i := range r.Results {
+		fmt.Fprintf(w, "| %s |\n", strings.Join(r.Results[i].cells("**missed**"), " | "))
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\nFailed: %s\n", f)
