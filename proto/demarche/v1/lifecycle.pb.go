@@ -2198,14 +2198,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"assessment\"\x8a\x01\n" +
 	"\x13GoodOfficesDecision\x12s\n" +
 	"\x06option\x18\x01 \x01(\x0e2\x1e.demarche.v1.GoodOfficesOptionB;\xaa\xbb\x187\n" +
-	"\x13Good-offices option\x12\x1ethe Secretary-General's option \x01R\x06option\"\xc3\x04\n" +
+	"\x13Good-offices option\x12\x1ethe Secretary-General's option \x01R\x06option\"\xb1\x04\n" +
 	"\x12FactFindingMandate\x12s\n" +
 	"\x12terms_of_reference\x18\x01 \x01(\tBE\xaa\xbb\x18A\n" +
 	"\x12Terms of reference\x12 what the mission is to establish \x01*\x05terms`\x01R\x10termsOfReference\x12\x80\x01\n" +
 	"\x0emandating_body\x18\x02 \x01(\x0e2\x1a.demarche.v1.MandatingBodyB=\xaa\xbb\x189\n" +
-	"\vMandated by\x12\"the body that mandates the mission \x01*\x04bodyR\rmandatingBody\x12\x8a\x01\n" +
-	"\x04team\x18\x03 \x03(\tBv\xaa\xbb\x18r\n" +
-	"\x04Team\x125mission members: roster ids or names, comma-separated\x1a\x06ff-… \x01Z'name at least one member of the missionh\x01R\x04team\x12\xa7\x01\n" +
+	"\vMandated by\x12\"the body that mandates the mission \x01*\x04bodyR\rmandatingBody\x12y\n" +
+	"\x04team\x18\x03 \x03(\tBe\xaa\xbb\x18a\n" +
+	"\x04Team\x12$mission members: roster ids or names\x1a\x06ff-… \x01Z'name at least one member of the missionh\x01R\x04team\x12\xa7\x01\n" +
 	"\n" +
 	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +
@@ -2214,12 +2214,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
 	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12Y\n" +
 	"\bfindings\x18\x02 \x03(\tB=\xaa\xbb\x189\n" +
-	"\bFindings\x12\"the mission's findings, one by one*\afinding`\x01R\bfindings\"\xaa\x03\n" +
+	"\bFindings\x12\"the mission's findings, one by one*\afinding`\x01R\bfindings\"\x99\x03\n" +
 	"\x10EnvoyAppointment\x12\x9c\x01\n" +
 	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
-	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xf6\x01\n" +
-	"\fstandby_team\x18\x02 \x03(\tB\xd2\x01\xaa\xbb\x18\xcd\x01\n" +
-	"!Standby team of mediation experts\x12Nroster ids, comma-separated (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
+	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
+	"\fstandby_team\x18\x02 \x03(\tB\xc1\x01\xaa\xbb\x18\xbc\x01\n" +
+	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
 	"\x13StandbyTeamDeployed\x12]\n" +
 	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
 	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xb8\x03\n" +
