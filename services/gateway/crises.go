@@ -437,9 +437,7 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 		writeError(w, fmt.Errorf("%w: a %s decision is taken by a %s", errs.ErrForbidden, kind, role.Slug()))
 		return
 	}
-	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
-		fr.RequestId = ids.New() // the funding request's id when the client gives none
-	}
+	req.FillGenerated(ids.New) // ids the client may leave out (a funding request's): UUID v7
 	key, ok := s.updateOf(w, r, p)
 	if !ok {
 		return

@@ -977,7 +977,7 @@ type FundingRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
 	Fund      string                 `protobuf:"bytes,2,opt,name=fund,proto3" json:"fund,omitempty"`
-	// At most demarchev1.MaxFundingRequestUSD: larger sums go through other channels.
+	// In US dollars, at most 100,000,000: larger sums go through other channels.
 	AmountUsd     int64  `protobuf:"varint,3,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
 	Purpose       string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
