@@ -442,7 +442,13 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 	if !ok {
 		return
 	}
-	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), key, &req)
+	decide := func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
+		return crisis.Decide(ctx, s.tc, id, key, req)
+	}
+	if s.decisions != nil {
+		decide = s.decisions // a test's stand-in: WithDecisions
+	}
+	rec, err := decide(r.Context(), r.PathValue("id"), key, &req)
 	if err != nil {
 		writeError(w, err)
 		return
