@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -130,8 +131,14 @@ func conform(defs map[string]any, schema map[string]any, v any, at string) []str
 	switch val := v.(type) {
 	case map[string]any:
 		props, _ := schema["properties"].(map[string]any)
+		patterns, _ := schema["patternProperties"].(map[string]any)
 		for k, fv := range val {
 			ps, known := props[k].(map[string]any)
+			for pattern, pps := range patterns { // e.g. options' extensions: "[demarche.v1.input]"
+				if !known && regexp.MustCompile(pattern).MatchString(k) {
+					ps, known = pps.(map[string]any), true
+				}
+			}
 			switch {
 			case known:
 				out = append(out, conform(defs, ps, fv, at+"."+k)...)
