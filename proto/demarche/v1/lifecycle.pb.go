@@ -2189,12 +2189,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x1b\n" +
 	"\tcheck_ins\x18\x02 \x01(\x05R\bcheckIns\x12)\n" +
 	"\x11check_ins_per_run\x18\x03 \x01(\x05R\x0echeckInsPerRun\x12)\n" +
-	"\x10relapse_severity\x18\x04 \x01(\x05R\x0frelapseSeverity\"u\n" +
-	"\rWarningTriage\x12d\n" +
+	"\x10relapse_severity\x18\x04 \x01(\x05R\x0frelapseSeverity\"]\n" +
+	"\rWarningTriage\x12L\n" +
 	"\n" +
-	"assessment\x18\x01 \x01(\tBD\xaa\xbb\x18@\n" +
+	"assessment\x18\x01 \x01(\tB,\xaa\xbb\x18(\n" +
 	"\n" +
-	"Assessment\x12\x16what the warning shows\x1a\x16what the warning shows \x01`\x01R\n" +
+	"Assessment\x12\x16what the warning shows \x01`\x01R\n" +
 	"assessment\"\x8a\x01\n" +
 	"\x13GoodOfficesDecision\x12s\n" +
 	"\x06option\x18\x01 \x01(\x0e2\x1e.demarche.v1.GoodOfficesOptionB;\xaa\xbb\x187\n" +
@@ -2209,12 +2209,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +
-	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xc9\x01\n" +
+	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xbd\x01\n" +
 	"\x11FactFindingReport\x12Y\n" +
 	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
-	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12Y\n" +
-	"\bfindings\x18\x02 \x03(\tB=\xaa\xbb\x189\n" +
-	"\bFindings\x12\"the mission's findings, one by one*\afinding`\x01R\bfindings\"\x99\x03\n" +
+	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12M\n" +
+	"\bfindings\x18\x02 \x03(\tB1\xaa\xbb\x18-\n" +
+	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\x99\x03\n" +
 	"\x10EnvoyAppointment\x12\x9c\x01\n" +
 	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
 	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
