@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -131,14 +130,8 @@ func conform(defs map[string]any, schema map[string]any, v any, at string) []str
 	switch val := v.(type) {
 	case map[string]any:
 		props, _ := schema["properties"].(map[string]any)
-		patterns, _ := schema["patternProperties"].(map[string]any)
 		for k, fv := range val {
 			ps, known := props[k].(map[string]any)
-			for pattern, pps := range patterns { // e.g. options' extensions: "[demarche.v1.input]"
-				if !known && regexp.MustCompile(pattern).MatchString(k) {
-					ps, known = pps.(map[string]any), true
-				}
-			}
 			switch {
 			case known:
 				out = append(out, conform(defs, ps, fv, at+"."+k)...)

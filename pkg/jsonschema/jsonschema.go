@@ -102,11 +102,6 @@ func (s *Set) Message(md protoreflect.MessageDescriptor) map[string]any {
 		if c := Comment(md); c != "" {
 			def["description"] = c
 		}
-		if md.ExtensionRanges().Len() > 0 {
-			// Extensions are written under their full name in brackets
-			// (protojson), e.g. a field's "[demarche.v1.input]" option.
-			def["patternProperties"] = map[string]any{`^\[[A-Za-z_][A-Za-z0-9_.]*\]$`: map[string]any{}}
-		}
 		s.defs[key] = def
 	}
 	return map[string]any{"$ref": s.ref(md.FullName())}

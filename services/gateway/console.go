@@ -527,7 +527,6 @@ func parsePages() map[string]*template.Template {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"kindname": kindWords,
-		"option":   optionWords,
 		"usd":      groupThousands,
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
