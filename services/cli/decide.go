@@ -57,7 +57,7 @@ func newDecisionVerbCmd(app *App, form *demarchev1.DecisionForm) *cobra.Command 
 		check.Principal = "you"
 		check.FillGenerated(func() string { return "generated-id" })
 		if err := check.Validate(); err != nil {
-			return err
+			return asFlags(err, form)
 		}
 		api, err := app.api()
 		if err != nil {
@@ -144,4 +144,26 @@ func flagUsage(in *demarchev1.DecisionInput) string {
 		b.WriteString(" (required)")
 	}
 	return b.String()
+}
+
+// asFlags names the fields of a decision's validation error by their flags
+// ("--report-due: is required"), as the person typed them.
+func asFlags(err error, form *demarchev1.DecisionForm) error {
+	var verr *demarchev1.ValidationError
+	if !errors.As(err, &verr) {
+		return err
+	}
+	flags := map[string]string{"rationale": "--rationale"}
+	for _, in := range form.Inputs {
+		flags[in.Path] = "--" + in.Flag
+	}
+	out := &demarchev1.ValidationError{Message: verr.Message}
+	for _, fe := range verr.Fields {
+		named := *fe
+		if f, ok := flags[fe.Field]; ok {
+			named.Field = f
+		}
+		out.Fields = append(out.Fields, &named)
+	}
+	return out
 }

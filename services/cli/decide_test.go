@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -113,6 +114,10 @@ func TestDecideVerbsAndFlagsOfV010(t *testing.T) {
 	_ = fs.Parse(nil)
 	if req, _ := build(); req.GetFollowUpCheckIn().GetRecommendation() != demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_CONTINUE {
 		t.Errorf("--recommendation defaults to continue: %v", req)
+	}
+	if err := asFlags(demarchev1.NewDecisionRequest("you", "", &demarchev1.FactFindingMandate{}).Validate(), demarchev1.DecisionFormOf("fact-finding-mandate")); err == nil ||
+		!strings.Contains(err.Error(), "--report-due: is required") || !strings.Contains(err.Error(), "--rationale: is required") || !errors.Is(err, demarchev1.ErrInvalid) {
+		t.Errorf("a refused decision names the flags: %v", err)
 	}
 	fs = pflag.NewFlagSet("good-offices", pflag.ContinueOnError)
 	build = bindDecision(fs, demarchev1.DecisionFormOf("good-offices"))

@@ -2222,17 +2222,17 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
 	"\x13StandbyTeamDeployed\x12]\n" +
 	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
-	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xb8\x03\n" +
+	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xe2\x03\n" +
 	"\x0eFundingRequest\x12\x86\x01\n" +
 	"\n" +
 	"request_id\x18\x01 \x01(\tBg\xaa\xbb\x18c\n" +
 	"\n" +
 	"Request id\x12:the request's id, e.g. FR-1 (one is made up when left out)\x1a\x04FR-1*\x0ffunding-request0\x018\x01R\trequestId\x12e\n" +
 	"\x04fund\x18\x02 \x01(\tBQ\xaa\xbb\x18M\n" +
-	"\x04Fund\x12Athe fund to draw on, e.g. flexible-financing or peacebuilding-irf \x01h\x02R\x04fund\x12Y\n" +
+	"\x04Fund\x12Athe fund to draw on, e.g. flexible-financing or peacebuilding-irf \x01h\x02R\x04fund\x12\x82\x01\n" +
 	"\n" +
-	"amount_usd\x18\x03 \x01(\x03B:\xaa\xbb\x186\n" +
-	"\fAmount (USD)\x12\rin US dollars\x1a\x06120000 \x01*\x06amount@\x01H\x80\xc2\xd7/R\tamountUsd\x12[\n" +
+	"amount_usd\x18\x03 \x01(\x03Bc\xaa\xbb\x18_\n" +
+	"\fAmount (USD)\x126the sum asked for, in US dollars (at most 100,000,000)\x1a\x06120000 \x01*\x06amount@\x01H\x80\xc2\xd7/R\tamountUsd\x12[\n" +
 	"\apurpose\x18\x04 \x01(\tBA\xaa\xbb\x18=\n" +
 	"\aPurpose\x12\x15what the money is for\x1a\x19dialogue venue and travel \x01R\apurpose\"\xd5\x01\n" +
 	"\x0fFundingDecision\x12n\n" +
