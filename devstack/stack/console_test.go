@@ -307,9 +307,12 @@ func TestConsole(t *testing.T) {
 	// the envoy and the standby team, whose 72-hour deadline counts down.
 	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	duty.waitJS("the good-offices form", `document.querySelector("#form-good-offices")`, 30*time.Second)
-	// Clicked in the page, so a live refresh replacing the form just before
-	// is no matter (a checked option then keeps the form as it is).
-	duty.waitJS("choose démarche", `(() => { const e = document.querySelector("#form-good-offices input[value=demarche]"); if (!e) return false; e.click(); return e.checked })()`, 30*time.Second)
+	duty.shots("crisis-decision-form") // the form read from the schema: every field labelled, readable, fits a phone
+	// Chosen in the page, so a live refresh replacing the form just before
+	// is no matter (a changed choice then keeps the form as it is). The
+	// choice reads in the report's words, from the schema's (words) option.
+	duty.waitJS("the option in words", `[...document.querySelectorAll("#form-good-offices select[name=option] option")].some(o => o.value === "demarche" && o.text === "démarche")`, 30*time.Second)
+	duty.waitJS("choose démarche", `(() => { const e = document.querySelector("#form-good-offices select[name=option]"); if (!e) return false; e.value = "demarche"; return e.value === "demarche" })()`, 30*time.Second)
 	duty.submit("good offices", map[string]string{`#form-good-offices textarea[name=rationale]`: "a formal démarche to the authorities"}, `#form-good-offices button[type=submit]`)
 	duty.waitJS("good offices recorded", `location.search.includes("done=good-offices")`, 30*time.Second)
 	duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 30*time.Second)
@@ -341,7 +344,7 @@ func TestConsole(t *testing.T) {
 	alice.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	alice.waitJS("the funding-request form", `document.querySelector("#form-funding-request")`, 30*time.Second)
 	alice.submit("funding request", map[string]string{
-		`#form-funding-request input[name=amount]`: "120000", `#form-funding-request input[name=purpose]`: "dialogue venue and travel",
+		`#form-funding-request input[name=amount_usd]`: "120000", `#form-funding-request input[name=purpose]`: "dialogue venue and travel",
 		`#form-funding-request input[name=request_id]`: "FR-1", `#form-funding-request textarea[name=rationale]`: "mediation costs",
 	}, `#form-funding-request button[type=submit]`)
 	alice.waitJS("the request awaiting a decision", `document.querySelector("#decide-FR-1") && document.querySelector("#funding .four-eyes")`, 30*time.Second)

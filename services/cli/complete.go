@@ -1,7 +1,8 @@
 package cli
 
 // Shell completion of the flags that take ids the platform knows: roster ids
-// (--envoy, --standby-team, --team, --expert) and partner organisations
+// (the decision flags whose source is the roster: --envoy, --standby-team,
+// --team) and partner organisations
 // (--with, --unshare). Each asks the gateway, as the user's credential, at
 // the moment of completing; when it cannot (no credential, platform down,
 // a role that may not read the roster) it offers nothing rather than fail.
@@ -20,21 +21,20 @@ import (
 // completionTimeout bounds one completion's request: a shell waits on it.
 const completionTimeout = 3 * time.Second
 
-// rosterFlags are the flags that take roster ids, with the kind of expert
-// each takes (EXPERT_KIND_UNSPECIFIED: any).
-var rosterFlags = map[string]demarchev1.ExpertKind{
-	"envoy":        demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY,
-	"standby-team": demarchev1.ExpertKind_EXPERT_KIND_STANDBY_EXPERT,
-	"team":         demarchev1.ExpertKind_EXPERT_KIND_UNSPECIFIED,
-	"expert":       demarchev1.ExpertKind_EXPERT_KIND_UNSPECIFIED,
-}
-
-// registerRosterCompletion completes every roster-id flag cmd has.
-func (a *App) registerRosterCompletion(cmd *cobra.Command) {
-	for name, kind := range rosterFlags {
-		if cmd.Flags().Lookup(name) != nil {
-			_ = cmd.RegisterFlagCompletionFunc(name, a.completeRoster(kind))
+// registerRosterCompletion completes the decision verb's flags that take
+// roster ids (the inputs whose source is the roster, with their kind of
+// expert: --envoy senior envoys, --standby-team standby experts, --team any).
+func (a *App) registerRosterCompletion(cmd *cobra.Command, form *demarchev1.DecisionForm) {
+	for _, in := range form.Inputs {
+		if in.Source != demarchev1.DecisionInputSource_DECISION_INPUT_SOURCE_ROSTER {
+			continue
 		}
+		kind := demarchev1.ExpertKind_EXPERT_KIND_UNSPECIFIED
+		if in.ExpertKind != "" {
+			kind, _ = demarchev1.ParseExpertKind(in.ExpertKind) // the schema's test checks it parses
+		}
+		// The flag exists (bound from the same form): no error to handle.
+		_ = cmd.RegisterFlagCompletionFunc(in.Flag, a.completeRoster(kind))
 	}
 }
 

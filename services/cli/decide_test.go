@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -18,34 +19,34 @@ func TestDecideVerbsAreTheSchemaKinds(t *testing.T) {
 	if len(cmd.Commands()) != len(kinds) {
 		t.Fatalf("%d verbs for %d kinds", len(cmd.Commands()), len(kinds))
 	}
-	for i, v := range decisionVerbs {
-		if v.kind != kinds[i] {
-			t.Errorf("verb %d is %q, schema kind is %q", i, v.kind, kinds[i])
+	for i, f := range demarchev1.DecisionForms() {
+		if f.Kind != kinds[i] {
+			t.Errorf("verb %d is %q, schema kind is %q", i, f.Kind, kinds[i])
 		}
-		sub, _, err := cmd.Find([]string{v.kind})
-		if err != nil || sub.Name() != v.kind {
-			t.Fatalf("no verb %s: %v", v.kind, err)
+		sub, _, err := cmd.Find([]string{f.Kind})
+		if err != nil || sub.Name() != f.Kind {
+			t.Fatalf("no verb %s: %v", f.Kind, err)
 		}
-		for _, a := range v.aliases {
+		for _, a := range f.Aliases {
 			if old, _, err := cmd.Find([]string{a}); err != nil || old != sub {
-				t.Errorf("alias %s does not reach %s", a, v.kind)
+				t.Errorf("alias %s does not reach %s", a, f.Kind)
 			}
 		}
 	}
 	// Builders that need no parsing build their own kind.
-	for _, v := range decisionVerbs {
-		fs := pflag.NewFlagSet(v.kind, pflag.ContinueOnError)
-		build := v.bind(fs)
-		if err := fs.Parse(flagsFor(v.kind)); err != nil {
+	for _, f := range demarchev1.DecisionForms() {
+		fs := pflag.NewFlagSet(f.Kind, pflag.ContinueOnError)
+		build := bindDecision(fs, f)
+		if err := fs.Parse(flagsFor(f.Kind)); err != nil {
 			t.Fatal(err)
 		}
 		req, err := build()
 		if err != nil {
-			t.Errorf("verb %s: %v", v.kind, err)
+			t.Errorf("verb %s: %v", f.Kind, err)
 			continue
 		}
-		if got := req.DecisionKind(); got != v.kind {
-			t.Errorf("verb %s builds a %s decision", v.kind, got)
+		if got := req.DecisionKind(); got != f.Kind {
+			t.Errorf("verb %s builds a %s decision", f.Kind, got)
 		}
 	}
 }
@@ -60,6 +61,70 @@ func flagsFor(kind string) []string {
 		return []string{"--body", "security-council", "--report-due", "240h"}
 	}
 	return nil
+}
+
+// The verbs and flags of v0.1.0 still work: scripts written against it keep
+// running now that both are read from the schema.
+func TestDecideVerbsAndFlagsOfV010(t *testing.T) {
+	v010 := map[string][]string{
+		"triage":                {"assessment"},
+		"good-offices":          {"option"},
+		"mandate":               {"terms", "body", "team", "report-due"},
+		"report":                {"summary", "finding"},
+		"appoint-envoy":         {"envoy", "standby-team"},
+		"deployed":              {"location"},
+		"request-funds":         {"funding-request", "fund", "amount", "purpose"},
+		"decide-funds":          {"funding-request", "approve"},
+		"check-in":              {"commitments-implemented", "tensions", "recommendation"},
+		"close":                 {"outcome", "lesson"},
+		"fact-finding-mandate":  {"terms"},
+		"fact-finding-report":   {"finding"},
+		"envoy-appointment":     {"envoy"},
+		"standby-team-deployed": {"location"},
+		"funding-request":       {"amount"},
+		"funding-decision":      {"approve"},
+		"follow-up-check-in":    {"recommendation"},
+		"closure":               {"lesson"},
+	}
+	cmd := newDecideCmd(&App{})
+	for verb, flags := range v010 {
+		sub, _, err := cmd.Find([]string{verb})
+		if err != nil || sub == cmd {
+			t.Errorf("verb %s of v0.1.0 is gone", verb)
+			continue
+		}
+		for _, f := range append(flags, "rationale", "request-id") {
+			if sub.Flags().Lookup(f) == nil {
+				t.Errorf("%s: flag --%s of v0.1.0 is gone", verb, f)
+			}
+		}
+	}
+	// Repeated text flags keep commas inside an item; roster lists split on them.
+	fs := pflag.NewFlagSet("close", pflag.ContinueOnError)
+	build := bindDecision(fs, demarchev1.DecisionFormOf("closure"))
+	if err := fs.Parse([]string{"--outcome", "averted", "--lesson", "talks, not threats", "--lesson", "the region led"}); err != nil {
+		t.Fatal(err)
+	}
+	req, err := build()
+	if err != nil || len(req.GetClosure().GetLessons()) != 2 {
+		t.Fatalf("lessons: %v %v", req, err)
+	}
+	fs = pflag.NewFlagSet("check-in", pflag.ContinueOnError)
+	build = bindDecision(fs, demarchev1.DecisionFormOf("follow-up-check-in"))
+	_ = fs.Parse(nil)
+	if req, _ := build(); req.GetFollowUpCheckIn().GetRecommendation() != demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_CONTINUE {
+		t.Errorf("--recommendation defaults to continue: %v", req)
+	}
+	if err := asFlags(demarchev1.NewDecisionRequest("you", "", &demarchev1.FactFindingMandate{}).Validate(), demarchev1.DecisionFormOf("fact-finding-mandate")); err == nil ||
+		!strings.Contains(err.Error(), "--report-due: is required") || !strings.Contains(err.Error(), "--rationale: is required") || !errors.Is(err, demarchev1.ErrInvalid) {
+		t.Errorf("a refused decision names the flags: %v", err)
+	}
+	fs = pflag.NewFlagSet("good-offices", pflag.ContinueOnError)
+	build = bindDecision(fs, demarchev1.DecisionFormOf("good-offices"))
+	_ = fs.Parse([]string{"--option", "tea"})
+	if _, err := build(); err == nil || !strings.HasPrefix(err.Error(), "--option: ") || !strings.Contains(err.Error(), "quiet-diplomacy") {
+		t.Errorf("a bad choice names its flag and the choices: %v", err)
+	}
 }
 
 // Each operator control's verb is its update's name (and the HTTP route's).

@@ -154,10 +154,40 @@ func fileSet(fd protoreflect.FileDescriptor) *descriptorpb.FileDescriptorSet {
 		for i := 0; i < imps.Len(); i++ {
 			add(imps.Get(i).FileDescriptor)
 		}
-		set.File = append(set.File, protodesc.ToFileDescriptorProto(f))
+		fp := protodesc.ToFileDescriptorProto(f)
+		stripExtensions(fp.ProtoReflect())
+		set.File = append(set.File, fp)
 	}
 	add(fd)
 	return set
+}
+
+// stripExtensions drops the custom options (extensions such as the decision
+// forms' (demarche.v1.input), options.proto) from a published descriptor:
+// they say how Démarche's own CLI and console present a field, and a generic
+// decoder without them refuses their "[demarche.v1.input]" keys in protobuf
+// JSON. Options left empty go too, so the published set is the schema alone.
+func stripExtensions(m protoreflect.Message) {
+	var exts []protoreflect.FieldDescriptor
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsExtension():
+			exts = append(exts, fd)
+		case fd.IsList() && fd.Message() != nil:
+			for i := 0; i < v.List().Len(); i++ {
+				stripExtensions(v.List().Get(i).Message())
+			}
+		case !fd.IsMap() && fd.Message() != nil:
+			stripExtensions(v.Message())
+		}
+		return true
+	})
+	for _, fd := range exts {
+		m.Clear(fd)
+	}
+	if opts := m.Descriptor().Fields().ByName("options"); opts != nil && opts.Message() != nil && m.Has(opts) && proto.Size(m.Get(opts).Message().Interface()) == 0 {
+		m.Clear(opts)
+	}
 }
 
 // Service is the running schema service.

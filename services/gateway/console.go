@@ -517,7 +517,6 @@ func parsePages() map[string]*template.Template {
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
 		"kindname": kindWords,
-		"option":   optionWords,
 		"usd":      groupThousands,
 		"dict": func(kv ...any) map[string]any {
 			m := map[string]any{}
@@ -575,24 +574,20 @@ func groupThousands(n int64) string {
 	return s
 }
 
-// optionWords names a good-offices option in the report's words.
+// optionWords names a good-offices option in the report's words (the
+// schema's (words) option: "démarche").
 func optionWords(slug string) string {
-	if slug == "demarche" {
-		return "démarche"
+	if o, err := demarchev1.ParseGoodOfficesOption(slug); err == nil {
+		return demarchev1.EnumWords(o.Descriptor(), o.Number())
 	}
 	return words(slug)
 }
 
+// kindWords names a decision kind in plain words, as the schema's decision
+// table does ("triage of the warning").
 func kindWords(kind string) string {
-	switch kind {
-	case "triage":
-		return "triage of the warning"
-	case "good-offices":
-		return "good-offices option"
-	case "standby-team-deployed":
-		return "standby team deployed"
-	case "closure":
-		return "closure and evaluation"
+	if f := demarchev1.DecisionFormOf(kind); f != nil {
+		return f.Label
 	}
 	return words(kind)
 }

@@ -310,10 +310,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Shared": strings.Join(cr.GetSharedWith(), ", "),
 		// Early warning's episodes: the situation's page and its previous crisis.
 		"Previous": cr.GetPreviousCrisisId(), "SituationKey": demarchev1.SituationKey(cr.GetCountryCode(), cr.GetCrisisType()),
-		"Options": []string{"quiet-diplomacy", "public-statement", "demarche", "security-council-dialogue", "horizon-scanning"},
-		"Bodies":  []string{"secretary-general", "security-council", "human-rights-council"},
-		"Recs":    []string{"continue", "hand-over", "re-escalate"}, "Outcomes": []string{"averted", "contained", "escalated", "unresolved"},
-		"Funds":  c.realFunds(r.Context()),
+		"Forms":  decisionForms(c.realFunds(r.Context())), // console_decisions.go
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
 		"CanShare":  authz.Allowed(authz.Share, u.Roles),
 		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
@@ -380,78 +377,6 @@ func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(name), http.StatusSeeOther)
-}
-
-// decisionFromForm builds the DecisionRequest of a decision form. The
-// principal and roles are left empty: the API stamps them from the token.
-func decisionFromForm(kind string, r *http.Request) (*demarchev1.DecisionRequest, error) {
-	f := func(name string) string { return strings.TrimSpace(r.PostFormValue(name)) }
-	list := func(name string) []string {
-		var out []string
-		for _, v := range strings.FieldsFunc(f(name), func(c rune) bool { return c == ',' || c == '\n' }) {
-			if v = strings.TrimSpace(v); v != "" {
-				out = append(out, v)
-			}
-		}
-		return out
-	}
-	req := &demarchev1.DecisionRequest{Rationale: f("rationale")}
-	switch kind {
-	case "triage":
-		req.Decision = &demarchev1.DecisionRequest_Triage{Triage: &demarchev1.WarningTriage{Assessment: f("assessment")}}
-	case "good-offices":
-		opt, err := demarchev1.ParseGoodOfficesOption(f("option"))
-		if err != nil {
-			return nil, fmt.Errorf("option: %v", err)
-		}
-		req.Decision = &demarchev1.DecisionRequest_GoodOffices{GoodOffices: &demarchev1.GoodOfficesDecision{Option: opt}}
-	case "fact-finding-mandate":
-		body, err := demarchev1.ParseMandatingBody(f("body"))
-		if err != nil {
-			return nil, fmt.Errorf("mandating body: %v", err)
-		}
-		m := &demarchev1.FactFindingMandate{TermsOfReference: f("terms"), MandatingBody: body, Team: list("team")}
-		if v := f("report_due"); v != "" {
-			t, err := time.Parse("2006-01-02", v)
-			if err != nil {
-				return nil, fmt.Errorf("report due: %q is not a date (YYYY-MM-DD)", v)
-			}
-			m.ReportDue = timestamppb.New(t.Add(17 * time.Hour))
-		}
-		req.Decision = &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: m}
-	case "fact-finding-report":
-		req.Decision = &demarchev1.DecisionRequest_FactFindingReport{FactFindingReport: &demarchev1.FactFindingReport{Summary: f("summary"), Findings: list("findings")}}
-	case "envoy-appointment":
-		req.Decision = &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{Envoy: f("envoy"), StandbyTeam: list("standby_team")}}
-	case "standby-team-deployed":
-		req.Decision = &demarchev1.DecisionRequest_StandbyTeamDeployed{StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: f("location")}}
-	case "funding-request":
-		amount, err := strconv.ParseInt(strings.ReplaceAll(f("amount"), ",", ""), 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("amount: %q is not a whole number of US dollars", f("amount"))
-		}
-		req.Decision = &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{
-			RequestId: f("request_id"), Fund: f("fund"), AmountUsd: amount, Purpose: f("purpose")}}
-	case "funding-decision":
-		req.Decision = &demarchev1.DecisionRequest_FundingDecision{FundingDecision: &demarchev1.FundingDecision{
-			RequestId: f("request_id"), Approve: f("approve") == "true"}}
-	case "follow-up-check-in":
-		rec, err := demarchev1.ParseFollowUpRecommendation(f("recommendation"))
-		if err != nil {
-			return nil, fmt.Errorf("recommendation: %v", err)
-		}
-		req.Decision = &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{
-			CommitmentsImplemented: f("commitments") == "yes", Tensions: f("tensions"), Recommendation: rec}}
-	case "closure":
-		out, err := demarchev1.ParseOutcome(f("outcome"))
-		if err != nil {
-			return nil, fmt.Errorf("outcome: %v", err)
-		}
-		req.Decision = &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{Outcome: out, Lessons: list("lessons")}}
-	default:
-		return nil, fmt.Errorf("unknown decision %q", kind)
-	}
-	return req, nil
 }
 
 // approvals is the funding officer's inbox: requests awaiting a decision in

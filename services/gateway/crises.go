@@ -437,14 +437,18 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 		writeError(w, fmt.Errorf("%w: a %s decision is taken by a %s", errs.ErrForbidden, kind, role.Slug()))
 		return
 	}
-	if fr := req.GetFundingRequest(); fr != nil && fr.GetRequestId() == "" {
-		fr.RequestId = ids.New() // the funding request's id when the client gives none
-	}
+	req.FillGenerated(ids.New) // ids the client may leave out (a funding request's): UUID v7
 	key, ok := s.updateOf(w, r, p)
 	if !ok {
 		return
 	}
-	rec, err := crisis.Decide(r.Context(), s.tc, r.PathValue("id"), key, &req)
+	decide := func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error) {
+		return crisis.Decide(ctx, s.tc, id, key, req)
+	}
+	if s.decisions != nil {
+		decide = s.decisions // a test's stand-in: WithDecisions
+	}
+	rec, err := decide(r.Context(), r.PathValue("id"), key, &req)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -97,6 +97,8 @@ type Service struct {
 	authn *authn.Verifier
 	// states stands in for the crises' workflows in tests (nil: Temporal).
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
+	// decisions stands in for the crises' decide update in tests (nil: Temporal).
+	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
 	// devAuthDir: see Config.DevAuthDir.
 	devAuthDir string
 	// oidc signs people in to the console with the issuer (nil: not offered).

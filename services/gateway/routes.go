@@ -86,6 +86,12 @@ func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, 
 	return func(s *Service) { s.states = f }
 }
 
+// WithDecisions stands in for the crises' decide update (tests): f gets
+// each decision as the gateway would send it to the crisis's workflow.
+func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)) Option {
+	return func(s *Service) { s.decisions = f }
+}
+
 // Handler is the API's routes behind authentication and authorisation.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()

@@ -19,7 +19,7 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-var closure = &decisionType{
+var closure = decisionKind(&decisionType{
 	kind: "closure", stage: demarchev1.Stage_STAGE_CLOSED,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -46,7 +46,7 @@ var closure = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_Closure{Closure: &demarchev1.ClosureDecision{
 			Outcome: demarchev1.Outcome_OUTCOME_CONTAINED, Lessons: []string{"drill: the playbook ran end to end"}}}}, nil
 	},
-}
+})
 
 // close ends the crisis: roster released, figures kept, CrisisClosed published.
 func (l *lifecycle) close(ctx workflow.Context) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -77,15 +78,24 @@ type waiting struct {
 	due *timestamppb.Timestamp
 }
 
-// decisionTypes is the table, in the schema's order; a test checks that
-// every kind of the schema is here exactly once.
-var decisionTypes = []*decisionType{
-	triage, goodOffices,
-	factFindingMandate, factFindingReport,
-	envoyAppointment, standbyTeamDeployed,
-	fundingRequest, fundingDecision,
-	followUpCheckIn,
-	closure,
+// decisionTypes is the table, in the schema's order: each stage file adds
+// its types (var x = decisionKind(&decisionType{...})) and init orders them
+// as DecisionRequest's oneof does. A test checks that every kind of the
+// schema is here exactly once; a new kind is its message and its stage file.
+var decisionTypes []*decisionType
+
+// decisionKind adds a decision type to the table.
+func decisionKind(dt *decisionType) *decisionType {
+	decisionTypes = append(decisionTypes, dt)
+	return dt
+}
+
+func init() {
+	order := map[string]int{}
+	for i, k := range demarchev1.DecisionKinds() {
+		order[k] = i + 1
+	}
+	sort.SliceStable(decisionTypes, func(i, j int) bool { return order[decisionTypes[i].kind] < order[decisionTypes[j].kind] })
 }
 
 func decisionTypeOf(kind string) *decisionType {

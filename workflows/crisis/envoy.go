@@ -32,7 +32,7 @@ func (e *envoyRun) carry(cr *demarchev1.CarriedStageRun) {
 	cr.EnvoyAppointment, cr.EnvoyDeployed = e.appointment, e.deployed
 }
 
-var envoyAppointment = &decisionType{
+var envoyAppointment = decisionKind(&decisionType{
 	kind: "envoy-appointment", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -73,9 +73,9 @@ var envoyAppointment = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_EnvoyAppointment{EnvoyAppointment: &demarchev1.EnvoyAppointment{
 			Envoy: picked.GetEnvoy(), StandbyTeam: picked.GetStandbyTeam()}}}, nil
 	},
-}
+})
 
-var standbyTeamDeployed = &decisionType{
+var standbyTeamDeployed = decisionKind(&decisionType{
 	kind: "standby-team-deployed", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -101,7 +101,7 @@ var standbyTeamDeployed = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_StandbyTeamDeployed{
 			StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "drill"}}}, nil
 	},
-}
+})
 
 // EnvoyDeployment runs the standby team's durable deadline (72 hours in the
 // playbooks, at risk at 48) from the moment the stage starts, publishing and

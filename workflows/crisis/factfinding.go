@@ -32,7 +32,7 @@ func (f *factFindingRun) carry(cr *demarchev1.CarriedStageRun) {
 	cr.FactFindingMandate, cr.FactFindingReported = f.mandate, f.reported
 }
 
-var factFindingMandate = &decisionType{
+var factFindingMandate = decisionKind(&decisionType{
 	kind: "fact-finding-mandate", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, with the mandating body",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -64,9 +64,9 @@ var factFindingMandate = &decisionType{
 			TermsOfReference: "drill mission", MandatingBody: demarchev1.MandatingBody_MANDATING_BODY_SECRETARY_GENERAL,
 			Team: []string{"drill-investigator"}, ReportDue: timestamppb.New(due)}}}, nil
 	},
-}
+})
 
-var factFindingReport = &decisionType{
+var factFindingReport = decisionKind(&decisionType{
 	kind: "fact-finding-report", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, for the head of the fact-finding mission",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -93,7 +93,7 @@ var factFindingReport = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingReport{
 			FactFindingReport: &demarchev1.FactFindingReport{Summary: "drill findings"}}}, nil
 	},
-}
+})
 
 // FactFindingMission waits for the mandate, runs the findings-report deadline
 // it sets, and ends with the report.

@@ -34,7 +34,7 @@ func (f *followUpRun) carry(cr *demarchev1.CarriedStageRun) {
 	cr.FollowUpDue, cr.FollowUpDone = f.due, f.done
 }
 
-var followUpCheckIn = &decisionType{
+var followUpCheckIn = decisionKind(&decisionType{
 	kind: "follow-up-check-in", stage: demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -55,7 +55,7 @@ var followUpCheckIn = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FollowUpCheckIn{FollowUpCheckIn: &demarchev1.FollowUpCheckIn{
 			CommitmentsImplemented: true, Recommendation: demarchev1.FollowUpRecommendation_FOLLOW_UP_RECOMMENDATION_CONTINUE}}}, nil
 	},
-}
+})
 
 // SustainedFollowUp stays with the country for months: a check-in is due every
 // interval (the parent is told, and an event published); each recorded

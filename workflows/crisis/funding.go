@@ -71,7 +71,7 @@ func (f *fundingRun) openList() string {
 	return "none"
 }
 
-var fundingRequest = &decisionType{
+var fundingRequest = decisionKind(&decisionType{
 	kind: "funding-request", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -110,9 +110,9 @@ var fundingRequest = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FundingRequest{FundingRequest: &demarchev1.FundingRequest{
 			RequestId: fmt.Sprintf("drill-%d", len(d.l.decisions)+1), Fund: demarchev1.DrillFundID, AmountUsd: 50_000, Purpose: "drill"}}}, nil
 	},
-}
+})
 
-var fundingDecision = &decisionType{
+var fundingDecision = decisionKind(&decisionType{
 	kind: "funding-decision", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
 	role: demarchev1.Role_ROLE_FUNDING_OFFICER, who: "funding officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -159,7 +159,7 @@ var fundingDecision = &decisionType{
 		return &demarchev1.DecisionRequest{Principal: "drill-approver", Decision: &demarchev1.DecisionRequest_FundingDecision{
 			FundingDecision: &demarchev1.FundingDecision{RequestId: fundingOf(d.run).open()[0], Approve: true}}}, nil
 	},
-}
+})
 
 // RapidResponseFunding waits for a request and its decision; an approval is
 // paid through the disbursement activity, once, keyed by crisis and request.

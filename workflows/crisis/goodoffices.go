@@ -11,7 +11,7 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-var goodOffices = &decisionType{
+var goodOffices = decisionKind(&decisionType{
 	kind: "good-offices", stage: demarchev1.Stage_STAGE_GOOD_OFFICES,
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department, for the Secretary-General",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -23,4 +23,4 @@ var goodOffices = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_GoodOffices{
 			GoodOffices: &demarchev1.GoodOfficesDecision{Option: demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_QUIET_DIPLOMACY}}}, nil
 	},
-}
+})

@@ -11,7 +11,7 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-var triage = &decisionType{
+var triage = decisionKind(&decisionType{
 	kind: "triage", stage: demarchev1.Stage_STAGE_WARNING,
 	role: demarchev1.Role_ROLE_DUTY_OFFICER, who: "duty officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
@@ -23,4 +23,4 @@ var triage = &decisionType{
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_Triage{
 			Triage: &demarchev1.WarningTriage{Assessment: "drill: warning confirmed"}}}, nil
 	},
-}
+})

@@ -974,11 +974,12 @@ func (x *StandbyTeamDeployed) GetLocation() string {
 
 // FundingRequest asks a fund for money.
 type FundingRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RequestId     string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	Fund          string                 `protobuf:"bytes,2,opt,name=fund,proto3" json:"fund,omitempty"`
-	AmountUsd     int64                  `protobuf:"varint,3,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
-	Purpose       string                 `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RequestId string                 `protobuf:"bytes,1,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Fund      string                 `protobuf:"bytes,2,opt,name=fund,proto3" json:"fund,omitempty"`
+	// In US dollars, at most 100,000,000: larger sums go through other channels.
+	AmountUsd     int64  `protobuf:"varint,3,opt,name=amount_usd,json=amountUsd,proto3" json:"amount_usd,omitempty"`
+	Purpose       string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1218,6 +1219,9 @@ type DecisionRequest struct {
 	// The principal's roles, from its credential (set by the gateway, checked
 	// again by the crisis against the decision's role).
 	Roles []Role `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	// Each kind's (kind) option names it in words for the CLI and the
+	// console; each decision message's fields carry (input) options.
+	//
 	// Types that are valid to be assigned to Decision:
 	//
 	//	*DecisionRequest_Triage
@@ -2163,7 +2167,7 @@ var File_demarche_v1_lifecycle_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
-	"\x1bdemarche/v1/lifecycle.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
+	"\x1bdemarche/v1/lifecycle.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x19demarche/v1/options.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n" +
 	"\bPlaybook\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12 \n" +
@@ -2185,60 +2189,95 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x12\x1b\n" +
 	"\tcheck_ins\x18\x02 \x01(\x05R\bcheckIns\x12)\n" +
 	"\x11check_ins_per_run\x18\x03 \x01(\x05R\x0echeckInsPerRun\x12)\n" +
-	"\x10relapse_severity\x18\x04 \x01(\x05R\x0frelapseSeverity\"/\n" +
-	"\rWarningTriage\x12\x1e\n" +
+	"\x10relapse_severity\x18\x04 \x01(\x05R\x0frelapseSeverity\"]\n" +
+	"\rWarningTriage\x12L\n" +
 	"\n" +
-	"assessment\x18\x01 \x01(\tR\n" +
-	"assessment\"M\n" +
-	"\x13GoodOfficesDecision\x126\n" +
-	"\x06option\x18\x01 \x01(\x0e2\x1e.demarche.v1.GoodOfficesOptionR\x06option\"\xd4\x01\n" +
-	"\x12FactFindingMandate\x12,\n" +
-	"\x12terms_of_reference\x18\x01 \x01(\tR\x10termsOfReference\x12A\n" +
-	"\x0emandating_body\x18\x02 \x01(\x0e2\x1a.demarche.v1.MandatingBodyR\rmandatingBody\x12\x12\n" +
-	"\x04team\x18\x03 \x03(\tR\x04team\x129\n" +
+	"assessment\x18\x01 \x01(\tB,\xaa\xbb\x18(\n" +
 	"\n" +
-	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\treportDue\"I\n" +
-	"\x11FactFindingReport\x12\x18\n" +
-	"\asummary\x18\x01 \x01(\tR\asummary\x12\x1a\n" +
-	"\bfindings\x18\x02 \x03(\tR\bfindings\"K\n" +
-	"\x10EnvoyAppointment\x12\x14\n" +
-	"\x05envoy\x18\x01 \x01(\tR\x05envoy\x12!\n" +
-	"\fstandby_team\x18\x02 \x03(\tR\vstandbyTeam\"1\n" +
-	"\x13StandbyTeamDeployed\x12\x1a\n" +
-	"\blocation\x18\x01 \x01(\tR\blocation\"|\n" +
-	"\x0eFundingRequest\x12\x1d\n" +
+	"Assessment\x12\x16what the warning shows \x01`\x01R\n" +
+	"assessment\"\x8a\x01\n" +
+	"\x13GoodOfficesDecision\x12s\n" +
+	"\x06option\x18\x01 \x01(\x0e2\x1e.demarche.v1.GoodOfficesOptionB;\xaa\xbb\x187\n" +
+	"\x13Good-offices option\x12\x1ethe Secretary-General's option \x01R\x06option\"\xb1\x04\n" +
+	"\x12FactFindingMandate\x12s\n" +
+	"\x12terms_of_reference\x18\x01 \x01(\tBE\xaa\xbb\x18A\n" +
+	"\x12Terms of reference\x12 what the mission is to establish \x01*\x05terms`\x01R\x10termsOfReference\x12\x80\x01\n" +
+	"\x0emandating_body\x18\x02 \x01(\x0e2\x1a.demarche.v1.MandatingBodyB=\xaa\xbb\x189\n" +
+	"\vMandated by\x12\"the body that mandates the mission \x01*\x04bodyR\rmandatingBody\x12y\n" +
+	"\x04team\x18\x03 \x03(\tBe\xaa\xbb\x18a\n" +
+	"\x04Team\x12$mission members: roster ids or names\x1a\x06ff-… \x01Z'name at least one member of the missionh\x01R\x04team\x12\xa7\x01\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x12\n" +
-	"\x04fund\x18\x02 \x01(\tR\x04fund\x12\x1d\n" +
+	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +
-	"amount_usd\x18\x03 \x01(\x03R\tamountUsd\x12\x18\n" +
-	"\apurpose\x18\x04 \x01(\tR\apurpose\"J\n" +
-	"\x0fFundingDecision\x12\x1d\n" +
+	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xbd\x01\n" +
+	"\x11FactFindingReport\x12Y\n" +
+	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
+	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12M\n" +
+	"\bfindings\x18\x02 \x03(\tB1\xaa\xbb\x18-\n" +
+	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\x99\x03\n" +
+	"\x10EnvoyAppointment\x12\x9c\x01\n" +
+	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
+	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
+	"\fstandby_team\x18\x02 \x03(\tB\xc1\x01\xaa\xbb\x18\xbc\x01\n" +
+	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
+	"\x13StandbyTeamDeployed\x12]\n" +
+	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
+	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xe2\x03\n" +
+	"\x0eFundingRequest\x12\x86\x01\n" +
 	"\n" +
-	"request_id\x18\x01 \x01(\tR\trequestId\x12\x18\n" +
-	"\aapprove\x18\x02 \x01(\bR\aapprove\"\xb3\x01\n" +
-	"\x0fFollowUpCheckIn\x127\n" +
-	"\x17commitments_implemented\x18\x01 \x01(\bR\x16commitmentsImplemented\x12\x1a\n" +
-	"\btensions\x18\x02 \x01(\tR\btensions\x12K\n" +
-	"\x0erecommendation\x18\x03 \x01(\x0e2#.demarche.v1.FollowUpRecommendationR\x0erecommendation\"[\n" +
-	"\x0fClosureDecision\x12.\n" +
-	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcome\x12\x18\n" +
-	"\alessons\x18\x02 \x03(\tR\alessons\"\xe6\x06\n" +
+	"request_id\x18\x01 \x01(\tBg\xaa\xbb\x18c\n" +
+	"\n" +
+	"Request id\x12:the request's id, e.g. FR-1 (one is made up when left out)\x1a\x04FR-1*\x0ffunding-request0\x018\x01R\trequestId\x12e\n" +
+	"\x04fund\x18\x02 \x01(\tBQ\xaa\xbb\x18M\n" +
+	"\x04Fund\x12Athe fund to draw on, e.g. flexible-financing or peacebuilding-irf \x01h\x02R\x04fund\x12\x82\x01\n" +
+	"\n" +
+	"amount_usd\x18\x03 \x01(\x03Bc\xaa\xbb\x18_\n" +
+	"\fAmount (USD)\x126the sum asked for, in US dollars (at most 100,000,000)\x1a\x06120000 \x01*\x06amount@\x01H\x80\xc2\xd7/R\tamountUsd\x12[\n" +
+	"\apurpose\x18\x04 \x01(\tBA\xaa\xbb\x18=\n" +
+	"\aPurpose\x12\x15what the money is for\x1a\x19dialogue venue and travel \x01R\apurpose\"\xd5\x01\n" +
+	"\x0fFundingDecision\x12n\n" +
+	"\n" +
+	"request_id\x18\x01 \x01(\tBO\xaa\xbb\x18K\n" +
+	"\x0fFunding request\x12\x1dthe id of the request decided\x1a\x04FR-1 \x01*\x0ffunding-request0\x01R\trequestId\x12R\n" +
+	"\aapprove\x18\x02 \x01(\bB8\xaa\xbb\x184\n" +
+	"\aApprove\x12)approve the request (left out: reject it)R\aapprove\"\xe4\x02\n" +
+	"\x0fFollowUpCheckIn\x12\x86\x01\n" +
+	"\x17commitments_implemented\x18\x01 \x01(\bBM\xaa\xbb\x18I\n" +
+	"\x17Commitments implemented\x12.the parties' commitments are being implementedR\x16commitmentsImplemented\x12=\n" +
+	"\btensions\x18\x02 \x01(\tB!\xaa\xbb\x18\x1d\n" +
+	"\bTensions\x12\x11tensions observedR\btensions\x12\x88\x01\n" +
+	"\x0erecommendation\x18\x03 \x01(\x0e2#.demarche.v1.FollowUpRecommendationB;\xaa\xbb\x187\n" +
+	"\x0eRecommendation\x12\x19what follows the check-in \x01z\bcontinueR\x0erecommendation\"\xdb\x01\n" +
+	"\x0fClosureDecision\x12U\n" +
+	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
+	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
+	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xf8\x0f\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
-	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x124\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x94\x01\n" +
 	"\x06triage\x18\n" +
-	" \x01(\v2\x1a.demarche.v1.WarningTriageH\x00R\x06triage\x12E\n" +
-	"\fgood_offices\x18\v \x01(\v2 .demarche.v1.GoodOfficesDecisionH\x00R\vgoodOffices\x12S\n" +
-	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateH\x00R\x12factFindingMandate\x12P\n" +
-	"\x13fact_finding_report\x18\r \x01(\v2\x1e.demarche.v1.FactFindingReportH\x00R\x11factFindingReport\x12L\n" +
-	"\x11envoy_appointment\x18\x0e \x01(\v2\x1d.demarche.v1.EnvoyAppointmentH\x00R\x10envoyAppointment\x12V\n" +
-	"\x15standby_team_deployed\x18\x0f \x01(\v2 .demarche.v1.StandbyTeamDeployedH\x00R\x13standbyTeamDeployed\x12F\n" +
-	"\x0ffunding_request\x18\x10 \x01(\v2\x1b.demarche.v1.FundingRequestH\x00R\x0efundingRequest\x12I\n" +
-	"\x10funding_decision\x18\x11 \x01(\v2\x1c.demarche.v1.FundingDecisionH\x00R\x0ffundingDecision\x12K\n" +
-	"\x12follow_up_check_in\x18\x12 \x01(\v2\x1c.demarche.v1.FollowUpCheckInH\x00R\x0ffollowUpCheckIn\x128\n" +
-	"\aclosure\x18\x13 \x01(\v2\x1c.demarche.v1.ClosureDecisionH\x00R\aclosureB\n" +
+	" \x01(\v2\x1a.demarche.v1.WarningTriageB^\xa2\xbb\x18Z\n" +
+	"\x15triage of the warning\x12AConfirm the warning calls for a response (ends the warning stage)H\x00R\x06triage\x12\x83\x02\n" +
+	"\fgood_offices\x18\v \x01(\v2 .demarche.v1.GoodOfficesDecisionB\xbb\x01\xa2\xbb\x18\xb6\x01\n" +
+	"\x13good-offices option\x122Choose the good-offices option (ends good offices)\"k  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"H\x00R\vgoodOffices\x12\xc9\x01\n" +
+	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateBt\xa2\xbb\x18p\n" +
+	"\x14fact-finding mandate\x12OMandate the fact-finding mission (terms, mandating body, team, report deadline)\x1a\amandateH\x00R\x12factFindingMandate\x12\xa7\x01\n" +
+	"\x13fact_finding_report\x18\r \x01(\v2\x1e.demarche.v1.FactFindingReportBU\xa2\xbb\x18Q\n" +
+	"\x13fact-finding report\x122Record the fact-finding report (ends fact-finding)\x1a\x06reportH\x00R\x11factFindingReport\x12\xe8\x01\n" +
+	"\x11envoy_appointment\x18\x0e \x01(\v2\x1d.demarche.v1.EnvoyAppointmentB\x99\x01\xa2\xbb\x18\x94\x01\n" +
+	"\x11envoy appointment\x12pAppoint the special envoy and the standby team, booked on the roster (the 72h clock runs from the stage's start)\x1a\rappoint-envoyH\x00R\x10envoyAppointment\x12\xbb\x01\n" +
+	"\x15standby_team_deployed\x18\x0f \x01(\v2 .demarche.v1.StandbyTeamDeployedBc\xa2\xbb\x18_\n" +
+	"\x15standby team deployed\x12<Confirm the standby team is deployed (ends envoy deployment)\x1a\bdeployedH\x00R\x13standbyTeamDeployed\x12\x8c\x01\n" +
+	"\x0ffunding_request\x18\x10 \x01(\v2\x1b.demarche.v1.FundingRequestBD\xa2\xbb\x18@\n" +
+	"\x0ffunding request\x12\x1eRequest rapid-response funding\x1a\rrequest-fundsH\x00R\x0efundingRequest\x12\xec\x01\n" +
+	"\x10funding_decision\x18\x11 \x01(\v2\x1c.demarche.v1.FundingDecisionB\xa0\x01\xa2\xbb\x18\x9b\x01\n" +
+	"\x10funding decision\x12SApprove (--approve) or reject a funding request; never by its requester (four-eyes)\x1a\fdecide-funds*$See the open funding requests below.H\x00R\x0ffundingDecision\x12\x8c\x01\n" +
+	"\x12follow_up_check_in\x18\x12 \x01(\v2\x1c.demarche.v1.FollowUpCheckInB?\xa2\xbb\x18;\n" +
+	"\x12follow-up check-in\x12\x1bRecord a follow-up check-in\x1a\bcheck-inH\x00R\x0ffollowUpCheckIn\x12\xaa\x01\n" +
+	"\aclosure\x18\x13 \x01(\v2\x1c.demarche.v1.ClosureDecisionBp\xa2\xbb\x18l\n" +
+	"\x16closure and evaluation\x12KClose the crisis with its outcome and lessons (after every stage has ended)\x1a\x05closeH\x00R\aclosureB\n" +
 	"\n" +
 	"\bdecision\"\xd4\x02\n" +
 	"\x0eDecisionRecord\x12\x16\n" +
@@ -2298,12 +2337,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\bseverity\x18\x04 \x01(\x05R\bseverity\x12;\n" +
 	"\vobserved_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12#\n" +
-	"\rrules_version\x18\x06 \x01(\tR\frulesVersion*\x8a\x02\n" +
+	"\rrules_version\x18\x06 \x01(\tR\frulesVersion*\x99\x02\n" +
 	"\x11GoodOfficesOption\x12#\n" +
 	"\x1fGOOD_OFFICES_OPTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#GOOD_OFFICES_OPTION_QUIET_DIPLOMACY\x10\x01\x12(\n" +
-	"$GOOD_OFFICES_OPTION_PUBLIC_STATEMENT\x10\x02\x12 \n" +
-	"\x1cGOOD_OFFICES_OPTION_DEMARCHE\x10\x03\x121\n" +
+	"$GOOD_OFFICES_OPTION_PUBLIC_STATEMENT\x10\x02\x12/\n" +
+	"\x1cGOOD_OFFICES_OPTION_DEMARCHE\x10\x03\x1a\r\xb2\xbb\x18\tdémarche\x121\n" +
 	"-GOOD_OFFICES_OPTION_SECURITY_COUNCIL_DIALOGUE\x10\x04\x12(\n" +
 	"$GOOD_OFFICES_OPTION_HORIZON_SCANNING\x10\x05*\xa3\x01\n" +
 	"\rMandatingBody\x12\x1e\n" +
@@ -2445,6 +2484,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 		return
 	}
 	file_demarche_v1_crisis_proto_init()
+	file_demarche_v1_options_proto_init()
 	file_demarche_v1_lifecycle_proto_msgTypes[15].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),

@@ -462,48 +462,10 @@ func (x *DecisionRequest) Validate() error {
 	c.principal("principal", x.GetPrincipal())
 	c.roles("roles", x.GetRoles())
 	c.text("rationale", x.GetRationale(), true)
-	switch d := x.GetDecision().(type) {
-	case nil:
+	if x.GetDecision() == nil {
 		c.fail("decision", "is required: one of %s", strings.Join(DecisionKinds(), ", "))
-	case *DecisionRequest_Triage:
-		c.text("triage.assessment", d.Triage.GetAssessment(), true)
-	case *DecisionRequest_GoodOffices:
-		c.enumSet("good_offices.option", int32(d.GoodOffices.GetOption()), GoodOfficesOption_name, enumSlugs(GoodOfficesOption(0).Descriptor()))
-	case *DecisionRequest_FactFindingMandate:
-		m := d.FactFindingMandate
-		c.text("fact_finding_mandate.terms_of_reference", m.GetTermsOfReference(), true)
-		c.enumSet("fact_finding_mandate.mandating_body", int32(m.GetMandatingBody()), MandatingBody_name, enumSlugs(MandatingBody(0).Descriptor()))
-		if len(m.GetTeam()) == 0 {
-			c.fail("fact_finding_mandate.team", "name at least one member of the mission")
-		}
-		c.timestamp("fact_finding_mandate.report_due", m.GetReportDue())
-	case *DecisionRequest_FactFindingReport:
-		c.text("fact_finding_report.summary", d.FactFindingReport.GetSummary(), true)
-	case *DecisionRequest_EnvoyAppointment:
-		c.text("envoy_appointment.envoy", d.EnvoyAppointment.GetEnvoy(), true)
-		if len(d.EnvoyAppointment.GetStandbyTeam()) == 0 {
-			c.fail("envoy_appointment.standby_team", "name at least one standby-team expert")
-		}
-	case *DecisionRequest_StandbyTeamDeployed:
-		c.text("standby_team_deployed.location", d.StandbyTeamDeployed.GetLocation(), true)
-	case *DecisionRequest_FundingRequest:
-		r := d.FundingRequest
-		c.id("funding_request.request_id", r.GetRequestId())
-		c.text("funding_request.fund", r.GetFund(), true)
-		if a := r.GetAmountUsd(); a <= 0 || a > MaxFundingRequestUSD {
-			c.fail("funding_request.amount_usd", "%d is out of range (allowed: 1 to %d)", a, MaxFundingRequestUSD)
-		}
-		c.text("funding_request.purpose", r.GetPurpose(), true)
-	case *DecisionRequest_FundingDecision:
-		c.id("funding_decision.request_id", d.FundingDecision.GetRequestId())
-	case *DecisionRequest_FollowUpCheckIn:
-		c.enumSet("follow_up_check_in.recommendation", int32(d.FollowUpCheckIn.GetRecommendation()), FollowUpRecommendation_name, enumSlugs(FollowUpRecommendation(0).Descriptor()))
-		c.text("follow_up_check_in.tensions", d.FollowUpCheckIn.GetTensions(), false)
-	case *DecisionRequest_Closure:
-		c.enumSet("closure.outcome", int32(d.Closure.GetOutcome()), Outcome_name, enumSlugs(Outcome(0).Descriptor()))
-		if len(d.Closure.GetLessons()) == 0 {
-			c.fail("closure.lessons", "record at least one lesson")
-		}
+	} else {
+		c.checkInputs(x) // each field's rules, from its (input) options: decisionform.go
 	}
 	return c.err()
 }

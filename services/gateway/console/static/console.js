@@ -36,6 +36,11 @@
       if (f.type === "radio" || f.type === "checkbox") { if (f.checked !== f.defaultChecked) dirty = true; }
       else if (f.value !== f.defaultValue) dirty = true;
     });
+    region.querySelectorAll("select").forEach(function (s) {
+      var def = 0; // the option the page chose, or the first
+      for (var i = 0; i < s.options.length; i++) if (s.options[i].defaultSelected) def = i;
+      if (s.selectedIndex !== def) dirty = true;
+    });
     return dirty;
   }
 
