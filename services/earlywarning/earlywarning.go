@@ -132,7 +132,12 @@ const (
 	DefaultWindow    = 14 * 24 * time.Hour
 	DefaultThreshold = 25.0
 	DefaultMaxFuture = time.Hour
-	DefaultWorkers   = 4
+	// DefaultNewEpisodeMargin is the rules' new_episode_margin when they give
+	// none: after a closure above the threshold, a rise of a quarter of the
+	// threshold opens the next episode (one more event of the kind that
+	// crossed), not any trickle.
+	DefaultNewEpisodeMargin = 0.25
+	DefaultWorkers          = 4
 	// SignalBatch is the most signals of the stream handled at once: each
 	// situation of a batch is read (when not held here) and written once.
 	SignalBatch = 1024
@@ -267,6 +272,9 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, errors.New("earlywarning: a crisis opener is required")
 	}
 	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
 	log = log.Named("earlywarning")
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-earlywarning", log)
 	if err != nil {
@@ -488,8 +496,11 @@ func ParseThresholds(specs []string) (map[demarchev1.Region]float64, error) {
 			return nil, fmt.Errorf("threshold %q: %w", spec, err)
 		}
 		score, err := strconv.ParseFloat(value, 64)
-		if err != nil || score <= 0 {
+		if err != nil {
 			return nil, fmt.Errorf("threshold %q: %q is not a positive number", spec, value)
+		}
+		if why := CheckThreshold(score); why != "" {
+			return nil, fmt.Errorf("threshold %q: %s", spec, why)
 		}
 		if _, dup := out[region]; dup {
 			return nil, fmt.Errorf("threshold %q: %s is given twice", spec, region.Slug())
