@@ -39,7 +39,21 @@
 // retries open one crisis), linked to the previous episode. Signals accepted
 // while the situation stays above its threshold are attached to the current
 // crisis as warnings (one call per situation per ingest batch, carrying the
-// heaviest signal); a closed crisis is never reopened by them.
+// heaviest signal); a closed crisis is never reopened by them, and never takes
+// one: when attaching finds the crisis closed while the situation stays above
+// its threshold (the ordinary case when the window and the live horizon are
+// the same), the batch is planned again, and a live signal that raises the
+// score by the rules' new_episode_margin × threshold over its lowest since
+// the closure (or over the score the crisis last saw) opens the next episode
+// as a crossing would. Ingest learns of a closure from the refused attachment
+// (signal-with-start on a closed crisis), so no extra round trip is paid
+// while the crisis is open; Score asks Temporal when the situation is above.
+//
+// # Bounds
+//
+// The window, horizon, half-life, thresholds and new-episode margin are held
+// to stated ranges (bounds.go), in a rules file and in Config (the serve
+// flags) alike.
 //
 // # Exercises
 //

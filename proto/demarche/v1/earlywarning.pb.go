@@ -694,7 +694,10 @@ type ScoreResponse struct {
 	// crisis_id is closed while the score is still above the threshold: no
 	// signal is attached to it; a live signal that takes the score to
 	// next_episode_score opens the next episode, linked to it.
-	CrisisClosed     bool    `protobuf:"varint,17,opt,name=crisis_closed,json=crisisClosed,proto3" json:"crisis_closed,omitempty"`
+	CrisisClosed bool `protobuf:"varint,17,opt,name=crisis_closed,json=crisisClosed,proto3" json:"crisis_closed,omitempty"`
+	// While crisis_closed: the score at which live signals open the next
+	// episode (the lowest score since the closure, or the score the closed
+	// crisis last saw, plus the rules' new_episode_margin × the threshold).
 	NextEpisodeScore float64 `protobuf:"fixed64,18,opt,name=next_episode_score,json=nextEpisodeScore,proto3" json:"next_episode_score,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
