@@ -393,6 +393,18 @@ func TestClosedCrisisNeverSwallowsANewFlare(t *testing.T) {
 	if !before.GetAboveThreshold() || before.GetScore() < before.GetThreshold() || before.GetThreshold() != 20 {
 		t.Fatalf("after the closure the score must still be above 20: %v", before)
 	}
+	// The score says the crisis is closed and what opens the next episode
+	// (the default margin: a quarter of the threshold above the score the
+	// crisis last saw, here the score now).
+	if !before.GetCrisisClosed() || before.GetCrisisId() != first || before.GetNextEpisodeScore() != before.GetScore()+5 {
+		t.Fatalf("score after the closure: crisis %s closed %v, next episode at %g (score %g)", before.GetCrisisId(), before.GetCrisisClosed(),
+			before.GetNextEpisodeScore(), before.GetScore())
+	}
+	// The analyst, not cleared for the restricted crisis, learns neither its id nor that it closed.
+	api := apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("analyst"))}
+	if code, _, raw := api.call("GET", "/v1/situations/GN/"+typ, ""); code != 200 || strings.Contains(raw, first) || !strings.Contains(raw, `"crisisClosed":false`) || !strings.Contains(raw, `"nextEpisodeScore":0`) {
+		t.Fatalf("the analyst's score: %d %s", code, raw)
+	}
 	pointsOf := func(sc *demarchev1.ScoreResponse, id string) int {
 		n := 0
 		for _, p := range sc.GetHistory() {
