@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/demarche/demarche/devstack/stack"
+	"github.com/demarche/demarche/pkg/apijson"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -157,7 +158,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 		t.Skip("integration test on the embedded stack; skipped with -short")
 	}
 	st, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), TemporalLogLevel: "error",
-		EarlyWarning: earlywarning.Config{Window: time.Hour, Horizon: 48 * time.Hour}}, fileLogger(t, t.TempDir()))
+		EarlyWarning: earlywarning.Config{Window: 24 * time.Hour, Horizon: 48 * time.Hour}}, fileLogger(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 		return m[1], m[2]
 	}
 
-	first, how := report("SN", "election-violence", "sn-1", now.Add(-3*time.Hour))
+	first, how := report("SN", "election-violence", "sn-1", now.Add(-46*time.Hour))
 	if how != "opened" || !regexp.MustCompile(`^SN-\d{8}-[A-Z2-7]{5}$`).MatchString(first) {
 		t.Fatalf("first crossing: crisis %s %s", first, how)
 	}
@@ -209,7 +210,8 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 		return err == nil && !open
 	})
 
-	// Two hours later the window (1h) has let the first signal go: the next crosses again.
+	// 45 hours later the window (24h, the shortest allowed) has let the first
+	// signal go: the next crosses again.
 	second, how := report("SN", "election-violence", "sn-2", now.Add(-time.Hour))
 	if how != "opened" || second == first {
 		t.Fatalf("second crossing after closure: crisis %s %s (first %s)", second, how, first)
@@ -305,4 +307,161 @@ func consolePage(t *testing.T, s *stack.Stack, who, path string) string {
 		t.Fatalf("GET %s as %s: %d\n%s", path, who, resp.StatusCode, b)
 	}
 	return string(b)
+}
+
+// guineaLive writes an ACLED export of Guinea events dated days ago
+// (relative to now: live under the default 14-day window and horizon), one
+// row per death toll, ids prefixed.
+func guineaLive(t *testing.T, prefix string, now time.Time, rows []struct{ daysAgo, deaths int }) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n")
+	for i, r := range rows {
+		day := now.AddDate(0, 0, -r.daysAgo)
+		fmt.Fprintf(&b, "%s%02d,%s,%d,1,Political violence,Violence against civilians,Attack,Police Forces of Guinea (2021-),Civilians (Guinea),17,Civilian targeting,324,Western Africa,Guinea,Conakry,Conakry,Conakry,9.5,-13.7,AFP,%q,%d,%d\n",
+			prefix, i+1, day.Format("2006-01-02"), day.Year(), fmt.Sprintf("Security forces fire on protesters in Conakry (%d dead).", r.deaths), r.deaths, day.Unix())
+	}
+	file := filepath.Join(t.TempDir(), prefix+".csv")
+	if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+// TestClosedCrisisNeverSwallowsANewFlare is issue 22's sequence on the real
+// stack: a live import crosses Guinea's threshold (20, as in the report) and
+// opens a crisis; the crisis is closed while the score is still above the
+// threshold (the default window and horizon, 14 days, keep its signals
+// live); three new signals of 20 deaths each then open episode 2, linked to
+// episode 1, with its own warning, and nothing is attached to the closed
+// crisis: not a warning, not a point of the score's history.
+func TestClosedCrisisNeverSwallowsANewFlare(t *testing.T) {
+	if testing.Short() {
+		t.Skip("integration test on the embedded stack; skipped with -short")
+	}
+	dir := t.TempDir()
+	s, err := stack.Start(context.Background(), stack.Config{DataDir: dir, TemporalLogLevel: "error",
+		EarlyWarning: earlywarning.Config{Thresholds: map[demarchev1.Region]float64{demarchev1.Region_REGION_AFRICA: 20}}}, fileLogger(t, t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	touched := regexp.MustCompile(`crisis (opened|signalled)\s+(\S+) \((GN-[a-z-]+)\)`)
+
+	// Episode 1: a live import crosses 20 and opens a crisis.
+	out := cli("warning", "import", "--format", "acled", "--quiet", guineaLive(t, "GIN26A", now,
+		[]struct{ daysAgo, deaths int }{{10, 5}, {9, 12}, {8, 12}, {7, 30}, {7, 50}, {6, 162}}))
+	m := touched.FindAllStringSubmatch(out, -1)
+	if len(m) != 1 || m[0][1] != "opened" {
+		t.Fatalf("the first import opened no crisis (or several):\n%s", out)
+	}
+	first, situation := m[0][2], m[0][3]
+	typ := strings.TrimPrefix(situation, "GN-")
+	waitPendingKind(t, tc, first, "triage")
+
+	// Closed while the score is still above the threshold.
+	for _, stage := range demarchev1.StageSlugs()[:6] {
+		cli("crisis", "skip-stage", first, "--stage", stage, "--reason", "test: close while the score is above")
+	}
+	waitPendingKind(t, tc, first, "closure")
+	cli("crisis", "decide", "closure", first, "--as", "head", "--rationale", "calm returned in the capital", "--outcome", "averted", "--lesson", "none")
+	waitFor(t, func() bool {
+		open, err := crisis.IsOpen(ctx, tc, first)
+		return err == nil && !open
+	})
+	score := func() *demarchev1.ScoreResponse {
+		t.Helper()
+		var sc demarchev1.ScoreResponse
+		raw := cli("warning", "score", "--country", "GN", "--type", typ, "--output", "json")
+		if err := apijson.UnmarshalLenient([]byte(raw), &sc); err != nil {
+			t.Fatalf("score: %v\n%s", err, raw)
+		}
+		return &sc
+	}
+	before := score()
+	if !before.GetAboveThreshold() || before.GetScore() < before.GetThreshold() || before.GetThreshold() != 20 {
+		t.Fatalf("after the closure the score must still be above 20: %v", before)
+	}
+	// The score says the crisis is closed and what opens the next episode
+	// (the default margin: a quarter of the threshold above the score the
+	// crisis last saw, here the score now).
+	if !before.GetCrisisClosed() || before.GetCrisisId() != first || before.GetNextEpisodeScore() != before.GetScore()+5 {
+		t.Fatalf("score after the closure: crisis %s closed %v, next episode at %g (score %g)", before.GetCrisisId(), before.GetCrisisClosed(),
+			before.GetNextEpisodeScore(), before.GetScore())
+	}
+	// The analyst, not cleared for the restricted crisis, learns neither its id nor that it closed.
+	api := apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("analyst"))}
+	if code, _, raw := api.call("GET", "/v1/situations/GN/"+typ, ""); code != 200 || strings.Contains(raw, first) || !strings.Contains(raw, `"crisisClosed":false`) || !strings.Contains(raw, `"nextEpisodeScore":0`) {
+		t.Fatalf("the analyst's score: %d %s", code, raw)
+	}
+	pointsOf := func(sc *demarchev1.ScoreResponse, id string) int {
+		n := 0
+		for _, p := range sc.GetHistory() {
+			if p.GetCrisisId() == id {
+				n++
+			}
+		}
+		return n
+	}
+	closedState, err := crisis.State(ctx, tc, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warningsBefore := len(closedState.GetWarnings())
+
+	// Three new signals of 20 deaths each: the next episode opens at once.
+	out = cli("warning", "import", "--format", "acled", "--quiet", guineaLive(t, "GIN26B", now,
+		[]struct{ daysAgo, deaths int }{{2, 20}, {1, 20}, {1, 20}}))
+	t.Logf("second import:\n%s", out)
+	if !strings.Contains(out, "3 accepted") {
+		t.Fatalf("second import:\n%s", out)
+	}
+	m = touched.FindAllStringSubmatch(out, -1)
+	if len(m) == 0 || m[0][1] != "opened" || m[0][2] == first || m[0][3] != situation {
+		t.Fatalf("the new signals opened no new episode (the closed crisis %s swallowed them):\n%s", first, out)
+	}
+	second := m[0][2]
+	if strings.Contains(out, first) {
+		t.Fatalf("the second import names the closed crisis %s:\n%s", first, out)
+	}
+	waitPendingKind(t, tc, second, "triage")
+	if show := cli("crisis", "show", second); !strings.Contains(show, "previous  "+first) {
+		t.Fatalf("crisis show does not link the previous episode %s:\n%s", first, show)
+	}
+	st, err := crisis.State(ctx, tc, second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := st.GetWarnings(); len(ws) == 0 || !strings.Contains(ws[0].GetSourceId(), "GIN26B") || !strings.Contains(ws[0].GetSummary(), "Threshold crossed") {
+		t.Fatalf("episode 2's warnings: %v", ws)
+	}
+	after := score()
+	if after.GetCrisisId() != second || after.GetEpisodes() != 2 || after.GetPreviousCrisisId() != first || after.GetCrossings() != before.GetCrossings()+1 {
+		t.Fatalf("score after the new flare: crisis %s episode %d previous %s crossings %d (before: %d)", after.GetCrisisId(), after.GetEpisodes(),
+			after.GetPreviousCrisisId(), after.GetCrossings(), before.GetCrossings())
+	}
+	if text := cli("warning", "score", "--country", "GN", "--type", typ); !strings.Contains(text, "crisis: "+second+", episode 2") || !strings.Contains(text, "previous episode "+first) {
+		t.Fatalf("score:\n%s", text)
+	}
+	// Nothing went to the closed crisis.
+	if got := pointsOf(after, first); got != pointsOf(before, first) {
+		t.Fatalf("%d points of the score's history name the closed crisis %s, %d did before the new signals", got, first, pointsOf(before, first))
+	}
+	if closedState, err = crisis.State(ctx, tc, first); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(closedState.GetWarnings()); n != warningsBefore {
+		t.Fatalf("the closed crisis %s has %d warnings, had %d", first, n, warningsBefore)
+	}
 }

@@ -368,6 +368,10 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 			fmt.Fprintf(out, "; previous episode %s", p)
 		}
 		fmt.Fprintln(out)
+		if sc.GetCrisisClosed() {
+			fmt.Fprintf(out, "crisis %s is closed and takes no more signals: live signals that take the score to %.2f open episode %d\n",
+				sc.GetCrisisId(), sc.GetNextEpisodeScore(), sc.GetEpisodes()+1)
+		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "WEIGHT\tSHARE\tOBSERVED\tSOURCE\tID\tSUMMARY")

@@ -205,6 +205,9 @@ Progress goes to stderr; --output json for programs.
 			if threshold < 0 {
 				return fmt.Errorf("--threshold: %g is negative (0: the rules')", threshold)
 			}
+			if why := earlywarning.CheckThreshold(threshold); threshold != 0 && why != "" {
+				return fmt.Errorf("--threshold: %s", why)
+			}
 			fh, err := os.Open(file)
 			if err != nil {
 				return fmt.Errorf("--file: %w", err)

@@ -23,7 +23,7 @@ import (
 // (the opener is a no-op fake; Temporal is not measured here).
 func BenchmarkIngest(b *testing.B) {
 	srv := natstest.Server(b)
-	startService(b, srv.URL(), earlywarning.Config{DefaultThreshold: 1e9, Now: time.Now}, newFakeOpener())
+	startService(b, srv.URL(), earlywarning.Config{DefaultThreshold: earlywarning.MaxThreshold, Now: time.Now}, newFakeOpener())
 	nc, _ := natstest.Connect(b, srv.URL())
 	ingest := earlywarning.IngestOver(nc)
 	countries := []string{"Guinea", "Mali", "Niger", "Burkina Faso", "Nigeria", "Chad", "Sudan", "South Sudan", "Ethiopia", "Somalia",

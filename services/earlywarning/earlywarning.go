@@ -40,7 +40,21 @@
 // retries open one crisis), linked to the previous episode. Signals accepted
 // while the situation stays above its threshold are attached to the current
 // crisis as warnings (one call per situation per ingest batch, carrying the
-// heaviest signal); a closed crisis is never reopened by them.
+// heaviest signal); a closed crisis is never reopened by them, and never takes
+// one: when attaching finds the crisis closed while the situation stays above
+// its threshold (the ordinary case when the window and the live horizon are
+// the same), the batch is planned again, and a live signal that raises the
+// score by the rules' new_episode_margin × threshold over its lowest since
+// the closure (or over the score the crisis last saw) opens the next episode
+// as a crossing would. Ingest learns of a closure from the refused attachment
+// (signal-with-start on a closed crisis), so no extra round trip is paid
+// while the crisis is open; Score asks Temporal when the situation is above.
+//
+// # Bounds
+//
+// The window, horizon, half-life, thresholds and new-episode margin are held
+// to stated ranges (bounds.go), in a rules file and in Config (the serve
+// flags) alike.
 //
 // # Exercises
 //
@@ -132,7 +146,12 @@ const (
 	DefaultWindow    = 14 * 24 * time.Hour
 	DefaultThreshold = 25.0
 	DefaultMaxFuture = time.Hour
-	DefaultWorkers   = 4
+	// DefaultNewEpisodeMargin is the rules' new_episode_margin when they give
+	// none: after a closure above the threshold, a rise of a quarter of the
+	// threshold opens the next episode (one more event of the kind that
+	// crossed), not any trickle.
+	DefaultNewEpisodeMargin = 0.25
+	DefaultWorkers          = 4
 	// SignalBatch is the most signals of the stream handled at once: each
 	// situation of a batch is read (when not held here) and written once.
 	SignalBatch = 1024
@@ -266,6 +285,9 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, errors.New("earlywarning: a crisis opener is required")
 	}
 	cfg.defaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
 	log = log.Named("earlywarning")
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-earlywarning", log)
 	if err != nil {
@@ -484,8 +506,11 @@ func ParseThresholds(specs []string) (map[demarchev1.Region]float64, error) {
 			return nil, fmt.Errorf("threshold %q: %w", spec, err)
 		}
 		score, err := strconv.ParseFloat(value, 64)
-		if err != nil || score <= 0 {
+		if err != nil {
 			return nil, fmt.Errorf("threshold %q: %q is not a positive number", spec, value)
+		}
+		if why := CheckThreshold(score); why != "" {
+			return nil, fmt.Errorf("threshold %q: %s", spec, why)
 		}
 		if _, dup := out[region]; dup {
 			return nil, fmt.Errorf("threshold %q: %s is given twice", spec, region.Slug())

@@ -251,3 +251,93 @@ func TestTwoInstancesOpenOneEpisode(t *testing.T) {
 		}
 	}
 }
+
+// TestClosedCrisisAboveThresholdTakesNoSignals: a crisis closed while its
+// situation stays above the threshold takes no more signals; a live signal
+// that raises the score by less than the rules' margin (a quarter of the
+// threshold by default) is accepted with the reason and the score it takes;
+// the signal that reaches it opens the next episode, linked to the closed
+// one, and the batch's later signals go to that episode. No point of the
+// score's history names the closed crisis after its closure. With a margin of
+// 0 the first live signal opens it.
+func TestClosedCrisisAboveThresholdTakesNoSignals(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	opener := newFakeOpener()
+	svc := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 20}, opener)
+	ctx := context.Background()
+	ingest := func(sigs ...*demarchev1.Signal) *demarchev1.IngestResponse {
+		t.Helper()
+		resp, err := svc.Ingest(ctx, sigs)
+		if err != nil || int(resp.GetAccepted()) != len(sigs) {
+			t.Fatalf("ingest: %v %v", resp, err)
+		}
+		return resp
+	}
+	first := ingest(signal("ecowarn", "a", "GN", coup, 25, t0)).GetResults()[0]
+	if !first.GetCrisisOpened() {
+		t.Fatalf("first crossing: %v", first)
+	}
+	x := first.GetCrisisId()
+	opener.close(x)
+	callsAtClosure, _ := opener.snapshot()
+
+	// The score is 25, above 20, when the crisis closes. Score says so at once.
+	sc, err := svc.Score(ctx, "GN", coup)
+	if err != nil || !sc.GetCrisisClosed() || sc.GetNextEpisodeScore() != 30 || sc.GetCrisisId() != x {
+		t.Fatalf("score after the closure: closed %v next %g crisis %s (%v)", sc.GetCrisisClosed(), sc.GetNextEpisodeScore(), sc.GetCrisisId(), err)
+	}
+	// +2 (27 < 25 + 5): accepted, attached to nothing, with the reason.
+	r := ingest(signal("ecowarn", "b", "GN", coup, 2, t0.Add(time.Hour))).GetResults()[0]
+	if r.GetCrisisId() != "" || !strings.Contains(r.GetReason(), "crisis "+x+" is closed") || !strings.Contains(r.GetReason(), "take the score to 30.0") {
+		t.Fatalf("a signal below the margin: %v", r)
+	}
+	// 27 + 4 = 31 ≥ 30: the next episode; the batch's second signal goes to it.
+	resp := ingest(signal("ecowarn", "c", "GN", coup, 4, t0.Add(2*time.Hour)), signal("ecowarn", "d", "GN", coup, 4, t0.Add(3*time.Hour)))
+	c, d := resp.GetResults()[0], resp.GetResults()[1]
+	y := c.GetCrisisId()
+	if !c.GetCrisisOpened() || y == "" || y == x || d.GetCrisisId() != y || d.GetCrisisOpened() {
+		t.Fatalf("the rise past the margin: %v, then %v (closed: %s)", c, d, x)
+	}
+	calls, opened := opener.snapshot()
+	if prev := opened[y].GetCrisis().GetPreviousCrisisId(); prev != x {
+		t.Fatalf("episode 2 linked to %q, want %s", prev, x)
+	}
+	for _, call := range calls[len(callsAtClosure):] {
+		if call.in.GetCrisis().GetId() == x {
+			t.Fatalf("a warning went to the closed crisis %s: %v", x, call.w)
+		}
+	}
+	sc, err = svc.Score(ctx, "GN", coup)
+	if err != nil || sc.GetCrisisId() != y || sc.GetPreviousCrisisId() != x || sc.GetEpisodes() != 2 || sc.GetCrisisClosed() || sc.GetCrossings() != 2 {
+		t.Fatalf("score after episode 2: %v %v", sc, err)
+	}
+	var named []string
+	for _, p := range sc.GetHistory() {
+		named = append(named, p.GetCrisisId())
+	}
+	if strings.Join(named, ",") != strings.Join([]string{x, "", y, y}, ",") {
+		t.Fatalf("the history's points name %v, want [%s  %s %s]", named, x, y, y)
+	}
+
+	// Margin 0: the first live signal after the closure opens the next episode.
+	rules, err := earlywarning.ParseRules("margin0.yaml", []byte(strings.Replace(string(earlywarning.DefaultRules().Source),
+		"new_episode_margin: 0.25", "new_episode_margin: 0", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv0 := natstest.Server(t)
+	opener0 := newFakeOpener()
+	svc0 := startService(t, srv0.URL(), earlywarning.Config{Rules: rules, DefaultThreshold: 20}, opener0)
+	if _, err := svc0.Ingest(ctx, []*demarchev1.Signal{signal("ecowarn", "a", "GN", coup, 25, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	_, opened = opener0.snapshot()
+	for id := range opened {
+		opener0.close(id)
+	}
+	resp, err = svc0.Ingest(ctx, []*demarchev1.Signal{signal("ecowarn", "b", "GN", coup, 1, t0.Add(time.Hour))})
+	if r := resp.GetResults()[0]; err != nil || !r.GetCrisisOpened() || opened[r.GetCrisisId()] != nil {
+		t.Fatalf("margin 0: %v %v", r, err)
+	}
+}

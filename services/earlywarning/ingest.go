@@ -261,8 +261,22 @@ type crossing struct {
 type plan struct {
 	state     *demarchev1.SituationState
 	crossings []crossing
-	attached  []*item // live, accepted while above the threshold
+	attached  []attachment // live, accepted while above the threshold with its crisis open
 }
+
+// attachment is a live signal accepted above the threshold, attached to the
+// situation's open crisis, and its score point (which names the crisis once
+// the warning reached it).
+type attachment struct {
+	it    *item
+	point *demarchev1.ScorePoint
+}
+
+// errAttachClosed is act's answer when the crisis the batch's signals were to
+// be attached to is closed: the batch is planned again knowing it.
+type errAttachClosed struct{ crisisID string }
+
+func (e errAttachClosed) Error() string { return fmt.Sprintf("crisis %s is closed", e.crisisID) }
 
 func (s *Service) applySituation(ctx context.Context, situation string, items []*item, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
 	defer s.lock(situation)()
@@ -296,8 +310,21 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		if st == nil {
 			st = &demarchev1.SituationState{CountryCode: todo[0].sig.GetCountryCode(), CrisisType: todo[0].sig.GetCrisisType()}
 		}
-		p := s.plan(st, todo)
-		if touched, err = s.act(ctx, situation, p, ex); err != nil {
+		// A closed crisis takes no signal: when the attachment finds the
+		// situation's crisis closed, the batch is planned again knowing it,
+		// so its signals open the next episode (or wait for the margin)
+		// instead of vanishing into the closed one.
+		p := s.plan(st, todo, "")
+		touched, err = s.act(ctx, situation, p, ex)
+		var closed errAttachClosed
+		if errors.As(err, &closed) {
+			p = s.plan(st, todo, closed.crisisID)
+			touched, err = s.act(ctx, situation, p, ex)
+		}
+		if errors.As(err, &closed) {
+			return nil, fmt.Errorf("%w: crisis %s closed while its warning was attached: %v", ErrUnavailable, closed.crisisID, err)
+		}
+		if err != nil {
 			return nil, err
 		}
 		data, err := proto.Marshal(p.state)
@@ -416,11 +443,21 @@ func (s *Service) score(st *demarchev1.SituationState) float64 {
 // but never raises: the situation is "above" only after a live signal took it
 // there, so the first live signal that finds it at or above the threshold is
 // a crossing.
-func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
+//
+// closedID names a crisis found closed (act could not attach to it): when it
+// is the situation's crisis, nothing is attached to it any more, and a live
+// signal that raises the score by the rules' new-episode margin over its
+// lowest since (or over what the crisis last saw) opens the next episode as a
+// crossing would, even though the score never fell below the threshold.
+func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string) *plan {
 	st := copyState(prev)
 	st.RulesVersion = s.cfg.Rules.Version
 	p := &plan{state: st}
 	threshold := s.cfg.Threshold(st.GetCountryCode())
+	margin := s.cfg.Rules.NewEpisodeMargin * threshold
+	if closedID != "" && closedID == st.GetCrisisId() && st.GetAboveThreshold() {
+		st.CrisisClosed = true
+	}
 	inWindow := map[string]bool{}
 	for _, c := range st.GetContributions() {
 		inWindow[signalKey(c.GetSource(), c.GetSourceId())] = true
@@ -450,8 +487,13 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 		// threshold, the situation fell below in between, and this signal may
 		// cross again.
 		st.Contributions = prune(st.Contributions, start, inWindow)
-		if s.score(st) < threshold {
+		before := s.score(st)
+		if before < threshold {
 			st.AboveThreshold = false
+			st.CrisisClosed = false // below: the next crossing opens the next episode anyway
+		}
+		if st.CrisisClosed {
+			st.EpisodeBase = min(st.EpisodeBase, before)
 		}
 		inWindow[key] = true
 		st.Contributions = append(st.Contributions, &demarchev1.SignalContribution{
@@ -462,23 +504,35 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item) *plan {
 		st.Contributions = prune(st.Contributions, start, inWindow)
 		score := s.score(st)
 		point := &demarchev1.ScorePoint{At: st.NewestObservedAt, Score: score, Threshold: threshold}
+		rearmed := st.CrisisClosed && score >= st.GetEpisodeBase()+margin
 		switch {
 		case score < threshold:
 			st.AboveThreshold = false // the window moved on: the next crossing raises again
+			st.CrisisClosed = false
 		case it.historical:
 			res.Reason = "historical (older than the live horizon): scored, opens and signals no crisis"
-		case !st.AboveThreshold:
+		case !st.AboveThreshold || rearmed:
+			if st.CrisisClosed {
+				// The closed crisis is the previous episode; resolve (act) finds
+				// or opens the next one.
+				st.PreviousCrisisId, st.CrisisId, st.CrisisClosed = st.GetCrisisId(), "", false
+			}
 			st.AboveThreshold = true
 			st.Crossings++
+			st.EpisodeBase = score
 			point.Crossing = true
 			p.crossings = append(p.crossings, crossing{it: it, point: point, event: &demarchev1.WarningRaised{
 				CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(),
 				Score: score, Threshold: threshold, FirstSignalAt: earliest(st.Contributions),
 				Contributions: sortedContributions(st.Contributions), RulesVersion: st.RulesVersion,
 			}})
+		case st.CrisisClosed:
+			res.Reason = fmt.Sprintf("above the threshold, but crisis %s is closed: the next episode opens when live signals take the score to %.1f",
+				st.GetCrisisId(), st.GetEpisodeBase()+margin)
 		default:
-			p.attached = append(p.attached, it)
-			point.CrisisId = st.GetCrisisId()
+			// The point names the crisis once the warning reached it (act).
+			p.attached = append(p.attached, attachment{it: it, point: point})
+			st.EpisodeBase = score
 		}
 		st.History = append(st.History, point)
 		if n := len(st.History); n > MaxHistory {
@@ -500,7 +554,8 @@ func copyState(prev *demarchev1.SituationState) *demarchev1.SituationState {
 		NewestObservedAt: prev.GetNewestObservedAt(), AboveThreshold: prev.GetAboveThreshold(),
 		Crossings: prev.GetCrossings(), CrisisId: prev.GetCrisisId(), PreviousCrisisId: prev.GetPreviousCrisisId(),
 		Episodes: prev.GetEpisodes(), RulesVersion: prev.GetRulesVersion(),
-		History: slices.Clone(prev.GetHistory()),
+		History:      slices.Clone(prev.GetHistory()),
+		CrisisClosed: prev.GetCrisisClosed(), EpisodeBase: prev.GetEpisodeBase(),
 	}
 }
 
@@ -556,7 +611,7 @@ type episode struct {
 // every retry reads the same id), so signal-with-start is keyed by it and
 // concurrent crossings open one crisis.
 func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.SituationState, exercise bool) (episode, error) {
-	if id := st.GetCrisisId(); id != "" {
+	if id := st.GetCrisisId(); id != "" && !st.GetCrisisClosed() {
 		open, err := s.opener.IsOpen(ctx, id)
 		if err != nil {
 			return episode{}, err
@@ -565,13 +620,18 @@ func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.
 			return episode{id: id}, nil
 		}
 		st.PreviousCrisisId, st.CrisisId = id, ""
+	} else if id != "" {
+		st.PreviousCrisisId, st.CrisisId = id, ""
 	}
+	st.CrisisClosed = false
 	if !exercise {
 		id, err := s.opener.FindOpen(ctx, st.GetCountryCode(), st.GetCrisisType())
 		if err != nil {
 			return episode{}, err
 		}
-		if id != "" {
+		// The previous episode is closed even while visibility still lists
+		// it as open (it lags the closure a little).
+		if id != "" && id != st.GetPreviousCrisisId() {
 			st.CrisisId = id
 			return episode{id: id}, nil
 		}
@@ -647,10 +707,10 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	if len(p.attached) == 0 || st.GetCrisisId() == "" {
 		return touched, nil
 	}
-	heaviest := p.attached[0].sig
-	for _, it := range p.attached[1:] {
-		if it.sig.GetWeight() > heaviest.GetWeight() {
-			heaviest = it.sig
+	heaviest := p.attached[0].it.sig
+	for _, a := range p.attached[1:] {
+		if a.it.sig.GetWeight() > heaviest.GetWeight() {
+			heaviest = a.it.sig
 		}
 	}
 	score := s.score(st)
@@ -664,14 +724,15 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	in := s.crisisInput(id, st, crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode())), earliest(st.GetContributions()), now, ex)
 	switch err := s.opener.OpenOrSignal(ctx, in, w); {
 	case isClosed(err):
-		// Closed while the situation stayed above its threshold: nothing to
-		// attach to; the next crossing opens the next episode.
-		return touched, nil
+		// Closed while the situation stayed above its threshold: a closed
+		// crisis takes no signal (applySituation plans the batch again).
+		return nil, errAttachClosed{crisisID: id}
 	case err != nil:
 		return nil, fmt.Errorf("%w: attach warning to crisis %s: %v", ErrUnavailable, id, err)
 	}
-	for _, it := range p.attached {
-		it.result.CrisisId = id
+	for _, a := range p.attached {
+		a.it.result.CrisisId = id
+		a.point.CrisisId = id
 	}
 	touched = append(touched, &demarchev1.CrisisTouch{CrisisId: id, Situation: situation})
 	return touched, nil
@@ -728,13 +789,29 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 	if version == "" {
 		version = s.cfg.Rules.Version
 	}
+	threshold := s.cfg.Threshold(country)
+	closed := st.GetCrisisClosed()
+	if !closed && st.GetAboveThreshold() && st.GetCrisisId() != "" {
+		// Ingest learns of a closure when it next attaches a signal; the
+		// explanation says it now. Without an answer it says nothing of it.
+		open, err := s.opener.IsOpen(ctx, st.GetCrisisId())
+		if err != nil {
+			s.log.Debug("score: is the crisis open?", zap.String("crisis", st.GetCrisisId()), zap.Error(err))
+		}
+		closed = err == nil && !open
+	}
+	var next float64
+	if closed {
+		next = min(st.GetEpisodeBase(), s.score(st)) + s.cfg.Rules.NewEpisodeMargin*threshold
+	}
 	return &demarchev1.ScoreResponse{
 		CountryCode: country, CrisisType: t, Region: region,
-		Score: s.score(st), Threshold: s.cfg.Threshold(country), Window: durationpb.New(s.cfg.Window),
+		Score: s.score(st), Threshold: threshold, Window: durationpb.New(s.cfg.Window),
 		WindowEnd: st.GetNewestObservedAt(), AboveThreshold: st.GetAboveThreshold(), CrisisId: st.GetCrisisId(),
 		Crossings: st.GetCrossings(), FirstSignalAt: earliest(st.GetContributions()),
 		Contributions: sortedContributions(st.GetContributions()), RulesVersion: version,
 		PreviousCrisisId: st.GetPreviousCrisisId(), Episodes: st.GetEpisodes(), History: st.GetHistory(),
+		CrisisClosed: closed, NextEpisodeScore: next,
 	}, nil
 }
 

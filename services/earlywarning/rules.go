@@ -114,6 +114,10 @@ type Rules struct {
 	Window, HalfLife, Horizon time.Duration
 	DefaultThreshold          float64
 	Thresholds                map[demarchev1.Region]float64
+	// NewEpisodeMargin: while a situation stays above its threshold after its
+	// crisis closed, the next episode opens when live signals raise its score
+	// by this fraction of the threshold over its lowest since (0: at once).
+	NewEpisodeMargin float64
 
 	Base, PerLogFatality, CivilianTargeting float64
 
@@ -218,6 +222,17 @@ func (p *rulesParser) duration(n *yaml.Node, field string, min time.Duration, de
 	return d
 }
 
+// bound records a value out of its bounds (why: Check*'s reason, "" when in bounds).
+func (p *rulesParser) bound(n *yaml.Node, field, why string) {
+	if n == nil || why == "" {
+		return
+	}
+	if k := len(p.problems); k > 0 && p.problems[k-1].Field == field {
+		return // already refused (not a number, negative): one reason is enough
+	}
+	p.fail(n, field, "%s", why)
+}
+
 func (p *rulesParser) number(n *yaml.Node, field string, def float64, positive bool) float64 {
 	if n == nil {
 		return def
@@ -263,13 +278,18 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 	}
 	r.Version = version + "+" + hex.EncodeToString(sum[:4])
 
-	sc := p.fields(top["scoring"], "scoring", "window", "half_life", "horizon", "thresholds")
+	sc := p.fields(top["scoring"], "scoring", "window", "half_life", "horizon", "thresholds", "new_episode_margin")
 	if top["scoring"] == nil {
 		p.fail(doc.Content[0], "scoring", "is required (window, thresholds)")
 	}
-	r.Window = p.duration(sc["window"], "scoring.window", time.Hour, DefaultWindow)
-	r.HalfLife = p.duration(sc["half_life"], "scoring.half_life", 0, 0)
-	r.Horizon = p.duration(sc["horizon"], "scoring.horizon", 0, 0) // 0: the window in force
+	r.Window = p.duration(sc["window"], "scoring.window", math.MinInt64, DefaultWindow)
+	p.bound(sc["window"], "scoring.window", CheckWindow(r.Window))
+	r.HalfLife = p.duration(sc["half_life"], "scoring.half_life", math.MinInt64, 0)
+	p.bound(sc["half_life"], "scoring.half_life", CheckHalfLife(r.HalfLife))
+	r.Horizon = p.duration(sc["horizon"], "scoring.horizon", math.MinInt64, 0) // 0: the window in force
+	p.bound(sc["horizon"], "scoring.horizon", CheckHorizon(r.Horizon))
+	r.NewEpisodeMargin = p.number(sc["new_episode_margin"], "scoring.new_episode_margin", DefaultNewEpisodeMargin, false)
+	p.bound(sc["new_episode_margin"], "scoring.new_episode_margin", CheckNewEpisodeMargin(r.NewEpisodeMargin))
 	r.DefaultThreshold = DefaultThreshold
 	th := top["scoring"]
 	if n := sc["thresholds"]; n != nil {
@@ -281,6 +301,9 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 			k, v := n.Content[i], n.Content[i+1]
 			field := "scoring.thresholds." + k.Value
 			score := p.number(v, field, 0, true)
+			if score > 0 {
+				p.bound(v, field, CheckThreshold(score))
+			}
 			if k.Value == "default" {
 				r.DefaultThreshold = score
 				continue
@@ -590,7 +613,7 @@ func (r *Rules) Summary() string {
 	if r.Horizon > 0 {
 		horizon = r.Horizon.String()
 	}
-	fmt.Fprintf(&b, "window %s, half-life %s, live horizon %s, threshold %g", r.Window, r.HalfLife, horizon, r.DefaultThreshold)
+	fmt.Fprintf(&b, "window %s, half-life %s, live horizon %s, new-episode margin %g × threshold, threshold %g", r.Window, r.HalfLife, horizon, r.NewEpisodeMargin, r.DefaultThreshold)
 	var regions []string
 	for reg, t := range r.Thresholds {
 		regions = append(regions, fmt.Sprintf("%s %g", reg.Slug(), t))

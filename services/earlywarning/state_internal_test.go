@@ -18,7 +18,8 @@ func TestCopyStateCopiesEveryField(t *testing.T) {
 		Contributions:    []*demarchev1.SignalContribution{{Source: "acled", SourceId: "1", Weight: 2}},
 		NewestObservedAt: timestamppb.Now(), AboveThreshold: true, Crossings: 2, CrisisId: "GN-20261129-AAAAA",
 		PreviousCrisisId: "GN-20261101-BBBBB", Episodes: 2, RulesVersion: "v1",
-		History: []*demarchev1.ScorePoint{{Score: 3, Threshold: 10}},
+		History:      []*demarchev1.ScorePoint{{Score: 3, Threshold: 10}},
+		CrisisClosed: true, EpisodeBase: 27,
 	}
 	fields := st.ProtoReflect().Descriptor().Fields()
 	for i := range fields.Len() {

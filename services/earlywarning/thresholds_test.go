@@ -16,7 +16,9 @@ func TestParseThresholds(t *testing.T) {
 	for spec, says := range map[string]string{
 		"africa":      "write region=score",
 		"atlantis=3":  "not a known region",
-		"africa=-1":   "not a positive number",
+		"africa=-1":   "-1 is out of range (allowed: above 0, at most 10000)",
+		"africa=0":    "0 is out of range (allowed: above 0, at most 10000)",
+		"africa=1e9":  "1e+09 is out of range (allowed: above 0, at most 10000)",
 		"africa=lots": "not a positive number",
 	} {
 		if _, err := earlywarning.ParseThresholds([]string{spec}); err == nil || !strings.Contains(err.Error(), says) {

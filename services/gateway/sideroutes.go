@@ -219,7 +219,8 @@ func (s *Service) cutToReadable(r *http.Request, p *authn.Principal, resp proto.
 			return err
 		}
 		if !ok[m.GetCrisisId()] {
-			m.CrisisId = ""
+			// Whether a crisis the reader may not see is closed is its to keep.
+			m.CrisisId, m.CrisisClosed, m.NextEpisodeScore = "", false, 0
 		}
 		if !ok[m.GetPreviousCrisisId()] {
 			m.PreviousCrisisId = ""

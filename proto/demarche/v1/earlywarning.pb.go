@@ -690,9 +690,17 @@ type ScoreResponse struct {
 	Episodes         int32  `protobuf:"varint,15,opt,name=episodes,proto3" json:"episodes,omitempty"`
 	// The score after each accepted signal, oldest first (bounded: the newest
 	// points are kept), for a chart of the score over time.
-	History       []*ScorePoint `protobuf:"bytes,16,rep,name=history,proto3" json:"history,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	History []*ScorePoint `protobuf:"bytes,16,rep,name=history,proto3" json:"history,omitempty"`
+	// crisis_id is closed while the score is still above the threshold: no
+	// signal is attached to it; a live signal that takes the score to
+	// next_episode_score opens the next episode, linked to it.
+	CrisisClosed bool `protobuf:"varint,17,opt,name=crisis_closed,json=crisisClosed,proto3" json:"crisis_closed,omitempty"`
+	// While crisis_closed: the score at which live signals open the next
+	// episode (the lowest score since the closure, or the score the closed
+	// crisis last saw, plus the rules' new_episode_margin × the threshold).
+	NextEpisodeScore float64 `protobuf:"fixed64,18,opt,name=next_episode_score,json=nextEpisodeScore,proto3" json:"next_episode_score,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
@@ -837,6 +845,20 @@ func (x *ScoreResponse) GetHistory() []*ScorePoint {
 	return nil
 }
 
+func (x *ScoreResponse) GetCrisisClosed() bool {
+	if x != nil {
+		return x.CrisisClosed
+	}
+	return false
+}
+
+func (x *ScoreResponse) GetNextEpisodeScore() float64 {
+	if x != nil {
+		return x.NextEpisodeScore
+	}
+	return 0
+}
+
 // ScorePoint is a situation's score at one moment of event time.
 type ScorePoint struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -934,7 +956,15 @@ type SituationState struct {
 	Episodes     int32  `protobuf:"varint,9,opt,name=episodes,proto3" json:"episodes,omitempty"`
 	RulesVersion string `protobuf:"bytes,10,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	// Score after each accepted signal (the newest MaxHistory points).
-	History       []*ScorePoint `protobuf:"bytes,11,rep,name=history,proto3" json:"history,omitempty"`
+	History []*ScorePoint `protobuf:"bytes,11,rep,name=history,proto3" json:"history,omitempty"`
+	// crisis_id was found closed while the situation stayed above its
+	// threshold: nothing is attached to it any more, and a live rise of the
+	// score to next_episode_score opens the next episode.
+	CrisisClosed bool `protobuf:"varint,12,opt,name=crisis_closed,json=crisisClosed,proto3" json:"crisis_closed,omitempty"`
+	// The score the next episode is measured from: while the crisis is open,
+	// the score it last saw; once it is closed, lowered to the lowest score
+	// since (the rules' new_episode_margin is added to it).
+	EpisodeBase   float64 `protobuf:"fixed64,13,opt,name=episode_base,json=episodeBase,proto3" json:"episode_base,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1046,6 +1076,20 @@ func (x *SituationState) GetHistory() []*ScorePoint {
 	return nil
 }
 
+func (x *SituationState) GetCrisisClosed() bool {
+	if x != nil {
+		return x.CrisisClosed
+	}
+	return false
+}
+
+func (x *SituationState) GetEpisodeBase() float64 {
+	if x != nil {
+		return x.EpisodeBase
+	}
+	return 0
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
@@ -1106,7 +1150,7 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\fScoreRequest\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
-	"crisisType\"\xcc\x05\n" +
+	"crisisType\"\x9f\x06\n" +
 	"\rScoreResponse\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1126,14 +1170,16 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\rrules_version\x18\r \x01(\tR\frulesVersion\x12,\n" +
 	"\x12previous_crisis_id\x18\x0e \x01(\tR\x10previousCrisisId\x12\x1a\n" +
 	"\bepisodes\x18\x0f \x01(\x05R\bepisodes\x121\n" +
-	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\"\xa5\x01\n" +
+	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\x12#\n" +
+	"\rcrisis_closed\x18\x11 \x01(\bR\fcrisisClosed\x12,\n" +
+	"\x12next_episode_score\x18\x12 \x01(\x01R\x10nextEpisodeScore\"\xa5\x01\n" +
 	"\n" +
 	"ScorePoint\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
 	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x12\x1b\n" +
 	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\x12\x1a\n" +
-	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\x84\x04\n" +
+	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\xcc\x04\n" +
 	"\x0eSituationState\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1147,7 +1193,9 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\bepisodes\x18\t \x01(\x05R\bepisodes\x12#\n" +
 	"\rrules_version\x18\n" +
 	" \x01(\tR\frulesVersion\x121\n" +
-	"\ahistory\x18\v \x03(\v2\x17.demarche.v1.ScorePointR\ahistory*\x82\x01\n" +
+	"\ahistory\x18\v \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\x12#\n" +
+	"\rcrisis_closed\x18\f \x01(\bR\fcrisisClosed\x12!\n" +
+	"\fepisode_base\x18\r \x01(\x01R\vepisodeBase*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
