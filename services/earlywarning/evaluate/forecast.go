@@ -35,7 +35,7 @@ func newEvaluation(o Options, sits []*situation, origins []time.Time) *evaluatio
 		thr = fmt.Sprintf("%g", o.Rules.DefaultThreshold)
 	}
 	return &evaluation{o: o, sits: sits, origins: origins, predictors: []predictor{
-		{Rules, "rules " + o.Rules.Version, fmt.Sprintf("score of the %s window ≥ %s (value: score ÷ threshold)", days(o.Rules.Window), thr), 1},
+		{Rules, "rules " + o.Rules.Version, fmt.Sprintf("score over the window (%s) ≥ %s", days(o.Rules.Window), thr), 1},
 		{LastPeriod, "last period's violence", fmt.Sprintf("≥ %d deaths in the %s before", o.Deaths, days(o.Horizon)), float64(o.Deaths)},
 		{NoChange, "no change (base rate)", "the situation's past rate of the outcome ≥ 50%", 0.5},
 	}}
