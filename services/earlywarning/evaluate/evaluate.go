@@ -4,40 +4,7 @@
 // with a fixed outcome taken from the same file, and scores the rules beside
 // two naive baselines (`demarche warning evaluate`).
 //
-// Definitions (printed by the command and docs/scorecard.md):
-//   - origin: a forecast time, every Step (default 7 days) from the first
-//     event's day plus the longer of the rules' window and the horizon (so
-//     every predictor has a full past), while the horizon after it ends
-//     within the file. A forecast at an origin reads only events observed
-//     before it (rolling origin: no look-ahead).
-//   - outcome: at least Deaths (default 25) deaths in the situation in the
-//     Horizon (default 30 days) from the origin.
-//   - predictors: the rules (score of the window ending at the origin, as a
-//     fraction of the situation's threshold: alarm at 1); last period's
-//     violence (deaths in the horizon before the origin: alarm at Deaths);
-//     no change (the situation's own rate of the outcome over the origins
-//     whose outcome was known at the origin: alarm at 50%).
-//   - forecasts (situation × origin): hit (alarm, outcome), false alarm
-//     (alarm, no outcome), miss (no alarm, outcome), correct negative;
-//     precision = hits / alarms, recall = hits / outcomes.
-//   - escalation: a run of consecutive origins of a situation whose outcome
-//     holds; its day is the day of the event that brings the deaths from the
-//     run's first origin to Deaths. An escalation is warned (hit) when an
-//     alarm came at an origin of the run on or before its day, with lead time
-//     = its day minus the first such alarm; missed otherwise (late: the
-//     run's first alarm came after its day).
-//   - alarm run: a run of consecutive alarms of a situation; a false alarm
-//     when none of its origins is followed by the outcome.
-//   - threshold sweep: every distinct value of a predictor as the alarm
-//     threshold, its precision and recall over all forecasts (the
-//     precision–recall curve); AUPR is the average precision, the sum over
-//     thresholds (descending) of precision × the recall gained.
-//   - Brier score: the mean of (p − outcome)² of a calibrated probability p:
-//     a logistic regression of the outcome on ln(1 + value), fitted at each
-//     origin (plain maximum likelihood) on the forecasts whose outcome was
-//     known then (origin + horizon at or before it). Forecasts before any
-//     outcome was known have no probability and are left out, for every
-//     predictor alike.
+// The constant Definitions says what each figure means.
 package evaluate
 
 import (
@@ -53,6 +20,40 @@ import (
 )
 
 const day = 24 * time.Hour
+
+// Definitions says what an evaluation's figures mean, for people: the
+// command's help and the scorecard print it.
+const Definitions = `origin       a forecast time: every --step (7 days) from the first event's day plus
+             the longer of the rules' window and the horizon, while the horizon after
+             it ends within the file. A forecast reads only the events observed before
+             its origin (rolling origin: nothing from the future).
+outcome      at least --deaths (25) deaths in the situation (country × crisis type)
+             in the --horizon (30 days) from the origin.
+predictors   rules: the score over the window ending at the origin, as a fraction
+             of the situation's threshold (alarm at 1);
+             last period's violence: deaths in the horizon before the origin (alarm
+             at --deaths);
+             no change (base rate): the situation's own rate of the outcome at the
+             origins whose outcome was known then (alarm at 50%).
+escalation   a run of consecutive origins of a situation whose outcome holds; its day
+             is the event that brings the deaths from the run's first origin to
+             --deaths. Warned in time (hit): an alarm at an origin of the run on or
+             before that day; lead time = that day minus the first such alarm.
+             Missed otherwise (late: the alarm came only after that day).
+false alarm  a run of consecutive alarms of a situation none of whose origins is
+             followed by the outcome. Precision = alarm runs that were not false /
+             alarm runs; recall = hits / escalations.
+forecasts    each situation at each origin: hit, miss, false alarm or correct
+             negative; precision = hits / alarms, recall = hits / outcomes.
+sweep        every distinct value of a predictor taken as the alarm threshold: the
+             precision–recall curve over the forecasts. AUPR is its average
+             precision, Σ precision × recall gained, threshold by threshold from the
+             highest; alarming at random scores the base rate.
+Brier        mean of (p − outcome)² over the forecasts, p a calibrated probability:
+             a logistic regression of the outcome on ln(1 + value), refitted at each
+             origin on the forecasts whose outcome was known then (origin + horizon
+             at or before it). Forecasts made before any outcome was known are left
+             out, for every predictor alike. 0 is perfect; lower is better.`
 
 // Defaults of the outcome and of the origins.
 const (
@@ -122,6 +123,8 @@ type Result struct {
 	LastOrigin   time.Time                `json:"lastOrigin"`
 	Origins      int                      `json:"origins"`
 	Situations   []string                 `json:"situations"`
+	// Thresholds are the situations' thresholds (by situation).
+	Thresholds map[string]float64 `json:"thresholds"`
 	// Forecasts counts situation × origin; Outcomes those whose outcome held;
 	// Calibrated those with a calibrated probability (the Brier score's).
 	ForecastCount int `json:"forecastCount"`
@@ -266,8 +269,10 @@ func Run(r io.Reader, format earlywarning.Format, o Options) (*Result, error) {
 			days(max(o.Rules.Window, o.Horizon)), days(o.Horizon))
 	}
 	res.FirstOrigin, res.LastOrigin, res.Origins = origins[0], origins[len(origins)-1], len(origins)
+	res.Thresholds = map[string]float64{}
 	for _, s := range sits {
 		res.Situations = append(res.Situations, s.key)
+		res.Thresholds[s.key] = s.threshold
 	}
 	ev := newEvaluation(o, sits, origins)
 	ev.forecast()
