@@ -50,7 +50,7 @@ func TestEveryFormatFlagAsksTheRegistry(t *testing.T) {
 		}
 	}
 	walk(NewRoot(), nil)
-	want := map[string]bool{"warning import": false, "warning rules test": false, "warning backtest": false, "exercise start": false}
+	want := map[string]bool{"warning import": false, "warning rules test": false, "warning backtest": false, "warning evaluate": false, "exercise start": false}
 	for _, p := range paths {
 		want[strings.Join(p, " ")] = true
 	}

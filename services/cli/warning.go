@@ -29,10 +29,10 @@ opens (linked to the situation's previous one). Signals older than the live
 horizon (default: the window) are historical: scored, never opening a crisis.
 import, report and score talk to the earlywarning service through the gateway
 (POST /v1/signals, GET /v1/situations/{country}/{type}) as the identity of your
-credential; rules and backtest work on files, offline.`,
+credential; rules, backtest and evaluate work on files, offline.`,
 	}
 	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app),
-		newWarningRulesCmd(app), newWarningBacktestCmd(app))
+		newWarningRulesCmd(app), newWarningBacktestCmd(app), newWarningEvaluateCmd(app))
 	return cmd
 }
 

@@ -35,14 +35,15 @@ predictors   rules: the score over the window ending at the origin, as a fractio
              at --deaths);
              no change (base rate): the situation's own rate of the outcome at the
              origins whose outcome was known then (alarm at 50%).
-escalation   a run of consecutive origins of a situation whose outcome holds; its day
-             is the event that brings the deaths from the run's first origin to
-             --deaths. Warned in time (hit): an alarm at an origin of the run on or
-             before that day; lead time = that day minus the first such alarm.
-             Missed otherwise (late: the alarm came only after that day).
-false alarm  a run of consecutive alarms of a situation none of whose origins is
-             followed by the outcome. Precision = alarm runs that were not false /
-             alarm runs; recall = hits / escalations.
+escalation   a run of origins of a situation whose outcome holds (origins at most a
+             horizon apart make one run: a lull does not split it); its day is the
+             event that brings the deaths from the run's first origin to --deaths.
+             Warned in time (hit): an alarm at an origin of the run on or before
+             that day; lead time = that day minus the first such alarm. Missed
+             otherwise (late: the run's first alarm came after that day).
+false alarm  a run of alarms of a situation (at most a horizon apart) none of whose
+             origins is followed by the outcome. Precision = alarm runs that were
+             not false / alarm runs; recall = hits / escalations.
 forecasts    each situation at each origin: hit, miss, false alarm or correct
              negative; precision = hits / alarms, recall = hits / outcomes.
 sweep        every distinct value of a predictor taken as the alarm threshold: the

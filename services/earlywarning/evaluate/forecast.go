@@ -176,23 +176,15 @@ func (e *evaluation) scorecard(p int) *Scorecard {
 	return sc
 }
 
-// episodes counts a situation's escalations and alarm runs.
+// episodes counts a situation's escalations and alarm runs. A run takes in
+// the origins of its kind (outcome held; alarm) at most a horizon apart, so
+// that a week's lull does not split one escalation (or one alarm) in two.
 func (e *evaluation) episodes(p, i int, sc *Scorecard) {
-	s := e.sits[i]
-	n := len(e.origins)
-	for k := 0; k < n; {
-		if !e.outcome[k][i] {
-			k++
-			continue
-		}
-		end := k
-		for end+1 < n && e.outcome[end+1][i] {
-			end++
-		}
+	for _, r := range e.runs(func(k int) bool { return e.outcome[k][i] }) {
 		sc.Escalations++
-		at := e.escalationDay(s, e.origins[k])
+		at := e.escalationDay(e.sits[i], e.origins[r[0]])
 		first := -1
-		for j := k; j <= end; j++ {
+		for j := r[0]; j <= r[1]; j++ {
 			if e.alarm(p, j, i) {
 				first = j
 				break
@@ -208,22 +200,34 @@ func (e *evaluation) episodes(p, i int, sc *Scorecard) {
 		default:
 			sc.Misses++
 		}
-		k = end + 1
 	}
-	for k := 0; k < n; {
-		if !e.alarm(p, k, i) {
-			k++
-			continue
-		}
+	for _, r := range e.runs(func(k int) bool { return e.alarm(p, k, i) }) {
 		sc.AlarmRuns++
 		followed := false
-		for ; k < n && e.alarm(p, k, i); k++ {
+		for k := r[0]; k <= r[1]; k++ {
 			followed = followed || e.outcome[k][i]
 		}
 		if !followed {
 			sc.FalseAlarms++
 		}
 	}
+}
+
+// runs are the first and last origins of each run of origins where in
+// holds, those at most a horizon apart taken together.
+func (e *evaluation) runs(in func(k int) bool) [][2]int {
+	var out [][2]int
+	for k := range e.origins {
+		if !in(k) {
+			continue
+		}
+		if n := len(out); n > 0 && e.origins[k].Sub(e.origins[out[n-1][1]]) <= e.o.Horizon {
+			out[n-1][1] = k
+			continue
+		}
+		out = append(out, [2]int{k, k})
+	}
+	return out
 }
 
 // escalationDay is the time of the event that brings the deaths from t to
