@@ -134,7 +134,7 @@ forecast), --output markdown for a scorecard page (docs/scorecard.md is one;
 	fl.IntVar(&deaths, "deaths", evaluate.DefaultDeaths, "outcome: at least this many deaths in the situation within --horizon")
 	fl.Var(&horizon, "horizon", "outcome: days after each forecast in which the deaths are counted (30d, 90d; 1 to 365 days)")
 	fl.Var(&step, "step", "days between forecasts (1 to 365 days)")
-	fl.Float64SliceVar(&sweep, "sweep", nil, "multiples of the threshold the sweep table shows (default 0.25,0.5,0.75,1,1.5,2,3,4)")
+	fl.Float64SliceVar(&sweep, "sweep", evaluate.DefaultSweep, "multiples of the threshold the sweep table shows")
 	fl.BoolVar(&forecasts, "forecasts", false, "with --output json: every forecast (situation, origin, value, alarm, probability)")
 	fl.BoolVar(&quiet, "quiet", false, "no progress bar on stderr")
 	fl.StringVarP(&output, "output", "o", "table", "table for people, json for programs, markdown for a scorecard page")
@@ -257,11 +257,7 @@ func printScorecard(out io.Writer, name string, res *evaluate.Result) {
 		fmt.Fprintln(out, l)
 	}
 	fmt.Fprintln(out)
-	rows := scorecardRows(res)
-	for i := range rows[0] {
-		rows[0][i] = strings.ToUpper(rows[0][i])
-	}
-	printTable(out, rows)
+	printTable(out, scorecardRows(res))
 	fmt.Fprintln(out)
 	fmt.Fprintln(out, "threshold sweep of the rules (forecasts; AUPR above uses every distinct score):")
 	printTable(out, sweepRows(res))

@@ -73,7 +73,7 @@ func TestWarningEvaluateOutputs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"outcome: at least 25 deaths", "LAST PERIOD'S VIOLENCE", "NO CHANGE (BASE RATE)", "warned in time (hits)",
+	for _, want := range []string{"outcome: at least 25 deaths", "last period's violence", "no change (base rate)", "warned in time (hits)",
 		"lead time, days", "AUPR (random: ", "Brier, calibrated", "threshold sweep of the rules"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)

@@ -63,6 +63,9 @@ const (
 	DefaultStep    = 7 * day
 )
 
+// DefaultSweep are the multiples of the threshold of the rules' sweep table.
+var DefaultSweep = []float64{0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4}
+
 // Bounds of the options, checked by Run.
 const (
 	MaxDeaths  = 1_000_000
@@ -92,8 +95,7 @@ type Options struct {
 	// Step is the time between origins (7 days), whole days.
 	Step time.Duration
 	// Sweep lists the multiples of the threshold the rules' sweep table
-	// shows (default 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4); AUPR uses every
-	// distinct score regardless.
+	// shows (DefaultSweep); AUPR uses every distinct score regardless.
 	Sweep []float64
 	// Forecasts keeps every forecast in the result (large).
 	Forecasts bool
@@ -311,7 +313,7 @@ func (o *Options) defaults() error {
 		o.Step = DefaultStep
 	}
 	if len(o.Sweep) == 0 {
-		o.Sweep = []float64{0.25, 0.5, 0.75, 1, 1.5, 2, 3, 4}
+		o.Sweep = DefaultSweep
 	}
 	switch {
 	case o.Deaths < 1 || o.Deaths > MaxDeaths:
@@ -405,7 +407,10 @@ func threshold(o Options, country string) float64 {
 }
 
 // score is the rules' score of the window ending at t: the decayed weights
-// of the events observed in [t − window, t), as the service sums them.
+// of the events observed in [t − window, t), as the service and the backtest
+// sum them (TestEvaluateScoresAsTheBacktest). The window ends at the origin,
+// not at the situation's newest event as the live service's does: a forecast
+// made months after a burst must not still carry it.
 func score(rules *earlywarning.Rules, s *situation, t time.Time) float64 {
 	sum := 0.0
 	for i := s.index(t.Add(-rules.Window)); i < len(s.events) && s.events[i].at.Before(t); i++ {

@@ -295,3 +295,38 @@ func TestEvaluateRefusesBadOptionsAndShortFiles(t *testing.T) {
 		t.Error("a 20-day file: no error")
 	}
 }
+
+// TestEvaluateScoresAsTheBacktest: the rules' score at an origin is the
+// backtest's score after the situation's last event the day before (both
+// windows then hold the same days; without decay): the
+// evaluation weighs and sums signals as the backtest does.
+func TestEvaluateScoresAsTheBacktest(t *testing.T) {
+	file := planted().csv(t)
+	rules := *earlywarning.DefaultRules()
+	rules.HalfLife = 0
+	res := run(t, file, Options{Rules: &rules, Forecasts: true})
+	bt, err := earlywarning.Backtest(bytes.NewReader(file), "acled", earlywarning.BacktestOptions{Rules: &rules, Series: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	series := map[string][]earlywarning.BacktestPoint{}
+	for _, s := range bt.Situations {
+		series[s.Situation] = s.Series
+	}
+	compared := 0
+	for _, f := range res.Forecasts {
+		pts := series[f.Situation]
+		i := sort.Search(len(pts), func(i int) bool { return !pts[i].At.Before(f.Origin) }) - 1
+		if i < 0 || !pts[i].At.Equal(f.Origin.Add(-day)) {
+			continue
+		}
+		want := pts[i].Score / res.Thresholds[f.Situation]
+		if math.Abs(f.By[0].Value-want) > 1e-9 {
+			t.Fatalf("%s at %s: score ÷ threshold %g, backtest's %g", f.Situation, f.Origin.Format(time.DateOnly), f.By[0].Value, want)
+		}
+		compared++
+	}
+	if compared < 10 {
+		t.Fatalf("only %d forecasts compared", compared)
+	}
+}
