@@ -243,42 +243,54 @@ func TestEvaluateHandCalculation(t *testing.T) {
 
 // TestEvaluateHasNoLookAhead: a row added to the file changes no forecast
 // made before its date (score, alarm, base rate, calibrated probability),
-// and changes some after it.
+// and changes some after it. The row falls on each day of a week in turn, so
+// every alignment with the weekly origins is tried.
 func TestEvaluateHasNoLookAhead(t *testing.T) {
-	base := planted()
-	before := run(t, base.csv(t), Options{Forecasts: true})
-	at := date("2020-01-15")
-	base.add("ML", at, 100)
-	after := run(t, base.csv(t), Options{Forecasts: true})
-	if len(before.Forecasts) != len(after.Forecasts) {
-		t.Fatalf("%d forecasts before, %d after", len(before.Forecasts), len(after.Forecasts))
-	}
-	same, changed := 0, 0
-	for i, b := range before.Forecasts {
-		a := after.Forecasts[i]
-		if b.Situation != a.Situation || !b.Origin.Equal(a.Origin) {
-			t.Fatalf("forecast %d: %s %s before, %s %s after", i, b.Situation, b.Origin, a.Situation, a.Origin)
+	before := run(t, planted().csv(t), Options{Forecasts: true})
+	for d := range 7 {
+		at := date("2020-01-15").Add(time.Duration(d) * day)
+		file := planted()
+		file.add("ML", at, 100)
+		after := run(t, file.csv(t), Options{Forecasts: true})
+		if len(before.Forecasts) != len(after.Forecasts) {
+			t.Fatalf("%d forecasts before, %d after", len(before.Forecasts), len(after.Forecasts))
 		}
-		if !b.Origin.After(at) {
-			if !reflect.DeepEqual(b.By, a.By) {
-				t.Fatalf("%s at %s (before the new row of %s): forecast %+v became %+v", b.Situation, b.Origin.Format(time.DateOnly), at.Format(time.DateOnly), b.By, a.By)
+		same, changed, outcomes := 0, 0, 0
+		for i, b := range before.Forecasts {
+			a := after.Forecasts[i]
+			if b.Situation != a.Situation || !b.Origin.Equal(a.Origin) {
+				t.Fatalf("forecast %d: %s %s before, %s %s after", i, b.Situation, b.Origin, a.Situation, a.Origin)
 			}
-			same++
-		} else if !reflect.DeepEqual(b.By, a.By) {
-			changed++
-		}
-	}
-	if same == 0 || changed == 0 {
-		t.Fatalf("%d forecasts before the row unchanged, %d after it changed: want both", same, changed)
-	}
-	// The row's own deaths count in the outcome of the origin before it.
-	for i, b := range before.Forecasts {
-		if strings.HasPrefix(b.Situation, "ML-") && b.Origin.Before(at) && at.Sub(b.Origin) < 7*day {
-			if after.Forecasts[i].Deaths != b.Deaths+100 {
-				t.Errorf("outcome deaths at %s: %d, want %d", b.Origin, after.Forecasts[i].Deaths, b.Deaths+100)
+			if b.Outcome != a.Outcome {
+				outcomes++ // the row is in the outcome of the origins just before it
+			}
+			if !b.Origin.After(at) {
+				if !reflect.DeepEqual(b.By, a.By) {
+					t.Fatalf("%s at %s (before the new row of %s): forecast %s became %s", b.Situation, b.Origin.Format(time.DateOnly),
+						at.Format(time.DateOnly), values(b.By), values(a.By))
+				}
+				same++
+			} else if !reflect.DeepEqual(b.By, a.By) {
+				changed++
 			}
 		}
+		if same == 0 || changed == 0 || outcomes == 0 {
+			t.Fatalf("row of %s: %d forecasts before it unchanged, %d after it changed, %d outcomes changed: want each",
+				at.Format(time.DateOnly), same, changed, outcomes)
+		}
 	}
+}
+
+func values(by []PredictorValue) string {
+	var out []string
+	for _, v := range by {
+		p := "none"
+		if v.Probability != nil {
+			p = fmt.Sprint(*v.Probability)
+		}
+		out = append(out, fmt.Sprintf("{value %g alarm %v probability %s}", v.Value, v.Alarm, p))
+	}
+	return strings.Join(out, " ")
 }
 
 func TestEvaluateRefusesBadOptionsAndShortFiles(t *testing.T) {
