@@ -56,11 +56,15 @@ func (e *evaluation) forecast() {
 	held := make([]int, m)
 	known := 0
 	fits := make([]logistic, len(e.predictors))
+	data := make([]groups, len(e.predictors))
 	for k, t := range e.origins {
 		for known < k && !e.origins[known].Add(e.o.Horizon).After(t) {
 			for i := range e.sits {
 				if e.outcome[known][i] {
 					held[i]++
+				}
+				for p := range e.predictors {
+					data[p].add(feature(e.value[p][known][i]), e.outcome[known][i])
 				}
 			}
 			known++
@@ -84,8 +88,7 @@ func (e *evaluation) forecast() {
 		}
 		e.calibrated += m
 		for p := range e.predictors {
-			x, y := e.pairs(p, known)
-			fits[p].fit(x, y)
+			fits[p].fit(&data[p])
 			for i := range e.sits {
 				pr := fits[p].predict(feature(e.value[p][k][i]))
 				e.prob[p][k][i] = &pr
@@ -96,19 +99,6 @@ func (e *evaluation) forecast() {
 
 // feature is what the calibration regresses on.
 func feature(v float64) float64 { return math.Log1p(max(v, 0)) }
-
-// pairs are a predictor's features and outcomes of the first known origins.
-func (e *evaluation) pairs(p, known int) ([]float64, []bool) {
-	x := make([]float64, 0, known*len(e.sits))
-	y := make([]bool, 0, known*len(e.sits))
-	for k := range known {
-		for i := range e.sits {
-			x = append(x, feature(e.value[p][k][i]))
-			y = append(y, e.outcome[k][i])
-		}
-	}
-	return x, y
-}
 
 func (e *evaluation) alarm(p, k, i int) bool { return e.value[p][k][i] >= e.predictors[p].alarmAt }
 

@@ -81,11 +81,36 @@ func thin(curve []CurvePoint, n int) []CurvePoint {
 	return append(out, curve[len(curve)-1])
 }
 
+// groups are the known forecasts of a predictor by feature value: how many
+// had it (n) and how many of those the outcome followed (k), in the order
+// the values first came (so that sums, and the fit, are reproducible).
+type groups struct {
+	x, n, k []float64
+	index   map[float64]int
+}
+
+func (g *groups) add(x float64, outcome bool) {
+	if g.index == nil {
+		g.index = map[float64]int{}
+	}
+	i, ok := g.index[x]
+	if !ok {
+		i = len(g.x)
+		g.index[x] = i
+		g.x, g.n, g.k = append(g.x, x), append(g.n, 0), append(g.k, 0)
+	}
+	g.n[i]++
+	if outcome {
+		g.k[i]++
+	}
+}
+
 // logistic is P(outcome) = σ(a + b·z), z the feature standardised over the
 // data it was fitted on. Fitted by maximum likelihood (Newton's method with
-// step halving); a tiny ridge on b keeps it finite when the feature separates
-// the outcomes, where the probabilities tend to the groups' frequencies,
-// 0 and 1.
+// step halving) on the grouped data, which gives the same fit as the
+// forecasts one by one; a tiny ridge on b keeps it finite when the feature
+// separates the outcomes, where the probabilities tend to the groups'
+// frequencies, 0 and 1.
 type logistic struct {
 	a, b, mean, sd float64
 	constant       *float64 // intercept only: the outcomes' rate
@@ -93,19 +118,17 @@ type logistic struct {
 
 const ridge = 1e-6
 
-func (l *logistic) fit(x []float64, y []bool) {
-	n := float64(len(x))
-	var pos, mean float64
-	for i, v := range x {
-		mean += v
-		if y[i] {
-			pos++
-		}
+func (l *logistic) fit(g *groups) {
+	var n, pos, mean float64
+	for i, x := range g.x {
+		n += g.n[i]
+		pos += g.k[i]
+		mean += g.n[i] * x
 	}
 	mean /= n
 	var ss float64
-	for _, v := range x {
-		ss += (v - mean) * (v - mean)
+	for i, x := range g.x {
+		ss += g.n[i] * (x - mean) * (x - mean)
 	}
 	sd := math.Sqrt(ss / n)
 	if pos == 0 || pos == n || sd < 1e-12 {
@@ -122,14 +145,15 @@ func (l *logistic) fit(x []float64, y []bool) {
 		l.a, l.b = l.a+l.b*(mean-l.mean)/l.sd, l.b*sd/l.sd
 	}
 	l.constant, l.mean, l.sd = nil, mean, sd
-	z := make([]float64, len(x))
-	for i, v := range x {
-		z[i] = (v - mean) / sd
+	z := make([]float64, len(g.x))
+	for i, x := range g.x {
+		z[i] = (x - mean) / sd
 	}
 	obj := func(a, b float64) float64 {
 		s := -ridge / 2 * b * b
 		for i := range z {
-			s += logLikelihood(a+b*z[i], y[i])
+			t := a + b*z[i]
+			s += g.k[i]*logSigmoid(t) + (g.n[i]-g.k[i])*logSigmoid(-t)
 		}
 		return s
 	}
@@ -138,11 +162,8 @@ func (l *logistic) fit(x []float64, y []bool) {
 		var ga, gb, haa, hab, hbb float64
 		for i := range z {
 			p := sigmoid(l.a + l.b*z[i])
-			r := -p
-			if y[i] {
-				r = 1 - p
-			}
-			w := p * (1 - p)
+			r := g.k[i] - g.n[i]*p
+			w := g.n[i] * p * (1 - p)
 			ga += r
 			gb += r * z[i]
 			haa += w
@@ -153,23 +174,26 @@ func (l *logistic) fit(x []float64, y []bool) {
 		hbb += ridge
 		det := haa*hbb - hab*hab
 		if det <= 0 {
-			break
+			return
 		}
 		da, db := (hbb*ga-hab*gb)/det, (haa*gb-hab*ga)/det
+		if ga*da+gb*db < 1e-10 {
+			// Converged: the Newton decrement (twice what the step could
+			// still gain) is nil. Not the step's size: where the feature
+			// nearly separates the outcomes, rounding noise in b's gradient
+			// over a curvature near the ridge keeps it from vanishing.
+			return
+		}
 		step, improved := 1.0, false
 		for range 40 {
 			na, nb := l.a+step*da, l.b+step*db
 			if next := obj(na, nb); next >= cur {
-				gain := next - cur
 				l.a, l.b, cur, improved = na, nb, next, true
-				if gain < 1e-13*(1+math.Abs(cur)) && math.Abs(step*da)+math.Abs(step*db) < 1e-9 {
-					return
-				}
 				break
 			}
 			step /= 2
 		}
-		if !improved || math.Abs(da)+math.Abs(db) < 1e-10 {
+		if !improved {
 			return
 		}
 	}
@@ -190,12 +214,8 @@ func sigmoid(t float64) float64 {
 	return e / (1 + e)
 }
 
-// logLikelihood of an outcome under σ(t), without overflow.
-func logLikelihood(t float64, y bool) float64 {
-	if !y {
-		t = -t
-	}
-	// log σ(t) = −log(1 + e^−t)
+// logSigmoid is log σ(t), without overflow.
+func logSigmoid(t float64) float64 {
 	if t >= 0 {
 		return -math.Log1p(math.Exp(-t))
 	}
