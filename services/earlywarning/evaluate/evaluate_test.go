@@ -61,14 +61,19 @@ func date(s string) time.Time {
 
 // planted is four years of five countries: a quiet background everywhere
 // (one event without deaths a month: a score far below any threshold), and
-//   - ML from 2020-03-01 and BF from 2021-06-01: 80 events without deaths in
-//     10 days (a score far above the threshold), then from day 14 an event
-//     of 5 deaths a day for 60 days: two escalations warned in time (hits);
-//   - NE from 2020-09-01: 30 deaths on the first day, then 5 a day for 30
-//     days, with nothing before: an escalation missed (the rules alarm only
-//     after its day: late);
-//   - GN from 2019-10-01 and SN from 2022-04-01: 80 events without deaths in
-//     10 days and nothing after: two false alarms.
+//   - ML from 2020-03-01 and BF from 2021-06-01: 400 events without deaths
+//     in 10 days (a score far above the threshold, however the rules weigh
+//     an event), then from day 14 an event of 5 deaths a day for 60 days: two
+//     escalations warned in time (hits);
+//   - NE on 2020-09-01: five events of 5 deaths, then one a day for 30 days,
+//     with nothing before: an escalation missed, whatever the weights (its
+//     25th death comes on its first day, which no forecast made before it
+//     can see; the rules alarm after it: late);
+//   - GN from 2019-10-01 and SN from 2022-04-01: 400 events without deaths
+//     in 10 days and nothing after: two false alarms.
+//
+// Every deadly event has 5 deaths and every other none, so that rules
+// classifying by fatalities would still see one situation per country.
 func planted() *acledRows {
 	a := &acledRows{}
 	for _, cc := range []string{"ML", "BF", "NE", "GN", "SN"} {
@@ -78,7 +83,7 @@ func planted() *acledRows {
 	}
 	burst := func(cc string, from time.Time) {
 		for d := range 10 {
-			for range 8 {
+			for range 40 {
 				a.add(cc, from.Add(time.Duration(d)*day), 0)
 			}
 		}
@@ -92,7 +97,9 @@ func planted() *acledRows {
 	deadly("ML", date("2020-03-15"), 60)
 	burst("BF", date("2021-06-01"))
 	deadly("BF", date("2021-06-15"), 60)
-	a.add("NE", date("2020-09-01"), 30)
+	for range 5 {
+		a.add("NE", date("2020-09-01"), 5)
+	}
 	deadly("NE", date("2020-09-02"), 30)
 	burst("GN", date("2019-10-01"))
 	burst("SN", date("2022-04-01"))
