@@ -13,6 +13,9 @@ BUF     := GOWORK=off $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
 PROMTOOL ?= GOWORK=off $(GO) run github.com/prometheus/prometheus/cmd/promtool@v0.316.0
 # staticcheck's default checks (bugs, simplifications, unused code, style of errors).
 STATICCHECK := $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# deadcode: functions no program and no test reaches (staticcheck's unused
+# check does not see exported ones).
+DEADCODE := $(GO) run golang.org/x/tools/cmd/deadcode@v0.51.0
 CYCLONEDX := GOWORK=off $(GO) run github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod@v1.10.0
 RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64
 GOTEST_FLAGS ?= -timeout 20m
@@ -23,7 +26,7 @@ CONTRACT_LINT := tools/contract-lint
 NPM          ?= npm
 NODE         ?= node
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet staticcheck bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet staticcheck deadcode bench bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -63,10 +66,10 @@ bench: build ## demarche bench: every scenario on the embedded stack beside its 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)
 
-lint: proto-check vet staticcheck breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, staticcheck, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
+lint: proto-check vet staticcheck deadcode breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, staticcheck, no dead exports, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
 	cd proto && $(BUF) lint
 	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
-	$(GO) test -count=1 ./devstack/repocheck/   # no compiled program in git, no file over 1 MiB outside testdata, every doc link and anchor resolves, README ≤ 150 lines
+	$(GO) test -count=1 ./devstack/repocheck/   # no compiled program in git, no file over 1 MiB outside testdata, every doc link and anchor resolves, README ≤ 150 lines, no httptest in production code
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 contract-lint: ## spectral (spectral:oas + spectral:asyncapi, all rules) on docs/openapi.json and docs/asyncapi.json, and the official AsyncAPI parser's validation of docs/asyncapi.json: 0 errors AND 0 warnings (needs node and npm)
@@ -89,6 +92,10 @@ vet:
 
 staticcheck: ## staticcheck (pinned) on every module of the workspace: no finding allowed
 	$(STATICCHECK) $(MODULES)
+
+deadcode: ## deadcode (pinned): no function in pkg/ or services/ that neither the programs nor the tests reach
+	@out=$$($(DEADCODE) -test -filter 'github.com/demarche/demarche/(pkg|services)/' $(MODULES)) || exit 1; \
+	  if [ -n "$$out" ]; then echo "dead code (remove it, or use it):"; echo "$$out"; exit 1; fi
 
 proto: ## regenerate Go code and the embedded descriptor set from proto/ (buf + protoc-gen-go, pinned)
 	cd proto && $(BUF) generate && $(BUF) build --as-file-descriptor-set -o demarche/v1/descriptors.binpb

@@ -2,7 +2,9 @@
 // runs: nothing built is committed (executables belong in .gitignore, not
 // in git), no file outside test data grows past MaxFileSize, and the docs
 // hold together (links.go: every relative link and anchor resolves, the Go
-// code names only documents that exist, README.md stays a door).
+// code names only documents that exist, README.md stays a door), and
+// production code imports no test-only package (imports.go: no
+// net/http/httptest outside tests).
 package repocheck
 
 import (

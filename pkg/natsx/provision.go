@@ -12,9 +12,9 @@ import (
 
 // Resources are the streams and key-value buckets a service needs. Each
 // service declares its own; a provisioning identity creates or updates them
-// all at start-up (Provision), and the services only bind to them (Stream,
-// KeyValue): service identities have no right to create, edit, purge or
-// delete a stream or a bucket.
+// all at start-up (services/platform's Provision), and the services only
+// bind to them (Stream, KeyValue): service identities have no right to
+// create, edit, purge or delete a stream or a bucket.
 type Resources struct {
 	Streams []jetstream.StreamConfig
 	Buckets []jetstream.KeyValueConfig
@@ -27,22 +27,6 @@ func (r Resources) Merge(others ...Resources) Resources {
 		r.Buckets = append(r.Buckets, o.Buckets...)
 	}
 	return r
-}
-
-// Provision creates or updates every stream and bucket (the provisioning
-// identity's job). Idempotent.
-func Provision(ctx context.Context, js jetstream.JetStream, r Resources) error {
-	for _, cfg := range r.Streams {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("provision stream %s: %w", cfg.Name, err)
-		}
-	}
-	for _, cfg := range r.Buckets {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
-			return fmt.Errorf("provision bucket %s: %w", cfg.Bucket, err)
-		}
-	}
-	return nil
 }
 
 // Stream binds to a provisioned stream. Only when the stream does not exist

@@ -181,21 +181,6 @@ func RetireKey(dir, identity string) error {
 	return err
 }
 
-// WriteKeyHashes writes the hashes of the keys in files (one line
-// "<identity> <sha256 hex>" each), for a server's --key-hashes file.
-func WriteKeyHashes(out string, keyFiles ...string) error {
-	var lines []string
-	for _, f := range keyFiles {
-		key, err := readKey(f)
-		if err != nil {
-			return err
-		}
-		h := HashKey(key)
-		lines = append(lines, KeyIdentity(key)+" "+hex.EncodeToString(h[:]))
-	}
-	return os.WriteFile(out, []byte(strings.Join(lines, "\n")+"\n"), 0o600)
-}
-
 // LoadKeyHashes reads a hashes file: lines "<identity> <sha256 hex>" ('#'
 // comments and blank lines skipped); an identity may have several hashes
 // (a key being rotated).

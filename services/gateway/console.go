@@ -7,11 +7,12 @@ package gateway
 //   - a session is a cookie holding the same bearer token the API takes
 //     (HttpOnly, SameSite=Strict), verified on every request by the same
 //     verifier;
-//   - reads use the same visibility rules as the API (authz.CanSee through
-//     visibleState, which also records reads of restricted crises in the audit
-//     chain, and the same clearance filter on lists);
-//   - writes (opening a crisis, decisions) go through the API's own routes,
-//     guard included, so the policy table, the four-eyes rule and every other
+//   - reads use the same visibility rules as the API (app.Crisis, which also
+//     records reads of restricted crises in the audit chain, and app.List's
+//     clearance filter);
+//   - writes (opening a crisis, decisions, controls, sharing) call the same
+//     application layer as the API's routes (services/gateway/app), so the
+//     policy table, the four-eyes rule, idempotency keys and every other
 //     rule answer exactly as they do over HTTP, and a refusal is shown with
 //     its rule;
 //   - POST forms carry a per-session CSRF token and must come from the
@@ -26,9 +27,9 @@ package gateway
 //	GET  /console/                  board of crises by stage
 //	POST /console/crises            open a crisis (duty officer, head of department)
 //	GET  /console/crises/{id}       crisis page
-//	POST /console/crises/{id}/decide  record a decision (the API's decision route)
-//	POST /console/crises/{id}/control apply a control (the API's control routes)
-//	POST /console/crises/{id}/sharing share or unshare with partners (the API's sharing route)
+//	POST /console/crises/{id}/decide  record a decision (app.Decide, as the API's decision route)
+//	POST /console/crises/{id}/control apply a control (app.Control, as the API's control routes)
+//	POST /console/crises/{id}/sharing share or unshare with partners (app.Share, as the API's sharing route)
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/warnings          warnings and scores per situation, each score explained (console_warnings.go)
 //	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
@@ -47,10 +48,8 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
-	"io"
 	"io/fs"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -62,14 +61,12 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -79,33 +76,37 @@ var consoleFiles embed.FS
 // sessionCookie holds the signed-in principal's bearer token.
 const sessionCookie = "demarche_session"
 
-// console serves the pages; api is the gateway's authenticated API, which
-// every write goes through.
+// console serves the pages; every read and write goes through the
+// application layer (c.s.app), as the API's handlers do.
 type console struct {
 	s       *Service
-	api     http.Handler
 	devAuth string // the dev issuer's token folder ("" : no dev sign-in)
 	csrfKey []byte
 	pages   map[string]*template.Template
 	live    *liveHub
 }
 
-// consoleRoute is one page or form of the console: the action of the policy
-// table the page needs (empty: a session is enough, or the form posts through
-// an API route that checks its own action), or Public for the sign-in pages.
-// ConsoleRoutes is the list the authorisation tests walk: a new page gets its
-// row there.
-type consoleRoute struct {
+// ConsoleRoute is one page or form of the console, as ConsoleRoutes lists
+// it for the mux and the authorisation tests, which walk it: a new page gets
+// its row there.
+type ConsoleRoute struct {
+	// Method and Pattern are the route as http.ServeMux takes it.
 	Method, Pattern string
-	Action          authz.Action
-	Public          bool
-	open            func(c *console, w http.ResponseWriter, r *http.Request)
-	page            func(c *console, w http.ResponseWriter, r *http.Request, u *user)
+	// Action is the action of the policy table the page needs; empty when a
+	// session is enough, or when the form's use case checks its own action
+	// in the application layer (opening a crisis, decisions, controls,
+	// sharing).
+	Action authz.Action
+	// Public pages (sign-in) need no session.
+	Public bool
+	// open serves a public page, page one behind a session.
+	open func(c *console, w http.ResponseWriter, r *http.Request)
+	page func(c *console, w http.ResponseWriter, r *http.Request, u *user)
 }
 
 // ConsoleRoutes is every route of the console (static files aside).
-func ConsoleRoutes() []consoleRoute {
-	return []consoleRoute{
+func ConsoleRoutes() []ConsoleRoute {
+	return []ConsoleRoute{
 		{Method: "GET", Pattern: "/{$}", Public: true, open: (*console).root},
 		{Method: "GET", Pattern: "/console/signin", Public: true, open: (*console).signinPage},
 		{Method: "POST", Pattern: "/console/signin", Public: true, open: (*console).signin},
@@ -129,7 +130,7 @@ func ConsoleRoutes() []consoleRoute {
 
 // mountConsole adds the console's routes to the gateway's mux.
 func (s *Service) mountConsole(mux *http.ServeMux) {
-	c := &console{s: s, api: mux, devAuth: s.devAuthDir, csrfKey: make([]byte, 32)}
+	c := &console{s: s, devAuth: s.devAuthDir, csrfKey: make([]byte, 32)}
 	if _, err := rand.Read(c.csrfKey); err != nil {
 		panic(err)
 	}
@@ -366,24 +367,17 @@ func (c *console) signout(w http.ResponseWriter, r *http.Request, _ *user) {
 
 // ---- reads, with the API's visibility rules ---------------------------------
 
-// visibleList lists the crises the user may see, as listCrises does.
+// visibleList lists the crises the user may see (app.List, as the API's
+// GET /v1/crises).
 func (c *console) visibleList(ctx context.Context, u *user, f crisis.Filter, limit int) ([]crisis.Summary, error) {
-	if partnerOnly(u.Principal) {
-		f.SharedWith = u.Partner
-	} else {
-		f.Confidentialities = authz.Clearances(u.Principal)
-	}
-	return crisis.List(ctx, c.s.tc, f, limit)
+	return c.s.app.List(ctx, u.Principal, app.ListQuery{Filter: f, Limit: limit})
 }
 
-// state reads one crisis as the API's GET /v1/crises/{id} does: not found
-// when the user may not see it, and the read recorded when it is restricted.
+// state reads one crisis as the API's GET /v1/crises/{id} does (app.Crisis):
+// not found when the user may not see it, and the read recorded when it is
+// restricted, as a read of the crisis's console page.
 func (c *console) state(r *http.Request, u *user, id string) (*demarchev1.CrisisState, error) {
-	rr := r.Clone(r.Context())
-	rr.SetPathValue("id", id)
-	rr.Method = http.MethodGet
-	rr.URL = &url.URL{Path: "/console/crises/" + id}
-	return c.s.visibleState(rr, u.Principal)
+	return c.s.app.Crisis(r.Context(), u.Principal, app.CrisisQuery{ID: id, Via: "GET /console/crises/" + id})
 }
 
 // states reads several crises (four at a time); those that cannot be read
@@ -410,43 +404,18 @@ func (c *console) states(r *http.Request, u *user, rows []crisis.Summary) []*dem
 	return slices.DeleteFunc(out, func(st *demarchev1.CrisisState) bool { return st == nil })
 }
 
-// ---- writes, through the API ------------------------------------------------
+// ---- writes, through the application layer ---------------------------------
 
-// apiResult is what the API answered a console write.
-type apiResult struct {
-	Status int
-	Body   []byte
-	Error  string // the API's error message ("" on success)
-}
+// refusal is how the console shows an error of the application layer: the
+// status the API would answer it with, and its message (the rule, the field).
+func refusal(err error) (int, string) { return errs.HTTPStatus(err), err.Error() }
 
-// callAPI sends one request to the API's own routes with the user's token.
-func (c *console) callAPI(ctx context.Context, u *user, method, path string, body proto.Message, key string) apiResult {
-	var rd io.Reader
-	if body != nil {
-		b, err := protojson.Marshal(body)
-		if err != nil {
-			return apiResult{Status: http.StatusInternalServerError, Error: err.Error()}
-		}
-		rd = bytes.NewReader(b)
-	}
-	req := httptest.NewRequestWithContext(ctx, method, path, rd)
-	req.Header.Set("Authorization", "Bearer "+u.token)
-	req.Header.Set("Content-Type", "application/json")
-	if key != "" {
-		req.Header.Set("Idempotency-Key", key)
-	}
-	rec := httptest.NewRecorder()
-	c.api.ServeHTTP(rec, req)
-	res := apiResult{Status: rec.Code, Body: rec.Body.Bytes()}
-	if rec.Code >= 300 {
-		// The API's error body, read by the one parser the CLI shares.
-		if e := apierror.Parse(rec.Code, res.Body); e.Msg != "" {
-			res.Error = e.Error()
-		} else {
-			res.Error = http.StatusText(rec.Code)
-		}
-	}
-	return res
+// update is what a console form names besides its message: the crisis, the
+// form's hidden key (one per rendered form) as the request's idempotency
+// key, as the API's Idempotency-Key header is, and the console's request
+// for the audit trail.
+func (c *console) update(r *http.Request, id string) app.Update {
+	return app.Update{CrisisID: id, Key: r.PostFormValue("key"), Via: r.Method + " " + r.URL.Path}
 }
 
 // ---- rendering ---------------------------------------------------------------

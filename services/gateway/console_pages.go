@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -159,7 +158,7 @@ func crisisTypes() []string {
 	return out
 }
 
-// openCrisis opens a crisis through the API's POST /v1/crises.
+// openCrisis opens a crisis (app.OpenCrisis, as the API's POST /v1/crises).
 func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
 	sev, _ := strconv.Atoi(r.PostFormValue("severity"))
 	ct, err := demarchev1.ParseCrisisType(r.PostFormValue("type"))
@@ -180,22 +179,13 @@ func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
 	req := &demarchev1.OpenCrisisRequest{Crisis: &demarchev1.Crisis{
 		Title: strings.TrimSpace(r.PostFormValue("title")), CountryCode: strings.ToUpper(strings.TrimSpace(r.PostFormValue("country"))),
 		CrisisType: ct, Severity: int32(sev), Confidentiality: conf, SharedWith: shared}}
-	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises", req, "")
-	if res.Error != "" {
-		c.renderBoard(w, r, u, res.Status, map[string]any{"Error": "The crisis was not opened: " + res.Error, "Form": r.PostForm})
+	opened, err := c.s.app.OpenCrisis(r.Context(), u.Principal, req)
+	if err != nil {
+		status, msg := refusal(err)
+		c.renderBoard(w, r, u, status, map[string]any{"Error": "The crisis was not opened: " + msg, "Form": r.PostForm})
 		return
 	}
-	var st struct {
-		Crisis struct {
-			ID string `json:"id"`
-		} `json:"crisis"`
-	}
-	_ = json.Unmarshal(res.Body, &st)
-	if st.Crisis.ID == "" {
-		http.Redirect(w, r, "/console/", http.StatusSeeOther)
-		return
-	}
-	http.Redirect(w, r, "/console/crises/"+url.PathEscape(st.Crisis.ID)+"?done=opened", http.StatusSeeOther)
+	http.Redirect(w, r, "/console/crises/"+url.PathEscape(opened.State.GetCrisis().GetId())+"?done=opened", http.StatusSeeOther)
 }
 
 // fundingOf lists a crisis's funding requests from its decisions.
@@ -321,8 +311,8 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 	c.render(w, r, status, "crisis", u, data)
 }
 
-// decide records a decision through the API's decision route; a refusal
-// is shown on the page it came from, with the rule.
+// decide records a decision (app.Decide, as the API's decision route); a
+// refusal is shown on the page it came from, with the rule.
 func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 	id := r.PathValue("id")
 	kind := r.PostFormValue("kind")
@@ -340,9 +330,11 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 		fail(http.StatusBadRequest, "Not recorded: "+err.Error())
 		return
 	}
-	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/decisions", req, r.PostFormValue("key"))
-	if res.Error != "" {
-		fail(res.Status, "Refused — "+kindWords(kind)+" was not recorded: "+res.Error)
+	// The form's hidden key is the request's idempotency key (the API's
+	// Idempotency-Key): a form submitted twice records once.
+	if _, err := c.s.app.Decide(r.Context(), u.Principal, c.update(r, id), req); err != nil {
+		status, msg := refusal(err)
+		fail(status, "Refused — "+kindWords(kind)+" was not recorded: "+msg)
 		return
 	}
 	if back == "approvals" {
@@ -352,7 +344,7 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
 }
 
-// control applies an operator control through the API's control route.
+// control applies an operator control (app.Control, as the API's control route).
 func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 	id, name := r.PathValue("id"), r.PostFormValue("control")
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
@@ -371,9 +363,9 @@ func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 		c.renderCrisis(w, r, u, id, http.StatusBadRequest, map[string]any{"Error": fmt.Sprintf("Not applied: %q is not a control", name)})
 		return
 	}
-	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/controls/"+name, msg, r.PostFormValue("key"))
-	if res.Error != "" {
-		c.renderCrisis(w, r, u, id, res.Status, map[string]any{"Error": "Refused — " + strings.ReplaceAll(name, "-", " ") + " was not applied: " + res.Error})
+	if _, err := c.s.app.Control(r.Context(), u.Principal, c.update(r, id), name, msg); err != nil {
+		status, text := refusal(err)
+		c.renderCrisis(w, r, u, id, status, map[string]any{"Error": "Refused — " + strings.ReplaceAll(name, "-", " ") + " was not applied: " + text})
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(name), http.StatusSeeOther)

@@ -8,8 +8,9 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// sharing changes who a crisis is shared with, through the API's sharing
-// route (the same checks: role, registered partners, the crisis's rules).
+// sharing changes who a crisis is shared with (app.Share, as the API's
+// sharing route: the same checks: role, registered partners, the crisis's
+// rules).
 func (c *console) sharing(w http.ResponseWriter, r *http.Request, u *user) {
 	id := r.PathValue("id")
 	list := func(name string) []string {
@@ -22,9 +23,9 @@ func (c *console) sharing(w http.ResponseWriter, r *http.Request, u *user) {
 		return out
 	}
 	msg := &demarchev1.SharingControl{Reason: strings.TrimSpace(r.PostFormValue("reason")), Share: list("share"), Unshare: list("unshare")}
-	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/sharing", msg, r.PostFormValue("key"))
-	if res.Error != "" {
-		c.renderCrisis(w, r, u, id, res.Status, map[string]any{"Error": "Refused — sharing was not changed: " + res.Error})
+	if _, err := c.s.app.Share(r.Context(), u.Principal, c.update(r, id), msg); err != nil {
+		status, text := refusal(err)
+		c.renderCrisis(w, r, u, id, status, map[string]any{"Error": "Refused — sharing was not changed: " + text})
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done=sharing", http.StatusSeeOther)

@@ -12,6 +12,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 )
 
 // bodies are the request bodies the API decodes, by route.
@@ -56,7 +57,7 @@ func FuzzRequestBodies(f *testing.F) {
 			return // answered 400 by readBody
 		}
 		if err == nil {
-			err = stamp(m, p)
+			err = app.Stamp(m, p)
 		}
 		if err == nil {
 			if v, ok := m.(demarchev1.Validator); ok {

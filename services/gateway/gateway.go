@@ -53,6 +53,7 @@ import (
 	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 )
 
 // Config says where the gateway listens and what it talks to.
@@ -99,6 +100,9 @@ type Service struct {
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
 	// decisions stands in for the crises' decide update in tests (nil: Temporal).
 	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
+	// app is the application layer the API's handlers and the console
+	// both call (made by Handler, with the stand-ins above).
+	app *app.App
 	// devAuthDir: see Config.DevAuthDir.
 	devAuthDir string
 	// oidc signs people in to the console with the issuer (nil: not offered).

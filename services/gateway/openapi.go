@@ -16,6 +16,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/jsonschema"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 )
 
 // OpenAPI is the HTTP API's OpenAPI 3.1 document, generated from the route
@@ -63,7 +64,7 @@ func OpenAPI() map[string]any {
 		} else if rt.Method == "POST" { // controls: the control's message
 			var oneOf []any
 			for _, name := range controlNames() {
-				oneOf = append(oneOf, ref(controlArgs[name]()))
+				oneOf = append(oneOf, ref(app.ControlMessage(strings.TrimPrefix(name, "crisis."))))
 			}
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": oneOf}}}}
 		}
@@ -156,12 +157,12 @@ func controlNames() []string {
 	return []string{"crisis.escalate", "crisis.de-escalate", "crisis.skip-stage", "crisis.reopen-stage", "crisis.partner-role", "crisis.warn"}
 }
 
-func operationID(rt route) string {
+func operationID(rt Route) string {
 	id := strings.ToLower(rt.Method) + strings.NewReplacer("/v1/", "", "/", "-", "{", "", "}", "", "...", "", ".", "-").Replace(rt.Pattern)
 	return strings.TrimSuffix(id, "-")
 }
 
-func summaryOf(rt route) string {
+func summaryOf(rt Route) string {
 	switch {
 	case rt.Action != "":
 		return "needs the " + string(rt.Action) + " action: " + roleNames(authz.Roles(rt.Action))

@@ -97,7 +97,7 @@ func trimAll(ss []string, prefix string) []string {
 	return out
 }
 
-func docOf(rt route) routeDoc {
+func docOf(rt Route) routeDoc {
 	d, ok := routeDocs[rt.Method+" "+rt.Pattern]
 	if !ok {
 		panic(fmt.Sprintf("OpenAPI: route %s %s has no description: add its row to routeDocs (services/gateway/openapi_docs.go)", rt.Method, rt.Pattern))

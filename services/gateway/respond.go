@@ -12,35 +12,11 @@ import (
 	"github.com/demarche/demarche/pkg/apierror"
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/errs"
-	"github.com/demarche/demarche/pkg/ids"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // maxBody bounds a request body.
 const maxBody = 8 << 20
-
-// maxKey bounds an Idempotency-Key.
-const maxKey = 200
-
-// requestID is the request's Idempotency-Key, or a new time-ordered UUID (v7)
-// when it has none; it is answered in the X-Request-Id header so a client can
-// retry the same request, and names the request in Temporal (the update id).
-func requestID(w http.ResponseWriter, r *http.Request) (string, error) {
-	id := r.Header.Get("Idempotency-Key")
-	if len(id) > maxKey {
-		return "", &demarchev1.FieldError{Field: "Idempotency-Key", Reason: fmt.Sprintf("is %d characters long (allowed: at most %d)", len(id), maxKey)}
-	}
-	for _, c := range id {
-		if c < 0x21 || c > 0x7e {
-			return "", &demarchev1.FieldError{Field: "Idempotency-Key", Reason: "must be printable ASCII without spaces"}
-		}
-	}
-	if id == "" {
-		id = ids.New()
-	}
-	w.Header().Set("X-Request-Id", id)
-	return id, nil
-}
 
 func readBody(w http.ResponseWriter, r *http.Request, into proto.Message) bool {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))

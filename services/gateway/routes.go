@@ -16,27 +16,32 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 )
 
-// route is one API route: the action of the policy table it needs (empty:
-// the handler checks the action, which depends on the request: a drill or a
-// real crisis, which control), and its handler, which gets the authenticated
-// principal. Routes is the list the authorisation tests walk: a new route
-// gets its row there.
-type route struct {
+// Route is one authenticated route of the HTTP API, as the route table
+// (Routes) lists it for the mux, the OpenAPI document and the authorisation
+// tests, which walk it: a new route gets its row there.
+type Route struct {
+	// Method and Pattern are the route as http.ServeMux takes it
+	// ("POST", "/v1/crises/{id}/decisions").
 	Method, Pattern string
-	Action          authz.Action
-	handle          func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal)
+	// Action is the action of the policy table the guard checks before the
+	// handler runs; empty when it depends on the request (a drill or a real
+	// crisis, which control), and the application layer checks it.
+	Action authz.Action
+	// handle gets the request once its principal is authenticated.
+	handle func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal)
 	// The request body and the answer, for the OpenAPI document (nil: none,
 	// or not a protobuf message).
 	Request, Response proto.Message
 }
 
 // Routes is every authenticated route of the API.
-func Routes() []route { return append(crisisRoutes(), serviceRoutes()...) }
+func Routes() []Route { return append(crisisRoutes(), serviceRoutes()...) }
 
-func crisisRoutes() []route {
-	return []route{
+func crisisRoutes() []Route {
+	return []Route{
 		{"GET", "/v1/whoami", authz.ReadCrises, (*Service).whoami, nil, &demarchev1.Principal{}},
 		{"GET", "/v1/openapi.json", authz.ReadCrises, (*Service).getOpenAPI, nil, nil},
 		{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI, nil, nil},
@@ -94,6 +99,7 @@ func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.D
 
 // Handler is the API's routes behind authentication and authorisation.
 func (s *Service) Handler() http.Handler {
+	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions))
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	for _, rt := range Routes() {
@@ -111,7 +117,7 @@ func (s *Service) Handler() http.Handler {
 
 // guard authenticates the request and checks the route's action; a refusal
 // never reaches a backend.
-func (s *Service) guard(rt route) http.HandlerFunc {
+func (s *Service) guard(rt Route) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok := bearer(r)
 		if isCodecRoute(rt.Pattern) {

@@ -15,6 +15,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -52,11 +53,11 @@ var serviceCalls = []serviceCall{
 }
 
 // serviceRoutes are the rows of the route table for the service calls.
-func serviceRoutes() []route {
-	out := make([]route, len(serviceCalls))
+func serviceRoutes() []Route {
+	out := make([]Route, len(serviceCalls))
 	for i, sc := range serviceCalls {
 		sc := sc
-		out[i] = route{"POST", ServicePath(sc.subject), sc.action, func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+		out[i] = Route{"POST", ServicePath(sc.subject), sc.action, func(s *Service, w http.ResponseWriter, r *http.Request, p *authn.Principal) {
 			s.callService(w, r, p, sc)
 		}, sc.newReq(), sc.newResp()}
 	}
@@ -78,11 +79,11 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 		if m.GetAck() == nil {
 			m.Ack = &demarchev1.PartnerRoleAck{}
 		}
-		if err := stamp(m.GetAck(), p); err != nil {
+		if err := app.Stamp(m.GetAck(), p); err != nil {
 			writeError(w, err)
 			return
 		}
-		if partnerOnly(p) && m.GetAck().GetPartner() != p.Partner {
+		if app.PartnerOnly(p) && m.GetAck().GetPartner() != p.Partner {
 			writeError(w, fmt.Errorf("%w: %s may acknowledge the role of %s only", errs.ErrForbidden, p.Subject, p.Partner))
 			return
 		}

@@ -263,9 +263,6 @@ func Start(ctx context.Context, cfg Config, signaller RoleSignaller, log *zap.Lo
 	return s, nil
 }
 
-// Registry is the registry the service runs with.
-func (s *Service) Registry() *Registry { return s.reg }
-
 // Stop stops the consumers and the micro service and disconnects.
 func (s *Service) Stop() {
 	for i := len(s.consumers) - 1; i >= 0; i-- {
