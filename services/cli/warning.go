@@ -94,7 +94,15 @@ Other columns are ignored.`,
 			if err != nil {
 				return err
 			}
-			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules, Source: source})
+			var sending func(int, int)
+			if !quiet {
+				// The file is read whole and put in event-time order before the
+				// first batch goes: then the bar counts the signals sent.
+				sending = func(sent, total int) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s %3d%% %d of %d signals sent in event-time order", progressBar(sent, total, 30), 100*sent/max(total, 1), sent, total)
+				}
+			}
+			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Sending: sending, Rules: rules, Source: source})
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -46,6 +48,12 @@ type ImportSummary struct {
 	Crises []*demarchev1.CrisisTouch
 	// RulesVersion classified the rows.
 	RulesVersion string
+	// From and To are the first and last event times of the signals sent
+	// (the file's rows are sent in event-time order); nil when none was.
+	From, To *timestamppb.Timestamp
+	// Sorted is how many sorted chunks the file was put in order through
+	// (0: it fitted in memory; else the external sort's temporary files).
+	Sorted int
 }
 
 // Add records the crises of one response.
@@ -67,7 +75,14 @@ func (s *ImportSummary) Add(touched []*demarchev1.CrisisTouch) {
 // ImportOptions tune an import; the zero value uses the defaults.
 type ImportOptions struct {
 	Batch    int            // signals per request (default DefaultBatch)
-	Progress func(read int) // called after each batch with the rows read so far
+	Progress func(read int) // called while the file is read with the rows read so far
+	// Sending, when set, is called after each batch sent with the signals
+	// sent so far and all there are to send (the file is read whole, and
+	// sorted in event time, before the first batch goes).
+	Sending func(sent, total int)
+	// SortChunk bounds the signals held in memory while the file is put in
+	// event-time order (default SortChunk; tests make it small).
+	SortChunk int
 	Rules    *Rules         // classification (default: the embedded rules)
 	// Before, when set, is called with each batch before it is sent (an
 	// exercise paces its batches in compressed event time).
@@ -81,8 +96,8 @@ type ImportOptions struct {
 	Source string
 }
 
-// Import reads a conflict-event file, sends its signals in batches and
-// summarises. Rows the parser refuses are reported with their line and never
+// Import reads a conflict-event file, sends its signals in batches in
+// event-time order and summarises. Rows the parser refuses are reported with their line and never
 // sent. progress, when set, is called after each batch with the rows read so far.
 // A failure of a whole batch (service unreachable) stops the import; what was
 // sent before stays recorded, and importing the file again is safe (duplicates).
@@ -90,7 +105,11 @@ func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, 
 	return ImportWith(ctx, r, format, ingest, ImportOptions{Batch: batch, Progress: progress})
 }
 
-// ImportWith is Import with options.
+// ImportWith is Import with options. The file's rows are applied in
+// event-time order (eventorder.go: an external sort holding at most
+// SortChunk signals in memory), so a file listed in any order scores, crosses
+// and dates its first signal as a sorted one does; rejections are still
+// reported by line.
 func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, o ImportOptions) (*ImportSummary, error) {
 	batch, progress := o.Batch, o.Progress
 	if batch <= 0 {
@@ -102,8 +121,43 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 	}
 	rd.WithRules(o.Rules)
 	sum := &ImportSummary{RulesVersion: rd.Rules().Version}
+	sorter := newEventSorter(o.SortChunk)
+	defer sorter.close()
+	total := 0
+	for {
+		sig, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			sum.Read++
+			sum.Rejected = append(sum.Rejected, rowErr)
+			continue
+		}
+		if err != nil {
+			return sum, err
+		}
+		sum.Read++
+		if o.Source != "" {
+			sig.SourceId = sig.GetSource() + "-" + sig.GetSourceId()
+			sig.Source = o.Source
+		}
+		if err := sorter.add(sig, line); err != nil {
+			return sum, err
+		}
+		total++
+		if progress != nil && sum.Read%batch == 0 {
+			progress(sum.Read)
+		}
+	}
+	if progress != nil {
+		progress(sum.Read)
+	}
+	sum.Sorted = len(sorter.runs)
 	var sigs []*demarchev1.Signal
 	var lines []int
+	sent := 0
 	flush := func() error {
 		if len(sigs) == 0 {
 			return nil
@@ -115,7 +169,7 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 		}
 		resp, err := ingest(ctx, sigs)
 		if err != nil {
-			return fmt.Errorf("ingest rows up to line %d: %w", lines[len(lines)-1], err)
+			return fmt.Errorf("ingest rows of lines %d to %d (in event-time order, %d of %d sent): %w", slices.Min(lines), slices.Max(lines), sent, total, err)
 		}
 		for _, res := range resp.GetResults() {
 			switch res.GetStatus() {
@@ -137,44 +191,30 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 			}
 		}
 		sum.Add(resp.GetCrises())
+		sent += len(sigs)
 		sigs, lines = sigs[:0], lines[:0]
-		if progress != nil {
-			progress(sum.Read)
+		if o.Sending != nil {
+			o.Sending(sent, total)
 		}
 		return nil
 	}
-	for {
-		sig, line, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	err = sorter.each(func(sig *demarchev1.Signal, line int) error {
+		if sum.From == nil {
+			sum.From = sig.GetObservedAt()
 		}
-		var rowErr *RowError
-		if errors.As(err, &rowErr) {
-			sum.Read++
-			sum.Rejected = append(sum.Rejected, rowErr)
-			continue
-		}
-		if err != nil {
-			return sum, err
-		}
-		sum.Read++
-		if o.Source != "" {
-			sig.SourceId = sig.GetSource() + "-" + sig.GetSourceId()
-			sig.Source = o.Source
-		}
+		sum.To = sig.GetObservedAt()
 		sigs = append(sigs, sig)
 		lines = append(lines, line)
 		if len(sigs) >= batch {
-			if err := flush(); err != nil {
-				return sum, err
-			}
+			return flush()
 		}
-	}
-	if err := flush(); err != nil {
-		return sum, err
+		return nil
+	})
+	if err == nil {
+		err = flush()
 	}
 	sortRejected(sum.Rejected)
-	return sum, nil
+	return sum, err
 }
 
 // sortRejected orders rejections by line (parser and service rejections interleave).

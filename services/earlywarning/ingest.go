@@ -299,6 +299,14 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 	if len(todo) == 0 {
 		return nil, nil
 	}
+	// In event-time order (the stream's and a request's order is the
+	// senders'): the score, the crossing and the history follow the events'
+	// own times. An import is sorted before it is sent (eventorder.go); a
+	// signal older than what an earlier batch applied is scored against the
+	// window's newest end, as it always was.
+	slices.SortStableFunc(todo, func(a, b *item) int {
+		return a.sig.GetObservedAt().AsTime().Compare(b.sig.GetObservedAt().AsTime())
+	})
 	var touched []*demarchev1.CrisisTouch
 	for attempt := 1; ; attempt++ {
 		// The first attempt plans on this process's copy of the situation; a
