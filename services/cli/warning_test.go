@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,10 +110,15 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00: below", "3 signal(s)", "4.00    54%", "person_analyst  op-1", "person_analyst  acled-GIN1"} {
+	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00 (7% of it): below", "3 signal(s)", "4.00    54%", "person_analyst  op-1", "person_analyst  acled-GIN1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("score output lacks %q:\n%s", want, out)
 		}
+	}
+	// Each signal's line gives its deaths and the rule that classified it.
+	if !regexp.MustCompile(`(?m)^2\.39 +32% +3 +coup +2023-02-16 00:00 +person_analyst +acled-GIN1 `).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^4\.00 +54% +0 +reported +2023-02-17 00:00 +person_analyst +op-1 `).MatchString(out) {
+		t.Errorf("score lines lack deaths and rule:\n%s", out)
 	}
 	if _, err := run("score", "--country", "ML", "--type", "general"); err == nil || !strings.Contains(err.Error(), "no signals recorded for ML general") {
 		t.Errorf("empty situation: %v", err)

@@ -83,7 +83,7 @@ type ImportOptions struct {
 	// SortChunk bounds the signals held in memory while the file is put in
 	// event-time order (default SortChunk; tests make it small).
 	SortChunk int
-	Rules    *Rules         // classification (default: the embedded rules)
+	Rules     *Rules // classification (default: the embedded rules)
 	// Before, when set, is called with each batch before it is sent (an
 	// exercise paces its batches in compressed event time).
 	Before func(ctx context.Context, batch []*demarchev1.Signal) error

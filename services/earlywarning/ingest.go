@@ -507,7 +507,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		st.Contributions = append(st.Contributions, &demarchev1.SignalContribution{
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Weight: sig.GetWeight(),
 			ObservedAt: sig.GetObservedAt(), Summary: truncate(sig.GetSummary(), 300),
-			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(),
+			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(), Fatalities: sig.GetFatalities(),
 		})
 		st.Contributions = prune(st.Contributions, start, inWindow)
 		score := s.score(st)

@@ -15,6 +15,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,6 +39,10 @@ type contribView struct {
 	Source, SourceID, Summary string
 	Weight, Share             float64 // Share: percent of the score
 	At                        time.Time
+	// Fatalities the signal reports and Rule the classification rule that
+	// typed and weighed it, so each line explains its own weight.
+	Fatalities int32
+	Rule       string
 }
 
 type warningView struct {
@@ -56,13 +61,16 @@ type situationCrisis struct {
 type situationView struct {
 	Country, Type, TypeSlug, Region string
 	Score, Threshold                float64
-	Percent                         int     // of the threshold, capped at 100 (for the bar)
-	Low, High                       float64 // the meter's bands: half and four fifths of the threshold
-	Above                           bool
-	Window                          string
-	WindowEnd, FirstSignal          time.Time
-	Crossings                       int32
-	Contributions                   []contribView
+	// Percent is the score as a percentage of the threshold, the real figure
+	// (401 at four times it); the meter's bar stops at the threshold, so the
+	// figure is said in words next to it.
+	Percent                int
+	Low, High              float64 // the meter's bands: half and four fifths of the threshold
+	Above                  bool
+	Window                 string
+	WindowEnd, FirstSignal time.Time
+	Crossings              int32
+	Contributions          []contribView
 	// ScoreCrisis is the crisis the score's situation opens or signals,
 	// when the user may see it.
 	ScoreCrisis string
@@ -109,14 +117,15 @@ func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.
 	v.Window = humanDuration(sc.GetWindow().AsDuration())
 	v.WindowEnd, v.FirstSignal = ts(sc.GetWindowEnd()), ts(sc.GetFirstSignalAt())
 	if v.Threshold > 0 {
-		v.Percent = min(100, int(100*v.Score/v.Threshold))
+		v.Percent = int(math.Round(100 * v.Score / v.Threshold))
 		v.Low, v.High = v.Threshold/2, v.Threshold*4/5
 	}
 	if visible[sc.GetCrisisId()] {
 		v.ScoreCrisis = sc.GetCrisisId()
 	}
 	for _, ct := range sc.GetContributions() {
-		cv := contribView{Source: ct.GetSource(), SourceID: ct.GetSourceId(), Summary: ct.GetSummary(), Weight: ct.GetWeight(), At: ts(ct.GetObservedAt())}
+		cv := contribView{Source: ct.GetSource(), SourceID: ct.GetSourceId(), Summary: ct.GetSummary(), Weight: ct.GetWeight(), At: ts(ct.GetObservedAt()),
+			Fatalities: ct.GetFatalities(), Rule: ct.GetRule()}
 		if v.Score > 0 {
 			cv.Share = 100 * ct.GetWeight() / v.Score
 		}
