@@ -106,13 +106,15 @@ func TestACLEDParseRowsLinesAndRules(t *testing.T) {
 		rule    string
 		day     int
 		deaths  int32
+		factor  float64 // the rule's weight (default 1)
 	}{
-		"2:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4},
-		"3:GIN1002":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 0}, // "junta"
-		"9:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4},
-		"10:MLI2001": {"ML", demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, earlywarning.RuleNonState, 17, 12},
-		"12:KEN3002": {"KE", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, earlywarning.RuleElection, 18, 2},
-		"14:CIV4001": {"CI", demarchev1.CrisisType_CRISIS_TYPE_GENERAL, earlywarning.RuleGeneral, 19, 1},
+		"2:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4, 1},
+		"3:GIN1002":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 0, 1}, // "junta"
+		"9:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4, 1},
+		"10:MLI2001": {"ML", demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, earlywarning.RuleNonState, 17, 12, 1},
+		"12:KEN3002": {"KE", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, earlywarning.RuleElection, 18, 2, 1},
+		// Violence against civilians by a political militia (37): its own rule, weighing 1.5.
+		"14:CIV4001": {"CI", demarchev1.CrisisType_CRISIS_TYPE_GENERAL, "attacks-on-civilians", 19, 1, 1.5},
 	}
 	if len(sigs) != len(want) {
 		t.Errorf("parsed %d signals %v, want %d", len(sigs), keys(sigs), len(want))
@@ -130,7 +132,12 @@ func TestACLEDParseRowsLinesAndRules(t *testing.T) {
 		if got := s.GetObservedAt().AsTime(); got != time.Date(2023, 2, w.day, 0, 0, 0, 0, time.UTC) {
 			t.Errorf("%s: observed_at %s, want 2023-02-%02d", k, got, w.day)
 		}
-		if wantW := 1 + math.Log(1+float64(w.deaths)); math.Abs(s.GetWeight()-wantW) > 1e-9 {
+		factor := w.factor
+		if factor == 0 {
+			factor = 1
+		}
+		// The default weighting: 1 + ln(1 + deaths) + 0.5 × √deaths, times the rule's factor.
+		if wantW := factor * (1 + math.Log(1+float64(w.deaths)) + 0.5*math.Sqrt(float64(w.deaths))); math.Abs(s.GetWeight()-wantW) > 1e-9 {
 			t.Errorf("%s: weight %g, want %g", k, s.GetWeight(), wantW)
 		}
 	}
