@@ -423,7 +423,7 @@ func (c *apiClient) signalSource(ctx context.Context) (string, error) {
 // ingest sends a batch of signals through the gateway (an earlywarning.IngestFunc).
 func (c *apiClient) ingest(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
 	var resp demarchev1.IngestResponse
-	if err := c.do(ctx, "POST", "/v1/signals", nil, &demarchev1.IngestRequest{Signals: signals}, &resp); err != nil {
+	if err := c.do(ctx, "POST", "/v1/signals", nil, earlywarning.ImportRequest(ctx, signals), &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

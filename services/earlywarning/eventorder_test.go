@@ -117,3 +117,66 @@ func TestOutOfOrderFileCrossesAtTheSameEventTime(t *testing.T) {
 		}
 	}
 }
+
+// TestOneWarningPerCrossingAndASummaryPerImport: an import of 40 events in
+// batches of 5 that crosses early raises one warning for the crossing and
+// attaches one summary warning at its end, not one per batch; every signal
+// it attached names the crisis in the score's history, and a second import
+// attaches its own summary.
+func TestOneWarningPerCrossingAndASummaryPerImport(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	opener := newFakeOpener()
+	s := startService(t, srv.URL(), earlywarning.Config{DefaultThreshold: 10}, opener)
+	ctx := context.Background()
+	file := func(prefix string, from, n int) string {
+		var b strings.Builder
+		b.WriteString(acledHeader)
+		for i := range n {
+			day := t0.Add(time.Duration((from+i)/4) * 24 * time.Hour)
+			b.WriteString(acledRow(fmt.Sprintf("%s%03d", prefix, i), day.Format("2006-01-02"), "Battles", "Armed clash", "Military Forces of Guinea", "Mutineers", "11", "324", "Guinea", "Conakry",
+				"Soldiers attempted a coup near the palace.", "2"))
+		}
+		return b.String()
+	}
+	sum, err := earlywarning.ImportWith(ctx, strings.NewReader(file("GINA", 0, 40)), earlywarning.FormatACLED, s.Ingest, earlywarning.ImportOptions{Batch: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls, opened := opener.snapshot()
+	if sum.Accepted != 40 || len(opened) != 1 || len(sum.Crises) != 1 || !sum.Crises[0].GetOpened() {
+		t.Fatalf("import: %d accepted, %d crises opened, touched %v", sum.Accepted, len(opened), sum.Crises)
+	}
+	if len(calls) != 2 {
+		t.Fatalf("%d warnings attached, want 2 (the crossing's and the import's summary): %v", len(calls), calls)
+	}
+	if w := calls[0].w.GetSummary(); !strings.HasPrefix(w, "Threshold crossed") {
+		t.Fatalf("first warning: %q", w)
+	}
+	sc, err := s.Score(ctx, "GN", coup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crossedAt := 0
+	for i, p := range sc.GetHistory() {
+		if p.GetCrossing() {
+			crossedAt = i
+		}
+	}
+	after := len(sc.GetHistory()) - crossedAt - 1 // signals attached after the crossing
+	if w := calls[1].w.GetSummary(); !strings.Contains(w, "Import "+sum.ImportID+": "+fmt.Sprint(after)+" more signal(s) ("+fmt.Sprint(2*after)+" deaths)") || !strings.Contains(w, "% of the threshold") {
+		t.Fatalf("summary warning: %q (%d signals after the crossing)", w, after)
+	}
+	for _, p := range sc.GetHistory()[crossedAt:] {
+		if p.GetCrisisId() != sc.GetCrisisId() {
+			t.Fatalf("a point after the crossing names crisis %q, not %s", p.GetCrisisId(), sc.GetCrisisId())
+		}
+	}
+	// The next import, above the threshold all along: one summary.
+	if _, err := earlywarning.ImportWith(ctx, strings.NewReader(file("GINB", 40, 12)), earlywarning.FormatACLED, s.Ingest, earlywarning.ImportOptions{Batch: 5}); err != nil {
+		t.Fatal(err)
+	}
+	if calls, _ = opener.snapshot(); len(calls) != 3 || !strings.Contains(calls[2].w.GetSummary(), ": 12 more signal(s) (24 deaths)") {
+		t.Fatalf("after the second import: %d warnings, last %q", len(calls), calls[len(calls)-1].w.GetSummary())
+	}
+}

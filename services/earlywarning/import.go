@@ -19,7 +19,8 @@ import (
 const DefaultBatch = 500
 
 // IngestFunc sends a batch of signals: IngestOver(nc) across NATS, or
-// Service.Ingest in-process.
+// Service.Ingest in-process. It builds its request with ImportRequest, so an
+// import's id (and its last request, with no signals) reach the service.
 type IngestFunc func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error)
 
 // IngestOver sends batches of signals to the earlywarning service over nc with
@@ -27,7 +28,7 @@ type IngestFunc func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestR
 func IngestOver(nc *nats.Conn) IngestFunc {
 	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
 		var resp demarchev1.IngestResponse
-		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
+		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, ImportRequest(ctx, signals), &resp,
 			natsrpc.Protobuf(), natsrpc.Timeout(RequestTimeout)); err != nil {
 			return nil, err
 		}
@@ -51,6 +52,9 @@ type ImportSummary struct {
 	// From and To are the first and last event times of the signals sent
 	// (the file's rows are sent in event-time order); nil when none was.
 	From, To *timestamppb.Timestamp
+	// ImportID names the import in the requests it sent and in the summary
+	// warning each crisis it fed gets at its end.
+	ImportID string
 	// Sorted is how many sorted chunks the file was put in order through
 	// (0: it fitted in memory; else the external sort's temporary files).
 	Sorted int
@@ -155,6 +159,11 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 		progress(sum.Read)
 	}
 	sum.Sorted = len(sorter.runs)
+	// The import's id goes with each request: the crises it feeds get one
+	// summary warning at its end (importsummary.go), not one per request.
+	sum.ImportID = NewSourceID()
+	ctx = WithImport(ctx, sum.ImportID)
+	fed := map[string]bool{}
 	var sigs []*demarchev1.Signal
 	var lines []int
 	sent := 0
@@ -205,6 +214,7 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 		sum.To = sig.GetObservedAt()
 		sigs = append(sigs, sig)
 		lines = append(lines, line)
+		fed[demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType())] = true
 		if len(sigs) >= batch {
 			return flush()
 		}
@@ -213,8 +223,31 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 	if err == nil {
 		err = flush()
 	}
+	if err == nil && len(fed) > 0 {
+		err = finishImport(ctx, ingest, sum, fed)
+	}
 	sortRejected(sum.Rejected)
 	return sum, err
+}
+
+// finishImport sends the import's last requests: the situations it fed,
+// whose crises get its summary warning.
+func finishImport(ctx context.Context, ingest IngestFunc, sum *ImportSummary, fed map[string]bool) error {
+	keys := make([]string, 0, len(fed))
+	for k := range fed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for len(keys) > 0 {
+		n := min(len(keys), demarchev1.MaxImportSituations)
+		resp, err := ingest(withFinish(ctx, sum.ImportID, keys[:n]), nil)
+		if err != nil {
+			return fmt.Errorf("finish import %s (its summary warnings): %w", sum.ImportID, err)
+		}
+		sum.Add(resp.GetCrises())
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // sortRejected orders rejections by line (parser and service rejections interleave).

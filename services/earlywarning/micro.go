@@ -45,6 +45,15 @@ func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest
 	if req.GetExercise() != nil {
 		return s.IngestExercise(ctx, req.GetSignals(), req.GetExercise())
 	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if len(req.GetFinishSituations()) > 0 {
+		return s.FinishImport(ctx, req.GetImportId(), req.GetFinishSituations())
+	}
+	if id := req.GetImportId(); id != "" {
+		ctx = WithImport(ctx, id)
+	}
 	reasons := checkRequestSources(req.GetSignals())
 	var ok []*demarchev1.Signal
 	var at []int

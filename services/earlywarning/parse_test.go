@@ -263,7 +263,15 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
 	batches := 0
-	ingest := func(_ context.Context, sigs []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+	var finished []string
+	ingest := func(ctx context.Context, sigs []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+		if req := earlywarning.ImportRequest(ctx, sigs); req.GetImportId() == "" {
+			t.Errorf("a request of the import carries no import id")
+		} else if len(req.GetFinishSituations()) > 0 {
+			// The import's last request: the situations it fed, no signals.
+			finished = append(finished, req.GetFinishSituations()...)
+			return &demarchev1.IngestResponse{}, nil
+		}
 		batches++
 		resp := &demarchev1.IngestResponse{}
 		for i, s := range sigs {
@@ -277,7 +285,9 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 		return resp, nil
 	}
 	var progress []int
-	sum, err := earlywarning.Import(context.Background(), strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 2, func(n int) { progress = append(progress, n) })
+	var sent [][2]int
+	sum, err := earlywarning.ImportWith(context.Background(), strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, earlywarning.ImportOptions{
+		Batch: 2, Progress: func(n int) { progress = append(progress, n) }, Sending: func(n, total int) { sent = append(sent, [2]int{n, total}) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +301,13 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 	if fmt.Sprint(lines) != "[6 7 8 11 13]" {
 		t.Errorf("rejected lines %v, want [6 7 8 11 13]", lines)
 	}
-	if batches != 3 || len(progress) != 3 {
-		t.Errorf("%d batches, %d progress calls, want 3 of each (6 signals by 2)", batches, len(progress))
+	// The file is read whole (progress ends at every row), then sent in
+	// event-time order: 3 batches of 2, then the last request naming the
+	// situations fed.
+	if batches != 3 || fmt.Sprint(sent) != "[[2 6] [4 6] [6 6]]" || len(progress) == 0 || progress[len(progress)-1] != 11 {
+		t.Errorf("%d batches, sent %v, progress %v, want 3 batches of 2 of 6 signals after reading 11 rows", batches, sent, progress)
+	}
+	if fmt.Sprint(finished) != "[CI-general GN-unconstitutional-change KE-election-violence ML-intercommunal-violence]" {
+		t.Errorf("the import finished %v", finished)
 	}
 }
