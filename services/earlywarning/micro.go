@@ -32,6 +32,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.IngestRequest { return &demarchev1.IngestRequest{} }, s.serveIngest),
 		natsrpc.Typed("score", "ScoreRequest → ScoreResponse: a situation's score, threshold and contributing signals",
 			func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore),
+		natsrpc.Typed("situations", "SituationsRequest → SituationsResponse: the situations with signals, the most pressing first, naming no crisis",
+			func() *demarchev1.SituationsRequest { return &demarchev1.SituationsRequest{} }, s.serveSituations),
 	)
 	return err
 }

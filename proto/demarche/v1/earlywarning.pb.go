@@ -628,6 +628,204 @@ func (x *IngestResponse) GetCrises() []*CrisisTouch {
 	return nil
 }
 
+// SituationsRequest asks for the situations that have signals in their
+// window, the most pressing first (above the threshold, then the newest).
+type SituationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (0: 50; at most 200).
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationsRequest) Reset() {
+	*x = SituationsRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationsRequest) ProtoMessage() {}
+
+func (x *SituationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationsRequest.ProtoReflect.Descriptor instead.
+func (*SituationsRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SituationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// SituationsResponse lists situations at a glance.
+type SituationsResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Situations []*SituationSummary    `protobuf:"bytes,1,rep,name=situations,proto3" json:"situations,omitempty"`
+	// How many situations there are in all (more than listed when limited).
+	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationsResponse) Reset() {
+	*x = SituationsResponse{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationsResponse) ProtoMessage() {}
+
+func (x *SituationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationsResponse.ProtoReflect.Descriptor instead.
+func (*SituationsResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SituationsResponse) GetSituations() []*SituationSummary {
+	if x != nil {
+		return x.Situations
+	}
+	return nil
+}
+
+func (x *SituationsResponse) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// SituationSummary is a situation's score at a glance. It names no crisis:
+// a reader may read every score, and sees a situation's crises only as far
+// as their clearance lets them (the console's inbox).
+type SituationSummary struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CountryCode    string                 `protobuf:"bytes,1,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CrisisType     CrisisType             `protobuf:"varint,2,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	Score          float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	Threshold      float64                `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	AboveThreshold bool                   `protobuf:"varint,5,opt,name=above_threshold,json=aboveThreshold,proto3" json:"above_threshold,omitempty"`
+	// The window's end: its newest signal.
+	WindowEnd *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// Signals in the window.
+	Signals       int32 `protobuf:"varint,7,opt,name=signals,proto3" json:"signals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationSummary) Reset() {
+	*x = SituationSummary{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationSummary) ProtoMessage() {}
+
+func (x *SituationSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationSummary.ProtoReflect.Descriptor instead.
+func (*SituationSummary) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SituationSummary) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *SituationSummary) GetCrisisType() CrisisType {
+	if x != nil {
+		return x.CrisisType
+	}
+	return CrisisType_CRISIS_TYPE_UNSPECIFIED
+}
+
+func (x *SituationSummary) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *SituationSummary) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *SituationSummary) GetAboveThreshold() bool {
+	if x != nil {
+		return x.AboveThreshold
+	}
+	return false
+}
+
+func (x *SituationSummary) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *SituationSummary) GetSignals() int32 {
+	if x != nil {
+		return x.Signals
+	}
+	return 0
+}
+
 // ScoreRequest asks for one situation's score.
 type ScoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -639,7 +837,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -651,7 +849,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -664,7 +862,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScoreRequest) GetCountryCode() string {
@@ -727,7 +925,7 @@ type ScoreResponse struct {
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -739,7 +937,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -752,7 +950,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScoreResponse) GetCountryCode() string {
@@ -897,7 +1095,7 @@ type ScorePoint struct {
 
 func (x *ScorePoint) Reset() {
 	*x = ScorePoint{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -909,7 +1107,7 @@ func (x *ScorePoint) String() string {
 func (*ScorePoint) ProtoMessage() {}
 
 func (x *ScorePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -922,7 +1120,7 @@ func (x *ScorePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePoint.ProtoReflect.Descriptor instead.
 func (*ScorePoint) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScorePoint) GetAt() *timestamppb.Timestamp {
@@ -997,7 +1195,7 @@ type SituationState struct {
 
 func (x *SituationState) Reset() {
 	*x = SituationState{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1009,7 +1207,7 @@ func (x *SituationState) String() string {
 func (*SituationState) ProtoMessage() {}
 
 func (x *SituationState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1022,7 +1220,7 @@ func (x *SituationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SituationState.ProtoReflect.Descriptor instead.
 func (*SituationState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SituationState) GetCountryCode() string {
@@ -1147,7 +1345,7 @@ type PendingImport struct {
 
 func (x *PendingImport) Reset() {
 	*x = PendingImport{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1357,7 @@ func (x *PendingImport) String() string {
 func (*PendingImport) ProtoMessage() {}
 
 func (x *PendingImport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1370,7 @@ func (x *PendingImport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingImport.ProtoReflect.Descriptor instead.
 func (*PendingImport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PendingImport) GetImportId() string {
@@ -1317,7 +1515,24 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
 	"historical\x18\x06 \x01(\x05R\n" +
 	"historical\x120\n" +
-	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\"k\n" +
+	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\")\n" +
+	"\x11SituationsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"i\n" +
+	"\x12SituationsResponse\x12=\n" +
+	"\n" +
+	"situations\x18\x01 \x03(\v2\x1d.demarche.v1.SituationSummaryR\n" +
+	"situations\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\"\xa1\x02\n" +
+	"\x10SituationSummary\x12!\n" +
+	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
+	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
+	"crisisType\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x01R\x05score\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12'\n" +
+	"\x0fabove_threshold\x18\x05 \x01(\bR\x0eaboveThreshold\x129\n" +
+	"\n" +
+	"window_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12\x18\n" +
+	"\asignals\x18\a \x01(\x05R\asignals\"k\n" +
 	"\fScoreRequest\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1404,7 +1619,7 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                // 1: demarche.v1.Signal
@@ -1413,49 +1628,55 @@ var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(*IngestResult)(nil),          // 4: demarche.v1.IngestResult
 	(*CrisisTouch)(nil),           // 5: demarche.v1.CrisisTouch
 	(*IngestResponse)(nil),        // 6: demarche.v1.IngestResponse
-	(*ScoreRequest)(nil),          // 7: demarche.v1.ScoreRequest
-	(*ScoreResponse)(nil),         // 8: demarche.v1.ScoreResponse
-	(*ScorePoint)(nil),            // 9: demarche.v1.ScorePoint
-	(*SituationState)(nil),        // 10: demarche.v1.SituationState
-	(*PendingImport)(nil),         // 11: demarche.v1.PendingImport
-	(CrisisType)(0),               // 12: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 13: google.protobuf.Timestamp
-	(*DrillSettings)(nil),         // 14: demarche.v1.DrillSettings
-	(Region)(0),                   // 15: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 17: demarche.v1.SignalContribution
+	(*SituationsRequest)(nil),     // 7: demarche.v1.SituationsRequest
+	(*SituationsResponse)(nil),    // 8: demarche.v1.SituationsResponse
+	(*SituationSummary)(nil),      // 9: demarche.v1.SituationSummary
+	(*ScoreRequest)(nil),          // 10: demarche.v1.ScoreRequest
+	(*ScoreResponse)(nil),         // 11: demarche.v1.ScoreResponse
+	(*ScorePoint)(nil),            // 12: demarche.v1.ScorePoint
+	(*SituationState)(nil),        // 13: demarche.v1.SituationState
+	(*PendingImport)(nil),         // 14: demarche.v1.PendingImport
+	(CrisisType)(0),               // 15: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*DrillSettings)(nil),         // 17: demarche.v1.DrillSettings
+	(Region)(0),                   // 18: demarche.v1.Region
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*SignalContribution)(nil),    // 20: demarche.v1.SignalContribution
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	12, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	13, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	15, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	16, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	14, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	17, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
-	12, // 8: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	12, // 9: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	15, // 10: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	16, // 11: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	13, // 12: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	13, // 13: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	17, // 14: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
-	9,  // 15: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
-	13, // 16: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	12, // 17: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	17, // 18: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	13, // 19: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 20: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
-	11, // 21: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
-	13, // 22: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
-	13, // 23: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
-	13, // 24: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
+	15, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	16, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	15, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	15, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	18, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	19, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	16, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	16, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	20, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
+	16, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	15, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	16, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	12, // 23: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
+	14, // 24: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
+	16, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	16, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	16, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -1472,7 +1693,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -168,6 +168,18 @@ func truncateID(s string) string {
 	return s
 }
 
+// MaxSituations bounds a SituationsRequest's limit.
+const MaxSituations = 200
+
+// Validate checks a situations request.
+func (x *SituationsRequest) Validate() error {
+	c := newChecker("situations request")
+	if l := x.GetLimit(); l < 0 || l > MaxSituations {
+		c.fail("limit", "%d is out of range (allowed: 0 for the default 50, up to %d)", l, MaxSituations)
+	}
+	return c.err()
+}
+
 // Validate checks a score request.
 func (x *ScoreRequest) Validate() error {
 	c := newChecker("score request")
