@@ -126,8 +126,9 @@ func (s *Service) tellImport(ctx context.Context, st *demarchev1.SituationState,
 		pi.GetImportId(), pi.GetSignals(), pi.GetFatalities(), pi.GetFirstObservedAt().AsTime().UTC().Format("2006-01-02"),
 		pi.GetLastObservedAt().AsTime().UTC().Format("2006-01-02"), score, 100*score/threshold, threshold, pi.GetSummary())
 	w := &demarchev1.Warning{Source: pi.GetSource(), SourceId: pi.GetSourceId(), Severity: max(pi.GetSeverity(), 1),
-		ObservedAt: pi.GetLastObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion()}
-	in := s.crisisInput(pi.GetCrisisId(), st, crisisSeverity(score, threshold), earliest(st.GetContributions()), s.cfg.Now(), ex)
+		ObservedAt: pi.GetLastObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion(),
+		ScoreSeverity: crisisSeverity(score, threshold)}
+	in := s.crisisInput(pi.GetCrisisId(), st, w.GetScoreSeverity(), earliest(st.GetContributions()), s.cfg.Now(), ex)
 	switch err := s.opener.OpenOrSignal(ctx, in, w); {
 	case isClosed(err):
 		return nil // a closed crisis takes no signal, not even a summary

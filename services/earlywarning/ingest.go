@@ -718,7 +718,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
 			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
 				ev.GetScore(), ev.GetThreshold(), s.cfg.Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
-			RulesVersion: st.GetRulesVersion(),
+			RulesVersion: st.GetRulesVersion(), ScoreSeverity: severity,
 		}
 		if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
 			// Closed since resolve looked: the retry opens the next episode.
@@ -752,10 +752,11 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	if n := len(p.attached) - 1; n > 0 {
 		summary = fmt.Sprintf("%s (and %d more signal(s) in this batch; score %.1f)", summary, n, score)
 	}
+	scoreSeverity := crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode()))
 	w := &demarchev1.Warning{Source: heaviest.GetSource(), SourceId: heaviest.GetSourceId(), Severity: severityOf(heaviest),
-		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion()}
+		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion(), ScoreSeverity: scoreSeverity}
 	id := st.GetCrisisId()
-	in := s.crisisInput(id, st, crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode())), earliest(st.GetContributions()), now, ex)
+	in := s.crisisInput(id, st, scoreSeverity, earliest(st.GetContributions()), now, ex)
 	switch err := s.opener.OpenOrSignal(ctx, in, w); {
 	case isClosed(err):
 		// Closed while the situation stayed above its threshold: a closed
