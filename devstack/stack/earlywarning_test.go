@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -463,5 +464,19 @@ func TestClosedCrisisNeverSwallowsANewFlare(t *testing.T) {
 	}
 	if n := len(closedState.GetWarnings()); n != warningsBefore {
 		t.Fatalf("the closed crisis %s has %d warnings, had %d", first, n, warningsBefore)
+	}
+
+	// The inbox shows each reader what they are cleared for and nothing
+	// more: the analyst (public) sees the situation's score, each signal's
+	// deaths and rule and the real percentage of the threshold, but neither
+	// restricted episode; the duty officer (restricted) sees the episodes.
+	pct := fmt.Sprintf("(%d%% of the threshold)", int(math.Round(100*after.GetScore()/after.GetThreshold())))
+	inbox := consolePage(t, s, "analyst", "/console/warnings")
+	if !strings.Contains(inbox, `data-situation="GN/`+typ+`"`) || !strings.Contains(inbox, pct) || !strings.Contains(inbox, `<td data-label="Deaths">162</td>`) ||
+		!strings.Contains(inbox, `<td data-label="Rule">attacks-on-civilians</td>`) || strings.Contains(inbox, first) || strings.Contains(inbox, second) {
+		t.Fatalf("the analyst's inbox (want the GN score %s, no restricted crisis):\n%s", pct, inbox)
+	}
+	if inbox := consolePage(t, s, "duty", "/console/warnings"); !strings.Contains(inbox, `data-situation="GN/`+typ+`"`) || !strings.Contains(inbox, second) {
+		t.Fatalf("the duty officer's inbox lacks episode %s:\n%s", second, inbox)
 	}
 }

@@ -2,6 +2,7 @@ package stack_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,9 +31,11 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 
 	var b strings.Builder
 	b.WriteString("event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n")
-	// Twelve days of events up to yesterday: live (inside the 14-day horizon).
+	// Twelve days of events up to yesterday: live (inside the 14-day horizon),
+	// listed out of order (the newest first): the import applies them in
+	// event time, so it crosses on the event a backtest crosses on.
 	firstDay := time.Now().UTC().AddDate(0, 0, -12)
-	for i := 1; i <= 12; i++ {
+	for _, i := range []int{12, 3, 9, 1, 7, 11, 5, 2, 10, 4, 8, 6} {
 		day := firstDay.AddDate(0, 0, i-1)
 		date := day.Format("2006-01-02")
 		if i%2 == 0 {
@@ -58,6 +61,46 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	m := regexp.MustCompile(`crisis opened\s+(GN-\d{8}-[A-Z2-7]{5}) \(GN-unconstitutional-change\)`).FindStringSubmatch(out)
 	if m == nil {
 		t.Fatalf("import does not name the crisis it opened:\n%s", out)
+	}
+	// The crossing, in event time, is the backtest's first crossing of the
+	// same file, and the score history is in event-time order.
+	out, err = runCLI(t, s, "warning", "backtest", "--file", file, "--format", "acled", "--quiet", "--output", "json")
+	if err != nil {
+		t.Fatalf("warning backtest: %v\n%s", err, out)
+	}
+	var bt struct {
+		Situations []struct {
+			Situation     string    `json:"situation"`
+			FirstCrossing time.Time `json:"firstCrossing"`
+		} `json:"situations"`
+	}
+	if err := json.Unmarshal([]byte(out), &bt); err != nil || len(bt.Situations) == 0 || bt.Situations[0].FirstCrossing.IsZero() {
+		t.Fatalf("backtest: %v\n%s", err, out)
+	}
+	out, err = runCLI(t, s, "warning", "score", "--country", "GN", "--type", "unconstitutional-change", "--output", "json")
+	if err != nil {
+		t.Fatalf("warning score: %v\n%s", err, out)
+	}
+	var sc struct {
+		History []struct {
+			At       time.Time `json:"at"`
+			Crossing bool      `json:"crossing"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal([]byte(out), &sc); err != nil || len(sc.History) != 12 {
+		t.Fatalf("score: %v\n%s", err, out)
+	}
+	var crossed []time.Time
+	for i, p := range sc.History {
+		if i > 0 && p.At.Before(sc.History[i-1].At) {
+			t.Fatalf("score history out of event-time order at point %d:\n%s", i, out)
+		}
+		if p.Crossing {
+			crossed = append(crossed, p.At)
+		}
+	}
+	if len(crossed) != 1 || !crossed[0].Equal(bt.Situations[0].FirstCrossing) || crossed[0].Equal(sc.History[11].At) {
+		t.Fatalf("the import crossed at %v, the backtest at %s (%s)", crossed, bt.Situations[0].FirstCrossing, bt.Situations[0].Situation)
 	}
 
 	// Early warning published WarningRaised before the workflow's CrisisOpened:

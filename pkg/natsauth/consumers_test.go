@@ -327,3 +327,18 @@ func TestFundOpeningForTheProvisionerAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestSituationsListIsTheGatewaysAlone: the early-warning situations list
+// (the console's inbox) is asked by the gateway, which cuts each situation's
+// crises to the reader's clearance; the read-only identities that may read a
+// score may not list situations.
+func TestSituationsListIsTheGatewaysAlone(t *testing.T) {
+	if !allowed(natsauth.PermissionsOf(natsauth.Gateway), "demarche.earlywarning.situations") {
+		t.Error("the gateway may not list situations")
+	}
+	for _, id := range []natsauth.Identity{natsauth.Observer, natsauth.Operator, natsauth.Subscriber} {
+		if allowed(natsauth.PermissionsOf(id), "demarche.earlywarning.situations") {
+			t.Errorf("%s may list situations", id)
+		}
+	}
+}

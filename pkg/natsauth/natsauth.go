@@ -140,7 +140,9 @@ var Ephemerals = map[Identity][]string{
 	Funding:  {LedgerStream},     // a fund's ledger read
 	Roster:   {KV(RosterBucket)}, // bookings listed by key
 	Partners: {KV(PartnerPendingBucket)},
-	Operator: {CrisisStream}, // events tail
+	// The situations listed by key (the console inbox's situations endpoint).
+	EarlyWarning: {KV(SituationsBucket)},
+	Operator:     {CrisisStream}, // events tail
 	// The observer watches what happened, never the partner stream (each
 	// partner's deliveries are its own) nor the buckets (bookings, requests).
 	Observer: {CrisisStream, DeadLetterStream, SignalsStream, LedgerStream, AuditStream, AnchorStream},

@@ -46,6 +46,8 @@ const (
 	EarlyWarningGroup   = "demarche.earlywarning"
 	EarlyWarningIngest  = EarlyWarningGroup + ".ingest"
 	EarlyWarningScore   = EarlyWarningGroup + ".score"
+	// EarlyWarningSituations lists situations at a glance (the gateway's console inbox).
+	EarlyWarningSituations = EarlyWarningGroup + ".situations"
 
 	PartnersGroup   = "demarche.partners"
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse

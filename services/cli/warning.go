@@ -94,7 +94,15 @@ Other columns are ignored.`,
 			if err != nil {
 				return err
 			}
-			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Rules: rules, Source: source})
+			var sending func(int, int)
+			if !quiet {
+				// The file is read whole and put in event-time order before the
+				// first batch goes: then the bar counts the signals sent.
+				sending = func(sent, total int) {
+					fmt.Fprintf(cmd.ErrOrStderr(), "\r%s %3d%% %d of %d signals sent in event-time order", progressBar(sent, total, 30), 100*sent/max(total, 1), sent, total)
+				}
+			}
+			sum, err := earlywarning.ImportWith(cmd.Context(), file, f, api.ingest, earlywarning.ImportOptions{Batch: batch, Progress: progress, Sending: sending, Rules: rules, Source: source})
 			if progress != nil && sum != nil {
 				fmt.Fprintln(cmd.ErrOrStderr())
 			}
@@ -358,8 +366,12 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 	if sc.GetAboveThreshold() {
 		state = "ABOVE"
 	}
-	fmt.Fprintf(out, "%s %s (%s): score %.2f, threshold %.2f: %s\n", sc.GetCountryCode(), sc.GetCrisisType().Slug(), sc.GetRegion().Slug(),
-		sc.GetScore(), sc.GetThreshold(), state)
+	pct := 0.0
+	if sc.GetThreshold() > 0 {
+		pct = 100 * sc.GetScore() / sc.GetThreshold()
+	}
+	fmt.Fprintf(out, "%s %s (%s): score %.2f, threshold %.2f (%.0f%% of it): %s\n", sc.GetCountryCode(), sc.GetCrisisType().Slug(), sc.GetRegion().Slug(),
+		sc.GetScore(), sc.GetThreshold(), pct, state)
 	fmt.Fprintf(out, "window: %s ending %s (newest signal); %d signal(s); crossings so far: %d; rules %s\n",
 		sc.GetWindow().AsDuration(), ts(sc.GetWindowEnd()), len(sc.GetContributions()), sc.GetCrossings(), sc.GetRulesVersion())
 	if sc.GetCrisisId() != "" {
@@ -374,10 +386,10 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 		}
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "WEIGHT\tSHARE\tOBSERVED\tSOURCE\tID\tSUMMARY")
+	fmt.Fprintln(tw, "WEIGHT\tSHARE\tDEATHS\tRULE\tOBSERVED\tSOURCE\tID\tSUMMARY")
 	for i, c := range sc.GetContributions() {
 		if limit > 0 && i >= limit {
-			fmt.Fprintf(tw, "…\t\t\t\t\t%d more (--limit 0 lists all)\n", len(sc.GetContributions())-limit)
+			fmt.Fprintf(tw, "…\t\t\t\t\t\t\t%d more (--limit 0 lists all)\n", len(sc.GetContributions())-limit)
 			break
 		}
 		share := 0.0
@@ -388,8 +400,12 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 		if r := []rune(summary); len(r) > 80 {
 			summary = string(r[:79]) + "…"
 		}
-		fmt.Fprintf(tw, "%.2f\t%.0f%%\t%s\t%s\t%s\t%s\n", c.GetWeight(), share, c.GetObservedAt().AsTime().UTC().Format("2006-01-02 15:04"),
-			c.GetSource(), c.GetSourceId(), summary)
+		rule := c.GetRule()
+		if rule == "" {
+			rule = "-" // recorded before rules were kept with signals
+		}
+		fmt.Fprintf(tw, "%.2f\t%.0f%%\t%d\t%s\t%s\t%s\t%s\t%s\n", c.GetWeight(), share, c.GetFatalities(), rule,
+			c.GetObservedAt().AsTime().UTC().Format("2006-01-02 15:04"), c.GetSource(), c.GetSourceId(), summary)
 	}
 	_ = tw.Flush()
 }
@@ -407,7 +423,7 @@ func (c *apiClient) signalSource(ctx context.Context) (string, error) {
 // ingest sends a batch of signals through the gateway (an earlywarning.IngestFunc).
 func (c *apiClient) ingest(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
 	var resp demarchev1.IngestResponse
-	if err := c.do(ctx, "POST", "/v1/signals", nil, &demarchev1.IngestRequest{Signals: signals}, &resp); err != nil {
+	if err := c.do(ctx, "POST", "/v1/signals", nil, earlywarning.ImportRequest(ctx, signals), &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -109,10 +110,15 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"GN unconstitutional-change (africa): score 7.39, threshold 100.00: below", "3 signal(s)", "4.00    54%", "person_analyst  op-1", "person_analyst  acled-GIN1"} {
+	for _, want := range []string{"GN unconstitutional-change (africa): score 8.25, threshold 100.00 (8% of it): below", "3 signal(s)", "4.00    48%", "person_analyst  op-1", "person_analyst  acled-GIN1"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("score output lacks %q:\n%s", want, out)
 		}
+	}
+	// Each signal's line gives its deaths and the rule that classified it.
+	if !regexp.MustCompile(`(?m)^3\.25 +39% +3 +coup +2023-02-16 00:00 +person_analyst +acled-GIN1 `).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^4\.00 +48% +0 +reported +2023-02-17 00:00 +person_analyst +op-1 `).MatchString(out) {
+		t.Errorf("score lines lack deaths and rule:\n%s", out)
 	}
 	if _, err := run("score", "--country", "ML", "--type", "general"); err == nil || !strings.Contains(err.Error(), "no signals recorded for ML general") {
 		t.Errorf("empty situation: %v", err)
@@ -146,14 +152,14 @@ func TestWarningRulesAndBacktestVerbs(t *testing.T) {
 		return out.String(), err
 	}
 	shown, err := run("rules", "show")
-	if err != nil || !strings.HasPrefix(shown, "# rules version 2026.11.1+") {
+	if err != nil || !strings.HasPrefix(shown, "# rules version 2026.12.1+") {
 		t.Fatalf("rules show: %v %q", err, shown[:min(len(shown), 80)])
 	}
 	good := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(good, []byte(shown), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run("rules", "validate", good); err != nil || !strings.Contains(out, "valid, version 2026.11.1+") {
+	if out, err := run("rules", "validate", good); err != nil || !strings.Contains(out, "valid, version 2026.12.1+") {
 		t.Fatalf("validate the shown rules: %v %s", err, out)
 	}
 	bad := filepath.Join(dir, "bad.yaml")
@@ -168,7 +174,9 @@ func TestWarningRulesAndBacktestVerbs(t *testing.T) {
 	csv := "event_id_cnty,event_date,event_type,sub_event_type,actor1,actor2,interaction,country,notes,fatalities,civilian_targeting\n" +
 		"GIN1,2009-09-28,Violence against civilians,Attack,Military Forces of Guinea,Civilians (Guinea),17,Guinea,\"Presidential guard fires on an opposition rally against the junta's candidate, stadium\",157,Civilian targeting\n" +
 		"KEN1,2009-09-28,Riots,Mob violence,Rioters,,55,Kenya,Herder and farmer clashes,3,\n" +
-		"XXX1,2009-09-28,Riots,Mob violence,Rioters,,55,Atlantis,x,0,\n"
+		"XXX1,2009-09-28,Riots,Mob violence,Rioters,,55,Atlantis,x,0,\n" +
+		"GIN2,2009-09-29,Protests,Excessive force against protesters,Police Forces of Guinea,Protesters (Guinea),16,Guinea,Police fire on marchers,3,\n" +
+		"GIN3,2009-09-30,Strategic developments,Arrests,Police Forces of Guinea,Civilians (Guinea),17,Guinea,Opposition leaders detained,0,\n"
 	if err := os.WriteFile(sample, []byte(csv), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +185,9 @@ func TestWarningRulesAndBacktestVerbs(t *testing.T) {
 		t.Fatal(err)
 	}
 	flat := strings.Join(strings.Fields(out), " ")
-	for _, want := range []string{"2 GIN1 2009-09-28 GN unconstitutional-change coup 6.06 157", "3 KEN1 2009-09-28 KE intercommunal-violence non-state 2.39 3", "4 XXX1 rejected: country \"Atlantis\""} {
+	for _, want := range []string{"2 GIN1 2009-09-28 GN unconstitutional-change coup 12.33 157", "3 KEN1 2009-09-28 KE intercommunal-violence non-state 3.25 3", "4 XXX1 rejected: country \"Atlantis\"",
+		// ACLED's event types have rules of their own: a repressed protest is a constitutional crisis weighing 1.5 ×, a strategic development half.
+		"5 GIN2 2009-09-29 GN constitutional-crisis protests-repressed 4.88 3", "6 GIN3 2009-09-30 GN general strategic-developments 0.50 0"} {
 		if !strings.Contains(flat, want) {
 			t.Errorf("rules test output lacks %q:\n%s", want, out)
 		}

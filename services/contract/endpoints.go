@@ -52,6 +52,8 @@ func Endpoints() []Endpoint {
 			"Ingest signals: each accepted, duplicate or rejected with its reason.", ""},
 		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningScore, &demarchev1.ScoreRequest{}, &demarchev1.ScoreResponse{},
 			"A situation's (country + crisis type) score, threshold and contributing signals.", ""},
+		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningSituations, &demarchev1.SituationsRequest{}, &demarchev1.SituationsResponse{},
+			"The situations with signals in their window at a glance (score, threshold, newest signal), the most pressing first, naming no crisis (the gateway's console inbox).", ""},
 		{partners.ServiceName, partners.SubjectList, &demarchev1.ListPartnersRequest{}, &demarchev1.ListPartnersResponse{},
 			"The partner organisations and what each receives.", ""},
 		{partners.ServiceName, partners.SubjectAckRole, &demarchev1.AckRoleRequest{}, &demarchev1.AckRoleResponse{},

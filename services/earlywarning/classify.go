@@ -11,10 +11,12 @@ import (
 
 // How a conflict event becomes a signal: its crisis type and weight come from
 // the rules file (rules.go, rules/default.yaml: the first rule that matches;
-// with the default rules, weight = 1 + ln(1 + fatalities), so every event counts
-// at least 1 and deaths raise it with diminishing returns: 0 → 1, 1 → 1.69,
-// 10 → 3.40, 100 → 5.62, 1000 → 7.91). A situation's score is the sum of its
-// signals' weights over the window (decayed when the rules say so).
+// with the default rules, weight = rule weight × (1 + ln(1 + f) + 0.5 × √f)
+// for f fatalities, so every event counts at least 1, a few deaths raise it
+// quickly and a massacre still stands out: 0 → 1, 1 → 2.19, 12 → 5.30,
+// 100 → 10.6, 162 → 12.5, 1000 → 23.7; a single logarithm flattened 162
+// deaths to the weight of two 12-death events). A situation's score is the
+// sum of its signals' weights over the window (decayed when the rules say so).
 
 // Rule names, recorded in each signal's rule field.
 const (
@@ -184,7 +186,8 @@ func (r *Rules) Classify(e Event) (demarchev1.CrisisType, string, float64) {
 			break
 		}
 	}
-	w := rule.Weight * (r.Base + r.PerLogFatality*math.Log1p(float64(max(e.Fatalities, 0))))
+	f := float64(max(e.Fatalities, 0))
+	w := rule.Weight * (r.Base + r.PerLogFatality*math.Log1p(f) + r.PerSqrtFatality*math.Sqrt(f))
 	if e.CivilianTargeting { // only a format with such a column (ACLED) sets it
 		w *= r.CivilianTargeting
 	}

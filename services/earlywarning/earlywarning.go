@@ -21,7 +21,9 @@
 //
 // A situation's score is the sum of the (decayed) weights of its signals
 // observed within the window before its newest signal: the window is measured
-// in event time, so a historic file scores as it would have live.
+// in event time, so a historic file scores as it would have live. Signals are
+// applied in event-time order: an import sorts its file first (eventorder.go,
+// bounded memory), and each batch is applied per situation in event time.
 //
 // # Live versus historical
 //
@@ -40,7 +42,8 @@
 // retries open one crisis), linked to the previous episode. Signals accepted
 // while the situation stays above its threshold are attached to the current
 // crisis as warnings (one call per situation per ingest batch, carrying the
-// heaviest signal); a closed crisis is never reopened by them, and never takes
+// heaviest signal; an import's are counted instead and told in one summary
+// warning when it finishes: importsummary.go); a closed crisis is never reopened by them, and never takes
 // one: when attaching finds the crisis closed while the situation stays above
 // its threshold (the ordinary case when the window and the live horizon are
 // the same), the batch is planned again, and a live signal that raises the

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -17,7 +19,8 @@ import (
 const DefaultBatch = 500
 
 // IngestFunc sends a batch of signals: IngestOver(nc) across NATS, or
-// Service.Ingest in-process.
+// Service.Ingest in-process. It builds its request with ImportRequest, so an
+// import's id (and its last request, with no signals) reach the service.
 type IngestFunc func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestResponse, error)
 
 // IngestOver sends batches of signals to the earlywarning service over nc with
@@ -25,7 +28,7 @@ type IngestFunc func(context.Context, []*demarchev1.Signal) (*demarchev1.IngestR
 func IngestOver(nc *nats.Conn) IngestFunc {
 	return func(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
 		var resp demarchev1.IngestResponse
-		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, &demarchev1.IngestRequest{Signals: signals}, &resp,
+		if err := natsrpc.Call(ctx, nc, natsrpc.EarlyWarningIngest, ImportRequest(ctx, signals), &resp,
 			natsrpc.Protobuf(), natsrpc.Timeout(RequestTimeout)); err != nil {
 			return nil, err
 		}
@@ -46,6 +49,15 @@ type ImportSummary struct {
 	Crises []*demarchev1.CrisisTouch
 	// RulesVersion classified the rows.
 	RulesVersion string
+	// From and To are the first and last event times of the signals sent
+	// (the file's rows are sent in event-time order); nil when none was.
+	From, To *timestamppb.Timestamp
+	// ImportID names the import in the requests it sent and in the summary
+	// warning each crisis it fed gets at its end.
+	ImportID string
+	// Sorted is how many sorted chunks the file was put in order through
+	// (0: it fitted in memory; else the external sort's temporary files).
+	Sorted int
 }
 
 // Add records the crises of one response.
@@ -67,8 +79,15 @@ func (s *ImportSummary) Add(touched []*demarchev1.CrisisTouch) {
 // ImportOptions tune an import; the zero value uses the defaults.
 type ImportOptions struct {
 	Batch    int            // signals per request (default DefaultBatch)
-	Progress func(read int) // called after each batch with the rows read so far
-	Rules    *Rules         // classification (default: the embedded rules)
+	Progress func(read int) // called while the file is read with the rows read so far
+	// Sending, when set, is called after each batch sent with the signals
+	// sent so far and all there are to send (the file is read whole, and
+	// sorted in event time, before the first batch goes).
+	Sending func(sent, total int)
+	// SortChunk bounds the signals held in memory while the file is put in
+	// event-time order (default SortChunk; tests make it small).
+	SortChunk int
+	Rules     *Rules // classification (default: the embedded rules)
 	// Before, when set, is called with each batch before it is sent (an
 	// exercise paces its batches in compressed event time).
 	Before func(ctx context.Context, batch []*demarchev1.Signal) error
@@ -81,8 +100,8 @@ type ImportOptions struct {
 	Source string
 }
 
-// Import reads a conflict-event file, sends its signals in batches and
-// summarises. Rows the parser refuses are reported with their line and never
+// Import reads a conflict-event file, sends its signals in batches in
+// event-time order and summarises. Rows the parser refuses are reported with their line and never
 // sent. progress, when set, is called after each batch with the rows read so far.
 // A failure of a whole batch (service unreachable) stops the import; what was
 // sent before stays recorded, and importing the file again is safe (duplicates).
@@ -90,7 +109,11 @@ func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, 
 	return ImportWith(ctx, r, format, ingest, ImportOptions{Batch: batch, Progress: progress})
 }
 
-// ImportWith is Import with options.
+// ImportWith is Import with options. The file's rows are applied in
+// event-time order (eventorder.go: an external sort holding at most
+// SortChunk signals in memory), so a file listed in any order scores, crosses
+// and dates its first signal as a sorted one does; rejections are still
+// reported by line.
 func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, o ImportOptions) (*ImportSummary, error) {
 	batch, progress := o.Batch, o.Progress
 	if batch <= 0 {
@@ -102,8 +125,48 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 	}
 	rd.WithRules(o.Rules)
 	sum := &ImportSummary{RulesVersion: rd.Rules().Version}
+	sorter := newEventSorter(o.SortChunk)
+	defer sorter.close()
+	total := 0
+	for {
+		sig, line, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		var rowErr *RowError
+		if errors.As(err, &rowErr) {
+			sum.Read++
+			sum.Rejected = append(sum.Rejected, rowErr)
+			continue
+		}
+		if err != nil {
+			return sum, err
+		}
+		sum.Read++
+		if o.Source != "" {
+			sig.SourceId = sig.GetSource() + "-" + sig.GetSourceId()
+			sig.Source = o.Source
+		}
+		if err := sorter.add(sig, line); err != nil {
+			return sum, err
+		}
+		total++
+		if progress != nil && sum.Read%batch == 0 {
+			progress(sum.Read)
+		}
+	}
+	if progress != nil {
+		progress(sum.Read)
+	}
+	sum.Sorted = len(sorter.runs)
+	// The import's id goes with each request: the crises it feeds get one
+	// summary warning at its end (importsummary.go), not one per request.
+	sum.ImportID = NewSourceID()
+	ctx = WithImport(ctx, sum.ImportID)
+	fed := map[string]bool{}
 	var sigs []*demarchev1.Signal
 	var lines []int
+	sent := 0
 	flush := func() error {
 		if len(sigs) == 0 {
 			return nil
@@ -115,7 +178,7 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 		}
 		resp, err := ingest(ctx, sigs)
 		if err != nil {
-			return fmt.Errorf("ingest rows up to line %d: %w", lines[len(lines)-1], err)
+			return fmt.Errorf("ingest rows of lines %d to %d (in event-time order, %d of %d sent): %w", slices.Min(lines), slices.Max(lines), sent, total, err)
 		}
 		for _, res := range resp.GetResults() {
 			switch res.GetStatus() {
@@ -137,44 +200,54 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 			}
 		}
 		sum.Add(resp.GetCrises())
+		sent += len(sigs)
 		sigs, lines = sigs[:0], lines[:0]
-		if progress != nil {
-			progress(sum.Read)
+		if o.Sending != nil {
+			o.Sending(sent, total)
 		}
 		return nil
 	}
-	for {
-		sig, line, err := rd.Next()
-		if errors.Is(err, io.EOF) {
-			break
+	err = sorter.each(func(sig *demarchev1.Signal, line int) error {
+		if sum.From == nil {
+			sum.From = sig.GetObservedAt()
 		}
-		var rowErr *RowError
-		if errors.As(err, &rowErr) {
-			sum.Read++
-			sum.Rejected = append(sum.Rejected, rowErr)
-			continue
-		}
-		if err != nil {
-			return sum, err
-		}
-		sum.Read++
-		if o.Source != "" {
-			sig.SourceId = sig.GetSource() + "-" + sig.GetSourceId()
-			sig.Source = o.Source
-		}
+		sum.To = sig.GetObservedAt()
 		sigs = append(sigs, sig)
 		lines = append(lines, line)
+		fed[demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType())] = true
 		if len(sigs) >= batch {
-			if err := flush(); err != nil {
-				return sum, err
-			}
+			return flush()
 		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
 	}
-	if err := flush(); err != nil {
-		return sum, err
+	if err == nil && len(fed) > 0 {
+		err = finishImport(ctx, ingest, sum, fed)
 	}
 	sortRejected(sum.Rejected)
-	return sum, nil
+	return sum, err
+}
+
+// finishImport sends the import's last requests: the situations it fed,
+// whose crises get its summary warning.
+func finishImport(ctx context.Context, ingest IngestFunc, sum *ImportSummary, fed map[string]bool) error {
+	keys := make([]string, 0, len(fed))
+	for k := range fed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for len(keys) > 0 {
+		n := min(len(keys), demarchev1.MaxImportSituations)
+		resp, err := ingest(withFinish(ctx, sum.ImportID, keys[:n]), nil)
+		if err != nil {
+			return fmt.Errorf("finish import %s (its summary warnings): %w", sum.ImportID, err)
+		}
+		sum.Add(resp.GetCrises())
+		keys = keys[n:]
+	}
+	return nil
 }
 
 // sortRejected orders rejections by line (parser and service rejections interleave).

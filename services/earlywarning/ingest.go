@@ -83,12 +83,21 @@ type item struct {
 	created    bool // this ingest created the de-duplication key
 	historical bool // older than the live horizon
 	result     *demarchev1.IngestResult
+	// importID names the import that sent it (an IngestRequest's import_id):
+	// accepted above the threshold, it is told to the crisis in the import's
+	// summary warning, not in a warning of its own request.
+	importID string
 }
 
 // Ingest records a batch of live or historical signals: each is accepted, a
 // duplicate, or rejected with its reason. The error is for failures of the
-// whole batch only.
+// whole batch only. It is an IngestFunc: when ctx carries an import
+// (WithImport), the signals are the import's, and its last request (no
+// signals) finishes it (FinishImport).
 func (s *Service) Ingest(ctx context.Context, signals []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+	if fin := importFinish(ctx); len(fin) > 0 && len(signals) == 0 {
+		return s.FinishImport(ctx, ImportID(ctx), fin)
+	}
 	return s.IngestExercise(ctx, signals, nil)
 }
 
@@ -136,6 +145,10 @@ const situationConcurrency = 1024
 func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs []context.Context, ex *demarchev1.Exercise) *demarchev1.IngestResponse {
 	fromStream := ctxs != nil
 	scope := exerciseScope(ex)
+	var importID string
+	if !fromStream && ex == nil {
+		importID = ImportID(ctx)
+	}
 	now := s.cfg.Now()
 	resp := &demarchev1.IngestResponse{Results: make([]*demarchev1.IngestResult, len(signals))}
 	bySituation := map[string][]*item{}
@@ -157,7 +170,7 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 			continue
 		}
 		it := &item{index: i, sig: sig, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
-			historical: ex == nil && observed.Before(now.Add(-s.cfg.Horizon))}
+			historical: ex == nil && observed.Before(now.Add(-s.cfg.Horizon)), importID: importID}
 		if inBatch[it.key] {
 			// The batch's own repeat, even of another situation: the first stands.
 			res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
@@ -262,6 +275,7 @@ type plan struct {
 	state     *demarchev1.SituationState
 	crossings []crossing
 	attached  []attachment // live, accepted while above the threshold with its crisis open
+	deferred  []attachment // the same, sent by an import: told in its summary warning
 }
 
 // attachment is a live signal accepted above the threshold, attached to the
@@ -299,6 +313,14 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 	if len(todo) == 0 {
 		return nil, nil
 	}
+	// In event-time order (the stream's and a request's order is the
+	// senders'): the score, the crossing and the history follow the events'
+	// own times. An import is sorted before it is sent (eventorder.go); a
+	// signal older than what an earlier batch applied is scored against the
+	// window's newest end, as it always was.
+	slices.SortStableFunc(todo, func(a, b *item) int {
+		return a.sig.GetObservedAt().AsTime().Compare(b.sig.GetObservedAt().AsTime())
+	})
 	var touched []*demarchev1.CrisisTouch
 	for attempt := 1; ; attempt++ {
 		// The first attempt plans on this process's copy of the situation; a
@@ -499,7 +521,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		st.Contributions = append(st.Contributions, &demarchev1.SignalContribution{
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Weight: sig.GetWeight(),
 			ObservedAt: sig.GetObservedAt(), Summary: truncate(sig.GetSummary(), 300),
-			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(),
+			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(), Fatalities: sig.GetFatalities(),
 		})
 		st.Contributions = prune(st.Contributions, start, inWindow)
 		score := s.score(st)
@@ -529,6 +551,10 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		case st.CrisisClosed:
 			res.Reason = fmt.Sprintf("above the threshold, but crisis %s is closed: the next episode opens when live signals take the score to %.1f",
 				st.GetCrisisId(), st.GetEpisodeBase()+margin)
+		case it.importID != "":
+			// An import's: counted in the import's summary warning (act).
+			p.deferred = append(p.deferred, attachment{it: it, point: point})
+			st.EpisodeBase = score
 		default:
 			// The point names the crisis once the warning reached it (act).
 			p.attached = append(p.attached, attachment{it: it, point: point})
@@ -556,6 +582,7 @@ func copyState(prev *demarchev1.SituationState) *demarchev1.SituationState {
 		Episodes: prev.GetEpisodes(), RulesVersion: prev.GetRulesVersion(),
 		History:      slices.Clone(prev.GetHistory()),
 		CrisisClosed: prev.GetCrisisClosed(), EpisodeBase: prev.GetEpisodeBase(),
+		PendingImport: prev.GetPendingImport(), // replaced, never modified (act)
 	}
 }
 
@@ -691,7 +718,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
 			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
 				ev.GetScore(), ev.GetThreshold(), s.cfg.Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
-			RulesVersion: st.GetRulesVersion(),
+			RulesVersion: st.GetRulesVersion(), ScoreSeverity: severity,
 		}
 		if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
 			// Closed since resolve looked: the retry opens the next episode.
@@ -703,6 +730,13 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 		s.log.Info("threshold crossed", zap.String("situation", situation), zap.String("crisis", ep.id), zap.Bool("new_episode", ep.opened),
 			zap.Float64("score", ev.GetScore()), zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())),
 			zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
+	}
+	if len(p.deferred) > 0 && st.GetCrisisId() != "" {
+		t, err := s.deferToImport(ctx, situation, p, ex)
+		if err != nil {
+			return nil, err
+		}
+		touched = append(touched, t)
 	}
 	if len(p.attached) == 0 || st.GetCrisisId() == "" {
 		return touched, nil
@@ -718,10 +752,11 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	if n := len(p.attached) - 1; n > 0 {
 		summary = fmt.Sprintf("%s (and %d more signal(s) in this batch; score %.1f)", summary, n, score)
 	}
+	scoreSeverity := crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode()))
 	w := &demarchev1.Warning{Source: heaviest.GetSource(), SourceId: heaviest.GetSourceId(), Severity: severityOf(heaviest),
-		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion()}
+		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion(), ScoreSeverity: scoreSeverity}
 	id := st.GetCrisisId()
-	in := s.crisisInput(id, st, crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode())), earliest(st.GetContributions()), now, ex)
+	in := s.crisisInput(id, st, scoreSeverity, earliest(st.GetContributions()), now, ex)
 	switch err := s.opener.OpenOrSignal(ctx, in, w); {
 	case isClosed(err):
 		// Closed while the situation stayed above its threshold: a closed

@@ -32,6 +32,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.IngestRequest { return &demarchev1.IngestRequest{} }, s.serveIngest),
 		natsrpc.Typed("score", "ScoreRequest → ScoreResponse: a situation's score, threshold and contributing signals",
 			func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore),
+		natsrpc.Typed("situations", "SituationsRequest → SituationsResponse: the situations with signals, the most pressing first, naming no crisis",
+			func() *demarchev1.SituationsRequest { return &demarchev1.SituationsRequest{} }, s.serveSituations),
 	)
 	return err
 }
@@ -44,6 +46,15 @@ func (s *Service) startMicro() (err error) {
 func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest) (*demarchev1.IngestResponse, error) {
 	if req.GetExercise() != nil {
 		return s.IngestExercise(ctx, req.GetSignals(), req.GetExercise())
+	}
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if len(req.GetFinishSituations()) > 0 {
+		return s.FinishImport(ctx, req.GetImportId(), req.GetFinishSituations())
+	}
+	if id := req.GetImportId(); id != "" {
+		ctx = WithImport(ctx, id)
 	}
 	reasons := checkRequestSources(req.GetSignals())
 	var ok []*demarchev1.Signal

@@ -106,13 +106,15 @@ func TestACLEDParseRowsLinesAndRules(t *testing.T) {
 		rule    string
 		day     int
 		deaths  int32
+		factor  float64 // the rule's weight (default 1)
 	}{
-		"2:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4},
-		"3:GIN1002":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 0}, // "junta"
-		"9:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4},
-		"10:MLI2001": {"ML", demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, earlywarning.RuleNonState, 17, 12},
-		"12:KEN3002": {"KE", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, earlywarning.RuleElection, 18, 2},
-		"14:CIV4001": {"CI", demarchev1.CrisisType_CRISIS_TYPE_GENERAL, earlywarning.RuleGeneral, 19, 1},
+		"2:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4, 1},
+		"3:GIN1002":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 0, 1}, // "junta"
+		"9:GIN1001":  {"GN", demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, earlywarning.RuleCoup, 16, 4, 1},
+		"10:MLI2001": {"ML", demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, earlywarning.RuleNonState, 17, 12, 1},
+		"12:KEN3002": {"KE", demarchev1.CrisisType_CRISIS_TYPE_ELECTION_VIOLENCE, earlywarning.RuleElection, 18, 2, 1},
+		// Violence against civilians by a political militia (37): its own rule, weighing 1.5.
+		"14:CIV4001": {"CI", demarchev1.CrisisType_CRISIS_TYPE_GENERAL, "attacks-on-civilians", 19, 1, 1.5},
 	}
 	if len(sigs) != len(want) {
 		t.Errorf("parsed %d signals %v, want %d", len(sigs), keys(sigs), len(want))
@@ -130,7 +132,12 @@ func TestACLEDParseRowsLinesAndRules(t *testing.T) {
 		if got := s.GetObservedAt().AsTime(); got != time.Date(2023, 2, w.day, 0, 0, 0, 0, time.UTC) {
 			t.Errorf("%s: observed_at %s, want 2023-02-%02d", k, got, w.day)
 		}
-		if wantW := 1 + math.Log(1+float64(w.deaths)); math.Abs(s.GetWeight()-wantW) > 1e-9 {
+		factor := w.factor
+		if factor == 0 {
+			factor = 1
+		}
+		// The default weighting: 1 + ln(1 + deaths) + 0.5 × √deaths, times the rule's factor.
+		if wantW := factor * (1 + math.Log(1+float64(w.deaths)) + 0.5*math.Sqrt(float64(w.deaths))); math.Abs(s.GetWeight()-wantW) > 1e-9 {
 			t.Errorf("%s: weight %g, want %g", k, s.GetWeight(), wantW)
 		}
 	}
@@ -256,7 +263,15 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 	t.Parallel()
 	seen := map[string]bool{}
 	batches := 0
-	ingest := func(_ context.Context, sigs []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+	var finished []string
+	ingest := func(ctx context.Context, sigs []*demarchev1.Signal) (*demarchev1.IngestResponse, error) {
+		if req := earlywarning.ImportRequest(ctx, sigs); req.GetImportId() == "" {
+			t.Errorf("a request of the import carries no import id")
+		} else if len(req.GetFinishSituations()) > 0 {
+			// The import's last request: the situations it fed, no signals.
+			finished = append(finished, req.GetFinishSituations()...)
+			return &demarchev1.IngestResponse{}, nil
+		}
 		batches++
 		resp := &demarchev1.IngestResponse{}
 		for i, s := range sigs {
@@ -270,7 +285,9 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 		return resp, nil
 	}
 	var progress []int
-	sum, err := earlywarning.Import(context.Background(), strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, 2, func(n int) { progress = append(progress, n) })
+	var sent [][2]int
+	sum, err := earlywarning.ImportWith(context.Background(), strings.NewReader(acledFile()), earlywarning.FormatACLED, ingest, earlywarning.ImportOptions{
+		Batch: 2, Progress: func(n int) { progress = append(progress, n) }, Sending: func(n, total int) { sent = append(sent, [2]int{n, total}) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +301,13 @@ func TestImportSummaryCountsEveryRow(t *testing.T) {
 	if fmt.Sprint(lines) != "[6 7 8 11 13]" {
 		t.Errorf("rejected lines %v, want [6 7 8 11 13]", lines)
 	}
-	if batches != 3 || len(progress) != 3 {
-		t.Errorf("%d batches, %d progress calls, want 3 of each (6 signals by 2)", batches, len(progress))
+	// The file is read whole (progress ends at every row), then sent in
+	// event-time order: 3 batches of 2, then the last request naming the
+	// situations fed.
+	if batches != 3 || fmt.Sprint(sent) != "[[2 6] [4 6] [6 6]]" || len(progress) == 0 || progress[len(progress)-1] != 11 {
+		t.Errorf("%d batches, sent %v, progress %v, want 3 batches of 2 of 6 signals after reading 11 rows", batches, sent, progress)
+	}
+	if fmt.Sprint(finished) != "[CI-general GN-unconstitutional-change KE-election-violence ML-intercommunal-violence]" {
+		t.Errorf("the import finished %v", finished)
 	}
 }

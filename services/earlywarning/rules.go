@@ -119,7 +119,12 @@ type Rules struct {
 	// by this fraction of the threshold over its lowest since (0: at once).
 	NewEpisodeMargin float64
 
-	Base, PerLogFatality, CivilianTargeting float64
+	// Weight of an event = rule weight × (Base + PerLogFatality × ln(1 + f)
+	// + PerSqrtFatality × √f), × CivilianTargeting when civilians were
+	// targeted. The logarithm gives every death weight with diminishing
+	// returns; the square root keeps a massacre from being flattened (with
+	// the default rules 162 deaths weigh more than two events of 12).
+	Base, PerLogFatality, PerSqrtFatality, CivilianTargeting float64
 
 	Classes []ClassRule
 	Default ClassRule
@@ -322,9 +327,10 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 		p.fail(th, "scoring.thresholds", "is required (at least default: 25)")
 	}
 
-	w := p.fields(top["weight"], "weight", "base", "per_log_fatality", "civilian_targeting")
+	w := p.fields(top["weight"], "weight", "base", "per_log_fatality", "per_sqrt_fatality", "civilian_targeting")
 	r.Base = p.number(w["base"], "weight.base", 1, true)
 	r.PerLogFatality = p.number(w["per_log_fatality"], "weight.per_log_fatality", 1, false)
+	r.PerSqrtFatality = p.number(w["per_sqrt_fatality"], "weight.per_sqrt_fatality", 0, false)
 	r.CivilianTargeting = p.number(w["civilian_targeting"], "weight.civilian_targeting", 1, true)
 
 	names := map[string]bool{}
@@ -622,7 +628,8 @@ func (r *Rules) Summary() string {
 	if len(regions) > 0 {
 		fmt.Fprintf(&b, " (%s)", strings.Join(regions, ", "))
 	}
-	fmt.Fprintf(&b, "\nweight = rule weight × (%g + %g × ln(1 + fatalities)) × %g if civilians targeted\n", r.Base, r.PerLogFatality, r.CivilianTargeting)
+	fmt.Fprintf(&b, "\nweight = rule weight × (%g + %g × ln(1 + fatalities) + %g × √fatalities) × %g if civilians targeted (at most %d)\n",
+		r.Base, r.PerLogFatality, r.PerSqrtFatality, r.CivilianTargeting, demarchev1.MaxSignalWeight)
 	for _, c := range r.Classes {
 		fmt.Fprintf(&b, "  %-14s → %-24s ×%g (%d alternative(s))\n", c.Name, c.CrisisType.Slug(), c.Weight, len(c.When))
 	}

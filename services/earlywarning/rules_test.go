@@ -20,10 +20,10 @@ func defaultRulesText(t *testing.T) string {
 
 func TestDefaultRulesAreValidAndVersioned(t *testing.T) {
 	r := earlywarning.DefaultRules()
-	if !strings.HasPrefix(r.Version, "2026.11.1+") || len(r.Version) != len("2026.11.1+")+8 {
+	if !strings.HasPrefix(r.Version, "2026.12.1+") || len(r.Version) != len("2026.12.1+")+8 {
 		t.Fatalf("version %q: want the file's version + 8 hex digits", r.Version)
 	}
-	if r.Window != earlywarning.DefaultWindow || r.DefaultThreshold != earlywarning.DefaultThreshold || len(r.Classes) != 5 {
+	if r.Window != earlywarning.DefaultWindow || r.DefaultThreshold != earlywarning.DefaultThreshold || len(r.Classes) != 11 {
 		t.Fatalf("default rules: window %s threshold %g, %d rules", r.Window, r.DefaultThreshold, len(r.Classes))
 	}
 }

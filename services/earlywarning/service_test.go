@@ -205,7 +205,9 @@ func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 		s.Fatalities = deaths
 		sigs = append(sigs, s)
 	}
-	// Another situation, in the same batch, too old to count once the window moves.
+	// Another signal of the situation, in the same batch, 30 days older: the
+	// batch is applied in event time, so it is scored first, in its own
+	// window, and has left the window once the newer signals moved it on.
 	old := signal("acled", "MLI-old", "ML", demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE, 9, t0.Add(-30*24*time.Hour))
 	resp, err := svc.Ingest(ctx, append(sigs, old, signal("acled", "bad", "XX", coup, 1, t0)))
 	if err != nil {
@@ -214,7 +216,7 @@ func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 	if resp.GetAccepted() != 5 || resp.GetRejected() != 1 {
 		t.Fatalf("ingest: %v", resp)
 	}
-	if r := resp.GetResults()[4]; !strings.Contains(r.GetReason(), "older than the window") {
+	if r := resp.GetResults()[4]; r.GetStatus() != demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED || !r.GetHistorical() || r.GetReason() == "older than the window: recorded, does not count" {
 		t.Errorf("old signal: %v", r)
 	}
 	if r := resp.GetResults()[5]; r.GetRetryable() || !strings.Contains(r.GetReason(), `country_code: "XX" is not an ISO 3166-1 alpha-2`) {
@@ -238,6 +240,10 @@ func TestBelowThresholdNeverCallsTheOpenerAndScoreExplains(t *testing.T) {
 	}
 	if w := score.GetContributions()[0].GetWeight(); math.Abs(w-(1+math.Log(51))) > 1e-9 {
 		t.Errorf("weight of 50 deaths = %g", w)
+	}
+	// The old signal's point is at its own time, first: the history is in event time.
+	if h := score.GetHistory(); len(h) != 5 || !h[0].GetAt().AsTime().Equal(t0.Add(-30*24*time.Hour)) || h[0].GetScore() != 9 {
+		t.Errorf("history: %v", h)
 	}
 	if math.Abs(score.GetScore()-total) > 1e-9 || score.GetScore() >= 30 || score.GetAboveThreshold() || score.GetThreshold() != 30 {
 		t.Errorf("score %g (sum %g) threshold %g above %v", score.GetScore(), total, score.GetThreshold(), score.GetAboveThreshold())

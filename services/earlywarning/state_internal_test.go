@@ -20,6 +20,7 @@ func TestCopyStateCopiesEveryField(t *testing.T) {
 		PreviousCrisisId: "GN-20261101-BBBBB", Episodes: 2, RulesVersion: "v1",
 		History:      []*demarchev1.ScorePoint{{Score: 3, Threshold: 10}},
 		CrisisClosed: true, EpisodeBase: 27,
+		PendingImport: &demarchev1.PendingImport{ImportId: "i", CrisisId: "GN-20261129-AAAAA", Signals: 3},
 	}
 	fields := st.ProtoReflect().Descriptor().Fields()
 	for i := range fields.Len() {

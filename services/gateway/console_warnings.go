@@ -3,7 +3,9 @@ package gateway
 // The warnings inbox: recent warnings and scores per situation (country +
 // crisis type), each score with its explanation (the signals that make it,
 // heaviest first, against the region's threshold), linked to the crises the
-// warnings opened or signalled. Scores come from the earlywarning service's
+// warnings opened or signalled. The situations are those of the crises the
+// user may see and those early warning lists as having signals (every score
+// is readable by whoever reads scores; a crisis only by the cleared). Scores come from the earlywarning service's
 // score endpoint, the one GET /v1/situations/{country}/{type} answers;
 // crises and their warnings through the same visibility rules as the board,
 // so a crisis the user may not see is neither listed nor linked.
@@ -15,6 +17,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -38,6 +41,10 @@ type contribView struct {
 	Source, SourceID, Summary string
 	Weight, Share             float64 // Share: percent of the score
 	At                        time.Time
+	// Fatalities the signal reports and Rule the classification rule that
+	// typed and weighed it, so each line explains its own weight.
+	Fatalities int32
+	Rule       string
 }
 
 type warningView struct {
@@ -51,18 +58,27 @@ type situationCrisis struct {
 	ID, Title, Stage, Confidentiality string
 	Closed, Drill, ByWarning          bool // ByWarning: opened by the earlywarning service
 	Warnings                          []warningView
+	// Earlier is how many older warnings are left to the crisis page.
+	Earlier int
 }
+
+// situationWarnings bounds the warnings listed per crisis (the newest): a
+// crisis fed for weeks carries hundreds, and the crisis page lists them all.
+const situationWarnings = 10
 
 type situationView struct {
 	Country, Type, TypeSlug, Region string
 	Score, Threshold                float64
-	Percent                         int     // of the threshold, capped at 100 (for the bar)
-	Low, High                       float64 // the meter's bands: half and four fifths of the threshold
-	Above                           bool
-	Window                          string
-	WindowEnd, FirstSignal          time.Time
-	Crossings                       int32
-	Contributions                   []contribView
+	// Percent is the score as a percentage of the threshold, the real figure
+	// (401 at four times it); the meter's bar stops at the threshold, so the
+	// figure is said in words next to it.
+	Percent                int
+	Low, High              float64 // the meter's bands: half and four fifths of the threshold
+	Above                  bool
+	Window                 string
+	WindowEnd, FirstSignal time.Time
+	Crossings              int32
+	Contributions          []contribView
 	// ScoreCrisis is the crisis the score's situation opens or signals,
 	// when the user may see it.
 	ScoreCrisis string
@@ -92,6 +108,21 @@ func (c *console) score(ctx context.Context, country string, t demarchev1.Crisis
 	return &resp, nil
 }
 
+// situations asks the earlywarning service for the situations with
+// signals, the most pressing first (they name no crisis).
+func (c *console) situations(ctx context.Context) ([]*demarchev1.SituationSummary, error) {
+	if c.s.nc == nil {
+		return nil, errors.New("early warning is not reachable from here")
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var resp demarchev1.SituationsResponse
+	if err := natsrpc.Call(ctx, c.s.nc, natsrpc.EarlyWarningSituations, &demarchev1.SituationsRequest{Limit: inboxSituations}, &resp); err != nil {
+		return nil, err
+	}
+	return resp.GetSituations(), nil
+}
+
 // fillScore adds the score and its explanation to a situation.
 func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.CrisisType, visible map[string]bool) {
 	sc, err := c.score(ctx, v.Country, t)
@@ -109,14 +140,15 @@ func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.
 	v.Window = humanDuration(sc.GetWindow().AsDuration())
 	v.WindowEnd, v.FirstSignal = ts(sc.GetWindowEnd()), ts(sc.GetFirstSignalAt())
 	if v.Threshold > 0 {
-		v.Percent = min(100, int(100*v.Score/v.Threshold))
+		v.Percent = int(math.Round(100 * v.Score / v.Threshold))
 		v.Low, v.High = v.Threshold/2, v.Threshold*4/5
 	}
 	if visible[sc.GetCrisisId()] {
 		v.ScoreCrisis = sc.GetCrisisId()
 	}
 	for _, ct := range sc.GetContributions() {
-		cv := contribView{Source: ct.GetSource(), SourceID: ct.GetSourceId(), Summary: ct.GetSummary(), Weight: ct.GetWeight(), At: ts(ct.GetObservedAt())}
+		cv := contribView{Source: ct.GetSource(), SourceID: ct.GetSourceId(), Summary: ct.GetSummary(), Weight: ct.GetWeight(), At: ts(ct.GetObservedAt()),
+			Fatalities: ct.GetFatalities(), Rule: ct.GetRule()}
 		if v.Score > 0 {
 			cv.Share = 100 * ct.GetWeight() / v.Score
 		}
@@ -152,6 +184,9 @@ func (c *console) situationCrises(r *http.Request, u *user, rows []crisis.Summar
 			}
 		}
 		slices.Reverse(sc.Warnings)
+		if n := len(sc.Warnings); n > situationWarnings {
+			sc.Earlier, sc.Warnings = n-situationWarnings, sc.Warnings[:situationWarnings]
+		}
 		if t := ts(cr.GetOpenedAt()); t.After(latest) {
 			latest = t
 		}
@@ -179,6 +214,21 @@ func (c *console) warnings(w http.ResponseWriter, r *http.Request, u *user) {
 			order = append(order, k)
 		}
 		bySituation[k] = append(bySituation[k], row)
+	}
+	// Every situation with signals, whatever crises the user may see: a
+	// reader of scores reads every score (an analyst cleared public sees the
+	// scores, not the restricted crises they opened), and the crises of each
+	// only as far as their clearance goes.
+	if list, err := c.situations(ctx); err != nil {
+		c.s.log.Debug("console: situations", zap.Error(err))
+	} else {
+		for _, sum := range list {
+			k := key{sum.GetCountryCode(), sum.GetCrisisType().Slug()}
+			if _, ok := bySituation[k]; !ok {
+				order = append(order, k)
+				bySituation[k] = nil
+			}
+		}
 	}
 	data := map[string]any{"Title": "Warnings", "Live": "/console/events", "Types": crisisTypes()}
 

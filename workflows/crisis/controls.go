@@ -252,9 +252,20 @@ func (l *lifecycle) setPartner(ctx workflow.Context, a *demarchev1.PartnerRoleAc
 
 // attachWarning keeps a new warning; during follow-up the stage's workflow
 // judges whether it is a relapse.
+//
+// While the crisis is in its warning stage its severity follows the score:
+// a warning whose situation's score calls for a higher severity
+// (score_severity, set by early warning) raises it, with SeverityChanged
+// like an escalation. It never lowers it: that is a person's decision.
+// Histories recorded before (v0.1.0) replay without it (GetVersion).
 func (l *lifecycle) attachWarning(ctx workflow.Context, w *demarchev1.Warning) {
 	l.warnings = append(l.warnings, w)
 	l.em.publishOrLog(ctx, &demarchev1.WarningAttached{CrisisId: l.crisis.GetId(), Warning: w})
+	if to := w.GetScoreSeverity(); to > l.crisis.GetSeverity() && to <= 5 && l.activeRun(demarchev1.Stage_STAGE_WARNING) != nil &&
+		workflow.GetVersion(ctx, VersionSeverityFollowsScore, workflow.DefaultVersion, 1) >= 1 {
+		l.changeSeverity(ctx, to-l.crisis.GetSeverity(), w.GetSource(),
+			fmt.Sprintf("severity follows the score in the warning stage: early warning's score calls for %d (%s)", to, firstRunes(w.GetSummary(), 200)))
+	}
 	if r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP); r != nil && (r.child != nil || r.external) {
 		// The warning is kept whatever happens; only the follow-up's relapse
 		// judgement misses it (its workflow ended or failed meanwhile).
@@ -374,4 +385,12 @@ func (l *lifecycle) serveSignals(ctx workflow.Context) {
 		sel.Select(ctx)
 	}
 	l.cont.signalsStopped = true
+}
+
+// firstRunes is s cut to n runes, with an ellipsis when cut.
+func firstRunes(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return s
 }

@@ -99,3 +99,11 @@ func ChildWorkflowID(crisisID string, stage demarchev1.Stage, run int32) string 
 // WorkflowID derives a crisis's workflow id from its crisis id, so the same
 // crisis can never run twice.
 func WorkflowID(crisisID string) string { return workflowIDPrefix + crisisID }
+
+// Workflow versions (workflow.GetVersion change ids): behaviour added after
+// v0.1.0, so that histories recorded before replay unchanged.
+const (
+	// VersionSeverityFollowsScore: a warning raises the crisis's severity to
+	// its score_severity while the crisis is in its warning stage.
+	VersionSeverityFollowsScore = "severity-follows-score"
+)

@@ -231,9 +231,17 @@ type IngestRequest struct {
 	Signals []*Signal              `protobuf:"bytes,1,rep,name=signals,proto3" json:"signals,omitempty"`
 	// Set when the signals replay a historical file as an exercise: they are
 	// scored in the exercise's own situations and raise drill crises only.
-	Exercise      *Exercise `protobuf:"bytes,2,opt,name=exercise,proto3" json:"exercise,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Exercise *Exercise `protobuf:"bytes,2,opt,name=exercise,proto3" json:"exercise,omitempty"`
+	// Set by an import (`warning import`, one id per run): live signals
+	// accepted while their situation is above its threshold are told to its
+	// crisis in one summary warning when the import finishes, not one warning
+	// per request; a crossing raises its own warning at once.
+	ImportId string `protobuf:"bytes,3,opt,name=import_id,json=importId,proto3" json:"import_id,omitempty"`
+	// The import's last request (no signals): the situations (country-type
+	// keys) it sent signals to; each crisis the import fed gets its summary.
+	FinishSituations []string `protobuf:"bytes,4,rep,name=finish_situations,json=finishSituations,proto3" json:"finish_situations,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *IngestRequest) Reset() {
@@ -276,6 +284,20 @@ func (x *IngestRequest) GetSignals() []*Signal {
 func (x *IngestRequest) GetExercise() *Exercise {
 	if x != nil {
 		return x.Exercise
+	}
+	return nil
+}
+
+func (x *IngestRequest) GetImportId() string {
+	if x != nil {
+		return x.ImportId
+	}
+	return ""
+}
+
+func (x *IngestRequest) GetFinishSituations() []string {
+	if x != nil {
+		return x.FinishSituations
 	}
 	return nil
 }
@@ -606,6 +628,204 @@ func (x *IngestResponse) GetCrises() []*CrisisTouch {
 	return nil
 }
 
+// SituationsRequest asks for the situations that have signals in their
+// window, the most pressing first (above the threshold, then the newest).
+type SituationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many (0: 50; at most 200).
+	Limit         int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationsRequest) Reset() {
+	*x = SituationsRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationsRequest) ProtoMessage() {}
+
+func (x *SituationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationsRequest.ProtoReflect.Descriptor instead.
+func (*SituationsRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SituationsRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// SituationsResponse lists situations at a glance.
+type SituationsResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Situations []*SituationSummary    `protobuf:"bytes,1,rep,name=situations,proto3" json:"situations,omitempty"`
+	// How many situations there are in all (more than listed when limited).
+	Total         int32 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationsResponse) Reset() {
+	*x = SituationsResponse{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationsResponse) ProtoMessage() {}
+
+func (x *SituationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationsResponse.ProtoReflect.Descriptor instead.
+func (*SituationsResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SituationsResponse) GetSituations() []*SituationSummary {
+	if x != nil {
+		return x.Situations
+	}
+	return nil
+}
+
+func (x *SituationsResponse) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+// SituationSummary is a situation's score at a glance. It names no crisis:
+// a reader may read every score, and sees a situation's crises only as far
+// as their clearance lets them (the console's inbox).
+type SituationSummary struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	CountryCode    string                 `protobuf:"bytes,1,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CrisisType     CrisisType             `protobuf:"varint,2,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	Score          float64                `protobuf:"fixed64,3,opt,name=score,proto3" json:"score,omitempty"`
+	Threshold      float64                `protobuf:"fixed64,4,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	AboveThreshold bool                   `protobuf:"varint,5,opt,name=above_threshold,json=aboveThreshold,proto3" json:"above_threshold,omitempty"`
+	// The window's end: its newest signal.
+	WindowEnd *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=window_end,json=windowEnd,proto3" json:"window_end,omitempty"`
+	// Signals in the window.
+	Signals       int32 `protobuf:"varint,7,opt,name=signals,proto3" json:"signals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SituationSummary) Reset() {
+	*x = SituationSummary{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SituationSummary) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SituationSummary) ProtoMessage() {}
+
+func (x *SituationSummary) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SituationSummary.ProtoReflect.Descriptor instead.
+func (*SituationSummary) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SituationSummary) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *SituationSummary) GetCrisisType() CrisisType {
+	if x != nil {
+		return x.CrisisType
+	}
+	return CrisisType_CRISIS_TYPE_UNSPECIFIED
+}
+
+func (x *SituationSummary) GetScore() float64 {
+	if x != nil {
+		return x.Score
+	}
+	return 0
+}
+
+func (x *SituationSummary) GetThreshold() float64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
+}
+
+func (x *SituationSummary) GetAboveThreshold() bool {
+	if x != nil {
+		return x.AboveThreshold
+	}
+	return false
+}
+
+func (x *SituationSummary) GetWindowEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.WindowEnd
+	}
+	return nil
+}
+
+func (x *SituationSummary) GetSignals() int32 {
+	if x != nil {
+		return x.Signals
+	}
+	return 0
+}
+
 // ScoreRequest asks for one situation's score.
 type ScoreRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -617,7 +837,7 @@ type ScoreRequest struct {
 
 func (x *ScoreRequest) Reset() {
 	*x = ScoreRequest{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +849,7 @@ func (x *ScoreRequest) String() string {
 func (*ScoreRequest) ProtoMessage() {}
 
 func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[6]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +862,7 @@ func (x *ScoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreRequest.ProtoReflect.Descriptor instead.
 func (*ScoreRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ScoreRequest) GetCountryCode() string {
@@ -705,7 +925,7 @@ type ScoreResponse struct {
 
 func (x *ScoreResponse) Reset() {
 	*x = ScoreResponse{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -717,7 +937,7 @@ func (x *ScoreResponse) String() string {
 func (*ScoreResponse) ProtoMessage() {}
 
 func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[7]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -730,7 +950,7 @@ func (x *ScoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScoreResponse.ProtoReflect.Descriptor instead.
 func (*ScoreResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ScoreResponse) GetCountryCode() string {
@@ -875,7 +1095,7 @@ type ScorePoint struct {
 
 func (x *ScorePoint) Reset() {
 	*x = ScorePoint{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +1107,7 @@ func (x *ScorePoint) String() string {
 func (*ScorePoint) ProtoMessage() {}
 
 func (x *ScorePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[8]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +1120,7 @@ func (x *ScorePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScorePoint.ProtoReflect.Descriptor instead.
 func (*ScorePoint) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ScorePoint) GetAt() *timestamppb.Timestamp {
@@ -964,14 +1184,18 @@ type SituationState struct {
 	// The score the next episode is measured from: while the crisis is open,
 	// the score it last saw; once it is closed, lowered to the lowest score
 	// since (the rules' new_episode_margin is added to it).
-	EpisodeBase   float64 `protobuf:"fixed64,13,opt,name=episode_base,json=episodeBase,proto3" json:"episode_base,omitempty"`
+	EpisodeBase float64 `protobuf:"fixed64,13,opt,name=episode_base,json=episodeBase,proto3" json:"episode_base,omitempty"`
+	// Live signals an import attached to crisis_id since the crisis last had
+	// a warning from it: told in one summary warning when the import finishes
+	// (or when another import starts attaching), not one warning per request.
+	PendingImport *PendingImport `protobuf:"bytes,14,opt,name=pending_import,json=pendingImport,proto3" json:"pending_import,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SituationState) Reset() {
 	*x = SituationState{}
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1207,7 @@ func (x *SituationState) String() string {
 func (*SituationState) ProtoMessage() {}
 
 func (x *SituationState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_earlywarning_proto_msgTypes[9]
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1220,7 @@ func (x *SituationState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SituationState.ProtoReflect.Descriptor instead.
 func (*SituationState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SituationState) GetCountryCode() string {
@@ -1090,6 +1314,149 @@ func (x *SituationState) GetEpisodeBase() float64 {
 	return 0
 }
 
+func (x *SituationState) GetPendingImport() *PendingImport {
+	if x != nil {
+		return x.PendingImport
+	}
+	return nil
+}
+
+// PendingImport is what one import attached to a situation's crisis and has
+// not yet told it.
+type PendingImport struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ImportId string                 `protobuf:"bytes,1,opt,name=import_id,json=importId,proto3" json:"import_id,omitempty"`
+	CrisisId string                 `protobuf:"bytes,2,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	// Signals attached, with their deaths, and their span in event time.
+	Signals         int32                  `protobuf:"varint,3,opt,name=signals,proto3" json:"signals,omitempty"`
+	Fatalities      int32                  `protobuf:"varint,4,opt,name=fatalities,proto3" json:"fatalities,omitempty"`
+	FirstObservedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=first_observed_at,json=firstObservedAt,proto3" json:"first_observed_at,omitempty"`
+	LastObservedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=last_observed_at,json=lastObservedAt,proto3" json:"last_observed_at,omitempty"`
+	// The heaviest signal attached (the summary warning names it).
+	Source        string                 `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
+	SourceId      string                 `protobuf:"bytes,8,opt,name=source_id,json=sourceId,proto3" json:"source_id,omitempty"`
+	Weight        float64                `protobuf:"fixed64,9,opt,name=weight,proto3" json:"weight,omitempty"`
+	Summary       string                 `protobuf:"bytes,10,opt,name=summary,proto3" json:"summary,omitempty"`
+	ObservedAt    *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	Severity      int32                  `protobuf:"varint,12,opt,name=severity,proto3" json:"severity,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PendingImport) Reset() {
+	*x = PendingImport{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PendingImport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PendingImport) ProtoMessage() {}
+
+func (x *PendingImport) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PendingImport.ProtoReflect.Descriptor instead.
+func (*PendingImport) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *PendingImport) GetImportId() string {
+	if x != nil {
+		return x.ImportId
+	}
+	return ""
+}
+
+func (x *PendingImport) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *PendingImport) GetSignals() int32 {
+	if x != nil {
+		return x.Signals
+	}
+	return 0
+}
+
+func (x *PendingImport) GetFatalities() int32 {
+	if x != nil {
+		return x.Fatalities
+	}
+	return 0
+}
+
+func (x *PendingImport) GetFirstObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.FirstObservedAt
+	}
+	return nil
+}
+
+func (x *PendingImport) GetLastObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastObservedAt
+	}
+	return nil
+}
+
+func (x *PendingImport) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *PendingImport) GetSourceId() string {
+	if x != nil {
+		return x.SourceId
+	}
+	return ""
+}
+
+func (x *PendingImport) GetWeight() float64 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *PendingImport) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *PendingImport) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *PendingImport) GetSeverity() int32 {
+	if x != nil {
+		return x.Severity
+	}
+	return 0
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
@@ -1112,10 +1479,12 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\bseverity\x18\n" +
 	" \x01(\x05R\bseverity\x12\x12\n" +
 	"\x04rule\x18\v \x01(\tR\x04rule\x12#\n" +
-	"\rrules_version\x18\f \x01(\tR\frulesVersion\"q\n" +
+	"\rrules_version\x18\f \x01(\tR\frulesVersion\"\xbb\x01\n" +
 	"\rIngestRequest\x12-\n" +
 	"\asignals\x18\x01 \x03(\v2\x13.demarche.v1.SignalR\asignals\x121\n" +
-	"\bexercise\x18\x02 \x01(\v2\x15.demarche.v1.ExerciseR\bexercise\"L\n" +
+	"\bexercise\x18\x02 \x01(\v2\x15.demarche.v1.ExerciseR\bexercise\x12\x1b\n" +
+	"\timport_id\x18\x03 \x01(\tR\bimportId\x12+\n" +
+	"\x11finish_situations\x18\x04 \x03(\tR\x10finishSituations\"L\n" +
 	"\bExercise\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
 	"\x05drill\x18\x02 \x01(\v2\x1a.demarche.v1.DrillSettingsR\x05drill\"\xa4\x02\n" +
@@ -1146,7 +1515,24 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
 	"historical\x18\x06 \x01(\x05R\n" +
 	"historical\x120\n" +
-	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\"k\n" +
+	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\")\n" +
+	"\x11SituationsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\"i\n" +
+	"\x12SituationsResponse\x12=\n" +
+	"\n" +
+	"situations\x18\x01 \x03(\v2\x1d.demarche.v1.SituationSummaryR\n" +
+	"situations\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\"\xa1\x02\n" +
+	"\x10SituationSummary\x12!\n" +
+	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
+	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
+	"crisisType\x12\x14\n" +
+	"\x05score\x18\x03 \x01(\x01R\x05score\x12\x1c\n" +
+	"\tthreshold\x18\x04 \x01(\x01R\tthreshold\x12'\n" +
+	"\x0fabove_threshold\x18\x05 \x01(\bR\x0eaboveThreshold\x129\n" +
+	"\n" +
+	"window_end\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\twindowEnd\x12\x18\n" +
+	"\asignals\x18\a \x01(\x05R\asignals\"k\n" +
 	"\fScoreRequest\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1179,7 +1565,7 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
 	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x12\x1b\n" +
 	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\x12\x1a\n" +
-	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\xcc\x04\n" +
+	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\x8f\x05\n" +
 	"\x0eSituationState\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1195,7 +1581,25 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	" \x01(\tR\frulesVersion\x121\n" +
 	"\ahistory\x18\v \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\x12#\n" +
 	"\rcrisis_closed\x18\f \x01(\bR\fcrisisClosed\x12!\n" +
-	"\fepisode_base\x18\r \x01(\x01R\vepisodeBase*\x82\x01\n" +
+	"\fepisode_base\x18\r \x01(\x01R\vepisodeBase\x12A\n" +
+	"\x0epending_import\x18\x0e \x01(\v2\x1a.demarche.v1.PendingImportR\rpendingImport\"\xd1\x03\n" +
+	"\rPendingImport\x12\x1b\n" +
+	"\timport_id\x18\x01 \x01(\tR\bimportId\x12\x1b\n" +
+	"\tcrisis_id\x18\x02 \x01(\tR\bcrisisId\x12\x18\n" +
+	"\asignals\x18\x03 \x01(\x05R\asignals\x12\x1e\n" +
+	"\n" +
+	"fatalities\x18\x04 \x01(\x05R\n" +
+	"fatalities\x12F\n" +
+	"\x11first_observed_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x0ffirstObservedAt\x12D\n" +
+	"\x10last_observed_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastObservedAt\x12\x16\n" +
+	"\x06source\x18\a \x01(\tR\x06source\x12\x1b\n" +
+	"\tsource_id\x18\b \x01(\tR\bsourceId\x12\x16\n" +
+	"\x06weight\x18\t \x01(\x01R\x06weight\x12\x18\n" +
+	"\asummary\x18\n" +
+	" \x01(\tR\asummary\x12;\n" +
+	"\vobserved_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12\x1a\n" +
+	"\bseverity\x18\f \x01(\x05R\bseverity*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -1215,7 +1619,7 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                // 1: demarche.v1.Signal
@@ -1224,44 +1628,55 @@ var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(*IngestResult)(nil),          // 4: demarche.v1.IngestResult
 	(*CrisisTouch)(nil),           // 5: demarche.v1.CrisisTouch
 	(*IngestResponse)(nil),        // 6: demarche.v1.IngestResponse
-	(*ScoreRequest)(nil),          // 7: demarche.v1.ScoreRequest
-	(*ScoreResponse)(nil),         // 8: demarche.v1.ScoreResponse
-	(*ScorePoint)(nil),            // 9: demarche.v1.ScorePoint
-	(*SituationState)(nil),        // 10: demarche.v1.SituationState
-	(CrisisType)(0),               // 11: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 12: google.protobuf.Timestamp
-	(*DrillSettings)(nil),         // 13: demarche.v1.DrillSettings
-	(Region)(0),                   // 14: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 15: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 16: demarche.v1.SignalContribution
+	(*SituationsRequest)(nil),     // 7: demarche.v1.SituationsRequest
+	(*SituationsResponse)(nil),    // 8: demarche.v1.SituationsResponse
+	(*SituationSummary)(nil),      // 9: demarche.v1.SituationSummary
+	(*ScoreRequest)(nil),          // 10: demarche.v1.ScoreRequest
+	(*ScoreResponse)(nil),         // 11: demarche.v1.ScoreResponse
+	(*ScorePoint)(nil),            // 12: demarche.v1.ScorePoint
+	(*SituationState)(nil),        // 13: demarche.v1.SituationState
+	(*PendingImport)(nil),         // 14: demarche.v1.PendingImport
+	(CrisisType)(0),               // 15: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*DrillSettings)(nil),         // 17: demarche.v1.DrillSettings
+	(Region)(0),                   // 18: demarche.v1.Region
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*SignalContribution)(nil),    // 20: demarche.v1.SignalContribution
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	11, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	12, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	15, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	16, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	13, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	17, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
-	11, // 8: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	11, // 9: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	14, // 10: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	15, // 11: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	12, // 12: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	12, // 13: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	16, // 14: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
-	9,  // 15: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
-	12, // 16: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	11, // 17: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	16, // 18: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	12, // 19: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 20: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
+	15, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	16, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	15, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	15, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	18, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	19, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	16, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	16, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	20, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
+	16, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	15, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	16, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	12, // 23: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
+	14, // 24: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
+	16, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	16, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	16, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -1278,7 +1693,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   10,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

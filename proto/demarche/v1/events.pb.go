@@ -1312,8 +1312,11 @@ type SignalContribution struct {
 	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
 	Summary    string                 `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
 	// The classification rule and rules version that weighed it.
-	Rule          string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
-	RulesVersion  string `protobuf:"bytes,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	Rule         string `protobuf:"bytes,6,opt,name=rule,proto3" json:"rule,omitempty"`
+	RulesVersion string `protobuf:"bytes,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// Deaths the signal reports (0: none reported), shown on its line of every
+	// explanation next to its rule, so a weight can be read back to its event.
+	Fatalities    int32 `protobuf:"varint,8,opt,name=fatalities,proto3" json:"fatalities,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1395,6 +1398,13 @@ func (x *SignalContribution) GetRulesVersion() string {
 		return x.RulesVersion
 	}
 	return ""
+}
+
+func (x *SignalContribution) GetFatalities() int32 {
+	if x != nil {
+		return x.Fatalities
+	}
+	return 0
 }
 
 var File_demarche_v1_events_proto protoreflect.FileDescriptor
@@ -1491,7 +1501,7 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x0ffirst_signal_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12E\n" +
 	"\rcontributions\x18\a \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\x12#\n" +
 	"\rrules_version\x18\b \x01(\tR\frulesVersion\x12,\n" +
-	"\x12previous_crisis_id\x18\t \x01(\tR\x10previousCrisisId\"\xf1\x01\n" +
+	"\x12previous_crisis_id\x18\t \x01(\tR\x10previousCrisisId\"\x91\x02\n" +
 	"\x12SignalContribution\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x16\n" +
@@ -1500,7 +1510,10 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"observedAt\x12\x18\n" +
 	"\asummary\x18\x05 \x01(\tR\asummary\x12\x12\n" +
 	"\x04rule\x18\x06 \x01(\tR\x04rule\x12#\n" +
-	"\rrules_version\x18\a \x01(\tR\frulesVersionB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\rrules_version\x18\a \x01(\tR\frulesVersion\x12\x1e\n" +
+	"\n" +
+	"fatalities\x18\b \x01(\x05R\n" +
+	"fatalitiesB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_events_proto_rawDescOnce sync.Once

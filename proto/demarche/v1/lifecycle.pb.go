@@ -2086,7 +2086,12 @@ type Warning struct {
 	Severity   int32                  `protobuf:"varint,4,opt,name=severity,proto3" json:"severity,omitempty"`
 	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
 	// The early-warning rules version that scored it ("" when not scored).
-	RulesVersion  string `protobuf:"bytes,6,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	RulesVersion string `protobuf:"bytes,6,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// The crisis severity (1-5) its situation's score calls for when early
+	// warning sent it (3 at the threshold, 4 from 1.5 times it, 5 from 2.5
+	// times it; 0: not scored). While the crisis is in its warning stage its
+	// severity rises to it (never falls: lowering is a person's decision).
+	ScoreSeverity int32 `protobuf:"varint,7,opt,name=score_severity,json=scoreSeverity,proto3" json:"score_severity,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2161,6 +2166,13 @@ func (x *Warning) GetRulesVersion() string {
 		return x.RulesVersion
 	}
 	return ""
+}
+
+func (x *Warning) GetScoreSeverity() int32 {
+	if x != nil {
+		return x.ScoreSeverity
+	}
+	return 0
 }
 
 var File_demarche_v1_lifecycle_proto protoreflect.FileDescriptor
@@ -2329,7 +2341,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\vWarnControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12.\n" +
-	"\awarning\x18\x03 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\xd6\x01\n" +
+	"\awarning\x18\x03 \x01(\v2\x14.demarche.v1.WarningR\awarning\"\xfd\x01\n" +
 	"\aWarning\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x18\n" +
@@ -2337,7 +2349,8 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\bseverity\x18\x04 \x01(\x05R\bseverity\x12;\n" +
 	"\vobserved_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12#\n" +
-	"\rrules_version\x18\x06 \x01(\tR\frulesVersion*\x99\x02\n" +
+	"\rrules_version\x18\x06 \x01(\tR\frulesVersion\x12%\n" +
+	"\x0escore_severity\x18\a \x01(\x05R\rscoreSeverity*\x99\x02\n" +
 	"\x11GoodOfficesOption\x12#\n" +
 	"\x1fGOOD_OFFICES_OPTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#GOOD_OFFICES_OPTION_QUIET_DIPLOMACY\x10\x01\x12(\n" +

@@ -590,6 +590,9 @@ func (c *checker) warning(x *Warning) {
 	if s := x.GetSeverity(); s < 1 || s > 5 {
 		c.fail("severity", "%d is out of range (allowed: 1 to 5)", s)
 	}
+	if s := x.GetScoreSeverity(); s < 0 || s > 5 {
+		c.fail("score_severity", "%d is out of range (allowed: 0, not scored, or 1 to 5)", s)
+	}
 	c.timestamp("observed_at", x.GetObservedAt())
 }
 

@@ -120,7 +120,26 @@ func (x *Signal) Validate() error {
 // service so that one bad signal rejects only itself.
 func (x *IngestRequest) Validate() error {
 	c := newChecker("ingest request")
+	if id := x.GetImportId(); id != "" && !importPattern.MatchString(id) {
+		c.fail("import_id", "%q must be 1-64 letters, digits or '-'", truncateID(id))
+	}
+	finish := x.GetFinishSituations()
+	switch {
+	case len(finish) > 0 && x.GetImportId() == "":
+		c.fail("finish_situations", "finish an import by its import_id (none given)")
+	case len(finish) > 0 && len(x.GetSignals()) > 0:
+		c.fail("finish_situations", "the import's last request carries no signals (%d given)", len(x.GetSignals()))
+	case len(finish) > MaxImportSituations:
+		c.fail("finish_situations", "%d situations (allowed: at most %d)", len(finish), MaxImportSituations)
+	}
+	for i, k := range finish {
+		if len(k) == 0 || len(k) > 64 {
+			c.fail(fmt.Sprintf("finish_situations[%d]", i), "%q is not a situation key (<country>-<crisis type>)", truncateID(k))
+			break
+		}
+	}
 	switch n := len(x.GetSignals()); {
+	case n == 0 && len(finish) > 0:
 	case n == 0:
 		c.fail("signals", "at least one signal is required")
 	case n > MaxIngestBatch:
@@ -133,6 +152,30 @@ func (x *IngestRequest) Validate() error {
 			}
 			c.nested("drill", x.GetExercise().GetDrill() != nil, func(c *checker) { c.drillSettings(x.GetExercise().GetDrill()) })
 		})
+	}
+	return c.err()
+}
+
+// MaxImportSituations bounds the situations an import's last request names.
+const MaxImportSituations = 10_000
+
+var importPattern = regexp.MustCompile(`^[A-Za-z0-9-]{1,64}$`)
+
+func truncateID(s string) string {
+	if len(s) > 70 {
+		return s[:70] + "…"
+	}
+	return s
+}
+
+// MaxSituations bounds a SituationsRequest's limit.
+const MaxSituations = 200
+
+// Validate checks a situations request.
+func (x *SituationsRequest) Validate() error {
+	c := newChecker("situations request")
+	if l := x.GetLimit(); l < 0 || l > MaxSituations {
+		c.fail("limit", "%d is out of range (allowed: 0 for the default 50, up to %d)", l, MaxSituations)
 	}
 	return c.err()
 }
