@@ -1,11 +1,12 @@
 package crisis
 
-// Operator controls (report §§48-50, flexibility): escalate or de-escalate,
-// skip or reopen a stage, record a partner's role, attach a warning. Each is
-// an update whose validator refuses a control that cannot apply, naming the
-// rule, before anything is written. What machines send (early warning,
-// partners, a stage's workflow) arrives as signals; an invalid one is refused
-// and the refusal kept in the crisis state.
+// Operator controls (flexibility: ¶48 "configured to the needs on the ground";
+// ¶49 "remain flexible"): escalate or de-escalate, skip or reopen a stage,
+// record a partner's role, attach a warning. Each is an update whose validator
+// refuses a control that cannot apply, naming the rule, before anything is
+// written. What machines send (early warning, partners, a stage's workflow)
+// arrives as signals; an invalid one is refused and the refusal kept in the
+// crisis state.
 
 import (
 	"fmt"

@@ -1,12 +1,15 @@
 package crisis
 
-// Envoy deployment (report §§37-42): the head of department appoints a special
-// envoy from the senior roster and the standby team of mediation experts,
-// booked on the roster service (an expert held by another crisis is refused).
-// The standby team must deploy within 72 hours of the stage's start: the
-// EnvoyDeployment workflow runs that durable deadline, at risk at 48 hours,
-// and keeps waiting however late until the mediation support unit confirms
-// the team deployed, which ends the stage.
+// Envoy deployment (¶18 "I have appointed envoys to help to defuse tensions";
+// ¶19 "the rapid deployment of a mediation support team";
+// ¶62 "rosters of senior envoys, mediators and experts"): the head of
+// department appoints a special envoy from the senior roster and the standby
+// team of mediation experts (¶17 "able to deploy within 72 hours"), booked on
+// the roster service (an expert held by another crisis is refused). The standby
+// team must deploy within 72 hours of the stage's start: the EnvoyDeployment
+// workflow runs that durable deadline, at risk at 48 hours, and keeps waiting
+// however late until the mediation support unit confirms the team deployed,
+// which ends the stage.
 
 import (
 	"fmt"

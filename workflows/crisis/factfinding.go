@@ -1,9 +1,13 @@
 package crisis
 
-// Fact-finding (report §§34-36): a mission or inquiry with a mandate (terms of
-// reference, the body that mandated it, a team) and a findings report due by
-// a deadline. The desk officer records the mandate, which starts the report's
-// deadline in the FactFindingMission workflow; the report ends the stage.
+// Fact-finding (¶32 "conduct impartial inquiries";
+// ¶47 "the deployment of a fact-finding mission"; ¶66 "seemingly small steps"):
+// a mission or inquiry with a mandate (terms of reference, the body that
+// mandated it,
+// ¶32 "mandated by the Security Council or by the Human Rights Council", a
+// team) and a findings report due by a deadline. The desk officer records the
+// mandate, which starts the report's deadline in the FactFindingMission
+// workflow; the report ends the stage.
 
 import (
 	"fmt"

@@ -1,12 +1,15 @@
 package crisis
 
-// Rapid-response funding (report §§43-47): a desk officer requests money from
-// a fund (flexible financing mechanism, Peacebuilding Fund immediate-response
-// facility); the funding service checks the fund and the crisis's ceiling.
-// Someone other than the requester approves or rejects it (four-eyes, checked
-// here and again by the funding service). The RapidResponseFunding workflow
-// pays an approval once, keyed by crisis and request, and ends the stage; a
-// rejection waits for the next request.
+// Rapid-response funding (¶17 "more flexible financing for rapid response";
+// ¶21 "rapidly deployable funding"; ¶64 "a genuine rapid response capability"):
+// a desk officer requests money from a fund (the flexible financing mechanism,
+// the Peacebuilding Fund,
+// ¶55 "Critical contributions were also made by our Peacebuilding Fund"); the
+// funding service checks the fund and the crisis's ceiling. Someone other than
+// the requester approves or rejects it (four-eyes, checked here and again by
+// the funding service). The RapidResponseFunding workflow pays an approval
+// once, keyed by crisis and request, and ends the stage; a rejection waits for
+// the next request.
 
 import (
 	"fmt"

@@ -1,9 +1,14 @@
 package crisis
 
-// Good offices (report §§28-33): the Secretary-General's options, quiet
-// diplomacy, a public statement of concern, a démarche, an informal dialogue
-// with the Security Council, a horizon-scanning briefing. The head of
-// department records the option chosen and why; that ends the stage.
+// Good offices (¶16 "used their good offices to help parties find solutions";
+// ¶17 "the main operational arm for the conduct of my good offices"): the
+// Secretary-General's options, quiet diplomacy
+// (¶16 "good offices are deployed behind the scenes"), a public statement of
+// concern (¶16 "the duty to speak out"), a démarche
+// (¶47 "a well-timed démarche by the Secretary-General"), and two the report
+// gives the Security Council (¶12 "informal interactive dialogues",
+// ¶12 "horizon scanning"). The head of department records the option chosen and
+// why; that ends the stage.
 
 import (
 	"go.temporal.io/sdk/workflow"

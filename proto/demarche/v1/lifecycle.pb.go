@@ -284,7 +284,8 @@ func (Role) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
 }
 
-// PartnerRole is a role a partner organisation acknowledges (report §51-55).
+// PartnerRole is a role a partner organisation acknowledges
+// (¶51 "in a lead role, in a supporting role").
 type PartnerRoleKind int32
 
 const (
@@ -341,9 +342,10 @@ func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
-// side by side, and with which deadlines (report §48-50). Playbooks are files
-// in workflows/playbook/; the one a crisis uses is copied into its workflow
-// input, so a replay never depends on today's files.
+// side by side, and with which deadlines
+// (¶48 "configured to the needs on the ground"). Playbooks are files in
+// workflows/playbook/; the one a crisis uses is copied into its workflow input,
+// so a replay never depends on today's files.
 type Playbook struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -1935,9 +1937,10 @@ func (x *PartnerRoleAck) GetRoles() []Role {
 }
 
 // SharingControl changes which partner organisations a crisis is shared with
-// (report §59, §61: quiet diplomacy stays quiet, and a partner is told only
-// what it is meant to know). Partners named in share start seeing the crisis
-// (the API, their NATS subjects and webhooks); partners named in unshare stop.
+// (¶59 "fairly opaque when necessary", ¶61 "confidentiality": quiet diplomacy
+// stays quiet, and a partner is told only what it is meant to know). Partners
+// named in share start seeing the crisis (the API, their NATS subjects and
+// webhooks); partners named in unshare stop.
 type SharingControl struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`

@@ -22,7 +22,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ExpertKind is what a roster member can be deployed as (report §17, §61-63).
+// ExpertKind is what a roster member can be deployed as
+// (¶17 "standby team of mediation experts",
+// ¶62 "rosters of senior envoys, mediators and experts").
 type ExpertKind int32
 
 const (

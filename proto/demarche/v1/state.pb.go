@@ -797,7 +797,8 @@ func (x *RefusedSignal) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// ClosureFigures are what the report asks to measure (§59-60).
+// ClosureFigures are what the report asks to measure
+// (¶60 "monitor outcomes, measure impact").
 type ClosureFigures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// First warning signal to first decision: the warning-to-action continuum.
