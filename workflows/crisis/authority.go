@@ -69,6 +69,9 @@ func (l *lifecycle) authority() *demarchev1.CrisisAuthority {
 			out.InFlight = append(out.InFlight, r.inFlightRec)
 		}
 	}
+	if l.opening != nil {
+		out.InFlight = append(out.InFlight, l.opening)
+	}
 	return proto.Clone(out).(*demarchev1.CrisisAuthority)
 }
 

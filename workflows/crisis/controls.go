@@ -97,9 +97,10 @@ func (l *lifecycle) registerControls(ctx workflow.Context) error {
 	return nil
 }
 
-// checkInPlaybook refuses a stage the crisis's playbook does not run.
+// checkInPlaybook refuses a stage the crisis's playbook does not run and no
+// decision added to it.
 func (l *lifecycle) checkInPlaybook(s demarchev1.Stage) error {
-	if l.spec(s) != nil {
+	if l.spec(s) != nil || l.reached[s] {
 		return nil
 	}
 	var stages []string
@@ -228,7 +229,7 @@ func (l *lifecycle) reopenStage(ctx workflow.Context, stage demarchev1.Stage, pr
 	}
 	// The run enters before the event goes out, so a second reopen in the
 	// same moment is refused by checkReopen.
-	run := l.enter(ctx, l.spec(stage), reason)
+	run := l.enter(ctx, l.specOf(stage), reason)
 	l.em.publishOrLog(ctx, &demarchev1.StageReopened{CrisisId: l.crisis.GetId(), Stage: stage, Principal: principal, Reason: reason})
 	if err := l.launch(ctx, run); err != nil {
 		workflow.GetLogger(ctx).Error("reopen failed", "stage", stage.Slug(), "error", err)

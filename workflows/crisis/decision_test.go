@@ -68,6 +68,13 @@ func TestDecisionRules(t *testing.T) {
 		envoyAppointment: {
 			{"first appointment", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e"}), ""},
 			{"second appointment", func(_ *lifecycle, r *stageRun) { envoyOf(r).appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.EnvoyAppointment{Envoy: "f"}), "one-envoy"},
+			{"paid by an approved request", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Kind: "funding-decision", Request: req("b", &demarchev1.FundingDecision{RequestId: "FR-1", Approve: true})})
+			}, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-1"}), ""},
+			{"paid by a rejected request", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Kind: "funding-decision", Request: req("b", &demarchev1.FundingDecision{RequestId: "FR-1"})})
+			}, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-1"}), "paid-by-approved"},
+			{"paid by an unknown request", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-9"}), "paid-by-approved"},
 		},
 		standbyTeamDeployed: {
 			{"before the appointment", nil, req("a", &demarchev1.StandbyTeamDeployed{}), "appointment-first"},
@@ -113,7 +120,7 @@ func TestDecisionRules(t *testing.T) {
 		}
 	}
 	// Decisions without a check of their own take only the stage-running rule.
-	for _, dt := range []*decisionType{triage, goodOffices, followUpCheckIn} {
+	for _, dt := range []*decisionType{triage, goodOffices, factFindingAdded, followUpCheckIn} {
 		if dt.check != nil {
 			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
 		}

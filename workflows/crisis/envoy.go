@@ -13,8 +13,10 @@ package crisis
 
 import (
 	"fmt"
-	"go.temporal.io/sdk/workflow"
+	"slices"
 	"strings"
+
+	"go.temporal.io/sdk/workflow"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -40,11 +42,18 @@ var envoyAppointment = decisionKind(&decisionType{
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		a := r.GetEnvoyAppointment()
-		return fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+		s := fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+		if id := a.GetFundingRequestId(); id != "" {
+			s += ", paid by funding request " + id
+		}
+		return s
 	},
 	check: func(d *decisionCtx) error {
 		if a := envoyOf(d.run).appointment; a != nil {
 			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
+		}
+		if id := d.req.GetEnvoyAppointment().GetFundingRequestId(); id != "" && !d.l.fundingApproved(id) {
+			return rule("paid-by-approved", "funding request %s is not an approved request of this crisis (approved: %s)", id, listOrNone(d.l.approvedFunding()))
 		}
 		return nil
 	},
@@ -77,6 +86,21 @@ var envoyAppointment = decisionKind(&decisionType{
 			Envoy: picked.GetEnvoy(), StandbyTeam: picked.GetStandbyTeam()}}}, nil
 	},
 })
+
+// approvedFunding lists the crisis's approved funding requests, in order.
+func (l *lifecycle) approvedFunding() []string {
+	var out []string
+	for _, d := range l.decisions {
+		if fd := d.GetRequest().GetFundingDecision(); fd != nil && fd.GetApprove() {
+			out = append(out, fd.GetRequestId())
+		}
+	}
+	return out
+}
+
+func (l *lifecycle) fundingApproved(id string) bool {
+	return slices.Contains(l.approvedFunding(), id)
+}
 
 var standbyTeamDeployed = decisionKind(&decisionType{
 	kind: "standby-team-deployed", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,

@@ -76,7 +76,11 @@ func (f *fundingRun) openList() string {
 
 var fundingRequest = decisionKind(&decisionType{
 	kind: "funding-request", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
-	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
+	// From good offices on, a request opens the funding stage beside the
+	// others when it is not running: money comes before the deployment it
+	// pays for (¶21 "rapidly deployable funding").
+	opensFrom: demarchev1.Stage_STAGE_GOOD_OFFICES,
+	role:      demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		f := r.GetFundingRequest()
 		return fmt.Sprintf("funding request %s: USD %d from %s for %s", f.GetRequestId(), f.GetAmountUsd(), f.GetFund(), f.GetPurpose())

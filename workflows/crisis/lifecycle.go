@@ -40,11 +40,14 @@ type lifecycle struct {
 	warnings    []*demarchev1.Warning
 	refused     []*demarchev1.RefusedSignal
 	firstAction *time.Time
-	disbursed   int64
-	closing     bool
-	closure     *demarchev1.DecisionRecord
-	closedAt    *timestamppb.Timestamp
-	figures     *demarchev1.ClosureFigures
+	// opening is a decision whose service call is in flight and which, once
+	// recorded, opens its stage beside the phases (decision.go).
+	opening   *demarchev1.DecisionRecord
+	disbursed int64
+	closing   bool
+	closure   *demarchev1.DecisionRecord
+	closedAt  *timestamppb.Timestamp
+	figures   *demarchev1.ClosureFigures
 
 	// phase is the playbook phase running (carried over, with the rest).
 	phase int
@@ -106,13 +109,23 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 					l.recordSkippedAhead(ctx, spec.GetStage(), reason)
 					continue
 				}
+				// A stage a decision opened beside the phases before its own
+				// phase came: still running, the phase takes it over; ended,
+				// it is not run again (reopen it if more is needed).
+				if r := l.activeRun(spec.GetStage()); r != nil {
+					r.beside = false
+					continue
+				}
+				if l.runs[spec.GetStage()] > 0 {
+					continue
+				}
 				if err := l.launch(ctx, l.enter(ctx, spec, "")); err != nil {
 					return nil, err
 				}
 			}
 		}
 		carried = false
-		if err := l.wait(ctx, func() bool { return len(l.active) == 0 }); err != nil {
+		if err := l.wait(ctx, func() bool { return !l.phaseRunning() }); err != nil {
 			return nil, err
 		}
 	}
@@ -150,6 +163,26 @@ func (l *lifecycle) registerHandlers(ctx workflow.Context) error {
 		return fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}
 	return l.registerControls(ctx)
+}
+
+// phaseRunning says whether a run of the phase is still active; runs opened
+// beside the phases do not hold the phase (closure waits for them).
+func (l *lifecycle) phaseRunning() bool {
+	for _, r := range l.active {
+		if !r.beside {
+			return true
+		}
+	}
+	return false
+}
+
+// specOf is the playbook's spec of a stage, or, for a stage the playbook does
+// not run (added by a decision), a spec with no decision deadline.
+func (l *lifecycle) specOf(stage demarchev1.Stage) *demarchev1.StageSpec {
+	if s := l.spec(stage); s != nil {
+		return s
+	}
+	return &demarchev1.StageSpec{Stage: stage}
 }
 
 // spec is the playbook's spec of a stage (nil when the playbook has none).

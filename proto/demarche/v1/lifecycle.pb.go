@@ -823,6 +823,57 @@ func (x *FactFindingMandate) GetReportDue() *timestamppb.Timestamp {
 	return nil
 }
 
+// FactFindingAdded adds a fact-finding stage to a crisis, beside whatever runs,
+// when its playbook has none or has not reached it: an impartial inquiry is a
+// small early step any crisis may need (¶32 "conduct impartial inquiries";
+// ¶47 "the deployment of a fact-finding mission"). The mandate follows as in
+// any fact-finding stage.
+type FactFindingAdded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A regional organisation conducting the inquiry with the United Nations
+	// (¶32 "joint factfinding inquiry carried out with ECOWAS").
+	JointWith     string `protobuf:"bytes,1,opt,name=joint_with,json=jointWith,proto3" json:"joint_with,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FactFindingAdded) Reset() {
+	*x = FactFindingAdded{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FactFindingAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FactFindingAdded) ProtoMessage() {}
+
+func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FactFindingAdded.ProtoReflect.Descriptor instead.
+func (*FactFindingAdded) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *FactFindingAdded) GetJointWith() string {
+	if x != nil {
+		return x.JointWith
+	}
+	return ""
+}
+
 // FactFindingReport is the mission's findings (ends fact-finding).
 type FactFindingReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -834,7 +885,7 @@ type FactFindingReport struct {
 
 func (x *FactFindingReport) Reset() {
 	*x = FactFindingReport{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +897,7 @@ func (x *FactFindingReport) String() string {
 func (*FactFindingReport) ProtoMessage() {}
 
 func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +910,7 @@ func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingReport.ProtoReflect.Descriptor instead.
 func (*FactFindingReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FactFindingReport) GetSummary() string {
@@ -878,16 +929,21 @@ func (x *FactFindingReport) GetFindings() []string {
 
 // EnvoyAppointment names the special envoy and the standby team.
 type EnvoyAppointment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Envoy         string                 `protobuf:"bytes,1,opt,name=envoy,proto3" json:"envoy,omitempty"`
-	StandbyTeam   []string               `protobuf:"bytes,2,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Envoy       string                 `protobuf:"bytes,1,opt,name=envoy,proto3" json:"envoy,omitempty"`
+	StandbyTeam []string               `protobuf:"bytes,2,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
+	// The approved funding request that pays for the deployment: rapid funding is
+	// what makes rapid deployment possible
+	// (¶19 "made possible through the rapid deployment of a mediation support team";
+	// ¶21 "rapidly deployable funding").
+	FundingRequestId string `protobuf:"bytes,3,opt,name=funding_request_id,json=fundingRequestId,proto3" json:"funding_request_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EnvoyAppointment) Reset() {
 	*x = EnvoyAppointment{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -899,7 +955,7 @@ func (x *EnvoyAppointment) String() string {
 func (*EnvoyAppointment) ProtoMessage() {}
 
 func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -912,7 +968,7 @@ func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvoyAppointment.ProtoReflect.Descriptor instead.
 func (*EnvoyAppointment) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EnvoyAppointment) GetEnvoy() string {
@@ -929,6 +985,13 @@ func (x *EnvoyAppointment) GetStandbyTeam() []string {
 	return nil
 }
 
+func (x *EnvoyAppointment) GetFundingRequestId() string {
+	if x != nil {
+		return x.FundingRequestId
+	}
+	return ""
+}
+
 // StandbyTeamDeployed confirms the standby team is on the ground (ends envoy deployment).
 type StandbyTeamDeployed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -939,7 +1002,7 @@ type StandbyTeamDeployed struct {
 
 func (x *StandbyTeamDeployed) Reset() {
 	*x = StandbyTeamDeployed{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -951,7 +1014,7 @@ func (x *StandbyTeamDeployed) String() string {
 func (*StandbyTeamDeployed) ProtoMessage() {}
 
 func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -964,7 +1027,7 @@ func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamDeployed.ProtoReflect.Descriptor instead.
 func (*StandbyTeamDeployed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StandbyTeamDeployed) GetLocation() string {
@@ -988,7 +1051,7 @@ type FundingRequest struct {
 
 func (x *FundingRequest) Reset() {
 	*x = FundingRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1000,7 +1063,7 @@ func (x *FundingRequest) String() string {
 func (*FundingRequest) ProtoMessage() {}
 
 func (x *FundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1013,7 +1076,7 @@ func (x *FundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequest.ProtoReflect.Descriptor instead.
 func (*FundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FundingRequest) GetRequestId() string {
@@ -1055,7 +1118,7 @@ type FundingDecision struct {
 
 func (x *FundingDecision) Reset() {
 	*x = FundingDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1130,7 @@ func (x *FundingDecision) String() string {
 func (*FundingDecision) ProtoMessage() {}
 
 func (x *FundingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1143,7 @@ func (x *FundingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecision.ProtoReflect.Descriptor instead.
 func (*FundingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FundingDecision) GetRequestId() string {
@@ -1109,7 +1172,7 @@ type FollowUpCheckIn struct {
 
 func (x *FollowUpCheckIn) Reset() {
 	*x = FollowUpCheckIn{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1121,7 +1184,7 @@ func (x *FollowUpCheckIn) String() string {
 func (*FollowUpCheckIn) ProtoMessage() {}
 
 func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1134,7 +1197,7 @@ func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckIn.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckIn) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FollowUpCheckIn) GetCommitmentsImplemented() bool {
@@ -1169,7 +1232,7 @@ type ClosureDecision struct {
 
 func (x *ClosureDecision) Reset() {
 	*x = ClosureDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1244,7 @@ func (x *ClosureDecision) String() string {
 func (*ClosureDecision) ProtoMessage() {}
 
 func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1257,7 @@ func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureDecision.ProtoReflect.Descriptor instead.
 func (*ClosureDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ClosureDecision) GetOutcome() Outcome {
@@ -1228,6 +1291,7 @@ type DecisionRequest struct {
 	//
 	//	*DecisionRequest_Triage
 	//	*DecisionRequest_GoodOffices
+	//	*DecisionRequest_FactFindingAdded
 	//	*DecisionRequest_FactFindingMandate
 	//	*DecisionRequest_FactFindingReport
 	//	*DecisionRequest_EnvoyAppointment
@@ -1243,7 +1307,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1255,7 +1319,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1268,7 +1332,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DecisionRequest) GetPrincipal() string {
@@ -1312,6 +1376,15 @@ func (x *DecisionRequest) GetGoodOffices() *GoodOfficesDecision {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_GoodOffices); ok {
 			return x.GoodOffices
+		}
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetFactFindingAdded() *FactFindingAdded {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_FactFindingAdded); ok {
+			return x.FactFindingAdded
 		}
 	}
 	return nil
@@ -1401,6 +1474,10 @@ type DecisionRequest_GoodOffices struct {
 	GoodOffices *GoodOfficesDecision `protobuf:"bytes,11,opt,name=good_offices,json=goodOffices,proto3,oneof"`
 }
 
+type DecisionRequest_FactFindingAdded struct {
+	FactFindingAdded *FactFindingAdded `protobuf:"bytes,20,opt,name=fact_finding_added,json=factFindingAdded,proto3,oneof"`
+}
+
 type DecisionRequest_FactFindingMandate struct {
 	FactFindingMandate *FactFindingMandate `protobuf:"bytes,12,opt,name=fact_finding_mandate,json=factFindingMandate,proto3,oneof"`
 }
@@ -1436,6 +1513,8 @@ type DecisionRequest_Closure struct {
 func (*DecisionRequest_Triage) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_GoodOffices) isDecisionRequest_Decision() {}
+
+func (*DecisionRequest_FactFindingAdded) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FactFindingMandate) isDecisionRequest_Decision() {}
 
@@ -1478,7 +1557,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1490,7 +1569,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1503,7 +1582,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DecisionRecord) GetNumber() int32 {
@@ -1587,7 +1666,7 @@ type DecisionRef struct {
 
 func (x *DecisionRef) Reset() {
 	*x = DecisionRef{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1678,7 @@ func (x *DecisionRef) String() string {
 func (*DecisionRef) ProtoMessage() {}
 
 func (x *DecisionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1691,7 @@ func (x *DecisionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
 func (*DecisionRef) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DecisionRef) GetCrisisId() string {
@@ -1664,7 +1743,7 @@ type CrisisAuthority struct {
 
 func (x *CrisisAuthority) Reset() {
 	*x = CrisisAuthority{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1676,7 +1755,7 @@ func (x *CrisisAuthority) String() string {
 func (*CrisisAuthority) ProtoMessage() {}
 
 func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1689,7 +1768,7 @@ func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
 func (*CrisisAuthority) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *CrisisAuthority) GetCrisisId() string {
@@ -1739,7 +1818,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1751,7 +1830,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1764,7 +1843,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -1801,7 +1880,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1813,7 +1892,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1826,7 +1905,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -1873,7 +1952,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1885,7 +1964,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1898,7 +1977,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -1956,7 +2035,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2047,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2060,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -2031,7 +2110,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2043,7 +2122,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2056,7 +2135,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2096,7 +2175,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2187,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2200,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Warning) GetSource() string {
@@ -2212,17 +2291,23 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +
-	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xbd\x01\n" +
+	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xbb\x01\n" +
+	"\x10FactFindingAdded\x12\xa6\x01\n" +
+	"\n" +
+	"joint_with\x18\x01 \x01(\tB\x86\x01\xaa\xbb\x18\x81\x01\n" +
+	"\x12Joint inquiry with\x12ca regional organisation that conducts the inquiry with the UN, e.g. ECOWAS (left out: a UN inquiry)\x1a\x06ECOWASR\tjointWith\"\xbd\x01\n" +
 	"\x11FactFindingReport\x12Y\n" +
 	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
 	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12M\n" +
 	"\bfindings\x18\x02 \x03(\tB1\xaa\xbb\x18-\n" +
-	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\x99\x03\n" +
+	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\xe4\x04\n" +
 	"\x10EnvoyAppointment\x12\x9c\x01\n" +
 	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
 	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
 	"\fstandby_team\x18\x02 \x03(\tB\xc1\x01\xaa\xbb\x18\xbc\x01\n" +
-	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
+	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\x12\xc8\x01\n" +
+	"\x12funding_request_id\x18\x03 \x01(\tB\x99\x01\xaa\xbb\x18\x94\x01\n" +
+	"\x17Paid by funding request\x12jthe approved funding request of this crisis that pays for the deployment, e.g. FR-1 (left out: none named)\x1a\x04FR-1*\apaid-byR\x10fundingRequestId\"t\n" +
 	"\x13StandbyTeamDeployed\x12]\n" +
 	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
 	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xe2\x03\n" +
@@ -2255,7 +2340,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
 	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
 	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
-	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xf8\x0f\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xcb\x12\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
@@ -2264,7 +2349,9 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	" \x01(\v2\x1a.demarche.v1.WarningTriageB^\xa2\xbb\x18Z\n" +
 	"\x15triage of the warning\x12AConfirm the warning calls for a response (ends the warning stage)H\x00R\x06triage\x12\x83\x02\n" +
 	"\fgood_offices\x18\v \x01(\v2 .demarche.v1.GoodOfficesDecisionB\xbb\x01\xa2\xbb\x18\xb6\x01\n" +
-	"\x13good-offices option\x122Choose the good-offices option (ends good offices)\"k  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"H\x00R\vgoodOffices\x12\xc9\x01\n" +
+	"\x13good-offices option\x122Choose the good-offices option (ends good offices)\"k  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"H\x00R\vgoodOffices\x12\xd0\x02\n" +
+	"\x12fact_finding_added\x18\x14 \x01(\v2\x1d.demarche.v1.FactFindingAddedB\x80\x02\xa2\xbb\x18\xfb\x01\n" +
+	"\x12fact-finding added\x12UAdd fact-finding to the crisis now, whatever its playbook and stage (then mandate it)\"\x8d\x01  demarche crisis decide fact-finding-added GN-20261127-K7Q3P --joint-with ECOWAS --rationale \"killings at the stadium: an impartial inquiry\"H\x00R\x10factFindingAdded\x12\xc9\x01\n" +
 	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateBt\xa2\xbb\x18p\n" +
 	"\x14fact-finding mandate\x12OMandate the fact-finding mission (terms, mandating body, team, report deadline)\x1a\amandateH\x00R\x12factFindingMandate\x12\xa7\x01\n" +
 	"\x13fact_finding_report\x18\r \x01(\v2\x1e.demarche.v1.FactFindingReportBU\xa2\xbb\x18Q\n" +
@@ -2394,7 +2481,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -2409,76 +2496,78 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*WarningTriage)(nil),         // 10: demarche.v1.WarningTriage
 	(*GoodOfficesDecision)(nil),   // 11: demarche.v1.GoodOfficesDecision
 	(*FactFindingMandate)(nil),    // 12: demarche.v1.FactFindingMandate
-	(*FactFindingReport)(nil),     // 13: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 14: demarche.v1.EnvoyAppointment
-	(*StandbyTeamDeployed)(nil),   // 15: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 16: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 17: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 18: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 19: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 20: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 22: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 23: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 24: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 25: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 27: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 28: demarche.v1.WarnControl
-	(*Warning)(nil),               // 29: demarche.v1.Warning
-	(CrisisType)(0),               // 30: demarche.v1.CrisisType
-	(Stage)(0),                    // 31: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(Outcome)(0),                  // 34: demarche.v1.Outcome
+	(*FactFindingAdded)(nil),      // 13: demarche.v1.FactFindingAdded
+	(*FactFindingReport)(nil),     // 14: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 15: demarche.v1.EnvoyAppointment
+	(*StandbyTeamDeployed)(nil),   // 16: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 17: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 18: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 19: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 20: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 21: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 22: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 23: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 24: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 25: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 26: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 27: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 28: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 29: demarche.v1.WarnControl
+	(*Warning)(nil),               // 30: demarche.v1.Warning
+	(CrisisType)(0),               // 31: demarche.v1.CrisisType
+	(Stage)(0),                    // 32: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
+	(Outcome)(0),                  // 35: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	30, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	31, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	31, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	32, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	32, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	32, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	32, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	33, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	33, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	33, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	33, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	34, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	34, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	35, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
 	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
 	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
 	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	12, // 18: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	13, // 19: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	14, // 20: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	15, // 21: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	16, // 22: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	17, // 23: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	18, // 24: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	19, // 25: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	31, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	33, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	20, // 28: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	21, // 29: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	21, // 30: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	3,  // 31: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	31, // 32: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	3,  // 33: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	4,  // 34: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	33, // 35: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	3,  // 36: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	3,  // 37: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	3,  // 38: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	29, // 39: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	33, // 40: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	13, // 18: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
+	12, // 19: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	14, // 20: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	15, // 21: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	16, // 22: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	17, // 23: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	18, // 24: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	19, // 25: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	20, // 26: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	32, // 27: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	34, // 28: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	21, // 29: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	22, // 30: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	22, // 31: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	3,  // 32: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	32, // 33: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	3,  // 34: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	4,  // 35: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	34, // 36: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	3,  // 37: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	3,  // 38: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	3,  // 39: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	30, // 40: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	34, // 41: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2488,9 +2577,10 @@ func file_demarche_v1_lifecycle_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_options_proto_init()
-	file_demarche_v1_lifecycle_proto_msgTypes[15].OneofWrappers = []any{
+	file_demarche_v1_lifecycle_proto_msgTypes[16].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),
+		(*DecisionRequest_FactFindingAdded)(nil),
 		(*DecisionRequest_FactFindingMandate)(nil),
 		(*DecisionRequest_FactFindingReport)(nil),
 		(*DecisionRequest_EnvoyAppointment)(nil),
@@ -2506,7 +2596,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   25,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -145,7 +145,7 @@ func TestEveryCountryHasOneRegion(t *testing.T) {
 
 func TestDecisionKindIsTheOneofFieldName(t *testing.T) {
 	kinds := DecisionKinds()
-	if len(kinds) != 10 || kinds[0] != "triage" || kinds[2] != "fact-finding-mandate" || kinds[9] != "closure" {
+	if len(kinds) != 11 || kinds[0] != "triage" || kinds[2] != "fact-finding-added" || kinds[3] != "fact-finding-mandate" || kinds[10] != "closure" {
 		t.Fatalf("kinds: %v", kinds)
 	}
 	r := &DecisionRequest{Decision: &DecisionRequest_FundingDecision{FundingDecision: &FundingDecision{}}}

@@ -1,0 +1,166 @@
+package crisis
+
+// Tools when the situation needs them (issue 27, item 1): fact-finding added
+// to any crisis, rapid funding asked for from good offices on.
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+)
+
+// index is the position of the first event of that kind (-1: none).
+func index(events []string, kind string) int {
+	return slices.IndexFunc(events, func(e string) bool { return e == kind })
+}
+
+// A coup crisis, whose playbook has no fact-finding, gets a joint inquiry
+// with ECOWAS by decision of the head of department; it runs beside the
+// phases (good offices does not wait for it) and closure waits for it. A
+// second while it runs, and one by a desk officer, are refused.
+func TestFactFindingAddedToACoupCrisis(t *testing.T) {
+	pb := mustPlaybook(t, "unconstitutional-change")
+	if pb.GetPhases()[1].GetStages()[0].GetStage() != demarchev1.Stage_STAGE_GOOD_OFFICES {
+		t.Fatal("the coup playbook changed: this test reads its second phase as good offices")
+	}
+	h := newHarness(t)
+	added := func(by string, roles ...demarchev1.Role) *demarchev1.DecisionRequest {
+		r := req(by, &demarchev1.FactFindingAdded{JointWith: "ECOWAS"})
+		r.Roles = roles
+		return r
+	}
+	var refusals []string
+	h.at(time.Minute, func() {
+		h.decide(added("hana", demarchev1.Role_ROLE_DESK_OFFICER), func(err error) { refusals = append(refusals, errString(err)) })
+	})
+	h.at(2*time.Minute, func() {
+		h.decide(added("hana", demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT), func(err error) {
+			if err != nil {
+				t.Errorf("fact-finding-added refused: %v", err)
+			}
+		})
+	})
+	h.at(3*time.Minute, func() {
+		h.decide(added("hana", demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT), func(err error) { refusals = append(refusals, errString(err)) })
+	})
+	h.drive(6*time.Hour, nil)
+	final := h.run(pb, nil)
+
+	if len(refusals) != 2 || !strings.Contains(refusals[0], "rule role:") || !strings.Contains(refusals[1], "rule one-run:") {
+		t.Fatalf("refusals %q, want the desk officer's (role) and the second while one runs (one-run)", refusals)
+	}
+	order := stageOrder(h.bus.events)
+	entered, goEntered, done := index(order, "StageEntered:fact-finding"), index(order, "StageEntered:good-offices"), index(order, "StageCompleted:fact-finding")
+	if entered < 0 || done < 0 || goEntered < 0 {
+		t.Fatalf("stage events %v: fact-finding entered and completed, good offices entered", order)
+	}
+	if !(entered < goEntered && goEntered < done) {
+		t.Fatalf("stage events %v: good offices must enter while the added fact-finding runs (it does not hold the phase)", order)
+	}
+	var kinds []string
+	for _, d := range final.GetDecisions() {
+		kinds = append(kinds, d.GetKind())
+		if d.GetKind() == "fact-finding-added" && (d.GetRequest().GetFactFindingAdded().GetJointWith() != "ECOWAS" || d.GetStage() != demarchev1.Stage_STAGE_FACT_FINDING) {
+			t.Errorf("added: %v", d)
+		}
+	}
+	for _, want := range []string{"fact-finding-added", "fact-finding-mandate", "fact-finding-report", "closure"} {
+		if !slices.Contains(kinds, want) {
+			t.Errorf("decisions %v lack %s", kinds, want)
+		}
+	}
+	if final.GetCurrentStage() != demarchev1.Stage_STAGE_CLOSED {
+		t.Fatalf("crisis ended in %v", final.GetCurrentStage())
+	}
+	for _, r := range final.GetTimeline() {
+		if r.GetStage() == demarchev1.Stage_STAGE_FACT_FINDING && (r.GetStatus() != demarchev1.StageStatus_STAGE_STATUS_COMPLETED || r.GetRun() != 1) {
+			t.Fatalf("fact-finding in the timeline: %v", r)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "accepted"
+	}
+	return err.Error()
+}
+
+// Money before deployment: during good offices a desk officer requests
+// funding, which opens the funding stage beside it; another officer approves,
+// the money is paid, and only then is the envoy appointed, naming the request
+// that pays for the deployment. The playbook's own funding phase (after the
+// envoy in the general playbook) does not run the stage again. Before good
+// offices, a request is refused.
+func TestFundingRequestedDuringGoodOfficesApprovedBeforeDeployment(t *testing.T) {
+	h := newHarness(t)
+	var early error
+	h.at(time.Minute, func() { // warning stage: too early
+		r := req("alice", &demarchev1.FundingRequest{RequestId: "FR-0", Fund: "peacebuilding-irf", AmountUsd: 1, Purpose: "x"})
+		r.Roles = allRoles
+		h.decide(r, func(err error) { early = err })
+	})
+	requested, approved := false, false
+	h.drive(6*time.Hour, func(kind string) bool {
+		st := h.state()
+		running := slices.Contains(st.GetActiveStages(), demarchev1.Stage_STAGE_GOOD_OFFICES)
+		switch {
+		case kind == "good-offices" && running && !requested:
+			requested = true
+			r := req("alice", &demarchev1.FundingRequest{RequestId: "FR-1", Fund: "peacebuilding-irf", AmountUsd: 250_000, Purpose: "standby team travel"})
+			r.Roles = allRoles
+			h.decide(r, func(err error) {
+				if err != nil {
+					t.Errorf("funding-request during good offices refused: %v", err)
+				}
+			})
+			return true
+		case kind == "good-offices" && !approved:
+			return true // good offices stays open until the money is approved
+		case kind == "funding-decision":
+			approved = true
+		case kind == "envoy-appointment":
+			r := req("alice", &demarchev1.EnvoyAppointment{Envoy: "dora", StandbyTeam: []string{"erin"}, FundingRequestId: "FR-1"})
+			r.Roles = allRoles
+			h.decide(r, func(err error) {
+				if err != nil {
+					t.Errorf("envoy-appointment paid by FR-1 refused: %v", err)
+				}
+			})
+			return true
+		}
+		return false
+	})
+	final := h.run(mustPlaybook(t, "general"), nil)
+
+	if early == nil || !strings.Contains(early.Error(), "rule stage-running:") || !strings.Contains(early.Error(), "good-offices") {
+		t.Fatalf("a request during the warning stage: %v, want rule stage-running naming good-offices", early)
+	}
+	ev := h.bus.events
+	order := stageOrder(ev)
+	if n := len(h.bus.kinds("StageEntered:rapid-response-funding")); n != 1 {
+		t.Fatalf("funding entered %d times, want once (events %v)", n, order)
+	}
+	fundingIn, goDone, paid, envoyIn := index(order, "StageEntered:rapid-response-funding"), index(order, "StageCompleted:good-offices"),
+		index(order, "StageCompleted:rapid-response-funding"), index(order, "StageEntered:envoy-deployment")
+	if !(fundingIn >= 0 && fundingIn < goDone && paid < goDone && goDone < envoyIn) {
+		t.Fatalf("stage events %v: funding must open and complete during good offices, before envoy deployment", order)
+	}
+	if index(ev, "DecisionRecorded:funding-decision") > index(ev, "DecisionRecorded:envoy-appointment") {
+		t.Fatalf("events %v: the approval must come before the appointment", ev)
+	}
+	if got := final.GetFigures().GetFundingDisbursedUsd(); got != 250_000 {
+		t.Fatalf("disbursed %d, want 250000", got)
+	}
+	for _, d := range final.GetDecisions() {
+		if d.GetKind() == "envoy-appointment" && d.GetRequest().GetEnvoyAppointment().GetFundingRequestId() != "FR-1" {
+			t.Fatalf("appointment %v does not name FR-1", d)
+		}
+	}
+	if final.GetCurrentStage() != demarchev1.Stage_STAGE_CLOSED {
+		t.Fatalf("crisis ended in %v", final.GetCurrentStage())
+	}
+}
