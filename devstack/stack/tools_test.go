@@ -160,3 +160,74 @@ func stageList(stages []demarchev1.Stage) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// TestStandbyTeamSupportsAPartnerLedMediationAndIsReleasedAtHandBack: the
+// standby team deploys alone, with no UN envoy, in support of a SADC-led
+// mediation (¶20 "assist the mediation efforts of the Southern African Development Community");
+// the roster books the team only; when its deployment ends the mediation
+// support unit hands it back and the roster releases it at
+// once, not at closure. Refused: a team supporting nothing named, and a
+// hand-back before any deployment.
+func TestStandbyTeamSupportsAPartnerLedMediationAndIsReleasedAtHandBack(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	refused := func(rule string, args ...string) {
+		t.Helper()
+		if _, err := runCLI(t, s, args...); err == nil || !strings.Contains(err.Error(), "rule "+rule) {
+			t.Fatalf("demarche %s: %v, want rule %s", strings.Join(args, " "), err, rule)
+		}
+	}
+	id := openedID(t, cli("crisis", "open", "--title", "Political crisis in Antananarivo", "--country", "MG",
+		"--type", "constitutional-crisis", "--severity", "3"))
+	pending := func(kind string) bool {
+		st, err := crisis.State(ctx, tc, id)
+		if err != nil {
+			return false
+		}
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetKind() == kind {
+				return true
+			}
+		}
+		return false
+	}
+	for _, stage := range []string{"warning", "good-offices"} {
+		cli("crisis", "skip-stage", id, "--stage", stage, "--as", "duty-officer", "--reason", "SADC leads the mediation")
+	}
+	waitFor(t, func() bool { return pending("envoy-appointment") })
+	refused("deployed-first", "crisis", "decide", "standby-team-handed-back", id, "--as", "msu", "--rationale", "x", "--handed-to", "SADC")
+	refused("envoy-or-supports", "crisis", "decide", "envoy-appointment", id, "--as", "head", "--rationale", "x", "--standby-team", "sb-fatou-sow")
+	cli("crisis", "decide", "envoy-appointment", id, "--as", "head", "--rationale", "SADC asked for process-design support",
+		"--standby-team", "sb-fatou-sow,sb-grace-okafor", "--supports", "SADC-led mediation")
+	out := cli("roster", "assignments", "--crisis", id)
+	if !strings.Contains(out, "sb-fatou-sow") || !strings.Contains(out, "standby-2") || strings.Contains(out, "env-") {
+		t.Fatalf("the team alone should be booked, no envoy:\n%s", out)
+	}
+	cli("crisis", "decide", "standby-team-deployed", id, "--as", "msu", "--rationale", "team with the SADC mediator", "--location", "Antananarivo")
+	cli("crisis", "decide", "standby-team-handed-back", id, "--as", "msu", "--rationale", "roadmap drafted; SADC carries on",
+		"--handed-to", "SADC mediation team")
+	if out := cli("roster", "assignments", "--crisis", id); strings.Contains(out, "sb-fatou-sow") || strings.Contains(out, "sb-grace-okafor") {
+		t.Fatalf("the hand-back did not release the team:\n%s", out)
+	}
+	if st, err := crisis.State(ctx, tc, id); err != nil || st.GetClosedAt() != nil {
+		t.Fatalf("the crisis should still be open after the hand-back: %v, %v", st.GetClosedAt(), err)
+	}
+	refused("deployed-first", "crisis", "decide", "standby-team-handed-back", id, "--as", "msu", "--rationale", "again", "--handed-to", "SADC")
+	trail := cli("audit", "replay", "--crisis", id)
+	for _, want := range []string{"histories replay deterministically", "in support of SADC-led mediation, no UN envoy",
+		"[standby-team-handed-back] by msu", "handed back to SADC mediation team"} {
+		if !strings.Contains(trail, want) {
+			t.Fatalf("audit replay lacks %q:\n%s", want, trail)
+		}
+	}
+}

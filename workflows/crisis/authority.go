@@ -27,6 +27,7 @@ import (
 // authorityKinds are the decisions the services act on.
 var authorityKinds = map[string]bool{
 	fundingRequest.kind: true, fundingDecision.kind: true, envoyAppointment.kind: true, closure.kind: true,
+	standbyTeamHandedBack.kind: true,
 }
 
 // decisionID is a decision's id, fixed before its service call: the update's
@@ -69,8 +70,8 @@ func (l *lifecycle) authority() *demarchev1.CrisisAuthority {
 			out.InFlight = append(out.InFlight, r.inFlightRec)
 		}
 	}
-	if l.opening != nil {
-		out.InFlight = append(out.InFlight, l.opening)
+	if l.outside != nil {
+		out.InFlight = append(out.InFlight, l.outside)
 	}
 	return proto.Clone(out).(*demarchev1.CrisisAuthority)
 }

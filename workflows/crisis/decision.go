@@ -36,6 +36,9 @@ type decisionType struct {
 	// (STAGE_UNSPECIFIED: never). Rapid funding is asked for as soon as it is
 	// needed, not after the stage before it in the playbook.
 	opensFrom demarchev1.Stage
+	// anytime: the decision belongs to no stage run and is taken whatever
+	// runs (its check says when it applies); stage only files it.
+	anytime bool
 	// role may take the decision; who says it in words for pending lists.
 	role demarchev1.Role
 	who  string
@@ -178,8 +181,8 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	if d.run != nil && d.run.inFlight != "" {
 		return rule("one-at-a-time", "a %s decision is being recorded for %s; try again in a moment", d.run.inFlight, d.run.rec.GetStage().Slug())
 	}
-	if d.opens && l.opening != nil {
-		return rule("one-at-a-time", "a %s decision is opening the %s stage; try again in a moment", l.opening.GetKind(), l.opening.GetStage().Slug())
+	if (d.opens || d.run == nil) && l.outside != nil {
+		return rule("one-at-a-time", "a %s decision is being recorded; try again in a moment", l.outside.GetKind())
 	}
 	if dt.check != nil {
 		return dt.check(d)
@@ -206,7 +209,7 @@ func (l *lifecycle) decisionFor(ctx workflow.Context, req *demarchev1.DecisionRe
 		return nil, errs.InvalidInput(fmt.Errorf("decision: unknown kind %q", kind))
 	}
 	d := &decisionCtx{l: l, req: req, now: workflow.Now(ctx)}
-	if dt.stage == demarchev1.Stage_STAGE_CLOSED {
+	if dt.stage == demarchev1.Stage_STAGE_CLOSED || dt.anytime {
 		return d, nil
 	}
 	d.run = l.activeRun(dt.stage)
@@ -239,14 +242,14 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		// decision is being carried out: it is, in flight, until recorded.
 		inFlight := &demarchev1.DecisionRecord{Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
 			Request: req, Automatic: automatic, DecisionId: d.id}
-		if d.opens {
-			l.opening = inFlight // its run is not in the crisis yet
+		if d.opens || d.run == nil {
+			l.outside = inFlight // no run of the crisis holds it (yet)
 		} else {
 			d.run.inFlight, d.run.inFlightRec = dt.kind, inFlight
 		}
 		err := dt.call(ctx, d)
-		if d.opens {
-			l.opening = nil
+		if d.opens || d.run == nil {
+			l.outside = nil
 		} else {
 			d.run.inFlight, d.run.inFlightRec = "", nil
 		}

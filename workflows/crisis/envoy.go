@@ -43,6 +43,11 @@ var envoyAppointment = decisionKind(&decisionType{
 	describe: func(r *demarchev1.DecisionRequest) string {
 		a := r.GetEnvoyAppointment()
 		s := fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+		if a.GetEnvoy() == "" {
+			s = fmt.Sprintf("standby team %s deployed in support of %s, no UN envoy", strings.Join(a.GetStandbyTeam(), ", "), a.GetSupports())
+		} else if a.GetSupports() != "" {
+			s += ", in support of " + a.GetSupports()
+		}
 		if id := a.GetFundingRequestId(); id != "" {
 			s += ", paid by funding request " + id
 		}
@@ -50,7 +55,10 @@ var envoyAppointment = decisionKind(&decisionType{
 	},
 	check: func(d *decisionCtx) error {
 		if a := envoyOf(d.run).appointment; a != nil {
-			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
+			return rule("one-envoy", "an envoy (%s) was already appointed", or(a.GetEnvoy(), "none: the standby team alone"))
+		}
+		if a := d.req.GetEnvoyAppointment(); a.GetEnvoy() == "" && strings.TrimSpace(a.GetSupports()) == "" {
+			return rule("envoy-or-supports", "appoint an envoy, or name in supports the partner-led or UN-led process the standby team alone supports")
 		}
 		if id := d.req.GetEnvoyAppointment().GetFundingRequestId(); id != "" && !d.l.fundingApproved(id) {
 			return rule("paid-by-approved", "funding request %s is not an approved request of this crisis (approved: %s)", id, listOrNone(d.l.approvedFunding()))
@@ -129,6 +137,69 @@ var standbyTeamDeployed = decisionKind(&decisionType{
 			StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "drill"}}}, nil
 	},
 })
+
+// standbyTeamHandedBack ends a standby team's deployment whatever stage runs
+// (follow-up, often): the roster releases the team's bookings at once, for
+// other crises need it; the envoy's booking stands until closure.
+var standbyTeamHandedBack = decisionKind(&decisionType{
+	kind: "standby-team-handed-back", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT, anytime: true,
+	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "standby team handed back to " + r.GetStandbyTeamHandedBack().GetHandedTo()
+	},
+	check: func(d *decisionCtx) error {
+		deployed, back := d.l.deployments()
+		if deployed <= back {
+			return rule("deployed-first", "no standby team is deployed to hand back (deployed %d, handed back %d)", deployed, back)
+		}
+		return nil
+	},
+	call: func(ctx workflow.Context, d *decisionCtx) error {
+		return workflow.ExecuteActivity(withServiceOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{
+			CrisisId: d.l.crisis.GetId(), Drill: d.l.crisis.GetDrill(), Decision: d.ref(ctx), Roles: d.l.standbyRoles()}).Get(ctx, nil)
+	},
+	apply:   func(*decisionCtx) effect { return stageContinues },
+	pending: func(*lifecycle, *stageRun) []waiting { return nil }, // when the deployment ends, not on a clock
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_StandbyTeamHandedBack{
+			StandbyTeamHandedBack: &demarchev1.StandbyTeamHandedBack{HandedTo: "drill"}}}, nil
+	},
+})
+
+// deployments counts the standby teams confirmed deployed and handed back.
+func (l *lifecycle) deployments() (deployed, handedBack int) {
+	for _, d := range l.decisions {
+		switch {
+		case d.GetRequest().GetStandbyTeamDeployed() != nil:
+			deployed++
+		case d.GetRequest().GetStandbyTeamHandedBack() != nil:
+			handedBack++
+		}
+	}
+	return deployed, handedBack
+}
+
+// standbyRoles are the roster roles of the latest appointment's standby
+// team (standby-1 ...), the bookings a hand-back releases.
+func (l *lifecycle) standbyRoles() []string {
+	var roles []string
+	for _, d := range l.decisions {
+		if a := d.GetRequest().GetEnvoyAppointment(); a != nil {
+			roles = roles[:0]
+			for i := range a.GetStandbyTeam() {
+				roles = append(roles, fmt.Sprintf("standby-%d", i+1))
+			}
+		}
+	}
+	return roles
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
+}
 
 // EnvoyDeployment runs the standby team's durable deadline (72 hours in the
 // playbooks, at risk at 48) from the moment the stage starts, publishing and

@@ -40,9 +40,10 @@ type lifecycle struct {
 	warnings    []*demarchev1.Warning
 	refused     []*demarchev1.RefusedSignal
 	firstAction *time.Time
-	// opening is a decision whose service call is in flight and which, once
-	// recorded, opens its stage beside the phases (decision.go).
-	opening   *demarchev1.DecisionRecord
+	// outside is a decision whose service call is in flight and which no
+	// stage run holds: it opens its stage once recorded, or belongs to none
+	// (decision.go).
+	outside   *demarchev1.DecisionRecord
 	disbursed int64
 	closing   bool
 	closure   *demarchev1.DecisionRecord

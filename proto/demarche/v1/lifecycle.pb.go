@@ -927,7 +927,11 @@ func (x *FactFindingReport) GetFindings() []string {
 	return nil
 }
 
-// EnvoyAppointment names the special envoy and the standby team.
+// EnvoyAppointment names the special envoy and the standby team, or the standby
+// team alone in support of a process the UN does not lead
+// (¶6 "non-United Nations mediation efforts";
+// ¶20 "a United Nations mediation support team has been deployed to assist"):
+// then supports names that process.
 type EnvoyAppointment struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Envoy       string                 `protobuf:"bytes,1,opt,name=envoy,proto3" json:"envoy,omitempty"`
@@ -936,6 +940,9 @@ type EnvoyAppointment struct {
 	// what makes rapid deployment possible
 	// (¶19 "made possible through the rapid deployment of a mediation support team";
 	// ¶21 "rapidly deployable funding").
+	// The process the standby team supports when no UN envoy is appointed
+	// (required then), e.g. "SADC-led mediation".
+	Supports         string `protobuf:"bytes,4,opt,name=supports,proto3" json:"supports,omitempty"`
 	FundingRequestId string `protobuf:"bytes,3,opt,name=funding_request_id,json=fundingRequestId,proto3" json:"funding_request_id,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
@@ -985,9 +992,63 @@ func (x *EnvoyAppointment) GetStandbyTeam() []string {
 	return nil
 }
 
+func (x *EnvoyAppointment) GetSupports() string {
+	if x != nil {
+		return x.Supports
+	}
+	return ""
+}
+
 func (x *EnvoyAppointment) GetFundingRequestId() string {
 	if x != nil {
 		return x.FundingRequestId
+	}
+	return ""
+}
+
+// StandbyTeamHandedBack ends a standby team's deployment: its roster bookings
+// are released at once, not at closure, for the team is in demand
+// (¶67 "in-high-demand services of the Standby Team of Mediation Experts").
+type StandbyTeamHandedBack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HandedTo      string                 `protobuf:"bytes,1,opt,name=handed_to,json=handedTo,proto3" json:"handed_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StandbyTeamHandedBack) Reset() {
+	*x = StandbyTeamHandedBack{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StandbyTeamHandedBack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StandbyTeamHandedBack) ProtoMessage() {}
+
+func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StandbyTeamHandedBack.ProtoReflect.Descriptor instead.
+func (*StandbyTeamHandedBack) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StandbyTeamHandedBack) GetHandedTo() string {
+	if x != nil {
+		return x.HandedTo
 	}
 	return ""
 }
@@ -1002,7 +1063,7 @@ type StandbyTeamDeployed struct {
 
 func (x *StandbyTeamDeployed) Reset() {
 	*x = StandbyTeamDeployed{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1014,7 +1075,7 @@ func (x *StandbyTeamDeployed) String() string {
 func (*StandbyTeamDeployed) ProtoMessage() {}
 
 func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1027,7 +1088,7 @@ func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamDeployed.ProtoReflect.Descriptor instead.
 func (*StandbyTeamDeployed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StandbyTeamDeployed) GetLocation() string {
@@ -1051,7 +1112,7 @@ type FundingRequest struct {
 
 func (x *FundingRequest) Reset() {
 	*x = FundingRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1124,7 @@ func (x *FundingRequest) String() string {
 func (*FundingRequest) ProtoMessage() {}
 
 func (x *FundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1137,7 @@ func (x *FundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequest.ProtoReflect.Descriptor instead.
 func (*FundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *FundingRequest) GetRequestId() string {
@@ -1118,7 +1179,7 @@ type FundingDecision struct {
 
 func (x *FundingDecision) Reset() {
 	*x = FundingDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1191,7 @@ func (x *FundingDecision) String() string {
 func (*FundingDecision) ProtoMessage() {}
 
 func (x *FundingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1204,7 @@ func (x *FundingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecision.ProtoReflect.Descriptor instead.
 func (*FundingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FundingDecision) GetRequestId() string {
@@ -1172,7 +1233,7 @@ type FollowUpCheckIn struct {
 
 func (x *FollowUpCheckIn) Reset() {
 	*x = FollowUpCheckIn{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1184,7 +1245,7 @@ func (x *FollowUpCheckIn) String() string {
 func (*FollowUpCheckIn) ProtoMessage() {}
 
 func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1197,7 +1258,7 @@ func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckIn.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckIn) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FollowUpCheckIn) GetCommitmentsImplemented() bool {
@@ -1232,7 +1293,7 @@ type ClosureDecision struct {
 
 func (x *ClosureDecision) Reset() {
 	*x = ClosureDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1244,7 +1305,7 @@ func (x *ClosureDecision) String() string {
 func (*ClosureDecision) ProtoMessage() {}
 
 func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1257,7 +1318,7 @@ func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureDecision.ProtoReflect.Descriptor instead.
 func (*ClosureDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ClosureDecision) GetOutcome() Outcome {
@@ -1296,6 +1357,7 @@ type DecisionRequest struct {
 	//	*DecisionRequest_FactFindingReport
 	//	*DecisionRequest_EnvoyAppointment
 	//	*DecisionRequest_StandbyTeamDeployed
+	//	*DecisionRequest_StandbyTeamHandedBack
 	//	*DecisionRequest_FundingRequest
 	//	*DecisionRequest_FundingDecision
 	//	*DecisionRequest_FollowUpCheckIn
@@ -1307,7 +1369,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1381,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1394,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DecisionRequest) GetPrincipal() string {
@@ -1426,6 +1488,15 @@ func (x *DecisionRequest) GetStandbyTeamDeployed() *StandbyTeamDeployed {
 	return nil
 }
 
+func (x *DecisionRequest) GetStandbyTeamHandedBack() *StandbyTeamHandedBack {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_StandbyTeamHandedBack); ok {
+			return x.StandbyTeamHandedBack
+		}
+	}
+	return nil
+}
+
 func (x *DecisionRequest) GetFundingRequest() *FundingRequest {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_FundingRequest); ok {
@@ -1494,6 +1565,10 @@ type DecisionRequest_StandbyTeamDeployed struct {
 	StandbyTeamDeployed *StandbyTeamDeployed `protobuf:"bytes,15,opt,name=standby_team_deployed,json=standbyTeamDeployed,proto3,oneof"`
 }
 
+type DecisionRequest_StandbyTeamHandedBack struct {
+	StandbyTeamHandedBack *StandbyTeamHandedBack `protobuf:"bytes,21,opt,name=standby_team_handed_back,json=standbyTeamHandedBack,proto3,oneof"`
+}
+
 type DecisionRequest_FundingRequest struct {
 	FundingRequest *FundingRequest `protobuf:"bytes,16,opt,name=funding_request,json=fundingRequest,proto3,oneof"`
 }
@@ -1523,6 +1598,8 @@ func (*DecisionRequest_FactFindingReport) isDecisionRequest_Decision() {}
 func (*DecisionRequest_EnvoyAppointment) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_StandbyTeamDeployed) isDecisionRequest_Decision() {}
+
+func (*DecisionRequest_StandbyTeamHandedBack) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FundingRequest) isDecisionRequest_Decision() {}
 
@@ -1557,7 +1634,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1569,7 +1646,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1582,7 +1659,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DecisionRecord) GetNumber() int32 {
@@ -1666,7 +1743,7 @@ type DecisionRef struct {
 
 func (x *DecisionRef) Reset() {
 	*x = DecisionRef{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +1755,7 @@ func (x *DecisionRef) String() string {
 func (*DecisionRef) ProtoMessage() {}
 
 func (x *DecisionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +1768,7 @@ func (x *DecisionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
 func (*DecisionRef) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DecisionRef) GetCrisisId() string {
@@ -1743,7 +1820,7 @@ type CrisisAuthority struct {
 
 func (x *CrisisAuthority) Reset() {
 	*x = CrisisAuthority{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1832,7 @@ func (x *CrisisAuthority) String() string {
 func (*CrisisAuthority) ProtoMessage() {}
 
 func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1845,7 @@ func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
 func (*CrisisAuthority) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *CrisisAuthority) GetCrisisId() string {
@@ -1818,7 +1895,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1830,7 +1907,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1843,7 +1920,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -1880,7 +1957,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +1969,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +1982,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -1952,7 +2029,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1964,7 +2041,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1977,7 +2054,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -2035,7 +2112,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2124,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2137,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -2110,7 +2187,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2122,7 +2199,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2135,7 +2212,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2175,7 +2252,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2187,7 +2264,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2200,7 +2277,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Warning) GetSource() string {
@@ -2300,14 +2377,19 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
 	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12M\n" +
 	"\bfindings\x18\x02 \x03(\tB1\xaa\xbb\x18-\n" +
-	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\xe4\x04\n" +
-	"\x10EnvoyAppointment\x12\x9c\x01\n" +
-	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
-	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
+	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\xec\x06\n" +
+	"\x10EnvoyAppointment\x12\xea\x01\n" +
+	"\x05envoy\x18\x01 \x01(\tB\xd3\x01\xaa\xbb\x18\xce\x01\n" +
+	"\rSpecial envoy\x12\x9a\x01a senior envoy's roster id (see demarche roster search --kind senior-envoy); left out: the standby team alone, in support of the process named in supports\x1a\x10env-amara-dialloh\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
 	"\fstandby_team\x18\x02 \x03(\tB\xc1\x01\xaa\xbb\x18\xbc\x01\n" +
-	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\x12\xc8\x01\n" +
+	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\x12\xb7\x01\n" +
+	"\bsupports\x18\x04 \x01(\tB\x9a\x01\xaa\xbb\x18\x95\x01\n" +
+	"\rIn support of\x12pthe partner-led or UN-led process the standby team supports, e.g. SADC-led mediation (required without an envoy)\x1a\x12SADC-led mediationR\bsupports\x12\xc8\x01\n" +
 	"\x12funding_request_id\x18\x03 \x01(\tB\x99\x01\xaa\xbb\x18\x94\x01\n" +
-	"\x17Paid by funding request\x12jthe approved funding request of this crisis that pays for the deployment, e.g. FR-1 (left out: none named)\x1a\x04FR-1*\apaid-byR\x10fundingRequestId\"t\n" +
+	"\x17Paid by funding request\x12jthe approved funding request of this crisis that pays for the deployment, e.g. FR-1 (left out: none named)\x1a\x04FR-1*\apaid-byR\x10fundingRequestId\"\xb5\x01\n" +
+	"\x15StandbyTeamHandedBack\x12\x9b\x01\n" +
+	"\thanded_to\x18\x01 \x01(\tB~\xaa\xbb\x18z\n" +
+	"\tHanded to\x12Vwho carries the work on: the lead mediator, the country team, the partner organisation\x1a\x13SADC mediation team \x01R\bhandedTo\"t\n" +
 	"\x13StandbyTeamDeployed\x12]\n" +
 	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
 	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xe2\x03\n" +
@@ -2340,7 +2422,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
 	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
 	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
-	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xcb\x12\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xb6\x14\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
@@ -2359,7 +2441,9 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x11envoy_appointment\x18\x0e \x01(\v2\x1d.demarche.v1.EnvoyAppointmentB\x99\x01\xa2\xbb\x18\x94\x01\n" +
 	"\x11envoy appointment\x12pAppoint the special envoy and the standby team, booked on the roster (the 72h clock runs from the stage's start)\x1a\rappoint-envoyH\x00R\x10envoyAppointment\x12\xbb\x01\n" +
 	"\x15standby_team_deployed\x18\x0f \x01(\v2 .demarche.v1.StandbyTeamDeployedBc\xa2\xbb\x18_\n" +
-	"\x15standby team deployed\x12<Confirm the standby team is deployed (ends envoy deployment)\x1a\bdeployedH\x00R\x13standbyTeamDeployed\x12\x8c\x01\n" +
+	"\x15standby team deployed\x12<Confirm the standby team is deployed (ends envoy deployment)\x1a\bdeployedH\x00R\x13standbyTeamDeployed\x12\xe8\x01\n" +
+	"\x18standby_team_handed_back\x18\x15 \x01(\v2\".demarche.v1.StandbyTeamHandedBackB\x88\x01\xa2\xbb\x18\x83\x01\n" +
+	"\x18standby team handed back\x12gThe standby team's deployment has ended: hand it back and release its roster bookings (the envoy stays)H\x00R\x15standbyTeamHandedBack\x12\x8c\x01\n" +
 	"\x0ffunding_request\x18\x10 \x01(\v2\x1b.demarche.v1.FundingRequestBD\xa2\xbb\x18@\n" +
 	"\x0ffunding request\x12\x1eRequest rapid-response funding\x1a\rrequest-fundsH\x00R\x0efundingRequest\x12\xec\x01\n" +
 	"\x10funding_decision\x18\x11 \x01(\v2\x1c.demarche.v1.FundingDecisionB\xa0\x01\xa2\xbb\x18\x9b\x01\n" +
@@ -2481,7 +2565,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -2499,43 +2583,44 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*FactFindingAdded)(nil),      // 13: demarche.v1.FactFindingAdded
 	(*FactFindingReport)(nil),     // 14: demarche.v1.FactFindingReport
 	(*EnvoyAppointment)(nil),      // 15: demarche.v1.EnvoyAppointment
-	(*StandbyTeamDeployed)(nil),   // 16: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 17: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 18: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 19: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 20: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 21: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 22: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 23: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 24: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 25: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 26: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 27: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 28: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 29: demarche.v1.WarnControl
-	(*Warning)(nil),               // 30: demarche.v1.Warning
-	(CrisisType)(0),               // 31: demarche.v1.CrisisType
-	(Stage)(0),                    // 32: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 33: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 34: google.protobuf.Timestamp
-	(Outcome)(0),                  // 35: demarche.v1.Outcome
+	(*StandbyTeamHandedBack)(nil), // 16: demarche.v1.StandbyTeamHandedBack
+	(*StandbyTeamDeployed)(nil),   // 17: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 18: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 19: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 20: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 21: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 22: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 23: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 24: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 25: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 26: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 27: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 28: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 29: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 30: demarche.v1.WarnControl
+	(*Warning)(nil),               // 31: demarche.v1.Warning
+	(CrisisType)(0),               // 32: demarche.v1.CrisisType
+	(Stage)(0),                    // 33: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 34: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 35: google.protobuf.Timestamp
+	(Outcome)(0),                  // 36: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	31, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	32, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	32, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	33, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	33, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	33, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	33, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	34, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	34, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	34, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	34, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	35, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	35, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	36, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
 	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
 	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
 	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
@@ -2543,31 +2628,32 @@ var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
 	12, // 19: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
 	14, // 20: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
 	15, // 21: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	16, // 22: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	17, // 23: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	18, // 24: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	19, // 25: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	20, // 26: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	32, // 27: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	34, // 28: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	21, // 29: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	22, // 30: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	22, // 31: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	3,  // 32: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	32, // 33: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	3,  // 34: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	4,  // 35: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	34, // 36: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	3,  // 37: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	3,  // 38: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	3,  // 39: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	30, // 40: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	34, // 41: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	42, // [42:42] is the sub-list for method output_type
-	42, // [42:42] is the sub-list for method input_type
-	42, // [42:42] is the sub-list for extension type_name
-	42, // [42:42] is the sub-list for extension extendee
-	0,  // [0:42] is the sub-list for field type_name
+	17, // 22: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	16, // 23: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
+	18, // 24: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	19, // 25: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	20, // 26: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	21, // 27: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	33, // 28: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	35, // 29: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	22, // 30: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	23, // 31: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	23, // 32: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	3,  // 33: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	33, // 34: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	3,  // 35: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	4,  // 36: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	35, // 37: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	3,  // 38: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	3,  // 39: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	3,  // 40: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	31, // 41: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	35, // 42: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2577,7 +2663,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_options_proto_init()
-	file_demarche_v1_lifecycle_proto_msgTypes[16].OneofWrappers = []any{
+	file_demarche_v1_lifecycle_proto_msgTypes[17].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),
 		(*DecisionRequest_FactFindingAdded)(nil),
@@ -2585,6 +2671,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 		(*DecisionRequest_FactFindingReport)(nil),
 		(*DecisionRequest_EnvoyAppointment)(nil),
 		(*DecisionRequest_StandbyTeamDeployed)(nil),
+		(*DecisionRequest_StandbyTeamHandedBack)(nil),
 		(*DecisionRequest_FundingRequest)(nil),
 		(*DecisionRequest_FundingDecision)(nil),
 		(*DecisionRequest_FollowUpCheckIn)(nil),
@@ -2596,7 +2683,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      5,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
