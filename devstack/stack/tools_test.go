@@ -231,3 +231,69 @@ func TestStandbyTeamSupportsAPartnerLedMediationAndIsReleasedAtHandBack(t *testi
 		}
 	}
 }
+
+// TestEngagementsAreLoggedAcrossStagesOnTheStack: good offices as sustained
+// engagement (issue 27, item 2) through the CLI: visits, a call and a public
+// statement logged across the warning and good-offices stages, counted on
+// the crisis page (crisis show) and in the closure figures.
+func TestEngagementsAreLoggedAcrossStagesOnTheStack(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	tc := temporalClient(t, s)
+	ctx := context.Background()
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	id := openedID(t, cli("crisis", "open", "--title", "Transition talks in Conakry", "--country", "GN", "--type", "general", "--severity", "3"))
+	engage := func(kind, with string, public bool) {
+		args := []string{"crisis", "decide", "engagement", id, "--as", "alice", "--rationale", "transition calendar",
+			"--type", kind, "--by", "srsg-west-africa", "--with", with}
+		if public {
+			args = append(args, "--public")
+		}
+		cli(args...)
+	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		return err == nil && len(st.GetPendingDecisions()) > 0
+	})
+	engage("visit", "the transitional authorities", false)
+	engage("call", "the opposition coalition", false)
+	cli("crisis", "decide", "triage", id, "--as", "duty-officer", "--rationale", "talks stalled", "--assessment", "tensions rising")
+	engage("public-statement", "the press", true)
+	engage("meeting-with-party", "the junta", false)
+	out := cli("crisis", "show", id)
+	if !strings.Contains(out, "good-offices engagements: 4 (1 public, 3 quiet)") {
+		t.Fatalf("crisis show does not count the engagements:\n%s", out)
+	}
+	for _, stage := range []string{"good-offices", "fact-finding", "envoy-deployment", "rapid-response-funding", "sustained-follow-up"} {
+		cli("crisis", "skip-stage", id, "--stage", stage, "--as", "duty-officer", "--reason", "engagement is enough")
+	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		if err != nil {
+			return false
+		}
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetKind() == "closure" && len(st.GetActiveStages()) == 0 {
+				return true
+			}
+		}
+		return false
+	})
+	cli("crisis", "decide", "closure", id, "--as", "head", "--rationale", "calendar agreed", "--outcome", "averted", "--lesson", "sustained engagement")
+	run := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "")
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := run.Get(wctx, nil); err != nil {
+		t.Fatalf("crisis did not complete: %v", err)
+	}
+	if out := cli("crisis", "show", id); !strings.Contains(out, "engagements              4") {
+		t.Fatalf("the closure figures do not count the engagements:\n%s", out)
+	}
+}

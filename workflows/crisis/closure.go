@@ -98,5 +98,6 @@ func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
 			f.DeadlinesBreached++
 		}
 	}
+	f.Engagements, _ = l.engagements()
 	return f
 }

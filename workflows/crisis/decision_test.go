@@ -132,7 +132,7 @@ func TestDecisionRules(t *testing.T) {
 		}
 	}
 	// Decisions without a check of their own take only the stage-running rule.
-	for _, dt := range []*decisionType{triage, goodOffices, factFindingAdded, followUpCheckIn} {
+	for _, dt := range []*decisionType{triage, goodOffices, engagement, factFindingAdded, followUpCheckIn} {
 		if dt.check != nil {
 			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
 		}

@@ -371,6 +371,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		Deadlines: l.deadlines, Partners: l.partners, Decisions: l.decisions, Warnings: l.warnings, Figures: l.figures,
 		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1,
 	}
+	st.Engagements, st.PublicEngagements = l.engagements()
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()
 		st.Lessons = l.closure.GetRequest().GetClosure().GetLessons()

@@ -164,3 +164,54 @@ func TestFundingRequestedDuringGoodOfficesApprovedBeforeDeployment(t *testing.T)
 		t.Fatalf("crisis ended in %v", final.GetCurrentStage())
 	}
 }
+
+// Good offices as sustained engagement: engagements are logged in any stage,
+// any number, quiet or public, without moving the crisis on; the state and
+// the closure figures count them. One by a role that does not log them is
+// refused.
+func TestSeveralEngagementsAcrossStages(t *testing.T) {
+	h := newHarness(t)
+	logged := func(kind demarchev1.EngagementKind, public bool) *demarchev1.DecisionRequest {
+		r := req("dana", &demarchev1.GoodOfficesEngagement{Type: kind, By: "srsg-west-africa", With: "the junta", Public: public})
+		r.Roles = []demarchev1.Role{demarchev1.Role_ROLE_DESK_OFFICER}
+		return r
+	}
+	var during *demarchev1.CrisisState
+	var refused error
+	h.at(time.Minute, func() {
+		for _, k := range []demarchev1.EngagementKind{demarchev1.EngagementKind_ENGAGEMENT_KIND_CALL, demarchev1.EngagementKind_ENGAGEMENT_KIND_VISIT} {
+			h.decide(logged(k, false), func(err error) {
+				if err != nil {
+					t.Errorf("engagement during the warning stage refused: %v", err)
+				}
+			})
+		}
+		wrong := logged(demarchev1.EngagementKind_ENGAGEMENT_KIND_VISIT, false)
+		wrong.Roles = []demarchev1.Role{demarchev1.Role_ROLE_FUNDING_OFFICER}
+		h.decide(wrong, func(err error) { refused = err })
+	})
+	h.at(2*time.Minute, func() { during = h.state() })
+	h.at(8*time.Hour, func() { // good offices runs (triage at 6h)
+		h.decide(logged(demarchev1.EngagementKind_ENGAGEMENT_KIND_PUBLIC_STATEMENT, true), func(err error) {
+			if err != nil {
+				t.Errorf("public statement refused: %v", err)
+			}
+		})
+	})
+	h.drive(6*time.Hour, nil)
+	final := h.run(mustPlaybook(t, "general"), nil)
+
+	if refused == nil || !strings.Contains(refused.Error(), "rule role:") {
+		t.Fatalf("an engagement by a funding officer: %v, want rule role", refused)
+	}
+	if during.GetEngagements() != 2 || during.GetPublicEngagements() != 0 || during.GetCurrentStage() != demarchev1.Stage_STAGE_WARNING {
+		t.Fatalf("after two quiet engagements: %d (%d public), stage %v; want 2, 0, still warning",
+			during.GetEngagements(), during.GetPublicEngagements(), during.GetCurrentStage())
+	}
+	if final.GetEngagements() != 3 || final.GetPublicEngagements() != 1 || final.GetFigures().GetEngagements() != 3 {
+		t.Fatalf("final: %d engagements (%d public), figures %d; want 3, 1, 3", final.GetEngagements(), final.GetPublicEngagements(), final.GetFigures().GetEngagements())
+	}
+	if n := len(h.bus.kinds("DecisionRecorded:engagement")); n != 3 {
+		t.Fatalf("%d engagement events, want 3", n)
+	}
+}

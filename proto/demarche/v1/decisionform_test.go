@@ -79,6 +79,7 @@ func TestEmptyDecisionsFailOnTheirRequiredFields(t *testing.T) {
 		"fact-finding-mandate":     {"fact_finding_mandate.terms_of_reference", "fact_finding_mandate.mandating_body", "fact_finding_mandate.team", "fact_finding_mandate.report_due"},
 		"fact-finding-report":      {"fact_finding_report.summary"},
 		"envoy-appointment":        {"envoy_appointment.standby_team"},
+		"engagement":               {"engagement.type", "engagement.by", "engagement.with"},
 		"standby-team-handed-back": {"standby_team_handed_back.handed_to"},
 		"standby-team-deployed":    {"standby_team_deployed.location"},
 		"funding-request":          {"funding_request.request_id", "funding_request.fund", "funding_request.amount_usd", "funding_request.purpose"},
