@@ -216,6 +216,8 @@ func (l *lifecycle) decisionFor(ctx workflow.Context, req *demarchev1.DecisionRe
 	switch {
 	case dt.adds && d.run != nil:
 		return nil, rule("one-run", "a %s stage is running already (run %d): take its decisions there", dt.stage.Slug(), d.run.rec.GetRun())
+	case d.run == nil && (dt.adds || dt.opensFrom != demarchev1.Stage_STAGE_UNSPECIFIED) && l.markedSkipped(dt.stage):
+		return nil, rule("skipped-ahead", "stage %s is marked to be skipped (%s); a %s decision cannot open it", dt.stage.Slug(), l.skipped[dt.stage], kind)
 	case dt.adds, d.run == nil && dt.opensFrom != demarchev1.Stage_STAGE_UNSPECIFIED && l.reached[dt.opensFrom]:
 		// A run to be: the rules read its (empty) state; decide enters it.
 		d.run, d.opens = newStageRun(&demarchev1.StageRecord{Stage: dt.stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}, l.specOf(dt.stage), nil), true
@@ -225,6 +227,13 @@ func (l *lifecycle) decisionFor(ctx workflow.Context, req *demarchev1.DecisionRe
 		return nil, rule("stage-running", "a %s decision needs the %s stage running (running: %s)", kind, dt.stage.Slug(), l.activeList())
 	}
 	return d, nil
+}
+
+// markedSkipped says whether an operator marked the stage to be skipped
+// when its phase comes.
+func (l *lifecycle) markedSkipped(stage demarchev1.Stage) bool {
+	_, ok := l.skipped[stage]
+	return ok
 }
 
 // decide records a validated decision: the service call first (a refusal

@@ -215,3 +215,26 @@ func TestSeveralEngagementsAcrossStages(t *testing.T) {
 		t.Fatalf("%d engagement events, want 3", n)
 	}
 }
+
+// A stage an operator marked to be skipped is not opened by a decision: the
+// refusal names the rule, and the stage stays skipped.
+func TestASkippedStageIsNotOpenedBeside(t *testing.T) {
+	h := newHarness(t)
+	h.at(time.Minute, func() {
+		h.mustControl(UpdateSkipStage, &demarchev1.StageControl{Principal: "alice", Roles: dutyRoles, Reason: "facts are public", Stage: demarchev1.Stage_STAGE_FACT_FINDING})
+	})
+	var refused error
+	h.at(2*time.Minute, func() {
+		r := req("hana", &demarchev1.FactFindingAdded{})
+		r.Roles = dutyRoles
+		h.decide(r, func(err error) { refused = err })
+	})
+	h.drive(6*time.Hour, nil)
+	h.run(mustPlaybook(t, "general"), nil)
+	if refused == nil || !strings.Contains(refused.Error(), "rule skipped-ahead:") {
+		t.Fatalf("fact-finding added after it was marked skipped: %v, want rule skipped-ahead", refused)
+	}
+	if h.bus.has("StageEntered:fact-finding") {
+		t.Fatal("the skipped stage was entered")
+	}
+}
