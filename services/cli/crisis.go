@@ -402,6 +402,9 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 			fmt.Fprintf(w, "  %-12s %s (acknowledged %s by %s)\n", p.GetPartner(), p.GetRole().Slug(), ts(p.GetAcknowledgedAt()), p.GetPrincipal())
 		}
 	}
+	if n := st.GetEngagements(); n > 0 {
+		fmt.Fprintf(w, "\ngood-offices engagements: %d (%d public, %d quiet)\n", n, st.GetPublicEngagements(), n-st.GetPublicEngagements())
+	}
 	if ds := st.GetDecisions(); len(ds) > 0 {
 		fmt.Fprintln(w, "\ndecisions:")
 		for _, d := range ds {
@@ -414,8 +417,8 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	}
 	if f := st.GetFigures(); f != nil {
 		fmt.Fprintln(w, "\nfigures:")
-		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
-			humanDuration(f.GetWarningToAction().AsDuration()), humanDuration(f.GetTotal().AsDuration()), f.GetDecisions(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
+		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  engagements              %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
+			humanDuration(f.GetWarningToAction().AsDuration()), humanDuration(f.GetTotal().AsDuration()), f.GetDecisions(), f.GetEngagements(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
 		for _, s := range f.GetStageTimes() {
 			fmt.Fprintf(w, "  time in %-24s %s\n", s.GetStage().Slug(), humanDuration(s.GetTime().AsDuration()))
 		}

@@ -22,7 +22,7 @@ func newFiguresCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "figures",
 		Short: "Closure figures of closed crises, drills excluded",
-		Long: `The figures the report asks for (§59-60), per closed crisis and overall: time from
+		Long: `The figures the report asks for (¶60 "monitor outcomes, measure impact"), per closed crisis and overall: time from
 the first warning signal to the first action, decisions, money disbursed and
 deadlines breached. Drills are left out unless --include-drills.`,
 		Args: cobra.NoArgs,

@@ -10,10 +10,10 @@ import (
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
-// The figures page: what the report asks to measure (§59-60) for closed,
-// non-drill crises the user may see: the warning-to-action time of each, and
-// its time in each stage, as a server-rendered SVG chart with the same
-// numbers in a table beside it.
+// The figures page: what the report asks to measure
+// (¶60 "monitor outcomes, measure impact") for closed, non-drill crises the
+// user may see: the warning-to-action time of each, and its time in each stage,
+// as a server-rendered SVG chart with the same numbers in a table beside it.
 
 // chartStages are the stages a time-per-stage bar is made of, with colours
 // that keep 3:1 contrast on white and differ for common colour blindness.

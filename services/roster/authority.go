@@ -15,8 +15,9 @@ import (
 // workflow (crisis.CheckDecision): a reservation carries out the crisis's
 // envoy-appointment (expert per role, booked by its principal, in the
 // crisis's own booking space); a release carries out its recorded closure,
-// or undoes the bookings of an appointment still in flight (the worker's
-// rollback when one expert of the team cannot be booked). Anything else is
+// a standby team's hand-back (its standby roles only), or undoes the bookings
+// of an appointment still in flight (the worker's rollback when one expert
+// of the team cannot be booked). Anything else is
 // refused naming the rule, and nothing is booked or released.
 
 // appointed is the expert an envoy-appointment books for a role: "envoy",
@@ -59,7 +60,7 @@ func (s *Store) reserveAuthority(ctx context.Context, req *demarchev1.ReserveReq
 // releaseAuthority checks a release against the crisis's closure, or an
 // appointment in flight whose booking of that role it undoes.
 func (s *Store) releaseAuthority(ctx context.Context, req *demarchev1.ReleaseRequest) error {
-	d, err := crisis.CheckDecision(ctx, s.decisions, req.GetCrisisId(), req.GetDecision(), "closure", "envoy-appointment")
+	d, err := crisis.CheckDecision(ctx, s.decisions, req.GetCrisisId(), req.GetDecision(), "closure", "envoy-appointment", "standby-team-handed-back")
 	if err != nil {
 		return err
 	}
@@ -69,6 +70,9 @@ func (s *Store) releaseAuthority(ctx context.Context, req *demarchev1.ReleaseReq
 	case d.Record.GetKind() == "envoy-appointment" && d.Recorded:
 		return fmt.Errorf("%w: decision-terms: decision %s of crisis %s is a recorded appointment: its bookings stand until the crisis closes", errs.ErrRule,
 			d.Record.GetDecisionId(), req.GetCrisisId())
+	case d.Record.GetKind() == "standby-team-handed-back" && !strings.HasPrefix(req.GetRole(), "standby-"):
+		return fmt.Errorf("%w: decision-terms: decision %s of crisis %s hands back the standby team, not role %q", errs.ErrRule,
+			d.Record.GetDecisionId(), req.GetCrisisId(), req.GetRole())
 	case d.Record.GetKind() == "envoy-appointment" && appointed(d.Record.GetRequest().GetEnvoyAppointment(), req.GetRole()) == "":
 		return fmt.Errorf("%w: decision-terms: decision %s of crisis %s books no role %q", errs.ErrRule, d.Record.GetDecisionId(), req.GetCrisisId(), req.GetRole())
 	}

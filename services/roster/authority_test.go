@@ -95,3 +95,43 @@ func copyOf(r *demarchev1.ReserveRequest) *demarchev1.ReserveRequest {
 	return &demarchev1.ReserveRequest{CrisisId: r.GetCrisisId(), Role: r.GetRole(), ExpertId: r.GetExpertId(), ReservedBy: r.GetReservedBy(),
 		Drill: r.GetDrill(), Decision: r.GetDecision()}
 }
+
+// TestHandBackReleasesTheStandbyTeamOnly: a standby team's hand-back, a
+// decision of the crisis, releases the team's standby roles at once; the
+// envoy's booking stands (refused under the hand-back, naming the rule)
+// until closure.
+func TestHandBackReleasesTheStandbyTeamOnly(t *testing.T) {
+	srv := natstest.ServerIn(t, t.TempDir())
+	defer srv.Stop()
+	svc, nc := startRoster(t, srv.URL())
+	defer svc.Stop()
+	defer nc.Close()
+	ctx := context.Background()
+	release := func(r *demarchev1.ReleaseRequest) error {
+		return natsrpc.Call(ctx, nc, natsrpc.RosterRelease, r, &demarchev1.ReleaseResponse{})
+	}
+	for _, b := range []*demarchev1.ReserveRequest{
+		{CrisisId: "MG-handback", Role: "envoy", ExpertId: "env-amara-diallo", ReservedBy: "hod"},
+		{CrisisId: "MG-handback", Role: "standby-1", ExpertId: "sb-fatou-sow", ReservedBy: "hod"},
+	} {
+		if err := natsrpc.Call(ctx, nc, natsrpc.RosterReserve, auth(b), &demarchev1.ReserveResponse{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	crises.mu.Lock()
+	c := crises.crises["MG-handback"]
+	c.Decisions, c.InFlight = append(c.Decisions, c.InFlight...), []*demarchev1.DecisionRecord{{Kind: "standby-team-handed-back", Principal: "msu", DecisionId: "handback-1",
+		Request: &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_StandbyTeamHandedBack{StandbyTeamHandedBack: &demarchev1.StandbyTeamHandedBack{HandedTo: "SADC"}}}}}
+	crises.mu.Unlock()
+	if err := release(&demarchev1.ReleaseRequest{CrisisId: "MG-handback", Role: "envoy", Decision: ref("MG-handback", "handback-1")}); err == nil ||
+		!strings.Contains(err.Error(), "decision-terms") {
+		t.Fatalf("the envoy released under a hand-back: %v, want decision-terms", err)
+	}
+	if err := release(&demarchev1.ReleaseRequest{CrisisId: "MG-handback", Role: "standby-1", Decision: ref("MG-handback", "handback-1")}); err != nil {
+		t.Fatalf("hand-back release: %v", err)
+	}
+	as, _ := svc.Store.Assignments(ctx, "MG-handback", false)
+	if len(as) != 1 || as[0].GetRole() != "envoy" {
+		t.Fatalf("after the hand-back: %v, want the envoy's booking only", as)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -198,7 +199,10 @@ func (a *Activities) DecideFunding(ctx context.Context, call *demarchev1.Funding
 // drill books in the roster's shadow space.
 func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.ReserveExpertsRequest) (*demarchev1.ReserveExpertsResult, error) {
 	type booking struct{ role, expert string }
-	bookings := []booking{{"envoy", req.GetEnvoy()}}
+	var bookings []booking
+	if req.GetEnvoy() != "" { // none: the standby team alone, in support of another's process
+		bookings = append(bookings, booking{"envoy", req.GetEnvoy()})
+	}
 	for i, e := range req.GetStandbyTeam() {
 		bookings = append(bookings, booking{fmt.Sprintf("standby-%d", i+1), e})
 	}
@@ -227,8 +231,9 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 	return out, nil
 }
 
-// ReleaseExperts frees every roster booking of a crisis (at closure), in the
-// booking space of the crisis (a drill's are shadow bookings).
+// ReleaseExperts frees the roster bookings of a crisis, every one (at
+// closure) or the roles named (a standby team's hand-back), in the booking
+// space of the crisis (a drill's are shadow bookings).
 func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.AssignmentsRequest) error {
 	crisisID := req.GetCrisisId()
 	var list demarchev1.AssignmentsResponse
@@ -236,6 +241,9 @@ func (a *Activities) ReleaseExperts(ctx context.Context, req *demarchev1.Assignm
 		return serviceError(err)
 	}
 	for _, as := range list.GetAssignments() {
+		if len(req.GetRoles()) > 0 && !slices.Contains(req.GetRoles(), as.GetRole()) {
+			continue
+		}
 		if err := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: crisisID, Role: as.GetRole(), Drill: req.GetDrill(), Decision: req.GetDecision()}, &demarchev1.ReleaseResponse{}); err != nil {
 			return serviceError(err)
 		}

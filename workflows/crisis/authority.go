@@ -27,6 +27,7 @@ import (
 // authorityKinds are the decisions the services act on.
 var authorityKinds = map[string]bool{
 	fundingRequest.kind: true, fundingDecision.kind: true, envoyAppointment.kind: true, closure.kind: true,
+	standbyTeamHandedBack.kind: true,
 }
 
 // decisionID is a decision's id, fixed before its service call: the update's
@@ -68,6 +69,9 @@ func (l *lifecycle) authority() *demarchev1.CrisisAuthority {
 		if r.inFlightRec != nil {
 			out.InFlight = append(out.InFlight, r.inFlightRec)
 		}
+	}
+	if l.outside != nil {
+		out.InFlight = append(out.InFlight, l.outside)
 	}
 	return proto.Clone(out).(*demarchev1.CrisisAuthority)
 }

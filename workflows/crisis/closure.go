@@ -1,11 +1,12 @@
 package crisis
 
-// Closure and evaluation (report §§59-60): once every stage has ended, the
-// head of department closes the crisis with its outcome (averted, contained,
-// escalated, unresolved) and lessons. The crisis releases its roster
-// bookings and keeps the figures the report asks for: time from the first
-// warning signal to the first action, time in each stage, decisions, money
-// disbursed, deadlines breached.
+// Closure and evaluation (¶59 "proving this empirically is difficult";
+// ¶60 "monitor outcomes, measure impact"; ¶60 "analysing lessons"): once every
+// stage has ended, the head of department closes the crisis with its outcome
+// (averted, contained, escalated, unresolved) and lessons. The crisis releases
+// its roster bookings and keeps the figures the report asks for: time from the
+// first warning signal to the first action, time in each stage, decisions,
+// money disbursed, deadlines breached.
 
 import (
 	"fmt"
@@ -97,5 +98,6 @@ func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
 			f.DeadlinesBreached++
 		}
 	}
+	f.Engagements, _ = l.engagements()
 	return f
 }

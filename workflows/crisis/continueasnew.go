@@ -144,7 +144,7 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	for _, r := range l.active {
 		cr := &demarchev1.CarriedStageRun{
 			TimelineIndex: int32(slices.Index(l.timeline, r.rec)), DeadlineRef: int32(slices.Index(l.deadlines, r.deadline) + 1),
-			ChildWorkflowId: r.childID,
+			ChildWorkflowId: r.childID, Beside: r.beside,
 		}
 		if r.deadline == nil {
 			cr.DeadlineRef = 0
@@ -192,9 +192,10 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	}
 	for _, cr := range c.GetActive() {
 		rec := l.timeline[cr.GetTimelineIndex()]
-		run := newStageRun(rec, l.spec(rec.GetStage()), cr)
+		run := newStageRun(rec, l.specOf(rec.GetStage()), cr)
 		run.childID, run.started = cr.GetChildWorkflowId(), true
 		run.external = run.childID != ""
+		run.beside = cr.GetBeside()
 		if ref := cr.GetDeadlineRef(); ref > 0 {
 			run.deadline = l.deadlines[ref-1]
 			run.stopDl = watchDeadline(ctx, run.deadline, l.deadlineChanged)

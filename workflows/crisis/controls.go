@@ -1,11 +1,12 @@
 package crisis
 
-// Operator controls (report §§48-50, flexibility): escalate or de-escalate,
-// skip or reopen a stage, record a partner's role, attach a warning. Each is
-// an update whose validator refuses a control that cannot apply, naming the
-// rule, before anything is written. What machines send (early warning,
-// partners, a stage's workflow) arrives as signals; an invalid one is refused
-// and the refusal kept in the crisis state.
+// Operator controls (flexibility: ¶48 "configured to the needs on the ground";
+// ¶49 "remain flexible"): escalate or de-escalate, skip or reopen a stage,
+// record a partner's role, attach a warning. Each is an update whose validator
+// refuses a control that cannot apply, naming the rule, before anything is
+// written. What machines send (early warning, partners, a stage's workflow)
+// arrives as signals; an invalid one is refused and the refusal kept in the
+// crisis state.
 
 import (
 	"fmt"
@@ -96,9 +97,10 @@ func (l *lifecycle) registerControls(ctx workflow.Context) error {
 	return nil
 }
 
-// checkInPlaybook refuses a stage the crisis's playbook does not run.
+// checkInPlaybook refuses a stage the crisis's playbook does not run and no
+// decision added to it.
 func (l *lifecycle) checkInPlaybook(s demarchev1.Stage) error {
-	if l.spec(s) != nil {
+	if l.spec(s) != nil || l.reached[s] {
 		return nil
 	}
 	var stages []string
@@ -227,7 +229,7 @@ func (l *lifecycle) reopenStage(ctx workflow.Context, stage demarchev1.Stage, pr
 	}
 	// The run enters before the event goes out, so a second reopen in the
 	// same moment is refused by checkReopen.
-	run := l.enter(ctx, l.spec(stage), reason)
+	run := l.enter(ctx, l.specOf(stage), reason)
 	l.em.publishOrLog(ctx, &demarchev1.StageReopened{CrisisId: l.crisis.GetId(), Stage: stage, Principal: principal, Reason: reason})
 	if err := l.launch(ctx, run); err != nil {
 		workflow.GetLogger(ctx).Error("reopen failed", "stage", stage.Slug(), "error", err)

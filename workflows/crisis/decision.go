@@ -25,8 +25,20 @@ type decisionType struct {
 	// kebab case, shared by the workflow, the CLI verb, HTTP and events.
 	kind string
 	// stage must be running for the decision to be taken (STAGE_CLOSED: the
-	// crisis must be ready to close).
+	// crisis must be ready to close), unless adds or opensFrom says otherwise.
 	stage demarchev1.Stage
+	// adds: the decision adds a run of its stage beside the playbook's phases,
+	// whatever runs (refused while one runs): a playbook is a default, not a
+	// cage (¶48 "configured to the needs on the ground").
+	adds bool
+	// opensFrom: when the stage is not running, the decision opens a run of it
+	// beside the phases, once this earlier stage has been reached
+	// (STAGE_UNSPECIFIED: never). Rapid funding is asked for as soon as it is
+	// needed, not after the stage before it in the playbook.
+	opensFrom demarchev1.Stage
+	// anytime: the decision belongs to no stage run and is taken whatever
+	// runs (its check says when it applies); stage only files it.
+	anytime bool
 	// role may take the decision; who says it in words for pending lists.
 	role demarchev1.Role
 	who  string
@@ -61,6 +73,9 @@ type decisionCtx struct {
 	// id is the decision's id (DecisionRecord.decision_id), known before its
 	// service call: the service checks the call against it (authority.go).
 	id string
+	// opens: run is a new run of the decision's stage, not yet in the crisis;
+	// the decision enters it, beside the phases, once its service agreed.
+	opens bool
 }
 
 // effect is what a recorded decision means for its stage.
@@ -166,6 +181,9 @@ func (l *lifecycle) validateDecision(ctx workflow.Context, req *demarchev1.Decis
 	if d.run != nil && d.run.inFlight != "" {
 		return rule("one-at-a-time", "a %s decision is being recorded for %s; try again in a moment", d.run.inFlight, d.run.rec.GetStage().Slug())
 	}
+	if (d.opens || d.run == nil) && l.outside != nil {
+		return rule("one-at-a-time", "a %s decision is being recorded; try again in a moment", l.outside.GetKind())
+	}
 	if dt.check != nil {
 		return dt.check(d)
 	}
@@ -191,13 +209,31 @@ func (l *lifecycle) decisionFor(ctx workflow.Context, req *demarchev1.DecisionRe
 		return nil, errs.InvalidInput(fmt.Errorf("decision: unknown kind %q", kind))
 	}
 	d := &decisionCtx{l: l, req: req, now: workflow.Now(ctx)}
-	if dt.stage == demarchev1.Stage_STAGE_CLOSED {
+	if dt.stage == demarchev1.Stage_STAGE_CLOSED || dt.anytime {
 		return d, nil
 	}
-	if d.run = l.activeRun(dt.stage); d.run == nil {
+	d.run = l.activeRun(dt.stage)
+	switch {
+	case dt.adds && d.run != nil:
+		return nil, rule("one-run", "a %s stage is running already (run %d): take its decisions there", dt.stage.Slug(), d.run.rec.GetRun())
+	case d.run == nil && (dt.adds || dt.opensFrom != demarchev1.Stage_STAGE_UNSPECIFIED) && l.markedSkipped(dt.stage):
+		return nil, rule("skipped-ahead", "stage %s is marked to be skipped (%s); a %s decision cannot open it", dt.stage.Slug(), l.skipped[dt.stage], kind)
+	case dt.adds, d.run == nil && dt.opensFrom != demarchev1.Stage_STAGE_UNSPECIFIED && l.reached[dt.opensFrom]:
+		// A run to be: the rules read its (empty) state; decide enters it.
+		d.run, d.opens = newStageRun(&demarchev1.StageRecord{Stage: dt.stage, Status: demarchev1.StageStatus_STAGE_STATUS_RUNNING}, l.specOf(dt.stage), nil), true
+	case d.run == nil && dt.opensFrom != demarchev1.Stage_STAGE_UNSPECIFIED:
+		return nil, rule("stage-running", "a %s decision needs the %s stage running, or the %s stage reached to open it (running: %s)", kind, dt.stage.Slug(), dt.opensFrom.Slug(), l.activeList())
+	case d.run == nil:
 		return nil, rule("stage-running", "a %s decision needs the %s stage running (running: %s)", kind, dt.stage.Slug(), l.activeList())
 	}
 	return d, nil
+}
+
+// markedSkipped says whether an operator marked the stage to be skipped
+// when its phase comes.
+func (l *lifecycle) markedSkipped(stage demarchev1.Stage) bool {
+	_, ok := l.skipped[stage]
+	return ok
 }
 
 // decide records a validated decision: the service call first (a refusal
@@ -213,17 +249,34 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 	if dt.call != nil {
 		// The service asks the crisis (the authority query) whether this
 		// decision is being carried out: it is, in flight, until recorded.
-		d.run.inFlight = dt.kind
-		d.run.inFlightRec = &demarchev1.DecisionRecord{Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
+		inFlight := &demarchev1.DecisionRecord{Kind: dt.kind, Stage: dt.stage, Principal: req.GetPrincipal(),
 			Request: req, Automatic: automatic, DecisionId: d.id}
+		if d.opens || d.run == nil {
+			l.outside = inFlight // no run of the crisis holds it (yet)
+		} else {
+			d.run.inFlight, d.run.inFlightRec = dt.kind, inFlight
+		}
 		err := dt.call(ctx, d)
-		d.run.inFlight, d.run.inFlightRec = "", nil
+		if d.opens || d.run == nil {
+			l.outside = nil
+		} else {
+			d.run.inFlight, d.run.inFlightRec = "", nil
+		}
 		if err != nil {
 			var appErr *temporal.ApplicationError
 			if errors.As(err, &appErr) {
 				return nil, refusedByService(dt.kind, appErr)
 			}
 			return nil, fmt.Errorf("%s: %w", dt.kind, err)
+		}
+	}
+	if d.opens {
+		// The stage enters (its event first) beside the phases, and the
+		// decision is the run's first.
+		d.run = l.enter(ctx, l.specOf(dt.stage), "")
+		d.run.beside = true
+		if err := l.launch(ctx, d.run); err != nil {
+			return nil, fmt.Errorf("%s: open the %s stage: %w", dt.kind, dt.stage.Slug(), err)
 		}
 	}
 	d.now = workflow.Now(ctx)

@@ -67,7 +67,26 @@ func TestDecisionRules(t *testing.T) {
 		},
 		envoyAppointment: {
 			{"first appointment", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e"}), ""},
+			{"the standby team alone, in support of SADC", nil, req("a", &demarchev1.EnvoyAppointment{StandbyTeam: []string{"s"}, Supports: "SADC-led mediation"}), ""},
+			{"the standby team alone, supporting nothing", nil, req("a", &demarchev1.EnvoyAppointment{StandbyTeam: []string{"s"}, Supports: " "}), "envoy-or-supports"},
 			{"second appointment", func(_ *lifecycle, r *stageRun) { envoyOf(r).appointment = &demarchev1.EnvoyAppointment{Envoy: "e"} }, req("a", &demarchev1.EnvoyAppointment{Envoy: "f"}), "one-envoy"},
+			{"paid by an approved request", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Kind: "funding-decision", Request: req("b", &demarchev1.FundingDecision{RequestId: "FR-1", Approve: true})})
+			}, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-1"}), ""},
+			{"paid by a rejected request", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Kind: "funding-decision", Request: req("b", &demarchev1.FundingDecision{RequestId: "FR-1"})})
+			}, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-1"}), "paid-by-approved"},
+			{"paid by an unknown request", nil, req("a", &demarchev1.EnvoyAppointment{Envoy: "e", FundingRequestId: "FR-9"}), "paid-by-approved"},
+		},
+		standbyTeamHandedBack: {
+			{"before any deployment", nil, req("a", &demarchev1.StandbyTeamHandedBack{HandedTo: "x"}), "deployed-first"},
+			{"after a deployment", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Request: req("m", &demarchev1.StandbyTeamDeployed{Location: "x"})})
+			}, req("a", &demarchev1.StandbyTeamHandedBack{HandedTo: "x"}), ""},
+			{"handed back already", func(l *lifecycle, _ *stageRun) {
+				l.decisions = append(l.decisions, &demarchev1.DecisionRecord{Request: req("m", &demarchev1.StandbyTeamDeployed{Location: "x"})},
+					&demarchev1.DecisionRecord{Request: req("m", &demarchev1.StandbyTeamHandedBack{HandedTo: "x"})})
+			}, req("a", &demarchev1.StandbyTeamHandedBack{HandedTo: "x"}), "deployed-first"},
 		},
 		standbyTeamDeployed: {
 			{"before the appointment", nil, req("a", &demarchev1.StandbyTeamDeployed{}), "appointment-first"},
@@ -113,7 +132,7 @@ func TestDecisionRules(t *testing.T) {
 		}
 	}
 	// Decisions without a check of their own take only the stage-running rule.
-	for _, dt := range []*decisionType{triage, goodOffices, followUpCheckIn} {
+	for _, dt := range []*decisionType{triage, goodOffices, engagement, factFindingAdded, followUpCheckIn} {
 		if dt.check != nil {
 			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
 		}

@@ -1,17 +1,22 @@
 package crisis
 
-// Envoy deployment (report §§37-42): the head of department appoints a special
-// envoy from the senior roster and the standby team of mediation experts,
-// booked on the roster service (an expert held by another crisis is refused).
-// The standby team must deploy within 72 hours of the stage's start: the
-// EnvoyDeployment workflow runs that durable deadline, at risk at 48 hours,
-// and keeps waiting however late until the mediation support unit confirms
-// the team deployed, which ends the stage.
+// Envoy deployment (¶18 "I have appointed envoys to help to defuse tensions";
+// ¶19 "the rapid deployment of a mediation support team";
+// ¶62 "rosters of senior envoys, mediators and experts"): the head of
+// department appoints a special envoy from the senior roster and the standby
+// team of mediation experts (¶17 "able to deploy within 72 hours"), booked on
+// the roster service (an expert held by another crisis is refused). The standby
+// team must deploy within 72 hours of the stage's start: the EnvoyDeployment
+// workflow runs that durable deadline, at risk at 48 hours, and keeps waiting
+// however late until the mediation support unit confirms the team deployed,
+// which ends the stage.
 
 import (
 	"fmt"
-	"go.temporal.io/sdk/workflow"
+	"slices"
 	"strings"
+
+	"go.temporal.io/sdk/workflow"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -37,11 +42,26 @@ var envoyAppointment = decisionKind(&decisionType{
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		a := r.GetEnvoyAppointment()
-		return fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+		s := fmt.Sprintf("envoy %s appointed, standby team %s", a.GetEnvoy(), strings.Join(a.GetStandbyTeam(), ", "))
+		if a.GetEnvoy() == "" {
+			s = fmt.Sprintf("standby team %s deployed in support of %s, no UN envoy", strings.Join(a.GetStandbyTeam(), ", "), a.GetSupports())
+		} else if a.GetSupports() != "" {
+			s += ", in support of " + a.GetSupports()
+		}
+		if id := a.GetFundingRequestId(); id != "" {
+			s += ", paid by funding request " + id
+		}
+		return s
 	},
 	check: func(d *decisionCtx) error {
 		if a := envoyOf(d.run).appointment; a != nil {
-			return rule("one-envoy", "an envoy (%s) was already appointed", a.GetEnvoy())
+			return rule("one-envoy", "an envoy (%s) was already appointed", or(a.GetEnvoy(), "none: the standby team alone"))
+		}
+		if a := d.req.GetEnvoyAppointment(); a.GetEnvoy() == "" && strings.TrimSpace(a.GetSupports()) == "" {
+			return rule("envoy-or-supports", "appoint an envoy, or name in supports the partner-led or UN-led process the standby team alone supports")
+		}
+		if id := d.req.GetEnvoyAppointment().GetFundingRequestId(); id != "" && !d.l.fundingApproved(id) {
+			return rule("paid-by-approved", "funding request %s is not an approved request of this crisis (approved: %s)", id, listOrNone(d.l.approvedFunding()))
 		}
 		return nil
 	},
@@ -75,6 +95,21 @@ var envoyAppointment = decisionKind(&decisionType{
 	},
 })
 
+// approvedFunding lists the crisis's approved funding requests, in order.
+func (l *lifecycle) approvedFunding() []string {
+	var out []string
+	for _, d := range l.decisions {
+		if fd := d.GetRequest().GetFundingDecision(); fd != nil && fd.GetApprove() {
+			out = append(out, fd.GetRequestId())
+		}
+	}
+	return out
+}
+
+func (l *lifecycle) fundingApproved(id string) bool {
+	return slices.Contains(l.approvedFunding(), id)
+}
+
 var standbyTeamDeployed = decisionKind(&decisionType{
 	kind: "standby-team-deployed", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
 	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
@@ -102,6 +137,69 @@ var standbyTeamDeployed = decisionKind(&decisionType{
 			StandbyTeamDeployed: &demarchev1.StandbyTeamDeployed{Location: "drill"}}}, nil
 	},
 })
+
+// standbyTeamHandedBack ends a standby team's deployment whatever stage runs
+// (follow-up, often): the roster releases the team's bookings at once, for
+// other crises need it; the envoy's booking stands until closure.
+var standbyTeamHandedBack = decisionKind(&decisionType{
+	kind: "standby-team-handed-back", stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT, anytime: true,
+	role: demarchev1.Role_ROLE_MEDIATION_SUPPORT, who: "mediation support unit",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		return "standby team handed back to " + r.GetStandbyTeamHandedBack().GetHandedTo()
+	},
+	check: func(d *decisionCtx) error {
+		deployed, back := d.l.deployments()
+		if deployed <= back {
+			return rule("deployed-first", "no standby team is deployed to hand back (deployed %d, handed back %d)", deployed, back)
+		}
+		return nil
+	},
+	call: func(ctx workflow.Context, d *decisionCtx) error {
+		return workflow.ExecuteActivity(withServiceOptions(ctx), acts.ReleaseExperts, &demarchev1.AssignmentsRequest{
+			CrisisId: d.l.crisis.GetId(), Drill: d.l.crisis.GetDrill(), Decision: d.ref(ctx), Roles: d.l.standbyRoles()}).Get(ctx, nil)
+	},
+	apply:   func(*decisionCtx) effect { return stageContinues },
+	pending: func(*lifecycle, *stageRun) []waiting { return nil }, // when the deployment ends, not on a clock
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_StandbyTeamHandedBack{
+			StandbyTeamHandedBack: &demarchev1.StandbyTeamHandedBack{HandedTo: "drill"}}}, nil
+	},
+})
+
+// deployments counts the standby teams confirmed deployed and handed back.
+func (l *lifecycle) deployments() (deployed, handedBack int) {
+	for _, d := range l.decisions {
+		switch {
+		case d.GetRequest().GetStandbyTeamDeployed() != nil:
+			deployed++
+		case d.GetRequest().GetStandbyTeamHandedBack() != nil:
+			handedBack++
+		}
+	}
+	return deployed, handedBack
+}
+
+// standbyRoles are the roster roles of the latest appointment's standby
+// team (standby-1 ...), the bookings a hand-back releases.
+func (l *lifecycle) standbyRoles() []string {
+	var roles []string
+	for _, d := range l.decisions {
+		if a := d.GetRequest().GetEnvoyAppointment(); a != nil {
+			roles = roles[:0]
+			for i := range a.GetStandbyTeam() {
+				roles = append(roles, fmt.Sprintf("standby-%d", i+1))
+			}
+		}
+	}
+	return roles
+}
+
+func or(s, otherwise string) string {
+	if s == "" {
+		return otherwise
+	}
+	return s
+}
 
 // EnvoyDeployment runs the standby team's durable deadline (72 hours in the
 // playbooks, at risk at 48) from the moment the stage starts, publishing and

@@ -1,9 +1,13 @@
 package crisis
 
-// Fact-finding (report §§34-36): a mission or inquiry with a mandate (terms of
-// reference, the body that mandated it, a team) and a findings report due by
-// a deadline. The desk officer records the mandate, which starts the report's
-// deadline in the FactFindingMission workflow; the report ends the stage.
+// Fact-finding (¶32 "conduct impartial inquiries";
+// ¶47 "the deployment of a fact-finding mission"; ¶66 "seemingly small steps"):
+// a mission or inquiry with a mandate (terms of reference, the body that
+// mandated it,
+// ¶32 "mandated by the Security Council or by the Human Rights Council", a
+// team) and a findings report due by a deadline. The desk officer records the
+// mandate, which starts the report's deadline in the FactFindingMission
+// workflow; the report ends the stage.
 
 import (
 	"fmt"
@@ -32,6 +36,28 @@ func (f *factFindingRun) carry(cr *demarchev1.CarriedStageRun) {
 	cr.FactFindingMandate, cr.FactFindingReported = f.mandate, f.reported
 }
 
+// factFindingAdded adds fact-finding to any crisis, whatever its playbook
+// (the coup playbooks have none; Guinea's response had its inquiry,
+// ¶55 "a United Nations-led Commission of Inquiry"), as a run beside the
+// phases; the head of department decides it, and may name a regional
+// organisation the inquiry is joint with. The mandate follows as usual.
+var factFindingAdded = decisionKind(&decisionType{
+	kind: "fact-finding-added", stage: demarchev1.Stage_STAGE_FACT_FINDING, adds: true,
+	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
+	describe: func(r *demarchev1.DecisionRequest) string {
+		if with := r.GetFactFindingAdded().GetJointWith(); with != "" {
+			return "fact-finding added: a joint inquiry with " + with
+		}
+		return "fact-finding added"
+	},
+	apply: func(*decisionCtx) effect { return stageContinues },
+	// Never awaited: added when the situation needs it.
+	pending: func(*lifecycle, *stageRun) []waiting { return nil },
+	drill: func(workflow.Context, *decisionCtx) (*demarchev1.DecisionRequest, error) {
+		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingAdded{FactFindingAdded: &demarchev1.FactFindingAdded{}}}, nil
+	},
+})
+
 var factFindingMandate = decisionKind(&decisionType{
 	kind: "fact-finding-mandate", stage: demarchev1.Stage_STAGE_FACT_FINDING,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer, with the mandating body",
@@ -59,7 +85,11 @@ var factFindingMandate = decisionKind(&decisionType{
 		return []waiting{{due: r.deadline.GetDueAt()}}
 	},
 	drill: func(ctx workflow.Context, d *decisionCtx) (*demarchev1.DecisionRequest, error) {
-		due := d.now.Add(scaled(d.run.spec.GetDeadline().GetDue().AsDuration(), d.l.drill))
+		within := d.run.spec.GetDeadline().GetDue().AsDuration()
+		if within <= 0 { // a stage added beside a playbook without fact-finding
+			within = 720 * time.Hour
+		}
+		due := d.now.Add(scaled(within, d.l.drill))
 		return &demarchev1.DecisionRequest{Decision: &demarchev1.DecisionRequest_FactFindingMandate{FactFindingMandate: &demarchev1.FactFindingMandate{
 			TermsOfReference: "drill mission", MandatingBody: demarchev1.MandatingBody_MANDATING_BODY_SECRETARY_GENERAL,
 			Team: []string{"drill-investigator"}, ReportDue: timestamppb.New(due)}}}, nil

@@ -1,13 +1,17 @@
 package crisis
 
-// Sustained follow-up (report §§48-50): months of presence after the acute
-// phase. The SustainedFollowUp workflow makes a check-in due every interval;
-// the desk officer records each (commitments implemented, tensions, a
-// recommendation to continue, hand over to peacebuilding, or re-escalate). A
+// Sustained follow-up (the report's section IV.D:
+// ¶56 "how diplomatic gains can be sustained";
+// ¶57 "must remain available longer than has generally been the case";
+// ¶19 "ongoing engagement by the Special Envoy to monitor progress"): months of
+// presence after the acute phase. The SustainedFollowUp workflow makes a
+// check-in due every interval; the desk officer records each (commitments
+// implemented, tensions, a recommendation to continue, hand over to
+// peacebuilding, ¶56 "national infrastructures for peace", or re-escalate). A
 // new warning at the playbook's relapse severity, or a re-escalation
-// recommended, re-escalates the crisis: one severity level up and good
-// offices again. After check_ins_per_run check-ins the workflow continues as
-// new, so its history stays bounded.
+// recommended, re-escalates the crisis: one severity level up and good offices
+// again. After check_ins_per_run check-ins the workflow continues as new, so
+// its history stays bounded.
 
 import (
 	"fmt"

@@ -1,12 +1,15 @@
 package crisis
 
-// Rapid-response funding (report §§43-47): a desk officer requests money from
-// a fund (flexible financing mechanism, Peacebuilding Fund immediate-response
-// facility); the funding service checks the fund and the crisis's ceiling.
-// Someone other than the requester approves or rejects it (four-eyes, checked
-// here and again by the funding service). The RapidResponseFunding workflow
-// pays an approval once, keyed by crisis and request, and ends the stage; a
-// rejection waits for the next request.
+// Rapid-response funding (¶17 "more flexible financing for rapid response";
+// ¶21 "rapidly deployable funding"; ¶64 "a genuine rapid response capability"):
+// a desk officer requests money from a fund (the flexible financing mechanism,
+// the Peacebuilding Fund,
+// ¶55 "Critical contributions were also made by our Peacebuilding Fund"); the
+// funding service checks the fund and the crisis's ceiling. Someone other than
+// the requester approves or rejects it (four-eyes, checked here and again by
+// the funding service). The RapidResponseFunding workflow pays an approval
+// once, keyed by crisis and request, and ends the stage; a rejection waits for
+// the next request.
 
 import (
 	"fmt"
@@ -73,7 +76,11 @@ func (f *fundingRun) openList() string {
 
 var fundingRequest = decisionKind(&decisionType{
 	kind: "funding-request", stage: demarchev1.Stage_STAGE_RAPID_RESPONSE_FUNDING,
-	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
+	// From good offices on, a request opens the funding stage beside the
+	// others when it is not running: money comes before the deployment it
+	// pays for (¶21 "rapidly deployable funding").
+	opensFrom: demarchev1.Stage_STAGE_GOOD_OFFICES,
+	role:      demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		f := r.GetFundingRequest()
 		return fmt.Sprintf("funding request %s: USD %d from %s for %s", f.GetRequestId(), f.GetAmountUsd(), f.GetFund(), f.GetPurpose())

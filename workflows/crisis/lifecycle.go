@@ -40,11 +40,15 @@ type lifecycle struct {
 	warnings    []*demarchev1.Warning
 	refused     []*demarchev1.RefusedSignal
 	firstAction *time.Time
-	disbursed   int64
-	closing     bool
-	closure     *demarchev1.DecisionRecord
-	closedAt    *timestamppb.Timestamp
-	figures     *demarchev1.ClosureFigures
+	// outside is a decision whose service call is in flight and which no
+	// stage run holds: it opens its stage once recorded, or belongs to none
+	// (decision.go).
+	outside   *demarchev1.DecisionRecord
+	disbursed int64
+	closing   bool
+	closure   *demarchev1.DecisionRecord
+	closedAt  *timestamppb.Timestamp
+	figures   *demarchev1.ClosureFigures
 
 	// phase is the playbook phase running (carried over, with the rest).
 	phase int
@@ -106,13 +110,23 @@ func CrisisResponse(ctx workflow.Context, in *demarchev1.CrisisWorkflowInput) (*
 					l.recordSkippedAhead(ctx, spec.GetStage(), reason)
 					continue
 				}
+				// A stage a decision opened beside the phases before its own
+				// phase came: still running, the phase takes it over; ended,
+				// it is not run again (reopen it if more is needed).
+				if r := l.activeRun(spec.GetStage()); r != nil {
+					r.beside = false
+					continue
+				}
+				if l.runs[spec.GetStage()] > 0 {
+					continue
+				}
 				if err := l.launch(ctx, l.enter(ctx, spec, "")); err != nil {
 					return nil, err
 				}
 			}
 		}
 		carried = false
-		if err := l.wait(ctx, func() bool { return len(l.active) == 0 }); err != nil {
+		if err := l.wait(ctx, func() bool { return !l.phaseRunning() }); err != nil {
 			return nil, err
 		}
 	}
@@ -150,6 +164,26 @@ func (l *lifecycle) registerHandlers(ctx workflow.Context) error {
 		return fmt.Errorf("register update %s: %w", UpdateDecide, err)
 	}
 	return l.registerControls(ctx)
+}
+
+// phaseRunning says whether a run of the phase is still active; runs opened
+// beside the phases do not hold the phase (closure waits for them).
+func (l *lifecycle) phaseRunning() bool {
+	for _, r := range l.active {
+		if !r.beside {
+			return true
+		}
+	}
+	return false
+}
+
+// specOf is the playbook's spec of a stage, or, for a stage the playbook does
+// not run (added by a decision), a spec with no decision deadline.
+func (l *lifecycle) specOf(stage demarchev1.Stage) *demarchev1.StageSpec {
+	if s := l.spec(stage); s != nil {
+		return s
+	}
+	return &demarchev1.StageSpec{Stage: stage}
 }
 
 // spec is the playbook's spec of a stage (nil when the playbook has none).
@@ -337,6 +371,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		Deadlines: l.deadlines, Partners: l.partners, Decisions: l.decisions, Warnings: l.warnings, Figures: l.figures,
 		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1,
 	}
+	st.Engagements, st.PublicEngagements = l.engagements()
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()
 		st.Lessons = l.closure.GetRequest().GetClosure().GetLessons()

@@ -32,6 +32,10 @@ type stageRun struct {
 	inFlight string
 	// inFlightRec is that decision as the authority query shows it.
 	inFlightRec *demarchev1.DecisionRecord
+	// beside: the run was opened beside the playbook's phases (a decision
+	// added it, or opened it early), so the phase running does not wait for
+	// it; when the stage's own phase comes, that phase takes it over.
+	beside bool
 	// state is what this kind of stage knows (nil for a kind that keeps
 	// nothing of its own, such as warning or good offices).
 	state stageState

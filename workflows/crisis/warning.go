@@ -1,9 +1,14 @@
 package crisis
 
-// Early warning (report §§20-27): signals pooled from many sources cross a
-// threshold and the crisis opens in the warning stage. The duty officer
-// triages the warning: confirming it calls for a response ends the stage and
-// stops the warning-to-action clock (the first decision of the crisis).
+// Early warning (the report's section IV.A:
+// ¶44 "information is voluminous and must be sifted, evaluated and integrated";
+// ¶45 "threshold moments";
+// ¶46 "Women's groups in particular play an important role in early warning"):
+// signals pooled from many sources cross a threshold and the crisis opens in
+// the warning stage. The duty officer triages the warning: confirming it calls
+// for a response ends the stage and stops the warning-to-action clock (the
+// first decision of the crisis; the report's clock runs on to
+// ¶47 "the first steps taken to address it").
 
 import (
 	"go.temporal.io/sdk/workflow"

@@ -157,7 +157,8 @@ func (CrisisType) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_crisis_proto_rawDescGZIP(), []int{1}
 }
 
-// Confidentiality says who may see a crisis's details (report §59, §61).
+// Confidentiality says who may see a crisis's details
+// (¶59 "fairly opaque when necessary", ¶61 "confidentiality").
 type Confidentiality int32
 
 const (
@@ -352,7 +353,8 @@ type Crisis struct {
 	// Principal who opened the crisis.
 	OpenedBy string `protobuf:"bytes,11,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
 	// Partner organisations a restricted or confidential crisis is explicitly
-	// shared with (report §59, §61); public crises go to every subscriber.
+	// shared with (¶59 "fairly opaque when necessary", ¶61 "confidentiality");
+	// public crises go to every subscriber.
 	SharedWith []string `protobuf:"bytes,12,rep,name=shared_with,json=sharedWith,proto3" json:"shared_with,omitempty"`
 	// The same situation's previous crisis episode (early warning opens a new
 	// episode when a situation crosses again after its crisis closed).

@@ -128,8 +128,10 @@ func (LedgerEntryKind) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{1}
 }
 
-// Fund is a source of rapid-response money (report §64, §68), e.g. a flexible
-// financing mechanism or the Peacebuilding Fund's immediate-response facility.
+// Fund is a source of rapid-response money
+// (¶64 "Voluntary contributions remain essential",
+// ¶68 "predictable and timely financial support"), e.g. a flexible financing
+// mechanism or the Peacebuilding Fund's immediate-response facility.
 type Fund struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Id                string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`

@@ -188,6 +188,70 @@ func (FollowUpRecommendation) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{2}
 }
 
+// EngagementKind is the form a good-offices engagement takes.
+type EngagementKind int32
+
+const (
+	EngagementKind_ENGAGEMENT_KIND_UNSPECIFIED EngagementKind = 0
+	// A working visit to the country or a party.
+	EngagementKind_ENGAGEMENT_KIND_VISIT EngagementKind = 1
+	// A telephone or video call.
+	EngagementKind_ENGAGEMENT_KIND_CALL EngagementKind = 2
+	// A formal démarche to a government or party.
+	EngagementKind_ENGAGEMENT_KIND_DEMARCHE EngagementKind = 3
+	// A statement in public.
+	EngagementKind_ENGAGEMENT_KIND_PUBLIC_STATEMENT EngagementKind = 4
+	// A meeting with one of the parties.
+	EngagementKind_ENGAGEMENT_KIND_MEETING_WITH_PARTY EngagementKind = 5
+)
+
+// Enum value maps for EngagementKind.
+var (
+	EngagementKind_name = map[int32]string{
+		0: "ENGAGEMENT_KIND_UNSPECIFIED",
+		1: "ENGAGEMENT_KIND_VISIT",
+		2: "ENGAGEMENT_KIND_CALL",
+		3: "ENGAGEMENT_KIND_DEMARCHE",
+		4: "ENGAGEMENT_KIND_PUBLIC_STATEMENT",
+		5: "ENGAGEMENT_KIND_MEETING_WITH_PARTY",
+	}
+	EngagementKind_value = map[string]int32{
+		"ENGAGEMENT_KIND_UNSPECIFIED":        0,
+		"ENGAGEMENT_KIND_VISIT":              1,
+		"ENGAGEMENT_KIND_CALL":               2,
+		"ENGAGEMENT_KIND_DEMARCHE":           3,
+		"ENGAGEMENT_KIND_PUBLIC_STATEMENT":   4,
+		"ENGAGEMENT_KIND_MEETING_WITH_PARTY": 5,
+	}
+)
+
+func (x EngagementKind) Enum() *EngagementKind {
+	p := new(EngagementKind)
+	*p = x
+	return p
+}
+
+func (x EngagementKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (EngagementKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_lifecycle_proto_enumTypes[3].Descriptor()
+}
+
+func (EngagementKind) Type() protoreflect.EnumType {
+	return &file_demarche_v1_lifecycle_proto_enumTypes[3]
+}
+
+func (x EngagementKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use EngagementKind.Descriptor instead.
+func (EngagementKind) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+}
+
 // Role is what a principal does for the operations centre. Each decision type
 // names the role that may take it (workflows/crisis, one file per stage); the
 // gateway and the workflow's validators enforce it once identities come from
@@ -268,11 +332,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[3].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[3]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -281,10 +345,11 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
 }
 
-// PartnerRole is a role a partner organisation acknowledges (report §51-55).
+// PartnerRole is a role a partner organisation acknowledges
+// (¶51 "in a lead role, in a supporting role").
 type PartnerRoleKind int32
 
 const (
@@ -324,11 +389,11 @@ func (x PartnerRoleKind) String() string {
 }
 
 func (PartnerRoleKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
 }
 
 func (PartnerRoleKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
 }
 
 func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
@@ -337,13 +402,14 @@ func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PartnerRoleKind.Descriptor instead.
 func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
-// side by side, and with which deadlines (report §48-50). Playbooks are files
-// in workflows/playbook/; the one a crisis uses is copied into its workflow
-// input, so a replay never depends on today's files.
+// side by side, and with which deadlines
+// (¶48 "configured to the needs on the ground"). Playbooks are files in
+// workflows/playbook/; the one a crisis uses is copied into its workflow input,
+// so a replay never depends on today's files.
 type Playbook struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -821,6 +887,131 @@ func (x *FactFindingMandate) GetReportDue() *timestamppb.Timestamp {
 	return nil
 }
 
+// GoodOfficesEngagement is one engagement of sustained good offices, logged
+// whatever stage runs and as often as it happens
+// (¶55 "over 40 working visits to Conakry"), quiet or public
+// (¶16 "At times, public advocacy in full view of the media is necessary").
+type GoodOfficesEngagement struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Named type, not kind: the console's decision forms post the decision's
+	// kind under that name.
+	Type          EngagementKind `protobuf:"varint,1,opt,name=type,proto3,enum=demarche.v1.EngagementKind" json:"type,omitempty"`
+	By            string         `protobuf:"bytes,2,opt,name=by,proto3" json:"by,omitempty"`
+	With          string         `protobuf:"bytes,3,opt,name=with,proto3" json:"with,omitempty"`
+	Public        bool           `protobuf:"varint,4,opt,name=public,proto3" json:"public,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GoodOfficesEngagement) Reset() {
+	*x = GoodOfficesEngagement{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GoodOfficesEngagement) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GoodOfficesEngagement) ProtoMessage() {}
+
+func (x *GoodOfficesEngagement) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GoodOfficesEngagement.ProtoReflect.Descriptor instead.
+func (*GoodOfficesEngagement) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *GoodOfficesEngagement) GetType() EngagementKind {
+	if x != nil {
+		return x.Type
+	}
+	return EngagementKind_ENGAGEMENT_KIND_UNSPECIFIED
+}
+
+func (x *GoodOfficesEngagement) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *GoodOfficesEngagement) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
+func (x *GoodOfficesEngagement) GetPublic() bool {
+	if x != nil {
+		return x.Public
+	}
+	return false
+}
+
+// FactFindingAdded adds a fact-finding stage to a crisis, beside whatever runs,
+// when its playbook has none or has not reached it: an impartial inquiry is a
+// small early step any crisis may need (¶32 "conduct impartial inquiries";
+// ¶47 "the deployment of a fact-finding mission"). The mandate follows as in
+// any fact-finding stage.
+type FactFindingAdded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A regional organisation conducting the inquiry with the United Nations
+	// (¶32 "joint factfinding inquiry carried out with ECOWAS").
+	JointWith     string `protobuf:"bytes,1,opt,name=joint_with,json=jointWith,proto3" json:"joint_with,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FactFindingAdded) Reset() {
+	*x = FactFindingAdded{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FactFindingAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FactFindingAdded) ProtoMessage() {}
+
+func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FactFindingAdded.ProtoReflect.Descriptor instead.
+func (*FactFindingAdded) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FactFindingAdded) GetJointWith() string {
+	if x != nil {
+		return x.JointWith
+	}
+	return ""
+}
+
 // FactFindingReport is the mission's findings (ends fact-finding).
 type FactFindingReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -832,7 +1023,7 @@ type FactFindingReport struct {
 
 func (x *FactFindingReport) Reset() {
 	*x = FactFindingReport{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +1035,7 @@ func (x *FactFindingReport) String() string {
 func (*FactFindingReport) ProtoMessage() {}
 
 func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[8]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +1048,7 @@ func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingReport.ProtoReflect.Descriptor instead.
 func (*FactFindingReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FactFindingReport) GetSummary() string {
@@ -874,18 +1065,30 @@ func (x *FactFindingReport) GetFindings() []string {
 	return nil
 }
 
-// EnvoyAppointment names the special envoy and the standby team.
+// EnvoyAppointment names the special envoy and the standby team, or the standby
+// team alone in support of a process the UN does not lead
+// (¶6 "non-United Nations mediation efforts";
+// ¶20 "a United Nations mediation support team has been deployed to assist"):
+// then supports names that process.
 type EnvoyAppointment struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Envoy         string                 `protobuf:"bytes,1,opt,name=envoy,proto3" json:"envoy,omitempty"`
-	StandbyTeam   []string               `protobuf:"bytes,2,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Envoy       string                 `protobuf:"bytes,1,opt,name=envoy,proto3" json:"envoy,omitempty"`
+	StandbyTeam []string               `protobuf:"bytes,2,rep,name=standby_team,json=standbyTeam,proto3" json:"standby_team,omitempty"`
+	// The approved funding request that pays for the deployment: rapid funding is
+	// what makes rapid deployment possible
+	// (¶19 "made possible through the rapid deployment of a mediation support team";
+	// ¶21 "rapidly deployable funding").
+	// The process the standby team supports when no UN envoy is appointed
+	// (required then), e.g. "SADC-led mediation".
+	Supports         string `protobuf:"bytes,4,opt,name=supports,proto3" json:"supports,omitempty"`
+	FundingRequestId string `protobuf:"bytes,3,opt,name=funding_request_id,json=fundingRequestId,proto3" json:"funding_request_id,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EnvoyAppointment) Reset() {
 	*x = EnvoyAppointment{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1100,7 @@ func (x *EnvoyAppointment) String() string {
 func (*EnvoyAppointment) ProtoMessage() {}
 
 func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1113,7 @@ func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvoyAppointment.ProtoReflect.Descriptor instead.
 func (*EnvoyAppointment) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *EnvoyAppointment) GetEnvoy() string {
@@ -927,6 +1130,67 @@ func (x *EnvoyAppointment) GetStandbyTeam() []string {
 	return nil
 }
 
+func (x *EnvoyAppointment) GetSupports() string {
+	if x != nil {
+		return x.Supports
+	}
+	return ""
+}
+
+func (x *EnvoyAppointment) GetFundingRequestId() string {
+	if x != nil {
+		return x.FundingRequestId
+	}
+	return ""
+}
+
+// StandbyTeamHandedBack ends a standby team's deployment: its roster bookings
+// are released at once, not at closure, for the team is in demand
+// (¶67 "in-high-demand services of the Standby Team of Mediation Experts").
+type StandbyTeamHandedBack struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	HandedTo      string                 `protobuf:"bytes,1,opt,name=handed_to,json=handedTo,proto3" json:"handed_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StandbyTeamHandedBack) Reset() {
+	*x = StandbyTeamHandedBack{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StandbyTeamHandedBack) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StandbyTeamHandedBack) ProtoMessage() {}
+
+func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StandbyTeamHandedBack.ProtoReflect.Descriptor instead.
+func (*StandbyTeamHandedBack) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StandbyTeamHandedBack) GetHandedTo() string {
+	if x != nil {
+		return x.HandedTo
+	}
+	return ""
+}
+
 // StandbyTeamDeployed confirms the standby team is on the ground (ends envoy deployment).
 type StandbyTeamDeployed struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -937,7 +1201,7 @@ type StandbyTeamDeployed struct {
 
 func (x *StandbyTeamDeployed) Reset() {
 	*x = StandbyTeamDeployed{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -949,7 +1213,7 @@ func (x *StandbyTeamDeployed) String() string {
 func (*StandbyTeamDeployed) ProtoMessage() {}
 
 func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -962,7 +1226,7 @@ func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamDeployed.ProtoReflect.Descriptor instead.
 func (*StandbyTeamDeployed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StandbyTeamDeployed) GetLocation() string {
@@ -986,7 +1250,7 @@ type FundingRequest struct {
 
 func (x *FundingRequest) Reset() {
 	*x = FundingRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1262,7 @@ func (x *FundingRequest) String() string {
 func (*FundingRequest) ProtoMessage() {}
 
 func (x *FundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1275,7 @@ func (x *FundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequest.ProtoReflect.Descriptor instead.
 func (*FundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FundingRequest) GetRequestId() string {
@@ -1053,7 +1317,7 @@ type FundingDecision struct {
 
 func (x *FundingDecision) Reset() {
 	*x = FundingDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1065,7 +1329,7 @@ func (x *FundingDecision) String() string {
 func (*FundingDecision) ProtoMessage() {}
 
 func (x *FundingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1078,7 +1342,7 @@ func (x *FundingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecision.ProtoReflect.Descriptor instead.
 func (*FundingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FundingDecision) GetRequestId() string {
@@ -1107,7 +1371,7 @@ type FollowUpCheckIn struct {
 
 func (x *FollowUpCheckIn) Reset() {
 	*x = FollowUpCheckIn{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1119,7 +1383,7 @@ func (x *FollowUpCheckIn) String() string {
 func (*FollowUpCheckIn) ProtoMessage() {}
 
 func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1132,7 +1396,7 @@ func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckIn.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckIn) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FollowUpCheckIn) GetCommitmentsImplemented() bool {
@@ -1167,7 +1431,7 @@ type ClosureDecision struct {
 
 func (x *ClosureDecision) Reset() {
 	*x = ClosureDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1443,7 @@ func (x *ClosureDecision) String() string {
 func (*ClosureDecision) ProtoMessage() {}
 
 func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1456,7 @@ func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureDecision.ProtoReflect.Descriptor instead.
 func (*ClosureDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClosureDecision) GetOutcome() Outcome {
@@ -1226,10 +1490,13 @@ type DecisionRequest struct {
 	//
 	//	*DecisionRequest_Triage
 	//	*DecisionRequest_GoodOffices
+	//	*DecisionRequest_Engagement
+	//	*DecisionRequest_FactFindingAdded
 	//	*DecisionRequest_FactFindingMandate
 	//	*DecisionRequest_FactFindingReport
 	//	*DecisionRequest_EnvoyAppointment
 	//	*DecisionRequest_StandbyTeamDeployed
+	//	*DecisionRequest_StandbyTeamHandedBack
 	//	*DecisionRequest_FundingRequest
 	//	*DecisionRequest_FundingDecision
 	//	*DecisionRequest_FollowUpCheckIn
@@ -1241,7 +1508,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1253,7 +1520,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1266,7 +1533,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DecisionRequest) GetPrincipal() string {
@@ -1315,6 +1582,24 @@ func (x *DecisionRequest) GetGoodOffices() *GoodOfficesDecision {
 	return nil
 }
 
+func (x *DecisionRequest) GetEngagement() *GoodOfficesEngagement {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_Engagement); ok {
+			return x.Engagement
+		}
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetFactFindingAdded() *FactFindingAdded {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_FactFindingAdded); ok {
+			return x.FactFindingAdded
+		}
+	}
+	return nil
+}
+
 func (x *DecisionRequest) GetFactFindingMandate() *FactFindingMandate {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_FactFindingMandate); ok {
@@ -1346,6 +1631,15 @@ func (x *DecisionRequest) GetStandbyTeamDeployed() *StandbyTeamDeployed {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_StandbyTeamDeployed); ok {
 			return x.StandbyTeamDeployed
+		}
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetStandbyTeamHandedBack() *StandbyTeamHandedBack {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_StandbyTeamHandedBack); ok {
+			return x.StandbyTeamHandedBack
 		}
 	}
 	return nil
@@ -1399,6 +1693,14 @@ type DecisionRequest_GoodOffices struct {
 	GoodOffices *GoodOfficesDecision `protobuf:"bytes,11,opt,name=good_offices,json=goodOffices,proto3,oneof"`
 }
 
+type DecisionRequest_Engagement struct {
+	Engagement *GoodOfficesEngagement `protobuf:"bytes,22,opt,name=engagement,proto3,oneof"`
+}
+
+type DecisionRequest_FactFindingAdded struct {
+	FactFindingAdded *FactFindingAdded `protobuf:"bytes,20,opt,name=fact_finding_added,json=factFindingAdded,proto3,oneof"`
+}
+
 type DecisionRequest_FactFindingMandate struct {
 	FactFindingMandate *FactFindingMandate `protobuf:"bytes,12,opt,name=fact_finding_mandate,json=factFindingMandate,proto3,oneof"`
 }
@@ -1413,6 +1715,10 @@ type DecisionRequest_EnvoyAppointment struct {
 
 type DecisionRequest_StandbyTeamDeployed struct {
 	StandbyTeamDeployed *StandbyTeamDeployed `protobuf:"bytes,15,opt,name=standby_team_deployed,json=standbyTeamDeployed,proto3,oneof"`
+}
+
+type DecisionRequest_StandbyTeamHandedBack struct {
+	StandbyTeamHandedBack *StandbyTeamHandedBack `protobuf:"bytes,21,opt,name=standby_team_handed_back,json=standbyTeamHandedBack,proto3,oneof"`
 }
 
 type DecisionRequest_FundingRequest struct {
@@ -1435,6 +1741,10 @@ func (*DecisionRequest_Triage) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_GoodOffices) isDecisionRequest_Decision() {}
 
+func (*DecisionRequest_Engagement) isDecisionRequest_Decision() {}
+
+func (*DecisionRequest_FactFindingAdded) isDecisionRequest_Decision() {}
+
 func (*DecisionRequest_FactFindingMandate) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FactFindingReport) isDecisionRequest_Decision() {}
@@ -1442,6 +1752,8 @@ func (*DecisionRequest_FactFindingReport) isDecisionRequest_Decision() {}
 func (*DecisionRequest_EnvoyAppointment) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_StandbyTeamDeployed) isDecisionRequest_Decision() {}
+
+func (*DecisionRequest_StandbyTeamHandedBack) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FundingRequest) isDecisionRequest_Decision() {}
 
@@ -1476,7 +1788,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1488,7 +1800,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1501,7 +1813,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DecisionRecord) GetNumber() int32 {
@@ -1585,7 +1897,7 @@ type DecisionRef struct {
 
 func (x *DecisionRef) Reset() {
 	*x = DecisionRef{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1597,7 +1909,7 @@ func (x *DecisionRef) String() string {
 func (*DecisionRef) ProtoMessage() {}
 
 func (x *DecisionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1610,7 +1922,7 @@ func (x *DecisionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
 func (*DecisionRef) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DecisionRef) GetCrisisId() string {
@@ -1662,7 +1974,7 @@ type CrisisAuthority struct {
 
 func (x *CrisisAuthority) Reset() {
 	*x = CrisisAuthority{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1986,7 @@ func (x *CrisisAuthority) String() string {
 func (*CrisisAuthority) ProtoMessage() {}
 
 func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1999,7 @@ func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
 func (*CrisisAuthority) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CrisisAuthority) GetCrisisId() string {
@@ -1737,7 +2049,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1749,7 +2061,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1762,7 +2074,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -1799,7 +2111,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +2123,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2136,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -1871,7 +2183,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1883,7 +2195,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1896,7 +2208,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -1935,9 +2247,10 @@ func (x *PartnerRoleAck) GetRoles() []Role {
 }
 
 // SharingControl changes which partner organisations a crisis is shared with
-// (report §59, §61: quiet diplomacy stays quiet, and a partner is told only
-// what it is meant to know). Partners named in share start seeing the crisis
-// (the API, their NATS subjects and webhooks); partners named in unshare stop.
+// (¶59 "fairly opaque when necessary", ¶61 "confidentiality": quiet diplomacy
+// stays quiet, and a partner is told only what it is meant to know). Partners
+// named in share start seeing the crisis (the API, their NATS subjects and
+// webhooks); partners named in unshare stop.
 type SharingControl struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
@@ -1953,7 +2266,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2278,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2291,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -2028,7 +2341,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2040,7 +2353,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2053,7 +2366,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2098,7 +2411,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2110,7 +2423,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2123,7 +2436,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Warning) GetSource() string {
@@ -2221,17 +2534,38 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +
-	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xbd\x01\n" +
+	"Report due\x12Xa date (YYYY-MM-DD, due 17:00 UTC), an RFC 3339 time or a duration from now such as 720h \x01R\treportDue\"\xc7\x03\n" +
+	"\x15GoodOfficesEngagement\x12\x85\x01\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1b.demarche.v1.EngagementKindBT\xaa\xbb\x18P\n" +
+	"\n" +
+	"Engagement\x12@visit, call, démarche, public statement or meeting with a party \x01R\x04type\x12V\n" +
+	"\x02by\x18\x02 \x01(\tBF\xaa\xbb\x18B\n" +
+	"\x02By\x12(the envoy or senior official who engaged\x1a\x10srsg-west-africa \x01R\x02by\x12q\n" +
+	"\x04with\x18\x03 \x01(\tB]\xaa\xbb\x18Y\n" +
+	"\x04With\x121whom: the party, the government, the interlocutor\x1a\x1cthe transitional authorities \x01R\x04with\x12[\n" +
+	"\x06public\x18\x04 \x01(\bBC\xaa\xbb\x18?\n" +
+	"\x06Public\x125in full view of the media (left out: quiet diplomacy)R\x06public\"\xbb\x01\n" +
+	"\x10FactFindingAdded\x12\xa6\x01\n" +
+	"\n" +
+	"joint_with\x18\x01 \x01(\tB\x86\x01\xaa\xbb\x18\x81\x01\n" +
+	"\x12Joint inquiry with\x12ca regional organisation that conducts the inquiry with the UN, e.g. ECOWAS (left out: a UN inquiry)\x1a\x06ECOWASR\tjointWith\"\xbd\x01\n" +
 	"\x11FactFindingReport\x12Y\n" +
 	"\asummary\x18\x01 \x01(\tB?\xaa\xbb\x18;\n" +
 	"\x13Summary of findings\x12 what the mission found, in short \x01`\x01R\asummary\x12M\n" +
 	"\bfindings\x18\x02 \x03(\tB1\xaa\xbb\x18-\n" +
-	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\x99\x03\n" +
-	"\x10EnvoyAppointment\x12\x9c\x01\n" +
-	"\x05envoy\x18\x01 \x01(\tB\x85\x01\xaa\xbb\x18\x80\x01\n" +
-	"\rSpecial envoy\x12Ka senior envoy's roster id (see demarche roster search --kind senior-envoy)\x1a\x10env-amara-diallo \x01h\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
+	"\bFindings\x12\x16the mission's findings*\afinding`\x01R\bfindings\"\xec\x06\n" +
+	"\x10EnvoyAppointment\x12\xea\x01\n" +
+	"\x05envoy\x18\x01 \x01(\tB\xd3\x01\xaa\xbb\x18\xce\x01\n" +
+	"\rSpecial envoy\x12\x9a\x01a senior envoy's roster id (see demarche roster search --kind senior-envoy); left out: the standby team alone, in support of the process named in supports\x1a\x10env-amara-dialloh\x01r\fsenior-envoyR\x05envoy\x12\xe5\x01\n" +
 	"\fstandby_team\x18\x02 \x03(\tB\xc1\x01\xaa\xbb\x18\xbc\x01\n" +
-	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\"t\n" +
+	"!Standby team of mediation experts\x12=roster ids (see demarche roster search --kind standby-expert)\x1a\x1dsb-fatou-sow, sb-grace-okafor \x01Z%name at least one standby-team experth\x01r\x0estandby-expertR\vstandbyTeam\x12\xb7\x01\n" +
+	"\bsupports\x18\x04 \x01(\tB\x9a\x01\xaa\xbb\x18\x95\x01\n" +
+	"\rIn support of\x12pthe partner-led or UN-led process the standby team supports, e.g. SADC-led mediation (required without an envoy)\x1a\x12SADC-led mediationR\bsupports\x12\xc8\x01\n" +
+	"\x12funding_request_id\x18\x03 \x01(\tB\x99\x01\xaa\xbb\x18\x94\x01\n" +
+	"\x17Paid by funding request\x12jthe approved funding request of this crisis that pays for the deployment, e.g. FR-1 (left out: none named)\x1a\x04FR-1*\apaid-byR\x10fundingRequestId\"\xb5\x01\n" +
+	"\x15StandbyTeamHandedBack\x12\x9b\x01\n" +
+	"\thanded_to\x18\x01 \x01(\tB~\xaa\xbb\x18z\n" +
+	"\tHanded to\x12Vwho carries the work on: the lead mediator, the country team, the partner organisation\x1a\x13SADC mediation team \x01R\bhandedTo\"t\n" +
 	"\x13StandbyTeamDeployed\x12]\n" +
 	"\blocation\x18\x01 \x01(\tBA\xaa\xbb\x18=\n" +
 	"\bLocation\x12'where the standby team is on the ground\x1a\x06Niamey \x01R\blocation\"\xe2\x03\n" +
@@ -2264,7 +2598,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
 	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
 	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
-	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xf8\x0f\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xb9\x17\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
@@ -2273,7 +2607,13 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	" \x01(\v2\x1a.demarche.v1.WarningTriageB^\xa2\xbb\x18Z\n" +
 	"\x15triage of the warning\x12AConfirm the warning calls for a response (ends the warning stage)H\x00R\x06triage\x12\x83\x02\n" +
 	"\fgood_offices\x18\v \x01(\v2 .demarche.v1.GoodOfficesDecisionB\xbb\x01\xa2\xbb\x18\xb6\x01\n" +
-	"\x13good-offices option\x122Choose the good-offices option (ends good offices)\"k  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"H\x00R\vgoodOffices\x12\xc9\x01\n" +
+	"\x13good-offices option\x122Choose the good-offices option (ends good offices)\"k  demarche crisis decide good-offices GN-20261127-K7Q3P --option demarche --rationale \"junta open to talks\"H\x00R\vgoodOffices\x12\x80\x03\n" +
+	"\n" +
+	"engagement\x18\x16 \x01(\v2\".demarche.v1.GoodOfficesEngagementB\xb9\x02\xa2\xbb\x18\xb4\x02\n" +
+	"\x17good-offices engagement\x12\x8e\x01Log an engagement by the envoy or a senior official (visit, call, démarche, public statement, meeting with a party); any number, in any stage\"\x87\x01  demarche crisis decide engagement GN-20261127-K7Q3P --type visit --by srsg-dakar --with \"the junta\" --rationale \"transition calendar\"H\x00R\n" +
+	"engagement\x12\xd0\x02\n" +
+	"\x12fact_finding_added\x18\x14 \x01(\v2\x1d.demarche.v1.FactFindingAddedB\x80\x02\xa2\xbb\x18\xfb\x01\n" +
+	"\x12fact-finding added\x12UAdd fact-finding to the crisis now, whatever its playbook and stage (then mandate it)\"\x8d\x01  demarche crisis decide fact-finding-added GN-20261127-K7Q3P --joint-with ECOWAS --rationale \"killings at the stadium: an impartial inquiry\"H\x00R\x10factFindingAdded\x12\xc9\x01\n" +
 	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateBt\xa2\xbb\x18p\n" +
 	"\x14fact-finding mandate\x12OMandate the fact-finding mission (terms, mandating body, team, report deadline)\x1a\amandateH\x00R\x12factFindingMandate\x12\xa7\x01\n" +
 	"\x13fact_finding_report\x18\r \x01(\v2\x1e.demarche.v1.FactFindingReportBU\xa2\xbb\x18Q\n" +
@@ -2281,7 +2621,9 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x11envoy_appointment\x18\x0e \x01(\v2\x1d.demarche.v1.EnvoyAppointmentB\x99\x01\xa2\xbb\x18\x94\x01\n" +
 	"\x11envoy appointment\x12pAppoint the special envoy and the standby team, booked on the roster (the 72h clock runs from the stage's start)\x1a\rappoint-envoyH\x00R\x10envoyAppointment\x12\xbb\x01\n" +
 	"\x15standby_team_deployed\x18\x0f \x01(\v2 .demarche.v1.StandbyTeamDeployedBc\xa2\xbb\x18_\n" +
-	"\x15standby team deployed\x12<Confirm the standby team is deployed (ends envoy deployment)\x1a\bdeployedH\x00R\x13standbyTeamDeployed\x12\x8c\x01\n" +
+	"\x15standby team deployed\x12<Confirm the standby team is deployed (ends envoy deployment)\x1a\bdeployedH\x00R\x13standbyTeamDeployed\x12\xe8\x01\n" +
+	"\x18standby_team_handed_back\x18\x15 \x01(\v2\".demarche.v1.StandbyTeamHandedBackB\x88\x01\xa2\xbb\x18\x83\x01\n" +
+	"\x18standby team handed back\x12gThe standby team's deployment has ended: hand it back and release its roster bookings (the envoy stays)H\x00R\x15standbyTeamHandedBack\x12\x8c\x01\n" +
 	"\x0ffunding_request\x18\x10 \x01(\v2\x1b.demarche.v1.FundingRequestBD\xa2\xbb\x18@\n" +
 	"\x0ffunding request\x12\x1eRequest rapid-response funding\x1a\rrequest-fundsH\x00R\x0efundingRequest\x12\xec\x01\n" +
 	"\x10funding_decision\x18\x11 \x01(\v2\x1c.demarche.v1.FundingDecisionB\xa0\x01\xa2\xbb\x18\x9b\x01\n" +
@@ -2367,7 +2709,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"$FOLLOW_UP_RECOMMENDATION_UNSPECIFIED\x10\x00\x12%\n" +
 	"!FOLLOW_UP_RECOMMENDATION_CONTINUE\x10\x01\x12&\n" +
 	"\"FOLLOW_UP_RECOMMENDATION_HAND_OVER\x10\x02\x12(\n" +
-	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\xb3\x02\n" +
+	"$FOLLOW_UP_RECOMMENDATION_RE_ESCALATE\x10\x03*\xd2\x01\n" +
+	"\x0eEngagementKind\x12\x1f\n" +
+	"\x1bENGAGEMENT_KIND_UNSPECIFIED\x10\x00\x12\x19\n" +
+	"\x15ENGAGEMENT_KIND_VISIT\x10\x01\x12\x18\n" +
+	"\x14ENGAGEMENT_KIND_CALL\x10\x02\x12\x1c\n" +
+	"\x18ENGAGEMENT_KIND_DEMARCHE\x10\x03\x12$\n" +
+	" ENGAGEMENT_KIND_PUBLIC_STATEMENT\x10\x04\x12&\n" +
+	"\"ENGAGEMENT_KIND_MEETING_WITH_PARTY\x10\x05*\xb3\x02\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
@@ -2403,92 +2752,100 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_lifecycle_proto_rawDescData
 }
 
-var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
+var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
 	(FollowUpRecommendation)(0),   // 2: demarche.v1.FollowUpRecommendation
-	(Role)(0),                     // 3: demarche.v1.Role
-	(PartnerRoleKind)(0),          // 4: demarche.v1.PartnerRoleKind
-	(*Playbook)(nil),              // 5: demarche.v1.Playbook
-	(*PlaybookPhase)(nil),         // 6: demarche.v1.PlaybookPhase
-	(*StageSpec)(nil),             // 7: demarche.v1.StageSpec
-	(*Deadline)(nil),              // 8: demarche.v1.Deadline
-	(*FollowUpPlan)(nil),          // 9: demarche.v1.FollowUpPlan
-	(*WarningTriage)(nil),         // 10: demarche.v1.WarningTriage
-	(*GoodOfficesDecision)(nil),   // 11: demarche.v1.GoodOfficesDecision
-	(*FactFindingMandate)(nil),    // 12: demarche.v1.FactFindingMandate
-	(*FactFindingReport)(nil),     // 13: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 14: demarche.v1.EnvoyAppointment
-	(*StandbyTeamDeployed)(nil),   // 15: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 16: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 17: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 18: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 19: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 20: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 22: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 23: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 24: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 25: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 26: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 27: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 28: demarche.v1.WarnControl
-	(*Warning)(nil),               // 29: demarche.v1.Warning
-	(CrisisType)(0),               // 30: demarche.v1.CrisisType
-	(Stage)(0),                    // 31: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 32: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 33: google.protobuf.Timestamp
-	(Outcome)(0),                  // 34: demarche.v1.Outcome
+	(EngagementKind)(0),           // 3: demarche.v1.EngagementKind
+	(Role)(0),                     // 4: demarche.v1.Role
+	(PartnerRoleKind)(0),          // 5: demarche.v1.PartnerRoleKind
+	(*Playbook)(nil),              // 6: demarche.v1.Playbook
+	(*PlaybookPhase)(nil),         // 7: demarche.v1.PlaybookPhase
+	(*StageSpec)(nil),             // 8: demarche.v1.StageSpec
+	(*Deadline)(nil),              // 9: demarche.v1.Deadline
+	(*FollowUpPlan)(nil),          // 10: demarche.v1.FollowUpPlan
+	(*WarningTriage)(nil),         // 11: demarche.v1.WarningTriage
+	(*GoodOfficesDecision)(nil),   // 12: demarche.v1.GoodOfficesDecision
+	(*FactFindingMandate)(nil),    // 13: demarche.v1.FactFindingMandate
+	(*GoodOfficesEngagement)(nil), // 14: demarche.v1.GoodOfficesEngagement
+	(*FactFindingAdded)(nil),      // 15: demarche.v1.FactFindingAdded
+	(*FactFindingReport)(nil),     // 16: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 17: demarche.v1.EnvoyAppointment
+	(*StandbyTeamHandedBack)(nil), // 18: demarche.v1.StandbyTeamHandedBack
+	(*StandbyTeamDeployed)(nil),   // 19: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 20: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 21: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 22: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 23: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 24: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 25: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 26: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 27: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 28: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 29: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 30: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 31: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 32: demarche.v1.WarnControl
+	(*Warning)(nil),               // 33: demarche.v1.Warning
+	(CrisisType)(0),               // 34: demarche.v1.CrisisType
+	(Stage)(0),                    // 35: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
+	(Outcome)(0),                  // 38: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	30, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
-	6,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
-	8,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
-	9,  // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
-	7,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	31, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
-	8,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	32, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	32, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	32, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	34, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	7,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
+	9,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
+	10, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
+	8,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
+	35, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	9,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
+	36, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	36, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	36, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	33, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
-	2,  // 13: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	34, // 14: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	3,  // 15: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
-	10, // 16: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	11, // 17: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	12, // 18: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	13, // 19: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	14, // 20: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	15, // 21: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	16, // 22: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	17, // 23: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	18, // 24: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	19, // 25: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	31, // 26: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	33, // 27: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	20, // 28: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	21, // 29: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	21, // 30: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	3,  // 31: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	31, // 32: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	3,  // 33: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	4,  // 34: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	33, // 35: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	3,  // 36: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	3,  // 37: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	3,  // 38: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	29, // 39: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	33, // 40: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	37, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	3,  // 13: demarche.v1.GoodOfficesEngagement.type:type_name -> demarche.v1.EngagementKind
+	2,  // 14: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
+	38, // 15: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	4,  // 16: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
+	11, // 17: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	12, // 18: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	14, // 19: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
+	15, // 20: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
+	13, // 21: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	16, // 22: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	17, // 23: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	19, // 24: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	18, // 25: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
+	20, // 26: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	21, // 27: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	22, // 28: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	23, // 29: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	35, // 30: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	37, // 31: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	24, // 32: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	25, // 33: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	25, // 34: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	4,  // 35: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	35, // 36: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	4,  // 37: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	5,  // 38: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	37, // 39: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	4,  // 40: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	4,  // 41: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	4,  // 42: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	33, // 43: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	37, // 44: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	45, // [45:45] is the sub-list for method output_type
+	45, // [45:45] is the sub-list for method input_type
+	45, // [45:45] is the sub-list for extension type_name
+	45, // [45:45] is the sub-list for extension extendee
+	0,  // [0:45] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2498,13 +2855,16 @@ func file_demarche_v1_lifecycle_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_options_proto_init()
-	file_demarche_v1_lifecycle_proto_msgTypes[15].OneofWrappers = []any{
+	file_demarche_v1_lifecycle_proto_msgTypes[18].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),
+		(*DecisionRequest_Engagement)(nil),
+		(*DecisionRequest_FactFindingAdded)(nil),
 		(*DecisionRequest_FactFindingMandate)(nil),
 		(*DecisionRequest_FactFindingReport)(nil),
 		(*DecisionRequest_EnvoyAppointment)(nil),
 		(*DecisionRequest_StandbyTeamDeployed)(nil),
+		(*DecisionRequest_StandbyTeamHandedBack)(nil),
 		(*DecisionRequest_FundingRequest)(nil),
 		(*DecisionRequest_FundingDecision)(nil),
 		(*DecisionRequest_FollowUpCheckIn)(nil),
@@ -2515,8 +2875,8 @@ func file_demarche_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   25,
+			NumEnums:      6,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -122,6 +122,9 @@ var LifecycleStages = []Stage{
 // Slug returns the option's slug, e.g. "quiet-diplomacy".
 func (x GoodOfficesOption) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
+// Slug returns the engagement's slug, e.g. "meeting-with-party".
+func (x EngagementKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // Slug returns the mandating body's slug, e.g. "security-council".
 func (x MandatingBody) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 

@@ -22,7 +22,9 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
-// ExpertKind is what a roster member can be deployed as (report §17, §61-63).
+// ExpertKind is what a roster member can be deployed as
+// (¶17 "standby team of mediation experts",
+// ¶62 "rosters of senior envoys, mediators and experts").
 type ExpertKind int32
 
 const (
@@ -798,7 +800,10 @@ type AssignmentsRequest struct {
 	Drill bool `protobuf:"varint,2,opt,name=drill,proto3" json:"drill,omitempty"`
 	// For the worker's ReleaseExperts activity: the closure decision the
 	// release carries out (a listing ignores it).
-	Decision      *DecisionRef `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
+	Decision *DecisionRef `protobuf:"bytes,3,opt,name=decision,proto3" json:"decision,omitempty"`
+	// For the worker's ReleaseExperts activity: release only these roles
+	// (a standby team's hand-back: standby-1 ...); empty: every role.
+	Roles         []string `protobuf:"bytes,4,rep,name=roles,proto3" json:"roles,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -850,6 +855,13 @@ func (x *AssignmentsRequest) GetDrill() bool {
 func (x *AssignmentsRequest) GetDecision() *DecisionRef {
 	if x != nil {
 		return x.Decision
+	}
+	return nil
+}
+
+func (x *AssignmentsRequest) GetRoles() []string {
+	if x != nil {
+		return x.Roles
 	}
 	return nil
 }
@@ -1003,11 +1015,12 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\x05drill\x18\x03 \x01(\bR\x05drill\x124\n" +
 	"\bdecision\x18\x04 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"F\n" +
 	"\x0fReleaseResponse\x123\n" +
-	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"}\n" +
+	"\breleased\x18\x01 \x01(\v2\x17.demarche.v1.AssignmentR\breleased\"\x93\x01\n" +
 	"\x12AssignmentsRequest\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
 	"\x05drill\x18\x02 \x01(\bR\x05drill\x124\n" +
-	"\bdecision\x18\x03 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"P\n" +
+	"\bdecision\x18\x03 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\x12\x14\n" +
+	"\x05roles\x18\x04 \x03(\tR\x05roles\"P\n" +
 	"\x13AssignmentsResponse\x129\n" +
 	"\vassignments\x18\x01 \x03(\v2\x17.demarche.v1.AssignmentR\vassignments\"@\n" +
 	"\x0fExpertsResponse\x12-\n" +

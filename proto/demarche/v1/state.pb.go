@@ -312,9 +312,13 @@ type CrisisState struct {
 	OutsideOperations []*OutsideOperation `protobuf:"bytes,20,rep,name=outside_operations,json=outsideOperations,proto3" json:"outside_operations,omitempty"`
 	// Runs of the crisis's workflow: 1, plus one each time it continued as new
 	// to keep its history within Temporal's limits.
-	WorkflowRuns  int32 `protobuf:"varint,21,opt,name=workflow_runs,json=workflowRuns,proto3" json:"workflow_runs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	WorkflowRuns int32 `protobuf:"varint,21,opt,name=workflow_runs,json=workflowRuns,proto3" json:"workflow_runs,omitempty"`
+	// Good-offices engagements logged so far (decisions of kind engagement),
+	// and how many of them were public.
+	Engagements       int32 `protobuf:"varint,22,opt,name=engagements,proto3" json:"engagements,omitempty"`
+	PublicEngagements int32 `protobuf:"varint,23,opt,name=public_engagements,json=publicEngagements,proto3" json:"public_engagements,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -469,6 +473,20 @@ func (x *CrisisState) GetOutsideOperations() []*OutsideOperation {
 func (x *CrisisState) GetWorkflowRuns() int32 {
 	if x != nil {
 		return x.WorkflowRuns
+	}
+	return 0
+}
+
+func (x *CrisisState) GetEngagements() int32 {
+	if x != nil {
+		return x.Engagements
+	}
+	return 0
+}
+
+func (x *CrisisState) GetPublicEngagements() int32 {
+	if x != nil {
+		return x.PublicEngagements
 	}
 	return 0
 }
@@ -797,7 +815,8 @@ func (x *RefusedSignal) GetAt() *timestamppb.Timestamp {
 	return nil
 }
 
-// ClosureFigures are what the report asks to measure (§59-60).
+// ClosureFigures are what the report asks to measure
+// (¶60 "monitor outcomes, measure impact").
 type ClosureFigures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// First warning signal to first decision: the warning-to-action continuum.
@@ -807,8 +826,11 @@ type ClosureFigures struct {
 	FundingDisbursedUsd int64                `protobuf:"varint,4,opt,name=funding_disbursed_usd,json=fundingDisbursedUsd,proto3" json:"funding_disbursed_usd,omitempty"`
 	DeadlinesBreached   int32                `protobuf:"varint,5,opt,name=deadlines_breached,json=deadlinesBreached,proto3" json:"deadlines_breached,omitempty"`
 	// Drill figures are excluded from real statistics.
-	Drill         bool                 `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
-	Total         *durationpb.Duration `protobuf:"bytes,7,opt,name=total,proto3" json:"total,omitempty"`
+	Drill bool                 `protobuf:"varint,6,opt,name=drill,proto3" json:"drill,omitempty"`
+	Total *durationpb.Duration `protobuf:"bytes,7,opt,name=total,proto3" json:"total,omitempty"`
+	// Good-offices engagements logged (visits, calls, démarches, statements,
+	// meetings with a party).
+	Engagements   int32 `protobuf:"varint,8,opt,name=engagements,proto3" json:"engagements,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -890,6 +912,13 @@ func (x *ClosureFigures) GetTotal() *durationpb.Duration {
 		return x.Total
 	}
 	return nil
+}
+
+func (x *ClosureFigures) GetEngagements() int32 {
+	if x != nil {
+		return x.Engagements
+	}
+	return 0
 }
 
 // StageTime is the total time spent in one stage (all its runs).
@@ -1187,7 +1216,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xc6\a\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\x97\b\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1207,7 +1236,9 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\alessons\x18\x0f \x03(\tR\alessons\x12C\n" +
 	"\x0frefused_signals\x18\x10 \x03(\v2\x1a.demarche.v1.RefusedSignalR\x0erefusedSignals\x12L\n" +
 	"\x12outside_operations\x18\x14 \x03(\v2\x1d.demarche.v1.OutsideOperationR\x11outsideOperations\x12#\n" +
-	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\"\xff\x01\n" +
+	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\x12 \n" +
+	"\vengagements\x18\x16 \x01(\x05R\vengagements\x12-\n" +
+	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\"\xff\x01\n" +
 	"\x10OutsideOperation\x125\n" +
 	"\x04kind\x18\x01 \x01(\x0e2!.demarche.v1.OutsideOperationKindR\x04kind\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x16\n" +
@@ -1236,7 +1267,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\rRefusedSignal\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xd8\x02\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfa\x02\n" +
 	"\x0eClosureFigures\x12E\n" +
 	"\x11warning_to_action\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0fwarningToAction\x127\n" +
 	"\vstage_times\x18\x02 \x03(\v2\x16.demarche.v1.StageTimeR\n" +
@@ -1245,7 +1276,8 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x15funding_disbursed_usd\x18\x04 \x01(\x03R\x13fundingDisbursedUsd\x12-\n" +
 	"\x12deadlines_breached\x18\x05 \x01(\x05R\x11deadlinesBreached\x12\x14\n" +
 	"\x05drill\x18\x06 \x01(\bR\x05drill\x12/\n" +
-	"\x05total\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05total\"d\n" +
+	"\x05total\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05total\x12 \n" +
+	"\vengagements\x18\b \x01(\x05R\vengagements\"d\n" +
 	"\tStageTime\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12-\n" +
 	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\"\x96\x02\n" +

@@ -360,8 +360,11 @@ type CarriedStageRun struct {
 	FundingRequests     []*CarriedFundingRequest `protobuf:"bytes,8,rep,name=funding_requests,json=fundingRequests,proto3" json:"funding_requests,omitempty"`
 	FollowUpDue         int32                    `protobuf:"varint,9,opt,name=follow_up_due,json=followUpDue,proto3" json:"follow_up_due,omitempty"`
 	FollowUpDone        int32                    `protobuf:"varint,10,opt,name=follow_up_done,json=followUpDone,proto3" json:"follow_up_done,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The run was opened beside the playbook's phases (a decision added it, or
+	// a funding request opened it early): the phases do not wait for it.
+	Beside        bool `protobuf:"varint,11,opt,name=beside,proto3" json:"beside,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CarriedStageRun) Reset() {
@@ -462,6 +465,13 @@ func (x *CarriedStageRun) GetFollowUpDone() int32 {
 		return x.FollowUpDone
 	}
 	return 0
+}
+
+func (x *CarriedStageRun) GetBeside() bool {
+	if x != nil {
+		return x.Beside
+	}
+	return false
 }
 
 // CarriedFundingRequest is an open funding request of a stage run.
@@ -1619,7 +1629,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\vunpublished\x18\x11 \x03(\v2 .demarche.v1.PublishEventRequestR\vunpublished\"L\n" +
 	"\x0eDeferredSignal\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
-	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\x9a\x04\n" +
+	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\xb2\x04\n" +
 	"\x0fCarriedStageRun\x12%\n" +
 	"\x0etimeline_index\x18\x01 \x01(\x05R\rtimelineIndex\x12!\n" +
 	"\fdeadline_ref\x18\x02 \x01(\x05R\vdeadlineRef\x12*\n" +
@@ -1631,7 +1641,8 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\x10funding_requests\x18\b \x03(\v2\".demarche.v1.CarriedFundingRequestR\x0ffundingRequests\x12\"\n" +
 	"\rfollow_up_due\x18\t \x01(\x05R\vfollowUpDue\x12$\n" +
 	"\x0efollow_up_done\x18\n" +
-	" \x01(\x05R\ffollowUpDone\"\x86\x01\n" +
+	" \x01(\x05R\ffollowUpDone\x12\x16\n" +
+	"\x06beside\x18\v \x01(\bR\x06beside\"\x86\x01\n" +
 	"\x15CarriedFundingRequest\x125\n" +
 	"\arequest\x18\x01 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
