@@ -437,6 +437,10 @@ func (s *Service) postDecision(w http.ResponseWriter, r *http.Request, p *authn.
 		writeError(w, fmt.Errorf("%w: a %s decision is taken by a %s", errs.ErrForbidden, kind, role.Slug()))
 		return
 	}
+	if err := s.checkRosterIDs(r.Context(), &req); err != nil { // rosterids.go
+		writeError(w, err)
+		return
+	}
 	req.FillGenerated(ids.New) // ids the client may leave out (a funding request's): UUID v7
 	key, ok := s.updateOf(w, r, p)
 	if !ok {
