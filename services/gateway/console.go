@@ -32,6 +32,7 @@ package gateway
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/warnings          warnings and scores per situation, each score explained (console_warnings.go)
 //	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
+//	GET  /console/roster            the roster picker: experts by kind, expertise, language, region, availability (console_roster.go)
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/events            server-sent events of the crises the principal may see
 //	GET  /console/static/...        CSS and JavaScript
@@ -88,6 +89,7 @@ type console struct {
 	csrfKey []byte
 	pages   map[string]*template.Template
 	live    *liveHub
+	kept    keptForms // refused forms, for their pages (console_forms.go)
 }
 
 // consoleRoute is one page or form of the console: the action of the policy
@@ -123,6 +125,7 @@ func ConsoleRoutes() []consoleRoute {
 		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},
 		{Method: "GET", Pattern: "/console/situations/{key}", Action: authz.ReadScores, page: (*console).situationHistory}, // console_situations.go
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
+		{Method: "GET", Pattern: "/console/roster", Action: authz.ReadRoster, page: (*console).roster}, // console_roster.go
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
 	}
 }
@@ -196,6 +199,18 @@ func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *
 					return
 				}
 				http.Redirect(w, r, "/console/signin?next="+next, http.StatusSeeOther)
+				return
+			}
+			if r.Method == http.MethodPost {
+				// A form sent after the session ended: back to sign-in, then
+				// to the page the form was on, where the browser's draft of
+				// it (console.js) is put back; nothing is lost, nothing sent.
+				next := url.QueryEscape(formPage(r.URL.Path))
+				if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" && c.s.oidc != nil {
+					http.Redirect(w, r, "/console/oidc/login?next="+next, http.StatusSeeOther)
+					return
+				}
+				http.Redirect(w, r, "/console/signin?expired=1&next="+next, http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "sign in again: "+err.Error(), http.StatusUnauthorized)
@@ -302,6 +317,9 @@ func (c *console) signinData(r *http.Request, errMsg string) map[string]any {
 	if errMsg != "" {
 		d["Error"] = errMsg
 	}
+	if r.URL.Query().Get("expired") != "" {
+		d["Notice"] = "Your session ended before the form was sent: nothing was recorded. Sign in again to go back to the page; what you typed is kept in this browser and put back in the form."
+	}
 	if r.URL.Query().Get("signedout") != "" {
 		d["Notice"] = "Signed out of the console."
 		// The form's CSP (form-action 'self') keeps the sign-out inside the
@@ -349,6 +367,18 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 		next = "/console/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// formPage is the page a console form is on, from the address it posts to:
+// /console/crises/{id}/decide is on /console/crises/{id}; the board's forms
+// on the board.
+func formPage(path string) string {
+	for _, suffix := range []string{"/decide", "/control", "/sharing"} {
+		if p, ok := strings.CutSuffix(path, suffix); ok && strings.HasPrefix(p, "/console/crises/") {
+			return p
+		}
+	}
+	return "/console/"
 }
 
 // safeNext keeps a redirect inside the console.
@@ -516,6 +546,7 @@ func parsePages() map[string]*template.Template {
 		"lower":    strings.ToLower,
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
+		"list":     func(v ...string) []string { return v },
 		"kindname": kindWords,
 		"usd":      groupThousands,
 		"dict": func(kv ...any) map[string]any {
@@ -533,7 +564,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "error"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}

@@ -24,7 +24,7 @@ func (c *console) sharing(w http.ResponseWriter, r *http.Request, u *user) {
 	msg := &demarchev1.SharingControl{Reason: strings.TrimSpace(r.PostFormValue("reason")), Share: list("share"), Unshare: list("unshare")}
 	res := c.callAPI(r.Context(), u, http.MethodPost, "/v1/crises/"+url.PathEscape(id)+"/sharing", msg, r.PostFormValue("key"))
 	if res.Error != "" {
-		c.renderCrisis(w, r, u, id, res.Status, map[string]any{"Error": "Refused — sharing was not changed: " + res.Error})
+		c.refused(w, r, u, "/console/crises/"+url.PathEscape(id), "form-sharing", "", "Refused — sharing was not changed: "+res.Error)
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done=sharing", http.StatusSeeOther)

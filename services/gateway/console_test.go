@@ -101,8 +101,16 @@ func TestConsoleSession(t *testing.T) {
 	if resp, _ := get(dev, "/console/approvals", forged); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp := post(dev, "/console/crises", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("POST with a forged session: %d", resp.StatusCode)
+	// A form sent without a session goes to sign-in (nothing done), and from
+	// there back to the page the form was on, where the browser's draft waits.
+	if resp := post(dev, "/console/crises", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/signin?expired=1&next=%2Fconsole%2F" {
+		t.Fatalf("POST with a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := post(dev, "/console/crises/CR-1/decide", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/signin?expired=1&next=%2Fconsole%2Fcrises%2FCR-1" {
+		t.Fatalf("a decision with a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := get(dev, "/console/signin?expired=1&next=%2Fconsole%2Fcrises%2FCR-1", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Your session ended") || !strings.Contains(body, `value="/console/crises/CR-1"`) {
+		t.Fatalf("the sign-in page after a session ended: %d\n%s", resp.StatusCode, body)
 	}
 
 	// Forms need the session's CSRF token and this origin.
