@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/authn"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // TestConsoleSession pins the console's session rules without a backend:
@@ -141,6 +143,29 @@ func TestGroupThousands(t *testing.T) {
 	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 120000: "120,000", 1250000: "1,250,000", -45000: "-45,000"} {
 		if got := groupThousands(in); got != want {
 			t.Errorf("groupThousands(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestClosedCrisisCountsNothingDown: a closed crisis (a finished drill among
+// them) shows no running deadline, so no card says "overdue" for ever; a
+// crisis whose stages have all ended is in closure.
+func TestClosedCrisisCountsNothingDown(t *testing.T) {
+	u := &user{Principal: &authn.Principal{Subject: "duty"}}
+	breached := &demarchev1.DeadlineState{Name: "standby team deployment", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
+		DueAt: timestamppb.New(time.Now().Add(-time.Hour)), Status: demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED}
+	open := &demarchev1.CrisisState{Crisis: &demarchev1.Crisis{Id: "X", Drill: true}, Deadlines: []*demarchev1.DeadlineState{breached}}
+	if c := cardOf(open, u); len(c.Deadlines) != 1 || !c.Closing || c.Closed {
+		t.Fatalf("an open crisis with no stage running: %+v", c)
+	}
+	closed := &demarchev1.CrisisState{Crisis: open.GetCrisis(), Deadlines: open.GetDeadlines(), ClosedAt: timestamppb.Now(),
+		CurrentStage: demarchev1.Stage_STAGE_CLOSED}
+	if c := cardOf(closed, u); len(c.Deadlines) != 0 || c.Closing || !c.Closed {
+		t.Fatalf("a closed crisis: %+v", c)
+	}
+	for _, d := range deadlinesOf(closed) {
+		if d.Running {
+			t.Fatalf("a closed crisis's deadline runs: %+v", d)
 		}
 	}
 }
