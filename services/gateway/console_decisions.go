@@ -24,8 +24,10 @@ type formView struct {
 	Fields []fieldView
 	// Rationale and RationaleError: a refused submit's rationale and why.
 	Rationale, RationaleError string
-	// Error is a refused submit's message ("" : none).
-	Error string
+	// Error is a refused submit's message ("" : none); FieldErrors: it is
+	// shown beside the fields it names, not again above them.
+	Error       string
+	FieldErrors bool
 }
 
 // keep fills a decision form in again with a refused submit's values and
@@ -42,6 +44,7 @@ func (v *formView) keep(k *kept) {
 		f.Error = fieldErrs[f.Name]
 	}
 	v.Rationale, v.RationaleError = k.Values.Get("rationale"), fieldErrs["rationale"]
+	v.FieldErrors = len(fieldErrs) > 0
 }
 
 // fieldView is one field of a decision form.

@@ -156,18 +156,33 @@
           var doc = new DOMParser().parseFromString(html, "text/html");
           var search = doc.getElementById("roster-search"), results = doc.getElementById("roster-results");
           if (!search || !results) { box.textContent = "The roster could not be read."; return; }
-          search.id = "roster-search-" + forId;
           results.id = "roster-results-" + forId;
-          // The search's controls get ids of their own (one picker per field).
-          search.querySelectorAll("label").forEach(function (l) { l.removeAttribute("for"); });
-          box.innerHTML = "";
-          box.appendChild(document.importNode(search, true));
-          box.appendChild(document.importNode(results, true));
-          var f = box.querySelector("form");
-          f.addEventListener("submit", function (ev) {
-            ev.preventDefault();
-            load(new URLSearchParams(new FormData(f)).toString());
+          // The picker sits inside the decision form: its search is no form
+          // of its own (forms do not nest) and its controls have no names,
+          // so the decision form never sends them; its button searches.
+          var div = document.createElement("div");
+          div.className = search.className + " picker-search";
+          div.id = "roster-search-" + forId;
+          div.setAttribute("role", "search");
+          [].slice.call(search.childNodes).forEach(function (n) { div.appendChild(document.importNode(n, true)); });
+          div.querySelectorAll("input, select").forEach(function (c) { c.setAttribute("data-name", c.name); c.removeAttribute("name"); });
+          var go = div.querySelector("button");
+          go.type = "button";
+          function query() {
+            var q = new URLSearchParams();
+            div.querySelectorAll("[data-name]").forEach(function (c) {
+              if (c.type === "checkbox") { if (c.checked) q.set(c.getAttribute("data-name"), c.value); }
+              else if (c.value) q.set(c.getAttribute("data-name"), c.value);
+            });
+            return q.toString();
+          }
+          go.addEventListener("click", function () { box.removeAttribute("data-loaded"); load(query()); });
+          div.addEventListener("keydown", function (ev) {
+            if (ev.key === "Enter" && ev.target.tagName === "INPUT") { ev.preventDefault(); go.click(); }
           });
+          box.innerHTML = "";
+          box.appendChild(div);
+          box.appendChild(document.importNode(results, true));
           box.setAttribute("data-loaded", "1");
         })
         .catch(function () { if (!ended) box.textContent = "The roster could not be read; try again."; });
