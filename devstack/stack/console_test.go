@@ -445,7 +445,7 @@ func TestConsole(t *testing.T) {
 		`#form-closure textarea[name=rationale]`: "agreement signed"}, `#form-closure button[type=submit]`)
 	duty.waitJS("closed", `document.querySelector("#current-stage") && document.querySelector("#current-stage").innerText === "closed"`, 60*time.Second)
 	// A closed crisis offers no control and no sharing; nothing counts down.
-	duty.waitJS("no controls or sharing once closed", `!document.querySelector("#controls") && !document.querySelector("#sharing") && !document.querySelector("#deadlines .countdown")`, 10*time.Second)
+	duty.waitJS("no controls or sharing once closed", `!document.querySelector("#controls") && !document.querySelector("#sharing") && !document.querySelector("#deadlines .countdown")`, 30*time.Second)
 	// Post/redirect/get: the address is the crisis page's, and a reload sends nothing.
 	closedDecisions := duty.evalString(`document.querySelectorAll("#decisions li").length + ""`)
 	duty.run("reload after closing", chromedp.Reload())

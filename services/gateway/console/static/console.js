@@ -154,6 +154,8 @@
         })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
+        // Only the same kind of page removes panels (an error page has none).
+        var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
           var search = doc.getElementById("roster-search"), results = doc.getElementById("roster-results");
           if (!search || !results) { box.textContent = "The roster could not be read."; return; }
           results.id = "roster-results-" + forId;
@@ -234,7 +236,10 @@
         var doc = new DOMParser().parseFromString(html, "text/html");
         document.querySelectorAll("[data-live][id]").forEach(function (region) {
           var fresh = doc.getElementById(region.id);
-          if (!fresh || editing(region)) return;
+          if (editing(region)) return;
+          // A panel the page no longer has (Controls and Sharing once the
+          // crisis is closed) goes.
+          if (!fresh) { if (sameKind) region.remove(); return; }
           // Explanations someone opened stay open.
           var opened = [];
           region.querySelectorAll("details[id]").forEach(function (d) { opened.push([d.id, d.open]); });
