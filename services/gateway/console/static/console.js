@@ -234,6 +234,8 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
+        // Only the same kind of page removes panels (an error page has none).
+        var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
         document.querySelectorAll("[data-live][id]").forEach(function (region) {
           var fresh = doc.getElementById(region.id);
           if (editing(region)) return;
@@ -251,7 +253,10 @@
         tick();
         say("Live updates: on · last change " + new Date().toLocaleTimeString());
       })
-      .catch(function () { say("Live updates: refresh failed; retrying on the next event", true); });
+      .catch(function (e) {
+        document.body.setAttribute("data-refresh-error", String(e));
+        say("Live updates: refresh failed; retrying on the next event", true);
+      });
   }
 
   function listen(src) {
