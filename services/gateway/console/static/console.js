@@ -154,8 +154,6 @@
         })
         .then(function (html) {
           var doc = new DOMParser().parseFromString(html, "text/html");
-        // Only the same kind of page removes panels (an error page has none).
-        var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
           var search = doc.getElementById("roster-search"), results = doc.getElementById("roster-results");
           if (!search || !results) { box.textContent = "The roster could not be read."; return; }
           results.id = "roster-results-" + forId;
