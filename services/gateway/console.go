@@ -299,7 +299,12 @@ func (c *console) devIdentities() []devIdentity {
 
 func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
-	c.render(w, r, http.StatusOK, "signin", nil, c.signinData(r, ""))
+	// A refused sign-in came back here by a redirect (signinRefused).
+	msg := ""
+	if k := c.kept.get("", r.URL.Query().Get("failed")); k != nil {
+		msg = k.Error
+	}
+	c.render(w, r, http.StatusOK, "signin", nil, c.signinData(r, msg))
 }
 
 // signinData is what the sign-in page shows: the issuer's sign-in when one
@@ -344,12 +349,12 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 			known = known || id.Subject == name
 		}
 		if !known {
-			c.render(w, r, http.StatusBadRequest, "signin", nil, c.signinData(r, "no such demo identity (dev sign-in is offered only by `demarche dev`)"))
+			c.signinRefused(w, r, "no such demo identity (dev sign-in is offered only by `demarche dev`)")
 			return
 		}
 		b, err := os.ReadFile(filepath.Join(c.devAuth, name+".token"))
 		if err != nil {
-			c.render(w, r, http.StatusServiceUnavailable, "signin", nil, c.signinData(r, "the demo identity's token could not be read"))
+			c.signinRefused(w, r, "the demo identity's token could not be read")
 			return
 		}
 		token = strings.TrimSpace(string(b))
@@ -357,7 +362,7 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 		token = strings.TrimSpace(r.PostFormValue("token"))
 	}
 	if _, err := c.s.authn.Verify(r.Context(), token); err != nil {
-		c.render(w, r, http.StatusUnauthorized, "signin", nil, c.signinData(r, err.Error()))
+		c.signinRefused(w, r, err.Error())
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
@@ -379,6 +384,18 @@ func formPage(path string) string {
 		}
 	}
 	return "/console/"
+}
+
+// signinRefused sends a refused sign-in back to the sign-in page by a
+// redirect (post/redirect/get: a reload never sends the token again). Only
+// the reason is kept, never the token.
+func (c *console) signinRefused(w http.ResponseWriter, r *http.Request, msg string) {
+	id := c.kept.keepMessage("", "signin", msg)
+	to := "/console/signin?failed=" + url.QueryEscape(id)
+	if next := safeNext(r.PostFormValue("next")); next != "" {
+		to += "&next=" + url.QueryEscape(next)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // safeNext keeps a redirect inside the console.

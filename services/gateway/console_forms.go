@@ -78,6 +78,16 @@ func (ks *keptForms) keep(owner string, r *http.Request, form, kind, msg string)
 			vals[name] = v
 		}
 	}
+	return ks.put(&kept{Form: form, Kind: kind, Values: vals, Error: msg, owner: owner})
+}
+
+// keepMessage stores a refusal's message only (a sign-in's: the token typed
+// is never kept).
+func (ks *keptForms) keepMessage(owner, form, msg string) string {
+	return ks.put(&kept{Form: form, Values: url.Values{}, Error: msg, owner: owner})
+}
+
+func (ks *keptForms) put(k *kept) string {
 	id := ids.New()
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
@@ -100,7 +110,8 @@ func (ks *keptForms) keep(owner string, r *http.Request, form, kind, msg string)
 			delete(ks.forms, k)
 		}
 	}
-	ks.forms[id] = &kept{Form: form, Kind: kind, Values: vals, Error: msg, owner: owner, at: now}
+	k.at = now
+	ks.forms[id] = k
 	return id
 }
 

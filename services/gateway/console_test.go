@@ -80,8 +80,16 @@ func TestConsoleSession(t *testing.T) {
 	if _, body := get(prod, "/console/signin", ""); strings.Contains(body, "signin-duty") {
 		t.Fatal("a gateway without the dev issuer offers the demo identities")
 	}
-	if resp := post(prod, "/console/signin", "", prod.URL, url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("dev sign-in on a gateway without the dev issuer: %d", resp.StatusCode)
+	// A refused sign-in goes back to the sign-in page by a redirect (a
+	// reload never posts again), with no session and the reason shown.
+	resp0 := post(prod, "/console/signin", "", prod.URL, url.Values{"identity": {"duty"}})
+	if loc := resp0.Header.Get("Location"); resp0.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?failed=") || len(resp0.Cookies()) != 0 {
+		t.Fatalf("dev sign-in on a gateway without the dev issuer: %d %s %v", resp0.StatusCode, loc, resp0.Cookies())
+	} else if _, body := get(prod, loc, ""); !strings.Contains(body, "no such demo identity") {
+		t.Fatalf("the refused sign-in's reason is not shown:\n%s", body)
+	}
+	if _, body := get(prod, "/console/signin?failed=not-an-id", ""); strings.Contains(body, `role="alert"`) {
+		t.Fatal("an unknown refusal id shows an error")
 	}
 	if resp := post(dev, "/console/signin", "", "https://evil.example", url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin sign-in: %d", resp.StatusCode)
