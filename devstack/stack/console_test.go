@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -121,6 +122,7 @@ func (b browserTab) shots(name string) {
 	b.t.Helper()
 	b.checkLabels(name)
 	b.checkContrast(name)
+	b.checkAxe(name)
 	b.shot(name)
 	b.run("phone width", chromedp.EmulateViewport(phoneWidth, phoneHeight))
 	deadline := time.Now().Add(20 * time.Second)
@@ -136,6 +138,7 @@ func (b browserTab) shots(name string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	b.checkAxe(name + "-phone")
 	b.shot(name + "-phone")
 	b.run("desktop width", chromedp.EmulateViewport(1280, 800))
 }
@@ -307,6 +310,9 @@ func TestConsole(t *testing.T) {
 	// the envoy and the standby team, whose 72-hour deadline counts down.
 	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	duty.waitJS("the good-offices form", `document.querySelector("#form-good-offices")`, 30*time.Second)
+	// No consequential choice is made for the person deciding: neither the
+	// good-offices option nor a control is preselected.
+	duty.waitJS("no preselected option or control", `document.querySelector("#form-good-offices select[name=option]").value === "" && document.querySelector("#form-control select[name=control]").value === "" && document.querySelector("#form-control select[name=stage]").value === ""`, 10*time.Second)
 	duty.shots("crisis-decision-form") // the form read from the schema: every field labelled, readable, fits a phone
 	// Chosen in the page, so a live refresh replacing the form just before
 	// is no matter (a changed choice then keeps the form as it is). The
@@ -316,12 +322,43 @@ func TestConsole(t *testing.T) {
 	duty.submit("good offices", map[string]string{`#form-good-offices textarea[name=rationale]`: "a formal démarche to the authorities"}, `#form-good-offices button[type=submit]`)
 	duty.waitJS("good offices recorded", `location.search.includes("done=good-offices")`, 30*time.Second)
 	duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 30*time.Second)
-	duty.submit("envoy appointment", map[string]string{
-		`#form-envoy-appointment input[name=envoy]`:        "env-amara-diallo",
-		`#form-envoy-appointment input[name=standby_team]`: "sb-fatou-sow, sb-grace-okafor",
+	// A name that is no roster id is refused: the page comes back by a
+	// redirect (no POST address to reload), every typed value kept, the
+	// reason beside the field in the field's own words.
+	decisionsBefore := duty.evalString(`document.querySelectorAll("#decisions li").length + ""`)
+	duty.submit("envoy appointment with a made-up id", map[string]string{
+		`#form-envoy-appointment input[name=envoy]`:        "amara-diallo",
+		`#form-envoy-appointment input[name=standby_team]`: "sb-fatou-sow",
 		`#form-envoy-appointment textarea[name=rationale]`: "regional standing",
 	}, `#form-envoy-appointment button[type=submit]`)
+	duty.waitJS("the refusal beside the envoy field, values kept", `location.pathname === "/console/crises/`+id+`" && location.search.includes("failed=") && document.querySelector("#in-envoy-appointment-envoy-error") && document.querySelector("#in-envoy-appointment-envoy-error").innerText.includes("Special envoy: \"amara-diallo\" is not a roster id") && document.querySelector("#form-envoy-appointment input[name=envoy]").value === "amara-diallo" && document.querySelector("#form-envoy-appointment input[name=standby_team]").value === "sb-fatou-sow" && document.querySelector("#form-envoy-appointment textarea[name=rationale]").value === "regional standing"`, 30*time.Second)
+	if txt := duty.text("#error"); strings.Contains(txt, "envoy_appointment.") {
+		t.Errorf("the refusal names the schema's field path: %s", txt)
+	}
+	duty.shots("crisis-refused-kept")
+	// Reloading the page shows the refusal again and sends nothing.
+	duty.run("reload the refused page", chromedp.Reload())
+	duty.waitJS("the refusal still shown, nothing recorded", `document.querySelector("#in-envoy-appointment-envoy-error") && document.querySelectorAll("#decisions li").length + "" === "`+decisionsBefore+`"`, 30*time.Second)
+	// The roster picker: search the senior envoys, see who cannot be booked,
+	// pick one; then a second standby-team expert beside the first.
+	duty.waitJS("clear the envoy", `(() => { const e = document.querySelector("#form-envoy-appointment input[name=envoy]"); e.value = ""; return e.value === "" })()`, 10*time.Second)
+	duty.run("open the envoy picker", chromedp.Click(chromedp.CSS(`#form-envoy-appointment a.roster-link[data-for="in-envoy-appointment-envoy"]`)))
+	duty.waitJS("the senior envoys", `document.querySelector("#picker-in-envoy-appointment-envoy[data-loaded]") && document.querySelector('#picker-in-envoy-appointment-envoy button.pick[data-id="env-amara-diallo"]') && !document.querySelector('#picker-in-envoy-appointment-envoy [data-expert^="sb-"]')`, 30*time.Second)
+	duty.waitJS("search by language and region", `(() => { const b = document.querySelector("#picker-in-envoy-appointment-envoy"); b.querySelector('input[data-name="language"]').value = "fr"; b.querySelector('select[data-name="region"]').value = "africa"; b.querySelector("#roster-search-in-envoy-appointment-envoy button").click(); return true })()`, 10*time.Second)
+	duty.waitJS("only French-speaking envoys for Africa", `document.querySelector("#picker-in-envoy-appointment-envoy[data-loaded]") && document.querySelector('#picker-in-envoy-appointment-envoy [data-expert="env-amara-diallo"]') && !document.querySelector('#picker-in-envoy-appointment-envoy [data-expert="env-kenji-sato"]')`, 30*time.Second)
+	duty.shots("crisis-roster-picker")
+	duty.run("pick the envoy", chromedp.Click(chromedp.CSS(`#picker-in-envoy-appointment-envoy button.pick[data-id="env-amara-diallo"]`)))
+	duty.run("open the standby-team picker", chromedp.Click(chromedp.CSS(`#form-envoy-appointment a.roster-link[data-for="in-envoy-appointment-standby_team"]`)))
+	duty.waitJS("the standby experts, a conflict shown before submitting", `document.querySelector("#picker-in-envoy-appointment-standby_team[data-loaded]") && document.querySelector('#picker-in-envoy-appointment-standby_team [data-expert="sb-hugo-weber"] .conflict-note') && !document.querySelector('#picker-in-envoy-appointment-standby_team button.pick[data-id="sb-hugo-weber"]')`, 30*time.Second)
+	duty.run("pick a second standby expert", chromedp.Click(chromedp.CSS(`#picker-in-envoy-appointment-standby_team button.pick[data-id="sb-grace-okafor"]`)))
+	duty.waitJS("the picks in the fields", `document.querySelector("#form-envoy-appointment input[name=envoy]").value === "env-amara-diallo" && document.querySelector("#form-envoy-appointment input[name=standby_team]").value === "sb-fatou-sow, sb-grace-okafor"`, 10*time.Second)
+	duty.run("book through the decision", chromedp.Click(chromedp.CSS(`#form-envoy-appointment button[type=submit]`)))
 	duty.waitJS("envoy recorded", `location.search.includes("done=envoy-appointment")`, 30*time.Second)
+	// The roster now shows the envoy booked, to anyone searching it.
+	duty.run("roster page", chromedp.Navigate(base+"/console/roster?kind=senior-envoy"))
+	duty.waitJS("the booked envoy marked", `document.querySelector('[data-expert="env-amara-diallo"] .conflict-note') && document.querySelector('[data-expert="env-amara-diallo"]').innerText.includes("booked in another crisis")`, 30*time.Second)
+	duty.shots("roster")
+	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	duty.waitJS("the standby team's 72-hour countdown", `[...document.querySelectorAll("#deadlines li")].some(li => li.innerText.includes("standby team deployment") && /\b(2d|71h|72h)\b.* left/.test(li.innerText))`, 30*time.Second)
 	duty.waitJS("the deployment form", `document.querySelector("#form-standby-team-deployed")`, 30*time.Second)
 	duty.shots("crisis-standby-countdown")
@@ -343,7 +380,9 @@ func TestConsole(t *testing.T) {
 	alice.waitJS("signed in", `location.pathname === "/console/"`, 30*time.Second)
 	alice.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
 	alice.waitJS("the funding-request form", `document.querySelector("#form-funding-request")`, 30*time.Second)
+	alice.waitJS("no fund chosen for her", `document.querySelector("#form-funding-request select[name=fund]").value === ""`, 10*time.Second)
 	alice.submit("funding request", map[string]string{
+		`#form-funding-request select[name=fund]`:      "flexible-financing",
 		`#form-funding-request input[name=amount_usd]`: "120000", `#form-funding-request input[name=purpose]`: "dialogue venue and travel",
 		`#form-funding-request input[name=request_id]`: "FR-1", `#form-funding-request textarea[name=rationale]`: "mediation costs",
 	}, `#form-funding-request button[type=submit]`)
@@ -376,19 +415,42 @@ func TestConsole(t *testing.T) {
 	duty.waitJS("the approval in the funding list", `document.querySelector("#funding").innerText.includes("approved by approver")`, 30*time.Second)
 	duty.shot("crisis-live-follow-up")
 
-	// Follow-up would last months: skip it with the page's controls (a skip of
-	// an ended stage is refused on screen first, naming the rule), then close.
+	// A control refused on screen names the rule and keeps what was typed;
+	// an escalation goes through.
 	duty.submit("skip an ended stage", map[string]string{`#form-control select[name=control]`: "skip-stage", `#form-control select[name=stage]`: "warning",
 		`#form-control textarea[name=reason]`: "by mistake"}, `#form-control button[type=submit]`)
-	duty.waitJS("the refusal, with its rule", `document.body.innerText.includes("rule skip-running-or-ahead")`, 30*time.Second)
+	duty.waitJS("the refusal, with its rule, the form kept", `document.body.innerText.includes("rule skip-running-or-ahead") && document.querySelector("#form-control-error") && document.querySelector("#form-control textarea[name=reason]").value === "by mistake" && document.querySelector("#form-control select[name=stage]").value === "warning" && !location.pathname.endsWith("/control")`, 30*time.Second)
 	duty.shot("control-refused")
-	duty.submit("skip follow-up", map[string]string{`#form-control select[name=control]`: "skip-stage", `#form-control select[name=stage]`: "sustained-follow-up",
-		`#form-control textarea[name=reason]`: "handed over to the peacebuilding office"}, `#form-control button[type=submit]`)
-	duty.waitJS("the closure form, live", `document.querySelector("#form-closure")`, 60*time.Second)
+	duty.submit("escalate", map[string]string{`#form-control select[name=control]`: "escalate", `#form-control textarea[name=reason]`: "militias mobilising"}, `#form-control button[type=submit]`)
+	duty.waitJS("escalated", `location.search.includes("done=escalate") && document.querySelector(".sev").innerText.includes("severity 5")`, 30*time.Second)
+
+	// Sustained follow-up is no dead end: the page says when the next
+	// check-in is due and offers the check-in now, its recommendation not
+	// chosen for the desk officer; a hand-over ends follow-up.
+	duty.waitJS("the follow-up status and the check-in form", `document.querySelector("#follow-up-status") && document.querySelector("#follow-up-status").innerText.includes("next check-in due") && document.querySelector("#form-follow-up-check-in") && document.querySelector("#form-follow-up-check-in select[name=recommendation]").value === ""`, 30*time.Second)
+	duty.shots("crisis-follow-up")
+	duty.waitJS("commitments implemented", `(() => { const e = document.querySelector("#form-follow-up-check-in input[name=commitments_implemented]"); e.checked = true; return e.checked })()`, 10*time.Second)
+	duty.submit("follow-up check-in", map[string]string{`#form-follow-up-check-in select[name=recommendation]`: "hand-over",
+		`#form-follow-up-check-in input[name=tensions]`: "none reported", `#form-follow-up-check-in textarea[name=rationale]`: "peacebuilding office takes over"}, `#form-follow-up-check-in button[type=submit]`)
+	duty.waitJS("check-in recorded", `location.search.includes("done=follow-up-check-in")`, 30*time.Second)
+	duty.waitJS("the closure stage in the header, the closure form", `document.querySelector("#current-stage") && document.querySelector("#current-stage").innerText === "closure" && document.querySelector("#form-closure")`, 60*time.Second)
+	duty.waitJS("no outcome chosen for the head of department", `document.querySelector("#form-closure select[name=outcome]").value === ""`, 10*time.Second)
+	duty.shots("crisis-closure")
+	duty.run("board", chromedp.Navigate(base+"/console/"))
+	duty.waitJS("the crisis in the closure column", `document.querySelector('section[aria-labelledby="col-closure"] article[data-crisis="`+id+`"]')`, 30*time.Second)
+	duty.shots("board-closure")
+	duty.run("crisis page", chromedp.Navigate(base+"/console/crises/"+id))
+	duty.waitJS("the closure form", `document.querySelector("#form-closure")`, 30*time.Second)
 	duty.submit("closure", map[string]string{`#form-closure select[name=outcome]`: "averted", `#form-closure textarea[name=lessons]`: "regional lead worked",
 		`#form-closure textarea[name=rationale]`: "agreement signed"}, `#form-closure button[type=submit]`)
 	duty.waitJS("closed", `document.querySelector("#current-stage") && document.querySelector("#current-stage").innerText === "closed"`, 60*time.Second)
-	duty.shot("crisis-closed")
+	// A closed crisis offers no control and no sharing; nothing counts down.
+	duty.waitJS("no controls or sharing once closed", `!document.querySelector("#controls") && !document.querySelector("#sharing") && !document.querySelector("#deadlines .countdown")`, 30*time.Second)
+	// Post/redirect/get: the address is the crisis page's, and a reload sends nothing.
+	closedDecisions := duty.evalString(`document.querySelectorAll("#decisions li").length + ""`)
+	duty.run("reload after closing", chromedp.Reload())
+	duty.waitJS("the same decisions after a reload", `location.pathname === "/console/crises/`+id+`" && document.querySelectorAll("#decisions li").length + "" === "`+closedDecisions+`" && !document.querySelector("#error")`, 30*time.Second)
+	duty.shots("crisis-closed")
 	duty.run("figures", chromedp.Navigate(base+"/console/figures"))
 	duty.waitJS("the figures of the closed crisis", `document.querySelector("#figures-table") && document.querySelector("#figures-table").innerText.includes("`+id+`") && document.querySelector(".chart svg rect")`, 30*time.Second)
 	duty.shot("figures")
@@ -456,6 +518,72 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the analyst's warnings page links the restricted crisis:\n%s", txt)
 	}
 	analyst.shots("warnings-uncleared")
+
+	// Phone first: at 390×844 the pending action comes first, then the
+	// deadlines, then the rest (sharing and controls after them).
+	second := openedIDHTTP(t, func() map[string]any {
+		code, out, raw := dutyAPI.call("POST", "/v1/crises", `{"crisis": {"title": "Mutiny at the Kati barracks", "countryCode": "ML", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}}`)
+		if code != http.StatusCreated {
+			t.Fatalf("open the second crisis: %d %s", code, raw)
+		}
+		return out
+	}())
+	waitPendingHTTP(t, dutyAPI, second, "triage")
+	duty.run("phone width", chromedp.EmulateViewport(phoneWidth, phoneHeight), chromedp.Navigate(base+"/console/crises/"+second))
+	duty.waitJS("the triage form", `document.querySelector("#form-triage")`, 30*time.Second)
+	duty.waitJS("the pending action first, then deadlines, then the rest", `(() => {
+		const top = id => { const e = document.getElementById(id); return e ? e.getBoundingClientRect().top : Infinity; };
+		const p = top("pending"), d = top("deadlines");
+		return p < d && ["sharing", "controls", "funding", "decisions", "timeline", "partners", "warnings"].every(id => !document.getElementById(id) || top(id) > d);
+	})()`, 10*time.Second)
+	duty.shot("crisis-phone-order")
+	duty.run("desktop width", chromedp.EmulateViewport(1280, 800))
+
+	// A session that ends keeps the draft: the page says the session ended
+	// (live updates off, not "on"), a form sent then goes to sign-in, and
+	// signing in again brings the form back as it was typed.
+	carolTok, err := s.Issuer().Mint(authn.Claims{Subject: "carol", Name: "Carol (duty officer)", Roles: []string{"duty-officer"}, Clearance: "public"}, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := tab("carol")
+	carol.run("token sign-in", chromedp.Navigate(base+"/console/signin?next="+url.QueryEscape("/console/crises/"+second)), chromedp.WaitVisible(chromedp.CSS("#token")))
+	carol.submit("token sign-in", map[string]string{"#token": carolTok}, "#signin-token")
+	carol.waitJS("the crisis page", `location.pathname === "/console/crises/`+second+`" && document.querySelector("#form-triage")`, 30*time.Second)
+	carol.waitJS("live updates on", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
+	carol.run("type the triage", chromedp.SendKeys(chromedp.CSS(`#form-triage textarea[name=assessment]`), "soldiers hold the barracks"),
+		chromedp.SendKeys(chromedp.CSS(`#form-triage textarea[name=rationale]`), "credible reports from the mission"))
+	carol.waitJS("the session ended, said on the page", `document.body.getAttribute("data-session-ended") === "1" && document.querySelector("#signin-again") && !document.querySelector("#live-status").innerText.includes("Live updates: on")`, 90*time.Second)
+	carol.shot("session-ended")
+	carol.run("send the form after the session ended", chromedp.Click(chromedp.CSS(`#form-triage button[type=submit]`)))
+	carol.waitJS("sign in again, told why", `location.pathname === "/console/signin" && document.querySelector("#notice") && document.querySelector("#notice").innerText.includes("Your session ended")`, 30*time.Second)
+	carol.shots("signin-expired")
+	carolTok, err = s.Issuer().Mint(authn.Claims{Subject: "carol", Name: "Carol (duty officer)", Roles: []string{"duty-officer"}, Clearance: "public"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol.submit("token sign-in", map[string]string{"#token": carolTok}, "#signin-token")
+	carol.waitJS("back on the crisis page, the draft put back", `location.pathname === "/console/crises/`+second+`" && document.querySelector("#form-triage textarea[name=assessment]").value === "soldiers hold the barracks" && document.querySelector("#form-triage textarea[name=rationale]").value === "credible reports from the mission" && document.querySelector("#form-triage .draft-note")`, 30*time.Second)
+	carol.shots("crisis-draft-restored")
+	carol.run("send it", chromedp.Click(chromedp.CSS(`#form-triage button[type=submit]`)))
+	carol.waitJS("triage recorded, the draft dropped", `location.search.includes("done=triage") && localStorage.getItem("demarche-draft:`+second+`/triage") === null`, 30*time.Second)
+
+	// Drills stay off the board unless asked for, as one card each; a
+	// finished drill shows no countdown and is no "recently closed" crisis.
+	code, out, raw := dutyAPI.call("POST", "/v1/crises", `{"crisis": {"title": "Drill: coup in the capital", "countryCode": "GN", "crisisType": "CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE", "severity": 3, "confidentiality": "CONFIDENTIALITY_PUBLIC"}, "drill": {"decisionDelay": "1s", "timeScale": 0.000001}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("open a drill: %d %s", code, raw)
+	}
+	drill := openedIDHTTP(t, out)
+	duty.run("board", chromedp.Navigate(base+"/console/"))
+	duty.waitJS("the board without the drill", `document.querySelector("#drill-toggle") && document.querySelector(".board") && !document.querySelector('article[data-crisis="`+drill+`"]')`, 30*time.Second)
+	duty.run("board with drills", chromedp.Navigate(base+"/console/?drills=1"))
+	duty.waitJS("the drill, one card", `document.querySelectorAll('article[data-crisis="`+drill+`"]').length === 1`, 60*time.Second)
+	duty.shots("board-drills")
+	duty.waitJS("the finished drill among the closed, with no countdown", `(() => { const c = document.querySelector('.closed-list article[data-crisis="`+drill+`"]'); return c && !c.querySelector(".countdown") && !c.innerText.includes("overdue") && document.querySelectorAll('article[data-crisis="`+drill+`"]').length === 1 })()`, 180*time.Second)
+	duty.run("board", chromedp.Navigate(base+"/console/"))
+	duty.waitJS("no drill among the recently closed", `document.querySelector(".board") && !document.querySelector('article[data-crisis="`+drill+`"]') && document.querySelector('.closed-list article[data-crisis="`+id+`"]')`, 30*time.Second)
+	duty.shots("board-no-drills")
 	t.Logf("screenshots in %s", art)
 }
 

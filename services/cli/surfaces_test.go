@@ -22,6 +22,7 @@ import (
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/errs"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway"
@@ -45,6 +46,24 @@ import (
 func TestEveryDecisionKindOnEverySurface(t *testing.T) {
 	srv := natstest.Server(t)
 	nc, _ := natstest.Connect(t, srv.URL())
+	// The roster the gateway checks roster fields against (rosterids.go):
+	// two experts of each kind, named as sampleValue names them.
+	var roster []*demarchev1.Expert
+	for _, k := range []demarchev1.ExpertKind{demarchev1.ExpertKind_EXPERT_KIND_SENIOR_ENVOY, demarchev1.ExpertKind_EXPERT_KIND_MEDIATOR, demarchev1.ExpertKind_EXPERT_KIND_STANDBY_EXPERT} {
+		slug := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k.String(), "EXPERT_KIND_")), "_", "-")
+		for _, n := range []string{"a", "b"} {
+			roster = append(roster, &demarchev1.Expert{Id: "walk-" + slug + "-" + n, Name: "Walker " + n, Kind: k, Available: true})
+		}
+	}
+	rosterSvc, err := natsrpc.Serve(nc, natsrpc.ServiceConfig{Name: natsrpc.RosterService, Version: "1.0.0", Group: natsrpc.RosterGroup, Log: zap.NewNop()},
+		natsrpc.Typed("experts", "every expert on the roster", func() *demarchev1.AssignmentsRequest { return &demarchev1.AssignmentsRequest{} },
+			func(context.Context, *demarchev1.AssignmentsRequest) (*demarchev1.ExpertsResponse, error) {
+				return &demarchev1.ExpertsResponse{Experts: roster}, nil
+			}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rosterSvc.Stop)
 	iss, err := authn.LoadOrCreateIssuer(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -205,8 +224,19 @@ func TestEveryDecisionKindOnEverySurface(t *testing.T) {
 	}
 }
 
-// sampleValue is a valid value for an input, as a person types it.
+// sampleValue is a valid value for an input, as a person types it (roster
+// fields: ids of the test's roster, of the kind the field asks for).
 func sampleValue(in *demarchev1.DecisionInput) string {
+	if in.Source == demarchev1.DecisionInputSource_DECISION_INPUT_SOURCE_ROSTER {
+		kind := in.ExpertKind
+		if kind == "" {
+			kind = "mediator"
+		}
+		if in.Type == demarchev1.InputList {
+			return "walk-" + kind + "-a, walk-" + kind + "-b"
+		}
+		return "walk-" + kind + "-a"
+	}
 	switch in.Type {
 	case demarchev1.InputText:
 		if in.ID {

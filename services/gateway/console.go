@@ -33,6 +33,7 @@ package gateway
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/warnings          warnings and scores per situation, each score explained (console_warnings.go)
 //	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
+//	GET  /console/roster            the roster picker: experts by kind, expertise, language, region, availability (console_roster.go)
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/events            server-sent events of the crises the principal may see
 //	GET  /console/static/...        CSS and JavaScript
@@ -84,6 +85,7 @@ type console struct {
 	csrfKey []byte
 	pages   map[string]*template.Template
 	live    *liveHub
+	kept    keptForms // refused forms, for their pages (console_forms.go)
 }
 
 // ConsoleRoute is one page or form of the console, as ConsoleRoutes lists
@@ -124,6 +126,7 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},
 		{Method: "GET", Pattern: "/console/situations/{key}", Action: authz.ReadScores, page: (*console).situationHistory}, // console_situations.go
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
+		{Method: "GET", Pattern: "/console/roster", Action: authz.ReadRoster, page: (*console).roster}, // console_roster.go
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
 	}
 }
@@ -197,6 +200,18 @@ func (c *console) session(action authz.Action, h func(w http.ResponseWriter, r *
 					return
 				}
 				http.Redirect(w, r, "/console/signin?next="+next, http.StatusSeeOther)
+				return
+			}
+			if r.Method == http.MethodPost {
+				// A form sent after the session ended: back to sign-in, then
+				// to the page the form was on, where the browser's draft of
+				// it (console.js) is put back; nothing is lost, nothing sent.
+				next := url.QueryEscape(formPage(r.URL.Path))
+				if ck, err := r.Cookie(sessionCookie); err == nil && ck.Value != "" && c.s.oidc != nil {
+					http.Redirect(w, r, "/console/oidc/login?next="+next, http.StatusSeeOther)
+					return
+				}
+				http.Redirect(w, r, "/console/signin?expired=1&next="+next, http.StatusSeeOther)
 				return
 			}
 			http.Error(w, "sign in again: "+err.Error(), http.StatusUnauthorized)
@@ -285,7 +300,12 @@ func (c *console) devIdentities() []devIdentity {
 
 func (c *console) signinPage(w http.ResponseWriter, r *http.Request) {
 	setSecurityHeaders(w)
-	c.render(w, r, http.StatusOK, "signin", nil, c.signinData(r, ""))
+	// A refused sign-in came back here by a redirect (signinRefused).
+	msg := ""
+	if k := c.kept.get("", r.URL.Query().Get("failed")); k != nil {
+		msg = k.Error
+	}
+	c.render(w, r, http.StatusOK, "signin", nil, c.signinData(r, msg))
 }
 
 // signinData is what the sign-in page shows: the issuer's sign-in when one
@@ -302,6 +322,9 @@ func (c *console) signinData(r *http.Request, errMsg string) map[string]any {
 	}
 	if errMsg != "" {
 		d["Error"] = errMsg
+	}
+	if r.URL.Query().Get("expired") != "" {
+		d["Notice"] = "Your session ended before the form was sent: nothing was recorded. Sign in again to go back to the page; what you typed is kept in this browser and put back in the form."
 	}
 	if r.URL.Query().Get("signedout") != "" {
 		d["Notice"] = "Signed out of the console."
@@ -327,12 +350,12 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 			known = known || id.Subject == name
 		}
 		if !known {
-			c.render(w, r, http.StatusBadRequest, "signin", nil, c.signinData(r, "no such demo identity (dev sign-in is offered only by `demarche dev`)"))
+			c.signinRefused(w, r, "no such demo identity (dev sign-in is offered only by `demarche dev`)")
 			return
 		}
 		b, err := os.ReadFile(filepath.Join(c.devAuth, name+".token"))
 		if err != nil {
-			c.render(w, r, http.StatusServiceUnavailable, "signin", nil, c.signinData(r, "the demo identity's token could not be read"))
+			c.signinRefused(w, r, "the demo identity's token could not be read")
 			return
 		}
 		token = strings.TrimSpace(string(b))
@@ -340,7 +363,7 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 		token = strings.TrimSpace(r.PostFormValue("token"))
 	}
 	if _, err := c.s.authn.Verify(r.Context(), token); err != nil {
-		c.render(w, r, http.StatusUnauthorized, "signin", nil, c.signinData(r, err.Error()))
+		c.signinRefused(w, r, err.Error())
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", HttpOnly: true,
@@ -350,6 +373,30 @@ func (c *console) signin(w http.ResponseWriter, r *http.Request) {
 		next = "/console/"
 	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// formPage is the page a console form is on, from the address it posts to:
+// /console/crises/{id}/decide is on /console/crises/{id}; the board's forms
+// on the board.
+func formPage(path string) string {
+	for _, suffix := range []string{"/decide", "/control", "/sharing"} {
+		if p, ok := strings.CutSuffix(path, suffix); ok && strings.HasPrefix(p, "/console/crises/") {
+			return p
+		}
+	}
+	return "/console/"
+}
+
+// signinRefused sends a refused sign-in back to the sign-in page by a
+// redirect (post/redirect/get: a reload never sends the token again). Only
+// the reason is kept, never the token.
+func (c *console) signinRefused(w http.ResponseWriter, r *http.Request, msg string) {
+	id := c.kept.keepMessage("", "signin", msg)
+	to := "/console/signin?failed=" + url.QueryEscape(id)
+	if next := safeNext(r.PostFormValue("next")); next != "" {
+		to += "&next=" + url.QueryEscape(next)
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 // safeNext keeps a redirect inside the console.
@@ -485,6 +532,7 @@ func parsePages() map[string]*template.Template {
 		"lower":    strings.ToLower,
 		"join":     strings.Join,
 		"add":      func(a, b int) int { return a + b },
+		"list":     func(v ...string) []string { return v },
 		"kindname": kindWords,
 		"usd":      groupThousands,
 		"dict": func(kv ...any) map[string]any {
@@ -502,7 +550,7 @@ func parsePages() map[string]*template.Template {
 		},
 	}
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "error"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}

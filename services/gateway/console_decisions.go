@@ -22,6 +22,29 @@ type formView struct {
 	// Note replaces the form: the decision is taken on a panel of its own.
 	Note   string
 	Fields []fieldView
+	// Rationale and RationaleError: a refused submit's rationale and why.
+	Rationale, RationaleError string
+	// Error is a refused submit's message ("" : none); FieldErrors: it is
+	// shown beside the fields it names, not again above them.
+	Error       string
+	FieldErrors bool
+}
+
+// keep fills a decision form in again with a refused submit's values and
+// puts each field's reason beside it.
+func (v *formView) keep(k *kept) {
+	fieldErrs, msg := plainFieldErrors(v.Kind, k.Error)
+	v.Error = msg
+	for i := range v.Fields {
+		f := &v.Fields[i]
+		f.Value = strings.Join(k.Values[f.Name], "\n")
+		if f.Widget == "text" && len(k.Values[f.Name]) > 1 {
+			f.Value = strings.Join(k.Values[f.Name], ", ")
+		}
+		f.Error = fieldErrs[f.Name]
+	}
+	v.Rationale, v.RationaleError = k.Values.Get("rationale"), fieldErrs["rationale"]
+	v.FieldErrors = len(fieldErrs) > 0
 }
 
 // fieldView is one field of a decision form.
@@ -35,6 +58,15 @@ type fieldView struct {
 	Required bool
 	Choices  []demarchev1.Choice
 	Default  string
+	// Value is what the field holds (a refused submit's value, kept);
+	// Error why the field was refused, in words ("" : not refused).
+	Value, Error string
+	// Roster: the field takes roster ids, picked with the roster picker;
+	// ExpertKind the roster kind it asks for ("" : any).
+	Roster     bool
+	ExpertKind string
+	// Many: the field takes several values (a list).
+	Many bool
 }
 
 // decisionForms are the forms of every decision kind; funds are the
@@ -51,8 +83,11 @@ func decisionForms(funds []string) map[string]formView {
 func decisionFormView(f *demarchev1.DecisionForm, funds []string) formView {
 	v := formView{Kind: f.Kind, Label: f.Label, Summary: f.Summary, Note: f.ConsoleNote}
 	for _, in := range f.Inputs {
+		// A choice is never made for the person deciding (no default
+		// preselected: an option, an outcome, a recommendation is chosen).
 		fv := fieldView{ID: "in-" + f.Kind + "-" + in.Name, Name: in.Name, Label: in.Label, Help: in.Help,
-			Placeholder: in.Placeholder, Required: in.Required, Choices: in.Choices, Default: in.Default}
+			Placeholder: in.Placeholder, Required: in.Required, Choices: in.Choices,
+			Roster: in.Source == demarchev1.DecisionInputSource_DECISION_INPUT_SOURCE_ROSTER, ExpertKind: in.ExpertKind}
 		switch in.Type {
 		case demarchev1.InputText:
 			fv.Widget = "text"
@@ -64,9 +99,12 @@ func decisionFormView(f *demarchev1.DecisionForm, funds []string) formView {
 				for _, id := range funds {
 					fv.Choices = append(fv.Choices, demarchev1.Choice{Value: id, Words: words(id)})
 				}
-				fv.Default = funds[0]
+				if len(funds) == 1 {
+					fv.Default = funds[0] // no choice to make
+				}
 			}
 		case demarchev1.InputList:
+			fv.Many = true
 			fv.Widget, fv.Help = "text", joinHelp(in.Help, "comma-separated")
 			if in.Multiline {
 				fv.Widget, fv.Help = "textarea", joinHelp(in.Help, "one a line")
@@ -116,7 +154,7 @@ func decisionFromForm(kind string, r *http.Request) (*demarchev1.DecisionRequest
 	})
 	var ie *demarchev1.InputError
 	if errors.As(err, &ie) {
-		return nil, fmt.Errorf("%s: %s", strings.ToLower(ie.Input.Label), ie.Reason)
+		return nil, ie // its path is put in the field's label on the page (plainFieldErrors)
 	}
 	if err != nil {
 		return nil, err

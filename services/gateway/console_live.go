@@ -36,6 +36,10 @@ type visibleSet struct {
 
 const liveRefresh = time.Second
 
+// liveBeat is how often an idle stream says it is still there, and checks
+// that its session still holds.
+const liveBeat = 20 * time.Second
+
 func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 	fl, ok := w.(http.Flusher)
 	if !ok || c.s.nc == nil {
@@ -107,13 +111,21 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 	if !send("ready", map[string]string{"principal": u.Subject}) {
 		return
 	}
-	beat := time.NewTicker(20 * time.Second)
+	beat := time.NewTicker(liveBeat)
 	defer beat.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
 		case <-beat.C:
+			// The stream outlives no session: once the token no longer
+			// verifies (it expired, or was revoked), the page is told and the
+			// stream ends, so "Live updates: on" is never shown over a
+			// session that has ended.
+			if _, err := c.s.authn.Verify(r.Context(), u.token); err != nil {
+				send("session-ended", map[string]string{"reason": err.Error()})
+				return
+			}
 			wmu.Lock()
 			_, err := fmt.Fprint(w, ": still here\n\n")
 			fl.Flush()

@@ -57,11 +57,19 @@ type cardView struct {
 	Deadlines                                 []deadlineView
 	Outcome                                   string
 	OpenedAt                                  time.Time
+	// Current is the most recently entered stage still running (a drill's
+	// one card goes to its column).
+	Current demarchev1.Stage
+	// Closing: every stage has ended and the closure decision waits.
+	Closing, Closed bool
 }
 
 type columnView struct {
 	Stage demarchev1.Stage
-	Cards []cardView
+	// Slug and Name head the column ("closure" for crises whose stages have
+	// all ended, waiting for the closure decision).
+	Slug, Name string
+	Cards      []cardView
 }
 
 func ts(t *timestamppb.Timestamp) time.Time {
@@ -82,10 +90,13 @@ func pendingOf(st *demarchev1.CrisisState, u *user) []pendingView {
 
 func deadlinesOf(st *demarchev1.CrisisState) []deadlineView {
 	var out []deadlineView
+	closed := st.GetClosedAt() != nil
 	for _, d := range st.GetDeadlines() {
 		s := d.GetStatus()
+		// A closed crisis (a finished drill among them) runs no deadline:
+		// nothing counts down, nothing is "overdue" for ever.
 		out = append(out, deadlineView{Name: d.GetName(), Status: words(s.Slug()), Stage: d.GetStage(), Due: ts(d.GetDueAt()), AtRisk: ts(d.GetAtRiskAt()),
-			Running: s == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED})
+			Running: !closed && (s == demarchev1.DeadlineStatus_DEADLINE_STATUS_RUNNING || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_AT_RISK || s == demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED)})
 	}
 	return out
 }
@@ -94,7 +105,9 @@ func cardOf(st *demarchev1.CrisisState, u *user) cardView {
 	c := st.GetCrisis()
 	cv := cardView{ID: c.GetId(), Title: c.GetTitle(), Country: c.GetCountryCode(), Type: words(c.GetCrisisType().Slug()),
 		Confidentiality: c.GetConfidentiality().Slug(), Severity: c.GetSeverity(), Drill: c.GetDrill(),
-		Stages: sortedStages(st.GetActiveStages()), Pending: pendingOf(st, u), OpenedAt: ts(c.GetOpenedAt())}
+		Stages: sortedStages(st.GetActiveStages()), Pending: pendingOf(st, u), OpenedAt: ts(c.GetOpenedAt()),
+		Current: st.GetCurrentStage(), Closed: st.GetClosedAt() != nil}
+	cv.Closing = !cv.Closed && len(cv.Stages) == 0
 	for _, d := range deadlinesOf(st) {
 		if d.Running {
 			cv.Deadlines = append(cv.Deadlines, d)
@@ -108,28 +121,51 @@ func cardOf(st *demarchev1.CrisisState, u *user) cardView {
 
 // board is the crises by stage, with who is waiting on whom.
 func (c *console) board(w http.ResponseWriter, r *http.Request, u *user) {
-	c.renderBoard(w, r, u, http.StatusOK, nil)
+	k, msg := c.keptOf(r, u)
+	c.renderBoard(w, r, u, http.StatusOK, map[string]any{"Error": msg, "Kept": k})
 }
 
+// renderBoard: a column per stage, and closure (every stage ended, the
+// closure decision waiting). Drills are left out unless ?drills=1 asks for
+// them (the board is for real crises; a drill is one card, in the column of
+// its current stage, and never among the recently closed unless shown).
 func (c *console) renderBoard(w http.ResponseWriter, r *http.Request, u *user, status int, extra map[string]any) {
+	showDrills := r.URL.Query().Get("drills") == "1"
 	rows, err := c.visibleList(r.Context(), u, crisis.Filter{OpenOnly: true}, 200)
 	if err != nil {
 		c.renderError(w, r, u, err)
 		return
 	}
-	closedRows, err := c.visibleList(r.Context(), u, crisis.Filter{Stage: demarchev1.Stage_STAGE_CLOSED}, 8)
+	closedRows, err := c.visibleList(r.Context(), u, crisis.Filter{Stage: demarchev1.Stage_STAGE_CLOSED, ExcludeDrills: !showDrills}, 8)
 	if err != nil {
 		c.renderError(w, r, u, err)
 		return
 	}
-	cols := make([]columnView, len(boardStages))
+	cols := make([]columnView, len(boardStages)+1)
 	for i, s := range boardStages {
-		cols[i].Stage = s
+		cols[i] = columnView{Stage: s, Slug: s.Slug(), Name: stageWords(s)}
 	}
-	open := c.states(r, u, rows)
-	for _, st := range open {
+	closing := &cols[len(boardStages)]
+	*closing = columnView{Stage: demarchev1.Stage_STAGE_CLOSED, Slug: "closure", Name: "closure"}
+	open, drills := 0, 0
+	for _, st := range c.states(r, u, rows) {
 		card := cardOf(st, u)
+		if card.Drill {
+			drills++
+			if !showDrills {
+				continue
+			}
+		} else {
+			open++
+		}
+		if card.Closing {
+			closing.Cards = append(closing.Cards, card)
+			continue
+		}
 		for i, s := range boardStages {
+			if card.Drill && len(card.Stages) > 1 && s != card.Current {
+				continue // one card per drill
+			}
 			if slices.Contains(card.Stages, s) {
 				cols[i].Cards = append(cols[i].Cards, card)
 			}
@@ -139,8 +175,8 @@ func (c *console) renderBoard(w http.ResponseWriter, r *http.Request, u *user, s
 	for _, st := range c.states(r, u, closedRows) {
 		closed = append(closed, cardOf(st, u))
 	}
-	data := map[string]any{"Title": "Board", "Columns": cols, "Closed": closed, "Open": len(open), "Live": "/console/events",
-		"Types": crisisTypes(), "Countries": []string{"GN", "ML", "NE", "BF", "SD", "ET", "UA", "GE", "VE", "MM"}}
+	data := map[string]any{"Title": "Board", "Columns": cols, "Closed": closed, "Open": open, "Drills": drills, "ShowDrills": showDrills,
+		"Live": "/console/events", "Types": crisisTypes(), "Countries": []string{"GN", "ML", "NE", "BF", "SD", "ET", "UA", "GE", "VE", "MM"}}
 	for k, v := range extra {
 		data[k] = v
 	}
@@ -163,7 +199,7 @@ func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
 	sev, _ := strconv.Atoi(r.PostFormValue("severity"))
 	ct, err := demarchev1.ParseCrisisType(r.PostFormValue("type"))
 	if err != nil {
-		c.renderBoard(w, r, u, http.StatusBadRequest, map[string]any{"Error": "crisis type: " + err.Error()})
+		c.refused(w, r, u, "/console/", "open-form", "", "The crisis was not opened: crisis type: "+err.Error())
 		return
 	}
 	conf, err := demarchev1.ParseConfidentiality(r.PostFormValue("confidentiality"))
@@ -181,8 +217,8 @@ func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
 		CrisisType: ct, Severity: int32(sev), Confidentiality: conf, SharedWith: shared}}
 	opened, err := c.s.app.OpenCrisis(r.Context(), u.Principal, req)
 	if err != nil {
-		status, msg := refusal(err)
-		c.renderBoard(w, r, u, status, map[string]any{"Error": "The crisis was not opened: " + msg, "Form": r.PostForm})
+		_, msg := refusal(err)
+		c.refused(w, r, u, "/console/", "open-form", "", "The crisis was not opened: "+msg)
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(opened.State.GetCrisis().GetId())+"?done=opened", http.StatusSeeOther)
@@ -242,7 +278,19 @@ func (c *console) crisisPage(w http.ResponseWriter, r *http.Request, u *user) {
 			notice = "Sharing changed."
 		}
 	}
-	c.renderCrisis(w, r, u, r.PathValue("id"), http.StatusOK, map[string]any{"Notice": notice})
+	k, msg := c.keptOf(r, u)
+	c.renderCrisis(w, r, u, r.PathValue("id"), http.StatusOK, map[string]any{"Notice": notice, "Error": msg, "Kept": k})
+}
+
+// followUpView is a running sustained follow-up on the crisis page.
+type followUpView struct {
+	NextDue         time.Time
+	Done, Planned   int32
+	CheckInPending  bool // a check-in is due (and listed as waiting)
+	CheckInKind     string
+	CheckInWho      string
+	CheckInMine     bool
+	CheckInRoleName string
 }
 
 func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, id string, status int, extra map[string]any) {
@@ -291,8 +339,34 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 			open = append(open, f)
 		}
 	}
+	forms := decisionForms(c.realFunds(r.Context())) // console_decisions.go
+	k, _ := extra["Kept"].(*kept)
+	if k != nil && k.Kind != "" && k.Is("form-"+k.Kind) {
+		if f, ok := forms[k.Kind]; ok {
+			f.keep(k)
+			forms[k.Kind] = f
+			extra["Error"] = f.Error // the fields named by their labels
+		}
+	}
+	if k == nil {
+		k = &kept{} // the template asks it of every form
+	}
+	extra["Kept"] = k
+	var follow *followUpView
+	if fs := st.GetFollowUp(); fs != nil {
+		follow = &followUpView{NextDue: ts(fs.GetNextDueAt()), Done: fs.GetCheckInsDone(), Planned: fs.GetCheckInsPlanned(),
+			CheckInKind: "follow-up-check-in"}
+		if role, ok := crisis.DecisionRole(follow.CheckInKind); ok {
+			follow.CheckInMine, follow.CheckInRoleName = u.Has(role), words(role.Slug())
+		}
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetKind() == follow.CheckInKind {
+				follow.CheckInPending = true
+			}
+		}
+	}
 	data := map[string]any{
-		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()),
+		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()), "FollowUp": follow,
 		"C": cardOf(st, u), "State": st, "Pending": pendingOf(st, u), "Deadlines": deadlinesOf(st), "Timeline": tl,
 		"Decisions": decisions, "Partners": partners, "Warnings": warnings, "Funding": funding, "OpenFunding": open,
 		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "Lessons": st.GetLessons(),
@@ -300,8 +374,8 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Shared": strings.Join(cr.GetSharedWith(), ", "),
 		// Early warning's episodes: the situation's page and its previous crisis.
 		"Previous": cr.GetPreviousCrisisId(), "SituationKey": demarchev1.SituationKey(cr.GetCountryCode(), cr.GetCrisisType()),
-		"Forms":  decisionForms(c.realFunds(r.Context())), // console_decisions.go
-		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles),
+		"Forms":  forms,
+		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles), "Controls": consoleControls,
 		"CanShare":  authz.Allowed(authz.Share, u.Roles),
 		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
 	}
@@ -318,23 +392,24 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 	kind := r.PostFormValue("kind")
 	req, err := decisionFromForm(kind, r)
 	back := r.PostFormValue("back")
-	fail := func(status int, msg string) {
-		extra := map[string]any{"Error": msg, "Failed": kind}
-		if back == "approvals" {
-			c.renderApprovals(w, r, u, status, extra)
-			return
-		}
-		c.renderCrisis(w, r, u, id, status, extra)
+	// A refusal goes back to the form's page, the form filled in again
+	// (console_forms.go): post/redirect/get.
+	page, form := "/console/crises/"+url.PathEscape(id), "form-"+kind
+	if kind == "funding-decision" {
+		form = "decide-" + r.PostFormValue("request_id")
+	}
+	if back == "approvals" {
+		page, form = "/console/approvals", "approve-"+r.PostFormValue("request_id")
 	}
 	if err != nil {
-		fail(http.StatusBadRequest, "Not recorded: "+err.Error())
+		c.refused(w, r, u, page, form, kind, "Not recorded: "+err.Error())
 		return
 	}
 	// The form's hidden key is the request's idempotency key (the API's
 	// Idempotency-Key): a form submitted twice records once.
 	if _, err := c.s.app.Decide(r.Context(), u.Principal, c.update(r, id), req); err != nil {
-		status, msg := refusal(err)
-		fail(status, "Refused — "+kindWords(kind)+" was not recorded: "+msg)
+		_, msg := refusal(err)
+		c.refused(w, r, u, page, form, kind, "Refused — "+kindWords(kind)+" was not recorded: "+msg)
 		return
 	}
 	if back == "approvals" {
@@ -344,28 +419,43 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
 }
 
+// consoleControls are the Controls panel's choices; none is chosen for the
+// person applying one.
+var consoleControls = []demarchev1.Choice{
+	{Value: "escalate", Words: "escalate (severity +1)"}, {Value: "de-escalate", Words: "de-escalate (severity −1)"},
+	{Value: "skip-stage", Words: "skip a stage"}, {Value: "reopen-stage", Words: "reopen a stage"},
+}
+
 // control applies an operator control (app.Control, as the API's control route).
 func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 	id, name := r.PathValue("id"), r.PostFormValue("control")
 	reason := strings.TrimSpace(r.PostFormValue("reason"))
+	page := "/console/crises/" + url.PathEscape(id)
 	var msg proto.Message
 	switch name {
 	case "escalate", "de-escalate":
 		msg = &demarchev1.SeverityControl{Reason: reason}
 	case "skip-stage", "reopen-stage":
+		if r.PostFormValue("stage") == "" {
+			c.refused(w, r, u, page, "form-control", "", "Not applied: Stage: choose the stage to "+words(name)+" (the control was not chosen for you)")
+			return
+		}
 		stage, err := demarchev1.ParseStage(r.PostFormValue("stage"))
 		if err != nil {
-			c.renderCrisis(w, r, u, id, http.StatusBadRequest, map[string]any{"Error": "Not applied: stage: " + err.Error()})
+			c.refused(w, r, u, page, "form-control", "", "Not applied: Stage: "+err.Error())
 			return
 		}
 		msg = &demarchev1.StageControl{Reason: reason, Stage: stage}
+	case "":
+		c.refused(w, r, u, page, "form-control", "", "Not applied: Control: choose a control (none is chosen for you)")
+		return
 	default:
-		c.renderCrisis(w, r, u, id, http.StatusBadRequest, map[string]any{"Error": fmt.Sprintf("Not applied: %q is not a control", name)})
+		c.refused(w, r, u, page, "form-control", "", fmt.Sprintf("Not applied: Control: %q is not a control", name))
 		return
 	}
 	if _, err := c.s.app.Control(r.Context(), u.Principal, c.update(r, id), name, msg); err != nil {
-		status, text := refusal(err)
-		c.renderCrisis(w, r, u, id, status, map[string]any{"Error": "Refused — " + strings.ReplaceAll(name, "-", " ") + " was not applied: " + text})
+		_, text := refusal(err)
+		c.refused(w, r, u, page, "form-control", "", "Refused — "+strings.ReplaceAll(name, "-", " ")+" was not applied: "+text)
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(name), http.StatusSeeOther)
@@ -375,7 +465,8 @@ func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 // the crises the user may see; the user's own requests are marked, since
 // four-eyes forbids deciding them.
 func (c *console) approvals(w http.ResponseWriter, r *http.Request, u *user) {
-	extra := map[string]any{}
+	k, msg := c.keptOf(r, u)
+	extra := map[string]any{"Error": msg, "Kept": k}
 	if d := r.URL.Query().Get("done"); d != "" {
 		extra["Notice"] = "Decision recorded for crisis " + d + "."
 	}

@@ -24,8 +24,8 @@ func (c *console) sharing(w http.ResponseWriter, r *http.Request, u *user) {
 	}
 	msg := &demarchev1.SharingControl{Reason: strings.TrimSpace(r.PostFormValue("reason")), Share: list("share"), Unshare: list("unshare")}
 	if _, err := c.s.app.Share(r.Context(), u.Principal, c.update(r, id), msg); err != nil {
-		status, text := refusal(err)
-		c.renderCrisis(w, r, u, id, status, map[string]any{"Error": "Refused — sharing was not changed: " + text})
+		_, text := refusal(err)
+		c.refused(w, r, u, "/console/crises/"+url.PathEscape(id), "form-sharing", "", "Refused — sharing was not changed: "+text)
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done=sharing", http.StatusSeeOther)

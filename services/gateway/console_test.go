@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/authn"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
 // TestConsoleSession pins the console's session rules without a backend:
@@ -78,8 +80,16 @@ func TestConsoleSession(t *testing.T) {
 	if _, body := get(prod, "/console/signin", ""); strings.Contains(body, "signin-duty") {
 		t.Fatal("a gateway without the dev issuer offers the demo identities")
 	}
-	if resp := post(prod, "/console/signin", "", prod.URL, url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("dev sign-in on a gateway without the dev issuer: %d", resp.StatusCode)
+	// A refused sign-in goes back to the sign-in page by a redirect (a
+	// reload never posts again), with no session and the reason shown.
+	resp0 := post(prod, "/console/signin", "", prod.URL, url.Values{"identity": {"duty"}})
+	if loc := resp0.Header.Get("Location"); resp0.StatusCode != http.StatusSeeOther || !strings.HasPrefix(loc, "/console/signin?failed=") || len(resp0.Cookies()) != 0 {
+		t.Fatalf("dev sign-in on a gateway without the dev issuer: %d %s %v", resp0.StatusCode, loc, resp0.Cookies())
+	} else if _, body := get(prod, loc, ""); !strings.Contains(body, "no such demo identity") {
+		t.Fatalf("the refused sign-in's reason is not shown:\n%s", body)
+	}
+	if _, body := get(prod, "/console/signin?failed=not-an-id", ""); strings.Contains(body, `role="alert"`) {
+		t.Fatal("an unknown refusal id shows an error")
 	}
 	if resp := post(dev, "/console/signin", "", "https://evil.example", url.Values{"identity": {"duty"}}); resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("cross-origin sign-in: %d", resp.StatusCode)
@@ -101,8 +111,16 @@ func TestConsoleSession(t *testing.T) {
 	if resp, _ := get(dev, "/console/approvals", forged); resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/console/signin") {
 		t.Fatalf("a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if resp := post(dev, "/console/crises", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusUnauthorized {
-		t.Fatalf("POST with a forged session: %d", resp.StatusCode)
+	// A form sent without a session goes to sign-in (nothing done), and from
+	// there back to the page the form was on, where the browser's draft waits.
+	if resp := post(dev, "/console/crises", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/signin?expired=1&next=%2Fconsole%2F" {
+		t.Fatalf("POST with a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := post(dev, "/console/crises/CR-1/decide", forged, dev.URL, url.Values{}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/console/signin?expired=1&next=%2Fconsole%2Fcrises%2FCR-1" {
+		t.Fatalf("a decision with a forged session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp, body := get(dev, "/console/signin?expired=1&next=%2Fconsole%2Fcrises%2FCR-1", ""); resp.StatusCode != http.StatusOK || !strings.Contains(body, "Your session ended") || !strings.Contains(body, `value="/console/crises/CR-1"`) {
+		t.Fatalf("the sign-in page after a session ended: %d\n%s", resp.StatusCode, body)
 	}
 
 	// Forms need the session's CSRF token and this origin.
@@ -133,6 +151,29 @@ func TestGroupThousands(t *testing.T) {
 	for in, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 120000: "120,000", 1250000: "1,250,000", -45000: "-45,000"} {
 		if got := groupThousands(in); got != want {
 			t.Errorf("groupThousands(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestClosedCrisisCountsNothingDown: a closed crisis (a finished drill among
+// them) shows no running deadline, so no card says "overdue" for ever; a
+// crisis whose stages have all ended is in closure.
+func TestClosedCrisisCountsNothingDown(t *testing.T) {
+	u := &user{Principal: &authn.Principal{Subject: "duty"}}
+	breached := &demarchev1.DeadlineState{Name: "standby team deployment", Stage: demarchev1.Stage_STAGE_ENVOY_DEPLOYMENT,
+		DueAt: timestamppb.New(time.Now().Add(-time.Hour)), Status: demarchev1.DeadlineStatus_DEADLINE_STATUS_BREACHED}
+	open := &demarchev1.CrisisState{Crisis: &demarchev1.Crisis{Id: "X", Drill: true}, Deadlines: []*demarchev1.DeadlineState{breached}}
+	if c := cardOf(open, u); len(c.Deadlines) != 1 || !c.Closing || c.Closed {
+		t.Fatalf("an open crisis with no stage running: %+v", c)
+	}
+	closed := &demarchev1.CrisisState{Crisis: open.GetCrisis(), Deadlines: open.GetDeadlines(), ClosedAt: timestamppb.Now(),
+		CurrentStage: demarchev1.Stage_STAGE_CLOSED}
+	if c := cardOf(closed, u); len(c.Deadlines) != 0 || c.Closing || !c.Closed {
+		t.Fatalf("a closed crisis: %+v", c)
+	}
+	for _, d := range deadlinesOf(closed) {
+		if d.Running {
+			t.Fatalf("a closed crisis's deadline runs: %+v", d)
 		}
 	}
 }

@@ -38,6 +38,27 @@ func (f *followUpRun) carry(cr *demarchev1.CarriedStageRun) {
 	cr.FollowUpDue, cr.FollowUpDone = f.due, f.done
 }
 
+// followUpState is where a running follow-up stands, for the query: the
+// next check-in's due time follows the stage workflow's schedule (one every
+// interval from the run's start; a check-in recorded early does not move
+// it), read at the workflow's time, which a due notice's signal has moved
+// past the notice's own due time. Nil when follow-up is not running. Only
+// the query reads it: no command, no history.
+func (l *lifecycle) followUpState(ctx workflow.Context) *demarchev1.FollowUpState {
+	r := l.activeRun(demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP)
+	if r == nil || r.rec.GetStatus() != demarchev1.StageStatus_STAGE_STATUS_RUNNING {
+		return nil
+	}
+	plan := l.pb.GetFollowUp()
+	fs := &demarchev1.FollowUpState{CheckInsDone: followUpOf(r).done, CheckInsPlanned: plan.GetCheckIns()}
+	interval := scaled(plan.GetInterval().AsDuration(), l.drill)
+	if start := r.rec.GetEnteredAt(); start != nil && interval > 0 {
+		n := workflow.Now(ctx).Sub(start.AsTime())/interval + 1
+		fs.NextDueAt = timestamppb.New(start.AsTime().Add(n * interval))
+	}
+	return fs
+}
+
 var followUpCheckIn = decisionKind(&decisionType{
 	kind: "follow-up-check-in", stage: demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP,
 	role: demarchev1.Role_ROLE_DESK_OFFICER, who: "desk officer",

@@ -381,5 +381,6 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 			st.ActiveStages = append(st.ActiveStages, r.rec.GetStage())
 		}
 	}
+	st.FollowUp = l.followUpState(ctx)
 	return proto.Clone(st).(*demarchev1.CrisisState)
 }

@@ -604,6 +604,14 @@ func TestRelapseDuringFollowUpReEscalates(t *testing.T) {
 		inFollowUp := len(st.GetActiveStages()) == 1 && st.GetActiveStages()[0] == demarchev1.Stage_STAGE_SUSTAINED_FOLLOW_UP
 		if inFollowUp && !sent {
 			sent = true
+			// The query says where follow-up stands: the next check-in due
+			// within one interval, none recorded yet, the playbook's plan.
+			pb := mustPlaybook(t, "general")
+			fs, interval := st.GetFollowUp(), pb.GetFollowUp().GetInterval().AsDuration()
+			if fs == nil || fs.GetCheckInsDone() != 0 || fs.GetCheckInsPlanned() != pb.GetFollowUp().GetCheckIns() ||
+				!fs.GetNextDueAt().AsTime().After(h.env.Now()) || fs.GetNextDueAt().AsTime().After(h.env.Now().Add(interval)) {
+				t.Errorf("follow-up state %v at %s (interval %s)", fs, h.env.Now(), interval)
+			}
 			h.env.SignalWorkflow(SignalWarning, &demarchev1.Warning{Source: "acled", SourceId: "GN123", Summary: "clashes in Conakry", Severity: 5, ObservedAt: timestamppb.New(h.env.Now())})
 			h.at(time.Minute, func() { after = h.state() })
 		}

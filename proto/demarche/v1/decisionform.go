@@ -391,3 +391,27 @@ func (c *checker) checkInputs(x *DecisionRequest) {
 		}
 	}
 }
+
+// Values are the strings a decision holds in one of its form's text or list
+// inputs (a list's items, a text's value; nil when empty or another type):
+// what a surface checks against where the values come from (roster ids).
+func (f *DecisionForm) Values(x *DecisionRequest, in *DecisionInput) []string {
+	if x.DecisionKind() != f.Kind {
+		return nil
+	}
+	d := x.ProtoReflect().Get(f.field).Message()
+	switch in.Type {
+	case InputText:
+		if s := d.Get(in.field).String(); s != "" {
+			return []string{s}
+		}
+	case InputList:
+		var out []string
+		l := d.Get(in.field).List()
+		for i := 0; i < l.Len(); i++ {
+			out = append(out, l.Get(i).String())
+		}
+		return out
+	}
+	return nil
+}

@@ -2523,14 +2523,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"assessment\"\x8a\x01\n" +
 	"\x13GoodOfficesDecision\x12s\n" +
 	"\x06option\x18\x01 \x01(\x0e2\x1e.demarche.v1.GoodOfficesOptionB;\xaa\xbb\x187\n" +
-	"\x13Good-offices option\x12\x1ethe Secretary-General's option \x01R\x06option\"\xb1\x04\n" +
+	"\x13Good-offices option\x12\x1ethe Secretary-General's option \x01R\x06option\"\xe6\x04\n" +
 	"\x12FactFindingMandate\x12s\n" +
 	"\x12terms_of_reference\x18\x01 \x01(\tBE\xaa\xbb\x18A\n" +
 	"\x12Terms of reference\x12 what the mission is to establish \x01*\x05terms`\x01R\x10termsOfReference\x12\x80\x01\n" +
 	"\x0emandating_body\x18\x02 \x01(\x0e2\x1a.demarche.v1.MandatingBodyB=\xaa\xbb\x189\n" +
-	"\vMandated by\x12\"the body that mandates the mission \x01*\x04bodyR\rmandatingBody\x12y\n" +
-	"\x04team\x18\x03 \x03(\tBe\xaa\xbb\x18a\n" +
-	"\x04Team\x12$mission members: roster ids or names\x1a\x06ff-… \x01Z'name at least one member of the missionh\x01R\x04team\x12\xa7\x01\n" +
+	"\vMandated by\x12\"the body that mandates the mission \x01*\x04bodyR\rmandatingBody\x12\xad\x01\n" +
+	"\x04team\x18\x03 \x03(\tB\x98\x01\xaa\xbb\x18\x93\x01\n" +
+	"\x04Team\x12Kmission members: roster ids (see demarche roster search; names are refused)\x1a\x11med-joseph-mwangi \x01Z'name at least one member of the missionh\x01R\x04team\x12\xa7\x01\n" +
 	"\n" +
 	"report_due\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampBl\xaa\xbb\x18h\n" +
 	"\n" +

@@ -317,8 +317,11 @@ type CrisisState struct {
 	// and how many of them were public.
 	Engagements       int32 `protobuf:"varint,22,opt,name=engagements,proto3" json:"engagements,omitempty"`
 	PublicEngagements int32 `protobuf:"varint,23,opt,name=public_engagements,json=publicEngagements,proto3" json:"public_engagements,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Sustained follow-up while it runs: the next check-in's due time and the
+	// check-ins done (absent when follow-up is not running).
+	FollowUp      *FollowUpState `protobuf:"bytes,24,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -491,6 +494,77 @@ func (x *CrisisState) GetPublicEngagements() int32 {
 	return 0
 }
 
+func (x *CrisisState) GetFollowUp() *FollowUpState {
+	if x != nil {
+		return x.FollowUp
+	}
+	return nil
+}
+
+// FollowUpState is where a running sustained follow-up stands.
+type FollowUpState struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the next check-in falls due (the stage's schedule: one every
+	// playbook interval from the stage's start, whatever was recorded early).
+	NextDueAt    *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=next_due_at,json=nextDueAt,proto3" json:"next_due_at,omitempty"`
+	CheckInsDone int32                  `protobuf:"varint,2,opt,name=check_ins_done,json=checkInsDone,proto3" json:"check_ins_done,omitempty"`
+	// The check-ins the playbook plans before follow-up ends.
+	CheckInsPlanned int32 `protobuf:"varint,3,opt,name=check_ins_planned,json=checkInsPlanned,proto3" json:"check_ins_planned,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *FollowUpState) Reset() {
+	*x = FollowUpState{}
+	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowUpState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowUpState) ProtoMessage() {}
+
+func (x *FollowUpState) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowUpState.ProtoReflect.Descriptor instead.
+func (*FollowUpState) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *FollowUpState) GetNextDueAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.NextDueAt
+	}
+	return nil
+}
+
+func (x *FollowUpState) GetCheckInsDone() int32 {
+	if x != nil {
+		return x.CheckInsDone
+	}
+	return 0
+}
+
+func (x *FollowUpState) GetCheckInsPlanned() int32 {
+	if x != nil {
+		return x.CheckInsPlanned
+	}
+	return 0
+}
+
 // OutsideOperation is one operation on a crisis's workflow that did not go
 // through Démarche, as its history records it.
 type OutsideOperation struct {
@@ -511,7 +585,7 @@ type OutsideOperation struct {
 
 func (x *OutsideOperation) Reset() {
 	*x = OutsideOperation{}
-	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	mi := &file_demarche_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +597,7 @@ func (x *OutsideOperation) String() string {
 func (*OutsideOperation) ProtoMessage() {}
 
 func (x *OutsideOperation) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[2]
+	mi := &file_demarche_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +610,7 @@ func (x *OutsideOperation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OutsideOperation.ProtoReflect.Descriptor instead.
 func (*OutsideOperation) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *OutsideOperation) GetKind() OutsideOperationKind {
@@ -604,7 +678,7 @@ type DeadlineState struct {
 
 func (x *DeadlineState) Reset() {
 	*x = DeadlineState{}
-	mi := &file_demarche_v1_state_proto_msgTypes[3]
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -616,7 +690,7 @@ func (x *DeadlineState) String() string {
 func (*DeadlineState) ProtoMessage() {}
 
 func (x *DeadlineState) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[3]
+	mi := &file_demarche_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -629,7 +703,7 @@ func (x *DeadlineState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeadlineState.ProtoReflect.Descriptor instead.
 func (*DeadlineState) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *DeadlineState) GetName() string {
@@ -690,7 +764,7 @@ type PendingDecision struct {
 
 func (x *PendingDecision) Reset() {
 	*x = PendingDecision{}
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -702,7 +776,7 @@ func (x *PendingDecision) String() string {
 func (*PendingDecision) ProtoMessage() {}
 
 func (x *PendingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[4]
+	mi := &file_demarche_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -715,7 +789,7 @@ func (x *PendingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingDecision.ProtoReflect.Descriptor instead.
 func (*PendingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PendingDecision) GetKind() string {
@@ -766,7 +840,7 @@ type RefusedSignal struct {
 
 func (x *RefusedSignal) Reset() {
 	*x = RefusedSignal{}
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -778,7 +852,7 @@ func (x *RefusedSignal) String() string {
 func (*RefusedSignal) ProtoMessage() {}
 
 func (x *RefusedSignal) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[5]
+	mi := &file_demarche_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -791,7 +865,7 @@ func (x *RefusedSignal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RefusedSignal.ProtoReflect.Descriptor instead.
 func (*RefusedSignal) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *RefusedSignal) GetSignal() string {
@@ -837,7 +911,7 @@ type ClosureFigures struct {
 
 func (x *ClosureFigures) Reset() {
 	*x = ClosureFigures{}
-	mi := &file_demarche_v1_state_proto_msgTypes[6]
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +923,7 @@ func (x *ClosureFigures) String() string {
 func (*ClosureFigures) ProtoMessage() {}
 
 func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[6]
+	mi := &file_demarche_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +936,7 @@ func (x *ClosureFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureFigures.ProtoReflect.Descriptor instead.
 func (*ClosureFigures) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClosureFigures) GetWarningToAction() *durationpb.Duration {
@@ -932,7 +1006,7 @@ type StageTime struct {
 
 func (x *StageTime) Reset() {
 	*x = StageTime{}
-	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1018,7 @@ func (x *StageTime) String() string {
 func (*StageTime) ProtoMessage() {}
 
 func (x *StageTime) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[7]
+	mi := &file_demarche_v1_state_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1031,7 @@ func (x *StageTime) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageTime.ProtoReflect.Descriptor instead.
 func (*StageTime) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *StageTime) GetStage() Stage {
@@ -996,7 +1070,7 @@ type CrisisSummary struct {
 
 func (x *CrisisSummary) Reset() {
 	*x = CrisisSummary{}
-	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1082,7 @@ func (x *CrisisSummary) String() string {
 func (*CrisisSummary) ProtoMessage() {}
 
 func (x *CrisisSummary) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[8]
+	mi := &file_demarche_v1_state_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1095,7 @@ func (x *CrisisSummary) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisSummary.ProtoReflect.Descriptor instead.
 func (*CrisisSummary) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CrisisSummary) GetCrisisId() string {
@@ -1090,7 +1164,7 @@ type ListCrisesResponse struct {
 
 func (x *ListCrisesResponse) Reset() {
 	*x = ListCrisesResponse{}
-	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	mi := &file_demarche_v1_state_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1176,7 @@ func (x *ListCrisesResponse) String() string {
 func (*ListCrisesResponse) ProtoMessage() {}
 
 func (x *ListCrisesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[9]
+	mi := &file_demarche_v1_state_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1189,7 @@ func (x *ListCrisesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListCrisesResponse.ProtoReflect.Descriptor instead.
 func (*ListCrisesResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListCrisesResponse) GetCrises() []*CrisisSummary {
@@ -1140,7 +1214,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_demarche_v1_state_proto_msgTypes[10]
+	mi := &file_demarche_v1_state_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1152,7 +1226,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[10]
+	mi := &file_demarche_v1_state_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1165,7 +1239,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Principal) GetSubject() string {
@@ -1216,7 +1290,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\x97\b\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xd0\b\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1238,7 +1312,12 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x12outside_operations\x18\x14 \x03(\v2\x1d.demarche.v1.OutsideOperationR\x11outsideOperations\x12#\n" +
 	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\x12 \n" +
 	"\vengagements\x18\x16 \x01(\x05R\vengagements\x12-\n" +
-	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\"\xff\x01\n" +
+	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\x127\n" +
+	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\"\x9d\x01\n" +
+	"\rFollowUpState\x12:\n" +
+	"\vnext_due_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\x12$\n" +
+	"\x0echeck_ins_done\x18\x02 \x01(\x05R\fcheckInsDone\x12*\n" +
+	"\x11check_ins_planned\x18\x03 \x01(\x05R\x0fcheckInsPlanned\"\xff\x01\n" +
 	"\x10OutsideOperation\x125\n" +
 	"\x04kind\x18\x01 \x01(\x0e2!.demarche.v1.OutsideOperationKindR\x04kind\x12\x1a\n" +
 	"\bidentity\x18\x02 \x01(\tR\bidentity\x12\x16\n" +
@@ -1331,78 +1410,81 @@ func file_demarche_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_demarche_v1_state_proto_goTypes = []any{
 	(StageStatus)(0),              // 0: demarche.v1.StageStatus
 	(OutsideOperationKind)(0),     // 1: demarche.v1.OutsideOperationKind
 	(DeadlineStatus)(0),           // 2: demarche.v1.DeadlineStatus
 	(*StageRecord)(nil),           // 3: demarche.v1.StageRecord
 	(*CrisisState)(nil),           // 4: demarche.v1.CrisisState
-	(*OutsideOperation)(nil),      // 5: demarche.v1.OutsideOperation
-	(*DeadlineState)(nil),         // 6: demarche.v1.DeadlineState
-	(*PendingDecision)(nil),       // 7: demarche.v1.PendingDecision
-	(*RefusedSignal)(nil),         // 8: demarche.v1.RefusedSignal
-	(*ClosureFigures)(nil),        // 9: demarche.v1.ClosureFigures
-	(*StageTime)(nil),             // 10: demarche.v1.StageTime
-	(*CrisisSummary)(nil),         // 11: demarche.v1.CrisisSummary
-	(*ListCrisesResponse)(nil),    // 12: demarche.v1.ListCrisesResponse
-	(*Principal)(nil),             // 13: demarche.v1.Principal
-	(Stage)(0),                    // 14: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
-	(*Crisis)(nil),                // 17: demarche.v1.Crisis
-	(Outcome)(0),                  // 18: demarche.v1.Outcome
-	(*PartnerRoleAck)(nil),        // 19: demarche.v1.PartnerRoleAck
-	(*DecisionRecord)(nil),        // 20: demarche.v1.DecisionRecord
-	(*Warning)(nil),               // 21: demarche.v1.Warning
-	(Role)(0),                     // 22: demarche.v1.Role
-	(Confidentiality)(0),          // 23: demarche.v1.Confidentiality
+	(*FollowUpState)(nil),         // 5: demarche.v1.FollowUpState
+	(*OutsideOperation)(nil),      // 6: demarche.v1.OutsideOperation
+	(*DeadlineState)(nil),         // 7: demarche.v1.DeadlineState
+	(*PendingDecision)(nil),       // 8: demarche.v1.PendingDecision
+	(*RefusedSignal)(nil),         // 9: demarche.v1.RefusedSignal
+	(*ClosureFigures)(nil),        // 10: demarche.v1.ClosureFigures
+	(*StageTime)(nil),             // 11: demarche.v1.StageTime
+	(*CrisisSummary)(nil),         // 12: demarche.v1.CrisisSummary
+	(*ListCrisesResponse)(nil),    // 13: demarche.v1.ListCrisesResponse
+	(*Principal)(nil),             // 14: demarche.v1.Principal
+	(Stage)(0),                    // 15: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
+	(*Crisis)(nil),                // 18: demarche.v1.Crisis
+	(Outcome)(0),                  // 19: demarche.v1.Outcome
+	(*PartnerRoleAck)(nil),        // 20: demarche.v1.PartnerRoleAck
+	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
+	(*Warning)(nil),               // 22: demarche.v1.Warning
+	(Role)(0),                     // 23: demarche.v1.Role
+	(Confidentiality)(0),          // 24: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
-	14, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	15, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	15, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	16, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
+	15, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
+	16, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
+	16, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	17, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
 	0,  // 4: demarche.v1.StageRecord.status:type_name -> demarche.v1.StageStatus
-	17, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	14, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
+	18, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
+	15, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
 	3,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	15, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	18, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	14, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
-	7,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
-	6,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
-	19, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
-	20, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
-	21, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
-	9,  // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
-	8,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
-	5,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
-	1,  // 19: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
-	15, // 20: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
-	14, // 21: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	15, // 22: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	15, // 23: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	15, // 24: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	2,  // 25: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	14, // 26: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	15, // 27: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	22, // 28: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	15, // 29: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	16, // 30: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	10, // 31: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	16, // 32: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	14, // 33: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	16, // 34: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	15, // 35: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	11, // 36: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	22, // 37: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	23, // 38: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	39, // [39:39] is the sub-list for method output_type
-	39, // [39:39] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	16, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
+	19, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
+	15, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
+	8,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
+	7,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
+	20, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
+	21, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
+	22, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
+	10, // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
+	9,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
+	6,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
+	5,  // 19: demarche.v1.CrisisState.follow_up:type_name -> demarche.v1.FollowUpState
+	16, // 20: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
+	1,  // 21: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
+	16, // 22: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	15, // 23: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	16, // 24: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	16, // 25: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	16, // 26: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 27: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	15, // 28: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	16, // 29: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	23, // 30: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	16, // 31: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	17, // 32: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	11, // 33: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	17, // 34: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	15, // 35: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	17, // 36: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	16, // 37: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	12, // 38: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	23, // 39: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	24, // 40: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	41, // [41:41] is the sub-list for method output_type
+	41, // [41:41] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
@@ -1418,7 +1500,7 @@ func file_demarche_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_state_proto_rawDesc), len(file_demarche_v1_state_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

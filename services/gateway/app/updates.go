@@ -87,6 +87,9 @@ func (a *App) Decide(ctx context.Context, p *authn.Principal, u Update, req *dem
 	if role, ok := crisis.DecisionRole(kind); ok && !p.Has(role) {
 		return nil, fmt.Errorf("%w: a %s decision is taken by a %s", errs.ErrForbidden, kind, role.Slug())
 	}
+	if err := a.checkRosterIDs(ctx, req); err != nil { // rosterids.go
+		return nil, err
+	}
 	req.FillGenerated(ids.New) // ids the client may leave out (a funding request's): UUID v7
 	key, err := a.prepare(ctx, p, u)
 	if err != nil {

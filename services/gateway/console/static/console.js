@@ -44,12 +44,180 @@
     return dirty;
   }
 
-  var status = null, pending = null, updates = 0;
+  var status = null, pending = null, updates = 0, ended = false;
   function say(text, off) {
-    if (!status) return;
+    if (!status || ended) return;
     status.textContent = text;
     status.classList.toggle("off", !!off);
   }
+
+  // The session ended (the stream said so, or a refresh landed on the
+  // sign-in page): say it, and offer to sign in again; the drafts stay.
+  function sessionEnded() {
+    if (ended) return;
+    say("Live updates: off — your session ended. ", true);
+    ended = true;
+    document.body.setAttribute("data-session-ended", "1");
+    if (!status) return;
+    var a = document.createElement("a");
+    a.href = "/console/signin?expired=1&next=" + encodeURIComponent(location.pathname);
+    a.id = "signin-again";
+    a.textContent = "Sign in again (what you typed is kept in this browser)";
+    status.appendChild(a);
+  }
+
+  // ---- drafts: what is typed in a form is kept in this browser (per crisis
+  // and form) until the form is recorded, so neither a refusal, a reload nor
+  // an expired session loses it.
+  function draftKey(form) { return "demarche-draft:" + form.getAttribute("data-draft"); }
+  function fields(form) {
+    return [].filter.call(form.elements, function (f) {
+      return f.name && f.name !== "csrf" && f.name !== "key" && f.name !== "kind" && f.type !== "hidden" && f.type !== "submit" && f.type !== "button";
+    });
+  }
+  function saveDraft(form) {
+    var d = {};
+    fields(form).forEach(function (f) { d[f.name] = f.type === "checkbox" ? (f.checked ? "true" : "") : f.value; });
+    try { localStorage.setItem(draftKey(form), JSON.stringify(d)); } catch (e) { /* storage full or off: no draft */ }
+  }
+  function restoreDraft(form) {
+    if (form.hasAttribute("data-kept")) return; // the server filled it in again
+    var raw = null;
+    try { raw = localStorage.getItem(draftKey(form)); } catch (e) { return; }
+    if (!raw) return;
+    var d; try { d = JSON.parse(raw); } catch (e) { return; }
+    var restored = false;
+    fields(form).forEach(function (f) {
+      if (!(f.name in d) || d[f.name] === "") return;
+      if (f.type === "checkbox") { f.checked = d[f.name] === "true"; restored = true; }
+      else if (!f.value || f.tagName === "SELECT") { f.value = d[f.name]; restored = true; }
+    });
+    if (restored && !form.querySelector(".draft-note")) {
+      var p = document.createElement("p");
+      p.className = "draft-note";
+      p.textContent = "Your draft was put back (kept in this browser). ";
+      var b = document.createElement("button");
+      b.type = "button"; b.className = "link-button"; b.textContent = "Clear the draft";
+      b.addEventListener("click", function () { try { localStorage.removeItem(draftKey(form)); } catch (e) { /* nothing */ } form.reset(); p.remove(); });
+      p.appendChild(b);
+      form.insertBefore(p, form.firstChild);
+    }
+  }
+  function wireDrafts(root) {
+    (root || document).querySelectorAll("form[data-draft]").forEach(function (form) {
+      if (form.__drafts) return;
+      form.__drafts = true;
+      restoreDraft(form);
+      form.addEventListener("input", function () { saveDraft(form); });
+      form.addEventListener("change", function () { saveDraft(form); });
+      form.addEventListener("submit", function () {
+        saveDraft(form);
+        try { sessionStorage.setItem("demarche-sent", draftKey(form)); } catch (e) { /* nothing */ }
+      });
+    });
+  }
+  // A form recorded (the page says done=…) drops its draft; one refused or
+  // not sent (the session ended) keeps it.
+  function settleDraft() {
+    var sent = null;
+    try { sent = sessionStorage.getItem("demarche-sent"); } catch (e) { return; }
+    if (!sent) return;
+    if (/[?&]done=/.test(location.search) && !/[?&]failed=/.test(location.search)) {
+      try { localStorage.removeItem(sent); } catch (e) { /* nothing */ }
+    }
+    if (location.pathname !== "/console/signin") {
+      try { sessionStorage.removeItem("demarche-sent"); } catch (e) { /* nothing */ }
+    }
+  }
+
+  // ---- the roster picker: a roster field's "Find on the roster" opens the
+  // roster's search beside the field; a pick adds the expert's id to it.
+  function openPicker(link) {
+    var forId = link.getAttribute("data-for");
+    var input = document.getElementById(forId);
+    if (!input) return;
+    var box = document.getElementById("picker-" + forId);
+    if (box) { box.remove(); link.setAttribute("aria-expanded", "false"); return; }
+    box = document.createElement("div");
+    box.id = "picker-" + forId;
+    box.className = "picker";
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", "Roster search for " + (input.labels && input.labels[0] ? input.labels[0].textContent.trim() : forId));
+    link.parentNode.after(box);
+    link.setAttribute("aria-expanded", "true");
+    var kind = link.getAttribute("data-kind") || "";
+    function load(query) {
+      fetch("/console/roster?" + query, { credentials: "same-origin" })
+        .then(function (r) {
+          if (r.redirected && r.url.indexOf("/console/signin") >= 0) { sessionEnded(); throw new Error("signed out"); }
+          return r.text();
+        })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var search = doc.getElementById("roster-search"), results = doc.getElementById("roster-results");
+          if (!search || !results) { box.textContent = "The roster could not be read."; return; }
+          results.id = "roster-results-" + forId;
+          // The picker sits inside the decision form: its search is no form
+          // of its own (forms do not nest) and its controls have no names,
+          // so the decision form never sends them; its button searches.
+          var div = document.createElement("div");
+          div.className = search.className + " picker-search";
+          div.id = "roster-search-" + forId;
+          div.setAttribute("role", "search");
+          [].slice.call(search.childNodes).forEach(function (n) { div.appendChild(document.importNode(n, true)); });
+          div.querySelectorAll("input, select").forEach(function (c) { c.setAttribute("data-name", c.name); c.removeAttribute("name"); });
+          var go = div.querySelector("button");
+          go.type = "button";
+          function query() {
+            var q = new URLSearchParams();
+            div.querySelectorAll("[data-name]").forEach(function (c) {
+              if (c.type === "checkbox") { if (c.checked) q.set(c.getAttribute("data-name"), c.value); }
+              else if (c.value) q.set(c.getAttribute("data-name"), c.value);
+            });
+            return q.toString();
+          }
+          go.addEventListener("click", function () { box.removeAttribute("data-loaded"); load(query()); });
+          div.addEventListener("keydown", function (ev) {
+            if (ev.key === "Enter" && ev.target.tagName === "INPUT") { ev.preventDefault(); go.click(); }
+          });
+          box.innerHTML = "";
+          box.appendChild(div);
+          box.appendChild(document.importNode(results, true));
+          box.setAttribute("data-loaded", "1");
+        })
+        .catch(function () { if (!ended) box.textContent = "The roster could not be read; try again."; });
+    }
+    load("for=" + encodeURIComponent(forId) + (kind ? "&kind=" + encodeURIComponent(kind) : ""));
+  }
+  function pick(btn) {
+    var input = document.getElementById(btn.getAttribute("data-for"));
+    if (!input) return;
+    var id = btn.getAttribute("data-id");
+    if (input.tagName === "TEXTAREA") {
+      var have = input.value.split(/[\n,]/).map(function (v) { return v.trim(); }).filter(Boolean);
+      if (have.indexOf(id) < 0) have.push(id);
+      input.value = have.join("\n");
+    } else {
+      if (input.hasAttribute("data-roster-many")) {
+        var list = input.value.split(",").map(function (v) { return v.trim(); }).filter(Boolean);
+        if (list.indexOf(id) < 0) list.push(id);
+        input.value = list.join(", ");
+      } else input.value = id;
+    }
+    input.dispatchEvent(new Event("input", { bubbles: true }));
+    btn.textContent = "Picked";
+    btn.setAttribute("aria-pressed", "true");
+  }
+  document.addEventListener("click", function (ev) {
+    var t = ev.target;
+    if (t.classList && t.classList.contains("roster-link") && document.getElementById(t.getAttribute("data-for"))) {
+      ev.preventDefault();
+      openPicker(t);
+    } else if (t.classList && t.classList.contains("pick") && document.getElementById(t.getAttribute("data-for"))) {
+      ev.preventDefault();
+      pick(t);
+    }
+  });
 
   function refresh() {
     pending = null;
@@ -57,24 +225,36 @@
     // the crisis page it belongs to.
     var page = location.pathname.replace(/\/(decide|control)$/, "") + location.search;
     fetch(page, { credentials: "same-origin", headers: { "X-Console-Live": "1" } })
-      .then(function (r) { if (!r.ok && r.status !== 404) throw new Error(r.status); return r.text(); })
+      .then(function (r) {
+        if (r.redirected && r.url.indexOf("/console/signin") >= 0) { sessionEnded(); throw new Error("signed out"); }
+        if (!r.ok && r.status !== 404) throw new Error(r.status);
+        return r.text();
+      })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
+        // Only the same kind of page removes panels (an error page has none).
+        var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
         document.querySelectorAll("[data-live][id]").forEach(function (region) {
           var fresh = doc.getElementById(region.id);
-          if (!fresh || editing(region)) return;
+          if (editing(region)) return;
+          // A panel the page no longer has (Controls and Sharing once the
+          // crisis is closed) goes.
+          if (!fresh) { if (sameKind) region.remove(); return; }
           // Explanations someone opened stay open.
           var opened = [];
           region.querySelectorAll("details[id]").forEach(function (d) { opened.push([d.id, d.open]); });
           opened.forEach(function (o) { var f = fresh.querySelector("#" + CSS.escape(o[0])); if (f) f.open = o[1]; });
-          if (fresh.innerHTML !== region.innerHTML) region.innerHTML = fresh.innerHTML;
+          if (fresh.innerHTML !== region.innerHTML) { region.innerHTML = fresh.innerHTML; wireDrafts(region); }
         });
         updates++;
         document.body.setAttribute("data-updates", String(updates));
         tick();
         say("Live updates: on · last change " + new Date().toLocaleTimeString());
       })
-      .catch(function () { say("Live updates: refresh failed; retrying on the next event", true); });
+      .catch(function (e) {
+        document.body.setAttribute("data-refresh-error", String(e));
+        say("Live updates: refresh failed; retrying on the next event", true);
+      });
   }
 
   function listen(src) {
@@ -91,6 +271,7 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(refresh, 300);
     });
+    es.addEventListener("session-ended", function () { es.close(); sessionEnded(); });
     es.onerror = function () {
       // A refused stream (the session ended) is closed for good: say so.
       if (es.readyState === EventSource.CLOSED) say("Live updates: off — reload the page (your session may have ended)", true);
@@ -100,6 +281,11 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     status = document.getElementById("live-status");
+    settleDraft();
+    wireDrafts(document);
+    // A refused form is shown where it is: bring it into view, on its first field in error.
+    var bad = document.querySelector("[aria-invalid=true]") || document.querySelector(".form-error");
+    if (bad && /[?&]failed=/.test(location.search)) { bad.scrollIntoView({ block: "center" }); if (bad.focus) bad.focus(); }
     tick();
     setInterval(tick, 1000);
     var src = document.body.getAttribute("data-live-src");
