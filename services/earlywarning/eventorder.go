@@ -111,7 +111,7 @@ func (s *eventSorter) spill() error {
 // close removes the temporary files.
 func (s *eventSorter) close() {
 	for _, f := range s.runs {
-		_ = f.Close()           // temporary files, read back already: nothing to lose
+		_ = f.Close()           // a temporary file, removed next: nothing to lose
 		_ = os.Remove(f.Name()) // a temporary file left behind costs only disk
 	}
 	s.runs = nil

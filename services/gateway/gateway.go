@@ -180,7 +180,9 @@ func (s *Service) URL() string { return s.addr }
 func (s *Service) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.srv.Shutdown(ctx) // stopping: requests still in hand after the timeout end with the process
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.log.Warn("stopped with requests still in hand", zap.Error(err))
+	}
 	s.tc.Close()
 	s.nc.Close()
 }
