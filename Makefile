@@ -69,7 +69,7 @@ bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with the
 lint: proto-check vet staticcheck deadcode breaking rules contract-lint ## buf lint, buf breaking, generated code and docs up to date, gofmt, go vet, staticcheck, no dead exports, deploy/ matches the cluster topology, alert rules checked and tested, contracts lint-clean
 	cd proto && $(BUF) lint
 	$(GO) test -count=1 -run 'TestCompose|TestDeploy' ./devstack/cluster/ ./pkg/natsauth/
-	$(GO) test -count=1 ./devstack/repocheck/   # no compiled program in git, no file over 1 MiB outside testdata, every doc link and anchor resolves, README ≤ 150 lines, no httptest in production code
+	$(GO) test -count=1 ./devstack/repocheck/   # no compiled program in git, no file over 1 MiB outside testdata, every doc link and anchor resolves, README ≤ 150 lines, no httptest in production code, no ignored error without a comment saying why
 	@out=$$(gofmt -l proto pkg workflows services devstack examples); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 contract-lint: ## spectral (spectral:oas + spectral:asyncapi, all rules) on docs/openapi.json and docs/asyncapi.json, and the official AsyncAPI parser's validation of docs/asyncapi.json: 0 errors AND 0 warnings (needs node and npm)

@@ -217,18 +217,21 @@ func (r *runner) profile(name string) func() {
 		return func() {}
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
+		_ = f.Close() // nothing written yet: the StartCPUProfile error is the one to report
 		r.progress("  no profile: %v", err)
 		return func() {}
 	}
 	return func() {
 		pprof.StopCPUProfile()
-		_ = f.Close()
+		if err := f.Close(); err != nil {
+			r.progress("  CPU profile lost: %v", err)
+		}
 		// And what the scenario left in memory (capacity: the waiting crises).
 		runtime.GC()
 		if h, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".heap.pprof")); err == nil {
-			_ = pprof.Lookup("heap").WriteTo(h, 0)
-			_ = h.Close()
+			if err := errors.Join(pprof.Lookup("heap").WriteTo(h, 0), h.Close()); err != nil {
+				r.progress("  heap profile lost: %v", err)
+			}
 		}
 		if g, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".goroutine.txt")); err == nil {
 			_ = pprof.Lookup("goroutine").WriteTo(g, 1) // goroutines per waiting crisis
@@ -355,7 +358,7 @@ func parallel(ctx context.Context, n, conc int, op func(ctx context.Context, i i
 
 func randomHex(n int) string {
 	b := make([]byte, n)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
 	return hex.EncodeToString(b)
 }
 
@@ -370,7 +373,7 @@ func rssMB() float64 {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			var kb float64
-			_, _ = fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			_, _ = fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb) // an unreadable figure stays 0 (unknown)
 			return kb / 1024
 		}
 	}
@@ -388,6 +391,7 @@ func heapMB() float64 {
 // diskMB is the size of the files under dir.
 func diskMB(dir string) float64 {
 	var total int64
+	// a size for the report: what cannot be read is not counted
 	_ = filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if info, err := d.Info(); err == nil {

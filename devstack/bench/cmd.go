@@ -151,7 +151,7 @@ func Write(rep *Report, dir string, w io.Writer) error {
 		return err
 	}
 	if err := rep.WriteJSON(jf); err != nil {
-		_ = jf.Close()
+		_ = jf.Close() // already failing: the write error is reported
 		return err
 	}
 	if err := jf.Close(); err != nil {
@@ -162,7 +162,7 @@ func Write(rep *Report, dir string, w io.Writer) error {
 		return err
 	}
 	if err := rep.WriteSVG(sf); err != nil {
-		_ = sf.Close()
+		_ = sf.Close() // already failing: the write error is reported
 		return err
 	}
 	if err := sf.Close(); err != nil {

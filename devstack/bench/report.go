@@ -123,11 +123,11 @@ func describeMachine() Machine {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			if kb, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-				v, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB")))
+				v, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(kb), "kB"))) // an unreadable figure stays 0 (unknown)
 				m.MemoryMB = v / 1024
 			}
 		}
-		_ = f.Close()
+		_ = f.Close() // read-only file: Close cannot lose data
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, line := range strings.Split(string(b), "\n") {

@@ -85,7 +85,7 @@ func (w *watcher) note(key string, at time.Time) {
 	}
 }
 
-func (w *watcher) stop() { _ = w.sub.Unsubscribe() }
+func (w *watcher) stop() { _ = w.sub.Unsubscribe() } // stopping: the subscription ends with the connection anyway
 
 // wait returns when the crisis's event of that token first arrived.
 func (w *watcher) wait(ctx context.Context, crisisID, token string, timeout time.Duration) (time.Time, error) {

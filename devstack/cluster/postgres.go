@@ -13,7 +13,7 @@ import (
 // PostgresBin is the folder of Debian's PostgreSQL server binaries
 // (/usr/lib/postgresql/<version>/bin; the newest), "" when none is installed.
 func PostgresBin() string {
-	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
+	matches, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres") // Glob fails only on a malformed pattern, and this one is constant
 	if len(matches) == 0 {
 		return ""
 	}
@@ -34,8 +34,8 @@ func PostgresCredential() (*syscall.Credential, error) {
 	if err != nil {
 		return nil, fmt.Errorf("user %s (PostgreSQL refuses to run as root): %w", PostgresOSUser, err)
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
+	uid, _ := strconv.Atoi(u.Uid) // a Unix user's ids are numbers
+	gid, _ := strconv.Atoi(u.Gid) // a Unix user's ids are numbers
 	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
@@ -56,7 +56,7 @@ func InitPostgres(bin, dataDir string) error {
 		// The server's user must reach its folder through the parents.
 		for d := filepath.Dir(dataDir); d != "/" && d != "."; d = filepath.Dir(d) {
 			if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
-				_ = os.Chmod(d, fi.Mode().Perm()|0o011)
+				_ = os.Chmod(d, fi.Mode().Perm()|0o011) // best effort: if it fails, postgres names the folder it cannot reach
 			}
 		}
 	}

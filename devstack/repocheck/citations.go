@@ -58,7 +58,7 @@ func Paragraphs(report string) (map[int]string, error) {
 		loc := paragraphStart.FindAllStringSubmatchIndex(text[from:], -1)
 		found := false
 		for _, m := range loc {
-			n, _ := strconv.Atoi(text[from+m[2] : from+m[3]])
+			n, _ := strconv.Atoi(text[from+m[2] : from+m[3]]) // the regexp matched at most three digits
 			if n == next {
 				starts[n] = [2]int{from + m[2], from + m[1]}
 				from += m[1]
@@ -97,7 +97,7 @@ func normal(s string) string {
 func Citations(file, text string) (cites []Citation, malformed []string) {
 	for i, line := range strings.Split(text, "\n") {
 		for _, m := range citation.FindAllStringSubmatch(line, -1) {
-			n, _ := strconv.Atoi(m[1])
+			n, _ := strconv.Atoi(m[1]) // the regexp matched digits only
 			cites = append(cites, Citation{File: file, Line: i + 1, Paragraph: n, Phrase: m[2]})
 		}
 		rest := citation.ReplaceAllString(line, "")

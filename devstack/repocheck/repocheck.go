@@ -4,7 +4,8 @@
 // hold together (links.go: every relative link and anchor resolves, the Go
 // code names only documents that exist, README.md stays a door), and
 // production code imports no test-only package (imports.go: no
-// net/http/httptest outside tests).
+// net/http/httptest outside tests), and every error it throws away carries
+// a comment saying why (ignored.go).
 package repocheck
 
 import (

@@ -176,7 +176,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if s.lock, err = lockDir(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	s.stops = append(s.stops, func() { _ = s.lock.Close() })
+	s.stops = append(s.stops, func() { _ = s.lock.Close() }) // a lock file, nothing written: the lock goes with the process anyway
 	if err := s.writeDemoFiles(); err != nil {
 		return nil, err
 	}
@@ -594,7 +594,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("lock data folder %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
+		_ = f.Close() // opened only to lock it, nothing written: the Flock error is the one to report
 		return nil, fmt.Errorf("%w: %s (stop the other one, or choose another folder with --data-dir)", ErrDataDirLocked, dir)
 	}
 	return f, nil

@@ -373,7 +373,7 @@ func prepareDatabase(opts Options) (*config.SQL, error) {
 			return nil, fmt.Errorf("temporal: create data folder: %w", err)
 		}
 		if err := sqliteschema.SetupSchema(conf); err != nil {
-			_ = os.Remove(opts.DatabaseFile)
+			_ = os.Remove(opts.DatabaseFile) // already failing: the schema error is the one to report
 			return nil, fmt.Errorf("temporal: set up schema in %s: %w", opts.DatabaseFile, err)
 		}
 	} else if err != nil {
@@ -520,13 +520,13 @@ func (h *httpHostCheck) serve(target string) {
 		r.Header.Del("X-Forwarded-Host")
 		proxy.ServeHTTP(w, r)
 	})}
-	go func() { _ = h.srv.Serve(h.ln) }()
+	go func() { _ = h.srv.Serve(h.ln) }() // Serve returns when Close is called; a failed listener shows as failed requests
 }
 
 func (h *httpHostCheck) close() {
 	if h.srv != nil {
-		_ = h.srv.Close()
+		_ = h.srv.Close() // stopping: nothing to do about a close error
 		return
 	}
-	_ = h.ln.Close()
+	_ = h.ln.Close() // stopping: nothing to do about a close error
 }

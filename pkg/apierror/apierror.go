@@ -54,7 +54,7 @@ func Write(w http.ResponseWriter, err error) {
 	status, body := Of(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(body)
+	_ = json.NewEncoder(w).Encode(body) // the status is sent: a failed write means the client went away, no one is left to tell
 }
 
 // Error is an error answer of the API, read back by a client. It matches the

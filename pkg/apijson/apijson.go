@@ -216,7 +216,7 @@ func writeString(buf *bytes.Buffer, s string) {
 	}
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s)
+	_ = enc.Encode(s)           // a string always encodes, and a bytes.Buffer's Write never fails
 	buf.Truncate(buf.Len() - 1) // Encode's newline
 }
 

@@ -177,7 +177,7 @@ func lockDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("lock data folder %s: %w", dir, err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
+		_ = f.Close() // opened only to lock it, nothing written: the Flock error is the one to report
 		return nil, fmt.Errorf("%w: %s: stop it first (Ctrl-C); a dev backup is taken stopped, so Temporal's histories and the streams are one cut", ErrDataDirInUse, dir)
 	}
 	return f, nil
@@ -295,7 +295,10 @@ func Backup(ctx context.Context, opts Options, log *zap.Logger) (*Result, error)
 		}
 		say(opts.Progress, "data folder files: %d (Temporal's database, keys, credentials, anchors, dev issuer), %d bytes encrypted", len(m.Files), m.Data.Size)
 	}
-	b, _ := json.MarshalIndent(m, "", "  ")
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("manifest: %w", err)
+	}
 	if err := os.WriteFile(filepath.Join(opts.Out, ManifestFile), append(b, '\n'), 0o644); err != nil {
 		return nil, fmt.Errorf("--out: %w", err)
 	}
@@ -425,7 +428,7 @@ func backupFiles(dataDir, out string, rs []age.Recipient, m *Manifest) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(dataDir, path)
+		rel, _ := filepath.Rel(dataDir, path) // path comes from walking dataDir: it is always under it
 		if rel == "." {
 			return nil
 		}

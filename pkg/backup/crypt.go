@@ -134,15 +134,15 @@ func encryptTo(file string, rs []age.Recipient, src io.Reader) error {
 	}
 	w, err := age.Encrypt(f, rs...)
 	if err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the encryption error is reported, the partial file is no backup
 		return fmt.Errorf("encrypt %s: %w", file, err)
 	}
 	if _, err := io.Copy(w, src); err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the encryption error is reported, the partial file is no backup
 		return fmt.Errorf("encrypt %s: %w", file, err)
 	}
 	if err := w.Close(); err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the encryption error is reported, the partial file is no backup
 		return fmt.Errorf("encrypt %s: %w", file, err)
 	}
 	return f.Close()

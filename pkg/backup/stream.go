@@ -47,7 +47,7 @@ func (e *apiError) err() error {
 func streamNames(nc *nats.Conn) ([]string, error) {
 	var names []string
 	for offset := 0; ; {
-		req, _ := json.Marshal(map[string]int{"offset": offset})
+		req, _ := json.Marshal(map[string]int{"offset": offset}) // a map of numbers: Marshal cannot fail
 		msg, err := nc.Request("$JS.API.STREAM.NAMES", req, 10*time.Second)
 		if err != nil {
 			return nil, fmt.Errorf("list streams: %w", err)
@@ -98,8 +98,9 @@ func snapshot(ctx context.Context, nc *nats.Conn, stream string) (meta []byte, s
 	if err != nil {
 		return nil, state, nil, err
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer func() { _ = sub.Unsubscribe() }() // cleanup: the subscription ends with the connection anyway
 	sub.SetPendingLimits(-1, -1)
+	// a map of strings, numbers and bools: Marshal cannot fail
 	req, _ := json.Marshal(map[string]any{"deliver_subject": inbox, "chunk_size": 128 * 1024, "jsck": true})
 	msg, err := request(ctx, nc, "$JS.API.STREAM.SNAPSHOT."+stream, req)
 	if err != nil {
@@ -140,7 +141,9 @@ wait:
 	var raw struct {
 		State json.RawMessage `json:"state"`
 	}
-	_ = json.Unmarshal(msg.Data, &raw)
+	if err := json.Unmarshal(msg.Data, &raw); err != nil {
+		return nil, state, nil, fmt.Errorf("snapshot of %s: the server's answer: %w", stream, err)
+	}
 	meta, err = json.MarshalIndent(map[string]json.RawMessage{"config": resp.Config, "state": raw.State}, "", "  ")
 	return meta, resp.State, buf.Bytes(), err
 }
@@ -155,6 +158,7 @@ func restoreStream(ctx context.Context, nc *nats.Conn, stream string, meta, arch
 	if err := json.Unmarshal(meta, &m); err != nil {
 		return state, fmt.Errorf("restore %s: backup.json: %w", stream, err)
 	}
+	// raw JSON read from backup.json: Marshal cannot fail
 	req, _ := json.Marshal(map[string]json.RawMessage{"config": m["config"], "state": m["state"]})
 	msg, err := request(ctx, nc, "$JS.API.STREAM.RESTORE."+stream, req)
 	if err != nil {

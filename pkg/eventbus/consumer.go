@@ -398,7 +398,7 @@ func (c *Consumer) dispatch(msg jetstream.Msg) {
 		key = c.cfg.Key(msg.Subject(), msg.Headers())
 	}
 	h := fnv.New32a()
-	_, _ = h.Write([]byte(key))
+	_, _ = h.Write([]byte(key)) // a hash.Hash's Write never returns an error
 	c.lanes[h.Sum32()%uint32(len(c.lanes))] <- msg
 }
 
@@ -420,7 +420,9 @@ func (c *Consumer) take(msg jetstream.Msg) (*jetstream.MsgMetadata, Event, bool)
 	meta, err := msg.Metadata()
 	if err != nil {
 		c.log.Error("message without metadata", zap.Error(err))
-		_ = msg.Term()
+		if err := msg.Term(); err != nil {
+			c.log.Warn("term of a message without metadata failed; it comes back", zap.Error(err))
+		}
 		return nil, Event{}, false
 	}
 	ev, err := Decode(msg.Headers(), msg.Data())
@@ -488,7 +490,9 @@ func (c *Consumer) deadLetter(msg jetstream.Msg, meta *jetstream.MsgMetadata, re
 	id := fmt.Sprintf("%s-%d", c.cfg.Durable, meta.Sequence.Stream)
 	if _, err := c.js.PublishMsg(c.ctx, dl, jetstream.WithMsgID(id)); err != nil {
 		c.log.Error("dead-letter copy failed; leaving the event for redelivery", zap.Error(err), zap.String("reason", reason))
-		_ = msg.NakWithDelay(c.cfg.Backoff[0])
+		if err := msg.NakWithDelay(c.cfg.Backoff[0]); err != nil {
+			c.log.Warn("nak failed; the event comes back after its ack wait", zap.Error(err))
+		}
 		return
 	}
 	metrics.ConsumerHandled.WithLabelValues(c.cfg.Durable, "dead_letter").Inc()

@@ -51,11 +51,11 @@ func Serve(addr string) (*Server, error) {
 	s := &Server{url: "http://" + ln.Addr().String(), checks: map[string]Check{}, done: make(chan struct{})}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = fmt.Fprintln(w, "live")
+		_, _ = fmt.Fprintln(w, "live") // a probe that went away: no one to tell
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = s.srv.Serve(ln) }()
+	go func() { _ = s.srv.Serve(ln) }() // Serve returns when Close is called; a failed listener shows as failed probes
 	go s.publish()
 	return s, nil
 }
@@ -94,10 +94,10 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	why := s.evaluate(r.Context())
 	if len(why) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintln(w, "not ready: "+strings.Join(why, "; "))
+		_, _ = fmt.Fprintln(w, "not ready: "+strings.Join(why, "; ")) // a probe that went away: no one to tell
 		return
 	}
-	_, _ = fmt.Fprintln(w, "ready")
+	_, _ = fmt.Fprintln(w, "ready") // a probe that went away: no one to tell
 }
 
 // why says what keeps the process from being ready (nothing when it is).
@@ -169,6 +169,6 @@ func (s *Server) Stopping() {
 func (s *Server) Close() {
 	if s != nil {
 		s.closed.Do(func() { close(s.done) })
-		_ = s.srv.Close()
+		_ = s.srv.Close() // stopping: nothing to do about a close error
 	}
 }

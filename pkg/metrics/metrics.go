@@ -185,7 +185,8 @@ func Serve(addr string, withPprof bool) (url string, stop func(), err error) {
 		return "", nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: Handler(withPprof), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	go func() { _ = srv.Serve(ln) }() // Serve returns when Close is called; a failed listener shows as failed scrapes
+	// stopping: nothing to do about a close error
 	return "http://" + ln.Addr().String(), func() { _ = srv.Close() }, nil
 }
 

@@ -165,11 +165,11 @@ func writeInPlace(file, text string) error {
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	if _, err := f.WriteString(text); err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the write error is reported
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	if err := f.Sync(); err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the Sync error is reported
 		return fmt.Errorf("write %s: %w", file, err)
 	}
 	return f.Close()

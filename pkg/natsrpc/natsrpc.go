@@ -149,7 +149,9 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 		if cfg.log != nil && code == errs.Code(errs.ErrInternal) {
 			cfg.log.Warn("request failed", zap.String("subject", r.Subject()), zap.Error(err))
 		}
-		_ = r.Error(code, err.Error(), nil)
+		if rerr := r.Error(code, err.Error(), nil); rerr != nil && cfg.log != nil {
+			cfg.log.Warn("error answer not sent", zap.String("subject", r.Subject()), zap.Error(rerr))
+		}
 	}
 	return Observed(micro.HandlerFunc(func(r micro.Request) {
 		if cfg.guard != nil {

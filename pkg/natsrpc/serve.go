@@ -67,7 +67,7 @@ func Raw(name, doc string, h micro.Handler) Endpoint {
 		return Observed(micro.HandlerFunc(func(r micro.Request) {
 			if !g.enter() {
 				err := &errs.Error{Sentinel: errs.ErrUnavailable, Msg: stoppingMsg}
-				_ = r.Error(errs.Code(err), err.Error(), nil)
+				_ = r.Error(errs.Code(err), err.Error(), nil) // no logger here: a lost answer ends in the requester's timeout
 				return
 			}
 			defer g.inflight.Done()

@@ -57,7 +57,7 @@ func WriteKeyFile(path string, k Key) error {
 		return fmt.Errorf("codec key file: %w", err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
-		_ = f.Close()
+		_ = f.Close() // already failing: the write error is reported
 		return fmt.Errorf("codec key file %s: %w", path, err)
 	}
 	return f.Close()
@@ -67,7 +67,7 @@ func WriteKeyFile(path string, k Key) error {
 // made on one day by different people differ.
 func NewKeyID(prefix string) string {
 	b := make([]byte, 4)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
 	id := time.Now().UTC().Format("20060102") + "-" + base64.RawURLEncoding.EncodeToString(b)
 	if prefix != "" {
 		id = prefix + "-" + id

@@ -59,7 +59,7 @@ func Free(host string) (int, error) {
 		if err != nil {
 			continue
 		}
-		_ = l.Close()
+		_ = l.Close() // a probe listener, nothing sent on it: closing only frees the port
 		return p, nil
 	}
 	return anyFree(host)

@@ -102,7 +102,7 @@ func (s *Store) raise(ctx context.Context, a *demarchev1.AuditAlarm) error {
 	a.At = timestamppb.New(s.now())
 	if s.alarms.nc != nil {
 		if b, err := proto.Marshal(a); err == nil {
-			_ = s.alarms.nc.Publish(SubjectAlarm, b)
+			_ = s.alarms.nc.Publish(SubjectAlarm, b) // a notice for watchers (core NATS); the alarm itself is recorded on the chain below
 		}
 	}
 	return s.record(ctx, a, ServiceName)
@@ -170,7 +170,7 @@ func (s *Store) watch(ctx context.Context) (stop func(), err error) {
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		chain := strings.TrimPrefix(msg.Subject(), SubjectRoot+".")
-		meta, _ := msg.Metadata()
+		meta, _ := msg.Metadata() // without metadata the record is checked at stream sequence 0, which its error names
 		var seq uint64
 		if meta != nil {
 			seq = meta.Sequence.Stream

@@ -273,7 +273,7 @@ func reconcileOutside(rep *ReconcileReport, histories []History, records []*dema
 		kind          demarchev1.OutsideOperationKind
 	}
 	listed := map[opKey]*demarchev1.OutsideOperation{}
-	runs, _ := runsOf(histories)
+	runs, _ := runsOf(histories) // the second result is the set of runs seen, not an error
 	for _, h := range runs {
 		started := h.History.History.GetEvents()
 		isCrisis := len(started) > 0 && started[0].GetWorkflowExecutionStartedEventAttributes().GetWorkflowType().GetName() == crisis.WorkflowName

@@ -80,7 +80,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		cancelReported()
 		return fail(fmt.Errorf("audit: reported alarms: %w", err))
 	}
-	s.stops = append(s.stops, func() { _ = sub.Unsubscribe(); cancelReported() })
+	s.stops = append(s.stops, func() { _ = sub.Unsubscribe(); cancelReported() }) // stopping: the subscription ends with the connection anyway
 	if s.svc, err = natsrpc.Serve(nc, natsrpc.ServiceConfig{
 		Name: ServiceName, Version: "1.0.0", Group: Group, Log: log,
 		Description: "Audit trail: hash-chained records of every crisis event, per crisis and global; reads are audited",

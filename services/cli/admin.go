@@ -217,7 +217,10 @@ func newAdminReadyCmd(app *App) *cobra.Command {
 				return err
 			}
 			defer resp.Body.Close()
-			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			b, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			if err != nil {
+				return fmt.Errorf("%s: read the answer: %w", args[0], err)
+			}
 			if resp.StatusCode != http.StatusOK {
 				return fmt.Errorf("%s: %d %s", args[0], resp.StatusCode, strings.TrimSpace(string(b)))
 			}

@@ -63,7 +63,10 @@ func saveCredentials(c credentials) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", err
 	}
-	b, _ := json.MarshalIndent(c, "", "  ")
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return "", err
+	}
 	return path, os.WriteFile(path, b, 0o600)
 }
 

@@ -191,6 +191,7 @@ signature when present, and the chain inside.`,
 				if crisisID != "" && rep.CrisisID != crisisID {
 					return fmt.Errorf("--crisis: bundle %s is the evidence of crisis %s, not %s", bundle, rep.CrisisID, crisisID)
 				}
+				// the --output value was checked when the command started
 				if asJSON, _ := output.json(); asJSON {
 					return app.printJSON(map[string]any{"bundle": bundle, "crisisId": rep.CrisisID, "files": rep.Files,
 						"histories": rep.Histories, "manifestSigner": rep.Signer, "chain": resultJSON(rep.Chain)})

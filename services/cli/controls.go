@@ -70,8 +70,8 @@ crisis's audit chain with who made it and why.`,
 	c.Flags().StringSliceVar(&ctl.Share, "with", nil, "partner organisations to share with, comma-separated, e.g. ECOWAS,AU")
 	c.Flags().StringSliceVar(&ctl.Unshare, "unshare", nil, "partner organisations to stop sharing with, comma-separated")
 	c.Flags().StringVar(&ctl.Reason, "reason", "", "why (required)")
-	_ = c.RegisterFlagCompletionFunc("with", app.completePartners)
-	_ = c.RegisterFlagCompletionFunc("unshare", app.completePartners)
+	_ = c.RegisterFlagCompletionFunc("with", app.completePartners)    // the flag is defined above: registering fails only for an unknown flag
+	_ = c.RegisterFlagCompletionFunc("unshare", app.completePartners) // the flag is defined above: registering fails only for an unknown flag
 	return c
 }
 

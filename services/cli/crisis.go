@@ -382,7 +382,7 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 		}
 		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.GetStage().Slug(), max(r.GetRun(), 1), status, ts(r.GetEnteredAt()), done, dur, r.GetReason())
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 	printRunning(w, st, now)
 	if ds := st.GetDeadlines(); len(ds) > 0 {
 		fmt.Fprintln(w, "\ndeadlines:")
@@ -394,7 +394,7 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\n", d.GetName(), d.GetStage().Slug(), d.GetStatus().Slug(), ts(d.GetAtRiskAt()), ts(d.GetDueAt()), left)
 		}
-		_ = tw.Flush()
+		_ = tw.Flush() // terminal output: a failed write has no one to tell
 	}
 	if ps := st.GetPartners(); len(ps) > 0 {
 		fmt.Fprintln(w, "\npartners:")

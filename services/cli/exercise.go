@@ -331,5 +331,5 @@ func printExerciseFigures(out io.Writer, figs []exerciseFigures) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", f.CrisisID, outcome, f.FirstSignal.Format("2006-01-02"), f.Crossing.Format("2006-01-02"),
 			f.WarningToAction, f.Decisions, f.DisbursedUSD, strings.Join(stages, ", "))
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 }

@@ -60,7 +60,10 @@ deadlines breached. Drills are left out unless --include-drills.`,
 					continue // closed before figures existed
 				}
 				f := st.GetFigures()
-				b, _ := apijson.Marshal(f)
+				b, err := apijson.Marshal(f)
+				if err != nil {
+					return fmt.Errorf("crisis %s: figures: %w", r.GetCrisisId(), err)
+				}
 				all = append(all, figures{CrisisID: r.GetCrisisId(), Outcome: st.GetOutcome().Slug(), Figures: f, JSON: b})
 				if asJSON {
 					continue

@@ -159,6 +159,6 @@ func whoHere() string {
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	host, _ := os.Hostname()
+	host, _ := os.Hostname() // the host only labels who opened the fund; empty when unknown
 	return fmt.Sprintf("system user %s on %s", name, host)
 }

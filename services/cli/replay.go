@@ -63,7 +63,7 @@ rotated out. Without it the command refuses, naming the missing key id.`,
 				if err := trail.Replay(h); err != nil {
 					r.Deterministic, r.Error = false, err.Error()
 				}
-				r.Trail, _ = trail.FromHistory(id, h)
+				r.Trail, _ = trail.FromHistory(id, h) // a history the trail cannot read still replays: its trail is left out
 				results = append(results, r)
 			}
 			switch {

@@ -79,7 +79,7 @@ The demo roster is for demarche dev only.`,
 	}
 	rosterCmd.Flags().StringVar(&rosterFile, "roster", EnvOr("DEMARCHE_ROSTER_FILE", ""), "the roster file, YAML or JSON (required; env DEMARCHE_ROSTER_FILE)")
 	rosterCmd.Flags().BoolVar(&seed, "seed", false, "gone: the demo roster is for demarche dev only")
-	_ = rosterCmd.Flags().MarkHidden("seed")
+	_ = rosterCmd.Flags().MarkHidden("seed") // the flag is defined on the line above: this fails only for an unknown flag
 	cmd.AddCommand(
 		rosterCmd,
 		newServePartnersCmd(app),
@@ -449,7 +449,7 @@ demarche_funding_ledger_alarms_total, demarche.audit.alarm).`,
 	cmd.Flags().StringVar(&fundsFile, "funds", EnvOr("DEMARCHE_FUNDS_FILE", ""), "the funds file, YAML or JSON (required; env DEMARCHE_FUNDS_FILE)")
 	cmd.Flags().BoolVar(&open, "open-funds", false, "gone: open funds with demarche admin open-fund")
 	cmd.Flags().StringVar(&openedBy, "opened-by", "", "gone: open funds with demarche admin open-fund")
-	_ = cmd.Flags().MarkHidden("open-funds")
-	_ = cmd.Flags().MarkHidden("opened-by")
+	_ = cmd.Flags().MarkHidden("open-funds") // the flags are defined above: this fails only for an unknown flag
+	_ = cmd.Flags().MarkHidden("opened-by")  // the flags are defined above: this fails only for an unknown flag
 	return cmd
 }

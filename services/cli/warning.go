@@ -407,7 +407,7 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 		fmt.Fprintf(tw, "%.2f\t%.0f%%\t%d\t%s\t%s\t%s\t%s\t%s\n", c.GetWeight(), share, c.GetFatalities(), rule,
 			c.GetObservedAt().AsTime().UTC().Format("2006-01-02 15:04"), c.GetSource(), c.GetSourceId(), summary)
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 }
 
 // signalSource is the source the gateway stamps this credential's signals

@@ -269,7 +269,7 @@ func printTable(out io.Writer, rows [][]string) {
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 }
 
 func printScorecardMarkdown(out io.Writer, name, note string, res *evaluate.Result) {

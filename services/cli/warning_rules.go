@@ -288,5 +288,5 @@ func printBacktest(out io.Writer, name string, res *earlywarning.BacktestResult)
 		fmt.Fprintf(tw, "%s\t%g\t%d\t%d\t%.1f\t%d\t%s\t%s\t%s\t%d\n", s.Situation, s.Threshold, s.Events, s.Fatalities, s.MaxScore,
 			len(s.Crossings), first, peak, lead, s.FalseAlarms)
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 }

@@ -35,7 +35,7 @@ var exampleTime = time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC)
 // lifecycle order: every registered event type but the early-warning signal,
 // which travels on its own stream.
 func CrisisEvents() []eventbus.EventType {
-	signal, _ := eventbus.TypeOf(&demarchev1.Signal{})
+	signal, _ := eventbus.TypeOf(&demarchev1.Signal{}) // Signal is a registered event type: TypeOf cannot fail
 	var out []eventbus.EventType
 	for _, et := range eventbus.Types() {
 		if et.CEType != signal.CEType {
@@ -48,7 +48,7 @@ func CrisisEvents() []eventbus.EventType {
 // SignalEvent is the type of the CloudEvents partners' early-warning systems
 // publish on demarche.signals.<source>.
 func SignalEvent() eventbus.EventType {
-	et, _ := eventbus.TypeOf(&demarchev1.Signal{})
+	et, _ := eventbus.TypeOf(&demarchev1.Signal{}) // Signal is a registered event type: TypeOf cannot fail
 	return et
 }
 
@@ -93,7 +93,9 @@ func protoJSON(m proto.Message) any {
 		panic(err)
 	}
 	var v any
-	_ = json.Unmarshal(b, &v)
+	if err := json.Unmarshal(b, &v); err != nil {
+		panic(err)
+	}
 	return v
 }
 

@@ -217,7 +217,9 @@ func Start(_ context.Context, natsURL string, log *zap.Logger) (*Service, error)
 			micro.HandlerFunc(func(r micro.Request) { answer(r, log) })),
 		natsrpc.Raw("asyncapi", "anything → the AsyncAPI 3 document of every subject (JSON)",
 			micro.HandlerFunc(func(r micro.Request) {
-				_ = r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}}))
+				if err := r.Respond(doc, micro.WithHeaders(micro.Headers{"Content-Type": {"application/json"}})); err != nil {
+					log.Warn("AsyncAPI answer not sent", zap.Error(err))
+				}
 			})),
 	)
 	if err != nil {
@@ -239,7 +241,9 @@ func answer(r micro.Request, log *zap.Logger) {
 		if code == errs.Code(errs.ErrInternal) {
 			log.Warn("schema request failed", zap.Error(err))
 		}
-		_ = r.Error(code, err.Error(), nil)
+		if rerr := r.Error(code, err.Error(), nil); rerr != nil {
+			log.Warn("schema error answer not sent", zap.Error(rerr))
+		}
 	}
 	req := &demarchev1.GetSchemaRequest{}
 	if len(r.Data()) > 0 {

@@ -111,8 +111,8 @@ func (s *eventSorter) spill() error {
 // close removes the temporary files.
 func (s *eventSorter) close() {
 	for _, f := range s.runs {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
+		_ = f.Close()           // a temporary file, removed next: nothing to lose
+		_ = os.Remove(f.Name()) // a temporary file left behind costs only disk
 	}
 	s.runs = nil
 }

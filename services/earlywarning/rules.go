@@ -569,7 +569,7 @@ func yamlErrorLine(err error) int {
 	}
 	var line int
 	if i := strings.Index(msg, "line "); i >= 0 {
-		_, _ = fmt.Sscanf(msg[i:], "line %d", &line)
+		_, _ = fmt.Sscanf(msg[i:], "line %d", &line) // no line number in the message leaves line 0 (unknown)
 	}
 	return line
 }

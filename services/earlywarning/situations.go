@@ -38,7 +38,7 @@ func (s *Service) Situations(ctx context.Context, limit int32) (*demarchev1.Situ
 		}
 		return nil, fmt.Errorf("%w: list situations: %v", ErrUnavailable, err)
 	}
-	defer func() { _ = lister.Stop() }()
+	defer func() { _ = lister.Stop() }() // a key lister: stopping it loses nothing
 	var out []*demarchev1.SituationSummary
 	for key := range lister.Keys() {
 		if strings.HasPrefix(key, "x-") || strings.Contains(key, ".") { // an exercise's, or an episode reservation

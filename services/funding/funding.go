@@ -194,7 +194,9 @@ func (s *Store) alarm(fund string, err error) {
 	if s.js != nil && s.js.Conn() != nil {
 		if b, merr := proto.Marshal(&demarchev1.AuditAlarm{Kind: LedgerAlarmKind, EventId: "ledger-" + fund,
 			Reason: fmt.Sprintf("fund %s (%s): %v", fund, kind, err), At: timestamppb.New(s.now())}); merr == nil {
-			_ = s.js.Conn().Publish(AlarmSubject, b)
+			if perr := s.js.Conn().Publish(AlarmSubject, b); perr != nil {
+				s.log.Error("ALARM not sent to the audit service", zap.String("fund", fund), zap.Error(perr))
+			}
 		}
 	}
 }

@@ -109,7 +109,7 @@ func (s *Service) codecOp(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(resp)
+	_, _ = w.Write(resp) // the client went away: no one to tell
 }
 
 // codecToken is a codec request's credential: the bearer token, else the
@@ -186,7 +186,7 @@ func (s *Service) recordDecode(r *http.Request, p *authn.Principal, ns string, c
 			parts := strings.Split(strings.Trim(ref.Path, "/"), "/")
 			for i := 0; i+3 < len(parts); i++ {
 				if parts[i] == "namespaces" && parts[i+2] == "workflows" {
-					wid, _ = url.PathUnescape(parts[i+3])
+					wid, _ = url.PathUnescape(parts[i+3]) // undecodable: wid stays empty and the decryption is recorded in the global chain
 					break
 				}
 			}

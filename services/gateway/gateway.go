@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s.addr = "http://" + l.Addr().String()
 	if s.hosts, err = newHostPolicy(cfg.PublicURL, cfg.Host, l.Addr().(*net.TCPAddr).Port); err != nil {
-		_ = l.Close()
+		_ = l.Close() // already failing: the host policy error is reported, the listener served nothing
 		tc.Close()
 		nc.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -180,7 +180,9 @@ func (s *Service) URL() string { return s.addr }
 func (s *Service) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.srv.Shutdown(ctx)
+	if err := s.srv.Shutdown(ctx); err != nil {
+		s.log.Warn("stopped with requests still in hand", zap.Error(err))
+	}
 	s.tc.Close()
 	s.nc.Close()
 }

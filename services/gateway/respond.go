@@ -50,13 +50,13 @@ func writeProto(w http.ResponseWriter, status int, m proto.Message) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_, _ = w.Write(b)
+	_, _ = w.Write(b) // the status is sent: a failed write means the client went away, no one is left to tell
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	_ = json.NewEncoder(w).Encode(v) // the status is sent: a failed write means the client went away, no one is left to tell
 }
 
 // writeError answers an error with its status (errs.HTTPStatus: the one

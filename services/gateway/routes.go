@@ -101,6 +101,7 @@ func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.D
 func (s *Service) Handler() http.Handler {
 	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions))
 	mux := http.NewServeMux()
+	// the client went away: no one to tell
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })
 	for _, rt := range Routes() {
 		h := s.guard(rt)

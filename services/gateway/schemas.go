@@ -38,7 +38,7 @@ func (s *Service) getAsyncAPI(w http.ResponseWriter, r *http.Request, _ *authn.P
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(msg.Data)
+	_, _ = w.Write(msg.Data) // the client went away: no one to tell
 }
 
 func (s *Service) getSchema(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
@@ -57,7 +57,7 @@ func (s *Service) getSchema(w http.ResponseWriter, r *http.Request, _ *authn.Pri
 			w.Header().Set(h, v)
 		}
 	}
-	_, _ = w.Write(reply.Data)
+	_, _ = w.Write(reply.Data) // the client went away: no one to tell
 }
 
 // schemaPattern is the schema route's pattern (routes.go).

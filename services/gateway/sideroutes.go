@@ -81,10 +81,10 @@ func (s *Service) crisisMarks(ctx context.Context, ids []string) (map[string]cri
 				var slug string
 				var shared []string
 				if p, ok := fields[temporalx.SAConfidentiality.GetName()]; ok {
-					_ = dc.FromPayload(p, &slug)
+					_ = dc.FromPayload(p, &slug) // undecodable: the slug stays empty and the crisis reads as unknown (confidential), the safe side
 				}
 				if p, ok := fields[temporalx.SASharedWith.GetName()]; ok {
-					_ = dc.FromPayload(p, &shared)
+					_ = dc.FromPayload(p, &shared) // undecodable: shared with no one, the safe side
 				}
 				m := unknownCrisis
 				if c, err := demarchev1.ParseConfidentiality(slug); err == nil && c != demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {

@@ -623,13 +623,17 @@ func (s *Service) deliverParked(ctx context.Context, c *demarchev1.Crisis) error
 		var p parkedEvent
 		if err := json.Unmarshal(e.Value(), &p); err != nil {
 			s.log.Error("parked event unreadable; dropped", zap.String("key", k), zap.Error(err))
-			_ = s.pending.Purge(ctx, k)
+			if perr := s.pending.Purge(ctx, k); perr != nil {
+				s.log.Warn("unreadable parked event not purged; met again on the next pass", zap.String("key", k), zap.Error(perr))
+			}
 			continue
 		}
 		ev, err := eventbus.Decode(p.Header, p.Data)
 		if err != nil {
 			s.log.Error("parked event undecodable; dropped", zap.String("key", k), zap.Error(err))
-			_ = s.pending.Purge(ctx, k)
+			if perr := s.pending.Purge(ctx, k); perr != nil {
+				s.log.Warn("undecodable parked event not purged; met again on the next pass", zap.String("key", k), zap.Error(perr))
+			}
 			continue
 		}
 		if err := s.deliver(ctx, c, ev); err != nil {

@@ -33,8 +33,8 @@ func (s *Service) webhookHandler(p *Partner) eventbus.Handler {
 			return fmt.Errorf("%w: %s: %w", ErrWebhook, p.Name, err)
 		}
 		defer resp.Body.Close()
-		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 200))     // the first bytes only illustrate the error; the status decides
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // draining lets the connection be reused; a failure only costs the connection
 		if resp.StatusCode < 200 || resp.StatusCode > 299 {
 			return fmt.Errorf("%w: %s answered %s: %s", ErrWebhook, p.Name, resp.Status, strings.TrimSpace(string(snippet)))
 		}

@@ -243,6 +243,7 @@ func (s *Store) Reserve(ctx context.Context, req *demarchev1.ReserveRequest) (*d
 		}
 		if winner.GetExpertId() != a.GetExpertId() {
 			if _, rev, err := s.assignment(ctx, bookedKey); err == nil {
+				// best-effort undo: with LastRevision it fails only when the key changed since, and then it is not ours to delete
 				_ = s.kv.Delete(ctx, bookedKey, jetstream.LastRevision(rev))
 			}
 		}

@@ -79,7 +79,7 @@ func (w *outsideWatch) scan(ctx context.Context) error {
 			}
 			var country string
 			if p := ex.GetSearchAttributes().GetIndexedFields()[temporalx.SACountry.GetName()]; p != nil {
-				_ = converter.GetDefaultDataConverter().FromPayload(p, &country)
+				_ = converter.GetDefaultDataConverter().FromPayload(p, &country) // undecodable: the event goes out without a country (region unknown)
 			}
 			region, _ := demarchev1.RegionOf(country)
 			ev := &demarchev1.CrisisAlteredOutside{CrisisId: crisisID, Operation: op}

@@ -219,7 +219,9 @@ func (a *Activities) ReserveExperts(ctx context.Context, req *demarchev1.Reserve
 		}
 		if err != nil {
 			for _, role := range made {
-				_ = natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role, Drill: req.GetDrill(), Decision: req.GetDecision()}, &demarchev1.ReleaseResponse{})
+				if rerr := natsrpc.Call(ctx, a.NC, natsrpc.RosterRelease, &demarchev1.ReleaseRequest{CrisisId: req.GetCrisisId(), Role: role, Drill: req.GetDrill(), Decision: req.GetDecision()}, &demarchev1.ReleaseResponse{}); rerr != nil {
+					activity.GetLogger(ctx).Warn("role reserved by this failed decision not released; release it by hand", "crisis", req.GetCrisisId(), "role", role, "error", rerr)
+				}
 			}
 			return nil, serviceError(err)
 		}

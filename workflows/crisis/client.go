@@ -213,7 +213,7 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 func keyword(sa *common.SearchAttributes, name string) string {
 	var s string
 	if p, ok := sa.GetIndexedFields()[name]; ok {
-		_ = converter.GetDefaultDataConverter().FromPayload(p, &s)
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &s) // an attribute that does not decode reads as unset, like a missing one
 	}
 	return s
 }
@@ -221,7 +221,7 @@ func keyword(sa *common.SearchAttributes, name string) string {
 func intAttr(sa *common.SearchAttributes, name string) int64 {
 	var n int64
 	if p, ok := sa.GetIndexedFields()[name]; ok {
-		_ = converter.GetDefaultDataConverter().FromPayload(p, &n)
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &n) // an attribute that does not decode reads as unset, like a missing one
 	}
 	return n
 }

@@ -98,6 +98,6 @@ func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
 			f.DeadlinesBreached++
 		}
 	}
-	f.Engagements, _ = l.engagements()
+	f.Engagements, _ = l.engagements() // the second result counts the public engagements, not an error
 	return f
 }

@@ -173,6 +173,7 @@ func (e *emitter) idle() bool { return len(e.outbox) == 0 && !e.sending }
 // outbox is held for the next run, which publishes it first.
 func (e *emitter) flush(ctx workflow.Context) {
 	ctx, _ = workflow.NewDisconnectedContext(ctx)
+	// a disconnected context is never cancelled: Await returns no error
 	_ = workflow.Await(ctx, func() bool { return e.idle() || e.held && !e.sending })
 }
 

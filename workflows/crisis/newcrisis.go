@@ -68,7 +68,7 @@ func NewCrisis(p NewCrisisParams, now time.Time) *demarchev1.Crisis {
 // random base32 characters, e.g. GN-20261127-K7Q3P.
 func NewCrisisID(country string, now time.Time) string {
 	b := make([]byte, 5)
-	_, _ = rand.Read(b)
+	_, _ = rand.Read(b) // crypto/rand.Read never returns an error (it crashes the program instead)
 	suffix := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)[:5]
 	if len(country) != 2 {
 		country = "XX"

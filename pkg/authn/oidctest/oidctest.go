@@ -86,7 +86,7 @@ func New(clientID, secret string, user map[string]any, opts Options) *Issuer {
 	is.srv = httptest.NewServer(is.routes())
 	is.URL = is.srv.URL
 	if opts.Host != "" {
-		_, port, _ := net.SplitHostPort(is.srv.Listener.Addr().String())
+		_, port, _ := net.SplitHostPort(is.srv.Listener.Addr().String()) // a listener's address always has a port
 		is.URL = "http://" + net.JoinHostPort(opts.Host, port)
 	}
 	return is
@@ -130,6 +130,7 @@ func (is *Issuer) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
 		u := is.URL
+		// test issuer: a client that went away fails its own test
 		_ = json.NewEncoder(w).Encode(map[string]any{"issuer": u, "authorization_endpoint": u + "/authorize", "token_endpoint": u + "/token",
 			"jwks_uri": u + "/jwks", "end_session_endpoint": u + "/logout", "response_types_supported": []string{"code"},
 			"subject_types_supported": []string{"public"}, "id_token_signing_alg_values_supported": []string{"ES256"},
@@ -137,13 +138,14 @@ func (is *Issuer) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, _ *http.Request) {
 		pad := func(b *big.Int) string { return base64.RawURLEncoding.EncodeToString(b.FillBytes(make([]byte, 32))) }
+		// test issuer: a client that went away fails its own test
 		_ = json.NewEncoder(w).Encode(map[string]any{"keys": []map[string]string{{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
 			"x": pad(is.key.X), "y": pad(is.key.Y)}}})
 	})
 	mux.HandleFunc("GET /authorize", is.authorize)
 	mux.HandleFunc("POST /token", is.token)
 	mux.HandleFunc("GET /logout", func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte("signed out of the test issuer\n"))
+		_, _ = w.Write([]byte("signed out of the test issuer\n")) // test issuer: a client that went away fails its own test
 	})
 	return mux
 }
@@ -172,6 +174,7 @@ func (is *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
 	back.RawQuery = bq.Encode()
 	if is.consent {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		// test issuer: a client that went away fails its own test
 		_, _ = fmt.Fprintf(w, "<!doctype html><title>Test issuer</title><p>Sign in to %s as %v?</p><p><a id=\"approve\" href=\"%s\">Approve</a></p>",
 			html.EscapeString(is.clientID), html.EscapeString(fmt.Sprint(is.user["name"])), html.EscapeString(back.String()))
 		return
@@ -183,6 +186,7 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	fail := func(code string) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusBadRequest)
+		// test issuer: a client that went away fails its own test
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": "refused by the test issuer"})
 	}
 	id, sec, ok := r.BasicAuth()
@@ -237,13 +241,14 @@ func (is *Issuer) token(w http.ResponseWriter, r *http.Request) {
 	idTok, accTok := is.sign(idClaims), is.sign(accClaims)
 	is.secrets = append(is.secrets, idTok, accTok)
 	w.Header().Set("Content-Type", "application/json")
+	// test issuer: a client that went away fails its own test
 	_ = json.NewEncoder(w).Encode(map[string]any{"access_token": accTok, "token_type": "Bearer", "expires_in": 3600, "id_token": idTok})
 }
 
 // sign makes an ES256 JWT.
 func (is *Issuer) sign(claims map[string]any) string {
 	enc := func(v any) string {
-		b, _ := json.Marshal(v)
+		b, _ := json.Marshal(v) // claims are maps of strings and numbers: Marshal cannot fail
 		return base64.RawURLEncoding.EncodeToString(b)
 	}
 	in := enc(map[string]string{"alg": "ES256", "typ": "JWT", "kid": "k1"}) + "." + enc(claims)

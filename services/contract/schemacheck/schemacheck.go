@@ -105,16 +105,24 @@ func checkJSONSchema(schema []byte, want proto.Message) error {
 		if err != nil {
 			return err
 		}
-		inst, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			return fmt.Errorf("the event's protobuf JSON %s: %w", b, err)
+		}
 		if err := sch.Validate(inst); err != nil {
 			return fmt.Errorf("JSON Schema refuses the event's protobuf JSON %s: %w", b, err)
 		}
 	}
 	// A schema that accepts anything would pass the above: it must refuse a
 	// field the message does not have.
-	b, _ := protojson.Marshal(want)
+	b, err := protojson.Marshal(want)
+	if err != nil {
+		return err
+	}
 	var obj map[string]any
-	_ = json.Unmarshal(b, &obj)
+	if err := json.Unmarshal(b, &obj); err != nil {
+		return fmt.Errorf("the event's protobuf JSON %s: %w", b, err)
+	}
 	obj["noSuchField"] = true
 	if err := sch.Validate(obj); err == nil {
 		return fmt.Errorf("JSON Schema accepts a field the message does not have")
@@ -127,7 +135,7 @@ func jsonEqual(a, b []byte) bool {
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return false
 	}
-	xa, _ := json.Marshal(x)
-	ya, _ := json.Marshal(y)
+	xa, _ := json.Marshal(x) // re-encoding what json.Unmarshal just made cannot fail
+	ya, _ := json.Marshal(y) // re-encoding what json.Unmarshal just made cannot fail
 	return bytes.Equal(xa, ya)
 }
