@@ -61,6 +61,9 @@ func f(file *os.File, s string) int {
 			t.Fatal(err)
 		}
 	}
+	// An exemption (none in the tree today) is honoured.
+	defer func(was []string) { IgnoredErrorExempt = was }(IgnoredErrorExempt)
+	IgnoredErrorExempt = []string{"services/gateway/console.go"}
 	files := []string{"pkg/x/x.go", "pkg/x/x_test.go", "pkg/x/x.pb.go", "pkg/x/gen.go", "services/gateway/console.go", "examples/x.go"}
 	for _, f := range files {
 		body := src

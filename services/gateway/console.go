@@ -139,7 +139,7 @@ func (s *Service) mountConsole(mux *http.ServeMux) {
 	}
 	c.pages = parsePages()
 	c.live = newLiveHub(s)
-	static, _ := fs.Sub(consoleFiles, "console/static")
+	static, _ := fs.Sub(consoleFiles, "console/static") // an embedded folder: Sub cannot fail on it
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", cacheStatic(http.FileServerFS(static))))
 	for _, rt := range ConsoleRoutes() {
 		if rt.Public {
@@ -508,7 +508,7 @@ func (c *console) render(w http.ResponseWriter, r *http.Request, status int, nam
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = w.Write(buf.Bytes())
+	_, _ = w.Write(buf.Bytes()) // a failed write is a client gone away: no one to tell
 }
 
 // renderError answers an error as a page: 404 looks the same whether the

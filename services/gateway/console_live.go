@@ -85,7 +85,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 		http.Error(w, "live updates are not available: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer func() { _ = sub.Unsubscribe() }() // the stream is ending; a closed connection has dropped it already
 
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -95,7 +95,7 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 	closed := false // set when the handler returns: late sends are dropped
 	defer func() { wmu.Lock(); closed = true; wmu.Unlock() }()
 	send := func(event string, v any) bool {
-		b, _ := json.Marshal(v)
+		b, _ := json.Marshal(v) // the console's own view structs (strings, numbers): Marshal cannot fail
 		wmu.Lock()
 		defer wmu.Unlock()
 		if closed {

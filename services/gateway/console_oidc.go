@@ -127,7 +127,7 @@ func newOIDCLogin(ctx context.Context, cfg ConsoleOIDC) (*oidcLogin, error) {
 	var disc struct {
 		EndSession string `json:"end_session_endpoint"`
 	}
-	_ = p.Claims(&disc)
+	_ = p.Claims(&disc) // end_session_endpoint is optional in discovery: without it, sign-out is local only
 	return &oidcLogin{
 		oauth: oauth2.Config{ClientID: cfg.ClientID, ClientSecret: cfg.ClientSecret, RedirectURL: cfg.RedirectURL,
 			Endpoint: p.Endpoint(), Scopes: append([]string{oidc.ScopeOpenID}, scopes...)},

@@ -196,15 +196,22 @@ func crisisTypes() []string {
 
 // openCrisis opens a crisis (app.OpenCrisis, as the API's POST /v1/crises).
 func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
-	sev, _ := strconv.Atoi(r.PostFormValue("severity"))
+	sev, err := strconv.Atoi(r.PostFormValue("severity"))
+	if err != nil {
+		c.refused(w, r, u, "/console/", "open-form", "", "The crisis was not opened: severity: choose a severity from 1 to 5")
+		return
+	}
 	ct, err := demarchev1.ParseCrisisType(r.PostFormValue("type"))
 	if err != nil {
 		c.refused(w, r, u, "/console/", "open-form", "", "The crisis was not opened: crisis type: "+err.Error())
 		return
 	}
+	// Confidentiality is never guessed: a value not understood is refused,
+	// not taken as public.
 	conf, err := demarchev1.ParseConfidentiality(r.PostFormValue("confidentiality"))
 	if err != nil {
-		conf = demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC
+		c.refused(w, r, u, "/console/", "open-form", "", "The crisis was not opened: confidentiality: "+err.Error())
+		return
 	}
 	var shared []string
 	for _, p := range strings.Split(r.PostFormValue("shared_with"), ",") {

@@ -40,9 +40,11 @@ var rosterFor = regexp.MustCompile(`^in-[a-z-]+-[a-z_]+$`)
 
 func (c *console) roster(w http.ResponseWriter, r *http.Request, u *user) {
 	q := r.URL.Query()
-	kind, _ := demarchev1.ParseExpertKind(q.Get("kind"))
-	expertise, _ := demarchev1.ParseExpertise(q.Get("expertise"))
-	region, _ := demarchev1.ParseRegion(q.Get("region"))
+	// A filter left empty or not understood filters nothing (the zero
+	// value is "any"): the form offers only valid values.
+	kind, _ := demarchev1.ParseExpertKind(q.Get("kind"))          // as above
+	expertise, _ := demarchev1.ParseExpertise(q.Get("expertise")) // as above
+	region, _ := demarchev1.ParseRegion(q.Get("region"))          // as above
 	lang := strings.ToLower(strings.TrimSpace(q.Get("language")))
 	freeOnly := q.Get("free") == "1"
 	forField := q.Get("for")
