@@ -70,10 +70,13 @@ type BacktestSituation struct {
 	PeakFatalities int       `json:"peakFatalities"`
 	// FirstCrossing is the first crossing (nil: never crossed); LeadTime the
 	// peak day minus the first crossing at or before it (nil: none).
-	FirstCrossing *time.Time      `json:"firstCrossing,omitempty"`
-	LeadTime      *time.Duration  `json:"-"`
-	LeadTimeText  string          `json:"leadTime,omitempty"`
-	Series        []BacktestPoint `json:"series,omitempty"`
+	FirstCrossing *time.Time `json:"firstCrossing,omitempty"`
+	// In JSON, leadTimeDays for programs and leadTime in words ("10.0
+	// days"): a Go duration ("1608h0m0s") reads to nobody.
+	LeadTime     *time.Duration  `json:"-"`
+	LeadTimeDays *float64        `json:"leadTimeDays,omitempty"`
+	LeadTimeText string          `json:"leadTime,omitempty"`
+	Series       []BacktestPoint `json:"series,omitempty"`
 }
 
 // BacktestPoint is a situation's score after one event.
@@ -260,7 +263,8 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 					}
 				}
 				sit.LeadTime = &lead
-				sit.LeadTimeText = lead.String()
+				days := lead.Hours() / 24
+				sit.LeadTimeDays, sit.LeadTimeText = &days, Days(lead)
 			}
 		}
 		res.Situations = append(res.Situations, sit)

@@ -52,6 +52,9 @@ func TestBacktestReportsCrossingAndLeadTimeExactly(t *testing.T) {
 	if gn.LeadTime == nil || *gn.LeadTime != 10*24*time.Hour {
 		t.Fatalf("lead time %v, want 240h", gn.LeadTime)
 	}
+	if gn.LeadTimeDays == nil || *gn.LeadTimeDays != 10 || gn.LeadTimeText != "10.0 days" {
+		t.Fatalf("lead time in JSON %v / %q, want 10 / \"10.0 days\"", gn.LeadTimeDays, gn.LeadTimeText)
+	}
 	if gn.FalseAlarms != 1 || gn.Crossings[0].FalseAlarm || gn.Crossings[0].FatalitiesAfter != 100 || !gn.Crossings[1].FalseAlarm {
 		t.Fatalf("GN crossing followed by %d deaths, false alarms %d", gn.Crossings[0].FatalitiesAfter, gn.FalseAlarms)
 	}
