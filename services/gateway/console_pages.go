@@ -17,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/ids"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -383,7 +384,11 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Previous": cr.GetPreviousCrisisId(), "SituationKey": demarchev1.SituationKey(cr.GetCountryCode(), cr.GetCrisisType()),
 		"Forms":  forms,
 		"Stages": demarchev1.StageSlugs()[:6], "CanControl": authz.Allowed(authz.SkipStage, u.Roles), "Controls": consoleControls,
-		"CanShare":  authz.Allowed(authz.Share, u.Roles),
+		"CanShare": authz.Allowed(authz.Share, u.Roles),
+		// A partner liaison's own organisation's role, acknowledged from the
+		// page (the partner-role control); the state it reads is already the
+		// partner's view (app.PartnerView).
+		"AckPartner": ackPartner(u), "PartnerRoles": partnerRoleChoices, "PartnerView": app.PartnerOnly(u.Principal),
 		"Situation": "/console/situations/" + url.PathEscape(cr.GetCountryCode()) + "/" + url.PathEscape(cr.GetCrisisType().Slug()),
 	}
 	for k, v := range extra {
@@ -433,6 +438,22 @@ var consoleControls = []demarchev1.Choice{
 	{Value: "skip-stage", Words: "skip a stage"}, {Value: "reopen-stage", Words: "reopen a stage"},
 }
 
+// partnerRoleChoices are the roles a partner may acknowledge; none is
+// chosen for it.
+var partnerRoleChoices = []demarchev1.Choice{
+	{Value: "lead", Words: "lead"}, {Value: "support", Words: "support"},
+	{Value: "burden-sharing", Words: "burden-sharing"}, {Value: "joint", Words: "joint"},
+}
+
+// ackPartner is the organisation whose role the user may acknowledge from
+// the crisis page: its credential's own, "" for a user bound to none.
+func ackPartner(u *user) string {
+	if u.Partner == "" || !authz.Allowed(authz.PartnerRole, u.Roles) {
+		return ""
+	}
+	return u.Partner
+}
+
 // control applies an operator control (app.Control, as the API's control route).
 func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 	id, name := r.PathValue("id"), r.PostFormValue("control")
@@ -453,6 +474,30 @@ func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 			return
 		}
 		msg = &demarchev1.StageControl{Reason: reason, Stage: stage}
+	case "partner-role":
+		// A partner liaison acknowledges its own organisation's role: the
+		// organisation comes from the credential, never from the form (and
+		// app.Control refuses another's anyway).
+		if u.Partner == "" {
+			c.refused(w, r, u, page, "form-partner-role", "", "Not recorded: your credential names no partner organisation; a partner liaison acknowledges its own organisation's role")
+			return
+		}
+		if r.PostFormValue("role") == "" {
+			c.refused(w, r, u, page, "form-partner-role", "", "Not recorded: Role: choose the role your organisation takes (none is chosen for you)")
+			return
+		}
+		role, err := demarchev1.ParsePartnerRoleKind(r.PostFormValue("role"))
+		if err != nil {
+			c.refused(w, r, u, page, "form-partner-role", "", "Not recorded: Role: "+err.Error())
+			return
+		}
+		if _, err := c.s.app.Control(r.Context(), u.Principal, c.update(r, id), name, &demarchev1.PartnerRoleAck{Partner: u.Partner, Role: role}); err != nil {
+			_, text := refusal(err)
+			c.refused(w, r, u, page, "form-partner-role", "", "Refused — your organisation's role was not recorded: "+text)
+			return
+		}
+		http.Redirect(w, r, page+"?done="+url.QueryEscape(name), http.StatusSeeOther)
+		return
 	case "":
 		c.refused(w, r, u, page, "form-control", "", "Not applied: Control: choose a control (none is chosen for you)")
 		return

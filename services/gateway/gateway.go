@@ -27,7 +27,9 @@
 //
 // The gateway answers only to its configured host names (hosts.go: 421
 // otherwise, before any route), and answers that name crises are cut to the
-// reader's clearance with their reads recorded (sideroutes.go).
+// reader's clearance with their reads recorded (sideroutes.go); a partner
+// liaison reads only the partner's view of a crisis shared with it
+// (app.PartnerView: no internal rationale, amounts or roster ids).
 //
 // Every /v1 route needs "Authorization: Bearer TOKEN"; the acting principal
 // and its roles come from the token alone (a principal named in a body must be
@@ -46,6 +48,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natsx"
@@ -100,6 +103,8 @@ type Service struct {
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
 	// decisions stands in for the crises' decide update in tests (nil: Temporal).
 	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
+	// controls stands in for the crises' control updates in tests (nil: Temporal).
+	controls func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)
 	// app is the application layer the API's handlers and the console
 	// both call (made by Handler, with the stand-ins above).
 	app *app.App

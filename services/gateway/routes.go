@@ -97,9 +97,16 @@ func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.D
 	return func(s *Service) { s.decisions = f }
 }
 
+// WithControls stands in for the crises' control updates (tests): f gets
+// each control (update named as crisis.UpdatePartnerRole) as the gateway
+// would send it to the crisis's workflow, and answers the state after it.
+func WithControls(f func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)) Option {
+	return func(s *Service) { s.controls = f }
+}
+
 // Handler is the API's routes behind authentication and authorisation.
 func (s *Service) Handler() http.Handler {
-	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions))
+	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions), app.WithControls(s.controls))
 	mux := http.NewServeMux()
 	// the client went away: no one to tell
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
 	"go.uber.org/zap"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
@@ -39,6 +40,8 @@ type App struct {
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
 	// decisions stands in for the crises' decide update in tests (nil: Temporal).
 	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
+	// controls stands in for the crises' control updates in tests (nil: Temporal).
+	controls func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)
 }
 
 // Option tunes an App made by New.
@@ -54,6 +57,13 @@ func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, 
 // gets each decision as it would be sent to the crisis's workflow.
 func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)) Option {
 	return func(a *App) { a.decisions = f }
+}
+
+// WithControls stands in for the crises' control updates (nil: Temporal):
+// f gets each control (update named as crisis.UpdatePartnerRole) as it would
+// be sent to the crisis's workflow, and answers the state after it.
+func WithControls(f func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)) Option {
+	return func(a *App) { a.controls = f }
 }
 
 // New is the application layer over existing connections; tc may be nil

@@ -25,7 +25,9 @@ type CrisisQuery struct {
 // not see is errs.ErrNotFound, the same answer as for one that does not
 // exist. The read of a restricted or confidential crisis is recorded in its
 // audit chain first (no record, no read: errs.ErrUnavailable when the audit
-// service does not answer).
+// service does not answer). A partner liaison who is nothing else reads the
+// partner's view of it (PartnerView: no internal rationale, amounts, roster
+// ids or signals), whichever transport asks.
 func (a *App) Crisis(ctx context.Context, p *authn.Principal, q CrisisQuery) (*demarchev1.CrisisState, error) {
 	st, err := a.crisisState(ctx, q.ID)
 	if err != nil {
@@ -43,7 +45,7 @@ func (a *App) Crisis(ctx context.Context, p *authn.Principal, q CrisisQuery) (*d
 			return nil, fmt.Errorf("%w: the read of a %s crisis could not be recorded in the audit trail; retry: %v", errs.ErrUnavailable, c.GetConfidentiality().Slug(), err)
 		}
 	}
-	return st, nil
+	return forPrincipal(st, p), nil
 }
 
 // ListQuery selects crises; the principal's clearance (or, for a partner,

@@ -181,7 +181,16 @@ func (a *App) Control(ctx context.Context, p *authn.Principal, u Update, name st
 	if err != nil {
 		return nil, err
 	}
-	return crisis.Control(ctx, a.tc, u.CrisisID, key, "crisis."+name, arg.(demarchev1.Validator))
+	var st *demarchev1.CrisisState
+	if a.controls != nil {
+		st, err = a.controls(ctx, u.CrisisID, key, "crisis."+name, arg)
+	} else {
+		st, err = crisis.Control(ctx, a.tc, u.CrisisID, key, "crisis."+name, arg.(demarchev1.Validator))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return forPrincipal(st, p), nil // a partner's acknowledgement answers the partner's view
 }
 
 // Share changes which partner organisations a crisis is shared with, and
@@ -215,7 +224,11 @@ func (a *App) Share(ctx context.Context, p *authn.Principal, u Update, change *d
 	if err != nil {
 		return nil, err
 	}
-	return crisis.Control(ctx, a.tc, u.CrisisID, key, crisis.UpdateShare, change)
+	st, err := crisis.Control(ctx, a.tc, u.CrisisID, key, crisis.UpdateShare, change)
+	if err != nil {
+		return nil, err
+	}
+	return forPrincipal(st, p), nil
 }
 
 // Stamp puts the authenticated principal and its roles in a request (its
