@@ -21,7 +21,7 @@ var partnerMay = map[protoreflect.FullName]bool{
 	"demarche.v1.Crisis.region": true, "demarche.v1.Crisis.crisis_type": true, "demarche.v1.Crisis.severity": true,
 	"demarche.v1.Crisis.confidentiality": true, "demarche.v1.Crisis.opened_at": true, "demarche.v1.Crisis.drill": true,
 	"demarche.v1.Crisis.shared_with": true,
-	"demarche.v1.StageRecord.stage": true, "demarche.v1.StageRecord.entered_at": true, "demarche.v1.StageRecord.completed_at": true,
+	"demarche.v1.StageRecord.stage":  true, "demarche.v1.StageRecord.entered_at": true, "demarche.v1.StageRecord.completed_at": true,
 	"demarche.v1.StageRecord.duration": true, "demarche.v1.StageRecord.status": true, "demarche.v1.StageRecord.run": true,
 	"demarche.v1.PartnerRoleAck.partner": true, "demarche.v1.PartnerRoleAck.role": true, "demarche.v1.PartnerRoleAck.acknowledged_at": true,
 }
