@@ -48,8 +48,9 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/exercises/{id}/signals":             {"signals", "Send an exercise's signals: they score and raise drill crises only, never real ones (the drill coordinator's)."},
 	"POST /v1/crises": {"crises", "Open a crisis (a drill when drill is set) and answer its state (201); 409 when its id is taken (ids are never " +
 		"reused). Opening a real crisis needs crisis.open, a drill crisis.open-drill."},
-	"GET /v1/crises":      {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},
-	"GET /v1/crises/{id}": {"crises", "One crisis's state (its stage, decisions and what they set in motion); 404 when it does not exist or is not yours to see."},
+	"GET /v1/crises": {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},
+	"GET /v1/crises/{id}": {"crises", "One crisis's state (its stage, decisions and what they set in motion); 404 when it does not exist or is not yours to see. " +
+		"A partner liaison reads the partner's view: where the crisis stands and its own organisation's role, without decisions, amounts, roster ids or signals."},
 	"POST /v1/crises/{id}/decisions": {"crises", "Record a decision for the crisis's current stage (triage, good offices, ..., closure); the crisis's workflow " +
 		"checks it against the stage and your roles and answers the recorded decision, or 422 naming the rule that refused it (400 for bad " +
 		"input; when the decision's service refuses it, its kind of refusal: 409 for an expert booked elsewhere, 404 for what the service does not know)."},
