@@ -153,6 +153,14 @@ func TestPartnerLiaisonView(t *testing.T) {
 			}
 		}
 	}
+	for _, panel := range []string{`id="pending"`, `id="funding"`, `id="decisions"`, `id="deadlines"`, `id="warnings"`} {
+		if strings.Contains(partnerPage, panel) {
+			t.Errorf("the partner's page has the internal panel %s", panel)
+		}
+	}
+	if !strings.Contains(partnerPage, "Public good-offices engagements: 3") {
+		t.Error("the partner's page lacks the public engagements count")
+	}
 	if !strings.Contains(partnerPage, `id="form-partner-role"`) {
 		t.Fatal("the partner's page offers no acknowledgement of its role")
 	}
