@@ -78,7 +78,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 
 	waitPending("good-offices")
 	// A decision for a stage that is not running is refused, naming the rule.
-	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "alice", "--rationale", "x", "--envoy", "dora", "--standby-team", "erin"); err == nil ||
+	if _, err := runCLI(t, s, "crisis", "decide", "appoint-envoy", id, "--as", "alice", "--rationale", "x", "--envoy", "env-lucia-mendez", "--standby-team", "sb-omar-farouk"); err == nil ||
 		!strings.Contains(err.Error(), "rule stage-running") {
 		t.Fatalf("early envoy appointment: %v", err)
 	}

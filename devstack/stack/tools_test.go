@@ -94,7 +94,7 @@ func TestCoupCrisisGetsAnInquiryAndMoneyBeforeDeployment(t *testing.T) {
 
 	// The inquiry is mandated and reports, beside the envoy stage.
 	cli("crisis", "decide", "fact-finding-mandate", id, "--as", "alice", "--rationale", "commission of inquiry",
-		"--terms", "establish the events of 28 September", "--body", "secretary-general", "--team", "carol",
+		"--terms", "establish the events of 28 September", "--body", "secretary-general", "--team", "med-claire-dubois",
 		"--report-due", time.Now().Add(30*24*time.Hour).UTC().Format("2006-01-02"))
 	cli("crisis", "decide", "fact-finding-report", id, "--as", "alice", "--rationale", "findings delivered", "--summary", "crimes against humanity likely")
 
