@@ -100,16 +100,12 @@ type ImportOptions struct {
 	Source string
 }
 
-// Import reads a conflict-event file, sends its signals in batches in
-// event-time order and summarises. Rows the parser refuses are reported with their line and never
-// sent. progress, when set, is called after each batch with the rows read so far.
-// A failure of a whole batch (service unreachable) stops the import; what was
-// sent before stays recorded, and importing the file again is safe (duplicates).
-func Import(ctx context.Context, r io.Reader, format Format, ingest IngestFunc, batch int, progress func(read int)) (*ImportSummary, error) {
-	return ImportWith(ctx, r, format, ingest, ImportOptions{Batch: batch, Progress: progress})
-}
-
-// ImportWith is Import with options. The file's rows are applied in
+// ImportWith reads a conflict-event file, sends its signals in batches and
+// summarises. Rows the parser refuses are reported with their line and never
+// sent; o.Progress, when set, is called after each batch with the rows read
+// so far. A failure of a whole batch (service unreachable) stops the import;
+// what was sent before stays recorded, and importing the file again is safe
+// (duplicates). The file's rows are applied in
 // event-time order (eventorder.go: an external sort holding at most
 // SortChunk signals in memory), so a file listed in any order scores, crosses
 // and dates its first signal as a sorted one does; rejections are still
