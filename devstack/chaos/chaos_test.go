@@ -98,7 +98,7 @@ func TestChaos(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Minute)
 	defer cancel()
 	if err := p.startDev(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, p.logTails(30))
+		t.Fatalf("%v\n%s\nSTART-UP FAILED: %v", err, p.logTails(30), err)
 	}
 	for _, s := range p.separate {
 		if err := p.startService(s); err != nil {
@@ -145,7 +145,7 @@ func TestChaos(t *testing.T) {
 		say("%s", l)
 	}
 	if faultErr != nil {
-		t.Fatalf("a fault could not be injected or recovered from: %v\n%s", faultErr, p.logTails(30))
+		t.Fatalf("a fault could not be injected or recovered from: %v\n%s\nFAULT NOT RECOVERED: %v", faultErr, p.logTails(30), faultErr)
 	}
 
 	fig := &figures{}

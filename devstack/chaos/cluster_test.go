@@ -104,7 +104,7 @@ func TestCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	if err := c.start(ctx, t); err != nil {
-		t.Fatalf("%v\n%s", err, p.logTails(30))
+		t.Fatalf("%v\n%s\nSTART-UP FAILED: %v", err, p.logTails(30), err)
 	}
 	say("cluster up in %v: PostgreSQL, Temporal on it, %d NATS nodes (replicas %d), %d services", time.Since(began).Round(time.Second), len(c.nodes), cluster.Replicas, len(cluster.Services))
 
@@ -154,7 +154,9 @@ func TestCluster(t *testing.T) {
 		say("%s", l)
 	}
 	if faultErr != nil {
-		t.Fatalf("a fault could not be injected or recovered from: %v\n%s", faultErr, p.logTails(30))
+		// The error again after the logs: a CI that shows only the end of
+		// the output still shows what failed.
+		t.Fatalf("a fault could not be injected or recovered from: %v\n%s\nFAULT NOT RECOVERED: %v", faultErr, p.logTails(30), faultErr)
 	}
 
 	fig := &figures{}
@@ -542,8 +544,17 @@ func (c *clusterRun) inject(ctx context.Context, w *workload, in *injector, rng 
 		for i, cr := range runs {
 			if results[i] == nil {
 				// Acknowledged before the stop: it must be there now.
-				var m map[string]any
-				if err := c.p.api(ctx, "GET", "/v1/crises/"+cr.id, "auditor", nil, &m); err != nil {
+				// Asked until the restarted gateway answers for it (its
+				// first reads may still meet a reconnecting client); a
+				// crisis that is not there fails this after the bound.
+				err := eventually(ctx, time.Minute, "crisis "+cr.id+" (acknowledged before the gateway stopped) readable", func() (bool, string) {
+					var m map[string]any
+					if err := c.p.api(ctx, "GET", "/v1/crises/"+cr.id, "auditor", nil, &m); err != nil {
+						return false, err.Error()
+					}
+					return true, ""
+				})
+				if err != nil {
 					return fmt.Errorf("crisis %s was acknowledged before the gateway stopped, and is not there: %w", cr.id, err)
 				}
 				continue

@@ -202,9 +202,11 @@ func (w *workload) open(ctx context.Context, c *crisisRun) error {
 		w.retries.Add(1)
 		if c.drill {
 			var m map[string]any // opened before the fault cut the answer?
-			if w.p.api(ctx, "GET", "/v1/crises/"+url.PathEscape(c.id), "auditor", nil, &m) == nil {
+			gerr := w.p.api(ctx, "GET", "/v1/crises/"+url.PathEscape(c.id), "auditor", nil, &m)
+			if gerr == nil {
 				return true, ""
 			}
+			return false, fmt.Sprintf("open: %s; read back: %v", strings.TrimSpace(out), gerr)
 		} else if id := w.findByTitle(ctx, c.country, title); id != "" {
 			c.id = id
 			return true, ""
