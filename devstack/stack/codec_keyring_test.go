@@ -42,13 +42,9 @@ func TestCodecKeyringPlainRestart(t *testing.T) {
 		}
 		return s
 	}
-	cli := func(s *stack.Stack, args ...string) string {
+	cli := func(s *stack.Stack, args ...string) string { // the stack restarts: s changes
 		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+		return mustCLI(t, s)(args...)
 	}
 	var id string
 	pending := func(s *stack.Stack, kind string) {

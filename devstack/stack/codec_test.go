@@ -66,14 +66,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 			tc := temporalClient(t, s)
 			ctx := context.Background()
 			var id string // minted by the platform
-			cli := func(args ...string) string {
-				t.Helper()
-				out, err := runCLI(t, s, args...)
-				if err != nil {
-					t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-				}
-				return out
-			}
+			cli := mustCLI(t, s)
 			waitPending := func(kind string) {
 				t.Helper()
 				waitFor(t, func() bool {
@@ -309,13 +302,9 @@ func TestCodecKeyRotation(t *testing.T) {
 			return false
 		})
 	}
-	cli := func(s *stack.Stack, args ...string) string {
+	cli := func(s *stack.Stack, args ...string) string { // the stack restarts: s changes
 		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
+		return mustCLI(t, s)(args...)
 	}
 
 	s := start(before)

@@ -27,14 +27,7 @@ func TestDrillsLiveInTheirOwnWorld(t *testing.T) {
 	tc := temporalClient(t, s)
 	ctx := context.Background()
 	nc := natsConn(t, s)
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	balances := func() map[string]int64 {
 		t.Helper()
 		var b demarchev1.BalanceResponse

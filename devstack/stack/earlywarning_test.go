@@ -168,14 +168,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	tc := temporalClient(t, s)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	touched := regexp.MustCompile(`crisis (\S+) (opened|signalled)`)
 	report := func(country, typ, id string, at time.Time) (string, string) {
 		t.Helper()
@@ -350,14 +343,7 @@ func TestClosedCrisisNeverSwallowsANewFlare(t *testing.T) {
 	tc := temporalClient(t, s)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	touched := regexp.MustCompile(`crisis (opened|signalled)\s+(\S+) \((GN-[a-z-]+)\)`)
 
 	// Episode 1: a live import crosses 20 and opens a crisis.

@@ -22,14 +22,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	tc := temporalClient(t, s)
 	ctx := context.Background()
 	var id string // minted by the platform when the crisis opens
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	events := func() int { return settledHistoryLength(t, tc, id) }
 	waitPending := func(kind string) {
 		t.Helper()

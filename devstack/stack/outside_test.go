@@ -52,14 +52,7 @@ func TestOutsideOperationsAreReported(t *testing.T) {
 	// The admin: the one identity that may terminate, cancel and reset.
 	tc := temporalClientAs(t, s, temporalx.IdentityAdmin)
 	ctx := context.Background()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	open := func() string {
 		id := openedID(t, cli("crisis", "open", "--title", "Standoff", "--country", "NE", "--type", "constitutional-crisis", "--severity", "3"))
 		waitFor(t, func() bool {

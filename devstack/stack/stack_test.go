@@ -97,6 +97,19 @@ func testCodec(t *testing.T, dataDir string) *payloadcodec.Keyring {
 // NAME" in args becomes a token for the test identity NAME (every operator
 // role, cleared for everything: tests of roles mint their own), and without
 // it the demo duty officer's (the demo auditor's for audit verbs).
+// mustCLI is runCLI for a step that must succeed: it fails the test with
+// the command line and its output otherwise.
+func mustCLI(t *testing.T, s *stack.Stack) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+}
+
 func runCLI(t *testing.T, s *stack.Stack, args ...string) (string, error) {
 	t.Helper()
 	root := cli.NewRoot(stack.NewDevCmd)

@@ -23,14 +23,7 @@ func TestCoupCrisisGetsAnInquiryAndMoneyBeforeDeployment(t *testing.T) {
 	defer s.Stop()
 	tc := temporalClient(t, s)
 	ctx := context.Background()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	var id string
 	state := func() *demarchev1.CrisisState {
 		st, err := crisis.State(ctx, tc, id)
@@ -173,14 +166,7 @@ func TestStandbyTeamSupportsAPartnerLedMediationAndIsReleasedAtHandBack(t *testi
 	defer s.Stop()
 	tc := temporalClient(t, s)
 	ctx := context.Background()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	refused := func(rule string, args ...string) {
 		t.Helper()
 		if _, err := runCLI(t, s, args...); err == nil || !strings.Contains(err.Error(), "rule "+rule) {
@@ -241,14 +227,7 @@ func TestEngagementsAreLoggedAcrossStagesOnTheStack(t *testing.T) {
 	defer s.Stop()
 	tc := temporalClient(t, s)
 	ctx := context.Background()
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	id := openedID(t, cli("crisis", "open", "--title", "Transition talks in Conakry", "--country", "GN", "--type", "general", "--severity", "3"))
 	engage := func(kind, with string, public bool) {
 		args := []string{"crisis", "decide", "engagement", id, "--as", "alice", "--rationale", "transition calendar",

@@ -166,14 +166,7 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 		t.Fatalf("crisis opened by early warning: playbook %s, %d warnings", st.GetPlaybook(), len(st.GetWarnings()))
 	}
 
-	cli := func(args ...string) string {
-		t.Helper()
-		out, err := runCLI(t, s, args...)
-		if err != nil {
-			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return out
-	}
+	cli := mustCLI(t, s)
 	pending := func(kind string) {
 		t.Helper()
 		waitFor(t, func() bool {
