@@ -10,13 +10,22 @@
 // A durable consumer ("partners") of the crisis stream learns each crisis's
 // region, country, type, confidentiality and shared_with from its CrisisOpened
 // event (kept in the JetStream KV bucket DEMARCHE_PARTNER_CRISES) and copies
-// every event of the crisis, CloudEvents headers intact, to
+// the events of the crisis to
 //
 //	demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
 //
 // in the partner's own stream DEMARCHE_PARTNER_<PARTNER> (PartnerStream), for
 // each partner that receives it, with
-// Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
+// Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once.
+//
+// Each partner receives its own copy (PartnerCopy): the CloudEvent's
+// attributes with the data cut down to what a partner may know
+// (pkg/partnerview.Event, an allow-list shared with the gateway's partner
+// view): stage, severity and closure notices, the crisis's public face, and
+// sharing changes and roles of its own organisation. Decisions (rationale,
+// amounts, envoy and roster ids), disbursements, deadlines, follow-up,
+// warnings and the reasons and authors of changes are never delivered; an
+// event type with nothing a partner may see is not delivered at all. A public
 // crisis goes to the partners whose regions, countries and crisis types match;
 // a restricted or confidential crisis goes only to the partners named in its
 // shared_with, never to anyone else. A SharingChanged event (an operator
