@@ -3,9 +3,9 @@
 // gateway's crisis state for a partner liaison (State) and the events the
 // partners service delivers to the partner's NATS stream and webhook
 // (Event). The crisis's public face and the partner roles that concern the
-// organisation itself, nothing of how the crisis is run inside (¶59 "fairly
-// opaque when necessary", ¶61 "confidentiality": a partner is told only what
-// it is meant to know).
+// organisation itself, nothing of how the crisis is run inside:
+// ¶59 "fairly opaque when necessary", ¶61 "confidentiality" (a partner is
+// told only what it is meant to know).
 //
 // Every function copies an allow-list of fields into a new message rather
 // than clearing a list of internal ones from the original: a field added

@@ -291,3 +291,26 @@ func TestPartnerCopiesPassTheEventRules(t *testing.T) {
 		}
 	}
 }
+
+// Fields, which the published contract is generated from, says what the
+// allow-list above says.
+func TestFieldsIsTheAllowList(t *testing.T) {
+	for _, et := range eventbus.Types() {
+		got, delivered := Fields(et.New().ProtoReflect().Type())
+		may, listed := eventMay[et.Message]
+		if delivered != listed {
+			t.Errorf("%s: Fields says delivered=%v, the allow-list %v", et.Message, delivered, listed)
+			continue
+		}
+		var names []protoreflect.FullName
+		for f := range got {
+			names = append(names, f)
+		}
+		slices.Sort(names)
+		want := slices.Clone(may)
+		slices.Sort(want)
+		if !slices.Equal(names, want) {
+			t.Errorf("%s: Fields %v, the allow-list %v", et.Message, names, want)
+		}
+	}
+}
