@@ -166,32 +166,6 @@ func TestPartnerFeedCarriesNoInternals(t *testing.T) {
 	waitPending("closure")
 	cli("crisis", "decide", "close", id, "--as", "planted-head", "--rationale", "PLANTED-RATIONALE-close", "--outcome", "averted", "--lesson", "PLANTED-LESSON")
 
-	// The platform's own events of the crisis did carry them all.
-	_, ojs := jsOf(t, s)
-	platform := map[string]string{} // ce-id -> ce-type
-	var internal strings.Builder
-	oc, err := ojs.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventbus.CrisisEvents(id)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return streamCount(t, ojs, eventbus.CrisisEvents(id)) > 0 })
-	for n, i := streamCount(t, ojs, eventbus.CrisisEvents(id)), uint64(0); i < n; i++ {
-		m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		platform[m.Headers().Get(eventbus.HeaderID)] = m.Headers().Get(eventbus.HeaderType)
-		if ev, err := eventbus.Decode(m.Headers(), m.Data()); err == nil {
-			j, _ := protojson.Marshal(ev.Data)
-			internal.Write(j)
-		}
-	}
-	for _, s := range []string{"PLANTED-RATIONALE-envoy", "env-amara-diallo", "123457", "PLANTED-REASON-skip", "PLANTED-LESSON", "au-desk"} {
-		if !strings.Contains(internal.String(), s) {
-			t.Fatalf("the platform's own events do not carry %q: the test plants nothing", s)
-		}
-	}
-
 	// ECOWAS reads its stream as ECOWAS: its credential, its inbox prefix,
 	// its one durable consumer.
 	pid := natsauth.PartnerIdentity("ECOWAS")
@@ -257,6 +231,33 @@ func TestPartnerFeedCarriesNoInternals(t *testing.T) {
 			t.Fatal(batch.Error())
 		}
 	}
+	// The platform's own events of the crisis (all published: the closure,
+	// the last, reached ECOWAS) did carry them all.
+	_, ojs := jsOf(t, s)
+	platform := map[string]string{} // ce-id -> ce-type
+	var internal strings.Builder
+	oc, err := ojs.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventbus.CrisisEvents(id)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return streamCount(t, ojs, eventbus.CrisisEvents(id)) > 0 })
+	for n, i := streamCount(t, ojs, eventbus.CrisisEvents(id)), uint64(0); i < n; i++ {
+		m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		platform[m.Headers().Get(eventbus.HeaderID)] = m.Headers().Get(eventbus.HeaderType)
+		if ev, err := eventbus.Decode(m.Headers(), m.Data()); err == nil {
+			j, _ := protojson.Marshal(ev.Data)
+			internal.Write(j)
+		}
+	}
+	for _, s := range []string{"PLANTED-RATIONALE-envoy", "env-amara-diallo", "123457", "PLANTED-REASON-skip", "PLANTED-LESSON", "au-desk"} {
+		if !strings.Contains(internal.String(), s) {
+			t.Fatalf("the platform's own events do not carry %q: the test plants nothing", s)
+		}
+	}
+
 	types := map[string]int{}
 	for _, r := range stream {
 		if _, ok := platform[r.ceID]; !ok {
