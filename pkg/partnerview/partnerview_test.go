@@ -314,3 +314,31 @@ func TestFieldsIsTheAllowList(t *testing.T) {
 		}
 	}
 }
+
+// The gateway's partner view (State) and the partner's copy of the opening
+// (Event) tell a partner the same of the crisis itself.
+func TestStateAndEventsAgreeOnTheCrisis(t *testing.T) {
+	st := &demarchev1.CrisisState{}
+	(&filler{}).fill(st.ProtoReflect(), 0)
+	fromState := map[protoreflect.FullName]bool{}
+	populated(State(st, "PLANTED").GetCrisis().ProtoReflect(), fromState)
+	fromEvent := map[protoreflect.FullName]bool{}
+	populated(Event(&demarchev1.CrisisOpened{Crisis: st.GetCrisis()}, "PLANTED").(*demarchev1.CrisisOpened).GetCrisis().ProtoReflect(), fromEvent)
+	var want []protoreflect.FullName
+	for _, f := range eventMay["demarche.v1.CrisisOpened"] {
+		if strings.HasPrefix(string(f), "demarche.v1.Crisis.") {
+			want = append(want, f)
+		}
+	}
+	for name, got := range map[string]map[protoreflect.FullName]bool{"State": fromState, "Event": fromEvent} {
+		var fields []protoreflect.FullName
+		for f := range got {
+			fields = append(fields, f)
+		}
+		slices.Sort(fields)
+		slices.Sort(want)
+		if !slices.Equal(fields, want) {
+			t.Errorf("%s's crisis carries %v, want %v", name, fields, want)
+		}
+	}
+}
