@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -182,6 +183,83 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 			attempt(t, wallSignals, "STREAM.NAMES", "partner-AU", "refused by NATS: "+err)
 		}
 	})
+
+	t.Run("a partner reads its stream of a crisis shared with it", func(t *testing.T) {
+		partnerReadsNoInternals(t, s, duty)
+	})
+}
+
+// partnerReadsNoInternals opens a restricted crisis shared with ECOWAS,
+// takes its triage decision with a planted rationale and escalates it with a
+// planted reason; ECOWAS, reading its own stream with its credential through
+// its one durable consumer, finds the stage and severity notices and no
+// decision, no rationale, no reason (pkg/partnerview).
+func partnerReadsNoInternals(t *testing.T, s *stack.Stack, duty caller) {
+	ctx := context.Background()
+	code, body := duty.do("POST", "/v1/crises", `{"crisis": {"title": "Shared talks", "countryCode": "NE", "crisisType": "unconstitutional-change", "severity": 2, "confidentiality": "restricted", "sharedWith": ["ECOWAS"]}}`)
+	if code != http.StatusCreated {
+		t.Fatalf("open: %d %s", code, body)
+	}
+	var st struct {
+		Crisis struct {
+			ID string `json:"id"`
+		} `json:"crisis"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || st.Crisis.ID == "" {
+		t.Fatalf("open: %v %s", err, body)
+	}
+	id := st.Crisis.ID
+	const rationale, reason = "ATTACK-RATIONALE-partner-feed", "ATTACK-REASON-partner-feed"
+	confidPending(t, duty, id, "triage")
+	if code, raw := duty.do("POST", "/v1/crises/"+id+"/decisions", `{"rationale": "`+rationale+`", "triage": {"assessment": "ATTACK-ASSESSMENT"}}`); code != http.StatusOK {
+		t.Fatalf("triage: %d %s", code, raw)
+	}
+	if code, raw := duty.do("POST", "/v1/crises/"+id+"/controls/escalate", `{"reason": "`+reason+`"}`); code != http.StatusOK {
+		t.Fatalf("escalate: %d %s", code, raw)
+	}
+	obs := natsAs(t, s, natsauth.Observer)
+	ojs, _ := jetstream.New(obs)
+	waitPartner(t, ojs, "ECOWAS", id, "severity_changed")
+
+	nc := natsAs(t, s, natsauth.PartnerIdentity("ECOWAS"))
+	pjs, _ := jetstream.New(nc)
+	cons, err := pjs.CreateOrUpdateConsumer(ctx, partners.PartnerStream("ECOWAS"), jetstream.ConsumerConfig{
+		Durable: "ECOWAS", FilterSubject: partners.PartnerSubjects("ECOWAS"), AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatalf("ECOWAS's own consumer: %v", err)
+	}
+	var types []string
+	for done := false; !done; {
+		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			h := m.Headers()
+			if h.Get(eventbus.HeaderSubject) == id {
+				types = append(types, strings.TrimPrefix(h.Get(eventbus.HeaderType), "org.demarche.crisis."))
+				for _, planted := range []string{rationale, reason, "ATTACK-ASSESSMENT"} {
+					if strings.Contains(string(m.Data()), planted) || strings.Contains(fmt.Sprint(h), planted) {
+						t.Fatalf("ECOWAS's stream: %s carries %q", h.Get(eventbus.HeaderType), planted)
+					}
+				}
+				if strings.Contains(h.Get(eventbus.HeaderType), "decision_recorded") || h.Get(eventbus.HeaderWorkflowRun) != "" {
+					t.Fatalf("ECOWAS's stream: %s with workflow run %q", h.Get(eventbus.HeaderType), h.Get(eventbus.HeaderWorkflowRun))
+				}
+			}
+			if err := m.Ack(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		done = n == 0
+	}
+	if !slices.Contains(types, "severity_changed.v1") || !slices.Contains(types, "stage_completed.v1") {
+		t.Fatalf("ECOWAS's stream of %s: %v; want the stage and severity notices", id, types)
+	}
+	attempt(t, wallSignals, "read its own stream (durable consumer ECOWAS) of a crisis shared with it, after a triage decision with a planted rationale and an escalation with a planted reason",
+		"partner-ECOWAS", fmt.Sprintf("%d events (%s): no decision, no rationale, no reason, no workflow attributes", len(types), strings.Join(types, ", ")))
 }
 
 // forgedCrisisOpened opens a confidential crisis shared with AU alone, then
@@ -190,7 +268,7 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 // opening's origin headers copied, and a SharingChanged adding ECOWAS, EU
 // and LAS with the genuine origin copied. Each is dead-lettered by the
 // partners service with its rule; after a genuine sharing change (the
-// sentinel), which reaches AU and SADC, ECOWAS, EU and LAS have received
+// sentinel), which reaches SADC (not the AU: another organisation's change), ECOWAS, EU and LAS have received
 // nothing of the crisis.
 func forgedCrisisOpened(t *testing.T, s *stack.Stack, duty caller) {
 	ctx := context.Background()
@@ -282,12 +360,19 @@ func forgedCrisisOpened(t *testing.T, s *stack.Stack, duty caller) {
 	}
 
 	// The sentinel: a genuine sharing change after the forgeries (each
-	// crisis's events are handled in order) reaches AU and SADC.
+	// crisis's events are handled in order) reaches SADC, whom it adds. The
+	// AU, shared with before and after, receives nothing of it: a change
+	// among other organisations is not its to know (pkg/partnerview).
 	if code, body := duty.do("POST", "/v1/crises/"+id+"/sharing", `{"reason": "SADC mediates", "share": ["SADC"]}`); code != http.StatusOK {
 		t.Fatalf("share with SADC: %d %s", code, body)
 	}
-	waitPartner(t, ojs, "AU", id, "sharing_changed")
 	waitPartner(t, ojs, "SADC", id, "sharing_changed")
+	if n := partnerCount(t, ojs, "AU", id, "sharing_changed"); n != 0 {
+		t.Fatalf("AU received %d sharing changes adding another organisation", n)
+	}
+	if n := partnerCount(t, ojs, "AU", id, "crisis_opened"); n != 1 {
+		t.Fatalf("AU received the opening %d times", n)
+	}
 	for org, in := range outsiders {
 		if n := partnerCount(t, ojs, org, id, "*"); n != 0 {
 			t.Fatalf("%s's stream holds %d events of a crisis never shared with it", org, n)
@@ -296,7 +381,7 @@ func forgedCrisisOpened(t *testing.T, s *stack.Stack, duty caller) {
 			t.Fatalf("%s received %v of a crisis never shared with it", org, got)
 		}
 	}
-	attempt(t, wallSignals, "after the forgeries, a genuine sharing change (sentinel) reached AU and SADC", "partner-ECOWAS, partner-EU, partner-LAS",
+	attempt(t, wallSignals, "after the forgeries, a genuine sharing change (sentinel) reached SADC (and not the AU: another organisation's change)", "partner-ECOWAS, partner-EU, partner-LAS",
 		"received nothing of the crisis (their subjects and streams)")
 }
 

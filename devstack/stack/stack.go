@@ -101,6 +101,12 @@ type Config struct {
 	// AuditAnchorEvery is how often the audit service anchors grown chains
 	// (0: audit.DefaultAnchorEvery): tests of anchoring shorten it.
 	AuditAnchorEvery time.Duration
+	// PartnersRegistry is a partners registry file (JSON, as
+	// DEMARCHE_PARTNERS_REGISTRY) for the partners service and the partner
+	// organisations' NATS users; "" is the embedded registry. Its
+	// organisations must be the embedded registry's (the platform provisions
+	// their streams); tests use it to give one a webhook.
+	PartnersRegistry string
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -200,7 +206,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	}
 	// Partner organisations (the registry's) and signal sources have a user
 	// each too, for their systems outside Démarche.
-	registry, err := partners.LoadRegistry("")
+	registry, err := partners.LoadRegistry(cfg.PartnersRegistry)
 	if err != nil {
 		return nil, err
 	}
@@ -368,7 +374,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 			return nil, err
 		}
 		s.stops = append(s.stops, sig.Close)
-		ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners)}, sig, log)
+		ps, err := partners.Start(ctx, partners.Config{NATSURL: s.NATSURLFor(natsauth.Partners), Registry: registry}, sig, log)
 		if err != nil {
 			return nil, err
 		}

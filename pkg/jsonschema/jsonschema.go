@@ -107,6 +107,53 @@ func (s *Set) Message(md protoreflect.MessageDescriptor) map[string]any {
 	return map[string]any{"$ref": s.ref(md.FullName())}
 }
 
+// MessageOnly adds a copy of a message cut down to the fields keep allows
+// (the messages it uses cut down alike), named prefix + its full name, and
+// returns a reference to it: e.g. what a partner organisation receives of an
+// event (pkg/partnerview.Fields).
+func (s *Set) MessageOnly(md protoreflect.MessageDescriptor, keep func(protoreflect.FieldDescriptor) bool, prefix string) map[string]any {
+	if wk, ok := wellKnown(md.FullName()); ok {
+		return wk
+	}
+	name := protoreflect.FullName(prefix + string(md.FullName()))
+	key := string(name)
+	if _, done := s.defs[key]; !done {
+		s.defs[key] = nil // placeholder: recursive types
+		props := map[string]any{}
+		fields := md.Fields()
+		for i := 0; i < fields.Len(); i++ {
+			f := fields.Get(i)
+			if !keep(f) {
+				continue
+			}
+			var fs map[string]any
+			switch {
+			case f.IsMap() || f.Message() == nil:
+				fs = s.field(f)
+			case f.IsList():
+				fs = map[string]any{"type": "array", "items": s.MessageOnly(f.Message(), keep, prefix)}
+			default:
+				fs = s.MessageOnly(f.Message(), keep, prefix)
+			}
+			if c := Comment(f); c != "" {
+				fs = withDescription(fs, c)
+			}
+			props[f.JSONName()] = fs
+		}
+		def := map[string]any{
+			"type":                 "object",
+			"title":                key,
+			"properties":           props,
+			"additionalProperties": false,
+		}
+		if c := Comment(md); c != "" {
+			def["description"] = c
+		}
+		s.defs[key] = def
+	}
+	return map[string]any{"$ref": s.ref(name)}
+}
+
 // withDescription adds a description; a bare $ref is wrapped so tools that
 // ignore a $ref's siblings still see a valid schema.
 func withDescription(fs map[string]any, c string) map[string]any {

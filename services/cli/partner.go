@@ -22,8 +22,11 @@ func newPartnerCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "partner",
 		Short: "Partner organisations: the registry, and role acknowledgements",
-		Long: `Partner organisations (AU, ECOWAS, EU, OSCE, OAS, ...) receive the events of the
-crises shared with them on demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
+		Long: `Partner organisations (AU, ECOWAS, EU, OSCE, OAS, ...) receive their own copy of the
+events of the crises shared with them (the crisis's public face, its stages, severity and
+closure, their own role and sharing changes; never decisions, amounts, envoy or roster ids,
+reasons or other organisations: docs/events.md says what each event carries for partners)
+on demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
 (its own stream ` + partners.StreamPrefix + `<PARTNER>) and, where configured, on a signed HTTP webhook.
 Public crises reach every partner whose regions, countries and crisis types match;
 restricted and confidential crises reach only the partners they are shared with
@@ -143,7 +146,8 @@ func newServePartnersCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "partners",
 		Short: "Run the partners service: events to partner subjects and webhooks, role acknowledgements (NATS micro)",
-		Long: `Run the partners service: it delivers crisis events to each partner organisation
+		Long: `Run the partners service: it delivers each partner organisation its own copy of the
+crisis events shared with it, cut down to what a partner may know (pkg/partnerview),
 on demarche.partner.<PARTNER>.> (its own stream ` + partners.StreamPrefix + `<PARTNER>) and to its signed webhook,
 never a restricted or confidential crisis unless shared with that partner, and
 answers the "partners" NATS micro service (list, ack-role), signalling role

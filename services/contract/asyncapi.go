@@ -251,26 +251,33 @@ func AsyncAPI() map[string]any {
 			"x-demarche-permissions": jsRead(eventbus.StreamName, eventbus.SubjectRoot+".>"),
 			"x-demarche-delivery":    deliveryNote(eventbus.StreamName, crisisMsgID),
 		}
+	}
+	// Partner deliveries: each partner's own copy of the types it receives.
+	var partnerOpMsgs []any
+	for _, et := range CrisisEvents() {
+		pm, ok := partnerMessage(et, schemas)
+		if !ok {
+			continue
+		}
+		name := pm["name"].(string)
+		messages[name] = pm
 		partnerMsgs[name] = ref("#/components/messages/" + name)
+		partnerOpMsgs = append(partnerOpMsgs, ref("#/channels/partner/messages/"+name))
 	}
 
 	// Partner deliveries.
 	channels["partner"] = map[string]any{
 		"address":     partners.SubjectRoot + ".{partner}.{region}.{country}.{crisisId}.{event}",
 		"title":       "Partner deliveries",
-		"description": "Every crisis event shared with a partner, CloudEvents headers intact (Nats-Msg-Id = <PARTNER>-<ce-id>, Nats-Expected-Stream = the partner's stream), stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
+		"description": "Each partner's own copy of the crisis events shared with it (Nats-Msg-Id = <PARTNER>-<ce-id>, Nats-Expected-Stream = the partner's stream). " + partnerCopyRule + " Stored in the partner's own stream " + partners.StreamPrefix + "{partner} (its stream info lists nothing of another partner's). A public crisis reaches the partners whose regions, countries and crisis types match; a restricted or confidential one only the partners it is shared with.",
 		"messages":    partnerMsgs,
 		"parameters":  paramRefs("partner", "region", "country", "crisisId", "event"),
 	}
-	var partnerOpMsgs []any
-	for _, et := range CrisisEvents() {
-		partnerOpMsgs = append(partnerOpMsgs, ref("#/channels/partner/messages/"+string(et.Message.Name())))
-	}
 	operations["partner"] = map[string]any{
 		"action": "send", "channel": ref("#/channels/partner"), "messages": partnerOpMsgs,
-		"summary": "The partners service copies each shared event to the partner's subjects (and signed webhooks).",
-		"description": "A partner organisation's feed: every crisis event shared with it, copied to its own subjects and stream " + partners.StreamPrefix +
-			"{partner}. Read it with the partner's credential (demarche-partner-{partner}) through the durable consumer named {partner}, " +
+		"summary": "The partners service delivers the partner's copy of each shared event to its subjects (and signed webhook).",
+		"description": "A partner organisation's feed: its own copy of the crisis events shared with it, on its own subjects and stream " + partners.StreamPrefix +
+			"{partner}. " + partnerCopyRule + " Read it with the partner's credential (demarche-partner-{partner}) through the durable consumer named {partner}, " +
 			"with the inbox prefix _INBOX_partner-{partner} (x-demarche-permissions lists exactly what the credential may do). " +
 			"A copy's Nats-Msg-Id is <PARTNER>-<ce-id>: de-duplicate by the ce-id header.",
 		"tags":                   tagRefs(tagPartnerDeliveries),

@@ -142,6 +142,7 @@ Fields are listed with their protobuf name and, in brackets, the name in the JSO
 		if et.Message == "demarche.v1.WarningRaised" {
 			fmt.Fprintf(&b, "- ce-source: `%s`\n", earlywarning.EventSource)
 		}
+		fmt.Fprintf(&b, "- partners receive: %s\n", partnerNote(et))
 		b.WriteString("\n")
 		fieldsTable(&b, md, used)
 		fmt.Fprintf(&b, "Example (JSON form):\n\n```json\n%s\n```\n\n", js)
@@ -175,11 +176,19 @@ Fields are listed with their protobuf name and, in brackets, the name in the JSO
 		}
 	}
 
+	b.WriteString("## What a partner receives\n\n" + partnerCopyRule + "\n\n| event | partners receive |\n|---|---|\n")
+	for _, et := range events {
+		fmt.Fprintf(&b, "| [%s](#%s) | %s |\n", et.Message.Name(), strings.ToLower(string(et.Message.Name())), cell(partnerNote(et)))
+	}
+	b.WriteString("\nWhy: a crisis is shared with a partner so that it can take its part (¶59 \"fairly opaque when necessary\", ¶61 \"confidentiality\"): " +
+		"it is told where the crisis stands, not how the Secretariat runs it. The gateway's partner view (a partner liaison's API and console) applies the same allow-list. " +
+		"See [security.md](security.md#what-partners-receive).\n\n")
+
 	b.WriteString(`## Other subjects
 
 | subject | what travels there | stream |
 |---|---|---|
-| ` + "`" + partners.SubjectRoot + ".<PARTNER>.<region>.<country>.<crisis-id>.<event>`" + ` | the events above that are shared with the partner, headers intact | ` + "`" + partners.StreamPrefix + "<PARTNER>`" + ` (the partner's own: its info lists nothing of another's) |
+| ` + "`" + partners.SubjectRoot + ".<PARTNER>.<region>.<country>.<crisis-id>.<event>`" + ` | each partner's own copy of the events above that are shared with it ("partners receive" under each event; see [What a partner receives](#what-a-partner-receives)) | ` + "`" + partners.StreamPrefix + "<PARTNER>`" + ` (the partner's own: its info lists nothing of another's) |
 | ` + "`" + earlywarning.SignalsRoot + ".<source>`" + ` | signals from partners' early-warning systems: CloudEvents ` + "`" + SignalEvent().CEType + "`" + `, data ` + "`" + string(SignalEvent().Message) + "`" + ` | ` + "`" + earlywarning.SignalsStream + "`" + ` |
 | ` + "`" + eventbus.DeadLetterRoot + ".<consumer>`" + ` | copies of events a consumer gave up on, with ` + "`" + eventbus.HeaderDeadLetterReason + "`" + ` | ` + "`" + eventbus.DeadLetterStreamName + "`" + ` |
 

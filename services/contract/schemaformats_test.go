@@ -24,6 +24,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/contract/schemacheck"
+	"github.com/demarche/demarche/services/partners"
 )
 
 // TestPartnerDecodesEveryEventInEveryFormat: on a NATS server with
@@ -172,6 +173,7 @@ func TestNodeDecodesEveryEventInEveryFormat(t *testing.T) {
 		Want        json.RawMessage `json:"want"`
 	}
 	var cases []nodeCase
+	partnerCases := 0
 	for _, et := range eventbus.Types() {
 		ev, err := ExampleEvent(et)
 		if err != nil {
@@ -191,7 +193,21 @@ func TestNodeDecodesEveryEventInEveryFormat(t *testing.T) {
 				t.Fatalf("%s as %s: %s %s", et.CEType, format, code, reply.Header.Get(micro.ErrorHeader))
 			}
 			cases = append(cases, nodeCase{format, reply.Header.Get("Content-Type"), reply.Header.Get(HeaderMessage), reply.Data, wire.Data, want})
+			// A partner's copy of the event (what its stream and webhook
+			// carry) decodes with the same schema.
+			if copied, _, err := partnerExample(et); err == nil {
+				cw, err := eventbus.Encode(partners.PartnerSubject("AU", eventbus.RouteOf(&demarchev1.Crisis{Id: ExampleCrisis, CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA}), et.Token), copied)
+				if err != nil {
+					t.Fatalf("the partner's copy of %s: %v", et.CEType, err)
+				}
+				cwant, _ := protojson.Marshal(copied.Data)
+				cases = append(cases, nodeCase{format, reply.Header.Get("Content-Type"), reply.Header.Get(HeaderMessage), reply.Data, cw.Data, cwant})
+				partnerCases++
+			}
 		}
+	}
+	if partnerCases == 0 {
+		t.Fatal("no partner copy among the cases")
 	}
 	b, _ := json.Marshal(cases)
 	file := filepath.Join(dir, "cases.json")
@@ -208,7 +224,7 @@ func TestNodeDecodesEveryEventInEveryFormat(t *testing.T) {
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("the Node decoder said %s, want %q", out, want)
 	}
-	t.Logf("%s (%d event types, %d formats)", want, len(eventbus.Types()), len(demarchev1.SchemaFormats))
+	t.Logf("%s (%d event types, %d formats; %d of the cases partners' copies)", want, len(eventbus.Types()), len(demarchev1.SchemaFormats), partnerCases)
 }
 
 // The AsyncAPI document says who may ask demarche.schema.get (partners

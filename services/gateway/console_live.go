@@ -12,6 +12,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/partnerview"
+	"github.com/demarche/demarche/services/gateway/app"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -35,6 +37,15 @@ type visibleSet struct {
 }
 
 const liveRefresh = time.Second
+
+// partnerNotice reports whether a partner liaison's console hears of an
+// event: only when its organisation receives a copy of it (the partners
+// service's rule, pkg/partnerview.Event), so not even the moment of a
+// decision, a disbursement or a deadline reaches a partner's page.
+func partnerNotice(m *nats.Msg, partner string) bool {
+	ev, err := eventbus.Decode(m.Header, m.Data)
+	return err == nil && partnerview.Event(ev.Data, partner) != nil
+}
 
 // liveBeat is how often an idle stream says it is still there, and checks
 // that its session still holds.
@@ -141,6 +152,9 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 			}
 			ev := map[string]string{"crisis": tok[4], "event": tok[5]}
 			if only != "" && tok[4] != only {
+				continue
+			}
+			if app.PartnerOnly(u.Principal) && !partnerNotice(m, u.Partner) {
 				continue
 			}
 			if visible(tok[4]) {

@@ -13,11 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/authn"
+	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natstest"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -195,5 +197,36 @@ func TestPartnerLiaisonView(t *testing.T) {
 	}
 	if a := acks[0]; a.GetPartner() != "ECOWAS" || a.GetRole() != demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD || a.GetPrincipal() != "liaison-ecowas" {
 		t.Errorf("the acknowledgement sent: %v, want ECOWAS lead by liaison-ecowas (the credential's, not the form's)", a)
+	}
+}
+
+// A partner liaison's console hears of an event (live updates) only when its
+// organisation receives a copy of it: a stage notice or its own role, not a
+// decision, a disbursement, a deadline or another organisation's role.
+func TestPartnerConsoleHearsOnlyWhatPartnersReceive(t *testing.T) {
+	now := timestamppb.Now()
+	id := "GN-20261207-PART0"
+	msg := func(data proto.Message) *nats.Msg {
+		m, err := eventbus.Encode("demarche.crisis.africa.GN."+id+".x", eventbus.Event{ID: "e-1", Source: "/test", Subject: id, Time: now.AsTime(), Data: data})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	rfunds := demarchev1.NewDecisionRequest("op", "PLANTED-RATIONALE", &demarchev1.FundingRequest{RequestId: "FR-1", Fund: "flexible-financing", AmountUsd: 5, Purpose: "p"})
+	for _, c := range []struct {
+		data  proto.Message
+		hears bool
+	}{
+		{&demarchev1.StageEntered{CrisisId: id, Stage: demarchev1.Stage_STAGE_GOOD_OFFICES, EnteredAt: now}, true},
+		{&demarchev1.PartnerRoleAcknowledged{CrisisId: id, Ack: &demarchev1.PartnerRoleAck{Partner: "ECOWAS", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "x"}}, true},
+		{&demarchev1.PartnerRoleAcknowledged{CrisisId: id, Ack: &demarchev1.PartnerRoleAck{Partner: "OTHERORG", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD, Principal: "x"}}, false},
+		{&demarchev1.DecisionRecorded{CrisisId: id, Decision: &demarchev1.DecisionRecord{Number: 1, Rationale: "PLANTED-RATIONALE", Request: rfunds}}, false},
+		{&demarchev1.FundsDisbursed{CrisisId: id, AmountUsd: 5, DisbursementKey: "key-1"}, false},
+		{&demarchev1.DeadlineAtRisk{CrisisId: id, Deadline: &demarchev1.DeadlineState{DueAt: now}}, false},
+	} {
+		if got := partnerNotice(msg(c.data), "ECOWAS"); got != c.hears {
+			t.Errorf("ECOWAS's console hears of %T: %v, want %v", c.data, got, c.hears)
+		}
 	}
 }

@@ -10,13 +10,22 @@
 // A durable consumer ("partners") of the crisis stream learns each crisis's
 // region, country, type, confidentiality and shared_with from its CrisisOpened
 // event (kept in the JetStream KV bucket DEMARCHE_PARTNER_CRISES) and copies
-// every event of the crisis, CloudEvents headers intact, to
+// the events of the crisis to
 //
 //	demarche.partner.<PARTNER>.<region>.<country>.<crisis-id>.<event>
 //
 // in the partner's own stream DEMARCHE_PARTNER_<PARTNER> (PartnerStream), for
 // each partner that receives it, with
-// Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once. A public
+// Nats-Msg-Id "<PARTNER>-<event id>" so a redelivery is stored once.
+//
+// Each partner receives its own copy (PartnerCopy): the CloudEvent's
+// attributes with the data cut down to what a partner may know
+// (pkg/partnerview.Event, an allow-list shared with the gateway's partner
+// view): stage, severity and closure notices, the crisis's public face, and
+// sharing changes and roles of its own organisation. Decisions (rationale,
+// amounts, envoy and roster ids), disbursements, deadlines, follow-up,
+// warnings and the reasons and authors of changes are never delivered; an
+// event type with nothing a partner may see is not delivered at all. A public
 // crisis goes to the partners whose regions, countries and crisis types match;
 // a restricted or confidential crisis goes only to the partners named in its
 // shared_with, never to anyone else. A SharingChanged event (an operator
@@ -84,6 +93,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/origin"
+	"github.com/demarche/demarche/pkg/partnerview"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -651,7 +661,28 @@ func (s *Service) deliver(ctx context.Context, c *demarchev1.Crisis, ev eventbus
 	return s.deliverTo(ctx, c, ev, func(p *Partner) bool { return p.Receives(c) })
 }
 
-// deliverTo copies one event of a known crisis to every partner to names.
+// PartnerCopy is the event as a partner receives it: the same CloudEvent
+// (ce-id, ce-type, ce-time, ce-subject, ce-source) with the partner's copy of
+// its data (partnerview.Event: an allow-list, so a field added to an event
+// later stays hidden until it is allowed there), and without the workflow
+// extension attributes (ce-workflowid, ce-workflowrun, ce-historyevent: where
+// in Temporal it was published is internal). ok is false when the partner
+// receives nothing of the event (its type carries nothing a partner may
+// see, or it concerns other organisations alone). The copy is a function of
+// the event and the partner alone, so a redelivered event gives the same
+// copy under the same Nats-Msg-Id, and the webhook signs what the partner's
+// stream holds.
+func PartnerCopy(ev eventbus.Event, partner string) (eventbus.Event, bool) {
+	data := partnerview.Event(ev.Data, partner)
+	if data == nil {
+		return eventbus.Event{}, false
+	}
+	ev.Data, ev.Origin = data, eventbus.Origin{}
+	return ev, true
+}
+
+// deliverTo copies one event of a known crisis to every partner to names,
+// each its own copy (PartnerCopy).
 func (s *Service) deliverTo(ctx context.Context, c *demarchev1.Crisis, ev eventbus.Event, to func(*Partner) bool) error {
 	et, err := eventbus.TypeOf(ev.Data)
 	if err != nil {
@@ -662,7 +693,11 @@ func (s *Service) deliverTo(ctx context.Context, c *demarchev1.Crisis, ev eventb
 		if !to(p) {
 			continue
 		}
-		msg, err := eventbus.Encode(PartnerSubject(p.Name, route, et.Token), ev)
+		copied, ok := PartnerCopy(ev, p.Name)
+		if !ok {
+			continue // nothing of it is this partner's to know
+		}
+		msg, err := eventbus.Encode(PartnerSubject(p.Name, route, et.Token), copied)
 		if err != nil {
 			return fmt.Errorf("event %s for %s: %w: %w", ev.ID, p.Name, err, eventbus.ErrPermanent)
 		}
