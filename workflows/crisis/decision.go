@@ -286,9 +286,6 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		DecisionId: d.id,
 	}
 	l.decisions = append(l.decisions, d.rec)
-	if l.firstAction == nil {
-		l.firstAction = &d.now
-	}
 	then := dt.apply(d)
 	if err := l.em.publish(ctx, &demarchev1.DecisionRecorded{CrisisId: l.crisis.GetId(), Decision: d.rec}); err != nil {
 		return nil, err
