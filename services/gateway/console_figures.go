@@ -103,6 +103,9 @@ func buildChart(states []*demarchev1.CrisisState) chartView {
 		row := chartRow{ID: st.GetCrisis().GetId(), Title: st.GetCrisis().GetTitle(), Outcome: st.GetOutcome().Slug(),
 			W2A: f.GetWarningToAction().AsDuration()}
 		row.W2AText = humanDuration(row.W2A)
+		if f.GetWarningToAction() == nil {
+			row.W2AText = "no response action"
+		}
 		times := map[demarchev1.Stage]time.Duration{}
 		for _, s := range f.GetStageTimes() {
 			times[s.GetStage()] += s.GetTime().AsDuration()
@@ -117,7 +120,9 @@ func buildChart(states []*demarchev1.CrisisState) chartView {
 		}
 		row.TotalText = humanDuration(row.Total)
 		maxW2A, maxTotal = max(maxW2A, row.W2A), max(maxTotal, row.Total)
-		w2as = append(w2as, row.W2A)
+		if f.GetWarningToAction() != nil { // no response action: nothing to count in the median
+			w2as = append(w2as, row.W2A)
+		}
 		cv.Rows = append(cv.Rows, row)
 	}
 	if maxW2A <= 0 {

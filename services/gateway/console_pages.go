@@ -377,7 +377,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()), "FollowUp": follow,
 		"C": cardOf(st, u), "State": st, "Pending": pendingOf(st, u), "Deadlines": deadlinesOf(st), "Timeline": tl,
 		"Decisions": decisions, "Partners": partners, "Warnings": warnings, "Funding": funding, "OpenFunding": open,
-		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "Lessons": st.GetLessons(),
+		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "CouncilActions": st.GetCouncilActions(), "Lessons": st.GetLessons(),
 		"Refused": st.GetRefusedSignals(), "OpenedBy": cr.GetOpenedBy(), "Playbook": st.GetPlaybook() + " " + st.GetPlaybookVersion(),
 		"Shared": strings.Join(cr.GetSharedWith(), ", "),
 		// Early warning's episodes: the situation's page and its previous crisis.
