@@ -15,8 +15,8 @@ package crisis
 // Who records it: the head of department, for the Secretary-General. Article
 // 99 letters and the Secretariat's briefings are the Secretary-General's
 // to make, and the department is the Secretariat's link to the Council
-// (¶12 "It has requested the Department of Political Affairs to deliver
-// monthly"); the Council's own products (statements, missions, sanctions)
+// (¶12 "requested the Department of Political Affairs to deliver monthly");
+// the Council's own products (statements, missions, sanctions)
 // are recorded by the same office that follows the Council, so one role
 // answers for the track.
 

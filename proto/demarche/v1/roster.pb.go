@@ -88,8 +88,9 @@ const (
 	Expertise_EXPERTISE_GENDER                Expertise = 4
 	Expertise_EXPERTISE_POWER_SHARING         Expertise = 5
 	Expertise_EXPERTISE_WEALTH_SHARING        Expertise = 6
-	// Electoral assistance (¶17 "expertise in key areas such as electoral
-	// assistance"; ¶38 "electoral assistance expertise").
+	// Electoral assistance
+	// (¶17 "expertise in key areas such as electoral assistance";
+	// ¶38 "electoral assistance expertise").
 	Expertise_EXPERTISE_ELECTORAL Expertise = 7
 )
 
