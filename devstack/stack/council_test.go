@@ -2,7 +2,9 @@ package stack_test
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -90,6 +92,23 @@ func TestCouncilTrackAndTheRightClockOnTheStack(t *testing.T) {
 		t.Fatalf("crisis show %s: want 2 Council actions, the Article 99 letter among them:\n%s", a, out)
 	}
 
+	// The console offers the Council's track on the crisis page although it
+	// is never pending, and records it through the API.
+	duty := readToken(t, s.TokenFile("duty"))
+	page := getConsolePage(t, s.APIURL(), duty, "/console/crises/"+b)
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil || !strings.Contains(page, `id="form-council-action"`) || !strings.Contains(page, `id="form-engagement"`) {
+		t.Fatalf("the crisis page offers no council-action (or engagement) form before triage:\n%.2000s", page)
+	}
+	code, loc := consolePost(t, s.APIURL(), duty, "/console/crises/"+b+"/decide", url.Values{"csrf": {m[1]}, "key": {"console-press-statement-" + b},
+		"kind": {"council-action"}, "type": {"press-statement"}, "date": {today}, "outcome": {"press statement agreed"}, "rationale": {"members spoke with one voice"}})
+	if code != http.StatusSeeOther || strings.Contains(loc, "error") {
+		t.Fatalf("console council-action: %d %s", code, loc)
+	}
+	if out := cli("crisis", "show", b); !strings.Contains(out, "Security Council actions: 3") || !strings.Contains(out, "press statement on "+today+": press statement agreed") {
+		t.Fatalf("crisis show %s: want 3 Council actions, the console's press statement among them:\n%s", b, out)
+	}
+
 	// a: a UN envoy (declared a man) and an undeclared standby expert; b:
 	// the standby team alone (a woman and a man, both declared) in support
 	// of an ECOWAS-led mediation. Stages without a decision here are skipped.
@@ -133,4 +152,21 @@ func TestCouncilTrackAndTheRightClockOnTheStack(t *testing.T) {
 	if !strings.Contains(figs, "women among deployed mediators: 1 of the 3 who declared (33%); 4 deployed, 1 not declared") {
 		t.Fatalf("crisis figures: want 1 woman of 3 declared among 4 deployed:\n%s", figs)
 	}
+}
+
+// getConsolePage reads a console page as the token's session.
+func getConsolePage(t *testing.T, base, token, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest("GET", base+path, nil)
+	req.AddCookie(&http.Cookie{Name: "demarche_session", Value: token})
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	return string(b)
 }

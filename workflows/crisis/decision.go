@@ -378,6 +378,19 @@ func stageDue(_ *lifecycle, r *stageRun) []waiting {
 	return []waiting{{due: r.deadline.GetDueAt()}}
 }
 
+// AnytimeKinds are the kinds taken whatever stage runs and never waited for
+// (engagement, council-action, ...): surfaces offer them beside the pending
+// decisions, in the schema's order.
+func AnytimeKinds() []string {
+	var out []string
+	for _, dt := range decisionTypes {
+		if dt.anytime {
+			out = append(out, dt.kind)
+		}
+	}
+	return out
+}
+
 // DecisionRole is the role that takes decisions of a kind (false: no such kind).
 func DecisionRole(kind string) (demarchev1.Role, bool) {
 	if dt := decisionTypeOf(kind); dt != nil {
