@@ -27,9 +27,11 @@ import (
 //     as the crisis would: rule role, TestCouncilActionByAnotherRoleIsRefused);
 //   - one horizon-scanning briefing recorded on two crises by one command
 //     shows on each, naming the other and a situation without a crisis;
+//   - the console offers the Council's track though it is never pending;
 //   - deployments with and without a UN envoy are counted, and the share of
 //     women among the mediators deployed comes from the roster's
-//     self-declared field (the demo roster declares some, not all).
+//     self-declared field (the demo roster declares some, not all);
+//   - the crises' histories, Council actions included, replay.
 func TestCouncilTrackAndTheRightClockOnTheStack(t *testing.T) {
 	s := startStack(t, t.TempDir())
 	defer s.Stop()
@@ -147,6 +149,15 @@ func TestCouncilTrackAndTheRightClockOnTheStack(t *testing.T) {
 	}
 	if out := cli("crisis", "show", b); !strings.Contains(out, "deployments              0 with a UN envoy, 1 without\n") || !strings.Contains(out, "(council-action)") {
 		t.Fatalf("crisis show %s after closure: want one deployment without an envoy, the first action a Council action:\n%s", b, out)
+	}
+	// Replay coverage of the new kind: the histories with Council actions
+	// (a letter, a briefing, horizon scanning, a press statement) replay
+	// against today's code, and the trail names them.
+	for _, id := range []string{a, b} {
+		trail := cli("audit", "replay", "--crisis", id)
+		if !strings.Contains(trail, "histories replay deterministically") || strings.Contains(trail, "DOES NOT REPLAY") || !strings.Contains(trail, "[council-action] by") {
+			t.Fatalf("audit replay --crisis %s:\n%s", id, trail)
+		}
 	}
 	figs := cli("crisis", "figures")
 	if !strings.Contains(figs, "women among deployed mediators: 1 of the 3 who declared (33%); 4 deployed, 1 not declared") {
