@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -253,6 +254,69 @@ func TestFiguresCountEngagementsAndDeploymentsWithAndWithoutAnEnvoy(t *testing.T
 				t.Fatalf("funding lead time %v, want none (funding came after the deployment)", lead.AsDuration())
 			case c.wantLead && (lead == nil || lead.AsDuration() != appointedAt.Sub(approvedAt) || lead.AsDuration() <= 0):
 				t.Fatalf("funding lead time %v, want %v (approval %v, appointment %v)", lead.AsDuration(), appointedAt.Sub(approvedAt), approvedAt, appointedAt)
+			}
+		})
+	}
+}
+
+// The figures read from the decisions, case by case: what ends the clock,
+// what counts as a deployment with or without an envoy, and which approval
+// gives the funding lead time.
+func TestFiguresFromDecisions(t *testing.T) {
+	opened := time.Date(2026, 11, 27, 8, 0, 0, 0, time.UTC)
+	at := func(h int, d proto.Message) *demarchev1.DecisionRecord {
+		r := req("a", d)
+		return &demarchev1.DecisionRecord{Kind: r.DecisionKind(), Request: r, DecidedAt: timestamppb.New(opened.Add(time.Duration(h) * time.Hour))}
+	}
+	triage := &demarchev1.WarningTriage{Assessment: "x"}
+	approve := func(id string, yes bool) *demarchev1.FundingDecision {
+		return &demarchev1.FundingDecision{RequestId: id, Approve: yes}
+	}
+	appoint := func(envoy, paidBy string) *demarchev1.EnvoyAppointment {
+		return &demarchev1.EnvoyAppointment{Envoy: envoy, StandbyTeam: []string{"s"}, Supports: "AU-led mediation", FundingRequestId: paidBy}
+	}
+	cases := []struct {
+		name               string
+		decisions          []*demarchev1.DecisionRecord
+		w2a, triage, lead  time.Duration // -1: unset
+		first              string
+		withEnvoy, noEnvoy int32
+	}{
+		{"triage only: no response action", []*demarchev1.DecisionRecord{at(1, triage)}, -1, 1 * time.Hour, -1, "", 0, 0},
+		{"a rejected request is no action; the approval is", []*demarchev1.DecisionRecord{
+			at(1, triage), at(2, approve("FR-1", false)), at(3, approve("FR-2", true)), at(5, appoint("", "FR-2"))},
+			3 * time.Hour, 1 * time.Hour, 2 * time.Hour, "funding-decision", 0, 1},
+		{"a fact-finding mandate is a deployment of a mission", []*demarchev1.DecisionRecord{
+			at(1, &demarchev1.FactFindingMandate{TermsOfReference: "x"}), at(2, triage)},
+			1 * time.Hour, 2 * time.Hour, -1, "fact-finding-mandate", 0, 0},
+		{"funding approved after the deployment gives no lead time", []*demarchev1.DecisionRecord{
+			at(1, appoint("e", "")), at(4, approve("FR-1", true)), at(6, appoint("", ""))},
+			1 * time.Hour, -1, -1, "envoy-appointment", 1, 1},
+		{"without paid-by, the first approval before the deployment", []*demarchev1.DecisionRecord{
+			at(2, approve("FR-1", true)), at(3, approve("FR-2", true)), at(7, appoint("e", ""))},
+			2 * time.Hour, -1, 5 * time.Hour, "funding-decision", 1, 0},
+	}
+	dur := func(d interface{ AsDuration() time.Duration }, set bool) time.Duration {
+		if !set {
+			return -1
+		}
+		return d.AsDuration()
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			l := &lifecycle{crisis: &demarchev1.Crisis{Id: "GN-1", OpenedAt: timestamppb.New(opened)}, decisions: c.decisions}
+			f := l.computeFigures(opened.Add(24 * time.Hour))
+			if got := dur(f.GetWarningToAction(), f.GetWarningToAction() != nil); got != c.w2a || f.GetFirstAction() != c.first {
+				t.Errorf("warning to action %v (%q), want %v (%q)", got, f.GetFirstAction(), c.w2a, c.first)
+			}
+			if got := dur(f.GetWarningToTriage(), f.GetWarningToTriage() != nil); got != c.triage {
+				t.Errorf("warning to triage %v, want %v", got, c.triage)
+			}
+			if got := dur(f.GetFundingLeadTime(), f.GetFundingLeadTime() != nil); got != c.lead {
+				t.Errorf("funding lead time %v, want %v", got, c.lead)
+			}
+			if f.GetDeploymentsWithEnvoy() != c.withEnvoy || f.GetDeploymentsWithoutEnvoy() != c.noEnvoy {
+				t.Errorf("deployments %d with an envoy, %d without; want %d, %d", f.GetDeploymentsWithEnvoy(), f.GetDeploymentsWithoutEnvoy(), c.withEnvoy, c.noEnvoy)
 			}
 		})
 	}
