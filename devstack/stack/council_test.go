@@ -163,6 +163,12 @@ func TestCouncilTrackAndTheRightClockOnTheStack(t *testing.T) {
 	if !strings.Contains(figs, "women among deployed mediators: 1 of the 3 who declared (33%); 4 deployed, 1 not declared") {
 		t.Fatalf("crisis figures: want 1 woman of 3 declared among 4 deployed:\n%s", figs)
 	}
+	// The console's figures page says the same, and what ended each clock.
+	page = getConsolePage(t, s.APIURL(), duty, "/console/figures")
+	if !strings.Contains(page, "Women among deployed mediators: 1 of the 3 who declared (33%); 4 deployed, 1 not declared.") ||
+		!strings.Contains(page, "<td>Security Council action</td>") {
+		t.Fatalf("the console's figures page lacks the women deployed or the first action:\n%.3000s", page)
+	}
 }
 
 // getConsolePage reads a console page as the token's session.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 func newFiguresCmd(app *App) *cobra.Command {
@@ -64,22 +66,14 @@ unless --include-drills.`,
 				JSON     json.RawMessage            `json:"figures"`
 			}
 			var all []figures
-			deployed := map[string]bool{} // roster ids named in the crises' appointments
+			var deployed []string // roster ids named in the crises' appointments
 			for _, r := range rows {
 				st, err := app.crisisState(cmd.Context(), r.GetCrisisId())
 				if err != nil || st.GetFigures() == nil {
 					continue // closed before figures existed
 				}
 				f := st.GetFigures()
-				for _, d := range st.GetDecisions() {
-					if a := d.GetRequest().GetEnvoyAppointment(); a != nil {
-						for _, id := range append([]string{a.GetEnvoy()}, a.GetStandbyTeam()...) {
-							if id != "" {
-								deployed[id] = true
-							}
-						}
-					}
-				}
+				deployed = append(deployed, crisis.DeployedExperts(st)...)
 				b, err := apijson.Marshal(f)
 				if err != nil {
 					return fmt.Errorf("crisis %s: figures: %w", r.GetCrisisId(), err)
@@ -137,10 +131,8 @@ func orDash(d *durationpb.Duration) string {
 	return d.AsDuration().Round(time.Second).String()
 }
 
-// deployedWomen is the share of women among the mediators deployed (envoys
-// and standby experts named in the crises' appointments), from the roster's
-// optional, self-declared field: an expert who declared nothing is counted
-// as not declared, never guessed.
+// deployedWomen is the share of women among the mediators deployed
+// (crisis.CountWomenDeployed), or why the roster could not be read.
 type deployedWomen struct {
 	Deployed    int    `json:"deployed"`
 	Declared    int    `json:"declared"`
@@ -153,38 +145,16 @@ func (w deployedWomen) String() string {
 	if w.Unreadable != "" {
 		return "women among deployed mediators: the roster could not be read (" + w.Unreadable + ")"
 	}
-	if w.Declared == 0 {
-		return fmt.Sprintf("women among deployed mediators: %d deployed, none declared a gender on the roster", w.Deployed)
-	}
-	return fmt.Sprintf("women among deployed mediators: %d of the %d who declared (%.0f%%); %d deployed, %d not declared",
-		w.Women, w.Declared, 100*float64(w.Women)/float64(w.Declared), w.Deployed, w.Deployed-w.Declared)
+	return crisis.WomenDeployed{Deployed: w.Deployed, Declared: w.Declared, Women: w.Women}.String()
 }
 
-func (app *App) deployedWomen(cmd *cobra.Command, deployed map[string]bool) deployedWomen {
-	out := deployedWomen{Deployed: len(deployed)}
-	if len(deployed) == 0 {
-		return out
-	}
+func (app *App) deployedWomen(cmd *cobra.Command, deployed []string) deployedWomen {
 	var res demarchev1.ExpertsResponse
-	if err := app.call(cmd.Context(), natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &res); err != nil {
-		out.Unreadable = err.Error()
-		return out
-	}
-	seen := 0
-	for _, e := range res.GetExperts() {
-		if !deployed[e.GetId()] {
-			continue
-		}
-		seen++
-		switch e.GetSelfDeclaredGender() {
-		case demarchev1.SelfDeclaredGender_SELF_DECLARED_GENDER_UNSPECIFIED:
-		case demarchev1.SelfDeclaredGender_SELF_DECLARED_GENDER_WOMAN:
-			out.Declared++
-			out.Women++
-		default:
-			out.Declared++
+	if len(deployed) > 0 {
+		if err := app.call(cmd.Context(), natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &res); err != nil {
+			return deployedWomen{Deployed: len(slices.Compact(slices.Sorted(slices.Values(deployed)))), Unreadable: err.Error()}
 		}
 	}
-	out.NotOnRoster = len(deployed) - seen
-	return out
+	w := crisis.CountWomenDeployed(deployed, res.GetExperts())
+	return deployedWomen{Deployed: w.Deployed, Declared: w.Declared, Women: w.Women, NotOnRoster: w.NotOnRoster}
 }
