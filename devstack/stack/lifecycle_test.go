@@ -209,9 +209,11 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 		asJSON.Crises[0].CrisisID != id || asJSON.Crises[0].Outcome != "averted" || asJSON.Crises[0].Figures.Decisions != 7 {
 		t.Fatalf("crisis figures --output json: %+v %v", asJSON, err)
 	}
-	// warning to action: first signal 2h before opening, triage a few seconds
-	// after (crisis show writes durations for people: "2h", not "2h0m7.3s").
-	if !strings.Contains(out, "warning to first action  2h\n") {
+	// warning to action: first signal 2h before opening, the good-offices
+	// option (the first response action) a few seconds after, triage before
+	// it kept as its own time (crisis show writes durations for people: "2h",
+	// not "2h0m7.3s").
+	if !strings.Contains(out, "warning to first action  2h (good-offices)\n") || !strings.Contains(out, "warning to triage        2h\n") {
 		t.Fatalf("warning-to-action figure:\n%s", out)
 	}
 }

@@ -27,7 +27,7 @@ func newCrisisCmd(app *App) *cobra.Command {
 		Short: "Open, list and inspect crises",
 		Long:  "Each crisis is one durable CrisisResponse workflow in Temporal; these commands start it, list crises through Temporal visibility, and query a crisis's state.",
 	}
-	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app))
+	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app), newHorizonScanningCmd(app))
 	cmd.AddCommand(newControlCmds(app)...)
 	return cmd
 }
@@ -405,6 +405,14 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	if n := st.GetEngagements(); n > 0 {
 		fmt.Fprintf(w, "\ngood-offices engagements: %d (%d public, %d quiet)\n", n, st.GetPublicEngagements(), n-st.GetPublicEngagements())
 	}
+	if n := st.GetCouncilActions(); n > 0 {
+		fmt.Fprintf(w, "\nSecurity Council actions: %d\n", n)
+		for _, d := range st.GetDecisions() {
+			if d.GetRequest().GetCouncilAction() != nil {
+				fmt.Fprintf(w, "  %s\n", crisis.Describe(d.GetRequest()))
+			}
+		}
+	}
 	if ds := st.GetDecisions(); len(ds) > 0 {
 		fmt.Fprintln(w, "\ndecisions:")
 		for _, d := range ds {
@@ -417,8 +425,21 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	}
 	if f := st.GetFigures(); f != nil {
 		fmt.Fprintln(w, "\nfigures:")
-		fmt.Fprintf(w, "  warning to first action  %s\n  total                    %s\n  decisions                %d\n  engagements              %d\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
-			humanDuration(f.GetWarningToAction().AsDuration()), humanDuration(f.GetTotal().AsDuration()), f.GetDecisions(), f.GetEngagements(), f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
+		action := "none taken"
+		if f.GetWarningToAction() != nil {
+			action = humanDuration(f.GetWarningToAction().AsDuration()) + " (" + f.GetFirstAction() + ")"
+		}
+		triaged := "no triage"
+		if f.GetWarningToTriage() != nil {
+			triaged = humanDuration(f.GetWarningToTriage().AsDuration())
+		}
+		lead := "none before deployment"
+		if f.GetFundingLeadTime() != nil {
+			lead = humanDuration(f.GetFundingLeadTime().AsDuration())
+		}
+		fmt.Fprintf(w, "  warning to first action  %s\n  warning to triage        %s\n  total                    %s\n  decisions                %d\n  engagements              %d\n  council actions          %d\n  deployments              %d with a UN envoy, %d without\n  funding lead time        %s\n  funding disbursed        USD %d\n  deadlines breached       %d\n",
+			action, triaged, humanDuration(f.GetTotal().AsDuration()), f.GetDecisions(), f.GetEngagements(), f.GetCouncilActions(),
+			f.GetDeploymentsWithEnvoy(), f.GetDeploymentsWithoutEnvoy(), lead, f.GetFundingDisbursedUsd(), f.GetDeadlinesBreached())
 		for _, s := range f.GetStageTimes() {
 			fmt.Fprintf(w, "  time in %-24s %s\n", s.GetStage().Slug(), humanDuration(s.GetTime().AsDuration()))
 		}

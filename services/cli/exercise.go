@@ -48,8 +48,9 @@ type exerciseFigures struct {
 	Crossing    time.Time `json:"crossing"`    // event time: the signal that crossed
 	Opened      time.Time `json:"opened"`      // wall time
 	// WarningToAction in exercise time: first signal to the crossing (event
-	// time) plus opening to the first decision (wall time, as people or the
-	// drill policy took it). Comparable with a real crisis's.
+	// time) plus opening to the first response action (wall time, as people
+	// or the drill policy took it; triage is not one). Comparable with a real
+	// crisis's. Empty when no response action was taken.
 	WarningToAction string            `json:"warningToAction"`
 	StageTimes      map[string]string `json:"stageTimes"`
 	Decisions       int32             `json:"decisions"`
@@ -77,8 +78,8 @@ follow their playbooks: the drill policy takes each pending decision after
 are multiplied by --time-scale, money comes from the drill fund and people from
 the shadow roster. With --wait, the command waits for the exercise's crises to
 close and prints their figures: warning-to-action in exercise time (first signal
-to the crossing in the file's time, plus opening to the first decision in real
-time), time per stage, decisions, money. Drill figures are never counted among
+to the crossing in the file's time, plus opening to the first response action
+in real time: triage is not one), time per stage, decisions, money. Drill figures are never counted among
 real crises'. Needs the drill-coordinator role.
 
 ` + formatsHelp(),
@@ -299,11 +300,14 @@ func figuresOf(st *demarchev1.CrisisState, sum *earlywarning.ImportSummary) exer
 		f.Crossing = ws[0].GetObservedAt().AsTime().UTC()
 	}
 	if fig := st.GetFigures(); fig != nil {
-		// The workflow measures first signal (event time) to first decision
-		// (wall time); take out the wall-clock distance between the crossing
-		// in the file and the opening, which the replay compressed away.
-		w2a := fig.GetWarningToAction().AsDuration() - f.Opened.Sub(f.Crossing)
-		f.WarningToAction = w2a.Round(time.Second).String()
+		// The workflow measures first signal (event time) to the first
+		// response action (wall time); take out the wall-clock distance
+		// between the crossing in the file and the opening, which the replay
+		// compressed away.
+		if fig.GetWarningToAction() != nil {
+			w2a := fig.GetWarningToAction().AsDuration() - f.Opened.Sub(f.Crossing)
+			f.WarningToAction = w2a.Round(time.Second).String()
+		}
 		for _, s := range fig.GetStageTimes() {
 			f.StageTimes[s.GetStage().Slug()] = s.GetTime().AsDuration().Round(time.Millisecond).String()
 		}

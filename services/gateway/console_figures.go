@@ -4,8 +4,13 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -41,10 +46,15 @@ type chartRow struct {
 	W2A                time.Duration
 	W2AText            string
 	W2AW               float64 // bar width of warning-to-action
-	Segs               []barSeg
-	Total              time.Duration
-	TotalText          string
-	Stages             []stageCell
+	// The response's figures: what ended the clock, triage apart, Council
+	// actions, engagements, deployments, funding lead time.
+	FirstAction, TriageText, LeadText string
+	Engagements, Council              int32
+	WithEnvoy, WithoutEnvoy           int32
+	Segs                              []barSeg
+	Total                             time.Duration
+	TotalText                         string
+	Stages                            []stageCell
 }
 
 type stageCell struct {
@@ -91,7 +101,24 @@ func (c *console) figures(w http.ResponseWriter, r *http.Request, u *user) {
 		}
 	}
 	sort.Slice(states, func(i, j int) bool { return ts(states[i].GetClosedAt()).Before(ts(states[j].GetClosedAt())) })
-	c.render(w, r, http.StatusOK, "figures", u, map[string]any{"Title": "Figures", "Chart": buildChart(states), "Live": "/console/events"})
+	data := map[string]any{"Title": "Figures", "Chart": buildChart(states), "Live": "/console/events"}
+	// Women among the mediators these crises deployed, from the roster's
+	// self-declared field, for who may read the roster.
+	var deployed []string
+	for _, st := range states {
+		deployed = append(deployed, crisis.DeployedExperts(st)...)
+	}
+	if len(deployed) > 0 && authz.Allowed(authz.ReadRoster, u.Roles) {
+		var experts demarchev1.ExpertsResponse
+		if err := natsrpc.Call(r.Context(), c.s.nc, natsrpc.RosterExperts, &demarchev1.AssignmentsRequest{}, &experts, natsrpc.Timeout(3*time.Second)); err != nil {
+			c.s.log.Info("console: roster not read for the figures", zap.Error(err))
+			data["Women"] = "Women among deployed mediators: the roster service did not answer."
+		} else {
+			line := crisis.CountWomenDeployed(deployed, experts.GetExperts()).String()
+			data["Women"] = strings.ToUpper(line[:1]) + line[1:] + "."
+		}
+	}
+	c.render(w, r, http.StatusOK, "figures", u, data)
 }
 
 func buildChart(states []*demarchev1.CrisisState) chartView {
@@ -103,6 +130,18 @@ func buildChart(states []*demarchev1.CrisisState) chartView {
 		row := chartRow{ID: st.GetCrisis().GetId(), Title: st.GetCrisis().GetTitle(), Outcome: st.GetOutcome().Slug(),
 			W2A: f.GetWarningToAction().AsDuration()}
 		row.W2AText = humanDuration(row.W2A)
+		if f.GetWarningToAction() == nil {
+			row.W2AText = "no response action"
+		}
+		row.FirstAction, row.TriageText, row.LeadText = f.GetFirstAction(), "—", "—"
+		if d := f.GetWarningToTriage(); d != nil {
+			row.TriageText = humanDuration(d.AsDuration())
+		}
+		if d := f.GetFundingLeadTime(); d != nil {
+			row.LeadText = humanDuration(d.AsDuration())
+		}
+		row.Engagements, row.Council = f.GetEngagements(), f.GetCouncilActions()
+		row.WithEnvoy, row.WithoutEnvoy = f.GetDeploymentsWithEnvoy(), f.GetDeploymentsWithoutEnvoy()
 		times := map[demarchev1.Stage]time.Duration{}
 		for _, s := range f.GetStageTimes() {
 			times[s.GetStage()] += s.GetTime().AsDuration()
@@ -117,7 +156,9 @@ func buildChart(states []*demarchev1.CrisisState) chartView {
 		}
 		row.TotalText = humanDuration(row.Total)
 		maxW2A, maxTotal = max(maxW2A, row.W2A), max(maxTotal, row.Total)
-		w2as = append(w2as, row.W2A)
+		if f.GetWarningToAction() != nil { // no response action: nothing to count in the median
+			w2as = append(w2as, row.W2A)
+		}
 		cv.Rows = append(cv.Rows, row)
 	}
 	if maxW2A <= 0 {

@@ -373,11 +373,24 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 			}
 		}
 	}
+	// The kinds taken in any stage and never pending (an engagement, a
+	// Security Council action): offered beside what the crisis waits for.
+	var anytime []anytimeView
+	if st.GetClosedAt() == nil {
+		for _, kind := range crisis.AnytimeKinds() {
+			if slices.ContainsFunc(st.GetPendingDecisions(), func(p *demarchev1.PendingDecision) bool { return p.GetKind() == kind }) {
+				continue
+			}
+			if role, ok := crisis.DecisionRole(kind); ok {
+				anytime = append(anytime, anytimeView{Kind: kind, Mine: u.Has(role), RoleName: words(role.Slug())})
+			}
+		}
+	}
 	data := map[string]any{
-		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()), "FollowUp": follow,
+		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()), "FollowUp": follow, "Anytime": anytime,
 		"C": cardOf(st, u), "State": st, "Pending": pendingOf(st, u), "Deadlines": deadlinesOf(st), "Timeline": tl,
 		"Decisions": decisions, "Partners": partners, "Warnings": warnings, "Funding": funding, "OpenFunding": open,
-		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "Lessons": st.GetLessons(),
+		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "CouncilActions": st.GetCouncilActions(), "Lessons": st.GetLessons(),
 		"Refused": st.GetRefusedSignals(), "OpenedBy": cr.GetOpenedBy(), "Playbook": st.GetPlaybook() + " " + st.GetPlaybookVersion(),
 		"Shared": strings.Join(cr.GetSharedWith(), ", "),
 		// Early warning's episodes: the situation's page and its previous crisis.
@@ -436,6 +449,13 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 var consoleControls = []demarchev1.Choice{
 	{Value: "escalate", Words: "escalate (severity +1)"}, {Value: "de-escalate", Words: "de-escalate (severity −1)"},
 	{Value: "skip-stage", Words: "skip a stage"}, {Value: "reopen-stage", Words: "reopen a stage"},
+}
+
+// anytimeView is a decision kind taken in any stage (crisis.AnytimeKinds):
+// its form when the user holds its role.
+type anytimeView struct {
+	Kind, RoleName string
+	Mine           bool
 }
 
 // partnerRoleChoices are the roles a partner may acknowledge; none is

@@ -5,7 +5,9 @@ package crisis
 // stage has ended, the head of department closes the crisis with its outcome
 // (averted, contained, escalated, unresolved) and lessons. The crisis releases
 // its roster bookings and keeps the figures the report asks for: time from the
-// first warning signal to the first action, time in each stage, decisions,
+// first warning signal to the first response action (and to triage, apart),
+// time in each stage, decisions, engagements, Council actions, deployments
+// with and without a UN envoy, the funding lead time before deployment,
 // money disbursed, deadlines breached.
 
 import (
@@ -77,9 +79,17 @@ func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
 	if start == nil {
 		start = l.crisis.GetOpenedAt()
 	}
-	if l.firstAction != nil {
-		f.WarningToAction = durationpb.New(l.firstAction.Sub(start.AsTime()))
+	for _, d := range l.decisions {
+		at := d.GetDecidedAt().AsTime()
+		if d.GetRequest().GetTriage() != nil && f.WarningToTriage == nil {
+			f.WarningToTriage = durationpb.New(at.Sub(start.AsTime()))
+		}
+		if responseAction(d) && f.WarningToAction == nil {
+			f.WarningToAction, f.FirstAction = durationpb.New(at.Sub(start.AsTime())), d.GetKind()
+		}
 	}
+	f.CouncilActions = l.councilActions()
+	f.DeploymentsWithEnvoy, f.DeploymentsWithoutEnvoy, f.FundingLeadTime = l.appointments()
 	for _, st := range demarchev1.LifecycleStages {
 		var total time.Duration
 		ran := false
@@ -100,4 +110,64 @@ func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {
 	}
 	f.Engagements, _ = l.engagements() // the second result counts the public engagements, not an error
 	return f
+}
+
+// responseAction says whether a decision is one of the first steps taken to
+// address the situation, which end the warning-to-action clock
+// (¶47 "the first steps taken to address it";
+// ¶47 "a statement of concern by the Security Council";
+// ¶47 "the deployment of a fact-finding mission";
+// ¶47 "a well-timed démarche"): a good-offices option or engagement, a Security
+// Council action, a deployment (a fact-finding mandate, an envoy or standby
+// team appointed) or a funding approval. Triage confirms the warning inside
+// the Secretariat and addresses nothing: its time is kept apart.
+func responseAction(d *demarchev1.DecisionRecord) bool {
+	r := d.GetRequest()
+	switch {
+	case r.GetGoodOffices() != nil, r.GetEngagement() != nil, r.GetCouncilAction() != nil,
+		r.GetFactFindingMandate() != nil, r.GetEnvoyAppointment() != nil:
+		return true
+	case r.GetFundingDecision() != nil:
+		return r.GetFundingDecision().GetApprove()
+	}
+	return false
+}
+
+// appointments counts the envoy appointments with a UN envoy and those of the
+// standby team alone, and the funding lead time before the first one: from
+// the approval of the funding that pays for it (its paid-by request, or else
+// the first approval before it) to the appointment (nil: no funding approved
+// before it, or no deployment). Rapid funding is what makes rapid deployment
+// possible (¶21 "rapidly deployable funding").
+func (l *lifecycle) appointments() (withEnvoy, without int32, lead *durationpb.Duration) {
+	approved := map[string]time.Time{} // funding request id -> approval
+	var firstApproval *time.Time
+	for _, d := range l.decisions {
+		at := d.GetDecidedAt().AsTime()
+		if fd := d.GetRequest().GetFundingDecision(); fd.GetApprove() {
+			approved[fd.GetRequestId()] = at
+			if firstApproval == nil {
+				firstApproval = &at
+			}
+		}
+		a := d.GetRequest().GetEnvoyAppointment()
+		if a == nil {
+			continue
+		}
+		if withEnvoy+without == 0 {
+			paid, named := approved[a.GetFundingRequestId()]
+			switch {
+			case named:
+				lead = durationpb.New(at.Sub(paid))
+			case firstApproval != nil:
+				lead = durationpb.New(at.Sub(*firstApproval))
+			}
+		}
+		if a.GetEnvoy() != "" {
+			withEnvoy++
+		} else {
+			without++
+		}
+	}
+	return withEnvoy, without, lead
 }

@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -130,9 +129,6 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 	if l.closing {
 		c.Phase = int32(len(l.pb.GetPhases()))
 	}
-	if l.firstAction != nil {
-		c.FirstAction = timestamppb.New(*l.firstAction)
-	}
 	// Maps in stage order: the input is the same on every replay.
 	for _, st := range sortedStages(l.runs) {
 		c.Runs = append(c.Runs, &demarchev1.StageCount{Stage: st, Count: l.runs[st]})
@@ -177,10 +173,6 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	l.disbursed, l.em.seq = c.GetDisbursedUsd(), int(c.GetEventSeq())
 	l.em.outbox = c.GetUnpublished()
 	l.em.start(ctx)
-	if fa := c.GetFirstAction(); fa != nil {
-		t := fa.AsTime()
-		l.firstAction = &t
-	}
 	for _, n := range c.GetRuns() {
 		l.runs[n.GetStage()] = n.GetCount()
 	}

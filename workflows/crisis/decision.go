@@ -286,9 +286,6 @@ func (l *lifecycle) decide(ctx workflow.Context, req *demarchev1.DecisionRequest
 		DecisionId: d.id,
 	}
 	l.decisions = append(l.decisions, d.rec)
-	if l.firstAction == nil {
-		l.firstAction = &d.now
-	}
 	then := dt.apply(d)
 	if err := l.em.publish(ctx, &demarchev1.DecisionRecorded{CrisisId: l.crisis.GetId(), Decision: d.rec}); err != nil {
 		return nil, err
@@ -379,6 +376,19 @@ func (l *lifecycle) runDrillPolicy(ctx workflow.Context) {
 // stageDue is the stage run's decision deadline, if it has one.
 func stageDue(_ *lifecycle, r *stageRun) []waiting {
 	return []waiting{{due: r.deadline.GetDueAt()}}
+}
+
+// AnytimeKinds are the kinds taken whatever stage runs and never waited for
+// (engagement, council-action, ...): surfaces offer them beside the pending
+// decisions, in the schema's order.
+func AnytimeKinds() []string {
+	var out []string
+	for _, dt := range decisionTypes {
+		if dt.anytime {
+			out = append(out, dt.kind)
+		}
+	}
+	return out
 }
 
 // DecisionRole is the role that takes decisions of a kind (false: no such kind).

@@ -24,9 +24,11 @@ func TestEveryDecisionKindHasOneCompleteType(t *testing.T) {
 		if dt.kind != kinds[i] {
 			t.Errorf("type %d is %q, schema kind %q", i, dt.kind, kinds[i])
 		}
-		if dt.stage == demarchev1.Stage_STAGE_UNSPECIFIED || dt.role == demarchev1.Role_ROLE_UNSPECIFIED || dt.who == "" ||
+		// Only a kind of a track of its own (anytime: the Security
+		// Council's) belongs to no stage.
+		if (dt.stage == demarchev1.Stage_STAGE_UNSPECIFIED && !dt.anytime) || dt.role == demarchev1.Role_ROLE_UNSPECIFIED || dt.who == "" ||
 			dt.apply == nil || dt.pending == nil || dt.drill == nil || dt.describe == nil {
-			t.Errorf("%s: stage, role, who, apply, pending, drill and describe are all required", dt.kind)
+			t.Errorf("%s: stage (unless anytime), role, who, apply, pending, drill and describe are all required", dt.kind)
 		}
 	}
 }
@@ -54,7 +56,26 @@ func TestDecisionRules(t *testing.T) {
 			fundingOf(r).requests = append(fundingOf(r).requests, &openRequest{req: fr(id), requester: by, decided: decided})
 		}
 	}
+	council := func(typ demarchev1.CouncilActionKind, date time.Time, situations ...string) *demarchev1.CouncilAction {
+		return &demarchev1.CouncilAction{Type: typ, Date: timestamppb.New(date), Outcome: "members took note", Situations: situations}
+	}
+	option := func(o demarchev1.GoodOfficesOption) *demarchev1.GoodOfficesDecision {
+		return &demarchev1.GoodOfficesDecision{Option: o}
+	}
 	cases := map[*decisionType][]rulesCase{
+		goodOffices: {
+			{"quiet diplomacy", nil, req("a", option(demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_QUIET_DIPLOMACY)), ""},
+			{"a démarche", nil, req("a", option(demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE)), ""},
+			{"an informal interactive dialogue (the Council's)", nil, req("a", option(demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_SECURITY_COUNCIL_DIALOGUE)), "council-track"},
+			{"horizon scanning (the Council's)", nil, req("a", option(demarchev1.GoodOfficesOption_GOOD_OFFICES_OPTION_HORIZON_SCANNING)), "council-track"},
+		},
+		councilAction: {
+			{"a briefing held yesterday", nil, req("a", council(demarchev1.CouncilActionKind_COUNCIL_ACTION_KIND_BRIEFING, now.Add(-24*time.Hour))), ""},
+			{"an Article 99 letter dated today (17:00)", nil, req("a", council(demarchev1.CouncilActionKind_COUNCIL_ACTION_KIND_ARTICLE_99_LETTER, now.Add(9*time.Hour))), ""},
+			{"a press statement dated next week", nil, req("a", council(demarchev1.CouncilActionKind_COUNCIL_ACTION_KIND_PRESS_STATEMENT, now.Add(7*24*time.Hour))), "council-date"},
+			{"horizon scanning naming no other situation", nil, req("a", council(demarchev1.CouncilActionKind_COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING, now)), "horizon-scanning-situations"},
+			{"horizon scanning naming two others", nil, req("a", council(demarchev1.CouncilActionKind_COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING, now, "ML-20261201-ABCDE", "Sahel border tensions")), ""},
+		},
 		factFindingMandate: {
 			{"first mandate", nil, req("a", mandate), ""},
 			{"second mandate", func(_ *lifecycle, r *stageRun) { factFindingOf(r).mandate = mandate }, req("a", mandate), "one-mandate"},
@@ -132,7 +153,7 @@ func TestDecisionRules(t *testing.T) {
 		}
 	}
 	// Decisions without a check of their own take only the stage-running rule.
-	for _, dt := range []*decisionType{triage, goodOffices, engagement, factFindingAdded, followUpCheckIn} {
+	for _, dt := range []*decisionType{triage, engagement, factFindingAdded, followUpCheckIn} {
 		if dt.check != nil {
 			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
 		}

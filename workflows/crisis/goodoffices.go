@@ -4,11 +4,14 @@ package crisis
 // ¶17 "the main operational arm for the conduct of my good offices"): the
 // Secretary-General's options, quiet diplomacy
 // (¶16 "good offices are deployed behind the scenes"), a public statement of
-// concern (¶16 "the duty to speak out"), a démarche
-// (¶47 "a well-timed démarche by the Secretary-General"), and two the report
-// gives the Security Council (¶12 "informal interactive dialogues",
-// ¶12 "horizon scanning"). The head of department records the option chosen and
-// why; that ends the stage.
+// concern (¶16 "the duty to speak out") and a démarche
+// (¶47 "a well-timed démarche by the Secretary-General"). The head of
+// department records the option chosen and why; that ends the stage. The two
+// options that were the Security Council's own
+// (¶12 "informal interactive dialogues", ¶12 "horizon scanning") are
+// withdrawn: they are council-action
+// decisions now (council.go), and a good-offices decision naming one is
+// refused (rule council-track); one recorded before keeps it.
 
 import (
 	"fmt"
@@ -59,6 +62,13 @@ var goodOffices = decisionKind(&decisionType{
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department, for the Secretary-General",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		return "good offices: " + r.GetGoodOffices().GetOption().Slug()
+	},
+	check: func(d *decisionCtx) error {
+		o := d.req.GetGoodOffices().GetOption()
+		if why := demarchev1.Withdrawn(o.Descriptor(), o.Number()); why != "" {
+			return rule("council-track", "%s is no longer a good-offices option: %s", o.Slug(), why)
+		}
+		return nil
 	},
 	apply:   func(*decisionCtx) effect { return stageCompleted },
 	pending: stageDue,

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	enums "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/workflow"
@@ -34,12 +33,11 @@ type lifecycle struct {
 	reached  map[demarchev1.Stage]bool
 	skipped  map[demarchev1.Stage]string // skipped before they were reached
 
-	decisions   []*demarchev1.DecisionRecord
-	deadlines   []*demarchev1.DeadlineState
-	partners    []*demarchev1.PartnerRoleAck
-	warnings    []*demarchev1.Warning
-	refused     []*demarchev1.RefusedSignal
-	firstAction *time.Time
+	decisions []*demarchev1.DecisionRecord
+	deadlines []*demarchev1.DeadlineState
+	partners  []*demarchev1.PartnerRoleAck
+	warnings  []*demarchev1.Warning
+	refused   []*demarchev1.RefusedSignal
 	// outside is a decision whose service call is in flight and which no
 	// stage run holds: it opens its stage once recorded, or belongs to none
 	// (decision.go).
@@ -372,6 +370,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1,
 	}
 	st.Engagements, st.PublicEngagements = l.engagements()
+	st.CouncilActions = l.councilActions()
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()
 		st.Lessons = l.closure.GetRequest().GetClosure().GetLessons()

@@ -6,8 +6,9 @@ package crisis
 // ¶46 "Women's groups in particular play an important role in early warning"):
 // signals pooled from many sources cross a threshold and the crisis opens in
 // the warning stage. The duty officer triages the warning: confirming it calls
-// for a response ends the stage and stops the warning-to-action clock (the
-// first decision of the crisis; the report's clock runs on to
+// for a response ends the stage. Triage is an internal confirmation, kept as
+// its own time (warning to triage); the warning-to-action clock runs on to
+// the first response action (closure.go:
 // ¶47 "the first steps taken to address it").
 
 import (

@@ -351,8 +351,16 @@ func TestHappyPathThroughUpdates(t *testing.T) {
 	if f.GetFundingDisbursedUsd() != 250_000 || f.GetDrill() {
 		t.Fatalf("figures: %v", f)
 	}
-	if got := f.GetWarningToAction().AsDuration(); got != 12*time.Hour { // first signal 6h before opening, first decision 6h after
-		t.Fatalf("warning to action %v, want 12h", got)
+	// First signal 6h before opening, triage 6h after it, the good-offices
+	// option (the first response action) 6h later.
+	if got := f.GetWarningToTriage().AsDuration(); got != 12*time.Hour {
+		t.Fatalf("warning to triage %v, want 12h", got)
+	}
+	if got := f.GetWarningToAction().AsDuration(); got != 18*time.Hour || f.GetFirstAction() != "good-offices" {
+		t.Fatalf("warning to action %v ending at %q, want 18h at good-offices", got, f.GetFirstAction())
+	}
+	if f.GetDeploymentsWithEnvoy() != 1 || f.GetDeploymentsWithoutEnvoy() != 0 || f.GetCouncilActions() != 0 {
+		t.Fatalf("figures: %v", f)
 	}
 	if len(f.GetStageTimes()) != 6 {
 		t.Fatalf("stage times: %v", f.GetStageTimes())

@@ -176,7 +176,7 @@ func newDecisionInput(kindField string, fd protoreflect.FieldDescriptor) *Decisi
 		in.Type = InputChoice
 		vals := fd.Enum().Values()
 		for i := 0; i < vals.Len(); i++ {
-			if v := vals.Get(i); v.Number() != 0 {
+			if v := vals.Get(i); v.Number() != 0 && Withdrawn(fd.Enum(), v.Number()) == "" {
 				in.Choices = append(in.Choices, Choice{Value: enumSlug(fd.Enum(), v.Number()), Words: EnumWords(fd.Enum(), v.Number())})
 			}
 		}
@@ -199,6 +199,26 @@ func EnumWords(d protoreflect.EnumDescriptor, n protoreflect.EnumNumber) string 
 		}
 	}
 	return strings.ReplaceAll(enumSlug(d, n), "-", " ")
+}
+
+// Withdrawn says why an enum value is no longer offered ("": it is): its
+// (withdrawn) option. Forms and flags leave such a value out and refuse it
+// in a new decision; a decision recorded with it keeps it.
+func Withdrawn(d protoreflect.EnumDescriptor, n protoreflect.EnumNumber) string {
+	if v := d.Values().ByNumber(n); v != nil {
+		w, _ := proto.GetExtension(v.Options(), E_Withdrawn).(string) // absent: not withdrawn
+		return w
+	}
+	return ""
+}
+
+// choiceSlugs are the values a choice input offers, for refusals.
+func (in *DecisionInput) choiceSlugs() string {
+	out := make([]string, len(in.Choices))
+	for i, c := range in.Choices {
+		out[i] = c.Value
+	}
+	return strings.Join(out, ", ")
 }
 
 // InputError is a value that could not be read into a field: surfaces name
@@ -261,6 +281,9 @@ func (in *DecisionInput) set(d protoreflect.Message, raw []string, now time.Time
 				return fail("%s", fe.Reason)
 			}
 			return fail("%v", err)
+		}
+		if why := Withdrawn(in.field.Enum(), n); why != "" {
+			return fail("%q is no longer offered: %s (allowed: %s)", last, why, in.choiceSlugs())
 		}
 		d.Set(in.field, protoreflect.ValueOfEnum(n))
 	case InputInteger:
@@ -365,7 +388,7 @@ func (c *checker) checkInputs(x *DecisionRequest) {
 		case InputChoice:
 			if n := v.Enum(); in.Required || n != 0 {
 				if in.field.Enum().Values().ByNumber(n) == nil || n == 0 {
-					c.fail(in.Path, "is required (allowed: %s)", strings.Join(enumSlugs(in.field.Enum()), ", "))
+					c.fail(in.Path, "is required (allowed: %s)", in.choiceSlugs())
 				}
 			}
 		case InputList:

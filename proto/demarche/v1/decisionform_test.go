@@ -80,6 +80,7 @@ func TestEmptyDecisionsFailOnTheirRequiredFields(t *testing.T) {
 		"fact-finding-report":      {"fact_finding_report.summary"},
 		"envoy-appointment":        {"envoy_appointment.standby_team"},
 		"engagement":               {"engagement.type", "engagement.by", "engagement.with"},
+		"council-action":           {"council_action.type", "council_action.date", "council_action.outcome"},
 		"standby-team-handed-back": {"standby_team_handed_back.handed_to"},
 		"standby-team-deployed":    {"standby_team_deployed.location"},
 		"funding-request":          {"funding_request.request_id", "funding_request.fund", "funding_request.amount_usd", "funding_request.purpose"},
@@ -167,5 +168,33 @@ func TestDecisionFormBuild(t *testing.T) {
 	r.FillGenerated(func() string { return "FR-new" })
 	if r.GetFundingRequest().GetRequestId() != "FR-new" {
 		t.Errorf("generated id: %v", r)
+	}
+}
+
+// The Security Council's tools left the good-offices options (issue 27,
+// item 3): the form offers neither, and typing one in is refused, saying
+// where it went (council-action); a request that carries one still passes
+// Validate, so a decision recorded before reads back (the workflow refuses a
+// new one, rule council-track).
+func TestCouncilToolsLeftTheGoodOfficesOptions(t *testing.T) {
+	f := DecisionFormOf("good-offices")
+	var offered []string
+	for _, c := range f.Inputs[0].Choices {
+		offered = append(offered, c.Value)
+	}
+	if strings.Join(offered, ",") != "quiet-diplomacy,public-statement,demarche" {
+		t.Fatalf("good-offices options offered: %v", offered)
+	}
+	for _, withdrawn := range []string{"security-council-dialogue", "horizon-scanning"} {
+		_, err := f.Build(time.Now(), func(*DecisionInput) []string { return []string{withdrawn} })
+		var ie *InputError
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), "no longer offered") || !strings.Contains(err.Error(), "council-action") {
+			t.Errorf("%s: %v, want refused naming council-action", withdrawn, err)
+		}
+	}
+	old := NewDecisionRequest("a", "why", &GoodOfficesDecision{Option: GoodOfficesOption_GOOD_OFFICES_OPTION_HORIZON_SCANNING})
+	old.Roles = []Role{Role_ROLE_HEAD_OF_DEPARTMENT}
+	if err := old.Validate(); err != nil {
+		t.Errorf("a recorded decision with a withdrawn option no longer validates: %v", err)
 	}
 }

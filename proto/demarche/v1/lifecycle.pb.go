@@ -27,10 +27,13 @@ const (
 type GoodOfficesOption int32
 
 const (
-	GoodOfficesOption_GOOD_OFFICES_OPTION_UNSPECIFIED               GoodOfficesOption = 0
-	GoodOfficesOption_GOOD_OFFICES_OPTION_QUIET_DIPLOMACY           GoodOfficesOption = 1
-	GoodOfficesOption_GOOD_OFFICES_OPTION_PUBLIC_STATEMENT          GoodOfficesOption = 2
-	GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE                  GoodOfficesOption = 3
+	GoodOfficesOption_GOOD_OFFICES_OPTION_UNSPECIFIED      GoodOfficesOption = 0
+	GoodOfficesOption_GOOD_OFFICES_OPTION_QUIET_DIPLOMACY  GoodOfficesOption = 1
+	GoodOfficesOption_GOOD_OFFICES_OPTION_PUBLIC_STATEMENT GoodOfficesOption = 2
+	GoodOfficesOption_GOOD_OFFICES_OPTION_DEMARCHE         GoodOfficesOption = 3
+	// The Council's own tools, not the Secretary-General's options
+	// (¶12 "informal interactive dialogues"; ¶12 "horizon scanning"): no
+	// longer offered; a decision recorded with one keeps it.
 	GoodOfficesOption_GOOD_OFFICES_OPTION_SECURITY_COUNCIL_DIALOGUE GoodOfficesOption = 4
 	GoodOfficesOption_GOOD_OFFICES_OPTION_HORIZON_SCANNING          GoodOfficesOption = 5
 )
@@ -252,6 +255,87 @@ func (EngagementKind) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
 }
 
+// CouncilActionKind is what the Security Council did, or was asked to do, on
+// a situation: the Council's own track beside the Secretary-General's good
+// offices (¶12 "informal interactive dialogues"; ¶13 "missions to the field";
+// ¶13 "press communiqués"; ¶14 "targeted sanctions"; ¶16 "Article 99 of the Charter").
+type CouncilActionKind int32
+
+const (
+	CouncilActionKind_COUNCIL_ACTION_KIND_UNSPECIFIED CouncilActionKind = 0
+	// The Secretary-General brings the matter to the Council's attention
+	// (¶16 "may bring to the attention of the Security Council").
+	CouncilActionKind_COUNCIL_ACTION_KIND_ARTICLE_99_LETTER CouncilActionKind = 1
+	// A briefing of the Council on this situation by the Secretariat.
+	CouncilActionKind_COUNCIL_ACTION_KIND_BRIEFING CouncilActionKind = 2
+	// An informal interactive dialogue (¶12 "informal interactive dialogues").
+	CouncilActionKind_COUNCIL_ACTION_KIND_INFORMAL_INTERACTIVE_DIALOGUE CouncilActionKind = 3
+	// A statement by the President of the Council (¶13 "initiatives by its President").
+	CouncilActionKind_COUNCIL_ACTION_KIND_PRESIDENTIAL_STATEMENT CouncilActionKind = 4
+	// A press statement (¶13 "press communiqués").
+	CouncilActionKind_COUNCIL_ACTION_KIND_PRESS_STATEMENT CouncilActionKind = 5
+	// A Council mission to the field (¶13 "missions to the field").
+	CouncilActionKind_COUNCIL_ACTION_KIND_MISSION CouncilActionKind = 6
+	// A referral to a sanctions committee (¶14 "targeted sanctions").
+	CouncilActionKind_COUNCIL_ACTION_KIND_SANCTIONS_REFERRAL CouncilActionKind = 7
+	// The monthly horizon-scanning briefing, which covers several situations
+	// (¶12 "horizon scanning"; ¶12 "monthly").
+	CouncilActionKind_COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING CouncilActionKind = 8
+)
+
+// Enum value maps for CouncilActionKind.
+var (
+	CouncilActionKind_name = map[int32]string{
+		0: "COUNCIL_ACTION_KIND_UNSPECIFIED",
+		1: "COUNCIL_ACTION_KIND_ARTICLE_99_LETTER",
+		2: "COUNCIL_ACTION_KIND_BRIEFING",
+		3: "COUNCIL_ACTION_KIND_INFORMAL_INTERACTIVE_DIALOGUE",
+		4: "COUNCIL_ACTION_KIND_PRESIDENTIAL_STATEMENT",
+		5: "COUNCIL_ACTION_KIND_PRESS_STATEMENT",
+		6: "COUNCIL_ACTION_KIND_MISSION",
+		7: "COUNCIL_ACTION_KIND_SANCTIONS_REFERRAL",
+		8: "COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING",
+	}
+	CouncilActionKind_value = map[string]int32{
+		"COUNCIL_ACTION_KIND_UNSPECIFIED":                   0,
+		"COUNCIL_ACTION_KIND_ARTICLE_99_LETTER":             1,
+		"COUNCIL_ACTION_KIND_BRIEFING":                      2,
+		"COUNCIL_ACTION_KIND_INFORMAL_INTERACTIVE_DIALOGUE": 3,
+		"COUNCIL_ACTION_KIND_PRESIDENTIAL_STATEMENT":        4,
+		"COUNCIL_ACTION_KIND_PRESS_STATEMENT":               5,
+		"COUNCIL_ACTION_KIND_MISSION":                       6,
+		"COUNCIL_ACTION_KIND_SANCTIONS_REFERRAL":            7,
+		"COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING":     8,
+	}
+)
+
+func (x CouncilActionKind) Enum() *CouncilActionKind {
+	p := new(CouncilActionKind)
+	*p = x
+	return p
+}
+
+func (x CouncilActionKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (CouncilActionKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
+}
+
+func (CouncilActionKind) Type() protoreflect.EnumType {
+	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
+}
+
+func (x CouncilActionKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use CouncilActionKind.Descriptor instead.
+func (CouncilActionKind) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+}
+
 // Role is what a principal does for the operations centre. Each decision type
 // names the role that may take it (workflows/crisis, one file per stage); the
 // gateway and the workflow's validators enforce it once identities come from
@@ -332,11 +416,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -345,7 +429,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
 }
 
 // PartnerRole is a role a partner organisation acknowledges
@@ -389,11 +473,11 @@ func (x PartnerRoleKind) String() string {
 }
 
 func (PartnerRoleKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[6].Descriptor()
 }
 
 func (PartnerRoleKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[6]
 }
 
 func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
@@ -402,7 +486,7 @@ func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PartnerRoleKind.Descriptor instead.
 func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
@@ -961,6 +1045,91 @@ func (x *GoodOfficesEngagement) GetPublic() bool {
 	return false
 }
 
+// CouncilAction records one step of the Security Council's own track on this
+// crisis, in whatever stage it stands, with its date and outcome. How and how
+// early the Council is involved is decided case by case
+// (¶13 "must be answered on a case-by-case basis").
+type CouncilAction struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Named type, not kind: the console's decision forms post the decision's
+	// kind under that name.
+	Type     CouncilActionKind      `protobuf:"varint,1,opt,name=type,proto3,enum=demarche.v1.CouncilActionKind" json:"type,omitempty"`
+	Date     *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=date,proto3" json:"date,omitempty"`
+	Outcome  string                 `protobuf:"bytes,3,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	Document string                 `protobuf:"bytes,4,opt,name=document,proto3" json:"document,omitempty"`
+	// The other situations a horizon-scanning briefing covered (required for
+	// one): crisis ids or the situations' names. `demarche crisis
+	// horizon-scanning` records one briefing on each crisis it names.
+	Situations    []string `protobuf:"bytes,5,rep,name=situations,proto3" json:"situations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CouncilAction) Reset() {
+	*x = CouncilAction{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CouncilAction) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CouncilAction) ProtoMessage() {}
+
+func (x *CouncilAction) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CouncilAction.ProtoReflect.Descriptor instead.
+func (*CouncilAction) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CouncilAction) GetType() CouncilActionKind {
+	if x != nil {
+		return x.Type
+	}
+	return CouncilActionKind_COUNCIL_ACTION_KIND_UNSPECIFIED
+}
+
+func (x *CouncilAction) GetDate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Date
+	}
+	return nil
+}
+
+func (x *CouncilAction) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *CouncilAction) GetDocument() string {
+	if x != nil {
+		return x.Document
+	}
+	return ""
+}
+
+func (x *CouncilAction) GetSituations() []string {
+	if x != nil {
+		return x.Situations
+	}
+	return nil
+}
+
 // FactFindingAdded adds a fact-finding stage to a crisis, beside whatever runs,
 // when its playbook has none or has not reached it: an impartial inquiry is a
 // small early step any crisis may need (¶32 "conduct impartial inquiries";
@@ -977,7 +1146,7 @@ type FactFindingAdded struct {
 
 func (x *FactFindingAdded) Reset() {
 	*x = FactFindingAdded{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -989,7 +1158,7 @@ func (x *FactFindingAdded) String() string {
 func (*FactFindingAdded) ProtoMessage() {}
 
 func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1002,7 +1171,7 @@ func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingAdded.ProtoReflect.Descriptor instead.
 func (*FactFindingAdded) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FactFindingAdded) GetJointWith() string {
@@ -1023,7 +1192,7 @@ type FactFindingReport struct {
 
 func (x *FactFindingReport) Reset() {
 	*x = FactFindingReport{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1204,7 @@ func (x *FactFindingReport) String() string {
 func (*FactFindingReport) ProtoMessage() {}
 
 func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1217,7 @@ func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingReport.ProtoReflect.Descriptor instead.
 func (*FactFindingReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FactFindingReport) GetSummary() string {
@@ -1088,7 +1257,7 @@ type EnvoyAppointment struct {
 
 func (x *EnvoyAppointment) Reset() {
 	*x = EnvoyAppointment{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1100,7 +1269,7 @@ func (x *EnvoyAppointment) String() string {
 func (*EnvoyAppointment) ProtoMessage() {}
 
 func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1113,7 +1282,7 @@ func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvoyAppointment.ProtoReflect.Descriptor instead.
 func (*EnvoyAppointment) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnvoyAppointment) GetEnvoy() string {
@@ -1156,7 +1325,7 @@ type StandbyTeamHandedBack struct {
 
 func (x *StandbyTeamHandedBack) Reset() {
 	*x = StandbyTeamHandedBack{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1168,7 +1337,7 @@ func (x *StandbyTeamHandedBack) String() string {
 func (*StandbyTeamHandedBack) ProtoMessage() {}
 
 func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1181,7 +1350,7 @@ func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamHandedBack.ProtoReflect.Descriptor instead.
 func (*StandbyTeamHandedBack) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StandbyTeamHandedBack) GetHandedTo() string {
@@ -1201,7 +1370,7 @@ type StandbyTeamDeployed struct {
 
 func (x *StandbyTeamDeployed) Reset() {
 	*x = StandbyTeamDeployed{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1213,7 +1382,7 @@ func (x *StandbyTeamDeployed) String() string {
 func (*StandbyTeamDeployed) ProtoMessage() {}
 
 func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1226,7 +1395,7 @@ func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamDeployed.ProtoReflect.Descriptor instead.
 func (*StandbyTeamDeployed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StandbyTeamDeployed) GetLocation() string {
@@ -1250,7 +1419,7 @@ type FundingRequest struct {
 
 func (x *FundingRequest) Reset() {
 	*x = FundingRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1431,7 @@ func (x *FundingRequest) String() string {
 func (*FundingRequest) ProtoMessage() {}
 
 func (x *FundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1444,7 @@ func (x *FundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequest.ProtoReflect.Descriptor instead.
 func (*FundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FundingRequest) GetRequestId() string {
@@ -1317,7 +1486,7 @@ type FundingDecision struct {
 
 func (x *FundingDecision) Reset() {
 	*x = FundingDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1329,7 +1498,7 @@ func (x *FundingDecision) String() string {
 func (*FundingDecision) ProtoMessage() {}
 
 func (x *FundingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1342,7 +1511,7 @@ func (x *FundingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecision.ProtoReflect.Descriptor instead.
 func (*FundingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FundingDecision) GetRequestId() string {
@@ -1371,7 +1540,7 @@ type FollowUpCheckIn struct {
 
 func (x *FollowUpCheckIn) Reset() {
 	*x = FollowUpCheckIn{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1383,7 +1552,7 @@ func (x *FollowUpCheckIn) String() string {
 func (*FollowUpCheckIn) ProtoMessage() {}
 
 func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1396,7 +1565,7 @@ func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckIn.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckIn) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FollowUpCheckIn) GetCommitmentsImplemented() bool {
@@ -1431,7 +1600,7 @@ type ClosureDecision struct {
 
 func (x *ClosureDecision) Reset() {
 	*x = ClosureDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1443,7 +1612,7 @@ func (x *ClosureDecision) String() string {
 func (*ClosureDecision) ProtoMessage() {}
 
 func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1456,7 +1625,7 @@ func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureDecision.ProtoReflect.Descriptor instead.
 func (*ClosureDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ClosureDecision) GetOutcome() Outcome {
@@ -1491,6 +1660,7 @@ type DecisionRequest struct {
 	//	*DecisionRequest_Triage
 	//	*DecisionRequest_GoodOffices
 	//	*DecisionRequest_Engagement
+	//	*DecisionRequest_CouncilAction
 	//	*DecisionRequest_FactFindingAdded
 	//	*DecisionRequest_FactFindingMandate
 	//	*DecisionRequest_FactFindingReport
@@ -1508,7 +1678,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1690,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1703,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *DecisionRequest) GetPrincipal() string {
@@ -1586,6 +1756,15 @@ func (x *DecisionRequest) GetEngagement() *GoodOfficesEngagement {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_Engagement); ok {
 			return x.Engagement
+		}
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetCouncilAction() *CouncilAction {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_CouncilAction); ok {
+			return x.CouncilAction
 		}
 	}
 	return nil
@@ -1697,6 +1876,10 @@ type DecisionRequest_Engagement struct {
 	Engagement *GoodOfficesEngagement `protobuf:"bytes,22,opt,name=engagement,proto3,oneof"`
 }
 
+type DecisionRequest_CouncilAction struct {
+	CouncilAction *CouncilAction `protobuf:"bytes,60,opt,name=council_action,json=councilAction,proto3,oneof"`
+}
+
 type DecisionRequest_FactFindingAdded struct {
 	FactFindingAdded *FactFindingAdded `protobuf:"bytes,20,opt,name=fact_finding_added,json=factFindingAdded,proto3,oneof"`
 }
@@ -1743,6 +1926,8 @@ func (*DecisionRequest_GoodOffices) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_Engagement) isDecisionRequest_Decision() {}
 
+func (*DecisionRequest_CouncilAction) isDecisionRequest_Decision() {}
+
 func (*DecisionRequest_FactFindingAdded) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FactFindingMandate) isDecisionRequest_Decision() {}
@@ -1788,7 +1973,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +1985,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +1998,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DecisionRecord) GetNumber() int32 {
@@ -1897,7 +2082,7 @@ type DecisionRef struct {
 
 func (x *DecisionRef) Reset() {
 	*x = DecisionRef{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1909,7 +2094,7 @@ func (x *DecisionRef) String() string {
 func (*DecisionRef) ProtoMessage() {}
 
 func (x *DecisionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1922,7 +2107,7 @@ func (x *DecisionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
 func (*DecisionRef) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DecisionRef) GetCrisisId() string {
@@ -1974,7 +2159,7 @@ type CrisisAuthority struct {
 
 func (x *CrisisAuthority) Reset() {
 	*x = CrisisAuthority{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1986,7 +2171,7 @@ func (x *CrisisAuthority) String() string {
 func (*CrisisAuthority) ProtoMessage() {}
 
 func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1999,7 +2184,7 @@ func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
 func (*CrisisAuthority) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CrisisAuthority) GetCrisisId() string {
@@ -2049,7 +2234,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2246,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2259,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -2111,7 +2296,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2123,7 +2308,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2136,7 +2321,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -2183,7 +2368,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2195,7 +2380,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2208,7 +2393,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -2266,7 +2451,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2463,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2476,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -2341,7 +2526,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2353,7 +2538,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2366,7 +2551,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2411,7 +2596,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2423,7 +2608,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2436,7 +2621,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Warning) GetSource() string {
@@ -2544,7 +2729,20 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x04with\x18\x03 \x01(\tB]\xaa\xbb\x18Y\n" +
 	"\x04With\x121whom: the party, the government, the interlocutor\x1a\x1cthe transitional authorities \x01R\x04with\x12[\n" +
 	"\x06public\x18\x04 \x01(\bBC\xaa\xbb\x18?\n" +
-	"\x06Public\x125in full view of the media (left out: quiet diplomacy)R\x06public\"\xbb\x01\n" +
+	"\x06Public\x125in full view of the media (left out: quiet diplomacy)R\x06public\"\x99\a\n" +
+	"\rCouncilAction\x12\xef\x01\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1e.demarche.v1.CouncilActionKindB\xba\x01\xaa\xbb\x18\xb5\x01\n" +
+	"\x0eCouncil action\x12\xa0\x01Article 99 letter, briefing, informal interactive dialogue, presidential or press statement, mission to the field, sanctions referral, horizon-scanning briefing \x01R\x04type\x12\xad\x01\n" +
+	"\x04date\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampB}\xaa\xbb\x18y\n" +
+	"\x04Date\x12owhen the Council acted, met or was written to: a date (YYYY-MM-DD) or an RFC 3339 time; not later than tomorrow \x01R\x04date\x12\xa9\x01\n" +
+	"\aoutcome\x18\x03 \x01(\tB\x8e\x01\xaa\xbb\x18\x89\x01\n" +
+	"\aOutcome\x12<what came of it: adopted, agreed, members' views, next steps\x1a<press statement agreed; members support the ECOWAS mediation \x01`\x01R\aoutcome\x12r\n" +
+	"\bdocument\x18\x04 \x01(\tBV\xaa\xbb\x18R\n" +
+	"\bDocument\x126the Council document's symbol, if any (left out: none)\x1a\x0eS/PRST/2009/27R\bdocument\x12\xc5\x01\n" +
+	"\n" +
+	"situations\x18\x05 \x03(\tB\xa4\x01\xaa\xbb\x18\x9f\x01\n" +
+	"\x12Situations covered\x12_for a horizon-scanning briefing: the other situations or crises it covered, crisis ids or names\x1a(ML-20261201-ABCDE, Sahel border tensionsR\n" +
+	"situations\"\xbb\x01\n" +
 	"\x10FactFindingAdded\x12\xa6\x01\n" +
 	"\n" +
 	"joint_with\x18\x01 \x01(\tB\x86\x01\xaa\xbb\x18\x81\x01\n" +
@@ -2598,7 +2796,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
 	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
 	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
-	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\xb9\x17\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\x9e\x1b\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
@@ -2611,7 +2809,9 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\n" +
 	"engagement\x18\x16 \x01(\v2\".demarche.v1.GoodOfficesEngagementB\xb9\x02\xa2\xbb\x18\xb4\x02\n" +
 	"\x17good-offices engagement\x12\x8e\x01Log an engagement by the envoy or a senior official (visit, call, démarche, public statement, meeting with a party); any number, in any stage\"\x87\x01  demarche crisis decide engagement GN-20261127-K7Q3P --type visit --by srsg-dakar --with \"the junta\" --rationale \"transition calendar\"H\x00R\n" +
-	"engagement\x12\xd0\x02\n" +
+	"engagement\x12\xe2\x03\n" +
+	"\x0ecouncil_action\x18< \x01(\v2\x1a.demarche.v1.CouncilActionB\x9c\x03\xa2\xbb\x18\x97\x03\n" +
+	"\x17Security Council action\x12\xbb\x01Record a step of the Security Council's own track (Article 99 letter, briefing, dialogue, statement, mission, sanctions referral, horizon scanning) with its date and outcome; in any stage\"\xbd\x01  demarche crisis decide council-action GN-20261127-K7Q3P --type briefing --date 2026-11-30 --outcome \"members back the ECOWAS mediation\" --rationale \"USG briefing under any other business\"H\x00R\rcouncilAction\x12\xd0\x02\n" +
 	"\x12fact_finding_added\x18\x14 \x01(\v2\x1d.demarche.v1.FactFindingAddedB\x80\x02\xa2\xbb\x18\xfb\x01\n" +
 	"\x12fact-finding added\x12UAdd fact-finding to the crisis now, whatever its playbook and stage (then mandate it)\"\x8d\x01  demarche crisis decide fact-finding-added GN-20261127-K7Q3P --joint-with ECOWAS --rationale \"killings at the stadium: an impartial inquiry\"H\x00R\x10factFindingAdded\x12\xc9\x01\n" +
 	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateBt\xa2\xbb\x18p\n" +
@@ -2692,14 +2892,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\vobserved_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12#\n" +
 	"\rrules_version\x18\x06 \x01(\tR\frulesVersion\x12%\n" +
-	"\x0escore_severity\x18\a \x01(\x05R\rscoreSeverity*\x99\x02\n" +
+	"\x0escore_severity\x18\a \x01(\x05R\rscoreSeverity*\xa1\x04\n" +
 	"\x11GoodOfficesOption\x12#\n" +
 	"\x1fGOOD_OFFICES_OPTION_UNSPECIFIED\x10\x00\x12'\n" +
 	"#GOOD_OFFICES_OPTION_QUIET_DIPLOMACY\x10\x01\x12(\n" +
 	"$GOOD_OFFICES_OPTION_PUBLIC_STATEMENT\x10\x02\x12/\n" +
-	"\x1cGOOD_OFFICES_OPTION_DEMARCHE\x10\x03\x1a\r\xb2\xbb\x18\tdémarche\x121\n" +
-	"-GOOD_OFFICES_OPTION_SECURITY_COUNCIL_DIALOGUE\x10\x04\x12(\n" +
-	"$GOOD_OFFICES_OPTION_HORIZON_SCANNING\x10\x05*\xa3\x01\n" +
+	"\x1cGOOD_OFFICES_OPTION_DEMARCHE\x10\x03\x1a\r\xb2\xbb\x18\tdémarche\x12\x94\x01\n" +
+	"-GOOD_OFFICES_OPTION_SECURITY_COUNCIL_DIALOGUE\x10\x04\x1aa\xba\xbb\x18]an informal interactive dialogue is the Security Council's own: record it as a council-action\x12\xcb\x01\n" +
+	"$GOOD_OFFICES_OPTION_HORIZON_SCANNING\x10\x05\x1a\xa0\x01\xba\xbb\x18\x9b\x01horizon scanning is a briefing to the Security Council: record it as a council-action (demarche crisis horizon-scanning for one briefing on several crises)*\xa3\x01\n" +
 	"\rMandatingBody\x12\x1e\n" +
 	"\x1aMANDATING_BODY_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fMANDATING_BODY_SECURITY_COUNCIL\x10\x01\x12'\n" +
@@ -2716,7 +2916,17 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x14ENGAGEMENT_KIND_CALL\x10\x02\x12\x1c\n" +
 	"\x18ENGAGEMENT_KIND_DEMARCHE\x10\x03\x12$\n" +
 	" ENGAGEMENT_KIND_PUBLIC_STATEMENT\x10\x04\x12&\n" +
-	"\"ENGAGEMENT_KIND_MEETING_WITH_PARTY\x10\x05*\xb3\x02\n" +
+	"\"ENGAGEMENT_KIND_MEETING_WITH_PARTY\x10\x05*\xc6\x03\n" +
+	"\x11CouncilActionKind\x12#\n" +
+	"\x1fCOUNCIL_ACTION_KIND_UNSPECIFIED\x10\x00\x12@\n" +
+	"%COUNCIL_ACTION_KIND_ARTICLE_99_LETTER\x10\x01\x1a\x15\xb2\xbb\x18\x11Article 99 letter\x12 \n" +
+	"\x1cCOUNCIL_ACTION_KIND_BRIEFING\x10\x02\x125\n" +
+	"1COUNCIL_ACTION_KIND_INFORMAL_INTERACTIVE_DIALOGUE\x10\x03\x12.\n" +
+	"*COUNCIL_ACTION_KIND_PRESIDENTIAL_STATEMENT\x10\x04\x12'\n" +
+	"#COUNCIL_ACTION_KIND_PRESS_STATEMENT\x10\x05\x129\n" +
+	"\x1bCOUNCIL_ACTION_KIND_MISSION\x10\x06\x1a\x18\xb2\xbb\x18\x14mission to the field\x12*\n" +
+	"&COUNCIL_ACTION_KIND_SANCTIONS_REFERRAL\x10\a\x121\n" +
+	"-COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING\x10\b*\xb3\x02\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
@@ -2752,100 +2962,105 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_lifecycle_proto_rawDescData
 }
 
-var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
 	(FollowUpRecommendation)(0),   // 2: demarche.v1.FollowUpRecommendation
 	(EngagementKind)(0),           // 3: demarche.v1.EngagementKind
-	(Role)(0),                     // 4: demarche.v1.Role
-	(PartnerRoleKind)(0),          // 5: demarche.v1.PartnerRoleKind
-	(*Playbook)(nil),              // 6: demarche.v1.Playbook
-	(*PlaybookPhase)(nil),         // 7: demarche.v1.PlaybookPhase
-	(*StageSpec)(nil),             // 8: demarche.v1.StageSpec
-	(*Deadline)(nil),              // 9: demarche.v1.Deadline
-	(*FollowUpPlan)(nil),          // 10: demarche.v1.FollowUpPlan
-	(*WarningTriage)(nil),         // 11: demarche.v1.WarningTriage
-	(*GoodOfficesDecision)(nil),   // 12: demarche.v1.GoodOfficesDecision
-	(*FactFindingMandate)(nil),    // 13: demarche.v1.FactFindingMandate
-	(*GoodOfficesEngagement)(nil), // 14: demarche.v1.GoodOfficesEngagement
-	(*FactFindingAdded)(nil),      // 15: demarche.v1.FactFindingAdded
-	(*FactFindingReport)(nil),     // 16: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 17: demarche.v1.EnvoyAppointment
-	(*StandbyTeamHandedBack)(nil), // 18: demarche.v1.StandbyTeamHandedBack
-	(*StandbyTeamDeployed)(nil),   // 19: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 20: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 21: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 22: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 23: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 24: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 25: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 26: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 27: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 28: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 29: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 30: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 31: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 32: demarche.v1.WarnControl
-	(*Warning)(nil),               // 33: demarche.v1.Warning
-	(CrisisType)(0),               // 34: demarche.v1.CrisisType
-	(Stage)(0),                    // 35: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 37: google.protobuf.Timestamp
-	(Outcome)(0),                  // 38: demarche.v1.Outcome
+	(CouncilActionKind)(0),        // 4: demarche.v1.CouncilActionKind
+	(Role)(0),                     // 5: demarche.v1.Role
+	(PartnerRoleKind)(0),          // 6: demarche.v1.PartnerRoleKind
+	(*Playbook)(nil),              // 7: demarche.v1.Playbook
+	(*PlaybookPhase)(nil),         // 8: demarche.v1.PlaybookPhase
+	(*StageSpec)(nil),             // 9: demarche.v1.StageSpec
+	(*Deadline)(nil),              // 10: demarche.v1.Deadline
+	(*FollowUpPlan)(nil),          // 11: demarche.v1.FollowUpPlan
+	(*WarningTriage)(nil),         // 12: demarche.v1.WarningTriage
+	(*GoodOfficesDecision)(nil),   // 13: demarche.v1.GoodOfficesDecision
+	(*FactFindingMandate)(nil),    // 14: demarche.v1.FactFindingMandate
+	(*GoodOfficesEngagement)(nil), // 15: demarche.v1.GoodOfficesEngagement
+	(*CouncilAction)(nil),         // 16: demarche.v1.CouncilAction
+	(*FactFindingAdded)(nil),      // 17: demarche.v1.FactFindingAdded
+	(*FactFindingReport)(nil),     // 18: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 19: demarche.v1.EnvoyAppointment
+	(*StandbyTeamHandedBack)(nil), // 20: demarche.v1.StandbyTeamHandedBack
+	(*StandbyTeamDeployed)(nil),   // 21: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 22: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 23: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 24: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 25: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 26: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 27: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 28: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 29: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 30: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 31: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 32: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 33: demarche.v1.SharingControl
+	(*WarnControl)(nil),           // 34: demarche.v1.WarnControl
+	(*Warning)(nil),               // 35: demarche.v1.Warning
+	(CrisisType)(0),               // 36: demarche.v1.CrisisType
+	(Stage)(0),                    // 37: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
+	(Outcome)(0),                  // 40: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	34, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
-	7,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
-	9,  // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
-	10, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
-	8,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	35, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
-	9,  // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	36, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	36, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	36, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	36, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	8,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
+	10, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
+	11, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
+	9,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
+	37, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	10, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
+	38, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	38, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	38, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	37, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	39, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	3,  // 13: demarche.v1.GoodOfficesEngagement.type:type_name -> demarche.v1.EngagementKind
-	2,  // 14: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	38, // 15: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	4,  // 16: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
-	11, // 17: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	12, // 18: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	14, // 19: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
-	15, // 20: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
-	13, // 21: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	16, // 22: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	17, // 23: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	19, // 24: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	18, // 25: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
-	20, // 26: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	21, // 27: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	22, // 28: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	23, // 29: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	35, // 30: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	37, // 31: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	24, // 32: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	25, // 33: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	25, // 34: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	4,  // 35: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	35, // 36: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	4,  // 37: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	5,  // 38: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	37, // 39: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	4,  // 40: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	4,  // 41: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	4,  // 42: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	33, // 43: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	37, // 44: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	45, // [45:45] is the sub-list for method output_type
-	45, // [45:45] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	4,  // 14: demarche.v1.CouncilAction.type:type_name -> demarche.v1.CouncilActionKind
+	39, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
+	2,  // 16: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
+	40, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	5,  // 18: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
+	12, // 19: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	13, // 20: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	15, // 21: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
+	16, // 22: demarche.v1.DecisionRequest.council_action:type_name -> demarche.v1.CouncilAction
+	17, // 23: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
+	14, // 24: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	18, // 25: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	19, // 26: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	21, // 27: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	20, // 28: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
+	22, // 29: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	23, // 30: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	24, // 31: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	25, // 32: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	37, // 33: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	39, // 34: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	26, // 35: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	27, // 36: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	27, // 37: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	5,  // 38: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	37, // 39: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	5,  // 40: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	6,  // 41: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	39, // 42: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	5,  // 43: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	5,  // 44: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	5,  // 45: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	35, // 46: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	39, // 47: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	48, // [48:48] is the sub-list for method output_type
+	48, // [48:48] is the sub-list for method input_type
+	48, // [48:48] is the sub-list for extension type_name
+	48, // [48:48] is the sub-list for extension extendee
+	0,  // [0:48] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -2855,10 +3070,11 @@ func file_demarche_v1_lifecycle_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_options_proto_init()
-	file_demarche_v1_lifecycle_proto_msgTypes[18].OneofWrappers = []any{
+	file_demarche_v1_lifecycle_proto_msgTypes[19].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),
 		(*DecisionRequest_Engagement)(nil),
+		(*DecisionRequest_CouncilAction)(nil),
 		(*DecisionRequest_FactFindingAdded)(nil),
 		(*DecisionRequest_FactFindingMandate)(nil),
 		(*DecisionRequest_FactFindingReport)(nil),
@@ -2875,8 +3091,8 @@ func file_demarche_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      6,
-			NumMessages:   28,
+			NumEnums:      7,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -125,6 +125,13 @@ func (x GoodOfficesOption) Slug() string { return enumSlug(x.Descriptor(), x.Num
 // Slug returns the engagement's slug, e.g. "meeting-with-party".
 func (x EngagementKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
+// Slug returns the Council action's slug, e.g. "article-99-letter".
+func (x CouncilActionKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// Slug returns the self-declared gender's slug, e.g. "woman" ("unspecified":
+// not declared).
+func (x SelfDeclaredGender) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // Slug returns the mandating body's slug, e.g. "security-council".
 func (x MandatingBody) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 

@@ -358,6 +358,14 @@ var file_demarche_v1_options_proto_extTypes = []protoimpl.ExtensionInfo{
 		Tag:           "bytes,50102,opt,name=words",
 		Filename:      "demarche/v1/options.proto",
 	},
+	{
+		ExtendedType:  (*descriptorpb.EnumValueOptions)(nil),
+		ExtensionType: (*string)(nil),
+		Field:         50103,
+		Name:          "demarche.v1.withdrawn",
+		Tag:           "bytes,50103,opt,name=withdrawn",
+		Filename:      "demarche/v1/options.proto",
+	},
 }
 
 // Extension fields to descriptorpb.FieldOptions.
@@ -379,6 +387,12 @@ var (
 	//
 	// optional string words = 50102;
 	E_Words = &file_demarche_v1_options_proto_extTypes[2]
+	// A value no longer offered, and why (what to use instead): forms and
+	// flags leave it out and a new decision with it is refused; a decision
+	// recorded with it keeps it.
+	//
+	// optional string withdrawn = 50103;
+	E_Withdrawn = &file_demarche_v1_options_proto_extTypes[3]
 )
 
 var File_demarche_v1_options_proto protoreflect.FileDescriptor
@@ -416,7 +430,8 @@ const file_demarche_v1_options_proto_rawDesc = "" +
 	"\x1bDECISION_INPUT_SOURCE_FUNDS\x10\x02:U\n" +
 	"\x04kind\x12\x1d.google.protobuf.FieldOptions\x18\xb4\x87\x03 \x01(\v2 .demarche.v1.DecisionKindOptionsR\x04kind:X\n" +
 	"\x05input\x12\x1d.google.protobuf.FieldOptions\x18\xb5\x87\x03 \x01(\v2!.demarche.v1.DecisionInputOptionsR\x05input:9\n" +
-	"\x05words\x12!.google.protobuf.EnumValueOptions\x18\xb6\x87\x03 \x01(\tR\x05wordsB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x05words\x12!.google.protobuf.EnumValueOptions\x18\xb6\x87\x03 \x01(\tR\x05words:A\n" +
+	"\twithdrawn\x12!.google.protobuf.EnumValueOptions\x18\xb7\x87\x03 \x01(\tR\twithdrawnB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_options_proto_rawDescOnce sync.Once
@@ -444,12 +459,13 @@ var file_demarche_v1_options_proto_depIdxs = []int32{
 	3, // 1: demarche.v1.kind:extendee -> google.protobuf.FieldOptions
 	3, // 2: demarche.v1.input:extendee -> google.protobuf.FieldOptions
 	4, // 3: demarche.v1.words:extendee -> google.protobuf.EnumValueOptions
-	1, // 4: demarche.v1.kind:type_name -> demarche.v1.DecisionKindOptions
-	2, // 5: demarche.v1.input:type_name -> demarche.v1.DecisionInputOptions
-	6, // [6:6] is the sub-list for method output_type
-	6, // [6:6] is the sub-list for method input_type
-	4, // [4:6] is the sub-list for extension type_name
-	1, // [1:4] is the sub-list for extension extendee
+	4, // 4: demarche.v1.withdrawn:extendee -> google.protobuf.EnumValueOptions
+	1, // 5: demarche.v1.kind:type_name -> demarche.v1.DecisionKindOptions
+	2, // 6: demarche.v1.input:type_name -> demarche.v1.DecisionInputOptions
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	5, // [5:7] is the sub-list for extension type_name
+	1, // [1:5] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name
 }
 
@@ -465,7 +481,7 @@ func file_demarche_v1_options_proto_init() {
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_options_proto_rawDesc), len(file_demarche_v1_options_proto_rawDesc)),
 			NumEnums:      1,
 			NumMessages:   2,
-			NumExtensions: 3,
+			NumExtensions: 4,
 			NumServices:   0,
 		},
 		GoTypes:           file_demarche_v1_options_proto_goTypes,

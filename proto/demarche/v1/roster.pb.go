@@ -88,6 +88,10 @@ const (
 	Expertise_EXPERTISE_GENDER                Expertise = 4
 	Expertise_EXPERTISE_POWER_SHARING         Expertise = 5
 	Expertise_EXPERTISE_WEALTH_SHARING        Expertise = 6
+	// Electoral assistance
+	// (¶17 "expertise in key areas such as electoral assistance";
+	// ¶38 "electoral assistance expertise").
+	Expertise_EXPERTISE_ELECTORAL Expertise = 7
 )
 
 // Enum value maps for Expertise.
@@ -100,6 +104,7 @@ var (
 		4: "EXPERTISE_GENDER",
 		5: "EXPERTISE_POWER_SHARING",
 		6: "EXPERTISE_WEALTH_SHARING",
+		7: "EXPERTISE_ELECTORAL",
 	}
 	Expertise_value = map[string]int32{
 		"EXPERTISE_UNSPECIFIED":           0,
@@ -109,6 +114,7 @@ var (
 		"EXPERTISE_GENDER":                4,
 		"EXPERTISE_POWER_SHARING":         5,
 		"EXPERTISE_WEALTH_SHARING":        6,
+		"EXPERTISE_ELECTORAL":             7,
 	}
 )
 
@@ -139,6 +145,64 @@ func (Expertise) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_roster_proto_rawDescGZIP(), []int{1}
 }
 
+// SelfDeclaredGender is what an expert chose to declare, if anything. It is
+// only ever taken from the roster file as declared, never inferred (from a
+// name or anything else); it is used for one figure, the share of women among
+// deployed mediators (¶67 "increasing the number of senior female mediators").
+type SelfDeclaredGender int32
+
+const (
+	// Not declared.
+	SelfDeclaredGender_SELF_DECLARED_GENDER_UNSPECIFIED SelfDeclaredGender = 0
+	SelfDeclaredGender_SELF_DECLARED_GENDER_WOMAN       SelfDeclaredGender = 1
+	SelfDeclaredGender_SELF_DECLARED_GENDER_MAN         SelfDeclaredGender = 2
+	// Declared otherwise (self-described).
+	SelfDeclaredGender_SELF_DECLARED_GENDER_ANOTHER SelfDeclaredGender = 3
+)
+
+// Enum value maps for SelfDeclaredGender.
+var (
+	SelfDeclaredGender_name = map[int32]string{
+		0: "SELF_DECLARED_GENDER_UNSPECIFIED",
+		1: "SELF_DECLARED_GENDER_WOMAN",
+		2: "SELF_DECLARED_GENDER_MAN",
+		3: "SELF_DECLARED_GENDER_ANOTHER",
+	}
+	SelfDeclaredGender_value = map[string]int32{
+		"SELF_DECLARED_GENDER_UNSPECIFIED": 0,
+		"SELF_DECLARED_GENDER_WOMAN":       1,
+		"SELF_DECLARED_GENDER_MAN":         2,
+		"SELF_DECLARED_GENDER_ANOTHER":     3,
+	}
+)
+
+func (x SelfDeclaredGender) Enum() *SelfDeclaredGender {
+	p := new(SelfDeclaredGender)
+	*p = x
+	return p
+}
+
+func (x SelfDeclaredGender) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (SelfDeclaredGender) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_roster_proto_enumTypes[2].Descriptor()
+}
+
+func (SelfDeclaredGender) Type() protoreflect.EnumType {
+	return &file_demarche_v1_roster_proto_enumTypes[2]
+}
+
+func (x SelfDeclaredGender) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use SelfDeclaredGender.Descriptor instead.
+func (SelfDeclaredGender) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_roster_proto_rawDescGZIP(), []int{2}
+}
+
 // Expert is one member of the roster.
 type Expert struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -149,9 +213,11 @@ type Expert struct {
 	Regions   []Region               `protobuf:"varint,5,rep,packed,name=regions,proto3,enum=demarche.v1.Region" json:"regions,omitempty"`
 	Expertise []Expertise            `protobuf:"varint,6,rep,packed,name=expertise,proto3,enum=demarche.v1.Expertise" json:"expertise,omitempty"`
 	// False while on leave or otherwise not deployable.
-	Available     bool `protobuf:"varint,7,opt,name=available,proto3" json:"available,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Available bool `protobuf:"varint,7,opt,name=available,proto3" json:"available,omitempty"`
+	// Optional, self-declared (left out: not declared); never inferred.
+	SelfDeclaredGender SelfDeclaredGender `protobuf:"varint,60,opt,name=self_declared_gender,json=selfDeclaredGender,proto3,enum=demarche.v1.SelfDeclaredGender" json:"self_declared_gender,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Expert) Reset() {
@@ -231,6 +297,13 @@ func (x *Expert) GetAvailable() bool {
 		return x.Available
 	}
 	return false
+}
+
+func (x *Expert) GetSelfDeclaredGender() SelfDeclaredGender {
+	if x != nil {
+		return x.SelfDeclaredGender
+	}
+	return SelfDeclaredGender_SELF_DECLARED_GENDER_UNSPECIFIED
 }
 
 // Assignment books one expert for one role in one crisis.
@@ -960,7 +1033,7 @@ var File_demarche_v1_roster_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/roster.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfa\x01\n" +
+	"\x18demarche/v1/roster.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcd\x02\n" +
 	"\x06Expert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12+\n" +
@@ -968,7 +1041,8 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\tlanguages\x18\x04 \x03(\tR\tlanguages\x12-\n" +
 	"\aregions\x18\x05 \x03(\x0e2\x13.demarche.v1.RegionR\aregions\x124\n" +
 	"\texpertise\x18\x06 \x03(\x0e2\x16.demarche.v1.ExpertiseR\texpertise\x12\x1c\n" +
-	"\tavailable\x18\a \x01(\bR\tavailable\"\x84\x02\n" +
+	"\tavailable\x18\a \x01(\bR\tavailable\x12Q\n" +
+	"\x14self_declared_gender\x18< \x01(\x0e2\x1f.demarche.v1.SelfDeclaredGenderR\x12selfDeclaredGender\"\x84\x02\n" +
 	"\n" +
 	"Assignment\x12\x1b\n" +
 	"\texpert_id\x18\x01 \x01(\tR\bexpertId\x12\x1b\n" +
@@ -1030,7 +1104,7 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\x17EXPERT_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EXPERT_KIND_SENIOR_ENVOY\x10\x01\x12\x18\n" +
 	"\x14EXPERT_KIND_MEDIATOR\x10\x02\x12\x1e\n" +
-	"\x1aEXPERT_KIND_STANDBY_EXPERT\x10\x03*\xdd\x01\n" +
+	"\x1aEXPERT_KIND_STANDBY_EXPERT\x10\x03*\xf6\x01\n" +
 	"\tExpertise\x12\x19\n" +
 	"\x15EXPERTISE_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18EXPERTISE_PROCESS_DESIGN\x10\x01\x12#\n" +
@@ -1038,7 +1112,13 @@ const file_demarche_v1_roster_proto_rawDesc = "" +
 	"\x1dEXPERTISE_CONSTITUTION_MAKING\x10\x03\x12\x14\n" +
 	"\x10EXPERTISE_GENDER\x10\x04\x12\x1b\n" +
 	"\x17EXPERTISE_POWER_SHARING\x10\x05\x12\x1c\n" +
-	"\x18EXPERTISE_WEALTH_SHARING\x10\x06B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x18EXPERTISE_WEALTH_SHARING\x10\x06\x12\x17\n" +
+	"\x13EXPERTISE_ELECTORAL\x10\a*\x9a\x01\n" +
+	"\x12SelfDeclaredGender\x12$\n" +
+	" SELF_DECLARED_GENDER_UNSPECIFIED\x10\x00\x12\x1e\n" +
+	"\x1aSELF_DECLARED_GENDER_WOMAN\x10\x01\x12\x1c\n" +
+	"\x18SELF_DECLARED_GENDER_MAN\x10\x02\x12 \n" +
+	"\x1cSELF_DECLARED_GENDER_ANOTHER\x10\x03B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_roster_proto_rawDescOnce sync.Once
@@ -1052,50 +1132,52 @@ func file_demarche_v1_roster_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_roster_proto_rawDescData
 }
 
-var file_demarche_v1_roster_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_demarche_v1_roster_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
 var file_demarche_v1_roster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_demarche_v1_roster_proto_goTypes = []any{
 	(ExpertKind)(0),               // 0: demarche.v1.ExpertKind
 	(Expertise)(0),                // 1: demarche.v1.Expertise
-	(*Expert)(nil),                // 2: demarche.v1.Expert
-	(*Assignment)(nil),            // 3: demarche.v1.Assignment
-	(*RosterSearchRequest)(nil),   // 4: demarche.v1.RosterSearchRequest
-	(*Candidate)(nil),             // 5: demarche.v1.Candidate
-	(*RosterSearchResponse)(nil),  // 6: demarche.v1.RosterSearchResponse
-	(*ReserveRequest)(nil),        // 7: demarche.v1.ReserveRequest
-	(*ReserveResponse)(nil),       // 8: demarche.v1.ReserveResponse
-	(*ReleaseRequest)(nil),        // 9: demarche.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),       // 10: demarche.v1.ReleaseResponse
-	(*AssignmentsRequest)(nil),    // 11: demarche.v1.AssignmentsRequest
-	(*AssignmentsResponse)(nil),   // 12: demarche.v1.AssignmentsResponse
-	(*ExpertsResponse)(nil),       // 13: demarche.v1.ExpertsResponse
-	(Region)(0),                   // 14: demarche.v1.Region
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*DecisionRef)(nil),           // 16: demarche.v1.DecisionRef
+	(SelfDeclaredGender)(0),       // 2: demarche.v1.SelfDeclaredGender
+	(*Expert)(nil),                // 3: demarche.v1.Expert
+	(*Assignment)(nil),            // 4: demarche.v1.Assignment
+	(*RosterSearchRequest)(nil),   // 5: demarche.v1.RosterSearchRequest
+	(*Candidate)(nil),             // 6: demarche.v1.Candidate
+	(*RosterSearchResponse)(nil),  // 7: demarche.v1.RosterSearchResponse
+	(*ReserveRequest)(nil),        // 8: demarche.v1.ReserveRequest
+	(*ReserveResponse)(nil),       // 9: demarche.v1.ReserveResponse
+	(*ReleaseRequest)(nil),        // 10: demarche.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),       // 11: demarche.v1.ReleaseResponse
+	(*AssignmentsRequest)(nil),    // 12: demarche.v1.AssignmentsRequest
+	(*AssignmentsResponse)(nil),   // 13: demarche.v1.AssignmentsResponse
+	(*ExpertsResponse)(nil),       // 14: demarche.v1.ExpertsResponse
+	(Region)(0),                   // 15: demarche.v1.Region
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
+	(*DecisionRef)(nil),           // 17: demarche.v1.DecisionRef
 }
 var file_demarche_v1_roster_proto_depIdxs = []int32{
 	0,  // 0: demarche.v1.Expert.kind:type_name -> demarche.v1.ExpertKind
-	14, // 1: demarche.v1.Expert.regions:type_name -> demarche.v1.Region
+	15, // 1: demarche.v1.Expert.regions:type_name -> demarche.v1.Region
 	1,  // 2: demarche.v1.Expert.expertise:type_name -> demarche.v1.Expertise
-	15, // 3: demarche.v1.Assignment.reserved_at:type_name -> google.protobuf.Timestamp
-	16, // 4: demarche.v1.Assignment.decision:type_name -> demarche.v1.DecisionRef
-	0,  // 5: demarche.v1.RosterSearchRequest.kind:type_name -> demarche.v1.ExpertKind
-	14, // 6: demarche.v1.RosterSearchRequest.region:type_name -> demarche.v1.Region
-	1,  // 7: demarche.v1.RosterSearchRequest.expertise:type_name -> demarche.v1.Expertise
-	2,  // 8: demarche.v1.Candidate.expert:type_name -> demarche.v1.Expert
-	5,  // 9: demarche.v1.RosterSearchResponse.candidates:type_name -> demarche.v1.Candidate
-	16, // 10: demarche.v1.ReserveRequest.decision:type_name -> demarche.v1.DecisionRef
-	3,  // 11: demarche.v1.ReserveResponse.assignment:type_name -> demarche.v1.Assignment
-	16, // 12: demarche.v1.ReleaseRequest.decision:type_name -> demarche.v1.DecisionRef
-	3,  // 13: demarche.v1.ReleaseResponse.released:type_name -> demarche.v1.Assignment
-	16, // 14: demarche.v1.AssignmentsRequest.decision:type_name -> demarche.v1.DecisionRef
-	3,  // 15: demarche.v1.AssignmentsResponse.assignments:type_name -> demarche.v1.Assignment
-	2,  // 16: demarche.v1.ExpertsResponse.experts:type_name -> demarche.v1.Expert
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	2,  // 3: demarche.v1.Expert.self_declared_gender:type_name -> demarche.v1.SelfDeclaredGender
+	16, // 4: demarche.v1.Assignment.reserved_at:type_name -> google.protobuf.Timestamp
+	17, // 5: demarche.v1.Assignment.decision:type_name -> demarche.v1.DecisionRef
+	0,  // 6: demarche.v1.RosterSearchRequest.kind:type_name -> demarche.v1.ExpertKind
+	15, // 7: demarche.v1.RosterSearchRequest.region:type_name -> demarche.v1.Region
+	1,  // 8: demarche.v1.RosterSearchRequest.expertise:type_name -> demarche.v1.Expertise
+	3,  // 9: demarche.v1.Candidate.expert:type_name -> demarche.v1.Expert
+	6,  // 10: demarche.v1.RosterSearchResponse.candidates:type_name -> demarche.v1.Candidate
+	17, // 11: demarche.v1.ReserveRequest.decision:type_name -> demarche.v1.DecisionRef
+	4,  // 12: demarche.v1.ReserveResponse.assignment:type_name -> demarche.v1.Assignment
+	17, // 13: demarche.v1.ReleaseRequest.decision:type_name -> demarche.v1.DecisionRef
+	4,  // 14: demarche.v1.ReleaseResponse.released:type_name -> demarche.v1.Assignment
+	17, // 15: demarche.v1.AssignmentsRequest.decision:type_name -> demarche.v1.DecisionRef
+	4,  // 16: demarche.v1.AssignmentsResponse.assignments:type_name -> demarche.v1.Assignment
+	3,  // 17: demarche.v1.ExpertsResponse.experts:type_name -> demarche.v1.Expert
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_roster_proto_init() }
@@ -1110,7 +1192,7 @@ func file_demarche_v1_roster_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_roster_proto_rawDesc), len(file_demarche_v1_roster_proto_rawDesc)),
-			NumEnums:      2,
+			NumEnums:      3,
 			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,

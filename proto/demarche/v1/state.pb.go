@@ -319,9 +319,12 @@ type CrisisState struct {
 	PublicEngagements int32 `protobuf:"varint,23,opt,name=public_engagements,json=publicEngagements,proto3" json:"public_engagements,omitempty"`
 	// Sustained follow-up while it runs: the next check-in's due time and the
 	// check-ins done (absent when follow-up is not running).
-	FollowUp      *FollowUpState `protobuf:"bytes,24,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FollowUp *FollowUpState `protobuf:"bytes,24,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
+	// Steps of the Security Council's own track recorded so far (decisions
+	// of kind council-action, horizon-scanning briefings included).
+	CouncilActions int32 `protobuf:"varint,60,opt,name=council_actions,json=councilActions,proto3" json:"council_actions,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -499,6 +502,13 @@ func (x *CrisisState) GetFollowUp() *FollowUpState {
 		return x.FollowUp
 	}
 	return nil
+}
+
+func (x *CrisisState) GetCouncilActions() int32 {
+	if x != nil {
+		return x.CouncilActions
+	}
+	return 0
 }
 
 // FollowUpState is where a running sustained follow-up stands.
@@ -893,7 +903,12 @@ func (x *RefusedSignal) GetAt() *timestamppb.Timestamp {
 // (¶60 "monitor outcomes, measure impact").
 type ClosureFigures struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// First warning signal to first decision: the warning-to-action continuum.
+	// First warning signal to the first response action: the warning-to-action
+	// continuum (¶47 "the first steps taken to address it"). A response action
+	// is a good-offices option or engagement, a Security Council action, a
+	// deployment (a fact-finding mandate, an envoy or standby team appointed) or
+	// a funding approval; triage, an internal confirmation, is not one (its
+	// time is warning_to_triage). Unset when no response action was taken.
 	WarningToAction     *durationpb.Duration `protobuf:"bytes,1,opt,name=warning_to_action,json=warningToAction,proto3" json:"warning_to_action,omitempty"`
 	StageTimes          []*StageTime         `protobuf:"bytes,2,rep,name=stage_times,json=stageTimes,proto3" json:"stage_times,omitempty"`
 	Decisions           int32                `protobuf:"varint,3,opt,name=decisions,proto3" json:"decisions,omitempty"`
@@ -904,9 +919,25 @@ type ClosureFigures struct {
 	Total *durationpb.Duration `protobuf:"bytes,7,opt,name=total,proto3" json:"total,omitempty"`
 	// Good-offices engagements logged (visits, calls, démarches, statements,
 	// meetings with a party).
-	Engagements   int32 `protobuf:"varint,8,opt,name=engagements,proto3" json:"engagements,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Engagements int32 `protobuf:"varint,8,opt,name=engagements,proto3" json:"engagements,omitempty"`
+	// First warning signal to triage (the warning confirmed), kept apart from
+	// warning_to_action. Unset without a triage.
+	WarningToTriage *durationpb.Duration `protobuf:"bytes,60,opt,name=warning_to_triage,json=warningToTriage,proto3" json:"warning_to_triage,omitempty"`
+	// The kind of the first response action (e.g. council-action).
+	FirstAction string `protobuf:"bytes,61,opt,name=first_action,json=firstAction,proto3" json:"first_action,omitempty"`
+	// Steps of the Security Council's own track (council-action decisions).
+	CouncilActions int32 `protobuf:"varint,62,opt,name=council_actions,json=councilActions,proto3" json:"council_actions,omitempty"`
+	// Deployments (envoy-appointment decisions) with a UN envoy, and of the
+	// standby team alone in support of a partner-led or UN-led process.
+	DeploymentsWithEnvoy    int32 `protobuf:"varint,63,opt,name=deployments_with_envoy,json=deploymentsWithEnvoy,proto3" json:"deployments_with_envoy,omitempty"`
+	DeploymentsWithoutEnvoy int32 `protobuf:"varint,64,opt,name=deployments_without_envoy,json=deploymentsWithoutEnvoy,proto3" json:"deployments_without_envoy,omitempty"`
+	// Funding lead time before deployment: from the approval of the funding
+	// that pays for the first deployment (its paid-by request, or else the
+	// first approval before it) to that deployment. Unset when no funding was
+	// approved before the first deployment.
+	FundingLeadTime *durationpb.Duration `protobuf:"bytes,65,opt,name=funding_lead_time,json=fundingLeadTime,proto3" json:"funding_lead_time,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClosureFigures) Reset() {
@@ -993,6 +1024,48 @@ func (x *ClosureFigures) GetEngagements() int32 {
 		return x.Engagements
 	}
 	return 0
+}
+
+func (x *ClosureFigures) GetWarningToTriage() *durationpb.Duration {
+	if x != nil {
+		return x.WarningToTriage
+	}
+	return nil
+}
+
+func (x *ClosureFigures) GetFirstAction() string {
+	if x != nil {
+		return x.FirstAction
+	}
+	return ""
+}
+
+func (x *ClosureFigures) GetCouncilActions() int32 {
+	if x != nil {
+		return x.CouncilActions
+	}
+	return 0
+}
+
+func (x *ClosureFigures) GetDeploymentsWithEnvoy() int32 {
+	if x != nil {
+		return x.DeploymentsWithEnvoy
+	}
+	return 0
+}
+
+func (x *ClosureFigures) GetDeploymentsWithoutEnvoy() int32 {
+	if x != nil {
+		return x.DeploymentsWithoutEnvoy
+	}
+	return 0
+}
+
+func (x *ClosureFigures) GetFundingLeadTime() *durationpb.Duration {
+	if x != nil {
+		return x.FundingLeadTime
+	}
+	return nil
 }
 
 // StageTime is the total time spent in one stage (all its runs).
@@ -1290,7 +1363,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xd0\b\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xf9\b\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1313,7 +1386,8 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\x12 \n" +
 	"\vengagements\x18\x16 \x01(\x05R\vengagements\x12-\n" +
 	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\x127\n" +
-	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\"\x9d\x01\n" +
+	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\x12'\n" +
+	"\x0fcouncil_actions\x18< \x01(\x05R\x0ecouncilActions\"\x9d\x01\n" +
 	"\rFollowUpState\x12:\n" +
 	"\vnext_due_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\x12$\n" +
 	"\x0echeck_ins_done\x18\x02 \x01(\x05R\fcheckInsDone\x12*\n" +
@@ -1346,7 +1420,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\rRefusedSignal\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +
-	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xfa\x02\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xc6\x05\n" +
 	"\x0eClosureFigures\x12E\n" +
 	"\x11warning_to_action\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\x0fwarningToAction\x127\n" +
 	"\vstage_times\x18\x02 \x03(\v2\x16.demarche.v1.StageTimeR\n" +
@@ -1356,7 +1430,13 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x12deadlines_breached\x18\x05 \x01(\x05R\x11deadlinesBreached\x12\x14\n" +
 	"\x05drill\x18\x06 \x01(\bR\x05drill\x12/\n" +
 	"\x05total\x18\a \x01(\v2\x19.google.protobuf.DurationR\x05total\x12 \n" +
-	"\vengagements\x18\b \x01(\x05R\vengagements\"d\n" +
+	"\vengagements\x18\b \x01(\x05R\vengagements\x12E\n" +
+	"\x11warning_to_triage\x18< \x01(\v2\x19.google.protobuf.DurationR\x0fwarningToTriage\x12!\n" +
+	"\ffirst_action\x18= \x01(\tR\vfirstAction\x12'\n" +
+	"\x0fcouncil_actions\x18> \x01(\x05R\x0ecouncilActions\x124\n" +
+	"\x16deployments_with_envoy\x18? \x01(\x05R\x14deploymentsWithEnvoy\x12:\n" +
+	"\x19deployments_without_envoy\x18@ \x01(\x05R\x17deploymentsWithoutEnvoy\x12E\n" +
+	"\x11funding_lead_time\x18A \x01(\v2\x19.google.protobuf.DurationR\x0ffundingLeadTime\"d\n" +
 	"\tStageTime\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12-\n" +
 	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\"\x96\x02\n" +
@@ -1474,17 +1554,19 @@ var file_demarche_v1_state_proto_depIdxs = []int32{
 	17, // 32: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
 	11, // 33: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
 	17, // 34: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	15, // 35: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	17, // 36: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	16, // 37: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	12, // 38: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	23, // 39: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	24, // 40: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	17, // 35: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
+	17, // 36: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
+	15, // 37: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	17, // 38: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	16, // 39: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	12, // 40: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	23, // 41: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	24, // 42: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	43, // [43:43] is the sub-list for method output_type
+	43, // [43:43] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }

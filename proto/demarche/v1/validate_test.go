@@ -145,7 +145,7 @@ func TestEveryCountryHasOneRegion(t *testing.T) {
 
 func TestDecisionKindIsTheOneofFieldName(t *testing.T) {
 	kinds := DecisionKinds()
-	if len(kinds) != 13 || kinds[0] != "triage" || kinds[2] != "engagement" || kinds[3] != "fact-finding-added" || kinds[4] != "fact-finding-mandate" || kinds[8] != "standby-team-handed-back" || kinds[12] != "closure" {
+	if len(kinds) != 14 || kinds[0] != "triage" || kinds[2] != "engagement" || kinds[3] != "council-action" || kinds[4] != "fact-finding-added" || kinds[5] != "fact-finding-mandate" || kinds[9] != "standby-team-handed-back" || kinds[13] != "closure" {
 		t.Fatalf("kinds: %v", kinds)
 	}
 	r := &DecisionRequest{Decision: &DecisionRequest_FundingDecision{FundingDecision: &FundingDecision{}}}

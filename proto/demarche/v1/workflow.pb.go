@@ -118,14 +118,16 @@ type CrisisCarryOver struct {
 	// The stage runs still active, pointing into timeline and deadlines.
 	Active []*CarriedStageRun `protobuf:"bytes,3,rep,name=active,proto3" json:"active,omitempty"`
 	// Runs of each stage so far; stages reached; stages to skip when reached.
-	Runs         []*StageCount          `protobuf:"bytes,4,rep,name=runs,proto3" json:"runs,omitempty"`
-	Reached      []Stage                `protobuf:"varint,5,rep,packed,name=reached,proto3,enum=demarche.v1.Stage" json:"reached,omitempty"`
-	Skipped      []*SkippedStage        `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`
-	Decisions    []*DecisionRecord      `protobuf:"bytes,7,rep,name=decisions,proto3" json:"decisions,omitempty"`
-	Deadlines    []*DeadlineState       `protobuf:"bytes,8,rep,name=deadlines,proto3" json:"deadlines,omitempty"`
-	Partners     []*PartnerRoleAck      `protobuf:"bytes,9,rep,name=partners,proto3" json:"partners,omitempty"`
-	Warnings     []*Warning             `protobuf:"bytes,10,rep,name=warnings,proto3" json:"warnings,omitempty"`
-	Refused      []*RefusedSignal       `protobuf:"bytes,11,rep,name=refused,proto3" json:"refused,omitempty"`
+	Runs      []*StageCount     `protobuf:"bytes,4,rep,name=runs,proto3" json:"runs,omitempty"`
+	Reached   []Stage           `protobuf:"varint,5,rep,packed,name=reached,proto3,enum=demarche.v1.Stage" json:"reached,omitempty"`
+	Skipped   []*SkippedStage   `protobuf:"bytes,6,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	Decisions []*DecisionRecord `protobuf:"bytes,7,rep,name=decisions,proto3" json:"decisions,omitempty"`
+	Deadlines []*DeadlineState  `protobuf:"bytes,8,rep,name=deadlines,proto3" json:"deadlines,omitempty"`
+	Partners  []*PartnerRoleAck `protobuf:"bytes,9,rep,name=partners,proto3" json:"partners,omitempty"`
+	Warnings  []*Warning        `protobuf:"bytes,10,rep,name=warnings,proto3" json:"warnings,omitempty"`
+	Refused   []*RefusedSignal  `protobuf:"bytes,11,rep,name=refused,proto3" json:"refused,omitempty"`
+	// No longer written: the figures read the first response action from the
+	// decisions, which are carried whole. Read by nothing; kept for the wire.
 	FirstAction  *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=first_action,json=firstAction,proto3" json:"first_action,omitempty"`
 	DisbursedUsd int64                  `protobuf:"varint,13,opt,name=disbursed_usd,json=disbursedUsd,proto3" json:"disbursed_usd,omitempty"`
 	// Events published so far (event ids continue from here).
