@@ -278,6 +278,8 @@ type Service struct {
 	conf       atomic.Pointer[Config]
 	rules      jetstream.KeyValue // EARLYWARNING_RULES: the applied rules, versioned
 	rulesMu    sync.Mutex         // one adoption of applied rules at a time
+	swapMu     sync.Mutex         // conf never goes back to an older revision
+	swapRev    uint64
 	lastChange *demarchev1.RulesChanged
 	log        *zap.Logger
 	opener     CrisisOpener
@@ -301,11 +303,12 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if opener == nil {
 		return nil, errors.New("earlywarning: a crisis opener is required")
 	}
-	base := cfg
+	base := cfg // the flags as given: zero values come from whichever rules are in force
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	base.Rules = cfg.Rules
 	log = log.Named("earlywarning")
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-earlywarning", log)
 	if err != nil {

@@ -138,6 +138,9 @@ func (s *Service) watchRules(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var pending jetstream.KeyValueEntry
+		var catchUp <-chan time.Time
+		initial, attempt := true, 0
 		for {
 			select {
 			case <-wctx.Done():
@@ -146,22 +149,30 @@ func (s *Service) watchRules(ctx context.Context) error {
 				if !ok {
 					return
 				}
-				if e == nil || e.Operation() != jetstream.KeyValuePut {
-					continue // the end of the initial value, or a delete (nothing to adopt)
+				if e == nil {
+					initial = false // the end of the initial value
+					continue
 				}
-				// Until it is adopted whole (re-scoring can meet an
-				// unavailable Temporal), try again.
-				for attempt := 1; ; attempt++ {
-					_, err := s.adopt(wctx, e.Revision(), e.Value())
-					if err == nil || wctx.Err() != nil {
-						break
-					}
-					s.log.Warn("adopting applied rules failed; will retry", zap.Uint64("revision", e.Revision()), zap.Int("attempt", attempt), zap.Error(err))
-					select {
-					case <-wctx.Done():
-						return
-					case <-time.After(time.Duration(min(attempt, 30)) * time.Second):
-					}
+				if e.Operation() != jetstream.KeyValuePut {
+					continue // a delete: nothing to adopt
+				}
+				// In force at once; the situations are re-scored by the
+				// instance that applied them, this one catches up on what is
+				// still behind later (at start: at once).
+				s.swapTo(e.Revision(), e.Value())
+				pending, attempt = e, 0
+				if initial {
+					catchUp = time.After(0)
+				} else {
+					catchUp = time.After(RulesCatchUp)
+				}
+			case <-catchUp:
+				catchUp = nil
+				if _, err := s.adopt(wctx, pending.Revision(), pending.Value()); err != nil && wctx.Err() == nil {
+					// Re-scoring can meet an unavailable Temporal: again, later.
+					attempt++
+					s.log.Warn("re-scoring under applied rules failed; will retry", zap.Uint64("revision", pending.Revision()), zap.Int("attempt", attempt), zap.Error(err))
+					catchUp = time.After(time.Duration(min(attempt, 30)) * time.Second)
 				}
 			}
 		}
@@ -174,24 +185,48 @@ func (s *Service) watchRules(ctx context.Context) error {
 	return nil
 }
 
+// RulesCatchUp is how long an instance that did not apply a version waits
+// before re-scoring what is still behind it: the applying instance re-scores
+// at once and answers with the counts; the others only catch up (after its
+// stop, say), so that a situation is re-scored, and counted, once.
+const RulesCatchUp = 30 * time.Second
+
+// swapTo puts the rules of the bucket's revision rev into force, unless a
+// newer revision already is: from now on every batch is planned under them.
+func (s *Service) swapTo(rev uint64, value []byte) (*demarchev1.ActiveRules, *Config, error) {
+	a, r, err := decodeActive(value)
+	if err != nil {
+		s.log.Error("applied rules unusable", zap.Uint64("revision", rev), zap.Error(err))
+		return nil, nil, fmt.Errorf("applied rules revision %d: %w", rev, err)
+	}
+	cfg, err := s.configFor(r)
+	if err != nil {
+		s.log.Error("applied rules unusable", zap.Uint64("revision", rev), zap.Error(err))
+		return nil, nil, fmt.Errorf("applied rules revision %d: %w", rev, err)
+	}
+	s.swapMu.Lock()
+	defer s.swapMu.Unlock()
+	if rev >= s.swapRev {
+		s.swapRev = rev
+		s.conf.Store(cfg)
+	}
+	return a, s.config(), nil
+}
+
 // adopt puts the rules of the bucket's revision rev into force and re-scores
-// every live situation under them. A revision already adopted answers what
-// adopting it did.
+// every live situation not yet under them. A revision already adopted
+// answers what adopting it did.
 func (s *Service) adopt(ctx context.Context, rev uint64, value []byte) (*demarchev1.RulesChanged, error) {
 	s.rulesMu.Lock()
 	defer s.rulesMu.Unlock()
 	if c := s.lastChange; c != nil && c.GetRevision() >= rev {
 		return proto.Clone(c).(*demarchev1.RulesChanged), nil
 	}
-	a, r, err := decodeActive(value)
+	a, cfg, err := s.swapTo(rev, value)
 	if err != nil {
-		return nil, fmt.Errorf("applied rules revision %d: %w", rev, err)
+		return nil, err
 	}
-	cfg, err := s.configFor(r)
-	if err != nil {
-		return nil, fmt.Errorf("applied rules revision %d: %w", rev, err)
-	}
-	s.conf.Store(cfg)
+	r := cfg.Rules
 	ch := proto.Clone(a.GetChange()).(*demarchev1.RulesChanged)
 	ch.Revision = rev
 	n, crossed, fell, err := s.rescoreAll(ctx, cfg)
