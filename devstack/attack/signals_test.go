@@ -174,8 +174,12 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 			}
 			attempt(t, wallSignals, c.what+" ("+c.subject+")", string(c.id), "refused by NATS: "+why)
 		}
-		// Nothing was applied: the default rules are in force.
-		score := waitScore(t, duty, "TD/border-dispute", func(sc score) bool { return len(sc.Contributions) > 0 })
+		// Nothing was applied: a new signal is scored under the default rules.
+		one := `{"signals": [{"sourceId": "RULES-ATTACK-1", "countryCode": "TD", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "weight": 1, "observedAt": %q, "summary": "after the attempts"}]}`
+		if code, resp := demo(t, s, "analyst").do("POST", "/v1/signals", fmt.Sprintf(one, time.Now().UTC().Format(time.RFC3339))); code != http.StatusOK {
+			t.Fatalf("analyst's signal: %d %s", code, resp)
+		}
+		score := waitScore(t, duty, "TD/intercommunal-violence", func(sc score) bool { return len(sc.Contributions) > 0 })
 		if score.Threshold != 25 || score.RulesVersion != earlywarning.DefaultRules().Version {
 			t.Fatalf("after the attempts: threshold %g, rules %s", score.Threshold, score.RulesVersion)
 		}
