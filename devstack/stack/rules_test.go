@@ -100,6 +100,7 @@ func TestRulesAppliedWithoutARestart(t *testing.T) {
 		return path
 	}
 	threshold := math.Max(1, math.Floor(before.GetScore()/2))
+	t.Logf("before: GN %s score %.1f of %g under %s; the new threshold %g", typ, before.GetScore(), before.GetThreshold(), before.GetRulesVersion(), threshold)
 	lower := write("lower.yaml", "    default: 25", fmt.Sprintf("    default: %g", threshold))
 	bad := write("bad.yaml", "  window: 336h", "  window: 1h")
 	lowerRules, err := earlywarning.LoadRules(lower)
