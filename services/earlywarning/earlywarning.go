@@ -15,7 +15,12 @@
 // decay, live horizon, thresholds per region and the confidentiality and
 // sharing of automatic crises come from a versioned rules file (rules.go,
 // rules/default.yaml embedded). The rules version is recorded with every
-// signal, score and warning, so an explanation can be reproduced.
+// signal, score, point of a score's history and warning, so an explanation
+// can be reproduced. Rules applied on the running platform (ApplyRules, the
+// EARLYWARNING_RULES bucket, rulesreload.go) replace the file without a
+// restart: every instance swaps to them whole, every live situation is
+// re-scored under them (a crossing they cause raises its warning), and the
+// change is recorded on the audit trail.
 //
 // # Scoring
 //
@@ -91,7 +96,8 @@
 //
 // # Durability
 //
-// Two JetStream key-value buckets hold the state: EARLYWARNING_SIGNALS has one
+// Three JetStream key-value buckets hold the state (the third,
+// EARLYWARNING_RULES, the rules applied since start-up: rulesreload.go): EARLYWARNING_SIGNALS has one
 // key per signal ever seen (source + source id), created with Create so that
 // only one ingest of a signal wins, even across processes and restarts;
 // EARLYWARNING_SITUATIONS has one key per situation with the signals in its
