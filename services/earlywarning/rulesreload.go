@@ -45,7 +45,8 @@ import (
 // next crossing raises again). Weights stay those the signals were
 // classified with on import (each contribution names its rule and rules
 // version); classification changes apply to what is imported next.
-// Exercises' situations keep the rules they were started with.
+// Exercises' situations are not re-scored (a drill replays what it was
+// started with); their next signals are scored under the rules in force.
 //
 // Every instance watches the key: the one that wrote it adopts at once and
 // answers with the counts; the others adopt from the watch, re-scoring only
@@ -113,20 +114,13 @@ func (s *Service) watchRules(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("read applied rules: %w", err)
 	default:
-		a, r, err := decodeActive(e.Value())
-		if err == nil {
-			var cfg *Config
-			if cfg, err = s.configFor(r); err == nil {
-				s.conf.Store(cfg)
-				s.log.Info("applied rules in force", zap.String("rules", r.Version), zap.Uint64("revision", e.Revision()),
-					zap.String("applied_by", a.GetChange().GetAppliedBy()), zap.String("instead_of", s.base.Rules.Version))
-			}
-		}
-		if err != nil {
+		if a, cfg, err := s.swapTo(e.Revision(), e.Value()); err != nil {
 			// Validated before it was written: only a newer build's stricter
-			// bounds get here. The file's rules run, loudly.
-			s.log.Error("applied rules unusable; the file's rules run until rules are applied again",
-				zap.Uint64("revision", e.Revision()), zap.Error(err))
+			// bounds get here. The file's rules run, loudly (swapTo logged it).
+			s.log.Error("the file's rules run until rules are applied again", zap.Uint64("revision", e.Revision()))
+		} else {
+			s.log.Info("applied rules in force", zap.String("rules", cfg.Rules.Version), zap.Uint64("revision", e.Revision()),
+				zap.String("applied_by", a.GetChange().GetAppliedBy()), zap.String("instead_of", s.base.Rules.Version))
 		}
 	}
 	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
