@@ -165,6 +165,11 @@ func TestRulesAppliedWithoutARestart(t *testing.T) {
 	if ws := st.GetWarnings(); len(ws) != 1 || !strings.Contains(ws[0].GetSummary(), "re-scored under rules "+lowerRules.Version) || ws[0].GetRulesVersion() != lowerRules.Version {
 		t.Fatalf("the crossing's warnings: %v", ws)
 	}
+	// The rules in force, for anyone who reads scores (the analyst).
+	if out, err := cliAs(t, s, readToken(t, s.TokenFile("analyst")), "warning", "rules", "show", "--active"); err != nil ||
+		!strings.Contains(out, "# rules version "+lowerRules.Version+"\n# in force: applied by hannah") || !strings.Contains(out, fmt.Sprintf("    default: %g\n", threshold)) {
+		t.Fatalf("warning rules show --active: %v\n%s", err, out)
+	}
 	// The same file again changes nothing.
 	if out, err := cliAs(t, s, head, "warning", "rules", "apply", lower); err != nil || !strings.Contains(out, "already in force") {
 		t.Fatalf("the same rules again: %v\n%s", err, out)

@@ -51,6 +51,9 @@ const (
 	// EarlyWarningRules puts a rules file into force without a restart (the
 	// gateway alone may ask, for the head of department it authenticated).
 	EarlyWarningRules = EarlyWarningGroup + ".rules"
+	// EarlyWarningActiveRules answers the rules in force (the gateway, for
+	// readers of scores).
+	EarlyWarningActiveRules = EarlyWarningGroup + ".active-rules"
 
 	PartnersGroup   = "demarche.partners"
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse

@@ -39,17 +39,29 @@ running platform (the head of department), without a restart.`,
 }
 
 func newWarningRulesShowCmd(app *App) *cobra.Command {
-	var summary bool
+	var summary, active bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:     "show [FILE]",
-		Short:   "Print the rules (default: the embedded ones) with their version",
-		Example: "  demarche warning rules show > ew-rules.yaml\n  demarche warning rules show --summary ew-rules.yaml",
-		Args:    cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			rules, err := earlywarning.LoadRules(firstArg(args))
-			if err != nil {
-				return err
+		Use:   "show [FILE]",
+		Short: "Print the rules (default: the embedded ones; --active: those in force on the platform) with their version",
+		Example: "  demarche warning rules show > ew-rules.yaml\n  demarche warning rules show --summary ew-rules.yaml\n" +
+			"  demarche warning rules show --active > in-force.yaml",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rules *earlywarning.Rules
+			var applied *demarchev1.RulesChanged
+			var err error
+			switch {
+			case active && len(args) > 0:
+				return fmt.Errorf("--active: the rules in force on the platform, or FILE, not both")
+			case active:
+				if rules, applied, err = activeRules(cmd, app); err != nil {
+					return err
+				}
+			default:
+				if rules, err = earlywarning.LoadRules(firstArg(args)); err != nil {
+					return err
+				}
 			}
 			asJSON, err := output.json()
 			if err != nil {
@@ -62,18 +74,33 @@ func newWarningRulesShowCmd(app *App) *cobra.Command {
 				}
 				enc := json.NewEncoder(app.Out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"version": rules.Version, "rules": doc})
+				out := map[string]any{"version": rules.Version, "rules": doc}
+				if applied != nil {
+					out["revision"], out["appliedBy"], out["name"] = applied.GetRevision(), applied.GetAppliedBy(), applied.GetName()
+					if at := applied.GetAppliedAt(); at != nil {
+						out["appliedAt"] = at.AsTime().UTC().Format(time.RFC3339)
+					}
+				}
+				return enc.Encode(out)
 			}
 			if summary {
 				_, err = io.WriteString(app.Out, rules.Summary())
 				return err
 			}
 			fmt.Fprintf(app.Out, "# rules version %s\n", rules.Version)
+			switch {
+			case applied != nil && applied.GetRevision() > 0:
+				fmt.Fprintf(app.Out, "# in force: applied by %s at %s (%s, revision %d)\n", applied.GetAppliedBy(),
+					applied.GetAppliedAt().AsTime().UTC().Format(time.RFC3339), applied.GetName(), applied.GetRevision())
+			case applied != nil:
+				fmt.Fprintf(app.Out, "# in force: the service's own rules (%s), none applied since it started\n", applied.GetName())
+			}
 			_, err = app.Out.Write(rules.Source)
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&summary, "summary", false, "a few lines instead of the file")
+	cmd.Flags().BoolVar(&active, "active", false, "the rules in force on the platform (GET /v1/warning/rules, as your credential), with who applied them when")
 	output.bind(cmd) // table: the YAML file itself
 	return cmd
 }
@@ -353,4 +380,25 @@ applied again; the same version as the one in force changes nothing.`,
 	}
 	output.bind(cmd)
 	return cmd
+}
+
+// activeRules asks the platform for the rules in force.
+func activeRules(cmd *cobra.Command, app *App) (*earlywarning.Rules, *demarchev1.RulesChanged, error) {
+	api, err := app.api()
+	if err != nil {
+		return nil, nil, err
+	}
+	var a demarchev1.ActiveRules
+	if err := api.do(cmd.Context(), "GET", "/v1/warning/rules", nil, nil, &a); err != nil {
+		return nil, nil, err
+	}
+	name := a.GetChange().GetName()
+	if name == "" {
+		name = "active"
+	}
+	rules, err := earlywarning.ParseRules(name, a.GetRules())
+	if err != nil {
+		return nil, nil, fmt.Errorf("the rules in force do not parse here (a newer platform?): %w", err)
+	}
+	return rules, a.GetChange(), nil
 }

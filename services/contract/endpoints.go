@@ -56,6 +56,8 @@ func Endpoints() []Endpoint {
 			"The situations with signals in their window at a glance (score, threshold, newest signal), the most pressing first, naming no crisis (the gateway's console inbox).", ""},
 		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningRules, &demarchev1.ApplyRulesRequest{}, &demarchev1.RulesChanged{},
 			"Put a rules file into force without a restart (the gateway alone may ask, for the head of department; applied_by is the caller it authenticated): validated with the bounds of warning rules validate (a refused file changes nothing), kept in the EARLYWARNING_RULES bucket, recorded on the audit trail, every situation re-scored under the new version.", ""},
+		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningActiveRules, &demarchev1.ActiveRulesRequest{}, &demarchev1.ActiveRules{},
+			"The rules in force: the last applied version's file with who applied it when and its revision in the EARLYWARNING_RULES bucket (revision 0: the service's own --rules file, none applied since).", ""},
 		{partners.ServiceName, partners.SubjectList, &demarchev1.ListPartnersRequest{}, &demarchev1.ListPartnersResponse{},
 			"The partner organisations and what each receives.", ""},
 		{partners.ServiceName, partners.SubjectAckRole, &demarchev1.AckRoleRequest{}, &demarchev1.AckRoleResponse{},

@@ -36,6 +36,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.SituationsRequest { return &demarchev1.SituationsRequest{} }, s.serveSituations),
 		natsrpc.Typed("rules", "ApplyRulesRequest → RulesChanged: validate a rules file and put it into force without a restart, every situation re-scored, the change audited",
 			func() *demarchev1.ApplyRulesRequest { return &demarchev1.ApplyRulesRequest{} }, s.ApplyRules),
+		natsrpc.Typed("active-rules", "ActiveRulesRequest → ActiveRules: the rules in force, with who applied them when (revision 0: the service's own file)",
+			func() *demarchev1.ActiveRulesRequest { return &demarchev1.ActiveRulesRequest{} }, s.ActiveRules),
 	)
 	return err
 }

@@ -441,3 +441,25 @@ func (c *Config) rescorePlan(prev *demarchev1.SituationState, now time.Time) *pl
 	}
 	return p
 }
+
+// ActiveRules answers the rules in force: the last applied version with how
+// it came to be, or (none applied) the service's own file, revision 0.
+func (s *Service) ActiveRules(ctx context.Context, _ *demarchev1.ActiveRulesRequest) (*demarchev1.ActiveRules, error) {
+	switch e, err := s.rules.Get(ctx, RulesKey); {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		r := s.base.Rules
+		return &demarchev1.ActiveRules{Rules: r.Source, Change: &demarchev1.RulesChanged{Version: r.Version, Digest: RulesDigest(r.Source), Name: r.Name}}, nil
+	case err != nil:
+		return nil, fmt.Errorf("%w: read the rules in force: %v", ErrUnavailable, err)
+	default:
+		var a demarchev1.ActiveRules
+		if err := proto.Unmarshal(e.Value(), &a); err != nil {
+			return nil, fmt.Errorf("%w: decode the rules in force: %v", ErrUnavailable, err)
+		}
+		if a.Change == nil {
+			a.Change = &demarchev1.RulesChanged{}
+		}
+		a.Change.Revision = e.Revision()
+		return &a, nil
+	}
+}

@@ -70,6 +70,10 @@ func TestRulesApplySwapsAndRescores(t *testing.T) {
 		t.Fatalf("before: score %g threshold %g above %v", before.GetScore(), before.GetThreshold(), before.GetAboveThreshold())
 	}
 	defaultVersion := earlywarning.DefaultRules().Version
+	if a, err := svc.ActiveRules(ctx, &demarchev1.ActiveRulesRequest{}); err != nil || a.GetChange().GetRevision() != 0 ||
+		a.GetChange().GetVersion() != defaultVersion || string(a.GetRules()) != string(earlywarning.DefaultRules().Source) {
+		t.Fatalf("the rules in force before any apply: %v %v", a.GetChange(), err)
+	}
 
 	// Threshold 15: the situation (18) crosses on the swap.
 	lower := withScoring(t, "    default: 25", "    default: 15")
@@ -103,6 +107,10 @@ func TestRulesApplySwapsAndRescores(t *testing.T) {
 		after.GetCrisisId() == "" || len(h) != 4 || !h[3].GetCrossing() || h[3].GetRulesVersion() != want.Version || h[3].GetThreshold() != 15 {
 		t.Fatalf("after: above %v threshold %g version %s crossings %d crisis %q history %v", after.GetAboveThreshold(), after.GetThreshold(),
 			after.GetRulesVersion(), after.GetCrossings(), after.GetCrisisId(), h)
+	}
+	if a, err := other.ActiveRules(ctx, &demarchev1.ActiveRulesRequest{}); err != nil || a.GetChange().GetRevision() != ch.GetRevision() ||
+		a.GetChange().GetVersion() != want.Version || a.GetChange().GetAppliedBy() != "hannah" || string(a.GetRules()) != lower {
+		t.Fatalf("the rules in force after the apply: %v %v", a.GetChange(), err)
 	}
 	// The other instance follows the bucket (its watch): the same threshold.
 	eventually(t, "the other instance's threshold 15", func() bool {

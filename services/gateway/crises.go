@@ -78,6 +78,16 @@ func (s *Service) postRules(w http.ResponseWriter, r *http.Request, p *authn.Pri
 	writeProto(w, http.StatusOK, &resp)
 }
 
+// getRules answers the early-warning rules in force.
+func (s *Service) getRules(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+	var resp demarchev1.ActiveRules
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningActiveRules, &demarchev1.ActiveRulesRequest{}, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
 // stampSignals sets each signal's source to the principal's, refusing a
 // signal that names another.
 func stampSignals(signals []*demarchev1.Signal, p *authn.Principal) error {

@@ -45,6 +45,8 @@ var routeDocs = map[string]routeDoc{
 		"rejected with its reason."},
 	"GET /v1/situations/{country}/{type}":         {"signals", "A situation's current score (country and crisis type), its threshold and the signals that contribute to it."},
 	"GET /v1/situations/{country}/{type}/history": {"signals", "A situation's score over time, with the signals that moved it."},
+	"GET /v1/warning/rules": {"signals", "The early-warning rules in force: the file, its version and digest, who applied it when and its revision " +
+		"(revision 0: the service's own --rules file, none applied since)."},
 	"POST /v1/warning/rules": {"signals", "Put early-warning rules into force without a restart (the head of department): validated with the bounds of " +
 		"`warning rules validate` (400 naming line and field; nothing changes), kept in the EARLYWARNING_RULES bucket, recorded on the audit " +
 		"trail's global chain (rules-changed, as the caller), and every situation re-scored under the new version (crossings raise their warnings)."},

@@ -1726,6 +1726,44 @@ func (x *ActiveRules) GetChange() *RulesChanged {
 	return nil
 }
 
+// ActiveRulesRequest asks for the early-warning rules in force (GET
+// /v1/warning/rules, `demarche warning rules show --active`).
+type ActiveRulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveRulesRequest) Reset() {
+	*x = ActiveRulesRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveRulesRequest) ProtoMessage() {}
+
+func (x *ActiveRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveRulesRequest.ProtoReflect.Descriptor instead.
+func (*ActiveRulesRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{17}
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
@@ -1895,7 +1933,8 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"fell_below\x18\v \x01(\x05R\tfellBelow\"V\n" +
 	"\vActiveRules\x12\x14\n" +
 	"\x05rules\x18\x01 \x01(\fR\x05rules\x121\n" +
-	"\x06change\x18\x02 \x01(\v2\x19.demarche.v1.RulesChangedR\x06change*\x82\x01\n" +
+	"\x06change\x18\x02 \x01(\v2\x19.demarche.v1.RulesChangedR\x06change\"\x14\n" +
+	"\x12ActiveRulesRequest*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -1915,7 +1954,7 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                // 1: demarche.v1.Signal
@@ -1935,43 +1974,44 @@ var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(*ApplyRulesRequest)(nil),     // 15: demarche.v1.ApplyRulesRequest
 	(*RulesChanged)(nil),          // 16: demarche.v1.RulesChanged
 	(*ActiveRules)(nil),           // 17: demarche.v1.ActiveRules
-	(CrisisType)(0),               // 18: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
-	(*DrillSettings)(nil),         // 20: demarche.v1.DrillSettings
-	(Region)(0),                   // 21: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 22: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 23: demarche.v1.SignalContribution
+	(*ActiveRulesRequest)(nil),    // 18: demarche.v1.ActiveRulesRequest
+	(CrisisType)(0),               // 19: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*DrillSettings)(nil),         // 21: demarche.v1.DrillSettings
+	(Region)(0),                   // 22: demarche.v1.Region
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*SignalContribution)(nil),    // 24: demarche.v1.SignalContribution
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	18, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	19, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	19, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	20, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	21, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
 	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
-	18, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
-	19, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
-	18, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	18, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	21, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	22, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	19, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	19, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	23, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	19, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	19, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	19, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	22, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	23, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	20, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	20, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	24, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
 	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
-	19, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	18, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	23, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	19, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	19, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	24, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	20, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
 	12, // 23: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
 	14, // 24: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
-	19, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
-	19, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
-	19, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
-	19, // 28: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
+	20, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	20, // 28: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
 	16, // 29: demarche.v1.ActiveRules.change:type_name -> demarche.v1.RulesChanged
 	30, // [30:30] is the sub-list for method output_type
 	30, // [30:30] is the sub-list for method input_type
@@ -1994,7 +2034,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
