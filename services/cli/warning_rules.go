@@ -336,7 +336,8 @@ type rules-changed: old and new version, the file's SHA-256, who, when), and
 re-scores every situation under the new version: a situation the new rules
 take across its threshold raises its warning as any crossing does. Applied
 rules replace the service's --rules file and scoring flags until rules are
-applied again; the same version as the one in force changes nothing.`,
+applied again; the same version as the one in force changes nothing (its audit
+record is sent again: an apply the trail did not record is completed so).`,
 		Example: "  demarche warning rules validate ew-rules.yaml\n  demarche warning rules apply ew-rules.yaml",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -238,7 +238,8 @@ func (s *Service) adopt(ctx context.Context, rev uint64, value []byte) (*demarch
 // rules bucket, recorded on the audit trail, adopted (every situation
 // re-scored). A refused file changes nothing (ErrInvalid naming each
 // problem's line and field); the same version as the one in force changes
-// nothing either (unchanged).
+// nothing either (unchanged), but its record is sent again: the audit trail
+// keeps one per revision, and a change whose record failed gets it.
 func (s *Service) ApplyRules(ctx context.Context, req *demarchev1.ApplyRulesRequest) (*demarchev1.RulesChanged, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -256,6 +257,7 @@ func (s *Service) ApplyRules(ctx context.Context, req *demarchev1.ApplyRulesRequ
 	}
 	for attempt := 1; ; attempt++ {
 		previous, last := s.base.Rules.Version, uint64(0)
+		var current *demarchev1.RulesChanged
 		switch e, err := s.rules.Get(ctx, RulesKey); {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:
@@ -265,10 +267,17 @@ func (s *Service) ApplyRules(ctx context.Context, req *demarchev1.ApplyRulesRequ
 			if err := proto.Unmarshal(e.Value(), &a); err != nil {
 				return nil, fmt.Errorf("%w: decode the rules in force: %v", ErrUnavailable, err)
 			}
-			previous, last = a.GetChange().GetVersion(), e.Revision()
+			previous, last, current = a.GetChange().GetVersion(), e.Revision(), a.GetChange()
 		}
 		if last != 0 && previous == r.Version {
-			return &demarchev1.RulesChanged{PreviousVersion: previous, Version: r.Version, Digest: RulesDigest(req.GetRules()),
+			// Already in force. Its record is sent again, as it was (the
+			// audit trail keeps one record per revision): an apply whose
+			// record failed is completed by applying the same file again.
+			current.Revision = last
+			if err := s.recordRulesChange(ctx, current); err != nil {
+				return nil, fmt.Errorf("%w: rules %s are in force (revision %d) but the audit trail did not record the change: %v", ErrUnavailable, r.Version, last, err)
+			}
+			return &demarchev1.RulesChanged{PreviousVersion: current.GetPreviousVersion(), Version: r.Version, Digest: RulesDigest(req.GetRules()),
 				AppliedBy: req.GetAppliedBy(), Name: req.GetName(), Revision: last, Unchanged: true}, nil
 		}
 		ch := &demarchev1.RulesChanged{PreviousVersion: previous, Version: r.Version, Digest: RulesDigest(req.GetRules()),
@@ -293,12 +302,17 @@ func (s *Service) ApplyRules(ctx context.Context, req *demarchev1.ApplyRulesRequ
 		}
 		ch.Revision = rev
 		// On the trail before anything is re-scored: a change in force is a
-		// change recorded, however long re-scoring takes.
-		if err := s.recordRulesChange(ctx, ch); err != nil {
-			return nil, fmt.Errorf("%w: rules %s are written (revision %d) but the audit trail did not record the change: %v", ErrUnavailable, r.Version, rev, err)
-		}
+		// change recorded, however long re-scoring takes. Written, the rules
+		// are in force on every instance (their watch) whether or not the
+		// trail answers, so they are adopted here all the same, and the
+		// caller is told to apply the same file again to record them.
+		audited := s.recordRulesChange(ctx, ch)
 		out, err := s.adopt(ctx, rev, value)
-		if err != nil {
+		switch {
+		case audited != nil:
+			return nil, fmt.Errorf("%w: rules %s are in force (revision %d) but the audit trail did not record the change (apply the same file again to record it): %v",
+				ErrUnavailable, r.Version, rev, audited)
+		case err != nil:
 			return nil, fmt.Errorf("%w: rules %s are in force (revision %d), re-scoring goes on in the background: %v", ErrUnavailable, r.Version, rev, err)
 		}
 		return out, nil

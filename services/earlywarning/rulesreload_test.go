@@ -3,6 +3,7 @@ package earlywarning_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -16,17 +17,37 @@ import (
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
-// auditRecorder stands in for the audit service's rules-changed endpoint.
+// auditRecorder stands in for the audit service's rules-changed endpoint:
+// one record per revision (the same revision again is the same record), or
+// down while fail is set.
 type auditRecorder struct {
 	mu      sync.Mutex
 	changes []*demarchev1.RulesChanged
+	fail    error
 }
 
 func (a *auditRecorder) record(_ context.Context, ch *demarchev1.RulesChanged) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.fail != nil {
+		return a.fail
+	}
+	for _, c := range a.changes {
+		if c.GetRevision() == ch.GetRevision() {
+			if !proto.Equal(c, ch) {
+				return fmt.Errorf("revision %d recorded as %v, now sent as %v", ch.GetRevision(), c, ch)
+			}
+			return nil
+		}
+	}
 	a.changes = append(a.changes, proto.Clone(ch).(*demarchev1.RulesChanged))
 	return nil
+}
+
+func (a *auditRecorder) down(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.fail = err
 }
 
 func (a *auditRecorder) all() []*demarchev1.RulesChanged {
@@ -202,5 +223,46 @@ func TestRulesApplyLeavesHistoricalSituationsQuiet(t *testing.T) {
 	}
 	if sc, err := svc.Score(ctx, "GN", coup); err != nil || sc.GetAboveThreshold() || sc.GetRulesVersion() != ch.GetVersion() {
 		t.Fatalf("historical situation after the change: %v %v", sc, err)
+	}
+}
+
+// TestRulesApplyWhileAuditIsDown: when the audit trail does not answer, the
+// rules are in force and re-scored all the same (every instance follows the
+// bucket) and the apply says they are unrecorded (503); applying the same
+// file again once audit is back records the change (the record the first
+// apply would have written), and nothing is re-scored twice.
+func TestRulesApplyWhileAuditIsDown(t *testing.T) {
+	t.Parallel()
+	srv := natstest.Server(t)
+	opener := newFakeOpener()
+	audit := &auditRecorder{}
+	svc := startService(t, srv.URL(), earlywarning.Config{RecordRulesChange: audit.record}, opener)
+	ctx := context.Background()
+	ml := demarchev1.CrisisType_CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE
+	if _, err := svc.Ingest(ctx, []*demarchev1.Signal{signal("acled", "ML1", "ML", ml, 20, t0)}); err != nil {
+		t.Fatal(err)
+	}
+	lower := []byte(withScoring(t, "    default: 25", "    default: 15"))
+	audit.down(fmt.Errorf("%w: audit stopped", errs.ErrUnavailable))
+	_, err := svc.ApplyRules(ctx, &demarchev1.ApplyRulesRequest{Rules: lower, Name: "lower.yaml", AppliedBy: "hannah"})
+	if !errors.Is(err, errs.ErrUnavailable) || !strings.Contains(err.Error(), "did not record the change") {
+		t.Fatalf("apply while audit is down: %v", err)
+	}
+	audit.down(nil)
+	again, err := svc.ApplyRules(ctx, &demarchev1.ApplyRulesRequest{Rules: lower, Name: "lower.yaml", AppliedBy: "hannah"})
+	if err != nil || !again.GetUnchanged() {
+		t.Fatalf("the same file once audit is back: %v %v", again, err)
+	}
+	if got := audit.all(); len(got) != 1 || got[0].GetRevision() != again.GetRevision() || got[0].GetAppliedBy() != "hannah" ||
+		got[0].GetPreviousVersion() != earlywarning.DefaultRules().Version {
+		t.Fatalf("recorded: %v", got)
+	}
+	// The rules were in force from the first apply, which re-scored the
+	// situation (it crossed once); the second re-scored nothing.
+	if sc, err := svc.Score(ctx, "ML", ml); err != nil || sc.GetThreshold() != 15 || !sc.GetAboveThreshold() || sc.GetCrossings() != 1 {
+		t.Fatalf("after the two applies: %v %v", sc, err)
+	}
+	if calls, _ := opener.snapshot(); len(calls) != 1 {
+		t.Fatalf("%d warnings, one crossing", len(calls))
 	}
 }
