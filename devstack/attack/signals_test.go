@@ -2,6 +2,7 @@ package attack_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/natsauth"
+	"github.com/demarche/demarche/pkg/natsrpc"
 	"github.com/demarche/demarche/pkg/origin"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -137,6 +139,51 @@ func TestSignalSourcesAndPartnerDeliveries(t *testing.T) {
 			t.Fatalf("warn control claiming ucdp: %d %s", code, body)
 		}
 		attempt(t, wallSignals, "POST /v1/crises/{id}/controls/warn with warning.source ucdp", "duty", fmt.Sprintf("%d: %s", code, strings.TrimSpace(body)))
+	})
+
+	t.Run("rules put into force by anyone but the head, or as someone else", func(t *testing.T) {
+		lower := strings.Replace(string(earlywarning.DefaultRules().Source), "    default: 25", "    default: 1", 1)
+		body := fmt.Sprintf(`{"rules": %q, "name": "attack.yaml"}`, base64.StdEncoding.EncodeToString([]byte(lower)))
+		for _, who := range []string{"analyst", "auditor", "ecowas"} {
+			code, resp := demo(t, s, who).do("POST", "/v1/warning/rules", body)
+			if code != http.StatusForbidden || !strings.Contains(resp, "rules.apply needs one of the roles head-of-department") {
+				t.Fatalf("%s applying rules: %d %s", who, code, resp)
+			}
+			attempt(t, wallSignals, "POST /v1/warning/rules (threshold 1 everywhere)", who, fmt.Sprintf("%d: %s", code, strings.TrimSpace(resp)))
+		}
+		// The demo duty officer is also head of department: the body may not name another person.
+		code, resp := duty.do("POST", "/v1/warning/rules", strings.Replace(body, `"name"`, `"appliedBy": "hannah", "name"`, 1))
+		if code != http.StatusBadRequest || !strings.Contains(resp, "applied_by") {
+			t.Fatalf("a head applying rules as someone else: %d %s", code, resp)
+		}
+		attempt(t, wallSignals, "POST /v1/warning/rules with applied_by naming another person", "duty", fmt.Sprintf("%d: %s", code, strings.TrimSpace(resp)))
+		for _, c := range []struct {
+			id      natsauth.Identity
+			subject string
+			what    string
+		}{
+			{natsauth.Operator, natsrpc.EarlyWarningRules, "rules request straight to early warning (no person authenticated)"},
+			{natsauth.Worker, natsrpc.EarlyWarningRules, "rules request straight to early warning (no person authenticated)"},
+			{natsauth.Operator, "$KV." + earlywarning.RulesBucket + "." + earlywarning.RulesKey, "write the rules bucket's key active (unvalidated, unaudited rules)"},
+			{natsauth.Gateway, "$KV." + earlywarning.RulesBucket + "." + earlywarning.RulesKey, "write the rules bucket's key active (unvalidated, unaudited rules)"},
+			{natsauth.Worker, natsrpc.AuditRulesChanged, "ask audit to record a rules change naming any person"},
+			{natsauth.Gateway, natsrpc.AuditRulesChanged, "ask audit to record a rules change naming any person"},
+		} {
+			why := publishRefused(t, s, c.id, c.subject)
+			if why == "" {
+				t.Fatalf("%s may publish on %s", c.id, c.subject)
+			}
+			attempt(t, wallSignals, c.what+" ("+c.subject+")", string(c.id), "refused by NATS: "+why)
+		}
+		// Nothing was applied: a new signal is scored under the default rules.
+		one := `{"signals": [{"sourceId": "RULES-ATTACK-1", "countryCode": "TD", "crisisType": "CRISIS_TYPE_INTERCOMMUNAL_VIOLENCE", "weight": 1, "observedAt": %q, "summary": "after the attempts"}]}`
+		if code, resp := demo(t, s, "analyst").do("POST", "/v1/signals", fmt.Sprintf(one, time.Now().UTC().Format(time.RFC3339))); code != http.StatusOK {
+			t.Fatalf("analyst's signal: %d %s", code, resp)
+		}
+		score := waitScore(t, duty, "TD/intercommunal-violence", func(sc score) bool { return len(sc.Contributions) > 0 })
+		if score.Threshold != 25 || score.RulesVersion != earlywarning.DefaultRules().Version {
+			t.Fatalf("after the attempts: threshold %g, rules %s", score.Threshold, score.RulesVersion)
+		}
 	})
 
 	t.Run("a forged CrisisOpened declassifying a confidential crisis", func(t *testing.T) {
@@ -387,7 +434,9 @@ func forgedCrisisOpened(t *testing.T, s *stack.Stack, duty caller) {
 
 // score is what GET /v1/situations/{country}/{type} answers, in part.
 type score struct {
-	CrisisID      string `json:"crisisId"`
+	CrisisID      string  `json:"crisisId"`
+	Threshold     float64 `json:"threshold"`
+	RulesVersion  string  `json:"rulesVersion"`
 	Contributions []struct {
 		Source   string  `json:"source"`
 		SourceID string  `json:"sourceId"`

@@ -124,7 +124,7 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.StringVar(&cfg.PprofAddr, "pprof-listen", "", "serve Go's /debug/pprof/ here (off unless set, e.g. 127.0.0.1:6060)")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	f.BoolVar(&noCodec, "no-codec", false, "do not encrypt Temporal payloads (the codec key in the data folder is neither made nor used)")
-	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show)")
+	f.StringVar(&rulesPath, "warning-rules", "", "early-warning rules file (default: the embedded rules; see demarche warning rules show); rules applied with warning rules apply, kept in the data folder, take precedence")
 	var tlsFiles natsembed.TLSFiles
 	f.StringVar(&tlsFiles.Cert, "nats-tls-cert", "", "serve NATS over TLS only, with this certificate (PEM; with --nats-tls-key and --nats-tls-ca)")
 	f.StringVar(&tlsFiles.Key, "nats-tls-key", "", "the NATS server certificate's key (PEM)")

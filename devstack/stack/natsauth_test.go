@@ -256,7 +256,7 @@ func TestNATSPermissions(t *testing.T) {
 			natsauth.AuditStream: audit.StreamName, natsauth.AnchorStream: audit.AnchorStream, natsauth.PartnerStream("AU"): partners.PartnerStream("AU"),
 			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
 			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
-			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket,
+			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket, natsauth.RulesBucket: earlywarning.RulesBucket,
 			natsauth.WebhookDurablePrefix: partners.WebhookDurablePrefix,
 		} {
 			if got != want {

@@ -27,15 +27,18 @@ const (
 	ReadCrises     Action = "crisis.read" // lists, reads, figures (filtered by clearance)
 	Decide         Action = "crisis.decide"
 	// Controls are named as their updates (crisis.escalate, ...).
-	Escalate     Action = "crisis.escalate"
-	DeEscalate   Action = "crisis.de-escalate"
-	SkipStage    Action = "crisis.skip-stage"
-	ReopenStage  Action = "crisis.reopen-stage"
-	PartnerRole  Action = "crisis.partner-role"
-	Warn         Action = "crisis.warn"
-	Share        Action = "crisis.share" // who a crisis is shared with (partners)
-	SendSignals  Action = "signals.send"
-	ReadScores   Action = "situations.read"
+	Escalate    Action = "crisis.escalate"
+	DeEscalate  Action = "crisis.de-escalate"
+	SkipStage   Action = "crisis.skip-stage"
+	ReopenStage Action = "crisis.reopen-stage"
+	PartnerRole Action = "crisis.partner-role"
+	Warn        Action = "crisis.warn"
+	Share       Action = "crisis.share" // who a crisis is shared with (partners)
+	SendSignals Action = "signals.send"
+	ReadScores  Action = "situations.read"
+	// ApplyRules puts early-warning rules into force on the running platform
+	// (every situation re-scored, the change on the audit trail).
+	ApplyRules   Action = "rules.apply"
 	ReadRoster   Action = "roster.read"
 	ReadFunds    Action = "funds.read"
 	ReadPartners Action = "partners.read"
@@ -79,6 +82,7 @@ var table = map[Action][]role{
 	Share:          {duty, admin},
 	SendSignals:    {duty, analyst, partner},
 	ReadScores:     {duty, desk, head, analyst, auditor},
+	ApplyRules:     {head},
 	ReadRoster:     {duty, desk, head, msu, roster, auditor},
 	ReadFunds:      {approver, fundMgr, head, auditor},
 	ReadPartners:   {duty, desk, head, admin, auditor},

@@ -342,3 +342,25 @@ func TestSituationsListIsTheGatewaysAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesApplyForTheGatewayAndEarlyWarningAlone: rules are put into force
+// by the gateway asking early warning (for the head of department it
+// authenticated); early warning alone writes the rules bucket and asks audit
+// to record the change (so the record's principal is the one the gateway
+// authenticated, never a NATS caller's word).
+func TestRulesApplyForTheGatewayAndEarlyWarningAlone(t *testing.T) {
+	outside := natsauth.DeployIdentities()
+	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+		p := natsauth.PermissionsOf(id, outside...)
+		for s, want := range map[string]bool{
+			"demarche.earlywarning.rules":      id == natsauth.Gateway,
+			"$KV.EARLYWARNING_RULES.active":    id == natsauth.EarlyWarning,
+			"demarche.audit.rules-changed":     id == natsauth.EarlyWarning || id == natsauth.Audit,
+			"$KV.EARLYWARNING_SITUATIONS.GN-x": id == natsauth.EarlyWarning,
+		} {
+			if got := allowed(p, s); got != want {
+				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+			}
+		}
+	}
+}

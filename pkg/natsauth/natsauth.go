@@ -89,6 +89,7 @@ const (
 	PartnerPendingBucket = "DEMARCHE_PARTNER_PENDING"
 	SignalsBucket        = "EARLYWARNING_SIGNALS" // services/earlywarning
 	SituationsBucket     = "EARLYWARNING_SITUATIONS"
+	RulesBucket          = "EARLYWARNING_RULES"
 
 	// WebhookDurablePrefix + a partner's name is the partners service's
 	// consumer of the partner stream for that partner's webhook.
@@ -140,8 +141,9 @@ var Ephemerals = map[Identity][]string{
 	Funding:  {LedgerStream},     // a fund's ledger read
 	Roster:   {KV(RosterBucket)}, // bookings listed by key
 	Partners: {KV(PartnerPendingBucket)},
-	// The situations listed by key (the console inbox's situations endpoint).
-	EarlyWarning: {KV(SituationsBucket)},
+	// The situations listed by key (the console inbox's situations endpoint,
+	// re-scoring under applied rules); the applied rules watched.
+	EarlyWarning: {KV(SituationsBucket), KV(RulesBucket)},
 	Operator:     {CrisisStream}, // events tail
 	// The observer watches what happened, never the partner stream (each
 	// partner's deliveries are its own) nor the buckets (bookings, requests).
@@ -168,7 +170,7 @@ var MessageReads = map[Identity][]string{
 	Funding:      {LedgerStream, KV(FundingBucket)},
 	Roster:       {KV(RosterBucket)},
 	Partners:     {KV(PartnerCrisesBucket), KV(PartnerPendingBucket)},
-	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket)},
+	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket)},
 }
 
 // ConsumerWatchers may read the info of every consumer of every stream and
@@ -231,6 +233,7 @@ var rules = []Rule{
 	{"$KV.DEMARCHE_PARTNER_PENDING.>", Pub, []Identity{Partners}, "events waiting for their opening"},
 	{"$KV.EARLYWARNING_SIGNALS.>", Pub, []Identity{EarlyWarning}, "signals seen"},
 	{"$KV.EARLYWARNING_SITUATIONS.>", Pub, []Identity{EarlyWarning}, "situations"},
+	{"$KV.EARLYWARNING_RULES.>", Pub, []Identity{EarlyWarning}, "rules applied on the running platform (validated by early warning, asked by the gateway for the head of department)"},
 
 	// Requests (NATS micro): the service listens, its callers ask. Money and
 	// bookings move for the worker alone, carrying out a crisis's decision;
@@ -243,7 +246,7 @@ var rules = []Rule{
 	{"demarche.funding.decide", Pub, []Identity{Worker}, "a crisis's four-eyes funding decision (the worker alone)"},
 	{"demarche.funding.disburse", Pub, []Identity{Worker}, "an approved request's disbursement (the worker alone)"},
 	{"demarche.earlywarning.>", Sub, []Identity{EarlyWarning}, "early-warning endpoints"},
-	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score"},
+	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score, rules (applied by the head of department the gateway authenticated, who is named in the audit record)"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
 	{"demarche.partners.>", Pub, []Identity{Gateway, Operator}, "role acknowledgements"},
 	{"demarche.audit.>", Sub, []Identity{Audit}, "audit endpoints (chain, heads)"},
@@ -256,6 +259,7 @@ var rules = []Rule{
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.audit.fund-opened", Pub, []Identity{Provisioner}, "record a fund's opening on the global chain (demarche admin open-fund; the record's principal is the provisioner, whose credentials alone may ask)"},
+	{"demarche.audit.rules-changed", Pub, []Identity{EarlyWarning}, "record early-warning rules put into force on the global chain (the record's principal is the person early warning names, as the gateway authenticated them: early warning's credentials alone may ask)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
 	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer, Subscriber}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},
 	{"demarche.roster.search", Pub, readers, "read-only"},

@@ -48,6 +48,12 @@ const (
 	EarlyWarningScore   = EarlyWarningGroup + ".score"
 	// EarlyWarningSituations lists situations at a glance (the gateway's console inbox).
 	EarlyWarningSituations = EarlyWarningGroup + ".situations"
+	// EarlyWarningRules puts a rules file into force without a restart (the
+	// gateway alone may ask, for the head of department it authenticated).
+	EarlyWarningRules = EarlyWarningGroup + ".rules"
+	// EarlyWarningActiveRules answers the rules in force (the gateway, for
+	// readers of scores).
+	EarlyWarningActiveRules = EarlyWarningGroup + ".active-rules"
 
 	PartnersGroup   = "demarche.partners"
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse
@@ -74,6 +80,9 @@ const (
 	// provisioning, demarche admin open-fund) on the global chain:
 	// LedgerEntry (the opening line) -> AuditOperationResponse.
 	AuditFundOpened = AuditGroup + ".fund-opened"
+	// AuditRulesChanged records early-warning rules put into force on the
+	// global chain (early warning's credential alone may ask).
+	AuditRulesChanged = AuditGroup + ".rules-changed"
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

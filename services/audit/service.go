@@ -95,6 +95,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation),
 		natsrpc.Typed("fund-opened", "LedgerEntry → AuditOperationResponse: records a fund's opening on the global chain",
 			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening),
+		natsrpc.Typed("rules-changed", "RulesChanged → AuditOperationResponse: records early-warning rules put into force on the global chain",
+			func() *demarchev1.RulesChanged { return &demarchev1.RulesChanged{} }, s.Store.RecordRulesChange),
 	); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}
@@ -147,7 +149,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	if cfg.SigningKey != nil {
 		signed = "heads signed by key " + KeyID(cfg.SigningKey.Public().(ed25519.PublicKey))
 	}
-	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads,read,operation,fund-opened}"), zap.String("signing", signed),
+	log.Info("audit service ready", zap.String("stream", StreamName), zap.String("subjects", Group+".{chain,heads,read,operation,fund-opened,rules-changed}"), zap.String("signing", signed),
 		zap.String("anchors", AnchorStream), zap.Duration("anchor_every", cfg.AnchorEvery))
 	return s, nil
 }

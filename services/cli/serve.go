@@ -273,7 +273,12 @@ func newServeEarlyWarningCmd(app *App) *cobra.Command {
 		Long: `Run early warning. Its rules (classification, window, decay, live horizon,
 thresholds per region, confidentiality and sharing of the crises it opens) come
 from --rules (default: the embedded rules, see demarche warning rules show); the
-flags below override the rules' values when given.`,
+flags below override the rules' values when given. Rules applied on the running
+platform (demarche warning rules apply, the head of department) replace both
+--rules and the scoring flags (--window, --horizon, --threshold,
+--region-threshold) at once, without a restart, and stay in force after one
+(the EARLYWARNING_RULES bucket); --rules and the flags run until rules are
+first applied. To go back to a file, apply it.`,
 		Example: "  demarche serve earlywarning --rules ew-rules.yaml\n  demarche serve earlywarning --threshold 25 --region-threshold africa=20 --window 336h --horizon 72h",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -299,7 +304,7 @@ flags below override the rules' values when given.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
+	cmd.Flags().StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules); rules applied with warning rules apply take precedence")
 	cmd.Flags().DurationVar(&cfg.Window, "window", 0, "rolling scoring window, in event time (default: the rules', 336h)")
 	cmd.Flags().DurationVar(&cfg.Horizon, "horizon", 0, "signals older than this are historical: scored, never opening a live crisis (default: the window)")
 	cmd.Flags().Float64Var(&cfg.DefaultThreshold, "threshold", 0, "score at which a situation raises a warning (default: the rules', 25)")

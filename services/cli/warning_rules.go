@@ -5,17 +5,20 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
 
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
 // The analyst's offline verbs: read, check and try the rules; backtest a
-// threshold on a historical file. None of them touches the platform.
+// threshold on a historical file. None of them touches the platform but
+// apply, which puts a file into force on it (through the gateway).
 
 func newWarningRulesCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{
@@ -28,24 +31,37 @@ scoring window, decay, live horizon and thresholds per region; the
 confidentiality and sharing of the crises early warning opens. The embedded
 default documents the format: start from "demarche warning rules show > my.yaml".
 The service takes a file with "serve earlywarning --rules", imports with
-"warning import --rules".`,
+"warning import --rules"; "warning rules apply" puts a file into force on the
+running platform (the head of department), without a restart.`,
 	}
-	cmd.AddCommand(newWarningRulesShowCmd(app), newWarningRulesValidateCmd(app), newWarningRulesTestCmd(app))
+	cmd.AddCommand(newWarningRulesShowCmd(app), newWarningRulesValidateCmd(app), newWarningRulesTestCmd(app), newWarningRulesApplyCmd(app))
 	return cmd
 }
 
 func newWarningRulesShowCmd(app *App) *cobra.Command {
-	var summary bool
+	var summary, active bool
 	var output outputFlag
 	cmd := &cobra.Command{
-		Use:     "show [FILE]",
-		Short:   "Print the rules (default: the embedded ones) with their version",
-		Example: "  demarche warning rules show > ew-rules.yaml\n  demarche warning rules show --summary ew-rules.yaml",
-		Args:    cobra.MaximumNArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			rules, err := earlywarning.LoadRules(firstArg(args))
-			if err != nil {
-				return err
+		Use:   "show [FILE]",
+		Short: "Print the rules (default: the embedded ones; --active: those in force on the platform) with their version",
+		Example: "  demarche warning rules show > ew-rules.yaml\n  demarche warning rules show --summary ew-rules.yaml\n" +
+			"  demarche warning rules show --active > in-force.yaml",
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var rules *earlywarning.Rules
+			var applied *demarchev1.RulesChanged
+			var err error
+			switch {
+			case active && len(args) > 0:
+				return fmt.Errorf("--active: the rules in force on the platform, or FILE, not both")
+			case active:
+				if rules, applied, err = activeRules(cmd, app); err != nil {
+					return err
+				}
+			default:
+				if rules, err = earlywarning.LoadRules(firstArg(args)); err != nil {
+					return err
+				}
 			}
 			asJSON, err := output.json()
 			if err != nil {
@@ -58,18 +74,33 @@ func newWarningRulesShowCmd(app *App) *cobra.Command {
 				}
 				enc := json.NewEncoder(app.Out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"version": rules.Version, "rules": doc})
+				out := map[string]any{"version": rules.Version, "rules": doc}
+				if applied != nil {
+					out["revision"], out["appliedBy"], out["name"] = applied.GetRevision(), applied.GetAppliedBy(), applied.GetName()
+					if at := applied.GetAppliedAt(); at != nil {
+						out["appliedAt"] = at.AsTime().UTC().Format(time.RFC3339)
+					}
+				}
+				return enc.Encode(out)
 			}
 			if summary {
 				_, err = io.WriteString(app.Out, rules.Summary())
 				return err
 			}
 			fmt.Fprintf(app.Out, "# rules version %s\n", rules.Version)
+			switch {
+			case applied != nil && applied.GetRevision() > 0:
+				fmt.Fprintf(app.Out, "# in force: applied by %s at %s (%s, revision %d)\n", applied.GetAppliedBy(),
+					applied.GetAppliedAt().AsTime().UTC().Format(time.RFC3339), applied.GetName(), applied.GetRevision())
+			case applied != nil:
+				fmt.Fprintf(app.Out, "# in force: the service's own rules (%s), none applied since it started\n", applied.GetName())
+			}
 			_, err = app.Out.Write(rules.Source)
 			return err
 		},
 	}
 	cmd.Flags().BoolVar(&summary, "summary", false, "a few lines instead of the file")
+	cmd.Flags().BoolVar(&active, "active", false, "the rules in force on the platform (GET /v1/warning/rules, as your credential), with who applied them when")
 	output.bind(cmd) // table: the YAML file itself
 	return cmd
 }
@@ -289,4 +320,86 @@ func printBacktest(out io.Writer, name string, res *earlywarning.BacktestResult)
 			len(s.Crossings), first, peak, lead, s.FalseAlarms)
 	}
 	_ = tw.Flush() // terminal output: a failed write has no one to tell
+}
+
+func newWarningRulesApplyCmd(app *App) *cobra.Command {
+	var output outputFlag
+	cmd := &cobra.Command{
+		Use:   "apply FILE",
+		Short: "Put a rules file into force on the running platform, without a restart (head of department)",
+		Long: `Check FILE exactly as "warning rules validate" does (a refused file is never
+sent: every problem with its line and field), then send it through the gateway
+(POST /v1/warning/rules) as your credential. Only the head of department may.
+Early warning validates it again, keeps it in the EARLYWARNING_RULES bucket
+(every version), records the change on the audit trail's global chain (event
+type rules-changed: old and new version, the file's SHA-256, who, when), and
+re-scores every situation under the new version: a situation the new rules
+take across its threshold raises its warning as any crossing does. Applied
+rules replace the service's --rules file and scoring flags until rules are
+applied again; the same version as the one in force changes nothing (its audit
+record is sent again: an apply the trail did not record is completed so).`,
+		Example: "  demarche warning rules validate ew-rules.yaml\n  demarche warning rules apply ew-rules.yaml",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[0])
+			if err != nil {
+				return fmt.Errorf("rules: %w", err)
+			}
+			rules, err := earlywarning.ParseRules(args[0], data)
+			if err != nil {
+				return err // refused here: nothing sent, nothing changed
+			}
+			api, err := app.api()
+			if err != nil {
+				return err
+			}
+			var ch demarchev1.RulesChanged
+			if err := api.do(cmd.Context(), "POST", "/v1/warning/rules", nil,
+				&demarchev1.ApplyRulesRequest{Rules: data, Name: filepath.Base(args[0])}, &ch); err != nil {
+				return err
+			}
+			if asJSON {
+				return app.printJSON(&ch)
+			}
+			if ch.GetUnchanged() {
+				fmt.Fprintf(app.Out, "rules %s are already in force (revision %d): nothing changed\n", ch.GetVersion(), ch.GetRevision())
+				return nil
+			}
+			fmt.Fprintf(app.Out, "rules %s in force (revision %d), replacing %s\n", ch.GetVersion(), ch.GetRevision(), ch.GetPreviousVersion())
+			fmt.Fprintf(app.Out, "  applied by %s at %s; sha256 %s\n", ch.GetAppliedBy(), ch.GetAppliedAt().AsTime().UTC().Format(time.RFC3339), ch.GetDigest())
+			fmt.Fprintf(app.Out, "  re-scored %d situation(s): %d crossed their threshold, %d fell below\n", ch.GetSituations(), ch.GetCrossings(), ch.GetFellBelow())
+			fmt.Fprintf(app.Out, "  recorded on the audit trail (global chain, rules-changed)\n")
+			if rules.Version != ch.GetVersion() {
+				return fmt.Errorf("the platform put %s into force, not %s", ch.GetVersion(), rules.Version)
+			}
+			return nil
+		},
+	}
+	output.bind(cmd)
+	return cmd
+}
+
+// activeRules asks the platform for the rules in force.
+func activeRules(cmd *cobra.Command, app *App) (*earlywarning.Rules, *demarchev1.RulesChanged, error) {
+	api, err := app.api()
+	if err != nil {
+		return nil, nil, err
+	}
+	var a demarchev1.ActiveRules
+	if err := api.do(cmd.Context(), "GET", "/v1/warning/rules", nil, nil, &a); err != nil {
+		return nil, nil, err
+	}
+	name := a.GetChange().GetName()
+	if name == "" {
+		name = "active"
+	}
+	rules, err := earlywarning.ParseRules(name, a.GetRules())
+	if err != nil {
+		return nil, nil, fmt.Errorf("the rules in force do not parse here (a newer platform?): %w", err)
+	}
+	return rules, a.GetChange(), nil
 }

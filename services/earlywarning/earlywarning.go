@@ -15,7 +15,12 @@
 // decay, live horizon, thresholds per region and the confidentiality and
 // sharing of automatic crises come from a versioned rules file (rules.go,
 // rules/default.yaml embedded). The rules version is recorded with every
-// signal, score and warning, so an explanation can be reproduced.
+// signal, score, point of a score's history and warning, so an explanation
+// can be reproduced. Rules applied on the running platform (ApplyRules, the
+// EARLYWARNING_RULES bucket, rulesreload.go) replace the file without a
+// restart: every instance swaps to them whole, every live situation is
+// re-scored under them (a crossing they cause raises its warning), and the
+// change is recorded on the audit trail.
 //
 // # Scoring
 //
@@ -91,7 +96,8 @@
 //
 // # Durability
 //
-// Two JetStream key-value buckets hold the state: EARLYWARNING_SIGNALS has one
+// Three JetStream key-value buckets hold the state (the third,
+// EARLYWARNING_RULES, the rules applied since start-up: rulesreload.go): EARLYWARNING_SIGNALS has one
 // key per signal ever seen (source + source id), created with Create so that
 // only one ingest of a signal wins, even across processes and restarts;
 // EARLYWARNING_SITUATIONS has one key per situation with the signals in its
@@ -108,6 +114,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -136,6 +143,9 @@ const (
 	SignalsDurable  = "earlywarning-signals"
 	SignalsBucket   = "EARLYWARNING_SIGNALS"
 	SituationBucket = "EARLYWARNING_SITUATIONS"
+	// RulesBucket holds the rules applied on the running platform: key
+	// RulesKey, RulesHistory versions kept (rulesreload.go).
+	RulesBucket = "EARLYWARNING_RULES"
 	// EventSource is the ce-source of the events this service publishes.
 	EventSource = "/demarche/services/earlywarning"
 )
@@ -216,6 +226,9 @@ type Config struct {
 	Replicas int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// RecordRulesChange records applied rules on the audit trail (tests);
+	// default: the audit service's rules-changed endpoint.
+	RecordRulesChange func(context.Context, *demarchev1.RulesChanged) error
 }
 
 func (c *Config) defaults() {
@@ -264,7 +277,16 @@ func (c Config) Threshold(country string) float64 {
 
 // Service is the running early-warning service.
 type Service struct {
-	cfg        Config
+	// base is the configuration as started (the flags, the --rules file);
+	// conf is the one in force: base, or rules applied since (rulesreload.go),
+	// swapped whole so that a batch is planned under one version.
+	base       Config
+	conf       atomic.Pointer[Config]
+	rules      jetstream.KeyValue // EARLYWARNING_RULES: the applied rules, versioned
+	rulesMu    sync.Mutex         // one adoption of applied rules at a time
+	swapMu     sync.Mutex         // conf never goes back to an older revision
+	swapRev    uint64
+	lastChange *demarchev1.RulesChanged
 	log        *zap.Logger
 	opener     CrisisOpener
 	nc         *nats.Conn
@@ -287,17 +309,20 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if opener == nil {
 		return nil, errors.New("earlywarning: a crisis opener is required")
 	}
+	base := cfg // the flags as given: zero values come from whichever rules are in force
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	base.Rules = cfg.Rules
 	log = log.Named("earlywarning")
 	nc, js, err := natsx.Connect(cfg.NATSURL, "demarche-earlywarning", log)
 	if err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
-	s := &Service{cfg: cfg, log: log, opener: opener, nc: nc, js: js, locks: map[string]*sync.Mutex{},
+	s := &Service{base: base, log: log, opener: opener, nc: nc, js: js, locks: map[string]*sync.Mutex{},
 		pub: eventbus.NewPublisher(js, EventSource)}
+	s.conf.Store(&cfg)
 	defer func() {
 		if err != nil {
 			s.Stop()
@@ -316,6 +341,14 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if s.situations, err = natsx.KeyValue(ctx, js, res.Buckets[1]); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	if s.rules, err = natsx.KeyValue(ctx, js, res.Buckets[2]); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	// Rules applied on the running platform win over the file: the last
+	// applied version is in force from the start, then every new one.
+	if err := s.watchRules(ctx); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
 	if err := s.startMicro(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
@@ -331,9 +364,10 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	}, s.handleSignalBatch, log); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	c := s.config()
 	log.Info("early warning ready", zap.String("ingest", natsrpc.EarlyWarningIngest), zap.String("score", natsrpc.EarlyWarningScore),
-		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", cfg.Window), zap.Duration("horizon", cfg.Horizon), zap.Float64("default_threshold", cfg.DefaultThreshold),
-		zap.String("rules", cfg.Rules.Version))
+		zap.String("signals", SignalsRoot+".<source>"), zap.Duration("window", c.Window), zap.Duration("horizon", c.Horizon), zap.Float64("default_threshold", c.DefaultThreshold),
+		zap.String("rules", c.Rules.Version), zap.String("rules_from", c.Rules.Name))
 	return s, nil
 }
 
@@ -385,6 +419,9 @@ func Resources(replicas int) natsx.Resources {
 		}, {
 			Bucket: SituationBucket, Description: "Démarche early warning: each situation's signals in its window",
 			History: 1, Storage: jetstream.FileStorage, Replicas: replicas, MaxValueSize: 8 << 20,
+		}, {
+			Bucket: RulesBucket, Description: "Démarche early warning: the rules applied on the running platform (key active), every version kept",
+			History: RulesHistory, Storage: jetstream.FileStorage, Replicas: replicas, MaxValueSize: 2 << 20,
 		}},
 	}
 }

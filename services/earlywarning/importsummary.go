@@ -121,14 +121,14 @@ func (s *Service) deferToImport(ctx context.Context, situation string, p *plan, 
 // closed since takes none (the summary is dropped with it).
 func (s *Service) tellImport(ctx context.Context, st *demarchev1.SituationState, pi *demarchev1.PendingImport, ex *demarchev1.Exercise) error {
 	score := s.score(st)
-	threshold := s.cfg.Threshold(st.GetCountryCode())
+	threshold := s.config().Threshold(st.GetCountryCode())
 	summary := fmt.Sprintf("Import %s: %d more signal(s) (%d deaths) from %s to %s while above the threshold; score %.1f, %.0f%% of the threshold %.1f. Heaviest: %s",
 		pi.GetImportId(), pi.GetSignals(), pi.GetFatalities(), pi.GetFirstObservedAt().AsTime().UTC().Format("2006-01-02"),
 		pi.GetLastObservedAt().AsTime().UTC().Format("2006-01-02"), score, 100*score/threshold, threshold, pi.GetSummary())
 	w := &demarchev1.Warning{Source: pi.GetSource(), SourceId: pi.GetSourceId(), Severity: max(pi.GetSeverity(), 1),
 		ObservedAt: pi.GetLastObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion(),
 		ScoreSeverity: crisisSeverity(score, threshold)}
-	in := s.crisisInput(pi.GetCrisisId(), st, w.GetScoreSeverity(), earliest(st.GetContributions()), s.cfg.Now(), ex)
+	in := s.crisisInput(pi.GetCrisisId(), st, w.GetScoreSeverity(), earliest(st.GetContributions()), s.config().Now(), ex)
 	switch err := s.opener.OpenOrSignal(ctx, in, w); {
 	case isClosed(err):
 		return nil // a closed crisis takes no signal, not even a summary

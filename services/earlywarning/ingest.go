@@ -149,7 +149,7 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 	if !fromStream && ex == nil {
 		importID = ImportID(ctx)
 	}
-	now := s.cfg.Now()
+	now := s.config().Now()
 	resp := &demarchev1.IngestResponse{Results: make([]*demarchev1.IngestResult, len(signals))}
 	bySituation := map[string][]*item{}
 	inBatch := map[string]bool{}
@@ -165,12 +165,12 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 			continue
 		}
 		observed := sig.GetObservedAt().AsTime()
-		if observed.After(now.Add(s.cfg.MaxFuture)) {
+		if observed.After(now.Add(s.config().MaxFuture)) {
 			reject(res, fmt.Sprintf("observed_at: %s is in the future", observed.Format(time.RFC3339)), false)
 			continue
 		}
 		it := &item{index: i, sig: sig, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
-			historical: ex == nil && observed.Before(now.Add(-s.cfg.Horizon)), importID: importID}
+			historical: ex == nil && observed.Before(now.Add(-s.config().Horizon)), importID: importID}
 		if inBatch[it.key] {
 			// The batch's own repeat, even of another situation: the first stands.
 			res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
@@ -446,13 +446,16 @@ func (s *Service) loadSituation(ctx context.Context, situation string) (*demarch
 	return &st, e.Revision(), nil
 }
 
+// score is a situation's score under the rules in force.
+func (s *Service) score(st *demarchev1.SituationState) float64 { return s.config().score(st) }
+
 // score is a situation's score at the end of its window (its newest signal),
 // each weight decayed by its age when the rules say so.
-func (s *Service) score(st *demarchev1.SituationState) float64 {
+func (c *Config) score(st *demarchev1.SituationState) float64 {
 	end := st.GetNewestObservedAt().AsTime()
 	var t float64
-	for _, c := range st.GetContributions() {
-		t += s.cfg.Rules.Decayed(c.GetWeight(), end.Sub(c.GetObservedAt().AsTime()))
+	for _, x := range st.GetContributions() {
+		t += c.Rules.Decayed(x.GetWeight(), end.Sub(x.GetObservedAt().AsTime()))
 	}
 	return t
 }
@@ -472,11 +475,12 @@ func (s *Service) score(st *demarchev1.SituationState) float64 {
 // lowest since (or over what the crisis last saw) opens the next episode as a
 // crossing would, even though the score never fell below the threshold.
 func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string) *plan {
+	cfg := s.config() // one version for the whole batch, whatever is applied meanwhile
 	st := copyState(prev)
-	st.RulesVersion = s.cfg.Rules.Version
+	st.RulesVersion = cfg.Rules.Version
 	p := &plan{state: st}
-	threshold := s.cfg.Threshold(st.GetCountryCode())
-	margin := s.cfg.Rules.NewEpisodeMargin * threshold
+	threshold := cfg.Threshold(st.GetCountryCode())
+	margin := cfg.Rules.NewEpisodeMargin * threshold
 	if closedID != "" && closedID == st.GetCrisisId() && st.GetAboveThreshold() {
 		st.CrisisClosed = true
 	}
@@ -500,7 +504,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		if st.NewestObservedAt == nil || observed.After(st.NewestObservedAt.AsTime()) {
 			st.NewestObservedAt = sig.GetObservedAt()
 		}
-		start := st.NewestObservedAt.AsTime().Add(-s.cfg.Window)
+		start := st.NewestObservedAt.AsTime().Add(-cfg.Window)
 		if !observed.After(start) {
 			res.Reason = "older than the window: recorded, does not count"
 			continue
@@ -509,7 +513,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		// threshold, the situation fell below in between, and this signal may
 		// cross again.
 		st.Contributions = prune(st.Contributions, start, inWindow)
-		before := s.score(st)
+		before := cfg.score(st)
 		if before < threshold {
 			st.AboveThreshold = false
 			st.CrisisClosed = false // below: the next crossing opens the next episode anyway
@@ -524,8 +528,8 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(), Fatalities: sig.GetFatalities(),
 		})
 		st.Contributions = prune(st.Contributions, start, inWindow)
-		score := s.score(st)
-		point := &demarchev1.ScorePoint{At: st.NewestObservedAt, Score: score, Threshold: threshold}
+		score := cfg.score(st)
+		point := &demarchev1.ScorePoint{At: st.NewestObservedAt, Score: score, Threshold: threshold, RulesVersion: cfg.Rules.Version}
 		rearmed := st.CrisisClosed && score >= st.GetEpisodeBase()+margin
 		switch {
 		case score < threshold:
@@ -665,7 +669,7 @@ func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.
 	}
 	n := st.GetEpisodes() + 1
 	key := fmt.Sprintf("%s.episode.%d", situation, n)
-	id := crisis.NewCrisisID(st.GetCountryCode(), s.cfg.Now())
+	id := crisis.NewCrisisID(st.GetCountryCode(), s.config().Now())
 	if _, err := s.situations.Create(ctx, key, []byte(id)); err != nil {
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return episode{}, fmt.Errorf("reserve episode %s: %w", key, err)
@@ -687,7 +691,7 @@ func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.
 func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
 	st := p.state
 	region, _ := demarchev1.RegionOf(st.GetCountryCode())
-	now := s.cfg.Now()
+	now := s.config().Now()
 	var touched []*demarchev1.CrisisTouch
 	crossings := st.GetCrossings() - int32(len(p.crossings))
 	for _, c := range p.crossings {
@@ -717,7 +721,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 		w := &demarchev1.Warning{
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
 			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
-				ev.GetScore(), ev.GetThreshold(), s.cfg.Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
+				ev.GetScore(), ev.GetThreshold(), s.config().Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
 			RulesVersion: st.GetRulesVersion(), ScoreSeverity: severity,
 		}
 		if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
@@ -752,7 +756,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	if n := len(p.attached) - 1; n > 0 {
 		summary = fmt.Sprintf("%s (and %d more signal(s) in this batch; score %.1f)", summary, n, score)
 	}
-	scoreSeverity := crisisSeverity(score, s.cfg.Threshold(st.GetCountryCode()))
+	scoreSeverity := crisisSeverity(score, s.config().Threshold(st.GetCountryCode()))
 	w := &demarchev1.Warning{Source: heaviest.GetSource(), SourceId: heaviest.GetSourceId(), Severity: severityOf(heaviest),
 		ObservedAt: heaviest.GetObservedAt(), Summary: truncate(summary, 4000), RulesVersion: st.GetRulesVersion(), ScoreSeverity: scoreSeverity}
 	id := st.GetCrisisId()
@@ -777,9 +781,9 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 // signal the given one, clamped to now), with the confidentiality and
 // sharing the rules give its region and type; an exercise's is a drill.
 func (s *Service) crisisInput(id string, st *demarchev1.SituationState, severity int32, first *timestamppb.Timestamp, now time.Time, ex *demarchev1.Exercise) *demarchev1.CrisisWorkflowInput {
-	conf, shared := s.cfg.Rules.CrisisDefaultsFor(st.GetCountryCode(), st.GetCrisisType())
-	if s.cfg.Confidentiality != demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
-		conf = s.cfg.Confidentiality
+	conf, shared := s.config().Rules.CrisisDefaultsFor(st.GetCountryCode(), st.GetCrisisType())
+	if s.config().Confidentiality != demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
+		conf = s.config().Confidentiality
 	}
 	title := fmt.Sprintf("Early warning: %s in %s", st.GetCrisisType().Slug(), st.GetCountryCode())
 	if ex != nil {
@@ -819,12 +823,13 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 	if st == nil {
 		return nil, fmt.Errorf("%w: %s", ErrNoSituation, situation)
 	}
+	cfg := s.config()
 	region, _ := demarchev1.RegionOf(country)
 	version := st.GetRulesVersion()
 	if version == "" {
-		version = s.cfg.Rules.Version
+		version = cfg.Rules.Version
 	}
-	threshold := s.cfg.Threshold(country)
+	threshold := cfg.Threshold(country)
 	closed := st.GetCrisisClosed()
 	if !closed && st.GetAboveThreshold() && st.GetCrisisId() != "" {
 		// Ingest learns of a closure when it next attaches a signal; the
@@ -837,11 +842,11 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 	}
 	var next float64
 	if closed {
-		next = min(st.GetEpisodeBase(), s.score(st)) + s.cfg.Rules.NewEpisodeMargin*threshold
+		next = min(st.GetEpisodeBase(), cfg.score(st)) + cfg.Rules.NewEpisodeMargin*threshold
 	}
 	return &demarchev1.ScoreResponse{
 		CountryCode: country, CrisisType: t, Region: region,
-		Score: s.score(st), Threshold: threshold, Window: durationpb.New(s.cfg.Window),
+		Score: cfg.score(st), Threshold: threshold, Window: durationpb.New(cfg.Window),
 		WindowEnd: st.GetNewestObservedAt(), AboveThreshold: st.GetAboveThreshold(), CrisisId: st.GetCrisisId(),
 		Crossings: st.GetCrossings(), FirstSignalAt: earliest(st.GetContributions()),
 		Contributions: sortedContributions(st.GetContributions()), RulesVersion: version,

@@ -25,7 +25,7 @@ const RequestTimeout = 2 * time.Minute
 // stats` counts requests, errors and processing time exactly.
 func (s *Service) startMicro() (err error) {
 	s.micro, err = natsrpc.Serve(s.nc, natsrpc.ServiceConfig{
-		Name: ServiceName, Version: ServiceVersion, Group: Group, Log: s.log, Timeout: RequestTimeout, Instances: s.cfg.Workers,
+		Name: ServiceName, Version: ServiceVersion, Group: Group, Log: s.log, Timeout: RequestTimeout, Instances: s.config().Workers,
 		Description: "Démarche early warning: ingest signals, score situations (country + crisis type), raise warnings",
 	},
 		natsrpc.Typed("ingest", "IngestRequest → IngestResponse: each signal accepted, duplicate or rejected with its reason",
@@ -34,6 +34,10 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore),
 		natsrpc.Typed("situations", "SituationsRequest → SituationsResponse: the situations with signals, the most pressing first, naming no crisis",
 			func() *demarchev1.SituationsRequest { return &demarchev1.SituationsRequest{} }, s.serveSituations),
+		natsrpc.Typed("rules", "ApplyRulesRequest → RulesChanged: validate a rules file and put it into force without a restart, every situation re-scored, the change audited",
+			func() *demarchev1.ApplyRulesRequest { return &demarchev1.ApplyRulesRequest{} }, s.ApplyRules),
+		natsrpc.Typed("active-rules", "ActiveRulesRequest → ActiveRules: the rules in force, with who applied them when (revision 0: the service's own file)",
+			func() *demarchev1.ActiveRulesRequest { return &demarchev1.ActiveRulesRequest{} }, s.ActiveRules),
 	)
 	return err
 }

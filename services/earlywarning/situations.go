@@ -53,7 +53,7 @@ func (s *Service) Situations(ctx context.Context, limit int32) (*demarchev1.Situ
 		}
 		out = append(out, &demarchev1.SituationSummary{
 			CountryCode: st.GetCountryCode(), CrisisType: st.GetCrisisType(), Score: s.score(st),
-			Threshold: s.cfg.Threshold(st.GetCountryCode()), AboveThreshold: st.GetAboveThreshold(),
+			Threshold: s.config().Threshold(st.GetCountryCode()), AboveThreshold: st.GetAboveThreshold(),
 			WindowEnd: st.GetNewestObservedAt(), Signals: int32(len(st.GetContributions())),
 		})
 	}

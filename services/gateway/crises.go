@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natsrpc"
@@ -42,6 +44,44 @@ func (s *Service) postSignals(w http.ResponseWriter, r *http.Request, p *authn.P
 		return
 	}
 	if err := s.cutToReadable(r, p, &resp); err != nil { // the crises it touched, as the sender may see them
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+// rulesTimeout bounds an apply (earlywarning.RequestTimeout).
+const rulesTimeout = 2 * time.Minute
+
+// postRules puts a rules file into force (early warning validates it; a
+// refused file changes nothing), as the principal: applied_by is the
+// credential's subject, and a body naming anyone else is refused.
+func (s *Service) postRules(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
+	var req demarchev1.ApplyRulesRequest
+	if !readBody(w, r, &req) {
+		return
+	}
+	if by := req.GetAppliedBy(); by != "" && by != p.Subject {
+		writeError(w, &demarchev1.FieldError{Field: "applied_by", Reason: fmt.Sprintf("%q is not you: rules are applied as the caller's credential (%s); leave it empty", truncate(by, 40), p.Subject)})
+		return
+	}
+	req.AppliedBy = p.Subject
+	// Re-scoring every situation takes longer than a read: early warning's
+	// own request timeout, not the default call's.
+	ctx, cancel := context.WithTimeout(r.Context(), rulesTimeout)
+	defer cancel()
+	var resp demarchev1.RulesChanged
+	if err := natsrpc.Call(ctx, s.nc, natsrpc.EarlyWarningRules, &req, &resp); err != nil {
+		writeError(w, err)
+		return
+	}
+	writeProto(w, http.StatusOK, &resp)
+}
+
+// getRules answers the early-warning rules in force.
+func (s *Service) getRules(w http.ResponseWriter, r *http.Request, _ *authn.Principal) {
+	var resp demarchev1.ActiveRules
+	if err := natsrpc.Call(r.Context(), s.nc, natsrpc.EarlyWarningActiveRules, &demarchev1.ActiveRulesRequest{}, &resp); err != nil {
 		writeError(w, err)
 		return
 	}

@@ -45,7 +45,12 @@ var routeDocs = map[string]routeDoc{
 		"rejected with its reason."},
 	"GET /v1/situations/{country}/{type}":         {"signals", "A situation's current score (country and crisis type), its threshold and the signals that contribute to it."},
 	"GET /v1/situations/{country}/{type}/history": {"signals", "A situation's score over time, with the signals that moved it."},
-	"POST /v1/exercises/{id}/signals":             {"signals", "Send an exercise's signals: they score and raise drill crises only, never real ones (the drill coordinator's)."},
+	"GET /v1/warning/rules": {"signals", "The early-warning rules in force: the file, its version and digest, who applied it when and its revision " +
+		"(revision 0: the service's own --rules file, none applied since)."},
+	"POST /v1/warning/rules": {"signals", "Put early-warning rules into force without a restart (the head of department): validated with the bounds of " +
+		"`warning rules validate` (400 naming line and field; nothing changes), kept in the EARLYWARNING_RULES bucket, recorded on the audit " +
+		"trail's global chain (rules-changed, as the caller), and every situation re-scored under the new version (crossings raise their warnings)."},
+	"POST /v1/exercises/{id}/signals": {"signals", "Send an exercise's signals: they score and raise drill crises only, never real ones (the drill coordinator's)."},
 	"POST /v1/crises": {"crises", "Open a crisis (a drill when drill is set) and answer its state (201); 409 when its id is taken (ids are never " +
 		"reused). Opening a real crisis needs crisis.open, a drill crisis.open-drill."},
 	"GET /v1/crises": {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},

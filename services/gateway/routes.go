@@ -49,6 +49,9 @@ func crisisRoutes() []Route {
 		{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
 		{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore, nil, &demarchev1.ScoreResponse{}},
 		{"GET", "/v1/situations/{country}/{type}/history", authz.ReadScores, (*Service).getScoreHistory, nil, &demarchev1.ScoreResponse{}},
+		// new early-warning rules in force without a restart: the head of department's
+		{"POST", "/v1/warning/rules", authz.ApplyRules, (*Service).postRules, &demarchev1.ApplyRulesRequest{}, &demarchev1.RulesChanged{}},
+		{"GET", "/v1/warning/rules", authz.ReadScores, (*Service).getRules, nil, &demarchev1.ActiveRules{}},
 		// an exercise's signals raise drill crises: the drill coordinator's
 		{"POST", "/v1/exercises/{id}/signals", authz.OpenDrill, (*Service).postExerciseSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
 		// crisis.open, or crisis.open-drill for a drill:

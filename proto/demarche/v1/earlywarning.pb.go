@@ -1088,7 +1088,11 @@ type ScorePoint struct {
 	// The crisis the score was attached to at that moment, when above.
 	CrisisId string `protobuf:"bytes,4,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
 	// This signal crossed the threshold (live: it raised a warning).
-	Crossing      bool `protobuf:"varint,5,opt,name=crossing,proto3" json:"crossing,omitempty"`
+	Crossing bool `protobuf:"varint,5,opt,name=crossing,proto3" json:"crossing,omitempty"`
+	// The rules version the point was scored under (a point added when rules
+	// were applied says the new version; empty before rules were versioned
+	// per point).
+	RulesVersion  string `protobuf:"bytes,6,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1156,6 +1160,13 @@ func (x *ScorePoint) GetCrossing() bool {
 		return x.Crossing
 	}
 	return false
+}
+
+func (x *ScorePoint) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
 }
 
 // SituationState is the earlywarning service's durable record of one
@@ -1457,6 +1468,302 @@ func (x *PendingImport) GetSeverity() int32 {
 	return 0
 }
 
+// ApplyRulesRequest puts a rules file into force on the running early-warning
+// service (`demarche warning rules apply FILE`, POST /v1/warning/rules: the
+// head of department). The service validates it with the same validation
+// and bounds as `warning rules validate`; a refused file changes nothing.
+type ApplyRulesRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The rules file's bytes (YAML, see `demarche warning rules show`).
+	Rules []byte `protobuf:"bytes,1,opt,name=rules,proto3" json:"rules,omitempty"`
+	// Where the file came from (its name as given), for the record.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Who applies it: stamped by the gateway from the caller's credential
+	// (a body naming anyone else is refused).
+	AppliedBy     string `protobuf:"bytes,3,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyRulesRequest) Reset() {
+	*x = ApplyRulesRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyRulesRequest) ProtoMessage() {}
+
+func (x *ApplyRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyRulesRequest.ProtoReflect.Descriptor instead.
+func (*ApplyRulesRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ApplyRulesRequest) GetRules() []byte {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *ApplyRulesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ApplyRulesRequest) GetAppliedBy() string {
+	if x != nil {
+		return x.AppliedBy
+	}
+	return ""
+}
+
+// RulesChanged: a new version of the early-warning rules was put into force
+// without a restart. Recorded on the audit trail's global chain (event type
+// rules-changed; principal: applied_by) and answered to whoever applied it.
+type RulesChanged struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The version in force before and after ("<file version>+<digest>").
+	PreviousVersion string `protobuf:"bytes,1,opt,name=previous_version,json=previousVersion,proto3" json:"previous_version,omitempty"`
+	Version         string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	// SHA-256 (hex) of the rules file's bytes.
+	Digest    string                 `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	AppliedBy string                 `protobuf:"bytes,4,opt,name=applied_by,json=appliedBy,proto3" json:"applied_by,omitempty"`
+	AppliedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=applied_at,json=appliedAt,proto3" json:"applied_at,omitempty"`
+	// The file's name as given.
+	Name string `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	// The revision of the key "active" in the EARLYWARNING_RULES bucket
+	// (the bucket keeps every applied version).
+	Revision uint64 `protobuf:"varint,7,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The same rules were already in force: nothing changed, nothing recorded.
+	Unchanged bool `protobuf:"varint,8,opt,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// Situations re-scored under the new version, those it took across their
+	// threshold (each raised its warning as any crossing does) and those it
+	// took below.
+	Situations    int32 `protobuf:"varint,9,opt,name=situations,proto3" json:"situations,omitempty"`
+	Crossings     int32 `protobuf:"varint,10,opt,name=crossings,proto3" json:"crossings,omitempty"`
+	FellBelow     int32 `protobuf:"varint,11,opt,name=fell_below,json=fellBelow,proto3" json:"fell_below,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RulesChanged) Reset() {
+	*x = RulesChanged{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RulesChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RulesChanged) ProtoMessage() {}
+
+func (x *RulesChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RulesChanged.ProtoReflect.Descriptor instead.
+func (*RulesChanged) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *RulesChanged) GetPreviousVersion() string {
+	if x != nil {
+		return x.PreviousVersion
+	}
+	return ""
+}
+
+func (x *RulesChanged) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RulesChanged) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *RulesChanged) GetAppliedBy() string {
+	if x != nil {
+		return x.AppliedBy
+	}
+	return ""
+}
+
+func (x *RulesChanged) GetAppliedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AppliedAt
+	}
+	return nil
+}
+
+func (x *RulesChanged) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RulesChanged) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *RulesChanged) GetUnchanged() bool {
+	if x != nil {
+		return x.Unchanged
+	}
+	return false
+}
+
+func (x *RulesChanged) GetSituations() int32 {
+	if x != nil {
+		return x.Situations
+	}
+	return 0
+}
+
+func (x *RulesChanged) GetCrossings() int32 {
+	if x != nil {
+		return x.Crossings
+	}
+	return 0
+}
+
+func (x *RulesChanged) GetFellBelow() int32 {
+	if x != nil {
+		return x.FellBelow
+	}
+	return 0
+}
+
+// ActiveRules is the value of the key "active" in the EARLYWARNING_RULES
+// bucket: the rules in force and how they came to be.
+type ActiveRules struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Rules         []byte                 `protobuf:"bytes,1,opt,name=rules,proto3" json:"rules,omitempty"`
+	Change        *RulesChanged          `protobuf:"bytes,2,opt,name=change,proto3" json:"change,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveRules) Reset() {
+	*x = ActiveRules{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveRules) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveRules) ProtoMessage() {}
+
+func (x *ActiveRules) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveRules.ProtoReflect.Descriptor instead.
+func (*ActiveRules) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ActiveRules) GetRules() []byte {
+	if x != nil {
+		return x.Rules
+	}
+	return nil
+}
+
+func (x *ActiveRules) GetChange() *RulesChanged {
+	if x != nil {
+		return x.Change
+	}
+	return nil
+}
+
+// ActiveRulesRequest asks for the early-warning rules in force (GET
+// /v1/warning/rules, `demarche warning rules show --active`).
+type ActiveRulesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ActiveRulesRequest) Reset() {
+	*x = ActiveRulesRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ActiveRulesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ActiveRulesRequest) ProtoMessage() {}
+
+func (x *ActiveRulesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ActiveRulesRequest.ProtoReflect.Descriptor instead.
+func (*ActiveRulesRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{17}
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
@@ -1558,14 +1865,15 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\bepisodes\x18\x0f \x01(\x05R\bepisodes\x121\n" +
 	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\x12#\n" +
 	"\rcrisis_closed\x18\x11 \x01(\bR\fcrisisClosed\x12,\n" +
-	"\x12next_episode_score\x18\x12 \x01(\x01R\x10nextEpisodeScore\"\xa5\x01\n" +
+	"\x12next_episode_score\x18\x12 \x01(\x01R\x10nextEpisodeScore\"\xca\x01\n" +
 	"\n" +
 	"ScorePoint\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
 	"\x05score\x18\x02 \x01(\x01R\x05score\x12\x1c\n" +
 	"\tthreshold\x18\x03 \x01(\x01R\tthreshold\x12\x1b\n" +
 	"\tcrisis_id\x18\x04 \x01(\tR\bcrisisId\x12\x1a\n" +
-	"\bcrossing\x18\x05 \x01(\bR\bcrossing\"\x8f\x05\n" +
+	"\bcrossing\x18\x05 \x01(\bR\bcrossing\x12#\n" +
+	"\rrules_version\x18\x06 \x01(\tR\frulesVersion\"\x8f\x05\n" +
 	"\x0eSituationState\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1599,7 +1907,34 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	" \x01(\tR\asummary\x12;\n" +
 	"\vobserved_at\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"observedAt\x12\x1a\n" +
-	"\bseverity\x18\f \x01(\x05R\bseverity*\x82\x01\n" +
+	"\bseverity\x18\f \x01(\x05R\bseverity\"\\\n" +
+	"\x11ApplyRulesRequest\x12\x14\n" +
+	"\x05rules\x18\x01 \x01(\fR\x05rules\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1d\n" +
+	"\n" +
+	"applied_by\x18\x03 \x01(\tR\tappliedBy\"\xf0\x02\n" +
+	"\fRulesChanged\x12)\n" +
+	"\x10previous_version\x18\x01 \x01(\tR\x0fpreviousVersion\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\tR\aversion\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\x12\x1d\n" +
+	"\n" +
+	"applied_by\x18\x04 \x01(\tR\tappliedBy\x129\n" +
+	"\n" +
+	"applied_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tappliedAt\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x12\x1a\n" +
+	"\brevision\x18\a \x01(\x04R\brevision\x12\x1c\n" +
+	"\tunchanged\x18\b \x01(\bR\tunchanged\x12\x1e\n" +
+	"\n" +
+	"situations\x18\t \x01(\x05R\n" +
+	"situations\x12\x1c\n" +
+	"\tcrossings\x18\n" +
+	" \x01(\x05R\tcrossings\x12\x1d\n" +
+	"\n" +
+	"fell_below\x18\v \x01(\x05R\tfellBelow\"V\n" +
+	"\vActiveRules\x12\x14\n" +
+	"\x05rules\x18\x01 \x01(\fR\x05rules\x121\n" +
+	"\x06change\x18\x02 \x01(\v2\x19.demarche.v1.RulesChangedR\x06change\"\x14\n" +
+	"\x12ActiveRulesRequest*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -1619,7 +1954,7 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                // 1: demarche.v1.Signal
@@ -1636,47 +1971,53 @@ var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(*ScorePoint)(nil),            // 12: demarche.v1.ScorePoint
 	(*SituationState)(nil),        // 13: demarche.v1.SituationState
 	(*PendingImport)(nil),         // 14: demarche.v1.PendingImport
-	(CrisisType)(0),               // 15: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*DrillSettings)(nil),         // 17: demarche.v1.DrillSettings
-	(Region)(0),                   // 18: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 20: demarche.v1.SignalContribution
+	(*ApplyRulesRequest)(nil),     // 15: demarche.v1.ApplyRulesRequest
+	(*RulesChanged)(nil),          // 16: demarche.v1.RulesChanged
+	(*ActiveRules)(nil),           // 17: demarche.v1.ActiveRules
+	(*ActiveRulesRequest)(nil),    // 18: demarche.v1.ActiveRulesRequest
+	(CrisisType)(0),               // 19: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
+	(*DrillSettings)(nil),         // 21: demarche.v1.DrillSettings
+	(Region)(0),                   // 22: demarche.v1.Region
+	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
+	(*SignalContribution)(nil),    // 24: demarche.v1.SignalContribution
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	15, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	16, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	19, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	17, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	21, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
 	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
-	15, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
-	16, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
-	15, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	15, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	18, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	19, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	16, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	16, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	20, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	19, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	20, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	19, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	19, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	22, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	23, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	20, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	20, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	24, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
 	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
-	16, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	15, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	20, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	16, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	19, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	24, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	20, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
 	12, // 23: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
 	14, // 24: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
-	16, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
-	16, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
-	16, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	20, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	20, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	20, // 28: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
+	16, // 29: demarche.v1.ActiveRules.change:type_name -> demarche.v1.RulesChanged
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -1693,7 +2034,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

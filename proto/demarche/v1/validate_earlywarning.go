@@ -199,3 +199,26 @@ func (x *ScoreRequest) Validate() error {
 func SituationKey(country string, t CrisisType) string {
 	return fmt.Sprintf("%s-%s", country, t.Slug())
 }
+
+// MaxRulesFile bounds a rules file sent to the service (the default rules
+// are a few kilobytes).
+const MaxRulesFile = 1 << 20
+
+// Validate checks an apply-rules request's envelope; the rules themselves
+// are checked by early warning's own parser (line, field and reason).
+func (x *ApplyRulesRequest) Validate() error {
+	c := newChecker("apply rules request")
+	switch n := len(x.GetRules()); {
+	case n == 0:
+		c.fail("rules", "is required (the rules file's YAML)")
+	case n > MaxRulesFile:
+		c.fail("rules", "%d bytes is too large (at most %d)", n, MaxRulesFile)
+	}
+	if len(x.GetName()) > 200 || !utf8.ValidString(x.GetName()) {
+		c.fail("name", "must be valid UTF-8 of at most 200 bytes")
+	}
+	if strings.TrimSpace(x.GetAppliedBy()) == "" {
+		c.fail("applied_by", "is required (the gateway stamps it from the caller's credential)")
+	}
+	return c.err()
+}
