@@ -27,13 +27,18 @@ const (
 	ReadCrises     Action = "crisis.read" // lists, reads, figures (filtered by clearance)
 	Decide         Action = "crisis.decide"
 	// Controls are named as their updates (crisis.escalate, ...).
-	Escalate     Action = "crisis.escalate"
-	DeEscalate   Action = "crisis.de-escalate"
-	SkipStage    Action = "crisis.skip-stage"
-	ReopenStage  Action = "crisis.reopen-stage"
-	PartnerRole  Action = "crisis.partner-role"
-	Warn         Action = "crisis.warn"
-	Share        Action = "crisis.share" // who a crisis is shared with (partners)
+	Escalate    Action = "crisis.escalate"
+	DeEscalate  Action = "crisis.de-escalate"
+	SkipStage   Action = "crisis.skip-stage"
+	ReopenStage Action = "crisis.reopen-stage"
+	PartnerRole Action = "crisis.partner-role"
+	Warn        Action = "crisis.warn"
+	Share       Action = "crisis.share" // who a crisis is shared with (partners)
+	// Comment leaves a comment on a crisis's timeline: the people who work on
+	// the crisis inside (operators, analysts); not partners (a comment is
+	// internal text, never in a partner's view) nor auditors (who read and
+	// verify, never write to a crisis).
+	Comment      Action = "crisis.comment"
 	SendSignals  Action = "signals.send"
 	ReadScores   Action = "situations.read"
 	ReadRoster   Action = "roster.read"
@@ -77,6 +82,7 @@ var table = map[Action][]role{
 	PartnerRole:    {duty, head, partner},
 	Warn:           {duty, analyst},
 	Share:          {duty, admin},
+	Comment:        {duty, desk, head, approver, msu, analyst},
 	SendSignals:    {duty, analyst, partner},
 	ReadScores:     {duty, desk, head, analyst, auditor},
 	ReadRoster:     {duty, desk, head, msu, roster, auditor},
