@@ -22,7 +22,7 @@ import (
 // decisions (their rationale, amounts, fund ids, roster and envoy ids), the
 // pending decisions, deadlines and follow-up (internal work), the warnings
 // and refused signals (sources' texts), the figures (amounts disbursed) and
-// lessons, the playbook, operations made outside Démarche, who opened the
+// lessons, the comments, the playbook, operations made outside Démarche, who opened the
 // crisis, the other organisations it is shared with, the reasons a stage
 // was skipped or reopened, and who recorded a partner's role.
 //
