@@ -110,6 +110,12 @@ func (a *App) verify(id string, chain *demarchev1.AuditChain) (*ChainStatus, err
 	if an := chain.GetAnchor(); an != nil {
 		cs.AnchoredAt = an.GetAt().AsTime()
 	}
+	if len(chain.GetRecords()) == 0 && chain.GetHead() == nil {
+		// Nothing chained yet (the audit service chains a crisis's events as
+		// they come): nothing to verify, and nothing broken.
+		cs.Problem = "the chain holds no record yet"
+		return cs, nil
+	}
 	cover := a.anchorCover
 	if cover == 0 {
 		cover = audit.DefaultAnchorEvery + audit.DefaultAnchorGrace
