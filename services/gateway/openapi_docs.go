@@ -61,8 +61,8 @@ var routeDocs = map[string]routeDoc{
 	"GET /v1/crises/{id}/report": {"crises", "The crisis's report for a hand-over: one timeline (signals, decisions and refusals, controls, sharing changes, " +
 		"stages, deadline events, money, comments) with the crisis, its figures and its lessons, as JSON, CSV (the timeline, then figures and lessons) " +
 		"or HTML for print. Read as the crisis is: a partner liaison gets the partner's view only (no rationale, amounts, names or comments)."},
-	"GET /v1/audit/evidence/{id}": {"audit", "The crisis's evidence bundle (tar.gz: histories, audit chain, decision trail, figures, manifest), unsigned: " +
-		"demarche audit verify --bundle checks it offline, the chain inside against the audit key."},
+	"GET /v1/audit/evidence/{id}": {"audit", "The crisis's evidence bundle (tar.gz: histories, audit chain, decision trail, figures, manifest) with an unsigned " +
+		"manifest: demarche audit verify --bundle checks it offline (the chain inside carries the audit service's signatures)."},
 	"POST /v1/audit/verify/{id}": {"audit", "Verify the crisis's audit chain now (links, hashes, signatures, head, anchors); the result is recorded on the chain " +
 		"under your name and answered {kind, ok, result, principal, at}. A chain that does not verify is a result (ok false), not an error."},
 	"POST /v1/audit/reconcile/{id}": {"audit", "Reconcile the crisis's workflow histories with its audit chain, and its disbursements and bookings with the " +

@@ -264,9 +264,11 @@ func (a *App) moneyOf(ctx context.Context, crisisID string) (lines []*demarchev1
 
 // Evidence writes a crisis's evidence bundle (tar.gz, as `demarche audit
 // export` writes it: histories, the audit chain, the decision trail, the
-// figures, a manifest), unsigned: the gateway holds no signing key, and
-// `demarche audit verify --bundle` checks it all the same, the chain inside
-// against the audit key. For auditors.
+// figures, a manifest) with an unsigned manifest: the gateway holds no
+// signing key. `demarche audit verify --bundle FILE` (without --public-key,
+// which asks for a signed manifest) checks every file against the manifest
+// and the chain inside, whose records and head the audit service signed.
+// For auditors.
 func (a *App) Evidence(ctx context.Context, p *authn.Principal, q CrisisQuery) ([]byte, error) {
 	st, chain, err := a.chainOf(ctx, p, q)
 	if err != nil {
