@@ -10,6 +10,8 @@ package gateway
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -135,6 +137,18 @@ func reportFigures(rep *app.Report) []string {
 
 var reportPage = template.Must(template.New("report").Funcs(pageFuncs()).ParseFS(consoleFiles, "console/templates/report.html"))
 
+// reportCSS is the report's style sheet, inline so that a saved report is
+// one file; the report's Content-Security-Policy allows that one sheet by
+// its hash, and nothing else (no script, no other style, no request).
+var reportCSS, reportCSP = func() (template.CSS, string) {
+	b, err := consoleFiles.ReadFile("console/static/report.css")
+	if err != nil {
+		panic(err) // embedded: present in every build
+	}
+	sum := sha256.Sum256(b)
+	return template.CSS(b), "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'"
+}()
+
 // reportHTML is the report as one self-contained page for print (its print
 // style sheet is inline: a browser's "Save as PDF" makes the PDF).
 func reportHTML(rep *app.Report) ([]byte, error) {
@@ -142,7 +156,7 @@ func reportHTML(rep *app.Report) ([]byte, error) {
 	c := rep.State.GetCrisis()
 	err := reportPage.ExecuteTemplate(&buf, "report", map[string]any{
 		"R": rep, "C": c, "Type": words(c.GetCrisisType().Slug()), "Figures": reportFigures(rep), "Lessons": rep.State.GetLessons(),
-		"Outcome": rep.State.GetOutcome(), "Closed": rep.State.GetClosedAt() != nil,
+		"Outcome": rep.State.GetOutcome(), "Closed": rep.State.GetClosedAt() != nil, "CSS": reportCSS,
 	})
 	return buf.Bytes(), err
 }
@@ -160,6 +174,7 @@ func writeReport(w http.ResponseWriter, rep *app.Report, format string) {
 	case "html":
 		b, err = reportHTML(rep)
 		ctype = "text/html; charset=utf-8"
+		w.Header().Set("Content-Security-Policy", reportCSP)
 	default:
 		b, err = reportJSON(rep)
 	}
