@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,8 +19,13 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/natsauth"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // consoleGet reads a console page as the token's session: status and body.
@@ -161,9 +167,32 @@ func TestConsoleAuditorAndTimeline(t *testing.T) {
 	if !runOK.MatchString(page) {
 		t.Fatalf("the verify run is not read back from the chain:\n%.4000s", page)
 	}
-	// The same run over the API, and its record on the chain.
-	if code, out, raw := auditorAPI.call("POST", "/v1/audit/verify/"+id, ""); code != http.StatusOK || out["ok"] != true {
+	// The same run over the API.
+	if code, out, raw := auditorAPI.call("POST", "/v1/audit/verify/"+id, ""); code != http.StatusOK || out["ok"] != true ||
+		!strings.Contains(fmt.Sprint(out["result"]), "no alarm about this crisis on the global chain") {
 		t.Fatalf("verify over the API: %d %s", code, raw)
+	}
+	// An event forged for the crisis (a credential that may publish crisis
+	// events, the wrong source) is refused by the audit service with an
+	// alarm; the next verification names it, fails, and the page shows it.
+	_, wjs := jsAs(t, s, natsauth.Worker)
+	forged := eventbus.Event{ID: "forged-audit24", Subject: id, Source: "/mallory", Time: time.Now(),
+		Origin: eventbus.Origin{WorkflowID: crisis.WorkflowID(id), RunID: "run-1", HistoryEventID: 7},
+		Data:   &demarchev1.CrisisClosed{CrisisId: id, ClosedAt: timestamppb.Now(), Outcome: demarchev1.Outcome_OUTCOME_AVERTED}}
+	if _, err := eventbus.NewPublisher(wjs, crisis.EventSource).Publish(context.Background(), eventbus.Route{Region: demarchev1.Region_REGION_AFRICA, Country: "NE", CrisisID: id}, forged); err != nil {
+		t.Fatal(err)
+	}
+	var result string
+	waitFor(t, func() bool {
+		code, out, _ := auditorAPI.call("POST", "/v1/audit/verify/"+id, "")
+		result = fmt.Sprint(out["result"])
+		return code == http.StatusOK && out["ok"] == false
+	})
+	if !strings.Contains(result, "alarm(s) about this crisis") || !strings.Contains(result, "forged-audit24") {
+		t.Fatalf("the failed verification does not name the alarm: %s", result)
+	}
+	if _, page := consoleGet(t, base, tok("auditor"), auditPath); !strings.Contains(page, `<span class="badge bad">alarm</span>`) || !strings.Contains(page, `class="run run-failed"`) {
+		t.Fatalf("the auditor's page does not show the alarm:\n%.4000s", page)
 	}
 	// The evidence bundle downloads and verifies offline with the stack's key.
 	code, bundle := consoleGet(t, base, tok("auditor"), "/console/crises/"+id+"/evidence")

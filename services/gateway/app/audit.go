@@ -177,7 +177,11 @@ func (a *App) VerifyRun(ctx context.Context, p *authn.Principal, q CrisisQuery) 
 	if err != nil {
 		return nil, err
 	}
-	run := &AuditRun{At: time.Now(), Principal: p.Subject, Kind: "verify", OK: cs.Verified}
+	alarms, read, err := a.alarmsOf(ctx, p, q.ID)
+	if err != nil {
+		return nil, err
+	}
+	run := &AuditRun{At: time.Now(), Principal: p.Subject, Kind: "verify", OK: cs.Verified && len(alarms) == 0}
 	if cs.Verified {
 		signed := "head unsigned"
 		if cs.HeadSigned {
@@ -194,7 +198,37 @@ func (a *App) VerifyRun(ctx context.Context, p *authn.Principal, q CrisisQuery) 
 	} else {
 		run.Result = "FAILED " + cs.Problem
 	}
+	switch {
+	case len(alarms) > 0:
+		run.Result = fmt.Sprintf("FAILED %d alarm(s) about this crisis on the global chain: %s; %s", len(alarms), strings.Join(alarms, "; "),
+			strings.TrimPrefix(strings.TrimPrefix(run.Result, "OK "), "FAILED "))
+	case read:
+		run.Result += "; no alarm about this crisis on the global chain"
+	default:
+		run.Result += "; the global chain was not read (it names every crisis: it needs confidential clearance)"
+	}
 	return run, a.record(ctx, p, q.ID, run.Kind, run.Result)
+}
+
+// alarmsOf lists the audit service's alarms about a crisis: the ALARM
+// records of the global chain naming it (an event refused as forged, its
+// chain isolated). The global chain names every crisis, so it is read only
+// for a principal cleared for confidential crises (the API's rule; read
+// false otherwise), as an audited read.
+func (a *App) alarmsOf(ctx context.Context, p *authn.Principal, id string) (alarms []string, read bool, err error) {
+	if !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+		return nil, false, nil
+	}
+	global, err := audit.FetchChainVia(ctx, a.call, "", p.Subject)
+	if err != nil {
+		return nil, false, fmt.Errorf("the global audit chain: %w", err)
+	}
+	for _, r := range global.GetRecords() {
+		if r.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_ALARM && r.GetCrisisId() == id {
+			alarms = append(alarms, fmt.Sprintf("record %d (%s): %s", r.GetSequence(), r.GetEventTime().AsTime().UTC().Format(time.RFC3339), truncate(r.GetDetail(), 200)))
+		}
+	}
+	return alarms, true, nil
 }
 
 // ReconcileRun cross-checks a crisis's histories with its chain, and its
