@@ -85,6 +85,13 @@ func TestConsoleAuditorAndTimeline(t *testing.T) {
 	if _, page := consoleGet(t, base, tok("duty"), "/console/crises/"+id+"/timeline"); !strings.Contains(page, comment) || !strings.Contains(page, `data-kind="comment"`) {
 		t.Fatalf("the comment is not on the timeline:\n%.3000s", page)
 	}
+	// The CLI: a comment and the CSV report, through the same route.
+	if out, err := runCLI(t, s, "crisis", "comment", id, "--text", "CLI-COMMENT-from-the-terminal"); err != nil || !strings.Contains(out, "comment recorded (2 in all)") {
+		t.Fatalf("crisis comment: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, s, "crisis", "report", id, "--format", "csv"); err != nil || !strings.Contains(out, ",comment,CLI-COMMENT-from-the-terminal,duty,") {
+		t.Fatalf("crisis report --format csv: %v\n%s", err, out)
+	}
 	// A partner may not comment (the policy table): refused before the crisis.
 	if code, _, raw := ecowas.call("POST", "/v1/crises/"+id+"/controls/comment", `{"text": "hello"}`); code != http.StatusForbidden {
 		t.Errorf("a partner's comment: %d %s", code, raw)
