@@ -90,12 +90,6 @@ func WithCodec(k *payloadcodec.Keyring, namespace string, origins ...string) Opt
 	return func(s *Service) { s.codec, s.namespace, s.codecOrigins = k, namespace, origins }
 }
 
-// WithTemporalUI links the auditor's page to the crisis in the Temporal UI
-// at base (e.g. http://127.0.0.1:8233), in namespace.
-func WithTemporalUI(base, namespace string) Option {
-	return func(s *Service) { s.temporalUI, s.namespace = strings.TrimRight(base, "/"), namespace }
-}
-
 // WithCrisisStates answers crisis states from f instead of Temporal (tests of
 // other services that reach crises through the gateway).
 func WithCrisisStates(f func(context.Context, string) (*demarchev1.CrisisState, error)) Option {
