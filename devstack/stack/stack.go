@@ -6,6 +6,7 @@ package stack
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -407,9 +408,22 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if s.tokens, err = authn.WriteDevTokens(s.AuthDir(), s.issuer); err != nil {
 		return nil, err
 	}
+	// The auditor's page links crises to the Temporal UI, and verifies
+	// chains with this stack's audit key, anchors as often as it anchors.
+	uiURL := ""
+	if !cfg.NoUI {
+		uiURL = "http://" + net.JoinHostPort(TemporalHost, strconv.Itoa(uiPort))
+	}
+	anchorCover := time.Duration(0)
+	if cfg.AuditAnchorEvery < 0 {
+		anchorCover = -1
+	} else if cfg.AuditAnchorEvery > 0 {
+		anchorCover = cfg.AuditAnchorEvery + audit.DefaultAnchorGrace
+	}
 	s.gateway, err = gateway.Start(ctx, gateway.Config{Host: cfg.Host, Port: cfg.HTTPPort, PortFlag: cfg.HTTPPortFlag,
 		NATSURL: s.NATSURLFor(natsauth.Gateway), TemporalAddress: s.TemporalAddress(), Namespace: cfg.Namespace, Verifier: s.issuer.Verifier(),
-		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins, PublicURL: cfg.PublicURL}, log)
+		DevAuthDir: s.AuthDir(), Codec: cfg.Codec, CodecOrigins: codecOrigins, PublicURL: cfg.PublicURL,
+		TemporalUIURL: uiURL, AuditPublicKey: auditKey.Public().(ed25519.PublicKey), AuditAnchorCover: anchorCover}, log)
 	if err != nil {
 		return nil, err
 	}

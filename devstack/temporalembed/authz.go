@@ -147,7 +147,7 @@ var (
 	// The updates the gateway sends, each after checking the person's token
 	// against the policy table.
 	gatewayUpdates = []string{crisis.UpdateDecide, crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage,
-		crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn, crisis.UpdateShare}
+		crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn, crisis.UpdateShare, crisis.UpdateComment}
 )
 
 // grant is one line of an identity's rights: these APIs, or every read-only

@@ -38,7 +38,12 @@ const (
 	ReadScores  Action = "situations.read"
 	// ApplyRules puts early-warning rules into force on the running platform
 	// (every situation re-scored, the change on the audit trail).
-	ApplyRules   Action = "rules.apply"
+	ApplyRules Action = "rules.apply"
+	// Comment leaves a comment on a crisis's timeline: the people who work on
+	// the crisis inside (operators, analysts); not partners (a comment is
+	// internal text, never in a partner's view) nor auditors (who read and
+	// verify, never write to a crisis).
+	Comment      Action = "crisis.comment"
 	ReadRoster   Action = "roster.read"
 	ReadFunds    Action = "funds.read"
 	ReadPartners Action = "partners.read"
@@ -80,6 +85,7 @@ var table = map[Action][]role{
 	PartnerRole:    {duty, head, partner},
 	Warn:           {duty, analyst},
 	Share:          {duty, admin},
+	Comment:        {duty, desk, head, approver, msu, analyst},
 	SendSignals:    {duty, analyst, partner},
 	ReadScores:     {duty, desk, head, analyst, auditor},
 	ApplyRules:     {head},

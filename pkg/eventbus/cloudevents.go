@@ -131,6 +131,7 @@ func init() {
 	Register(&demarchev1.WarningRaised{})
 	Register(&demarchev1.SharingChanged{})
 	Register(&demarchev1.CrisisAlteredOutside{})
+	Register(&demarchev1.CommentAdded{})
 }
 
 // TypeOf returns the registration of a message, or ErrUnknownType.

@@ -110,6 +110,8 @@ func PrincipalOf(ev eventbus.Event) string {
 		p = d.GetPrincipal()
 	case *demarchev1.SharingChanged:
 		p = d.GetPrincipal()
+	case *demarchev1.CommentAdded:
+		p = d.GetComment().GetPrincipal()
 	case *demarchev1.PartnerRoleAcknowledged:
 		p = d.GetAck().GetPrincipal()
 	case *demarchev1.CrisisOpened:

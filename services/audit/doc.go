@@ -62,7 +62,7 @@
 // protobuf binary encoding of the event message (deterministic, as above).
 //
 // Principal. DecisionRecorded: the decision's principal; SeverityChanged, SharingChanged,
-// StageSkipped, StageReopened: their principal; PartnerRoleAcknowledged: the
+// StageSkipped, StageReopened: their principal; CommentAdded: the comment's principal; PartnerRoleAcknowledged: the
 // acknowledgement's principal; CrisisOpened: who opened it, when known;
 // anything else: the event's ce-source. Reads: the reader.
 //

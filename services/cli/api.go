@@ -153,6 +153,9 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	switch o := out.(type) {
 	case nil:
 		return nil
+	case *[]byte: // the answer as it came (a CSV or HTML report)
+		*o = b
+		return nil
 	case proto.Message:
 		return apijson.UnmarshalLenient(b, o)
 	default:

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ func (f *controlFlags) bind(c *cobra.Command) {
 
 // newControlCmds are the operator controls, each named as its crisis update
 // and HTTP route: escalate, de-escalate, skip-stage, reopen-stage, warn,
-// partner-role. The crisis checks each and a refusal names the rule that
+// partner-role, share, comment. The crisis checks each and a refusal names the rule that
 // failed (the CLI keeps no copy of the rules).
 func newControlCmds(app *App) []*cobra.Command {
 	return []*cobra.Command{
@@ -36,7 +37,70 @@ func newControlCmds(app *App) []*cobra.Command {
 		newWarnCmd(app),
 		newPartnerRoleCmd(app),
 		newShareCmd(app),
+		newCommentCmd(app),
 	}
+}
+
+// newCommentCmd is "crisis comment": a note on the crisis's timeline (the
+// comment control, POST /v1/crises/{id}/controls/comment).
+func newCommentCmd(app *App) *cobra.Command {
+	var f controlFlags
+	var ctl demarchev1.CommentControl
+	c := &cobra.Command{Use: "comment CRISIS-ID", Short: "Leave a comment on the crisis's timeline (for the hand-over; never shown to partners)",
+		Long: `Leave a comment on a crisis's timeline: what was tried, who was called, what to
+watch. It is recorded with your name in the crisis's history and its audit chain
+(a CommentAdded event), and appears in the timeline and the report ("crisis
+report"), never in a partner's view. Operators and analysts may comment;
+partners and auditors may not; a closed crisis takes no more comments.`,
+		Example: `  demarche crisis comment GN-20261127-K7Q3P --text "Called the ECOWAS desk: they await our envoy's name"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			err := app.sendControl(cmd, args[0], f, crisis.UpdateComment, &ctl, func(st *demarchev1.CrisisState) string {
+				return fmt.Sprintf("%s: comment recorded (%d in all)", args[0], len(st.GetComments()))
+			})
+			return namedByFlags(err, map[string]string{"text": "--text"})
+		}}
+	f.bind(c)
+	c.Flags().StringVar(&ctl.Text, "text", "", "the comment (required)")
+	return c
+}
+
+// newReportCmd is "crisis report": the crisis's timeline with its figures and
+// lessons (GET /v1/crises/{id}/report), as JSON, CSV or HTML for print.
+func newReportCmd(app *App) *cobra.Command {
+	var format, out string
+	c := &cobra.Command{Use: "report CRISIS-ID", Short: "A crisis's report: its timeline with figures and lessons, as JSON, CSV or HTML for print",
+		Long: `Write a crisis's report for the hand-over: one timeline (signals, decisions and
+refusals, controls, sharing changes, stages, deadline events, money, comments)
+with the crisis, its figures and its lessons. --format json (the default), csv
+(the timeline, then figures and lessons as rows) or html (print it, or save it
+as PDF, from a browser). Read as the crisis is: a partner liaison's report is
+the partner's view.`,
+		Example: `  demarche crisis report GN-20261127-K7Q3P --format html --out report.html
+  demarche crisis report GN-20261127-K7Q3P --format csv > timeline.csv`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			api, err := app.api()
+			if err != nil {
+				return err
+			}
+			var b []byte
+			if err := api.do(cmd.Context(), "GET", "/v1/crises/"+url.PathEscape(args[0])+"/report", url.Values{"format": {format}}, nil, &b); err != nil {
+				return namedByFlags(err, map[string]string{"format": "--format"})
+			}
+			if out == "" {
+				_, err := app.Out.Write(b)
+				return err
+			}
+			if err := os.WriteFile(out, b, 0o644); err != nil {
+				return fmt.Errorf("--out: %w", err)
+			}
+			fmt.Fprintf(app.Out, "wrote %s (%d bytes)\n", out, len(b))
+			return nil
+		}}
+	c.Flags().StringVar(&format, "format", "json", "json, csv or html")
+	c.Flags().StringVar(&out, "out", "", "write the report to this file (default: standard output)")
+	return c
 }
 
 // newShareCmd is "crisis share": who a crisis is shared with, changed during

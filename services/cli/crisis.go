@@ -29,6 +29,7 @@ func newCrisisCmd(app *App) *cobra.Command {
 	}
 	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app), newHorizonScanningCmd(app))
 	cmd.AddCommand(newControlCmds(app)...)
+	cmd.AddCommand(newReportCmd(app))
 	return cmd
 }
 

@@ -130,7 +130,7 @@ func TestDecideVerbsAndFlagsOfV010(t *testing.T) {
 // Each operator control's verb is its update's name (and the HTTP route's).
 func TestControlVerbsAreTheUpdateNames(t *testing.T) {
 	want := map[string]bool{}
-	for _, u := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn, crisis.UpdateShare} {
+	for _, u := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn, crisis.UpdateShare, crisis.UpdateComment} {
 		want[strings.TrimPrefix(u, "crisis.")] = true
 	}
 	cmds := newControlCmds(&App{})

@@ -24,6 +24,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
@@ -317,7 +318,7 @@ func newServeGatewayCmd(app *App) *cobra.Command {
 	cfg := gateway.Config{PortFlag: "--port"}
 	var issuer, audience, devIssuer string
 	var console gateway.ConsoleOIDC
-	var consoleSecretFile string
+	var consoleSecretFile, auditPublicKey string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP API: open and read crises, record decisions, take signals",
@@ -348,6 +349,13 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg.NATSURL, cfg.TemporalAddress, cfg.Namespace = app.NATSURL, app.TemporalAddress, app.Namespace
+			if auditPublicKey != "" {
+				k, err := audit.ParsePublicKey(auditPublicKey)
+				if err != nil {
+					return fmt.Errorf("--audit-public-key: %s", reasonOf(err))
+				}
+				cfg.AuditPublicKey = k
+			}
 			switch {
 			case issuer != "" && devIssuer != "":
 				return fmt.Errorf("--oidc-issuer and --dev-issuer exclude each other")
@@ -402,6 +410,8 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 	cmd.Flags().StringVar(&consoleSecretFile, "console-client-secret-file", EnvOr("DEMARCHE_CONSOLE_CLIENT_SECRET_FILE", ""), "file holding the console's client secret (optional: a public client relies on PKCE) (env DEMARCHE_CONSOLE_CLIENT_SECRET_FILE)")
 	cmd.Flags().StringVar(&console.RedirectURL, "console-redirect-url", EnvOr("DEMARCHE_CONSOLE_REDIRECT_URL", ""), "this gateway's callback as registered at the issuer, https://HOST/console/oidc/callback (env DEMARCHE_CONSOLE_REDIRECT_URL)")
 	cmd.Flags().StringSliceVar(&console.Scopes, "console-scopes", []string{"profile", "email"}, "scopes the console asks for besides openid")
+	cmd.Flags().StringVar(&cfg.TemporalUIURL, "temporal-ui-url", EnvOr("DEMARCHE_TEMPORAL_UI_URL", ""), "the Temporal UI's address, e.g. https://temporal-ui.example.org: the console's auditor page links each crisis there (env DEMARCHE_TEMPORAL_UI_URL; empty: no link)")
+	cmd.Flags().StringVar(&auditPublicKey, "audit-public-key", EnvOr(audit.EnvPublicKey, ""), "base64 ed25519 public key of the audit service: the auditor's page and runs verify chains against it (env "+audit.EnvPublicKey+")")
 	cmd.Flags().StringSliceVar(&cfg.CodecOrigins, "codec-origin", splitList(os.Getenv("DEMARCHE_CODEC_ORIGINS")), "browser origin allowed to call the codec endpoint /v1/codec/NAMESPACE/decode with a console session: the Temporal UI's, e.g. https://temporal-ui.example.org (repeatable; env DEMARCHE_CODEC_ORIGINS)")
 	return cmd
 }

@@ -52,6 +52,8 @@ var exampleJSON = map[protoreflect.FullName]string{
 		"reason": "Talks broke down."}`,
 	"demarche.v1.SharingChanged": `{"crisisId": "GN-20261127-K7Q3P", "sharedWith": ["ECOWAS", "AU"], "added": ["AU"], "removed": ["EU"],
 		"principal": "duty.dana", "reason": "The AU takes the lead; the EU steps back."}`,
+	"demarche.v1.CommentAdded": `{"crisisId": "GN-20261127-K7Q3P", "comment": {"principal": "duty.dana",
+		"text": "Called the ECOWAS desk: they await our envoy's name before Friday.", "at": "2026-11-28T09:30:00Z"}}`,
 	"demarche.v1.FollowUpCheckInDue": `{"crisisId": "GN-20261127-K7Q3P", "number": 3, "dueAt": "2027-03-01T09:00:00Z"}`,
 	"demarche.v1.FollowUpCheckInRecorded": `{"crisisId": "GN-20261127-K7Q3P", "number": 3, "checkIn": {"commitmentsImplemented": true,
 		"tensions": "Low; the transition calendar holds.", "recommendation": "FOLLOW_UP_RECOMMENDATION_CONTINUE"}}`,

@@ -35,6 +35,12 @@ package gateway
 //	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
 //	GET  /console/roster            the roster picker: experts by kind, expertise, language, region, availability (console_roster.go)
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
+//	GET  /console/crises/{id}/timeline  one feed: signals, decisions, controls, sharing, deadlines, comments (console_audit.go)
+//	GET  /console/crises/{id}/report    the report: ?format=html (print), csv, json
+//	POST /console/crises/{id}/comment   a comment on the timeline (app.Control, the comment control)
+//	GET  /console/crises/{id}/audit     the auditor's view: chain status, runs, decision trail, Temporal UI, evidence
+//	POST /console/crises/{id}/audit/verify|reconcile  run one; its result is recorded on the chain
+//	GET  /console/crises/{id}/evidence  the evidence bundle (tar.gz)
 //	GET  /console/events            server-sent events of the crises the principal may see
 //	GET  /console/static/...        CSS and JavaScript
 
@@ -128,6 +134,15 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
 		{Method: "GET", Pattern: "/console/roster", Action: authz.ReadRoster, page: (*console).roster}, // console_roster.go
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
+		// One timeline and the report (console_audit.go): GET /v1/crises/{id}/report
+		{Method: "GET", Pattern: "/console/crises/{id}/timeline", Action: authz.ReadCrises, page: (*console).timeline},
+		{Method: "GET", Pattern: "/console/crises/{id}/report", Action: authz.ReadCrises, page: (*console).report},
+		{Method: "POST", Pattern: "/console/crises/{id}/comment", page: (*console).comment}, // POST /v1/crises/{id}/controls/comment
+		// The auditor's view (console_audit.go): /v1/audit/...
+		{Method: "GET", Pattern: "/console/crises/{id}/audit", Action: authz.Audit, page: (*console).auditPage},
+		{Method: "POST", Pattern: "/console/crises/{id}/audit/verify", Action: authz.Audit, page: (*console).auditVerify},
+		{Method: "POST", Pattern: "/console/crises/{id}/audit/reconcile", Action: authz.Audit, page: (*console).auditReconcile},
+		{Method: "GET", Pattern: "/console/crises/{id}/evidence", Action: authz.Audit, page: (*console).evidence},
 	}
 }
 
@@ -523,7 +538,18 @@ func (c *console) renderError(w http.ResponseWriter, r *http.Request, u *user, e
 }
 
 func parsePages() map[string]*template.Template {
-	funcs := template.FuncMap{
+	funcs := pageFuncs()
+	out := map[string]*template.Template{}
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error", "audit", "timeline"} {
+		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
+			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
+	}
+	return out
+}
+
+// pageFuncs are the functions the pages' templates (and the report's) call.
+func pageFuncs() template.FuncMap {
+	return template.FuncMap{
 		"words":    words,
 		"stage":    func(s demarchev1.Stage) string { return stageWords(s) },
 		"ts":       formatTime,
@@ -549,12 +575,6 @@ func parsePages() map[string]*template.Template {
 			return strings.ToUpper(s[:1]) + s[1:]
 		},
 	}
-	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error"} {
-		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
-			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
-	}
-	return out
 }
 
 // words turns a slug into words ("good-offices" -> "good offices").

@@ -38,11 +38,13 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -89,6 +91,18 @@ type Config struct {
 	// loopback names on its own port only, and takes browser forms from
 	// those origins only (hosts.go). Empty: loopback only.
 	PublicURL string
+	// TemporalUIURL is the Temporal UI people open (e.g.
+	// http://127.0.0.1:8233): the auditor's page links each crisis there.
+	// Empty: no link.
+	TemporalUIURL string
+	// AuditPublicKey is the audit service's public key: the auditor's page
+	// and runs verify chains against it (nil: against the key a chain
+	// brings along, which proves only that the chain is whole).
+	AuditPublicKey ed25519.PublicKey
+	// AuditAnchorCover is how long a chain's record may wait for its anchor
+	// (the audit service's --anchor-every plus a grace; 0: its defaults;
+	// negative: not required).
+	AuditAnchorCover time.Duration
 }
 
 // Service is a running gateway.
@@ -119,6 +133,10 @@ type Service struct {
 	// hosts are the host names and origins the gateway answers to (nil: no
 	// check, for a handler embedded in a server that checks them).
 	hosts *hostPolicy
+	// temporalUI: see Config.TemporalUIURL; auditKey: Config.AuditPublicKey.
+	temporalUI  string
+	auditKey    ed25519.PublicKey
+	anchorCover time.Duration
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -144,7 +162,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir,
-		codec: cfg.Codec, namespace: cfg.Namespace, codecOrigins: cfg.CodecOrigins}
+		codec: cfg.Codec, namespace: cfg.Namespace, codecOrigins: cfg.CodecOrigins,
+		temporalUI: strings.TrimRight(cfg.TemporalUIURL, "/"), auditKey: cfg.AuditPublicKey, anchorCover: cfg.AuditAnchorCover}
 	if s.codec == nil {
 		s.codec = temporalx.CodecFor(cfg.TemporalAddress)
 	}

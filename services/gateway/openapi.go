@@ -52,6 +52,10 @@ func OpenAPI() map[string]any {
 		if rt.Pattern == schemaPattern {
 			ps = append(ps, schemaFormatParameter())
 		}
+		if rt.Pattern == "/v1/crises/{id}/report" {
+			ps = append(ps, map[string]any{"name": "format", "in": "query", "required": false, "description": paramDoc("format"),
+				"schema": map[string]any{"type": "string", "enum": []any{"json", "csv", "html"}, "default": "json"}})
+		}
 		if ps != nil {
 			op["parameters"] = ps
 		}
@@ -61,7 +65,7 @@ func OpenAPI() map[string]any {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": codecPayloads}}}
 		} else if rt.Request != nil {
 			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": ref(rt.Request)}}}
-		} else if rt.Method == "POST" { // controls: the control's message
+		} else if rt.Pattern == "/v1/crises/{id}/controls/{control}" { // controls: the control's message
 			var oneOf []any
 			for _, name := range controlNames() {
 				oneOf = append(oneOf, ref(app.ControlMessage(strings.TrimPrefix(name, "crisis."))))
@@ -73,6 +77,11 @@ func OpenAPI() map[string]any {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": codecPayloads}}
 		} else if rt.Pattern == schemaPattern {
 			ok = schemaAnswers(standard)
+		} else if rt.Pattern == "/v1/crises/{id}/report" {
+			ok["content"] = map[string]any{"application/json": map[string]any{"schema": map[string]any{"type": "object"}},
+				"text/csv": map[string]any{"schema": map[string]any{"type": "string"}}, "text/html": map[string]any{"schema": map[string]any{"type": "string"}}}
+		} else if rt.Pattern == "/v1/audit/evidence/{id}" {
+			ok["content"] = map[string]any{"application/gzip": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}
 		} else if rt.Response != nil {
 			ok["content"] = map[string]any{"application/json": map[string]any{"schema": ref(rt.Response)}}
 		} else {

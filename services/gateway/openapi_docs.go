@@ -60,9 +60,18 @@ var routeDocs = map[string]routeDoc{
 		"checks it against the stage and your roles and answers the recorded decision, or 422 naming the rule that refused it (400 for bad " +
 		"input; when the decision's service refuses it, its kind of refusal: 409 for an expert booked elsewhere, 404 for what the service does not know)."},
 	"POST /v1/crises/{id}/controls/{control}": {"crises", "Steer the crisis outside its normal course: escalate, de-escalate, skip or reopen a stage, " +
-		"set a partner's role, raise a warning. The body is the control's own message; each control needs its own action."},
+		"set a partner's role, raise a warning, or leave a comment on its timeline (operators and analysts). The body is the control's own message; each control needs its own action."},
 	"POST /v1/crises/{id}/sharing": {"crises", "Share the crisis with partner organisations or unshare it (share, unshare, with a reason); a partner receives " +
 		"its events while it is shared, and nothing after it is unshared."},
+	"GET /v1/crises/{id}/report": {"crises", "The crisis's report for a hand-over: one timeline (signals, decisions and refusals, controls, sharing changes, " +
+		"stages, deadline events, money, comments) with the crisis, its figures and its lessons, as JSON, CSV (the timeline, then figures and lessons) " +
+		"or HTML for print. Read as the crisis is: a partner liaison gets the partner's view only (no rationale, amounts, names or comments)."},
+	"GET /v1/audit/evidence/{id}": {"audit", "The crisis's evidence bundle (tar.gz: histories, audit chain, decision trail, figures, manifest) with an unsigned " +
+		"manifest: demarche audit verify --bundle checks it offline (the chain inside carries the audit service's signatures)."},
+	"POST /v1/audit/verify/{id}": {"audit", "Verify the crisis's audit chain now (links, hashes, signatures, head, anchors); the result is recorded on the chain " +
+		"under your name and answered {kind, ok, result, principal, at}. A chain that does not verify is a result (ok false), not an error."},
+	"POST /v1/audit/reconcile/{id}": {"audit", "Reconcile the crisis's workflow histories with its audit chain, and its disbursements and bookings with the " +
+		"histories' decisions, as demarche audit reconcile does; the result is recorded on the chain and answered {kind, ok, result, principal, at}."},
 	"GET /v1/audit/histories/{id}": {"audit", "The crisis's workflow histories (the crisis's and its stages', every run), each as temporal workflow show --output json prints it, for replay, reconciliation and evidence."},
 	"POST " + codecPrefix + "{namespace}/decode": {"audit", "Temporal's remote codec: decrypt payloads for the Temporal UI (auditors and admins, " +
 		"from the origins the gateway allows)."},
@@ -93,6 +102,7 @@ var paramDocs = map[string]string{
 	"open":      "true: only crises not closed",
 	"drills":    "false: leave drill crises out (by default they are listed with the real ones)",
 	"limit":     "at most this many crises, from 1 to 5000 (default 500)",
+	"format":    "the report's format: json (the default), csv (the timeline, then figures and lessons) or html (for print; a browser's Save as PDF makes the PDF)",
 }
 
 func trimAll(ss []string, prefix string) []string {

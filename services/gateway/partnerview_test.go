@@ -46,7 +46,7 @@ func TestPartnerLiaisonView(t *testing.T) {
 	// Every planted text, amount and id a partner must not read.
 	internal := []string{"PLANTED-RATIONALE", "plantedfund", "987654321", "987,654,321", "env-planted-envoy", "sb-planted-expert",
 		"PLANTED-PURPOSE", "PLANTED-WARNING", "PLANTED-REFUSED", "PLANTED-SKIP-REASON", "planted-opener", "planted-playbook",
-		"PLANTED-LESSON", "op-planted", "OTHERORG"}
+		"PLANTED-LESSON", "op-planted", "OTHERORG", "PLANTED-COMMENT"}
 	st := &demarchev1.CrisisState{Crisis: c, CurrentStage: demarchev1.Stage_STAGE_GOOD_OFFICES,
 		ActiveStages: []demarchev1.Stage{demarchev1.Stage_STAGE_GOOD_OFFICES}, Playbook: "planted-playbook", PlaybookVersion: "1",
 		Timeline: []*demarchev1.StageRecord{
@@ -64,6 +64,7 @@ func TestPartnerLiaisonView(t *testing.T) {
 		Warnings:       []*demarchev1.Warning{{Source: "op-planted", Summary: "PLANTED-WARNING", Severity: 4, ObservedAt: now}},
 		RefusedSignals: []*demarchev1.RefusedSignal{{Signal: "sig-1", Reason: "PLANTED-REFUSED", At: now}},
 		Lessons:        []string{"PLANTED-LESSON"},
+		Comments:       []*demarchev1.Comment{{Principal: "op-planted", Text: "PLANTED-COMMENT", At: now}},
 		Partners: []*demarchev1.PartnerRoleAck{
 			{Partner: "OTHERORG", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_SUPPORT, Principal: "op-planted", AcknowledgedAt: now},
 		},
@@ -128,6 +129,47 @@ func TestPartnerLiaisonView(t *testing.T) {
 			t.Fatalf("GET %s: %d %s", path, code, body)
 		}
 		return body
+	}
+
+	report := func(token, format string) string {
+		req, _ := http.NewRequest("GET", api.URL+"/v1/crises/"+c.GetId()+"/report?format="+format, nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		code, body, _ := do(req)
+		if code != http.StatusOK {
+			t.Fatalf("GET report %s: %d %s", format, code, body)
+		}
+		return body
+	}
+	// The reports: the duty officer's has the comment and the lessons; the
+	// partner's, in every format and on the timeline page, nothing internal.
+	for _, f := range []string{"json", "csv", "html"} {
+		if body := report(duty, f); !strings.Contains(body, "PLANTED-COMMENT") || !strings.Contains(body, "PLANTED-LESSON") {
+			t.Errorf("the duty officer's %s report lacks the comment or the lesson:\n%.1500s", f, body)
+		}
+	}
+	partnerReports := map[string]string{"timeline page": page(partner, "/console/crises/"+c.GetId()+"/timeline"),
+		"console report": page(partner, "/console/crises/"+c.GetId()+"/report")}
+	for _, f := range []string{"json", "csv", "html"} {
+		partnerReports[f+" report"] = report(partner, f)
+	}
+	for where, body := range partnerReports {
+		for _, s := range internal {
+			if strings.Contains(body, s) {
+				t.Errorf("the partner's %s shows %q", where, s)
+			}
+		}
+		if !strings.Contains(body, c.GetId()) {
+			t.Errorf("the partner's %s does not name the crisis", where)
+		}
+	}
+	if strings.Contains(partnerReports["timeline page"], `id="form-comment"`) {
+		t.Error("the partner's timeline page offers the comment form")
+	}
+	if req, _ := http.NewRequest("GET", api.URL+"/v1/crises/"+c.GetId()+"/report?format=pdf", nil); true {
+		req.Header.Set("Authorization", "Bearer "+duty)
+		if code, body, _ := do(req); code != http.StatusBadRequest || !strings.Contains(body, "allowed: json, csv, html") {
+			t.Errorf("a report in an unknown format: %d %s", code, body)
+		}
 	}
 
 	// The duty officer reads it all: the planted texts are there to be hidden.

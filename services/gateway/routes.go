@@ -63,6 +63,11 @@ func crisisRoutes() []Route {
 		{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl, nil, &demarchev1.CrisisState{}},
 		{"POST", "/v1/crises/{id}/sharing", authz.Share, (*Service).postSharing, &demarchev1.SharingControl{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories, nil, nil},
+		// a crisis's report: read as the crisis is (report.go)
+		{"GET", "/v1/crises/{id}/report", authz.ReadCrises, (*Service).getReport, nil, nil},
+		{"GET", "/v1/audit/evidence/{id}", authz.Audit, (*Service).getEvidence, nil, nil},
+		{"POST", "/v1/audit/verify/{id}", authz.Audit, (*Service).postAuditVerify, nil, nil},
+		{"POST", "/v1/audit/reconcile/{id}", authz.Audit, (*Service).postAuditReconcile, nil, nil},
 		// Temporal's remote codec protocol, for the Temporal UI (codec.go):
 		{"POST", codecPrefix + "{namespace}/decode", authz.Audit, (*Service).postCodecDecode, nil, nil},
 		{"POST", codecPrefix + "{namespace}/encode", authz.Audit, (*Service).postCodecEncode, nil, nil},
@@ -109,7 +114,8 @@ func WithControls(f func(ctx context.Context, id, key, update string, arg proto.
 
 // Handler is the API's routes behind authentication and authorisation.
 func (s *Service) Handler() http.Handler {
-	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions), app.WithControls(s.controls))
+	s.app = app.New(s.nc, s.tc, s.log, app.WithCrisisStates(s.states), app.WithDecisions(s.decisions), app.WithControls(s.controls),
+		app.WithAuditKey(s.auditKey), app.WithAnchorCover(s.anchorCover))
 	mux := http.NewServeMux()
 	// the client went away: no one to tell
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "ok\n") })

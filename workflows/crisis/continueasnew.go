@@ -125,6 +125,7 @@ func (l *lifecycle) carry() *demarchev1.CrisisCarryOver {
 		Phase: int32(l.phase), Timeline: l.timeline, Decisions: l.decisions, Deadlines: l.deadlines,
 		Partners: l.partners, Warnings: l.warnings, Refused: l.refused, DisbursedUsd: l.disbursed,
 		EventSeq: int32(l.em.seq), RunsBefore: l.cont.runsBefore + 1, Unpublished: l.em.outbox, Signals: l.cont.signals(),
+		Comments: l.comments,
 	}
 	if l.closing {
 		c.Phase = int32(len(l.pb.GetPhases()))
@@ -170,6 +171,7 @@ func (l *lifecycle) restore(ctx workflow.Context, c *demarchev1.CrisisCarryOver)
 	l.closing = l.phase >= len(l.pb.GetPhases())
 	l.timeline, l.decisions, l.deadlines = c.GetTimeline(), c.GetDecisions(), c.GetDeadlines()
 	l.partners, l.warnings, l.refused = c.GetPartners(), c.GetWarnings(), c.GetRefused()
+	l.comments = c.GetComments()
 	l.disbursed, l.em.seq = c.GetDisbursedUsd(), int(c.GetEventSeq())
 	l.em.outbox = c.GetUnpublished()
 	l.em.start(ctx)

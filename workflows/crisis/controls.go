@@ -2,7 +2,7 @@ package crisis
 
 // Operator controls (flexibility: ¶48 "configured to the needs on the ground";
 // ¶49 "remain flexible"): escalate or de-escalate, skip or reopen a stage,
-// record a partner's role, attach a warning. Each is an update whose validator
+// record a partner's role, attach a warning, share, comment. Each is an update whose validator
 // refuses a control that cannot apply, naming the rule, before anything is
 // written. What machines send (early warning, partners, a stage's workflow)
 // arrives as signals; an invalid one is refused and the refusal kept in the
@@ -89,6 +89,9 @@ func (l *lifecycle) registerControls(ctx workflow.Context) error {
 		control(ctx, l, UpdatePartnerRole, nil, l.setPartner),
 		control(ctx, l, UpdateWarn, nil, func(ctx workflow.Context, w *demarchev1.WarnControl) { l.attachWarning(ctx, w.GetWarning()) }),
 		control(ctx, l, UpdateShare, l.checkSharing, l.share),
+		// A handler only: histories that never receive a comment emit the
+		// same commands as before (v0.1.0 replays unchanged).
+		control(ctx, l, UpdateComment, nil, l.comment),
 	} {
 		if err != nil {
 			return err
@@ -180,6 +183,14 @@ func (l *lifecycle) share(ctx workflow.Context, c *demarchev1.SharingControl) {
 	l.crisis.SharedWith = after
 	l.crisisChanged(ctx, &demarchev1.SharingChanged{CrisisId: l.crisis.GetId(), SharedWith: after,
 		Added: c.GetShare(), Removed: c.GetUnshare(), Principal: c.GetPrincipal(), Reason: c.GetReason()})
+}
+
+// comment keeps a person's comment on the crisis's timeline and publishes
+// it for the audit chain; it changes nothing in how the crisis runs.
+func (l *lifecycle) comment(ctx workflow.Context, c *demarchev1.CommentControl) {
+	cm := &demarchev1.Comment{Principal: c.GetPrincipal(), Text: c.GetText(), At: timestamppb.New(workflow.Now(ctx))}
+	l.comments = append(l.comments, cm)
+	l.em.publishOrLog(ctx, &demarchev1.CommentAdded{CrisisId: l.crisis.GetId(), Comment: cm})
 }
 
 // crisisChanged follows a change to the crisis itself (severity, sharing):

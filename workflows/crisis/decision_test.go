@@ -200,7 +200,7 @@ func TestPendingFollowsState(t *testing.T) {
 // Every control is an action of the policy table, under its update's name,
 // and every decision's role may decide.
 func TestControlsAndDecisionsAreInThePolicy(t *testing.T) {
-	for _, name := range []string{UpdateEscalate, UpdateDeEscalate, UpdateSkipStage, UpdateReopenStage, UpdatePartnerRole, UpdateWarn, UpdateShare} {
+	for _, name := range []string{UpdateEscalate, UpdateDeEscalate, UpdateSkipStage, UpdateReopenStage, UpdatePartnerRole, UpdateWarn, UpdateShare, UpdateComment} {
 		if len(authz.Roles(authz.Action(name))) == 0 {
 			t.Errorf("control %s has no roles in the policy table", name)
 		}

@@ -38,6 +38,7 @@ type lifecycle struct {
 	partners  []*demarchev1.PartnerRoleAck
 	warnings  []*demarchev1.Warning
 	refused   []*demarchev1.RefusedSignal
+	comments  []*demarchev1.Comment
 	// outside is a decision whose service call is in flight and which no
 	// stage run holds: it opens its stage once recorded, or belongs to none
 	// (decision.go).
@@ -367,7 +368,7 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 		Crisis: l.crisis, CurrentStage: l.currentStage(), Timeline: l.timeline, ClosedAt: l.closedAt,
 		Playbook: l.pb.GetName(), PlaybookVersion: l.pb.GetVersion(), PendingDecisions: l.pendingDecisions(),
 		Deadlines: l.deadlines, Partners: l.partners, Decisions: l.decisions, Warnings: l.warnings, Figures: l.figures,
-		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1,
+		RefusedSignals: l.refused, WorkflowRuns: l.cont.runsBefore + 1, Comments: l.comments,
 	}
 	st.Engagements, st.PublicEngagements = l.engagements()
 	st.CouncilActions = l.councilActions()

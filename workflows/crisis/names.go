@@ -49,6 +49,7 @@ const (
 	UpdatePartnerRole = "crisis.partner-role" // *demarchev1.PartnerRoleAck
 	UpdateWarn        = "crisis.warn"         // *demarchev1.WarnControl
 	UpdateShare       = "crisis.share"        // *demarchev1.SharingControl
+	UpdateComment     = "crisis.comment"      // *demarchev1.CommentControl
 
 	// Signals from machines: early warning (with signal-with-start), the
 	// partners service, and a stage's child workflow. An invalid one is

@@ -64,6 +64,48 @@ func TestSharingChangesDuringACrisis(t *testing.T) {
 	}
 }
 
+// Comments: kept in the state in their order, each published as
+// CommentAdded (for the audit chain); an empty one, or one by a role the
+// policy does not let comment (a partner liaison, an auditor), is refused
+// with nothing kept or published.
+func TestCommentsOnTheTimeline(t *testing.T) {
+	h := newHarness(t)
+	var refusals []string
+	refused := func(err error) { refusals = append(refusals, fmt.Sprint(err)) }
+	var mid *demarchev1.CrisisState
+	done := false
+	h.drive(6*time.Hour, func(kind string) bool {
+		if kind != "good-offices" || done {
+			return false
+		}
+		done = true
+		h.mustControl(UpdateComment, &demarchev1.CommentControl{Principal: "alice", Roles: dutyRoles, Text: "Called the ECOWAS desk."})
+		h.control(UpdateComment, &demarchev1.CommentControl{Principal: "alice", Roles: dutyRoles, Text: "  "}, refused)
+		h.control(UpdateComment, &demarchev1.CommentControl{Principal: "pat", Roles: []demarchev1.Role{demarchev1.Role_ROLE_PARTNER}, Text: "hello"}, refused)
+		h.control(UpdateComment, &demarchev1.CommentControl{Principal: "aud", Roles: []demarchev1.Role{demarchev1.Role_ROLE_AUDITOR}, Text: "hello"}, refused)
+		h.mustControl(UpdateComment, &demarchev1.CommentControl{Principal: "carl", Roles: []demarchev1.Role{demarchev1.Role_ROLE_ANALYST}, Text: "Signals quieter since Monday."})
+		h.at(time.Minute, func() { mid = h.state() })
+		return true
+	})
+	h.run(mustPlaybook(t, "general"), nil)
+	want := []string{"text: is required", "rule role: crisis.comment is for a", "rule role: crisis.comment is for a"}
+	if len(refusals) != len(want) {
+		t.Fatalf("refusals %v, want %d", refusals, len(want))
+	}
+	for i, w := range want {
+		if !strings.Contains(refusals[i], w) {
+			t.Errorf("refusal %d: %q does not say %q", i, refusals[i], w)
+		}
+	}
+	cs := mid.GetComments()
+	if len(cs) != 2 || cs[0].GetPrincipal() != "alice" || cs[0].GetText() != "Called the ECOWAS desk." || cs[1].GetPrincipal() != "carl" || cs[0].GetAt() == nil {
+		t.Fatalf("comments %v", cs)
+	}
+	if n := len(h.bus.kinds("CommentAdded")); n != 2 {
+		t.Fatalf("%d CommentAdded published, want 2 (refusals publish nothing)", n)
+	}
+}
+
 // The workflow checks the role of every control again (defence in depth):
 // each control against each role, as a direct update that never went
 // through the gateway. A role the policy table allows is never refused for
@@ -90,6 +132,9 @@ func TestControlRoleMatrix(t *testing.T) {
 		},
 		UpdateShare: func(r demarchev1.Role) any {
 			return &demarchev1.SharingControl{Principal: "p", Roles: []demarchev1.Role{r}, Reason: "x", Unshare: []string{"NOBODY"}}
+		},
+		UpdateComment: func(r demarchev1.Role) any {
+			return &demarchev1.CommentControl{Principal: "p", Roles: []demarchev1.Role{r}, Text: "x"}
 		},
 	}
 	var names []string

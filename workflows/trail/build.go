@@ -236,7 +236,7 @@ func control(name string, input *commonpb.Payloads) (Entry, bool) {
 		var c demarchev1.WarnControl
 		if decode(input, &c) {
 			w := c.GetWarning()
-			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary()), Principal: c.GetPrincipal()}, true
+			return Entry{Kind: "signal", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary()), Principal: c.GetPrincipal()}, true
 		}
 	case crisis.UpdateShare:
 		var c demarchev1.SharingControl
@@ -248,12 +248,17 @@ func control(name string, input *commonpb.Payloads) (Entry, bool) {
 			if len(c.GetUnshare()) > 0 {
 				parts = append(parts, "no longer shared with "+strings.Join(c.GetUnshare(), ", "))
 			}
-			return Entry{Kind: "control", What: strings.Join(parts, "; "), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
+			return Entry{Kind: "sharing", What: strings.Join(parts, "; "), Principal: c.GetPrincipal(), Rationale: c.GetReason()}, true
+		}
+	case crisis.UpdateComment:
+		var c demarchev1.CommentControl
+		if decode(input, &c) {
+			return Entry{Kind: "comment", What: c.GetText(), Principal: c.GetPrincipal()}, true
 		}
 	case crisis.SignalWarning:
 		var w demarchev1.Warning
 		if decode(input, &w) {
-			return Entry{Kind: "control", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary())}, true
+			return Entry{Kind: "signal", What: fmt.Sprintf("warning attached from %s (severity %d): %s", w.GetSource(), w.GetSeverity(), w.GetSummary())}, true
 		}
 	case crisis.SignalRelapse:
 		var r demarchev1.CrisisRelapsed

@@ -22,8 +22,10 @@ type Entry struct {
 	Workflow string    `json:"workflow"`
 	// EventID is the history event the entry comes from.
 	EventID int64 `json:"event_id"`
-	// Kind: decision, refused, control, deadline, money, stage, started, closed,
-	// outside (terminated, cancelled or reset outside Démarche).
+	// Kind: decision, refused, control, signal (a warning attached), sharing
+	// (who the crisis is shared with changed), comment, deadline, money,
+	// stage, started, closed, outside (terminated, cancelled or reset outside
+	// Démarche).
 	Kind      string `json:"kind"`
 	What      string `json:"what"`
 	Principal string `json:"principal,omitempty"`

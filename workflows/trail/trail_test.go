@@ -144,7 +144,7 @@ func TestSharingChangeIsInTheTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if e.Kind == "control" && e.What == "shared with ECOWAS" {
+		if e.Kind == "sharing" && e.What == "shared with ECOWAS" {
 			if e.Principal != "duty-officer" || e.Rationale != "ECOWAS leads the mediation" {
 				t.Fatalf("sharing entry without who or why: %+v", e)
 			}

@@ -868,6 +868,62 @@ func (x *SharingChanged) GetReason() string {
 	return ""
 }
 
+// CommentAdded: a person left a comment on the crisis's timeline (the
+// comment control). Internal text, for the crisis's own people and its audit
+// chain.
+type CommentAdded struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The crisis (also the event's ce-subject).
+	CrisisId      string   `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Comment       *Comment `protobuf:"bytes,2,opt,name=comment,proto3" json:"comment,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommentAdded) Reset() {
+	*x = CommentAdded{}
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommentAdded) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommentAdded) ProtoMessage() {}
+
+func (x *CommentAdded) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommentAdded.ProtoReflect.Descriptor instead.
+func (*CommentAdded) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CommentAdded) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *CommentAdded) GetComment() *Comment {
+	if x != nil {
+		return x.Comment
+	}
+	return nil
+}
+
 // FollowUpCheckInDue: a periodic check-in is due.
 type FollowUpCheckInDue struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -882,7 +938,7 @@ type FollowUpCheckInDue struct {
 
 func (x *FollowUpCheckInDue) Reset() {
 	*x = FollowUpCheckInDue{}
-	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +950,7 @@ func (x *FollowUpCheckInDue) String() string {
 func (*FollowUpCheckInDue) ProtoMessage() {}
 
 func (x *FollowUpCheckInDue) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[13]
+	mi := &file_demarche_v1_events_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +963,7 @@ func (x *FollowUpCheckInDue) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckInDue.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckInDue) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *FollowUpCheckInDue) GetCrisisId() string {
@@ -947,7 +1003,7 @@ type FollowUpCheckInRecorded struct {
 
 func (x *FollowUpCheckInRecorded) Reset() {
 	*x = FollowUpCheckInRecorded{}
-	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -959,7 +1015,7 @@ func (x *FollowUpCheckInRecorded) String() string {
 func (*FollowUpCheckInRecorded) ProtoMessage() {}
 
 func (x *FollowUpCheckInRecorded) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[14]
+	mi := &file_demarche_v1_events_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -972,7 +1028,7 @@ func (x *FollowUpCheckInRecorded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckInRecorded.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckInRecorded) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FollowUpCheckInRecorded) GetCrisisId() string {
@@ -1008,7 +1064,7 @@ type CrisisRelapsed struct {
 
 func (x *CrisisRelapsed) Reset() {
 	*x = CrisisRelapsed{}
-	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1076,7 @@ func (x *CrisisRelapsed) String() string {
 func (*CrisisRelapsed) ProtoMessage() {}
 
 func (x *CrisisRelapsed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[15]
+	mi := &file_demarche_v1_events_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1089,7 @@ func (x *CrisisRelapsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisRelapsed.ProtoReflect.Descriptor instead.
 func (*CrisisRelapsed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *CrisisRelapsed) GetCrisisId() string {
@@ -1064,7 +1120,7 @@ type CrisisAlteredOutside struct {
 
 func (x *CrisisAlteredOutside) Reset() {
 	*x = CrisisAlteredOutside{}
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1132,7 @@ func (x *CrisisAlteredOutside) String() string {
 func (*CrisisAlteredOutside) ProtoMessage() {}
 
 func (x *CrisisAlteredOutside) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[16]
+	mi := &file_demarche_v1_events_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1145,7 @@ func (x *CrisisAlteredOutside) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAlteredOutside.ProtoReflect.Descriptor instead.
 func (*CrisisAlteredOutside) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CrisisAlteredOutside) GetCrisisId() string {
@@ -1124,7 +1180,7 @@ type FundsDisbursed struct {
 
 func (x *FundsDisbursed) Reset() {
 	*x = FundsDisbursed{}
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1192,7 @@ func (x *FundsDisbursed) String() string {
 func (*FundsDisbursed) ProtoMessage() {}
 
 func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[17]
+	mi := &file_demarche_v1_events_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1205,7 @@ func (x *FundsDisbursed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundsDisbursed.ProtoReflect.Descriptor instead.
 func (*FundsDisbursed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FundsDisbursed) GetCrisisId() string {
@@ -1212,7 +1268,7 @@ type WarningRaised struct {
 
 func (x *WarningRaised) Reset() {
 	*x = WarningRaised{}
-	mi := &file_demarche_v1_events_proto_msgTypes[18]
+	mi := &file_demarche_v1_events_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1280,7 @@ func (x *WarningRaised) String() string {
 func (*WarningRaised) ProtoMessage() {}
 
 func (x *WarningRaised) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[18]
+	mi := &file_demarche_v1_events_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1293,7 @@ func (x *WarningRaised) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarningRaised.ProtoReflect.Descriptor instead.
 func (*WarningRaised) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WarningRaised) GetCrisisId() string {
@@ -1323,7 +1379,7 @@ type SignalContribution struct {
 
 func (x *SignalContribution) Reset() {
 	*x = SignalContribution{}
-	mi := &file_demarche_v1_events_proto_msgTypes[19]
+	mi := &file_demarche_v1_events_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1391,7 @@ func (x *SignalContribution) String() string {
 func (*SignalContribution) ProtoMessage() {}
 
 func (x *SignalContribution) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_events_proto_msgTypes[19]
+	mi := &file_demarche_v1_events_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1404,7 @@ func (x *SignalContribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SignalContribution.ProtoReflect.Descriptor instead.
 func (*SignalContribution) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_events_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_events_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SignalContribution) GetSource() string {
@@ -1468,7 +1524,10 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x05added\x18\x03 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x04 \x03(\tR\aremoved\x12\x1c\n" +
 	"\tprincipal\x18\x05 \x01(\tR\tprincipal\x12\x16\n" +
-	"\x06reason\x18\x06 \x01(\tR\x06reason\"|\n" +
+	"\x06reason\x18\x06 \x01(\tR\x06reason\"[\n" +
+	"\fCommentAdded\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12.\n" +
+	"\acomment\x18\x02 \x01(\v2\x14.demarche.v1.CommentR\acomment\"|\n" +
 	"\x12FollowUpCheckInDue\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
 	"\x06number\x18\x02 \x01(\x05R\x06number\x121\n" +
@@ -1527,7 +1586,7 @@ func file_demarche_v1_events_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_events_proto_rawDescData
 }
 
-var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_demarche_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_demarche_v1_events_proto_goTypes = []any{
 	(*CrisisOpened)(nil),            // 0: demarche.v1.CrisisOpened
 	(*StageEntered)(nil),            // 1: demarche.v1.StageEntered
@@ -1542,56 +1601,59 @@ var file_demarche_v1_events_proto_goTypes = []any{
 	(*StageSkipped)(nil),            // 10: demarche.v1.StageSkipped
 	(*StageReopened)(nil),           // 11: demarche.v1.StageReopened
 	(*SharingChanged)(nil),          // 12: demarche.v1.SharingChanged
-	(*FollowUpCheckInDue)(nil),      // 13: demarche.v1.FollowUpCheckInDue
-	(*FollowUpCheckInRecorded)(nil), // 14: demarche.v1.FollowUpCheckInRecorded
-	(*CrisisRelapsed)(nil),          // 15: demarche.v1.CrisisRelapsed
-	(*CrisisAlteredOutside)(nil),    // 16: demarche.v1.CrisisAlteredOutside
-	(*FundsDisbursed)(nil),          // 17: demarche.v1.FundsDisbursed
-	(*WarningRaised)(nil),           // 18: demarche.v1.WarningRaised
-	(*SignalContribution)(nil),      // 19: demarche.v1.SignalContribution
-	(*Crisis)(nil),                  // 20: demarche.v1.Crisis
-	(Stage)(0),                      // 21: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil),   // 22: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 23: google.protobuf.Duration
-	(Outcome)(0),                    // 24: demarche.v1.Outcome
-	(*ClosureFigures)(nil),          // 25: demarche.v1.ClosureFigures
-	(*DecisionRecord)(nil),          // 26: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),           // 27: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),          // 28: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),                 // 29: demarche.v1.Warning
-	(*FollowUpCheckIn)(nil),         // 30: demarche.v1.FollowUpCheckIn
-	(*OutsideOperation)(nil),        // 31: demarche.v1.OutsideOperation
-	(CrisisType)(0),                 // 32: demarche.v1.CrisisType
+	(*CommentAdded)(nil),            // 13: demarche.v1.CommentAdded
+	(*FollowUpCheckInDue)(nil),      // 14: demarche.v1.FollowUpCheckInDue
+	(*FollowUpCheckInRecorded)(nil), // 15: demarche.v1.FollowUpCheckInRecorded
+	(*CrisisRelapsed)(nil),          // 16: demarche.v1.CrisisRelapsed
+	(*CrisisAlteredOutside)(nil),    // 17: demarche.v1.CrisisAlteredOutside
+	(*FundsDisbursed)(nil),          // 18: demarche.v1.FundsDisbursed
+	(*WarningRaised)(nil),           // 19: demarche.v1.WarningRaised
+	(*SignalContribution)(nil),      // 20: demarche.v1.SignalContribution
+	(*Crisis)(nil),                  // 21: demarche.v1.Crisis
+	(Stage)(0),                      // 22: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil),   // 23: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
+	(Outcome)(0),                    // 25: demarche.v1.Outcome
+	(*ClosureFigures)(nil),          // 26: demarche.v1.ClosureFigures
+	(*DecisionRecord)(nil),          // 27: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 28: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 29: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 30: demarche.v1.Warning
+	(*Comment)(nil),                 // 31: demarche.v1.Comment
+	(*FollowUpCheckIn)(nil),         // 32: demarche.v1.FollowUpCheckIn
+	(*OutsideOperation)(nil),        // 33: demarche.v1.OutsideOperation
+	(CrisisType)(0),                 // 34: demarche.v1.CrisisType
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
-	20, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
-	21, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
-	22, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
-	21, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
-	22, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
-	23, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
-	22, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
-	24, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
-	25, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
-	26, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
-	27, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
-	27, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
-	28, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
-	29, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
-	21, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
-	21, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
-	22, // 16: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	30, // 17: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
-	31, // 18: demarche.v1.CrisisAlteredOutside.operation:type_name -> demarche.v1.OutsideOperation
-	32, // 19: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
-	22, // 20: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
-	19, // 21: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
-	22, // 22: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	21, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
+	22, // 1: demarche.v1.StageEntered.stage:type_name -> demarche.v1.Stage
+	23, // 2: demarche.v1.StageEntered.entered_at:type_name -> google.protobuf.Timestamp
+	22, // 3: demarche.v1.StageCompleted.stage:type_name -> demarche.v1.Stage
+	23, // 4: demarche.v1.StageCompleted.completed_at:type_name -> google.protobuf.Timestamp
+	24, // 5: demarche.v1.StageCompleted.duration:type_name -> google.protobuf.Duration
+	23, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
+	25, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
+	26, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
+	27, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	28, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	28, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	29, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	30, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	22, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	22, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	31, // 16: demarche.v1.CommentAdded.comment:type_name -> demarche.v1.Comment
+	23, // 17: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	32, // 18: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	33, // 19: demarche.v1.CrisisAlteredOutside.operation:type_name -> demarche.v1.OutsideOperation
+	34, // 20: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
+	23, // 21: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
+	20, // 22: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
+	23, // 23: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_events_proto_init() }
@@ -1608,7 +1670,7 @@ func file_demarche_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_events_proto_rawDesc), len(file_demarche_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

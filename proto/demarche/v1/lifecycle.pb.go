@@ -2514,6 +2514,134 @@ func (x *SharingControl) GetUnshare() []string {
 	return nil
 }
 
+// CommentControl is a person's comment on a crisis's timeline: a note for
+// the hand-over (what was tried, who was called, what to watch), recorded in
+// the crisis's workflow history and audit chain like any control. It changes
+// nothing in how the crisis runs. Who may comment: the crisis.comment action
+// of the policy table (pkg/authz): the operators and analysts, not partners
+// (a comment is internal text) nor auditors (who read, never write).
+type CommentControl struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Principal string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Roles     []Role                 `protobuf:"varint,2,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	// The comment (required; at most 4000 characters, no control characters).
+	Text          string `protobuf:"bytes,3,opt,name=text,proto3" json:"text,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommentControl) Reset() {
+	*x = CommentControl{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommentControl) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommentControl) ProtoMessage() {}
+
+func (x *CommentControl) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommentControl.ProtoReflect.Descriptor instead.
+func (*CommentControl) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *CommentControl) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *CommentControl) GetRoles() []Role {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+func (x *CommentControl) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+// Comment is a comment kept in a crisis's state (CrisisState.comments).
+type Comment struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Principal     string                 `protobuf:"bytes,1,opt,name=principal,proto3" json:"principal,omitempty"`
+	Text          string                 `protobuf:"bytes,2,opt,name=text,proto3" json:"text,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Comment) Reset() {
+	*x = Comment{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Comment) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Comment) ProtoMessage() {}
+
+func (x *Comment) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Comment.ProtoReflect.Descriptor instead.
+func (*Comment) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Comment) GetPrincipal() string {
+	if x != nil {
+		return x.Principal
+	}
+	return ""
+}
+
+func (x *Comment) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Comment) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // WarnControl is an operator attaching a warning to a crisis.
 type WarnControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2526,7 +2654,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2666,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2679,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2596,7 +2724,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2608,7 +2736,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2621,7 +2749,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Warning) GetSource() string {
@@ -2879,7 +3007,15 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05share\x18\x04 \x03(\tR\x05share\x12\x18\n" +
-	"\aunshare\x18\x05 \x03(\tR\aunshare\"\x84\x01\n" +
+	"\aunshare\x18\x05 \x03(\tR\aunshare\"k\n" +
+	"\x0eCommentControl\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
+	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x12\n" +
+	"\x04text\x18\x03 \x01(\tR\x04text\"g\n" +
+	"\aComment\x12\x1c\n" +
+	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x12\n" +
+	"\x04text\x18\x02 \x01(\tR\x04text\x12*\n" +
+	"\x02at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x84\x01\n" +
 	"\vWarnControl\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12'\n" +
 	"\x05roles\x18\x02 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12.\n" +
@@ -2963,7 +3099,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
@@ -2999,33 +3135,35 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(*StageControl)(nil),          // 31: demarche.v1.StageControl
 	(*PartnerRoleAck)(nil),        // 32: demarche.v1.PartnerRoleAck
 	(*SharingControl)(nil),        // 33: demarche.v1.SharingControl
-	(*WarnControl)(nil),           // 34: demarche.v1.WarnControl
-	(*Warning)(nil),               // 35: demarche.v1.Warning
-	(CrisisType)(0),               // 36: demarche.v1.CrisisType
-	(Stage)(0),                    // 37: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 38: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 39: google.protobuf.Timestamp
-	(Outcome)(0),                  // 40: demarche.v1.Outcome
+	(*CommentControl)(nil),        // 34: demarche.v1.CommentControl
+	(*Comment)(nil),               // 35: demarche.v1.Comment
+	(*WarnControl)(nil),           // 36: demarche.v1.WarnControl
+	(*Warning)(nil),               // 37: demarche.v1.Warning
+	(CrisisType)(0),               // 38: demarche.v1.CrisisType
+	(Stage)(0),                    // 39: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
+	(Outcome)(0),                  // 42: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	36, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	38, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
 	8,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
 	10, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
 	11, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
 	9,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	37, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	39, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
 	10, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	38, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	38, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	38, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	40, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	40, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	40, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	39, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	41, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	3,  // 13: demarche.v1.GoodOfficesEngagement.type:type_name -> demarche.v1.EngagementKind
 	4,  // 14: demarche.v1.CouncilAction.type:type_name -> demarche.v1.CouncilActionKind
-	39, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
+	41, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
 	2,  // 16: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	40, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	42, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
 	5,  // 18: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
 	12, // 19: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
 	13, // 20: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
@@ -3041,26 +3179,28 @@ var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
 	23, // 30: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
 	24, // 31: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
 	25, // 32: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	37, // 33: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	39, // 34: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	39, // 33: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	41, // 34: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
 	26, // 35: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
 	27, // 36: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
 	27, // 37: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
 	5,  // 38: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	37, // 39: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	39, // 39: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
 	5,  // 40: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
 	6,  // 41: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	39, // 42: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	41, // 42: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
 	5,  // 43: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
 	5,  // 44: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	5,  // 45: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	35, // 46: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	39, // 47: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	48, // [48:48] is the sub-list for method output_type
-	48, // [48:48] is the sub-list for method input_type
-	48, // [48:48] is the sub-list for extension type_name
-	48, // [48:48] is the sub-list for extension extendee
-	0,  // [0:48] is the sub-list for field type_name
+	5,  // 45: demarche.v1.CommentControl.roles:type_name -> demarche.v1.Role
+	41, // 46: demarche.v1.Comment.at:type_name -> google.protobuf.Timestamp
+	5,  // 47: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	37, // 48: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	41, // 49: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	50, // [50:50] is the sub-list for method output_type
+	50, // [50:50] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -3092,7 +3232,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
 			NumEnums:      7,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -323,8 +323,11 @@ type CrisisState struct {
 	// Steps of the Security Council's own track recorded so far (decisions
 	// of kind council-action, horizon-scanning briefings included).
 	CouncilActions int32 `protobuf:"varint,60,opt,name=council_actions,json=councilActions,proto3" json:"council_actions,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Comments people left on the crisis's timeline, oldest first
+	// (the comment control). Internal text: never in a partner's view.
+	Comments      []*Comment `protobuf:"bytes,80,rep,name=comments,proto3" json:"comments,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -509,6 +512,13 @@ func (x *CrisisState) GetCouncilActions() int32 {
 		return x.CouncilActions
 	}
 	return 0
+}
+
+func (x *CrisisState) GetComments() []*Comment {
+	if x != nil {
+		return x.Comments
+	}
+	return nil
 }
 
 // FollowUpState is where a running sustained follow-up stands.
@@ -1363,7 +1373,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xf9\b\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xab\t\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1387,7 +1397,8 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\vengagements\x18\x16 \x01(\x05R\vengagements\x12-\n" +
 	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\x127\n" +
 	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\x12'\n" +
-	"\x0fcouncil_actions\x18< \x01(\x05R\x0ecouncilActions\"\x9d\x01\n" +
+	"\x0fcouncil_actions\x18< \x01(\x05R\x0ecouncilActions\x120\n" +
+	"\bcomments\x18P \x03(\v2\x14.demarche.v1.CommentR\bcomments\"\x9d\x01\n" +
 	"\rFollowUpState\x12:\n" +
 	"\vnext_due_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\x12$\n" +
 	"\x0echeck_ins_done\x18\x02 \x01(\x05R\fcheckInsDone\x12*\n" +
@@ -1515,8 +1526,9 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*PartnerRoleAck)(nil),        // 20: demarche.v1.PartnerRoleAck
 	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
 	(*Warning)(nil),               // 22: demarche.v1.Warning
-	(Role)(0),                     // 23: demarche.v1.Role
-	(Confidentiality)(0),          // 24: demarche.v1.Confidentiality
+	(*Comment)(nil),               // 23: demarche.v1.Comment
+	(Role)(0),                     // 24: demarche.v1.Role
+	(Confidentiality)(0),          // 25: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
 	15, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
@@ -1539,34 +1551,35 @@ var file_demarche_v1_state_proto_depIdxs = []int32{
 	9,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
 	6,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
 	5,  // 19: demarche.v1.CrisisState.follow_up:type_name -> demarche.v1.FollowUpState
-	16, // 20: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
-	1,  // 21: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
-	16, // 22: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
-	15, // 23: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	16, // 24: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	16, // 25: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	16, // 26: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	2,  // 27: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	15, // 28: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	16, // 29: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	23, // 30: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	16, // 31: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	17, // 32: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	11, // 33: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	17, // 34: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	17, // 35: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
-	17, // 36: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
-	15, // 37: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	17, // 38: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	16, // 39: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	12, // 40: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	23, // 41: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	24, // 42: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	43, // [43:43] is the sub-list for method output_type
-	43, // [43:43] is the sub-list for method input_type
-	43, // [43:43] is the sub-list for extension type_name
-	43, // [43:43] is the sub-list for extension extendee
-	0,  // [0:43] is the sub-list for field type_name
+	23, // 20: demarche.v1.CrisisState.comments:type_name -> demarche.v1.Comment
+	16, // 21: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
+	1,  // 22: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
+	16, // 23: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	15, // 24: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	16, // 25: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	16, // 26: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	16, // 27: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 28: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	15, // 29: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	16, // 30: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	24, // 31: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	16, // 32: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	17, // 33: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	11, // 34: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	17, // 35: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	17, // 36: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
+	17, // 37: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
+	15, // 38: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	17, // 39: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	16, // 40: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	12, // 41: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	24, // 42: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	25, // 43: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }

@@ -510,6 +510,15 @@ func (x *WarnControl) Validate() error {
 	return c.err()
 }
 
+// Validate checks a comment control: who comments, and the comment.
+func (x *CommentControl) Validate() error {
+	c := newChecker("comment control")
+	c.principal("principal", x.GetPrincipal())
+	c.roles("roles", x.GetRoles())
+	c.text("text", x.GetText(), true)
+	return c.err()
+}
+
 // partnerNamePattern is a partner organisation's name as the registry
 // keeps it (upper case, safe as a NATS subject token), e.g. ECOWAS.
 var partnerNamePattern = regexp.MustCompile(`^[A-Z][A-Z0-9_-]{1,31}$`)
@@ -673,6 +682,17 @@ func (x *SharingChanged) Validate() error {
 	seen := map[string]string{}
 	c.partners("added", x.GetAdded(), seen)
 	c.partners("removed", x.GetRemoved(), seen)
+	return c.err()
+}
+
+// Validate checks a CommentAdded event.
+func (x *CommentAdded) Validate() error {
+	c := newChecker("CommentAdded")
+	c.id("crisis_id", x.GetCrisisId())
+	c.nested("comment", x.GetComment() != nil, func(c *checker) {
+		c.principal("principal", x.GetComment().GetPrincipal())
+		c.text("text", x.GetComment().GetText(), true)
+	})
 	return c.err()
 }
 

@@ -139,7 +139,9 @@ type CrisisCarryOver struct {
 	Signals []*DeferredSignal `protobuf:"bytes,16,rep,name=signals,proto3" json:"signals,omitempty"`
 	// Events the run made and had not yet handed to a publishing activity:
 	// the next run publishes them first, in this order, under their ids.
-	Unpublished   []*PublishEventRequest `protobuf:"bytes,17,rep,name=unpublished,proto3" json:"unpublished,omitempty"`
+	Unpublished []*PublishEventRequest `protobuf:"bytes,17,rep,name=unpublished,proto3" json:"unpublished,omitempty"`
+	// Comments on the crisis's timeline (the comment control).
+	Comments      []*Comment `protobuf:"bytes,80,rep,name=comments,proto3" json:"comments,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +291,13 @@ func (x *CrisisCarryOver) GetSignals() []*DeferredSignal {
 func (x *CrisisCarryOver) GetUnpublished() []*PublishEventRequest {
 	if x != nil {
 		return x.Unpublished
+	}
+	return nil
+}
+
+func (x *CrisisCarryOver) GetComments() []*Comment {
+	if x != nil {
+		return x.Comments
 	}
 	return nil
 }
@@ -1608,7 +1617,7 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\bplaybook\x18\x03 \x01(\v2\x15.demarche.v1.PlaybookR\bplaybook\x12;\n" +
 	"\n" +
 	"carry_over\x18\x04 \x01(\v2\x1c.demarche.v1.CrisisCarryOverR\tcarryOver\x12,\n" +
-	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\xd6\x06\n" +
+	"\x12max_history_events\x18\x05 \x01(\x05R\x10maxHistoryEvents\"\x88\a\n" +
 	"\x0fCrisisCarryOver\x12\x14\n" +
 	"\x05phase\x18\x01 \x01(\x05R\x05phase\x124\n" +
 	"\btimeline\x18\x02 \x03(\v2\x18.demarche.v1.StageRecordR\btimeline\x124\n" +
@@ -1628,7 +1637,8 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\vruns_before\x18\x0f \x01(\x05R\n" +
 	"runsBefore\x125\n" +
 	"\asignals\x18\x10 \x03(\v2\x1b.demarche.v1.DeferredSignalR\asignals\x12B\n" +
-	"\vunpublished\x18\x11 \x03(\v2 .demarche.v1.PublishEventRequestR\vunpublished\"L\n" +
+	"\vunpublished\x18\x11 \x03(\v2 .demarche.v1.PublishEventRequestR\vunpublished\x120\n" +
+	"\bcomments\x18P \x03(\v2\x14.demarche.v1.CommentR\bcomments\"L\n" +
 	"\x0eDeferredSignal\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12&\n" +
 	"\x03arg\x18\x02 \x01(\v2\x14.google.protobuf.AnyR\x03arg\"\xb2\x04\n" +
@@ -1772,14 +1782,15 @@ var file_demarche_v1_workflow_proto_goTypes = []any{
 	(*Warning)(nil),               // 28: demarche.v1.Warning
 	(*RefusedSignal)(nil),         // 29: demarche.v1.RefusedSignal
 	(*timestamppb.Timestamp)(nil), // 30: google.protobuf.Timestamp
-	(*anypb.Any)(nil),             // 31: google.protobuf.Any
-	(*FactFindingMandate)(nil),    // 32: demarche.v1.FactFindingMandate
-	(*EnvoyAppointment)(nil),      // 33: demarche.v1.EnvoyAppointment
-	(*FundingRequest)(nil),        // 34: demarche.v1.FundingRequest
-	(*durationpb.Duration)(nil),   // 35: google.protobuf.Duration
-	(Region)(0),                   // 36: demarche.v1.Region
-	(*DecisionRef)(nil),           // 37: demarche.v1.DecisionRef
-	(*Assignment)(nil),            // 38: demarche.v1.Assignment
+	(*Comment)(nil),               // 31: demarche.v1.Comment
+	(*anypb.Any)(nil),             // 32: google.protobuf.Any
+	(*FactFindingMandate)(nil),    // 33: demarche.v1.FactFindingMandate
+	(*EnvoyAppointment)(nil),      // 34: demarche.v1.EnvoyAppointment
+	(*FundingRequest)(nil),        // 35: demarche.v1.FundingRequest
+	(*durationpb.Duration)(nil),   // 36: google.protobuf.Duration
+	(Region)(0),                   // 37: demarche.v1.Region
+	(*DecisionRef)(nil),           // 38: demarche.v1.DecisionRef
+	(*Assignment)(nil),            // 39: demarche.v1.Assignment
 }
 var file_demarche_v1_workflow_proto_depIdxs = []int32{
 	21, // 0: demarche.v1.CrisisWorkflowInput.crisis:type_name -> demarche.v1.Crisis
@@ -1799,40 +1810,41 @@ var file_demarche_v1_workflow_proto_depIdxs = []int32{
 	30, // 14: demarche.v1.CrisisCarryOver.first_action:type_name -> google.protobuf.Timestamp
 	2,  // 15: demarche.v1.CrisisCarryOver.signals:type_name -> demarche.v1.DeferredSignal
 	16, // 16: demarche.v1.CrisisCarryOver.unpublished:type_name -> demarche.v1.PublishEventRequest
-	31, // 17: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
-	32, // 18: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	33, // 19: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	4,  // 20: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
-	34, // 21: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
-	24, // 22: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
-	24, // 23: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
-	21, // 24: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
-	8,  // 25: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
-	35, // 26: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
-	35, // 27: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
-	21, // 28: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
-	22, // 29: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
-	9,  // 30: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
-	11, // 31: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
-	30, // 32: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
-	24, // 33: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
-	26, // 34: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
-	30, // 35: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	36, // 36: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
-	34, // 37: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
-	37, // 38: demarche.v1.DisburseRequest.decision:type_name -> demarche.v1.DecisionRef
-	36, // 39: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
-	30, // 40: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
-	31, // 41: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
-	16, // 42: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
-	37, // 43: demarche.v1.ReserveExpertsRequest.decision:type_name -> demarche.v1.DecisionRef
-	38, // 44: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
-	36, // 45: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	31, // 17: demarche.v1.CrisisCarryOver.comments:type_name -> demarche.v1.Comment
+	32, // 18: demarche.v1.DeferredSignal.arg:type_name -> google.protobuf.Any
+	33, // 19: demarche.v1.CarriedStageRun.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	34, // 20: demarche.v1.CarriedStageRun.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	4,  // 21: demarche.v1.CarriedStageRun.funding_requests:type_name -> demarche.v1.CarriedFundingRequest
+	35, // 22: demarche.v1.CarriedFundingRequest.request:type_name -> demarche.v1.FundingRequest
+	24, // 23: demarche.v1.StageCount.stage:type_name -> demarche.v1.Stage
+	24, // 24: demarche.v1.SkippedStage.stage:type_name -> demarche.v1.Stage
+	21, // 25: demarche.v1.OpenCrisisRequest.crisis:type_name -> demarche.v1.Crisis
+	8,  // 26: demarche.v1.OpenCrisisRequest.drill:type_name -> demarche.v1.DrillSettings
+	36, // 27: demarche.v1.DrillSettings.decision_delay:type_name -> google.protobuf.Duration
+	36, // 28: demarche.v1.DrillPolicy.stage_duration:type_name -> google.protobuf.Duration
+	21, // 29: demarche.v1.StageWorkflowInput.crisis:type_name -> demarche.v1.Crisis
+	22, // 30: demarche.v1.StageWorkflowInput.playbook:type_name -> demarche.v1.Playbook
+	9,  // 31: demarche.v1.StageWorkflowInput.drill_policy:type_name -> demarche.v1.DrillPolicy
+	11, // 32: demarche.v1.StageWorkflowInput.follow_up:type_name -> demarche.v1.FollowUpProgress
+	30, // 33: demarche.v1.FollowUpProgress.next_due:type_name -> google.protobuf.Timestamp
+	24, // 34: demarche.v1.StageOutcome.stage:type_name -> demarche.v1.Stage
+	26, // 35: demarche.v1.DeadlineReport.deadline:type_name -> demarche.v1.DeadlineState
+	30, // 36: demarche.v1.CheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	37, // 37: demarche.v1.DisburseRequest.region:type_name -> demarche.v1.Region
+	35, // 38: demarche.v1.DisburseRequest.request:type_name -> demarche.v1.FundingRequest
+	38, // 39: demarche.v1.DisburseRequest.decision:type_name -> demarche.v1.DecisionRef
+	37, // 40: demarche.v1.PublishEventRequest.region:type_name -> demarche.v1.Region
+	30, // 41: demarche.v1.PublishEventRequest.time:type_name -> google.protobuf.Timestamp
+	32, // 42: demarche.v1.PublishEventRequest.data:type_name -> google.protobuf.Any
+	16, // 43: demarche.v1.PublishEventBatch.events:type_name -> demarche.v1.PublishEventRequest
+	38, // 44: demarche.v1.ReserveExpertsRequest.decision:type_name -> demarche.v1.DecisionRef
+	39, // 45: demarche.v1.ReserveExpertsResult.assignments:type_name -> demarche.v1.Assignment
+	37, // 46: demarche.v1.PickExpertsRequest.region:type_name -> demarche.v1.Region
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_workflow_proto_init() }

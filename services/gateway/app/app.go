@@ -18,6 +18,8 @@ package app
 
 import (
 	"context"
+	"crypto/ed25519"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
@@ -42,6 +44,11 @@ type App struct {
 	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
 	// controls stands in for the crises' control updates in tests (nil: Temporal).
 	controls func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)
+	// auditKey is the audit service's public key chains are verified
+	// against (nil: none configured; audit.go).
+	auditKey ed25519.PublicKey
+	// anchorCover: see WithAnchorCover.
+	anchorCover time.Duration
 }
 
 // Option tunes an App made by New.

@@ -111,6 +111,7 @@ var controls = map[string]func() proto.Message{
 	crisis.UpdateReopenStage: func() proto.Message { return &demarchev1.StageControl{} },
 	crisis.UpdatePartnerRole: func() proto.Message { return &demarchev1.PartnerRoleAck{} },
 	crisis.UpdateWarn:        func() proto.Message { return &demarchev1.WarnControl{} },
+	crisis.UpdateComment:     func() proto.Message { return &demarchev1.CommentControl{} },
 }
 
 // Controls are the names of the operator controls ("escalate",

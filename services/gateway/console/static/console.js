@@ -219,6 +219,20 @@
     }
   });
 
+  // What a region holds, without what changes on every render or in this
+  // browser alone: each form's fresh idempotency key (hidden "key"), the
+  // countdowns tick() rewrites, a restored draft's note. A refresh that
+  // brings nothing else new leaves the region alone, so a form someone is
+  // about to type into is not swapped under them (the node they are
+  // focusing would vanish, and the first keys typed with it).
+  function settled(el) {
+    var c = el.cloneNode(true);
+    c.querySelectorAll("input[type=hidden][name=key]").forEach(function (i) { i.setAttribute("value", ""); i.value = ""; });
+    c.querySelectorAll("[data-due]").forEach(function (d) { d.textContent = ""; d.classList.remove("overdue", "at-risk"); });
+    c.querySelectorAll(".draft-note").forEach(function (n) { n.remove(); });
+    return c.innerHTML;
+  }
+
   function refresh() {
     pending = null;
     // A refusal is shown at the form's address (…/decide, …/control): refresh
@@ -244,7 +258,7 @@
           var opened = [];
           region.querySelectorAll("details[id]").forEach(function (d) { opened.push([d.id, d.open]); });
           opened.forEach(function (o) { var f = fresh.querySelector("#" + CSS.escape(o[0])); if (f) f.open = o[1]; });
-          if (fresh.innerHTML !== region.innerHTML) { region.innerHTML = fresh.innerHTML; wireDrafts(region); }
+          if (settled(fresh) !== settled(region)) { region.innerHTML = fresh.innerHTML; wireDrafts(region); }
         });
         updates++;
         document.body.setAttribute("data-updates", String(updates));
