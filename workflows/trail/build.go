@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
@@ -282,7 +283,7 @@ func published(data proto.Message) (Entry, bool) {
 	case *demarchev1.StageEntered:
 		return Entry{Kind: "stage", What: "entered " + d.GetStage().Slug()}, true
 	case *demarchev1.StageCompleted:
-		return Entry{Kind: "stage", What: fmt.Sprintf("completed %s after %s", d.GetStage().Slug(), d.GetDuration().AsDuration())}, true
+		return Entry{Kind: "stage", What: fmt.Sprintf("completed %s after %s", d.GetStage().Slug(), roundDuration(d.GetDuration().AsDuration()))}, true
 	case *demarchev1.StageSkipped:
 		return Entry{Kind: "stage", What: "skipped " + d.GetStage().Slug(), Principal: d.GetPrincipal(), Rationale: d.GetReason()}, true
 	case *demarchev1.DeadlineAtRisk:
@@ -316,4 +317,18 @@ func ReplayWith(h *historypb.History, register func(worker.WorkflowRegistry)) er
 		return fmt.Errorf("%w: workflow %s: %v", ErrNonDeterministic, wt, err)
 	}
 	return nil
+}
+
+// roundDuration keeps a stage's duration readable on a timeline
+// ("50ms", "4.2s", "3h12m5s"), not "50.008031ms": the exact value stays in
+// the event itself.
+func roundDuration(d time.Duration) time.Duration {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond)
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond)
+	default:
+		return d.Round(time.Second)
+	}
 }
