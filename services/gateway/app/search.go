@@ -54,7 +54,9 @@ func (a *App) find(ctx context.Context, p *authn.Principal, q ListQuery) ([]foun
 	if err != nil {
 		return nil, err
 	}
-	states, err := a.readAll(ctx, p, rows, q.Via)
+	// The audit trail names every read; a caller that did not say which
+	// request it serves is named by the use case.
+	states, err := a.readAll(ctx, p, rows, cmp.Or(q.Via, "search across crises"))
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +146,7 @@ func (a *App) Lessons(ctx context.Context, p *authn.Principal, q LessonsQuery) (
 	f := crisis.Filter{Stage: demarchev1.Stage_STAGE_CLOSED, CrisisType: q.CrisisType, Region: q.Region, Country: q.Country, ExcludeDrills: !q.Drills}
 	// Every candidate is read (the lessons are in its state); the text is
 	// matched here, against the lessons too.
-	rows, err := a.find(ctx, p, ListQuery{Filter: f, Outcome: q.Outcome, Via: q.Via})
+	rows, err := a.find(ctx, p, ListQuery{Filter: f, Outcome: q.Outcome, Via: cmp.Or(q.Via, "lessons across crises")})
 	if err != nil {
 		return nil, err
 	}
