@@ -128,7 +128,7 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
 		{Method: "GET", Pattern: "/console/roster", Action: authz.ReadRoster, page: (*console).roster}, // console_roster.go
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
-		{Method: "GET", Pattern: "/console/search", Action: authz.ReadCrises, page: (*console).search},     // console_search.go; GET /v1/crises
+		{Method: "GET", Pattern: "/console/search", Action: authz.ReadCrises, page: (*console).search},    // console_search.go; GET /v1/crises
 		{Method: "GET", Pattern: "/console/lessons", Action: authz.ReadLessons, page: (*console).lessons}, // GET /v1/lessons
 		{Method: "GET", Pattern: "/console/drills", Action: authz.OpenDrill, page: (*console).drills},
 		{Method: "POST", Pattern: "/console/drills", Action: authz.OpenDrill, page: (*console).openDrill}, // POST /v1/crises with drill settings
