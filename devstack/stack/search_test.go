@@ -36,36 +36,11 @@ func TestSearchAndLessons(t *testing.T) {
 		}
 		return openedIDHTTP(t, out)
 	}
-	// closeWith skips every stage as it comes, then closes the crisis.
-	closeWith := func(id, outcome, lesson string) {
-		t.Helper()
-		waitFor(t, func() bool {
-			code, out, _ := duty.call("GET", "/v1/crises/"+id, "")
-			if code != http.StatusOK {
-				return false
-			}
-			for _, p := range asList(out["pendingDecisions"]) {
-				if p.(map[string]any)["kind"] == "closure" {
-					return true
-				}
-			}
-			for _, st := range asList(out["activeStages"]) {
-				// a stage that ended meanwhile is refused: the next round skips what runs then
-				duty.call("POST", "/v1/crises/"+id+"/controls/skip-stage", fmt.Sprintf(`{"reason": "search test", "stage": %q}`, st))
-			}
-			return false
-		})
-		body := fmt.Sprintf(`{"rationale": "search test", "closure": {"outcome": %q, "lessons": [%q]}}`, outcome, lesson)
-		if code, _, raw := duty.call("POST", "/v1/crises/"+id+"/decisions", body); code != http.StatusOK {
-			t.Fatalf("close %s: %d %s", id, code, raw)
-		}
-	}
-
 	coup := open("Zq7 coup in Conakry", "GN", "unconstitutional-change", 4, "CONFIDENTIALITY_PUBLIC", `"ECOWAS"`)
 	quiet := open("Zq7 quiet talks in Conakry", "GN", "unconstitutional-change", 3, "CONFIDENTIALITY_CONFIDENTIAL", "")
 	border := open("Zq7 border clash", "UA", "border-dispute", 2, "CONFIDENTIALITY_PUBLIC", `"ECOWAS"`)
-	closeWith(coup, "OUTCOME_AVERTED", "Zq7 lesson: the regional lead worked")
-	closeWith(quiet, "OUTCOME_AVERTED", "Zq7 lesson: quiet diplomacy held")
+	closeCrisisHTTP(t, duty, coup, "OUTCOME_AVERTED", "Zq7 lesson: the regional lead worked")
+	closeCrisisHTTP(t, duty, quiet, "OUTCOME_AVERTED", "Zq7 lesson: quiet diplomacy held")
 
 	// A drill from the console's form, as the drill coordinator.
 	dutyTok := readToken(t, s.TokenFile("duty"))
@@ -219,6 +194,33 @@ func TestSearchAndLessons(t *testing.T) {
 	}
 	if page := consoleGet(t, s.APIURL(), dutyTok, "/console/drills"); !strings.Contains(page, drill) {
 		t.Errorf("the drills page does not list the drill opened from it")
+	}
+}
+
+// closeCrisisHTTP skips every stage of a crisis as it comes, then closes
+// it with an outcome and a lesson (as the head of department: c holds the
+// role).
+func closeCrisisHTTP(t *testing.T, c apiCaller, id, outcome, lesson string) {
+	t.Helper()
+	waitFor(t, func() bool {
+		code, out, _ := c.call("GET", "/v1/crises/"+id, "")
+		if code != http.StatusOK {
+			return false
+		}
+		for _, p := range asList(out["pendingDecisions"]) {
+			if p.(map[string]any)["kind"] == "closure" {
+				return true
+			}
+		}
+		for _, st := range asList(out["activeStages"]) {
+			// a stage that ended meanwhile is refused: the next round skips what runs then
+			c.call("POST", "/v1/crises/"+id+"/controls/skip-stage", fmt.Sprintf(`{"reason": "search test", "stage": %q}`, st))
+		}
+		return false
+	})
+	body := fmt.Sprintf(`{"rationale": "search test", "closure": {"outcome": %q, "lessons": [%q]}}`, outcome, lesson)
+	if code, _, raw := c.call("POST", "/v1/crises/"+id+"/decisions", body); code != http.StatusOK {
+		t.Fatalf("close %s: %d %s", id, code, raw)
 	}
 }
 
