@@ -1,5 +1,6 @@
 // Package app is the gateway's application layer: one function per use case
-// (open a crisis, read one, list them, decide, apply a control, change who a
+// (open a crisis, read one, list and search them, lessons across closed
+// crises, decide, apply a control, change who a
 // crisis is shared with), between the gateway's two transports and the
 // engines. The HTTP API (package gateway, routes.go) and the console
 // (console*.go) both call it directly; neither calls the other.
