@@ -166,6 +166,14 @@ func TestSearchAndLessons(t *testing.T) {
 		t.Errorf("a partner's lessons: %d %s, want 403", code, raw)
 	}
 
+	// The CLI asks the same routes.
+	if out, err := runCLI(t, s, "crisis", "list", "--text", "zq7", "--outcome", "averted"); err != nil || !strings.Contains(out, coup) || !strings.Contains(out, quiet) || strings.Contains(out, border) {
+		t.Errorf("crisis list --text --outcome: %v\n%s", err, out)
+	}
+	if out, err := runCLI(t, s, "crisis", "lessons", "--type", "unconstitutional-change", "--region", "africa"); err != nil || !strings.Contains(out, "quiet diplomacy held") || !strings.Contains(out, "outcome averted") {
+		t.Errorf("crisis lessons: %v\n%s", err, out)
+	}
+
 	// The console's pages, as each of them sees them.
 	analystTok, ecowasTok := readToken(t, s.TokenFile("analyst")), readToken(t, s.TokenFile("ecowas"))
 	page := consoleGet(t, s.APIURL(), dutyTok, "/console/search?q=zq7&drills=true")
