@@ -63,6 +63,11 @@ func TestAPIAnswersMatchOpenAPI(t *testing.T) {
 	check(duty, "POST", "/v1/crises", "/v1/crises", `{"crisis": {"severity": 9}}`, http.StatusBadRequest)
 	check(duty, "GET", "/v1/whoami", "/v1/whoami", "", http.StatusOK)
 	check(duty, "GET", "/v1/crises", "/v1/crises", "", http.StatusOK)
+	check(duty, "GET", "/v1/crises?q=mopti&region=africa&severity_min=2&status=open&drills=false", "/v1/crises", "", http.StatusOK)
+	check(duty, "GET", "/v1/crises?opened_from=someday", "/v1/crises", "", http.StatusBadRequest)
+	check(duty, "GET", "/v1/lessons?type=intercommunal-violence", "/v1/lessons", "", http.StatusOK)
+	check(duty, "GET", "/v1/lessons?outcome=won", "/v1/lessons", "", http.StatusBadRequest)
+	check(apiCaller{t: t, url: s.APIURL(), token: readToken(t, s.TokenFile("ecowas"))}, "GET", "/v1/lessons", "/v1/lessons", "", http.StatusForbidden)
 	// One JSON style: enums as short values, durations as strings, times in RFC 3339.
 	got := check(duty, "GET", "/v1/crises/"+id, "/v1/crises/{id}", "", http.StatusOK)
 	c, _ := got["crisis"].(map[string]any)

@@ -48,6 +48,9 @@ const (
 	ReadFunds    Action = "funds.read"
 	ReadPartners Action = "partners.read"
 	Audit        Action = "audit.read"
+	// ReadLessons: closure lessons across crises (internal: never a
+	// partner's), each crisis's filtered by clearance as its reads are.
+	ReadLessons Action = "lessons.read"
 )
 
 type role = demarchev1.Role
@@ -93,6 +96,7 @@ var table = map[Action][]role{
 	ReadFunds:      {approver, fundMgr, head, auditor},
 	ReadPartners:   {duty, desk, head, admin, auditor},
 	Audit:          {auditor, admin},
+	ReadLessons:    {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, admin, drill},
 }
 
 // Actions lists every action of the table, sorted (for matrices and docs).

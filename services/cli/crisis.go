@@ -27,7 +27,7 @@ func newCrisisCmd(app *App) *cobra.Command {
 		Short: "Open, list and inspect crises",
 		Long:  "Each crisis is one durable CrisisResponse workflow in Temporal; these commands start it, list crises through Temporal visibility, and query a crisis's state.",
 	}
-	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app), newHorizonScanningCmd(app))
+	cmd.AddCommand(newCrisisOpenCmd(app), newCrisisListCmd(app), newCrisisShowCmd(app), newDecideCmd(app), newFiguresCmd(app), newHorizonScanningCmd(app), newLessonsCmd(app))
 	cmd.AddCommand(newControlCmds(app)...)
 	cmd.AddCommand(newReportCmd(app))
 	return cmd
@@ -209,6 +209,20 @@ func namedByFlags(err error, flags map[string]string, trim ...string) error {
 func newCrisisListCmd(app *App) *cobra.Command {
 	var stage, country, ctype string
 	var open bool
+	// Search filters, passed to GET /v1/crises as they are (the gateway
+	// refuses a value it does not understand, naming the parameter).
+	search := map[string]*string{}
+	searchFlags := []struct{ flag, param, help string }{
+		{"text", "q", "only crises whose id or title holds this text (reads each candidate)"},
+		{"region", "region", "only crises of this region (africa, americas, asia-pacific, europe, middle-east)"},
+		{"severity-min", "severity_min", "only crises of at least this severity"},
+		{"severity-max", "severity_max", "only crises of at most this severity"},
+		{"status", "status", "open or closed"},
+		{"outcome", "outcome", "only closed crises with this outcome (averted, contained, escalated, unresolved)"},
+		{"drills", "drills", "false: real crises only; only: drills only"},
+		{"opened-from", "opened_from", "only crises opened on or after this day (YYYY-MM-DD, UTC)"},
+		{"opened-to", "opened_to", "only crises opened on or before this day (YYYY-MM-DD, UTC)"},
+	}
 	var limit int
 	var output outputFlag
 	cmd := &cobra.Command{
@@ -250,6 +264,11 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 			if open {
 				q.Set("open", "true")
 			}
+			for param, v := range search {
+				if *v != "" {
+					q.Set(param, *v)
+				}
+			}
 			rows, err := app.listCrises(cmd.Context(), q, limit)
 			if err != nil {
 				return err
@@ -277,6 +296,70 @@ Stages: ` + strings.Join(demarchev1.StageSlugs(), ", "),
 	fl.StringVar(&ctype, "type", "", "only crises of this type")
 	fl.BoolVar(&open, "open", false, "only crises whose workflow is still running")
 	fl.IntVar(&limit, "limit", 100, "at most this many rows (1 to 5000)")
+	for _, f := range searchFlags {
+		search[f.param] = fl.String(f.flag, "", f.help)
+	}
+	output.bind(cmd)
+	return cmd
+}
+
+// newLessonsCmd lists the lessons recorded at closure across the closed
+// crises you may see (GET /v1/lessons; never a partner's).
+func newLessonsCmd(app *App) *cobra.Command {
+	var output outputFlag
+	params := map[string]*string{}
+	cmd := &cobra.Command{
+		Use:     "lessons",
+		Short:   "List the lessons recorded at closure across closed crises, most recently closed first",
+		Example: "  demarche crisis lessons --type unconstitutional-change --region africa --outcome averted",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := output.json()
+			if err != nil {
+				return err
+			}
+			api, err := app.api()
+			if err != nil {
+				return err
+			}
+			q := url.Values{}
+			for k, v := range params {
+				if *v != "" {
+					q.Set(k, *v)
+				}
+			}
+			var out demarchev1.ListLessonsResponse
+			if err := api.do(cmd.Context(), "GET", "/v1/lessons", q, nil, &out); err != nil {
+				return err
+			}
+			if asJSON {
+				return app.printJSON(&out)
+			}
+			for _, l := range out.GetLessons() {
+				fmt.Fprintf(app.Out, "%s  %s\n  %s · %s (%s) · outcome %s · closed %s\n", l.GetCrisisId(), l.GetTitle(), l.GetCrisisType(), l.GetCountry(),
+					l.GetRegion(), l.GetOutcome(), ts(l.GetClosedAt()))
+				for _, lesson := range l.GetLessons() {
+					fmt.Fprintf(app.Out, "  - %s\n", lesson)
+				}
+			}
+			if len(out.GetLessons()) == 0 {
+				fmt.Fprintln(app.Out, "(no lessons match)")
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	for _, f := range []struct{ flag, param, help string }{
+		{"type", "type", "only crises of this type"},
+		{"region", "region", "only crises of this region"},
+		{"country", "country", "only crises in this country (ISO 3166-1 alpha-2)"},
+		{"outcome", "outcome", "only crises with this outcome (averted, contained, escalated, unresolved)"},
+		{"text", "q", "only lessons (or crises' ids or titles) holding this text"},
+		{"drills", "drills", "true: include drills' lessons"},
+		{"limit", "limit", "at most this many crises (1 to 1000, default 200)"},
+	} {
+		params[f.param] = fl.String(f.flag, "", f.help)
+	}
 	output.bind(cmd)
 	return cmd
 }

@@ -69,7 +69,7 @@ func runRoot(t *testing.T, args ...string) (string, error) {
 }
 
 // readVerbs are the commands that read: each takes --output table|json.
-var readVerbs = []string{"whoami", "crisis list", "crisis show", "crisis figures", "roster search", "roster assignments",
+var readVerbs = []string{"whoami", "crisis list", "crisis show", "crisis figures", "crisis lessons", "roster search", "roster assignments",
 	"roster experts", "fund balance", "fund ledger", "partner list", "playbook list", "playbook show", "warning score",
 	"audit verify", "audit reconcile", "audit replay", "events tail"}
 
@@ -93,7 +93,7 @@ func TestEveryReadVerbTakesOutput(t *testing.T) {
 			walk(sub)
 		}
 		switch c.Name() {
-		case "list", "show", "search", "assignments", "experts", "balance", "ledger", "score", "figures", "tail", "whoami":
+		case "list", "show", "search", "lessons", "assignments", "experts", "balance", "ledger", "score", "figures", "tail", "whoami":
 			if c.Flags().Lookup("output") == nil {
 				t.Errorf("%s reads but has no --output", c.CommandPath())
 			}

@@ -143,6 +143,10 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "POST", Pattern: "/console/crises/{id}/audit/verify", Action: authz.Audit, page: (*console).auditVerify},
 		{Method: "POST", Pattern: "/console/crises/{id}/audit/reconcile", Action: authz.Audit, page: (*console).auditReconcile},
 		{Method: "GET", Pattern: "/console/crises/{id}/evidence", Action: authz.Audit, page: (*console).evidence},
+		{Method: "GET", Pattern: "/console/search", Action: authz.ReadCrises, page: (*console).search},    // console_search.go; GET /v1/crises
+		{Method: "GET", Pattern: "/console/lessons", Action: authz.ReadLessons, page: (*console).lessons}, // GET /v1/lessons
+		{Method: "GET", Pattern: "/console/drills", Action: authz.OpenDrill, page: (*console).drills},
+		{Method: "POST", Pattern: "/console/drills", Action: authz.OpenDrill, page: (*console).openDrill}, // POST /v1/crises with drill settings
 	}
 }
 
@@ -540,7 +544,7 @@ func (c *console) renderError(w http.ResponseWriter, r *http.Request, u *user, e
 func parsePages() map[string]*template.Template {
 	funcs := pageFuncs()
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error", "audit", "timeline"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error", "audit", "timeline", "search", "lessons", "drills"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}

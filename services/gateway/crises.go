@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,7 +11,6 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway/app"
-	"github.com/demarche/demarche/workflows/crisis"
 )
 
 func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Principal) {
@@ -206,44 +204,20 @@ func (s *Service) postCrisis(w http.ResponseWriter, r *http.Request, p *authn.Pr
 
 // listCrises lists what the principal may see: crises up to its clearance,
 // or, for a partner, those shared with its organisation. Others are left out
-// of the rows and of the count alike.
+// of the rows and of the count alike. The query string filters (searchParams).
 func (s *Service) listCrises(w http.ResponseWriter, r *http.Request, p *authn.Principal) {
-	q := r.URL.Query()
-	f := crisis.Filter{OpenOnly: q.Get("open") == "true", ExcludeDrills: q.Get("drills") == "false"}
-	var err error
-	if f.Country, err = countryParam(q.Get("country")); err != nil {
-		writeError(w, err)
-		return
-	}
-	if v := q.Get("stage"); v != "" {
-		if f.Stage, err = demarchev1.ParseStage(v); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	if v := q.Get("type"); v != "" {
-		if f.CrisisType, err = demarchev1.ParseCrisisType(v); err != nil {
-			writeError(w, err)
-			return
-		}
-	}
-	limit := 500
-	if v := q.Get("limit"); v != "" {
-		if limit, err = strconv.Atoi(v); err != nil || limit < 1 || limit > 5000 {
-			writeError(w, &demarchev1.FieldError{Field: "limit", Reason: "must be a number from 1 to 5000"})
-			return
-		}
-	}
-	rows, err := s.app.List(r.Context(), p, app.ListQuery{Filter: f, Limit: limit})
+	q, err := parseSearch(r.URL.Query()) // search.go: every filter, one parser for the API and the console
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	resp := &demarchev1.ListCrisesResponse{}
-	for _, row := range rows {
-		resp.Crises = append(resp.Crises, row.Proto())
+	q.Via = via(r)
+	rows, err := s.app.List(r.Context(), p, q)
+	if err != nil {
+		writeError(w, err)
+		return
 	}
-	writeProto(w, http.StatusOK, resp)
+	writeProto(w, http.StatusOK, summaries(rows))
 }
 
 func (s *Service) getCrisis(w http.ResponseWriter, r *http.Request, p *authn.Principal) {

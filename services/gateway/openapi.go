@@ -44,8 +44,8 @@ func OpenAPI() map[string]any {
 		for _, m := range params.FindAllStringSubmatch(rt.Pattern, -1) {
 			ps = append(ps, map[string]any{"name": m[1], "in": "path", "required": true, "description": paramDoc(m[1]), "schema": map[string]any{"type": "string"}})
 		}
-		if rt.Pattern == "/v1/crises" && rt.Method == "GET" {
-			for _, q := range []string{"stage", "country", "type", "open", "drills", "limit"} {
+		if qs, ok := queryParams[rt.Method+" "+rt.Pattern]; ok {
+			for _, q := range qs {
 				ps = append(ps, map[string]any{"name": q, "in": "query", "required": false, "description": paramDoc(q), "schema": map[string]any{"type": "string"}})
 			}
 		}

@@ -53,7 +53,13 @@ var routeDocs = map[string]routeDoc{
 	"POST /v1/exercises/{id}/signals": {"signals", "Send an exercise's signals: they score and raise drill crises only, never real ones (the drill coordinator's)."},
 	"POST /v1/crises": {"crises", "Open a crisis (a drill when drill is set) and answer its state (201); 409 when its id is taken (ids are never " +
 		"reused). Opening a real crisis needs crisis.open, a drill crisis.open-drill."},
-	"GET /v1/crises": {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), filtered by the query parameters."},
+	"GET /v1/crises": {"crises", "The crises you may see (up to your clearance; a partner: only those shared with it), newest first, filtered by the query " +
+		"parameters (a saved search is its query string). A text (q) or an outcome is matched against each candidate's state (the title and outcome are " +
+		"not indexed: a title is never stored in clear), so such a search reads the 500 most recent candidates the other filters select, each read of a " +
+		"restricted or confidential crisis recorded in its audit trail; its rows then carry the title and outcome."},
+	"GET /v1/lessons": {"crises", "Lessons recorded at closure across the closed crises you may see (up to your clearance), most recently closed first, " +
+		"with each crisis's type, country, region, outcome and closing time; filtered by the query parameters. Lessons are internal: a partner " +
+		"liaison is refused. Each candidate crisis is read (a restricted or confidential one's read recorded in its audit trail)."},
 	"GET /v1/crises/{id}": {"crises", "One crisis's state (its stage, decisions and what they set in motion); 404 when it does not exist or is not yours to see. " +
 		"A partner liaison reads the partner's view: where the crisis stands and its own organisation's role, without decisions, amounts, roster ids or signals."},
 	"POST /v1/crises/{id}/decisions": {"crises", "Record a decision for the crisis's current stage (triage, good offices, ..., closure); the crisis's workflow " +
@@ -99,10 +105,19 @@ var paramDocs = map[string]string{
 	"namespace": "the Temporal namespace whose payloads are coded (the deployment's, demarche by default)",
 	"name":      "the schema's name: a ce-dataschema (type.googleapis.com/demarche.v1.StageEntered), a message name (demarche.v1.StageEntered) or a ce-type",
 	"stage":     "only crises at this stage, short value or full name (good-offices, STAGE_GOOD_OFFICES)",
-	"open":      "true: only crises not closed",
-	"drills":    "false: leave drill crises out (by default they are listed with the real ones)",
-	"limit":     "at most this many crises, from 1 to 5000 (default 500)",
-	"format":    "the report's format: json (the default), csv (the timeline, then figures and lessons) or html (for print; a browser's Save as PDF makes the PDF)",
+	"open":      "true: only crises not closed (the same as status=open)",
+	"drills": "crises: false leaves drill crises out, only lists drills alone (by default they are listed with the real ones); " +
+		"lessons: true includes drills' lessons (left out by default)",
+	"limit":        "at most this many rows: crises from 1 to 5000 (default 500), lessons from 1 to 1000 (default 200)",
+	"q":            "text in the crisis's id or title, any case (lessons: also in the lessons); at most 200 characters",
+	"region":       "only crises of this region: africa, americas, asia-pacific, europe or middle-east",
+	"severity_min": "only crises of at least this severity (1 to 5)",
+	"severity_max": "only crises of at most this severity (1 to 5)",
+	"status":       "open: only crises not closed; closed: only closed ones (ended, or stopped from outside)",
+	"outcome":      "only closed crises with this outcome: averted, contained, escalated or unresolved",
+	"opened_from":  "only crises opened on or after this day (YYYY-MM-DD, UTC) or time (RFC 3339)",
+	"opened_to":    "only crises opened on or before this day (YYYY-MM-DD, UTC, the whole day) or before this time (RFC 3339)",
+	"format":       "the report's format: json (the default), csv (the timeline, then figures and lessons) or html (for print; a browser's Save as PDF makes the PDF)",
 }
 
 func trimAll(ss []string, prefix string) []string {

@@ -57,6 +57,7 @@ func crisisRoutes() []Route {
 		// crisis.open, or crisis.open-drill for a drill:
 		{"POST", "/v1/crises", "", (*Service).postCrisis, &demarchev1.OpenCrisisRequest{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/crises", authz.ReadCrises, (*Service).listCrises, nil, &demarchev1.ListCrisesResponse{}},
+		{"GET", "/v1/lessons", authz.ReadLessons, (*Service).getLessons, nil, &demarchev1.ListLessonsResponse{}},
 		{"GET", "/v1/crises/{id}", authz.ReadCrises, (*Service).getCrisis, nil, &demarchev1.CrisisState{}},
 		{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision, &demarchev1.DecisionRequest{}, &demarchev1.DecisionRecord{}},
 		// the control's own action (crisis.escalate, ...); the body is the control's message:

@@ -101,10 +101,18 @@ type Filter struct {
 	Stage      demarchev1.Stage
 	Country    string
 	CrisisType demarchev1.CrisisType
-	// OpenOnly lists running workflows only.
-	OpenOnly bool
-	// ExcludeDrills leaves drills out (real figures never include them).
-	ExcludeDrills bool
+	Region     demarchev1.Region
+	// SeverityMin and SeverityMax bound the severity (0: unbounded).
+	SeverityMin, SeverityMax int32
+	// OpenOnly lists running workflows only; ClosedOnly the others (closed,
+	// and those ended from outside: terminated, failed).
+	OpenOnly, ClosedOnly bool
+	// ExcludeDrills leaves drills out (real figures never include them);
+	// DrillsOnly lists drills only.
+	ExcludeDrills, DrillsOnly bool
+	// OpenedFrom and OpenedBefore bound when the crisis opened (its
+	// workflow's start; zero: unbounded): From inclusive, Before exclusive.
+	OpenedFrom, OpenedBefore time.Time
 	// Visible limits the listing to what a principal may see: crises of these
 	// confidentiality levels, or (for a partner) shared with SharedWith.
 	// Unset (nil and "") lists everything: callers that serve people set it.
@@ -128,11 +136,32 @@ func (f Filter) Query() string {
 	if f.CrisisType != demarchev1.CrisisType_CRISIS_TYPE_UNSPECIFIED {
 		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SACrisisType.GetName(), f.CrisisType.Slug()))
 	}
+	if f.Region != demarchev1.Region_REGION_UNSPECIFIED {
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SARegion.GetName(), f.Region.Slug()))
+	}
+	if f.SeverityMin > 0 {
+		clauses = append(clauses, fmt.Sprintf("%s >= %d", temporalx.SASeverity.GetName(), f.SeverityMin))
+	}
+	if f.SeverityMax > 0 {
+		clauses = append(clauses, fmt.Sprintf("%s <= %d", temporalx.SASeverity.GetName(), f.SeverityMax))
+	}
 	if f.OpenOnly {
 		clauses = append(clauses, "ExecutionStatus = 'Running'")
 	}
+	if f.ClosedOnly {
+		clauses = append(clauses, "ExecutionStatus != 'Running'")
+	}
 	if f.ExcludeDrills {
 		clauses = append(clauses, fmt.Sprintf("%s = false", temporalx.SADrill.GetName()))
+	}
+	if f.DrillsOnly {
+		clauses = append(clauses, fmt.Sprintf("%s = true", temporalx.SADrill.GetName()))
+	}
+	if !f.OpenedFrom.IsZero() {
+		clauses = append(clauses, fmt.Sprintf("StartTime >= '%s'", f.OpenedFrom.UTC().Format(time.RFC3339Nano)))
+	}
+	if !f.OpenedBefore.IsZero() {
+		clauses = append(clauses, fmt.Sprintf("StartTime < '%s'", f.OpenedBefore.UTC().Format(time.RFC3339Nano)))
 	}
 	switch {
 	case f.SharedWith != "":
@@ -159,19 +188,27 @@ type Summary struct {
 	Stage      string `json:"stage"`
 	Country    string `json:"country"`
 	CrisisType string `json:"crisis_type"`
+	Region     string `json:"region,omitempty"`
 	Severity   int64  `json:"severity"`
+	Drill      bool   `json:"drill,omitempty"`
 	// Confidentiality is public, restricted or confidential.
 	Confidentiality string `json:"confidentiality"`
 	Status          string `json:"status"`
 	StartedAt       string `json:"started_at"`
 	// Started is StartedAt as a time.
 	Started time.Time `json:"-"`
+	// Title and Outcome are not in visibility (a title is never stored in
+	// clear): set only by a search that read the crisis's state
+	// (services/gateway/app's List with a text or an outcome).
+	Title   string `json:"title,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Proto is the row as the API's CrisisSummary.
 func (s Summary) Proto() *demarchev1.CrisisSummary {
 	return &demarchev1.CrisisSummary{CrisisId: s.CrisisID, Stage: s.Stage, Country: s.Country, CrisisType: s.CrisisType,
-		Severity: int32(s.Severity), Confidentiality: s.Confidentiality, Status: s.Status, StartedAt: timestamppb.New(s.Started)}
+		Severity: int32(s.Severity), Confidentiality: s.Confidentiality, Status: s.Status, StartedAt: timestamppb.New(s.Started),
+		Region: s.Region, Drill: s.Drill, Title: s.Title, Outcome: s.Outcome}
 }
 
 // List lists crises through Temporal visibility (no side table), newest first.
@@ -196,6 +233,8 @@ func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary,
 			s.Stage = keyword(sa, temporalx.SAStage.GetName())
 			s.Country = keyword(sa, temporalx.SACountry.GetName())
 			s.CrisisType = keyword(sa, temporalx.SACrisisType.GetName())
+			s.Region = keyword(sa, temporalx.SARegion.GetName())
+			s.Drill = boolAttr(sa, temporalx.SADrill.GetName())
 			s.Severity = intAttr(sa, temporalx.SASeverity.GetName())
 			s.Confidentiality = keyword(sa, temporalx.SAConfidentiality.GetName())
 			out = append(out, s)
@@ -216,6 +255,14 @@ func keyword(sa *common.SearchAttributes, name string) string {
 		_ = converter.GetDefaultDataConverter().FromPayload(p, &s) // an attribute that does not decode reads as unset, like a missing one
 	}
 	return s
+}
+
+func boolAttr(sa *common.SearchAttributes, name string) bool {
+	var b bool
+	if p, ok := sa.GetIndexedFields()[name]; ok {
+		_ = converter.GetDefaultDataConverter().FromPayload(p, &b) // an attribute that does not decode reads as unset, like a missing one
+	}
+	return b
 }
 
 func intAttr(sa *common.SearchAttributes, name string) int64 {

@@ -1145,8 +1145,16 @@ type CrisisSummary struct {
 	// public, restricted or confidential.
 	Confidentiality string `protobuf:"bytes,6,opt,name=confidentiality,proto3" json:"confidentiality,omitempty"`
 	// The workflow's status: running, completed, failed, terminated, ...
-	Status        string                 `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
-	StartedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	Status    string                 `protobuf:"bytes,7,opt,name=status,proto3" json:"status,omitempty"`
+	StartedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
+	// The region's slug, e.g. africa.
+	Region string `protobuf:"bytes,9,opt,name=region,proto3" json:"region,omitempty"`
+	Drill  bool   `protobuf:"varint,10,opt,name=drill,proto3" json:"drill,omitempty"`
+	// The title and outcome are not kept where crises are listed from (a
+	// title is never stored in clear): set only when a search by text or
+	// outcome read the crisis.
+	Title         string `protobuf:"bytes,11,opt,name=title,proto3" json:"title,omitempty"`
+	Outcome       string `protobuf:"bytes,12,opt,name=outcome,proto3" json:"outcome,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1237,6 +1245,34 @@ func (x *CrisisSummary) GetStartedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *CrisisSummary) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
+func (x *CrisisSummary) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *CrisisSummary) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
 // ListCrisesResponse lists the crises a principal may see, newest first.
 type ListCrisesResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1282,6 +1318,163 @@ func (x *ListCrisesResponse) GetCrises() []*CrisisSummary {
 	return nil
 }
 
+// Lesson is one closed crisis's lessons (GET /v1/lessons): internal, never
+// a partner's.
+type Lesson struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CrisisId string                 `protobuf:"bytes,1,opt,name=crisis_id,json=crisisId,proto3" json:"crisis_id,omitempty"`
+	Title    string                 `protobuf:"bytes,2,opt,name=title,proto3" json:"title,omitempty"`
+	Country  string                 `protobuf:"bytes,3,opt,name=country,proto3" json:"country,omitempty"`
+	// The region's and crisis type's slugs.
+	Region     string `protobuf:"bytes,4,opt,name=region,proto3" json:"region,omitempty"`
+	CrisisType string `protobuf:"bytes,5,opt,name=crisis_type,json=crisisType,proto3" json:"crisis_type,omitempty"`
+	// averted, contained, escalated or unresolved.
+	Outcome       string                 `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	ClosedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=closed_at,json=closedAt,proto3" json:"closed_at,omitempty"`
+	Lessons       []string               `protobuf:"bytes,8,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	Drill         bool                   `protobuf:"varint,9,opt,name=drill,proto3" json:"drill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lesson) Reset() {
+	*x = Lesson{}
+	mi := &file_demarche_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lesson) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lesson) ProtoMessage() {}
+
+func (x *Lesson) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lesson.ProtoReflect.Descriptor instead.
+func (*Lesson) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *Lesson) GetCrisisId() string {
+	if x != nil {
+		return x.CrisisId
+	}
+	return ""
+}
+
+func (x *Lesson) GetTitle() string {
+	if x != nil {
+		return x.Title
+	}
+	return ""
+}
+
+func (x *Lesson) GetCountry() string {
+	if x != nil {
+		return x.Country
+	}
+	return ""
+}
+
+func (x *Lesson) GetRegion() string {
+	if x != nil {
+		return x.Region
+	}
+	return ""
+}
+
+func (x *Lesson) GetCrisisType() string {
+	if x != nil {
+		return x.CrisisType
+	}
+	return ""
+}
+
+func (x *Lesson) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *Lesson) GetClosedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ClosedAt
+	}
+	return nil
+}
+
+func (x *Lesson) GetLessons() []string {
+	if x != nil {
+		return x.Lessons
+	}
+	return nil
+}
+
+func (x *Lesson) GetDrill() bool {
+	if x != nil {
+		return x.Drill
+	}
+	return false
+}
+
+// ListLessonsResponse lists closed crises' lessons, most recently closed first.
+type ListLessonsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lessons       []*Lesson              `protobuf:"bytes,1,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLessonsResponse) Reset() {
+	*x = ListLessonsResponse{}
+	mi := &file_demarche_v1_state_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLessonsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLessonsResponse) ProtoMessage() {}
+
+func (x *ListLessonsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_state_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLessonsResponse.ProtoReflect.Descriptor instead.
+func (*ListLessonsResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ListLessonsResponse) GetLessons() []*Lesson {
+	if x != nil {
+		return x.Lessons
+	}
+	return nil
+}
+
 // Principal is who the gateway takes a credential for (GET /v1/whoami).
 type Principal struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1297,7 +1490,7 @@ type Principal struct {
 
 func (x *Principal) Reset() {
 	*x = Principal{}
-	mi := &file_demarche_v1_state_proto_msgTypes[11]
+	mi := &file_demarche_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1502,7 @@ func (x *Principal) String() string {
 func (*Principal) ProtoMessage() {}
 
 func (x *Principal) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_state_proto_msgTypes[11]
+	mi := &file_demarche_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1515,7 @@ func (x *Principal) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Principal.ProtoReflect.Descriptor instead.
 func (*Principal) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_state_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Principal) GetSubject() string {
@@ -1450,7 +1643,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x11funding_lead_time\x18A \x01(\v2\x19.google.protobuf.DurationR\x0ffundingLeadTime\"d\n" +
 	"\tStageTime\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12-\n" +
-	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\"\x96\x02\n" +
+	"\x04time\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x04time\"\xf4\x02\n" +
 	"\rCrisisSummary\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x18\n" +
@@ -1461,9 +1654,27 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x0fconfidentiality\x18\x06 \x01(\tR\x0fconfidentiality\x12\x16\n" +
 	"\x06status\x18\a \x01(\tR\x06status\x129\n" +
 	"\n" +
-	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\"H\n" +
+	"started_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x12\x16\n" +
+	"\x06region\x18\t \x01(\tR\x06region\x12\x14\n" +
+	"\x05drill\x18\n" +
+	" \x01(\bR\x05drill\x12\x14\n" +
+	"\x05title\x18\v \x01(\tR\x05title\x12\x18\n" +
+	"\aoutcome\x18\f \x01(\tR\aoutcome\"H\n" +
 	"\x12ListCrisesResponse\x122\n" +
-	"\x06crises\x18\x01 \x03(\v2\x1a.demarche.v1.CrisisSummaryR\x06crises\"\xb8\x01\n" +
+	"\x06crises\x18\x01 \x03(\v2\x1a.demarche.v1.CrisisSummaryR\x06crises\"\x91\x02\n" +
+	"\x06Lesson\x12\x1b\n" +
+	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x14\n" +
+	"\x05title\x18\x02 \x01(\tR\x05title\x12\x18\n" +
+	"\acountry\x18\x03 \x01(\tR\acountry\x12\x16\n" +
+	"\x06region\x18\x04 \x01(\tR\x06region\x12\x1f\n" +
+	"\vcrisis_type\x18\x05 \x01(\tR\n" +
+	"crisisType\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x127\n" +
+	"\tclosed_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12\x18\n" +
+	"\alessons\x18\b \x03(\tR\alessons\x12\x14\n" +
+	"\x05drill\x18\t \x01(\bR\x05drill\"D\n" +
+	"\x13ListLessonsResponse\x12-\n" +
+	"\alessons\x18\x01 \x03(\v2\x13.demarche.v1.LessonR\alessons\"\xb8\x01\n" +
 	"\tPrincipal\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
@@ -1501,7 +1712,7 @@ func file_demarche_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_demarche_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_demarche_v1_state_proto_goTypes = []any{
 	(StageStatus)(0),              // 0: demarche.v1.StageStatus
 	(OutsideOperationKind)(0),     // 1: demarche.v1.OutsideOperationKind
@@ -1517,69 +1728,73 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*StageTime)(nil),             // 11: demarche.v1.StageTime
 	(*CrisisSummary)(nil),         // 12: demarche.v1.CrisisSummary
 	(*ListCrisesResponse)(nil),    // 13: demarche.v1.ListCrisesResponse
-	(*Principal)(nil),             // 14: demarche.v1.Principal
-	(Stage)(0),                    // 15: demarche.v1.Stage
-	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),   // 17: google.protobuf.Duration
-	(*Crisis)(nil),                // 18: demarche.v1.Crisis
-	(Outcome)(0),                  // 19: demarche.v1.Outcome
-	(*PartnerRoleAck)(nil),        // 20: demarche.v1.PartnerRoleAck
-	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
-	(*Warning)(nil),               // 22: demarche.v1.Warning
-	(*Comment)(nil),               // 23: demarche.v1.Comment
-	(Role)(0),                     // 24: demarche.v1.Role
-	(Confidentiality)(0),          // 25: demarche.v1.Confidentiality
+	(*Lesson)(nil),                // 14: demarche.v1.Lesson
+	(*ListLessonsResponse)(nil),   // 15: demarche.v1.ListLessonsResponse
+	(*Principal)(nil),             // 16: demarche.v1.Principal
+	(Stage)(0),                    // 17: demarche.v1.Stage
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),   // 19: google.protobuf.Duration
+	(*Crisis)(nil),                // 20: demarche.v1.Crisis
+	(Outcome)(0),                  // 21: demarche.v1.Outcome
+	(*PartnerRoleAck)(nil),        // 22: demarche.v1.PartnerRoleAck
+	(*DecisionRecord)(nil),        // 23: demarche.v1.DecisionRecord
+	(*Warning)(nil),               // 24: demarche.v1.Warning
+	(*Comment)(nil),               // 25: demarche.v1.Comment
+	(Role)(0),                     // 26: demarche.v1.Role
+	(Confidentiality)(0),          // 27: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
-	15, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
-	16, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
-	16, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
-	17, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
+	17, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
+	18, // 1: demarche.v1.StageRecord.entered_at:type_name -> google.protobuf.Timestamp
+	18, // 2: demarche.v1.StageRecord.completed_at:type_name -> google.protobuf.Timestamp
+	19, // 3: demarche.v1.StageRecord.duration:type_name -> google.protobuf.Duration
 	0,  // 4: demarche.v1.StageRecord.status:type_name -> demarche.v1.StageStatus
-	18, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
-	15, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
+	20, // 5: demarche.v1.CrisisState.crisis:type_name -> demarche.v1.Crisis
+	17, // 6: demarche.v1.CrisisState.current_stage:type_name -> demarche.v1.Stage
 	3,  // 7: demarche.v1.CrisisState.timeline:type_name -> demarche.v1.StageRecord
-	16, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
-	19, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
-	15, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
+	18, // 8: demarche.v1.CrisisState.closed_at:type_name -> google.protobuf.Timestamp
+	21, // 9: demarche.v1.CrisisState.outcome:type_name -> demarche.v1.Outcome
+	17, // 10: demarche.v1.CrisisState.active_stages:type_name -> demarche.v1.Stage
 	8,  // 11: demarche.v1.CrisisState.pending_decisions:type_name -> demarche.v1.PendingDecision
 	7,  // 12: demarche.v1.CrisisState.deadlines:type_name -> demarche.v1.DeadlineState
-	20, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
-	21, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
-	22, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
+	22, // 13: demarche.v1.CrisisState.partners:type_name -> demarche.v1.PartnerRoleAck
+	23, // 14: demarche.v1.CrisisState.decisions:type_name -> demarche.v1.DecisionRecord
+	24, // 15: demarche.v1.CrisisState.warnings:type_name -> demarche.v1.Warning
 	10, // 16: demarche.v1.CrisisState.figures:type_name -> demarche.v1.ClosureFigures
 	9,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
 	6,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
 	5,  // 19: demarche.v1.CrisisState.follow_up:type_name -> demarche.v1.FollowUpState
-	23, // 20: demarche.v1.CrisisState.comments:type_name -> demarche.v1.Comment
-	16, // 21: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
+	25, // 20: demarche.v1.CrisisState.comments:type_name -> demarche.v1.Comment
+	18, // 21: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
 	1,  // 22: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
-	16, // 23: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
-	15, // 24: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	16, // 25: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	16, // 26: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	16, // 27: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	18, // 23: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	17, // 24: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	18, // 25: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	18, // 26: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	18, // 27: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
 	2,  // 28: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	15, // 29: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	16, // 30: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	24, // 31: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	16, // 32: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	17, // 33: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	17, // 29: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	18, // 30: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	26, // 31: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	18, // 32: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	19, // 33: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
 	11, // 34: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	17, // 35: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	17, // 36: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
-	17, // 37: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
-	15, // 38: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	17, // 39: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	16, // 40: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	19, // 35: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	19, // 36: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
+	19, // 37: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
+	17, // 38: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	19, // 39: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	18, // 40: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
 	12, // 41: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	24, // 42: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	25, // 43: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	44, // [44:44] is the sub-list for method output_type
-	44, // [44:44] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	18, // 42: demarche.v1.Lesson.closed_at:type_name -> google.protobuf.Timestamp
+	14, // 43: demarche.v1.ListLessonsResponse.lessons:type_name -> demarche.v1.Lesson
+	26, // 44: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	27, // 45: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	46, // [46:46] is the sub-list for method output_type
+	46, // [46:46] is the sub-list for method input_type
+	46, // [46:46] is the sub-list for extension type_name
+	46, // [46:46] is the sub-list for extension extendee
+	0,  // [0:46] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
@@ -1595,7 +1810,7 @@ func file_demarche_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_state_proto_rawDesc), len(file_demarche_v1_state_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

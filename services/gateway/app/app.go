@@ -1,5 +1,6 @@
 // Package app is the gateway's application layer: one function per use case
-// (open a crisis, read one, list them, decide, apply a control, change who a
+// (open a crisis, read one, list and search them, lessons across closed
+// crises, decide, apply a control, change who a
 // crisis is shared with), between the gateway's two transports and the
 // engines. The HTTP API (package gateway, routes.go) and the console
 // (console*.go) both call it directly; neither calls the other.
@@ -42,6 +43,8 @@ type App struct {
 	states func(context.Context, string) (*demarchev1.CrisisState, error)
 	// decisions stands in for the crises' decide update in tests (nil: Temporal).
 	decisions func(ctx context.Context, id, key string, req *demarchev1.DecisionRequest) (*demarchev1.DecisionRecord, error)
+	// listing stands in for Temporal visibility in tests (nil: Temporal).
+	listing func(ctx context.Context, f crisis.Filter, limit int) ([]crisis.Summary, error)
 	// controls stands in for the crises' control updates in tests (nil: Temporal).
 	controls func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)
 	// auditKey is the audit service's public key chains are verified
@@ -71,6 +74,13 @@ func WithDecisions(f func(ctx context.Context, id, key string, req *demarchev1.D
 // be sent to the crisis's workflow, and answers the state after it.
 func WithControls(f func(ctx context.Context, id, key, update string, arg proto.Message) (*demarchev1.CrisisState, error)) Option {
 	return func(a *App) { a.controls = f }
+}
+
+// WithListing answers crisis listings from f instead of Temporal
+// visibility (nil: Temporal): f gets the filter as List narrowed it to the
+// principal.
+func WithListing(f func(ctx context.Context, f crisis.Filter, limit int) ([]crisis.Summary, error)) Option {
+	return func(a *App) { a.listing = f }
 }
 
 // New is the application layer over existing connections; tc may be nil

@@ -53,20 +53,55 @@ func (a *App) Crisis(ctx context.Context, p *authn.Principal, q CrisisQuery) (*d
 type ListQuery struct {
 	Filter crisis.Filter
 	Limit  int
+	// Text keeps crises whose id or title holds it (any case), and Outcome
+	// closed crises with that outcome. Neither is kept where crises are
+	// listed from (a title is never stored in clear), so either makes List
+	// read each candidate's state as Crisis does (search.go).
+	Text    string
+	Outcome demarchev1.Outcome
+	// Via names the request for the audit trail when the search reads a
+	// restricted or confidential crisis ("GET /v1/crises?q=...").
+	Via string
 }
 
 // List lists the crises the principal may see: those up to its clearance,
 // or, for a partner, those shared with its organisation. Others are left out
-// of the rows and of the count alike.
+// of the rows and of the count alike. A text or outcome is matched against
+// each candidate's state, read as Crisis reads it (search.go).
 func (a *App) List(ctx context.Context, p *authn.Principal, q ListQuery) ([]crisis.Summary, error) {
-	f := q.Filter
+	if q.Text == "" && q.Outcome == demarchev1.Outcome_OUTCOME_UNSPECIFIED {
+		return a.list(ctx, visibleTo(p, q.Filter), q.Limit)
+	}
+	found, err := a.find(ctx, p, q)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]crisis.Summary, len(found))
+	for i, f := range found {
+		out[i] = f.Summary
+	}
+	return out, nil
+}
+
+// visibleTo is the filter narrowed to what p may see (whatever the filter
+// said about it).
+func visibleTo(p *authn.Principal, f crisis.Filter) crisis.Filter {
 	f.SharedWith, f.Confidentialities = "", nil
 	if PartnerOnly(p) {
 		f.SharedWith = p.Partner
 	} else {
 		f.Confidentialities = authz.Clearances(p)
 	}
-	return crisis.List(ctx, a.tc, f, q.Limit)
+	return f
+}
+
+// list asks visibility (or the stand-in) for the rows of a filter already
+// narrowed by visibleTo.
+func (a *App) list(ctx context.Context, f crisis.Filter, limit int) ([]crisis.Summary, error) {
+	if a.listing != nil {
+		return a.listing(ctx, f, limit)
+	}
+	return crisis.List(ctx, a.tc, f, limit)
 }
 
 // PartnerOnly reports whether p is a partner liaison who is nothing else:
