@@ -684,7 +684,8 @@ var DefaultSignalSources = []string{"acled", "ucdp", "ecowarn", "cewarn", "un-hu
 // DefaultPartners are the partner organisations of the embedded registry
 // (services/partners; a test keeps them equal), in
 // deploy/nats/authorization.conf.
-var DefaultPartners = []string{"AU", "ECOWAS", "SADC", "IGAD", "EU", "OSCE", "OAS", "ASEAN", "PIF", "LAS"}
+var DefaultPartners = []string{"AU", "ECOWAS", "SADC", "IGAD", "ICGLR", "EU", "OSCE", "OAS", "CARICOM", "ASEAN", "PIF", "LAS", "OIC",
+	"ICG-GUINEA", "WANEP", "FEMWISE"}
 
 // DeployIdentities are the outside identities of deploy/nats/authorization.conf.
 func DeployIdentities() []Identity {
