@@ -52,7 +52,7 @@ type Partner struct {
 	Kind string `json:"kind,omitempty"`
 	// Members of a group of friends or contact group: registry partners by
 	// name, member states by ISO 3166-1 alpha-2 code, institutions by name
-	// (e.g. "World Bank", ¶53). Only groups have members, and a group has at
+	// (e.g. "World Bank"; ¶53 "our cooperation with the World Bank"). Only groups have members, and a group has at
 	// least two.
 	Members []string `json:"members,omitempty"`
 
