@@ -27,19 +27,22 @@ const (
 	ReadCrises     Action = "crisis.read" // lists, reads, figures (filtered by clearance)
 	Decide         Action = "crisis.decide"
 	// Controls are named as their updates (crisis.escalate, ...).
-	Escalate     Action = "crisis.escalate"
-	DeEscalate   Action = "crisis.de-escalate"
-	SkipStage    Action = "crisis.skip-stage"
-	ReopenStage  Action = "crisis.reopen-stage"
-	PartnerRole  Action = "crisis.partner-role"
-	Warn         Action = "crisis.warn"
-	Share        Action = "crisis.share" // who a crisis is shared with (partners)
-	SendSignals  Action = "signals.send"
-	ReadScores   Action = "situations.read"
-	ReadRoster   Action = "roster.read"
-	ReadFunds    Action = "funds.read"
-	ReadPartners Action = "partners.read"
-	Audit        Action = "audit.read"
+	Escalate    Action = "crisis.escalate"
+	DeEscalate  Action = "crisis.de-escalate"
+	SkipStage   Action = "crisis.skip-stage"
+	ReopenStage Action = "crisis.reopen-stage"
+	PartnerRole Action = "crisis.partner-role"
+	Warn        Action = "crisis.warn"
+	Share       Action = "crisis.share" // who a crisis is shared with (partners)
+	SendSignals Action = "signals.send"
+	ReadScores  Action = "situations.read"
+	ReadRoster  Action = "roster.read"
+	ReadFunds   Action = "funds.read"
+	// ContributeFunds credits a voluntary contribution to a fund (money in,
+	// never out: paying out comes only from a crisis's funding decisions).
+	ContributeFunds Action = "funds.contribute"
+	ReadPartners    Action = "partners.read"
+	Audit           Action = "audit.read"
 )
 
 type role = demarchev1.Role
@@ -65,24 +68,25 @@ var operators = []role{duty, desk, head, approver, msu}
 // table is the policy: action -> roles allowed. Decide is allowed to every
 // role that takes some decision; which decision, the decision's own type says.
 var table = map[Action][]role{
-	OpenCrisis:     {duty, head},
-	OpenDrill:      {drill},
-	ChoosePlaybook: {head},
-	ReadCrises:     {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill},
-	Decide:         operators,
-	Escalate:       {duty, head},
-	DeEscalate:     {duty, head},
-	SkipStage:      {duty, head},
-	ReopenStage:    {duty, head},
-	PartnerRole:    {duty, head, partner},
-	Warn:           {duty, analyst},
-	Share:          {duty, admin},
-	SendSignals:    {duty, analyst, partner},
-	ReadScores:     {duty, desk, head, analyst, auditor},
-	ReadRoster:     {duty, desk, head, msu, roster, auditor},
-	ReadFunds:      {approver, fundMgr, head, auditor},
-	ReadPartners:   {duty, desk, head, admin, auditor},
-	Audit:          {auditor, admin},
+	OpenCrisis:      {duty, head},
+	OpenDrill:       {drill},
+	ChoosePlaybook:  {head},
+	ReadCrises:      {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill},
+	Decide:          operators,
+	Escalate:        {duty, head},
+	DeEscalate:      {duty, head},
+	SkipStage:       {duty, head},
+	ReopenStage:     {duty, head},
+	PartnerRole:     {duty, head, partner},
+	Warn:            {duty, analyst},
+	Share:           {duty, admin},
+	SendSignals:     {duty, analyst, partner},
+	ReadScores:      {duty, desk, head, analyst, auditor},
+	ReadRoster:      {duty, desk, head, msu, roster, auditor},
+	ReadFunds:       {approver, fundMgr, head, auditor},
+	ContributeFunds: {approver, fundMgr},
+	ReadPartners:    {duty, desk, head, admin, auditor},
+	Audit:           {auditor, admin},
 }
 
 // Actions lists every action of the table, sorted (for matrices and docs).

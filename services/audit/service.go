@@ -95,6 +95,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			func() *demarchev1.AuditOperationRequest { return &demarchev1.AuditOperationRequest{} }, s.Store.AppendOperation),
 		natsrpc.Typed("fund-opened", "LedgerEntry → AuditOperationResponse: records a fund's opening on the global chain",
 			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening),
+		natsrpc.Typed("fund-contribution", "LedgerEntry → AuditOperationResponse: records a voluntary contribution credited to a fund on the global chain",
+			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundContribution),
 	); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}

@@ -1068,9 +1068,12 @@ type FundBalance struct {
 	// Set when the fund's ledger cannot be trusted (a broken link, a line that
 	// does not decode, a vanished ledger): then balance_usd and disbursed_usd
 	// are not given, and nothing can be paid from the fund.
-	Problem       string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Problem string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	// Voluntary contributions credited so far (balance = opening balance +
+	// contributed - disbursed).
+	ContributedUsd int64 `protobuf:"varint,100,opt,name=contributed_usd,json=contributedUsd,proto3" json:"contributed_usd,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FundBalance) Reset() {
@@ -1136,6 +1139,13 @@ func (x *FundBalance) GetProblem() string {
 		return x.Problem
 	}
 	return ""
+}
+
+func (x *FundBalance) GetContributedUsd() int64 {
+	if x != nil {
+		return x.ContributedUsd
+	}
+	return 0
 }
 
 // BalanceResponse lists funds' balances.
@@ -1315,14 +1325,15 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x05entry\x18\x01 \x01(\v2\x18.demarche.v1.LedgerEntryR\x05entry\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x1f\n" +
 	"\tFundQuery\x12\x12\n" +
-	"\x04fund\x18\x01 \x01(\tR\x04fund\"\xae\x01\n" +
+	"\x04fund\x18\x01 \x01(\tR\x04fund\"\xd7\x01\n" +
 	"\vFundBalance\x12%\n" +
 	"\x04fund\x18\x01 \x01(\v2\x11.demarche.v1.FundR\x04fund\x12\x1f\n" +
 	"\vbalance_usd\x18\x02 \x01(\x03R\n" +
 	"balanceUsd\x12#\n" +
 	"\rdisbursed_usd\x18\x03 \x01(\x03R\fdisbursedUsd\x12\x18\n" +
 	"\aentries\x18\x04 \x01(\x05R\aentries\x12\x18\n" +
-	"\aproblem\x18\x05 \x01(\tR\aproblem\"A\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\x12'\n" +
+	"\x0fcontributed_usd\x18d \x01(\x03R\x0econtributedUsd\"A\n" +
 	"\x0fBalanceResponse\x12.\n" +
 	"\x05funds\x18\x01 \x03(\v2\x18.demarche.v1.FundBalanceR\x05funds\"D\n" +
 	"\x0eLedgerResponse\x122\n" +
