@@ -19,8 +19,9 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// Voluntary contributions (¶64 "Voluntary contributions remain essential to
-// permit fast and flexible responses") are credited to a fund by a funding
+// Voluntary contributions
+// (¶64 "Voluntary contributions remain essential to permit fast and flexible responses")
+// are credited to a fund by a funding
 // officer or fund manager: the gateway checks the role (authz.ContributeFunds)
 // and stamps who from the credential; NATS lets only the gateway ask
 // (natsauth: demarche.funding.contribute). The funding service writes the
