@@ -97,7 +97,7 @@ func newPartnerAckRoleCmd(app *App) *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
 		Use:   "ack-role",
-		Short: "Acknowledge a partner's role in a crisis (lead, support, burden-sharing, joint)",
+		Short: "Acknowledge a partner's role in a crisis (lead, support, burden-sharing, joint, sequential)",
 		Long: `Acknowledge a partner organisation's role in a crisis through the partners
 service, which checks that the partner is registered, that the crisis is known and
 that the partner may see it (public, or shared with it), then signals the crisis

@@ -140,6 +140,9 @@ func (x PartnerKind) Slug() string { return enumSlug(x.Descriptor(), x.Number())
 // PartnerKindSlugs lists the partner kinds' slugs.
 func PartnerKindSlugs() []string { return enumSlugs(PartnerKind(0).Descriptor()) }
 
+// Slug returns the recipient's slug, e.g. "peacebuilding-commission".
+func (x HandOverRecipient) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // Slug returns the deadline status's slug, e.g. "at-risk".
 func (x DeadlineStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
