@@ -19,6 +19,7 @@ import (
 	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/partners"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // runCLIWith runs the CLI against the stack's API with a token of the given
@@ -191,5 +192,103 @@ func TestNewPartnerReceivesItsCopy(t *testing.T) {
 	if _, err := pjs.CreateOrUpdateConsumer(ctx, partners.PartnerStream("ECOWAS"), jetstream.ConsumerConfig{
 		Durable: "ECOWAS", FilterSubject: partners.PartnerSubjects("ECOWAS"), AckPolicy: jetstream.AckExplicitPolicy}); err == nil {
 		t.Fatal("ICGLR's credentials open a consumer on ECOWAS's stream")
+	}
+}
+
+// TestHandOverToThePeacebuildingCommission: a crisis closes handed over to
+// the Peacebuilding Commission (¶15 "The Peacebuilding Commission"); the
+// closure event and the crisis page say so. A hand-over to a regional
+// organisation follows the division of labour: one that only supported is
+// refused, naming the rule; a recipient named without a regional
+// organisation, or an organisation with another recipient, is refused naming
+// the field.
+func TestHandOverToThePeacebuildingCommission(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	defer s.Stop()
+	ctx := context.Background()
+	tc := temporalClient(t, s)
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := runCLI(t, s, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	id := openedID(t, cli("crisis", "open", "--title", "Hand-over: Conakry after the transition", "--country", "GN", "--type", "general",
+		"--severity", "3", "--confidentiality", "restricted", "--share-with", "ECOWAS,AU", "--as", "head-test"))
+	cli("crisis", "partner-role", id, "--partner", "AU", "--role", "support", "--as", "desk-test")
+	for _, stage := range []string{"warning", "good-offices", "fact-finding", "envoy-deployment", "rapid-response-funding", "sustained-follow-up"} {
+		waitFor(t, func() bool {
+			_, err := runCLI(t, s, "crisis", "skip-stage", id, "--stage", stage, "--as", "duty-test", "--reason", "test: straight to closure")
+			return err == nil
+		})
+	}
+	waitFor(t, func() bool {
+		st, err := crisis.State(ctx, tc, id)
+		if err != nil {
+			return false
+		}
+		for _, p := range st.GetPendingDecisions() {
+			if p.GetKind() == "closure" {
+				return true
+			}
+		}
+		return false
+	})
+	closeWith := func(extra ...string) (string, error) {
+		return runCLI(t, s, append([]string{"crisis", "decide", "close", id, "--as", "head-test", "--rationale", "transition completed",
+			"--outcome", "contained", "--lesson", "sustained engagement paid off"}, extra...)...)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		says string
+	}{
+		{"a supporting partner does not take over", []string{"--hand-over-to", "regional-organisation", "--hand-over-partner", "AU"},
+			"rule hand-over-recipient: AU's role in this crisis is support"},
+		{"a partner without a role does not take over", []string{"--hand-over-to", "regional-organisation", "--hand-over-partner", "ECOWAS"},
+			"rule hand-over-recipient: ECOWAS has no role in this crisis"},
+		{"a regional organisation is named", []string{"--hand-over-to", "regional-organisation"}, "hand_over_partner"},
+		{"an organisation only with a regional hand-over", []string{"--hand-over-to", "peacebuilding-commission", "--hand-over-partner", "ECOWAS"}, "hand_over_partner"},
+		{"a known recipient", []string{"--hand-over-to", "security-council"}, "hand-over-to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := closeWith(tc.args...)
+			if err == nil || !strings.Contains(out+errText(err), tc.says) {
+				t.Fatalf("got %v:\n%s\nwant a refusal saying %q", err, out, tc.says)
+			}
+		})
+	}
+	if out, err := closeWith("--hand-over-to", "peacebuilding-commission"); err != nil {
+		t.Fatalf("closing with a hand-over to the Peacebuilding Commission: %v\n%s", err, out)
+	}
+	run := tc.GetWorkflow(ctx, crisis.WorkflowID(id), "")
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := run.Get(wctx, nil); err != nil {
+		t.Fatalf("crisis did not complete: %v", err)
+	}
+	if out := cli("crisis", "show", id); !strings.Contains(out, "handed over to the peacebuilding commission") {
+		t.Fatalf("crisis show does not name the hand-over:\n%s", out)
+	}
+	// The closure event carries the recipient.
+	_, js := jsOf(t, s)
+	oc, err := js.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventbus.CrisisEvents(id)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var closed *demarchev1.CrisisClosed
+	for n, i := streamCount(t, js, eventbus.CrisisEvents(id)), uint64(0); i < n && closed == nil; i++ {
+		m, err := oc.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev, err := eventbus.Decode(m.Headers(), m.Data()); err == nil {
+			closed, _ = ev.Data.(*demarchev1.CrisisClosed)
+		}
+	}
+	if closed.GetHandOverTo() != demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION || closed.GetHandOverPartner() != "" {
+		t.Fatalf("CrisisClosed: %v", closed)
 	}
 }

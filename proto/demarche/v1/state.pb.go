@@ -319,9 +319,13 @@ type CrisisState struct {
 	PublicEngagements int32 `protobuf:"varint,23,opt,name=public_engagements,json=publicEngagements,proto3" json:"public_engagements,omitempty"`
 	// Sustained follow-up while it runs: the next check-in's due time and the
 	// check-ins done (absent when follow-up is not running).
-	FollowUp      *FollowUpState `protobuf:"bytes,24,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FollowUp *FollowUpState `protobuf:"bytes,24,opt,name=follow_up,json=followUp,proto3" json:"follow_up,omitempty"`
+	// Who the engagement was handed over to at closure (unset: no hand-over),
+	// and the receiving regional organisation when it is one.
+	HandOverTo      HandOverRecipient `protobuf:"varint,100,opt,name=hand_over_to,json=handOverTo,proto3,enum=demarche.v1.HandOverRecipient" json:"hand_over_to,omitempty"`
+	HandOverPartner string            `protobuf:"bytes,101,opt,name=hand_over_partner,json=handOverPartner,proto3" json:"hand_over_partner,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -499,6 +503,20 @@ func (x *CrisisState) GetFollowUp() *FollowUpState {
 		return x.FollowUp
 	}
 	return nil
+}
+
+func (x *CrisisState) GetHandOverTo() HandOverRecipient {
+	if x != nil {
+		return x.HandOverTo
+	}
+	return HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED
+}
+
+func (x *CrisisState) GetHandOverPartner() string {
+	if x != nil {
+		return x.HandOverPartner
+	}
+	return ""
 }
 
 // FollowUpState is where a running sustained follow-up stands.
@@ -1290,7 +1308,7 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xd0\b\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\xbe\t\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1313,7 +1331,10 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\rworkflow_runs\x18\x15 \x01(\x05R\fworkflowRuns\x12 \n" +
 	"\vengagements\x18\x16 \x01(\x05R\vengagements\x12-\n" +
 	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\x127\n" +
-	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\"\x9d\x01\n" +
+	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\x12@\n" +
+	"\fhand_over_to\x18d \x01(\x0e2\x1e.demarche.v1.HandOverRecipientR\n" +
+	"handOverTo\x12*\n" +
+	"\x11hand_over_partner\x18e \x01(\tR\x0fhandOverPartner\"\x9d\x01\n" +
 	"\rFollowUpState\x12:\n" +
 	"\vnext_due_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\x12$\n" +
 	"\x0echeck_ins_done\x18\x02 \x01(\x05R\fcheckInsDone\x12*\n" +
@@ -1435,8 +1456,9 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*PartnerRoleAck)(nil),        // 20: demarche.v1.PartnerRoleAck
 	(*DecisionRecord)(nil),        // 21: demarche.v1.DecisionRecord
 	(*Warning)(nil),               // 22: demarche.v1.Warning
-	(Role)(0),                     // 23: demarche.v1.Role
-	(Confidentiality)(0),          // 24: demarche.v1.Confidentiality
+	(HandOverRecipient)(0),        // 23: demarche.v1.HandOverRecipient
+	(Role)(0),                     // 24: demarche.v1.Role
+	(Confidentiality)(0),          // 25: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
 	15, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
@@ -1459,32 +1481,33 @@ var file_demarche_v1_state_proto_depIdxs = []int32{
 	9,  // 17: demarche.v1.CrisisState.refused_signals:type_name -> demarche.v1.RefusedSignal
 	6,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
 	5,  // 19: demarche.v1.CrisisState.follow_up:type_name -> demarche.v1.FollowUpState
-	16, // 20: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
-	1,  // 21: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
-	16, // 22: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
-	15, // 23: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	16, // 24: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	16, // 25: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	16, // 26: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	2,  // 27: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	15, // 28: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	16, // 29: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	23, // 30: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	16, // 31: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	17, // 32: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	11, // 33: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	17, // 34: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	15, // 35: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	17, // 36: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	16, // 37: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	12, // 38: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	23, // 39: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	24, // 40: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	41, // [41:41] is the sub-list for method output_type
-	41, // [41:41] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	23, // 20: demarche.v1.CrisisState.hand_over_to:type_name -> demarche.v1.HandOverRecipient
+	16, // 21: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
+	1,  // 22: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
+	16, // 23: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	15, // 24: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	16, // 25: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	16, // 26: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	16, // 27: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 28: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	15, // 29: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	16, // 30: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	24, // 31: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	16, // 32: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	17, // 33: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	11, // 34: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	17, // 35: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	15, // 36: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	17, // 37: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	16, // 38: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	12, // 39: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	24, // 40: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	25, // 41: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	42, // [42:42] is the sub-list for method output_type
+	42, // [42:42] is the sub-list for method input_type
+	42, // [42:42] is the sub-list for extension type_name
+	42, // [42:42] is the sub-list for extension extendee
+	0,  // [0:42] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }
