@@ -249,8 +249,8 @@ func TestHandOverToThePeacebuildingCommission(t *testing.T) {
 			"rule hand-over-recipient: AU's role in this crisis is support"},
 		{"a partner without a role does not take over", []string{"--hand-over-to", "regional-organisation", "--hand-over-partner", "ECOWAS"},
 			"rule hand-over-recipient: ECOWAS has no role in this crisis"},
-		{"a regional organisation is named", []string{"--hand-over-to", "regional-organisation"}, "hand_over_partner"},
-		{"an organisation only with a regional hand-over", []string{"--hand-over-to", "peacebuilding-commission", "--hand-over-partner", "ECOWAS"}, "hand_over_partner"},
+		{"a regional organisation is named", []string{"--hand-over-to", "regional-organisation"}, "--hand-over-partner: is required"},
+		{"an organisation only with a regional hand-over", []string{"--hand-over-to", "peacebuilding-commission", "--hand-over-partner", "ECOWAS"}, "--hand-over-partner: names a regional organisation"},
 		{"a known recipient", []string{"--hand-over-to", "security-council"}, "hand-over-to"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
