@@ -9,7 +9,8 @@ import (
 
 // TestHandOverFollowsTheDivisionOfLabour: a regional organisation takes a
 // crisis over at its closure only when its acknowledged role is lead, joint
-// or sequential; the other recipients need no partner role.
+// or sequential (the other recipients need no partner role); a joint
+// inquiry is conducted with a partner in a lead or joint role.
 func TestHandOverFollowsTheDivisionOfLabour(t *testing.T) {
 	ack := func(org string, role demarchev1.PartnerRoleKind) *demarchev1.PartnerRoleAck {
 		return &demarchev1.PartnerRoleAck{Partner: org, Role: role}
@@ -57,6 +58,20 @@ func TestHandOverFollowsTheDivisionOfLabour(t *testing.T) {
 	} {
 		if got := handOverWords(tc.c); got != tc.want {
 			t.Errorf("handOverWords(%v) = %q, want %q", tc.c, got, tc.want)
+		}
+	}
+	// A joint inquiry is conducted with a partner in a lead or joint role.
+	for _, tc := range []struct {
+		org, says string
+	}{
+		{"SADC", ""}, {"ICGLR", ""}, {"", ""}, {"OIC", ""}, // no role recorded yet: its own to say
+		{"AU", "rule joint-inquiry-partner: AU's role in this crisis is support"},
+		{"ECOWAS", "rule joint-inquiry-partner: ECOWAS's role in this crisis is sequential"},
+		{"eu", "rule joint-inquiry-partner: eu's role in this crisis is burden-sharing"},
+	} {
+		err := l.checkJointInquiry(tc.org)
+		if (tc.says == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.says)) {
+			t.Errorf("joint inquiry with %q: %v, want %q", tc.org, err, tc.says)
 		}
 	}
 }
