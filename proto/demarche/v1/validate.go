@@ -482,9 +482,9 @@ func (c *checker) handOver(cl *ClosureDecision) {
 		c.fail("closure.hand_over_partner", "is required when handing over to a regional organisation: its registry name, e.g. ECOWAS (see demarche partner list)")
 	case to != HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION && org != "":
 		c.fail("closure.hand_over_partner", "names a regional organisation, but hand_over_to is %q (allowed only with regional-organisation)", enumSlug(to.Descriptor(), to.Number()))
-	case org != "" && !partnerNamePattern.MatchString(org):
-		c.fail("closure.hand_over_partner", "%q is not a partner organisation's name (upper case letters, digits, '-' or '_', e.g. ECOWAS; see demarche partner list)", truncateText(org, 40))
 	}
+	// Which organisation may take over is the crisis's to say (its partners'
+	// roles: workflows/crisis closure.go), as for a joint inquiry's partner.
 }
 
 // Validate checks an escalation or de-escalation.
