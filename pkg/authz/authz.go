@@ -51,6 +51,9 @@ const (
 	// ReadLessons: closure lessons across crises (internal: never a
 	// partner's), each crisis's filtered by clearance as its reads are.
 	ReadLessons Action = "lessons.read"
+	// ContributeFunds credits a voluntary contribution to a fund (money in,
+	// never out: paying out comes only from a crisis's funding decisions).
+	ContributeFunds Action = "funds.contribute"
 )
 
 type role = demarchev1.Role
@@ -76,27 +79,28 @@ var operators = []role{duty, desk, head, approver, msu}
 // table is the policy: action -> roles allowed. Decide is allowed to every
 // role that takes some decision; which decision, the decision's own type says.
 var table = map[Action][]role{
-	OpenCrisis:     {duty, head},
-	OpenDrill:      {drill},
-	ChoosePlaybook: {head},
-	ReadCrises:     {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill},
-	Decide:         operators,
-	Escalate:       {duty, head},
-	DeEscalate:     {duty, head},
-	SkipStage:      {duty, head},
-	ReopenStage:    {duty, head},
-	PartnerRole:    {duty, head, partner},
-	Warn:           {duty, analyst},
-	Share:          {duty, admin},
-	Comment:        {duty, desk, head, approver, msu, analyst},
-	SendSignals:    {duty, analyst, partner},
-	ReadScores:     {duty, desk, head, analyst, auditor},
-	ApplyRules:     {head},
-	ReadRoster:     {duty, desk, head, msu, roster, auditor},
-	ReadFunds:      {approver, fundMgr, head, auditor},
-	ReadPartners:   {duty, desk, head, admin, auditor},
-	Audit:          {auditor, admin},
-	ReadLessons:    {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, admin, drill},
+	OpenCrisis:      {duty, head},
+	OpenDrill:       {drill},
+	ChoosePlaybook:  {head},
+	ReadCrises:      {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill},
+	Decide:          operators,
+	Escalate:        {duty, head},
+	DeEscalate:      {duty, head},
+	SkipStage:       {duty, head},
+	ReopenStage:     {duty, head},
+	PartnerRole:     {duty, head, partner},
+	Warn:            {duty, analyst},
+	Share:           {duty, admin},
+	Comment:         {duty, desk, head, approver, msu, analyst},
+	SendSignals:     {duty, analyst, partner},
+	ReadScores:      {duty, desk, head, analyst, auditor},
+	ApplyRules:      {head},
+	ReadRoster:      {duty, desk, head, msu, roster, auditor},
+	ReadFunds:       {approver, fundMgr, head, auditor},
+	ReadPartners:    {duty, desk, head, admin, auditor},
+	Audit:           {auditor, admin},
+	ReadLessons:     {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, admin, drill},
+	ContributeFunds: {approver, fundMgr},
 }
 
 // Actions lists every action of the table, sorted (for matrices and docs).

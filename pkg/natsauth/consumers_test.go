@@ -165,6 +165,24 @@ func TestMoneyAndBookingsMoveForTheWorkerAlone(t *testing.T) {
 			}
 		}
 	}
+	// Contributions come in through the gateway alone (it checks the role and
+	// stamps who); the funding service alone has them recorded on the chain.
+	for _, tc := range []struct {
+		subject string
+		only    natsauth.Identity
+	}{
+		{"demarche.funding.contribute", natsauth.Gateway},
+		{"demarche.audit.fund-contribution", natsauth.Funding},
+	} {
+		for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+			if got := allowed(natsauth.PermissionsOf(id), tc.subject); got != (id == tc.only || (id == natsauth.Audit && strings.HasPrefix(tc.subject, "demarche.audit."))) {
+				t.Errorf("%s may request %s: %v", id, tc.subject, got)
+			}
+		}
+	}
+	if !allowed(natsauth.PermissionsOf(natsauth.Funding), "_INBOX_gateway.abc") || !allowed(natsauth.PermissionsOf(natsauth.Audit), "_INBOX_funding.abc") {
+		t.Error("a contribution's answers cannot reach the gateway, or the audit record's the funding service")
+	}
 	for _, subject := range []string{"demarche.funding.balance", "demarche.funding.ledger", "demarche.roster.search", "demarche.roster.assignments", "demarche.roster.experts"} {
 		for _, id := range []natsauth.Identity{natsauth.Worker, natsauth.Gateway, natsauth.Operator, natsauth.Observer} {
 			if !allowed(natsauth.PermissionsOf(id), subject) {

@@ -245,6 +245,7 @@ var rules = []Rule{
 	{"demarche.funding.request", Pub, []Identity{Worker}, "a crisis's funding request (the worker alone)"},
 	{"demarche.funding.decide", Pub, []Identity{Worker}, "a crisis's four-eyes funding decision (the worker alone)"},
 	{"demarche.funding.disburse", Pub, []Identity{Worker}, "an approved request's disbursement (the worker alone)"},
+	{"demarche.funding.contribute", Pub, []Identity{Gateway}, "credit a voluntary contribution, for a funding officer or fund manager the gateway authenticated (who is stamped from the credential)"},
 	{"demarche.earlywarning.>", Sub, []Identity{EarlyWarning}, "early-warning endpoints"},
 	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score, rules (applied by the head of department the gateway authenticated, who is named in the audit record)"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
@@ -258,6 +259,7 @@ var rules = []Rule{
 	{"demarche.audit.heads", Pub, []Identity{Gateway}, "read chain heads, for a person the gateway authenticated"},
 	{"demarche.audit.read", Pub, []Identity{Gateway}, "record a read of a restricted or confidential crisis"},
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
+	{"demarche.audit.fund-contribution", Pub, []Identity{Funding}, "record a voluntary contribution the funding service credited, on the global chain"},
 	{"demarche.audit.fund-opened", Pub, []Identity{Provisioner}, "record a fund's opening on the global chain (demarche admin open-fund; the record's principal is the provisioner, whose credentials alone may ask)"},
 	{"demarche.audit.rules-changed", Pub, []Identity{EarlyWarning}, "record early-warning rules put into force on the global chain (the record's principal is the person early warning names, as the gateway authenticated them: early warning's credentials alone may ask)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
@@ -688,7 +690,8 @@ var DefaultSignalSources = []string{"acled", "ucdp", "ecowarn", "cewarn", "un-hu
 // DefaultPartners are the partner organisations of the embedded registry
 // (services/partners; a test keeps them equal), in
 // deploy/nats/authorization.conf.
-var DefaultPartners = []string{"AU", "ECOWAS", "SADC", "IGAD", "EU", "OSCE", "OAS", "ASEAN", "PIF", "LAS"}
+var DefaultPartners = []string{"AU", "ECOWAS", "SADC", "IGAD", "ICGLR", "EU", "OSCE", "OAS", "CARICOM", "ASEAN", "PIF", "LAS", "OIC",
+	"ICG-GUINEA", "WANEP", "FEMWISE"}
 
 // DeployIdentities are the outside identities of deploy/nats/authorization.conf.
 func DeployIdentities() []Identity {

@@ -41,6 +41,10 @@ const (
 	FundingDisburse = FundingGroup + ".disburse"
 	FundingBalance  = FundingGroup + ".balance"
 	FundingLedger   = FundingGroup + ".ledger"
+	// FundingContribute credits a voluntary contribution to a fund
+	// (ContributeCall -> ContributeResult; the gateway alone asks, for a
+	// funding officer or fund manager).
+	FundingContribute = FundingGroup + ".contribute"
 
 	EarlyWarningService = "earlywarning"
 	EarlyWarningGroup   = "demarche.earlywarning"
@@ -83,6 +87,10 @@ const (
 	// AuditRulesChanged records early-warning rules put into force on the
 	// global chain (early warning's credential alone may ask).
 	AuditRulesChanged = AuditGroup + ".rules-changed"
+	// AuditFundContribution records a voluntary contribution credited to a
+	// fund on the global chain (the funding service alone asks):
+	// LedgerEntry (the contribution line) -> AuditOperationResponse.
+	AuditFundContribution = AuditGroup + ".fund-contribution"
 )
 
 // ContentTypeProtobuf in a request's Content-Type header selects the binary

@@ -157,7 +157,11 @@ func Event(m proto.Message, partner string) proto.Message {
 	case *demarchev1.SeverityChanged:
 		out = &demarchev1.SeverityChanged{CrisisId: e.GetCrisisId(), From: e.GetFrom(), To: e.GetTo()}
 	case *demarchev1.CrisisClosed:
-		out = &demarchev1.CrisisClosed{CrisisId: e.GetCrisisId(), ClosedAt: e.GetClosedAt(), Outcome: e.GetOutcome()}
+		c := &demarchev1.CrisisClosed{CrisisId: e.GetCrisisId(), ClosedAt: e.GetClosedAt(), Outcome: e.GetOutcome()}
+		if Concerns(e.GetHandOverPartner(), partner) { // the organisation taking the engagement over learns it does
+			c.HandOverTo, c.HandOverPartner = e.GetHandOverTo(), partner
+		}
+		out = c
 	case *demarchev1.SharingChanged:
 		added, removed := own(e.GetAdded(), partner), own(e.GetRemoved(), partner)
 		if added == nil && removed == nil {

@@ -30,7 +30,9 @@ var eventMay = map[protoreflect.FullName][]protoreflect.FullName{
 	"demarche.v1.StageSkipped":    {"demarche.v1.StageSkipped.crisis_id", "demarche.v1.StageSkipped.stage"},
 	"demarche.v1.StageReopened":   {"demarche.v1.StageReopened.crisis_id", "demarche.v1.StageReopened.stage"},
 	"demarche.v1.SeverityChanged": {"demarche.v1.SeverityChanged.crisis_id", "demarche.v1.SeverityChanged.from", "demarche.v1.SeverityChanged.to"},
-	"demarche.v1.CrisisClosed":    {"demarche.v1.CrisisClosed.crisis_id", "demarche.v1.CrisisClosed.closed_at", "demarche.v1.CrisisClosed.outcome"},
+	"demarche.v1.CrisisClosed": {"demarche.v1.CrisisClosed.crisis_id", "demarche.v1.CrisisClosed.closed_at", "demarche.v1.CrisisClosed.outcome",
+		// only in the copy of the organisation the crisis is handed over to
+		"demarche.v1.CrisisClosed.hand_over_to", "demarche.v1.CrisisClosed.hand_over_partner"},
 	"demarche.v1.SharingChanged": {"demarche.v1.SharingChanged.crisis_id", "demarche.v1.SharingChanged.shared_with",
 		"demarche.v1.SharingChanged.added", "demarche.v1.SharingChanged.removed"},
 	"demarche.v1.PartnerRoleAcknowledged": {"demarche.v1.PartnerRoleAcknowledged.crisis_id", "demarche.v1.PartnerRoleAcknowledged.ack",
@@ -253,6 +255,8 @@ func TestPartnerCopiesPassTheEventRules(t *testing.T) {
 		{&demarchev1.SeverityChanged{CrisisId: id, From: 3, To: 4, Principal: "duty-officer-amina", Reason: "SECRET troops"}, "to:4"},
 		{&demarchev1.CrisisClosed{CrisisId: id, ClosedAt: now(), Outcome: demarchev1.Outcome_OUTCOME_AVERTED,
 			Figures: &demarchev1.ClosureFigures{FundingDisbursedUsd: 250000}, Lessons: []string{"SECRET lesson"}}, "OUTCOME_AVERTED"},
+		{&demarchev1.CrisisClosed{CrisisId: id, ClosedAt: now(), Outcome: demarchev1.Outcome_OUTCOME_CONTAINED,
+			HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION, HandOverPartner: "ecowas"}, `hand_over_partner:"ECOWAS"`},
 		{&demarchev1.SharingChanged{CrisisId: id, SharedWith: []string{"AU", "ECOWAS"}, Added: []string{"ECOWAS", "AU"}, Principal: "duty-officer-amina", Reason: "SECRET the AU leads"}, `added:"ECOWAS"`},
 		{&demarchev1.SharingChanged{CrisisId: id, SharedWith: []string{"AU"}, Removed: []string{"ECOWAS"}, Principal: "duty-officer-amina", Reason: "SECRET"}, `removed:"ECOWAS"`},
 		{&demarchev1.PartnerRoleAcknowledged{CrisisId: id, Ack: &demarchev1.PartnerRoleAck{Partner: "ECOWAS", Role: demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD,
@@ -340,5 +344,27 @@ func TestStateAndEventsAgreeOnTheCrisis(t *testing.T) {
 		if !slices.Equal(fields, want) {
 			t.Errorf("%s's crisis carries %v, want %v", name, fields, want)
 		}
+	}
+}
+
+// TestHandOverReachesItsRecipientAlone: the organisation a crisis is handed
+// over to learns it in its copy of the closure; any other learns nothing of
+// the hand-over.
+func TestHandOverReachesItsRecipientAlone(t *testing.T) {
+	closed := &demarchev1.CrisisClosed{CrisisId: "GN-20261127-K7Q3P", ClosedAt: now(), Outcome: demarchev1.Outcome_OUTCOME_CONTAINED,
+		HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION, HandOverPartner: "ECOWAS"}
+	for _, tc := range []struct {
+		partner string
+		learns  bool
+	}{{"ECOWAS", true}, {"ecowas", true}, {"AU", false}} {
+		got := Event(closed, tc.partner).(*demarchev1.CrisisClosed)
+		if (got.GetHandOverTo() != 0 || got.GetHandOverPartner() != "") != tc.learns {
+			t.Errorf("%s's copy: %v (learns of the hand-over: want %v)", tc.partner, got, tc.learns)
+		}
+	}
+	pbc := &demarchev1.CrisisClosed{CrisisId: "GN-20261127-K7Q3P", ClosedAt: now(), Outcome: demarchev1.Outcome_OUTCOME_CONTAINED,
+		HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION}
+	if got := Event(pbc, "ECOWAS").(*demarchev1.CrisisClosed); got.GetHandOverTo() != 0 {
+		t.Errorf("a partner learns of a hand-over to the Peacebuilding Commission: %v", got)
 	}
 }

@@ -80,3 +80,32 @@ func (s *Store) RecordRulesChange(ctx context.Context, ch *demarchev1.RulesChang
 	}
 	return &demarchev1.AuditOperationResponse{Record: rec}, nil
 }
+
+// RecordFundContribution records a voluntary contribution credited to a fund
+// (funding.Store.Contribute) on the global chain: a record of kind OPERATION,
+// event type funding.FundContributionEventType, whose principal is who
+// credited it (the gateway stamped it from the credential; NATS lets only
+// the funding service ask: demarche.audit.fund-contribution) and whose detail
+// names the donor, amount, reference and ledger line (hash). Recording the
+// same line again stores nothing new.
+func (s *Store) RecordFundContribution(ctx context.Context, line *demarchev1.LedgerEntry) (*demarchev1.AuditOperationResponse, error) {
+	if err := funding.ContributionLine(line); err != nil {
+		return nil, fmt.Errorf("audit: not a fund's contribution line: %w", err)
+	}
+	k := line.GetContribution()
+	r := &demarchev1.AuditRecord{
+		Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION, Chain: GlobalChain,
+		EventId:   funding.ContributionEventID(line),
+		EventType: funding.FundContributionEventType, EventSource: "demarche fund contribute", EventTime: line.GetAt(),
+		Principal: k.GetContributedBy(), RecordedAt: timestamppb.New(s.now()),
+		Detail: fmt.Sprintf("%s: fund %s credited %d %s from %s (reference %q) at %s; balance after %d USD; ledger %s line %d (stream sequence %d), hash %s",
+			funding.FundContributionEventType, line.GetFund(), k.GetAmount(), k.GetCurrency(), k.GetDonor(), k.GetReference(),
+			line.GetAt().AsTime().UTC().Format("2006-01-02T15:04:05Z"), line.GetBalanceAfterUsd(), funding.LedgerStream, line.GetLine(),
+			line.GetSequence(), hex.EncodeToString(line.GetHash())),
+	}
+	rec, _, err := s.append(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return &demarchev1.AuditOperationResponse{Record: rec}, nil
+}

@@ -1,12 +1,15 @@
 package audit
 
 import (
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strings"
 
 	enumspb "go.temporal.io/api/enums/v1"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/workflows/trail"
 )
 
@@ -107,6 +110,89 @@ func books(a *demarchev1.EnvoyAppointment, b *demarchev1.Assignment) bool {
 	for i, e := range a.GetStandbyTeam() {
 		if b.GetRole() == fmt.Sprintf("standby-%d", i+1) {
 			return e == b.GetExpertId()
+		}
+	}
+	return false
+}
+
+// ContributionReport is the reconciliation of the funds' voluntary
+// contributions with the global audit chain.
+type ContributionReport struct {
+	// Contributions is the number of contribution lines read; CreditedUSD
+	// what they credited, per fund.
+	Contributions int
+	CreditedUSD   map[string]int64
+	// Records is the number of fund-contribution records on the global chain.
+	Records int
+	// Problems names each line without its record (money in that nobody
+	// answers for), each record without its line (a contribution the ledger
+	// does not hold), and each record that says otherwise than its line.
+	Problems []string
+}
+
+// OK reports whether every contribution line has its record and back.
+func (r *ContributionReport) OK() bool { return len(r.Problems) == 0 }
+
+// ReconcileContributions matches every contribution line of the funds'
+// ledgers (lines of any kind may be given; only contributions are looked at)
+// with the fund-contribution records of the global chain: the same event id
+// (fund and line hash), the principal who credited it, the line's hash in
+// the record's detail; and every fund-contribution record with a line. Funds
+// whose ledgers were not read (skippedFunds) have their records left alone.
+func ReconcileContributions(lines []*demarchev1.LedgerEntry, global []*demarchev1.AuditRecord, skippedFunds []string) *ContributionReport {
+	r := &ContributionReport{CreditedUSD: map[string]int64{}}
+	records := map[string]*demarchev1.AuditRecord{}
+	for _, rec := range global {
+		if rec.GetKind() == demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION && rec.GetEventType() == funding.FundContributionEventType {
+			r.Records++
+			records[rec.GetEventId()] = rec
+		}
+	}
+	matched := map[string]bool{}
+	for _, l := range lines {
+		if l.GetKind() != demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION {
+			continue
+		}
+		r.Contributions++
+		r.CreditedUSD[l.GetFund()] += l.GetAmountUsd()
+		id := funding.ContributionEventID(l)
+		rec := records[id]
+		k := l.GetContribution()
+		switch {
+		case rec == nil:
+			r.Problems = append(r.Problems, fmt.Sprintf("contribution without audit record: line %d of fund %s (%d %s from %s, reference %q, by %s) has no %s record on the global chain",
+				l.GetLine(), l.GetFund(), k.GetAmount(), k.GetCurrency(), k.GetDonor(), k.GetReference(), k.GetContributedBy(), funding.FundContributionEventType))
+		case rec.GetPrincipal() != k.GetContributedBy() || !strings.Contains(rec.GetDetail(), hex.EncodeToString(l.GetHash())):
+			r.Problems = append(r.Problems, fmt.Sprintf("contribution record %d (%s) says otherwise than line %d of fund %s: principal %s (line: %s), or not the line's hash",
+				rec.GetSequence(), id, l.GetLine(), l.GetFund(), rec.GetPrincipal(), k.GetContributedBy()))
+			matched[id] = true
+		default:
+			matched[id] = true
+		}
+	}
+	ids := make([]string, 0, len(records))
+	for id := range records {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		if matched[id] || skippedOf(id, skippedFunds) {
+			continue
+		}
+		rec := records[id]
+		r.Problems = append(r.Problems, fmt.Sprintf("contribution record %d (%s, by %s) has no line in the funds' ledgers: %s",
+			rec.GetSequence(), id, rec.GetPrincipal(), rec.GetDetail()))
+	}
+	return r
+}
+
+// skippedOf reports whether a contribution record's event id is of a fund
+// whose ledger was not read.
+func skippedOf(eventID string, funds []string) bool {
+	for _, f := range funds {
+		prefix := funding.FundContributionEventType + "-" + f + "-"
+		if rest, ok := strings.CutPrefix(eventID, prefix); ok && !strings.Contains(rest, "-") { // the rest is the line's hash
+			return true
 		}
 	}
 	return false

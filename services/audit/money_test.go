@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -109,5 +111,52 @@ func TestReconcileMoneyAndPeople(t *testing.T) {
 	rep.ReconcileMoney(id, hs, lines[:2], bookings)
 	if len(rep.ApprovalsNotPaidOnce) != 1 || !strings.Contains(rep.ApprovalsNotPaidOnce[0], "u-4, request FR-3, by bob) has 0 disbursement(s)") {
 		t.Fatalf("unpaid approval: %v", rep.ApprovalsNotPaidOnce)
+	}
+}
+
+// TestReconcileContributions: every contribution line has its record on the
+// global chain, and every record its line; a forged line (no record), a
+// record without a line, and a record naming another principal are named.
+func TestReconcileContributions(t *testing.T) {
+	line := func(fund string, n uint64, hash byte, by string) *demarchev1.LedgerEntry {
+		return &demarchev1.LedgerEntry{Fund: fund, Line: n, Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION, AmountUsd: 100,
+			Hash:         []byte{hash, hash, hash, hash, hash, hash, hash, hash, hash},
+			Contribution: &demarchev1.VoluntaryContribution{Donor: "NO", Amount: 100, Currency: "USD", Reference: "r", ContributedBy: by}}
+	}
+	record := func(l *demarchev1.LedgerEntry, principal string) *demarchev1.AuditRecord {
+		return &demarchev1.AuditRecord{Kind: demarchev1.AuditRecordKind_AUDIT_RECORD_KIND_OPERATION, EventType: funding.FundContributionEventType,
+			EventId: funding.ContributionEventID(l), Principal: principal, Detail: "hash " + hex.EncodeToString(l.GetHash())}
+	}
+	a, b, c := line("fund-a", 2, 1, "fiona"), line("fund-a", 3, 2, "fiona"), line("fund-b", 2, 3, "frank")
+	disbursement := &demarchev1.LedgerEntry{Fund: "fund-a", Line: 4, Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT, AmountUsd: 50}
+	for _, tc := range []struct {
+		name     string
+		lines    []*demarchev1.LedgerEntry
+		records  []*demarchev1.AuditRecord
+		skipped  []string
+		problems []string
+	}{
+		{"all matched", []*demarchev1.LedgerEntry{a, b, c, disbursement}, []*demarchev1.AuditRecord{record(a, "fiona"), record(b, "fiona"), record(c, "frank")}, nil, nil},
+		{"a line without record", []*demarchev1.LedgerEntry{a, b}, []*demarchev1.AuditRecord{record(a, "fiona")}, nil,
+			[]string{"contribution without audit record: line 3 of fund fund-a"}},
+		{"a record without line", []*demarchev1.LedgerEntry{a}, []*demarchev1.AuditRecord{record(a, "fiona"), record(c, "frank")}, nil,
+			[]string{"has no line in the funds' ledgers"}},
+		{"a record of a fund not read", []*demarchev1.LedgerEntry{a}, []*demarchev1.AuditRecord{record(a, "fiona"), record(c, "frank")}, []string{"fund-b"}, nil},
+		{"another principal", []*demarchev1.LedgerEntry{a}, []*demarchev1.AuditRecord{record(a, "mallory")}, nil,
+			[]string{"says otherwise than line 2 of fund fund-a: principal mallory (line: fiona)"}},
+	} {
+		rep := ReconcileContributions(tc.lines, tc.records, tc.skipped)
+		if len(rep.Problems) != len(tc.problems) {
+			t.Errorf("%s: problems %q, want %d", tc.name, rep.Problems, len(tc.problems))
+			continue
+		}
+		for i, want := range tc.problems {
+			if !strings.Contains(rep.Problems[i], want) {
+				t.Errorf("%s: %q does not say %q", tc.name, rep.Problems[i], want)
+			}
+		}
+	}
+	if rep := ReconcileContributions([]*demarchev1.LedgerEntry{a, b, c}, nil, nil); rep.Contributions != 3 || rep.CreditedUSD["fund-a"] != 200 || rep.CreditedUSD["fund-b"] != 100 {
+		t.Errorf("counted %d contributions, credited %v", rep.Contributions, rep.CreditedUSD)
 	}
 }

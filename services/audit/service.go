@@ -97,6 +97,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundOpening),
 		natsrpc.Typed("rules-changed", "RulesChanged → AuditOperationResponse: records early-warning rules put into force on the global chain",
 			func() *demarchev1.RulesChanged { return &demarchev1.RulesChanged{} }, s.Store.RecordRulesChange),
+		natsrpc.Typed("fund-contribution", "LedgerEntry → AuditOperationResponse: records a voluntary contribution credited to a fund on the global chain",
+			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundContribution),
 	); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}

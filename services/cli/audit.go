@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	historypb "go.temporal.io/api/history/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
@@ -263,6 +265,7 @@ func printResult(app *App, res *audit.Result) {
 
 func newAuditReconcileCmd(app *App) *cobra.Command {
 	var crisisID string
+	var contributions bool
 	var output outputFlag
 	cmd := &cobra.Command{
 		Use:   "reconcile",
@@ -281,12 +284,23 @@ have its CrisisAlteredOutside record. Money and people too: every disbursement
 line of any fund's ledger for the crisis and every booking of the crisis must
 carry out a decision its histories hold (an approval of that request, an
 appointment of that expert in that role), and every approval must have exactly
-one disbursement. Anything unmatched is named; the exit status is then non-zero.`,
-		Example: "  demarche audit reconcile --crisis GN-20261127-K7Q3P",
+one disbursement. Anything unmatched is named; the exit status is then non-zero.
+
+With --contributions instead of --crisis: money coming in. Every voluntary
+contribution line of every fund's ledger must have its fund-contribution record
+on the global audit chain (same line hash, same principal who credited it), and
+every such record its line (the global chain needs confidential clearance).`,
+		Example: "  demarche audit reconcile --crisis GN-20261127-K7Q3P\n  demarche audit reconcile --contributions",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if contributions {
+				if crisisID != "" {
+					return errors.New("--contributions and --crisis: give one (contributions name no crisis)")
+				}
+				return app.reconcileContributions(cmd.Context(), output)
+			}
 			if crisisID == "" {
-				return errors.New("crisis_id (--crisis): is required: the crisis to reconcile")
+				return errors.New("crisis_id (--crisis): is required: the crisis to reconcile (or --contributions)")
 			}
 			chain, err := app.fetchChain(cmd.Context(), crisisID)
 			if err != nil {
@@ -358,7 +372,8 @@ one disbursement. Anything unmatched is named; the exit status is then non-zero.
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to reconcile (required)")
+	cmd.Flags().StringVar(&crisisID, "crisis", "", "the crisis to reconcile (required, unless --contributions)")
+	cmd.Flags().BoolVar(&contributions, "contributions", false, "reconcile the funds' voluntary contributions with the global audit chain instead of a crisis")
 	output.bind(cmd)
 	return cmd
 }
@@ -392,6 +407,77 @@ func (a *App) moneyOf(ctx context.Context, crisisID string) (lines []*demarchev1
 		bookings = append(bookings, as.GetAssignments()...)
 	}
 	return lines, bookings, skipped, nil
+}
+
+// reconcileContributions is "demarche audit reconcile --contributions": every
+// fund's contribution lines against the global chain's fund-contribution records.
+func (a *App) reconcileContributions(ctx context.Context, output outputFlag) error {
+	chain, err := a.fetchChain(ctx, "")
+	if err != nil {
+		return fmt.Errorf("the global chain: %w", err)
+	}
+	var bal demarchev1.BalanceResponse
+	if err := a.call(ctx, natsrpc.FundingBalance, &demarchev1.FundQuery{}, &bal); err != nil {
+		return fmt.Errorf("fund balances: %w", err)
+	}
+	var lines []*demarchev1.LedgerEntry
+	var skipped, skippedFunds []string
+	for _, f := range bal.GetFunds() {
+		var l demarchev1.LedgerResponse
+		if f.GetProblem() != "" {
+			skipped, skippedFunds = append(skipped, fmt.Sprintf("fund %s: %s", f.GetFund().GetId(), f.GetProblem())), append(skippedFunds, f.GetFund().GetId())
+			continue
+		}
+		if err := a.call(ctx, natsrpc.FundingLedger, &demarchev1.FundQuery{Fund: f.GetFund().GetId()}, &l); err != nil {
+			skipped, skippedFunds = append(skipped, fmt.Sprintf("fund %s: %v", f.GetFund().GetId(), err)), append(skippedFunds, f.GetFund().GetId())
+			continue
+		}
+		lines = append(lines, l.GetEntries()...)
+	}
+	rep := audit.ReconcileContributions(lines, chain.GetRecords(), skippedFunds)
+	fail := func() error {
+		return fmt.Errorf("%w: %d contribution problem(s): %s", errs.ErrConflict, len(rep.Problems), strings.Join(rep.Problems, "; "))
+	}
+	if asJSON, err := output.json(); err != nil || asJSON {
+		if err != nil {
+			return err
+		}
+		problems := rep.Problems
+		if problems == nil {
+			problems = []string{}
+		}
+		if skipped == nil {
+			skipped = []string{}
+		}
+		if err := a.printJSON(map[string]any{"chain": chain.GetChain(), "contributions": rep.Contributions, "records": rep.Records,
+			"creditedUsd": rep.CreditedUSD, "problems": problems, "ok": rep.OK(), "fundsNotRead": skipped}); err != nil {
+			return err
+		}
+		if !rep.OK() {
+			return fail()
+		}
+		return nil
+	}
+	fmt.Fprintf(a.Out, "contributions: %d line(s) in the funds' ledgers, %d fund-contribution record(s) on chain %s\n", rep.Contributions, rep.Records, chain.GetChain())
+	funds := make([]string, 0, len(rep.CreditedUSD))
+	for f := range rep.CreditedUSD {
+		funds = append(funds, f)
+	}
+	sort.Strings(funds)
+	for _, f := range funds {
+		fmt.Fprintf(a.Out, "  %s: %d USD contributed\n", f, rep.CreditedUSD[f])
+	}
+	for _, f := range skipped {
+		fmt.Fprintln(a.Out, "  NOT READ ", f)
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(a.Out, "  MISMATCH", p)
+	}
+	if !rep.OK() {
+		return fail()
+	}
+	fmt.Fprintln(a.Out, "every contribution line has its audit record, and every contribution record its line")
+	return nil
 }
 
 // histories fetches a crisis's workflow histories through the gateway.

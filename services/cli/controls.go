@@ -222,7 +222,7 @@ func newPartnerRoleCmd(app *App) *cobra.Command {
 	var f controlFlags
 	var ack demarchev1.PartnerRoleAck
 	var role string
-	c := &cobra.Command{Use: "partner-role CRISIS-ID", Short: "Record a partner organisation's role (lead, support, burden-sharing, joint)", Args: cobra.ExactArgs(1),
+	c := &cobra.Command{Use: "partner-role CRISIS-ID", Short: "Record a partner organisation's role (lead, support, burden-sharing, joint, sequential)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := demarchev1.ParsePartnerRoleKind(role)
 			if err != nil {

@@ -447,7 +447,7 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 		fmt.Fprintf(w, "previous  %s (the situation's previous episode: demarche crisis show %s)\n", p, p)
 	}
 	if st.GetClosedAt() != nil {
-		fmt.Fprintf(w, "closed    %s  outcome %s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug())
+		fmt.Fprintf(w, "closed    %s  outcome %s%s\n", ts(st.GetClosedAt()), st.GetOutcome().Slug(), handedOver(st))
 	}
 	tw := tabwriter.NewWriter(w, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(w, "\ntimeline:")
@@ -656,4 +656,17 @@ func ts(t *timestamppb.Timestamp) string {
 		return "-"
 	}
 	return t.AsTime().UTC().Format("2006-01-02 15:04:05.000Z")
+}
+
+// handedOver is a closed crisis's hand-over, as the closed line ends.
+func handedOver(st *demarchev1.CrisisState) string {
+	to := st.GetHandOverTo()
+	switch {
+	case to == demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED:
+		return ""
+	case st.GetHandOverPartner() != "":
+		return fmt.Sprintf(", handed over to %s (%s)", st.GetHandOverPartner(), demarchev1.EnumWords(to.Descriptor(), to.Number()))
+	default:
+		return ", handed over to the " + demarchev1.EnumWords(to.Descriptor(), to.Number())
+	}
 }

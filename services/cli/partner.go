@@ -54,7 +54,7 @@ func newPartnerListCmd(app *App) *cobra.Command {
 				return app.printJSON(&list)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tTITLE\tREGIONS\tCOUNTRIES\tCRISIS TYPES\tWEBHOOK\tSUBJECTS")
+			fmt.Fprintln(tw, "NAME\tKIND\tTITLE\tREGIONS\tCOUNTRIES\tCRISIS TYPES\tMEMBERS\tWEBHOOK\tSUBJECTS")
 			for _, p := range list.GetPartners() {
 				var regions, types []string
 				for _, r := range p.GetRegions() {
@@ -67,8 +67,16 @@ func newPartnerListCmd(app *App) *cobra.Command {
 				if p.GetWebhook() {
 					webhook = "yes"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.GetName(), p.GetTitle(), allIfEmpty(regions),
-					allIfEmpty(p.GetCountries()), allIfEmpty(types), webhook, p.GetSubject())
+				kind := demarchev1.PartnerKind_PARTNER_KIND_REGIONAL_ORGANISATION // registries written before kinds
+				if p.GetKind() != demarchev1.PartnerKind_PARTNER_KIND_UNSPECIFIED {
+					kind = p.GetKind()
+				}
+				members := "-"
+				if len(p.GetMembers()) > 0 {
+					members = strings.Join(p.GetMembers(), ",")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.GetName(), kind.Slug(), p.GetTitle(), allIfEmpty(regions),
+					allIfEmpty(p.GetCountries()), allIfEmpty(types), members, webhook, p.GetSubject())
 			}
 			return tw.Flush()
 		}}
@@ -89,7 +97,7 @@ func newPartnerAckRoleCmd(app *App) *cobra.Command {
 	var role string
 	cmd := &cobra.Command{
 		Use:   "ack-role",
-		Short: "Acknowledge a partner's role in a crisis (lead, support, burden-sharing, joint)",
+		Short: "Acknowledge a partner's role in a crisis (lead, support, burden-sharing, joint, sequential)",
 		Long: `Acknowledge a partner organisation's role in a crisis through the partners
 service, which checks that the partner is registered, that the crisis is known and
 that the partner may see it (public, or shared with it), then signals the crisis

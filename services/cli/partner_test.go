@@ -125,7 +125,8 @@ func TestPartnerCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"NAME", "ECOWAS", "Economic Community of West African States", "demarche.partner.ECOWAS.>", "PIF", "Pacific Islands Forum"} {
+	for _, want := range []string{"NAME", "ECOWAS", "Economic Community of West African States", "demarche.partner.ECOWAS.>", "PIF", "Pacific Islands Forum",
+		"ICGLR", "CARICOM", "OIC", "contact-group", "AU,ECOWAS,EU,OIC,World Bank,FR,US", "womens-network"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("partner list does not show %q:\n%s", want, out)
 		}

@@ -142,15 +142,16 @@ func newFundCmd(app *App) *cobra.Command {
 				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "FUND\tNAME\tBALANCE USD\tDISBURSED USD\tCEILING PER CRISIS")
+			fmt.Fprintln(tw, "FUND\tNAME\tBALANCE USD\tDISBURSED USD\tCONTRIBUTED USD\tCEILING PER CRISIS")
 			var broken []string
 			for _, f := range res.GetFunds() {
 				if f.GetProblem() != "" { // a broken ledger is never summed
-					fmt.Fprintf(tw, "%s\t%s\tREFUSED\t-\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetFund().GetPerCrisisCeilingUsd())
+					fmt.Fprintf(tw, "%s\t%s\tREFUSED\t-\t-\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetFund().GetPerCrisisCeilingUsd())
 					broken = append(broken, f.GetProblem())
 					continue
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetBalanceUsd(), f.GetDisbursedUsd(), f.GetFund().GetPerCrisisCeilingUsd())
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\n", f.GetFund().GetId(), f.GetFund().GetName(), f.GetBalanceUsd(), f.GetDisbursedUsd(),
+					f.GetContributedUsd(), f.GetFund().GetPerCrisisCeilingUsd())
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -176,15 +177,68 @@ func newFundCmd(app *App) *cobra.Command {
 				return app.printJSON(&res)
 			}
 			tw := tabwriter.NewWriter(app.Out, 0, 2, 2, ' ', 0)
-			fmt.Fprintln(tw, "LINE\tSEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tKEY")
+			fmt.Fprintln(tw, "LINE\tSEQ\tAT\tKIND\tAMOUNT USD\tBALANCE AFTER\tCRISIS\tREQUEST\tDONOR\tKEY")
 			for _, e := range res.GetEntries() {
-				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\n", e.GetLine(), e.GetSequence(), ts(e.GetAt()), strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "LEDGER_ENTRY_KIND_")),
-					e.GetAmountUsd(), e.GetBalanceAfterUsd(), e.GetCrisisId(), e.GetRequestId(), e.GetKey())
+				donor := "-"
+				if k := e.GetContribution(); k != nil {
+					donor = fmt.Sprintf("%s (ref %s, by %s)", k.GetDonor(), k.GetReference(), k.GetContributedBy())
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%s\t%s\t%d\t%d\t%s\t%s\t%s\t%s\n", e.GetLine(), e.GetSequence(), ts(e.GetAt()), strings.ToLower(strings.TrimPrefix(e.GetKind().String(), "LEDGER_ENTRY_KIND_")),
+					e.GetAmountUsd(), e.GetBalanceAfterUsd(), e.GetCrisisId(), e.GetRequestId(), donor, e.GetKey())
 			}
 			return tw.Flush()
 		}}
 	ledger.Flags().StringVar(&ledgerFund, "fund", "flexible-financing", "fund id")
 	ledgerOut.bind(ledger)
-	cmd.AddCommand(balance, ledger)
+	cmd.AddCommand(balance, ledger, newFundContributeCmd(app))
 	return cmd
+}
+
+// newFundContributeCmd is "demarche fund contribute": a voluntary
+// contribution credited to a fund (¶64 "Voluntary contributions remain essential"),
+// by a funding officer or fund manager (the gateway checks the role and
+// records who from the credential).
+func newFundContributeCmd(app *App) *cobra.Command {
+	var call demarchev1.ContributeCall
+	k := &demarchev1.VoluntaryContribution{}
+	var output outputFlag
+	c := &cobra.Command{Use: "contribute", Short: "Credit a voluntary contribution to a fund (funding officers and fund managers)",
+		Long: `Credit money a donor gives to a fund: a ledger line (kind contribution: donor,
+amount, reference, who recorded it, the balance after) and a record on the global
+audit chain. The ledger is kept in USD: convert first. A reference is one
+contribution: recording it again changes nothing; the same reference with other
+terms is refused. Only funding officers and fund managers may.`,
+		Example: `  demarche fund contribute --fund flexible-financing --donor NO --amount 250000 --currency USD --reference NO-2026-PD-17
+  demarche fund contribute --fund flexible-financing --donor "World Bank" --amount 40000 --reference WB/SPF/0042`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			call.Contribution = k
+			var res demarchev1.ContributeResult
+			if err := app.call(cmd.Context(), natsrpc.FundingContribute, &call, &res); err != nil {
+				return err
+			}
+			if asJSON, err := output.json(); err != nil || asJSON {
+				if err != nil {
+					return err
+				}
+				return app.printJSON(&res)
+			}
+			e := res.GetEntry()
+			again := ""
+			if res.GetReplayed() {
+				again = " (already recorded: nothing changed)"
+			}
+			fmt.Fprintf(app.Out, "credited %d %s from %s to %s%s: ledger line %d, balance %d USD; audit record %s (by %s)\n",
+				e.GetAmountUsd(), e.GetContribution().GetCurrency(), e.GetContribution().GetDonor(), e.GetFund(), again, e.GetLine(),
+				e.GetBalanceAfterUsd(), res.GetRecord().GetEventId(), res.GetRecord().GetPrincipal())
+			return nil
+		}}
+	fl := c.Flags()
+	fl.StringVar(&call.Fund, "fund", "", "the fund credited (see demarche fund balance) (required)")
+	fl.StringVar(&k.Donor, "donor", "", "who gives: a member state's ISO code (e.g. NO) or an institution's name (e.g. \"World Bank\") (required)")
+	fl.Int64Var(&k.Amount, "amount", 0, "the amount, whole units of the currency (required)")
+	fl.StringVar(&k.Currency, "currency", demarchev1.LedgerCurrency, "the currency: USD, the ledger's (convert first)")
+	fl.StringVar(&k.Reference, "reference", "", "the donor's reference for the transfer; one contribution per reference (required)")
+	output.bind(c)
+	return c
 }

@@ -624,7 +624,12 @@ func (s *Store) Balance(ctx context.Context, q *demarchev1.FundQuery) (*demarche
 			disbursed += v
 		}
 		metrics.FundBalance.WithLabelValues(id).Set(float64(last.GetBalanceAfterUsd()))
-		out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], BalanceUsd: last.GetBalanceAfterUsd(), DisbursedUsd: disbursed, Entries: int32(last.GetLine())})
+		// The opening line is the configured opening balance (OpenFund refuses
+		// any other), so what the ledger holds beyond it and what it paid out
+		// was contributed.
+		contributed := last.GetBalanceAfterUsd() + disbursed - s.funds[id].GetOpeningBalanceUsd()
+		out.Funds = append(out.Funds, &demarchev1.FundBalance{Fund: s.funds[id], BalanceUsd: last.GetBalanceAfterUsd(), DisbursedUsd: disbursed,
+			ContributedUsd: contributed, Entries: int32(last.GetLine())})
 	}
 	return out, nil
 }
@@ -663,7 +668,7 @@ type Config struct {
 
 // StartWith connects, checks the ledgers (refusing to start, with the alarm,
 // when a configured fund has none: see OpenStore) and serves demarche.funding.{request, decide, disburse,
-// balance, ledger}.
+// contribute, balance, ledger}.
 func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	log = log.Named("funding")
 	funds := cfg.Funds
@@ -707,6 +712,8 @@ func StartWith(ctx context.Context, cfg Config, log *zap.Logger) (*Service, erro
 			func() *demarchev1.FundingDecideCall { return &demarchev1.FundingDecideCall{} }, st.Decide),
 		natsrpc.Typed("disburse", "pays an approved request, exactly once",
 			func() *demarchev1.DisburseCall { return &demarchev1.DisburseCall{} }, st.Disburse),
+		natsrpc.Typed("contribute", "credits a voluntary contribution to a fund (audited on the global chain)",
+			func() *demarchev1.ContributeCall { return &demarchev1.ContributeCall{} }, st.Contribute),
 		natsrpc.Typed("balance", "a fund's balance",
 			func() *demarchev1.FundQuery { return &demarchev1.FundQuery{} }, st.Balance),
 		natsrpc.Typed("ledger", "a fund's ledger",

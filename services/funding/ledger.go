@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -171,6 +172,18 @@ func checkLink(fund string, prev, e *demarchev1.LedgerEntry) error {
 			if got[k] != v {
 				return bad("its per-crisis total for %s is %d, the line before and this one make %d", k, got[k], v)
 			}
+		}
+	case demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION:
+		// A contribution adds its amount and moves no crisis's total.
+		k := e.GetContribution()
+		if e.GetAmountUsd() <= 0 || prev.GetBalanceAfterUsd()+e.GetAmountUsd() != e.GetBalanceAfterUsd() {
+			return bad("it does not balance: %d + %d is not %d (or not positive)", prev.GetBalanceAfterUsd(), e.GetAmountUsd(), e.GetBalanceAfterUsd())
+		}
+		if k.GetAmount() != e.GetAmountUsd() || k.GetCurrency() != demarchev1.LedgerCurrency || k.GetDonor() == "" || k.GetContributedBy() == "" || k.GetReference() == "" {
+			return bad("the contribution line does not say who gave what in %s, under which reference, and who recorded it", demarchev1.LedgerCurrency)
+		}
+		if e.GetCrisisId() != "" || e.GetDecision() != nil || !maps.Equal(e.GetCrisisTotalsUsd(), prev.GetCrisisTotalsUsd()) {
+			return bad("a contribution names no crisis and leaves the per-crisis totals as they were")
 		}
 	default:
 		return bad("unknown line kind %v", e.GetKind())

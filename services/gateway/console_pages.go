@@ -462,7 +462,7 @@ type anytimeView struct {
 // chosen for it.
 var partnerRoleChoices = []demarchev1.Choice{
 	{Value: "lead", Words: "lead"}, {Value: "support", Words: "support"},
-	{Value: "burden-sharing", Words: "burden-sharing"}, {Value: "joint", Words: "joint"},
+	{Value: "burden-sharing", Words: "burden-sharing"}, {Value: "joint", Words: "joint"}, {Value: "sequential", Words: "sequential"},
 }
 
 // ackPartner is the organisation whose role the user may acknowledge from

@@ -149,6 +149,8 @@ func TestAuthentication(t *testing.T) {
 		{"analyst opens a crisis", "POST", "/v1/crises", "Bearer " + mint(t, iss, "analyst", "analyst"), 403, "crisis.open needs one of the roles duty-officer, head-of-department"},
 		{"auditor escalates", "POST", "/v1/crises/X-1/controls/escalate", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "crisis.escalate needs"},
 		{"approver sends signals", "POST", "/v1/signals", "Bearer " + mint(t, iss, "approver", "funding-officer"), 403, "signals.send needs"},
+		{"desk officer credits a fund", "POST", "/v1/funding/contribute", "Bearer " + mint(t, iss, "desk", "desk-officer"), 403, "funds.contribute needs one of the roles funding-officer, fund-manager"},
+		{"auditor credits a fund", "POST", "/v1/funding/contribute", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "funds.contribute needs"},
 		{"healthz needs nothing", "GET", "/healthz", "", 200, ""},
 	} {
 		req, _ := http.NewRequest(c.method, api.URL+c.path, strings.NewReader("{}"))

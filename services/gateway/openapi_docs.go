@@ -87,6 +87,7 @@ var routeDocs = map[string]routeDoc{
 	"POST " + ServicePath(natsrpc.RosterExperts):     {"roster", "Every expert on the roster (crisis_id in the body is ignored)."},
 	"POST " + ServicePath(natsrpc.RosterAssignments): {"roster", "A crisis's current bookings of experts, by role."},
 	"POST " + ServicePath(natsrpc.FundingBalance):    {"funding", "Each fund's balance and what it has disbursed (a fund whose ledger cannot be trusted says why instead)."},
+	"POST " + ServicePath(natsrpc.FundingContribute): {"funding", "Credit a voluntary contribution (donor, amount, currency USD, reference) to a fund, for a funding officer or fund manager: a ledger line and a record on the global audit chain. The same reference again changes nothing; bad input is refused naming the field."},
 	"POST " + ServicePath(natsrpc.FundingLedger):     {"funding", "A fund's append-only ledger, line by line."},
 	"POST " + ServicePath(natsrpc.PartnersList):      {"partners", "The partner organisations and what each receives (regions, countries, crisis types)."},
 	"POST " + ServicePath(natsrpc.PartnersAckRole): {"partners", "A partner acknowledges its role (lead, support, ...) in a crisis shared with it; " +

@@ -37,14 +37,17 @@ func ServicePath(subject string) string {
 	return "/v1/" + strings.ReplaceAll(strings.TrimPrefix(subject, "demarche."), ".", "/")
 }
 
-// No route reserves or releases roster experts, or moves money: bookings come
-// only from a crisis's envoy-appointment and its closure, money only from its
-// funding decisions, carried out by the worker (services/roster, funding).
+// No route reserves or releases roster experts, or pays money out: bookings
+// come only from a crisis's envoy-appointment and its closure, payments only
+// from its funding decisions, carried out by the worker (services/roster,
+// funding). Money comes in by one route: a voluntary contribution credited
+// by a funding officer or fund manager, stamped with who from the credential.
 var serviceCalls = []serviceCall{
 	{natsrpc.RosterSearch, authz.ReadRoster, func() proto.Message { return &demarchev1.RosterSearchRequest{} }, func() proto.Message { return &demarchev1.RosterSearchResponse{} }},
 	{natsrpc.RosterExperts, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.ExpertsResponse{} }},
 	{natsrpc.RosterAssignments, authz.ReadRoster, func() proto.Message { return &demarchev1.AssignmentsRequest{} }, func() proto.Message { return &demarchev1.AssignmentsResponse{} }},
 	{natsrpc.FundingBalance, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.BalanceResponse{} }},
+	{natsrpc.FundingContribute, authz.ContributeFunds, func() proto.Message { return &demarchev1.ContributeCall{} }, func() proto.Message { return &demarchev1.ContributeResult{} }},
 	{natsrpc.FundingLedger, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.LedgerResponse{} }},
 	{natsrpc.PartnersList, authz.ReadPartners, func() proto.Message { return &demarchev1.ListPartnersRequest{} }, func() proto.Message { return &demarchev1.ListPartnersResponse{} }},
 	{natsrpc.PartnersAckRole, authz.PartnerRole, func() proto.Message { return &demarchev1.AckRoleRequest{} }, func() proto.Message { return &demarchev1.AckRoleResponse{} }},
@@ -75,6 +78,11 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 		m.Reader = p.Subject // the read is recorded as the credential's
 	case *demarchev1.AuditHeadsRequest:
 		m.Reader = p.Subject
+	case *demarchev1.ContributeCall:
+		if m.GetContribution() == nil {
+			m.Contribution = &demarchev1.VoluntaryContribution{}
+		}
+		m.Contribution.ContributedBy = p.Subject // who credits it is the credential's, never the body's
 	case *demarchev1.AckRoleRequest:
 		if m.GetAck() == nil {
 			m.Ack = &demarchev1.PartnerRoleAck{}

@@ -47,7 +47,16 @@ type Partner struct {
 	CrisisTypes []string `json:"crisis_types,omitempty"`
 	// Webhook, when set, also receives every event delivered to the partner.
 	Webhook *Webhook `json:"webhook,omitempty"`
+	// Kind is what the partner is (regional-organisation when left out;
+	// group-of-friends, contact-group, civil-society-network, womens-network).
+	Kind string `json:"kind,omitempty"`
+	// Members of a group of friends or contact group: registry partners by
+	// name, member states by ISO 3166-1 alpha-2 code, institutions by name
+	// (e.g. "World Bank"; ¶53 "our cooperation with the World Bank"). Only groups have members, and a group has at
+	// least two.
+	Members []string `json:"members,omitempty"`
 
+	kind      demarchev1.PartnerKind
 	regions   []demarchev1.Region
 	types     []demarchev1.CrisisType
 	countries []string
@@ -108,6 +117,12 @@ func ParseRegistry(data []byte, source string, getenv func(string) string) (*Reg
 		problems = append(problems, "partners: at least one partner is required")
 	}
 	r := &Registry{byName: map[string]*Partner{}}
+	listed := map[string]bool{} // every name in the file: a group's members may be partners
+	for _, p := range f.Partners {
+		if p != nil {
+			listed[p.Name] = true
+		}
+	}
 	for i, p := range f.Partners {
 		if p == nil {
 			fail(i, nil, "entry", "is empty")
@@ -172,6 +187,16 @@ func ParseRegistry(data []byte, source string, getenv func(string) string) (*Reg
 				fail(i, p, "webhook.secret", "is %d bytes long (allowed: at least %d)", n, MinSecretLength)
 			}
 		}
+		p.kind = demarchev1.PartnerKind_PARTNER_KIND_REGIONAL_ORGANISATION
+		if p.Kind != "" {
+			k, err := demarchev1.ParsePartnerKind(p.Kind)
+			if err != nil {
+				fail(i, p, "kind", "%q is not a partner kind (allowed: %s)", p.Kind, strings.Join(demarchev1.PartnerKindSlugs(), ", "))
+			} else {
+				p.kind = k
+			}
+		}
+		checkMembers(i, p, listed, fail)
 		if p.Name != "" && r.byName[p.Name] == nil {
 			r.byName[p.Name] = p
 			r.partners = append(r.partners, p)
@@ -182,6 +207,45 @@ func ParseRegistry(data []byte, source string, getenv func(string) string) (*Reg
 	}
 	sort.Slice(r.partners, func(i, j int) bool { return r.partners[i].Name < r.partners[j].Name })
 	return r, nil
+}
+
+// isGroup reports whether a kind gathers members (groups of friends, contact groups).
+func isGroup(k demarchev1.PartnerKind) bool {
+	return k == demarchev1.PartnerKind_PARTNER_KIND_GROUP_OF_FRIENDS || k == demarchev1.PartnerKind_PARTNER_KIND_CONTACT_GROUP
+}
+
+// checkMembers checks a partner's members list: a group of friends or
+// contact group names at least two members (registry partners and
+// institutions by name, member states by ISO code), each once; any other
+// kind names none.
+func checkMembers(i int, p *Partner, listed map[string]bool, fail func(int, *Partner, string, string, ...any)) {
+	if !isGroup(p.kind) {
+		if len(p.Members) > 0 {
+			fail(i, p, "members", "only a group-of-friends or contact-group has members (this partner is a %s)", p.kind.Slug())
+		}
+		return
+	}
+	if len(p.Members) < 2 {
+		fail(i, p, "members", "a %s names at least two members (member states by ISO code, e.g. NO; institutions by name, e.g. World Bank; registry partners by name), got %d", p.kind.Slug(), len(p.Members))
+	}
+	seen := map[string]bool{}
+	for j, m := range p.Members {
+		field := fmt.Sprintf("members[%d]", j)
+		switch t := strings.TrimSpace(m); {
+		case t == "" || t != m:
+			fail(i, p, field, "%q must be a non-empty name without surrounding spaces", m)
+		case len(t) > 80:
+			fail(i, p, field, "is %d characters long (allowed: at most 80)", len(t))
+		case len(t) == 2 && strings.ToUpper(t) == t && !listed[t]:
+			if _, ok := demarchev1.RegionOf(t); !ok {
+				fail(i, p, field, "%q is not an ISO 3166-1 alpha-2 country code (a member state, upper case, e.g. NO)", t)
+			}
+		}
+		if seen[strings.ToLower(m)] {
+			fail(i, p, field, "%q is listed twice", m)
+		}
+		seen[strings.ToLower(m)] = true
+	}
 }
 
 // Partners lists the partners sorted by name.
@@ -210,6 +274,10 @@ func (r *Registry) Lookup(name string) (*Partner, bool) {
 	p, ok := r.byName[strings.ToUpper(strings.TrimSpace(name))]
 	return p, ok
 }
+
+// PartnerKind is what the partner is (a regional organisation unless the
+// registry says otherwise).
+func (p *Partner) PartnerKind() demarchev1.PartnerKind { return p.kind }
 
 // SharedWith reports whether the crisis names this partner in shared_with
 // (case-insensitively).
@@ -257,5 +325,7 @@ func (p *Partner) Info() *demarchev1.PartnerInfo {
 		Countries:   slices.Clone(p.countries),
 		Webhook:     p.Webhook != nil,
 		Subject:     PartnerSubjects(p.Name),
+		Kind:        p.kind,
+		Members:     slices.Clone(p.Members),
 	}
 }

@@ -4,10 +4,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/partners"
 )
@@ -28,6 +30,57 @@ func TestDefaultRegistryHasTheRegionalOrganisations(t *testing.T) {
 	ke := newCrisis("KE-20261127-AAAAA", "KE", coup, public)
 	if !ecowas.Receives(gn) || ecowas.Receives(ke) {
 		t.Fatalf("ECOWAS receives Guinea %v (want true), Kenya %v (want false)", ecowas.Receives(gn), ecowas.Receives(ke))
+	}
+}
+
+// The report's partners are in the embedded registry with their kind:
+// ¶52 "Caribbean Community (CARICOM), ECOWAS, SADC, ASEAN, OIC",
+// ¶19 "International Conference on the Great Lakes Region",
+// ¶31 "carried out by contact groups", ¶46 "Women's groups in particular".
+// Every one of them has its NATS identity (natsauth.DefaultPartners is what
+// deploy/nats/authorization.conf and `demarche dev` give a user each).
+func TestDefaultRegistryHasTheReportsPartnersAndKinds(t *testing.T) {
+	t.Parallel()
+	r, err := partners.LoadRegistry("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	regional := demarchev1.PartnerKind_PARTNER_KIND_REGIONAL_ORGANISATION
+	for _, tc := range []struct {
+		name     string
+		kind     demarchev1.PartnerKind
+		receives string // a country whose public coup it receives
+		members  []string
+	}{
+		{"CARICOM", regional, "HT", nil},
+		{"OIC", regional, "ML", nil},
+		{"ICGLR", regional, "CD", nil},
+		{"AU", regional, "GN", nil},
+		{"ICG-GUINEA", demarchev1.PartnerKind_PARTNER_KIND_CONTACT_GROUP, "GN", []string{"AU", "ECOWAS", "EU", "OIC", "World Bank", "FR", "US"}},
+		{"WANEP", demarchev1.PartnerKind_PARTNER_KIND_CIVIL_SOCIETY_NETWORK, "GN", nil},
+		{"FEMWISE", demarchev1.PartnerKind_PARTNER_KIND_WOMENS_NETWORK, "GN", nil},
+	} {
+		p, ok := r.Lookup(tc.name)
+		if !ok {
+			t.Errorf("default registry lacks %s", tc.name)
+			continue
+		}
+		info := p.Info()
+		if info.GetKind() != tc.kind || p.PartnerKind() != tc.kind || !slices.Equal(info.GetMembers(), tc.members) {
+			t.Errorf("%s: kind %s members %v, want %s %v", tc.name, info.GetKind().Slug(), info.GetMembers(), tc.kind.Slug(), tc.members)
+		}
+		if c := newCrisis(tc.receives+"-20261127-AAAAA", tc.receives, coup, public); !p.Receives(c) {
+			t.Errorf("%s does not receive a public crisis in %s", tc.name, tc.receives)
+		}
+		if info.GetSubject() != "demarche.partner."+tc.name+".>" {
+			t.Errorf("%s: subject %q", tc.name, info.GetSubject())
+		}
+	}
+	if icglr, _ := r.Lookup("ICGLR"); icglr.Receives(newCrisis("HT-20261127-AAAAA", "HT", coup, public)) {
+		t.Error("ICGLR receives a public crisis in Haiti: its countries filter is not applied")
+	}
+	if got, want := r.Names(), slices.Sorted(slices.Values(natsauth.DefaultPartners)); !slices.Equal(got, want) {
+		t.Fatalf("registry partners %v, natsauth.DefaultPartners %v: every registered partner needs its NATS identity and stream", got, want)
 	}
 }
 
@@ -80,6 +133,18 @@ func TestRegistryErrorsNameTheEntryAndTheField(t *testing.T) {
 			`partners[5] (ENV): webhook.secret_env: environment variable UNSET is not set`,
 			`partners[6] (WEAK): webhook.secret: is 5 bytes long (allowed: at least 16)`,
 			`partners[7] (NOSECRET): webhook.secret_env: is required`,
+		}},
+		{"kinds and members", `{"partners": [
+			{"name": "AU", "title": "African Union", "kind": "club"},
+			{"name": "FRIENDS", "title": "Friends of X", "kind": "group-of-friends", "members": ["NO"]},
+			{"name": "ICG", "title": "Contact group", "kind": "contact-group", "members": ["ZZ", "World Bank", "World Bank", " EU"]},
+			{"name": "WANEP", "title": "Network", "kind": "civil-society-network", "members": ["AU", "EU"]}]}`, []string{
+			`partners[0] (AU): kind: "club" is not a partner kind (allowed: regional-organisation, group-of-friends, contact-group, civil-society-network, womens-network)`,
+			`partners[1] (FRIENDS): members: a group-of-friends names at least two members`,
+			`partners[2] (ICG): members[0]: "ZZ" is not an ISO 3166-1 alpha-2 country code`,
+			`partners[2] (ICG): members[2]: "World Bank" is listed twice`,
+			`partners[2] (ICG): members[3]: " EU" must be a non-empty name without surrounding spaces`,
+			`partners[3] (WANEP): members: only a group-of-friends or contact-group has members`,
 		}},
 	} {
 		_, err := partners.ParseRegistry([]byte(tc.json), "test", func(k string) string { return env[k] })

@@ -3,7 +3,9 @@ package crisis
 // Closure and evaluation (¶59 "proving this empirically is difficult";
 // ¶60 "monitor outcomes, measure impact"; ¶60 "analysing lessons"): once every
 // stage has ended, the head of department closes the crisis with its outcome
-// (averted, contained, escalated, unresolved) and lessons. The crisis releases
+// (averted, contained, escalated, unresolved) and lessons, and may hand the
+// engagement over (¶15 "The Peacebuilding Commission", a peace operation, the
+// country team, or a regional organisation whose role allows it). The crisis releases
 // its roster bookings and keeps the figures the report asks for: time from the
 // first warning signal to the first response action (and to triage, apart),
 // time in each stage, decisions, engagements, Council actions, deployments
@@ -12,6 +14,7 @@ package crisis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,13 +30,13 @@ var closure = decisionKind(&decisionType{
 	role: demarchev1.Role_ROLE_HEAD_OF_DEPARTMENT, who: "head of department",
 	describe: func(r *demarchev1.DecisionRequest) string {
 		c := r.GetClosure()
-		return fmt.Sprintf("closure: %s; lessons: %s", c.GetOutcome().Slug(), strings.Join(c.GetLessons(), "; "))
+		return fmt.Sprintf("closure: %s; lessons: %s%s", c.GetOutcome().Slug(), strings.Join(c.GetLessons(), "; "), handOverWords(c))
 	},
 	check: func(d *decisionCtx) error {
 		if !d.l.closing || len(d.l.active) > 0 {
 			return rule("closure-last", "the crisis can close only after every stage has ended (running: %s)", d.l.activeList())
 		}
-		return nil
+		return d.l.checkHandOver(d.req.GetClosure())
 	},
 	apply: func(d *decisionCtx) effect {
 		d.l.closure = d.rec
@@ -67,7 +70,59 @@ func (l *lifecycle) close(ctx workflow.Context) error {
 	cl := l.closure.GetRequest().GetClosure()
 	return l.em.publish(ctx, &demarchev1.CrisisClosed{
 		CrisisId: l.crisis.GetId(), ClosedAt: l.closedAt, Outcome: cl.GetOutcome(), Figures: l.figures, Lessons: cl.GetLessons(),
+		HandOverTo: cl.GetHandOverTo(), HandOverPartner: cl.GetHandOverPartner(),
 	})
+}
+
+// handOverWords is a closure's hand-over as its description ends ("" when
+// there is none, so closures recorded before hand-overs read as they did).
+func handOverWords(c *demarchev1.ClosureDecision) string {
+	switch to := c.GetHandOverTo(); {
+	case to == demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED:
+		return ""
+	case c.GetHandOverPartner() != "":
+		return fmt.Sprintf("; handed over to %s (%s)", c.GetHandOverPartner(), demarchev1.EnumWords(to.Descriptor(), to.Number()))
+	default:
+		return "; handed over to the " + demarchev1.EnumWords(to.Descriptor(), to.Number())
+	}
+}
+
+// takesOver are the divisions of labour under which a regional organisation
+// may receive a crisis at its closure
+// (¶51 "in a lead role, in a supporting role, in a burdensharing role, in sequential deployments and in several joint operations"):
+// one that led, worked jointly with the UN or deploys in
+// sequence after it carries on; one that only supported or shared the burden
+// does not take the engagement over.
+var takesOver = []demarchev1.PartnerRoleKind{
+	demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD,
+	demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT,
+	demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_SEQUENTIAL,
+}
+
+// checkHandOver enforces the division of labour on a hand-over to a regional
+// organisation: the organisation has acknowledged a role in this crisis, and
+// that role is lead, joint or sequential.
+func (l *lifecycle) checkHandOver(c *demarchev1.ClosureDecision) error {
+	org := c.GetHandOverPartner()
+	if c.GetHandOverTo() != demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION || org == "" {
+		return nil
+	}
+	var roles []string
+	for _, p := range l.partners {
+		roles = append(roles, p.GetPartner()+" "+p.GetRole().Slug())
+		if strings.EqualFold(p.GetPartner(), org) {
+			if slices.Contains(takesOver, p.GetRole()) {
+				return nil
+			}
+			return rule("hand-over-recipient", "%s's role in this crisis is %s: only a partner in a lead, joint or sequential role takes the engagement over (record its role with demarche crisis partner-role)",
+				org, p.GetRole().Slug())
+		}
+	}
+	if len(roles) == 0 {
+		roles = []string{"none recorded"}
+	}
+	return rule("hand-over-recipient", "%s has no role in this crisis (partners' roles: %s): only a partner in a lead, joint or sequential role takes the engagement over",
+		org, strings.Join(roles, ", "))
 }
 
 func (l *lifecycle) computeFigures(now time.Time) *demarchev1.ClosureFigures {

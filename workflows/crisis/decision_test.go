@@ -48,6 +48,18 @@ func req(principal string, d proto.Message) *demarchev1.DecisionRequest {
 	return demarchev1.NewDecisionRequest(principal, "why", d)
 }
 
+// Partners' roles, for the rules the division of labour decides.
+var (
+	support     = demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_SUPPORT
+	joint       = demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT
+	sequential  = demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_SEQUENTIAL
+	regionalOrg = demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION
+)
+
+func roleOf(org string, role demarchev1.PartnerRoleKind) *demarchev1.PartnerRoleAck {
+	return &demarchev1.PartnerRoleAck{Partner: org, Role: role}
+}
+
 func TestDecisionRules(t *testing.T) {
 	mandate := &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now.Add(time.Hour))}
 	fr := func(id string) *demarchev1.FundingRequest { return &demarchev1.FundingRequest{RequestId: id} }
@@ -129,6 +141,26 @@ func TestDecisionRules(t *testing.T) {
 			{"while stages run", func(l *lifecycle, r *stageRun) { l.closing, l.active = true, []*stageRun{r} }, req("a", &demarchev1.ClosureDecision{}), "closure-last"},
 			{"before the last phase", nil, req("a", &demarchev1.ClosureDecision{}), "closure-last"},
 			{"once every stage ended", func(l *lifecycle, _ *stageRun) { l.closing = true }, req("a", &demarchev1.ClosureDecision{}), ""},
+			{"handed over to the Peacebuilding Commission", func(l *lifecycle, _ *stageRun) { l.closing = true },
+				req("a", &demarchev1.ClosureDecision{HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION}), ""},
+			{"handed over to a partner in sequence", func(l *lifecycle, _ *stageRun) {
+				l.closing, l.partners = true, []*demarchev1.PartnerRoleAck{roleOf("ECOWAS", sequential)}
+			},
+				req("a", &demarchev1.ClosureDecision{HandOverTo: regionalOrg, HandOverPartner: "ECOWAS"}), ""},
+			{"handed over to a supporting partner", func(l *lifecycle, _ *stageRun) {
+				l.closing, l.partners = true, []*demarchev1.PartnerRoleAck{roleOf("AU", support)}
+			},
+				req("a", &demarchev1.ClosureDecision{HandOverTo: regionalOrg, HandOverPartner: "AU"}), "hand-over-recipient"},
+			{"handed over to a partner without a role", func(l *lifecycle, _ *stageRun) { l.closing = true },
+				req("a", &demarchev1.ClosureDecision{HandOverTo: regionalOrg, HandOverPartner: "OIC"}), "hand-over-recipient"},
+		},
+		factFindingAdded: {
+			{"a UN inquiry", nil, req("a", &demarchev1.FactFindingAdded{}), ""},
+			{"joint with a partner whose role is not recorded yet", nil, req("a", &demarchev1.FactFindingAdded{JointWith: "ECOWAS"}), ""},
+			{"joint with a partner in a joint role", func(l *lifecycle, _ *stageRun) { l.partners = []*demarchev1.PartnerRoleAck{roleOf("ECOWAS", joint)} },
+				req("a", &demarchev1.FactFindingAdded{JointWith: "ECOWAS"}), ""},
+			{"joint with a supporting partner", func(l *lifecycle, _ *stageRun) { l.partners = []*demarchev1.PartnerRoleAck{roleOf("ECOWAS", support)} },
+				req("a", &demarchev1.FactFindingAdded{JointWith: "ECOWAS"}), "joint-inquiry-partner"},
 		},
 	}
 	for dt, list := range cases {
@@ -153,7 +185,7 @@ func TestDecisionRules(t *testing.T) {
 		}
 	}
 	// Decisions without a check of their own take only the stage-running rule.
-	for _, dt := range []*decisionType{triage, engagement, factFindingAdded, followUpCheckIn} {
+	for _, dt := range []*decisionType{triage, engagement, followUpCheckIn} {
 		if dt.check != nil {
 			t.Errorf("%s has rules of its own: add its cases here", dt.kind)
 		}

@@ -11,6 +11,7 @@ package crisis
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ var factFindingAdded = decisionKind(&decisionType{
 		}
 		return "fact-finding added"
 	},
+	check: func(d *decisionCtx) error { return d.l.checkJointInquiry(d.req.GetFactFindingAdded().GetJointWith()) },
 	apply: func(*decisionCtx) effect { return stageContinues },
 	// Never awaited: added when the situation needs it.
 	pending: func(*lifecycle, *stageRun) []waiting { return nil },
@@ -155,4 +157,30 @@ func FactFindingMission(ctx workflow.Context, in *demarchev1.StageWorkflowInput)
 			return c.end(ctx, nil)
 		}
 	}
+}
+
+// conductsInquiries are the divisions of labour under which a regional
+// organisation conducts an inquiry with the UN: it leads, or works jointly
+// (¶51 "in several joint operations"); a partner that only supports, shares
+// the burden or deploys in sequence does not. A partner whose role is not
+// recorded yet may be named: its role, once acknowledged, is its own to say.
+var conductsInquiries = []demarchev1.PartnerRoleKind{
+	demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_LEAD,
+	demarchev1.PartnerRoleKind_PARTNER_ROLE_KIND_JOINT,
+}
+
+// checkJointInquiry enforces the division of labour on a joint inquiry's
+// partner (the update validator: a refusal leaves no trace in the history,
+// so histories recorded before keep replaying).
+func (l *lifecycle) checkJointInquiry(org string) error {
+	if org == "" {
+		return nil
+	}
+	for _, p := range l.partners {
+		if strings.EqualFold(p.GetPartner(), org) && !slices.Contains(conductsInquiries, p.GetRole()) {
+			return rule("joint-inquiry-partner", "%s's role in this crisis is %s: a joint inquiry is conducted with a partner in a lead or joint role (record its role with demarche crisis partner-role)",
+				org, p.GetRole().Slug())
+		}
+	}
+	return nil
 }

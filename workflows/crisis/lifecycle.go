@@ -375,6 +375,8 @@ func (l *lifecycle) snapshot(ctx workflow.Context) *demarchev1.CrisisState {
 	if l.closure != nil {
 		st.Outcome = l.closure.GetRequest().GetClosure().GetOutcome()
 		st.Lessons = l.closure.GetRequest().GetClosure().GetLessons()
+		st.HandOverTo = l.closure.GetRequest().GetClosure().GetHandOverTo()
+		st.HandOverPartner = l.closure.GetRequest().GetClosure().GetHandOverPartner()
 	}
 	for _, r := range l.active {
 		if r.rec.GetStatus() == demarchev1.StageStatus_STAGE_STATUS_RUNNING {

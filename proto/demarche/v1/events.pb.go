@@ -216,9 +216,13 @@ type CrisisClosed struct {
 	// The figures of the response; unset for crises that ran before they existed.
 	Figures *ClosureFigures `protobuf:"bytes,4,opt,name=figures,proto3" json:"figures,omitempty"`
 	// Lessons learned, for the evaluation the report asks for.
-	Lessons       []string `protobuf:"bytes,5,rep,name=lessons,proto3" json:"lessons,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Lessons []string `protobuf:"bytes,5,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	// Who the engagement was handed over to (unset: no hand-over), and the
+	// receiving regional organisation when it is one.
+	HandOverTo      HandOverRecipient `protobuf:"varint,100,opt,name=hand_over_to,json=handOverTo,proto3,enum=demarche.v1.HandOverRecipient" json:"hand_over_to,omitempty"`
+	HandOverPartner string            `protobuf:"bytes,101,opt,name=hand_over_partner,json=handOverPartner,proto3" json:"hand_over_partner,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CrisisClosed) Reset() {
@@ -284,6 +288,20 @@ func (x *CrisisClosed) GetLessons() []string {
 		return x.Lessons
 	}
 	return nil
+}
+
+func (x *CrisisClosed) GetHandOverTo() HandOverRecipient {
+	if x != nil {
+		return x.HandOverTo
+	}
+	return HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED
+}
+
+func (x *CrisisClosed) GetHandOverPartner() string {
+	if x != nil {
+		return x.HandOverPartner
+	}
+	return ""
 }
 
 // DecisionRecorded: a person (or a drill policy) took a decision.
@@ -1479,13 +1497,16 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12=\n" +
 	"\fcompleted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vcompletedAt\x125\n" +
-	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xe5\x01\n" +
+	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\"\xd3\x02\n" +
 	"\fCrisisClosed\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x127\n" +
 	"\tclosed_at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\bclosedAt\x12.\n" +
 	"\aoutcome\x18\x03 \x01(\x0e2\x14.demarche.v1.OutcomeR\aoutcome\x125\n" +
 	"\afigures\x18\x04 \x01(\v2\x1b.demarche.v1.ClosureFiguresR\afigures\x12\x18\n" +
-	"\alessons\x18\x05 \x03(\tR\alessons\"h\n" +
+	"\alessons\x18\x05 \x03(\tR\alessons\x12@\n" +
+	"\fhand_over_to\x18d \x01(\x0e2\x1e.demarche.v1.HandOverRecipientR\n" +
+	"handOverTo\x12*\n" +
+	"\x11hand_over_partner\x18e \x01(\tR\x0fhandOverPartner\"h\n" +
 	"\x10DecisionRecorded\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x127\n" +
 	"\bdecision\x18\x02 \x01(\v2\x1b.demarche.v1.DecisionRecordR\bdecision\"e\n" +
@@ -1615,14 +1636,15 @@ var file_demarche_v1_events_proto_goTypes = []any{
 	(*durationpb.Duration)(nil),     // 24: google.protobuf.Duration
 	(Outcome)(0),                    // 25: demarche.v1.Outcome
 	(*ClosureFigures)(nil),          // 26: demarche.v1.ClosureFigures
-	(*DecisionRecord)(nil),          // 27: demarche.v1.DecisionRecord
-	(*DeadlineState)(nil),           // 28: demarche.v1.DeadlineState
-	(*PartnerRoleAck)(nil),          // 29: demarche.v1.PartnerRoleAck
-	(*Warning)(nil),                 // 30: demarche.v1.Warning
-	(*Comment)(nil),                 // 31: demarche.v1.Comment
-	(*FollowUpCheckIn)(nil),         // 32: demarche.v1.FollowUpCheckIn
-	(*OutsideOperation)(nil),        // 33: demarche.v1.OutsideOperation
-	(CrisisType)(0),                 // 34: demarche.v1.CrisisType
+	(HandOverRecipient)(0),          // 27: demarche.v1.HandOverRecipient
+	(*DecisionRecord)(nil),          // 28: demarche.v1.DecisionRecord
+	(*DeadlineState)(nil),           // 29: demarche.v1.DeadlineState
+	(*PartnerRoleAck)(nil),          // 30: demarche.v1.PartnerRoleAck
+	(*Warning)(nil),                 // 31: demarche.v1.Warning
+	(*Comment)(nil),                 // 32: demarche.v1.Comment
+	(*FollowUpCheckIn)(nil),         // 33: demarche.v1.FollowUpCheckIn
+	(*OutsideOperation)(nil),        // 34: demarche.v1.OutsideOperation
+	(CrisisType)(0),                 // 35: demarche.v1.CrisisType
 }
 var file_demarche_v1_events_proto_depIdxs = []int32{
 	21, // 0: demarche.v1.CrisisOpened.crisis:type_name -> demarche.v1.Crisis
@@ -1634,26 +1656,27 @@ var file_demarche_v1_events_proto_depIdxs = []int32{
 	23, // 6: demarche.v1.CrisisClosed.closed_at:type_name -> google.protobuf.Timestamp
 	25, // 7: demarche.v1.CrisisClosed.outcome:type_name -> demarche.v1.Outcome
 	26, // 8: demarche.v1.CrisisClosed.figures:type_name -> demarche.v1.ClosureFigures
-	27, // 9: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
-	28, // 10: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
-	28, // 11: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
-	29, // 12: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
-	30, // 13: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
-	22, // 14: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
-	22, // 15: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
-	31, // 16: demarche.v1.CommentAdded.comment:type_name -> demarche.v1.Comment
-	23, // 17: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
-	32, // 18: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
-	33, // 19: demarche.v1.CrisisAlteredOutside.operation:type_name -> demarche.v1.OutsideOperation
-	34, // 20: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
-	23, // 21: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
-	20, // 22: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
-	23, // 23: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	27, // 9: demarche.v1.CrisisClosed.hand_over_to:type_name -> demarche.v1.HandOverRecipient
+	28, // 10: demarche.v1.DecisionRecorded.decision:type_name -> demarche.v1.DecisionRecord
+	29, // 11: demarche.v1.DeadlineAtRisk.deadline:type_name -> demarche.v1.DeadlineState
+	29, // 12: demarche.v1.DeadlineBreached.deadline:type_name -> demarche.v1.DeadlineState
+	30, // 13: demarche.v1.PartnerRoleAcknowledged.ack:type_name -> demarche.v1.PartnerRoleAck
+	31, // 14: demarche.v1.WarningAttached.warning:type_name -> demarche.v1.Warning
+	22, // 15: demarche.v1.StageSkipped.stage:type_name -> demarche.v1.Stage
+	22, // 16: demarche.v1.StageReopened.stage:type_name -> demarche.v1.Stage
+	32, // 17: demarche.v1.CommentAdded.comment:type_name -> demarche.v1.Comment
+	23, // 18: demarche.v1.FollowUpCheckInDue.due_at:type_name -> google.protobuf.Timestamp
+	33, // 19: demarche.v1.FollowUpCheckInRecorded.check_in:type_name -> demarche.v1.FollowUpCheckIn
+	34, // 20: demarche.v1.CrisisAlteredOutside.operation:type_name -> demarche.v1.OutsideOperation
+	35, // 21: demarche.v1.WarningRaised.crisis_type:type_name -> demarche.v1.CrisisType
+	23, // 22: demarche.v1.WarningRaised.first_signal_at:type_name -> google.protobuf.Timestamp
+	20, // 23: demarche.v1.WarningRaised.contributions:type_name -> demarche.v1.SignalContribution
+	23, // 24: demarche.v1.SignalContribution.observed_at:type_name -> google.protobuf.Timestamp
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_events_proto_init() }

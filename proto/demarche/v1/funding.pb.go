@@ -85,6 +85,8 @@ const (
 	LedgerEntryKind_LEDGER_ENTRY_KIND_UNSPECIFIED  LedgerEntryKind = 0
 	LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING      LedgerEntryKind = 1
 	LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT LedgerEntryKind = 2
+	// A voluntary contribution credited to the fund (¶64 "Voluntary contributions remain essential").
+	LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION LedgerEntryKind = 3
 )
 
 // Enum value maps for LedgerEntryKind.
@@ -93,11 +95,13 @@ var (
 		0: "LEDGER_ENTRY_KIND_UNSPECIFIED",
 		1: "LEDGER_ENTRY_KIND_OPENING",
 		2: "LEDGER_ENTRY_KIND_DISBURSEMENT",
+		3: "LEDGER_ENTRY_KIND_CONTRIBUTION",
 	}
 	LedgerEntryKind_value = map[string]int32{
 		"LEDGER_ENTRY_KIND_UNSPECIFIED":  0,
 		"LEDGER_ENTRY_KIND_OPENING":      1,
 		"LEDGER_ENTRY_KIND_DISBURSEMENT": 2,
+		"LEDGER_ENTRY_KIND_CONTRIBUTION": 3,
 	}
 )
 
@@ -603,7 +607,9 @@ type LedgerEntry struct {
 	OpenedBy string `protobuf:"bytes,14,opt,name=opened_by,json=openedBy,proto3" json:"opened_by,omitempty"`
 	// For a disbursement: the approving decision it carries out (audit
 	// reconcile matches it with the crisis's histories).
-	Decision      *DecisionRef `protobuf:"bytes,15,opt,name=decision,proto3" json:"decision,omitempty"`
+	Decision *DecisionRef `protobuf:"bytes,15,opt,name=decision,proto3" json:"decision,omitempty"`
+	// For a contribution: who gave, what, and who recorded it.
+	Contribution  *VoluntaryContribution `protobuf:"bytes,100,opt,name=contribution,proto3" json:"contribution,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -743,6 +749,217 @@ func (x *LedgerEntry) GetDecision() *DecisionRef {
 	return nil
 }
 
+func (x *LedgerEntry) GetContribution() *VoluntaryContribution {
+	if x != nil {
+		return x.Contribution
+	}
+	return nil
+}
+
+// VoluntaryContribution is money a donor gives a fund
+// (¶64 "Voluntary contributions remain essential to permit fast and flexible responses").
+// It is credited by a funding officer or fund manager
+// (demarche fund contribute), as a ledger line and an operation record on
+// the global audit chain.
+type VoluntaryContribution struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Who gives: a member state (ISO 3166-1 alpha-2 code, e.g. NO) or an
+	// institution by name (e.g. World Bank).
+	Donor string `protobuf:"bytes,1,opt,name=donor,proto3" json:"donor,omitempty"`
+	// The amount, in whole units of currency.
+	Amount int64 `protobuf:"varint,2,opt,name=amount,proto3" json:"amount,omitempty"`
+	// The currency: a fund's ledger is kept in USD, and a contribution is
+	// credited in USD only (converted before it is recorded).
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// The donor's reference for the transfer (pledge or payment); one
+	// contribution per reference and fund: recording it again changes nothing.
+	Reference string `protobuf:"bytes,4,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The principal who credited it (from the credential, never the body).
+	ContributedBy string `protobuf:"bytes,5,opt,name=contributed_by,json=contributedBy,proto3" json:"contributed_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VoluntaryContribution) Reset() {
+	*x = VoluntaryContribution{}
+	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VoluntaryContribution) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VoluntaryContribution) ProtoMessage() {}
+
+func (x *VoluntaryContribution) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VoluntaryContribution.ProtoReflect.Descriptor instead.
+func (*VoluntaryContribution) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *VoluntaryContribution) GetDonor() string {
+	if x != nil {
+		return x.Donor
+	}
+	return ""
+}
+
+func (x *VoluntaryContribution) GetAmount() int64 {
+	if x != nil {
+		return x.Amount
+	}
+	return 0
+}
+
+func (x *VoluntaryContribution) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *VoluntaryContribution) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *VoluntaryContribution) GetContributedBy() string {
+	if x != nil {
+		return x.ContributedBy
+	}
+	return ""
+}
+
+// ContributeCall credits a contribution to a fund (endpoint "contribute").
+type ContributeCall struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fund          string                 `protobuf:"bytes,1,opt,name=fund,proto3" json:"fund,omitempty"`
+	Contribution  *VoluntaryContribution `protobuf:"bytes,2,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContributeCall) Reset() {
+	*x = ContributeCall{}
+	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContributeCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContributeCall) ProtoMessage() {}
+
+func (x *ContributeCall) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContributeCall.ProtoReflect.Descriptor instead.
+func (*ContributeCall) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ContributeCall) GetFund() string {
+	if x != nil {
+		return x.Fund
+	}
+	return ""
+}
+
+func (x *ContributeCall) GetContribution() *VoluntaryContribution {
+	if x != nil {
+		return x.Contribution
+	}
+	return nil
+}
+
+// ContributeResult is the ledger line that credited the contribution, the
+// audit record of the act, and whether it was a retry.
+type ContributeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entry         *LedgerEntry           `protobuf:"bytes,1,opt,name=entry,proto3" json:"entry,omitempty"`
+	Replayed      bool                   `protobuf:"varint,2,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	Record        *AuditRecord           `protobuf:"bytes,3,opt,name=record,proto3" json:"record,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContributeResult) Reset() {
+	*x = ContributeResult{}
+	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContributeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContributeResult) ProtoMessage() {}
+
+func (x *ContributeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContributeResult.ProtoReflect.Descriptor instead.
+func (*ContributeResult) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ContributeResult) GetEntry() *LedgerEntry {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *ContributeResult) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
+func (x *ContributeResult) GetRecord() *AuditRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
 // DisburseResult is the ledger line that paid, and whether it was a retry.
 type DisburseResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -754,7 +971,7 @@ type DisburseResult struct {
 
 func (x *DisburseResult) Reset() {
 	*x = DisburseResult{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	mi := &file_demarche_v1_funding_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +983,7 @@ func (x *DisburseResult) String() string {
 func (*DisburseResult) ProtoMessage() {}
 
 func (x *DisburseResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	mi := &file_demarche_v1_funding_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +996,7 @@ func (x *DisburseResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseResult.ProtoReflect.Descriptor instead.
 func (*DisburseResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DisburseResult) GetEntry() *LedgerEntry {
@@ -806,7 +1023,7 @@ type FundQuery struct {
 
 func (x *FundQuery) Reset() {
 	*x = FundQuery{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	mi := &file_demarche_v1_funding_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +1035,7 @@ func (x *FundQuery) String() string {
 func (*FundQuery) ProtoMessage() {}
 
 func (x *FundQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	mi := &file_demarche_v1_funding_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +1048,7 @@ func (x *FundQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundQuery.ProtoReflect.Descriptor instead.
 func (*FundQuery) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FundQuery) GetFund() string {
@@ -851,14 +1068,17 @@ type FundBalance struct {
 	// Set when the fund's ledger cannot be trusted (a broken link, a line that
 	// does not decode, a vanished ledger): then balance_usd and disbursed_usd
 	// are not given, and nothing can be paid from the fund.
-	Problem       string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Problem string `protobuf:"bytes,5,opt,name=problem,proto3" json:"problem,omitempty"`
+	// Voluntary contributions credited so far (balance = opening balance +
+	// contributed - disbursed).
+	ContributedUsd int64 `protobuf:"varint,100,opt,name=contributed_usd,json=contributedUsd,proto3" json:"contributed_usd,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *FundBalance) Reset() {
 	*x = FundBalance{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	mi := &file_demarche_v1_funding_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1090,7 @@ func (x *FundBalance) String() string {
 func (*FundBalance) ProtoMessage() {}
 
 func (x *FundBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	mi := &file_demarche_v1_funding_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1103,7 @@ func (x *FundBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundBalance.ProtoReflect.Descriptor instead.
 func (*FundBalance) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FundBalance) GetFund() *Fund {
@@ -921,6 +1141,13 @@ func (x *FundBalance) GetProblem() string {
 	return ""
 }
 
+func (x *FundBalance) GetContributedUsd() int64 {
+	if x != nil {
+		return x.ContributedUsd
+	}
+	return 0
+}
+
 // BalanceResponse lists funds' balances.
 type BalanceResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -931,7 +1158,7 @@ type BalanceResponse struct {
 
 func (x *BalanceResponse) Reset() {
 	*x = BalanceResponse{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[9]
+	mi := &file_demarche_v1_funding_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -943,7 +1170,7 @@ func (x *BalanceResponse) String() string {
 func (*BalanceResponse) ProtoMessage() {}
 
 func (x *BalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[9]
+	mi := &file_demarche_v1_funding_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -956,7 +1183,7 @@ func (x *BalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceResponse.ProtoReflect.Descriptor instead.
 func (*BalanceResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BalanceResponse) GetFunds() []*FundBalance {
@@ -976,7 +1203,7 @@ type LedgerResponse struct {
 
 func (x *LedgerResponse) Reset() {
 	*x = LedgerResponse{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[10]
+	mi := &file_demarche_v1_funding_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -988,7 +1215,7 @@ func (x *LedgerResponse) String() string {
 func (*LedgerResponse) ProtoMessage() {}
 
 func (x *LedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[10]
+	mi := &file_demarche_v1_funding_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1001,7 +1228,7 @@ func (x *LedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerResponse.ProtoReflect.Descriptor instead.
 func (*LedgerResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LedgerResponse) GetEntries() []*LedgerEntry {
@@ -1015,7 +1242,7 @@ var File_demarche_v1_funding_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\n" +
-	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
+	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x17demarche/v1/audit.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
 	"\x04Fund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
@@ -1057,7 +1284,7 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12\x10\n" +
 	"\x03key\x18\x03 \x01(\tR\x03key\x12\x14\n" +
 	"\x05drill\x18\x04 \x01(\bR\x05drill\x124\n" +
-	"\bdecision\x18\x05 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xeb\x04\n" +
+	"\bdecision\x18\x05 \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\"\xb3\x05\n" +
 	"\vLedgerEntry\x12\x1a\n" +
 	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x12\n" +
 	"\x04fund\x18\x02 \x01(\tR\x04fund\x120\n" +
@@ -1076,22 +1303,37 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\tprev_hash\x18\f \x01(\fR\bprevHash\x12\x12\n" +
 	"\x04hash\x18\r \x01(\fR\x04hash\x12\x1b\n" +
 	"\topened_by\x18\x0e \x01(\tR\bopenedBy\x124\n" +
-	"\bdecision\x18\x0f \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\x1aB\n" +
+	"\bdecision\x18\x0f \x01(\v2\x18.demarche.v1.DecisionRefR\bdecision\x12F\n" +
+	"\fcontribution\x18d \x01(\v2\".demarche.v1.VoluntaryContributionR\fcontribution\x1aB\n" +
 	"\x14CrisisTotalsUsdEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\\\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"\xa6\x01\n" +
+	"\x15VoluntaryContribution\x12\x14\n" +
+	"\x05donor\x18\x01 \x01(\tR\x05donor\x12\x16\n" +
+	"\x06amount\x18\x02 \x01(\x03R\x06amount\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12\x1c\n" +
+	"\treference\x18\x04 \x01(\tR\treference\x12%\n" +
+	"\x0econtributed_by\x18\x05 \x01(\tR\rcontributedBy\"l\n" +
+	"\x0eContributeCall\x12\x12\n" +
+	"\x04fund\x18\x01 \x01(\tR\x04fund\x12F\n" +
+	"\fcontribution\x18\x02 \x01(\v2\".demarche.v1.VoluntaryContributionR\fcontribution\"\x90\x01\n" +
+	"\x10ContributeResult\x12.\n" +
+	"\x05entry\x18\x01 \x01(\v2\x18.demarche.v1.LedgerEntryR\x05entry\x12\x1a\n" +
+	"\breplayed\x18\x02 \x01(\bR\breplayed\x120\n" +
+	"\x06record\x18\x03 \x01(\v2\x18.demarche.v1.AuditRecordR\x06record\"\\\n" +
 	"\x0eDisburseResult\x12.\n" +
 	"\x05entry\x18\x01 \x01(\v2\x18.demarche.v1.LedgerEntryR\x05entry\x12\x1a\n" +
 	"\breplayed\x18\x02 \x01(\bR\breplayed\"\x1f\n" +
 	"\tFundQuery\x12\x12\n" +
-	"\x04fund\x18\x01 \x01(\tR\x04fund\"\xae\x01\n" +
+	"\x04fund\x18\x01 \x01(\tR\x04fund\"\xd7\x01\n" +
 	"\vFundBalance\x12%\n" +
 	"\x04fund\x18\x01 \x01(\v2\x11.demarche.v1.FundR\x04fund\x12\x1f\n" +
 	"\vbalance_usd\x18\x02 \x01(\x03R\n" +
 	"balanceUsd\x12#\n" +
 	"\rdisbursed_usd\x18\x03 \x01(\x03R\fdisbursedUsd\x12\x18\n" +
 	"\aentries\x18\x04 \x01(\x05R\aentries\x12\x18\n" +
-	"\aproblem\x18\x05 \x01(\tR\aproblem\"A\n" +
+	"\aproblem\x18\x05 \x01(\tR\aproblem\x12'\n" +
+	"\x0fcontributed_usd\x18d \x01(\x03R\x0econtributedUsd\"A\n" +
 	"\x0fBalanceResponse\x12.\n" +
 	"\x05funds\x18\x01 \x03(\v2\x18.demarche.v1.FundBalanceR\x05funds\"D\n" +
 	"\x0eLedgerResponse\x122\n" +
@@ -1101,11 +1343,12 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x16FUNDING_STATUS_PENDING\x10\x01\x12\x1b\n" +
 	"\x17FUNDING_STATUS_APPROVED\x10\x02\x12\x1b\n" +
 	"\x17FUNDING_STATUS_REJECTED\x10\x03\x12\x1c\n" +
-	"\x18FUNDING_STATUS_DISBURSED\x10\x04*w\n" +
+	"\x18FUNDING_STATUS_DISBURSED\x10\x04*\x9b\x01\n" +
 	"\x0fLedgerEntryKind\x12!\n" +
 	"\x1dLEDGER_ENTRY_KIND_UNSPECIFIED\x10\x00\x12\x1d\n" +
 	"\x19LEDGER_ENTRY_KIND_OPENING\x10\x01\x12\"\n" +
-	"\x1eLEDGER_ENTRY_KIND_DISBURSEMENT\x10\x02B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x1eLEDGER_ENTRY_KIND_DISBURSEMENT\x10\x02\x12\"\n" +
+	"\x1eLEDGER_ENTRY_KIND_CONTRIBUTION\x10\x03B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_funding_proto_rawDescOnce sync.Once
@@ -1120,7 +1363,7 @@ func file_demarche_v1_funding_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_funding_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_demarche_v1_funding_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_demarche_v1_funding_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_demarche_v1_funding_proto_goTypes = []any{
 	(FundingStatus)(0),            // 0: demarche.v1.FundingStatus
 	(LedgerEntryKind)(0),          // 1: demarche.v1.LedgerEntryKind
@@ -1130,38 +1373,46 @@ var file_demarche_v1_funding_proto_goTypes = []any{
 	(*FundingDecideCall)(nil),     // 5: demarche.v1.FundingDecideCall
 	(*DisburseCall)(nil),          // 6: demarche.v1.DisburseCall
 	(*LedgerEntry)(nil),           // 7: demarche.v1.LedgerEntry
-	(*DisburseResult)(nil),        // 8: demarche.v1.DisburseResult
-	(*FundQuery)(nil),             // 9: demarche.v1.FundQuery
-	(*FundBalance)(nil),           // 10: demarche.v1.FundBalance
-	(*BalanceResponse)(nil),       // 11: demarche.v1.BalanceResponse
-	(*LedgerResponse)(nil),        // 12: demarche.v1.LedgerResponse
-	nil,                           // 13: demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
-	(*FundingRequest)(nil),        // 14: demarche.v1.FundingRequest
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
-	(*DecisionRef)(nil),           // 16: demarche.v1.DecisionRef
+	(*VoluntaryContribution)(nil), // 8: demarche.v1.VoluntaryContribution
+	(*ContributeCall)(nil),        // 9: demarche.v1.ContributeCall
+	(*ContributeResult)(nil),      // 10: demarche.v1.ContributeResult
+	(*DisburseResult)(nil),        // 11: demarche.v1.DisburseResult
+	(*FundQuery)(nil),             // 12: demarche.v1.FundQuery
+	(*FundBalance)(nil),           // 13: demarche.v1.FundBalance
+	(*BalanceResponse)(nil),       // 14: demarche.v1.BalanceResponse
+	(*LedgerResponse)(nil),        // 15: demarche.v1.LedgerResponse
+	nil,                           // 16: demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
+	(*FundingRequest)(nil),        // 17: demarche.v1.FundingRequest
+	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
+	(*DecisionRef)(nil),           // 19: demarche.v1.DecisionRef
+	(*AuditRecord)(nil),           // 20: demarche.v1.AuditRecord
 }
 var file_demarche_v1_funding_proto_depIdxs = []int32{
-	14, // 0: demarche.v1.FundingRecord.request:type_name -> demarche.v1.FundingRequest
-	15, // 1: demarche.v1.FundingRecord.requested_at:type_name -> google.protobuf.Timestamp
+	17, // 0: demarche.v1.FundingRecord.request:type_name -> demarche.v1.FundingRequest
+	18, // 1: demarche.v1.FundingRecord.requested_at:type_name -> google.protobuf.Timestamp
 	0,  // 2: demarche.v1.FundingRecord.status:type_name -> demarche.v1.FundingStatus
-	15, // 3: demarche.v1.FundingRecord.decided_at:type_name -> google.protobuf.Timestamp
-	14, // 4: demarche.v1.FundingRequestCall.request:type_name -> demarche.v1.FundingRequest
-	16, // 5: demarche.v1.FundingRequestCall.decision:type_name -> demarche.v1.DecisionRef
-	16, // 6: demarche.v1.FundingDecideCall.decision:type_name -> demarche.v1.DecisionRef
-	16, // 7: demarche.v1.DisburseCall.decision:type_name -> demarche.v1.DecisionRef
+	18, // 3: demarche.v1.FundingRecord.decided_at:type_name -> google.protobuf.Timestamp
+	17, // 4: demarche.v1.FundingRequestCall.request:type_name -> demarche.v1.FundingRequest
+	19, // 5: demarche.v1.FundingRequestCall.decision:type_name -> demarche.v1.DecisionRef
+	19, // 6: demarche.v1.FundingDecideCall.decision:type_name -> demarche.v1.DecisionRef
+	19, // 7: demarche.v1.DisburseCall.decision:type_name -> demarche.v1.DecisionRef
 	1,  // 8: demarche.v1.LedgerEntry.kind:type_name -> demarche.v1.LedgerEntryKind
-	15, // 9: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
-	13, // 10: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
-	16, // 11: demarche.v1.LedgerEntry.decision:type_name -> demarche.v1.DecisionRef
-	7,  // 12: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
-	2,  // 13: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
-	10, // 14: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
-	7,  // 15: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	18, // 9: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
+	16, // 10: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
+	19, // 11: demarche.v1.LedgerEntry.decision:type_name -> demarche.v1.DecisionRef
+	8,  // 12: demarche.v1.LedgerEntry.contribution:type_name -> demarche.v1.VoluntaryContribution
+	8,  // 13: demarche.v1.ContributeCall.contribution:type_name -> demarche.v1.VoluntaryContribution
+	7,  // 14: demarche.v1.ContributeResult.entry:type_name -> demarche.v1.LedgerEntry
+	20, // 15: demarche.v1.ContributeResult.record:type_name -> demarche.v1.AuditRecord
+	7,  // 16: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
+	2,  // 17: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
+	13, // 18: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
+	7,  // 19: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_funding_proto_init() }
@@ -1169,6 +1420,7 @@ func file_demarche_v1_funding_proto_init() {
 	if File_demarche_v1_funding_proto != nil {
 		return
 	}
+	file_demarche_v1_audit_proto_init()
 	file_demarche_v1_lifecycle_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1176,7 +1428,7 @@ func file_demarche_v1_funding_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_funding_proto_rawDesc), len(file_demarche_v1_funding_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

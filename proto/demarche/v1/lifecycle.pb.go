@@ -336,6 +336,67 @@ func (CouncilActionKind) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
 }
 
+// HandOverRecipient is who a closing crisis is handed over to
+// (¶15 "The Peacebuilding Commission"; ¶57 "in-country political missions, and country teams").
+type HandOverRecipient int32
+
+const (
+	HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED HandOverRecipient = 0
+	// The Peacebuilding Commission (a country-specific configuration).
+	HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION HandOverRecipient = 1
+	// A peace operation or political mission in the country.
+	HandOverRecipient_HAND_OVER_RECIPIENT_PEACE_OPERATION HandOverRecipient = 2
+	// The resident coordinator and the UN country team.
+	HandOverRecipient_HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM HandOverRecipient = 3
+	// A regional organisation of the registry (hand_over_partner).
+	HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION HandOverRecipient = 4
+)
+
+// Enum value maps for HandOverRecipient.
+var (
+	HandOverRecipient_name = map[int32]string{
+		0: "HAND_OVER_RECIPIENT_UNSPECIFIED",
+		1: "HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION",
+		2: "HAND_OVER_RECIPIENT_PEACE_OPERATION",
+		3: "HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM",
+		4: "HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION",
+	}
+	HandOverRecipient_value = map[string]int32{
+		"HAND_OVER_RECIPIENT_UNSPECIFIED":              0,
+		"HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION": 1,
+		"HAND_OVER_RECIPIENT_PEACE_OPERATION":          2,
+		"HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM":          3,
+		"HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION":    4,
+	}
+)
+
+func (x HandOverRecipient) Enum() *HandOverRecipient {
+	p := new(HandOverRecipient)
+	*p = x
+	return p
+}
+
+func (x HandOverRecipient) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (HandOverRecipient) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
+}
+
+func (HandOverRecipient) Type() protoreflect.EnumType {
+	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
+}
+
+func (x HandOverRecipient) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use HandOverRecipient.Descriptor instead.
+func (HandOverRecipient) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+}
+
 // Role is what a principal does for the operations centre. Each decision type
 // names the role that may take it (workflows/crisis, one file per stage); the
 // gateway and the workflow's validators enforce it once identities come from
@@ -416,11 +477,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[6].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[6]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -429,7 +490,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
 // PartnerRole is a role a partner organisation acknowledges
@@ -442,6 +503,8 @@ const (
 	PartnerRoleKind_PARTNER_ROLE_KIND_SUPPORT        PartnerRoleKind = 2
 	PartnerRoleKind_PARTNER_ROLE_KIND_BURDEN_SHARING PartnerRoleKind = 3
 	PartnerRoleKind_PARTNER_ROLE_KIND_JOINT          PartnerRoleKind = 4
+	// Deploys before or after the UN, in sequence (¶51 "in sequential deployments").
+	PartnerRoleKind_PARTNER_ROLE_KIND_SEQUENTIAL PartnerRoleKind = 5
 )
 
 // Enum value maps for PartnerRoleKind.
@@ -452,6 +515,7 @@ var (
 		2: "PARTNER_ROLE_KIND_SUPPORT",
 		3: "PARTNER_ROLE_KIND_BURDEN_SHARING",
 		4: "PARTNER_ROLE_KIND_JOINT",
+		5: "PARTNER_ROLE_KIND_SEQUENTIAL",
 	}
 	PartnerRoleKind_value = map[string]int32{
 		"PARTNER_ROLE_KIND_UNSPECIFIED":    0,
@@ -459,6 +523,7 @@ var (
 		"PARTNER_ROLE_KIND_SUPPORT":        2,
 		"PARTNER_ROLE_KIND_BURDEN_SHARING": 3,
 		"PARTNER_ROLE_KIND_JOINT":          4,
+		"PARTNER_ROLE_KIND_SEQUENTIAL":     5,
 	}
 )
 
@@ -473,11 +538,11 @@ func (x PartnerRoleKind) String() string {
 }
 
 func (PartnerRoleKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[6].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[7].Descriptor()
 }
 
 func (PartnerRoleKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[6]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[7]
 }
 
 func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
@@ -486,7 +551,7 @@ func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PartnerRoleKind.Descriptor instead.
 func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{7}
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
@@ -1591,11 +1656,18 @@ func (x *FollowUpCheckIn) GetRecommendation() FollowUpRecommendation {
 
 // ClosureDecision ends the crisis.
 type ClosureDecision struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Outcome       Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
-	Lessons       []string               `protobuf:"bytes,2,rep,name=lessons,proto3" json:"lessons,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Outcome Outcome                `protobuf:"varint,1,opt,name=outcome,proto3,enum=demarche.v1.Outcome" json:"outcome,omitempty"`
+	Lessons []string               `protobuf:"bytes,2,rep,name=lessons,proto3" json:"lessons,omitempty"`
+	// Who carries the engagement on after the crisis closes
+	// (¶57 "The Peacebuilding Commission as well as our regional offices, in-country political missions, and country teams have an important role to play").
+	HandOverTo HandOverRecipient `protobuf:"varint,100,opt,name=hand_over_to,json=handOverTo,proto3,enum=demarche.v1.HandOverRecipient" json:"hand_over_to,omitempty"`
+	// The regional organisation receiving the hand-over (a registry partner
+	// whose acknowledged role in the crisis is lead, joint or sequential), when
+	// hand_over_to is regional-organisation.
+	HandOverPartner string `protobuf:"bytes,101,opt,name=hand_over_partner,json=handOverPartner,proto3" json:"hand_over_partner,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClosureDecision) Reset() {
@@ -1640,6 +1712,20 @@ func (x *ClosureDecision) GetLessons() []string {
 		return x.Lessons
 	}
 	return nil
+}
+
+func (x *ClosureDecision) GetHandOverTo() HandOverRecipient {
+	if x != nil {
+		return x.HandOverTo
+	}
+	return HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED
+}
+
+func (x *ClosureDecision) GetHandOverPartner() string {
+	if x != nil {
+		return x.HandOverPartner
+	}
+	return ""
 }
 
 // DecisionRequest is the argument of the crisis.decide update: who decides,
@@ -2919,12 +3005,17 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\btensions\x18\x02 \x01(\tB!\xaa\xbb\x18\x1d\n" +
 	"\bTensions\x12\x11tensions observedR\btensions\x12\x88\x01\n" +
 	"\x0erecommendation\x18\x03 \x01(\x0e2#.demarche.v1.FollowUpRecommendationB;\xaa\xbb\x187\n" +
-	"\x0eRecommendation\x12\x19what follows the check-in \x01z\bcontinueR\x0erecommendation\"\xdb\x01\n" +
+	"\x0eRecommendation\x12\x19what follows the check-in \x01z\bcontinueR\x0erecommendation\"\xc2\x04\n" +
 	"\x0fClosureDecision\x12U\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2\x14.demarche.v1.OutcomeB%\xaa\xbb\x18!\n" +
 	"\aOutcome\x12\x14how the crisis ended \x01R\aoutcome\x12q\n" +
 	"\alessons\x18\x02 \x03(\tBW\xaa\xbb\x18S\n" +
-	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\"\x9e\x1b\n" +
+	"\aLessons\x12 what to keep for the next crisis \x01*\x06lessonZ\x1arecord at least one lesson`\x01R\alessons\x12\x9a\x01\n" +
+	"\fhand_over_to\x18d \x01(\x0e2\x1e.demarche.v1.HandOverRecipientBX\xaa\xbb\x18T\n" +
+	"\fHand over to\x126who carries the engagement on (left out: no hand-over)*\fhand-over-toR\n" +
+	"handOverTo\x12\xc7\x01\n" +
+	"\x11hand_over_partner\x18e \x01(\tB\x9a\x01\xaa\xbb\x18\x95\x01\n" +
+	"\x16Receiving organisation\x12`the regional organisation taking over (its registry name, e.g. ECOWAS), when handing over to one\x1a\x06ECOWAS*\x11hand-over-partnerR\x0fhandOverPartner\"\x9e\x1b\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
@@ -3062,7 +3153,13 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"#COUNCIL_ACTION_KIND_PRESS_STATEMENT\x10\x05\x129\n" +
 	"\x1bCOUNCIL_ACTION_KIND_MISSION\x10\x06\x1a\x18\xb2\xbb\x18\x14mission to the field\x12*\n" +
 	"&COUNCIL_ACTION_KIND_SANCTIONS_REFERRAL\x10\a\x121\n" +
-	"-COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING\x10\b*\xb3\x02\n" +
+	"-COUNCIL_ACTION_KIND_HORIZON_SCANNING_BRIEFING\x10\b*\x80\x02\n" +
+	"\x11HandOverRecipient\x12#\n" +
+	"\x1fHAND_OVER_RECIPIENT_UNSPECIFIED\x10\x00\x120\n" +
+	",HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION\x10\x01\x12'\n" +
+	"#HAND_OVER_RECIPIENT_PEACE_OPERATION\x10\x02\x12<\n" +
+	"#HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM\x10\x03\x1a\x13\xb2\xbb\x18\x0fUN country team\x12-\n" +
+	")HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION\x10\x04*\xb3\x02\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
@@ -3078,13 +3175,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\v\x12\x1a\n" +
-	"\x16ROLE_DRILL_COORDINATOR\x10\f*\xb2\x01\n" +
+	"\x16ROLE_DRILL_COORDINATOR\x10\f*\xd4\x01\n" +
 	"\x0fPartnerRoleKind\x12!\n" +
 	"\x1dPARTNER_ROLE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PARTNER_ROLE_KIND_LEAD\x10\x01\x12\x1d\n" +
 	"\x19PARTNER_ROLE_KIND_SUPPORT\x10\x02\x12$\n" +
 	" PARTNER_ROLE_KIND_BURDEN_SHARING\x10\x03\x12\x1b\n" +
-	"\x17PARTNER_ROLE_KIND_JOINT\x10\x04B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x17PARTNER_ROLE_KIND_JOINT\x10\x04\x12 \n" +
+	"\x1cPARTNER_ROLE_KIND_SEQUENTIAL\x10\x05B;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_lifecycle_proto_rawDescOnce sync.Once
@@ -3098,7 +3196,7 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_lifecycle_proto_rawDescData
 }
 
-var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 7)
+var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
 var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
@@ -3106,101 +3204,103 @@ var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(FollowUpRecommendation)(0),   // 2: demarche.v1.FollowUpRecommendation
 	(EngagementKind)(0),           // 3: demarche.v1.EngagementKind
 	(CouncilActionKind)(0),        // 4: demarche.v1.CouncilActionKind
-	(Role)(0),                     // 5: demarche.v1.Role
-	(PartnerRoleKind)(0),          // 6: demarche.v1.PartnerRoleKind
-	(*Playbook)(nil),              // 7: demarche.v1.Playbook
-	(*PlaybookPhase)(nil),         // 8: demarche.v1.PlaybookPhase
-	(*StageSpec)(nil),             // 9: demarche.v1.StageSpec
-	(*Deadline)(nil),              // 10: demarche.v1.Deadline
-	(*FollowUpPlan)(nil),          // 11: demarche.v1.FollowUpPlan
-	(*WarningTriage)(nil),         // 12: demarche.v1.WarningTriage
-	(*GoodOfficesDecision)(nil),   // 13: demarche.v1.GoodOfficesDecision
-	(*FactFindingMandate)(nil),    // 14: demarche.v1.FactFindingMandate
-	(*GoodOfficesEngagement)(nil), // 15: demarche.v1.GoodOfficesEngagement
-	(*CouncilAction)(nil),         // 16: demarche.v1.CouncilAction
-	(*FactFindingAdded)(nil),      // 17: demarche.v1.FactFindingAdded
-	(*FactFindingReport)(nil),     // 18: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 19: demarche.v1.EnvoyAppointment
-	(*StandbyTeamHandedBack)(nil), // 20: demarche.v1.StandbyTeamHandedBack
-	(*StandbyTeamDeployed)(nil),   // 21: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 22: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 23: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 24: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 25: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 26: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 27: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 28: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 29: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 30: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 31: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 32: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 33: demarche.v1.SharingControl
-	(*CommentControl)(nil),        // 34: demarche.v1.CommentControl
-	(*Comment)(nil),               // 35: demarche.v1.Comment
-	(*WarnControl)(nil),           // 36: demarche.v1.WarnControl
-	(*Warning)(nil),               // 37: demarche.v1.Warning
-	(CrisisType)(0),               // 38: demarche.v1.CrisisType
-	(Stage)(0),                    // 39: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 40: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 41: google.protobuf.Timestamp
-	(Outcome)(0),                  // 42: demarche.v1.Outcome
+	(HandOverRecipient)(0),        // 5: demarche.v1.HandOverRecipient
+	(Role)(0),                     // 6: demarche.v1.Role
+	(PartnerRoleKind)(0),          // 7: demarche.v1.PartnerRoleKind
+	(*Playbook)(nil),              // 8: demarche.v1.Playbook
+	(*PlaybookPhase)(nil),         // 9: demarche.v1.PlaybookPhase
+	(*StageSpec)(nil),             // 10: demarche.v1.StageSpec
+	(*Deadline)(nil),              // 11: demarche.v1.Deadline
+	(*FollowUpPlan)(nil),          // 12: demarche.v1.FollowUpPlan
+	(*WarningTriage)(nil),         // 13: demarche.v1.WarningTriage
+	(*GoodOfficesDecision)(nil),   // 14: demarche.v1.GoodOfficesDecision
+	(*FactFindingMandate)(nil),    // 15: demarche.v1.FactFindingMandate
+	(*GoodOfficesEngagement)(nil), // 16: demarche.v1.GoodOfficesEngagement
+	(*CouncilAction)(nil),         // 17: demarche.v1.CouncilAction
+	(*FactFindingAdded)(nil),      // 18: demarche.v1.FactFindingAdded
+	(*FactFindingReport)(nil),     // 19: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 20: demarche.v1.EnvoyAppointment
+	(*StandbyTeamHandedBack)(nil), // 21: demarche.v1.StandbyTeamHandedBack
+	(*StandbyTeamDeployed)(nil),   // 22: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 23: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 24: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 25: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 26: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 27: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 28: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 29: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 30: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 31: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 32: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 33: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 34: demarche.v1.SharingControl
+	(*CommentControl)(nil),        // 35: demarche.v1.CommentControl
+	(*Comment)(nil),               // 36: demarche.v1.Comment
+	(*WarnControl)(nil),           // 37: demarche.v1.WarnControl
+	(*Warning)(nil),               // 38: demarche.v1.Warning
+	(CrisisType)(0),               // 39: demarche.v1.CrisisType
+	(Stage)(0),                    // 40: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
+	(Outcome)(0),                  // 43: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	38, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
-	8,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
-	10, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
-	11, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
-	9,  // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	39, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
-	10, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	40, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	40, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	40, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	39, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	9,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
+	11, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
+	12, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
+	10, // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
+	40, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	11, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
+	41, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	41, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	41, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	41, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	42, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	3,  // 13: demarche.v1.GoodOfficesEngagement.type:type_name -> demarche.v1.EngagementKind
 	4,  // 14: demarche.v1.CouncilAction.type:type_name -> demarche.v1.CouncilActionKind
-	41, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
+	42, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
 	2,  // 16: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	42, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	5,  // 18: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
-	12, // 19: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	13, // 20: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	15, // 21: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
-	16, // 22: demarche.v1.DecisionRequest.council_action:type_name -> demarche.v1.CouncilAction
-	17, // 23: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
-	14, // 24: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	18, // 25: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	19, // 26: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	21, // 27: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	20, // 28: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
-	22, // 29: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	23, // 30: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	24, // 31: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	25, // 32: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	39, // 33: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	41, // 34: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	26, // 35: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	27, // 36: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	27, // 37: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	5,  // 38: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	39, // 39: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	5,  // 40: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	6,  // 41: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	41, // 42: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	5,  // 43: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	5,  // 44: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	5,  // 45: demarche.v1.CommentControl.roles:type_name -> demarche.v1.Role
-	41, // 46: demarche.v1.Comment.at:type_name -> google.protobuf.Timestamp
-	5,  // 47: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	37, // 48: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	41, // 49: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	50, // [50:50] is the sub-list for method output_type
-	50, // [50:50] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	43, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	5,  // 18: demarche.v1.ClosureDecision.hand_over_to:type_name -> demarche.v1.HandOverRecipient
+	6,  // 19: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
+	13, // 20: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	14, // 21: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	16, // 22: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
+	17, // 23: demarche.v1.DecisionRequest.council_action:type_name -> demarche.v1.CouncilAction
+	18, // 24: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
+	15, // 25: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	19, // 26: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	20, // 27: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	22, // 28: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	21, // 29: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
+	23, // 30: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	24, // 31: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	25, // 32: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	26, // 33: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	40, // 34: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	42, // 35: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	27, // 36: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	28, // 37: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	28, // 38: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	6,  // 39: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	40, // 40: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	6,  // 41: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	7,  // 42: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	42, // 43: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	6,  // 44: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	6,  // 45: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	6,  // 46: demarche.v1.CommentControl.roles:type_name -> demarche.v1.Role
+	42, // 47: demarche.v1.Comment.at:type_name -> google.protobuf.Timestamp
+	6,  // 48: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	38, // 49: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	42, // 50: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	51, // [51:51] is the sub-list for method output_type
+	51, // [51:51] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -3231,7 +3331,7 @@ func file_demarche_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      7,
+			NumEnums:      8,
 			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -141,6 +141,15 @@ func (x FollowUpRecommendation) Slug() string { return enumSlug(x.Descriptor(), 
 // Slug returns the role's slug, e.g. "burden-sharing".
 func (x PartnerRoleKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
+// Slug returns the partner kind's slug, e.g. "contact-group".
+func (x PartnerKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
+// PartnerKindSlugs lists the partner kinds' slugs.
+func PartnerKindSlugs() []string { return enumSlugs(PartnerKind(0).Descriptor()) }
+
+// Slug returns the recipient's slug, e.g. "peacebuilding-commission".
+func (x HandOverRecipient) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // Slug returns the deadline status's slug, e.g. "at-risk".
 func (x DeadlineStatus) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
@@ -172,6 +181,12 @@ func ParseFollowUpRecommendation(s string) (FollowUpRecommendation, error) {
 func ParsePartnerRoleKind(s string) (PartnerRoleKind, error) {
 	n, err := parseEnum(PartnerRoleKind(0).Descriptor(), "role", s)
 	return PartnerRoleKind(n), err
+}
+
+// ParsePartnerKind reads a partner kind from its slug ("group-of-friends") or enum name.
+func ParsePartnerKind(s string) (PartnerKind, error) {
+	n, err := parseEnum(PartnerKind(0).Descriptor(), "kind", s)
+	return PartnerKind(n), err
 }
 
 // ParseRole reads a principal's role from its slug ("funding-officer") or enum name.

@@ -21,6 +21,73 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PartnerKind is what a registered partner is. The report works with
+// regional and subregional organisations (¶51 "Regional and subregional organizations"),
+// with contact groups and groups of friends (¶31 "carried out by contact groups"),
+// and with civil society and women's groups (¶54 "civil society organizations, women's groups").
+type PartnerKind int32
+
+const (
+	PartnerKind_PARTNER_KIND_UNSPECIFIED PartnerKind = 0
+	// A regional or subregional organisation (AU, ECOWAS, CARICOM, OIC, ICGLR, ...).
+	PartnerKind_PARTNER_KIND_REGIONAL_ORGANISATION PartnerKind = 1
+	// A group of friends of a country or process (member states, institutions).
+	PartnerKind_PARTNER_KIND_GROUP_OF_FRIENDS PartnerKind = 2
+	// A contact group coordinating international efforts on a situation.
+	PartnerKind_PARTNER_KIND_CONTACT_GROUP PartnerKind = 3
+	// A civil-society network (e.g. for peacebuilding).
+	PartnerKind_PARTNER_KIND_CIVIL_SOCIETY_NETWORK PartnerKind = 4
+	// A network of women mediators or women's groups.
+	PartnerKind_PARTNER_KIND_WOMENS_NETWORK PartnerKind = 5
+)
+
+// Enum value maps for PartnerKind.
+var (
+	PartnerKind_name = map[int32]string{
+		0: "PARTNER_KIND_UNSPECIFIED",
+		1: "PARTNER_KIND_REGIONAL_ORGANISATION",
+		2: "PARTNER_KIND_GROUP_OF_FRIENDS",
+		3: "PARTNER_KIND_CONTACT_GROUP",
+		4: "PARTNER_KIND_CIVIL_SOCIETY_NETWORK",
+		5: "PARTNER_KIND_WOMENS_NETWORK",
+	}
+	PartnerKind_value = map[string]int32{
+		"PARTNER_KIND_UNSPECIFIED":           0,
+		"PARTNER_KIND_REGIONAL_ORGANISATION": 1,
+		"PARTNER_KIND_GROUP_OF_FRIENDS":      2,
+		"PARTNER_KIND_CONTACT_GROUP":         3,
+		"PARTNER_KIND_CIVIL_SOCIETY_NETWORK": 4,
+		"PARTNER_KIND_WOMENS_NETWORK":        5,
+	}
+)
+
+func (x PartnerKind) Enum() *PartnerKind {
+	p := new(PartnerKind)
+	*p = x
+	return p
+}
+
+func (x PartnerKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PartnerKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_partners_proto_enumTypes[0].Descriptor()
+}
+
+func (PartnerKind) Type() protoreflect.EnumType {
+	return &file_demarche_v1_partners_proto_enumTypes[0]
+}
+
+func (x PartnerKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PartnerKind.Descriptor instead.
+func (PartnerKind) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_partners_proto_rawDescGZIP(), []int{0}
+}
+
 // PartnerInfo is one organisation of the partners registry, as the service shows it.
 type PartnerInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -37,7 +104,14 @@ type PartnerInfo struct {
 	// NATS subjects its events are delivered on, e.g. "demarche.partner.ECOWAS.>".
 	Subject string `protobuf:"bytes,6,opt,name=subject,proto3" json:"subject,omitempty"`
 	// Countries (ISO 3166-1 alpha-2) it receives public crises of; empty = every country.
-	Countries     []string `protobuf:"bytes,7,rep,name=countries,proto3" json:"countries,omitempty"`
+	Countries []string `protobuf:"bytes,7,rep,name=countries,proto3" json:"countries,omitempty"`
+	// What kind of partner it is (unset in registries written before kinds: a
+	// regional organisation).
+	Kind PartnerKind `protobuf:"varint,100,opt,name=kind,proto3,enum=demarche.v1.PartnerKind" json:"kind,omitempty"`
+	// A group of friends' or contact group's members: registry partners by
+	// name, member states by ISO 3166-1 alpha-2 code, or institutions such as
+	// the World Bank by name (¶53 "our cooperation with the World Bank").
+	Members       []string `protobuf:"bytes,101,rep,name=members,proto3" json:"members,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -117,6 +191,20 @@ func (x *PartnerInfo) GetSubject() string {
 func (x *PartnerInfo) GetCountries() []string {
 	if x != nil {
 		return x.Countries
+	}
+	return nil
+}
+
+func (x *PartnerInfo) GetKind() PartnerKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PartnerKind_PARTNER_KIND_UNSPECIFIED
+}
+
+func (x *PartnerInfo) GetMembers() []string {
+	if x != nil {
+		return x.Members
 	}
 	return nil
 }
@@ -314,7 +402,7 @@ var File_demarche_v1_partners_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_partners_proto_rawDesc = "" +
 	"\n" +
-	"\x1ademarche/v1/partners.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\"\xf4\x01\n" +
+	"\x1ademarche/v1/partners.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x19demarche/v1/options.proto\"\xbc\x02\n" +
 	"\vPartnerInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12-\n" +
@@ -322,7 +410,9 @@ const file_demarche_v1_partners_proto_rawDesc = "" +
 	"\fcrisis_types\x18\x04 \x03(\x0e2\x17.demarche.v1.CrisisTypeR\vcrisisTypes\x12\x18\n" +
 	"\awebhook\x18\x05 \x01(\bR\awebhook\x12\x18\n" +
 	"\asubject\x18\x06 \x01(\tR\asubject\x12\x1c\n" +
-	"\tcountries\x18\a \x03(\tR\tcountries\"\x15\n" +
+	"\tcountries\x18\a \x03(\tR\tcountries\x12,\n" +
+	"\x04kind\x18d \x01(\x0e2\x18.demarche.v1.PartnerKindR\x04kind\x12\x18\n" +
+	"\amembers\x18e \x03(\tR\amembers\"\x15\n" +
 	"\x13ListPartnersRequest\"L\n" +
 	"\x14ListPartnersResponse\x124\n" +
 	"\bpartners\x18\x01 \x03(\v2\x18.demarche.v1.PartnerInfoR\bpartners\"\\\n" +
@@ -331,7 +421,14 @@ const file_demarche_v1_partners_proto_rawDesc = "" +
 	"\x03ack\x18\x02 \x01(\v2\x1b.demarche.v1.PartnerRoleAckR\x03ack\"]\n" +
 	"\x0fAckRoleResponse\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12-\n" +
-	"\x03ack\x18\x02 \x01(\v2\x1b.demarche.v1.PartnerRoleAckR\x03ackB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"\x03ack\x18\x02 \x01(\v2\x1b.demarche.v1.PartnerRoleAckR\x03ack*\xf4\x01\n" +
+	"\vPartnerKind\x12\x1c\n" +
+	"\x18PARTNER_KIND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"PARTNER_KIND_REGIONAL_ORGANISATION\x10\x01\x12!\n" +
+	"\x1dPARTNER_KIND_GROUP_OF_FRIENDS\x10\x02\x12\x1e\n" +
+	"\x1aPARTNER_KIND_CONTACT_GROUP\x10\x03\x12&\n" +
+	"\"PARTNER_KIND_CIVIL_SOCIETY_NETWORK\x10\x04\x124\n" +
+	"\x1bPARTNER_KIND_WOMENS_NETWORK\x10\x05\x1a\x13\xb2\xbb\x18\x0fwomen's networkB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_partners_proto_rawDescOnce sync.Once
@@ -345,28 +442,31 @@ func file_demarche_v1_partners_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_partners_proto_rawDescData
 }
 
+var file_demarche_v1_partners_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_demarche_v1_partners_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_demarche_v1_partners_proto_goTypes = []any{
-	(*PartnerInfo)(nil),          // 0: demarche.v1.PartnerInfo
-	(*ListPartnersRequest)(nil),  // 1: demarche.v1.ListPartnersRequest
-	(*ListPartnersResponse)(nil), // 2: demarche.v1.ListPartnersResponse
-	(*AckRoleRequest)(nil),       // 3: demarche.v1.AckRoleRequest
-	(*AckRoleResponse)(nil),      // 4: demarche.v1.AckRoleResponse
-	(Region)(0),                  // 5: demarche.v1.Region
-	(CrisisType)(0),              // 6: demarche.v1.CrisisType
-	(*PartnerRoleAck)(nil),       // 7: demarche.v1.PartnerRoleAck
+	(PartnerKind)(0),             // 0: demarche.v1.PartnerKind
+	(*PartnerInfo)(nil),          // 1: demarche.v1.PartnerInfo
+	(*ListPartnersRequest)(nil),  // 2: demarche.v1.ListPartnersRequest
+	(*ListPartnersResponse)(nil), // 3: demarche.v1.ListPartnersResponse
+	(*AckRoleRequest)(nil),       // 4: demarche.v1.AckRoleRequest
+	(*AckRoleResponse)(nil),      // 5: demarche.v1.AckRoleResponse
+	(Region)(0),                  // 6: demarche.v1.Region
+	(CrisisType)(0),              // 7: demarche.v1.CrisisType
+	(*PartnerRoleAck)(nil),       // 8: demarche.v1.PartnerRoleAck
 }
 var file_demarche_v1_partners_proto_depIdxs = []int32{
-	5, // 0: demarche.v1.PartnerInfo.regions:type_name -> demarche.v1.Region
-	6, // 1: demarche.v1.PartnerInfo.crisis_types:type_name -> demarche.v1.CrisisType
-	0, // 2: demarche.v1.ListPartnersResponse.partners:type_name -> demarche.v1.PartnerInfo
-	7, // 3: demarche.v1.AckRoleRequest.ack:type_name -> demarche.v1.PartnerRoleAck
-	7, // 4: demarche.v1.AckRoleResponse.ack:type_name -> demarche.v1.PartnerRoleAck
-	5, // [5:5] is the sub-list for method output_type
-	5, // [5:5] is the sub-list for method input_type
-	5, // [5:5] is the sub-list for extension type_name
-	5, // [5:5] is the sub-list for extension extendee
-	0, // [0:5] is the sub-list for field type_name
+	6, // 0: demarche.v1.PartnerInfo.regions:type_name -> demarche.v1.Region
+	7, // 1: demarche.v1.PartnerInfo.crisis_types:type_name -> demarche.v1.CrisisType
+	0, // 2: demarche.v1.PartnerInfo.kind:type_name -> demarche.v1.PartnerKind
+	1, // 3: demarche.v1.ListPartnersResponse.partners:type_name -> demarche.v1.PartnerInfo
+	8, // 4: demarche.v1.AckRoleRequest.ack:type_name -> demarche.v1.PartnerRoleAck
+	8, // 5: demarche.v1.AckRoleResponse.ack:type_name -> demarche.v1.PartnerRoleAck
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_partners_proto_init() }
@@ -376,18 +476,20 @@ func file_demarche_v1_partners_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_lifecycle_proto_init()
+	file_demarche_v1_options_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_partners_proto_rawDesc), len(file_demarche_v1_partners_proto_rawDesc)),
-			NumEnums:      0,
+			NumEnums:      1,
 			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
 		GoTypes:           file_demarche_v1_partners_proto_goTypes,
 		DependencyIndexes: file_demarche_v1_partners_proto_depIdxs,
+		EnumInfos:         file_demarche_v1_partners_proto_enumTypes,
 		MessageInfos:      file_demarche_v1_partners_proto_msgTypes,
 	}.Build()
 	File_demarche_v1_partners_proto = out.File

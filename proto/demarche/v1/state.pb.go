@@ -325,9 +325,13 @@ type CrisisState struct {
 	CouncilActions int32 `protobuf:"varint,60,opt,name=council_actions,json=councilActions,proto3" json:"council_actions,omitempty"`
 	// Comments people left on the crisis's timeline, oldest first
 	// (the comment control). Internal text: never in a partner's view.
-	Comments      []*Comment `protobuf:"bytes,80,rep,name=comments,proto3" json:"comments,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Comments []*Comment `protobuf:"bytes,80,rep,name=comments,proto3" json:"comments,omitempty"`
+	// Who the engagement was handed over to at closure (unset: no hand-over),
+	// and the receiving regional organisation when it is one.
+	HandOverTo      HandOverRecipient `protobuf:"varint,100,opt,name=hand_over_to,json=handOverTo,proto3,enum=demarche.v1.HandOverRecipient" json:"hand_over_to,omitempty"`
+	HandOverPartner string            `protobuf:"bytes,101,opt,name=hand_over_partner,json=handOverPartner,proto3" json:"hand_over_partner,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *CrisisState) Reset() {
@@ -519,6 +523,20 @@ func (x *CrisisState) GetComments() []*Comment {
 		return x.Comments
 	}
 	return nil
+}
+
+func (x *CrisisState) GetHandOverTo() HandOverRecipient {
+	if x != nil {
+		return x.HandOverTo
+	}
+	return HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED
+}
+
+func (x *CrisisState) GetHandOverPartner() string {
+	if x != nil {
+		return x.HandOverPartner
+	}
+	return ""
 }
 
 // FollowUpState is where a running sustained follow-up stands.
@@ -1566,7 +1584,8 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\bduration\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\bduration\x120\n" +
 	"\x06status\x18\x05 \x01(\x0e2\x18.demarche.v1.StageStatusR\x06status\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x10\n" +
-	"\x03run\x18\a \x01(\x05R\x03run\"\xab\t\n" +
+	"\x03run\x18\a \x01(\x05R\x03run\"\x99\n" +
+	"\n" +
 	"\vCrisisState\x12+\n" +
 	"\x06crisis\x18\x01 \x01(\v2\x13.demarche.v1.CrisisR\x06crisis\x127\n" +
 	"\rcurrent_stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\fcurrentStage\x124\n" +
@@ -1591,7 +1610,10 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\x12public_engagements\x18\x17 \x01(\x05R\x11publicEngagements\x127\n" +
 	"\tfollow_up\x18\x18 \x01(\v2\x1a.demarche.v1.FollowUpStateR\bfollowUp\x12'\n" +
 	"\x0fcouncil_actions\x18< \x01(\x05R\x0ecouncilActions\x120\n" +
-	"\bcomments\x18P \x03(\v2\x14.demarche.v1.CommentR\bcomments\"\x9d\x01\n" +
+	"\bcomments\x18P \x03(\v2\x14.demarche.v1.CommentR\bcomments\x12@\n" +
+	"\fhand_over_to\x18d \x01(\x0e2\x1e.demarche.v1.HandOverRecipientR\n" +
+	"handOverTo\x12*\n" +
+	"\x11hand_over_partner\x18e \x01(\tR\x0fhandOverPartner\"\x9d\x01\n" +
 	"\rFollowUpState\x12:\n" +
 	"\vnext_due_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\tnextDueAt\x12$\n" +
 	"\x0echeck_ins_done\x18\x02 \x01(\x05R\fcheckInsDone\x12*\n" +
@@ -1740,8 +1762,9 @@ var file_demarche_v1_state_proto_goTypes = []any{
 	(*DecisionRecord)(nil),        // 23: demarche.v1.DecisionRecord
 	(*Warning)(nil),               // 24: demarche.v1.Warning
 	(*Comment)(nil),               // 25: demarche.v1.Comment
-	(Role)(0),                     // 26: demarche.v1.Role
-	(Confidentiality)(0),          // 27: demarche.v1.Confidentiality
+	(HandOverRecipient)(0),        // 26: demarche.v1.HandOverRecipient
+	(Role)(0),                     // 27: demarche.v1.Role
+	(Confidentiality)(0),          // 28: demarche.v1.Confidentiality
 }
 var file_demarche_v1_state_proto_depIdxs = []int32{
 	17, // 0: demarche.v1.StageRecord.stage:type_name -> demarche.v1.Stage
@@ -1765,36 +1788,37 @@ var file_demarche_v1_state_proto_depIdxs = []int32{
 	6,  // 18: demarche.v1.CrisisState.outside_operations:type_name -> demarche.v1.OutsideOperation
 	5,  // 19: demarche.v1.CrisisState.follow_up:type_name -> demarche.v1.FollowUpState
 	25, // 20: demarche.v1.CrisisState.comments:type_name -> demarche.v1.Comment
-	18, // 21: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
-	1,  // 22: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
-	18, // 23: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
-	17, // 24: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
-	18, // 25: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
-	18, // 26: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
-	18, // 27: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
-	2,  // 28: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
-	17, // 29: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
-	18, // 30: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
-	26, // 31: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
-	18, // 32: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
-	19, // 33: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
-	11, // 34: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
-	19, // 35: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
-	19, // 36: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
-	19, // 37: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
-	17, // 38: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
-	19, // 39: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
-	18, // 40: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
-	12, // 41: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
-	18, // 42: demarche.v1.Lesson.closed_at:type_name -> google.protobuf.Timestamp
-	14, // 43: demarche.v1.ListLessonsResponse.lessons:type_name -> demarche.v1.Lesson
-	26, // 44: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
-	27, // 45: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
-	46, // [46:46] is the sub-list for method output_type
-	46, // [46:46] is the sub-list for method input_type
-	46, // [46:46] is the sub-list for extension type_name
-	46, // [46:46] is the sub-list for extension extendee
-	0,  // [0:46] is the sub-list for field type_name
+	26, // 21: demarche.v1.CrisisState.hand_over_to:type_name -> demarche.v1.HandOverRecipient
+	18, // 22: demarche.v1.FollowUpState.next_due_at:type_name -> google.protobuf.Timestamp
+	1,  // 23: demarche.v1.OutsideOperation.kind:type_name -> demarche.v1.OutsideOperationKind
+	18, // 24: demarche.v1.OutsideOperation.at:type_name -> google.protobuf.Timestamp
+	17, // 25: demarche.v1.DeadlineState.stage:type_name -> demarche.v1.Stage
+	18, // 26: demarche.v1.DeadlineState.started_at:type_name -> google.protobuf.Timestamp
+	18, // 27: demarche.v1.DeadlineState.at_risk_at:type_name -> google.protobuf.Timestamp
+	18, // 28: demarche.v1.DeadlineState.due_at:type_name -> google.protobuf.Timestamp
+	2,  // 29: demarche.v1.DeadlineState.status:type_name -> demarche.v1.DeadlineStatus
+	17, // 30: demarche.v1.PendingDecision.stage:type_name -> demarche.v1.Stage
+	18, // 31: demarche.v1.PendingDecision.due_at:type_name -> google.protobuf.Timestamp
+	27, // 32: demarche.v1.PendingDecision.role:type_name -> demarche.v1.Role
+	18, // 33: demarche.v1.RefusedSignal.at:type_name -> google.protobuf.Timestamp
+	19, // 34: demarche.v1.ClosureFigures.warning_to_action:type_name -> google.protobuf.Duration
+	11, // 35: demarche.v1.ClosureFigures.stage_times:type_name -> demarche.v1.StageTime
+	19, // 36: demarche.v1.ClosureFigures.total:type_name -> google.protobuf.Duration
+	19, // 37: demarche.v1.ClosureFigures.warning_to_triage:type_name -> google.protobuf.Duration
+	19, // 38: demarche.v1.ClosureFigures.funding_lead_time:type_name -> google.protobuf.Duration
+	17, // 39: demarche.v1.StageTime.stage:type_name -> demarche.v1.Stage
+	19, // 40: demarche.v1.StageTime.time:type_name -> google.protobuf.Duration
+	18, // 41: demarche.v1.CrisisSummary.started_at:type_name -> google.protobuf.Timestamp
+	12, // 42: demarche.v1.ListCrisesResponse.crises:type_name -> demarche.v1.CrisisSummary
+	18, // 43: demarche.v1.Lesson.closed_at:type_name -> google.protobuf.Timestamp
+	14, // 44: demarche.v1.ListLessonsResponse.lessons:type_name -> demarche.v1.Lesson
+	27, // 45: demarche.v1.Principal.roles:type_name -> demarche.v1.Role
+	28, // 46: demarche.v1.Principal.clearance:type_name -> demarche.v1.Confidentiality
+	47, // [47:47] is the sub-list for method output_type
+	47, // [47:47] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_state_proto_init() }

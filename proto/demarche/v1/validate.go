@@ -466,8 +466,25 @@ func (x *DecisionRequest) Validate() error {
 		c.fail("decision", "is required: one of %s", strings.Join(DecisionKinds(), ", "))
 	} else {
 		c.checkInputs(x) // each field's rules, from its (input) options: decisionform.go
+		if cl := x.GetClosure(); cl != nil {
+			c.handOver(cl)
+		}
 	}
 	return c.err()
+}
+
+// handOver checks a closure's hand-over: a regional organisation is named
+// when, and only when, the crisis is handed over to one.
+func (c *checker) handOver(cl *ClosureDecision) {
+	to, org := cl.GetHandOverTo(), cl.GetHandOverPartner()
+	switch {
+	case to == HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION && org == "":
+		c.fail("closure.hand_over_partner", "is required when handing over to a regional organisation: its registry name, e.g. ECOWAS (see demarche partner list)")
+	case to != HandOverRecipient_HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION && org != "":
+		c.fail("closure.hand_over_partner", "names a regional organisation, but hand_over_to is %q (allowed only with regional-organisation)", enumSlug(to.Descriptor(), to.Number()))
+	}
+	// Which organisation may take over is the crisis's to say (its partners'
+	// roles: workflows/crisis closure.go), as for a joint inquiry's partner.
 }
 
 // Validate checks an escalation or de-escalation.

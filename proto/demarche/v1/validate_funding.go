@@ -53,3 +53,38 @@ func (x *DisburseCall) Validate() error {
 // their own, and the funding service refuses a drill on a real fund and a real
 // crisis on a drill fund.
 const DrillFundID = "drill-fund"
+
+// MaxContributionUSD is the largest single voluntary contribution accepted
+// (one hundred million): a larger one is a typo more often than a gift, and
+// is recorded in parts if real.
+const MaxContributionUSD = 100_000_000
+
+// LedgerCurrency is the one currency funds' ledgers are kept in.
+const LedgerCurrency = "USD"
+
+// Validate checks a voluntary contribution credited to a fund.
+func (x *ContributeCall) Validate() error {
+	c := newChecker("contribution")
+	c.id("fund", x.GetFund())
+	k := x.GetContribution()
+	if k == nil {
+		c.fail("contribution", "is required: donor, amount, currency and reference")
+		return c.err()
+	}
+	c.text("contribution.donor", k.GetDonor(), true)
+	if len(k.GetDonor()) > 100 {
+		c.fail("contribution.donor", "is %d bytes long (allowed: at most 100: a member state's ISO code or an institution's name)", len(k.GetDonor()))
+	}
+	if a := k.GetAmount(); a <= 0 || a > MaxContributionUSD {
+		c.fail("contribution.amount", "%d is out of range (allowed: 1 to %d, whole units of the currency)", a, MaxContributionUSD)
+	}
+	if k.GetCurrency() != LedgerCurrency {
+		c.fail("contribution.currency", "%q is not the ledger's currency (allowed: %s; convert the contribution before recording it)", k.GetCurrency(), LedgerCurrency)
+	}
+	c.text("contribution.reference", k.GetReference(), true)
+	if len(k.GetReference()) > 100 {
+		c.fail("contribution.reference", "is %d bytes long (allowed: at most 100)", len(k.GetReference()))
+	}
+	c.principal("contribution.contributed_by", k.GetContributedBy())
+	return c.err()
+}
