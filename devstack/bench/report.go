@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -139,6 +140,21 @@ func describeMachine() Machine {
 	}
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	// The commit the binary was built from (go build records it), else the
+	// checkout's it runs in (go run, go test).
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			switch st.Key {
+			case "vcs.revision":
+				m.Commit = st.Value
+			case "vcs.modified":
+				m.Dirty = st.Value == "true"
+			}
+		}
+	}
+	if m.Commit != "" {
+		return m
 	}
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
