@@ -73,6 +73,14 @@ func (c *clusterRun) bench(ctx context.Context, out string, extra ...string) (*b
 	fmt.Fprintf(log, "%s %s\n", p.bin, strings.Join(args, " "))
 	cmd := exec.CommandContext(ctx, p.bin, args...)
 	cmd.Dir = p.dir // no .demarche there: the flags alone say where and as whom
+	// The report names the commit measured: the child's git reads this
+	// checkout, not the temporary folder it runs in.
+	cmd.Env = os.Environ()
+	if gitDir, err := exec.Command("git", "rev-parse", "--absolute-git-dir").Output(); err == nil {
+		if top, err := exec.Command("git", "rev-parse", "--show-toplevel").Output(); err == nil {
+			cmd.Env = append(cmd.Env, "GIT_DIR="+strings.TrimSpace(string(gitDir)), "GIT_WORK_TREE="+strings.TrimSpace(string(top)))
+		}
+	}
 	// The table (stdout) and the progress (stderr) show as they come, and
 	// are kept beside the cluster's logs.
 	cmd.Stdout, cmd.Stderr = io.MultiWriter(os.Stdout, log), io.MultiWriter(os.Stderr, log)
