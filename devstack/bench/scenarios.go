@@ -281,16 +281,20 @@ func (r *runner) ingest(ctx context.Context) error {
 	var got atomic.Int64
 	done := make(chan struct{})
 	payload := make([]byte, size)
-	cc, err := bcons.Consume(func(m jetstream.Msg) {
-		_ = m.Ack() // a failed Ack only brings a redelivery; the count is taken at delivery
-		if got.Add(1) == int64(n) {
-			close(done)
-		}
-	})
-	if err != nil {
+	var cc jetstream.ConsumeContext
+	// Pulling before the clock starts, as early warning's long-running consumer is.
+	if err := startPulling(ctx, r.bjs, bareStream, []string{bname}, func(int) error {
+		var err error
+		cc, err = bcons.Consume(func(m jetstream.Msg) {
+			_ = m.Ack() // a failed Ack only brings a redelivery; the count is taken at delivery
+			if got.Add(1) == int64(n) {
+				close(done)
+			}
+		})
+		return err
+	}, func(int) { cc.Stop() }); err != nil {
 		return err
 	}
-	waitPulling(ctx, r.bjs, bareStream, bname) // as early warning's consumer, long running, is
 	bstart := time.Now()
 	for i := range n {
 		if i%1000 == 999 { // the same window as Démarche's side
@@ -316,28 +320,51 @@ func (r *runner) ingest(ctx context.Context) error {
 }
 
 // waitPulling waits until each consumer has a pull request waiting at its
-// leader (NumWaiting): on a cluster, a consumer just made (three replicas)
-// may lose the first pull of a client that starts at once, which the client
-// repeats only when the pull expires (30 s), and the scenario would time a
-// lost pull instead of the delivery. Both sides of a scenario wait for it.
-// It gives up after a bound (the scenario then times what happens).
-func waitPulling(ctx context.Context, js jetstream.JetStream, stream string, names ...string) {
-	deadline := time.Now().Add(10 * time.Second)
+// leader (NumWaiting) and returns those that have none after a bound: on a
+// cluster, a consumer just made (three replicas) may lose the first pull of
+// a client that starts at once ("no responders"), which the client repeats
+// only when its heartbeat times out (30 s), and the scenario would time the
+// lost pull instead of the delivery.
+func waitPulling(ctx context.Context, js jetstream.JetStream, stream string, names ...string) []string {
+	deadline := time.Now().Add(5 * time.Second)
+	var idle []string
 	for _, name := range names {
-		for time.Now().Before(deadline) {
+		for {
 			c, err := js.Consumer(ctx, stream, name)
 			if err == nil {
 				if info, err := c.Info(ctx); err == nil && info.NumWaiting > 0 {
 					break
 				}
 			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(20 * time.Millisecond):
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				idle = append(idle, name)
+				break
 			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	return idle
+}
+
+// startPulling starts each consumer (start(i) for names[i]) and makes sure
+// it pulls before a scenario is timed, on both its sides: one whose first
+// pull was lost is stopped and started again, once (its leader listens by
+// then); what still does not pull is timed as it is.
+func startPulling(ctx context.Context, js jetstream.JetStream, stream string, names []string, start func(i int) error, stop func(i int)) error {
+	for i := range names {
+		if err := start(i); err != nil {
+			return err
+		}
+	}
+	for _, name := range waitPulling(ctx, js, stream, names...) {
+		i := slices.Index(names, name)
+		stop(i)
+		if err := start(i); err != nil {
+			return err
+		}
+	}
+	waitPulling(ctx, js, stream, names...)
+	return nil
 }
 
 // waitConsumed waits until a consumer has acknowledged everything up to seq.
@@ -503,7 +530,8 @@ func (r *runner) bareLatency(ctx context.Context, rate, n int) (Measure, error) 
 	var mu sync.Mutex
 	lat := make([]time.Duration, 0, n)
 	done := make(chan struct{})
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	var cc jetstream.ConsumeContext
+	handle := func(m jetstream.Msg) {
 		at := time.Now()
 		_ = m.Ack() // a failed Ack only brings a redelivery; the time is taken at delivery
 		sent := int64(binary.BigEndian.Uint64(m.Data()))
@@ -513,12 +541,16 @@ func (r *runner) bareLatency(ctx context.Context, rate, n int) (Measure, error) 
 		if len(lat) == n {
 			close(done)
 		}
-	})
-	if err != nil {
+	}
+	// Pulling before the clock starts, as early warning's long-running consumer is.
+	if err := startPulling(ctx, r.bjs, bareStream, []string{name}, func(int) error {
+		var err error
+		cc, err = cons.Consume(handle)
+		return err
+	}, func(int) { cc.Stop() }); err != nil {
 		return Measure{}, err
 	}
-	defer cc.Stop()
-	waitPulling(ctx, r.bjs, bareStream, name) // as early warning's consumer, long running, is
+	defer func() { cc.Stop() }()
 	interval := time.Second / time.Duration(rate)
 	start := time.Now()
 	for i := range n {
@@ -554,7 +586,9 @@ func (r *runner) fanout(ctx context.Context) error {
 	var names []string
 	defer func() {
 		for _, c := range consumers {
-			c.Stop()
+			if c != nil {
+				c.Stop()
+			}
 		}
 		// Removed after: on a deployment they would stay on the crisis stream.
 		for _, name := range names {
@@ -566,34 +600,38 @@ func (r *runner) fanout(ctx context.Context) error {
 		}
 	}()
 	run := randomHex(3)
+	handle := func(_ context.Context, ev eventbus.Event) error {
+		at := time.Now()
+		var i int
+		if _, err := fmt.Sscanf(strings.TrimPrefix(ev.ID, id), "-bench-%d", &i); err != nil || i < 0 || i >= n {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		lat = append(lat, at.Sub(sent[i]))
+		total++
+		if total == n*k {
+			close(all)
+		}
+		return nil
+	}
 	for j := range k {
 		// The bench's own identity makes the fan-out's durables, under names
 		// of its own (natsauth.OwnDurables): no Démarche identity may make
 		// durables it does not own (natsauth.Durables).
-		name := fmt.Sprintf("bench-fanout-%s-%d", run, j)
-		names = append(names, name)
-		c, err := eventbus.Consume(ctx, r.bjs, eventbus.ConsumerConfig{Durable: name,
-			FilterSubjects: []string{eventbus.CrisisEvents(id)}}, func(_ context.Context, ev eventbus.Event) error {
-			at := time.Now()
-			var i int
-			if _, err := fmt.Sscanf(strings.TrimPrefix(ev.ID, id), "-bench-%d", &i); err != nil || i < 0 || i >= n {
-				return nil
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			lat = append(lat, at.Sub(sent[i]))
-			total++
-			if total == n*k {
-				close(all)
-			}
-			return nil
-		}, r.log)
+		names = append(names, fmt.Sprintf("bench-fanout-%s-%d", run, j))
+	}
+	consumers = make([]*eventbus.Consumer, k)
+	if err := startPulling(ctx, r.bjs, eventbus.StreamName, names, func(j int) error {
+		c, err := eventbus.Consume(ctx, r.bjs, eventbus.ConsumerConfig{Durable: names[j], FilterSubjects: []string{eventbus.CrisisEvents(id)}}, handle, r.log)
 		if err != nil {
 			return err
 		}
-		consumers = append(consumers, c)
+		consumers[j] = c
+		return nil
+	}, func(j int) { consumers[j].Stop() }); err != nil {
+		return err
 	}
-	waitPulling(ctx, r.bjs, eventbus.StreamName, names...)
 	pub := eventbus.NewPublisher(r.wk, crisis.EventSource)
 	start := time.Now()
 	for i := range n {
@@ -621,38 +659,44 @@ func (r *runner) fanout(ctx context.Context) error {
 	var blat []time.Duration
 	btotal := 0
 	ball := make(chan struct{})
-	var ccs []jetstream.ConsumeContext
+	ccs := make([]jetstream.ConsumeContext, k)
 	defer func() {
 		for _, cc := range ccs {
-			cc.Stop()
+			if cc != nil {
+				cc.Stop()
+			}
 		}
 	}()
-	var bnames []string
+	bhandle := func(m jetstream.Msg) {
+		at := time.Now()
+		_ = m.Ack() // a failed Ack only brings a redelivery; the time is taken at delivery
+		i := int(binary.BigEndian.Uint64(m.Data()))
+		mu.Lock()
+		defer mu.Unlock()
+		blat = append(blat, at.Sub(bsent[i]))
+		btotal++
+		if btotal == n*k {
+			close(ball)
+		}
+	}
+	bnames := make([]string, k)
+	bcons := make([]jetstream.Consumer, k)
 	for j := range k {
-		bnames = append(bnames, fmt.Sprintf("fanout-%s-%d", randomHex(3), j))
+		bnames[j] = fmt.Sprintf("fanout-%s-%d", randomHex(3), j)
 		c, err := r.bjs.CreateOrUpdateConsumer(ctx, bareStream, jetstream.ConsumerConfig{Durable: bnames[j],
 			FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
 		if err != nil {
 			return err
 		}
-		cc, err := c.Consume(func(m jetstream.Msg) {
-			at := time.Now()
-			_ = m.Ack() // a failed Ack only brings a redelivery; the time is taken at delivery
-			i := int(binary.BigEndian.Uint64(m.Data()))
-			mu.Lock()
-			defer mu.Unlock()
-			blat = append(blat, at.Sub(bsent[i]))
-			btotal++
-			if btotal == n*k {
-				close(ball)
-			}
-		})
-		if err != nil {
-			return err
-		}
-		ccs = append(ccs, cc)
+		bcons[j] = c
 	}
-	waitPulling(ctx, r.bjs, bareStream, bnames...)
+	if err := startPulling(ctx, r.bjs, bareStream, bnames, func(j int) error {
+		var err error
+		ccs[j], err = bcons[j].Consume(bhandle)
+		return err
+	}, func(j int) { ccs[j].Stop() }); err != nil {
+		return err
+	}
 	bstart := time.Now()
 	for i := range n {
 		mu.Lock()
