@@ -26,7 +26,7 @@ CONTRACT_LINT := tools/contract-lint
 NPM          ?= npm
 NODE         ?= node
 
-.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet staticcheck deadcode bench bench-go record-histories tag-histories clean
+.PHONY: help build run test test-short chaos cluster-test fuzz lint contract-lint rules proto proto-check breaking breaking-baseline release release-test release-baseline release-check docs fmt vet staticcheck deadcode bench bench-cluster bench-go record-histories tag-histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,7 +47,7 @@ chaos: ## the full fault suite (kill -9, NATS restart, outage, duplicates, poiso
 	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./devstack/chaos/
 	DEMARCHE_CHAOS_SIZE=$${DEMARCHE_CHAOS_SIZE:-full} $(GO) test -count=1 -timeout 30m -run '^TestRestoreDrill$$' -v ./devstack/restore/
 
-cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node, the worker and Temporal; prints its figures
+cluster-test: ## the multi-process cluster test: PostgreSQL + Temporal on it + 3 NATS nodes (replicas 3) + every service as its own process; kills a NATS node, the worker and Temporal; a tiny demarche bench against it; prints its figures
 	DEMARCHE_CLUSTER_TEST=1 $(GO) test -count=1 -timeout 30m -run '^TestCluster$$' -v ./devstack/chaos/
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher from testdata/fuzz with its fix
@@ -62,6 +62,9 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 60s); commit a crasher
 BENCH_FLAGS ?=
 bench: build ## demarche bench: every scenario on the embedded stack beside its bare baseline (table, bench-results/bench.json, bench.svg)
 	./$(BIN) bench --out bench-results $(BENCH_FLAGS)
+
+bench-cluster: ## demarche bench against the cluster of make cluster-test (PostgreSQL, Temporal on it, 3 NATS nodes, replicas 3, every service its own process): the same table, bench-results/cluster/bench.json, bench.svg, bench.md; BENCH_FLAGS as for make bench
+	DEMARCHE_BENCH_CLUSTER=1 DEMARCHE_BENCH_OUT=$(CURDIR)/bench-results/cluster DEMARCHE_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -count=1 -timeout 120m -run '^TestBenchCluster$$' -v ./devstack/chaos/
 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)

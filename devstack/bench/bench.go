@@ -1,15 +1,20 @@
 // Package bench is `demarche bench`: it starts the embedded stack (NATS with
-// JetStream, Temporal on SQLite, every service) in a fresh data folder and
-// measures what an operations centre feels — a decision, an opening, signal
-// ingest, a warning becoming a crisis, event fan-out, capacity, drills and
-// replay — each beside a bare baseline run in the same process, on the same
-// servers, at the same time of day: a trivial Temporal update, a one-activity
-// workflow, a bare JetStream publish→consume. Ratios between the two are what
-// carry from one machine to another; absolute figures do not.
+// JetStream, Temporal on SQLite, every service) in a fresh data folder, or
+// reaches a running deployment (Target: a cluster's NATS seed list and
+// Temporal frontend, with credentials), and measures what an operations
+// centre feels — a decision, an opening, signal ingest, a warning becoming a
+// crisis, event fan-out, capacity, drills and replay — each beside a bare
+// baseline run in the same process, on the same servers, at the same time of
+// day: a trivial Temporal update, a one-activity workflow, a bare JetStream
+// publish→consume. Ratios between the two are what carry from one machine to
+// another; absolute figures do not.
 //
-// The baselines reach NATS as a bench-only user (stack.Config.ExtraNATSUsers)
-// on subjects bench.>, which no service uses, and Temporal on their own task
-// queue with their own worker; the Démarche side uses the real identities.
+// The baselines reach NATS as the bench identity (natsauth.Bench) on
+// subjects bench.>, which no service uses, in a stream of their own with the
+// replicas of the signals stream, and Temporal on their own task queue with
+// their own worker (as the admin); the Démarche side uses the real
+// identities: the operator publishes signals and watches events, the worker
+// publishes the fan-out's crisis events, the gateway opens and decides crises.
 package bench
 
 import (
@@ -27,7 +32,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.temporal.io/sdk/client"
@@ -37,6 +41,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/services/earlywarning"
 )
 
 // Scenarios, in the order they run.
@@ -99,6 +104,65 @@ type Config struct {
 	// ProfileDir, when set, receives a CPU profile of each scenario
 	// (<scenario>.cpu.pprof): the evidence for what bounds a figure.
 	ProfileDir string
+	// Target, when set, is the deployment to measure instead of an embedded
+	// stack (DataDir is then unused).
+	Target *Target
+}
+
+// Target is a running deployment: its NATS servers and Temporal frontend,
+// and where the credentials of the identities the bench acts as are.
+type Target struct {
+	// NATSURL is the NATS seed list (nats://n1:4222,nats://n2:4222), without
+	// credentials.
+	NATSURL string
+	// NATSCredentials is a folder of <identity>.creds files (`demarche admin
+	// credentials --dir` writes one) holding those of operator, worker and bench.
+	NATSCredentials string
+	// TemporalAddress is the frontend's host:port, Namespace Démarche's namespace.
+	TemporalAddress, Namespace string
+	// TemporalCredentials is a folder of <identity>.key files (the
+	// temporal-credentials folder `demarche admin credentials` writes)
+	// holding those of gateway and admin.
+	TemporalCredentials string
+}
+
+// The identities the bench acts as on a deployment.
+var (
+	natsIdentities     = []natsauth.Identity{natsauth.Operator, natsauth.Worker, natsauth.Bench}
+	temporalIdentities = []string{temporalx.IdentityGateway, temporalx.IdentityAdmin}
+)
+
+// check says what is missing from a target, naming the flag.
+func (t *Target) check() error {
+	if t.NATSURL == "" || t.TemporalAddress == "" {
+		return errors.New("bench: a deployment needs both --nats-url and --temporal-address")
+	}
+	if t.Namespace == "" {
+		return errors.New("bench: a deployment needs --namespace")
+	}
+	if t.NATSCredentials == "" || t.TemporalCredentials == "" {
+		return fmt.Errorf("bench: a deployment needs --nats-credentials (a folder with %s.creds) and --temporal-credentials (a folder with %s.key): the bench acts as these identities",
+			strings.Join(idStrings(natsIdentities), ".creds, "), strings.Join(temporalIdentities, ".key, "))
+	}
+	for _, id := range natsIdentities {
+		if _, err := natsauth.Load(natsauth.FileName(t.NATSCredentials, id)); err != nil {
+			return fmt.Errorf("bench: --nats-credentials %s: %s's credentials: %w", t.NATSCredentials, id, err)
+		}
+	}
+	for _, id := range temporalIdentities {
+		if _, err := os.Stat(temporalx.KeyFile(t.TemporalCredentials, id)); err != nil {
+			return fmt.Errorf("bench: --temporal-credentials %s: %s's API key: %w", t.TemporalCredentials, id, err)
+		}
+	}
+	return nil
+}
+
+func idStrings(ids []natsauth.Identity) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = string(id)
+	}
+	return out
 }
 
 func (c Config) wants(s string) bool {
@@ -113,14 +177,16 @@ func (c Config) wants(s string) bool {
 	return false
 }
 
-// benchUser is the NATS user of the baselines.
-const benchUser = "bench"
-
 type runner struct {
 	cfg Config
 	log *zap.Logger
-	st  *stack.Stack
-	tc  client.Client
+	st  *stack.Stack // nil against a deployment
+	// natsURL is the NATS URL with an identity's credentials in it;
+	// temporalAddr and namespace where Temporal is.
+	natsURL      func(natsauth.Identity) (string, error)
+	temporalAddr string
+	namespace    string
+	tc           client.Client
 	// gw opens and decides crises as the gateway does (the one identity
 	// Temporal lets do so); tc, the admin, runs the baselines and reads.
 	gw   client.Client
@@ -139,45 +205,70 @@ type runner struct {
 	used    map[string]bool
 }
 
-// Run starts the stack and runs the scenarios. A scenario that fails is
-// recorded in Failures and the others still run.
+// Run starts the stack (or reaches cfg.Target) and runs the scenarios. A
+// scenario that fails is recorded in Failures and the others still run.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 	r := &runner{cfg: cfg, log: log, used: map[string]bool{},
-		rep: &Report{Command: cfg.Command, Started: time.Now().UTC(), Machine: describeMachine(), Sizes: cfg.Sizes}}
-	dir := cfg.DataDir
-	if dir == "" {
-		tmp, err := os.MkdirTemp("", "demarche-bench-")
-		if err != nil {
-			return nil, fmt.Errorf("bench: data folder: %w", err)
+		rep: &Report{Command: cfg.Command, Started: time.Now().UTC(), Machine: describeMachine(), Sizes: cfg.Sizes, Only: cfg.Only}}
+	if cfg.Target != nil {
+		if err := cfg.Target.check(); err != nil {
+			return nil, err
 		}
-		defer os.RemoveAll(tmp)
-		dir = tmp
-	} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
-		return nil, fmt.Errorf("bench: --data-dir %s is not empty: the bench measures a fresh stack", dir)
+		t := cfg.Target
+		r.progress("reaching the deployment: NATS %s, Temporal %s (namespace %s)", t.NATSURL, t.TemporalAddress, t.Namespace)
+		r.natsURL = func(id natsauth.Identity) (string, error) {
+			c, err := natsauth.Load(natsauth.FileName(t.NATSCredentials, id))
+			if err != nil {
+				return "", err
+			}
+			return c.URL(t.NATSURL)
+		}
+		r.temporalAddr, r.namespace = t.TemporalAddress, t.Namespace
+		// Each Temporal client of the bench takes its identity's key from
+		// the folder (gateway, admin), whatever the process default is.
+		defer temporalx.SetCredentialsFor(t.TemporalAddress, t.TemporalCredentials)()
+		r.rep.Deployment = &Deployment{NATSURL: t.NATSURL, TemporalAddress: t.TemporalAddress, Namespace: t.Namespace}
+		if err := r.connect(ctx); err != nil {
+			return nil, err
+		}
+		defer r.close()
+	} else {
+		dir := cfg.DataDir
+		if dir == "" {
+			tmp, err := os.MkdirTemp("", "demarche-bench-")
+			if err != nil {
+				return nil, fmt.Errorf("bench: data folder: %w", err)
+			}
+			defer os.RemoveAll(tmp)
+			dir = tmp
+		} else if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return nil, fmt.Errorf("bench: --data-dir %s is not empty: the bench measures a fresh stack", dir)
+		}
+		r.progress("starting the embedded stack in %s", dir)
+		rssBefore := rssMB()
+		start := time.Now()
+		st, err := stack.Start(ctx, stack.Config{DataDir: dir, NoUI: true, TemporalLogLevel: "error", MetricsAddr: "127.0.0.1:0"}, log)
+		if err != nil {
+			return nil, fmt.Errorf("bench: start stack: %w", err)
+		}
+		ready := time.Since(start)
+		defer st.Stop()
+		r.st = st
+		r.natsURL = func(id natsauth.Identity) (string, error) { return st.NATSURLFor(id), nil }
+		r.temporalAddr, r.namespace = st.TemporalAddress(), st.Namespace()
+		r.rep.Deployment = &Deployment{Embedded: true}
+		if err := r.connect(ctx); err != nil {
+			return nil, err
+		}
+		defer r.close()
+		time.Sleep(2 * time.Second) // let start-up work (seeding, first polls) settle before the idle reading
+		runtime.GC()
+		stackRes := Result{Scenario: "stack", Variant: "demarche dev start",
+			Demarche: Measure{What: "stack.Start (NATS, Temporal, every service) until ready; resident memory when idle",
+				Count: 1, Seconds: ready.Seconds(), Extra: map[string]float64{"ready_s": ready.Seconds(), "idle_rss_mb": rssMB(), "rss_before_start_mb": rssBefore}}}
+		stackRes.judge("ready ≤ 5 s, idle memory ≤ 250 MB", ready <= 5*time.Second && rssMB() <= 250)
+		r.add(stackRes)
 	}
-	pass := randomHex(16)
-	r.progress("starting the embedded stack in %s", dir)
-	rssBefore := rssMB()
-	start := time.Now()
-	st, err := stack.Start(ctx, stack.Config{DataDir: dir, NoUI: true, TemporalLogLevel: "error", MetricsAddr: "127.0.0.1:0",
-		ExtraNATSUsers: []*server.User{{Username: benchUser, Password: pass}}}, log)
-	if err != nil {
-		return nil, fmt.Errorf("bench: start stack: %w", err)
-	}
-	ready := time.Since(start)
-	defer st.Stop()
-	r.st = st
-	if err := r.connect(ctx, pass); err != nil {
-		return nil, err
-	}
-	defer r.close()
-	time.Sleep(2 * time.Second) // let start-up work (seeding, first polls) settle before the idle reading
-	runtime.GC()
-	stackRes := Result{Scenario: "stack", Variant: "demarche dev start",
-		Demarche: Measure{What: "stack.Start (NATS, Temporal, every service) until ready; resident memory when idle",
-			Count: 1, Seconds: ready.Seconds(), Extra: map[string]float64{"ready_s": ready.Seconds(), "idle_rss_mb": rssMB(), "rss_before_start_mb": rssBefore}}}
-	stackRes.judge("ready ≤ 5 s, idle memory ≤ 250 MB", ready <= 5*time.Second && rssMB() <= 250)
-	r.add(stackRes)
 
 	type scenario struct {
 		name string
@@ -240,33 +331,51 @@ func (r *runner) profile(name string) func() {
 	}
 }
 
-func (r *runner) connect(ctx context.Context, benchPass string) error {
+func (r *runner) connect(ctx context.Context) error {
 	var err error
-	if r.tc, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+	if r.tc, err = temporalx.Dial(ctx, r.temporalAddr, r.namespace, r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
 		// Its baseline workflows run on a queue of their own, which the
 		// admin may use; it reads crises, never drives them.
 		temporalx.As(temporalx.IdentityAdmin)); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if r.gw, err = temporalx.Dial(ctx, r.st.TemporalAddress(), r.st.Namespace(), r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
+	if r.gw, err = temporalx.Dial(ctx, r.temporalAddr, r.namespace, r.log.WithOptions(zap.IncreaseLevel(zap.WarnLevel)),
 		temporalx.As(temporalx.IdentityGateway)); err != nil {
 		return fmt.Errorf("bench: %w", err)
 	}
-	if r.op, r.opJS, err = natsx.Connect(r.st.NATSURLFor(natsauth.Operator), "demarche-bench-operator", r.log); err != nil {
-		return fmt.Errorf("bench: %w", err)
+	conn := func(id natsauth.Identity, name string) (*nats.Conn, jetstream.JetStream, error) {
+		u, err := r.natsURL(id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: %s's NATS credentials: %w", id, err)
+		}
+		nc, js, err := natsx.Connect(u, name, r.log)
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: connect to NATS as %s: %w", id, err)
+		}
+		return nc, js, nil
 	}
-	if r.wkNC, r.wk, err = natsx.Connect(r.st.NATSURLFor(natsauth.Worker), "demarche-bench-worker", r.log); err != nil {
-		return fmt.Errorf("bench: %w", err)
+	if r.op, r.opJS, err = conn(natsauth.Operator, "demarche-bench-operator"); err != nil {
+		return err
 	}
-	if r.bare, err = nats.Connect(r.st.NATSURL(), nats.UserInfo(benchUser, benchPass), nats.Name("demarche-bench-baseline")); err != nil {
-		return fmt.Errorf("bench: baseline connection: %w", err)
+	if r.wkNC, r.wk, err = conn(natsauth.Worker, "demarche-bench-worker"); err != nil {
+		return err
 	}
-	if r.bjs, err = jetstream.New(r.bare); err != nil {
-		return fmt.Errorf("bench: %w", err)
+	if r.bare, r.bjs, err = conn(natsauth.Bench, "demarche-bench-baseline"); err != nil {
+		return err
 	}
+	// The bare stream is stored as the signals stream is (file, its
+	// replicas): the ingest baseline pays what Démarche's publish pays.
+	sig, err := r.bjs.Stream(ctx, earlywarning.SignalsStream)
+	if err != nil {
+		return fmt.Errorf("bench: the signals stream (is the deployment provisioned?): %w", err)
+	}
+	replicas := max(1, sig.CachedInfo().Config.Replicas)
 	if _, err := r.bjs.CreateOrUpdateStream(ctx, jetstream.StreamConfig{Name: bareStream, Subjects: []string{"bench.>"},
-		Storage: jetstream.FileStorage, Duplicates: time.Hour}); err != nil {
+		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: time.Hour}); err != nil {
 		return fmt.Errorf("bench: baseline stream: %w", err)
+	}
+	if d := r.rep.Deployment; d != nil {
+		d.NATSServers, d.NATSVersion, d.Replicas = len(r.bare.Servers()), r.bare.ConnectedServerVersion(), replicas
 	}
 	if r.ev, err = watch(r.op); err != nil {
 		return err
@@ -284,6 +393,15 @@ func (r *runner) close() {
 	if r.ev != nil {
 		r.ev.stop()
 	}
+	if r.bjs != nil {
+		// What the bench made on the servers goes with it (but the crises:
+		// workflows stay in Temporal's history, as any crisis does).
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := r.bjs.DeleteStream(ctx, bareStream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			r.progress("could not remove the baseline stream %s: %v", bareStream, err)
+		}
+		cancel()
+	}
 	for _, nc := range []*nats.Conn{r.op, r.wkNC, r.bare} {
 		if nc != nil {
 			nc.Close()
@@ -298,7 +416,7 @@ func (r *runner) close() {
 }
 
 // bareStream holds the bare baselines' messages (subjects bench.>).
-const bareStream = "BENCH_BARE"
+const bareStream = natsauth.BenchStream
 
 func (r *runner) progress(format string, args ...any) {
 	if r.cfg.Progress != nil {

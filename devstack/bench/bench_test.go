@@ -45,40 +45,13 @@ func TestTinyBench(t *testing.T) {
 		t.Fatalf("no progress shown:\n%s", progress.String())
 	}
 
-	// Every scenario reports, with the count it was asked for.
-	want := map[string]int{"stack": 1, "decide": len(sizes.Concurrency), "open": 1, "ingest": 1, "warning-to-action": len(sizes.Rates),
-		"fanout": 1, "drills": 1, "replay": 1, "capacity": len(sizes.Capacity)}
-	got := map[string]int{}
-	for _, r := range rep.Results {
-		got[r.Scenario]++
-		ops := map[string]int{"decide": sizes.Decisions, "open": sizes.Opens, "ingest": sizes.Ingest, "drills": sizes.Drills,
-			"fanout": sizes.FanoutEvents * sizes.FanoutSubscribers, "capacity": 3, "stack": 1}
-		if n, ok := ops[r.Scenario]; ok && r.Demarche.Count+r.Demarche.Errors != n {
-			t.Errorf("%s %s: %d done + %d failed, want %d operations", r.Scenario, r.Variant, r.Demarche.Count, r.Demarche.Errors, n)
-		}
-		if r.Demarche.Errors > 0 || (r.Baseline != nil && r.Baseline.Errors > 0) {
-			t.Errorf("%s %s: operations failed: %v", r.Scenario, r.Variant, r.Notes)
-		}
-		if r.Scenario != "stack" && r.Scenario != "capacity" && r.Baseline == nil {
-			t.Errorf("%s %s has no baseline", r.Scenario, r.Variant)
-		}
-		for _, m := range []*bench.Measure{&r.Demarche, r.Baseline} {
-			if m == nil || m.Latency == nil {
-				continue
-			}
-			d := m.Latency
-			if !(0 <= d.Min && d.Min <= d.P50 && d.P50 <= d.P90 && d.P90 <= d.P99 && d.P99 <= d.Max) || d.N != m.Count {
-				t.Errorf("%s %s: percentiles negative, out of order or miscounted: %+v (count %d)", r.Scenario, r.Variant, d, m.Count)
-			}
-		}
-		if r.Baseline != nil && r.RatioOf == "" && r.Scenario != "warning-to-action" {
-			t.Errorf("%s %s: no ratio", r.Scenario, r.Variant)
-		}
+	// Every scenario reports, with the count it was asked for; no
+	// operation failed; baselines, ratios and percentiles are there and in order.
+	for _, bad := range rep.CheckCounts() {
+		t.Error(bad)
 	}
-	for s, n := range want {
-		if got[s] != n {
-			t.Errorf("scenario %s reported %d results, want %d", s, got[s], n)
-		}
+	if d := rep.Deployment; d == nil || !d.Embedded || d.NATSVersion == "" || d.Replicas != 1 {
+		t.Errorf("the report does not say it measured the embedded stack (one server, one replica): %+v", d)
 	}
 
 	out := t.TempDir()

@@ -1,8 +1,10 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -20,16 +22,18 @@ import (
 // NewCmd is the `demarche bench` command.
 func NewCmd(app *cli.App) *cobra.Command {
 	var (
-		size, out, dataDir string
-		profile            bool
-		only               []string
-		s                  = Full()
+		size, out, dataDir       string
+		natsCreds, temporalCreds string
+		profile                  bool
+		only                     []string
+		s                        = Full()
 	)
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure the platform on this machine against bare Temporal and JetStream baselines",
-		Long: `Start the embedded stack in a fresh data folder and run the scenarios, each
-beside its bare baseline on the same servers in the same run:
+		Short: "Measure the platform (embedded, or a deployment) against bare Temporal and JetStream baselines on the same servers",
+		Long: `Start the embedded stack in a fresh data folder, or reach a deployment
+(--nats-url and --temporal-address), and run the scenarios, each beside its
+bare baseline on the same servers in the same run:
 
   stack              time until ready, idle memory
   decide             a triage decision (update) at each --concurrency, vs a trivial update
@@ -46,9 +50,30 @@ beside its bare baseline on the same servers in the same run:
 
 It prints progress while running, then a table with ratios, and writes
 bench.json (every figure, the machine, the commit) and bench.svg (latency
-distributions) and bench.md (the table in Markdown) into --out. Logs of the stack go to --out/bench.log.`,
-		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny",
-		Args:    cobra.NoArgs,
+distributions) and bench.md (the table in Markdown) into --out. Logs of the stack go to --out/bench.log.
+
+Against a deployment (a cluster: make bench-cluster starts one on this
+machine), give its NATS seed list and Temporal frontend, and the credentials
+of the identities the bench acts as: --nats-credentials, a folder holding
+operator.creds (it publishes signals and watches events), worker.creds (it
+publishes the fan-out's crisis events) and bench.creds (the bare baselines);
+--temporal-credentials, a folder holding gateway.key (it opens and decides
+crises) and admin.key (the baseline workflows, on a queue of their own) —
+the folders "demarche admin credentials --dir secrets" writes (secrets and
+secrets/temporal-credentials). TLS as every command: --nats-ca, --nats-cert,
+--nats-key, --temporal-tls-*; a payload codec with --codec-key or
+--codec-keyring. The stack scenario (start-up, idle memory) and the
+capacity scenario's memory and disk per crisis are the embedded stack's
+alone. The bench opens real crises there (operator-opened, drills, crossings
+of fresh situations): run it on a deployment you may fill, not on one in
+service. It removes what else it made (its stream BENCH_BARE, its fan-out
+consumers).`,
+		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny\n" +
+			"  demarche bench --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 --nats-credentials secrets \\\n" +
+			"    --temporal-address temporal:7233 --temporal-credentials secrets/temporal-credentials \\\n" +
+			"    --nats-ca secrets/nats-tls/ca.pem --nats-cert secrets/nats-tls/bench.pem --nats-key secrets/nats-tls/bench-key.pem \\\n" +
+			"    --temporal-tls-ca secrets/temporal-tls/ca.pem --temporal-tls-cert secrets/temporal-tls/admin.pem --temporal-tls-key secrets/temporal-tls/admin-key.pem",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if size == "tiny" {
 				t := Tiny()
@@ -61,6 +86,15 @@ distributions) and bench.md (the table in Markdown) into --out. Logs of the stac
 			for _, o := range only {
 				if !contains(Scenarios, o) {
 					return fmt.Errorf("--only %q: allowed %s", o, strings.Join(Scenarios, ", "))
+				}
+			}
+			target, err := targetOf(cmd, app, natsCreds, temporalCreds, dataDir)
+			if err != nil {
+				return err
+			}
+			if target != nil {
+				if err := target.check(); err != nil { // before anything is written
+					return err
 				}
 			}
 			if err := os.MkdirAll(out, 0o755); err != nil {
@@ -76,7 +110,7 @@ distributions) and bench.md (the table in Markdown) into --out. Logs of the stac
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := Run(ctx, Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
-				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out)}, log)
+				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out), Target: target}, log)
 			if err != nil {
 				return err
 			}
@@ -88,6 +122,8 @@ distributions) and bench.md (the table in Markdown) into --out. Logs of the stac
 	f.StringSliceVar(&only, "only", nil, "run only these scenarios (comma-separated): "+strings.Join(Scenarios[1:], ", "))
 	f.StringVar(&out, "out", "bench-results", "folder for bench.json, bench.svg and bench.log")
 	f.StringVar(&dataDir, "data-dir", "", "data folder of the stack under test, new or empty (default: a temporary one, removed after)")
+	f.StringVar(&natsCreds, "nats-credentials", "", "against a deployment: folder of NATS credentials holding operator.creds, worker.creds and bench.creds (demarche admin credentials --dir)")
+	f.StringVar(&temporalCreds, "temporal-credentials", "", "against a deployment: folder of Temporal API keys holding gateway.key and admin.key (<dir>/temporal-credentials of demarche admin credentials)")
 	f.BoolVar(&profile, "profile", false, "write a CPU profile of each scenario into --out (<scenario>.cpu.pprof; go tool pprof reads it)")
 	f.IntVar(&s.Decisions, "decisions", s.Decisions, "decisions per concurrency level")
 	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
@@ -100,6 +136,48 @@ distributions) and bench.md (the table in Markdown) into --out. Logs of the stac
 	f.IntVar(&s.Drills, "drills", s.Drills, "drills at once")
 	f.IntSliceVar(&s.Capacity, "capacity", s.Capacity, "capacity: sizes (crises waiting) to measure at")
 	return cmd
+}
+
+// targetOf is the deployment the flags name, nil for the embedded stack:
+// a deployment is named by --nats-url or --temporal-address on the command
+// line (not by the environment, which a dev shell may set for other commands).
+func targetOf(cmd *cobra.Command, app *cli.App, natsCreds, temporalCreds, dataDir string) (*Target, error) {
+	fl := cmd.Flags()
+	if !fl.Changed("nats-url") && !fl.Changed("temporal-address") {
+		if natsCreds != "" || temporalCreds != "" {
+			return nil, errors.New("--nats-credentials and --temporal-credentials are for a deployment: give its --nats-url and --temporal-address too")
+		}
+		return nil, nil
+	}
+	if !fl.Changed("nats-url") || !fl.Changed("temporal-address") {
+		return nil, errors.New("a deployment needs both --nats-url and --temporal-address (without either, the bench starts the embedded stack)")
+	}
+	for _, name := range []string{"nats-creds", "temporal-key-file"} {
+		if fl.Changed(name) {
+			return nil, fmt.Errorf("--%s names one identity's credential; the bench acts as several (NATS: operator, worker, bench; Temporal: gateway, admin): give their folders with --nats-credentials and --temporal-credentials", name)
+		}
+	}
+	if dataDir != "" {
+		return nil, errors.New("--data-dir is the embedded stack's data folder: against a deployment the servers keep their own")
+	}
+	return &Target{NATSURL: withoutCredentials(app.NATSURL), NATSCredentials: natsCreds,
+		TemporalAddress: app.TemporalAddress, Namespace: app.Namespace, TemporalCredentials: temporalCreds}, nil
+}
+
+// withoutCredentials strips user and password from each URL of a seed list
+// (the root command puts a default credential in it): the report records the
+// URL, and each connection of the bench puts its own identity's in.
+func withoutCredentials(seeds string) string {
+	var out []string
+	for _, one := range strings.Split(seeds, ",") {
+		one = strings.TrimSpace(one)
+		if u, err := url.Parse(one); err == nil && u.Host != "" {
+			u.User = nil
+			one = u.String()
+		}
+		out = append(out, one)
+	}
+	return strings.Join(out, ",")
 }
 
 // applyFlag copies a sizing flag the user set from the full sizes to t.
@@ -178,7 +256,7 @@ func Write(rep *Report, dir string, w io.Writer) error {
 	}
 	fmt.Fprintln(w)
 	rep.WriteTable(w)
-	fmt.Fprintf(w, "\n%d cores, %d MB, %s, commit %.12s; %s\nwrote %s and %s\n", rep.Machine.Cores, rep.Machine.MemoryMB, rep.Machine.GoVersion,
+	fmt.Fprintf(w, "\non %s\n%d cores, %d MB, %s, commit %.12s; %s\nwrote %s and %s\n", rep.Deployment, rep.Machine.Cores, rep.Machine.MemoryMB, rep.Machine.GoVersion,
 		rep.Machine.Commit, rep.Command, filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg"))
 	if len(rep.Failures) > 0 {
 		return fmt.Errorf("%d scenario(s) failed", len(rep.Failures))

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,21 @@ func describeMachine() Machine {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.LoadAvg = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
+	// The commit the binary was built from (go build records it), else the
+	// checkout's it runs in (go run, go test).
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, st := range bi.Settings {
+			switch st.Key {
+			case "vcs.revision":
+				m.Commit = st.Value
+			case "vcs.modified":
+				m.Dirty = st.Value == "true"
+			}
+		}
+	}
+	if m.Commit != "" {
+		return m
+	}
 	if out, err := exec.Command("git", "rev-parse", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil {
@@ -149,15 +165,102 @@ func describeMachine() Machine {
 	return m
 }
 
+// Deployment says which servers were measured: the embedded stack in the
+// bench's own process, or a deployment the bench reached over the network
+// (Machine is then where the bench ran, not where the servers did).
+type Deployment struct {
+	Embedded        bool   `json:"embedded"`
+	NATSURL         string `json:"nats_url,omitempty"`
+	TemporalAddress string `json:"temporal_address,omitempty"`
+	Namespace       string `json:"namespace,omitempty"`
+	// NATSServers the connection knows (a cluster's nodes), the version of
+	// the one it reached, and the replicas of the signals stream (the bare
+	// stream's too).
+	NATSServers int    `json:"nats_servers,omitempty"`
+	NATSVersion string `json:"nats_version,omitempty"`
+	Replicas    int    `json:"replicas,omitempty"`
+}
+
+func (d *Deployment) String() string {
+	switch {
+	case d == nil:
+		return "servers unknown"
+	case d.Embedded:
+		return fmt.Sprintf("the embedded stack (NATS %s, Temporal on SQLite, every service in this process)", d.NATSVersion)
+	}
+	return fmt.Sprintf("a deployment: NATS %s (%d servers known, nats-server %s, streams at %d replicas), Temporal %s namespace %s",
+		d.NATSURL, d.NATSServers, d.NATSVersion, d.Replicas, d.TemporalAddress, d.Namespace)
+}
+
 // Report is everything one `demarche bench` run measured.
 type Report struct {
-	Command  string    `json:"command"`
-	Started  time.Time `json:"started"`
-	Seconds  float64   `json:"seconds"`
-	Machine  Machine   `json:"machine"`
-	Sizes    Sizes     `json:"sizes"`
-	Results  []Result  `json:"results"`
-	Failures []string  `json:"failures,omitempty"`
+	Command    string      `json:"command"`
+	Started    time.Time   `json:"started"`
+	Seconds    float64     `json:"seconds"`
+	Machine    Machine     `json:"machine"`
+	Deployment *Deployment `json:"deployment,omitempty"`
+	Sizes      Sizes       `json:"sizes"`
+	// Only are the scenarios asked for (none: all).
+	Only     []string `json:"only,omitempty"`
+	Results  []Result `json:"results"`
+	Failures []string `json:"failures,omitempty"`
+}
+
+// CheckCounts checks the harness, not the speed: every scenario asked for
+// reports, each with the number of operations its sizes ask for (done +
+// failed), none failed, each has its baseline and ratio, and latencies are
+// ordered percentiles of as many samples as operations done. It returns what
+// does not add up (nothing: all well). No figure is judged.
+func (r *Report) CheckCounts() []string {
+	var bad []string
+	sz := r.Sizes
+	wanted := func(s string) bool { return len(r.Only) == 0 || slices.Contains(r.Only, s) }
+	want := map[string]int{"decide": len(sz.Concurrency), "open": 1, "ingest": 1, "warning-to-action": len(sz.Rates),
+		"fanout": 1, "drills": 1, "replay": 1, "capacity": len(sz.Capacity)}
+	if r.Deployment == nil || r.Deployment.Embedded {
+		want["stack"] = 1 // start-up and idle memory are the embedded stack's alone
+	}
+	ops := map[string]int{"decide": sz.Decisions, "open": sz.Opens, "ingest": sz.Ingest, "drills": sz.Drills,
+		"fanout": sz.FanoutEvents * sz.FanoutSubscribers, "capacity": 3, "stack": 1}
+	got := map[string]int{}
+	for _, res := range r.Results {
+		got[res.Scenario]++
+		if n, ok := ops[res.Scenario]; ok && res.Demarche.Count+res.Demarche.Errors != n {
+			bad = append(bad, fmt.Sprintf("%s %s: %d done + %d failed, want %d operations", res.Scenario, res.Variant, res.Demarche.Count, res.Demarche.Errors, n))
+		}
+		if res.Demarche.Errors > 0 || (res.Baseline != nil && res.Baseline.Errors > 0) {
+			bad = append(bad, fmt.Sprintf("%s %s: operations failed: %v", res.Scenario, res.Variant, res.Notes))
+		}
+		if res.Scenario != "stack" && res.Scenario != "capacity" && res.Baseline == nil {
+			bad = append(bad, fmt.Sprintf("%s %s has no baseline", res.Scenario, res.Variant))
+		}
+		for _, m := range []*Measure{&res.Demarche, res.Baseline} {
+			if m == nil || m.Latency == nil {
+				continue
+			}
+			d := m.Latency
+			if !(0 <= d.Min && d.Min <= d.P50 && d.P50 <= d.P90 && d.P90 <= d.P99 && d.P99 <= d.Max) || d.N != m.Count {
+				bad = append(bad, fmt.Sprintf("%s %s: percentiles negative, out of order or miscounted: %+v (count %d)", res.Scenario, res.Variant, d, m.Count))
+			}
+		}
+		if res.Baseline != nil && res.RatioOf == "" && res.Scenario != "warning-to-action" {
+			bad = append(bad, fmt.Sprintf("%s %s: no ratio", res.Scenario, res.Variant))
+		}
+	}
+	for s, n := range want {
+		if wanted(s) || s == "stack" {
+			if got[s] != n {
+				bad = append(bad, fmt.Sprintf("scenario %s reported %d results, want %d", s, got[s], n))
+			}
+		}
+	}
+	if got["stack"] > 0 && want["stack"] == 0 {
+		bad = append(bad, "a deployment's run reported the embedded stack's start-up")
+	}
+	for _, f := range r.Failures {
+		bad = append(bad, "failed: "+f)
+	}
+	return bad
 }
 
 // WriteJSON writes the report, indented.
@@ -214,8 +317,8 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\nFailed: %s\n", f)
 	}
-	fmt.Fprintf(w, "\n%d cores (%s), %d MB, %s, commit %.12s, load average at start %s; `%s`, %.0f s.\n", r.Machine.Cores, r.Machine.CPU,
-		r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.Commit, r.Machine.LoadAvg, r.Command, r.Seconds)
+	fmt.Fprintf(w, "\n%d cores (%s), %d MB, %s, commit %.12s, load average at start %s; `%s`, %.0f s; on %s.\n", r.Machine.Cores, r.Machine.CPU,
+		r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.Commit, r.Machine.LoadAvg, r.Command, r.Seconds, r.Deployment)
 }
 
 func (m Measure) short() string {

@@ -41,3 +41,26 @@ func TestBothTablesPrintTheSameResults(t *testing.T) {
 		}
 	}
 }
+
+// A deployment's report has no start-up result, and its counts are checked
+// as the embedded one's: a missing operation or scenario is named.
+func TestCheckCountsOfADeploymentsReport(t *testing.T) {
+	sz := Sizes{Decisions: 2, Concurrency: []int{1}, Opens: 2, Ingest: 3, Rates: []int{4}, FanoutSubscribers: 1, FanoutEvents: 2, Drills: 1, Capacity: []int{4}}
+	base := &Measure{Count: 2, PerSecond: 1}
+	r := &Report{Sizes: sz, Only: []string{"decide", "open"}, Deployment: &Deployment{NATSURL: "nats://n1:4222"}, Results: []Result{
+		{Scenario: "decide", Demarche: Measure{Count: 2}, Baseline: base, RatioOf: "throughput"},
+		{Scenario: "open", Demarche: Measure{Count: 1}, Baseline: base, RatioOf: "throughput"},
+	}}
+	bad := r.CheckCounts()
+	if len(bad) != 1 || !strings.Contains(bad[0], "open") || !strings.Contains(bad[0], "want 2 operations") {
+		t.Fatalf("want one complaint, about open's count: %q", bad)
+	}
+	r.Results[1].Demarche.Count = 2
+	if bad := r.CheckCounts(); len(bad) != 0 {
+		t.Fatalf("a deployment's report without a stack result: %q", bad)
+	}
+	r.Results = append(r.Results, Result{Scenario: "stack", Demarche: Measure{Count: 1}})
+	if bad := r.CheckCounts(); len(bad) != 1 || !strings.Contains(bad[0], "start-up") {
+		t.Fatalf("a deployment's report with the embedded start-up: %q", bad)
+	}
+}

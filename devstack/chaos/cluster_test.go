@@ -58,16 +58,13 @@ type clusterRun struct {
 // took), restarting each; then it checks, through public interfaces only,
 // that every crisis closed or kept its state, no event is missing or
 // duplicated on the crisis stream, every disbursement is paid once, and
-// every audit chain verifies. It prints its figures.
+// every audit chain verifies. Then it runs a tiny demarche bench against the
+// cluster, as docs/operations.md says to (its counts must add up; no figure
+// is asserted). It prints its figures.
 func TestCluster(t *testing.T) {
 	if os.Getenv("DEMARCHE_CLUSTER_TEST") == "" {
 		t.Skip("the multi-process cluster test runs with make cluster-test (DEMARCHE_CLUSTER_TEST=1)")
 	}
-	pgBin := cluster.PostgresBin()
-	if pgBin == "" {
-		t.Skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it): the cluster test needs its server binaries")
-	}
-	began := time.Now()
 	seed := uint64(time.Now().UnixNano())
 	if s, err := strconv.ParseUint(os.Getenv("DEMARCHE_CHAOS_SEED"), 10, 64); err == nil {
 		seed = s
@@ -75,38 +72,8 @@ func TestCluster(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	say := func(format string, args ...any) { t.Logf("cluster: "+format, args...) }
 	say("seed %d (repeat the fault plan with DEMARCHE_CHAOS_SEED=%d)", seed, seed)
-
-	bin := buildBinary(t)
-	natsBin := filepath.Join(t.TempDir(), "nats-server")
-	if out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
-		t.Fatalf("build nats-server from the module in go.mod: %v\n%s", err, out)
-	}
-	dir, err := os.MkdirTemp("", "demarche-cluster-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Every child serves /metrics on a port of its own.
-	t.Setenv("DEMARCHE_METRICS_LISTEN", "127.0.0.1:0")
-	p := newPlatform(t, bin, dir)
-	c := &clusterRun{p: p, natsBin: natsBin, pgBin: pgBin, health: map[string]int{}}
-	p.separate = append(append([]string(nil), cluster.NATSNodes...), "postgres", "temporal", "provision")
-	for _, s := range cluster.Services {
-		p.separate = append(p.separate, s.Name)
-	}
-	t.Cleanup(func() {
-		p.stopAll()
-		if t.Failed() {
-			t.Logf("cluster: folder and logs kept in %s\n%s", dir, p.logTails(30))
-			return
-		}
-		_ = os.RemoveAll(dir)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-	defer cancel()
-	if err := c.start(ctx, t); err != nil {
-		t.Fatalf("%v\n%s\nSTART-UP FAILED: %v", err, p.logTails(30), err)
-	}
-	say("cluster up in %v: PostgreSQL, Temporal on it, %d NATS nodes (replicas %d), %d services", time.Since(began).Round(time.Second), len(c.nodes), cluster.Replicas, len(cluster.Services))
+	c, ctx, began := startCluster(t)
+	p := c.p
 
 	// The workload: drills and people-driven crises through the gateway.
 	w := newWorkload(p)
@@ -168,6 +135,20 @@ func TestCluster(t *testing.T) {
 	c.gmu.Lock()
 	fig.add("graceful stops", "%s; %s", strings.Join(c.graceful, "; "), strings.Join(c.inFlight, "; "))
 	c.gmu.Unlock()
+	// A tiny demarche bench against the cluster, as docs/operations.md
+	// says to measure one: its counts must add up; no figure is asserted.
+	// Every scenario but the two that wait for drills to close (a minute
+	// and more each here): the workload above ran drills to closure through
+	// faults, make test's tiny bench runs them, make bench-cluster too.
+	benchStart := time.Now()
+	if rep, err := c.bench(ctx, filepath.Join(p.dir, "bench-results"), "--size", "tiny", "--only", tinyClusterBench); err != nil {
+		v.fail("demarche bench --size tiny against the cluster: %v", err)
+	} else {
+		for _, bad := range rep.CheckCounts() {
+			v.fail("demarche bench --size tiny against the cluster: %s", bad)
+		}
+		fig.add("tiny bench", "%d results against the cluster (%s) in %v; counts add up", len(rep.Results), rep.Deployment, time.Since(benchStart).Round(time.Second))
+	}
 	fig.add("run time", "%v (from building the binaries to the last check)", time.Since(began).Round(time.Second))
 	var table strings.Builder
 	fig.print(&table)
@@ -184,6 +165,54 @@ func TestCluster(t *testing.T) {
 	for _, f := range v.failures {
 		t.Errorf("%s", f)
 	}
+}
+
+// tinyClusterBench are the scenarios of the tiny bench in make cluster-test.
+const tinyClusterBench = "decide,open,ingest,warning-to-action,fanout,capacity"
+
+// startCluster builds the binaries and starts the cluster (PostgreSQL,
+// Temporal on it, three NATS nodes, every service its own process) for one
+// test: TestCluster and TestBenchCluster (make bench-cluster) share it. It
+// skips the test without PostgreSQL; the processes stop when the test ends,
+// and the folder and logs are kept when it failed.
+func startCluster(t *testing.T) (*clusterRun, context.Context, time.Time) {
+	pgBin := cluster.PostgresBin()
+	if pgBin == "" {
+		t.Skip("PostgreSQL is not installed (apt-get install postgresql; .ci/run installs it): the cluster test needs its server binaries")
+	}
+	began := time.Now()
+	bin := buildBinary(t)
+	natsBin := filepath.Join(t.TempDir(), "nats-server")
+	if out, err := exec.Command("go", "build", "-o", natsBin, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
+		t.Fatalf("build nats-server from the module in go.mod: %v\n%s", err, out)
+	}
+	dir, err := os.MkdirTemp("", "demarche-cluster-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every child serves /metrics on a port of its own.
+	t.Setenv("DEMARCHE_METRICS_LISTEN", "127.0.0.1:0")
+	p := newPlatform(t, bin, dir)
+	c := &clusterRun{p: p, natsBin: natsBin, pgBin: pgBin, health: map[string]int{}}
+	p.separate = append(append([]string(nil), cluster.NATSNodes...), "postgres", "temporal", "provision")
+	for _, s := range cluster.Services {
+		p.separate = append(p.separate, s.Name)
+	}
+	t.Cleanup(func() {
+		p.stopAll()
+		if t.Failed() {
+			t.Logf("cluster: folder and logs kept in %s\n%s", dir, p.logTails(30))
+			return
+		}
+		_ = os.RemoveAll(dir) // a temporary folder: what is left is the system's to clean
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Minute)
+	t.Cleanup(cancel)
+	if err := c.start(ctx, t); err != nil {
+		t.Fatalf("%v\n%s\nSTART-UP FAILED: %v", err, p.logTails(30), err)
+	}
+	t.Logf("cluster: up in %v: PostgreSQL, Temporal on it, %d NATS nodes (replicas %d), %d services", time.Since(began).Round(time.Second), len(c.nodes), cluster.Replicas, len(cluster.Services))
+	return c, ctx, began
 }
 
 // spawnExe runs an executable as a child process tracked like p.spawn's

@@ -60,7 +60,8 @@ func TestOnlyTheOwnerTouchesADurable(t *testing.T) {
 						continue // manages everything
 					}
 					got := allowed(natsauth.PermissionsOf(id, outside...), subject)
-					want := id == owner && verb != "create durable" || verb == "read the state of" && slices.Contains(natsauth.ConsumerWatchers, id)
+					want := id == owner && verb != "create durable" ||
+						verb == "read the state of" && (slices.Contains(natsauth.ConsumerWatchers, id) || slices.Contains(natsauth.ConsumerReads[id], c))
 					if _, partner := owner.Partner(); partner && id == owner {
 						continue // PartnerPermissions: its one consumer, with its own filter alone
 					}
@@ -378,6 +379,57 @@ func TestRulesApplyForTheGatewayAndEarlyWarningAlone(t *testing.T) {
 		} {
 			if got := allowed(p, s); got != want {
 				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+			}
+		}
+	}
+}
+
+// TestBenchHasItsOwnRightsAlone: demarche bench's identity may run its bare
+// baselines (bench.>, its own stream BENCH_BARE, made and removed by itself),
+// make, pull from and acknowledge fan-out durables of its own naming on the
+// crisis stream, and read early warning's consumer's state; nobody else may
+// touch its stream, and it may not touch the durables others own, edit any
+// other stream, or publish anything a service reads.
+func TestBenchHasItsOwnRightsAlone(t *testing.T) {
+	outside := natsauth.DeployIdentities()
+	b := natsauth.PermissionsOf(natsauth.Bench, outside...)
+	for _, s := range []string{
+		"bench.ingest.x", "$JS.API.STREAM.CREATE." + natsauth.BenchStream, "$JS.API.STREAM.DELETE." + natsauth.BenchStream,
+		"$JS.API.CONSUMER.CREATE." + natsauth.BenchStream + ".ingest-1a2b", "$JS.ACK." + natsauth.BenchStream + ".ingest-1a2b.1.2.3.4.0",
+		"$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".bench-fanout-1a2b3c-0", "$JS.API.CONSUMER.MSG.NEXT." + natsauth.CrisisStream + ".bench-fanout-1a2b3c-0",
+		"$JS.ACK." + natsauth.CrisisStream + ".bench-fanout-1a2b3c-0.1.2.3.4.0", "$JS.API.CONSUMER.DELETE." + natsauth.CrisisStream + ".bench-fanout-1a2b3c-0",
+		"$JS.API.CONSUMER.INFO." + natsauth.SignalsStream + ".earlywarning-signals", "$JS.API.STREAM.INFO." + natsauth.SignalsStream,
+	} {
+		if !allowed(b, s) {
+			t.Errorf("the bench may not publish on %s: a scenario needs it", s)
+		}
+	}
+	if !subscribes(b, "bench.fanout.x") {
+		t.Error("the bench may not subscribe to its own subjects")
+	}
+	for _, s := range []string{
+		"$JS.API.STREAM.CREATE." + natsauth.CrisisStream, "$JS.API.STREAM.DELETE." + natsauth.SignalsStream, "$JS.API.STREAM.PURGE." + natsauth.BenchStream,
+		"$JS.API.STREAM.CREATE.FORGED", "demarche.crisis.africa.GN.GN-FORGED.crisis_opened", natsauth.SignalsOperatorSubject, "demarche.signals.acled",
+		"$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".audit", "$JS.API.CONSUMER.DELETE." + natsauth.CrisisStream + ".eventlog",
+		"$JS.API.CONSUMER.MSG.NEXT." + natsauth.CrisisStream + ".partners", "$JS.ACK." + natsauth.CrisisStream + ".audit.1.2.3.4.0",
+		"$JS.API.CONSUMER.MSG.NEXT." + natsauth.SignalsStream + ".earlywarning-signals", "$JS.API.CONSUMER.CREATE." + natsauth.LedgerStream + ".x",
+		"$KV.EARLYWARNING_SITUATIONS.x", "$JS.ACK._.Xk2mQ9aB." + natsauth.CrisisStream + ".audit.1.7.42.1765000000000000000.0.Zq",
+	} {
+		if allowed(b, s) {
+			t.Errorf("the bench may publish on %s", s)
+		}
+	}
+	if subscribes(b, "demarche.crisis.africa.GN.GN-1.crisis_opened") {
+		t.Error("the bench subscribes to crisis events: it reads them through its own consumers alone")
+	}
+	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+		if id == natsauth.Bench || id == natsauth.Provisioner {
+			continue
+		}
+		p := natsauth.PermissionsOf(id, outside...)
+		for _, s := range []string{"$JS.API.STREAM.CREATE." + natsauth.BenchStream, "$JS.API.STREAM.DELETE." + natsauth.BenchStream, "bench.ingest.x"} {
+			if allowed(p, s) {
+				t.Errorf("%s may publish on %s, the bench's", id, s)
 			}
 		}
 	}

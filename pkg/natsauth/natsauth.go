@@ -7,8 +7,9 @@
 // events (early warning its WarningRaised alone), only funding writes the
 // ledgers, only audit writes the audit chains, only partners writes partner
 // subjects, each service writes its own buckets. No identity but the
-// provisioner may create, edit, purge or delete a stream or a bucket: services
-// get read-only JetStream API rights and the rights to run their consumers.
+// provisioner may create, edit, purge or delete a stream or a bucket (but
+// `demarche bench`, its own baselines' stream alone): services get read-only
+// JetStream API rights and the rights to run their consumers.
 package natsauth
 
 import (
@@ -50,10 +51,19 @@ const (
 	// provisioner, which takes the snapshots, may not restore: a restore
 	// replaces history, so it is an act of its own, with its own credential.
 	Restorer Identity = "restorer"
+	// Bench is `demarche bench`'s own identity, for its bare baselines:
+	// subjects bench.> and their stream BENCH_BARE (BenchStream), the one
+	// stream not the provisioner's, which it makes and removes itself; and,
+	// for its fan-out scenario, durable consumers of the crisis stream under
+	// names of its own (others' denied), which it removes after. It may read
+	// early warning's consumer's state (the ingest scenario waits for it) and
+	// publishes nothing a service reads: the Démarche side of the bench acts
+	// as the operator, the worker and the gateway, with their credentials.
+	Bench Identity = "bench"
 )
 
 // Identities lists every identity, in a stable order.
-var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer, Subscriber, Restorer}
+var Identities = []Identity{Provisioner, Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema, Operator, Observer, Subscriber, Restorer, Bench}
 
 // Access is publish, subscribe, or both.
 type Access int
@@ -90,6 +100,9 @@ const (
 	SignalsBucket        = "EARLYWARNING_SIGNALS" // services/earlywarning
 	SituationsBucket     = "EARLYWARNING_SITUATIONS"
 	RulesBucket          = "EARLYWARNING_RULES"
+
+	// BenchStream holds `demarche bench`'s bare baselines (subjects bench.>).
+	BenchStream = "BENCH_BARE"
 
 	// WebhookDurablePrefix + a partner's name is the partners service's
 	// consumer of the partner stream for that partner's webhook.
@@ -150,6 +163,21 @@ var Ephemerals = map[Identity][]string{
 	Observer: {CrisisStream, DeadLetterStream, SignalsStream, LedgerStream, AuditStream, AnchorStream},
 }
 
+// OwnDurables are the streams on which an identity makes durable consumers
+// under names of its own choosing (random: no permission can name them). It
+// may create, pull from, acknowledge and delete consumers of any name there,
+// but the names of the durables others own, which it is denied (Denied).
+// Only demarche bench has any: its baselines' consumers on its own stream,
+// and its fan-out scenario's durables on the crisis stream, removed after the
+// scenario (the audit service's consumer watch raises its alarm for them, as
+// for any durable nobody declared).
+var OwnDurables = map[Identity][]string{Bench: {BenchStream, CrisisStream}}
+
+// ConsumerReads are durables others own whose state ($JS.API.CONSUMER.INFO)
+// an identity may read, and do nothing else with: demarche bench's ingest
+// scenario waits until early warning's consumer has acknowledged its signals.
+var ConsumerReads = map[Identity][]Consumer{Bench: {{SignalsStream, "earlywarning-signals"}}}
+
 // Pagers are the identities people use with natscli (the operator's and the
 // observer's credentials). `nats stream view` pages through a stream with a
 // pull consumer of its own (stream_pager_<pid><time>) and acknowledges each
@@ -181,7 +209,7 @@ var ConsumerWatchers = []Identity{Audit, Observer}
 
 var (
 	services = []Identity{Worker, EventLog, Roster, Funding, Partners, EarlyWarning, Audit, Gateway, Schema}
-	everyone = append(slices.Clone(services), Provisioner, Operator, Observer, Subscriber, Restorer)
+	everyone = append(slices.Clone(services), Provisioner, Operator, Observer, Subscriber, Restorer, Bench)
 	// responders answer NATS micro requests.
 	responders = []Identity{Roster, Funding, Partners, EarlyWarning, Audit, Schema}
 	// readers may ask the read-only endpoints.
@@ -206,6 +234,11 @@ var rules = []Rule{
 	{"$JS.API.STREAM.INFO.*", Pub, everyone, "bind to a stream or bucket"},
 	{"$JS.API.STREAM.NAMES", Pub, everyone, "list streams"},
 	{"$JS.API.STREAM.LIST", Pub, everyone, "list streams"},
+	// demarche bench: its baselines' own stream, made and removed by itself.
+	{"$JS.API.STREAM.CREATE." + BenchStream, Pub, []Identity{Bench}, "demarche bench: make its baselines' stream (bench.>), nothing else's"},
+	{"$JS.API.STREAM.UPDATE." + BenchStream, Pub, []Identity{Bench}, "demarche bench: its baselines' stream"},
+	{"$JS.API.STREAM.DELETE." + BenchStream, Pub, []Identity{Bench}, "demarche bench: remove its baselines' stream after a run"},
+	{"bench.>", Pub | Sub, []Identity{Bench}, "demarche bench's bare baselines: subjects no service uses"},
 
 	// Events.
 	{"demarche.crisis.>", Pub, []Identity{Worker}, "only the worker publishes crisis events"},
@@ -295,6 +328,13 @@ func derive(rules []Rule) []Rule {
 			if slices.Contains(Pagers, id) {
 				out = append(out, Rule{"$JS.ACK." + stream + ".*.>", Pub, []Identity{id}, "acknowledge its own consumers on " + stream + " (nats stream view's pager; others' durables denied)"})
 			}
+		}
+		for _, stream := range OwnDurables[id] {
+			out = append(out, consumerRules(id, stream, "*", "durables of its own naming on "+stream+" (others' durables denied)")...)
+			out = append(out, Rule{"$JS.ACK." + stream + ".*.>", Pub, []Identity{id}, "acknowledge its own durables on " + stream + " (others' durables denied)"})
+		}
+		for _, c := range ConsumerReads[id] {
+			out = append(out, Rule{"$JS.API.CONSUMER.INFO." + c.String(), Pub, []Identity{id}, "read the state of " + c.String() + " (nothing else with it)"})
 		}
 		for _, stream := range MessageReads[id] {
 			if strings.HasPrefix(stream, "KV_") {
@@ -489,7 +529,7 @@ func AllDurables(partners []string) map[Identity][]Consumer {
 }
 
 // Denied are the consumer subjects an identity is refused although its
-// consumer rights of any name on a stream (Ephemerals) would match them: the
+// consumer rights of any name on a stream (Ephemerals, OwnDurables) would match them: the
 // names of the durables others own on that stream. Creating (or updating,
 // the same request), deleting, pulling and (but for ConsumerWatchers)
 // reading their state are denied, and so is acknowledging (Pagers may
@@ -501,7 +541,7 @@ func Denied(id Identity, partners []string) []string {
 			continue
 		}
 		for _, c := range cs {
-			if !slices.Contains(Ephemerals[id], c.Stream) {
+			if !slices.Contains(Ephemerals[id], c.Stream) && !slices.Contains(OwnDurables[id], c.Stream) {
 				continue
 			}
 			verbs := []string{"CREATE", "DELETE", "MSG.NEXT"}

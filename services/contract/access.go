@@ -70,6 +70,8 @@ func kindOf(id natsauth.Identity) string {
 		return "provisioner: creates streams and buckets (demarche admin provision), takes backups, opens funds"
 	case natsauth.Restorer:
 		return "restorer: demarche admin restore"
+	case natsauth.Bench:
+		return "bench: demarche bench's bare baselines (bench.>, its own stream BENCH_BARE) and fan-out consumers; never for a service"
 	}
 	if _, ok := id.Partner(); ok {
 		return "partner organisation: reads its own deliveries alone"
