@@ -272,6 +272,10 @@ func TestHandOverToThePeacebuildingCommission(t *testing.T) {
 	if out := cli("crisis", "show", id); !strings.Contains(out, "handed over to the peacebuilding commission") {
 		t.Fatalf("crisis show does not name the hand-over:\n%s", out)
 	}
+	// So does the console's crisis page.
+	if _, page := consoleGet(t, s.APIURL(), readToken(t, s.TokenFile("duty")), "/console/crises/"+id); !strings.Contains(page, `handed over to <strong id="hand-over">the peacebuilding commission</strong>`) {
+		t.Fatalf("the console's crisis page does not name the hand-over:\n%s", page)
+	}
 	// The closure event carries the recipient.
 	_, js := jsOf(t, s)
 	oc, err := js.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventbus.CrisisEvents(id)}})

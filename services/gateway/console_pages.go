@@ -57,7 +57,11 @@ type cardView struct {
 	Pending                                   []pendingView
 	Deadlines                                 []deadlineView
 	Outcome                                   string
-	OpenedAt                                  time.Time
+	// HandOver is whom a closed crisis was handed over to, in words ("" when
+	// it was not): the Peacebuilding Commission, or "ECOWAS (regional
+	// organisation)".
+	HandOver string
+	OpenedAt time.Time
 	// Current is the most recently entered stage still running (a drill's
 	// one card goes to its column).
 	Current demarchev1.Stage
@@ -116,6 +120,12 @@ func cardOf(st *demarchev1.CrisisState, u *user) cardView {
 	}
 	if st.GetOutcome() != demarchev1.Outcome_OUTCOME_UNSPECIFIED {
 		cv.Outcome = st.GetOutcome().Slug()
+	}
+	if to := st.GetHandOverTo(); to != demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_UNSPECIFIED {
+		cv.HandOver = "the " + demarchev1.EnumWords(to.Descriptor(), to.Number())
+		if p := st.GetHandOverPartner(); p != "" {
+			cv.HandOver = p + " (" + demarchev1.EnumWords(to.Descriptor(), to.Number()) + ")"
+		}
 	}
 	return cv
 }
