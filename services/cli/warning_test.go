@@ -152,14 +152,14 @@ func TestWarningRulesAndBacktestVerbs(t *testing.T) {
 		return out.String(), err
 	}
 	shown, err := run("rules", "show")
-	if err != nil || !strings.HasPrefix(shown, "# rules version 2026.12.1+") {
+	if err != nil || !strings.HasPrefix(shown, "# rules version 2026.12.2+") {
 		t.Fatalf("rules show: %v %q", err, shown[:min(len(shown), 80)])
 	}
 	good := filepath.Join(dir, "rules.yaml")
 	if err := os.WriteFile(good, []byte(shown), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := run("rules", "validate", good); err != nil || !strings.Contains(out, "valid, version 2026.12.1+") {
+	if out, err := run("rules", "validate", good); err != nil || !strings.Contains(out, "valid, version 2026.12.2+") {
 		t.Fatalf("validate the shown rules: %v %s", err, out)
 	}
 	bad := filepath.Join(dir, "bad.yaml")

@@ -133,3 +133,48 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
+
+// Bounds of the indicators beyond fatalities (indicators.go).
+const (
+	// MaxCategoryWeight: a report of hate speech or of a human-rights
+	// violation is a sign to watch, not a threshold moment on its own; a
+	// weight above 20 makes one report weigh as much as an event with some
+	// 630 deaths (20 under the default weight formula) and nearly cross the
+	// default threshold (25) alone.
+	MaxCategoryWeight = 20.0
+	// MaxRiskFactorWeight: a risk factor multiplies its category's weight;
+	// beyond 5 one factor outweighs the rest of the framework together.
+	MaxRiskFactorWeight = 5.0
+	// MinCredibility and MaxCredibility bound a source's credibility: below
+	// 0.1 its reports count for nothing (remove the source instead); above
+	// 2 one source's report counts as more than two corroborating ones.
+	MinCredibility = 0.1
+	MaxCredibility = 2.0
+
+	categoryWeightRange   = "above 0, at most 20"
+	riskFactorWeightRange = "above 0, at most 5"
+)
+
+// CheckCategoryWeight says why a category's weight is refused ("" when allowed).
+func CheckCategoryWeight(v float64) string {
+	if v <= 0 || v > MaxCategoryWeight {
+		return fmt.Sprintf("%g is out of range (allowed: %s): one report of a category is a sign to watch, and a weight above %g weighs as much as an event with some 630 deaths", v, categoryWeightRange, MaxCategoryWeight)
+	}
+	return ""
+}
+
+// CheckRiskFactorWeight says why a risk factor's weight is refused ("" when allowed).
+func CheckRiskFactorWeight(v float64) string {
+	if v <= 0 || v > MaxRiskFactorWeight {
+		return fmt.Sprintf("%g is out of range (allowed: %s): a factor multiplies its category's weight, and beyond %g one factor outweighs the rest of the framework", v, riskFactorWeightRange, MaxRiskFactorWeight)
+	}
+	return ""
+}
+
+// CheckCredibility says why a source's credibility is refused ("" when allowed).
+func CheckCredibility(v float64) string {
+	if v < MinCredibility || v > MaxCredibility {
+		return fmt.Sprintf("%g is out of range (allowed: %g to %g): below %g a source's reports count for nothing (remove it instead), above %g one report counts as more than two corroborating ones", v, MinCredibility, MaxCredibility, MinCredibility, MaxCredibility)
+	}
+	return ""
+}

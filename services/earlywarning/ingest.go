@@ -160,6 +160,13 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 		}
 		res := &demarchev1.IngestResult{Index: int32(i), Source: sig.GetSource(), SourceId: sig.GetSourceId()}
 		resp.Results[i] = res
+		// A signal of a category beyond fatalities (hate speech, a human-rights
+		// violation, an atrocity risk factor) is weighed by the rules in force,
+		// whatever weight it came with (indicators.go).
+		if err := s.config().Rules.WeighIndicator(sig); err != nil {
+			reject(res, "signal: "+err.Error(), false)
+			continue
+		}
 		if err := sig.Validate(); err != nil {
 			reject(res, err.Error(), false)
 			continue

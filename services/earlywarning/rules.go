@@ -130,6 +130,13 @@ type Rules struct {
 	Default ClassRule
 	Crises  []CrisisDefaults
 
+	// Categories are the indicators beyond fatalities (indicators.go): a
+	// signal whose rule names one is weighed by it, not by its deaths.
+	Categories []Category
+	// Sources are the signal sources the rules know (civil society, women's
+	// groups), with the credibility their category signals are weighed by.
+	Sources []SignalSource
+
 	// Source is the file's text (`demarche warning rules show`).
 	Source []byte
 }
@@ -270,7 +277,7 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 	}
 	sum := sha256.Sum256(data)
 	r := &Rules{Name: name, Source: data, Thresholds: map[demarchev1.Region]float64{}}
-	top := p.fields(doc.Content[0], "", "version", "scoring", "weight", "rules", "default", "crises")
+	top := p.fields(doc.Content[0], "", "version", "scoring", "weight", "rules", "default", "crises", "categories", "sources")
 
 	var version string
 	if v := top["version"]; v == nil || strings.TrimSpace(v.Value) == "" {
@@ -366,6 +373,7 @@ func ParseRules(name string, data []byte) (*Rules, error) {
 			}
 		}
 	}
+	p.indicators(r, top["categories"], top["sources"], names)
 	if len(p.problems) > 0 {
 		sort.SliceStable(p.problems, func(i, j int) bool { return p.problems[i].Line < p.problems[j].Line })
 		return nil, &RulesError{File: name, Problems: p.problems}

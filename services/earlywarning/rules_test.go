@@ -20,7 +20,7 @@ func defaultRulesText(t *testing.T) string {
 
 func TestDefaultRulesAreValidAndVersioned(t *testing.T) {
 	r := earlywarning.DefaultRules()
-	if !strings.HasPrefix(r.Version, "2026.12.1+") || len(r.Version) != len("2026.12.1+")+8 {
+	if !strings.HasPrefix(r.Version, "2026.12.2+") || len(r.Version) != len("2026.12.2+")+8 {
 		t.Fatalf("version %q: want the file's version + 8 hex digits", r.Version)
 	}
 	if r.Window != earlywarning.DefaultWindow || r.DefaultThreshold != earlywarning.DefaultThreshold || len(r.Classes) != 11 {
