@@ -178,6 +178,7 @@ func importJSON(name string, sum *earlywarning.ImportSummary) map[string]any {
 // reportFlags are the inputs of `warning report`.
 type reportFlags struct {
 	source, sourceID, country, crisisType, summary, location, observed string
+	category, riskFactor                                               string
 	severity, fatalities                                               int32
 	weight                                                             float64
 }
@@ -216,6 +217,9 @@ func (f reportFlags) signal(now time.Time) (*demarchev1.Signal, error) {
 	if sig.SourceId == "" {
 		sig.SourceId = earlywarning.NewSourceID()
 	}
+	if f.category != "" || f.riskFactor != "" {
+		return f.indicator(sig)
+	}
 	if sig.Weight == 0 {
 		// As for imported events; a reporter's severity s weighs at least s.
 		sig.Weight = earlywarning.Weight(f.fatalities)
@@ -241,6 +245,38 @@ func (f reportFlags) signal(now time.Time) (*demarchev1.Signal, error) {
 	return sig, nil
 }
 
+// indicator makes sig a signal of a category beyond fatalities (hate
+// speech, a human-rights violation, an atrocity risk factor): its rule names
+// the category (and risk factor), and the service weighs it by the rules in
+// force; the weight set here is the embedded rules' (what the answer shows).
+func (f reportFlags) indicator(sig *demarchev1.Signal) (*demarchev1.Signal, error) {
+	rules := earlywarning.DefaultRules()
+	if f.category == "" {
+		return nil, fmt.Errorf("--risk-factor: needs --category (e.g. --category atrocity-risk)")
+	}
+	if _, ok := rules.Category(f.category); !ok {
+		var names []string
+		for _, c := range rules.Categories {
+			names = append(names, c.Name)
+		}
+		return nil, fmt.Errorf("--category: %q is not a category of the rules (allowed: %s)", f.category, strings.Join(names, ", "))
+	}
+	if f.weight != 0 {
+		return nil, fmt.Errorf("--weight: a signal of a category is weighed by the rules (categories in `demarche warning rules show`); leave --weight out")
+	}
+	sig.Rule = f.category
+	if f.riskFactor != "" {
+		sig.Rule += "/" + f.riskFactor
+	}
+	if err := rules.WeighIndicator(sig); err != nil {
+		return nil, fmt.Errorf("--category/--risk-factor: %s", strings.TrimPrefix(err.Error(), "rule: "))
+	}
+	if err := sig.Validate(); err != nil {
+		return nil, err
+	}
+	return sig, nil
+}
+
 func newWarningReportCmd(app *App) *cobra.Command {
 	var f reportFlags
 	cmd := &cobra.Command{
@@ -249,12 +285,16 @@ func newWarningReportCmd(app *App) *cobra.Command {
 		Long: `Report one signal to the earlywarning service, as yours: its source is your
 credential's (person_<subject>), never one you name (a source's own system
 publishes on demarche.signals.<source> with its own NATS credential). Its weight is --weight, or
-1 + ln(1 + --fatalities), raised to --severity when that is larger. The answer
+1 + ln(1 + --fatalities), raised to --severity when that is larger; a signal
+of a --category (human-rights violation, hate speech, a risk factor of atrocity
+crimes) is weighed by the rules' weight for it, not by deaths. The answer
 says whether it was accepted, and the crisis it raised or was attached to.
 
 Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 		Example: `  demarche warning report --country GN --type unconstitutional-change \
-      --summary "Troops deployed around the presidential palace" --severity 4`,
+      --summary "Troops deployed around the presidential palace" --severity 4
+  demarche warning report --country GN --type election-violence --category hate-speech \
+      --summary "Radio host calls for violence against the opposition's community"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			api, err := app.api()
@@ -308,6 +348,8 @@ Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", "),
 	fl.Int32Var(&f.severity, "severity", 0, "1 to 5")
 	fl.Int32Var(&f.fatalities, "fatalities", 0, "reported deaths")
 	fl.Float64Var(&f.weight, "weight", 0, "the signal's weight, above 0 up to 100 (default from --fatalities and --severity)")
+	fl.StringVar(&f.category, "category", "", "an indicator beyond fatalities, weighed by the rules, not by deaths: human-rights-violation, hate-speech, atrocity-risk (with --risk-factor)")
+	fl.StringVar(&f.riskFactor, "risk-factor", "", "with --category atrocity-risk: the risk factor of atrocity crimes (demarche warning rules show lists them)")
 	return cmd
 }
 

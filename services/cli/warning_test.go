@@ -41,6 +41,48 @@ func TestReportFlagsNameEveryBadFlag(t *testing.T) {
 	}
 }
 
+// A signal of a category beyond fatalities: its rule names the category and
+// its weight is the rules', never the deaths'; a bad category, a missing or
+// unknown risk factor, or a weight given with a category is refused naming
+// the flag.
+func TestReportFlagsCategory(t *testing.T) {
+	t.Parallel()
+	base := reportFlags{source: "femwise", country: "gn", crisisType: "election-violence", summary: "Leaflets", fatalities: 12}
+	for _, tc := range []struct {
+		name, category, factor string
+		weight                 float64
+		wantRule               string
+		wantWeight             float64
+		err                    string
+	}{
+		{name: "hate speech", category: "hate-speech", wantRule: "hate-speech", wantWeight: 2.5},
+		{name: "human-rights violation", category: "human-rights-violation", wantRule: "human-rights-violation", wantWeight: 3},
+		{name: "atrocity risk factor", category: "atrocity-risk", factor: "intergroup-tensions", wantRule: "atrocity-risk/intergroup-tensions", wantWeight: 4},
+		{name: "unknown category", category: "rumour", err: `--category: "rumour" is not a category`},
+		{name: "risk factor alone", factor: "intergroup-tensions", err: "--risk-factor: needs --category"},
+		{name: "atrocity risk without factor", category: "atrocity-risk", err: "--category/--risk-factor: \"atrocity-risk\" needs its risk factor"},
+		{name: "weight with a category", category: "hate-speech", weight: 9, err: "--weight: a signal of a category is weighed by the rules"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := base
+			f.category, f.riskFactor, f.weight = tc.category, tc.factor, tc.weight
+			sig, err := f.signal(time.Now())
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("error %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sig.GetRule() != tc.wantRule || sig.GetWeight() != tc.wantWeight || sig.GetFatalities() != 12 {
+				t.Fatalf("signal %v: want rule %s weight %g", sig, tc.wantRule, tc.wantWeight)
+			}
+		})
+	}
+}
+
 // TestWarningCommandsAgainstTheService runs import, report and score against
 // a real embedded NATS and earlywarning service (fake crisis opener).
 func TestWarningCommandsAgainstTheService(t *testing.T) {
@@ -119,6 +161,17 @@ func TestWarningCommandsAgainstTheService(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^3\.25 +39% +3 +coup +2023-02-16 00:00 +person_analyst +acled-GIN1 `).MatchString(out) ||
 		!regexp.MustCompile(`(?m)^4\.00 +48% +0 +reported +2023-02-17 00:00 +person_analyst +op-1 `).MatchString(out) {
 		t.Errorf("score lines lack deaths and rule:\n%s", out)
+	}
+	// A hate-speech signal is weighed by the rules (2.5), not by its deaths,
+	// and its line names the category as its rule.
+	out, err = run("report", "--source-id", "hs-1", "--country", "GN", "--type", "election-violence", "--category", "hate-speech",
+		"--fatalities", "5", "--summary", "Radio host calls for violence against a community", "--observed-at", "2023-02-17")
+	if err != nil || !strings.Contains(out, "person_analyst/hs-1 accepted (weight 2.50)") {
+		t.Fatalf("report --category hate-speech: %q %v", out, err)
+	}
+	out, err = run("score", "--country", "GN", "--type", "election-violence")
+	if err != nil || !regexp.MustCompile(`(?m)^2\.50 +100% +5 +hate-speech +2023-02-17 00:00 +person_analyst +hs-1 `).MatchString(out) {
+		t.Errorf("score of the hate-speech signal (%v):\n%s", err, out)
 	}
 	if _, err := run("score", "--country", "ML", "--type", "general"); err == nil || !strings.Contains(err.Error(), "no signals recorded for ML general") {
 		t.Errorf("empty situation: %v", err)

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/pkg/natstest"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 )
 
