@@ -10,11 +10,11 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
-// Early warning beyond fatalities (issue 27 item 5): the report names "such
-// dangerous indicators as patterns of human rights violations or hate speech"
-// (¶45 "patterns of human rights violations or hate speech") and the genocide
-// adviser's office filtering them (¶45 "Special Adviser for the Prevention of
-// Genocide"). None of them has a death toll, so a signal of such a category
+// Early warning beyond fatalities (issue 27 item 5): the report names
+// dangerous indicators
+// (¶45 "patterns of human rights violations or hate speech") and the
+// genocide adviser's office filtering them
+// (¶45 "Special Adviser for the Prevention of Genocide"). None of them has a death toll, so a signal of such a category
 // is weighed by the rules file's weight for it (times a risk factor's weight
 // for atrocity crimes, times its source's credibility), never by fatalities.
 // A signal names its category in its rule field ("hate-speech", or
@@ -37,8 +37,8 @@ type RiskFactor struct {
 	Weight float64
 }
 
-// Source kinds the rules know (¶46 "Women's groups in particular play an
-// important role in early warning").
+// Source kinds the rules know
+// (¶46 "Women's groups in particular play an important role in early warning").
 const (
 	SourceCivilSociety = "civil-society"
 	SourceWomensGroup  = "womens-group"

@@ -642,5 +642,22 @@ func (r *Rules) Summary() string {
 		fmt.Fprintf(&b, "  %-14s → %-24s ×%g (%d alternative(s))\n", c.Name, c.CrisisType.Slug(), c.Weight, len(c.When))
 	}
 	fmt.Fprintf(&b, "  %-14s → %-24s ×%g (anything else)\n", r.Default.Name, r.Default.CrisisType.Slug(), r.Default.Weight)
+	if len(r.Categories) > 0 {
+		b.WriteString("indicators beyond fatalities (weight = category × risk factor × source credibility, not by deaths):\n")
+	}
+	for _, c := range r.Categories {
+		fmt.Fprintf(&b, "  %-22s %g", c.Name, c.Weight)
+		if len(c.RiskFactors) > 0 {
+			var fs []string
+			for _, f := range c.RiskFactors {
+				fs = append(fs, fmt.Sprintf("%s ×%g", f.Name, f.Weight))
+			}
+			fmt.Fprintf(&b, " × risk factor: %s", strings.Join(fs, ", "))
+		}
+		b.WriteString("\n")
+	}
+	for _, s := range r.Sources {
+		fmt.Fprintf(&b, "  source %-15s %s, credibility %g\n", s.Name, s.Kind, s.Credibility)
+	}
 	return b.String()
 }
