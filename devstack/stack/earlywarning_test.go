@@ -270,6 +270,21 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	if rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML"}, 0); err != nil || len(rows) != 1 {
 		t.Fatalf("Mali crises %v %v, want the manual one only", rows, err)
 	}
+
+	// Indicators beyond fatalities (¶45 "patterns of human rights violations or hate speech"):
+	// hate-speech reports weigh the rules' 2.5 each, whatever their deaths;
+	// nine stay below the threshold (25), the tenth crosses and opens a crisis.
+	for i := range 10 {
+		out := cli("warning", "report", "--source-id", fmt.Sprintf("ci-hs-%d", i), "--country", "CI", "--type", "election-violence",
+			"--category", "hate-speech", "--fatalities", "4", "--summary", "Broadcast calls to drive a community out before the vote",
+			"--observed-at", now.Add(-time.Duration(30-i)*time.Minute).Format(time.RFC3339))
+		if !strings.Contains(out, "accepted (weight 2.50)") || touched.MatchString(out) != (i == 9) {
+			t.Fatalf("hate-speech report %d:\n%s", i, out)
+		}
+	}
+	if score := cli("warning", "score", "--country", "CI", "--type", "election-violence"); !regexp.MustCompile(`(?m)^2\.50 +10% +4 +hate-speech `).MatchString(score) {
+		t.Fatalf("score of the hate-speech signals does not name their category:\n%s", score)
+	}
 }
 
 // consolePage signs in to the console as a demo identity and reads a page.
