@@ -46,98 +46,26 @@ var partnerKeyed = []protoreflect.FullName{
 	"demarche.v1.SharingChanged.removed", "demarche.v1.PartnerRoleAck.partner", "demarche.v1.PartnerRoleAck.principal",
 }
 
-// filler sets every field of a message, recursively, to a value that is not
-// the default. With markers, each string or bytes field gets a value of its
-// own ("M<n>."), remembered with its field, so a value found in a partner's
-// copy names the field it came from; without, every string is "PLANTED".
+// filler gives Fill its strings. With markers, each string or bytes field
+// gets a value of its own ("M<n>."), remembered with its field, so a value
+// found in a partner's copy names the field it came from; without, every
+// string is "PLANTED".
 type filler struct {
 	markers bool
 	n       int
 	strs    map[string]protoreflect.FullName
 }
 
-func (fl *filler) fill(m protoreflect.Message, depth int) {
-	if depth > 8 {
-		return
+// text is the value of a string or bytes field: "PLANTED", or with markers
+// a value of the field's own ("M<n>."), remembered with the field.
+func (fl *filler) text(f protoreflect.FieldDescriptor) string {
+	if !fl.markers {
+		return "PLANTED"
 	}
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if o := f.ContainingOneof(); o != nil && !o.IsSynthetic() && m.WhichOneof(o) != nil {
-			continue // one member of a oneof
-		}
-		switch {
-		case f.IsMap():
-			mp := m.Mutable(f).Map()
-			mp.Set(fl.scalar(f.MapKey()).MapKey(), fl.value(f.MapValue(), mp.NewValue, depth))
-		case f.IsList():
-			l := m.Mutable(f).List()
-			l.Append(fl.value(f, l.NewElement, depth))
-		default:
-			m.Set(f, fl.value(f, func() protoreflect.Value { return m.NewField(f) }, depth))
-		}
-	}
-}
-
-func (fl *filler) value(f protoreflect.FieldDescriptor, newMsg func() protoreflect.Value, depth int) protoreflect.Value {
-	if f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind {
-		v := newMsg()
-		fl.fill(v.Message(), depth+1)
-		return v
-	}
-	return fl.scalar(f)
-}
-
-func (fl *filler) scalar(f protoreflect.FieldDescriptor) protoreflect.Value {
-	marker := "PLANTED"
-	if fl.markers && (f.Kind() == protoreflect.StringKind || f.Kind() == protoreflect.BytesKind) {
-		fl.n++
-		marker = fmt.Sprintf("M%d.", fl.n)
-		fl.strs[marker] = f.FullName()
-	}
-	switch f.Kind() {
-	case protoreflect.BoolKind:
-		return protoreflect.ValueOfBool(true)
-	case protoreflect.EnumKind:
-		return protoreflect.ValueOfEnum(1)
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return protoreflect.ValueOfInt32(7)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return protoreflect.ValueOfInt64(7)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return protoreflect.ValueOfUint32(7)
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return protoreflect.ValueOfUint64(7)
-	case protoreflect.FloatKind:
-		return protoreflect.ValueOfFloat32(7)
-	case protoreflect.DoubleKind:
-		return protoreflect.ValueOfFloat64(7)
-	case protoreflect.BytesKind:
-		return protoreflect.ValueOfBytes([]byte(marker))
-	default:
-		return protoreflect.ValueOfString(marker)
-	}
-}
-
-// populated lists the fields set in m, recursively (well-known types'
-// insides left out: a timestamp is one value).
-func populated(m protoreflect.Message, out map[protoreflect.FullName]bool) {
-	m.Range(func(f protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		out[f.FullName()] = true
-		if f.Kind() != protoreflect.MessageKind || strings.HasPrefix(string(f.Message().FullName()), "google.protobuf.") {
-			return true
-		}
-		switch {
-		case f.IsMap():
-		case f.IsList():
-			for i := 0; i < v.List().Len(); i++ {
-				populated(v.List().Get(i).Message(), out)
-			}
-		default:
-			populated(v.Message(), out)
-		}
-		return true
-	})
+	fl.n++
+	marker := fmt.Sprintf("M%d.", fl.n)
+	fl.strs[marker] = f.FullName()
+	return marker
 }
 
 // TestPartnerEventsAreAnAllowList fills every field of every registered
@@ -158,9 +86,9 @@ func TestPartnerEventsAreAnAllowList(t *testing.T) {
 			// Every field "PLANTED", the partner "PLANTED": its own
 			// organisation wherever a field names one.
 			m := et.New()
-			(&filler{}).fill(m.ProtoReflect(), 0)
+			Fill(m.ProtoReflect(), (&filler{}).text)
 			full := map[protoreflect.FullName]bool{}
-			populated(m.ProtoReflect(), full)
+			SetFields(m.ProtoReflect(), full)
 			may, listed := eventMay[et.Message]
 			got := Event(m, "PLANTED")
 			if got == nil {
@@ -177,7 +105,7 @@ func TestPartnerEventsAreAnAllowList(t *testing.T) {
 				t.Fatalf("the partner's copy of %s is a %s", et.Message, got.ProtoReflect().Descriptor().FullName())
 			}
 			seen := map[protoreflect.FullName]bool{}
-			populated(got.ProtoReflect(), seen)
+			SetFields(got.ProtoReflect(), seen)
 			var leaked, missing []string
 			for f := range seen {
 				if !slices.Contains(may, f) {
@@ -205,7 +133,7 @@ func TestPartnerEventsAreAnAllowList(t *testing.T) {
 			// naming an organisation, reaches it.
 			fl := &filler{markers: true, strs: map[string]protoreflect.FullName{}}
 			m = et.New()
-			fl.fill(m.ProtoReflect(), 0)
+			Fill(m.ProtoReflect(), fl.text)
 			other := Event(m, "ECOWAS")
 			if other == nil {
 				return // about another organisation alone: not delivered
@@ -323,11 +251,11 @@ func TestFieldsIsTheAllowList(t *testing.T) {
 // (Event) tell a partner the same of the crisis itself.
 func TestStateAndEventsAgreeOnTheCrisis(t *testing.T) {
 	st := &demarchev1.CrisisState{}
-	(&filler{}).fill(st.ProtoReflect(), 0)
+	Fill(st.ProtoReflect(), (&filler{}).text)
 	fromState := map[protoreflect.FullName]bool{}
-	populated(State(st, "PLANTED").GetCrisis().ProtoReflect(), fromState)
+	SetFields(State(st, "PLANTED").GetCrisis().ProtoReflect(), fromState)
 	fromEvent := map[protoreflect.FullName]bool{}
-	populated(Event(&demarchev1.CrisisOpened{Crisis: st.GetCrisis()}, "PLANTED").(*demarchev1.CrisisOpened).GetCrisis().ProtoReflect(), fromEvent)
+	SetFields(Event(&demarchev1.CrisisOpened{Crisis: st.GetCrisis()}, "PLANTED").(*demarchev1.CrisisOpened).GetCrisis().ProtoReflect(), fromEvent)
 	var want []protoreflect.FullName
 	for _, f := range eventMay["demarche.v1.CrisisOpened"] {
 		if strings.HasPrefix(string(f), "demarche.v1.Crisis.") {

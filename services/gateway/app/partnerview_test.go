@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/demarche/demarche/pkg/partnerview"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -26,86 +27,6 @@ var partnerMay = map[protoreflect.FullName]bool{
 	"demarche.v1.PartnerRoleAck.partner": true, "demarche.v1.PartnerRoleAck.role": true, "demarche.v1.PartnerRoleAck.acknowledged_at": true,
 }
 
-// fill sets every field of m, recursively, to a value that is not the
-// default: whatever CrisisState holds now or later, the fields are set.
-func fill(m protoreflect.Message, depth int) {
-	if depth > 8 {
-		return
-	}
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		f := fields.Get(i)
-		if f.ContainingOneof() != nil && !f.ContainingOneof().IsSynthetic() && m.WhichOneof(f.ContainingOneof()) != nil {
-			continue // one member of a oneof
-		}
-		switch {
-		case f.IsMap():
-			mp := m.Mutable(f).Map()
-			mp.Set(scalar(f.MapKey()).MapKey(), valueOf(m, f.MapValue(), mp.NewValue, depth))
-		case f.IsList():
-			l := m.Mutable(f).List()
-			l.Append(valueOf(m, f, l.NewElement, depth))
-		default:
-			m.Set(f, valueOf(m, f, func() protoreflect.Value { return m.NewField(f) }, depth))
-		}
-	}
-}
-
-func valueOf(_ protoreflect.Message, f protoreflect.FieldDescriptor, newMsg func() protoreflect.Value, depth int) protoreflect.Value {
-	if f.Kind() == protoreflect.MessageKind || f.Kind() == protoreflect.GroupKind {
-		v := newMsg()
-		fill(v.Message(), depth+1)
-		return v
-	}
-	return scalar(f)
-}
-
-func scalar(f protoreflect.FieldDescriptor) protoreflect.Value {
-	switch f.Kind() {
-	case protoreflect.BoolKind:
-		return protoreflect.ValueOfBool(true)
-	case protoreflect.EnumKind:
-		return protoreflect.ValueOfEnum(1)
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		return protoreflect.ValueOfInt32(7)
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return protoreflect.ValueOfInt64(7)
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		return protoreflect.ValueOfUint32(7)
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		return protoreflect.ValueOfUint64(7)
-	case protoreflect.FloatKind:
-		return protoreflect.ValueOfFloat32(7)
-	case protoreflect.DoubleKind:
-		return protoreflect.ValueOfFloat64(7)
-	case protoreflect.BytesKind:
-		return protoreflect.ValueOfBytes([]byte("PLANTED"))
-	default:
-		return protoreflect.ValueOfString("PLANTED")
-	}
-}
-
-// populated lists the fields set in m, recursively (well-known types'
-// insides left out: a timestamp is one value).
-func populated(m protoreflect.Message, out map[protoreflect.FullName]bool) {
-	m.Range(func(f protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		out[f.FullName()] = true
-		if f.Kind() != protoreflect.MessageKind || strings.HasPrefix(string(f.Message().FullName()), "google.protobuf.") {
-			return true
-		}
-		switch {
-		case f.IsMap():
-		case f.IsList():
-			for i := 0; i < v.List().Len(); i++ {
-				populated(v.List().Get(i).Message(), out)
-			}
-		default:
-			populated(v.Message(), out)
-		}
-		return true
-	})
-}
-
 // TestPartnerViewIsAWhitelist fills every field of a CrisisState (so a field
 // added to it later is filled too) and checks the partner's view carries
 // only the fields partners may see: a new field is hidden until it is
@@ -113,15 +34,15 @@ func populated(m protoreflect.Message, out map[protoreflect.FullName]bool) {
 // fields would leak the new one and fail here.
 func TestPartnerViewIsAWhitelist(t *testing.T) {
 	st := &demarchev1.CrisisState{}
-	fill(st.ProtoReflect(), 0)
+	partnerview.Fill(st.ProtoReflect(), func(protoreflect.FieldDescriptor) string { return "PLANTED" })
 	full := map[protoreflect.FullName]bool{}
-	populated(st.ProtoReflect(), full)
+	partnerview.SetFields(st.ProtoReflect(), full)
 	if len(full) < 60 {
 		t.Fatalf("the filled state sets only %d fields: fill does not reach them all", len(full))
 	}
 	view := PartnerView(st, "PLANTED") // the filled partner and sharing are "PLANTED"
 	got := map[protoreflect.FullName]bool{}
-	populated(view.ProtoReflect(), got)
+	partnerview.SetFields(view.ProtoReflect(), got)
 	var leaked, missing []string
 	for f := range got {
 		if !partnerMay[f] {
