@@ -49,19 +49,7 @@ func TestCodecKeyringPlainRestart(t *testing.T) {
 	var id string
 	pending := func(s *stack.Stack, kind string) {
 		t.Helper()
-		tc := temporalClient(t, s)
-		waitFor(t, func() bool {
-			st, err := crisis.State(ctx, tc, id)
-			if err != nil {
-				return false
-			}
-			for _, p := range st.GetPendingDecisions() {
-				if p.GetKind() == kind {
-					return true
-				}
-			}
-			return false
-		})
+		waitPendingKind(t, temporalClient(t, s), id, kind)
 	}
 
 	s := start()

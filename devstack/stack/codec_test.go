@@ -69,18 +69,7 @@ func TestConfidentialPayloadsEncryptedAtRest(t *testing.T) {
 			cli := mustCLI(t, s)
 			waitPending := func(kind string) {
 				t.Helper()
-				waitFor(t, func() bool {
-					st, err := crisis.State(ctx, tc, id)
-					if err != nil {
-						return false
-					}
-					for _, p := range st.GetPendingDecisions() {
-						if p.GetKind() == kind {
-							return true
-						}
-					}
-					return false
-				})
+				waitPendingKind(t, tc, id, kind)
 			}
 			id = openedID(t, cli("crisis", "open", "--title", secrets[0], "--country", "GN", "--type", "unconstitutional-change", "--severity", "4", "--confidentiality", "confidential"))
 			waitPending("triage")
@@ -288,19 +277,7 @@ func TestCodecKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	pending := func(s *stack.Stack, kind string) {
 		t.Helper()
-		tc := temporalClient(t, s)
-		waitFor(t, func() bool {
-			st, err := crisis.State(ctx, tc, id)
-			if err != nil {
-				return false
-			}
-			for _, p := range st.GetPendingDecisions() {
-				if p.GetKind() == kind {
-					return true
-				}
-			}
-			return false
-		})
+		waitPendingKind(t, temporalClient(t, s), id, kind)
 	}
 	cli := func(s *stack.Stack, args ...string) string { // the stack restarts: s changes
 		t.Helper()

@@ -26,18 +26,7 @@ func TestPeopleDriveACrisisThroughTheCLI(t *testing.T) {
 	events := func() int { return settledHistoryLength(t, tc, id) }
 	waitPending := func(kind string) {
 		t.Helper()
-		waitFor(t, func() bool {
-			st, err := crisis.State(ctx, tc, id)
-			if err != nil {
-				return false
-			}
-			for _, p := range st.GetPendingDecisions() {
-				if p.GetKind() == kind {
-					return true
-				}
-			}
-			return false
-		})
+		waitPendingKind(t, tc, id, kind)
 	}
 
 	id = openedID(t, cli("crisis", "open", "--title", "Constitutional standoff in Niamey", "--country", "NE",

@@ -121,18 +121,7 @@ func TestPartnerFeedCarriesNoInternals(t *testing.T) {
 	var id string
 	waitPending := func(kind string) {
 		t.Helper()
-		waitFor(t, func() bool {
-			st, err := crisis.State(ctx, tc, id)
-			if err != nil {
-				return false
-			}
-			for _, p := range st.GetPendingDecisions() {
-				if p.GetKind() == kind {
-					return true
-				}
-			}
-			return false
-		})
+		waitPendingKind(t, tc, id, kind)
 	}
 
 	// What ECOWAS must never read.

@@ -169,18 +169,7 @@ func TestWarningImportOpensACrisisThatUsesRosterAndFunding(t *testing.T) {
 	cli := mustCLI(t, s)
 	pending := func(kind string) {
 		t.Helper()
-		waitFor(t, func() bool {
-			st, err := crisis.State(ctx, tc, id)
-			if err != nil {
-				return false
-			}
-			for _, p := range st.GetPendingDecisions() {
-				if p.GetKind() == kind {
-					return true
-				}
-			}
-			return false
-		})
+		waitPendingKind(t, tc, id, kind)
 	}
 	pending("triage")
 	cli("crisis", "decide", "triage", id, "--as", "duty", "--rationale", "ACLED pattern", "--assessment", "coup attempt under way")
