@@ -369,7 +369,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
 		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill(),
-		RequestedUnder: call.GetDecision().GetDecisionId()}
+		RequestedUnder: call.GetDecision().GetDecisionId(), ApprovalsRequired: ApprovalsRequired(fund, call.GetRequest().GetAmountUsd())}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
