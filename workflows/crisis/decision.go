@@ -76,6 +76,9 @@ type decisionCtx struct {
 	// opens: run is a new run of the decision's stage, not yet in the crisis;
 	// the decision enters it, beside the phases, once its service agreed.
 	opens bool
+	// answer is what the decision's service call answered, for apply (the
+	// funding service's record of a filed request carries its quorum).
+	answer any
 }
 
 // effect is what a recorded decision means for its stage.
