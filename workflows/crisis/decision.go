@@ -94,6 +94,10 @@ const (
 type waiting struct {
 	who string
 	due *timestamppb.Timestamp
+	// A funding-decision's request and quorum (PendingDecision's fields).
+	requestID string
+	approvers []string
+	required  int32
 }
 
 // decisionTypes is the table, in the schema's order: each stage file adds
@@ -318,7 +322,8 @@ func (l *lifecycle) pendingDecisions() []*demarchev1.PendingDecision {
 			if who == "" {
 				who = dt.who
 			}
-			out = append(out, &demarchev1.PendingDecision{Kind: dt.kind, Stage: dt.stage, Who: who, Role: dt.role, DueAt: w.due})
+			out = append(out, &demarchev1.PendingDecision{Kind: dt.kind, Stage: dt.stage, Who: who, Role: dt.role, DueAt: w.due,
+				RequestId: w.requestID, Approvers: w.approvers, ApprovalsRequired: w.required})
 		}
 	}
 	for _, r := range l.active {

@@ -207,7 +207,8 @@ var fundingDecision = decisionKind(&decisionType{
 				others := append([]string{fr.requester}, fr.approvers...)
 				who = fmt.Sprintf("funding officer other than %s (four-eyes; %d of %d approvals)", strings.Join(others, ", "), len(fr.approvers), fr.need())
 			}
-			out = append(out, waiting{who: who, due: r.deadline.GetDueAt()})
+			out = append(out, waiting{who: who, due: r.deadline.GetDueAt(), requestID: fr.req.GetRequestId(),
+				approvers: slices.Clone(fr.approvers), required: fr.need()})
 		}
 		return out
 	},

@@ -75,6 +75,9 @@ func TestFundingQuorum(t *testing.T) {
 						for _, p := range h.state().GetPendingDecisions() {
 							if p.GetKind() == "funding-decision" {
 								pendingSeen = p.GetWho()
+								if p.GetRequestId() != "FR-1" || p.GetApprovalsRequired() != 2 || len(p.GetApprovers()) != 1 {
+									t.Errorf("pending %v: want request FR-1, 1 approver of 2", p)
+								}
 							}
 						}
 						paidEarly = len(h.bus.kinds("StageCompleted:rapid-response-funding")) > 0
