@@ -3,6 +3,7 @@ package funding
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
@@ -49,10 +50,10 @@ func (s *Store) requestAuthority(ctx context.Context, call *demarchev1.FundingRe
 }
 
 // decideAuthority checks a decision call against its funding-decision.
-func (s *Store) decideAuthority(ctx context.Context, call *demarchev1.FundingDecideCall) (*demarchev1.FundingDecideCall, error) {
+func (s *Store) decideAuthority(ctx context.Context, call *demarchev1.FundingDecideCall) (*demarchev1.FundingDecideCall, []string, error) {
 	d, err := crisis.CheckDecision(ctx, s.decisions, call.GetCrisisId(), call.GetDecision(), "funding-decision")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fd := d.Record.GetRequest().GetFundingDecision()
 	if err := crisis.Terms(d,
@@ -60,10 +61,27 @@ func (s *Store) decideAuthority(ctx context.Context, call *demarchev1.FundingDec
 		[3]string{"decided_by", call.GetDecidedBy(), d.Record.GetPrincipal()},
 		[3]string{"approve", strconv.FormatBool(call.GetApprove()), strconv.FormatBool(fd.GetApprove())},
 	); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return &demarchev1.FundingDecideCall{CrisisId: call.GetCrisisId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(),
-		DecidedBy: d.Record.GetPrincipal(), Decision: call.GetDecision()}, nil
+		DecidedBy: d.Record.GetPrincipal(), Decision: call.GetDecision()}, approversOf(d.Crisis, fd.GetRequestId(), d.Record.GetPrincipal()), nil
+}
+
+// approversOf is who approved a request in the crisis's recorded decisions,
+// and the principal whose approval is being carried out: distinct, in order.
+// The quorum check counts them (Decide).
+func approversOf(c *demarchev1.CrisisAuthority, requestID, now string) []string {
+	var out []string
+	for _, r := range c.GetDecisions() {
+		fd := r.GetRequest().GetFundingDecision()
+		if r.GetKind() == "funding-decision" && fd.GetRequestId() == requestID && fd.GetApprove() && !slices.Contains(out, r.GetPrincipal()) {
+			out = append(out, r.GetPrincipal())
+		}
+	}
+	if !slices.Contains(out, now) {
+		out = append(out, now)
+	}
+	return out
 }
 
 // approval is the recorded approval a disbursement carries out.

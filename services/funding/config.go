@@ -17,7 +17,13 @@ import (
 //	    opening_balance_usd: 5_000_000      # whole US dollars, 0 or more
 //	    per_crisis_ceiling_usd: 1_000_000   # positive, at most the opening balance
 //	    drill: false                        # true: pays drills only (id drill-fund)
+//	    quorum:                             # optional: approvals by amount
+//	      - above_usd: 500_000              # a request of more than this...
+//	        approvers: 2                    # ...needs 2 distinct approvers (1-5)
 //
+// Quorum rules are data an operator reads and changes here: a request needs
+// the approvers of the highest rule its amount is above (one when none is);
+// the crisis workflow counts distinct approvers, never the requester.
 // The file says what each fund is; it opens nothing. Opening a fund (writing
 // its opening line) is an explicit, audited act: `demarche admin open-fund`.
 
@@ -69,6 +75,15 @@ func ParseFunds(file string, data []byte) ([]*demarchev1.Fund, error) {
 			p.Fail(line, e.Name, "per_crisis_ceiling_usd", "%d is above the opening balance %d: a ceiling the fund can never reach (allowed: 1 to the opening balance)",
 				f.GetPerCrisisCeilingUsd(), f.GetOpeningBalanceUsd())
 		}
+		for i, q := range f.GetQuorum() {
+			line := e.FieldLines["quorum"]
+			if q.GetApprovers() < 1 || q.GetApprovers() > MaxApprovers {
+				p.Fail(line, e.Name, fmt.Sprintf("quorum[%d].approvers", i), "%d approvers: a quorum needs 1 to %d distinct approvers", q.GetApprovers(), MaxApprovers)
+			}
+			if q.GetAboveUsd() < 0 {
+				p.Fail(line, e.Name, fmt.Sprintf("quorum[%d].above_usd", i), "%d is negative (allowed: 0 or more whole US dollars)", q.GetAboveUsd())
+			}
+		}
 		funds = append(funds, f)
 	}
 	if err := p.Err(); err != nil {
@@ -80,3 +95,20 @@ func ParseFunds(file string, data []byte) ([]*demarchev1.Fund, error) {
 // DemoFundsYAML is the demo funds file itself, for tests that run the
 // services as their own processes (they pass it with --funds).
 func DemoFundsYAML() []byte { return append([]byte(nil), demoFundsYAML...) }
+
+// MaxApprovers bounds a quorum rule: more distinct funding officers than an
+// operations centre has on a shift would block every request.
+const MaxApprovers = 5
+
+// ApprovalsRequired is how many distinct approvers a request of amount from
+// fund needs: the approvers of the highest quorum rule the amount is above,
+// one when no rule applies.
+func ApprovalsRequired(fund *demarchev1.Fund, amount int64) int32 {
+	need, above := int32(1), int64(-1)
+	for _, q := range fund.GetQuorum() {
+		if amount > q.GetAboveUsd() && q.GetAboveUsd() >= above {
+			need, above = q.GetApprovers(), q.GetAboveUsd()
+		}
+	}
+	return need
+}

@@ -52,7 +52,7 @@ func TestBadFundsFilesSayWhatAndWhere(t *testing.T) {
 		{"not a list", "funds: flexible\n", []string{"line 1: funds: must be a non-empty list"}},
 		{"empty list", "funds: []\n", []string{"funds: must be a non-empty list"}},
 		{"unknown field", "funds:\n  - id: f-one\n    name: One\n    opening_balance: 10\n    per_crisis_ceiling_usd: 1\n",
-			[]string{`line 4: funds[0] (id "f-one"): opening_balance: unknown field (allowed: id, name, opening_balance_usd, per_crisis_ceiling_usd, drill)`}},
+			[]string{`line 4: funds[0] (id "f-one"): opening_balance: unknown field (allowed: id, name, opening_balance_usd, per_crisis_ceiling_usd, drill, quorum)`}},
 		{"text for a number", "funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: five million\n    per_crisis_ceiling_usd: 1\n",
 			[]string{`line 4: funds[0] (id "f-one"): opening_balance_usd: "five million" must be a whole number`}},
 		{"quoted number", "funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: \"10\"\n    per_crisis_ceiling_usd: 1\n",
@@ -70,7 +70,11 @@ func TestBadFundsFilesSayWhatAndWhere(t *testing.T) {
 			[]string{`line 4: funds[0] (id "f-one"): name: is given twice`}},
 		{"drill fund not drill", "funds:\n  - id: drill-fund\n    name: Drills\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 1\n",
 			[]string{`funds[0] (id "drill-fund"): drill: fund drill-fund is the fund drills draw from: it must say drill: true`}},
-		{"entry not a mapping", "funds:\n  - flexible-financing\n", []string{"line 2: funds[0]: must be a mapping of fields (id, name, opening_balance_usd, per_crisis_ceiling_usd, drill)"}},
+		{"quorum of zero approvers", "funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 1\n    quorum:\n      - above_usd: 5\n        approvers: 0\n",
+			[]string{`line 6: funds[0] (id "f-one"): quorum[0].approvers: 0 approvers: a quorum needs 1 to 5 distinct approvers`}},
+		{"quorum rule unknown field", "funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 1\n    quorum:\n      - above: 5\n        approvers: 2\n",
+			[]string{`line 7: funds[0] (id "f-one") quorum[0]: above: unknown field (allowed: above_usd, approvers)`}},
+		{"entry not a mapping", "funds:\n  - flexible-financing\n", []string{"line 2: funds[0]: must be a mapping of fields (id, name, opening_balance_usd, per_crisis_ceiling_usd, drill, quorum)"}},
 		{"every problem at once", "funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 0\n  - id: f-two\n    nme: Two\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 1\n",
 			[]string{"2 problem(s)", `funds[0] (id "f-one"): per_crisis_ceiling_usd`, `funds[1] (id "f-two"): nme: unknown field`}},
 	} {
@@ -101,5 +105,33 @@ func TestFundsFileJSONAndYAML(t *testing.T) {
 	missing := filepath.Join(t.TempDir(), "nope.yaml")
 	if _, err := funding.LoadFunds(missing); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), missing) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+// TestQuorumRulesAreData: a fund's quorum rules, read from its file, say how
+// many distinct approvers a request needs: the highest rule the amount is
+// above, one when none applies (the demo: above USD 500,000 on the flexible
+// financing mechanism, two).
+func TestQuorumRulesAreData(t *testing.T) {
+	funds, err := funding.ParseFunds("funds.yaml", []byte("funds:\n  - id: f-one\n    name: One\n    opening_balance_usd: 10_000_000\n    per_crisis_ceiling_usd: 5_000_000\n"+
+		"    quorum:\n      - above_usd: 500_000\n        approvers: 2\n      - above_usd: 2_000_000\n        approvers: 3\n  - id: f-two\n    name: Two\n    opening_balance_usd: 10\n    per_crisis_ceiling_usd: 10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		fund   int
+		amount int64
+		want   int32
+	}{{0, 1, 1}, {0, 500_000, 1}, {0, 500_001, 2}, {0, 2_000_000, 2}, {0, 2_000_001, 3}, {1, 10, 1}} {
+		if got := funding.ApprovalsRequired(funds[tc.fund], tc.amount); got != tc.want {
+			t.Errorf("fund %s, USD %d: %d approvers, want %d", funds[tc.fund].GetId(), tc.amount, got, tc.want)
+		}
+	}
+	demo := funding.DemoFunds()
+	if got := funding.ApprovalsRequired(demo[0], 600_000); got != 2 {
+		t.Errorf("demo flexible-financing, USD 600000: %d approvers, want 2", got)
+	}
+	if got := funding.ApprovalsRequired(demo[0], 120_000); got != 1 {
+		t.Errorf("demo flexible-financing, USD 120000: %d approvers, want 1", got)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -369,7 +370,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 	}
 	rec := &demarchev1.FundingRecord{CrisisId: call.GetCrisisId(), Request: call.GetRequest(), RequestedBy: call.GetRequestedBy(),
 		RequestedAt: timestamppb.New(s.now()), Status: demarchev1.FundingStatus_FUNDING_STATUS_PENDING, Drill: call.GetDrill(),
-		RequestedUnder: call.GetDecision().GetDecisionId()}
+		RequestedUnder: call.GetDecision().GetDecisionId(), ApprovalsRequired: ApprovalsRequired(fund, call.GetRequest().GetAmountUsd())}
 	b, err := proto.Marshal(rec)
 	if err != nil {
 		return nil, err
@@ -393,7 +394,7 @@ func (s *Store) Request(ctx context.Context, call *demarchev1.FundingRequestCall
 // Decide approves or rejects a pending request. Four-eyes: the requester can
 // never decide it. Deciding again the same way returns the record.
 func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) (*demarchev1.FundingRecord, error) {
-	call, err := s.decideAuthority(ctx, call)
+	call, approvers, err := s.decideAuthority(ctx, call)
 	if err != nil {
 		return nil, err
 	}
@@ -404,6 +405,13 @@ func (s *Store) Decide(ctx context.Context, call *demarchev1.FundingDecideCall) 
 		}
 		if rec.GetRequestedBy() == call.GetDecidedBy() {
 			return nil, fmt.Errorf("%w: four-eyes: %s requested %s and cannot approve or reject it", errs.ErrRule, call.GetDecidedBy(), call.GetRequestId())
+		}
+		// The quorum, checked again here as four-eyes is: an approval is
+		// carried out only with the distinct approvers the request needs
+		// recorded in the crisis (the requester never counts).
+		if n := int32(len(slices.DeleteFunc(approvers, func(p string) bool { return p == rec.GetRequestedBy() }))); call.GetApprove() && n < max(rec.GetApprovalsRequired(), 1) {
+			return nil, fmt.Errorf("%w: quorum: request %s needs %d distinct approvers; crisis %s has recorded %d (%s)", errs.ErrRule,
+				call.GetRequestId(), rec.GetApprovalsRequired(), call.GetCrisisId(), n, strings.Join(approvers, ", "))
 		}
 		want := demarchev1.FundingStatus_FUNDING_STATUS_REJECTED
 		if call.GetApprove() {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -47,6 +48,25 @@ type fundingView struct {
 	Own                                             bool // requested by the user: four-eyes
 	CrisisID, CrisisTitle                           string
 	Key                                             string
+	// The approval card's context: the request's rationale and when it was
+	// filed, the crisis's severity and current stage.
+	Rationale   string
+	RequestedAt time.Time
+	Waiting     string // time waiting since filed, in words
+	Severity    int32
+	Stage       demarchev1.Stage
+	// The quorum (the fund's rules, applied when filed): who approved so
+	// far, how many distinct approvers it needs, and whether the user is
+	// one of them (the same person never approves twice).
+	Approvers []string
+	Need      int32
+	Approved  bool
+	// The fund (HasFund: the user may read funds and the funding service
+	// answered): its name, balance, per-crisis ceiling and what is left of
+	// the ceiling for this crisis (approved requests from the fund deducted).
+	HasFund                       bool
+	FundName, FundProblem         string
+	Balance, Ceiling, CeilingLeft int64
 }
 
 type cardView struct {
@@ -242,8 +262,17 @@ func (c *console) openCrisis(w http.ResponseWriter, r *http.Request, u *user) {
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(opened.State.GetCrisis().GetId())+"?done=opened", http.StatusSeeOther)
 }
 
-// fundingOf lists a crisis's funding requests from its decisions.
+// fundingOf lists a crisis's funding requests from its decisions. An
+// approval that did not complete the request's quorum leaves it awaiting a
+// decision: the crisis's pending funding-decision names the request and its
+// quorum.
 func fundingOf(st *demarchev1.CrisisState, u *user) []fundingView {
+	quorum := map[string]*demarchev1.PendingDecision{}
+	for _, p := range st.GetPendingDecisions() {
+		if p.GetKind() == "funding-decision" && p.GetRequestId() != "" {
+			quorum[p.GetRequestId()] = p
+		}
+	}
 	var out []fundingView
 	for _, d := range st.GetDecisions() {
 		switch {
@@ -251,20 +280,68 @@ func fundingOf(st *demarchev1.CrisisState, u *user) []fundingView {
 			fr := d.GetRequest().GetFundingRequest()
 			out = append(out, fundingView{ID: fr.GetRequestId(), Fund: fr.GetFund(), Purpose: fr.GetPurpose(), Amount: fr.GetAmountUsd(),
 				Requester: d.GetPrincipal(), Status: "awaiting decision", Own: d.GetPrincipal() == u.Subject,
-				CrisisID: st.GetCrisis().GetId(), CrisisTitle: st.GetCrisis().GetTitle(), Key: ids.New()})
+				CrisisID: st.GetCrisis().GetId(), CrisisTitle: st.GetCrisis().GetTitle(), Key: ids.New(),
+				Rationale: d.GetRationale(), RequestedAt: ts(d.GetDecidedAt()), Severity: st.GetCrisis().GetSeverity(),
+				Stage: st.GetCurrentStage(), Need: 1})
 		case d.GetRequest().GetFundingDecision() != nil:
 			fd := d.GetRequest().GetFundingDecision()
 			for i := range out {
-				if out[i].ID == fd.GetRequestId() {
-					out[i].Status, out[i].DecidedBy = "rejected", d.GetPrincipal()
-					if fd.GetApprove() {
-						out[i].Status = "approved"
-					}
+				if out[i].ID != fd.GetRequestId() {
+					continue
 				}
+				if !fd.GetApprove() {
+					out[i].Status, out[i].DecidedBy = "rejected", d.GetPrincipal()
+					continue
+				}
+				out[i].Approvers = append(out[i].Approvers, d.GetPrincipal())
+				out[i].Approved = out[i].Approved || d.GetPrincipal() == u.Subject
+				if q, waits := quorum[fd.GetRequestId()]; waits {
+					out[i].Need = q.GetApprovalsRequired()
+					continue // one approval of several: still awaiting
+				}
+				out[i].Status, out[i].DecidedBy = "approved", d.GetPrincipal()
+				out[i].Need = int32(len(out[i].Approvers))
 			}
 		}
 	}
+	for i := range out {
+		if q, ok := quorum[out[i].ID]; ok && q.GetApprovalsRequired() > 0 {
+			out[i].Need = q.GetApprovalsRequired()
+		}
+	}
 	return out
+}
+
+// withFunds adds each request's fund to its card: balance, ceiling and the
+// ceiling left for its crisis (the crisis's approved requests from the fund
+// deducted). Only for a user who may read funds; nothing when the funding
+// service does not answer (the card then says so, and nothing false).
+func (c *console) withFunds(r *http.Request, u *user, open []fundingView, all map[string][]fundingView) []fundingView {
+	funds, err := c.s.app.Funds(r.Context(), u.Principal)
+	if err != nil {
+		c.s.log.Debug("console: fund balances not read", zap.Error(err))
+		return open
+	}
+	byID := map[string]*demarchev1.FundBalance{}
+	for _, f := range funds {
+		byID[f.GetFund().GetId()] = f
+	}
+	for i := range open {
+		f := byID[open[i].Fund]
+		if f == nil {
+			continue
+		}
+		v := &open[i]
+		v.HasFund, v.FundName, v.FundProblem = true, f.GetFund().GetName(), f.GetProblem()
+		v.Balance, v.Ceiling = f.GetBalanceUsd(), f.GetFund().GetPerCrisisCeilingUsd()
+		v.CeilingLeft = v.Ceiling
+		for _, other := range all[v.CrisisID] {
+			if other.Fund == v.Fund && other.Status == "approved" {
+				v.CeilingLeft -= other.Amount
+			}
+		}
+	}
+	return open
 }
 
 type decisionView struct {
@@ -562,14 +639,22 @@ func (c *console) renderApprovals(w http.ResponseWriter, r *http.Request, u *use
 		return
 	}
 	var open, decided []fundingView
+	all := map[string][]fundingView{}
 	for _, st := range c.states(r, u, rows) {
 		for _, f := range fundingOf(st, u) {
+			all[f.CrisisID] = append(all[f.CrisisID], f)
 			if f.Status == "awaiting decision" {
 				open = append(open, f)
 			} else {
 				decided = append(decided, f)
 			}
 		}
+	}
+	for i := range open {
+		open[i].Waiting = humanDuration(time.Since(open[i].RequestedAt))
+	}
+	if len(open) > 0 {
+		open = c.withFunds(r, u, open, all)
 	}
 	data := map[string]any{"Title": "Approvals", "Open": open, "Decided": decided, "Live": "/console/events",
 		"Approver": u.Has(demarchev1.Role_ROLE_FUNDING_OFFICER)}

@@ -76,6 +76,9 @@ type decisionCtx struct {
 	// opens: run is a new run of the decision's stage, not yet in the crisis;
 	// the decision enters it, beside the phases, once its service agreed.
 	opens bool
+	// answer is what the decision's service call answered, for apply (the
+	// funding service's record of a filed request carries its quorum).
+	answer any
 }
 
 // effect is what a recorded decision means for its stage.
@@ -91,6 +94,10 @@ const (
 type waiting struct {
 	who string
 	due *timestamppb.Timestamp
+	// A funding-decision's request and quorum (PendingDecision's fields).
+	requestID string
+	approvers []string
+	required  int32
 }
 
 // decisionTypes is the table, in the schema's order: each stage file adds
@@ -315,7 +322,8 @@ func (l *lifecycle) pendingDecisions() []*demarchev1.PendingDecision {
 			if who == "" {
 				who = dt.who
 			}
-			out = append(out, &demarchev1.PendingDecision{Kind: dt.kind, Stage: dt.stage, Who: who, Role: dt.role, DueAt: w.due})
+			out = append(out, &demarchev1.PendingDecision{Kind: dt.kind, Stage: dt.stage, Who: who, Role: dt.role, DueAt: w.due,
+				RequestId: w.requestID, Approvers: w.approvers, ApprovalsRequired: w.required})
 		}
 	}
 	for _, r := range l.active {

@@ -10,9 +10,18 @@ package crisis
 // the funding service). The RapidResponseFunding workflow pays an approval
 // once, keyed by crisis and request, and ends the stage; a rejection waits for
 // the next request.
+//
+// Quorum: the funding service answers a filed request with the approvals it
+// needs (the fund's quorum rules, data in the funds file: e.g. above USD
+// 500,000, two). An approval that does not complete the quorum is recorded as
+// one approval, and the request stays pending ("1 of 2 approvals"); only the
+// approval that completes it is carried out (the funding service's decide,
+// then the payment). The same principal approves once; the requester never.
+// Histories older than the rules answered no quorum: one approval, as then.
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.temporal.io/sdk/workflow"
@@ -29,21 +38,33 @@ type openRequest struct {
 	req       *demarchev1.FundingRequest
 	requester string
 	decided   bool
+	// required is the number of distinct approvers the request needs (at
+	// least one); approvers are those who approved so far, in order.
+	required  int32
+	approvers []string
 }
+
+// need is the quorum: one when the funding service set none (older records).
+func (o *openRequest) need() int32 { return max(o.required, 1) }
+
+// completes says whether one more approval completes the quorum.
+func (o *openRequest) completes() bool { return int32(len(o.approvers))+1 >= o.need() }
 
 func fundingOf(r *stageRun) *fundingRun { return r.state.(*fundingRun) }
 
 func carriedFunding(cr *demarchev1.CarriedStageRun) stageState {
 	f := &fundingRun{}
 	for _, fr := range cr.GetFundingRequests() {
-		f.requests = append(f.requests, &openRequest{req: fr.GetRequest(), requester: fr.GetRequester(), decided: fr.GetDecided()})
+		f.requests = append(f.requests, &openRequest{req: fr.GetRequest(), requester: fr.GetRequester(), decided: fr.GetDecided(),
+			required: fr.GetApprovalsRequired(), approvers: fr.GetApprovers()})
 	}
 	return f
 }
 
 func (f *fundingRun) carry(cr *demarchev1.CarriedStageRun) {
 	for _, o := range f.requests {
-		cr.FundingRequests = append(cr.FundingRequests, &demarchev1.CarriedFundingRequest{Request: o.req, Requester: o.requester, Decided: o.decided})
+		cr.FundingRequests = append(cr.FundingRequests, &demarchev1.CarriedFundingRequest{Request: o.req, Requester: o.requester, Decided: o.decided,
+			ApprovalsRequired: o.required, Approvers: o.approvers})
 	}
 }
 
@@ -96,13 +117,18 @@ var fundingRequest = decisionKind(&decisionType{
 		return nil
 	},
 	call: func(ctx workflow.Context, d *decisionCtx) error {
-		_, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
+		rec, err := call(withServiceOptions(ctx), acts.FileFundingRequest, &demarchev1.FundingRequestCall{
 			CrisisId: d.l.crisis.GetId(), Request: d.req.GetFundingRequest(), RequestedBy: d.req.GetPrincipal(), Drill: d.l.crisis.GetDrill(),
 			Decision: d.ref(ctx)})
+		d.answer = rec
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
-		fundingOf(d.run).requests = append(fundingOf(d.run).requests, &openRequest{req: d.req.GetFundingRequest(), requester: d.req.GetPrincipal()})
+		var required int32
+		if rec, ok := d.answer.(*demarchev1.FundingRecord); ok {
+			required = rec.GetApprovalsRequired()
+		}
+		fundingOf(d.run).requests = append(fundingOf(d.run).requests, &openRequest{req: d.req.GetFundingRequest(), requester: d.req.GetPrincipal(), required: required})
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
@@ -139,26 +165,50 @@ var fundingDecision = decisionKind(&decisionType{
 			return rule("decide-once", "request %s was already decided", id)
 		case r.requester == d.req.GetPrincipal():
 			return rule("four-eyes", "%s requested %s and cannot approve or reject it; another principal must", d.req.GetPrincipal(), id)
+		case slices.Contains(r.approvers, d.req.GetPrincipal()):
+			return rule("distinct-approvers", "%s already approved %s (%d of %d approvals); another funding officer must", d.req.GetPrincipal(), id, len(r.approvers), r.need())
 		}
 		return nil
 	},
 	call: func(ctx workflow.Context, d *decisionCtx) error {
 		fd := d.req.GetFundingDecision()
+		if fd.GetApprove() && !fundingOf(d.run).request(fd.GetRequestId()).completes() {
+			// One approval of several: recorded in the crisis only; the
+			// funding service hears of the approval that completes the quorum.
+			return nil
+		}
 		_, err := call(withServiceOptions(ctx), acts.DecideFunding, &demarchev1.FundingDecideCall{
 			CrisisId: d.l.crisis.GetId(), RequestId: fd.GetRequestId(), Approve: fd.GetApprove(), DecidedBy: d.req.GetPrincipal(),
 			Decision: d.ref(ctx)})
 		return err
 	},
 	apply: func(d *decisionCtx) effect {
-		fundingOf(d.run).request(d.req.GetFundingDecision().GetRequestId()).decided = true
+		fd := d.req.GetFundingDecision()
+		r := fundingOf(d.run).request(fd.GetRequestId())
+		if fd.GetApprove() && !r.completes() {
+			r.approvers = append(r.approvers, d.req.GetPrincipal())
+			return stageContinues
+		}
+		if fd.GetApprove() {
+			r.approvers = append(r.approvers, d.req.GetPrincipal())
+		}
+		r.decided = true
 		return toStageWorkflow
 	},
 	pending: func(_ *lifecycle, r *stageRun) []waiting {
 		var out []waiting
 		for _, fr := range fundingOf(r).requests {
-			if !fr.decided {
-				out = append(out, waiting{who: fmt.Sprintf("funding officer other than %s (four-eyes)", fr.requester), due: r.deadline.GetDueAt()})
+			if fr.decided {
+				continue
 			}
+			who := fmt.Sprintf("funding officer other than %s (four-eyes)", fr.requester)
+			if fr.need() > 1 {
+				// The quorum, and who may still approve, in words.
+				others := append([]string{fr.requester}, fr.approvers...)
+				who = fmt.Sprintf("funding officer other than %s (four-eyes; %d of %d approvals)", strings.Join(others, ", "), len(fr.approvers), fr.need())
+			}
+			out = append(out, waiting{who: who, due: r.deadline.GetDueAt(), requestID: fr.req.GetRequestId(),
+				approvers: slices.Clone(fr.approvers), required: fr.need()})
 		}
 		return out
 	},

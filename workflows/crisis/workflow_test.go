@@ -59,6 +59,8 @@ type bus struct {
 	// refs are the decisions the service calls named, by call
 	// ("request", "decide", "disburse", "reserve", "release").
 	refs map[string]*demarchev1.DecisionRef
+	// decidedBy are the principals the funding service's decide heard, in order.
+	decidedBy []string
 }
 
 func (b *bus) named(call string, r *demarchev1.DecisionRef) {
@@ -176,11 +178,18 @@ func newHarness(t *testing.T) *harness {
 				// What the activity makes of the funding service's 422 (errs.ToTemporal).
 				return nil, errs.ToTemporal(fmt.Errorf("funding.request: %w: ceiling: above the per-crisis ceiling", errs.ErrRule))
 			}
-			return &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}, nil
+			rec := &demarchev1.FundingRecord{CrisisId: c.GetCrisisId(), Request: c.GetRequest(), RequestedBy: c.GetRequestedBy()}
+			if c.GetRequest().GetAmountUsd() > 500_000 {
+				rec.ApprovalsRequired = 2 // the demo funds' quorum rule
+			}
+			return rec, nil
 		})
 	env.OnActivity(ActivityDecideFunding, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, c *demarchev1.FundingDecideCall) (*demarchev1.FundingRecord, error) {
 			h.bus.named("decide", c.GetDecision())
+			h.bus.mu.Lock()
+			h.bus.decidedBy = append(h.bus.decidedBy, c.GetDecidedBy())
+			h.bus.mu.Unlock()
 			return &demarchev1.FundingRecord{}, nil
 		})
 	env.OnActivity(ActivityDisburse, mock.Anything, mock.Anything).Return(

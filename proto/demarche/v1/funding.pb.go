@@ -145,7 +145,12 @@ type Fund struct {
 	PerCrisisCeilingUsd int64 `protobuf:"varint,4,opt,name=per_crisis_ceiling_usd,json=perCrisisCeilingUsd,proto3" json:"per_crisis_ceiling_usd,omitempty"`
 	// A drill fund pays drills only, and drills are paid from drill funds only:
 	// a drill never touches real money.
-	Drill         bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	Drill bool `protobuf:"varint,5,opt,name=drill,proto3" json:"drill,omitempty"`
+	// Quorum rules (data, read from the funds file): how many distinct
+	// approvers a request from this fund needs, by amount. A request needs the
+	// approvers of the highest rule whose above_usd its amount exceeds; one
+	// when no rule applies (the default). The requester never counts.
+	Quorum        []*QuorumRule `protobuf:"bytes,120,rep,name=quorum,proto3" json:"quorum,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -215,6 +220,67 @@ func (x *Fund) GetDrill() bool {
 	return false
 }
 
+func (x *Fund) GetQuorum() []*QuorumRule {
+	if x != nil {
+		return x.Quorum
+	}
+	return nil
+}
+
+// QuorumRule: a request of more than above_usd needs approvers distinct
+// approvers, none of them the requester.
+type QuorumRule struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AboveUsd      int64                  `protobuf:"varint,1,opt,name=above_usd,json=aboveUsd,proto3" json:"above_usd,omitempty"`
+	Approvers     int32                  `protobuf:"varint,2,opt,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuorumRule) Reset() {
+	*x = QuorumRule{}
+	mi := &file_demarche_v1_funding_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuorumRule) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuorumRule) ProtoMessage() {}
+
+func (x *QuorumRule) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_funding_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuorumRule.ProtoReflect.Descriptor instead.
+func (*QuorumRule) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *QuorumRule) GetAboveUsd() int64 {
+	if x != nil {
+		return x.AboveUsd
+	}
+	return 0
+}
+
+func (x *QuorumRule) GetApprovers() int32 {
+	if x != nil {
+		return x.Approvers
+	}
+	return 0
+}
+
 // FundingRecord is a request as the funding service keeps it.
 type FundingRecord struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -232,13 +298,16 @@ type FundingRecord struct {
 	// that approved or rejected it (DecisionRecord.decision_id).
 	RequestedUnder string `protobuf:"bytes,10,opt,name=requested_under,json=requestedUnder,proto3" json:"requested_under,omitempty"`
 	DecidedUnder   string `protobuf:"bytes,11,opt,name=decided_under,json=decidedUnder,proto3" json:"decided_under,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Distinct approvers the request needs (the fund's quorum rules, applied
+	// when it was filed); 0 in records older than the rules means one.
+	ApprovalsRequired int32 `protobuf:"varint,120,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *FundingRecord) Reset() {
 	*x = FundingRecord{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[1]
+	mi := &file_demarche_v1_funding_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -250,7 +319,7 @@ func (x *FundingRecord) String() string {
 func (*FundingRecord) ProtoMessage() {}
 
 func (x *FundingRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[1]
+	mi := &file_demarche_v1_funding_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -263,7 +332,7 @@ func (x *FundingRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRecord.ProtoReflect.Descriptor instead.
 func (*FundingRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{1}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FundingRecord) GetCrisisId() string {
@@ -343,6 +412,13 @@ func (x *FundingRecord) GetDecidedUnder() string {
 	return ""
 }
 
+func (x *FundingRecord) GetApprovalsRequired() int32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
+}
+
 // FundingRequestCall files a request with the funding service.
 type FundingRequestCall struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -360,7 +436,7 @@ type FundingRequestCall struct {
 
 func (x *FundingRequestCall) Reset() {
 	*x = FundingRequestCall{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[2]
+	mi := &file_demarche_v1_funding_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -372,7 +448,7 @@ func (x *FundingRequestCall) String() string {
 func (*FundingRequestCall) ProtoMessage() {}
 
 func (x *FundingRequestCall) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[2]
+	mi := &file_demarche_v1_funding_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -385,7 +461,7 @@ func (x *FundingRequestCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequestCall.ProtoReflect.Descriptor instead.
 func (*FundingRequestCall) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{2}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FundingRequestCall) GetCrisisId() string {
@@ -438,7 +514,7 @@ type FundingDecideCall struct {
 
 func (x *FundingDecideCall) Reset() {
 	*x = FundingDecideCall{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[3]
+	mi := &file_demarche_v1_funding_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +526,7 @@ func (x *FundingDecideCall) String() string {
 func (*FundingDecideCall) ProtoMessage() {}
 
 func (x *FundingDecideCall) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[3]
+	mi := &file_demarche_v1_funding_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +539,7 @@ func (x *FundingDecideCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecideCall.ProtoReflect.Descriptor instead.
 func (*FundingDecideCall) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{3}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FundingDecideCall) GetCrisisId() string {
@@ -517,7 +593,7 @@ type DisburseCall struct {
 
 func (x *DisburseCall) Reset() {
 	*x = DisburseCall{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[4]
+	mi := &file_demarche_v1_funding_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -529,7 +605,7 @@ func (x *DisburseCall) String() string {
 func (*DisburseCall) ProtoMessage() {}
 
 func (x *DisburseCall) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[4]
+	mi := &file_demarche_v1_funding_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -542,7 +618,7 @@ func (x *DisburseCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseCall.ProtoReflect.Descriptor instead.
 func (*DisburseCall) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *DisburseCall) GetCrisisId() string {
@@ -616,7 +692,7 @@ type LedgerEntry struct {
 
 func (x *LedgerEntry) Reset() {
 	*x = LedgerEntry{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[5]
+	mi := &file_demarche_v1_funding_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -628,7 +704,7 @@ func (x *LedgerEntry) String() string {
 func (*LedgerEntry) ProtoMessage() {}
 
 func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[5]
+	mi := &file_demarche_v1_funding_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -641,7 +717,7 @@ func (x *LedgerEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerEntry.ProtoReflect.Descriptor instead.
 func (*LedgerEntry) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *LedgerEntry) GetSequence() uint64 {
@@ -782,7 +858,7 @@ type VoluntaryContribution struct {
 
 func (x *VoluntaryContribution) Reset() {
 	*x = VoluntaryContribution{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	mi := &file_demarche_v1_funding_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +870,7 @@ func (x *VoluntaryContribution) String() string {
 func (*VoluntaryContribution) ProtoMessage() {}
 
 func (x *VoluntaryContribution) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[6]
+	mi := &file_demarche_v1_funding_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +883,7 @@ func (x *VoluntaryContribution) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VoluntaryContribution.ProtoReflect.Descriptor instead.
 func (*VoluntaryContribution) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *VoluntaryContribution) GetDonor() string {
@@ -856,7 +932,7 @@ type ContributeCall struct {
 
 func (x *ContributeCall) Reset() {
 	*x = ContributeCall{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	mi := &file_demarche_v1_funding_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -868,7 +944,7 @@ func (x *ContributeCall) String() string {
 func (*ContributeCall) ProtoMessage() {}
 
 func (x *ContributeCall) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[7]
+	mi := &file_demarche_v1_funding_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -881,7 +957,7 @@ func (x *ContributeCall) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContributeCall.ProtoReflect.Descriptor instead.
 func (*ContributeCall) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ContributeCall) GetFund() string {
@@ -911,7 +987,7 @@ type ContributeResult struct {
 
 func (x *ContributeResult) Reset() {
 	*x = ContributeResult{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	mi := &file_demarche_v1_funding_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -923,7 +999,7 @@ func (x *ContributeResult) String() string {
 func (*ContributeResult) ProtoMessage() {}
 
 func (x *ContributeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[8]
+	mi := &file_demarche_v1_funding_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -936,7 +1012,7 @@ func (x *ContributeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContributeResult.ProtoReflect.Descriptor instead.
 func (*ContributeResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{8}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ContributeResult) GetEntry() *LedgerEntry {
@@ -971,7 +1047,7 @@ type DisburseResult struct {
 
 func (x *DisburseResult) Reset() {
 	*x = DisburseResult{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[9]
+	mi := &file_demarche_v1_funding_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -983,7 +1059,7 @@ func (x *DisburseResult) String() string {
 func (*DisburseResult) ProtoMessage() {}
 
 func (x *DisburseResult) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[9]
+	mi := &file_demarche_v1_funding_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -996,7 +1072,7 @@ func (x *DisburseResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DisburseResult.ProtoReflect.Descriptor instead.
 func (*DisburseResult) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *DisburseResult) GetEntry() *LedgerEntry {
@@ -1023,7 +1099,7 @@ type FundQuery struct {
 
 func (x *FundQuery) Reset() {
 	*x = FundQuery{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[10]
+	mi := &file_demarche_v1_funding_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +1111,7 @@ func (x *FundQuery) String() string {
 func (*FundQuery) ProtoMessage() {}
 
 func (x *FundQuery) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[10]
+	mi := &file_demarche_v1_funding_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,7 +1124,7 @@ func (x *FundQuery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundQuery.ProtoReflect.Descriptor instead.
 func (*FundQuery) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FundQuery) GetFund() string {
@@ -1078,7 +1154,7 @@ type FundBalance struct {
 
 func (x *FundBalance) Reset() {
 	*x = FundBalance{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[11]
+	mi := &file_demarche_v1_funding_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1090,7 +1166,7 @@ func (x *FundBalance) String() string {
 func (*FundBalance) ProtoMessage() {}
 
 func (x *FundBalance) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[11]
+	mi := &file_demarche_v1_funding_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1103,7 +1179,7 @@ func (x *FundBalance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundBalance.ProtoReflect.Descriptor instead.
 func (*FundBalance) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FundBalance) GetFund() *Fund {
@@ -1158,7 +1234,7 @@ type BalanceResponse struct {
 
 func (x *BalanceResponse) Reset() {
 	*x = BalanceResponse{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[12]
+	mi := &file_demarche_v1_funding_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1246,7 @@ func (x *BalanceResponse) String() string {
 func (*BalanceResponse) ProtoMessage() {}
 
 func (x *BalanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[12]
+	mi := &file_demarche_v1_funding_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1259,7 @@ func (x *BalanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BalanceResponse.ProtoReflect.Descriptor instead.
 func (*BalanceResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BalanceResponse) GetFunds() []*FundBalance {
@@ -1203,7 +1279,7 @@ type LedgerResponse struct {
 
 func (x *LedgerResponse) Reset() {
 	*x = LedgerResponse{}
-	mi := &file_demarche_v1_funding_proto_msgTypes[13]
+	mi := &file_demarche_v1_funding_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1215,7 +1291,7 @@ func (x *LedgerResponse) String() string {
 func (*LedgerResponse) ProtoMessage() {}
 
 func (x *LedgerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_funding_proto_msgTypes[13]
+	mi := &file_demarche_v1_funding_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1228,7 +1304,7 @@ func (x *LedgerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LedgerResponse.ProtoReflect.Descriptor instead.
 func (*LedgerResponse) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_funding_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *LedgerResponse) GetEntries() []*LedgerEntry {
@@ -1242,13 +1318,18 @@ var File_demarche_v1_funding_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\n" +
-	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x17demarche/v1/audit.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x01\n" +
+	"\x19demarche/v1/funding.proto\x12\vdemarche.v1\x1a\x17demarche/v1/audit.proto\x1a\x1bdemarche/v1/lifecycle.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd6\x01\n" +
 	"\x04Fund\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12.\n" +
 	"\x13opening_balance_usd\x18\x03 \x01(\x03R\x11openingBalanceUsd\x123\n" +
 	"\x16per_crisis_ceiling_usd\x18\x04 \x01(\x03R\x13perCrisisCeilingUsd\x12\x14\n" +
-	"\x05drill\x18\x05 \x01(\bR\x05drill\"\xe2\x03\n" +
+	"\x05drill\x18\x05 \x01(\bR\x05drill\x12/\n" +
+	"\x06quorum\x18x \x03(\v2\x17.demarche.v1.QuorumRuleR\x06quorum\"G\n" +
+	"\n" +
+	"QuorumRule\x12\x1b\n" +
+	"\tabove_usd\x18\x01 \x01(\x03R\baboveUsd\x12\x1c\n" +
+	"\tapprovers\x18\x02 \x01(\x05R\tapprovers\"\x91\x04\n" +
 	"\rFundingRecord\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
@@ -1263,7 +1344,8 @@ const file_demarche_v1_funding_proto_rawDesc = "" +
 	"\x05drill\x18\t \x01(\bR\x05drill\x12'\n" +
 	"\x0frequested_under\x18\n" +
 	" \x01(\tR\x0erequestedUnder\x12#\n" +
-	"\rdecided_under\x18\v \x01(\tR\fdecidedUnder\"\xd7\x01\n" +
+	"\rdecided_under\x18\v \x01(\tR\fdecidedUnder\x12-\n" +
+	"\x12approvals_required\x18x \x01(\x05R\x11approvalsRequired\"\xd7\x01\n" +
 	"\x12FundingRequestCall\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x125\n" +
 	"\arequest\x18\x02 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12!\n" +
@@ -1363,56 +1445,58 @@ func file_demarche_v1_funding_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_funding_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_demarche_v1_funding_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_demarche_v1_funding_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_demarche_v1_funding_proto_goTypes = []any{
 	(FundingStatus)(0),            // 0: demarche.v1.FundingStatus
 	(LedgerEntryKind)(0),          // 1: demarche.v1.LedgerEntryKind
 	(*Fund)(nil),                  // 2: demarche.v1.Fund
-	(*FundingRecord)(nil),         // 3: demarche.v1.FundingRecord
-	(*FundingRequestCall)(nil),    // 4: demarche.v1.FundingRequestCall
-	(*FundingDecideCall)(nil),     // 5: demarche.v1.FundingDecideCall
-	(*DisburseCall)(nil),          // 6: demarche.v1.DisburseCall
-	(*LedgerEntry)(nil),           // 7: demarche.v1.LedgerEntry
-	(*VoluntaryContribution)(nil), // 8: demarche.v1.VoluntaryContribution
-	(*ContributeCall)(nil),        // 9: demarche.v1.ContributeCall
-	(*ContributeResult)(nil),      // 10: demarche.v1.ContributeResult
-	(*DisburseResult)(nil),        // 11: demarche.v1.DisburseResult
-	(*FundQuery)(nil),             // 12: demarche.v1.FundQuery
-	(*FundBalance)(nil),           // 13: demarche.v1.FundBalance
-	(*BalanceResponse)(nil),       // 14: demarche.v1.BalanceResponse
-	(*LedgerResponse)(nil),        // 15: demarche.v1.LedgerResponse
-	nil,                           // 16: demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
-	(*FundingRequest)(nil),        // 17: demarche.v1.FundingRequest
-	(*timestamppb.Timestamp)(nil), // 18: google.protobuf.Timestamp
-	(*DecisionRef)(nil),           // 19: demarche.v1.DecisionRef
-	(*AuditRecord)(nil),           // 20: demarche.v1.AuditRecord
+	(*QuorumRule)(nil),            // 3: demarche.v1.QuorumRule
+	(*FundingRecord)(nil),         // 4: demarche.v1.FundingRecord
+	(*FundingRequestCall)(nil),    // 5: demarche.v1.FundingRequestCall
+	(*FundingDecideCall)(nil),     // 6: demarche.v1.FundingDecideCall
+	(*DisburseCall)(nil),          // 7: demarche.v1.DisburseCall
+	(*LedgerEntry)(nil),           // 8: demarche.v1.LedgerEntry
+	(*VoluntaryContribution)(nil), // 9: demarche.v1.VoluntaryContribution
+	(*ContributeCall)(nil),        // 10: demarche.v1.ContributeCall
+	(*ContributeResult)(nil),      // 11: demarche.v1.ContributeResult
+	(*DisburseResult)(nil),        // 12: demarche.v1.DisburseResult
+	(*FundQuery)(nil),             // 13: demarche.v1.FundQuery
+	(*FundBalance)(nil),           // 14: demarche.v1.FundBalance
+	(*BalanceResponse)(nil),       // 15: demarche.v1.BalanceResponse
+	(*LedgerResponse)(nil),        // 16: demarche.v1.LedgerResponse
+	nil,                           // 17: demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
+	(*FundingRequest)(nil),        // 18: demarche.v1.FundingRequest
+	(*timestamppb.Timestamp)(nil), // 19: google.protobuf.Timestamp
+	(*DecisionRef)(nil),           // 20: demarche.v1.DecisionRef
+	(*AuditRecord)(nil),           // 21: demarche.v1.AuditRecord
 }
 var file_demarche_v1_funding_proto_depIdxs = []int32{
-	17, // 0: demarche.v1.FundingRecord.request:type_name -> demarche.v1.FundingRequest
-	18, // 1: demarche.v1.FundingRecord.requested_at:type_name -> google.protobuf.Timestamp
-	0,  // 2: demarche.v1.FundingRecord.status:type_name -> demarche.v1.FundingStatus
-	18, // 3: demarche.v1.FundingRecord.decided_at:type_name -> google.protobuf.Timestamp
-	17, // 4: demarche.v1.FundingRequestCall.request:type_name -> demarche.v1.FundingRequest
-	19, // 5: demarche.v1.FundingRequestCall.decision:type_name -> demarche.v1.DecisionRef
-	19, // 6: demarche.v1.FundingDecideCall.decision:type_name -> demarche.v1.DecisionRef
-	19, // 7: demarche.v1.DisburseCall.decision:type_name -> demarche.v1.DecisionRef
-	1,  // 8: demarche.v1.LedgerEntry.kind:type_name -> demarche.v1.LedgerEntryKind
-	18, // 9: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
-	16, // 10: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
-	19, // 11: demarche.v1.LedgerEntry.decision:type_name -> demarche.v1.DecisionRef
-	8,  // 12: demarche.v1.LedgerEntry.contribution:type_name -> demarche.v1.VoluntaryContribution
-	8,  // 13: demarche.v1.ContributeCall.contribution:type_name -> demarche.v1.VoluntaryContribution
-	7,  // 14: demarche.v1.ContributeResult.entry:type_name -> demarche.v1.LedgerEntry
-	20, // 15: demarche.v1.ContributeResult.record:type_name -> demarche.v1.AuditRecord
-	7,  // 16: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
-	2,  // 17: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
-	13, // 18: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
-	7,  // 19: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	3,  // 0: demarche.v1.Fund.quorum:type_name -> demarche.v1.QuorumRule
+	18, // 1: demarche.v1.FundingRecord.request:type_name -> demarche.v1.FundingRequest
+	19, // 2: demarche.v1.FundingRecord.requested_at:type_name -> google.protobuf.Timestamp
+	0,  // 3: demarche.v1.FundingRecord.status:type_name -> demarche.v1.FundingStatus
+	19, // 4: demarche.v1.FundingRecord.decided_at:type_name -> google.protobuf.Timestamp
+	18, // 5: demarche.v1.FundingRequestCall.request:type_name -> demarche.v1.FundingRequest
+	20, // 6: demarche.v1.FundingRequestCall.decision:type_name -> demarche.v1.DecisionRef
+	20, // 7: demarche.v1.FundingDecideCall.decision:type_name -> demarche.v1.DecisionRef
+	20, // 8: demarche.v1.DisburseCall.decision:type_name -> demarche.v1.DecisionRef
+	1,  // 9: demarche.v1.LedgerEntry.kind:type_name -> demarche.v1.LedgerEntryKind
+	19, // 10: demarche.v1.LedgerEntry.at:type_name -> google.protobuf.Timestamp
+	17, // 11: demarche.v1.LedgerEntry.crisis_totals_usd:type_name -> demarche.v1.LedgerEntry.CrisisTotalsUsdEntry
+	20, // 12: demarche.v1.LedgerEntry.decision:type_name -> demarche.v1.DecisionRef
+	9,  // 13: demarche.v1.LedgerEntry.contribution:type_name -> demarche.v1.VoluntaryContribution
+	9,  // 14: demarche.v1.ContributeCall.contribution:type_name -> demarche.v1.VoluntaryContribution
+	8,  // 15: demarche.v1.ContributeResult.entry:type_name -> demarche.v1.LedgerEntry
+	21, // 16: demarche.v1.ContributeResult.record:type_name -> demarche.v1.AuditRecord
+	8,  // 17: demarche.v1.DisburseResult.entry:type_name -> demarche.v1.LedgerEntry
+	2,  // 18: demarche.v1.FundBalance.fund:type_name -> demarche.v1.Fund
+	14, // 19: demarche.v1.BalanceResponse.funds:type_name -> demarche.v1.FundBalance
+	8,  // 20: demarche.v1.LedgerResponse.entries:type_name -> demarche.v1.LedgerEntry
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_funding_proto_init() }
@@ -1428,7 +1512,7 @@ func file_demarche_v1_funding_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_funding_proto_rawDesc), len(file_demarche_v1_funding_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -795,9 +795,15 @@ type PendingDecision struct {
 	Who   string                 `protobuf:"bytes,3,opt,name=who,proto3" json:"who,omitempty"`
 	DueAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=due_at,json=dueAt,proto3" json:"due_at,omitempty"`
 	// The role that may take it.
-	Role          Role `protobuf:"varint,5,opt,name=role,proto3,enum=demarche.v1.Role" json:"role,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Role Role `protobuf:"varint,5,opt,name=role,proto3,enum=demarche.v1.Role" json:"role,omitempty"`
+	// A funding-decision: the request it decides, and its quorum: the
+	// approvals recorded so far (by whom, in order) and how many distinct
+	// approvers it needs (the fund's quorum rules; at least 1).
+	RequestId         string   `protobuf:"bytes,120,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	Approvers         []string `protobuf:"bytes,121,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	ApprovalsRequired int32    `protobuf:"varint,122,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *PendingDecision) Reset() {
@@ -863,6 +869,27 @@ func (x *PendingDecision) GetRole() Role {
 		return x.Role
 	}
 	return Role_ROLE_UNSPECIFIED
+}
+
+func (x *PendingDecision) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *PendingDecision) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
+}
+
+func (x *PendingDecision) GetApprovalsRequired() int32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
 }
 
 // RefusedSignal is a signal from a machine (a partner acknowledgement, a
@@ -1636,13 +1663,17 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"at_risk_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\batRiskAt\x121\n" +
 	"\x06due_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x123\n" +
-	"\x06status\x18\x06 \x01(\x0e2\x1b.demarche.v1.DeadlineStatusR\x06status\"\xbb\x01\n" +
+	"\x06status\x18\x06 \x01(\x0e2\x1b.demarche.v1.DeadlineStatusR\x06status\"\xa7\x02\n" +
 	"\x0fPendingDecision\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12(\n" +
 	"\x05stage\x18\x02 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x10\n" +
 	"\x03who\x18\x03 \x01(\tR\x03who\x121\n" +
 	"\x06due_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05dueAt\x12%\n" +
-	"\x04role\x18\x05 \x01(\x0e2\x11.demarche.v1.RoleR\x04role\"k\n" +
+	"\x04role\x18\x05 \x01(\x0e2\x11.demarche.v1.RoleR\x04role\x12\x1d\n" +
+	"\n" +
+	"request_id\x18x \x01(\tR\trequestId\x12\x1c\n" +
+	"\tapprovers\x18y \x03(\tR\tapprovers\x12-\n" +
+	"\x12approvals_required\x18z \x01(\x05R\x11approvalsRequired\"k\n" +
 	"\rRefusedSignal\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12*\n" +

@@ -487,12 +487,16 @@ func (x *CarriedStageRun) GetBeside() bool {
 
 // CarriedFundingRequest is an open funding request of a stage run.
 type CarriedFundingRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *FundingRequest        `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	Requester     string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
-	Decided       bool                   `protobuf:"varint,3,opt,name=decided,proto3" json:"decided,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Request   *FundingRequest        `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Requester string                 `protobuf:"bytes,2,opt,name=requester,proto3" json:"requester,omitempty"`
+	Decided   bool                   `protobuf:"varint,3,opt,name=decided,proto3" json:"decided,omitempty"`
+	// The quorum the funding service set when filing (0: one approver), and
+	// the approvers so far, in order.
+	ApprovalsRequired int32    `protobuf:"varint,120,opt,name=approvals_required,json=approvalsRequired,proto3" json:"approvals_required,omitempty"`
+	Approvers         []string `protobuf:"bytes,121,rep,name=approvers,proto3" json:"approvers,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *CarriedFundingRequest) Reset() {
@@ -544,6 +548,20 @@ func (x *CarriedFundingRequest) GetDecided() bool {
 		return x.Decided
 	}
 	return false
+}
+
+func (x *CarriedFundingRequest) GetApprovalsRequired() int32 {
+	if x != nil {
+		return x.ApprovalsRequired
+	}
+	return 0
+}
+
+func (x *CarriedFundingRequest) GetApprovers() []string {
+	if x != nil {
+		return x.Approvers
+	}
+	return nil
 }
 
 // StageCount is a number per stage.
@@ -1654,11 +1672,13 @@ const file_demarche_v1_workflow_proto_rawDesc = "" +
 	"\rfollow_up_due\x18\t \x01(\x05R\vfollowUpDue\x12$\n" +
 	"\x0efollow_up_done\x18\n" +
 	" \x01(\x05R\ffollowUpDone\x12\x16\n" +
-	"\x06beside\x18\v \x01(\bR\x06beside\"\x86\x01\n" +
+	"\x06beside\x18\v \x01(\bR\x06beside\"\xd3\x01\n" +
 	"\x15CarriedFundingRequest\x125\n" +
 	"\arequest\x18\x01 \x01(\v2\x1b.demarche.v1.FundingRequestR\arequest\x12\x1c\n" +
 	"\trequester\x18\x02 \x01(\tR\trequester\x12\x18\n" +
-	"\adecided\x18\x03 \x01(\bR\adecided\"L\n" +
+	"\adecided\x18\x03 \x01(\bR\adecided\x12-\n" +
+	"\x12approvals_required\x18x \x01(\x05R\x11approvalsRequired\x12\x1c\n" +
+	"\tapprovers\x18y \x03(\tR\tapprovers\"L\n" +
 	"\n" +
 	"StageCount\x12(\n" +
 	"\x05stage\x18\x01 \x01(\x0e2\x12.demarche.v1.StageR\x05stage\x12\x14\n" +

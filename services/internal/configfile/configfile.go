@@ -216,7 +216,18 @@ func (p *Parser) decode(n *yaml.Node, entry string, lines map[string]int, m prot
 				continue
 			}
 			l := m.Mutable(fd).List()
-			for _, item := range v.Content {
+			for i, item := range v.Content {
+				// A list of messages (a fund's quorum rules): each item a
+				// mapping of the message's fields, decoded the same way.
+				if fd.Kind() == protoreflect.MessageKind && item.Kind == yaml.MappingNode {
+					el := l.NewElement()
+					if !p.decode(item, fmt.Sprintf("%s %s[%d]", entry, name, i), map[string]int{}, el.Message()) {
+						ok = false
+						continue
+					}
+					l.Append(el)
+					continue
+				}
 				val, err := scalar(fd, item)
 				if err != "" {
 					p.Fail(item.Line, entry, name, "%s", err)
