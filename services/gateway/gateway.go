@@ -17,6 +17,7 @@
 //	                                    (StageControl), partner-role (PartnerRoleAck), warn (Warning)
 //	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
 //	                                    a funding_request without request_id gets a UUID v7)
+//	GET|POST|DELETE /v1/crises/{id}/claims[/{kind}]  who is on a pending decision (advisory; crisisclaims.go)
 //	POST /v1/codec/{namespace}/decode|encode  Temporal's remote codec protocol, for the Temporal UI (auditors)
 //	GET  /healthz
 //
@@ -45,6 +46,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +61,7 @@ import (
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway/app"
+	"github.com/demarche/demarche/services/gateway/claims"
 )
 
 // Config says where the gateway listens and what it talks to.
@@ -103,6 +106,9 @@ type Config struct {
 	// (the audit service's --anchor-every plus a grace; 0: its defaults;
 	// negative: not required).
 	AuditAnchorCover time.Duration
+	// ClaimTTL is how long a claim on a pending decision holds unless
+	// released or renewed (0: claims.DefaultTTL).
+	ClaimTTL time.Duration
 }
 
 // Service is a running gateway.
@@ -137,6 +143,11 @@ type Service struct {
 	temporalUI  string
 	auditKey    ed25519.PublicKey
 	anchorCover time.Duration
+	// claims are the pending decisions' claims (crisisclaims.go), bound on
+	// first use; claimTTL: Config.ClaimTTL.
+	claimsMu sync.Mutex
+	claims   *claims.Store
+	claimTTL time.Duration
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -163,7 +174,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir,
 		codec: cfg.Codec, namespace: cfg.Namespace, codecOrigins: cfg.CodecOrigins,
-		temporalUI: strings.TrimRight(cfg.TemporalUIURL, "/"), auditKey: cfg.AuditPublicKey, anchorCover: cfg.AuditAnchorCover}
+		temporalUI: strings.TrimRight(cfg.TemporalUIURL, "/"), auditKey: cfg.AuditPublicKey, anchorCover: cfg.AuditAnchorCover, claimTTL: cfg.ClaimTTL}
 	if s.codec == nil {
 		s.codec = temporalx.CodecFor(cfg.TemporalAddress)
 	}
