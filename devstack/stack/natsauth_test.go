@@ -260,7 +260,7 @@ func TestNATSPermissions(t *testing.T) {
 			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
 			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
 			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket, natsauth.RulesBucket: earlywarning.RulesBucket,
-			natsauth.ClaimsBucket: claims.Bucket,
+			natsauth.ClaimsBucket:         claims.Bucket,
 			natsauth.WebhookDurablePrefix: partners.WebhookDurablePrefix,
 		} {
 			if got != want {
