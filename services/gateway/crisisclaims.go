@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -168,4 +169,42 @@ func (s *Service) claimChanged(id string) {
 	if err := s.nc.Publish(ClaimsSubject+"."+id, nil); err != nil {
 		s.log.Debug("claim change not announced", zap.Error(err)) // a console sees it on its next reload
 	}
+}
+
+// withClaims marks the pending decisions others (or the user) claimed.
+func (c *console) withClaims(r *http.Request, st *demarchev1.CrisisState, pend []pendingView, u *user) []pendingView {
+	cl := c.s.crisisClaims(r.Context(), st)
+	for i := range pend {
+		if cm := cl[pend[i].Kind]; cm != nil {
+			pend[i].Claim, pend[i].ClaimMine = cm, cm.Holder == u.Subject
+			pend[i].ClaimAgo = humanDuration(time.Since(cm.At).Truncate(time.Second))
+		}
+	}
+	return pend
+}
+
+// claim is the console's claim and release buttons: op "claim" or
+// "release" of the pending decision kind.
+func (c *console) claim(w http.ResponseWriter, r *http.Request, u *user) {
+	kind, op := r.PostFormValue("kind"), r.PostFormValue("op")
+	page := "/console/crises/" + url.PathEscape(r.PathValue("id"))
+	var err error
+	switch op {
+	case "claim":
+		_, err = c.s.claim(r.Context(), r, u.Principal, kind)
+	case "release":
+		err = c.s.release(r.Context(), r, u.Principal, kind)
+	default:
+		err = fmt.Errorf("%w: op: %q is neither claim nor release", errs.ErrInvalid, op)
+	}
+	if err != nil {
+		_, msg := refusal(err)
+		what := "Not claimed: "
+		if op == "release" {
+			what = "Not released: "
+		}
+		c.refused(w, r, u, page, "claim-"+kind, "", what+msg)
+		return
+	}
+	http.Redirect(w, r, page+"?done="+url.QueryEscape(op)+"#pending", http.StatusSeeOther)
 }
