@@ -109,6 +109,9 @@ type Config struct {
 	// ClaimTTL is how long a claim on a pending decision holds unless
 	// released or renewed (0: claims.DefaultTTL).
 	ClaimTTL time.Duration
+	// RoleWebhooks notify each role's channel (rolewebhooks.go;
+	// LoadRoleWebhooks reads them from a file). None: no role webhook.
+	RoleWebhooks []RoleWebhook
 }
 
 // Service is a running gateway.
@@ -148,6 +151,8 @@ type Service struct {
 	claimsMu sync.Mutex
 	claims   *claims.Store
 	claimTTL time.Duration
+	// notifier sends the role webhooks (nil: none configured).
+	notifier *roleNotifier
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -199,6 +204,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.startRoleWebhooks(cfg.RoleWebhooks); err != nil {
+		_ = l.Close() // already failing: the webhooks' error is reported, the listener served nothing
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("gateway stopped serving", zap.Error(err))
@@ -217,6 +228,9 @@ func (s *Service) Stop() {
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.log.Warn("stopped with requests still in hand", zap.Error(err))
+	}
+	if s.notifier != nil {
+		s.notifier.close()
 	}
 	s.tc.Close()
 	s.nc.Close()
