@@ -184,9 +184,10 @@ func (c *console) withClaims(r *http.Request, st *demarchev1.CrisisState, pend [
 }
 
 // claim is the console's claim and release buttons: op "claim" or
-// "release" of the pending decision kind.
+// "release" of the pending decision of kind "pending".
 func (c *console) claim(w http.ResponseWriter, r *http.Request, u *user) {
-	kind, op := r.PostFormValue("kind"), r.PostFormValue("op")
+	// "pending", not "kind": the page's decision forms are found by their kind
+	kind, op := r.PostFormValue("pending"), r.PostFormValue("op")
 	page := "/console/crises/" + url.PathEscape(r.PathValue("id"))
 	var err error
 	switch op {
