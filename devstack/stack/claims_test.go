@@ -2,9 +2,13 @@ package stack_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/natsauth"
 	"github.com/demarche/demarche/pkg/ports"
+	"github.com/demarche/demarche/pkg/webhooksig"
 	"github.com/demarche/demarche/services/gateway"
 )
 
@@ -28,10 +33,18 @@ func TestClaimsOnTheStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The duty officers' webhook, as an operations centre's channel.
+	const secret = "duty-officers-webhook-secret"
+	t.Setenv("DEMARCHE_TEST_DUTY_HOOK", secret)
+	hook := &hookReceiver{secret: []byte(secret)}
+	hooks := httptest.NewServer(hook)
+	defer hooks.Close()
 	// A second gateway whose claims lapse after two seconds (the stack's
-	// own holds them for the default half hour): the lapse is watched there.
+	// own holds them for the default half hour): the lapse is watched
+	// there. It sends the duty officers' webhook.
 	short, err := gateway.Start(ctx, gateway.Config{Host: "127.0.0.1", Port: port, NATSURL: s.NATSURLFor(natsauth.Gateway),
-		TemporalAddress: s.TemporalAddress(), Namespace: s.Namespace(), Verifier: s.Issuer().Verifier(), ClaimTTL: 2 * time.Second}, zap.NewNop())
+		TemporalAddress: s.TemporalAddress(), Namespace: s.Namespace(), Verifier: s.Issuer().Verifier(), ClaimTTL: 2 * time.Second,
+		RoleWebhooks: []gateway.RoleWebhook{{Role: "duty-officer", URL: hooks.URL, SecretEnv: "DEMARCHE_TEST_DUTY_HOOK"}}}, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,6 +71,15 @@ func TestClaimsOnTheStack(t *testing.T) {
 		_, _, raw := amara.call("GET", "/v1/crises/"+id, "")
 		return strings.Contains(raw, `"kind":"triage"`) || strings.Contains(raw, `"kind": "triage"`)
 	})
+
+	// The duty officers' webhook heard of the new crisis and of the
+	// triage waiting for them, signed.
+	for want := range map[string]bool{"crisis-opened": true, "decision-waiting|triage": true} {
+		waitFor(t, func() bool { return hook.seen(id, want) })
+	}
+	if hook.bad() != 0 {
+		t.Errorf("%d webhook deliveries with a bad signature", hook.bad())
+	}
 
 	if code, _, raw := amara.call("POST", claims+"/closure", ""); code != http.StatusNotFound {
 		t.Errorf("claiming a decision that does not wait: %d %s", code, raw)
@@ -115,4 +137,51 @@ func pageWithSession(t *testing.T, url, token string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body) // a short read fails the test's assertion on the page
 	return resp.StatusCode, string(b)
+}
+
+// hookReceiver is a role webhook's receiver: it verifies each delivery's
+// signature and keeps the bodies.
+type hookReceiver struct {
+	secret []byte
+	mu     sync.Mutex
+	kinds  map[string]bool
+	bads   int
+}
+
+func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	b, _ := io.ReadAll(r.Body)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := webhooksig.Verify(h.secret, r.Header.Get(webhooksig.Header), b, time.Now(), time.Minute); err != nil {
+		h.bads++
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
+	var n map[string]any
+	if err := json.Unmarshal(b, &n); err != nil || n["text"] == "" {
+		h.bads++
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	if h.kinds == nil {
+		h.kinds = map[string]bool{}
+	}
+	h.kinds[fmt.Sprint(n["crisis"], "|", n["kind"])] = true
+	if d, ok := n["detail"].(string); ok {
+		h.kinds[fmt.Sprint(n["crisis"], "|", n["kind"], "|", d)] = true
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// seen: a delivery for the crisis of "kind" or "kind|detail".
+func (h *hookReceiver) seen(crisis, what string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.kinds[crisis+"|"+what]
+}
+
+func (h *hookReceiver) bad() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.bads
 }
