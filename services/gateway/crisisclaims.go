@@ -14,6 +14,7 @@ import (
 	"github.com/demarche/demarche/pkg/errs"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway/claims"
+	"github.com/demarche/demarche/workflows/crisis"
 )
 
 // Claims of pending decisions (services/gateway/claims): a person holding
@@ -107,6 +108,9 @@ func (s *Service) claim(ctx context.Context, r *http.Request, p *authn.Principal
 	if err != nil {
 		return nil, err
 	}
+	if err := mayClaim(st, kind, p); err != nil {
+		return nil, err
+	}
 	cs, err := s.claimStore(ctx)
 	if err != nil {
 		return nil, err
@@ -125,6 +129,9 @@ func (s *Service) release(ctx context.Context, r *http.Request, p *authn.Princip
 	if err != nil {
 		return err
 	}
+	if err := mayClaim(st, kind, p); err != nil {
+		return err
+	}
 	cs, err := s.claimStore(ctx)
 	if err != nil {
 		return err
@@ -135,6 +142,20 @@ func (s *Service) release(ctx context.Context, r *http.Request, p *authn.Princip
 	}
 	s.log.Info("claim released", zap.String("crisis", id), zap.String("kind", kind), zap.String("principal", p.Subject))
 	s.claimChanged(id)
+	return nil
+}
+
+// mayClaim refuses a person without the role first, whether or not the
+// decision waits now: the role the pending decision names, or the decision
+// table's for a kind not pending (claims.Check then says it does not wait).
+func mayClaim(st *demarchev1.CrisisState, kind string, p *authn.Principal) error {
+	role, ok := crisis.DecisionRole(kind)
+	if pd := claims.Pending(st, kind); pd != nil {
+		role, ok = pd.GetRole(), true
+	}
+	if ok && !p.Has(role) {
+		return fmt.Errorf("%w: only a %s may claim or release the %s decision", errs.ErrForbidden, role.Slug(), kind)
+	}
 	return nil
 }
 
