@@ -81,7 +81,10 @@ func TestClaimsOnTheStack(t *testing.T) {
 		t.Errorf("%d webhook deliveries with a bad signature", hook.bad())
 	}
 
-	if code, _, raw := amara.call("POST", claims+"/closure", ""); code != http.StatusNotFound {
+	if code, _, raw := amara.call("POST", claims+"/closure", ""); code != http.StatusForbidden {
+		t.Errorf("a duty officer claims the closure (a head of department's): %d %s, want 403", code, raw)
+	}
+	if code, _, raw := amara.call("POST", claims+"/no-such-kind", ""); code != http.StatusNotFound {
 		t.Errorf("claiming a decision that does not wait: %d %s", code, raw)
 	}
 	if code, _, raw := fo.call("POST", claims+"/triage", ""); code != http.StatusForbidden {
