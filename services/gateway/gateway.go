@@ -3,7 +3,9 @@
 // pkg/authn), authorises it from the one policy table (pkg/authz), hides what
 // the caller is not cleared for, and then opens and reads crises and records
 // decisions and controls through Temporal, and takes early-warning signals to
-// the earlywarning service over NATS. It holds no state of its own.
+// the earlywarning service over NATS. Its only state of its own is who
+// claimed a pending decision (advisory, lapsing: the DEMARCHE_CLAIMS bucket,
+// crisisclaims.go); it also sends the role webhooks (rolewebhooks.go).
 //
 //	POST /v1/signals                    demarche.v1.IngestRequest  -> IngestResponse
 //	GET  /v1/situations/{country}/{type} score and its explanation (ScoreResponse)
