@@ -14,7 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
+
+	"github.com/demarche/demarche/pkg/errs"
 	"github.com/demarche/demarche/pkg/webhooksig"
+	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/gateway/app"
 )
 
 const testSecret = "0123456789abcdef-role-secret"
@@ -117,5 +122,78 @@ func TestLoadRoleWebhooks(t *testing.T) {
 		if _, err := LoadRoleWebhooks(write(body)); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: %v, want an error naming %q", body, err, want)
 		}
+	}
+}
+
+// A role webhook reads each crisis as its own principal: a crisis above its
+// clearance is never told, not even by id; a decision waiting for another
+// role is not its; and each thing is told once.
+func TestRoleWebhookReadsAsItsRole(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	states := map[string]*demarchev1.CrisisState{
+		"NE-PUB": {Crisis: &demarchev1.Crisis{Id: "NE-PUB", Title: "Coup attempt", CountryCode: "NE", Severity: 3,
+			Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC},
+			PendingDecisions: []*demarchev1.PendingDecision{
+				{Kind: "triage", Role: demarchev1.Role_ROLE_DUTY_OFFICER},
+				{Kind: "funding-decision", Role: demarchev1.Role_ROLE_FUNDING_OFFICER},
+			}},
+		"NE-CONF": {Crisis: &demarchev1.Crisis{Id: "NE-CONF", Title: "Secret talks", CountryCode: "NE", Severity: 4,
+			Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL},
+			PendingDecisions: []*demarchev1.PendingDecision{{Kind: "triage", Role: demarchev1.Role_ROLE_DUTY_OFFICER}}},
+	}
+	s := &Service{log: zap.NewNop()}
+	s.app = app.New(nil, nil, s.log, app.WithCrisisStates(func(_ context.Context, id string) (*demarchev1.CrisisState, error) {
+		if st, ok := states[id]; ok {
+			return st, nil
+		}
+		return nil, errs.ErrNotFound
+	}))
+	h := hook(t, srv.URL) // duty-officer, cleared public
+	d := newDeliverer()
+	d.backoff = time.Millisecond
+	n := &roleNotifier{s: s, hooks: []RoleWebhook{*h}, d: d, log: zap.NewNop(), sent: map[string]bool{}, ctx: context.Background()}
+
+	n.notify(&n.hooks[0], "NE-PUB", "crisis_opened")
+	n.notify(&n.hooks[0], "NE-PUB", "stage_entered") // nothing new
+	n.notify(&n.hooks[0], "NE-CONF", "crisis_opened")
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	var kinds []string
+	for _, b := range rc.bodies {
+		var nt Notification
+		if err := json.Unmarshal(b, &nt); err != nil {
+			t.Fatal(err)
+		}
+		if nt.Crisis != "NE-PUB" || strings.Contains(string(b), "NE-CONF") || strings.Contains(string(b), "Secret") {
+			t.Errorf("told above its clearance: %s", b)
+		}
+		kinds = append(kinds, nt.Kind+":"+nt.Detail)
+	}
+	if strings.Join(kinds, ",") != "crisis-opened:,decision-waiting:triage" {
+		t.Fatalf("told %v, want the new crisis and its own role's triage, once each (not the funding officer's approval)", kinds)
+	}
+}
+
+// The funding officers' webhook is told of the approval waiting for them.
+func TestRoleWebhookApprovalWaiting(t *testing.T) {
+	rc := &receiver{}
+	srv := httptest.NewServer(rc)
+	defer srv.Close()
+	st := &demarchev1.CrisisState{Crisis: &demarchev1.Crisis{Id: "NE-PUB", Title: "Coup attempt", Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC},
+		PendingDecisions: []*demarchev1.PendingDecision{{Kind: "funding-decision", Role: demarchev1.Role_ROLE_FUNDING_OFFICER}}}
+	s := &Service{log: zap.NewNop()}
+	s.app = app.New(nil, nil, s.log, app.WithCrisisStates(func(context.Context, string) (*demarchev1.CrisisState, error) { return st, nil }))
+	h := &RoleWebhook{Role: "funding-officer", URL: srv.URL, SecretEnv: "X"}
+	if err := h.resolve(func(string) string { return testSecret }); err != nil {
+		t.Fatal(err)
+	}
+	n := &roleNotifier{s: s, hooks: []RoleWebhook{*h}, d: newDeliverer(), log: zap.NewNop(), sent: map[string]bool{}, ctx: context.Background()}
+	n.notify(&n.hooks[0], "NE-PUB", "decision_recorded")
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.bodies) != 1 || !strings.Contains(string(rc.bodies[0]), `"kind":"approval-waiting"`) || !strings.Contains(string(rc.bodies[0]), "Approval waiting for funding-officer") {
+		t.Fatalf("told %q, want one approval waiting", rc.bodies)
 	}
 }
