@@ -19,6 +19,7 @@ import (
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/gateway/claims"
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
 )
@@ -140,6 +141,8 @@ func TestNATSPermissions(t *testing.T) {
 		{"demarche.partner.AU.africa.GN.GN-FORGED.crisis_opened", []natsauth.Identity{natsauth.Partners}},
 		{"$KV.DEMARCHE_ROSTER.booked.env-amara-diallo", []natsauth.Identity{natsauth.Roster}},
 		{"$KV.DEMARCHE_FUNDING.paid.forged", []natsauth.Identity{natsauth.Funding}},
+		{"$KV.DEMARCHE_CLAIMS.GN-FORGED.triage", []natsauth.Identity{natsauth.Gateway}},
+		{"demarche.claims.GN-FORGED", []natsauth.Identity{natsauth.Gateway}},
 	}
 	outside := natsauth.DeployIdentities()
 	t.Run("owned subjects refused to everyone else", func(t *testing.T) {
@@ -257,6 +260,7 @@ func TestNATSPermissions(t *testing.T) {
 			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
 			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
 			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket, natsauth.RulesBucket: earlywarning.RulesBucket,
+			natsauth.ClaimsBucket:         claims.Bucket,
 			natsauth.WebhookDurablePrefix: partners.WebhookDurablePrefix,
 		} {
 			if got != want {

@@ -110,7 +110,7 @@ func TestTrust(t *testing.T) {
 		}
 		var rows []row
 		for _, rt := range gateway.Routes() {
-			path := strings.NewReplacer("{id}", public, "{country}", "NE", "{type}", "general", "{namespace}", s.Namespace()).Replace(rt.Pattern)
+			path := strings.NewReplacer("{id}", public, "{country}", "NE", "{type}", "general", "{namespace}", s.Namespace(), "{kind}", "triage").Replace(rt.Pattern)
 			switch rt.Pattern {
 			case "/v1/crises/{id}/controls/{control}":
 				for _, ctl := range []string{crisis.UpdateEscalate, crisis.UpdateDeEscalate, crisis.UpdateSkipStage, crisis.UpdateReopenStage, crisis.UpdatePartnerRole, crisis.UpdateWarn} {

@@ -246,6 +246,17 @@ func TestMessageReadsWhereNeeded(t *testing.T) {
 			}
 		}
 	}
+	// The claims bucket: the gateway reads a claim key by key; nobody else
+	// reads (the provisioner's JetStream API aside) or writes it.
+	claim := "$JS.API.DIRECT.GET.KV_DEMARCHE_CLAIMS.$KV.DEMARCHE_CLAIMS.CR-1.triage"
+	for _, id := range append(slices.Clone(natsauth.Identities), natsauth.DeployIdentities()...) {
+		if got := allowed(natsauth.PermissionsOf(id), claim); got != (id == natsauth.Gateway || id == natsauth.Provisioner) {
+			t.Errorf("%s reads a claim: %v", id, got)
+		}
+		if got := allowed(natsauth.PermissionsOf(id), "$KV.DEMARCHE_CLAIMS.CR-1.triage"); got != (id == natsauth.Gateway) {
+			t.Errorf("%s writes a claim: %v", id, got)
+		}
+	}
 	if allowed(natsauth.PermissionsOf(natsauth.Roster), "$JS.API.DIRECT.GET.KV_DEMARCHE_FUNDING.$KV.DEMARCHE_FUNDING.paid.x") {
 		t.Error("the roster may read funding's bucket")
 	}

@@ -100,6 +100,7 @@ const (
 	SignalsBucket        = "EARLYWARNING_SIGNALS" // services/earlywarning
 	SituationsBucket     = "EARLYWARNING_SITUATIONS"
 	RulesBucket          = "EARLYWARNING_RULES"
+	ClaimsBucket         = "DEMARCHE_CLAIMS" // services/gateway/claims
 
 	// BenchStream holds `demarche bench`'s bare baselines (subjects bench.>).
 	BenchStream = "BENCH_BARE"
@@ -199,6 +200,8 @@ var MessageReads = map[Identity][]string{
 	Roster:       {KV(RosterBucket)},
 	Partners:     {KV(PartnerCrisesBucket), KV(PartnerPendingBucket)},
 	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket)},
+	// a pending decision's claim, read key by key (never listed)
+	Gateway: {KV(ClaimsBucket)},
 }
 
 // ConsumerWatchers may read the info of every consumer of every stream and
@@ -245,6 +248,7 @@ var rules = []Rule{
 	{"demarche.crisis.*.*.*.warning_raised", Pub, []Identity{EarlyWarning}, "early warning's WarningRaised, nothing else"},
 	{"demarche.>", Sub, []Identity{Operator, Observer}, "watch everything (events tail, nats sub)"},
 	{"demarche.crisis.>", Sub, []Identity{Gateway}, "the console's live updates (filtered per principal before they leave)"},
+	{"demarche.claims.*", Pub | Sub, []Identity{Gateway}, "a crisis's claims changed (no content): between gateways, to their consoles' live updates"},
 	{"demarche.dlq.eventlog", Pub, []Identity{EventLog}, "its dead letters"},
 	{"demarche.dlq.audit", Pub, []Identity{Audit}, "its dead letters"},
 	{"demarche.dlq.partners", Pub, []Identity{Partners}, "its dead letters"},
@@ -266,6 +270,7 @@ var rules = []Rule{
 	{"$KV.DEMARCHE_PARTNER_PENDING.>", Pub, []Identity{Partners}, "events waiting for their opening"},
 	{"$KV.EARLYWARNING_SIGNALS.>", Pub, []Identity{EarlyWarning}, "signals seen"},
 	{"$KV.EARLYWARNING_SITUATIONS.>", Pub, []Identity{EarlyWarning}, "situations"},
+	{"$KV.DEMARCHE_CLAIMS.>", Pub, []Identity{Gateway}, "who claimed a pending decision (advisory; the claimant stamped from the credential)"},
 	{"$KV.EARLYWARNING_RULES.>", Pub, []Identity{EarlyWarning}, "rules applied on the running platform (validated by early warning, asked by the gateway for the head of department)"},
 
 	// Requests (NATS micro): the service listens, its callers ask. Money and

@@ -318,7 +318,7 @@ func newServeGatewayCmd(app *App) *cobra.Command {
 	cfg := gateway.Config{PortFlag: "--port"}
 	var issuer, audience, devIssuer string
 	var console gateway.ConsoleOIDC
-	var consoleSecretFile, auditPublicKey string
+	var consoleSecretFile, auditPublicKey, roleWebhooks string
 	cmd := &cobra.Command{
 		Use:   "gateway",
 		Short: "Run the HTTP API: open and read crises, record decisions, take signals",
@@ -355,6 +355,13 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 					return fmt.Errorf("--audit-public-key: %s", reasonOf(err))
 				}
 				cfg.AuditPublicKey = k
+			}
+			if roleWebhooks != "" {
+				hooks, err := gateway.LoadRoleWebhooks(roleWebhooks)
+				if err != nil {
+					return fmt.Errorf("--role-webhooks: %w", err)
+				}
+				cfg.RoleWebhooks = hooks
 			}
 			switch {
 			case issuer != "" && devIssuer != "":
@@ -412,6 +419,8 @@ console's session cookie; --codec-origin the UI's origin, same site).`,
 	cmd.Flags().StringSliceVar(&console.Scopes, "console-scopes", []string{"profile", "email"}, "scopes the console asks for besides openid")
 	cmd.Flags().StringVar(&cfg.TemporalUIURL, "temporal-ui-url", EnvOr("DEMARCHE_TEMPORAL_UI_URL", ""), "the Temporal UI's address, e.g. https://temporal-ui.example.org: the console's auditor page links each crisis there (env DEMARCHE_TEMPORAL_UI_URL; empty: no link)")
 	cmd.Flags().StringVar(&auditPublicKey, "audit-public-key", EnvOr(audit.EnvPublicKey, ""), "base64 ed25519 public key of the audit service: the auditor's page and runs verify chains against it (env "+audit.EnvPublicKey+")")
+	cmd.Flags().StringVar(&roleWebhooks, "role-webhooks", EnvOr("DEMARCHE_ROLE_WEBHOOKS", ""), "JSON file of role webhooks: a new crisis, a decision or approval waiting for the role, a deadline at risk or breached, POSTed signed to each role's URL (docs/operations-centre.md; env DEMARCHE_ROLE_WEBHOOKS)")
+	cmd.Flags().DurationVar(&cfg.ClaimTTL, "claim-ttl", 0, "how long a person's claim on a pending decision holds unless released or renewed (default 30m)")
 	cmd.Flags().StringSliceVar(&cfg.CodecOrigins, "codec-origin", splitList(os.Getenv("DEMARCHE_CODEC_ORIGINS")), "browser origin allowed to call the codec endpoint /v1/codec/NAMESPACE/decode with a console session: the Temporal UI's, e.g. https://temporal-ui.example.org (repeatable; env DEMARCHE_CODEC_ORIGINS)")
 	return cmd
 }

@@ -127,6 +127,7 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "POST", Pattern: "/console/crises/{id}/decide", page: (*console).decide},   // POST /v1/crises/{id}/decisions
 		{Method: "POST", Pattern: "/console/crises/{id}/control", page: (*console).control}, // POST /v1/crises/{id}/controls/{control}
 		{Method: "POST", Pattern: "/console/crises/{id}/sharing", page: (*console).sharing}, // POST /v1/crises/{id}/sharing
+		{Method: "POST", Pattern: "/console/crises/{id}/claim", page: (*console).claim},     // POST|DELETE /v1/crises/{id}/claims/{kind} (the role checked there)
 		{Method: "GET", Pattern: "/console/approvals", Action: authz.ReadCrises, page: (*console).approvals},
 		{Method: "GET", Pattern: "/console/warnings", Action: authz.ReadScores, page: (*console).warnings},
 		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},

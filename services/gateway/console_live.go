@@ -97,6 +97,17 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	defer func() { _ = sub.Unsubscribe() }() // the stream is ending; a closed connection has dropped it already
+	// A claim taken or released (crisisclaims.go) on this gateway or another.
+	claimSubject := ClaimsSubject + ".*"
+	if only != "" {
+		claimSubject = ClaimsSubject + "." + only
+	}
+	csub, err := c.s.nc.ChanSubscribe(claimSubject, ch)
+	if err != nil {
+		http.Error(w, "live updates are not available: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	defer func() { _ = csub.Unsubscribe() }() // as above
 
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
@@ -145,6 +156,13 @@ func (c *console) events(w http.ResponseWriter, r *http.Request, u *user) {
 				return
 			}
 		case m := <-ch:
+			if id, ok := strings.CutPrefix(m.Subject, ClaimsSubject+"."); ok {
+				// a partner's view lists no pending decision: no claim to show
+				if !app.PartnerOnly(u.Principal) && visible(id) && !send("crisis", map[string]string{"crisis": id, "event": "claim"}) {
+					return
+				}
+				continue
+			}
 			// demarche.crisis.<region>.<country>.<crisis-id>.<event>
 			tok := strings.Split(m.Subject, ".")
 			if len(tok) < 6 {

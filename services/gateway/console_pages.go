@@ -19,6 +19,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway/app"
+	"github.com/demarche/demarche/services/gateway/claims"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -33,6 +34,11 @@ type pendingView struct {
 	Stage           demarchev1.Stage
 	Due, AtRisk     time.Time
 	Mine            bool // the user holds the role that decides it
+	// Claim is the person who said they are on it (nil: nobody);
+	// ClaimMine when it is the user (crisisclaims.go).
+	Claim     *claims.Claim
+	ClaimAgo  string
+	ClaimMine bool
 }
 
 type deadlineView struct {
@@ -371,6 +377,10 @@ func (c *console) crisisPage(w http.ResponseWriter, r *http.Request, u *user) {
 			notice = "Crisis opened."
 		case "sharing":
 			notice = "Sharing changed."
+		case "claim":
+			notice = "Claimed: the others see that you are on it until you release it or it lapses."
+		case "release":
+			notice = "Claim released."
 		}
 	}
 	k, msg := c.keptOf(r, u)
@@ -475,7 +485,7 @@ func (c *console) renderCrisis(w http.ResponseWriter, r *http.Request, u *user, 
 	}
 	data := map[string]any{
 		"Title": cr.GetTitle(), "Live": "/console/events?crisis=" + url.QueryEscape(cr.GetId()), "FollowUp": follow, "Anytime": anytime,
-		"C": cardOf(st, u), "State": st, "Pending": pendingOf(st, u), "Deadlines": deadlinesOf(st), "Timeline": tl,
+		"C": cardOf(st, u), "State": st, "Pending": c.withClaims(r, st, pendingOf(st, u), u), "Deadlines": deadlinesOf(st), "Timeline": tl,
 		"Decisions": decisions, "Partners": partners, "Warnings": warnings, "Funding": funding, "OpenFunding": open,
 		"Key": ids.New(), "Closed": st.GetClosedAt() != nil, "Figures": st.GetFigures(), "Engagements": st.GetEngagements(), "PublicEngagements": st.GetPublicEngagements(), "CouncilActions": st.GetCouncilActions(), "Lessons": st.GetLessons(),
 		"Refused": st.GetRefusedSignals(), "OpenedBy": cr.GetOpenedBy(), "Playbook": st.GetPlaybook() + " " + st.GetPlaybookVersion(),

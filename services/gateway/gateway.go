@@ -3,7 +3,9 @@
 // pkg/authn), authorises it from the one policy table (pkg/authz), hides what
 // the caller is not cleared for, and then opens and reads crises and records
 // decisions and controls through Temporal, and takes early-warning signals to
-// the earlywarning service over NATS. It holds no state of its own.
+// the earlywarning service over NATS. Its only state of its own is who
+// claimed a pending decision (advisory, lapsing: the DEMARCHE_CLAIMS bucket,
+// crisisclaims.go); it also sends the role webhooks (rolewebhooks.go).
 //
 //	POST /v1/signals                    demarche.v1.IngestRequest  -> IngestResponse
 //	GET  /v1/situations/{country}/{type} score and its explanation (ScoreResponse)
@@ -17,6 +19,7 @@
 //	                                    (StageControl), partner-role (PartnerRoleAck), warn (Warning)
 //	                                    (Idempotency-Key header; default a new UUID v7; answered in X-Request-Id;
 //	                                    a funding_request without request_id gets a UUID v7)
+//	GET|POST|DELETE /v1/crises/{id}/claims[/{kind}]  who is on a pending decision (advisory; crisisclaims.go)
 //	POST /v1/codec/{namespace}/decode|encode  Temporal's remote codec protocol, for the Temporal UI (auditors)
 //	GET  /healthz
 //
@@ -45,6 +48,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -59,6 +63,7 @@ import (
 	"github.com/demarche/demarche/pkg/temporalx"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/gateway/app"
+	"github.com/demarche/demarche/services/gateway/claims"
 )
 
 // Config says where the gateway listens and what it talks to.
@@ -103,6 +108,12 @@ type Config struct {
 	// (the audit service's --anchor-every plus a grace; 0: its defaults;
 	// negative: not required).
 	AuditAnchorCover time.Duration
+	// ClaimTTL is how long a claim on a pending decision holds unless
+	// released or renewed (0: claims.DefaultTTL).
+	ClaimTTL time.Duration
+	// RoleWebhooks notify each role's channel (rolewebhooks.go;
+	// LoadRoleWebhooks reads them from a file). None: no role webhook.
+	RoleWebhooks []RoleWebhook
 }
 
 // Service is a running gateway.
@@ -137,6 +148,13 @@ type Service struct {
 	temporalUI  string
 	auditKey    ed25519.PublicKey
 	anchorCover time.Duration
+	// claims are the pending decisions' claims (crisisclaims.go), bound on
+	// first use; claimTTL: Config.ClaimTTL.
+	claimsMu sync.Mutex
+	claims   *claims.Store
+	claimTTL time.Duration
+	// notifier sends the role webhooks (nil: none configured).
+	notifier *roleNotifier
 }
 
 // Start connects to NATS and Temporal and serves the API.
@@ -163,7 +181,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 	}
 	s := &Service{nc: nc, tc: tc, log: log, authn: cfg.Verifier, devAuthDir: cfg.DevAuthDir,
 		codec: cfg.Codec, namespace: cfg.Namespace, codecOrigins: cfg.CodecOrigins,
-		temporalUI: strings.TrimRight(cfg.TemporalUIURL, "/"), auditKey: cfg.AuditPublicKey, anchorCover: cfg.AuditAnchorCover}
+		temporalUI: strings.TrimRight(cfg.TemporalUIURL, "/"), auditKey: cfg.AuditPublicKey, anchorCover: cfg.AuditAnchorCover, claimTTL: cfg.ClaimTTL}
 	if s.codec == nil {
 		s.codec = temporalx.CodecFor(cfg.TemporalAddress)
 	}
@@ -188,6 +206,12 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := s.startRoleWebhooks(cfg.RoleWebhooks); err != nil {
+		_ = l.Close() // already failing: the webhooks' error is reported, the listener served nothing
+		tc.Close()
+		nc.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	go func() {
 		if err := s.srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("gateway stopped serving", zap.Error(err))
@@ -206,6 +230,9 @@ func (s *Service) Stop() {
 	defer cancel()
 	if err := s.srv.Shutdown(ctx); err != nil {
 		s.log.Warn("stopped with requests still in hand", zap.Error(err))
+	}
+	if s.notifier != nil {
+		s.notifier.close()
 	}
 	s.tc.Close()
 	s.nc.Close()

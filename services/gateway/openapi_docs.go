@@ -92,6 +92,12 @@ var routeDocs = map[string]routeDoc{
 	"POST " + ServicePath(natsrpc.PartnersList):      {"partners", "The partner organisations and what each receives (regions, countries, crisis types)."},
 	"POST " + ServicePath(natsrpc.PartnersAckRole): {"partners", "A partner acknowledges its role (lead, support, ...) in a crisis shared with it; " +
 		"a partner's credential acknowledges for its own organisation only."},
+	"GET /v1/crises/{id}/claims": {"crises", "Who claimed the crisis's pending decisions (advisory: a claim never stops anyone holding the role from deciding), " +
+		"as JSON {\"claims\": [{crisis, kind, holder, name, at, expires}], \"ttl_seconds\": N}; a lapsed claim is not listed."},
+	"POST /v1/crises/{id}/claims/{kind}": {"crises", "Claim a pending decision (say you are on it), or renew your own claim: only a person holding the role the " +
+		"decision waits for (403 otherwise); 404 when no such decision waits; 409 naming the holder when someone else's claim is live. " +
+		"The claimant is the token's subject. It lapses after the gateway's claim TTL unless renewed or released."},
+	"DELETE /v1/crises/{id}/claims/{kind}":    {"crises", "Release your own claim (204); someone else's is not yours to release (403): it lapses by itself."},
 	"POST " + ServicePath(natsrpc.AuditChain): {"audit", "Read a hash-chained audit trail (the global one, or a crisis's) to verify it; the read is itself audited."},
 	"POST " + ServicePath(natsrpc.AuditHeads): {"audit", "The head of every audit chain, signed when the deployment has a key: keep them to prove later that no line was changed."},
 }
@@ -103,6 +109,7 @@ var paramDocs = map[string]string{
 	"country":   "an ISO 3166-1 alpha-2 country code (GN); as a query parameter: only that country's crises",
 	"type":      "a crisis type, short value or full name (coup, CRISIS_TYPE_COUP); as a query parameter: only crises of that type",
 	"control":   "the control, without its crisis. prefix: " + strings.Join(trimAll(controlNames(), "crisis."), ", "),
+	"kind":      "a pending decision's kind, as the crisis's state lists it (pending_decisions[].kind)",
 	"namespace": "the Temporal namespace whose payloads are coded (the deployment's, demarche by default)",
 	"name":      "the schema's name: a ce-dataschema (type.googleapis.com/demarche.v1.StageEntered), a message name (demarche.v1.StageEntered) or a ce-type",
 	"stage":     "only crises at this stage, short value or full name (good-offices, STAGE_GOOD_OFFICES)",

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
@@ -62,6 +63,10 @@ func crisisRoutes() []Route {
 		{"POST", "/v1/crises/{id}/decisions", authz.Decide, (*Service).postDecision, &demarchev1.DecisionRequest{}, &demarchev1.DecisionRecord{}},
 		// the control's own action (crisis.escalate, ...); the body is the control's message:
 		{"POST", "/v1/crises/{id}/controls/{control}", "", (*Service).postControl, nil, &demarchev1.CrisisState{}},
+		// claims of pending decisions (crisisclaims.go): the role the decision waits for is checked there
+		{"GET", "/v1/crises/{id}/claims", authz.ReadCrises, (*Service).getClaims, nil, nil},
+		{"POST", "/v1/crises/{id}/claims/{kind}", authz.Decide, (*Service).postClaim, nil, nil},
+		{"DELETE", "/v1/crises/{id}/claims/{kind}", authz.Decide, (*Service).deleteClaim, nil, nil},
 		{"POST", "/v1/crises/{id}/sharing", authz.Share, (*Service).postSharing, &demarchev1.SharingControl{}, &demarchev1.CrisisState{}},
 		{"GET", "/v1/audit/histories/{id}", authz.Audit, (*Service).getHistories, nil, nil},
 		// a crisis's report: read as the crisis is (report.go)
@@ -87,6 +92,9 @@ func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Log
 
 // Option tunes a handler made by NewHandler.
 type Option func(*Service)
+
+// WithClaimTTL sets how long a claim on a pending decision holds.
+func WithClaimTTL(d time.Duration) Option { return func(s *Service) { s.claimTTL = d } }
 
 // WithCodec serves the codec endpoint with this keyring for namespace,
 // letting the origins (the Temporal UI's) call it from a browser.

@@ -58,6 +58,7 @@ import (
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/services/funding"
+	"github.com/demarche/demarche/services/gateway/claims"
 	"github.com/demarche/demarche/services/partners"
 	"github.com/demarche/demarche/services/roster"
 )
@@ -74,7 +75,7 @@ func Resources(replicas int, partnerNames ...string) natsx.Resources {
 		replicas = 1
 	}
 	r := eventbus.Resources(eventbus.StreamOptions{Replicas: replicas}).Merge(
-		earlywarning.Resources(replicas), funding.Resources(), roster.Resources(), audit.Resources(),
+		earlywarning.Resources(replicas), funding.Resources(), roster.Resources(), audit.Resources(), claims.Resources(),
 		partners.Resources(eventbus.StreamOptions{Replicas: replicas}, partnerNames...))
 	for i := range r.Streams {
 		r.Streams[i].Replicas = replicas

@@ -260,6 +260,7 @@
           opened.forEach(function (o) { var f = fresh.querySelector("#" + CSS.escape(o[0])); if (f) f.open = o[1]; });
           if (settled(fresh) !== settled(region)) { region.innerHTML = fresh.innerHTML; wireDrafts(region); }
         });
+        mineNotices();
         updates++;
         document.body.setAttribute("data-updates", String(updates));
         tick();
@@ -269,6 +270,94 @@
         document.body.setAttribute("data-refresh-error", String(e));
         say("Live updates: refresh failed; retrying on the next event", true);
       });
+  }
+
+  // Notifications: what matters to this person, from the live stream (a
+  // new crisis, a deadline at risk or breached) and from the refreshed page
+  // (a decision newly waiting for one of the person's roles, approvals
+  // included). Shown in the page with a count in the title; a sound and
+  // browser notifications only when the person turns them on (never asked
+  // on load). Preferences are this browser's, per signed-in subject.
+  var notices = { list: [], unread: 0, mine: null, title: document.title };
+  function prefKey(name) {
+    var sec = document.getElementById("notices");
+    return "demarche.notify." + (sec ? sec.getAttribute("data-subject") : "") + "." + name;
+  }
+  function pref(name) { try { return localStorage.getItem(prefKey(name)) === "on"; } catch (e) { return false; } }
+  function setPref(name, on) { try { localStorage.setItem(prefKey(name), on ? "on" : "off"); } catch (e) { /* private mode: for this page only */ } }
+  function beep() {
+    var AC = window.AudioContext || window.webkitAudioContext;
+    if (!AC) return;
+    var ctx = new AC(), o = ctx.createOscillator(), g = ctx.createGain();
+    o.frequency.value = 880; g.gain.value = 0.05;
+    o.connect(g); g.connect(ctx.destination); o.start(); o.stop(ctx.currentTime + 0.2);
+  }
+  function showNotices() {
+    var list = document.getElementById("notice-list"), count = document.getElementById("notice-count");
+    if (!list) return;
+    list.innerHTML = "";
+    notices.list.slice(0, 20).forEach(function (n) {
+      var li = document.createElement("li"), a = document.createElement("a");
+      a.href = n.href; a.textContent = n.text;
+      li.appendChild(a);
+      li.appendChild(document.createTextNode(" · " + n.at.toLocaleTimeString()));
+      list.appendChild(li);
+    });
+    count.textContent = String(notices.unread);
+    document.title = (notices.unread ? "(" + notices.unread + ") " : "") + notices.title;
+    document.body.setAttribute("data-notices", String(notices.list.length));
+  }
+  function notify(text, href) {
+    notices.list.unshift({ text: text, href: href, at: new Date() });
+    notices.unread++;
+    showNotices();
+    if (pref("sound")) beep();
+    if (pref("browser") && window.Notification && Notification.permission === "granted") {
+      var n = new Notification("Démarche", { body: text, tag: href + "|" + text });
+      n.onclick = function () { window.focus(); location.href = href; };
+    }
+  }
+  var eventWords = { crisis_opened: "New crisis", deadline_at_risk: "Deadline at risk on", deadline_breached: "Deadline breached on" };
+  function eventNotice(ev) {
+    if (ev && eventWords[ev.event]) notify(eventWords[ev.event] + " " + ev.crisis, "/console/crises/" + encodeURIComponent(ev.crisis));
+  }
+  function mineKeys() {
+    var keys = {};
+    document.querySelectorAll("[data-mine]").forEach(function (el) { keys[el.getAttribute("data-mine")] = el.getAttribute("data-mine-text"); });
+    return keys;
+  }
+  // A decision newly waiting for one of the person's roles (what was
+  // waiting when the page opened is on the page already).
+  function mineNotices() {
+    var now = mineKeys();
+    if (notices.mine) {
+      Object.keys(now).forEach(function (k) {
+        if (!(k in notices.mine)) notify("Waiting for you: " + now[k], "/console/crises/" + encodeURIComponent(k.split("|")[0]));
+      });
+    }
+    notices.mine = now;
+  }
+  function wireNotices() {
+    if (!document.getElementById("notices")) return;
+    notices.mine = mineKeys();
+    var browser = document.getElementById("notify-browser"), sound = document.getElementById("notify-sound");
+    function label() {
+      var b = pref("browser") && window.Notification && Notification.permission === "granted";
+      browser.textContent = "Browser notifications: " + (b ? "on" : "off");
+      browser.setAttribute("aria-pressed", b ? "true" : "false");
+      if (!window.Notification) { browser.disabled = true; browser.textContent = "Browser notifications: not offered by this browser"; }
+      sound.textContent = "Sound: " + (pref("sound") ? "on" : "off");
+      sound.setAttribute("aria-pressed", pref("sound") ? "true" : "false");
+    }
+    browser.addEventListener("click", function () {
+      if (pref("browser") && Notification.permission === "granted") { setPref("browser", false); label(); return; }
+      // Asked only here, on the person's click, never on load.
+      Notification.requestPermission().then(function (p) { setPref("browser", p === "granted"); label(); });
+    });
+    sound.addEventListener("click", function () { setPref("sound", !pref("sound")); label(); });
+    document.getElementById("notices-read").addEventListener("click", function () { notices.unread = 0; showNotices(); });
+    label();
+    showNotices();
   }
 
   function listen(src) {
@@ -281,7 +370,8 @@
       if (pending) clearTimeout(pending);
       pending = setTimeout(refresh, 50);
     });
-    es.addEventListener("crisis", function () {
+    es.addEventListener("crisis", function (e) {
+      try { eventNotice(JSON.parse(e.data)); } catch (err) { /* not a notice */ }
       if (pending) clearTimeout(pending);
       pending = setTimeout(refresh, 300);
     });
@@ -302,6 +392,7 @@
     if (bad && /[?&]failed=/.test(location.search)) { bad.scrollIntoView({ block: "center" }); if (bad.focus) bad.focus(); }
     tick();
     setInterval(tick, 1000);
+    wireNotices();
     var src = document.body.getAttribute("data-live-src");
     if (src && window.EventSource) listen(src);
   });
