@@ -108,7 +108,9 @@ func TestConsoleShiftWalk(t *testing.T) {
 	})
 	step("duty officer claims the triage", func() {
 		duty.waitJS("the triage form and its Claim button", `document.querySelector("#form-triage") && document.querySelector('#pending form[action$="/claim"] button[value=claim]')`, 60*time.Second)
-		duty.run("claim", chromedp.Click(chromedp.CSS(`#pending form[action$="/claim"] button[value=claim]`)))
+		// submit with no field: a click, tried again if a live refresh
+		// replaced the button under it.
+		duty.submit("claim", nil, `#pending form[action$="/claim"] button[value=claim]`)
 		duty.waitJS("claimed by me", `location.search.includes("done=claim") && document.querySelector("#claim-triage") && document.querySelector("#claim-triage").innerText.includes("Claimed by you")`, 30*time.Second)
 	})
 	step("duty officer decides triage by the form", func() {
@@ -208,7 +210,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 
 	step("duty officer records the follow-up check-in (hand-over)", func() {
 		duty.waitJS("the next check-in due", `document.querySelector("#follow-up-status") && document.querySelector("#follow-up-status").innerText.includes("next check-in due")`, 30*time.Second)
-		duty.run("commitments implemented", chromedp.Click(chromedp.CSS(`#form-follow-up-check-in input[name=commitments_implemented]`)))
+		duty.submit("commitments implemented", nil, `#form-follow-up-check-in input[name=commitments_implemented]`)
 		duty.submit("follow-up check-in", map[string]string{`#form-follow-up-check-in select[name=recommendation]`: "hand-over",
 			`#form-follow-up-check-in input[name=tensions]`: "none reported", `#form-follow-up-check-in textarea[name=rationale]`: "peacebuilding takes over"}, `#form-follow-up-check-in button[type=submit]`)
 		duty.waitJS("check-in recorded, closure next", `location.search.includes("done=follow-up-check-in")`, 30*time.Second)
