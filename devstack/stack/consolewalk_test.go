@@ -243,7 +243,9 @@ func TestConsoleShiftWalk(t *testing.T) {
 	})
 
 	crisisPage(duty)
-	duty.waitJS("closed", `document.querySelector("#current-stage").innerText === "closed"`, 30*time.Second)
+	// Paid: the quorum reached, the money shows disbursed in the crisis's figures.
+	duty.waitJS("closed, the money disbursed", `document.querySelector("#current-stage").innerText === "closed" && document.querySelector("#figures").innerText.includes("disbursed USD 600,000")`, 30*time.Second)
 	duty.shot("end-closed-crisis")
+	duty.shots("end-closed-crisis-checked") // labels, contrast, axe-core, and at phone width
 	t.Logf("screenshots in %s", art)
 }
