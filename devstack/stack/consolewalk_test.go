@@ -167,15 +167,14 @@ func TestConsoleShiftWalk(t *testing.T) {
 		duty.waitJS("deployment recorded, funding stage", `location.search.includes("done=standby-team-deployed") && [...document.querySelectorAll(".current-stage")].some(e => e.innerText.includes("rapid-response funding"))`, 60*time.Second)
 	})
 
-	// The first approver watches the board before the request exists: the
-	// request arriving raises the notifications count (in-page, no browser
-	// permission needed). The board, not the approvals inbox: the inbox's
-	// cards carry no data-mine mark (approvals.html), so an approver who
-	// waits on /console/approvals sees the card arrive live but gets no
-	// notification — a finding for the lead.
+	// The first approver waits on the approvals inbox before the request
+	// exists: the card arriving live raises the notifications count (in-page,
+	// no browser permission needed), as a decision waiting for one's role
+	// does on the board.
 	approver := tab("walk-approver")
-	step("first approver watches the board (notifications at 0)", func() {
+	step("first approver waits on the approvals inbox (notifications at 0)", func() {
 		signInDemo(approver, base, "approver")
+		approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
 		approver.waitJS("live updates connected, no notice yet", `document.body.getAttribute("data-live-ready") === "1" && document.querySelector("#notice-count").innerText === "0"`, 30*time.Second)
 	})
 	desk := tab("walk-desk")
@@ -190,9 +189,8 @@ func TestConsoleShiftWalk(t *testing.T) {
 		}, `#form-funding-request button[type=submit]`)
 		desk.waitJS("the request awaiting a decision", `document.querySelector('#funding .funding[data-request="FR-W1"]') && document.querySelector('#funding .funding[data-request="FR-W1"] .fstatus').innerText === "awaiting decision"`, 30*time.Second)
 	})
-	step("first approver's notifications count rises; approves: 1 of 2 approvals", func() {
-		approver.waitJS("the notifications count rose and the title shows it", `Number(document.querySelector("#notice-count").innerText) > 0 && /^\(\d+\) /.test(document.title)`, 60*time.Second)
-		approver.run("approvals inbox", chromedp.Navigate(base+"/console/approvals"))
+	step("first approver's notifications count rises on the inbox; approves: 1 of 2 approvals", func() {
+		approver.waitJS("the card arrived, the notifications count rose and the title shows it", `document.querySelector("#approve-FR-W1") && Number(document.querySelector("#notice-count").innerText) > 0 && /^\(\d+\) /.test(document.title)`, 60*time.Second)
 		approver.waitJS("the request on the inbox", `document.querySelector("#approve-FR-W1")`, 30*time.Second)
 		approver.submit("approve", map[string]string{`#approve-FR-W1 textarea[name=rationale]`: "within the ceiling"}, `#approve-FR-W1 button[value=true]`)
 		approver.waitJS("1 of 2 approvals on the card", `document.querySelector("#notice") && document.querySelector('article[data-request="FR-W1"] .quorum') && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals") && !document.querySelector("#approve-FR-W1")`, 30*time.Second)
