@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.temporal.io/sdk/client"
@@ -92,9 +91,6 @@ func NewHandler(nc *nats.Conn, tc client.Client, v *authn.Verifier, log *zap.Log
 
 // Option tunes a handler made by NewHandler.
 type Option func(*Service)
-
-// WithClaimTTL sets how long a claim on a pending decision holds.
-func WithClaimTTL(d time.Duration) Option { return func(s *Service) { s.claimTTL = d } }
 
 // WithCodec serves the codec endpoint with this keyring for namespace,
 // letting the origins (the Temporal UI's) call it from a browser.
