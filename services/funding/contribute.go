@@ -67,43 +67,13 @@ func (s *Store) Contribute(ctx context.Context, call *demarchev1.ContributeCall)
 	if done, err := s.contributed(ctx, key, k); err != nil || done != nil {
 		return s.audited(ctx, done, true, err)
 	}
-	var entry *demarchev1.LedgerEntry
-	replayed := false
-	for attempt := 0; ; attempt++ {
-		last, err := s.usable(ctx, fund.GetId())
-		if err != nil {
-			return nil, err
-		}
-		if last.GetKey() == key { // our own line, from an attempt whose answer was lost
-			entry, replayed = last, true
-			break
-		}
-		entry = &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION,
+	entry, replayed, err := s.appendLine(ctx, fund.GetId(), key, func(last *demarchev1.LedgerEntry) (*demarchev1.LedgerEntry, error) {
+		return &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION,
 			AmountUsd: k.GetAmount(), BalanceAfterUsd: last.GetBalanceAfterUsd() + k.GetAmount(), Key: key,
-			At: timestamppb.New(s.now()), CrisisTotalsUsd: last.GetCrisisTotalsUsd(), Contribution: k}
-		if err := linkLine(entry, last); err != nil {
-			return nil, err
-		}
-		ack, err := s.append(ctx, entry, last.GetSequence())
-		if isWrongLast(err) {
-			if attempt > 1000 {
-				return nil, fmt.Errorf("funding: ledger of %s too contended", fund.GetId())
-			}
-			continue // another line went in first: read again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("funding: append a contribution to the ledger of %s: %w", fund.GetId(), err)
-		}
-		entry.Sequence = ack.Sequence
-		if ack.Duplicate { // an earlier attempt's line went in: that one credited it
-			replayed = true
-			if stored, err := s.stream.GetMsg(ctx, ack.Sequence); err == nil {
-				if e, err := DecodeLine(fund.GetId(), ack.Sequence, stored.Data); err == nil {
-					entry = e
-				}
-			}
-		}
-		break
+			At: timestamppb.New(s.now()), CrisisTotalsUsd: last.GetCrisisTotalsUsd(), Contribution: k}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	b, err := proto.Marshal(entry)
 	if err != nil {

@@ -485,18 +485,7 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 		return nil, err
 	}
 	amount := rec.GetRequest().GetAmountUsd()
-	var entry *demarchev1.LedgerEntry
-	replayed := false
-	for attempt := 0; ; attempt++ {
-		last, err := s.usable(ctx, fund.GetId())
-		if err != nil {
-			return nil, err
-		}
-		seq := last.GetSequence()
-		if last.GetKey() == call.GetKey() { // our own line, from an attempt whose answer was lost
-			entry, replayed = last, true
-			break
-		}
+	entry, replayed, err := s.appendLine(ctx, fund.GetId(), call.GetKey(), func(last *demarchev1.LedgerEntry) (*demarchev1.LedgerEntry, error) {
 		if last.GetBalanceAfterUsd() < amount {
 			return nil, fmt.Errorf("%w: balance: %s holds %d, request %s needs %d", errs.ErrRule, fund.GetId(), last.GetBalanceAfterUsd(), call.GetRequestId(), amount)
 		}
@@ -509,38 +498,13 @@ func (s *Store) Disburse(ctx context.Context, call *demarchev1.DisburseCall) (*d
 				call.GetCrisisId(), totals[call.GetCrisisId()]+amount, fund.GetId(), fund.GetPerCrisisCeilingUsd())
 		}
 		totals[call.GetCrisisId()] += amount
-		entry = &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
+		return &demarchev1.LedgerEntry{Fund: fund.GetId(), Kind: demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT,
 			AmountUsd: amount, BalanceAfterUsd: last.GetBalanceAfterUsd() - amount, CrisisId: call.GetCrisisId(),
 			RequestId: call.GetRequestId(), Key: call.GetKey(), At: timestamppb.New(s.now()), CrisisTotalsUsd: totals,
-			Decision: approval.ref}
-		if err := linkLine(entry, last); err != nil {
-			return nil, err
-		}
-		ack, err := s.append(ctx, entry, seq)
-		if isWrongLast(err) {
-			if attempt > 1000 {
-				return nil, fmt.Errorf("funding: ledger of %s too contended", fund.GetId())
-			}
-			continue // another line went in first: read again
-		}
-		if err != nil {
-			return nil, fmt.Errorf("funding: append to ledger of %s: %w", fund.GetId(), err)
-		}
-		entry.Sequence = ack.Sequence
-		if ack.Duplicate { // our line went in earlier; return the stored one
-			replayed = true
-			// The stored line carries the same request (same message id)
-			// but its own time: return it when it can be read; otherwise
-			// ours, which differs only in that time, is still the answer.
-			if stored, err := s.stream.GetMsg(ctx, ack.Sequence); err == nil {
-				var earlier demarchev1.LedgerEntry
-				if err := proto.Unmarshal(stored.Data, &earlier); err == nil {
-					entry = &earlier
-				}
-				entry.Sequence = ack.Sequence
-			}
-		}
-		break
+			Decision: approval.ref}, nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := s.markPaid(ctx, call, entry, rec, rev); err != nil {
 		return nil, err
