@@ -3,6 +3,7 @@ package funding_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -169,4 +170,85 @@ func link(t *testing.T, e, prev *demarchev1.LedgerEntry) {
 		t.Fatal(err)
 	}
 	e.Hash = h
+}
+
+// Contributions and disbursements race for the same ledger: both go through
+// one compare-and-append, so every line follows the one before it, none is
+// written twice, and the balance is the opening plus what came in minus
+// what went out.
+func TestContributionsAndDisbursementsShareOneLedger(t *testing.T) {
+	_, svc, nc := start(t, t.TempDir(), smallFund)
+	auditContributions(t, nc)
+	for i := range 12 {
+		approved(t, nc, fmt.Sprintf("C%02d-crisis", i), "FR-1", "small-fund", 100)
+	}
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	paid, credited := 0, 0
+	for i := range 12 {
+		wg.Add(2)
+		go func() { // each disbursement twice: the second is a retry
+			defer wg.Done()
+			for range 2 {
+				res, err := svc.Store.Disburse(ctx, disburseCall(fmt.Sprintf("C%02d-crisis", i), "FR-1", fmt.Sprintf("C%02d-FR-1", i), false))
+				mu.Lock()
+				switch {
+				case err == nil && !res.GetReplayed():
+					paid++
+				case err == nil:
+				case errors.Is(err, errs.ErrRule) && strings.Contains(err.Error(), "balance"):
+				default:
+					t.Errorf("disburse: %v", err)
+				}
+				mu.Unlock()
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if i%2 != 0 {
+				return
+			}
+			call := &demarchev1.ContributeCall{Fund: "small-fund", Contribution: &demarchev1.VoluntaryContribution{
+				Donor: "NO", Amount: 100, Currency: "USD", Reference: fmt.Sprintf("NO-%d", i), ContributedBy: "fiona"}}
+			for range 2 { // and each contribution twice
+				res, err := svc.Store.Contribute(ctx, call)
+				mu.Lock()
+				if err != nil {
+					t.Errorf("contribute: %v", err)
+				} else if !res.GetReplayed() {
+					credited++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	led, err := svc.Store.Ledger(ctx, &demarchev1.FundQuery{Fund: "small-fund"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := funding.VerifyLines("small-fund", led.GetEntries(), nil); err != nil {
+		t.Fatal(err)
+	}
+	keys := map[string]bool{}
+	bal := int64(0)
+	for i, e := range led.GetEntries() {
+		if keys[e.GetKey()] {
+			t.Fatalf("line %d: key %s written twice", i, e.GetKey())
+		}
+		keys[e.GetKey()] = true
+		switch e.GetKind() {
+		case demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_OPENING, demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_CONTRIBUTION:
+			bal += e.GetAmountUsd()
+		case demarchev1.LedgerEntryKind_LEDGER_ENTRY_KIND_DISBURSEMENT:
+			bal -= e.GetAmountUsd()
+		}
+		if bal < 0 || e.GetBalanceAfterUsd() != bal {
+			t.Fatalf("line %d: balance after %d, running sum %d", i, e.GetBalanceAfterUsd(), bal)
+		}
+	}
+	if credited != 6 || paid < 10 || len(led.GetEntries()) != 1+credited+paid || bal != 1_000+600-100*int64(paid) {
+		t.Fatalf("credited %d (want 6), paid %d (want at least 10), %d lines, balance %d", credited, paid, len(led.GetEntries()), bal)
+	}
 }
