@@ -506,6 +506,12 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the analyst's warnings page links the restricted crisis:\n%s", txt)
 	}
 	analyst.shots("warnings-uncleared")
+	// The scorecard of the rules in force, from the inbox's link: the rules'
+	// version, the data named (the shipped synthetic sample), the rules
+	// beside the two baselines and the sweep.
+	analyst.run("the scorecard", chromedp.Click(chromedp.CSS("#scorecard-link")))
+	analyst.waitJS("the scorecard", `location.pathname === "/console/warning/scorecard" && document.readyState === "complete" && document.querySelector("#rules-version").innerText !== "" && document.querySelector("#scorecard-data").innerText.includes("synthetic") && document.querySelectorAll("#scorecard-table thead th[data-predictor]").length === 3 && document.querySelectorAll("#sweep-table tbody tr").length > 1 && /AUPR/.test(document.querySelector("#scorecard-table").innerText) && /Brier/.test(document.querySelector("#scorecard-table").innerText)`, 120*time.Second)
+	analyst.shots("scorecard")
 
 	// Phone first: at 390×844 the pending action comes first, then the
 	// deadlines, then the rest (sharing and controls after them).
