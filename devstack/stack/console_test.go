@@ -181,11 +181,9 @@ func (b browserTab) checkLabels(name string) {
 	}
 }
 
-// submit sets form fields (CSS selector -> value) and clicks a button. A
-// live refresh may replace the form while it is being filled (before any
-// field is set, the page does not know someone is about to type): the
-// browser then says the node is gone, and the form is filled again; nothing
-// was submitted, the click comes last.
+// submit sets form fields (CSS selector -> value) and clicks a button, once:
+// a live refresh patches the page in place (console.js), so the fields and
+// the button located here are the nodes filled and clicked.
 func (b browserTab) submit(what string, fields map[string]string, button string) {
 	b.t.Helper()
 	var acts []chromedp.Action[chromedp.Void]
@@ -193,20 +191,7 @@ func (b browserTab) submit(what string, fields map[string]string, button string)
 		acts = append(acts, chromedp.WaitVisible(chromedp.CSS(sel)), chromedp.SetValue(chromedp.CSS(sel), v))
 	}
 	acts = append(acts, chromedp.Click(chromedp.CSS(button)))
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(b.ctx, 60*time.Second)
-		err := chromedp.Do(ctx, acts...)
-		cancel()
-		if err == nil {
-			return
-		}
-		if attempt < 4 && (strings.Contains(err.Error(), "No node with given id") || strings.Contains(err.Error(), "Could not find node with given id")) {
-			b.t.Logf("%s: %s: the form was re-rendered while being filled; filling it again", b.name, what)
-			continue
-		}
-		b.shot("failed")
-		b.t.Fatalf("%s: %s: %v", b.name, what, err)
-	}
+	b.run(what, acts...)
 }
 
 // startBrowser starts headless Chromium for the test and returns a maker of
@@ -521,6 +506,12 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("the analyst's warnings page links the restricted crisis:\n%s", txt)
 	}
 	analyst.shots("warnings-uncleared")
+	// The scorecard of the rules in force, from the inbox's link: the rules'
+	// version, the data named (the shipped synthetic sample), the rules
+	// beside the two baselines and the sweep.
+	analyst.run("the scorecard", chromedp.Click(chromedp.CSS("#scorecard-link")))
+	analyst.waitJS("the scorecard", `location.pathname === "/console/warning/scorecard" && document.readyState === "complete" && document.querySelector("#rules-version").innerText !== "" && document.querySelector("#scorecard-data").innerText.includes("synthetic") && document.querySelectorAll("#scorecard-table thead th[data-predictor]").length === 3 && document.querySelectorAll("#sweep-table tbody tr").length > 1 && /AUPR/.test(document.querySelector("#scorecard-table").innerText) && /Brier/.test(document.querySelector("#scorecard-table").innerText)`, 120*time.Second)
+	analyst.shots("scorecard")
 
 	// Phone first: at 390×844 the pending action comes first, then the
 	// deadlines, then the rest (sharing and controls after them).

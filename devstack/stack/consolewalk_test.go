@@ -95,6 +95,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 		b.waitJS("the crisis page", `document.querySelector("#state-head")`, 30*time.Second)
 	}
 	duty := tab("walk-duty")
+	dutyAPI := apiCaller{t: t, url: base, token: readToken(t, s.TokenFile("duty"))}
 
 	step("duty officer signs in and opens a crisis from the board", func() {
 		signInDemo(duty, base, "duty")
@@ -108,10 +109,32 @@ func TestConsoleShiftWalk(t *testing.T) {
 	})
 	step("duty officer claims the triage", func() {
 		duty.waitJS("the triage form and its Claim button", `document.querySelector("#form-triage") && document.querySelector('#pending form[action$="/claim"] button[value=claim]')`, 60*time.Second)
-		// submit with no field: a click, tried again if a live refresh
-		// replaced the button under it.
-		duty.submit("claim", nil, `#pending form[action$="/claim"] button[value=claim]`)
+		duty.run("claim", chromedp.Click(chromedp.CSS(`#pending form[action$="/claim"] button[value=claim]`)))
 		duty.waitJS("claimed by me", `location.search.includes("done=claim") && document.querySelector("#claim-triage") && document.querySelector("#claim-triage").innerText.includes("Claimed by you")`, 30*time.Second)
+	})
+	step("a live update around the claim keeps the button under the pointer; one click releases, one claims", func() {
+		// The Release button, located now; then a comment recorded elsewhere
+		// (the API) makes a live update, and the claim's "… ago" has moved on,
+		// so the pending panel is patched: the button must be the same node
+		// (a refresh that rewrote the panel left the located button detached,
+		// and a click on it went nowhere).
+		duty.waitJS("live updates connected", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
+		release := `#pending form[action$="/claim"] button[value=release]`
+		if err := duty.eval(`window.__release = document.querySelector('` + release + `'); window.__ago = document.querySelector("#claim-triage").innerText; window.__patched = Number(document.body.getAttribute("data-patched") || 0)`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(1100 * time.Millisecond) // the claim's age reads whole seconds
+		if code, _, raw := dutyAPI.call("POST", "/v1/crises/"+id+"/controls/comment", `{"text": "looking into the claim"}`); code != http.StatusOK {
+			t.Fatalf("comment: %d %s", code, raw)
+		}
+		duty.waitJS("the pending panel patched by a live update", `Number(document.body.getAttribute("data-patched") || 0) > window.__patched && document.querySelector("#claim-triage").innerText !== window.__ago`, 30*time.Second)
+		if ok, err := duty.evalBool(`window.__release.isConnected && window.__release === document.querySelector('` + release + `')`); err != nil || !ok {
+			t.Fatalf("the live update replaced the Release button the duty officer had in view (same node: %v, %v)", ok, err)
+		}
+		duty.run("release", chromedp.Click(chromedp.CSS(release)))
+		duty.waitJS("released", `location.search.includes("done=release") && document.querySelector("#claim-triage").innerText.includes("Not claimed")`, 30*time.Second)
+		duty.run("claim again", chromedp.Click(chromedp.CSS(`#pending form[action$="/claim"] button[value=claim]`)))
+		duty.waitJS("claimed by me again", `location.search.includes("done=claim") && document.querySelector("#claim-triage").innerText.includes("Claimed by you")`, 30*time.Second)
 	})
 	step("duty officer decides triage by the form", func() {
 		duty.submit("triage", map[string]string{`#form-triage textarea[name=assessment]`: "parliament suspended, troops in the streets",
@@ -146,8 +169,8 @@ func TestConsoleShiftWalk(t *testing.T) {
 	step("duty officer appoints the envoy and standby team with the roster picker", func() {
 		crisisPage(duty)
 		duty.waitJS("the envoy form", `document.querySelector("#form-envoy-appointment")`, 60*time.Second)
-		// Typing first marks the form as being edited, so a live refresh
-		// (the stage just started) keeps it and the picker opened in it.
+		// A live refresh (the stage just started) patches the form in place
+		// and leaves the picker opened in it where it is.
 		duty.waitJS("live updates connected", `document.body.getAttribute("data-live-ready") === "1"`, 20*time.Second)
 		duty.run("type the rationale", chromedp.SendKeys(chromedp.CSS(`#form-envoy-appointment textarea[name=rationale]`), "regional standing, speaks French"))
 		duty.run("open the envoy picker", chromedp.Click(chromedp.CSS(`#form-envoy-appointment a.roster-link[data-for="in-envoy-appointment-envoy"]`)))
@@ -193,7 +216,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 		approver.waitJS("the card arrived, the notifications count rose and the title shows it", `document.querySelector("#approve-FR-W1") && Number(document.querySelector("#notice-count").innerText) > 0 && /^\(\d+\) /.test(document.title)`, 60*time.Second)
 		approver.waitJS("the request on the inbox", `document.querySelector("#approve-FR-W1")`, 30*time.Second)
 		approver.submit("approve", map[string]string{`#approve-FR-W1 textarea[name=rationale]`: "within the ceiling"}, `#approve-FR-W1 button[value=true]`)
-		approver.waitJS("1 of 2 approvals on the card", `document.querySelector("#notice") && document.querySelector('article[data-request="FR-W1"] .quorum') && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals") && !document.querySelector("#approve-FR-W1")`, 30*time.Second)
+		approver.waitJS("1 of 2 approvals on the card, back on the inbox", `location.pathname === "/console/approvals" && location.search.includes("request=FR-W1") && document.querySelector("#notice").innerText.includes("Approval of funding request FR-W1 recorded") && document.querySelector('article[data-request="FR-W1"] .quorum') && document.querySelector('article[data-request="FR-W1"] .quorum').innerText.includes("1 of 2 approvals") && !document.querySelector("#approve-FR-W1")`, 30*time.Second)
 	})
 	second := tab("walk-approver2")
 	step("second approver approves: the request is approved", func() {
@@ -208,7 +231,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 
 	step("duty officer records the follow-up check-in (hand-over)", func() {
 		duty.waitJS("the next check-in due", `document.querySelector("#follow-up-status") && document.querySelector("#follow-up-status").innerText.includes("next check-in due")`, 30*time.Second)
-		duty.submit("commitments implemented", nil, `#form-follow-up-check-in input[name=commitments_implemented]`)
+		duty.run("commitments implemented", chromedp.Click(chromedp.CSS(`#form-follow-up-check-in input[name=commitments_implemented]`)))
 		duty.submit("follow-up check-in", map[string]string{`#form-follow-up-check-in select[name=recommendation]`: "hand-over",
 			`#form-follow-up-check-in input[name=tensions]`: "none reported", `#form-follow-up-check-in textarea[name=rationale]`: "peacebuilding takes over"}, `#form-follow-up-check-in button[type=submit]`)
 		duty.waitJS("check-in recorded, closure next", `location.search.includes("done=follow-up-check-in")`, 30*time.Second)
@@ -218,7 +241,7 @@ func TestConsoleShiftWalk(t *testing.T) {
 		duty.waitJS("hand over to the Peacebuilding Commission", `(() => { const e = document.querySelector("#form-closure select[name=hand_over_to]"); if (!e) return false; const o = [...e.options].find(o => /peacebuilding/i.test(o.text)); if (!o) return false; e.value = o.value; return e.value === o.value })()`, 10*time.Second)
 		duty.submit("closure", map[string]string{`#form-closure select[name=outcome]`: "averted", `#form-closure textarea[name=lessons]`: "an early regional envoy kept talks open",
 			`#form-closure textarea[name=rationale]`: "agreement signed"}, `#form-closure button[type=submit]`)
-		duty.waitJS("closed, handed over", `document.querySelector("#current-stage") && document.querySelector("#current-stage").innerText === "closed" && document.querySelector("#hand-over") && /peacebuilding/i.test(document.querySelector("#hand-over").innerText)`, 60*time.Second)
+		duty.waitJS("closed, handed over (the Commission named as the report names it)", `document.querySelector("#current-stage") && document.querySelector("#current-stage").innerText === "closed" && document.querySelector("#hand-over") && document.querySelector("#hand-over").innerText === "the Peacebuilding Commission"`, 60*time.Second)
 		duty.shot("closed")
 	})
 

@@ -269,11 +269,11 @@ func TestHandOverToThePeacebuildingCommission(t *testing.T) {
 	if err := run.Get(wctx, nil); err != nil {
 		t.Fatalf("crisis did not complete: %v", err)
 	}
-	if out := cli("crisis", "show", id); !strings.Contains(out, "handed over to the peacebuilding commission") {
+	if out := cli("crisis", "show", id); !strings.Contains(out, "handed over to the Peacebuilding Commission") {
 		t.Fatalf("crisis show does not name the hand-over:\n%s", out)
 	}
 	// So does the console's crisis page.
-	if _, page := consoleGet(t, s.APIURL(), readToken(t, s.TokenFile("duty")), "/console/crises/"+id); !strings.Contains(page, `handed over to <strong id="hand-over">the peacebuilding commission</strong>`) {
+	if _, page := consoleGet(t, s.APIURL(), readToken(t, s.TokenFile("duty")), "/console/crises/"+id); !strings.Contains(page, `handed over to <strong id="hand-over">the Peacebuilding Commission</strong>`) {
 		t.Fatalf("the console's crisis page does not name the hand-over:\n%s", page)
 	}
 	// The closure event carries the recipient.

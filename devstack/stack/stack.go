@@ -34,6 +34,7 @@ import (
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
 	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/services/earlywarning/evaluate"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/gateway"
@@ -385,6 +386,9 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 	if cfg.runs("earlywarning") {
 		ewCfg := cfg.EarlyWarning
 		ewCfg.NATSURL = s.NATSURLFor(natsauth.EarlyWarning)
+		if ewCfg.Scorecard == nil {
+			ewCfg.Scorecard = evaluate.Sample // the console's scorecard page
+		}
 		ew, err := earlywarning.StartWithTemporal(ctx, ewCfg, s.TemporalAddress(), cfg.Namespace, log)
 		if err != nil {
 			return nil, err

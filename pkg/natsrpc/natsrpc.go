@@ -58,6 +58,9 @@ const (
 	// EarlyWarningActiveRules answers the rules in force (the gateway, for
 	// readers of scores).
 	EarlyWarningActiveRules = EarlyWarningGroup + ".active-rules"
+	// EarlyWarningScorecard answers the scorecard of the rules in force
+	// (JSON; the gateway, for the console's scorecard page).
+	EarlyWarningScorecard = EarlyWarningGroup + ".scorecard"
 
 	PartnersGroup   = "demarche.partners"
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse

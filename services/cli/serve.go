@@ -26,6 +26,7 @@ import (
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
+	"github.com/demarche/demarche/services/earlywarning/evaluate"
 	"github.com/demarche/demarche/services/eventlog"
 	"github.com/demarche/demarche/services/funding"
 	"github.com/demarche/demarche/services/gateway"
@@ -296,6 +297,7 @@ first applied. To go back to a file, apply it.`,
 				}
 			}
 			cfg.NATSURL = app.NATSURL
+			cfg.Scorecard = evaluate.Sample // the console's scorecard page
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				s, err := earlywarning.StartWithTemporal(ctx, cfg, app.TemporalAddress, app.Namespace, app.Log)
 				if err != nil {

@@ -229,6 +229,9 @@ type Config struct {
 	// RecordRulesChange records applied rules on the audit trail (tests);
 	// default: the audit service's rules-changed endpoint.
 	RecordRulesChange func(context.Context, *demarchev1.RulesChanged) error
+	// Scorecard judges the rules in force as forecasts for the console's
+	// scorecard page (scorecard.go); nil: the page is unavailable.
+	Scorecard ScorecardFunc
 }
 
 func (c *Config) defaults() {
@@ -295,6 +298,7 @@ type Service struct {
 	seen       jetstream.KeyValue
 	situations jetstream.KeyValue
 	micro      *natsrpc.Server // refuses requests while stopping, waits for those in hand
+	cards      scorecardCache  // the rules' last scorecard (scorecard.go)
 	consumer   *eventbus.Consumer
 	closers    []func()
 

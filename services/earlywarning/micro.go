@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/nats-io/nats.go/micro"
+
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsrpc"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
@@ -38,6 +40,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.ApplyRulesRequest { return &demarchev1.ApplyRulesRequest{} }, s.ApplyRules),
 		natsrpc.Typed("active-rules", "ActiveRulesRequest → ActiveRules: the rules in force, with who applied them when (revision 0: the service's own file)",
 			func() *demarchev1.ActiveRulesRequest { return &demarchev1.ActiveRulesRequest{} }, s.ActiveRules),
+		natsrpc.Raw("scorecard", "anything → the scorecard of the rules in force beside two naive baselines (JSON; the data it is evaluated on is named in it)",
+			micro.HandlerFunc(s.serveScorecard)),
 	)
 	return err
 }

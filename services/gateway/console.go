@@ -33,6 +33,7 @@ package gateway
 //	GET  /console/approvals         funding requests awaiting a decision, with four-eyes
 //	GET  /console/warnings          warnings and scores per situation, each score explained (console_warnings.go)
 //	GET  /console/situations/{country}/{type}  one situation's score and every signal in it
+//	GET  /console/warning/scorecard the rules in force judged as forecasts beside two baselines (console_scorecard.go)
 //	GET  /console/roster            the roster picker: experts by kind, expertise, language, region, availability (console_roster.go)
 //	GET  /console/figures           warning-to-action and time per stage of closed, non-drill crises
 //	GET  /console/crises/{id}/timeline  one feed: signals, decisions, controls, sharing, deadlines, comments (console_audit.go)
@@ -132,6 +133,7 @@ func ConsoleRoutes() []ConsoleRoute {
 		{Method: "GET", Pattern: "/console/warnings", Action: authz.ReadScores, page: (*console).warnings},
 		{Method: "GET", Pattern: "/console/situations/{country}/{type}", Action: authz.ReadScores, page: (*console).situation},
 		{Method: "GET", Pattern: "/console/situations/{key}", Action: authz.ReadScores, page: (*console).situationHistory}, // console_situations.go
+		{Method: "GET", Pattern: "/console/warning/scorecard", Action: authz.ReadScores, page: (*console).scorecard},       // console_scorecard.go
 		{Method: "GET", Pattern: "/console/figures", Action: authz.ReadCrises, page: (*console).figures},
 		{Method: "GET", Pattern: "/console/roster", Action: authz.ReadRoster, page: (*console).roster}, // console_roster.go
 		{Method: "GET", Pattern: "/console/events", Action: authz.ReadCrises, page: (*console).events},
@@ -545,7 +547,7 @@ func (c *console) renderError(w http.ResponseWriter, r *http.Request, u *user, e
 func parsePages() map[string]*template.Template {
 	funcs := pageFuncs()
 	out := map[string]*template.Template{}
-	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "figures", "roster", "error", "audit", "timeline", "search", "lessons", "drills"} {
+	for _, name := range []string{"signin", "signedin", "board", "crisis", "approvals", "warnings", "situation", "situation-history", "scorecard", "figures", "roster", "error", "audit", "timeline", "search", "lessons", "drills"} {
 		out[name] = template.Must(template.New(name).Funcs(funcs).ParseFS(consoleFiles,
 			"console/templates/layout.html", "console/templates/parts.html", "console/templates/"+name+".html"))
 	}

@@ -535,7 +535,14 @@ func (c *console) decide(w http.ResponseWriter, r *http.Request, u *user) {
 		return
 	}
 	if back == "approvals" {
-		http.Redirect(w, r, "/console/approvals?done="+url.QueryEscape(id), http.StatusSeeOther)
+		// Back to the inbox the approver was on (post/redirect/get), saying
+		// which request was decided: the address names the decision, not
+		// the crisis.
+		q := url.Values{"done": {kind}, "request": {r.PostFormValue("request_id")}, "crisis": {id}}
+		if r.PostFormValue("approve") == "false" {
+			q.Set("rejected", "1")
+		}
+		http.Redirect(w, r, "/console/approvals?"+q.Encode()+"#inbox", http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/console/crises/"+url.PathEscape(id)+"?done="+url.QueryEscape(kind), http.StatusSeeOther)
@@ -636,8 +643,12 @@ func (c *console) control(w http.ResponseWriter, r *http.Request, u *user) {
 func (c *console) approvals(w http.ResponseWriter, r *http.Request, u *user) {
 	k, msg := c.keptOf(r, u)
 	extra := map[string]any{"Error": msg, "Kept": k}
-	if d := r.URL.Query().Get("done"); d != "" {
-		extra["Notice"] = "Decision recorded for crisis " + d + "."
+	if q := r.URL.Query(); q.Get("done") == "funding-decision" {
+		verb := "Approval"
+		if q.Get("rejected") != "" {
+			verb = "Rejection"
+		}
+		extra["Notice"] = verb + " of funding request " + q.Get("request") + " recorded (crisis " + q.Get("crisis") + ")."
 	}
 	c.renderApprovals(w, r, u, http.StatusOK, extra)
 }

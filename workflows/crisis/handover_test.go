@@ -51,7 +51,7 @@ func TestHandOverFollowsTheDivisionOfLabour(t *testing.T) {
 		c    *demarchev1.ClosureDecision
 		want string
 	}{
-		{&demarchev1.ClosureDecision{HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION}, "; handed over to the peacebuilding commission"},
+		{&demarchev1.ClosureDecision{HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION}, "; handed over to the Peacebuilding Commission"},
 		{&demarchev1.ClosureDecision{HandOverTo: demarchev1.HandOverRecipient_HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM}, "; handed over to the UN country team"},
 		{&demarchev1.ClosureDecision{HandOverTo: regional, HandOverPartner: "ECOWAS"}, "; handed over to ECOWAS (regional organisation)"},
 		{&demarchev1.ClosureDecision{}, ""},

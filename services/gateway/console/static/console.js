@@ -95,6 +95,7 @@
     if (restored && !form.querySelector(".draft-note")) {
       var p = document.createElement("p");
       p.className = "draft-note";
+      p.setAttribute("data-client", "");
       p.textContent = "Your draft was put back (kept in this browser). ";
       var b = document.createElement("button");
       b.type = "button"; b.className = "link-button"; b.textContent = "Clear the draft";
@@ -141,6 +142,7 @@
     box = document.createElement("div");
     box.id = "picker-" + forId;
     box.className = "picker";
+    box.setAttribute("data-client", ""); // a live refresh leaves it be
     box.setAttribute("role", "region");
     box.setAttribute("aria-label", "Roster search for " + (input.labels && input.labels[0] ? input.labels[0].textContent.trim() : forId));
     link.parentNode.after(box);
@@ -221,17 +223,154 @@
 
   // What a region holds, without what changes on every render or in this
   // browser alone: each form's fresh idempotency key (hidden "key"), the
-  // countdowns tick() rewrites, a restored draft's note. A refresh that
-  // brings nothing else new leaves the region alone, so a form someone is
-  // about to type into is not swapped under them (the node they are
-  // focusing would vanish, and the first keys typed with it).
+  // countdowns tick() rewrites, what this browser added or opened (a draft's
+  // note, a picker, an opened explanation). A refresh that brings nothing
+  // else new leaves the region alone.
   function settled(el) {
     var c = el.cloneNode(true);
     c.querySelectorAll("input[type=hidden][name=key]").forEach(function (i) { i.setAttribute("value", ""); i.value = ""; });
     c.querySelectorAll("[data-due]").forEach(function (d) { d.textContent = ""; d.classList.remove("overdue", "at-risk"); });
-    c.querySelectorAll(".draft-note").forEach(function (n) { n.remove(); });
+    c.querySelectorAll("[data-client]").forEach(function (n) { n.remove(); });
+    c.querySelectorAll("details").forEach(function (d) { d.removeAttribute("open"); });
+    c.querySelectorAll(".roster-link").forEach(function (a) { a.removeAttribute("aria-expanded"); });
     return c.innerHTML;
   }
+
+  // ---- patching a live region in place. A refresh changes only what
+  // changed: a node that is the same (same tag and, where it has one, the
+  // same key: id, form action, a control's name and value, the data-*
+  // mark of a card) stays the same node, so the button someone is about to
+  // click, the field they type in, a picker they opened and what they typed
+  // are never swapped under them. A button that changes meaning (Claim →
+  // Release) is keyed by its value, so it is replaced, never morphed into
+  // the other: a click on the old one then does nothing rather than the
+  // opposite. Nodes this browser added (a picker, a draft note) carry
+  // data-client and are left where they are.
+  function clientOnly(n) { return n.nodeType === 1 && n.hasAttribute("data-client"); }
+  var marks = ["data-request", "data-crisis", "data-kind", "data-situation", "data-expert"];
+  function keyOf(n) {
+    if (n.nodeType !== 1) return null;
+    if (n.id) return "#" + n.id;
+    var tag = n.tagName;
+    if (tag === "FORM") return "FORM " + (n.getAttribute("action") || "");
+    var name = n.getAttribute("name");
+    if (name && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(tag)) {
+      var t = (n.getAttribute("type") || "").toLowerCase();
+      return tag + " " + name + (tag === "BUTTON" || t === "radio" || t === "checkbox" || t === "submit" ? "=" + (n.getAttribute("value") || "") : "");
+    }
+    for (var i = 0; i < marks.length; i++) if (n.hasAttribute(marks[i])) return tag + " " + marks[i] + "=" + n.getAttribute(marks[i]);
+    return null;
+  }
+  function alike(a, b) {
+    if (a.nodeType !== b.nodeType) return false;
+    if (a.nodeType !== 1) return true;
+    return a.tagName === b.tagName && keyOf(a) === keyOf(b);
+  }
+  // Attributes this browser manages on server-rendered nodes: kept as they are.
+  function clientAttr(el, name) {
+    return (name === "open" && el.tagName === "DETAILS") || (name === "aria-expanded" && el.classList.contains("roster-link"));
+  }
+  function syncAttrs(cur, fresh) {
+    // An idempotency key stays the one the form was shown with.
+    var keepValue = cur.tagName === "INPUT" && cur.type === "hidden" && cur.name === "key";
+    for (var i = cur.attributes.length - 1; i >= 0; i--) {
+      var a = cur.attributes[i].name;
+      if (!fresh.hasAttribute(a) && !clientAttr(cur, a)) cur.removeAttribute(a);
+    }
+    for (var j = 0; j < fresh.attributes.length; j++) {
+      var f = fresh.attributes[j];
+      if (clientAttr(cur, f.name) || (keepValue && f.name === "value")) continue;
+      if (cur.getAttribute(f.name) !== f.value) cur.setAttribute(f.name, f.value);
+    }
+  }
+  function morphNode(cur, fresh) {
+    if (cur.nodeType !== 1) {
+      if (cur.nodeValue !== fresh.nodeValue) cur.nodeValue = fresh.nodeValue;
+      return;
+    }
+    // A running countdown: tick() writes its text and classes.
+    if (cur.hasAttribute("data-due") && cur.getAttribute("data-due") === fresh.getAttribute("data-due") &&
+        cur.getAttribute("data-at-risk") === fresh.getAttribute("data-at-risk")) return;
+    var tag = cur.tagName;
+    // What is typed or chosen stays: only a field left as it was shown
+    // takes the new default.
+    var typed = null;
+    if (tag === "INPUT" && (cur.type === "checkbox" || cur.type === "radio")) { if (cur.checked !== cur.defaultChecked) typed = cur.checked; }
+    else if ((tag === "INPUT" && cur.type !== "hidden") || tag === "TEXTAREA") { if (cur.value !== cur.defaultValue) typed = cur.value; }
+    else if (tag === "SELECT") { if (cur.selectedIndex !== defaultIndex(cur)) typed = cur.value; }
+    syncAttrs(cur, fresh);
+    if (tag === "TEXTAREA") {
+      if (cur.defaultValue !== fresh.defaultValue) cur.defaultValue = fresh.defaultValue;
+    } else morphChildren(cur, fresh);
+    if (typed === null) {
+      if (tag === "TEXTAREA" || (tag === "INPUT" && cur.type !== "checkbox" && cur.type !== "radio" && cur.type !== "hidden")) { if (cur.value !== cur.defaultValue) cur.value = cur.defaultValue; }
+      else if (tag === "INPUT" && cur.type !== "hidden") cur.checked = cur.defaultChecked;
+      else if (tag === "SELECT") cur.selectedIndex = defaultIndex(cur);
+    } else if (tag === "INPUT" && (cur.type === "checkbox" || cur.type === "radio")) cur.checked = typed;
+    else if (cur.value !== typed) {
+      cur.value = typed;
+      if (tag === "SELECT" && cur.value !== typed) cur.selectedIndex = defaultIndex(cur); // the choice is no longer offered
+    }
+  }
+  function defaultIndex(s) {
+    var def = s.options.length ? 0 : -1; // the option the page chose, or the first
+    for (var i = 0; i < s.options.length; i++) if (s.options[i].defaultSelected) def = i;
+    return def;
+  }
+  function morphChildren(cur, fresh) {
+    var keyed = {};
+    for (var c = cur.firstChild; c; c = c.nextSibling) {
+      var k = clientOnly(c) ? null : keyOf(c);
+      if (k && !(k in keyed)) keyed[k] = c;
+    }
+    var cursor = cur.firstChild;
+    var skip = function () { while (cursor && clientOnly(cursor)) cursor = cursor.nextSibling; };
+    for (var f = fresh.firstChild; f; f = f.nextSibling) {
+      skip();
+      var k2 = keyOf(f), match = null;
+      if (k2) {
+        if (keyed[k2] && keyed[k2].tagName === f.tagName) { match = keyed[k2]; delete keyed[k2]; }
+      } else {
+        // the next unkeyed node of the same kind; unkeyed nodes passed on
+        // the way are gone from the fresh render
+        for (var s = cursor; s; s = s.nextSibling) {
+          if (clientOnly(s) || keyOf(s)) continue;
+          if (alike(s, f)) { match = s; break; }
+        }
+        if (match) {
+          while (cursor && cursor !== match) {
+            var nx = cursor.nextSibling;
+            if (!clientOnly(cursor) && !keyOf(cursor)) cur.removeChild(cursor);
+            cursor = nx;
+          }
+        }
+      }
+      if (match) {
+        if (match === cursor) cursor = cursor.nextSibling;
+        else cur.insertBefore(match, cursor); // moved: a reordered list
+        morphNode(match, f);
+      } else {
+        cur.insertBefore(document.importNode(f, true), cursor);
+      }
+    }
+    // What the fresh render no longer has goes.
+    while (cursor) { var n = cursor.nextSibling; if (!clientOnly(cursor)) cur.removeChild(cursor); cursor = n; }
+    Object.keys(keyed).forEach(function (k) { if (keyed[k].parentNode === cur) cur.removeChild(keyed[k]); });
+  }
+
+  // While a pointer is down (a click under way) no region changes: the
+  // fresh page waits until the click is over, so what was pressed is what
+  // is clicked.
+  var pressed = false, waiting = null;
+  document.addEventListener("pointerdown", function () { pressed = true; }, true);
+  function released() {
+    if (!pressed) return;
+    pressed = false;
+    // after the click's own handlers (a submit goes first)
+    if (waiting) setTimeout(function () { var d = waiting; waiting = null; if (d && !pressed) apply(d); }, 0);
+  }
+  ["pointerup", "pointercancel", "click"].forEach(function (t) { document.addEventListener(t, released, true); });
+  window.addEventListener("blur", released);
 
   function refresh() {
     pending = null;
@@ -246,30 +385,34 @@
       })
       .then(function (html) {
         var doc = new DOMParser().parseFromString(html, "text/html");
-        // Only the same kind of page removes panels (an error page has none).
-        var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
-        document.querySelectorAll("[data-live][id]").forEach(function (region) {
-          var fresh = doc.getElementById(region.id);
-          if (editing(region)) return;
-          // A panel the page no longer has (Controls and Sharing once the
-          // crisis is closed) goes.
-          if (!fresh) { if (sameKind) region.remove(); return; }
-          // Explanations someone opened stay open.
-          var opened = [];
-          region.querySelectorAll("details[id]").forEach(function (d) { opened.push([d.id, d.open]); });
-          opened.forEach(function (o) { var f = fresh.querySelector("#" + CSS.escape(o[0])); if (f) f.open = o[1]; });
-          if (settled(fresh) !== settled(region)) { region.innerHTML = fresh.innerHTML; wireDrafts(region); }
-        });
-        mineNotices();
-        updates++;
-        document.body.setAttribute("data-updates", String(updates));
-        tick();
-        say("Live updates: on · last change " + new Date().toLocaleTimeString());
+        if (pressed) { waiting = doc; return; }
+        waiting = null;
+        apply(doc);
       })
       .catch(function (e) {
         document.body.setAttribute("data-refresh-error", String(e));
         say("Live updates: refresh failed; retrying on the next event", true);
       });
+  }
+
+  function apply(doc) {
+    // Only the same kind of page removes panels (an error page has none).
+    var sameKind = !!doc.querySelector("#pending[data-live], #board[data-live], #inbox[data-live]");
+    var patched = 0;
+    document.querySelectorAll("[data-live][id]").forEach(function (region) {
+      var fresh = doc.getElementById(region.id);
+      if (editing(region)) return;
+      // A panel the page no longer has (Controls and Sharing once the
+      // crisis is closed) goes.
+      if (!fresh) { if (sameKind) region.remove(); return; }
+      if (settled(fresh) !== settled(region)) { morphChildren(region, fresh); wireDrafts(region); patched++; }
+    });
+    mineNotices();
+    updates++;
+    document.body.setAttribute("data-updates", String(updates));
+    document.body.setAttribute("data-patched", String(Number(document.body.getAttribute("data-patched") || 0) + patched));
+    tick();
+    say("Live updates: on · last change " + new Date().toLocaleTimeString());
   }
 
   // Notifications: what matters to this person, from the live stream (a
