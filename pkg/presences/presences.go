@@ -48,8 +48,13 @@ const (
 // Kinds lists the kinds a presence may be.
 var Kinds = []string{RegionalOffice, PoliticalMission, PeacekeepingOperation, ResidentCoordinator}
 
-// citation is the house form of a citation of the report: ¶N "phrase".
-var citation = regexp.MustCompile(`^¶\d+ "[^"]+"$`)
+// citation is the house form of a citation of the report: the pilcrow, the
+// paragraph's number, a space and a phrase of it in double quotes
+// (devstack/repocheck checks that the paragraph says it).
+var citation = regexp.MustCompile("^\u00b6\\d+ \"[^\"]+\"$")
+
+// citationForm says the house form in errors.
+const citationForm = "\u00b6N \"phrase of paragraph N\""
 
 // Presence is one field presence.
 type Presence struct {
@@ -60,7 +65,7 @@ type Presence struct {
 	Name string `json:"name"`
 	// Countries it covers (ISO 3166-1 alpha-2): a crisis it leads is in one.
 	Countries []string `json:"countries"`
-	// Cites the report's paragraph on its kind of work, as ¶N "phrase".
+	// Cites the report's paragraph on its kind of work, in the house form.
 	Cites string `json:"cites"`
 }
 
@@ -139,7 +144,7 @@ func Parse(data []byte, source string) (*Registry, error) {
 			}
 		}
 		if !citation.MatchString(p.Cites) {
-			fail(i, p, "cites", "%q is not a citation of the report in the form ¶N \"phrase\"", p.Cites)
+			fail(i, p, "cites", "%q is not a citation of the report in the form %s", p.Cites, citationForm)
 		}
 		if p.ID != "" && r.byID[p.ID] == nil {
 			r.byID[p.ID] = p

@@ -66,19 +66,19 @@ func TestLead(t *testing.T) {
 
 // A bad registry is refused naming the entry, the field and what is allowed.
 func TestParseRefusesBadEntries(t *testing.T) {
-	good := `{"id": "UNOWA", "kind": "regional-office", "name": "Office", "countries": ["GN"], "cites": "¶24 \"x\""}`
+	good := `{"id": "UNOWA", "kind": "regional-office", "name": "Office", "countries": ["GN"], "cites": "¶24 \"In Guinea\""}`
 	cases := []struct {
 		name, file, want string
 	}{
 		{"empty", `{"presences": []}`, "at least one presence"},
 		{"unknown field", `{"presences": [{"id": "A1", "colour": "blue"}]}`, "unknown field"},
-		{"bad id", `{"presences": [{"id": "unowa", "kind": "regional-office", "name": "x", "countries": ["GN"], "cites": "¶24 \"x\""}]}`, `presences[0] (unowa): id: "unowa" is not a field presence's id`},
+		{"bad id", `{"presences": [{"id": "unowa", "kind": "regional-office", "name": "x", "countries": ["GN"], "cites": "¶24 \"In Guinea\""}]}`, `presences[0] (unowa): id: "unowa" is not a field presence's id`},
 		{"twice", `{"presences": [` + good + `,` + good + `]}`, `presences[1] (UNOWA): id: "UNOWA" is listed twice`},
-		{"kind", `{"presences": [{"id": "UNOWA", "kind": "embassy", "name": "x", "countries": ["GN"], "cites": "¶24 \"x\""}]}`, `kind: "embassy" is not a kind of presence (allowed: regional-office, political-mission, peacekeeping-operation, resident-coordinator)`},
-		{"country", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "countries": ["gn"], "cites": "¶24 \"x\""}]}`, `countries[0]: "gn" is not an ISO 3166-1 alpha-2`},
-		{"no countries", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "cites": "¶24 \"x\""}]}`, "countries: at least one country"},
-		{"citation", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "countries": ["GN"], "cites": "§24"}]}`, `cites: "§24" is not a citation of the report in the form ¶N "phrase"`},
-		{"no name", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "countries": ["GN"], "cites": "¶24 \"x\""}]}`, "name: is required"},
+		{"kind", `{"presences": [{"id": "UNOWA", "kind": "embassy", "name": "x", "countries": ["GN"], "cites": "¶24 \"In Guinea\""}]}`, `kind: "embassy" is not a kind of presence (allowed: regional-office, political-mission, peacekeeping-operation, resident-coordinator)`},
+		{"country", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "countries": ["gn"], "cites": "¶24 \"In Guinea\""}]}`, `countries[0]: "gn" is not an ISO 3166-1 alpha-2`},
+		{"no countries", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "cites": "¶24 \"In Guinea\""}]}`, "countries: at least one country"},
+		{"citation", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "name": "x", "countries": ["GN"], "cites": "paragraph 24"}]}`, `cites: "paragraph 24" is not a citation of the report in the form`},
+		{"no name", `{"presences": [{"id": "UNOWA", "kind": "regional-office", "countries": ["GN"], "cites": "¶24 \"In Guinea\""}]}`, "name: is required"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
