@@ -176,7 +176,7 @@ func (r *Registry) IDs() []string {
 // Lead checks that id may lead a crisis in country: a registered presence
 // that covers it. Errors match ErrUnknown and name the allowed presences.
 func (r *Registry) Lead(id, country string) (*Presence, error) {
-	p, ok := r.byID[id]
+	p, ok := r.Get(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: %q is not a registered field presence (registered: %s)", ErrUnknown, id, strings.Join(r.IDs(), ", "))
 	}
