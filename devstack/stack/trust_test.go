@@ -219,6 +219,9 @@ func TestTrust(t *testing.T) {
 				if id.Subject == "ecowas" && strings.HasPrefix(path, "/console/crises/"+public) && rt.Action == authz.ReadCrises {
 					continue // not shared with ECOWAS: 404, pinned under confidentiality
 				}
+				if id.Subject == "unowa" && strings.HasPrefix(path, "/console/crises/"+public) && rt.Action == authz.ReadCrises {
+					continue // not led by UNOWA: 404, pinned in TestFieldPresenceReport
+				}
 				code, body := get(path, readToken(t, s.TokenFile(id.Subject)))
 				allowed := rt.Action == "" || authz.Allowed(rt.Action, roles)
 				switch {

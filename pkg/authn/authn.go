@@ -34,6 +34,9 @@ type Principal struct {
 	Clearance demarchev1.Confidentiality
 	// Partner is the organisation a partner liaison is bound to.
 	Partner string
+	// Presence is the field presence a field officer is bound to (its id in
+	// the presences registry, pkg/presences).
+	Presence string
 }
 
 // Has reports whether the principal holds role r.
@@ -57,11 +60,12 @@ type Claims struct {
 	Roles     []string `json:"roles,omitempty"`
 	Clearance string   `json:"clearance,omitempty"`
 	Partner   string   `json:"partner,omitempty"`
+	Presence  string   `json:"presence,omitempty"`
 }
 
 // principal checks the claims and makes them a principal.
 func (c Claims) principal() (*Principal, error) {
-	p := &Principal{Subject: c.Subject, Name: c.Name, Partner: c.Partner, Clearance: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC}
+	p := &Principal{Subject: c.Subject, Name: c.Name, Partner: c.Partner, Presence: c.Presence, Clearance: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC}
 	if strings.TrimSpace(c.Subject) == "" || len(c.Subject) > 100 || strings.ContainsAny(c.Subject, " \t\r\n") {
 		return nil, fmt.Errorf("%w: the token's subject is missing or not a principal name", errs.ErrUnauthenticated)
 	}
@@ -86,6 +90,14 @@ func (c Claims) principal() (*Principal, error) {
 	}
 	if p.Has(demarchev1.Role_ROLE_PARTNER) && p.Partner == "" {
 		return nil, fmt.Errorf("%w: a partner credential must name its organisation (partner claim)", errs.ErrUnauthenticated)
+	}
+	if p.Has(demarchev1.Role_ROLE_FIELD_OFFICER) {
+		if p.Presence == "" {
+			return nil, fmt.Errorf("%w: a field officer's credential must name its field presence (presence claim, e.g. UNOWA)", errs.ErrUnauthenticated)
+		}
+		if err := demarchev1.CheckPresenceID(p.Presence); err != nil {
+			return nil, fmt.Errorf("%w: presence claim: %v", errs.ErrUnauthenticated, err)
+		}
 	}
 	return p, nil
 }

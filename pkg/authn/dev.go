@@ -119,6 +119,8 @@ var DevIdentities = []Identity{
 		"reads everything, runs the audit verbs, writes nothing"},
 	{Claims{Subject: "ecowas", Name: "ECOWAS liaison", Clearance: "public", Roles: []string{"partner"}, Partner: "ECOWAS"},
 		"partner: sees what is shared with ECOWAS, acknowledges its role"},
+	{Claims{Subject: "unowa", Name: "UNOWA field officer", Clearance: "restricted", Roles: []string{"field-officer"}, Presence: "UNOWA"},
+		"field presence: sees the crises the UN Office for West Africa leads, files their field reports"},
 	{Claims{Subject: "admin", Name: "Administrator", Clearance: "confidential", Roles: []string{"admin"}},
 		"runs the platform; takes no crisis decision"},
 }

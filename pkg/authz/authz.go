@@ -71,6 +71,7 @@ const (
 	partner  = demarchev1.Role_ROLE_PARTNER
 	admin    = demarchev1.Role_ROLE_ADMIN
 	drill    = demarchev1.Role_ROLE_DRILL_COORDINATOR
+	field    = demarchev1.Role_ROLE_FIELD_OFFICER
 )
 
 // operators run crises day to day.
@@ -82,8 +83,8 @@ var table = map[Action][]role{
 	OpenCrisis:      {duty, head},
 	OpenDrill:       {drill},
 	ChoosePlaybook:  {head},
-	ReadCrises:      {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill},
-	Decide:          operators,
+	ReadCrises:      {duty, desk, head, approver, msu, fundMgr, roster, analyst, auditor, partner, admin, drill, field},
+	Decide:          {duty, desk, head, approver, msu, field}, // the operators, and field officers (their presence's field reports)
 	Escalate:        {duty, head},
 	DeEscalate:      {duty, head},
 	SkipStage:       {duty, head},
@@ -159,16 +160,36 @@ func rank(c demarchev1.Confidentiality) int {
 }
 
 // CanSee reports whether a principal may know a crisis exists: a partner
-// liaison sees only crises shared with its organisation; everyone else sees
-// crises up to their clearance. Callers answer 404 (never 403) otherwise.
-func CanSee(p *authn.Principal, conf demarchev1.Confidentiality, sharedWith []string) bool {
+// liaison sees only crises shared with its organisation; a field officer
+// only the crises its presence leads (leadPresence), up to its clearance;
+// everyone else sees crises up to their clearance. Callers answer 404
+// (never 403) otherwise.
+func CanSee(p *authn.Principal, conf demarchev1.Confidentiality, sharedWith []string, leadPresence string) bool {
 	if p == nil {
 		return false
 	}
 	if p.Has(partner) && !p.HasAny(operators...) {
 		return slices.Contains(sharedWith, p.Partner)
 	}
+	if FieldOnly(p) && (leadPresence == "" || leadPresence != p.Presence) {
+		return false
+	}
 	return rank(conf) <= rank(p.Clearance)
+}
+
+// FieldOnly reports whether p is a field officer who reads crises by no
+// other role: such a principal sees only the crises its presence leads
+// (¶33 "our teams on the ground").
+func FieldOnly(p *authn.Principal) bool {
+	if p == nil || !p.Has(field) {
+		return false
+	}
+	for _, r := range table[ReadCrises] {
+		if r != field && p.Has(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Clearances are the confidentiality levels a principal may see (for

@@ -19,26 +19,39 @@ func TestCanSee(t *testing.T) {
 	cleared := &authn.Principal{Subject: "duty", Roles: []role{duty}, Clearance: restricted}
 	uncleared := &authn.Principal{Subject: "analyst", Roles: []role{analyst}, Clearance: public}
 	ecowas := &authn.Principal{Subject: "ecowas", Roles: []role{partner}, Partner: "ECOWAS", Clearance: confidential}
+	unowa := &authn.Principal{Subject: "unowa", Roles: []role{field}, Presence: "UNOWA", Clearance: restricted}
+	unowaDuty := &authn.Principal{Subject: "unowa-duty", Roles: []role{field, duty}, Presence: "UNOWA", Clearance: restricted}
 	cases := []struct {
 		who    *authn.Principal
 		conf   demarchev1.Confidentiality
 		shared []string
+		lead   string
 		sees   bool
 	}{
-		{cleared, public, nil, true},
-		{cleared, restricted, nil, true},
-		{cleared, confidential, nil, false},
-		{uncleared, public, nil, true},
-		{uncleared, restricted, []string{"ECOWAS"}, false},
-		{ecowas, public, nil, false}, // a partner sees only what is shared with it
-		{ecowas, confidential, []string{"AU", "ECOWAS"}, true},
-		{ecowas, restricted, []string{"AU"}, false},
-		{nil, public, nil, false},
-		{cleared, demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED, nil, false},
+		// A field officer sees its presence's crises, up to its clearance.
+		{unowa, public, nil, "UNOWA", true},
+		{unowa, restricted, nil, "UNOWA", true},
+		{unowa, confidential, nil, "UNOWA", false},
+		{unowa, public, nil, "UNOCA", false},
+		{unowa, public, nil, "", false},
+		{unowa, public, []string{"UNOWA"}, "UNOCA", false}, // sharing is for partners, not presences
+		// One who is also an operator sees by clearance, as operators do.
+		{unowaDuty, public, nil, "UNOCA", true},
+		{cleared, public, nil, "UNOWA", true},
+		{cleared, public, nil, "", true},
+		{cleared, restricted, nil, "", true},
+		{cleared, confidential, nil, "", false},
+		{uncleared, public, nil, "", true},
+		{uncleared, restricted, []string{"ECOWAS"}, "", false},
+		{ecowas, public, nil, "", false}, // a partner sees only what is shared with it
+		{ecowas, confidential, []string{"AU", "ECOWAS"}, "", true},
+		{ecowas, restricted, []string{"AU"}, "", false},
+		{nil, public, nil, "", false},
+		{cleared, demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED, nil, "", false},
 	}
 	for i, c := range cases {
-		if got := CanSee(c.who, c.conf, c.shared); got != c.sees {
-			t.Errorf("case %d: %v sees %s shared %v: %v, want %v", i, c.who, c.conf, c.shared, got, c.sees)
+		if got := CanSee(c.who, c.conf, c.shared, c.lead); got != c.sees {
+			t.Errorf("case %d: %v sees %s shared %v led by %q: %v, want %v", i, c.who, c.conf, c.shared, c.lead, got, c.sees)
 		}
 	}
 }
@@ -55,7 +68,13 @@ func TestCheckNamesTheRolesThatMay(t *testing.T) {
 	if err := Check(OpenCrisis, nil); !errors.Is(err, errs.ErrUnauthenticated) {
 		t.Fatalf("no principal: %v", err)
 	}
+	f := &authn.Principal{Subject: "unowa", Roles: []role{field}, Presence: "UNOWA"}
 	for _, act := range Actions() {
+		// A field officer reads crises (its presence's) and decides (its
+		// presence's field reports), nothing else.
+		if want := act == ReadCrises || act == Decide; Allowed(act, f.Roles) != want {
+			t.Errorf("a field officer may %s: %v, want %v", act, !want, want)
+		}
 		if len(Roles(act)) == 0 {
 			t.Errorf("%s: no role may take it", act)
 		}

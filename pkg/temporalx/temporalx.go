@@ -41,6 +41,9 @@ var (
 	// SASharedWith lists the partner organisations a crisis is shared with, so
 	// a partner's listing is one visibility query.
 	SASharedWith = temporal.NewSearchAttributeKeyKeywordList("DemarcheSharedWith")
+	// SALeadPresence is the field presence leading a crisis on the ground,
+	// so a field officer's listing is one visibility query.
+	SALeadPresence = temporal.NewSearchAttributeKeyKeyword("DemarcheLeadPresence")
 )
 
 // SearchAttributes lists the custom search attributes and their types, for
@@ -56,6 +59,7 @@ func SearchAttributes() map[string]enums.IndexedValueType {
 		SADrill.GetName():           enums.INDEXED_VALUE_TYPE_BOOL,
 		SAActiveStages.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD_LIST,
 		SASharedWith.GetName():      enums.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+		SALeadPresence.GetName():    enums.INDEXED_VALUE_TYPE_KEYWORD,
 	}
 }
 

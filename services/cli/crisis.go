@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/demarche/demarche/pkg/presences"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 	"github.com/demarche/demarche/workflows/playbook"
@@ -41,13 +42,24 @@ type openFlags struct {
 	drillDelay                                                             time.Duration
 	drillTimeScale                                                         float64
 	shareWith                                                              []string
+	leadPresence                                                           string
+}
+
+// presenceIDs are the registered field presences' ids (the embedded
+// registry's; the gateway checks against the same), for the flag's help.
+func presenceIDs() []string {
+	r, err := presences.Load("")
+	if err != nil {
+		return nil
+	}
+	return r.IDs()
 }
 
 // flagOf maps a validated field to the flag that sets it, for error messages.
 var flagOf = map[string]string{
 	"crisis.id": "--id", "crisis.title": "--title", "crisis.country_code": "--country", "crisis.crisis_type": "--type",
 	"crisis.severity": "--severity", "crisis.confidentiality": "--confidentiality", "crisis.first_signal_at": "--first-signal-at",
-	"drill.decision_delay": "--drill-delay", "drill.time_scale": "--drill-time-scale", "playbook": "--playbook",
+	"crisis.lead_presence": "--lead-presence", "drill.decision_delay": "--drill-delay", "drill.time_scale": "--drill-time-scale", "playbook": "--playbook",
 }
 
 func newCrisisOpenCmd(app *App) *cobra.Command {
@@ -68,6 +80,7 @@ figures.
 Crisis types: ` + strings.Join(demarchev1.CrisisTypeSlugs(), ", ") + `
 Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 		Example: `  demarche crisis open --title "Coup attempt in Conakry" --country GN --type unconstitutional-change --severity 4
+  demarche crisis open --title "Transition in Guinea" --country GN --type unconstitutional-change --severity 4 --lead-presence UNOWA
   demarche crisis open --title "Disputed count" --country KE --type election-violence --severity 3 --drill`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -99,6 +112,7 @@ Confidentiality: ` + strings.Join(demarchev1.ConfidentialitySlugs(), ", "),
 	fl.StringVar(&f.id, "id", "", "drills only: a name for the drill, its id then DRILL-<your tag>-<name> (a real crisis's id is minted by the platform, e.g. GN-20261127-K7Q3P)")
 	fl.StringVar(&f.firstSignal, "first-signal-at", "", "RFC 3339 time of the first warning signal (default: now); starts the warning-to-action clock")
 	fl.StringSliceVar(&f.shareWith, "share-with", nil, "partners a restricted or confidential crisis is shared with, e.g. AU,ECOWAS")
+	fl.StringVar(&f.leadPresence, "lead-presence", "", "the registered field presence leading on the ground, covering the country: "+strings.Join(presenceIDs(), ", "))
 	fl.StringVar(&f.playbook, "playbook", "", "a registered playbook's name (default: the one for --type; see \"demarche playbook list\"; needs the head-of-department role)")
 	fl.BoolVar(&f.drill, "drill", false, "run as a drill: decisions taken automatically, time compressed, kept out of real figures (needs the drill-coordinator role)")
 	fl.DurationVar(&f.drillDelay, "drill-delay", 2*time.Second, "drill: wait before the drill policy takes each pending decision (1s to 720h)")
@@ -118,6 +132,8 @@ func (f openFlags) input(now time.Time) (*demarchev1.OpenCrisisRequest, error) {
 		OpenedBy:    "you", // the gateway puts the credential's subject here
 		Drill:       f.drill,
 		SharedWith:  f.shareWith,
+		// The gateway checks it against the presences registry.
+		LeadPresence: strings.ToUpper(strings.TrimSpace(f.leadPresence)),
 	}
 	if f.crisisType != "" {
 		t, err := demarchev1.ParseCrisisType(f.crisisType)
@@ -436,6 +452,9 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 	if len(c.GetSharedWith()) > 0 {
 		fmt.Fprintf(w, "shared    %s\n", strings.Join(c.GetSharedWith(), ", "))
 	}
+	if lp := c.GetLeadPresence(); lp != "" {
+		fmt.Fprintf(w, "presence  %s (lead field presence)\n", lp)
+	}
 	if st.GetPlaybook() != "" {
 		fmt.Fprintf(w, "playbook  %s (version %s)\n", st.GetPlaybook(), st.GetPlaybookVersion())
 	}
@@ -496,6 +515,15 @@ func printStateAt(w io.Writer, st *demarchev1.CrisisState, now time.Time) {
 				fmt.Fprintf(w, "  %s\n", crisis.Describe(d.GetRequest()))
 			}
 		}
+	}
+	var reports []string
+	for _, d := range st.GetDecisions() {
+		if d.GetRequest().GetFieldReport() != nil {
+			reports = append(reports, fmt.Sprintf("  %s %s (by %s)", ts(d.GetDecidedAt()), crisis.Describe(d.GetRequest()), d.GetPrincipal()))
+		}
+	}
+	if len(reports) > 0 {
+		fmt.Fprintf(w, "\nfield reports: %d\n%s\n", len(reports), strings.Join(reports, "\n"))
 	}
 	if ds := st.GetDecisions(); len(ds) > 0 {
 		fmt.Fprintln(w, "\ndecisions:")

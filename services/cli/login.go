@@ -80,7 +80,7 @@ analyst, auditor, ecowas, admin), read from the dev data folder.`,
 		},
 	}
 	cmd.Flags().StringVar(&tokenFile, "token-file", "", "read the token from this file")
-	cmd.Flags().StringVar(&identity, "as", "", "demarche dev only: a demo identity (duty, approver, roster, analyst, auditor, ecowas, admin)")
+	cmd.Flags().StringVar(&identity, "as", "", "demarche dev only: a demo identity (duty, approver, roster, analyst, auditor, ecowas, unowa, admin)")
 	cmd.Flags().StringVar(&dataDir, "data-dir", EnvOr("DEMARCHE_DATA_DIR", ".demarche"), "demarche dev's data folder, for --as (env DEMARCHE_DATA_DIR)")
 	return cmd
 }

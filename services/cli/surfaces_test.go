@@ -70,7 +70,7 @@ func TestEveryDecisionKindOnEverySurface(t *testing.T) {
 	}
 	c := &demarchev1.Crisis{Id: "GN-20261127-WALK0", Title: "Coup attempt", CountryCode: "GN", Region: demarchev1.Region_REGION_AFRICA,
 		CrisisType: demarchev1.CrisisType_CRISIS_TYPE_UNCONSTITUTIONAL_CHANGE, Severity: 4,
-		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC, OpenedAt: timestamppb.Now()}
+		Confidentiality: demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC, OpenedAt: timestamppb.Now(), LeadPresence: "UNOWA"}
 	// Every kind is pending, and the walker holds every role that decides one.
 	st := &demarchev1.CrisisState{Crisis: c, Decisions: []*demarchev1.DecisionRecord{{
 		Number: 1, Kind: "funding-request", Principal: "alice", DecidedAt: timestamppb.Now(),
@@ -86,7 +86,8 @@ func TestEveryDecisionKindOnEverySurface(t *testing.T) {
 		st.PendingDecisions = append(st.PendingDecisions, &demarchev1.PendingDecision{Kind: kind, Role: role, Who: "someone"})
 		roles = append(roles, role.Slug())
 	}
-	token, err := iss.Mint(authn.Claims{Subject: "walker", Roles: roles, Clearance: "public"}, time.Hour)
+	// The walker is a field officer of the crisis's lead presence too (field-report).
+	token, err := iss.Mint(authn.Claims{Subject: "walker", Roles: roles, Clearance: "public", Presence: "UNOWA"}, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}

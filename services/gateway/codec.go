@@ -61,7 +61,7 @@ func (s *Service) codecOp(w http.ResponseWriter, r *http.Request, p *authn.Princ
 	}
 	// A payload does not say which crisis it belongs to, and the UI shows
 	// every crisis: reading them in clear needs the highest clearance.
-	if op == "decode" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+	if op == "decode" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil, "") {
 		writeError(w, fmt.Errorf("%w: decrypting Temporal payloads shows every crisis, confidential ones included: it needs confidential clearance (yours: %s)", errs.ErrForbidden, p.Clearance.Slug()))
 		return
 	}

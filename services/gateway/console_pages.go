@@ -87,7 +87,9 @@ type cardView struct {
 	// it was not): the Peacebuilding Commission, or "ECOWAS (regional
 	// organisation)".
 	HandOver string
-	OpenedAt time.Time
+	// LeadPresence is the field presence leading on the ground ("": none named).
+	LeadPresence string
+	OpenedAt     time.Time
 	// Current is the most recently entered stage still running (a drill's
 	// one card goes to its column).
 	Current demarchev1.Stage
@@ -137,7 +139,7 @@ func cardOf(st *demarchev1.CrisisState, u *user) cardView {
 	cv := cardView{ID: c.GetId(), Title: c.GetTitle(), Country: c.GetCountryCode(), Type: words(c.GetCrisisType().Slug()),
 		Confidentiality: c.GetConfidentiality().Slug(), Severity: c.GetSeverity(), Drill: c.GetDrill(),
 		Stages: sortedStages(st.GetActiveStages()), Pending: pendingOf(st, u), OpenedAt: ts(c.GetOpenedAt()),
-		Current: st.GetCurrentStage(), Closed: st.GetClosedAt() != nil}
+		Current: st.GetCurrentStage(), Closed: st.GetClosedAt() != nil, LeadPresence: c.GetLeadPresence()}
 	cv.Closing = !cv.Closed && len(cv.Stages) == 0
 	for _, d := range deadlinesOf(st) {
 		if d.Running {

@@ -14,7 +14,7 @@ import (
 )
 
 func (s *Service) whoami(w http.ResponseWriter, _ *http.Request, p *authn.Principal) {
-	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner})
+	writeProto(w, http.StatusOK, &demarchev1.Principal{Subject: p.Subject, Name: p.Name, Roles: p.Roles, Clearance: p.Clearance, Partner: p.Partner, Presence: p.Presence})
 }
 
 // postSignals takes a person's signals: each is stamped with the

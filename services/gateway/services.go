@@ -109,7 +109,7 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 	// The global audit chain records reads of every crisis: it is for
 	// principals cleared for every crisis (a crisis's own chain is read
 	// like the crisis, above).
-	if m, ok := req.(*demarchev1.AuditChainRequest); ok && m.GetCrisisId() == "" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+	if m, ok := req.(*demarchev1.AuditChainRequest); ok && m.GetCrisisId() == "" && !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil, "") {
 		writeError(w, fmt.Errorf("%w: the global audit chain names every crisis, confidential ones included: it needs confidential clearance (yours: %s)", errs.ErrForbidden, p.Clearance.Slug()))
 		return
 	}

@@ -36,6 +36,7 @@ import (
 type crisisMark struct {
 	conf   demarchev1.Confidentiality
 	shared []string
+	lead   string // the lead field presence
 }
 
 // unknownCrisis is the mark of a crisis id no workflow answers for.
@@ -57,7 +58,7 @@ func (s *Service) crisisMarks(ctx context.Context, ids []string) (map[string]cri
 			} else if err != nil {
 				return nil, err
 			}
-			out[id] = crisisMark{conf: st.GetCrisis().GetConfidentiality(), shared: st.GetCrisis().GetSharedWith()}
+			out[id] = crisisMark{conf: st.GetCrisis().GetConfidentiality(), shared: st.GetCrisis().GetSharedWith(), lead: st.GetCrisis().GetLeadPresence()}
 		}
 		return out, nil
 	}
@@ -80,15 +81,19 @@ func (s *Service) crisisMarks(ctx context.Context, ids []string) (map[string]cri
 				fields := e.GetSearchAttributes().GetIndexedFields()
 				var slug string
 				var shared []string
+				var lead string
 				if p, ok := fields[temporalx.SAConfidentiality.GetName()]; ok {
 					_ = dc.FromPayload(p, &slug) // undecodable: the slug stays empty and the crisis reads as unknown (confidential), the safe side
 				}
 				if p, ok := fields[temporalx.SASharedWith.GetName()]; ok {
 					_ = dc.FromPayload(p, &shared) // undecodable: shared with no one, the safe side
 				}
+				if p, ok := fields[temporalx.SALeadPresence.GetName()]; ok {
+					_ = dc.FromPayload(p, &lead) // undecodable: led by no presence, the safe side (no field officer sees it)
+				}
 				m := unknownCrisis
 				if c, err := demarchev1.ParseConfidentiality(slug); err == nil && c != demarchev1.Confidentiality_CONFIDENTIALITY_UNSPECIFIED {
-					m = crisisMark{conf: c, shared: shared}
+					m = crisisMark{conf: c, shared: shared, lead: lead}
 				}
 				// Several runs of one id (none since ids are never reused):
 				// the most restrictive wins.
@@ -129,7 +134,7 @@ func (s *Service) readable(r *http.Request, p *authn.Principal, ids []string, de
 		if !known {
 			m = unknownCrisis
 		}
-		if !authz.CanSee(p, m.conf, m.shared) {
+		if !authz.CanSee(p, m.conf, m.shared, m.lead) {
 			continue
 		}
 		ok[id] = true
@@ -272,7 +277,7 @@ func (s *Service) cutToReadable(r *http.Request, p *authn.Principal, resp proto.
 			if !known {
 				mk = unknownCrisis
 			}
-			return !authz.CanSee(p, mk.conf, mk.shared)
+			return !authz.CanSee(p, mk.conf, mk.shared, mk.lead)
 		})
 	}
 	return nil

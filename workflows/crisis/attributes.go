@@ -21,12 +21,16 @@ func crisisAttributes(c *demarchev1.Crisis) []temporal.SearchAttributeUpdate {
 		temporalx.SAConfidentiality.ValueSet(c.GetConfidentiality().Slug()),
 		temporalx.SADrill.ValueSet(c.GetDrill()),
 		temporalx.SASharedWith.ValueSet(append([]string{}, c.GetSharedWith()...)),
+		temporalx.SALeadPresence.ValueSet(c.GetLeadPresence()),
 	}
 }
 
 // ensureCrisisAttributes upserts the crisis's attributes the start did not
 // already set (crisis.Open and OpenOrSignal set them all: then nothing is
-// written, saving a visibility update per opening).
+// written, saving a visibility update per opening). The lead presence is
+// not compared: the start sets it with the others, and a crisis opened
+// before it existed has none (comparing it would add an upsert to the
+// histories of v0.1.0).
 func ensureCrisisAttributes(ctx workflow.Context, c *demarchev1.Crisis) error {
 	have := workflow.GetTypedSearchAttributes(ctx)
 	same := func() bool {

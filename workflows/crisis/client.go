@@ -118,6 +118,9 @@ type Filter struct {
 	// Unset (nil and "") lists everything: callers that serve people set it.
 	Confidentialities []demarchev1.Confidentiality
 	SharedWith        string
+	// LeadPresence keeps the crises a field presence leads (a field
+	// officer's listing).
+	LeadPresence string
 }
 
 // Query is the Temporal visibility query for a filter.
@@ -162,6 +165,9 @@ func (f Filter) Query() string {
 	}
 	if !f.OpenedBefore.IsZero() {
 		clauses = append(clauses, fmt.Sprintf("StartTime < '%s'", f.OpenedBefore.UTC().Format(time.RFC3339Nano)))
+	}
+	if f.LeadPresence != "" {
+		clauses = append(clauses, fmt.Sprintf("%s = '%s'", temporalx.SALeadPresence.GetName(), quote(f.LeadPresence)))
 	}
 	switch {
 	case f.SharedWith != "":

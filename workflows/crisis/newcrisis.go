@@ -30,6 +30,9 @@ type NewCrisisParams struct {
 	OpenedBy   string
 	Drill      bool
 	SharedWith []string
+	// LeadPresence is the field presence leading on the ground (its id in
+	// the presences registry; empty: none named).
+	LeadPresence string
 }
 
 // NewCrisis is the one constructor of a new crisis, for the CLI, the HTTP API
@@ -60,6 +63,7 @@ func NewCrisis(p NewCrisisParams, now time.Time) *demarchev1.Crisis {
 		OpenedBy:        p.OpenedBy,
 		Drill:           p.Drill,
 		SharedWith:      p.SharedWith,
+		LeadPresence:    p.LeadPresence,
 	}
 }
 

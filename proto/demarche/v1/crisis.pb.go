@@ -359,8 +359,14 @@ type Crisis struct {
 	// The same situation's previous crisis episode (early warning opens a new
 	// episode when a situation crosses again after its crisis closed).
 	PreviousCrisisId string `protobuf:"bytes,13,opt,name=previous_crisis_id,json=previousCrisisId,proto3" json:"previous_crisis_id,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The registered field presence that leads on the ground (a regional
+	// office, political mission, peacekeeping operation or resident
+	// coordinator; ¶22 "forward platforms for preventive diplomacy"), by its
+	// id (UNOWA): its field officers see the
+	// crisis and file its field reports. Empty: none named.
+	LeadPresence  string `protobuf:"bytes,14,opt,name=lead_presence,json=leadPresence,proto3" json:"lead_presence,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Crisis) Reset() {
@@ -484,11 +490,18 @@ func (x *Crisis) GetPreviousCrisisId() string {
 	return ""
 }
 
+func (x *Crisis) GetLeadPresence() string {
+	if x != nil {
+		return x.LeadPresence
+	}
+	return ""
+}
+
 var File_demarche_v1_crisis_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\n" +
-	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9b\x04\n" +
+	"\x18demarche/v1/crisis.proto\x12\vdemarche.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x04\n" +
 	"\x06Crisis\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05title\x18\x02 \x01(\tR\x05title\x12!\n" +
@@ -505,7 +518,8 @@ const file_demarche_v1_crisis_proto_rawDesc = "" +
 	"\topened_by\x18\v \x01(\tR\bopenedBy\x12\x1f\n" +
 	"\vshared_with\x18\f \x03(\tR\n" +
 	"sharedWith\x12,\n" +
-	"\x12previous_crisis_id\x18\r \x01(\tR\x10previousCrisisId*\xd0\x01\n" +
+	"\x12previous_crisis_id\x18\r \x01(\tR\x10previousCrisisId\x12#\n" +
+	"\rlead_presence\x18\x0e \x01(\tR\fleadPresence*\xd0\x01\n" +
 	"\x05Stage\x12\x15\n" +
 	"\x11STAGE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTAGE_WARNING\x10\x01\x12\x16\n" +

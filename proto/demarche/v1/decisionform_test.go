@@ -81,6 +81,7 @@ func TestEmptyDecisionsFailOnTheirRequiredFields(t *testing.T) {
 		"envoy-appointment":        {"envoy_appointment.standby_team"},
 		"engagement":               {"engagement.type", "engagement.by", "engagement.with"},
 		"council-action":           {"council_action.type", "council_action.date", "council_action.outcome"},
+		"field-report":             {"field_report.type", "field_report.summary"},
 		"standby-team-handed-back": {"standby_team_handed_back.handed_to"},
 		"standby-team-deployed":    {"standby_team_deployed.location"},
 		"funding-request":          {"funding_request.request_id", "funding_request.fund", "funding_request.amount_usd", "funding_request.purpose"},

@@ -255,6 +255,62 @@ func (EngagementKind) EnumDescriptor() ([]byte, []int) {
 	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{3}
 }
 
+// FieldReportKind is what a field presence reports.
+type FieldReportKind int32
+
+const (
+	FieldReportKind_FIELD_REPORT_KIND_UNSPECIFIED FieldReportKind = 0
+	// The presence's reading of the situation on the ground.
+	FieldReportKind_FIELD_REPORT_KIND_SITUATION_REPORT FieldReportKind = 1
+	// A visit by the presence's head or officers (¶27 "a good offices role, typically carried out by the head of mission").
+	FieldReportKind_FIELD_REPORT_KIND_VISIT FieldReportKind = 2
+	// A meeting with a party, the government or civil society.
+	FieldReportKind_FIELD_REPORT_KIND_MEETING FieldReportKind = 3
+)
+
+// Enum value maps for FieldReportKind.
+var (
+	FieldReportKind_name = map[int32]string{
+		0: "FIELD_REPORT_KIND_UNSPECIFIED",
+		1: "FIELD_REPORT_KIND_SITUATION_REPORT",
+		2: "FIELD_REPORT_KIND_VISIT",
+		3: "FIELD_REPORT_KIND_MEETING",
+	}
+	FieldReportKind_value = map[string]int32{
+		"FIELD_REPORT_KIND_UNSPECIFIED":      0,
+		"FIELD_REPORT_KIND_SITUATION_REPORT": 1,
+		"FIELD_REPORT_KIND_VISIT":            2,
+		"FIELD_REPORT_KIND_MEETING":          3,
+	}
+)
+
+func (x FieldReportKind) Enum() *FieldReportKind {
+	p := new(FieldReportKind)
+	*p = x
+	return p
+}
+
+func (x FieldReportKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FieldReportKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
+}
+
+func (FieldReportKind) Type() protoreflect.EnumType {
+	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
+}
+
+func (x FieldReportKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FieldReportKind.Descriptor instead.
+func (FieldReportKind) EnumDescriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+}
+
 // CouncilActionKind is what the Security Council did, or was asked to do, on
 // a situation: the Council's own track beside the Secretary-General's good
 // offices (¶12 "informal interactive dialogues"; ¶13 "missions to the field";
@@ -320,11 +376,11 @@ func (x CouncilActionKind) String() string {
 }
 
 func (CouncilActionKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[4].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
 }
 
 func (CouncilActionKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[4]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
 }
 
 func (x CouncilActionKind) Number() protoreflect.EnumNumber {
@@ -333,7 +389,7 @@ func (x CouncilActionKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CouncilActionKind.Descriptor instead.
 func (CouncilActionKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{4}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
 }
 
 // HandOverRecipient is who a closing crisis is handed over to
@@ -381,11 +437,11 @@ func (x HandOverRecipient) String() string {
 }
 
 func (HandOverRecipient) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[5].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[6].Descriptor()
 }
 
 func (HandOverRecipient) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[5]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[6]
 }
 
 func (x HandOverRecipient) Number() protoreflect.EnumNumber {
@@ -394,7 +450,7 @@ func (x HandOverRecipient) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use HandOverRecipient.Descriptor instead.
 func (HandOverRecipient) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{5}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{6}
 }
 
 // Role is what a principal does for the operations centre. Each decision type
@@ -430,6 +486,14 @@ const (
 	Role_ROLE_ADMIN Role = 11
 	// Opens and steers drills (exercises); they never count as real crises.
 	Role_ROLE_DRILL_COORDINATOR Role = 12
+	// An officer of a field presence (a regional office, political mission,
+	// peacekeeping operation or resident coordinator's office:
+	// ¶22 "forward platforms for preventive diplomacy";
+	// ¶29 "first line of crisis response";
+	// ¶33 "resident coordinators and country teams"), bound
+	// to one presence by the credential's presence claim: sees the crises its
+	// presence leads and files their field reports.
+	Role_ROLE_FIELD_OFFICER Role = 13
 )
 
 // Enum value maps for Role.
@@ -448,6 +512,7 @@ var (
 		10: "ROLE_PARTNER",
 		11: "ROLE_ADMIN",
 		12: "ROLE_DRILL_COORDINATOR",
+		13: "ROLE_FIELD_OFFICER",
 	}
 	Role_value = map[string]int32{
 		"ROLE_UNSPECIFIED":        0,
@@ -463,6 +528,7 @@ var (
 		"ROLE_PARTNER":            10,
 		"ROLE_ADMIN":              11,
 		"ROLE_DRILL_COORDINATOR":  12,
+		"ROLE_FIELD_OFFICER":      13,
 	}
 )
 
@@ -477,11 +543,11 @@ func (x Role) String() string {
 }
 
 func (Role) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[6].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[7].Descriptor()
 }
 
 func (Role) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[6]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[7]
 }
 
 func (x Role) Number() protoreflect.EnumNumber {
@@ -490,7 +556,7 @@ func (x Role) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Role.Descriptor instead.
 func (Role) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{6}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{7}
 }
 
 // PartnerRole is a role a partner organisation acknowledges
@@ -538,11 +604,11 @@ func (x PartnerRoleKind) String() string {
 }
 
 func (PartnerRoleKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_demarche_v1_lifecycle_proto_enumTypes[7].Descriptor()
+	return file_demarche_v1_lifecycle_proto_enumTypes[8].Descriptor()
 }
 
 func (PartnerRoleKind) Type() protoreflect.EnumType {
-	return &file_demarche_v1_lifecycle_proto_enumTypes[7]
+	return &file_demarche_v1_lifecycle_proto_enumTypes[8]
 }
 
 func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
@@ -551,7 +617,7 @@ func (x PartnerRoleKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use PartnerRoleKind.Descriptor instead.
 func (PartnerRoleKind) EnumDescriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{7}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{8}
 }
 
 // Playbook says which stages run for a crisis type, in which order, which run
@@ -1110,6 +1176,74 @@ func (x *GoodOfficesEngagement) GetPublic() bool {
 	return false
 }
 
+// FieldReport is a report from the crisis's lead field presence: the
+// regional offices (¶22 "forward platforms for preventive diplomacy"), the
+// missions (¶28 "routinely assist with national initiatives to foster dialogue")
+// and the country teams (¶33 "our teams on the ground"). The presence is the
+// filing officer's, from its credential (DecisionRequest.presence), never
+// the body's.
+type FieldReport struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Named type, not kind: the console's decision forms post the decision's
+	// kind under that name.
+	Type          FieldReportKind `protobuf:"varint,1,opt,name=type,proto3,enum=demarche.v1.FieldReportKind" json:"type,omitempty"`
+	Summary       string          `protobuf:"bytes,2,opt,name=summary,proto3" json:"summary,omitempty"`
+	With          string          `protobuf:"bytes,3,opt,name=with,proto3" json:"with,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldReport) Reset() {
+	*x = FieldReport{}
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldReport) ProtoMessage() {}
+
+func (x *FieldReport) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldReport.ProtoReflect.Descriptor instead.
+func (*FieldReport) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FieldReport) GetType() FieldReportKind {
+	if x != nil {
+		return x.Type
+	}
+	return FieldReportKind_FIELD_REPORT_KIND_UNSPECIFIED
+}
+
+func (x *FieldReport) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *FieldReport) GetWith() string {
+	if x != nil {
+		return x.With
+	}
+	return ""
+}
+
 // CouncilAction records one step of the Security Council's own track on this
 // crisis, in whatever stage it stands, with its date and outcome. How and how
 // early the Council is involved is decided case by case
@@ -1132,7 +1266,7 @@ type CouncilAction struct {
 
 func (x *CouncilAction) Reset() {
 	*x = CouncilAction{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1278,7 @@ func (x *CouncilAction) String() string {
 func (*CouncilAction) ProtoMessage() {}
 
 func (x *CouncilAction) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[9]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1291,7 @@ func (x *CouncilAction) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CouncilAction.ProtoReflect.Descriptor instead.
 func (*CouncilAction) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{9}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CouncilAction) GetType() CouncilActionKind {
@@ -1211,7 +1345,7 @@ type FactFindingAdded struct {
 
 func (x *FactFindingAdded) Reset() {
 	*x = FactFindingAdded{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1357,7 @@ func (x *FactFindingAdded) String() string {
 func (*FactFindingAdded) ProtoMessage() {}
 
 func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[10]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1370,7 @@ func (x *FactFindingAdded) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingAdded.ProtoReflect.Descriptor instead.
 func (*FactFindingAdded) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{10}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FactFindingAdded) GetJointWith() string {
@@ -1257,7 +1391,7 @@ type FactFindingReport struct {
 
 func (x *FactFindingReport) Reset() {
 	*x = FactFindingReport{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1269,7 +1403,7 @@ func (x *FactFindingReport) String() string {
 func (*FactFindingReport) ProtoMessage() {}
 
 func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[11]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1282,7 +1416,7 @@ func (x *FactFindingReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FactFindingReport.ProtoReflect.Descriptor instead.
 func (*FactFindingReport) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{11}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FactFindingReport) GetSummary() string {
@@ -1322,7 +1456,7 @@ type EnvoyAppointment struct {
 
 func (x *EnvoyAppointment) Reset() {
 	*x = EnvoyAppointment{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1334,7 +1468,7 @@ func (x *EnvoyAppointment) String() string {
 func (*EnvoyAppointment) ProtoMessage() {}
 
 func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[12]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1347,7 +1481,7 @@ func (x *EnvoyAppointment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnvoyAppointment.ProtoReflect.Descriptor instead.
 func (*EnvoyAppointment) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{12}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnvoyAppointment) GetEnvoy() string {
@@ -1390,7 +1524,7 @@ type StandbyTeamHandedBack struct {
 
 func (x *StandbyTeamHandedBack) Reset() {
 	*x = StandbyTeamHandedBack{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1536,7 @@ func (x *StandbyTeamHandedBack) String() string {
 func (*StandbyTeamHandedBack) ProtoMessage() {}
 
 func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[13]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1549,7 @@ func (x *StandbyTeamHandedBack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamHandedBack.ProtoReflect.Descriptor instead.
 func (*StandbyTeamHandedBack) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{13}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StandbyTeamHandedBack) GetHandedTo() string {
@@ -1435,7 +1569,7 @@ type StandbyTeamDeployed struct {
 
 func (x *StandbyTeamDeployed) Reset() {
 	*x = StandbyTeamDeployed{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1447,7 +1581,7 @@ func (x *StandbyTeamDeployed) String() string {
 func (*StandbyTeamDeployed) ProtoMessage() {}
 
 func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[14]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1460,7 +1594,7 @@ func (x *StandbyTeamDeployed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StandbyTeamDeployed.ProtoReflect.Descriptor instead.
 func (*StandbyTeamDeployed) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{14}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StandbyTeamDeployed) GetLocation() string {
@@ -1484,7 +1618,7 @@ type FundingRequest struct {
 
 func (x *FundingRequest) Reset() {
 	*x = FundingRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1496,7 +1630,7 @@ func (x *FundingRequest) String() string {
 func (*FundingRequest) ProtoMessage() {}
 
 func (x *FundingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[15]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1509,7 +1643,7 @@ func (x *FundingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingRequest.ProtoReflect.Descriptor instead.
 func (*FundingRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{15}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FundingRequest) GetRequestId() string {
@@ -1551,7 +1685,7 @@ type FundingDecision struct {
 
 func (x *FundingDecision) Reset() {
 	*x = FundingDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1563,7 +1697,7 @@ func (x *FundingDecision) String() string {
 func (*FundingDecision) ProtoMessage() {}
 
 func (x *FundingDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[16]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1576,7 +1710,7 @@ func (x *FundingDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FundingDecision.ProtoReflect.Descriptor instead.
 func (*FundingDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{16}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *FundingDecision) GetRequestId() string {
@@ -1605,7 +1739,7 @@ type FollowUpCheckIn struct {
 
 func (x *FollowUpCheckIn) Reset() {
 	*x = FollowUpCheckIn{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1617,7 +1751,7 @@ func (x *FollowUpCheckIn) String() string {
 func (*FollowUpCheckIn) ProtoMessage() {}
 
 func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[17]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1630,7 +1764,7 @@ func (x *FollowUpCheckIn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowUpCheckIn.ProtoReflect.Descriptor instead.
 func (*FollowUpCheckIn) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{17}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *FollowUpCheckIn) GetCommitmentsImplemented() bool {
@@ -1672,7 +1806,7 @@ type ClosureDecision struct {
 
 func (x *ClosureDecision) Reset() {
 	*x = ClosureDecision{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1818,7 @@ func (x *ClosureDecision) String() string {
 func (*ClosureDecision) ProtoMessage() {}
 
 func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[18]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1831,7 @@ func (x *ClosureDecision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClosureDecision.ProtoReflect.Descriptor instead.
 func (*ClosureDecision) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{18}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ClosureDecision) GetOutcome() Outcome {
@@ -1738,6 +1872,9 @@ type DecisionRequest struct {
 	// The principal's roles, from its credential (set by the gateway, checked
 	// again by the crisis against the decision's role).
 	Roles []Role `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
+	// The field presence the principal's credential binds it to (a field
+	// officer's; set by the gateway from the presence claim, never a body).
+	Presence string `protobuf:"bytes,4,opt,name=presence,proto3" json:"presence,omitempty"`
 	// Each kind's (kind) option names it in words for the CLI and the
 	// console; each decision message's fields carry (input) options.
 	//
@@ -1747,6 +1884,7 @@ type DecisionRequest struct {
 	//	*DecisionRequest_GoodOffices
 	//	*DecisionRequest_Engagement
 	//	*DecisionRequest_CouncilAction
+	//	*DecisionRequest_FieldReport
 	//	*DecisionRequest_FactFindingAdded
 	//	*DecisionRequest_FactFindingMandate
 	//	*DecisionRequest_FactFindingReport
@@ -1764,7 +1902,7 @@ type DecisionRequest struct {
 
 func (x *DecisionRequest) Reset() {
 	*x = DecisionRequest{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1776,7 +1914,7 @@ func (x *DecisionRequest) String() string {
 func (*DecisionRequest) ProtoMessage() {}
 
 func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[19]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1789,7 +1927,7 @@ func (x *DecisionRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRequest.ProtoReflect.Descriptor instead.
 func (*DecisionRequest) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{19}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DecisionRequest) GetPrincipal() string {
@@ -1811,6 +1949,13 @@ func (x *DecisionRequest) GetRoles() []Role {
 		return x.Roles
 	}
 	return nil
+}
+
+func (x *DecisionRequest) GetPresence() string {
+	if x != nil {
+		return x.Presence
+	}
+	return ""
 }
 
 func (x *DecisionRequest) GetDecision() isDecisionRequest_Decision {
@@ -1851,6 +1996,15 @@ func (x *DecisionRequest) GetCouncilAction() *CouncilAction {
 	if x != nil {
 		if x, ok := x.Decision.(*DecisionRequest_CouncilAction); ok {
 			return x.CouncilAction
+		}
+	}
+	return nil
+}
+
+func (x *DecisionRequest) GetFieldReport() *FieldReport {
+	if x != nil {
+		if x, ok := x.Decision.(*DecisionRequest_FieldReport); ok {
+			return x.FieldReport
 		}
 	}
 	return nil
@@ -1966,6 +2120,10 @@ type DecisionRequest_CouncilAction struct {
 	CouncilAction *CouncilAction `protobuf:"bytes,60,opt,name=council_action,json=councilAction,proto3,oneof"`
 }
 
+type DecisionRequest_FieldReport struct {
+	FieldReport *FieldReport `protobuf:"bytes,61,opt,name=field_report,json=fieldReport,proto3,oneof"`
+}
+
 type DecisionRequest_FactFindingAdded struct {
 	FactFindingAdded *FactFindingAdded `protobuf:"bytes,20,opt,name=fact_finding_added,json=factFindingAdded,proto3,oneof"`
 }
@@ -2014,6 +2172,8 @@ func (*DecisionRequest_Engagement) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_CouncilAction) isDecisionRequest_Decision() {}
 
+func (*DecisionRequest_FieldReport) isDecisionRequest_Decision() {}
+
 func (*DecisionRequest_FactFindingAdded) isDecisionRequest_Decision() {}
 
 func (*DecisionRequest_FactFindingMandate) isDecisionRequest_Decision() {}
@@ -2059,7 +2219,7 @@ type DecisionRecord struct {
 
 func (x *DecisionRecord) Reset() {
 	*x = DecisionRecord{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2231,7 @@ func (x *DecisionRecord) String() string {
 func (*DecisionRecord) ProtoMessage() {}
 
 func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[20]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2244,7 @@ func (x *DecisionRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRecord.ProtoReflect.Descriptor instead.
 func (*DecisionRecord) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{20}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DecisionRecord) GetNumber() int32 {
@@ -2168,7 +2328,7 @@ type DecisionRef struct {
 
 func (x *DecisionRef) Reset() {
 	*x = DecisionRef{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2180,7 +2340,7 @@ func (x *DecisionRef) String() string {
 func (*DecisionRef) ProtoMessage() {}
 
 func (x *DecisionRef) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[21]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2193,7 +2353,7 @@ func (x *DecisionRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DecisionRef.ProtoReflect.Descriptor instead.
 func (*DecisionRef) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{21}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *DecisionRef) GetCrisisId() string {
@@ -2245,7 +2405,7 @@ type CrisisAuthority struct {
 
 func (x *CrisisAuthority) Reset() {
 	*x = CrisisAuthority{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2257,7 +2417,7 @@ func (x *CrisisAuthority) String() string {
 func (*CrisisAuthority) ProtoMessage() {}
 
 func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[22]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2270,7 +2430,7 @@ func (x *CrisisAuthority) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CrisisAuthority.ProtoReflect.Descriptor instead.
 func (*CrisisAuthority) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{22}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CrisisAuthority) GetCrisisId() string {
@@ -2320,7 +2480,7 @@ type SeverityControl struct {
 
 func (x *SeverityControl) Reset() {
 	*x = SeverityControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2332,7 +2492,7 @@ func (x *SeverityControl) String() string {
 func (*SeverityControl) ProtoMessage() {}
 
 func (x *SeverityControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[23]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2345,7 +2505,7 @@ func (x *SeverityControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SeverityControl.ProtoReflect.Descriptor instead.
 func (*SeverityControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{23}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *SeverityControl) GetPrincipal() string {
@@ -2382,7 +2542,7 @@ type StageControl struct {
 
 func (x *StageControl) Reset() {
 	*x = StageControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2394,7 +2554,7 @@ func (x *StageControl) String() string {
 func (*StageControl) ProtoMessage() {}
 
 func (x *StageControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[24]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2407,7 +2567,7 @@ func (x *StageControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StageControl.ProtoReflect.Descriptor instead.
 func (*StageControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{24}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *StageControl) GetPrincipal() string {
@@ -2454,7 +2614,7 @@ type PartnerRoleAck struct {
 
 func (x *PartnerRoleAck) Reset() {
 	*x = PartnerRoleAck{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2626,7 @@ func (x *PartnerRoleAck) String() string {
 func (*PartnerRoleAck) ProtoMessage() {}
 
 func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[25]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2639,7 @@ func (x *PartnerRoleAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartnerRoleAck.ProtoReflect.Descriptor instead.
 func (*PartnerRoleAck) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{25}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *PartnerRoleAck) GetPartner() string {
@@ -2537,7 +2697,7 @@ type SharingControl struct {
 
 func (x *SharingControl) Reset() {
 	*x = SharingControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2549,7 +2709,7 @@ func (x *SharingControl) String() string {
 func (*SharingControl) ProtoMessage() {}
 
 func (x *SharingControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[26]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2562,7 +2722,7 @@ func (x *SharingControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SharingControl.ProtoReflect.Descriptor instead.
 func (*SharingControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{26}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SharingControl) GetPrincipal() string {
@@ -2618,7 +2778,7 @@ type CommentControl struct {
 
 func (x *CommentControl) Reset() {
 	*x = CommentControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2630,7 +2790,7 @@ func (x *CommentControl) String() string {
 func (*CommentControl) ProtoMessage() {}
 
 func (x *CommentControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[27]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2643,7 +2803,7 @@ func (x *CommentControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommentControl.ProtoReflect.Descriptor instead.
 func (*CommentControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{27}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *CommentControl) GetPrincipal() string {
@@ -2679,7 +2839,7 @@ type Comment struct {
 
 func (x *Comment) Reset() {
 	*x = Comment{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2691,7 +2851,7 @@ func (x *Comment) String() string {
 func (*Comment) ProtoMessage() {}
 
 func (x *Comment) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[28]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2704,7 +2864,7 @@ func (x *Comment) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Comment.ProtoReflect.Descriptor instead.
 func (*Comment) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{28}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Comment) GetPrincipal() string {
@@ -2740,7 +2900,7 @@ type WarnControl struct {
 
 func (x *WarnControl) Reset() {
 	*x = WarnControl{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2752,7 +2912,7 @@ func (x *WarnControl) String() string {
 func (*WarnControl) ProtoMessage() {}
 
 func (x *WarnControl) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[29]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2765,7 +2925,7 @@ func (x *WarnControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WarnControl.ProtoReflect.Descriptor instead.
 func (*WarnControl) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{29}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *WarnControl) GetPrincipal() string {
@@ -2810,7 +2970,7 @@ type Warning struct {
 
 func (x *Warning) Reset() {
 	*x = Warning{}
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2822,7 +2982,7 @@ func (x *Warning) String() string {
 func (*Warning) ProtoMessage() {}
 
 func (x *Warning) ProtoReflect() protoreflect.Message {
-	mi := &file_demarche_v1_lifecycle_proto_msgTypes[30]
+	mi := &file_demarche_v1_lifecycle_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2835,7 +2995,7 @@ func (x *Warning) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Warning.ProtoReflect.Descriptor instead.
 func (*Warning) Descriptor() ([]byte, []int) {
-	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{30}
+	return file_demarche_v1_lifecycle_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Warning) GetSource() string {
@@ -2943,7 +3103,14 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x04with\x18\x03 \x01(\tB]\xaa\xbb\x18Y\n" +
 	"\x04With\x121whom: the party, the government, the interlocutor\x1a\x1cthe transitional authorities \x01R\x04with\x12[\n" +
 	"\x06public\x18\x04 \x01(\bBC\xaa\xbb\x18?\n" +
-	"\x06Public\x125in full view of the media (left out: quiet diplomacy)R\x06public\"\x99\a\n" +
+	"\x06Public\x125in full view of the media (left out: quiet diplomacy)R\x06public\"\xe6\x02\n" +
+	"\vFieldReport\x12d\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1c.demarche.v1.FieldReportKindB2\xaa\xbb\x18.\n" +
+	"\x06Report\x12\"situation report, visit or meeting \x01R\x04type\x12\x94\x01\n" +
+	"\asummary\x18\x02 \x01(\tBz\xaa\xbb\x18v\n" +
+	"\aSummary\x12#what the presence saw, heard or did\x1aBthe transitional authorities agreed to receive the ECOWAS mediator \x01`\x01R\asummary\x12Z\n" +
+	"\x04with\x18\x03 \x01(\tBF\xaa\xbb\x18B\n" +
+	"\x04With\x12\x1cfor a visit or meeting: whom\x1a\x1cthe transitional authoritiesR\x04with\"\x99\a\n" +
 	"\rCouncilAction\x12\xef\x01\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1e.demarche.v1.CouncilActionKindB\xba\x01\xaa\xbb\x18\xb5\x01\n" +
 	"\x0eCouncil action\x12\xa0\x01Article 99 letter, briefing, informal interactive dialogue, presidential or press statement, mission to the field, sanctions referral, horizon-scanning briefing \x01R\x04type\x12\xad\x01\n" +
@@ -3015,11 +3182,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\fHand over to\x126who carries the engagement on (left out: no hand-over)*\fhand-over-toR\n" +
 	"handOverTo\x12\xc7\x01\n" +
 	"\x11hand_over_partner\x18e \x01(\tB\x9a\x01\xaa\xbb\x18\x95\x01\n" +
-	"\x16Receiving organisation\x12`the regional organisation taking over (its registry name, e.g. ECOWAS), when handing over to one\x1a\x06ECOWAS*\x11hand-over-partnerR\x0fhandOverPartner\"\x9e\x1b\n" +
+	"\x16Receiving organisation\x12`the regional organisation taking over (its registry name, e.g. ECOWAS), when handing over to one\x1a\x06ECOWAS*\x11hand-over-partnerR\x0fhandOverPartner\"\xac\x1e\n" +
 	"\x0fDecisionRequest\x12\x1c\n" +
 	"\tprincipal\x18\x01 \x01(\tR\tprincipal\x12\x1c\n" +
 	"\trationale\x18\x02 \x01(\tR\trationale\x12'\n" +
-	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x94\x01\n" +
+	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12\x1a\n" +
+	"\bpresence\x18\x04 \x01(\tR\bpresence\x12\x94\x01\n" +
 	"\x06triage\x18\n" +
 	" \x01(\v2\x1a.demarche.v1.WarningTriageB^\xa2\xbb\x18Z\n" +
 	"\x15triage of the warning\x12AConfirm the warning calls for a response (ends the warning stage)H\x00R\x06triage\x12\x83\x02\n" +
@@ -3030,7 +3198,9 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x17good-offices engagement\x12\x8e\x01Log an engagement by the envoy or a senior official (visit, call, démarche, public statement, meeting with a party); any number, in any stage\"\x87\x01  demarche crisis decide engagement GN-20261127-K7Q3P --type visit --by srsg-dakar --with \"the junta\" --rationale \"transition calendar\"H\x00R\n" +
 	"engagement\x12\xe2\x03\n" +
 	"\x0ecouncil_action\x18< \x01(\v2\x1a.demarche.v1.CouncilActionB\x9c\x03\xa2\xbb\x18\x97\x03\n" +
-	"\x17Security Council action\x12\xbb\x01Record a step of the Security Council's own track (Article 99 letter, briefing, dialogue, statement, mission, sanctions referral, horizon scanning) with its date and outcome; in any stage\"\xbd\x01  demarche crisis decide council-action GN-20261127-K7Q3P --type briefing --date 2026-11-30 --outcome \"members back the ECOWAS mediation\" --rationale \"USG briefing under any other business\"H\x00R\rcouncilAction\x12\xd0\x02\n" +
+	"\x17Security Council action\x12\xbb\x01Record a step of the Security Council's own track (Article 99 letter, briefing, dialogue, statement, mission, sanctions referral, horizon scanning) with its date and outcome; in any stage\"\xbd\x01  demarche crisis decide council-action GN-20261127-K7Q3P --type briefing --date 2026-11-30 --outcome \"members back the ECOWAS mediation\" --rationale \"USG briefing under any other business\"H\x00R\rcouncilAction\x12\xef\x02\n" +
+	"\ffield_report\x18= \x01(\v2\x18.demarche.v1.FieldReportB\xaf\x02\xa2\xbb\x18\xaa\x02\n" +
+	"\ffield report\x12\x88\x01File a report from the crisis's lead field presence (situation report, visit, meeting with a party); by its field officers, in any stage\"\x8e\x01  demarche crisis decide field-report GN-20261127-K7Q3P --type visit --summary \"met the transitional authorities in Conakry\" --with \"the CNDD\"H\x00R\vfieldReport\x12\xd0\x02\n" +
 	"\x12fact_finding_added\x18\x14 \x01(\v2\x1d.demarche.v1.FactFindingAddedB\x80\x02\xa2\xbb\x18\xfb\x01\n" +
 	"\x12fact-finding added\x12UAdd fact-finding to the crisis now, whatever its playbook and stage (then mandate it)\"\x8d\x01  demarche crisis decide fact-finding-added GN-20261127-K7Q3P --joint-with ECOWAS --rationale \"killings at the stadium: an impartial inquiry\"H\x00R\x10factFindingAdded\x12\xc9\x01\n" +
 	"\x14fact_finding_mandate\x18\f \x01(\v2\x1f.demarche.v1.FactFindingMandateBt\xa2\xbb\x18p\n" +
@@ -3143,7 +3313,12 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x14ENGAGEMENT_KIND_CALL\x10\x02\x12\x1c\n" +
 	"\x18ENGAGEMENT_KIND_DEMARCHE\x10\x03\x12$\n" +
 	" ENGAGEMENT_KIND_PUBLIC_STATEMENT\x10\x04\x12&\n" +
-	"\"ENGAGEMENT_KIND_MEETING_WITH_PARTY\x10\x05*\xc6\x03\n" +
+	"\"ENGAGEMENT_KIND_MEETING_WITH_PARTY\x10\x05*\x98\x01\n" +
+	"\x0fFieldReportKind\x12!\n" +
+	"\x1dFIELD_REPORT_KIND_UNSPECIFIED\x10\x00\x12&\n" +
+	"\"FIELD_REPORT_KIND_SITUATION_REPORT\x10\x01\x12\x1b\n" +
+	"\x17FIELD_REPORT_KIND_VISIT\x10\x02\x12\x1d\n" +
+	"\x19FIELD_REPORT_KIND_MEETING\x10\x03*\xc6\x03\n" +
 	"\x11CouncilActionKind\x12#\n" +
 	"\x1fCOUNCIL_ACTION_KIND_UNSPECIFIED\x10\x00\x12@\n" +
 	"%COUNCIL_ACTION_KIND_ARTICLE_99_LETTER\x10\x01\x1a\x15\xb2\xbb\x18\x11Article 99 letter\x12 \n" +
@@ -3159,7 +3334,7 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	",HAND_OVER_RECIPIENT_PEACEBUILDING_COMMISSION\x10\x01\x1a\x1c\xb2\xbb\x18\x18Peacebuilding Commission\x12'\n" +
 	"#HAND_OVER_RECIPIENT_PEACE_OPERATION\x10\x02\x12<\n" +
 	"#HAND_OVER_RECIPIENT_UN_COUNTRY_TEAM\x10\x03\x1a\x13\xb2\xbb\x18\x0fUN country team\x12-\n" +
-	")HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION\x10\x04*\xb3\x02\n" +
+	")HAND_OVER_RECIPIENT_REGIONAL_ORGANISATION\x10\x04*\xcb\x02\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11ROLE_DUTY_OFFICER\x10\x01\x12\x15\n" +
@@ -3175,7 +3350,8 @@ const file_demarche_v1_lifecycle_proto_rawDesc = "" +
 	"\x12\x0e\n" +
 	"\n" +
 	"ROLE_ADMIN\x10\v\x12\x1a\n" +
-	"\x16ROLE_DRILL_COORDINATOR\x10\f*\xd4\x01\n" +
+	"\x16ROLE_DRILL_COORDINATOR\x10\f\x12\x16\n" +
+	"\x12ROLE_FIELD_OFFICER\x10\r*\xd4\x01\n" +
 	"\x0fPartnerRoleKind\x12!\n" +
 	"\x1dPARTNER_ROLE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16PARTNER_ROLE_KIND_LEAD\x10\x01\x12\x1d\n" +
@@ -3196,111 +3372,115 @@ func file_demarche_v1_lifecycle_proto_rawDescGZIP() []byte {
 	return file_demarche_v1_lifecycle_proto_rawDescData
 }
 
-var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 8)
-var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_demarche_v1_lifecycle_proto_enumTypes = make([]protoimpl.EnumInfo, 9)
+var file_demarche_v1_lifecycle_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_demarche_v1_lifecycle_proto_goTypes = []any{
 	(GoodOfficesOption)(0),        // 0: demarche.v1.GoodOfficesOption
 	(MandatingBody)(0),            // 1: demarche.v1.MandatingBody
 	(FollowUpRecommendation)(0),   // 2: demarche.v1.FollowUpRecommendation
 	(EngagementKind)(0),           // 3: demarche.v1.EngagementKind
-	(CouncilActionKind)(0),        // 4: demarche.v1.CouncilActionKind
-	(HandOverRecipient)(0),        // 5: demarche.v1.HandOverRecipient
-	(Role)(0),                     // 6: demarche.v1.Role
-	(PartnerRoleKind)(0),          // 7: demarche.v1.PartnerRoleKind
-	(*Playbook)(nil),              // 8: demarche.v1.Playbook
-	(*PlaybookPhase)(nil),         // 9: demarche.v1.PlaybookPhase
-	(*StageSpec)(nil),             // 10: demarche.v1.StageSpec
-	(*Deadline)(nil),              // 11: demarche.v1.Deadline
-	(*FollowUpPlan)(nil),          // 12: demarche.v1.FollowUpPlan
-	(*WarningTriage)(nil),         // 13: demarche.v1.WarningTriage
-	(*GoodOfficesDecision)(nil),   // 14: demarche.v1.GoodOfficesDecision
-	(*FactFindingMandate)(nil),    // 15: demarche.v1.FactFindingMandate
-	(*GoodOfficesEngagement)(nil), // 16: demarche.v1.GoodOfficesEngagement
-	(*CouncilAction)(nil),         // 17: demarche.v1.CouncilAction
-	(*FactFindingAdded)(nil),      // 18: demarche.v1.FactFindingAdded
-	(*FactFindingReport)(nil),     // 19: demarche.v1.FactFindingReport
-	(*EnvoyAppointment)(nil),      // 20: demarche.v1.EnvoyAppointment
-	(*StandbyTeamHandedBack)(nil), // 21: demarche.v1.StandbyTeamHandedBack
-	(*StandbyTeamDeployed)(nil),   // 22: demarche.v1.StandbyTeamDeployed
-	(*FundingRequest)(nil),        // 23: demarche.v1.FundingRequest
-	(*FundingDecision)(nil),       // 24: demarche.v1.FundingDecision
-	(*FollowUpCheckIn)(nil),       // 25: demarche.v1.FollowUpCheckIn
-	(*ClosureDecision)(nil),       // 26: demarche.v1.ClosureDecision
-	(*DecisionRequest)(nil),       // 27: demarche.v1.DecisionRequest
-	(*DecisionRecord)(nil),        // 28: demarche.v1.DecisionRecord
-	(*DecisionRef)(nil),           // 29: demarche.v1.DecisionRef
-	(*CrisisAuthority)(nil),       // 30: demarche.v1.CrisisAuthority
-	(*SeverityControl)(nil),       // 31: demarche.v1.SeverityControl
-	(*StageControl)(nil),          // 32: demarche.v1.StageControl
-	(*PartnerRoleAck)(nil),        // 33: demarche.v1.PartnerRoleAck
-	(*SharingControl)(nil),        // 34: demarche.v1.SharingControl
-	(*CommentControl)(nil),        // 35: demarche.v1.CommentControl
-	(*Comment)(nil),               // 36: demarche.v1.Comment
-	(*WarnControl)(nil),           // 37: demarche.v1.WarnControl
-	(*Warning)(nil),               // 38: demarche.v1.Warning
-	(CrisisType)(0),               // 39: demarche.v1.CrisisType
-	(Stage)(0),                    // 40: demarche.v1.Stage
-	(*durationpb.Duration)(nil),   // 41: google.protobuf.Duration
-	(*timestamppb.Timestamp)(nil), // 42: google.protobuf.Timestamp
-	(Outcome)(0),                  // 43: demarche.v1.Outcome
+	(FieldReportKind)(0),          // 4: demarche.v1.FieldReportKind
+	(CouncilActionKind)(0),        // 5: demarche.v1.CouncilActionKind
+	(HandOverRecipient)(0),        // 6: demarche.v1.HandOverRecipient
+	(Role)(0),                     // 7: demarche.v1.Role
+	(PartnerRoleKind)(0),          // 8: demarche.v1.PartnerRoleKind
+	(*Playbook)(nil),              // 9: demarche.v1.Playbook
+	(*PlaybookPhase)(nil),         // 10: demarche.v1.PlaybookPhase
+	(*StageSpec)(nil),             // 11: demarche.v1.StageSpec
+	(*Deadline)(nil),              // 12: demarche.v1.Deadline
+	(*FollowUpPlan)(nil),          // 13: demarche.v1.FollowUpPlan
+	(*WarningTriage)(nil),         // 14: demarche.v1.WarningTriage
+	(*GoodOfficesDecision)(nil),   // 15: demarche.v1.GoodOfficesDecision
+	(*FactFindingMandate)(nil),    // 16: demarche.v1.FactFindingMandate
+	(*GoodOfficesEngagement)(nil), // 17: demarche.v1.GoodOfficesEngagement
+	(*FieldReport)(nil),           // 18: demarche.v1.FieldReport
+	(*CouncilAction)(nil),         // 19: demarche.v1.CouncilAction
+	(*FactFindingAdded)(nil),      // 20: demarche.v1.FactFindingAdded
+	(*FactFindingReport)(nil),     // 21: demarche.v1.FactFindingReport
+	(*EnvoyAppointment)(nil),      // 22: demarche.v1.EnvoyAppointment
+	(*StandbyTeamHandedBack)(nil), // 23: demarche.v1.StandbyTeamHandedBack
+	(*StandbyTeamDeployed)(nil),   // 24: demarche.v1.StandbyTeamDeployed
+	(*FundingRequest)(nil),        // 25: demarche.v1.FundingRequest
+	(*FundingDecision)(nil),       // 26: demarche.v1.FundingDecision
+	(*FollowUpCheckIn)(nil),       // 27: demarche.v1.FollowUpCheckIn
+	(*ClosureDecision)(nil),       // 28: demarche.v1.ClosureDecision
+	(*DecisionRequest)(nil),       // 29: demarche.v1.DecisionRequest
+	(*DecisionRecord)(nil),        // 30: demarche.v1.DecisionRecord
+	(*DecisionRef)(nil),           // 31: demarche.v1.DecisionRef
+	(*CrisisAuthority)(nil),       // 32: demarche.v1.CrisisAuthority
+	(*SeverityControl)(nil),       // 33: demarche.v1.SeverityControl
+	(*StageControl)(nil),          // 34: demarche.v1.StageControl
+	(*PartnerRoleAck)(nil),        // 35: demarche.v1.PartnerRoleAck
+	(*SharingControl)(nil),        // 36: demarche.v1.SharingControl
+	(*CommentControl)(nil),        // 37: demarche.v1.CommentControl
+	(*Comment)(nil),               // 38: demarche.v1.Comment
+	(*WarnControl)(nil),           // 39: demarche.v1.WarnControl
+	(*Warning)(nil),               // 40: demarche.v1.Warning
+	(CrisisType)(0),               // 41: demarche.v1.CrisisType
+	(Stage)(0),                    // 42: demarche.v1.Stage
+	(*durationpb.Duration)(nil),   // 43: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 44: google.protobuf.Timestamp
+	(Outcome)(0),                  // 45: demarche.v1.Outcome
 }
 var file_demarche_v1_lifecycle_proto_depIdxs = []int32{
-	39, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
-	9,  // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
-	11, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
-	12, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
-	10, // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
-	40, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
-	11, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
-	41, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
-	41, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
-	41, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
+	41, // 0: demarche.v1.Playbook.crisis_type:type_name -> demarche.v1.CrisisType
+	10, // 1: demarche.v1.Playbook.phases:type_name -> demarche.v1.PlaybookPhase
+	12, // 2: demarche.v1.Playbook.standby_team:type_name -> demarche.v1.Deadline
+	13, // 3: demarche.v1.Playbook.follow_up:type_name -> demarche.v1.FollowUpPlan
+	11, // 4: demarche.v1.PlaybookPhase.stages:type_name -> demarche.v1.StageSpec
+	42, // 5: demarche.v1.StageSpec.stage:type_name -> demarche.v1.Stage
+	12, // 6: demarche.v1.StageSpec.deadline:type_name -> demarche.v1.Deadline
+	43, // 7: demarche.v1.Deadline.due:type_name -> google.protobuf.Duration
+	43, // 8: demarche.v1.Deadline.at_risk:type_name -> google.protobuf.Duration
+	43, // 9: demarche.v1.FollowUpPlan.interval:type_name -> google.protobuf.Duration
 	0,  // 10: demarche.v1.GoodOfficesDecision.option:type_name -> demarche.v1.GoodOfficesOption
 	1,  // 11: demarche.v1.FactFindingMandate.mandating_body:type_name -> demarche.v1.MandatingBody
-	42, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
+	44, // 12: demarche.v1.FactFindingMandate.report_due:type_name -> google.protobuf.Timestamp
 	3,  // 13: demarche.v1.GoodOfficesEngagement.type:type_name -> demarche.v1.EngagementKind
-	4,  // 14: demarche.v1.CouncilAction.type:type_name -> demarche.v1.CouncilActionKind
-	42, // 15: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
-	2,  // 16: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
-	43, // 17: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
-	5,  // 18: demarche.v1.ClosureDecision.hand_over_to:type_name -> demarche.v1.HandOverRecipient
-	6,  // 19: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
-	13, // 20: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
-	14, // 21: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
-	16, // 22: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
-	17, // 23: demarche.v1.DecisionRequest.council_action:type_name -> demarche.v1.CouncilAction
-	18, // 24: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
-	15, // 25: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
-	19, // 26: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
-	20, // 27: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
-	22, // 28: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
-	21, // 29: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
-	23, // 30: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
-	24, // 31: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
-	25, // 32: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
-	26, // 33: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
-	40, // 34: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
-	42, // 35: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
-	27, // 36: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
-	28, // 37: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
-	28, // 38: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
-	6,  // 39: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
-	40, // 40: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
-	6,  // 41: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
-	7,  // 42: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
-	42, // 43: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
-	6,  // 44: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
-	6,  // 45: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
-	6,  // 46: demarche.v1.CommentControl.roles:type_name -> demarche.v1.Role
-	42, // 47: demarche.v1.Comment.at:type_name -> google.protobuf.Timestamp
-	6,  // 48: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
-	38, // 49: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
-	42, // 50: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
-	51, // [51:51] is the sub-list for method output_type
-	51, // [51:51] is the sub-list for method input_type
-	51, // [51:51] is the sub-list for extension type_name
-	51, // [51:51] is the sub-list for extension extendee
-	0,  // [0:51] is the sub-list for field type_name
+	4,  // 14: demarche.v1.FieldReport.type:type_name -> demarche.v1.FieldReportKind
+	5,  // 15: demarche.v1.CouncilAction.type:type_name -> demarche.v1.CouncilActionKind
+	44, // 16: demarche.v1.CouncilAction.date:type_name -> google.protobuf.Timestamp
+	2,  // 17: demarche.v1.FollowUpCheckIn.recommendation:type_name -> demarche.v1.FollowUpRecommendation
+	45, // 18: demarche.v1.ClosureDecision.outcome:type_name -> demarche.v1.Outcome
+	6,  // 19: demarche.v1.ClosureDecision.hand_over_to:type_name -> demarche.v1.HandOverRecipient
+	7,  // 20: demarche.v1.DecisionRequest.roles:type_name -> demarche.v1.Role
+	14, // 21: demarche.v1.DecisionRequest.triage:type_name -> demarche.v1.WarningTriage
+	15, // 22: demarche.v1.DecisionRequest.good_offices:type_name -> demarche.v1.GoodOfficesDecision
+	17, // 23: demarche.v1.DecisionRequest.engagement:type_name -> demarche.v1.GoodOfficesEngagement
+	19, // 24: demarche.v1.DecisionRequest.council_action:type_name -> demarche.v1.CouncilAction
+	18, // 25: demarche.v1.DecisionRequest.field_report:type_name -> demarche.v1.FieldReport
+	20, // 26: demarche.v1.DecisionRequest.fact_finding_added:type_name -> demarche.v1.FactFindingAdded
+	16, // 27: demarche.v1.DecisionRequest.fact_finding_mandate:type_name -> demarche.v1.FactFindingMandate
+	21, // 28: demarche.v1.DecisionRequest.fact_finding_report:type_name -> demarche.v1.FactFindingReport
+	22, // 29: demarche.v1.DecisionRequest.envoy_appointment:type_name -> demarche.v1.EnvoyAppointment
+	24, // 30: demarche.v1.DecisionRequest.standby_team_deployed:type_name -> demarche.v1.StandbyTeamDeployed
+	23, // 31: demarche.v1.DecisionRequest.standby_team_handed_back:type_name -> demarche.v1.StandbyTeamHandedBack
+	25, // 32: demarche.v1.DecisionRequest.funding_request:type_name -> demarche.v1.FundingRequest
+	26, // 33: demarche.v1.DecisionRequest.funding_decision:type_name -> demarche.v1.FundingDecision
+	27, // 34: demarche.v1.DecisionRequest.follow_up_check_in:type_name -> demarche.v1.FollowUpCheckIn
+	28, // 35: demarche.v1.DecisionRequest.closure:type_name -> demarche.v1.ClosureDecision
+	42, // 36: demarche.v1.DecisionRecord.stage:type_name -> demarche.v1.Stage
+	44, // 37: demarche.v1.DecisionRecord.decided_at:type_name -> google.protobuf.Timestamp
+	29, // 38: demarche.v1.DecisionRecord.request:type_name -> demarche.v1.DecisionRequest
+	30, // 39: demarche.v1.CrisisAuthority.decisions:type_name -> demarche.v1.DecisionRecord
+	30, // 40: demarche.v1.CrisisAuthority.in_flight:type_name -> demarche.v1.DecisionRecord
+	7,  // 41: demarche.v1.SeverityControl.roles:type_name -> demarche.v1.Role
+	42, // 42: demarche.v1.StageControl.stage:type_name -> demarche.v1.Stage
+	7,  // 43: demarche.v1.StageControl.roles:type_name -> demarche.v1.Role
+	8,  // 44: demarche.v1.PartnerRoleAck.role:type_name -> demarche.v1.PartnerRoleKind
+	44, // 45: demarche.v1.PartnerRoleAck.acknowledged_at:type_name -> google.protobuf.Timestamp
+	7,  // 46: demarche.v1.PartnerRoleAck.roles:type_name -> demarche.v1.Role
+	7,  // 47: demarche.v1.SharingControl.roles:type_name -> demarche.v1.Role
+	7,  // 48: demarche.v1.CommentControl.roles:type_name -> demarche.v1.Role
+	44, // 49: demarche.v1.Comment.at:type_name -> google.protobuf.Timestamp
+	7,  // 50: demarche.v1.WarnControl.roles:type_name -> demarche.v1.Role
+	40, // 51: demarche.v1.WarnControl.warning:type_name -> demarche.v1.Warning
+	44, // 52: demarche.v1.Warning.observed_at:type_name -> google.protobuf.Timestamp
+	53, // [53:53] is the sub-list for method output_type
+	53, // [53:53] is the sub-list for method input_type
+	53, // [53:53] is the sub-list for extension type_name
+	53, // [53:53] is the sub-list for extension extendee
+	0,  // [0:53] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_lifecycle_proto_init() }
@@ -3310,11 +3490,12 @@ func file_demarche_v1_lifecycle_proto_init() {
 	}
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_options_proto_init()
-	file_demarche_v1_lifecycle_proto_msgTypes[19].OneofWrappers = []any{
+	file_demarche_v1_lifecycle_proto_msgTypes[20].OneofWrappers = []any{
 		(*DecisionRequest_Triage)(nil),
 		(*DecisionRequest_GoodOffices)(nil),
 		(*DecisionRequest_Engagement)(nil),
 		(*DecisionRequest_CouncilAction)(nil),
+		(*DecisionRequest_FieldReport)(nil),
 		(*DecisionRequest_FactFindingAdded)(nil),
 		(*DecisionRequest_FactFindingMandate)(nil),
 		(*DecisionRequest_FactFindingReport)(nil),
@@ -3331,8 +3512,8 @@ func file_demarche_v1_lifecycle_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_lifecycle_proto_rawDesc), len(file_demarche_v1_lifecycle_proto_rawDesc)),
-			NumEnums:      8,
-			NumMessages:   31,
+			NumEnums:      9,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -128,6 +128,9 @@ func (x EngagementKind) Slug() string { return enumSlug(x.Descriptor(), x.Number
 // Slug returns the Council action's slug, e.g. "article-99-letter".
 func (x CouncilActionKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
 
+// Slug returns the field report's slug, e.g. "situation-report".
+func (x FieldReportKind) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }
+
 // Slug returns the self-declared gender's slug, e.g. "woman" ("unspecified":
 // not declared).
 func (x SelfDeclaredGender) Slug() string { return enumSlug(x.Descriptor(), x.Number()) }

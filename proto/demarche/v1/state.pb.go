@@ -1528,7 +1528,9 @@ type Principal struct {
 	Roles     []Role                 `protobuf:"varint,3,rep,packed,name=roles,proto3,enum=demarche.v1.Role" json:"roles,omitempty"`
 	Clearance Confidentiality        `protobuf:"varint,4,opt,name=clearance,proto3,enum=demarche.v1.Confidentiality" json:"clearance,omitempty"`
 	// The organisation of a partner liaison.
-	Partner       string `protobuf:"bytes,5,opt,name=partner,proto3" json:"partner,omitempty"`
+	Partner string `protobuf:"bytes,5,opt,name=partner,proto3" json:"partner,omitempty"`
+	// The field presence of a field officer.
+	Presence      string `protobuf:"bytes,6,opt,name=presence,proto3" json:"presence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1594,6 +1596,13 @@ func (x *Principal) GetClearance() Confidentiality {
 func (x *Principal) GetPartner() string {
 	if x != nil {
 		return x.Partner
+	}
+	return ""
+}
+
+func (x *Principal) GetPresence() string {
+	if x != nil {
+		return x.Presence
 	}
 	return ""
 }
@@ -1727,13 +1736,14 @@ const file_demarche_v1_state_proto_rawDesc = "" +
 	"\alessons\x18\b \x03(\tR\alessons\x12\x14\n" +
 	"\x05drill\x18\t \x01(\bR\x05drill\"D\n" +
 	"\x13ListLessonsResponse\x12-\n" +
-	"\alessons\x18\x01 \x03(\v2\x13.demarche.v1.LessonR\alessons\"\xb8\x01\n" +
+	"\alessons\x18\x01 \x03(\v2\x13.demarche.v1.LessonR\alessons\"\xd4\x01\n" +
 	"\tPrincipal\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12'\n" +
 	"\x05roles\x18\x03 \x03(\x0e2\x11.demarche.v1.RoleR\x05roles\x12:\n" +
 	"\tclearance\x18\x04 \x01(\x0e2\x1c.demarche.v1.ConfidentialityR\tclearance\x12\x18\n" +
-	"\apartner\x18\x05 \x01(\tR\apartner*{\n" +
+	"\apartner\x18\x05 \x01(\tR\apartner\x12\x1a\n" +
+	"\bpresence\x18\x06 \x01(\tR\bpresence*{\n" +
 	"\vStageStatus\x12\x1c\n" +
 	"\x18STAGE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
 	"\x14STAGE_STATUS_RUNNING\x10\x01\x12\x1a\n" +

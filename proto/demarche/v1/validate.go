@@ -171,6 +171,11 @@ func (c *checker) crisis(x *Crisis) {
 	if v := x.GetConfidentiality(); v == Confidentiality_CONFIDENTIALITY_UNSPECIFIED || Confidentiality_name[int32(v)] == "" {
 		c.fail("confidentiality", "is required (allowed: %s)", strings.Join(ConfidentialitySlugs(), ", "))
 	}
+	if lp := x.GetLeadPresence(); lp != "" {
+		if err := CheckPresenceID(lp); err != nil {
+			c.fail("lead_presence", "%v", err)
+		}
+	}
 	c.timestamp("opened_at", x.GetOpenedAt())
 	if fs := x.GetFirstSignalAt(); fs != nil && x.GetOpenedAt() != nil && fs.AsTime().After(x.GetOpenedAt().AsTime()) {
 		c.fail("first_signal_at", "is after opened_at: the first warning signal cannot follow the opening")
@@ -534,6 +539,19 @@ func (x *CommentControl) Validate() error {
 	c.roles("roles", x.GetRoles())
 	c.text("text", x.GetText(), true)
 	return c.err()
+}
+
+// presenceIDPattern is a field presence's id as the presences registry
+// (pkg/presences) and a field officer's presence claim write it.
+var presenceIDPattern = regexp.MustCompile(`^[A-Z][A-Z0-9-]{1,31}$`)
+
+// CheckPresenceID checks the form of a field presence's id (UNOWA, RC-HN);
+// whether it is registered is the registry's to say.
+func CheckPresenceID(id string) error {
+	if !presenceIDPattern.MatchString(id) {
+		return fmt.Errorf("%q is not a field presence's id (2-32 upper-case letters, digits or '-', starting with a letter, e.g. UNOWA)", truncateID(id))
+	}
+	return nil
 }
 
 // partnerNamePattern is a partner organisation's name as the registry

@@ -145,7 +145,7 @@ func TestEveryCountryHasOneRegion(t *testing.T) {
 
 func TestDecisionKindIsTheOneofFieldName(t *testing.T) {
 	kinds := DecisionKinds()
-	if len(kinds) != 14 || kinds[0] != "triage" || kinds[2] != "engagement" || kinds[3] != "council-action" || kinds[4] != "fact-finding-added" || kinds[5] != "fact-finding-mandate" || kinds[9] != "standby-team-handed-back" || kinds[13] != "closure" {
+	if len(kinds) != 15 || kinds[0] != "triage" || kinds[2] != "engagement" || kinds[3] != "council-action" || kinds[4] != "field-report" || kinds[5] != "fact-finding-added" || kinds[6] != "fact-finding-mandate" || kinds[10] != "standby-team-handed-back" || kinds[14] != "closure" {
 		t.Fatalf("kinds: %v", kinds)
 	}
 	r := &DecisionRequest{Decision: &DecisionRequest_FundingDecision{FundingDecision: &FundingDecision{}}}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/authn"
 	"github.com/demarche/demarche/pkg/authz"
+	"github.com/demarche/demarche/pkg/presences"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -52,6 +53,9 @@ type App struct {
 	auditKey ed25519.PublicKey
 	// anchorCover: see WithAnchorCover.
 	anchorCover time.Duration
+	// presences is the field presences registry a crisis's lead presence is
+	// checked against (the embedded one of pkg/presences).
+	presences *presences.Registry
 }
 
 // Option tunes an App made by New.
@@ -93,6 +97,11 @@ func New(nc *nats.Conn, tc client.Client, log *zap.Logger, opts ...Option) *App 
 	for _, o := range opts {
 		o(a)
 	}
+	r, err := presences.Load("")
+	if err != nil {
+		panic(err) // the embedded registry is checked by its package's tests
+	}
+	a.presences = r
 	return a
 }
 

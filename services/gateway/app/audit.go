@@ -216,7 +216,7 @@ func (a *App) VerifyRun(ctx context.Context, p *authn.Principal, q CrisisQuery) 
 // for a principal cleared for confidential crises (the API's rule; read
 // false otherwise), as an audited read.
 func (a *App) alarmsOf(ctx context.Context, p *authn.Principal, id string) (alarms []string, read bool, err error) {
-	if !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil) {
+	if !authz.CanSee(p, demarchev1.Confidentiality_CONFIDENTIALITY_CONFIDENTIAL, nil, "") {
 		return nil, false, nil
 	}
 	global, err := audit.FetchChainVia(ctx, a.call, "", p.Subject)

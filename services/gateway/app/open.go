@@ -74,8 +74,9 @@ func (a *App) OpenCrisis(ctx context.Context, p *authn.Principal, req *demarchev
 	params := crisis.NewCrisisParams{
 		ID: id, Title: c.GetTitle(), CountryCode: c.GetCountryCode(), CrisisType: c.GetCrisisType(),
 		Severity: c.GetSeverity(), Confidentiality: c.GetConfidentiality(), OpenedBy: p.Subject,
-		Drill: drill, SharedWith: c.GetSharedWith(),
+		Drill: drill, SharedWith: c.GetSharedWith(), LeadPresence: strings.ToUpper(strings.TrimSpace(c.GetLeadPresence())),
 	}
+
 	if c.FirstSignalAt != nil {
 		params.FirstSignalAt = c.GetFirstSignalAt().AsTime()
 	}
@@ -83,7 +84,12 @@ func (a *App) OpenCrisis(ctx context.Context, p *authn.Principal, req *demarchev
 	if err := req.Validate(); err != nil {
 		return Opened{}, err
 	}
-	if !authz.CanSee(p, req.Crisis.GetConfidentiality(), req.Crisis.GetSharedWith()) {
+	if lp := req.Crisis.GetLeadPresence(); lp != "" {
+		if _, err := a.presences.Lead(lp, req.Crisis.GetCountryCode()); err != nil {
+			return Opened{}, &demarchev1.FieldError{Field: "crisis.lead_presence", Reason: err.Error()}
+		}
+	}
+	if !authz.CanSee(p, req.Crisis.GetConfidentiality(), req.Crisis.GetSharedWith(), req.Crisis.GetLeadPresence()) {
 		return Opened{}, fmt.Errorf("%w: your clearance (%s) does not cover a %s crisis", errs.ErrForbidden, p.Clearance.Slug(), req.Crisis.GetConfidentiality().Slug())
 	}
 	in := &demarchev1.CrisisWorkflowInput{Crisis: req.Crisis}

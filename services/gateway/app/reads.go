@@ -34,7 +34,7 @@ func (a *App) Crisis(ctx context.Context, p *authn.Principal, q CrisisQuery) (*d
 		return nil, err
 	}
 	c := st.GetCrisis()
-	if !authz.CanSee(p, c.GetConfidentiality(), c.GetSharedWith()) {
+	if !authz.CanSee(p, c.GetConfidentiality(), c.GetSharedWith(), c.GetLeadPresence()) {
 		return nil, fmt.Errorf("%w: %s", crisis.ErrNotFound, q.ID)
 	}
 	if c.GetConfidentiality() != demarchev1.Confidentiality_CONFIDENTIALITY_PUBLIC {
@@ -86,11 +86,14 @@ func (a *App) List(ctx context.Context, p *authn.Principal, q ListQuery) ([]cris
 // visibleTo is the filter narrowed to what p may see (whatever the filter
 // said about it).
 func visibleTo(p *authn.Principal, f crisis.Filter) crisis.Filter {
-	f.SharedWith, f.Confidentialities = "", nil
+	f.SharedWith, f.Confidentialities, f.LeadPresence = "", nil, ""
 	if PartnerOnly(p) {
 		f.SharedWith = p.Partner
 	} else {
 		f.Confidentialities = authz.Clearances(p)
+	}
+	if authz.FieldOnly(p) {
+		f.LeadPresence = p.Presence // a field officer lists its presence's crises
 	}
 	return f
 }

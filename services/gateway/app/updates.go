@@ -57,14 +57,29 @@ func Key(key string) (string, error) {
 // the crisis: a usable key, and a crisis the principal may see (the same
 // errs.ErrNotFound as a missing one otherwise).
 func (a *App) prepare(ctx context.Context, p *authn.Principal, u Update) (string, error) {
+	key, _, err := a.prepareState(ctx, p, u)
+	return key, err
+}
+
+// prepareState is prepare, answering the crisis's state as p reads it too.
+func (a *App) prepareState(ctx context.Context, p *authn.Principal, u Update) (string, *demarchev1.CrisisState, error) {
 	key, err := Key(u.Key)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	if _, err := a.Crisis(ctx, p, CrisisQuery{ID: u.CrisisID, Via: u.Via}); err != nil {
-		return "", err
+	st, err := a.Crisis(ctx, p, CrisisQuery{ID: u.CrisisID, Via: u.Via})
+	if err != nil {
+		return "", nil, err
 	}
-	return key, nil
+	return key, st, nil
+}
+
+// orNone is s, or "none" when empty.
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // Decide records a decision in a crisis: the crisis.decide action, the role
@@ -91,9 +106,16 @@ func (a *App) Decide(ctx context.Context, p *authn.Principal, u Update, req *dem
 		return nil, err
 	}
 	req.FillGenerated(ids.New) // ids the client may leave out (a funding request's): UUID v7
-	key, err := a.prepare(ctx, p, u)
+	key, st, err := a.prepareState(ctx, p, u)
 	if err != nil {
 		return nil, err
+	}
+	if req.GetFieldReport() != nil {
+		// The crisis checks it again (rule lead-presence); here it is a 403.
+		if lead := st.GetCrisis().GetLeadPresence(); lead == "" || lead != p.Presence {
+			return nil, fmt.Errorf("%w: a field report is filed by a field officer of the crisis's lead presence (%s); your credential names %s",
+				errs.ErrForbidden, orNone(lead), orNone(p.Presence))
+		}
 	}
 	if a.decisions != nil {
 		return a.decisions(ctx, u.CrisisID, key, req)
@@ -232,9 +254,10 @@ func (a *App) Share(ctx context.Context, p *authn.Principal, u Update, change *d
 	return forPrincipal(st, p), nil
 }
 
-// Stamp puts the authenticated principal and its roles in a request (its
-// principal and roles fields, when it has them). A principal named in the
-// body must be the credential's own (errs.ErrInvalid otherwise).
+// Stamp puts the authenticated principal, its roles and its field presence
+// in a request (its principal, roles and presence fields, when it has
+// them). A principal or presence named in the body must be the credential's
+// own (errs.ErrInvalid otherwise).
 func Stamp(m proto.Message, p *authn.Principal) error {
 	msg := m.ProtoReflect()
 	fields := msg.Descriptor().Fields()
@@ -243,6 +266,12 @@ func Stamp(m proto.Message, p *authn.Principal) error {
 			return &demarchev1.FieldError{Field: "principal", Reason: "comes from your credential; leave it empty"}
 		}
 		msg.Set(f, protoreflect.ValueOfString(p.Subject))
+	}
+	if f := fields.ByName("presence"); f != nil {
+		if named := msg.Get(f).String(); named != "" && named != p.Presence {
+			return &demarchev1.FieldError{Field: "presence", Reason: "comes from your credential's presence claim; leave it empty"}
+		}
+		msg.Set(f, protoreflect.ValueOfString(p.Presence))
 	}
 	if f := fields.ByName("roles"); f != nil {
 		list := msg.NewField(f).List()
