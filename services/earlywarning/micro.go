@@ -38,6 +38,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.ApplyRulesRequest { return &demarchev1.ApplyRulesRequest{} }, s.ApplyRules),
 		natsrpc.Typed("active-rules", "ActiveRulesRequest → ActiveRules: the rules in force, with who applied them when (revision 0: the service's own file)",
 			func() *demarchev1.ActiveRulesRequest { return &demarchev1.ActiveRulesRequest{} }, s.ActiveRules),
+		natsrpc.Typed("dialogue", "RecordDialogueRequest → RecordDialogueResponse: record an early-warning dialogue with a regional organisation about a situation, audited",
+			func() *demarchev1.RecordDialogueRequest { return &demarchev1.RecordDialogueRequest{} }, s.RecordDialogue),
 	)
 	return err
 }
@@ -97,5 +99,9 @@ func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest
 }
 
 func (s *Service) serveScore(ctx context.Context, req *demarchev1.ScoreRequest) (*demarchev1.ScoreResponse, error) {
-	return s.Score(ctx, req.GetCountryCode(), req.GetCrisisType())
+	resp, err := s.Score(ctx, req.GetCountryCode(), req.GetCrisisType())
+	if err != nil {
+		return nil, err
+	}
+	return s.withDialogues(ctx, resp)
 }
