@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/demarche/demarche/pkg/natsauth"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
+	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/workflows/crisis"
 )
 
@@ -16,6 +18,12 @@ import (
 // unconstitutional change of government (the report's Guinea:
 // ¶55 "over 40 working visits to Conakry"):
 //
+//  0. before the coup, an analyst's early-warning dialogue with ECOWAS about
+//     the situation (¶66 "early warning dialogues"): recorded through the
+//     API with who from the credential, listed by warning score and the
+//     console's situation page, on the global audit chain; an unknown
+//     organisation, a situation without signals, a missing summary and a
+//     desk officer are refused;
 //  1. the crisis opened two hours after the first signal; ECOWAS leads
 //     (¶51 "in a lead role, in a supporting role"), the AU supports;
 //  2. the envoy's first working visit, then triage;
@@ -54,6 +62,71 @@ func TestCoupWalkOnTheStack(t *testing.T) {
 			t.Fatalf("crisis state: %v", err)
 		}
 		return st
+	}
+
+	// 0. Early warning: a signal, then a dialogue with ECOWAS about the situation.
+	analyst := []string{"analyst"}
+	asAnalyst := func(args ...string) string {
+		t.Helper()
+		out, err := runCLIWith(t, s, "amina", analyst, args...)
+		if err != nil {
+			t.Fatalf("demarche %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	asAnalyst("warning", "report", "--country", "GN", "--type", "unconstitutional-change", "--severity", "3",
+		"--summary", "Troops deployed around the presidential palace")
+	talk := []string{"warning", "dialogue", "--country", "GN", "--type", "unconstitutional-change", "--organisation", "ecowas", "--date", today,
+		"--summary", "ECOWAS early-warning directorate: troop movements around Conakry", "--outcome", "shared assessment: a coup is possible within weeks"}
+	if out := asAnalyst(talk...); !strings.Contains(out, "recorded the early-warning dialogue") || !strings.Contains(out, "with ECOWAS on GN unconstitutional-change") {
+		t.Fatalf("warning dialogue:\n%s", out)
+	}
+	if out := asAnalyst(talk...); !strings.Contains(out, "already recorded: nothing changed") {
+		t.Fatalf("the same dialogue again:\n%s", out)
+	}
+	for _, tc := range []struct {
+		name  string
+		roles []string
+		args  []string
+		says  string
+	}{
+		{"an unknown organisation", analyst, []string{"--country", "GN", "--type", "unconstitutional-change", "--organisation", "NATO",
+			"--summary", "x", "--outcome", "y"}, "dialogue.organisation: not a regional organisation of the partner registry"},
+		{"a situation without signals", analyst, []string{"--country", "NO", "--type", "border-dispute", "--organisation", "AU",
+			"--summary", "x", "--outcome", "y"}, "no such situation NO-border-dispute"},
+		{"no summary", analyst, []string{"--country", "GN", "--type", "unconstitutional-change", "--organisation", "AU", "--outcome", "y"},
+			"dialogue.summary: is required"},
+		{"a desk officer may not", []string{"desk-officer"}, []string{"--country", "GN", "--type", "unconstitutional-change", "--organisation", "AU",
+			"--summary", "x", "--outcome", "y"}, "situations.dialogue needs one of the roles analyst, head-of-department"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runCLIWith(t, s, "amina", tc.roles, append([]string{"warning", "dialogue"}, tc.args...)...)
+			if err == nil || !strings.Contains(out+errText(err), tc.says) {
+				t.Fatalf("got %v:\n%s\nwant a refusal saying %q", err, out, tc.says)
+			}
+		})
+	}
+	if out := asAnalyst("warning", "score", "--country", "GN", "--type", "unconstitutional-change"); !strings.Contains(out, "early-warning dialogues with regional organisations: 1\n") ||
+		!strings.Contains(out, today+" with ECOWAS (recorded by amina): ECOWAS early-warning directorate") {
+		t.Fatalf("warning score does not list the dialogue:\n%s", out)
+	}
+	if page := getConsolePage(t, s.APIURL(), testToken(t, s, "amina", analyst...), "/console/situations/GN/unconstitutional-change"); !strings.Contains(page, `data-dialogue="`) ||
+		!strings.Contains(page, "shared assessment: a coup is possible within weeks") {
+		t.Fatalf("the console's situation page does not show the dialogue:\n%.3000s", page)
+	}
+	gnc, _ := jsAs(t, s, natsauth.Gateway) // chains are read through the gateway
+	chain, err := audit.FetchChain(ctx, gnc, "", "auditor-test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dialogues []*demarchev1.AuditRecord
+	for _, r := range chain.GetRecords() {
+		if r.GetEventType() == audit.WarningDialogueEventType {
+			dialogues = append(dialogues, r)
+		}
+	}
+	if len(dialogues) != 1 || dialogues[0].GetPrincipal() != "amina" || !strings.Contains(dialogues[0].GetDetail(), "with ECOWAS about situation GN-unconstitutional-change") {
+		t.Fatalf("warning-dialogue records on the global chain: %v", dialogues)
 	}
 
 	// 1. Opened, ECOWAS leading.
