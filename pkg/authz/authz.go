@@ -36,6 +36,9 @@ const (
 	Share       Action = "crisis.share" // who a crisis is shared with (partners)
 	SendSignals Action = "signals.send"
 	ReadScores  Action = "situations.read"
+	// RecordDialogue records an early-warning dialogue with a regional
+	// organisation about a situation (¶66 "early warning dialogues").
+	RecordDialogue Action = "situations.dialogue"
 	// ApplyRules puts early-warning rules into force on the running platform
 	// (every situation re-scored, the change on the audit trail).
 	ApplyRules Action = "rules.apply"
@@ -95,6 +98,7 @@ var table = map[Action][]role{
 	Comment:         {duty, desk, head, approver, msu, analyst},
 	SendSignals:     {duty, analyst, partner},
 	ReadScores:      {duty, desk, head, analyst, auditor},
+	RecordDialogue:  {analyst, head},
 	ApplyRules:      {head},
 	ReadRoster:      {duty, desk, head, msu, roster, auditor},
 	ReadFunds:       {approver, fundMgr, head, auditor},

@@ -387,6 +387,11 @@ func TestRulesApplyForTheGatewayAndEarlyWarningAlone(t *testing.T) {
 			"$KV.EARLYWARNING_RULES.active":    id == natsauth.EarlyWarning,
 			"demarche.audit.rules-changed":     id == natsauth.EarlyWarning || id == natsauth.Audit,
 			"$KV.EARLYWARNING_SITUATIONS.GN-x": id == natsauth.EarlyWarning,
+			// Early-warning dialogues: asked by the gateway alone (who is
+			// stamped from the credential), kept and audited by early warning.
+			"demarche.earlywarning.dialogue":  id == natsauth.Gateway,
+			"$KV.EARLYWARNING_DIALOGUES.GN-x": id == natsauth.EarlyWarning,
+			"demarche.audit.warning-dialogue": id == natsauth.EarlyWarning || id == natsauth.Audit,
 		} {
 			if got := allowed(p, s); got != want {
 				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)

@@ -100,6 +100,7 @@ const (
 	SignalsBucket        = "EARLYWARNING_SIGNALS" // services/earlywarning
 	SituationsBucket     = "EARLYWARNING_SITUATIONS"
 	RulesBucket          = "EARLYWARNING_RULES"
+	DialoguesBucket      = "EARLYWARNING_DIALOGUES"
 	ClaimsBucket         = "DEMARCHE_CLAIMS" // services/gateway/claims
 
 	// BenchStream holds `demarche bench`'s bare baselines (subjects bench.>).
@@ -199,7 +200,7 @@ var MessageReads = map[Identity][]string{
 	Funding:      {LedgerStream, KV(FundingBucket)},
 	Roster:       {KV(RosterBucket)},
 	Partners:     {KV(PartnerCrisesBucket), KV(PartnerPendingBucket)},
-	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket)},
+	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket), KV(DialoguesBucket)},
 	// a pending decision's claim, read key by key (never listed)
 	Gateway: {KV(ClaimsBucket)},
 }
@@ -272,6 +273,7 @@ var rules = []Rule{
 	{"$KV.EARLYWARNING_SITUATIONS.>", Pub, []Identity{EarlyWarning}, "situations"},
 	{"$KV.DEMARCHE_CLAIMS.>", Pub, []Identity{Gateway}, "who claimed a pending decision (advisory; the claimant stamped from the credential)"},
 	{"$KV.EARLYWARNING_RULES.>", Pub, []Identity{EarlyWarning}, "rules applied on the running platform (validated by early warning, asked by the gateway for the head of department)"},
+	{"$KV.EARLYWARNING_DIALOGUES.>", Pub, []Identity{EarlyWarning}, "each situation's early-warning dialogues with regional organisations (asked by the gateway for an analyst or head of department)"},
 
 	// Requests (NATS micro): the service listens, its callers ask. Money and
 	// bookings move for the worker alone, carrying out a crisis's decision;
@@ -288,6 +290,7 @@ var rules = []Rule{
 	{"demarche.earlywarning.>", Pub, []Identity{Gateway}, "ingest (a person's signals, stamped by the gateway with its principal: early warning trusts no other caller on it), score, rules (applied by the head of department the gateway authenticated, who is named in the audit record)"},
 	{"demarche.partners.>", Sub, []Identity{Partners}, "partner endpoints"},
 	{"demarche.partners.>", Pub, []Identity{Gateway, Operator}, "role acknowledgements"},
+	{"demarche.partners.list", Pub, []Identity{EarlyWarning}, "the registry, to check a dialogue's regional organisation"},
 	{"demarche.audit.>", Sub, []Identity{Audit}, "audit endpoints (chain, heads)"},
 	// Chains and heads are read through the gateway alone: it checks the
 	// reader's clearance and stamps the read with the token's subject (the
@@ -299,6 +302,7 @@ var rules = []Rule{
 	{"demarche.audit.operation", Pub, []Identity{Worker}, "record a terminate, cancel or reset of a crisis workflow, found in its history (services/audit.AppendOperation)"},
 	{"demarche.audit.fund-contribution", Pub, []Identity{Funding}, "record a voluntary contribution the funding service credited, on the global chain"},
 	{"demarche.audit.fund-opened", Pub, []Identity{Provisioner}, "record a fund's opening on the global chain (demarche admin open-fund; the record's principal is the provisioner, whose credentials alone may ask)"},
+	{"demarche.audit.warning-dialogue", Pub, []Identity{EarlyWarning}, "record an early-warning dialogue with a regional organisation on the global chain (the record's principal is the person early warning names, as the gateway authenticated them: early warning's credentials alone may ask)"},
 	{"demarche.audit.rules-changed", Pub, []Identity{EarlyWarning}, "record early-warning rules put into force on the global chain (the record's principal is the person early warning names, as the gateway authenticated them: early warning's credentials alone may ask)"},
 	{"demarche.schema.>", Sub, []Identity{Schema}, "schema endpoints (get, asyncapi)"},
 	{"demarche.schema.>", Pub, []Identity{Gateway, Operator, Observer, Subscriber}, "fetch a schema or the AsyncAPI document (subscribers decode with it)"},

@@ -61,6 +61,11 @@ const (
 	// EarlyWarningScorecard answers the scorecard of the rules in force
 	// (JSON; the gateway, for the console's scorecard page).
 	EarlyWarningScorecard = EarlyWarningGroup + ".scorecard"
+	// EarlyWarningDialogue records an early-warning dialogue with a regional
+	// organisation about a situation (RecordDialogueRequest ->
+	// RecordDialogueResponse; the gateway alone asks, for an analyst or a head
+	// of department, stamping who from the credential).
+	EarlyWarningDialogue = EarlyWarningGroup + ".dialogue"
 
 	PartnersGroup   = "demarche.partners"
 	PartnersList    = PartnersGroup + ".list"     // ListPartnersRequest -> ListPartnersResponse
@@ -90,6 +95,10 @@ const (
 	// AuditRulesChanged records early-warning rules put into force on the
 	// global chain (early warning's credential alone may ask).
 	AuditRulesChanged = AuditGroup + ".rules-changed"
+	// AuditWarningDialogue records an early-warning dialogue with a regional
+	// organisation on the global chain (early warning's credential alone may
+	// ask): WarningDialogue -> AuditOperationResponse.
+	AuditWarningDialogue = AuditGroup + ".warning-dialogue"
 	// AuditFundContribution records a voluntary contribution credited to a
 	// fund on the global chain (the funding service alone asks):
 	// LedgerEntry (the contribution line) -> AuditOperationResponse.

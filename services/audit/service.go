@@ -99,6 +99,8 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (*Service, error) {
 			func() *demarchev1.RulesChanged { return &demarchev1.RulesChanged{} }, s.Store.RecordRulesChange),
 		natsrpc.Typed("fund-contribution", "LedgerEntry → AuditOperationResponse: records a voluntary contribution credited to a fund on the global chain",
 			func() *demarchev1.LedgerEntry { return &demarchev1.LedgerEntry{} }, s.Store.RecordFundContribution),
+		natsrpc.Typed("warning-dialogue", "WarningDialogue → AuditOperationResponse: records an early-warning dialogue with a regional organisation on the global chain",
+			func() *demarchev1.WarningDialogue { return &demarchev1.WarningDialogue{} }, s.Store.RecordWarningDialogue),
 	); err != nil {
 		return fail(fmt.Errorf("audit: %w", err))
 	}

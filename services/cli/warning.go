@@ -27,11 +27,12 @@ rolling window; when a live signal takes a situation's score across its region's
 threshold, the situation's open crisis gets the warning, or a new crisis episode
 opens (linked to the situation's previous one). Signals older than the live
 horizon (default: the window) are historical: scored, never opening a crisis.
-import, report and score talk to the earlywarning service through the gateway
-(POST /v1/signals, GET /v1/situations/{country}/{type}) as the identity of your
-credential; rules, backtest and evaluate work on files, offline.`,
+import, report, score and dialogue talk to the earlywarning service through the
+gateway (POST /v1/signals, GET /v1/situations/{country}/{type}, POST
+/v1/earlywarning/dialogue) as the identity of your credential; rules, backtest
+and evaluate work on files, offline.`,
 	}
-	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app),
+	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app), newWarningDialogueCmd(app),
 		newWarningRulesCmd(app), newWarningBacktestCmd(app), newWarningEvaluateCmd(app))
 	return cmd
 }
@@ -450,6 +451,7 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 			c.GetObservedAt().AsTime().UTC().Format("2006-01-02 15:04"), c.GetSource(), c.GetSourceId(), summary)
 	}
 	_ = tw.Flush() // terminal output: a failed write has no one to tell
+	printDialogues(out, sc.GetDialogues())
 }
 
 // signalSource is the source the gateway stamps this credential's signals

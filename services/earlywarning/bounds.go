@@ -137,7 +137,7 @@ func (c *Config) validate() error {
 // Bounds of the indicators beyond fatalities (indicators.go).
 const (
 	// MaxCategoryWeight: a report of hate speech or of a human-rights
-	// violation is a sign to watch, not a threshold moment on its own; a
+	// violation is a sign to watch, not an alarm on its own; a
 	// weight above 20 makes one report weigh as much as an event with some
 	// 630 deaths (20 under the default weight formula) and nearly cross the
 	// default threshold (25) alone.

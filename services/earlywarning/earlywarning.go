@@ -105,6 +105,8 @@
 // effects (WarningRaised, OpenOrSignal) happen before the situation is written
 // and are idempotent (deterministic event ids, reserved crisis ids), so a
 // crash or a conflict repeats them at worst, and never loses a crossing.
+// A fourth, EARLYWARNING_DIALOGUES, keeps each situation's early-warning
+// dialogues with regional organisations (dialogues.go).
 package earlywarning
 
 import (
@@ -301,6 +303,8 @@ type Service struct {
 	cards      scorecardCache  // the rules' last scorecard (scorecard.go)
 	consumer   *eventbus.Consumer
 	closers    []func()
+	// EARLYWARNING_DIALOGUES: dialogues with regional organisations (dialogues.go)
+	dialogues jetstream.KeyValue
 
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
@@ -346,6 +350,9 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	if s.rules, err = natsx.KeyValue(ctx, js, res.Buckets[2]); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	if err := s.bindDialogues(ctx, cfg.Replicas); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	// Rules applied on the running platform win over the file: the last
@@ -397,7 +404,7 @@ func EnsureSignalStream(ctx context.Context, js jetstream.JetStream, replicas in
 	return err
 }
 
-// Resources are the signal stream and the two buckets of early warning, for
+// Resources are the signal stream and the buckets of early warning, for
 // the provisioning identity (the service itself only binds to them).
 func Resources(replicas int) natsx.Resources {
 	if replicas <= 0 {
@@ -426,7 +433,7 @@ func Resources(replicas int) natsx.Resources {
 		}, {
 			Bucket: RulesBucket, Description: "Démarche early warning: the rules applied on the running platform (key active), every version kept",
 			History: RulesHistory, Storage: jetstream.FileStorage, Replicas: replicas, MaxValueSize: 2 << 20,
-		}},
+		}, dialoguesBucket(replicas)},
 	}
 }
 

@@ -42,6 +42,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.ActiveRulesRequest { return &demarchev1.ActiveRulesRequest{} }, s.ActiveRules),
 		natsrpc.Raw("scorecard", "anything → the scorecard of the rules in force beside two naive baselines (JSON; the data it is evaluated on is named in it)",
 			micro.HandlerFunc(s.serveScorecard)),
+		natsrpc.Typed("dialogue", "RecordDialogueRequest → RecordDialogueResponse: record an early-warning dialogue with a regional organisation about a situation, audited",
+			func() *demarchev1.RecordDialogueRequest { return &demarchev1.RecordDialogueRequest{} }, s.RecordDialogue),
 	)
 	return err
 }
@@ -101,5 +103,9 @@ func (s *Service) serveIngest(ctx context.Context, req *demarchev1.IngestRequest
 }
 
 func (s *Service) serveScore(ctx context.Context, req *demarchev1.ScoreRequest) (*demarchev1.ScoreResponse, error) {
-	return s.Score(ctx, req.GetCountryCode(), req.GetCrisisType())
+	resp, err := s.Score(ctx, req.GetCountryCode(), req.GetCrisisType())
+	if err != nil {
+		return nil, err
+	}
+	return s.withDialogues(ctx, resp)
 }

@@ -86,6 +86,9 @@ type situationView struct {
 	Latest      time.Time
 	// NoScore says why there is no score to show ("" : there is one).
 	NoScore string
+	// Dialogues are the early-warning dialogues held with regional
+	// organisations about the situation, oldest first (¶66 "early warning dialogues").
+	Dialogues []*demarchev1.WarningDialogue
 }
 
 // URL is the situation's own page.
@@ -154,6 +157,7 @@ func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.
 		}
 		v.Contributions = append(v.Contributions, cv)
 	}
+	v.Dialogues = sc.GetDialogues()
 	if v.WindowEnd.After(v.Latest) {
 		v.Latest = v.WindowEnd
 	}

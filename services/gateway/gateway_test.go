@@ -150,6 +150,8 @@ func TestAuthentication(t *testing.T) {
 		{"auditor escalates", "POST", "/v1/crises/X-1/controls/escalate", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "crisis.escalate needs"},
 		{"approver sends signals", "POST", "/v1/signals", "Bearer " + mint(t, iss, "approver", "funding-officer"), 403, "signals.send needs"},
 		{"desk officer credits a fund", "POST", "/v1/funding/contribute", "Bearer " + mint(t, iss, "desk", "desk-officer"), 403, "funds.contribute needs one of the roles funding-officer, fund-manager"},
+		{"desk officer records an early-warning dialogue", "POST", "/v1/earlywarning/dialogue", "Bearer " + mint(t, iss, "desk", "desk-officer"), 403, "situations.dialogue needs one of the roles analyst, head-of-department"},
+		{"auditor records an early-warning dialogue", "POST", "/v1/earlywarning/dialogue", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "situations.dialogue needs"},
 		{"auditor credits a fund", "POST", "/v1/funding/contribute", "Bearer " + mint(t, iss, "auditor", "auditor"), 403, "funds.contribute needs"},
 		{"healthz needs nothing", "GET", "/healthz", "", 200, ""},
 	} {

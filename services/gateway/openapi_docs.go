@@ -83,13 +83,14 @@ var routeDocs = map[string]routeDoc{
 		"from the origins the gateway allows)."},
 	"POST " + codecPrefix + "{namespace}/encode": {"audit", "Temporal's remote codec: encrypt payloads for the Temporal UI (auditors and admins, " +
 		"from the origins the gateway allows)."},
-	"POST " + ServicePath(natsrpc.RosterSearch):      {"roster", "Rank envoys, mediators and standby experts for a need (expertise, languages, region)."},
-	"POST " + ServicePath(natsrpc.RosterExperts):     {"roster", "Every expert on the roster (crisis_id in the body is ignored)."},
-	"POST " + ServicePath(natsrpc.RosterAssignments): {"roster", "A crisis's current bookings of experts, by role."},
-	"POST " + ServicePath(natsrpc.FundingBalance):    {"funding", "Each fund's balance and what it has disbursed (a fund whose ledger cannot be trusted says why instead)."},
-	"POST " + ServicePath(natsrpc.FundingContribute): {"funding", "Credit a voluntary contribution (donor, amount, currency USD, reference) to a fund, for a funding officer or fund manager: a ledger line and a record on the global audit chain. The same reference again changes nothing; bad input is refused naming the field."},
-	"POST " + ServicePath(natsrpc.FundingLedger):     {"funding", "A fund's append-only ledger, line by line."},
-	"POST " + ServicePath(natsrpc.PartnersList):      {"partners", "The partner organisations and what each receives (regions, countries, crisis types)."},
+	"POST " + ServicePath(natsrpc.RosterSearch):         {"roster", "Rank envoys, mediators and standby experts for a need (expertise, languages, region)."},
+	"POST " + ServicePath(natsrpc.RosterExperts):        {"roster", "Every expert on the roster (crisis_id in the body is ignored)."},
+	"POST " + ServicePath(natsrpc.RosterAssignments):    {"roster", "A crisis's current bookings of experts, by role."},
+	"POST " + ServicePath(natsrpc.FundingBalance):       {"funding", "Each fund's balance and what it has disbursed (a fund whose ledger cannot be trusted says why instead)."},
+	"POST " + ServicePath(natsrpc.FundingContribute):    {"funding", "Credit a voluntary contribution (donor, amount, currency USD, reference) to a fund, for a funding officer or fund manager: a ledger line and a record on the global audit chain. The same reference again changes nothing; bad input is refused naming the field."},
+	"POST " + ServicePath(natsrpc.EarlyWarningDialogue): {"signals", "Record an early-warning dialogue held with a regional organisation of the partner registry about a situation (country, crisis type): the day, a summary and the outcome (the assessment shared), for an analyst or head of department (who is stamped from the credential); kept with the situation (its score lists them) and recorded on the global audit chain. The same dialogue again changes nothing; an unknown organisation (400) or situation (404) is refused naming the field."},
+	"POST " + ServicePath(natsrpc.FundingLedger):        {"funding", "A fund's append-only ledger, line by line."},
+	"POST " + ServicePath(natsrpc.PartnersList):         {"partners", "The partner organisations and what each receives (regions, countries, crisis types)."},
 	"POST " + ServicePath(natsrpc.PartnersAckRole): {"partners", "A partner acknowledges its role (lead, support, ...) in a crisis shared with it; " +
 		"a partner's credential acknowledges for its own organisation only."},
 	"GET /v1/crises/{id}/claims": {"crises", "Who claimed the crisis's pending decisions (advisory: a claim never stops anyone holding the role from deciding), " +

@@ -51,6 +51,7 @@ var serviceCalls = []serviceCall{
 	{natsrpc.FundingLedger, authz.ReadFunds, func() proto.Message { return &demarchev1.FundQuery{} }, func() proto.Message { return &demarchev1.LedgerResponse{} }},
 	{natsrpc.PartnersList, authz.ReadPartners, func() proto.Message { return &demarchev1.ListPartnersRequest{} }, func() proto.Message { return &demarchev1.ListPartnersResponse{} }},
 	{natsrpc.PartnersAckRole, authz.PartnerRole, func() proto.Message { return &demarchev1.AckRoleRequest{} }, func() proto.Message { return &demarchev1.AckRoleResponse{} }},
+	{natsrpc.EarlyWarningDialogue, authz.RecordDialogue, func() proto.Message { return &demarchev1.RecordDialogueRequest{} }, func() proto.Message { return &demarchev1.RecordDialogueResponse{} }},
 	{natsrpc.AuditChain, authz.Audit, func() proto.Message { return &demarchev1.AuditChainRequest{} }, func() proto.Message { return &demarchev1.AuditChain{} }},
 	{natsrpc.AuditHeads, authz.Audit, func() proto.Message { return &demarchev1.AuditHeadsRequest{} }, func() proto.Message { return &demarchev1.AuditHeads{} }},
 }
@@ -78,6 +79,11 @@ func (s *Service) callService(w http.ResponseWriter, r *http.Request, p *authn.P
 		m.Reader = p.Subject // the read is recorded as the credential's
 	case *demarchev1.AuditHeadsRequest:
 		m.Reader = p.Subject
+	case *demarchev1.RecordDialogueRequest:
+		if m.GetDialogue() == nil {
+			m.Dialogue = &demarchev1.WarningDialogue{}
+		}
+		m.Dialogue.RecordedBy = p.Subject // who records it is the credential's, never the body's
 	case *demarchev1.ContributeCall:
 		if m.GetContribution() == nil {
 			m.Contribution = &demarchev1.VoluntaryContribution{}

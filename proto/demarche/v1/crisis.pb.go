@@ -28,7 +28,9 @@ type Stage int32
 
 const (
 	Stage_STAGE_UNSPECIFIED Stage = 0
-	// Signals pooled and scored; a threshold moment raised a warning.
+	// Signals pooled and scored; a score crossing its threshold raised a
+	// warning: an alarm ahead of the report's ¶45 "threshold moments" (when
+	// parties decide to use violence), which early warning is to anticipate.
 	Stage_STAGE_WARNING Stage = 1
 	// The Secretary-General's good offices: quiet diplomacy, statement, démarche, ...
 	Stage_STAGE_GOOD_OFFICES Stage = 2

@@ -919,8 +919,12 @@ type ScoreResponse struct {
 	// episode (the lowest score since the closure, or the score the closed
 	// crisis last saw, plus the rules' new_episode_margin × the threshold).
 	NextEpisodeScore float64 `protobuf:"fixed64,18,opt,name=next_episode_score,json=nextEpisodeScore,proto3" json:"next_episode_score,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The early-warning dialogues held with regional organisations about the
+	// situation, oldest first (¶66 "early warning dialogues"): any number,
+	// each audited.
+	Dialogues     []*WarningDialogue `protobuf:"bytes,100,rep,name=dialogues,proto3" json:"dialogues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScoreResponse) Reset() {
@@ -1077,6 +1081,13 @@ func (x *ScoreResponse) GetNextEpisodeScore() float64 {
 		return x.NextEpisodeScore
 	}
 	return 0
+}
+
+func (x *ScoreResponse) GetDialogues() []*WarningDialogue {
+	if x != nil {
+		return x.Dialogues
+	}
+	return nil
 }
 
 // ScorePoint is a situation's score at one moment of event time.
@@ -1764,11 +1775,284 @@ func (*ActiveRulesRequest) Descriptor() ([]byte, []int) {
 	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{17}
 }
 
+// WarningDialogue is one early-warning dialogue held with a regional
+// organisation of the partner registry about a situation (country + crisis
+// type): ¶66 "early warning dialogues". Recorded
+// by an analyst or a head of department (who, from the credential), kept in
+// early warning's dialogues bucket and recorded on the global audit chain.
+type WarningDialogue struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	CountryCode string                 `protobuf:"bytes,1,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	CrisisType  CrisisType             `protobuf:"varint,2,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	// A regional organisation of the partner registry (ECOWAS, AU, ...).
+	Organisation string `protobuf:"bytes,3,opt,name=organisation,proto3" json:"organisation,omitempty"`
+	// The day the dialogue was held.
+	Date *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=date,proto3" json:"date,omitempty"`
+	// What was discussed.
+	Summary string `protobuf:"bytes,5,opt,name=summary,proto3" json:"summary,omitempty"`
+	// The outcome: the assessment shared (or not) with the organisation.
+	Outcome string `protobuf:"bytes,6,opt,name=outcome,proto3" json:"outcome,omitempty"`
+	// Who recorded it (the gateway stamps it from the credential; never the body).
+	RecordedBy string                 `protobuf:"bytes,7,opt,name=recorded_by,json=recordedBy,proto3" json:"recorded_by,omitempty"`
+	RecordedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=recorded_at,json=recordedAt,proto3" json:"recorded_at,omitempty"`
+	// Derived from the situation, organisation, date and summary: the same
+	// dialogue recorded again is the same record.
+	Id            string `protobuf:"bytes,9,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarningDialogue) Reset() {
+	*x = WarningDialogue{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarningDialogue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarningDialogue) ProtoMessage() {}
+
+func (x *WarningDialogue) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarningDialogue.ProtoReflect.Descriptor instead.
+func (*WarningDialogue) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *WarningDialogue) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *WarningDialogue) GetCrisisType() CrisisType {
+	if x != nil {
+		return x.CrisisType
+	}
+	return CrisisType_CRISIS_TYPE_UNSPECIFIED
+}
+
+func (x *WarningDialogue) GetOrganisation() string {
+	if x != nil {
+		return x.Organisation
+	}
+	return ""
+}
+
+func (x *WarningDialogue) GetDate() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Date
+	}
+	return nil
+}
+
+func (x *WarningDialogue) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
+func (x *WarningDialogue) GetOutcome() string {
+	if x != nil {
+		return x.Outcome
+	}
+	return ""
+}
+
+func (x *WarningDialogue) GetRecordedBy() string {
+	if x != nil {
+		return x.RecordedBy
+	}
+	return ""
+}
+
+func (x *WarningDialogue) GetRecordedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RecordedAt
+	}
+	return nil
+}
+
+func (x *WarningDialogue) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WarningDialogues are a situation's dialogues, oldest first (the value of
+// its key in early warning's dialogues bucket).
+type WarningDialogues struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dialogues     []*WarningDialogue     `protobuf:"bytes,1,rep,name=dialogues,proto3" json:"dialogues,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WarningDialogues) Reset() {
+	*x = WarningDialogues{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WarningDialogues) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WarningDialogues) ProtoMessage() {}
+
+func (x *WarningDialogues) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WarningDialogues.ProtoReflect.Descriptor instead.
+func (*WarningDialogues) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WarningDialogues) GetDialogues() []*WarningDialogue {
+	if x != nil {
+		return x.Dialogues
+	}
+	return nil
+}
+
+// RecordDialogueRequest records an early-warning dialogue (endpoint "dialogue").
+type RecordDialogueRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dialogue      *WarningDialogue       `protobuf:"bytes,1,opt,name=dialogue,proto3" json:"dialogue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDialogueRequest) Reset() {
+	*x = RecordDialogueRequest{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDialogueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDialogueRequest) ProtoMessage() {}
+
+func (x *RecordDialogueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDialogueRequest.ProtoReflect.Descriptor instead.
+func (*RecordDialogueRequest) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RecordDialogueRequest) GetDialogue() *WarningDialogue {
+	if x != nil {
+		return x.Dialogue
+	}
+	return nil
+}
+
+// RecordDialogueResponse is the dialogue as recorded, its audit record, and
+// whether it was recorded before (a retry).
+type RecordDialogueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dialogue      *WarningDialogue       `protobuf:"bytes,1,opt,name=dialogue,proto3" json:"dialogue,omitempty"`
+	Record        *AuditRecord           `protobuf:"bytes,2,opt,name=record,proto3" json:"record,omitempty"`
+	Replayed      bool                   `protobuf:"varint,3,opt,name=replayed,proto3" json:"replayed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RecordDialogueResponse) Reset() {
+	*x = RecordDialogueResponse{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RecordDialogueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RecordDialogueResponse) ProtoMessage() {}
+
+func (x *RecordDialogueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RecordDialogueResponse.ProtoReflect.Descriptor instead.
+func (*RecordDialogueResponse) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RecordDialogueResponse) GetDialogue() *WarningDialogue {
+	if x != nil {
+		return x.Dialogue
+	}
+	return nil
+}
+
+func (x *RecordDialogueResponse) GetRecord() *AuditRecord {
+	if x != nil {
+		return x.Record
+	}
+	return nil
+}
+
+func (x *RecordDialogueResponse) GetReplayed() bool {
+	if x != nil {
+		return x.Replayed
+	}
+	return false
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
-	"\x1edemarche/v1/earlywarning.proto\x12\vdemarche.v1\x1a\x18demarche/v1/crisis.proto\x1a\x18demarche/v1/events.proto\x1a\x1ademarche/v1/workflow.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x03\n" +
+	"\x1edemarche/v1/earlywarning.proto\x12\vdemarche.v1\x1a\x17demarche/v1/audit.proto\x1a\x18demarche/v1/crisis.proto\x1a\x18demarche/v1/events.proto\x1a\x1ademarche/v1/workflow.proto\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x9a\x03\n" +
 	"\x06Signal\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12!\n" +
@@ -1843,7 +2127,7 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\fScoreRequest\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
-	"crisisType\"\x9f\x06\n" +
+	"crisisType\"\xdb\x06\n" +
 	"\rScoreResponse\x12!\n" +
 	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
 	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
@@ -1865,7 +2149,8 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\bepisodes\x18\x0f \x01(\x05R\bepisodes\x121\n" +
 	"\ahistory\x18\x10 \x03(\v2\x17.demarche.v1.ScorePointR\ahistory\x12#\n" +
 	"\rcrisis_closed\x18\x11 \x01(\bR\fcrisisClosed\x12,\n" +
-	"\x12next_episode_score\x18\x12 \x01(\x01R\x10nextEpisodeScore\"\xca\x01\n" +
+	"\x12next_episode_score\x18\x12 \x01(\x01R\x10nextEpisodeScore\x12:\n" +
+	"\tdialogues\x18d \x03(\v2\x1c.demarche.v1.WarningDialogueR\tdialogues\"\xca\x01\n" +
 	"\n" +
 	"ScorePoint\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x14\n" +
@@ -1934,7 +2219,28 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\vActiveRules\x12\x14\n" +
 	"\x05rules\x18\x01 \x01(\fR\x05rules\x121\n" +
 	"\x06change\x18\x02 \x01(\v2\x19.demarche.v1.RulesChangedR\x06change\"\x14\n" +
-	"\x12ActiveRulesRequest*\x82\x01\n" +
+	"\x12ActiveRulesRequest\"\xe4\x02\n" +
+	"\x0fWarningDialogue\x12!\n" +
+	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
+	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
+	"crisisType\x12\"\n" +
+	"\forganisation\x18\x03 \x01(\tR\forganisation\x12.\n" +
+	"\x04date\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x04date\x12\x18\n" +
+	"\asummary\x18\x05 \x01(\tR\asummary\x12\x18\n" +
+	"\aoutcome\x18\x06 \x01(\tR\aoutcome\x12\x1f\n" +
+	"\vrecorded_by\x18\a \x01(\tR\n" +
+	"recordedBy\x12;\n" +
+	"\vrecorded_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"recordedAt\x12\x0e\n" +
+	"\x02id\x18\t \x01(\tR\x02id\"N\n" +
+	"\x10WarningDialogues\x12:\n" +
+	"\tdialogues\x18\x01 \x03(\v2\x1c.demarche.v1.WarningDialogueR\tdialogues\"Q\n" +
+	"\x15RecordDialogueRequest\x128\n" +
+	"\bdialogue\x18\x01 \x01(\v2\x1c.demarche.v1.WarningDialogueR\bdialogue\"\xa0\x01\n" +
+	"\x16RecordDialogueResponse\x128\n" +
+	"\bdialogue\x18\x01 \x01(\v2\x1c.demarche.v1.WarningDialogueR\bdialogue\x120\n" +
+	"\x06record\x18\x02 \x01(\v2\x18.demarche.v1.AuditRecordR\x06record\x12\x1a\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -1954,70 +2260,83 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
-	(IngestStatus)(0),             // 0: demarche.v1.IngestStatus
-	(*Signal)(nil),                // 1: demarche.v1.Signal
-	(*IngestRequest)(nil),         // 2: demarche.v1.IngestRequest
-	(*Exercise)(nil),              // 3: demarche.v1.Exercise
-	(*IngestResult)(nil),          // 4: demarche.v1.IngestResult
-	(*CrisisTouch)(nil),           // 5: demarche.v1.CrisisTouch
-	(*IngestResponse)(nil),        // 6: demarche.v1.IngestResponse
-	(*SituationsRequest)(nil),     // 7: demarche.v1.SituationsRequest
-	(*SituationsResponse)(nil),    // 8: demarche.v1.SituationsResponse
-	(*SituationSummary)(nil),      // 9: demarche.v1.SituationSummary
-	(*ScoreRequest)(nil),          // 10: demarche.v1.ScoreRequest
-	(*ScoreResponse)(nil),         // 11: demarche.v1.ScoreResponse
-	(*ScorePoint)(nil),            // 12: demarche.v1.ScorePoint
-	(*SituationState)(nil),        // 13: demarche.v1.SituationState
-	(*PendingImport)(nil),         // 14: demarche.v1.PendingImport
-	(*ApplyRulesRequest)(nil),     // 15: demarche.v1.ApplyRulesRequest
-	(*RulesChanged)(nil),          // 16: demarche.v1.RulesChanged
-	(*ActiveRules)(nil),           // 17: demarche.v1.ActiveRules
-	(*ActiveRulesRequest)(nil),    // 18: demarche.v1.ActiveRulesRequest
-	(CrisisType)(0),               // 19: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil), // 20: google.protobuf.Timestamp
-	(*DrillSettings)(nil),         // 21: demarche.v1.DrillSettings
-	(Region)(0),                   // 22: demarche.v1.Region
-	(*durationpb.Duration)(nil),   // 23: google.protobuf.Duration
-	(*SignalContribution)(nil),    // 24: demarche.v1.SignalContribution
+	(IngestStatus)(0),              // 0: demarche.v1.IngestStatus
+	(*Signal)(nil),                 // 1: demarche.v1.Signal
+	(*IngestRequest)(nil),          // 2: demarche.v1.IngestRequest
+	(*Exercise)(nil),               // 3: demarche.v1.Exercise
+	(*IngestResult)(nil),           // 4: demarche.v1.IngestResult
+	(*CrisisTouch)(nil),            // 5: demarche.v1.CrisisTouch
+	(*IngestResponse)(nil),         // 6: demarche.v1.IngestResponse
+	(*SituationsRequest)(nil),      // 7: demarche.v1.SituationsRequest
+	(*SituationsResponse)(nil),     // 8: demarche.v1.SituationsResponse
+	(*SituationSummary)(nil),       // 9: demarche.v1.SituationSummary
+	(*ScoreRequest)(nil),           // 10: demarche.v1.ScoreRequest
+	(*ScoreResponse)(nil),          // 11: demarche.v1.ScoreResponse
+	(*ScorePoint)(nil),             // 12: demarche.v1.ScorePoint
+	(*SituationState)(nil),         // 13: demarche.v1.SituationState
+	(*PendingImport)(nil),          // 14: demarche.v1.PendingImport
+	(*ApplyRulesRequest)(nil),      // 15: demarche.v1.ApplyRulesRequest
+	(*RulesChanged)(nil),           // 16: demarche.v1.RulesChanged
+	(*ActiveRules)(nil),            // 17: demarche.v1.ActiveRules
+	(*ActiveRulesRequest)(nil),     // 18: demarche.v1.ActiveRulesRequest
+	(*WarningDialogue)(nil),        // 19: demarche.v1.WarningDialogue
+	(*WarningDialogues)(nil),       // 20: demarche.v1.WarningDialogues
+	(*RecordDialogueRequest)(nil),  // 21: demarche.v1.RecordDialogueRequest
+	(*RecordDialogueResponse)(nil), // 22: demarche.v1.RecordDialogueResponse
+	(CrisisType)(0),                // 23: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
+	(*DrillSettings)(nil),          // 25: demarche.v1.DrillSettings
+	(Region)(0),                    // 26: demarche.v1.Region
+	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
+	(*SignalContribution)(nil),     // 28: demarche.v1.SignalContribution
+	(*AuditRecord)(nil),            // 29: demarche.v1.AuditRecord
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	19, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	20, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	23, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	24, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	21, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	25, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
 	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
-	19, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
-	20, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
-	19, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	19, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	22, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	23, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	20, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	20, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	24, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	23, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	24, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	23, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	23, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	26, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	27, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	24, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	24, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	28, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
 	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
-	20, // 19: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	19, // 20: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	24, // 21: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	20, // 22: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
-	12, // 23: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
-	14, // 24: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
-	20, // 25: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
-	20, // 26: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
-	20, // 27: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
-	20, // 28: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
-	16, // 29: demarche.v1.ActiveRules.change:type_name -> demarche.v1.RulesChanged
-	30, // [30:30] is the sub-list for method output_type
-	30, // [30:30] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	19, // 19: demarche.v1.ScoreResponse.dialogues:type_name -> demarche.v1.WarningDialogue
+	24, // 20: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	23, // 21: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	28, // 22: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	24, // 23: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	12, // 24: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
+	14, // 25: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
+	24, // 26: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	24, // 27: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	24, // 28: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	24, // 29: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
+	16, // 30: demarche.v1.ActiveRules.change:type_name -> demarche.v1.RulesChanged
+	23, // 31: demarche.v1.WarningDialogue.crisis_type:type_name -> demarche.v1.CrisisType
+	24, // 32: demarche.v1.WarningDialogue.date:type_name -> google.protobuf.Timestamp
+	24, // 33: demarche.v1.WarningDialogue.recorded_at:type_name -> google.protobuf.Timestamp
+	19, // 34: demarche.v1.WarningDialogues.dialogues:type_name -> demarche.v1.WarningDialogue
+	19, // 35: demarche.v1.RecordDialogueRequest.dialogue:type_name -> demarche.v1.WarningDialogue
+	19, // 36: demarche.v1.RecordDialogueResponse.dialogue:type_name -> demarche.v1.WarningDialogue
+	29, // 37: demarche.v1.RecordDialogueResponse.record:type_name -> demarche.v1.AuditRecord
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -2025,6 +2344,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 	if File_demarche_v1_earlywarning_proto != nil {
 		return
 	}
+	file_demarche_v1_audit_proto_init()
 	file_demarche_v1_crisis_proto_init()
 	file_demarche_v1_events_proto_init()
 	file_demarche_v1_workflow_proto_init()
@@ -2034,7 +2354,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -9,6 +9,7 @@ import (
 	"math"
 	"regexp"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -220,5 +221,49 @@ func (x *ApplyRulesRequest) Validate() error {
 	if strings.TrimSpace(x.GetAppliedBy()) == "" {
 		c.fail("applied_by", "is required (the gateway stamps it from the caller's credential)")
 	}
+	return c.err()
+}
+
+// MaxDialogueAge is how far back an early-warning dialogue may be dated: a
+// record a year late is history, not early warning.
+const MaxDialogueAge = 366 * 24 * time.Hour
+
+// Validate checks an early-warning dialogue to record: the situation
+// (country and crisis type), the organisation (whether the partner registry
+// knows it is early warning's to check), the day it was held (not ahead of
+// now by more than a day, nor more than a year back), what was discussed and
+// its outcome, and who records it (stamped by the gateway).
+func (x *RecordDialogueRequest) Validate() error {
+	c := newChecker("dialogue")
+	d := x.GetDialogue()
+	if d == nil {
+		c.fail("dialogue", "is required: country_code, crisis_type, organisation, date, summary and outcome")
+		return c.err()
+	}
+	if _, ok := RegionOf(d.GetCountryCode()); !ok {
+		c.fail("dialogue.country_code", "%q is not an ISO 3166-1 alpha-2 country code (upper case, e.g. GN, ML, UA)", d.GetCountryCode())
+	}
+	if t := d.GetCrisisType(); t == CrisisType_CRISIS_TYPE_UNSPECIFIED || CrisisType_name[int32(t)] == "" {
+		c.fail("dialogue.crisis_type", "is required (allowed: %s)", strings.Join(CrisisTypeSlugs(), ", "))
+	}
+	switch o := d.GetOrganisation(); {
+	case strings.TrimSpace(o) == "":
+		c.fail("dialogue.organisation", "is required: a regional organisation of the partner registry (demarche partner list)")
+	case len(o) > 64 || strings.ContainsAny(o, " \t\n.*>"):
+		c.fail("dialogue.organisation", "%q is not a partner's name (allowed: a registry name such as ECOWAS, AU; see demarche partner list)", o)
+	}
+	switch t := d.GetDate(); {
+	case t == nil:
+		c.fail("dialogue.date", "is required: the day the dialogue was held (YYYY-MM-DD)")
+	case !t.IsValid():
+		c.fail("dialogue.date", "is not a valid time")
+	case t.AsTime().After(time.Now().Add(24 * time.Hour)):
+		c.fail("dialogue.date", "%s is ahead: record a dialogue once held", t.AsTime().UTC().Format(time.DateOnly))
+	case t.AsTime().Before(time.Now().Add(-MaxDialogueAge)):
+		c.fail("dialogue.date", "%s is more than a year back (allowed: within the last year)", t.AsTime().UTC().Format(time.DateOnly))
+	}
+	c.text("dialogue.summary", d.GetSummary(), true)
+	c.text("dialogue.outcome", d.GetOutcome(), true)
+	c.principal("dialogue.recorded_by", d.GetRecordedBy())
 	return c.err()
 }
