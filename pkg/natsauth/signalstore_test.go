@@ -18,12 +18,13 @@ func TestSignalStoreIsEarlyWarningsAlone(t *testing.T) {
 	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
 		p := natsauth.PermissionsOf(id, outside...)
 		ew := id == natsauth.EarlyWarning
+		prov := id == natsauth.Provisioner // manages every stream: $JS.API.>
 		for s, want := range map[string]bool{
 			"$KV.EARLYWARNING_SIGNAL_STORE.GN.intercommunal-violence.200905.acled.id.GIN1":       ew,
-			"$JS.API.DIRECT.GET." + stream + ".$KV.EARLYWARNING_SIGNAL_STORE.GN.x.200905.a.id.1": ew,
-			"$JS.API.CONSUMER.CREATE." + stream:                                                  ew,
-			"$JS.API.STREAM.MSG.GET." + stream:                                                   false,
-			"$JS.API.STREAM.PURGE." + stream:                                                     id == natsauth.Provisioner,
+			"$JS.API.DIRECT.GET." + stream + ".$KV.EARLYWARNING_SIGNAL_STORE.GN.x.200905.a.id.1": ew || prov,
+			"$JS.API.CONSUMER.CREATE." + stream + ".watch":                                       ew || prov,
+			"$JS.API.STREAM.MSG.GET." + stream:                                                   prov,
+			"$JS.API.STREAM.PURGE." + stream:                                                     prov,
 			"demarche.earlywarning.signals":                                                      id == natsauth.Gateway,
 		} {
 			if got := allowed(p, s); got != want {
