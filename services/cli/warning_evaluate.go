@@ -69,6 +69,9 @@ forecast), --output markdown for a scorecard page (docs/scorecard.md is one;
 			default:
 				return fmt.Errorf("--output: %q is not an output format (allowed: table, json, markdown)", output)
 			}
+			if file == "" && format != "" {
+				return fmt.Errorf("--format: names the format of --file; without --file the signal store is read (--country, --type, --since, --until select its signals)")
+			}
 			if file != "" && sel.set() {
 				return fmt.Errorf("--country, --type, --since, --until: select signals of the store; with --file the file is evaluated (leave one out)")
 			}

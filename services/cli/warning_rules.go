@@ -222,6 +222,9 @@ thresholds. Progress goes to stderr; --output json for programs.
 			if err != nil {
 				return err
 			}
+			if file == "" && format != "" {
+				return fmt.Errorf("--format: names the format of --file; without --file the signal store is read (--country, --type, --since, --until select its signals)")
+			}
 			if file != "" && sel.set() {
 				return fmt.Errorf("--country, --type, --since, --until: select signals of the store; with --file the file is replayed (leave one out)")
 			}
