@@ -259,7 +259,7 @@ func TestNATSPermissions(t *testing.T) {
 			natsauth.AuditStream: audit.StreamName, natsauth.AnchorStream: audit.AnchorStream, natsauth.PartnerStream("AU"): partners.PartnerStream("AU"),
 			natsauth.RosterBucket: roster.Bucket, natsauth.FundingBucket: funding.Bucket,
 			natsauth.PartnerCrisesBucket: partners.CrisisBucket, natsauth.PartnerPendingBucket: partners.PendingBucket,
-			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket, natsauth.RulesBucket: earlywarning.RulesBucket, natsauth.DialoguesBucket: earlywarning.DialoguesBucket,
+			natsauth.SignalsBucket: earlywarning.SignalsBucket, natsauth.SituationsBucket: earlywarning.SituationBucket, natsauth.RulesBucket: earlywarning.RulesBucket, natsauth.DialoguesBucket: earlywarning.DialoguesBucket, natsauth.SignalStoreBucket: earlywarning.StoreBucket,
 			natsauth.ClaimsBucket:         claims.Bucket,
 			natsauth.WebhookDurablePrefix: partners.WebhookDurablePrefix,
 		} {

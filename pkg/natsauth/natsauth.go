@@ -101,6 +101,7 @@ const (
 	SituationsBucket     = "EARLYWARNING_SITUATIONS"
 	RulesBucket          = "EARLYWARNING_RULES"
 	DialoguesBucket      = "EARLYWARNING_DIALOGUES"
+	SignalStoreBucket    = "EARLYWARNING_SIGNAL_STORE"
 	ClaimsBucket         = "DEMARCHE_CLAIMS" // services/gateway/claims
 
 	// BenchStream holds `demarche bench`'s bare baselines (subjects bench.>).
@@ -157,8 +158,9 @@ var Ephemerals = map[Identity][]string{
 	Roster:   {KV(RosterBucket)}, // bookings listed by key
 	Partners: {KV(PartnerPendingBucket)},
 	// The situations listed by key (the console inbox's situations endpoint,
-	// re-scoring under applied rules); the applied rules watched.
-	EarlyWarning: {KV(SituationsBucket), KV(RulesBucket)},
+	// re-scoring under applied rules); the applied rules watched; the signal
+	// store read by key filter (a query, an old signal's own window).
+	EarlyWarning: {KV(SituationsBucket), KV(RulesBucket), KV(SignalStoreBucket)},
 	Operator:     {CrisisStream}, // events tail
 	// The observer watches what happened, never the partner stream (each
 	// partner's deliveries are its own) nor the buckets (bookings, requests).
@@ -200,7 +202,7 @@ var MessageReads = map[Identity][]string{
 	Funding:      {LedgerStream, KV(FundingBucket)},
 	Roster:       {KV(RosterBucket)},
 	Partners:     {KV(PartnerCrisesBucket), KV(PartnerPendingBucket)},
-	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket), KV(DialoguesBucket)},
+	EarlyWarning: {KV(SignalsBucket), KV(SituationsBucket), KV(RulesBucket), KV(DialoguesBucket), KV(SignalStoreBucket)},
 	// a pending decision's claim, read key by key (never listed)
 	Gateway: {KV(ClaimsBucket)},
 }
@@ -271,6 +273,7 @@ var rules = []Rule{
 	{"$KV.DEMARCHE_PARTNER_PENDING.>", Pub, []Identity{Partners}, "events waiting for their opening"},
 	{"$KV.EARLYWARNING_SIGNALS.>", Pub, []Identity{EarlyWarning}, "signals seen"},
 	{"$KV.EARLYWARNING_SITUATIONS.>", Pub, []Identity{EarlyWarning}, "situations"},
+	{"$KV.EARLYWARNING_SIGNAL_STORE.>", Pub, []Identity{EarlyWarning}, "the signal store: every accepted signal and its revisions (people read it through the gateway's GET /v1/signals)"},
 	{"$KV.DEMARCHE_CLAIMS.>", Pub, []Identity{Gateway}, "who claimed a pending decision (advisory; the claimant stamped from the credential)"},
 	{"$KV.EARLYWARNING_RULES.>", Pub, []Identity{EarlyWarning}, "rules applied on the running platform (validated by early warning, asked by the gateway for the head of department)"},
 	{"$KV.EARLYWARNING_DIALOGUES.>", Pub, []Identity{EarlyWarning}, "each situation's early-warning dialogues with regional organisations (asked by the gateway for an analyst or head of department)"},

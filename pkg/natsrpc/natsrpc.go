@@ -52,6 +52,8 @@ const (
 	EarlyWarningScore   = EarlyWarningGroup + ".score"
 	// EarlyWarningSituations lists situations at a glance (the gateway's console inbox).
 	EarlyWarningSituations = EarlyWarningGroup + ".situations"
+	// EarlyWarningSignals queries the signal store (the gateway's GET /v1/signals).
+	EarlyWarningSignals = EarlyWarningGroup + ".signals"
 	// EarlyWarningRules puts a rules file into force without a restart (the
 	// gateway alone may ask, for the head of department it authenticated).
 	EarlyWarningRules = EarlyWarningGroup + ".rules"

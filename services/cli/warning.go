@@ -29,11 +29,13 @@ opens (linked to the situation's previous one). Signals older than the live
 horizon (default: the window) are historical: scored, never opening a crisis.
 import, report, score and dialogue talk to the earlywarning service through the
 gateway (POST /v1/signals, GET /v1/situations/{country}/{type}, POST
-/v1/earlywarning/dialogue) as the identity of your credential; rules, backtest
-and evaluate work on files, offline.`,
+/v1/earlywarning/dialogue) as the identity of your credential, and so do signals
+(the signal store: every accepted signal, its revisions) and backtest and
+evaluate without --file (they read the store); rules, and backtest and evaluate
+with --file, work on files, offline.`,
 	}
 	cmd.AddCommand(newWarningImportCmd(app), newWarningReportCmd(app), newWarningScoreCmd(app), newWarningDialogueCmd(app),
-		newWarningRulesCmd(app), newWarningBacktestCmd(app), newWarningEvaluateCmd(app))
+		newWarningRulesCmd(app), newWarningBacktestCmd(app), newWarningEvaluateCmd(app), newWarningSignalsCmd(app))
 	return cmd
 }
 
@@ -133,6 +135,9 @@ func printImportSummary(out io.Writer, name string, sum *earlywarning.ImportSumm
 		name, sum.Read, sum.Accepted, sum.Duplicates, len(sum.Rejected), took.Round(time.Millisecond))
 	fmt.Fprintf(out, "  %d live, %d historical (older than the live horizon: opened and signalled nothing); rules %s\n",
 		sum.Live, sum.Historical, sum.RulesVersion)
+	if sum.Revised > 0 {
+		fmt.Fprintf(out, "  %d of the accepted revise signals imported before (same id, changed content): demarche warning signals shows each revision\n", sum.Revised)
+	}
 	if len(sum.Crises) == 0 {
 		fmt.Fprintln(out, "  crises: none opened or signalled")
 	}
@@ -173,7 +178,7 @@ func importJSON(name string, sum *earlywarning.ImportSummary) map[string]any {
 		rej = append(rej, rejected{r.Line, r.SourceID, r.Reason})
 	}
 	return map[string]any{"file": name, "read": sum.Read, "accepted": sum.Accepted, "live": sum.Live, "historical": sum.Historical,
-		"duplicates": sum.Duplicates, "rejected": rej, "crises": crises, "rulesVersion": sum.RulesVersion}
+		"duplicates": sum.Duplicates, "revised": sum.Revised, "rejected": rej, "crises": crises, "rulesVersion": sum.RulesVersion}
 }
 
 // reportFlags are the inputs of `warning report`.
@@ -442,6 +447,9 @@ func printScore(out io.Writer, sc *demarchev1.ScoreResponse, limit int) {
 		summary := strings.ReplaceAll(c.GetSummary(), "\n", " ")
 		if r := []rune(summary); len(r) > 80 {
 			summary = string(r[:79]) + "…"
+		}
+		if c.GetRevised() != "" {
+			summary = "revised (" + c.GetRevised() + ") " + summary
 		}
 		rule := c.GetRule()
 		if rule == "" {

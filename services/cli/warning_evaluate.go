@@ -29,8 +29,9 @@ func newWarningEvaluateCmd(app *App) *cobra.Command {
 	horizon, step := daysFlag(evaluate.DefaultHorizon), daysFlag(evaluate.DefaultStep)
 	var sweep []float64
 	var forecasts, quiet bool
+	var sel storeFlags
 	cmd := &cobra.Command{
-		Use:   "evaluate --file F --format " + formatsSynopsis() + " [--rules R] [--deaths N] [--horizon 30d] [--step 7d]",
+		Use:   "evaluate [--file F --format " + formatsSynopsis() + " | --country CC --type T --since D --until D] [--rules R] [--deaths N] [--horizon 30d] [--step 7d]",
 		Short: "Judge the rules as forecasts on a historical file, beside two naive baselines",
 		Long: `Evaluate the rules as an early-warning forecast, offline, on a conflict-event
 file: at each origin (every --step) every situation gets a forecast from the
@@ -68,12 +69,11 @@ forecast), --output markdown for a scorecard page (docs/scorecard.md is one;
 			default:
 				return fmt.Errorf("--output: %q is not an output format (allowed: table, json, markdown)", output)
 			}
-			f, err := format.get(file)
-			if err != nil {
-				return err
+			if file == "" && format != "" {
+				return fmt.Errorf("--format: names the format of --file; without --file the signal store is read (--country, --type, --since, --until select its signals)")
 			}
-			if file == "" {
-				return fmt.Errorf("--file: is required (a %s file)", f)
+			if file != "" && sel.set() {
+				return fmt.Errorf("--country, --type, --since, --until: select signals of the store; with --file the file is evaluated (leave one out)")
 			}
 			rules, err := earlywarning.LoadRules(rulesPath)
 			if err != nil {
@@ -97,22 +97,39 @@ forecast), --output markdown for a scorecard page (docs/scorecard.md is one;
 			if forecasts && output != "json" {
 				return fmt.Errorf("--forecasts: only with --output json")
 			}
-			fh, err := os.Open(file)
-			if err != nil {
-				return fmt.Errorf("--file: %w", err)
-			}
-			defer fh.Close()
 			opts := evaluate.Options{Rules: rules, DefaultThreshold: threshold, Thresholds: thresholds, Deaths: deaths,
 				Horizon: time.Duration(horizon), Step: time.Duration(step), Sweep: sweep, Forecasts: forecasts}
-			if !quiet {
-				opts.Progress = fileProgressBar(cmd.ErrOrStderr(), fh)
-			}
-			res, err := evaluate.Run(fh, f, opts)
-			if opts.Progress != nil {
-				fmt.Fprintln(cmd.ErrOrStderr())
-			}
-			if err != nil {
-				return fmt.Errorf("evaluate %s: %w", file, err)
+			var res *evaluate.Result
+			if file == "" {
+				// No file: the signals early warning accepted, from its store.
+				rows, err := storedRows(cmd.Context(), app, &sel)
+				if err != nil {
+					return err
+				}
+				file = sel.describe()
+				if res, err = evaluate.RunRows(rows, "store", opts); err != nil {
+					return fmt.Errorf("evaluate %s: %w", file, err)
+				}
+			} else {
+				f, err := format.get(file)
+				if err != nil {
+					return err
+				}
+				fh, err := os.Open(file)
+				if err != nil {
+					return fmt.Errorf("--file: %w", err)
+				}
+				defer fh.Close()
+				if !quiet {
+					opts.Progress = fileProgressBar(cmd.ErrOrStderr(), fh)
+				}
+				res, err = evaluate.Run(fh, f, opts)
+				if opts.Progress != nil {
+					fmt.Fprintln(cmd.ErrOrStderr())
+				}
+				if err != nil {
+					return fmt.Errorf("evaluate %s: %w", file, err)
+				}
 			}
 			switch output {
 			case "json":
@@ -126,8 +143,9 @@ forecast), --output markdown for a scorecard page (docs/scorecard.md is one;
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&file, "file", "", "conflict-event file (required)")
+	fl.StringVar(&file, "file", "", "conflict-event file (default: the signals early warning accepted, from its store)")
 	format.bind(fl)
+	sel.bind(fl, "without --file, the store's signals")
 	fl.StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
 	fl.Float64Var(&threshold, "threshold", 0, "threshold for every region (default: the rules')")
 	fl.StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")

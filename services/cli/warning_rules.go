@@ -196,8 +196,9 @@ func newWarningBacktestCmd(app *App) *cobra.Command {
 	var falseAlarm int
 	var quiet, series bool
 	var output outputFlag
+	var sel storeFlags
 	cmd := &cobra.Command{
-		Use:   "backtest --file F --format " + formatsSynopsis() + " [--rules R] [--threshold N]",
+		Use:   "backtest [--file F --format " + formatsSynopsis() + " | --country CC --type T --since D --until D] [--rules R] [--threshold N]",
 		Short: "Replay a historical file in event time: when would each situation have crossed, how early",
 		Long: `Replay a conflict-event file through the rules in event time, as early warning
 would have scored it live, without touching the platform. Per situation:
@@ -208,22 +209,24 @@ would have scored it live, without touching the platform. Per situation:
                first crossing came after the peak);
   false alarm  a crossing followed by fewer than --false-alarm-fatalities deaths in
                the situation within --follow-up after it.
-Progress goes to stderr; --output json for programs.
+Without --file, the signals early warning accepted are replayed from its signal
+store (GET /v1/signals: --country, --type, --since, --until select them), as
+they were classified when accepted; --rules then gives the window, decay and
+thresholds. Progress goes to stderr; --output json for programs.
 
 ` + formatsHelp(),
-		Example: "  demarche warning backtest --file acled-guinea-2009.csv --format acled --threshold 20",
+		Example: "  demarche warning backtest --file acled-guinea-2009.csv --format acled --threshold 20\n  demarche warning backtest --country GN --since 2009-01-01 --until 2010-01-01",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := output.json()
 			if err != nil {
 				return err
 			}
-			f, err := format.get(file)
-			if err != nil {
-				return err
+			if file == "" && format != "" {
+				return fmt.Errorf("--format: names the format of --file; without --file the signal store is read (--country, --type, --since, --until select its signals)")
 			}
-			if file == "" {
-				return fmt.Errorf("--file: is required (a %s file)", f)
+			if file != "" && sel.set() {
+				return fmt.Errorf("--country, --type, --since, --until: select signals of the store; with --file the file is replayed (leave one out)")
 			}
 			rules, err := earlywarning.LoadRules(rulesPath)
 			if err != nil {
@@ -239,13 +242,33 @@ Progress goes to stderr; --output json for programs.
 			if why := earlywarning.CheckThreshold(threshold); threshold != 0 && why != "" {
 				return fmt.Errorf("--threshold: %s", why)
 			}
+			opts := earlywarning.BacktestOptions{Rules: rules, DefaultThreshold: threshold, Thresholds: thresholds,
+				FollowUp: followUp, FalseAlarmFatalities: falseAlarm, Series: series}
+			if file == "" {
+				// No file: the signals early warning accepted, from its store.
+				rows, err := storedRows(cmd.Context(), app, &sel)
+				if err != nil {
+					return err
+				}
+				res, err := earlywarning.BacktestRows(rows, opts)
+				if err != nil {
+					return fmt.Errorf("backtest %s: %w", sel.describe(), err)
+				}
+				if asJSON {
+					return app.printJSON(res)
+				}
+				printBacktest(app.Out, sel.describe(), res)
+				return nil
+			}
+			f, err := format.get(file)
+			if err != nil {
+				return err
+			}
 			fh, err := os.Open(file)
 			if err != nil {
 				return fmt.Errorf("--file: %w", err)
 			}
 			defer fh.Close()
-			opts := earlywarning.BacktestOptions{Rules: rules, DefaultThreshold: threshold, Thresholds: thresholds,
-				FollowUp: followUp, FalseAlarmFatalities: falseAlarm, Series: series}
 			if !quiet {
 				opts.Progress = fileProgressBar(cmd.ErrOrStderr(), fh)
 			}
@@ -264,8 +287,9 @@ Progress goes to stderr; --output json for programs.
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&file, "file", "", "conflict-event file (required)")
+	fl.StringVar(&file, "file", "", "conflict-event file (default: the signals early warning accepted, from its store)")
 	format.bind(fl)
+	sel.bind(fl, "without --file, the store's signals")
 	fl.StringVar(&rulesPath, "rules", "", "rules file (default: the embedded rules)")
 	fl.Float64Var(&threshold, "threshold", 0, "threshold for every region (default: the rules')")
 	fl.StringArrayVar(&regionThresholds, "region-threshold", nil, "a region's own threshold, region=score (repeatable)")

@@ -256,4 +256,14 @@ func TestWarningRulesAndBacktestVerbs(t *testing.T) {
 	if _, err := run("backtest", "--format", "acled"); err == nil || !strings.Contains(err.Error(), "--file") {
 		t.Fatalf("backtest without a file: %v", err)
 	}
+	// Without --file the store is read: its selection is checked first.
+	for args, want := range map[string]string{"--country XX": "--country", "--type nonsense": "--type", "--since 2009-13-01": "--since",
+		"--since 2010-01-01 --until 2009-01-01": "--until", "--file x.csv --country GN": "--country"} {
+		if _, err := run(append([]string{"backtest"}, strings.Fields(args)...)...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("backtest %s: %v, want an error naming %s", args, err, want)
+		}
+		if _, err := run(append([]string{"evaluate"}, strings.Fields(args)...)...); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("evaluate %s: %v, want an error naming %s", args, err, want)
+		}
+	}
 }

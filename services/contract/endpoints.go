@@ -56,6 +56,8 @@ func Endpoints() []Endpoint {
 			"A situation's (country + crisis type) score, threshold and contributing signals.", ""},
 		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningSituations, &demarchev1.SituationsRequest{}, &demarchev1.SituationsResponse{},
 			"The situations with signals in their window at a glance (score, threshold, newest signal), the most pressing first, naming no crisis (the gateway's console inbox).", ""},
+		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningSignals, &demarchev1.SignalsQuery{}, &demarchev1.SignalsPage{},
+			"Accepted signals from the signal store (EARLYWARNING_SIGNAL_STORE: every live or historical signal, its latest revision), by country, crisis type and event-time range, oldest first, a page at a time (the gateway's GET /v1/signals).", ""},
 		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningRules, &demarchev1.ApplyRulesRequest{}, &demarchev1.RulesChanged{},
 			"Put a rules file into force without a restart (the gateway alone may ask, for the head of department; applied_by is the caller it authenticated): validated with the bounds of warning rules validate (a refused file changes nothing), kept in the EARLYWARNING_RULES bucket, recorded on the audit trail, every situation re-scored under the new version.", ""},
 		{natsrpc.EarlyWarningService, natsrpc.EarlyWarningActiveRules, &demarchev1.ActiveRulesRequest{}, &demarchev1.ActiveRules{},

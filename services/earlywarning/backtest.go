@@ -103,17 +103,27 @@ func Backtest(r io.Reader, format Format, o BacktestOptions) (*BacktestResult, e
 	if o.Rules == nil {
 		o.Rules = DefaultRules()
 	}
+	rd, err := NewReader(r, format)
+	if err != nil {
+		return nil, err
+	}
+	rd.WithRules(o.Rules)
+	return BacktestRows(rd, o)
+}
+
+// BacktestRows replays signals in event time: a file's (Backtest), or the
+// signal store's (StoredRows: classified as they were accepted; the rules
+// give the window, decay and thresholds).
+func BacktestRows(rd Rows, o BacktestOptions) (*BacktestResult, error) {
+	if o.Rules == nil {
+		o.Rules = DefaultRules()
+	}
 	if o.FollowUp <= 0 {
 		o.FollowUp = 30 * 24 * time.Hour
 	}
 	if o.FalseAlarmFatalities <= 0 {
 		o.FalseAlarmFatalities = 10
 	}
-	rd, err := NewReader(r, format)
-	if err != nil {
-		return nil, err
-	}
-	rd.WithRules(o.Rules)
 	res := &BacktestResult{RulesVersion: o.Rules.Version, FollowUp: o.FollowUp.String(), FalseAlarmFatalities: o.FalseAlarmFatalities}
 	type row struct {
 		sig  *demarchev1.Signal

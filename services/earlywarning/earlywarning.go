@@ -2,7 +2,9 @@
 // partners' early-warning systems (CloudEvents on demarche.signals.<source>,
 // stream DEMARCHE_SIGNALS), from operators and from conflict-event files
 // (ACLED, UCDP GED: one file per format, see format.go) through its NATS
-// micro endpoints; drops duplicates (same source + source id, durably);
+// micro endpoints; drops duplicates (same source + source id, durably) and
+// takes a changed signal under the same id as its revision; keeps every
+// accepted signal in a store analysts query (signalstore.go);
 // scores each situation (country + crisis type) over a rolling window in
 // event time; and when a live signal takes a situation's score across its
 // region's threshold, publishes WarningRaised and opens or signals the
@@ -96,8 +98,10 @@
 //
 // # Durability
 //
-// Three JetStream key-value buckets hold the state (the third,
-// EARLYWARNING_RULES, the rules applied since start-up: rulesreload.go): EARLYWARNING_SIGNALS has one
+// Four JetStream key-value buckets hold the state (the third,
+// EARLYWARNING_RULES, the rules applied since start-up: rulesreload.go; the
+// fourth, EARLYWARNING_SIGNAL_STORE, every accepted signal with its
+// revisions: signalstore.go): EARLYWARNING_SIGNALS has one
 // key per signal ever seen (source + source id), created with Create so that
 // only one ingest of a signal wins, even across processes and restarts;
 // EARLYWARNING_SITUATIONS has one key per situation with the signals in its
@@ -299,8 +303,9 @@ type Service struct {
 	pub        *eventbus.Publisher
 	seen       jetstream.KeyValue
 	situations jetstream.KeyValue
-	micro      *natsrpc.Server // refuses requests while stopping, waits for those in hand
-	cards      scorecardCache  // the rules' last scorecard (scorecard.go)
+	store      jetstream.KeyValue // EARLYWARNING_SIGNAL_STORE: every accepted signal (signalstore.go)
+	micro      *natsrpc.Server    // refuses requests while stopping, waits for those in hand
+	cards      scorecardCache     // the rules' last scorecard (scorecard.go)
 	consumer   *eventbus.Consumer
 	closers    []func()
 	// EARLYWARNING_DIALOGUES: dialogues with regional organisations (dialogues.go)
@@ -350,6 +355,9 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	if s.rules, err = natsx.KeyValue(ctx, js, res.Buckets[2]); err != nil {
+		return nil, fmt.Errorf("earlywarning: %w", err)
+	}
+	if s.store, err = natsx.KeyValue(ctx, js, res.Buckets[3]); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	if err := s.bindDialogues(ctx, cfg.Replicas); err != nil {
@@ -433,7 +441,7 @@ func Resources(replicas int) natsx.Resources {
 		}, {
 			Bucket: RulesBucket, Description: "Démarche early warning: the rules applied on the running platform (key active), every version kept",
 			History: RulesHistory, Storage: jetstream.FileStorage, Replicas: replicas, MaxValueSize: 2 << 20,
-		}, dialoguesBucket(replicas)},
+		}, storeResource(replicas), dialoguesBucket(replicas)},
 	}
 }
 

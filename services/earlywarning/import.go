@@ -43,6 +43,7 @@ type ImportSummary struct {
 	Live       int         // accepted inside the live horizon
 	Historical int         // accepted, older than the live horizon: opened and signalled nothing
 	Duplicates int         // signals seen before
+	Revised    int         // accepted revisions of signals seen before (same id, changed content)
 	Rejected   []*RowError // rows refused by the parser or the service, in file order
 	// Crises opened or signalled, in the order first touched (opened when any
 	// batch opened it).
@@ -180,6 +181,9 @@ func ImportWith(ctx context.Context, r io.Reader, format Format, ingest IngestFu
 			switch res.GetStatus() {
 			case demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED:
 				sum.Accepted++
+				if res.GetRevision() > 1 {
+					sum.Revised++
+				}
 				if res.GetHistorical() {
 					sum.Historical++
 				} else {

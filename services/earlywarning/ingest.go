@@ -87,6 +87,12 @@ type item struct {
 	// accepted above the threshold, it is told to the crisis in the import's
 	// summary warning, not in a warning of its own request.
 	importID string
+	// Revisions (signalstore.go): what the signals bucket said of the
+	// signal's applied revision when its content changed since (nil: new);
+	// the revision this ingest accepts or found, and what it changed.
+	prior    *priorRevision
+	revision int32
+	revised  string
 }
 
 // Ingest records a batch of live or historical signals: each is accepted, a
@@ -236,6 +242,9 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 		switch r.Status {
 		case demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED:
 			resp.Accepted++
+			if r.Revision > 1 {
+				resp.Revised++
+			}
 			if r.Historical {
 				resp.Historical++
 			} else {
@@ -310,8 +319,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 			if err != nil {
 				return nil, fmt.Errorf("read signal %s: %w", it.key, err)
 			}
-			if string(e.Value()) == string(markApplied) {
-				it.result.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
+			if checkSeen(it, e.Value()) { // a duplicate (or a revision refused), else pending or a revision
 				continue
 			}
 		}
@@ -339,15 +347,21 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		if st == nil {
 			st = &demarchev1.SituationState{CountryCode: todo[0].sig.GetCountryCode(), CrisisType: todo[0].sig.GetCrisisType()}
 		}
+		// Signals older than the situation's window are scored in their own
+		// (signalstore.go): a read of the store only when there are any.
+		own, err := s.ownWindows(ctx, st, todo, ex)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
 		// A closed crisis takes no signal: when the attachment finds the
 		// situation's crisis closed, the batch is planned again knowing it,
 		// so its signals open the next episode (or wait for the margin)
 		// instead of vanishing into the closed one.
-		p := s.plan(st, todo, "")
+		p := s.plan(st, todo, "", own)
 		touched, err = s.act(ctx, situation, p, ex)
 		var closed errAttachClosed
 		if errors.As(err, &closed) {
-			p = s.plan(st, todo, closed.crisisID)
+			p = s.plan(st, todo, closed.crisisID, own)
 			touched, err = s.act(ctx, situation, p, ex)
 		}
 		if errors.As(err, &closed) {
@@ -383,6 +397,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		break
 	}
 	s.markApplied(ctx, todo)
+	s.storeSignals(ctx, todo, ex)
 	return touched, nil
 }
 
@@ -392,7 +407,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 func (s *Service) markApplied(ctx context.Context, items []*item) {
 	futures := make([]jetstream.PubAckFuture, 0, len(items))
 	for _, it := range items {
-		f, err := s.js.PublishAsync(kvSubject(SignalsBucket, it.key), markApplied)
+		f, err := s.js.PublishAsync(kvSubject(SignalsBucket, it.key), appliedMark(it))
 		if err != nil {
 			s.log.Warn("mark signal applied", zap.String("key", it.key), zap.Error(err))
 			continue
@@ -481,7 +496,7 @@ func (c *Config) score(st *demarchev1.SituationState) float64 {
 // signal that raises the score by the rules' new-episode margin over its
 // lowest since (or over what the crisis last saw) opens the next episode as a
 // crossing would, even though the score never fell below the threshold.
-func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string) *plan {
+func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string, own map[*item]ownWindow) *plan {
 	cfg := s.config() // one version for the whole batch, whatever is applied meanwhile
 	st := copyState(prev)
 	st.RulesVersion = cfg.Rules.Version
@@ -499,10 +514,26 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 	for _, it := range items {
 		res, sig := it.result, it.sig
 		key := signalKey(sig.GetSource(), sig.GetSourceId())
-		res.Status, res.Reason, res.CrisisId, res.CrisisOpened = 0, "", "", false
-		if inWindow[key] || batch[key] {
+		res.Status, res.Reason, res.CrisisId, res.CrisisOpened, res.Revision = 0, "", "", false, 0
+		it.revision, it.revised = 0, ""
+		switch i := -1; {
+		case batch[key]:
 			res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
 			continue
+		case inWindow[key]:
+			// A revision (same source and id, changed content) replaces its
+			// contribution; anything else is a duplicate (signalstore.go).
+			i = contributionOf(st.Contributions, key)
+			if it.prior == nil && (i < 0 || !changedFrom(st.Contributions[i], sig)) {
+				if i >= 0 {
+					it.revision = max(st.Contributions[i].GetRevision(), 1)
+				}
+				res.Status = demarchev1.IngestStatus_INGEST_STATUS_DUPLICATE
+				continue
+			}
+			revise(st, i, it)
+		case it.prior != nil:
+			revise(st, -1, it)
 		}
 		batch[key] = true
 		res.Status = demarchev1.IngestStatus_INGEST_STATUS_ACCEPTED
@@ -514,6 +545,15 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		start := st.NewestObservedAt.AsTime().Add(-cfg.Window)
 		if !observed.After(start) {
 			res.Reason = "older than the window: recorded, does not count"
+			if w, ok := own[it]; ok {
+				// Scored in its own window, never against the newest one's end.
+				res.Reason = fmt.Sprintf("older than the situation's window (ending %s): scored in its own window ending %s: %.1f (threshold %.1f); today's score unchanged",
+					st.NewestObservedAt.AsTime().Format(time.DateOnly), w.end.Format(time.DateOnly), w.score, threshold)
+				st.History = insertPoint(st.History, &demarchev1.ScorePoint{At: sig.GetObservedAt(), Score: w.score, Threshold: threshold, RulesVersion: cfg.Rules.Version})
+				if n := len(st.History); n > MaxHistory {
+					st.History = st.History[n-MaxHistory:]
+				}
+			}
 			continue
 		}
 		// The window moved to this signal: when what is left of it is below the
@@ -533,6 +573,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Weight: sig.GetWeight(),
 			ObservedAt: sig.GetObservedAt(), Summary: truncate(sig.GetSummary(), 300),
 			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(), Fatalities: sig.GetFatalities(),
+			Revision: it.revision, Revised: it.revised,
 		})
 		st.Contributions = prune(st.Contributions, start, inWindow)
 		score := cfg.score(st)

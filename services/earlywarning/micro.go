@@ -36,6 +36,8 @@ func (s *Service) startMicro() (err error) {
 			func() *demarchev1.ScoreRequest { return &demarchev1.ScoreRequest{} }, s.serveScore),
 		natsrpc.Typed("situations", "SituationsRequest → SituationsResponse: the situations with signals, the most pressing first, naming no crisis",
 			func() *demarchev1.SituationsRequest { return &demarchev1.SituationsRequest{} }, s.serveSituations),
+		natsrpc.Typed("signals", "SignalsQuery → SignalsPage: accepted signals from the signal store (country, type, event-time range), oldest first, a page at a time",
+			func() *demarchev1.SignalsQuery { return &demarchev1.SignalsQuery{} }, s.serveSignals),
 		natsrpc.Typed("rules", "ApplyRulesRequest → RulesChanged: validate a rules file and put it into force without a restart, every situation re-scored, the change audited",
 			func() *demarchev1.ApplyRulesRequest { return &demarchev1.ApplyRulesRequest{} }, s.ApplyRules),
 		natsrpc.Typed("active-rules", "ActiveRulesRequest → ActiveRules: the rules in force, with who applied them when (revision 0: the service's own file)",

@@ -45,6 +45,8 @@ type contribView struct {
 	// typed and weighed it, so each line explains its own weight.
 	Fatalities int32
 	Rule       string
+	// Revised says what the signal's last revision changed ("rev 2: 162→260 deaths").
+	Revised string
 }
 
 type warningView struct {
@@ -151,7 +153,7 @@ func (c *console) fillScore(ctx context.Context, v *situationView, t demarchev1.
 	}
 	for _, ct := range sc.GetContributions() {
 		cv := contribView{Source: ct.GetSource(), SourceID: ct.GetSourceId(), Summary: ct.GetSummary(), Weight: ct.GetWeight(), At: ts(ct.GetObservedAt()),
-			Fatalities: ct.GetFatalities(), Rule: ct.GetRule()}
+			Fatalities: ct.GetFatalities(), Rule: ct.GetRule(), Revised: ct.GetRevised()}
 		if v.Score > 0 {
 			cv.Share = 100 * ct.GetWeight() / v.Score
 		}

@@ -43,6 +43,7 @@ var routeDocs = map[string]routeDoc{
 		"Decode the events with any protobuf library from the descriptor set."},
 	"POST /v1/signals": {"signals", "Send early-warning signals (a partner's system, an analyst). Each is answered accepted, duplicate or " +
 		"rejected with its reason."},
+	"GET /v1/signals":                             {"signals", "Accepted signals from the signal store (every live or historical signal, its latest revision with its fatalities, rule and revision), oldest first; query country, type, since, until, limit, after (a page's next)."},
 	"GET /v1/situations/{country}/{type}":         {"signals", "A situation's current score (country and crisis type), its threshold and the signals that contribute to it."},
 	"GET /v1/situations/{country}/{type}/history": {"signals", "A situation's score over time, with the signals that moved it."},
 	"GET /v1/warning/rules": {"signals", "The early-warning rules in force: the file, its version and digest, who applied it when and its revision " +

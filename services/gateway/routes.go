@@ -47,6 +47,7 @@ func crisisRoutes() []Route {
 		{"GET", "/v1/asyncapi.json", authz.ReadCrises, (*Service).getAsyncAPI, nil, nil},
 		{"GET", "/v1/schemas/{name...}", authz.ReadCrises, (*Service).getSchema, nil, nil}, // answers: OpenAPI's schemaResponses
 		{"POST", "/v1/signals", authz.SendSignals, (*Service).postSignals, &demarchev1.IngestRequest{}, &demarchev1.IngestResponse{}},
+		{"GET", "/v1/signals", authz.ReadScores, (*Service).getSignals, nil, &demarchev1.SignalsPage{}}, // signals.go: the signal store
 		{"GET", "/v1/situations/{country}/{type}", authz.ReadScores, (*Service).getScore, nil, &demarchev1.ScoreResponse{}},
 		{"GET", "/v1/situations/{country}/{type}/history", authz.ReadScores, (*Service).getScoreHistory, nil, &demarchev1.ScoreResponse{}},
 		// new early-warning rules in force without a restart: the head of department's

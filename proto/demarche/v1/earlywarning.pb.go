@@ -372,7 +372,10 @@ type IngestResult struct {
 	// Older than the live horizon: recorded and scored, never opens or signals a crisis.
 	Historical bool `protobuf:"varint,8,opt,name=historical,proto3" json:"historical,omitempty"`
 	// The crisis was opened by this signal (a new episode); otherwise signalled.
-	CrisisOpened  bool `protobuf:"varint,9,opt,name=crisis_opened,json=crisisOpened,proto3" json:"crisis_opened,omitempty"`
+	CrisisOpened bool `protobuf:"varint,9,opt,name=crisis_opened,json=crisisOpened,proto3" json:"crisis_opened,omitempty"`
+	// Set when the signal revised one accepted before (same source and id,
+	// changed content): its revision number, 2 and up.
+	Revision      int32 `protobuf:"varint,10,opt,name=revision,proto3" json:"revision,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -470,6 +473,13 @@ func (x *IngestResult) GetCrisisOpened() bool {
 	return false
 }
 
+func (x *IngestResult) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
 // CrisisTouch is a crisis an ingest opened or signalled.
 type CrisisTouch struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -544,7 +554,9 @@ type IngestResponse struct {
 	Live       int32 `protobuf:"varint,5,opt,name=live,proto3" json:"live,omitempty"`
 	Historical int32 `protobuf:"varint,6,opt,name=historical,proto3" json:"historical,omitempty"`
 	// The crises this request opened or signalled, in order.
-	Crises        []*CrisisTouch `protobuf:"bytes,7,rep,name=crises,proto3" json:"crises,omitempty"`
+	Crises []*CrisisTouch `protobuf:"bytes,7,rep,name=crises,proto3" json:"crises,omitempty"`
+	// Accepted signals that revised one accepted before (counted in accepted).
+	Revised       int32 `protobuf:"varint,8,opt,name=revised,proto3" json:"revised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -626,6 +638,13 @@ func (x *IngestResponse) GetCrises() []*CrisisTouch {
 		return x.Crises
 	}
 	return nil
+}
+
+func (x *IngestResponse) GetRevised() int32 {
+	if x != nil {
+		return x.Revised
+	}
+	return 0
 }
 
 // SituationsRequest asks for the situations that have signals in their
@@ -2048,6 +2067,254 @@ func (x *RecordDialogueResponse) GetReplayed() bool {
 	return false
 }
 
+// StoredSignal is one accepted signal as the signal store (bucket
+// EARLYWARNING_SIGNAL_STORE) keeps it: every live or historical signal early
+// warning accepted, the latest revision under its key, earlier revisions in
+// the key's history. It names no crisis: every reader of scores may read it.
+type StoredSignal struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Signal *Signal                `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"`
+	// 1 as first accepted; each revision (same source and id, changed
+	// content) adds one.
+	Revision int32 `protobuf:"varint,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// What the revision changed ("162→260 deaths"; "" for revision 1).
+	Revised string `protobuf:"bytes,3,opt,name=revised,proto3" json:"revised,omitempty"`
+	// When early warning accepted this revision (processing time).
+	AcceptedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=accepted_at,json=acceptedAt,proto3" json:"accepted_at,omitempty"`
+	// Older than the live horizon when accepted: scored, opened nothing.
+	Historical bool `protobuf:"varint,5,opt,name=historical,proto3" json:"historical,omitempty"`
+	// A hash of the signal's content (what a revision changes).
+	ContentHash   string `protobuf:"bytes,6,opt,name=content_hash,json=contentHash,proto3" json:"content_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StoredSignal) Reset() {
+	*x = StoredSignal{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StoredSignal) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StoredSignal) ProtoMessage() {}
+
+func (x *StoredSignal) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StoredSignal.ProtoReflect.Descriptor instead.
+func (*StoredSignal) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *StoredSignal) GetSignal() *Signal {
+	if x != nil {
+		return x.Signal
+	}
+	return nil
+}
+
+func (x *StoredSignal) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *StoredSignal) GetRevised() string {
+	if x != nil {
+		return x.Revised
+	}
+	return ""
+}
+
+func (x *StoredSignal) GetAcceptedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AcceptedAt
+	}
+	return nil
+}
+
+func (x *StoredSignal) GetHistorical() bool {
+	if x != nil {
+		return x.Historical
+	}
+	return false
+}
+
+func (x *StoredSignal) GetContentHash() string {
+	if x != nil {
+		return x.ContentHash
+	}
+	return ""
+}
+
+// SignalsQuery asks the signal store for accepted signals (GET /v1/signals,
+// `demarche warning signals`), oldest event first.
+type SignalsQuery struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO 3166-1 alpha-2 ("" for every country).
+	CountryCode string `protobuf:"bytes,1,opt,name=country_code,json=countryCode,proto3" json:"country_code,omitempty"`
+	// UNSPECIFIED for every type.
+	CrisisType CrisisType `protobuf:"varint,2,opt,name=crisis_type,json=crisisType,proto3,enum=demarche.v1.CrisisType" json:"crisis_type,omitempty"`
+	// Observed at or after since, and before until (unset: unbounded).
+	Since *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	Until *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=until,proto3" json:"until,omitempty"`
+	// At most this many (0: 1000; at most 5000).
+	Limit int32 `protobuf:"varint,5,opt,name=limit,proto3" json:"limit,omitempty"`
+	// The page after this cursor (a SignalsPage's next).
+	After         string `protobuf:"bytes,6,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalsQuery) Reset() {
+	*x = SignalsQuery{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalsQuery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalsQuery) ProtoMessage() {}
+
+func (x *SignalsQuery) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalsQuery.ProtoReflect.Descriptor instead.
+func (*SignalsQuery) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *SignalsQuery) GetCountryCode() string {
+	if x != nil {
+		return x.CountryCode
+	}
+	return ""
+}
+
+func (x *SignalsQuery) GetCrisisType() CrisisType {
+	if x != nil {
+		return x.CrisisType
+	}
+	return CrisisType_CRISIS_TYPE_UNSPECIFIED
+}
+
+func (x *SignalsQuery) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *SignalsQuery) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *SignalsQuery) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *SignalsQuery) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// SignalsPage is one page of a SignalsQuery's answer.
+type SignalsPage struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Signals []*StoredSignal        `protobuf:"bytes,1,rep,name=signals,proto3" json:"signals,omitempty"`
+	// The cursor of the next page ("" when this is the last).
+	Next string `protobuf:"bytes,2,opt,name=next,proto3" json:"next,omitempty"`
+	// How many signals match the query in all.
+	Total         int32 `protobuf:"varint,3,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SignalsPage) Reset() {
+	*x = SignalsPage{}
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SignalsPage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SignalsPage) ProtoMessage() {}
+
+func (x *SignalsPage) ProtoReflect() protoreflect.Message {
+	mi := &file_demarche_v1_earlywarning_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SignalsPage.ProtoReflect.Descriptor instead.
+func (*SignalsPage) Descriptor() ([]byte, []int) {
+	return file_demarche_v1_earlywarning_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *SignalsPage) GetSignals() []*StoredSignal {
+	if x != nil {
+		return x.Signals
+	}
+	return nil
+}
+
+func (x *SignalsPage) GetNext() string {
+	if x != nil {
+		return x.Next
+	}
+	return ""
+}
+
+func (x *SignalsPage) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 var File_demarche_v1_earlywarning_proto protoreflect.FileDescriptor
 
 const file_demarche_v1_earlywarning_proto_rawDesc = "" +
@@ -2078,7 +2345,7 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\x11finish_situations\x18\x04 \x03(\tR\x10finishSituations\"L\n" +
 	"\bExercise\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
-	"\x05drill\x18\x02 \x01(\v2\x1a.demarche.v1.DrillSettingsR\x05drill\"\xa4\x02\n" +
+	"\x05drill\x18\x02 \x01(\v2\x1a.demarche.v1.DrillSettingsR\x05drill\"\xc0\x02\n" +
 	"\fIngestResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x05R\x05index\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1b\n" +
@@ -2090,11 +2357,13 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
 	"historical\x18\b \x01(\bR\n" +
 	"historical\x12#\n" +
-	"\rcrisis_opened\x18\t \x01(\bR\fcrisisOpened\"`\n" +
+	"\rcrisis_opened\x18\t \x01(\bR\fcrisisOpened\x12\x1a\n" +
+	"\brevision\x18\n" +
+	" \x01(\x05R\brevision\"`\n" +
 	"\vCrisisTouch\x12\x1b\n" +
 	"\tcrisis_id\x18\x01 \x01(\tR\bcrisisId\x12\x16\n" +
 	"\x06opened\x18\x02 \x01(\bR\x06opened\x12\x1c\n" +
-	"\tsituation\x18\x03 \x01(\tR\tsituation\"\x83\x02\n" +
+	"\tsituation\x18\x03 \x01(\tR\tsituation\"\x9d\x02\n" +
 	"\x0eIngestResponse\x123\n" +
 	"\aresults\x18\x01 \x03(\v2\x19.demarche.v1.IngestResultR\aresults\x12\x1a\n" +
 	"\baccepted\x18\x02 \x01(\x05R\baccepted\x12\x1e\n" +
@@ -2106,7 +2375,8 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\n" +
 	"historical\x18\x06 \x01(\x05R\n" +
 	"historical\x120\n" +
-	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\")\n" +
+	"\x06crises\x18\a \x03(\v2\x18.demarche.v1.CrisisTouchR\x06crises\x12\x18\n" +
+	"\arevised\x18\b \x01(\x05R\arevised\")\n" +
 	"\x11SituationsRequest\x12\x14\n" +
 	"\x05limit\x18\x01 \x01(\x05R\x05limit\"i\n" +
 	"\x12SituationsResponse\x12=\n" +
@@ -2240,7 +2510,29 @@ const file_demarche_v1_earlywarning_proto_rawDesc = "" +
 	"\x16RecordDialogueResponse\x128\n" +
 	"\bdialogue\x18\x01 \x01(\v2\x1c.demarche.v1.WarningDialogueR\bdialogue\x120\n" +
 	"\x06record\x18\x02 \x01(\v2\x18.demarche.v1.AuditRecordR\x06record\x12\x1a\n" +
-	"\breplayed\x18\x03 \x01(\bR\breplayed*\x82\x01\n" +
+	"\breplayed\x18\x03 \x01(\bR\breplayed\"\xf1\x01\n" +
+	"\fStoredSignal\x12+\n" +
+	"\x06signal\x18\x01 \x01(\v2\x13.demarche.v1.SignalR\x06signal\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\x05R\brevision\x12\x18\n" +
+	"\arevised\x18\x03 \x01(\tR\arevised\x12;\n" +
+	"\vaccepted_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"acceptedAt\x12\x1e\n" +
+	"\n" +
+	"historical\x18\x05 \x01(\bR\n" +
+	"historical\x12!\n" +
+	"\fcontent_hash\x18\x06 \x01(\tR\vcontentHash\"\xfb\x01\n" +
+	"\fSignalsQuery\x12!\n" +
+	"\fcountry_code\x18\x01 \x01(\tR\vcountryCode\x128\n" +
+	"\vcrisis_type\x18\x02 \x01(\x0e2\x17.demarche.v1.CrisisTypeR\n" +
+	"crisisType\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x120\n" +
+	"\x05until\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x14\n" +
+	"\x05limit\x18\x05 \x01(\x05R\x05limit\x12\x14\n" +
+	"\x05after\x18\x06 \x01(\tR\x05after\"l\n" +
+	"\vSignalsPage\x123\n" +
+	"\asignals\x18\x01 \x03(\v2\x19.demarche.v1.StoredSignalR\asignals\x12\x12\n" +
+	"\x04next\x18\x02 \x01(\tR\x04next\x12\x14\n" +
+	"\x05total\x18\x03 \x01(\x05R\x05total*\x82\x01\n" +
 	"\fIngestStatus\x12\x1d\n" +
 	"\x19INGEST_STATUS_UNSPECIFIED\x10\x00\x12\x1a\n" +
 	"\x16INGEST_STATUS_ACCEPTED\x10\x01\x12\x1b\n" +
@@ -2260,7 +2552,7 @@ func file_demarche_v1_earlywarning_proto_rawDescGZIP() []byte {
 }
 
 var file_demarche_v1_earlywarning_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_demarche_v1_earlywarning_proto_msgTypes = make([]protoimpl.MessageInfo, 25)
 var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(IngestStatus)(0),              // 0: demarche.v1.IngestStatus
 	(*Signal)(nil),                 // 1: demarche.v1.Signal
@@ -2285,58 +2577,67 @@ var file_demarche_v1_earlywarning_proto_goTypes = []any{
 	(*WarningDialogues)(nil),       // 20: demarche.v1.WarningDialogues
 	(*RecordDialogueRequest)(nil),  // 21: demarche.v1.RecordDialogueRequest
 	(*RecordDialogueResponse)(nil), // 22: demarche.v1.RecordDialogueResponse
-	(CrisisType)(0),                // 23: demarche.v1.CrisisType
-	(*timestamppb.Timestamp)(nil),  // 24: google.protobuf.Timestamp
-	(*DrillSettings)(nil),          // 25: demarche.v1.DrillSettings
-	(Region)(0),                    // 26: demarche.v1.Region
-	(*durationpb.Duration)(nil),    // 27: google.protobuf.Duration
-	(*SignalContribution)(nil),     // 28: demarche.v1.SignalContribution
-	(*AuditRecord)(nil),            // 29: demarche.v1.AuditRecord
+	(*StoredSignal)(nil),           // 23: demarche.v1.StoredSignal
+	(*SignalsQuery)(nil),           // 24: demarche.v1.SignalsQuery
+	(*SignalsPage)(nil),            // 25: demarche.v1.SignalsPage
+	(CrisisType)(0),                // 26: demarche.v1.CrisisType
+	(*timestamppb.Timestamp)(nil),  // 27: google.protobuf.Timestamp
+	(*DrillSettings)(nil),          // 28: demarche.v1.DrillSettings
+	(Region)(0),                    // 29: demarche.v1.Region
+	(*durationpb.Duration)(nil),    // 30: google.protobuf.Duration
+	(*SignalContribution)(nil),     // 31: demarche.v1.SignalContribution
+	(*AuditRecord)(nil),            // 32: demarche.v1.AuditRecord
 }
 var file_demarche_v1_earlywarning_proto_depIdxs = []int32{
-	23, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
-	24, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
+	26, // 0: demarche.v1.Signal.crisis_type:type_name -> demarche.v1.CrisisType
+	27, // 1: demarche.v1.Signal.observed_at:type_name -> google.protobuf.Timestamp
 	1,  // 2: demarche.v1.IngestRequest.signals:type_name -> demarche.v1.Signal
 	3,  // 3: demarche.v1.IngestRequest.exercise:type_name -> demarche.v1.Exercise
-	25, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
+	28, // 4: demarche.v1.Exercise.drill:type_name -> demarche.v1.DrillSettings
 	0,  // 5: demarche.v1.IngestResult.status:type_name -> demarche.v1.IngestStatus
 	4,  // 6: demarche.v1.IngestResponse.results:type_name -> demarche.v1.IngestResult
 	5,  // 7: demarche.v1.IngestResponse.crises:type_name -> demarche.v1.CrisisTouch
 	9,  // 8: demarche.v1.SituationsResponse.situations:type_name -> demarche.v1.SituationSummary
-	23, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
-	24, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
-	23, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
-	23, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
-	26, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
-	27, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
-	24, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
-	24, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
-	28, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
+	26, // 9: demarche.v1.SituationSummary.crisis_type:type_name -> demarche.v1.CrisisType
+	27, // 10: demarche.v1.SituationSummary.window_end:type_name -> google.protobuf.Timestamp
+	26, // 11: demarche.v1.ScoreRequest.crisis_type:type_name -> demarche.v1.CrisisType
+	26, // 12: demarche.v1.ScoreResponse.crisis_type:type_name -> demarche.v1.CrisisType
+	29, // 13: demarche.v1.ScoreResponse.region:type_name -> demarche.v1.Region
+	30, // 14: demarche.v1.ScoreResponse.window:type_name -> google.protobuf.Duration
+	27, // 15: demarche.v1.ScoreResponse.window_end:type_name -> google.protobuf.Timestamp
+	27, // 16: demarche.v1.ScoreResponse.first_signal_at:type_name -> google.protobuf.Timestamp
+	31, // 17: demarche.v1.ScoreResponse.contributions:type_name -> demarche.v1.SignalContribution
 	12, // 18: demarche.v1.ScoreResponse.history:type_name -> demarche.v1.ScorePoint
 	19, // 19: demarche.v1.ScoreResponse.dialogues:type_name -> demarche.v1.WarningDialogue
-	24, // 20: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
-	23, // 21: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
-	28, // 22: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
-	24, // 23: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
+	27, // 20: demarche.v1.ScorePoint.at:type_name -> google.protobuf.Timestamp
+	26, // 21: demarche.v1.SituationState.crisis_type:type_name -> demarche.v1.CrisisType
+	31, // 22: demarche.v1.SituationState.contributions:type_name -> demarche.v1.SignalContribution
+	27, // 23: demarche.v1.SituationState.newest_observed_at:type_name -> google.protobuf.Timestamp
 	12, // 24: demarche.v1.SituationState.history:type_name -> demarche.v1.ScorePoint
 	14, // 25: demarche.v1.SituationState.pending_import:type_name -> demarche.v1.PendingImport
-	24, // 26: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
-	24, // 27: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
-	24, // 28: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
-	24, // 29: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
+	27, // 26: demarche.v1.PendingImport.first_observed_at:type_name -> google.protobuf.Timestamp
+	27, // 27: demarche.v1.PendingImport.last_observed_at:type_name -> google.protobuf.Timestamp
+	27, // 28: demarche.v1.PendingImport.observed_at:type_name -> google.protobuf.Timestamp
+	27, // 29: demarche.v1.RulesChanged.applied_at:type_name -> google.protobuf.Timestamp
 	16, // 30: demarche.v1.ActiveRules.change:type_name -> demarche.v1.RulesChanged
-	23, // 31: demarche.v1.WarningDialogue.crisis_type:type_name -> demarche.v1.CrisisType
-	24, // 32: demarche.v1.WarningDialogue.date:type_name -> google.protobuf.Timestamp
-	24, // 33: demarche.v1.WarningDialogue.recorded_at:type_name -> google.protobuf.Timestamp
+	26, // 31: demarche.v1.WarningDialogue.crisis_type:type_name -> demarche.v1.CrisisType
+	27, // 32: demarche.v1.WarningDialogue.date:type_name -> google.protobuf.Timestamp
+	27, // 33: demarche.v1.WarningDialogue.recorded_at:type_name -> google.protobuf.Timestamp
 	19, // 34: demarche.v1.WarningDialogues.dialogues:type_name -> demarche.v1.WarningDialogue
 	19, // 35: demarche.v1.RecordDialogueRequest.dialogue:type_name -> demarche.v1.WarningDialogue
 	19, // 36: demarche.v1.RecordDialogueResponse.dialogue:type_name -> demarche.v1.WarningDialogue
-	29, // 37: demarche.v1.RecordDialogueResponse.record:type_name -> demarche.v1.AuditRecord
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	32, // 37: demarche.v1.RecordDialogueResponse.record:type_name -> demarche.v1.AuditRecord
+	1,  // 38: demarche.v1.StoredSignal.signal:type_name -> demarche.v1.Signal
+	27, // 39: demarche.v1.StoredSignal.accepted_at:type_name -> google.protobuf.Timestamp
+	26, // 40: demarche.v1.SignalsQuery.crisis_type:type_name -> demarche.v1.CrisisType
+	27, // 41: demarche.v1.SignalsQuery.since:type_name -> google.protobuf.Timestamp
+	27, // 42: demarche.v1.SignalsQuery.until:type_name -> google.protobuf.Timestamp
+	23, // 43: demarche.v1.SignalsPage.signals:type_name -> demarche.v1.StoredSignal
+	44, // [44:44] is the sub-list for method output_type
+	44, // [44:44] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_demarche_v1_earlywarning_proto_init() }
@@ -2354,7 +2655,7 @@ func file_demarche_v1_earlywarning_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_demarche_v1_earlywarning_proto_rawDesc), len(file_demarche_v1_earlywarning_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   25,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1390,7 +1390,13 @@ type SignalContribution struct {
 	RulesVersion string `protobuf:"bytes,7,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	// Deaths the signal reports (0: none reported), shown on its line of every
 	// explanation next to its rule, so a weight can be read back to its event.
-	Fatalities    int32 `protobuf:"varint,8,opt,name=fatalities,proto3" json:"fatalities,omitempty"`
+	Fatalities int32 `protobuf:"varint,8,opt,name=fatalities,proto3" json:"fatalities,omitempty"`
+	// The signal's revision (0 or 1: as first accepted; 2 and up: the source
+	// sent the same id with changed content, which replaced the earlier one).
+	Revision int32 `protobuf:"varint,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	// What the last revision changed, for its line of an explanation, e.g.
+	// "rev 2: 162→260 deaths" ("" when never revised).
+	Revised       string `protobuf:"bytes,10,opt,name=revised,proto3" json:"revised,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1479,6 +1485,20 @@ func (x *SignalContribution) GetFatalities() int32 {
 		return x.Fatalities
 	}
 	return 0
+}
+
+func (x *SignalContribution) GetRevision() int32 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *SignalContribution) GetRevised() string {
+	if x != nil {
+		return x.Revised
+	}
+	return ""
 }
 
 var File_demarche_v1_events_proto protoreflect.FileDescriptor
@@ -1581,7 +1601,7 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\x0ffirst_signal_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rfirstSignalAt\x12E\n" +
 	"\rcontributions\x18\a \x03(\v2\x1f.demarche.v1.SignalContributionR\rcontributions\x12#\n" +
 	"\rrules_version\x18\b \x01(\tR\frulesVersion\x12,\n" +
-	"\x12previous_crisis_id\x18\t \x01(\tR\x10previousCrisisId\"\x91\x02\n" +
+	"\x12previous_crisis_id\x18\t \x01(\tR\x10previousCrisisId\"\xc7\x02\n" +
 	"\x12SignalContribution\x12\x16\n" +
 	"\x06source\x18\x01 \x01(\tR\x06source\x12\x1b\n" +
 	"\tsource_id\x18\x02 \x01(\tR\bsourceId\x12\x16\n" +
@@ -1593,7 +1613,10 @@ const file_demarche_v1_events_proto_rawDesc = "" +
 	"\rrules_version\x18\a \x01(\tR\frulesVersion\x12\x1e\n" +
 	"\n" +
 	"fatalities\x18\b \x01(\x05R\n" +
-	"fatalitiesB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
+	"fatalities\x12\x1a\n" +
+	"\brevision\x18\t \x01(\x05R\brevision\x12\x18\n" +
+	"\arevised\x18\n" +
+	" \x01(\tR\arevisedB;Z9github.com/demarche/demarche/proto/demarche/v1;demarchev1b\x06proto3"
 
 var (
 	file_demarche_v1_events_proto_rawDescOnce sync.Once

@@ -181,6 +181,32 @@ func (x *SituationsRequest) Validate() error {
 	return c.err()
 }
 
+// MaxSignalsQueryLimit bounds a SignalsQuery's limit.
+const MaxSignalsQueryLimit = 5000
+
+// Validate checks a query of the signal store.
+func (x *SignalsQuery) Validate() error {
+	c := newChecker("signals query")
+	if cc := x.GetCountryCode(); cc != "" {
+		if _, ok := RegionOf(cc); !ok {
+			c.fail("country_code", "%q is not an ISO 3166-1 alpha-2 country code (upper case, e.g. GN, ML, UA; empty for every country)", truncateID(cc))
+		}
+	}
+	if t := x.GetCrisisType(); CrisisType_name[int32(t)] == "" {
+		c.fail("crisis_type", "%d is not a crisis type (allowed: %s, or none for every type)", t, strings.Join(CrisisTypeSlugs(), ", "))
+	}
+	if s, u := x.GetSince(), x.GetUntil(); s != nil && u != nil && !s.AsTime().Before(u.AsTime()) {
+		c.fail("until", "must be after since (%s)", s.AsTime().Format(time.RFC3339))
+	}
+	if l := x.GetLimit(); l < 0 || l > MaxSignalsQueryLimit {
+		c.fail("limit", "%d is out of range (allowed: 0 for the default 1000, up to %d)", l, MaxSignalsQueryLimit)
+	}
+	if len(x.GetAfter()) > 400 {
+		c.fail("after", "is %d characters long: pass a page's next as it came", len(x.GetAfter()))
+	}
+	return c.err()
+}
+
 // Validate checks a score request.
 func (x *ScoreRequest) Validate() error {
 	c := newChecker("score request")

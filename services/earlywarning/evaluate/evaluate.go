@@ -249,11 +249,26 @@ func Run(r io.Reader, format earlywarning.Format, o Options) (*Result, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
-	res := &Result{Format: string(format), RulesVersion: o.Rules.Version, StepDays: o.Step.Hours() / 24,
+	rd, err := earlywarning.NewReader(r, format)
+	if err != nil {
+		return nil, err
+	}
+	rd.WithRules(o.Rules)
+	return RunRows(rd, string(format), o)
+}
+
+// RunRows evaluates signals: a file's (Run), or the signal store's
+// (earlywarning.StoredRows, format "store": classified as they were
+// accepted; the rules give the window, decay and thresholds).
+func RunRows(rd earlywarning.Rows, format string, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	res := &Result{Format: format, RulesVersion: o.Rules.Version, StepDays: o.Step.Hours() / 24,
 		WindowDays: o.Rules.Window.Hours() / 24,
 		Outcome: Outcome{Deaths: o.Deaths, HorizonDays: o.Horizon.Hours() / 24,
 			Text: fmt.Sprintf("at least %d deaths in the situation (country × crisis type) in the %s from the forecast", o.Deaths, days(o.Horizon))}}
-	sits, err := read(r, format, o, res)
+	sits, err := read(rd, o, res)
 	if err != nil {
 		return nil, err
 	}
@@ -333,12 +348,7 @@ func (o *Options) defaults() error {
 
 // read reads the file's signals per situation, in event time, dropping
 // repeated source ids as a backtest does.
-func read(r io.Reader, format earlywarning.Format, o Options, res *Result) ([]*situation, error) {
-	rd, err := earlywarning.NewReader(r, format)
-	if err != nil {
-		return nil, err
-	}
-	rd.WithRules(o.Rules)
+func read(rd earlywarning.Rows, o Options, res *Result) ([]*situation, error) {
 	bySit := map[string]*situation{}
 	seen := map[string]bool{}
 	for {

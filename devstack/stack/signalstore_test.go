@@ -1,0 +1,134 @@
+package stack_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSignalStoreOnTheStack is issue 22's signal store on the real stack,
+// through the CLI and the gateway: an imported ACLED file is in the store
+// (`warning signals`, with deaths and rule); a backtest of the store equals
+// the backtest of the file; ACLED's revision of an event's deaths (162 → 260)
+// is a revision, not a duplicate, and shows in the store and in the score's
+// explanation; the store survives a restart of the stack.
+func TestSignalStoreOnTheStack(t *testing.T) {
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	defer func() { s.Stop() }()
+	cli := mustCLI(t, s)
+
+	header := "event_id_cnty,event_date,year,time_precision,disorder_type,event_type,sub_event_type,actor1,actor2,interaction,civilian_targeting,iso,region,country,admin1,admin2,location,latitude,longitude,source,notes,fatalities,timestamp\n"
+	row := func(id string, day time.Time, deaths int) string {
+		return fmt.Sprintf("%s,%s,2009,1,Political violence,Violence against civilians,Attack,Military Forces of Guinea,Civilians (Guinea),17,Civilian targeting,324,Western Africa,Guinea,Conakry,Dixinn,Conakry,9.5,-13.7,Guinee News,Stadium events,%d,1732700000\n",
+			id, day.Format(time.DateOnly), deaths)
+	}
+	first := time.Date(2009, 9, 20, 0, 0, 0, 0, time.UTC)
+	write := func(name string, massacre int) string {
+		var b strings.Builder
+		b.WriteString(header)
+		for i := range 10 {
+			deaths := i % 4
+			if i == 8 {
+				deaths = massacre
+			}
+			b.WriteString(row(fmt.Sprintf("GIN%04d", i), first.AddDate(0, 0, i), deaths))
+		}
+		file := filepath.Join(t.TempDir(), name)
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	original, revised := write("acled.csv", 162), write("acled-revised.csv", 260)
+	if out := cli("warning", "import", "--quiet", "--format", "acled", original); !strings.Contains(out, "10 accepted") || !strings.Contains(out, "0 live, 10 historical") {
+		t.Fatalf("import:\n%s", out)
+	}
+
+	type stored struct {
+		Signal struct {
+			SourceID   string `json:"sourceId"`
+			Fatalities int    `json:"fatalities"`
+			Rule       string `json:"rule"`
+			CrisisType string `json:"crisisType"`
+		} `json:"signal"`
+		Revision int    `json:"revision"`
+		Revised  string `json:"revised"`
+	}
+	signals := func() (int, []stored) {
+		t.Helper()
+		var page struct {
+			Total   int      `json:"total"`
+			Signals []stored `json:"signals"`
+		}
+		out := cli("warning", "signals", "--country", "GN", "--since", "2009-09-01", "--until", "2009-11-01", "--limit", "0", "-o", "json")
+		if err := json.Unmarshal([]byte(out), &page); err != nil {
+			t.Fatalf("warning signals -o json: %v\n%s", err, out)
+		}
+		return page.Total, page.Signals
+	}
+	total, list := signals()
+	if total != 10 || len(list) != 10 || list[8].Signal.Fatalities != 162 || list[8].Signal.Rule == "" || list[8].Signal.SourceID != "acled-GIN0008" {
+		t.Fatalf("store: %d signals %+v", total, list)
+	}
+	if out := cli("warning", "signals", "--country", "GN"); !strings.Contains(out, "acled-GIN0008") || !strings.Contains(out, "162") {
+		t.Fatalf("warning signals table:\n%s", out)
+	}
+
+	// A backtest of the store equals the backtest of the file (but for the
+	// source ids, which an import prefixes with the file's format).
+	backtest := func(args ...string) []map[string]any {
+		t.Helper()
+		var res struct {
+			Situations []map[string]any `json:"situations"`
+		}
+		out := cli(append([]string{"warning", "backtest", "--quiet", "--threshold", "10", "-o", "json"}, args...)...)
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("backtest: %v\n%s", err, out)
+		}
+		for _, sit := range res.Situations {
+			for _, c := range sit["crossings"].([]any) {
+				c := c.(map[string]any)
+				c["sourceId"] = strings.TrimPrefix(c["sourceId"].(string), "acled-")
+			}
+		}
+		return res.Situations
+	}
+	fromFile, fromStore := backtest("--file", original, "--format", "acled"), backtest("--country", "GN")
+	if len(fromFile) == 0 || len(fromFile[0]["crossings"].([]any)) == 0 {
+		t.Fatalf("the file crosses nowhere: %v", fromFile)
+	}
+	if !reflect.DeepEqual(fromFile, fromStore) {
+		t.Fatalf("backtest of the store differs from the file's:\nfile  %v\nstore %v", fromFile, fromStore)
+	}
+
+	// ACLED revises the massacre's deaths: one revision, nine duplicates.
+	out := cli("warning", "import", "--quiet", "--format", "acled", "-o", "json", revised)
+	var sum struct {
+		Accepted, Duplicates, Revised int
+	}
+	if err := json.Unmarshal([]byte(out), &sum); err != nil || sum.Accepted != 1 || sum.Duplicates != 9 || sum.Revised != 1 {
+		t.Fatalf("revised import: %v\n%s", err, out)
+	}
+	_, list = signals()
+	if list[8].Signal.Fatalities != 260 || list[8].Revision != 2 || list[8].Revised != "rev 2: 162→260 deaths" {
+		t.Fatalf("revision in the store: %+v", list[8])
+	}
+	if out := cli("warning", "score", "--country", "GN", "--type", list[8].Signal.CrisisType, "--limit", "0"); !strings.Contains(out, "revised (rev 2: 162→260 deaths)") {
+		t.Fatalf("score's explanation lacks the revision:\n%s", out)
+	}
+
+	// The store survives a restart.
+	s.Stop()
+	s = startStack(t, dir)
+	cli = mustCLI(t, s)
+	total, list = signals()
+	if total != 10 || list[8].Signal.Fatalities != 260 || list[8].Revision != 2 {
+		t.Fatalf("after a restart: %d signals, %+v", total, list[8])
+	}
+}
