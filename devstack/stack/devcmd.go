@@ -19,6 +19,7 @@ import (
 	"github.com/demarche/demarche/pkg/natsembed"
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/pkg/tracing"
 	"github.com/demarche/demarche/services/cli"
 	"github.com/demarche/demarche/services/earlywarning"
 )
@@ -121,6 +122,7 @@ the embedded NATS server (down for --nats-restart-downtime): the fault suite
 	f.StringSliceVar(&cfg.Without, "without", nil, "services to leave out, run on their own with demarche serve ("+strings.Join(Services, ", ")+")")
 	f.DurationVar(&natsDowntime, "nats-restart-downtime", 3*time.Second, "how long NATS stays down when SIGUSR1 restarts it")
 	f.StringVar(&cfg.MetricsAddr, "metrics-listen", "127.0.0.1:9464", "serve Prometheus /metrics here (\"\" turns it off)")
+	f.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", cli.OTLPEndpointFromEnv(), "export traces over OTLP/gRPC to this collector, each service as service.name demarche-<service>: "+tracing.EndpointHelp+" (off unless set; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	f.StringVar(&cfg.PprofAddr, "pprof-listen", "", "serve Go's /debug/pprof/ here (off unless set, e.g. 127.0.0.1:6060)")
 	f.StringVar(&cfg.TemporalLogLevel, "temporal-log-level", "warn", "log level of the embedded Temporal server (it is chatty at info)")
 	f.BoolVar(&noCodec, "no-codec", false, "do not encrypt Temporal payloads (the codec key in the data folder is neither made nor used)")

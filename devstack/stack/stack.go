@@ -31,6 +31,7 @@ import (
 	"github.com/demarche/demarche/pkg/payloadcodec"
 	"github.com/demarche/demarche/pkg/ports"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/pkg/tracing"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/contract"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -109,6 +110,11 @@ type Config struct {
 	// organisations must be the embedded registry's (the platform provisions
 	// their streams); tests use it to give one a webhook.
 	PartnersRegistry string
+	// OTLPEndpoint, when set, exports the spans of every service run here
+	// over OTLP/gRPC (tracing.Export: each service its own service.name,
+	// demarche-<service>; the stack's own as demarche-dev), flushed when the
+	// stack stops. "": no exporter.
+	OTLPEndpoint string
 }
 
 // Services are the services a stack may leave out (Config.Without).
@@ -185,6 +191,19 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		return nil, err
 	}
 	s.stops = append(s.stops, func() { _ = s.lock.Close() }) // a lock file, nothing written: the lock goes with the process anyway
+	// Before any service starts (their Temporal clients take their tracer
+	// when they dial); stopped after them all, so their last spans go out.
+	exp, err := tracing.Export(ctx, cfg.OTLPEndpoint, "dev", append([]string{"gateway"}, Services...)...)
+	if err != nil {
+		return nil, fmt.Errorf("OTLP endpoint: %w", err)
+	}
+	s.stops = append(s.stops, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := exp.Shutdown(ctx); err != nil {
+			log.Warn("traces not all exported", zap.Error(err))
+		}
+	})
 	if err := s.writeDemoFiles(); err != nil {
 		return nil, err
 	}

@@ -14,6 +14,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -149,6 +152,8 @@ type handlerConfig struct {
 	timeout time.Duration
 	guard   *Guard
 	log     *zap.Logger
+	// service names the tracer of the handler's spans (tracing.Tracer).
+	service string
 }
 
 // WithTimeout bounds each request's work (default DefaultHandlerTimeout).
@@ -212,10 +217,17 @@ func Handler[Req, Resp proto.Message](newReq func() Req, fn func(context.Context
 				return
 			}
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
+		// The answer is a span of the caller's trace (its traceparent header).
+		ctx, span := tracing.Tracer(cfg.service).Start(tracing.Extract(context.Background(), nats.Header(r.Headers())), r.Subject(),
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("messaging.system", "nats"), attribute.String("rpc.service", cfg.service)))
+		defer span.End()
+		ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 		defer cancel()
 		resp, err := fn(ctx, req)
 		if err != nil {
+			if code := errs.Code(err); code >= "500" {
+				span.SetStatus(codes.Error, code) // a refused request (4xx) is the caller's error, not the service's
+			}
 			fail(r, err)
 			return
 		}

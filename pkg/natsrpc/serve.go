@@ -96,7 +96,7 @@ func Serve(nc *nats.Conn, cfg ServiceConfig, endpoints ...Endpoint) (*Server, er
 		cfg.Timeout = DefaultHandlerTimeout
 	}
 	s := &Server{log: cfg.Log}
-	opts := []HandlerOption{WithGuard(&s.guard), WithTimeout(cfg.Timeout), WithLog(cfg.Log)}
+	opts := []HandlerOption{WithGuard(&s.guard), WithTimeout(cfg.Timeout), WithLog(cfg.Log), func(c *handlerConfig) { c.service = cfg.Name }}
 	for range max(cfg.Instances, 1) {
 		svc, err := micro.AddService(nc, micro.Config{Name: cfg.Name, Version: cfg.Version, Description: cfg.Description})
 		if err != nil {

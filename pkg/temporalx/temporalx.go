@@ -117,7 +117,7 @@ func Dial(ctx context.Context, hostPort, namespace string, logger *zap.Logger, o
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	tracer, err := tracing.TemporalInterceptor()
+	tracer, err := tracing.TemporalInterceptor(o.identity)
 	if err != nil {
 		return nil, fmt.Errorf("temporal tracing: %w", err)
 	}

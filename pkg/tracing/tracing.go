@@ -6,7 +6,8 @@
 // envoy booking.
 //
 // Spans are recorded by whatever TracerProvider the process installs
-// (otel.SetTracerProvider); none is installed by default, so nothing is
+// (otel.SetTracerProvider, or Export's OTLP exporter, which gives each service
+// its own service.name); none is installed by default, so nothing is
 // exported, but the context still travels.
 package tracing
 
@@ -40,7 +41,8 @@ func Extract(ctx context.Context, h nats.Header) context.Context {
 
 // TemporalInterceptor is the Temporal SDK's OpenTelemetry interceptor, for
 // clients (starts, signals, updates) and, through them, workers (workflows
-// and activities). It uses the global TracerProvider at the time of the call.
-func TemporalInterceptor() (interceptor.Interceptor, error) {
-	return temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{})
+// and activities). Its spans are those of the service whose Temporal identity
+// the client has (Tracer's provider of that name, at the time of the call).
+func TemporalInterceptor(identity string) (interceptor.Interceptor, error) {
+	return temporalotel.NewTracingInterceptor(temporalotel.TracerOptions{Tracer: providerFor(identity).Tracer("temporal-sdk-go")})
 }

@@ -57,6 +57,8 @@ type App struct {
 	CodecOldKeyFiles []string
 	// metricsAddr and pprofAddr: where `demarche serve` serves /metrics and pprof.
 	metricsAddr, pprofAddr string
+	// otlpEndpoint: where `demarche serve` exports its spans ("": nowhere).
+	otlpEndpoint string
 	// healthAddr: where `demarche serve` serves /healthz and /readyz;
 	// serving: the name of the service it runs.
 	healthAddr, serving string

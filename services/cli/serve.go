@@ -23,6 +23,7 @@ import (
 	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/natsx"
 	"github.com/demarche/demarche/pkg/temporalx"
+	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/audit"
 	"github.com/demarche/demarche/services/earlywarning"
@@ -44,6 +45,7 @@ with the same wiring.`,
 	}
 	cmd.PersistentFlags().StringVar(&app.metricsAddr, "metrics-listen", EnvOr("DEMARCHE_METRICS_LISTEN", "127.0.0.1:9464"), "serve Prometheus /metrics here (\"\" turns it off; env DEMARCHE_METRICS_LISTEN)")
 	cmd.PersistentFlags().StringVar(&app.pprofAddr, "pprof-listen", os.Getenv("DEMARCHE_PPROF_LISTEN"), "serve Go's /debug/pprof/ here (off unless set; env DEMARCHE_PPROF_LISTEN)")
+	cmd.PersistentFlags().StringVar(&app.otlpEndpoint, "otlp-endpoint", OTLPEndpointFromEnv(), "export traces over OTLP/gRPC to this collector, as service.name demarche-<service>: "+tracing.EndpointHelp+" (off unless set; env OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT)")
 	cmd.PersistentFlags().StringVar(&app.healthAddr, "health-listen", os.Getenv("DEMARCHE_HEALTH_LISTEN"), "serve /healthz (live) and /readyz (ready: bound, NATS connected, Temporal answering) here (off unless set; env DEMARCHE_HEALTH_LISTEN)")
 	var rosterFile string
 	var seed bool
@@ -161,6 +163,11 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 		return fmt.Errorf("--pprof-listen: %w", err)
 	}
 	defer stopPprof()
+	exp, err := tracing.Export(ctx, app.otlpEndpoint, app.serving)
+	if err != nil {
+		return fmt.Errorf("--otlp-endpoint: %w", err)
+	}
+	defer flushTraces(exp, app.Log)
 	stop, err := startRetrying(ctx, app, start)
 	if err != nil {
 		return err
@@ -181,6 +188,21 @@ func serveUntilSignal(ctx context.Context, app *App, start func(context.Context)
 	stop()
 	app.Log.Info("stopped")
 	return nil
+}
+
+// flushTraces sends the spans still buffered when a process stops.
+func flushTraces(exp *tracing.Exporter, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := exp.Shutdown(ctx); err != nil {
+		log.Warn("traces not all exported", zap.Error(err))
+	}
+}
+
+// OTLPEndpointFromEnv is the default of --otlp-endpoint: the standard
+// OpenTelemetry variables, the traces' own first.
+func OTLPEndpointFromEnv() string {
+	return EnvOr("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"))
 }
 
 // startRetryFor bounds how long a service keeps retrying a start that failed

@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/authn/oidctest"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
 // TestServeGatewayConsoleFlags: the console's sign-in needs the issuer the
@@ -31,5 +33,35 @@ func TestServeGatewayConsoleFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: %v, want an error saying %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+// TestServeOTLPEndpoint: --otlp-endpoint (or the standard variables, the
+// traces' own first) is checked before the service starts, and a bad one is
+// refused naming the flag, the value and what is allowed.
+func TestServeOTLPEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		name, flag, env, tracesEnv, want string
+	}{
+		{name: "flag", flag: "localhost", want: `"localhost"`},
+		{name: "env", env: "ftp://collector:4317", want: `"ftp://collector:4317"`},
+		{name: "traces env first", env: "collector:4317", tracesEnv: "collector", want: `"collector"`},
+		{name: "flag over env", flag: "collector:99999", env: "collector:4317", want: `"collector:99999"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.env)
+			t.Setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", tc.tracesEnv)
+			cmd := newServeCmd(&App{Log: zap.NewNop()})
+			args := []string{"eventlog", "--metrics-listen", ""}
+			if tc.flag != "" {
+				args = append(args, "--otlp-endpoint", tc.flag)
+			}
+			cmd.SetArgs(args)
+			cmd.SilenceUsage, cmd.SilenceErrors = true, true
+			err := cmd.ExecuteContext(context.Background())
+			if !errors.Is(err, tracing.ErrBadEndpoint) || !strings.Contains(err.Error(), "--otlp-endpoint") || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "host:port") {
+				t.Errorf("serve eventlog %v: %v; want --otlp-endpoint refused naming %s and what is allowed", args, err, tc.want)
+			}
+		})
 	}
 }

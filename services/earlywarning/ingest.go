@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -20,6 +23,7 @@ import (
 
 	"github.com/demarche/demarche/pkg/eventbus"
 	"github.com/demarche/demarche/pkg/ids"
+	"github.com/demarche/demarche/pkg/tracing"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/workflows/crisis"
 )
@@ -738,7 +742,6 @@ func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.
 // are idempotent per crisis id and crossing.
 func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
 	st := p.state
-	region, _ := demarchev1.RegionOf(st.GetCountryCode())
 	now := s.config().Now()
 	var touched []*demarchev1.CrisisTouch
 	crossings := st.GetCrossings() - int32(len(p.crossings))
@@ -748,40 +751,11 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 		if c.it.ctx != nil {
 			ctx = c.it.ctx // the crossing's work joins the trace of the signal that crossed
 		}
-		ep, err := s.resolve(ctx, situation, st, ex != nil)
+		t, err := s.cross(ctx, situation, st, c, crossings, now, ex)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return nil, err
 		}
-		ev := c.event
-		ev.CrisisId = ep.id
-		if ep.opened {
-			ev.PreviousCrisisId = st.GetPreviousCrisisId()
-		}
-		route := eventbus.Route{Region: region, Country: st.GetCountryCode(), CrisisID: ep.id}
-		if _, err := s.pub.Publish(ctx, route, eventbus.Event{
-			ID: fmt.Sprintf("%s-warning-raised-%d", situation, crossings), Time: now, Data: ev,
-		}); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
-		}
-		severity := crisisSeverity(ev.GetScore(), ev.GetThreshold())
-		in := s.crisisInput(ep.id, st, severity, ev.GetFirstSignalAt(), now, ex)
-		sig := c.it.sig
-		w := &demarchev1.Warning{
-			Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
-			Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
-				ev.GetScore(), ev.GetThreshold(), s.config().Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
-			RulesVersion: st.GetRulesVersion(), ScoreSeverity: severity,
-		}
-		if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
-			// Closed since resolve looked: the retry opens the next episode.
-			return nil, fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, ep.id, err)
-		}
-		c.it.result.CrisisId, c.it.result.CrisisOpened = ep.id, ep.opened
-		c.point.CrisisId = ep.id
-		touched = append(touched, &demarchev1.CrisisTouch{CrisisId: ep.id, Opened: ep.opened, Situation: situation})
-		s.log.Info("threshold crossed", zap.String("situation", situation), zap.String("crisis", ep.id), zap.Bool("new_episode", ep.opened),
-			zap.Float64("score", ev.GetScore()), zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())),
-			zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
+		touched = append(touched, t)
 	}
 	if len(p.deferred) > 0 && st.GetCrisisId() != "" {
 		t, err := s.deferToImport(ctx, situation, p, ex)
@@ -823,6 +797,55 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	}
 	touched = append(touched, &demarchev1.CrisisTouch{CrisisId: id, Situation: situation})
 	return touched, nil
+}
+
+// cross is the work of one threshold crossing (WarningRaised, the crisis
+// opened or signalled), in a span of the signal's trace.
+func (s *Service) cross(ctx context.Context, situation string, st *demarchev1.SituationState, c crossing, crossings int32, now time.Time, ex *demarchev1.Exercise) (*demarchev1.CrisisTouch, error) {
+	ctx, span := tracing.Tracer(ServiceName).Start(ctx, "earlywarning threshold crossed", trace.WithAttributes(
+		attribute.String("demarche.situation", situation), attribute.Float64("demarche.score", c.event.GetScore()),
+		attribute.Float64("demarche.threshold", c.event.GetThreshold())))
+	defer span.End()
+	fail := func(err error) error {
+		span.SetStatus(codes.Error, err.Error())
+		return err
+	}
+	ep, err := s.resolve(ctx, situation, st, ex != nil)
+	if err != nil {
+		return nil, fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
+	}
+	region, _ := demarchev1.RegionOf(st.GetCountryCode())
+	ev := c.event
+	ev.CrisisId = ep.id
+	if ep.opened {
+		ev.PreviousCrisisId = st.GetPreviousCrisisId()
+	}
+	route := eventbus.Route{Region: region, Country: st.GetCountryCode(), CrisisID: ep.id}
+	if _, err := s.pub.Publish(ctx, route, eventbus.Event{
+		ID: fmt.Sprintf("%s-warning-raised-%d", situation, crossings), Time: now, Data: ev,
+	}); err != nil {
+		return nil, fail(fmt.Errorf("%w: %v", ErrUnavailable, err))
+	}
+	severity := crisisSeverity(ev.GetScore(), ev.GetThreshold())
+	in := s.crisisInput(ep.id, st, severity, ev.GetFirstSignalAt(), now, ex)
+	sig := c.it.sig
+	w := &demarchev1.Warning{
+		Source: sig.GetSource(), SourceId: sig.GetSourceId(), Severity: severity, ObservedAt: sig.GetObservedAt(),
+		Summary: truncate(fmt.Sprintf("Threshold crossed: score %.1f ≥ %.1f over %s from %d signals. Latest: %s",
+			ev.GetScore(), ev.GetThreshold(), s.config().Window, len(ev.GetContributions()), sig.GetSummary()), 4000),
+		RulesVersion: st.GetRulesVersion(), ScoreSeverity: severity,
+	}
+	if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
+		// Closed since resolve looked: the retry opens the next episode.
+		return nil, fail(fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, ep.id, err))
+	}
+	c.it.result.CrisisId, c.it.result.CrisisOpened = ep.id, ep.opened
+	c.point.CrisisId = ep.id
+	s.log.Info("threshold crossed", zap.String("situation", situation), zap.String("crisis", ep.id), zap.Bool("new_episode", ep.opened),
+		zap.Float64("score", ev.GetScore()), zap.Float64("threshold", ev.GetThreshold()), zap.Int("signals", len(ev.GetContributions())),
+		zap.Time("first_signal_at", in.GetCrisis().GetFirstSignalAt().AsTime()))
+	span.SetAttributes(attribute.String("demarche.crisis_id", ep.id), attribute.Bool("demarche.crisis_opened", ep.opened))
+	return &demarchev1.CrisisTouch{CrisisId: ep.id, Opened: ep.opened, Situation: situation}, nil
 }
 
 // crisisInput is a crisis of the situation (crisis.NewCrisis: the first

@@ -6,10 +6,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/demarche/demarche/pkg/metrics"
+	"github.com/demarche/demarche/pkg/tracing"
 )
 
-// observeHTTP counts every request the gateway answers (demarche_http_*):
+// tracingService names the gateway's spans (tracing.Tracer).
+const tracingService = "gateway"
+
+// observeHTTP traces and counts every request the gateway answers (demarche_http_*):
 // per route pattern as registered on mux ("/v1/crises/{id}", never the raw
 // path, whose crisis ids would make a series per crisis), method and status,
 // with its time. A request no route matches (404, 405, or refused before
@@ -26,12 +35,21 @@ func observeHTTP(mux *http.ServeMux, next http.Handler) http.Handler {
 			}
 			route = pattern
 		}
+		method := knownMethod(r.Method)
+		// A span per request, in the caller's trace when it sends a W3C
+		// traceparent (a tool acting on a warning), else a trace of its own.
+		ctx, span := tracing.Tracer(tracingService).Start(tracing.Extract(r.Context(), nats.Header(r.Header)), method+" "+route,
+			trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("http.request.method", method), attribute.String("http.route", route)))
+		defer span.End()
 		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		next.ServeHTTP(sw, r.WithContext(ctx))
 		if sw.code == 0 {
 			sw.code = http.StatusOK // nothing written: net/http answers 200
 		}
-		method := knownMethod(r.Method)
+		span.SetAttributes(attribute.Int("http.response.status_code", sw.code))
+		if sw.code >= http.StatusInternalServerError {
+			span.SetStatus(codes.Error, http.StatusText(sw.code))
+		}
 		metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(sw.code)).Inc()
 		metrics.HTTPDuration.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
 	})

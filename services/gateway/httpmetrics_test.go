@@ -7,6 +7,10 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/metrics"
@@ -62,5 +66,44 @@ func TestHTTPMetrics(t *testing.T) {
 	}
 	if !strings.Contains(body, `demarche_http_request_duration_seconds_count{method="POST",route="`+route+`"}`) {
 		t.Error("the request's time is not on /metrics")
+	}
+}
+
+// TestHTTPSpans: each request is a server span named by its method and route
+// pattern (never the raw path), in the caller's trace when it sends a
+// traceparent, else in a trace of its own.
+func TestHTTPSpans(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	defer otel.SetTracerProvider(prev)
+	iss := issuer(t)
+	api := httptest.NewServer((&Service{log: zap.NewNop(), authn: iss.Verifier()}).Handler())
+	defer api.Close()
+	const caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+	for _, traceparent := range []string{"00-" + caller + "-00f067aa0ba902b7-01", ""} {
+		req, _ := http.NewRequest("POST", api.URL+"/v1/crises/X-1/controls/escalate", strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer "+mint(t, iss, "auditor", "auditor"))
+		if traceparent != "" {
+			req.Header.Set("traceparent", traceparent)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	spans := rec.Ended()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans, want one per request", len(spans))
+	}
+	for i, sp := range spans {
+		if sp.Name() != "POST /v1/crises/{id}/controls/{control}" || sp.SpanKind() != trace.SpanKindServer {
+			t.Errorf("span %q of kind %v, want the route's server span", sp.Name(), sp.SpanKind())
+		}
+		if joined := sp.SpanContext().TraceID().String() == caller; joined != (i == 0) {
+			t.Errorf("request %d: span in trace %s; the caller's traceparent named %s", i, sp.SpanContext().TraceID(), caller)
+		}
 	}
 }
