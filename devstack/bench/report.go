@@ -243,6 +243,13 @@ func (r *Report) CheckCounts() []string {
 				bad = append(bad, fmt.Sprintf("%s %s: percentiles negative, out of order or miscounted: %+v (count %d)", res.Scenario, res.Variant, d, m.Count))
 			}
 		}
+		// The gateway's list (embedded only) holds what visibility holds, up
+		// to the route's limit of 5,000 rows.
+		if x := res.Demarche.Extra; res.Scenario == "capacity" && x != nil {
+			if all, ok := x["api_all_rows"]; ok && all != min(x["listed_rows"], 5000) {
+				bad = append(bad, fmt.Sprintf("capacity %s: GET /v1/crises gave %.0f rows, crisis list %.0f", res.Variant, all, x["listed_rows"]))
+			}
+		}
 		if res.Baseline != nil && res.RatioOf == "" && res.Scenario != "warning-to-action" {
 			bad = append(bad, fmt.Sprintf("%s %s: no ratio", res.Scenario, res.Variant))
 		}

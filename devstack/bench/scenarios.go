@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -14,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -924,6 +928,25 @@ func (r *runner) capacity(ctx context.Context) error {
 		res.Demarche.PerSecond = 0
 		res.Demarche.Extra = map[string]float64{"listed_rows": float64(rows), "open_per_s": float64(len(lat)) / el.Seconds()}
 		if local {
+			// And as people list them: GET /v1/crises through the gateway
+			// (authentication, the clearance filter, JSON), every crisis up
+			// to the route's limit, its first page, and a filtered page.
+			country, _ := operatorSituation(0)
+			for _, q := range []struct{ name, query string }{
+				{"api_all", "limit=5000"}, {"api_first_page", ""}, {"api_filtered", "status=open&country=" + country},
+			} {
+				var apiLat []time.Duration
+				for range 3 {
+					t0 := time.Now()
+					n, err := r.apiList(ctx, q.query)
+					if err != nil {
+						return err
+					}
+					apiLat = append(apiLat, time.Since(t0))
+					res.Demarche.Extra[q.name+"_rows"] = float64(n)
+				}
+				res.Demarche.Extra[q.name+"_p50_ms"] = distOf(apiLat).P50
+			}
 			res.Demarche.Extra["heap_kb_per_crisis"] = (heap - heap0) * 1024 / float64(opened)
 			res.Demarche.Extra["rss_kb_per_crisis"] = (rss - rss0) * 1024 / float64(opened)
 			res.Demarche.Extra["disk_kb_per_crisis"] = (disk - disk0) * 1024 / float64(opened)
@@ -937,6 +960,37 @@ func (r *runner) capacity(ctx context.Context) error {
 		r.add(res)
 	}
 	return nil
+}
+
+// apiList lists crises through the gateway's GET /v1/crises as the duty
+// officer (cleared for every level) and returns how many rows came.
+func (r *runner) apiList(ctx context.Context, query string) (int, error) {
+	tok, err := os.ReadFile(r.st.TokenFile("duty"))
+	if err != nil {
+		return 0, fmt.Errorf("list crises through the gateway: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.st.APIURL()+"/v1/crises?"+query, nil)
+	if err != nil {
+		return 0, fmt.Errorf("list crises through the gateway: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("list crises through the gateway: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, fmt.Errorf("list crises through the gateway: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("list crises through the gateway: GET /v1/crises?%s: %s %s", query, resp.Status, body)
+	}
+	var out demarchev1.ListCrisesResponse
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(body, &out); err != nil {
+		return 0, fmt.Errorf("list crises through the gateway: %w", err)
+	}
+	return len(out.GetCrises()), nil
 }
 
 func sumDur(ds []time.Duration) time.Duration {

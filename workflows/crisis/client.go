@@ -217,13 +217,25 @@ func (s Summary) Proto() *demarchev1.CrisisSummary {
 		Region: s.Region, Drill: s.Drill, Title: s.Title, Outcome: s.Outcome}
 }
 
+// listPage is how many rows List asks visibility for at a time: Temporal's
+// default largest page (frontend.visibilityMaxPageSize; a server set lower
+// answers its own largest). On SQL visibility every page is one query that
+// reads about half the rows the filter selects (its cursor is no seekable
+// range), so listing N rows in pages of P reads ~N²/2P: fewer, larger pages
+// read several times fewer rows (docs/performance.md, "Crisis list").
+const listPage = 1000
+
 // List lists crises through Temporal visibility (no side table), newest first.
 func List(ctx context.Context, c client.Client, f Filter, limit int) ([]Summary, error) {
 	var out []Summary
 	var token []byte
 	for {
+		page := listPage
+		if limit > 0 {
+			page = min(page, limit-len(out)) // no more rows than the limit leaves
+		}
 		resp, err := c.ListWorkflow(ctx, &workflowservice.ListWorkflowExecutionsRequest{
-			Query: f.Query(), NextPageToken: token, PageSize: 100,
+			Query: f.Query(), NextPageToken: token, PageSize: int32(page),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("list crises (%s): %w", f.Query(), errs.FromTemporal(err))

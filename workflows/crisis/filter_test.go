@@ -1,9 +1,19 @@
 package crisis
 
 import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	commonpb "go.temporal.io/api/common/v1"
+	workflowpb "go.temporal.io/api/workflow/v1"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
@@ -38,5 +48,73 @@ func TestFilterQuery(t *testing.T) {
 	}
 	if q := (Filter{}).Query(); q != "WorkflowType = '"+WorkflowName+"'" {
 		t.Errorf("an empty filter: %s", q)
+	}
+}
+
+// pagedVisibility answers ListWorkflow from n stand-in crises, at most the
+// page size asked for at a time, and records each request.
+type pagedVisibility struct {
+	client.Client
+	n    int
+	asks []*workflowservice.ListWorkflowExecutionsRequest
+}
+
+func (p *pagedVisibility) ListWorkflow(_ context.Context, req *workflowservice.ListWorkflowExecutionsRequest) (*workflowservice.ListWorkflowExecutionsResponse, error) {
+	p.asks = append(p.asks, req)
+	from := 0
+	if len(req.GetNextPageToken()) > 0 {
+		from, _ = strconv.Atoi(string(req.GetNextPageToken()))
+	}
+	to := min(from+int(req.GetPageSize()), p.n)
+	resp := &workflowservice.ListWorkflowExecutionsResponse{}
+	for i := from; i < to; i++ {
+		resp.Executions = append(resp.Executions, &workflowpb.WorkflowExecutionInfo{
+			Execution: &commonpb.WorkflowExecution{WorkflowId: WorkflowID(fmt.Sprintf("C-%d", i))},
+			StartTime: timestamppb.New(time.Unix(int64(p.n-i), 0)),
+		})
+	}
+	if to < p.n {
+		resp.NextPageToken = []byte(strconv.Itoa(to))
+	}
+	return resp, nil
+}
+
+// List asks visibility for pages of up to 1,000 rows (a limit below that:
+// one page of the limit), follows every page in order, and stops at the
+// limit: the same rows as before, in fewer queries.
+func TestListPages(t *testing.T) {
+	cases := []struct {
+		n, limit, rows int
+		pages          []int32
+	}{
+		{n: 2500, limit: 0, rows: 2500, pages: []int32{1000, 1000, 1000}},
+		{n: 2500, limit: 500, rows: 500, pages: []int32{500}},
+		{n: 2500, limit: 1500, rows: 1500, pages: []int32{1000, 500}},
+		{n: 3, limit: 0, rows: 3, pages: []int32{1000}},
+	}
+	for _, c := range cases {
+		v := &pagedVisibility{n: c.n}
+		rows, err := List(context.Background(), v, Filter{Country: "GN"}, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != c.rows {
+			t.Errorf("%d crises, limit %d: %d rows, want %d", c.n, c.limit, len(rows), c.rows)
+		}
+		for i, r := range rows {
+			if r.CrisisID != fmt.Sprintf("C-%d", i) {
+				t.Fatalf("%d crises, limit %d: row %d is %s, want C-%d (every page, in order)", c.n, c.limit, i, r.CrisisID, i)
+			}
+		}
+		var sizes []int32
+		for _, a := range v.asks {
+			sizes = append(sizes, a.GetPageSize())
+			if a.GetQuery() != (Filter{Country: "GN"}).Query() {
+				t.Errorf("page asked with query %q", a.GetQuery())
+			}
+		}
+		if !slices.Equal(sizes, c.pages) {
+			t.Errorf("%d crises, limit %d: pages asked %v, want %v", c.n, c.limit, sizes, c.pages)
+		}
 	}
 }
