@@ -105,6 +105,10 @@
 // effects (WarningRaised, OpenOrSignal) happen before the situation is written
 // and are idempotent (deterministic event ids, reserved crisis ids), so a
 // crash or a conflict repeats them at worst, and never loses a crossing.
+// The situations changed by the stream's signals are written behind
+// (writebehind.go): held in the process, written every FlushInterval, each
+// message acknowledged only once its situation is written, so a crash
+// replays the unwritten tail, which the situations' windows recognise.
 package earlywarning
 
 import (

@@ -268,3 +268,61 @@ func (s *Service) loadSituationFrom(ctx context.Context, kv jetstream.KeyValue, 
 	defer func() { s.situations = saved }()
 	return s.loadSituation(ctx, key)
 }
+
+// TestWriteBehindHoldsUntilFlush: a stream signal's situation is held
+// unwritten and its message unacknowledged until a flush; Score reads the
+// held copy meanwhile; Stop writes it and acknowledges.
+func TestWriteBehindHoldsUntilFlush(t *testing.T) {
+	srv := natstest.Server(t)
+	_, js := natstest.Connect(t, srv.URL())
+	ctx := context.Background()
+	s, err := Start(ctx, Config{NATSURL: srv.URL(), FlushInterval: time.Hour}, quietOpener{}, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			s.Stop()
+		}
+	}()
+	sig := &demarchev1.Signal{Source: "heldsrc", SourceId: "one", CountryCode: "GN", CrisisType: demarchev1.CrisisType_CRISIS_TYPE_GENERAL,
+		Weight: 2, ObservedAt: timestamppb.Now(), Summary: "held"}
+	if err := PublishSignal(ctx, js, "/test", sig); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		sc, err := s.Score(ctx, "GN", demarchev1.CrisisType_CRISIS_TYPE_GENERAL)
+		if err == nil && sc.GetScore() == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Score does not see the held signal: %v %v", sc, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	kv, err := js.KeyValue(ctx, SituationBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, demarchev1.SituationKey("GN", demarchev1.CrisisType_CRISIS_TYPE_GENERAL)); err == nil {
+		t.Fatal("the situation was written before a flush")
+	}
+	cons, err := js.Consumer(ctx, SignalsStream, SignalsDurable)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := cons.Info(ctx); err != nil || info.NumAckPending != 1 || info.AckFloor.Stream != 0 {
+		t.Fatalf("the message is acknowledged before its situation is written: %+v %v", info, err)
+	}
+	s.Stop()
+	stopped = true
+	e, err := kv.Get(ctx, demarchev1.SituationKey("GN", demarchev1.CrisisType_CRISIS_TYPE_GENERAL))
+	if err != nil {
+		t.Fatalf("Stop did not write the held situation: %v", err)
+	}
+	if info, err := cons.Info(ctx); err != nil || info.NumAckPending != 0 || info.AckFloor.Stream != 1 {
+		t.Fatalf("Stop did not acknowledge the written signal: %+v %v (revision %d)", info, err, e.Revision())
+	}
+}
