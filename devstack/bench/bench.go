@@ -45,7 +45,7 @@ import (
 )
 
 // Scenarios, in the order they run.
-var Scenarios = []string{"stack", "decide", "open", "ingest", "warning-to-action", "fanout", "drills", "replay", "capacity"}
+var Scenarios = []string{"stack", "decide", "open", "ingest", "warning-to-action", "fanout", "drills", "replay", "capacity", "import"}
 
 // Sizes say how much each scenario does.
 type Sizes struct {
@@ -55,8 +55,10 @@ type Sizes struct {
 	// Opens crises, OpenConcurrency at a time.
 	Opens           int `json:"opens"`
 	OpenConcurrency int `json:"open_concurrency"`
-	// Ingest signals below the threshold.
+	// Ingest signals below the threshold (spread, then as a flare).
 	Ingest int `json:"ingest"`
+	// Import rows of a generated ACLED file, imported live and historical.
+	Import int `json:"import"`
 	// Rates of threshold crossings per second, each for RateSeconds.
 	Rates       []int   `json:"rates"`
 	RateSeconds float64 `json:"rate_seconds"`
@@ -77,7 +79,7 @@ type Sizes struct {
 
 // Full are the sizes of `make bench`.
 func Full() Sizes {
-	return Sizes{Decisions: 100, Concurrency: []int{1, 20}, Opens: 200, OpenConcurrency: 20, Ingest: 20000,
+	return Sizes{Decisions: 100, Concurrency: []int{1, 20}, Opens: 200, OpenConcurrency: 20, Ingest: 20000, Import: 50000,
 		Rates: []int{20, 100}, RateSeconds: 10, FanoutSubscribers: 5, FanoutEvents: 2000,
 		Drills: 50, DrillDelaySeconds: 1, ReplayRounds: 5, Capacity: []int{1000, 5000}, SettleSeconds: 30}
 }
@@ -85,7 +87,7 @@ func Full() Sizes {
 // Tiny are the sizes of the harness test in `make test`: every scenario runs,
 // nothing is measured that matters.
 func Tiny() Sizes {
-	return Sizes{Decisions: 3, Concurrency: []int{1, 2}, Opens: 3, OpenConcurrency: 2, Ingest: 40,
+	return Sizes{Decisions: 3, Concurrency: []int{1, 2}, Opens: 3, OpenConcurrency: 2, Ingest: 40, Import: 200,
 		Rates: []int{4}, RateSeconds: 1, FanoutSubscribers: 2, FanoutEvents: 5,
 		Drills: 2, DrillDelaySeconds: 1, ReplayRounds: 1, Capacity: []int{4, 8}, SettleSeconds: 0.1}
 }
@@ -277,6 +279,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 	for _, sc := range []scenario{
 		{"decide", r.decide}, {"open", r.open}, {"ingest", r.ingest}, {"warning-to-action", r.warningToAction},
 		{"fanout", r.fanout}, {"drills", r.drills}, {"replay", r.replay}, {"capacity", r.capacity},
+		{"import", r.importScenario},
 	} {
 		if !cfg.wants(sc.name) {
 			continue

@@ -38,7 +38,8 @@ bare baseline on the same servers in the same run:
   stack              time until ready, idle memory
   decide             a triage decision (update) at each --concurrency, vs a trivial update
   open               opening crises until CrisisOpened is on NATS, vs a one-activity workflow
-  ingest             signals below the threshold, vs bare JetStream publish → consume
+  ingest             signals below the threshold, spread over every situation and as a
+                     flare on a few, vs bare JetStream publish → consume
   warning-to-action  crossings at each --rates per second across distinct situations,
                      signal published → CrisisOpened on NATS of the crisis (episode)
                      its WarningRaised names, vs bare publish → consume
@@ -47,6 +48,9 @@ bare baseline on the same servers in the same run:
   replay             every history of the drills replayed, vs decoding them
   capacity           crises waiting, opened up to each --capacity size: memory and disk
                      per crisis, time to list them all
+  import             a generated --import-row ACLED file imported live (crossing, opening
+                     crises) vs the same file dated three years back (historical);
+                     embedded stack only
 
 It prints progress while running, then a table with ratios, and writes
 bench.json (every figure, the machine, the commit) and bench.svg (latency
@@ -129,6 +133,7 @@ consumers).`,
 	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
 	f.IntVar(&s.Opens, "opens", s.Opens, "crises opened by the open scenario")
 	f.IntVar(&s.Ingest, "ingest", s.Ingest, "signals below the threshold")
+	f.IntVar(&s.Import, "import", s.Import, "import: rows of the generated file")
 	f.IntSliceVar(&s.Rates, "rates", s.Rates, "warning-to-action: crossings per second")
 	f.Float64Var(&s.RateSeconds, "rate-seconds", s.RateSeconds, "warning-to-action: seconds at each rate")
 	f.IntVar(&s.FanoutSubscribers, "subscribers", s.FanoutSubscribers, "fanout: durable subscribers")
@@ -191,6 +196,8 @@ func applyFlag(t *Sizes, s Sizes, name string) {
 		t.Opens = s.Opens
 	case "ingest":
 		t.Ingest = s.Ingest
+	case "import":
+		t.Import = s.Import
 	case "rates":
 		t.Rates = s.Rates
 	case "rate-seconds":

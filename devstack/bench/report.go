@@ -215,12 +215,13 @@ func (r *Report) CheckCounts() []string {
 	var bad []string
 	sz := r.Sizes
 	wanted := func(s string) bool { return len(r.Only) == 0 || slices.Contains(r.Only, s) }
-	want := map[string]int{"decide": len(sz.Concurrency), "open": 1, "ingest": 1, "warning-to-action": len(sz.Rates),
+	want := map[string]int{"decide": len(sz.Concurrency), "open": 1, "ingest": 2, "warning-to-action": len(sz.Rates),
 		"fanout": 1, "drills": 1, "replay": 1, "capacity": len(sz.Capacity)}
 	if r.Deployment == nil || r.Deployment.Embedded {
-		want["stack"] = 1 // start-up and idle memory are the embedded stack's alone
+		want["stack"] = 1  // start-up and idle memory are the embedded stack's alone
+		want["import"] = 1 // the ingest endpoint answers the gateway alone
 	}
-	ops := map[string]int{"decide": sz.Decisions, "open": sz.Opens, "ingest": sz.Ingest, "drills": sz.Drills,
+	ops := map[string]int{"decide": sz.Decisions, "open": sz.Opens, "ingest": sz.Ingest, "import": sz.Import, "drills": sz.Drills,
 		"fanout": sz.FanoutEvents * sz.FanoutSubscribers, "capacity": 3, "stack": 1}
 	got := map[string]int{}
 	for _, res := range r.Results {

@@ -221,21 +221,67 @@ func (r *runner) publishSignalAsync(sig *demarchev1.Signal) (jetstream.PubAckFut
 
 // ingest: signals below the threshold, published as partners do, until early
 // warning has handled them all, against publishing as many bare messages of
-// the same size and consuming them with a durable consumer.
+// the same size and consuming them with a durable consumer; twice: spread
+// over every situation there is (each batch touches ~1 situation per
+// signal), and a flare (the same number on flareSituations situations, as a
+// regional flare brings: each batch touches a few).
 func (r *runner) ingest(ctx context.Context) error {
 	n := r.cfg.Sizes.Ingest
 	// Spread over every situation there is, each staying well below the threshold.
 	situations := len(countries) * len(crisisTypes)
 	weight := min(1.0, 10/float64((n+situations-1)/situations))
-	sigs := make([]*demarchev1.Signal, n)
-	for i := range sigs {
-		sigs[i] = benchSignal(i, countries[i%len(countries)], crisisTypes[(i/len(countries))%len(crisisTypes)], weight)
+	spread := make([]*demarchev1.Signal, n)
+	for i := range spread {
+		spread[i] = benchSignal(i, countries[i%len(countries)], crisisTypes[(i/len(countries))%len(crisisTypes)], weight)
 	}
+	// The flare: every signal on a few situations, which stay below the
+	// threshold too (the spread left at most 10 on each).
+	fweight := min(1.0, 8/float64((n+flareSituations-1)/flareSituations))
+	flare := make([]*demarchev1.Signal, n)
+	for i := range flare {
+		flare[i] = benchSignal(n+i, countries[i%flareSituations], crisisTypes[0], fweight)
+	}
+	size := 0
+	if b, err := proto.Marshal(spread[0]); err == nil {
+		size = len(b)
+	}
+	// The bare baseline once, beside both (the same number of messages of the same size).
+	base, err := r.bareIngest(ctx, n, size)
+	if err != nil {
+		return err
+	}
+	for _, c := range []struct {
+		variant string
+		sigs    []*demarchev1.Signal
+	}{
+		{fmt.Sprintf("%d signals below threshold", n), spread},
+		{fmt.Sprintf("flare: %d signals on %d situations", n, flareSituations), flare},
+	} {
+		m, err := r.publishIngest(ctx, c.sigs)
+		if err != nil {
+			return fmt.Errorf("%s: %w", c.variant, err)
+		}
+		res := Result{Scenario: "ingest", Variant: c.variant, Demarche: m}
+		b := base
+		res.Baseline = &b
+		res.ratioThroughput()
+		res.judge("≥ 0.5× bare JetStream and ≥ 10,000 signals/s", res.Ratio >= 0.5 && res.Demarche.PerSecond >= 10000)
+		r.add(res)
+	}
+	return nil
+}
+
+// flareSituations is how many situations the ingest scenario's flare hits.
+const flareSituations = 8
+
+// publishIngest publishes signals as partners do and times them until early
+// warning has acknowledged every one (its situations written: write-behind).
+func (r *runner) publishIngest(ctx context.Context, sigs []*demarchev1.Signal) (Measure, error) {
 	// The bench's own user reads early warning's consumer: a service's
 	// consumers are its own (natsauth), the operator sees only its ordered ones.
 	cons, err := r.bjs.Consumer(ctx, earlywarning.SignalsStream, earlywarning.SignalsDurable)
 	if err != nil {
-		return fmt.Errorf("early warning's consumer: %w", err)
+		return Measure{}, fmt.Errorf("early warning's consumer: %w", err)
 	}
 	heap0 := 0.0
 	if r.st != nil { // the servers in this process: their heap is ours
@@ -249,38 +295,37 @@ func (r *runner) ingest(ctx context.Context) error {
 		}
 		f, err := r.publishSignalAsync(sig)
 		if err != nil {
-			return err
+			return Measure{}, err
 		}
 		if i == len(sigs)-1 {
 			select {
 			case ack := <-f.Ok():
 				last = ack.Sequence
 			case err := <-f.Err():
-				return err
+				return Measure{}, err
 			}
 		}
 	}
 	if err := waitConsumed(ctx, cons, last, opTimeout); err != nil {
-		return fmt.Errorf("early warning: %w", err)
+		return Measure{}, fmt.Errorf("early warning: %w", err)
 	}
 	el := time.Since(start)
-	res := Result{Scenario: "ingest", Variant: fmt.Sprintf("%d signals below threshold", n),
-		Demarche: measure("signals published on demarche.signals.operator until early warning acknowledged all", n, 0, el, nil)}
+	m := measure("signals published on demarche.signals.operator until early warning acknowledged all", len(sigs), 0, el, nil)
 	if r.st != nil {
-		res.Demarche.Extra = map[string]float64{"heap_growth_mb": heapMB() - heap0}
+		m.Extra = map[string]float64{"heap_growth_mb": heapMB() - heap0}
 	}
+	return m, nil
+}
 
-	// Baseline: the same number of messages of the same size, bare.
-	size := 0
-	if b, err := proto.Marshal(sigs[0]); err == nil {
-		size = len(b)
-	}
+// bareIngest publishes n bare messages of size bytes and consumes them with
+// a durable explicit-ack consumer: the ingest scenario's baseline.
+func (r *runner) bareIngest(ctx context.Context, n, size int) (Measure, error) {
 	subject := "bench.ingest." + randomHex(4)
 	bname := "ingest-" + randomHex(4)
 	bcons, err := r.bjs.CreateOrUpdateConsumer(ctx, bareStream, jetstream.ConsumerConfig{Durable: bname,
 		FilterSubject: subject, AckPolicy: jetstream.AckExplicitPolicy})
 	if err != nil {
-		return err
+		return Measure{}, err
 	}
 	var got atomic.Int64
 	done := make(chan struct{})
@@ -297,7 +342,7 @@ func (r *runner) ingest(ctx context.Context) error {
 		})
 		return err
 	}, func(int) { cc.Stop() }); err != nil {
-		return err
+		return Measure{}, err
 	}
 	bstart := time.Now()
 	for i := range n {
@@ -306,7 +351,7 @@ func (r *runner) ingest(ctx context.Context) error {
 		}
 		if _, err := r.bjs.PublishAsync(subject, payload); err != nil {
 			cc.Stop()
-			return err
+			return Measure{}, err
 		}
 	}
 	select {
@@ -315,12 +360,7 @@ func (r *runner) ingest(ctx context.Context) error {
 	}
 	bel := time.Since(bstart)
 	cc.Stop()
-	b := measure("bare JetStream publish (async) → durable consumer, explicit ack", int(got.Load()), n-int(got.Load()), bel, nil)
-	res.Baseline = &b
-	res.ratioThroughput()
-	res.judge("≥ 0.5× bare JetStream and ≥ 10,000 signals/s", res.Ratio >= 0.5 && res.Demarche.PerSecond >= 10000)
-	r.add(res)
-	return nil
+	return measure("bare JetStream publish (async) → durable consumer, explicit ack", int(got.Load()), n-int(got.Load()), bel, nil), nil
 }
 
 // waitPulling waits until each consumer has a pull request waiting at its

@@ -44,7 +44,16 @@ type Delivery struct {
 	// permissions make it proof of the publisher (demarche.signals.<source>),
 	// the consumer takes the publisher from it, never from the body.
 	Subject string
+	// Settle, with ConsumeBatches, settles the event later when the handler
+	// answered ErrDeferred for it (a write-behind handler: once what it did is
+	// durable): nil acknowledges, ErrPermanent dead-letters, another error
+	// redelivers. Call it once.
+	Settle func(error)
 }
+
+// ErrDeferred is a batch handler's answer for an event it settles later,
+// with the Delivery's Settle.
+var ErrDeferred = errors.New("eventbus: settled later")
 
 // BatchHandler processes the events a batch consumer took at once and answers
 // one error per event, in order, each settled as a Handler's would be: nil
@@ -81,6 +90,10 @@ type ConsumerConfig struct {
 	// BatchSize, with ConsumeBatches, is the most events handed over at once
 	// (default DefaultBatchSize); twice as many may wait unacknowledged.
 	BatchSize int
+	// MaxAckPending, with ConsumeBatches, is how many events may wait
+	// unacknowledged (default twice BatchSize): a handler that settles events
+	// later (ErrDeferred) holds up to this many.
+	MaxAckPending int
 }
 
 func (c *ConsumerConfig) defaults() {
@@ -159,7 +172,7 @@ func start(ctx context.Context, js jetstream.JetStream, cfg ConsumerConfig, hand
 	}
 	pending := maxAckPending(cfg)
 	if handleBatch != nil {
-		pending = 2 * cfg.BatchSize
+		pending = max(cfg.MaxAckPending, 2*cfg.BatchSize)
 	}
 	jc, err := js.CreateOrUpdateConsumer(ctx, cfg.Stream, consumerConfig(cfg, pending))
 	if err != nil {
@@ -370,7 +383,8 @@ func (c *Consumer) onBatch(msgs []jetstream.Msg) {
 			continue
 		}
 		batch = append(batch, taken{msg, meta, ev})
-		deliveries = append(deliveries, Delivery{Ctx: tracing.Extract(c.ctx, msg.Headers()), Event: ev, Subject: msg.Subject()})
+		deliveries = append(deliveries, Delivery{Ctx: tracing.Extract(c.ctx, msg.Headers()), Event: ev, Subject: msg.Subject(),
+			Settle: func(err error) { c.settle(msg, meta, ev, err, false) }})
 	}
 	if len(batch) == 0 {
 		return
@@ -386,6 +400,9 @@ func (c *Consumer) onBatch(msgs []jetstream.Msg) {
 			err = fmt.Errorf("batch handler answered %d results for %d events", len(errs), len(batch))
 		}
 		metrics.ConsumerHandleSeconds.WithLabelValues(c.cfg.Durable).Observe(per)
+		if errors.Is(err, ErrDeferred) {
+			continue // the handler settles it (Delivery.Settle)
+		}
 		c.settle(t.msg, t.meta, t.ev, err, false)
 	}
 }

@@ -111,6 +111,10 @@
 // crash or a conflict repeats them at worst, and never loses a crossing.
 // A fourth, EARLYWARNING_DIALOGUES, keeps each situation's early-warning
 // dialogues with regional organisations (dialogues.go).
+// The situations changed by the stream's signals are written behind
+// (writebehind.go): held in the process, written every FlushInterval, each
+// message acknowledged only once its situation is written, so a crash
+// replays the unwritten tail, which the situations' windows recognise.
 package earlywarning
 
 import (
@@ -155,6 +159,11 @@ const (
 	// EventSource is the ce-source of the events this service publishes.
 	EventSource = "/demarche/services/earlywarning"
 )
+
+// signalsAckWait is how long a stream signal may stay unacknowledged before
+// it is redelivered (the write-behind flush acknowledges it well before; a
+// crash test makes it short).
+var signalsAckWait = 30 * time.Second
 
 // SignalsDuplicateWindow is the signals stream's de-duplication window:
 // JetStream's smallest (it cannot be off).
@@ -232,6 +241,10 @@ type Config struct {
 	Replicas int
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// FlushInterval is the longest the situations changed by the stream's
+	// signals stay unwritten, their messages unacknowledged (write-behind:
+	// default FlushInterval).
+	FlushInterval time.Duration
 	// RecordRulesChange records applied rules on the audit trail (tests);
 	// default: the audit service's rules-changed endpoint.
 	RecordRulesChange func(context.Context, *demarchev1.RulesChanged) error
@@ -267,6 +280,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.FlushInterval <= 0 {
+		c.FlushInterval = FlushInterval
 	}
 }
 
@@ -314,6 +330,11 @@ type Service struct {
 	mu    sync.Mutex
 	locks map[string]*sync.Mutex
 	cache situationCache
+	// flushInterval is how often the situations the stream's signals changed
+	// are written (FlushInterval; tests make it long); stopFlush ends the
+	// flusher after a last flush.
+	flushInterval time.Duration
+	stopFlush     func()
 }
 
 // Start connects to NATS, creates the signals stream and the buckets when
@@ -334,7 +355,7 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
 	s := &Service{base: base, log: log, opener: opener, nc: nc, js: js, locks: map[string]*sync.Mutex{},
-		pub: eventbus.NewPublisher(js, EventSource)}
+		pub: eventbus.NewPublisher(js, EventSource), flushInterval: cfg.FlushInterval}
 	s.conf.Store(&cfg)
 	defer func() {
 		if err != nil {
@@ -368,6 +389,12 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	if err := s.watchRules(ctx); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
+	// Situations the stream's signals changed are written behind, every
+	// FlushInterval (writebehind.go); Stop writes what is left.
+	s.cache.kick = make(chan struct{}, 1)
+	flushStop, flushDone := make(chan struct{}), make(chan struct{})
+	go s.flushLoop(flushStop, flushDone)
+	s.stopFlush = func() { close(flushStop); <-flushDone }
 	if err := s.startMicro(); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
@@ -379,7 +406,7 @@ func Start(ctx context.Context, cfg Config, opener CrisisOpener, log *zap.Logger
 	// compare-and-set write stays the safety net across processes.
 	if s.consumer, err = eventbus.ConsumeBatches(ctx, js, eventbus.ConsumerConfig{
 		Stream: SignalsStream, Durable: SignalsDurable, FilterSubjects: []string{SignalsRoot + ".>"},
-		BatchSize: SignalBatch,
+		BatchSize: SignalBatch, MaxAckPending: signalsMaxAckPending, AckWait: signalsAckWait,
 	}, s.handleSignalBatch, log); err != nil {
 		return nil, fmt.Errorf("earlywarning: %w", err)
 	}
@@ -397,6 +424,10 @@ func (s *Service) Stop() {
 	}
 	if s.consumer != nil {
 		s.consumer.Stop()
+	}
+	if s.stopFlush != nil {
+		s.stopFlush() // what the stream's signals changed is written, their messages acknowledged
+		s.stopFlush = nil
 	}
 	s.nc.Close()
 	for i := len(s.closers) - 1; i >= 0; i-- {
@@ -509,6 +540,11 @@ func (s *Service) handleSignalBatch(ctx context.Context, batch []eventbus.Delive
 	for j, r := range resp.GetResults() {
 		switch {
 		case r.GetStatus() != demarchev1.IngestStatus_INGEST_STATUS_REJECTED:
+			// Accepted or recognised: acknowledged once its situation is
+			// written (write-behind: writebehind.go), at once if it is.
+			if s.holdSettle(demarchev1.SituationKey(sigs[j].GetCountryCode(), sigs[j].GetCrisisType()), batch[at[j]].Settle) {
+				errs[at[j]] = eventbus.ErrDeferred
+			}
 		case r.GetRetryable():
 			errs[at[j]] = fmt.Errorf("%w: %s", ErrUnavailable, r.GetReason())
 		default:

@@ -136,8 +136,10 @@ func (s *Service) IngestExercise(ctx context.Context, signals []*demarchev1.Sign
 // de-duplication window brings again, the situation recognises (a signal in
 // its window is among its contributions; one older than the window never
 // counts), so no signal is claimed in the signals bucket first: that is one
-// round trip per signal less. Each is marked there once applied, so a later
-// import of the same signal reports a duplicate.
+// round trip per signal less; nor is it marked there once applied: a
+// request never carries a stream source (a person's has "_", a stream's
+// none), so no import could meet the mark. Its situation is written behind
+// (writebehind.go): the message is acknowledged once it is.
 func (s *Service) ingestStream(ctx context.Context, signals []*demarchev1.Signal, ctxs []context.Context) *demarchev1.IngestResponse {
 	return s.ingest(ctx, signals, ctxs, nil)
 }
@@ -224,7 +226,7 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			touched[i], failed[i] = s.applySituation(ctx, sk, bySituation[sk], ex)
+			touched[i], failed[i] = s.applySituation(ctx, sk, bySituation[sk], ex, fromStream)
 		}()
 	}
 	wg.Wait()
@@ -312,7 +314,12 @@ type errAttachClosed struct{ crisisID string }
 
 func (e errAttachClosed) Error() string { return fmt.Sprintf("crisis %s is closed", e.crisisID) }
 
-func (s *Service) applySituation(ctx context.Context, situation string, items []*item, ex *demarchev1.Exercise) ([]*demarchev1.CrisisTouch, error) {
+// applySituation plans a batch's signals of one situation on its state, acts
+// (crossings, attachments) and writes it; behind (stream signals) holds the
+// state unwritten instead when the batch raised and attached nothing, for
+// the next flush (writebehind.go): the caller holds the messages' settlement
+// until then (holdSettle).
+func (s *Service) applySituation(ctx context.Context, situation string, items []*item, ex *demarchev1.Exercise, behind bool) ([]*demarchev1.CrisisTouch, error) {
 	defer s.lock(situation)()
 	// A key this ingest did not create was seen before: a duplicate, unless the
 	// ingest that created it stopped before applying it.
@@ -374,16 +381,16 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		if err != nil {
 			return nil, err
 		}
-		data, err := proto.Marshal(p.state)
-		if err != nil {
-			return nil, fmt.Errorf("encode situation %s: %w", situation, err)
+		if behind && len(p.crossings) == 0 && len(p.attached) == 0 && len(p.deferred) == 0 {
+			// Nothing told to a crisis: the next flush writes it. The
+			// signal store is written now: a replay after a crash finds
+			// the signal in its situation (a duplicate, not stored again)
+			// or stores the same content under the same key.
+			s.cache.stage(situation, p.state, rev)
+			s.storeSignals(ctx, todo, ex)
+			return touched, nil
 		}
-		var written uint64
-		if rev == 0 {
-			written, err = s.situations.Create(ctx, situation, data)
-		} else {
-			written, err = s.situations.Update(ctx, situation, data, rev)
-		}
+		written, err := s.writeSituation(ctx, situation, p.state, rev)
 		s.cache.put(situation, p.state, written, err)
 		if err != nil {
 			if attempt < maxCASAttempts && (errors.Is(err, jetstream.ErrKeyExists) || isWrongSequence(err)) {
@@ -400,7 +407,11 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		}
 		break
 	}
-	s.markApplied(ctx, todo)
+	if !behind {
+		// A request's signals were claimed in the signals bucket first (a
+		// stream signal is recognised by its situation: ingestStream).
+		s.markApplied(ctx, todo)
+	}
 	s.storeSignals(ctx, todo, ex)
 	return touched, nil
 }
@@ -440,6 +451,12 @@ func isWrongSequence(err error) bool {
 // cachedSituation is the situation as this process last read or wrote it,
 // or as NATS has it now (fresh, or not held here).
 func (s *Service) cachedSituation(ctx context.Context, situation string, fresh bool) (*demarchev1.SituationState, uint64, error) {
+	// A copy not yet written (write-behind) is newer than NATS, fresh or not:
+	// a write that fails forgets it, so the retry reads NATS.
+	if st := s.cache.dirtyState(situation); st != nil {
+		_, rev, _ := s.cache.get(situation)
+		return st, rev, nil
+	}
 	if !fresh {
 		if st, rev, ok := s.cache.get(situation); ok {
 			return st, rev, nil
@@ -887,7 +904,7 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 		return nil, err
 	}
 	situation := demarchev1.SituationKey(country, t)
-	st, _, err := s.loadSituation(ctx, situation)
+	st, err := s.readSituation(ctx, situation)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
@@ -924,50 +941,4 @@ func (s *Service) Score(ctx context.Context, country string, t demarchev1.Crisis
 		PreviousCrisisId: st.GetPreviousCrisisId(), Episodes: st.GetEpisodes(), History: st.GetHistory(),
 		CrisisClosed: closed, NextEpisodeScore: next,
 	}, nil
-}
-
-// situationCacheSize bounds the situations a process holds a copy of.
-const situationCacheSize = 4096
-
-// situationCache holds the situations this process read or wrote last, with
-// their revisions, so a busy situation is planned without reading it back
-// first. A copy is only a guess: the compare-and-set write against its
-// revision fails when another instance wrote since, and the retry reads
-// afresh. Cached states are never modified (plan works on a clone).
-type situationCache struct {
-	mu sync.Mutex
-	m  map[string]cachedState
-}
-
-type cachedState struct {
-	st  *demarchev1.SituationState
-	rev uint64
-}
-
-func (c *situationCache) get(situation string) (*demarchev1.SituationState, uint64, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	e, ok := c.m[situation]
-	return e.st, e.rev, ok
-}
-
-// put records what was written at rev, or forgets the situation when the
-// write failed (err): its revision is no longer known.
-func (c *situationCache) put(situation string, st *demarchev1.SituationState, rev uint64, err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if err != nil {
-		delete(c.m, situation)
-		return
-	}
-	if c.m == nil {
-		c.m = map[string]cachedState{}
-	}
-	if _, ok := c.m[situation]; !ok && len(c.m) >= situationCacheSize {
-		for k := range c.m { // drop any one: a miss costs only a read
-			delete(c.m, k)
-			break
-		}
-	}
-	c.m[situation] = cachedState{st: st, rev: rev}
 }

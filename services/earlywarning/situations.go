@@ -44,7 +44,7 @@ func (s *Service) Situations(ctx context.Context, limit int32) (*demarchev1.Situ
 		if strings.HasPrefix(key, "x-") || strings.Contains(key, ".") { // an exercise's, or an episode reservation
 			continue
 		}
-		st, _, err := s.loadSituation(ctx, key)
+		st, err := s.readSituation(ctx, key)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
