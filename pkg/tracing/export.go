@@ -95,7 +95,7 @@ func Export(ctx context.Context, endpoint, process string, services ...string) (
 	}
 	global, err := newProvider(process)
 	if err != nil {
-		_ = exp.Shutdown(ctx)
+		_ = exp.Shutdown(ctx) // the start already failed: that error is the one to report
 		return nil, err
 	}
 	m := map[string]trace.TracerProvider{process: global}
@@ -105,7 +105,7 @@ func Export(ctx context.Context, endpoint, process string, services ...string) (
 		}
 		tp, err := newProvider(s)
 		if err != nil {
-			_ = e.Shutdown(ctx)
+			_ = e.Shutdown(ctx) // the start already failed: that error is the one to report
 			return nil, err
 		}
 		m[s] = tp

@@ -301,7 +301,7 @@ func TestMicroDiscovery(t *testing.T) {
 	for _, ep := range info.Endpoints {
 		subjects = append(subjects, ep.Subject)
 	}
-	if info.Name != ServiceName || fmt.Sprint(subjects) != fmt.Sprint([]string{SubjectChain, SubjectHeads, SubjectRead, SubjectOperation, natsrpc.AuditFundOpened, natsrpc.AuditRulesChanged, natsrpc.AuditFundContribution}) {
+	if info.Name != ServiceName || fmt.Sprint(subjects) != fmt.Sprint([]string{SubjectChain, SubjectHeads, SubjectRead, SubjectOperation, natsrpc.AuditFundOpened, natsrpc.AuditRulesChanged, natsrpc.AuditFundContribution, natsrpc.AuditWarningDialogue}) {
 		t.Fatalf("$SRV.INFO.audit: %s", msg.Data)
 	}
 	if _, err := e.nc.Request("$SRV.PING."+ServiceName, nil, 5*time.Second); err != nil {

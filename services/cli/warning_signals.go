@@ -185,7 +185,7 @@ func printStoredSignals(out io.Writer, stored []*demarchev1.StoredSignal, total 
 			demarchev1.SituationKey(sig.GetCountryCode(), sig.GetCrisisType()), sig.GetSource(), sig.GetSourceId(),
 			sig.GetWeight(), sig.GetFatalities(), ruleOrDash(sig.GetRule()), rev, clipped(oneLine(sig.GetSummary()), 60), hist)
 	}
-	_ = tw.Flush()
+	_ = tw.Flush() // terminal output: a failed write has no one to tell
 	if total > len(stored) {
 		fmt.Fprintf(out, "%d of %d signals shown (--limit 0 for all, or narrow with --country, --type, --since, --until)\n", len(stored), total)
 	}

@@ -454,7 +454,7 @@ func (s *Service) cachedSituation(ctx context.Context, situation string, fresh b
 	// A copy not yet written (write-behind) is newer than NATS, fresh or not:
 	// a write that fails forgets it, so the retry reads NATS.
 	if st := s.cache.dirtyState(situation); st != nil {
-		_, rev, _ := s.cache.get(situation)
+		_, rev, _ := s.cache.get(situation) // only the revision the dirty copy was planned on; whether the entry is fresh does not matter here
 		return st, rev, nil
 	}
 	if !fresh {

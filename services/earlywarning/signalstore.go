@@ -263,7 +263,7 @@ func (s *Service) readStore(ctx context.Context, filters []string, fn func(*dema
 	if err != nil {
 		return fmt.Errorf("read signal store: %w", err)
 	}
-	defer func() { _ = w.Stop() }()
+	defer func() { _ = w.Stop() }() // a watcher that fails to stop has nothing left to deliver
 	for {
 		select {
 		case <-ctx.Done():
@@ -350,6 +350,7 @@ func (s *Service) Signals(ctx context.Context, q *demarchev1.SignalsQuery) (*dem
 	page := &demarchev1.SignalsPage{Total: int32(len(all))}
 	from := 0
 	if q.GetAfter() != "" {
+		// The position after the cursor, found or not (found says only whether that signal is still there).
 		from, _ = slices.BinarySearchFunc(all, struct {
 			at  int64
 			key string
@@ -451,6 +452,7 @@ func (s *Service) ownWindows(ctx context.Context, st *demarchev1.SituationState,
 	out := make(map[*item]ownWindow, len(old))
 	for _, it := range old {
 		end := it.sig.GetObservedAt().AsTime()
+		// The first point inside the window, whether one falls exactly on its start or not.
 		lo, _ := slices.BinarySearchFunc(pts, end.Add(-cfg.Window), func(p point, t time.Time) int {
 			if p.at.After(t) {
 				return 1
@@ -473,6 +475,7 @@ func (s *Service) ownWindows(ctx context.Context, st *demarchev1.SituationState,
 // order (the history keeps the newest MaxHistory: an old point in a full
 // history is the first to go).
 func insertPoint(h []*demarchev1.ScorePoint, p *demarchev1.ScorePoint) []*demarchev1.ScorePoint {
+	// Where p goes in time order; an existing point at the same time is kept before it.
 	i, _ := slices.BinarySearchFunc(h, p.GetAt().AsTime(), func(x *demarchev1.ScorePoint, t time.Time) int {
 		if x.GetAt().AsTime().After(t) {
 			return 1

@@ -60,6 +60,19 @@ func roleOf(org string, role demarchev1.PartnerRoleKind) *demarchev1.PartnerRole
 	return &demarchev1.PartnerRoleAck{Partner: org, Role: role}
 }
 
+// ledBy makes presence the crisis's lead field presence.
+func ledBy(presence string) func(*lifecycle, *stageRun) {
+	return func(l *lifecycle, _ *stageRun) { l.crisis.LeadPresence = presence }
+}
+
+// fieldReportBy is a visit reported by a field officer of presence (as the
+// gateway stamps it from the credential).
+func fieldReportBy(presence string) *demarchev1.DecisionRequest {
+	r := req("fatou", &demarchev1.FieldReport{Type: demarchev1.FieldReportKind_FIELD_REPORT_KIND_VISIT, Summary: "met the transitional authorities"})
+	r.Presence = presence
+	return r
+}
+
 func TestDecisionRules(t *testing.T) {
 	mandate := &demarchev1.FactFindingMandate{ReportDue: timestamppb.New(now.Add(time.Hour))}
 	fr := func(id string) *demarchev1.FundingRequest { return &demarchev1.FundingRequest{RequestId: id} }
@@ -153,6 +166,12 @@ func TestDecisionRules(t *testing.T) {
 				req("a", &demarchev1.ClosureDecision{HandOverTo: regionalOrg, HandOverPartner: "AU"}), "hand-over-recipient"},
 			{"handed over to a partner without a role", func(l *lifecycle, _ *stageRun) { l.closing = true },
 				req("a", &demarchev1.ClosureDecision{HandOverTo: regionalOrg, HandOverPartner: "OIC"}), "hand-over-recipient"},
+		},
+		fieldReport: {
+			{"by an officer of the lead presence", ledBy("UNOWA"), fieldReportBy("UNOWA"), ""},
+			{"by an officer of another presence", ledBy("UNOWA"), fieldReportBy("UNOCA"), "lead-presence"},
+			{"naming no presence", ledBy("UNOWA"), fieldReportBy(""), "lead-presence"},
+			{"on a crisis without a lead presence", nil, fieldReportBy("UNOWA"), "lead-presence"},
 		},
 		factFindingAdded: {
 			{"a UN inquiry", nil, req("a", &demarchev1.FactFindingAdded{}), ""},
