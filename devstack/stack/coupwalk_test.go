@@ -271,7 +271,7 @@ func TestCoupWalkOnTheStack(t *testing.T) {
 	}
 	show := cli("crisis", "show", id)
 	for _, w := range []string{"engagements              40\n", "council actions          1\n", "deployments              0 with a UN envoy, 1 without\n",
-		"handed over to the peacebuilding commission"} {
+		"handed over to the Peacebuilding Commission"} {
 		if !strings.Contains(show, w) {
 			t.Errorf("crisis show lacks %q:\n%s", w, show)
 		}
