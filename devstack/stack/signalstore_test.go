@@ -16,7 +16,9 @@ import (
 // (`warning signals`, with deaths and rule); a backtest of the store equals
 // the backtest of the file; ACLED's revision of an event's deaths (162 → 260)
 // is a revision, not a duplicate, and shows in the store and in the score's
-// explanation; the store survives a restart of the stack.
+// explanation; the store survives a restart of the stack. The console's
+// scorecard judges the store's signals once they span enough time (the
+// shipped synthetic sample before, saying why).
 func TestSignalStoreOnTheStack(t *testing.T) {
 	dir := t.TempDir()
 	s := startStack(t, dir)
@@ -121,6 +123,31 @@ func TestSignalStoreOnTheStack(t *testing.T) {
 	}
 	if out := cli("warning", "score", "--country", "GN", "--type", list[8].Signal.CrisisType, "--limit", "0"); !strings.Contains(out, "revised (rev 2: 162→260 deaths)") {
 		t.Fatalf("score's explanation lacks the revision:\n%s", out)
+	}
+
+	// Ten days of signals are too few to judge the rules on: the console's
+	// scorecard says so and judges the shipped sample. Five years of history
+	// imported, it judges the store.
+	scorecard := func() string {
+		t.Helper()
+		code, page := consoleGet(t, s.APIURL(), readToken(t, s.TokenFile("analyst")), "/console/warning/scorecard")
+		if code != 200 {
+			t.Fatalf("scorecard page: %d\n%s", code, page)
+		}
+		return page
+	}
+	if page := scorecard(); !strings.Contains(page, "a synthetic sample, not the platform") || !strings.Contains(page, "The signal store&#39;s 10 signals are too few") {
+		t.Fatalf("scorecard of a store of ten days:\n%s", page)
+	}
+	sample, err := filepath.Abs("../../services/earlywarning/evaluate/testdata/sahel-2019-2023-synthetic.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := cli("warning", "import", "--quiet", "--format", "acled", sample); !strings.Contains(out, "historical") {
+		t.Fatalf("import of the sample:\n%s", out)
+	}
+	if page := scorecard(); strings.Contains(page, "synthetic sample") || !strings.Contains(page, "Evaluated on the signals early warning accepted (its signal store)") || !strings.Contains(page, "observed from 2009-09-20 to 2023-12-31") {
+		t.Fatalf("scorecard of a store of five years:\n%s", page)
 	}
 
 	// The store survives a restart.

@@ -406,7 +406,7 @@ func Start(ctx context.Context, cfg Config, log *zap.Logger) (_ *Stack, err erro
 		ewCfg := cfg.EarlyWarning
 		ewCfg.NATSURL = s.NATSURLFor(natsauth.EarlyWarning)
 		if ewCfg.Scorecard == nil {
-			ewCfg.Scorecard = evaluate.Sample // the console's scorecard page
+			ewCfg.Scorecard = evaluate.ConsoleScorecard // the console's scorecard page
 		}
 		ew, err := earlywarning.StartWithTemporal(ctx, ewCfg, s.TemporalAddress(), cfg.Namespace, log)
 		if err != nil {

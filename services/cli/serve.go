@@ -319,7 +319,7 @@ first applied. To go back to a file, apply it.`,
 				}
 			}
 			cfg.NATSURL = app.NATSURL
-			cfg.Scorecard = evaluate.Sample // the console's scorecard page
+			cfg.Scorecard = evaluate.ConsoleScorecard // the console's scorecard page
 			return serveUntilSignal(cmd.Context(), app, func(ctx context.Context) (func(), error) {
 				s, err := earlywarning.StartWithTemporal(ctx, cfg, app.TemporalAddress, app.Namespace, app.Log)
 				if err != nil {

@@ -1,6 +1,7 @@
 package earlywarning
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -16,17 +17,20 @@ func TestScorecardKeptPerRulesVersion(t *testing.T) {
 	s := &Service{log: zap.NewNop()}
 	rules := DefaultRules()
 	s.conf.Store(&Config{Rules: rules, DefaultThreshold: 25})
-	if _, err := s.scorecard(); !errors.Is(err, ErrUnavailable) {
+	if _, err := s.scorecard(context.Background()); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("no evaluator: %v, want ErrUnavailable", err)
 	}
 	var evaluated []float64
-	eval := func(r *Rules, def float64, _ map[demarchev1.Region]float64) ([]byte, error) {
+	eval := func(stored []*demarchev1.Signal, r *Rules, def float64, _ map[demarchev1.Region]float64) ([]byte, error) {
+		if stored != nil {
+			t.Errorf("a service without a store passed %d stored signals", len(stored))
+		}
 		evaluated = append(evaluated, def)
 		return []byte(`{"rules": "` + r.Version + `"}`), nil
 	}
 	s.conf.Store(&Config{Rules: rules, DefaultThreshold: 25, Scorecard: eval})
 	for range 3 {
-		if b, err := s.scorecard(); err != nil || string(b) != `{"rules": "`+rules.Version+`"}` {
+		if b, err := s.scorecard(context.Background()); err != nil || string(b) != `{"rules": "`+rules.Version+`"}` {
 			t.Fatalf("scorecard: %s, %v", b, err)
 		}
 	}
@@ -34,12 +38,14 @@ func TestScorecardKeptPerRulesVersion(t *testing.T) {
 		t.Fatalf("evaluated %d times for one rules version, want 1", len(evaluated))
 	}
 	s.conf.Store(&Config{Rules: rules, DefaultThreshold: 30, Scorecard: eval})
-	if _, err := s.scorecard(); err != nil || len(evaluated) != 2 || evaluated[1] != 30 {
+	if _, err := s.scorecard(context.Background()); err != nil || len(evaluated) != 2 || evaluated[1] != 30 {
 		t.Fatalf("a new threshold was not evaluated: %v, %v", evaluated, err)
 	}
-	failing := func(*Rules, float64, map[demarchev1.Region]float64) ([]byte, error) { return nil, errors.New("boom") }
+	failing := func([]*demarchev1.Signal, *Rules, float64, map[demarchev1.Region]float64) ([]byte, error) {
+		return nil, errors.New("boom")
+	}
 	s.conf.Store(&Config{Rules: rules, DefaultThreshold: 31, Scorecard: failing})
-	if _, err := s.scorecard(); err == nil {
+	if _, err := s.scorecard(context.Background()); err == nil {
 		t.Fatal("a failed evaluation answered")
 	}
 }
