@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/demarche/demarche/services/earlywarning"
 )
 
 // TestSignalStoreOnTheStack is issue 22's signal store on the real stack,
@@ -146,8 +148,40 @@ func TestSignalStoreOnTheStack(t *testing.T) {
 	if out := cli("warning", "import", "--quiet", "--format", "acled", sample); !strings.Contains(out, "historical") {
 		t.Fatalf("import of the sample:\n%s", out)
 	}
-	if page := scorecard(); strings.Contains(page, "synthetic sample") || !strings.Contains(page, "Evaluated on the signals early warning accepted (its signal store)") || !strings.Contains(page, "observed from 2009-09-20 to 2023-12-31") {
-		t.Fatalf("scorecard of a store of five years:\n%s", page)
+	defaults := earlywarning.DefaultRules()
+	inPage := func(version string) string { return strings.ReplaceAll(version, "+", "&#43;") } // as html/template writes it
+	judged := scorecard()
+	if strings.Contains(judged, "synthetic sample") || !strings.Contains(judged, "Evaluated on the signals early warning accepted (its signal store)") ||
+		!strings.Contains(judged, "observed from 2009-09-20 to 2023-12-31") || !strings.Contains(judged, inPage(defaults.Version)) {
+		t.Fatalf("scorecard of a store of five years:\n%s", judged)
+	}
+	// A rule changed without a restart moves the scorecard: the head of
+	// department doubles the default threshold.
+	doubled := filepath.Join(t.TempDir(), "doubled.yaml")
+	if !strings.Contains(string(defaults.Source), "    default: 25") {
+		t.Fatal("the default rules' threshold is not 25")
+	}
+	if err := os.WriteFile(doubled, []byte(strings.Replace(string(defaults.Source), "    default: 25", "    default: 50", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	doubledRules, err := earlywarning.LoadRules(doubled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cliAs(t, s, testToken(t, s, "hannah", "head-of-department"), "warning", "rules", "apply", doubled); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	table := func(page string) string {
+		i := strings.Index(page, `id="scorecard-table"`)
+		j := strings.Index(page[max(i, 0):], "</table>")
+		if i < 0 || j < 0 {
+			t.Fatalf("no scorecard table:\n%s", page)
+		}
+		return page[i : i+j]
+	}
+	moved := scorecard()
+	if !strings.Contains(moved, inPage(doubledRules.Version)) || strings.Contains(moved, "synthetic sample") || table(moved) == table(judged) {
+		t.Fatalf("the scorecard did not move with the rules (%s → %s):\n%s", defaults.Version, doubledRules.Version, table(moved))
 	}
 
 	// The store survives a restart.
