@@ -384,11 +384,12 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		}
 		if behind && len(p.crossings) == 0 && len(p.attached) == 0 && len(p.deferred) == 0 {
 			// Nothing told to a crisis: the next flush writes it. The
-			// signal store is written now: a replay after a crash finds
-			// the signal in its situation (a duplicate, not stored again)
-			// or stores the same content under the same key.
-			s.cache.stage(situation, p.state, rev)
-			s.storeSignals(ctx, todo, ex)
+			// signal store's writes are published now and waited for
+			// before the situation is written (awaitStored), not here: a
+			// replay after a crash finds the signal in its situation only
+			// once the store holds it (a duplicate, not stored again), or
+			// stores the same content under the same key.
+			s.cache.stage(situation, p.state, rev, s.publishStore(todo, ex))
 			return touched, nil
 		}
 		written, err := s.writeSituation(ctx, situation, p.state, rev)

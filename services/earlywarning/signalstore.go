@@ -226,11 +226,17 @@ func revise(st *demarchev1.SituationState, i int, it *item) {
 // that fails is logged: the signal is scored and marked applied, so only the
 // store misses it (the next revision, or an import of it again, puts it back).
 func (s *Service) storeSignals(ctx context.Context, items []*item, ex *demarchev1.Exercise) {
+	s.waitStored(ctx, s.publishStore(items, ex))
+}
+
+// publishStore publishes the store's writes of the accepted items (storeSignals
+// without waiting): their futures, for waitStored.
+func (s *Service) publishStore(items []*item, ex *demarchev1.Exercise) []jetstream.PubAckFuture {
 	if ex != nil || s.store == nil {
-		return
+		return nil
 	}
 	now := timestamppb.New(s.config().Now())
-	futures := make([]jetstream.PubAckFuture, 0, len(items))
+	var futures []jetstream.PubAckFuture
 	publish := func(subject string, data []byte, del bool) {
 		var err error
 		var f jetstream.PubAckFuture
@@ -263,6 +269,11 @@ func (s *Service) storeSignals(ctx context.Context, items []*item, ex *demarchev
 		}
 		publish(kvSubject(StoreBucket, key), data, false)
 	}
+	return futures
+}
+
+// waitStored waits for the store's writes: a write that fails is only logged.
+func (s *Service) waitStored(ctx context.Context, futures []jetstream.PubAckFuture) {
 	for _, f := range futures {
 		select {
 		case <-f.Ok():
