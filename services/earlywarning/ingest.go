@@ -522,6 +522,7 @@ func (c *Config) score(st *demarchev1.SituationState) float64 {
 func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string, own map[*item]ownWindow) *plan {
 	cfg := s.config() // one version for the whole batch, whatever is applied meanwhile
 	st := copyState(prev)
+	st.Contributions = slices.Grow(st.Contributions, len(items)) // room for the batch, not a copy per doubling
 	st.RulesVersion = cfg.Rules.Version
 	p := &plan{state: st}
 	threshold := cfg.Threshold(st.GetCountryCode())
@@ -533,7 +534,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 	for _, c := range st.GetContributions() {
 		inWindow[signalKey(c.GetSource(), c.GetSourceId())] = true
 	}
-	w := newWindow(cfg.Rules, st.GetContributions())
+	w := newWindow(cfg.Rules, st.GetContributions(), len(items))
 	batch := make(map[string]bool, len(items))
 	for _, it := range items {
 		res, sig := it.result, it.sig
@@ -682,15 +683,16 @@ type window struct {
 	summed bool
 }
 
-func newWindow(rules *Rules, cs []*demarchev1.SignalContribution) *window {
-	w := &window{rules: rules}
+// newWindow is the window of cs, with room for more contributions.
+func newWindow(rules *Rules, cs []*demarchev1.SignalContribution, more int) *window {
+	w := &window{rules: rules, at: make([]time.Time, 0, len(cs)+more)}
 	w.reset(cs)
 	return w
 }
 
 // reset reads the contributions afresh (after a change window did not make).
 func (w *window) reset(cs []*demarchev1.SignalContribution) {
-	w.at = slices.Grow(w.at[:0], len(cs))
+	w.at = w.at[:0]
 	for _, c := range cs {
 		w.at = append(w.at, c.GetObservedAt().AsTime())
 	}
