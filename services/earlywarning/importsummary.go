@@ -187,6 +187,7 @@ func (s *Service) finishSituation(ctx context.Context, situation, id string) (st
 		if err != nil {
 			return "", fmt.Errorf("encode situation %s: %w", situation, err)
 		}
+		s.awaitStored(ctx, situation) // the signal store first (writebehind.go)
 		written, err := s.situations.Update(ctx, situation, data, rev)
 		s.cache.put(situation, next, written, err)
 		if err == nil {

@@ -83,6 +83,7 @@ type item struct {
 	ctx        context.Context // the trace a stream signal came with (nil: the batch's)
 	index      int
 	sig        *demarchev1.Signal
+	observed   time.Time // sig's observed_at, decoded once
 	key        string
 	created    bool // this ingest created the de-duplication key
 	historical bool // older than the live horizon
@@ -188,7 +189,7 @@ func (s *Service) ingest(ctx context.Context, signals []*demarchev1.Signal, ctxs
 			reject(res, fmt.Sprintf("observed_at: %s is in the future", observed.Format(time.RFC3339)), false)
 			continue
 		}
-		it := &item{index: i, sig: sig, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
+		it := &item{index: i, sig: sig, observed: observed, key: scope + signalKey(sig.GetSource(), sig.GetSourceId()), result: res,
 			historical: ex == nil && observed.Before(now.Add(-s.config().Horizon)), importID: importID}
 		if inBatch[it.key] {
 			// The batch's own repeat, even of another situation: the first stands.
@@ -345,7 +346,7 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 	// signal older than what an earlier batch applied is scored against the
 	// window's newest end, as it always was.
 	slices.SortStableFunc(todo, func(a, b *item) int {
-		return a.sig.GetObservedAt().AsTime().Compare(b.sig.GetObservedAt().AsTime())
+		return a.observed.Compare(b.observed)
 	})
 	var touched []*demarchev1.CrisisTouch
 	for attempt := 1; ; attempt++ {
@@ -383,11 +384,12 @@ func (s *Service) applySituation(ctx context.Context, situation string, items []
 		}
 		if behind && len(p.crossings) == 0 && len(p.attached) == 0 && len(p.deferred) == 0 {
 			// Nothing told to a crisis: the next flush writes it. The
-			// signal store is written now: a replay after a crash finds
-			// the signal in its situation (a duplicate, not stored again)
-			// or stores the same content under the same key.
-			s.cache.stage(situation, p.state, rev)
-			s.storeSignals(ctx, todo, ex)
+			// signal store's writes are published now and waited for
+			// before the situation is written (awaitStored), not here: a
+			// replay after a crash finds the signal in its situation only
+			// once the store holds it (a duplicate, not stored again), or
+			// stores the same content under the same key.
+			s.cache.stage(situation, p.state, rev, s.publishStore(todo, ex))
 			return touched, nil
 		}
 		written, err := s.writeSituation(ctx, situation, p.state, rev)
@@ -520,6 +522,7 @@ func (c *Config) score(st *demarchev1.SituationState) float64 {
 func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID string, own map[*item]ownWindow) *plan {
 	cfg := s.config() // one version for the whole batch, whatever is applied meanwhile
 	st := copyState(prev)
+	st.Contributions = slices.Grow(st.Contributions, len(items)) // room for the batch, not a copy per doubling
 	st.RulesVersion = cfg.Rules.Version
 	p := &plan{state: st}
 	threshold := cfg.Threshold(st.GetCountryCode())
@@ -527,11 +530,12 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 	if closedID != "" && closedID == st.GetCrisisId() && st.GetAboveThreshold() {
 		st.CrisisClosed = true
 	}
-	inWindow := map[string]bool{}
+	inWindow := make(map[string]bool, len(st.GetContributions())+len(items))
 	for _, c := range st.GetContributions() {
 		inWindow[signalKey(c.GetSource(), c.GetSourceId())] = true
 	}
-	batch := map[string]bool{}
+	w := newWindow(cfg.Rules, st.GetContributions(), len(items))
+	batch := make(map[string]bool, len(items))
 	for _, it := range items {
 		res, sig := it.result, it.sig
 		key := signalKey(sig.GetSource(), sig.GetSourceId())
@@ -553,6 +557,7 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 				continue
 			}
 			revise(st, i, it)
+			w.reset(st.Contributions) // revise took its old contribution out
 		case it.prior != nil:
 			revise(st, -1, it)
 		}
@@ -580,8 +585,8 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 		// The window moved to this signal: when what is left of it is below the
 		// threshold, the situation fell below in between, and this signal may
 		// cross again.
-		st.Contributions = prune(st.Contributions, start, inWindow)
-		before := cfg.score(st)
+		st.Contributions = w.prune(st.Contributions, start, inWindow)
+		before := w.score(st.Contributions, st.NewestObservedAt.AsTime())
 		if before < threshold {
 			st.AboveThreshold = false
 			st.CrisisClosed = false // below: the next crossing opens the next episode anyway
@@ -596,8 +601,10 @@ func (s *Service) plan(prev *demarchev1.SituationState, items []*item, closedID 
 			Rule: sig.GetRule(), RulesVersion: sig.GetRulesVersion(), Fatalities: sig.GetFatalities(),
 			Revision: it.revision, Revised: it.revised,
 		})
-		st.Contributions = prune(st.Contributions, start, inWindow)
-		score := cfg.score(st)
+		// The new contribution is inside the window (observed after start) and
+		// the rest was pruned above: nothing more to prune. The score is the
+		// one before plus its weight, summed as cfg.score sums (in order).
+		score := w.add(observed, sig.GetWeight())
 		point := &demarchev1.ScorePoint{At: st.NewestObservedAt, Score: score, Threshold: threshold, RulesVersion: cfg.Rules.Version}
 		rearmed := st.CrisisClosed && score >= st.GetEpisodeBase()+margin
 		switch {
@@ -657,6 +664,96 @@ func copyState(prev *demarchev1.SituationState) *demarchev1.SituationState {
 		CrisisClosed: prev.GetCrisisClosed(), EpisodeBase: prev.GetEpisodeBase(),
 		PendingImport: prev.GetPendingImport(), // replaced, never modified (act)
 	}
+}
+
+// window is plan's view of a situation's contributions while it applies a
+// batch: their event times decoded once, the oldest of them, and the score
+// as last summed. Pruning, then scoring, the whole window for every signal,
+// each contribution's timestamp decoded each time, was O(n²) per situation
+// (a flare of thousands of signals on a few situations): now a signal that
+// prunes nothing and leaves the window's end (or, without decay, whatever
+// the end) where it was costs O(1). Scores are bit for bit cfg.score's: the
+// same terms summed in the same order.
+type window struct {
+	rules  *Rules
+	at     []time.Time // at[i]: when the i-th contribution was observed
+	oldest time.Time   // at or before every at[i] (exact after reset or a prune)
+	sum    float64     // the score at end, when summed
+	end    time.Time
+	summed bool
+}
+
+// newWindow is the window of cs, with room for more contributions.
+func newWindow(rules *Rules, cs []*demarchev1.SignalContribution, more int) *window {
+	w := &window{rules: rules, at: make([]time.Time, 0, len(cs)+more)}
+	w.reset(cs)
+	return w
+}
+
+// reset reads the contributions afresh (after a change window did not make).
+func (w *window) reset(cs []*demarchev1.SignalContribution) {
+	w.at = w.at[:0]
+	for _, c := range cs {
+		w.at = append(w.at, c.GetObservedAt().AsTime())
+	}
+	w.setOldest()
+	w.summed = false
+}
+
+func (w *window) setOldest() {
+	w.oldest = time.Time{}
+	for i, t := range w.at {
+		if i == 0 || t.Before(w.oldest) {
+			w.oldest = t
+		}
+	}
+}
+
+// prune is prune on the contributions window holds: nothing to do while the
+// oldest is after start.
+func (w *window) prune(cs []*demarchev1.SignalContribution, start time.Time, inWindow map[string]bool) []*demarchev1.SignalContribution {
+	if len(cs) == 0 || w.oldest.After(start) {
+		return cs
+	}
+	out, at := cs[:0], w.at[:0]
+	for i, c := range cs {
+		if w.at[i].After(start) {
+			out, at = append(out, c), append(at, w.at[i])
+		} else {
+			delete(inWindow, signalKey(c.GetSource(), c.GetSourceId()))
+		}
+	}
+	w.at = at
+	w.setOldest()
+	if len(out) != len(cs) {
+		w.summed = false
+	}
+	return out
+}
+
+// score is cfg.score of the contributions with the window ending at end.
+func (w *window) score(cs []*demarchev1.SignalContribution, end time.Time) float64 {
+	if w.summed && (w.rules.HalfLife <= 0 || w.end.Equal(end)) {
+		return w.sum // without decay the end changes no weight
+	}
+	var t float64
+	for i, x := range cs {
+		t += w.rules.Decayed(x.GetWeight(), end.Sub(w.at[i]))
+	}
+	w.sum, w.end, w.summed = t, end, true
+	return t
+}
+
+// add records a contribution appended to the window (observed at, of the
+// given weight) and answers the score with it: score was called just before,
+// at the same end.
+func (w *window) add(at time.Time, weight float64) float64 {
+	w.at = append(w.at, at)
+	if len(w.at) == 1 || at.Before(w.oldest) {
+		w.oldest = at
+	}
+	w.sum += w.rules.Decayed(weight, w.end.Sub(at))
+	return w.sum
 }
 
 // prune drops the contributions observed at or before start.

@@ -382,6 +382,7 @@ func (s *Service) rescore(ctx context.Context, situation string, cfg *Config) (d
 		if err != nil {
 			return false, false, false, fmt.Errorf("encode situation %s: %w", situation, err)
 		}
+		s.awaitStored(ctx, situation) // the signal store first (writebehind.go)
 		written, err := s.situations.Update(ctx, situation, data, rev)
 		s.cache.put(situation, p.state, written, err)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
@@ -79,6 +80,10 @@ type cachedState struct {
 	rev     uint64
 	dirty   bool
 	waiters []func(error)
+	// stored are the signal store's writes of the signals the dirty copy
+	// holds, published, not yet confirmed: the situation is written after
+	// them (awaitStored).
+	stored []jetstream.PubAckFuture
 }
 
 func (c *situationCache) get(situation string) (*demarchev1.SituationState, uint64, bool) {
@@ -145,8 +150,9 @@ func (c *situationCache) evict(situation string) {
 	}
 }
 
-// stage holds st, planned on revision rev, as the situation's dirty copy.
-func (c *situationCache) stage(situation string, st *demarchev1.SituationState, rev uint64) {
+// stage holds st, planned on revision rev, as the situation's dirty copy,
+// with the signal store's writes of its new signals (stored).
+func (c *situationCache) stage(situation string, st *demarchev1.SituationState, rev uint64, stored []jetstream.PubAckFuture) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.evict(situation)
@@ -156,6 +162,29 @@ func (c *situationCache) stage(situation string, st *demarchev1.SituationState, 
 		c.m[situation] = e
 	}
 	e.st, e.rev, e.dirty = st, rev, true
+	e.stored = append(e.stored, stored...)
+}
+
+// takeStored takes the signal store's writes a situation's copy waits on.
+func (c *situationCache) takeStored(situation string) []jetstream.PubAckFuture {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[situation]
+	if !ok {
+		return nil
+	}
+	stored := e.stored
+	e.stored = nil
+	return stored
+}
+
+// awaitStored waits, before a situation is written, for the signal store's
+// writes of the signals its unwritten copy holds (the situation's lock
+// held): a crash can then leave a signal stored and not in its situation
+// (the replay stores it again, the same content), never in its situation and
+// not stored (the replay would call it a duplicate and never store it).
+func (s *Service) awaitStored(ctx context.Context, situation string) {
+	s.waitStored(ctx, s.cache.takeStored(situation))
 }
 
 // hold keeps settle until the situation's dirty copy is written (true), or
@@ -263,6 +292,7 @@ func (s *Service) flushSituation(ctx context.Context, situation string) error {
 // writeSituation writes a situation's state: created when rev is 0, else
 // compare-and-set against rev. It answers the new revision.
 func (s *Service) writeSituation(ctx context.Context, situation string, st *demarchev1.SituationState, rev uint64) (uint64, error) {
+	s.awaitStored(ctx, situation)
 	data, err := proto.Marshal(st)
 	if err != nil {
 		return 0, fmt.Errorf("encode situation %s: %w", situation, err)

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/demarche/demarche/pkg/natstest"
@@ -96,6 +97,7 @@ func TestWriteBehindCrash(t *testing.T) {
 		weight float64
 	}
 	wants := map[string]*want{}
+	var sent []*demarchev1.Signal
 	n := 0
 	publish := func(count int, countries ...string) {
 		t.Helper()
@@ -107,6 +109,7 @@ func TestWriteBehindCrash(t *testing.T) {
 			if err := PublishSignal(ctx, js, "/test", sig); err != nil {
 				t.Fatal(err)
 			}
+			sent = append(sent, sig)
 			key := demarchev1.SituationKey(c, sig.GetCrisisType())
 			if wants[key] == nil {
 				wants[key] = &want{ids: map[string]bool{}}
@@ -208,6 +211,23 @@ func TestWriteBehindCrash(t *testing.T) {
 		}
 		if len(st.GetHistory()) != len(w.ids) {
 			t.Errorf("situation %s has %d score points, want one per signal (%d)", key, len(st.GetHistory()), len(w.ids))
+		}
+	}
+	// Every signal is in the signal store too, the tail stored by the replay
+	// (the store is written before its situation: awaitStored).
+	store, err := js.KeyValue(ctx, StoreBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sig := range sent {
+		e, err := store.Get(ctx, storeKey(sig))
+		if err != nil {
+			t.Errorf("signal %s not in the signal store: %v", sig.GetSourceId(), err)
+			continue
+		}
+		var got demarchev1.StoredSignal
+		if err := proto.Unmarshal(e.Value(), &got); err != nil || got.GetSignal().GetSourceId() != sig.GetSourceId() {
+			t.Errorf("signal %s stored as %v (%v)", sig.GetSourceId(), got.GetSignal(), err)
 		}
 	}
 }
