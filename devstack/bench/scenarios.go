@@ -647,25 +647,46 @@ func (r *runner) crossingsAt(ctx context.Context, rate, n int, why string) (Resu
 // bareSustained finds the highest rate up to want per second that a bare
 // one-activity workflow keeps up with when offered steadily: it tries want,
 // then, while it does not keep up, the rate it completed (at most 0.9× the
-// rate tried), four tries at most. It returns that rate, the run at it, and
-// each try in words.
+// rate tried), four tries at most. An overloaded engine completes less than
+// it sustains (the backlog costs it too), so once a rate kept up below one
+// that did not, one more try a quarter higher (below the one that did not)
+// keeps the higher if it keeps up too. It returns that rate, the run at it,
+// and each try in words.
 func (r *runner) bareSustained(ctx context.Context, want int) (int, Measure, []string, error) {
-	n := func(rate int) int { return max(1, int(float64(rate)*r.cfg.Sizes.RateSeconds)) }
-	rate := max(1, want)
 	var tried []string
-	for try := 0; ; try++ {
+	try := func(rate int) (Measure, bool, error) {
 		r.progress("  warning-to-action: bare one-activity workflow offered at %d/s", rate)
-		m, err := r.bareOneActivityAt(ctx, rate, n(rate))
+		m, err := r.bareOneActivityAt(ctx, rate, max(1, int(float64(rate)*r.cfg.Sizes.RateSeconds)))
 		if err != nil {
-			return 0, Measure{}, nil, err
+			return Measure{}, false, err
 		}
 		ok := keepsUp(m, rate)
 		tried = append(tried, fmt.Sprintf("%d/s: %.1f/s done, drained %.1f s after the last start, kept up %v", rate, m.PerSecond, m.Extra["drain_after_last_publish_s"], ok))
-		next := min(int(m.PerSecond), int(0.9*float64(rate)))
-		if ok || try == 3 || next < 1 {
-			return rate, m, tried, nil
+		return m, ok, nil
+	}
+	rate, failed := max(1, want), 0
+	for n := 0; ; n++ {
+		m, ok, err := try(rate)
+		if err != nil {
+			return 0, Measure{}, nil, err
 		}
-		rate = next
+		next := min(int(m.PerSecond), int(0.9*float64(rate)))
+		if !ok && n < 3 && next >= 1 {
+			failed, rate = rate, next
+			continue
+		}
+		if ok && failed > 0 {
+			if up := min(failed-1, rate*5/4); up > rate {
+				um, uok, err := try(up)
+				if err != nil {
+					return 0, Measure{}, nil, err
+				}
+				if uok {
+					return up, um, tried, nil
+				}
+			}
+		}
+		return rate, m, tried, nil
 	}
 }
 
