@@ -62,6 +62,10 @@ type Sizes struct {
 	// Rates of threshold crossings per second, each for RateSeconds.
 	Rates       []int   `json:"rates"`
 	RateSeconds float64 `json:"rate_seconds"`
+	// KeepUpRate is the crossing rate warning-to-action must keep up with,
+	// or the rate the bare one-activity workflow sustains if that is lower
+	// (measured first, at a steady offered rate, for RateSeconds).
+	KeepUpRate int `json:"keep_up_rate"`
 	// FanoutSubscribers durable consumers, FanoutEvents events.
 	FanoutSubscribers int `json:"fanout_subscribers"`
 	FanoutEvents      int `json:"fanout_events"`
@@ -80,7 +84,7 @@ type Sizes struct {
 // Full are the sizes of `make bench`.
 func Full() Sizes {
 	return Sizes{Decisions: 100, Concurrency: []int{1, 20}, Opens: 200, OpenConcurrency: 20, Ingest: 20000, Import: 50000,
-		Rates: []int{20, 100}, RateSeconds: 10, FanoutSubscribers: 5, FanoutEvents: 2000,
+		Rates: []int{20, 100}, RateSeconds: 10, KeepUpRate: 100, FanoutSubscribers: 5, FanoutEvents: 2000,
 		Drills: 50, DrillDelaySeconds: 1, ReplayRounds: 5, Capacity: []int{1000, 5000}, SettleSeconds: 30}
 }
 
@@ -88,7 +92,7 @@ func Full() Sizes {
 // nothing is measured that matters.
 func Tiny() Sizes {
 	return Sizes{Decisions: 3, Concurrency: []int{1, 2}, Opens: 3, OpenConcurrency: 2, Ingest: 40, Import: 200,
-		Rates: []int{4}, RateSeconds: 1, FanoutSubscribers: 2, FanoutEvents: 5,
+		Rates: []int{4}, RateSeconds: 1, KeepUpRate: 4, FanoutSubscribers: 2, FanoutEvents: 5,
 		Drills: 2, DrillDelaySeconds: 1, ReplayRounds: 1, Capacity: []int{4, 8}, SettleSeconds: 0.1}
 }
 

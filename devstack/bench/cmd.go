@@ -42,7 +42,10 @@ bare baseline on the same servers in the same run:
                      flare on a few, vs bare JetStream publish → consume
   warning-to-action  crossings at each --rates per second across distinct situations,
                      signal published → CrisisOpened on NATS of the crisis (episode)
-                     its WarningRaised names, vs bare publish → consume
+                     its WarningRaised names, vs bare publish → consume; then the
+                     rate a bare one-activity workflow sustains at a steady offered
+                     rate (up to --keep-up-rate), and crossings at that rate, judged
+                     on keeping up (≥ 0.9× done, drained ≤ 2 s after the last signal)
   fanout             K durable subscribers of crisis events, vs K bare consumers
   drills             --drills drills at once, vs one drill alone (what the delays allow)
   replay             every history of the drills replayed, vs decoding them
@@ -136,6 +139,7 @@ consumers).`,
 	f.IntVar(&s.Import, "import", s.Import, "import: rows of the generated file")
 	f.IntSliceVar(&s.Rates, "rates", s.Rates, "warning-to-action: crossings per second")
 	f.Float64Var(&s.RateSeconds, "rate-seconds", s.RateSeconds, "warning-to-action: seconds at each rate")
+	f.IntVar(&s.KeepUpRate, "keep-up-rate", s.KeepUpRate, "warning-to-action: crossings per second it must keep up with, or the rate the bare one-activity workflow sustains if lower")
 	f.IntVar(&s.FanoutSubscribers, "subscribers", s.FanoutSubscribers, "fanout: durable subscribers")
 	f.IntVar(&s.FanoutEvents, "fanout-events", s.FanoutEvents, "fanout: events published")
 	f.IntVar(&s.Drills, "drills", s.Drills, "drills at once")
@@ -202,6 +206,8 @@ func applyFlag(t *Sizes, s Sizes, name string) {
 		t.Rates = s.Rates
 	case "rate-seconds":
 		t.RateSeconds = s.RateSeconds
+	case "keep-up-rate":
+		t.KeepUpRate = s.KeepUpRate
 	case "subscribers":
 		t.FanoutSubscribers = s.FanoutSubscribers
 	case "fanout-events":

@@ -215,7 +215,7 @@ func (r *Report) CheckCounts() []string {
 	var bad []string
 	sz := r.Sizes
 	wanted := func(s string) bool { return len(r.Only) == 0 || slices.Contains(r.Only, s) }
-	want := map[string]int{"decide": len(sz.Concurrency), "open": 1, "ingest": 2, "warning-to-action": len(sz.Rates),
+	want := map[string]int{"decide": len(sz.Concurrency), "open": 1, "ingest": 2, "warning-to-action": len(sz.Rates) + 1,
 		"fanout": 1, "drills": 1, "replay": 1, "capacity": len(sz.Capacity)}
 	if r.Deployment == nil || r.Deployment.Embedded {
 		want["stack"] = 1  // start-up and idle memory are the embedded stack's alone

@@ -469,6 +469,22 @@ func (r *runner) nextSituations(ctx context.Context, n int) ([][2]any, error) {
 	return out, fmt.Errorf("only %d fresh situations left, %d wanted: lower the rate or the duration", len(out), n)
 }
 
+// freshSituations counts the situations no scenario has used yet (on a
+// deployment, some may still have a crisis open: nextSituations says).
+func (r *runner) freshSituations() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	left := 0
+	for _, t := range crisisTypes {
+		for _, c := range countries {
+			if !r.used[demarchev1.SituationKey(c, t)] {
+				left++
+			}
+		}
+	}
+	return left
+}
+
 // crisisOpenedFor returns when the crisis early warning opened for a fresh
 // situation published its CrisisOpened: the crisis is the one the
 // situation's WarningRaised names (an episode id, not derived from the
@@ -484,64 +500,49 @@ func (r *runner) crisisOpenedFor(ctx context.Context, situation string, deadline
 // warningToAction: at a steady rate, one signal heavy enough to cross the
 // threshold, each for a situation of its own; timed from publishing the
 // signal until the workflow of the crisis it opened (named by the situation's
-// WarningRaised) has published CrisisOpened. The baseline
-// is bare publish→consume at the same rate.
+// WarningRaised) has published CrisisOpened. At each of --rates the baseline
+// is bare publish→consume at the same rate. Then the keep-up variant: first
+// the rate a bare one-activity workflow sustains at a steady offered rate (up
+// to KeepUpRate), then crossings at that rate, judged on keeping up, with the
+// bare one-activity workflow at that rate as its baseline. Every crossing of
+// a run takes a fresh situation and there are about 1,300: the keep-up
+// variant takes its own first, and a listed rate that would take more than
+// are left runs for fewer seconds (said in its variant and notes).
 func (r *runner) warningToAction(ctx context.Context) error {
+	keep, bare, tried, err := r.bareSustained(ctx, r.cfg.Sizes.KeepUpRate)
+	if err != nil {
+		return err
+	}
+	res, err := r.crossingsAt(ctx, keep, max(1, int(float64(keep)*r.cfg.Sizes.RateSeconds)), "the rate the bare one-activity workflow sustains")
+	if err != nil {
+		return err
+	}
+	res.Baseline = &bare
+	res.ratioThroughput()
+	res.Notes = append(res.Notes, "bare one-activity workflow, offered steadily: "+strings.Join(tried, "; "))
+	if !keepsUp(bare, keep) {
+		res.Notes = append(res.Notes, fmt.Sprintf("the bare one-activity workflow kept up at none of the rates tried: judged at the last, %d/s", keep))
+	}
+	res.judge(fmt.Sprintf("keeps up at min(%d/s, the bare one-activity workflow's sustained rate) = %d/s: completes ≥ 0.9× the offered rate, drained ≤ 2 s after the last signal",
+		r.cfg.Sizes.KeepUpRate, keep), keepsUp(res.Demarche, keep))
+	r.add(res)
+
 	for _, rate := range r.cfg.Sizes.Rates {
 		n := max(1, int(float64(rate)*r.cfg.Sizes.RateSeconds))
-		sits, err := r.nextSituations(ctx, n)
+		left := r.freshSituations()
+		short := ""
+		if left < n {
+			if left == 0 {
+				return fmt.Errorf("no fresh situation left for %d crossings/s: lower --rates, --keep-up-rate or --rate-seconds", rate)
+			}
+			n, short = left, fmt.Sprintf("shortened to %d crossings: no more fresh situations", left)
+		}
+		res, err := r.crossingsAt(ctx, rate, n, "")
 		if err != nil {
 			return err
 		}
-		r.progress("  warning-to-action at %d crossings/s: %d crossings", rate, n)
-		interval := time.Second / time.Duration(rate)
-		published := make([]time.Time, n)
-		start := time.Now()
-		for i, s := range sits {
-			if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
-				time.Sleep(wait)
-			}
-			published[i] = time.Now()
-			if _, err := r.publishSignalAsync(benchSignal(i, s[0].(string), s[1].(demarchev1.CrisisType), 100)); err != nil {
-				return err
-			}
-		}
-		pubEnd := time.Now()
-		lat := make([]time.Duration, 0, n)
-		var lastAt time.Time
-		errs := 0
-		var first error
-		// One deadline for the whole batch: a lost crossing costs opTimeout
-		// once, not once per situation after it.
-		deadline := pubEnd.Add(opTimeout)
-		for i, s := range sits {
-			at, err := r.crisisOpenedFor(ctx, demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)), deadline)
-			if err == nil && at.Before(published[i]) {
-				err = fmt.Errorf("the crossing of %s went to a crisis opened before its signal: not a fresh situation",
-					demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)))
-			}
-			if err != nil {
-				errs++
-				if first == nil {
-					first = err
-				}
-				continue
-			}
-			lat = append(lat, at.Sub(published[i]))
-			if at.After(lastAt) {
-				lastAt = at
-			}
-		}
-		res := Result{Scenario: "warning-to-action", Variant: fmt.Sprintf("%d crossings/s for %gs", rate, r.cfg.Sizes.RateSeconds),
-			Demarche: measure("signal published → crisis workflow running and CrisisOpened on NATS", len(lat), errs, lastAt.Sub(start), lat)}
-		drain := lastAt.Sub(pubEnd).Seconds()
-		res.Demarche.Extra = map[string]float64{"offered_per_s": float64(n) / pubEnd.Sub(start).Seconds(), "drain_after_last_publish_s": drain}
-		if q := len(lat) / 4; q > 0 {
-			res.Demarche.Extra["first_quarter_p50_ms"] = distOf(lat[:q]).P50
-			res.Demarche.Extra["last_quarter_p50_ms"] = distOf(lat[len(lat)-q:]).P50
-		}
-		if first != nil {
-			res.Notes = append(res.Notes, "first error: "+first.Error())
+		if short != "" {
+			res.Notes = append(res.Notes, short)
 		}
 		b, err := r.bareLatency(ctx, rate, n)
 		if err != nil {
@@ -549,16 +550,207 @@ func (r *runner) warningToAction(ctx context.Context) error {
 		}
 		res.Baseline = &b
 		res.ratioP50()
-		keepsUp := errs == 0 && res.Demarche.PerSecond >= 0.9*float64(rate) && drain <= 2
-		switch {
-		case rate <= 20:
-			res.judge("p99 ≤ 1 s", errs == 0 && res.Demarche.Latency != nil && res.Demarche.Latency.P99 <= 1000)
-		case rate >= 100:
-			res.judge("keeps up: completes ≥ 0.9× the offered rate, drained ≤ 2 s after the last signal", keepsUp)
+		if rate <= 20 {
+			res.judge("p99 ≤ 1 s", res.Demarche.Errors == 0 && res.Demarche.Latency != nil && res.Demarche.Latency.P99 <= 1000)
 		}
 		r.add(res)
 	}
 	return nil
+}
+
+// keepsUp says whether a steady run at rate per second kept up: nothing
+// lost, ≥ 0.9× the rate completed, drained ≤ 2 s after the last offer.
+func keepsUp(m Measure, rate int) bool {
+	drain, ok := m.Extra["drain_after_last_publish_s"]
+	return ok && m.Errors == 0 && m.Count > 0 && m.PerSecond >= 0.9*float64(rate) && drain <= 2
+}
+
+// steady fills a steady run's figures: the rate completed is count over the
+// time from the first offer to the last completion, the drain is from the
+// last offer to the last completion.
+func steady(m *Measure, n int, start, offerEnd, lastAt time.Time, lat []time.Duration) {
+	if !lastAt.IsZero() {
+		m.Seconds = lastAt.Sub(start).Seconds()
+		if m.Seconds > 0 {
+			m.PerSecond = float64(m.Count) / m.Seconds
+		}
+	}
+	m.Extra = map[string]float64{"offered_per_s": float64(n) / offerEnd.Sub(start).Seconds(), "drain_after_last_publish_s": lastAt.Sub(offerEnd).Seconds()}
+	if lastAt.IsZero() {
+		m.Extra["drain_after_last_publish_s"] = opTimeout.Seconds()
+	}
+	if q := len(lat) / 4; q > 0 {
+		m.Extra["first_quarter_p50_ms"] = distOf(lat[:q]).P50
+		m.Extra["last_quarter_p50_ms"] = distOf(lat[len(lat)-q:]).P50
+	}
+}
+
+// crossingsAt publishes n crossings at rate per second, each for a fresh
+// situation, and times each until its crisis's CrisisOpened.
+func (r *runner) crossingsAt(ctx context.Context, rate, n int, why string) (Result, error) {
+	sits, err := r.nextSituations(ctx, n)
+	if err != nil {
+		return Result{}, err
+	}
+	r.progress("  warning-to-action at %d crossings/s: %d crossings", rate, n)
+	interval := time.Second / time.Duration(rate)
+	published := make([]time.Time, n)
+	start := time.Now()
+	for i, s := range sits {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		published[i] = time.Now()
+		if _, err := r.publishSignalAsync(benchSignal(i, s[0].(string), s[1].(demarchev1.CrisisType), 100)); err != nil {
+			return Result{}, err
+		}
+	}
+	pubEnd := time.Now()
+	lat := make([]time.Duration, 0, n)
+	var lastAt time.Time
+	errs := 0
+	var first error
+	// One deadline for the whole batch: a lost crossing costs opTimeout
+	// once, not once per situation after it.
+	deadline := pubEnd.Add(opTimeout)
+	for i, s := range sits {
+		at, err := r.crisisOpenedFor(ctx, demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)), deadline)
+		if err == nil && at.Before(published[i]) {
+			err = fmt.Errorf("the crossing of %s went to a crisis opened before its signal: not a fresh situation",
+				demarchev1.SituationKey(s[0].(string), s[1].(demarchev1.CrisisType)))
+		}
+		if err != nil {
+			errs++
+			if first == nil {
+				first = err
+			}
+			continue
+		}
+		lat = append(lat, at.Sub(published[i]))
+		if at.After(lastAt) {
+			lastAt = at
+		}
+	}
+	variant := fmt.Sprintf("%d crossings/s for %gs", rate, float64(n)/float64(rate))
+	if why != "" {
+		variant += ", " + why
+	}
+	res := Result{Scenario: "warning-to-action", Variant: variant,
+		Demarche: measure("signal published → crisis workflow running and CrisisOpened on NATS", len(lat), errs, lastAt.Sub(start), lat)}
+	steady(&res.Demarche, n, start, pubEnd, lastAt, lat)
+	if first != nil {
+		res.Notes = append(res.Notes, "first error: "+first.Error())
+	}
+	return res, nil
+}
+
+// bareSustained finds the highest rate up to want per second that a bare
+// one-activity workflow keeps up with when offered steadily: it tries want,
+// then, while it does not keep up, the rate it completed (at most 0.9× the
+// rate tried), four tries at most. An overloaded engine completes less than
+// it sustains (the backlog costs it too), so once a rate kept up below one
+// that did not, one more try a quarter higher (below the one that did not)
+// keeps the higher if it keeps up too. It returns that rate, the run at it,
+// and each try in words.
+func (r *runner) bareSustained(ctx context.Context, want int) (int, Measure, []string, error) {
+	var tried []string
+	try := func(rate int) (Measure, bool, error) {
+		r.progress("  warning-to-action: bare one-activity workflow offered at %d/s", rate)
+		m, err := r.bareOneActivityAt(ctx, rate, max(1, int(float64(rate)*r.cfg.Sizes.RateSeconds)))
+		if err != nil {
+			return Measure{}, false, err
+		}
+		ok := keepsUp(m, rate)
+		tried = append(tried, fmt.Sprintf("%d/s: %.1f/s done, drained %.1f s after the last start, kept up %v", rate, m.PerSecond, m.Extra["drain_after_last_publish_s"], ok))
+		return m, ok, nil
+	}
+	rate, failed := max(1, want), 0
+	for n := 0; ; n++ {
+		m, ok, err := try(rate)
+		if err != nil {
+			return 0, Measure{}, nil, err
+		}
+		next := min(int(m.PerSecond), int(0.9*float64(rate)))
+		if !ok && n < 3 && next >= 1 {
+			failed, rate = rate, next
+			continue
+		}
+		if ok && failed > 0 {
+			if up := min(failed-1, rate*5/4); up > rate {
+				um, uok, err := try(up)
+				if err != nil {
+					return 0, Measure{}, nil, err
+				}
+				if uok {
+					return up, um, tried, nil
+				}
+			}
+		}
+		return rate, m, tried, nil
+	}
+}
+
+// bareOneActivityAt starts n one-activity workflows at rate per second
+// (each start on its own goroutine at its time, so a slow start does not
+// slow the offer) and times each from its offer until it completed.
+func (r *runner) bareOneActivityAt(ctx context.Context, rate, n int) (Measure, error) {
+	run := randomHex(4)
+	interval := time.Second / time.Duration(rate)
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		byOffer = make([]time.Duration, n) // 0: failed
+		lastAt  time.Time
+		errs    int
+		first   error
+	)
+	start := time.Now()
+	for i := range n {
+		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
+			time.Sleep(wait)
+		}
+		offered := time.Now()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			octx, cancel := context.WithTimeout(ctx, opTimeout)
+			defer cancel()
+			wr, err := r.tc.ExecuteWorkflow(octx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-steady-%s-%d", run, i), TaskQueue: baselineQueue}, baselineActivityWF, "x")
+			var out string
+			if err == nil {
+				err = wr.Get(octx, &out)
+			}
+			at := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs++
+				if first == nil {
+					first = err
+				}
+				return
+			}
+			byOffer[i] = max(1, at.Sub(offered))
+			if at.After(lastAt) {
+				lastAt = at
+			}
+		}()
+	}
+	offerEnd := time.Now()
+	wg.Wait()
+	if first != nil && errs == n {
+		return Measure{}, fmt.Errorf("bare one-activity workflow at %d/s: every start failed, first: %w", rate, first)
+	}
+	// In the order offered, for the quarters' medians.
+	lat := make([]time.Duration, 0, n)
+	for _, d := range byOffer {
+		if d > 0 {
+			lat = append(lat, d)
+		}
+	}
+	m := measure(fmt.Sprintf("start a one-activity workflow until it completes, offered at %d/s", rate), len(lat), errs, lastAt.Sub(start), lat)
+	steady(&m, n, start, offerEnd, lastAt, lat)
+	return m, nil
 }
 
 // bareLatency publishes n bare messages at rate per second and times each
