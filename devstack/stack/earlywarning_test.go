@@ -18,6 +18,7 @@ import (
 
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/apijson"
+	"github.com/demarche/demarche/pkg/eventbus"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 	"github.com/demarche/demarche/services/earlywarning"
 	"github.com/demarche/demarche/workflows/crisis"
@@ -246,11 +247,14 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	}
 
 	// A manually opened crisis of the same type: the crossing attaches to it.
+	// Early warning learns it is open from its CrisisOpened on the crisis
+	// stream (its index of open crises): the crossing comes once that is out.
 	manual := openedID(t, cli("crisis", "open", "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3"))
+	_, ojs := jsOf(t, s)
 	waitFor(t, func() bool {
-		rows, err := crisis.List(ctx, tc, crisis.Filter{Country: "ML", CrisisType: demarchev1.CrisisType_CRISIS_TYPE_BORDER_DISPUTE, OpenOnly: true}, 0)
-		return err == nil && len(rows) == 1
+		return streamCount(t, ojs, eventbus.SubjectRoot+".*.*."+manual+".crisis_opened") == 1
 	})
+	time.Sleep(time.Second) // the index's consumer is pushed what the stream stored: a moment
 	got, how := report("ML", "border-dispute", "ml-1", now.Add(-10*time.Minute))
 	if got != manual || how != "signalled" {
 		t.Fatalf("crossing with a manual crisis open: crisis %s %s, want %s signalled", got, how, manual)

@@ -450,3 +450,39 @@ func TestBenchHasItsOwnRightsAlone(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlyWarningReadsOpeningsAndClosingsAlone: early warning's index of
+// open crises (EventReads) reads the crisis stream's CrisisOpened and
+// CrisisClosed events through ordered consumers filtered to those two types:
+// no other filter, no unfiltered consumer, no other identity's durable; and
+// no other identity gains anything on the crisis stream from it.
+func TestEarlyWarningReadsOpeningsAndClosingsAlone(t *testing.T) {
+	const stream = natsauth.CrisisStream
+	create := "$JS.API.CONSUMER.CREATE." + stream + "."
+	outside := natsauth.DeployIdentities()
+	for _, id := range append(slices.Clone(natsauth.Identities), outside...) {
+		p := natsauth.PermissionsOf(id, outside...)
+		ew := id == natsauth.EarlyWarning
+		prov := id == natsauth.Provisioner // manages every stream: $JS.API.>
+		// Those with ordered consumers of any filter on the stream already.
+		anyFilter := slices.Contains(natsauth.Ephemerals[id], stream) || slices.Contains(natsauth.OwnDurables[id], stream)
+		for s, want := range map[string]bool{
+			create + "Xy3kQ_1.demarche.crisis.*.*.*.crisis_opened":        ew || prov || anyFilter,
+			create + "Xy3kQ_2.demarche.crisis.*.*.*.crisis_closed":        ew || prov || anyFilter,
+			create + "Xy3kQ_3.demarche.crisis.africa.ML.C1.crisis_opened": ew || prov || anyFilter,
+			create + "Xy3kQ_4.demarche.crisis.*.*.*.stage_entered":        prov || anyFilter,
+			create + "Xy3kQ_5": prov || anyFilter,
+			create + "audit.demarche.crisis.*.*.*.crisis_opened":         prov || id == natsauth.Audit,
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".Xy3kQ_1":           ew || prov || anyFilter,
+			"$JS.API.CONSUMER.INFO." + stream + ".Xy3kQ_1":               ew || prov || anyFilter || slices.Contains(natsauth.ConsumerWatchers, id),
+			"$JS.API.CONSUMER.DELETE." + stream + ".Xy3kQ_1":             ew || prov || anyFilter,
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + ".audit":             prov || id == natsauth.Audit,
+			"$JS.API.CONSUMER.DELETE." + stream + ".eventlog":            prov || id == natsauth.EventLog,
+			"$JS.ACK." + stream + ".Xy3kQ_1.1.1.1.1765000000000000000.0": anyFilter && (slices.Contains(natsauth.Pagers, id) || slices.Contains(natsauth.OwnDurables[id], stream)),
+		} {
+			if got := allowed(p, s); got != want {
+				t.Errorf("%s may publish on %s: %v, want %v", id, s, got, want)
+			}
+		}
+	}
+}

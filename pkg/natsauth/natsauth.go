@@ -167,6 +167,34 @@ var Ephemerals = map[Identity][]string{
 	Observer: {CrisisStream, DeadLetterStream, SignalsStream, LedgerStream, AuditStream, AnchorStream},
 }
 
+// EventReads are the ordered consumers an identity may make on a stream with
+// one of these filters alone (the filter is in the create request's subject,
+// $JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>, where the permission
+// sees it): early warning reads which crises open and close (its index of
+// each situation's open crises, services/earlywarning/openindex.go), and
+// nothing else of the crisis stream. It may pull from, read the state of and
+// delete consumers of any name there, but the durables others own (Denied).
+var EventReads = map[Identity][]StreamFilter{
+	EarlyWarning: {
+		{CrisisStream, "demarche.crisis.*.*.*.crisis_opened"},
+		{CrisisStream, "demarche.crisis.*.*.*.crisis_closed"},
+	},
+}
+
+// StreamFilter is a stream and a filter subject on it.
+type StreamFilter struct{ Stream, Filter string }
+
+// eventReadStreams are the streams of id's EventReads.
+func eventReadStreams(id Identity) []string {
+	var out []string
+	for _, f := range EventReads[id] {
+		if !slices.Contains(out, f.Stream) {
+			out = append(out, f.Stream)
+		}
+	}
+	return out
+}
+
 // OwnDurables are the streams on which an identity makes durable consumers
 // under names of its own choosing (random: no permission can name them). It
 // may create, pull from, acknowledge and delete consumers of any name there,
@@ -339,6 +367,16 @@ func derive(rules []Rule) []Rule {
 			out = append(out, Rule{"$JS.FC." + stream + ".>", Pub, []Identity{id}, "flow control of its ordered push consumers on " + stream})
 			if slices.Contains(Pagers, id) {
 				out = append(out, Rule{"$JS.ACK." + stream + ".*.>", Pub, []Identity{id}, "acknowledge its own consumers on " + stream + " (nats stream view's pager; others' durables denied)"})
+			}
+		}
+		for _, f := range EventReads[id] {
+			why := "ordered consumers on " + f.Stream + " filtered to " + f.Filter + " alone (library-named)"
+			out = append(out, Rule{"$JS.API.CONSUMER.CREATE." + f.Stream + ".*." + f.Filter, Pub, []Identity{id}, why})
+		}
+		for _, stream := range eventReadStreams(id) {
+			why := "its ordered consumers on " + stream + " (EventReads; others' durables denied)"
+			for _, verb := range []string{"INFO", "DELETE", "MSG.NEXT"} {
+				out = append(out, Rule{"$JS.API.CONSUMER." + verb + "." + stream + ".*", Pub, []Identity{id}, why})
 			}
 		}
 		for _, stream := range OwnDurables[id] {
@@ -553,7 +591,7 @@ func Denied(id Identity, partners []string) []string {
 			continue
 		}
 		for _, c := range cs {
-			if !slices.Contains(Ephemerals[id], c.Stream) && !slices.Contains(OwnDurables[id], c.Stream) {
+			if !slices.Contains(Ephemerals[id], c.Stream) && !slices.Contains(OwnDurables[id], c.Stream) && !slices.Contains(eventReadStreams(id), c.Stream) {
 				continue
 			}
 			verbs := []string{"CREATE", "DELETE", "MSG.NEXT"}

@@ -314,6 +314,7 @@ type Service struct {
 	lastChange *demarchev1.RulesChanged
 	log        *zap.Logger
 	opener     CrisisOpener
+	openIdx    atomic.Pointer[openIndex] // the open crises of each situation, from the crisis stream (openindex.go)
 	nc         *nats.Conn
 	js         jetstream.JetStream
 	pub        *eventbus.Publisher
@@ -424,6 +425,9 @@ func (s *Service) Stop() {
 	}
 	if s.consumer != nil {
 		s.consumer.Stop()
+	}
+	if x := s.openIdx.Load(); x != nil {
+		x.stop()
 	}
 	if s.stopFlush != nil {
 		s.stopFlush() // what the stream's signals changed is written, their messages acknowledged

@@ -822,7 +822,7 @@ func (s *Service) resolve(ctx context.Context, situation string, st *demarchev1.
 	}
 	st.CrisisClosed = false
 	if !exercise {
-		id, err := s.opener.FindOpen(ctx, st.GetCountryCode(), st.GetCrisisType())
+		id, err := s.findOpen(ctx, st.GetCountryCode(), st.GetCrisisType())
 		if err != nil {
 			return episode{}, err
 		}
@@ -901,6 +901,7 @@ func (s *Service) act(ctx context.Context, situation string, p *plan, ex *demarc
 	case isClosed(err):
 		// Closed while the situation stayed above its threshold: a closed
 		// crisis takes no signal (applySituation plans the batch again).
+		s.openIdx.Load().forget(id)
 		return nil, errAttachClosed{crisisID: id}
 	case err != nil:
 		return nil, fmt.Errorf("%w: attach warning to crisis %s: %v", ErrUnavailable, id, err)
@@ -951,6 +952,9 @@ func (s *Service) cross(ctx context.Context, situation string, st *demarchev1.Si
 	}
 	if err := s.opener.OpenOrSignal(ctx, in, w); err != nil {
 		// Closed since resolve looked: the retry opens the next episode.
+		if isClosed(err) {
+			s.openIdx.Load().forget(ep.id)
+		}
 		return nil, fail(fmt.Errorf("%w: open or signal crisis %s: %v", ErrUnavailable, ep.id, err))
 	}
 	c.it.result.CrisisId, c.it.result.CrisisOpened = ep.id, ep.opened

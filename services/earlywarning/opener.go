@@ -60,7 +60,29 @@ func StartWithTemporal(ctx context.Context, cfg Config, temporalAddress, namespa
 		return nil, err
 	}
 	s.closers = append(s.closers, tc.Close)
+	s.IndexOpenCrises(ctx)
 	return s, nil
+}
+
+// IndexOpenCrises makes crossings find the open crisis of their situation
+// in the crisis stream's openings and closings (openindex.go) instead of
+// asking the opener (Temporal visibility) each time, once the index has
+// caught up. StartWithTemporal does it.
+func (s *Service) IndexOpenCrises(ctx context.Context) {
+	x := newOpenIndex(s.js, s.log.Named("open-crises"))
+	if !s.openIdx.CompareAndSwap(nil, x) {
+		return
+	}
+	x.start(ctx)
+}
+
+// findOpen is an open real crisis of the country and type: the index's
+// answer once it caught up, else the opener's.
+func (s *Service) findOpen(ctx context.Context, country string, t demarchev1.CrisisType) (string, error) {
+	if x := s.openIdx.Load(); x.ready() {
+		return x.find(country, t), nil
+	}
+	return s.opener.FindOpen(ctx, country, t)
 }
 
 func isClosed(err error) bool { return errors.Is(err, ErrCrisisClosed) }
