@@ -181,7 +181,7 @@ func (x *openIndex) follow(ctx context.Context, filter string) {
 		if ctx.Err() != nil {
 			return
 		}
-		x.log.Info("open crises index: crisis stream not read; visibility answers meanwhile", zap.String("filter", filter), zap.Error(err))
+		x.log.Warn("open crises index: crisis stream not read; visibility answers meanwhile", zap.String("filter", filter), zap.Error(err))
 		select {
 		case <-ctx.Done():
 			return
