@@ -81,7 +81,7 @@ With --profile, each scenario writes a CPU profile of the bench's own process
 Against a deployment the services run in processes of their own: start them
 with --pprof-listen (demarche serve, demarche temporal-server; keep it on a
 private address) and name each with --service-pprof NAME=HOST:PORT; the bench
-reads their /debug/pprof/profile in consecutive 10 s chunks while a scenario
+reads their /debug/pprof/profile in consecutive 5 s chunks while a scenario
 runs and writes <scenario>.<NAME>.cpu.pprof (a process out of reach is a note
 in the output, not a failure). Without --profile, --service-pprof does nothing.`,
 		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny\n" +
