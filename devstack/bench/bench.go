@@ -110,6 +110,10 @@ type Config struct {
 	// ProfileDir, when set, receives a CPU profile of each scenario
 	// (<scenario>.cpu.pprof): the evidence for what bounds a figure.
 	ProfileDir string
+	// ServicePprof are processes of the deployment whose CPU profiles are
+	// collected beside the bench's own when ProfileDir is set
+	// (<scenario>.<name>.cpu.pprof).
+	ServicePprof []ServicePprof
 	// Target, when set, is the deployment to measure instead of an embedded
 	// stack (DataDir is then unused).
 	Target *Target
@@ -289,7 +293,7 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 			continue
 		}
 		r.progress("scenario %s", sc.name)
-		stopProfile := r.profile(sc.name)
+		stopProfile := r.profile(ctx, sc.name)
 		err := sc.run(ctx)
 		stopProfile()
 		if err != nil {
@@ -304,11 +308,25 @@ func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
 	return r.rep, nil
 }
 
-// profile starts a CPU profile of a scenario when asked; the returned func stops it.
-func (r *runner) profile(name string) func() {
+// profile starts a CPU profile of a scenario when asked, of this process
+// and of the deployment's processes named by ServicePprof; the returned
+// func stops them.
+func (r *runner) profile(ctx context.Context, name string) func() {
 	if r.cfg.ProfileDir == "" {
 		return func() {}
 	}
+	stopServices := newServiceProfiler(r.cfg.ServicePprof).start(ctx, r.cfg.ProfileDir, name)
+	stopOwn := r.profileOwn(name)
+	return func() {
+		stopOwn()
+		for _, note := range stopServices() {
+			r.progress("  %s", note)
+		}
+	}
+}
+
+// profileOwn is profile's part for this process.
+func (r *runner) profileOwn(name string) func() {
 	f, err := os.Create(filepath.Join(r.cfg.ProfileDir, name+".cpu.pprof"))
 	if err != nil {
 		r.progress("  no profile: %v", err)

@@ -25,7 +25,7 @@ func NewCmd(app *cli.App) *cobra.Command {
 		size, out, dataDir       string
 		natsCreds, temporalCreds string
 		profile                  bool
-		only                     []string
+		only, servicePprof       []string
 		s                        = Full()
 	)
 	cmd := &cobra.Command{
@@ -74,12 +74,24 @@ capacity scenario's memory and disk per crisis are the embedded stack's
 alone. The bench opens real crises there (operator-opened, drills, crossings
 of fresh situations): run it on a deployment you may fill, not on one in
 service. It removes what else it made (its stream BENCH_BARE, its fan-out
-consumers).`,
+consumers).
+
+With --profile, each scenario writes a CPU profile of the bench's own process
+(<scenario>.cpu.pprof: with the embedded stack, every service is in it).
+Against a deployment the services run in processes of their own: start them
+with --pprof-listen (demarche serve, demarche temporal-server; keep it on a
+private address) and name each with --service-pprof NAME=HOST:PORT; the bench
+reads their /debug/pprof/profile in consecutive 5 s chunks while a scenario
+runs and writes <scenario>.<NAME>.cpu.pprof (a process out of reach is a note
+in the output, not a failure). Without --profile, --service-pprof does nothing.`,
 		Example: "  demarche bench\n  demarche bench --only decide,open --decisions 50\n  demarche bench --capacity 1000,5000,20000\n  demarche bench --size tiny\n" +
 			"  demarche bench --nats-url nats://nats-1:4222,nats://nats-2:4222,nats://nats-3:4222 --nats-credentials secrets \\\n" +
 			"    --temporal-address temporal:7233 --temporal-credentials secrets/temporal-credentials \\\n" +
 			"    --nats-ca secrets/nats-tls/ca.pem --nats-cert secrets/nats-tls/bench.pem --nats-key secrets/nats-tls/bench-key.pem \\\n" +
-			"    --temporal-tls-ca secrets/temporal-tls/ca.pem --temporal-tls-cert secrets/temporal-tls/admin.pem --temporal-tls-key secrets/temporal-tls/admin-key.pem",
+			"    --temporal-tls-ca secrets/temporal-tls/ca.pem --temporal-tls-cert secrets/temporal-tls/admin.pem --temporal-tls-key secrets/temporal-tls/admin-key.pem\n" +
+			"  demarche bench --nats-url nats://127.0.0.1:4222 --nats-credentials secrets --temporal-address 127.0.0.1:7233 \\\n" +
+			"    --temporal-credentials secrets/temporal-credentials --only open --profile \\\n" +
+			"    --service-pprof worker=127.0.0.1:6061,gateway=127.0.0.1:6062 --service-pprof temporal=127.0.0.1:6070",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if size == "tiny" {
@@ -94,6 +106,10 @@ consumers).`,
 				if !contains(Scenarios, o) {
 					return fmt.Errorf("--only %q: allowed %s", o, strings.Join(Scenarios, ", "))
 				}
+			}
+			services, err := parseServicePprof(servicePprof)
+			if err != nil {
+				return err
 			}
 			target, err := targetOf(cmd, app, natsCreds, temporalCreds, dataDir)
 			if err != nil {
@@ -117,7 +133,7 @@ consumers).`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := Run(ctx, Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
-				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out), Target: target}, log)
+				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out), ServicePprof: services, Target: target}, log)
 			if err != nil {
 				return err
 			}
@@ -132,6 +148,7 @@ consumers).`,
 	f.StringVar(&natsCreds, "nats-credentials", "", "against a deployment: folder of NATS credentials holding operator.creds, worker.creds and bench.creds (demarche admin credentials --dir)")
 	f.StringVar(&temporalCreds, "temporal-credentials", "", "against a deployment: folder of Temporal API keys holding gateway.key and admin.key (<dir>/temporal-credentials of demarche admin credentials)")
 	f.BoolVar(&profile, "profile", false, "write a CPU profile of each scenario into --out (<scenario>.cpu.pprof; go tool pprof reads it)")
+	f.StringSliceVar(&servicePprof, "service-pprof", nil, "with --profile: NAME=HOST:PORT of a deployment's process serving /debug/pprof/ (its --pprof-listen), profiled per scenario into <scenario>.<NAME>.cpu.pprof; repeatable or comma-separated, e.g. worker=127.0.0.1:6061")
 	f.IntVar(&s.Decisions, "decisions", s.Decisions, "decisions per concurrency level")
 	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
 	f.IntVar(&s.Opens, "opens", s.Opens, "crises opened by the open scenario")

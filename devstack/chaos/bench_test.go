@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,7 +23,9 @@ import (
 // at full size, as docs/operations.md says to measure a cluster; the table
 // is printed, bench.json, bench.svg and bench.md go to DEMARCHE_BENCH_OUT
 // (default bench-results/cluster at the repository's root). Extra flags
-// (--only, sizes, --profile) come from DEMARCHE_BENCH_FLAGS. The figures are
+// (--only, sizes, --profile) come from DEMARCHE_BENCH_FLAGS; with --profile,
+// every service's and Temporal's CPU profile per scenario is written too
+// (<scenario>.<process>.cpu.pprof, read from their --pprof-listen). The figures are
 // measured, not judged: it fails only when the bench could not run or a
 // scenario failed.
 func TestBenchCluster(t *testing.T) {
@@ -62,6 +66,15 @@ func (c *clusterRun) bench(ctx context.Context, out string, extra ...string) (*b
 		return nil, err
 	}
 	args := append(append([]string{"bench"}, where...), append([]string{"--out", out}, extra...)...)
+	if slices.Contains(extra, "--profile") {
+		// Every process's own CPU profile beside the bench's
+		// (<scenario>.<process>.cpu.pprof): where the cluster's time goes.
+		var procs []string
+		for _, name := range slices.Sorted(maps.Keys(c.pprof)) {
+			procs = append(procs, name+"="+c.pprofAddr(name))
+		}
+		args = append(args, "--service-pprof", strings.Join(procs, ","))
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}

@@ -44,6 +44,7 @@ type clusterRun struct {
 	pgBin    string
 	nodes    []cluster.Endpoint
 	health   map[string]int // service -> health port
+	pprof    map[string]int // service or "temporal" -> /debug/pprof/ port (loopback; bench --profile reads it)
 	pgPort   int
 	graceful []string // SIGTERM stops: how each ended
 	gmu      sync.Mutex
@@ -193,7 +194,7 @@ func startCluster(t *testing.T) (*clusterRun, context.Context, time.Time) {
 	// Every child serves /metrics on a port of its own.
 	t.Setenv("DEMARCHE_METRICS_LISTEN", "127.0.0.1:0")
 	p := newPlatform(t, bin, dir)
-	c := &clusterRun{p: p, natsBin: natsBin, pgBin: pgBin, health: map[string]int{}}
+	c := &clusterRun{p: p, natsBin: natsBin, pgBin: pgBin, health: map[string]int{}, pprof: map[string]int{}}
 	p.separate = append(append([]string(nil), cluster.NATSNodes...), "postgres", "temporal", "provision")
 	for _, s := range cluster.Services {
 		p.separate = append(p.separate, s.Name)
@@ -279,6 +280,7 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	// Temporal on PostgreSQL (the schema tool runs inside, on start).
 	p.ports.temporal = stablePort(t, taken)
 	p.ports.temporalHTTP = stablePort(t, taken)
+	c.pprof["temporal"] = stablePort(t, taken)
 	if err := c.startTemporal(); err != nil {
 		return err
 	}
@@ -401,6 +403,7 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 	p.apiURL = fmt.Sprintf("http://127.0.0.1:%d", p.ports.http)
 	for _, s := range cluster.Services {
 		c.health[s.Name] = stablePort(t, taken)
+		c.pprof[s.Name] = stablePort(t, taken)
 	}
 	for _, s := range cluster.Services {
 		if s.Name == "funding" { // its funds are opened first, an audited act (audit runs by now)
@@ -437,7 +440,13 @@ func (c *clusterRun) startTemporal() error {
 	p := c.p
 	return p.spawn("temporal", "temporal-server", "--log-level", "warn", "--postgres-port", strconv.Itoa(c.pgPort),
 		"--port", strconv.Itoa(p.ports.temporal), "--http-port", strconv.Itoa(p.ports.temporalHTTP),
-		"--key-hashes", filepath.Join(p.data, temporalx.CredentialsDir, temporalx.KeyHashesFile))
+		"--key-hashes", filepath.Join(p.data, temporalx.CredentialsDir, temporalx.KeyHashesFile),
+		"--pprof-listen", c.pprofAddr("temporal"))
+}
+
+// pprofAddr is where a process of the cluster serves /debug/pprof/.
+func (c *clusterRun) pprofAddr(name string) string {
+	return fmt.Sprintf("127.0.0.1:%d", c.pprof[name])
 }
 
 func (c *clusterRun) startNATS(i int) error {
@@ -462,7 +471,7 @@ func (c *clusterRun) startService(ctx context.Context, name string) error {
 	args = append(args, "--log-level", "warn", "--nats-url", p.natsURL,
 		"--nats-creds", natsauth.FileName(filepath.Join(p.data, "nats-credentials"), s.Identity),
 		"--temporal-address", fmt.Sprintf("127.0.0.1:%d", p.ports.temporal),
-		"--health-listen", fmt.Sprintf("127.0.0.1:%d", c.health[s.Name]))
+		"--health-listen", fmt.Sprintf("127.0.0.1:%d", c.health[s.Name]), "--pprof-listen", c.pprofAddr(s.Name))
 	if s.Temporal { // its own Temporal identity's key, as its NATS credentials
 		args = append(args, "--temporal-key-file", temporalx.KeyFile(filepath.Join(p.data, temporalx.CredentialsDir), s.Name))
 	}

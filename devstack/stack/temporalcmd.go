@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/devstack/temporalembed"
+	"github.com/demarche/demarche/pkg/metrics"
 	"github.com/demarche/demarche/pkg/temporalx"
 	"github.com/demarche/demarche/services/cli"
 )
@@ -24,7 +25,7 @@ import (
 func NewTemporalServerCmd(app *cli.App) *cobra.Command {
 	var opts temporalembed.Options
 	pg := temporalembed.Postgres{}
-	var passwordFile string
+	var passwordFile, pprofAddr string
 	cmd := &cobra.Command{
 		Use:   "temporal-server",
 		Short: "Run a Temporal server on PostgreSQL (production engine; schema set up by the server's own tool)",
@@ -63,6 +64,13 @@ Without --tls-* files the frontend listens on a loopback address only.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			// As demarche serve's: where the server's time goes (demarche
+			// bench --profile --service-pprof reads it).
+			_, stopPprof, err := metrics.Serve(pprofAddr, true)
+			if err != nil {
+				return fmt.Errorf("--pprof-listen: %w", err)
+			}
+			defer stopPprof()
 			srv, err := temporalembed.Start(opts, app.Log)
 			if err != nil {
 				return err
@@ -80,6 +88,7 @@ Without --tls-* files the frontend listens on a loopback address only.`,
 	f.IntVar(&opts.HTTPPort, "http-port", DefaultTemporalHTTPPort, "frontend HTTP API port (same authorization as gRPC; 0 turns it off)")
 	f.StringVar(&opts.KeyHashesFile, "key-hashes", os.Getenv(temporalx.EnvKeyHashesFile), "file of the Temporal identities' API key hashes (env "+temporalx.EnvKeyHashesFile+"; required)")
 	f.Int32Var(&opts.HistoryShards, "history-shards", 4, "history shards: fixed for the life of the database")
+	f.StringVar(&pprofAddr, "pprof-listen", os.Getenv("DEMARCHE_PPROF_LISTEN"), "serve Go's /debug/pprof/ here (off unless set; env DEMARCHE_PPROF_LISTEN; keep it private)")
 	f.StringVar(&opts.LogLevel, "temporal-log-level", "warn", "the server's log level: debug, info, warn, error")
 	f.StringVar(&pg.Host, "postgres-host", "127.0.0.1", "PostgreSQL host")
 	f.IntVar(&pg.Port, "postgres-port", 5432, "PostgreSQL port")
