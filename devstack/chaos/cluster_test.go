@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/pprof/profile"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/demarche/demarche/devstack/cluster"
@@ -141,12 +142,20 @@ func TestCluster(t *testing.T) {
 	// Every scenario but the two that wait for drills to close (a minute
 	// and more each here): the workload above ran drills to closure through
 	// faults, make test's tiny bench runs them, make bench-cluster too.
+	// With --profile, as docs/operations.md says to profile a cluster: each
+	// process's CPU profile per scenario is read from its --pprof-listen.
 	benchStart := time.Now()
-	if rep, err := c.bench(ctx, filepath.Join(p.dir, "bench-results"), "--size", "tiny", "--only", tinyClusterBench); err != nil {
+	benchOut := filepath.Join(p.dir, "bench-results")
+	if rep, err := c.bench(ctx, benchOut, "--size", "tiny", "--only", tinyClusterBench, "--profile"); err != nil {
 		v.fail("demarche bench --size tiny against the cluster: %v", err)
 	} else {
 		for _, bad := range rep.CheckCounts() {
 			v.fail("demarche bench --size tiny against the cluster: %s", bad)
+		}
+		for name := range c.pprof {
+			if err := readProfile(filepath.Join(benchOut, "open."+name+".cpu.pprof")); err != nil {
+				v.fail("demarche bench --profile against the cluster: %s's CPU profile of the open scenario: %v", name, err)
+			}
 		}
 		fig.add("tiny bench", "%d results against the cluster (%s) in %v; counts add up", len(rep.Results), rep.Deployment, time.Since(benchStart).Round(time.Second))
 	}
@@ -710,4 +719,21 @@ func (c *clusterRun) checkReplicas(ctx context.Context, v *verdict, fig *figures
 		return
 	}
 	fig.add("replicas", "%s; every replica current", summary)
+}
+
+// readProfile checks that path holds a CPU profile pprof can read.
+func readProfile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := profile.Parse(f)
+	if err != nil {
+		return fmt.Errorf("not a profile: %w", err)
+	}
+	if len(p.SampleType) == 0 {
+		return fmt.Errorf("a profile without sample types")
+	}
+	return nil
 }
