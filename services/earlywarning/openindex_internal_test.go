@@ -28,6 +28,20 @@ func (v *visibilityOpener) FindOpen(context.Context, string, demarchev1.CrisisTy
 	return v.answer, nil
 }
 
+// startWithVisibility starts early warning on a NATS server of its own with
+// a visibilityOpener, the index not yet started; it returns the server's URL.
+func startWithVisibility(t *testing.T) (*Service, *visibilityOpener, string) {
+	t.Helper()
+	srv := natstest.Server(t)
+	vis := &visibilityOpener{answer: "FROM-VISIBILITY"}
+	s, err := Start(context.Background(), Config{NATSURL: srv.URL()}, vis, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s, vis, srv.URL()
+}
+
 // TestOpenCrisesIndex: crossings find the open real crisis of their
 // situation in the crisis stream's CrisisOpened and CrisisClosed events once
 // the index has caught up (visibility before), the oldest when several are
@@ -35,15 +49,9 @@ func (v *visibilityOpener) FindOpen(context.Context, string, demarchev1.CrisisTy
 // types' consumers read them in; a crisis found closed when a warning is
 // refused leaves the index.
 func TestOpenCrisesIndex(t *testing.T) {
-	srv := natstest.Server(t)
 	ctx := context.Background()
-	vis := &visibilityOpener{answer: "FROM-VISIBILITY"}
-	s, err := Start(ctx, Config{NATSURL: srv.URL()}, vis, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	_, js := natstest.Connect(t, srv.URL())
+	s, vis, url := startWithVisibility(t)
+	_, js := natstest.Connect(t, url)
 	pub := eventbus.NewPublisher(js, "test")
 	publish := func(id string, data any) {
 		t.Helper()
@@ -140,14 +148,8 @@ func TestOpenCrisesIndex(t *testing.T) {
 // TestOpenCrisesIndexEmptyStream: an index of a stream with no opening is
 // ready at once (no message would ever say it caught up).
 func TestOpenCrisesIndexEmptyStream(t *testing.T) {
-	srv := natstest.Server(t)
 	ctx := context.Background()
-	vis := &visibilityOpener{answer: "FROM-VISIBILITY"}
-	s, err := Start(ctx, Config{NATSURL: srv.URL()}, vis, zaptest.NewLogger(t, zaptest.Level(zap.WarnLevel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s, vis, _ := startWithVisibility(t)
 	s.IndexOpenCrises(ctx)
 	deadline := time.Now().Add(10 * time.Second)
 	for !s.openIdx.Load().ready() {
