@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/demarche/demarche/devstack/stack"
 	"github.com/demarche/demarche/pkg/apijson"
 	"github.com/demarche/demarche/pkg/eventbus"
@@ -159,7 +161,7 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 	if testing.Short() {
 		t.Skip("integration test on the embedded stack; skipped with -short")
 	}
-	st, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), TemporalLogLevel: "error",
+	st, err := stack.Start(context.Background(), stack.Config{DataDir: t.TempDir(), TemporalLogLevel: "error", MetricsAddr: "127.0.0.1:0",
 		EarlyWarning: earlywarning.Config{Window: 24 * time.Hour, Horizon: 48 * time.Hour}}, fileLogger(t, t.TempDir()))
 	if err != nil {
 		t.Fatal(err)
@@ -248,13 +250,26 @@ func TestSituationsAreEpisodesOnTheStack(t *testing.T) {
 
 	// A manually opened crisis of the same type: the crossing attaches to it.
 	// Early warning learns it is open from its CrisisOpened on the crisis
-	// stream (its index of open crises): the crossing comes once that is out.
+	// stream (its index of open crises): the crossing comes once the index
+	// has applied it (its metric passed the event's stream sequence).
 	manual := openedID(t, cli("crisis", "open", "--title", "Border incidents", "--country", "ML", "--type", "border-dispute", "--severity", "3"))
 	_, ojs := jsOf(t, s)
+	oc, err := ojs.OrderedConsumer(ctx, eventbus.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{eventbus.SubjectRoot + ".*.*." + manual + ".crisis_opened"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened, err := oc.Next(jetstream.FetchMaxWait(30 * time.Second))
+	if err != nil {
+		t.Fatalf("the manual crisis's crisis_opened: %v", err)
+	}
+	md, err := opened.Metadata()
+	if err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool {
-		return streamCount(t, ojs, eventbus.SubjectRoot+".*.*."+manual+".crisis_opened") == 1
+		return scrape(t, s.MetricsURL())[`demarche_earlywarning_open_crises_index_sequence{event="crisis_opened"}`] >= float64(md.Sequence.Stream)
 	})
-	time.Sleep(time.Second) // the index's consumer is pushed what the stream stored: a moment
 	got, how := report("ML", "border-dispute", "ml-1", now.Add(-10*time.Minute))
 	if got != manual || how != "signalled" {
 		t.Fatalf("crossing with a manual crisis open: crisis %s %s, want %s signalled", got, how, manual)

@@ -83,6 +83,16 @@ var (
 		Namespace: "demarche", Name: "dead_letters_total", Help: "Events a consumer gave up on and copied to its dead-letter subject.",
 	}, []string{"consumer"})
 
+	// OpenCrisesIndexSequence: the crisis stream's sequence of the last
+	// event early warning's index of open crises applied, per event type
+	// (crisis_opened, crisis_closed; services/earlywarning/openindex.go).
+	// Compared with the stream's own sequence of the newest such event, it
+	// says whether crossings already know of a crisis opened a moment ago.
+	OpenCrisesIndexSequence = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "demarche", Subsystem: "earlywarning", Name: "open_crises_index_sequence",
+		Help: "Stream sequence of the last crisis_opened or crisis_closed event early warning's index of open crises applied, per event type.",
+	}, []string{"event"})
+
 	// FundBalance per fund, in USD, after each ledger line.
 	FundBalance = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "demarche", Name: "fund_balance_usd", Help: "A fund's balance after its latest ledger line.",
@@ -124,7 +134,7 @@ var LedgerAlarmKinds = []string{"broken", "missing", "not-opened"}
 // all is everything registered on Registry: one place.
 var all = []prometheus.Collector{
 	WarningToAction, StageDuration, Decisions, DeadlineBreaches, EventsPublished,
-	ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance,
+	ConsumerHandled, ConsumerRedeliveries, ConsumerLag, ConsumerHandleSeconds, DeadLetters, FundBalance, OpenCrisesIndexSequence,
 	AuditAlarms, AuditIsolatedChains, FundingLedgerAlarms, ForgedEvents, SignalsRefused, temporalSDK,
 	HTTPRequests, HTTPDuration, RPCRequests, RPCErrors, RPCDuration, Ready,
 }

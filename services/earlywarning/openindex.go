@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/demarche/demarche/pkg/eventbus"
+	"github.com/demarche/demarche/pkg/metrics"
 	demarchev1 "github.com/demarche/demarche/proto/demarche/v1"
 )
 
@@ -150,6 +152,9 @@ func (x *openIndex) handle(msg jetstream.Msg) {
 // start, retrying until the stream can be read (it may be provisioned after
 // this service starts); stop ends the reading.
 func (x *openIndex) start(ctx context.Context) {
+	for _, token := range indexedTypes {
+		metrics.OpenCrisesIndexSequence.WithLabelValues(token).Set(0) // this index has applied nothing yet
+	}
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	for _, filter := range OpenIndexFilters() {
@@ -210,9 +215,15 @@ func (x *openIndex) consume(ctx context.Context, filter string, once *sync.Once)
 			}
 		})
 	}
+	applied := metrics.OpenCrisesIndexSequence.WithLabelValues(filter[strings.LastIndexByte(filter, '.')+1:])
 	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		x.handle(msg)
-		if md, err := msg.Metadata(); err == nil && md.NumPending == 0 {
+		md, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		applied.Set(float64(md.Sequence.Stream))
+		if md.NumPending == 0 {
 			caughtUp()
 		}
 	})
