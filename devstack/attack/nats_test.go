@@ -101,7 +101,7 @@ func TestNatsConsumersInboxesAndMutatingSubjects(t *testing.T) {
 	partnersBefore := consumerConfig(natsauth.CrisisStream, "partners")
 	ledgerBefore, rosterBefore := msgs(natsauth.LedgerStream), msgs(natsauth.KV(natsauth.RosterBucket))
 
-	for _, id := range []natsauth.Identity{natsauth.Observer, natsauth.Operator, natsauth.Roster, natsauth.Gateway, natsauth.Partners, natsauth.EventLog} {
+	for _, id := range []natsauth.Identity{natsauth.Observer, natsauth.Operator, natsauth.Roster, natsauth.Gateway, natsauth.Partners, natsauth.EventLog, natsauth.EarlyWarning} {
 		t.Run(string(id), func(t *testing.T) {
 			nc, errs := natsWatched(t, s, id)
 			js, err := jetstream.New(nc)
@@ -143,6 +143,20 @@ func TestNatsConsumersInboxesAndMutatingSubjects(t *testing.T) {
 			refused("edit the audit consumer through DURABLE.CREATE", durable, func() error {
 				return nc.PublishRequest(durable, nc.NewInbox(), body)
 			})
+
+			if id == natsauth.EarlyWarning {
+				// Its index of open crises reads crisis_opened and crisis_closed
+				// alone (natsauth.EventReads): no other event type, nor all.
+				for what, subject := range map[string]string{
+					"read the crisis stream's stage_entered events": "$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".Xy3kQ_1.demarche.crisis.*.*.*.stage_entered",
+					"read every event of the crisis stream":         "$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".Xy3kQ_2",
+					"read every event of the crisis stream (>)":     "$JS.API.CONSUMER.CREATE." + natsauth.CrisisStream + ".Xy3kQ_3.demarche.crisis.>",
+				} {
+					body, _ := json.Marshal(map[string]any{"stream_name": natsauth.CrisisStream, "config": map[string]any{"name": "Xy3kQ",
+						"ack_policy": "none", "deliver_policy": "all", "mem_storage": true, "inactive_threshold": 5_000_000_000}}) // a map of plain values always encodes
+					refused(what, subject, func() error { return nc.PublishRequest(subject, nc.NewInbox(), body) })
+				}
+			}
 
 			// Delete a consumer that is not its own.
 			victim := "eventlog"
