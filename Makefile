@@ -63,8 +63,8 @@ BENCH_FLAGS ?=
 bench: build ## demarche bench: every scenario on the embedded stack beside its bare baseline (table, bench-results/bench.json, bench.svg)
 	./$(BIN) bench --out bench-results $(BENCH_FLAGS)
 
-bench-cluster: ## demarche bench against the cluster of make cluster-test (PostgreSQL, Temporal on it, 3 NATS nodes, replicas 3, every service its own process): the same table, bench-results/cluster/bench.json, bench.svg, bench.md; BENCH_FLAGS as for make bench
-	DEMARCHE_BENCH_CLUSTER=1 DEMARCHE_BENCH_OUT=$(CURDIR)/bench-results/cluster DEMARCHE_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -count=1 -timeout 120m -run '^TestBenchCluster$$' -v ./devstack/chaos/
+bench-cluster: ## demarche bench against the cluster of make cluster-test (PostgreSQL, Temporal on it, 3 NATS nodes, replicas 3, every service its own process): the same table, bench-results/cluster/bench.json, bench.svg, bench.md; BENCH_FLAGS as for make bench; NATS_SYNC=default measures without sync_interval: always
+	DEMARCHE_CLUSTER_NATS_SYNC=$(NATS_SYNC) DEMARCHE_BENCH_CLUSTER=1 DEMARCHE_BENCH_OUT=$(CURDIR)/bench-results/cluster DEMARCHE_BENCH_FLAGS="$(BENCH_FLAGS)" $(GO) test -count=1 -timeout 120m -run '^TestBenchCluster$$' -v ./devstack/chaos/
 
 bench-go: ## Go micro-benchmarks (encode, publish, ingest path, replay) with their same-run baselines
 	$(GO) test -run '^$$' -bench . -benchmem $(MODULES)

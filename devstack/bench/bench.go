@@ -114,6 +114,10 @@ type Config struct {
 	// collected beside the bench's own when ProfileDir is set
 	// (<scenario>.<name>.cpu.pprof).
 	ServicePprof []ServicePprof
+	// ServicePIDs are processes of the deployment on this machine whose CPU
+	// time per operation decide, open and warning-to-action report
+	// (Measure.CPU), the bench's own beside them.
+	ServicePIDs []ServicePID
 	// Target, when set, is the deployment to measure instead of an embedded
 	// stack (DataDir is then unused).
 	Target *Target
@@ -209,6 +213,7 @@ type runner struct {
 	ev   *watcher
 	base *baselineWorker
 	rep  *Report
+	cpu  *cpuMeter // nil: no processes to read
 
 	mu      sync.Mutex
 	drillID []string // drills run, for replay
@@ -218,7 +223,7 @@ type runner struct {
 // Run starts the stack (or reaches cfg.Target) and runs the scenarios. A
 // scenario that fails is recorded in Failures and the others still run.
 func Run(ctx context.Context, cfg Config, log *zap.Logger) (*Report, error) {
-	r := &runner{cfg: cfg, log: log, used: map[string]bool{},
+	r := &runner{cfg: cfg, log: log, used: map[string]bool{}, cpu: newCPUMeter(cfg.ServicePIDs),
 		rep: &Report{Command: cfg.Command, Started: time.Now().UTC(), Machine: describeMachine(), Sizes: cfg.Sizes, Only: cfg.Only}}
 	if cfg.Target != nil {
 		if err := cfg.Target.check(); err != nil {

@@ -26,6 +26,7 @@ func NewCmd(app *cli.App) *cobra.Command {
 		natsCreds, temporalCreds string
 		profile                  bool
 		only, servicePprof       []string
+		servicePIDs              []string
 		s                        = Full()
 	)
 	cmd := &cobra.Command{
@@ -111,6 +112,10 @@ in the output, not a failure). Without --profile, --service-pprof does nothing.`
 			if err != nil {
 				return err
 			}
+			pids, err := parseServicePIDs(servicePIDs)
+			if err != nil {
+				return err
+			}
 			target, err := targetOf(cmd, app, natsCreds, temporalCreds, dataDir)
 			if err != nil {
 				return err
@@ -133,7 +138,7 @@ in the output, not a failure). Without --profile, --service-pprof does nothing.`
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := Run(ctx, Config{Sizes: s, Only: only, DataDir: dataDir, Progress: cmd.ErrOrStderr(),
-				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out), ServicePprof: services, Target: target}, log)
+				Command: "demarche " + strings.Join(os.Args[1:], " "), ProfileDir: profileDir(profile, out), ServicePprof: services, ServicePIDs: pids, Target: target}, log)
 			if err != nil {
 				return err
 			}
@@ -149,6 +154,7 @@ in the output, not a failure). Without --profile, --service-pprof does nothing.`
 	f.StringVar(&temporalCreds, "temporal-credentials", "", "against a deployment: folder of Temporal API keys holding gateway.key and admin.key (<dir>/temporal-credentials of demarche admin credentials)")
 	f.BoolVar(&profile, "profile", false, "write a CPU profile of each scenario into --out (<scenario>.cpu.pprof; go tool pprof reads it)")
 	f.StringSliceVar(&servicePprof, "service-pprof", nil, "with --profile: NAME=HOST:PORT of a deployment's process serving /debug/pprof/ (its --pprof-listen), profiled per scenario into <scenario>.<NAME>.cpu.pprof; repeatable or comma-separated, e.g. worker=127.0.0.1:6061")
+	f.StringSliceVar(&servicePIDs, "service-pid", nil, "NAME=PID of a deployment's process on this machine: decide, open and warning-to-action report its CPU milliseconds per operation (with its child processes', e.g. PostgreSQL's connections) beside the bench's own, in bench.json (cpu_ms_per_op) and a table; repeatable or comma-separated, e.g. postgres=4242")
 	f.IntVar(&s.Decisions, "decisions", s.Decisions, "decisions per concurrency level")
 	f.IntSliceVar(&s.Concurrency, "concurrency", s.Concurrency, "decide: concurrency levels")
 	f.IntVar(&s.Opens, "opens", s.Opens, "crises opened by the open scenario")

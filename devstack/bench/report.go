@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -61,6 +62,10 @@ type Measure struct {
 	Latency   *Dist   `json:"latency,omitempty"`
 	// Extra figures (memory, disk, backlog, ...), named with their unit.
 	Extra map[string]float64 `json:"extra,omitempty"`
+	// CPU is each process's CPU milliseconds per operation over the run
+	// (Config.ServicePIDs, the bench's own as "bench", their sum as
+	// "total"): on one machine, which process a figure is bound by.
+	CPU map[string]float64 `json:"cpu_ms_per_op,omitempty"`
 }
 
 func measure(what string, n, errs int, elapsed time.Duration, lat []time.Duration) Measure {
@@ -314,6 +319,62 @@ func (r *Report) WriteTable(w io.Writer) {
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "FAILED: %s\n", f)
 	}
+	if head, rows := r.cpuTable(); rows != nil {
+		fmt.Fprintln(w, "\nCPU milliseconds per operation, by process (all share this machine's cores):")
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.Join(head, "\t"))
+		for _, row := range rows {
+			fmt.Fprintln(tw, strings.Join(row, "\t"))
+		}
+		_ = tw.Flush() // as above
+	}
+}
+
+// cpuTable is the CPU each process spent per operation, one row per
+// measured side of a result that has it (Measure.CPU), processes as
+// columns, those that spent most first, their total last.
+func (r *Report) cpuTable() (head []string, rows [][]string) {
+	spent := map[string]float64{}
+	for _, res := range r.Results {
+		for _, m := range []*Measure{&res.Demarche, res.Baseline} {
+			if m == nil {
+				continue
+			}
+			for k, v := range m.CPU {
+				if k != cpuTotal {
+					spent[k] += v * float64(m.Count)
+				}
+			}
+		}
+	}
+	if len(spent) == 0 {
+		return nil, nil
+	}
+	procs := sortedKeys(spent)
+	slices.SortStableFunc(procs, func(a, b string) int { return cmp.Compare(spent[b], spent[a]) })
+	procs = append(procs, cpuTotal)
+	head = append([]string{"scenario", "variant", "side"}, procs...)
+	for _, res := range r.Results {
+		for _, sm := range []struct {
+			side string
+			m    *Measure
+		}{{"Démarche", &res.Demarche}, {"bare", res.Baseline}} {
+			if sm.m == nil || sm.m.CPU == nil {
+				continue
+			}
+			row := []string{res.Scenario, res.Variant, sm.side}
+			for _, p := range procs {
+				v, ok := sm.m.CPU[p]
+				if !ok {
+					row = append(row, "—")
+					continue
+				}
+				row = append(row, num(v))
+			}
+			rows = append(rows, row)
+		}
+	}
+	return head, rows
 }
 
 // WriteMarkdown writes the table as Markdown (docs/performance.md takes it).
@@ -324,6 +385,12 @@ func (r *Report) WriteMarkdown(w io.Writer) {
 	}
 	for _, f := range r.Failures {
 		fmt.Fprintf(w, "\nFailed: %s\n", f)
+	}
+	if head, rows := r.cpuTable(); rows != nil {
+		fmt.Fprintf(w, "\nCPU milliseconds per operation, by process (all share this machine's cores):\n\n| %s |\n|%s\n", strings.Join(head, " | "), strings.Repeat("---|", len(head)))
+		for _, row := range rows {
+			fmt.Fprintf(w, "| %s |\n", strings.Join(row, " | "))
+		}
 	}
 	fmt.Fprintf(w, "\n%d cores (%s), %d MB, %s, commit %.12s, load average at start %s; `%s`, %.0f s; on %s.\n", r.Machine.Cores, r.Machine.CPU,
 		r.Machine.MemoryMB, r.Machine.GoVersion, r.Machine.Commit, r.Machine.LoadAvg, r.Command, r.Seconds, r.Deployment)

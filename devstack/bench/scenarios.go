@@ -124,6 +124,7 @@ func (r *runner) decide(ctx context.Context) error {
 			return fmt.Errorf("start baseline workflows: %w", first)
 		}
 		r.progress("  decide, %d at a time: timing", conc)
+		cpu := r.cpu.start()
 		lat, errs, el, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
 			_, err := crisis.Decide(ctx, r.gw, ids[i], "bench-"+ids[i], &demarchev1.DecisionRequest{
 				Principal: "bench-duty", Rationale: "bench", Roles: []demarchev1.Role{demarchev1.Role_ROLE_DUTY_OFFICER},
@@ -133,9 +134,11 @@ func (r *runner) decide(ctx context.Context) error {
 		})
 		res := Result{Scenario: "decide", Variant: fmt.Sprintf("concurrency %d", conc),
 			Demarche: measure("crisis.decide update (triage): recorded, published, stage completed", len(lat), errs, el, lat)}
+		res.Demarche.CPU = cpu(len(lat))
 		if first != nil {
 			res.Notes = append(res.Notes, "first error: "+first.Error())
 		}
+		bcpu := r.cpu.start()
 		blat, berrs, bel, bfirst := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
 			h, err := r.tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: baseIDs[i], UpdateName: baselineUpdate,
 				Args: []any{1}, WaitForStage: client.WorkflowUpdateStageCompleted})
@@ -146,6 +149,7 @@ func (r *runner) decide(ctx context.Context) error {
 			return h.Get(ctx, &out)
 		})
 		b := measure("trivial update of a workflow that counts", len(blat), berrs, bel, blat)
+		b.CPU = bcpu(len(blat))
 		res.Baseline = &b
 		if bfirst != nil {
 			res.Notes = append(res.Notes, "baseline first error: "+bfirst.Error())
@@ -166,6 +170,7 @@ func (r *runner) decide(ctx context.Context) error {
 // a one-activity workflow until it completes.
 func (r *runner) open(ctx context.Context) error {
 	n, conc := r.cfg.Sizes.Opens, r.cfg.Sizes.OpenConcurrency
+	cpu := r.cpu.start()
 	lat, errs, el, first := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
 		id, err := r.openCrisis(ctx, i, nil)
 		if err != nil {
@@ -176,10 +181,12 @@ func (r *runner) open(ctx context.Context) error {
 	})
 	res := Result{Scenario: "open", Variant: fmt.Sprintf("%d crises, %d at a time", n, conc),
 		Demarche: measure("crisis.Open until CrisisOpened is on NATS", len(lat), errs, el, lat)}
+	res.Demarche.CPU = cpu(len(lat))
 	if first != nil {
 		res.Notes = append(res.Notes, "first error: "+first.Error())
 	}
 	run := randomHex(4)
+	bcpu := r.cpu.start()
 	blat, berrs, bel, bfirst := parallel(ctx, n, conc, func(ctx context.Context, i int) error {
 		wr, err := r.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: fmt.Sprintf("bench-one-%s-%d", run, i), TaskQueue: baselineQueue}, baselineActivityWF, "x")
 		if err != nil {
@@ -189,6 +196,7 @@ func (r *runner) open(ctx context.Context) error {
 		return wr.Get(ctx, &out)
 	})
 	b := measure("start a one-activity workflow until it completes", len(blat), berrs, bel, blat)
+	b.CPU = bcpu(len(blat))
 	if bfirst != nil {
 		res.Notes = append(res.Notes, "baseline first error: "+bfirst.Error())
 	}
@@ -600,6 +608,7 @@ func (r *runner) crossingsAt(ctx context.Context, rate, n int, why string) (Resu
 	r.progress("  warning-to-action at %d crossings/s: %d crossings", rate, n)
 	interval := time.Second / time.Duration(rate)
 	published := make([]time.Time, n)
+	cpu := r.cpu.start()
 	start := time.Now()
 	for i, s := range sits {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
@@ -643,6 +652,7 @@ func (r *runner) crossingsAt(ctx context.Context, rate, n int, why string) (Resu
 	res := Result{Scenario: "warning-to-action", Variant: variant,
 		Demarche: measure("signal published → crisis workflow running and CrisisOpened on NATS", len(lat), errs, lastAt.Sub(start), lat)}
 	steady(&res.Demarche, n, start, pubEnd, lastAt, lat)
+	res.Demarche.CPU = cpu(len(lat))
 	if first != nil {
 		res.Notes = append(res.Notes, "first error: "+first.Error())
 	}
@@ -743,6 +753,7 @@ func (r *runner) bareOneActivityAt(ctx context.Context, rate, n int) (Measure, e
 		errs    int
 		first   error
 	)
+	cpu := r.cpu.start()
 	start := time.Now()
 	for i := range n {
 		if wait := time.Until(start.Add(time.Duration(i) * interval)); wait > 0 {
@@ -789,6 +800,7 @@ func (r *runner) bareOneActivityAt(ctx context.Context, rate, n int) (Measure, e
 	}
 	m := measure(fmt.Sprintf("start a one-activity workflow until it completes, offered at %d/s", rate), len(lat), errs, lastAt.Sub(start), lat)
 	steady(&m, n, start, offerEnd, lastAt, lat)
+	m.CPU = cpu(len(lat))
 	return m, nil
 }
 

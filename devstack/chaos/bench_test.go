@@ -75,6 +75,18 @@ func (c *clusterRun) bench(ctx context.Context, out string, extra ...string) (*b
 		}
 		args = append(args, "--service-pprof", strings.Join(procs, ","))
 	}
+	// Every process's CPU per operation (PostgreSQL's with its connections'
+	// processes): on one machine they share the cores, and what each spends
+	// per crossing against per bare workflow says which one bounds it.
+	var pids []string
+	p.mu.Lock()
+	for _, name := range slices.Sorted(maps.Keys(p.procs)) {
+		if pr := p.procs[name]; name != "provision" && pr.cmd.Process != nil {
+			pids = append(pids, fmt.Sprintf("%s=%d", name, pr.cmd.Process.Pid))
+		}
+	}
+	p.mu.Unlock()
+	args = append(args, "--service-pid", strings.Join(pids, ","))
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}

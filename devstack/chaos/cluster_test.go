@@ -157,6 +157,22 @@ func TestCluster(t *testing.T) {
 				v.fail("demarche bench --profile against the cluster: %s's CPU profile of the open scenario: %v", name, err)
 			}
 		}
+		// And each process's CPU per opening, read from /proc: every process
+		// of the cluster named (PostgreSQL, Temporal, the NATS nodes, each
+		// service), something spent.
+		for _, res := range rep.Results {
+			if res.Scenario != "open" {
+				continue
+			}
+			for _, name := range append([]string{"postgres", "temporal", "worker", "bench"}, cluster.NATSNodes...) {
+				if _, ok := res.Demarche.CPU[name]; !ok {
+					v.fail("demarche bench --service-pid against the cluster: no CPU per opening for %s: %v", name, res.Demarche.CPU)
+				}
+			}
+			if res.Demarche.CPU["total"] <= 0 || res.Baseline == nil || res.Baseline.CPU["total"] <= 0 {
+				v.fail("demarche bench --service-pid against the cluster: no CPU spent per opening or per bare workflow: %v / %v", res.Demarche.CPU, res.Baseline)
+			}
+		}
 		fig.add("tiny bench", "%d results against the cluster (%s) in %v; counts add up", len(rep.Results), rep.Deployment, time.Since(benchStart).Round(time.Second))
 	}
 	fig.add("run time", "%v (from building the binaries to the last check)", time.Since(began).Round(time.Second))
@@ -328,6 +344,21 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 			return err
 		}
 		conf := cluster.NATSServerConfig(name, c.nodes[i], c.nodes, filepath.Join(nodeDir, "jetstream"), "authorization.conf")
+		// Go's profiler on a loopback port of its own, as every other
+		// process of the cluster has: the bench's --profile reads it.
+		c.pprof[name] = stablePort(t, taken)
+		// DEMARCHE_CLUSTER_NATS_SYNC=default measures what sync_interval:
+		// always costs (make bench-cluster NATS_SYNC=default): NATS's
+		// default, an fsync every two minutes (services/platform says when
+		// that is safe).
+		switch sync := os.Getenv("DEMARCHE_CLUSTER_NATS_SYNC"); sync {
+		case "", "always":
+		case "default":
+			conf = strings.Replace(conf, "  sync_interval: always\n", "", 1)
+		default:
+			return fmt.Errorf("DEMARCHE_CLUSTER_NATS_SYNC=%q: allowed always (deploy/'s) or default (NATS's: fsync every two minutes)", sync)
+		}
+		conf += fmt.Sprintf("\n# Go's /debug/pprof/ for demarche bench --profile (loopback only)\nprof_port: %d\n", c.pprof[name])
 		if err := os.WriteFile(filepath.Join(nodeDir, "nats-server.conf"), []byte(conf), 0o644); err != nil {
 			return err
 		}
