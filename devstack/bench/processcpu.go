@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,21 +23,16 @@ type ServicePID struct {
 
 // parseServicePIDs reads --service-pid values, NAME=PID each.
 func parseServicePIDs(values []string) ([]ServicePID, error) {
-	var out []ServicePID
-	seen := map[string]bool{}
-	for _, v := range values {
-		name, pid, ok := strings.Cut(strings.TrimSpace(v), "=")
+	return parseNamed(values, "--service-pid", "NAME=PID, a process of this machine (e.g. postgres=4242)", func(name, pid string) (ServicePID, error) {
 		n, err := strconv.Atoi(pid)
-		if !ok || name == "" || err != nil || n <= 0 {
-			return nil, fmt.Errorf("--service-pid %q: want NAME=PID, a process of this machine (e.g. postgres=4242)", v)
+		switch {
+		case err != nil || n <= 0:
+			return ServicePID{}, errors.New("a PID is a positive number")
+		case name == selfCPU:
+			return ServicePID{}, fmt.Errorf("%s names the bench's own process", selfCPU)
 		}
-		if seen[name] || name == selfCPU {
-			return nil, fmt.Errorf("--service-pid: %s given twice, or the bench's own name", name)
-		}
-		seen[name] = true
-		out = append(out, ServicePID{Name: name, PID: n})
-	}
-	return out, nil
+		return ServicePID{Name: name, PID: n}, nil
+	})
 }
 
 // selfCPU names the bench's own process in every CPU reading.

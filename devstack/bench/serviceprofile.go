@@ -29,21 +29,36 @@ type ServicePprof struct {
 
 // parseServicePprof reads --service-pprof values, NAME=HOST:PORT each.
 func parseServicePprof(values []string) ([]ServicePprof, error) {
-	var out []ServicePprof
-	seen := map[string]bool{}
-	for _, v := range values {
-		name, addr, ok := strings.Cut(strings.TrimSpace(v), "=")
-		if !ok || name == "" || strings.ContainsAny(name, `/\ `) {
-			return nil, fmt.Errorf("--service-pprof %q: want NAME=HOST:PORT (e.g. worker=127.0.0.1:6061)", v)
+	return parseNamed(values, "--service-pprof", "NAME=HOST:PORT (e.g. worker=127.0.0.1:6061)", func(name, addr string) (ServicePprof, error) {
+		if strings.ContainsAny(name, `/\ `) {
+			return ServicePprof{}, errors.New("a name names a file: no /, \\ or space")
 		}
 		if _, _, err := net.SplitHostPort(addr); err != nil {
-			return nil, fmt.Errorf("--service-pprof %q: %w", v, err)
+			return ServicePprof{}, err
+		}
+		return ServicePprof{Name: name, Addr: addr}, nil
+	})
+}
+
+// parseNamed reads a repeatable flag's NAME=VALUE values, each name once,
+// with parse making one item of a name and its value.
+func parseNamed[T any](values []string, flag, want string, parse func(name, value string) (T, error)) ([]T, error) {
+	var out []T
+	seen := map[string]bool{}
+	for _, v := range values {
+		name, value, ok := strings.Cut(strings.TrimSpace(v), "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("%s %q: want %s", flag, v, want)
 		}
 		if seen[name] {
-			return nil, fmt.Errorf("--service-pprof: %s given twice (it names the profile file)", name)
+			return nil, fmt.Errorf("%s: %s given twice", flag, name)
 		}
 		seen[name] = true
-		out = append(out, ServicePprof{Name: name, Addr: addr})
+		item, err := parse(name, value)
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: want %s: %w", flag, v, want, err)
+		}
+		out = append(out, item)
 	}
 	return out, nil
 }
