@@ -347,16 +347,9 @@ func (c *clusterRun) start(ctx context.Context, t *testing.T) error {
 		// Go's profiler on a loopback port of its own, as every other
 		// process of the cluster has: the bench's --profile reads it.
 		c.pprof[name] = stablePort(t, taken)
-		// DEMARCHE_CLUSTER_NATS_SYNC=default measures what sync_interval:
-		// always costs (make bench-cluster NATS_SYNC=default): NATS's
-		// default, an fsync every two minutes (services/platform says when
-		// that is safe).
-		switch sync := os.Getenv("DEMARCHE_CLUSTER_NATS_SYNC"); sync {
-		case "", "always":
-		case "default":
-			conf = strings.Replace(conf, "  sync_interval: always\n", "", 1)
-		default:
-			return fmt.Errorf("DEMARCHE_CLUSTER_NATS_SYNC=%q: allowed always (deploy/'s) or default (NATS's: fsync every two minutes)", sync)
+		conf, err := withNATSSync(conf, os.Getenv("DEMARCHE_CLUSTER_NATS_SYNC"))
+		if err != nil {
+			return err
 		}
 		conf += fmt.Sprintf("\n# Go's /debug/pprof/ for demarche bench --profile (loopback only)\nprof_port: %d\n", c.pprof[name])
 		if err := os.WriteFile(filepath.Join(nodeDir, "nats-server.conf"), []byte(conf), 0o644); err != nil {
@@ -767,4 +760,44 @@ func readProfile(path string) error {
 		return fmt.Errorf("a profile without sample types")
 	}
 	return nil
+}
+
+// withNATSSync applies DEMARCHE_CLUSTER_NATS_SYNC to a node's configuration:
+// "default" (make bench-cluster NATS_SYNC=default) measures what
+// sync_interval: always costs by running NATS's default, an fsync every two
+// minutes (services/platform says when that is safe); "" and "always" keep
+// deploy/'s.
+func withNATSSync(conf, sync string) (string, error) {
+	switch sync {
+	case "", "always":
+		return conf, nil
+	case "default":
+		const line = "  sync_interval: always\n"
+		if !strings.Contains(conf, line) {
+			return "", fmt.Errorf("DEMARCHE_CLUSTER_NATS_SYNC=default: the node's configuration has no %q to take out", strings.TrimSpace(line))
+		}
+		return strings.Replace(conf, line, "", 1), nil
+	default:
+		return "", fmt.Errorf("DEMARCHE_CLUSTER_NATS_SYNC=%q: allowed always (deploy/'s) or default (NATS's: fsync every two minutes)", sync)
+	}
+}
+
+// TestNATSSyncSwitch: NATS_SYNC=default takes sync_interval: always out of
+// a real node configuration and leaves the rest; "" and always keep it; any
+// other value is refused, naming both.
+func TestNATSSyncSwitch(t *testing.T) {
+	nodes := []cluster.Endpoint{{Host: "127.0.0.1", Bind: "127.0.0.1", ClientPort: 4222, ClusterPort: 6222, Monitor: 8222}}
+	conf := cluster.NATSServerConfig("nats-1", nodes[0], nodes, "/data/jetstream", "authorization.conf")
+	for _, keep := range []string{"", "always"} {
+		if got, err := withNATSSync(conf, keep); err != nil || got != conf {
+			t.Errorf("%q: changed the configuration or failed: %v", keep, err)
+		}
+	}
+	got, err := withNATSSync(conf, "default")
+	if err != nil || strings.Contains(got, "sync_interval") || !strings.Contains(got, "store_dir") || len(conf)-len(got) != len("  sync_interval: always\n") {
+		t.Errorf("default: want only sync_interval taken out, got (%v):\n%s", err, got)
+	}
+	if _, err := withNATSSync(conf, "weekly"); err == nil || !strings.Contains(err.Error(), "always") || !strings.Contains(err.Error(), "default") {
+		t.Errorf("weekly: want a refusal naming always and default, got %v", err)
+	}
 }
